@@ -1,0 +1,56 @@
+//! The `sluice` binary: a thin command-line layer over the library crates.
+
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+/// sluice: a lightweight GitOps engine for k3s and small Kubernetes clusters.
+///
+/// It serves Flux's APIs (GitRepository, Kustomization), so repositories and
+/// tooling written for Flux work unchanged.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, propagate_version = true)]
+struct Cli {
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SLUICE_LOG_FORMAT")]
+    log_format: LogFormat,
+
+    /// Log level or filter (for example `debug` or `sluice=debug,kube=warn`);
+    /// overrides RUST_LOG.
+    #[arg(long, global = true, env = "SLUICE_LOG_LEVEL")]
+    log_level: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the version of this binary.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(err) = logging::init(cli.log_format, cli.log_level.as_deref()) {
+        eprintln!("error: {err:#}");
+        return ExitCode::from(2);
+    }
+    let result: anyhow::Result<()> = match cli.command {
+        Command::Version => {
+            println!("sluice {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
