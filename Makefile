@@ -1,0 +1,48 @@
+# sluice developer entry points. `make test` is what CI runs (.ci/run).
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+
+.PHONY: test deps fmt-check lint unit integration conformance build release testenv-up testenv-down clean
+
+## test: everything CI checks, on a fresh machine too (installs what is missing)
+test: deps fmt-check lint testenv-build integration conformance
+
+deps:
+	scripts/install-deps
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+testenv-build:
+	scripts/testenv build
+
+## unit: the tests that need no cluster
+unit:
+	$(CARGO) test --workspace --lib --bins
+
+## integration: unit and integration tests, with one local control plane for the run
+integration:
+	scripts/with-testenv $(CARGO) test --workspace --no-fail-fast
+
+conformance:
+	@if [[ -x scripts/conformance-kustomize ]]; then scripts/conformance-kustomize; \
+	else echo "kustomize conformance: not wired yet"; fi
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+testenv-up:
+	scripts/testenv up
+
+testenv-down:
+	scripts/testenv down
+
+clean:
+	$(CARGO) clean
