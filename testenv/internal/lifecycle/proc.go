@@ -1,0 +1,187 @@
+package lifecycle
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func encodeB64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// cacheRoot is $XDG_CACHE_HOME/sluice/testenv or ~/.cache/sluice/testenv.
+func cacheRoot() string {
+	if x := os.Getenv("XDG_CACHE_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "sluice", "testenv")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		home = os.TempDir()
+	}
+	return filepath.Join(home, ".cache", "sluice", "testenv")
+}
+
+func defaultDir(name string) string { return filepath.Join(cacheRoot(), "run", name) }
+
+// freePorts reserves n distinct free TCP ports on 127.0.0.1.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// procCmdline returns the NUL-separated command line of pid, or nil.
+func procCmdline(pid int) []byte {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// procState returns the state letter from /proc/<pid>/stat ("" if gone).
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return ""
+	}
+	return string(b[i+2])
+}
+
+// procStartTime returns field 22 (starttime) of /proc/<pid>/stat, or "".
+func procStartTime(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); starttime is field 22 -> f[19].
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	st := procState(pid)
+	return st != "" && st != "Z" && st != "X"
+}
+
+// ours reports whether pid is alive and is a sluice-testenv process that
+// belongs to the instance in dir.
+func ours(pid int, dir string) bool {
+	if pid <= 1 || pid == os.Getpid() || !alive(pid) {
+		return false
+	}
+	cl := procCmdline(pid)
+	return bytes.Contains(cl, []byte("sluice-testenv")) && bytes.Contains(cl, []byte(dir))
+}
+
+func readPid(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0
+	}
+	return pid
+}
+
+// killAll stops the given pids (SIGTERM, then SIGKILL after grace) and
+// waits until they are gone. Only pids for which ours() holds are touched.
+func killAll(pids []int, dir string, grace time.Duration) {
+	var live []int
+	for _, pid := range pids {
+		if ours(pid, dir) {
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+			live = append(live, pid)
+		}
+	}
+	live = waitGone(live, grace)
+	for _, pid := range live {
+		if ours(pid, dir) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	waitGone(live, 5*time.Second)
+}
+
+// waitGone polls until all pids are dead or timeout; returns the survivors.
+func waitGone(pids []int, timeout time.Duration) []int {
+	deadline := time.Now().Add(timeout)
+	for {
+		var still []int
+		for _, pid := range pids {
+			if alive(pid) {
+				still = append(still, pid)
+			}
+		}
+		if len(still) == 0 || time.Now().After(deadline) {
+			return still
+		}
+		pids = still
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// lockFile takes an exclusive flock on path, blocking.
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
