@@ -1,0 +1,44 @@
+//! Flux's APIs as Rust types: `GitRepository` (`source.toolkit.fluxcd.io/v1`) and
+//! `Kustomization` (`kustomize.toolkit.fluxcd.io/v1`), field for field, with the CRDs that serve
+//! them.
+//!
+//! The types read and write exactly what Flux's controllers read and write, so a repository
+//! written for Flux reconciles unchanged, the `flux` CLI works against a cluster run by sluice,
+//! and sluice runs on Flux's own CRDs as well as on the ones [`crds`] returns.
+//!
+//! - [`source`]: [`GitRepository`] and its parts.
+//! - [`kustomization`]: [`Kustomization`] and its parts.
+//! - [`kustomize`]: the kustomize settings both share (patches, selectors, images).
+//! - [`meta`]: what all Flux objects share: condition types and reasons, labels and annotations,
+//!   references, the source artifact, and the formats of durations, revisions and inventory ids.
+
+#![warn(missing_docs)]
+
+mod schema;
+mod string_enum;
+
+pub mod kustomization;
+pub mod kustomize;
+pub mod meta;
+pub mod source;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+pub use kustomization::{Kustomization, KustomizationSpec, KustomizationStatus};
+pub use source::{GitRepository, GitRepositorySpec, GitRepositoryStatus};
+
+/// The CustomResourceDefinitions of the kinds sluice serves: GitRepository, then Kustomization.
+///
+/// These are [`CustomResourceExt::crd`] of each kind, with `listKind` filled in as Flux's CRDs
+/// have it.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    let mut crds = vec![GitRepository::crd(), Kustomization::crd()];
+    for crd in &mut crds {
+        let names = &mut crd.spec.names;
+        names
+            .list_kind
+            .get_or_insert_with(|| format!("{}List", names.kind));
+    }
+    crds
+}

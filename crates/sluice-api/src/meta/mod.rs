@@ -1,0 +1,249 @@
+//! What Flux's controllers share (`github.com/fluxcd/pkg/apis/meta` and friends): condition types
+//! and reasons, labels and annotations, object references, the source artifact, reconcile
+//! requests, and the string formats Flux writes into its objects (durations, revisions and
+//! inventory ids).
+
+mod conditions;
+mod duration;
+mod inventory;
+mod revision;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use conditions::*;
+pub use duration::{
+    DURATION_PATTERN, DURATION_PATTERN_NO_HOURS, DurationError, format_duration, parse_duration,
+};
+pub use inventory::{ObjectId, ObjectIdError};
+pub use revision::{Revision, RevisionError};
+
+/// The finalizer Flux's controllers put on the objects they reconcile.
+pub const FINALIZER: &str = "finalizers.fluxcd.io";
+
+/// Annotation that requests a reconciliation outside of the interval. The value is a token; any
+/// change of it requests a reconciliation (`flux reconcile` writes the current time).
+pub const RECONCILE_REQUEST_ANNOTATION: &str = "reconcile.fluxcd.io/requestedAt";
+
+/// Annotation that requests a one-off forced reconciliation; honoured when its value equals the
+/// value of [`RECONCILE_REQUEST_ANNOTATION`].
+pub const FORCE_REQUEST_ANNOTATION: &str = "reconcile.fluxcd.io/forceAt";
+
+/// Label that asks Flux to watch a Secret or ConfigMap an object refers to.
+pub const WATCH_LABEL: &str = "toolkit.fluxcd.io/watch";
+
+/// The value of [`WATCH_LABEL`] that enables watching.
+pub const WATCH_LABEL_ENABLED: &str = "Enabled";
+
+/// The reconcile request token of an object's annotations, if it has one.
+pub fn reconcile_request(annotations: Option<&BTreeMap<String, String>>) -> Option<&str> {
+    annotations?
+        .get(RECONCILE_REQUEST_ANNOTATION)
+        .map(String::as_str)
+}
+
+/// Whether the object carries a reconcile request that its status has not handled yet.
+pub fn has_unhandled_reconcile_request(
+    annotations: Option<&BTreeMap<String, String>>,
+    last_handled_reconcile_at: Option<&str>,
+) -> bool {
+    match reconcile_request(annotations) {
+        Some(token) => last_handled_reconcile_at != Some(token),
+        None => false,
+    }
+}
+
+/// A reference to an object in the same namespace (`meta.LocalObjectReference`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalObjectReference {
+    /// Name of the referent.
+    pub name: String,
+}
+
+impl LocalObjectReference {
+    /// A reference to the object called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self { name: name.into() }
+    }
+}
+
+/// A reference to an object in any namespace (`meta.NamespacedObjectReference`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespacedObjectReference {
+    /// Name of the referent.
+    pub name: String,
+
+    /// Namespace of the referent, when not specified it acts as LocalObjectReference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// A reference to an object of a given kind in any namespace
+/// (`meta.NamespacedObjectKindReference`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespacedObjectKindReference {
+    /// API version of the referent, if not specified the Kubernetes preferred version will be used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+
+    /// Kind of the referent.
+    pub kind: String,
+
+    /// Name of the referent.
+    pub name: String,
+
+    /// Namespace of the referent, when not specified it acts as LocalObjectReference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// A reference to an object in any namespace, with an optional CEL expression that decides its
+/// readiness (`meta.DependencyReference`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DependencyReference {
+    /// Name of the referent.
+    pub name: String,
+
+    /// Namespace of the referent, defaults to the namespace of the resource object that contains
+    /// the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+
+    /// ReadyExpr is a CEL expression that assesses the readiness of the dependency. When set, it
+    /// replaces the built-in readiness check (or, with the `AdditiveCELDependencyCheck` feature
+    /// gate, adds to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_expr: Option<String>,
+}
+
+impl DependencyReference {
+    /// The namespace of the dependency, falling back to the namespace of the referring object.
+    pub fn namespace_or<'a>(&'a self, referrer_namespace: &'a str) -> &'a str {
+        match self.namespace.as_deref() {
+            Some(namespace) if !namespace.is_empty() => namespace,
+            _ => referrer_namespace,
+        }
+    }
+}
+
+/// A reference to a key of a Secret in the same namespace (`meta.SecretKeyReference`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyReference {
+    /// Name of the Secret.
+    pub name: String,
+
+    /// Key in the Secret, when not specified an implementation-specific default key is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// Where to find the kubeconfig of a remote cluster (`meta.KubeConfigReference`): exactly one of
+/// a ConfigMap describing a cloud provider's cluster, or a Secret holding a kubeconfig.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "message": "exactly one of spec.kubeConfig.configMapRef or spec.kubeConfig.secretRef must be specified",
+        "rule": "has(self.configMapRef) || has(self.secretRef)"
+    },
+    {
+        "message": "exactly one of spec.kubeConfig.configMapRef or spec.kubeConfig.secretRef must be specified",
+        "rule": "!has(self.configMapRef) || !has(self.secretRef)"
+    }
+]))]
+pub struct KubeConfigReference {
+    /// ConfigMapRef names a ConfigMap in the same namespace with the keys `provider` (`aws`,
+    /// `azure`, `gcp` or `generic`), `cluster`, `address`, `ca.crt`, `audiences` and
+    /// `serviceAccountName`, describing how to reach and authenticate to the cluster.
+    /// Mutually exclusive with SecretRef.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<LocalObjectReference>,
+
+    /// SecretRef names a Secret holding a kubeconfig under `key` (default `value`, then
+    /// `value.yaml`). Mutually exclusive with ConfigMapRef.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyReference>,
+}
+
+/// The output of a source reconciliation: an archive in the source controller's storage
+/// (`meta.Artifact`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifact {
+    /// Path is the relative file path of the Artifact in the root of the Artifact storage of the
+    /// controller managing the source.
+    pub path: String,
+
+    /// URL is the HTTP address of the Artifact as exposed by the controller managing the source.
+    pub url: String,
+
+    /// Revision is a human-readable identifier traceable in the origin source system, e.g.
+    /// `main@sha1:<commit>` for Git.
+    pub revision: String,
+
+    /// Digest is the digest of the file in the form of '<algorithm>:<checksum>'.
+    #[schemars(pattern(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"))]
+    pub digest: String,
+
+    /// LastUpdateTime is the timestamp corresponding to the last update of the Artifact.
+    pub last_update_time: Time,
+
+    /// Size is the number of bytes in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<i64>,
+
+    /// Metadata holds upstream information such as OCI annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+impl Artifact {
+    /// Whether this artifact has the given revision. Legacy (`main/<sha>`) and current
+    /// (`main@sha1:<sha>`) forms of the same revision are equal.
+    pub fn has_revision(&self, revision: &str) -> bool {
+        if self.revision == revision {
+            return true;
+        }
+        match (Revision::parse(&self.revision), Revision::parse(revision)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A point-in-time record of reconciling a set of resources (`meta.Snapshot`), kept in
+/// `status.history`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    /// Digest is the checksum in the format `<algo>:<hex>` of the resources in this snapshot.
+    pub digest: String,
+
+    /// FirstReconciled is the time when this revision was first reconciled to the cluster.
+    pub first_reconciled: Time,
+
+    /// LastReconciled is the time when this revision was last reconciled to the cluster.
+    pub last_reconciled: Time,
+
+    /// LastReconciledDuration is time it took to reconcile the resources in this revision.
+    pub last_reconciled_duration: String,
+
+    /// LastReconciledStatus is the status of the last reconciliation.
+    pub last_reconciled_status: String,
+
+    /// Metadata contains additional information about the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+
+    /// TotalReconciliations is the total number of reconciliations that have occurred for this
+    /// snapshot.
+    pub total_reconciliations: i64,
+}
