@@ -284,5 +284,10 @@ pub fn normalize_value(value: &str) -> String {
     value.replace('\n', "")
 }
 
+/// Compiles the README's examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(test)]
 mod tests;

@@ -162,6 +162,20 @@ pub fn explain(input: &ExplainInput<'_>) -> Vec<CauseStep> {
             }
             return chain;
         }
+        ("", "Service") => {
+            let mut message = res.message.clone();
+            if res.status == Status::Current
+                && str_field(w, &["spec", "type"], "") == "LoadBalancer"
+                && nested(w, &["status", "loadBalancer", "ingress"])
+                    .and_then(Value::as_array)
+                    .is_none_or(Vec::is_empty)
+            {
+                // kstatus does not wait for this; the user usually does.
+                message.push_str("; no LoadBalancer ingress assigned yet");
+            }
+            chain.push(CauseStep::new(ObjectRef::of(w), message));
+            return chain;
+        }
         _ => {}
     }
 

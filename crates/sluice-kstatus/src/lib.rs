@@ -194,5 +194,10 @@ pub fn not_found() -> StatusResult {
     }
 }
 
+/// Compiles the README's examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(test)]
 mod tests;

@@ -416,7 +416,17 @@ fn other_workloads_and_ready_objects() {
     let deleting = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "apps", "deletionTimestamp": "2026-11-21T21:00:00Z"}});
     let unobserved = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "apps", "generation": 2},
                             "status": {"observedGeneration": 1}});
+    let lb = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ingress", "namespace": "edge"},
+                    "spec": {"type": "LoadBalancer", "clusterIP": "10.43.0.10"}, "status": {"loadBalancer": {}}});
+    let lb_ok = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ingress", "namespace": "edge"},
+                       "spec": {"type": "LoadBalancer", "clusterIP": "10.43.0.10"},
+                       "status": {"loadBalancer": {"ingress": [{"ip": "192.168.1.240"}]}}});
     let cases: Vec<(&Value, &str)> = vec![
+        (
+            &lb,
+            "Service edge/ingress Service is ready; no LoadBalancer ingress assigned yet",
+        ),
+        (&lb_ok, "Service edge/ingress Service is ready"),
         (&sts, "StatefulSet data/db 1/3 ready"),
         (&dset, "DaemonSet kube-system/agent 1/2 available"),
         (
