@@ -53,6 +53,10 @@ func Main(args []string) int {
 	cfg.QuotaBackendBytes = 8 << 30
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = "5m"
+	// NewConfig leaves these at 0 (the CLI flags carry the real defaults);
+	// 0 would log every single request as "expensive".
+	cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
+	cfg.WatchProgressNotifyInterval = 5 * time.Second
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {

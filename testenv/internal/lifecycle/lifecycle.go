@@ -146,12 +146,24 @@ func (in *instance) health() (map[string]bool, error) {
 }
 
 // stop kills every process recorded for the instance and removes its dir.
+// Clients go first, then the apiserver, then etcd: an apiserver whose etcd
+// vanished takes its time shutting down.
 func (in *instance) stop() error {
-	var pids []int
-	for _, pid := range in.pids() {
-		pids = append(pids, pid)
+	pids := in.pids()
+	stages := [][]string{
+		{watchdogName, "nodesim", "scheduler", "controller-manager"},
+		{"apiserver"},
+		{"etcd"},
 	}
-	killAll(pids, in.dir, 5*time.Second)
+	for _, stage := range stages {
+		var ps []int
+		for _, c := range stage {
+			if pid, ok := pids[c]; ok {
+				ps = append(ps, pid)
+			}
+		}
+		killAll(ps, in.dir, 5*time.Second)
+	}
 	return os.RemoveAll(in.dir)
 }
 
@@ -370,7 +382,6 @@ func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state,
 			fmt.Fprintf(os.Stderr, "----- last lines of %s -----\n%s\n----- end of %s -----\n", logPath, logs, ce.component)
 			retry = strings.Contains(logs, "address already in use")
 		}
-		killAll(s.started, in.dir, 5*time.Second)
 		return nil, retry, err
 	}
 	pki := func(f string) string { return in.path("pki", f) }
@@ -418,7 +429,16 @@ func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state,
 		"--enable-admission-plugins", "NodeRestriction",
 		"--allow-privileged=true",
 		"--profiling=false",
-		"--endpoint-reconciler-type", "lease",
+		// The "kubernetes" Service's endpoints would be 127.0.0.1, which
+		// Endpoints validation rejects; nothing in-cluster needs them.
+		"--endpoint-reconciler-type", "none",
+		"--requestheader-client-ca-file", pki("front-proxy-ca.crt"),
+		"--requestheader-allowed-names", "front-proxy-client",
+		"--requestheader-username-headers", "X-Remote-User",
+		"--requestheader-group-headers", "X-Remote-Group",
+		"--requestheader-extra-headers-prefix", "X-Remote-Extra-",
+		"--proxy-client-cert-file", pki("front-proxy-client.crt"),
+		"--proxy-client-key-file", pki("front-proxy-client.key"),
 	); err != nil {
 		return fail(err)
 	}

@@ -154,6 +154,21 @@ func generatePKI(dir string) (*pki, error) {
 		}
 		*c.dst = kp
 	}
+	// Front proxy (aggregation layer / request-header authentication).
+	fpCA, err := newCA("sluice-testenv-front-proxy-ca")
+	if err != nil {
+		return nil, err
+	}
+	if err := fpCA.write(dir, "front-proxy-ca"); err != nil {
+		return nil, err
+	}
+	fpClient, err := fpCA.issue("front-proxy-client", nil, nil, nil, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return nil, err
+	}
+	if err := fpClient.write(dir, "front-proxy-client"); err != nil {
+		return nil, err
+	}
 	// Service-account token signing key.
 	sa, err := newKey()
 	if err != nil {
