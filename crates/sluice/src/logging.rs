@@ -22,8 +22,9 @@ pub enum LogFormat {
 /// Builds the filter: an explicit `--log-level` wins over `RUST_LOG`.
 pub fn filter(level: Option<&str>) -> Result<EnvFilter> {
     match level {
-        Some(spec) => EnvFilter::try_new(spec)
-            .with_context(|| format!("invalid --log-level {spec:?} (try error, warn, info, debug or trace)")),
+        Some(spec) => EnvFilter::try_new(spec).with_context(|| {
+            format!("invalid --log-level {spec:?} (try error, warn, info, debug or trace)")
+        }),
         None => Ok(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))),
     }
 }

@@ -1,5 +1,6 @@
 //! The `sluice` binary: a thin command-line layer over the library crates.
 
+mod controller;
 mod logging;
 
 use std::process::ExitCode;
@@ -30,6 +31,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the controllers (reloader; source and Kustomization to come), with
+    /// Prometheus metrics and health probes.
+    Controller(controller::ControllerArgs),
     /// Print the version of this binary.
     Version,
 }
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let result: anyhow::Result<()> = match cli.command {
+        Command::Controller(args) => controller::run(args),
         Command::Version => {
             println!("sluice {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -1,0 +1,299 @@
+//! `sluice controller`: the long-running process. It hosts the controllers
+//! (the reloader now; the source and Kustomization controllers as they land),
+//! a Prometheus endpoint and the `/healthz` and `/readyz` probes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use clap::{ArgAction, Args};
+use prometheus_client::registry::Registry;
+use sluice_reloader::WorkloadKind;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Address of the Prometheus metrics endpoint (`:8080` listens on all
+    /// interfaces).
+    #[arg(long, default_value = ":8080")]
+    metrics_addr: String,
+
+    /// Address of the `/healthz` and `/readyz` probes.
+    #[arg(long, default_value = ":9440")]
+    health_addr: String,
+
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long)]
+    watch_namespace: Option<String>,
+
+    #[command(flatten)]
+    reloader: ReloaderArgs,
+}
+
+/// Reloader options. Each maps to the Stakater Reloader flag of the same name
+/// without the `reloader-` prefix.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Reloader")]
+struct ReloaderArgs {
+    /// Run the built-in reloader.
+    #[arg(long = "reloader", default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    enabled: bool,
+
+    /// Also roll workloads when a ConfigMap or Secret they use is created.
+    #[arg(long = "reloader-reload-on-create")]
+    reload_on_create: bool,
+
+    /// Also roll workloads when a ConfigMap or Secret they use is deleted.
+    #[arg(long = "reloader-reload-on-delete")]
+    reload_on_delete: bool,
+
+    /// Namespaces whose ConfigMaps and Secrets never cause a roll-out
+    /// (comma-separated).
+    #[arg(
+        long = "reloader-namespaces-to-ignore",
+        value_delimiter = ',',
+        value_name = "NAMESPACES"
+    )]
+    namespaces_to_ignore: Vec<String>,
+
+    /// Only namespaces whose labels match this selector (for example
+    /// `reloader=enabled`).
+    #[arg(long = "reloader-namespace-selector", value_name = "SELECTOR")]
+    namespace_selector: Option<String>,
+
+    /// Only ConfigMaps and Secrets whose labels match this selector.
+    #[arg(long = "reloader-resource-label-selector", value_name = "SELECTOR")]
+    resource_label_selector: Option<String>,
+
+    /// Workload kinds never rolled: deployments, statefulsets, daemonsets,
+    /// cronjobs (comma-separated).
+    #[arg(
+        long = "reloader-ignored-workload-types",
+        value_delimiter = ',',
+        value_name = "KINDS"
+    )]
+    ignored_workload_types: Vec<WorkloadKind>,
+
+    /// Kinds not watched at all: configmaps, secrets (comma-separated).
+    #[arg(
+        long = "reloader-resources-to-ignore",
+        value_delimiter = ',',
+        value_name = "KINDS"
+    )]
+    resources_to_ignore: Vec<String>,
+
+    /// Treat every workload as annotated `reloader.stakater.com/auto: "true"`
+    /// unless it says "false".
+    #[arg(long = "reloader-auto-reload-all")]
+    auto_reload_all: bool,
+}
+
+impl ReloaderArgs {
+    fn options(&self, namespace: Option<String>) -> Result<sluice_reloader::Options> {
+        let mut options = sluice_reloader::Options {
+            namespace,
+            reload_on_create: self.reload_on_create,
+            reload_on_delete: self.reload_on_delete,
+            namespaces_to_ignore: self.namespaces_to_ignore.clone(),
+            namespace_selector: self.namespace_selector.clone(),
+            resource_label_selector: self.resource_label_selector.clone(),
+            ignored_workload_types: self.ignored_workload_types.clone(),
+            auto_reload_all: self.auto_reload_all,
+            ..sluice_reloader::Options::default()
+        };
+        for kind in &self.resources_to_ignore {
+            match kind.trim().to_ascii_lowercase().as_str() {
+                "configmaps" | "configmap" => options.ignore_configmaps = true,
+                "secrets" | "secret" => options.ignore_secrets = true,
+                other => bail!(
+                    "--reloader-resources-to-ignore: unknown kind {other:?} (expected configmaps or secrets)"
+                ),
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// Parses `:8080`, `0.0.0.0:8080`, `127.0.0.1:0` or `[::1]:9440`.
+pub fn parse_listen_addr(addr: &str) -> Result<SocketAddr> {
+    let full = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_string()
+    };
+    full.parse()
+        .with_context(|| format!("invalid listen address {addr:?} (expected host:port or :port)"))
+}
+
+#[derive(Clone)]
+struct Shared {
+    registry: Arc<Registry>,
+    ready: Arc<AtomicBool>,
+}
+
+pub fn run(args: ControllerArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: ControllerArgs) -> Result<()> {
+    let metrics_addr = parse_listen_addr(&args.metrics_addr).context("--metrics-addr")?;
+    let health_addr = parse_listen_addr(&args.health_addr).context("--health-addr")?;
+    let reloader_options = args.reloader.options(args.watch_namespace.clone())?;
+
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
+    let version = client
+        .apiserver_version()
+        .await
+        .context("asking the API server for its version")?;
+    tracing::info!(server = %version.git_version, "connected to Kubernetes");
+
+    let mut registry = Registry::with_prefix("");
+    let reloader_metrics = sluice_reloader::register_metrics(&mut registry);
+    let shared = Shared {
+        registry: Arc::new(registry),
+        ready: Arc::new(AtomicBool::new(false)),
+    };
+
+    let metrics_listener = TcpListener::bind(metrics_addr)
+        .await
+        .with_context(|| format!("binding {metrics_addr}"))?;
+    let health_listener = TcpListener::bind(health_addr)
+        .await
+        .with_context(|| format!("binding {health_addr}"))?;
+    tracing::info!(metrics = %metrics_listener.local_addr()?, health = %health_listener.local_addr()?, "serving");
+    let metrics_app = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(shared.clone());
+    let health_app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(shared.clone());
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(async move {
+        axum::serve(metrics_listener, metrics_app)
+            .await
+            .context("metrics server")
+    });
+    tasks.spawn(async move {
+        axum::serve(health_listener, health_app)
+            .await
+            .context("health server")
+    });
+    if args.reloader.enabled {
+        let client = client.clone();
+        tasks.spawn(async move {
+            sluice_reloader::run(client, reloader_options, reloader_metrics)
+                .await
+                .context("reloader")
+        });
+    }
+    shared.ready.store(true, Ordering::SeqCst);
+
+    tokio::select! {
+        finished = tasks.join_next() => match finished {
+            Some(Ok(Ok(()))) => bail!("a controller task ended unexpectedly"),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(join)) => Err(anyhow::anyhow!("a controller task panicked: {join}")),
+            None => Ok(()),
+        },
+        signal = shutdown_signal() => {
+            signal?;
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &shared.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            e.to_string(),
+        ),
+    }
+}
+
+async fn readyz(State(shared): State<Shared>) -> impl IntoResponse {
+    if shared.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_parse() {
+        assert_eq!(
+            parse_listen_addr(":8080").unwrap(),
+            "0.0.0.0:8080".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_addr("127.0.0.1:0").unwrap(),
+            "127.0.0.1:0".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_addr("[::1]:9440").unwrap(),
+            "[::1]:9440".parse().unwrap()
+        );
+        assert!(parse_listen_addr("localhost").is_err());
+    }
+
+    #[test]
+    fn resources_to_ignore_are_validated() {
+        let args = ReloaderArgs {
+            enabled: true,
+            reload_on_create: false,
+            reload_on_delete: false,
+            namespaces_to_ignore: vec![],
+            namespace_selector: None,
+            resource_label_selector: None,
+            ignored_workload_types: vec![],
+            resources_to_ignore: vec!["configMaps".into()],
+            auto_reload_all: false,
+        };
+        let opts = args.options(None).unwrap();
+        assert!(opts.ignore_configmaps && !opts.ignore_secrets);
+        let bad = ReloaderArgs {
+            resources_to_ignore: vec!["pods".into()],
+            ..args
+        };
+        assert!(bad.options(None).unwrap_err().to_string().contains("pods"));
+    }
+}
