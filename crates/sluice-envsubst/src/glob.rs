@@ -207,6 +207,149 @@ fn get_esc(mut chunk: &[u8]) -> Result<(char, &[u8]), BadPattern> {
     Ok((r, rest))
 }
 
+/// One element of a compiled, well-formed ASCII pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Star,
+    Any,
+    Lit(u8),
+    Class {
+        negated: bool,
+        ranges: Vec<(u8, u8)>,
+    },
+}
+
+/// Reads one class member for [`compile_ascii`], mirroring [`get_esc`].
+fn class_char(p: &[u8], i: &mut usize) -> Option<u8> {
+    let mut c = *p.get(*i)?;
+    if c == b'-' || c == b']' {
+        return None;
+    }
+    if c == b'\\' {
+        *i += 1;
+        c = *p.get(*i)?;
+    }
+    *i += 1;
+    // A class member must be followed by more pattern (at least `]`).
+    if *i >= p.len() {
+        return None;
+    }
+    Some(c)
+}
+
+/// Compiles an ASCII pattern that can never make the matcher report an
+/// error. `None` for anything else (the caller then uses [`matches`]).
+fn compile_ascii(pattern: &str) -> Option<Vec<Token>> {
+    let p = pattern.as_bytes();
+    if !p.is_ascii() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            b'*' => {
+                if out.last() != Some(&Token::Star) {
+                    out.push(Token::Star);
+                }
+                i += 1;
+            }
+            b'?' => {
+                out.push(Token::Any);
+                i += 1;
+            }
+            b'\\' => {
+                out.push(Token::Lit(*p.get(i + 1)?));
+                i += 2;
+            }
+            b'[' => {
+                i += 1;
+                let negated = p.get(i) == Some(&b'^');
+                if negated {
+                    i += 1;
+                }
+                let mut ranges = Vec::new();
+                loop {
+                    if p.get(i) == Some(&b']') && !ranges.is_empty() {
+                        i += 1;
+                        break;
+                    }
+                    let lo = class_char(p, &mut i)?;
+                    let mut hi = lo;
+                    if p.get(i) == Some(&b'-') {
+                        i += 1;
+                        hi = class_char(p, &mut i)?;
+                    }
+                    ranges.push((lo, hi));
+                }
+                out.push(Token::Class { negated, ranges });
+            }
+            c => {
+                out.push(Token::Lit(c));
+                i += 1;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// For an ASCII `name` and a well-formed ASCII `pattern`, which prefixes
+/// of `name` the pattern matches: element `k` is `matches(pattern,
+/// &name[..k])`. One NFA pass, O(len(name) * len(pattern)). `None` when
+/// the fast path does not apply (non-ASCII input or a pattern the
+/// reference would reject somewhere).
+///
+/// For well-formed patterns over ASCII every token consumes exactly one
+/// byte, where the reference's chunk algorithm (leftmost match of each
+/// chunk after a star) agrees with plain glob semantics; the unit tests
+/// check this against [`matches`].
+pub(crate) fn prefix_matches(pattern: &str, name: &str) -> Option<Vec<bool>> {
+    if !name.is_ascii() {
+        return None;
+    }
+    let toks = compile_ascii(pattern)?;
+    let n = toks.len();
+    let close = |set: &mut Vec<bool>| {
+        for k in 0..n {
+            if set[k] && toks[k] == Token::Star {
+                set[k + 1] = true;
+            }
+        }
+    };
+    let mut cur = vec![false; n + 1];
+    cur[0] = true;
+    close(&mut cur);
+    let mut out = Vec::with_capacity(name.len() + 1);
+    out.push(cur[n]);
+    let mut next = vec![false; n + 1];
+    for &c in name.as_bytes() {
+        next.iter_mut().for_each(|x| *x = false);
+        for k in 0..n {
+            if !cur[k] {
+                continue;
+            }
+            let ok = match &toks[k] {
+                Token::Star => {
+                    next[k] = true;
+                    continue;
+                }
+                Token::Any => true,
+                Token::Lit(l) => *l == c,
+                Token::Class { negated, ranges } => {
+                    ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negated
+                }
+            };
+            if ok {
+                next[k + 1] = true;
+            }
+        }
+        close(&mut next);
+        std::mem::swap(&mut cur, &mut next);
+        out.push(cur[n]);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +399,59 @@ mod tests {
         ];
         for (pat, name, want) in cases {
             assert_eq!(matches(pat, name), *want, "pattern {pat:?} name {name:?}");
+        }
+    }
+
+    /// The fast prefix matcher agrees with the reference algorithm on
+    /// every prefix, for pseudo-random patterns and names.
+    #[test]
+    fn fast_path_agrees_with_reference() {
+        let pat_alpha = b"ab*?[]^-\\";
+        let name_alpha = b"ab-]^*";
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut checked = 0;
+        for _ in 0..30_000 {
+            let plen = (next() % 7) as usize;
+            let nlen = (next() % 7) as usize;
+            let pat: String = (0..plen)
+                .map(|_| pat_alpha[(next() % 9) as usize] as char)
+                .collect();
+            let name: String = (0..nlen)
+                .map(|_| name_alpha[(next() % 6) as usize] as char)
+                .collect();
+            let Some(fast) = prefix_matches(&pat, &name) else {
+                continue;
+            };
+            checked += 1;
+            for (k, got) in fast.iter().enumerate() {
+                assert_eq!(
+                    matches(&pat, &name[..k]),
+                    Ok(*got),
+                    "pattern {pat:?} name {:?}",
+                    &name[..k]
+                );
+            }
+        }
+        assert!(
+            checked > 10_000,
+            "only {checked} patterns took the fast path"
+        );
+    }
+
+    #[test]
+    fn fast_path_applicability() {
+        assert!(prefix_matches("*.txt", "a.txt").is_some());
+        assert!(prefix_matches("[a-c]x", "bx").is_some());
+        assert!(prefix_matches("é*", "abc").is_none());
+        assert!(prefix_matches("*", "é").is_none());
+        for bad in ["[", "a[", "[]", "[a", "[a-", "[-a]", "\\", "[a-]"] {
+            assert!(prefix_matches(bad, "abc").is_none(), "{bad}");
         }
     }
 }

@@ -447,3 +447,13 @@ fn adversarial_inputs_are_fast_and_safe() {
     let out = substitute(&"${a}".repeat(1000), &v, Options::default()).expect("ok");
     assert_eq!(out.len(), 1_000_000);
 }
+
+#[test]
+fn trimming_large_ascii_values_is_linear() {
+    let big = format!("{}y", "x".repeat(200_000));
+    let v = vars(&[("v", &big)]);
+    let start = std::time::Instant::now();
+    let out = substitute("${v##*x}|${v%%x*}|${v#*[xy]}", &v, Options::default()).expect("ok");
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(out, format!("y||{}", &big[1..]));
+}
