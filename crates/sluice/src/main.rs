@@ -1,6 +1,7 @@
 //! The `sluice` binary: a thin command-line layer over the library crates.
 
 mod controller;
+mod build;
 mod logging;
 
 use std::process::ExitCode;
@@ -36,6 +37,8 @@ enum Command {
     Controller(controller::ControllerArgs),
     /// Print the version of this binary.
     Version,
+    /// Render a kustomization directory, like `kustomize build`.
+    Build(build::BuildArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
             println!("sluice {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Build(args) => build::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,897 @@
+//! The build: loading kustomizations, accumulating resources, and running
+//! generators and transformers in kustomize's order.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::fieldspec::{FieldSpec, TransformerConfig};
+use crate::kustomization::{KUSTOMIZATION_FILE_NAMES, Kustomization};
+use crate::resource::{Behavior, ResMap, Resource};
+use crate::vars::Var;
+use crate::yaml::{Map, Value};
+use crate::{
+    BuildOutput, Error, Options, Reorder, Result, generators, nameref, patch, replacements,
+    transformers, vars,
+};
+
+pub const ORIGIN_ANNOTATION: &str = "config.kubernetes.io/origin";
+pub const TRANSFORMATIONS_ANNOTATION: &str = "alpha.config.kubernetes.io/transformations";
+
+/// What a kustomization directory contributes: resources, merged transformer
+/// configuration, and vars.
+#[derive(Debug, Default)]
+pub struct Acc {
+    pub rm: ResMap,
+    pub tc: TransformerConfig,
+    pub vars: Vec<Var>,
+}
+
+impl Acc {
+    fn merge_config(&mut self, tc: &TransformerConfig) {
+        self.tc.merge(tc);
+    }
+}
+
+/// File access relative to one kustomization root, with kustomize's load
+/// restriction.
+#[derive(Clone, Debug)]
+pub struct Loader {
+    pub root: PathBuf,
+    pub restrict: bool,
+}
+
+impl Loader {
+    pub fn resolve(&self, rel: &str) -> PathBuf {
+        let p = Path::new(rel);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.root.join(p)
+        }
+    }
+
+    /// Canonical path of a file that may be read under the restriction.
+    pub fn check_file(&self, rel: &str) -> Result<PathBuf> {
+        let p = self.resolve(rel);
+        let canon = std::fs::canonicalize(&p)
+            .map_err(|e| Error::msg(format!("evalsymlink failure on '{}' : {e}", p.display())))?;
+        if self.restrict && !canon.starts_with(&self.root) {
+            return Err(Error::msg(format!(
+                "security; file '{}' is not in or below '{}'",
+                canon.display(),
+                self.root.display()
+            )));
+        }
+        Ok(canon)
+    }
+
+    pub fn read_bytes(&self, rel: &str) -> Result<Vec<u8>> {
+        let p = self.resolve(rel);
+        if !p.exists() {
+            return Err(Error::msg(format!("'{}' doesn't exist", p.display())));
+        }
+        let canon = self.check_file(rel)?;
+        if canon.is_dir() {
+            return Err(Error::msg(format!(
+                "'{}' is a directory, not a file",
+                p.display()
+            )));
+        }
+        std::fs::read(&canon).map_err(|e| Error::msg(format!("reading '{}': {e}", p.display())))
+    }
+
+    pub fn read_string(&self, rel: &str) -> Result<String> {
+        let b = self.read_bytes(rel)?;
+        String::from_utf8(b).map_err(|_| Error::msg(format!("'{rel}' is not valid UTF-8")))
+    }
+}
+
+/// Finds and parses the kustomization file in `dir`.
+pub fn load_kustomization(dir: &Path) -> Result<(Kustomization, String)> {
+    let mut found = Vec::new();
+    for n in KUSTOMIZATION_FILE_NAMES {
+        let p = dir.join(n);
+        if p.is_file() {
+            found.push(p);
+        }
+    }
+    if found.len() > 1 {
+        return Err(Error::msg(format!(
+            "Found multiple kustomization files under: {}",
+            dir.display()
+        )));
+    }
+    let Some(p) = found.pop() else {
+        return Err(Error::msg(format!(
+            "unable to find one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization' in directory '{}'",
+            dir.display()
+        )));
+    };
+    let text = std::fs::read_to_string(&p)
+        .map_err(|e| Error::msg(format!("reading {}: {e}", p.display())))?;
+    let file_name = p
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    Ok((
+        Kustomization::parse(&text, &p.display().to_string())?,
+        file_name,
+    ))
+}
+
+/// Parses a YAML stream of resources, flattening `List` kinds.
+pub fn resources_from_text(text: &str, file: &str) -> Result<Vec<Resource>> {
+    let docs = crate::yaml::parse_all(text).map_err(|e| Error::yaml(file, e))?;
+    let mut out = Vec::new();
+    for d in docs {
+        push_resource_value(d, file, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn push_resource_value(d: Value, file: &str, out: &mut Vec<Resource>) -> Result<()> {
+    match d {
+        Value::Null => Ok(()),
+        Value::Map(m) if m.is_empty() => Ok(()),
+        Value::Map(m) => {
+            let kind = m.get("kind").and_then(Value::as_str).unwrap_or("");
+            if kind.ends_with("List")
+                && matches!(m.get("items"), Some(Value::Seq(_)) | Some(Value::Null))
+            {
+                if let Some(Value::Seq(items)) = m.get("items") {
+                    for it in items.clone() {
+                        push_resource_value(it, file, out)?;
+                    }
+                }
+                return Ok(());
+            }
+            if !m.contains("kind") || kind.is_empty() {
+                return Err(Error::msg(format!(
+                    "missing Resource metadata: 'kind' is required in {file}"
+                )));
+            }
+            out.push(Resource::new(Value::Map(m)));
+            Ok(())
+        }
+        other => Err(Error::msg(format!(
+            "expected a mapping (a Kubernetes object) in {file}, got a {}",
+            other.kind_name()
+        ))),
+    }
+}
+
+fn looks_remote(s: &str) -> bool {
+    s.contains("://")
+        || s.starts_with("github.com/")
+        || s.starts_with("git@")
+        || s.starts_with("gitlab.com/")
+        || s.starts_with("bitbucket.org/")
+}
+
+pub struct Builder {
+    pub opts: Options,
+    stack: Vec<PathBuf>,
+    /// Root directory of the top-level build (for origin annotations).
+    pub build_root: PathBuf,
+    pub build_metadata: Vec<String>,
+}
+
+impl Builder {
+    pub fn new(opts: Options) -> Builder {
+        Builder {
+            opts,
+            stack: Vec::new(),
+            build_root: PathBuf::new(),
+            build_metadata: Vec::new(),
+        }
+    }
+
+    pub fn build(&mut self, dir: &Path) -> Result<BuildOutput> {
+        let dir = std::fs::canonicalize(dir).map_err(|e| {
+            Error::msg(format!(
+                "must build at directory: not a valid directory: '{}': {e}",
+                dir.display()
+            ))
+        })?;
+        if !dir.is_dir() {
+            return Err(Error::msg(format!(
+                "must build at directory: '{}': file is not directory",
+                dir.display()
+            )));
+        }
+        self.build_root = dir.clone();
+        let (k, _) = load_kustomization(&dir)?;
+        self.build_metadata = k.build_metadata();
+        let mut acc = Acc::default();
+        self.accumulate_target(&dir, &k, &mut acc)?;
+
+        // Final steps, done once at the top.
+        generators::add_hashes(&mut acc.rm)?;
+        nameref::fix_back_references(&mut acc.rm, &acc.tc)?;
+        vars::resolve_vars(&mut acc.rm, &acc.vars, &acc.tc)?;
+        acc.rm.list.retain(|r| {
+            r.obj
+                .get_path(&[
+                    "metadata",
+                    "annotations",
+                    "config.kubernetes.io/local-config",
+                ])
+                .and_then(Value::as_str)
+                != Some("true")
+        });
+
+        let mut list = acc.rm.list;
+        // Sorting.
+        let sort = self.sort_order(&k)?;
+        if let Some(legacy) = sort {
+            transformers::legacy_sort(&mut list, legacy.as_ref());
+        }
+        let keep_origin = self.build_metadata.iter().any(|s| s == "originAnnotations");
+        let keep_transformations = self
+            .build_metadata
+            .iter()
+            .any(|s| s == "transformerAnnotations");
+        let managed_by = self.build_metadata.iter().any(|s| s == "managedByLabel");
+        let mut resources = Vec::with_capacity(list.len());
+        for mut r in list {
+            if managed_by {
+                let md = r.metadata_mut();
+                let labels = md.entry_map("labels");
+                if let Some(m) = labels.as_map_mut() {
+                    m.insert(
+                        "app.kubernetes.io/managed-by",
+                        Value::str(format!("kustomize-{}", crate_version())),
+                    );
+                }
+            }
+            if let Some(Value::Map(ann)) = r
+                .obj
+                .get_mut("metadata")
+                .and_then(|m| m.get_mut("annotations"))
+            {
+                if !keep_origin {
+                    ann.remove(ORIGIN_ANNOTATION);
+                }
+                if !keep_transformations {
+                    ann.remove(TRANSFORMATIONS_ANNOTATION);
+                }
+                ann.0.retain(|(k, _)| {
+                    !(k.starts_with("internal.config.kubernetes.io/")
+                        || k == "config.kubernetes.io/index"
+                        || k == "kustomize.config.k8s.io/id"
+                        || k == "kustomize.config.k8s.io/needs-hash"
+                        || k == "kustomize.config.k8s.io/behavior")
+                });
+                if ann.is_empty()
+                    && let Some(md) = r.obj.get_mut("metadata").and_then(Value::as_map_mut)
+                {
+                    md.remove("annotations");
+                }
+            }
+            resources.push(r.obj);
+        }
+        Ok(BuildOutput { resources })
+    }
+
+    /// Returns `None` for input order, `Some(None)` for the default legacy
+    /// order, `Some(Some(cfg))` for legacy with custom kind lists.
+    fn sort_order(&self, k: &Kustomization) -> Result<Option<Option<transformers::LegacySort>>> {
+        let so = k.get("sortOptions");
+        let mut from_kust: Option<Option<transformers::LegacySort>> = None;
+        if let Some(so) = so {
+            let order = so.get_str("order").unwrap_or("");
+            let legacy_opts = so.get("legacySortOptions");
+            match order {
+                "legacy" => {
+                    let cfg = legacy_opts.map(|l| transformers::LegacySort {
+                        first: l
+                            .get("orderFirst")
+                            .and_then(Value::as_seq)
+                            .map(|s| s.iter().filter_map(Value::scalar_string).collect())
+                            .unwrap_or_default(),
+                        last: l
+                            .get("orderLast")
+                            .and_then(Value::as_seq)
+                            .map(|s| s.iter().filter_map(Value::scalar_string).collect())
+                            .unwrap_or_default(),
+                    });
+                    from_kust = Some(cfg);
+                }
+                "fifo" => {
+                    if legacy_opts.is_some() {
+                        return Err(Error::msg(
+                            "the field 'sortOptions.legacySortOptions' is set but the selected sort order is 'fifo', not 'legacy'",
+                        ));
+                    }
+                    return Ok(match self.opts.reorder {
+                        Reorder::Legacy => Some(None),
+                        _ => None,
+                    });
+                }
+                _ => {
+                    return Err(Error::msg(
+                        "the field 'sortOptions.order' must be one of [fifo, legacy]",
+                    ));
+                }
+            }
+        }
+        Ok(match self.opts.reorder {
+            Reorder::None => None,
+            Reorder::Legacy => Some(None),
+            Reorder::Unspecified => Some(from_kust.flatten()),
+        })
+    }
+
+    fn loader(&self, dir: &Path) -> Loader {
+        Loader {
+            root: dir.to_path_buf(),
+            restrict: self.opts.load_restrict_root_only,
+        }
+    }
+
+    /// Path of `p` relative to the build root, for origin annotations.
+    pub fn rel_to_root(&self, p: &Path) -> String {
+        relative_path(&self.build_root, p)
+    }
+
+    pub fn accumulate_target(
+        &mut self,
+        dir: &Path,
+        k: &Kustomization,
+        acc: &mut Acc,
+    ) -> Result<()> {
+        if self.stack.iter().any(|d| d == dir) {
+            return Err(Error::msg(format!(
+                "cycle detected: candidate root '{}' contains visited root '{}'",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        self.stack.push(dir.to_path_buf());
+        let r = self.accumulate_target_inner(dir, k, acc);
+        self.stack.pop();
+        r
+    }
+
+    fn accumulate_target_inner(
+        &mut self,
+        dir: &Path,
+        k: &Kustomization,
+        acc: &mut Acc,
+    ) -> Result<()> {
+        let ldr = self.loader(dir);
+        let mut res = k.strings("resources")?;
+        res.extend(k.strings("bases")?);
+        self.accumulate_resources(&ldr, &res, acc)
+            .map_err(|e| e.context("accumulating resources"))?;
+
+        // Transformer configuration: defaults plus `configurations:` files.
+        let mut tc = TransformerConfig::defaults();
+        for c in k.strings("configurations")? {
+            let text = ldr.read_string(&c)?;
+            let v = crate::yaml::parse_one(&text).map_err(|e| Error::yaml(&c, e))?;
+            let ctc = TransformerConfig::from_value(&v).map_err(Error::msg)?;
+            tc.merge(&ctc);
+        }
+        acc.merge_config(&tc);
+        for c in k.strings("crds")? {
+            let text = ldr.read_string(&c)?;
+            let ctc = crate::transformers::config_from_crds(&text, &c)?;
+            acc.merge_config(&ctc);
+        }
+
+        // Components apply on top of what was accumulated so far.
+        for c in k.strings("components")? {
+            let p = ldr.resolve(&c);
+            if !p.is_dir() {
+                return Err(
+                    Error::msg(format!("must build at directory: '{}'", p.display()))
+                        .context("accumulating components"),
+                );
+            }
+            let p = std::fs::canonicalize(&p).map_err(|e| Error::msg(e.to_string()))?;
+            let (ck, _) = load_kustomization(&p)?;
+            if !ck.is_component() {
+                return Err(Error::msg(format!(
+                    "accumulateDirectory: \"expected kind 'Component' for path '{}' but got '{}'",
+                    p.display(),
+                    ck.kind
+                ))
+                .context("accumulating components"));
+            }
+            self.accumulate_target(&p, &ck, acc)?;
+        }
+
+        self.run_generators(&ldr, k, acc)?;
+        self.run_transformers(&ldr, k, acc)?;
+
+        let new_vars = vars::parse_vars(&k.list("vars"))?;
+        vars::merge_vars(acc, new_vars)?;
+        Ok(())
+    }
+
+    fn accumulate_resources(
+        &mut self,
+        ldr: &Loader,
+        paths: &[String],
+        acc: &mut Acc,
+    ) -> Result<()> {
+        for p in paths {
+            if looks_remote(p) {
+                return Err(Error::msg(format!(
+                    "accumulating resources from '{p}': remote resources are not supported yet"
+                )));
+            }
+            let full = ldr.resolve(p);
+            if full.is_dir() {
+                let canon = std::fs::canonicalize(&full).map_err(|e| Error::msg(e.to_string()))?;
+                let (sk, _) = load_kustomization(&canon).map_err(|e| {
+                    e.context(format!(
+                        "accumulation err='accumulating resources from '{p}'"
+                    ))
+                })?;
+                if sk.is_component() {
+                    return Err(Error::msg(format!(
+                        "expected kind != 'Component' for path '{}'",
+                        canon.display()
+                    )));
+                }
+                let mut sub = Acc::default();
+                self.accumulate_target(&canon, &sk, &mut sub)?;
+                acc.rm.append_all(sub.rm).map_err(Error::msg)?;
+                acc.tc.merge(&sub.tc);
+                vars::merge_vars_only(acc, sub.vars)?;
+            } else if full.is_file() {
+                let text = ldr
+                    .read_string(p)
+                    .map_err(|e| e.context(format!("accumulating resources from '{p}'")))?;
+                let rs = resources_from_text(&text, p)
+                    .map_err(|e| e.context(format!("accumulating resources from '{p}'")))?;
+                let origin = self.origin_for_file(&full);
+                for mut r in rs {
+                    if let Some(o) = &origin {
+                        set_annotation(&mut r, ORIGIN_ANNOTATION, o);
+                    }
+                    acc.rm.append(r).map_err(Error::msg)?;
+                }
+            } else {
+                return Err(Error::msg(format!(
+                    "accumulation err='accumulating resources from '{p}': evalsymlink failure on '{}' : lstat {}: no such file or directory': must build at directory: not a valid directory",
+                    full.display(),
+                    full.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn origin_for_file(&self, full: &Path) -> Option<String> {
+        if !self.build_metadata.iter().any(|s| s == "originAnnotations") {
+            return None;
+        }
+        Some(format!("path: {}\n", self.rel_to_root(full)))
+    }
+
+    pub fn origin_for_generator(&self, dir: &Path, kust_file: &str, kind: &str) -> Option<String> {
+        if !self.build_metadata.iter().any(|s| s == "originAnnotations") {
+            return None;
+        }
+        let p = relative_path(&self.build_root, &dir.join(kust_file));
+        Some(format!(
+            "configuredIn: {p}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {kind}\n"
+        ))
+    }
+
+    fn run_generators(&mut self, ldr: &Loader, k: &Kustomization, acc: &mut Acc) -> Result<()> {
+        let global = k.get("generatorOptions").cloned();
+        let kust_file = kustomization_file_name(&ldr.root);
+        for g in k.list("configMapGenerator") {
+            let r = generators::generate(ldr, &g, global.as_ref(), "ConfigMap")?;
+            let origin = self.origin_for_generator(&ldr.root, &kust_file, "ConfigMapGenerator");
+            absorb(acc, r, origin)?;
+        }
+        for g in k.list("secretGenerator") {
+            let r = generators::generate(ldr, &g, global.as_ref(), "Secret")?;
+            let origin = self.origin_for_generator(&ldr.root, &kust_file, "SecretGenerator");
+            absorb(acc, r, origin)?;
+        }
+        for entry in k.strings("generators")? {
+            for cfg in self.load_plugin_configs(ldr, &entry)? {
+                let produced = self.run_generator_config(ldr, &cfg, global.as_ref())?;
+                for r in produced {
+                    absorb(acc, r, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads plugin configurations named in `generators:`/`transformers:`:
+    /// a file, a kustomization directory (built), or inline YAML.
+    fn load_plugin_configs(&mut self, ldr: &Loader, entry: &str) -> Result<Vec<Resource>> {
+        if entry.contains('\n')
+            || entry.trim_start().starts_with("apiVersion")
+            || entry.contains(": ")
+        {
+            return resources_from_text(entry, "inline plugin config");
+        }
+        let full = ldr.resolve(entry);
+        if full.is_dir() {
+            let canon = std::fs::canonicalize(&full).map_err(|e| Error::msg(e.to_string()))?;
+            let (sk, _) = load_kustomization(&canon)?;
+            let mut sub = Acc::default();
+            self.accumulate_target(&canon, &sk, &mut sub)?;
+            return Ok(sub.rm.list);
+        }
+        let text = ldr.read_string(entry)?;
+        resources_from_text(&text, entry)
+    }
+
+    fn run_generator_config(
+        &mut self,
+        ldr: &Loader,
+        cfg: &Resource,
+        global: Option<&Value>,
+    ) -> Result<Vec<Resource>> {
+        let kind = cfg.kind().to_string();
+        let v = &cfg.obj;
+        match kind.as_str() {
+            "ConfigMapGenerator" | "SecretGenerator" => {
+                let mut g = v.clone();
+                if let Some(m) = g.as_map_mut() {
+                    let md = m.get("metadata").cloned().unwrap_or(Value::Null);
+                    if !m.contains("name") {
+                        m.insert("name", md.get("name").cloned().unwrap_or(Value::Null));
+                    }
+                    if !m.contains("namespace")
+                        && let Some(ns) = md.get("namespace")
+                    {
+                        m.insert("namespace", ns.clone());
+                    }
+                }
+                let k = if kind == "ConfigMapGenerator" {
+                    "ConfigMap"
+                } else {
+                    "Secret"
+                };
+                Ok(vec![generators::generate(ldr, &g, global, k)?])
+            }
+            _ => {
+                if cfg.api_version() == "builtin" || cfg.gvk().group.is_empty() {
+                    // Not a generator: treat a plain resource as generated
+                    // output (kustomize would need a plugin).
+                }
+                Err(plugin_error(cfg))
+            }
+        }
+    }
+
+    fn run_transformers(&mut self, ldr: &Loader, k: &Kustomization, acc: &mut Acc) -> Result<()> {
+        let tc = acc.tc.clone();
+        // 1. patchesStrategicMerge
+        let psm = k.list("patchesStrategicMerge");
+        if !psm.is_empty() {
+            let patches = patch::load_smp_patches(ldr, &psm)?;
+            patch::apply_smp_patches(&mut acc.rm, &patches)?;
+        }
+        // 2. patches
+        for p in k.list("patches") {
+            patch::apply_patch_entry(ldr, &mut acc.rm, &p)?;
+        }
+        // 3. namespace
+        let ns = k.string("namespace");
+        if !ns.is_empty() {
+            transformers::namespace(
+                &mut acc.rm,
+                &ns,
+                &tc.namespace,
+                false,
+                transformers::RoleBindingSubjects::DefaultOnly,
+            )?;
+        }
+        // 4/5. prefix, suffix
+        let prefix = k.string("namePrefix");
+        if !prefix.is_empty() {
+            transformers::prefix_suffix(&mut acc.rm, &prefix, "", &tc.name_prefix)?;
+        }
+        let suffix = k.string("nameSuffix");
+        if !suffix.is_empty() {
+            transformers::prefix_suffix(&mut acc.rm, "", &suffix, &tc.name_suffix)?;
+        }
+        // 6. labels
+        for l in k.list("labels") {
+            let pairs = crate::resource::string_map(l.get("pairs"));
+            let include_selectors = matches!(l.get("includeSelectors"), Some(Value::Bool(true)));
+            let include_templates = matches!(l.get("includeTemplates"), Some(Value::Bool(true)));
+            let mut fss: Vec<FieldSpec> = match l.get("fields") {
+                Some(Value::Seq(items)) => items
+                    .iter()
+                    .map(FieldSpec::from_value)
+                    .collect::<Result<_, _>>()
+                    .map_err(Error::msg)?,
+                _ => Vec::new(),
+            };
+            if include_selectors {
+                fss.extend(tc.common_labels.iter().cloned());
+            } else {
+                fss.push(FieldSpec::any("metadata/labels", true));
+                if include_templates {
+                    fss.extend(tc.template_labels.iter().cloned());
+                }
+            }
+            transformers::set_map_fields(&mut acc.rm, &pairs, &fss)?;
+        }
+        let cl = k.string_map("commonLabels");
+        if !cl.is_empty() {
+            transformers::set_map_fields(&mut acc.rm, &cl, &tc.common_labels)?;
+        }
+        // 7. annotations
+        let ca = k.string_map("commonAnnotations");
+        if !ca.is_empty() {
+            transformers::set_map_fields(&mut acc.rm, &ca, &tc.common_annotations)?;
+        }
+        // 8. patchesJson6902
+        for p in k.list("patchesJson6902") {
+            patch::apply_json6902_entry(ldr, &mut acc.rm, &p)?;
+        }
+        // 9. replicas
+        let reps = k.list("replicas");
+        if !reps.is_empty() {
+            transformers::replicas(&mut acc.rm, &reps, &tc.replicas)?;
+        }
+        // 10. images
+        let mut images = k.list("images");
+        images.extend(k.list("imageTags"));
+        if !images.is_empty() {
+            transformers::images(&mut acc.rm, &images, &tc.images)?;
+        }
+        // 11. replacements
+        let reps = k.list("replacements");
+        if !reps.is_empty() {
+            let list = replacements::load(ldr, &reps)?;
+            replacements::apply(&mut acc.rm, &list)?;
+        }
+        // `transformers:` field.
+        for entry in k.strings("transformers")? {
+            for cfg in self.load_plugin_configs(ldr, &entry)? {
+                self.run_transformer_config(ldr, &cfg, acc)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn run_transformer_config(
+        &mut self,
+        ldr: &Loader,
+        cfg: &Resource,
+        acc: &mut Acc,
+    ) -> Result<()> {
+        let v = &cfg.obj;
+        let tc = acc.tc.clone();
+        let fieldspecs = |default: &[FieldSpec]| -> Result<Vec<FieldSpec>> {
+            match v.get("fieldSpecs") {
+                Some(Value::Seq(items)) => items
+                    .iter()
+                    .map(FieldSpec::from_value)
+                    .collect::<Result<_, _>>()
+                    .map_err(Error::msg),
+                _ => Ok(default.to_vec()),
+            }
+        };
+        match cfg.kind() {
+            "NamespaceTransformer" => {
+                let ns = v
+                    .get_path(&["metadata", "namespace"])
+                    .and_then(Value::scalar_string)
+                    .unwrap_or_default();
+                let unset_only = matches!(v.get("unsetOnly"), Some(Value::Bool(true)));
+                let mode = match v.get_str("setRoleBindingSubjects").unwrap_or("") {
+                    "none" => transformers::RoleBindingSubjects::None,
+                    "allServiceAccounts" => transformers::RoleBindingSubjects::AllServiceAccounts,
+                    _ => transformers::RoleBindingSubjects::DefaultOnly,
+                };
+                transformers::namespace(
+                    &mut acc.rm,
+                    &ns,
+                    &fieldspecs(&tc.namespace)?,
+                    unset_only,
+                    mode,
+                )
+            }
+            "PrefixSuffixTransformer" | "PrefixTransformer" | "SuffixTransformer" => {
+                let prefix = v.get_str("prefix").unwrap_or("").to_string();
+                let suffix = v.get_str("suffix").unwrap_or("").to_string();
+                transformers::prefix_suffix(
+                    &mut acc.rm,
+                    &prefix,
+                    &suffix,
+                    &fieldspecs(&tc.name_prefix)?,
+                )
+            }
+            "LabelTransformer" => {
+                let labels = crate::resource::string_map(v.get("labels"));
+                transformers::set_map_fields(&mut acc.rm, &labels, &fieldspecs(&tc.common_labels)?)
+            }
+            "AnnotationsTransformer" => {
+                let anns = crate::resource::string_map(v.get("annotations"));
+                transformers::set_map_fields(
+                    &mut acc.rm,
+                    &anns,
+                    &fieldspecs(&tc.common_annotations)?,
+                )
+            }
+            "ImageTagTransformer" => {
+                let img = v.get("imageTag").cloned().unwrap_or(Value::Null);
+                transformers::images(&mut acc.rm, &[img], &fieldspecs(&tc.images)?)
+            }
+            "ReplicaCountTransformer" => {
+                let r = v.get("replica").cloned().unwrap_or(Value::Null);
+                transformers::replicas(&mut acc.rm, &[r], &fieldspecs(&tc.replicas)?)
+            }
+            "PatchStrategicMergeTransformer" => {
+                let mut list = Vec::new();
+                if let Some(Value::Seq(paths)) = v.get("paths") {
+                    list.extend(paths.iter().cloned());
+                }
+                if let Some(Value::Str(s)) = v.get("patches") {
+                    list.push(Value::Str(s.clone()));
+                }
+                let patches = patch::load_smp_patches(ldr, &list)?;
+                patch::apply_smp_patches(&mut acc.rm, &patches)
+            }
+            "PatchTransformer" => {
+                let mut e = Map::new();
+                for k in ["path", "patch", "target", "options"] {
+                    if let Some(x) = v.get(k) {
+                        e.insert(k, x.clone());
+                    }
+                }
+                patch::apply_patch_entry(ldr, &mut acc.rm, &Value::Map(e))
+            }
+            "PatchJson6902Transformer" => {
+                let mut e = Map::new();
+                if let Some(x) = v.get("path") {
+                    e.insert("path", x.clone());
+                }
+                if let Some(x) = v.get("jsonOp") {
+                    e.insert("patch", x.clone());
+                }
+                if let Some(x) = v.get("target") {
+                    e.insert("target", x.clone());
+                }
+                patch::apply_json6902_entry(ldr, &mut acc.rm, &Value::Map(e))
+            }
+            "ReplacementTransformer" => {
+                let reps = v
+                    .get("replacements")
+                    .and_then(Value::as_seq)
+                    .cloned()
+                    .unwrap_or_default();
+                let list = replacements::load(ldr, &reps)?;
+                replacements::apply(&mut acc.rm, &list)
+            }
+            "HashTransformer" => generators::add_hashes(&mut acc.rm),
+            "ConfigMapGenerator" | "SecretGenerator" => {
+                let rs = self.run_generator_config(ldr, cfg, None)?;
+                for r in rs {
+                    absorb(acc, r, None)?;
+                }
+                Ok(())
+            }
+            "SortOrderTransformer" => Err(Error::msg(
+                "unable to load builtin SortOrderTransformer.builtin.[noGrp]",
+            )),
+            _ => Err(plugin_error(cfg)),
+        }
+    }
+}
+
+fn plugin_error(cfg: &Resource) -> Error {
+    let ann = cfg.annotations();
+    if ann
+        .iter()
+        .any(|(k, _)| k == "config.kubernetes.io/function" || k == "config.k8s.io/function")
+    {
+        return Error::Unsupported {
+            field: "KRM functions (config.kubernetes.io/function)".into(),
+        };
+    }
+    Error::msg(format!(
+        "unable to load plugin {}: external plugins are not supported yet",
+        cfg.cur_id()
+    ))
+}
+
+fn kustomization_file_name(dir: &Path) -> String {
+    for n in KUSTOMIZATION_FILE_NAMES {
+        if dir.join(n).is_file() {
+            return n.to_string();
+        }
+    }
+    "kustomization.yaml".into()
+}
+
+pub fn set_annotation(r: &mut Resource, k: &str, v: &str) {
+    let md = r.metadata_mut();
+    let ann = md.entry_map("annotations");
+    if let Some(m) = ann.as_map_mut() {
+        m.insert(k, Value::str(v));
+    }
+}
+
+/// kustomize's `AbsorbAll` for one generated resource.
+pub fn absorb(acc: &mut Acc, mut r: Resource, origin: Option<String>) -> Result<()> {
+    if let Some(o) = origin {
+        set_annotation(&mut r, ORIGIN_ANNOTATION, &o);
+    }
+    let id = r.cur_id();
+    let matches: Vec<usize> = acc
+        .rm
+        .list
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.cur_id().equals(&id) || x.prev_ids.iter().any(|p| p.equals(&id)))
+        .map(|(i, _)| i)
+        .collect();
+    match matches.len() {
+        0 => match r.behavior {
+            Behavior::Merge | Behavior::Replace => Err(Error::msg(format!(
+                "id {id} does not exist; cannot merge or replace"
+            ))),
+            _ => acc.rm.append(r).map_err(Error::msg),
+        },
+        1 => {
+            let i = matches[0];
+            let old = acc.rm.list[i].clone();
+            match r.behavior {
+                Behavior::Replace => {
+                    generators::copy_merge_metadata(&mut r, &old);
+                }
+                Behavior::Merge => {
+                    generators::copy_merge_metadata(&mut r, &old);
+                    generators::merge_data(&mut r, &old);
+                }
+                _ => {
+                    return Err(Error::msg(format!(
+                        "id {id} exists; behavior must be merge or replace"
+                    )));
+                }
+            }
+            acc.rm.list[i] = r;
+            Ok(())
+        }
+        _ => Err(Error::msg(format!(
+            "found multiple objects that could accept merge of {id}"
+        ))),
+    }
+}
+
+pub fn relative_path(base: &Path, p: &Path) -> String {
+    let b: Vec<_> = base.components().collect();
+    let t: Vec<_> = p.components().collect();
+    let mut i = 0;
+    while i < b.len() && i < t.len() && b[i] == t[i] {
+        i += 1;
+    }
+    let mut out = PathBuf::new();
+    for _ in i..b.len() {
+        out.push("..");
+    }
+    for c in &t[i..] {
+        out.push(c.as_os_str());
+    }
+    out.to_string_lossy().to_string()
+}
+
+fn crate_version() -> &'static str {
+    "v5.8.1"
+}
+
+#[allow(dead_code)]
+fn unique<T: std::hash::Hash + Eq + Clone>(v: &[T]) -> Vec<T> {
+    let mut seen = HashSet::new();
+    v.iter()
+        .filter(|x| seen.insert((*x).clone()))
+        .cloned()
+        .collect()
+}

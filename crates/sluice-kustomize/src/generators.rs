@@ -1,0 +1,393 @@
+//! ConfigMap and Secret generators, and the content-hash name suffix.
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::engine::Loader;
+use crate::resource::{Behavior, ResMap, Resource};
+use crate::yaml::{Map, Value};
+use crate::{Error, Result};
+
+fn opt_map(v: Option<&Value>) -> Vec<(String, String)> {
+    crate::resource::string_map(v)
+}
+
+fn merge_pairs(local: &mut Vec<(String, String)>, global: &[(String, String)]) {
+    for (k, v) in global {
+        if !local.iter().any(|(lk, _)| lk == k) {
+            local.push((k.clone(), v.clone()));
+        }
+    }
+}
+
+fn is_valid_configmap_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 253
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// Parses `KEY=VALUE` env-file lines the way kustomize does.
+fn env_file_pairs(content: &[u8], file: &str) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let text = std::str::from_utf8(content)
+        .map_err(|_| Error::msg(format!("env file {file} has invalid utf8 bytes")))?;
+    for (n, raw) in text.split('\n').enumerate() {
+        let mut line = raw.strip_suffix('\r').unwrap_or(raw);
+        if n == 0 {
+            line = line.strip_prefix('\u{feff}').unwrap_or(line);
+        }
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = match line.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (line.to_string(), std::env::var(line).unwrap_or_default()),
+        };
+        if k.is_empty()
+            || k.chars().next().is_some_and(|c| c.is_ascii_digit())
+            || k.contains(char::is_whitespace)
+        {
+            return Err(Error::msg(format!("invalid env var name {k:?} in {file}")));
+        }
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+fn strip_quotes(v: &str) -> &str {
+    let b = v.as_bytes();
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[0] == b[b.len() - 1] {
+        &v[1..v.len() - 1]
+    } else {
+        v
+    }
+}
+
+enum Datum {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// Generates one ConfigMap or Secret from a generator entry.
+pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> Result<Resource> {
+    let name = g
+        .get("name")
+        .and_then(Value::scalar_string)
+        .unwrap_or_default();
+    let namespace = g
+        .get("namespace")
+        .and_then(Value::scalar_string)
+        .unwrap_or_default();
+    let behavior_s = g
+        .get("behavior")
+        .and_then(Value::scalar_string)
+        .unwrap_or_default();
+    let behavior = Behavior::parse(&behavior_s).ok_or_else(|| {
+        Error::msg(format!(
+            "invalid generator behavior {behavior_s:?} for {kind} {name}"
+        ))
+    })?;
+    let mut pairs: Vec<(String, Datum)> = Vec::new();
+    let add = |k: String, d: Datum, pairs: &mut Vec<(String, Datum)>| -> Result<()> {
+        if !is_valid_configmap_key(&k) {
+            return Err(Error::msg(format!(
+                "\"{k}\" is not a valid key name for a {kind}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
+            )));
+        }
+        if pairs.iter().any(|(pk, _)| *pk == k) {
+            return Err(Error::msg(format!(
+                "cannot add key {k}, another key by that name already exists"
+            )));
+        }
+        pairs.push((k, d));
+        Ok(())
+    };
+    let strings = |k: &str| -> Vec<String> {
+        match g.get(k) {
+            Some(Value::Seq(items)) => items.iter().filter_map(Value::scalar_string).collect(),
+            Some(Value::Str(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        }
+    };
+    let mut envs = strings("envs");
+    envs.extend(strings("env"));
+    for e in envs {
+        let content = ldr.read_bytes(&e)?;
+        for (k, v) in env_file_pairs(&content, &e)? {
+            add(k, Datum::Text(v), &mut pairs)?;
+        }
+    }
+    for lit in strings("literals") {
+        let (k, v) = match lit.split_once('=') {
+            Some((k, v)) => (k.to_string(), strip_quotes(v).to_string()),
+            None => {
+                return Err(Error::msg(format!(
+                    "invalid literal source {lit}, expected key=value"
+                )));
+            }
+        };
+        add(k, Datum::Text(v), &mut pairs)?;
+    }
+    for f in strings("files") {
+        let (k, path) = match f.split_once('=') {
+            Some((k, p)) => {
+                if k.is_empty() {
+                    return Err(Error::msg(format!("key name for file path {p} missing")));
+                }
+                (k.to_string(), p.to_string())
+            }
+            None => {
+                let base = std::path::Path::new(&f)
+                    .file_name()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_else(|| f.clone());
+                (base, f.clone())
+            }
+        };
+        let bytes = ldr.read_bytes(&path)?;
+        let d = match String::from_utf8(bytes) {
+            Ok(s) => Datum::Text(s),
+            Err(e) => Datum::Bytes(e.into_bytes()),
+        };
+        add(k, d, &mut pairs)?;
+    }
+
+    // Options.
+    let local = g.get("options");
+    let mut labels = opt_map(local.and_then(|o| o.get("labels")));
+    let mut annotations = opt_map(local.and_then(|o| o.get("annotations")));
+    let mut disable_hash = matches!(
+        local.and_then(|o| o.get("disableNameSuffixHash")),
+        Some(Value::Bool(true))
+    );
+    let mut immutable = matches!(
+        local.and_then(|o| o.get("immutable")),
+        Some(Value::Bool(true))
+    );
+    if let Some(gl) = global {
+        merge_pairs(&mut labels, &opt_map(gl.get("labels")));
+        merge_pairs(&mut annotations, &opt_map(gl.get("annotations")));
+        if matches!(gl.get("disableNameSuffixHash"), Some(Value::Bool(true))) {
+            disable_hash = true;
+        }
+        if matches!(gl.get("immutable"), Some(Value::Bool(true))) {
+            immutable = true;
+        }
+    }
+
+    let mut md = Map::new();
+    md.insert("name", Value::str(name.clone()));
+    if !namespace.is_empty() {
+        md.insert("namespace", Value::str(namespace));
+    }
+    if !labels.is_empty() {
+        md.insert(
+            "labels",
+            Value::Map(Map(labels
+                .into_iter()
+                .map(|(k, v)| (k, Value::Str(v)))
+                .collect())),
+        );
+    }
+    if !annotations.is_empty() {
+        md.insert(
+            "annotations",
+            Value::Map(Map(annotations
+                .into_iter()
+                .map(|(k, v)| (k, Value::Str(v)))
+                .collect())),
+        );
+    }
+    let mut obj = Map::new();
+    obj.insert("apiVersion", Value::str("v1"));
+    obj.insert("kind", Value::str(kind));
+    obj.insert("metadata", Value::Map(md));
+    if kind == "Secret" {
+        let ty = g
+            .get("type")
+            .and_then(Value::scalar_string)
+            .unwrap_or_else(|| "Opaque".into());
+        let mut data = Map::new();
+        for (k, d) in pairs {
+            let b = match d {
+                Datum::Text(s) => s.into_bytes(),
+                Datum::Bytes(b) => b,
+            };
+            data.insert(
+                k,
+                Value::Str(base64::engine::general_purpose::STANDARD.encode(b)),
+            );
+        }
+        if !data.is_empty() {
+            obj.insert("data", Value::Map(data));
+        }
+        obj.insert("type", Value::str(ty));
+    } else {
+        let mut data = Map::new();
+        let mut bin = Map::new();
+        for (k, d) in pairs {
+            match d {
+                Datum::Text(s) => data.insert(k, Value::Str(s)),
+                Datum::Bytes(b) => bin.insert(
+                    k,
+                    Value::Str(base64::engine::general_purpose::STANDARD.encode(b)),
+                ),
+            }
+        }
+        if !data.is_empty() {
+            obj.insert("data", Value::Map(data));
+        }
+        if !bin.is_empty() {
+            obj.insert("binaryData", Value::Map(bin));
+        }
+    }
+    if immutable {
+        obj.insert("immutable", Value::Bool(true));
+    }
+    let mut r = Resource::new(Value::Map(obj));
+    r.behavior = behavior;
+    r.needs_hash = !disable_hash;
+    r.generated = true;
+    Ok(r)
+}
+
+/// kustomize's `CopyMergeMetaDataFieldsFrom`: labels and annotations merged
+/// (the new resource wins), name and namespace taken from `old`.
+pub fn copy_merge_metadata(r: &mut Resource, old: &Resource) {
+    let merged = |a: Vec<(String, String)>, b: Vec<(String, String)>| {
+        let mut m = Map::new();
+        for (k, v) in a.into_iter().chain(b) {
+            m.insert(k, Value::Str(v));
+        }
+        m
+    };
+    let labels = merged(old.labels(), r.labels());
+    let old_ann: Vec<(String, String)> = old.annotations();
+    let anns = merged(old_ann, r.annotations());
+    let name = old.name();
+    let ns = old.namespace();
+    let md = r.metadata_mut();
+    if labels.is_empty() {
+        md.remove("labels");
+    } else {
+        md.insert("labels", Value::Map(labels));
+    }
+    if anns.is_empty() {
+        md.remove("annotations");
+    } else {
+        md.insert("annotations", Value::Map(anns));
+    }
+    md.insert("name", Value::str(name));
+    if ns.is_empty() {
+        md.remove("namespace");
+    } else {
+        md.insert("namespace", Value::str(ns));
+    }
+    r.prev_ids = old.prev_ids.clone();
+    r.prefixes = old.prefixes.clone();
+    r.suffixes = old.suffixes.clone();
+    r.needs_hash = r.needs_hash || old.needs_hash;
+    r.generated = true;
+}
+
+/// Merges `data` and `binaryData` of `old` under those of `r`.
+pub fn merge_data(r: &mut Resource, old: &Resource) {
+    for field in ["data", "binaryData"] {
+        let mut m = old
+            .obj
+            .get(field)
+            .and_then(Value::as_map)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(Value::Map(new)) = r.obj.get(field) {
+            for (k, v) in new.iter() {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(o) = r.obj.as_map_mut()
+            && !m.is_empty()
+        {
+            o.insert(field, Value::Map(m));
+        }
+    }
+}
+
+fn encode_hash(hex: &str) -> String {
+    hex.chars()
+        .take(10)
+        .map(|c| match c {
+            '0' => 'g',
+            '1' => 'h',
+            '3' => 'k',
+            'a' => 'm',
+            'e' => 't',
+            c => c,
+        })
+        .collect()
+}
+
+fn lookup_for_hash(obj: &Value, path: &[&str]) -> Value {
+    match obj.get_path(path) {
+        None => Value::str(""),
+        Some(Value::Map(m)) => Value::Map(m.clone()),
+        Some(Value::Seq(s)) => Value::Seq(s.clone()),
+        Some(v) => Value::Str(v.scalar_string().unwrap_or_default()),
+    }
+}
+
+/// kustomize's content hash of a resource (10 characters).
+pub fn hash(r: &Resource) -> String {
+    let obj = &r.obj;
+    let mut m = Map::new();
+    match r.kind() {
+        "ConfigMap" => {
+            m.insert("kind", Value::str("ConfigMap"));
+            m.insert("name", lookup_for_hash(obj, &["metadata", "name"]));
+            m.insert("data", lookup_for_hash(obj, &["data"]));
+            if let Some(Value::Map(b)) = obj.get("binaryData") {
+                m.insert("binaryData", Value::Map(b.clone()));
+            }
+        }
+        "Secret" => {
+            m.insert("kind", Value::str("Secret"));
+            m.insert("type", lookup_for_hash(obj, &["type"]));
+            m.insert("name", lookup_for_hash(obj, &["metadata", "name"]));
+            m.insert("data", lookup_for_hash(obj, &["data"]));
+            if let Some(Value::Map(b)) = obj.get("stringData") {
+                m.insert("stringData", Value::Map(b.clone()));
+            }
+        }
+        _ => {
+            let mut s = String::new();
+            crate::yaml::to_go_json(obj, &mut s);
+            return encode_hash(&hex(&Sha256::digest(s.as_bytes())));
+        }
+    }
+    let mut s = String::new();
+    crate::yaml::to_go_json(&Value::Map(m), &mut s);
+    encode_hash(&hex(&Sha256::digest(s.as_bytes())))
+}
+
+fn hex(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push_str(&format!("{x:02x}"));
+    }
+    s
+}
+
+/// Appends the content hash to the names of resources that need it.
+pub fn add_hashes(rm: &mut ResMap) -> Result<()> {
+    for r in rm.list.iter_mut() {
+        if r.needs_hash {
+            let h = hash(r);
+            r.store_previous_id();
+            let n = format!("{}-{}", r.name(), h);
+            r.set_name(&n);
+            r.needs_hash = false;
+        }
+    }
+    Ok(())
+}

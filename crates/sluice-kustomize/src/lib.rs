@@ -1,0 +1,108 @@
+//! sluice-kustomize: a native implementation of `kustomize build`
+//! (kustomize v5 semantics) with no Kubernetes client dependency.
+//!
+//! Entry point: [`build`]. The output of [`BuildOutput::to_yaml`] is what
+//! `kustomize build` prints.
+
+pub mod engine;
+pub mod fieldspec;
+pub mod generators;
+pub mod kustomization;
+pub mod nameref;
+pub mod patch;
+pub mod replacements;
+pub mod resource;
+pub mod smp;
+pub mod smp_table;
+pub mod transformers;
+pub mod vars;
+pub mod yaml;
+
+use std::path::Path;
+
+pub use crate::resource::{ResId, ResMap, Resource};
+
+/// Build errors. Messages follow kustomize's wording where tools or users
+/// are known to match on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Msg(String),
+    #[error("MalformedYAMLError: {message} in File: {file} (line {line}, column {column})")]
+    Yaml {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{field} is not supported yet")]
+    Unsupported { field: String },
+}
+
+impl Error {
+    pub fn msg(s: impl Into<String>) -> Error {
+        Error::Msg(s.into())
+    }
+    pub fn yaml(file: &str, e: yaml::YamlError) -> Error {
+        Error::Yaml {
+            file: file.to_string(),
+            line: e.line,
+            column: e.column,
+            message: e.message,
+        }
+    }
+    /// Prefixes the message with context, kustomize style (`ctx: err`).
+    pub fn context(self, ctx: impl std::fmt::Display) -> Error {
+        match self {
+            Error::Msg(m) => Error::Msg(format!("{ctx}: {m}")),
+            Error::Yaml { .. } | Error::Unsupported { .. } => Error::Msg(format!("{ctx}: {self}")),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Output ordering (`--reorder`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reorder {
+    /// Not given: the kustomization's `sortOptions` decide, else legacy.
+    #[default]
+    Unspecified,
+    Legacy,
+    None,
+}
+
+/// Build options.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub reorder: Reorder,
+    /// `LoadRestrictionsNone` when false.
+    pub load_restrict_root_only: bool,
+}
+
+impl Options {
+    pub fn new() -> Options {
+        Options {
+            reorder: Reorder::Unspecified,
+            load_restrict_root_only: true,
+        }
+    }
+}
+
+/// The result of a build.
+#[derive(Debug, Clone)]
+pub struct BuildOutput {
+    pub resources: Vec<yaml::Value>,
+}
+
+impl BuildOutput {
+    /// The YAML stream `kustomize build` prints.
+    pub fn to_yaml(&self) -> String {
+        yaml::to_yaml_docs(self.resources.iter())
+    }
+}
+
+/// Builds the kustomization in `dir`.
+pub fn build(dir: &Path, opts: &Options) -> Result<BuildOutput> {
+    engine::Builder::new(opts.clone()).build(dir)
+}

@@ -1,0 +1,360 @@
+//! Resources, their ids, and the ordered resource map.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::yaml::{Map, Value};
+
+/// Group, version, kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Gvk {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+}
+
+impl Gvk {
+    pub fn from_api_version(api_version: &str, kind: &str) -> Gvk {
+        let (group, version) = match api_version.rsplit_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), api_version.to_string()),
+        };
+        Gvk {
+            group,
+            version,
+            kind: kind.to_string(),
+        }
+    }
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+    /// kustomize's `Gvk.IsSelected`: empty selector fields match anything.
+    pub fn is_selected(&self, sel: &Gvk) -> bool {
+        (sel.group.is_empty() || sel.group == self.group)
+            && (sel.version.is_empty() || sel.version == self.version)
+            && (sel.kind.is_empty() || sel.kind == self.kind)
+    }
+    pub fn is_cluster_scoped(&self) -> bool {
+        is_cluster_scoped_kind(&self.kind)
+    }
+}
+
+impl fmt::Display for Gvk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = if self.group.is_empty() {
+            "[noGrp]"
+        } else {
+            &self.group
+        };
+        let v = if self.version.is_empty() {
+            "[noVer]"
+        } else {
+            &self.version
+        };
+        let k = if self.kind.is_empty() {
+            "[noKind]"
+        } else {
+            &self.kind
+        };
+        write!(f, "{k}.{v}.{g}")
+    }
+}
+
+pub fn is_cluster_scoped_kind(kind: &str) -> bool {
+    matches!(
+        kind,
+        "APIService"
+            | "CSIDriver"
+            | "CSINode"
+            | "CertificateSigningRequest"
+            | "ClusterIssuer"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "ComponentStatus"
+            | "CustomResourceDefinition"
+            | "FlowSchema"
+            | "IngressClass"
+            | "MutatingAdmissionPolicy"
+            | "MutatingAdmissionPolicyBinding"
+            | "MutatingWebhookConfiguration"
+            | "Namespace"
+            | "Node"
+            | "PersistentVolume"
+            | "PodSecurityPolicy"
+            | "PriorityClass"
+            | "PriorityLevelConfiguration"
+            | "RuntimeClass"
+            | "SelfSubjectAccessReview"
+            | "SelfSubjectRulesReview"
+            | "StorageClass"
+            | "SubjectAccessReview"
+            | "TokenReview"
+            | "ValidatingAdmissionPolicy"
+            | "ValidatingAdmissionPolicyBinding"
+            | "ValidatingWebhookConfiguration"
+            | "VolumeAttachment"
+    )
+}
+
+/// A resource id: gvk, name, namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ResId {
+    pub gvk: Gvk,
+    pub name: String,
+    pub namespace: String,
+}
+
+impl ResId {
+    pub fn effective_namespace(&self) -> &str {
+        if self.gvk.is_cluster_scoped() {
+            ""
+        } else if self.namespace.is_empty() {
+            "default"
+        } else {
+            &self.namespace
+        }
+    }
+    pub fn ns_equals(&self, o: &ResId) -> bool {
+        self.effective_namespace() == o.effective_namespace()
+    }
+    /// kustomize's `ResId.Equals`.
+    pub fn equals(&self, o: &ResId) -> bool {
+        self.ns_equals(o) && self.gvk == o.gvk && self.name == o.name
+    }
+    /// Key for hashing under `equals`.
+    pub fn key(&self) -> (String, String, String, String, String) {
+        (
+            self.gvk.group.clone(),
+            self.gvk.version.clone(),
+            self.gvk.kind.clone(),
+            self.name.clone(),
+            self.effective_namespace().to_string(),
+        )
+    }
+}
+
+impl fmt::Display for ResId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = if self.namespace.is_empty() {
+            "[noNs]"
+        } else {
+            &self.namespace
+        };
+        write!(f, "{}/{}.{}", self.gvk, self.name, ns)
+    }
+}
+
+/// How a generated resource combines with an existing one of the same id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Behavior {
+    #[default]
+    Unspecified,
+    Create,
+    Merge,
+    Replace,
+}
+
+impl Behavior {
+    pub fn parse(s: &str) -> Option<Behavior> {
+        match s {
+            "" => Some(Behavior::Unspecified),
+            "create" => Some(Behavior::Create),
+            "merge" => Some(Behavior::Merge),
+            "replace" => Some(Behavior::Replace),
+            _ => None,
+        }
+    }
+}
+
+/// One resource plus the build bookkeeping kustomize keeps in internal
+/// annotations.
+#[derive(Clone, Debug)]
+pub struct Resource {
+    pub obj: Value,
+    /// Ids this resource had before renames, oldest first (not including
+    /// the current one).
+    pub prev_ids: Vec<ResId>,
+    pub prefixes: Vec<String>,
+    pub suffixes: Vec<String>,
+    pub behavior: Behavior,
+    pub needs_hash: bool,
+    /// Set on generated ConfigMaps/Secrets: hash suffix allowed.
+    pub generated: bool,
+    /// Names of vars whose object reference points at this resource.
+    pub ref_vars: Vec<String>,
+}
+
+impl Resource {
+    pub fn new(obj: Value) -> Resource {
+        Resource {
+            obj,
+            prev_ids: Vec::new(),
+            prefixes: Vec::new(),
+            suffixes: Vec::new(),
+            behavior: Behavior::Unspecified,
+            needs_hash: false,
+            generated: false,
+            ref_vars: Vec::new(),
+        }
+    }
+    pub fn map(&self) -> Option<&Map> {
+        self.obj.as_map()
+    }
+    pub fn kind(&self) -> &str {
+        self.obj.get_str("kind").unwrap_or("")
+    }
+    pub fn api_version(&self) -> &str {
+        self.obj.get_str("apiVersion").unwrap_or("")
+    }
+    pub fn gvk(&self) -> Gvk {
+        Gvk::from_api_version(self.api_version(), self.kind())
+    }
+    pub fn name(&self) -> String {
+        self.obj
+            .get_path(&["metadata", "name"])
+            .and_then(Value::scalar_string)
+            .unwrap_or_default()
+    }
+    pub fn namespace(&self) -> String {
+        self.obj
+            .get_path(&["metadata", "namespace"])
+            .and_then(Value::scalar_string)
+            .unwrap_or_default()
+    }
+    pub fn cur_id(&self) -> ResId {
+        ResId {
+            gvk: self.gvk(),
+            name: self.name(),
+            namespace: self.namespace(),
+        }
+    }
+    pub fn org_id(&self) -> ResId {
+        self.prev_ids
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.cur_id())
+    }
+    /// Remembers the current id before a rename.
+    pub fn store_previous_id(&mut self) {
+        let id = self.cur_id();
+        self.prev_ids.push(id);
+    }
+    pub fn metadata_mut(&mut self) -> &mut Map {
+        if !matches!(self.obj, Value::Map(_)) {
+            self.obj = Value::Map(Map::new());
+        }
+        let Value::Map(m) = &mut self.obj else {
+            unreachable!("just made a map")
+        };
+        let md = m.entry_map("metadata");
+        if !matches!(md, Value::Map(_)) {
+            *md = Value::Map(Map::new());
+        }
+        match md {
+            Value::Map(mm) => mm,
+            _ => unreachable!("just made a map"),
+        }
+    }
+    pub fn set_name(&mut self, name: &str) {
+        self.metadata_mut().insert("name", Value::str(name));
+    }
+    pub fn set_namespace(&mut self, ns: &str) {
+        self.metadata_mut().insert("namespace", Value::str(ns));
+    }
+    pub fn set_kind(&mut self, kind: &str) {
+        if let Some(m) = self.obj.as_map_mut() {
+            m.insert("kind", Value::str(kind));
+        }
+    }
+    pub fn labels(&self) -> Vec<(String, String)> {
+        string_map(self.obj.get_path(&["metadata", "labels"]))
+    }
+    pub fn annotations(&self) -> Vec<(String, String)> {
+        string_map(self.obj.get_path(&["metadata", "annotations"]))
+    }
+    pub fn prefixes_suffixes_equal(&self, o: &Resource) -> bool {
+        self.prefixes == o.prefixes && self.suffixes == o.suffixes
+    }
+    /// Empty after patches (`$patch: delete` of the whole object, etc).
+    pub fn is_empty(&self) -> bool {
+        match &self.obj {
+            Value::Map(m) => m.is_empty(),
+            Value::Null => true,
+            _ => false,
+        }
+    }
+}
+
+pub fn string_map(v: Option<&Value>) -> Vec<(String, String)> {
+    match v {
+        Some(Value::Map(m)) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.scalar_string().unwrap_or_default()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// An ordered list of resources with an index by current id.
+#[derive(Clone, Debug, Default)]
+pub struct ResMap {
+    pub list: Vec<Resource>,
+}
+
+impl ResMap {
+    pub fn new() -> ResMap {
+        ResMap { list: Vec::new() }
+    }
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+    /// Index of current ids (effective-namespace aware) to positions.
+    pub fn index(&self) -> HashMap<(String, String, String, String, String), Vec<usize>> {
+        let mut idx: HashMap<_, Vec<usize>> = HashMap::with_capacity(self.list.len());
+        for (i, r) in self.list.iter().enumerate() {
+            idx.entry(r.cur_id().key()).or_default().push(i);
+        }
+        idx
+    }
+    pub fn find_by_cur_id(&self, id: &ResId) -> Vec<usize> {
+        self.list
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.cur_id().equals(id))
+            .map(|(i, _)| i)
+            .collect()
+    }
+    /// Appends, refusing a duplicate current id.
+    pub fn append(&mut self, r: Resource) -> Result<(), String> {
+        let id = r.cur_id();
+        if self.list.iter().any(|x| x.cur_id().equals(&id)) {
+            return Err(format!(
+                "may not add resource with an already registered id: {id}"
+            ));
+        }
+        self.list.push(r);
+        Ok(())
+    }
+    /// Appends all of `other`, refusing duplicates (linear with an index).
+    pub fn append_all(&mut self, other: ResMap) -> Result<(), String> {
+        let mut idx: std::collections::HashSet<_> =
+            self.list.iter().map(|r| r.cur_id().key()).collect();
+        for r in other.list {
+            let id = r.cur_id();
+            if !idx.insert(id.key()) {
+                return Err(format!(
+                    "may not add resource with an already registered id: {id}"
+                ));
+            }
+            self.list.push(r);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,1351 @@
+//! The document model, parser and emitter.
+//!
+//! kustomize reads resources with go-yaml v3 (through kyaml) and prints them
+//! by converting each resource to JSON and back to YAML with
+//! `sigs.k8s.io/yaml` (go-yaml v2). The observable consequences, which this
+//! module reproduces, are:
+//!
+//! * scalar types are resolved with go-yaml v3's rules on input (`"1"` stays
+//!   a string, `0775` is the octal integer 509, `yes` is a string);
+//! * output map keys are sorted with go-yaml v2's "natural" key order;
+//! * output strings are quoted only where go-yaml v2 would quote them, with
+//!   its quoting style (single quotes where plain is not allowed, double
+//!   quotes for strings that would otherwise read as another type, literal
+//!   blocks for multi-line strings), and long plain or quoted strings are
+//!   folded at 80 columns;
+//! * sequences inside mappings are not indented.
+//!
+//! Map key order is preserved inside the model (it matters for the JSON
+//! used by nothing but is cheap), and every parse error names a line and
+//! column.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// A YAML/JSON value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Value>),
+    Map(Map),
+}
+
+/// An insertion-ordered map with string keys. Kubernetes objects have small
+/// maps, so lookups scan; large maps (ConfigMap data) are only iterated.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Map(pub Vec<(String, Value)>);
+
+impl Map {
+    pub fn new() -> Self {
+        Map(Vec::new())
+    }
+    pub fn get(&self, k: &str) -> Option<&Value> {
+        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v)
+    }
+    pub fn get_mut(&mut self, k: &str) -> Option<&mut Value> {
+        self.0.iter_mut().find(|(key, _)| key == k).map(|(_, v)| v)
+    }
+    pub fn contains(&self, k: &str) -> bool {
+        self.0.iter().any(|(key, _)| key == k)
+    }
+    /// Sets `k`, keeping its position when present, appending otherwise.
+    pub fn insert(&mut self, k: impl Into<String>, v: Value) {
+        let k = k.into();
+        if let Some(slot) = self.get_mut(&k) {
+            *slot = v;
+        } else {
+            self.0.push((k, v));
+        }
+    }
+    pub fn remove(&mut self, k: &str) -> Option<Value> {
+        let i = self.0.iter().position(|(key, _)| key == k)?;
+        Some(self.0.remove(i).1)
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+    /// Returns the value at `k`, inserting an empty map first if absent or null.
+    pub fn entry_map(&mut self, k: &str) -> &mut Value {
+        let idx = match self.0.iter().position(|(key, _)| key == k) {
+            Some(i) => {
+                if matches!(self.0[i].1, Value::Null) {
+                    self.0[i].1 = Value::Map(Map::new());
+                }
+                i
+            }
+            None => {
+                self.0.push((k.to_string(), Value::Map(Map::new())));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[idx].1
+    }
+}
+
+impl Value {
+    pub fn str(s: impl Into<String>) -> Value {
+        Value::Str(s.into())
+    }
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_map(&self) -> Option<&Map> {
+        match self {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+    pub fn as_map_mut(&mut self) -> Option<&mut Map> {
+        match self {
+            Value::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+    pub fn as_seq(&self) -> Option<&Vec<Value>> {
+        match self {
+            Value::Seq(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_seq_mut(&mut self) -> Option<&mut Vec<Value>> {
+        match self {
+            Value::Seq(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn get(&self, k: &str) -> Option<&Value> {
+        self.as_map().and_then(|m| m.get(k))
+    }
+    pub fn get_mut(&mut self, k: &str) -> Option<&mut Value> {
+        self.as_map_mut().and_then(|m| m.get_mut(k))
+    }
+    /// Follows a path of map keys.
+    pub fn get_path(&self, path: &[&str]) -> Option<&Value> {
+        let mut cur = self;
+        for p in path {
+            cur = cur.get(p)?;
+        }
+        Some(cur)
+    }
+    pub fn get_str(&self, k: &str) -> Option<&str> {
+        self.get(k).and_then(Value::as_str)
+    }
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+    /// A scalar rendered as text (what kustomize's string conversion of a
+    /// scalar node value gives); `None` for collections.
+    pub fn scalar_string(&self) -> Option<String> {
+        match self {
+            Value::Null => Some(String::new()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Float(f) => Some(format_float(*f)),
+            Value::Str(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) | Value::Float(_) => "number",
+            Value::Str(_) => "string",
+            Value::Seq(_) => "sequence",
+            Value::Map(_) => "mapping",
+        }
+    }
+}
+
+fn format_float(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e21 {
+        format!("{}", f as i128)
+    } else {
+        let s = format!("{f}");
+        if s.len() > 24 { format!("{f:e}") } else { s }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Parsing
+// ---------------------------------------------------------------------------
+
+/// A YAML syntax or structure error with its position (1-based).
+#[derive(Clone, Debug, PartialEq)]
+pub struct YamlError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for YamlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "yaml: line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
+    }
+}
+
+fn err_at(m: &Marker, msg: impl Into<String>) -> YamlError {
+    YamlError {
+        line: m.line(),
+        column: m.col() + 1,
+        message: msg.into(),
+    }
+}
+
+/// Parses every document in `text`. Empty documents are returned as `Null`.
+pub fn parse_all(text: &str) -> Result<Vec<Value>, YamlError> {
+    let mut p = DocParser {
+        parser: Parser::new_from_str(text),
+        anchors: HashMap::new(),
+    };
+    let mut docs = Vec::new();
+    loop {
+        let (ev, m) = p.next()?;
+        match ev {
+            Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
+            Event::StreamEnd => break,
+            Event::DocumentStart => {
+                let (ev, m) = p.next()?;
+                if matches!(ev, Event::DocumentEnd) {
+                    docs.push(Value::Null);
+                    continue;
+                }
+                let v = p.node(ev, m)?;
+                docs.push(v);
+            }
+            other => {
+                return Err(err_at(&m, format!("unexpected event {other:?}")));
+            }
+        }
+    }
+    Ok(docs)
+}
+
+/// Parses a single-document text (an empty text gives `Null`).
+pub fn parse_one(text: &str) -> Result<Value, YamlError> {
+    let docs = parse_all(text)?;
+    Ok(docs
+        .into_iter()
+        .find(|d| !d.is_null())
+        .unwrap_or(Value::Null))
+}
+
+struct DocParser<'a> {
+    parser: Parser<std::str::Chars<'a>>,
+    anchors: HashMap<usize, Value>,
+}
+
+impl DocParser<'_> {
+    fn next(&mut self) -> Result<(Event, Marker), YamlError> {
+        self.parser.next_token().map_err(|e| {
+            let m = e.marker();
+            YamlError {
+                line: m.line(),
+                column: m.col() + 1,
+                message: e.info().to_string(),
+            }
+        })
+    }
+
+    fn node(&mut self, ev: Event, m: Marker) -> Result<Value, YamlError> {
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                let v = resolve_scalar(
+                    text,
+                    style,
+                    tag.as_ref().map(|t| (t.handle.as_str(), t.suffix.as_str())),
+                );
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            Event::Alias(id) => self
+                .anchors
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| err_at(&m, "unknown anchor referenced")),
+            Event::SequenceStart(anchor, _) => {
+                let mut items = Vec::new();
+                loop {
+                    let (ev, m) = self.next()?;
+                    if matches!(ev, Event::SequenceEnd) {
+                        break;
+                    }
+                    items.push(self.node(ev, m)?);
+                }
+                let v = Value::Seq(items);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            Event::MappingStart(anchor, _) => {
+                let mut map = Map::new();
+                let mut merges: Vec<Map> = Vec::new();
+                loop {
+                    let (ev, km) = self.next()?;
+                    if matches!(ev, Event::MappingEnd) {
+                        break;
+                    }
+                    let is_merge =
+                        matches!(&ev, Event::Scalar(s, TScalarStyle::Plain, _, _) if s == "<<");
+                    let key = self.node(ev, km)?;
+                    let (vev, vm) = self.next()?;
+                    let val = self.node(vev, vm)?;
+                    if is_merge {
+                        match val {
+                            Value::Map(mm) => merges.push(mm),
+                            Value::Seq(items) => {
+                                for it in items {
+                                    match it {
+                                        Value::Map(mm) => merges.push(mm),
+                                        _ => {
+                                            return Err(err_at(
+                                                &vm,
+                                                "map merge requires map or sequence of maps as the value",
+                                            ));
+                                        }
+                                    }
+                                }
+                            }
+                            _ => {
+                                return Err(err_at(
+                                    &vm,
+                                    "map merge requires map or sequence of maps as the value",
+                                ));
+                            }
+                        }
+                        continue;
+                    }
+                    let key = match key {
+                        Value::Seq(_) | Value::Map(_) => {
+                            return Err(err_at(
+                                &km,
+                                "invalid map key: collections are not supported as keys",
+                            ));
+                        }
+                        other => other.scalar_string().unwrap_or_default(),
+                    };
+                    if map.contains(&key) {
+                        return Err(err_at(&km, format!("mapping key {key:?} already defined")));
+                    }
+                    map.0.push((key, val));
+                }
+                for mm in merges {
+                    for (k, v) in mm.0 {
+                        if !map.contains(&k) {
+                            map.0.push((k, v));
+                        }
+                    }
+                }
+                let v = Value::Map(map);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            other => Err(err_at(&m, format!("unexpected event {other:?}"))),
+        }
+    }
+}
+
+fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<(&str, &str)>) -> Value {
+    if let Some((handle, suffix)) = tag {
+        let full = if handle == "!!" {
+            format!("tag:yaml.org,2002:{suffix}")
+        } else {
+            format!("{handle}{suffix}")
+        };
+        match full.as_str() {
+            "tag:yaml.org,2002:str" => return Value::Str(text),
+            "tag:yaml.org,2002:int"
+            | "tag:yaml.org,2002:float"
+            | "tag:yaml.org,2002:bool"
+            | "tag:yaml.org,2002:null" => {
+                return resolve_plain_v3(text);
+            }
+            _ => {}
+        }
+    }
+    if style != TScalarStyle::Plain {
+        return Value::Str(text);
+    }
+    resolve_plain_v3(text)
+}
+
+/// Resolves a plain scalar with go-yaml v3's rules (YAML 1.2 core schema plus
+/// Go's integer syntax).
+pub fn resolve_plain_v3(text: String) -> Value {
+    match text.as_str() {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
+        | ".nan" | ".NaN" | ".NAN" => return Value::Str(text),
+        _ => {}
+    }
+    let first = text.as_bytes()[0];
+    if first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.' {
+        let plain: String = text.chars().filter(|c| *c != '_').collect();
+        if let Some(i) = go_parse_int(&plain) {
+            return Value::Int(i);
+        }
+        if is_yaml_style_float(&plain)
+            && let Ok(f) = plain.parse::<f64>()
+        {
+            return Value::Float(f);
+        }
+        if let Some(rest) = plain.strip_prefix("0b")
+            && let Ok(i) = i64::from_str_radix(rest, 2)
+        {
+            return Value::Int(i);
+        }
+        if let Some(rest) = plain.strip_prefix("-0b")
+            && let Ok(i) = i64::from_str_radix(rest, 2)
+        {
+            return Value::Int(-i);
+        }
+    }
+    Value::Str(text)
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`.
+pub fn go_parse_int(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let (radix, digits) =
+        if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, r)
+        } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+            (8, r)
+        } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+            (2, r)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let mag = i128::from_str_radix(digits, radix).ok()?;
+    let v = if neg { -mag } else { mag };
+    i64::try_from(v).ok()
+}
+
+fn is_yaml_style_float(s: &str) -> bool {
+    // ^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+        i += 1;
+    }
+    let digits = |i: &mut usize| {
+        let st = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - st
+    };
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    } else {
+        if digits(&mut i) == 0 {
+            return false;
+        }
+        if i < b.len() && b[i] == b'.' {
+            i += 1;
+            digits(&mut i);
+        }
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+// ---------------------------------------------------------------------------
+// go-yaml v2 resolution (used to decide quoting on output)
+// ---------------------------------------------------------------------------
+
+fn v2_resolves_to_non_string(s: &str) -> bool {
+    match s {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "n" | "N" | "no" | "No" | "NO"
+        | "off" | "Off" | "OFF" | "true" | "True" | "TRUE" | "false" | "False" | "FALSE" | "~"
+        | "null" | "Null" | "NULL" | "" | ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF"
+        | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF" | "<<" => return true,
+        _ => {}
+    }
+    let first = s.as_bytes()[0];
+    if first == b'.' {
+        return go_parse_float(s);
+    }
+    if first.is_ascii_digit() || first == b'-' || first == b'+' {
+        if is_timestamp(s) {
+            return true;
+        }
+        let plain: String = s.chars().filter(|c| *c != '_').collect();
+        if go_parse_int(&plain).is_some() || go_parse_uint(&plain) {
+            return true;
+        }
+        if is_yaml_style_float(&plain) {
+            return true;
+        }
+        if let Some(rest) = plain
+            .strip_prefix("0b")
+            .or_else(|| plain.strip_prefix("-0b"))
+            && !rest.is_empty()
+            && rest.chars().all(|c| c == '0' || c == '1')
+        {
+            return true;
+        }
+    }
+    false
+}
+
+fn go_parse_uint(s: &str) -> bool {
+    let body = s;
+    let (radix, digits) =
+        if let Some(r) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
+            (16, r)
+        } else if let Some(r) = body.strip_prefix("0o").or_else(|| body.strip_prefix("0O")) {
+            (8, r)
+        } else if let Some(r) = body.strip_prefix("0b").or_else(|| body.strip_prefix("0B")) {
+            (2, r)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..])
+        } else {
+            (10, body)
+        };
+    !digits.is_empty()
+        && digits.chars().all(|c| c.is_digit(radix))
+        && u64::from_str_radix(digits, radix).is_ok()
+}
+
+fn go_parse_float(s: &str) -> bool {
+    // Go's ParseFloat on a string starting with '.'.
+    let b = &s[1..];
+    let (mant, exp) = match b.find(['e', 'E']) {
+        Some(i) => (&b[..i], Some(&b[i + 1..])),
+        None => (b, None),
+    };
+    let mant: String = mant.chars().filter(|c| *c != '_').collect();
+    if mant.is_empty() || !mant.chars().all(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    match exp {
+        None => true,
+        Some(e) => {
+            let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+            !e.is_empty() && e.chars().all(|c| c.is_ascii_digit())
+        }
+    }
+}
+
+fn is_base60_float(s: &str) -> bool {
+    // ^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'-' || b[i] == b'+') {
+        i += 1;
+    }
+    if i >= b.len() || !b[i].is_ascii_digit() {
+        return false;
+    }
+    i += 1;
+    while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
+        i += 1;
+    }
+    let mut groups = 0;
+    while i < b.len() && b[i] == b':' {
+        i += 1;
+        let st = i;
+        if i < b.len()
+            && (b'0'..=b'5').contains(&b[i])
+            && i + 1 < b.len()
+            && b[i + 1].is_ascii_digit()
+        {
+            i += 2;
+        } else if i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == st {
+            return false;
+        }
+        groups += 1;
+    }
+    if groups == 0 {
+        return false;
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'_') {
+            i += 1;
+        }
+    }
+    i == b.len()
+}
+
+fn is_timestamp(s: &str) -> bool {
+    // go-yaml's parseTimestamp: formats "2006-1-2T15:4:5.999999999Z07:00",
+    // "2006-1-2t15:4:5.999999999Z07:00", "2006-1-2 15:4:5.999999999", "2006-1-2".
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() && i < 4 && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    if i != 4 || b.len() < 5 || b[4] != b'-' {
+        return false;
+    }
+    let num = |i: &mut usize, max: usize| {
+        let st = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() && *i - st < max {
+            *i += 1;
+        }
+        *i - st
+    };
+    let mut i = 5;
+    if num(&mut i, 2) == 0 || i >= b.len() || b[i] != b'-' {
+        return false;
+    }
+    i += 1;
+    if num(&mut i, 2) == 0 {
+        return false;
+    }
+    if i == b.len() {
+        return true;
+    }
+    let sep = b[i];
+    if sep != b'T' && sep != b't' && sep != b' ' {
+        return false;
+    }
+    i += 1;
+    for k in 0..3 {
+        if num(&mut i, 2) == 0 {
+            return false;
+        }
+        if k < 2 {
+            if i >= b.len() || b[i] != b':' {
+                return false;
+            }
+            i += 1;
+        }
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        if num(&mut i, 9) == 0 {
+            return false;
+        }
+    }
+    if i == b.len() {
+        return true;
+    }
+    if sep == b' ' {
+        return false;
+    }
+    if b[i] == b'Z' && i + 1 == b.len() {
+        return true;
+    }
+    if b[i] == b'+' || b[i] == b'-' {
+        i += 1;
+        if num(&mut i, 2) != 2 || i >= b.len() || b[i] != b':' {
+            return false;
+        }
+        i += 1;
+        return num(&mut i, 2) == 2 && i == b.len();
+    }
+    false
+}
+
+// ---------------------------------------------------------------------------
+// Emitting (go-yaml v2 over JSON-roundtripped data: sorted keys)
+// ---------------------------------------------------------------------------
+
+/// go-yaml v2's map key order ("natural" order: digit runs compare as
+/// numbers, non-letters sort before letters).
+pub fn v2_key_less(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    let ar: Vec<char> = a.chars().collect();
+    let br: Vec<char> = b.chars().collect();
+    let mut i = 0;
+    while i < ar.len() && i < br.len() {
+        if ar[i] == br[i] {
+            i += 1;
+            continue;
+        }
+        let al = ar[i].is_alphabetic();
+        let bl = br[i].is_alphabetic();
+        if al && bl {
+            return ar[i].cmp(&br[i]);
+        }
+        if al || bl {
+            return if bl { Less } else { Greater };
+        }
+        let mut an: i64 = 0;
+        let mut bn: i64 = 0;
+        if ar[i] == '0' || br[i] == '0' {
+            let mut j = i;
+            while j > 0 {
+                j -= 1;
+                if !ar[j].is_ascii_digit() {
+                    break;
+                }
+                if ar[j] != '0' {
+                    an = 1;
+                    bn = 1;
+                    break;
+                }
+            }
+        }
+        let mut ai = i;
+        while ai < ar.len() && ar[ai].is_ascii_digit() {
+            an = an.wrapping_mul(10).wrapping_add(ar[ai] as i64 - '0' as i64);
+            ai += 1;
+        }
+        let mut bi = i;
+        while bi < br.len() && br[bi].is_ascii_digit() {
+            bn = bn.wrapping_mul(10).wrapping_add(br[bi] as i64 - '0' as i64);
+            bi += 1;
+        }
+        if an != bn {
+            return an.cmp(&bn);
+        }
+        if ai != bi {
+            return ai.cmp(&bi);
+        }
+        return ar[i].cmp(&br[i]);
+    }
+    ar.len().cmp(&br.len())
+}
+
+const BEST_WIDTH: usize = 80;
+
+struct Emitter {
+    out: String,
+    column: usize,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Style {
+    Plain,
+    Single,
+    Double,
+    Literal,
+}
+
+impl Emitter {
+    fn push(&mut self, s: &str) {
+        for c in s.chars() {
+            if c == '\n' {
+                self.column = 0;
+            } else {
+                self.column += 1;
+            }
+        }
+        self.out.push_str(s);
+    }
+    fn pushc(&mut self, c: char) {
+        if c == '\n' {
+            self.column = 0;
+        } else {
+            self.column += 1;
+        }
+        self.out.push(c);
+    }
+    fn newline_indent(&mut self, indent: usize) {
+        self.out.push('\n');
+        for _ in 0..indent {
+            self.out.push(' ');
+        }
+        self.column = indent;
+    }
+
+    /// Emits `v` as a block node whose parent left the cursor right after
+    /// `key:` or `- ` (or at the start of a document). `indent` is the
+    /// column where a nested block mapping would start.
+    fn node(&mut self, v: &Value, indent: usize, after: Ctx) {
+        match v {
+            Value::Map(m) if !m.is_empty() => {
+                let mut keys: Vec<&(String, Value)> = m.0.iter().collect();
+                keys.sort_by(|a, b| v2_key_less(&a.0, &b.0));
+                for (n, (k, val)) in keys.into_iter().enumerate() {
+                    match (n, after) {
+                        (0, Ctx::Doc) => {}
+                        (0, Ctx::SeqItem) => {}
+                        _ => self.newline_indent(indent),
+                    }
+                    self.scalar_str(k, indent, true);
+                    self.pushc(':');
+                    match val {
+                        Value::Map(mm) if !mm.is_empty() => {
+                            self.node(val, indent + 2, Ctx::MapValue)
+                        }
+                        Value::Seq(s) if !s.is_empty() => self.node(val, indent, Ctx::MapValue),
+                        _ => {
+                            self.pushc(' ');
+                            self.node(val, indent + 2, Ctx::MapValue);
+                        }
+                    }
+                }
+            }
+            Value::Seq(s) if !s.is_empty() => {
+                for (n, item) in s.iter().enumerate() {
+                    match (n, after) {
+                        (0, Ctx::Doc) | (0, Ctx::SeqItem) => {}
+                        _ => self.newline_indent(indent),
+                    }
+                    self.push("- ");
+                    self.node(item, indent + 2, Ctx::SeqItem);
+                }
+            }
+            Value::Map(_) => self.push("{}"),
+            Value::Seq(_) => self.push("[]"),
+            Value::Null => self.push("null"),
+            Value::Bool(b) => self.push(if *b { "true" } else { "false" }),
+            Value::Int(i) => {
+                let s = i.to_string();
+                self.push(&s)
+            }
+            Value::Float(f) => {
+                let s = v2_float(*f);
+                self.push(&s)
+            }
+            Value::Str(s) => self.scalar_str(s, indent, false),
+        }
+        if after == Ctx::Doc {
+            self.pushc('\n');
+        }
+    }
+
+    fn scalar_str(&mut self, s: &str, indent: usize, simple_key: bool) {
+        let mut style = if s.contains('\n') {
+            Style::Literal
+        } else if !v2_resolves_to_non_string(s) && !is_base60_float(s) {
+            Style::Plain
+        } else {
+            Style::Double
+        };
+        let a = analyze(s);
+        if style == Style::Plain && (!a.block_plain_allowed || (s.is_empty() && simple_key)) {
+            style = Style::Single;
+        }
+        if style == Style::Single && !a.single_quoted_allowed {
+            style = Style::Double;
+        }
+        if style == Style::Literal && (!a.block_allowed || simple_key) {
+            style = Style::Double;
+        }
+        let allow_breaks = !simple_key;
+        match style {
+            Style::Plain => self.write_plain(s, indent, allow_breaks),
+            Style::Single => self.write_single(s, indent, allow_breaks),
+            Style::Double => self.write_double(s, indent, allow_breaks),
+            Style::Literal => self.write_literal(s, indent),
+        }
+    }
+
+    fn write_plain(&mut self, s: &str, indent: usize, allow_breaks: bool) {
+        let chars: Vec<char> = s.chars().collect();
+        let mut spaces = false;
+        for i in 0..chars.len() {
+            let c = chars[i];
+            if c == ' ' {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && chars.get(i + 1) != Some(&' ')
+                {
+                    self.newline_indent(indent);
+                } else {
+                    self.pushc(c);
+                }
+                spaces = true;
+            } else {
+                self.pushc(c);
+                spaces = false;
+            }
+        }
+    }
+
+    fn write_single(&mut self, s: &str, indent: usize, allow_breaks: bool) {
+        let chars: Vec<char> = s.chars().collect();
+        self.pushc('\'');
+        let mut spaces = false;
+        for i in 0..chars.len() {
+            let c = chars[i];
+            if c == ' ' {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && i != 0
+                    && i != chars.len() - 1
+                    && chars.get(i + 1) != Some(&' ')
+                {
+                    self.newline_indent(indent);
+                } else {
+                    self.pushc(c);
+                }
+                spaces = true;
+            } else {
+                if c == '\'' {
+                    self.pushc('\'');
+                }
+                self.pushc(c);
+                spaces = false;
+            }
+        }
+        self.pushc('\'');
+    }
+
+    fn write_double(&mut self, s: &str, indent: usize, allow_breaks: bool) {
+        let chars: Vec<char> = s.chars().collect();
+        self.pushc('"');
+        let mut spaces = false;
+        for i in 0..chars.len() {
+            let c = chars[i];
+            if !is_printable(c) || c == '\u{feff}' || is_break(c) || c == '"' || c == '\\' {
+                let esc = match c {
+                    '\0' => "\\0".to_string(),
+                    '\u{7}' => "\\a".to_string(),
+                    '\u{8}' => "\\b".to_string(),
+                    '\t' => "\\t".to_string(),
+                    '\n' => "\\n".to_string(),
+                    '\u{b}' => "\\v".to_string(),
+                    '\u{c}' => "\\f".to_string(),
+                    '\r' => "\\r".to_string(),
+                    '\u{1b}' => "\\e".to_string(),
+                    '"' => "\\\"".to_string(),
+                    '\\' => "\\\\".to_string(),
+                    '\u{85}' => "\\N".to_string(),
+                    '\u{a0}' => "\\_".to_string(),
+                    '\u{2028}' => "\\L".to_string(),
+                    '\u{2029}' => "\\P".to_string(),
+                    c if (c as u32) <= 0xff => format!("\\x{:02X}", c as u32),
+                    c if (c as u32) <= 0xffff => format!("\\u{:04X}", c as u32),
+                    c => format!("\\U{:08X}", c as u32),
+                };
+                self.push(&esc);
+                spaces = false;
+            } else if c == ' ' {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && i != 0
+                    && i != chars.len() - 1
+                {
+                    self.newline_indent(indent);
+                    if chars.get(i + 1) == Some(&' ') {
+                        self.pushc('\\');
+                    }
+                } else {
+                    self.pushc(c);
+                }
+                spaces = true;
+            } else {
+                self.pushc(c);
+                spaces = false;
+            }
+        }
+        self.pushc('"');
+    }
+
+    fn write_literal(&mut self, s: &str, indent: usize) {
+        self.pushc('|');
+        let first = s.chars().next();
+        if matches!(first, Some(' ') | Some('\n')) {
+            self.pushc('2');
+        }
+        let chars: Vec<char> = s.chars().collect();
+        let n = chars.len();
+        if n == 0 || chars[n - 1] != '\n' {
+            self.pushc('-');
+        } else if n == 1 || chars[n - 2] == '\n' {
+            self.pushc('+');
+        }
+        // Content lines, each at `indent`.
+        let body = s.strip_suffix('\n').unwrap_or(s);
+        for line in body.split('\n') {
+            self.out.push('\n');
+            if !line.is_empty() {
+                for _ in 0..indent {
+                    self.out.push(' ');
+                }
+                self.out.push_str(line);
+            }
+        }
+        self.column = 1;
+        if s.ends_with('\n') && s.len() > 1 && s[..s.len() - 1].ends_with('\n') {
+            // keep chomping: trailing empty lines are already emitted above
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Ctx {
+    Doc,
+    MapValue,
+    SeqItem,
+}
+
+fn is_printable(c: char) -> bool {
+    let u = c as u32;
+    u == 0x0a
+        || (0x20..=0x7e).contains(&u)
+        || u == 0x85
+        || (0xa0..=0xd7ff).contains(&u)
+        || ((0xe000..=0xfffd).contains(&u) && u != 0xfeff)
+        || (0x10000..=0x10ffff).contains(&u)
+}
+
+fn is_break(c: char) -> bool {
+    matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
+fn is_blank_or_end(c: Option<char>) -> bool {
+    match c {
+        None => true,
+        Some(c) => c == ' ' || c == '\t' || is_break(c) || c == '\0',
+    }
+}
+
+struct Analysis {
+    block_plain_allowed: bool,
+    single_quoted_allowed: bool,
+    block_allowed: bool,
+}
+
+fn analyze(s: &str) -> Analysis {
+    if s.is_empty() {
+        return Analysis {
+            block_plain_allowed: true,
+            single_quoted_allowed: true,
+            block_allowed: false,
+        };
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let n = chars.len();
+    let mut block_indicators = false;
+    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
+        (false, false, false, false);
+    let (mut break_space, mut space_break, mut previous_space, mut previous_break) =
+        (false, false, false, false);
+    let (mut line_breaks, mut special) = (false, false);
+    if s.starts_with("---") || s.starts_with("...") {
+        block_indicators = true;
+    }
+    let mut preceded_by_ws = true;
+    let mut followed_by_ws = is_blank_or_end(chars.get(1).copied());
+    for i in 0..n {
+        let c = chars[i];
+        if i == 0 {
+            if "#,[]{}&*!|>'\"%@`".contains(c) {
+                block_indicators = true;
+            }
+            if (c == '?' || c == ':') && followed_by_ws {
+                block_indicators = true;
+            }
+            if c == '-' && followed_by_ws {
+                block_indicators = true;
+            }
+        } else {
+            if c == ':' && followed_by_ws {
+                block_indicators = true;
+            }
+            if c == '#' && preceded_by_ws {
+                block_indicators = true;
+            }
+        }
+        if !is_printable(c) || c == '\u{feff}' {
+            special = true;
+        }
+        if is_break(c) {
+            line_breaks = true;
+        }
+        if c == ' ' {
+            if i == 0 {
+                leading_space = true;
+            }
+            if i == n - 1 {
+                trailing_space = true;
+            }
+            if previous_break {
+                break_space = true;
+            }
+            previous_space = true;
+            previous_break = false;
+        } else if is_break(c) {
+            if i == 0 {
+                leading_break = true;
+            }
+            if i == n - 1 {
+                trailing_break = true;
+            }
+            if previous_space {
+                space_break = true;
+            }
+            previous_break = true;
+            previous_space = false;
+        } else {
+            previous_space = false;
+            previous_break = false;
+        }
+        preceded_by_ws = is_blank_or_end(Some(c));
+        followed_by_ws = is_blank_or_end(chars.get(i + 2).copied());
+    }
+    let mut a = Analysis {
+        block_plain_allowed: true,
+        single_quoted_allowed: true,
+        block_allowed: true,
+    };
+    if leading_space || leading_break || trailing_space || trailing_break {
+        a.block_plain_allowed = false;
+    }
+    if trailing_space {
+        a.block_allowed = false;
+    }
+    if break_space {
+        a.block_plain_allowed = false;
+        a.single_quoted_allowed = false;
+    }
+    if space_break || special {
+        a.block_plain_allowed = false;
+        a.single_quoted_allowed = false;
+        a.block_allowed = false;
+    }
+    if line_breaks || block_indicators {
+        a.block_plain_allowed = false;
+    }
+    a
+}
+
+fn v2_float(f: f64) -> String {
+    // After the JSON round trip an integral float is an integer.
+    if f.fract() == 0.0 && f.abs() < 1e21 {
+        return format!("{}", f as i128);
+    }
+    if f.is_nan() {
+        return ".nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 {
+            "+.inf".into()
+        } else {
+            "-.inf".into()
+        };
+    }
+    let abs = f.abs();
+    if !(1e-4..1e21).contains(&abs) {
+        // Go's 'g' format with exponent, e.g. 1e-05.
+        let s = format!("{f:e}");
+        if let Some((m, e)) = s.split_once('e') {
+            let (sign, digits) = match e.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', e),
+            };
+            let digits = if digits.len() < 2 {
+                format!("0{digits}")
+            } else {
+                digits.to_string()
+            };
+            return format!("{m}e{sign}{digits}");
+        }
+        return s;
+    }
+    format!("{f}")
+}
+
+/// Renders one document the way kustomize prints a resource.
+pub fn to_yaml(v: &Value) -> String {
+    let mut e = Emitter {
+        out: String::new(),
+        column: 0,
+    };
+    e.node(v, 0, Ctx::Doc);
+    e.out
+}
+
+/// Renders documents separated by `---`.
+pub fn to_yaml_docs<'a>(docs: impl IntoIterator<Item = &'a Value>) -> String {
+    let mut out = String::new();
+    for (i, d) in docs.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(&to_yaml(d));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// JSON (Go encoding/json style, for content hashes)
+// ---------------------------------------------------------------------------
+
+/// Encodes like Go's `json.Marshal` of the equivalent `interface{}` value:
+/// map keys sorted bytewise, `<`, `>`, `&` escaped.
+pub fn to_go_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) => out.push_str(&format_float(*f)),
+        Value::Str(s) => go_json_string(s, out),
+        Value::Seq(items) => {
+            out.push('[');
+            for (i, it) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                to_go_json(it, out);
+            }
+            out.push(']');
+        }
+        Value::Map(m) => {
+            let mut keys: Vec<&(String, Value)> = m.0.iter().collect();
+            keys.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push('{');
+            for (i, (k, val)) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                go_json_string(k, out);
+                out.push(':');
+                to_go_json(val, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+pub fn go_json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(s: &str) -> String {
+        to_yaml(&parse_one(s).unwrap())
+    }
+
+    #[test]
+    fn resolves_like_go_yaml_v3() {
+        assert_eq!(resolve_plain_v3("0775".into()), Value::Int(509));
+        assert_eq!(resolve_plain_v3("yes".into()), Value::Str("yes".into()));
+        assert_eq!(resolve_plain_v3("1.5".into()), Value::Float(1.5));
+        assert_eq!(resolve_plain_v3("0x1F".into()), Value::Int(31));
+        assert_eq!(resolve_plain_v3("~".into()), Value::Null);
+    }
+
+    #[test]
+    fn sorts_and_quotes_like_kustomize() {
+        assert_eq!(rt("b: 1\na: \"1\"\nc: 'yes'\nd: x: y\n").len() > 0, true);
+    }
+
+    #[test]
+    fn emits_sorted_keys_and_unindented_sequences() {
+        let out = rt(
+            "kind: A\napiVersion: v1\nspec:\n  items:\n  - b: 2\n    a: 1\n  - x\n  e: {}\n  f: []\n",
+        );
+        assert_eq!(
+            out,
+            "apiVersion: v1\nkind: A\nspec:\n  e: {}\n  f: []\n  items:\n  - a: 1\n    b: 2\n  - x\n"
+        );
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(
+            rt("a: \"1\"\nb: 'yes'\nc: \"\"\nd: 'x: y'\ne: \"tab\\there\"\nf: '- a'\n"),
+            "a: \"1\"\nb: \"yes\"\nc: \"\"\nd: 'x: y'\ne: \"tab\\there\"\nf: '- a'\n"
+        );
+    }
+
+    #[test]
+    fn literal_blocks() {
+        assert_eq!(
+            rt("a: |\n  x\n  y\nb: \"x\\ny\"\nc: \" x\\n\"\n"),
+            "a: |\n  x\n  y\nb: |-\n  x\n  y\nc: |2\n   x\n"
+        );
+    }
+
+    #[test]
+    fn natural_key_order() {
+        let mut v = vec!["a10", "a2", "B", "a", "_x", "1"];
+        v.sort_by(|a, b| v2_key_less(a, b));
+        assert_eq!(v, vec!["1", "_x", "B", "a", "a2", "a10"]);
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        let e = parse_all("a: b\n c: d: e\n").unwrap_err();
+        assert!(e.line >= 1);
+        let e = parse_all("a: 1\na: 2\n").unwrap_err();
+        assert!(e.message.contains("already defined"), "{e}");
+    }
+
+    #[test]
+    fn json_like_go() {
+        let mut s = String::new();
+        to_go_json(&parse_one("b: <x>\na: 1\n").unwrap(), &mut s);
+        assert_eq!(s, "{\"a\":1,\"b\":\"\\u003cx\\u003e\"}");
+    }
+}
