@@ -207,6 +207,7 @@ func Up(args []string) int {
 		logf("--owner-pid %d is not running", *ownerPid)
 		return 2
 	}
+	cloexecInherited()
 	unlock, err := in.lock()
 	if err != nil {
 		logf("lock: %v", err)
@@ -373,6 +374,10 @@ func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state,
 	}
 
 	s := &starter{in: in, exe: exe, exited: make(chan exitEvent, 16)}
+	t0 := time.Now()
+	progress := func(format string, args ...any) {
+		logf("[%5.1fs] "+format, append([]any{time.Since(t0).Seconds()}, args...)...)
+	}
 	deadline := time.Now().Add(timeout)
 	fail := func(err error) (*state, bool, error) {
 		var ce *componentError
@@ -387,7 +392,7 @@ func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state,
 	pki := func(f string) string { return in.path("pki", f) }
 
 	// etcd
-	logf("starting etcd on 127.0.0.1:%d", pm["etcd"])
+	progress("starting etcd on 127.0.0.1:%d", pm["etcd"])
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", pm["etcd"])
 	if err := s.spawn("etcd", "--data-dir", in.path("etcd"),
 		"--listen-client-url", etcdURL,
@@ -410,8 +415,9 @@ func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state,
 		return fail(err)
 	}
 
+	progress("etcd is healthy")
 	// kube-apiserver
-	logf("starting kube-apiserver on %s", server)
+	progress("starting kube-apiserver on %s", server)
 	if err := s.spawn("apiserver",
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1",
@@ -446,8 +452,9 @@ func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state,
 		return fail(err)
 	}
 
+	progress("kube-apiserver is ready")
 	// kube-controller-manager, kube-scheduler, nodesim
-	logf("starting kube-controller-manager, kube-scheduler, nodesim (%d nodes)", nodes)
+	progress("starting kube-controller-manager, kube-scheduler, nodesim (%d nodes)", nodes)
 	kcmKC := in.path("controller-manager.kubeconfig")
 	if err := s.spawn("controller-manager",
 		"--kubeconfig", kcmKC,
@@ -497,6 +504,7 @@ func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state,
 	}); err != nil {
 		return fail(err)
 	}
+	progress("default ServiceAccount exists")
 	if err := s.waitFor("nodesim", "a Ready, schedulable node", deadline, func() error {
 		list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -512,6 +520,7 @@ func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state,
 		return fail(err)
 	}
 
+	progress("a node is Ready and schedulable")
 	if ownerPid != 0 {
 		if err := s.spawn(watchdogName, "--dir", in.dir, "--owner-pid", strconv.Itoa(ownerPid),
 			"--owner-start", procStartTime(ownerPid)); err != nil {

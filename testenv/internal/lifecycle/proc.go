@@ -185,3 +185,18 @@ func lockFile(path string) (func(), error) {
 		f.Close()
 	}, nil
 }
+
+// cloexecInherited marks every inherited file descriptor above stderr
+// close-on-exec, so that the detached components never keep a caller's pipe
+// (e.g. the one a test reads "up"'s stdout from) open.
+func cloexecInherited() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
