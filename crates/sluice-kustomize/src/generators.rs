@@ -217,7 +217,7 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
             };
             data.insert(
                 k,
-                Value::Str(base64::engine::general_purpose::STANDARD.encode(b)),
+                Value::Str(encode_base64(&b)),
             );
         }
         if !data.is_empty() {
@@ -232,7 +232,7 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
                 Datum::Text(s) => data.insert(k, Value::Str(s)),
                 Datum::Bytes(b) => bin.insert(
                     k,
-                    Value::Str(base64::engine::general_purpose::STANDARD.encode(b)),
+                    Value::Str(encode_base64(&b)),
                 ),
             }
         }
@@ -314,6 +314,23 @@ pub fn merge_data(r: &mut Resource, old: &Resource) {
     }
 }
 
+/// Base64 broken into 70-character lines (each followed by a newline) when
+/// longer than one line, as kustomize's generators do.
+pub fn encode_base64(b: &[u8]) -> String {
+    const LINE: usize = 70;
+    let enc = base64::engine::general_purpose::STANDARD.encode(b);
+    if enc.len() < LINE {
+        return enc;
+    }
+    let mut out = String::with_capacity(enc.len() + enc.len() / LINE + 1);
+    let bytes = enc.as_bytes();
+    for chunk in bytes.chunks(LINE) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out
+}
+
 fn encode_hash(hex: &str) -> String {
     hex.chars()
         .take(10)
@@ -344,7 +361,9 @@ pub fn hash(r: &Resource) -> String {
     match r.kind() {
         "ConfigMap" => {
             m.insert("kind", Value::str("ConfigMap"));
-            m.insert("name", lookup_for_hash(obj, &["metadata", "name"]));
+            // kustomize looks up "metadata/name" as one (absent) key, so the
+            // name always hashes as "".
+            m.insert("name", Value::str(""));
             m.insert("data", lookup_for_hash(obj, &["data"]));
             if let Some(Value::Map(b)) = obj.get("binaryData") {
                 m.insert("binaryData", Value::Map(b.clone()));
@@ -353,7 +372,7 @@ pub fn hash(r: &Resource) -> String {
         "Secret" => {
             m.insert("kind", Value::str("Secret"));
             m.insert("type", lookup_for_hash(obj, &["type"]));
-            m.insert("name", lookup_for_hash(obj, &["metadata", "name"]));
+            m.insert("name", Value::str(""));
             m.insert("data", lookup_for_hash(obj, &["data"]));
             if let Some(Value::Map(b)) = obj.get("stringData") {
                 m.insert("stringData", Value::Map(b.clone()));
