@@ -249,6 +249,12 @@ impl Builder {
                 .get_mut("metadata")
                 .and_then(|m| m.get_mut("annotations"))
             {
+                // kustomize rewrites annotations as a string map.
+                for (_, v) in ann.0.iter_mut() {
+                    if !matches!(v, Value::Str(_)) {
+                        *v = Value::Str(v.scalar_string().unwrap_or_default());
+                    }
+                }
                 if !keep_origin {
                     ann.remove(ORIGIN_ANNOTATION);
                 }
@@ -591,13 +597,9 @@ impl Builder {
         }
         // 4/5. prefix, suffix
         let prefix = k.string("namePrefix");
-        if !prefix.is_empty() {
-            transformers::prefix_suffix(&mut acc.rm, &prefix, "", &tc.name_prefix)?;
-        }
+        transformers::prefix_suffix(&mut acc.rm, Some(&prefix), None, &tc.name_prefix)?;
         let suffix = k.string("nameSuffix");
-        if !suffix.is_empty() {
-            transformers::prefix_suffix(&mut acc.rm, "", &suffix, &tc.name_suffix)?;
-        }
+        transformers::prefix_suffix(&mut acc.rm, None, Some(&suffix), &tc.name_suffix)?;
         // 6. labels
         for l in k.list("labels") {
             let pairs = crate::resource::string_map(l.get("pairs"));
@@ -699,12 +701,17 @@ impl Builder {
                 )
             }
             "PrefixSuffixTransformer" | "PrefixTransformer" | "SuffixTransformer" => {
-                let prefix = v.get_str("prefix").unwrap_or("").to_string();
-                let suffix = v.get_str("suffix").unwrap_or("").to_string();
+                let prefix = v.get_str("prefix").map(str::to_string);
+                let suffix = v.get_str("suffix").map(str::to_string);
+                let (p, s) = match cfg.kind() {
+                    "PrefixTransformer" => (Some(prefix.unwrap_or_default()), None),
+                    "SuffixTransformer" => (None, Some(suffix.unwrap_or_default())),
+                    _ => (prefix, suffix),
+                };
                 transformers::prefix_suffix(
                     &mut acc.rm,
-                    &prefix,
-                    &suffix,
+                    p.as_deref(),
+                    s.as_deref(),
                     &fieldspecs(&tc.name_prefix)?,
                 )
             }

@@ -288,7 +288,6 @@ pub fn copy_merge_metadata(r: &mut Resource, old: &Resource) {
     r.prev_ids = old.prev_ids.clone();
     r.prefixes = old.prefixes.clone();
     r.suffixes = old.suffixes.clone();
-    r.needs_hash = r.needs_hash || old.needs_hash;
     r.generated = true;
 }
 

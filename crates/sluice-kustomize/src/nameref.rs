@@ -188,7 +188,8 @@ impl Ctx<'_> {
             return Ok(Some(c[0]));
         }
         c.retain(|&j| {
-            snaps[j].prefixes == referrer.prefixes && snaps[j].suffixes == referrer.suffixes
+            same_ending(&snaps[j].prefixes, &referrer.prefixes)
+                && same_ending(&snaps[j].suffixes, &referrer.suffixes)
         });
         if c.len() == 1 {
             return Ok(Some(c[0]));
@@ -260,4 +261,14 @@ impl Ctx<'_> {
         }
         Ok(())
     }
+}
+
+/// kustomize's `SameEndingSubarray`.
+fn same_ending(a: &[String], b: &[String]) -> bool {
+    let (short, long) = if a.len() > b.len() { (b, a) } else { (a, b) };
+    let diff = long.len() - short.len();
+    if short.is_empty() {
+        return diff == 0;
+    }
+    (0..short.len()).rev().all(|i| long[i + diff] == short[i])
 }

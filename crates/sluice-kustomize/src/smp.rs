@@ -189,33 +189,25 @@ fn merge_list(
         None
     };
     if let Some(key) = key {
-        let mut out: Vec<Value> = dest.to_vec();
+        // kyaml's order: the patch's elements first (merged with their
+        // match), then the remaining elements of the original list.
+        let mut rest: Vec<Option<Value>> = dest.iter().cloned().map(Some).collect();
+        let mut out: Vec<Value> = Vec::new();
         for pe in patch {
             let Some(pm) = pe.as_map() else { continue };
             let kv = pm.get(&key).cloned();
             let pos = kv
                 .as_ref()
-                .and_then(|kv| out.iter().position(|d| d.get(&key) == Some(kv)));
+                .and_then(|kv| rest.iter().position(|d| d.as_ref().and_then(|d| d.get(&key)) == Some(kv)));
+            let prior = pos.and_then(|i| rest[i].take());
             if directive(pm) == Some("delete") {
-                if let Some(i) = pos {
-                    out.remove(i);
-                }
                 continue;
             }
-            match pos {
-                Some(i) => match merge_value(Some(&out[i]), pe, path)? {
-                    Some(v) => out[i] = v,
-                    None => {
-                        out.remove(i);
-                    }
-                },
-                None => {
-                    if let Some(v) = merge_value(None, pe, path)? {
-                        out.push(v);
-                    }
-                }
+            if let Some(v) = merge_value(prior.as_ref(), pe, path)? {
+                out.push(v);
             }
         }
+        out.extend(rest.into_iter().flatten());
         return Ok(out);
     }
     let (_, strategy) = smp_table::lookup(path);

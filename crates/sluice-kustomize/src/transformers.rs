@@ -108,8 +108,18 @@ fn skip_prefix(id: &Gvk) -> bool {
         || id.kind == "Namespace"
 }
 
-/// The prefix/suffix transformer.
-pub fn prefix_suffix(rm: &mut ResMap, prefix: &str, suffix: &str, fss: &[FieldSpec]) -> Result<()> {
+/// The prefix/suffix transformer. Runs in every kustomization, even with
+/// empty values: the recorded (possibly empty) prefixes and suffixes tell
+/// the name-reference step which kustomization layers a resource went
+/// through.
+pub fn prefix_suffix(
+    rm: &mut ResMap,
+    prefix: Option<&str>,
+    suffix: Option<&str>,
+    fss: &[FieldSpec],
+) -> Result<()> {
+    let (record_prefix, record_suffix) = (prefix.is_some(), suffix.is_some());
+    let (prefix, suffix) = (prefix.unwrap_or(""), suffix.unwrap_or(""));
     for r in rm.list.iter_mut() {
         let org = r.org_id();
         if skip_prefix(&org.gvk) {
@@ -120,15 +130,18 @@ pub fn prefix_suffix(rm: &mut ResMap, prefix: &str, suffix: &str, fss: &[FieldSp
                 continue;
             }
             if fs.path == "metadata/name" {
-                if !prefix.is_empty() {
+                if record_prefix {
                     r.prefixes.push(prefix.to_string());
                 }
-                if !suffix.is_empty() {
+                if record_suffix {
                     r.suffixes.push(suffix.to_string());
                 }
                 if !prefix.is_empty() || !suffix.is_empty() {
                     r.store_previous_id();
                 }
+            }
+            if prefix.is_empty() && suffix.is_empty() {
+                continue;
             }
             let path = split_path(&fs.path);
             apply(&mut r.obj, &path, fs.create, &mut |v| {
