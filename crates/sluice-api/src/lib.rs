@@ -30,8 +30,10 @@ pub use source::{GitRepository, GitRepositorySpec, GitRepositoryStatus};
 
 /// The CustomResourceDefinitions of the kinds sluice serves: GitRepository, then Kustomization.
 ///
-/// These are [`CustomResourceExt::crd`] of each kind, with `listKind` filled in as Flux's CRDs
-/// have it.
+/// These are [`CustomResourceExt::crd`] of each kind, completed as Flux's CRDs are: `listKind`
+/// is filled in, and the annotation `kustomize.toolkit.fluxcd.io/substitute: disabled` keeps a
+/// Kustomization that applies them from substituting the `${...}` in their descriptions. (kube's
+/// derive would also put that annotation on every object made with `new`, so it is added here.)
 pub fn crds() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![GitRepository::crd(), Kustomization::crd()];
     for crd in &mut crds {
@@ -39,6 +41,13 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         names
             .list_kind
             .get_or_insert_with(|| format!("{}List", names.kind));
+        crd.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(
+                kustomization::SUBSTITUTE_ANNOTATION.to_owned(),
+                kustomization::DISABLED_VALUE.to_owned(),
+            );
     }
     crds
 }
