@@ -1,0 +1,776 @@
+//! Staged server-side apply (Flux's `ResourceManager.ApplyAllStaged`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use kube::{Client, Config};
+use serde_json::{Map, Value};
+use sluice_api::kustomization::{
+    DISABLED_VALUE, ENABLED_VALUE, FIELD_MANAGER, FORCE_ANNOTATION, NAME_LABEL, NAMESPACE_LABEL,
+    RECONCILE_ANNOTATION, ResourceInventory, SSA_ANNOTATION, SSA_IF_NOT_PRESENT_VALUE,
+    SSA_IGNORE_VALUE, SSA_MERGE_VALUE,
+};
+use tokio::time::Instant;
+
+use crate::changeset::{Action, ChangeSet, ChangeSetEntry, SkipReason};
+use crate::client::{Counters, DiscoveryCache, Kube, RequestCounts, Resolution, Resource};
+use crate::error::{ApiFailure, ApplyError, ObjectError, ObjectErrorKind};
+use crate::inventory::{self, InventoryError};
+use crate::normalize::{cleanup_managers, cleanup_patch, has_drifted, is_immutable_message};
+use crate::object::{ObjectRef, Stage, flux_order, has_metadata, read_ref};
+
+/// The Kustomization that owns the applied objects.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Owner {
+    /// The Kustomization's name.
+    pub name: String,
+    /// The Kustomization's namespace.
+    pub namespace: String,
+}
+
+impl Owner {
+    /// An owner.
+    pub fn new(name: impl Into<String>, namespace: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            namespace: namespace.into(),
+        }
+    }
+
+    /// The labels every applied object gets: `kustomize.toolkit.fluxcd.io/name` and
+    /// `kustomize.toolkit.fluxcd.io/namespace`.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (NAME_LABEL.to_owned(), self.name.clone()),
+            (NAMESPACE_LABEL.to_owned(), self.namespace.clone()),
+        ])
+    }
+
+    /// Whether a live object carries both labels with this owner's values.
+    pub fn owns(&self, live: &Value) -> bool {
+        let labels = crate::object::meta_map(live, "labels");
+        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+        get(NAME_LABEL) == Some(self.name.as_str())
+            && get(NAMESPACE_LABEL) == Some(self.namespace.as_str())
+    }
+}
+
+/// How to apply.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// The owning Kustomization (its labels go on every object).
+    pub owner: Owner,
+    /// Recreate objects whose immutable fields changed (`spec.force`). Without it, only
+    /// objects annotated `kustomize.toolkit.fluxcd.io/force: Enabled` are recreated.
+    pub force: bool,
+    /// How many objects of one stage are worked on at once.
+    pub concurrency: usize,
+    /// How long to wait for CRDs to be Established and Namespaces Active, for objects deleted
+    /// for recreation to go away, and for the kinds of new CRDs to be served.
+    pub wait_timeout: Duration,
+    /// How often to poll while waiting.
+    pub wait_interval: Duration,
+    /// Field managers whose fields are taken over (both `Apply` and `Update` operations), in
+    /// addition to Flux's `kubectl`, `before-first-apply` and our own `Update` entries
+    /// (kustomize-controller's `--override-manager`).
+    pub disallowed_field_managers: Vec<String>,
+    /// Labels put on every object after the owner labels (`spec.commonMetadata.labels`).
+    pub common_labels: BTreeMap<String, String>,
+    /// Annotations put on every object (`spec.commonMetadata.annotations`).
+    pub common_annotations: BTreeMap<String, String>,
+}
+
+impl ApplyOptions {
+    /// Defaults for the given owner: no force, 8 objects at once, 60s waits polled every
+    /// 500ms.
+    pub fn new(owner: Owner) -> Self {
+        Self {
+            owner,
+            force: false,
+            concurrency: 8,
+            wait_timeout: Duration::from_secs(60),
+            wait_interval: Duration::from_millis(500),
+            disallowed_field_managers: Vec::new(),
+            common_labels: BTreeMap::new(),
+            common_annotations: BTreeMap::new(),
+        }
+    }
+}
+
+/// The outcome of a successful apply.
+#[derive(Clone, Debug)]
+pub struct ApplyResult {
+    /// One entry per object, stage by stage, in Flux's order.
+    pub change_set: ChangeSet,
+    /// The requests made.
+    pub requests: RequestCounts,
+}
+
+impl ApplyResult {
+    /// The new inventory (objects created, configured, unchanged, and existing `IfNotPresent`
+    /// ones).
+    pub fn inventory(&self) -> ResourceInventory {
+        self.change_set.to_inventory()
+    }
+
+    /// The objects applied (created, configured or unchanged), for health checks.
+    pub fn applied(&self) -> Vec<ObjectRef> {
+        self.change_set.applied()
+    }
+
+    /// The objects of `old` that this apply no longer has: what prune deletes. Objects
+    /// skipped by this apply are left out.
+    pub fn stale(&self, old: &ResourceInventory) -> Result<Vec<ObjectRef>, InventoryError> {
+        inventory::stale(old, &self.inventory(), &self.change_set.skipped_ids())
+    }
+}
+
+/// Applies rendered objects to a cluster, as Flux's kustomize-controller does.
+///
+/// Cheap to clone; clones share the discovery cache.
+#[derive(Clone)]
+pub struct Applier {
+    pub(crate) kube: Kube,
+}
+
+impl Applier {
+    /// An applier acting with the client's own identity, under the field manager
+    /// `kustomize-controller`.
+    pub fn new(client: Client) -> Self {
+        Self {
+            kube: Kube {
+                client,
+                counters: Arc::new(Counters::default()),
+                discovery: Arc::new(DiscoveryCache::default()),
+                service_account: None,
+                field_manager: FIELD_MANAGER.to_owned(),
+            },
+        }
+    }
+
+    /// An applier that impersonates the service account `namespace/name`
+    /// (`system:serviceaccount:<namespace>:<name>`), so RBAC limits what it can touch, as
+    /// Flux does for `spec.serviceAccountName`. `config` is the controller's own.
+    pub fn impersonating(
+        config: &Config,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Self, kube::Error> {
+        let client = crate::client::impersonating_client(config, namespace, name)?;
+        let mut applier = Self::new(client);
+        applier.kube.service_account = Some(format!("{namespace}/{name}"));
+        Ok(applier)
+    }
+
+    /// Uses another field manager than `kustomize-controller`.
+    pub fn with_field_manager(mut self, field_manager: impl Into<String>) -> Self {
+        self.kube.field_manager = field_manager.into();
+        self
+    }
+
+    /// The impersonated service account (`namespace/name`), if any.
+    pub fn service_account(&self) -> Option<&str> {
+        self.kube.service_account.as_deref()
+    }
+
+    /// The field manager.
+    pub fn field_manager(&self) -> &str {
+        &self.kube.field_manager
+    }
+
+    /// A view of this applier with fresh request counters.
+    pub(crate) fn per_call(&self) -> Kube {
+        Kube {
+            counters: Arc::new(Counters::default()),
+            ..self.kube.clone()
+        }
+    }
+
+    /// Applies `objects` in stages: CRDs, Namespaces and ClusterRoles first (then waits for
+    /// CRDs to be Established and Namespaces Active), then `*Class` kinds, then the rest.
+    ///
+    /// Each object is first applied as a server-side dry-run and compared with the live
+    /// object; only objects that are new or drifted are written. Every object gets the
+    /// owner's labels. A stage in which any object fails its dry-run writes nothing (except
+    /// deletions for forced recreation); later stages are not run. The error holds what was
+    /// applied so far.
+    pub async fn apply(
+        &self,
+        objects: Vec<Value>,
+        opts: &ApplyOptions,
+    ) -> Result<ApplyResult, ApplyError> {
+        let kube = self.per_call();
+        let mut change_set = ChangeSet::new();
+        let fail = |stage, errors, change_set: ChangeSet, kube: &Kube| ApplyError {
+            stage: Some(stage),
+            errors,
+            change_set,
+            requests: kube.counters.snapshot(),
+        };
+
+        let mut desired = Vec::with_capacity(objects.len());
+        let mut errors = Vec::new();
+        for (index, value) in objects.into_iter().enumerate() {
+            match prepare(index, value, opts) {
+                Ok(d) => desired.push(d),
+                Err(e) => errors.push(e),
+            }
+        }
+        let mut seen = HashSet::new();
+        for d in &desired {
+            if !seen.insert(d.object.id()) {
+                errors.push(ObjectError::new(&d.object, ObjectErrorKind::Duplicate));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApplyError {
+                stage: None,
+                ..fail(Stage::ClusterDefinitions, errors, change_set, &kube)
+            });
+        }
+
+        // Kinds defined by CRDs in this set: their discovery may lag behind the CRD.
+        let crd_kinds: HashSet<(String, String)> = desired
+            .iter()
+            .filter(|d| d.object.is_crd())
+            .filter_map(|d| {
+                let group = d.obj.pointer("/spec/group")?.as_str()?;
+                let kind = d.obj.pointer("/spec/names/kind")?.as_str()?;
+                Some((group.to_owned(), kind.to_owned()))
+            })
+            .collect();
+
+        let mut by_stage: BTreeMap<Stage, Vec<Desired>> = BTreeMap::new();
+        for d in desired {
+            by_stage.entry(d.object.stage()).or_default().push(d);
+        }
+        for (stage, mut items) in by_stage {
+            items.sort_by(|a, b| flux_order(&a.object, &b.object));
+            let (stage_set, errors, written_crds) =
+                self.apply_stage(&kube, items, opts, &crd_kinds).await;
+            change_set.append(stage_set.clone());
+            if !errors.is_empty() {
+                return Err(fail(stage, errors, change_set, &kube));
+            }
+            for group in written_crds {
+                kube.discovery.invalidate_group(&group);
+            }
+            if stage == Stage::ClusterDefinitions {
+                let errors = wait_ready(&kube, &stage_set, opts).await;
+                if !errors.is_empty() {
+                    return Err(fail(stage, errors, change_set, &kube));
+                }
+            }
+        }
+        Ok(ApplyResult {
+            change_set,
+            requests: kube.counters.snapshot(),
+        })
+    }
+
+    /// One stage: resolve kinds, plan every object (GET, dry-run, cleanup, drift), then write
+    /// the drifted ones. Returns the stage's entries, the errors, and the groups of CRDs
+    /// written.
+    async fn apply_stage(
+        &self,
+        kube: &Kube,
+        items: Vec<Desired>,
+        opts: &ApplyOptions,
+        crd_kinds: &HashSet<(String, String)>,
+    ) -> (ChangeSet, Vec<ObjectError>, Vec<String>) {
+        let mut change_set = ChangeSet::new();
+        let mut errors = Vec::new();
+
+        // Resolve each kind once.
+        let mut kinds: HashMap<(String, String), Result<Resource, ObjectErrorKind>> =
+            HashMap::new();
+        for d in &items {
+            let key = (d.object.api_version(), d.object.kind.clone());
+            if let std::collections::hash_map::Entry::Vacant(slot) = kinds.entry(key) {
+                slot.insert(resolve_kind(kube, &d.object, crd_kinds, opts).await);
+            }
+        }
+        let mut ready = Vec::with_capacity(items.len());
+        for mut d in items {
+            let key = (d.object.api_version(), d.object.kind.clone());
+            match kinds.get(&key) {
+                Some(Ok(res)) => match scope(&mut d, res) {
+                    Ok(()) => ready.push((d, res.clone())),
+                    Err(kind) => errors.push(ObjectError::new(&d.object, kind)),
+                },
+                Some(Err(kind)) => errors.push(ObjectError::new(&d.object, kind.clone())),
+                None => {}
+            }
+        }
+
+        let concurrency = opts.concurrency.max(1);
+        let plans: Vec<Result<Planned, ObjectError>> = stream::iter(ready)
+            .map(|(d, res)| plan(kube, d, res, opts))
+            .buffered(concurrency)
+            .collect()
+            .await;
+        let mut planned = Vec::with_capacity(plans.len());
+        for p in plans {
+            match p {
+                Ok(p) => planned.push(p),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return (change_set, errors, Vec::new());
+        }
+
+        let failed = AtomicBool::new(false);
+        let failed = &failed;
+        let outcomes: Vec<Result<ChangeSetEntry, ObjectError>> = stream::iter(planned)
+            .map(|p| async move {
+                match p.plan {
+                    Plan::Skip(reason) => Ok(ChangeSetEntry::skipped(p.desired.object, reason)),
+                    Plan::Unchanged => Ok(ChangeSetEntry::new(p.desired.object, Action::Unchanged)),
+                    Plan::Apply { created } => {
+                        let object = &p.desired.object;
+                        if failed.load(Ordering::Relaxed) {
+                            return Err(ObjectError::new(object, ObjectErrorKind::NotAttempted));
+                        }
+                        match kube
+                            .apply(
+                                &p.res,
+                                &object.namespace,
+                                &object.name,
+                                &p.desired.obj,
+                                false,
+                            )
+                            .await
+                        {
+                            Ok(_) => {
+                                let action = if created {
+                                    Action::Created
+                                } else {
+                                    Action::Configured
+                                };
+                                tracing::debug!(object = %object, %action, "applied");
+                                Ok(ChangeSetEntry::new(p.desired.object, action))
+                            }
+                            Err(f) => {
+                                failed.store(true, Ordering::Relaxed);
+                                Err(ObjectError::new(object, ObjectErrorKind::Apply(f)))
+                            }
+                        }
+                    }
+                }
+            })
+            .buffered(concurrency)
+            .collect()
+            .await;
+        let mut written_crds = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Ok(entry) => {
+                    if entry.object.is_crd()
+                        && matches!(entry.action, Action::Created | Action::Configured)
+                    {
+                        written_crds.push(entry.object.name.clone());
+                    }
+                    change_set.add(entry);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        // CRD names are `<plural>.<group>`: invalidate the group.
+        let groups = written_crds
+            .into_iter()
+            .filter_map(|n| n.split_once('.').map(|(_, g)| g.to_owned()))
+            .collect();
+        (change_set, errors, groups)
+    }
+}
+
+/// A rendered object ready to apply.
+struct Desired {
+    object: ObjectRef,
+    obj: Value,
+}
+
+enum Plan {
+    Skip(SkipReason),
+    Unchanged,
+    Apply { created: bool },
+}
+
+struct Planned {
+    desired: Desired,
+    res: Resource,
+    plan: Plan,
+}
+
+/// Validates, labels and normalizes one rendered object.
+fn prepare(index: usize, value: Value, opts: &ApplyOptions) -> Result<Desired, ObjectError> {
+    let Value::Object(mut obj) = value else {
+        return Err(ObjectError {
+            subject: format!("object #{index}"),
+            object: None,
+            kind: ObjectErrorKind::Invalid("not a JSON object".into()),
+        });
+    };
+    let object = read_ref(&obj).map_err(|msg| {
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("?");
+        let name = obj
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        ObjectError {
+            subject: format!("{kind}/{name} (object #{index})"),
+            object: None,
+            kind: ObjectErrorKind::Invalid(msg),
+        }
+    })?;
+    let invalid = |msg: &str| ObjectError::new(&object, ObjectErrorKind::Invalid(msg.into()));
+    let meta = obj
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| invalid("metadata is not an object"))?;
+    set_map(meta, "labels", &opts.owner.labels()).map_err(|m| invalid(&m))?;
+    crate::normalize::normalize(&mut obj, &object);
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        set_map(meta, "labels", &opts.common_labels).map_err(|m| invalid(&m))?;
+        set_map(meta, "annotations", &opts.common_annotations).map_err(|m| invalid(&m))?;
+    }
+    Ok(Desired {
+        object,
+        obj: Value::Object(obj),
+    })
+}
+
+fn set_map(
+    meta: &mut Map<String, Value>,
+    field: &str,
+    values: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    let map = meta
+        .entry(field)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if map.is_null() {
+        *map = Value::Object(Map::new());
+    }
+    let map = map
+        .as_object_mut()
+        .ok_or_else(|| format!("metadata.{field} is not a map"))?;
+    for (k, v) in values {
+        map.insert(k.clone(), Value::String(v.clone()));
+    }
+    Ok(())
+}
+
+/// Fits the object's namespace to its kind's scope.
+fn scope(d: &mut Desired, res: &Resource) -> Result<(), ObjectErrorKind> {
+    if res.namespaced {
+        if d.object.namespace.is_empty() {
+            return Err(ObjectErrorKind::NamespaceNotSpecified);
+        }
+    } else if !d.object.namespace.is_empty() {
+        d.object.namespace.clear();
+        if let Some(meta) = d.obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("namespace");
+        }
+    }
+    Ok(())
+}
+
+/// Resolves a kind; kinds defined by CRDs of this apply are retried until served.
+async fn resolve_kind(
+    kube: &Kube,
+    object: &ObjectRef,
+    crd_kinds: &HashSet<(String, String)>,
+    opts: &ApplyOptions,
+) -> Result<Resource, ObjectErrorKind> {
+    let defined_here = crd_kinds.contains(&(object.group.clone(), object.kind.clone()));
+    let deadline = Instant::now() + opts.wait_timeout;
+    loop {
+        if let Resolution::Found(res) = kube.resolve(object).await? {
+            return Ok(res);
+        }
+        if !defined_here || Instant::now() >= deadline {
+            return Err(ObjectErrorKind::NoMatch {
+                kind: object.kind.clone(),
+                api_version: object.api_version(),
+            });
+        }
+        tokio::time::sleep(opts.wait_interval).await;
+    }
+}
+
+fn is_immutable(f: &ApiFailure) -> bool {
+    is_immutable_message(&f.message)
+}
+
+/// Decides what to do with one object: GET, skip rules, dry-run (recreating on immutable
+/// field changes when forced), metadata cleanup, drift.
+async fn plan(
+    kube: &Kube,
+    desired: Desired,
+    res: Resource,
+    opts: &ApplyOptions,
+) -> Result<Planned, ObjectError> {
+    let object = &desired.object;
+    let err = |kind| ObjectError::new(object, kind);
+    let (ns, name) = (object.namespace.as_str(), object.name.as_str());
+    let mut live = kube
+        .get(&res, ns, name)
+        .await
+        .map_err(|f| err(ObjectErrorKind::Get(f)))?;
+
+    let on_either = |live: &Option<Value>, key: &str, value: &str| {
+        has_metadata(&desired.obj, key, value)
+            || live.as_ref().is_some_and(|l| has_metadata(l, key, value))
+    };
+    let skip = if on_either(&live, RECONCILE_ANNOTATION, DISABLED_VALUE) {
+        Some(SkipReason::ReconcileDisabled)
+    } else if on_either(&live, SSA_ANNOTATION, SSA_IGNORE_VALUE) {
+        Some(SkipReason::SsaIgnore)
+    } else if live.is_some() && has_metadata(&desired.obj, SSA_ANNOTATION, SSA_IF_NOT_PRESENT_VALUE)
+    {
+        Some(SkipReason::IfNotPresent)
+    } else {
+        None
+    };
+    if let Some(reason) = skip {
+        return Ok(Planned {
+            desired,
+            res,
+            plan: Plan::Skip(reason),
+        });
+    }
+
+    let mut dry_run = kube.apply(&res, ns, name, &desired.obj, true).await;
+    if let Err(f) = &dry_run
+        && live.is_some()
+        && is_immutable(f)
+        && (opts.force || on_either(&live, FORCE_ANNOTATION, ENABLED_VALUE))
+    {
+        tracing::info!(object = %object, "immutable field changed, recreating: {}", f.message);
+        kube.delete(&res, ns, name)
+            .await
+            .map_err(|f| err(ObjectErrorKind::Recreate(f)))?;
+        wait_gone(kube, &res, object, opts).await?;
+        live = None;
+        dry_run = kube.apply(&res, ns, name, &desired.obj, true).await;
+    }
+    let dry_run = dry_run.map_err(|f| err(ObjectErrorKind::DryRun(f)))?;
+
+    let mut patched = false;
+    if let Some(l) = &live
+        && !on_either(&live, SSA_ANNOTATION, SSA_MERGE_VALUE)
+    {
+        let managers = cleanup_managers(&kube.field_manager, &opts.disallowed_field_managers);
+        if let Some(patch) = cleanup_patch(l, &kube.field_manager, &managers) {
+            kube.merge_patch(&res, ns, name, &patch)
+                .await
+                .map_err(|f| err(ObjectErrorKind::Cleanup(f)))?;
+            patched = true;
+        }
+    }
+
+    let plan = match &live {
+        Some(l) if !patched && !has_drifted(l, &dry_run) => Plan::Unchanged,
+        _ => Plan::Apply {
+            created: dry_run
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty),
+        },
+    };
+    Ok(Planned { desired, res, plan })
+}
+
+/// Waits until a deleted object is gone.
+async fn wait_gone(
+    kube: &Kube,
+    res: &Resource,
+    object: &ObjectRef,
+    opts: &ApplyOptions,
+) -> Result<(), ObjectError> {
+    let deadline = Instant::now() + opts.wait_timeout;
+    loop {
+        match kube.get(res, &object.namespace, &object.name).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) => {}
+            Err(f) => return Err(ObjectError::new(object, ObjectErrorKind::Get(f))),
+        }
+        if Instant::now() >= deadline {
+            return Err(ObjectError::new(
+                object,
+                ObjectErrorKind::RecreateTimeout(opts.wait_timeout),
+            ));
+        }
+        tokio::time::sleep(opts.wait_interval).await;
+    }
+}
+
+/// Waits until the CRDs of the first stage are Established and its Namespaces Active.
+async fn wait_ready(kube: &Kube, stage: &ChangeSet, opts: &ApplyOptions) -> Vec<ObjectError> {
+    let waits = stage
+        .entries
+        .iter()
+        .filter(|e| e.in_inventory())
+        .filter(|e| e.object.is_crd() || e.object.is_namespace())
+        .map(|e| wait_one(kube, &e.object, opts));
+    futures::future::join_all(waits)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect()
+}
+
+async fn wait_one(kube: &Kube, object: &ObjectRef, opts: &ApplyOptions) -> Result<(), ObjectError> {
+    let err = |kind| ObjectError::new(object, kind);
+    let res = match kube.resolve(object).await.map_err(err)? {
+        Resolution::Found(res) => res,
+        Resolution::NoMatch => {
+            return Err(err(ObjectErrorKind::NoMatch {
+                kind: object.kind.clone(),
+                api_version: object.api_version(),
+            }));
+        }
+    };
+    let deadline = Instant::now() + opts.wait_timeout;
+    loop {
+        let state = match kube.get(&res, &object.namespace, &object.name).await {
+            Ok(Some(live)) => match readiness(object, &live) {
+                None => return Ok(()),
+                Some(state) => state,
+            },
+            Ok(None) => "not found".to_owned(),
+            Err(f) => return Err(err(ObjectErrorKind::Get(f))),
+        };
+        if Instant::now() >= deadline {
+            return Err(err(ObjectErrorKind::NotReady {
+                timeout: opts.wait_timeout,
+                state,
+            }));
+        }
+        tokio::time::sleep(opts.wait_interval).await;
+    }
+}
+
+/// `None` when ready, else what is missing.
+fn readiness(object: &ObjectRef, live: &Value) -> Option<String> {
+    if object.is_crd() {
+        let conditions = live
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let find = |t: &str| {
+            conditions
+                .iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(t))
+        };
+        if find("Established").and_then(|c| c.get("status")?.as_str()) == Some("True") {
+            return None;
+        }
+        let names = find("NamesAccepted");
+        if names.and_then(|c| c.get("status")?.as_str()) == Some("False") {
+            let msg = names.and_then(|c| c.get("message")?.as_str()).unwrap_or("");
+            return Some(format!("names not accepted: {msg}"));
+        }
+        return Some("not Established".to_owned());
+    }
+    if object.is_namespace() {
+        let phase = live
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return (phase != "Active").then(|| format!("phase {phase:?}, not Active"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn prepare_labels_and_normalizes() {
+        let mut opts = ApplyOptions::new(Owner::new("apps", "flux-system"));
+        opts.common_annotations = [("team".to_owned(), "a".to_owned())].into();
+        let d = prepare(
+            0,
+            json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "s", "namespace": "n", "labels": {"x": "y"}},
+                "stringData": {"k": "v"}}),
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(
+            d.obj["metadata"]["labels"],
+            json!({"x": "y", "kustomize.toolkit.fluxcd.io/name": "apps",
+                   "kustomize.toolkit.fluxcd.io/namespace": "flux-system"})
+        );
+        assert_eq!(d.obj["metadata"]["annotations"], json!({"team": "a"}));
+        assert_eq!(d.obj["data"], json!({"k": "dg=="}));
+        assert_eq!(d.object.subject(), "Secret/n/s");
+    }
+
+    #[test]
+    fn prepare_rejects_non_objects() {
+        let opts = ApplyOptions::new(Owner::new("a", "b"));
+        let e = prepare(3, json!("x"), &opts).err().unwrap();
+        assert_eq!(e.to_string(), "object #3 invalid object: not a JSON object");
+        let e = prepare(
+            1,
+            json!({"kind": "ConfigMap", "metadata": {"name": "c"}}),
+            &opts,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("ConfigMap/c (object #1) invalid object"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ownership() {
+        let owner = Owner::new("apps", "flux-system");
+        let mine = json!({"metadata": {"labels": owner.labels()}});
+        assert!(owner.owns(&mine));
+        let other = json!({"metadata": {"labels": Owner::new("apps", "other").labels()}});
+        assert!(!owner.owns(&other));
+        assert!(!owner.owns(&json!({"metadata": {}})));
+    }
+
+    #[test]
+    fn readiness_rules() {
+        let crd = ObjectRef::new(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "",
+            "x",
+        );
+        let established = json!({"status": {"conditions": [
+            {"type": "NamesAccepted", "status": "True"},
+            {"type": "Established", "status": "True"}]}});
+        assert_eq!(readiness(&crd, &established), None);
+        assert!(readiness(&crd, &json!({})).is_some());
+        let ns = ObjectRef::new("", "v1", "Namespace", "", "x");
+        assert_eq!(
+            readiness(&ns, &json!({"status": {"phase": "Active"}})),
+            None
+        );
+        assert!(
+            readiness(&ns, &json!({"status": {"phase": "Terminating"}}))
+                .unwrap()
+                .contains("Terminating")
+        );
+    }
+}

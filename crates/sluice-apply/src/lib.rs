@@ -1,0 +1,41 @@
+//! Staged server-side apply, inventory and prune: steps (4) and (5) of sluice's data flow,
+//! done as Flux's kustomize-controller does them (`fluxcd/pkg/ssa`).
+//!
+//! The Kustomization controller calls, per reconciliation:
+//!
+//! 1. [`Applier::new`] (or [`Applier::impersonating`] for `spec.serviceAccountName`);
+//! 2. [`Applier::apply`] with the rendered, substituted objects and [`ApplyOptions`]; the
+//!    [`ApplyResult`] holds the [`ChangeSet`] (for events: [`ChangeSet::change_log`]), the new
+//!    inventory ([`ApplyResult::inventory`]), the objects to health-check
+//!    ([`ApplyResult::applied`]) and the request counts;
+//! 3. [`check_empty_build`] before pruning, then [`ApplyResult::stale`] and
+//!    [`Applier::prune`]; objects a prune could not delete ([`PruneError::failed`]) go back
+//!    into the inventory ([`inventory::union`]).
+//!
+//! See the crate README for what differs from Flux.
+
+mod apply;
+mod changeset;
+mod client;
+mod error;
+mod guard;
+pub mod inventory;
+mod normalize;
+mod object;
+mod prune;
+
+pub use apply::{Applier, ApplyOptions, ApplyResult, Owner};
+pub use changeset::{Action, ChangeSet, ChangeSetEntry, SkipReason};
+pub use client::RequestCounts;
+pub use error::{ApiFailure, ApplyError, ObjectError, ObjectErrorKind, PruneError};
+pub use guard::{EmptyBuildError, PRUNE_EMPTY_ANNOTATION, check_empty_build, prune_empty_override};
+pub use inventory::InventoryError;
+pub use object::{ObjectRef, Stage, flux_order, sort_objects, split_api_version};
+pub use prune::{PruneOptions, PruneResult};
+
+/// Labels, annotations and values shared with Flux (re-exported from `sluice-api`).
+pub use sluice_api::kustomization::{
+    DISABLED_VALUE, ENABLED_VALUE, FIELD_MANAGER, FORCE_ANNOTATION, NAME_LABEL, NAMESPACE_LABEL,
+    PRUNE_ANNOTATION, RECONCILE_ANNOTATION, SSA_ANNOTATION, SSA_IF_NOT_PRESENT_VALUE,
+    SSA_IGNORE_VALUE, SSA_MERGE_VALUE,
+};
