@@ -283,7 +283,6 @@ impl Builder {
     /// order, `Some(Some(cfg))` for legacy with custom kind lists.
     fn sort_order(&self, k: &Kustomization) -> Result<Option<Option<transformers::LegacySort>>> {
         let so = k.get("sortOptions");
-        let mut from_kust: Option<Option<transformers::LegacySort>> = None;
         if let Some(so) = so {
             let order = so.get_str("order").unwrap_or("");
             let legacy_opts = so.get("legacySortOptions");
@@ -301,7 +300,8 @@ impl Builder {
                             .map(|s| s.iter().filter_map(Value::scalar_string).collect())
                             .unwrap_or_default(),
                     });
-                    from_kust = Some(cfg);
+                    // The kustomization's sortOptions win over the flag.
+                    return Ok(Some(cfg));
                 }
                 "fifo" => {
                     if legacy_opts.is_some() {
@@ -309,10 +309,7 @@ impl Builder {
                             "the field 'sortOptions.legacySortOptions' is set but the selected sort order is 'fifo', not 'legacy'",
                         ));
                     }
-                    return Ok(match self.opts.reorder {
-                        Reorder::Legacy => Some(None),
-                        _ => None,
-                    });
+                    return Ok(None);
                 }
                 _ => {
                     return Err(Error::msg(
@@ -324,7 +321,7 @@ impl Builder {
         Ok(match self.opts.reorder {
             Reorder::None => None,
             Reorder::Legacy => Some(None),
-            Reorder::Unspecified => Some(from_kust.flatten()),
+            Reorder::Unspecified => Some(None),
         })
     }
 
@@ -562,13 +559,8 @@ impl Builder {
                 };
                 Ok(vec![generators::generate(ldr, &g, global, k)?])
             }
-            _ => {
-                if cfg.api_version() == "builtin" || cfg.gvk().group.is_empty() {
-                    // Not a generator: treat a plain resource as generated
-                    // output (kustomize would need a plugin).
-                }
-                Err(plugin_error(cfg))
-            }
+            "IAMPolicyGenerator" => Ok(vec![generators::iam_policy(v)?]),
+            _ => Err(plugin_error(cfg)),
         }
     }
 
@@ -613,14 +605,20 @@ impl Builder {
                     .map_err(Error::msg)?,
                 _ => Vec::new(),
             };
+            let include_vct = matches!(l.get("includeVolumeClaimTemplates"), Some(Value::Bool(true)));
+            let is_vct = |f: &FieldSpec| f.path.starts_with("spec/volumeClaimTemplates");
             if include_selectors {
                 fss.extend(tc.common_labels.iter().cloned());
             } else {
                 fss.push(FieldSpec::any("metadata/labels", true));
                 if include_templates {
-                    fss.extend(tc.template_labels.iter().cloned());
+                    fss.extend(tc.template_labels.iter().filter(|f| !is_vct(f)).cloned());
+                }
+                if include_vct {
+                    fss.extend(tc.template_labels.iter().filter(|f| is_vct(f)).cloned());
                 }
             }
+            fss.extend(tc.labels.iter().cloned());
             transformers::set_map_fields(&mut acc.rm, &pairs, &fss)?;
         }
         let cl = k.string_map("commonLabels");
@@ -778,7 +776,7 @@ impl Builder {
                 replacements::apply(&mut acc.rm, &list)
             }
             "HashTransformer" => generators::add_hashes(&mut acc.rm),
-            "ConfigMapGenerator" | "SecretGenerator" => {
+            "ConfigMapGenerator" | "SecretGenerator" | "IAMPolicyGenerator" => {
                 let rs = self.run_generator_config(ldr, cfg, None)?;
                 for r in rs {
                     absorb(acc, r, None)?;

@@ -61,6 +61,8 @@ pub struct TransformerConfig {
     pub namespace: Vec<FieldSpec>,
     pub common_labels: Vec<FieldSpec>,
     pub template_labels: Vec<FieldSpec>,
+    /// Extra fields for every `labels:` entry (`labels:` in configurations).
+    pub labels: Vec<FieldSpec>,
     pub common_annotations: Vec<FieldSpec>,
     pub name_reference: Vec<NameBackRef>,
     pub var_reference: Vec<FieldSpec>,
@@ -83,6 +85,7 @@ impl TransformerConfig {
         add_unique(&mut self.namespace, &o.namespace);
         add_unique(&mut self.common_labels, &o.common_labels);
         add_unique(&mut self.template_labels, &o.template_labels);
+        add_unique(&mut self.labels, &o.labels);
         add_unique(&mut self.common_annotations, &o.common_annotations);
         add_unique(&mut self.var_reference, &o.var_reference);
         add_unique(&mut self.images, &o.images);
@@ -110,6 +113,7 @@ impl TransformerConfig {
         tc.namespace = list(m, "namespace")?;
         tc.common_labels = list(m, "commonLabels")?;
         tc.template_labels = list(m, "templateLabels")?;
+        tc.labels = list(m, "labels")?;
         tc.common_annotations = list(m, "commonAnnotations")?;
         tc.var_reference = list(m, "varReference")?;
         tc.images = list(m, "images")?;

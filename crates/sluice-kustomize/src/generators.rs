@@ -288,6 +288,7 @@ pub fn copy_merge_metadata(r: &mut Resource, old: &Resource) {
     r.prev_ids = old.prev_ids.clone();
     r.prefixes = old.prefixes.clone();
     r.suffixes = old.suffixes.clone();
+    r.needs_hash = r.needs_hash && old.needs_hash;
     r.generated = true;
 }
 
@@ -408,4 +409,33 @@ pub fn add_hashes(rm: &mut ResMap) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The builtin `IAMPolicyGenerator` (GKE workload identity): a
+/// ServiceAccount annotated with its Google service account.
+pub fn iam_policy(cfg: &Value) -> Result<Resource> {
+    let cloud = cfg.get("cloud").and_then(Value::scalar_string).unwrap_or_default();
+    if cloud != "gke" {
+        return Err(Error::msg(format!("IAMPolicyGenerator: cloud {cloud:?} is not supported (only gke)")));
+    }
+    let ks = cfg.get("kubernetesService");
+    let sa = cfg.get("serviceAccount");
+    let s = |v: Option<&Value>, k: &str| v.and_then(|x| x.get(k)).and_then(Value::scalar_string).unwrap_or_default();
+    let mut md = Map::new();
+    let mut ann = Map::new();
+    ann.insert(
+        "iam.gke.io/gcp-service-account",
+        Value::Str(format!("{}@{}.iam.gserviceaccount.com", s(sa, "name"), s(sa, "projectId"))),
+    );
+    md.insert("annotations", Value::Map(ann));
+    md.insert("name", Value::Str(s(ks, "name")));
+    let ns = s(ks, "namespace");
+    if !ns.is_empty() {
+        md.insert("namespace", Value::Str(ns));
+    }
+    let mut obj = Map::new();
+    obj.insert("apiVersion", Value::str("v1"));
+    obj.insert("kind", Value::str("ServiceAccount"));
+    obj.insert("metadata", Value::Map(md));
+    Ok(Resource::new(Value::Map(obj)))
 }

@@ -53,7 +53,8 @@ pub struct Kustomization {
 
 impl Kustomization {
     pub fn parse(text: &str, path: &str) -> Result<Kustomization, Error> {
-        let v = crate::yaml::parse_one(text).map_err(|e| Error::yaml(path, e))?;
+        let docs = crate::yaml::parse_all_opts(text, true).map_err(|e| Error::yaml(path, e))?;
+        let v = docs.into_iter().find(|d| !d.is_null()).unwrap_or(Value::Null);
         let raw = match v {
             Value::Map(m) => m,
             Value::Null => Map::new(),
@@ -64,11 +65,19 @@ impl Kustomization {
                 )));
             }
         };
-        for k in raw.keys() {
-            if !KNOWN_FIELDS.contains(&k.as_str()) {
-                return Err(Error::msg(format!(
-                    "invalid Kustomization: json: unknown field \"{k}\" (in {path})"
-                )));
+        // Field names match case-insensitively, as with Go's encoding/json.
+        let mut raw = raw;
+        for (k, _) in raw.0.iter_mut() {
+            if KNOWN_FIELDS.contains(&k.as_str()) {
+                continue;
+            }
+            match KNOWN_FIELDS.iter().find(|f| f.eq_ignore_ascii_case(k)) {
+                Some(f) => *k = f.to_string(),
+                None => {
+                    return Err(Error::msg(format!(
+                        "invalid Kustomization: json: unknown field \"{k}\" (in {path})"
+                    )));
+                }
             }
         }
         let kind = raw

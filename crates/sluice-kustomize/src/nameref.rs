@@ -15,7 +15,8 @@ use crate::{Error, Result};
 struct Snap {
     cur: ResId,
     prev: Vec<ResId>,
-    org_ns: String,
+    /// Effective namespace of the original id; `None` when cluster-scoped.
+    org_ns: Option<String>,
     prefixes: Vec<String>,
     suffixes: Vec<String>,
 }
@@ -27,7 +28,10 @@ pub fn fix_back_references(rm: &mut ResMap, tc: &TransformerConfig) -> Result<()
         .map(|r| Snap {
             cur: r.cur_id(),
             prev: r.prev_ids.clone(),
-            org_ns: r.org_id().namespace,
+            org_ns: {
+                let o = r.org_id();
+                (!o.gvk.is_cluster_scoped()).then(|| o.effective_namespace().to_string())
+            },
             prefixes: r.prefixes.clone(),
             suffixes: r.suffixes.clone(),
         })
@@ -238,14 +242,17 @@ impl Ctx<'_> {
             let by_org: Vec<usize> = cands
                 .iter()
                 .copied()
-                .filter(|&j| self.snaps[j].org_ns == ns)
+                .filter(|&j| self.snaps[j].org_ns.as_deref() == Some(ns.as_str()))
                 .collect();
             cands = if !by_org.is_empty() {
                 by_org
             } else {
                 cands
                     .into_iter()
-                    .filter(|&j| self.snaps[j].cur.namespace == ns)
+                    .filter(|&j| {
+                        let c = &self.snaps[j].cur;
+                        !c.gvk.is_cluster_scoped() && c.effective_namespace() == ns
+                    })
                     .collect()
             };
         }

@@ -38,8 +38,8 @@ impl IdSel {
         }
     }
     fn selects_id(&self, id: &ResId) -> bool {
-        (self.name.is_empty() || self.name == id.name)
-            && (self.namespace.is_empty() || {
+        (self.name.is_empty() || self.name == id.name || regex_match(&self.name, &id.name))
+            && (self.namespace.is_empty() || regex_match(&self.namespace, &id.namespace) || {
                 let s = ResId {
                     gvk: id.gvk.clone(),
                     name: String::new(),
@@ -432,4 +432,12 @@ fn sel_string(s: &IdSel) -> String {
         namespace: s.namespace.clone(),
     };
     id.to_string()
+}
+
+/// Selector fields may be regular expressions (anchored).
+fn regex_match(pat: &str, s: &str) -> bool {
+    if !pat.chars().any(|c| "*+?[](){}|^$\\".contains(c)) {
+        return false;
+    }
+    regex::Regex::new(&format!("^(?:{pat})$")).is_ok_and(|re| re.is_match(s))
 }

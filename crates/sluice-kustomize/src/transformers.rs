@@ -438,20 +438,15 @@ pub fn legacy_sort(list: &mut [Resource], custom: Option<&LegacySort>) {
         }
         0
     };
-    let mut keyed: Vec<(i64, String, String, usize)> = list
+    let mut keyed: Vec<(i64, String, (String, String), usize)> = list
         .iter()
         .enumerate()
         .map(|(i, r)| {
             let id = r.cur_id();
-            let ns = if id.namespace.is_empty() {
-                "[noNs]".to_string()
-            } else {
-                id.namespace.clone()
-            };
             (
                 rank(&id.gvk.kind),
                 id.gvk.to_string(),
-                format!("{}.{}", id.name, ns),
+                (id.name.clone(), id.namespace.clone()),
                 i,
             )
         })

@@ -217,9 +217,16 @@ fn err_at(m: &Marker, msg: impl Into<String>) -> YamlError {
 
 /// Parses every document in `text`. Empty documents are returned as `Null`.
 pub fn parse_all(text: &str) -> Result<Vec<Value>, YamlError> {
+    parse_all_opts(text, false)
+}
+
+/// Like [`parse_all`]; with `allow_duplicate_keys` a repeated key replaces
+/// the earlier one (what kustomize's kustomization-file reader does).
+pub fn parse_all_opts(text: &str, allow_duplicate_keys: bool) -> Result<Vec<Value>, YamlError> {
     let mut p = DocParser {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
+        allow_dup: allow_duplicate_keys,
     };
     let mut docs = Vec::new();
     loop {
@@ -256,6 +263,7 @@ pub fn parse_one(text: &str) -> Result<Value, YamlError> {
 struct DocParser<'a> {
     parser: Parser<std::str::Chars<'a>>,
     anchors: HashMap<usize, Value>,
+    allow_dup: bool,
 }
 
 impl DocParser<'_> {
@@ -350,6 +358,10 @@ impl DocParser<'_> {
                         }
                         other => other.scalar_string().unwrap_or_default(),
                     };
+                    if map.contains(&key) && self.allow_dup {
+                        map.insert(key, val);
+                        continue;
+                    }
                     if map.contains(&key) {
                         return Err(err_at(&km, format!("mapping key {key:?} already defined")));
                     }
