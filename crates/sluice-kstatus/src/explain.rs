@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::fields::{
     conditions, find_condition, group, int_field, kind, nested, parse_rfc3339, str_field,
 };
-use crate::{ComputeOptions, Status, StatusResult, compute_or_unknown};
+use crate::{ComputeOptions, Profile, Status, StatusResult, compute_or_unknown};
 
 /// Identifies an object in a cause chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +137,7 @@ pub fn explain(input: &ExplainInput<'_>) -> Vec<CauseStep> {
     let w = input.workload;
     let opts = ComputeOptions {
         now: input.now,
+        profile: Profile::Flux,
         ready_condition: true,
     };
     let res = compute_or_unknown(w, &opts);

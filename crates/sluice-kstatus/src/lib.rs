@@ -17,6 +17,9 @@
 //! 5. otherwise [`Status::Current`] ("Resource is current") — this covers
 //!    objects without a status.
 //!
+//! [`Profile::Flux`] applies Flux's one deviation from upstream kstatus in
+//! its health checks: a custom Job rule (Current only when complete).
+//!
 //! kstatus itself never reads the `Ready` condition; Flux objects are
 //! judged by their `Reconciling`/`Stalled` conditions. The opt-in
 //! [`ComputeOptions::ready_condition`] adds a last rule that maps `Ready`
@@ -144,18 +147,43 @@ pub enum Error {
     UnknownPodPhase(String),
 }
 
+/// Which set of rules to apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// Upstream `kstatus` `status.Compute`, unchanged.
+    #[default]
+    Kstatus,
+    /// What Flux's kustomize-controller health checks use: kstatus plus
+    /// Flux's custom Job status reader (`fluxcd/pkg/runtime/statusreaders`),
+    /// which replaces the whole computation for `batch` Jobs: Current only
+    /// once `Complete=True`, Failed on `Failed=True`, otherwise InProgress
+    /// ("Job in progress") — no deletion, generation or
+    /// Reconciling/Stalled checks.
+    Flux,
+}
+
 /// Options for [`compute_with`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ComputeOptions {
     /// "Now" as Unix seconds, for the Pod scheduling window; `None` uses
     /// the system clock.
     pub now: Option<i64>,
+    /// Rule set; [`Profile::Kstatus`] by default.
+    pub profile: Profile,
     /// Sluice extension: fall back to the `Ready` condition (see crate
-    /// docs). Off in plain kstatus.
+    /// docs). Off in plain kstatus and in Flux.
     pub ready_condition: bool,
 }
 
 impl ComputeOptions {
+    /// Flux's health-check rules ([`Profile::Flux`]) with the system clock.
+    pub fn flux() -> Self {
+        ComputeOptions {
+            profile: Profile::Flux,
+            ..ComputeOptions::default()
+        }
+    }
+
     fn now_unix(&self) -> i64 {
         self.now.unwrap_or_else(|| {
             SystemTime::now()

@@ -9,7 +9,7 @@ use crate::fields::{
     BasicCondition, conditions, find_condition, group, int_field, kind, nested_i64, nested_str,
     parse_rfc3339, str_field,
 };
-use crate::{ComputeOptions, Condition, Error, Status, StatusResult};
+use crate::{ComputeOptions, Condition, Error, Profile, Status, StatusResult};
 
 /// How long a pod may stay unscheduled before kstatus calls it Failed.
 pub const SCHEDULE_WINDOW_SECS: i64 = 15;
@@ -49,6 +49,10 @@ fn failed(reason: &str, message: impl Into<String>) -> StatusResult {
 pub(crate) fn compute(obj: &Value, opts: &ComputeOptions) -> Result<StatusResult, Error> {
     if !obj.is_object() {
         return Err(Error::Malformed("object is not a JSON object".into()));
+    }
+    if opts.profile == Profile::Flux && group(obj) == "batch" && kind(obj) == "Job" {
+        // Flux's custom reader replaces Compute entirely for Jobs.
+        return flux_job(obj);
     }
     if let Some(res) = generic(obj)? {
         return Ok(res);
@@ -548,6 +552,36 @@ fn job(obj: &Value, _: &ComputeOptions) -> Result<StatusResult, Error> {
     Ok(current(format!(
         "Job in progress. success:{succeeded}, active: {active}, failed: {failed_count}"
     )))
+}
+
+/// Flux's Job rule (`fluxcd/pkg/runtime/statusreaders`): a Job is only
+/// Current once it has completed.
+fn flux_job(obj: &Value) -> Result<StatusResult, Error> {
+    let parallelism = int_field(obj, &["spec", "parallelism"], 1);
+    let completions = int_field(obj, &["spec", "completions"], parallelism);
+    let succeeded = int_field(obj, &["status", "succeeded"], 0);
+    let failed_count = int_field(obj, &["status", "failed"], 0);
+
+    for c in conditions(obj)? {
+        if c.status != "True" {
+            continue;
+        }
+        match c.type_.as_str() {
+            "Complete" => {
+                return Ok(current(format!(
+                    "Job Completed. succeeded: {succeeded}/{completions}"
+                )));
+            }
+            "Failed" => {
+                return Ok(failed(
+                    "JobFailed",
+                    format!("Job Failed. failed: {failed_count}/{completions}"),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(in_progress("JobInProgress", "Job in progress"))
 }
 
 /// Service: kstatus only checks that a LoadBalancer has a cluster IP; it

@@ -7,7 +7,7 @@ const NOW: i64 = 1_700_000_000; // 2023-11-14T22:13:20Z
 fn opts() -> ComputeOptions {
     ComputeOptions {
         now: Some(NOW),
-        ready_condition: false,
+        ..ComputeOptions::default()
     }
 }
 
@@ -127,6 +127,7 @@ fn ready_condition_extension() {
     let with_ready = ComputeOptions {
         now: Some(NOW),
         ready_condition: true,
+        ..ComputeOptions::default()
     };
     let cases: &[(Value, Status, &str)] = &[
         (
@@ -588,6 +589,92 @@ fn job_rules() {
             "Job not started",
         ),
     ]);
+}
+
+#[test]
+fn flux_job_profile() {
+    use Status::*;
+    let job = |meta: Value, spec: Value, status: Value| json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec, "status": status});
+    let flux = ComputeOptions {
+        now: Some(NOW),
+        ..ComputeOptions::flux()
+    };
+    let started = json!({"startTime": "2024-01-01T00:00:00Z", "active": 1});
+    let cases: Vec<(&str, Value, Status, &str, Status, &str)> = vec![
+        (
+            "running job",
+            job(json!({}), json!({}), started.clone()),
+            InProgress,
+            "Job in progress",
+            Current,
+            "Job in progress. success:0, active: 1, failed: 0",
+        ),
+        (
+            "complete",
+            job(
+                json!({}),
+                json!({"completions": 2}),
+                json!({"succeeded": 2, "conditions": [{"type": "Complete", "status": "True"}]}),
+            ),
+            Current,
+            "Job Completed. succeeded: 2/2",
+            Current,
+            "Job Completed. succeeded: 2/2",
+        ),
+        (
+            "failed",
+            job(
+                json!({}),
+                json!({}),
+                json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True"}]}),
+            ),
+            Failed,
+            "Job Failed. failed: 1/1",
+            Failed,
+            "Job Failed. failed: 1/1",
+        ),
+        (
+            "suspended is still in progress for Flux",
+            job(
+                json!({}),
+                json!({}),
+                json!({"conditions": [{"type": "Suspended", "status": "True"}]}),
+            ),
+            InProgress,
+            "Job in progress",
+            Current,
+            "Job is suspended",
+        ),
+        (
+            "generic checks are skipped for Flux",
+            job(
+                json!({"deletionTimestamp": "2024-01-01T00:00:00Z", "generation": 2}),
+                json!({}),
+                json!({"observedGeneration": 1}),
+            ),
+            InProgress,
+            "Job in progress",
+            Terminating,
+            "Resource scheduled for deletion",
+        ),
+    ];
+    for (name, obj, flux_status, flux_msg, ks_status, ks_msg) in cases {
+        let f = compute_with(&obj, &flux).expect(name);
+        assert_eq!(
+            (f.status, f.message.as_str()),
+            (flux_status, flux_msg),
+            "flux: {name}"
+        );
+        let k = compute_with(&obj, &opts()).expect(name);
+        assert_eq!(
+            (k.status, k.message.as_str()),
+            (ks_status, ks_msg),
+            "kstatus: {name}"
+        );
+    }
+    // Other kinds are unaffected by the profile.
+    let d = deploy(json!({"replicas": 1}), json!({}));
+    assert_eq!(compute_with(&d, &flux), compute_with(&d, &opts()));
 }
 
 fn pod(status: Value, created: &str) -> Value {
