@@ -439,6 +439,15 @@ fn var_reference() -> Vec<FieldSpec> {
             &format!("{base}/volumes/nfs/server"),
             false,
         ));
+        if let Some(tmpl) = base.strip_suffix("/spec") {
+            v.push(FieldSpec::new(
+                kind,
+                "",
+                "",
+                &format!("{tmpl}/metadata/annotations"),
+                false,
+            ));
+        }
     }
     v.extend([
         FieldSpec::new("Ingress", "", "", "spec/rules/host", false),
@@ -454,6 +463,13 @@ fn var_reference() -> Vec<FieldSpec> {
             false,
         ),
         FieldSpec::new("PersistentVolume", "", "", "spec/nfs/server", false),
+        FieldSpec::new(
+            "CronJob",
+            "",
+            "",
+            "spec/jobTemplate/spec/template/volumes/nfs/server",
+            false,
+        ),
         FieldSpec::any("metadata/labels", false),
         FieldSpec::any("metadata/annotations", false),
     ]);

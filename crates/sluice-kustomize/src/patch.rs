@@ -154,9 +154,8 @@ pub fn apply_patch_entry(ldr: &Loader, rm: &mut ResMap, entry: &Value) -> Result
     );
     let target = entry.get("target");
     if docs.is_empty() {
-        return Err(Error::msg(format!(
-            "unable to parse SM or JSON patch from {text}"
-        )));
+        // An empty patch (blank, or comments only) is ignored.
+        return Ok(());
     }
     if let [Value::Seq(ops)] = docs.as_slice() {
         let Some(target) = target else {

@@ -47,7 +47,9 @@ impl IdSel {
                 };
                 s.ns_equals(id)
             })
-            && id.gvk.is_selected(&self.gvk)
+            && field_match(&self.gvk.group, &id.gvk.group)
+            && field_match(&self.gvk.version, &id.gvk.version)
+            && field_match(&self.gvk.kind, &id.gvk.kind)
     }
     fn selects_meta(&self, r: &Resource) -> Result<bool> {
         if !self.label_selector.is_empty()
@@ -440,4 +442,8 @@ fn regex_match(pat: &str, s: &str) -> bool {
         return false;
     }
     regex::Regex::new(&format!("^(?:{pat})$")).is_ok_and(|re| re.is_match(s))
+}
+
+fn field_match(sel: &str, v: &str) -> bool {
+    sel.is_empty() || sel == v || regex_match(sel, v)
 }

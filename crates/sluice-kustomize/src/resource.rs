@@ -39,7 +39,7 @@ impl Gvk {
             && (sel.kind.is_empty() || sel.kind == self.kind)
     }
     pub fn is_cluster_scoped(&self) -> bool {
-        is_cluster_scoped_kind(&self.kind)
+        is_cluster_scoped_gvk(&self.group, &self.kind)
     }
 }
 
@@ -65,39 +65,51 @@ impl fmt::Display for Gvk {
 }
 
 pub fn is_cluster_scoped_kind(kind: &str) -> bool {
-    matches!(
-        kind,
-        "APIService"
-            | "CSIDriver"
-            | "CSINode"
-            | "CertificateSigningRequest"
-            | "ClusterIssuer"
-            | "ClusterRole"
-            | "ClusterRoleBinding"
-            | "ComponentStatus"
-            | "CustomResourceDefinition"
-            | "FlowSchema"
-            | "IngressClass"
-            | "MutatingAdmissionPolicy"
-            | "MutatingAdmissionPolicyBinding"
-            | "MutatingWebhookConfiguration"
-            | "Namespace"
-            | "Node"
-            | "PersistentVolume"
-            | "PodSecurityPolicy"
-            | "PriorityClass"
-            | "PriorityLevelConfiguration"
-            | "RuntimeClass"
-            | "SelfSubjectAccessReview"
-            | "SelfSubjectRulesReview"
-            | "StorageClass"
-            | "SubjectAccessReview"
-            | "TokenReview"
-            | "ValidatingAdmissionPolicy"
-            | "ValidatingAdmissionPolicyBinding"
-            | "ValidatingWebhookConfiguration"
-            | "VolumeAttachment"
-    )
+    CLUSTER_SCOPED.iter().any(|(k, _)| *k == kind)
+}
+
+/// Cluster-scoped kinds of the Kubernetes API, with their group. Like
+/// kustomize (which asks its OpenAPI schema), a kind is cluster-scoped only
+/// when both kind and group match; anything unknown is namespaced.
+const CLUSTER_SCOPED: &[(&str, &str)] = &[
+    ("APIService", "apiregistration.k8s.io"),
+    ("CSIDriver", "storage.k8s.io"),
+    ("CSINode", "storage.k8s.io"),
+    ("CertificateSigningRequest", "certificates.k8s.io"),
+    ("ClusterRole", "rbac.authorization.k8s.io"),
+    ("ClusterRoleBinding", "rbac.authorization.k8s.io"),
+    ("ClusterTrustBundle", "certificates.k8s.io"),
+    ("ComponentStatus", ""),
+    ("CustomResourceDefinition", "apiextensions.k8s.io"),
+    ("FlowSchema", "flowcontrol.apiserver.k8s.io"),
+    ("IngressClass", "networking.k8s.io"),
+    ("IPAddress", "networking.k8s.io"),
+    ("MutatingAdmissionPolicy", "admissionregistration.k8s.io"),
+    ("MutatingAdmissionPolicyBinding", "admissionregistration.k8s.io"),
+    ("MutatingWebhookConfiguration", "admissionregistration.k8s.io"),
+    ("Namespace", ""),
+    ("Node", ""),
+    ("PersistentVolume", ""),
+    ("PodSecurityPolicy", "policy"),
+    ("PodSecurityPolicy", "extensions"),
+    ("PriorityClass", "scheduling.k8s.io"),
+    ("PriorityLevelConfiguration", "flowcontrol.apiserver.k8s.io"),
+    ("RuntimeClass", "node.k8s.io"),
+    ("SelfSubjectAccessReview", "authorization.k8s.io"),
+    ("SelfSubjectRulesReview", "authorization.k8s.io"),
+    ("SelfSubjectReview", "authentication.k8s.io"),
+    ("ServiceCIDR", "networking.k8s.io"),
+    ("StorageClass", "storage.k8s.io"),
+    ("SubjectAccessReview", "authorization.k8s.io"),
+    ("TokenReview", "authentication.k8s.io"),
+    ("ValidatingAdmissionPolicy", "admissionregistration.k8s.io"),
+    ("ValidatingAdmissionPolicyBinding", "admissionregistration.k8s.io"),
+    ("ValidatingWebhookConfiguration", "admissionregistration.k8s.io"),
+    ("VolumeAttachment", "storage.k8s.io"),
+];
+
+pub fn is_cluster_scoped_gvk(group: &str, kind: &str) -> bool {
+    CLUSTER_SCOPED.iter().any(|(k, g)| *k == kind && *g == group)
 }
 
 /// A resource id: gvk, name, namespace.
