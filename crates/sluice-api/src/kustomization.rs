@@ -516,6 +516,15 @@ impl CrossNamespaceSourceReference {
         }
     }
 
+    /// The `apiVersion` of the source: `spec.sourceRef.apiVersion`, or else
+    /// `source.toolkit.fluxcd.io/v1`, the version all of Flux's source kinds are served at.
+    pub fn api_version(&self) -> &str {
+        match self.api_version.as_deref() {
+            Some(api_version) if !api_version.is_empty() => api_version,
+            _ => "source.toolkit.fluxcd.io/v1",
+        }
+    }
+
     /// The namespace of the source, falling back to the namespace of the referrer.
     pub fn namespace_or<'a>(&'a self, referrer_namespace: &'a str) -> &'a str {
         match self.namespace.as_deref() {
@@ -657,6 +666,13 @@ impl ResourceRef {
         } else {
             format!("{}/{}", id.group, self.v)
         })
+    }
+}
+
+impl KustomizationStatus {
+    /// The conditions, created empty if absent, for use with [`meta::set_condition`].
+    pub fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        self.conditions.get_or_insert_with(Vec::new)
     }
 }
 

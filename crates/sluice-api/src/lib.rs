@@ -11,6 +11,33 @@
 //! - [`kustomize`]: the kustomize settings both share (patches, selectors, images).
 //! - [`meta`]: what all Flux objects share: condition types and reasons, labels and annotations,
 //!   references, the source artifact, and the formats of durations, revisions and inventory ids.
+//!
+//! ```
+//! use sluice_api::kustomization::CrossNamespaceSourceReference;
+//! use sluice_api::meta::{self, READY_CONDITION, CONDITION_TRUE, RECONCILIATION_SUCCEEDED_REASON};
+//! use sluice_api::{Kustomization, KustomizationSpec};
+//!
+//! let source = CrossNamespaceSourceReference::git_repository("flux-system");
+//! let mut ks = Kustomization::new("apps", KustomizationSpec::new("10m", true, source));
+//! assert_eq!(ks.spec.timeout().unwrap().as_secs(), 570); // the interval less 30s
+//!
+//! let status = ks.status.get_or_insert_with(Default::default);
+//! meta::set_condition(
+//!     status.conditions_mut(),
+//!     meta::new_condition(
+//!         READY_CONDITION,
+//!         CONDITION_TRUE,
+//!         RECONCILIATION_SUCCEEDED_REASON,
+//!         "Applied revision: main@sha1:5394cb7f48332b2de7c17dd8b8384bbc84b7e738",
+//!         None,
+//!     ),
+//! );
+//! assert!(ks.is_ready());
+//!
+//! // The CRDs to install, equal in schema to Flux's own.
+//! let crds = sluice_api::crds();
+//! assert_eq!(crds[1].metadata.name.as_deref(), Some("kustomizations.kustomize.toolkit.fluxcd.io"));
+//! ```
 
 #![warn(missing_docs)]
 

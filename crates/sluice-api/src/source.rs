@@ -347,6 +347,13 @@ pub struct GitRepositoryStatus {
     pub last_handled_reconcile_at: Option<String>,
 }
 
+impl GitRepositoryStatus {
+    /// The conditions, created empty if absent, for use with [`meta::set_condition`].
+    pub fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        self.conditions.get_or_insert_with(Vec::new)
+    }
+}
+
 impl GitRepository {
     /// The conditions of the status (empty without status).
     pub fn conditions(&self) -> &[Condition] {

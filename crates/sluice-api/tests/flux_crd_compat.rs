@@ -323,3 +323,24 @@ fn schemas_are_structural() {
         assert!(problems.is_empty(), "{name}:\n  {}", problems.join("\n  "));
     }
 }
+
+/// `crds()` is `CustomResourceExt::crd()` of each kind, completed (listKind, annotation).
+#[test]
+fn crds_are_the_derived_crds() {
+    use kube::CustomResourceExt;
+    use sluice_api::{GitRepository, Kustomization};
+
+    let crds = sluice_api::crds();
+    assert_eq!(crds.len(), 2);
+    for (crd, derived) in crds
+        .iter()
+        .zip([GitRepository::crd(), Kustomization::crd()])
+    {
+        assert_eq!(crd.metadata.name, derived.metadata.name);
+        assert_eq!(crd.spec.versions, derived.spec.versions);
+        assert_eq!(
+            crd.spec.names.list_kind.as_deref(),
+            Some(format!("{}List", derived.spec.names.kind).as_str())
+        );
+    }
+}
