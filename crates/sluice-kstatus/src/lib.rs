@@ -26,12 +26,17 @@
 //! True/False/Unknown to Current/Failed/InProgress for objects no other
 //! rule decided.
 //!
+//! [`compute_with_pods`] adds what kstatus' polling readers (used by Flux's
+//! health checks) do on top: ReplicaSets and StatefulSets that are
+//! InProgress while one of their Pods is Failed are reported Failed.
+//!
 //! [`explain`] goes beyond kstatus: given a workload, its Pods and related
 //! objects as plain JSON, it returns the chain of causes behind a workload
 //! that is not ready.
 
 mod explain;
 mod fields;
+mod polling;
 mod rules;
 
 use std::fmt;
@@ -40,6 +45,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 pub use explain::{CauseStep, ExplainInput, ObjectRef, explain, render_chain};
+pub use polling::compute_with_pods;
 pub use rules::SCHEDULE_WINDOW_SECS;
 
 /// The readiness of an object.
