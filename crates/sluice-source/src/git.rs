@@ -1,0 +1,832 @@
+//! Git transport with gix: a cheap remote ref listing (ls-refs), a shallow
+//! fetch of one ref or commit into a throw-away bare repository, and the
+//! commit's tree streamed into a tar.gz.
+//!
+//! Everything here is blocking; the controller runs it on the blocking pool.
+//! Repositories are opened *isolated* (no system/global git configuration,
+//! no credential helpers, no prompts), so behaviour does not depend on the
+//! host and no credential ever comes from anywhere but the Secret.
+
+use std::io::Write;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gix::bstr::ByteSlice;
+use gix::remote::Direction;
+
+use crate::refs::RemoteRef;
+use crate::sourceignore::{IGNORE_FILE, IgnoreRules};
+
+/// Credentials and TLS/SSH material from the `secretRef`, as Flux reads it.
+#[derive(Clone, Default)]
+pub struct Auth {
+    /// `username` / `password`.
+    pub basic: Option<(String, String)>,
+    /// `bearerToken` (sent as `Authorization: Bearer`).
+    pub bearer_token: Option<String>,
+    /// `ca.crt` (PEM), added to the trusted roots for https.
+    pub ca_pem: Option<Vec<u8>>,
+    /// `identity` (private key, PEM/OpenSSH) for ssh.
+    pub ssh_identity: Option<Vec<u8>>,
+    /// `known_hosts` for ssh; host keys are always verified.
+    pub known_hosts: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field(
+                "basic",
+                &self.basic.as_ref().map(|(u, _)| (u, "<redacted>")),
+            )
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("ca_pem", &self.ca_pem.is_some())
+            .field(
+                "ssh_identity",
+                &self.ssh_identity.as_ref().map(|_| "<redacted>"),
+            )
+            .field("known_hosts", &self.known_hosts.is_some())
+            .finish()
+    }
+}
+
+impl Auth {
+    /// Secret values that must never appear in messages or logs.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some((_, p)) = &self.basic
+            && !p.is_empty()
+        {
+            v.push(p.clone());
+        }
+        if let Some(t) = &self.bearer_token
+            && !t.is_empty()
+        {
+            v.push(t.clone());
+        }
+        v
+    }
+
+    /// Replaces any secret value in `msg` by `***`.
+    pub fn scrub(&self, msg: &str) -> String {
+        let mut out = msg.to_string();
+        for s in self.secret_values() {
+            out = out.replace(&s, "***");
+        }
+        out
+    }
+}
+
+/// A failed Git operation, classified the way Flux reports it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct GitError {
+    pub kind: GitErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GitErrorKind {
+    /// The remote refused the credentials (or none were given but needed).
+    Auth,
+    /// Anything else: unreachable remote, protocol error, missing object...
+    Operation,
+}
+
+impl GitError {
+    fn op(message: impl Into<String>) -> GitError {
+        GitError {
+            kind: GitErrorKind::Operation,
+            message: message.into(),
+        }
+    }
+}
+
+/// Renders an error with its whole source chain (`a: b: c`), skipping
+/// repeats.
+pub fn render_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !s.is_empty() && !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+fn classify(err: &gix::Error, auth: &Auth, context: &str) -> GitError {
+    let text = render_chain(err);
+    let lower = text.to_ascii_lowercase();
+    let is_auth = err.is_unauthenticated()
+        || lower.contains("were not accepted by the remote")
+        || lower.contains("no credentials were returned")
+        || lower.contains("permission denied (publickey")
+        || lower.contains("authentication failed")
+        || lower.contains("401 unauthorized")
+        || lower.contains("403 forbidden");
+    GitError {
+        kind: if is_auth {
+            GitErrorKind::Auth
+        } else {
+            GitErrorKind::Operation
+        },
+        message: auth.scrub(&format!("{context}: {text}")),
+    }
+}
+
+/// Removes `user:password@` from a URL for messages.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some(at) = rest.find('@')
+        && !rest[..at].contains('/')
+    {
+        let userinfo = &rest[..at];
+        let user = userinfo.split(':').next().unwrap_or("");
+        return if userinfo.contains(':') {
+            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
+        } else {
+            url.to_string()
+        };
+    }
+    url.to_string()
+}
+
+/// The transport a URL uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+    Ssh,
+    File,
+}
+
+/// Validates a `spec.url` as Flux accepts it (plus `file://` for local use).
+pub fn parse_url(url: &str) -> Result<Scheme, String> {
+    let parsed = gix::url::parse(url.as_bytes().as_bstr())
+        .map_err(|e| format!("invalid URL '{}': {e}", redact_url(url)))?;
+    let scheme = match parsed.scheme {
+        gix::url::Scheme::Http => Scheme::Http,
+        gix::url::Scheme::Https => Scheme::Https,
+        gix::url::Scheme::Ssh => Scheme::Ssh,
+        gix::url::Scheme::File if url.starts_with("file://") => Scheme::File,
+        _ => {
+            return Err(format!(
+                "invalid URL '{}': scheme must be http, https, ssh or file",
+                redact_url(url)
+            ));
+        }
+    };
+    if matches!(scheme, Scheme::Http | Scheme::Https | Scheme::Ssh)
+        && parsed.host().is_none_or(str::is_empty)
+    {
+        return Err(format!("invalid URL '{}': no host", redact_url(url)));
+    }
+    Ok(scheme)
+}
+
+/// Per-operation material that must live on disk (ssh key and known_hosts).
+struct SshFiles {
+    _dir: tempfile::TempDir,
+    command: String,
+}
+
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)?;
+    if !data.ends_with(b"\n") {
+        f.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn shell_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+fn ssh_files(work: &Path, auth: &Auth) -> Result<SshFiles, GitError> {
+    let dir = tempfile::Builder::new()
+        .prefix("ssh-")
+        .tempdir_in(work)
+        .map_err(|e| GitError::op(format!("creating ssh temp dir: {e}")))?;
+    let mut command = String::from("ssh -o BatchMode=yes -o StrictHostKeyChecking=yes");
+    if let Some(id) = &auth.ssh_identity {
+        let p = dir.path().join("identity");
+        write_private(&p, id).map_err(|e| GitError::op(format!("writing ssh identity: {e}")))?;
+        command.push_str(&format!(" -o IdentitiesOnly=yes -i {}", shell_quote(&p)));
+    }
+    if let Some(kh) = &auth.known_hosts {
+        let p = dir.path().join("known_hosts");
+        write_private(&p, kh).map_err(|e| GitError::op(format!("writing known_hosts: {e}")))?;
+        command.push_str(&format!(" -o UserKnownHostsFile={}", shell_quote(&p)));
+    }
+    Ok(SshFiles { _dir: dir, command })
+}
+
+fn open_options(ssh: Option<&SshFiles>) -> gix::open::Options {
+    let mut overrides: Vec<String> = vec![
+        "protocol.version=2".into(),
+        "gitoxide.userAgent=sluice-source".into(),
+    ];
+    if let Some(s) = ssh {
+        overrides.push(format!("core.sshCommand={}", s.command));
+    }
+    gix::open::Options::isolated().config_overrides(overrides)
+}
+
+fn init_bare(path: &Path, ssh: Option<&SshFiles>) -> Result<gix::Repository, GitError> {
+    gix::ThreadSafeRepository::init_opts(
+        path,
+        gix::create::Kind::Bare,
+        gix::create::Options::default(),
+        open_options(ssh),
+    )
+    .map(|r| r.to_thread_local())
+    .map_err(|e| {
+        GitError::op(format!(
+            "initializing repository at {}: {}",
+            path.display(),
+            render_chain(&e)
+        ))
+    })
+}
+
+/// Opens (creating on first use) the scratch repository used for listings.
+fn scratch_repo(work: &Path, ssh: Option<&SshFiles>) -> Result<gix::Repository, GitError> {
+    let path = work.join("scratch.git");
+    if path.join("HEAD").is_file() {
+        return gix::open_opts(&path, open_options(ssh)).map_err(|e| {
+            GitError::op(format!("opening {}: {}", path.display(), render_chain(&e)))
+        });
+    }
+    std::fs::create_dir_all(work)
+        .map_err(|e| GitError::op(format!("creating {}: {e}", work.display())))?;
+    // Initialize under a temporary name and rename, so concurrent first uses
+    // never see a half-made repository.
+    let tmp = tempfile::Builder::new()
+        .prefix("scratch-")
+        .tempdir_in(work)
+        .map_err(|e| GitError::op(format!("creating scratch dir: {e}")))?;
+    init_bare(tmp.path(), ssh)?;
+    let made = tmp.keep();
+    if std::fs::rename(&made, &path).is_err() {
+        let _ = std::fs::remove_dir_all(&made);
+    }
+    gix::open_opts(&path, open_options(ssh))
+        .map_err(|e| GitError::op(format!("opening {}: {}", path.display(), render_chain(&e))))
+}
+
+type Connection<'r> = gix::remote::Connection<
+    'r,
+    'r,
+    'r,
+    Box<dyn gix::protocol::transport::client::blocking_io::Transport + Send>,
+>;
+
+/// Connects to `remote` with our credentials and transport options.
+fn connect<'r>(
+    repo: &gix::Repository,
+    remote: &'r gix::Remote<'r>,
+    url: &str,
+    auth: &Auth,
+    timeout: Duration,
+) -> Result<Connection<'r>, GitError> {
+    let conn = remote.connect(Direction::Fetch).map_err(|e| {
+        classify(
+            &e,
+            auth,
+            &format!("unable to connect to '{}'", redact_url(url)),
+        )
+    })?;
+    let basic = auth.basic.clone();
+    let conn = conn.with_credentials(move |action| match action {
+        gix::credentials::helper::Action::Get(ctx) => match &basic {
+            Some((username, password)) => Ok(Some(gix::credentials::protocol::Outcome {
+                identity: gix::sec::identity::Account {
+                    username: username.clone(),
+                    password: password.clone(),
+                    oauth_refresh_token: None,
+                },
+                next: ctx.into(),
+            })),
+            None => Ok(None),
+        },
+        _ => Ok(None),
+    });
+    let mut conn = conn;
+    if matches!(parse_url(url), Ok(Scheme::Http | Scheme::Https)) {
+        let base = repo
+            .transport_options(url.as_bytes().as_bstr(), None)
+            .map_err(|e| GitError::op(format!("configuring transport: {}", render_chain(&e))))?;
+        let mut opts: gix::protocol::transport::client::blocking_io::http::Options = base
+            .and_then(|b| {
+                b.downcast::<gix::protocol::transport::client::blocking_io::http::Options>()
+                    .ok()
+            })
+            .map(|b| *b)
+            .unwrap_or_default();
+        if let Some(token) = &auth.bearer_token {
+            opts.extra_headers
+                .push(format!("Authorization: Bearer {token}"));
+        }
+        opts.connect_timeout = Some(timeout.min(Duration::from_secs(30)));
+        let ca = auth.ca_pem.clone();
+        let backend = gix::protocol::transport::client::blocking_io::http::reqwest::Options {
+            configure_client: Some(Box::new(
+                move |mut builder: reqwest::blocking::ClientBuilder| {
+                    builder = builder.timeout(timeout);
+                    if let Some(pem) = &ca {
+                        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+                            gix::error::ErrorExt::raise(gix::error::message!("invalid ca.crt: {e}"))
+                        })?;
+                        for c in certs {
+                            builder = builder.add_root_certificate(c);
+                        }
+                    }
+                    Ok(builder)
+                },
+            )),
+            configure_request: None,
+        };
+        opts.backend = Some(Arc::new(Mutex::new(backend)));
+        conn = conn.with_transport_options(Box::new(opts));
+    }
+    Ok(conn)
+}
+
+/// Lists the remote's refs under `prefixes` (server-side filtered), tags
+/// peeled. This is the whole cost of a no-change poll.
+pub fn ls_refs(
+    work: &Path,
+    url: &str,
+    auth: &Auth,
+    prefixes: &[String],
+    timeout: Duration,
+) -> Result<Vec<RemoteRef>, GitError> {
+    let ssh = if matches!(parse_url(url), Ok(Scheme::Ssh)) {
+        Some(ssh_files(work, auth)?)
+    } else {
+        None
+    };
+    let repo = scratch_repo(work, ssh.as_ref())?;
+    // A trailing `/` lists everything below it.
+    let specs: Vec<String> = prefixes
+        .iter()
+        .map(|p| {
+            if p.ends_with('/') {
+                format!("{p}*:{p}*")
+            } else {
+                p.clone()
+            }
+        })
+        .collect();
+    let remote = repo
+        .remote_at(url)
+        .map_err(|e| {
+            GitError::op(format!(
+                "invalid URL '{}': {}",
+                redact_url(url),
+                render_chain(&e)
+            ))
+        })?
+        .with_fetch_tags(gix::remote::fetch::Tags::None)
+        .with_refspecs(specs.iter().map(String::as_str), Direction::Fetch)
+        .map_err(|e| GitError::op(format!("invalid ref: {}", render_chain(&e))))?;
+    let conn = connect(&repo, &remote, url, auth, timeout)?;
+    let (map, _handshake) = conn
+        .ref_map(
+            gix::progress::Discard,
+            gix::remote::ref_map::Options::default(),
+        )
+        .map_err(|e| {
+            classify(
+                &e,
+                auth,
+                &format!("unable to list remote for '{}'", redact_url(url)),
+            )
+        })?;
+    Ok(map.remote_refs.iter().filter_map(to_remote_ref).collect())
+}
+
+fn to_remote_ref(r: &gix::protocol::handshake::Ref) -> Option<RemoteRef> {
+    let (name, target, peeled) = r.unpack();
+    let commit = peeled.or(target)?;
+    Some(RemoteRef {
+        name: name.to_str_lossy().into_owned(),
+        commit: commit.to_hex().to_string(),
+    })
+}
+
+/// What to fetch.
+#[derive(Clone, Debug)]
+pub enum FetchTarget {
+    /// A full ref name (`refs/heads/main`, `refs/tags/v1`, `refs/pull/1/head`).
+    Ref(String),
+    /// A commit id; `branch` is fetched in full as a fallback when the server
+    /// does not serve unadvertised objects.
+    Commit { sha: String, branch: Option<String> },
+}
+
+/// A fetched commit in a temporary bare repository (removed on drop).
+pub struct Fetched {
+    pub repo: gix::Repository,
+    pub commit: gix::ObjectId,
+    pub shallow: bool,
+    _dir: tempfile::TempDir,
+}
+
+const LOCAL_REF: &str = "refs/sluice/target";
+
+/// Fetches `target` with depth 1 (full depth if the server cannot do
+/// shallow) into a fresh bare repository under `work`.
+pub fn fetch(
+    work: &Path,
+    url: &str,
+    auth: &Auth,
+    target: &FetchTarget,
+    timeout: Duration,
+) -> Result<Fetched, GitError> {
+    std::fs::create_dir_all(work)
+        .map_err(|e| GitError::op(format!("creating {}: {e}", work.display())))?;
+    let ssh = if matches!(parse_url(url), Ok(Scheme::Ssh)) {
+        Some(ssh_files(work, auth)?)
+    } else {
+        None
+    };
+    let mut last_err = None;
+    let attempts: Vec<(String, bool)> = match target {
+        FetchTarget::Ref(name) => vec![
+            (format!("+{name}:{LOCAL_REF}"), true),
+            (format!("+{name}:{LOCAL_REF}"), false),
+        ],
+        FetchTarget::Commit { sha, branch } => {
+            let mut v = vec![(sha.clone(), true)];
+            match branch {
+                Some(b) => v.push((format!("+refs/heads/{b}:refs/heads/{b}"), false)),
+                None => v.push(("+refs/heads/*:refs/heads/*".to_string(), false)),
+            }
+            v
+        }
+    };
+    for (spec, shallow) in attempts {
+        let dir = tempfile::Builder::new()
+            .prefix("fetch-")
+            .tempdir_in(work)
+            .map_err(|e| GitError::op(format!("creating fetch dir: {e}")))?;
+        let repo = init_bare(dir.path(), ssh.as_ref())?;
+        match fetch_once(&repo, url, auth, &spec, shallow, timeout) {
+            Ok(()) => {
+                let commit = match target {
+                    FetchTarget::Ref(_) => {
+                        let mut r = repo.find_reference(LOCAL_REF).map_err(|e| {
+                            GitError::op(format!("fetched ref missing: {}", render_chain(&e)))
+                        })?;
+                        let id = r.peel_to_id().map_err(|e| {
+                            GitError::op(format!("peeling fetched ref: {}", render_chain(&e)))
+                        })?;
+                        peel_to_commit(&repo, id.detach())?
+                    }
+                    FetchTarget::Commit { sha, .. } => {
+                        let id = gix::ObjectId::from_hex(sha.as_bytes())
+                            .map_err(|e| GitError::op(format!("invalid commit '{sha}': {e}")))?;
+                        if repo.find_object(id).is_err() {
+                            last_err = Some(GitError::op(format!(
+                                "commit '{sha}' not found on the remote"
+                            )));
+                            continue;
+                        }
+                        peel_to_commit(&repo, id)?
+                    }
+                };
+                return Ok(Fetched {
+                    repo,
+                    commit,
+                    shallow,
+                    _dir: dir,
+                });
+            }
+            Err(e) => {
+                if e.kind == GitErrorKind::Auth {
+                    return Err(e);
+                }
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| GitError::op("fetch failed")))
+}
+
+fn peel_to_commit(repo: &gix::Repository, id: gix::ObjectId) -> Result<gix::ObjectId, GitError> {
+    let obj = repo
+        .find_object(id)
+        .map_err(|e| GitError::op(format!("object {id} missing: {}", render_chain(&e))))?;
+    let commit = obj
+        .peel_to_commit()
+        .map_err(|e| GitError::op(format!("{id} is not a commit: {}", render_chain(&e))))?;
+    Ok(commit.id)
+}
+
+fn fetch_once(
+    repo: &gix::Repository,
+    url: &str,
+    auth: &Auth,
+    spec: &str,
+    shallow: bool,
+    timeout: Duration,
+) -> Result<(), GitError> {
+    let ctx = format!("unable to fetch from '{}'", redact_url(url));
+    let remote = repo
+        .remote_at(url)
+        .map_err(|e| {
+            GitError::op(format!(
+                "invalid URL '{}': {}",
+                redact_url(url),
+                render_chain(&e)
+            ))
+        })?
+        .with_fetch_tags(gix::remote::fetch::Tags::None)
+        .with_refspecs([spec], Direction::Fetch)
+        .map_err(|e| GitError::op(format!("invalid refspec '{spec}': {}", render_chain(&e))))?;
+    let conn = connect(repo, &remote, url, auth, timeout)?;
+    let mut prepare = conn
+        .prepare_fetch(
+            gix::progress::Discard,
+            gix::remote::ref_map::Options::default(),
+        )
+        .map_err(|e| classify(&e, auth, &ctx))?;
+    if shallow {
+        prepare = prepare.with_shallow(gix::remote::fetch::Shallow::DepthAtRemote(NonZeroU32::MIN));
+    }
+    let interrupt = AtomicBool::new(false);
+    prepare
+        .receive(gix::progress::Discard, &interrupt)
+        .map_err(|e| classify(&e, auth, &ctx))?;
+    Ok(())
+}
+
+/// Facts about a written archive.
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveStats {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Writes the tree of `commit` as a tar.gz to `out`, honouring Flux's
+/// default exclusions, `.sourceignore` files and `spec.ignore`; only
+/// `sparse` directories when given. Symlinks and submodules are skipped
+/// (Flux archives regular files and directories only). The archive is
+/// deterministic: sorted entries, zero times and owners.
+pub fn archive_commit(
+    repo: &gix::Repository,
+    commit: gix::ObjectId,
+    spec_ignore: Option<&str>,
+    sparse: &[String],
+    out: impl Write,
+) -> Result<ArchiveStats, GitError> {
+    let tree = repo
+        .find_commit(commit)
+        .and_then(|c| c.tree_id().map(|t| t.detach()))
+        .map_err(|e| GitError::op(format!("reading commit {commit}: {}", render_chain(&e))))?;
+    let entries = list_tree(repo, tree)?;
+    let mut sourceignores: Vec<(String, String)> = entries
+        .iter()
+        .filter(|e| {
+            e.kind == EntryKind::File
+                && (e.path == IGNORE_FILE || e.path.ends_with(&format!("/{IGNORE_FILE}")))
+        })
+        .filter_map(|e| {
+            let data = repo.find_object(e.id).ok()?.data.clone();
+            let dir = e
+                .path
+                .rsplit_once('/')
+                .map(|(d, _)| d.to_string())
+                .unwrap_or_default();
+            Some((dir, String::from_utf8_lossy(&data).into_owned()))
+        })
+        .collect();
+    sourceignores.sort_by(|a, b| {
+        a.0.split('/')
+            .count()
+            .cmp(&b.0.split('/').count())
+            .then(a.0.cmp(&b.0))
+    });
+    let rules = IgnoreRules::new(&sourceignores, spec_ignore);
+    let sparse: Vec<String> = sparse
+        .iter()
+        .map(|s| s.trim_matches('/').to_string())
+        .filter(|s| !s.is_empty() && s != ".")
+        .collect();
+
+    let gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    tar.mode(tar::HeaderMode::Deterministic);
+    let mut stats = ArchiveStats::default();
+    let mut skipped_dirs: Vec<String> = Vec::new();
+    for e in &entries {
+        if skipped_dirs.iter().any(|d| {
+            e.path.starts_with(d.as_str()) && e.path.as_bytes().get(d.len()) == Some(&b'/')
+        }) {
+            continue;
+        }
+        if !sparse.is_empty() && !in_sparse(&e.path, e.kind == EntryKind::Dir, &sparse) {
+            if e.kind == EntryKind::Dir
+                && !sparse
+                    .iter()
+                    .any(|s| s.starts_with(&format!("{}/", e.path)))
+            {
+                skipped_dirs.push(e.path.clone());
+            }
+            continue;
+        }
+        let is_dir = e.kind == EntryKind::Dir;
+        if rules.is_ignored(&e.path, is_dir) {
+            if is_dir {
+                skipped_dirs.push(e.path.clone());
+            }
+            continue;
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        match e.kind {
+            EntryKind::Dir => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                tar.append_data(&mut header, format!("{}/", e.path), std::io::empty())
+                    .map_err(|err| GitError::op(format!("writing archive: {err}")))?;
+            }
+            EntryKind::File | EntryKind::Executable => {
+                let obj = repo.find_object(e.id).map_err(|err| {
+                    GitError::op(format!("reading {}: {}", e.path, render_chain(&err)))
+                })?;
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(if e.kind == EntryKind::Executable {
+                    0o755
+                } else {
+                    0o644
+                });
+                header.set_size(obj.data.len() as u64);
+                stats.files += 1;
+                stats.bytes += obj.data.len() as u64;
+                tar.append_data(&mut header, &e.path, obj.data.as_slice())
+                    .map_err(|err| GitError::op(format!("writing archive: {err}")))?;
+            }
+            EntryKind::Other => {}
+        }
+    }
+    let gz = tar
+        .into_inner()
+        .map_err(|e| GitError::op(format!("writing archive: {e}")))?;
+    let mut out = gz
+        .finish()
+        .map_err(|e| GitError::op(format!("writing archive: {e}")))?;
+    out.flush()
+        .map_err(|e| GitError::op(format!("writing archive: {e}")))?;
+    Ok(stats)
+}
+
+fn in_sparse(path: &str, is_dir: bool, sparse: &[String]) -> bool {
+    sparse.iter().any(|s| {
+        path == s
+            || path.starts_with(&format!("{s}/"))
+            // A parent directory of a sparse path is kept (as a directory).
+            || (is_dir && s.starts_with(&format!("{path}/")))
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EntryKind {
+    Dir,
+    File,
+    Executable,
+    /// Symlinks and submodules: not archived.
+    Other,
+}
+
+struct Entry {
+    path: String,
+    kind: EntryKind,
+    id: gix::ObjectId,
+}
+
+/// The whole tree, depth first, in Git's sorted order (parents before
+/// children).
+fn list_tree(repo: &gix::Repository, root: gix::ObjectId) -> Result<Vec<Entry>, GitError> {
+    let mut out = Vec::new();
+    walk(repo, root, "", &mut out)?;
+    Ok(out)
+}
+
+fn walk(
+    repo: &gix::Repository,
+    id: gix::ObjectId,
+    prefix: &str,
+    out: &mut Vec<Entry>,
+) -> Result<(), GitError> {
+    let tree = repo
+        .find_object(id)
+        .and_then(|o| o.try_into_tree())
+        .map_err(|e| GitError::op(format!("reading tree {id}: {}", render_chain(&e))))?;
+    let decoded = tree
+        .decode()
+        .map_err(|e| GitError::op(format!("decoding tree {id}: {e}")))?;
+    let mut subtrees = Vec::new();
+    for entry in &decoded.entries {
+        let name = entry.filename.to_str_lossy();
+        let path = if prefix.is_empty() {
+            name.into_owned()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let mode = entry.mode;
+        let kind = if mode.is_tree() {
+            EntryKind::Dir
+        } else if mode.is_link() || mode.is_commit() {
+            EntryKind::Other
+        } else if mode.is_executable() {
+            EntryKind::Executable
+        } else {
+            EntryKind::File
+        };
+        subtrees.push((path, kind, entry.oid.to_owned()));
+    }
+    drop(decoded);
+    for (path, kind, oid) in subtrees {
+        out.push(Entry {
+            path: path.clone(),
+            kind,
+            id: oid,
+        });
+        if kind == EntryKind::Dir {
+            walk(repo, oid, &path, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Where listings and fetches keep their scratch state.
+pub fn work_dir(storage: &Path) -> PathBuf {
+    storage.join(".work")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_validated() {
+        assert_eq!(
+            parse_url("https://github.com/fluxcd/flux2"),
+            Ok(Scheme::Https)
+        );
+        assert_eq!(
+            parse_url("http://127.0.0.1:8080/repo.git"),
+            Ok(Scheme::Http)
+        );
+        assert_eq!(
+            parse_url("ssh://git@github.com/fluxcd/flux2"),
+            Ok(Scheme::Ssh)
+        );
+        assert_eq!(parse_url("file:///tmp/repo"), Ok(Scheme::File));
+        assert!(parse_url("ftp://example.com/repo").is_err());
+        assert!(parse_url("not a url at all").is_err());
+        assert!(parse_url("/tmp/plain/path").is_err());
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("https://u:secret@host/r"),
+            "https://u:***@host/r"
+        );
+        assert_eq!(redact_url("ssh://git@host/r"), "ssh://git@host/r");
+        assert_eq!(redact_url("https://host/r"), "https://host/r");
+    }
+
+    #[test]
+    fn auth_debug_and_scrub_hide_secrets() {
+        let a = Auth {
+            basic: Some(("me".into(), "hunter2".into())),
+            bearer_token: Some("tok-123".into()),
+            ..Auth::default()
+        };
+        let dbg = format!("{a:?}");
+        assert!(!dbg.contains("hunter2") && !dbg.contains("tok-123"));
+        assert_eq!(a.scrub("x hunter2 y tok-123"), "x *** y ***");
+    }
+}

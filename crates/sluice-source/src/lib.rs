@@ -1,0 +1,24 @@
+//! `sluice-source`: the GitRepository source controller.
+//!
+//! - [`run`] reconciles `source.toolkit.fluxcd.io/v1` `GitRepository`
+//!   objects: a cheap remote ref listing each interval, a shallow fetch with
+//!   gix only when the wanted ref moved, the tree archived (Flux's ignore
+//!   rules) into `<storage>/gitrepository/<ns>/<name>/<commit>.tar.gz`, and
+//!   status/conditions/events as Flux's source-controller writes them.
+//! - [`artifact_router`] serves the storage over HTTP at the URLs written to
+//!   `status.artifact.url`.
+//! - [`Storage::local_path`] and [`unpack_artifact`] let in-process
+//!   consumers read artifacts from disk.
+
+pub mod api;
+pub mod controller;
+pub mod git;
+pub mod refs;
+pub mod server;
+pub mod sourceignore;
+pub mod storage;
+
+pub use api::{Artifact, GitRepository, GitRepositorySpec, GitRepositoryStatus};
+pub use controller::{FIELD_MANAGER, Options, run};
+pub use server::artifact_router;
+pub use storage::{Storage, digest_file, unpack_artifact};

@@ -1,0 +1,538 @@
+//! The GitRepository controller against the local control plane, with Git
+//! served over smart HTTP (`git http-backend`, optional basic auth) and over
+//! `file://`.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+use serde_json::json;
+use sluice_source::api::{GitRepository, meta};
+use sluice_testsupport::{TestNamespace, client, wait_for};
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn setup(prefix: &str) -> (kube::Client, TestNamespace, Api<GitRepository>, Harness) {
+    let client = client().await;
+    install_crd(&client).await;
+    let ns = TestNamespace::create(&client, prefix).await;
+    let api: Api<GitRepository> = ns.api();
+    let harness = Harness::start(&client, ns.name()).await;
+    (client, ns, api, harness)
+}
+
+async fn secret(ns: &TestNamespace, name: &str, data: &[(&str, &str)]) {
+    let api: Api<Secret> = ns.api();
+    let mut map = BTreeMap::new();
+    for (k, v) in data {
+        map.insert(k.to_string(), ByteString(v.as_bytes().to_vec()));
+    }
+    let s = Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        data: Some(map),
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &s).await.unwrap();
+}
+
+#[tokio::test]
+async fn branch_tag_semver_commit_and_name_are_selected() {
+    let (_c, ns, api, _h) = setup("src-select").await;
+    let repo = Repo::new("app");
+    repo.write("deploy.yaml", "v: 0\n");
+    let first = repo.commit("first");
+    repo.push("main");
+    git(&repo.work, &["tag", "v1.0.0"]);
+    repo.write("deploy.yaml", "v: 1\n");
+    let second = repo.commit("second");
+    git(&repo.work, &["tag", "-a", "v1.1.0", "-m", "annotated"]);
+    repo.write("deploy.yaml", "v: 2\n");
+    let third = repo.commit("third");
+    git(&repo.work, &["tag", "v2.0.0"]);
+    git(
+        &repo.work,
+        &["push", "-q", "--force", "origin", "main", "--tags"],
+    );
+    git(
+        &repo.work,
+        &[
+            "push",
+            "-q",
+            "origin",
+            &format!("{second}:refs/pull/7/head"),
+        ],
+    );
+    let url = repo.file_url();
+
+    create(
+        &api,
+        "branch",
+        json!({"url": url, "interval": "10m", "ref": {"branch": "main"}}),
+    )
+    .await;
+    create(
+        &api,
+        "tag",
+        json!({"url": url, "interval": "10m", "ref": {"tag": "v1.0.0"}}),
+    )
+    .await;
+    create(
+        &api,
+        "semver",
+        json!({"url": url, "interval": "10m", "ref": {"semver": ">=1.0.0 <2.0.0"}}),
+    )
+    .await;
+    create(
+        &api,
+        "commit",
+        json!({"url": url, "interval": "10m", "ref": {"commit": first}}),
+    )
+    .await;
+    create(
+        &api,
+        "commit-on-branch",
+        json!({"url": url, "interval": "10m", "ref": {"branch": "main", "commit": second}}),
+    )
+    .await;
+    create(
+        &api,
+        "name",
+        json!({"url": url, "interval": "10m", "ref": {"name": "refs/pull/7/head"}}),
+    )
+    .await;
+    create(&api, "precedence", json!({"url": url, "interval": "10m", "ref": {"branch": "main", "tag": "v1.0.0", "semver": "1.x"}})).await;
+
+    let cases = [
+        ("branch", format!("main@sha1:{third}")),
+        ("tag", format!("v1.0.0@sha1:{first}")),
+        ("semver", format!("v1.1.0@sha1:{second}")),
+        ("commit", format!("sha1:{first}")),
+        ("commit-on-branch", format!("main@sha1:{second}")),
+        ("name", format!("refs/pull/7/head@sha1:{second}")),
+        ("precedence", format!("v1.1.0@sha1:{second}")),
+    ];
+    for (name, want) in cases {
+        let gr = wait_for(&api, name, WAIT, is_ready).await;
+        assert_eq!(revision(&gr).as_deref(), Some(want.as_str()), "{name}");
+        let st = gr.status.as_ref().unwrap();
+        let a = st.artifact.as_ref().unwrap();
+        assert!(
+            a.digest.as_deref().unwrap().starts_with("sha256:"),
+            "{name}"
+        );
+        assert!(
+            a.path
+                .starts_with(&format!("gitrepository/{}/{name}/", ns.name())),
+            "{name}: {}",
+            a.path
+        );
+        let (s, reason, msg) = condition(&gr, meta::ARTIFACT_IN_STORAGE).unwrap();
+        assert_eq!((s.as_str(), reason.as_str()), ("True", "Succeeded"));
+        assert_eq!(msg, format!("stored artifact for revision '{want}'"));
+        assert!(
+            gr.metadata
+                .finalizers
+                .as_ref()
+                .unwrap()
+                .contains(&meta::FINALIZER.to_string())
+        );
+    }
+    // The tagged artifact holds the tagged content.
+    let gr = api.get("tag").await.unwrap();
+    let a = gr.status.unwrap().artifact.unwrap();
+    let (code, body) = http_get(&a.url).await;
+    assert_eq!(code, 200);
+    assert_eq!(tar_file(&body, "deploy.yaml").as_deref(), Some("v: 0\n"));
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn new_commits_force_pushes_and_requests_are_picked_up_over_http() {
+    let (client, ns, api, _h) = setup("src-http").await;
+    let repo = Repo::new("app");
+    repo.write("a.yaml", "a: 1\n");
+    let c1 = repo.commit("one");
+    repo.push("main");
+    let server = GitServer::start(&repo.served_root(), None).await;
+    create(
+        &api,
+        "app",
+        json!({"url": server.url("app"), "interval": "10m", "ref": {"branch": "main"}}),
+    )
+    .await;
+    let gr = wait_for(&api, "app", WAIT, is_ready).await;
+    assert_eq!(revision(&gr), Some(format!("main@sha1:{c1}")));
+    let fetches = server.counters.fetches();
+    assert!(fetches >= 1, "the first reconcile fetched");
+
+    // A no-change poll (requested): one ref listing, no fetch, only
+    // lastHandledReconcileAt changes.
+    let rv_before = api.get("app").await.unwrap().metadata.resource_version;
+    let ls_before = server.counters.ls_refs();
+    let token = request_reconcile(&api, "app").await;
+    let gr = wait_for(&api, "app", WAIT, |g| {
+        g.status
+            .as_ref()
+            .and_then(|s| s.last_handled_reconcile_at.as_deref())
+            == Some(token.as_str())
+    })
+    .await;
+    assert_eq!(revision(&gr), Some(format!("main@sha1:{c1}")));
+    assert_eq!(
+        server.counters.fetches(),
+        fetches,
+        "no fetch when nothing moved"
+    );
+    assert_eq!(
+        server.counters.ls_refs(),
+        ls_before + 1,
+        "exactly one ref listing"
+    );
+    assert_ne!(gr.metadata.resource_version, rv_before);
+
+    // No status write when nothing changed: wait a little, nothing moves.
+    let rv = api.get("app").await.unwrap().metadata.resource_version;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(api.get("app").await.unwrap().metadata.resource_version, rv);
+
+    // A new commit is picked up.
+    repo.write("a.yaml", "a: 2\n");
+    let c2 = repo.commit("two");
+    repo.push("main");
+    request_reconcile(&api, "app").await;
+    let gr = wait_for(&api, "app", WAIT, |g| {
+        revision(g) == Some(format!("main@sha1:{c2}"))
+    })
+    .await;
+    let (code, body) = http_get(&gr.status.as_ref().unwrap().artifact.as_ref().unwrap().url).await;
+    assert_eq!(code, 200);
+    assert_eq!(tar_file(&body, "a.yaml").as_deref(), Some("a: 2\n"));
+
+    // A force push to an unrelated history moves to the new commit.
+    git(&repo.work, &["checkout", "-q", "--orphan", "rewritten"]);
+    git(&repo.work, &["rm", "-rq", "--cached", "."]);
+    repo.write("a.yaml", "a: rewritten\n");
+    let c3 = repo.commit("rewritten history");
+    repo.push("rewritten:main");
+    request_reconcile(&api, "app").await;
+    let gr = wait_for(&api, "app", WAIT, |g| {
+        revision(g) == Some(format!("main@sha1:{c3}"))
+    })
+    .await;
+    assert!(is_ready(&gr));
+
+    // Old artifacts are garbage collected: at most 2 kept.
+    let dir = _h
+        .storage
+        .path()
+        .join(format!("gitrepository/{}/app", ns.name()));
+    let n = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tar.gz")
+        })
+        .count();
+    assert_eq!(n, 2, "retention keeps the last two artifacts");
+
+    // Events were recorded for new artifacts.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), ns.name());
+    let mut found = false;
+    for _ in 0..50 {
+        let list = events.list(&Default::default()).await.unwrap();
+        if list.items.iter().any(|e| {
+            e.reason.as_deref() == Some("NewArtifact")
+                && e.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("rewritten history"))
+        }) {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(found, "a NewArtifact event names the commit");
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn ignore_rules_and_served_artifact_digest() {
+    let (_c, ns, api, _h) = setup("src-ignore").await;
+    let repo = Repo::new("app");
+    repo.write("kustomization.yaml", "resources: [deploy.yaml]\n");
+    repo.write("deploy.yaml", "kind: Deployment\n");
+    repo.write("logo.png", "png");
+    repo.write("keep.png", "png");
+    repo.write(".github/workflows/ci.yaml", "on: push\n");
+    repo.write(".gitignore", "tmp/\n");
+    repo.write(".sourceignore", "/secret.yaml\nnotes/\n");
+    repo.write("secret.yaml", "x\n");
+    repo.write("notes/todo.md", "x\n");
+    repo.write("apps/.sourceignore", "local.yaml\n");
+    repo.write("apps/local.yaml", "x\n");
+    repo.write("apps/app.yaml", "x\n");
+    repo.write("drafts/d.yaml", "x\n");
+    repo.write(".sops.yaml", "x\n");
+    repo.commit("files");
+    repo.push("main");
+    create(
+        &api,
+        "app",
+        json!({"url": repo.file_url(), "interval": "10m", "ref": {"branch": "main"}, "ignore": "/drafts/\n!keep.png\n"}),
+    )
+    .await;
+    let gr = wait_for(&api, "app", WAIT, is_ready).await;
+    let st = gr.status.as_ref().unwrap();
+    assert_eq!(st.observed_ignore.as_deref(), Some("/drafts/\n!keep.png\n"));
+    let a = st.artifact.as_ref().unwrap();
+    assert!(
+        a.url
+            .starts_with(&format!("http://{}/gitrepository/", _h.artifact_addr))
+    );
+    let (code, body) = http_get(&a.url).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        sluice_source::storage::digest_bytes(&body),
+        a.digest.clone().unwrap(),
+        "served bytes match the digest"
+    );
+    assert_eq!(Some(body.len() as i64), a.size);
+    let files = tar_listing(&body);
+    assert_eq!(
+        files,
+        vec![
+            ".sourceignore",
+            "apps/",
+            "apps/.sourceignore",
+            "apps/app.yaml",
+            "deploy.yaml",
+            "keep.png",
+            "kustomization.yaml"
+        ],
+    );
+
+    // In-process consumers can read from disk.
+    let storage = sluice_source::Storage::new(_h.storage.path(), &_h.artifact_addr.to_string());
+    let out = tempfile::tempdir().unwrap();
+    sluice_source::unpack_artifact(&storage, a, out.path()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("deploy.yaml")).unwrap(),
+        "kind: Deployment\n"
+    );
+
+    // Changing spec.ignore rebuilds the artifact for the same commit.
+    let patch = json!({"spec": {"ignore": "/drafts/\n*.png\n"}});
+    api.patch("app", &Default::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let gr = wait_for(&api, "app", WAIT, |g| {
+        is_ready(g)
+            && g.status.as_ref().unwrap().observed_ignore.as_deref() == Some("/drafts/\n*.png\n")
+    })
+    .await;
+    let a2 = gr.status.unwrap().artifact.unwrap();
+    assert_eq!(a2.revision, a.revision);
+    assert_ne!(a2.digest, a.digest);
+    let (_, body) = http_get(&a2.url).await;
+    assert!(!tar_listing(&body).contains(&"keep.png".to_string()));
+
+    // The server refuses paths outside the storage and hidden paths.
+    let (code, _) = http_get(&format!(
+        "http://{}/.work/scratch.git/HEAD",
+        _h.artifact_addr
+    ))
+    .await;
+    assert_eq!(code, 404);
+    let (code, _) = http_get(&format!(
+        "http://{}/gitrepository/../../etc/passwd",
+        _h.artifact_addr
+    ))
+    .await;
+    assert_eq!(code, 404);
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn wrong_password_is_authentication_failed_without_the_password() {
+    let (_c, ns, api, _h) = setup("src-auth").await;
+    let repo = Repo::new("private");
+    repo.write("a.yaml", "a: 1\n");
+    let c1 = repo.commit("one");
+    repo.push("main");
+    let server = GitServer::start(&repo.served_root(), Some(("flux", "s3cr3t-right"))).await;
+    let wrong = "wr0ng-pa55word-xyz";
+    secret(
+        &ns,
+        "bad-auth",
+        &[("username", "flux"), ("password", wrong)],
+    )
+    .await;
+    secret(
+        &ns,
+        "good-auth",
+        &[("username", "flux"), ("password", "s3cr3t-right")],
+    )
+    .await;
+    create(&api, "bad", json!({"url": server.url("private"), "interval": "10m", "ref": {"branch": "main"}, "secretRef": {"name": "bad-auth"}})).await;
+    create(
+        &api,
+        "none",
+        json!({"url": server.url("private"), "interval": "10m", "ref": {"branch": "main"}}),
+    )
+    .await;
+    create(&api, "good", json!({"url": server.url("private"), "interval": "10m", "ref": {"branch": "main"}, "secretRef": {"name": "good-auth"}})).await;
+
+    let gr = wait_for(&api, "bad", WAIT, |g| {
+        condition(g, meta::READY).is_some_and(|c| c.0 == "False")
+    })
+    .await;
+    let (_, reason, msg) = condition(&gr, meta::READY).unwrap();
+    assert_eq!(reason, "AuthenticationFailed", "{msg}");
+    assert!(
+        !msg.contains(wrong),
+        "the password leaked into the message: {msg}"
+    );
+    let (s, r, _) = condition(&gr, meta::FETCH_FAILED).unwrap();
+    assert_eq!((s.as_str(), r.as_str()), ("True", "AuthenticationFailed"));
+    let yaml = serde_json::to_string(&gr).unwrap();
+    assert!(!yaml.contains(wrong));
+
+    let gr = wait_for(&api, "none", WAIT, |g| {
+        condition(g, meta::READY).is_some_and(|c| c.0 == "False")
+    })
+    .await;
+    assert_eq!(
+        condition(&gr, meta::READY).unwrap().1,
+        "AuthenticationFailed"
+    );
+
+    let gr = wait_for(&api, "good", WAIT, is_ready).await;
+    assert_eq!(revision(&gr), Some(format!("main@sha1:{c1}")));
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn missing_secret_invalid_url_and_deleted_branch() {
+    let (_c, ns, api, _h) = setup("src-fail").await;
+    let repo = Repo::new("app");
+    repo.write("a.yaml", "a: 1\n");
+    repo.commit("one");
+    repo.push("main");
+    repo.push("main:feature");
+    create(&api, "nosecret", json!({"url": repo.file_url(), "interval": "10m", "secretRef": {"name": "does-not-exist"}, "ref": {"branch": "main"}})).await;
+    create(
+        &api,
+        "badurl",
+        json!({"url": "ftp://example.com/repo.git", "interval": "10m"}),
+    )
+    .await;
+    create(
+        &api,
+        "feature",
+        json!({"url": repo.file_url(), "interval": "10m", "ref": {"branch": "feature"}}),
+    )
+    .await;
+    create(
+        &api,
+        "unknown",
+        json!({"url": repo.file_url(), "interval": "10m", "ref": {"tag": "v9.9.9"}}),
+    )
+    .await;
+
+    let gr = wait_for(&api, "nosecret", WAIT, |g| {
+        condition(g, meta::READY).is_some_and(|c| c.0 == "False")
+    })
+    .await;
+    let (_, reason, msg) = condition(&gr, meta::READY).unwrap();
+    assert_eq!(reason, "AuthenticationFailed");
+    assert!(
+        msg.contains(&format!("'{}/does-not-exist'", ns.name())),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("secrets \"does-not-exist\" not found"),
+        "{msg}"
+    );
+
+    let gr = wait_for(&api, "badurl", WAIT, |g| {
+        condition(g, meta::STALLED).is_some()
+    })
+    .await;
+    let (s, reason, _) = condition(&gr, meta::STALLED).unwrap();
+    assert_eq!((s.as_str(), reason.as_str()), ("True", "URLInvalid"));
+    assert_eq!(condition(&gr, meta::READY).unwrap().1, "URLInvalid");
+
+    let gr = wait_for(&api, "unknown", WAIT, |g| {
+        condition(g, meta::READY).is_some_and(|c| c.0 == "False")
+    })
+    .await;
+    let (_, reason, msg) = condition(&gr, meta::READY).unwrap();
+    assert_eq!(reason, "GitOperationFailed");
+    assert!(msg.contains("refs/tags/v9.9.9"), "{msg}");
+
+    // Delete a branch that had an artifact: the failure names the ref and the
+    // last good artifact stays.
+    let gr = wait_for(&api, "feature", WAIT, is_ready).await;
+    let artifact = gr.status.unwrap().artifact.unwrap();
+    git(&repo.work, &["push", "-q", "origin", "--delete", "feature"]);
+    request_reconcile(&api, "feature").await;
+    let gr = wait_for(&api, "feature", WAIT, |g| {
+        condition(g, meta::READY).is_some_and(|c| c.0 == "False")
+    })
+    .await;
+    let (_, reason, msg) = condition(&gr, meta::READY).unwrap();
+    assert_eq!(reason, "GitOperationFailed");
+    assert!(msg.contains("refs/heads/feature"), "{msg}");
+    let st = gr.status.unwrap();
+    assert_eq!(
+        st.artifact.as_ref(),
+        Some(&artifact),
+        "the last good artifact is kept"
+    );
+    assert_eq!(
+        condition_of(&st, meta::ARTIFACT_IN_STORAGE),
+        Some("True".into())
+    );
+    let (code, _) = http_get(&artifact.url).await;
+    assert_eq!(code, 200);
+    ns.delete().await;
+}
+
+fn condition_of(st: &sluice_source::GitRepositoryStatus, t: &str) -> Option<String> {
+    st.conditions
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| c.status.clone())
+}
+
+#[tokio::test]
+async fn suspended_objects_are_left_alone() {
+    let (_c, ns, api, _h) = setup("src-suspend").await;
+    let repo = Repo::new("app");
+    repo.write("a.yaml", "a: 1\n");
+    repo.commit("one");
+    repo.push("main");
+    create(&api, "app", json!({"url": repo.file_url(), "interval": "10m", "ref": {"branch": "main"}, "suspend": true})).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let gr = api.get("app").await.unwrap();
+    assert!(gr.status.is_none() || gr.status.as_ref().unwrap().artifact.is_none());
+    let patch = json!({"spec": {"suspend": false}});
+    api.patch("app", &Default::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait_for(&api, "app", WAIT, is_ready).await;
+    ns.delete().await;
+}

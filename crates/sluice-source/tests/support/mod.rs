@@ -1,0 +1,476 @@
+//! Test helpers: Git repositories made with the `git` program, a smart-HTTP
+//! Git server (`git http-backend` as CGI behind axum, optional basic auth,
+//! request counters), the CRD, and a controller + artifact server per test.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, CustomResourceExt};
+use sluice_source::api::{GitRepository, meta};
+use tokio::io::AsyncWriteExt;
+
+/// Runs `git` in `dir`, panicking with its output on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A working clone plus the bare repository it pushes to.
+pub struct Repo {
+    pub _dir: tempfile::TempDir,
+    /// The bare repository (what servers serve).
+    pub bare: PathBuf,
+    /// The working tree.
+    pub work: PathBuf,
+}
+
+impl Repo {
+    /// `root/<name>.git` bare plus a work tree on branch `main`.
+    pub fn new(name: &str) -> Repo {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bare = dir.path().join("srv").join(format!("{name}.git"));
+        std::fs::create_dir_all(&bare).unwrap();
+        git(&bare, &["init", "--bare", "-q", "-b", "main"]);
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        git(&work, &["init", "-q", "-b", "main"]);
+        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+        Repo {
+            _dir: dir,
+            bare,
+            work,
+        }
+    }
+
+    /// Directory served by the HTTP server (parent of the bare repo).
+    pub fn served_root(&self) -> PathBuf {
+        self.bare.parent().unwrap().to_path_buf()
+    }
+
+    pub fn file_url(&self) -> String {
+        format!("file://{}", self.bare.display())
+    }
+
+    pub fn write(&self, path: &str, content: &str) {
+        let p = self.work.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    /// Commits everything and returns the commit id.
+    pub fn commit(&self, msg: &str) -> String {
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "--allow-empty", "-m", msg]);
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    pub fn push(&self, refspec: &str) {
+        git(&self.work, &["push", "-q", "--force", "origin", refspec]);
+    }
+
+    pub fn head(&self) -> String {
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+}
+
+/// Request counters of the test Git server.
+#[derive(Default)]
+pub struct Counters {
+    pub ls_refs: AtomicU64,
+    pub fetches: AtomicU64,
+    pub requests: AtomicU64,
+    pub unauthorized: AtomicU64,
+}
+
+impl Counters {
+    pub fn ls_refs(&self) -> u64 {
+        self.ls_refs.load(Ordering::SeqCst)
+    }
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+struct ServerState {
+    root: PathBuf,
+    basic: Option<(String, String)>,
+    counters: Arc<Counters>,
+}
+
+/// A smart-HTTP Git server on 127.0.0.1 serving the bare repositories under
+/// `root` through `git http-backend`.
+pub struct GitServer {
+    pub addr: SocketAddr,
+    pub counters: Arc<Counters>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl GitServer {
+    pub async fn start(root: &Path, basic: Option<(&str, &str)>) -> GitServer {
+        let counters = Arc::new(Counters::default());
+        let state = Arc::new(ServerState {
+            root: root.to_path_buf(),
+            basic: basic.map(|(u, p)| (u.to_string(), p.to_string())),
+            counters: counters.clone(),
+        });
+        let app = Router::new().fallback(cgi).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        GitServer {
+            addr,
+            counters,
+            task,
+        }
+    }
+
+    pub fn url(&self, repo: &str) -> String {
+        format!("http://{}/{repo}.git", self.addr)
+    }
+}
+
+async fn cgi(
+    State(st): State<Arc<ServerState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use base64::Engine;
+    st.counters.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some((u, p)) = &st.basic {
+        let want = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        );
+        let ok = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(want.as_str());
+        if !ok {
+            st.counters.unauthorized.fetch_add(1, Ordering::SeqCst);
+            return Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header("WWW-Authenticate", "Basic realm=\"git\"")
+                .body(Body::from("unauthorized"))
+                .unwrap();
+        }
+    }
+    if method == Method::POST {
+        let text = String::from_utf8_lossy(&body);
+        if text.contains("command=ls-refs") {
+            st.counters.ls_refs.fetch_add(1, Ordering::SeqCst);
+        } else if text.contains("command=fetch") {
+            st.counters.fetches.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GIT_PROJECT_ROOT", &st.root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("REQUEST_METHOD", method.as_str())
+        .env("PATH_INFO", uri.path())
+        .env("QUERY_STRING", uri.query().unwrap_or(""))
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("REMOTE_USER", "test")
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(ct) = headers.get("content-type").and_then(|v| v.to_str().ok()) {
+        cmd.env("CONTENT_TYPE", ct);
+    }
+    if let Some(p) = headers.get("git-protocol").and_then(|v| v.to_str().ok()) {
+        cmd.env("GIT_PROTOCOL", p);
+    }
+    if let Some(e) = headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+    {
+        cmd.env("HTTP_CONTENT_ENCODING", e);
+    }
+    let mut child = cmd.spawn().expect("spawning git http-backend");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = tokio::spawn(async move {
+        let _ = stdin.write_all(&body).await;
+        let _ = stdin.shutdown().await;
+    });
+    let out = child.wait_with_output().await.expect("git http-backend");
+    let _ = writer.await;
+    let raw = out.stdout;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+    let Some((i, n)) = split else {
+        return Response::builder()
+            .status(500)
+            .body(Body::from("bad cgi output"))
+            .unwrap();
+    };
+    let head = String::from_utf8_lossy(&raw[..i]).to_string();
+    let mut resp = Response::builder();
+    let mut status = 200u16;
+    for line in head.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        if k.eq_ignore_ascii_case("status") {
+            status = v
+                .split(' ')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(500);
+        } else {
+            resp = resp.header(k.trim(), v);
+        }
+    }
+    resp.status(status)
+        .body(Body::from(raw[i + n..].to_vec()))
+        .unwrap()
+}
+
+/// Installs (server-side applies) the GitRepository CRD and waits until it
+/// is established.
+pub async fn install_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = GitRepository::crd();
+    let name = crd.metadata.name.clone().unwrap();
+    let existing = crds.get_opt(&name).await.ok().flatten();
+    // Another component (sluice-api) may own a richer CRD; only install ours
+    // when there is none.
+    if existing.is_none() {
+        crds.patch(
+            &name,
+            &PatchParams::apply("sluice-source-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("applying the GitRepository CRD");
+    }
+    sluice_testsupport::wait_for(&crds, &name, Duration::from_secs(30), |c| {
+        c.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+    })
+    .await;
+    // Give discovery a moment to serve the new resource.
+    let api: Api<GitRepository> = Api::all(client.clone());
+    for _ in 0..50 {
+        if api.list(&Default::default()).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A running controller (scoped to one namespace) and artifact server.
+pub struct Harness {
+    pub storage: tempfile::TempDir,
+    pub artifact_addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Harness {
+    pub async fn start(client: &Client, namespace: &str) -> Harness {
+        let storage = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let artifact_addr = listener.local_addr().unwrap();
+        let router = sluice_source::artifact_router(storage.path());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let opts = sluice_source::Options {
+            storage_path: storage.path().to_path_buf(),
+            storage_adv_addr: artifact_addr.to_string(),
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
+        };
+        let c = client.clone();
+        let controller = tokio::spawn(async move {
+            if let Err(e) = sluice_source::run(c, opts).await {
+                eprintln!("controller exited: {e:#}");
+            }
+        });
+        Harness {
+            storage,
+            artifact_addr,
+            tasks: vec![server, controller],
+        }
+    }
+}
+
+/// `(status, reason, message)` of a condition.
+pub fn condition(gr: &GitRepository, type_: &str) -> Option<(String, String, String)> {
+    gr.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+pub fn is_ready(gr: &GitRepository) -> bool {
+    condition(gr, meta::READY).is_some_and(|c| c.0 == "True")
+        && gr.status.as_ref().and_then(|s| s.observed_generation) == gr.metadata.generation
+}
+
+pub fn revision(gr: &GitRepository) -> Option<String> {
+    gr.status
+        .as_ref()?
+        .artifact
+        .as_ref()
+        .map(|a| a.revision.clone())
+}
+
+/// Creates a GitRepository from JSON spec.
+pub async fn create(
+    api: &Api<GitRepository>,
+    name: &str,
+    spec: serde_json::Value,
+) -> GitRepository {
+    let obj: GitRepository = serde_json::from_value(serde_json::json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .unwrap();
+    api.create(&Default::default(), &obj)
+        .await
+        .expect("creating GitRepository")
+}
+
+/// Sets `reconcile.fluxcd.io/requestedAt` to a fresh value and returns it.
+pub async fn request_reconcile(api: &Api<GitRepository>, name: &str) -> String {
+    let token = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let patch = serde_json::json!({"metadata": {"annotations": {meta::RECONCILE_REQUEST_ANNOTATION: token}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    token
+}
+
+/// Downloads `url` with a bare HTTP/1.1 GET (no client crate needed).
+pub async fn http_get(url: &str) -> (u16, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    s.write_all(
+        format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let i = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&buf[..i]).to_string();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = buf[i + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
+        if n == 0 || b.len() < i + 2 + n + 2 {
+            break;
+        }
+        out.extend_from_slice(&b[i + 2..i + 2 + n]);
+        b = &b[i + 2 + n + 2..];
+    }
+    out
+}
+
+/// File names in a tar.gz.
+pub fn tar_listing(data: &[u8]) -> Vec<String> {
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(data));
+    let mut names: Vec<String> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Reads one file out of a tar.gz.
+pub fn tar_file(data: &[u8], path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(data));
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_string_lossy() == path {
+            let mut s = String::new();
+            e.read_to_string(&mut s).unwrap();
+            return Some(s);
+        }
+    }
+    None
+}
