@@ -1,0 +1,682 @@
+//! sluice-apply against a real control plane: each test works in namespaces of its own.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Config, ResourceExt};
+use serde_json::{Value, json};
+use sluice_apply::{
+    Action, Applier, ApplyOptions, ApplyResult, ChangeSet, ObjectErrorKind, Owner, PruneOptions,
+    SkipReason, Stage, check_empty_build,
+};
+use sluice_testsupport::{TestNamespace, client, kubeconfig_path, unique_name};
+
+fn owner() -> Owner {
+    Owner::new("apps", "flux-system")
+}
+
+fn opts() -> ApplyOptions {
+    let mut opts = ApplyOptions::new(owner());
+    opts.wait_interval = Duration::from_millis(100);
+    opts.wait_timeout = Duration::from_secs(30);
+    opts
+}
+
+fn configmap(ns: &str, name: &str, data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns}, "data": data})
+}
+
+fn annotated(mut obj: Value, key: &str, value: &str) -> Value {
+    obj["metadata"]["annotations"][key] = json!(value);
+    obj
+}
+
+/// `subject action` for every entry, in order.
+fn actions(cs: &ChangeSet) -> Vec<String> {
+    cs.entries.iter().map(ToString::to_string).collect()
+}
+
+async fn apply_ok(applier: &Applier, objects: Vec<Value>, opts: &ApplyOptions) -> ApplyResult {
+    match applier.apply(objects, opts).await {
+        Ok(r) => r,
+        Err(e) => panic!("apply failed: {e}\n{e:#?}"),
+    }
+}
+
+#[tokio::test]
+async fn created_then_unchanged_without_writes_then_configured() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "apply-basic").await;
+    let n = ns.name();
+    let applier = Applier::new(client.clone());
+    let objects = vec![
+        configmap(n, "b", json!({"k": "v"})),
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": n},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": n},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "nginx",
+                        "ports": [{"containerPort": 80}]}]}}}}),
+        configmap(n, "a", json!({"k": "v"})),
+    ];
+
+    let first = apply_ok(&applier, objects.clone(), &opts()).await;
+    assert_eq!(
+        actions(&first.change_set),
+        [
+            format!("ConfigMap/{n}/a created"),
+            format!("ConfigMap/{n}/b created"),
+            format!("Service/{n}/web created"),
+            format!("Deployment/{n}/web created"),
+        ]
+    );
+    assert_eq!(first.requests.writes, 4);
+    let ids: Vec<String> = first
+        .inventory()
+        .entries
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            format!("{n}_a__ConfigMap"),
+            format!("{n}_b__ConfigMap"),
+            format!("{n}_web__Service"),
+            format!("{n}_web_apps_Deployment"),
+        ]
+    );
+
+    // Labels and field manager are Flux's.
+    let cm = ns.api::<ConfigMap>().get("a").await.unwrap();
+    assert_eq!(
+        cm.labels()
+            .get("kustomize.toolkit.fluxcd.io/name")
+            .map(String::as_str),
+        Some("apps")
+    );
+    assert_eq!(
+        cm.labels()
+            .get("kustomize.toolkit.fluxcd.io/namespace")
+            .map(String::as_str),
+        Some("flux-system")
+    );
+    let managers: Vec<(String, String)> = cm
+        .managed_fields()
+        .iter()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        managers,
+        [("kustomize-controller".to_owned(), "Apply".to_owned())]
+    );
+    let rv_before: Vec<String> = rvs(&ns).await;
+
+    // Re-applying the same set makes no write at all.
+    let second = apply_ok(&applier, objects.clone(), &opts()).await;
+    assert!(
+        second
+            .change_set
+            .entries
+            .iter()
+            .all(|e| e.action == Action::Unchanged),
+        "{}",
+        second.change_set
+    );
+    assert_eq!(second.requests.writes, 0, "{:?}", second.requests);
+    assert_eq!(second.requests.dry_runs, 4);
+    assert_eq!(second.change_set.change_log(), "");
+    assert_eq!(rvs(&ns).await, rv_before);
+
+    // A change is reported as configured, and only that object is written.
+    let mut changed = objects;
+    changed[3] = configmap(n, "a", json!({"k": "w"}));
+    let third = apply_ok(&applier, changed, &opts()).await;
+    assert_eq!(
+        third.change_set.change_log(),
+        format!("ConfigMap/{n}/a configured")
+    );
+    assert_eq!(third.requests.writes, 1);
+    let cm = ns.api::<ConfigMap>().get("a").await.unwrap();
+    assert_eq!(cm.data.unwrap()["k"], "w");
+    ns.delete().await;
+}
+
+async fn rvs(ns: &TestNamespace) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in ["a", "b"] {
+        let cm = ns.api::<ConfigMap>().get(name).await.unwrap();
+        out.push(cm.resource_version().unwrap_or_default());
+    }
+    let d = ns.api::<Deployment>().get("web").await.unwrap();
+    out.push(d.resource_version().unwrap_or_default());
+    out
+}
+
+#[tokio::test]
+async fn crd_and_its_custom_resource_in_one_set() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "apply-crd").await;
+    let group = format!("{}.example.com", unique_name("w"));
+    let crd_name = format!("widgets.{group}");
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": crd_name},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}});
+    let cr = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+        "metadata": {"name": "w1", "namespace": ns.name()}, "spec": {"size": 1}});
+    let applier = Applier::new(client.clone());
+
+    // The CR comes first in the input: staging puts the CRD first and waits for it.
+    let result = apply_ok(&applier, vec![cr.clone(), crd.clone()], &opts()).await;
+    assert_eq!(
+        actions(&result.change_set),
+        [
+            format!("CustomResourceDefinition/{crd_name} created"),
+            format!("Widget/{}/w1 created", ns.name()),
+        ]
+    );
+    let again = apply_ok(&applier, vec![crd.clone(), cr.clone()], &opts()).await;
+    assert_eq!(again.requests.writes, 0, "{}", again.change_set);
+
+    // An unknown kind names the object and the missing kind.
+    let bogus = json!({"apiVersion": format!("{group}/v1"), "kind": "Gadget",
+        "metadata": {"name": "g", "namespace": ns.name()}});
+    let err = applier
+        .apply(vec![crd, cr, bogus], &opts())
+        .await
+        .expect_err("unknown kind");
+    assert_eq!(err.stage, Some(Stage::Rest));
+    assert_eq!(
+        err.errors[0].to_string(),
+        format!(
+            "Gadget/{}/g no matches for kind \"Gadget\" in version \"{group}/v1\"",
+            ns.name()
+        )
+    );
+    // The stage failed in its dry-run phase: nothing of it was written.
+    assert_eq!(err.requests.writes, 0);
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let _ = crds.delete(&crd_name, &DeleteParams::background()).await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn namespace_and_an_object_in_it() {
+    let client = client().await;
+    let name = unique_name("sluice-t-apply-ns");
+    let objects = vec![
+        configmap(&name, "c", json!({"k": "v"})),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+    ];
+    let applier = Applier::new(client.clone());
+    let result = apply_ok(&applier, objects, &opts()).await;
+    assert_eq!(
+        actions(&result.change_set),
+        [
+            format!("Namespace/{name} created"),
+            format!("ConfigMap/{name}/c created"),
+        ]
+    );
+    assert_eq!(
+        result.inventory().entries[0].id,
+        format!("_{name}__Namespace")
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = namespaces.get(&name).await.unwrap();
+    assert_eq!(
+        ns.labels()
+            .get("kustomize.toolkit.fluxcd.io/name")
+            .map(String::as_str),
+        Some("apps")
+    );
+    let _ = namespaces.delete(&name, &DeleteParams::background()).await;
+}
+
+#[tokio::test]
+async fn ssa_if_not_present_ignore_and_reconcile_disabled() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "apply-skip").await;
+    let n = ns.name();
+    let applier = Applier::new(client.clone());
+    let ssa = "kustomize.toolkit.fluxcd.io/ssa";
+    let reconcile = "kustomize.toolkit.fluxcd.io/reconcile";
+
+    let once = annotated(configmap(n, "once", json!({"k": "1"})), ssa, "IfNotPresent");
+    let ignored = annotated(configmap(n, "ignored", json!({"k": "1"})), ssa, "Ignore");
+    let frozen = annotated(
+        configmap(n, "frozen", json!({"k": "1"})),
+        reconcile,
+        "disabled",
+    );
+    let normal = configmap(n, "normal", json!({"k": "1"}));
+    let first = apply_ok(
+        &applier,
+        vec![once, ignored, frozen, normal.clone()],
+        &opts(),
+    )
+    .await;
+    assert_eq!(
+        actions(&first.change_set),
+        [
+            format!("ConfigMap/{n}/frozen skipped"),
+            format!("ConfigMap/{n}/ignored skipped"),
+            format!("ConfigMap/{n}/normal created"),
+            format!("ConfigMap/{n}/once created"),
+        ]
+    );
+    let cms = ns.api::<ConfigMap>();
+    assert!(cms.get_opt("ignored").await.unwrap().is_none());
+    assert!(cms.get_opt("frozen").await.unwrap().is_none());
+
+    // IfNotPresent: an existing object is never updated, but stays in the inventory.
+    let once2 = annotated(configmap(n, "once", json!({"k": "2"})), ssa, "IfNotPresent");
+    // reconcile: disabled on the live object stops updates too.
+    cms.patch(
+        "normal",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {reconcile: "disabled"}}})),
+    )
+    .await
+    .unwrap();
+    let normal2 = configmap(n, "normal", json!({"k": "2"}));
+    let second = apply_ok(&applier, vec![once2, normal2], &opts()).await;
+    let reasons: Vec<_> = second
+        .change_set
+        .entries
+        .iter()
+        .map(|e| (e.action, e.skip_reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (Action::Skipped, Some(SkipReason::ReconcileDisabled)),
+            (Action::Skipped, Some(SkipReason::IfNotPresent)),
+        ]
+    );
+    assert_eq!(second.requests.writes, 0);
+    assert_eq!(cms.get("once").await.unwrap().data.unwrap()["k"], "1");
+    assert_eq!(cms.get("normal").await.unwrap().data.unwrap()["k"], "1");
+    let ids: Vec<String> = second
+        .inventory()
+        .entries
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, [format!("{n}_once__ConfigMap")]);
+    // Skipped objects are not stale either.
+    let stale = second.stale(&first.inventory()).unwrap();
+    assert!(stale.is_empty(), "{stale:?}");
+    ns.delete().await;
+}
+
+/// Creates a ConfigMap as `kubectl apply` (client-side) would: an `Update` by
+/// `kubectl-client-side-apply`, with the last-applied annotation.
+async fn kubectl_create(ns: &TestNamespace, name: &str) {
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            annotations: Some(BTreeMap::from([(
+                "kubectl.kubernetes.io/last-applied-configuration".to_owned(),
+                "{}".to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "2".to_owned()),
+        ])),
+        ..ConfigMap::default()
+    };
+    let pp = PostParams {
+        field_manager: Some("kubectl-client-side-apply".to_owned()),
+        ..PostParams::default()
+    };
+    ns.api::<ConfigMap>().create(&pp, &cm).await.unwrap();
+}
+
+#[tokio::test]
+async fn override_takes_over_kubectl_fields_and_merge_keeps_them() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "apply-merge").await;
+    let n = ns.name();
+    kubectl_create(&ns, "override").await;
+    kubectl_create(&ns, "merge").await;
+    let applier = Applier::new(client.clone());
+    let objects = vec![
+        configmap(n, "override", json!({"a": "1"})),
+        annotated(
+            configmap(n, "merge", json!({"a": "1"})),
+            "kustomize.toolkit.fluxcd.io/ssa",
+            "Merge",
+        ),
+    ];
+    let result = apply_ok(&applier, objects.clone(), &opts()).await;
+    assert_eq!(
+        actions(&result.change_set),
+        [
+            format!("ConfigMap/{n}/merge configured"),
+            format!("ConfigMap/{n}/override configured"),
+        ]
+    );
+    let cms = ns.api::<ConfigMap>();
+    let overridden = cms.get("override").await.unwrap();
+    assert_eq!(
+        overridden.data.clone().unwrap(),
+        BTreeMap::from([("a".to_owned(), "1".to_owned())])
+    );
+    assert!(
+        !overridden
+            .annotations()
+            .contains_key("kubectl.kubernetes.io/last-applied-configuration")
+    );
+    assert!(
+        overridden
+            .managed_fields()
+            .iter()
+            .all(|m| m.manager.as_deref() == Some("kustomize-controller"))
+    );
+    let merged = cms.get("merge").await.unwrap();
+    assert_eq!(
+        merged.data.clone().unwrap().len(),
+        2,
+        "Merge keeps kubectl's key"
+    );
+    assert!(
+        merged
+            .managed_fields()
+            .iter()
+            .any(|m| m.manager.as_deref() == Some("kubectl-client-side-apply"))
+    );
+
+    // Once taken over, nothing more to do.
+    let again = apply_ok(&applier, objects, &opts()).await;
+    assert_eq!(again.requests.writes, 0, "{}", again.change_set);
+    ns.delete().await;
+}
+
+fn deployment(ns: &str, selector: Value) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"replicas": 0, "selector": {"matchLabels": selector},
+            "template": {"metadata": {"labels": {"app": "web", "tier": "front"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}})
+}
+
+#[tokio::test]
+async fn immutable_field_change_needs_force_and_recreates() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "apply-force").await;
+    let n = ns.name();
+    let applier = Applier::new(client.clone());
+    apply_ok(
+        &applier,
+        vec![deployment(n, json!({"app": "web"}))],
+        &opts(),
+    )
+    .await;
+    let uid_before = ns.api::<Deployment>().get("web").await.unwrap().uid();
+
+    let changed = deployment(n, json!({"app": "web", "tier": "front"}));
+    let err = applier
+        .apply(vec![changed.clone()], &opts())
+        .await
+        .expect_err("selector is immutable");
+    let msg = err.to_string();
+    eprintln!("{msg}");
+    assert!(
+        msg.starts_with(&format!("Deployment/{n}/web dry-run failed (Invalid): ")),
+        "{msg}"
+    );
+    assert!(msg.contains("field is immutable"), "{msg}");
+    assert_eq!(err.requests.writes, 0);
+    assert!(matches!(err.errors[0].kind, ObjectErrorKind::DryRun(_)));
+
+    let mut forced = opts();
+    forced.force = true;
+    let result = apply_ok(&applier, vec![changed], &forced).await;
+    assert_eq!(
+        actions(&result.change_set),
+        [format!("Deployment/{n}/web created")]
+    );
+    let after = ns.api::<Deployment>().get("web").await.unwrap();
+    assert_ne!(after.uid(), uid_before);
+    assert_eq!(after.spec.unwrap().selector.match_labels.unwrap().len(), 2);
+
+    // The force annotation does the same for one object, without the global option.
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "immutable": true,
+        "metadata": {"name": "frozen", "namespace": n}, "data": {"k": "1"}});
+    apply_ok(&applier, vec![cm.clone()], &opts()).await;
+    let mut cm2 = cm.clone();
+    cm2["data"]["k"] = json!("2");
+    let err = applier.apply(vec![cm2.clone()], &opts()).await.unwrap_err();
+    assert!(err.to_string().contains("immutable"), "{err}");
+    let cm3 = annotated(cm2, "kustomize.toolkit.fluxcd.io/force", "Enabled");
+    let result = apply_ok(&applier, vec![cm3], &opts()).await;
+    assert_eq!(
+        actions(&result.change_set),
+        [format!("ConfigMap/{n}/frozen created")]
+    );
+    assert_eq!(
+        ns.api::<ConfigMap>()
+            .get("frozen")
+            .await
+            .unwrap()
+            .data
+            .unwrap()["k"],
+        "2"
+    );
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn prune_deletes_stale_objects_it_owns() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "apply-prune").await;
+    let n = ns.name();
+    let applier = Applier::new(client.clone());
+    let keep = configmap(n, "keep", json!({"k": "v"}));
+    let objects = vec![
+        keep.clone(),
+        configmap(n, "stale", json!({"k": "v"})),
+        configmap(n, "gone", json!({"k": "v"})),
+        annotated(
+            configmap(n, "protected", json!({"k": "v"})),
+            "kustomize.toolkit.fluxcd.io/prune",
+            "disabled",
+        ),
+        configmap(n, "adopted", json!({"k": "v"})),
+    ];
+    let first = apply_ok(&applier, objects, &opts()).await;
+    let old = first.inventory();
+    assert_eq!(old.entries.len(), 5);
+
+    // Another Kustomization took one over; one was deleted by hand.
+    let cms = ns.api::<ConfigMap>();
+    cms.patch(
+        "adopted",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"labels": {"kustomize.toolkit.fluxcd.io/name": "other"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    cms.delete("gone", &DeleteParams::default()).await.unwrap();
+
+    // An empty build would prune everything: refused without the annotation.
+    let guard = check_empty_build(&old, 0, "main@sha1:abc", None).unwrap_err();
+    assert!(guard.to_string().contains("had 5"), "{guard}");
+
+    let second = apply_ok(&applier, vec![keep], &opts()).await;
+    let stale = second.stale(&old).unwrap();
+    assert_eq!(stale.len(), 4);
+    let pruned = applier
+        .prune(&stale, &PruneOptions::new(owner()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome: Vec<(String, Action, Option<SkipReason>)> = pruned
+        .change_set
+        .entries
+        .iter()
+        .map(|e| (e.object.name.clone(), e.action, e.skip_reason))
+        .collect();
+    assert_eq!(
+        outcome,
+        [
+            ("stale".to_owned(), Action::Deleted, None),
+            (
+                "protected".to_owned(),
+                Action::Skipped,
+                Some(SkipReason::PruneDisabled)
+            ),
+            ("gone".to_owned(), Action::Deleted, None),
+            (
+                "adopted".to_owned(),
+                Action::Skipped,
+                Some(SkipReason::NotOwned)
+            ),
+        ]
+    );
+    assert_eq!(pruned.requests.writes, 1);
+    assert!(cms.get_opt("stale").await.unwrap().is_none());
+    assert!(cms.get_opt("protected").await.unwrap().is_some());
+    assert!(cms.get_opt("adopted").await.unwrap().is_some());
+    assert!(cms.get_opt("keep").await.unwrap().is_some());
+    ns.delete().await;
+}
+
+async fn controller_config() -> Config {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).unwrap();
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn impersonated_service_account_is_limited_by_rbac() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "apply-sa").await;
+    let n = ns.name();
+    let sa = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some("deployer".into()),
+            ..ObjectMeta::default()
+        },
+        ..ServiceAccount::default()
+    };
+    ns.api::<ServiceAccount>()
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+    let applier = Applier::impersonating(&controller_config().await, n, "deployer").unwrap();
+    assert_eq!(
+        applier.service_account(),
+        Some(format!("{n}/deployer").as_str())
+    );
+    let objects = vec![configmap(n, "tenant", json!({"k": "v"}))];
+
+    let err = applier
+        .apply(objects.clone(), &opts())
+        .await
+        .expect_err("no RBAC yet");
+    assert!(err.errors[0].is_forbidden(), "{err}");
+    let msg = err.to_string();
+    eprintln!("{msg}");
+    assert!(msg.starts_with(&format!("ConfigMap/{n}/tenant ")), "{msg}");
+    assert!(msg.contains("(Forbidden)"), "{msg}");
+    assert!(
+        msg.contains(&format!("applying as service account {n}/deployer")),
+        "{msg}"
+    );
+
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "deployer"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"],
+            "verbs": ["get", "list", "create", "patch", "update", "delete"]}]}))
+    .unwrap();
+    ns.api::<Role>()
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "deployer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": n}]}))
+    .unwrap();
+    ns.api::<RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+
+    // RBAC changes reach the authorizer within moments.
+    let start = Instant::now();
+    let result = loop {
+        match applier.apply(objects.clone(), &opts()).await {
+            Ok(r) => break r,
+            Err(e) if e.errors[0].is_forbidden() && start.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("apply as the service account failed: {e}"),
+        }
+    };
+    assert_eq!(
+        actions(&result.change_set),
+        [format!("ConfigMap/{n}/tenant created")]
+    );
+    // Still nothing outside the role: a Secret is refused, naming the object.
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "s", "namespace": n}, "stringData": {"k": "v"}});
+    let err = applier.apply(vec![secret], &opts()).await.unwrap_err();
+    assert!(
+        err.to_string().starts_with(&format!("Secret/{n}/s ")),
+        "{err}"
+    );
+    assert!(err.errors[0].is_forbidden());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn malformed_and_namespaceless_objects_are_rejected_by_name() {
+    let client = client().await;
+    let applier = Applier::new(client.clone());
+    let err = applier
+        .apply(
+            vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}})],
+            &opts(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.stage, None);
+    assert!(err.to_string().contains("missing metadata.name"), "{err}");
+    assert_eq!(err.requests.total(), 0);
+
+    let err = applier
+        .apply(
+            vec![json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})],
+            &opts(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "ConfigMap/x namespace not specified");
+}
