@@ -383,7 +383,10 @@ impl Builder {
             acc.merge_config(&ctc);
         }
 
-        // Components apply on top of what was accumulated so far.
+        self.run_generators(&ldr, k, acc)?;
+
+        // Components apply on top of what was accumulated and generated so
+        // far, before this kustomization's transformers.
         for c in k.strings("components")? {
             let p = ldr.resolve(&c);
             if !p.is_dir() {
@@ -405,7 +408,6 @@ impl Builder {
             self.accumulate_target(&p, &ck, acc)?;
         }
 
-        self.run_generators(&ldr, k, acc)?;
         self.run_transformers(&ldr, k, acc)?;
 
         let new_vars = vars::parse_vars(&k.list("vars"))?;
