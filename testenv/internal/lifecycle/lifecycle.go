@@ -216,7 +216,14 @@ func Up(args []string) int {
 	defer unlock()
 
 	if _, err := os.Stat(in.dir); err == nil {
-		if _, herr := in.health(); herr == nil {
+		live, herr := in.health()
+		// All processes alive but the apiserver not answering: give a busy
+		// machine some slack before declaring the instance stale.
+		for i := 0; herr != nil && allLive(live) && i < 10; i++ {
+			time.Sleep(time.Second)
+			live, herr = in.health()
+		}
+		if herr == nil {
 			logf("instance %q already running in %s", in.name, in.dir)
 			fmt.Println(in.exportLine())
 			return 0
@@ -534,6 +541,15 @@ func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state,
 	default:
 	}
 	return st, false, nil
+}
+
+func allLive(live map[string]bool) bool {
+	for _, c := range components {
+		if !live[c] {
+			return false
+		}
+	}
+	return len(live) > 0
 }
 
 func nodeSchedulable(n *corev1.Node) bool {
