@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::{flux_crd, sluice_crd, v1_schema, validate, yaml};
+use common::{fixture, fixtures, flux_crd, sluice_crd, v1_schema, validate};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -14,34 +12,6 @@ use sluice_api::kustomization::{DeletionPolicy, SourceKind, SubstituteKind};
 use sluice_api::meta::{self, ObjectId, Revision};
 use sluice_api::source::{GitProvider, GitVerificationMode};
 use sluice_api::{GitRepository, Kustomization};
-
-fn fixtures() -> Vec<(String, Value)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut fixtures: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
-        .map(|path| {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, yaml(&std::fs::read_to_string(&path).unwrap()))
-        })
-        .collect();
-    fixtures.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(
-        fixtures.len() >= 7,
-        "fixtures missing from {}",
-        dir.display()
-    );
-    fixtures
-}
-
-fn fixture(name: &str) -> Value {
-    fixtures()
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("no fixture {name}"))
-        .1
-}
 
 fn round_trip<T: DeserializeOwned + Serialize>(name: &str, original: &Value) -> T {
     let typed: T = serde_json::from_value(original.clone())

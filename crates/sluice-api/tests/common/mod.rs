@@ -60,6 +60,36 @@ pub fn v1_version(crd: &Value) -> &Value {
         .expect("version v1")
 }
 
+/// The fixtures of `tests/fixtures`: realistic Flux objects, by file name.
+pub fn fixtures() -> Vec<(String, Value)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut fixtures: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, yaml(&std::fs::read_to_string(&path).unwrap()))
+        })
+        .collect();
+    fixtures.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(
+        fixtures.len() >= 7,
+        "fixtures missing from {}",
+        dir.display()
+    );
+    fixtures
+}
+
+/// The fixture `name`.
+pub fn fixture(name: &str) -> Value {
+    fixtures()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no fixture {name}"))
+        .1
+}
+
 /// Parses a YAML document into JSON.
 pub fn yaml(text: &str) -> Value {
     serde_norway::from_str(text).expect("valid YAML")

@@ -1,0 +1,348 @@
+//! sluice's CRDs and Flux's, side by side in a real API server (`scripts/testenv`, through
+//! `sluice-testsupport`).
+//!
+//! Both are installed under stand-in API groups (`*.ours.sluice-api.test` and
+//! `*.flux.sluice-api.test`), so this neither needs nor disturbs the real
+//! `*.toolkit.fluxcd.io` CRDs of a shared control plane. Then:
+//!
+//! - the API server accepts sluice's CRDs (structural schema, CEL rules, defaults);
+//! - every fixture is admitted by both, and stored identically by both: same defaults, nothing
+//!   pruned;
+//! - what the API server returns reads into sluice's types and writes back unchanged;
+//! - invalid objects are refused by both.
+//!
+//! Without Flux's CRDs (`../shared/flux-crds`), only sluice's side runs.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{fixture, fixtures, flux_crd};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use serde_json::{Value, json};
+use sluice_api::{GitRepository, Kustomization};
+use sluice_testsupport::TestNamespace;
+
+const FIELD_MANAGER: &str = "sluice-api-tests";
+
+/// A CRD installed under a stand-in group.
+struct Installed {
+    /// `ours` or `flux`.
+    origin: &'static str,
+    kind: String,
+    group: String,
+    real_group: String,
+    plural: String,
+}
+
+impl Installed {
+    fn api(&self, client: &Client, namespace: &str) -> Api<DynamicObject> {
+        let gvk = GroupVersionKind::gvk(&self.group, "v1", &self.kind);
+        let resource = ApiResource::from_gvk_with_plural(&gvk, &self.plural);
+        Api::namespaced_with(client.clone(), namespace, &resource)
+    }
+}
+
+/// Installs `crd` under the group `<first label of its group>.<origin>.sluice-api.test` and
+/// waits until it is established and served.
+async fn install(client: &Client, crd: Value, origin: &'static str) -> Installed {
+    let real_group = crd["spec"]["group"].as_str().unwrap().to_owned();
+    let group = format!(
+        "{}.{origin}.sluice-api.test",
+        real_group.split('.').next().unwrap()
+    );
+    let plural = crd["spec"]["names"]["plural"].as_str().unwrap().to_owned();
+    let kind = crd["spec"]["names"]["kind"].as_str().unwrap().to_owned();
+    let name = format!("{plural}.{group}");
+    let mut crd = crd;
+    crd["spec"]["group"] = group.clone().into();
+    crd["metadata"] = json!({ "name": name });
+    crd["apiVersion"] = "apiextensions.k8s.io/v1".into();
+    crd["kind"] = "CustomResourceDefinition".into();
+    if let Some(object) = crd.as_object_mut() {
+        object.remove("status");
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the API server refused the {origin} CRD {name}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let current = crds.get(&name).await.unwrap();
+        let established = current
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
+        if established {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "CRD {name} not established: {:?}",
+            current.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Installed {
+        origin,
+        kind,
+        group,
+        real_group,
+        plural,
+    }
+}
+
+/// The fixture as a new object for `installed` in `namespace`: name, labels, annotations and
+/// spec (the status goes through the status subresource).
+fn new_object(fixture: &Value, installed: &Installed, namespace: &str) -> Value {
+    let mut metadata = json!({
+        "name": fixture["metadata"]["name"],
+        "namespace": namespace,
+    });
+    for key in ["labels", "annotations"] {
+        if let Some(value) = fixture["metadata"].get(key) {
+            metadata[key] = value.clone();
+        }
+    }
+    json!({
+        "apiVersion": format!("{}/v1", installed.group),
+        "kind": installed.kind,
+        "metadata": metadata,
+        "spec": fixture["spec"],
+    })
+}
+
+/// Creates the object, sets its status if the fixture has one, and returns what the API server
+/// stored.
+async fn store(api: &Api<DynamicObject>, object: Value, status: Option<&Value>) -> Value {
+    let name = object["metadata"]["name"].as_str().unwrap().to_owned();
+    let dynamic: DynamicObject = serde_json::from_value(object).unwrap();
+    // A just-established CRD can take a moment to be served.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match api.create(&PostParams::default(), &dynamic).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(status)) if status.code == 404 && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("creating {name}: {e}"),
+        }
+    }
+    if let Some(status) = status {
+        api.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "status": status })),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("setting the status of {name}: {e}"));
+    }
+    serde_json::to_value(api.get(&name).await.unwrap()).unwrap()
+}
+
+/// Whether everything in `want` is in `got` (objects may have more keys: defaults).
+fn contains(got: &Value, want: &Value, path: &str, problems: &mut Vec<String>) {
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => {
+            for (key, w) in w {
+                match g.get(key) {
+                    Some(g) => contains(g, w, &format!("{path}.{key}"), problems),
+                    None => problems.push(format!("{path}.{key}: pruned by the API server")),
+                }
+            }
+        }
+        (Value::Array(g), Value::Array(w)) if g.len() == w.len() => {
+            for (i, (g, w)) in g.iter().zip(w).enumerate() {
+                contains(g, w, &format!("{path}[{i}]"), problems);
+            }
+        }
+        _ if got == want => {}
+        _ => problems.push(format!("{path}: stored as {got}, sent {want}")),
+    }
+}
+
+/// The stored object read into sluice's type and written back: must give the same spec and
+/// status.
+fn typed_round_trip(stored: &Value, installed: &Installed, fixture_name: &str) {
+    let mut object = stored.clone();
+    object["apiVersion"] = format!("{}/v1", installed.real_group).into();
+    let back = match installed.kind.as_str() {
+        "GitRepository" => serde_json::to_value(
+            serde_json::from_value::<GitRepository>(object.clone())
+                .unwrap_or_else(|e| panic!("{fixture_name} as stored: {e}")),
+        ),
+        "Kustomization" => serde_json::to_value(
+            serde_json::from_value::<Kustomization>(object.clone())
+                .unwrap_or_else(|e| panic!("{fixture_name} as stored: {e}")),
+        ),
+        other => panic!("unexpected kind {other}"),
+    }
+    .unwrap();
+    for part in ["spec", "status"] {
+        assert_eq!(
+            back[part], object[part],
+            "{fixture_name} ({} CRD): {part} changed through sluice's types",
+            installed.origin
+        );
+    }
+}
+
+/// Asserts that creating `object` is refused as invalid.
+async fn refused(api: &Api<DynamicObject>, object: Value, what: &str, origin: &str) {
+    let dynamic: DynamicObject = serde_json::from_value(object).unwrap();
+    match api.create(&PostParams::default(), &dynamic).await {
+        Err(kube::Error::Api(status)) if status.code == 422 => {}
+        Ok(_) => panic!("{origin} CRD admitted {what}"),
+        Err(e) => panic!("{origin} CRD: unexpected error for {what}: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn crds_store_fixtures_as_flux_does() {
+    let client = sluice_testsupport::client().await;
+    let namespace = TestNamespace::create(&client, "api").await;
+    let ns = namespace.name().to_owned();
+
+    let mut installed = vec![];
+    for crd in sluice_api::crds() {
+        let crd = serde_json::to_value(crd).unwrap();
+        installed.push(install(&client, crd, "ours").await);
+    }
+    for file in [
+        "source.toolkit.fluxcd.io_gitrepositories.yaml",
+        "kustomize.toolkit.fluxcd.io_kustomizations.yaml",
+    ] {
+        if let Some(crd) = flux_crd(file) {
+            installed.push(install(&client, crd, "flux").await);
+        }
+    }
+
+    for (fixture_name, fixture) in fixtures() {
+        let kind = fixture["kind"].as_str().unwrap();
+        let mut stored_by = vec![];
+        for target in installed.iter().filter(|i| i.kind == kind) {
+            let api = target.api(&client, &ns);
+            let object = new_object(&fixture, target, &ns);
+            let stored = store(&api, object, fixture.get("status")).await;
+
+            let mut problems = vec![];
+            contains(&stored["spec"], &fixture["spec"], "spec", &mut problems);
+            if let Some(status) = fixture.get("status") {
+                contains(&stored["status"], status, "status", &mut problems);
+            }
+            assert!(
+                problems.is_empty(),
+                "{fixture_name} ({} CRD):\n  {}",
+                target.origin,
+                problems.join("\n  ")
+            );
+            typed_round_trip(&stored, target, &fixture_name);
+            stored_by.push((target.origin, stored));
+        }
+        // Same defaults, same pruning: the object is stored the same under both CRDs.
+        if let [(_, ours), (_, flux)] = stored_by.as_slice() {
+            for part in ["spec", "status"] {
+                assert_eq!(
+                    ours[part], flux[part],
+                    "{fixture_name}: {part} stored differently under sluice's CRD and Flux's"
+                );
+            }
+        }
+    }
+
+    // The defaults of Flux's CRDs are applied by sluice's.
+    let ours = |kind: &str| {
+        installed
+            .iter()
+            .find(|i| i.origin == "ours" && i.kind == kind)
+            .unwrap()
+    };
+    let repos = ours("GitRepository").api(&client, &ns);
+    let stored = serde_json::to_value(repos.get("platform").await.unwrap()).unwrap();
+    assert_eq!(stored["spec"]["timeout"], "60s");
+    let stored = serde_json::to_value(repos.get("podinfo").await.unwrap()).unwrap();
+    assert_eq!(stored["status"]["observedGeneration"], -1);
+    let kss = ours("Kustomization").api(&client, &ns);
+    let stored = serde_json::to_value(kss.get("apps").await.unwrap()).unwrap();
+    assert_eq!(
+        stored["spec"]["postBuild"]["substituteFrom"][0]["optional"],
+        false
+    );
+    let stored = serde_json::to_value(kss.get("gke-apps").await.unwrap()).unwrap();
+    assert_eq!(stored["spec"]["force"], false);
+
+    // Invalid objects are refused by both CRDs.
+    for target in &installed {
+        let api = target.api(&client, &ns);
+        let base = match target.kind.as_str() {
+            "GitRepository" => fixture("gitrepository-semver.yaml"),
+            _ => fixture("kustomization-apps.yaml"),
+        };
+        let mut cases: Vec<(&str, Value)> = vec![];
+        let mut case = |what: &'static str, edit: &dyn Fn(&mut Value)| {
+            let mut object = new_object(&base, target, &ns);
+            object["metadata"]["name"] = format!("invalid-{}", cases.len()).into();
+            edit(&mut object);
+            cases.push((what, object));
+        };
+        if target.kind == "GitRepository" {
+            case("an scp-style URL", &|o| {
+                o["spec"]["url"] = "git@github.com:x/y".into()
+            });
+            case("a timeout in hours", &|o| {
+                o["spec"]["timeout"] = "1h".into()
+            });
+            case("an interval without unit", &|o| {
+                o["spec"]["interval"] = "10".into()
+            });
+            case("an unknown provider", &|o| {
+                o["spec"]["provider"] = "gitlab".into()
+            });
+            case("serviceAccountName with the generic provider", &|o| {
+                o["spec"]["provider"] = "generic".into();
+                o["spec"]["serviceAccountName"] = "sa".into();
+            });
+            case("verify without secretRef", &|o| {
+                o["spec"]["verify"] = json!({ "mode": "HEAD" });
+            });
+        } else {
+            case("no prune", &|o| {
+                o["spec"].as_object_mut().unwrap().remove("prune");
+            });
+            case("an unknown source kind", &|o| {
+                o["spec"]["sourceRef"]["kind"] = "HelmRepository".into();
+            });
+            case("an empty targetNamespace", &|o| {
+                o["spec"]["targetNamespace"] = "".into()
+            });
+            case("a substituteFrom of an unknown kind", &|o| {
+                o["spec"]["postBuild"]["substituteFrom"][0]["kind"] = "Pod".into();
+            });
+            case("a kubeConfig with both references", &|o| {
+                o["spec"]["kubeConfig"] = json!({
+                    "configMapRef": { "name": "a" },
+                    "secretRef": { "name": "b" }
+                });
+            });
+            case("an empty kubeConfig", &|o| {
+                o["spec"]["kubeConfig"] = json!({})
+            });
+        }
+        for (what, object) in cases {
+            refused(&api, object, what, target.origin).await;
+        }
+    }
+
+    namespace.delete().await;
+}
