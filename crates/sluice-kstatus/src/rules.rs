@@ -207,11 +207,11 @@ fn statefulset(obj: &Value, _: &ComputeOptions) -> Result<StatusResult, Error> {
     if status > spec {
         return Ok(in_progress(
             EXTRA_PODS,
-            format!("Pending termination: {}", status - spec),
+            format!("Pending termination: {}", status.wrapping_sub(spec)),
         ));
     }
     if partition != -1 {
-        let want = spec.saturating_sub(partition);
+        let want = spec.wrapping_sub(partition); // Go int arithmetic
         if updated < want {
             return Ok(in_progress(
                 "PartitionRollout",
@@ -292,7 +292,7 @@ fn deployment(obj: &Value, _: &ComputeOptions) -> Result<StatusResult, Error> {
     if status > spec {
         return Ok(in_progress(
             EXTRA_PODS,
-            format!("Pending termination: {}", status - spec),
+            format!("Pending termination: {}", status.wrapping_sub(spec)),
         ));
     }
     if updated > avail {
@@ -354,7 +354,7 @@ fn replicaset(obj: &Value, _: &ComputeOptions) -> Result<StatusResult, Error> {
     if status > spec {
         return Ok(in_progress(
             EXTRA_PODS,
-            format!("Pending termination: {}", status - spec),
+            format!("Pending termination: {}", status.wrapping_sub(spec)),
         ));
     }
     Ok(current(format!(
@@ -462,7 +462,7 @@ fn pod(obj: &Value, opts: &ComputeOptions) -> Result<StatusResult, Error> {
                 let created = nested(obj, "creationTimestamp").and_then(parse_rfc3339);
                 let now = opts.now_unix();
                 if let Some(created) = created
-                    && now - SCHEDULE_WINDOW_SECS < created
+                    && now.saturating_sub(SCHEDULE_WINDOW_SECS) < created
                 {
                     return Ok(in_progress("PodNotScheduled", "Pod has not been scheduled"));
                 }

@@ -916,3 +916,128 @@ fn status_strings_round_trip() {
     assert!("Ready".parse::<Status>().is_err());
     assert_eq!(not_found().status, Status::NotFound);
 }
+
+#[test]
+fn extreme_integers_do_not_overflow() {
+    let min = i64::MIN;
+    let objs = [
+        deploy(
+            json!({"replicas": min}),
+            json!({"replicas": 1, "updatedReplicas": 1}),
+        ),
+        sts(
+            json!({"replicas": min}),
+            json!({"replicas": 1, "readyReplicas": 1}),
+        ),
+        sts(
+            json!({"replicas": 1, "updateStrategy": {"rollingUpdate": {"partition": min}}}),
+            json!({"replicas": 1, "readyReplicas": 1}),
+        ),
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "spec": {"replicas": min},
+               "status": {"replicas": i64::MAX}}),
+    ];
+    // Go's int arithmetic wraps; the only requirement here is no panic.
+    for obj in objs {
+        assert!(compute(&obj).is_ok(), "{obj}");
+    }
+    let unsched = pod(
+        json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}),
+        "2023-11-14T22:00:00Z",
+    );
+    let opts = ComputeOptions {
+        now: Some(i64::MIN),
+        ..ComputeOptions::default()
+    };
+    assert_eq!(
+        compute_with(&unsched, &opts).map(|r| r.status),
+        Ok(Status::InProgress)
+    );
+}
+
+/// Every field the rules read, set to values of every JSON type, for every
+/// kind: computing and explaining must never panic.
+#[test]
+fn fuzz_field_types_no_panic() {
+    let kinds = [
+        ("apps/v1", "Deployment"),
+        ("apps/v1", "StatefulSet"),
+        ("apps/v1", "DaemonSet"),
+        ("apps/v1", "ReplicaSet"),
+        ("batch/v1", "Job"),
+        ("v1", "Pod"),
+        ("v1", "PersistentVolumeClaim"),
+        ("v1", "Service"),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+        ("policy/v1", "PodDisruptionBudget"),
+        ("x.io/v1", "Custom"),
+    ];
+    let paths: &[&[&str]] = &[
+        &["metadata", "deletionTimestamp"],
+        &["metadata", "generation"],
+        &["metadata", "creationTimestamp"],
+        &["status", "observedGeneration"],
+        &["status", "conditions"],
+        &["status", "phase"],
+        &["status", "replicas"],
+        &["status", "containerStatuses"],
+        &["status", "initContainerStatuses"],
+        &["spec", "replicas"],
+        &["spec", "volumes"],
+        &["spec", "updateStrategy"],
+        &["spec", "type"],
+        &["status"],
+        &["spec"],
+        &["metadata"],
+    ];
+    let values = [
+        json!(null),
+        json!(true),
+        json!(-1),
+        json!(i64::MIN),
+        json!(u64::MAX),
+        json!(1.5),
+        json!("x"),
+        json!(""),
+        json!([]),
+        json!([null, 1, "a", {"type": 1}, {"type": "Ready", "status": "False"}, {"name": "c", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]),
+        json!({}),
+        json!({"waiting": 1, "type": "OnDelete", "rollingUpdate": {"partition": "p"}}),
+    ];
+    let opts = ComputeOptions {
+        now: Some(NOW),
+        ready_condition: true,
+        ..ComputeOptions::flux()
+    };
+    for (api_version, kind) in kinds {
+        for path in paths {
+            for v in &values {
+                let mut obj =
+                    json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "n"}});
+                let mut cur = &mut obj;
+                for (i, key) in path.iter().enumerate() {
+                    let Some(map) = cur.as_object_mut() else {
+                        break;
+                    };
+                    if i + 1 == path.len() {
+                        map.insert((*key).to_string(), v.clone());
+                        break;
+                    }
+                    cur = map.entry((*key).to_string()).or_insert_with(|| json!({}));
+                }
+                let _ = compute_with(&obj, &opts);
+                let _ = compute_with_pods(&obj, std::slice::from_ref(&obj), &opts);
+                let pods = vec![obj.clone()];
+                let input = ExplainInput {
+                    pods: &pods,
+                    pvcs: Some(&pods),
+                    storage_classes: Some(&pods),
+                    events: &pods,
+                    now: Some(NOW),
+                    workload: &obj,
+                };
+                let chain = explain(&input);
+                assert!(!chain.is_empty());
+            }
+        }
+    }
+}
