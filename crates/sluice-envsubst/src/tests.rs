@@ -457,3 +457,66 @@ fn trimming_large_ascii_values_is_linear() {
     assert!(start.elapsed() < std::time::Duration::from_secs(10));
     assert_eq!(out, format!("y||{}", &big[1..]));
 }
+
+/// Templates assembled from valid and broken pieces: no panics, plain text
+/// without `$` or NUL passes through unchanged, and `$${` always renders a
+/// literal `${`.
+#[test]
+fn structured_fuzz_properties() {
+    let pieces = [
+        "${a}",
+        "${b:-x}",
+        "${a:1:2}",
+        "${a//b/c}",
+        "${a/#/p}",
+        "${a%%.*}",
+        "${#a}",
+        "${a^^}",
+        "${a:=${b}}",
+        "${",
+        "}",
+        "$",
+        "$$",
+        "$${a}",
+        "\\/",
+        "text ",
+        "\n",
+        "é",
+        ":",
+        "/",
+        "#",
+        "%",
+        "${a:-${b:-${c}}}",
+        "${a/${b}/${c}}",
+        "${z:-}",
+    ];
+    let v = vars(&[("a", "a.b/c"), ("b", "B"), ("c", "")]);
+    let mut state: u64 = 0xDEAD_BEEF_CAFE_F00D;
+    for _ in 0..20_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let n = (state % 6) as usize + 1;
+        let mut x = state;
+        let mut input = String::new();
+        for _ in 0..n {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            input.push_str(pieces[(x >> 33) as usize % pieces.len()]);
+        }
+        let _ = substitute(&input, &v, Options::default());
+        let _ = substitute(&input, &v, Options::strict());
+    }
+    for plain in ["", "a: b\n", "{}", "}{", "é ✓ \\ / # % ^ , :", "{a}"] {
+        assert_eq!(
+            substitute(plain, &v, Options::strict()).as_deref(),
+            Ok(plain)
+        );
+    }
+    for name in ["a", "b", "missing", "a:-x", "a//b/c"] {
+        let input = format!("x $${{{name}}} y");
+        assert_eq!(
+            substitute(&input, &v, Options::strict()).as_deref(),
+            Ok(format!("x ${{{name}}} y").as_str())
+        );
+    }
+}
