@@ -398,6 +398,15 @@ func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state,
 	}
 	pki := func(f string) string { return in.path("pki", f) }
 
+	// The watchdog goes first, so that the owner dying at any point (even
+	// together with this "up" process) still stops whatever was started.
+	if ownerPid != 0 {
+		if err := s.spawn(watchdogName, "--dir", in.dir, "--owner-pid", strconv.Itoa(ownerPid),
+			"--owner-start", procStartTime(ownerPid)); err != nil {
+			return fail(err)
+		}
+	}
+
 	// etcd
 	progress("starting etcd on 127.0.0.1:%d", pm["etcd"])
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", pm["etcd"])
@@ -528,15 +537,12 @@ func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state,
 	}
 
 	progress("a node is Ready and schedulable")
-	if ownerPid != 0 {
-		if err := s.spawn(watchdogName, "--dir", in.dir, "--owner-pid", strconv.Itoa(ownerPid),
-			"--owner-start", procStartTime(ownerPid)); err != nil {
-			return fail(err)
-		}
-	}
 	// A last look: everything still alive?
 	select {
 	case ev := <-s.exited:
+		if ev.name == watchdogName {
+			break
+		}
 		return fail(&componentError{ev.name, fmt.Errorf("exited during startup (%v)", ev.err)})
 	default:
 	}
