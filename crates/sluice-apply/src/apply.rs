@@ -107,6 +107,8 @@ pub struct ApplyResult {
     pub change_set: ChangeSet,
     /// The requests made.
     pub requests: RequestCounts,
+    /// Group, kind and name of the cluster-scoped objects of this apply.
+    cluster_scoped: HashSet<(String, String, String)>,
 }
 
 impl ApplyResult {
@@ -122,9 +124,17 @@ impl ApplyResult {
     }
 
     /// The objects of `old` that this apply no longer has: what prune deletes. Objects
-    /// skipped by this apply are left out.
+    /// skipped by this apply are left out, and so are cluster-scoped objects this apply has
+    /// under another namespace (a cluster-scoped object rendered with a namespace keeps it in
+    /// its id, as in Flux; a change of that namespace must not delete the object just applied).
     pub fn stale(&self, old: &ResourceInventory) -> Result<Vec<ObjectRef>, InventoryError> {
-        inventory::stale(old, &self.inventory(), &self.change_set.skipped_ids())
+        let mut stale = inventory::stale(old, &self.inventory(), &self.change_set.skipped_ids())?;
+        stale.retain(|o| {
+            !self
+                .cluster_scoped
+                .contains(&(o.group.clone(), o.kind.clone(), o.name.clone()))
+        });
+        Ok(stale)
     }
 }
 
@@ -162,6 +172,20 @@ impl Applier {
         let client = crate::client::impersonating_client(config, namespace, name)?;
         let mut applier = Self::new(client);
         applier.kube.service_account = Some(format!("{namespace}/{name}"));
+        Ok(applier)
+    }
+
+    /// Like [`Applier::impersonating`], sharing this applier's discovery cache and field
+    /// manager (what the API server serves does not depend on who asks).
+    pub fn impersonate(
+        &self,
+        config: &Config,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Self, kube::Error> {
+        let mut applier = Self::impersonating(config, namespace, name)?;
+        applier.kube.discovery = self.kube.discovery.clone();
+        applier.kube.field_manager = self.kube.field_manager.clone();
         Ok(applier)
     }
 
@@ -204,6 +228,7 @@ impl Applier {
     ) -> Result<ApplyResult, ApplyError> {
         let kube = self.per_call();
         let mut change_set = ChangeSet::new();
+        let mut cluster_scoped = HashSet::new();
         let fail = |stage, errors, change_set: ChangeSet, kube: &Kube| ApplyError {
             stage: Some(stage),
             errors,
@@ -249,17 +274,17 @@ impl Applier {
         }
         for (stage, mut items) in by_stage {
             items.sort_by(|a, b| flux_order(&a.object, &b.object));
-            let (stage_set, errors, written_crds) =
-                self.apply_stage(&kube, items, opts, &crd_kinds).await;
-            change_set.append(stage_set.clone());
-            if !errors.is_empty() {
-                return Err(fail(stage, errors, change_set, &kube));
+            let outcome = self.apply_stage(&kube, items, opts, &crd_kinds).await;
+            change_set.append(outcome.change_set.clone());
+            cluster_scoped.extend(outcome.cluster_scoped);
+            if !outcome.errors.is_empty() {
+                return Err(fail(stage, outcome.errors, change_set, &kube));
             }
-            for group in written_crds {
+            for group in outcome.crd_groups {
                 kube.discovery.invalidate_group(&group);
             }
             if stage == Stage::ClusterDefinitions {
-                let errors = wait_ready(&kube, &stage_set, opts).await;
+                let errors = wait_ready(&kube, &outcome.change_set, opts).await;
                 if !errors.is_empty() {
                     return Err(fail(stage, errors, change_set, &kube));
                 }
@@ -268,21 +293,22 @@ impl Applier {
         Ok(ApplyResult {
             change_set,
             requests: kube.counters.snapshot(),
+            cluster_scoped,
         })
     }
 
     /// One stage: resolve kinds, plan every object (GET, dry-run, cleanup, drift), then write
-    /// the drifted ones. Returns the stage's entries, the errors, and the groups of CRDs
-    /// written.
+    /// the drifted ones.
     async fn apply_stage(
         &self,
         kube: &Kube,
         items: Vec<Desired>,
         opts: &ApplyOptions,
         crd_kinds: &HashSet<(String, String)>,
-    ) -> (ChangeSet, Vec<ObjectError>, Vec<String>) {
+    ) -> StageOutcome {
         let mut change_set = ChangeSet::new();
         let mut errors = Vec::new();
+        let mut cluster_scoped = Vec::new();
 
         // Resolve each kind once.
         let mut kinds: HashMap<(String, String), Result<Resource, ObjectErrorKind>> =
@@ -298,7 +324,13 @@ impl Applier {
             let key = (d.object.api_version(), d.object.kind.clone());
             match kinds.get(&key) {
                 Some(Ok(res)) => match scope(&mut d, res) {
-                    Ok(()) => ready.push((d, res.clone())),
+                    Ok(()) => {
+                        if !res.namespaced {
+                            let o = &d.object;
+                            cluster_scoped.push((o.group.clone(), o.kind.clone(), o.name.clone()));
+                        }
+                        ready.push((d, res.clone()))
+                    }
                     Err(kind) => errors.push(ObjectError::new(&d.object, kind)),
                 },
                 Some(Err(kind)) => errors.push(ObjectError::new(&d.object, kind.clone())),
@@ -320,7 +352,12 @@ impl Applier {
             }
         }
         if !errors.is_empty() {
-            return (change_set, errors, Vec::new());
+            return StageOutcome {
+                change_set,
+                errors,
+                crd_groups: Vec::new(),
+                cluster_scoped,
+            };
         }
 
         let failed = AtomicBool::new(false);
@@ -380,12 +417,26 @@ impl Applier {
             }
         }
         // CRD names are `<plural>.<group>`: invalidate the group.
-        let groups = written_crds
+        let crd_groups = written_crds
             .into_iter()
             .filter_map(|n| n.split_once('.').map(|(_, g)| g.to_owned()))
             .collect();
-        (change_set, errors, groups)
+        StageOutcome {
+            change_set,
+            errors,
+            crd_groups,
+            cluster_scoped,
+        }
     }
+}
+
+struct StageOutcome {
+    change_set: ChangeSet,
+    errors: Vec<ObjectError>,
+    /// Groups of the CRDs written (their discovery is refreshed).
+    crd_groups: Vec<String>,
+    /// Group, kind and name of the cluster-scoped objects.
+    cluster_scoped: Vec<(String, String, String)>,
 }
 
 /// A rendered object ready to apply.
@@ -468,17 +519,16 @@ fn set_map(
     Ok(())
 }
 
-/// Fits the object's namespace to its kind's scope.
+/// Checks the object's namespace against its kind's scope.
 fn scope(d: &mut Desired, res: &Resource) -> Result<(), ObjectErrorKind> {
     if res.namespaced {
         if d.object.namespace.is_empty() {
             return Err(ObjectErrorKind::NamespaceNotSpecified);
         }
-    } else if !d.object.namespace.is_empty() {
-        d.object.namespace.clear();
-        if let Some(meta) = d.obj.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("namespace");
-        }
+    } else if let Some(meta) = d.obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        // A cluster-scoped object keeps the namespace it was rendered with in its identity
+        // (inventory id and subject), as in Flux, but the request goes without it.
+        meta.remove("namespace");
     }
     Ok(())
 }

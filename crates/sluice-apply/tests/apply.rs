@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
@@ -157,14 +157,16 @@ async fn created_then_unchanged_without_writes_then_configured() {
     ns.delete().await;
 }
 
+/// Resource versions of the ConfigMaps and the Service (the Deployment's changes with its
+/// status, which its controller writes).
 async fn rvs(ns: &TestNamespace) -> Vec<String> {
     let mut out = Vec::new();
     for name in ["a", "b"] {
         let cm = ns.api::<ConfigMap>().get(name).await.unwrap();
         out.push(cm.resource_version().unwrap_or_default());
     }
-    let d = ns.api::<Deployment>().get("web").await.unwrap();
-    out.push(d.resource_version().unwrap_or_default());
+    let svc = ns.api::<Service>().get("web").await.unwrap();
+    out.push(svc.resource_version().unwrap_or_default());
     out
 }
 
@@ -679,4 +681,129 @@ async fn malformed_and_namespaceless_objects_are_rejected_by_name() {
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "ConfigMap/x namespace not specified");
+}
+
+#[tokio::test]
+async fn cluster_roles_and_classes_are_staged_and_pruned_in_reverse() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "apply-stages").await;
+    let n = ns.name();
+    let role = unique_name("sluice-t-role");
+    let class = unique_name("sluice-t-class");
+    let objects = |namespace_for_role: &str| {
+        vec![
+            configmap(n, "c", json!({"k": "v"})),
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+                "metadata": {"name": class}, "spec": {"controller": "example.com/ingress"}}),
+            // kustomize's namespace transformer puts a namespace on kinds it does not know;
+            // the id keeps it, as in Flux.
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": role, "namespace": namespace_for_role},
+                "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+        ]
+    };
+    let applier = Applier::new(client.clone());
+    let first = apply_ok(&applier, objects(n), &opts()).await;
+    assert_eq!(
+        actions(&first.change_set),
+        [
+            format!("ClusterRole/{n}/{role} created"),
+            format!("IngressClass/{class} created"),
+            format!("ConfigMap/{n}/c created"),
+        ]
+    );
+    let old = first.inventory();
+    assert_eq!(
+        old.entries[0].id,
+        format!("{n}_{role}_rbac.authorization.k8s.io_ClusterRole")
+    );
+
+    // The same ClusterRole rendered under another namespace is not stale.
+    let moved = apply_ok(&applier, objects("elsewhere"), &opts()).await;
+    assert_eq!(moved.requests.writes, 0, "{}", moved.change_set);
+    assert!(moved.stale(&old).unwrap().is_empty());
+
+    // An empty build: guarded, then allowed for this revision; prune runs in reverse order.
+    let rev = "main@sha1:0123abcd";
+    assert!(check_empty_build(&old, 0, rev, None).is_err());
+    check_empty_build(&old, 0, rev, Some(rev)).unwrap();
+    let empty = apply_ok(&applier, vec![], &opts()).await;
+    assert_eq!(empty.requests.total(), 0);
+    let stale = empty.stale(&old).unwrap();
+    let pruned = applier
+        .prune(&stale, &PruneOptions::new(owner()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        actions(&pruned.change_set),
+        [
+            format!("ConfigMap/{n}/c deleted"),
+            format!("IngressClass/{class} deleted"),
+            format!("ClusterRole/{n}/{role} deleted"),
+        ]
+    );
+    let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client.clone());
+    assert!(roles.get_opt(&role).await.unwrap().is_none());
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_failing_stage_reports_what_earlier_stages_applied() {
+    let client = client().await;
+    let name = unique_name("sluice-t-apply-partial");
+    let objects = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+        configmap(&name, "good", json!({"k": "v"})),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "bad", "namespace": name},
+            "spec": {"replicas": -1, "selector": {"matchLabels": {"app": "x"}},
+                "template": {"metadata": {"labels": {"app": "x"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}),
+    ];
+    let applier = Applier::new(client.clone());
+    let err = applier.apply(objects, &opts()).await.unwrap_err();
+    assert_eq!(err.stage, Some(Stage::Rest));
+    assert_eq!(err.errors.len(), 1);
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(&format!("Deployment/{name}/bad dry-run failed (Invalid): ")),
+        "{msg}"
+    );
+    // The Namespace was applied; the good ConfigMap was not (its stage failed its dry-run).
+    assert!(
+        msg.ends_with(&format!("\nNamespace/{name} created")),
+        "{msg}"
+    );
+    assert_eq!(
+        actions(&err.change_set),
+        [format!("Namespace/{name} created")]
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    assert!(cms.get_opt("good").await.unwrap().is_none());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces.delete(&name, &DeleteParams::background()).await;
+}
+
+#[tokio::test]
+async fn pruning_objects_of_kinds_no_longer_served_counts_them_deleted() {
+    let client = client().await;
+    let applier = Applier::new(client.clone());
+    let stale = [
+        sluice_apply::ObjectRef::new("gone.example.com", "v1", "Thing", "default", "t"),
+        sluice_apply::ObjectRef::new("", "v1", "ConfigMap", "default", &unique_name("absent")),
+    ];
+    let pruned = applier
+        .prune(&stale, &PruneOptions::new(owner()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        pruned
+            .change_set
+            .entries
+            .iter()
+            .all(|e| e.action == Action::Deleted),
+        "{}",
+        pruned.change_set
+    );
+    assert_eq!(pruned.requests.writes, 0);
 }
