@@ -501,10 +501,14 @@ impl Builder {
             absorb(acc, r, origin)?;
         }
         for entry in k.strings("generators")? {
+            let configured_in = self.configured_in(ldr, &entry, &kust_file);
             for cfg in self.load_plugin_configs(ldr, &entry)? {
                 let produced = self.run_generator_config(ldr, &cfg, global.as_ref())?;
+                let origin = self
+                    .origin_annotations()
+                    .then(|| plugin_origin(&configured_in, &cfg, ""));
                 for r in produced {
-                    absorb(acc, r, None)?;
+                    absorb(acc, r, origin.clone())?;
                 }
             }
         }
@@ -513,11 +517,37 @@ impl Builder {
 
     /// Loads plugin configurations named in `generators:`/`transformers:`:
     /// a file, a kustomization directory (built), or inline YAML.
+    fn origin_annotations(&self) -> bool {
+        self.build_metadata.iter().any(|s| s == "originAnnotations")
+    }
+
+    fn transformer_annotations(&self) -> bool {
+        self.build_metadata.iter().any(|s| s == "transformerAnnotations")
+    }
+
+    /// Where a plugin configuration entry lives, relative to the build root.
+    fn configured_in(&self, ldr: &Loader, entry: &str, kust_file: &str) -> String {
+        if is_inline_config(entry) || ldr.resolve(entry).is_dir() {
+            self.rel_to_root(&ldr.root.join(kust_file))
+        } else {
+            self.rel_to_root(&ldr.resolve(entry))
+        }
+    }
+
+    /// Records a builtin transformer configured by a kustomization field.
+    fn note_builtin(&self, acc: &mut Acc, ldr: &Loader, kind: &str) {
+        if !self.transformer_annotations() {
+            return;
+        }
+        let configured_in = self.rel_to_root(&ldr.root.join(kustomization_file_name(&ldr.root)));
+        let entry = format!(
+            "- configuredIn: {configured_in}\n  configuredBy:\n    apiVersion: builtin\n    kind: {kind}\n"
+        );
+        annotate_transformation(acc, &entry);
+    }
+
     fn load_plugin_configs(&mut self, ldr: &Loader, entry: &str) -> Result<Vec<Resource>> {
-        if entry.contains('\n')
-            || entry.trim_start().starts_with("apiVersion")
-            || entry.contains(": ")
-        {
+        if is_inline_config(entry) {
             return resources_from_text(entry, "inline plugin config");
         }
         let full = ldr.resolve(entry);
@@ -573,10 +603,12 @@ impl Builder {
         if !psm.is_empty() {
             let patches = patch::load_smp_patches(ldr, &psm)?;
             patch::apply_smp_patches(&mut acc.rm, &patches)?;
+            self.note_builtin(acc, ldr, "PatchStrategicMergeTransformer");
         }
         // 2. patches
         for p in k.list("patches") {
             patch::apply_patch_entry(ldr, &mut acc.rm, &p)?;
+            self.note_builtin(acc, ldr, "PatchTransformer");
         }
         // 3. namespace
         let ns = k.string("namespace");
@@ -588,12 +620,19 @@ impl Builder {
                 false,
                 transformers::RoleBindingSubjects::DefaultOnly,
             )?;
+            self.note_builtin(acc, ldr, "NamespaceTransformer");
         }
         // 4/5. prefix, suffix
         let prefix = k.string("namePrefix");
         transformers::prefix_suffix(&mut acc.rm, Some(&prefix), None, &tc.name_prefix)?;
+        if !prefix.is_empty() {
+            self.note_builtin(acc, ldr, "PrefixTransformer");
+        }
         let suffix = k.string("nameSuffix");
         transformers::prefix_suffix(&mut acc.rm, None, Some(&suffix), &tc.name_suffix)?;
+        if !suffix.is_empty() {
+            self.note_builtin(acc, ldr, "SuffixTransformer");
+        }
         // 6. labels
         for l in k.list("labels") {
             let pairs = crate::resource::string_map(l.get("pairs"));
@@ -622,41 +661,53 @@ impl Builder {
             }
             fss.extend(tc.labels.iter().cloned());
             transformers::set_map_fields(&mut acc.rm, &pairs, &fss)?;
+            self.note_builtin(acc, ldr, "LabelTransformer");
         }
         let cl = k.string_map("commonLabels");
         if !cl.is_empty() {
             transformers::set_map_fields(&mut acc.rm, &cl, &tc.common_labels)?;
+            self.note_builtin(acc, ldr, "LabelTransformer");
         }
         // 7. annotations
         let ca = k.string_map("commonAnnotations");
         if !ca.is_empty() {
             transformers::set_map_fields(&mut acc.rm, &ca, &tc.common_annotations)?;
+            self.note_builtin(acc, ldr, "AnnotationsTransformer");
         }
         // 8. patchesJson6902
         for p in k.list("patchesJson6902") {
             patch::apply_json6902_entry(ldr, &mut acc.rm, &p)?;
+            self.note_builtin(acc, ldr, "PatchJson6902Transformer");
         }
         // 9. replicas
         let reps = k.list("replicas");
         if !reps.is_empty() {
             transformers::replicas(&mut acc.rm, &reps, &tc.replicas)?;
+            self.note_builtin(acc, ldr, "ReplicaCountTransformer");
         }
         // 10. images
         let mut images = k.list("images");
         images.extend(k.list("imageTags"));
         if !images.is_empty() {
             transformers::images(&mut acc.rm, &images, &tc.images)?;
+            self.note_builtin(acc, ldr, "ImageTagTransformer");
         }
         // 11. replacements
         let reps = k.list("replacements");
         if !reps.is_empty() {
             let list = replacements::load(ldr, &reps)?;
             replacements::apply(&mut acc.rm, &list)?;
+            self.note_builtin(acc, ldr, "ReplacementTransformer");
         }
         // `transformers:` field.
+        let kust_file = kustomization_file_name(&ldr.root);
         for entry in k.strings("transformers")? {
+            let configured_in = self.configured_in(ldr, &entry, &kust_file);
             for cfg in self.load_plugin_configs(ldr, &entry)? {
                 self.run_transformer_config(ldr, &cfg, acc)?;
+                if self.transformer_annotations() {
+                    annotate_transformation(acc, &plugin_origin(&configured_in, &cfg, "  "));
+                }
             }
         }
         Ok(())
@@ -790,6 +841,41 @@ impl Builder {
             )),
             _ => Err(plugin_error(cfg)),
         }
+    }
+}
+
+fn is_inline_config(entry: &str) -> bool {
+    entry.contains('\n') || entry.trim_start().starts_with("apiVersion") || entry.contains(": ")
+}
+
+/// An origin entry for a plugin configuration; `indent` is added before
+/// every line but the first (for transformation lists).
+fn plugin_origin(configured_in: &str, cfg: &Resource, indent: &str) -> String {
+    let mut s = format!("configuredIn: {configured_in}\n");
+    s.push_str(&format!("{indent}configuredBy:\n"));
+    s.push_str(&format!("{indent}  apiVersion: {}\n", cfg.api_version()));
+    s.push_str(&format!("{indent}  kind: {}\n", cfg.kind()));
+    let name = cfg.name();
+    if !name.is_empty() {
+        s.push_str(&format!("{indent}  name: {name}\n"));
+    }
+    let ns = cfg.namespace();
+    if !ns.is_empty() {
+        s.push_str(&format!("{indent}  namespace: {ns}\n"));
+    }
+    if indent.is_empty() { s } else { format!("- {s}") }
+}
+
+/// Appends an entry to every resource's transformations annotation.
+fn annotate_transformation(acc: &mut Acc, entry: &str) {
+    for r in acc.rm.list.iter_mut() {
+        let cur = r
+            .obj
+            .get_path(&["metadata", "annotations", TRANSFORMATIONS_ANNOTATION])
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        set_annotation(r, TRANSFORMATIONS_ANNOTATION, &format!("{cur}{entry}"));
     }
 }
 

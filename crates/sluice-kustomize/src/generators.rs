@@ -265,7 +265,12 @@ pub fn copy_merge_metadata(r: &mut Resource, old: &Resource) {
     };
     let labels = merged(old.labels(), r.labels());
     let old_ann: Vec<(String, String)> = old.annotations();
-    let anns = merged(old_ann, r.annotations());
+    let mut new_ann = r.annotations();
+    if r.behavior == Behavior::Merge {
+        // A merged resource keeps where it came from.
+        new_ann.retain(|(k, _)| k != crate::engine::ORIGIN_ANNOTATION);
+    }
+    let anns = merged(old_ann, new_ann);
     let name = old.name();
     let ns = old.namespace();
     let md = r.metadata_mut();
