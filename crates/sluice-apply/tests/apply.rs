@@ -790,7 +790,7 @@ async fn pruning_objects_of_kinds_no_longer_served_counts_them_deleted() {
     let applier = Applier::new(client.clone());
     let stale = [
         sluice_apply::ObjectRef::new("gone.example.com", "v1", "Thing", "default", "t"),
-        sluice_apply::ObjectRef::new("", "v1", "ConfigMap", "default", &unique_name("absent")),
+        sluice_apply::ObjectRef::new("", "v1", "ConfigMap", "default", unique_name("absent")),
     ];
     let pruned = applier
         .prune(&stale, &PruneOptions::new(owner()))
