@@ -677,14 +677,6 @@ impl KustomizationStatus {
 }
 
 impl Kustomization {
-    /// The conditions of the status (empty without status).
-    pub fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_deref())
-            .unwrap_or_default()
-    }
-
     /// The inventory entries (empty without inventory).
     pub fn inventory(&self) -> &[ResourceRef] {
         self.status
@@ -692,11 +684,29 @@ impl Kustomization {
             .and_then(|s| s.inventory.as_ref())
             .map_or(&[], |i| i.entries.as_slice())
     }
+}
 
-    /// Whether the `Ready` condition is `True` for the current generation.
-    pub fn is_ready(&self) -> bool {
-        let observed = self.status.as_ref().and_then(|s| s.observed_generation);
-        meta::is_ready(self.conditions())
-            && (self.metadata.generation.is_none() || observed == self.metadata.generation)
+impl meta::FluxObject for Kustomization {
+    fn conditions(&self) -> &[Condition] {
+        self.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_deref())
+            .unwrap_or_default()
+    }
+
+    fn observed_generation(&self) -> Option<i64> {
+        self.status.as_ref()?.observed_generation
+    }
+
+    fn last_handled_reconcile_at(&self) -> Option<&str> {
+        self.status.as_ref()?.last_handled_reconcile_at.as_deref()
+    }
+
+    fn is_suspended(&self) -> bool {
+        self.spec.is_suspended()
+    }
+
+    fn interval(&self) -> Result<Duration, DurationError> {
+        self.spec.interval()
     }
 }

@@ -15,7 +15,7 @@
 //! ```
 //! use sluice_api::kustomization::CrossNamespaceSourceReference;
 //! use sluice_api::meta::{self, READY_CONDITION, CONDITION_TRUE, RECONCILIATION_SUCCEEDED_REASON};
-//! use sluice_api::{Kustomization, KustomizationSpec};
+//! use sluice_api::{FluxObject, Kustomization, KustomizationSpec};
 //!
 //! let source = CrossNamespaceSourceReference::git_repository("flux-system");
 //! let mut ks = Kustomization::new("apps", KustomizationSpec::new("10m", true, source));
@@ -33,6 +33,7 @@
 //!     ),
 //! );
 //! assert!(ks.is_ready());
+//! assert!(!ks.has_unhandled_reconcile_request());
 //!
 //! // The CRDs to install, equal in schema to Flux's own.
 //! let crds = sluice_api::crds();
@@ -53,6 +54,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use kustomization::{Kustomization, KustomizationSpec, KustomizationStatus};
+pub use meta::FluxObject;
 pub use source::{GitRepository, GitRepositorySpec, GitRepositoryStatus};
 
 /// The CustomResourceDefinitions of the kinds sluice serves: GitRepository, then Kustomization.

@@ -355,23 +355,33 @@ impl GitRepositoryStatus {
 }
 
 impl GitRepository {
-    /// The conditions of the status (empty without status).
-    pub fn conditions(&self) -> &[Condition] {
+    /// The current Artifact, if any.
+    pub fn artifact(&self) -> Option<&Artifact> {
+        self.status.as_ref()?.artifact.as_ref()
+    }
+}
+
+impl meta::FluxObject for GitRepository {
+    fn conditions(&self) -> &[Condition] {
         self.status
             .as_ref()
             .and_then(|s| s.conditions.as_deref())
             .unwrap_or_default()
     }
 
-    /// The current Artifact, if any.
-    pub fn artifact(&self) -> Option<&Artifact> {
-        self.status.as_ref()?.artifact.as_ref()
+    fn observed_generation(&self) -> Option<i64> {
+        self.status.as_ref()?.observed_generation
     }
 
-    /// Whether the `Ready` condition is `True` for the current generation.
-    pub fn is_ready(&self) -> bool {
-        let observed = self.status.as_ref().and_then(|s| s.observed_generation);
-        meta::is_ready(self.conditions())
-            && (self.metadata.generation.is_none() || observed == self.metadata.generation)
+    fn last_handled_reconcile_at(&self) -> Option<&str> {
+        self.status.as_ref()?.last_handled_reconcile_at.as_deref()
+    }
+
+    fn is_suspended(&self) -> bool {
+        self.spec.is_suspended()
+    }
+
+    fn interval(&self) -> Result<Duration, DurationError> {
+        self.spec.interval()
     }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use sluice_api::kustomization::{DeletionPolicy, SourceKind, SubstituteKind};
 use sluice_api::meta::{self, ObjectId, Revision};
 use sluice_api::source::{GitProvider, GitVerificationMode};
-use sluice_api::{GitRepository, Kustomization};
+use sluice_api::{FluxObject, GitRepository, Kustomization};
 
 fn round_trip<T: DeserializeOwned + Serialize>(name: &str, original: &Value) -> T {
     let typed: T = serde_json::from_value(original.clone())

@@ -56,6 +56,48 @@ pub fn has_unhandled_reconcile_request(
     }
 }
 
+/// What the reconcilers, `flux get` style listings and `flux reconcile` style waits read from
+/// any Flux object, whatever its kind.
+pub trait FluxObject: kube::Resource {
+    /// The status conditions (empty without status).
+    fn conditions(&self) -> &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition];
+
+    /// `status.observedGeneration`.
+    fn observed_generation(&self) -> Option<i64>;
+
+    /// `status.lastHandledReconcileAt`.
+    fn last_handled_reconcile_at(&self) -> Option<&str>;
+
+    /// Whether `spec.suspend` is set.
+    fn is_suspended(&self) -> bool;
+
+    /// `spec.interval`, parsed.
+    fn interval(&self) -> Result<std::time::Duration, DurationError>;
+
+    /// The `Ready` condition, if present.
+    fn ready_condition(
+        &self,
+    ) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        find_condition(self.conditions(), READY_CONDITION)
+    }
+
+    /// Whether the object is Ready for its current generation.
+    fn is_ready(&self) -> bool {
+        let generation = self.meta().generation;
+        is_ready(self.conditions())
+            && (generation.is_none() || self.observed_generation() == generation)
+    }
+
+    /// Whether the object has a reconcile request (`reconcile.fluxcd.io/requestedAt`) that its
+    /// status does not record as handled yet.
+    fn has_unhandled_reconcile_request(&self) -> bool {
+        has_unhandled_reconcile_request(
+            self.meta().annotations.as_ref(),
+            self.last_handled_reconcile_at(),
+        )
+    }
+}
+
 /// A reference to an object in the same namespace (`meta.LocalObjectReference`).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "camelCase")]
