@@ -30,9 +30,10 @@
 //! entries ([`normalize_value`]).
 //!
 //! Errors carry the variable name and the line/column of the offending
-//! `${`, never a variable value. Parsing is linear in the input (the only
-//! super-linear work is glob trimming, bounded by the value and pattern
-//! sizes), recursion is bounded, and no input can make it panic.
+//! `${`, never a variable value. Parsing and evaluation are linear in the
+//! input and output; the glob-based trim operators are linear in the value
+//! for ASCII values and patterns (see the README for the general bound).
+//! Recursion is bounded and no input can make it panic.
 
 mod funcs;
 mod glob;

@@ -17,8 +17,10 @@
 //! 5. otherwise [`Status::Current`] ("Resource is current") — this covers
 //!    objects without a status.
 //!
-//! [`Profile::Flux`] applies Flux's one deviation from upstream kstatus in
-//! its health checks: a custom Job rule (Current only when complete).
+//! [`Profile::Flux`] adds the custom Job rule Flux's kustomize-controller
+//! registers for its health checks (a Job is Current only when complete).
+//! Flux's user-defined CEL health checks (`spec.healthCheckExprs`) are not
+//! part of this crate.
 //!
 //! kstatus itself never reads the `Ready` condition; Flux objects are
 //! judged by their `Reconciling`/`Stalled` conditions. The opt-in
