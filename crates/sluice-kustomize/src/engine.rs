@@ -363,6 +363,7 @@ impl Builder {
         acc: &mut Acc,
     ) -> Result<()> {
         let ldr = self.loader(dir);
+        check_openapi(&ldr, k)?;
         let mut res = k.strings("resources")?;
         res.extend(k.strings("bases")?);
         self.accumulate_resources(&ldr, &res, acc)
@@ -842,6 +843,31 @@ impl Builder {
             _ => Err(plugin_error(cfg)),
         }
     }
+}
+
+/// Validates the `openapi:` field. The schema itself only refines merge keys
+/// of custom types; built-in merge keys come from `smp_table`.
+fn check_openapi(ldr: &Loader, k: &Kustomization) -> Result<()> {
+    let Some(o) = k.get("openapi") else { return Ok(()) };
+    let path = o.get_str("path").unwrap_or("");
+    let version = o.get_str("version").unwrap_or("");
+    if !path.is_empty() && !version.is_empty() {
+        return Err(Error::msg("builtin version and custom schema provided, cannot use both"));
+    }
+    if !version.is_empty() && version != "v1.21.2" {
+        return Err(Error::msg(format!(
+            "the specified OpenAPI version {version:?} is not built in (only v1.21.2 is)"
+        )));
+    }
+    if !path.is_empty() {
+        if looks_remote(path) {
+            return Err(Error::msg(format!("openapi: remote schema {path:?} is not supported yet")));
+        }
+        if !ldr.resolve(path).exists() {
+            return Err(Error::msg(format!("'{}' doesn't exist", ldr.resolve(path).display())));
+        }
+    }
+    Ok(())
 }
 
 fn is_inline_config(entry: &str) -> bool {

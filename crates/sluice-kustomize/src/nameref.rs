@@ -63,6 +63,20 @@ pub fn fix_back_references(rm: &mut ResMap, tc: &TransformerConfig) -> Result<()
     for i in 0..rm.list.len() {
         let org = rm.list[i].org_id();
         let referrer = &snaps[i];
+        if referrer.cur.gvk.kind == "RoleBinding"
+            && let Some(Value::Seq(subjects)) = rm.list[i].obj.get("subjects")
+        {
+            for sub in subjects {
+                if sub.get_str("kind") == Some("ServiceAccount")
+                    && matches!(sub.get("namespace"), Some(v) if v.as_str().is_none())
+                {
+                    return Err(Error::msg(format!(
+                        "Invalid Input: namespace is blank for resource \"{}\"",
+                        referrer.cur
+                    )));
+                }
+            }
+        }
         let rb_ns: HashSet<String> = if referrer.cur.gvk.kind == "RoleBinding" {
             rm.list[i]
                 .obj
