@@ -14,6 +14,8 @@
 //!
 //! See the crate README for what differs from Flux.
 
+#![warn(missing_docs)]
+
 mod apply;
 mod changeset;
 mod client;
