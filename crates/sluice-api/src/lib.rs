@@ -41,6 +41,9 @@
 //! ```
 
 #![warn(missing_docs)]
+// The doc comments of API fields are also the descriptions in the CRDs, worded like Flux's: plain
+// text, with bare URLs and `<placeholders>`.
+#![allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
 
 mod schema;
 mod string_enum;
