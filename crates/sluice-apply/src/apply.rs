@@ -238,7 +238,7 @@ impl Applier {
 
         let mut desired = Vec::with_capacity(objects.len());
         let mut errors = Vec::new();
-        for (index, value) in objects.into_iter().enumerate() {
+        for (index, value) in flatten(objects).into_iter().enumerate() {
             match prepare(index, value, opts) {
                 Ok(d) => desired.push(d),
                 Err(e) => errors.push(e),
@@ -455,6 +455,32 @@ struct Planned {
     desired: Desired,
     res: Resource,
     plan: Plan,
+}
+
+/// Expands `List` objects into their items and drops kustomize's own `Kustomization`
+/// config objects, as Flux's `ReadObjects` does.
+fn flatten(objects: Vec<Value>) -> Vec<Value> {
+    let mut out = Vec::with_capacity(objects.len());
+    for value in objects {
+        let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+        let api_version = value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if kind == "Kustomization" && api_version.starts_with("kustomize.config.k8s.io/") {
+            continue;
+        }
+        if kind.ends_with("List") && value.get("items").is_some_and(Value::is_array) {
+            if let Value::Object(mut list) = value
+                && let Some(Value::Array(items)) = list.remove("items")
+            {
+                out.extend(flatten(items));
+            }
+            continue;
+        }
+        out.push(value);
+    }
+    out
 }
 
 /// Validates, labels and normalizes one rendered object.
@@ -786,6 +812,34 @@ mod tests {
                 .starts_with("ConfigMap/c (object #1) invalid object"),
             "{e}"
         );
+    }
+
+    /// The futures can be spawned on a multi-threaded runtime (checked at compile time).
+    #[allow(dead_code)]
+    fn futures_are_send(applier: &Applier, opts: &ApplyOptions, prune: &crate::PruneOptions) {
+        fn is_send<T: Send>(_: &T) {}
+        is_send(&applier.apply(Vec::new(), opts));
+        is_send(&applier.prune(&[], prune));
+        fn is_sync<T: Send + Sync + Clone>() {}
+        is_sync::<Applier>();
+    }
+
+    #[test]
+    fn lists_are_expanded_and_kustomize_configs_dropped() {
+        let objects = flatten(vec![
+            json!({"apiVersion": "v1", "kind": "List", "items": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}},
+                {"apiVersion": "v1", "kind": "ConfigMapList", "items": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}}]}]}),
+            json!({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}),
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                "metadata": {"name": "k"}}),
+        ]);
+        let names: Vec<&str> = objects
+            .iter()
+            .filter_map(|o| o.pointer("/metadata/name")?.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b", "k"]);
     }
 
     #[test]

@@ -59,14 +59,18 @@ impl Applier {
         let mut errors = Vec::new();
         let mut failed = Vec::new();
         for stage in Stage::ALL.iter().rev() {
-            let mut objects: Vec<&ObjectRef> =
-                stale.iter().filter(|o| o.stage() == *stage).collect();
+            let mut objects: Vec<ObjectRef> = stale
+                .iter()
+                .filter(|o| o.stage() == *stage)
+                .cloned()
+                .collect();
             objects.sort_by(|a, b| flux_order(b, a));
+            let (kube, owner) = (&kube, &opts.owner);
             let outcomes: Vec<(ObjectRef, Result<ChangeSetEntry, ObjectError>)> =
                 stream::iter(objects)
-                    .map(|o| {
-                        let kube = &kube;
-                        async move { (o.clone(), delete_one(kube, o, &opts.owner).await) }
+                    .map(|o| async move {
+                        let outcome = delete_one(kube, &o, owner).await;
+                        (o, outcome)
                     })
                     .buffered(opts.concurrency.max(1))
                     .collect()
