@@ -416,12 +416,13 @@ impl Builder {
         Ok(())
     }
 
-    fn accumulate_resources(
-        &mut self,
-        ldr: &Loader,
-        paths: &[String],
-        acc: &mut Acc,
-    ) -> Result<()> {
+    /// Accumulates `paths`, then refuses duplicate ids in one linear pass.
+    fn accumulate_resources(&mut self, ldr: &Loader, paths: &[String], acc: &mut Acc) -> Result<()> {
+        self.accumulate_resource_paths(ldr, paths, acc)?;
+        acc.rm.check_unique().map_err(Error::msg)
+    }
+
+    fn accumulate_resource_paths(&mut self, ldr: &Loader, paths: &[String], acc: &mut Acc) -> Result<()> {
         for p in paths {
             if looks_remote(p) {
                 return Err(Error::msg(format!(
@@ -444,7 +445,7 @@ impl Builder {
                 }
                 let mut sub = Acc::default();
                 self.accumulate_target(&canon, &sk, &mut sub)?;
-                acc.rm.append_all(sub.rm).map_err(Error::msg)?;
+                acc.rm.list.extend(sub.rm.list);
                 acc.tc.merge(&sub.tc);
                 vars::merge_vars_only(acc, sub.vars)?;
             } else if full.is_file() {
@@ -458,7 +459,7 @@ impl Builder {
                     if let Some(o) = &origin {
                         set_annotation(&mut r, ORIGIN_ANNOTATION, o);
                     }
-                    acc.rm.append(r).map_err(Error::msg)?;
+                    acc.rm.list.push(r);
                 }
             } else {
                 return Err(Error::msg(format!(

@@ -354,6 +354,18 @@ impl ResMap {
         self.list.push(r);
         Ok(())
     }
+    /// Fails on the first resource whose current id repeats an earlier one.
+    pub fn check_unique(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::with_capacity(self.list.len());
+        for r in &self.list {
+            let id = r.cur_id();
+            if !seen.insert(id.key()) {
+                return Err(format!("may not add resource with an already registered id: {id}"));
+            }
+        }
+        Ok(())
+    }
+
     /// Appends all of `other`, refusing duplicates (linear with an index).
     pub fn append_all(&mut self, other: ResMap) -> Result<(), String> {
         let mut idx: std::collections::HashSet<_> =
