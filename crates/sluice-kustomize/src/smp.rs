@@ -270,7 +270,15 @@ mod tests {
         );
         assert_eq!(
             out,
-            "spec:\n  containers:\n  - image: x\n    name: a\n  - image: z\n    name: b\n  - image: w\n    name: c\n"
+            "spec:
+  containers:
+  - image: z
+    name: b
+  - image: w
+    name: c
+  - image: x
+    name: a
+"
         );
     }
 

@@ -226,7 +226,7 @@ pub fn resolve_vars(rm: &mut ResMap, vars: &[Var], tc: &TransformerConfig) -> Re
         let mut found: Option<Value> = None;
         let mut count = 0;
         for r in &rm.list {
-            if r.ref_vars.iter().any(|n| *n == v.name) {
+            if r.ref_vars.contains(&v.name) {
                 let segs = split_field_path(&v.field_path);
                 let val = get_field(&r.obj, &segs).ok_or_else(|| {
                     Error::msg(format!(
