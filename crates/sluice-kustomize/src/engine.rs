@@ -417,12 +417,22 @@ impl Builder {
     }
 
     /// Accumulates `paths`, then refuses duplicate ids in one linear pass.
-    fn accumulate_resources(&mut self, ldr: &Loader, paths: &[String], acc: &mut Acc) -> Result<()> {
+    fn accumulate_resources(
+        &mut self,
+        ldr: &Loader,
+        paths: &[String],
+        acc: &mut Acc,
+    ) -> Result<()> {
         self.accumulate_resource_paths(ldr, paths, acc)?;
         acc.rm.check_unique().map_err(Error::msg)
     }
 
-    fn accumulate_resource_paths(&mut self, ldr: &Loader, paths: &[String], acc: &mut Acc) -> Result<()> {
+    fn accumulate_resource_paths(
+        &mut self,
+        ldr: &Loader,
+        paths: &[String],
+        acc: &mut Acc,
+    ) -> Result<()> {
         for p in paths {
             if looks_remote(p) {
                 return Err(Error::msg(format!(
@@ -524,7 +534,9 @@ impl Builder {
     }
 
     fn transformer_annotations(&self) -> bool {
-        self.build_metadata.iter().any(|s| s == "transformerAnnotations")
+        self.build_metadata
+            .iter()
+            .any(|s| s == "transformerAnnotations")
     }
 
     /// Where a plugin configuration entry lives, relative to the build root.
@@ -648,7 +660,10 @@ impl Builder {
                     .map_err(Error::msg)?,
                 _ => Vec::new(),
             };
-            let include_vct = matches!(l.get("includeVolumeClaimTemplates"), Some(Value::Bool(true)));
+            let include_vct = matches!(
+                l.get("includeVolumeClaimTemplates"),
+                Some(Value::Bool(true))
+            );
             let is_vct = |f: &FieldSpec| f.path.starts_with("spec/volumeClaimTemplates");
             if include_selectors {
                 fss.extend(tc.common_labels.iter().cloned());
@@ -849,11 +864,15 @@ impl Builder {
 /// Validates the `openapi:` field. The schema itself only refines merge keys
 /// of custom types; built-in merge keys come from `smp_table`.
 fn check_openapi(ldr: &Loader, k: &Kustomization) -> Result<()> {
-    let Some(o) = k.get("openapi") else { return Ok(()) };
+    let Some(o) = k.get("openapi") else {
+        return Ok(());
+    };
     let path = o.get_str("path").unwrap_or("");
     let version = o.get_str("version").unwrap_or("");
     if !path.is_empty() && !version.is_empty() {
-        return Err(Error::msg("builtin version and custom schema provided, cannot use both"));
+        return Err(Error::msg(
+            "builtin version and custom schema provided, cannot use both",
+        ));
     }
     if !version.is_empty() && version != "v1.21.2" {
         return Err(Error::msg(format!(
@@ -862,10 +881,15 @@ fn check_openapi(ldr: &Loader, k: &Kustomization) -> Result<()> {
     }
     if !path.is_empty() {
         if looks_remote(path) {
-            return Err(Error::msg(format!("openapi: remote schema {path:?} is not supported yet")));
+            return Err(Error::msg(format!(
+                "openapi: remote schema {path:?} is not supported yet"
+            )));
         }
         if !ldr.resolve(path).exists() {
-            return Err(Error::msg(format!("'{}' doesn't exist", ldr.resolve(path).display())));
+            return Err(Error::msg(format!(
+                "'{}' doesn't exist",
+                ldr.resolve(path).display()
+            )));
         }
     }
     Ok(())
@@ -890,7 +914,11 @@ fn plugin_origin(configured_in: &str, cfg: &Resource, indent: &str) -> String {
     if !ns.is_empty() {
         s.push_str(&format!("{indent}  namespace: {ns}\n"));
     }
-    if indent.is_empty() { s } else { format!("- {s}") }
+    if indent.is_empty() {
+        s
+    } else {
+        format!("- {s}")
+    }
 }
 
 /// Appends an entry to every resource's transformations annotation.

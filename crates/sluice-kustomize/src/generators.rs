@@ -215,10 +215,7 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
                 Datum::Text(s) => s.into_bytes(),
                 Datum::Bytes(b) => b,
             };
-            data.insert(
-                k,
-                Value::Str(encode_base64(&b)),
-            );
+            data.insert(k, Value::Str(encode_base64(&b)));
         }
         if !data.is_empty() {
             obj.insert("data", Value::Map(data));
@@ -230,10 +227,7 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
         for (k, d) in pairs {
             match d {
                 Datum::Text(s) => data.insert(k, Value::Str(s)),
-                Datum::Bytes(b) => bin.insert(
-                    k,
-                    Value::Str(encode_base64(&b)),
-                ),
+                Datum::Bytes(b) => bin.insert(k, Value::Str(encode_base64(&b))),
             }
         }
         if !data.is_empty() {
@@ -419,18 +413,31 @@ pub fn add_hashes(rm: &mut ResMap) -> Result<()> {
 /// The builtin `IAMPolicyGenerator` (GKE workload identity): a
 /// ServiceAccount annotated with its Google service account.
 pub fn iam_policy(cfg: &Value) -> Result<Resource> {
-    let cloud = cfg.get("cloud").and_then(Value::scalar_string).unwrap_or_default();
+    let cloud = cfg
+        .get("cloud")
+        .and_then(Value::scalar_string)
+        .unwrap_or_default();
     if cloud != "gke" {
-        return Err(Error::msg(format!("IAMPolicyGenerator: cloud {cloud:?} is not supported (only gke)")));
+        return Err(Error::msg(format!(
+            "IAMPolicyGenerator: cloud {cloud:?} is not supported (only gke)"
+        )));
     }
     let ks = cfg.get("kubernetesService");
     let sa = cfg.get("serviceAccount");
-    let s = |v: Option<&Value>, k: &str| v.and_then(|x| x.get(k)).and_then(Value::scalar_string).unwrap_or_default();
+    let s = |v: Option<&Value>, k: &str| {
+        v.and_then(|x| x.get(k))
+            .and_then(Value::scalar_string)
+            .unwrap_or_default()
+    };
     let mut md = Map::new();
     let mut ann = Map::new();
     ann.insert(
         "iam.gke.io/gcp-service-account",
-        Value::Str(format!("{}@{}.iam.gserviceaccount.com", s(sa, "name"), s(sa, "projectId"))),
+        Value::Str(format!(
+            "{}@{}.iam.gserviceaccount.com",
+            s(sa, "name"),
+            s(sa, "projectId")
+        )),
     );
     md.insert("annotations", Value::Map(ann));
     md.insert("name", Value::Str(s(ks, "name")));

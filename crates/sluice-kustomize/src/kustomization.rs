@@ -54,7 +54,10 @@ pub struct Kustomization {
 impl Kustomization {
     pub fn parse(text: &str, path: &str) -> Result<Kustomization, Error> {
         let docs = crate::yaml::parse_all_opts(text, true).map_err(|e| Error::yaml(path, e))?;
-        let v = docs.into_iter().find(|d| !d.is_null()).unwrap_or(Value::Null);
+        let v = docs
+            .into_iter()
+            .find(|d| !d.is_null())
+            .unwrap_or(Value::Null);
         let raw = match v {
             Value::Map(m) => m,
             Value::Null => Map::new(),

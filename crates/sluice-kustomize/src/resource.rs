@@ -85,8 +85,14 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
     ("IngressClass", "networking.k8s.io"),
     ("IPAddress", "networking.k8s.io"),
     ("MutatingAdmissionPolicy", "admissionregistration.k8s.io"),
-    ("MutatingAdmissionPolicyBinding", "admissionregistration.k8s.io"),
-    ("MutatingWebhookConfiguration", "admissionregistration.k8s.io"),
+    (
+        "MutatingAdmissionPolicyBinding",
+        "admissionregistration.k8s.io",
+    ),
+    (
+        "MutatingWebhookConfiguration",
+        "admissionregistration.k8s.io",
+    ),
     ("Namespace", ""),
     ("Node", ""),
     ("PersistentVolume", ""),
@@ -103,13 +109,21 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
     ("SubjectAccessReview", "authorization.k8s.io"),
     ("TokenReview", "authentication.k8s.io"),
     ("ValidatingAdmissionPolicy", "admissionregistration.k8s.io"),
-    ("ValidatingAdmissionPolicyBinding", "admissionregistration.k8s.io"),
-    ("ValidatingWebhookConfiguration", "admissionregistration.k8s.io"),
+    (
+        "ValidatingAdmissionPolicyBinding",
+        "admissionregistration.k8s.io",
+    ),
+    (
+        "ValidatingWebhookConfiguration",
+        "admissionregistration.k8s.io",
+    ),
     ("VolumeAttachment", "storage.k8s.io"),
 ];
 
 pub fn is_cluster_scoped_gvk(group: &str, kind: &str) -> bool {
-    CLUSTER_SCOPED.iter().any(|(k, g)| *k == kind && *g == group)
+    CLUSTER_SCOPED
+        .iter()
+        .any(|(k, g)| *k == kind && *g == group)
 }
 
 /// A resource id: gvk, name, namespace.
@@ -360,7 +374,9 @@ impl ResMap {
         for r in &self.list {
             let id = r.cur_id();
             if !seen.insert(id.key()) {
-                return Err(format!("may not add resource with an already registered id: {id}"));
+                return Err(format!(
+                    "may not add resource with an already registered id: {id}"
+                ));
             }
         }
         Ok(())

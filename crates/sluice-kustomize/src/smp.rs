@@ -196,9 +196,10 @@ fn merge_list(
         for pe in patch {
             let Some(pm) = pe.as_map() else { continue };
             let kv = pm.get(&key).cloned();
-            let pos = kv
-                .as_ref()
-                .and_then(|kv| rest.iter().position(|d| d.as_ref().and_then(|d| d.get(&key)) == Some(kv)));
+            let pos = kv.as_ref().and_then(|kv| {
+                rest.iter()
+                    .position(|d| d.as_ref().and_then(|d| d.get(&key)) == Some(kv))
+            });
             let prior = pos.and_then(|i| rest[i].take());
             if directive(pm) == Some("delete") {
                 continue;

@@ -1309,7 +1309,10 @@ mod tests {
 
     #[test]
     fn numbers_go_through_json() {
-        assert_eq!(rt("a: 0775\nb: 1.0\nc: 1.5\nd: 0x1F\n"), "a: 509\nb: 1\nc: 1.5\nd: 31\n");
+        assert_eq!(
+            rt("a: 0775\nb: 1.0\nc: 1.5\nd: 0x1F\n"),
+            "a: 509\nb: 1\nc: 1.5\nd: 31\n"
+        );
     }
 
     #[test]
