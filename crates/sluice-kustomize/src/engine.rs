@@ -187,6 +187,9 @@ impl Builder {
     }
 
     pub fn build(&mut self, dir: &Path) -> Result<BuildOutput> {
+        if !dir.exists() {
+            return Err(Error::msg(format!("'{}' doesn't exist", dir.display())));
+        }
         let dir = std::fs::canonicalize(dir).map_err(|e| {
             Error::msg(format!(
                 "must build at directory: not a valid directory: '{}': {e}",
@@ -459,9 +462,13 @@ impl Builder {
                 acc.tc.merge(&sub.tc);
                 vars::merge_vars_only(acc, sub.vars)?;
             } else if full.is_file() {
-                let text = ldr
-                    .read_string(p)
-                    .map_err(|e| e.context(format!("accumulating resources from '{p}'")))?;
+                let text = ldr.read_string(p).map_err(|e| {
+                    Error::msg(format!(
+                        "accumulation err='accumulating resources from '{p}': {e}': must build at directory: '{}': file is not directory (in {})",
+                        std::fs::canonicalize(&full).unwrap_or_else(|_| full.clone()).display(),
+                        self.kustomization_path(ldr)
+                    ))
+                })?;
                 let rs = resources_from_text(&text, p)
                     .map_err(|e| e.context(format!("accumulating resources from '{p}'")))?;
                 let origin = self.origin_for_file(&full);
@@ -472,14 +479,29 @@ impl Builder {
                     acc.rm.list.push(r);
                 }
             } else {
+                let tail = if Path::new(p).is_absolute() {
+                    format!("new root '{p}' cannot be absolute")
+                } else {
+                    format!(
+                        "must build at directory: not a valid directory: evalsymlink failure on '{}' : lstat {}: no such file or directory",
+                        full.display(),
+                        full.display()
+                    )
+                };
                 return Err(Error::msg(format!(
-                    "accumulation err='accumulating resources from '{p}': evalsymlink failure on '{}' : lstat {}: no such file or directory': must build at directory: not a valid directory",
+                    "accumulation err='accumulating resources from '{p}': evalsymlink failure on '{}' : lstat {}: no such file or directory': {tail} (in {})",
                     full.display(),
-                    full.display()
+                    full.display(),
+                    self.kustomization_path(ldr)
                 )));
             }
         }
         Ok(())
+    }
+
+    /// The kustomization file of `ldr`'s root, for error messages.
+    fn kustomization_path(&self, ldr: &Loader) -> String {
+        ldr.root.join(kustomization_file_name(&ldr.root)).display().to_string()
     }
 
     fn origin_for_file(&self, full: &Path) -> Option<String> {
