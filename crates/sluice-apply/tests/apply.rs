@@ -335,6 +335,11 @@ async fn ssa_if_not_present_ignore_and_reconcile_disabled() {
 /// Creates a ConfigMap as `kubectl apply` (client-side) would: an `Update` by
 /// `kubectl-client-side-apply`, with the last-applied annotation.
 async fn kubectl_create(ns: &TestNamespace, name: &str) {
+    create_as(ns, name, "kubectl-client-side-apply").await
+}
+
+/// Creates a ConfigMap with keys `a` and `b` as an `Update` by `manager`.
+async fn create_as(ns: &TestNamespace, name: &str, manager: &str) {
     let cm = ConfigMap {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
@@ -351,7 +356,7 @@ async fn kubectl_create(ns: &TestNamespace, name: &str) {
         ..ConfigMap::default()
     };
     let pp = PostParams {
-        field_manager: Some("kubectl-client-side-apply".to_owned()),
+        field_manager: Some(manager.to_owned()),
         ..PostParams::default()
     };
     ns.api::<ConfigMap>().create(&pp, &cm).await.unwrap();
@@ -806,4 +811,82 @@ async fn pruning_objects_of_kinds_no_longer_served_counts_them_deleted() {
         pruned.change_set
     );
     assert_eq!(pruned.requests.writes, 0);
+}
+
+#[tokio::test]
+async fn service_cluster_ip_change_is_recreated_with_force() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "apply-svc").await;
+    let n = ns.name();
+    let applier = Applier::new(client.clone());
+    let svc = |ip: Option<&str>| {
+        let mut s = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "db", "namespace": n},
+            "spec": {"selector": {"app": "db"}, "ports": [{"port": 5432}]}});
+        if let Some(ip) = ip {
+            s["spec"]["clusterIP"] = json!(ip);
+        }
+        s
+    };
+    apply_ok(&applier, vec![svc(None)], &opts()).await;
+    let live = ns.api::<Service>().get("db").await.unwrap();
+    let ip = live.spec.unwrap().cluster_ip.unwrap();
+    // Another address in the same /24.
+    let (prefix, last) = ip.rsplit_once('.').unwrap();
+    let last: u8 = last.parse().unwrap();
+    let other = format!(
+        "{prefix}.{}",
+        if last > 200 { last - 50 } else { last + 50 }
+    );
+
+    let err = applier
+        .apply(vec![svc(Some(&other))], &opts())
+        .await
+        .unwrap_err();
+    eprintln!("{err}");
+    assert!(
+        matches!(err.errors[0].kind, ObjectErrorKind::DryRun(_)),
+        "{err}"
+    );
+    let mut forced = opts();
+    forced.force = true;
+    let result = apply_ok(&applier, vec![svc(Some(&other))], &forced).await;
+    assert_eq!(
+        actions(&result.change_set),
+        [format!("Service/{n}/db created")]
+    );
+    let live = ns.api::<Service>().get("db").await.unwrap();
+    assert_eq!(
+        live.spec.unwrap().cluster_ip.as_deref(),
+        Some(other.as_str())
+    );
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn disallowed_field_managers_are_taken_over() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "apply-managers").await;
+    let n = ns.name();
+    create_as(&ns, "by-helm", "helm").await;
+    create_as(&ns, "kept", "helm").await;
+    let applier = Applier::new(client.clone());
+    let mut with_helm = opts();
+    with_helm.disallowed_field_managers = vec!["helm".to_owned()];
+    apply_ok(
+        &applier,
+        vec![configmap(n, "by-helm", json!({"a": "1"}))],
+        &with_helm,
+    )
+    .await;
+    apply_ok(
+        &applier,
+        vec![configmap(n, "kept", json!({"a": "1"}))],
+        &opts(),
+    )
+    .await;
+    let cms = ns.api::<ConfigMap>();
+    assert_eq!(cms.get("by-helm").await.unwrap().data.unwrap().len(), 1);
+    assert_eq!(cms.get("kept").await.unwrap().data.unwrap().len(), 2);
+    ns.delete().await;
 }
