@@ -467,82 +467,57 @@ pub fn legacy_sort(list: &mut [Resource], custom: Option<&LegacySort>) {
     }
 }
 
-/// Name-reference configuration from CRD OpenAPI definitions (`crds:`).
+/// Name-reference configuration from CRD OpenAPI definitions (`crds:`): a
+/// JSON map of definition names to `{"Schema": {...}}` (or bare schemas).
+/// A property marked `x-kubernetes-object-ref-kind` refers to a resource
+/// of that kind by its `name` field.
 pub fn config_from_crds(text: &str, file: &str) -> Result<TransformerConfig> {
     let v = crate::yaml::parse_one(text).map_err(|e| Error::yaml(file, e))?;
     let mut tc = TransformerConfig::default();
-    let Some(defs) = v.as_map() else {
-        return Ok(tc);
-    };
-    for (_, def) in defs.iter() {
-        let kind = def
-            .get("x-kubernetes-group-version-kind")
-            .and_then(Value::as_seq)
-            .and_then(|s| s.first())
-            .and_then(|g| g.get_str("kind"))
-            .unwrap_or("")
-            .to_string();
-        if kind.is_empty() {
+    let Some(defs) = v.as_map() else { return Ok(tc) };
+    let schema = |d: &Value| -> Value { d.get("Schema").cloned().unwrap_or_else(|| d.clone()) };
+    for (key, def) in defs.iter() {
+        let sch = schema(def);
+        let Some(props) = sch.get("properties").and_then(Value::as_map) else { continue };
+        if !(props.contains("kind") && props.contains("apiVersion")) {
             continue;
         }
-        crd_walk(def, defs, &kind, "", &mut tc, 0);
+        let kind = key.rsplit('.').next().unwrap_or(key).to_string();
+        crd_walk(&sch, defs, &kind, "", &mut tc, 0);
     }
     Ok(tc)
 }
 
-fn crd_walk(
-    def: &Value,
-    defs: &Map,
-    kind: &str,
-    prefix: &str,
-    tc: &mut TransformerConfig,
-    depth: usize,
-) {
+fn crd_walk(def: &Value, defs: &Map, kind: &str, prefix: &str, tc: &mut TransformerConfig, depth: usize) {
     if depth > 20 {
         return;
     }
-    let Some(props) = def.get("properties").and_then(Value::as_map) else {
-        return;
-    };
+    let Some(props) = def.get("properties").and_then(Value::as_map) else { return };
     for (name, p) in props.iter() {
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
+        if prefix.is_empty() && (name == "metadata" || name == "status") {
+            continue;
+        }
+        let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
         if let Some(refkind) = p.get_str("x-kubernetes-object-ref-kind") {
             let fs = FieldSpec::new(kind, "", "", &format!("{path}/name"), false);
-            let gvk = Gvk {
-                kind: refkind.to_string(),
-                ..Default::default()
-            };
+            let version = p.get_str("x-kubernetes-object-ref-api-version").unwrap_or("");
+            let gvk = Gvk::from_api_version(version, refkind);
             match tc.name_reference.iter_mut().find(|b| b.gvk == gvk) {
                 Some(b) => b.referrers.push(fs),
-                None => tc.name_reference.push(crate::fieldspec::NameBackRef {
-                    gvk,
-                    referrers: vec![fs],
-                }),
+                None => tc.name_reference.push(crate::fieldspec::NameBackRef { gvk, referrers: vec![fs] }),
             }
+            continue;
         }
-        if p.get_str("x-kubernetes-annotation").is_some() {
-            tc.common_annotations
-                .push(FieldSpec::new(kind, "", "", &path, true));
-        }
-        if p.get_str("x-kubernetes-label-selector").is_some() {
-            tc.common_labels
-                .push(FieldSpec::new(kind, "", "", &path, true));
-        }
-        if p.get_str("x-kubernetes-identity").is_some() {
-            tc.name_prefix
-                .push(FieldSpec::new(kind, "", "", &path, false));
-        }
-        if let Some(r) = p.get_str("$ref") {
-            let key = r.trim_start_matches("#/definitions/");
-            if let Some(sub) = defs.get(key) {
-                crd_walk(sub, defs, kind, &path, tc, depth + 1);
+        let target = p.get_str("$ref").or_else(|| p.get("items").and_then(|i| i.get_str("$ref")));
+        match target {
+            Some(r) => {
+                let key = r.trim_start_matches("#/definitions/");
+                if let Some(sub) = defs.get(key) {
+                    let sub = sub.get("Schema").cloned().unwrap_or_else(|| sub.clone());
+                    crd_walk(&sub, defs, kind, &path, tc, depth + 1);
+                }
             }
-        } else {
-            crd_walk(p, defs, kind, &path, tc, depth + 1);
+            None => crd_walk(p, defs, kind, &path, tc, depth + 1),
         }
     }
 }
