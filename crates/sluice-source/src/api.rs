@@ -1,20 +1,19 @@
 //! The `GitRepository` API (`source.toolkit.fluxcd.io/v1`) as this controller
-//! reads and writes it, field for field as Flux.
-//!
-//! `sluice-api` will own these types for the whole workspace; until it is
-//! committed they live here (same group, version, kind, fields and CRD), so
-//! switching is an import change.
+//! reads and writes it: the types are `sluice-api`'s (field for field as
+//! Flux); this module adds the condition types and reasons the controller
+//! uses and small condition helpers.
 
-use std::collections::BTreeMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::CustomResource;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+pub use sluice_api::meta::{Artifact, LocalObjectReference};
+pub use sluice_api::source::{
+    GitProvider, GitRepository, GitRepositoryInclude, GitRepositoryRef, GitRepositorySpec,
+    GitRepositoryStatus, GitRepositoryVerification,
+};
 
-pub const GROUP: &str = "source.toolkit.fluxcd.io";
-pub const VERSION: &str = "v1";
-pub const KIND: &str = "GitRepository";
+pub const GROUP: &str = sluice_api::source::GROUP;
+pub const VERSION: &str = sluice_api::source::VERSION;
+pub const KIND: &str = sluice_api::source::GIT_REPOSITORY_KIND;
 
 /// Condition types and reasons (fluxcd/pkg/apis/meta and source-controller).
 pub mod meta {
@@ -45,136 +44,6 @@ pub mod meta {
     pub const FINALIZER: &str = "finalizers.fluxcd.io";
 }
 
-/// `spec` of a GitRepository.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[kube(
-    group = "source.toolkit.fluxcd.io",
-    version = "v1",
-    kind = "GitRepository",
-    plural = "gitrepositories",
-    shortname = "gitrepo",
-    namespaced,
-    status = "GitRepositoryStatus",
-    printcolumn = r#"{"name":"URL","type":"string","jsonPath":".spec.url"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
-)]
-#[serde(rename_all = "camelCase")]
-pub struct GitRepositorySpec {
-    /// The repository URL: http, https, ssh, or (sluice only) file.
-    pub url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_ref: Option<LocalObjectReference>,
-    /// `generic`, `azure` or `github`; only `generic` is supported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
-    pub interval: String,
-    /// Timeout for Git operations, default `60s`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<String>,
-    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
-    pub reference: Option<GitRepositoryRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verify: Option<GitRepositoryVerification>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy_secret_ref: Option<LocalObjectReference>,
-    /// Extra gitignore-style rules for the artifact.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ignore: Option<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub suspend: bool,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub recurse_submodules: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub include: Vec<GitRepositoryInclude>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sparse_checkout: Vec<String>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub struct LocalObjectReference {
-    pub name: String,
-}
-
-/// `spec.include[]` (not supported by sluice; rejected with a clear condition).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GitRepositoryInclude {
-    pub repository: LocalObjectReference,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from_path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to_path: Option<String>,
-}
-
-/// `spec.verify` (not supported by sluice; rejected with a clear condition).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GitRepositoryVerification {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
-    pub secret_ref: LocalObjectReference,
-}
-
-/// `spec.ref`.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub struct GitRepositoryRef {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub branch: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub semver: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
-}
-
-/// `status` of a GitRepository.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GitRepositoryStatus {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact: Option<Artifact>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub included_artifacts: Vec<Artifact>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_ignore: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_recurse_submodules: Option<bool>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub observed_include: Vec<GitRepositoryInclude>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub observed_sparse_checkout: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_verification_mode: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_handled_reconcile_at: Option<String>,
-}
-
-/// `status.artifact` (fluxcd/pkg/apis/meta Artifact).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Artifact {
-    /// Path relative to the storage root: `gitrepository/<ns>/<name>/<file>`.
-    pub path: String,
-    pub url: String,
-    pub revision: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-    pub last_update_time: Time,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<BTreeMap<String, String>>,
-}
-
 /// Sets condition `type_` like fluxcd/pkg/runtime/conditions: the transition
 /// time only moves when the status changes.
 pub fn set_condition(
@@ -188,7 +57,7 @@ pub fn set_condition(
     let status_s = if status { "True" } else { "False" };
     if let Some(c) = conditions.iter_mut().find(|c| c.type_ == type_) {
         if c.status != status_s {
-            c.last_transition_time = Time(jiff::Timestamp::now());
+            c.last_transition_time = sluice_api::meta::now();
         }
         c.status = status_s.to_string();
         c.reason = reason.to_string();
@@ -202,7 +71,7 @@ pub fn set_condition(
         reason: reason.to_string(),
         message: message.to_string(),
         observed_generation: generation,
-        last_transition_time: Time(jiff::Timestamp::now()),
+        last_transition_time: sluice_api::meta::now(),
     });
 }
 

@@ -88,6 +88,7 @@ struct Ctx {
 
 /// Runs the controller until its watch ends.
 pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
+    git::install_crypto_provider();
     std::fs::create_dir_all(&opts.storage_path).map_err(|e| {
         anyhow::anyhow!("creating storage dir {}: {e}", opts.storage_path.display())
     })?;
@@ -95,9 +96,19 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
+    // events.k8s.io/v1 requires a reporting instance.
+    let instance = std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| opts.event_reporter.clone());
     let reporter = Reporter {
         controller: opts.event_reporter.clone(),
-        instance: std::env::var("POD_NAME").ok(),
+        instance: Some(instance),
     };
     let ctx = Arc::new(Ctx {
         client: client.clone(),
@@ -217,7 +228,7 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Ctx>) -> Result<Action, Error> 
     let old = obj.status.clone().unwrap_or_default();
     let generation = obj.meta().generation;
 
-    if obj.spec.suspend {
+    if obj.spec.is_suspended() {
         tracing::debug!(namespace = %ns, name = %name, "reconciliation is suspended");
         return Ok(Action::await_change());
     }
@@ -226,7 +237,7 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Ctx>) -> Result<Action, Error> 
         .annotations()
         .get(meta::RECONCILE_REQUEST_ANNOTATION)
         .cloned();
-    let interval = refs::parse_go_duration(&obj.spec.interval).filter(|d| !d.is_zero());
+    let interval = obj.spec.interval().ok().filter(|d| !d.is_zero());
     let spec_changed = old.observed_generation != generation;
     let requested_new = requested.is_some() && requested != old.last_handled_reconcile_at;
     let artifact_missing = old.artifact.as_ref().is_none_or(|a| !ctx.storage.exists(a));
@@ -264,7 +275,8 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Ctx>) -> Result<Action, Error> 
     if requested.is_some() {
         new.last_handled_reconcile_at = requested.clone();
     }
-    let conds = &mut new.conditions;
+    let mut conditions = new.conditions.take().unwrap_or_default();
+    let conds = &mut conditions;
     let mut events: Vec<(EventType, String, String)> = Vec::new();
     let next: Duration;
     match &result {
@@ -298,7 +310,8 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Ctx>) -> Result<Action, Error> 
             new.artifact = Some(ok.artifact.clone());
             new.observed_generation = generation;
             new.observed_ignore = obj.spec.ignore.clone();
-            new.observed_sparse_checkout = obj.spec.sparse_checkout.clone();
+            new.observed_sparse_checkout =
+                obj.spec.sparse_checkout.clone().filter(|v| !v.is_empty());
             next = jittered(
                 interval.unwrap_or(Duration::from_secs(60)),
                 ctx.opts.interval_jitter,
@@ -361,7 +374,8 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Ctx>) -> Result<Action, Error> 
             tracing::warn!(namespace = %ns, name = %name, reason = f.reason, "{}", f.message);
         }
     }
-    api::sort_conditions(&mut new.conditions);
+    api::sort_conditions(&mut conditions);
+    new.conditions = (!conditions.is_empty()).then_some(conditions);
 
     if new != old {
         let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
@@ -383,14 +397,28 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Ctx>) -> Result<Action, Error> 
             type_,
             reason,
             note: Some(truncate(&note, 1024)),
-            action: "Reconcile".into(),
+            // kube's recorder folds events with the same (type, reason,
+            // action) into one series and keeps the first note; a digest of
+            // the note in `action` keeps distinct messages (each new
+            // revision) as distinct events, while repeats still fold.
+            action: format!("Reconcile-{}", short_digest(&note)),
             secondary: None,
         };
         if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
-            tracing::debug!("publishing event: {e}");
+            tracing::warn!("publishing event: {e}");
         }
     }
     Ok(Action::requeue(next))
+}
+
+fn short_digest(s: &str) -> String {
+    // FNV-1a, 64 bit: stable and dependency free.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -500,19 +528,19 @@ async fn sync(
 
     // Spec checks that no retry can fix.
     let scheme = git::parse_url(&spec.url).map_err(|m| Failure::stalled(meta::URL_INVALID, m))?;
-    if !spec.include.is_empty() {
+    if spec.include.as_ref().is_some_and(|v| !v.is_empty()) {
         return Err(Failure::stalled(
             meta::UNSUPPORTED,
             "spec.include is not supported by sluice".into(),
         ));
     }
-    if spec.recurse_submodules {
+    if spec.recurse_submodules.unwrap_or(false) {
         return Err(Failure::stalled(
             meta::UNSUPPORTED,
             "spec.recurseSubmodules is not supported by sluice".into(),
         ));
     }
-    if spec.verify.is_some() {
+    if spec.verification.is_some() {
         return Err(Failure::stalled(
             meta::UNSUPPORTED,
             "spec.verify (commit signature verification) is not supported by sluice".into(),
@@ -524,19 +552,21 @@ async fn sync(
             "spec.proxySecretRef is not supported by sluice".into(),
         ));
     }
-    if let Some(p) = spec
-        .provider
-        .as_deref()
-        .filter(|p| !p.is_empty() && *p != "generic")
-    {
+    let provider = spec.provider();
+    if provider != api::GitProvider::Generic {
         return Err(Failure::stalled(
             meta::UNSUPPORTED,
-            format!("spec.provider '{p}' is not supported by sluice (only 'generic')"),
+            format!(
+                "spec.provider '{}' is not supported by sluice (only 'generic')",
+                provider.as_str()
+            ),
         ));
     }
     let timeout = match spec.timeout.as_deref() {
         None => DEFAULT_TIMEOUT,
-        Some(t) => refs::parse_go_duration(t)
+        Some(t) => spec
+            .timeout()
+            .ok()
             .filter(|d| !d.is_zero())
             .ok_or_else(|| Failure::stalled("InvalidTimeout", format!("invalid timeout '{t}'")))?,
     };
@@ -587,7 +617,7 @@ async fn sync(
     if let Some(a) = &old.artifact
         && a.revision == selected.revision
         && old.observed_ignore == spec.ignore
-        && old.observed_sparse_checkout == spec.sparse_checkout
+        && old.observed_sparse_checkout == spec.sparse_checkout.clone().filter(|v| !v.is_empty())
         && ctx.storage.exists(a)
     {
         return Ok(Success {
@@ -614,7 +644,7 @@ async fn sync(
     let (url, a, w) = (spec.url.clone(), auth.clone(), work.clone());
     let (ns2, name2) = (ns.clone(), name.clone());
     let ignore = spec.ignore.clone();
-    let sparse = spec.sparse_checkout.clone();
+    let sparse = spec.sparse_checkout.clone().unwrap_or_default();
     let wanted2 = wanted.clone();
     let selected2 = selected.clone();
     let stored = blocking(
@@ -661,10 +691,8 @@ async fn sync(
         url: ctx.storage.url_for(&written.path),
         path: written.path.clone(),
         revision,
-        digest: Some(written.digest),
-        last_update_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            jiff::Timestamp::now(),
-        ),
+        digest: written.digest,
+        last_update_time: sluice_api::meta::now(),
         size: i64::try_from(written.size).ok(),
         metadata: None,
     };

@@ -296,6 +296,16 @@ type Connection<'r> = gix::remote::Connection<
     Box<dyn gix::protocol::transport::client::blocking_io::Transport + Send>,
 >;
 
+/// Makes ring the process-wide rustls provider unless one is installed.
+/// The https transport (reqwest) takes the process default and kube's client
+/// uses ring, so this keeps one crypto provider in the process. Idempotent.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another installer is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 /// Connects to `remote` with our credentials and transport options.
 fn connect<'r>(
     repo: &gix::Repository,
@@ -328,6 +338,7 @@ fn connect<'r>(
     });
     let mut conn = conn;
     if matches!(parse_url(url), Ok(Scheme::Http | Scheme::Https)) {
+        install_crypto_provider();
         let base = repo
             .transport_options(url.as_bytes().as_bstr(), None)
             .map_err(|e| GitError::op(format!("configuring transport: {}", render_chain(&e))))?;
@@ -806,6 +817,9 @@ mod tests {
         assert!(parse_url("ftp://example.com/repo").is_err());
         assert!(parse_url("not a url at all").is_err());
         assert!(parse_url("/tmp/plain/path").is_err());
+        assert!(parse_url("http://").is_err());
+        assert!(parse_url("ssh://").is_err());
+        assert!(parse_url("https://exa mple.com/x").is_err());
     }
 
     #[test]

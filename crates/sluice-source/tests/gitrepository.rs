@@ -71,7 +71,8 @@ async fn branch_tag_semver_commit_and_name_are_selected() {
             &format!("{second}:refs/pull/7/head"),
         ],
     );
-    let url = repo.file_url();
+    let server = GitServer::start(&repo.served_root(), None).await;
+    let url = server.url("app");
 
     create(
         &api,
@@ -125,10 +126,7 @@ async fn branch_tag_semver_commit_and_name_are_selected() {
         assert_eq!(revision(&gr).as_deref(), Some(want.as_str()), "{name}");
         let st = gr.status.as_ref().unwrap();
         let a = st.artifact.as_ref().unwrap();
-        assert!(
-            a.digest.as_deref().unwrap().starts_with("sha256:"),
-            "{name}"
-        );
+        assert!(a.digest.starts_with("sha256:"), "{name}");
         assert!(
             a.path
                 .starts_with(&format!("gitrepository/{}/{name}/", ns.name())),
@@ -264,7 +262,18 @@ async fn new_commits_force_pushes_and_requests_are_picked_up_over_http() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(found, "a NewArtifact event names the commit");
+    let seen: Vec<(Option<String>, Option<String>)> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| (e.reason, e.note))
+        .collect();
+    assert!(
+        found,
+        "a NewArtifact event names the commit; events: {seen:?}"
+    );
     ns.delete().await;
 }
 
@@ -288,10 +297,11 @@ async fn ignore_rules_and_served_artifact_digest() {
     repo.write(".sops.yaml", "x\n");
     repo.commit("files");
     repo.push("main");
+    let server = GitServer::start(&repo.served_root(), None).await;
     create(
         &api,
         "app",
-        json!({"url": repo.file_url(), "interval": "10m", "ref": {"branch": "main"}, "ignore": "/drafts/\n!keep.png\n"}),
+        json!({"url": server.url("app"), "interval": "10m", "ref": {"branch": "main"}, "ignore": "/drafts/\n!keep.png\n"}),
     )
     .await;
     let gr = wait_for(&api, "app", WAIT, is_ready).await;
@@ -306,7 +316,7 @@ async fn ignore_rules_and_served_artifact_digest() {
     assert_eq!(code, 200);
     assert_eq!(
         sluice_source::storage::digest_bytes(&body),
-        a.digest.clone().unwrap(),
+        a.digest.clone(),
         "served bytes match the digest"
     );
     assert_eq!(Some(body.len() as i64), a.size);
@@ -431,24 +441,25 @@ async fn missing_secret_invalid_url_and_deleted_branch() {
     repo.write("a.yaml", "a: 1\n");
     repo.commit("one");
     repo.push("main");
+    let server = GitServer::start(&repo.served_root(), None).await;
     repo.push("main:feature");
-    create(&api, "nosecret", json!({"url": repo.file_url(), "interval": "10m", "secretRef": {"name": "does-not-exist"}, "ref": {"branch": "main"}})).await;
+    create(&api, "nosecret", json!({"url": server.url("app"), "interval": "10m", "secretRef": {"name": "does-not-exist"}, "ref": {"branch": "main"}})).await;
     create(
         &api,
         "badurl",
-        json!({"url": "ftp://example.com/repo.git", "interval": "10m"}),
+        json!({"url": "https://exa mple.com/repo.git", "interval": "10m"}),
     )
     .await;
     create(
         &api,
         "feature",
-        json!({"url": repo.file_url(), "interval": "10m", "ref": {"branch": "feature"}}),
+        json!({"url": server.url("app"), "interval": "10m", "ref": {"branch": "feature"}}),
     )
     .await;
     create(
         &api,
         "unknown",
-        json!({"url": repo.file_url(), "interval": "10m", "ref": {"tag": "v9.9.9"}}),
+        json!({"url": server.url("app"), "interval": "10m", "ref": {"tag": "v9.9.9"}}),
     )
     .await;
 
@@ -513,6 +524,8 @@ async fn missing_secret_invalid_url_and_deleted_branch() {
 
 fn condition_of(st: &sluice_source::GitRepositoryStatus, t: &str) -> Option<String> {
     st.conditions
+        .as_deref()
+        .unwrap_or_default()
         .iter()
         .find(|c| c.type_ == t)
         .map(|c| c.status.clone())
@@ -525,7 +538,8 @@ async fn suspended_objects_are_left_alone() {
     repo.write("a.yaml", "a: 1\n");
     repo.commit("one");
     repo.push("main");
-    create(&api, "app", json!({"url": repo.file_url(), "interval": "10m", "ref": {"branch": "main"}, "suspend": true})).await;
+    let server = GitServer::start(&repo.served_root(), None).await;
+    create(&api, "app", json!({"url": server.url("app"), "interval": "10m", "ref": {"branch": "main"}, "suspend": true})).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let gr = api.get("app").await.unwrap();
     assert!(gr.status.is_none() || gr.status.as_ref().unwrap().artifact.is_none());

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client, CustomResourceExt};
+use kube::{Api, Client};
 use sluice_source::api::{GitRepository, meta};
 use tokio::io::AsyncWriteExt;
 
@@ -274,7 +274,7 @@ async fn cgi(
 /// is established.
 pub async fn install_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = GitRepository::crd();
+    let crd = sluice_api::crds().remove(0);
     let name = crd.metadata.name.clone().unwrap();
     let existing = crds.get_opt(&name).await.ok().flatten();
     // Another component (sluice-api) may own a richer CRD; only install ours
@@ -357,6 +357,7 @@ pub fn condition(gr: &GitRepository, type_: &str) -> Option<(String, String, Str
     gr.status
         .as_ref()?
         .conditions
+        .as_deref()?
         .iter()
         .find(|c| c.type_ == type_)
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
