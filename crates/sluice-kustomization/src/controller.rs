@@ -1,0 +1,1102 @@
+//! The reconciler: watches Kustomizations and GitRepositories, and for each
+//! Kustomization fetches the artifact, builds, substitutes, applies, prunes,
+//! health-checks and writes status and events as Flux's kustomize-controller.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef as KubeRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client, Config, Resource, ResourceExt};
+use sluice_api::kustomization::{
+    FIELD_MANAGER, KUSTOMIZATION_KIND, KustomizationStatus, SourceKind, SubstituteKind,
+};
+use sluice_api::meta::{
+    self, CONDITION_FALSE, CONDITION_TRUE, CONDITION_UNKNOWN, FluxObject, HEALTHY_CONDITION,
+    READY_CONDITION, RECONCILING_CONDITION, STALLED_CONDITION,
+};
+use sluice_api::{GitRepository, Kustomization};
+use sluice_apply::{
+    Applier, ApplyOptions, ObjectRef, Owner, PruneOptions, check_empty_build, inventory,
+    prune_empty_override,
+};
+
+use crate::graph::{self, Key, NodeState, ReverseIndex};
+use crate::health::{self, ResourceCache};
+use crate::metrics::{Metrics, ObjectLabels};
+use crate::{artifact, render};
+
+/// Reason for fields sluice accepts but does not implement yet.
+pub const UNSUPPORTED_REASON: &str = "UnsupportedField";
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Watch only this namespace (all namespaces when `None`).
+    pub namespace: Option<String>,
+    /// Kustomizations reconciled in parallel.
+    pub concurrency: u16,
+    /// The source controller's storage root, when it is reachable on disk
+    /// (same process or shared volume): artifacts are read from there
+    /// instead of downloaded.
+    pub storage_path: Option<PathBuf>,
+    /// How long a blocked Kustomization waits before it checks its
+    /// dependencies again when no event woke it (Flux's `--requeue-dependency`).
+    pub requeue_dependency: Duration,
+    /// Poll interval of health checks.
+    pub health_poll: Duration,
+    /// Timeout of artifact downloads.
+    pub http_timeout: Duration,
+    /// Reporting controller name on Events.
+    pub event_reporter: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            namespace: None,
+            concurrency: 4,
+            storage_path: None,
+            requeue_dependency: Duration::from_secs(30),
+            health_poll: Duration::from_secs(2),
+            http_timeout: Duration::from_secs(60),
+            event_reporter: FIELD_MANAGER.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+#[derive(Clone)]
+struct Memo {
+    fingerprint: String,
+    next_due: Instant,
+    blocked: bool,
+}
+
+struct Ctx {
+    client: Client,
+    config: Config,
+    applier: Applier,
+    opts: Options,
+    recorder: Recorder,
+    ks_store: Store<Kustomization>,
+    git_store: Store<GitRepository>,
+    index: Arc<Mutex<ReverseIndex>>,
+    memo: Mutex<HashMap<Key, Memo>>,
+    metrics: Metrics,
+    resources: ResourceCache,
+}
+
+fn key_of(ks: &Kustomization) -> Key {
+    Key::new(ks.namespace().unwrap_or_default(), ks.name_any())
+}
+
+fn deps_of(ks: &Kustomization) -> Vec<Key> {
+    let ns = ks.namespace().unwrap_or_default();
+    ks.spec
+        .depends_on
+        .iter()
+        .flatten()
+        .map(|d| Key::new(d.namespace_or(&ns), d.name.clone()))
+        .collect()
+}
+
+fn source_key(ks: &Kustomization) -> (String, String, String) {
+    let ns = ks.namespace().unwrap_or_default();
+    let r = &ks.spec.source_ref;
+    (
+        r.kind.to_string(),
+        r.namespace_or(&ns).to_string(),
+        r.name.clone(),
+    )
+}
+
+/// Runs the controller until its watches end.
+pub async fn run(config: Config, opts: Options, metrics: Metrics) -> anyhow::Result<()> {
+    let client = Client::try_from(config.clone())?;
+    let (ks_api, git_api): (Api<Kustomization>, Api<GitRepository>) = match &opts.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let (git_reader, git_writer) = reflector::store();
+    let index = Arc::new(Mutex::new(ReverseIndex::default()));
+
+    // The GitRepository cache the reconciler reads artifacts from.
+    let git_reflector = reflector::reflector(
+        git_writer,
+        watcher(git_api.clone(), watcher::Config::default()).default_backoff(),
+    )
+    .touched_objects()
+    .for_each(|_| futures::future::ready(()));
+    let git_task = tokio::spawn(git_reflector);
+
+    let controller = Controller::new(ks_api.clone(), watcher::Config::default());
+    let ks_reader = controller.store();
+
+    // Kustomizations: keep the reverse index current, and wake the
+    // dependents of every Kustomization seen ready.
+    let idx = index.clone();
+    let dep_mapper = move |ks: Kustomization| {
+        let key = key_of(&ks);
+        let mut wake = Vec::new();
+        if let Ok(mut idx) = idx.lock() {
+            idx.set(&key, deps_of(&ks));
+            if ks.is_ready() && ks.meta().deletion_timestamp.is_none() {
+                wake = idx
+                    .dependents(&key)
+                    .into_iter()
+                    .map(|d| KubeRef::new(&d.name).within(&d.namespace))
+                    .collect();
+            }
+        }
+        wake
+    };
+
+    // GitRepositories: a new artifact wakes the Kustomizations using it.
+    let ks_for_git = ks_reader.clone();
+    let git_mapper = move |git: GitRepository| {
+        let ns = git.namespace().unwrap_or_default();
+        let name = git.name_any();
+        ks_for_git
+            .state()
+            .into_iter()
+            .filter(|ks| {
+                let (kind, sns, sname) = source_key(ks);
+                kind == SourceKind::GitRepository.to_string() && sns == ns && sname == name
+            })
+            .map(|ks| KubeRef::from_obj(&*ks))
+            .collect::<Vec<_>>()
+    };
+
+    let reporter = Reporter {
+        controller: opts.event_reporter.clone(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        config,
+        applier: Applier::new(client.clone()),
+        recorder: Recorder::new(client.clone(), reporter),
+        ks_store: ks_reader.clone(),
+        git_store: git_reader,
+        index,
+        memo: Mutex::new(HashMap::new()),
+        metrics,
+        resources: ResourceCache::default(),
+        opts: opts.clone(),
+    });
+    tracing::info!(namespace = ?opts.namespace, storage = ?opts.storage_path, "starting Kustomization controller");
+    controller
+        .watches(git_api, watcher::Config::default(), git_mapper)
+        .watches(ks_api, watcher::Config::default(), dep_mapper)
+        .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::trace!(object = %obj, "reconciled"),
+                Err(e) => tracing::debug!("reconcile: {e}"),
+            }
+        })
+        .await;
+    git_task.abort();
+    Ok(())
+}
+
+fn error_policy(_obj: Arc<Kustomization>, err: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!("Kustomization reconcile error: {err}");
+    Action::requeue(Duration::from_secs(5))
+}
+
+fn fingerprint(ks: &Kustomization, revision: &str) -> String {
+    let ann = ks.annotations();
+    format!(
+        "{:?}|{}|{}|{}",
+        ks.meta().generation,
+        meta::reconcile_request(Some(ann)).unwrap_or(""),
+        revision,
+        prune_empty_override(Some(ann)).unwrap_or(""),
+    )
+}
+
+/// The outcome of one reconciliation, before it is written.
+struct Outcome {
+    status: KustomizationStatus,
+    events: Vec<(EventType, String, String)>,
+    requeue: Duration,
+    blocked: bool,
+    result: &'static str,
+}
+
+async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let key = key_of(&ks);
+    let _ = ctx.git_store.wait_until_ready().await;
+    if ks.meta().deletion_timestamp.is_some() {
+        return finalize(&ks, &ctx).await;
+    }
+    if !ks.finalizers().iter().any(|f| f == meta::FINALIZER) {
+        let mut finalizers = ks.finalizers().to_vec();
+        finalizers.push(meta::FINALIZER.to_string());
+        let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &key.namespace);
+        api.patch(
+            &key.name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"finalizers": finalizers}})),
+        )
+        .await?;
+        ctx.metrics.writes.inc();
+    }
+    if ks.spec.is_suspended() {
+        if let Ok(mut m) = ctx.memo.lock() {
+            m.remove(&key);
+        }
+        ctx.metrics.count("skipped");
+        return Ok(Action::await_change());
+    }
+    if let Ok(mut idx) = ctx.index.lock() {
+        idx.set(&key, deps_of(&ks));
+    }
+
+    let source = lookup_source(&ctx, &ks);
+    let revision = source
+        .as_ref()
+        .and_then(|g| g.status.as_ref())
+        .and_then(|s| s.artifact.as_ref())
+        .map(|a| a.revision.clone())
+        .unwrap_or_default();
+    let fp = fingerprint(&ks, &revision);
+    let now = Instant::now();
+    let memo = ctx.memo.lock().ok().and_then(|m| m.get(&key).cloned());
+    if let Some(m) = memo
+        && !m.blocked
+        && m.fingerprint == fp
+        && now < m.next_due
+    {
+        return Ok(Action::requeue(m.next_due - now));
+    }
+
+    let start = Instant::now();
+    let old_status = ks.status.clone().unwrap_or_default();
+    let mut written = old_status.clone();
+    let outcome = reconcile_inner(&ks, &ctx, source, &mut written).await?;
+    let mut status = outcome.status;
+    sort_conditions(status.conditions_mut());
+    if status != written {
+        patch_status(&ctx, &key, &status).await?;
+    }
+    if !outcome.events.is_empty() {
+        publish(&ctx, &ks, outcome.events).await;
+    }
+    ctx.metrics
+        .duration
+        .get_or_create(&ObjectLabels {
+            kind: KUSTOMIZATION_KIND.into(),
+            name: key.name.clone(),
+            namespace: key.namespace.clone(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    ctx.metrics.count(outcome.result);
+    if let Ok(mut m) = ctx.memo.lock() {
+        m.insert(
+            key,
+            Memo {
+                fingerprint: fp,
+                next_due: Instant::now() + outcome.requeue,
+                blocked: outcome.blocked,
+            },
+        );
+    }
+    Ok(Action::requeue(outcome.requeue))
+}
+
+fn lookup_source(ctx: &Ctx, ks: &Kustomization) -> Option<Arc<GitRepository>> {
+    let (kind, ns, name) = source_key(ks);
+    if kind != SourceKind::GitRepository.to_string() {
+        return None;
+    }
+    ctx.git_store.get(&KubeRef::new(&name).within(&ns))
+}
+
+async fn patch_status(ctx: &Ctx, key: &Key, status: &KustomizationStatus) -> Result<(), Error> {
+    let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let patch = serde_json::json!({
+        "apiVersion": format!("{}/{}", sluice_api::kustomization::GROUP, sluice_api::kustomization::VERSION),
+        "kind": KUSTOMIZATION_KIND,
+        "status": status,
+    });
+    api.patch_status(
+        &key.name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    ctx.metrics.writes.inc();
+    Ok(())
+}
+
+async fn publish(ctx: &Ctx, ks: &Kustomization, events: Vec<(EventType, String, String)>) {
+    let reference = ks.object_ref(&());
+    for (type_, reason, note) in events {
+        let mut note = note;
+        if note.len() > 1024 {
+            let mut end = 1000;
+            while !note.is_char_boundary(end) {
+                end -= 1;
+            }
+            note.truncate(end);
+            note.push_str(" ...");
+        }
+        let digest = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            note.hash(&mut h);
+            h.finish()
+        };
+        let ev = KubeEvent {
+            type_,
+            reason,
+            note: Some(note),
+            action: format!("Reconcile-{:08x}", digest as u32),
+            secondary: None,
+        };
+        match ctx.recorder.publish(&ev, &reference).await {
+            Ok(()) => {
+                ctx.metrics.writes.inc();
+            }
+            Err(e) => tracing::warn!("publishing event: {e}"),
+        }
+    }
+}
+
+fn sort_conditions(conditions: &mut [Condition]) {
+    let rank = |t: &str| match t {
+        READY_CONDITION => 0,
+        RECONCILING_CONDITION => 1,
+        STALLED_CONDITION => 2,
+        HEALTHY_CONDITION => 3,
+        _ => 4,
+    };
+    conditions.sort_by(|a, b| {
+        rank(&a.type_)
+            .cmp(&rank(&b.type_))
+            .then(a.type_.cmp(&b.type_))
+    });
+}
+
+fn set(
+    status: &mut KustomizationStatus,
+    type_: &str,
+    value: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) {
+    meta::set_condition(
+        status.conditions_mut(),
+        meta::new_condition(type_, value, reason, message, generation),
+    );
+}
+
+fn remove(status: &mut KustomizationStatus, type_: &str) {
+    if let Some(c) = status.conditions.as_mut() {
+        meta::remove_condition(c, type_);
+    }
+}
+
+/// A failed step: its reason and message.
+struct Failure {
+    reason: &'static str,
+    message: String,
+    stalled: bool,
+}
+
+impl Failure {
+    fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Failure {
+            reason,
+            message: message.into(),
+            stalled: false,
+        }
+    }
+}
+
+async fn reconcile_inner(
+    ks: &Kustomization,
+    ctx: &Ctx,
+    source: Option<Arc<GitRepository>>,
+    written: &mut KustomizationStatus,
+) -> Result<Outcome, Error> {
+    let key = key_of(ks);
+    let generation = ks.meta().generation;
+    let interval = ks.spec.interval().unwrap_or(Duration::from_secs(600));
+    let retry = ks.spec.retry_interval().unwrap_or(interval);
+    let mut status = written.clone();
+    if let Some(token) = meta::reconcile_request(Some(ks.annotations())) {
+        status.last_handled_reconcile_at = Some(token.to_string());
+    }
+    let previous_ready_message =
+        meta::find_condition(ks.conditions(), READY_CONDITION).map(|c| c.message.clone());
+
+    let fail = |mut status: KustomizationStatus,
+                f: Failure,
+                revision: Option<&str>,
+                events: Vec<(EventType, String, String)>| {
+        set(
+            &mut status,
+            READY_CONDITION,
+            CONDITION_FALSE,
+            f.reason,
+            &f.message,
+            generation,
+        );
+        if f.stalled {
+            set(
+                &mut status,
+                STALLED_CONDITION,
+                CONDITION_TRUE,
+                f.reason,
+                &f.message,
+                generation,
+            );
+            remove(&mut status, RECONCILING_CONDITION);
+        } else {
+            set(
+                &mut status,
+                RECONCILING_CONDITION,
+                CONDITION_TRUE,
+                meta::PROGRESSING_WITH_RETRY_REASON,
+                &f.message,
+                generation,
+            );
+            remove(&mut status, STALLED_CONDITION);
+        }
+        if let Some(rev) = revision {
+            status.last_attempted_revision = Some(rev.to_string());
+        }
+        status.observed_generation = generation;
+        let mut events = events;
+        if previous_ready_message.as_deref() != Some(f.message.as_str()) {
+            events.push((EventType::Warning, f.reason.to_string(), f.message.clone()));
+        }
+        Outcome {
+            status,
+            events,
+            requeue: if f.stalled { interval } else { retry },
+            blocked: false,
+            result: "failed",
+        }
+    };
+
+    // Fields accepted by the schema but not implemented: applying without
+    // them would be wrong (encrypted Secrets, the wrong cluster).
+    for (set_, field) in [
+        (ks.spec.decryption.is_some(), "spec.decryption"),
+        (ks.spec.kube_config.is_some(), "spec.kubeConfig"),
+    ] {
+        if set_ {
+            let f = Failure {
+                reason: UNSUPPORTED_REASON,
+                message: format!("{field} is not supported by sluice yet; nothing was applied"),
+                stalled: true,
+            };
+            return Ok(fail(status, f, None, vec![]));
+        }
+    }
+
+    // dependsOn
+    let deps = deps_of(ks);
+    if !deps.is_empty() {
+        let root_source = source_key(ks);
+        let check = graph::check(&key, |k| node_state(ctx, k, &key, ks, &root_source));
+        if !check.is_ready() {
+            let msg = check.message();
+            let cycle = matches!(check, graph::DepCheck::Cycle { .. });
+            set(
+                &mut status,
+                READY_CONDITION,
+                CONDITION_FALSE,
+                meta::DEPENDENCY_NOT_READY_REASON,
+                &msg,
+                generation,
+            );
+            if cycle {
+                set(
+                    &mut status,
+                    STALLED_CONDITION,
+                    CONDITION_TRUE,
+                    meta::DEPENDENCY_NOT_READY_REASON,
+                    &msg,
+                    generation,
+                );
+            }
+            let mut events = vec![];
+            if previous_ready_message.as_deref() != Some(msg.as_str()) {
+                events.push((
+                    EventType::Normal,
+                    meta::DEPENDENCY_NOT_READY_REASON.to_string(),
+                    msg,
+                ));
+            }
+            return Ok(Outcome {
+                status,
+                events,
+                requeue: ctx.opts.requeue_dependency.min(retry),
+                blocked: true,
+                result: "blocked",
+            });
+        }
+        remove(&mut status, STALLED_CONDITION);
+    }
+
+    // Source
+    let (skind, sns, sname) = source_key(ks);
+    if ks.spec.source_ref.kind != SourceKind::GitRepository {
+        let f = Failure {
+            reason: UNSUPPORTED_REASON,
+            message: format!("source kind {skind} is not supported by sluice yet"),
+            stalled: true,
+        };
+        return Ok(fail(status, f, None, vec![]));
+    }
+    let Some(source) = source else {
+        let f = Failure::new(
+            meta::ARTIFACT_FAILED_REASON,
+            format!("Source '{skind}/{sns}/{sname}' not found"),
+        );
+        return Ok(fail(status, f, None, vec![]));
+    };
+    let Some(artifact) = source.status.as_ref().and_then(|s| s.artifact.clone()) else {
+        let f = Failure::new(
+            meta::ARTIFACT_FAILED_REASON,
+            format!("Source '{skind}/{sns}/{sname}' is not ready, artifact not found"),
+        );
+        return Ok(fail(status, f, None, vec![]));
+    };
+    let revision = artifact.revision.clone();
+    let timeout = ks.spec.timeout().unwrap_or(Duration::from_secs(300));
+
+    // Progress, written only when something new is being applied.
+    if status.last_attempted_revision.as_deref() != Some(revision.as_str())
+        || status.observed_generation != generation
+    {
+        let msg = format!(
+            "Fetching manifests for revision {revision} with a timeout of {}",
+            meta::format_duration(timeout)
+        );
+        set(
+            &mut status,
+            RECONCILING_CONDITION,
+            CONDITION_TRUE,
+            meta::PROGRESSING_REASON,
+            &msg,
+            generation,
+        );
+        set(
+            &mut status,
+            READY_CONDITION,
+            CONDITION_UNKNOWN,
+            meta::PROGRESSING_REASON,
+            "Reconciliation in progress",
+            generation,
+        );
+        let mut progress = status.clone();
+        sort_conditions(progress.conditions_mut());
+        if progress != *written {
+            patch_status(ctx, &key, &progress).await?;
+            *written = progress;
+        }
+    }
+
+    // postBuild variables
+    let vars = match substitution_vars(ctx, ks).await {
+        Ok(v) => v,
+        Err(m) => {
+            return Ok(fail(
+                status,
+                Failure::new(meta::BUILD_FAILED_REASON, m),
+                Some(&revision),
+                vec![],
+            ));
+        }
+    };
+
+    // Fetch, build, substitute (blocking work off the runtime).
+    let spec = ks.spec.clone();
+    let storage = ctx.opts.storage_path.clone();
+    let http_timeout = ctx.opts.http_timeout;
+    let art = artifact.clone();
+    let built = tokio::task::spawn_blocking(move || -> Result<Vec<serde_json::Value>, Failure> {
+        let (_tmp, dir) =
+            artifact::scratch().map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
+        artifact::fetch_and_unpack(storage.as_deref(), &art, &dir, http_timeout)
+            .map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
+        let path = render::resolve_path(&dir, spec.path.as_deref())
+            .map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
+        render::write_kustomization(&path, &spec)
+            .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
+        let objects =
+            render::build(&path).map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
+        render::substitute(objects, vars.as_ref())
+            .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(Failure::new(
+            meta::BUILD_FAILED_REASON,
+            format!("build panicked: {e}"),
+        ))
+    });
+    let objects = match built {
+        Ok(o) => o,
+        Err(f) => return Ok(fail(status, f, Some(&revision), vec![])),
+    };
+
+    // Apply
+    let ns = key.namespace.clone();
+    let applier = match ks
+        .spec
+        .service_account_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        Some(sa) => match ctx.applier.impersonate(&ctx.config, &ns, sa) {
+            Ok(a) => a,
+            Err(e) => {
+                let f = Failure::new(
+                    meta::RECONCILIATION_FAILED_REASON,
+                    format!("impersonating service account {ns}/{sa}: {e}"),
+                );
+                return Ok(fail(status, f, Some(&revision), vec![]));
+            }
+        },
+        None => ctx.applier.clone(),
+    };
+    let owner = Owner::new(&key.name, &key.namespace);
+    let mut opts = ApplyOptions::new(owner.clone());
+    opts.force = ks.spec.is_force();
+    if let Some(cm) = &ks.spec.common_metadata {
+        opts.common_labels = cm.labels.clone().unwrap_or_default();
+        opts.common_annotations = cm.annotations.clone().unwrap_or_default();
+    }
+    let count = objects.len();
+    let old_inventory = status.inventory.clone().unwrap_or_default();
+    let mut events = Vec::new();
+    let started = Instant::now();
+    let result = match tokio::time::timeout(timeout, applier.apply(objects, &opts)).await {
+        Err(_) => {
+            let f = Failure::new(
+                meta::RECONCILIATION_FAILED_REASON,
+                format!("apply timed out after {}", meta::format_duration(timeout)),
+            );
+            return Ok(fail(status, f, Some(&revision), events));
+        }
+        Ok(Err(e)) => {
+            ctx.metrics.writes.inc_by(e.requests.writes);
+            status.inventory = Some(inventory::union(
+                &old_inventory,
+                &e.change_set.to_inventory(),
+            ));
+            let log = e.change_set.change_log();
+            if !log.is_empty() {
+                events.push((EventType::Normal, meta::PROGRESSING_REASON.to_string(), log));
+            }
+            let mut message = e.to_string();
+            if e.errors.iter().any(|x| x.is_forbidden()) && ks.spec.service_account_name.is_some() {
+                message = format!(
+                    "apply forbidden by RBAC for service account {ns}/{}: {message}",
+                    ks.spec.service_account_name.as_deref().unwrap_or_default()
+                );
+            }
+            let f = Failure::new(meta::RECONCILIATION_FAILED_REASON, message);
+            return Ok(fail(status, f, Some(&revision), events));
+        }
+        Ok(Ok(r)) => r,
+    };
+    ctx.metrics.writes.inc_by(result.requests.writes);
+    let changed = result.change_set.has_changes();
+    if changed {
+        events.push((
+            EventType::Normal,
+            meta::PROGRESSING_REASON.to_string(),
+            result.change_set.change_log(),
+        ));
+    }
+    let new_inventory = result.inventory();
+
+    // Prune
+    let mut inv = new_inventory.clone();
+    if ks.spec.prune {
+        if let Err(e) = check_empty_build(
+            &old_inventory,
+            count,
+            &revision,
+            prune_empty_override(Some(ks.annotations())),
+        ) {
+            status.inventory = Some(inventory::union(&old_inventory, &new_inventory));
+            return Ok(fail(
+                status,
+                Failure::new(meta::PRUNE_FAILED_REASON, e.to_string()),
+                Some(&revision),
+                events,
+            ));
+        }
+        let stale = match result.stale(&old_inventory) {
+            Ok(s) => s,
+            Err(e) => {
+                status.inventory = Some(inventory::union(&old_inventory, &new_inventory));
+                return Ok(fail(
+                    status,
+                    Failure::new(meta::PRUNE_FAILED_REASON, e.to_string()),
+                    Some(&revision),
+                    events,
+                ));
+            }
+        };
+        if !stale.is_empty() {
+            match applier
+                .prune(&stale, &PruneOptions::new(owner.clone()))
+                .await
+            {
+                Ok(p) => {
+                    ctx.metrics.writes.inc_by(p.requests.writes);
+                    let log = p.change_set.change_log();
+                    if !log.is_empty() {
+                        events.push((EventType::Normal, meta::PROGRESSING_REASON.to_string(), log));
+                    }
+                }
+                Err(e) => {
+                    ctx.metrics.writes.inc_by(e.requests.writes);
+                    inv = inventory::union(&new_inventory, &inventory::from_objects(&e.failed));
+                    status.inventory = Some(inv);
+                    return Ok(fail(
+                        status,
+                        Failure::new(meta::PRUNE_FAILED_REASON, e.to_string()),
+                        Some(&revision),
+                        events,
+                    ));
+                }
+            }
+        }
+    }
+    status.inventory = Some(inv);
+
+    // Health
+    let to_check: Vec<ObjectRef> = if ks.spec.is_wait() {
+        result.applied()
+    } else {
+        ks.spec
+            .health_checks
+            .iter()
+            .flatten()
+            .map(|h| {
+                ObjectRef::from_api_version(
+                    h.api_version.as_deref().unwrap_or("v1"),
+                    &h.kind,
+                    h.namespace.as_deref().unwrap_or(""),
+                    &h.name,
+                )
+            })
+            .collect()
+    };
+    if to_check.is_empty() {
+        remove(&mut status, HEALTHY_CONDITION);
+    } else {
+        let remaining = timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        let hstart = Instant::now();
+        match health::wait_for(
+            &ctx.client,
+            &ctx.resources,
+            &to_check,
+            remaining,
+            ctx.opts.health_poll,
+        )
+        .await
+        {
+            Ok(()) => {
+                let msg = format!(
+                    "Health check passed in {}",
+                    meta::format_duration(Duration::from_millis(
+                        hstart.elapsed().as_millis() as u64
+                    ))
+                );
+                let was_healthy = meta::is_condition_true(ks.conditions(), HEALTHY_CONDITION);
+                if was_healthy && !changed {
+                    // Keep the old message: no status write for a no-op run.
+                } else {
+                    set(
+                        &mut status,
+                        HEALTHY_CONDITION,
+                        CONDITION_TRUE,
+                        meta::SUCCEEDED_REASON,
+                        &msg,
+                        generation,
+                    );
+                }
+            }
+            Err(m) => {
+                set(
+                    &mut status,
+                    HEALTHY_CONDITION,
+                    CONDITION_FALSE,
+                    meta::HEALTH_CHECK_FAILED_REASON,
+                    &m,
+                    generation,
+                );
+                return Ok(fail(
+                    status,
+                    Failure::new(meta::HEALTH_CHECK_FAILED_REASON, m),
+                    Some(&revision),
+                    events,
+                ));
+            }
+        }
+    }
+
+    let mut message = format!("Applied revision: {revision}");
+    if ks
+        .spec
+        .health_check_exprs
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
+        message.push_str(
+            "; spec.healthCheckExprs is not supported by sluice yet and was not evaluated",
+        );
+    }
+    let was_ready =
+        ks.is_ready() && status.last_applied_revision.as_deref() == Some(revision.as_str());
+    set(
+        &mut status,
+        READY_CONDITION,
+        CONDITION_TRUE,
+        meta::RECONCILIATION_SUCCEEDED_REASON,
+        &message,
+        generation,
+    );
+    remove(&mut status, RECONCILING_CONDITION);
+    remove(&mut status, STALLED_CONDITION);
+    status.last_applied_revision = Some(revision.clone());
+    status.last_attempted_revision = Some(revision.clone());
+    status.observed_generation = generation;
+    if !was_ready || changed {
+        events.push((
+            EventType::Normal,
+            meta::RECONCILIATION_SUCCEEDED_REASON.to_string(),
+            format!(
+                "Reconciliation finished in {}, next run in {}",
+                meta::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64)),
+                meta::format_duration(interval)
+            ),
+        ));
+    }
+    Ok(Outcome {
+        status,
+        events,
+        requeue: interval,
+        blocked: false,
+        result: if changed { "applied" } else { "unchanged" },
+    })
+}
+
+/// A Kustomization as the dependsOn graph sees it. `root` is the one being
+/// reconciled: a dependency that shares its source must have applied the
+/// source's current revision (Flux's rule).
+fn node_state(
+    ctx: &Ctx,
+    k: &Key,
+    root: &Key,
+    root_ks: &Kustomization,
+    root_source: &(String, String, String),
+) -> Option<NodeState> {
+    if k == root {
+        return Some(NodeState {
+            deps: deps_of(root_ks),
+            ready: Err(String::new()),
+        });
+    }
+    let ks = ctx
+        .ks_store
+        .get(&KubeRef::new(&k.name).within(&k.namespace))?;
+    let deps = deps_of(&ks);
+    let ready = if ks.meta().deletion_timestamp.is_some() {
+        Err("it is being deleted".to_string())
+    } else if !ks.is_ready() {
+        let msg = meta::find_condition(ks.conditions(), READY_CONDITION)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        Err(msg)
+    } else if source_key(&ks) == *root_source {
+        let current = lookup_source(ctx, &ks)
+            .and_then(|g| g.status.clone())
+            .and_then(|s| s.artifact)
+            .map(|a| a.revision);
+        let applied = ks
+            .status
+            .as_ref()
+            .and_then(|s| s.last_applied_revision.clone());
+        match current {
+            Some(cur) if applied.as_deref() != Some(cur.as_str()) => Err(format!(
+                "it has not applied the source's revision {cur} yet"
+            )),
+            _ => Ok(()),
+        }
+    } else {
+        Ok(())
+    };
+    Some(NodeState { deps, ready })
+}
+
+async fn substitution_vars(
+    ctx: &Ctx,
+    ks: &Kustomization,
+) -> Result<Option<BTreeMap<String, String>>, String> {
+    let Some(pb) = &ks.spec.post_build else {
+        return Ok(None);
+    };
+    let ns = ks.namespace().unwrap_or_default();
+    let mut vars = BTreeMap::new();
+    for r in pb.substitute_from.iter().flatten() {
+        let kind = r.kind.to_string();
+        let data: Option<BTreeMap<String, String>> = match r.kind {
+            SubstituteKind::ConfigMap => {
+                let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
+                api.get_opt(&r.name)
+                    .await
+                    .map_err(|e| format!("substitute from '{kind}/{}' failed: {e}", r.name))?
+                    .map(|cm| cm.data.unwrap_or_default())
+            }
+            SubstituteKind::Secret => {
+                let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+                api.get_opt(&r.name)
+                    .await
+                    .map_err(|e| format!("substitute from '{kind}/{}' failed: {e}", r.name))?
+                    .map(|s| {
+                        let mut m: BTreeMap<String, String> = s
+                            .data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                            .collect();
+                        m.extend(s.string_data.unwrap_or_default());
+                        m
+                    })
+            }
+            _ => {
+                return Err(format!(
+                    "substitute from '{kind}/{}': unsupported kind",
+                    r.name
+                ));
+            }
+        };
+        match data {
+            Some(d) => vars.extend(d),
+            None if r.is_optional() => {}
+            None => {
+                return Err(format!(
+                    "substitute from '{kind}/{}' failed: {kind} {ns}/{} not found",
+                    r.name, r.name
+                ));
+            }
+        }
+    }
+    if let Some(s) = &pb.substitute {
+        vars.extend(s.clone());
+    }
+    Ok(Some(vars))
+}
+
+async fn finalize(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> {
+    let key = key_of(ks);
+    if !ks.finalizers().iter().any(|f| f == meta::FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    if ks.spec.deletes_on_finalize() && !ks.spec.is_suspended() {
+        let objects = inventory::list(
+            &ks.status
+                .clone()
+                .unwrap_or_default()
+                .inventory
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        if !objects.is_empty() {
+            let applier = match ks
+                .spec
+                .service_account_name
+                .as_deref()
+                .filter(|s| !s.is_empty())
+            {
+                Some(sa) => ctx.applier.impersonate(&ctx.config, &key.namespace, sa)?,
+                None => ctx.applier.clone(),
+            };
+            let owner = Owner::new(&key.name, &key.namespace);
+            match applier.prune(&objects, &PruneOptions::new(owner)).await {
+                Ok(p) => {
+                    ctx.metrics.writes.inc_by(p.requests.writes);
+                    let log = p.change_set.change_log();
+                    if !log.is_empty() {
+                        publish(
+                            ctx,
+                            ks,
+                            vec![(EventType::Normal, meta::PROGRESSING_REASON.to_string(), log)],
+                        )
+                        .await;
+                    }
+                }
+                Err(e) => {
+                    publish(
+                        ctx,
+                        ks,
+                        vec![(
+                            EventType::Warning,
+                            meta::PRUNE_FAILED_REASON.to_string(),
+                            e.to_string(),
+                        )],
+                    )
+                    .await;
+                    return Ok(Action::requeue(
+                        ks.spec.retry_interval().unwrap_or(Duration::from_secs(60)),
+                    ));
+                }
+            }
+        }
+    }
+    let finalizers: Vec<String> = ks
+        .finalizers()
+        .iter()
+        .filter(|f| *f != meta::FINALIZER)
+        .cloned()
+        .collect();
+    let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    api.patch(
+        &key.name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": finalizers}})),
+    )
+    .await?;
+    ctx.metrics.writes.inc();
+    if let Ok(mut idx) = ctx.index.lock() {
+        idx.remove(&key);
+    }
+    if let Ok(mut m) = ctx.memo.lock() {
+        m.remove(&key);
+    }
+    Ok(Action::await_change())
+}

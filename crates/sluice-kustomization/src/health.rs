@@ -1,0 +1,195 @@
+//! Step (6): health checks. Fetches the objects, judges them with
+//! sluice-kstatus (Flux's rules), and when one is not ready in time, explains
+//! why down to the Pod, its claim and the claim's StorageClass.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::api::{ApiResource, DynamicObject, ListParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::Scope;
+use kube::{Api, Client};
+use serde_json::Value;
+use sluice_apply::ObjectRef;
+use sluice_kstatus::{ComputeOptions, Status};
+use sluice_kstatus::{ExplainInput, explain, render_chain};
+
+/// Discovery results shared across reconciliations.
+#[derive(Default)]
+pub struct ResourceCache {
+    map: Mutex<HashMap<(String, String, String), (ApiResource, bool)>>,
+}
+
+impl ResourceCache {
+    async fn resolve(
+        &self,
+        client: &Client,
+        obj: &ObjectRef,
+    ) -> Result<(ApiResource, bool), String> {
+        let key = (obj.group.clone(), obj.version.clone(), obj.kind.clone());
+        if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let gvk = GroupVersionKind::gvk(&obj.group, &obj.version, &obj.kind);
+        let (ar, caps) = kube::discovery::pinned_kind(client, &gvk)
+            .await
+            .map_err(|e| format!("{}: {e}", obj.subject()))?;
+        let namespaced = caps.scope == Scope::Namespaced;
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(key, (ar.clone(), namespaced));
+        }
+        Ok((ar, namespaced))
+    }
+}
+
+async fn get(
+    client: &Client,
+    cache: &ResourceCache,
+    obj: &ObjectRef,
+) -> Result<Option<Value>, String> {
+    let (ar, namespaced) = cache.resolve(client, obj).await?;
+    let api: Api<DynamicObject> = if namespaced {
+        Api::namespaced_with(client.clone(), &obj.namespace, &ar)
+    } else {
+        Api::all_with(client.clone(), &ar)
+    };
+    match api.get_opt(&obj.name).await {
+        Ok(Some(o)) => {
+            let mut v = serde_json::to_value(o).map_err(|e| e.to_string())?;
+            // DynamicObject drops apiVersion/kind on the way in: put them back
+            // for the rules.
+            v["apiVersion"] = Value::String(obj.api_version());
+            v["kind"] = Value::String(obj.kind.clone());
+            Ok(Some(v))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => Err(format!("{}: {e}", obj.subject())),
+    }
+}
+
+/// Waits until every object is Current, polling every `interval`, for at
+/// most `timeout`. Fails early when an object is Failed. The error message
+/// follows Flux (`timeout waiting for: [Kind/ns/name status: 'InProgress']`)
+/// and adds the cause chain of each object that is not ready.
+pub async fn wait_for(
+    client: &Client,
+    cache: &ResourceCache,
+    objects: &[ObjectRef],
+    timeout: Duration,
+    interval: Duration,
+) -> Result<(), String> {
+    let opts = ComputeOptions::flux();
+    let start = Instant::now();
+    let mut pending: Vec<ObjectRef> = objects.to_vec();
+    loop {
+        let mut still = Vec::new();
+        let mut last: Vec<(ObjectRef, Status, Option<Value>)> = Vec::new();
+        let mut failed = false;
+        for obj in &pending {
+            let live = get(client, cache, obj).await.unwrap_or(None);
+            let status = match &live {
+                Some(v) => sluice_kstatus::compute_or_unknown(v, &opts).status,
+                None => Status::NotFound,
+            };
+            if status != Status::Current {
+                failed |= status == Status::Failed;
+                still.push(obj.clone());
+                last.push((obj.clone(), status, live));
+            }
+        }
+        if still.is_empty() {
+            return Ok(());
+        }
+        let expired = start.elapsed() + interval > timeout;
+        if failed || expired {
+            let list: Vec<String> = last
+                .iter()
+                .map(|(o, s, _)| format!("{} status: '{}'", o.subject(), s))
+                .collect();
+            let mut msg = if failed && !expired {
+                format!("health check failed: [{}]", list.join(", "))
+            } else {
+                format!(
+                    "health check failed after {}: timeout waiting for: [{}]",
+                    sluice_api::meta::format_duration(start.elapsed()),
+                    list.join(", ")
+                )
+            };
+            for (o, _, live) in &last {
+                if let Some(live) = live {
+                    let chain = cause_chain(client, &o.namespace, live).await;
+                    if !chain.is_empty() {
+                        msg.push_str("; ");
+                        msg.push_str(&chain);
+                    }
+                }
+            }
+            return Err(msg);
+        }
+        pending = still;
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// `explain()` for one object: its Pods (by `spec.selector.matchLabels`),
+/// the PVCs of its namespace and the StorageClasses.
+pub async fn cause_chain(client: &Client, namespace: &str, live: &Value) -> String {
+    let mut pods = Vec::new();
+    let mut pvcs = Vec::new();
+    let mut classes = Vec::new();
+    let selector = live
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+    let is_pod = live["kind"] == "Pod" && live["apiVersion"] == "v1";
+    if !namespace.is_empty()
+        && (selector.is_some() || is_pod || live["kind"] == "PersistentVolumeClaim")
+    {
+        if let Some(sel) = selector.filter(|s| !s.is_empty()) {
+            let api: Api<k8s_openapi::api::core::v1::Pod> =
+                Api::namespaced(client.clone(), namespace);
+            if let Ok(list) = api.list(&ListParams::default().labels(&sel)).await {
+                pods = list
+                    .items
+                    .into_iter()
+                    .filter_map(|p| typed_json(&p, "v1", "Pod"))
+                    .collect();
+            }
+        }
+        let api: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+            Api::namespaced(client.clone(), namespace);
+        if let Ok(list) = api.list(&ListParams::default()).await {
+            pvcs = list
+                .items
+                .into_iter()
+                .filter_map(|p| typed_json(&p, "v1", "PersistentVolumeClaim"))
+                .collect();
+        }
+        let api: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(client.clone());
+        if let Ok(list) = api.list(&ListParams::default()).await {
+            classes = list
+                .items
+                .into_iter()
+                .filter_map(|p| typed_json(&p, "storage.k8s.io/v1", "StorageClass"))
+                .collect();
+        }
+    }
+    let mut input = ExplainInput::new(live);
+    input.pods = &pods;
+    input.pvcs = Some(&pvcs);
+    input.storage_classes = Some(&classes);
+    render_chain(&explain(&input))
+}
+
+fn typed_json<T: serde::Serialize>(obj: &T, api_version: &str, kind: &str) -> Option<Value> {
+    let mut v = serde_json::to_value(obj).ok()?;
+    v["apiVersion"] = Value::String(api_version.into());
+    v["kind"] = Value::String(kind.into());
+    Some(v)
+}

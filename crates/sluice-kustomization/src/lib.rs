@@ -1,0 +1,20 @@
+//! `sluice-kustomization`: the `kustomize.toolkit.fluxcd.io/v1` Kustomization
+//! controller, a drop-in for Flux's kustomize-controller.
+//!
+//! - [`run`] reconciles Kustomizations: artifact → build (our kustomize
+//!   engine plus the Kustomization's overlays) → `postBuild` substitution →
+//!   staged server-side apply → prune (with the empty-build guard) → health
+//!   checks with cause chains → Flux's status and events.
+//! - [`graph`] is the pure `dependsOn` logic: chains to the root cause,
+//!   cycles, and the reverse index that wakes dependents at once.
+//! - [`render`] is the pure build step.
+
+pub mod artifact;
+pub mod controller;
+pub mod graph;
+pub mod health;
+pub mod metrics;
+pub mod render;
+
+pub use controller::{Options, run};
+pub use metrics::{Metrics, register_metrics};

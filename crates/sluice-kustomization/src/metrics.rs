@@ -1,0 +1,90 @@
+//! Prometheus metrics, named like Flux's where Flux has one.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    pub kind: String,
+    pub name: String,
+    pub namespace: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+type HistogramFamily = Family<ObjectLabels, Histogram, fn() -> Histogram>;
+
+/// The Kustomization controller's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    /// `gotk_reconcile_duration_seconds{kind,name,namespace}` (Flux's name).
+    pub duration: HistogramFamily,
+    /// `sluice_kustomization_reconciles_total{result}`: result is `applied`,
+    /// `unchanged`, `skipped` (not due), `blocked` (dependsOn) or `failed`.
+    pub reconciles: Family<ResultLabels, Counter>,
+    /// `sluice_kustomization_api_writes_total`: write requests (applies,
+    /// deletions, status patches, events, finalizers) made by reconciles.
+    pub writes: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        fn histogram() -> Histogram {
+            Histogram::new(exponential_buckets(0.01, 2.0, 14))
+        }
+        Metrics {
+            duration: Family::new_with_constructor(histogram as fn() -> Histogram),
+            reconciles: Family::default(),
+            writes: Counter::default(),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn reconciles(&self, result: &str) -> u64 {
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .get()
+    }
+
+    pub fn writes(&self) -> u64 {
+        self.writes.get()
+    }
+
+    pub(crate) fn count(&self, result: &str) {
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .inc();
+    }
+}
+
+/// Creates the metrics and registers them.
+pub fn register_metrics(registry: &mut Registry) -> Metrics {
+    let m = Metrics::default();
+    registry.register(
+        "gotk_reconcile_duration_seconds",
+        "The duration in seconds of a GitOps Toolkit resource reconciliation.",
+        m.duration.clone(),
+    );
+    registry.register(
+        "sluice_kustomization_reconciles",
+        "Kustomization reconciliations by result.",
+        m.reconciles.clone(),
+    );
+    registry.register(
+        "sluice_kustomization_api_writes",
+        "Write requests made by Kustomization reconciliations.",
+        m.writes.clone(),
+    );
+    m
+}

@@ -1,0 +1,406 @@
+//! Steps (2) and (3): the Kustomization's own overlays written around
+//! `spec.path` (as Flux's `kustomize.Generator` does), the kustomize build,
+//! and `postBuild` substitution. Pure: a directory in, JSON objects out.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::{Map as JsonMap, Number, Value};
+use sluice_api::kustomization::{DISABLED_VALUE, KustomizationSpec, SUBSTITUTE_ANNOTATION};
+use sluice_kustomize::yaml::{self, Value as Yaml};
+
+/// kustomize's recognised kustomization file names, in its order.
+pub const KUSTOMIZATION_FILES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Resolves `spec.path` inside the unpacked artifact `root`, refusing to
+/// leave it (Flux's securejoin). An empty path is the root.
+pub fn resolve_path(root: &Path, path: Option<&str>) -> Result<PathBuf, String> {
+    let mut out = root.to_path_buf();
+    let rel = path.unwrap_or("");
+    for c in Path::new(rel).components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                if out == root {
+                    return Err(format!("path '{rel}' leaves the artifact root"));
+                }
+                out.pop();
+            }
+        }
+    }
+    if !out.is_dir() {
+        return Err(format!(
+            "kustomization path not found: stat {}: no such file or directory",
+            rel
+        ));
+    }
+    Ok(out)
+}
+
+fn existing_kustomization(dir: &Path) -> Option<PathBuf> {
+    KUSTOMIZATION_FILES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+}
+
+/// Writes `dir/kustomization.yaml` the way Flux's generator does: when
+/// `dir` has no kustomization file, one listing every manifest below it
+/// (sub-directories holding a kustomization are listed as directories and
+/// not descended into); then `targetNamespace`, `namePrefix`, `nameSuffix`,
+/// `patches`, `images` and `components` of the Kustomization are merged in.
+pub fn write_kustomization(dir: &Path, spec: &KustomizationSpec) -> Result<(), String> {
+    let mut kus = match existing_kustomization(dir) {
+        Some(file) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("reading {}: {e}", file.display()))?;
+            let doc = yaml::parse_one(&text).map_err(|e| {
+                format!(
+                    "{}: {e}",
+                    file.file_name().unwrap_or_default().to_string_lossy()
+                )
+            })?;
+            let json = to_json(&doc);
+            std::fs::remove_file(&file).map_err(|e| format!("{e}"))?;
+            match json {
+                Value::Object(m) => m,
+                Value::Null => JsonMap::new(),
+                _ => return Err(format!("{} is not a mapping", file.display())),
+            }
+        }
+        None => {
+            let mut resources = Vec::new();
+            scan(dir, dir, &mut resources)?;
+            let mut m = JsonMap::new();
+            m.insert(
+                "apiVersion".into(),
+                "kustomize.config.k8s.io/v1beta1".into(),
+            );
+            m.insert("kind".into(), "Kustomization".into());
+            m.insert(
+                "resources".into(),
+                Value::Array(resources.into_iter().map(Value::String).collect()),
+            );
+            m
+        }
+    };
+
+    if let Some(ns) = spec.target_namespace.as_deref().filter(|s| !s.is_empty()) {
+        kus.insert("namespace".into(), ns.into());
+    }
+    if let Some(p) = spec.name_prefix.as_deref().filter(|s| !s.is_empty()) {
+        kus.insert("namePrefix".into(), p.into());
+    }
+    if let Some(s) = spec.name_suffix.as_deref().filter(|s| !s.is_empty()) {
+        kus.insert("nameSuffix".into(), s.into());
+    }
+    if let Some(patches) = spec.patches.as_ref().filter(|p| !p.is_empty()) {
+        let list = array_field(&mut kus, "patches")?;
+        for p in patches {
+            list.push(serde_json::to_value(p).map_err(|e| e.to_string())?);
+        }
+    }
+    if let Some(images) = spec.images.as_ref().filter(|i| !i.is_empty()) {
+        let list = array_field(&mut kus, "images")?;
+        for image in images {
+            let v = serde_json::to_value(image).map_err(|e| e.to_string())?;
+            match list
+                .iter_mut()
+                .find(|i| i.get("name").and_then(Value::as_str) == Some(image.name.as_str()))
+            {
+                Some(existing) => *existing = v,
+                None => list.push(v),
+            }
+        }
+    }
+    if let Some(components) = spec.components.as_ref().filter(|c| !c.is_empty()) {
+        let ignore_missing = spec.ignore_missing_components.unwrap_or(false);
+        let list = array_field(&mut kus, "components")?;
+        for c in components {
+            if ignore_missing && !dir.join(c).exists() {
+                continue;
+            }
+            list.push(Value::String(c.clone()));
+        }
+    }
+
+    let text = serde_json::to_string_pretty(&Value::Object(kus)).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("kustomization.yaml"), text)
+        .map_err(|e| format!("writing kustomization.yaml: {e}"))
+}
+
+fn array_field<'a>(
+    kus: &'a mut JsonMap<String, Value>,
+    name: &str,
+) -> Result<&'a mut Vec<Value>, String> {
+    let v = kus
+        .entry(name.to_string())
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if v.is_null() {
+        *v = Value::Array(Vec::new());
+    }
+    v.as_array_mut()
+        .ok_or_else(|| format!("kustomization field {name} is not a list"))
+}
+
+fn scan(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), String> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("reading {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let rel = path
+            .strip_prefix(base)
+            .map(|p| format!("./{}", p.display()))
+            .unwrap_or_default();
+        if path.is_dir() {
+            if existing_kustomization(&path).is_some() {
+                out.push(rel);
+            } else {
+                scan(base, &path, out)?;
+            }
+            continue;
+        }
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if ext != "yaml" && ext != "yml" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let docs = yaml::parse_all(&text)
+            .map_err(|e| format!("failed to decode Kubernetes YAML from {rel}: {e}"))?;
+        if docs.iter().all(Yaml::is_null) {
+            continue;
+        }
+        out.push(rel);
+    }
+    Ok(())
+}
+
+/// Builds `dir` (after [`write_kustomization`]) with the native engine, as
+/// Flux does: no load restrictions inside the artifact, builtin plugins only.
+pub fn build(dir: &Path) -> Result<Vec<Yaml>, String> {
+    let opts = sluice_kustomize::Options {
+        reorder: sluice_kustomize::Reorder::Unspecified,
+        load_restrict_root_only: false,
+    };
+    sluice_kustomize::build(dir, &opts)
+        .map(|o| o.resources)
+        .map_err(|e| e.to_string())
+}
+
+/// `postBuild` substitution of every object (unless annotated
+/// `kustomize.toolkit.fluxcd.io/substitute: disabled`) with `vars`, as
+/// Flux does: on the YAML text of each object, non-strict. `None` skips
+/// substitution altogether (no `postBuild`). Errors name the object and the
+/// variable, never a value.
+pub fn substitute(
+    objects: Vec<Yaml>,
+    vars: Option<&BTreeMap<String, String>>,
+) -> Result<Vec<Value>, String> {
+    let mut out = Vec::with_capacity(objects.len());
+    for obj in objects {
+        let Some(vars) = vars else {
+            out.push(to_json(&obj));
+            continue;
+        };
+        let disabled = obj
+            .get_path(&["metadata", "annotations", SUBSTITUTE_ANNOTATION])
+            .and_then(Yaml::as_str)
+            .is_some_and(|v| v.eq_ignore_ascii_case(DISABLED_VALUE));
+        if disabled {
+            out.push(to_json(&obj));
+            continue;
+        }
+        let text = yaml::to_yaml(&obj);
+        if !text.contains('$') {
+            out.push(to_json(&obj));
+            continue;
+        }
+        let subject = subject(&obj);
+        let replaced =
+            sluice_envsubst::substitute(&text, vars, sluice_envsubst::Options::default())
+                .map_err(|e| format!("{subject} var substitution failed: {e}"))?;
+        let doc = yaml::parse_one(&replaced)
+            .map_err(|e| format!("{subject} var substitution produced invalid YAML: {e}"))?;
+        out.push(to_json(&doc));
+    }
+    Ok(out)
+}
+
+fn subject(obj: &Yaml) -> String {
+    let kind = obj.get_str("kind").unwrap_or("");
+    let ns = obj
+        .get_path(&["metadata", "namespace"])
+        .and_then(Yaml::as_str)
+        .unwrap_or("");
+    let name = obj
+        .get_path(&["metadata", "name"])
+        .and_then(Yaml::as_str)
+        .unwrap_or("");
+    if ns.is_empty() {
+        format!("{kind}/{name}")
+    } else {
+        format!("{kind}/{ns}/{name}")
+    }
+}
+
+/// The engine's YAML model as JSON.
+pub fn to_json(v: &Yaml) -> Value {
+    match v {
+        Yaml::Null => Value::Null,
+        Yaml::Bool(b) => Value::Bool(*b),
+        Yaml::Int(i) => Value::Number((*i).into()),
+        Yaml::Float(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        Yaml::Str(s) => Value::String(s.clone()),
+        Yaml::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
+        Yaml::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_api::kustomization::CrossNamespaceSourceReference;
+    use sluice_api::kustomize::{Image, Patch, Selector};
+
+    fn spec() -> KustomizationSpec {
+        KustomizationSpec::new(
+            "1m",
+            true,
+            CrossNamespaceSourceReference::git_repository("repo"),
+        )
+    }
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: NAME\ndata:\n  k: v\n";
+
+    #[test]
+    fn generates_over_all_manifests_and_nested_kustomizations() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "a.yaml", &CM.replace("NAME", "a"));
+        write(d.path(), "sub/b.yml", &CM.replace("NAME", "b"));
+        write(d.path(), "sub/readme.md", "not yaml: [");
+        write(d.path(), "base/kustomization.yaml", "resources: [c.yaml]\n");
+        write(d.path(), "base/c.yaml", &CM.replace("NAME", "c"));
+        write_kustomization(d.path(), &spec()).unwrap();
+        let objs = build(d.path()).unwrap();
+        let mut names: Vec<String> = objs
+            .iter()
+            .map(|o| {
+                o.get_path(&["metadata", "name"])
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn malformed_manifest_fails_generation() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "bad.yaml", "kind: [unclosed\n");
+        let err = write_kustomization(d.path(), &spec()).unwrap_err();
+        assert!(
+            err.contains("failed to decode Kubernetes YAML from ./bad.yaml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn overlays_are_merged_into_existing_kustomization() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "Kustomization",
+            "resources: [cm.yaml, deploy.yaml]\nimages:\n- name: nginx\n  newTag: '1'\n",
+        );
+        write(d.path(), "cm.yaml", &CM.replace("NAME", "cm"));
+        write(
+            d.path(),
+            "deploy.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: nginx\n",
+        );
+        write(
+            d.path(),
+            "comp/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\ncommonAnnotations:\n  comp: yes\n",
+        );
+        let mut s = spec();
+        s.target_namespace = Some("team".into());
+        s.name_prefix = Some("p-".into());
+        s.images = Some(vec![Image {
+            name: "nginx".into(),
+            new_tag: Some("2".into()),
+            ..Default::default()
+        }]);
+        s.patches = Some(vec![Patch {
+            patch: "- op: add\n  path: /data/extra\n  value: x\n".into(),
+            target: Some(Selector {
+                kind: Some("ConfigMap".into()),
+                ..Default::default()
+            }),
+        }]);
+        s.components = Some(vec!["comp".into(), "missing".into()]);
+        s.ignore_missing_components = Some(true);
+        write_kustomization(d.path(), &s).unwrap();
+        assert!(!d.path().join("Kustomization").exists());
+        let objs: Vec<Value> = build(d.path()).unwrap().iter().map(to_json).collect();
+        let cm = objs.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
+        assert_eq!(cm["metadata"]["name"], "p-cm");
+        assert_eq!(cm["metadata"]["namespace"], "team");
+        assert_eq!(cm["data"]["extra"], "x");
+        assert_eq!(cm["metadata"]["annotations"]["comp"], "yes");
+        let dep = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
+        assert_eq!(
+            dep["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:2"
+        );
+    }
+
+    #[test]
+    fn substitution_respects_disabled_annotation_and_types() {
+        let docs = yaml::parse_all(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  v: ${VAR}\n  d: ${MISSING:=dflt}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  v: ${VAR}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: c\nspec:\n  replicas: ${REPLICAS}\n",
+        )
+        .unwrap();
+        let vars: BTreeMap<String, String> = [
+            ("VAR".into(), "hello".into()),
+            ("REPLICAS".into(), "3".into()),
+        ]
+        .into();
+        let out = substitute(docs, Some(&vars)).unwrap();
+        assert_eq!(out[0]["data"]["v"], "hello");
+        assert_eq!(out[0]["data"]["d"], "dflt");
+        assert_eq!(out[1]["data"]["v"], "${VAR}");
+        assert_eq!(out[2]["spec"]["replicas"], 3);
+    }
+
+    #[test]
+    fn paths_stay_inside_the_artifact() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("apps")).unwrap();
+        assert_eq!(
+            resolve_path(d.path(), Some("./apps")).unwrap(),
+            d.path().join("apps")
+        );
+        assert_eq!(resolve_path(d.path(), None).unwrap(), d.path());
+        assert!(resolve_path(d.path(), Some("../..")).is_err());
+        assert!(
+            resolve_path(d.path(), Some("./nope"))
+                .unwrap_err()
+                .contains("kustomization path not found")
+        );
+    }
+}
