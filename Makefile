@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test deps fmt-check lint unit integration conformance build release testenv-up testenv-down clean
+.PHONY: test deps fmt-check lint testenv-build unit integration conformance bench build release testenv-up testenv-down clean
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing)
 test: deps fmt-check lint testenv-build integration conformance
@@ -28,9 +28,13 @@ unit:
 integration:
 	scripts/with-testenv $(CARGO) test --workspace --no-fail-fast
 
+## conformance: the kustomize corpus in ../shared (skips cleanly when absent)
 conformance:
-	@if [[ -x scripts/conformance-kustomize ]]; then scripts/conformance-kustomize; \
-	else echo "kustomize conformance: not wired yet"; fi
+	scripts/conformance-kustomize
+
+## bench: performance benchmarks against their reference tools (see bench/)
+bench:
+	bench/run
 
 build:
 	$(CARGO) build

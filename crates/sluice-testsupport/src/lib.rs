@@ -96,18 +96,23 @@ pub fn parse_export_line(stdout: &str) -> Result<PathBuf> {
         .lines()
         .find_map(|line| line.trim().strip_prefix("export KUBECONFIG="))
         .map(|p| PathBuf::from(p.trim_matches(|c| c == '"' || c == '\'')))
-        .ok_or_else(|| anyhow!("`scripts/testenv up` printed no `export KUBECONFIG=` line: {stdout:?}"))
+        .ok_or_else(|| {
+            anyhow!("`scripts/testenv up` printed no `export KUBECONFIG=` line: {stdout:?}")
+        })
 }
 
 /// A client for the test control plane. Build one per test: a client is tied
 /// to the Tokio runtime it was made on, and each `#[tokio::test]` has its own.
 pub async fn client() -> Client {
-    try_client().await.unwrap_or_else(|e| panic!("building a client for the test control plane: {e:#}"))
+    try_client()
+        .await
+        .unwrap_or_else(|e| panic!("building a client for the test control plane: {e:#}"))
 }
 
 async fn try_client() -> Result<Client> {
     let path = kubeconfig_path();
-    let kubeconfig = Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
+    let kubeconfig =
+        Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     Ok(Client::try_from(config)?)
 }
@@ -137,7 +142,10 @@ impl TestNamespace {
             .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
         let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
         wait_for(&sas, "default", Duration::from_secs(30), |_| true).await;
-        TestNamespace { name, client: client.clone() }
+        TestNamespace {
+            name,
+            client: client.clone(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -166,14 +174,22 @@ impl TestNamespace {
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     let tag = (std::process::id() ^ nanos ^ n.wrapping_mul(2_654_435_761)) % 0xff_ffff;
     format!("{prefix}-{tag:06x}{n}")
 }
 
 /// Polls `name` every 100 ms until `ready` holds, and returns it. On timeout
 /// it panics with the last state seen, which is what one needs to debug.
-pub async fn wait_for<K>(api: &Api<K>, name: &str, timeout: Duration, ready: impl Fn(&K) -> bool) -> K
+pub async fn wait_for<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    ready: impl Fn(&K) -> bool,
+) -> K
 where
     K: Resource + Clone + Debug + serde::de::DeserializeOwned + serde::Serialize,
     <K as Resource>::DynamicType: Default,
@@ -214,7 +230,10 @@ mod tests {
             parse_export_line(out).unwrap(),
             PathBuf::from("/root/.cache/sluice/testenv/run/x/kubeconfig")
         );
-        assert_eq!(parse_export_line("export KUBECONFIG='/a b'").unwrap(), PathBuf::from("/a b"));
+        assert_eq!(
+            parse_export_line("export KUBECONFIG='/a b'").unwrap(),
+            PathBuf::from("/a b")
+        );
     }
 
     #[test]
@@ -227,7 +246,11 @@ mod tests {
         let a = unique_name("sluice-t-x");
         let b = unique_name("sluice-t-x");
         assert_ne!(a, b);
-        assert!(a.len() <= 63 && a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        assert!(
+            a.len() <= 63
+                && a.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
     }
 
     #[test]

@@ -33,7 +33,9 @@ fn deployment(name: &str, replicas: i32) -> Deployment {
 /// and every replica is updated and available.
 fn rolled_out(d: &Deployment, replicas: i32) -> bool {
     let generation = d.metadata.generation;
-    let Some(status) = &d.status else { return false };
+    let Some(status) = &d.status else {
+        return false;
+    };
     status.observed_generation == generation
         && status.replicas == Some(replicas)
         && status.updated_replicas == Some(replicas)
@@ -43,7 +45,11 @@ fn rolled_out(d: &Deployment, replicas: i32) -> bool {
 fn owned_replicasets<'a>(all: &'a [ReplicaSet], deploy: &Deployment) -> Vec<&'a ReplicaSet> {
     let uid = deploy.metadata.uid.as_deref();
     all.iter()
-        .filter(|rs| rs.owner_references().iter().any(|o| Some(o.uid.as_str()) == uid))
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| Some(o.uid.as_str()) == uid)
+        })
         .collect()
 }
 
@@ -51,7 +57,10 @@ fn owned_replicasets<'a>(all: &'a [ReplicaSet], deploy: &Deployment) -> Vec<&'a 
 async fn simulated_nodes_are_ready() {
     let client = client().await;
     let nodes: Api<Node> = Api::all(client);
-    let list = nodes.list(&ListParams::default()).await.expect("listing nodes");
+    let list = nodes
+        .list(&ListParams::default())
+        .await
+        .expect("listing nodes");
     let ready = list
         .items
         .iter()
@@ -62,7 +71,11 @@ async fn simulated_nodes_are_ready() {
                 .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
         })
         .count();
-    assert!(ready >= 1, "expected at least one Ready node, got {ready} of {}", list.items.len());
+    assert!(
+        ready >= 1,
+        "expected at least one Ready node, got {ready} of {}",
+        list.items.len()
+    );
 }
 
 #[tokio::test]
@@ -76,10 +89,19 @@ async fn deployment_becomes_available_and_rolls_out_a_new_template() {
         .create(&PostParams::default(), &deployment("web", 2))
         .await
         .expect("creating Deployment");
-    let first = wait_for(&deployments, "web", Duration::from_secs(60), |d| rolled_out(d, 2)).await;
-    assert_eq!(first.status.as_ref().and_then(|s| s.available_replicas), Some(2));
+    let first = wait_for(&deployments, "web", Duration::from_secs(60), |d| {
+        rolled_out(d, 2)
+    })
+    .await;
+    assert_eq!(
+        first.status.as_ref().and_then(|s| s.available_replicas),
+        Some(2)
+    );
 
-    let before = replicasets.list(&ListParams::default()).await.expect("listing ReplicaSets");
+    let before = replicasets
+        .list(&ListParams::default())
+        .await
+        .expect("listing ReplicaSets");
     let before = owned_replicasets(&before.items, &first);
     assert_eq!(before.len(), 1, "one ReplicaSet after the first roll-out");
     let first_rs = before[0].name_any();
@@ -96,12 +118,24 @@ async fn deployment_becomes_available_and_rolls_out_a_new_template() {
     })
     .await;
 
-    let after = replicasets.list(&ListParams::default()).await.expect("listing ReplicaSets");
+    let after = replicasets
+        .list(&ListParams::default())
+        .await
+        .expect("listing ReplicaSets");
     let after = owned_replicasets(&after.items, &second);
     assert_eq!(after.len(), 2, "old and new ReplicaSet");
-    let new_rs = after.iter().find(|rs| rs.name_any() != first_rs).expect("a new ReplicaSet");
-    let old_rs = after.iter().find(|rs| rs.name_any() == first_rs).expect("the old ReplicaSet");
-    assert_eq!(new_rs.status.as_ref().and_then(|s| s.ready_replicas), Some(2));
+    let new_rs = after
+        .iter()
+        .find(|rs| rs.name_any() != first_rs)
+        .expect("a new ReplicaSet");
+    let old_rs = after
+        .iter()
+        .find(|rs| rs.name_any() == first_rs)
+        .expect("the old ReplicaSet");
+    assert_eq!(
+        new_rs.status.as_ref().and_then(|s| s.ready_replicas),
+        Some(2)
+    );
     let old_replicas = old_rs.spec.as_ref().and_then(|s| s.replicas);
     assert_eq!(old_replicas, Some(0), "old ReplicaSet scaled down");
 

@@ -131,6 +131,13 @@ pub fn parse_listen_addr(addr: &str) -> Result<SocketAddr> {
         .with_context(|| format!("invalid listen address {addr:?} (expected host:port or :port)"))
 }
 
+/// The process's metrics registry, with every controller's metrics in it.
+fn metrics_registry() -> (Registry, sluice_reloader::Metrics) {
+    let mut registry = Registry::default();
+    let reloader = sluice_reloader::register_metrics(&mut registry);
+    (registry, reloader)
+}
+
 #[derive(Clone)]
 struct Shared {
     registry: Arc<Registry>,
@@ -160,8 +167,7 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
         .context("asking the API server for its version")?;
     tracing::info!(server = %version.git_version, "connected to Kubernetes");
 
-    let mut registry = Registry::with_prefix("");
-    let reloader_metrics = sluice_reloader::register_metrics(&mut registry);
+    let (registry, reloader_metrics) = metrics_registry();
     let shared = Shared {
         registry: Arc::new(registry),
         ready: Arc::new(AtomicBool::new(false)),
@@ -273,6 +279,20 @@ mod tests {
             "[::1]:9440".parse().unwrap()
         );
         assert!(parse_listen_addr("localhost").is_err());
+    }
+
+    #[test]
+    fn metric_names_have_no_stray_prefix() {
+        let (registry, metrics) = metrics_registry();
+        metrics.tracked_objects(sluice_reloader::rules::SourceKind::Secret);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("sluice_reloader_tracked_objects{")),
+            "{text}"
+        );
+        assert!(!text.lines().any(|l| l.starts_with('_')), "{text}");
     }
 
     #[test]
