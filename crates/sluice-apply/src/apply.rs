@@ -205,6 +205,49 @@ impl Applier {
         &self.kube.field_manager
     }
 
+    /// Where objects of this kind live: the API resource (with its plural) and whether it is
+    /// namespaced, from the discovery cache. For callers that read applied objects back
+    /// (health checks).
+    pub async fn resolve(
+        &self,
+        object: &ObjectRef,
+    ) -> Result<(kube::core::ApiResource, kube::core::discovery::Scope), ObjectError> {
+        let err = |kind| ObjectError::new(object, kind);
+        match self.kube.resolve(object).await.map_err(err)? {
+            Resolution::Found(res) => Ok((
+                kube::core::ApiResource {
+                    group: res.group.clone(),
+                    version: res.version.clone(),
+                    api_version: object.api_version(),
+                    kind: res.kind.clone(),
+                    plural: res.plural.clone(),
+                },
+                if res.namespaced {
+                    kube::core::discovery::Scope::Namespaced
+                } else {
+                    kube::core::discovery::Scope::Cluster
+                },
+            )),
+            Resolution::NoMatch => Err(err(ObjectErrorKind::NoMatch {
+                kind: object.kind.clone(),
+                api_version: object.api_version(),
+            })),
+        }
+    }
+
+    /// Reads an object as this applier sees it (`None` if it does not exist).
+    pub async fn get(&self, object: &ObjectRef) -> Result<Option<Value>, ObjectError> {
+        let err = |kind| ObjectError::new(object, kind);
+        let res = match self.kube.resolve(object).await.map_err(err)? {
+            Resolution::Found(res) => res,
+            Resolution::NoMatch => return Ok(None),
+        };
+        self.kube
+            .get(&res, &object.namespace, &object.name)
+            .await
+            .map_err(|f| err(ObjectErrorKind::Get(f)))
+    }
+
     /// A view of this applier with fresh request counters.
     pub(crate) fn per_call(&self) -> Kube {
         Kube {

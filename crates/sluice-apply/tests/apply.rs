@@ -200,6 +200,18 @@ async fn crd_and_its_custom_resource_in_one_set() {
     let again = apply_ok(&applier, vec![crd.clone(), cr.clone()], &opts()).await;
     assert_eq!(again.requests.writes, 0, "{}", again.change_set);
 
+    // Callers (health checks) read applied objects back through the same discovery.
+    let widget = &again.applied()[1];
+    let (resource, scope) = applier.resolve(widget).await.unwrap();
+    assert_eq!(resource.plural, "widgets");
+    assert_eq!(scope, kube::core::discovery::Scope::Namespaced);
+    let live = applier
+        .get(widget)
+        .await
+        .unwrap()
+        .expect("the Widget exists");
+    assert_eq!(live["spec"]["size"], 1);
+
     // An unknown kind names the object and the missing kind.
     let bogus = json!({"apiVersion": format!("{group}/v1"), "kind": "Gadget",
         "metadata": {"name": "g", "namespace": ns.name()}});
