@@ -438,7 +438,7 @@ fn sel_string(s: &IdSel) -> String {
 
 /// Selector fields may be regular expressions (anchored).
 fn regex_match(pat: &str, s: &str) -> bool {
-    if !pat.chars().any(|c| "*+?[](){}|^$\\".contains(c)) {
+    if !pat.chars().any(|c| ".*+?[](){}|^$\\".contains(c)) {
         return false;
     }
     regex::Regex::new(&format!("^(?:{pat})$")).is_ok_and(|re| re.is_match(s))

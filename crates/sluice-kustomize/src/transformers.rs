@@ -120,6 +120,20 @@ pub fn prefix_suffix(
 ) -> Result<()> {
     let (record_prefix, record_suffix) = (prefix.is_some(), suffix.is_some());
     let (prefix, suffix) = (prefix.unwrap_or(""), suffix.unwrap_or(""));
+    // Kind-specific `metadata/name` specs from `configurations:` replace the
+    // catch-all default (as in kustomize, where only those kinds are renamed).
+    let specific = fss.iter().any(|f| f.path == "metadata/name" && f.gvk != Gvk::default());
+    let owned: Vec<FieldSpec>;
+    let fss = if specific {
+        owned = fss
+            .iter()
+            .filter(|f| !(f.path == "metadata/name" && f.gvk == Gvk::default()))
+            .cloned()
+            .collect();
+        &owned[..]
+    } else {
+        fss
+    };
     for r in rm.list.iter_mut() {
         let org = r.org_id();
         if skip_prefix(&org.gvk) {
