@@ -15,7 +15,7 @@ use sluice_apply::{
     Action, Applier, ApplyOptions, ApplyResult, ChangeSet, ObjectErrorKind, Owner, PruneOptions,
     SkipReason, Stage, check_empty_build,
 };
-use sluice_testsupport::{TestNamespace, client, kubeconfig_path, unique_name};
+use sluice_testsupport::{TestNamespace, client, kubeconfig_path, unique_name, wait_for};
 
 fn owner() -> Owner {
     Owner::new("apps", "flux-system")
@@ -126,6 +126,18 @@ async fn created_then_unchanged_without_writes_then_configured() {
         [("kustomize-controller".to_owned(), "Apply".to_owned())]
     );
     let rv_before: Vec<String> = rvs(&ns).await;
+    // The Deployment controller annotates new Deployments; let it, so the re-apply below
+    // does not race with it.
+    wait_for(
+        &ns.api::<Deployment>(),
+        "web",
+        Duration::from_secs(30),
+        |d| {
+            d.annotations()
+                .contains_key("deployment.kubernetes.io/revision")
+        },
+    )
+    .await;
 
     // Re-applying the same set makes no write at all.
     let second = apply_ok(&applier, objects.clone(), &opts()).await;
