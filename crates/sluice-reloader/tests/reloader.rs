@@ -617,3 +617,120 @@ async fn ignored_workload_types_and_reload_on_delete() {
     assert_eq!(h.metrics.tracked_objects(SourceKind::Secret), 1);
     h.finish().await;
 }
+
+#[tokio::test]
+async fn reload_on_create_and_resource_label_selector() {
+    // reload-on-create: a Secret the Deployment uses (optional envFrom) appears.
+    let mut h = Harness::new("reload-create").await;
+    h.deployment(deployment(
+        "web",
+        json!({ "reloader.stakater.com/auto": "true" }),
+        "late-secret",
+        "none",
+    ))
+    .await;
+    let opts = Options {
+        reload_on_create: true,
+        ..Options::default()
+    };
+    h.start(opts, 0, 0).await;
+    h.apply(secret("late-secret", &[("k", "1")], json!({})))
+        .await;
+    h.wait_replicasets("web", 2, Duration::from_secs(5)).await;
+    h.finish().await;
+
+    // resource-label-selector: only labelled Secrets are watched at all.
+    let mut h = Harness::new("reload-labels").await;
+    let mut labelled = secret("labelled", &[("k", "1")], json!({}));
+    labelled["metadata"]["labels"] = json!({ "reload": "yes" });
+    h.apply(labelled.clone()).await;
+    h.apply(secret("plain", &[("k", "1")], json!({}))).await;
+    h.deployment(deployment(
+        "uses-plain",
+        json!({ "reloader.stakater.com/auto": "true" }),
+        "plain",
+        "none",
+    ))
+    .await;
+    h.deployment(deployment(
+        "uses-labelled",
+        json!({ "reloader.stakater.com/auto": "true" }),
+        "labelled",
+        "none",
+    ))
+    .await;
+    let opts = Options {
+        resource_label_selector: Some("reload=yes".to_string()),
+        ..Options::default()
+    };
+    h.start(opts, 0, 1).await;
+    assert_eq!(
+        h.metrics.tracked_objects(SourceKind::Secret),
+        1,
+        "only the labelled Secret is tracked"
+    );
+    h.apply(secret("plain", &[("k", "2")], json!({}))).await;
+    labelled["stringData"] = json!({ "k": "2" });
+    h.apply(labelled).await;
+    h.wait_replicasets("uses-labelled", 2, Duration::from_secs(5))
+        .await;
+    h.assert_no_rollout(
+        "uses-plain",
+        1,
+        "an unlabelled Secret is outside the selector",
+    )
+    .await;
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn ignored_and_unselected_namespaces_roll_nothing() {
+    for (name, options) in [
+        (
+            "reload-nsignore",
+            Options {
+                namespaces_to_ignore: vec![],
+                ..Options::default()
+            },
+        ),
+        (
+            "reload-nssel",
+            Options {
+                namespace_selector: Some("sluice.dev/reloader=on".to_string()),
+                ..Options::default()
+            },
+        ),
+    ] {
+        let mut h = Harness::new(name).await;
+        let mut options = options;
+        if name == "reload-nsignore" {
+            options.namespaces_to_ignore = vec![h.ns.name().to_string()];
+        }
+        h.apply(secret("app-secret", &[("k", "1")], json!({})))
+            .await;
+        h.deployment(deployment(
+            "web",
+            json!({ "reloader.stakater.com/auto": "true" }),
+            "app-secret",
+            "none",
+        ))
+        .await;
+        h.start(options, 0, 1).await;
+        h.apply(secret("app-secret", &[("k", "2")], json!({})))
+            .await;
+        h.assert_no_rollout("web", 1, name).await;
+        if name == "reload-nssel" {
+            // Control: label the namespace so the selector matches; the next change rolls.
+            let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(h.client.clone());
+            let patch = json!({ "metadata": { "labels": { "sluice.dev/reloader": "on" } } });
+            namespaces
+                .patch(h.ns.name(), &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .expect("label namespace");
+            h.apply(secret("app-secret", &[("k", "3")], json!({})))
+                .await;
+            h.wait_replicasets("web", 2, Duration::from_secs(5)).await;
+        }
+        h.finish().await;
+    }
+}
