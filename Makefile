@@ -29,8 +29,10 @@ integration:
 	scripts/with-testenv $(CARGO) test --workspace --no-fail-fast
 
 ## conformance: the kustomize corpus in ../shared (skips cleanly when absent)
+# The debug binary is plenty for correctness and saves CI a release build.
 conformance:
-	scripts/conformance-kustomize
+	$(CARGO) build -p sluice
+	SLUICE_BIN=$(CURDIR)/target/debug/sluice scripts/conformance-kustomize
 
 ## bench: performance benchmarks against their reference tools (see bench/)
 bench:
