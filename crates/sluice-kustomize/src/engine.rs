@@ -501,7 +501,10 @@ impl Builder {
 
     /// The kustomization file of `ldr`'s root, for error messages.
     fn kustomization_path(&self, ldr: &Loader) -> String {
-        ldr.root.join(kustomization_file_name(&ldr.root)).display().to_string()
+        ldr.root
+            .join(kustomization_file_name(&ldr.root))
+            .display()
+            .to_string()
     }
 
     fn origin_for_file(&self, full: &Path) -> Option<String> {

@@ -122,7 +122,9 @@ pub fn prefix_suffix(
     let (prefix, suffix) = (prefix.unwrap_or(""), suffix.unwrap_or(""));
     // Kind-specific `metadata/name` specs from `configurations:` replace the
     // catch-all default (as in kustomize, where only those kinds are renamed).
-    let specific = fss.iter().any(|f| f.path == "metadata/name" && f.gvk != Gvk::default());
+    let specific = fss
+        .iter()
+        .any(|f| f.path == "metadata/name" && f.gvk != Gvk::default());
     let owned: Vec<FieldSpec>;
     let fss = if specific {
         owned = fss
@@ -488,11 +490,15 @@ pub fn legacy_sort(list: &mut [Resource], custom: Option<&LegacySort>) {
 pub fn config_from_crds(text: &str, file: &str) -> Result<TransformerConfig> {
     let v = crate::yaml::parse_one(text).map_err(|e| Error::yaml(file, e))?;
     let mut tc = TransformerConfig::default();
-    let Some(defs) = v.as_map() else { return Ok(tc) };
+    let Some(defs) = v.as_map() else {
+        return Ok(tc);
+    };
     let schema = |d: &Value| -> Value { d.get("Schema").cloned().unwrap_or_else(|| d.clone()) };
     for (key, def) in defs.iter() {
         let sch = schema(def);
-        let Some(props) = sch.get("properties").and_then(Value::as_map) else { continue };
+        let Some(props) = sch.get("properties").and_then(Value::as_map) else {
+            continue;
+        };
         if !(props.contains("kind") && props.contains("apiVersion")) {
             continue;
         }
@@ -502,27 +508,47 @@ pub fn config_from_crds(text: &str, file: &str) -> Result<TransformerConfig> {
     Ok(tc)
 }
 
-fn crd_walk(def: &Value, defs: &Map, kind: &str, prefix: &str, tc: &mut TransformerConfig, depth: usize) {
+fn crd_walk(
+    def: &Value,
+    defs: &Map,
+    kind: &str,
+    prefix: &str,
+    tc: &mut TransformerConfig,
+    depth: usize,
+) {
     if depth > 20 {
         return;
     }
-    let Some(props) = def.get("properties").and_then(Value::as_map) else { return };
+    let Some(props) = def.get("properties").and_then(Value::as_map) else {
+        return;
+    };
     for (name, p) in props.iter() {
         if prefix.is_empty() && (name == "metadata" || name == "status") {
             continue;
         }
-        let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
         if let Some(refkind) = p.get_str("x-kubernetes-object-ref-kind") {
             let fs = FieldSpec::new(kind, "", "", &format!("{path}/name"), false);
-            let version = p.get_str("x-kubernetes-object-ref-api-version").unwrap_or("");
+            let version = p
+                .get_str("x-kubernetes-object-ref-api-version")
+                .unwrap_or("");
             let gvk = Gvk::from_api_version(version, refkind);
             match tc.name_reference.iter_mut().find(|b| b.gvk == gvk) {
                 Some(b) => b.referrers.push(fs),
-                None => tc.name_reference.push(crate::fieldspec::NameBackRef { gvk, referrers: vec![fs] }),
+                None => tc.name_reference.push(crate::fieldspec::NameBackRef {
+                    gvk,
+                    referrers: vec![fs],
+                }),
             }
             continue;
         }
-        let target = p.get_str("$ref").or_else(|| p.get("items").and_then(|i| i.get_str("$ref")));
+        let target = p
+            .get_str("$ref")
+            .or_else(|| p.get("items").and_then(|i| i.get_str("$ref")));
         match target {
             Some(r) => {
                 let key = r.trim_start_matches("#/definitions/");

@@ -227,6 +227,8 @@ pub fn parse_all_opts(text: &str, allow_duplicate_keys: bool) -> Result<Vec<Valu
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         allow_dup: allow_duplicate_keys,
+        depth: 0,
+        alias_budget: 1_000_000,
     };
     let mut docs = Vec::new();
     loop {
@@ -260,10 +262,17 @@ pub fn parse_one(text: &str) -> Result<Value, YamlError> {
         .unwrap_or(Value::Null))
 }
 
+/// Deeper documents are refused rather than risking the stack.
+const MAX_DEPTH: usize = 256;
+
 struct DocParser<'a> {
     parser: Parser<std::str::Chars<'a>>,
     anchors: HashMap<usize, Value>,
     allow_dup: bool,
+    depth: usize,
+    /// Nodes alias expansion may still copy (guards against exponential
+    /// alias bombs).
+    alias_budget: usize,
 }
 
 impl DocParser<'_> {
@@ -279,6 +288,19 @@ impl DocParser<'_> {
     }
 
     fn node(&mut self, ev: Event, m: Marker) -> Result<Value, YamlError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(err_at(
+                &m,
+                format!("nesting deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        self.depth += 1;
+        let r = self.node_inner(ev, m);
+        self.depth -= 1;
+        r
+    }
+
+    fn node_inner(&mut self, ev: Event, m: Marker) -> Result<Value, YamlError> {
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let v = resolve_scalar(
@@ -291,11 +313,17 @@ impl DocParser<'_> {
                 }
                 Ok(v)
             }
-            Event::Alias(id) => self
-                .anchors
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| err_at(&m, "unknown anchor referenced")),
+            Event::Alias(id) => {
+                let v = self
+                    .anchors
+                    .get(&id)
+                    .ok_or_else(|| err_at(&m, "unknown anchor referenced"))?;
+                self.alias_budget = self.alias_budget.saturating_sub(node_count(v));
+                if self.alias_budget == 0 {
+                    return Err(err_at(&m, "document expands aliases too much"));
+                }
+                Ok(v.clone())
+            }
             Event::SequenceStart(anchor, _) => {
                 let mut items = Vec::new();
                 loop {
@@ -382,6 +410,14 @@ impl DocParser<'_> {
             }
             other => Err(err_at(&m, format!("unexpected event {other:?}"))),
         }
+    }
+}
+
+fn node_count(v: &Value) -> usize {
+    match v {
+        Value::Seq(items) => 1 + items.iter().map(node_count).sum::<usize>(),
+        Value::Map(m) => 1 + m.0.iter().map(|(_, v)| node_count(v)).sum::<usize>(),
+        _ => 1,
     }
 }
 
@@ -1363,6 +1399,19 @@ mod tests {
         assert!(e.line >= 1);
         let e = parse_all("a: 1\na: 2\n").unwrap_err();
         assert!(e.message.contains("already defined"), "{e}");
+    }
+
+    #[test]
+    fn refuses_alias_bombs_and_deep_nesting() {
+        let mut doc = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            let refs = vec![format!("*a{p}"); 10].join(", ");
+            doc.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        assert!(parse_all(&doc).is_err());
+        let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+        assert!(parse_all(&deep).is_err());
     }
 
     #[test]
