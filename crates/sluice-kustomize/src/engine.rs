@@ -174,6 +174,10 @@ pub struct Builder {
     /// Root directory of the top-level build (for origin annotations).
     pub build_root: PathBuf,
     pub build_metadata: Vec<String>,
+    /// The first `openapi:` setting met (the top-level kustomization is
+    /// loaded first, so an overlay's setting wins over its bases').
+    openapi_set: bool,
+    schema: Option<std::rc::Rc<crate::smp::CustomSchema>>,
 }
 
 impl Builder {
@@ -183,6 +187,8 @@ impl Builder {
             stack: Vec::new(),
             build_root: PathBuf::new(),
             build_metadata: Vec::new(),
+            openapi_set: false,
+            schema: None,
         }
     }
 
@@ -367,6 +373,17 @@ impl Builder {
     ) -> Result<()> {
         let ldr = self.loader(dir);
         check_openapi(&ldr, k)?;
+        if !self.openapi_set
+            && let Some(o) = k.get("openapi")
+        {
+            self.openapi_set = true;
+            if let Some(path) = o.get_str("path") {
+                let text = ldr.read_string(path)?;
+                let schema = crate::smp::CustomSchema::parse(&text)
+                    .map_err(|e| Error::msg(format!("openapi schema {path}: {e}")))?;
+                self.schema = Some(std::rc::Rc::new(schema));
+            }
+        }
         let mut res = k.strings("resources")?;
         res.extend(k.strings("bases")?);
         self.accumulate_resources(&ldr, &res, acc)
@@ -641,12 +658,12 @@ impl Builder {
         let psm = k.list("patchesStrategicMerge");
         if !psm.is_empty() {
             let patches = patch::load_smp_patches(ldr, &psm)?;
-            patch::apply_smp_patches(&mut acc.rm, &patches)?;
+            patch::apply_smp_patches(&mut acc.rm, &patches, self.schema.as_deref())?;
             self.note_builtin(acc, ldr, "PatchStrategicMergeTransformer");
         }
         // 2. patches
         for p in k.list("patches") {
-            patch::apply_patch_entry(ldr, &mut acc.rm, &p)?;
+            patch::apply_patch_entry(ldr, &mut acc.rm, &p, self.schema.as_deref())?;
             self.note_builtin(acc, ldr, "PatchTransformer");
         }
         // 3. namespace
@@ -837,7 +854,7 @@ impl Builder {
                     list.push(Value::Str(s.clone()));
                 }
                 let patches = patch::load_smp_patches(ldr, &list)?;
-                patch::apply_smp_patches(&mut acc.rm, &patches)
+                patch::apply_smp_patches(&mut acc.rm, &patches, self.schema.as_deref())
             }
             "PatchTransformer" => {
                 let mut e = Map::new();
@@ -846,7 +863,7 @@ impl Builder {
                         e.insert(k, x.clone());
                     }
                 }
-                patch::apply_patch_entry(ldr, &mut acc.rm, &Value::Map(e))
+                patch::apply_patch_entry(ldr, &mut acc.rm, &Value::Map(e), self.schema.as_deref())
             }
             "PatchJson6902Transformer" => {
                 let mut e = Map::new();

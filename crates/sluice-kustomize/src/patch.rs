@@ -3,6 +3,7 @@
 
 use crate::engine::{Loader, resources_from_text};
 use crate::resource::{ResMap, Resource};
+use crate::smp::{CustomSchema, Keys};
 use crate::yaml::{Map, Value};
 use crate::{Error, Result, smp};
 
@@ -69,6 +70,7 @@ pub fn apply_smp(
     patch: &Value,
     allow_name: bool,
     allow_kind: bool,
+    schema: Option<&CustomSchema>,
 ) -> Result<()> {
     let name = r.name();
     let ns = r.namespace();
@@ -80,7 +82,14 @@ pub fn apply_smp(
     if let Some(m) = p.as_map_mut() {
         m.insert("apiVersion", Value::str(r.api_version()));
     }
-    let merged = smp::merge(&r.obj, &p).map_err(Error::msg)?;
+    let gvk = r.gvk();
+    let root = schema.and_then(|s| s.root_for(&gvk.group, &gvk.kind).map(|root| (s, root)));
+    let keys = match root {
+        Some((s, root)) => Keys::Custom(s, root),
+        None if smp::is_builtin_group(&gvk.group) => Keys::Builtin,
+        None => Keys::None,
+    };
+    let merged = smp::merge_with(&r.obj, &p, keys).map_err(Error::msg)?;
     match merged {
         None => {
             r.obj = Value::Map(Map::new());
@@ -107,10 +116,14 @@ pub fn apply_smp(
     Ok(())
 }
 
-pub fn apply_smp_patches(rm: &mut ResMap, patches: &[Resource]) -> Result<()> {
+pub fn apply_smp_patches(
+    rm: &mut ResMap,
+    patches: &[Resource],
+    schema: Option<&CustomSchema>,
+) -> Result<()> {
     for p in patches {
         let i = unique_target(rm, p)?;
-        apply_smp(&mut rm.list[i], &p.obj, false, false)?;
+        apply_smp(&mut rm.list[i], &p.obj, false, false, schema)?;
     }
     rm.list.retain(|r| !r.is_empty());
     Ok(())
@@ -139,7 +152,12 @@ fn load_patch_text(ldr: &Loader, entry: &Value) -> Result<String> {
 }
 
 /// One `patches:` entry.
-pub fn apply_patch_entry(ldr: &Loader, rm: &mut ResMap, entry: &Value) -> Result<()> {
+pub fn apply_patch_entry(
+    ldr: &Loader,
+    rm: &mut ResMap,
+    entry: &Value,
+    schema: Option<&CustomSchema>,
+) -> Result<()> {
     let text = load_patch_text(ldr, entry)?;
     let docs = crate::yaml::parse_all(&text).map_err(|e| Error::yaml("patch", e))?;
     let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
@@ -188,7 +206,7 @@ pub fn apply_patch_entry(ldr: &Loader, rm: &mut ResMap, entry: &Value) -> Result
         None => {
             for p in &patches {
                 let i = unique_target(rm, p)?;
-                apply_smp(&mut rm.list[i], &p.obj, allow_name, allow_kind)?;
+                apply_smp(&mut rm.list[i], &p.obj, allow_name, allow_kind, schema)?;
             }
         }
         Some(t) => {
@@ -215,7 +233,7 @@ pub fn apply_patch_entry(ldr: &Loader, rm: &mut ResMap, entry: &Value) -> Result
                             m.insert("kind", Value::str(r.kind()));
                         }
                     }
-                    apply_smp(r, &pc, allow_name, allow_kind)?;
+                    apply_smp(r, &pc, allow_name, allow_kind, schema)?;
                 }
             }
         }

@@ -1,33 +1,166 @@
 //! Strategic merge patch, with kustomize's (kyaml merge2) semantics:
 //!
 //! * maps merge recursively; `null` in the patch deletes the field;
-//! * lists of maps are associative when their elements carry one of the
-//!   associative keys (`mountPath`, `devicePath`, `ip`, `type`,
-//!   `topologyKey`, `name`, `containerPort`) or when the schema table names
-//!   a merge key; matching elements merge, new ones are appended;
-//! * other lists are replaced, except primitive lists whose schema strategy
-//!   is `merge` (union);
+//! * a list is associative when the schema names its merge key (the
+//!   generated table for built-in kinds, the kustomization's `openapi`
+//!   schema for custom ones); matching elements merge, and the result lists
+//!   the patch's elements first, then the remaining original ones;
+//! * other lists are replaced (lists of custom kinds without a schema
+//!   included), except primitive lists whose strategy is `merge` (union);
 //! * directives: `$patch: delete|replace|merge` on maps and list elements,
 //!   `$setElementOrder/<field>`, `$retainKeys`, `$deleteFromPrimitiveList/<field>`.
 
 use crate::smp_table;
 use crate::yaml::{Map, Value};
 
-const ASSOCIATIVE_KEYS: [&str; 7] = [
-    "mountPath",
-    "devicePath",
-    "ip",
-    "type",
-    "topologyKey",
-    "name",
-    "containerPort",
-];
+/// Where list merge keys come from.
+#[derive(Clone, Copy)]
+pub enum Keys<'a> {
+    /// Built-in Kubernetes kinds: the generated table.
+    Builtin,
+    /// A custom OpenAPI schema, rooted at the definition of the kind.
+    Custom(&'a CustomSchema, &'a str),
+    /// Kinds without a schema: every list is replaced.
+    None,
+}
+
+impl Keys<'_> {
+    fn lookup(&self, path: &[String]) -> (Option<String>, Option<String>) {
+        match self {
+            Keys::Builtin => {
+                let (k, s) = smp_table::lookup(path);
+                (k.map(str::to_string), s.map(str::to_string))
+            }
+            Keys::Custom(schema, root) => schema.lookup(root, path),
+            Keys::None => (None, None),
+        }
+    }
+}
+
+/// API groups of built-in Kubernetes kinds (their merge keys are in
+/// `smp_table`).
+pub fn is_builtin_group(group: &str) -> bool {
+    matches!(
+        group,
+        "" | "apps"
+            | "batch"
+            | "autoscaling"
+            | "policy"
+            | "extensions"
+            | "networking.k8s.io"
+            | "rbac.authorization.k8s.io"
+            | "storage.k8s.io"
+            | "admissionregistration.k8s.io"
+            | "apiextensions.k8s.io"
+            | "apiregistration.k8s.io"
+            | "scheduling.k8s.io"
+            | "coordination.k8s.io"
+            | "discovery.k8s.io"
+            | "certificates.k8s.io"
+            | "node.k8s.io"
+            | "events.k8s.io"
+            | "flowcontrol.apiserver.k8s.io"
+            | "resource.k8s.io"
+            | "authentication.k8s.io"
+            | "authorization.k8s.io"
+            | "internal.apiserver.k8s.io"
+            | "storagemigration.k8s.io"
+    )
+}
+
+/// An OpenAPI v2 schema given with the kustomization's `openapi.path`.
+#[derive(Debug, Default)]
+pub struct CustomSchema {
+    defs: Map,
+}
+
+impl CustomSchema {
+    pub fn parse(text: &str) -> Result<CustomSchema, String> {
+        let v = crate::yaml::parse_one(text).map_err(|e| e.to_string())?;
+        let defs = v
+            .get("definitions")
+            .and_then(Value::as_map)
+            .cloned()
+            .unwrap_or_default();
+        Ok(CustomSchema { defs })
+    }
+
+    /// The definition describing `group`/`kind`, if any.
+    pub fn root_for(&self, group: &str, kind: &str) -> Option<&str> {
+        self.defs.iter().find_map(|(name, d)| {
+            let gvks = d.get("x-kubernetes-group-version-kind")?.as_seq()?;
+            gvks.iter()
+                .any(|g| {
+                    g.get_str("kind") == Some(kind) && g.get_str("group").unwrap_or("") == group
+                })
+                .then_some(name.as_str())
+        })
+    }
+
+    /// Follows `$ref`s; `None` when one points outside this schema (to a
+    /// built-in Kubernetes definition).
+    fn resolve<'a>(&'a self, v: &'a Value) -> Option<&'a Value> {
+        let mut cur = v;
+        for _ in 0..32 {
+            match cur.get_str("$ref") {
+                Some(r) => cur = self.defs.get(r.trim_start_matches("#/definitions/"))?,
+                None => return Some(cur),
+            }
+        }
+        Some(cur)
+    }
+
+    fn lookup(&self, root: &str, path: &[String]) -> (Option<String>, Option<String>) {
+        // Definitions the custom schema references but does not contain are
+        // the built-in ones (kustomize adds custom schemas to its own).
+        let builtin = || {
+            let (k, s) = smp_table::lookup(path);
+            (k.map(str::to_string), s.map(str::to_string))
+        };
+        let Some(mut cur) = self.defs.get(root) else {
+            return (None, None);
+        };
+        for (i, seg) in path.iter().enumerate() {
+            let Some(node) = self.resolve(cur) else {
+                return builtin();
+            };
+            let Some(prop) = node.get("properties").and_then(|p| p.get(seg)) else {
+                return (None, None);
+            };
+            let Some(prop) = self.resolve(prop) else {
+                return builtin();
+            };
+            if i + 1 == path.len() {
+                let key = prop
+                    .get_str("x-kubernetes-patch-merge-key")
+                    .map(str::to_string);
+                let strategy = prop
+                    .get_str("x-kubernetes-patch-strategy")
+                    .map(str::to_string);
+                return (key, strategy);
+            }
+            cur = match prop.get_str("type") {
+                Some("array") => match prop.get("items") {
+                    Some(items) => items,
+                    None => return (None, None),
+                },
+                _ => prop,
+            };
+        }
+        (None, None)
+    }
+}
 
 /// Applies `patch` to `dest`. Returns `None` when the patch deletes the
 /// whole object.
 pub fn merge(dest: &Value, patch: &Value) -> Result<Option<Value>, String> {
+    merge_with(dest, patch, Keys::Builtin)
+}
+
+/// [`merge`] with an explicit source of list merge keys.
+pub fn merge_with(dest: &Value, patch: &Value, keys: Keys<'_>) -> Result<Option<Value>, String> {
     let mut path = Vec::new();
-    merge_value(Some(dest), patch, &mut path)
+    merge_value(Some(dest), patch, &mut path, keys)
 }
 
 fn directive(m: &Map) -> Option<&str> {
@@ -38,6 +171,7 @@ fn merge_value(
     dest: Option<&Value>,
     patch: &Value,
     path: &mut Vec<String>,
+    keys: Keys<'_>,
 ) -> Result<Option<Value>, String> {
     match patch {
         Value::Map(pm) => {
@@ -49,7 +183,7 @@ fn merge_value(
                         if k == "$patch" {
                             continue;
                         }
-                        if let Some(v) = merge_value(None, v, &mut child(path, k))? {
+                        if let Some(v) = merge_value(None, v, &mut child(path, k), keys)? {
                             out.insert(k.clone(), v);
                         }
                     }
@@ -89,7 +223,7 @@ fn merge_value(
                     continue;
                 }
                 let mut p = child(path, k);
-                let merged = merge_value(out.get(k), pv, &mut p)?;
+                let merged = merge_value(out.get(k), pv, &mut p, keys)?;
                 match merged {
                     Some(v) => out.insert(k.clone(), v),
                     None => {
@@ -103,7 +237,7 @@ fn merge_value(
                 }
             }
             for (f, order) in orders {
-                let key = list_key(out.get(&f), None, &child(path, &f));
+                let key = keys.lookup(&child(path, &f)).0;
                 if let Some(Value::Seq(items)) = out.get_mut(&f) {
                     reorder(items, &order, key.as_deref());
                 }
@@ -118,7 +252,7 @@ fn merge_value(
                 Some(Value::Seq(d)) => d,
                 _ => &[],
             };
-            merge_list(dl, pl, path).map(|l| Some(Value::Seq(l)))
+            merge_list(dl, pl, path, keys).map(|l| Some(Value::Seq(l)))
         }
         other => Ok(Some(other.clone())),
     }
@@ -130,39 +264,11 @@ fn child(path: &[String], k: &str) -> Vec<String> {
     p
 }
 
-fn assoc_key_of(first: Option<&Value>) -> Option<String> {
-    let m = first?.as_map()?;
-    ASSOCIATIVE_KEYS
-        .iter()
-        .find(|k| m.contains(k))
-        .map(|k| k.to_string())
-}
-
-/// The merge key for a list: from the data (kyaml's associative keys),
-/// else from the schema table.
-fn list_key(dest: Option<&Value>, patch: Option<&[Value]>, path: &[String]) -> Option<String> {
-    let from_dest = dest
-        .and_then(Value::as_seq)
-        .and_then(|s| assoc_key_of(s.first()));
-    let from_patch = patch.and_then(|p| assoc_key_of(p.iter().find(|x| !is_directive_only(x))));
-    if let Some(k) = from_dest.or(from_patch) {
-        return Some(k);
-    }
-    let (key, _) = smp_table::lookup(path);
-    key.map(str::to_string)
-}
-
-fn is_directive_only(v: &Value) -> bool {
-    match v {
-        Value::Map(m) => m.keys().all(|k| k.starts_with('$')),
-        _ => false,
-    }
-}
-
 fn merge_list(
     dest: &[Value],
     patch: &[Value],
     path: &mut Vec<String>,
+    keys: Keys<'_>,
 ) -> Result<Vec<Value>, String> {
     // `$patch: replace` element: the list becomes the other elements.
     if patch
@@ -174,7 +280,7 @@ fn merge_list(
             if e.as_map().and_then(directive) == Some("replace") {
                 continue;
             }
-            if let Some(v) = merge_value(None, e, path)? {
+            if let Some(v) = merge_value(None, e, path, keys)? {
                 out.push(v);
             }
         }
@@ -183,8 +289,7 @@ fn merge_list(
     let all_maps = patch.iter().all(|e| matches!(e, Value::Map(_)))
         && dest.iter().all(|e| matches!(e, Value::Map(_)));
     let key = if all_maps && !(patch.is_empty() && dest.is_empty()) {
-        let dv = Value::Seq(dest.to_vec());
-        list_key(Some(&dv), Some(patch), path)
+        keys.lookup(path).0
     } else {
         None
     };
@@ -204,15 +309,17 @@ fn merge_list(
             if directive(pm) == Some("delete") {
                 continue;
             }
-            if let Some(v) = merge_value(prior.as_ref(), pe, path)? {
+            if let Some(v) = merge_value(prior.as_ref(), pe, path, keys)? {
                 out.push(v);
             }
         }
         out.extend(rest.into_iter().flatten());
         return Ok(out);
     }
-    let (_, strategy) = smp_table::lookup(path);
-    if strategy == Some("merge")
+    let (_, strategy) = keys.lookup(path);
+    if strategy
+        .as_deref()
+        .is_some_and(|s| s.split(',').any(|x| x == "merge"))
         && patch
             .iter()
             .all(|e| !matches!(e, Value::Map(_) | Value::Seq(_)))
@@ -227,7 +334,7 @@ fn merge_list(
     }
     let mut out = Vec::new();
     for e in patch {
-        if let Some(v) = merge_value(None, e, path)? {
+        if let Some(v) = merge_value(None, e, path, keys)? {
             out.push(v);
         }
     }
