@@ -15,11 +15,13 @@ use sluice_api::kustomization::{
 };
 use tokio::time::Instant;
 
-use crate::changeset::{Action, ChangeSet, ChangeSetEntry, SkipReason};
+use crate::changeset::{Action, ChangeSet, ChangeSetEntry, MAX_DRIFT_PATHS, SkipReason};
 use crate::client::{Counters, DiscoveryCache, Kube, RequestCounts, Resolution, Resource};
 use crate::error::{ApiFailure, ApplyError, ObjectError, ObjectErrorKind};
 use crate::inventory::{self, InventoryError};
-use crate::normalize::{cleanup_managers, cleanup_patch, has_drifted, is_immutable_message};
+use crate::normalize::{
+    cleanup_managers, cleanup_patch, drift_paths, has_drifted, is_immutable_message,
+};
 use crate::object::{ObjectRef, Stage, flux_order, has_metadata, read_ref};
 
 /// The Kustomization that owns the applied objects.
@@ -410,7 +412,7 @@ impl Applier {
                 match p.plan {
                     Plan::Skip(reason) => Ok(ChangeSetEntry::skipped(p.desired.object, reason)),
                     Plan::Unchanged => Ok(ChangeSetEntry::new(p.desired.object, Action::Unchanged)),
-                    Plan::Apply { created } => {
+                    Plan::Apply { created, drift } => {
                         let object = &p.desired.object;
                         if failed.load(Ordering::Relaxed) {
                             return Err(ObjectError::new(object, ObjectErrorKind::NotAttempted));
@@ -431,8 +433,10 @@ impl Applier {
                                 } else {
                                     Action::Configured
                                 };
-                                tracing::debug!(object = %object, %action, "applied");
-                                Ok(ChangeSetEntry::new(p.desired.object, action))
+                                tracing::debug!(object = %object, %action, ?drift, "applied");
+                                let mut entry = ChangeSetEntry::new(p.desired.object, action);
+                                entry.drift = drift;
+                                Ok(entry)
                             }
                             Err(f) => {
                                 failed.store(true, Ordering::Relaxed);
@@ -491,7 +495,7 @@ struct Desired {
 enum Plan {
     Skip(SkipReason),
     Unchanged,
-    Apply { created: bool },
+    Apply { created: bool, drift: Vec<String> },
 }
 
 struct Planned {
@@ -696,13 +700,23 @@ async fn plan(
         }
     }
 
+    let created = dry_run
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
     let plan = match &live {
         Some(l) if !patched && !has_drifted(l, &dry_run) => Plan::Unchanged,
+        Some(l) if !created => {
+            let mut drift = Vec::new();
+            if patched {
+                drift.push("metadata.managedFields".to_owned());
+            }
+            drift.extend(drift_paths(l, &dry_run, MAX_DRIFT_PATHS));
+            Plan::Apply { created, drift }
+        }
         _ => Plan::Apply {
-            created: dry_run
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty),
+            created,
+            drift: Vec::new(),
         },
     };
     Ok(Planned { desired, res, plan })

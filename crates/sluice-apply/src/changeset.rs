@@ -96,7 +96,16 @@ pub struct ChangeSetEntry {
     pub action: Action,
     /// Why it was skipped, for [`Action::Skipped`].
     pub skip_reason: Option<SkipReason>,
+    /// For [`Action::Configured`]: what differed between the live object and the source,
+    /// as field paths (`spec.replicas`, `metadata.labels.app`, `data.key`; at most
+    /// [`MAX_DRIFT_PATHS`]), or `metadata.managedFields` when fields of other managers were
+    /// taken over. Helps explain objects that are configured on every run (something else
+    /// keeps changing them).
+    pub drift: Vec<String>,
 }
+
+/// The most drifted paths recorded per object.
+pub const MAX_DRIFT_PATHS: usize = 10;
 
 impl ChangeSetEntry {
     /// An entry.
@@ -105,6 +114,7 @@ impl ChangeSetEntry {
             object,
             action,
             skip_reason: None,
+            drift: Vec::new(),
         }
     }
 
@@ -114,6 +124,7 @@ impl ChangeSetEntry {
             object,
             action: Action::Skipped,
             skip_reason: Some(reason),
+            drift: Vec::new(),
         }
     }
 

@@ -27,7 +27,7 @@ mod object;
 mod prune;
 
 pub use apply::{Applier, ApplyOptions, ApplyResult, Owner};
-pub use changeset::{Action, ChangeSet, ChangeSetEntry, SkipReason};
+pub use changeset::{Action, ChangeSet, ChangeSetEntry, MAX_DRIFT_PATHS, SkipReason};
 pub use client::RequestCounts;
 pub use error::{ApiFailure, ApplyError, ObjectError, ObjectErrorKind, PruneError};
 pub use guard::{EmptyBuildError, PRUNE_EMPTY_ANNOTATION, check_empty_build, prune_empty_override};

@@ -138,6 +138,81 @@ pub(crate) fn has_drifted(live: &Value, dry_run: &Value) -> bool {
     !semantic_eq(&without_meta(live), &without_meta(dry_run))
 }
 
+/// The field paths in which the dry-run result differs from the live object, as
+/// [`has_drifted`] sees them (labels, annotations, everything outside `metadata` and
+/// `status`), at most `limit`. Values are never included (Secrets).
+pub(crate) fn drift_paths(live: &Value, dry_run: &Value, limit: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for field in ["labels", "annotations"] {
+        let a = live.get("metadata").and_then(|m| m.get(field));
+        let b = dry_run.get("metadata").and_then(|m| m.get(field));
+        let mut path = format!("metadata.{field}");
+        diff_into(
+            a.unwrap_or(&Value::Null),
+            b.unwrap_or(&Value::Null),
+            &mut path,
+            &mut out,
+            limit,
+        );
+    }
+    let mut path = String::new();
+    diff_into(
+        &without_meta(live),
+        &without_meta(dry_run),
+        &mut path,
+        &mut out,
+        limit,
+    );
+    out
+}
+
+fn diff_into(a: &Value, b: &Value, path: &mut String, out: &mut Vec<String>, limit: usize) {
+    if out.len() >= limit || semantic_eq(a, b) {
+        return;
+    }
+    let len = path.len();
+    // A missing map reads as an empty one: report its keys.
+    let empty = Value::Object(Map::new());
+    let (a, b) = match (a, b) {
+        (Value::Null, Value::Object(_)) => (&empty, b),
+        (Value::Object(_), Value::Null) => (a, &empty),
+        _ => (a, b),
+    };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys = x
+                .keys()
+                .chain(y.keys().filter(|k| !x.contains_key(k.as_str())));
+            for key in keys {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                diff_into(
+                    x.get(key).unwrap_or(&Value::Null),
+                    y.get(key).unwrap_or(&Value::Null),
+                    path,
+                    out,
+                    limit,
+                );
+                path.truncate(len);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (v, w)) in x.iter().zip(y).enumerate() {
+                path.push_str(&format!("[{i}]"));
+                diff_into(v, w, path, out, limit);
+                path.truncate(len);
+            }
+        }
+        _ => out.push(if path.is_empty() {
+            ".".to_owned()
+        } else {
+            path.clone()
+        }),
+    }
+}
+
 fn without_meta(obj: &Value) -> Value {
     match obj {
         Value::Object(map) => Value::Object(
@@ -409,6 +484,33 @@ mod tests {
             .unwrap()
             .remove("resourceVersion");
         assert!(has_drifted(&live, &created));
+    }
+
+    #[test]
+    fn drift_paths_name_the_fields() {
+        let live = json!({"metadata": {"resourceVersion": "1", "labels": {"a": "1"}},
+            "spec": {"replicas": 1, "template": {"spec": {"containers": [
+                {"name": "c", "image": "x:1"}]}}},
+            "data": {"k": "secret"}, "status": {"x": 1}});
+        let dry = json!({"metadata": {"resourceVersion": "2", "labels": {"a": "1", "b": "2"}},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [
+                {"name": "c", "image": "x:2"}]}}},
+            "data": {"k": "other", "n": "new"}, "status": {"x": 2}});
+        assert_eq!(
+            drift_paths(&live, &dry, 10),
+            [
+                "metadata.labels.b",
+                "spec.replicas",
+                "spec.template.spec.containers[0].image",
+                "data.k",
+                "data.n",
+            ]
+        );
+        assert_eq!(drift_paths(&live, &dry, 2).len(), 2);
+        assert!(drift_paths(&live, &live, 10).is_empty());
+        let unlabeled = json!({"metadata": {}});
+        let labeled = json!({"metadata": {"labels": {"a": "1"}}});
+        assert_eq!(drift_paths(&unlabeled, &labeled, 10), ["metadata.labels.a"]);
     }
 
     #[test]

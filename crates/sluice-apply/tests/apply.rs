@@ -164,6 +164,8 @@ async fn created_then_unchanged_without_writes_then_configured() {
         format!("ConfigMap/{n}/a configured")
     );
     assert_eq!(third.requests.writes, 1);
+    let configured = &third.change_set.entries[0];
+    assert_eq!(configured.drift, ["data.k"]);
     let cm = ns.api::<ConfigMap>().get("a").await.unwrap();
     assert_eq!(cm.data.unwrap()["k"], "w");
     ns.delete().await;
@@ -410,6 +412,22 @@ async fn override_takes_over_kubectl_fields_and_merge_keeps_them() {
             format!("ConfigMap/{n}/override configured"),
         ]
     );
+    let drift: Vec<&[String]> = result
+        .change_set
+        .entries
+        .iter()
+        .map(|e| e.drift.as_slice())
+        .collect();
+    // Merge: only our labels are new; Override: kubectl's fields were taken over too.
+    assert!(
+        !drift[0].contains(&"metadata.managedFields".to_owned()),
+        "{drift:?}"
+    );
+    assert!(
+        drift[0].iter().any(|p| p.starts_with("metadata.labels.")),
+        "{drift:?}"
+    );
+    assert_eq!(drift[1][0], "metadata.managedFields", "{drift:?}");
     let cms = ns.api::<ConfigMap>();
     let overridden = cms.get("override").await.unwrap();
     assert_eq!(
