@@ -342,6 +342,39 @@ impl Applier {
         })
     }
 
+    /// [`Applier::apply`] for objects held as [`kube::api::DynamicObject`]s.
+    pub async fn apply_dynamic(
+        &self,
+        objects: Vec<kube::api::DynamicObject>,
+        opts: &ApplyOptions,
+    ) -> Result<ApplyResult, ApplyError> {
+        let mut values = Vec::with_capacity(objects.len());
+        let mut errors = Vec::new();
+        for (index, object) in objects.into_iter().enumerate() {
+            match serde_json::to_value(&object) {
+                Ok(v) => values.push(v),
+                Err(e) => errors.push(ObjectError {
+                    subject: format!(
+                        "{}/{} (object #{index})",
+                        object.types.as_ref().map_or("?", |t| t.kind.as_str()),
+                        object.metadata.name.as_deref().unwrap_or("?")
+                    ),
+                    object: None,
+                    kind: ObjectErrorKind::Invalid(e.to_string()),
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApplyError {
+                stage: None,
+                errors,
+                change_set: ChangeSet::new(),
+                requests: RequestCounts::default(),
+            });
+        }
+        self.apply(values, opts).await
+    }
+
     /// One stage: resolve kinds, plan every object (GET, dry-run, cleanup, drift), then write
     /// the drifted ones.
     async fn apply_stage(

@@ -250,6 +250,21 @@ async fn crd_and_its_custom_resource_in_one_set() {
 }
 
 #[tokio::test]
+async fn dynamic_objects_apply_like_json() {
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "apply-dyn").await;
+    let obj: kube::api::DynamicObject =
+        serde_json::from_value(configmap(ns.name(), "d", json!({"k": "v"}))).unwrap();
+    let applier = Applier::new(client.clone());
+    let result = applier.apply_dynamic(vec![obj], &opts()).await.unwrap();
+    assert_eq!(
+        actions(&result.change_set),
+        [format!("ConfigMap/{}/d created", ns.name())]
+    );
+    ns.delete().await;
+}
+
+#[tokio::test]
 async fn namespace_and_an_object_in_it() {
     let client = client().await;
     let name = unique_name("sluice-t-apply-ns");
