@@ -24,7 +24,12 @@ pub enum LoadRestrictor {
 
 /// Arguments of `sluice build`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BuildArgs {
+    /// `sluice build kustomization NAME --path DIR`: build with a
+    /// Kustomization's overlays and substitutions from the cluster.
+    #[command(subcommand)]
+    pub target: Option<sluice_cli::BuildTarget>,
     /// Directory containing a kustomization (default: current directory).
     #[arg(default_value = ".")]
     pub dir: PathBuf,

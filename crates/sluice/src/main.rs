@@ -1,12 +1,12 @@
 //! The `sluice` binary: a thin command-line layer over the library crates.
 
-mod controller;
 mod build;
+mod controller;
 mod logging;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::logging::LogFormat;
 
@@ -26,6 +26,9 @@ struct Cli {
     #[arg(long, global = true, env = "SLUICE_LOG_LEVEL")]
     log_level: Option<String>,
 
+    #[command(flatten)]
+    globals: sluice_cli::GlobalArgs,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +42,8 @@ enum Command {
     Version,
     /// Render a kustomization directory, like `kustomize build`.
     Build(build::BuildArgs),
+    #[command(flatten)]
+    Cli(sluice_cli::Command),
 }
 
 fn main() -> ExitCode {
@@ -53,7 +58,11 @@ fn main() -> ExitCode {
             println!("sluice {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::Build(args) => build::run(args),
+        Command::Build(args) => match args.target {
+            Some(target) => return sluice_cli::run_build(cli.globals, target),
+            None => build::run(args),
+        },
+        Command::Cli(command) => return sluice_cli::run(cli.globals, command, Cli::command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,428 @@
+//! `sluice reconcile`, `sluice suspend` and `sluice resume`, as flux does
+//! them: the `reconcile.fluxcd.io/requestedAt` annotation, then a wait for
+//! `status.lastHandledReconcileAt` and a decided Ready condition.
+
+use std::fmt::Debug;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::{ArgAction, Args, Subcommand};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use sluice_api::kustomization::SourceKind;
+use sluice_api::meta::{
+    CONDITION_TRUE, CONDITION_UNKNOWN, FluxObject, RECONCILE_REQUEST_ANNOTATION,
+    RECONCILING_CONDITION, find_condition,
+};
+use sluice_api::{GitRepository, Kustomization};
+
+use crate::kube_util::{self, FluxKind, not_found_or};
+use crate::output::{Log, Spinner};
+use crate::{GlobalArgs, Outcome, UserError};
+
+/// Parses `5m`, `90s`, `1h30m`.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    sluice_api::meta::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// `sluice reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[command(subcommand)]
+    pub target: ReconcileTarget,
+
+    /// How long to wait for the reconciliation.
+    #[arg(long, global = true, default_value = "5m", value_parser = parse_timeout)]
+    pub timeout: Duration,
+}
+
+/// What to reconcile.
+#[derive(Debug, Subcommand)]
+pub enum ReconcileTarget {
+    /// A source.
+    #[command(subcommand)]
+    Source(SourceTarget),
+    /// A Kustomization.
+    #[command(visible_alias = "ks")]
+    Kustomization(KustomizationTarget),
+}
+
+/// A source by kind.
+#[derive(Debug, Subcommand)]
+pub enum SourceTarget {
+    /// A GitRepository.
+    Git(NameArgs),
+}
+
+/// A named object.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// The object's name.
+    pub name: String,
+}
+
+/// `reconcile kustomization`.
+#[derive(Debug, Args)]
+pub struct KustomizationTarget {
+    /// The Kustomization's name.
+    pub name: String,
+    /// Reconcile its source first.
+    #[arg(long)]
+    pub with_source: bool,
+}
+
+/// `sluice suspend` / `sluice resume`.
+#[derive(Debug, Args)]
+pub struct SuspendArgs {
+    #[command(subcommand)]
+    pub target: SuspendTarget,
+
+    /// (resume) Wait for the reconciliation that resuming triggers.
+    #[arg(long, global = true, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    pub wait: bool,
+
+    /// (resume) How long to wait.
+    #[arg(long, global = true, default_value = "5m", value_parser = parse_timeout)]
+    pub timeout: Duration,
+}
+
+/// What to suspend or resume.
+#[derive(Debug, Subcommand)]
+pub enum SuspendTarget {
+    /// A source.
+    #[command(subcommand)]
+    Source(SourceTarget),
+    /// A Kustomization.
+    #[command(visible_alias = "ks")]
+    Kustomization(NameArgs),
+}
+
+/// The outcome of a finished reconciliation.
+#[derive(Debug, Clone)]
+pub struct Reconciled {
+    /// Ready was True.
+    pub ready: bool,
+    /// The Ready message.
+    pub message: String,
+    /// The revision (artifact or last applied).
+    pub revision: Option<String>,
+}
+
+trait Revisioned {
+    fn revision(&self) -> Option<String>;
+    const DONE: &'static str;
+}
+
+impl Revisioned for GitRepository {
+    fn revision(&self) -> Option<String> {
+        self.artifact().map(|a| a.revision.clone())
+    }
+    const DONE: &'static str = "fetched revision";
+}
+
+impl Revisioned for Kustomization {
+    fn revision(&self) -> Option<String> {
+        self.status.as_ref()?.last_applied_revision.clone()
+    }
+    const DONE: &'static str = "applied revision";
+}
+
+/// Sets `reconcile.fluxcd.io/requestedAt` (and optionally other patch
+/// fields), returning the token.
+async fn request<K>(
+    api: &Api<K>,
+    name: &str,
+    extra_spec: Option<serde_json::Value>,
+) -> Result<String>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
+{
+    let token = kube_util::request_token();
+    let mut patch = json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: token}}});
+    if let Some(spec) = extra_spec {
+        patch["spec"] = spec;
+    }
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| kube_util::user_kube_error(e, &format!("annotating {name}")))?;
+    Ok(token)
+}
+
+/// Waits until the controller handled `token` and decided Ready for the
+/// current generation.
+async fn wait_handled<K>(
+    api: &Api<K>,
+    kind: FluxKind,
+    ns: &str,
+    name: &str,
+    token: &str,
+    timeout: Duration,
+) -> Result<Reconciled>
+where
+    K: FluxObject + Revisioned + Clone + DeserializeOwned + Debug,
+{
+    let start = Instant::now();
+    let mut spinner = Spinner::new();
+    let mut picked_up = false;
+    loop {
+        let obj = api
+            .get(name)
+            .await
+            .map_err(|e| not_found_or(e, kind.kind(), ns, name, kind.list_command()))?;
+        let handled = obj.last_handled_reconcile_at() == Some(token);
+        picked_up |= handled;
+        let ready = obj.ready_condition();
+        let generation_seen =
+            obj.meta().generation.is_none() || obj.observed_generation() == obj.meta().generation;
+        if handled
+            && generation_seen
+            && let Some(c) = ready
+            && c.status != CONDITION_UNKNOWN
+            && !find_condition(obj.conditions(), RECONCILING_CONDITION).is_some_and(|r| {
+                r.status == CONDITION_TRUE && r.reason == sluice_api::meta::PROGRESSING_REASON
+            })
+        {
+            spinner.clear();
+            return Ok(Reconciled {
+                ready: c.status == CONDITION_TRUE,
+                message: c.message.clone(),
+                revision: obj.revision(),
+            });
+        }
+        let phase = if !handled {
+            "waiting for the controller to pick up the request".to_string()
+        } else {
+            find_condition(obj.conditions(), RECONCILING_CONDITION)
+                .filter(|c| c.status == CONDITION_TRUE)
+                .or(ready)
+                .map(|c| c.message.clone())
+                .unwrap_or_else(|| "reconciling".into())
+        };
+        spinner.tick(&phase);
+        if start.elapsed() >= timeout {
+            spinner.clear();
+            let mut err = UserError::new(format!(
+                "timed out after {} waiting for {} {ns}/{name}: {phase}",
+                sluice_api::meta::format_duration(timeout),
+                kind.kind()
+            ));
+            err = if picked_up {
+                err.hint(format!(
+                    "see why with `sluice why {}/{name} -n {ns}`",
+                    kind.kind().to_lowercase()
+                ))
+            } else {
+                err.hint("is the sluice controller running? check with `sluice check`")
+            };
+            return Err(err.into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn reconcile_one<K>(
+    client: &Client,
+    kind: FluxKind,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Reconciled>
+where
+    K: FluxObject
+        + Revisioned
+        + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let log = Log::default();
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let obj = api
+        .get(name)
+        .await
+        .map_err(|e| not_found_or(e, kind.kind(), ns, name, kind.list_command()))?;
+    if obj.is_suspended() {
+        let noun = match kind {
+            FluxKind::GitRepository => "source git",
+            FluxKind::Kustomization => "kustomization",
+        };
+        return Err(
+            UserError::new(format!("{} {ns}/{name} is suspended", kind.kind()))
+                .hint(format!(
+                    "resume it with `sluice resume {noun} {name} -n {ns}`"
+                ))
+                .into(),
+        );
+    }
+    log.action(&format!(
+        "annotating {} {name} in {ns} namespace",
+        kind.kind()
+    ));
+    let token = request(&api, name, None).await?;
+    log.success(&format!("{} annotated", kind.kind()));
+    log.waiting(&format!("waiting for {} reconciliation", kind.kind()));
+    let done = wait_handled(&api, kind, ns, name, &token, timeout).await?;
+    report::<K>(kind, ns, name, &done)?;
+    Ok(done)
+}
+
+fn report<K: Revisioned>(kind: FluxKind, ns: &str, name: &str, done: &Reconciled) -> Result<()> {
+    let log = Log::default();
+    if done.ready {
+        match &done.revision {
+            Some(rev) => log.success(&format!("{} {rev}", K::DONE)),
+            None => log.success(&format!("{} reconciliation completed", kind.kind())),
+        }
+        Ok(())
+    } else {
+        Err(UserError::new(format!(
+            "{} {ns}/{name} reconciliation failed: {}",
+            kind.kind(),
+            done.message
+        ))
+        .hint(format!(
+            "see the root cause with `sluice why {}/{name} -n {ns}`",
+            kind.kind().to_lowercase()
+        ))
+        .into())
+    }
+}
+
+/// Runs `sluice reconcile`.
+pub async fn run_reconcile(g: &GlobalArgs, args: ReconcileArgs) -> Result<Outcome> {
+    let client = kube_util::client(g).await?;
+    let ns = g.namespace.as_str();
+    match args.target {
+        ReconcileTarget::Source(SourceTarget::Git(n)) => {
+            reconcile_one::<GitRepository>(
+                &client,
+                FluxKind::GitRepository,
+                ns,
+                &n.name,
+                args.timeout,
+            )
+            .await?;
+        }
+        ReconcileTarget::Kustomization(t) => {
+            if t.with_source {
+                let api: Api<Kustomization> = Api::namespaced(client.clone(), ns);
+                let ks = api.get(&t.name).await.map_err(|e| {
+                    not_found_or(
+                        e,
+                        "Kustomization",
+                        ns,
+                        &t.name,
+                        FluxKind::Kustomization.list_command(),
+                    )
+                })?;
+                let r = &ks.spec.source_ref;
+                if r.kind != SourceKind::GitRepository {
+                    return Err(UserError::new(format!(
+                        "Kustomization {ns}/{}: source kind {} is not supported by sluice",
+                        t.name, r.kind
+                    ))
+                    .into());
+                }
+                let sns = r.namespace_or(ns).to_string();
+                reconcile_one::<GitRepository>(
+                    &client,
+                    FluxKind::GitRepository,
+                    &sns,
+                    &r.name,
+                    args.timeout,
+                )
+                .await?;
+            }
+            reconcile_one::<Kustomization>(
+                &client,
+                FluxKind::Kustomization,
+                ns,
+                &t.name,
+                args.timeout,
+            )
+            .await?;
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+async fn suspend_one<K>(
+    client: &Client,
+    kind: FluxKind,
+    ns: &str,
+    name: &str,
+    suspend: bool,
+    wait: bool,
+    timeout: Duration,
+) -> Result<()>
+where
+    K: FluxObject
+        + Revisioned
+        + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let log = Log::default();
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    api.get(name)
+        .await
+        .map_err(|e| not_found_or(e, kind.kind(), ns, name, kind.list_command()))?;
+    let noun = kind.kind().to_lowercase();
+    if suspend {
+        log.action(&format!("suspending {noun} {name} in {ns} namespace"));
+        let patch = json!({"spec": {"suspend": true}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| kube_util::user_kube_error(e, &format!("suspending {noun} {name}")))?;
+        log.success(&format!("{noun} suspended"));
+        return Ok(());
+    }
+    log.action(&format!("resuming {noun} {name} in {ns} namespace"));
+    let token = request(&api, name, Some(json!({"suspend": null}))).await?;
+    log.success(&format!("{noun} resumed"));
+    if wait {
+        log.waiting(&format!("waiting for {} reconciliation", kind.kind()));
+        let done = wait_handled(&api, kind, ns, name, &token, timeout).await?;
+        if done.ready {
+            log.success(&format!("{} reconciliation completed", kind.kind()));
+        }
+        report::<K>(kind, ns, name, &done)?;
+    }
+    Ok(())
+}
+
+/// Runs `sluice suspend` (`suspend = true`) or `sluice resume`.
+pub async fn run_suspend(g: &GlobalArgs, args: SuspendArgs, suspend: bool) -> Result<Outcome> {
+    let client = kube_util::client(g).await?;
+    let ns = g.namespace.as_str();
+    match args.target {
+        SuspendTarget::Source(SourceTarget::Git(n)) => {
+            suspend_one::<GitRepository>(
+                &client,
+                FluxKind::GitRepository,
+                ns,
+                &n.name,
+                suspend,
+                args.wait,
+                args.timeout,
+            )
+            .await?
+        }
+        SuspendTarget::Kustomization(n) => {
+            suspend_one::<Kustomization>(
+                &client,
+                FluxKind::Kustomization,
+                ns,
+                &n.name,
+                suspend,
+                args.wait,
+                args.timeout,
+            )
+            .await?
+        }
+    }
+    Ok(Outcome::Ok)
+}
