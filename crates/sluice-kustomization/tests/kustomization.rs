@@ -1,0 +1,321 @@
+//! The Kustomization controller end to end through Git, against the local
+//! control plane: both controllers run in-process, scoped to the test's
+//! namespace.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use kube::ResourceExt;
+use serde_json::json;
+use sluice_api::meta::FluxObject;
+use support::*;
+
+#[tokio::test]
+async fn commit_is_applied_changed_reapplied_removed_pruned_and_empty_build_guarded() {
+    let env = Env::start("ks-flow").await;
+    let mut repo = Repo::new();
+    repo.write("apps/a.yaml", &configmap("a", &[("v", "1")]));
+    repo.write("apps/b.yaml", &configmap("b", &[("v", "1")]));
+    let rev1 = repo.commit("first");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization("apps", json!({"path": "./apps"})).await;
+
+    let ks = env.wait_ready("apps", &rev1).await;
+    assert_eq!(ready_message(&ks), format!("Applied revision: {rev1}"));
+    let status = ks.status.clone().unwrap();
+    assert_eq!(
+        status.last_attempted_revision.as_deref(),
+        Some(rev1.as_str())
+    );
+    assert_eq!(status.observed_generation, ks.metadata.generation);
+    let mut ids: Vec<String> = ks.inventory().iter().map(|e| e.id.clone()).collect();
+    ids.sort();
+    let ns = env.name().to_string();
+    assert_eq!(
+        ids,
+        vec![format!("{ns}_a__ConfigMap"), format!("{ns}_b__ConfigMap")]
+    );
+    let a = env.configmaps().get("a").await.unwrap();
+    assert_eq!(
+        a.metadata.labels.as_ref().unwrap()["kustomize.toolkit.fluxcd.io/name"],
+        "apps"
+    );
+    assert!(ks.finalizers().iter().any(|f| f == "finalizers.fluxcd.io"));
+
+    // A changed file is re-applied.
+    repo.write("apps/a.yaml", &configmap("a", &[("v", "2")]));
+    let rev2 = repo.commit("change a");
+    env.refresh_source("repo", &rev2).await;
+    env.wait_ready("apps", &rev2).await;
+    let a = env.configmaps().get("a").await.unwrap();
+    assert_eq!(a.data.unwrap()["v"], "2");
+
+    // A removed file is pruned.
+    repo.remove("apps/b.yaml");
+    let rev3 = repo.commit("remove b");
+    env.refresh_source("repo", &rev3).await;
+    let ks = env.wait_ready("apps", &rev3).await;
+    assert!(env.configmaps().get_opt("b").await.unwrap().is_none());
+    assert_eq!(ks.inventory().len(), 1);
+
+    // Everything removed: the guard refuses to prune.
+    repo.remove("apps/a.yaml");
+    repo.write("apps/README.md", "nothing here\n");
+    let rev4 = repo.commit("empty");
+    env.refresh_source("repo", &rev4).await;
+    let ks = env.wait_reason("apps", "PruneFailed").await;
+    let msg = ready_message(&ks);
+    assert!(msg.contains("the build produced no objects"), "{msg}");
+    assert!(
+        msg.contains(&format!("sluice.dev/prune-empty={rev4}")),
+        "{msg}"
+    );
+    assert!(env.configmaps().get_opt("a").await.unwrap().is_some());
+    assert_eq!(ks.inventory().len(), 1, "inventory kept");
+
+    // Confirmed by the annotation: pruned.
+    env.patch_ks(
+        "apps",
+        json!({"metadata": {"annotations": {"sluice.dev/prune-empty": rev4}}}),
+    )
+    .await;
+    let ks = env.wait_ready("apps", &rev4).await;
+    assert!(ks.inventory().is_empty());
+    assert!(env.configmaps().get_opt("a").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn depends_on_orders_three_and_unblocks_at_once() {
+    let env = Env::start("ks-deps").await;
+    let mut repo = Repo::new();
+    repo.write("c/cm.yaml", &configmap("c", &[]));
+    repo.write("b/cm.yaml", &configmap("b", &[]));
+    repo.write("a/cm.yaml", &configmap("a", &[]));
+    let rev = repo.commit("three");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization("a", json!({"path": "./a", "dependsOn": [{"name": "b"}]}))
+        .await;
+    env.kustomization("b", json!({"path": "./b", "dependsOn": [{"name": "c"}]}))
+        .await;
+
+    // c does not exist yet: the chain names it.
+    let ks = env.wait_reason("a", "DependencyNotReady").await;
+    let ns = env.name();
+    let want = format!("a → b → c: Kustomization {ns}/c not found");
+    let ks = if ready_message(&ks) == want {
+        ks
+    } else {
+        env.wait_ks("a", |k| ready_message(k) == want).await
+    };
+    assert_eq!(ready_message(&ks), want);
+    assert!(env.configmaps().get_opt("a").await.unwrap().is_none());
+    assert!(env.configmaps().get_opt("b").await.unwrap().is_none());
+
+    // c appears; b and a follow, each woken by the one before (the fallback
+    // poll is 60 s in this environment).
+    env.kustomization("c", json!({"path": "./c"})).await;
+    let start = Instant::now();
+    env.wait_ready("c", &rev).await;
+    let c_ready = start.elapsed();
+    env.wait_ready("b", &rev).await;
+    let b_ready = start.elapsed();
+    env.wait_ready("a", &rev).await;
+    let a_ready = start.elapsed();
+    eprintln!("ready after: c {c_ready:?}, b {b_ready:?}, a {a_ready:?}");
+    assert!(
+        b_ready - c_ready < Duration::from_secs(2),
+        "b took {:?} after c",
+        b_ready - c_ready
+    );
+    assert!(
+        a_ready - b_ready < Duration::from_secs(2),
+        "a took {:?} after b",
+        a_ready - b_ready
+    );
+    // Applied in order.
+    let ts = |name: &'static str| {
+        let api = env.configmaps();
+        async move {
+            api.get(name)
+                .await
+                .unwrap()
+                .metadata
+                .creation_timestamp
+                .unwrap()
+                .0
+        }
+    };
+    assert!(ts("c").await <= ts("b").await && ts("b").await <= ts("a").await);
+}
+
+#[tokio::test]
+async fn dependency_cycle_and_missing_dependency_have_their_messages() {
+    let env = Env::start("ks-cycle").await;
+    let mut repo = Repo::new();
+    repo.write("x/cm.yaml", &configmap("x", &[]));
+    repo.commit("one");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization(
+        "app",
+        json!({"path": "./x", "dependsOn": [{"name": "one"}]}),
+    )
+    .await;
+    env.kustomization(
+        "one",
+        json!({"path": "./x", "dependsOn": [{"name": "two"}]}),
+    )
+    .await;
+    env.kustomization(
+        "two",
+        json!({"path": "./x", "dependsOn": [{"name": "one"}]}),
+    )
+    .await;
+    env.kustomization(
+        "lonely",
+        json!({"path": "./x", "dependsOn": [{"name": "ghost"}]}),
+    )
+    .await;
+    env.wait_ks("app", |k| {
+        ready_message(k) == "dependency cycle: one → two → one"
+    })
+    .await;
+    let ks = env
+        .wait_ks("two", |k| {
+            ready_message(k) == "dependency cycle: two → one → two"
+        })
+        .await;
+    assert_eq!(ready(&ks).unwrap().1, "DependencyNotReady");
+    let ns = env.name();
+    let ks = env
+        .wait_ks("lonely", |k| {
+            ready_message(k) == format!("lonely → ghost: Kustomization {ns}/ghost not found")
+        })
+        .await;
+    assert_eq!(ready(&ks).unwrap().0, "False");
+}
+
+#[tokio::test]
+async fn malformed_manifest_fails_the_build_without_touching_what_is_applied() {
+    let env = Env::start("ks-bad").await;
+    let mut repo = Repo::new();
+    repo.write("apps/a.yaml", &configmap("a", &[("v", "1")]));
+    let rev1 = repo.commit("good");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization("apps", json!({"path": "./apps"})).await;
+    env.wait_ready("apps", &rev1).await;
+    let before = env.configmaps().get("a").await.unwrap();
+
+    repo.write("apps/a.yaml", &configmap("a", &[("v", "2")]));
+    repo.write(
+        "apps/broken.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n",
+    );
+    let rev2 = repo.commit("bad");
+    env.refresh_source("repo", &rev2).await;
+    let ks = env.wait_reason("apps", "BuildFailed").await;
+    let msg = ready_message(&ks);
+    assert!(msg.contains("broken.yaml"), "{msg}");
+    let st = ks.status.clone().unwrap();
+    assert_eq!(st.last_applied_revision.as_deref(), Some(rev1.as_str()));
+    assert_eq!(st.last_attempted_revision.as_deref(), Some(rev2.as_str()));
+    let after = env.configmaps().get("a").await.unwrap();
+    assert_eq!(after.data, before.data);
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    assert_eq!(ks.inventory().len(), 1);
+}
+
+#[tokio::test]
+async fn substitute_from_optional_missing_passes_required_missing_blocks() {
+    let env = Env::start("ks-subst").await;
+    let mut repo = Repo::new();
+    repo.write(
+        "apps/a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  greeting: ${greeting:=hello}\n  who: ${who}\n",
+    );
+    let rev = repo.commit("vars");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization(
+        "optional",
+        json!({"path": "./apps", "targetNamespace": env.name(), "namePrefix": "opt-",
+               "postBuild": {"substitute": {"who": "world"},
+                             "substituteFrom": [{"kind": "Secret", "name": "absent", "optional": true}]}}),
+    )
+    .await;
+    env.kustomization(
+        "required",
+        json!({"path": "./apps", "namePrefix": "req-",
+               "postBuild": {"substituteFrom": [{"kind": "Secret", "name": "absent"}]}}),
+    )
+    .await;
+    env.wait_ready("optional", &rev).await;
+    let cm = env.configmaps().get("opt-a").await.unwrap();
+    let data = cm.data.unwrap();
+    assert_eq!(data["greeting"], "hello");
+    assert_eq!(data["who"], "world");
+
+    let ks = env.wait_reason("required", "BuildFailed").await;
+    let msg = ready_message(&ks);
+    assert!(msg.contains("Secret/absent"), "{msg}");
+    assert!(env.configmaps().get_opt("req-a").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn suspend_and_requested_at() {
+    let env = Env::start("ks-suspend").await;
+    let mut repo = Repo::new();
+    repo.write("apps/a.yaml", &configmap("a", &[("v", "1")]));
+    let rev = repo.commit("one");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization("apps", json!({"path": "./apps"})).await;
+    env.wait_ready("apps", &rev).await;
+
+    // Drift is corrected on request ...
+    let cms = env.configmaps();
+    cms.patch(
+        "a",
+        &kube::api::PatchParams::apply("someone").force(),
+        &kube::api::Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"v": "drift"}})),
+    )
+    .await
+    .unwrap();
+    env.patch_ks(
+        "apps",
+        json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "one"}}}),
+    )
+    .await;
+    env.wait_ks("apps", |k| k.last_handled_reconcile_at() == Some("one"))
+        .await;
+    assert_eq!(cms.get("a").await.unwrap().data.unwrap()["v"], "1");
+
+    // ... but not while suspended.
+    env.patch_ks("apps", json!({"spec": {"suspend": true}}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cms.patch(
+        "a",
+        &kube::api::PatchParams::apply("someone").force(),
+        &kube::api::Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"v": "drift"}})),
+    )
+    .await
+    .unwrap();
+    env.patch_ks(
+        "apps",
+        json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "two"}}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ks = env.ks_api().get("apps").await.unwrap();
+    assert_eq!(ks.last_handled_reconcile_at(), Some("one"));
+    assert_eq!(cms.get("a").await.unwrap().data.unwrap()["v"], "drift");
+
+    // Resumed: the pending request is handled.
+    env.patch_ks("apps", json!({"spec": {"suspend": false}}))
+        .await;
+    env.wait_ks("apps", |k| k.last_handled_reconcile_at() == Some("two"))
+        .await;
+    assert_eq!(cms.get("a").await.unwrap().data.unwrap()["v"], "1");
+}

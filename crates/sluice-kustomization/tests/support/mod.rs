@@ -1,0 +1,477 @@
+//! Test helpers: Git repositories made with the `git` program, the CRDs, and
+//! the source and Kustomization controllers running in-process, scoped to
+//! the test's namespace.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use serde_json::{Value, json};
+use sluice_api::meta::FluxObject;
+use sluice_api::{GitRepository, Kustomization};
+use sluice_testsupport::{TestNamespace, client};
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Runs `git` in `dir`, panicking with its output on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A working clone plus the bare repository it pushes to.
+pub struct Repo {
+    _dir: tempfile::TempDir,
+    pub bare: PathBuf,
+    pub work: PathBuf,
+    server: Option<GitServer>,
+}
+
+impl Repo {
+    pub fn new() -> Repo {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bare = dir.path().join("repo.git");
+        std::fs::create_dir_all(&bare).unwrap();
+        git(&bare, &["init", "--bare", "-q", "-b", "main"]);
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        git(&work, &["init", "-q", "-b", "main"]);
+        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+        Repo {
+            _dir: dir,
+            bare,
+            work,
+            server: None,
+        }
+    }
+
+    /// Serves the bare repository over HTTP.
+    pub async fn serve(&mut self) {
+        let root = self.bare.parent().unwrap().to_path_buf();
+        self.server = Some(GitServer::start(&root).await);
+    }
+
+    pub fn url(&self) -> String {
+        let server = self.server.as_ref().expect("Repo::serve first");
+        format!("http://{}/repo.git", server.addr)
+    }
+
+    pub fn write(&self, path: &str, content: &str) {
+        let p = self.work.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    pub fn remove(&self, path: &str) {
+        let p = self.work.join(path);
+        if p.is_dir() {
+            std::fs::remove_dir_all(p).unwrap();
+        } else {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+
+    /// Commits everything, pushes `main` and returns the revision Flux
+    /// writes (`main@sha1:<commit>`).
+    pub fn commit(&self, msg: &str) -> String {
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "--allow-empty", "-m", msg]);
+        git(&self.work, &["push", "-q", "--force", "origin", "main"]);
+        format!("main@sha1:{}", git(&self.work, &["rev-parse", "HEAD"]))
+    }
+}
+
+pub fn configmap(name: &str, data: &[(&str, &str)]) -> String {
+    let mut s = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n");
+    for (k, v) in data {
+        s.push_str(&format!("  {k}: \"{v}\"\n"));
+    }
+    if data.is_empty() {
+        s.push_str("  {}\n");
+    }
+    s
+}
+
+pub async fn kube_config() -> Config {
+    let path = sluice_testsupport::kubeconfig_path();
+    let kubeconfig = Kubeconfig::read_from(&path).unwrap();
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap()
+}
+
+/// Installs sluice's CRDs (server-side apply, idempotent; other tests may
+/// do the same concurrently) and waits until they are served.
+pub async fn install_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in sluice_api::crds() {
+        let name = crd.metadata.name.clone().unwrap();
+        let mut last = None;
+        for _ in 0..10 {
+            match crds
+                .patch(
+                    &name,
+                    &PatchParams::apply("sluice-kustomization-tests").force(),
+                    &Patch::Apply(&crd),
+                )
+                .await
+            {
+                Ok(_) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => {
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        if let Some(e) = last {
+            panic!("applying CRD {name}: {e}");
+        }
+        sluice_testsupport::wait_for(&crds, &name, Duration::from_secs(30), |c| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                })
+        })
+        .await;
+    }
+    let api: Api<Kustomization> = Api::all(client.clone());
+    for _ in 0..50 {
+        if api.list(&Default::default()).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A namespace with both controllers running in it.
+pub struct Env {
+    pub client: Client,
+    pub ns: TestNamespace,
+    pub storage: tempfile::TempDir,
+    pub metrics: sluice_kustomization::Metrics,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Env {
+    /// Namespace, CRDs, and both controllers (`requeue_dependency` 60 s, so
+    /// anything faster is event-driven).
+    pub async fn start(prefix: &str) -> Env {
+        let mut env = Env::without_controllers(prefix).await;
+        env.start_controllers().await;
+        env
+    }
+
+    pub async fn without_controllers(prefix: &str) -> Env {
+        let client = client().await;
+        install_crds(&client).await;
+        let ns = TestNamespace::create(&client, prefix).await;
+        Env {
+            client,
+            ns,
+            storage: tempfile::tempdir().unwrap(),
+            metrics: sluice_kustomization::Metrics::default(),
+            tasks: vec![],
+        }
+    }
+
+    pub async fn start_controllers(&mut self) {
+        let src = sluice_source::Options {
+            storage_path: self.storage.path().to_path_buf(),
+            storage_adv_addr: "127.0.0.1:1".into(),
+            namespace: Some(self.ns.name().to_string()),
+            ..Default::default()
+        };
+        let c = self.client.clone();
+        self.tasks.push(tokio::spawn(async move {
+            if let Err(e) = sluice_source::run(c, src).await {
+                eprintln!("source controller exited: {e:#}");
+            }
+        }));
+        let opts = sluice_kustomization::Options {
+            namespace: Some(self.ns.name().to_string()),
+            storage_path: Some(self.storage.path().to_path_buf()),
+            requeue_dependency: Duration::from_secs(60),
+            health_poll: Duration::from_millis(500),
+            concurrency: 4,
+            ..Default::default()
+        };
+        let config = kube_config().await;
+        let metrics = self.metrics.clone();
+        self.tasks.push(tokio::spawn(async move {
+            if let Err(e) = sluice_kustomization::run(config, opts, metrics).await {
+                eprintln!("kustomization controller exited: {e:#}");
+            }
+        }));
+    }
+
+    pub fn name(&self) -> &str {
+        self.ns.name()
+    }
+
+    pub fn ks_api(&self) -> Api<Kustomization> {
+        self.ns.api()
+    }
+
+    pub async fn git_repository(&self, name: &str, repo: &mut Repo) {
+        if repo.server.is_none() {
+            repo.serve().await;
+        }
+        let api: Api<GitRepository> = self.ns.api();
+        let obj: GitRepository = serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "GitRepository",
+            "metadata": {"name": name},
+            "spec": {"url": repo.url(), "interval": "10m", "ref": {"branch": "main"}}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &obj).await.unwrap();
+    }
+
+    /// Asks the source controller to fetch now and waits for `revision`.
+    pub async fn refresh_source(&self, name: &str, revision: &str) {
+        let api: Api<GitRepository> = self.ns.api();
+        let token = format!("{:?}", std::time::SystemTime::now());
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}}),
+            ),
+        )
+        .await
+        .unwrap();
+        sluice_testsupport::wait_for(&api, name, WAIT, |g| {
+            g.status
+                .as_ref()
+                .and_then(|s| s.artifact.as_ref())
+                .is_some_and(|a| a.revision == revision)
+        })
+        .await;
+    }
+
+    pub async fn kustomization(&self, name: &str, spec: Value) {
+        let mut spec = spec;
+        let s = spec.as_object_mut().unwrap();
+        s.entry("interval").or_insert(json!("10m"));
+        s.entry("prune").or_insert(json!(true));
+        s.entry("targetNamespace").or_insert(json!(self.ns.name()));
+        s.entry("sourceRef")
+            .or_insert(json!({"kind": "GitRepository", "name": "repo"}));
+        let obj: Kustomization = serde_json::from_value(json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": name},
+            "spec": spec,
+        }))
+        .unwrap();
+        self.ks_api()
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap();
+    }
+
+    pub async fn patch_ks(&self, name: &str, patch: Value) {
+        self.ks_api()
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the Kustomization's Ready condition satisfies `pred`.
+    pub async fn wait_ks(
+        &self,
+        name: &str,
+        pred: impl Fn(&Kustomization) -> bool,
+    ) -> Kustomization {
+        sluice_testsupport::wait_for(&self.ks_api(), name, WAIT, pred).await
+    }
+
+    pub async fn wait_ready(&self, name: &str, revision: &str) -> Kustomization {
+        self.wait_ks(name, |k| {
+            k.is_ready()
+                && k.status
+                    .as_ref()
+                    .and_then(|s| s.last_applied_revision.as_deref())
+                    == Some(revision)
+        })
+        .await
+    }
+
+    pub async fn wait_reason(&self, name: &str, reason: &str) -> Kustomization {
+        self.wait_ks(name, |k| {
+            ready(k).is_some_and(|c| c.0 == "False" && c.1 == reason)
+        })
+        .await
+    }
+
+    pub fn configmaps(&self) -> Api<k8s_openapi::api::core::v1::ConfigMap> {
+        self.ns.api()
+    }
+
+    /// Waits until `check` holds, panicking after `timeout`.
+    pub async fn eventually<F, Fut>(&self, what: &str, timeout: Duration, check: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+}
+
+/// (status, reason, message) of the Ready condition.
+pub fn ready(k: &Kustomization) -> Option<(String, String, String)> {
+    k.ready_condition()
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+pub fn ready_message(k: &Kustomization) -> String {
+    ready(k).map(|c| c.2).unwrap_or_default()
+}
+
+/// A smart-HTTP Git server on 127.0.0.1 (`git http-backend` as CGI) serving
+/// the bare repositories under `root`: Flux's GitRepository schema only
+/// admits http(s) and ssh URLs.
+pub struct GitServer {
+    pub addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl GitServer {
+    pub async fn start(root: &Path) -> GitServer {
+        let root = std::sync::Arc::new(root.to_path_buf());
+        let app = axum::Router::new().fallback(cgi).with_state(root);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        GitServer { addr, task }
+    }
+}
+
+async fn cgi(
+    axum::extract::State(root): axum::extract::State<std::sync::Arc<PathBuf>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::body::Body;
+    use axum::response::Response;
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GIT_PROJECT_ROOT", &*root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("REQUEST_METHOD", method.as_str())
+        .env("PATH_INFO", uri.path())
+        .env("QUERY_STRING", uri.query().unwrap_or(""))
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (h, var) in [
+        ("content-type", "CONTENT_TYPE"),
+        ("git-protocol", "GIT_PROTOCOL"),
+        ("content-encoding", "HTTP_CONTENT_ENCODING"),
+    ] {
+        if let Some(v) = headers.get(h).and_then(|v| v.to_str().ok()) {
+            cmd.env(var, v);
+        }
+    }
+    let mut child = cmd.spawn().expect("spawning git http-backend");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = tokio::spawn(async move {
+        let _ = stdin.write_all(&body).await;
+        let _ = stdin.shutdown().await;
+    });
+    let out = child.wait_with_output().await.expect("git http-backend");
+    let _ = writer.await;
+    let raw = out.stdout;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+    let Some((i, n)) = split else {
+        return Response::builder()
+            .status(500)
+            .body(Body::from("bad cgi output"))
+            .unwrap();
+    };
+    let head = String::from_utf8_lossy(&raw[..i]).to_string();
+    let mut resp = Response::builder();
+    let mut status = 200u16;
+    for line in head.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        if k.eq_ignore_ascii_case("status") {
+            status = v
+                .split(' ')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(500);
+        } else {
+            resp = resp.header(k.trim(), v);
+        }
+    }
+    resp.status(status)
+        .body(Body::from(raw[i + n..].to_vec()))
+        .unwrap()
+}
