@@ -263,9 +263,9 @@ impl Applier {
     ///
     /// Each object is first applied as a server-side dry-run and compared with the live
     /// object; only objects that are new or drifted are written. Every object gets the
-    /// owner's labels. A stage in which any object fails its dry-run writes nothing (except
-    /// deletions for forced recreation); later stages are not run. The error holds what was
-    /// applied so far.
+    /// owner's labels. A stage in which any object fails its checks (discovery, GET,
+    /// dry-run) writes nothing, not even the recreations and metadata cleanups other objects
+    /// need; later stages are not run. The error holds what was applied so far.
     pub async fn apply(
         &self,
         objects: Vec<Value>,
@@ -417,8 +417,38 @@ impl Applier {
         }
 
         let concurrency = opts.concurrency.max(1);
-        let plans: Vec<Result<Planned, ObjectError>> = stream::iter(ready)
-            .map(|(d, res)| plan(kube, d, res, opts))
+        let failed_stage = |change_set, errors, cluster_scoped| StageOutcome {
+            change_set,
+            errors,
+            crd_groups: Vec::new(),
+            cluster_scoped,
+        };
+        // Kinds that do not resolve fail the stage before any request about its objects.
+        if !errors.is_empty() {
+            return failed_stage(change_set, errors, cluster_scoped);
+        }
+
+        // Read-only checks (GET, skip rules, dry-run) of the whole stage first: a stage in
+        // which any object fails writes nothing.
+        let checks: Vec<Result<Checked, ObjectError>> = stream::iter(ready)
+            .map(|(d, res)| check(kube, d, res, opts))
+            .buffered(concurrency)
+            .collect()
+            .await;
+        let mut checked = Vec::with_capacity(checks.len());
+        for c in checks {
+            match c {
+                Ok(c) => checked.push(c),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return failed_stage(change_set, errors, cluster_scoped);
+        }
+
+        // Recreations, metadata cleanup, drift.
+        let plans: Vec<Result<Planned, ObjectError>> = stream::iter(checked)
+            .map(|c| finish(kube, c, opts))
             .buffered(concurrency)
             .collect()
             .await;
@@ -430,12 +460,7 @@ impl Applier {
             }
         }
         if !errors.is_empty() {
-            return StageOutcome {
-                change_set,
-                errors,
-                crd_groups: Vec::new(),
-                cluster_scoped,
-            };
+            return failed_stage(change_set, errors, cluster_scoped);
         }
 
         let failed = AtomicBool::new(false);
@@ -666,63 +691,136 @@ fn is_immutable(f: &ApiFailure) -> bool {
     is_immutable_message(&f.message)
 }
 
-/// Decides what to do with one object: GET, skip rules, dry-run (recreating on immutable
-/// field changes when forced), metadata cleanup, drift.
-async fn plan(
+/// What the read-only checks found for one object.
+enum Check {
+    Skip(SkipReason),
+    /// The dry-run result.
+    DryRun(Value),
+    /// The dry-run failed on an immutable field and the object is to be recreated.
+    Recreate(ApiFailure),
+}
+
+struct Checked {
+    desired: Desired,
+    res: Resource,
+    live: Option<Value>,
+    check: Check,
+}
+
+impl Checked {
+    fn on_either(&self, key: &str, value: &str) -> bool {
+        has_metadata(&self.desired.obj, key, value)
+            || self
+                .live
+                .as_ref()
+                .is_some_and(|l| has_metadata(l, key, value))
+    }
+}
+
+/// The read-only phase for one object: GET, skip rules, dry-run.
+async fn check(
     kube: &Kube,
     desired: Desired,
     res: Resource,
     opts: &ApplyOptions,
-) -> Result<Planned, ObjectError> {
+) -> Result<Checked, ObjectError> {
     let object = &desired.object;
     let err = |kind| ObjectError::new(object, kind);
-    let (ns, name) = (object.namespace.as_str(), object.name.as_str());
-    let mut live = kube
-        .get(&res, ns, name)
+    let live = kube
+        .get(&res, &object.namespace, &object.name)
         .await
         .map_err(|f| err(ObjectErrorKind::Get(f)))?;
-
-    let on_either = |live: &Option<Value>, key: &str, value: &str| {
-        has_metadata(&desired.obj, key, value)
-            || live.as_ref().is_some_and(|l| has_metadata(l, key, value))
+    let mut checked = Checked {
+        desired,
+        res,
+        live,
+        check: Check::Skip(SkipReason::SsaIgnore),
     };
-    let skip = if on_either(&live, RECONCILE_ANNOTATION, DISABLED_VALUE) {
+    let skip = if checked.on_either(RECONCILE_ANNOTATION, DISABLED_VALUE) {
         Some(SkipReason::ReconcileDisabled)
-    } else if on_either(&live, SSA_ANNOTATION, SSA_IGNORE_VALUE) {
+    } else if checked.on_either(SSA_ANNOTATION, SSA_IGNORE_VALUE) {
         Some(SkipReason::SsaIgnore)
-    } else if live.is_some() && has_metadata(&desired.obj, SSA_ANNOTATION, SSA_IF_NOT_PRESENT_VALUE)
+    } else if checked.live.is_some()
+        && has_metadata(
+            &checked.desired.obj,
+            SSA_ANNOTATION,
+            SSA_IF_NOT_PRESENT_VALUE,
+        )
     {
         Some(SkipReason::IfNotPresent)
     } else {
         None
     };
     if let Some(reason) = skip {
-        return Ok(Planned {
-            desired,
-            res,
-            plan: Plan::Skip(reason),
-        });
+        checked.check = Check::Skip(reason);
+        return Ok(checked);
     }
+    let object = &checked.desired.object;
+    let dry_run = kube
+        .apply(
+            &checked.res,
+            &object.namespace,
+            &object.name,
+            &checked.desired.obj,
+            true,
+        )
+        .await;
+    checked.check = match dry_run {
+        Ok(result) => Check::DryRun(result),
+        Err(f)
+            if checked.live.is_some()
+                && is_immutable(&f)
+                && (opts.force || checked.on_either(FORCE_ANNOTATION, ENABLED_VALUE)) =>
+        {
+            Check::Recreate(f)
+        }
+        Err(f) => return Err(ObjectError::new(object, ObjectErrorKind::DryRun(f))),
+    };
+    Ok(checked)
+}
 
-    let mut dry_run = kube.apply(&res, ns, name, &desired.obj, true).await;
-    if let Err(f) = &dry_run
-        && live.is_some()
-        && is_immutable(f)
-        && (opts.force || on_either(&live, FORCE_ANNOTATION, ENABLED_VALUE))
-    {
-        tracing::info!(object = %object, "immutable field changed, recreating: {}", f.message);
-        kube.delete(&res, ns, name)
-            .await
-            .map_err(|f| err(ObjectErrorKind::Recreate(f)))?;
-        wait_gone(kube, &res, object, opts).await?;
-        live = None;
-        dry_run = kube.apply(&res, ns, name, &desired.obj, true).await;
-    }
-    let dry_run = dry_run.map_err(|f| err(ObjectErrorKind::DryRun(f)))?;
+/// The second phase for one object, run only when every object of the stage passed its
+/// checks: recreation on immutable field changes, metadata cleanup, drift.
+async fn finish(
+    kube: &Kube,
+    checked: Checked,
+    opts: &ApplyOptions,
+) -> Result<Planned, ObjectError> {
+    let merge = checked.on_either(SSA_ANNOTATION, SSA_MERGE_VALUE);
+    let Checked {
+        desired,
+        res,
+        mut live,
+        check,
+    } = checked;
+    let object = &desired.object;
+    let err = |kind| ObjectError::new(object, kind);
+    let (ns, name) = (object.namespace.as_str(), object.name.as_str());
+    let dry_run = match check {
+        Check::Skip(reason) => {
+            return Ok(Planned {
+                desired,
+                res,
+                plan: Plan::Skip(reason),
+            });
+        }
+        Check::DryRun(result) => result,
+        Check::Recreate(f) => {
+            tracing::info!(object = %object, "immutable field changed, recreating: {}", f.message);
+            kube.delete(&res, ns, name)
+                .await
+                .map_err(|f| err(ObjectErrorKind::Recreate(f)))?;
+            wait_gone(kube, &res, object, opts).await?;
+            live = None;
+            kube.apply(&res, ns, name, &desired.obj, true)
+                .await
+                .map_err(|f| err(ObjectErrorKind::DryRun(f)))?
+        }
+    };
 
     let mut patched = false;
     if let Some(l) = &live
-        && !on_either(&live, SSA_ANNOTATION, SSA_MERGE_VALUE)
+        && !merge
     {
         let managers = cleanup_managers(&kube.field_manager, &opts.disallowed_field_managers);
         if let Some(patch) = cleanup_patch(l, &kube.field_manager, &managers) {

@@ -518,6 +518,26 @@ async fn immutable_field_change_needs_force_and_recreates() {
 
     let mut forced = opts();
     forced.force = true;
+    // With another object of the stage failing its dry-run, nothing is recreated.
+    let mut invalid = deployment(n, json!({"app": "other"}));
+    invalid["metadata"]["name"] = json!("invalid");
+    invalid["spec"]["replicas"] = json!(-1);
+    let err = applier
+        .apply(vec![changed.clone(), invalid], &forced)
+        .await
+        .unwrap_err();
+    assert_eq!(err.errors.len(), 1, "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("Deployment/{n}/invalid ")),
+        "{err}"
+    );
+    assert_eq!(err.requests.writes, 0);
+    assert_eq!(
+        ns.api::<Deployment>().get("web").await.unwrap().uid(),
+        uid_before
+    );
+
     let result = apply_ok(&applier, vec![changed], &forced).await;
     assert_eq!(
         actions(&result.change_set),
