@@ -112,7 +112,9 @@ pub async fn wait_for(
             } else {
                 format!(
                     "health check failed after {}: timeout waiting for: [{}]",
-                    sluice_api::meta::format_duration(start.elapsed()),
+                    sluice_api::meta::format_duration(Duration::from_secs(
+                        start.elapsed().as_secs_f64().round() as u64
+                    )),
                     list.join(", ")
                 )
             };
