@@ -271,6 +271,29 @@ impl Applier {
         objects: Vec<Value>,
         opts: &ApplyOptions,
     ) -> Result<ApplyResult, ApplyError> {
+        self.run(objects, opts, Mode::Apply).await
+    }
+
+    /// What [`Applier::apply`] would do, without writing anything (`flux diff kustomization`):
+    /// the change set says which objects would be created, configured (with their
+    /// [`ChangeSetEntry::drift`]) or left unchanged. Objects whose CRD or Namespace would be
+    /// created by the same set cannot be dry-run and are reported `created`; objects that
+    /// would be recreated for an immutable field change (with force) are reported `created`.
+    /// `requests.writes` is always zero.
+    pub async fn diff(
+        &self,
+        objects: Vec<Value>,
+        opts: &ApplyOptions,
+    ) -> Result<ApplyResult, ApplyError> {
+        self.run(objects, opts, Mode::Diff).await
+    }
+
+    async fn run(
+        &self,
+        objects: Vec<Value>,
+        opts: &ApplyOptions,
+        mode: Mode,
+    ) -> Result<ApplyResult, ApplyError> {
         let kube = self.per_call();
         let mut change_set = ChangeSet::new();
         let mut cluster_scoped = HashSet::new();
@@ -317,10 +340,21 @@ impl Applier {
         for d in desired {
             by_stage.entry(d.object.stage()).or_default().push(d);
         }
+        let mut new_namespaces = HashSet::new();
         for (stage, mut items) in by_stage {
             items.sort_by(|a, b| flux_order(&a.object, &b.object));
-            let outcome = self.apply_stage(&kube, items, opts, &crd_kinds).await;
+            let outcome = self
+                .apply_stage(&kube, items, opts, &crd_kinds, mode, &new_namespaces)
+                .await;
             change_set.append(outcome.change_set.clone());
+            new_namespaces.extend(
+                outcome
+                    .change_set
+                    .entries
+                    .iter()
+                    .filter(|e| e.object.is_namespace() && e.action == Action::Created)
+                    .map(|e| e.object.name.clone()),
+            );
             cluster_scoped.extend(outcome.cluster_scoped);
             if !outcome.errors.is_empty() {
                 return Err(fail(stage, outcome.errors, change_set, &kube));
@@ -328,7 +362,7 @@ impl Applier {
             for group in outcome.crd_groups {
                 kube.discovery.invalidate_group(&group);
             }
-            if stage == Stage::ClusterDefinitions {
+            if stage == Stage::ClusterDefinitions && mode == Mode::Apply {
                 let errors = wait_ready(&kube, &outcome.change_set, opts).await;
                 if !errors.is_empty() {
                     return Err(fail(stage, errors, change_set, &kube));
@@ -383,6 +417,8 @@ impl Applier {
         items: Vec<Desired>,
         opts: &ApplyOptions,
         crd_kinds: &HashSet<(String, String)>,
+        mode: Mode,
+        new_namespaces: &HashSet<String>,
     ) -> StageOutcome {
         let mut change_set = ChangeSet::new();
         let mut errors = Vec::new();
@@ -394,7 +430,8 @@ impl Applier {
         for d in &items {
             let key = (d.object.api_version(), d.object.kind.clone());
             if let std::collections::hash_map::Entry::Vacant(slot) = kinds.entry(key) {
-                slot.insert(resolve_kind(kube, &d.object, crd_kinds, opts).await);
+                let retry = mode == Mode::Apply;
+                slot.insert(resolve_kind(kube, &d.object, crd_kinds, opts, retry).await);
             }
         }
         let mut ready = Vec::with_capacity(items.len());
@@ -411,6 +448,13 @@ impl Applier {
                     }
                     Err(kind) => errors.push(ObjectError::new(&d.object, kind)),
                 },
+                Some(Err(ObjectErrorKind::NoMatch { .. }))
+                    if mode == Mode::Diff
+                        && crd_kinds.contains(&(d.object.group.clone(), d.object.kind.clone())) =>
+                {
+                    // Its CRD would be created by this set: it would be created too.
+                    change_set.add(ChangeSetEntry::new(d.object, Action::Created));
+                }
                 Some(Err(kind)) => errors.push(ObjectError::new(&d.object, kind.clone())),
                 None => {}
             }
@@ -431,7 +475,7 @@ impl Applier {
         // Read-only checks (GET, skip rules, dry-run) of the whole stage first: a stage in
         // which any object fails writes nothing.
         let checks: Vec<Result<Checked, ObjectError>> = stream::iter(ready)
-            .map(|(d, res)| check(kube, d, res, opts))
+            .map(|(d, res)| check(kube, d, res, opts, mode, new_namespaces))
             .buffered(concurrency)
             .collect()
             .await;
@@ -444,6 +488,18 @@ impl Applier {
         }
         if !errors.is_empty() {
             return failed_stage(change_set, errors, cluster_scoped);
+        }
+
+        if mode == Mode::Diff {
+            for c in checked {
+                change_set.add(preview(kube, c, opts));
+            }
+            return StageOutcome {
+                change_set,
+                errors,
+                crd_groups: Vec::new(),
+                cluster_scoped,
+            };
         }
 
         // Recreations, metadata cleanup, drift.
@@ -670,8 +726,9 @@ async fn resolve_kind(
     object: &ObjectRef,
     crd_kinds: &HashSet<(String, String)>,
     opts: &ApplyOptions,
+    retry: bool,
 ) -> Result<Resource, ObjectErrorKind> {
-    let defined_here = crd_kinds.contains(&(object.group.clone(), object.kind.clone()));
+    let defined_here = retry && crd_kinds.contains(&(object.group.clone(), object.kind.clone()));
     let deadline = Instant::now() + opts.wait_timeout;
     loop {
         if let Resolution::Found(res) = kube.resolve(object).await? {
@@ -698,6 +755,9 @@ enum Check {
     DryRun(Value),
     /// The dry-run failed on an immutable field and the object is to be recreated.
     Recreate(ApiFailure),
+    /// Diff only: the object cannot be dry-run because its namespace would be created by
+    /// the same set.
+    WouldCreate,
 }
 
 struct Checked {
@@ -723,6 +783,8 @@ async fn check(
     desired: Desired,
     res: Resource,
     opts: &ApplyOptions,
+    mode: Mode,
+    new_namespaces: &HashSet<String>,
 ) -> Result<Checked, ObjectError> {
     let object = &desired.object;
     let err = |kind| ObjectError::new(object, kind);
@@ -774,6 +836,14 @@ async fn check(
         {
             Check::Recreate(f)
         }
+        Err(f)
+            if mode == Mode::Diff
+                && checked.live.is_none()
+                && f.is_not_found()
+                && new_namespaces.contains(&object.namespace) =>
+        {
+            Check::WouldCreate
+        }
         Err(f) => return Err(ObjectError::new(object, ObjectErrorKind::DryRun(f))),
     };
     Ok(checked)
@@ -805,6 +875,16 @@ async fn finish(
             });
         }
         Check::DryRun(result) => result,
+        Check::WouldCreate => {
+            return Ok(Planned {
+                desired,
+                res,
+                plan: Plan::Apply {
+                    created: true,
+                    drift: Vec::new(),
+                },
+            });
+        }
         Check::Recreate(f) => {
             tracing::info!(object = %object, "immutable field changed, recreating: {}", f.message);
             kube.delete(&res, ns, name)
@@ -831,26 +911,78 @@ async fn finish(
         }
     }
 
+    let plan = decide(live.as_ref(), &dry_run, patched);
+    Ok(Planned { desired, res, plan })
+}
+
+/// Created, configured (with what drifted) or unchanged, from the live object, the dry-run
+/// result and whether other managers' fields are (to be) taken over.
+fn decide(live: Option<&Value>, dry_run: &Value, patched: bool) -> Plan {
     let created = dry_run
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .is_none_or(str::is_empty);
-    let plan = match &live {
-        Some(l) if !patched && !has_drifted(l, &dry_run) => Plan::Unchanged,
+    match live {
+        Some(l) if !patched && !has_drifted(l, dry_run) => Plan::Unchanged,
         Some(l) if !created => {
             let mut drift = Vec::new();
             if patched {
                 drift.push("metadata.managedFields".to_owned());
             }
-            drift.extend(drift_paths(l, &dry_run, MAX_DRIFT_PATHS));
+            drift.extend(drift_paths(l, dry_run, MAX_DRIFT_PATHS));
             Plan::Apply { created, drift }
         }
         _ => Plan::Apply {
             created,
             drift: Vec::new(),
         },
+    }
+}
+
+/// Diff: the entry an object would get, without any write.
+fn preview(kube: &Kube, checked: Checked, opts: &ApplyOptions) -> ChangeSetEntry {
+    let merge = checked.on_either(SSA_ANNOTATION, SSA_MERGE_VALUE);
+    let Checked {
+        desired,
+        live,
+        check,
+        ..
+    } = checked;
+    let plan = match check {
+        Check::Skip(reason) => return ChangeSetEntry::skipped(desired.object, reason),
+        Check::Recreate(_) | Check::WouldCreate => {
+            return ChangeSetEntry::new(desired.object, Action::Created);
+        }
+        Check::DryRun(dry_run) => {
+            let managers = cleanup_managers(&kube.field_manager, &opts.disallowed_field_managers);
+            let cleanup = !merge
+                && live
+                    .as_ref()
+                    .is_some_and(|l| cleanup_patch(l, &kube.field_manager, &managers).is_some());
+            decide(live.as_ref(), &dry_run, cleanup)
+        }
     };
-    Ok(Planned { desired, res, plan })
+    match plan {
+        Plan::Skip(reason) => ChangeSetEntry::skipped(desired.object, reason),
+        Plan::Unchanged => ChangeSetEntry::new(desired.object, Action::Unchanged),
+        Plan::Apply { created, drift } => {
+            let action = if created {
+                Action::Created
+            } else {
+                Action::Configured
+            };
+            let mut entry = ChangeSetEntry::new(desired.object, action);
+            entry.drift = drift;
+            entry
+        }
+    }
+}
+
+/// Whether a run writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Apply,
+    Diff,
 }
 
 /// Waits until a deleted object is gone.

@@ -967,3 +967,72 @@ async fn disallowed_field_managers_are_taken_over() {
     assert_eq!(cms.get("kept").await.unwrap().data.unwrap().len(), 2);
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn diff_reports_without_writing() {
+    let client = client().await;
+    let name = unique_name("sluice-t-apply-diff");
+    let group = format!("{}.example.com", unique_name("d"));
+    let objects = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+        configmap(&name, "c", json!({"k": "v"})),
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("dings.{group}")},
+            "spec": {"group": group, "scope": "Namespaced",
+                "names": {"plural": "dings", "singular": "ding", "kind": "Ding"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object",
+                        "x-kubernetes-preserve-unknown-fields": true}}}]}}),
+        json!({"apiVersion": format!("{group}/v1"), "kind": "Ding",
+            "metadata": {"name": "d", "namespace": name}}),
+    ];
+    let applier = Applier::new(client.clone());
+
+    // Nothing exists yet: everything would be created, nothing is written.
+    let preview = applier
+        .diff(objects.clone(), &opts())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        preview
+            .change_set
+            .entries
+            .iter()
+            .all(|e| e.action == Action::Created),
+        "{}",
+        preview.change_set
+    );
+    assert_eq!(preview.change_set.entries.len(), 4);
+    assert_eq!(preview.requests.writes, 0);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(&name).await.unwrap().is_none());
+
+    // Applied, then changed: the diff names the drift and leaves the cluster alone.
+    apply_ok(&applier, objects.clone(), &opts()).await;
+    let mut changed = objects;
+    changed[1] = configmap(&name, "c", json!({"k": "w"}));
+    let preview = applier
+        .diff(changed, &opts())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(preview.requests.writes, 0);
+    assert_eq!(
+        preview.change_set.change_log(),
+        format!("ConfigMap/{name}/c configured")
+    );
+    let configured = preview
+        .change_set
+        .entries
+        .iter()
+        .find(|e| e.action == Action::Configured)
+        .unwrap();
+    assert_eq!(configured.drift, ["data.k"]);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    assert_eq!(cms.get("c").await.unwrap().data.unwrap()["k"], "v");
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let _ = crds
+        .delete(&format!("dings.{group}"), &DeleteParams::background())
+        .await;
+    let _ = namespaces.delete(&name, &DeleteParams::background()).await;
+}
