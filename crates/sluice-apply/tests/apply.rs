@@ -152,6 +152,9 @@ async fn created_then_unchanged_without_writes_then_configured() {
     );
     assert_eq!(second.requests.writes, 0, "{:?}", second.requests);
     assert_eq!(second.requests.dry_runs, 4);
+    // One GET and one dry-run per object; discovery is cached by the applier.
+    assert_eq!(second.requests.reads, 4);
+    assert_eq!(second.requests.discovery, 0);
     assert_eq!(second.change_set.change_log(), "");
     assert_eq!(rvs(&ns).await, rv_before);
 
