@@ -1,6 +1,7 @@
 //! `sluice controller`: the long-running process. It hosts the controllers
-//! (the reloader now; the source and Kustomization controllers as they land),
-//! a Prometheus endpoint and the `/healthz` and `/readyz` probes.
+//! (GitRepository source controller with its artifact server, Kustomization
+//! controller, reloader), a Prometheus endpoint and the `/healthz` and
+//! `/readyz` probes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,7 +34,69 @@ pub struct ControllerArgs {
     watch_namespace: Option<String>,
 
     #[command(flatten)]
+    source: SourceArgs,
+
+    #[command(flatten)]
+    kustomization: KustomizationArgs,
+
+    #[command(flatten)]
     reloader: ReloaderArgs,
+}
+
+/// Source controller options (Flux's source-controller flags).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Source controller")]
+struct SourceArgs {
+    /// Run the GitRepository controller and its artifact server.
+    #[arg(long = "source", default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    enabled: bool,
+
+    /// Directory holding the artifacts.
+    #[arg(long = "storage-path", default_value = "/data", value_name = "DIR")]
+    storage_path: std::path::PathBuf,
+
+    /// Address the artifact HTTP server listens on.
+    #[arg(long = "storage-addr", default_value = ":9090", value_name = "ADDR")]
+    storage_addr: String,
+
+    /// Host[:port] written into artifact URLs (default: the address of
+    /// `--storage-addr` as seen from this host).
+    #[arg(long = "storage-adv-addr", value_name = "ADDR")]
+    storage_adv_addr: Option<String>,
+
+    /// Artifacts kept per GitRepository.
+    #[arg(
+        long = "artifact-retention-records",
+        default_value_t = 2,
+        value_name = "N"
+    )]
+    artifact_retention: usize,
+
+    /// GitRepositories reconciled in parallel.
+    #[arg(long = "source-concurrency", default_value_t = 2, value_name = "N")]
+    concurrency: u16,
+}
+
+/// Kustomization controller options (Flux's kustomize-controller flags).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Kustomization controller")]
+struct KustomizationArgs {
+    /// Run the Kustomization controller.
+    #[arg(long = "kustomization", default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    enabled: bool,
+
+    /// Kustomizations reconciled in parallel.
+    #[arg(long = "concurrency", default_value_t = 4, value_name = "N")]
+    concurrency: u16,
+
+    /// Fallback re-check interval of a Kustomization waiting for its
+    /// dependencies (a dependency turning ready wakes it at once).
+    #[arg(
+        long = "requeue-dependency",
+        default_value = "30s",
+        value_name = "DURATION"
+    )]
+    requeue_dependency: String,
 }
 
 /// Reloader options. Each maps to the Stakater Reloader flag of the same name
@@ -132,10 +195,15 @@ pub fn parse_listen_addr(addr: &str) -> Result<SocketAddr> {
 }
 
 /// The process's metrics registry, with every controller's metrics in it.
-fn metrics_registry() -> (Registry, sluice_reloader::Metrics) {
+fn metrics_registry() -> (
+    Registry,
+    sluice_reloader::Metrics,
+    sluice_kustomization::Metrics,
+) {
     let mut registry = Registry::default();
     let reloader = sluice_reloader::register_metrics(&mut registry);
-    (registry, reloader)
+    let kustomization = sluice_kustomization::register_metrics(&mut registry);
+    (registry, reloader, kustomization)
 }
 
 #[derive(Clone)]
@@ -157,9 +225,15 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
     let metrics_addr = parse_listen_addr(&args.metrics_addr).context("--metrics-addr")?;
     let health_addr = parse_listen_addr(&args.health_addr).context("--health-addr")?;
     let reloader_options = args.reloader.options(args.watch_namespace.clone())?;
+    let storage_addr = parse_listen_addr(&args.source.storage_addr).context("--storage-addr")?;
+    let requeue_dependency =
+        sluice_api::meta::parse_duration(&args.kustomization.requeue_dependency)
+            .map_err(|e| anyhow::anyhow!("--requeue-dependency: {e}"))?;
 
-    let client = kube::Client::try_default()
+    let config = kube::Config::infer()
         .await
+        .context("loading the Kubernetes configuration (in-cluster config or KUBECONFIG)")?;
+    let client = kube::Client::try_from(config.clone())
         .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
     let version = client
         .apiserver_version()
@@ -167,7 +241,7 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
         .context("asking the API server for its version")?;
     tracing::info!(server = %version.git_version, "connected to Kubernetes");
 
-    let (registry, reloader_metrics) = metrics_registry();
+    let (registry, reloader_metrics, kustomization_metrics) = metrics_registry();
     let shared = Shared {
         registry: Arc::new(registry),
         ready: Arc::new(AtomicBool::new(false)),
@@ -199,6 +273,60 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
             .await
             .context("health server")
     });
+    if args.source.enabled {
+        let listener = TcpListener::bind(storage_addr)
+            .await
+            .with_context(|| format!("binding {storage_addr}"))?;
+        let bound = listener.local_addr()?;
+        let adv = args.source.storage_adv_addr.clone().unwrap_or_else(|| {
+            if bound.ip().is_unspecified() {
+                format!("localhost:{}", bound.port())
+            } else {
+                bound.to_string()
+            }
+        });
+        tracing::info!(artifacts = %bound, advertised = %adv, "serving artifacts");
+        let router = sluice_source::artifact_router(&args.source.storage_path);
+        tasks.spawn(async move {
+            axum::serve(listener, router)
+                .await
+                .context("artifact server")
+        });
+        let opts = sluice_source::Options {
+            storage_path: args.source.storage_path.clone(),
+            storage_adv_addr: adv,
+            artifact_retention: args.source.artifact_retention,
+            concurrency: args.source.concurrency,
+            namespace: args.watch_namespace.clone(),
+            ..sluice_source::Options::default()
+        };
+        let client = client.clone();
+        tasks.spawn(async move {
+            sluice_source::run(client, opts)
+                .await
+                .context("source controller")
+        });
+    }
+    if args.kustomization.enabled {
+        let opts = sluice_kustomization::Options {
+            namespace: args.watch_namespace.clone(),
+            concurrency: args.kustomization.concurrency,
+            // Artifacts of the in-process source controller are read from
+            // disk; others are downloaded.
+            storage_path: args
+                .source
+                .enabled
+                .then(|| args.source.storage_path.clone()),
+            requeue_dependency,
+            ..sluice_kustomization::Options::default()
+        };
+        let config = config.clone();
+        tasks.spawn(async move {
+            sluice_kustomization::run(config, opts, kustomization_metrics)
+                .await
+                .context("Kustomization controller")
+        });
+    }
     if args.reloader.enabled {
         let client = client.clone();
         tasks.spawn(async move {
@@ -283,7 +411,7 @@ mod tests {
 
     #[test]
     fn metric_names_have_no_stray_prefix() {
-        let (registry, metrics) = metrics_registry();
+        let (registry, metrics, _) = metrics_registry();
         metrics.tracked_objects(sluice_reloader::rules::SourceKind::Secret);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();

@@ -35,7 +35,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the controllers (reloader; source and Kustomization to come), with
+    /// Run the controllers (GitRepository, Kustomization, reloader), with
     /// Prometheus metrics and health probes.
     Controller(controller::ControllerArgs),
     /// Print the version of this binary.
