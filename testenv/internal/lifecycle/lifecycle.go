@@ -45,9 +45,9 @@ type instance struct {
 func (in *instance) path(p ...string) string {
 	return filepath.Join(append([]string{in.dir}, p...)...)
 }
-func (in *instance) kubeconfigPath() string { return in.path("kubeconfig") }
-func (in *instance) exportLine() string     { return "export KUBECONFIG=" + in.kubeconfigPath() }
-func (in *instance) lock() (func(), error)  { return lockFile(in.dir + ".lock") }
+func (in *instance) kubeconfigPath() string    { return in.path("kubeconfig") }
+func (in *instance) exportLine() string        { return "export KUBECONFIG=" + in.kubeconfigPath() }
+func (in *instance) lock() (func(bool), error) { return lockFile(in.dir + ".lock") }
 
 func (in *instance) pids() map[string]int {
 	m := map[string]int{}
@@ -149,6 +149,12 @@ func (in *instance) health() (map[string]bool, error) {
 // Clients go first, then the apiserver, then etcd: an apiserver whose etcd
 // vanished takes its time shutting down.
 func (in *instance) stop() error {
+	in.kill()
+	return os.RemoveAll(in.dir)
+}
+
+// kill stops every process recorded for the instance, in stages.
+func (in *instance) kill() {
 	pids := in.pids()
 	stages := [][]string{
 		{watchdogName, "nodesim", "scheduler", "controller-manager"},
@@ -164,7 +170,6 @@ func (in *instance) stop() error {
 		}
 		killAll(ps, in.dir, 5*time.Second)
 	}
-	return os.RemoveAll(in.dir)
 }
 
 func parseCommon(fs *flag.FlagSet, args []string) (*instance, error) {
@@ -213,7 +218,7 @@ func Up(args []string) int {
 		logf("lock: %v", err)
 		return 1
 	}
-	defer unlock()
+	defer unlock(false)
 
 	if _, err := os.Stat(in.dir); err == nil {
 		live, herr := in.health()
@@ -246,13 +251,17 @@ func Up(args []string) int {
 			return 0
 		}
 		lastErr = err
-		_ = in.stop()
-		if !retry {
+		if !retry || attempt == 3 {
+			// Keep the logs for a post-mortem; the next "up" or "down"
+			// of this name removes them.
+			in.kill()
+			_ = os.RemoveAll(in.path("etcd"))
 			break
 		}
+		_ = in.stop()
 		logf("attempt %d failed (%v); retrying with new ports", attempt, err)
 	}
-	logf("up failed: %v", lastErr)
+	logf("up failed: %v (logs: %s)", lastErr, in.path("logs"))
 	return 1
 }
 
@@ -593,15 +602,17 @@ func (in *instance) down() int {
 		logf("lock: %v", err)
 		return 1
 	}
-	defer unlock()
 	if _, err := os.Stat(in.dir); os.IsNotExist(err) {
+		unlock(true)
 		logf("instance %q is not running", in.name)
 		return 0
 	}
 	if err := in.stop(); err != nil {
+		unlock(false)
 		logf("down: %v", err)
 		return 1
 	}
+	unlock(true)
 	logf("instance %q stopped", in.name)
 	return 0
 }

@@ -167,23 +167,36 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// lockFile takes an exclusive flock on path, blocking.
-func lockFile(path string) (func(), error) {
+// lockFile takes an exclusive flock on path, blocking. The returned
+// function releases it; with remove=true it also deletes the lock file
+// (safe: lockers re-check that the path still names the inode they locked).
+func lockFile(path string) (func(remove bool), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
+	for {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, err
+		}
+		var held, now syscall.Stat_t
+		if syscall.Fstat(int(f.Fd()), &held) != nil || syscall.Stat(path, &now) != nil ||
+			held.Ino != now.Ino || held.Dev != now.Dev {
+			f.Close() // removed or replaced while we waited: lock the new one
+			continue
+		}
+		return func(remove bool) {
+			if remove {
+				_ = os.Remove(path)
+			}
+			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			f.Close()
+		}, nil
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }
 
 // cloexecInherited marks every inherited file descriptor above stderr

@@ -680,6 +680,27 @@ func (s *Sim) desiredStatus(pod *corev1.Pod, nowT time.Time) (*corev1.PodStatus,
 		}
 		return corev1.ConditionFalse
 	}
+	// Readiness gates: Ready also needs every gate's condition to be True
+	// (set by someone else, as with a real kubelet).
+	podReady, podReason, podMsg := allReady, readyReason, readyMsg
+	if allReady {
+		var missing []string
+		for _, g := range pod.Spec.ReadinessGates {
+			ok := false
+			for _, c := range st.Conditions {
+				if c.Type == g.ConditionType && c.Status == corev1.ConditionTrue {
+					ok = true
+				}
+			}
+			if !ok {
+				missing = append(missing, string(g.ConditionType))
+			}
+		}
+		if len(missing) > 0 {
+			podReady, podReason = false, "ReadinessGatesNotReady"
+			podMsg = fmt.Sprintf("corresponding condition of pod readiness gate %q does not exist or is not True", strings.Join(missing, ", "))
+		}
+	}
 	sandboxUp := phase == corev1.PodRunning
 	setCond(st, pod.Generation, corev1.PodReadyToStartContainers, boolStatus(sandboxUp), "", "", now)
 	initReason := ""
@@ -687,7 +708,7 @@ func (s *Sim) desiredStatus(pod *corev1.Pod, nowT time.Time) (*corev1.PodStatus,
 		initReason = "PodCompleted"
 	}
 	setCond(st, pod.Generation, corev1.PodInitialized, corev1.ConditionTrue, initReason, "", now)
-	setCond(st, pod.Generation, corev1.PodReady, boolStatus(allReady), readyReason, readyMsg, now)
+	setCond(st, pod.Generation, corev1.PodReady, boolStatus(podReady), podReason, podMsg, now)
 	setCond(st, pod.Generation, corev1.ContainersReady, boolStatus(allReady), readyReason, readyMsg, now)
 	setCond(st, pod.Generation, corev1.PodScheduled, corev1.ConditionTrue, "", "", now)
 	return st, requeue

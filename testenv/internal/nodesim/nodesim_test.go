@@ -165,3 +165,20 @@ func TestImageID(t *testing.T) {
 		}
 	}
 }
+
+func TestReadinessGates(t *testing.T) {
+	s := sim()
+	p := newPod("gated", func(p *corev1.Pod) {
+		p.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: "example.com/lb"}}
+	})
+	st, _ := s.desiredStatus(p, time.Now())
+	if cond(st, corev1.PodReady) != corev1.ConditionFalse || cond(st, corev1.ContainersReady) != corev1.ConditionTrue {
+		t.Fatalf("gate missing: ready=%s containersReady=%s", cond(st, corev1.PodReady), cond(st, corev1.ContainersReady))
+	}
+	p.Status = *st
+	p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: "example.com/lb", Status: corev1.ConditionTrue})
+	st, _ = s.desiredStatus(p, time.Now())
+	if cond(st, corev1.PodReady) != corev1.ConditionTrue {
+		t.Fatalf("gate true: ready=%s", cond(st, corev1.PodReady))
+	}
+}
