@@ -16,6 +16,7 @@ import (
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
+	"k8s.io/component-base/version"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
@@ -35,6 +36,7 @@ Lifecycle:
   status   [--name NAME] [--dir DIR]   show component state; exit 0 if healthy
   env      [--name NAME] [--dir DIR]   print the export line of a running instance
   smoke    [--kubeconfig FILE]         developer self-check against an instance
+  version                              print the Kubernetes version built in
 
 Components (started by "up"):
   etcd, apiserver, controller-manager, scheduler, nodesim, watchdog
@@ -71,6 +73,8 @@ func main() {
 		os.Exit(cli.Run(kcm.NewControllerManagerCommand()))
 	case "scheduler":
 		os.Exit(cli.Run(scheduler.NewSchedulerCommand()))
+	case "version", "--version":
+		fmt.Println(version.Get().GitVersion)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 	default:
