@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark `sluice build` against Go kustomize on a generated tree.
 #
-#   bench/kustomize/run.sh [N]     # N resources (default 5000)
+#   bench/kustomize/run.sh [N]     # N resources (default 1000; Go kustomize is slow beyond)
 #
 # Go kustomize (sigs.k8s.io/kustomize/kustomize/v5, pinned below) is built
 # once from the Go module proxy into ~/.cache/sluice/kustomize-<version>/.
@@ -9,7 +9,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-N="${1:-5000}"
+N="${1:-1000}"
 KVER="${KUSTOMIZE_VERSION:-v5.8.1}"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/sluice/kustomize-$KVER"
 KUSTOMIZE="$CACHE/kustomize"
