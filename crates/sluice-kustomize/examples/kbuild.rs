@@ -28,6 +28,9 @@ fn main() -> ExitCode {
     let dir = dir.unwrap_or_else(|| ".".into());
     match sluice_kustomize::build(std::path::Path::new(&dir), &opts) {
         Ok(out) => {
+            for w in &out.warnings {
+                eprintln!("# Warning: {w}");
+            }
             print!("{}", out.to_yaml());
             ExitCode::SUCCESS
         }

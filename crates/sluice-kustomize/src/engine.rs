@@ -178,6 +178,7 @@ pub struct Builder {
     /// loaded first, so an overlay's setting wins over its bases').
     openapi_set: bool,
     schema: Option<std::rc::Rc<crate::smp::CustomSchema>>,
+    warnings: Vec<String>,
 }
 
 impl Builder {
@@ -189,6 +190,7 @@ impl Builder {
             build_metadata: Vec::new(),
             openapi_set: false,
             schema: None,
+            warnings: Vec::new(),
         }
     }
 
@@ -285,7 +287,10 @@ impl Builder {
             }
             resources.push(r.obj);
         }
-        Ok(BuildOutput { resources })
+        Ok(BuildOutput {
+            resources,
+            warnings: std::mem::take(&mut self.warnings),
+        })
     }
 
     /// Returns `None` for input order, `Some(None)` for the default legacy
@@ -371,6 +376,23 @@ impl Builder {
         k: &Kustomization,
         acc: &mut Acc,
     ) -> Result<()> {
+        for (field, instead) in [
+            ("commonLabels", "labels"),
+            ("patchesStrategicMerge", "patches"),
+            ("patchesJson6902", "patches"),
+            ("imageTags", "images"),
+            ("bases", "resources"),
+            ("vars", "replacements"),
+        ] {
+            if k.get(field).is_some() {
+                let w = format!(
+                    "'{field}' is deprecated. Please use '{instead}' instead. Run 'kustomize edit fix' to update your Kustomization automatically."
+                );
+                if !self.warnings.contains(&w) {
+                    self.warnings.push(w);
+                }
+            }
+        }
         let ldr = self.loader(dir);
         check_openapi(&ldr, k)?;
         if !self.openapi_set

@@ -93,6 +93,8 @@ impl Options {
 #[derive(Debug, Clone)]
 pub struct BuildOutput {
     pub resources: Vec<yaml::Value>,
+    /// Deprecation notices kustomize prints on stderr (`# Warning: ...`).
+    pub warnings: Vec<String>,
 }
 
 impl BuildOutput {

@@ -54,6 +54,9 @@ pub fn run(args: BuildArgs) -> Result<()> {
         load_restrict_root_only: args.load_restrictor == LoadRestrictor::RootOnly,
     };
     let out = sluice_kustomize::build(&args.dir, &opts)?;
+    for w in &out.warnings {
+        eprintln!("# Warning: {w}");
+    }
     let text = out.to_yaml();
     match args.output {
         Some(p) => std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?,
