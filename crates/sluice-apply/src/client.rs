@@ -133,6 +133,19 @@ impl Kube {
         ApiFailure::from_kube(err, self.service_account.as_deref())
     }
 
+    /// The failure of a request about an object. A 404 that is not about the object means
+    /// the kind is no longer served where discovery said: forget the group, so the next run
+    /// discovers it again.
+    fn failed_request(&self, res: &Resource, err: kube::Error) -> ApiFailure {
+        if let kube::Error::Api(status) = &err
+            && status.code == 404
+            && status.details.as_ref().is_none_or(|d| d.name.is_empty())
+        {
+            self.discovery.invalidate_group(&res.group);
+        }
+        self.failure(err)
+    }
+
     /// Finds the resource of a kind, from the cache or by listing its group version. Misses
     /// are not trusted: a kind missing from the cache is looked up again (a CRD may have been
     /// installed since).
@@ -234,8 +247,8 @@ impl Kube {
             .map_err(|e| self.failure(kube::Error::BuildRequest(e)))?;
         match self.client.request::<Value>(req).await {
             Ok(v) => Ok(Some(v)),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
-            Err(e) => Err(self.failure(e)),
+            Err(kube::Error::Api(status)) if object_missing(&status, name) => Ok(None),
+            Err(e) => Err(self.failed_request(res, e)),
         }
     }
 
@@ -262,7 +275,7 @@ impl Kube {
         self.client
             .request::<Value>(req)
             .await
-            .map_err(|e| self.failure(e))
+            .map_err(|e| self.failed_request(res, e))
     }
 
     /// A JSON merge patch (the metadata cleanup).
@@ -300,10 +313,18 @@ impl Kube {
             .map_err(|e| self.failure(kube::Error::BuildRequest(e)))?;
         match self.client.request::<Value>(req).await {
             Ok(_) => Ok(true),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
-            Err(e) => Err(self.failure(e)),
+            Err(kube::Error::Api(status)) if object_missing(&status, name) => Ok(false),
+            Err(e) => Err(self.failed_request(res, e)),
         }
     }
+}
+
+/// Whether a 404 says that the named object does not exist (rather than that the kind is not
+/// served at that address).
+fn object_missing(status: &kube::core::Status, name: &str) -> bool {
+    status.code == 404
+        && (status.details.as_ref().is_some_and(|d| d.name == name)
+            || status.message.ends_with(&format!("\"{name}\" not found")))
 }
 
 /// A client that impersonates the service account `namespace/name`
@@ -346,6 +367,20 @@ mod tests {
             crd.url("ignored"),
             "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
         );
+    }
+
+    #[test]
+    fn missing_objects_and_missing_kinds_differ() {
+        let object: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "code": 404, "reason": "NotFound", "message": "configmaps \"x\" not found",
+            "details": {"name": "x", "kind": "configmaps"}}))
+        .unwrap();
+        assert!(object_missing(&object, "x"));
+        let kind: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "code": 404, "reason": "NotFound",
+            "message": "the server could not find the requested resource", "details": {}}))
+        .unwrap();
+        assert!(!object_missing(&kind, "x"));
     }
 
     #[test]
