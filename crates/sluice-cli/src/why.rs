@@ -1,15 +1,568 @@
-//! `sluice why` (stub).
+//! `sluice why KIND/NAME`: the chain from an object to the root cause of it
+//! not being ready, walking `dependsOn`, the source, health checks and
+//! conditions, down to Pods, claims and StorageClasses (with
+//! `sluice_kstatus::explain`). For example:
+//!
+//! ```text
+//! apps → core → prometheus-crds: Kustomization flux-system/prometheus-crds not found
+//! memos: Deployment apps/memos 0/1 available → Pod memos-6c… Pending → PVC memos-data unbound → StorageClass "local-hostpath" does not exist
+//! ```
+
+use std::collections::HashSet;
 
 use anyhow::Result;
 use clap::Args;
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::ListParams;
+use kube::{Api, Client};
+use serde::Serialize;
+use serde_json::Value;
+use sluice_api::meta::{FluxObject, ObjectId};
+use sluice_api::{GitRepository, Kustomization};
+use sluice_kstatus::{ComputeOptions, ExplainInput, Status, explain, render_chain};
 
-use crate::{GlobalArgs, Outcome};
+use crate::events::canonical_kind;
+use crate::kube_util::{self, Resolver, typed_json};
+use crate::output::{Color, OutputFormat, print_data};
+use crate::{GlobalArgs, Outcome, UserError};
 
 /// `sluice why`.
 #[derive(Debug, Args)]
-pub struct WhyArgs {}
+pub struct WhyArgs {
+    /// The object: KIND/NAME or KIND/NAMESPACE/NAME, where KIND is
+    /// kustomization (ks), gitrepository (gitrepo), deployment, statefulset,
+    /// daemonset, pod or pvc.
+    #[arg(value_name = "KIND/NAME")]
+    pub object: String,
+
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// One hop of the chain.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Step {
+    /// Kind.
+    pub kind: String,
+    /// Namespace (empty for cluster-scoped objects).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// What is wrong with it (or its state).
+    pub message: String,
+    /// The object does not exist.
+    pub missing: bool,
+}
+
+impl Step {
+    fn new(kind: &str, ns: &str, name: &str, message: impl Into<String>) -> Self {
+        Step {
+            kind: kind.into(),
+            namespace: ns.into(),
+            name: name.into(),
+            message: message.into(),
+            missing: false,
+        }
+    }
+
+    fn missing(kind: &str, ns: &str, name: &str) -> Self {
+        Step {
+            missing: true,
+            ..Step::new(kind, ns, name, "not found")
+        }
+    }
+
+    fn object(&self) -> String {
+        if self.namespace.is_empty() {
+            format!("{} {}", self.kind, self.name)
+        } else {
+            format!("{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+
+    /// `Kind ns/name not found` or `Kind ns/name: message`.
+    pub fn describe(&self) -> String {
+        if self.missing {
+            format!("{} not found", self.object())
+        } else if self.message.is_empty() {
+            self.object()
+        } else {
+            format!("{}: {}", self.object(), self.message)
+        }
+    }
+}
+
+/// The result of `why`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    /// Whether the object is ready (then `steps` has one step).
+    pub ready: bool,
+    /// From the object to the root cause.
+    pub steps: Vec<Step>,
+    /// The chain on one line.
+    pub summary: String,
+}
+
+/// Parses `KIND/NAME` or `KIND/NAMESPACE/NAME`.
+pub fn parse_target(s: &str, default_ns: &str) -> Result<(String, String, String)> {
+    let parts: Vec<&str> = s.split('/').collect();
+    let bad = || -> anyhow::Error {
+        UserError::new(format!("invalid object {s:?}: expected KIND/NAME"))
+            .hint("for example `sluice why kustomization/apps` or `sluice why deployment/memos -n apps`")
+            .into()
+    };
+    match parts.as_slice() {
+        [k, n] if !k.is_empty() && !n.is_empty() => {
+            Ok((canonical_kind(k), default_ns.to_string(), n.to_string()))
+        }
+        [k, ns, n] if !k.is_empty() && !ns.is_empty() && !n.is_empty() => {
+            Ok((canonical_kind(k), ns.to_string(), n.to_string()))
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Walks the chain for the object.
+pub struct Walker {
+    client: Client,
+    resolver: Resolver,
+    visited: HashSet<(String, String, String)>,
+}
+
+/// What one level of the walk found: the steps, and the names of the Flux
+/// objects passed on the way (for the one-line summary).
+struct Walk {
+    steps: Vec<Step>,
+    path: Vec<String>,
+    /// The terminal part of the summary (a workload cause chain).
+    tail: Option<String>,
+    ready: bool,
+}
+
+fn ready_message<K: FluxObject>(obj: &K) -> String {
+    match obj.ready_condition() {
+        Some(c) if !c.message.is_empty() => c.message.clone(),
+        Some(c) => format!("Ready={}", c.status),
+        None => "waiting to be reconciled".into(),
+    }
+}
+
+impl Walker {
+    /// A walker using `client`.
+    pub fn new(client: Client) -> Self {
+        Walker {
+            client,
+            resolver: Resolver::default(),
+            visited: HashSet::new(),
+        }
+    }
+
+    /// Explains `kind` `ns`/`name`.
+    pub async fn explain(&mut self, kind: &str, ns: &str, name: &str) -> Result<Explanation> {
+        let walk = match kind {
+            "Kustomization" => self.kustomization(ns, name).await?,
+            "GitRepository" => self.git(ns, name).await?,
+            "Deployment"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "ReplicaSet"
+            | "Pod"
+            | "PersistentVolumeClaim"
+            | "Job" => {
+                let api_version = match kind {
+                    "Pod" | "PersistentVolumeClaim" => "v1",
+                    "Job" => "batch/v1",
+                    _ => "apps/v1",
+                };
+                match self
+                    .resolver
+                    .get(&self.client, api_version, kind, ns, name)
+                    .await?
+                {
+                    None => Walk {
+                        steps: vec![Step::missing(kind, ns, name)],
+                        path: vec![],
+                        tail: None,
+                        ready: false,
+                    },
+                    Some(live) => self.workload(&live).await?,
+                }
+            }
+            other => {
+                return Err(UserError::new(format!("sluice why does not know the kind {other}"))
+                    .hint("use kustomization, gitrepository, deployment, statefulset, daemonset, pod or pvc")
+                    .into());
+            }
+        };
+        let summary = match (&walk.tail, walk.steps.last()) {
+            _ if walk.ready => walk.steps[0].describe(),
+            (Some(tail), _) if walk.path.is_empty() => tail.clone(),
+            (Some(tail), _) => format!("{} → {tail}", walk.path.join(" → ")),
+            (None, Some(last)) if walk.path.len() > 1 => {
+                format!("{}: {}", walk.path.join(" → "), last.describe())
+            }
+            (None, Some(last)) => last.describe(),
+            (None, None) => String::new(),
+        };
+        Ok(Explanation {
+            ready: walk.ready,
+            steps: walk.steps,
+            summary,
+        })
+    }
+
+    fn kustomization<'a>(
+        &'a mut self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Walk>> {
+        Box::pin(async move {
+            let key = (
+                "Kustomization".to_string(),
+                ns.to_string(),
+                name.to_string(),
+            );
+            let api: Api<Kustomization> = Api::namespaced(self.client.clone(), ns);
+            let ks = api.get_opt(name).await.map_err(|e| {
+                kube_util::user_kube_error(e, &format!("getting Kustomization {ns}/{name}"))
+            })?;
+            let Some(ks) = ks else {
+                return Ok(Walk {
+                    steps: vec![Step::missing("Kustomization", ns, name)],
+                    path: vec![name.to_string()],
+                    tail: None,
+                    ready: false,
+                });
+            };
+            if !self.visited.insert(key) {
+                return Ok(Walk {
+                    steps: vec![Step::new(
+                        "Kustomization",
+                        ns,
+                        name,
+                        "dependency cycle: reached again",
+                    )],
+                    path: vec![name.to_string()],
+                    tail: None,
+                    ready: false,
+                });
+            }
+            let mut me = Step::new("Kustomization", ns, name, ready_message(&ks));
+            if ks.is_ready() {
+                return Ok(Walk {
+                    steps: vec![me],
+                    path: vec![name.to_string()],
+                    tail: None,
+                    ready: true,
+                });
+            }
+            if ks.is_suspended() {
+                me.message = format!("suspended ({})", me.message);
+                return Ok(Walk {
+                    steps: vec![me],
+                    path: vec![name.to_string()],
+                    tail: None,
+                    ready: false,
+                });
+            }
+            // dependsOn: the first dependency that is not ready.
+            for dep in ks.spec.depends_on.iter().flatten() {
+                let dns = dep.namespace_or(ns).to_string();
+                let sub = self.kustomization(&dns, &dep.name).await?;
+                if !sub.ready {
+                    let mut steps = vec![me];
+                    steps.extend(sub.steps);
+                    let mut path = vec![name.to_string()];
+                    path.extend(sub.path);
+                    return Ok(Walk {
+                        steps,
+                        path,
+                        tail: sub.tail,
+                        ready: false,
+                    });
+                }
+            }
+            // The source.
+            let r = &ks.spec.source_ref;
+            let sns = r.namespace_or(ns).to_string();
+            if r.kind.to_string() == "GitRepository" {
+                let sub = self.git(&sns, &r.name).await?;
+                if !sub.ready {
+                    let mut steps = vec![me];
+                    steps.extend(sub.steps);
+                    let mut path = vec![name.to_string()];
+                    path.extend(sub.path);
+                    return Ok(Walk {
+                        steps,
+                        path,
+                        tail: sub.tail,
+                        ready: false,
+                    });
+                }
+            }
+            // Health: applied workloads and health checks that are not Current.
+            let mut targets: Vec<(String, String, String, String)> = Vec::new();
+            for entry in ks.inventory() {
+                let Ok(id) = ObjectId::parse(&entry.id) else {
+                    continue;
+                };
+                if matches!(
+                    (id.group.as_str(), id.kind.as_str()),
+                    ("apps", "Deployment" | "StatefulSet" | "DaemonSet")
+                        | ("batch", "Job")
+                        | ("", "PersistentVolumeClaim")
+                ) {
+                    let api_version = entry.api_version().unwrap_or_default();
+                    targets.push((api_version, id.kind, id.namespace, id.name));
+                }
+            }
+            for hc in ks.spec.health_checks.iter().flatten() {
+                let api_version = hc.api_version.clone().unwrap_or_else(|| "apps/v1".into());
+                let hns = hc.namespace.clone().unwrap_or_else(|| ns.to_string());
+                let t = (api_version, hc.kind.clone(), hns, hc.name.clone());
+                if !targets.contains(&t) {
+                    targets.push(t);
+                }
+            }
+            let opts = ComputeOptions::flux();
+            for (api_version, kind, tns, tname) in targets {
+                let live = self
+                    .resolver
+                    .get(&self.client, &api_version, &kind, &tns, &tname)
+                    .await
+                    .unwrap_or(None);
+                match live {
+                    None => {
+                        let mut steps = vec![me];
+                        steps.push(Step::missing(&kind, &tns, &tname));
+                        return Ok(Walk {
+                            steps,
+                            path: vec![name.to_string()],
+                            tail: None,
+                            ready: false,
+                        });
+                    }
+                    Some(live) => {
+                        let status = sluice_kstatus::compute_or_unknown(&live, &opts).status;
+                        if status != Status::Current {
+                            let sub = self.workload(&live).await?;
+                            let mut steps = vec![me];
+                            steps.extend(sub.steps);
+                            return Ok(Walk {
+                                steps,
+                                path: vec![name.to_string()],
+                                tail: sub.tail,
+                                ready: false,
+                            });
+                        }
+                    }
+                }
+            }
+            // Nothing below it: its own condition is the root cause.
+            Ok(Walk {
+                steps: vec![me],
+                path: vec![name.to_string()],
+                tail: None,
+                ready: false,
+            })
+        })
+    }
+
+    async fn git(&mut self, ns: &str, name: &str) -> Result<Walk> {
+        let api: Api<GitRepository> = Api::namespaced(self.client.clone(), ns);
+        let git = api.get_opt(name).await.map_err(|e| {
+            kube_util::user_kube_error(e, &format!("getting GitRepository {ns}/{name}"))
+        })?;
+        let Some(git) = git else {
+            return Ok(Walk {
+                steps: vec![Step::missing("GitRepository", ns, name)],
+                path: vec![name.to_string()],
+                tail: None,
+                ready: false,
+            });
+        };
+        let mut me = Step::new("GitRepository", ns, name, ready_message(&git));
+        if git.is_ready() {
+            return Ok(Walk {
+                steps: vec![me],
+                path: vec![name.to_string()],
+                tail: None,
+                ready: true,
+            });
+        }
+        let mut steps = vec![];
+        if git.is_suspended() {
+            me.message = format!("suspended ({})", me.message);
+        }
+        steps.push(me);
+        if let Some(secret) = &git.spec.secret_ref {
+            let secrets: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+            if let Ok(None) = secrets.get_metadata_opt(&secret.name).await {
+                steps.push(Step::missing("Secret", ns, &secret.name));
+            }
+        }
+        Ok(Walk {
+            steps,
+            path: vec![name.to_string()],
+            tail: None,
+            ready: false,
+        })
+    }
+
+    /// A workload's cause chain with its Pods, the namespace's PVCs and
+    /// Events, and the StorageClasses.
+    async fn workload(&mut self, live: &Value) -> Result<Walk> {
+        let ns = live["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let name = live["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let selector = live
+            .pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .filter(|s| !s.is_empty());
+        let mut pods = Vec::new();
+        if let Some(sel) = selector {
+            let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+            if let Ok(list) = api.list(&ListParams::default().labels(&sel)).await {
+                pods = list
+                    .items
+                    .iter()
+                    .map(|p| typed_json(p, "v1", "Pod"))
+                    .collect();
+            }
+        }
+        let pvcs: Vec<Value> = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .map(|p| typed_json(p, "v1", "PersistentVolumeClaim"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let classes: Vec<Value> = Api::<StorageClass>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .map(|p| typed_json(p, "storage.k8s.io/v1", "StorageClass"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let events: Vec<Value> = Api::<Event>::namespaced(self.client.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .map(|e| typed_json(e, "v1", "Event"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut input = ExplainInput::new(live);
+        input.pods = &pods;
+        input.pvcs = Some(&pvcs);
+        input.storage_classes = Some(&classes);
+        input.events = &events;
+        let chain = explain(&input);
+        let status = sluice_kstatus::compute_or_unknown(live, &ComputeOptions::flux()).status;
+        let ready = status == Status::Current;
+        let steps = chain
+            .iter()
+            .map(|c| Step {
+                kind: c.object.kind.clone(),
+                namespace: c.object.namespace.clone().unwrap_or_default(),
+                name: c.object.name.clone(),
+                message: c.message.clone(),
+                missing: c.missing,
+            })
+            .collect();
+        Ok(Walk {
+            steps,
+            path: vec![],
+            tail: Some(format!("{name}: {}", render_chain(&chain))),
+            ready,
+        })
+    }
+}
 
 /// Runs `sluice why`.
-pub async fn run(_g: &GlobalArgs, _args: WhyArgs) -> Result<Outcome> {
-    Err(crate::user_error("not implemented yet"))
+pub async fn run(g: &GlobalArgs, args: WhyArgs) -> Result<Outcome> {
+    let (kind, ns, name) = parse_target(&args.object, &g.namespace)?;
+    let client = kube_util::client(g).await?;
+    let mut walker = Walker::new(client);
+    let why = walker.explain(&kind, &ns, &name).await?;
+    match args.output {
+        OutputFormat::Table => {
+            let c = Color::stdout();
+            if why.ready {
+                println!("{} {} is ready", c.green("✔"), why.steps[0].describe());
+                return Ok(Outcome::Ok);
+            }
+            for (i, step) in why.steps.iter().enumerate() {
+                let text = if step.missing {
+                    c.red(&step.describe())
+                } else {
+                    step.describe()
+                };
+                if i == 0 {
+                    println!("{} {text}", c.red("✗"));
+                } else {
+                    println!("  → {text}");
+                }
+            }
+            println!("{} {}", c.bold("root cause:"), why.summary);
+        }
+        format => print_data(format, &why)?,
+    }
+    Ok(if why.ready {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!(
+            parse_target("ks/apps", "flux-system").unwrap(),
+            ("Kustomization".into(), "flux-system".into(), "apps".into())
+        );
+        assert_eq!(
+            parse_target("deployment/apps/memos", "flux-system").unwrap(),
+            ("Deployment".into(), "apps".into(), "memos".into())
+        );
+        assert!(parse_target("apps", "flux-system").is_err());
+        assert!(parse_target("a/b/c/d", "flux-system").is_err());
+    }
+
+    #[test]
+    fn steps_describe_themselves() {
+        assert_eq!(
+            Step::missing("Kustomization", "flux-system", "crds").describe(),
+            "Kustomization flux-system/crds not found"
+        );
+        assert_eq!(
+            Step::new("GitRepository", "flux-system", "repo", "auth failed").describe(),
+            "GitRepository flux-system/repo: auth failed"
+        );
+    }
 }

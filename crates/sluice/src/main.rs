@@ -34,6 +34,7 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
 enum Command {
     /// Run the controllers (GitRepository, Kustomization, reloader), with
     /// Prometheus metrics and health probes.

@@ -1,0 +1,497 @@
+//! The everyday verbs and `why`, by running the `sluice` binary against the
+//! local control plane; the controller's status writes are simulated.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+use sluice_api::Kustomization;
+use support::*;
+
+#[tokio::test]
+async fn get_prints_tables_and_json() {
+    let (client, ns) = setup("get").await;
+    let n = ns.name();
+    git_repository(&client, n, "repo").await;
+    kustomization(&client, n, "apps", "repo", &[]).await;
+    kustomization(&client, n, "infra", "repo", &[]).await;
+    set_ready(
+        &client,
+        "GitRepository",
+        n,
+        "repo",
+        true,
+        "stored artifact for revision 'main@sha1:0123456789abcdef0123456789abcdef01234567'",
+    )
+    .await;
+    set_ready(
+        &client,
+        "Kustomization",
+        n,
+        "apps",
+        true,
+        "Applied revision: main@sha1:0123456789abcdef0123456789abcdef01234567",
+    )
+    .await;
+
+    let out = sluice(&["get", "ks", "-n", n]).expect(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(
+        lines[0].starts_with("NAME")
+            && lines[0].contains("REVISION")
+            && lines[0].contains("SUSPENDED")
+            && lines[0].contains("READY")
+            && lines[0].contains("MESSAGE"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("apps ")
+            && lines[1].contains("main@sha1:0123456789abcdef")
+            && lines[1].contains("True"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with("infra ") && lines[2].contains("waiting to be reconciled"),
+        "{}",
+        lines[2]
+    );
+
+    let out = sluice(&["get", "sources", "git", "-n", n, "-o", "json"]).expect(0);
+    let rows: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["name"], "repo");
+    assert_eq!(rows[0]["ready"], "True");
+    assert_eq!(rows[0]["suspended"], false);
+
+    let out = sluice(&["get", "all", "-n", n]).expect(0);
+    assert!(out.stdout.contains("gitrepository/repo"), "{}", out.stdout);
+    assert!(out.stdout.contains("kustomization/apps"), "{}", out.stdout);
+
+    let out = sluice(&["get", "all", "-A", "-o", "yaml"]).expect(0);
+    assert!(
+        out.stdout.contains(&format!("namespace: {n}")),
+        "{}",
+        out.stdout
+    );
+
+    let out = sluice(&["get", "ks", "missing", "-n", n]).expect(1);
+    assert!(
+        out.stderr
+            .contains(&format!("Kustomization {n}/missing not found")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 2, "{}", out.stderr);
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_waits_for_the_controller() {
+    let (client, ns) = setup("reconcile").await;
+    let n = ns.name().to_string();
+    git_repository(&client, &n, "repo").await;
+    kustomization(&client, &n, "apps", "repo", &[]).await;
+    kustomization(&client, &n, "broken", "repo", &[]).await;
+    let _controller = FakeController::start(client.clone(), n.clone());
+
+    let out = sluice(&["reconcile", "ks", "apps", "--with-source", "-n", &n]).expect(0);
+    assert!(
+        out.stderr.contains("annotating GitRepository repo"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("fetched revision main@sha1:0123456789abcdef"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("applied revision main@sha1:0123456789abcdef"),
+        "{}",
+        out.stderr
+    );
+    let ks = Api::<Kustomization>::namespaced(client.clone(), &n)
+        .get("apps")
+        .await
+        .unwrap();
+    assert!(
+        ks.metadata
+            .annotations
+            .unwrap()
+            .contains_key("reconcile.fluxcd.io/requestedAt")
+    );
+
+    let out = sluice(&["reconcile", "source", "git", "repo", "-n", &n]).expect(0);
+    assert!(out.stderr.contains("fetched revision"), "{}", out.stderr);
+
+    let out = sluice(&["reconcile", "kustomization", "broken", "-n", &n]).expect(1);
+    assert!(
+        out.stderr
+            .contains("reconciliation failed: kustomize build failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("sluice why kustomization/broken"),
+        "{}",
+        out.stderr
+    );
+
+    // Nobody answers in another namespace: the timeout names the cause.
+    let (_, other) = setup("reconcile-idle").await;
+    kustomization(&client, other.name(), "apps", "repo", &[]).await;
+    let out = sluice(&[
+        "reconcile",
+        "ks",
+        "apps",
+        "-n",
+        other.name(),
+        "--timeout",
+        "2s",
+    ])
+    .expect(1);
+    assert!(out.stderr.contains("timed out after 2s"), "{}", out.stderr);
+    assert!(out.stderr.contains("sluice check"), "{}", out.stderr);
+    ns.delete().await;
+    other.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_and_resume() {
+    let (client, ns) = setup("suspend").await;
+    let n = ns.name().to_string();
+    git_repository(&client, &n, "repo").await;
+    kustomization(&client, &n, "apps", "repo", &[]).await;
+    let _controller = FakeController::start(client.clone(), n.clone());
+    let api = Api::<Kustomization>::namespaced(client.clone(), &n);
+
+    let out = sluice(&["suspend", "kustomization", "apps", "-n", &n]).expect(0);
+    assert!(
+        out.stderr.contains("kustomization suspended"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(api.get("apps").await.unwrap().spec.suspend, Some(true));
+    let out = sluice(&["get", "ks", "apps", "-n", &n, "-o", "json"]).expect(0);
+    assert!(out.stdout.contains("\"suspended\": true"), "{}", out.stdout);
+
+    // A suspended object is not reconciled.
+    let out = sluice(&["reconcile", "ks", "apps", "-n", &n]).expect(1);
+    assert!(out.stderr.contains("is suspended"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("sluice resume kustomization apps"),
+        "{}",
+        out.stderr
+    );
+
+    let out = sluice(&["resume", "ks", "apps", "-n", &n]).expect(0);
+    assert!(
+        out.stderr.contains("kustomization resumed"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("applied revision"), "{}", out.stderr);
+    let ks = api.get("apps").await.unwrap();
+    assert_eq!(ks.spec.suspend, None);
+
+    sluice(&["suspend", "source", "git", "repo", "-n", &n]).expect(0);
+    sluice(&["resume", "source", "git", "repo", "-n", &n, "--wait=false"]).expect(0);
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn export_prints_clean_yaml() {
+    let (client, ns) = setup("export").await;
+    let n = ns.name();
+    git_repository(&client, n, "repo").await;
+    kustomization(&client, n, "apps", "repo", &["infra"]).await;
+    set_ready(&client, "Kustomization", n, "apps", true, "ok").await;
+    let out = sluice(&["export", "kustomization", "apps", "-n", n]).expect(0);
+    assert!(out.stdout.starts_with("---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n"), "{}", out.stdout);
+    assert!(!out.stdout.contains("status"), "{}", out.stdout);
+    assert!(!out.stdout.contains("resourceVersion"), "{}", out.stdout);
+    assert!(!out.stdout.contains("managedFields"), "{}", out.stdout);
+    let doc: Value = serde_norway::from_str(out.stdout.trim_start_matches("---\n")).unwrap();
+    assert_eq!(doc["spec"]["dependsOn"][0]["name"], "infra");
+
+    let out = sluice(&["export", "source", "git", "--all", "-n", n]).expect(0);
+    assert!(
+        out.stdout.contains("url: https://example.invalid/repo.git"),
+        "{}",
+        out.stdout
+    );
+    sluice(&["export", "ks", "-n", n]).expect(1);
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn events_for_an_object() {
+    let (client, ns) = setup("events").await;
+    let n = ns.name();
+    kustomization(&client, n, "apps", "repo", &[]).await;
+    let ks = Api::<Kustomization>::namespaced(client.clone(), n)
+        .get("apps")
+        .await
+        .unwrap();
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), n);
+    let event = json!({
+        "metadata": {"name": "apps.1", "namespace": n},
+        "involvedObject": {"kind": "Kustomization", "name": "apps", "namespace": n, "uid": ks.metadata.uid, "apiVersion": "kustomize.toolkit.fluxcd.io/v1"},
+        "reason": "ReconciliationSucceeded",
+        "message": "Reconciliation finished in 1s",
+        "type": "Normal",
+        "lastTimestamp": "2026-01-01T00:00:00Z",
+        "source": {"component": "kustomize-controller"},
+    });
+    events
+        .create(&Default::default(), &serde_json::from_value(event).unwrap())
+        .await
+        .unwrap();
+    let out = sluice(&["events", "-n", n, "--for", "Kustomization/apps"]).expect(0);
+    assert!(
+        out.stdout.contains("ReconciliationSucceeded"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Kustomization/apps"), "{}", out.stdout);
+    let out = sluice(&["events", "-n", n, "--for", "ks/other"]).expect(0);
+    assert!(
+        !out.stdout.contains("ReconciliationSucceeded"),
+        "{}",
+        out.stdout
+    );
+    let out = sluice(&["events", "-n", n, "-o", "json"]).expect(0);
+    assert!(
+        out.stdout
+            .contains("\"reason\": \"ReconciliationSucceeded\""),
+        "{}",
+        out.stdout
+    );
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn why_walks_a_dependency_chain() {
+    let (client, ns) = setup("why-deps").await;
+    let n = ns.name();
+    git_repository(&client, n, "repo").await;
+    set_ready(&client, "GitRepository", n, "repo", true, "stored artifact").await;
+    kustomization(&client, n, "apps", "repo", &["core"]).await;
+    kustomization(&client, n, "core", "repo", &["prometheus-crds"]).await;
+    set_ready(
+        &client,
+        "Kustomization",
+        n,
+        "apps",
+        false,
+        &format!("dependency '{n}/core' is not ready"),
+    )
+    .await;
+    set_ready(
+        &client,
+        "Kustomization",
+        n,
+        "core",
+        false,
+        &format!("dependency '{n}/prometheus-crds' is not ready"),
+    )
+    .await;
+
+    let out = sluice(&["why", "kustomization/apps", "-n", n]).expect(1);
+    let expected = format!(
+        "root cause: apps → core → prometheus-crds: Kustomization {n}/prometheus-crds not found"
+    );
+    assert!(out.stdout.contains(&expected), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!(
+            "✗ Kustomization {n}/apps: dependency '{n}/core' is not ready"
+        )),
+        "{}",
+        out.stdout
+    );
+
+    // Three levels, the last one present but failing on its own.
+    kustomization(&client, n, "prometheus-crds", "repo", &[]).await;
+    set_ready(
+        &client,
+        "Kustomization",
+        n,
+        "prometheus-crds",
+        false,
+        "kustomize build failed: accumulating resources",
+    )
+    .await;
+    let out = sluice(&["why", "ks/apps", "-n", n, "-o", "json"]).expect(1);
+    let why: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(why["steps"].as_array().unwrap().len(), 3, "{why}");
+    assert_eq!(
+        why["summary"],
+        format!(
+            "apps → core → prometheus-crds: Kustomization {n}/prometheus-crds: kustomize build failed: accumulating resources"
+        )
+    );
+
+    // Its source missing.
+    kustomization(&client, n, "orphan", "nowhere", &[]).await;
+    set_ready(
+        &client,
+        "Kustomization",
+        n,
+        "orphan",
+        false,
+        &format!("Source 'GitRepository/{n}/nowhere' not found"),
+    )
+    .await;
+    let out = sluice(&["why", "ks/orphan", "-n", n]).expect(1);
+    assert!(
+        out.stdout.contains(&format!(
+            "root cause: orphan → nowhere: GitRepository {n}/nowhere not found"
+        )),
+        "{}",
+        out.stdout
+    );
+
+    // Ready: exit 0.
+    set_ready(
+        &client,
+        "Kustomization",
+        n,
+        "prometheus-crds",
+        true,
+        "Applied revision: main@sha1:0123",
+    )
+    .await;
+    let out = sluice(&["why", "ks/prometheus-crds", "-n", n]).expect(0);
+    assert!(out.stdout.contains("is ready"), "{}", out.stdout);
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn why_explains_a_pending_pod() {
+    let (client, ns) = setup("why-pod").await;
+    let n = ns.name();
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), n);
+    let pvc = json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "memos-data", "namespace": n},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-hostpath-missing", "resources": {"requests": {"storage": "1Gi"}}},
+    });
+    pvcs.patch(
+        "memos-data",
+        &PatchParams::apply("sluice-test"),
+        &Patch::Apply(&pvc),
+    )
+    .await
+    .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), n);
+    let deploy = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "memos", "namespace": n},
+        "spec": {
+            "replicas": 1,
+            "progressDeadlineSeconds": 600,
+            "selector": {"matchLabels": {"app": "memos"}},
+            "template": {
+                "metadata": {"labels": {"app": "memos"}},
+                "spec": {
+                    "containers": [{"name": "memos", "image": "neosmemo/memos:stable", "volumeMounts": [{"name": "data", "mountPath": "/var/opt/memos"}]}],
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "memos-data"}}],
+                },
+            },
+        },
+    });
+    deployments
+        .patch(
+            "memos",
+            &PatchParams::apply("sluice-test"),
+            &Patch::Apply(&deploy),
+        )
+        .await
+        .unwrap();
+
+    // The scheduler keeps the Pod Pending; wait until it says so.
+    let mut last = String::new();
+    for _ in 0..120 {
+        let out = sluice(&["why", "deployment/memos", "-n", n]);
+        last = format!("{}\n{}", out.stdout, out.stderr);
+        if out.code == 1 && last.contains("StorageClass \"local-hostpath-missing\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(last.contains("root cause: memos: Deployment"), "{last}");
+    assert!(last.contains("0/1"), "{last}");
+    assert!(last.contains("→ Pod memos-"), "{last}");
+    assert!(last.contains("Pending"), "{last}");
+    assert!(last.contains("PVC memos-data"), "{last}");
+    assert!(
+        last.contains("StorageClass \"local-hostpath-missing\" does not exist"),
+        "{last}"
+    );
+
+    // Through a Kustomization that applied it.
+    kustomization(&client, n, "apps", "repo", &[]).await;
+    git_repository(&client, n, "repo").await;
+    set_ready(&client, "GitRepository", n, "repo", true, "stored artifact").await;
+    let generation = generation(&client, "Kustomization", n, "apps").await;
+    write_status(&client, "Kustomization", n, "apps", json!({
+        "observedGeneration": generation,
+        "conditions": [condition("False", "HealthCheckFailed", "health check failed after 5m0s: timeout waiting for: [Deployment/memos status: 'InProgress']", generation)],
+        "inventory": {"entries": [
+            {"id": format!("{n}_memos-data__PersistentVolumeClaim"), "v": "v1"},
+            {"id": format!("{n}_memos_apps_Deployment"), "v": "v1"},
+        ]},
+    })).await;
+    let out = sluice(&["why", "ks/apps", "-n", n]).expect(1);
+    assert!(out.stdout.contains("root cause: apps → "), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("StorageClass \"local-hostpath-missing\" does not exist"),
+        "{}",
+        out.stdout
+    );
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn errors_are_one_line_with_a_hint() {
+    let out = sluice(&["why", "nonsense", "-n", "x"]).expect(1);
+    assert!(
+        out.stderr.starts_with("✗ invalid object \"nonsense\""),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+    let out = sluice_offline(
+        &["get", "ks", "--kubeconfig", "/nonexistent/kubeconfig"],
+        &[],
+    )
+    .expect(1);
+    assert!(
+        out.stderr
+            .contains("cannot read kubeconfig /nonexistent/kubeconfig"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
+#[test]
+fn completion_scripts() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = sluice_offline(&["completion", shell], &[]).expect(0);
+        assert!(out.stdout.contains("sluice"), "{shell}");
+        assert!(out.stdout.contains("reconcile"), "{shell}");
+    }
+}

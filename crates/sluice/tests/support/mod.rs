@@ -1,0 +1,330 @@
+//! Shared by the CLI tests: run the `sluice` binary against the local
+//! control plane, install the CRDs, write Flux objects and their status as
+//! a controller would.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use sluice_api::{GitRepository, Kustomization};
+use sluice_testsupport::{TestNamespace, kubeconfig_path, wait_for};
+
+/// The result of one `sluice` run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with both streams unless the exit code is `code`.
+    pub fn expect(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "exit code {} (expected {code})\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sluice")
+}
+
+/// Runs `sluice --kubeconfig <test control plane> args…` (no colour).
+pub fn sluice(args: &[&str]) -> Run {
+    sluice_in(None, args)
+}
+
+/// Like [`sluice`], in a working directory.
+pub fn sluice_in(dir: Option<&Path>, args: &[&str]) -> Run {
+    let kubeconfig = kubeconfig_path();
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null());
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    Run::from(cmd.output().expect("running sluice"))
+}
+
+/// Runs the binary without a kubeconfig flag (help, completion, export).
+pub fn sluice_offline(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).env("NO_COLOR", "1").stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Run::from(cmd.output().expect("running sluice"))
+}
+
+/// Installs the CRDs of `sluice_api::crds()` (server-side apply) and waits
+/// until they are established.
+pub async fn install_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in sluice_api::crds() {
+        let name = crd.metadata.name.clone().unwrap();
+        let mut value = serde_json::to_value(&crd).unwrap();
+        value["apiVersion"] = json!("apiextensions.k8s.io/v1");
+        value["kind"] = json!("CustomResourceDefinition");
+        api.patch(
+            &name,
+            &PatchParams::apply("sluice-test").force(),
+            &Patch::Apply(&value),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying CRD {name}: {e}"));
+        wait_for(&api, &name, Duration::from_secs(30), |c| {
+            c.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+        })
+        .await;
+    }
+}
+
+/// A test namespace with the CRDs installed.
+pub async fn setup(prefix: &str) -> (Client, TestNamespace) {
+    let client = sluice_testsupport::client().await;
+    install_crds(&client).await;
+    let ns = TestNamespace::create(&client, prefix).await;
+    (client, ns)
+}
+
+/// Creates a GitRepository.
+pub async fn git_repository(client: &Client, ns: &str, name: &str) {
+    let api: Api<GitRepository> = Api::namespaced(client.clone(), ns);
+    let obj = json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "GitRepository",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"url": "https://example.invalid/repo.git", "interval": "1m", "ref": {"branch": "main"}},
+    });
+    api.patch(
+        name,
+        &PatchParams::apply("sluice-test").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .unwrap();
+}
+
+/// Creates a Kustomization with `depends_on` (names in the same namespace).
+pub async fn kustomization(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    source: &str,
+    depends_on: &[&str],
+) {
+    let api: Api<Kustomization> = Api::namespaced(client.clone(), ns);
+    let mut spec = json!({
+        "interval": "10m",
+        "path": format!("./{name}"),
+        "prune": true,
+        "sourceRef": {"kind": "GitRepository", "name": source},
+    });
+    if !depends_on.is_empty() {
+        spec["dependsOn"] = json!(
+            depends_on
+                .iter()
+                .map(|d| json!({"name": d}))
+                .collect::<Vec<_>>()
+        );
+    }
+    let obj = json!({
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    });
+    api.patch(
+        name,
+        &PatchParams::apply("sluice-test").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .unwrap();
+}
+
+/// A Ready condition.
+pub fn condition(status: &str, reason: &str, message: &str, generation: i64) -> Value {
+    json!({
+        "type": "Ready",
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    })
+}
+
+/// Writes `status` on a Flux object as its controller would (merge patch
+/// of the status subresource).
+pub async fn write_status(client: &Client, kind: &str, ns: &str, name: &str, status: Value) {
+    let patch = json!({ "status": status });
+    let params = PatchParams::default();
+    match kind {
+        "Kustomization" => {
+            Api::<Kustomization>::namespaced(client.clone(), ns)
+                .patch_status(name, &params, &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+        "GitRepository" => {
+            Api::<GitRepository>::namespaced(client.clone(), ns)
+                .patch_status(name, &params, &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+        other => panic!("no status writer for {other}"),
+    }
+}
+
+/// Marks a Flux object Ready (or not) for its current generation.
+pub async fn set_ready(
+    client: &Client,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    ready: bool,
+    message: &str,
+) {
+    let generation = generation(client, kind, ns, name).await;
+    let (status, reason) = if ready {
+        ("True", "ReconciliationSucceeded")
+    } else {
+        ("False", "ReconciliationFailed")
+    };
+    let mut st = json!({
+        "observedGeneration": generation,
+        "conditions": [condition(status, reason, message, generation)],
+    });
+    if kind == "Kustomization" && ready {
+        st["lastAppliedRevision"] = json!("main@sha1:0123456789abcdef0123456789abcdef01234567");
+    }
+    if kind == "GitRepository" && ready {
+        st["artifact"] = json!({
+            "path": "gitrepository/x/y/0123.tar.gz",
+            "url": "http://source-controller/gitrepository/x/y/0123.tar.gz",
+            "revision": "main@sha1:0123456789abcdef0123456789abcdef01234567",
+            "digest": "sha256:0123",
+            "lastUpdateTime": "2026-01-01T00:00:00Z",
+        });
+    }
+    write_status(client, kind, ns, name, st).await;
+}
+
+/// `metadata.generation` of a Flux object.
+pub async fn generation(client: &Client, kind: &str, ns: &str, name: &str) -> i64 {
+    match kind {
+        "Kustomization" => Api::<Kustomization>::namespaced(client.clone(), ns)
+            .get(name)
+            .await
+            .unwrap()
+            .metadata
+            .generation
+            .unwrap_or(1),
+        _ => Api::<GitRepository>::namespaced(client.clone(), ns)
+            .get(name)
+            .await
+            .unwrap()
+            .metadata
+            .generation
+            .unwrap_or(1),
+    }
+}
+
+/// A stand-in for the controller: answers every reconcile request on
+/// Kustomizations and GitRepositories of `ns` with a Ready status (or a
+/// failure when the object is named `broken`). Stops when dropped.
+pub struct FakeController(tokio::task::JoinHandle<()>);
+
+impl Drop for FakeController {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl FakeController {
+    pub fn start(client: Client, ns: String) -> Self {
+        FakeController(tokio::spawn(async move {
+            loop {
+                for kind in ["Kustomization", "GitRepository"] {
+                    let items: Vec<Value> = match kind {
+                        "Kustomization" => Api::<Kustomization>::namespaced(client.clone(), &ns)
+                            .list(&Default::default())
+                            .await
+                            .map(|l| {
+                                l.items
+                                    .iter()
+                                    .map(|o| serde_json::to_value(o).unwrap())
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        _ => Api::<GitRepository>::namespaced(client.clone(), &ns)
+                            .list(&Default::default())
+                            .await
+                            .map(|l| {
+                                l.items
+                                    .iter()
+                                    .map(|o| serde_json::to_value(o).unwrap())
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    };
+                    for o in items {
+                        let token = o["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"]
+                            .as_str();
+                        let handled = o["status"]["lastHandledReconcileAt"].as_str();
+                        let suspended = o["spec"]["suspend"].as_bool().unwrap_or(false);
+                        if token.is_none() || token == handled || suspended {
+                            continue;
+                        }
+                        let name = o["metadata"]["name"].as_str().unwrap().to_string();
+                        let generation = o["metadata"]["generation"].as_i64().unwrap_or(1);
+                        let ok = name != "broken";
+                        set_ready(&client, kind, &ns, &name, ok, if ok { "Applied revision: main@sha1:0123456789abcdef0123456789abcdef01234567" } else { "kustomize build failed: missing resource" }).await;
+                        write_status(
+                            &client,
+                            kind,
+                            &ns,
+                            &name,
+                            json!({"lastHandledReconcileAt": token, "observedGeneration": generation}),
+                        )
+                        .await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }))
+    }
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    sluice_testsupport::repo_root()
+}
