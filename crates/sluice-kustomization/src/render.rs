@@ -186,6 +186,7 @@ pub fn build(dir: &Path) -> Result<Vec<Yaml>, String> {
     let opts = sluice_kustomize::Options {
         reorder: sluice_kustomize::Reorder::Unspecified,
         load_restrict_root_only: false,
+        ..sluice_kustomize::Options::new()
     };
     sluice_kustomize::build(dir, &opts)
         .map(|o| o.resources)

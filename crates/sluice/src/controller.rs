@@ -49,7 +49,7 @@ pub struct ControllerArgs {
 struct SourceArgs {
     /// Run the GitRepository controller and its artifact server.
     #[arg(long = "source", default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
-    enabled: bool,
+    source_enabled: bool,
 
     /// Directory holding the artifacts.
     #[arg(long = "storage-path", default_value = "/data", value_name = "DIR")]
@@ -74,7 +74,7 @@ struct SourceArgs {
 
     /// GitRepositories reconciled in parallel.
     #[arg(long = "source-concurrency", default_value_t = 2, value_name = "N")]
-    concurrency: u16,
+    source_concurrency: u16,
 }
 
 /// Kustomization controller options (Flux's kustomize-controller flags).
@@ -83,7 +83,7 @@ struct SourceArgs {
 struct KustomizationArgs {
     /// Run the Kustomization controller.
     #[arg(long = "kustomization", default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
-    enabled: bool,
+    kustomization_enabled: bool,
 
     /// Kustomizations reconciled in parallel.
     #[arg(long = "concurrency", default_value_t = 4, value_name = "N")]
@@ -273,7 +273,7 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
             .await
             .context("health server")
     });
-    if args.source.enabled {
+    if args.source.source_enabled {
         let listener = TcpListener::bind(storage_addr)
             .await
             .with_context(|| format!("binding {storage_addr}"))?;
@@ -296,7 +296,7 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
             storage_path: args.source.storage_path.clone(),
             storage_adv_addr: adv,
             artifact_retention: args.source.artifact_retention,
-            concurrency: args.source.concurrency,
+            concurrency: args.source.source_concurrency,
             namespace: args.watch_namespace.clone(),
             ..sluice_source::Options::default()
         };
@@ -307,7 +307,7 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
                 .context("source controller")
         });
     }
-    if args.kustomization.enabled {
+    if args.kustomization.kustomization_enabled {
         let opts = sluice_kustomization::Options {
             namespace: args.watch_namespace.clone(),
             concurrency: args.kustomization.concurrency,
@@ -315,7 +315,7 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
             // disk; others are downloaded.
             storage_path: args
                 .source
-                .enabled
+                .source_enabled
                 .then(|| args.source.storage_path.clone()),
             requeue_dependency,
             ..sluice_kustomization::Options::default()
@@ -407,6 +407,36 @@ mod tests {
             "[::1]:9440".parse().unwrap()
         );
         assert!(parse_listen_addr("localhost").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ControllerArgs,
+    }
+
+    #[test]
+    fn controller_flags_parse() {
+        use clap::{CommandFactory, Parser};
+        Wrapper::command().debug_assert();
+        let w = Wrapper::try_parse_from([
+            "x",
+            "--source=false",
+            "--concurrency",
+            "8",
+            "--requeue-dependency",
+            "5s",
+            "--storage-path",
+            "/tmp/s",
+        ])
+        .unwrap();
+        assert!(!w.args.source.source_enabled);
+        assert!(w.args.kustomization.kustomization_enabled);
+        assert_eq!(w.args.kustomization.concurrency, 8);
+        assert_eq!(
+            w.args.source.storage_path,
+            std::path::PathBuf::from("/tmp/s")
+        );
     }
 
     #[test]

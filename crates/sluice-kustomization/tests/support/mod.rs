@@ -211,9 +211,25 @@ impl Env {
     }
 
     pub async fn start_controllers(&mut self) {
+        self.start_source("127.0.0.1:1").await;
+        self.start_kustomization(true).await;
+    }
+
+    /// Starts the artifact server; returns its address.
+    pub async fn start_artifact_server(&mut self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = sluice_source::artifact_router(self.storage.path());
+        self.tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        }));
+        addr
+    }
+
+    pub async fn start_source(&mut self, advertised: &str) {
         let src = sluice_source::Options {
             storage_path: self.storage.path().to_path_buf(),
-            storage_adv_addr: "127.0.0.1:1".into(),
+            storage_adv_addr: advertised.into(),
             namespace: Some(self.ns.name().to_string()),
             ..Default::default()
         };
@@ -223,9 +239,13 @@ impl Env {
                 eprintln!("source controller exited: {e:#}");
             }
         }));
+    }
+
+    /// `local`: read artifacts from the storage on disk, else download them.
+    pub async fn start_kustomization(&mut self, local: bool) {
         let opts = sluice_kustomization::Options {
             namespace: Some(self.ns.name().to_string()),
-            storage_path: Some(self.storage.path().to_path_buf()),
+            storage_path: local.then(|| self.storage.path().to_path_buf()),
             requeue_dependency: Duration::from_secs(60),
             health_poll: Duration::from_millis(500),
             concurrency: 4,
