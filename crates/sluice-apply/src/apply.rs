@@ -769,11 +769,7 @@ struct Checked {
 
 impl Checked {
     fn on_either(&self, key: &str, value: &str) -> bool {
-        has_metadata(&self.desired.obj, key, value)
-            || self
-                .live
-                .as_ref()
-                .is_some_and(|l| has_metadata(l, key, value))
+        on_either(&self.desired.obj, self.live.as_ref(), key, value)
     }
 }
 
@@ -792,61 +788,53 @@ async fn check(
         .get(&res, &object.namespace, &object.name)
         .await
         .map_err(|f| err(ObjectErrorKind::Get(f)))?;
-    let mut checked = Checked {
-        desired,
-        res,
-        live,
-        check: Check::Skip(SkipReason::SsaIgnore),
-    };
-    let skip = if checked.on_either(RECONCILE_ANNOTATION, DISABLED_VALUE) {
+    let either = |key: &str, value: &str| on_either(&desired.obj, live.as_ref(), key, value);
+    let skip = if either(RECONCILE_ANNOTATION, DISABLED_VALUE) {
         Some(SkipReason::ReconcileDisabled)
-    } else if checked.on_either(SSA_ANNOTATION, SSA_IGNORE_VALUE) {
+    } else if either(SSA_ANNOTATION, SSA_IGNORE_VALUE) {
         Some(SkipReason::SsaIgnore)
-    } else if checked.live.is_some()
-        && has_metadata(
-            &checked.desired.obj,
-            SSA_ANNOTATION,
-            SSA_IF_NOT_PRESENT_VALUE,
-        )
+    } else if live.is_some() && has_metadata(&desired.obj, SSA_ANNOTATION, SSA_IF_NOT_PRESENT_VALUE)
     {
         Some(SkipReason::IfNotPresent)
     } else {
         None
     };
-    if let Some(reason) = skip {
-        checked.check = Check::Skip(reason);
-        return Ok(checked);
-    }
-    let object = &checked.desired.object;
-    let dry_run = kube
-        .apply(
-            &checked.res,
-            &object.namespace,
-            &object.name,
-            &checked.desired.obj,
-            true,
-        )
-        .await;
-    checked.check = match dry_run {
-        Ok(result) => Check::DryRun(result),
-        Err(f)
-            if checked.live.is_some()
-                && is_immutable(&f)
-                && (opts.force || checked.on_either(FORCE_ANNOTATION, ENABLED_VALUE)) =>
+    let check = match skip {
+        Some(reason) => Check::Skip(reason),
+        None => match kube
+            .apply(&res, &object.namespace, &object.name, &desired.obj, true)
+            .await
         {
-            Check::Recreate(f)
-        }
-        Err(f)
-            if mode == Mode::Diff
-                && checked.live.is_none()
-                && f.is_not_found()
-                && new_namespaces.contains(&object.namespace) =>
-        {
-            Check::WouldCreate
-        }
-        Err(f) => return Err(ObjectError::new(object, ObjectErrorKind::DryRun(f))),
+            Ok(result) => Check::DryRun(result),
+            Err(f)
+                if live.is_some()
+                    && is_immutable(&f)
+                    && (opts.force || either(FORCE_ANNOTATION, ENABLED_VALUE)) =>
+            {
+                Check::Recreate(f)
+            }
+            Err(f)
+                if mode == Mode::Diff
+                    && live.is_none()
+                    && f.is_not_found()
+                    && new_namespaces.contains(&object.namespace) =>
+            {
+                Check::WouldCreate
+            }
+            Err(f) => return Err(err(ObjectErrorKind::DryRun(f))),
+        },
     };
-    Ok(checked)
+    Ok(Checked {
+        desired,
+        res,
+        live,
+        check,
+    })
+}
+
+/// Flux's `AnyInMetadata` on the rendered or the live object.
+fn on_either(desired: &Value, live: Option<&Value>, key: &str, value: &str) -> bool {
+    has_metadata(desired, key, value) || live.is_some_and(|l| has_metadata(l, key, value))
 }
 
 /// The second phase for one object, run only when every object of the stage passed its
