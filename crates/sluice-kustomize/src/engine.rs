@@ -179,6 +179,7 @@ pub struct Builder {
     openapi_set: bool,
     schema: Option<std::rc::Rc<crate::smp::CustomSchema>>,
     warnings: Vec<String>,
+    remote_cache: std::collections::HashMap<(String, Option<String>), PathBuf>,
 }
 
 impl Builder {
@@ -191,6 +192,7 @@ impl Builder {
             openapi_set: false,
             schema: None,
             warnings: Vec::new(),
+            remote_cache: std::collections::HashMap::new(),
         }
     }
 
@@ -476,10 +478,9 @@ impl Builder {
         acc: &mut Acc,
     ) -> Result<()> {
         for p in paths {
-            if looks_remote(p) {
-                return Err(Error::msg(format!(
-                    "accumulating resources from '{p}': remote resources are not supported yet"
-                )));
+            if let Some(spec) = crate::remote::parse(p) {
+                self.accumulate_remote(p, &spec, acc)?;
+                continue;
             }
             let full = ldr.resolve(p);
             if full.is_dir() {
@@ -544,6 +545,49 @@ impl Builder {
             .join(kustomization_file_name(&ldr.root))
             .display()
             .to_string()
+    }
+
+    /// Builds a remote target as a sub-kustomization of its checkout.
+    fn accumulate_remote(
+        &mut self,
+        entry: &str,
+        spec: &crate::remote::RepoSpec,
+        acc: &mut Acc,
+    ) -> Result<()> {
+        let Some(loader) = self.opts.remote.clone() else {
+            return Err(Error::msg(format!(
+                "remote resource '{entry}': remote resources are not supported here (no Git fetcher configured)"
+            )));
+        };
+        let key = (spec.clone_url.clone(), spec.git_ref.clone());
+        let root = match self.remote_cache.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let r = loader.fetch(spec).map_err(|e| {
+                    Error::msg(format!("accumulating resources from '{entry}': {e}"))
+                })?;
+                self.remote_cache.insert(key, r.clone());
+                r
+            }
+        };
+        let dir = std::fs::canonicalize(root.join(&spec.path)).map_err(|e| {
+            Error::msg(format!(
+                "accumulating resources from '{entry}': {}: {e}",
+                spec.path
+            ))
+        })?;
+        if !dir.is_dir() {
+            return Err(Error::msg(format!(
+                "accumulating resources from '{entry}': '{}' is not a directory in the repository",
+                spec.path
+            )));
+        }
+        let (sk, _) = load_kustomization(&dir)?;
+        let mut sub = Acc::default();
+        self.accumulate_target(&dir, &sk, &mut sub)?;
+        acc.rm.list.extend(sub.rm.list);
+        acc.tc.merge(&sub.tc);
+        vars::merge_vars_only(acc, sub.vars)
     }
 
     fn origin_for_file(&self, full: &Path) -> Option<String> {

@@ -10,6 +10,7 @@ pub mod generators;
 pub mod kustomization;
 pub mod nameref;
 pub mod patch;
+pub mod remote;
 pub mod replacements;
 pub mod resource;
 pub mod smp;
@@ -73,11 +74,23 @@ pub enum Reorder {
 }
 
 /// Build options.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     pub reorder: Reorder,
     /// `LoadRestrictionsNone` when false.
     pub load_restrict_root_only: bool,
+    /// Fetches remote resources; without one they are refused.
+    pub remote: Option<std::sync::Arc<dyn remote::RemoteLoader>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("reorder", &self.reorder)
+            .field("load_restrict_root_only", &self.load_restrict_root_only)
+            .field("remote", &self.remote.is_some())
+            .finish()
+    }
 }
 
 impl Options {
@@ -85,6 +98,7 @@ impl Options {
         Options {
             reorder: Reorder::Unspecified,
             load_restrict_root_only: true,
+            remote: None,
         }
     }
 }
