@@ -52,6 +52,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
             None => Reorder::Unspecified,
         },
         load_restrict_root_only: args.load_restrictor == LoadRestrictor::RootOnly,
+        ..Options::new()
     };
     let out = sluice_kustomize::build(&args.dir, &opts)?;
     for w in &out.warnings {
