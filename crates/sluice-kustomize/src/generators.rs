@@ -451,3 +451,27 @@ pub fn iam_policy(cfg: &Value) -> Result<Resource> {
     obj.insert("metadata", Value::Map(md));
     Ok(Resource::new(Value::Map(obj)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::parse_one;
+
+    #[test]
+    fn configmap_hash_matches_kustomize() {
+        // kustomize names this generated ConfigMap bob-79t79mt227.
+        let cm = parse_one(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bob\ndata:\n  fruit: Indian Gooseberry\n  year: \"2020\"\n  crisis: \"true\"\n",
+        )
+        .unwrap();
+        assert_eq!(hash(&Resource::new(cm)), "79t79mt227");
+    }
+
+    #[test]
+    fn long_base64_is_wrapped_like_kustomize() {
+        let s = encode_base64(&[b'x'; 60]);
+        assert!(s.ends_with('\n'));
+        assert_eq!(s.lines().next().map(str::len), Some(70));
+        assert_eq!(encode_base64(b"apple"), "YXBwbGU=");
+    }
+}
