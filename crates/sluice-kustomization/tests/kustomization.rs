@@ -319,3 +319,36 @@ async fn suspend_and_requested_at() {
         .await;
     assert_eq!(cms.get("a").await.unwrap().data.unwrap()["v"], "1");
 }
+
+#[tokio::test]
+async fn reconcile_without_changes_makes_no_writes() {
+    let env = Env::start("ks-noop").await;
+    let mut repo = Repo::new();
+    for i in 0..5 {
+        repo.write(
+            &format!("apps/cm{i}.yaml"),
+            &configmap(&format!("cm{i}"), &[("i", "x")]),
+        );
+    }
+    let rev = repo.commit("five");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization(
+        "apps",
+        json!({"path": "./apps", "interval": "2s", "wait": true}),
+    )
+    .await;
+    env.wait_ready("apps", &rev).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let writes = env.metrics.writes();
+    let unchanged = env.metrics.reconciles("unchanged");
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let runs = env.metrics.reconciles("unchanged") - unchanged;
+    assert!(runs >= 2, "{runs} no-op reconciliations");
+    assert_eq!(
+        env.metrics.writes(),
+        writes,
+        "writes during {runs} no-op runs"
+    );
+    let ks = env.ks_api().get("apps").await.unwrap();
+    assert!(ks.is_ready());
+}
