@@ -1,21 +1,674 @@
-//! stub
-use anyhow::Result;
-use clap::Args;
+//! `sluice install` and `sluice uninstall`.
+//!
+//! The install manifests: Flux's CRDs (from `sluice_api::crds()`, labelled
+//! as Flux's install labels them so the `flux` CLI recognises them), the
+//! namespace, a ServiceAccount, RBAC, the `source-controller` Service (port
+//! 80, Flux's artifact URL convention) and one Deployment running
+//! `sluice controller`. Every object carries
+//! `app.kubernetes.io/managed-by: sluice` and
+//! `app.kubernetes.io/instance: <namespace>`, which is how `uninstall` finds
+//! them again.
 
-use crate::{GlobalArgs, Outcome};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::{ArgAction, Args};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::{Value, json};
+use sluice_api::meta::ObjectId;
+use sluice_api::{GitRepository, Kustomization};
+
+use crate::kube_util::{self, FIELD_MANAGER, Resolver, typed_json};
+use crate::output::{Log, Spinner};
+use crate::reconcile::parse_timeout;
+use crate::{GlobalArgs, Outcome, UserError};
+
+/// The version of these manifests (the CLI's version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The default controller image: `ghcr.io/sluice-gitops/sluice:v<version>`.
+pub fn default_image() -> String {
+    format!("ghcr.io/sluice-gitops/sluice:v{VERSION}")
+}
+
+/// The label `uninstall` selects on (with the instance label).
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Its value.
+pub const MANAGED_BY: &str = "sluice";
+/// Flux's instance label: the namespace of the installation.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+/// Flux's part-of label (`flux`), which the `flux` CLI looks for.
+pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
+/// The name of the controller Deployment and ServiceAccount.
+pub const CONTROLLER_NAME: &str = "sluice";
+/// The artifact server's Service, named as Flux's source-controller.
+pub const ARTIFACT_SERVICE: &str = "source-controller";
 
 /// `sluice install`.
 #[derive(Debug, Args)]
-pub struct InstallArgs {}
+pub struct InstallArgs {
+    /// Print the manifests as a YAML stream instead of applying them.
+    #[arg(long)]
+    pub export: bool,
+
+    /// The controller image.
+    #[arg(long, value_name = "IMAGE", default_value_t = default_image())]
+    pub image: String,
+
+    /// Wait for the controller Deployment to be ready.
+    #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    pub wait: bool,
+
+    /// How long to wait.
+    #[arg(long, default_value = "5m", value_parser = parse_timeout)]
+    pub timeout: Duration,
+}
+
 /// `sluice uninstall`.
 #[derive(Debug, Args)]
-pub struct UninstallArgs {}
+pub struct UninstallArgs {
+    /// Keep the namespace.
+    #[arg(long)]
+    pub keep_namespace: bool,
+
+    /// Keep the CustomResourceDefinitions, and the GitRepositories and
+    /// Kustomizations outside the installation's namespace.
+    #[arg(long)]
+    pub keep_crds: bool,
+
+    /// Also delete the objects the Kustomizations applied (their
+    /// inventories). By default they stay in the cluster.
+    #[arg(long)]
+    pub delete_workloads: bool,
+
+    /// Only print what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// What the install manifests are made from.
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    /// Namespace of the controller.
+    pub namespace: String,
+    /// Controller image.
+    pub image: String,
+}
+
+fn labels(ns: &str, component: &str) -> Value {
+    json!({
+        PART_OF_LABEL: "flux",
+        INSTANCE_LABEL: ns,
+        "app.kubernetes.io/version": format!("v{VERSION}"),
+        "app.kubernetes.io/component": component,
+        MANAGED_BY_LABEL: MANAGED_BY,
+    })
+}
+
+/// The install manifests, in apply order.
+pub fn manifests(o: &InstallOptions) -> Vec<Value> {
+    let ns = o.namespace.as_str();
+    let mut out = Vec::new();
+    for crd in sluice_api::crds() {
+        let component = if crd.spec.group.starts_with("source.") {
+            "source-controller"
+        } else {
+            "kustomize-controller"
+        };
+        let mut v = typed_json(&crd, "apiextensions.k8s.io/v1", "CustomResourceDefinition");
+        if let Some(m) = v["metadata"].as_object_mut() {
+            m.remove("creationTimestamp");
+        }
+        if let Some(s) = v.as_object_mut() {
+            s.remove("status");
+        }
+        v["metadata"]["labels"] = labels(ns, component);
+        out.push(v);
+    }
+    out.push(json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": ns, "labels": labels(ns, "sluice")},
+    }));
+    out.push(json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": CONTROLLER_NAME, "namespace": ns, "labels": labels(ns, "sluice")},
+    }));
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": format!("sluice-controller-{ns}"), "labels": labels(ns, "sluice")},
+        "rules": [
+            {"apiGroups": ["source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io"], "resources": ["*"], "verbs": ["*"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+            {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+            {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]},
+            {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["get", "list", "watch", "patch"]},
+            {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get", "list", "watch", "patch"]},
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+        ],
+    }));
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": format!("sluice-controller-{ns}"), "labels": labels(ns, "sluice")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": format!("sluice-controller-{ns}")},
+        "subjects": [{"kind": "ServiceAccount", "name": CONTROLLER_NAME, "namespace": ns}],
+    }));
+    // Applying arbitrary manifests needs cluster-admin, as Flux's
+    // kustomize-controller has (cluster-reconciler-<ns>); Kustomizations with
+    // spec.serviceAccountName are applied by impersonation instead.
+    out.push(json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": format!("sluice-cluster-reconciler-{ns}"), "labels": labels(ns, "sluice")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": CONTROLLER_NAME, "namespace": ns}],
+    }));
+    out.push(json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": ARTIFACT_SERVICE, "namespace": ns, "labels": labels(ns, "source-controller")},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app": CONTROLLER_NAME},
+            "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"}],
+        },
+    }));
+    out.push(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": CONTROLLER_NAME, "namespace": ns, "labels": labels(ns, "sluice")},
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": {"app": CONTROLLER_NAME}},
+            "template": {
+                "metadata": {
+                    "labels": {"app": CONTROLLER_NAME, "app.kubernetes.io/name": CONTROLLER_NAME},
+                    "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"},
+                },
+                "spec": {
+                    "serviceAccountName": CONTROLLER_NAME,
+                    "terminationGracePeriodSeconds": 10,
+                    "nodeSelector": {"kubernetes.io/os": "linux"},
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "fsGroup": 65532},
+                    "containers": [{
+                        "name": "manager",
+                        "image": o.image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "args": [
+                            "controller",
+                            "--log-format=json",
+                            "--metrics-addr=:8080",
+                            "--health-addr=:9440",
+                            "--storage-path=/data",
+                            "--storage-addr=:9090",
+                            "--storage-adv-addr=source-controller.$(RUNTIME_NAMESPACE).svc.cluster.local.",
+                        ],
+                        "env": [
+                            {"name": "RUNTIME_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                            {"name": "TMPDIR", "value": "/tmp"},
+                        ],
+                        "ports": [
+                            {"name": "http", "containerPort": 9090, "protocol": "TCP"},
+                            {"name": "http-prom", "containerPort": 8080, "protocol": "TCP"},
+                            {"name": "healthz", "containerPort": 9440, "protocol": "TCP"},
+                        ],
+                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "healthz"}},
+                        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "healthz"}},
+                        "resources": {
+                            "requests": {"cpu": "50m", "memory": "64Mi"},
+                            "limits": {"cpu": "1000m", "memory": "512Mi"},
+                        },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": false,
+                            "readOnlyRootFilesystem": true,
+                            "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "volumeMounts": [
+                            {"name": "data", "mountPath": "/data"},
+                            {"name": "tmp", "mountPath": "/tmp"},
+                        ],
+                    }],
+                    "volumes": [
+                        {"name": "data", "emptyDir": {}},
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }));
+    out
+}
+
+/// `Kind/name` or `Kind/ns/name`.
+pub fn subject(obj: &Value) -> String {
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    match obj["metadata"]["namespace"].as_str() {
+        Some(ns) if !ns.is_empty() => format!("{kind}/{ns}/{name}"),
+        _ => format!("{kind}/{name}"),
+    }
+}
+
+/// What applying one object did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// It did not exist.
+    Created,
+    /// It existed and changed.
+    Configured,
+    /// It existed and did not change.
+    Unchanged,
+}
+
+impl Change {
+    /// kubectl's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Configured => "configured",
+            Change::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// The objects among `objects` that do not exist in the cluster.
+pub async fn missing(client: &Client, objects: &[Value]) -> Result<Vec<String>> {
+    let mut resolver = Resolver::default();
+    let mut out = Vec::new();
+    for o in objects {
+        let ns = o["metadata"]["namespace"].as_str().unwrap_or_default();
+        let found = resolver
+            .get(
+                client,
+                o["apiVersion"].as_str().unwrap_or_default(),
+                o["kind"].as_str().unwrap_or_default(),
+                ns,
+                o["metadata"]["name"].as_str().unwrap_or_default(),
+            )
+            .await;
+        match found {
+            Ok(Some(_)) => {}
+            // A kind not served yet (CRDs of a partial install) counts as missing.
+            Ok(None) | Err(_) => out.push(subject(o)),
+        }
+    }
+    Ok(out)
+}
+
+/// Server-side applies `objects` in order (field manager `sluice`), and
+/// reports what changed for each.
+pub async fn apply_all(
+    client: &Client,
+    objects: &[Value],
+    log: &Log,
+) -> Result<Vec<(String, Change)>> {
+    let mut resolver = Resolver::default();
+    let mut out = Vec::new();
+    for o in objects {
+        let api_version = o["apiVersion"].as_str().unwrap_or_default();
+        let kind = o["kind"].as_str().unwrap_or_default();
+        let ns = o["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = o["metadata"]["name"].as_str().unwrap_or_default();
+        let before = resolver
+            .get(client, api_version, kind, ns, name)
+            .await
+            .ok()
+            .flatten();
+        let after = resolver.apply(client, o, FIELD_MANAGER, false).await?;
+        let change = match before {
+            None => Change::Created,
+            Some(b) if b["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"] => {
+                Change::Unchanged
+            }
+            Some(_) => Change::Configured,
+        };
+        let s = subject(o);
+        if change != Change::Unchanged {
+            log.success(&format!("{s} {}", change.as_str()));
+        }
+        out.push((s, change));
+        if kind == "CustomResourceDefinition" {
+            wait_established(client, name).await;
+        }
+    }
+    Ok(out)
+}
+
+async fn wait_established(client: &Client, name: &str) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if let Ok(crd) = api.get(name).await
+            && crd
+                .status
+                .iter()
+                .flat_map(|s| s.conditions.iter().flatten())
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits for the controller Deployment to be Current (kstatus).
+pub async fn wait_controller(client: &Client, ns: &str, timeout: Duration) -> Result<()> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let start = Instant::now();
+    let mut spinner = Spinner::new();
+    loop {
+        let live = api
+            .get_opt(CONTROLLER_NAME)
+            .await
+            .map_err(|e| kube_util::user_kube_error(e, "getting the controller Deployment"))?;
+        let (ok, message) = match &live {
+            Some(d) => {
+                let v = typed_json(d, "apps/v1", "Deployment");
+                let r =
+                    sluice_kstatus::compute_or_unknown(&v, &sluice_kstatus::ComputeOptions::flux());
+                (r.status == sluice_kstatus::Status::Current, r.message)
+            }
+            None => (false, "Deployment not found".into()),
+        };
+        if ok {
+            spinner.clear();
+            return Ok(());
+        }
+        spinner.tick(&format!(
+            "waiting for Deployment {ns}/{CONTROLLER_NAME}: {message}"
+        ));
+        if start.elapsed() >= timeout {
+            spinner.clear();
+            let mut walker = crate::why::Walker::new(client.clone());
+            let why = walker.explain("Deployment", ns, CONTROLLER_NAME).await?;
+            return Err(UserError::new(format!(
+                "the controller is not ready after {}: {}",
+                sluice_api::meta::format_duration(timeout),
+                why.summary
+            ))
+            .hint(format!("see its logs with `sluice logs -n {ns}`"))
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The manifests as a YAML stream.
+pub fn to_yaml_stream(objects: &[Value]) -> Result<String> {
+    crate::export::to_stream(objects)
+}
 
 /// Runs `sluice install`.
-pub async fn run_install(_g: &GlobalArgs, _args: InstallArgs) -> Result<Outcome> {
-    Err(crate::user_error("not implemented yet"))
+pub async fn run_install(g: &GlobalArgs, args: InstallArgs) -> Result<Outcome> {
+    let objects = manifests(&InstallOptions {
+        namespace: g.namespace.clone(),
+        image: args.image.clone(),
+    });
+    if args.export {
+        print!("{}", to_yaml_stream(&objects)?);
+        return Ok(Outcome::Ok);
+    }
+    let client = kube_util::client(g).await?;
+    let log = Log::default();
+    log.action(&format!(
+        "installing components in {} namespace",
+        g.namespace
+    ));
+    let missing = missing(&client, &objects).await?;
+    if !missing.is_empty() && missing.len() < objects.len() {
+        log.warning(&format!(
+            "partial installation found; completing it ({} missing: {})",
+            missing.len(),
+            missing.join(", ")
+        ));
+    }
+    let changes = apply_all(&client, &objects, &log).await?;
+    if changes.iter().all(|(_, c)| *c == Change::Unchanged) {
+        log.success(&format!(
+            "all {} components are installed and up to date",
+            changes.len()
+        ));
+    }
+    if args.wait {
+        log.waiting("verifying installation");
+        wait_controller(&client, &g.namespace, args.timeout).await?;
+        log.success(&format!("{CONTROLLER_NAME}: deployment ready"));
+    }
+    log.success("install finished");
+    Ok(Outcome::Ok)
 }
+
 /// Runs `sluice uninstall`.
-pub async fn run_uninstall(_g: &GlobalArgs, _args: UninstallArgs) -> Result<Outcome> {
-    Err(crate::user_error("not implemented yet"))
+pub async fn run_uninstall(g: &GlobalArgs, args: UninstallArgs) -> Result<Outcome> {
+    let client = kube_util::client(g).await?;
+    let log = Log::default();
+    let ns = g.namespace.as_str();
+    let would = |what: &str| {
+        if args.dry_run {
+            log.action(&format!("would delete {what}"));
+        }
+    };
+    let dp = DeleteParams::background();
+    let mut resolver = Resolver::default();
+
+    // Flux objects: optionally their workloads, then finalizers off so
+    // deletion does not wait for a controller. In every namespace when the
+    // CRDs go (deleting them would delete the objects anyway); with
+    // --keep-crds only in the installation's namespace.
+    let ks_api: Api<Kustomization> = if args.keep_crds {
+        Api::namespaced(client.clone(), ns)
+    } else {
+        Api::all(client.clone())
+    };
+    let kustomizations = match ks_api.list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(e) if kube_util::api_missing(&e) => vec![],
+        Err(e) => return Err(kube_util::user_kube_error(e, "listing Kustomizations")),
+    };
+    if args.delete_workloads {
+        for ks in &kustomizations {
+            for entry in ks.inventory() {
+                let (Ok(id), Ok(api_version)) = (ObjectId::parse(&entry.id), entry.api_version())
+                else {
+                    continue;
+                };
+                let what = if id.namespace.is_empty() {
+                    format!("{}/{}", id.kind, id.name)
+                } else {
+                    format!("{}/{}/{}", id.kind, id.namespace, id.name)
+                };
+                if args.dry_run {
+                    would(&what);
+                    continue;
+                }
+                if let Ok((api, _)) = resolver
+                    .api_for(&client, &api_version, &id.kind, &id.namespace)
+                    .await
+                {
+                    match api.delete(&id.name, &dp).await {
+                        Ok(_) => log.success(&format!("{what} deleted")),
+                        Err(e) if kube_util::is_not_found(&e) => {}
+                        Err(e) => log.failure(&format!("deleting {what}: {e}")),
+                    }
+                }
+            }
+        }
+    }
+    for ks in &kustomizations {
+        let kns = ks.namespace().unwrap_or_default();
+        let name = ks.name_any();
+        let what = format!("Kustomization/{kns}/{name}");
+        if args.dry_run {
+            would(&what);
+            continue;
+        }
+        remove_finalizers_and_delete(
+            &Api::<Kustomization>::namespaced(client.clone(), &kns),
+            &name,
+        )
+        .await?;
+        log.success(&format!("{what} deleted"));
+    }
+    let git_api: Api<GitRepository> = if args.keep_crds {
+        Api::namespaced(client.clone(), ns)
+    } else {
+        Api::all(client.clone())
+    };
+    let repos = match git_api.list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(e) if kube_util::api_missing(&e) => vec![],
+        Err(e) => return Err(kube_util::user_kube_error(e, "listing GitRepositories")),
+    };
+    for git in &repos {
+        let gns = git.namespace().unwrap_or_default();
+        let name = git.name_any();
+        let what = format!("GitRepository/{gns}/{name}");
+        if args.dry_run {
+            would(&what);
+            continue;
+        }
+        remove_finalizers_and_delete(
+            &Api::<GitRepository>::namespaced(client.clone(), &gns),
+            &name,
+        )
+        .await?;
+        log.success(&format!("{what} deleted"));
+    }
+
+    // What install created, found by its labels.
+    let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={ns}");
+    let mut kinds: Vec<(&str, &str, bool)> = vec![
+        ("apps/v1", "Deployment", true),
+        ("v1", "Service", true),
+        ("v1", "ServiceAccount", true),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", false),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole", false),
+    ];
+    if !args.keep_crds {
+        kinds.push(("apiextensions.k8s.io/v1", "CustomResourceDefinition", false));
+    }
+    if !args.keep_namespace {
+        kinds.push(("v1", "Namespace", false));
+    }
+    let mut deleted = 0;
+    for (api_version, kind, namespaced) in kinds {
+        let (api, _): (Api<DynamicObject>, bool) = resolver
+            .api_for(&client, api_version, kind, if namespaced { ns } else { "" })
+            .await?;
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| kube_util::user_kube_error(e, &format!("listing {kind}s")))?;
+        for obj in list.items {
+            let name = obj.name_any();
+            let what = if namespaced {
+                format!("{kind}/{ns}/{name}")
+            } else {
+                format!("{kind}/{name}")
+            };
+            if args.dry_run {
+                would(&what);
+                continue;
+            }
+            match api.delete(&name, &dp).await {
+                Ok(_) => {
+                    deleted += 1;
+                    log.success(&format!("{what} deleted"));
+                }
+                Err(e) if kube_util::is_not_found(&e) => {}
+                Err(e) => return Err(kube_util::user_kube_error(e, &format!("deleting {what}"))),
+            }
+        }
+    }
+    if args.dry_run {
+        log.success("dry run: nothing was deleted");
+    } else if deleted == 0 && kustomizations.is_empty() && repos.is_empty() {
+        log.warning(&format!("nothing to uninstall in {ns} namespace"));
+    } else {
+        log.success("uninstall finished");
+    }
+    Ok(Outcome::Ok)
+}
+
+async fn remove_finalizers_and_delete<K>(api: &Api<K>, name: &str) -> Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = json!({"metadata": {"finalizers": null}});
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if kube_util::is_not_found(&e) => return Ok(()),
+        Err(e) => {
+            return Err(kube_util::user_kube_error(
+                e,
+                &format!("removing finalizers of {name}"),
+            ));
+        }
+    }
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(e) if kube_util::is_not_found(&e) => Ok(()),
+        Err(e) => Err(kube_util::user_kube_error(e, &format!("deleting {name}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_hold_what_flux_expects() {
+        let objects = manifests(&InstallOptions {
+            namespace: "flux-system".into(),
+            image: default_image(),
+        });
+        let kinds: Vec<&str> = objects
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "CustomResourceDefinition",
+                "CustomResourceDefinition",
+                "Namespace",
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "ClusterRoleBinding",
+                "Service",
+                "Deployment"
+            ]
+        );
+        for o in &objects {
+            assert_eq!(o["metadata"]["labels"][PART_OF_LABEL], "flux", "{o}");
+            assert_eq!(
+                o["metadata"]["labels"][INSTANCE_LABEL], "flux-system",
+                "{o}"
+            );
+        }
+        let svc = &objects[7];
+        assert_eq!(svc["metadata"]["name"], "source-controller");
+        assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+        let deploy = &objects[8];
+        assert_eq!(
+            deploy["spec"]["template"]["spec"]["containers"][0]["args"][0],
+            "controller"
+        );
+        assert!(default_image().starts_with("ghcr.io/sluice-gitops/sluice:v"));
+    }
 }

@@ -1,0 +1,199 @@
+//! `sluice install` and `sluice uninstall` against the local control plane
+//! (no registry: the simulated nodes report the controller's Pod Ready).
+
+mod support;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::Api;
+use serde_json::Value;
+use support::*;
+
+fn docs(stream: &str) -> Vec<Value> {
+    stream
+        .split("\n---\n")
+        .map(|d| d.trim_start_matches("---\n"))
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_norway::from_str(d).unwrap_or_else(|e| panic!("{e}: {d}")))
+        .collect()
+}
+
+#[test]
+fn install_export_prints_the_manifests() {
+    let out = sluice_offline(
+        &[
+            "install",
+            "--export",
+            "-n",
+            "gitops",
+            "--image",
+            "registry.local/sluice:dev",
+        ],
+        &[],
+    )
+    .expect(0);
+    let objects = docs(&out.stdout);
+    let find = |kind: &str| {
+        objects
+            .iter()
+            .filter(|o| o["kind"] == kind)
+            .collect::<Vec<_>>()
+    };
+    let crds = find("CustomResourceDefinition");
+    assert_eq!(crds.len(), 2);
+    assert_eq!(
+        crds[0]["metadata"]["name"],
+        "gitrepositories.source.toolkit.fluxcd.io"
+    );
+    assert_eq!(
+        crds[0]["metadata"]["labels"]["app.kubernetes.io/part-of"],
+        "flux"
+    );
+    assert_eq!(
+        crds[1]["metadata"]["labels"]["app.kubernetes.io/instance"],
+        "gitops"
+    );
+    assert_eq!(find("Namespace")[0]["metadata"]["name"], "gitops");
+    assert_eq!(find("ClusterRole").len(), 1);
+    assert_eq!(find("ClusterRoleBinding").len(), 2);
+    let svc = find("Service")[0];
+    assert_eq!(svc["metadata"]["name"], "source-controller");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+    let deploy = find("Deployment")[0];
+    let container = &deploy["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "registry.local/sluice:dev");
+    assert_eq!(container["args"][0], "controller");
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], "healthz");
+    assert_eq!(deploy["metadata"]["namespace"], "gitops");
+
+    let default = sluice_offline(&["install", "--export"], &[]).expect(0);
+    assert!(
+        default
+            .stdout
+            .contains("image: ghcr.io/sluice-gitops/sluice:v"),
+        "{}",
+        default.stdout
+    );
+    assert!(default.stdout.contains("namespace: flux-system"));
+}
+
+#[tokio::test]
+async fn install_applies_is_idempotent_repairs_and_uninstalls() {
+    let client = sluice_testsupport::client().await;
+    let ns = sluice_testsupport::unique_name("sluice-t-install");
+
+    let out = sluice(&["install", "-n", &ns, "--timeout", "2m"]).expect(0);
+    assert!(
+        out.stderr
+            .contains(&format!("Deployment/{ns}/sluice created")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("deployment ready"), "{}", out.stderr);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let d = deployments.get("sluice").await.unwrap();
+    assert_eq!(
+        d.metadata.managed_fields.unwrap()[0].manager.as_deref(),
+        Some("sluice")
+    );
+    Api::<Service>::namespaced(client.clone(), &ns)
+        .get("source-controller")
+        .await
+        .unwrap();
+
+    // Again: nothing changes.
+    let out = sluice(&["install", "-n", &ns, "--wait=false"]).expect(0);
+    assert!(
+        out.stderr
+            .contains("all 9 components are installed and up to date"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("created"), "{}", out.stderr);
+
+    // Partly removed by hand: completed.
+    deployments
+        .delete("sluice", &Default::default())
+        .await
+        .unwrap();
+    let crbs: Api<ClusterRoleBinding> = Api::all(client.clone());
+    crbs.delete(&format!("sluice-controller-{ns}"), &Default::default())
+        .await
+        .unwrap();
+    let mut out = sluice(&["install", "-n", &ns, "--timeout", "2m"]);
+    if out.code != 0 && out.stderr.contains("being deleted") {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        out = sluice(&["install", "-n", &ns, "--timeout", "2m"]);
+    }
+    let out = out.expect(0);
+    assert!(
+        out.stderr.contains("partial installation found"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("Deployment/{ns}/sluice created")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "ClusterRoleBinding/sluice-controller-{ns} created"
+        )),
+        "{}",
+        out.stderr
+    );
+
+    // Uninstall: a dry run deletes nothing; then everything but the CRDs.
+    git_repository(&client, &ns, "flux-system").await;
+    let out = sluice(&["uninstall", "-n", &ns, "--keep-crds", "--dry-run"]).expect(0);
+    assert!(
+        out.stderr
+            .contains(&format!("would delete Deployment/{ns}/sluice")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("would delete GitRepository/{ns}/flux-system")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("would delete Namespace/{ns}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("CustomResourceDefinition"),
+        "{}",
+        out.stderr
+    );
+    deployments.get("sluice").await.unwrap();
+
+    let out = sluice(&["uninstall", "-n", &ns, "--keep-crds"]).expect(0);
+    assert!(out.stderr.contains("uninstall finished"), "{}", out.stderr);
+    assert!(
+        deployments
+            .get_opt("sluice")
+            .await
+            .unwrap()
+            .is_none_or(|d| d.metadata.deletion_timestamp.is_some())
+    );
+    assert!(
+        crbs.get_opt(&format!("sluice-cluster-reconciler-{ns}"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(
+        namespaces
+            .get_opt(&ns)
+            .await
+            .unwrap()
+            .is_none_or(|n| n.metadata.deletion_timestamp.is_some())
+    );
+}
