@@ -495,3 +495,72 @@ fn completion_scripts() {
         assert!(out.stdout.contains("reconcile"), "{shell}");
     }
 }
+
+#[tokio::test]
+async fn check_finds_k3s_addons_and_flux_controllers() {
+    let (client, ns) = setup("check").await;
+    let n = ns.name();
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), n);
+    let cm = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "coredns", "namespace": n, "annotations": {
+            "objectset.rio.cattle.io/hash": "bce283298811743a0386ab510f2f67ef74240c57",
+            "objectset.rio.cattle.io/owner-name": "coredns",
+            "objectset.rio.cattle.io/owner-namespace": "kube-system",
+        }},
+        "data": {"Corefile": ".:53 {}"},
+    });
+    configmaps
+        .patch("coredns", &PatchParams::apply("k3s"), &Patch::Apply(&cm))
+        .await
+        .unwrap();
+    kustomization(&client, n, "infra", "repo", &[]).await;
+    let generation = generation(&client, "Kustomization", n, "infra").await;
+    write_status(&client, "Kustomization", n, "infra", json!({
+        "observedGeneration": generation,
+        "conditions": [condition("True", "ReconciliationSucceeded", "Applied revision: main@sha1:0123", generation)],
+        "inventory": {"entries": [{"id": format!("{n}_coredns__ConfigMap"), "v": "v1"}]},
+    })).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), n);
+    let flux = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "kustomize-controller", "namespace": n},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "kustomize-controller"}},
+            "template": {"metadata": {"labels": {"app": "kustomize-controller"}}, "spec": {"containers": [{"name": "manager", "image": "ghcr.io/fluxcd/kustomize-controller:v1.5.1"}]}},
+        },
+    });
+    deployments
+        .patch(
+            "kustomize-controller",
+            &PatchParams::apply("sluice-test"),
+            &Patch::Apply(&flux),
+        )
+        .await
+        .unwrap();
+
+    let out = sluice(&["check", "-n", n]).expect(1);
+    assert!(out.stdout.contains("✔ Kubernetes v1."), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("✔ CRD kustomizations.kustomize.toolkit.fluxcd.io serves v1"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("✗ controller Deployment {n}/sluice not found")),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(&format!("✗ Flux's kustomize-controller is running in {n} (ghcr.io/fluxcd/kustomize-controller:v1.5.1)")), "{}", out.stdout);
+    let k3s = format!(
+        "✗ ConfigMap {n}/coredns is a k3s packaged add-on (add-on coredns) and is also managed by Kustomization {n}/infra — start k3s with --disable=coredns"
+    );
+    assert!(out.stdout.contains(&k3s), "{}", out.stdout);
+
+    let out = sluice(&["check", "--pre"]).expect(0);
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    ns.delete().await;
+}
