@@ -42,6 +42,16 @@ pub struct BuildArgs {
     /// Write the output to this file instead of stdout.
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// Accepted for compatibility with `kustomize build`; Helm charts are
+    /// not supported yet (a kustomization using them is refused).
+    #[arg(long, hide = true)]
+    pub enable_helm: bool,
+    /// Accepted for compatibility; plugins and KRM functions are refused.
+    #[arg(long, hide = true)]
+    pub enable_alpha_plugins: bool,
+    /// Accepted for compatibility; exec functions are refused.
+    #[arg(long, hide = true)]
+    pub enable_exec: bool,
 }
 
 pub fn run(args: BuildArgs) -> Result<()> {
