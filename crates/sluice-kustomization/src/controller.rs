@@ -706,7 +706,7 @@ async fn reconcile_inner(
             return Ok(fail(status, f, Some(&revision), events));
         }
         Ok(Err(e)) => {
-            ctx.metrics.writes.inc_by(e.requests.writes);
+            ctx.metrics.record(&e.requests);
             status.inventory = Some(inventory::union(
                 &old_inventory,
                 &e.change_set.to_inventory(),
@@ -727,7 +727,7 @@ async fn reconcile_inner(
         }
         Ok(Ok(r)) => r,
     };
-    ctx.metrics.writes.inc_by(result.requests.writes);
+    ctx.metrics.record(&result.requests);
     let changed = result.change_set.has_changes();
     if changed {
         events.push((
@@ -773,14 +773,14 @@ async fn reconcile_inner(
                 .await
             {
                 Ok(p) => {
-                    ctx.metrics.writes.inc_by(p.requests.writes);
+                    ctx.metrics.record(&p.requests);
                     let log = p.change_set.change_log();
                     if !log.is_empty() {
                         events.push((EventType::Normal, meta::PROGRESSING_REASON.to_string(), log));
                     }
                 }
                 Err(e) => {
-                    ctx.metrics.writes.inc_by(e.requests.writes);
+                    ctx.metrics.record(&e.requests);
                     inv = inventory::union(&new_inventory, &inventory::from_objects(&e.failed));
                     status.inventory = Some(inv);
                     return Ok(fail(
@@ -1049,7 +1049,7 @@ async fn finalize(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> {
             let owner = Owner::new(&key.name, &key.namespace);
             match applier.prune(&objects, &PruneOptions::new(owner)).await {
                 Ok(p) => {
-                    ctx.metrics.writes.inc_by(p.requests.writes);
+                    ctx.metrics.record(&p.requests);
                     let log = p.change_set.change_log();
                     if !log.is_empty() {
                         publish(

@@ -18,6 +18,11 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerbLabels {
+    pub verb: String,
+}
+
 type HistogramFamily = Family<ObjectLabels, Histogram, fn() -> Histogram>;
 
 /// The Kustomization controller's metrics.
@@ -31,6 +36,9 @@ pub struct Metrics {
     /// `sluice_kustomization_api_writes_total`: write requests (applies,
     /// deletions, status patches, events, finalizers) made by reconciles.
     pub writes: Counter,
+    /// `sluice_kustomization_api_requests_total{verb}`: requests made by
+    /// apply and prune (`discovery`, `read`, `dry_run`, `write`).
+    pub requests: Family<VerbLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -42,6 +50,7 @@ impl Default for Metrics {
             duration: Family::new_with_constructor(histogram as fn() -> Histogram),
             reconciles: Family::default(),
             writes: Counter::default(),
+            requests: Family::default(),
         }
     }
 }
@@ -57,6 +66,27 @@ impl Metrics {
 
     pub fn writes(&self) -> u64 {
         self.writes.get()
+    }
+
+    /// Requests of one verb made by apply and prune so far.
+    pub fn requests(&self, verb: &str) -> u64 {
+        self.requests
+            .get_or_create(&VerbLabels { verb: verb.into() })
+            .get()
+    }
+
+    pub(crate) fn record(&self, r: &sluice_apply::RequestCounts) {
+        for (verb, n) in [
+            ("discovery", r.discovery),
+            ("read", r.reads),
+            ("dry_run", r.dry_runs),
+            ("write", r.writes),
+        ] {
+            self.requests
+                .get_or_create(&VerbLabels { verb: verb.into() })
+                .inc_by(n);
+        }
+        self.writes.inc_by(r.writes);
     }
 
     pub(crate) fn count(&self, result: &str) {
@@ -85,6 +115,11 @@ pub fn register_metrics(registry: &mut Registry) -> Metrics {
         "sluice_kustomization_api_writes",
         "Write requests made by Kustomization reconciliations.",
         m.writes.clone(),
+    );
+    registry.register(
+        "sluice_kustomization_api_requests",
+        "API requests made by apply and prune, by verb.",
+        m.requests.clone(),
     );
     m
 }
