@@ -110,7 +110,7 @@ pub struct Reconciled {
     pub revision: Option<String>,
 }
 
-trait Revisioned {
+pub(crate) trait Revisioned {
     fn revision(&self) -> Option<String>;
     const DONE: &'static str;
 }
@@ -152,7 +152,7 @@ where
 
 /// Waits until the controller handled `token` and decided Ready for the
 /// current generation.
-async fn wait_handled<K>(
+pub(crate) async fn wait_handled<K>(
     api: &Api<K>,
     kind: FluxKind,
     ns: &str,

@@ -1,0 +1,185 @@
+//! `sluice bootstrap git` into a local bare repository, against the local
+//! control plane; a stand-in answers reconcile requests as the controller
+//! would.
+
+mod support;
+
+use std::process::Command;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use support::*;
+
+fn git(args: &[&str]) -> String {
+    let out = Command::new("git").args(args).output().expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_twice_then_repair_a_partial_install() {
+    let client = sluice_testsupport::client().await;
+    install_crds(&client).await;
+    let ns = sluice_testsupport::unique_name("sluice-t-boot");
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = tmp.path().join("homelab.git");
+    git(&[
+        "init",
+        "-q",
+        "--bare",
+        "--initial-branch=main",
+        bare.to_str().unwrap(),
+    ]);
+    let url = format!("file://{}", bare.display());
+    let args = [
+        "bootstrap",
+        "git",
+        "--url",
+        &url,
+        "--sync-url",
+        "https://git.example.invalid/homelab.git",
+        "--branch",
+        "main",
+        "--path",
+        "clusters/test",
+        "-n",
+        &ns,
+        "--timeout",
+        "2m",
+    ];
+    let _controller = FakeController::start(client.clone(), ns.clone());
+
+    let out = sluice(&args).expect(0);
+    assert!(
+        out.stderr.contains("branch \"main\" does not exist yet"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("committed and pushed sync manifests"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("Deployment/{ns}/sluice created")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("Kustomization/{ns}/flux-system created")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("applied revision main@sha1:"),
+        "{}",
+        out.stderr
+    );
+    let git_dir = format!("--git-dir={}", bare.display());
+    let sync = git(&[
+        &git_dir,
+        "show",
+        "main:clusters/test/flux-system/gotk-sync.yaml",
+    ]);
+    assert!(sync.contains("path: ./clusters/test"), "{sync}");
+    assert!(
+        sync.contains("url: https://git.example.invalid/homelab.git"),
+        "{sync}"
+    );
+    let kustomization = git(&[
+        &git_dir,
+        "show",
+        "main:clusters/test/flux-system/kustomization.yaml",
+    ]);
+    assert!(
+        kustomization.contains("- gotk-components.yaml\n- gotk-sync.yaml"),
+        "{kustomization}"
+    );
+    let components = git(&[
+        &git_dir,
+        "show",
+        "main:clusters/test/flux-system/gotk-components.yaml",
+    ]);
+    assert!(
+        components.contains("kind: CustomResourceDefinition"),
+        "{components}"
+    );
+    assert!(
+        components.contains(&format!("namespace: {ns}")),
+        "{components}"
+    );
+
+    // Again: nothing to commit, nothing to install.
+    let commits = git(&[&git_dir, "rev-list", "--count", "main"]);
+    let out = sluice(&args).expect(0);
+    assert!(
+        out.stderr.contains("sync manifests are up to date in Git"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("components are already installed and up to date"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("already bootstrapped, nothing changed"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("created"), "{}", out.stderr);
+    assert_eq!(git(&[&git_dir, "rev-list", "--count", "main"]), commits);
+
+    // Part of the installation removed by hand: completed, and said so.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    deployments
+        .delete("sluice", &Default::default())
+        .await
+        .unwrap();
+    let out = sluice(&args).expect(0);
+    assert!(
+        out.stderr.contains(&format!(
+            "partial installation found; completing it (1 missing: Deployment/{ns}/sluice)"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("Deployment/{ns}/sluice created")),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("already installed"), "{}", out.stderr);
+
+    sluice(&["uninstall", "-n", &ns, "--keep-crds"]).expect(0);
+}
+
+#[test]
+fn bootstrap_refuses_a_url_the_cluster_cannot_fetch() {
+    let out = sluice(&[
+        "bootstrap",
+        "git",
+        "--url",
+        "file:///tmp/nowhere.git",
+        "--path",
+        "clusters/x",
+        "-n",
+        "x",
+    ])
+    .expect(1);
+    assert!(
+        out.stderr
+            .contains("a GitRepository URL must be http(s):// or ssh://"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--sync-url"), "{}", out.stderr);
+}
