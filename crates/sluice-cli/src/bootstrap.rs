@@ -179,8 +179,7 @@ impl Git {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let last = stderr
                 .lines()
-                .filter(|l| !l.trim().is_empty())
-                .next_back()
+                .rfind(|l| !l.trim().is_empty())
                 .unwrap_or("")
                 .trim()
                 .to_string();

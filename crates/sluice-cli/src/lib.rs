@@ -74,6 +74,7 @@ impl GlobalArgs {
 
 /// The commands of this crate, flattened into the binary's subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Show GitRepositories and Kustomizations and their readiness.
     Get(get::GetArgs),
