@@ -359,11 +359,17 @@ impl Builder {
         k: &Kustomization,
         acc: &mut Acc,
     ) -> Result<()> {
-        if self.stack.iter().any(|d| d == dir) {
+        if let Some(start) = self.stack.iter().position(|d| d == dir) {
+            let chain: Vec<String> = self.stack[start..]
+                .iter()
+                .chain(std::iter::once(&dir.to_path_buf()))
+                .map(|d| d.display().to_string())
+                .collect();
             return Err(Error::msg(format!(
-                "cycle detected: candidate root '{}' contains visited root '{}'",
+                "cycle detected: candidate root '{}' contains visited root '{}' ({})",
                 dir.display(),
-                dir.display()
+                dir.display(),
+                chain.join(" -> ")
             )));
         }
         self.stack.push(dir.to_path_buf());
@@ -611,12 +617,24 @@ impl Builder {
         let global = k.get("generatorOptions").cloned();
         let kust_file = kustomization_file_name(&ldr.root);
         for g in k.list("configMapGenerator") {
-            let r = generators::generate(ldr, &g, global.as_ref(), "ConfigMap")?;
+            let r = generators::generate(ldr, &g, global.as_ref(), "ConfigMap").map_err(|e| {
+                e.context(format!(
+                    "configMapGenerator '{}' in {}",
+                    g.get_str("name").unwrap_or(""),
+                    self.kustomization_path(ldr)
+                ))
+            })?;
             let origin = self.origin_for_generator(&ldr.root, &kust_file, "ConfigMapGenerator");
             absorb(acc, r, origin)?;
         }
         for g in k.list("secretGenerator") {
-            let r = generators::generate(ldr, &g, global.as_ref(), "Secret")?;
+            let r = generators::generate(ldr, &g, global.as_ref(), "Secret").map_err(|e| {
+                e.context(format!(
+                    "secretGenerator '{}' in {}",
+                    g.get_str("name").unwrap_or(""),
+                    self.kustomization_path(ldr)
+                ))
+            })?;
             let origin = self.origin_for_generator(&ldr.root, &kust_file, "SecretGenerator");
             absorb(acc, r, origin)?;
         }
