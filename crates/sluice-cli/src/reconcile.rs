@@ -41,10 +41,10 @@ pub struct ReconcileArgs {
 /// What to reconcile.
 #[derive(Debug, Subcommand)]
 pub enum ReconcileTarget {
-    /// A source.
+    /// Reconcile a source now.
     #[command(subcommand)]
     Source(SourceTarget),
-    /// A Kustomization.
+    /// Reconcile a Kustomization now (with --with-source, its source first).
     #[command(visible_alias = "ks")]
     Kustomization(KustomizationTarget),
 }
@@ -52,7 +52,7 @@ pub enum ReconcileTarget {
 /// A source by kind.
 #[derive(Debug, Subcommand)]
 pub enum SourceTarget {
-    /// A GitRepository.
+    /// A GitRepository: fetch the latest revision.
     Git(NameArgs),
 }
 

@@ -564,3 +564,19 @@ async fn check_finds_k3s_addons_and_flux_controllers() {
     assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn logs_without_a_controller_says_where_to_look() {
+    let (_client, ns) = setup("logs").await;
+    let out = sluice(&["logs", "-n", ns.name()]).expect(1);
+    assert!(
+        out.stderr.contains(&format!(
+            "no sluice controller Pods in namespace {}",
+            ns.name()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("sluice install"), "{}", out.stderr);
+    ns.delete().await;
+}

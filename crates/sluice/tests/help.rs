@@ -1,0 +1,90 @@
+//! Golden tests of `--help`: the top level and every subcommand, byte for
+//! byte. Regenerate after an intended change with
+//! `SLUICE_UPDATE_GOLDEN=1 cargo test -p sluice --test help`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Every command path whose help is pinned.
+const COMMANDS: &[&[&str]] = &[
+    &[],
+    &["controller"],
+    &["version"],
+    &["build"],
+    &["build", "kustomization"],
+    &["get"],
+    &["get", "sources", "git"],
+    &["get", "kustomizations"],
+    &["get", "all"],
+    &["reconcile"],
+    &["reconcile", "source", "git"],
+    &["reconcile", "kustomization"],
+    &["suspend"],
+    &["suspend", "kustomization"],
+    &["resume"],
+    &["resume", "kustomization"],
+    &["events"],
+    &["export"],
+    &["export", "source", "git"],
+    &["export", "kustomization"],
+    &["why"],
+    &["install"],
+    &["uninstall"],
+    &["check"],
+    &["tree"],
+    &["tree", "kustomization"],
+    &["diff"],
+    &["diff", "kustomization"],
+    &["bootstrap"],
+    &["bootstrap", "git"],
+    &["logs"],
+    &["completion"],
+];
+
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+fn help(path: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(path)
+        .arg("--help")
+        .env_clear()
+        .env("COLUMNS", "100")
+        .output()
+        .expect("running sluice");
+    assert!(out.status.success(), "sluice {path:?} --help failed");
+    String::from_utf8(out.stdout).expect("utf-8 help")
+}
+
+#[test]
+fn help_texts_match_the_golden_files() {
+    let update = std::env::var_os("SLUICE_UPDATE_GOLDEN").is_some();
+    let dir = golden_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut mismatched = Vec::new();
+    for path in COMMANDS {
+        let name = if path.is_empty() {
+            "sluice.txt".to_string()
+        } else {
+            format!("sluice-{}.txt", path.join("-"))
+        };
+        let file = dir.join(&name);
+        let actual = help(path);
+        if update {
+            std::fs::write(&file, &actual).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&file).unwrap_or_default();
+        if expected != actual {
+            mismatched.push(format!(
+                "{name}:\n--- expected\n{expected}\n+++ actual\n{actual}"
+            ));
+        }
+    }
+    assert!(
+        mismatched.is_empty(),
+        "help text changed (regenerate with SLUICE_UPDATE_GOLDEN=1 if intended):\n{}",
+        mismatched.join("\n")
+    );
+}
