@@ -6,7 +6,7 @@ CARGO ?= cargo
 .PHONY: test deps fmt-check lint testenv-build unit integration conformance bench build release testenv-up testenv-down clean
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing)
-test: deps fmt-check lint testenv-build integration conformance
+test: deps fmt-check lint testenv-build integration
 
 deps:
 	scripts/install-deps
@@ -28,8 +28,8 @@ unit:
 integration:
 	scripts/with-testenv $(CARGO) test --workspace --no-fail-fast
 
-## conformance: the kustomize corpus in ../shared (skips cleanly when absent)
-# The debug binary is plenty for correctness and saves CI a release build.
+## conformance: the kustomize corpus in ../shared (skips cleanly when absent).
+## `make test` runs it too, as crates/sluice/tests/kustomize_conformance.rs.
 conformance:
 	$(CARGO) build -p sluice
 	SLUICE_BIN=$(CURDIR)/target/debug/sluice scripts/conformance-kustomize
