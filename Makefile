@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test deps fmt-check lint testenv-build unit integration conformance bench build release testenv-up testenv-down clean
+.PHONY: test deps fmt-check lint testenv-build unit integration conformance bench build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing)
 test: deps fmt-check lint testenv-build integration
@@ -37,6 +37,10 @@ conformance:
 ## bench: performance benchmarks against their reference tools (see bench/)
 bench:
 	bench/run
+
+## demo: the homelab example reconciled from Git on a local control plane (scripts/demo)
+demo:
+	scripts/demo
 
 build:
 	$(CARGO) build

@@ -510,7 +510,13 @@ pub async fn run(g: &GlobalArgs, args: WhyArgs) -> Result<Outcome> {
         OutputFormat::Table => {
             let c = Color::stdout();
             if why.ready {
-                println!("{} {} is ready", c.green("✔"), why.steps[0].describe());
+                let step = &why.steps[0];
+                println!(
+                    "{} {} is ready: {}",
+                    c.green("✔"),
+                    step.object(),
+                    step.message
+                );
                 return Ok(Outcome::Ok);
             }
             for (i, step) in why.steps.iter().enumerate() {
