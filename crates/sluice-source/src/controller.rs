@@ -76,6 +76,8 @@ pub enum Error {
 struct Schedule {
     next_due: Option<Instant>,
     failures: u32,
+    /// The generation the last attempt worked on.
+    generation: Option<i64>,
 }
 
 struct Ctx {
@@ -238,15 +240,22 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Ctx>) -> Result<Action, Error> 
         .get(meta::RECONCILE_REQUEST_ANNOTATION)
         .cloned();
     let interval = obj.spec.interval().ok().filter(|d| !d.is_zero());
-    let spec_changed = old.observed_generation != generation;
     let requested_new = requested.is_some() && requested != old.last_handled_reconcile_at;
-    let artifact_missing = old.artifact.as_ref().is_none_or(|a| !ctx.storage.exists(a));
+    // An artifact recorded in status whose file is gone (storage wiped).
+    let artifact_missing = old
+        .artifact
+        .as_ref()
+        .is_some_and(|a| !ctx.storage.exists(a));
     let sched = ctx
         .schedule
         .lock()
         .ok()
         .and_then(|s| s.get(&key).copied())
         .unwrap_or_default();
+    // Spec changes are noticed against the last attempt, not the status:
+    // a failing object does not advance `observedGeneration`, and its own
+    // status writes must not bypass the retry backoff.
+    let spec_changed = sched.generation != generation || sched.next_due.is_none();
     if !spec_changed
         && !requested_new
         && !artifact_missing
@@ -322,6 +331,7 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Ctx>) -> Result<Action, Error> 
                     Schedule {
                         next_due: Some(Instant::now() + next),
                         failures: 0,
+                        generation,
                     },
                 );
             }
@@ -353,7 +363,11 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Ctx>) -> Result<Action, Error> 
                 api::remove_condition(conds, meta::ARTIFACT_IN_STORAGE);
             }
             events.push((EventType::Warning, f.reason.to_string(), f.message.clone()));
-            let failures = sched.failures.saturating_add(1);
+            let failures = if sched.generation == generation {
+                sched.failures.saturating_add(1)
+            } else {
+                1
+            };
             let cap = interval.unwrap_or(Duration::from_secs(600));
             next = if f.stalled {
                 cap
@@ -368,6 +382,7 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Ctx>) -> Result<Action, Error> 
                     Schedule {
                         next_due: Some(Instant::now() + next),
                         failures,
+                        generation,
                     },
                 );
             }

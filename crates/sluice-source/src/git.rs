@@ -99,6 +99,12 @@ pub enum GitErrorKind {
     Operation,
 }
 
+impl From<std::io::Error> for GitError {
+    fn from(e: std::io::Error) -> Self {
+        GitError::op(format!("I/O: {e}"))
+    }
+}
+
 impl GitError {
     fn op(message: impl Into<String>) -> GitError {
         GitError {
