@@ -580,3 +580,64 @@ async fn logs_without_a_controller_says_where_to_look() {
     assert!(out.stderr.contains("sluice install"), "{}", out.stderr);
     ns.delete().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_prints_changes() {
+    use std::io::BufRead;
+    let (client, ns) = setup("watch").await;
+    let n = ns.name().to_string();
+    kustomization(&client, &n, "apps", "repo", &[]).await;
+    let mut child = std::process::Command::new(bin())
+        .args(["get", "all", "--watch", "-n", &n, "--kubeconfig"])
+        .arg(sluice_testsupport::kubeconfig_path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_matching = |pred: &dyn Fn(&str) -> bool| -> Option<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) if pred(&line) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+    let first = next_matching(&|l| l.contains("kustomization/apps"));
+    assert!(
+        first
+            .as_deref()
+            .is_some_and(|l| l.contains("waiting to be reconciled")),
+        "{first:?}"
+    );
+    set_ready(
+        &client,
+        "Kustomization",
+        &n,
+        "apps",
+        true,
+        "Applied revision: main@sha1:0123456789abcdef0123456789abcdef01234567",
+    )
+    .await;
+    let update =
+        next_matching(&|l| l.contains("kustomization/apps") && l.contains("Applied revision"));
+    child.kill().ok();
+    child.wait().ok();
+    assert!(update.is_some_and(|l| l.contains("True")));
+    ns.delete().await;
+}
