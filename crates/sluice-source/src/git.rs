@@ -393,6 +393,8 @@ pub fn ls_refs(
     prefixes: &[String],
     timeout: Duration,
 ) -> Result<Vec<RemoteRef>, GitError> {
+    std::fs::create_dir_all(work)
+        .map_err(|e| GitError::op(format!("creating {}: {e}", work.display())))?;
     let ssh = if matches!(parse_url(url), Ok(Scheme::Ssh)) {
         Some(ssh_files(work, auth)?)
     } else {

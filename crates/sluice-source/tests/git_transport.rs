@@ -207,3 +207,50 @@ async fn listing_a_5000_file_repo_does_not_depend_on_its_size() {
         "500 files and 10 directories"
     );
 }
+
+#[tokio::test]
+async fn ssh_runs_ssh_with_strict_host_key_checking() {
+    // No sshd here: check that an ssh URL goes through the ssh program with
+    // our options (strict host keys, our identity) and fails cleanly.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let identity = std::fs::read(&key).unwrap();
+    let auth = Auth {
+        ssh_identity: Some(identity.clone()),
+        known_hosts: Some(b"[127.0.0.1]:1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n".to_vec()),
+        ..Auth::default()
+    };
+    let w = dir.path().join("work");
+    let err = in_blocking(move || {
+        git::ls_refs(
+            &w,
+            "ssh://git@127.0.0.1:1/repo.git",
+            &auth,
+            &["refs/heads/main".into()],
+            T,
+        )
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind, GitErrorKind::Operation, "{}", err.message);
+    eprintln!("ssh failure: {}", err.message);
+    let key_text = String::from_utf8_lossy(&identity);
+    let body = key_text.lines().nth(1).unwrap();
+    assert!(
+        !err.message.contains(body),
+        "the private key leaked: {}",
+        err.message
+    );
+    // The temporary key files are gone after the operation.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("work"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ssh-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
