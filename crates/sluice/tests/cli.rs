@@ -641,3 +641,55 @@ async fn get_watch_prints_changes() {
     assert!(update.is_some_and(|l| l.contains("True")));
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn why_a_source_names_its_missing_secret() {
+    let (client, ns) = setup("why-git").await;
+    let n = ns.name();
+    git_repository(&client, n, "private").await;
+    let api: Api<sluice_api::GitRepository> = Api::namespaced(client.clone(), n);
+    api.patch(
+        "private",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"secretRef": {"name": "git-credentials"}}})),
+    )
+    .await
+    .unwrap();
+    set_ready(
+        &client,
+        "GitRepository",
+        n,
+        "private",
+        false,
+        &format!(
+            "failed to get secret '{n}/git-credentials': secrets \"git-credentials\" not found"
+        ),
+    )
+    .await;
+    kustomization(&client, n, "apps", "private", &[]).await;
+    set_ready(
+        &client,
+        "Kustomization",
+        n,
+        "apps",
+        false,
+        &format!("Source 'GitRepository/{n}/private' is not ready"),
+    )
+    .await;
+    let out = sluice(&["why", "ks/apps", "-n", n]).expect(1);
+    assert!(
+        out.stdout.contains(&format!(
+            "→ GitRepository {n}/private: failed to get secret"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "root cause: apps → private: Secret {n}/git-credentials not found"
+        )),
+        "{}",
+        out.stdout
+    );
+    ns.delete().await;
+}

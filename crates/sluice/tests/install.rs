@@ -197,3 +197,81 @@ async fn install_applies_is_idempotent_repairs_and_uninstalls() {
             .is_none_or(|n| n.metadata.deletion_timestamp.is_some())
     );
 }
+
+#[tokio::test]
+async fn uninstall_removes_finalizers_and_keeps_workloads_unless_asked() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Patch, PatchParams};
+    use serde_json::json;
+    use sluice_api::Kustomization;
+
+    let (client, ns) = setup("uninstall").await;
+    let n = ns.name();
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), n);
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-config", "namespace": n}, "data": {"a": "b"}});
+    configmaps
+        .patch(
+            "app-config",
+            &PatchParams::apply("kustomize-controller"),
+            &Patch::Apply(&cm),
+        )
+        .await
+        .unwrap();
+    let kustomizations: Api<Kustomization> = Api::namespaced(client.clone(), n);
+    let with_inventory = |name: &'static str| {
+        let client = client.clone();
+        let kustomizations = kustomizations.clone();
+        async move {
+            kustomization(&client, n, name, "repo", &[]).await;
+            kustomizations
+                .patch(
+                    name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"finalizers": ["finalizers.fluxcd.io"]}})),
+                )
+                .await
+                .unwrap();
+            write_status(&client, "Kustomization", n, name, json!({
+                "inventory": {"entries": [{"id": format!("{n}_app-config__ConfigMap"), "v": "v1"}]},
+            }))
+            .await;
+        }
+    };
+
+    with_inventory("apps").await;
+    let out = sluice(&["uninstall", "-n", n, "--keep-crds", "--keep-namespace"]).expect(0);
+    assert!(
+        out.stderr
+            .contains(&format!("Kustomization/{n}/apps deleted")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        kustomizations.get_opt("apps").await.unwrap().is_none(),
+        "deletion hung on the finalizer"
+    );
+    assert!(
+        configmaps.get_opt("app-config").await.unwrap().is_some(),
+        "a workload was deleted"
+    );
+
+    with_inventory("apps2").await;
+    let out = sluice(&[
+        "uninstall",
+        "-n",
+        n,
+        "--keep-crds",
+        "--keep-namespace",
+        "--delete-workloads",
+    ])
+    .expect(0);
+    assert!(
+        out.stderr
+            .contains(&format!("ConfigMap/{n}/app-config deleted")),
+        "{}",
+        out.stderr
+    );
+    assert!(configmaps.get_opt("app-config").await.unwrap().is_none());
+    assert!(kustomizations.get_opt("apps2").await.unwrap().is_none());
+    ns.delete().await;
+}
