@@ -84,8 +84,10 @@ impl Step {
 
     /// `Kind ns/name not found` or `Kind ns/name: message`.
     pub fn describe(&self) -> String {
-        if self.missing {
+        if self.missing && (self.message.is_empty() || self.message == "not found") {
             format!("{} not found", self.object())
+        } else if self.missing {
+            format!("{} {}", self.object(), self.message)
         } else if self.message.is_empty() {
             self.object()
         } else {

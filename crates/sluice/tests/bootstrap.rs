@@ -183,3 +183,60 @@ fn bootstrap_refuses_a_url_the_cluster_cannot_fetch() {
     );
     assert!(out.stderr.contains("--sync-url"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn bootstrap_with_credentials_stores_them_for_the_source() {
+    use k8s_openapi::api::core::v1::Secret;
+    let client = sluice_testsupport::client().await;
+    install_crds(&client).await;
+    let ns = sluice_testsupport::unique_name("sluice-t-bootauth");
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = tmp.path().join("r.git");
+    git(&[
+        "init",
+        "-q",
+        "--bare",
+        "--initial-branch=main",
+        bare.to_str().unwrap(),
+    ]);
+    let url = format!("file://{}", bare.display());
+    let out = sluice(&[
+        "bootstrap",
+        "git",
+        "--url",
+        &url,
+        "--sync-url",
+        "https://git.example.invalid/r.git",
+        "--path",
+        "clusters/auth",
+        "--username",
+        "git",
+        "--password",
+        "t0ken",
+        "--wait=false",
+        "-n",
+        &ns,
+    ])
+    .expect(0);
+    assert!(
+        out.stderr
+            .contains(&format!("Secret/{ns}/flux-system created")),
+        "{}",
+        out.stderr
+    );
+    let secret = Api::<Secret>::namespaced(client.clone(), &ns)
+        .get("flux-system")
+        .await
+        .unwrap();
+    let data = secret.data.unwrap();
+    assert_eq!(data["username"].0, b"git");
+    assert_eq!(data["password"].0, b"t0ken");
+    let sync = git(&[
+        &format!("--git-dir={}", bare.display()),
+        "show",
+        "main:clusters/auth/flux-system/gotk-sync.yaml",
+    ]);
+    assert!(sync.contains("secretRef:\n    name: flux-system"), "{sync}");
+    assert!(!sync.contains("t0ken"), "{sync}");
+    sluice(&["uninstall", "-n", &ns, "--keep-crds"]).expect(0);
+}
