@@ -139,7 +139,7 @@ async fn main() {
             storage.path().to_str().unwrap(),
             "--reloader=false",
             "--log-level",
-            "warn",
+            &std::env::var("SLUICE_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
         ])
         .env("KUBECONFIG", sluice_testsupport::kubeconfig_path())
         .stdin(Stdio::null())

@@ -15,10 +15,14 @@ use sluice_apply::ObjectRef;
 use sluice_kstatus::{ComputeOptions, Status};
 use sluice_kstatus::{ExplainInput, explain, render_chain};
 
-/// Discovery results shared across reconciliations.
+/// (group, version, kind).
+type Gvk = (String, String, String);
+
+/// Discovery results shared across reconciliations: the resource and
+/// whether it is namespaced.
 #[derive(Default)]
 pub struct ResourceCache {
-    map: Mutex<HashMap<(String, String, String), (ApiResource, bool)>>,
+    map: Mutex<HashMap<Gvk, (ApiResource, bool)>>,
 }
 
 impl ResourceCache {

@@ -352,3 +352,66 @@ async fn reconcile_without_changes_makes_no_writes() {
     let ks = env.ks_api().get("apps").await.unwrap();
     assert!(ks.is_ready());
 }
+
+#[tokio::test]
+async fn deleting_a_kustomization_follows_its_deletion_policy() {
+    let env = Env::start("ks-delete").await;
+    let mut repo = Repo::new();
+    repo.write("pruned/a.yaml", &configmap("pruned", &[]));
+    repo.write("orphaned/b.yaml", &configmap("orphaned", &[]));
+    let rev = repo.commit("two");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization("pruned", json!({"path": "./pruned"}))
+        .await;
+    env.kustomization(
+        "orphaned",
+        json!({"path": "./orphaned", "deletionPolicy": "Orphan"}),
+    )
+    .await;
+    env.wait_ready("pruned", &rev).await;
+    env.wait_ready("orphaned", &rev).await;
+
+    // The change log is reported as an Event.
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = env.ns.api();
+    let ns = env.name().to_string();
+    env.eventually("a change-log event", Duration::from_secs(10), || {
+        let events = events.clone();
+        let want = format!("ConfigMap/{ns}/pruned created");
+        async move {
+            events
+                .list(&Default::default())
+                .await
+                .map(|l| {
+                    l.items
+                        .iter()
+                        .any(|e| e.note.as_deref().is_some_and(|n| n.contains(&want)))
+                })
+                .unwrap_or(false)
+        }
+    })
+    .await;
+
+    for name in ["pruned", "orphaned"] {
+        env.ks_api()
+            .delete(name, &Default::default())
+            .await
+            .unwrap();
+    }
+    let api = env.ks_api();
+    env.eventually("both Kustomizations gone", Duration::from_secs(30), || {
+        let api = api.clone();
+        async move {
+            api.list(&Default::default())
+                .await
+                .is_ok_and(|l| l.items.is_empty())
+        }
+    })
+    .await;
+    let cms = env.configmaps();
+    env.eventually("pruned ConfigMap deleted", Duration::from_secs(30), || {
+        let cms = cms.clone();
+        async move { cms.get_opt("pruned").await.unwrap().is_none() }
+    })
+    .await;
+    assert!(cms.get_opt("orphaned").await.unwrap().is_some());
+}

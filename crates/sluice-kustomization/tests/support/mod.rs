@@ -17,7 +17,7 @@ use sluice_api::meta::FluxObject;
 use sluice_api::{GitRepository, Kustomization};
 use sluice_testsupport::{TestNamespace, client};
 
-pub const WAIT: Duration = Duration::from_secs(60);
+pub const WAIT: Duration = Duration::from_secs(120);
 
 /// Runs `git` in `dir`, panicking with its output on failure.
 pub fn git(dir: &Path, args: &[&str]) -> String {
