@@ -622,6 +622,7 @@ async fn reconcile_inner(
         }
     }
 
+    let phase = Instant::now();
     // postBuild variables
     let vars = match substitution_vars(ctx, ks).await {
         Ok(v) => v,
@@ -661,6 +662,7 @@ async fn reconcile_inner(
             format!("build panicked: {e}"),
         ))
     });
+    tracing::debug!(kustomization = %key, elapsed = ?phase.elapsed(), "fetched and built");
     let objects = match built {
         Ok(o) => o,
         Err(f) => return Ok(fail(status, f, Some(&revision), vec![])),
@@ -728,6 +730,7 @@ async fn reconcile_inner(
         Ok(Ok(r)) => r,
     };
     ctx.metrics.record(&result.requests);
+    tracing::debug!(kustomization = %key, elapsed = ?started.elapsed(), requests = ?result.requests, "applied");
     let changed = result.change_set.has_changes();
     if changed {
         events.push((
