@@ -72,36 +72,32 @@ impl Harness {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let params = PatchParams::apply("test-author").force();
-        let ns = self.ns.name();
         let result = match kind.as_str() {
-            "Secret" => Api::<Secret>::namespaced(self.client.clone(), ns)
-                .patch(&name, &params, &Patch::Apply(&obj))
-                .await
-                .map(drop),
-            "ConfigMap" => Api::<ConfigMap>::namespaced(self.client.clone(), ns)
-                .patch(&name, &params, &Patch::Apply(&obj))
-                .await
-                .map(drop),
-            "Deployment" => Api::<Deployment>::namespaced(self.client.clone(), ns)
-                .patch(&name, &params, &Patch::Apply(&obj))
-                .await
-                .map(drop),
-            "StatefulSet" => Api::<StatefulSet>::namespaced(self.client.clone(), ns)
-                .patch(&name, &params, &Patch::Apply(&obj))
-                .await
-                .map(drop),
-            "DaemonSet" => Api::<DaemonSet>::namespaced(self.client.clone(), ns)
-                .patch(&name, &params, &Patch::Apply(&obj))
-                .await
-                .map(drop),
-            "CronJob" => Api::<CronJob>::namespaced(self.client.clone(), ns)
-                .patch(&name, &params, &Patch::Apply(&obj))
-                .await
-                .map(drop),
+            "Secret" => self.apply_as::<Secret>(&name, &obj).await,
+            "ConfigMap" => self.apply_as::<ConfigMap>(&name, &obj).await,
+            "Deployment" => self.apply_as::<Deployment>(&name, &obj).await,
+            "StatefulSet" => self.apply_as::<StatefulSet>(&name, &obj).await,
+            "DaemonSet" => self.apply_as::<DaemonSet>(&name, &obj).await,
+            "CronJob" => self.apply_as::<CronJob>(&name, &obj).await,
             other => panic!("test helper cannot apply {other}"),
         };
         result.unwrap_or_else(|e| panic!("applying {kind} {name}: {e}"));
+    }
+
+    async fn apply_as<K>(&self, name: &str, obj: &Value) -> kube::Result<()>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + serde::Serialize,
+    {
+        let params = PatchParams::apply("test-author").force();
+        self.ns
+            .api::<K>()
+            .patch(name, &params, &Patch::Apply(obj))
+            .await
+            .map(drop)
     }
 
     /// Creates a Deployment and waits until it is available.
@@ -192,6 +188,23 @@ impl Harness {
         self.task.abort();
         self.ns.delete().await;
     }
+}
+
+/// Waits until the pod template at `template` (a JSON pointer) carries the
+/// reload annotation.
+async fn wait_template_annotated<K>(api: &Api<K>, name: &str, template: &str)
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + serde::Serialize,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    let pointer = format!(
+        "{template}/metadata/annotations/{}",
+        LAST_RELOADED_FROM.replace('/', "~1")
+    );
+    wait_for(api, name, Duration::from_secs(5), |obj| {
+        serde_json::to_value(obj).is_ok_and(|v| v.pointer(&pointer).is_some())
+    })
+    .await;
 }
 
 fn secret(name: &str, data: &[(&str, &str)], annotations: Value) -> Value {
@@ -518,51 +531,12 @@ async fn statefulsets_daemonsets_and_cronjobs_are_annotated() {
     h.start(Options::default(), 0, 1).await;
 
     h.apply(secret("shared", &[("k", "2")], json!({}))).await;
-    let annotated = |a: Option<&std::collections::BTreeMap<String, String>>| {
-        a.is_some_and(|a| a.contains_key(LAST_RELOADED_FROM))
-    };
-    wait_for(
-        &h.ns.api::<StatefulSet>(),
-        "db",
-        Duration::from_secs(5),
-        |s| {
-            annotated(
-                s.spec
-                    .as_ref()
-                    .and_then(|s| s.template.metadata.as_ref())
-                    .and_then(|m| m.annotations.as_ref()),
-            )
-        },
-    )
-    .await;
-    wait_for(
-        &h.ns.api::<DaemonSet>(),
-        "agent",
-        Duration::from_secs(5),
-        |s| {
-            annotated(
-                s.spec
-                    .as_ref()
-                    .and_then(|s| s.template.metadata.as_ref())
-                    .and_then(|m| m.annotations.as_ref()),
-            )
-        },
-    )
-    .await;
-    wait_for(
+    wait_template_annotated(&h.ns.api::<StatefulSet>(), "db", "/spec/template").await;
+    wait_template_annotated(&h.ns.api::<DaemonSet>(), "agent", "/spec/template").await;
+    wait_template_annotated(
         &h.ns.api::<CronJob>(),
         "nightly",
-        Duration::from_secs(5),
-        |c| {
-            annotated(
-                c.spec
-                    .job_template
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.template.metadata.as_ref())
-                    .and_then(|m| m.annotations.as_ref()),
-            )
-        },
+        "/spec/jobTemplate/spec/template",
     )
     .await;
     h.finish().await;
