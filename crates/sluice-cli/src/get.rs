@@ -262,7 +262,9 @@ pub async fn run(g: &GlobalArgs, args: GetArgs) -> Result<Outcome> {
     }
     match args.output {
         OutputFormat::Table => {
-            if !printed_any && !args.watch {
+            if !printed_any && args.watch {
+                print!("{}", table(&[], g.all_namespaces, all).render(color));
+            } else if !printed_any {
                 let what = match args.what {
                     GetWhat::Sources(_) => "GitRepository",
                     GetWhat::Kustomizations(_) => "Kustomization",
