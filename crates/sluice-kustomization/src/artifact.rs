@@ -60,12 +60,176 @@ fn download(artifact: &Artifact, dest: &Path, timeout: Duration) -> Result<(), S
         .map_err(|e| format!("failed to extract artifact: {e}"))
 }
 
-/// A scratch directory per reconciliation.
-pub fn scratch() -> Result<(tempfile::TempDir, PathBuf), String> {
-    let dir = tempfile::Builder::new()
-        .prefix("sluice-ks-")
-        .tempdir()
-        .map_err(|e| format!("creating a temporary directory: {e}"))?;
-    let path = dir.path().to_path_buf();
-    Ok((dir, path))
+/// Unpacked artifacts shared by the Kustomizations that use the same
+/// source revision: each artifact is fetched and unpacked once, and every
+/// reconciliation gets a private copy made of hard links (the build only
+/// ever replaces files, never writes into them). The most recent `keep`
+/// artifacts are kept.
+pub struct ArtifactCache {
+    root: PathBuf,
+    keep: usize,
+}
+
+impl ArtifactCache {
+    pub fn new(root: PathBuf, keep: usize) -> Result<Self, String> {
+        std::fs::create_dir_all(&root).map_err(|e| format!("creating {}: {e}", root.display()))?;
+        Ok(ArtifactCache { root, keep })
+    }
+
+    /// A private working tree of `artifact`, in a directory removed when the
+    /// returned guard drops.
+    pub fn checkout(
+        &self,
+        storage_root: Option<&Path>,
+        artifact: &Artifact,
+        http_timeout: Duration,
+    ) -> Result<(tempfile::TempDir, PathBuf), String> {
+        let key: String = artifact
+            .digest
+            .chars()
+            .chain(artifact.revision.chars())
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(160)
+            .collect();
+        let unpacked = self.root.join(&key);
+        if !unpacked.is_dir() {
+            let tmp = tempfile::Builder::new()
+                .prefix(".unpacking-")
+                .tempdir_in(&self.root)
+                .map_err(|e| format!("creating a temporary directory: {e}"))?;
+            fetch_and_unpack(storage_root, artifact, tmp.path(), http_timeout)?;
+            let path = tmp.keep();
+            if std::fs::rename(&path, &unpacked).is_err() {
+                // Another reconciliation unpacked it first.
+                let _ = std::fs::remove_dir_all(&path);
+            }
+            self.evict(&unpacked);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-ks-")
+            .tempdir()
+            .map_err(|e| format!("creating a temporary directory: {e}"))?;
+        let path = dir.path().to_path_buf();
+        link_tree(&unpacked, &path).map_err(|e| format!("preparing the artifact: {e}"))?;
+        Ok((dir, path))
+    }
+
+    fn evict(&self, current: &Path) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p != current && p.is_dir())
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+            .collect();
+        dirs.sort();
+        let excess = (dirs.len() + 1).saturating_sub(self.keep);
+        for (_, p) in dirs.into_iter().take(excess) {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            std::fs::create_dir(&dst)?;
+            link_tree(&src, &dst)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if std::fs::hard_link(&src, &dst).is_err() {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn artifact(storage: &Path, name: &str, files: &[(&str, &str)]) -> Artifact {
+        let mut buf = Vec::new();
+        {
+            let gz = flate2::write::GzEncoder::new(&mut buf, flate2::Compression::fast());
+            let mut tar = tar::Builder::new(gz);
+            for (path, text) in files {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(text.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                tar.append_data(&mut h, path, text.as_bytes()).unwrap();
+            }
+            tar.into_inner().unwrap().finish().unwrap();
+        }
+        let rel = format!("gitrepository/ns/repo/{name}.tar.gz");
+        let p = storage.join(&rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::File::create(&p).unwrap().write_all(&buf).unwrap();
+        serde_json::from_value(serde_json::json!({
+            "path": rel,
+            "url": "http://127.0.0.1:1/none",
+            "revision": format!("main@sha1:{name}"),
+            "digest": sluice_source::storage::digest_bytes(&buf),
+            "lastUpdateTime": "2026-01-01T00:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn checkouts_share_one_unpack_and_stay_private() {
+        let storage = tempfile::tempdir().unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::new(cache_dir.path().join("c"), 2).unwrap();
+        let a = artifact(
+            storage.path(),
+            "aaa",
+            &[("apps/kustomization.yaml", "resources: []\n")],
+        );
+        let (_g1, one) = cache
+            .checkout(Some(storage.path()), &a, Duration::from_secs(1))
+            .unwrap();
+        let (_g2, two) = cache
+            .checkout(Some(storage.path()), &a, Duration::from_secs(1))
+            .unwrap();
+        // Replacing a file in one checkout leaves the other and the cache alone.
+        let k1 = one.join("apps/kustomization.yaml");
+        std::fs::remove_file(&k1).unwrap();
+        std::fs::write(&k1, "changed").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(two.join("apps/kustomization.yaml")).unwrap(),
+            "resources: []\n"
+        );
+        // Evicted beyond `keep`.
+        for n in ["bbb", "ccc", "ddd"] {
+            let x = artifact(storage.path(), n, &[("f.yaml", "a: 1\n")]);
+            cache
+                .checkout(Some(storage.path()), &x, Duration::from_secs(1))
+                .unwrap();
+        }
+        let left = std::fs::read_dir(cache_dir.path().join("c"))
+            .unwrap()
+            .count();
+        assert_eq!(left, 2);
+        // A bad digest is refused.
+        let mut bad = a.clone();
+        bad.digest = "sha256:00".into();
+        bad.revision = "main@sha1:bad".into();
+        assert!(
+            cache
+                .checkout(Some(storage.path()), &bad, Duration::from_secs(1))
+                .is_err()
+        );
+    }
 }

@@ -98,6 +98,7 @@ struct Ctx {
     memo: Mutex<HashMap<Key, Memo>>,
     metrics: Metrics,
     resources: ResourceCache,
+    artifacts: Arc<artifact::ArtifactCache>,
 }
 
 fn key_of(ks: &Kustomization) -> Key {
@@ -199,6 +200,13 @@ pub async fn run(config: Config, opts: Options, metrics: Metrics) -> anyhow::Res
         memo: Mutex::new(HashMap::new()),
         metrics,
         resources: ResourceCache::default(),
+        artifacts: Arc::new(
+            artifact::ArtifactCache::new(
+                std::env::temp_dir().join(format!("sluice-artifacts-{}", std::process::id())),
+                8,
+            )
+            .map_err(|e| anyhow::anyhow!(e))?,
+        ),
         opts: opts.clone(),
     });
     tracing::info!(namespace = ?opts.namespace, storage = ?opts.storage_path, "starting Kustomization controller");
@@ -641,10 +649,10 @@ async fn reconcile_inner(
     let storage = ctx.opts.storage_path.clone();
     let http_timeout = ctx.opts.http_timeout;
     let art = artifact.clone();
+    let cache = ctx.artifacts.clone();
     let built = tokio::task::spawn_blocking(move || -> Result<Vec<serde_json::Value>, Failure> {
-        let (_tmp, dir) =
-            artifact::scratch().map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
-        artifact::fetch_and_unpack(storage.as_deref(), &art, &dir, http_timeout)
+        let (_tmp, dir) = cache
+            .checkout(storage.as_deref(), &art, http_timeout)
             .map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
         let path = render::resolve_path(&dir, spec.path.as_deref())
             .map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
