@@ -693,3 +693,50 @@ async fn why_a_source_names_its_missing_secret() {
     );
     ns.delete().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_waits_out_a_dependency_that_is_reconciling() {
+    let (client, ns) = setup("reconcile-dep").await;
+    let n = ns.name().to_string();
+    kustomization(&client, &n, "apps", "repo", &["core"]).await;
+    let (c, namespace) = (client.clone(), n.clone());
+    let controller = tokio::spawn(async move {
+        let api = Api::<Kustomization>::namespaced(c.clone(), &namespace);
+        let token = loop {
+            let ks = api.get("apps").await.unwrap();
+            if let Some(t) = ks
+                .metadata
+                .annotations
+                .and_then(|a| a.get("reconcile.fluxcd.io/requestedAt").cloned())
+            {
+                break t;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let generation = generation(&c, "Kustomization", &namespace, "apps").await;
+        write_status(&c, "Kustomization", &namespace, "apps", json!({
+            "observedGeneration": generation,
+            "lastHandledReconcileAt": token,
+            "conditions": [condition("False", "DependencyNotReady", &format!("dependency '{namespace}/core' is not ready"), generation)],
+        })).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        set_ready(
+            &c,
+            "Kustomization",
+            &namespace,
+            "apps",
+            true,
+            "Applied revision: main@sha1:0123456789abcdef0123456789abcdef01234567",
+        )
+        .await;
+    });
+    let out = sluice(&["reconcile", "ks", "apps", "-n", &n, "--timeout", "30s"]).expect(0);
+    assert!(
+        out.stderr
+            .contains("applied revision main@sha1:0123456789abcdef"),
+        "{}",
+        out.stderr
+    );
+    controller.await.unwrap();
+    ns.delete().await;
+}
