@@ -5,7 +5,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let (kust, res) = text.split_once("\n---8<---\n").unwrap_or((text, ""));
     let Ok(dir) = tempfile::tempdir() else { return };
     if std::fs::write(dir.path().join("kustomization.yaml"), kust).is_err()
