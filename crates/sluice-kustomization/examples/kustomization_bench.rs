@@ -109,7 +109,7 @@ async fn main() {
     let n = args.first().copied().unwrap_or(100);
     let m = args.get(1).copied().unwrap_or(20);
     let bin = std::env::var("SLUICE_BIN").unwrap_or_else(|_| "target/release/sluice".into());
-    let interval_secs = 30;
+    let interval_secs = 60;
 
     let env = Env::without_controllers("bench-ks").await;
     let mut repo = Repo::new();

@@ -99,6 +99,7 @@ struct Ctx {
     metrics: Metrics,
     resources: ResourceCache,
     artifacts: Arc<artifact::ArtifactCache>,
+    rendered: Mutex<HashMap<Key, (u64, Arc<Vec<serde_json::Value>>)>>,
 }
 
 fn key_of(ks: &Kustomization) -> Key {
@@ -207,6 +208,7 @@ pub async fn run(config: Config, opts: Options, metrics: Metrics) -> anyhow::Res
             )
             .map_err(|e| anyhow::anyhow!(e))?,
         ),
+        rendered: Mutex::new(HashMap::new()),
         opts: opts.clone(),
     });
     tracing::info!(namespace = ?opts.namespace, storage = ?opts.storage_path, "starting Kustomization controller");
@@ -644,35 +646,64 @@ async fn reconcile_inner(
         }
     };
 
-    // Fetch, build, substitute (blocking work off the runtime).
-    let spec = ks.spec.clone();
-    let storage = ctx.opts.storage_path.clone();
-    let http_timeout = ctx.opts.http_timeout;
-    let art = artifact.clone();
-    let cache = ctx.artifacts.clone();
-    let built = tokio::task::spawn_blocking(move || -> Result<Vec<serde_json::Value>, Failure> {
-        let (_tmp, dir) = cache
-            .checkout(storage.as_deref(), &art, http_timeout)
-            .map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
-        let path = render::resolve_path(&dir, spec.path.as_deref())
-            .map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
-        render::write_kustomization(&path, &spec)
-            .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
-        let objects =
-            render::build(&path).map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
-        render::substitute(objects, vars.as_ref())
-            .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(Failure::new(
-            meta::BUILD_FAILED_REASON,
-            format!("build panicked: {e}"),
-        ))
+    // Fetch, build, substitute (blocking work off the runtime). The result
+    // is kept per Kustomization and reused while the artifact, the spec and
+    // the variables are the same (interval runs only re-apply).
+    let render_key = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        artifact.digest.hash(&mut h);
+        artifact.revision.hash(&mut h);
+        serde_json::to_string(&ks.spec)
+            .unwrap_or_default()
+            .hash(&mut h);
+        vars.hash(&mut h);
+        h.finish()
+    };
+    let cached = ctx.rendered.lock().ok().and_then(|m| {
+        m.get(&key)
+            .filter(|(k, _)| *k == render_key)
+            .map(|(_, o)| o.clone())
     });
+    let built: Result<Arc<Vec<serde_json::Value>>, Failure> = match cached {
+        Some(objects) => Ok(objects),
+        None => {
+            let spec = ks.spec.clone();
+            let storage = ctx.opts.storage_path.clone();
+            let http_timeout = ctx.opts.http_timeout;
+            let art = artifact.clone();
+            let cache = ctx.artifacts.clone();
+            let built =
+                tokio::task::spawn_blocking(move || -> Result<Vec<serde_json::Value>, Failure> {
+                    let (_tmp, dir) = cache
+                        .checkout(storage.as_deref(), &art, http_timeout)
+                        .map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
+                    let path = render::resolve_path(&dir, spec.path.as_deref())
+                        .map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
+                    render::write_kustomization(&path, &spec)
+                        .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
+                    let objects = render::build(&path)
+                        .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
+                    render::substitute(objects, vars.as_ref())
+                        .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Failure::new(
+                        meta::BUILD_FAILED_REASON,
+                        format!("build panicked: {e}"),
+                    ))
+                })
+                .map(Arc::new);
+            if let (Ok(objects), Ok(mut m)) = (&built, ctx.rendered.lock()) {
+                m.insert(key.clone(), (render_key, objects.clone()));
+            }
+            built
+        }
+    };
     tracing::debug!(kustomization = %key, elapsed = ?phase.elapsed(), "fetched and built");
     let objects = match built {
-        Ok(o) => o,
+        Ok(o) => (*o).clone(),
         Err(f) => return Ok(fail(status, f, Some(&revision), vec![])),
     };
 
@@ -1107,6 +1138,9 @@ async fn finalize(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> {
         idx.remove(&key);
     }
     if let Ok(mut m) = ctx.memo.lock() {
+        m.remove(&key);
+    }
+    if let Ok(mut m) = ctx.rendered.lock() {
         m.remove(&key);
     }
     Ok(Action::await_change())
