@@ -182,8 +182,8 @@ where
             && c.status != CONDITION_UNKNOWN
             // Blocked on a dependency that is itself reconciling: the
             // controller wakes this object once the dependency is Ready.
-            && !(c.reason == sluice_api::meta::DEPENDENCY_NOT_READY_REASON
-                && !sluice_api::meta::is_condition_true(obj.conditions(), sluice_api::meta::STALLED_CONDITION))
+            && (c.reason != sluice_api::meta::DEPENDENCY_NOT_READY_REASON
+                || sluice_api::meta::is_condition_true(obj.conditions(), sluice_api::meta::STALLED_CONDITION))
             && !find_condition(obj.conditions(), RECONCILING_CONDITION).is_some_and(|r| {
                 r.status == CONDITION_TRUE && r.reason == sluice_api::meta::PROGRESSING_REASON
             })
