@@ -10,6 +10,10 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use support::*;
 
+/// The installs of these tests label the shared CRDs with their own
+/// namespace; run them one at a time so "nothing changed" holds.
+static INSTALLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn git(args: &[&str]) -> String {
     let out = Command::new("git").args(args).output().expect("git");
     assert!(
@@ -22,6 +26,7 @@ fn git(args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_twice_then_repair_a_partial_install() {
+    let _serial = INSTALLS.lock().await;
     let client = sluice_testsupport::client().await;
     install_crds(&client).await;
     let ns = sluice_testsupport::unique_name("sluice-t-boot");
@@ -186,6 +191,7 @@ fn bootstrap_refuses_a_url_the_cluster_cannot_fetch() {
 
 #[tokio::test]
 async fn bootstrap_with_credentials_stores_them_for_the_source() {
+    let _serial = INSTALLS.lock().await;
     use k8s_openapi::api::core::v1::Secret;
     let client = sluice_testsupport::client().await;
     install_crds(&client).await;
