@@ -86,6 +86,9 @@ struct Memo {
     blocked: bool,
 }
 
+/// A build's objects and the hash of what it was built from.
+type Rendered = (u64, Arc<Vec<serde_json::Value>>);
+
 struct Ctx {
     client: Client,
     config: Config,
@@ -99,7 +102,7 @@ struct Ctx {
     metrics: Metrics,
     resources: ResourceCache,
     artifacts: Arc<artifact::ArtifactCache>,
-    rendered: Mutex<HashMap<Key, (u64, Arc<Vec<serde_json::Value>>)>>,
+    rendered: Mutex<HashMap<Key, Rendered>>,
 }
 
 fn key_of(ks: &Kustomization) -> Key {
@@ -625,6 +628,10 @@ async fn reconcile_inner(
             generation,
         );
         let mut progress = status.clone();
+        // The request counts as handled once the run is over.
+        progress
+            .last_handled_reconcile_at
+            .clone_from(&written.last_handled_reconcile_at);
         sort_conditions(progress.conditions_mut());
         if progress != *written {
             patch_status(ctx, &key, &progress).await?;

@@ -315,8 +315,10 @@ async fn suspend_and_requested_at() {
     // Resumed: the pending request is handled.
     env.patch_ks("apps", json!({"spec": {"suspend": false}}))
         .await;
-    env.wait_ks("apps", |k| k.last_handled_reconcile_at() == Some("two"))
+    let ks = env
+        .wait_ks("apps", |k| k.last_handled_reconcile_at() == Some("two"))
         .await;
+    assert!(ks.is_ready(), "{:?}", ready(&ks));
     assert_eq!(cms.get("a").await.unwrap().data.unwrap()["v"], "1");
 }
 
