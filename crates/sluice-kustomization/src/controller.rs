@@ -285,7 +285,7 @@ async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Ctx>) -> Result<Action, Erro
         idx.set(&key, deps_of(&ks));
     }
 
-    let source = lookup_source(&ctx, &ks);
+    let source = fresh_source(&ctx, &ks).await;
     let revision = source
         .as_ref()
         .and_then(|g| g.status.as_ref())
@@ -343,6 +343,29 @@ fn lookup_source(ctx: &Ctx, ks: &Kustomization) -> Option<Arc<GitRepository>> {
         return None;
     }
     ctx.git_store.get(&KubeRef::new(&name).within(&ns))
+}
+
+/// The source as the API server has it now, for the start of a reconcile.
+///
+/// The GitRepository event that wakes a Kustomization comes from the
+/// controller's own watch, which can be ahead of the reflector store behind
+/// [`lookup_source`]. Read from that store, a new artifact could look like the
+/// old one (or like none), and the unchanged-fingerprint fast path would then
+/// sleep until the next interval. One GET per reconcile (a read, never a write)
+/// closes that race; the store is the fallback when the GET fails.
+async fn fresh_source(ctx: &Ctx, ks: &Kustomization) -> Option<Arc<GitRepository>> {
+    let (kind, ns, name) = source_key(ks);
+    if kind != SourceKind::GitRepository.to_string() {
+        return None;
+    }
+    let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
+    match api.get_opt(&name).await {
+        Ok(found) => found.map(Arc::new),
+        Err(e) => {
+            tracing::debug!(source = %format!("{ns}/{name}"), "reading the source, using the cache: {e}");
+            lookup_source(ctx, ks)
+        }
+    }
 }
 
 async fn patch_status(ctx: &Ctx, key: &Key, status: &KustomizationStatus) -> Result<(), Error> {
