@@ -12,6 +12,9 @@
 //! - otherwise the first test of a test binary starts a private instance with
 //!   `scripts/testenv up --owner-pid <this process>`, so it is torn down when
 //!   the test binary exits, however it exits.
+//!
+//! It also has [`git_server`], a smart-HTTP Git server (`git http-backend`)
+//! with optional basic auth and request counters, for tests of Git sources.
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -26,6 +29,8 @@ use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, Resource};
 use serde_json::json;
+
+pub mod git_server;
 
 /// Names the kubeconfig of an already running control plane to use.
 pub const KUBECONFIG_ENV: &str = "SLUICE_TEST_KUBECONFIG";

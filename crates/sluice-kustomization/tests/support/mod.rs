@@ -15,6 +15,7 @@ use kube::{Api, Client, Config};
 use serde_json::{Value, json};
 use sluice_api::meta::FluxObject;
 use sluice_api::{GitRepository, Kustomization};
+use sluice_testsupport::git_server::GitServer;
 use sluice_testsupport::{TestNamespace, client};
 
 pub const WAIT: Duration = Duration::from_secs(120);
@@ -67,15 +68,16 @@ impl Repo {
         }
     }
 
-    /// Serves the bare repository over HTTP.
+    /// Serves the bare repository over smart HTTP (Flux's GitRepository
+    /// schema only admits http(s) and ssh URLs).
     pub async fn serve(&mut self) {
         let root = self.bare.parent().unwrap().to_path_buf();
-        self.server = Some(GitServer::start(&root).await);
+        self.server = Some(GitServer::start(&root, None).await);
     }
 
     pub fn url(&self) -> String {
         let server = self.server.as_ref().expect("Repo::serve first");
-        format!("http://{}/repo.git", server.addr)
+        server.url("repo")
     }
 
     pub fn write(&self, path: &str, content: &str) {
@@ -389,109 +391,4 @@ pub fn ready(k: &Kustomization) -> Option<(String, String, String)> {
 
 pub fn ready_message(k: &Kustomization) -> String {
     ready(k).map(|c| c.2).unwrap_or_default()
-}
-
-/// A smart-HTTP Git server on 127.0.0.1 (`git http-backend` as CGI) serving
-/// the bare repositories under `root`: Flux's GitRepository schema only
-/// admits http(s) and ssh URLs.
-pub struct GitServer {
-    pub addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl GitServer {
-    pub async fn start(root: &Path) -> GitServer {
-        let root = std::sync::Arc::new(root.to_path_buf());
-        let app = axum::Router::new().fallback(cgi).with_state(root);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        GitServer { addr, task }
-    }
-}
-
-async fn cgi(
-    axum::extract::State(root): axum::extract::State<std::sync::Arc<PathBuf>>,
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> axum::response::Response {
-    use axum::body::Body;
-    use axum::response::Response;
-    use tokio::io::AsyncWriteExt;
-    let mut cmd = tokio::process::Command::new("git");
-    cmd.arg("http-backend")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GIT_PROJECT_ROOT", &*root)
-        .env("GIT_HTTP_EXPORT_ALL", "1")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("REQUEST_METHOD", method.as_str())
-        .env("PATH_INFO", uri.path())
-        .env("QUERY_STRING", uri.query().unwrap_or(""))
-        .env("REMOTE_ADDR", "127.0.0.1")
-        .env("CONTENT_LENGTH", body.len().to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (h, var) in [
-        ("content-type", "CONTENT_TYPE"),
-        ("git-protocol", "GIT_PROTOCOL"),
-        ("content-encoding", "HTTP_CONTENT_ENCODING"),
-    ] {
-        if let Some(v) = headers.get(h).and_then(|v| v.to_str().ok()) {
-            cmd.env(var, v);
-        }
-    }
-    let mut child = cmd.spawn().expect("spawning git http-backend");
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = tokio::spawn(async move {
-        let _ = stdin.write_all(&body).await;
-        let _ = stdin.shutdown().await;
-    });
-    let out = child.wait_with_output().await.expect("git http-backend");
-    let _ = writer.await;
-    let raw = out.stdout;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4))
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
-    let Some((i, n)) = split else {
-        return Response::builder()
-            .status(500)
-            .body(Body::from("bad cgi output"))
-            .unwrap();
-    };
-    let head = String::from_utf8_lossy(&raw[..i]).to_string();
-    let mut resp = Response::builder();
-    let mut status = 200u16;
-    for line in head.lines() {
-        let Some((k, v)) = line.split_once(':') else {
-            continue;
-        };
-        let v = v.trim();
-        if k.eq_ignore_ascii_case("status") {
-            status = v
-                .split(' ')
-                .next()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(500);
-        } else {
-            resp = resp.header(k.trim(), v);
-        }
-    }
-    resp.status(status)
-        .body(Body::from(raw[i + n..].to_vec()))
-        .unwrap()
 }

@@ -1,48 +1,20 @@
-//! Test helpers: Git repositories made with the `git` program, a smart-HTTP
-//! Git server (`git http-backend` as CGI behind axum, optional basic auth,
-//! request counters), the CRD, and a controller + artifact server per test.
+//! Test helpers: Git repositories made with the `git` program, the CRD, and
+//! a controller + artifact server per test. The smart-HTTP Git server
+//! (`git http-backend`, optional basic auth, request counters) lives in
+//! `sluice_testsupport::git_server` and is re-exported here.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::Response;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use sluice_source::api::{GitRepository, meta};
+pub use sluice_testsupport::git_server::{GitServer, git};
 use tokio::io::AsyncWriteExt;
-
-/// Runs `git` in `dir`, panicking with its output on failure.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// A working clone plus the bare repository it pushes to.
 pub struct Repo {
@@ -100,174 +72,6 @@ impl Repo {
     pub fn head(&self) -> String {
         git(&self.work, &["rev-parse", "HEAD"])
     }
-}
-
-/// Request counters of the test Git server.
-#[derive(Default)]
-pub struct Counters {
-    pub ls_refs: AtomicU64,
-    pub fetches: AtomicU64,
-    pub requests: AtomicU64,
-    pub unauthorized: AtomicU64,
-}
-
-impl Counters {
-    pub fn ls_refs(&self) -> u64 {
-        self.ls_refs.load(Ordering::SeqCst)
-    }
-    pub fn fetches(&self) -> u64 {
-        self.fetches.load(Ordering::SeqCst)
-    }
-}
-
-struct ServerState {
-    root: PathBuf,
-    basic: Option<(String, String)>,
-    counters: Arc<Counters>,
-}
-
-/// A smart-HTTP Git server on 127.0.0.1 serving the bare repositories under
-/// `root` through `git http-backend`.
-pub struct GitServer {
-    pub addr: SocketAddr,
-    pub counters: Arc<Counters>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl GitServer {
-    pub async fn start(root: &Path, basic: Option<(&str, &str)>) -> GitServer {
-        let counters = Arc::new(Counters::default());
-        let state = Arc::new(ServerState {
-            root: root.to_path_buf(),
-            basic: basic.map(|(u, p)| (u.to_string(), p.to_string())),
-            counters: counters.clone(),
-        });
-        let app = Router::new().fallback(cgi).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        GitServer {
-            addr,
-            counters,
-            task,
-        }
-    }
-
-    pub fn url(&self, repo: &str) -> String {
-        format!("http://{}/{repo}.git", self.addr)
-    }
-}
-
-async fn cgi(
-    State(st): State<Arc<ServerState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    use base64::Engine;
-    st.counters.requests.fetch_add(1, Ordering::SeqCst);
-    if let Some((u, p)) = &st.basic {
-        let want = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-        );
-        let ok = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(want.as_str());
-        if !ok {
-            st.counters.unauthorized.fetch_add(1, Ordering::SeqCst);
-            return Response::builder()
-                .status(StatusCode::UNAUTHORIZED)
-                .header("WWW-Authenticate", "Basic realm=\"git\"")
-                .body(Body::from("unauthorized"))
-                .unwrap();
-        }
-    }
-    if method == Method::POST {
-        let text = String::from_utf8_lossy(&body);
-        if text.contains("command=ls-refs") {
-            st.counters.ls_refs.fetch_add(1, Ordering::SeqCst);
-        } else if text.contains("command=fetch") {
-            st.counters.fetches.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-    let mut cmd = tokio::process::Command::new("git");
-    cmd.arg("http-backend")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GIT_PROJECT_ROOT", &st.root)
-        .env("GIT_HTTP_EXPORT_ALL", "1")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("REQUEST_METHOD", method.as_str())
-        .env("PATH_INFO", uri.path())
-        .env("QUERY_STRING", uri.query().unwrap_or(""))
-        .env("REMOTE_ADDR", "127.0.0.1")
-        .env("REMOTE_USER", "test")
-        .env("CONTENT_LENGTH", body.len().to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    if let Some(ct) = headers.get("content-type").and_then(|v| v.to_str().ok()) {
-        cmd.env("CONTENT_TYPE", ct);
-    }
-    if let Some(p) = headers.get("git-protocol").and_then(|v| v.to_str().ok()) {
-        cmd.env("GIT_PROTOCOL", p);
-    }
-    if let Some(e) = headers
-        .get("content-encoding")
-        .and_then(|v| v.to_str().ok())
-    {
-        cmd.env("HTTP_CONTENT_ENCODING", e);
-    }
-    let mut child = cmd.spawn().expect("spawning git http-backend");
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = tokio::spawn(async move {
-        let _ = stdin.write_all(&body).await;
-        let _ = stdin.shutdown().await;
-    });
-    let out = child.wait_with_output().await.expect("git http-backend");
-    let _ = writer.await;
-    let raw = out.stdout;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4))
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
-    let Some((i, n)) = split else {
-        return Response::builder()
-            .status(500)
-            .body(Body::from("bad cgi output"))
-            .unwrap();
-    };
-    let head = String::from_utf8_lossy(&raw[..i]).to_string();
-    let mut resp = Response::builder();
-    let mut status = 200u16;
-    for line in head.lines() {
-        let Some((k, v)) = line.split_once(':') else {
-            continue;
-        };
-        let v = v.trim();
-        if k.eq_ignore_ascii_case("status") {
-            status = v
-                .split(' ')
-                .next()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(500);
-        } else {
-            resp = resp.header(k.trim(), v);
-        }
-    }
-    resp.status(status)
-        .body(Body::from(raw[i + n..].to_vec()))
-        .unwrap()
 }
 
 /// Installs (server-side applies) the GitRepository CRD and waits until it

@@ -1,0 +1,262 @@
+//! A smart-HTTP Git server for tests: `git http-backend` run as a CGI behind
+//! a small axum server on 127.0.0.1, serving every bare repository under a
+//! root directory (`<root>/<name>.git` is `http://ADDR/<name>.git`).
+//!
+//! Optional HTTP basic auth (anything else gets 401 with a
+//! `WWW-Authenticate` challenge) and request counters (all requests,
+//! rejected ones, protocol v2 `ls-refs` and `fetch` commands) let tests check
+//! what a client sent, e.g. that a no-change poll only lists refs.
+//!
+//! ```no_run
+//! # async fn f(root: &std::path::Path) {
+//! use sluice_testsupport::git_server::GitServer;
+//! let server = GitServer::start(root, Some(("flux", "secret"))).await;
+//! let url = server.url("app"); // http://127.0.0.1:PORT/app.git
+//! assert_eq!(server.counters.fetches(), 0);
+//! # }
+//! ```
+//!
+//! The server runs on the Tokio runtime of the test that starts it and stops
+//! when the [`GitServer`] is dropped.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use tokio::io::AsyncWriteExt;
+
+/// Runs the `git` program in `dir` with a fixed identity and no global or
+/// system configuration; returns its trimmed stdout and panics with its
+/// stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// What the server has seen so far.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Every request, including rejected ones.
+    pub requests: AtomicU64,
+    /// Requests rejected for missing or wrong basic auth.
+    pub unauthorized: AtomicU64,
+    /// Protocol v2 `command=ls-refs` requests.
+    pub ls_refs: AtomicU64,
+    /// Protocol v2 `command=fetch` requests.
+    pub fetches: AtomicU64,
+}
+
+impl Counters {
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+    pub fn unauthorized(&self) -> u64 {
+        self.unauthorized.load(Ordering::SeqCst)
+    }
+    pub fn ls_refs(&self) -> u64 {
+        self.ls_refs.load(Ordering::SeqCst)
+    }
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+struct ServerState {
+    root: PathBuf,
+    /// The expected `Authorization` header value, when auth is required.
+    authorization: Option<String>,
+    counters: Arc<Counters>,
+}
+
+/// A running server; stops when dropped.
+pub struct GitServer {
+    pub addr: SocketAddr,
+    pub counters: Arc<Counters>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl GitServer {
+    /// Serves the bare repositories under `root`; with `basic`, only to
+    /// requests carrying that user name and password.
+    pub async fn start(root: &Path, basic: Option<(&str, &str)>) -> GitServer {
+        use base64::Engine;
+        let counters = Arc::new(Counters::default());
+        let state = Arc::new(ServerState {
+            root: root.to_path_buf(),
+            authorization: basic.map(|(u, p)| {
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+                )
+            }),
+            counters: counters.clone(),
+        });
+        let app = Router::new().fallback(cgi).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the test Git server");
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        GitServer {
+            addr,
+            counters,
+            task,
+        }
+    }
+
+    /// `http://ADDR`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The URL of `<root>/<repo>.git`.
+    pub fn url(&self, repo: &str) -> String {
+        format!("http://{}/{repo}.git", self.addr)
+    }
+}
+
+async fn cgi(
+    State(st): State<Arc<ServerState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    st.counters.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(want) = &st.authorization {
+        let got = headers.get("authorization").and_then(|v| v.to_str().ok());
+        if got != Some(want.as_str()) {
+            st.counters.unauthorized.fetch_add(1, Ordering::SeqCst);
+            return Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header("WWW-Authenticate", "Basic realm=\"git\"")
+                .body(Body::from("unauthorized"))
+                .unwrap();
+        }
+    }
+    if method == Method::POST {
+        let text = String::from_utf8_lossy(&body);
+        if text.contains("command=ls-refs") {
+            st.counters.ls_refs.fetch_add(1, Ordering::SeqCst);
+        } else if text.contains("command=fetch") {
+            st.counters.fetches.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GIT_PROJECT_ROOT", &st.root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("REQUEST_METHOD", method.as_str())
+        .env("PATH_INFO", uri.path())
+        .env("QUERY_STRING", uri.query().unwrap_or(""))
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("REMOTE_USER", "test")
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (header, var) in [
+        ("content-type", "CONTENT_TYPE"),
+        ("git-protocol", "GIT_PROTOCOL"),
+        ("content-encoding", "HTTP_CONTENT_ENCODING"),
+    ] {
+        if let Some(v) = headers.get(header).and_then(|v| v.to_str().ok()) {
+            cmd.env(var, v);
+        }
+    }
+    let mut child = cmd.spawn().expect("spawning git http-backend");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = tokio::spawn(async move {
+        let _ = stdin.write_all(&body).await;
+        let _ = stdin.shutdown().await;
+    });
+    let out = child.wait_with_output().await.expect("git http-backend");
+    let _ = writer.await;
+    cgi_response(&out.stdout)
+}
+
+/// Turns CGI output (headers, a blank line, the body) into a response.
+fn cgi_response(raw: &[u8]) -> Response {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+    let Some((i, n)) = split else {
+        return Response::builder()
+            .status(StatusCode::INTERNAL_SERVER_ERROR)
+            .body(Body::from("bad cgi output"))
+            .unwrap();
+    };
+    let head = String::from_utf8_lossy(&raw[..i]);
+    let mut resp = Response::builder();
+    let mut status = 200u16;
+    for line in head.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        if k.eq_ignore_ascii_case("status") {
+            status = v
+                .split(' ')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(500);
+        } else {
+            resp = resp.header(k.trim(), v);
+        }
+    }
+    resp.status(status)
+        .body(Body::from(raw[i + n..].to_vec()))
+        .unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgi_output_becomes_a_response() {
+        let r = cgi_response(b"Status: 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnope");
+        assert_eq!(r.status(), 404);
+        assert_eq!(r.headers()["content-type"], "text/plain");
+        let r = cgi_response(b"Content-Type: x\n\nbody");
+        assert_eq!(r.status(), 200);
+        assert_eq!(cgi_response(b"garbage").status(), 500);
+    }
+}
