@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::changeset::{Action, ChangeSet, ChangeSetEntry, MAX_DRIFT_PATHS, SkipReason};
 use crate::client::{Counters, DiscoveryCache, Kube, RequestCounts, Resolution, Resource};
 use crate::error::{ApiFailure, ApplyError, ObjectError, ObjectErrorKind};
+use crate::ignore::IgnoreRule;
 use crate::inventory::{self, InventoryError};
 use crate::normalize::{
     cleanup_managers, cleanup_patch, drift_paths, has_drifted, is_immutable_message,
@@ -83,6 +84,9 @@ pub struct ApplyOptions {
     pub common_labels: BTreeMap<String, String>,
     /// Annotations put on every object (`spec.commonMetadata.annotations`).
     pub common_annotations: BTreeMap<String, String>,
+    /// Drift ignore rules (`spec.ignore`): paths left out of the comparison and of the
+    /// applied object, for objects that already exist (see [`IgnoreRule`]).
+    pub ignore: Vec<IgnoreRule>,
 }
 
 impl ApplyOptions {
@@ -98,6 +102,7 @@ impl ApplyOptions {
             disallowed_field_managers: Vec::new(),
             common_labels: BTreeMap::new(),
             common_annotations: BTreeMap::new(),
+            ignore: Vec::new(),
         }
     }
 }
@@ -782,12 +787,25 @@ async fn check(
     mode: Mode,
     new_namespaces: &HashSet<String>,
 ) -> Result<Checked, ObjectError> {
+    let mut desired = desired;
     let object = &desired.object;
     let err = |kind| ObjectError::new(object, kind);
-    let live = kube
+    let mut live = kube
         .get(&res, &object.namespace, &object.name)
         .await
         .map_err(|f| err(ObjectErrorKind::Get(f)))?;
+    // Drift ignore rules concern objects that exist: leave their paths out of what is
+    // applied and of the comparison (the live copy here is only compared and read).
+    let ignored = match &live {
+        Some(_) => crate::ignore::paths_for(&opts.ignore, &desired.obj),
+        None => Vec::new(),
+    };
+    if !ignored.is_empty() {
+        crate::ignore::strip(&mut desired.obj, &ignored);
+        if let Some(l) = live.as_mut() {
+            crate::ignore::strip(l, &ignored);
+        }
+    }
     let either = |key: &str, value: &str| on_either(&desired.obj, live.as_ref(), key, value);
     let skip = if either(RECONCILE_ANNOTATION, DISABLED_VALUE) {
         Some(SkipReason::ReconcileDisabled)
@@ -805,7 +823,10 @@ async fn check(
             .apply(&res, &object.namespace, &object.name, &desired.obj, true)
             .await
         {
-            Ok(result) => Check::DryRun(result),
+            Ok(mut result) => {
+                crate::ignore::strip(&mut result, &ignored);
+                Check::DryRun(result)
+            }
             Err(f)
                 if live.is_some()
                     && is_immutable(&f)

@@ -17,7 +17,8 @@ use kube::runtime::reflector::{self, ObjectRef as KubeRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Config, Resource, ResourceExt};
 use sluice_api::kustomization::{
-    FIELD_MANAGER, KUSTOMIZATION_KIND, KustomizationStatus, SourceKind, SubstituteKind,
+    DeletionPolicy, FIELD_MANAGER, KUSTOMIZATION_KIND, KustomizationStatus, SourceKind,
+    SubstituteKind, SubstituteStrategy,
 };
 use sluice_api::meta::{
     self, CONDITION_FALSE, CONDITION_TRUE, CONDITION_UNKNOWN, FluxObject, HEALTHY_CONDITION,
@@ -764,6 +765,19 @@ async fn reconcile_inner(
         opts.common_labels = cm.labels.clone().unwrap_or_default();
         opts.common_annotations = cm.annotations.clone().unwrap_or_default();
     }
+    for (i, rule) in ks.spec.ignore.iter().flatten().enumerate() {
+        match sluice_apply::IgnoreRule::new(i, &rule.paths, rule.target.as_ref()) {
+            Ok(r) => opts.ignore.push(r),
+            Err(m) => {
+                let f = Failure {
+                    reason: meta::RECONCILIATION_FAILED_REASON,
+                    message: m,
+                    stalled: true,
+                };
+                return Ok(fail(status, f, Some(&revision), vec![]));
+            }
+        }
+    }
     let count = objects.len();
     let old_inventory = status.inventory.clone().unwrap_or_default();
     let mut events = Vec::new();
@@ -952,6 +966,14 @@ async fn reconcile_inner(
             "; spec.healthCheckExprs is not supported by sluice yet and was not evaluated",
         );
     }
+    for (i, d) in ks.spec.depends_on.iter().flatten().enumerate() {
+        if d.ready_expr.as_deref().is_some_and(|e| !e.trim().is_empty()) {
+            message.push_str(&format!(
+                "; spec.dependsOn[{i}].readyExpr is not supported by sluice yet: the built-in readiness check was used for '{}'",
+                d.name
+            ));
+        }
+    }
     let was_ready =
         ks.is_ready() && status.last_applied_revision.as_deref() == Some(revision.as_str());
     set(
@@ -1091,7 +1113,62 @@ async fn substitution_vars(
     if let Some(s) = &pb.substitute {
         vars.extend(s.clone());
     }
+    // Flux substitutes only when some variable is defined, unless
+    // `substituteStrategy: Always` (then `${x:=default}` applies even
+    // without variables).
+    if vars.is_empty() && pb.substitute_strategy != Some(SubstituteStrategy::Always) {
+        return Ok(None);
+    }
     Ok(Some(vars))
+}
+
+/// `deletionPolicy: WaitForTermination`: while objects of the inventory still
+/// exist (finalizers of their own, terminating Pods), the finalizer stays and
+/// the deletion is looked at again shortly. After `spec.timeout` from the
+/// deletion request, a warning names what is left and the Kustomization goes.
+async fn wait_for_termination(
+    ks: &Kustomization,
+    ctx: &Ctx,
+    applier: &Applier,
+    objects: &[ObjectRef],
+) -> Option<Action> {
+    let mut remaining = Vec::new();
+    for o in objects {
+        match applier.get(o).await {
+            Ok(None) => {}
+            Ok(Some(_)) => remaining.push(o.to_string()),
+            Err(e) => remaining.push(format!("{o} ({e})")),
+        }
+    }
+    if remaining.is_empty() {
+        return None;
+    }
+    let timeout = ks.spec.timeout().unwrap_or(Duration::from_secs(300));
+    let since = ks
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map(|t| jiff::Timestamp::now().as_second() - t.0.as_second())
+        .map(|secs| Duration::from_secs(secs.max(0) as u64))
+        .unwrap_or_default();
+    if since < timeout {
+        return Some(Action::requeue(Duration::from_secs(2)));
+    }
+    publish(
+        ctx,
+        ks,
+        vec![(
+            EventType::Warning,
+            meta::PRUNE_FAILED_REASON.to_string(),
+            format!(
+                "timed out after {} waiting for termination of {}; removing the finalizer",
+                meta::format_duration(timeout),
+                remaining.join(", ")
+            ),
+        )],
+    )
+    .await;
+    None
 }
 
 async fn finalize(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> {
@@ -1130,6 +1207,11 @@ async fn finalize(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> {
                             vec![(EventType::Normal, meta::PROGRESSING_REASON.to_string(), log)],
                         )
                         .await;
+                    }
+                    if ks.spec.deletion_policy() == DeletionPolicy::WaitForTermination
+                        && let Some(wait) = wait_for_termination(ks, ctx, &applier, &objects).await
+                    {
+                        return Ok(wait);
                     }
                 }
                 Err(e) => {

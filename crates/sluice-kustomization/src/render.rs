@@ -50,7 +50,8 @@ fn existing_kustomization(dir: &Path) -> Option<PathBuf> {
 /// `dir` has no kustomization file, one listing every manifest below it
 /// (sub-directories holding a kustomization are listed as directories and
 /// not descended into); then `targetNamespace`, `namePrefix`, `nameSuffix`,
-/// `patches`, `images` and `components` of the Kustomization are merged in.
+/// `patches`, `images`, `components` and `buildMetadata` of the Kustomization
+/// are merged in.
 pub fn write_kustomization(dir: &Path, spec: &KustomizationSpec) -> Result<(), String> {
     let mut kus = match existing_kustomization(dir) {
         Some(file) => {
@@ -123,6 +124,16 @@ pub fn write_kustomization(dir: &Path, spec: &KustomizationSpec) -> Result<(), S
                 continue;
             }
             list.push(Value::String(c.clone()));
+        }
+    }
+
+    if let Some(options) = spec.build_metadata.as_ref().filter(|b| !b.is_empty()) {
+        let list = array_field(&mut kus, "buildMetadata")?;
+        for o in options {
+            let v = Value::String(o.as_str().to_owned());
+            if !list.contains(&v) {
+                list.push(v);
+            }
         }
     }
 
