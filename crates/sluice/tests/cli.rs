@@ -240,20 +240,14 @@ async fn events_for_an_object() {
     let (client, ns) = setup("events").await;
     let n = ns.name();
     kustomization(&client, n, "apps", "repo", &[]).await;
-    let ks = Api::<Kustomization>::namespaced(client.clone(), n)
-        .get("apps")
-        .await
-        .unwrap();
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), n);
-    let event = json!({
-        "metadata": {"name": "apps.1", "namespace": n},
-        "involvedObject": {"kind": "Kustomization", "name": "apps", "namespace": n, "uid": ks.metadata.uid, "apiVersion": "kustomize.toolkit.fluxcd.io/v1"},
-        "reason": "ReconciliationSucceeded",
-        "message": "Reconciliation finished in 1s",
-        "type": "Normal",
-        "lastTimestamp": "2026-01-01T00:00:00Z",
-        "source": {"component": "kustomize-controller"},
-    });
+    let event = event(
+        n,
+        "apps.1",
+        "apps",
+        "ReconciliationSucceeded",
+        "Reconciliation finished in 1s",
+    );
     events
         .create(&Default::default(), &serde_json::from_value(event).unwrap())
         .await
@@ -583,42 +577,12 @@ async fn logs_without_a_controller_says_where_to_look() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_prints_changes() {
-    use std::io::BufRead;
     let (client, ns) = setup("watch").await;
     let n = ns.name().to_string();
     kustomization(&client, &n, "apps", "repo", &[]).await;
-    let mut child = std::process::Command::new(bin())
-        .args(["get", "all", "--watch", "-n", &n, "--kubeconfig"])
-        .arg(sluice_testsupport::kubeconfig_path())
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let next_matching = |pred: &dyn Fn(&str) -> bool| -> Option<String> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            match rx.recv_timeout(left) {
-                Ok(line) if pred(&line) => return Some(line),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-        None
-    };
-    let first = next_matching(&|l| l.contains("kustomization/apps"));
+    let watch = Streaming::spawn(&["get", "all", "--watch", "-n", &n]);
+    let wait = Duration::from_secs(20);
+    let first = watch.next_matching(wait, &|l| l.contains("kustomization/apps"));
     assert!(
         first
             .as_deref()
@@ -634,11 +598,85 @@ async fn get_watch_prints_changes() {
         "Applied revision: main@sha1:0123456789abcdef0123456789abcdef01234567",
     )
     .await;
-    let update =
-        next_matching(&|l| l.contains("kustomization/apps") && l.contains("Applied revision"));
-    child.kill().ok();
-    child.wait().ok();
+    let update = watch.next_matching(wait, &|l| {
+        l.contains("kustomization/apps") && l.contains("Applied revision")
+    });
+    drop(watch);
     assert!(update.is_some_and(|l| l.contains("True")));
+    ns.delete().await;
+}
+
+/// A core/v1 Event about Kustomization `ks` in `ns`.
+fn event(ns: &str, name: &str, ks: &str, reason: &str, message: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": ns},
+        "involvedObject": {"kind": "Kustomization", "name": ks, "namespace": ns,
+                           "apiVersion": "kustomize.toolkit.fluxcd.io/v1"},
+        "reason": reason,
+        "message": message,
+        "type": "Normal",
+        "lastTimestamp": "2026-01-01T00:00:00Z",
+        "source": {"component": "kustomize-controller"},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_watch_prints_new_events_for_the_object() {
+    let (client, ns) = setup("events-w").await;
+    let n = ns.name().to_string();
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &n);
+    let create = |v: Value| {
+        let events = events.clone();
+        async move {
+            events
+                .create(&Default::default(), &serde_json::from_value(v).unwrap())
+                .await
+                .unwrap();
+        }
+    };
+    create(event(
+        &n,
+        "old.1",
+        "apps",
+        "Progressing",
+        "listed before the watch",
+    ))
+    .await;
+    let watch = Streaming::spawn(&["events", "-w", "-n", &n, "--for", "Kustomization/apps"]);
+    let wait = Duration::from_secs(20);
+    let listed = watch.next_matching(wait, &|l| l.contains("listed before the watch"));
+    assert!(listed.is_some(), "the existing event was not listed");
+    create(event(
+        &n,
+        "other.1",
+        "other",
+        "Progressing",
+        "about another object",
+    ))
+    .await;
+    create(event(
+        &n,
+        "new.1",
+        "apps",
+        "ReconciliationSucceeded",
+        "arrived while watching",
+    ))
+    .await;
+    let line = watch.next_matching(wait, &|l| {
+        l.contains("about another object") || l.contains("arrived while watching")
+    });
+    // The filter holds while watching, and the new event is printed once.
+    assert!(
+        line.as_deref().is_some_and(
+            |l| l.contains("arrived while watching") && l.contains("ReconciliationSucceeded")
+        ),
+        "{line:?}"
+    );
+    let again = watch.next_matching(Duration::from_secs(2), &|l| {
+        l.contains("arrived while watching") || l.contains("listed before the watch")
+    });
+    assert!(again.is_none(), "printed twice: {again:?}");
+    drop(watch);
     ns.delete().await;
 }
 

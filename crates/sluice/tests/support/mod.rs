@@ -68,6 +68,63 @@ pub fn sluice_in(dir: Option<&Path>, args: &[&str]) -> Run {
     Run::from(cmd.output().expect("running sluice"))
 }
 
+/// A long-running `sluice … --kubeconfig <test control plane>` (`--watch`,
+/// `-w`, `--follow`) whose stdout is read line by line; killed on drop.
+pub struct Streaming {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Streaming {
+    pub fn spawn(args: &[&str]) -> Streaming {
+        use std::io::BufRead;
+        let mut child = Command::new(bin())
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(kubeconfig_path())
+            .env("NO_COLOR", "1")
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting sluice");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Streaming { child, lines }
+    }
+
+    /// The next line satisfying `pred` within `timeout`, skipping others.
+    pub fn next_matching(&self, timeout: Duration, pred: &dyn Fn(&str) -> bool) -> Option<String> {
+        let deadline = std::time::Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
 /// Runs the binary without a kubeconfig flag (help, completion, export).
 pub fn sluice_offline(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(bin());
