@@ -78,7 +78,7 @@ pub async fn run(g: &GlobalArgs, args: LogsArgs) -> Result<Outcome> {
         tail_lines: args.tail,
         ..LogParams::default()
     };
-    let mut streams = Vec::new();
+    let mut sources = Vec::new();
     for pod in &list.items {
         let name = pod.name_any();
         let stream = pods.log_stream(&name, &params).await.map_err(|e| {
@@ -89,17 +89,34 @@ pub async fn run(g: &GlobalArgs, args: LogsArgs) -> Result<Outcome> {
         } else {
             String::new()
         };
-        streams.push(Box::pin(stream.lines()).map(move |l| (prefix.clone(), l)));
+        sources.push((prefix, Box::pin(stream)));
     }
+    print_merged(sources, args.level.as_deref(), &mut std::io::stdout()).await?;
+    Ok(Outcome::Ok)
+}
+
+/// Prints the lines of every source as they arrive (interleaved by arrival,
+/// each after its prefix), keeping those that pass `--level`.
+async fn print_merged<R>(
+    sources: Vec<(String, R)>,
+    level: Option<&str>,
+    out: &mut impl std::io::Write,
+) -> Result<()>
+where
+    R: futures::AsyncBufRead + Unpin,
+{
+    let streams = sources
+        .into_iter()
+        .map(|(prefix, r)| r.lines().map(move |l| (prefix.clone(), l)));
     let mut merged = futures::stream::select_all(streams);
-    while let Some(line) = merged.next().await {
-        let (prefix, line) = line;
+    while let Some((prefix, line)) = merged.next().await {
         let line = line.map_err(|e| UserError::new(format!("reading logs: {e}")))?;
-        if passes(&line, args.level.as_deref()) {
-            println!("{prefix}{line}");
+        if passes(&line, level) {
+            writeln!(out, "{prefix}{line}")?;
+            out.flush()?;
         }
     }
-    Ok(Outcome::Ok)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -112,5 +129,32 @@ mod tests {
         assert!(!passes("{\"level\":\"info\",\"msg\":\"x\"}", Some("warn")));
         assert!(passes("plain text", Some("error")));
         assert!(passes("{\"level\":\"debug\"}", None));
+    }
+
+    #[tokio::test]
+    async fn merges_pods_with_prefixes_and_filters_levels() {
+        let a = futures::io::Cursor::new(
+            b"{\"level\":\"info\",\"msg\":\"a1\"}\n{\"level\":\"error\",\"msg\":\"a2\"}\n".to_vec(),
+        );
+        let b = futures::io::Cursor::new(b"plain b1\n{\"level\":\"warn\",\"msg\":\"b2\"}".to_vec());
+        let mut out = Vec::new();
+        print_merged(
+            vec![("pod-a ".to_owned(), a), ("pod-b ".to_owned(), b)],
+            Some("warn"),
+            &mut out,
+        )
+        .await
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "pod-a {\"level\":\"error\",\"msg\":\"a2\"}",
+                "pod-b plain b1",
+                "pod-b {\"level\":\"warn\",\"msg\":\"b2\"}",
+            ]
+        );
     }
 }
