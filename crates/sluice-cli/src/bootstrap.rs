@@ -194,6 +194,90 @@ fn base64(data: &[u8]) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
 
+/// `(host, port)` of an `ssh://[user@]host[:port]/path` or scp-like
+/// `user@host:path` URL; `None` for other URLs.
+fn ssh_host(url: &str) -> Option<(String, u16)> {
+    if let Some(rest) = url.strip_prefix("ssh://") {
+        let authority = rest.split('/').next()?;
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        if let Some(inner) = host_port.strip_prefix('[') {
+            let (host, after) = inner.split_once(']')?;
+            let port = after
+                .strip_prefix(':')
+                .map_or(Some(22), |p| p.parse().ok())?;
+            return Some((host.to_owned(), port));
+        }
+        return match host_port.rsplit_once(':') {
+            Some((h, p)) => Some((h.to_owned(), p.parse().ok()?)),
+            None => Some((host_port.to_owned(), 22)),
+        };
+    }
+    if url.contains("://") {
+        return None;
+    }
+    // scp-like: user@host:path (a local path has no ':' before any '/').
+    let (before, _) = url.split_once(':')?;
+    if before.contains('/') {
+        return None;
+    }
+    let host = before.rsplit_once('@').map_or(before, |(_, h)| h);
+    Some((host.to_owned(), 22))
+}
+
+/// The host keys of `hosts` in known_hosts format, from `ssh-keyscan`.
+fn scan_host_keys(hosts: &[(String, u16)]) -> Result<String> {
+    let mut out = String::new();
+    for (host, port) in hosts {
+        let run = Command::new("ssh-keyscan")
+            .args(["-T", "10", "-p", &port.to_string(), host])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                UserError::new(format!("running ssh-keyscan: {e}"))
+                    .hint("install the OpenSSH client (ssh, ssh-keyscan)")
+            })?;
+        let keys: String = String::from_utf8_lossy(&run.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if keys.is_empty() {
+            let why = String::from_utf8_lossy(&run.stderr)
+                .lines()
+                .rfind(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                .unwrap_or("no answer")
+                .trim()
+                .to_owned();
+            return Err(UserError::new(format!(
+                "could not read the SSH host key of {host}:{port}: {why}"
+            ))
+            .hint("check that the SSH server is reachable from here")
+            .into());
+        }
+        out.push_str(&keys);
+    }
+    Ok(out)
+}
+
+/// `ssh-keygen -lf` of a known_hosts file: one `host type SHA256:...` per key.
+fn fingerprints(file: &Path) -> Vec<String> {
+    let Ok(run) = Command::new("ssh-keygen").arg("-lf").arg(file).output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .filter_map(|l| {
+            // "256 SHA256:abc host (ED25519)"
+            let mut f = l.split_whitespace();
+            let (_, fp, host, kind) = (f.next()?, f.next()?, f.next()?, f.next()?);
+            Some(format!(
+                "{host} {} {fp}",
+                kind.trim_matches(|c| c == '(' || c == ')')
+            ))
+        })
+        .collect()
+}
+
 /// Runs `sluice bootstrap`.
 pub async fn run(g: &GlobalArgs, args: BootstrapArgs) -> Result<Outcome> {
     let BootstrapProvider::Git(a) = args.provider;
@@ -229,18 +313,35 @@ pub async fn run(g: &GlobalArgs, args: BootstrapArgs) -> Result<Outcome> {
             base64(format!("{u}:{p}").as_bytes())
         ));
     }
+    // 1. Git: clone (or start the branch), write, commit, push.
+    let tmp = tempfile::tempdir()?;
+    // SSH: the host keys are scanned once and trusted by both the push here
+    // and the GitRepository (its Secret's `known_hosts`), as Flux does; the
+    // fingerprints are printed so they can be checked.
+    let mut known_hosts = None;
     if let Some(key) = &a.private_key_file {
+        let mut hosts = Vec::new();
+        for u in [&a.url, &sync_url] {
+            if let Some(h) = ssh_host(u).filter(|h| !hosts.contains(h)) {
+                hosts.push(h);
+            }
+        }
+        let file = tmp.path().join("known_hosts");
+        let scanned = scan_host_keys(&hosts)?;
+        std::fs::write(&file, &scanned)?;
+        for line in fingerprints(&file) {
+            log.success(&format!("SSH host key {line}"));
+        }
         git.env.push((
             "GIT_SSH_COMMAND".into(),
             format!(
-                "ssh -i '{}' -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new",
-                key.display()
+                "ssh -i '{}' -o IdentitiesOnly=yes -o UserKnownHostsFile='{}' -o StrictHostKeyChecking=yes",
+                key.display(),
+                file.display()
             ),
         ));
+        known_hosts = Some(scanned).filter(|k| !k.is_empty());
     }
-
-    // 1. Git: clone (or start the branch), write, commit, push.
-    let tmp = tempfile::tempdir()?;
     let repo = tmp.path().join("repo");
     log.action(&format!(
         "cloning branch \"{}\" from Git repository {}",
@@ -359,6 +460,9 @@ pub async fn run(g: &GlobalArgs, args: BootstrapArgs) -> Result<Outcome> {
                 .map_err(|e| UserError::new(format!("reading {}: {e}", key.display())))?;
             data.insert("identity".into(), Value::String(base64(&bytes)));
         }
+        if let Some(k) = &known_hosts {
+            data.insert("known_hosts".into(), Value::String(base64(k.as_bytes())));
+        }
         rest.push(json!({
             "apiVersion": "v1",
             "kind": "Secret",
@@ -458,6 +562,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssh_hosts_of_urls() {
+        let h = |u: &str| ssh_host(u);
+        assert_eq!(
+            h("ssh://git@gitea.lan:2222/me/fleet.git"),
+            Some(("gitea.lan".into(), 2222))
+        );
+        assert_eq!(
+            h("ssh://gitea.lan/me/fleet.git"),
+            Some(("gitea.lan".into(), 22))
+        );
+        assert_eq!(h("ssh://git@[::1]:2222/r.git"), Some(("::1".into(), 2222)));
+        assert_eq!(
+            h("git@github.com:me/fleet.git"),
+            Some(("github.com".into(), 22))
+        );
+        assert_eq!(h("https://gitea.lan/me/fleet.git"), None);
+        assert_eq!(h("/srv/git/fleet.git"), None);
+        assert_eq!(h("./a:b"), None);
+        assert_eq!(h("ssh://git@host:notaport/r"), None);
+    }
 
     #[test]
     fn sync_manifests_follow_flux() {
