@@ -227,6 +227,7 @@ pub fn parse_all_opts(text: &str, allow_duplicate_keys: bool) -> Result<Vec<Valu
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         allow_dup: allow_duplicate_keys,
+        path: Vec::new(),
         depth: 0,
         alias_budget: 1_000_000,
     };
@@ -269,6 +270,9 @@ struct DocParser<'a> {
     parser: Parser<std::str::Chars<'a>>,
     anchors: HashMap<usize, Value>,
     allow_dup: bool,
+    /// Keys from the document root to the mapping being read (`None` for a
+    /// sequence item), for kustomize's tolerance of repeated annotations.
+    path: Vec<Option<String>>,
     depth: usize,
     /// Nodes alias expansion may still copy (guards against exponential
     /// alias bombs).
@@ -285,6 +289,16 @@ impl DocParser<'_> {
                 message: e.info().to_string(),
             }
         })
+    }
+
+    /// Whether the mapping being read is at `keys` from the document root.
+    fn at(&self, keys: &[&str]) -> bool {
+        self.path.len() == keys.len()
+            && self
+                .path
+                .iter()
+                .zip(keys)
+                .all(|(p, k)| p.as_deref() == Some(*k))
     }
 
     fn node(&mut self, ev: Event, m: Marker) -> Result<Value, YamlError> {
@@ -331,7 +345,10 @@ impl DocParser<'_> {
                     if matches!(ev, Event::SequenceEnd) {
                         break;
                     }
-                    items.push(self.node(ev, m)?);
+                    self.path.push(None);
+                    let item = self.node(ev, m);
+                    self.path.pop();
+                    items.push(item?);
                 }
                 let v = Value::Seq(items);
                 if anchor > 0 {
@@ -350,8 +367,15 @@ impl DocParser<'_> {
                     let is_merge =
                         matches!(&ev, Event::Scalar(s, TScalarStyle::Plain, _, _) if s == "<<");
                     let key = self.node(ev, km)?;
+                    let key_str = match &key {
+                        Value::Seq(_) | Value::Map(_) => None,
+                        other => other.scalar_string(),
+                    };
                     let (vev, vm) = self.next()?;
-                    let val = self.node(vev, vm)?;
+                    self.path.push(key_str);
+                    let val = self.node(vev, vm);
+                    self.path.pop();
+                    let val = val?;
                     if is_merge {
                         match val {
                             Value::Map(mm) => merges.push(mm),
@@ -388,6 +412,17 @@ impl DocParser<'_> {
                     };
                     if map.contains(&key) && self.allow_dup {
                         map.insert(key, val);
+                        continue;
+                    }
+                    // kustomize rewrites a resource's annotations before
+                    // anything else reads it: a repeated annotation keeps
+                    // its last value, a repeated `annotations` field its
+                    // first one. Other repeated keys are errors.
+                    if map.contains(&key) && self.at(&["metadata", "annotations"]) {
+                        map.insert(key, val);
+                        continue;
+                    }
+                    if map.contains(&key) && key == "annotations" && self.at(&["metadata"]) {
                         continue;
                     }
                     if map.contains(&key) {
@@ -1399,6 +1434,25 @@ mod tests {
         assert!(e.line >= 1);
         let e = parse_all("a: 1\na: 2\n").unwrap_err();
         assert!(e.message.contains("already defined"), "{e}");
+        // ... except where kustomize tolerates it: annotations.
+        let docs = parse_all(
+            "metadata:\n  annotations:\n    x: \"1\"\n    y: \"3\"\n    x: \"2\"\n---\nmetadata:\n  annotations:\n    x: a\n  annotations:\n    x: b\n",
+        )
+        .unwrap();
+        assert_eq!(
+            docs[0]
+                .get_path(&["metadata", "annotations", "x"])
+                .and_then(Value::as_str),
+            Some("2")
+        );
+        assert_eq!(
+            docs[1]
+                .get_path(&["metadata", "annotations", "x"])
+                .and_then(Value::as_str),
+            Some("a")
+        );
+        assert!(parse_all("metadata:\n  labels:\n    a: b\n    a: b\n").is_err());
+        assert!(parse_all("spec:\n  annotations:\n    a: b\n    a: b\n").is_err());
     }
 
     #[test]
