@@ -180,6 +180,16 @@ pub struct Builder {
     schema: Option<std::rc::Rc<crate::smp::CustomSchema>>,
     warnings: Vec<String>,
     remote_cache: std::collections::HashMap<(String, Option<String>), PathBuf>,
+    /// The remote checkouts being built, innermost last.
+    repos: Vec<RepoCtx>,
+}
+
+/// A remote checkout being built: its root and where it came from.
+#[derive(Clone, Debug)]
+struct RepoCtx {
+    root: PathBuf,
+    url: String,
+    git_ref: Option<String>,
 }
 
 impl Builder {
@@ -193,6 +203,7 @@ impl Builder {
             schema: None,
             warnings: Vec::new(),
             remote_cache: std::collections::HashMap::new(),
+            repos: Vec::new(),
         }
     }
 
@@ -344,8 +355,26 @@ impl Builder {
     fn loader(&self, dir: &Path) -> Loader {
         Loader {
             root: dir.to_path_buf(),
-            restrict: self.opts.load_restrict_root_only,
+            // As kustomize: a loader inside a remote checkout is always
+            // LoadRestrictionsRootOnly, whatever the caller chose.
+            restrict: self.opts.load_restrict_root_only || !self.repos.is_empty(),
         }
+    }
+
+    /// Inside a remote checkout, a base (or component, or plugin
+    /// directory) must stay within the repository, as kustomize's
+    /// `errIfGitContainmentViolation`.
+    fn check_in_repo(&self, dir: &Path) -> Result<()> {
+        if let Some(repo) = self.repos.last()
+            && !dir.starts_with(&repo.root)
+        {
+            return Err(Error::msg(format!(
+                "security; bases in kustomizations found in cloned git repos must be within the repo, but base '{}' is outside '{}'",
+                dir.display(),
+                repo.root.display()
+            )));
+        }
+        Ok(())
     }
 
     /// Path of `p` relative to the build root, for origin annotations.
@@ -447,6 +476,7 @@ impl Builder {
                 );
             }
             let p = std::fs::canonicalize(&p).map_err(|e| Error::msg(e.to_string()))?;
+            self.check_in_repo(&p)?;
             let (ck, _) = load_kustomization(&p)?;
             if !ck.is_component() {
                 return Err(Error::msg(format!(
@@ -484,6 +514,10 @@ impl Builder {
         acc: &mut Acc,
     ) -> Result<()> {
         for p in paths {
+            if crate::remote::is_http_url(p) && !crate::remote::is_unmistakably_git(p) {
+                self.accumulate_http(p, acc)?;
+                continue;
+            }
             if let Some(spec) = crate::remote::parse(p) {
                 self.accumulate_remote(p, &spec, acc)?;
                 continue;
@@ -491,6 +525,7 @@ impl Builder {
             let full = ldr.resolve(p);
             if full.is_dir() {
                 let canon = std::fs::canonicalize(&full).map_err(|e| Error::msg(e.to_string()))?;
+                self.check_in_repo(&canon)?;
                 let (sk, _) = load_kustomization(&canon).map_err(|e| {
                     e.context(format!(
                         "accumulation err='accumulating resources from '{p}'"
@@ -553,6 +588,40 @@ impl Builder {
             .to_string()
     }
 
+    /// An `http(s)://` entry without Git markers: read as a file, as
+    /// kustomize does first; if that fails and the URL also parses as a
+    /// repository, built as a remote target instead.
+    fn accumulate_http(&mut self, entry: &str, acc: &mut Acc) -> Result<()> {
+        let Some(loader) = self.opts.remote.clone() else {
+            return Err(Error::msg(format!(
+                "remote resource '{entry}': remote resources are not supported here (no fetcher configured)"
+            )));
+        };
+        let file = loader
+            .fetch_file(entry)
+            .map_err(Error::msg)
+            .and_then(|body| {
+                let text = String::from_utf8(body)
+                    .map_err(|_| Error::msg(format!("'{entry}' is not valid UTF-8")))?;
+                resources_from_text(&text, entry)
+            });
+        let file_err = match file {
+            Ok(rs) => {
+                acc.rm.list.extend(rs);
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        match crate::remote::parse(entry) {
+            Some(spec) => self
+                .accumulate_remote(entry, &spec, acc)
+                .map_err(|e| Error::msg(format!("accumulation err='{file_err}': {e}"))),
+            None => Err(Error::msg(format!(
+                "accumulating resources from '{entry}': {file_err}"
+            ))),
+        }
+    }
+
     /// Builds a remote target as a sub-kustomization of its checkout.
     fn accumulate_remote(
         &mut self,
@@ -565,12 +634,24 @@ impl Builder {
                 "remote resource '{entry}': remote resources are not supported here (no Git fetcher configured)"
             )));
         };
+        if spec.path_exits_repo() {
+            return Err(Error::msg(format!(
+                "accumulating resources from '{entry}': url path exits repo: {}",
+                spec.path
+            )));
+        }
         let key = (spec.clone_url.clone(), spec.git_ref.clone());
         let root = match self.remote_cache.get(&key) {
             Some(r) => r.clone(),
             None => {
                 let r = loader.fetch(spec).map_err(|e| {
                     Error::msg(format!("accumulating resources from '{entry}': {e}"))
+                })?;
+                let r = std::fs::canonicalize(&r).map_err(|e| {
+                    Error::msg(format!(
+                        "accumulating resources from '{entry}': checkout '{}': {e}",
+                        r.display()
+                    ))
                 })?;
                 self.remote_cache.insert(key, r.clone());
                 r
@@ -582,15 +663,36 @@ impl Builder {
                 spec.path
             ))
         })?;
+        // The path may hold symlinks that leave the checkout.
+        if !dir.starts_with(&root) {
+            return Err(Error::msg(format!(
+                "accumulating resources from '{entry}': \"{}\" refers to directory outside of repo \"{}\"",
+                dir.display(),
+                root.display()
+            )));
+        }
         if !dir.is_dir() {
             return Err(Error::msg(format!(
-                "accumulating resources from '{entry}': '{}' is not a directory in the repository",
+                "accumulating resources from '{entry}': '{}' refers to a file; expecting directory",
                 spec.path
             )));
         }
         let (sk, _) = load_kustomization(&dir)?;
+        if sk.is_component() {
+            return Err(Error::msg(format!(
+                "accumulating resources from '{entry}': expected kind != 'Component' for path '{}'",
+                dir.display()
+            )));
+        }
         let mut sub = Acc::default();
-        self.accumulate_target(&dir, &sk, &mut sub)?;
+        self.repos.push(RepoCtx {
+            root,
+            url: spec.clone_url.clone(),
+            git_ref: spec.git_ref.clone(),
+        });
+        let r = self.accumulate_target(&dir, &sk, &mut sub);
+        self.repos.pop();
+        r.map_err(|e| e.context(format!("accumulating resources from '{entry}'")))?;
         acc.rm.list.extend(sub.rm.list);
         acc.tc.merge(&sub.tc);
         vars::merge_vars_only(acc, sub.vars)
@@ -600,16 +702,35 @@ impl Builder {
         if !self.build_metadata.iter().any(|s| s == "originAnnotations") {
             return None;
         }
+        if let Some((repo, rel)) = self.remote_origin(full, "") {
+            return Some(format!("path: {rel}\n{repo}"));
+        }
         Some(format!("path: {}\n", self.rel_to_root(full)))
+    }
+
+    /// For a path inside the remote checkout being built, kustomize's
+    /// `repo:` and `ref:` lines (each followed by `indent`) and the path
+    /// relative to the repository root.
+    fn remote_origin(&self, p: &Path, indent: &str) -> Option<(String, String)> {
+        let repo = self.repos.last()?;
+        let rel = p.strip_prefix(&repo.root).ok()?;
+        let mut lines = format!("repo: {}\n{indent}", repo.url);
+        if let Some(r) = &repo.git_ref {
+            lines.push_str(&format!("ref: {r}\n{indent}"));
+        }
+        Some((lines, rel.display().to_string()))
     }
 
     pub fn origin_for_generator(&self, dir: &Path, kust_file: &str, kind: &str) -> Option<String> {
         if !self.build_metadata.iter().any(|s| s == "originAnnotations") {
             return None;
         }
-        let p = relative_path(&self.build_root, &dir.join(kust_file));
+        let file = dir.join(kust_file);
+        let (repo, p) = self
+            .remote_origin(&file, "")
+            .unwrap_or_else(|| (String::new(), relative_path(&self.build_root, &file)));
         Some(format!(
-            "configuredIn: {p}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {kind}\n"
+            "{repo}configuredIn: {p}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {kind}\n"
         ))
     }
 
@@ -679,9 +800,12 @@ impl Builder {
         if !self.transformer_annotations() {
             return;
         }
-        let configured_in = self.rel_to_root(&ldr.root.join(kustomization_file_name(&ldr.root)));
+        let file = ldr.root.join(kustomization_file_name(&ldr.root));
+        let (repo, configured_in) = self
+            .remote_origin(&file, "  ")
+            .unwrap_or_else(|| (String::new(), self.rel_to_root(&file)));
         let entry = format!(
-            "- configuredIn: {configured_in}\n  configuredBy:\n    apiVersion: builtin\n    kind: {kind}\n"
+            "- {repo}configuredIn: {configured_in}\n  configuredBy:\n    apiVersion: builtin\n    kind: {kind}\n"
         );
         annotate_transformation(acc, &entry);
     }
@@ -693,6 +817,7 @@ impl Builder {
         let full = ldr.resolve(entry);
         if full.is_dir() {
             let canon = std::fs::canonicalize(&full).map_err(|e| Error::msg(e.to_string()))?;
+            self.check_in_repo(&canon)?;
             let (sk, _) = load_kustomization(&canon)?;
             let mut sub = Acc::default();
             self.accumulate_target(&canon, &sk, &mut sub)?;

@@ -1,10 +1,25 @@
-//! Remote resources (`resources: - https://github.com/org/repo//dir?ref=v1`).
+//! Remote resources (`resources: - https://github.com/org/repo//dir?ref=v1`)
+//! and plain HTTP(S) files (`resources: - https://example.com/crds.yaml`).
 //!
 //! The engine parses kustomize's remote-target syntax and asks a
-//! [`RemoteLoader`] supplied by the caller for a local checkout; the crate
-//! itself does no network I/O (the sluice binary plugs in its Git client).
+//! [`RemoteLoader`] supplied by the caller for a local checkout (or for a
+//! file's bytes); the crate itself does no network I/O (the sluice binary
+//! plugs in its Git and HTTP clients from `sluice-source`).
+//!
+//! [`parse`] follows kustomize v5's `NewRepoSpecFromURL`: an optional
+//! `git::` prefix (ignored), a scheme (`https://`, `http://`, `ssh://`,
+//! `file://`) or scp-like `user@host:path` (also `github.com/...` without a
+//! scheme), then the repository path and the kustomization root inside it,
+//! split at `_git/<repo>`, `//`, or `.git`, else after two segments
+//! (`org/repo`; a `file://` URL without a marker is all repository).
+//! Query parameters: `ref` (or `version`; `ref` wins), `submodules`
+//! (default true) and `timeout` (seconds or a Go duration; default 27s).
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// kustomize's default for `?timeout=`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(27);
 
 /// A parsed remote target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,13 +32,46 @@ pub struct RepoSpec {
     pub git_ref: Option<String>,
     /// Whether to fetch submodules (`?submodules=`; default true).
     pub submodules: bool,
+    /// Time allowed for fetching (`?timeout=`; default 27s).
+    pub timeout: Duration,
 }
 
-/// Fetches repositories for remote resources.
+impl RepoSpec {
+    /// Whether the path inside the repository climbs out of it (`../x`),
+    /// which kustomize refuses ("url path exits repo").
+    pub fn path_exits_repo(&self) -> bool {
+        let mut depth: i32 = 0;
+        for c in self.path.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    depth -= 1;
+                    if depth < 0 {
+                        return true;
+                    }
+                }
+                _ => depth += 1,
+            }
+        }
+        false
+    }
+}
+
+/// Fetches repositories (and plain files) for remote resources.
 pub trait RemoteLoader: Send + Sync {
     /// Makes `spec`'s repository available locally at the requested ref and
-    /// returns the root of its checkout.
+    /// returns the root of its checkout (the repository root, not
+    /// `spec.path`).
     fn fetch(&self, spec: &RepoSpec) -> Result<PathBuf, String>;
+
+    /// Fetches the body of an `http://` or `https://` URL named in
+    /// `resources:` (kustomize reads such a URL as a file). An error should
+    /// say what went wrong (e.g. the HTTP status).
+    fn fetch_file(&self, url: &str) -> Result<Vec<u8>, String> {
+        Err(format!(
+            "fetching '{url}': plain HTTP(S) resources are not supported by this loader"
+        ))
+    }
 }
 
 /// Whether `s` names a remote target rather than a local path.
@@ -31,111 +79,509 @@ pub fn is_remote(s: &str) -> bool {
     parse(s).is_some()
 }
 
-/// Parses kustomize's remote target syntax; `None` for local paths.
-pub fn parse(s: &str) -> Option<RepoSpec> {
-    let s = s.strip_prefix("git::").unwrap_or(s);
-    let (body, query) = match s.split_once('?') {
-        Some((b, q)) => (b, q),
-        None => (s, ""),
-    };
-    let mut git_ref = None;
-    let mut submodules = true;
-    for kv in query.split('&').filter(|x| !x.is_empty()) {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        match k {
-            "ref" | "version" if !v.is_empty() => git_ref = Some(v.to_string()),
-            "submodules" => submodules = v != "false",
-            _ => {}
-        }
+/// Whether `s` is an `http://` or `https://` URL (kustomize first tries to
+/// read such an entry as a file).
+pub fn is_http_url(s: &str) -> bool {
+    let l = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    l.starts_with("http://") || l.starts_with("https://")
+}
+
+/// Whether a remote entry is unmistakably a Git repository: a `git::`
+/// prefix, a non-HTTP scheme or scp-like form, an explicit repository
+/// marker (`//`, `.git`, `_git/`), or a Git query parameter (`ref`,
+/// `version`, `submodules`, `timeout`). Other `http(s)://` URLs are tried
+/// as a file first, as kustomize does, and as a repository only if that
+/// fails.
+pub fn is_unmistakably_git(s: &str) -> bool {
+    if parse(s).is_none() {
+        return false;
     }
-    // Scheme and host.
-    let (prefix, rest) = if let Some(r) = body.strip_prefix("https://") {
-        ("https://", r)
-    } else if let Some(r) = body.strip_prefix("http://") {
-        ("http://", r)
-    } else if let Some(r) = body.strip_prefix("ssh://") {
-        ("ssh://", r)
-    } else if let Some(r) = body.strip_prefix("file://") {
-        ("file://", r)
-    } else if body.starts_with("git@") {
-        ("", body)
-    } else if body.starts_with("github.com/")
-        || body.starts_with("gitlab.com/")
-        || body.starts_with("bitbucket.org/")
+    if !is_http_url(s) {
+        return true;
+    }
+    let (body, query) = s.split_once('?').unwrap_or((s, ""));
+    let after_scheme = body.split_once("://").map(|(_, r)| r).unwrap_or(body);
+    let path = after_scheme.split_once('/').map(|(_, p)| p).unwrap_or("");
+    if path.contains("//")
+        || path.contains("_git/")
+        || path.split('/').any(|seg| seg.ends_with(".git"))
     {
-        ("https://", body)
-    } else {
-        return None;
-    };
-    // Split the repository from the path inside it.
-    let (repo, path) = if let Some((scheme_host, after)) = split_double_slash(rest) {
-        (scheme_host.to_string(), after.to_string())
-    } else if let Some(i) = rest.find(".git/") {
-        (rest[..i + 4].to_string(), rest[i + 5..].to_string())
-    } else if rest.ends_with(".git") {
-        (rest.to_string(), String::new())
-    } else if prefix.is_empty() {
-        // scp-like git@host:org/repo[/path...]
-        let (host, after) = rest.split_once(':')?;
-        let parts: Vec<&str> = after.splitn(3, '/').collect();
-        if parts.len() < 2 {
-            return None;
-        }
-        (
-            format!("{host}:{}/{}", parts[0], parts[1]),
-            parts.get(2).copied().unwrap_or("").to_string(),
-        )
-    } else {
-        // host/org/repo[/path...]
-        let parts: Vec<&str> = rest.splitn(4, '/').collect();
-        if parts.len() < 3 {
-            return None;
-        }
-        (
-            format!("{}/{}/{}", parts[0], parts[1], parts[2]),
-            parts.get(3).copied().unwrap_or("").to_string(),
-        )
-    };
-    let path = path.trim_matches('/').to_string();
-    Some(RepoSpec {
-        clone_url: format!("{prefix}{repo}"),
-        path,
-        git_ref,
-        submodules,
+        return true;
+    }
+    query.split('&').any(|kv| {
+        let k = kv.split_once('=').map(|(k, _)| k).unwrap_or(kv);
+        matches!(k, "ref" | "version" | "submodules" | "timeout")
     })
 }
 
-/// Splits at the first `//` that follows the host.
-fn split_double_slash(rest: &str) -> Option<(&str, &str)> {
-    let i = rest.find("//")?;
-    Some((&rest[..i], &rest[i + 2..]))
+/// Parses kustomize's remote target syntax; `None` for local paths and for
+/// anything kustomize would not accept as a repository URL.
+pub fn parse(s: &str) -> Option<RepoSpec> {
+    if s.starts_with('/') {
+        return None;
+    }
+    let (n, query) = s.split_once('?').unwrap_or((s, ""));
+    let (git_ref, timeout, submodules) = parse_query(query);
+    let (host, rest) = extract_host(n)?;
+    let all_segments = host.starts_with("file://");
+    let (repo, path) = split_repo_path(&rest, all_segments)?;
+    let path = path.trim_matches('/').to_string();
+    Some(RepoSpec {
+        clone_url: format!("{host}{repo}"),
+        path,
+        git_ref,
+        submodules,
+        timeout,
+    })
+}
+
+/// Strips `prefix` from `s` ignoring ASCII case.
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    if s.len() >= prefix.len()
+        && s.is_char_boundary(prefix.len())
+        && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+    {
+        Some(&s[prefix.len()..])
+    } else {
+        None
+    }
+}
+
+/// Splits off the scheme, user name and host; returns the normalized
+/// `scheme + user@ + host + separator` and the path after it.
+fn extract_host(n: &str) -> Option<(String, String)> {
+    let n = strip_prefix_ci(n, "git::").unwrap_or(n);
+    let mut scheme = "";
+    let mut n = n;
+    for p in ["ssh://", "https://", "http://", "file://"] {
+        if let Some(r) = strip_prefix_ci(n, p) {
+            scheme = p;
+            n = r;
+            break;
+        }
+    }
+    // A user name: a letter, then letters, digits and dashes, then '@'.
+    let mut username = "";
+    if let Some(at) = n.find('@') {
+        let u = &n[..at];
+        let mut chars = u.chars();
+        if chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            username = &n[..=at];
+            n = &n[at + 1..];
+        }
+    }
+    let std_github =
+        strip_prefix_ci(n, "github.com/").is_some() || strip_prefix_ci(n, "github.com:").is_some();
+    let accept_scp = scheme.is_empty() && (!username.is_empty() || std_github);
+    if scheme.is_empty() && !accept_scp {
+        return None;
+    }
+    if scheme == "file://" {
+        return Some((scheme.to_string(), format!("{username}{n}")));
+    }
+    let mut sep = n.find('/');
+    if accept_scp
+        && let Some(colon) = n.find(':')
+        && (sep.is_none() || (colon > 0 && Some(colon) < sep))
+    {
+        sep = Some(colon);
+    }
+    let (mut host, rest) = match sep {
+        Some(i) => (n[..=i].to_string(), n[i + 1..].to_string()),
+        None => (n.to_string(), String::new()),
+    };
+    let mut scheme = scheme.to_string();
+    let mut username = username.to_string();
+    if std_github {
+        if scheme.starts_with("ssh://") || !username.is_empty() {
+            scheme = String::new();
+            host = "github.com:".into();
+        } else {
+            scheme = "https://".into();
+            username = String::new();
+            host = "github.com/".into();
+        }
+    }
+    if host.is_empty() {
+        return None;
+    }
+    Some((format!("{scheme}{username}{host}"), rest))
+}
+
+/// Splits the repository path from the kustomization root inside it.
+fn split_repo_path(n: &str, all_segments: bool) -> Option<(String, String)> {
+    let (repo, path) = if let Some(i) = n.find("_git/") {
+        let after = &n[i + 5..];
+        let (name, sub) = after.split_once('/').unwrap_or((after, ""));
+        (format!("{}{name}", &n[..i + 5]), sub.to_string())
+    } else if let Some(i) = n.find("//") {
+        (n[..i].to_string(), n[i + 2..].to_string())
+    } else if let Some(i) = n.find(".git") {
+        (n[..i + 4].to_string(), n[i + 4..].to_string())
+    } else if all_segments {
+        (n.to_string(), String::new())
+    } else {
+        let segs: Vec<&str> = n.split('/').collect();
+        if segs.len() < 2 {
+            return None;
+        }
+        (segs[..2].join("/"), segs[2..].join("/"))
+    };
+    if repo.is_empty() {
+        return None;
+    }
+    Some((repo, path))
+}
+
+/// `ref`/`version`, `timeout` and `submodules` from a query string, with
+/// kustomize's defaults for missing, empty or malformed values.
+fn parse_query(query: &str) -> (Option<String>, Duration, bool) {
+    let mut values: Vec<(String, String)> = Vec::new();
+    for kv in query.split('&').filter(|x| !x.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match (percent_decode(k), percent_decode(v)) {
+            (Some(k), Some(v)) => values.push((k, v)),
+            // Go's url.ParseQuery fails as a whole: all defaults.
+            _ => return (None, DEFAULT_TIMEOUT, true),
+        }
+    }
+    let get = |key: &str| {
+        values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let git_ref = get("ref").or(get("version")).map(str::to_string);
+    let timeout = get("timeout")
+        .and_then(|t| match t.parse::<i64>() {
+            Ok(secs) if secs > 0 => Some(Duration::from_secs(secs as u64)),
+            Ok(_) => None,
+            Err(_) => parse_go_duration(t),
+        })
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let submodules = get("submodules").and_then(parse_go_bool).unwrap_or(true);
+    (git_ref, timeout, submodules)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(h, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Go's `time.ParseDuration` for positive values (`90s`, `1m30s`, `1.5h`).
+fn parse_go_duration(s: &str) -> Option<Duration> {
+    let s = s.strip_prefix('+').unwrap_or(s);
+    if s.is_empty() || s.starts_with('-') {
+        return None;
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let num: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += num * scale;
+    }
+    (total > 0.0).then(|| Duration::from_secs_f64(total))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// (input, clone URL, path, ref)
+    fn check(input: &str, clone_url: &str, path: &str, git_ref: Option<&str>) {
+        let s = parse(input).unwrap_or_else(|| panic!("{input} did not parse"));
+        assert_eq!(s.clone_url, clone_url, "clone URL of {input}");
+        assert_eq!(s.path, path, "path of {input}");
+        assert_eq!(s.git_ref.as_deref(), git_ref, "ref of {input}");
+    }
+
     #[test]
-    fn parses_kustomize_remote_targets() {
-        let s = parse("https://github.com/org/repo//deploy/base?ref=v1.2.0").unwrap();
-        assert_eq!(s.clone_url, "https://github.com/org/repo");
-        assert_eq!(s.path, "deploy/base");
-        assert_eq!(s.git_ref.as_deref(), Some("v1.2.0"));
+    fn parses_github_forms() {
+        check(
+            "https://github.com/stakater/Reloader/deployments/kubernetes?ref=v1.0.10",
+            "https://github.com/stakater/Reloader",
+            "deployments/kubernetes",
+            Some("v1.0.10"),
+        );
+        check(
+            "https://github.com/org/repo//deploy/base?ref=v1.2.0",
+            "https://github.com/org/repo",
+            "deploy/base",
+            Some("v1.2.0"),
+        );
+        check(
+            "github.com/org/repo/deploy/base?version=main",
+            "https://github.com/org/repo",
+            "deploy/base",
+            Some("main"),
+        );
+        check(
+            "github.com/kubernetes-sigs/kustomize/examples/multibases/dev/?ref=v1.0.6",
+            "https://github.com/kubernetes-sigs/kustomize",
+            "examples/multibases/dev",
+            Some("v1.0.6"),
+        );
+        check(
+            "github.com:org/repo//x",
+            "https://github.com/org/repo",
+            "x",
+            None,
+        );
+        check(
+            "http://github.com/someorg/somerepo/somedir",
+            "https://github.com/someorg/somerepo",
+            "somedir",
+            None,
+        );
+        check(
+            "hTTps://gitHub.com/someorg/somerepo.git/somedir",
+            "https://github.com/someorg/somerepo.git",
+            "somedir",
+            None,
+        );
+        check(
+            "git@github.com:org/repo.git//x?ref=v1",
+            "git@github.com:org/repo.git",
+            "x",
+            Some("v1"),
+        );
+        check(
+            "git@github.com/someorg/somerepo/somepath",
+            "git@github.com:someorg/somerepo",
+            "somepath",
+            None,
+        );
+        check(
+            "ssh://git@github.com/kubernetes-sigs/kustomize//examples/multibases/dev?ref=v1.0.6",
+            "git@github.com:kubernetes-sigs/kustomize",
+            "examples/multibases/dev",
+            Some("v1.0.6"),
+        );
+        check(
+            "org-12345@github.com/kubernetes-sigs/kustomize",
+            "org-12345@github.com:kubernetes-sigs/kustomize",
+            "",
+            None,
+        );
+        check(
+            "git::git@github.com:org/repo",
+            "git@github.com:org/repo",
+            "",
+            None,
+        );
+        check(
+            "https://github.com/org/repo?ref=group/version",
+            "https://github.com/org/repo",
+            "",
+            Some("group/version"),
+        );
+    }
 
-        let s = parse("github.com/org/repo/deploy/base?version=main").unwrap();
-        assert_eq!(s.clone_url, "https://github.com/org/repo");
-        assert_eq!(s.path, "deploy/base");
-        assert_eq!(s.git_ref.as_deref(), Some("main"));
+    #[test]
+    fn parses_other_hosts_and_schemes() {
+        check(
+            "https://example.com/scm/repo.git/sub?ref=abc",
+            "https://example.com/scm/repo.git",
+            "sub",
+            Some("abc"),
+        );
+        check(
+            "git::https://gitlab.com/org/repo//base?ref=v2",
+            "https://gitlab.com/org/repo",
+            "base",
+            Some("v2"),
+        );
+        check(
+            "https://git-codecommit.us-east-2.amazonaws.com/someorg/somerepo/somedir?ref=testbranch",
+            "https://git-codecommit.us-east-2.amazonaws.com/someorg/somerepo",
+            "somedir",
+            Some("testbranch"),
+        );
+        check(
+            "https://username@dev.azure.com/org/project/_git/repo//path/to/root",
+            "https://username@dev.azure.com/org/project/_git/repo",
+            "path/to/root",
+            None,
+        );
+        check(
+            "https://org.visualstudio.com/project/_git/repo/path/to/root?version=v1",
+            "https://org.visualstudio.com/project/_git/repo",
+            "path/to/root",
+            Some("v1"),
+        );
+        check(
+            "ssh://git@bitbucket.org/company/project.git//path?ref=branch",
+            "ssh://git@bitbucket.org/company/project.git",
+            "path",
+            Some("branch"),
+        );
+        check(
+            "ssh://git.example.com:7999/org/repo/dir",
+            "ssh://git.example.com:7999/org/repo",
+            "dir",
+            None,
+        );
+        check(
+            "git@gitlab2.sqtools.ru:infra/kubernetes/thanos-base.git?ref=v0.1.0",
+            "git@gitlab2.sqtools.ru:infra/kubernetes/thanos-base.git",
+            "",
+            Some("v0.1.0"),
+        );
+        check(
+            "git@gitlab.com:gitlab-tests/sample-project",
+            "git@gitlab.com:gitlab-tests/sample-project",
+            "",
+            None,
+        );
+        check(
+            "https://example.org/path/to/repo//examples/multibases/dev",
+            "https://example.org/path/to/repo",
+            "examples/multibases/dev",
+            None,
+        );
+        check(
+            "file:///tmp/repos/app//deploy/base?ref=v1",
+            "file:///tmp/repos/app",
+            "deploy/base",
+            Some("v1"),
+        );
+        check(
+            "file:///tmp/repos/app?ref=main",
+            "file:///tmp/repos/app",
+            "",
+            Some("main"),
+        );
+        check(
+            "git::file:///tmp/repos/app.git/deploy",
+            "file:///tmp/repos/app.git",
+            "deploy",
+            None,
+        );
+    }
 
-        let s = parse("https://example.com/scm/repo.git/sub?ref=abc").unwrap();
-        assert_eq!(s.clone_url, "https://example.com/scm/repo.git");
-        assert_eq!(s.path, "sub");
+    #[test]
+    fn refuses_what_kustomize_refuses() {
+        for bad in [
+            "/tmp",
+            "../base",
+            "deployment.yaml",
+            "src/github.com/org/repo/path",
+            "iauhsdiuashduas",
+            "htxxxtp://github.com/",
+            "ssh://git.example.com",
+            "git::___",
+            "https://host?ref=group/version/minor_version",
+            "gh:org/repo",
+            "https://github.com/thisisa404.yaml",
+            "gitlab.com/org/repo",
+        ] {
+            assert!(parse(bad).is_none(), "{bad} should not parse");
+        }
+        let s = parse("https://github.com/org/repo.git//path/../../exits/repo").unwrap();
+        assert!(s.path_exits_repo());
+        let s = parse("https://github.com/org/repo.git//path/../stays").unwrap();
+        assert!(!s.path_exits_repo());
+    }
 
-        let s = parse("git@github.com:org/repo.git//x?ref=v1").unwrap();
-        assert_eq!(s.clone_url, "git@github.com:org/repo.git");
-        assert_eq!(s.path, "x");
+    #[test]
+    fn query_parameters_follow_kustomize() {
+        let q = |s: &str| parse_query(s);
+        assert_eq!(q(""), (None, DEFAULT_TIMEOUT, true));
+        assert_eq!(q("version=master&ref=v1.0.0").0.as_deref(), Some("v1.0.0"));
+        assert_eq!(q("ref=v1.0.0&version=master").0.as_deref(), Some("v1.0.0"));
+        assert_eq!(q("ref=&version=master").0.as_deref(), Some("master"));
+        assert_eq!(
+            q("ref=kustomize%2Fv4.5.7").0.as_deref(),
+            Some("kustomize/v4.5.7")
+        );
+        assert!(q("version=master&submodules=").2);
+        assert!(q("version=master&submodules=maybe").2);
+        assert!(!q("version=master&submodules=false").2);
+        assert!(!q("submodules=0").2);
+        assert_eq!(q("timeout=").1, DEFAULT_TIMEOUT);
+        assert_eq!(q("timeout=jiffy").1, DEFAULT_TIMEOUT);
+        assert_eq!(q("timeout=0").1, DEFAULT_TIMEOUT);
+        assert_eq!(q("timeout=0s").1, DEFAULT_TIMEOUT);
+        assert_eq!(q("timeout=61").1, Duration::from_secs(61));
+        assert_eq!(q("timeout=1m1s").1, Duration::from_secs(61));
+        assert_eq!(q("timeout=1.5h").1, Duration::from_secs(5400));
+        assert_eq!(q("timeout=500ms").1, Duration::from_millis(500));
+        // A malformed query yields all defaults, as Go's url.ParseQuery.
+        assert_eq!(q("ref=v1&timeout=%zz"), (None, DEFAULT_TIMEOUT, true));
+        let s = parse("https://github.com/org/repo?ref=v1&submodules=false&timeout=90").unwrap();
+        assert!(!s.submodules);
+        assert_eq!(s.timeout, Duration::from_secs(90));
+    }
 
-        assert!(parse("../base").is_none());
-        assert!(parse("deployment.yaml").is_none());
+    #[test]
+    fn tells_files_from_repositories() {
+        assert!(is_http_url("https://example.com/a.yaml"));
+        assert!(is_http_url("HTTP://example.com/a.yaml"));
+        assert!(!is_http_url("github.com/org/repo"));
+        assert!(is_unmistakably_git("github.com/org/repo"));
+        assert!(is_unmistakably_git("git::https://example.com/org/repo"));
+        assert!(is_unmistakably_git("https://example.com/org/repo//dir"));
+        assert!(is_unmistakably_git("https://example.com/org/repo.git"));
+        assert!(is_unmistakably_git(
+            "https://github.com/stakater/Reloader/deployments/kubernetes?ref=v1.0.10"
+        ));
+        assert!(!is_unmistakably_git(
+            "https://raw.githubusercontent.com/org/repo/v1/deploy/crds.yaml"
+        ));
+        assert!(!is_unmistakably_git(
+            "https://github.com/org/repo/releases/download/v1/install.yaml"
+        ));
+        assert!(!is_unmistakably_git("https://example.com/crds.yaml"));
     }
 }
