@@ -9,11 +9,14 @@
 //!   `status.artifact.url`.
 //! - [`Storage::local_path`] and [`unpack_artifact`] let in-process
 //!   consumers read artifacts from disk.
+//! - [`remote::GitRemoteLoader`] fetches kustomize remote bases (and plain
+//!   HTTP(S) files) for the kustomize engine, into a content-addressed cache.
 
 pub mod api;
 pub mod controller;
 pub mod git;
 pub mod refs;
+pub mod remote;
 pub mod server;
 pub mod sourceignore;
 pub mod storage;
