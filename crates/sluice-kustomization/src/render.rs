@@ -192,12 +192,13 @@ fn scan(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), String> {
 }
 
 /// Builds `dir` (after [`write_kustomization`]) with the native engine, as
-/// Flux does: no load restrictions inside the artifact, builtin plugins only.
+/// Flux does: no load restrictions inside the artifact, builtin plugins
+/// only, remote bases allowed (fetched into sluice-source's remote cache).
 pub fn build(dir: &Path) -> Result<Vec<Yaml>, String> {
     let opts = sluice_kustomize::Options {
         reorder: sluice_kustomize::Reorder::Unspecified,
         load_restrict_root_only: false,
-        ..sluice_kustomize::Options::new()
+        remote: Some(sluice_source::remote::shared_loader()),
     };
     sluice_kustomize::build(dir, &opts)
         .map(|o| o.resources)

@@ -62,7 +62,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
             None => Reorder::Unspecified,
         },
         load_restrict_root_only: args.load_restrictor == LoadRestrictor::RootOnly,
-        ..Options::new()
+        // Remote bases and HTTP(S) files, cached under $SLUICE_REMOTE_CACHE.
+        remote: Some(sluice_source::remote::shared_loader()),
     };
     let out = sluice_kustomize::build(&args.dir, &opts)?;
     for w in &out.warnings {
