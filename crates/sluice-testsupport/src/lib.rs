@@ -13,8 +13,9 @@
 //!   `scripts/testenv up --owner-pid <this process>`, so it is torn down when
 //!   the test binary exits, however it exits.
 //!
-//! It also has [`git_server`], a smart-HTTP Git server (`git http-backend`)
-//! with optional basic auth and request counters, for tests of Git sources.
+//! For tests of Git sources it also has [`git_server`], a smart-HTTP Git
+//! server (`git http-backend`) with optional basic auth and request counters,
+//! and [`ssh_server`], a private `sshd` serving Git over ssh.
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ use kube::{Api, Client, Config, Resource};
 use serde_json::json;
 
 pub mod git_server;
+pub mod ssh_server;
 
 /// Names the kubeconfig of an already running control plane to use.
 pub const KUBECONFIG_ENV: &str = "SLUICE_TEST_KUBECONFIG";
