@@ -199,10 +199,84 @@ pub fn parse_url(url: &str) -> Result<Scheme, String> {
     Ok(scheme)
 }
 
-/// Per-operation material that must live on disk (ssh key and known_hosts).
+/// Per-operation material that must live on disk (ssh key and known_hosts),
+/// and the file that collects the ssh program's stderr.
 struct SshFiles {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     command: String,
+    log: PathBuf,
+}
+
+impl SshFiles {
+    /// What ssh (and the remote command) wrote to stderr since the last call,
+    /// as one line, without ssh's warning banners and with the temporary
+    /// paths replaced by the Secret's key names. Empties the log.
+    fn take_log(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let _ = std::fs::write(&self.log, b"");
+        let dir = self.dir.path().display().to_string();
+        let lines: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('@'))
+            // The advice around a changed host key names our temporary files.
+            .filter(|l| !l.contains(&format!("{dir}/known_hosts")) || l.starts_with("Host key"))
+            .filter(|l| {
+                ![
+                    "IT IS POSSIBLE THAT",
+                    "Someone could be eavesdropping",
+                    "It is also possible that",
+                    "Please contact your system administrator",
+                    "remove with:",
+                    "The fingerprint for the",
+                    "SHA256:",
+                ]
+                .iter()
+                .any(|p| l.starts_with(p))
+            })
+            .map(|l| {
+                l.replace(&format!("{dir}/identity"), "identity")
+                    .replace(&format!("{dir}/known_hosts"), "known_hosts")
+            })
+            .collect();
+        lines.join(" ")
+    }
+
+    /// Puts what ssh said into `err`: its diagnostics explain what the
+    /// transport only sees as a closed pipe (a refused host key, a refused
+    /// key). A refused key (`Permission denied`) is an authentication
+    /// failure.
+    fn explain(&self, mut err: GitError, auth: &Auth) -> GitError {
+        let said = self.take_log();
+        if said.is_empty() {
+            return err;
+        }
+        if said.contains("Permission denied") {
+            err.kind = GitErrorKind::Auth;
+        }
+        let said = auth.scrub(&said);
+        let said = if said.len() > 1000 {
+            format!("{}...", truncate_at_char(&said, 1000))
+        } else {
+            said
+        };
+        // `unable to ... '<url>': <transport error>` becomes
+        // `unable to ... '<url>': ssh: <what ssh said> (<transport error>)`:
+        // the transport only saw the pipe close.
+        err.message = match err.message.split_once("': ") {
+            Some((context, transport)) => format!("{context}': ssh: {said} ({transport})"),
+            None => format!("{}: ssh: {said}", err.message),
+        };
+        err
+    }
+}
+
+fn truncate_at_char(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
@@ -228,18 +302,53 @@ fn ssh_files(work: &Path, auth: &Auth) -> Result<SshFiles, GitError> {
         .prefix("ssh-")
         .tempdir_in(work)
         .map_err(|e| GitError::op(format!("creating ssh temp dir: {e}")))?;
-    let mut command = String::from("ssh -o BatchMode=yes -o StrictHostKeyChecking=yes");
-    if let Some(id) = &auth.ssh_identity {
-        let p = dir.path().join("identity");
-        write_private(&p, id).map_err(|e| GitError::op(format!("writing ssh identity: {e}")))?;
-        command.push_str(&format!(" -o IdentitiesOnly=yes -i {}", shell_quote(&p)));
+    // Only the Secret counts: no ssh_config of the host (`-F /dev/null`), no
+    // agent, no default key files, no host keys but `known_hosts`; never a
+    // prompt, and a host key that is not in `known_hosts` is refused.
+    let mut command = String::from(
+        "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes \
+         -o IdentitiesOnly=yes -o IdentityAgent=none -o GlobalKnownHostsFile=/dev/null",
+    );
+    match &auth.ssh_identity {
+        Some(id) => {
+            let p = dir.path().join("identity");
+            write_private(&p, id)
+                .map_err(|e| GitError::op(format!("writing ssh identity: {e}")))?;
+            command.push_str(&format!(" -i {}", shell_quote(&p)));
+        }
+        None => command.push_str(" -o IdentityFile=none"),
     }
-    if let Some(kh) = &auth.known_hosts {
-        let p = dir.path().join("known_hosts");
-        write_private(&p, kh).map_err(|e| GitError::op(format!("writing known_hosts: {e}")))?;
-        command.push_str(&format!(" -o UserKnownHostsFile={}", shell_quote(&p)));
+    match &auth.known_hosts {
+        Some(kh) => {
+            let p = dir.path().join("known_hosts");
+            write_private(&p, kh).map_err(|e| GitError::op(format!("writing known_hosts: {e}")))?;
+            // Double quotes for ssh's option parser, single ones for sh.
+            let option = format!("UserKnownHostsFile=\"{}\"", p.display());
+            command.push_str(&format!(" -o {}", shell_quote(Path::new(&option))));
+        }
+        None => command.push_str(" -o UserKnownHostsFile=/dev/null"),
     }
-    Ok(SshFiles { _dir: dir, command })
+    // gix runs the command with `sh -c '<command> "$@"'`: ssh's stderr (its
+    // own diagnostics and the remote command's) goes to a file that errors
+    // are explained from, instead of to the controller's stderr.
+    let log = dir.path().join("stderr");
+    command.push_str(&format!(" 2>>{}", shell_quote(&log)));
+    Ok(SshFiles { dir, command, log })
+}
+
+/// The URL gix connects to: an ssh URL without a user logs in as `git`, as
+/// Flux does (the conventional user of Git hosts).
+fn connect_url(url: &str) -> String {
+    if !matches!(parse_url(url), Ok(Scheme::Ssh)) {
+        return url.to_string();
+    }
+    match gix::url::parse(url.as_bytes().as_bstr()) {
+        Ok(mut parsed) if parsed.user().is_none() => {
+            parsed.set_user(Some("git".into()));
+            parsed.to_bstring().to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 fn open_options(ssh: Option<&SshFiles>) -> gix::open::Options {
@@ -249,6 +358,8 @@ fn open_options(ssh: Option<&SshFiles>) -> gix::open::Options {
     ];
     if let Some(s) = ssh {
         overrides.push(format!("core.sshCommand={}", s.command));
+        // OpenSSH: no `ssh -G` probe to find out, and `-p <port>`.
+        overrides.push("ssh.variant=ssh".into());
     }
     gix::open::Options::isolated().config_overrides(overrides)
 }
@@ -400,7 +511,24 @@ pub fn ls_refs(
     } else {
         None
     };
-    let repo = scratch_repo(work, ssh.as_ref())?;
+    list(work, url, auth, prefixes, timeout, ssh.as_ref()).map_err(|e| match &ssh {
+        Some(s) => s.explain(e, auth),
+        None => e,
+    })
+}
+
+fn list(
+    work: &Path,
+    url: &str,
+    auth: &Auth,
+    prefixes: &[String],
+    timeout: Duration,
+    ssh: Option<&SshFiles>,
+) -> Result<Vec<RemoteRef>, GitError> {
+    let shown = redact_url(url);
+    let url = connect_url(url);
+    let url = url.as_str();
+    let repo = scratch_repo(work, ssh)?;
     // A trailing `/` lists everything below it.
     let specs: Vec<String> = prefixes
         .iter()
@@ -430,13 +558,7 @@ pub fn ls_refs(
             gix::progress::Discard,
             gix::remote::ref_map::Options::default(),
         )
-        .map_err(|e| {
-            classify(
-                &e,
-                auth,
-                &format!("unable to list remote for '{}'", redact_url(url)),
-            )
-        })?;
+        .map_err(|e| classify(&e, auth, &format!("unable to list remote for '{shown}'")))?;
     Ok(map.remote_refs.iter().filter_map(to_remote_ref).collect())
 }
 
@@ -506,7 +628,12 @@ pub fn fetch(
             .tempdir_in(work)
             .map_err(|e| GitError::op(format!("creating fetch dir: {e}")))?;
         let repo = init_bare(dir.path(), ssh.as_ref())?;
-        match fetch_once(&repo, url, auth, &spec, shallow, timeout) {
+        let fetched = fetch_once(&repo, url, auth, &spec, shallow, timeout);
+        let fetched = fetched.map_err(|e| match &ssh {
+            Some(s) => s.explain(e, auth),
+            None => e,
+        });
+        match fetched {
             Ok(()) => {
                 let commit = match target {
                     FetchTarget::Ref(_) => {
@@ -567,6 +694,8 @@ fn fetch_once(
     timeout: Duration,
 ) -> Result<(), GitError> {
     let ctx = format!("unable to fetch from '{}'", redact_url(url));
+    let url = connect_url(url);
+    let url = url.as_str();
     let remote = repo
         .remote_at(url)
         .map_err(|e| {

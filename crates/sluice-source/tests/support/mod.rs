@@ -13,6 +13,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use sluice_source::api::{GitRepository, meta};
+#[allow(unused_imports)] // not every test binary serves over HTTP
 pub use sluice_testsupport::git_server::{GitServer, git};
 use tokio::io::AsyncWriteExt;
 
@@ -74,23 +75,35 @@ impl Repo {
     }
 }
 
-/// Installs (server-side applies) the GitRepository CRD and waits until it
-/// is established.
+/// Installs (server-side applies, forced) the GitRepository CRD of this
+/// checkout and waits until it is established. Other test binaries may apply
+/// the same CRD at the same time; a conflict is retried.
 pub async fn install_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = sluice_api::crds().remove(0);
     let name = crd.metadata.name.clone().unwrap();
-    let existing = crds.get_opt(&name).await.ok().flatten();
-    // Another component (sluice-api) may own a richer CRD; only install ours
-    // when there is none.
-    if existing.is_none() {
-        crds.patch(
-            &name,
-            &PatchParams::apply("sluice-source-tests").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .expect("applying the GitRepository CRD");
+    let mut last = None;
+    for _ in 0..10 {
+        match crds
+            .patch(
+                &name,
+                &PatchParams::apply("sluice-source-tests").force(),
+                &Patch::Apply(&crd),
+            )
+            .await
+        {
+            Ok(_) => {
+                last = None;
+                break;
+            }
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    if let Some(e) = last {
+        panic!("applying the GitRepository CRD: {e}");
     }
     sluice_testsupport::wait_for(&crds, &name, Duration::from_secs(30), |c| {
         c.status
