@@ -550,3 +550,73 @@ async fn suspended_objects_are_left_alone() {
     wait_for(&api, "app", WAIT, is_ready).await;
     ns.delete().await;
 }
+
+/// The `spec.url` pattern of the GitRepository CRD this checkout installs.
+fn crd_url_pattern() -> String {
+    let crd = serde_json::to_value(sluice_api::crds().remove(0)).unwrap();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["url"]["pattern"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn url_schemes_are_those_of_the_crd_and_file_urls_work_where_admitted() {
+    let (_c, ns, api, _h) = setup("src-schemes").await;
+    let repo = Repo::new("app");
+    repo.write("a.yaml", "a: 1\n");
+    let commit = repo.commit("one");
+    repo.push("main");
+    let pattern = crd_url_pattern();
+    // Everything Flux's CRD admits (`^(http|https|ssh)://.*$`) is admitted.
+    for (i, url) in [
+        "http://example.invalid/r.git",
+        "https://example.invalid/r.git",
+        "ssh://git@example.invalid/r.git",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let gr: GitRepository = serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": format!("flux-{i}")},
+            "spec": {"url": url, "interval": "10m", "suspend": true},
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &gr)
+            .await
+            .unwrap_or_else(|e| panic!("{url} refused: {e}"));
+    }
+    // scp-like ssh addresses are not, as on Flux.
+    let scp: GitRepository = serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+        "metadata": {"name": "scp"},
+        "spec": {"url": "git@example.invalid:org/r.git", "interval": "10m"},
+    }))
+    .unwrap();
+    let err = api.create(&PostParams::default(), &scp).await.unwrap_err();
+    assert!(err.to_string().contains("spec.url"), "{err}");
+
+    // file:// is rejected by Flux's pattern; where sluice's CRD admits it,
+    // a file:// GitRepository works end to end.
+    let file = repo.file_url();
+    let obj: GitRepository = serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+        "metadata": {"name": "local"},
+        "spec": {"url": file, "interval": "10m", "ref": {"branch": "main"}},
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &obj).await;
+    if pattern.contains("file") {
+        created
+            .unwrap_or_else(|e| panic!("{file} refused by a CRD whose pattern is {pattern}: {e}"));
+        let gr = wait_for(&api, "local", WAIT, is_ready).await;
+        assert_eq!(revision(&gr), Some(format!("main@sha1:{commit}")));
+    } else {
+        eprintln!("the CRD's url pattern {pattern:?} refuses file:// (as Flux's)");
+        let err = created.unwrap_err();
+        assert!(err.to_string().contains("spec.url"), "{err}");
+    }
+    ns.delete().await;
+}
