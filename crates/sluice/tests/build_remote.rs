@@ -1,0 +1,82 @@
+//! `sluice build` with a remote base: the binary wires sluice-source's
+//! loader into the engine, and `SLUICE_REMOTE_CACHE` chooses the cache.
+//! Offline: the "remote" is a local repository made with the `git` program.
+
+use std::path::Path;
+use std::process::Command;
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("running git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn build_fetches_remote_bases_into_the_configured_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = tmp.path().join("app.git");
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&bare).unwrap();
+    std::fs::create_dir_all(work.join("deploy")).unwrap();
+    git(&bare, &["init", "-q", "--bare", "-b", "main"]);
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        work.join("deploy/kustomization.yaml"),
+        "resources:\n- cm.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("deploy/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: remote\n",
+    )
+    .unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "base"]);
+    git(&work, &["tag", "v1"]);
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main", "v1"]);
+
+    let overlay = tmp.path().join("overlay");
+    std::fs::create_dir_all(&overlay).unwrap();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        format!(
+            "resources:\n- file://{}//deploy?ref=v1\nnamePrefix: x-\n",
+            bare.display()
+        ),
+    )
+    .unwrap();
+    let cache = tmp.path().join("cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("build")
+        .arg(&overlay)
+        .env("SLUICE_REMOTE_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("name: x-remote\n"), "{stdout}");
+    // One repository directory holding the checkout.
+    let repos: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert_eq!(repos.len(), 1, "{repos:?}");
+}
