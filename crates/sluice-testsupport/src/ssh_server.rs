@@ -21,6 +21,8 @@
 //! [`SshServer::start`] returns [`Unavailable`] (with the reason) when there
 //! is no `sshd` or `ssh-keygen` on this machine (`scripts/install-deps`
 //! installs openssh-server), so tests can skip with a printed reason.
+//! `SLUICE_TEST_SSHD` names another `sshd` (or, naming nothing, forces the
+//! skip).
 //!
 //! The server is killed when the [`SshServer`] is dropped; a watchdog process
 //! also kills it if the test process dies without dropping it.
@@ -71,8 +73,16 @@ impl Drop for SshServer {
     }
 }
 
+/// Names the `sshd` to use instead of the installed one (a path that is no
+/// file makes the ssh tests skip, to try that path).
+pub const SSHD_ENV: &str = "SLUICE_TEST_SSHD";
+
 /// Where `sshd` is, if installed (it must be run by absolute path).
 pub fn sshd_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(SSHD_ENV).filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return (p.is_absolute() && p.is_file()).then_some(p);
+    }
     ["/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"]
         .iter()
         .map(PathBuf::from)
@@ -136,9 +146,13 @@ impl SshServer {
     /// cannot run it is a broken test environment, not a reason to skip.
     pub fn start() -> Result<SshServer, Unavailable> {
         let Some(sshd) = sshd_path() else {
-            return Err(Unavailable(
-                "sshd is not installed (openssh-server; scripts/install-deps installs it)".into(),
-            ));
+            return Err(Unavailable(match std::env::var(SSHD_ENV) {
+                Ok(p) if !p.is_empty() => {
+                    format!("{SSHD_ENV}={p} is not an absolute path to a file")
+                }
+                _ => "sshd is not installed (openssh-server; scripts/install-deps installs it)"
+                    .into(),
+            }));
         };
         if Command::new("ssh-keygen")
             .arg("-?")
