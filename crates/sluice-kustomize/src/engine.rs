@@ -503,8 +503,29 @@ impl Builder {
         paths: &[String],
         acc: &mut Acc,
     ) -> Result<()> {
-        self.accumulate_resource_paths(ldr, paths, acc)?;
-        acc.rm.check_unique().map_err(Error::msg)
+        // Where each entry's resources start, to name the entry that
+        // repeats an id as kustomize does ("merging resources from 'b.yaml'").
+        let mut starts = Vec::with_capacity(paths.len());
+        for p in paths {
+            starts.push(acc.rm.list.len());
+            self.accumulate_resource_paths(ldr, std::slice::from_ref(p), acc)?;
+        }
+        match acc.rm.first_duplicate() {
+            None => Ok(()),
+            Some(i) => {
+                let entry = starts
+                    .iter()
+                    .rposition(|&s| s <= i)
+                    .and_then(|k| paths.get(k))
+                    .map_or_else(String::new, |p| {
+                        format!("accumulation err='merging resources from '{p}': ")
+                    });
+                Err(Error::msg(format!(
+                    "{entry}may not add resource with an already registered id: {}",
+                    acc.rm.list[i].cur_id()
+                )))
+            }
+        }
     }
 
     fn accumulate_resource_paths(

@@ -370,16 +370,20 @@ impl ResMap {
     }
     /// Fails on the first resource whose current id repeats an earlier one.
     pub fn check_unique(&self) -> Result<(), String> {
-        let mut seen = std::collections::HashSet::with_capacity(self.list.len());
-        for r in &self.list {
-            let id = r.cur_id();
-            if !seen.insert(id.key()) {
-                return Err(format!(
-                    "may not add resource with an already registered id: {id}"
-                ));
-            }
+        match self.first_duplicate() {
+            Some(i) => Err(format!(
+                "may not add resource with an already registered id: {}",
+                self.list[i].cur_id()
+            )),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// The index of the first resource whose current id repeats an earlier
+    /// one.
+    pub fn first_duplicate(&self) -> Option<usize> {
+        let mut seen = std::collections::HashSet::with_capacity(self.list.len());
+        self.list.iter().position(|r| !seen.insert(r.cur_id().key()))
     }
 
     /// Appends all of `other`, refusing duplicates (linear with an index).
