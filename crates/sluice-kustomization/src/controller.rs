@@ -967,7 +967,10 @@ async fn reconcile_inner(
         );
     }
     for (i, d) in ks.spec.depends_on.iter().flatten().enumerate() {
-        if d.ready_expr.as_deref().is_some_and(|e| !e.trim().is_empty()) {
+        if d.ready_expr
+            .as_deref()
+            .is_some_and(|e| !e.trim().is_empty())
+        {
             message.push_str(&format!(
                 "; spec.dependsOn[{i}].readyExpr is not supported by sluice yet: the built-in readiness check was used for '{}'",
                 d.name
