@@ -246,3 +246,71 @@ async fn bootstrap_with_credentials_stores_them_for_the_source() {
     assert!(!sync.contains("t0ken"), "{sync}");
     sluice(&["uninstall", "-n", &ns, "--keep-crds"]).expect(0);
 }
+
+#[tokio::test]
+async fn bootstrap_over_ssh_trusts_the_scanned_host_key() {
+    let server = match sluice_testsupport::ssh_server::SshServer::start() {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("skipped: {}", why.0);
+            return;
+        }
+    };
+    let _serial = INSTALLS.lock().await;
+    use k8s_openapi::api::core::v1::Secret;
+    let client = sluice_testsupport::client().await;
+    install_crds(&client).await;
+    let ns = sluice_testsupport::unique_name("sluice-t-bootssh");
+    let tmp = tempfile::tempdir().unwrap();
+    let bare = tmp.path().join("r.git");
+    git(&[
+        "init",
+        "-q",
+        "--bare",
+        "--initial-branch=main",
+        bare.to_str().unwrap(),
+    ]);
+    let url = server.url(&bare);
+    let key = server.identity_path();
+    let out = sluice(&[
+        "bootstrap",
+        "git",
+        "--url",
+        &url,
+        "--path",
+        "clusters/ssh",
+        "--private-key-file",
+        key.to_str().unwrap(),
+        "--wait=false",
+        "-n",
+        &ns,
+    ])
+    .expect(0);
+    // The host key is shown, then trusted for the push ...
+    assert!(out.stderr.contains("SSH host key"), "{}", out.stderr);
+    let sync = git(&[
+        &format!("--git-dir={}", bare.display()),
+        "show",
+        "main:clusters/ssh/flux-system/gotk-sync.yaml",
+    ]);
+    assert!(sync.contains(&format!("url: {url}")), "{sync}");
+    // ... and stored for the GitRepository with the identity.
+    let secret = Api::<Secret>::namespaced(client.clone(), &ns)
+        .get("flux-system")
+        .await
+        .unwrap();
+    let data = secret.data.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&data["identity"].0),
+        server.identity()
+    );
+    let known_hosts = String::from_utf8_lossy(&data["known_hosts"].0).into_owned();
+    let host_key = server.host_public_key();
+    let material = host_key.split_whitespace().nth(1).unwrap();
+    assert!(known_hosts.contains(material), "{known_hosts}");
+    assert!(
+        known_hosts.contains(&format!("[127.0.0.1]:{}", server.port())),
+        "{known_hosts}"
+    );
+    sluice(&["uninstall", "-n", &ns, "--keep-crds"]).expect(0);
+}
