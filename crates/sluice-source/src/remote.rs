@@ -99,6 +99,13 @@ impl GitRemoteLoader {
         }
     }
 
+    /// Uses `auth` for every fetch (e.g. [`user_ssh_auth`]); by default
+    /// none.
+    pub fn with_auth(mut self, auth: Auth) -> GitRemoteLoader {
+        self.auth = auth;
+        self
+    }
+
     /// Where checkouts are kept.
     pub fn cache_dir(&self) -> &Path {
         &self.cache
@@ -318,6 +325,24 @@ impl RemoteLoader for GitRemoteLoader {
 
     fn fetch_file(&self, url: &str) -> Result<Vec<u8>, String> {
         self.get_file(url)
+    }
+}
+
+/// ssh material from the user's `~/.ssh`, for the CLI (kustomize runs the
+/// user's git): `known_hosts` and the first of the default keys
+/// `id_ed25519`, `id_ecdsa`, `id_rsa` found. No agent and no passphrases:
+/// the transport never prompts.
+pub fn user_ssh_auth() -> Auth {
+    let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) else {
+        return Auth::default();
+    };
+    let ssh = PathBuf::from(home).join(".ssh");
+    Auth {
+        known_hosts: std::fs::read(ssh.join("known_hosts")).ok(),
+        ssh_identity: ["id_ed25519", "id_ecdsa", "id_rsa"]
+            .iter()
+            .find_map(|k| std::fs::read(ssh.join(k)).ok()),
+        ..Auth::default()
     }
 }
 

@@ -406,3 +406,27 @@ async fn remote_bases_over_smart_http() {
     );
     assert!(server.counters.requests() > requests, "the tag was listed");
 }
+
+#[test]
+fn remote_bases_over_ssh() {
+    use sluice_testsupport::ssh_server::SshServer;
+    let server = match SshServer::start() {
+        Ok(s) => s,
+        Err(skip) => return eprintln!("skipped: {skip:?}"),
+    };
+    let (repo, _) = app_repo();
+    let url = server.url(&repo.bare);
+    let cache = tempfile::tempdir().unwrap();
+    let auth = sluice_source::git::Auth {
+        ssh_identity: Some(server.identity().into()),
+        known_hosts: Some(server.known_hosts().into()),
+        ..Default::default()
+    };
+    let l = Arc::new(GitRemoteLoader::new(cache.path()).with_auth(auth));
+    let out = build(&l, &format!("{url}//deploy/base?ref=v1")).unwrap();
+    assert!(out.contains("version: v1\n"), "{out}");
+    // Without the client key the server refuses, and the error says so.
+    let anonymous = loader(cache.path());
+    let err = build(&anonymous, &format!("{url}//deploy/base?ref=main")).unwrap_err();
+    assert!(err.contains(&url), "{err}");
+}

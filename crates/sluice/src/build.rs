@@ -62,8 +62,12 @@ pub fn run(args: BuildArgs) -> Result<()> {
             None => Reorder::Unspecified,
         },
         load_restrict_root_only: args.load_restrictor == LoadRestrictor::RootOnly,
-        // Remote bases and HTTP(S) files, cached under $SLUICE_REMOTE_CACHE.
-        remote: Some(sluice_source::remote::shared_loader()),
+        // Remote bases and HTTP(S) files, cached under $SLUICE_REMOTE_CACHE;
+        // ssh with the user's known_hosts and default key.
+        remote: Some(std::sync::Arc::new(
+            sluice_source::remote::GitRemoteLoader::from_env()
+                .with_auth(sluice_source::remote::user_ssh_auth()),
+        )),
     };
     let out = sluice_kustomize::build(&args.dir, &opts)?;
     for w in &out.warnings {
