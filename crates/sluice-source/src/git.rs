@@ -960,6 +960,25 @@ mod tests {
     }
 
     #[test]
+    fn ssh_urls_without_a_user_log_in_as_git() {
+        assert_eq!(
+            connect_url("ssh://github.com/org/repo"),
+            "ssh://git@github.com/org/repo"
+        );
+        assert_eq!(
+            connect_url("ssh://127.0.0.1:2222/srv/r.git"),
+            "ssh://git@127.0.0.1:2222/srv/r.git"
+        );
+        assert_eq!(connect_url("ssh://me@host/r.git"), "ssh://me@host/r.git");
+        assert_eq!(
+            connect_url("github.com:org/repo.git"),
+            "git@github.com:org/repo.git"
+        );
+        assert_eq!(connect_url("https://host/r.git"), "https://host/r.git");
+        assert_eq!(connect_url("file:///srv/r.git"), "file:///srv/r.git");
+    }
+
+    #[test]
     fn urls_are_redacted() {
         assert_eq!(
             redact_url("https://u:secret@host/r"),
