@@ -711,10 +711,14 @@ async fn reconcile_inner(
                         .map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
                     let path = render::resolve_path(&dir, spec.path.as_deref())
                         .map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
-                    render::write_kustomization(&path, &spec)
-                        .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
-                    let objects = render::build(&path)
-                        .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
+                    let failed = |m: String| {
+                        Failure::new(
+                            meta::BUILD_FAILED_REASON,
+                            render::relative_to_root(&m, &dir),
+                        )
+                    };
+                    render::write_kustomization(&path, &spec).map_err(failed)?;
+                    let objects = render::build(&path).map_err(failed)?;
                     render::substitute(objects, vars.as_ref())
                         .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))
                 })

@@ -205,6 +205,23 @@ pub fn build(dir: &Path) -> Result<Vec<Yaml>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// `msg` with the scratch directory `root` taken out of its paths, so a
+/// build error names files as they are in the source (`apps/kustomization.yaml`).
+pub fn relative_to_root(msg: &str, root: &Path) -> String {
+    let mut out = msg.to_owned();
+    let mut roots = vec![root.to_path_buf()];
+    if let Ok(c) = std::fs::canonicalize(root) {
+        roots.insert(0, c);
+    }
+    for r in roots {
+        let r = r.display().to_string();
+        if r.len() > 1 {
+            out = out.replace(&format!("{r}/"), "").replace(&r, ".");
+        }
+    }
+    out
+}
+
 /// `postBuild` substitution of every object (unless annotated
 /// `kustomize.toolkit.fluxcd.io/substitute: disabled`) with `vars`, as
 /// Flux does: on the YAML text of each object, non-strict. `None` skips
@@ -379,6 +396,24 @@ mod tests {
         assert_eq!(
             dep["spec"]["template"]["spec"]["containers"][0]["image"],
             "nginx:2"
+        );
+    }
+
+    #[test]
+    fn build_errors_name_files_relative_to_the_artifact() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "apps/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n",
+        );
+        let apps = d.path().join("apps");
+        write_kustomization(&apps, &spec()).unwrap();
+        let e = build(&apps).unwrap_err();
+        let e = relative_to_root(&e, d.path());
+        assert!(
+            e.starts_with("kustomization.yaml is empty (in apps/kustomization.yaml)"),
+            "{e}"
         );
     }
 

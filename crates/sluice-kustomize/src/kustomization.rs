@@ -115,6 +115,24 @@ impl Kustomization {
                 )));
             }
         }
+        // kustomize refuses a kustomization whose fields all have their
+        // zero value (only apiVersion/kind, `resources:` without a list,
+        // `namespace: ""`); an explicit `resources: []` builds to nothing.
+        let zero = |v: &Value| match v {
+            Value::Null => true,
+            Value::Str(s) => s.is_empty(),
+            Value::Bool(b) => !b,
+            _ => false,
+        };
+        if raw
+            .0
+            .iter()
+            .all(|(k, v)| k == "apiVersion" || k == "kind" || zero(v))
+        {
+            return Err(Error::msg(format!(
+                "kustomization.yaml is empty (in {path}); if it is meant to build to nothing, write `resources: []`"
+            )));
+        }
         for unsupported in ["helmCharts", "helmChartInflationGenerator", "helmGlobals"] {
             if raw.get(unsupported).is_some_and(|v| !v.is_null()) {
                 return Err(Error::Unsupported {

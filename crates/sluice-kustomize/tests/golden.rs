@@ -68,7 +68,17 @@ fn golden_outputs_match_byte_for_byte() {
 /// on each of these too).
 #[test]
 fn refused_inputs_name_their_cause() {
-    let cases: [(&str, &[(&str, &str)], &str); 3] = [
+    // (what, files, what the error must say)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
+        (
+            "empty kustomization",
+            &[(
+                "kustomization.yaml",
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: \"\"\n",
+            )],
+            "kustomization.yaml is empty",
+        ),
         (
             "helm",
             &[(
