@@ -215,6 +215,7 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
                             {"name": "RUNTIME_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
                             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                             {"name": "TMPDIR", "value": "/tmp"},
+                            {"name": "SLUICE_REMOTE_CACHE", "value": "/tmp/remote"},
                         ],
                         "ports": [
                             {"name": "http", "containerPort": 9090, "protocol": "TCP"},
