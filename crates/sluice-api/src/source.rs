@@ -101,7 +101,9 @@ impl GitVerificationMode {
 }]))]
 pub struct GitRepositorySpec {
     /// URL specifies the Git repository URL, it can be an HTTP/S or SSH address.
-    #[schemars(pattern(r"^(http|https|ssh)://.*$"))]
+    // sluice also admits file:// (a repository on the controller's disk);
+    // Flux's CRD does not.
+    #[schemars(pattern(r"^(http|https|ssh|file)://.*$"))]
     pub url: String,
 
     /// SecretRef specifies the Secret containing authentication credentials for the

@@ -55,6 +55,13 @@ fn sorted_strings(value: Option<&Value>) -> BTreeSet<String> {
 
 /// Walks Flux's schema and ours side by side, recording every difference: property paths
 /// missing on either side, and differing keywords, `enum` sets and `required` sets.
+/// Deliberate differences: `(path, keyword, sluice's value)`. sluice's
+/// GitRepository also admits `file://` URLs (a repository on the
+/// controller's disk, for local use); every URL Flux admits is still
+/// admitted, and on Flux's own CRDs `file://` is refused as before.
+const LOOSER_ON_PURPOSE: &[(&str, &str, &str)] =
+    &[("spec.url", "pattern", "^(http|https|ssh|file)://.*$")];
+
 fn compare(
     flux: &Value,
     ours: &Value,
@@ -68,7 +75,10 @@ fn compare(
         let (f, o) = (flux.get(*keyword), ours.get(*keyword));
         // Numbers compare by value: k8s-openapi holds `minimum` as a float (`0.0`).
         let same_number = matches!((f.and_then(Value::as_f64), o.and_then(Value::as_f64)), (Some(a), Some(b)) if a == b);
-        if f != o && !same_number {
+        let on_purpose = LOOSER_ON_PURPOSE
+            .iter()
+            .any(|(p, k, v)| *p == path && k == keyword && o.and_then(Value::as_str) == Some(*v));
+        if f != o && !same_number && !on_purpose {
             differ.push(format!(
                 "{at}: {keyword} is {} in Flux's CRD but {} in sluice's",
                 f.map_or("unset".into(), Value::to_string),
