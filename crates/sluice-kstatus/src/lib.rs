@@ -36,6 +36,7 @@
 //! objects as plain JSON, it returns the chain of causes behind a workload
 //! that is not ready.
 
+pub mod cel;
 mod explain;
 mod fields;
 mod polling;

@@ -29,6 +29,7 @@ use sluice_apply::{
     Applier, ApplyOptions, ObjectRef, Owner, PruneOptions, check_empty_build, inventory,
     prune_empty_override,
 };
+use sluice_kstatus::cel::{CustomHealthCheck, Expression};
 
 use crate::graph::{self, Key, NodeState, ReverseIndex};
 use crate::health::{self, ResourceCache};
@@ -37,6 +38,8 @@ use crate::{artifact, render};
 
 /// Reason for fields sluice accepts but does not implement yet.
 pub const UNSUPPORTED_REASON: &str = "UnsupportedField";
+/// Flux's reason for a CEL expression that does not compile.
+pub const INVALID_CEL_REASON: &str = "InvalidCELExpression";
 
 /// How the controller runs.
 #[derive(Clone, Debug)]
@@ -555,6 +558,37 @@ async fn reconcile_inner(
         }
     }
 
+    // CEL: spec.healthCheckExprs and dependsOn[].readyExpr compile before
+    // anything runs; a bad expression stops the run naming its field.
+    let mut custom_checks = Vec::new();
+    let mut bad_expr = None;
+    for (i, h) in ks.spec.health_check_exprs.iter().flatten().enumerate() {
+        match CustomHealthCheck::new(
+            &format!("spec.healthCheckExprs[{i}]"),
+            &h.api_version,
+            h.kind.as_deref().unwrap_or_default(),
+            &h.current,
+            h.in_progress.as_deref(),
+            h.failed.as_deref(),
+        ) {
+            Ok(c) => custom_checks.push(c),
+            Err(m) => bad_expr = bad_expr.or(Some(m)),
+        }
+    }
+    for (i, d) in ks.spec.depends_on.iter().flatten().enumerate() {
+        if let Some(Err(m)) = d.ready_expr.as_deref().map(Expression::compile) {
+            bad_expr = bad_expr.or(Some(format!("spec.dependsOn[{i}].readyExpr: {m}")));
+        }
+    }
+    if let Some(m) = bad_expr {
+        let f = Failure {
+            reason: INVALID_CEL_REASON,
+            message: m,
+            stalled: true,
+        };
+        return Ok(fail(status, f, None, vec![]));
+    }
+
     // dependsOn
     let deps = deps_of(ks);
     if !deps.is_empty() {
@@ -914,6 +948,7 @@ async fn reconcile_inner(
             &ctx.client,
             &ctx.resources,
             &to_check,
+            &custom_checks,
             remaining,
             ctx.opts.health_poll,
         )
@@ -959,28 +994,7 @@ async fn reconcile_inner(
         }
     }
 
-    let mut message = format!("Applied revision: {revision}");
-    if ks
-        .spec
-        .health_check_exprs
-        .as_ref()
-        .is_some_and(|e| !e.is_empty())
-    {
-        message.push_str(
-            "; spec.healthCheckExprs is not supported by sluice yet and was not evaluated",
-        );
-    }
-    for (i, d) in ks.spec.depends_on.iter().flatten().enumerate() {
-        if d.ready_expr
-            .as_deref()
-            .is_some_and(|e| !e.trim().is_empty())
-        {
-            message.push_str(&format!(
-                "; spec.dependsOn[{i}].readyExpr is not supported by sluice yet: the built-in readiness check was used for '{}'",
-                d.name
-            ));
-        }
-    }
+    let message = format!("Applied revision: {revision}");
     let was_ready =
         ks.is_ready() && status.last_applied_revision.as_deref() == Some(revision.as_str());
     set(
@@ -1036,8 +1050,26 @@ fn node_state(
         .ks_store
         .get(&KubeRef::new(&k.name).within(&k.namespace))?;
     let deps = deps_of(&ks);
+    // A direct dependency with `readyExpr`: the expression replaces the
+    // built-in check (Flux's default), with `dep` and `self` bound.
+    let ready_expr = root_ks
+        .spec
+        .depends_on
+        .iter()
+        .flatten()
+        .find(|d| d.name == k.name && d.namespace_or(&root.namespace) == k.namespace)
+        .and_then(|d| d.ready_expr.as_deref())
+        .filter(|e| !e.trim().is_empty());
     let ready = if ks.meta().deletion_timestamp.is_some() {
         Err("it is being deleted".to_string())
+    } else if let Some(text) = ready_expr {
+        let dep = serde_json::to_value(&*ks).unwrap_or_default();
+        let me = serde_json::to_value(root_ks).unwrap_or_default();
+        match Expression::compile(text).and_then(|e| e.eval_bool(&[("dep", &dep), ("self", &me)])) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("readyExpr {text:?} is false")),
+            Err(e) => Err(format!("readyExpr: {e}")),
+        }
     } else if !ks.is_ready() {
         let msg = meta::find_condition(ks.conditions(), READY_CONDITION)
             .map(|c| c.message.clone())
@@ -1120,10 +1152,12 @@ async fn substitution_vars(
     if let Some(s) = &pb.substitute {
         vars.extend(s.clone());
     }
-    // Flux substitutes only when some variable is defined, unless
-    // `substituteStrategy: Always` (then `${x:=default}` applies even
-    // without variables).
-    if vars.is_empty() && pb.substitute_strategy != Some(SubstituteStrategy::Always) {
+    // Flux substitutes only when some variable or some source of variables
+    // is defined, unless `substituteStrategy: Always` (then `${x:=default}`
+    // applies even without either).
+    let declared = pb.substitute.as_ref().is_some_and(|m| !m.is_empty())
+        || pb.substitute_from.as_ref().is_some_and(|l| !l.is_empty());
+    if !declared && pb.substitute_strategy != Some(SubstituteStrategy::Always) {
         return Ok(None);
     }
     Ok(Some(vars))

@@ -12,6 +12,7 @@ use kube::discovery::Scope;
 use kube::{Api, Client};
 use serde_json::Value;
 use sluice_apply::ObjectRef;
+use sluice_kstatus::cel::CustomHealthCheck;
 use sluice_kstatus::{ComputeOptions, Status};
 use sluice_kstatus::{ExplainInput, explain, render_chain};
 
@@ -76,10 +77,14 @@ async fn get(
 /// most `timeout`. Fails early when an object is Failed. The error message
 /// follows Flux (`timeout waiting for: [Kind/ns/name status: 'InProgress']`)
 /// and adds the cause chain of each object that is not ready.
+///
+/// Objects that an entry of `custom` (`spec.healthCheckExprs`) applies to
+/// are judged by its CEL expressions instead of the built-in rules.
 pub async fn wait_for(
     client: &Client,
     cache: &ResourceCache,
     objects: &[ObjectRef],
+    custom: &[CustomHealthCheck],
     timeout: Duration,
     interval: Duration,
 ) -> Result<(), String> {
@@ -88,18 +93,24 @@ pub async fn wait_for(
     let mut pending: Vec<ObjectRef> = objects.to_vec();
     loop {
         let mut still = Vec::new();
-        let mut last: Vec<(ObjectRef, Status, Option<Value>)> = Vec::new();
+        let mut last: Vec<(ObjectRef, Status, Option<Value>, Option<String>)> = Vec::new();
         let mut failed = false;
         for obj in &pending {
             let live = get(client, cache, obj).await.unwrap_or(None);
-            let status = match &live {
-                Some(v) => sluice_kstatus::compute_or_unknown(v, &opts).status,
-                None => Status::NotFound,
+            let (status, why) = match &live {
+                Some(v) => match custom.iter().find(|c| c.applies_to(v)) {
+                    Some(c) => {
+                        let r = c.evaluate(v);
+                        (r.status, Some(r.message))
+                    }
+                    None => (sluice_kstatus::compute_or_unknown(v, &opts).status, None),
+                },
+                None => (Status::NotFound, None),
             };
             if status != Status::Current {
                 failed |= status == Status::Failed;
                 still.push(obj.clone());
-                last.push((obj.clone(), status, live));
+                last.push((obj.clone(), status, live, why));
             }
         }
         if still.is_empty() {
@@ -109,7 +120,7 @@ pub async fn wait_for(
         if failed || expired {
             let list: Vec<String> = last
                 .iter()
-                .map(|(o, s, _)| format!("{} status: '{}'", o.subject(), s))
+                .map(|(o, s, _, _)| format!("{} status: '{}'", o.subject(), s))
                 .collect();
             let mut msg = if failed && !expired {
                 format!("health check failed: [{}]", list.join(", "))
@@ -122,7 +133,12 @@ pub async fn wait_for(
                     list.join(", ")
                 )
             };
-            for (o, _, live) in &last {
+            for (o, _, live, why) in &last {
+                if let Some(why) = why {
+                    // A custom health check: its own verdict is the cause.
+                    msg.push_str(&format!("; {}: {why}", o.subject()));
+                    continue;
+                }
                 if let Some(live) = live {
                     let chain = cause_chain(client, &o.namespace, live).await;
                     if !chain.is_empty() {

@@ -192,3 +192,166 @@ async fn wait_for_termination_keeps_the_kustomization_until_its_objects_are_gone
     })
     .await;
 }
+
+/// A namespaced `Widget` kind with a status subresource and no kstatus
+/// conditions (kstatus alone calls it Current at once).
+async fn install_widget_crd(env: &Env) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(env.client.clone());
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.cel.sluice-test.dev"},
+        "spec": {"group": "cel.sluice-test.dev", "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "subresources": {"status": {}},
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    });
+    crds.patch(
+        "widgets.cel.sluice-test.dev",
+        &PatchParams::apply("sluice-test").force(),
+        &Patch::Apply(crd),
+    )
+    .await
+    .unwrap();
+    sluice_testsupport::wait_for(
+        &crds,
+        "widgets.cel.sluice-test.dev",
+        Duration::from_secs(30),
+        |c| {
+            c.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
+        },
+    )
+    .await;
+}
+
+async fn set_widget_phase(env: &Env, name: &str, phase: &str) {
+    let ar = kube::api::ApiResource {
+        group: "cel.sluice-test.dev".into(),
+        version: "v1".into(),
+        api_version: "cel.sluice-test.dev/v1".into(),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+    };
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(env.client.clone(), env.name(), &ar);
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": phase}})),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn health_check_exprs_judge_custom_resources() {
+    let env = Env::start("ks-cel").await;
+    install_widget_crd(&env).await;
+    let mut repo = Repo::new();
+    let widget = |name: &str| {
+        format!(
+            "apiVersion: cel.sluice-test.dev/v1\nkind: Widget\nmetadata:\n  name: {name}\nspec:\n  size: 1\n"
+        )
+    };
+    repo.write("good/w.yaml", &widget("good"));
+    repo.write("bad/w.yaml", &widget("bad"));
+    let rev = repo.commit("widgets");
+    env.git_repository("repo", &mut repo).await;
+    let exprs = json!([{"apiVersion": "cel.sluice-test.dev/v1", "kind": "Widget",
+                        "current": "status.phase == 'Ready'",
+                        "failed": "status.phase == 'Failed'"}]);
+    env.kustomization(
+        "good",
+        json!({"path": "./good", "wait": true, "timeout": "2m", "healthCheckExprs": exprs}),
+    )
+    .await;
+    env.kustomization(
+        "bad",
+        json!({"path": "./bad", "wait": true, "timeout": "2m", "healthCheckExprs": exprs}),
+    )
+    .await;
+    // Applied, but not healthy while the expression does not hold.
+    env.wait_ks("good", |k| {
+        k.status
+            .as_ref()
+            .and_then(|s| s.inventory.as_ref())
+            .is_some_and(|i| !i.entries.is_empty())
+            || ready(k).is_some_and(|c| c.1 == "Progressing")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ks = env.ks_api().get("good").await.unwrap();
+    assert!(
+        !ks.is_ready(),
+        "Ready before the expression held: {:?}",
+        ready(&ks)
+    );
+
+    set_widget_phase(&env, "good", "Ready").await;
+    env.wait_ready("good", &rev).await;
+
+    // `failed` fails the health check at once, naming the expression.
+    set_widget_phase(&env, "bad", "Failed").await;
+    let ks = env.wait_reason("bad", "HealthCheckFailed").await;
+    let msg = ready_message(&ks);
+    assert!(msg.contains("status.phase == 'Failed'"), "{msg}");
+
+    // An expression that does not compile stops the run, naming its field.
+    env.patch_ks(
+        "good",
+        json!({"spec": {"healthCheckExprs": [{"apiVersion": "cel.sluice-test.dev/v1", "kind": "Widget", "current": "status.phase =="}]}}),
+    )
+    .await;
+    let ks = env.wait_reason("good", "InvalidCELExpression").await;
+    let msg = ready_message(&ks);
+    assert!(msg.contains("spec.healthCheckExprs[0].current"), "{msg}");
+}
+
+#[tokio::test]
+async fn ready_expr_replaces_the_built_in_dependency_check() {
+    let env = Env::start("ks-readyexpr").await;
+    let mut repo = Repo::new();
+    repo.write("backend/a.yaml", &configmap("backend", &[]));
+    repo.write("frontend/a.yaml", &configmap("frontend", &[]));
+    repo.write("broken/a.yaml", "not: [valid\n");
+    let rev = repo.commit("three");
+    env.git_repository("repo", &mut repo).await;
+    // `backend` never becomes Ready (its build fails), yet a readyExpr that
+    // only compares versions lets `frontend` through: the expression
+    // replaces the built-in check, as in Flux.
+    env.kustomization_labelled(
+        "backend",
+        json!({"app/version": "v1"}),
+        json!({"path": "./broken"}),
+    )
+    .await;
+    let expr = "dep.metadata.labels['app/version'] == self.metadata.labels['app/version']";
+    env.kustomization_labelled(
+        "frontend",
+        json!({"app/version": "v1"}),
+        json!({"path": "./frontend", "dependsOn": [{"name": "backend", "readyExpr": expr}]}),
+    )
+    .await;
+    env.kustomization_labelled(
+        "mismatch",
+        json!({"app/version": "v2"}),
+        json!({"path": "./backend", "namePrefix": "m-",
+               "dependsOn": [{"name": "backend", "readyExpr": expr}]}),
+    )
+    .await;
+    env.wait_ready("frontend", &rev).await;
+    let ks = env.wait_reason("mismatch", "DependencyNotReady").await;
+    let msg = ready_message(&ks);
+    assert!(
+        msg.contains("readyExpr") && msg.contains("is false"),
+        "{msg}"
+    );
+    let backend = env.ks_api().get("backend").await.unwrap();
+    assert!(!backend.is_ready());
+}

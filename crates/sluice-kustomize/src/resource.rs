@@ -383,7 +383,9 @@ impl ResMap {
     /// one.
     pub fn first_duplicate(&self) -> Option<usize> {
         let mut seen = std::collections::HashSet::with_capacity(self.list.len());
-        self.list.iter().position(|r| !seen.insert(r.cur_id().key()))
+        self.list
+            .iter()
+            .position(|r| !seen.insert(r.cur_id().key()))
     }
 
     /// Appends all of `other`, refusing duplicates (linear with an index).

@@ -308,6 +308,11 @@ impl Env {
     }
 
     pub async fn kustomization(&self, name: &str, spec: Value) {
+        self.kustomization_labelled(name, json!({}), spec).await
+    }
+
+    /// [`Env::kustomization`] with labels on the Kustomization itself.
+    pub async fn kustomization_labelled(&self, name: &str, labels: Value, spec: Value) {
         let mut spec = spec;
         let s = spec.as_object_mut().unwrap();
         s.entry("interval").or_insert(json!("10m"));
@@ -318,7 +323,7 @@ impl Env {
         let obj: Kustomization = serde_json::from_value(json!({
             "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
             "kind": "Kustomization",
-            "metadata": {"name": name},
+            "metadata": {"name": name, "labels": labels},
             "spec": spec,
         }))
         .unwrap();
