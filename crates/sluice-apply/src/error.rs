@@ -84,7 +84,10 @@ pub enum ObjectErrorKind {
     #[error("duplicate object in the rendered set")]
     Duplicate,
     /// The API server does not serve the object's kind in that version.
-    #[error("no matches for kind \"{kind}\" in version \"{api_version}\"")]
+    #[error(
+        "no matches for kind \"{kind}\" in version \"{api_version}\"{}",
+        no_match_hint(api_version)
+    )]
     NoMatch {
         /// Kind.
         kind: String,
@@ -226,5 +229,43 @@ impl fmt::Display for PruneError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let errors: Vec<String> = self.errors.iter().map(ToString::to_string).collect();
         write!(f, "prune failed: {}", errors.join("; "))
+    }
+}
+
+/// Why a kind may be unknown, after Flux's `no matches for kind` message.
+fn no_match_hint(api_version: &str) -> &'static str {
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    match group {
+        "helm.toolkit.fluxcd.io" => {
+            " (HelmReleases are served by Flux's helm-controller, which sluice does not replace: install it and its CRDs beside sluice)"
+        }
+        "source.toolkit.fluxcd.io" => {
+            " (sluice serves GitRepository only; HelmRepository, HelmChart, OCIRepository and Bucket need Flux's source-controller)"
+        }
+        "notification.toolkit.fluxcd.io" | "image.toolkit.fluxcd.io" => {
+            " (served by a Flux controller that sluice does not replace)"
+        }
+        _ => {
+            " (is its CustomResourceDefinition installed? If another Kustomization applies it, list that one in dependsOn)"
+        }
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+
+    #[test]
+    fn unknown_kinds_say_what_serves_them() {
+        let e = |v: &str| {
+            ObjectErrorKind::NoMatch {
+                kind: "K".into(),
+                api_version: v.into(),
+            }
+            .to_string()
+        };
+        assert!(e("helm.toolkit.fluxcd.io/v2").contains("helm-controller"));
+        assert!(e("monitoring.coreos.com/v1").contains("dependsOn"));
+        assert!(e("v1").starts_with("no matches for kind \"K\" in version \"v1\" ("));
     }
 }
