@@ -497,8 +497,10 @@ pub fn resolve_plain_v3(text: String) -> Value {
         if let Some(i) = go_parse_int(&plain) {
             return Value::Int(i);
         }
+        // Out of range (1e400): Go's ParseFloat fails, so it stays a string.
         if is_yaml_style_float(&plain)
             && let Ok(f) = plain.parse::<f64>()
+            && f.is_finite()
         {
             return Value::Float(f);
         }
@@ -610,7 +612,7 @@ fn v2_resolves_to_non_string(s: &str) -> bool {
         if go_parse_int(&plain).is_some() || go_parse_uint(&plain) {
             return true;
         }
-        if is_yaml_style_float(&plain) {
+        if is_yaml_style_float(&plain) && plain.parse::<f64>().is_ok_and(f64::is_finite) {
             return true;
         }
         if let Some(rest) = plain
