@@ -1,0 +1,173 @@
+//! age identities and the document's data key.
+
+use std::io::Read;
+use std::str::FromStr;
+
+use serde_json::Value;
+
+use crate::Cause;
+
+/// age X25519 identities (`AGE-SECRET-KEY-1...`), from one or more key
+/// files.
+#[derive(Default)]
+pub struct Identities {
+    keys: Vec<age::x25519::Identity>,
+}
+
+impl std::fmt::Debug for Identities {
+    // Never print the secret keys; their public halves are enough.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identities")
+            .field("recipients", &self.recipients())
+            .finish()
+    }
+}
+
+/// A key file that is not a list of age X25519 identities. The message
+/// gives the line number, never the line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyError(String);
+
+impl Identities {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses one key file (as `age-keygen` writes it).
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
+        let mut ids = Self::new();
+        ids.import(text)?;
+        Ok(ids)
+    }
+
+    /// Adds the identities of one key file: one `AGE-SECRET-KEY-1...` per
+    /// line, `#` comments and blank lines allowed, as age reads it. Returns
+    /// how many were added; a file without any is an error.
+    pub fn import(&mut self, text: &str) -> Result<usize, KeyError> {
+        let mut added = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.starts_with("AGE-PLUGIN-") {
+                return Err(KeyError(format!(
+                    "line {}: age plugin identities are not supported, only X25519 keys (AGE-SECRET-KEY-1...)",
+                    i + 1
+                )));
+            }
+            let id = age::x25519::Identity::from_str(line).map_err(|_| {
+                KeyError(format!(
+                    "line {}: not an age X25519 identity (AGE-SECRET-KEY-1...)",
+                    i + 1
+                ))
+            })?;
+            added.push(id);
+        }
+        if added.is_empty() {
+            return Err(KeyError(
+                "no age identity (AGE-SECRET-KEY-1...) found".to_string(),
+            ));
+        }
+        let n = added.len();
+        self.keys.extend(added);
+        Ok(n)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The public keys (`age1...`) of the identities.
+    pub fn recipients(&self) -> Vec<String> {
+        self.keys.iter().map(|k| k.to_public().to_string()).collect()
+    }
+}
+
+/// Key sources sops knows besides age, by metadata field.
+const OTHER_METHODS: [(&str, &str); 6] = [
+    ("pgp", "PGP"),
+    ("kms", "AWS KMS"),
+    ("gcp_kms", "GCP KMS"),
+    ("azure_kv", "Azure Key Vault"),
+    ("hc_vault", "HashiCorp Vault"),
+    ("hckms", "HuaweiCloud KMS"),
+];
+
+fn non_empty_list<'a>(m: &'a Value, k: &str) -> Option<&'a Vec<Value>> {
+    m.get(k).and_then(Value::as_array).filter(|l| !l.is_empty())
+}
+
+/// Recovers the 32-byte data key from the `age` entries of the metadata
+/// (top-level, or the only key group).
+pub(crate) fn data_key(meta: &Value, ids: &Identities) -> Result<[u8; 32], Cause> {
+    let group = match meta.get("key_groups").and_then(Value::as_array) {
+        Some(groups) if groups.len() > 1 => {
+            return Err(Cause::Unsupported(format!(
+                "Shamir secret sharing over {} key groups",
+                groups.len()
+            )));
+        }
+        Some(groups) if groups.len() == 1 => &groups[0],
+        _ => meta,
+    };
+    let entries = non_empty_list(group, "age");
+    let Some(entries) = entries else {
+        let methods: Vec<&str> = OTHER_METHODS
+            .iter()
+            .filter(|(k, _)| non_empty_list(group, k).is_some())
+            .map(|(_, name)| *name)
+            .collect();
+        return Err(if methods.is_empty() {
+            Cause::Metadata("no key to decrypt the data key with (no 'age' entries)".into())
+        } else {
+            Cause::NoAgeRecipient(methods.join(", "))
+        });
+    };
+    if ids.is_empty() {
+        return Err(Cause::NoIdentities);
+    }
+    let mut recipients = Vec::new();
+    let mut other_error = None;
+    for e in entries {
+        let recipient = e.get("recipient").and_then(Value::as_str).unwrap_or("?");
+        recipients.push(recipient.to_string());
+        let Some(enc) = e.get("enc").and_then(Value::as_str) else {
+            other_error = Some(format!("age entry for {recipient} has no 'enc'"));
+            continue;
+        };
+        match decrypt_with(enc, ids) {
+            Ok(Some(key)) => return Ok(key),
+            Ok(None) => {}
+            Err(m) => other_error = Some(format!("entry for {recipient}: {m}")),
+        }
+    }
+    Err(match other_error {
+        Some(m) => Cause::DataKey(m),
+        None => Cause::NoMatchingIdentity {
+            recipients: recipients.join(", "),
+            have: ids.recipients().join(", "),
+        },
+    })
+}
+
+/// `Ok(None)`: none of the identities is a recipient.
+fn decrypt_with(enc: &str, ids: &Identities) -> Result<Option<[u8; 32]>, String> {
+    let reader = age::armor::ArmoredReader::new(enc.as_bytes());
+    let decryptor = age::Decryptor::new(reader).map_err(|e| e.to_string())?;
+    let mut r = match decryptor.decrypt(ids.keys.iter().map(|k| k as &dyn age::Identity)) {
+        Ok(r) => r,
+        Err(age::DecryptError::NoMatchingKeys) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut key = Vec::with_capacity(32);
+    r.read_to_end(&mut key).map_err(|e| e.to_string())?;
+    <[u8; 32]>::try_from(key.as_slice())
+        .map(Some)
+        .map_err(|_| format!("the data key is {} bytes, not 32", key.len()))
+}
