@@ -85,7 +85,10 @@ impl Identities {
 
     /// The public keys (`age1...`) of the identities.
     pub fn recipients(&self) -> Vec<String> {
-        self.keys.iter().map(|k| k.to_public().to_string()).collect()
+        self.keys
+            .iter()
+            .map(|k| k.to_public().to_string())
+            .collect()
     }
 }
 

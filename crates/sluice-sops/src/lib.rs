@@ -121,8 +121,8 @@ pub fn decrypt(
     opts: &Options,
     document: &str,
 ) -> Result<Value, Error> {
-    let mut out = decrypt_branches(std::slice::from_ref(doc), ids, opts)
-        .map_err(|cause| Error {
+    let mut out =
+        decrypt_branches(std::slice::from_ref(doc), ids, opts).map_err(|cause| Error {
             document: document.to_string(),
             cause,
         })?;
@@ -179,11 +179,7 @@ fn strip_excerpt(e: &serde_norway::Error) -> String {
     }
 }
 
-fn decrypt_branches(
-    docs: &[Value],
-    ids: &Identities,
-    opts: &Options,
-) -> Result<Vec<Value>, Cause> {
+fn decrypt_branches(docs: &[Value], ids: &Identities, opts: &Options) -> Result<Vec<Value>, Cause> {
     let meta = docs
         .iter()
         .find(|d| is_encrypted(d))

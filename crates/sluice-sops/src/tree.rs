@@ -105,9 +105,8 @@ impl<'a> Metadata<'a> {
         let lastmodified = s("lastmodified")?
             .ok_or_else(|| Cause::Metadata("no 'lastmodified'".into()))
             .and_then(|v| {
-                go_rfc3339(&v).ok_or_else(|| {
-                    Cause::Metadata("'lastmodified' is not an RFC 3339 time".into())
-                })
+                go_rfc3339(&v)
+                    .ok_or_else(|| Cause::Metadata("'lastmodified' is not an RFC 3339 time".into()))
             })?;
         let mac_only_encrypted = match raw.get("mac_only_encrypted") {
             None | Some(Value::Null) => false,
@@ -158,7 +157,10 @@ fn go_rfc3339(v: &str) -> Option<String> {
         z if z.len() == 6
             && matches!(z.as_bytes()[0], b'+' | b'-')
             && z.as_bytes()[3] == b':'
-            && z[1..3].bytes().chain(z[4..6].bytes()).all(|c| c.is_ascii_digit()) =>
+            && z[1..3]
+                .bytes()
+                .chain(z[4..6].bytes())
+                .all(|c| c.is_ascii_digit()) =>
         {
             if &z[1..3] == "00" && &z[4..6] == "00" {
                 "Z".to_string()
@@ -221,14 +223,23 @@ fn decrypt_value(enc: &str, key: &[u8; 32], aad: &str) -> Result<Plain, String> 
         n => return Err(format!("unsupported iv length {n}")),
     };
     let ty = &c[4];
-    let text = || String::from_utf8(plain.clone()).map_err(|_| "plaintext is not UTF-8".to_string());
+    let text =
+        || String::from_utf8(plain.clone()).map_err(|_| "plaintext is not UTF-8".to_string());
     Ok(match ty {
         "str" | "time" => Plain::Str(text()?),
         // Binary values are emitted as strings; Kubernetes manifests only
         // hold text.
         "bytes" => Plain::Str(text()?),
-        "int" => Plain::Int(text()?.parse().map_err(|_| "type int, but not an integer")?),
-        "float" => Plain::Float(text()?.parse().map_err(|_| "type float, but not a number")?),
+        "int" => Plain::Int(
+            text()?
+                .parse()
+                .map_err(|_| "type int, but not an integer")?,
+        ),
+        "float" => Plain::Float(
+            text()?
+                .parse()
+                .map_err(|_| "type float, but not a number")?,
+        ),
         "bool" => Plain::Bool(go_parse_bool(&text()?).ok_or("type bool, but not a boolean")?),
         "comment" => Plain::Comment,
         other => return Err(format!("unknown value type '{other}'")),
@@ -330,7 +341,9 @@ impl Walker<'_> {
             v.clone()
         } else {
             let Value::String(s) = v else {
-                return Err(bad("expected an encrypted value (a string), found a plain one".into()));
+                return Err(bad(
+                    "expected an encrypted value (a string), found a plain one".into(),
+                ));
             };
             if s.is_empty() {
                 Value::String(String::new())

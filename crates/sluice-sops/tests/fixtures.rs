@@ -8,7 +8,9 @@ use serde_json::Value;
 use sluice_sops::{Cause, Identities, Options, decrypt_json, decrypt_object, decrypt_yaml};
 
 fn read(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -26,7 +28,13 @@ fn decrypt_one(name: &str, ids: &Identities) -> Result<Value, sluice_sops::Error
 
 #[test]
 fn decrypts_every_yaml_fixture_to_its_original() {
-    for base in ["secret", "configmap", "secret-regex", "commented", "mac-only"] {
+    for base in [
+        "secret",
+        "configmap",
+        "secret-regex",
+        "commented",
+        "mac-only",
+    ] {
         let got = decrypt_one(&format!("{base}.sops.yaml"), &ids())
             .unwrap_or_else(|e| panic!("{base}: {e}"));
         assert_eq!(got, plain_yaml(&format!("{base}.plain.yaml")), "{base}");
@@ -36,7 +44,13 @@ fn decrypts_every_yaml_fixture_to_its_original() {
 
 #[test]
 fn decrypts_the_json_fixture_with_its_types() {
-    let got = decrypt_json(&read("secret.sops.json"), &ids(), &Options::default(), "json").unwrap();
+    let got = decrypt_json(
+        &read("secret.sops.json"),
+        &ids(),
+        &Options::default(),
+        "json",
+    )
+    .unwrap();
     let want: Value = serde_json::from_str(&read("secret.plain.json")).unwrap();
     assert_eq!(got, want);
     assert_eq!(got["stringData"]["port"], serde_json::json!(5432));
@@ -49,7 +63,9 @@ fn decrypts_an_object_already_parsed_and_names_it() {
     assert!(sluice_sops::is_encrypted(&obj));
     let got = decrypt_object(&obj, &ids(), &Options::default()).unwrap();
     assert_eq!(got, plain_yaml("secret-regex.plain.yaml"));
-    assert!(!sluice_sops::is_encrypted(&plain_yaml("secret-regex.plain.yaml")));
+    assert!(!sluice_sops::is_encrypted(&plain_yaml(
+        "secret-regex.plain.yaml"
+    )));
 }
 
 #[test]
@@ -58,7 +74,12 @@ fn unencrypted_values_stay_readable_in_the_fixture() {
     // *_unencrypted keys alone.
     let enc: Value = serde_norway::from_str(&read("secret-regex.sops.yaml")).unwrap();
     assert_eq!(enc["metadata"]["name"], "api-key");
-    assert!(enc["stringData"]["key"].as_str().unwrap().starts_with("ENC[AES256_GCM,"));
+    assert!(
+        enc["stringData"]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("ENC[AES256_GCM,")
+    );
     let enc: Value = serde_norway::from_str(&read("configmap.sops.yaml")).unwrap();
     assert_eq!(enc["nested"]["plain_unencrypted"], "stays readable");
 }
@@ -86,11 +107,17 @@ fn tamper(text: &str, line_key: &str) -> String {
 #[test]
 fn a_tampered_value_fails_and_names_its_path() {
     let text = tamper(&read("secret-regex.sops.yaml"), "key: ENC[");
-    let err = decrypt_yaml(&text, &ids(), &Options::default(), "secret-regex.sops.yaml")
-        .unwrap_err();
+    let err =
+        decrypt_yaml(&text, &ids(), &Options::default(), "secret-regex.sops.yaml").unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err.cause, Cause::Value { ref path, .. } if path == "stringData.key"), "{msg}");
-    assert!(msg.starts_with("secret-regex.sops.yaml: value at 'stringData.key'"), "{msg}");
+    assert!(
+        matches!(err.cause, Cause::Value { ref path, .. } if path == "stringData.key"),
+        "{msg}"
+    );
+    assert!(
+        msg.starts_with("secret-regex.sops.yaml: value at 'stringData.key'"),
+        "{msg}"
+    );
     assert!(msg.contains("authentication failed"), "{msg}");
     assert!(!msg.contains("abc123") && !msg.contains("ENC["), "{msg}");
 }
@@ -124,7 +151,9 @@ fn reordered_values_fail_the_mac() {
 #[test]
 fn mac_only_encrypted_ignores_plain_values() {
     let text = read("mac-only.sops.yaml").replace("name: mac-only", "name: renamed");
-    let got = decrypt_yaml(&text, &ids(), &Options::default(), "f").unwrap().remove(0);
+    let got = decrypt_yaml(&text, &ids(), &Options::default(), "f")
+        .unwrap()
+        .remove(0);
     assert_eq!(got["metadata"]["name"], "renamed");
     assert_eq!(got["stringData"]["password"], "hunter2");
 }
@@ -134,8 +163,13 @@ fn a_wrong_key_names_both_sides_public_keys_only() {
     let other = Identities::parse(&read("other.agekey")).unwrap();
     let err = decrypt_one("secret.sops.yaml", &other).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err.cause, Cause::NoMatchingIdentity { .. }), "{msg}");
-    let want = sluice_sops::Identities::parse(&read("test.agekey")).unwrap().recipients();
+    assert!(
+        matches!(err.cause, Cause::NoMatchingIdentity { .. }),
+        "{msg}"
+    );
+    let want = sluice_sops::Identities::parse(&read("test.agekey"))
+        .unwrap()
+        .recipients();
     assert!(msg.contains(&want[0]), "{msg}");
     assert!(msg.contains(&other.recipients()[0]), "{msg}");
     assert!(!msg.contains("AGE-SECRET-KEY"), "{msg}");
@@ -143,7 +177,11 @@ fn a_wrong_key_names_both_sides_public_keys_only() {
 
 #[test]
 fn several_identities_per_file_with_comments() {
-    let both = format!("{}\n\n# second\n{}", read("other.agekey"), read("test.agekey"));
+    let both = format!(
+        "{}\n\n# second\n{}",
+        read("other.agekey"),
+        read("test.agekey")
+    );
     let ids = Identities::parse(&both).unwrap();
     assert_eq!(ids.len(), 2);
     decrypt_one("secret.sops.yaml", &ids).unwrap();
@@ -156,10 +194,14 @@ fn several_identities_per_file_with_comments() {
 
 #[test]
 fn bad_key_files_are_refused_without_quoting_them() {
-    let err = Identities::parse("# c\nAGE-SECRET-KEY-1NOTAKEY\n").unwrap_err().to_string();
+    let err = Identities::parse("# c\nAGE-SECRET-KEY-1NOTAKEY\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("line 2") && !err.contains("NOTAKEY"), "{err}");
     assert!(Identities::parse("# only a comment\n").is_err());
-    let err = Identities::parse("AGE-PLUGIN-YUBIKEY-1XYZ\n").unwrap_err().to_string();
+    let err = Identities::parse("AGE-PLUGIN-YUBIKEY-1XYZ\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("plugin"), "{err}");
 }
 
@@ -169,21 +211,37 @@ fn other_methods_and_missing_identities_are_named() {
     let no_ids = Identities::new();
     let err = decrypt_object(&obj, &no_ids, &Options::default()).unwrap_err();
     assert!(matches!(err.cause, Cause::NoIdentities), "{err}");
-    assert!(err.to_string().starts_with("Secret/apps/api-key: "), "{err}");
+    assert!(
+        err.to_string().starts_with("Secret/apps/api-key: "),
+        "{err}"
+    );
 
     let sops = obj["sops"].as_object_mut().unwrap();
     sops.remove("age");
-    sops.insert("pgp".into(), serde_json::json!([{"fp": "ABCD", "enc": "x"}]));
-    sops.insert("hc_vault".into(), serde_json::json!([{"vault_address": "v"}]));
+    sops.insert(
+        "pgp".into(),
+        serde_json::json!([{"fp": "ABCD", "enc": "x"}]),
+    );
+    sops.insert(
+        "hc_vault".into(),
+        serde_json::json!([{"vault_address": "v"}]),
+    );
     let err = decrypt_object(&obj, &ids(), &Options::default()).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("PGP, HashiCorp Vault") && msg.contains("age keys only"), "{msg}");
+    assert!(
+        msg.contains("PGP, HashiCorp Vault") && msg.contains("age keys only"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn a_document_without_sops_metadata_is_refused() {
-    let err = decrypt_object(&plain_yaml("secret.plain.yaml"), &ids(), &Options::default())
-        .unwrap_err();
+    let err = decrypt_object(
+        &plain_yaml("secret.plain.yaml"),
+        &ids(),
+        &Options::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err.cause, Cause::NotEncrypted), "{err}");
 }
 
@@ -191,7 +249,10 @@ fn a_document_without_sops_metadata_is_refused() {
 fn comment_rules_are_refused_clearly() {
     let mut obj: Value = serde_norway::from_str(&read("secret-regex.sops.yaml")).unwrap();
     obj["sops"]["encrypted_comment_regex"] = "sops:enc".into();
-    obj["sops"].as_object_mut().unwrap().remove("encrypted_regex");
+    obj["sops"]
+        .as_object_mut()
+        .unwrap()
+        .remove("encrypted_regex");
     let err = decrypt_object(&obj, &ids(), &Options::default()).unwrap_err();
     assert!(matches!(err.cause, Cause::Unsupported(_)), "{err}");
 }
