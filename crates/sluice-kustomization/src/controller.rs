@@ -17,8 +17,8 @@ use kube::runtime::reflector::{self, ObjectRef as KubeRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Config, Resource, ResourceExt};
 use sluice_api::kustomization::{
-    DeletionPolicy, FIELD_MANAGER, KUSTOMIZATION_KIND, KustomizationStatus, SourceKind,
-    SubstituteKind, SubstituteStrategy,
+    DecryptionProvider, DeletionPolicy, FIELD_MANAGER, KUSTOMIZATION_KIND, KustomizationStatus,
+    SourceKind, SubstituteKind, SubstituteStrategy,
 };
 use sluice_api::meta::{
     self, CONDITION_FALSE, CONDITION_TRUE, CONDITION_UNKNOWN, FluxObject, HEALTHY_CONDITION,
@@ -543,11 +543,8 @@ async fn reconcile_inner(
     };
 
     // Fields accepted by the schema but not implemented: applying without
-    // them would be wrong (encrypted Secrets, the wrong cluster).
-    for (set_, field) in [
-        (ks.spec.decryption.is_some(), "spec.decryption"),
-        (ks.spec.kube_config.is_some(), "spec.kubeConfig"),
-    ] {
+    // them would be wrong (the wrong cluster).
+    for (set_, field) in [(ks.spec.kube_config.is_some(), "spec.kubeConfig")] {
         if set_ {
             let f = Failure {
                 reason: UNSUPPORTED_REASON,
@@ -711,9 +708,23 @@ async fn reconcile_inner(
         }
     };
 
-    // Fetch, build, substitute (blocking work off the runtime). The result
-    // is kept per Kustomization and reused while the artifact, the spec and
-    // the variables are the same (interval runs only re-apply).
+    // spec.decryption: the age identities of the decryption Secret.
+    let decryption = match decryption_keys(ctx, ks).await {
+        Ok(d) => d,
+        Err(m) => {
+            return Ok(fail(
+                status,
+                Failure::new(meta::BUILD_FAILED_REASON, m),
+                Some(&revision),
+                vec![],
+            ));
+        }
+    };
+
+    // Fetch, build, decrypt, substitute (blocking work off the runtime).
+    // The result is kept per Kustomization and reused while the artifact,
+    // the spec, the decryption Secret and the variables are the same
+    // (interval runs only re-apply).
     let render_key = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -723,6 +734,7 @@ async fn reconcile_inner(
             .unwrap_or_default()
             .hash(&mut h);
         vars.hash(&mut h);
+        decryption.as_ref().map(|(_, v)| v).hash(&mut h);
         h.finish()
     };
     let cached = ctx.rendered.lock().ok().and_then(|m| {
@@ -752,7 +764,11 @@ async fn reconcile_inner(
                         )
                     };
                     render::write_kustomization(&path, &spec).map_err(failed)?;
-                    let objects = render::build(&path).map_err(failed)?;
+                    let mut objects = render::build(&path).map_err(failed)?;
+                    if let Some((ids, _)) = &decryption {
+                        objects = render::decrypt(objects, ids)
+                            .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
+                    }
                     render::substitute(objects, vars.as_ref())
                         .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))
                 })
@@ -1094,6 +1110,61 @@ fn node_state(
         Ok(())
     };
     Some(NodeState { deps, ready })
+}
+
+/// `spec.decryption` as Flux's decryptor imports keys: the Secret
+/// `secretRef` in the Kustomization's namespace, every key ending in
+/// `.agekey` holding age identities. Returns them with the Secret's
+/// resourceVersion (for the render cache: a rotated key re-renders).
+/// Other key kinds (`.asc`, `sops.vault-token`, cloud KMS credentials) are
+/// not used; a document encrypted only for them fails naming the method.
+async fn decryption_keys(
+    ctx: &Ctx,
+    ks: &Kustomization,
+) -> Result<Option<(Arc<sluice_sops::Identities>, String)>, String> {
+    let Some(d) = &ks.spec.decryption else {
+        return Ok(None);
+    };
+    if d.provider != DecryptionProvider::Sops {
+        return Err(format!(
+            "decryption provider '{}' is not supported (only 'sops')",
+            d.provider
+        ));
+    }
+    let mut ids = sluice_sops::Identities::new();
+    let Some(r) = &d.secret_ref else {
+        return Ok(Some((Arc::new(ids), String::new())));
+    };
+    let ns = ks.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secret = api
+        .get_opt(&r.name)
+        .await
+        .map_err(|e| format!("cannot get sops decryption Secret '{ns}/{}': {e}", r.name))?
+        .ok_or_else(|| format!("sops decryption Secret '{ns}/{}' not found", r.name))?;
+    for (k, v) in secret.data.iter().flatten() {
+        if !k.ends_with(".agekey") {
+            continue;
+        }
+        let text = std::str::from_utf8(&v.0).map_err(|_| {
+            format!(
+                "failed to import '{k}' data from sops decryption Secret '{ns}/{}': not UTF-8",
+                r.name
+            )
+        })?;
+        ids.import(text).map_err(|e| {
+            format!(
+                "failed to import '{k}' data from sops decryption Secret '{ns}/{}': {e}",
+                r.name
+            )
+        })?;
+    }
+    let version = format!(
+        "{}/{}",
+        secret.metadata.uid.unwrap_or_default(),
+        secret.metadata.resource_version.unwrap_or_default()
+    );
+    Ok(Some((Arc::new(ids), version)))
 }
 
 async fn substitution_vars(

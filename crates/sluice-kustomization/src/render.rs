@@ -261,6 +261,52 @@ pub fn substitute(
     Ok(out)
 }
 
+/// The annotation that turns decryption off for one object (Flux's).
+pub const DECRYPT_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/decrypt";
+
+/// `spec.decryption` (SOPS), after the build and before substitution, as
+/// Flux does: every object with a top-level `sops` block (any kind) is
+/// decrypted unless annotated `kustomize.toolkit.fluxcd.io/decrypt:
+/// disabled`. The MAC is not verified, as in Flux (the build changes
+/// unencrypted fields); each encrypted value is authenticated by AES-GCM.
+/// Messages name the object and the key path, never a value.
+pub fn decrypt(objects: Vec<Yaml>, ids: &sluice_sops::Identities) -> Result<Vec<Yaml>, String> {
+    let opts = sluice_sops::Options { verify_mac: false };
+    let mut out = Vec::with_capacity(objects.len());
+    for obj in objects {
+        let json = to_json(&obj);
+        let disabled = obj
+            .get_path(&["metadata", "annotations", DECRYPT_ANNOTATION])
+            .and_then(Yaml::as_str)
+            .is_some_and(|v| v.eq_ignore_ascii_case(DISABLED_VALUE));
+        if disabled || !sluice_sops::is_encrypted(&json) {
+            out.push(obj);
+            continue;
+        }
+        let plain = sluice_sops::decrypt_object(&json, ids, &opts)
+            .map_err(|e| format!("decryption failed for '{}': {}", subject(&obj), e.cause))?;
+        out.push(from_json(&plain));
+    }
+    Ok(out)
+}
+
+/// JSON as the engine's YAML model.
+fn from_json(v: &Value) -> Yaml {
+    match v {
+        Value::Null => Yaml::Null,
+        Value::Bool(b) => Yaml::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Yaml::Int(i),
+            None => Yaml::Float(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => Yaml::Str(s.clone()),
+        Value::Array(items) => Yaml::Seq(items.iter().map(from_json).collect()),
+        Value::Object(m) => Yaml::Map(yaml::Map(
+            m.iter().map(|(k, v)| (k.clone(), from_json(v))).collect(),
+        )),
+    }
+}
+
 fn subject(obj: &Yaml) -> String {
     let kind = obj.get_str("kind").unwrap_or("");
     let ns = obj
