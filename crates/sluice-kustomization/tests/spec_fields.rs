@@ -196,10 +196,7 @@ async fn wait_for_termination_keeps_the_kustomization_until_its_objects_are_gone
 /// A namespaced `Widget` kind with a status subresource and no kstatus
 /// conditions (kstatus alone calls it Current at once).
 async fn install_widget_crd(env: &Env) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(env.client.clone());
     let crd = json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "widgets.cel.sluice-test.dev"},
         "spec": {"group": "cel.sluice-test.dev", "scope": "Namespaced",
                  "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
@@ -207,27 +204,7 @@ async fn install_widget_crd(env: &Env) {
                                "subresources": {"status": {}},
                                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
     });
-    crds.patch(
-        "widgets.cel.sluice-test.dev",
-        &PatchParams::apply("sluice-test").force(),
-        &Patch::Apply(crd),
-    )
-    .await
-    .unwrap();
-    sluice_testsupport::wait_for(
-        &crds,
-        "widgets.cel.sluice-test.dev",
-        Duration::from_secs(30),
-        |c| {
-            c.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .flatten()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-        },
-    )
-    .await;
+    sluice_testsupport::apply_crd(&env.client, &crd, "sluice-test").await;
 }
 
 async fn set_widget_phase(env: &Env, name: &str, phase: &str) {

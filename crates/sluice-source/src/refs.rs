@@ -391,45 +391,6 @@ fn parse_comparator(tok: &str) -> Option<Comparator> {
     }
 }
 
-/// Parses a Go `time.Duration` string (`1m30s`, `10m`, `1h`, `500ms`, `60s`).
-pub fn parse_go_duration(s: &str) -> Option<std::time::Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if s == "0" {
-        return Some(std::time::Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let secs = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * secs;
-    }
-    Some(std::time::Duration::from_secs_f64(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,18 +615,5 @@ mod tests {
         );
         assert!(Wanted::Name("main".into()).validate().is_err());
         assert!(Wanted::Semver("><".into()).validate().is_err());
-    }
-
-    #[test]
-    fn go_durations() {
-        use std::time::Duration;
-        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("10m"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_go_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_go_duration("5x"), None);
-        assert_eq!(parse_go_duration(""), None);
-        assert_eq!(parse_go_duration("s"), None);
     }
 }

@@ -226,6 +226,54 @@ where
     )
 }
 
+/// Server-side applies a CustomResourceDefinition (typed or JSON) under
+/// `field_manager` and waits until it is Established. Tests running at the
+/// same time may apply the same CRD: a conflict is retried.
+pub async fn apply_crd(client: &Client, crd: &impl serde::Serialize, field_manager: &str) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    let mut value = json!(crd);
+    value["apiVersion"] = json!("apiextensions.k8s.io/v1");
+    value["kind"] = json!("CustomResourceDefinition");
+    let name = value["metadata"]["name"]
+        .as_str()
+        .expect("a CRD has a name")
+        .to_owned();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut last = None;
+    for _ in 0..10 {
+        match crds
+            .patch(
+                &name,
+                &PatchParams::apply(field_manager).force(),
+                &Patch::Apply(&value),
+            )
+            .await
+        {
+            Ok(_) => {
+                last = None;
+                break;
+            }
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    if let Some(e) = last {
+        panic!("applying CRD {name}: {e}");
+    }
+    wait_for(&crds, &name, Duration::from_secs(30), |c| {
+        c.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
+    })
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

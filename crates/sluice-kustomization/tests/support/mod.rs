@@ -4,11 +4,9 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
@@ -20,27 +18,7 @@ use sluice_testsupport::{TestNamespace, client};
 
 pub const WAIT: Duration = Duration::from_secs(120);
 
-/// Runs `git` in `dir`, panicking with its output on failure.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("running git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+pub use sluice_testsupport::git_server::git;
 
 /// A working clone plus the bare repository it pushes to.
 pub struct Repo {
@@ -127,42 +105,8 @@ pub async fn kube_config() -> Config {
 /// Installs sluice's CRDs (server-side apply, idempotent; other tests may
 /// do the same concurrently) and waits until they are served.
 pub async fn install_crds(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in sluice_api::crds() {
-        let name = crd.metadata.name.clone().unwrap();
-        let mut last = None;
-        for _ in 0..10 {
-            match crds
-                .patch(
-                    &name,
-                    &PatchParams::apply("sluice-kustomization-tests").force(),
-                    &Patch::Apply(&crd),
-                )
-                .await
-            {
-                Ok(_) => {
-                    last = None;
-                    break;
-                }
-                Err(e) => {
-                    last = Some(e);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        }
-        if let Some(e) = last {
-            panic!("applying CRD {name}: {e}");
-        }
-        sluice_testsupport::wait_for(&crds, &name, Duration::from_secs(30), |c| {
-            c.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                })
-        })
-        .await;
+        sluice_testsupport::apply_crd(client, &crd, "sluice-kustomization-tests").await;
     }
     let api: Api<Kustomization> = Api::all(client.clone());
     for _ in 0..50 {

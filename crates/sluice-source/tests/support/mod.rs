@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use sluice_source::api::{GitRepository, meta};
@@ -79,42 +78,8 @@ impl Repo {
 /// checkout and waits until it is established. Other test binaries may apply
 /// the same CRD at the same time; a conflict is retried.
 pub async fn install_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = sluice_api::crds().remove(0);
-    let name = crd.metadata.name.clone().unwrap();
-    let mut last = None;
-    for _ in 0..10 {
-        match crds
-            .patch(
-                &name,
-                &PatchParams::apply("sluice-source-tests").force(),
-                &Patch::Apply(&crd),
-            )
-            .await
-        {
-            Ok(_) => {
-                last = None;
-                break;
-            }
-            Err(e) => {
-                last = Some(e);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-    if let Some(e) = last {
-        panic!("applying the GitRepository CRD: {e}");
-    }
-    sluice_testsupport::wait_for(&crds, &name, Duration::from_secs(30), |c| {
-        c.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-    })
-    .await;
+    sluice_testsupport::apply_crd(client, &crd, "sluice-source-tests").await;
     // Give discovery a moment to serve the new resource.
     let api: Api<GitRepository> = Api::all(client.clone());
     for _ in 0..50 {

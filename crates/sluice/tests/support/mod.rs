@@ -8,12 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use sluice_api::{GitRepository, Kustomization};
-use sluice_testsupport::{TestNamespace, kubeconfig_path, wait_for};
+use sluice_testsupport::{TestNamespace, kubeconfig_path};
 
 /// The result of one `sluice` run.
 pub struct Run {
@@ -138,28 +137,8 @@ pub fn sluice_offline(args: &[&str], env: &[(&str, &str)]) -> Run {
 /// Installs the CRDs of `sluice_api::crds()` (server-side apply) and waits
 /// until they are established.
 pub async fn install_crds(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in sluice_api::crds() {
-        let name = crd.metadata.name.clone().unwrap();
-        let mut value = serde_json::to_value(&crd).unwrap();
-        value["apiVersion"] = json!("apiextensions.k8s.io/v1");
-        value["kind"] = json!("CustomResourceDefinition");
-        api.patch(
-            &name,
-            &PatchParams::apply("sluice-test").force(),
-            &Patch::Apply(&value),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("applying CRD {name}: {e}"));
-        wait_for(&api, &name, Duration::from_secs(30), |c| {
-            c.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .flatten()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-        })
-        .await;
+        sluice_testsupport::apply_crd(client, &crd, "sluice-test").await;
     }
 }
 
