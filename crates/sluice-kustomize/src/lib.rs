@@ -7,6 +7,7 @@
 pub mod engine;
 pub mod fieldspec;
 pub mod generators;
+pub mod gosort;
 pub mod kustomization;
 pub mod nameref;
 pub mod patch;

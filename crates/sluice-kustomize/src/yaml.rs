@@ -646,8 +646,33 @@ fn go_parse_uint(s: &str) -> bool {
         && u64::from_str_radix(digits, radix).is_ok()
 }
 
+/// Go's `strconv.underscoreOK` for a decimal literal: an underscore only
+/// between two digits.
+fn go_underscores_ok(s: &str) -> bool {
+    let mut saw = '^';
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            saw = '0';
+        } else if c == '_' {
+            if saw != '0' {
+                return false;
+            }
+            saw = '_';
+        } else {
+            if saw == '_' {
+                return false;
+            }
+            saw = '!';
+        }
+    }
+    saw != '_'
+}
+
 fn go_parse_float(s: &str) -> bool {
     // Go's ParseFloat on a string starting with '.'.
+    if s.contains('_') && !go_underscores_ok(s) {
+        return false;
+    }
     let b = &s[1..];
     let (mant, exp) = match b.find(['e', 'E']) {
         Some(i) => (&b[..i], Some(&b[i + 1..])),
@@ -661,6 +686,7 @@ fn go_parse_float(s: &str) -> bool {
         None => true,
         Some(e) => {
             let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+            let e: String = e.chars().filter(|c| *c != '_').collect();
             !e.is_empty() && e.chars().all(|c| c.is_ascii_digit())
         }
     }
@@ -891,7 +917,8 @@ impl Emitter {
         match v {
             Value::Map(m) if !m.is_empty() => {
                 let mut keys: Vec<&(String, Value)> = m.0.iter().collect();
-                keys.sort_by(|a, b| v2_key_less(&a.0, &b.0));
+                // Go's sort, not sort_by: the key order is not a total order.
+                crate::gosort::sort(&mut keys, |a, b| v2_key_less(&a.0, &b.0).is_lt());
                 for (n, (k, val)) in keys.into_iter().enumerate() {
                     match (n, after) {
                         (0, Ctx::Doc) => {}
@@ -1424,10 +1451,43 @@ mod tests {
     }
 
     #[test]
+    fn dot_floats_follow_go_parse_float() {
+        // What Go's strconv.ParseFloat accepts (and go-yaml v2 then quotes).
+        for (s, float) in [
+            ("._4", false),
+            (".4_4", true),
+            (".4", true),
+            ("._", false),
+            (".4e1_0", true),
+            (".4e_1", false),
+            (".e1", false),
+            (".4_", false),
+            ("._4e1", false),
+            (".0_0", true),
+            (".4e1", true),
+        ] {
+            assert_eq!(go_parse_float(s), float, "{s}");
+        }
+    }
+
+    #[test]
     fn natural_key_order() {
         let mut v = vec!["a10", "a2", "B", "a", "_x", "1"];
-        v.sort_by(|a, b| v2_key_less(a, b));
+        crate::gosort::sort(&mut v, |a, b| v2_key_less(a, b).is_lt());
         assert_eq!(v, vec!["_x", "1", "B", "a", "a2", "a10"]);
+    }
+
+    #[test]
+    fn keys_that_are_not_totally_ordered_sort_without_panicking() {
+        // 21 keys on which go-yaml v2's comparison is not transitive (found
+        // by fuzzing); Rust's sort_by panicked on them.
+        let keys = [
+            "-", "(", "p", "01e", "0e", "n", "a", "0s", "0 e", "\u{1}", "0", "0&", "c", "00c", "e",
+            "", "5e", "r", "s", "5", "1",
+        ];
+        let mut v: Vec<&str> = keys.to_vec();
+        crate::gosort::sort(&mut v, |a, b| v2_key_less(a, b).is_lt());
+        assert_eq!(v.len(), keys.len());
     }
 
     #[test]
