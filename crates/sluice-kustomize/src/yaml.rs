@@ -925,6 +925,19 @@ impl Emitter {
                         (0, Ctx::SeqItem) => {}
                         _ => self.newline_indent(indent),
                     }
+                    // go-yaml v2 writes a key that is longer than 128 bytes
+                    // or spans lines as an explicit `? key` / `: value` pair;
+                    // the value then sits as it would after `- `.
+                    if k.len() > 128
+                        || k.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+                    {
+                        self.push("? ");
+                        self.scalar_str(k, indent + 2, false);
+                        self.newline_indent(indent);
+                        self.push(": ");
+                        self.node(val, indent + 2, Ctx::SeqItem);
+                        continue;
+                    }
                     self.scalar_str(k, indent, true);
                     self.pushc(':');
                     match val {
