@@ -928,9 +928,7 @@ impl Emitter {
                     // go-yaml v2 writes a key that is longer than 128 bytes
                     // or spans lines as an explicit `? key` / `: value` pair;
                     // the value then sits as it would after `- `.
-                    if k.len() > 128
-                        || k.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
-                    {
+                    if k.len() > 128 || k.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']) {
                         self.push("? ");
                         self.scalar_str(k, indent + 2, false);
                         self.newline_indent(indent);
