@@ -117,6 +117,18 @@ impl BuildOutput {
     pub fn to_yaml(&self) -> String {
         yaml::to_yaml_docs(self.resources.iter())
     }
+
+    /// Writes what [`BuildOutput::to_yaml`] returns, one document at a time,
+    /// freeing each resource once written (the whole stream is never held).
+    pub fn write_yaml(self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        for (i, r) in self.resources.into_iter().enumerate() {
+            if i > 0 {
+                w.write_all(b"---\n")?;
+            }
+            w.write_all(yaml::to_yaml(&r).as_bytes())?;
+        }
+        w.flush()
+    }
 }
 
 /// Builds the kustomization in `dir`.

@@ -73,16 +73,66 @@ pub fn run(args: BuildArgs) -> Result<()> {
     for w in &out.warnings {
         eprintln!("# Warning: {w}");
     }
-    let text = out.to_yaml();
     match args.output {
-        Some(p) => std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?,
+        // An existing directory: one file per object, named as kustomize
+        // names them (`apps_v1_deployment_web.yaml`).
+        Some(dir) if dir.is_dir() => {
+            for r in out.resources {
+                let path = dir.join(file_name(&r));
+                std::fs::write(&path, sluice_kustomize::yaml::to_yaml(&r))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+        Some(p) => {
+            let file =
+                std::fs::File::create(&p).with_context(|| format!("writing {}", p.display()))?;
+            out.write_yaml(&mut std::io::BufWriter::new(file))
+                .with_context(|| format!("writing {}", p.display()))?;
+        }
         None => {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(text.as_bytes())
+            let stdout = std::io::stdout().lock();
+            out.write_yaml(&mut std::io::BufWriter::new(stdout))
                 .context("writing to stdout")?;
         }
     }
     Ok(())
+}
+
+/// kustomize's file name for an object written to a directory: group,
+/// version, kind and name joined by `_`, lower case.
+fn file_name(r: &sluice_kustomize::yaml::Value) -> String {
+    let api_version = r.get_str("apiVersion").unwrap_or_default();
+    let kind = r.get_str("kind").unwrap_or_default();
+    let name = r
+        .get_path(&["metadata", "name"])
+        .and_then(sluice_kustomize::yaml::Value::as_str)
+        .unwrap_or_default();
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let gvk: Vec<&str> = [group, version, kind]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect();
+    format!("{}_{name}.yaml", gvk.join("_")).to_lowercase()
+}
+
+#[cfg(test)]
+mod file_name_tests {
+    use super::*;
+
+    #[test]
+    fn named_like_kustomize() {
+        let v = |t: &str| sluice_kustomize::yaml::parse_one(t).unwrap();
+        assert_eq!(
+            file_name(&v(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: Web-X\n"
+            )),
+            "apps_v1_deployment_web-x.yaml"
+        );
+        assert_eq!(
+            file_name(&v(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: p-one\n"
+            )),
+            "v1_configmap_p-one.yaml"
+        );
+    }
 }
