@@ -437,7 +437,7 @@ const ORDER_LAST: &[&str] = &[
 
 /// kustomize's legacy order: by kind priority, then gvk string, then name
 /// and namespace. Stable.
-pub fn legacy_sort(list: &mut [Resource], custom: Option<&LegacySort>) {
+pub fn legacy_sort(list: &mut Vec<Resource>, custom: Option<&LegacySort>) {
     let (first, last): (Vec<String>, Vec<String>) = match custom {
         Some(c) => (c.first.clone(), c.last.clone()),
         None => (
@@ -477,10 +477,13 @@ pub fn legacy_sort(list: &mut [Resource], custom: Option<&LegacySort>) {
         a.2.cmp(&b.2)
     });
     let order: Vec<usize> = keyed.into_iter().map(|k| k.3).collect();
-    let old: Vec<Resource> = list.to_vec();
-    for (dst, src) in order.into_iter().enumerate() {
-        list[dst] = old[src].clone();
-    }
+    // Move the resources into their places: no copies (the resources are
+    // the bulk of a build's memory).
+    let mut slots: Vec<Option<Resource>> = std::mem::take(list).into_iter().map(Some).collect();
+    *list = order
+        .into_iter()
+        .filter_map(|src| slots.get_mut(src).and_then(Option::take))
+        .collect();
 }
 
 /// Name-reference configuration from CRD OpenAPI definitions (`crds:`): a
