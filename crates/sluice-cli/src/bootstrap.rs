@@ -22,7 +22,7 @@ use sluice_api::{GitRepository, Kustomization};
 use crate::install::{self, Change, InstallOptions};
 use crate::kube_util::{self, FluxKind};
 use crate::output::Log;
-use crate::reconcile::{parse_timeout, wait_handled};
+use crate::reconcile::{parse_timeout, request, wait_handled};
 use crate::{GlobalArgs, Outcome, UserError};
 
 /// The name of the sync GitRepository, Kustomization and Secret.
@@ -485,51 +485,13 @@ pub async fn run(g: &GlobalArgs, args: BootstrapArgs) -> Result<Outcome> {
         log.success(&format!("{}: deployment ready", install::CONTROLLER_NAME));
         log.waiting("waiting for the sync to be reconciled");
         let git_api: Api<GitRepository> = Api::namespaced(client.clone(), ns);
-        let token = request(&git_api, SYNC_NAME).await?;
-        let done = wait_handled(
-            &git_api,
-            FluxKind::GitRepository,
-            ns,
-            SYNC_NAME,
-            &token,
-            a.timeout,
-        )
-        .await?;
-        if !done.ready {
-            return Err(UserError::new(format!(
-                "GitRepository {ns}/{SYNC_NAME}: {}",
-                done.message
-            ))
-            .hint(format!(
-                "see why with `sluice why gitrepository/{SYNC_NAME} -n {ns}`"
-            ))
-            .into());
-        }
+        let done = reconcile_sync(&git_api, FluxKind::GitRepository, ns, a.timeout).await?;
         log.success(&format!(
             "fetched revision {}",
             done.revision.unwrap_or_default()
         ));
         let ks_api: Api<Kustomization> = Api::namespaced(client.clone(), ns);
-        let token = request(&ks_api, SYNC_NAME).await?;
-        let done = wait_handled(
-            &ks_api,
-            FluxKind::Kustomization,
-            ns,
-            SYNC_NAME,
-            &token,
-            a.timeout,
-        )
-        .await?;
-        if !done.ready {
-            return Err(UserError::new(format!(
-                "Kustomization {ns}/{SYNC_NAME}: {}",
-                done.message
-            ))
-            .hint(format!(
-                "see why with `sluice why kustomization/{SYNC_NAME} -n {ns}`"
-            ))
-            .into());
-        }
+        let done = reconcile_sync(&ks_api, FluxKind::Kustomization, ns, a.timeout).await?;
         log.success(&format!(
             "applied revision {}",
             done.revision.unwrap_or_default()
@@ -543,20 +505,35 @@ pub async fn run(g: &GlobalArgs, args: BootstrapArgs) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-async fn request<K>(api: &Api<K>, name: &str) -> Result<String>
+/// Requests a reconciliation of the sync object of `kind` and waits for its
+/// outcome; not Ready is an error that says where to look.
+async fn reconcile_sync<K>(
+    api: &Api<K>,
+    kind: FluxKind,
+    ns: &str,
+    timeout: Duration,
+) -> Result<crate::reconcile::Reconciled>
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: sluice_api::meta::FluxObject
+        + crate::reconcile::Revisioned
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
 {
-    let token = kube_util::request_token();
-    let patch = json!({"metadata": {"annotations": {sluice_api::meta::RECONCILE_REQUEST_ANNOTATION: token}}});
-    api.patch(
-        name,
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|e| kube_util::user_kube_error(e, &format!("annotating {name}")))?;
-    Ok(token)
+    let token = request(api, SYNC_NAME, None).await?;
+    let done = wait_handled(api, kind, ns, SYNC_NAME, &token, timeout).await?;
+    if !done.ready {
+        let name = kind.kind();
+        return Err(
+            UserError::new(format!("{name} {ns}/{SYNC_NAME}: {}", done.message))
+                .hint(format!(
+                    "see why with `sluice why {}/{SYNC_NAME} -n {ns}`",
+                    name.to_lowercase()
+                ))
+                .into(),
+        );
+    }
+    Ok(done)
 }
 
 #[cfg(test)]

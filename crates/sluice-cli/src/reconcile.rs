@@ -131,7 +131,7 @@ impl Revisioned for Kustomization {
 
 /// Sets `reconcile.fluxcd.io/requestedAt` (and optionally other patch
 /// fields), returning the token.
-async fn request<K>(
+pub(crate) async fn request<K>(
     api: &Api<K>,
     name: &str,
     extra_spec: Option<serde_json::Value>,
