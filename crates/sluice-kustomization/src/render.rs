@@ -299,10 +299,12 @@ fn from_json(v: &Value) -> Yaml {
             Some(i) => Yaml::Int(i),
             None => Yaml::Float(n.as_f64().unwrap_or_default()),
         },
-        Value::String(s) => Yaml::Str(s.clone()),
+        Value::String(s) => Yaml::Str(s.as_str().into()),
         Value::Array(items) => Yaml::Seq(items.iter().map(from_json).collect()),
         Value::Object(m) => Yaml::Map(yaml::Map(
-            m.iter().map(|(k, v)| (k.clone(), from_json(v))).collect(),
+            m.iter()
+                .map(|(k, v)| (k.as_str().into(), from_json(v)))
+                .collect(),
         )),
     }
 }
@@ -331,9 +333,9 @@ pub fn to_json(v: &Yaml) -> Value {
         Yaml::Bool(b) => Value::Bool(*b),
         Yaml::Int(i) => Value::Number((*i).into()),
         Yaml::Float(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
-        Yaml::Str(s) => Value::String(s.clone()),
+        Yaml::Str(s) => Value::String(s.to_string()),
         Yaml::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
-        Yaml::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        Yaml::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()),
     }
 }
 

@@ -276,7 +276,7 @@ impl Builder {
                 // kustomize rewrites annotations as a string map.
                 for (_, v) in ann.0.iter_mut() {
                     if !matches!(v, Value::Str(_)) {
-                        *v = Value::Str(v.scalar_string().unwrap_or_default());
+                        *v = Value::str(v.scalar_string().unwrap_or_default());
                     }
                 }
                 if !keep_origin {

@@ -107,7 +107,7 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
     let strings = |k: &str| -> Vec<String> {
         match g.get(k) {
             Some(Value::Seq(items)) => items.iter().filter_map(Value::scalar_string).collect(),
-            Some(Value::Str(s)) => vec![s.clone()],
+            Some(Value::Str(s)) => vec![s.to_string()],
             _ => Vec::new(),
         }
     };
@@ -187,7 +187,7 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
             "labels",
             Value::Map(Map(labels
                 .into_iter()
-                .map(|(k, v)| (k, Value::Str(v)))
+                .map(|(k, v)| (k.into(), Value::str(v)))
                 .collect())),
         );
     }
@@ -196,7 +196,7 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
             "annotations",
             Value::Map(Map(annotations
                 .into_iter()
-                .map(|(k, v)| (k, Value::Str(v)))
+                .map(|(k, v)| (k.into(), Value::str(v)))
                 .collect())),
         );
     }
@@ -215,7 +215,7 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
                 Datum::Text(s) => s.into_bytes(),
                 Datum::Bytes(b) => b,
             };
-            data.insert(k, Value::Str(encode_base64(&b)));
+            data.insert(k, Value::str(encode_base64(&b)));
         }
         if !data.is_empty() {
             obj.insert("data", Value::Map(data));
@@ -226,8 +226,8 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
         let mut bin = Map::new();
         for (k, d) in pairs {
             match d {
-                Datum::Text(s) => data.insert(k, Value::Str(s)),
-                Datum::Bytes(b) => bin.insert(k, Value::Str(encode_base64(&b))),
+                Datum::Text(s) => data.insert(k, Value::str(s)),
+                Datum::Bytes(b) => bin.insert(k, Value::str(encode_base64(&b))),
             }
         }
         if !data.is_empty() {
@@ -253,7 +253,7 @@ pub fn copy_merge_metadata(r: &mut Resource, old: &Resource) {
     let merged = |a: Vec<(String, String)>, b: Vec<(String, String)>| {
         let mut m = Map::new();
         for (k, v) in a.into_iter().chain(b) {
-            m.insert(k, Value::Str(v));
+            m.insert(k, Value::str(v));
         }
         m
     };
@@ -349,7 +349,7 @@ fn lookup_for_hash(obj: &Value, path: &[&str]) -> Value {
         None => Value::str(""),
         Some(Value::Map(m)) => Value::Map(m.clone()),
         Some(Value::Seq(s)) => Value::Seq(s.clone()),
-        Some(v) => Value::Str(v.scalar_string().unwrap_or_default()),
+        Some(v) => Value::str(v.scalar_string().unwrap_or_default()),
     }
 }
 
@@ -433,17 +433,17 @@ pub fn iam_policy(cfg: &Value) -> Result<Resource> {
     let mut ann = Map::new();
     ann.insert(
         "iam.gke.io/gcp-service-account",
-        Value::Str(format!(
+        Value::str(format!(
             "{}@{}.iam.gserviceaccount.com",
             s(sa, "name"),
             s(sa, "projectId")
         )),
     );
     md.insert("annotations", Value::Map(ann));
-    md.insert("name", Value::Str(s(ks, "name")));
+    md.insert("name", Value::str(s(ks, "name")));
     let ns = s(ks, "namespace");
     if !ns.is_empty() {
-        md.insert("namespace", Value::Str(ns));
+        md.insert("namespace", Value::str(ns));
     }
     let mut obj = Map::new();
     obj.insert("apiVersion", Value::str("v1"));

@@ -75,7 +75,7 @@ impl Kustomization {
                 continue;
             }
             match KNOWN_FIELDS.iter().find(|f| f.eq_ignore_ascii_case(k)) {
-                Some(f) => *k = f.to_string(),
+                Some(f) => *k = (*f).into(),
                 None => {
                     return Err(Error::msg(format!(
                         "invalid Kustomization: json: unknown field \"{k}\" (in {path})"
@@ -189,7 +189,7 @@ impl Kustomization {
         match self.get(k) {
             Some(Value::Map(m)) => m
                 .iter()
-                .map(|(k, v)| (k.clone(), v.scalar_string().unwrap_or_default()))
+                .map(|(k, v)| (k.to_string(), v.scalar_string().unwrap_or_default()))
                 .collect(),
             _ => Vec::new(),
         }

@@ -238,7 +238,7 @@ impl Ctx<'_> {
         if let Some(j) = self.select(&old, cands, false)? {
             let new = &self.snaps[j].cur.name;
             if *new != old {
-                *node = Value::Str(new.clone());
+                *node = Value::str(new.clone());
             }
         }
         Ok(())
@@ -275,9 +275,9 @@ impl Ctx<'_> {
             if t.name == old && t.namespace.is_empty() {
                 return Ok(());
             }
-            m.insert("name", Value::Str(t.name.clone()));
+            m.insert("name", Value::str(t.name.clone()));
             if !t.namespace.is_empty() {
-                m.insert("namespace", Value::Str(t.namespace.clone()));
+                m.insert("namespace", Value::str(t.namespace.clone()));
             }
         }
         Ok(())

@@ -320,19 +320,19 @@ fn set_field(o: &Opts, target: &mut Value, value: &Value) -> Result<()> {
         } else {
             parts[o.index as usize] = v;
         }
-        value = Value::Str(parts.join(&o.delimiter));
+        value = Value::str(parts.join(&o.delimiter));
     }
     let is_scalar = |v: &Value| !matches!(v, Value::Map(_) | Value::Seq(_));
     if is_scalar(target) && is_scalar(&value) {
         let s = value.scalar_string().unwrap_or_default();
         *target = match target {
-            Value::Str(_) => Value::Str(s),
+            Value::Str(_) => Value::str(s),
             Value::Null => resolve_plain_v3(s),
             Value::Int(_) | Value::Float(_) | Value::Bool(_) => match resolve_plain_v3(s.clone()) {
                 v @ (Value::Int(_) | Value::Float(_) | Value::Bool(_)) => v,
-                _ => Value::Str(s),
+                _ => Value::str(s),
             },
-            _ => Value::Str(s),
+            _ => Value::str(s),
         };
     } else {
         *target = value;
@@ -381,7 +381,7 @@ pub fn apply(rm: &mut ResMap, reps: &[Replacement]) -> Result<()> {
                     "options.index {i} is out of bounds for value {s}"
                 )));
             }
-            value = Value::Str(parts[i as usize].to_string());
+            value = Value::str(parts[i as usize].to_string());
         }
         for t in &rep.targets {
             for r in rm.list.iter_mut() {

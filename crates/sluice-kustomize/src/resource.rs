@@ -267,6 +267,8 @@ impl Resource {
     /// Remembers the current id before a rename.
     pub fn store_previous_id(&mut self) {
         let id = self.cur_id();
+        // Most resources are renamed once or twice: no growth slack.
+        self.prev_ids.reserve_exact(1);
         self.prev_ids.push(id);
     }
     pub fn metadata_mut(&mut self) -> &mut Map {
@@ -319,7 +321,7 @@ pub fn string_map(v: Option<&Value>) -> Vec<(String, String)> {
     match v {
         Some(Value::Map(m)) => m
             .iter()
-            .map(|(k, v)| (k.clone(), v.scalar_string().unwrap_or_default()))
+            .map(|(k, v)| (k.to_string(), v.scalar_string().unwrap_or_default()))
             .collect(),
         _ => Vec::new(),
     }

@@ -243,7 +243,7 @@ fn merge_value(
                 }
             }
             if let Some(keep) = retain {
-                out.0.retain(|(k, _)| keep.contains(k));
+                out.0.retain(|(k, _)| keep.iter().any(|x| x == k));
             }
             Ok(Some(Value::Map(out)))
         }

@@ -164,7 +164,7 @@ pub fn prefix_suffix(
                 if let Some(s) = v.scalar_string()
                     && !matches!(v, Value::Null)
                 {
-                    *v = Value::Str(format!("{prefix}{s}{suffix}"));
+                    *v = Value::str(format!("{prefix}{s}{suffix}"));
                 }
                 Ok(())
             })
@@ -200,7 +200,7 @@ pub fn set_map_fields(
                 match v {
                     Value::Map(m) => {
                         for (k, val) in pairs {
-                            m.insert(k.clone(), Value::Str(val.clone()));
+                            m.insert(k.clone(), Value::str(val.clone()));
                         }
                         Ok(())
                     }
@@ -288,7 +288,7 @@ impl ImageRule {
         if !digest.is_empty() {
             name = format!("{name}@{digest}");
         }
-        *v = Value::Str(name);
+        *v = Value::str(name);
     }
 }
 
@@ -530,7 +530,7 @@ fn crd_walk(
             continue;
         }
         let path = if prefix.is_empty() {
-            name.clone()
+            name.to_string()
         } else {
             format!("{prefix}/{name}")
         };

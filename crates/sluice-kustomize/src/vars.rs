@@ -214,7 +214,7 @@ pub fn expand(input: &str, map: &HashMap<String, Value>) -> Value {
     if checkpoint < input.len() {
         buf.push_str(&input[checkpoint..]);
     }
-    Value::Str(buf)
+    Value::str(buf)
 }
 
 pub fn resolve_vars(rm: &mut ResMap, vars: &[Var], tc: &TransformerConfig) -> Result<()> {

@@ -22,6 +22,8 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+pub use compact_str::CompactString;
+
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -32,7 +34,7 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
+    Str(CompactString),
     Seq(Vec<Value>),
     Map(Map),
 }
@@ -40,7 +42,7 @@ pub enum Value {
 /// An insertion-ordered map with string keys. Kubernetes objects have small
 /// maps, so lookups scan; large maps (ConfigMap data) are only iterated.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Map(pub Vec<(String, Value)>);
+pub struct Map(pub Vec<(CompactString, Value)>);
 
 impl Map {
     pub fn new() -> Self {
@@ -56,13 +58,23 @@ impl Map {
         self.0.iter().any(|(key, _)| key == k)
     }
     /// Sets `k`, keeping its position when present, appending otherwise.
-    pub fn insert(&mut self, k: impl Into<String>, v: Value) {
+    pub fn insert(&mut self, k: impl Into<CompactString>, v: Value) {
         let k = k.into();
         if let Some(slot) = self.get_mut(&k) {
             *slot = v;
         } else {
-            self.0.push((k, v));
+            self.push(k, v);
         }
+    }
+    /// Appends without the doubling `Vec::push` does on a full list while
+    /// the map is small: parsed maps are exact-sized, and a transformer
+    /// adding one label to every resource would otherwise leave most of
+    /// each grown list empty.
+    fn push(&mut self, k: CompactString, v: Value) {
+        if self.0.len() == self.0.capacity() && self.0.len() < 16 {
+            self.0.reserve_exact(1);
+        }
+        self.0.push((k, v));
     }
     pub fn remove(&mut self, k: &str) -> Option<Value> {
         let i = self.0.iter().position(|(key, _)| key == k)?;
@@ -74,10 +86,10 @@ impl Map {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&CompactString, &Value)> {
         self.0.iter().map(|(k, v)| (k, v))
     }
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
+    pub fn keys(&self) -> impl Iterator<Item = &CompactString> {
         self.0.iter().map(|(k, _)| k)
     }
     /// Returns the value at `k`, inserting an empty map first if absent or null.
@@ -90,7 +102,7 @@ impl Map {
                 i
             }
             None => {
-                self.0.push((k.to_string(), Value::Map(Map::new())));
+                self.push(k.into(), Value::Map(Map::new()));
                 self.0.len() - 1
             }
         };
@@ -99,7 +111,7 @@ impl Map {
 }
 
 impl Value {
-    pub fn str(s: impl Into<String>) -> Value {
+    pub fn str(s: impl Into<CompactString>) -> Value {
         Value::Str(s.into())
     }
     pub fn as_str(&self) -> Option<&str> {
@@ -155,11 +167,16 @@ impl Value {
     /// A scalar rendered as text (what kustomize's string conversion of a
     /// scalar node value gives); `None` for collections.
     pub fn scalar_string(&self) -> Option<String> {
+        self.scalar_text().map(String::from)
+    }
+    /// [`Value::scalar_string`] without the copy to the heap a short text
+    /// needs as a `String`.
+    pub fn scalar_text(&self) -> Option<CompactString> {
         match self {
-            Value::Null => Some(String::new()),
-            Value::Bool(b) => Some(b.to_string()),
-            Value::Int(i) => Some(i.to_string()),
-            Value::Float(f) => Some(format_float(*f)),
+            Value::Null => Some(CompactString::default()),
+            Value::Bool(b) => Some(if *b { "true" } else { "false" }.into()),
+            Value::Int(i) => Some(CompactString::from(i.to_string())),
+            Value::Float(f) => Some(format_float(*f).into()),
             Value::Str(s) => Some(s.clone()),
             _ => None,
         }
@@ -272,7 +289,7 @@ struct DocParser<'a> {
     allow_dup: bool,
     /// Keys from the document root to the mapping being read (`None` for a
     /// sequence item), for kustomize's tolerance of repeated annotations.
-    path: Vec<Option<String>>,
+    path: Vec<Option<CompactString>>,
     depth: usize,
     /// Nodes alias expansion may still copy (guards against exponential
     /// alias bombs).
@@ -317,11 +334,14 @@ impl DocParser<'_> {
     fn node_inner(&mut self, ev: Event, m: Marker) -> Result<Value, YamlError> {
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                let v = resolve_scalar(
+                let mut v = resolve_scalar(
                     text,
                     style,
                     tag.as_ref().map(|t| (t.handle.as_str(), t.suffix.as_str())),
                 );
+                if let Value::Str(s) = &mut v {
+                    s.shrink_to_fit();
+                }
                 if anchor > 0 {
                     self.anchors.insert(anchor, v.clone());
                 }
@@ -350,6 +370,7 @@ impl DocParser<'_> {
                     self.path.pop();
                     items.push(item?);
                 }
+                items.shrink_to_fit();
                 let v = Value::Seq(items);
                 if anchor > 0 {
                     self.anchors.insert(anchor, v.clone());
@@ -369,7 +390,7 @@ impl DocParser<'_> {
                     let key = self.node(ev, km)?;
                     let key_str = match &key {
                         Value::Seq(_) | Value::Map(_) => None,
-                        other => other.scalar_string(),
+                        other => other.scalar_text(),
                     };
                     let (vev, vm) = self.next()?;
                     self.path.push(key_str);
@@ -408,25 +429,22 @@ impl DocParser<'_> {
                                 "invalid map key: collections are not supported as keys",
                             ));
                         }
-                        other => other.scalar_string().unwrap_or_default(),
+                        other => other.scalar_text().unwrap_or_default(),
                     };
-                    if map.contains(&key) && self.allow_dup {
-                        map.insert(key, val);
-                        continue;
-                    }
-                    // kustomize rewrites a resource's annotations before
-                    // anything else reads it: a repeated annotation keeps
-                    // its last value, a repeated `annotations` field its
-                    // first one. Other repeated keys are errors.
-                    if map.contains(&key) && self.at(&["metadata", "annotations"]) {
-                        map.insert(key, val);
-                        continue;
-                    }
-                    if map.contains(&key) && key == "annotations" && self.at(&["metadata"]) {
-                        continue;
-                    }
                     if map.contains(&key) {
-                        return Err(err_at(&km, format!("mapping key {key:?} already defined")));
+                        // kustomize rewrites a resource's annotations before
+                        // anything else reads it: a repeated annotation keeps
+                        // its last value, a repeated `annotations` field its
+                        // first one. Other repeated keys are errors.
+                        if self.allow_dup || self.at(&["metadata", "annotations"]) {
+                            map.insert(key, val);
+                        } else if !(key == "annotations" && self.at(&["metadata"])) {
+                            return Err(err_at(
+                                &km,
+                                format!("mapping key {key:?} already defined"),
+                            ));
+                        }
+                        continue;
                     }
                     map.0.push((key, val));
                 }
@@ -437,6 +455,9 @@ impl DocParser<'_> {
                         }
                     }
                 }
+                // Parsed documents live until the output is written: give
+                // back the slack `push` left (up to half of each list).
+                map.0.shrink_to_fit();
                 let v = Value::Map(map);
                 if anchor > 0 {
                     self.anchors.insert(anchor, v.clone());
@@ -464,7 +485,7 @@ fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<(&str, &str)>) 
             format!("{handle}{suffix}")
         };
         match full.as_str() {
-            "tag:yaml.org,2002:str" => return Value::Str(text),
+            "tag:yaml.org,2002:str" => return Value::Str(text.into()),
             "tag:yaml.org,2002:int"
             | "tag:yaml.org,2002:float"
             | "tag:yaml.org,2002:bool"
@@ -475,14 +496,15 @@ fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<(&str, &str)>) 
         }
     }
     if style != TScalarStyle::Plain {
-        return Value::Str(text);
+        return Value::Str(text.into());
     }
     resolve_plain_v3(text)
 }
 
 /// Resolves a plain scalar with go-yaml v3's rules (YAML 1.2 core schema plus
 /// Go's integer syntax).
-pub fn resolve_plain_v3(text: String) -> Value {
+pub fn resolve_plain_v3(text: impl Into<CompactString>) -> Value {
+    let text: CompactString = text.into();
     match text.as_str() {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
@@ -916,7 +938,7 @@ impl Emitter {
     fn node(&mut self, v: &Value, indent: usize, after: Ctx) {
         match v {
             Value::Map(m) if !m.is_empty() => {
-                let mut keys: Vec<&(String, Value)> = m.0.iter().collect();
+                let mut keys: Vec<&(CompactString, Value)> = m.0.iter().collect();
                 // Go's sort, not sort_by: the key order is not a total order.
                 crate::gosort::sort(&mut keys, |a, b| v2_key_less(&a.0, &b.0).is_lt());
                 for (n, (k, val)) in keys.into_iter().enumerate() {
@@ -1364,7 +1386,7 @@ pub fn to_go_json(v: &Value, out: &mut String) {
             out.push(']');
         }
         Value::Map(m) => {
-            let mut keys: Vec<&(String, Value)> = m.0.iter().collect();
+            let mut keys: Vec<&(CompactString, Value)> = m.0.iter().collect();
             keys.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             out.push('{');
             for (i, (k, val)) in keys.into_iter().enumerate() {
@@ -1411,11 +1433,11 @@ mod tests {
 
     #[test]
     fn resolves_like_go_yaml_v3() {
-        assert_eq!(resolve_plain_v3("0775".into()), Value::Int(509));
-        assert_eq!(resolve_plain_v3("yes".into()), Value::Str("yes".into()));
-        assert_eq!(resolve_plain_v3("1.5".into()), Value::Float(1.5));
-        assert_eq!(resolve_plain_v3("0x1F".into()), Value::Int(31));
-        assert_eq!(resolve_plain_v3("~".into()), Value::Null);
+        assert_eq!(resolve_plain_v3("0775"), Value::Int(509));
+        assert_eq!(resolve_plain_v3("yes"), Value::Str("yes".into()));
+        assert_eq!(resolve_plain_v3("1.5"), Value::Float(1.5));
+        assert_eq!(resolve_plain_v3("0x1F"), Value::Int(31));
+        assert_eq!(resolve_plain_v3("~"), Value::Null);
     }
 
     #[test]
