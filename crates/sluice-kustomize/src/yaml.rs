@@ -19,7 +19,7 @@
 //! used by nothing but is cheap), and every parse error names a line and
 //! column.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 pub use compact_str::CompactString;
@@ -379,6 +379,10 @@ impl DocParser<'_> {
             }
             Event::MappingStart(anchor, _) => {
                 let mut map = Map::new();
+                // Keys seen, once a map is large enough for scanning it on
+                // every key to cost more than hashing (a ConfigMap with
+                // thousands of entries would otherwise parse in square time).
+                let mut seen: Option<HashSet<CompactString>> = None;
                 let mut merges: Vec<Map> = Vec::new();
                 loop {
                     let (ev, km) = self.next()?;
@@ -431,7 +435,11 @@ impl DocParser<'_> {
                         }
                         other => other.scalar_text().unwrap_or_default(),
                     };
-                    if map.contains(&key) {
+                    let repeated = match &seen {
+                        Some(keys) => keys.contains(&key),
+                        None => map.contains(&key),
+                    };
+                    if repeated {
                         // kustomize rewrites a resource's annotations before
                         // anything else reads it: a repeated annotation keeps
                         // its last value, a repeated `annotations` field its
@@ -445,6 +453,17 @@ impl DocParser<'_> {
                             ));
                         }
                         continue;
+                    }
+                    match &mut seen {
+                        Some(keys) => {
+                            keys.insert(key.clone());
+                        }
+                        None if map.len() >= 32 => {
+                            let mut keys: HashSet<CompactString> = map.keys().cloned().collect();
+                            keys.insert(key.clone());
+                            seen = Some(keys);
+                        }
+                        None => {}
                     }
                     map.0.push((key, val));
                 }
@@ -1521,6 +1540,41 @@ mod tests {
         let mut v: Vec<&str> = keys.to_vec();
         crate::gosort::sort(&mut v, |a, b| v2_key_less(a, b).is_lt());
         assert_eq!(v.len(), keys.len());
+    }
+
+    #[test]
+    fn repeated_keys_in_large_maps_are_found_too() {
+        // Past 32 keys the parser checks repetition with a hash set.
+        let mut text = String::from("data:\n");
+        for i in 0..100 {
+            text.push_str(&format!("  k{i}: v{i}\n"));
+        }
+        let parsed = parse_one(&text).unwrap();
+        let data = parsed.get("data").and_then(Value::as_map).unwrap();
+        assert_eq!(data.len(), 100);
+        assert_eq!(data.0[99].0, "k99");
+        for again in ["k3", "k40", "k99"] {
+            let e = parse_all(&format!("{text}  {again}: x\n")).unwrap_err();
+            assert!(
+                e.message
+                    .contains(&format!("mapping key \"{again}\" already defined")),
+                "{e}"
+            );
+            assert_eq!(e.line, 102, "{e}");
+        }
+        // A repeated annotation still keeps its last value, in place.
+        let mut ann = String::from("metadata:\n  annotations:\n");
+        for i in 0..50 {
+            ann.push_str(&format!("    a{i}: \"{i}\"\n"));
+        }
+        ann.push_str("    a7: last\n");
+        let parsed = parse_one(&ann).unwrap();
+        let anns = parsed
+            .get_path(&["metadata", "annotations"])
+            .and_then(Value::as_map)
+            .unwrap();
+        assert_eq!(anns.len(), 50);
+        assert_eq!(anns.0[7], ("a7".into(), Value::str("last")));
     }
 
     #[test]
