@@ -1,5 +1,7 @@
 //! ConfigMap and Secret generators, and the content-hash name suffix.
 
+use std::collections::HashSet;
+
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
@@ -89,19 +91,24 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
             "invalid generator behavior {behavior_s:?} for {kind} {name}"
         ))
     })?;
-    let mut pairs: Vec<(String, Datum)> = Vec::new();
-    let add = |k: String, d: Datum, pairs: &mut Vec<(String, Datum)>| -> Result<()> {
+    // The keys so far, and a set of them: an env file may have thousands.
+    let mut pairs: (Vec<(String, Datum)>, HashSet<String>) = Default::default();
+    let add = |k: String,
+               d: Datum,
+               pairs: &mut (Vec<(String, Datum)>, HashSet<String>)|
+     -> Result<()> {
         if !is_valid_configmap_key(&k) {
             return Err(Error::msg(format!(
                 "\"{k}\" is not a valid key name for a {kind}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
             )));
         }
-        if pairs.iter().any(|(pk, _)| *pk == k) {
+        if !pairs.1.insert(k.clone()) {
+            // kustomize's words, "configmap" for Secrets too.
             return Err(Error::msg(format!(
-                "cannot add key {k}, another key by that name already exists"
+                "configmap {name} illegally repeats the key `{k}`"
             )));
         }
-        pairs.push((k, d));
+        pairs.0.push((k, d));
         Ok(())
     };
     let strings = |k: &str| -> Vec<String> {
@@ -209,13 +216,14 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
             .get("type")
             .and_then(Value::scalar_string)
             .unwrap_or_else(|| "Opaque".into());
+        // Keys are unique (`add`): no lookups needed.
         let mut data = Map::new();
-        for (k, d) in pairs {
+        for (k, d) in pairs.0 {
             let b = match d {
                 Datum::Text(s) => s.into_bytes(),
                 Datum::Bytes(b) => b,
             };
-            data.insert(k, Value::str(encode_base64(&b)));
+            data.0.push((k.into(), Value::str(encode_base64(&b))));
         }
         if !data.is_empty() {
             obj.insert("data", Value::Map(data));
@@ -224,10 +232,10 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
     } else {
         let mut data = Map::new();
         let mut bin = Map::new();
-        for (k, d) in pairs {
+        for (k, d) in pairs.0 {
             match d {
-                Datum::Text(s) => data.insert(k, Value::str(s)),
-                Datum::Bytes(b) => bin.insert(k, Value::str(encode_base64(&b))),
+                Datum::Text(s) => data.0.push((k.into(), Value::str(s))),
+                Datum::Bytes(b) => bin.0.push((k.into(), Value::str(encode_base64(&b)))),
             }
         }
         if !data.is_empty() {
@@ -301,9 +309,7 @@ pub fn merge_data(r: &mut Resource, old: &Resource) {
             .cloned()
             .unwrap_or_default();
         if let Some(Value::Map(new)) = r.obj.get(field) {
-            for (k, v) in new.iter() {
-                m.insert(k.clone(), v.clone());
-            }
+            m.set_all(new.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         if let Some(o) = r.obj.as_map_mut()
             && !m.is_empty()

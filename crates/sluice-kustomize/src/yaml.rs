@@ -76,6 +76,25 @@ impl Map {
         }
         self.0.push((k, v));
     }
+    /// [`Map::insert`] of every pair, in order; linear in the sizes of both
+    /// maps (a merging generator may bring thousands of keys).
+    pub fn set_all(&mut self, pairs: impl IntoIterator<Item = (CompactString, Value)>) {
+        let mut at: HashMap<CompactString, usize> = self
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), i))
+            .collect();
+        for (k, v) in pairs {
+            match at.get(&k) {
+                Some(&i) => self.0[i].1 = v,
+                None => {
+                    at.insert(k.clone(), self.0.len());
+                    self.0.push((k, v));
+                }
+            }
+        }
+    }
     pub fn remove(&mut self, k: &str) -> Option<Value> {
         let i = self.0.iter().position(|(key, _)| key == k)?;
         Some(self.0.remove(i).1)
@@ -1540,6 +1559,27 @@ mod tests {
         let mut v: Vec<&str> = keys.to_vec();
         crate::gosort::sort(&mut v, |a, b| v2_key_less(a, b).is_lt());
         assert_eq!(v.len(), keys.len());
+    }
+
+    #[test]
+    fn set_all_replaces_in_place_and_appends_in_order() {
+        let mut m = Map::new();
+        m.insert("a", Value::Int(1));
+        m.insert("b", Value::Int(2));
+        m.set_all([
+            ("c".into(), Value::Int(3)),
+            ("a".into(), Value::Int(10)),
+            ("c".into(), Value::Int(30)),
+        ]);
+        let got: Vec<_> = m.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        assert_eq!(
+            got,
+            [
+                ("a", Value::Int(10)),
+                ("b", Value::Int(2)),
+                ("c", Value::Int(30))
+            ]
+        );
     }
 
     #[test]

@@ -70,7 +70,7 @@ fn golden_outputs_match_byte_for_byte() {
 fn refused_inputs_name_their_cause() {
     // (what, files, what the error must say)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 4] = [
+    let cases: [Case; 6] = [
         (
             "empty kustomization",
             &[(
@@ -108,6 +108,28 @@ fn refused_inputs_name_their_cause() {
                 ),
             ],
             "mapping key \"a\" already defined in File: cm.yaml (line 7",
+        ),
+        (
+            "generator key in a literal and an env file",
+            &[
+                (
+                    "kustomization.yaml",
+                    "secretGenerator:\n- name: s\n  literals:\n  - B=3\n  envs:\n  - x.env\n",
+                ),
+                ("x.env", "A=1\nB=2\n"),
+            ],
+            "kustomization.yaml: configmap s illegally repeats the key `B`",
+        ),
+        (
+            "generator key twice",
+            &[
+                (
+                    "kustomization.yaml",
+                    "configMapGenerator:\n- name: c\n  envs:\n  - x.env\n",
+                ),
+                ("x.env", "A=1\nB=2\nA=3\n"),
+            ],
+            "configmap c illegally repeats the key `A`",
         ),
     ];
     for (name, files, want) in cases {
