@@ -21,6 +21,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIZES = (1500, 5000)
+# Keys of the one wide ConfigMap and of each env file in (c).
+WIDE_KEYS = (20000, 40000)
 TARGET_SPEEDUP, TARGET_MEMORY, TARGET_5K_SECONDS = 50, 0.25, 1.0
 
 
@@ -132,6 +134,52 @@ def trees(args):
     return ok
 
 
+def wide_tree(root, keys):
+    """One ConfigMap resource with `keys` data entries, and a generator
+    merging an env file of `keys` entries (half of them new) over a base
+    generator of as many: the shapes where a per-key scan goes square."""
+    base, overlay = os.path.join(root, 'base'), os.path.join(root, 'overlay')
+    os.makedirs(base, exist_ok=True)
+    os.makedirs(overlay, exist_ok=True)
+    with open(os.path.join(base, 'big.env'), 'w') as fh:
+        fh.writelines(f'KEY{i}=base{i}\n' for i in range(keys))
+    with open(os.path.join(overlay, 'big.env'), 'w') as fh:
+        fh.writelines(f'KEY{i}=over{i}\n' for i in range(0, 2 * keys, 2))
+    with open(os.path.join(base, 'cm.yaml'), 'w') as fh:
+        fh.write('apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: wide\ndata:\n')
+        fh.writelines(f'  key{i}: value{i}\n' for i in range(keys))
+    with open(os.path.join(base, 'kustomization.yaml'), 'w') as fh:
+        fh.write('resources:\n- cm.yaml\nconfigMapGenerator:\n- name: env\n  envs:\n  - big.env\n')
+    with open(os.path.join(overlay, 'kustomization.yaml'), 'w') as fh:
+        fh.write('namePrefix: p-\nresources:\n- ../base\nconfigMapGenerator:\n'
+                 '- name: env\n  behavior: merge\n  envs:\n  - big.env\n')
+    return overlay
+
+
+def wide_maps(args):
+    ok, at = True, []
+    for keys in WIDE_KEYS:
+        overlay = wide_tree(os.path.join(args.work, f'wide-{keys}'), keys)
+        s_out, k_out = overlay + '.sluice', overlay + '.kustomize'
+        sw, sm = build(args.sluice, overlay, s_out, args.repeat)
+        label = f'wide maps, {keys:,} keys'
+        at.append((keys, sw))
+        if keys != WIDE_KEYS[0] and not args.full:
+            row(label, 'sluice', sw, sm)
+            print('  kustomize not run at this size (BENCH_KUSTOMIZE_FULL=1 runs it, '
+                  'about 2 minutes)')
+            continue
+        kw, km = build(args.kustomize, overlay, k_out, 1)
+        row(label, 'kustomize', kw, km)
+        row('', 'sluice', sw, sm)
+        ratios(kw, km, sw, sm, targets=False)
+        ok = compare(k_out, s_out, f'{keys} keys') and ok
+    (k0, w0), (k1, w1) = at[0], at[-1]
+    print(f'sluice growth: {k0:,} → {k1:,} keys (x{k1 / k0:.0f}): '
+          f'{w0:.3f} s → {w1:.3f} s (x{w1 / w0:.1f})')
+    return ok
+
+
 def corpus(args):
     cases_dir = os.path.join(args.corpus, 'cases')
     if not os.path.isdir(cases_dir):
@@ -188,6 +236,7 @@ def main():
     args = ap.parse_args()
     print(f'{"":<26} {"tool":<10} {"wall s":>9} {"max MiB":>9}')
     ok = trees(args)
+    ok = wide_maps(args) and ok
     ok = corpus(args) and ok
     if not ok:
         sys.exit('FAILED: sluice and kustomize outputs differ (see above)')
