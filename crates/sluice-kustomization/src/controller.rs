@@ -764,6 +764,10 @@ async fn reconcile_inner(
                         )
                     };
                     render::write_kustomization(&path, &spec).map_err(failed)?;
+                    if let Some((ids, _)) = &decryption {
+                        render::decrypt_sources(&dir, &path, ids)
+                            .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
+                    }
                     let mut objects = render::build(&path).map_err(failed)?;
                     if let Some((ids, _)) = &decryption {
                         objects = render::decrypt(objects, ids)

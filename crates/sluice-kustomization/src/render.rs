@@ -290,6 +290,146 @@ pub fn decrypt(objects: Vec<Yaml>, ids: &sluice_sops::Identities) -> Result<Vec<
     Ok(out)
 }
 
+/// Largest encrypted source file decrypted in place (Flux's limit).
+const MAX_ENCRYPTED_FILE: u64 = 5 << 20;
+
+/// `spec.decryption` (SOPS) before the build, as Flux's
+/// `DecryptSources` does: every kustomization reachable from `dir` through
+/// local `resources` and `components` is read, and the files its
+/// `secretGenerator`s take `files` and `envs` from, and its patch files,
+/// are decrypted in place when they carry sops metadata. The format comes
+/// from the file name (a generator file's from its key, an env file is
+/// dotenv unless named otherwise). Files outside `root` are not touched;
+/// remote references are skipped. Messages name files relative to `root`.
+pub fn decrypt_sources(
+    root: &Path,
+    dir: &Path,
+    ids: &sluice_sops::Identities,
+) -> Result<(), String> {
+    let root = root
+        .canonicalize()
+        .map_err(|e| format!("resolving the artifact root: {e}"))?;
+    let mut seen_dirs = std::collections::HashSet::new();
+    let mut done = std::collections::HashSet::new();
+    visit_for_sources(&root, dir, ids, &mut seen_dirs, &mut done)
+}
+
+fn visit_for_sources(
+    root: &Path,
+    dir: &Path,
+    ids: &sluice_sops::Identities,
+    seen_dirs: &mut std::collections::HashSet<PathBuf>,
+    done: &mut std::collections::HashSet<PathBuf>,
+) -> Result<(), String> {
+    // Only directories inside the artifact, each once.
+    let Ok(dir) = dir.canonicalize() else {
+        return Ok(());
+    };
+    if !dir.starts_with(root) || !dir.is_dir() || !seen_dirs.insert(dir.clone()) {
+        return Ok(());
+    }
+    let Some(file) = existing_kustomization(&dir) else {
+        return Ok(());
+    };
+    let rel = |p: &Path| {
+        p.strip_prefix(root)
+            .map(|r| r.display().to_string())
+            .unwrap_or_else(|_| p.display().to_string())
+    };
+    let text =
+        std::fs::read_to_string(&file).map_err(|e| format!("reading {}: {e}", rel(&file)))?;
+    let kus = yaml::parse_one(&text).map_err(|e| format!("{}: {e}", rel(&file)))?;
+    let strings = |v: Option<&Yaml>| -> Vec<String> {
+        match v {
+            Some(Yaml::Seq(items)) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            Some(Yaml::Str(s)) => vec![s.to_string()],
+            _ => Vec::new(),
+        }
+    };
+    let mut sources: Vec<(String, sluice_sops::Format)> = Vec::new();
+    if let Some(Yaml::Seq(gens)) = kus.get("secretGenerator") {
+        for g in gens {
+            for f in strings(g.get("files")) {
+                let (key, path) = f.split_once('=').unwrap_or((f.as_str(), f.as_str()));
+                sources.push((path.to_string(), sluice_sops::Format::for_path(key)));
+            }
+            let mut envs = strings(g.get("envs"));
+            envs.extend(strings(g.get("env")));
+            for e in envs {
+                let format = match sluice_sops::Format::for_path(&e) {
+                    sluice_sops::Format::Binary => sluice_sops::Format::Dotenv,
+                    f => f,
+                };
+                sources.push((e, format));
+            }
+        }
+    }
+    if let Some(Yaml::Seq(patches)) = kus.get("patches") {
+        for p in patches {
+            if let Some(path) = p.get_str("path")
+                && !path.contains("://")
+            {
+                sources.push((path.to_string(), sluice_sops::Format::for_path(path)));
+            }
+        }
+    }
+    for (path, format) in sources {
+        let Ok(abs) = dir.join(&path).canonicalize() else {
+            continue; // the build names a missing file
+        };
+        if !abs.starts_with(root) || done.contains(&abs) {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&abs).map_err(|e| format!("{}: {e}", rel(&abs)))?;
+        if !meta.is_file() {
+            continue;
+        }
+        if meta.len() > MAX_ENCRYPTED_FILE {
+            return Err(format!(
+                "cannot decrypt {}: {} bytes, over the {} byte limit for encrypted files",
+                rel(&abs),
+                meta.len(),
+                MAX_ENCRYPTED_FILE
+            ));
+        }
+        let data = std::fs::read(&abs).map_err(|e| format!("reading {}: {e}", rel(&abs)))?;
+        if !format.is_encrypted(&data) {
+            continue;
+        }
+        let opts = sluice_sops::Options { verify_mac: false };
+        let plain = sluice_sops::decrypt_file(&data, format, ids, &opts, &rel(&abs))
+            .map_err(|e| format!("decryption failed for {e}"))?;
+        replace_file(&abs, &plain).map_err(|e| format!("writing {}: {e}", rel(&abs)))?;
+        done.insert(abs);
+    }
+    let mut dirs = strings(kus.get("resources"));
+    dirs.extend(strings(kus.get("components")));
+    for d in dirs {
+        if !d.contains("://") {
+            visit_for_sources(root, &dir.join(d), ids, seen_dirs, done)?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces `path` with a new file readable by its owner only. The
+/// checkout's files are hard links into the shared artifact cache: writing
+/// through one would put the plaintext into the cache.
+fn replace_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::remove_file(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)
+}
+
 /// JSON as the engine's YAML model.
 fn from_json(v: &Value) -> Yaml {
     match v {
@@ -498,5 +638,44 @@ mod tests {
                 .unwrap_err()
                 .contains("kustomization path not found")
         );
+    }
+
+    #[test]
+    fn generator_sources_are_decrypted_in_place_inside_the_root_only() {
+        let enc = include_str!("../../sluice-sops/testdata/app.sops.env");
+        let ids =
+            sluice_sops::Identities::parse(include_str!("../../sluice-sops/testdata/test.agekey"))
+                .unwrap();
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("artifact");
+        write(outer.path(), "outside.env", enc);
+        write(&root, "apps/a.env", enc);
+        write(&root, "apps/comp/c.env", enc);
+        write(&root, "apps/plain.env", "A=1\n");
+        std::os::unix::fs::symlink(outer.path().join("outside.env"), root.join("apps/link.env"))
+            .unwrap();
+        write(
+            &root,
+            "apps/kustomization.yaml",
+            "components:\n- comp\nsecretGenerator:\n- name: s\n  envs:\n  - a.env\n  - plain.env\n  - ../../outside.env\n  - link.env\n  - missing.env\n",
+        );
+        write(
+            &root,
+            "apps/comp/kustomization.yaml",
+            "kind: Component\nsecretGenerator:\n- name: c\n  envs:\n  - c.env\n",
+        );
+        decrypt_sources(&root, &root.join("apps"), &ids).unwrap();
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        assert!(read(&root.join("apps/a.env")).starts_with("DB_USER=app\n"));
+        assert!(read(&root.join("apps/comp/c.env")).starts_with("DB_USER=app\n"));
+        assert_eq!(read(&root.join("apps/plain.env")), "A=1\n");
+        // Outside the root, directly or through a symlink: untouched.
+        assert_eq!(read(&outer.path().join("outside.env")), enc);
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(root.join("apps/a.env"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -27,6 +27,19 @@ async fn key_secret(env: &Env, name: &str, key: &str) {
     .unwrap();
 }
 
+/// Points `sops-age` at a key that is not a recipient, asks for a
+/// reconcile (the render cache keys on the Secret's resourceVersion, so it
+/// re-renders) and returns the BuildFailed message.
+async fn rotate_to_other_key_and_fail(env: &Env) -> String {
+    key_secret(env, "sops-age", OTHER_KEY).await;
+    env.patch_ks(
+        "apps",
+        json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "rotate"}}}),
+    )
+    .await;
+    ready_message(&env.wait_reason("apps", "BuildFailed").await)
+}
+
 fn sops_spec() -> serde_json::Value {
     json!({"path": "./apps",
            "decryption": {"provider": "sops", "secretRef": {"name": "sops-age"}}})
@@ -53,16 +66,8 @@ async fn decrypts_secrets_and_a_rotated_wrong_key_fails_naming_the_object() {
     assert_eq!(data["cert"].0, b"-----BEGIN CERTIFICATE-----");
     assert!(env.configmaps().get("plain").await.is_ok());
 
-    // Rotating the key Secret to a key that is not a recipient re-renders
-    // (the render cache keys on the Secret's resourceVersion) and fails.
-    key_secret(&env, "sops-age", OTHER_KEY).await;
-    env.patch_ks(
-        "apps",
-        json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "rotate"}}}),
-    )
-    .await;
-    let k = env.wait_reason("apps", "BuildFailed").await;
-    let msg = ready_message(&k);
+    // Rotating the key Secret to a key that is not a recipient fails.
+    let msg = rotate_to_other_key_and_fail(&env).await;
     let ns = env.name();
     assert!(
         msg.starts_with(&format!(
@@ -92,4 +97,54 @@ async fn a_missing_decryption_secret_is_named() {
     );
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), env.name());
     assert!(secrets.get_opt("api-key").await.unwrap().is_none());
+}
+
+/// Flux decrypts a secretGenerator's sources before the build; so does
+/// sluice: a dotenv file (`envs:`), a binary file (`files:` with a key),
+/// in a base reached through `resources:`.
+#[tokio::test]
+async fn secret_generator_sources_are_decrypted_before_the_build() {
+    let env = Env::start("ks-sops-gen").await;
+    key_secret(&env, "sops-age", TEST_KEY).await;
+    let mut repo = Repo::new();
+    repo.write(
+        "apps/base/app.sops.env",
+        include_str!("../../sluice-sops/testdata/app.sops.env"),
+    );
+    repo.write(
+        "apps/base/cert.sops.txt",
+        include_str!("../../sluice-sops/testdata/cert.sops.txt"),
+    );
+    repo.write(
+        "apps/base/kustomization.yaml",
+        "secretGenerator:\n- name: app\n  envs:\n  - app.sops.env\n  files:\n  - tls.crt=cert.sops.txt\n  options:\n    disableNameSuffixHash: true\n",
+    );
+    repo.write("apps/kustomization.yaml", "resources:\n- base\n");
+    let rev = repo.commit("encrypted generator sources");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization("apps", sops_spec()).await;
+    env.wait_ready("apps", &rev).await;
+
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), env.name());
+    let data = secrets.get("app").await.unwrap().data.unwrap();
+    assert_eq!(data["DB_USER"].0, b"app");
+    assert_eq!(data["DB_PASSWORD"].0, b"s3cr3t=with=equals");
+    // kustomize reads `\n` in an env value literally.
+    assert_eq!(data["MULTI"].0, b"line one\\nline two");
+    assert_eq!(
+        data["tls.crt"].0,
+        include_bytes!("../../sluice-sops/testdata/cert.plain.txt")
+    );
+    assert!(!data.contains_key("sops_mac"), "{:?}", data.keys());
+
+    // With the other key, the failure names the file, not a value. (It
+    // fails at all only because the shared artifact cache still holds the
+    // ciphertext: the checkout's files are hard links into it, and the
+    // decrypted file replaced its link instead of writing through it.)
+    let msg = rotate_to_other_key_and_fail(&env).await;
+    assert!(
+        msg.starts_with("decryption failed for apps/base/cert.sops.txt: no age identity matches"),
+        "{msg}"
+    );
+    assert!(!msg.contains("s3cr3t"), "{msg}");
 }

@@ -13,11 +13,13 @@
 //! Errors name the document and the key path that failed; they never
 //! contain plaintext, ciphertext or key material.
 
+mod files;
 mod keys;
 mod tree;
 
 use serde_json::Value;
 
+pub use files::{Format, decrypt_file};
 pub use keys::{Identities, KeyError};
 
 /// How documents are decrypted.

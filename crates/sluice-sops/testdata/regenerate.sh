@@ -60,6 +60,9 @@ enc secret-regex.plain.yaml secret-regex.sops.yaml --encrypted-regex '^(data|str
 enc commented.plain.yaml commented.sops.yaml
 enc mac-only.plain.yaml mac-only.sops.yaml
 enc secret.plain.json secret.sops.json
+# secretGenerator sources: a dotenv file and an arbitrary (binary) file.
+enc app.plain.env app.sops.env --input-type dotenv --output-type dotenv
+enc cert.plain.txt cert.sops.txt --input-type binary --output-type binary
 
 # Check: the real sops decrypts each fixture back to its original.
 for f in *.sops.*; do

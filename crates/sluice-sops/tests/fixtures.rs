@@ -256,3 +256,102 @@ fn comment_rules_are_refused_clearly() {
     let err = decrypt_object(&obj, &ids(), &Options::default()).unwrap_err();
     assert!(matches!(err.cause, Cause::Unsupported(_)), "{err}");
 }
+
+// Whole files, as a secretGenerator's `envs:` and `files:` use them.
+
+fn file(name: &str, format: sluice_sops::Format) -> Result<Vec<u8>, sluice_sops::Error> {
+    sluice_sops::decrypt_file(
+        read(name).as_bytes(),
+        format,
+        &ids(),
+        &Options::default(),
+        name,
+    )
+}
+
+#[test]
+fn a_dotenv_file_decrypts_to_what_sops_prints_without_comments() {
+    use sluice_sops::Format;
+    assert_eq!(Format::for_path("app.sops.env"), Format::Dotenv);
+    assert!(Format::Dotenv.is_encrypted(read("app.sops.env").as_bytes()));
+    assert!(!Format::Dotenv.is_encrypted(read("app.plain.env").as_bytes()));
+    // The MAC is verified (Options::default()): comments are not part of it.
+    let out = String::from_utf8(file("app.sops.env", Format::Dotenv).unwrap()).unwrap();
+    let want: String = read("app.plain.env")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(out, want);
+    assert!(out.contains("MULTI=line one\\nline two\n"), "{out}");
+    assert!(out.contains("DB_PASSWORD=s3cr3t=with=equals\n"), "{out}");
+}
+
+#[test]
+fn a_binary_file_decrypts_to_its_exact_bytes() {
+    use sluice_sops::Format;
+    assert_eq!(Format::for_path("cert.sops.txt"), Format::Binary);
+    assert!(Format::Binary.is_encrypted(read("cert.sops.txt").as_bytes()));
+    let out = file("cert.sops.txt", Format::Binary).unwrap();
+    assert_eq!(out, read("cert.plain.txt").into_bytes());
+}
+
+#[test]
+fn json_and_yaml_files_decrypt_to_the_same_values() {
+    use sluice_sops::Format;
+    let out = file("secret.sops.json", Format::Json).unwrap();
+    let got: Value = serde_json::from_slice(&out).unwrap();
+    let want: Value = serde_json::from_str(&read("secret.plain.json")).unwrap();
+    assert_eq!(got, want);
+    assert!(
+        out.starts_with(b"{\n\t\""),
+        "tab-indented as sops prints JSON"
+    );
+    let out = file("configmap.sops.yaml", Format::Yaml).unwrap();
+    let got: Value = serde_norway::from_slice(&out).unwrap();
+    assert_eq!(got, plain_yaml("configmap.plain.yaml"));
+}
+
+#[test]
+fn whole_files_fail_naming_the_file_never_a_value() {
+    use sluice_sops::Format;
+    // A value changed in transit fails its own authentication.
+    let tampered = read("app.sops.env").replacen(
+        "DB_USER=ENC[AES256_GCM,data:",
+        "DB_USER=ENC[AES256_GCM,data:AA",
+        1,
+    );
+    let e = sluice_sops::decrypt_file(
+        tampered.as_bytes(),
+        Format::Dotenv,
+        &ids(),
+        &Options::default(),
+        "apps/app.sops.env",
+    )
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.starts_with("apps/app.sops.env: "), "{msg}");
+    assert!(msg.contains("DB_USER"), "{msg}");
+    assert!(!msg.contains("s3cr3t") && !msg.contains("app\n"), "{msg}");
+    // The wrong key.
+    let other = Identities::parse(&read("other.agekey")).unwrap();
+    let e = sluice_sops::decrypt_file(
+        read("cert.sops.txt").as_bytes(),
+        Format::Binary,
+        &other,
+        &Options::default(),
+        "cert.sops.txt",
+    )
+    .unwrap_err();
+    assert!(matches!(e.cause, Cause::NoMatchingIdentity { .. }), "{e}");
+    // INI is named, not guessed at.
+    let e = sluice_sops::decrypt_file(
+        b"[sops]\n",
+        Format::Ini,
+        &ids(),
+        &Options::default(),
+        "a.ini",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("INI"), "{e}");
+}
