@@ -23,8 +23,10 @@ const FORMATS: [Format; 5] = [
 fn ids() -> &'static Identities {
     static IDS: OnceLock<Identities> = OnceLock::new();
     IDS.get_or_init(|| {
-        Identities::parse(include_str!("../../crates/sluice-sops/testdata/test.agekey"))
-            .expect("the fixtures' key parses")
+        Identities::parse(include_str!(
+            "../../crates/sluice-sops/testdata/test.agekey"
+        ))
+        .expect("the fixtures' key parses")
     })
 }
 
