@@ -695,22 +695,14 @@ async fn reconcile_inner(
     }
 
     let phase = Instant::now();
-    // postBuild variables
-    let vars = match substitution_vars(ctx, ks).await {
-        Ok(v) => v,
-        Err(m) => {
-            return Ok(fail(
-                status,
-                Failure::new(meta::BUILD_FAILED_REASON, m),
-                Some(&revision),
-                vec![],
-            ));
-        }
+    // postBuild variables, and for spec.decryption the age identities of
+    // the decryption Secret.
+    let inputs = match substitution_vars(ctx, ks).await {
+        Ok(vars) => decryption_keys(ctx, ks).await.map(|d| (vars, d)),
+        Err(m) => Err(m),
     };
-
-    // spec.decryption: the age identities of the decryption Secret.
-    let decryption = match decryption_keys(ctx, ks).await {
-        Ok(d) => d,
+    let (vars, decryption) = match inputs {
+        Ok(v) => v,
         Err(m) => {
             return Ok(fail(
                 status,

@@ -1,7 +1,9 @@
 //! `sluice build -o`: a file gets the stream, an existing directory one file
 //! per object named as kustomize names them.
 
-use std::process::Command;
+mod support;
+
+use support::sluice_offline;
 
 fn tree() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
@@ -18,17 +20,8 @@ fn tree() -> tempfile::TempDir {
     d
 }
 
-fn sluice(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+fn sluice(args: &[&str]) -> support::Run {
+    sluice_offline(args, &[]).expect(0)
 }
 
 #[test]
@@ -36,12 +29,12 @@ fn output_to_a_file_or_a_directory() {
     let t = tree();
     let dir = t.path().to_str().unwrap();
     let stdout = sluice(&["build", dir]).stdout;
-    assert!(String::from_utf8_lossy(&stdout).contains("---\n"));
+    assert!(stdout.contains("---\n"));
 
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("all.yaml");
     sluice(&["build", dir, "-o", file.to_str().unwrap()]);
-    assert_eq!(std::fs::read(&file).unwrap(), stdout);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), stdout);
 
     let each = out.path().join("each");
     std::fs::create_dir(&each).unwrap();

@@ -2,7 +2,7 @@
 //! loader into the engine, and `SLUICE_REMOTE_CACHE` chooses the cache.
 //! Offline: the "remote" is a local repository made with the `git` program.
 
-use std::process::Command;
+mod support;
 
 use sluice_testsupport::git_server::git;
 
@@ -41,18 +41,12 @@ fn build_fetches_remote_bases_into_the_configured_cache() {
     )
     .unwrap();
     let cache = tmp.path().join("cache");
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("build")
-        .arg(&overlay)
-        .env("SLUICE_REMOTE_CACHE", &cache)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = support::sluice_offline(
+        &["build", overlay.to_str().unwrap()],
+        &[("SLUICE_REMOTE_CACHE", cache.to_str().unwrap())],
+    )
+    .expect(0)
+    .stdout;
     assert!(stdout.contains("name: x-remote\n"), "{stdout}");
     // One repository directory holding the checkout.
     let repos: Vec<_> = std::fs::read_dir(&cache)
