@@ -13,13 +13,21 @@
 //! split at `_git/<repo>`, `//`, or `.git`, else after two segments
 //! (`org/repo`; a `file://` URL without a marker is all repository).
 //! Query parameters: `ref` (or `version`; `ref` wins), `submodules`
-//! (default true) and `timeout` (seconds or a Go duration; default 27s).
+//! (default true) and `timeout` (seconds or a Go duration; default 27s,
+//! at most [`MAX_TIMEOUT`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// kustomize's default for `?timeout=`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(27);
+
+/// The longest `?timeout=` obeyed: a larger value (`?timeout=100000h`) is
+/// lowered to this, so a repository cannot make a build wait on a remote
+/// base for hours. A value too large to represent at all
+/// (`?timeout=99999999999999999999h`) is malformed and, as in kustomize,
+/// gives [`DEFAULT_TIMEOUT`].
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// A parsed remote target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +40,8 @@ pub struct RepoSpec {
     pub git_ref: Option<String>,
     /// Whether to fetch submodules (`?submodules=`; default true).
     pub submodules: bool,
-    /// Time allowed for fetching (`?timeout=`; default 27s).
+    /// Time allowed for fetching (`?timeout=`; default 27s, at most
+    /// [`MAX_TIMEOUT`]).
     pub timeout: Duration,
 }
 
@@ -69,9 +78,60 @@ pub trait RemoteLoader: Send + Sync {
     /// say what went wrong (e.g. the HTTP status).
     fn fetch_file(&self, url: &str) -> Result<Vec<u8>, String> {
         Err(format!(
-            "fetching '{url}': plain HTTP(S) resources are not supported by this loader"
+            "fetching '{}': plain HTTP(S) resources are not supported by this loader",
+            redact_url(url)
         ))
     }
+}
+
+/// Hides the credentials of every URL in `text` (a URL, or a message that
+/// quotes URLs), for errors and logs: `https://user:pass@host` becomes
+/// `https://user:***@host`, and a bare token `https://TOKEN@host` becomes
+/// `https://***@host` (a user name alone cannot be told from a token). The
+/// user of an `ssh://` URL is no secret and is kept, as are scp-like
+/// `git@host:path` addresses, which carry no password.
+pub fn redact_url(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let before = &rest[..i];
+        let scheme_start = before
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |(j, c)| j + c.len_utf8());
+        let scheme = before[scheme_start..].to_ascii_lowercase();
+        let after = &rest[i + 3..];
+        // The authority ends at the path, query or fragment, or where the
+        // text around the URL resumes. Userinfo may hold any sub-delimiter,
+        // so those do not end it; the last '@' ends the userinfo (redacting
+        // too much rather than too little).
+        let authority_len = after
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '`' | '<' | '>' | '\\') || c.is_whitespace()
+            })
+            .unwrap_or(after.len());
+        out.push_str(&rest[..i + 3]);
+        match after[..authority_len].rfind('@') {
+            Some(at) => {
+                let userinfo = &after[..at];
+                let is_ssh = matches!(scheme.as_str(), "ssh" | "git+ssh" | "ssh+git");
+                match userinfo.split_once(':') {
+                    Some((user, _)) => {
+                        out.push_str(user);
+                        out.push_str(":***");
+                    }
+                    None if is_ssh => out.push_str(userinfo),
+                    None => out.push_str("***"),
+                }
+                out.push('@');
+                rest = &after[at + 1..];
+            }
+            None => rest = after,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Whether `s` names a remote target rather than a local path.
@@ -261,7 +321,8 @@ fn parse_query(query: &str) -> (Option<String>, Duration, bool) {
             Ok(_) => None,
             Err(_) => parse_go_duration(t),
         })
-        .unwrap_or(DEFAULT_TIMEOUT);
+        .unwrap_or(DEFAULT_TIMEOUT)
+        .min(MAX_TIMEOUT);
     let submodules = get("submodules").and_then(parse_go_bool).unwrap_or(true);
     (git_ref, timeout, submodules)
 }
@@ -299,39 +360,67 @@ fn parse_go_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// Go's `time.ParseDuration` for positive values (`90s`, `1m30s`, `1.5h`).
+/// Go's `time.ParseDuration` for positive values (`90s`, `1m30s`, `1.5h`),
+/// in whole nanoseconds with checked arithmetic: any input, however long or
+/// large, gives a value or `None`, never a panic. Like Go, a duration past
+/// `i64::MAX` nanoseconds (about 292 years) is an error (`None`).
 fn parse_go_duration(s: &str) -> Option<Duration> {
     let s = s.strip_prefix('+').unwrap_or(s);
     if s.is_empty() || s.starts_with('-') {
         return None;
     }
-    let mut total = 0f64;
+    // Fraction digits past this many cannot change the result in
+    // nanoseconds (the largest unit, an hour, is 3.6e12 ns).
+    const MAX_FRACTION_DIGITS: u32 = 18;
+    let mut total: u128 = 0;
     let mut rest = s;
     while !rest.is_empty() {
         let num_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(rest.len());
-        if num_len == 0 {
+        let (int_part, frac_part) = match rest[..num_len].split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (&rest[..num_len], ""),
+        };
+        if (int_part.is_empty() && frac_part.is_empty()) || frac_part.contains('.') {
             return None;
         }
-        let num: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
+        let unit_ns: u128 = match &rest[..unit_len] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return None,
         };
         rest = &rest[unit_len..];
-        total += num * scale;
+        let mut int: u128 = 0;
+        for d in int_part.bytes() {
+            int = int
+                .checked_mul(10)?
+                .checked_add(u128::from(d.wrapping_sub(b'0')))?;
+        }
+        let mut frac: u128 = 0;
+        let mut scale: u128 = 1;
+        for d in frac_part.bytes().take(MAX_FRACTION_DIGITS as usize) {
+            frac = frac * 10 + u128::from(d.wrapping_sub(b'0'));
+            scale *= 10;
+        }
+        let part = int
+            .checked_mul(unit_ns)?
+            .checked_add(frac.checked_mul(unit_ns)? / scale)?;
+        total = total.checked_add(part)?;
+        if total > i64::MAX as u128 {
+            return None;
+        }
     }
-    (total > 0.0).then(|| Duration::from_secs_f64(total))
+    let nanos = u64::try_from(total).ok()?;
+    (nanos > 0).then(|| Duration::from_nanos(nanos))
 }
 
 #[cfg(test)]
@@ -555,13 +644,96 @@ mod tests {
         assert_eq!(q("timeout=0s").1, DEFAULT_TIMEOUT);
         assert_eq!(q("timeout=61").1, Duration::from_secs(61));
         assert_eq!(q("timeout=1m1s").1, Duration::from_secs(61));
-        assert_eq!(q("timeout=1.5h").1, Duration::from_secs(5400));
+        assert_eq!(q("timeout=0.1h").1, Duration::from_secs(360));
+        assert_eq!(q("timeout=1.5h").1, MAX_TIMEOUT);
         assert_eq!(q("timeout=500ms").1, Duration::from_millis(500));
         // A malformed query yields all defaults, as Go's url.ParseQuery.
         assert_eq!(q("ref=v1&timeout=%zz"), (None, DEFAULT_TIMEOUT, true));
         let s = parse("https://github.com/org/repo?ref=v1&submodules=false&timeout=90").unwrap();
         assert!(!s.submodules);
         assert_eq!(s.timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn huge_and_overflowing_timeouts_never_panic_and_are_capped() {
+        let q = |s: &str| parse_query(s).1;
+        // Too large for Go's duration: malformed, so the default.
+        assert_eq!(q("timeout=99999999999999999999h"), DEFAULT_TIMEOUT);
+        assert_eq!(q("timeout=99999999999999999999"), DEFAULT_TIMEOUT);
+        assert_eq!(q(&format!("timeout={}s", "9".repeat(400))), DEFAULT_TIMEOUT);
+        assert_eq!(q(&format!("timeout=1.{}h", "9".repeat(400))), MAX_TIMEOUT);
+        assert_eq!(q("timeout=2562047h47m16.854775807s"), MAX_TIMEOUT);
+        assert_eq!(q("timeout=2562047h47m16.854775808s"), DEFAULT_TIMEOUT);
+        assert_eq!(
+            q(&format!("timeout={}", "1h".repeat(3_000_000))),
+            DEFAULT_TIMEOUT
+        );
+        // Representable but longer than the cap: the cap.
+        assert_eq!(q("timeout=100000h"), MAX_TIMEOUT);
+        assert_eq!(q("timeout=9223372036"), MAX_TIMEOUT);
+        assert_eq!(q("timeout=11m"), MAX_TIMEOUT);
+        assert_eq!(q("timeout=10m"), MAX_TIMEOUT);
+        assert_eq!(q("timeout=9m59s"), Duration::from_secs(599));
+        // Malformed numbers.
+        for bad in [
+            ".", "1..5s", "1.2.3s", ".s", "5", "h", "1h-1s", "-1s", "1e3s",
+        ] {
+            assert_eq!(
+                parse_go_duration(bad),
+                None,
+                "{bad} should not parse as a duration"
+            );
+        }
+        assert_eq!(parse_go_duration(".5s"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("5.s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_go_duration("1.000000001s"), Some(Duration::new(1, 1)));
+        assert_eq!(
+            parse_go_duration("1µs1ns"),
+            Some(Duration::from_nanos(1001))
+        );
+        let s = parse("https://github.com/org/repo?ref=v1&timeout=99999999999999999999h").unwrap();
+        assert_eq!(s.timeout, DEFAULT_TIMEOUT);
+        let s = parse("https://github.com/org/repo?ref=v1&timeout=100000h").unwrap();
+        assert_eq!(s.timeout, MAX_TIMEOUT);
+    }
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        let r = redact_url;
+        assert_eq!(
+            r("https://ghp_Secret123@github.com/o/r"),
+            "https://***@github.com/o/r"
+        );
+        assert_eq!(
+            r("https://user:hunter2@host/o/r.git"),
+            "https://user:***@host/o/r.git"
+        );
+        assert_eq!(r("http://u:p@ss:w;rd@host:8080"), "http://u:***@host:8080");
+        assert_eq!(r("ssh://git@host:22/r.git"), "ssh://git@host:22/r.git");
+        assert_eq!(r("ssh://git:pw@host/r.git"), "ssh://git:***@host/r.git");
+        assert_eq!(
+            r("git@github.com:org/repo.git"),
+            "git@github.com:org/repo.git"
+        );
+        assert_eq!(r("https://host/a@b"), "https://host/a@b");
+        assert_eq!(r("no url at all"), "no url at all");
+        assert_eq!(
+            r("GET 'https://TOKEN@h/x?ref=1': refused; then HTTPS://a:b@h2 said no"),
+            "GET 'https://***@h/x?ref=1': refused; then HTTPS://a:***@h2 said no"
+        );
+        assert_eq!(r("x https://tok@h"), "x https://***@h");
+        assert_eq!(r("日本://tok@h"), "日本://***@h");
+        let e = DefaultOnly
+            .fetch_file("https://TOKEN9@example.com/a.yaml")
+            .unwrap_err();
+        assert!(!e.contains("TOKEN9"), "{e}");
+    }
+
+    struct DefaultOnly;
+    impl RemoteLoader for DefaultOnly {
+        fn fetch(&self, _: &RepoSpec) -> Result<PathBuf, String> {
+            Err("unused".into())
+        }
     }
 
     #[test]
