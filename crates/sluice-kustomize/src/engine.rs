@@ -3,8 +3,10 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::fieldspec::{FieldSpec, TransformerConfig};
+use crate::guard::Guard;
 use crate::kustomization::{KUSTOMIZATION_FILE_NAMES, Kustomization};
 use crate::resource::{Behavior, ResMap, Resource};
 use crate::vars::Var;
@@ -33,11 +35,15 @@ impl Acc {
 }
 
 /// File access relative to one kustomization root, with kustomize's load
-/// restriction.
+/// restriction and the build's [`Guard`] (jail, byte limits, deadline).
 #[derive(Clone, Debug)]
 pub struct Loader {
     pub root: PathBuf,
     pub restrict: bool,
+    guard: Rc<Guard>,
+    /// Whether the guard's jail applies (not inside a remote checkout,
+    /// which `restrict` confines to itself).
+    jailed: bool,
 }
 
 impl Loader {
@@ -55,6 +61,9 @@ impl Loader {
         let p = self.resolve(rel);
         let canon = std::fs::canonicalize(&p)
             .map_err(|e| Error::msg(format!("evalsymlink failure on '{}' : {e}", p.display())))?;
+        if self.jailed {
+            self.guard.contain(&canon, rel)?;
+        }
         if self.restrict && !canon.starts_with(&self.root) {
             return Err(Error::msg(format!(
                 "security; file '{}' is not in or below '{}'",
@@ -77,7 +86,7 @@ impl Loader {
                 p.display()
             )));
         }
-        std::fs::read(&canon).map_err(|e| Error::msg(format!("reading '{}': {e}", p.display())))
+        self.guard.read(&canon, rel)
     }
 
     pub fn read_string(&self, rel: &str) -> Result<String> {
@@ -86,8 +95,9 @@ impl Loader {
     }
 }
 
-/// Finds and parses the kustomization file in `dir`.
-pub fn load_kustomization(dir: &Path) -> Result<(Kustomization, String)> {
+/// Finds and parses the kustomization file in `dir`, reading it through
+/// `guard` (jailed unless `dir` is inside a remote checkout).
+fn load_kustomization(dir: &Path, guard: &Guard, jailed: bool) -> Result<(Kustomization, String)> {
     let mut found = Vec::new();
     for n in KUSTOMIZATION_FILE_NAMES {
         let p = dir.join(n);
@@ -107,8 +117,20 @@ pub fn load_kustomization(dir: &Path) -> Result<(Kustomization, String)> {
             dir.display()
         )));
     };
-    let text = std::fs::read_to_string(&p)
-        .map_err(|e| Error::msg(format!("reading {}: {e}", p.display())))?;
+    let shown = p.display().to_string();
+    let canon = std::fs::canonicalize(&p)
+        .map_err(|e| Error::msg(format!("evalsymlink failure on '{shown}' : {e}")))?;
+    if jailed {
+        guard.contain(&canon, &shown)?;
+    } else if !canon.starts_with(dir) {
+        return Err(Error::Security(format!(
+            "security; file '{}' is not in or below '{}'",
+            canon.display(),
+            dir.display()
+        )));
+    }
+    let text = String::from_utf8(guard.read(&canon, &shown)?)
+        .map_err(|_| Error::msg(format!("'{shown}' is not valid UTF-8")))?;
     let file_name = p
         .file_name()
         .map(|s| s.to_string_lossy().to_string())
@@ -182,6 +204,10 @@ pub struct Builder {
     remote_cache: std::collections::HashMap<(String, Option<String>), PathBuf>,
     /// The remote checkouts being built, innermost last.
     repos: Vec<RepoCtx>,
+    guard: Rc<Guard>,
+    /// Objects read or generated so far (a diamond of bases counts each
+    /// time it is built): bounded by the guard.
+    produced: usize,
 }
 
 /// A remote checkout being built: its root and where it came from.
@@ -194,6 +220,7 @@ struct RepoCtx {
 
 impl Builder {
     pub fn new(opts: Options) -> Builder {
+        let guard = Rc::new(Guard::unjailed(opts.limits.clone(), opts.deadline));
         Builder {
             opts,
             stack: Vec::new(),
@@ -204,6 +231,8 @@ impl Builder {
             warnings: Vec::new(),
             remote_cache: std::collections::HashMap::new(),
             repos: Vec::new(),
+            guard,
+            produced: 0,
         }
     }
 
@@ -223,8 +252,14 @@ impl Builder {
                 dir.display()
             )));
         }
+        self.guard = Rc::new(Guard::new(
+            self.opts.jail.as_deref(),
+            self.opts.limits.clone(),
+            self.opts.deadline,
+        )?);
+        self.guard.contain(&dir, &dir.display().to_string())?;
         self.build_root = dir.clone();
-        let (k, _) = load_kustomization(&dir)?;
+        let (k, _) = self.load_kustomization(&dir)?;
         self.build_metadata = k.build_metadata();
         let mut acc = Acc::default();
         self.accumulate_target(&dir, &k, &mut acc)?;
@@ -358,7 +393,29 @@ impl Builder {
             // As kustomize: a loader inside a remote checkout is always
             // LoadRestrictionsRootOnly, whatever the caller chose.
             restrict: self.opts.load_restrict_root_only || !self.repos.is_empty(),
+            guard: self.guard.clone(),
+            jailed: self.repos.is_empty(),
         }
+    }
+
+    fn load_kustomization(&self, dir: &Path) -> Result<(Kustomization, String)> {
+        load_kustomization(dir, &self.guard, self.repos.is_empty())
+    }
+
+    /// A directory about to be built (`canon`, symlinks resolved) must stay
+    /// in the remote checkout it belongs to, or else in the jail.
+    fn check_dir(&self, canon: &Path, shown: &str) -> Result<()> {
+        if self.repos.is_empty() {
+            self.guard.contain(canon, shown)
+        } else {
+            self.check_in_repo(canon)
+        }
+    }
+
+    /// Counts `n` objects read or generated against the build's limit.
+    fn note_produced(&mut self, n: usize) -> Result<()> {
+        self.produced += n;
+        self.guard.check_resources(self.produced)
     }
 
     /// Inside a remote checkout, a base (or component, or plugin
@@ -401,6 +458,8 @@ impl Builder {
                 chain.join(" -> ")
             )));
         }
+        self.guard.tick()?;
+        self.guard.check_depth(self.stack.len() + 1, dir)?;
         self.stack.push(dir.to_path_buf());
         let r = self.accumulate_target_inner(dir, k, acc);
         self.stack.pop();
@@ -476,8 +535,8 @@ impl Builder {
                 );
             }
             let p = std::fs::canonicalize(&p).map_err(|e| Error::msg(e.to_string()))?;
-            self.check_in_repo(&p)?;
-            let (ck, _) = load_kustomization(&p)?;
+            self.check_dir(&p, &c)?;
+            let (ck, _) = self.load_kustomization(&p)?;
             if !ck.is_component() {
                 return Err(Error::msg(format!(
                     "accumulateDirectory: \"expected kind 'Component' for path '{}' but got '{}'",
@@ -544,10 +603,24 @@ impl Builder {
                 continue;
             }
             let full = ldr.resolve(p);
+            if full.is_dir() && Path::new(p).is_absolute() {
+                // kustomize never opens an absolute directory as a base.
+                let file_err = if ldr.restrict {
+                    format!(
+                        "security; file '{p}' is not in or below '{}'",
+                        ldr.root.display()
+                    )
+                } else {
+                    format!("read {p}: is a directory")
+                };
+                return Err(Error::Security(format!(
+                    "accumulation err='accumulating resources from '{p}': {file_err}': new root '{p}' cannot be absolute"
+                )));
+            }
             if full.is_dir() {
                 let canon = std::fs::canonicalize(&full).map_err(|e| Error::msg(e.to_string()))?;
-                self.check_in_repo(&canon)?;
-                let (sk, _) = load_kustomization(&canon).map_err(|e| {
+                self.check_dir(&canon, p)?;
+                let (sk, _) = self.load_kustomization(&canon).map_err(|e| {
                     e.context(format!(
                         "accumulation err='accumulating resources from '{p}'"
                     ))
@@ -563,9 +636,13 @@ impl Builder {
                 acc.rm.list.extend(sub.rm.list);
                 acc.tc.merge(&sub.tc);
                 vars::merge_vars_only(acc, sub.vars)?;
-            } else if full.is_file() {
-                let text = ldr.read_string(p).map_err(|e| {
-                    Error::msg(format!(
+            } else if full.exists() {
+                let text = ldr.read_string(p).map_err(|e| match e {
+                    // Refusals are not "maybe a directory": say only why.
+                    Error::Security(_) | Error::Limit(_) => {
+                        e.context(format!("accumulating resources from '{p}'"))
+                    }
+                    e => Error::msg(format!(
                         "accumulation err='accumulating resources from '{p}': {e}': must build at directory: '{}': file is not directory (in {})",
                         std::fs::canonicalize(&full).unwrap_or_else(|_| full.clone()).display(),
                         self.kustomization_path(ldr)
@@ -573,6 +650,7 @@ impl Builder {
                 })?;
                 let rs = resources_from_text(&text, p)
                     .map_err(|e| e.context(format!("accumulating resources from '{p}'")))?;
+                self.note_produced(rs.len())?;
                 let origin = self.origin_for_file(&full);
                 for mut r in rs {
                     if let Some(o) = &origin {
@@ -618,6 +696,7 @@ impl Builder {
                 "remote resource '{entry}': remote resources are not supported here (no fetcher configured)"
             )));
         };
+        self.guard.tick()?;
         let file = loader
             .fetch_file(entry)
             .map_err(Error::msg)
@@ -628,6 +707,7 @@ impl Builder {
             });
         let file_err = match file {
             Ok(rs) => {
+                self.note_produced(rs.len())?;
                 acc.rm.list.extend(rs);
                 return Ok(());
             }
@@ -665,7 +745,13 @@ impl Builder {
         let root = match self.remote_cache.get(&key) {
             Some(r) => r.clone(),
             None => {
-                let r = loader.fetch(spec).map_err(|e| {
+                self.guard.tick()?;
+                // A fetch gets at most the time the build has left.
+                let mut spec = spec.clone();
+                if let Some(left) = self.guard.time_left() {
+                    spec.timeout = spec.timeout.min(left);
+                }
+                let r = loader.fetch(&spec).map_err(|e| {
                     Error::msg(format!("accumulating resources from '{entry}': {e}"))
                 })?;
                 let r = std::fs::canonicalize(&r).map_err(|e| {
@@ -698,7 +784,15 @@ impl Builder {
                 spec.path
             )));
         }
-        let (sk, _) = load_kustomization(&dir)?;
+        // The checkout is outside the jail: from here on it confines itself.
+        self.repos.push(RepoCtx {
+            root: root.clone(),
+            url: spec.clone_url.clone(),
+            git_ref: spec.git_ref.clone(),
+        });
+        let loaded = self.load_kustomization(&dir);
+        self.repos.pop();
+        let (sk, _) = loaded?;
         if sk.is_component() {
             return Err(Error::msg(format!(
                 "accumulating resources from '{entry}': expected kind != 'Component' for path '{}'",
@@ -767,6 +861,7 @@ impl Builder {
                 ))
             })?;
             let origin = self.origin_for_generator(&ldr.root, &kust_file, "ConfigMapGenerator");
+            self.note_produced(1)?;
             absorb(acc, r, origin)?;
         }
         for g in k.list("secretGenerator") {
@@ -778,12 +873,14 @@ impl Builder {
                 ))
             })?;
             let origin = self.origin_for_generator(&ldr.root, &kust_file, "SecretGenerator");
+            self.note_produced(1)?;
             absorb(acc, r, origin)?;
         }
         for entry in k.strings("generators")? {
             let configured_in = self.configured_in(ldr, &entry, &kust_file);
             for cfg in self.load_plugin_configs(ldr, &entry)? {
                 let produced = self.run_generator_config(ldr, &cfg, global.as_ref())?;
+                self.note_produced(produced.len())?;
                 let origin = self
                     .origin_annotations()
                     .then(|| plugin_origin(&configured_in, &cfg, ""));
@@ -838,8 +935,8 @@ impl Builder {
         let full = ldr.resolve(entry);
         if full.is_dir() {
             let canon = std::fs::canonicalize(&full).map_err(|e| Error::msg(e.to_string()))?;
-            self.check_in_repo(&canon)?;
-            let (sk, _) = load_kustomization(&canon)?;
+            self.check_dir(&canon, entry)?;
+            let (sk, _) = self.load_kustomization(&canon)?;
             let mut sub = Acc::default();
             self.accumulate_target(&canon, &sk, &mut sub)?;
             return Ok(sub.rm.list);

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod fieldspec;
 pub mod generators;
 pub mod gosort;
+pub mod guard;
 pub mod kustomization;
 pub mod nameref;
 pub mod patch;
@@ -39,6 +40,13 @@ pub enum Error {
     },
     #[error("{field} is not supported yet")]
     Unsupported { field: String },
+    /// A path or file the build may not read (outside the jail or the
+    /// load restriction, not a regular file).
+    #[error("{0}")]
+    Security(String),
+    /// A bound of [`guard::Limits`] or the deadline was reached.
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl Error {
@@ -57,6 +65,8 @@ impl Error {
     pub fn context(self, ctx: impl std::fmt::Display) -> Error {
         match self {
             Error::Msg(m) => Error::Msg(format!("{ctx}: {m}")),
+            Error::Security(m) => Error::Security(format!("{ctx}: {m}")),
+            Error::Limit(m) => Error::Limit(format!("{ctx}: {m}")),
             Error::Yaml { .. } | Error::Unsupported { .. } => Error::Msg(format!("{ctx}: {self}")),
         }
     }
@@ -82,6 +92,16 @@ pub struct Options {
     pub load_restrict_root_only: bool,
     /// Fetches remote resources; without one they are refused.
     pub remote: Option<std::sync::Arc<dyn remote::RemoteLoader>>,
+    /// Every local file and directory the build reads, symlinks resolved,
+    /// must be inside this directory (a controller passes the source
+    /// artifact's root: Flux loads anywhere inside it and nowhere else).
+    /// `None`: no jail beyond the load restriction (the CLI).
+    pub jail: Option<std::path::PathBuf>,
+    /// What one build may read and hold.
+    pub limits: guard::Limits,
+    /// The build fails with [`Error::Limit`] once this instant passes;
+    /// remote fetches get at most the time left.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Options {
@@ -90,6 +110,9 @@ impl std::fmt::Debug for Options {
             .field("reorder", &self.reorder)
             .field("load_restrict_root_only", &self.load_restrict_root_only)
             .field("remote", &self.remote.is_some())
+            .field("jail", &self.jail)
+            .field("limits", &self.limits)
+            .field("deadline", &self.deadline)
             .finish()
     }
 }
@@ -100,6 +123,9 @@ impl Options {
             reorder: Reorder::Unspecified,
             load_restrict_root_only: true,
             remote: None,
+            jail: None,
+            limits: guard::Limits::default(),
+            deadline: None,
         }
     }
 }

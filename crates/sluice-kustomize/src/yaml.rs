@@ -265,7 +265,7 @@ pub fn parse_all_opts(text: &str, allow_duplicate_keys: bool) -> Result<Vec<Valu
         allow_dup: allow_duplicate_keys,
         path: Vec::new(),
         depth: 0,
-        alias_budget: 1_000_000,
+        alias_budget: ALIAS_BUDGET,
     };
     let mut docs = Vec::new();
     loop {
@@ -302,16 +302,22 @@ pub fn parse_one(text: &str) -> Result<Value, YamlError> {
 /// Deeper documents are refused rather than risking the stack.
 const MAX_DEPTH: usize = 256;
 
+/// What alias expansion may add to one parse, in the bytes [`weight`]
+/// estimates: 16 MiB. Real manifests alias a few small nodes; a bomb of
+/// nested or large anchors is refused before it is copied.
+pub const ALIAS_BUDGET: usize = 16 << 20;
+
 struct DocParser<'a> {
     parser: Parser<std::str::Chars<'a>>,
-    anchors: HashMap<usize, Value>,
+    /// Anchored nodes and their [`weight`].
+    anchors: HashMap<usize, (Value, usize)>,
     allow_dup: bool,
     /// Keys from the document root to the mapping being read (`None` for a
     /// sequence item), for kustomize's tolerance of repeated annotations.
     path: Vec<Option<CompactString>>,
     depth: usize,
-    /// Nodes alias expansion may still copy (guards against exponential
-    /// alias bombs).
+    /// Bytes alias expansion may still copy (guards against exponential
+    /// alias bombs and large anchors aliased many times).
     alias_budget: usize,
 }
 
@@ -362,19 +368,24 @@ impl DocParser<'_> {
                     s.shrink_to_fit();
                 }
                 if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
+                    self.anchors.insert(anchor, (v.clone(), weight(&v)));
                 }
                 Ok(v)
             }
             Event::Alias(id) => {
-                let v = self
+                let (v, w) = self
                     .anchors
                     .get(&id)
                     .ok_or_else(|| err_at(&m, "unknown anchor referenced"))?;
-                self.alias_budget = self.alias_budget.saturating_sub(node_count(v));
-                if self.alias_budget == 0 {
-                    return Err(err_at(&m, "document expands aliases too much"));
+                if *w > self.alias_budget {
+                    return Err(err_at(
+                        &m,
+                        format!(
+                            "document expands aliases too much (over {ALIAS_BUDGET} bytes of copies)"
+                        ),
+                    ));
                 }
+                self.alias_budget -= *w;
                 Ok(v.clone())
             }
             Event::SequenceStart(anchor, _) => {
@@ -392,7 +403,7 @@ impl DocParser<'_> {
                 items.shrink_to_fit();
                 let v = Value::Seq(items);
                 if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
+                    self.anchors.insert(anchor, (v.clone(), weight(&v)));
                 }
                 Ok(v)
             }
@@ -498,7 +509,7 @@ impl DocParser<'_> {
                 map.0.shrink_to_fit();
                 let v = Value::Map(map);
                 if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
+                    self.anchors.insert(anchor, (v.clone(), weight(&v)));
                 }
                 Ok(v)
             }
@@ -507,11 +518,17 @@ impl DocParser<'_> {
     }
 }
 
-fn node_count(v: &Value) -> usize {
+/// About the bytes a copy of `v` takes: a fixed cost per node (the
+/// value itself) plus the text of strings and keys.
+fn weight(v: &Value) -> usize {
+    const NODE: usize = 32;
     match v {
-        Value::Seq(items) => 1 + items.iter().map(node_count).sum::<usize>(),
-        Value::Map(m) => 1 + m.0.iter().map(|(_, v)| node_count(v)).sum::<usize>(),
-        _ => 1,
+        Value::Str(s) => NODE + s.len(),
+        Value::Seq(items) => items.iter().fold(NODE, |a, i| a.saturating_add(weight(i))),
+        Value::Map(m) => m.0.iter().fold(NODE, |a, (k, v)| {
+            a.saturating_add(NODE + k.len()).saturating_add(weight(v))
+        }),
+        _ => NODE,
     }
 }
 
@@ -1653,6 +1670,12 @@ mod tests {
             doc.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
         }
         assert!(parse_all(&doc).is_err());
+        // One large anchor aliased many times: few nodes, many bytes.
+        let mut doc = format!("a: &a {}\nb: [", "x".repeat(1 << 20));
+        doc.push_str(&vec!["*a"; 100].join(", "));
+        doc.push_str("]\n");
+        let e = parse_all(&doc).unwrap_err();
+        assert!(e.message.contains("expands aliases too much"), "{e}");
         let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
         assert!(parse_all(&deep).is_err());
     }
