@@ -32,6 +32,10 @@ pub const FIELD_MANAGER: &str = "source-controller";
 /// Default timeout for Git operations (`spec.timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The longest `spec.timeout` obeyed; a larger one is lowered to this, so
+/// one GitRepository cannot hold a worker for hours.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
 /// How the controller runs.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -583,7 +587,8 @@ async fn sync(
             .timeout()
             .ok()
             .filter(|d| !d.is_zero())
-            .ok_or_else(|| Failure::stalled("InvalidTimeout", format!("invalid timeout '{t}'")))?,
+            .ok_or_else(|| Failure::stalled("InvalidTimeout", format!("invalid timeout '{t}'")))?
+            .min(MAX_TIMEOUT),
     };
     let wanted = Wanted::from_ref(spec.reference.as_ref());
     wanted
@@ -750,7 +755,7 @@ impl From<git::GitError> for StoreError {
 }
 
 fn git_failure(e: git::GitError, auth: &Auth) -> Failure {
-    let message = auth.scrub(&e.message);
+    let message = git::redact_url(&auth.scrub(&e.message));
     match e.kind {
         GitErrorKind::Auth => Failure::fetch(meta::AUTHENTICATION_FAILED, message),
         GitErrorKind::Operation => Failure::fetch(meta::GIT_OPERATION_FAILED, message),
@@ -767,7 +772,7 @@ where
     E: Send + 'static + From<git::GitError>,
 {
     let handle = tokio::task::spawn_blocking(f);
-    match tokio::time::timeout(timeout + Duration::from_secs(5), handle).await {
+    match tokio::time::timeout(timeout.saturating_add(Duration::from_secs(5)), handle).await {
         Ok(Ok(r)) => r,
         Ok(Err(join)) => Err(E::from(git::GitError {
             kind: GitErrorKind::Operation,

@@ -11,8 +11,8 @@ use std::io::Write;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use gix::bstr::ByteSlice;
 use gix::remote::Direction;
@@ -149,22 +149,21 @@ fn classify(err: &gix::Error, auth: &Auth, context: &str) -> GitError {
     }
 }
 
-/// Removes `user:password@` from a URL for messages.
-pub fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some(at) = rest.find('@')
-        && !rest[..at].contains('/')
-    {
-        let userinfo = &rest[..at];
-        let user = userinfo.split(':').next().unwrap_or("");
-        return if userinfo.contains(':') {
-            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
-        } else {
-            url.to_string()
-        };
-    }
-    url.to_string()
+/// Hides the credentials of every URL in `text` (a URL or a message that
+/// quotes one): `https://user:pass@host` → `https://user:***@host`,
+/// `https://TOKEN@host` → `https://***@host`; an ssh user is kept. The same
+/// function as [`sluice_kustomize::remote::redact_url`], so the engine's
+/// messages and ours agree.
+pub fn redact_url(text: &str) -> String {
+    sluice_kustomize::remote::redact_url(text)
 }
+
+/// The longest an ssh connection may take to be established (TCP and the
+/// ssh handshake), whatever the operation's timeout.
+pub const MAX_SSH_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long after the deadline's TERM a stalled ssh gets KILL.
+const SSH_KILL_AFTER_SECS: u64 = 2;
 
 /// The transport a URL uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,11 +202,45 @@ pub fn parse_url(url: &str) -> Result<Scheme, String> {
 /// and the file that collects the ssh program's stderr.
 struct SshFiles {
     dir: tempfile::TempDir,
-    command: String,
+    /// `ssh` and the options from the Secret, without time limits.
+    ssh: String,
     log: PathBuf,
+    /// When the whole operation must be over.
+    deadline: Instant,
 }
 
 impl SshFiles {
+    /// The `core.sshCommand` for a connection made now: the ssh program
+    /// with a connect timeout and keep-alives derived from the time left,
+    /// run under `timeout` (when the host has it) so that it is terminated
+    /// at the deadline even if the server stalls after connecting, and its
+    /// stderr sent to the log.
+    fn command(&self) -> String {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        let secs = secs.max(1);
+        let connect = secs.min(MAX_SSH_CONNECT_TIMEOUT.as_secs());
+        // A silent server is noticed after about a third of the time left
+        // (at most 30 s) even where no `timeout` program can end ssh.
+        let alive = (secs / 9).clamp(1, 10);
+        let mut command = String::new();
+        if let Some(timeout) = timeout_program() {
+            command.push_str(&format!(
+                "{} -k {SSH_KILL_AFTER_SECS} {secs} ",
+                shell_quote(timeout)
+            ));
+        }
+        command.push_str(&self.ssh);
+        command.push_str(&format!(
+            " -o ConnectTimeout={connect} -o ServerAliveInterval={alive} -o ServerAliveCountMax=3"
+        ));
+        // gix runs the command with `sh -c '<command> "$@"'`: ssh's stderr
+        // (its own diagnostics and the remote command's) goes to a file that
+        // errors are explained from, instead of to the controller's stderr.
+        command.push_str(&format!(" 2>>{}", shell_quote(&self.log)));
+        command
+    }
+
     /// What ssh (and the remote command) wrote to stderr since the last call,
     /// as one line, without ssh's warning banners and with the temporary
     /// paths replaced by the Secret's key names. Empties the log.
@@ -297,7 +330,7 @@ fn shell_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }
 
-fn ssh_files(work: &Path, auth: &Auth) -> Result<SshFiles, GitError> {
+fn ssh_files(work: &Path, auth: &Auth, deadline: Instant) -> Result<SshFiles, GitError> {
     let dir = tempfile::Builder::new()
         .prefix("ssh-")
         .tempdir_in(work)
@@ -328,12 +361,44 @@ fn ssh_files(work: &Path, auth: &Auth) -> Result<SshFiles, GitError> {
         }
         None => command.push_str(" -o UserKnownHostsFile=/dev/null"),
     }
-    // gix runs the command with `sh -c '<command> "$@"'`: ssh's stderr (its
-    // own diagnostics and the remote command's) goes to a file that errors
-    // are explained from, instead of to the controller's stderr.
     let log = dir.path().join("stderr");
-    command.push_str(&format!(" 2>>{}", shell_quote(&log)));
-    Ok(SshFiles { dir, command, log })
+    Ok(SshFiles {
+        dir,
+        ssh: command,
+        log,
+        deadline,
+    })
+}
+
+/// The `timeout` program (coreutils or a compatible one) if the host has
+/// one that understands `timeout -k <secs> <secs> <program>`; looked up
+/// once. Without it an ssh connection is still bounded by `ConnectTimeout`
+/// and the keep-alives, but a server that keeps the connection alive
+/// without ever finishing can hold it until then.
+fn timeout_program() -> Option<&'static Path> {
+    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let path = std::env::var_os("PATH")?;
+            let program = std::env::split_paths(&path)
+                .map(|d| d.join("timeout"))
+                .find(|p| p.is_file())?;
+            let works = std::process::Command::new(&program)
+                .args(["-k", "1", "5", "sh", "-c", "exit 0"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !works {
+                tracing::warn!(
+                    program = %program.display(),
+                    "this `timeout` program does not take `-k`; ssh connections are bounded by ConnectTimeout and keep-alives only"
+                );
+            }
+            works.then_some(program)
+        })
+        .as_deref()
 }
 
 /// The URL gix connects to: an ssh URL without a user logs in as `git`, as
@@ -357,7 +422,7 @@ fn open_options(ssh: Option<&SshFiles>) -> gix::open::Options {
         "gitoxide.userAgent=sluice-source".into(),
     ];
     if let Some(s) = ssh {
-        overrides.push(format!("core.sshCommand={}", s.command));
+        overrides.push(format!("core.sshCommand={}", s.command()));
         // OpenSSH: no `ssh -G` probe to find out, and `-p <port>`.
         overrides.push("ssh.variant=ssh".into());
     }
@@ -423,21 +488,44 @@ pub fn install_crypto_provider() {
     }
 }
 
-/// Connects to `remote` with our credentials and transport options.
+/// Connects to `remote` with our credentials and transport options; the
+/// connection ends with an error at `deadline` at the latest (ssh: the
+/// program is terminated; http: every request, its body included, is
+/// bounded by the time left).
 fn connect<'r>(
     repo: &gix::Repository,
     remote: &'r gix::Remote<'r>,
     url: &str,
     auth: &Auth,
-    timeout: Duration,
+    deadline: Instant,
 ) -> Result<Connection<'r>, GitError> {
-    let conn = remote.connect(Direction::Fetch).map_err(|e| {
-        classify(
-            &e,
-            auth,
-            &format!("unable to connect to '{}'", redact_url(url)),
-        )
-    })?;
+    let is_http = matches!(parse_url(url), Ok(Scheme::Http | Scheme::Https));
+    let conn: Connection<'r> = if is_http {
+        let parsed = gix::url::parse(url.as_bytes().as_bstr()).map_err(|e| {
+            GitError::op(format!(
+                "invalid URL '{}': {}",
+                redact_url(url),
+                render_chain(&e)
+            ))
+        })?;
+        let transport = http_transport::Transport::new_http(
+            DeadlineHttp::new(deadline),
+            parsed,
+            gix::protocol::transport::Protocol::V2,
+            false,
+        );
+        let boxed: Box<dyn gix::protocol::transport::client::blocking_io::Transport + Send> =
+            Box::new(transport);
+        remote.to_connection_with_transport(boxed)
+    } else {
+        remote.connect(Direction::Fetch).map_err(|e| {
+            classify(
+                &e,
+                auth,
+                &format!("unable to connect to '{}'", redact_url(url)),
+            )
+        })?
+    };
     let basic = auth.basic.clone();
     let conn = conn.with_credentials(move |action| match action {
         gix::credentials::helper::Action::Get(ctx) => match &basic {
@@ -454,28 +542,39 @@ fn connect<'r>(
         _ => Ok(None),
     });
     let mut conn = conn;
-    if matches!(parse_url(url), Ok(Scheme::Http | Scheme::Https)) {
+    if is_http {
         install_crypto_provider();
         let base = repo
             .transport_options(url.as_bytes().as_bstr(), None)
             .map_err(|e| GitError::op(format!("configuring transport: {}", render_chain(&e))))?;
-        let mut opts: gix::protocol::transport::client::blocking_io::http::Options = base
-            .and_then(|b| {
-                b.downcast::<gix::protocol::transport::client::blocking_io::http::Options>()
-                    .ok()
-            })
+        let mut opts: http_transport::Options = base
+            .and_then(|b| b.downcast::<http_transport::Options>().ok())
             .map(|b| *b)
             .unwrap_or_default();
         if let Some(token) = &auth.bearer_token {
             opts.extra_headers
                 .push(format!("Authorization: Bearer {token}"));
         }
-        opts.connect_timeout = Some(timeout.min(Duration::from_secs(30)));
+        let left = deadline.saturating_duration_since(Instant::now());
+        opts.connect_timeout = Some(left.min(MAX_HTTP_CONNECT_TIMEOUT));
         let ca = auth.ca_pem.clone();
-        let backend = gix::protocol::transport::client::blocking_io::http::reqwest::Options {
+        let backend = http_transport::reqwest::Options {
+            // The client is made just before the first request. Its time
+            // limit covers each whole request, the response body included
+            // (reqwest's blocking client alone limits each read, which a
+            // server sending a byte a second never exceeds); later requests
+            // are cut to the time left by `DeadlineHttp`.
             configure_client: Some(Box::new(
-                move |mut builder: reqwest::blocking::ClientBuilder| {
-                    builder = builder.timeout(timeout);
+                move |_gix_defaults: reqwest::blocking::ClientBuilder| {
+                    let left = deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(1));
+                    let mut builder: reqwest::blocking::ClientBuilder = reqwest::Client::builder()
+                        .timeout(left)
+                        .connect_timeout(left.min(MAX_HTTP_CONNECT_TIMEOUT))
+                        .http1_title_case_headers()
+                        .into();
+                    builder = builder.timeout(left);
                     if let Some(pem) = &ca {
                         let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
                             gix::error::ErrorExt::raise(gix::error::message!("invalid ca.crt: {e}"))
@@ -495,8 +594,108 @@ fn connect<'r>(
     Ok(conn)
 }
 
+use gix::protocol::transport::client::blocking_io::http as http_transport;
+
+/// The longest an HTTP connection may take to be established.
+pub const MAX_HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// gix's reqwest transport with a deadline for the whole operation: no
+/// request starts after it, and every request after the first is limited
+/// to the time left (the first one is limited by the client, made with the
+/// time left just before it is sent).
+///
+/// Limiting requests one by one is done with a request hook, which gix
+/// takes as "headers were configured" and so stops following redirects;
+/// gix follows them on the first request only, which is why the hook is
+/// installed once that request is made.
+struct DeadlineHttp {
+    inner: http_transport::reqwest::Remote,
+    deadline: Instant,
+    requests: usize,
+    backend: Option<Arc<Mutex<dyn std::any::Any + Send + Sync>>>,
+}
+
+impl DeadlineHttp {
+    fn new(deadline: Instant) -> DeadlineHttp {
+        DeadlineHttp {
+            inner: http_transport::reqwest::Remote::default(),
+            deadline,
+            requests: 0,
+            backend: None,
+        }
+    }
+
+    fn before_request(&mut self) -> gix::error::Result<()> {
+        if Instant::now() >= self.deadline {
+            return Err(gix::error::ErrorExt::raise(gix::error::message!(
+                "the operation's deadline passed (timed out)"
+            )));
+        }
+        self.requests += 1;
+        if self.requests == 2
+            && let Some(backend) = &self.backend
+            && let Ok(mut guard) = backend.lock()
+            && let Some(options) = guard.downcast_mut::<http_transport::reqwest::Options>()
+        {
+            let deadline = self.deadline;
+            options.configure_request = Some(Box::new(move |req| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(gix::error::ErrorExt::raise(gix::error::message!(
+                        "the operation's deadline passed (timed out)"
+                    )));
+                }
+                *req.timeout_mut() = Some(left);
+                Ok(())
+            }));
+        }
+        Ok(())
+    }
+}
+
+impl http_transport::Http for DeadlineHttp {
+    type Headers = <http_transport::reqwest::Remote as http_transport::Http>::Headers;
+    type ResponseBody = <http_transport::reqwest::Remote as http_transport::Http>::ResponseBody;
+    type PostBody = <http_transport::reqwest::Remote as http_transport::Http>::PostBody;
+
+    fn get(
+        &mut self,
+        url: &str,
+        base_url: &str,
+        headers: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> gix::error::Result<http_transport::GetResponse<Self::Headers, Self::ResponseBody>> {
+        self.before_request()?;
+        self.inner.get(url, base_url, headers)
+    }
+
+    fn post(
+        &mut self,
+        url: &str,
+        base_url: &str,
+        headers: impl IntoIterator<Item = impl AsRef<str>>,
+        body: http_transport::PostBodyDataKind,
+    ) -> gix::error::Result<
+        http_transport::PostResponse<Self::Headers, Self::ResponseBody, Self::PostBody>,
+    > {
+        self.before_request()?;
+        self.inner.post(url, base_url, headers, body)
+    }
+
+    fn configure(&mut self, config: &dyn std::any::Any) -> gix::error::Result<()> {
+        if let Some(options) = config.downcast_ref::<http_transport::Options>() {
+            self.backend = options.backend.clone();
+        }
+        self.inner.configure(config)
+    }
+
+    fn redirected_base_url(&self) -> Option<String> {
+        self.inner.redirected_base_url()
+    }
+}
+
 /// Lists the remote's refs under `prefixes` (server-side filtered), tags
-/// peeled. This is the whole cost of a no-change poll.
+/// peeled. This is the whole cost of a no-change poll. Fails once `timeout`
+/// has passed, whatever the server does.
 pub fn ls_refs(
     work: &Path,
     url: &str,
@@ -504,17 +703,63 @@ pub fn ls_refs(
     prefixes: &[String],
     timeout: Duration,
 ) -> Result<Vec<RemoteRef>, GitError> {
+    let deadline = deadline_after(timeout);
     std::fs::create_dir_all(work)
         .map_err(|e| GitError::op(format!("creating {}: {e}", work.display())))?;
     let ssh = if matches!(parse_url(url), Ok(Scheme::Ssh)) {
-        Some(ssh_files(work, auth)?)
+        Some(ssh_files(work, auth, deadline)?)
     } else {
         None
     };
-    list(work, url, auth, prefixes, timeout, ssh.as_ref()).map_err(|e| match &ssh {
-        Some(s) => s.explain(e, auth),
-        None => e,
-    })
+    list(work, url, auth, prefixes, deadline, ssh.as_ref())
+        .map_err(|e| match &ssh {
+            Some(s) => s.explain(e, auth),
+            None => e,
+        })
+        .map_err(|e| finish_error(e, url, timeout, deadline))
+}
+
+/// `now + timeout`, or far ahead for a timeout too large to add.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
+/// The last touch on every error leaving this module: URL credentials
+/// hidden, and a failure at the deadline said to be a timeout, naming the
+/// host.
+fn finish_error(mut e: GitError, url: &str, timeout: Duration, deadline: Instant) -> GitError {
+    // Whatever ends at the deadline ends a little after it (a killed ssh,
+    // a request cut by its timer); a failure before it is not a timeout.
+    let late = Instant::now() + Duration::from_millis(250) >= deadline;
+    if late && e.kind == GitErrorKind::Operation {
+        let host = gix::url::parse(url.as_bytes().as_bstr())
+            .ok()
+            .and_then(|u| {
+                u.host().map(|h| match u.port {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                })
+            })
+            .unwrap_or_else(|| "the remote".to_string());
+        e.message = format!(
+            "timed out after {} waiting for {host}: {}",
+            human_duration(timeout),
+            e.message
+        );
+    }
+    e.message = redact_url(&e.message);
+    e
+}
+
+fn human_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 fn list(
@@ -522,7 +767,7 @@ fn list(
     url: &str,
     auth: &Auth,
     prefixes: &[String],
-    timeout: Duration,
+    deadline: Instant,
     ssh: Option<&SshFiles>,
 ) -> Result<Vec<RemoteRef>, GitError> {
     let shown = redact_url(url);
@@ -552,7 +797,7 @@ fn list(
         .with_fetch_tags(gix::remote::fetch::Tags::None)
         .with_refspecs(specs.iter().map(String::as_str), Direction::Fetch)
         .map_err(|e| GitError::op(format!("invalid ref: {}", render_chain(&e))))?;
-    let conn = connect(&repo, &remote, url, auth, timeout)?;
+    let conn = connect(&repo, &remote, url, auth, deadline)?;
     let (map, _handshake) = conn
         .ref_map(
             gix::progress::Discard,
@@ -592,7 +837,8 @@ pub struct Fetched {
 const LOCAL_REF: &str = "refs/sluice/target";
 
 /// Fetches `target` with depth 1 (full depth if the server cannot do
-/// shallow) into a fresh bare repository under `work`.
+/// shallow) into a fresh bare repository under `work`. All attempts
+/// together fail once `timeout` has passed, whatever the server does.
 pub fn fetch(
     work: &Path,
     url: &str,
@@ -600,10 +846,22 @@ pub fn fetch(
     target: &FetchTarget,
     timeout: Duration,
 ) -> Result<Fetched, GitError> {
+    let deadline = deadline_after(timeout);
+    fetch_until(work, url, auth, target, deadline)
+        .map_err(|e| finish_error(e, url, timeout, deadline))
+}
+
+fn fetch_until(
+    work: &Path,
+    url: &str,
+    auth: &Auth,
+    target: &FetchTarget,
+    deadline: Instant,
+) -> Result<Fetched, GitError> {
     std::fs::create_dir_all(work)
         .map_err(|e| GitError::op(format!("creating {}: {e}", work.display())))?;
     let ssh = if matches!(parse_url(url), Ok(Scheme::Ssh)) {
-        Some(ssh_files(work, auth)?)
+        Some(ssh_files(work, auth, deadline)?)
     } else {
         None
     };
@@ -623,12 +881,16 @@ pub fn fetch(
         }
     };
     for (spec, shallow) in attempts {
+        // No new attempt once the time is up: the last error says why.
+        if last_err.is_some() && Instant::now() >= deadline {
+            break;
+        }
         let dir = tempfile::Builder::new()
             .prefix("fetch-")
             .tempdir_in(work)
             .map_err(|e| GitError::op(format!("creating fetch dir: {e}")))?;
         let repo = init_bare(dir.path(), ssh.as_ref())?;
-        let fetched = fetch_once(&repo, url, auth, &spec, shallow, timeout);
+        let fetched = fetch_once(&repo, url, auth, &spec, shallow, deadline);
         let fetched = fetched.map_err(|e| match &ssh {
             Some(s) => s.explain(e, auth),
             None => e,
@@ -691,7 +953,7 @@ fn fetch_once(
     auth: &Auth,
     spec: &str,
     shallow: bool,
-    timeout: Duration,
+    deadline: Instant,
 ) -> Result<(), GitError> {
     let ctx = format!("unable to fetch from '{}'", redact_url(url));
     let url = connect_url(url);
@@ -708,7 +970,7 @@ fn fetch_once(
         .with_fetch_tags(gix::remote::fetch::Tags::None)
         .with_refspecs([spec], Direction::Fetch)
         .map_err(|e| GitError::op(format!("invalid refspec '{spec}': {}", render_chain(&e))))?;
-    let conn = connect(repo, &remote, url, auth, timeout)?;
+    let conn = connect(repo, &remote, url, auth, deadline)?;
     let mut prepare = conn
         .prepare_fetch(
             gix::progress::Discard,
@@ -986,6 +1248,66 @@ mod tests {
         );
         assert_eq!(redact_url("ssh://git@host/r"), "ssh://git@host/r");
         assert_eq!(redact_url("https://host/r"), "https://host/r");
+    }
+
+    #[test]
+    fn ssh_commands_are_bounded_by_the_deadline() {
+        let work = tempfile::tempdir().unwrap();
+        let auth = Auth::default();
+        let soon = ssh_files(work.path(), &auth, Instant::now() + Duration::from_secs(3)).unwrap();
+        let cmd = soon.command();
+        assert!(cmd.contains(" -o ConnectTimeout=3 "), "{cmd}");
+        assert!(
+            cmd.contains(" -o ServerAliveInterval=1 -o ServerAliveCountMax=3"),
+            "{cmd}"
+        );
+        if timeout_program().is_some() {
+            assert!(cmd.contains("timeout' -k 2 3 ssh "), "{cmd}");
+        }
+        assert!(
+            cmd.ends_with(&format!(" 2>>{}", shell_quote(&soon.log))),
+            "{cmd}"
+        );
+        let later = ssh_files(
+            work.path(),
+            &auth,
+            Instant::now() + Duration::from_secs(3600),
+        )
+        .unwrap();
+        let cmd = later.command();
+        assert!(cmd.contains(" -o ConnectTimeout=30 "), "{cmd}");
+        assert!(cmd.contains(" -o ServerAliveInterval=10 "), "{cmd}");
+        // A deadline already passed still gives a valid, minimal command.
+        let past = ssh_files(work.path(), &auth, Instant::now()).unwrap();
+        assert!(past.command().contains(" -o ConnectTimeout=1 "));
+        assert!(deadline_after(Duration::MAX) > Instant::now());
+    }
+
+    #[test]
+    fn errors_hide_tokens_and_say_when_they_timed_out() {
+        let url = "https://ghp_TOKEN@git.example.com:8443/o/r.git";
+        let e = GitError::op(format!("unable to list remote for '{url}': refused"));
+        let late = finish_error(e.clone(), url, Duration::from_secs(3), Instant::now());
+        assert!(!late.message.contains("ghp_TOKEN"), "{}", late.message);
+        assert!(
+            late.message
+                .starts_with("timed out after 3s waiting for git.example.com:8443: "),
+            "{}",
+            late.message
+        );
+        let early = finish_error(
+            e,
+            url,
+            Duration::from_secs(3),
+            Instant::now() + Duration::from_secs(3),
+        );
+        assert!(!early.message.contains("timed out"), "{}", early.message);
+        assert!(!early.message.contains("ghp_TOKEN"), "{}", early.message);
+        assert_eq!(
+            redact_url("https://TOKEN@host/r"),
+            "https://***@host/r",
+            "a token alone is hidden too"
+        );
     }
 
     #[test]

@@ -23,13 +23,17 @@
 //! old checkouts yet; deleting the directory is always safe.
 //!
 //! Plain `http(s)://` files (`resources: - https://host/crds.yaml`) are
-//! fetched with reqwest (redirects followed, 2xx required, 64 MiB at most).
+//! fetched with reqwest (redirects followed, 2xx required, at most
+//! [`MAX_FILE_BYTES`], the whole download within the loader's HTTP timeout).
+//!
+//! Every error names the URL with its credentials hidden
+//! ([`git::redact_url`]).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use sluice_kustomize::remote::{RemoteLoader, RepoSpec};
@@ -39,8 +43,13 @@ use crate::git::{self, Auth, FetchTarget, GitError};
 /// The environment variable that overrides the cache directory.
 pub const CACHE_ENV: &str = "SLUICE_REMOTE_CACHE";
 
-/// Largest plain HTTP(S) resource accepted.
-const MAX_FILE_BYTES: u64 = 64 << 20;
+/// Largest plain HTTP(S) resource accepted (16 MiB, the kustomize engine's
+/// own bound on one file): a larger body is refused, not read to the end.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Default time allowed for downloading one plain HTTP(S) resource, from
+/// connecting to the last byte.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How deep nested submodules are followed.
 const MAX_SUBMODULE_DEPTH: usize = 8;
@@ -78,7 +87,7 @@ impl GitRemoteLoader {
         GitRemoteLoader {
             cache: cache.into(),
             auth: Auth::default(),
-            http_timeout: Duration::from_secs(60),
+            http_timeout: DEFAULT_HTTP_TIMEOUT,
             fetches: AtomicU64::new(0),
             listings: AtomicU64::new(0),
         }
@@ -103,6 +112,14 @@ impl GitRemoteLoader {
     /// none.
     pub fn with_auth(mut self, auth: Auth) -> GitRemoteLoader {
         self.auth = auth;
+        self
+    }
+
+    /// The time allowed for downloading one plain HTTP(S) resource, from
+    /// connecting to the last byte of the body (default
+    /// [`DEFAULT_HTTP_TIMEOUT`]).
+    pub fn with_http_timeout(mut self, timeout: Duration) -> GitRemoteLoader {
+        self.http_timeout = timeout;
         self
     }
 
@@ -275,38 +292,78 @@ impl GitRemoteLoader {
         Ok(())
     }
 
-    /// GETs an `http(s)://` URL; a 2xx body is the file.
+    /// GETs an `http(s)://` URL; a 2xx body is the file. The whole
+    /// download (connecting, headers, body) must end within the HTTP
+    /// timeout, however slowly the server sends, and the body may not
+    /// exceed [`MAX_FILE_BYTES`]. Errors name the URL without credentials.
     pub fn get_file(&self, url: &str) -> Result<Vec<u8>, String> {
+        self.download(url).map_err(|e| git::redact_url(&e))
+    }
+
+    fn download(&self, url: &str) -> Result<Vec<u8>, String> {
         git::install_crypto_provider();
+        let timeout = self.http_timeout;
+        let deadline = git::deadline_after(timeout);
+        let shown = git::redact_url(url);
+        let timed_out = || {
+            format!(
+                "GET {shown}: timed out after {}s",
+                timeout.as_secs_f64().ceil()
+            )
+        };
+        // A timeout on the request bounds all of it, the body included;
+        // the client's own one bounds each wait for data.
         let client = reqwest::blocking::Client::builder()
-            .timeout(self.http_timeout)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(git::MAX_HTTP_CONNECT_TIMEOUT))
             .user_agent("sluice")
             .build()
             .map_err(|e| format!("HTTP client: {}", git::render_chain(&e)))?;
-        let shown = git::redact_url(url);
-        let resp = client
-            .get(url)
-            .send()
-            .map_err(|e| format!("GET {shown}: {}", git::render_chain(&e)))?;
+        let resp = client.get(url).timeout(timeout).send().map_err(|e| {
+            if e.is_timeout() {
+                timed_out()
+            } else {
+                format!("GET {shown}: {}", git::render_chain(&e))
+            }
+        })?;
         let status = resp.status();
         if !status.is_success() {
             return Err(format!("GET {shown}: HTTP status {status}"));
         }
-        if resp.content_length().is_some_and(|n| n > MAX_FILE_BYTES) {
-            return Err(format!(
-                "GET {shown}: larger than {} MiB",
+        let too_large = || {
+            format!(
+                "GET {shown}: the file is larger than {} MiB, the most a remote resource may be",
                 MAX_FILE_BYTES >> 20
-            ));
+            )
+        };
+        if resp.content_length().is_some_and(|n| n > MAX_FILE_BYTES) {
+            return Err(too_large());
         }
         let mut body = Vec::new();
-        resp.take(MAX_FILE_BYTES + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| format!("GET {shown}: reading the body: {e}"))?;
-        if body.len() as u64 > MAX_FILE_BYTES {
-            return Err(format!(
-                "GET {shown}: larger than {} MiB",
-                MAX_FILE_BYTES >> 20
-            ));
+        let mut chunk = vec![0u8; 64 << 10];
+        let mut resp = resp.take(MAX_FILE_BYTES + 1);
+        loop {
+            if Instant::now() >= deadline {
+                return Err(timed_out());
+            }
+            match resp.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => body.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let text = git::render_chain(&e);
+                    return Err(
+                        if Instant::now() >= deadline || text.contains("timed out") {
+                            timed_out()
+                        } else {
+                            format!("GET {shown}: reading the body: {text}")
+                        },
+                    );
+                }
+            }
+            if body.len() as u64 > MAX_FILE_BYTES {
+                return Err(too_large());
+            }
         }
         Ok(body)
     }
@@ -320,7 +377,7 @@ impl RemoteLoader for GitRemoteLoader {
             spec.submodules,
             spec.timeout,
         )
-        .map_err(|e| e.message)
+        .map_err(|e| git::redact_url(&e.message))
     }
 
     fn fetch_file(&self, url: &str) -> Result<Vec<u8>, String> {

@@ -620,3 +620,82 @@ async fn url_schemes_are_those_of_the_crd_and_file_urls_work_where_admitted() {
     }
     ns.delete().await;
 }
+
+/// An HTTP server on 127.0.0.1 that reads each request and answers a byte
+/// every 800 ms, for two minutes at most. Returns the port.
+fn http_trickle() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-git-upload-pack-advertisement\r\nConnection: close\r\n\r\nfff0";
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                for _ in 0..150 {
+                    std::thread::sleep(Duration::from_millis(800));
+                    if stream.write_all(b"a").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_stalling_remote_fails_at_the_timeout_without_showing_the_token() {
+    let (_c, _ns, api, _h) = setup("src-tarpit").await;
+    let port = http_trickle();
+    let repo = Repo::new("app");
+    repo.write("a.yaml", "a: 1\n");
+    repo.commit("one");
+    repo.push("main");
+    let server = GitServer::start(&repo.served_root(), None).await;
+    let started = std::time::Instant::now();
+    create(
+        &api,
+        "tarpit",
+        json!({
+            "url": format!("http://ghp_SECRET42@127.0.0.1:{port}/repo.git"),
+            "interval": "10m",
+            "timeout": "3s",
+            "ref": {"branch": "main"}
+        }),
+    )
+    .await;
+    create(
+        &api,
+        "healthy",
+        json!({"url": server.url("app"), "interval": "10m", "ref": {"branch": "main"}}),
+    )
+    .await;
+    let gr = wait_for(&api, "tarpit", WAIT, |g| {
+        condition(g, meta::READY).is_some_and(|c| c.0 == "False")
+    })
+    .await;
+    let took = started.elapsed();
+    let (_, reason, msg) = condition(&gr, meta::READY).unwrap();
+    eprintln!("tarpit GitRepository failed after {took:?}: {reason}: {msg}");
+    assert_eq!(reason, "GitOperationFailed");
+    assert!(msg.contains("timed out"), "{msg}");
+    assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
+    assert!(!msg.contains("ghp_SECRET42"), "the token leaked: {msg}");
+    let json = serde_json::to_string(&gr.status).unwrap();
+    assert!(!json.contains("ghp_SECRET42"), "the token leaked: {json}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    // The other GitRepository is served meanwhile.
+    wait_for(&api, "healthy", WAIT, is_ready).await;
+}
