@@ -172,6 +172,16 @@ fn push_resource_value(d: Value, file: &str, out: &mut Vec<Resource>) -> Result<
                     "missing Resource metadata: 'kind' is required in {file}"
                 )));
             }
+            let md = m.get("metadata");
+            let name = md
+                .and_then(|md| md.get("name"))
+                .and_then(Value::scalar_string);
+            if name.as_deref().unwrap_or("").is_empty() {
+                return Err(Error::msg(format!(
+                    "missing metadata.name in object {}",
+                    go_object_dump(&m)
+                )));
+            }
             out.push(Resource::new(Value::Map(m)));
             Ok(())
         }
@@ -180,6 +190,33 @@ fn push_resource_value(d: Value, file: &str, out: &mut Vec<Resource>) -> Result<
             other.kind_name()
         ))),
     }
+}
+
+/// How kustomize prints an object it cannot name: Go's `%v` of its type
+/// and metadata, `{{apiVersion kind} {{name namespace} labels annotations}}`.
+fn go_object_dump(m: &Map) -> String {
+    let text = |v: Option<&Value>| v.and_then(Value::scalar_string).unwrap_or_default();
+    let md = m.get("metadata");
+    let go_map = |key: &str| {
+        let mut pairs: Vec<String> = match md.and_then(|md| md.get(key)) {
+            Some(Value::Map(kv)) => kv
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", v.scalar_string().unwrap_or_default()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        pairs.sort();
+        format!("map[{}]", pairs.join(" "))
+    };
+    format!(
+        "{{{{{} {}}} {{{{{} {}}} {} {}}}}}",
+        text(m.get("apiVersion")),
+        text(m.get("kind")),
+        text(md.and_then(|md| md.get("name"))),
+        text(md.and_then(|md| md.get("namespace"))),
+        go_map("labels"),
+        go_map("annotations"),
+    )
 }
 
 fn looks_remote(s: &str) -> bool {
@@ -594,6 +631,13 @@ impl Builder {
         acc: &mut Acc,
     ) -> Result<()> {
         for p in paths {
+            if p.is_empty() {
+                // An empty or null entry (`- ` alone on a line).
+                return Err(Error::msg(format!(
+                    "accumulation err='accumulating resources from '': '{}' must resolve to a file': new root cannot be empty",
+                    ldr.root.display()
+                )));
+            }
             if crate::remote::is_http_url(p) && !crate::remote::is_unmistakably_git(p) {
                 self.accumulate_http(p, acc)?;
                 continue;
@@ -648,8 +692,16 @@ impl Builder {
                         self.kustomization_path(ldr)
                     ))
                 })?;
-                let rs = resources_from_text(&text, p)
-                    .map_err(|e| e.context(format!("accumulating resources from '{p}'")))?;
+                let rs = resources_from_text(&text, p).map_err(|e| match e {
+                    // kustomize reports malformed YAML alone; any other
+                    // failure also says the entry is no directory either.
+                    Error::Msg(m) => Error::msg(format!(
+                        "accumulation err='accumulating resources from '{p}': {m}': must build at directory: '{}': file is not directory (in {})",
+                        std::fs::canonicalize(&full).unwrap_or_else(|_| full.clone()).display(),
+                        self.kustomization_path(ldr)
+                    )),
+                    e => e.context(format!("accumulating resources from '{p}'")),
+                })?;
                 self.note_produced(rs.len())?;
                 let origin = self.origin_for_file(&full);
                 for mut r in rs {

@@ -331,3 +331,42 @@ fn a_build_stops_at_its_deadline() {
     let e = build(&t.root(), &o).unwrap_err();
     assert!(e.to_string().contains("deadline exceeded"), "{e}");
 }
+
+/// Objects without a name and empty entries are refused with kustomize
+/// v5.8.1's messages (sluice used to accept the first and loop on the
+/// second as a cycle).
+#[test]
+fn nameless_objects_and_empty_entries_are_refused_as_kustomize_does() {
+    let t = Tree::new();
+    t.write(
+        "d.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  namespace: ns1\n  annotations: {z: \"1\", b: \"2\"}\n  labels: {x: y, a: b}\n",
+    );
+    t.write("kustomization.yaml", "resources:\n- d.yaml\n");
+    let e = t.build().unwrap_err().to_string();
+    let want = "accumulating resources: accumulation err='accumulating resources from 'd.yaml': missing metadata.name in object {{apps/v1 Deployment} {{ ns1} map[a:b x:y] map[b:2 z:1]}}': must build at directory: '";
+    assert!(e.starts_with(want), "{e}");
+
+    let t = Tree::new();
+    t.write(
+        "l.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {namespace: q, name: \"\"}\n",
+    );
+    t.write("kustomization.yaml", "resources:\n- l.yaml\n");
+    let e = t.build().unwrap_err().to_string();
+    assert!(
+        e.contains("missing metadata.name in object {{v1 ConfigMap} {{ q} map[] map[]}}"),
+        "{e}"
+    );
+
+    let t = Tree::new();
+    t.write("cm.yaml", CM);
+    t.write("kustomization.yaml", "resources:\n- cm.yaml\n-\n");
+    let e = t.build().unwrap_err().to_string();
+    assert!(
+        e.starts_with(
+            "accumulating resources: accumulation err='accumulating resources from '': '"
+        ) && e.ends_with("' must resolve to a file': new root cannot be empty"),
+        "{e}"
+    );
+}

@@ -68,6 +68,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
             sluice_source::remote::GitRemoteLoader::from_env()
                 .with_auth(sluice_source::remote::user_ssh_auth()),
         )),
+        // No jail (kustomize's load restriction decides), the default limits.
+        ..Options::new()
     };
     let out = sluice_kustomize::build(&args.dir, &opts)?;
     for w in &out.warnings {
