@@ -185,8 +185,8 @@ pub async fn build_local(
         let dir = tmp.path().join(rel);
         render::write_kustomization(&dir, &spec)
             .map_err(|e| UserError::new(format!("kustomization {}: {e}", path.display())))?;
-        let built =
-            render::build(&dir).map_err(|e| UserError::new(format!("build failed: {e}")))?;
+        let built = render::build(&dir, &render::BuildOptions::default())
+            .map_err(|e| UserError::new(format!("build failed: {e}")))?;
         Ok(render::substitute(built, vars.as_ref()).map_err(UserError::new)?)
     })
     .await??;

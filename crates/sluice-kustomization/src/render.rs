@@ -14,7 +14,8 @@ pub const KUSTOMIZATION_FILES: [&str; 3] =
     ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// Resolves `spec.path` inside the unpacked artifact `root`, refusing to
-/// leave it (Flux's securejoin). An empty path is the root.
+/// leave it (Flux's securejoin), also through a symlink. An empty path is
+/// the root.
 pub fn resolve_path(root: &Path, path: Option<&str>) -> Result<PathBuf, String> {
     let mut out = root.to_path_buf();
     let rel = path.unwrap_or("");
@@ -36,7 +37,45 @@ pub fn resolve_path(root: &Path, path: Option<&str>) -> Result<PathBuf, String> 
             rel
         ));
     }
+    let real = out
+        .canonicalize()
+        .map_err(|e| format!("path '{rel}': {e}"))?;
+    let real_root = root
+        .canonicalize()
+        .map_err(|e| format!("resolving the artifact root: {e}"))?;
+    if !real.starts_with(&real_root) {
+        return Err(format!("path '{rel}' leaves the artifact root"));
+    }
     Ok(out)
+}
+
+/// Largest manifest the generator reads while listing a directory, as the
+/// engine's per-file limit.
+const MAX_SCANNED_FILE: u64 = sluice_kustomize::guard::MAX_FILE_BYTES;
+
+/// Reads a file of the artifact for the generator: only a regular file
+/// whose real path is inside `root`, within the per-file limit. Messages
+/// name the file relative to `root`.
+fn read_in_root(root: &Path, path: &Path) -> Result<String, String> {
+    let shown = path
+        .strip_prefix(root)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.display().to_string());
+    let real = path
+        .canonicalize()
+        .map_err(|e| format!("reading {shown}: {e}"))?;
+    let real_root = root
+        .canonicalize()
+        .map_err(|e| format!("resolving the artifact root: {e}"))?;
+    if !real.starts_with(&real_root) {
+        return Err(format!(
+            "security; '{shown}' resolves to '{}', outside the source root: a build may only read files inside its source",
+            real.display()
+        ));
+    }
+    let data = sluice_kustomize::guard::read_regular_file(&real, &shown, MAX_SCANNED_FILE)
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(data).map_err(|_| format!("'{shown}' is not valid UTF-8"))
 }
 
 fn existing_kustomization(dir: &Path) -> Option<PathBuf> {
@@ -55,8 +94,7 @@ fn existing_kustomization(dir: &Path) -> Option<PathBuf> {
 pub fn write_kustomization(dir: &Path, spec: &KustomizationSpec) -> Result<(), String> {
     let mut kus = match existing_kustomization(dir) {
         Some(file) => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| format!("reading {}: {e}", file.display()))?;
+            let text = read_in_root(dir, &file)?;
             let doc = yaml::parse_one(&text).map_err(|e| {
                 format!(
                     "{}: {e}",
@@ -179,8 +217,7 @@ fn scan(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), String> {
         if ext != "yaml" && ext != "yml" {
             continue;
         }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let text = read_in_root(base, &path)?;
         let docs = yaml::parse_all(&text)
             .map_err(|e| format!("failed to decode Kubernetes YAML from {rel}: {e}"))?;
         if docs.iter().all(Yaml::is_null) {
@@ -191,18 +228,42 @@ fn scan(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
+/// How a Kustomization is built.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// The unpacked artifact: nothing outside it is read (symlinks
+    /// resolved). `None` only for local use (the CLI on a work tree).
+    pub root: Option<PathBuf>,
+    /// The build fails once this passes (the Kustomization's timeout).
+    pub deadline: Option<std::time::Instant>,
+    /// Refuse remote bases and resources (Flux's `--no-remote-bases`).
+    pub no_remote_bases: bool,
+}
+
 /// Builds `dir` (after [`write_kustomization`]) with the native engine, as
-/// Flux does: no load restrictions inside the artifact, builtin plugins
-/// only, remote bases allowed (fetched into sluice-source's remote cache).
-pub fn build(dir: &Path) -> Result<Vec<Yaml>, String> {
-    let opts = sluice_kustomize::Options {
-        reorder: sluice_kustomize::Reorder::Unspecified,
-        load_restrict_root_only: false,
-        remote: Some(sluice_source::remote::shared_loader()),
-    };
+/// Flux does: no load restrictions inside the artifact but nothing read
+/// outside it, builtin plugins only, remote bases allowed unless disabled
+/// (fetched into sluice-source's remote cache), within the engine's limits.
+pub fn build(dir: &Path, bopts: &BuildOptions) -> Result<Vec<Yaml>, String> {
+    let mut opts = sluice_kustomize::Options::new();
+    opts.load_restrict_root_only = false;
+    opts.jail.clone_from(&bopts.root);
+    opts.deadline = bopts.deadline;
+    if bopts.no_remote_bases {
+        opts.remote = None;
+    } else {
+        opts.remote = Some(sluice_source::remote::shared_loader());
+    }
     sluice_kustomize::build(dir, &opts)
         .map(|o| o.resources)
-        .map_err(|e| e.to_string())
+        .map_err(|e| {
+            let msg = e.to_string();
+            if bopts.no_remote_bases && msg.contains("remote resources are not supported here") {
+                format!("{msg}: remote bases are disabled on this controller (--no-remote-bases)")
+            } else {
+                msg
+            }
+        })
 }
 
 /// `msg` with the scratch directory `root` taken out of its paths, so a
@@ -510,7 +571,7 @@ mod tests {
         write(d.path(), "base/kustomization.yaml", "resources: [c.yaml]\n");
         write(d.path(), "base/c.yaml", &CM.replace("NAME", "c"));
         write_kustomization(d.path(), &spec()).unwrap();
-        let objs = build(d.path()).unwrap();
+        let objs = build(d.path(), &BuildOptions::default()).unwrap();
         let mut names: Vec<String> = objs
             .iter()
             .map(|o| {
@@ -574,7 +635,11 @@ mod tests {
         s.ignore_missing_components = Some(true);
         write_kustomization(d.path(), &s).unwrap();
         assert!(!d.path().join("Kustomization").exists());
-        let objs: Vec<Value> = build(d.path()).unwrap().iter().map(to_json).collect();
+        let objs: Vec<Value> = build(d.path(), &BuildOptions::default())
+            .unwrap()
+            .iter()
+            .map(to_json)
+            .collect();
         let cm = objs.iter().find(|o| o["kind"] == "ConfigMap").unwrap();
         assert_eq!(cm["metadata"]["name"], "p-cm");
         assert_eq!(cm["metadata"]["namespace"], "team");
@@ -597,7 +662,7 @@ mod tests {
         );
         let apps = d.path().join("apps");
         write_kustomization(&apps, &spec()).unwrap();
-        let e = build(&apps).unwrap_err();
+        let e = build(&apps, &BuildOptions::default()).unwrap_err();
         let e = relative_to_root(&e, d.path());
         assert!(
             e.starts_with("kustomization.yaml is empty (in apps/kustomization.yaml)"),
