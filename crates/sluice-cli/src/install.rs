@@ -3,8 +3,9 @@
 //! The install manifests: Flux's CRDs (from `sluice_api::crds()`, labelled
 //! as Flux's install labels them so the `flux` CLI recognises them), the
 //! namespace, a ServiceAccount, RBAC, the `source-controller` Service (port
-//! 80, Flux's artifact URL convention) and one Deployment running
-//! `sluice controller`. Every object carries
+//! 80, Flux's artifact URL convention), one Deployment running
+//! `sluice controller`, and NetworkPolicies with the meaning of Flux's
+//! (see [`network_policies`]). Every object carries
 //! `app.kubernetes.io/managed-by: sluice` and
 //! `app.kubernetes.io/instance: <namespace>`, which is how `uninstall` finds
 //! them again.
@@ -45,6 +46,15 @@ pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
 pub const CONTROLLER_NAME: &str = "sluice";
 /// The artifact server's Service, named as Flux's source-controller.
 pub const ARTIFACT_SERVICE: &str = "source-controller";
+/// The controller's metrics port (`--metrics-addr`), open to scrapers in
+/// every namespace.
+pub const METRICS_PORT: u16 = 8080;
+/// The artifact server's port (`--storage-addr`), reachable from the
+/// installation's own namespace only.
+pub const ARTIFACT_PORT: u16 = 9090;
+/// The health probe port (`--health-addr`); the kubelet reaches it from the
+/// node, which NetworkPolicies do not restrict.
+pub const HEALTH_PORT: u16 = 9440;
 
 /// `sluice install`.
 #[derive(Debug, Args)]
@@ -191,7 +201,7 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
             "template": {
                 "metadata": {
                     "labels": {"app": CONTROLLER_NAME, "app.kubernetes.io/name": CONTROLLER_NAME},
-                    "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"},
+                    "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": METRICS_PORT.to_string()},
                 },
                 "spec": {
                     "serviceAccountName": CONTROLLER_NAME,
@@ -205,10 +215,10 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
                         "args": [
                             "controller",
                             "--log-format=json",
-                            "--metrics-addr=:8080",
-                            "--health-addr=:9440",
+                            format!("--metrics-addr=:{METRICS_PORT}"),
+                            format!("--health-addr=:{HEALTH_PORT}"),
                             "--storage-path=/data",
-                            "--storage-addr=:9090",
+                            format!("--storage-addr=:{ARTIFACT_PORT}"),
                             "--storage-adv-addr=source-controller.$(RUNTIME_NAMESPACE).svc.cluster.local.",
                         ],
                         "env": [
@@ -218,9 +228,9 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
                             {"name": "SLUICE_REMOTE_CACHE", "value": "/tmp/remote"},
                         ],
                         "ports": [
-                            {"name": "http", "containerPort": 9090, "protocol": "TCP"},
-                            {"name": "http-prom", "containerPort": 8080, "protocol": "TCP"},
-                            {"name": "healthz", "containerPort": 9440, "protocol": "TCP"},
+                            {"name": "http", "containerPort": ARTIFACT_PORT, "protocol": "TCP"},
+                            {"name": "http-prom", "containerPort": METRICS_PORT, "protocol": "TCP"},
+                            {"name": "healthz", "containerPort": HEALTH_PORT, "protocol": "TCP"},
                         ],
                         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "healthz"}},
                         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "healthz"}},
@@ -247,7 +257,67 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
             },
         },
     }));
+    out.extend(network_policies(ns));
     out
+}
+
+/// The NetworkPolicies of the installation's namespace, with the meaning of
+/// the ones Flux installs (`allow-egress`, `allow-scraping`,
+/// `allow-webhooks`) and sluice's ports. Once any policy selects a pod, what
+/// no policy allows is refused, so together they say:
+///
+/// - `allow-egress`: pods of the namespace may connect anywhere (Git hosts,
+///   the API server, remote bases), and accept connections from pods of the
+///   same namespace only; so the artifact server (port [`ARTIFACT_PORT`],
+///   Service `source-controller`) serves the namespace, not the cluster.
+/// - `allow-scraping`: the metrics port ([`METRICS_PORT`]) of every pod in
+///   the namespace is open to every namespace (Prometheus).
+/// - `allow-webhooks`: Flux's notification-controller, if one runs beside
+///   sluice in this namespace, keeps receiving webhooks from everywhere (its
+///   pods are labelled `app: notification-controller`; sluice has none of its
+///   own).
+///
+/// Health probes come from the kubelet on the node, which NetworkPolicies
+/// leave alone.
+pub fn network_policies(ns: &str) -> Vec<Value> {
+    let policy = |name: &str, spec: Value| {
+        json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": ns, "labels": labels(ns, "sluice")},
+            "spec": spec,
+        })
+    };
+    vec![
+        policy(
+            "allow-egress",
+            json!({
+                "podSelector": {},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [{"podSelector": {}}]}],
+                "egress": [{}],
+            }),
+        ),
+        policy(
+            "allow-scraping",
+            json!({
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [{
+                    "from": [{"namespaceSelector": {}}],
+                    "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
+                }],
+            }),
+        ),
+        policy(
+            "allow-webhooks",
+            json!({
+                "podSelector": {"matchLabels": {"app": "notification-controller"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [{"namespaceSelector": {}}]}],
+            }),
+        ),
+    ]
 }
 
 /// `Kind/name` or `Kind/ns/name`.
@@ -552,6 +622,7 @@ pub async fn run_uninstall(g: &GlobalArgs, args: UninstallArgs) -> Result<Outcom
     let mut kinds: Vec<(&str, &str, bool)> = vec![
         ("apps/v1", "Deployment", true),
         ("v1", "Service", true),
+        ("networking.k8s.io/v1", "NetworkPolicy", true),
         ("v1", "ServiceAccount", true),
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", false),
         ("rbac.authorization.k8s.io/v1", "ClusterRole", false),
@@ -652,7 +723,10 @@ mod tests {
                 "ClusterRoleBinding",
                 "ClusterRoleBinding",
                 "Service",
-                "Deployment"
+                "Deployment",
+                "NetworkPolicy",
+                "NetworkPolicy",
+                "NetworkPolicy",
             ]
         );
         for o in &objects {
@@ -671,5 +745,101 @@ mod tests {
             "controller"
         );
         assert!(default_image().starts_with("ghcr.io/sluice-gitops/sluice:v"));
+    }
+
+    #[test]
+    fn network_policies_are_valid_and_mean_what_flux_s_mean() {
+        use k8s_openapi::api::networking::v1::NetworkPolicy;
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        let objects = manifests(&InstallOptions {
+            namespace: "flux-system".into(),
+            image: default_image(),
+        });
+        let deploy = objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment")
+            .expect("a Deployment");
+        let container = &deploy["spec"]["template"]["spec"]["containers"][0];
+        let port_of = |name: &str| {
+            container["ports"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+                .and_then(|p| p["containerPort"].as_i64())
+                .expect("a named container port")
+        };
+        assert_eq!(port_of("http-prom"), i64::from(METRICS_PORT));
+        assert_eq!(port_of("http"), i64::from(ARTIFACT_PORT));
+        let args: Vec<&str> = container["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(args.contains(&"--metrics-addr=:8080"), "{args:?}");
+        assert!(args.contains(&"--storage-addr=:9090"), "{args:?}");
+        let pod_labels = &deploy["spec"]["template"]["metadata"]["labels"];
+
+        let raw: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["kind"] == "NetworkPolicy")
+            .collect();
+        let mut policies = Vec::new();
+        for v in &raw {
+            // Typed, then back: nothing misspelled or dropped.
+            let typed: NetworkPolicy = serde_json::from_value((*v).clone())
+                .unwrap_or_else(|e| panic!("not a NetworkPolicy ({e}): {v}"));
+            let back = typed_json(&typed, "networking.k8s.io/v1", "NetworkPolicy");
+            assert_eq!(&back, *v, "a field did not survive the round trip");
+            assert_eq!(typed.metadata.namespace.as_deref(), Some("flux-system"));
+            assert_eq!(v["metadata"]["labels"][MANAGED_BY_LABEL], MANAGED_BY);
+            policies.push(typed);
+        }
+        let names: Vec<&str> = policies
+            .iter()
+            .filter_map(|p| p.metadata.name.as_deref())
+            .collect();
+        assert_eq!(names, ["allow-egress", "allow-scraping", "allow-webhooks"]);
+
+        // Which policies select the controller's pods, and what they let in.
+        let selects_controller = |p: &NetworkPolicy| {
+            let spec = p.spec.as_ref().expect("a spec");
+            spec.pod_selector
+                .as_ref()
+                .and_then(|s| s.match_labels.as_ref())
+                .is_none_or(|m| m.iter().all(|(k, v)| pod_labels[k.as_str()] == v.as_str()))
+        };
+        let mut egress_open = false;
+        for p in policies.iter().filter(|p| selects_controller(p)) {
+            let spec = p.spec.as_ref().unwrap();
+            for rule in spec.ingress.iter().flatten() {
+                for peer in rule.from.iter().flatten() {
+                    if peer.namespace_selector.is_some() {
+                        // From other namespaces: the metrics port only.
+                        let ports: Vec<&IntOrString> = rule
+                            .ports
+                            .iter()
+                            .flatten()
+                            .filter_map(|p| p.port.as_ref())
+                            .collect();
+                        assert_eq!(ports, [&IntOrString::Int(i32::from(METRICS_PORT))], "{p:?}");
+                    } else {
+                        // Otherwise from this namespace's pods only.
+                        assert!(
+                            peer.pod_selector.is_some() && peer.ip_block.is_none(),
+                            "{p:?}"
+                        );
+                    }
+                }
+            }
+            for rule in spec.egress.iter().flatten() {
+                egress_open |= rule.to.is_none() && rule.ports.is_none();
+            }
+        }
+        assert!(
+            egress_open,
+            "the controller must reach Git hosts and the API server"
+        );
+        let webhooks = &policies[2];
+        assert!(!selects_controller(webhooks));
     }
 }

@@ -5,6 +5,7 @@ mod support;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::Api;
 use serde_json::Value;
@@ -66,6 +67,17 @@ fn install_export_prints_the_manifests() {
     assert_eq!(container["args"][0], "controller");
     assert_eq!(container["readinessProbe"]["httpGet"]["port"], "healthz");
     assert_eq!(deploy["metadata"]["namespace"], "gitops");
+    let policies: Vec<&str> = find("NetworkPolicy")
+        .iter()
+        .filter_map(|p| p["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(
+        policies,
+        ["allow-egress", "allow-scraping", "allow-webhooks"]
+    );
+    for p in find("NetworkPolicy") {
+        assert_eq!(p["metadata"]["namespace"], "gitops");
+    }
 
     let default = sluice_offline(&["install", "--export"], &[]).expect(0);
     assert!(
@@ -101,12 +113,16 @@ async fn install_applies_is_idempotent_repairs_and_uninstalls() {
         .get("source-controller")
         .await
         .unwrap();
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
+    for name in ["allow-egress", "allow-scraping", "allow-webhooks"] {
+        policies.get(name).await.unwrap();
+    }
 
     // Again: nothing changes.
     let out = sluice(&["install", "-n", &ns, "--wait=false"]).expect(0);
     assert!(
         out.stderr
-            .contains("all 9 components are installed and up to date"),
+            .contains("all 12 components are installed and up to date"),
         "{}",
         out.stderr
     );
