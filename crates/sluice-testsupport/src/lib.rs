@@ -31,6 +31,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config, Resource};
 use serde_json::json;
 
+pub mod bad_input;
 pub mod git_server;
 pub mod ssh_server;
 
