@@ -743,9 +743,11 @@ impl Builder {
     /// kustomize does first; if that fails and the URL also parses as a
     /// repository, built as a remote target instead.
     fn accumulate_http(&mut self, entry: &str, acc: &mut Acc) -> Result<()> {
+        // Messages never carry the URL's credentials.
+        let shown = crate::remote::redact_url(entry);
         let Some(loader) = self.opts.remote.clone() else {
             return Err(Error::msg(format!(
-                "remote resource '{entry}': remote resources are not supported here (no fetcher configured)"
+                "remote resource '{shown}': remote resources are not supported here (no fetcher configured)"
             )));
         };
         self.guard.tick()?;
@@ -754,7 +756,7 @@ impl Builder {
             .map_err(Error::msg)
             .and_then(|body| {
                 let text = String::from_utf8(body)
-                    .map_err(|_| Error::msg(format!("'{entry}' is not valid UTF-8")))?;
+                    .map_err(|_| Error::msg(format!("'{shown}' is not valid UTF-8")))?;
                 resources_from_text(&text, entry)
             });
         let file_err = match file {
@@ -770,7 +772,7 @@ impl Builder {
                 .accumulate_remote(entry, &spec, acc)
                 .map_err(|e| Error::msg(format!("accumulation err='{file_err}': {e}"))),
             None => Err(Error::msg(format!(
-                "accumulating resources from '{entry}': {file_err}"
+                "accumulating resources from '{shown}': {file_err}"
             ))),
         }
     }
@@ -782,14 +784,15 @@ impl Builder {
         spec: &crate::remote::RepoSpec,
         acc: &mut Acc,
     ) -> Result<()> {
+        let shown = crate::remote::redact_url(entry);
         let Some(loader) = self.opts.remote.clone() else {
             return Err(Error::msg(format!(
-                "remote resource '{entry}': remote resources are not supported here (no Git fetcher configured)"
+                "remote resource '{shown}': remote resources are not supported here (no Git fetcher configured)"
             )));
         };
         if spec.path_exits_repo() {
             return Err(Error::msg(format!(
-                "accumulating resources from '{entry}': url path exits repo: {}",
+                "accumulating resources from '{shown}': url path exits repo: {}",
                 spec.path
             )));
         }
@@ -804,11 +807,11 @@ impl Builder {
                     spec.timeout = spec.timeout.min(left);
                 }
                 let r = loader.fetch(&spec).map_err(|e| {
-                    Error::msg(format!("accumulating resources from '{entry}': {e}"))
+                    Error::msg(format!("accumulating resources from '{shown}': {e}"))
                 })?;
                 let r = std::fs::canonicalize(&r).map_err(|e| {
                     Error::msg(format!(
-                        "accumulating resources from '{entry}': checkout '{}': {e}",
+                        "accumulating resources from '{shown}': checkout '{}': {e}",
                         r.display()
                     ))
                 })?;
@@ -818,21 +821,21 @@ impl Builder {
         };
         let dir = std::fs::canonicalize(root.join(&spec.path)).map_err(|e| {
             Error::msg(format!(
-                "accumulating resources from '{entry}': {}: {e}",
+                "accumulating resources from '{shown}': {}: {e}",
                 spec.path
             ))
         })?;
         // The path may hold symlinks that leave the checkout.
         if !dir.starts_with(&root) {
             return Err(Error::msg(format!(
-                "accumulating resources from '{entry}': \"{}\" refers to directory outside of repo \"{}\"",
+                "accumulating resources from '{shown}': \"{}\" refers to directory outside of repo \"{}\"",
                 dir.display(),
                 root.display()
             )));
         }
         if !dir.is_dir() {
             return Err(Error::msg(format!(
-                "accumulating resources from '{entry}': '{}' refers to a file; expecting directory",
+                "accumulating resources from '{shown}': '{}' refers to a file; expecting directory",
                 spec.path
             )));
         }
@@ -847,7 +850,7 @@ impl Builder {
         let (sk, _) = loaded?;
         if sk.is_component() {
             return Err(Error::msg(format!(
-                "accumulating resources from '{entry}': expected kind != 'Component' for path '{}'",
+                "accumulating resources from '{shown}': expected kind != 'Component' for path '{}'",
                 dir.display()
             )));
         }
@@ -859,7 +862,7 @@ impl Builder {
         });
         let r = self.accumulate_target(&dir, &sk, &mut sub);
         self.repos.pop();
-        r.map_err(|e| e.context(format!("accumulating resources from '{entry}'")))?;
+        r.map_err(|e| e.context(format!("accumulating resources from '{shown}'")))?;
         acc.rm.list.extend(sub.rm.list);
         acc.tc.merge(&sub.tc);
         vars::merge_vars_only(acc, sub.vars)

@@ -370,3 +370,17 @@ fn nameless_objects_and_empty_entries_are_refused_as_kustomize_does() {
         "{e}"
     );
 }
+
+#[test]
+fn remote_entries_are_named_without_their_credentials() {
+    let t = Tree::new();
+    for entry in [
+        "https://ghp_SECRETTOKEN@127.0.0.1:1/fleet.git",
+        "https://me:SECRETTOKEN@127.0.0.1:1/fleet/cm.yaml",
+    ] {
+        t.write("kustomization.yaml", &format!("resources:\n- {entry}\n"));
+        let e = t.build().unwrap_err().to_string();
+        assert!(!e.contains("SECRETTOKEN"), "{e}");
+        assert!(e.contains("127.0.0.1:1/fleet"), "{e}");
+    }
+}
