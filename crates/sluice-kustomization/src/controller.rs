@@ -41,6 +41,10 @@ pub const UNSUPPORTED_REASON: &str = "UnsupportedField";
 /// Flux's reason for a CEL expression that does not compile.
 pub const INVALID_CEL_REASON: &str = "InvalidCELExpression";
 
+/// How long after the Kustomization's timeout a build that has not
+/// stopped by itself is given up on.
+const BUILD_GRACE: Duration = Duration::from_secs(5);
+
 /// How the controller runs.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -61,6 +65,9 @@ pub struct Options {
     pub http_timeout: Duration,
     /// Reporting controller name on Events.
     pub event_reporter: String,
+    /// Refuse remote kustomize bases and resources (Flux's
+    /// `--no-remote-bases`): only what is in the source artifact is built.
+    pub no_remote_bases: bool,
 }
 
 impl Default for Options {
@@ -73,6 +80,7 @@ impl Default for Options {
             health_poll: Duration::from_secs(2),
             http_timeout: Duration::from_secs(60),
             event_reporter: FIELD_MANAGER.to_string(),
+            no_remote_bases: false,
         }
     }
 }
@@ -742,7 +750,13 @@ async fn reconcile_inner(
             let http_timeout = ctx.opts.http_timeout;
             let art = artifact.clone();
             let cache = ctx.artifacts.clone();
-            let built =
+            // The whole fetch and build runs within the Kustomization's
+            // timeout: the engine stops itself at the deadline (remote
+            // fetches get the time left), and the await below gives up
+            // shortly after it whatever the blocking task does.
+            let deadline = Instant::now() + timeout;
+            let no_remote_bases = ctx.opts.no_remote_bases;
+            let task =
                 tokio::task::spawn_blocking(move || -> Result<Vec<serde_json::Value>, Failure> {
                     let (_tmp, dir) = cache
                         .checkout(storage.as_deref(), &art, http_timeout)
@@ -760,22 +774,35 @@ async fn reconcile_inner(
                         render::decrypt_sources(&dir, &path, ids)
                             .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
                     }
-                    let mut objects = render::build(&path).map_err(failed)?;
+                    let bopts = render::BuildOptions {
+                        root: Some(dir.clone()),
+                        deadline: Some(deadline),
+                        no_remote_bases,
+                    };
+                    let mut objects = render::build(&path, &bopts).map_err(failed)?;
                     if let Some((ids, _)) = &decryption {
                         objects = render::decrypt(objects, ids)
                             .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
                     }
                     render::substitute(objects, vars.as_ref())
                         .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))
-                })
-                .await
-                .unwrap_or_else(|e| {
+                });
+            let built = match tokio::time::timeout(timeout + BUILD_GRACE, task).await {
+                Ok(joined) => joined.unwrap_or_else(|e| {
                     Err(Failure::new(
                         meta::BUILD_FAILED_REASON,
                         format!("build panicked: {e}"),
                     ))
-                })
-                .map(Arc::new);
+                }),
+                Err(_) => Err(Failure::new(
+                    meta::BUILD_FAILED_REASON,
+                    format!(
+                        "build did not finish within the timeout of {}",
+                        meta::format_duration(timeout)
+                    ),
+                )),
+            }
+            .map(Arc::new);
             if let (Ok(objects), Ok(mut m)) = (&built, ctx.rendered.lock()) {
                 m.insert(key.clone(), (render_key, objects.clone()));
             }
