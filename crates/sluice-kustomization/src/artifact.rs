@@ -41,24 +41,36 @@ fn download(artifact: &Artifact, dest: &Path, timeout: Duration) -> Result<(), S
             resp.status()
         ));
     }
-    let bytes = resp
-        .bytes()
-        .map_err(|e| format!("failed to download artifact from {}: {e}", artifact.url))?;
-    if !artifact.digest.is_empty() {
-        let got = sluice_source::storage::digest_bytes(&bytes);
-        if got != artifact.digest {
-            return Err(format!(
-                "failed to verify artifact: computed digest doesn't match '{}'",
-                artifact.digest
-            ));
-        }
+    // Streamed to a file (never held whole), bounded, digest on the way.
+    let mut file = tempfile::tempfile().map_err(|e| format!("creating a temporary file: {e}"))?;
+    let mut hasher = sluice_source::storage::Sha256Writer::new(&mut file);
+    let copied = std::io::copy(
+        &mut std::io::Read::take(resp, MAX_DOWNLOAD_BYTES + 1),
+        &mut hasher,
+    )
+    .map_err(|e| format!("failed to download artifact from {}: {e}", artifact.url))?;
+    if copied > MAX_DOWNLOAD_BYTES {
+        return Err(format!(
+            "failed to download artifact from {}: larger than {MAX_DOWNLOAD_BYTES} bytes",
+            artifact.url
+        ));
     }
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
-    archive.set_preserve_permissions(false);
-    archive
-        .unpack(dest)
-        .map_err(|e| format!("failed to extract artifact: {e}"))
+    let got = hasher.digest();
+    if !artifact.digest.is_empty() && got != artifact.digest {
+        return Err(format!(
+            "failed to verify artifact: computed digest doesn't match '{}'",
+            artifact.digest
+        ));
+    }
+    use std::io::Seek as _;
+    file.rewind()
+        .map_err(|e| format!("failed to extract artifact: {e}"))?;
+    sluice_source::unpack_tar_gz(file, dest, &sluice_source::UnpackLimits::default())
+        .map_err(|e| format!("failed to extract artifact: {e:#}"))
 }
+
+/// Largest artifact downloaded (compressed).
+const MAX_DOWNLOAD_BYTES: u64 = 256 << 20;
 
 /// Unpacked artifacts shared by the Kustomizations that use the same
 /// source revision: each artifact is fetched and unpacked once, and every

@@ -25,4 +25,4 @@ pub use api::{Artifact, GitRepository, GitRepositorySpec, GitRepositoryStatus};
 pub use controller::{FIELD_MANAGER, Options, run};
 pub use git::install_crypto_provider;
 pub use server::artifact_router;
-pub use storage::{Storage, digest_file, unpack_artifact};
+pub use storage::{Storage, UnpackLimits, digest_file, unpack_artifact, unpack_tar_gz};
