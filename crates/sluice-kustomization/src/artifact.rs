@@ -26,6 +26,9 @@ pub fn fetch_and_unpack(
 }
 
 fn download(artifact: &Artifact, dest: &Path, timeout: Duration) -> Result<(), String> {
+    // reqwest's rustls needs a process-wide provider: without the
+    // in-process source controller nothing else has installed it.
+    sluice_source::install_crypto_provider();
     let client = reqwest::blocking::Client::builder()
         .timeout(timeout)
         .build()
@@ -243,5 +246,43 @@ mod tests {
                 .checkout(Some(storage.path()), &bad, Duration::from_secs(1))
                 .is_err()
         );
+    }
+
+    /// Serves `body` once over HTTP on 127.0.0.1; returns the URL.
+    fn serve_once(body: Vec<u8>) -> String {
+        use std::io::Read as _;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/a.tar.gz", l.local_addr().unwrap());
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = l.accept() {
+                let mut req = [0u8; 4096];
+                let _ = s.read(&mut req);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(&body);
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn downloads_are_verified_and_unpacked() {
+        let storage = tempfile::tempdir().unwrap();
+        let mut a = artifact(storage.path(), "dl", &[("apps/cm.yaml", "a: 1\n")]);
+        let body = std::fs::read(storage.path().join(&a.path)).unwrap();
+        a.url = serve_once(body.clone());
+        let dest = tempfile::tempdir().unwrap();
+        fetch_and_unpack(None, &a, dest.path(), Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dest.path().join("apps/cm.yaml")).unwrap(),
+            "a: 1\n"
+        );
+        a.url = serve_once(body);
+        a.digest = "sha256:00".into();
+        let e = fetch_and_unpack(None, &a, dest.path(), Duration::from_secs(5)).unwrap_err();
+        assert!(e.contains("computed digest doesn't match"), "{e}");
     }
 }
