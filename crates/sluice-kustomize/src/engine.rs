@@ -89,6 +89,11 @@ impl Loader {
         self.guard.read(&canon, rel)
     }
 
+    /// Counts bytes a patch copies into objects against the build's limit.
+    pub(crate) fn charge_patch(&self, bytes: usize, what: &str) -> Result<()> {
+        self.guard.charge_patch(bytes as u64, what)
+    }
+
     pub fn read_string(&self, rel: &str) -> Result<String> {
         let b = self.read_bytes(rel)?;
         String::from_utf8(b).map_err(|_| Error::msg(format!("'{rel}' is not valid UTF-8")))

@@ -183,6 +183,7 @@ pub fn apply_patch_entry(
         };
         let sel = Selector::from_value(target)?;
         let idx = select(rm, &sel)?;
+        ldr.charge_patch(text.len().saturating_mul(idx.len()), "patch")?;
         for i in idx {
             let r = &mut rm.list[i];
             r.store_previous_id();
@@ -212,6 +213,7 @@ pub fn apply_patch_entry(
         Some(t) => {
             let sel = Selector::from_value(t)?;
             let idx = select(rm, &sel)?;
+            ldr.charge_patch(text.len().saturating_mul(idx.len()), "patch")?;
             for i in idx {
                 for p in &patches {
                     let r = &mut rm.list[i];
@@ -256,6 +258,7 @@ pub fn apply_json6902_entry(ldr: &Loader, rm: &mut ResMap, entry: &Value) -> Res
     };
     let sel = Selector::from_value(target)?;
     let idx = select(rm, &sel)?;
+    ldr.charge_patch(text.len().saturating_mul(idx.len()), "json patch")?;
     for i in idx {
         let r = &mut rm.list[i];
         r.store_previous_id();
@@ -517,7 +520,12 @@ fn op_remove(doc: &mut Value, path: &[String], p: &str) -> Result<Value> {
     }
 }
 
+/// What the `copy` operations of one JSON patch may copy, in the bytes
+/// [`crate::yaml::weight`] estimates (each copy can double a document).
+const MAX_JSON_PATCH_COPY: usize = crate::guard::MAX_PATCHED_BYTES as usize;
+
 pub fn json6902(doc: &mut Value, ops: &[Value]) -> Result<()> {
+    let mut copied = 0usize;
     for op in ops {
         let kind = op.get_str("op").unwrap_or("");
         let p = op
@@ -555,11 +563,18 @@ pub fn json6902(doc: &mut Value, ops: &[Value]) -> Result<()> {
                     .get("from")
                     .and_then(Value::scalar_string)
                     .unwrap_or_default();
-                let v = get_ptr(doc, &pointer(&from)?).cloned().ok_or_else(|| {
+                let src = get_ptr(doc, &pointer(&from)?).ok_or_else(|| {
                     Error::msg(format!(
                         "copy operation does not apply: doc is missing from path: {from}"
                     ))
                 })?;
+                copied = copied.saturating_add(crate::yaml::weight(src));
+                if copied > MAX_JSON_PATCH_COPY {
+                    return Err(Error::Limit(format!(
+                        "json patch: its copy operations copy more than {MAX_JSON_PATCH_COPY} bytes"
+                    )));
+                }
+                let v = src.clone();
                 op_add(doc, &path, v, &p)?;
             }
             "test" => {

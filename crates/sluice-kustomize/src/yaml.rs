@@ -520,7 +520,7 @@ impl DocParser<'_> {
 
 /// About the bytes a copy of `v` takes: a fixed cost per node (the
 /// value itself) plus the text of strings and keys.
-fn weight(v: &Value) -> usize {
+pub(crate) fn weight(v: &Value) -> usize {
     const NODE: usize = 32;
     match v {
         Value::Str(s) => NODE + s.len(),

@@ -384,3 +384,53 @@ fn remote_entries_are_named_without_their_credentials() {
         assert!(e.contains("127.0.0.1:1/fleet"), "{e}");
     }
 }
+
+#[test]
+fn patches_cannot_multiply_memory() {
+    // One 1 MiB patch aimed at 200 objects: 200 MiB of copies.
+    let t = Tree::new();
+    let mut cms = String::new();
+    for i in 0..200 {
+        cms.push_str(&CM.replace("name: cm", &format!("name: cm{i}")));
+        cms.push_str("---\n");
+    }
+    t.write("cms.yaml", &cms);
+    t.write(
+        "patch.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: any\ndata:\n  big: {}\n",
+            "x".repeat(1 << 20)
+        ),
+    );
+    t.write(
+        "kustomization.yaml",
+        "resources:\n- cms.yaml\npatches:\n- path: patch.yaml\n  target:\n    kind: ConfigMap\n",
+    );
+    let e = t.build().unwrap_err();
+    assert!(matches!(e, Error::Limit(_)), "{e:?}");
+    assert!(e.to_string().contains("patches copy"), "{e}");
+
+    // JSON patch copies doubling a value: 2^40 bytes if nothing stopped it.
+    let t = Tree::new();
+    t.write("cm.yaml", &format!("{CM}  seed: {}\n", "y".repeat(1024)));
+    let mut ops = String::from("- op: add\n  path: /data/d0\n  value: [x]\n");
+    ops.push_str("- op: copy\n  from: /data/seed\n  path: /data/d0/0\n");
+    for i in 1..40 {
+        ops.push_str(&format!(
+            "- op: add\n  path: /data/d{i}\n  value: []\n- op: copy\n  from: /data/d{p}\n  path: /data/d{i}/-\n- op: copy\n  from: /data/d{p}\n  path: /data/d{i}/-\n",
+            p = i - 1
+        ));
+    }
+    t.write("ops.yaml", &ops);
+    t.write(
+        "kustomization.yaml",
+        "resources:\n- cm.yaml\npatches:\n- path: ops.yaml\n  target:\n    kind: ConfigMap\n",
+    );
+    let started = Instant::now();
+    let e = t.build().unwrap_err();
+    assert!(
+        e.to_string().contains("copy operations copy more than"),
+        "{e}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
