@@ -35,6 +35,8 @@ Lifecycle:
   down     [--name NAME] [--dir DIR]   stop an instance and remove its state
   status   [--name NAME] [--dir DIR]   show component state; exit 0 if healthy
   env      [--name NAME] [--dir DIR]   print the export line of a running instance
+  restart  [--name NAME] [--dir DIR] [--component apiserver] [--down-for 0s] [--kill]
+           stop one component and start it again as it was; waits until it serves
   smoke    [--kubeconfig FILE]         developer self-check against an instance
   version                              print the Kubernetes version built in
 
@@ -59,6 +61,8 @@ func main() {
 		os.Exit(lifecycle.Status(args))
 	case "env":
 		os.Exit(lifecycle.Env(args))
+	case "restart":
+		os.Exit(lifecycle.Restart(args))
 	case "watchdog":
 		os.Exit(lifecycle.Watchdog(args))
 	case "smoke":

@@ -425,18 +425,7 @@ func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state,
 		return fail(err)
 	}
 	plain := &http.Client{Timeout: 2 * time.Second}
-	if err := s.waitFor("etcd", "etcd /health", deadline, func() error {
-		resp, err := plain.Get(etcdURL + "/health")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || !strings.Contains(string(b), `"health":"true"`) {
-			return fmt.Errorf("%d %s", resp.StatusCode, b)
-		}
-		return nil
-	}); err != nil {
+	if err := s.waitFor("etcd", "etcd /health", deadline, func() error { return etcdHealth(plain, etcdURL) }); err != nil {
 		return fail(err)
 	}
 
