@@ -756,8 +756,14 @@ impl Builder {
             )));
         };
         self.guard.tick()?;
+        // A file gets kustomize's default remote timeout, and never more
+        // than the build has left.
+        let mut within = crate::remote::DEFAULT_TIMEOUT;
+        if let Some(left) = self.guard.time_left() {
+            within = within.min(left);
+        }
         let file = loader
-            .fetch_file(entry)
+            .fetch_file_within(entry, within)
             .map_err(Error::msg)
             .and_then(|body| {
                 let text = String::from_utf8(body)
@@ -772,6 +778,13 @@ impl Builder {
             }
             Err(e) => e,
         };
+        // kustomize would now try the URL as a Git repository; when the
+        // server did not even answer in time, that only doubles the wait.
+        if file_err.to_string().contains("timed out") {
+            return Err(Error::msg(format!(
+                "accumulating resources from '{shown}': {file_err}"
+            )));
+        }
         match crate::remote::parse(entry) {
             Some(spec) => self
                 .accumulate_remote(entry, &spec, acc)

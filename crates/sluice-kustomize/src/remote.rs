@@ -82,6 +82,18 @@ pub trait RemoteLoader: Send + Sync {
             redact_url(url)
         ))
     }
+
+    /// [`RemoteLoader::fetch_file`] within `timeout` at most (the time a
+    /// build has left). Loaders with their own timeout should honour the
+    /// shorter of the two; the default ignores it.
+    fn fetch_file_within(
+        &self,
+        url: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<u8>, String> {
+        let _ = timeout;
+        self.fetch_file(url)
+    }
 }
 
 /// Hides the credentials of every URL in `text` (a URL, or a message that

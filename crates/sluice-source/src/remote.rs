@@ -297,12 +297,18 @@ impl GitRemoteLoader {
     /// timeout, however slowly the server sends, and the body may not
     /// exceed [`MAX_FILE_BYTES`]. Errors name the URL without credentials.
     pub fn get_file(&self, url: &str) -> Result<Vec<u8>, String> {
-        self.download(url).map_err(|e| git::redact_url(&e))
+        self.get_file_within(url, self.http_timeout)
     }
 
-    fn download(&self, url: &str) -> Result<Vec<u8>, String> {
+    /// [`GitRemoteLoader::get_file`] within the shorter of `timeout` and
+    /// the HTTP timeout.
+    pub fn get_file_within(&self, url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+        self.download(url, timeout.min(self.http_timeout))
+            .map_err(|e| git::redact_url(&e))
+    }
+
+    fn download(&self, url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
         git::install_crypto_provider();
-        let timeout = self.http_timeout;
         let deadline = git::deadline_after(timeout);
         let shown = git::redact_url(url);
         let timed_out = || {
@@ -382,6 +388,10 @@ impl RemoteLoader for GitRemoteLoader {
 
     fn fetch_file(&self, url: &str) -> Result<Vec<u8>, String> {
         self.get_file(url)
+    }
+
+    fn fetch_file_within(&self, url: &str, timeout: Duration) -> Result<Vec<u8>, String> {
+        self.get_file_within(url, timeout)
     }
 }
 
