@@ -1,0 +1,1069 @@
+//! The fault suite: the real `sluice controller` binary, run as users run it
+//! (GitRepository and Kustomization controllers in one process, Git served
+//! over smart HTTP), against a real control plane, with faults injected
+//! while it works:
+//!
+//! 1. the API server, then etcd, restarted while a Kustomization of a few
+//!    hundred objects is being applied;
+//! 2. the Git server down and back: the GitRepository goes not-ready with
+//!    the reason, the last artifact and the applied objects stay, a commit
+//!    made during the outage is applied once it is back;
+//! 3. `kill -9` of the controller during an apply (also while Git moves on
+//!    and drops what that apply was creating) and during a prune, then a
+//!    restart;
+//! 4. SIGTERM during a long apply: the process exits within its grace
+//!    period, having finished the apply and written its status.
+//!
+//! After each fault the cluster itself is checked, never the logs: the
+//! Kustomization is Ready at Git's revision, every ConfigMap in Git exists
+//! with Git's data, nothing else exists (an object left over is either
+//! "not pruned", when the inventory still lists it, or "orphaned"), the
+//! inventory lists exactly Git's objects, and objects that never left Git
+//! keep their UID (nothing was deleted and re-created).
+//!
+//! The control plane is a testenv instance of its own (`faults-<pid>`, torn
+//! down at the end, and by its watchdog if this process dies), not the one
+//! `scripts/with-testenv` shares between test binaries: restarting its API
+//! server would disturb every other test running at the time. The scenarios
+//! run one after the other in one test.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+use sluice_api::{GitRepository, Kustomization};
+use sluice_testsupport::git_server::{GitServer, git};
+use sluice_testsupport::{TestNamespace, repo_root};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How long a scenario may take to converge after its fault.
+const CONVERGE: Duration = Duration::from_secs(90);
+/// How long to wait for an apply or prune to be seen in flight.
+const IN_FLIGHT: Duration = Duration::from_secs(60);
+/// The controller's `--graceful-shutdown-timeout` in these tests.
+const GRACE: Duration = Duration::from_secs(15);
+
+#[test]
+fn faults() {
+    let started = Instant::now();
+    let env = Testenv::up();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut timings = Vec::new();
+    runtime.block_on(async {
+        let client = env.client().await;
+        for crd in sluice_api::crds() {
+            sluice_testsupport::apply_crd(&client, &crd, "sluice-faults").await;
+        }
+        let t = Instant::now();
+        api_server_restart(&env).await;
+        timings.push(("API server and etcd restarts", t.elapsed()));
+        let t = Instant::now();
+        git_server_down_and_back(&env).await;
+        timings.push(("Git server down and back", t.elapsed()));
+        let t = Instant::now();
+        kill_during_apply_and_prune(&env).await;
+        timings.push(("kill -9 during apply and prune", t.elapsed()));
+        let t = Instant::now();
+        sigterm_during_apply(&env).await;
+        timings.push(("SIGTERM during a long apply", t.elapsed()));
+    });
+    drop(runtime);
+    for (what, took) in timings {
+        eprintln!("[faults] {what}: {:.1}s", took.as_secs_f64());
+    }
+    eprintln!(
+        "[faults] all scenarios, with the control plane: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+// ------------------------------------------------------------ scenarios ---
+
+/// (1) The API server restarted (SIGTERM) while a Kustomization of 260
+/// objects is applying a commit that changes 240, adds 20 and prunes 20;
+/// then etcd killed and restarted while the next commit is applied.
+async fn api_server_restart(env: &Testenv) {
+    let scn = "API server restart";
+    let site = Site::new(env, "faults-api", scn).await;
+    let _controller = site.controller();
+    let rev1_objects = objects(&[("cm", 0..240)], "1");
+    let rev1 = site.push(&rev1_objects, "rev1");
+    site.git_repository(&site.server.url("repo"), "10m").await;
+    site.kustomization().await;
+    let uids = site.converged(&rev1, &rev1_objects, &BTreeMap::new()).await;
+
+    // rev2: cm-000..219 change, cm-220..239 leave Git, cm-240..259 arrive.
+    let rev2_objects = objects(&[("cm", 0..220), ("cm", 240..260)], "2");
+    let rev2 = site.push(&rev2_objects, "rev2");
+    site.request_fetch().await;
+    let seen = site
+        .wait_in_flight("the apply of rev2", |cms| count_value(cms, "2") >= 20)
+        .await;
+    let restart = env.restart("apiserver", &[]).await;
+    site.note(&format!(
+        "API server restarted ({restart:.1}s) with {}/240 objects of rev2 applied when it was stopped",
+        count_value(&seen, "2")
+    ));
+    site.converged(&rev2, &rev2_objects, &uids).await;
+
+    // rev3: every object changes; etcd is killed in the middle.
+    let scn3 = "etcd restart";
+    let rev3_objects = objects(&[("cm", 0..220), ("cm", 240..260)], "3");
+    let rev3 = site.push(&rev3_objects, "rev3");
+    site.request_fetch().await;
+    let seen = site
+        .wait_in_flight("the apply of rev3", |cms| count_value(cms, "3") >= 20)
+        .await;
+    let restart = env.restart("etcd", &["--kill"]).await;
+    site.note(&format!(
+        "{scn3}: etcd killed and restarted ({restart:.1}s) with {}/240 objects of rev3 applied",
+        count_value(&seen, "3")
+    ));
+    site.converged(&rev3, &rev3_objects, &uids).await;
+}
+
+/// (2) The Git server down (connection refused) and back on the same
+/// address, with a commit pushed during the outage.
+async fn git_server_down_and_back(env: &Testenv) {
+    let scn = "Git server down and back";
+    let site = Site::new(env, "faults-git", scn).await;
+    let mut proxy = Proxy::start(site.server.addr).await;
+    let url = format!("http://{}/repo.git", proxy.addr);
+    let _controller = site.controller();
+    let rev1_objects = objects(&[("cm", 0..30)], "1");
+    let rev1 = site.push(&rev1_objects, "rev1");
+    site.git_repository(&url, "3s").await;
+    site.kustomization().await;
+    let uids = site.converged(&rev1, &rev1_objects, &BTreeMap::new()).await;
+
+    proxy.down().await;
+    site.request_fetch().await;
+    let repo = site
+        .wait_git_repository("Ready=False while the Git server is down", |g| {
+            ready_of(g).0 == "False"
+        })
+        .await;
+    let (_, reason, message) = ready_of(&repo);
+    site.note(&format!("GitRepository while down: {reason}: {message}"));
+    assert_eq!(
+        reason, "GitOperationFailed",
+        "[{scn}] the GitRepository's Ready reason while the server is down: {message}"
+    );
+    assert!(
+        message.contains(&proxy.addr.to_string())
+            || message.to_lowercase().contains("connection refused")
+            || message.to_lowercase().contains("connect"),
+        "[{scn}] the Ready message names neither the server nor the connection failure: {message}"
+    );
+    assert_eq!(
+        artifact_revision(&repo).as_deref(),
+        Some(rev1.as_str()),
+        "[{scn}] the GitRepository lost its last artifact while the server is down"
+    );
+
+    // A commit during the outage; the source keeps failing (its 3 s
+    // interval passes at least twice) and nothing in the cluster moves.
+    let rev2_objects = objects(&[("cm", 0..28), ("cm", 30..32)], "2");
+    let rev2 = site.push(&rev2_objects, "rev2");
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let repo = site.git_repository_now().await;
+    assert_eq!(
+        ready_of(&repo).0,
+        "False",
+        "[{scn}] the GitRepository turned Ready while the server is still down"
+    );
+    assert_eq!(
+        artifact_revision(&repo).as_deref(),
+        Some(rev1.as_str()),
+        "[{scn}] the GitRepository's artifact changed while the server is down"
+    );
+    site.converged(&rev1, &rev1_objects, &uids).await;
+
+    proxy.up().await;
+    let t = Instant::now();
+    site.converged(&rev2, &rev2_objects, &uids).await;
+    site.note(&format!(
+        "rev2 applied {:.1}s after the Git server came back",
+        t.elapsed().as_secs_f64()
+    ));
+    let repo = site.git_repository_now().await;
+    assert_eq!(
+        ready_of(&repo).0,
+        "True",
+        "[{scn}] the GitRepository is not Ready after the server came back: {:?}",
+        ready_of(&repo)
+    );
+}
+
+/// (3) `kill -9` of the controller in the middle of applies and of a prune.
+async fn kill_during_apply_and_prune(env: &Testenv) {
+    let scn = "kill -9";
+    let site = Site::new(env, "faults-kill", scn).await;
+    let mut controller = site.controller();
+    let rev1_objects = objects(&[("cm", 0..100)], "1");
+    let rev1 = site.push(&rev1_objects, "rev1");
+    site.git_repository(&site.server.url("repo"), "10m").await;
+    site.kustomization().await;
+    let mut uids = site.converged(&rev1, &rev1_objects, &BTreeMap::new()).await;
+
+    // (a) Killed while creating add-000..119 (applied first: objects go in
+    // name order) and changing cm-*; restarted on the same commit.
+    let rev2_objects = objects(&[("add", 0..120), ("cm", 0..100)], "2");
+    let rev2 = site.push(&rev2_objects, "rev2");
+    site.request_fetch().await;
+    let seen = site
+        .wait_in_flight("the apply of rev2", |cms| count_prefix(cms, "add-") >= 10)
+        .await;
+    controller.kill9();
+    let at_kill = site.configmaps().await;
+    site.note(&format!(
+        "(a) killed during the apply of rev2: {} add-* seen before the kill, {} after, {}/100 cm-* changed",
+        count_prefix(&seen, "add-"),
+        count_prefix(&at_kill, "add-"),
+        count_value(&at_kill, "2") - count_prefix(&at_kill, "add-"),
+    ));
+    // What the killed apply created stays, with its UID.
+    for (name, (uid, _)) in &at_kill {
+        uids.entry(name.clone()).or_insert_with(|| uid.clone());
+    }
+    controller = site.controller();
+    let uids_a = site.converged(&rev2, &rev2_objects, &uids).await;
+
+    // (b) Killed while creating aa-000..079; while it is down, Git drops
+    // them again. Whatever the killed apply created must be pruned after
+    // the restart (nothing orphaned).
+    let rev3_objects = objects(&[("aa", 0..80), ("add", 0..120), ("cm", 0..100)], "2");
+    let _rev3 = site.push(&rev3_objects, "rev3");
+    site.request_fetch().await;
+    let seen = site
+        .wait_in_flight("the apply of rev3", |cms| count_prefix(cms, "aa-") >= 10)
+        .await;
+    controller.kill9();
+    let at_kill = site.configmaps().await;
+    let rev4_objects = objects(&[("add", 0..120), ("cm", 0..100)], "4");
+    let rev4 = site.push(&rev4_objects, "rev4");
+    site.note(&format!(
+        "(b) killed during the apply of rev3 ({} aa-* seen before the kill, {} after); rev4 drops them",
+        count_prefix(&seen, "aa-"),
+        count_prefix(&at_kill, "aa-"),
+    ));
+    controller = site.controller();
+    site.request_fetch().await;
+    let uids_b = site.converged(&rev4, &rev4_objects, &uids_a).await;
+
+    // (c) Killed during the prune of add-000..099 (100 of 220: below the
+    // mass-deletion guard), restarted on the same commit.
+    let rev5_objects = objects(&[("add", 100..120), ("cm", 0..100)], "4");
+    let rev5 = site.push(&rev5_objects, "rev5");
+    site.request_fetch().await;
+    let seen = site
+        .wait_in_flight("the prune of rev5", |cms| {
+            let left = count_prefix(cms, "add-0");
+            left < 100
+        })
+        .await;
+    controller.kill9();
+    let at_kill = site.configmaps().await;
+    let left = count_prefix(&at_kill, "add-0");
+    site.note(&format!(
+        "(c) killed during the prune of rev5: {}/100 add-0* deleted when seen, {}/100 after the kill{}",
+        100 - count_prefix(&seen, "add-0"),
+        100 - left,
+        if left == 0 {
+            " (the prune had finished: the kill missed its window)"
+        } else {
+            ""
+        }
+    ));
+    let _controller = site.controller();
+    site.converged(&rev5, &rev5_objects, &uids_b).await;
+}
+
+/// (4) SIGTERM while a Kustomization of 300 objects is applied for the
+/// first time: the process exits within `--graceful-shutdown-timeout`,
+/// having finished the apply and recorded it.
+async fn sigterm_during_apply(env: &Testenv) {
+    let scn = "SIGTERM during a long apply";
+    let site = Site::new(env, "faults-term", scn).await;
+    let mut controller = site.controller();
+    let rev1_objects = objects(&[("cm", 0..300)], "1");
+    let rev1 = site.push(&rev1_objects, "rev1");
+    site.git_repository(&site.server.url("repo"), "10m").await;
+    site.kustomization().await;
+    let seen = site
+        .wait_in_flight("the apply of rev1", |cms| count_value(cms, "1") >= 20)
+        .await;
+    let (took, status) = controller.sigterm().await;
+    let after = site.configmaps().await;
+    site.note(&format!(
+        "SIGTERM with {}/300 objects applied: exited in {:.1}s ({status}), {}/300 applied then",
+        count_value(&seen, "1"),
+        took.as_secs_f64(),
+        count_value(&after, "1"),
+    ));
+    assert!(
+        took <= GRACE + Duration::from_secs(3),
+        "[{scn}] the controller took {took:?} to exit after SIGTERM (grace period {GRACE:?})"
+    );
+    assert!(
+        status.success(),
+        "[{scn}] the controller exited with {status} after SIGTERM"
+    );
+    // Whatever exists is recorded: nothing is orphaned by the shutdown.
+    let ks = site.kustomization_now().await;
+    let inventory = inventory_names(&ks);
+    let unrecorded: Vec<&String> = after.keys().filter(|n| !inventory.contains(*n)).collect();
+    assert!(
+        unrecorded.is_empty(),
+        "[{scn}] after the SIGTERM shutdown, {} ConfigMaps exist that status.inventory lacks: {unrecorded:?}",
+        unrecorded.len()
+    );
+    // The drain lets the apply finish and writes its result.
+    assert_eq!(
+        count_value(&after, "1"),
+        300,
+        "[{scn}] the apply in flight did not finish before the process exited"
+    );
+    assert_eq!(
+        ks["status"]["lastAppliedRevision"].as_str(),
+        Some(rev1.as_str()),
+        "[{scn}] the drained apply's status was not written: {}",
+        ks["status"]
+    );
+    let uids = after
+        .iter()
+        .map(|(n, (uid, _))| (n.clone(), uid.clone()))
+        .collect();
+    let _controller = site.controller();
+    site.converged(&rev1, &rev1_objects, &uids).await;
+}
+
+// --------------------------------------------------------- the cluster ---
+
+/// The testenv instance of this test binary; `down` on drop.
+struct Testenv {
+    name: String,
+    kubeconfig: PathBuf,
+}
+
+impl Testenv {
+    fn up() -> Testenv {
+        let pid = std::process::id();
+        let name = format!("faults-{pid}");
+        let script = repo_root().join("scripts/testenv");
+        let out = Command::new(&script)
+            .args(["up", "--name", &name, "--owner-pid", &pid.to_string()])
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running scripts/testenv up");
+        // From here on the instance is ours to stop, also on failure.
+        let mut env = Testenv {
+            name,
+            kubeconfig: PathBuf::new(),
+        };
+        assert!(
+            out.status.success(),
+            "`scripts/testenv up --name {}` failed ({})",
+            env.name,
+            out.status
+        );
+        env.kubeconfig =
+            sluice_testsupport::parse_export_line(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        env
+    }
+
+    async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap();
+        Client::try_from(config).unwrap()
+    }
+
+    /// `scripts/testenv restart --component <component>`; returns how long
+    /// it took (stop, start, ready).
+    async fn restart(&self, component: &str, extra: &[&str]) -> f64 {
+        let t = Instant::now();
+        let out = tokio::process::Command::new(repo_root().join("scripts/testenv"))
+            .args(["restart", "--name", &self.name, "--component", component])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(90), out)
+            .await
+            .unwrap_or_else(|_| panic!("`scripts/testenv restart --component {component}` hung"))
+            .expect("running scripts/testenv restart");
+        assert!(
+            out.status.success(),
+            "`scripts/testenv restart --name {} --component {component}` failed ({}):\n{}",
+            self.name,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t.elapsed().as_secs_f64()
+    }
+}
+
+impl Drop for Testenv {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/testenv"))
+            .args(["down", "--name", &self.name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+// ----------------------------------------------------------- a scenario ---
+
+/// One scenario's namespace, Git repository and server, artifact storage.
+struct Site {
+    scn: &'static str,
+    ns: TestNamespace,
+    kubeconfig: PathBuf,
+    repo: Repo,
+    server: GitServer,
+    storage: tempfile::TempDir,
+    storage_port: u16,
+    log: PathBuf,
+    started: Instant,
+}
+
+impl Site {
+    async fn new(env: &Testenv, prefix: &str, scn: &'static str) -> Site {
+        let client = env.client().await;
+        let ns = TestNamespace::create(&client, prefix).await;
+        let repo = Repo::new();
+        let server = GitServer::start(repo.root(), None).await;
+        let storage = tempfile::tempdir().unwrap();
+        // Kept after the run, for a post-mortem: target/tmp/faults-<pid>/.
+        let logs = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&env.name);
+        std::fs::create_dir_all(&logs).unwrap();
+        let log = logs.join(format!("{prefix}.log"));
+        Site {
+            scn,
+            ns,
+            kubeconfig: env.kubeconfig.clone(),
+            repo,
+            server,
+            storage_port: free_port(),
+            storage,
+            log,
+            started: Instant::now(),
+        }
+    }
+
+    fn note(&self, what: &str) {
+        eprintln!(
+            "[faults] [{:6.1}s] {}: {what}",
+            self.started.elapsed().as_secs_f64(),
+            self.scn
+        );
+    }
+
+    /// Starts `sluice controller` for this namespace (the same storage and
+    /// artifact address across restarts).
+    fn controller(&self) -> Controller {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args([
+                "controller",
+                "--watch-namespace",
+                self.ns.name(),
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--health-addr",
+                "127.0.0.1:0",
+                "--storage-addr",
+                &format!("127.0.0.1:{}", self.storage_port),
+                "--storage-path",
+                self.storage.path().join("artifacts").to_str().unwrap(),
+                "--reloader=false",
+                "--graceful-shutdown-timeout",
+                &format!("{}s", GRACE.as_secs()),
+            ])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting sluice controller");
+        Controller {
+            child: Some(child),
+            scn: self.scn,
+            log: self.log.clone(),
+        }
+    }
+
+    /// Writes `objects` as Git's content, commits and pushes; returns the
+    /// revision (`main@sha1:…`).
+    fn push(&self, objects: &BTreeMap<String, String>, msg: &str) -> String {
+        self.repo.commit(objects, msg)
+    }
+
+    async fn git_repository(&self, url: &str, interval: &str) {
+        let obj: GitRepository = serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "GitRepository",
+            "metadata": {"name": "repo"},
+            "spec": {"url": url, "interval": interval, "timeout": "10s", "ref": {"branch": "main"}},
+        }))
+        .unwrap();
+        self.ns
+            .api::<GitRepository>()
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap();
+    }
+
+    async fn kustomization(&self) {
+        let obj: Kustomization = serde_json::from_value(json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": "apps"},
+            "spec": {
+                "interval": "10m",
+                "retryInterval": "2s",
+                "timeout": "2m",
+                "path": "./apps",
+                "prune": true,
+                "targetNamespace": self.ns.name(),
+                "sourceRef": {"kind": "GitRepository", "name": "repo"},
+            },
+        }))
+        .unwrap();
+        self.ns
+            .api::<Kustomization>()
+            .create(&PostParams::default(), &obj)
+            .await
+            .unwrap();
+    }
+
+    /// Asks the source controller to fetch now (`flux reconcile source`);
+    /// retried while the API server is away.
+    async fn request_fetch(&self) {
+        let token = format!("{:?}", std::time::SystemTime::now());
+        let patch =
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}});
+        let api = self.ns.api::<GitRepository>();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match api
+                .patch("repo", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => return,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("[{}] requesting a fetch: {e}", self.scn)
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// The ConfigMaps of the namespace: name → (uid, data.v). Retried while
+    /// the API server is away.
+    async fn configmaps(&self) -> BTreeMap<String, (String, String)> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match self.try_configmaps().await {
+                Ok(m) => return m,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("[{}] listing ConfigMaps: {e}", self.scn)
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    async fn try_configmaps(&self) -> Result<BTreeMap<String, (String, String)>, kube::Error> {
+        let list = self
+            .ns
+            .api::<ConfigMap>()
+            .list(&ListParams::default())
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|cm| {
+                let name = cm.metadata.name?;
+                if name == "kube-root-ca.crt" {
+                    return None;
+                }
+                let v = cm
+                    .data
+                    .and_then(|d| d.get("v").cloned())
+                    .unwrap_or_default();
+                Some((name, (cm.metadata.uid.unwrap_or_default(), v)))
+            })
+            .collect())
+    }
+
+    /// Polls the namespace's ConfigMaps (every 20 ms) until `pred` holds;
+    /// returns what it saw then.
+    async fn wait_in_flight(
+        &self,
+        what: &str,
+        pred: impl Fn(&BTreeMap<String, (String, String)>) -> bool,
+    ) -> BTreeMap<String, (String, String)> {
+        let t = Instant::now();
+        let deadline = t + IN_FLIGHT;
+        let mut last = BTreeMap::new();
+        while Instant::now() < deadline {
+            if let Ok(cms) = self.try_configmaps().await {
+                if pred(&cms) {
+                    self.note(&format!(
+                        "{what} seen in flight after {:.1}s",
+                        t.elapsed().as_secs_f64()
+                    ));
+                    return cms;
+                }
+                last = cms;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let ks = self.kustomization_now().await;
+        panic!(
+            "[{}] {what} was never seen in flight within {IN_FLIGHT:?} ({} ConfigMaps); Kustomization status: {}",
+            self.scn,
+            last.len(),
+            ks["status"]
+        );
+    }
+
+    async fn kustomization_now(&self) -> Value {
+        match self.ns.api::<Kustomization>().get_opt("apps").await {
+            Ok(Some(k)) => serde_json::to_value(k).unwrap(),
+            Ok(None) => Value::Null,
+            Err(e) => json!({"status": format!("(reading it failed: {e})")}),
+        }
+    }
+
+    async fn git_repository_now(&self) -> Value {
+        serde_json::to_value(self.ns.api::<GitRepository>().get("repo").await.unwrap()).unwrap()
+    }
+
+    async fn wait_git_repository(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            if let Ok(g) = self.ns.api::<GitRepository>().get("repo").await {
+                let g = serde_json::to_value(g).unwrap();
+                if pred(&g) {
+                    return g;
+                }
+                last = g;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!(
+            "[{}] the GitRepository never became {what}; last status: {}",
+            self.scn, last["status"]
+        );
+    }
+
+    /// Waits until the cluster is what Git says at `revision` (see the
+    /// module documentation), then checks that the objects of `keep` still
+    /// in Git have the same UID. Returns the UIDs of Git's objects.
+    async fn converged(
+        &self,
+        revision: &str,
+        objects: &BTreeMap<String, String>,
+        keep: &BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let t = Instant::now();
+        let deadline = t + CONVERGE;
+        let (cms, ks) = loop {
+            let (problems, cms, ks) = self.differences(revision, objects).await;
+            if problems.is_empty() {
+                break (cms, ks);
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "[{}] the cluster did not converge to {revision} within {CONVERGE:?}:\n  - {}\nKustomization status: {}",
+                    self.scn,
+                    problems.join("\n  - "),
+                    serde_json::to_string_pretty(&ks["status"]).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let _ = ks;
+        let recreated: Vec<String> = keep
+            .iter()
+            .filter_map(|(name, uid)| {
+                let (now, _) = cms.get(name)?;
+                (now != uid).then(|| format!("{name} (uid {uid} → {now})"))
+            })
+            .collect();
+        assert!(
+            recreated.is_empty(),
+            "[{}] {} ConfigMaps that never left Git were deleted and re-created: {}",
+            self.scn,
+            recreated.len(),
+            recreated.join(", ")
+        );
+        self.note(&format!(
+            "converged to {} ({} objects) in {:.1}s",
+            short(revision),
+            objects.len(),
+            t.elapsed().as_secs_f64()
+        ));
+        cms.into_iter().map(|(n, (uid, _))| (n, uid)).collect()
+    }
+
+    /// What keeps the cluster from being Git's `revision`, as sentences.
+    async fn differences(
+        &self,
+        revision: &str,
+        objects: &BTreeMap<String, String>,
+    ) -> (Vec<String>, BTreeMap<String, (String, String)>, Value) {
+        let mut problems = Vec::new();
+        let ks = self.kustomization_now().await;
+        let cms = match self.try_configmaps().await {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(format!("listing ConfigMaps: {e}"));
+                return (problems, BTreeMap::new(), ks);
+            }
+        };
+        let (status, reason, message) = ready_of(&ks);
+        if status != "True" {
+            problems.push(format!(
+                "the Kustomization is not Ready ({status} {reason}: {message})"
+            ));
+        }
+        let applied = ks["status"]["lastAppliedRevision"].as_str().unwrap_or("");
+        if applied != revision {
+            problems.push(format!("lastAppliedRevision is {applied:?}"));
+        }
+        let inventory = inventory_names(&ks);
+        let mut missing = Vec::new();
+        let mut stale = Vec::new();
+        for (name, v) in objects {
+            match cms.get(name) {
+                None => missing.push(name.as_str()),
+                Some((_, now)) if now != v => stale.push(format!("{name} (v={now}, Git: {v})")),
+                Some(_) => {}
+            }
+        }
+        summarize(&mut problems, "ConfigMaps in Git are missing", &missing);
+        summarize(
+            &mut problems,
+            "ConfigMaps do not have Git's data",
+            &stale.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        let mut not_pruned = Vec::new();
+        let mut orphaned = Vec::new();
+        for name in cms.keys().filter(|n| !objects.contains_key(*n)) {
+            if inventory.contains(name) {
+                not_pruned.push(name.as_str());
+            } else {
+                orphaned.push(name.as_str());
+            }
+        }
+        summarize(
+            &mut problems,
+            "ConfigMaps left Git but were not pruned (still in the inventory)",
+            &not_pruned,
+        );
+        summarize(
+            &mut problems,
+            "ConfigMaps are ORPHANED: not in Git and not in status.inventory",
+            &orphaned,
+        );
+        let lacking: Vec<&str> = objects
+            .keys()
+            .filter(|n| !inventory.contains(*n))
+            .map(String::as_str)
+            .collect();
+        summarize(
+            &mut problems,
+            "objects in Git are not in status.inventory",
+            &lacking,
+        );
+        let extra: Vec<&str> = inventory
+            .iter()
+            .filter(|n| !objects.contains_key(*n))
+            .map(String::as_str)
+            .collect();
+        summarize(&mut problems, "inventory entries are not in Git", &extra);
+        (problems, cms, ks)
+    }
+}
+
+fn summarize(problems: &mut Vec<String>, what: &str, names: &[&str]) {
+    if names.is_empty() {
+        return;
+    }
+    let shown: Vec<&str> = names.iter().take(8).copied().collect();
+    let more = if names.len() > shown.len() {
+        format!(", … ({} more)", names.len() - shown.len())
+    } else {
+        String::new()
+    };
+    problems.push(format!(
+        "{} {what}: {}{more}",
+        names.len(),
+        shown.join(", ")
+    ));
+}
+
+/// The ConfigMap names of `status.inventory` (entries of other kinds are
+/// kept whole, so that they show up as not in Git).
+fn inventory_names(ks: &Value) -> BTreeSet<String> {
+    ks["status"]["inventory"]["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["id"].as_str())
+        .map(|id| {
+            // <namespace>_<name>_<group>_<kind>
+            let parts: Vec<&str> = id.split('_').collect();
+            match parts.as_slice() {
+                [_, name, "", "ConfigMap"] => name.to_string(),
+                _ => id.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// (status, reason, message) of the Ready condition.
+fn ready_of(obj: &Value) -> (String, String, String) {
+    obj["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (s("status"), s("reason"), s("message"))
+        })
+        .unwrap_or_else(|| ("Unknown".into(), String::new(), "no Ready condition".into()))
+}
+
+fn artifact_revision(repo: &Value) -> Option<String> {
+    repo["status"]["artifact"]["revision"]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn short(revision: &str) -> &str {
+    &revision[..revision.len().min("main@sha1:".len() + 8)]
+}
+
+/// `{prefix}-NNN` → `v` for each range.
+fn objects(ranges: &[(&str, std::ops::Range<usize>)], v: &str) -> BTreeMap<String, String> {
+    ranges
+        .iter()
+        .flat_map(|(prefix, r)| r.clone().map(move |i| format!("{prefix}-{i:03}")))
+        .map(|n| (n, v.to_string()))
+        .collect()
+}
+
+fn count_value(cms: &BTreeMap<String, (String, String)>, v: &str) -> usize {
+    cms.values().filter(|(_, x)| x == v).count()
+}
+
+fn count_prefix(cms: &BTreeMap<String, (String, String)>, prefix: &str) -> usize {
+    cms.keys().filter(|n| n.starts_with(prefix)).count()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+// ----------------------------------------------------------- processes ---
+
+/// A running `sluice controller`; killed on drop. When the test fails, the
+/// end of its log is printed.
+struct Controller {
+    child: Option<Child>,
+    scn: &'static str,
+    log: PathBuf,
+}
+
+impl Controller {
+    /// `kill -9`.
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9 sluice controller");
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM; returns how long the process took to exit (bounded: it is
+    /// killed after twice the grace period) and its status.
+    async fn sigterm(&mut self) -> (Duration, ExitStatus) {
+        let mut child = self.child.take().expect("a running controller");
+        let t = Instant::now();
+        // SAFETY: kill(2) on the pid of our own child, which has not been
+        // waited for yet (so the pid cannot have been reused).
+        let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0, "sending SIGTERM");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (t.elapsed(), status);
+            }
+            if t.elapsed() > GRACE * 2 {
+                child.kill().ok();
+                child.wait().ok();
+                panic!(
+                    "[{}] sluice controller still running {:?} after SIGTERM (grace period {GRACE:?}); killed",
+                    self.scn,
+                    t.elapsed()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            eprintln!(
+                "----- [{}] last lines of the controller's log ({}) -----\n{tail}\n-----",
+                self.scn,
+                self.log.display()
+            );
+        }
+    }
+}
+
+/// A bare repository and a working clone, in a temporary directory.
+struct Repo {
+    dir: tempfile::TempDir,
+    work: PathBuf,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let bare = dir.path().join("repo.git");
+        std::fs::create_dir_all(&bare).unwrap();
+        git(&bare, &["init", "--bare", "-q", "-b", "main"]);
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(work.join("apps")).unwrap();
+        git(&work, &["init", "-q", "-b", "main"]);
+        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+        std::fs::write(
+            work.join("apps/kustomization.yaml"),
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- configmaps.yaml\n",
+        )
+        .unwrap();
+        Repo { dir, work }
+    }
+
+    /// The directory the Git server serves (`repo.git` is in it).
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn commit(&self, objects: &BTreeMap<String, String>, msg: &str) -> String {
+        let mut yaml = String::new();
+        for (name, v) in objects {
+            yaml.push_str(&format!(
+                "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  v: \"{v}\"\n"
+            ));
+        }
+        std::fs::write(self.work.join("apps/configmaps.yaml"), yaml).unwrap();
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "--allow-empty", "-m", msg]);
+        git(&self.work, &["push", "-q", "--force", "origin", "main"]);
+        format!("main@sha1:{}", git(&self.work, &["rev-parse", "HEAD"]))
+    }
+}
+
+/// A TCP proxy in front of the Git server, to take it down (connection
+/// refused) and bring it back on the same address.
+struct Proxy {
+    addr: SocketAddr,
+    target: SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut proxy = Proxy {
+            addr: listener.local_addr().unwrap(),
+            target,
+            task: None,
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let target = self.target;
+        self.task = Some(tokio::spawn(async move {
+            // Dropped with this task: open connections end with it.
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                conns.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                while conns.try_join_next().is_some() {}
+            }
+        }));
+    }
+
+    /// Stops listening and cuts open connections.
+    async fn down(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Listens again on the same address.
+    async fn up(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("re-binding the Git proxy on {}: {e}", self.addr)
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        self.serve(listener);
+    }
+}
