@@ -255,7 +255,12 @@ pub fn build(dir: &Path, bopts: &BuildOptions) -> Result<Vec<Yaml>, String> {
         opts.remote = Some(sluice_source::remote::shared_loader());
     }
     sluice_kustomize::build(dir, &opts)
-        .map(|o| o.resources)
+        .map(|o| {
+            for w in &o.warnings {
+                tracing::warn!(warning = %w, "kustomize build");
+            }
+            o.resources
+        })
         .map_err(|e| {
             let msg = e.to_string();
             if bopts.no_remote_bases && msg.contains("remote resources are not supported here") {

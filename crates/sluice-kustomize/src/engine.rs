@@ -440,8 +440,14 @@ impl Builder {
         }
     }
 
-    fn load_kustomization(&self, dir: &Path) -> Result<(Kustomization, String)> {
-        load_kustomization(dir, &self.guard, self.repos.is_empty())
+    fn load_kustomization(&mut self, dir: &Path) -> Result<(Kustomization, String)> {
+        let loaded = load_kustomization(dir, &self.guard, self.repos.is_empty())?;
+        if let Some(w) = &loaded.0.repeated_key
+            && !self.warnings.contains(w)
+        {
+            self.warnings.push(w.clone());
+        }
+        Ok(loaded)
     }
 
     /// A directory about to be built (`canon`, symlinks resolved) must stay

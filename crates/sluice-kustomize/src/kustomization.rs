@@ -49,10 +49,22 @@ const KNOWN_FIELDS: &[&str] = &[
 pub struct Kustomization {
     pub kind: String,
     pub raw: Map,
+    /// A key written twice in the file (kustomize silently keeps the last
+    /// one, and so does sluice; the build warns about it).
+    pub repeated_key: Option<String>,
 }
 
 impl Kustomization {
     pub fn parse(text: &str, path: &str) -> Result<Kustomization, Error> {
+        // Strict first, only to notice a repeated key: `resources:` twice
+        // silently drops the first list.
+        let repeated_key = match crate::yaml::parse_all_opts(text, false) {
+            Err(e) if e.message.contains("already defined") => Some(format!(
+                "{path}: {} (line {}); the last one is used, as in kustomize",
+                e.message, e.line
+            )),
+            _ => None,
+        };
         let docs = crate::yaml::parse_all_opts(text, true).map_err(|e| Error::yaml(path, e))?;
         let v = docs
             .into_iter()
@@ -147,6 +159,7 @@ impl Kustomization {
                 kind
             },
             raw,
+            repeated_key,
         })
     }
 

@@ -434,3 +434,27 @@ fn patches_cannot_multiply_memory() {
     );
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+#[test]
+fn a_repeated_key_keeps_the_last_value_as_kustomize_does_and_warns() {
+    let t = Tree::new();
+    t.write("a.yaml", &CM.replace("name: cm", "name: a"));
+    t.write("b.yaml", &CM.replace("name: cm", "name: b"));
+    t.write(
+        "kustomization.yaml",
+        "resources:\n- a.yaml\nresources:\n- b.yaml\n",
+    );
+    let out = build(&t.root(), &t.controller_opts()).unwrap();
+    let yaml = out.to_yaml();
+    assert!(
+        yaml.contains("name: b") && !yaml.contains("name: a"),
+        "{yaml}"
+    );
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.contains("mapping key \"resources\" already defined (line 3)")),
+        "{:?}",
+        out.warnings
+    );
+}
