@@ -37,16 +37,26 @@ pub fn resolve_path(root: &Path, path: Option<&str>) -> Result<PathBuf, String> 
             rel
         ));
     }
-    let real = out
+    match real_path_in(root, &out)? {
+        Ok(_) => Ok(out),
+        Err(_) => Err(format!("path '{rel}' leaves the artifact root")),
+    }
+}
+
+/// `path` with its symlinks resolved: `Ok` inside `root`, `Err` outside it.
+/// The outer error is an I/O failure.
+fn real_path_in(root: &Path, path: &Path) -> Result<Result<PathBuf, PathBuf>, String> {
+    let real = path
         .canonicalize()
-        .map_err(|e| format!("path '{rel}': {e}"))?;
+        .map_err(|e| format!("resolving {}: {e}", path.display()))?;
     let real_root = root
         .canonicalize()
         .map_err(|e| format!("resolving the artifact root: {e}"))?;
-    if !real.starts_with(&real_root) {
-        return Err(format!("path '{rel}' leaves the artifact root"));
-    }
-    Ok(out)
+    Ok(if real.starts_with(&real_root) {
+        Ok(real)
+    } else {
+        Err(real)
+    })
 }
 
 /// Largest manifest the generator reads while listing a directory, as the
@@ -61,18 +71,12 @@ fn read_in_root(root: &Path, path: &Path) -> Result<String, String> {
         .strip_prefix(root)
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| path.display().to_string());
-    let real = path
-        .canonicalize()
-        .map_err(|e| format!("reading {shown}: {e}"))?;
-    let real_root = root
-        .canonicalize()
-        .map_err(|e| format!("resolving the artifact root: {e}"))?;
-    if !real.starts_with(&real_root) {
-        return Err(format!(
+    let real = real_path_in(root, path)?.map_err(|real| {
+        format!(
             "security; '{shown}' resolves to '{}', outside the source root: a build may only read files inside its source",
             real.display()
-        ));
-    }
+        )
+    })?;
     let data = sluice_kustomize::guard::read_regular_file(&real, &shown, MAX_SCANNED_FILE)
         .map_err(|e| e.to_string())?;
     String::from_utf8(data).map_err(|_| format!("'{shown}' is not valid UTF-8"))
@@ -691,6 +695,30 @@ mod tests {
         assert_eq!(out[0]["data"]["d"], "dflt");
         assert_eq!(out[1]["data"]["v"], "${VAR}");
         assert_eq!(out[2]["spec"]["replicas"], 3);
+    }
+
+    #[test]
+    fn the_generated_kustomization_reads_nothing_outside_the_artifact() {
+        use std::os::unix::fs::symlink;
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("artifact");
+        write(outer.path(), "secret.yaml", &CM.replace("NAME", "secret"));
+        write(&root, "apps/a.yaml", &CM.replace("NAME", "a"));
+        symlink(outer.path().join("secret.yaml"), root.join("apps/b.yaml")).unwrap();
+        let e = write_kustomization(&root.join("apps"), &spec()).unwrap_err();
+        assert!(e.contains("outside the source root"), "{e}");
+        assert!(!e.contains("name: secret"), "{e}");
+
+        // A device named like a manifest is refused before it is read.
+        std::fs::remove_file(root.join("apps/b.yaml")).unwrap();
+        symlink("/dev/zero", root.join("apps/zero.yaml")).unwrap();
+        let e = write_kustomization(&root.join("apps"), &spec()).unwrap_err();
+        assert!(e.contains("outside the source root"), "{e}");
+
+        // spec.path through a symlink out of the artifact.
+        symlink(outer.path(), root.join("out")).unwrap();
+        let e = resolve_path(&root, Some("./out")).unwrap_err();
+        assert!(e.contains("leaves the artifact root"), "{e}");
     }
 
     #[test]
