@@ -1,8 +1,8 @@
 //! Staged server-side apply (Flux's `ResourceManager.ApplyAllStaged`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
@@ -87,6 +87,45 @@ pub struct ApplyOptions {
     /// Drift ignore rules (`spec.ignore`): paths left out of the comparison and of the
     /// applied object, for objects that already exist (see [`IgnoreRule`]).
     pub ignore: Vec<IgnoreRule>,
+    /// Where the apply records each object as it goes, so a caller that gives up on the
+    /// apply (a timeout drops its future) still knows what it may have created.
+    pub progress: Option<ApplyProgress>,
+}
+
+/// The objects an apply has written or was about to write, recorded as it runs and readable
+/// while it runs or after it was dropped (see [`ApplyOptions::progress`]).
+///
+/// An object is recorded just before its write request is sent, so one whose request was
+/// under way when the apply was abandoned is in the record too: it may exist now. Putting
+/// such an object in an inventory is harmless (prune counts an object that does not exist as
+/// deleted, and never deletes one whose labels name another owner); leaving out one that was
+/// created would orphan it. Objects found unchanged are recorded as well.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyProgress {
+    objects: Arc<Mutex<Vec<ObjectRef>>>,
+}
+
+impl ApplyProgress {
+    /// An empty record.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn record(&self, object: &ObjectRef) {
+        if let Ok(mut objects) = self.objects.lock() {
+            objects.push(object.clone());
+        }
+    }
+
+    /// The objects recorded so far.
+    pub fn objects(&self) -> Vec<ObjectRef> {
+        self.objects.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    /// The objects recorded so far, as inventory entries.
+    pub fn inventory(&self) -> ResourceInventory {
+        inventory::from_objects(&self.objects())
+    }
 }
 
 impl ApplyOptions {
@@ -103,6 +142,7 @@ impl ApplyOptions {
             common_labels: BTreeMap::new(),
             common_annotations: BTreeMap::new(),
             ignore: Vec::new(),
+            progress: None,
         }
     }
 }
@@ -205,6 +245,12 @@ impl Applier {
     /// The impersonated service account (`namespace/name`), if any.
     pub fn service_account(&self) -> Option<&str> {
         self.kube.service_account.as_deref()
+    }
+
+    /// The client this applier acts with (impersonating its service account, if any): for
+    /// reads done on the same identity's behalf, such as health checks.
+    pub fn client(&self) -> &Client {
+        &self.kube.client
     }
 
     /// The field manager.
@@ -530,11 +576,19 @@ impl Applier {
             .map(|p| async move {
                 match p.plan {
                     Plan::Skip(reason) => Ok(ChangeSetEntry::skipped(p.desired.object, reason)),
-                    Plan::Unchanged => Ok(ChangeSetEntry::new(p.desired.object, Action::Unchanged)),
+                    Plan::Unchanged => {
+                        if let Some(progress) = &opts.progress {
+                            progress.record(&p.desired.object);
+                        }
+                        Ok(ChangeSetEntry::new(p.desired.object, Action::Unchanged))
+                    }
                     Plan::Apply { created, drift } => {
                         let object = &p.desired.object;
                         if failed.load(Ordering::Relaxed) {
                             return Err(ObjectError::new(object, ObjectErrorKind::NotAttempted));
+                        }
+                        if let Some(progress) = &opts.progress {
+                            progress.record(object);
                         }
                         match kube
                             .apply(
@@ -896,7 +950,11 @@ async fn finish(
         }
         Check::Recreate(f) => {
             tracing::info!(object = %object, "immutable field changed, recreating: {}", f.message);
-            kube.delete(&res, ns, name)
+            let uid = live
+                .as_ref()
+                .and_then(|l| l.pointer("/metadata/uid"))
+                .and_then(Value::as_str);
+            kube.delete(&res, ns, name, uid)
                 .await
                 .map_err(|f| err(ObjectErrorKind::Recreate(f)))?;
             wait_gone(kube, &res, object, opts).await?;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use kube::api::{DeleteParams, GetParams, Patch, PatchParams};
+use kube::api::{DeleteParams, GetParams, Patch, PatchParams, Preconditions};
 use kube::core::Request;
 use kube::{Client, Config};
 use serde_json::Value;
@@ -301,15 +301,27 @@ impl Kube {
     }
 
     /// Deletes an object with background propagation; `Ok(false)` if it was already gone.
+    ///
+    /// With `uid`, the API server deletes the object only if it is still the one with that
+    /// uid (a precondition): an object deleted and re-created under the same name since it
+    /// was read is left alone, and the request fails with 409 Conflict.
     pub(crate) async fn delete(
         &self,
         res: &Resource,
         namespace: &str,
         name: &str,
+        uid: Option<&str>,
     ) -> Result<bool, ApiFailure> {
         self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        let mut params = DeleteParams::background();
+        if let Some(uid) = uid.filter(|u| !u.is_empty()) {
+            params.preconditions = Some(Preconditions {
+                uid: Some(uid.to_owned()),
+                resource_version: None,
+            });
+        }
         let req = Request::new(res.url(namespace))
-            .delete(name, &DeleteParams::background())
+            .delete(name, &params)
             .map_err(|e| self.failure(kube::Error::BuildRequest(e)))?;
         match self.client.request::<Value>(req).await {
             Ok(_) => Ok(true),

@@ -130,6 +130,14 @@ pub enum ObjectErrorKind {
     /// Deleting the object failed.
     #[error("delete failed{}: {}", .0.reason_suffix(), .0)]
     Delete(ApiFailure),
+    /// Not deleted: the object was deleted and created again under the same name after it
+    /// was read (its uid changed), so the delete's uid precondition failed. It is looked at
+    /// again on the next run.
+    #[error("not deleted: it was replaced by a new object of the same name (uid {uid} is gone)")]
+    Replaced {
+        /// The uid of the object that was meant to be deleted.
+        uid: String,
+    },
     /// Not attempted because an earlier object of the same stage failed.
     #[error("not applied: an earlier object failed")]
     NotAttempted,

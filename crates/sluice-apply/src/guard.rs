@@ -1,14 +1,18 @@
-//! The empty-build guard (beyond Flux): a build that suddenly renders nothing must not prune
-//! everything the Kustomization applied before, unless a human says so.
+//! The prune guards (beyond Flux): a build that suddenly renders nothing, or that suddenly
+//! lost most of what the Kustomization applied before (a wrong overlay path, a bad merge), must
+//! not prune it, unless a human confirms that revision.
 
 use std::collections::BTreeMap;
 
 use sluice_api::kustomization::ResourceInventory;
 
-/// Annotation on a Kustomization that allows one empty build to prune everything. Its value
-/// must be the revision that builds empty (as printed in the error, e.g.
-/// `main@sha1:0123abcd...`), or that revision's digest alone (`0123abcd...`), so a stale
-/// annotation never lets a later, accidental empty build through.
+use crate::object::ObjectRef;
+
+/// Annotation on a Kustomization that confirms one revision's prune when a guard refused it:
+/// an empty build ([`EmptyBuildError`]) or a mass deletion ([`MassPruneError`]). Its value must
+/// be the revision named in the error (e.g. `main@sha1:0123abcd...`), or that revision's
+/// digest alone (`0123abcd...`), so a stale annotation never lets a later, accidental build
+/// through.
 pub const PRUNE_EMPTY_ANNOTATION: &str = "sluice.dev/prune-empty";
 
 /// Why a prune was refused.
@@ -42,9 +46,7 @@ pub fn check_empty_build(
     if new_objects > 0 || old.entries.is_empty() {
         return Ok(());
     }
-    if let Some(allow) = allow.map(str::trim).filter(|a| !a.is_empty())
-        && allows(allow, revision)
-    {
+    if confirmed(allow, revision) {
         return Ok(());
     }
     let previous = old.entries.len();
@@ -58,6 +60,96 @@ pub fn check_empty_build(
         revision: revision.to_owned(),
         sample: format!("{noun}: {}", sample.join(", ")),
     })
+}
+
+/// The mass-deletion guard refuses a prune that would delete at least this many objects ...
+pub const MASS_PRUNE_MIN_OBJECTS: usize = 10;
+
+/// ... when they are also more than half of the last applied inventory.
+///
+/// Why these numbers: an ordinary commit deletes a few objects, or a share of a
+/// Kustomization's objects; a build that loses most of them at once is what a wrong `path`, a
+/// wrong overlay or a bad merge looks like, and one confirmation per such revision is cheap.
+/// Below ten deletions nothing is asked (small Kustomizations are reorganised often, and the
+/// harm is bounded); an empty build is refused at any size ([`check_empty_build`]).
+pub fn is_mass_prune(previous: usize, stale: usize) -> bool {
+    stale >= MASS_PRUNE_MIN_OBJECTS && stale.saturating_mul(2) > previous
+}
+
+/// Why a prune that is not an empty build's was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "pruning would delete {stale} of the {previous} objects of the last applied revision \
+     (the build of {revision} has {built}; {sample}); refusing to prune more than half of them \
+     at once. If this is intended, annotate the Kustomization with \
+     {PRUNE_EMPTY_ANNOTATION}={revision}"
+)]
+pub struct MassPruneError {
+    /// How many objects the inventory holds.
+    pub previous: usize,
+    /// How many of them prune would delete.
+    pub stale: usize,
+    /// How many objects the build has.
+    pub built: usize,
+    /// The revision built.
+    pub revision: String,
+    /// A few of the ids that would be deleted.
+    pub sample: String,
+}
+
+/// A prune refused by one of the guards.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PruneGuardError {
+    /// The build is empty.
+    #[error(transparent)]
+    EmptyBuild(#[from] EmptyBuildError),
+    /// The prune would delete most of the inventory.
+    #[error(transparent)]
+    MassPrune(#[from] MassPruneError),
+}
+
+/// Decides whether the prune of `stale` may go ahead after a build of `revision` that rendered
+/// `new_objects` objects, given the inventory of the last apply and the value of
+/// [`PRUNE_EMPTY_ANNOTATION`] (if any). Refused, unless the annotation names `revision`:
+///
+/// - an empty build over a non-empty inventory ([`check_empty_build`]);
+/// - a prune of at least [`MASS_PRUNE_MIN_OBJECTS`] objects that are more than half of the
+///   inventory ([`is_mass_prune`]).
+pub fn check_prune(
+    old: &ResourceInventory,
+    new_objects: usize,
+    stale: &[ObjectRef],
+    revision: &str,
+    allow: Option<&str>,
+) -> Result<(), PruneGuardError> {
+    check_empty_build(old, new_objects, revision, allow)?;
+    let previous = old.entries.len();
+    if !is_mass_prune(previous, stale.len()) || confirmed(allow, revision) {
+        return Ok(());
+    }
+    let ids: Vec<String> = crate::inventory::from_objects(stale.iter().take(3))
+        .entries
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let mut sample = ids.join(", ");
+    if stale.len() > ids.len() {
+        sample.push_str(", ...");
+    }
+    Err(MassPruneError {
+        previous,
+        stale: stale.len(),
+        built: new_objects,
+        revision: revision.to_owned(),
+        sample: format!("to delete: {sample}"),
+    }
+    .into())
+}
+
+fn confirmed(allow: Option<&str>, revision: &str) -> bool {
+    allow
+        .map(str::trim)
+        .is_some_and(|a| !a.is_empty() && allows(a, revision))
 }
 
 /// The annotation value from a Kustomization's annotations.
@@ -130,6 +222,69 @@ mod tests {
         assert!(check_empty_build(&inventory(3), 0, REV, Some("main@sha1:ffff")).is_err());
         assert!(check_empty_build(&inventory(3), 0, REV, Some("")).is_err());
         assert!(check_empty_build(&inventory(3), 0, REV, Some("true")).is_err());
+    }
+
+    fn stale(n: usize) -> Vec<ObjectRef> {
+        crate::inventory::list(&inventory(n)).unwrap()
+    }
+
+    #[test]
+    fn mass_prune_thresholds() {
+        // Fewer than ten deletions never ask.
+        assert!(!is_mass_prune(12, 9));
+        assert!(!is_mass_prune(10, 9));
+        // Ten or more that are more than half of the inventory do.
+        assert!(is_mass_prune(10, 10));
+        assert!(is_mass_prune(19, 10));
+        assert!(is_mass_prune(500, 499));
+        // Exactly half, or less, does not.
+        assert!(!is_mass_prune(20, 10));
+        assert!(!is_mass_prune(500, 250));
+        assert!(is_mass_prune(500, 251));
+        assert!(!is_mass_prune(0, 0));
+    }
+
+    #[test]
+    fn a_build_that_drops_most_objects_is_refused_until_confirmed() {
+        let old = inventory(500);
+        let doomed = stale(499);
+        let err = check_prune(&old, 1, &doomed, REV, None).unwrap_err();
+        let PruneGuardError::MassPrune(m) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((m.previous, m.stale, m.built), (500, 499, 1));
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("pruning would delete 499 of the 500 objects of the last applied revision (the build of main@sha1:0123456789abcdef has 1; to delete: "),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(", ...); refusing to prune more than half"),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with(
+                "annotate the Kustomization with sluice.dev/prune-empty=main@sha1:0123456789abcdef"
+            ),
+            "{msg}"
+        );
+        // The same annotation as the empty-build guard confirms it, for this revision only.
+        assert!(check_prune(&old, 1, &doomed, REV, Some(REV)).is_ok());
+        assert!(check_prune(&old, 1, &doomed, REV, Some("0123456789abcdef")).is_ok());
+        assert!(check_prune(&old, 1, &doomed, REV, Some("main@sha1:ffff")).is_err());
+    }
+
+    #[test]
+    fn ordinary_prunes_pass_and_empty_builds_are_still_refused() {
+        assert!(check_prune(&inventory(500), 450, &stale(50), REV, None).is_ok());
+        assert!(check_prune(&inventory(8), 1, &stale(7), REV, None).is_ok());
+        assert!(check_prune(&inventory(0), 0, &[], REV, None).is_ok());
+        let err = check_prune(&inventory(3), 0, &stale(3), REV, None).unwrap_err();
+        assert!(matches!(err, PruneGuardError::EmptyBuild(_)), "{err:?}");
+        assert!(check_prune(&inventory(3), 0, &stale(3), REV, Some(REV)).is_ok());
+        // An empty build confirmed with the annotation is not stopped again by the
+        // mass-deletion guard.
+        assert!(check_prune(&inventory(300), 0, &stale(300), REV, Some(REV)).is_ok());
     }
 
     #[test]

@@ -83,6 +83,53 @@ pub fn union(base: &ResourceInventory, extra: &ResourceInventory) -> ResourceInv
     out
 }
 
+/// The inventory an apply of these rendered objects may end with: every well-formed object
+/// (inside `List`s too), except those it would never write (`ssa: Ignore`, `reconcile:
+/// disabled`) and kustomize's own `Kustomization` documents. Malformed objects are left out
+/// (the apply refuses them).
+///
+/// Written into the status before an apply starts (a write-ahead record), it makes sure that
+/// a controller killed in the middle of the apply still knows every object it may have
+/// created, so none is orphaned when it later leaves the source.
+pub fn intended(objects: &[serde_json::Value]) -> ResourceInventory {
+    fn walk(objects: &[serde_json::Value], out: &mut Vec<ObjectRef>) {
+        use crate::object::has_metadata;
+        use sluice_api::kustomization::{
+            DISABLED_VALUE, RECONCILE_ANNOTATION, SSA_ANNOTATION, SSA_IGNORE_VALUE,
+        };
+        for value in objects {
+            let Some(map) = value.as_object() else {
+                continue;
+            };
+            let kind = map.get("kind").and_then(serde_json::Value::as_str);
+            let api_version = map.get("apiVersion").and_then(serde_json::Value::as_str);
+            if kind == Some("Kustomization")
+                && api_version.is_some_and(|v| v.starts_with("kustomize.config.k8s.io/"))
+            {
+                continue;
+            }
+            if kind.is_some_and(|k| k.ends_with("List"))
+                && let Some(items) = map.get("items").and_then(serde_json::Value::as_array)
+            {
+                walk(items, out);
+                continue;
+            }
+            if has_metadata(value, SSA_ANNOTATION, SSA_IGNORE_VALUE)
+                || has_metadata(value, RECONCILE_ANNOTATION, DISABLED_VALUE)
+            {
+                continue;
+            }
+            if let Ok(object) = crate::object::read_ref(map) {
+                out.push(object);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(objects, &mut out);
+    sort_objects(&mut out);
+    from_objects(&out)
+}
+
 /// An inventory holding the given objects, in the given order.
 pub fn from_objects<'a>(objects: impl IntoIterator<Item = &'a ObjectRef>) -> ResourceInventory {
     let mut seen = HashSet::new();
@@ -98,6 +145,38 @@ pub fn from_objects<'a>(objects: impl IntoIterator<Item = &'a ObjectRef>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intended_inventory_of_rendered_objects() {
+        let objects = vec![
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "a", "namespace": "apps"}}),
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMapList", "items": [
+                {"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "b", "namespace": "apps"}}]}),
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": "apps"}}),
+            serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "ignored", "namespace": "apps",
+                    "annotations": {"kustomize.toolkit.fluxcd.io/ssa": "Ignore"}}}),
+            serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "off", "namespace": "apps",
+                    "labels": {"kustomize.toolkit.fluxcd.io/reconcile": "disabled"}}}),
+            serde_json::json!({"apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization", "metadata": {"name": "k"}}),
+            serde_json::json!({"kind": "ConfigMap", "metadata": {"name": "malformed"}}),
+            serde_json::json!("not an object"),
+        ];
+        let ids: Vec<String> = intended(&objects)
+            .entries
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(
+            ids,
+            ["_apps__Namespace", "apps_a__ConfigMap", "apps_b__ConfigMap"]
+        );
+    }
 
     fn entry(id: &str, v: &str) -> ResourceRef {
         ResourceRef {

@@ -8,8 +8,8 @@
 //!    [`ApplyResult`] holds the [`ChangeSet`] (for events: [`ChangeSet::change_log`]), the new
 //!    inventory ([`ApplyResult::inventory`]), the objects to health-check
 //!    ([`ApplyResult::applied`]) and the request counts;
-//! 3. [`check_empty_build`] before pruning, then [`ApplyResult::stale`] and
-//!    [`Applier::prune`]; objects a prune could not delete ([`PruneError::failed`]) go back
+//! 3. [`ApplyResult::stale`], then [`check_prune`] (the empty-build and mass-deletion guards),
+//!    then [`Applier::prune`]; objects a prune could not delete ([`PruneError::failed`]) go back
 //!    into the inventory ([`inventory::union`]).
 //!
 //! See the crate README for what differs from Flux.
@@ -27,11 +27,14 @@ mod normalize;
 mod object;
 mod prune;
 
-pub use apply::{Applier, ApplyOptions, ApplyResult, Owner};
+pub use apply::{Applier, ApplyOptions, ApplyProgress, ApplyResult, Owner};
 pub use changeset::{Action, ChangeSet, ChangeSetEntry, MAX_DRIFT_PATHS, SkipReason};
 pub use client::RequestCounts;
 pub use error::{ApiFailure, ApplyError, ObjectError, ObjectErrorKind, PruneError};
-pub use guard::{EmptyBuildError, PRUNE_EMPTY_ANNOTATION, check_empty_build, prune_empty_override};
+pub use guard::{
+    EmptyBuildError, MASS_PRUNE_MIN_OBJECTS, MassPruneError, PRUNE_EMPTY_ANNOTATION,
+    PruneGuardError, check_empty_build, check_prune, is_mass_prune, prune_empty_override,
+};
 pub use ignore::IgnoreRule;
 pub use inventory::InventoryError;
 pub use object::{ObjectRef, Stage, flux_order, sort_objects, split_api_version};

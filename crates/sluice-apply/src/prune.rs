@@ -108,18 +108,43 @@ async fn delete_one(
     object: &ObjectRef,
     owner: &Owner,
 ) -> Result<ChangeSetEntry, ObjectError> {
+    match judge(kube, object, owner).await? {
+        Verdict::Gone => Ok(ChangeSetEntry::new(object.clone(), Action::Deleted)),
+        Verdict::Skip(reason) => {
+            tracing::debug!(object = %object, %reason, "not pruned");
+            Ok(ChangeSetEntry::skipped(object.clone(), reason))
+        }
+        Verdict::Delete { res, uid } => delete_judged(kube, object, &res, uid.as_deref()).await,
+    }
+}
+
+/// What prune decided about one object after reading it.
+pub(crate) enum Verdict {
+    /// It does not exist (or its kind is not served): nothing to do.
+    Gone,
+    /// It exists and is left alone.
+    Skip(SkipReason),
+    /// It is ours and stale: delete exactly this object (the uid read).
+    Delete { res: Resource, uid: Option<String> },
+}
+
+/// Reads the object and decides whether it may be deleted.
+pub(crate) async fn judge(
+    kube: &Kube,
+    object: &ObjectRef,
+    owner: &Owner,
+) -> Result<Verdict, ObjectError> {
     let err = |kind| ObjectError::new(object, kind);
-    let deleted = || Ok(ChangeSetEntry::new(object.clone(), Action::Deleted));
     let Some(res) = resolve_any_version(kube, object).await.map_err(err)? else {
         // The kind is not served in any version: no such object can exist.
-        return deleted();
+        return Ok(Verdict::Gone);
     };
     let Some(live) = kube
         .get(&res, &object.namespace, &object.name)
         .await
         .map_err(|f| err(ObjectErrorKind::Get(f)))?
     else {
-        return deleted();
+        return Ok(Verdict::Gone);
     };
     let skip = if !owner.owns(&live) {
         Some(SkipReason::NotOwned)
@@ -131,13 +156,34 @@ async fn delete_one(
         None
     };
     if let Some(reason) = skip {
-        tracing::debug!(object = %object, %reason, "not pruned");
-        return Ok(ChangeSetEntry::skipped(object.clone(), reason));
+        return Ok(Verdict::Skip(reason));
     }
-    kube.delete(&res, &object.namespace, &object.name)
-        .await
-        .map_err(|f| err(ObjectErrorKind::Delete(f)))?;
-    deleted()
+    let uid = live
+        .pointer("/metadata/uid")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    Ok(Verdict::Delete { res, uid })
+}
+
+/// Deletes the object judged stale, with its uid as a precondition: if it was deleted and
+/// re-created under the same name in between (another owner, a human), the new object is not
+/// touched and the object stays in the inventory for the next run to judge again.
+pub(crate) async fn delete_judged(
+    kube: &Kube,
+    object: &ObjectRef,
+    res: &Resource,
+    uid: Option<&str>,
+) -> Result<ChangeSetEntry, ObjectError> {
+    let err = |kind| ObjectError::new(object, kind);
+    match kube.delete(res, &object.namespace, &object.name, uid).await {
+        Ok(_) => Ok(ChangeSetEntry::new(object.clone(), Action::Deleted)),
+        Err(f) => match uid {
+            Some(uid) if f.code == Some(409) => Err(err(ObjectErrorKind::Replaced {
+                uid: uid.to_owned(),
+            })),
+            _ => Err(err(ObjectErrorKind::Delete(f))),
+        },
+    }
 }
 
 /// The resource of the object's kind in its recorded version or, when that version is no
@@ -163,4 +209,80 @@ async fn resolve_any_version(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::Api;
+    use kube::api::{DeleteParams, PostParams};
+    use sluice_testsupport::{TestNamespace, client};
+
+    fn configmap(name: &str, owner: &Owner, value: &str) -> ConfigMap {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": owner.labels()},
+            "data": {"v": value},
+        }))
+        .expect("a ConfigMap")
+    }
+
+    /// Against the control plane: the object is judged stale (read, uid A), then deleted and
+    /// re-created under the same name (uid B) before the delete is sent. The delete carries
+    /// uid A as a precondition, so B survives; judged again, B is deleted.
+    #[tokio::test]
+    async fn a_delete_never_hits_an_object_recreated_since_it_was_read() {
+        let client = client().await;
+        let ns = TestNamespace::create(&client, "prune-uid").await;
+        let owner = Owner::new("apps", ns.name());
+        let api: Api<ConfigMap> = ns.api();
+        let first = api
+            .create(&PostParams::default(), &configmap("cm", &owner, "1"))
+            .await
+            .expect("create");
+        let applier = Applier::new(client.clone());
+        let kube = applier.per_call();
+        let object = ObjectRef::from_api_version("v1", "ConfigMap", ns.name(), "cm");
+
+        let Verdict::Delete { res, uid } = judge(&kube, &object, &owner).await.expect("judge")
+        else {
+            panic!("an owned stale object is to be deleted");
+        };
+        assert_eq!(uid, first.metadata.uid);
+
+        api.delete("cm", &DeleteParams::default())
+            .await
+            .expect("delete");
+        let second = api
+            .create(&PostParams::default(), &configmap("cm", &owner, "2"))
+            .await
+            .expect("re-create");
+        assert_ne!(second.metadata.uid, first.metadata.uid);
+
+        let err = delete_judged(&kube, &object, &res, uid.as_deref())
+            .await
+            .expect_err("the precondition must fail");
+        assert!(
+            matches!(err.kind, ObjectErrorKind::Replaced { .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("replaced by a new object"),
+            "{err}"
+        );
+        let live = api.get_opt("cm").await.expect("get").expect("still there");
+        assert_eq!(live.metadata.uid, second.metadata.uid);
+
+        // The next run judges the new object afresh: it is ours and stale, so it goes.
+        let Verdict::Delete { res, uid } = judge(&kube, &object, &owner).await.expect("judge")
+        else {
+            panic!("still ours");
+        };
+        assert_eq!(uid, second.metadata.uid);
+        delete_judged(&kube, &object, &res, uid.as_deref())
+            .await
+            .expect("delete with the right uid");
+        assert!(api.get_opt("cm").await.expect("get").is_none());
+        ns.delete().await;
+    }
 }
