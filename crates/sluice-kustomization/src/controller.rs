@@ -26,7 +26,7 @@ use sluice_api::meta::{
 };
 use sluice_api::{GitRepository, Kustomization};
 use sluice_apply::{
-    Applier, ApplyOptions, ObjectRef, Owner, PruneOptions, check_empty_build, inventory,
+    Applier, ApplyOptions, ObjectRef, Owner, PruneOptions, check_prune, inventory,
     prune_empty_override,
 };
 use sluice_kstatus::cel::{CustomHealthCheck, Expression};
@@ -40,6 +40,11 @@ use crate::{artifact, render};
 pub const UNSUPPORTED_REASON: &str = "UnsupportedField";
 /// Flux's reason for a CEL expression that does not compile.
 pub const INVALID_CEL_REASON: &str = "InvalidCELExpression";
+/// Flux's reason (`acl.AccessDeniedReason`) for a reference refused by
+/// `--no-cross-namespace-refs`.
+pub const ACCESS_DENIED_REASON: &str = "AccessDenied";
+/// Flux's reason for health checks cut short (here: by a shutdown).
+pub const HEALTH_CHECK_CANCELED_REASON: &str = "HealthCheckCanceled";
 
 /// How long after the Kustomization's timeout a build that has not
 /// stopped by itself is given up on.
@@ -68,6 +73,14 @@ pub struct Options {
     /// Refuse remote kustomize bases and resources (Flux's
     /// `--no-remote-bases`): only what is in the source artifact is built.
     pub no_remote_bases: bool,
+    /// The service account (in the Kustomization's namespace) impersonated
+    /// for Kustomizations without `spec.serviceAccountName` (Flux's
+    /// `--default-service-account`). `None`: those act as the controller.
+    pub default_service_account: Option<String>,
+    /// Refuse a `sourceRef` or `dependsOn` entry in another namespace than
+    /// the Kustomization's (Flux's `--no-cross-namespace-refs`): Ready=False
+    /// and Stalled=True with reason `AccessDenied`.
+    pub no_cross_namespace_refs: bool,
 }
 
 impl Default for Options {
@@ -81,6 +94,8 @@ impl Default for Options {
             http_timeout: Duration::from_secs(60),
             event_reporter: FIELD_MANAGER.to_string(),
             no_remote_bases: false,
+            default_service_account: None,
+            no_cross_namespace_refs: false,
         }
     }
 }
@@ -115,6 +130,8 @@ struct Ctx {
     resources: ResourceCache,
     artifacts: Arc<artifact::ArtifactCache>,
     rendered: Mutex<HashMap<Key, Rendered>>,
+    /// Becomes true when the controller is asked to stop.
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 fn key_of(ks: &Kustomization) -> Key {
@@ -141,8 +158,87 @@ fn source_key(ks: &Kustomization) -> (String, String, String) {
     )
 }
 
+/// The service account a Kustomization acts as (in its own namespace) for
+/// every read and write done on its behalf: `spec.serviceAccountName`, else
+/// the controller's default (`--default-service-account`), else none (the
+/// controller's own identity). As in Flux.
+fn service_account_of(ks: &Kustomization, opts: &Options) -> Option<String> {
+    ks.spec
+        .service_account_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .or(opts
+            .default_service_account
+            .as_deref()
+            .filter(|s| !s.is_empty()))
+        .map(str::to_owned)
+}
+
+/// The applier acting for `ks`: impersonating its service account, if it has
+/// one (see [`service_account_of`]).
+fn applier_for(ctx: &Ctx, ks: &Kustomization) -> Result<Applier, String> {
+    let ns = ks.namespace().unwrap_or_default();
+    match service_account_of(ks, &ctx.opts) {
+        Some(sa) => ctx
+            .applier
+            .impersonate(&ctx.config, &ns, &sa)
+            .map_err(|e| format!("impersonating service account {ns}/{sa}: {e}")),
+        None => Ok(ctx.applier.clone()),
+    }
+}
+
+/// With `--no-cross-namespace-refs`, the message for the first reference of
+/// `ks` into another namespace (its `sourceRef`, then its `dependsOn`), as
+/// Flux words it.
+fn cross_namespace_ref(ks: &Kustomization, opts: &Options) -> Option<String> {
+    if !opts.no_cross_namespace_refs {
+        return None;
+    }
+    let ns = ks.namespace().unwrap_or_default();
+    let blocked = |kind: &str, other_ns: &str, name: &str| {
+        format!(
+            "can't access '{kind}/{other_ns}/{name}', cross-namespace references have been blocked"
+        )
+    };
+    let (kind, sns, sname) = source_key(ks);
+    if sns != ns {
+        return Some(blocked(&kind, &sns, &sname));
+    }
+    deps_of(ks)
+        .into_iter()
+        .find(|d| d.namespace != ns)
+        .map(|d| blocked(KUSTOMIZATION_KIND, &d.namespace, &d.name))
+}
+
 /// Runs the controller until its watches end.
 pub async fn run(config: Config, opts: Options, metrics: Metrics) -> anyhow::Result<()> {
+    run_until(config, opts, metrics, std::future::pending()).await
+}
+
+/// Runs the controller until `shutdown` resolves, then drains: no new
+/// reconciliation starts, those in flight finish their applies and prunes
+/// (health checks in progress are cut short, with Ready=False
+/// `HealthCheckCanceled`), and it returns once they are done. The caller
+/// bounds how long it waits for that (the pod's grace period).
+pub async fn run_until(
+    config: Config,
+    opts: Options,
+    metrics: Metrics,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_task = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        // Keep the sender: receivers must not see it dropped as a stop.
+        std::future::pending::<()>().await;
+    });
+    let mut stop_trigger = stop_rx.clone();
+    let stop_trigger = async move {
+        if stop_trigger.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
     let client = Client::try_from(config.clone())?;
     let (ks_api, git_api): (Api<Kustomization>, Api<GitRepository>) = match &opts.namespace {
         Some(ns) => (
@@ -224,6 +320,7 @@ pub async fn run(config: Config, opts: Options, metrics: Metrics) -> anyhow::Res
             .map_err(|e| anyhow::anyhow!(e))?,
         ),
         rendered: Mutex::new(HashMap::new()),
+        shutdown: stop_rx,
         opts: opts.clone(),
     });
     tracing::info!(namespace = ?opts.namespace, storage = ?opts.storage_path, "starting Kustomization controller");
@@ -231,6 +328,7 @@ pub async fn run(config: Config, opts: Options, metrics: Metrics) -> anyhow::Res
         .watches(git_api, watcher::Config::default(), git_mapper)
         .watches(ks_api, watcher::Config::default(), dep_mapper)
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
+        .graceful_shutdown_on(stop_trigger)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
             match res {
@@ -240,6 +338,8 @@ pub async fn run(config: Config, opts: Options, metrics: Metrics) -> anyhow::Res
         })
         .await;
     git_task.abort();
+    stop_task.abort();
+    tracing::info!("Kustomization controller stopped");
     Ok(())
 }
 
@@ -367,7 +467,8 @@ fn lookup_source(ctx: &Ctx, ks: &Kustomization) -> Option<Arc<GitRepository>> {
 /// closes that race; the store is the fallback when the GET fails.
 async fn fresh_source(ctx: &Ctx, ks: &Kustomization) -> Option<Arc<GitRepository>> {
     let (kind, ns, name) = source_key(ks);
-    if kind != SourceKind::GitRepository.to_string() {
+    if kind != SourceKind::GitRepository.to_string() || cross_namespace_ref(ks, &ctx.opts).is_some()
+    {
         return None;
     }
     let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
@@ -588,6 +689,17 @@ async fn reconcile_inner(
     if let Some(m) = bad_expr {
         let f = Failure {
             reason: INVALID_CEL_REASON,
+            message: m,
+            stalled: true,
+        };
+        return Ok(fail(status, f, None, vec![]));
+    }
+
+    // --no-cross-namespace-refs: refused before anything is read from the
+    // other namespace (Flux: AccessDenied, stalled until the spec changes).
+    if let Some(m) = cross_namespace_ref(ks, &ctx.opts) {
+        let f = Failure {
+            reason: ACCESS_DENIED_REASON,
             message: m,
             stalled: true,
         };
@@ -815,25 +927,16 @@ async fn reconcile_inner(
         Err(f) => return Ok(fail(status, f, Some(&revision), vec![])),
     };
 
-    // Apply
+    // Apply, prune and health checks all act as the Kustomization's service
+    // account, when it has one.
     let ns = key.namespace.clone();
-    let applier = match ks
-        .spec
-        .service_account_name
-        .as_deref()
-        .filter(|s| !s.is_empty())
-    {
-        Some(sa) => match ctx.applier.impersonate(&ctx.config, &ns, sa) {
-            Ok(a) => a,
-            Err(e) => {
-                let f = Failure::new(
-                    meta::RECONCILIATION_FAILED_REASON,
-                    format!("impersonating service account {ns}/{sa}: {e}"),
-                );
-                return Ok(fail(status, f, Some(&revision), vec![]));
-            }
-        },
-        None => ctx.applier.clone(),
+    let service_account = service_account_of(ks, &ctx.opts);
+    let applier = match applier_for(ctx, ks) {
+        Ok(a) => a,
+        Err(m) => {
+            let f = Failure::new(meta::RECONCILIATION_FAILED_REASON, m);
+            return Ok(fail(status, f, Some(&revision), vec![]));
+        }
     };
     let owner = Owner::new(&key.name, &key.namespace);
     let mut opts = ApplyOptions::new(owner.clone());
@@ -859,8 +962,26 @@ async fn reconcile_inner(
     let old_inventory = status.inventory.clone().unwrap_or_default();
     let mut events = Vec::new();
     let started = Instant::now();
+    // Write-ahead: the objects this apply may create go into the recorded
+    // inventory before it starts, so a controller killed in the middle of it
+    // still prunes them once they leave Git (one status write, only when the
+    // build has objects the inventory lacks).
+    let ahead = inventory::union(&old_inventory, &inventory::intended(&objects));
+    if ahead.entries.len() != old_inventory.entries.len()
+        && written.inventory.as_ref() != Some(&ahead)
+    {
+        let mut progress = written.clone();
+        progress.inventory = Some(ahead);
+        patch_status(ctx, &key, &progress).await?;
+        *written = progress;
+    }
+    let progress = sluice_apply::ApplyProgress::new();
+    opts.progress = Some(progress.clone());
     let result = match tokio::time::timeout(timeout, applier.apply(objects, &opts)).await {
         Err(_) => {
+            // What the abandoned apply wrote (or was writing) stays in the
+            // inventory, so a later prune can still remove it.
+            status.inventory = Some(inventory::union(&old_inventory, &progress.inventory()));
             let f = Failure::new(
                 meta::RECONCILIATION_FAILED_REASON,
                 format!("apply timed out after {}", meta::format_duration(timeout)),
@@ -878,11 +999,11 @@ async fn reconcile_inner(
                 events.push((EventType::Normal, meta::PROGRESSING_REASON.to_string(), log));
             }
             let mut message = e.to_string();
-            if e.errors.iter().any(|x| x.is_forbidden()) && ks.spec.service_account_name.is_some() {
-                message = format!(
-                    "apply forbidden by RBAC for service account {ns}/{}: {message}",
-                    ks.spec.service_account_name.as_deref().unwrap_or_default()
-                );
+            if let Some(sa) = &service_account
+                && e.errors.iter().any(|x| x.is_forbidden())
+            {
+                message =
+                    format!("apply forbidden by RBAC for service account {ns}/{sa}: {message}");
             }
             let f = Failure::new(meta::RECONCILIATION_FAILED_REASON, message);
             return Ok(fail(status, f, Some(&revision), events));
@@ -904,20 +1025,6 @@ async fn reconcile_inner(
     // Prune
     let mut inv = new_inventory.clone();
     if ks.spec.prune {
-        if let Err(e) = check_empty_build(
-            &old_inventory,
-            count,
-            &revision,
-            prune_empty_override(Some(ks.annotations())),
-        ) {
-            status.inventory = Some(inventory::union(&old_inventory, &new_inventory));
-            return Ok(fail(
-                status,
-                Failure::new(meta::PRUNE_FAILED_REASON, e.to_string()),
-                Some(&revision),
-                events,
-            ));
-        }
         let stale = match result.stale(&old_inventory) {
             Ok(s) => s,
             Err(e) => {
@@ -930,6 +1037,23 @@ async fn reconcile_inner(
                 ));
             }
         };
+        // The empty-build and mass-deletion guards: nothing is pruned, and
+        // nothing leaves the inventory, until the revision is confirmed.
+        if let Err(e) = check_prune(
+            &old_inventory,
+            count,
+            &stale,
+            &revision,
+            prune_empty_override(Some(ks.annotations())),
+        ) {
+            status.inventory = Some(inventory::union(&old_inventory, &new_inventory));
+            return Ok(fail(
+                status,
+                Failure::new(meta::PRUNE_FAILED_REASON, e.to_string()),
+                Some(&revision),
+                events,
+            ));
+        }
         if !stale.is_empty() {
             match applier
                 .prune(&stale, &PruneOptions::new(owner.clone()))
@@ -957,6 +1081,15 @@ async fn reconcile_inner(
         }
     }
     status.inventory = Some(inv);
+    // The inventory is written before the health checks, which can last up
+    // to the timeout: a controller stopped during them (a restart, a kill)
+    // still knows what it applied and prunes it when it leaves Git.
+    if status.inventory != written.inventory {
+        let mut progress = written.clone();
+        progress.inventory.clone_from(&status.inventory);
+        patch_status(ctx, &key, &progress).await?;
+        *written = progress;
+    }
 
     // Health
     let to_check: Vec<ObjectRef> = if ks.spec.is_wait() {
@@ -983,16 +1116,34 @@ async fn reconcile_inner(
             .saturating_sub(started.elapsed())
             .max(Duration::from_secs(1));
         let hstart = Instant::now();
-        match health::wait_for(
-            &ctx.client,
+        let acting_as = service_account.as_ref().map(|sa| format!("{ns}/{sa}"));
+        let checks = health::wait_for(
+            applier.client(),
+            acting_as.as_deref(),
             &ctx.resources,
             &to_check,
             &custom_checks,
             remaining,
             ctx.opts.health_poll,
-        )
-        .await
-        {
+        );
+        // Health checks only read: a shutdown cuts them short (applies and
+        // prunes, which write, are always finished).
+        let mut shutdown = ctx.shutdown.clone();
+        let checked = tokio::select! {
+            r = checks => Some(r),
+            () = async move {
+                if shutdown.wait_for(|s| *s).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            } => None,
+        };
+        let Some(checked) = checked else {
+            let m =
+                "Health check canceled: the controller is shutting down; the next run checks again";
+            let f = Failure::new(HEALTH_CHECK_CANCELED_REASON, m);
+            return Ok(fail(status, f, Some(&revision), events));
+        };
+        match checked {
             Ok(()) => {
                 let msg = format!(
                     "Health check passed in {}",
@@ -1321,14 +1472,19 @@ async fn finalize(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> {
         )
         .unwrap_or_default();
         if !objects.is_empty() {
-            let applier = match ks
-                .spec
-                .service_account_name
-                .as_deref()
-                .filter(|s| !s.is_empty())
-            {
-                Some(sa) => ctx.applier.impersonate(&ctx.config, &key.namespace, sa)?,
-                None => ctx.applier.clone(),
+            let applier = match applier_for(ctx, ks) {
+                Ok(a) => a,
+                Err(m) => {
+                    publish(
+                        ctx,
+                        ks,
+                        vec![(EventType::Warning, meta::PRUNE_FAILED_REASON.to_string(), m)],
+                    )
+                    .await;
+                    return Ok(Action::requeue(
+                        ks.spec.retry_interval().unwrap_or(Duration::from_secs(60)),
+                    ));
+                }
             };
             let owner = Owner::new(&key.name, &key.namespace);
             match applier.prune(&objects, &PruneOptions::new(owner)).await {

@@ -48,12 +48,26 @@ impl ResourceCache {
     }
 }
 
+/// Why an object could not be read.
+struct ReadError {
+    message: String,
+    /// The API server refused the read (HTTP 403): the identity the checks run as may not
+    /// see the object. Waiting does not help, so the check fails at once.
+    forbidden: bool,
+}
+
 async fn get(
     client: &Client,
     cache: &ResourceCache,
     obj: &ObjectRef,
-) -> Result<Option<Value>, String> {
-    let (ar, namespaced) = cache.resolve(client, obj).await?;
+) -> Result<Option<Value>, ReadError> {
+    let (ar, namespaced) = cache
+        .resolve(client, obj)
+        .await
+        .map_err(|message| ReadError {
+            forbidden: false,
+            message,
+        })?;
     let api: Api<DynamicObject> = if namespaced {
         Api::namespaced_with(client.clone(), &obj.namespace, &ar)
     } else {
@@ -61,7 +75,10 @@ async fn get(
     };
     match api.get_opt(&obj.name).await {
         Ok(Some(o)) => {
-            let mut v = serde_json::to_value(o).map_err(|e| e.to_string())?;
+            let mut v = serde_json::to_value(o).map_err(|e| ReadError {
+                message: e.to_string(),
+                forbidden: false,
+            })?;
             // DynamicObject drops apiVersion/kind on the way in: put them back
             // for the rules.
             v["apiVersion"] = Value::String(obj.api_version());
@@ -69,7 +86,13 @@ async fn get(
             Ok(Some(v))
         }
         Ok(None) => Ok(None),
-        Err(e) => Err(format!("{}: {e}", obj.subject())),
+        Err(e) => Err(ReadError {
+            forbidden: matches!(&e, kube::Error::Api(s) if s.code == 403),
+            message: match &e {
+                kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
+                _ => e.to_string(),
+            },
+        }),
     }
 }
 
@@ -80,8 +103,15 @@ async fn get(
 ///
 /// Objects that an entry of `custom` (`spec.healthCheckExprs`) applies to
 /// are judged by its CEL expressions instead of the built-in rules.
+///
+/// Every read (the objects, and the Pods, claims and classes of the cause
+/// chains) is made with `client`: for a Kustomization with a service account,
+/// the impersonating client, so a check never sees more than the tenant may.
+/// An object that client may not read fails the check at once, naming
+/// `service_account` (`namespace/name`).
 pub async fn wait_for(
     client: &Client,
+    service_account: Option<&str>,
     cache: &ResourceCache,
     objects: &[ObjectRef],
     custom: &[CustomHealthCheck],
@@ -95,8 +125,16 @@ pub async fn wait_for(
         let mut still = Vec::new();
         let mut last: Vec<(ObjectRef, Status, Option<Value>, Option<String>)> = Vec::new();
         let mut failed = false;
+        let mut forbidden = Vec::new();
         for obj in &pending {
-            let live = get(client, cache, obj).await.unwrap_or(None);
+            let (live, read_error) = match get(client, cache, obj).await {
+                Ok(live) => (live, None),
+                Err(e) if e.forbidden => {
+                    forbidden.push(format!("{}: {}", obj.subject(), e.message));
+                    continue;
+                }
+                Err(e) => (None, Some(e.message)),
+            };
             let (status, why) = match &live {
                 Some(v) => match custom.iter().find(|c| c.applies_to(v)) {
                     Some(c) => {
@@ -105,6 +143,7 @@ pub async fn wait_for(
                     }
                     None => (sluice_kstatus::compute_or_unknown(v, &opts).status, None),
                 },
+                None if read_error.is_some() => (Status::Unknown, read_error),
                 None => (Status::NotFound, None),
             };
             if status != Status::Current {
@@ -112,6 +151,15 @@ pub async fn wait_for(
                 still.push(obj.clone());
                 last.push((obj.clone(), status, live, why));
             }
+        }
+        if !forbidden.is_empty() {
+            let who = service_account
+                .map(|sa| format!(" for service account {sa}"))
+                .unwrap_or_default();
+            return Err(format!(
+                "health check forbidden by RBAC{who}: [{}]",
+                forbidden.join(", ")
+            ));
         }
         if still.is_empty() {
             return Ok(());

@@ -16,5 +16,5 @@ pub mod health;
 pub mod metrics;
 pub mod render;
 
-pub use controller::{Options, run};
+pub use controller::{Options, run, run_until};
 pub use metrics::{Metrics, register_metrics};

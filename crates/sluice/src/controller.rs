@@ -97,6 +97,32 @@ struct KustomizationArgs {
         value_name = "DURATION"
     )]
     requeue_dependency: String,
+
+    /// Service account impersonated, in each Kustomization's namespace, by
+    /// Kustomizations without `spec.serviceAccountName` (default: none, they
+    /// act as the controller).
+    #[arg(long = "default-service-account", value_name = "NAME")]
+    default_service_account: Option<String>,
+
+    /// Refuse a Kustomization's `sourceRef` or `dependsOn` in another
+    /// namespace (reason AccessDenied).
+    #[arg(long = "no-cross-namespace-refs", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
+    no_cross_namespace_refs: bool,
+
+    /// Refuse remote kustomize bases and resources: build only what is in
+    /// the source artifact.
+    #[arg(long = "no-remote-bases", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
+    no_remote_bases: bool,
+
+    /// On SIGTERM, how long in-flight applies and prunes may take to finish
+    /// before the process exits (keep it below the pod's
+    /// terminationGracePeriodSeconds, 30s by default).
+    #[arg(
+        long = "graceful-shutdown-timeout",
+        default_value = "25s",
+        value_name = "DURATION"
+    )]
+    graceful_shutdown_timeout: String,
 }
 
 /// Reloader options. Each maps to the Stakater Reloader flag of the same name
@@ -215,6 +241,9 @@ struct Shared {
 pub fn run(args: ControllerArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Builds run on blocking threads: their nesting is bounded to fit
+        // tokio's default 2 MiB (tested), this is margin on top.
+        .thread_stack_size(8 << 20)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -229,6 +258,8 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
     let requeue_dependency =
         sluice_api::meta::parse_duration(&args.kustomization.requeue_dependency)
             .map_err(|e| anyhow::anyhow!("--requeue-dependency: {e}"))?;
+    let grace = sluice_api::meta::parse_duration(&args.kustomization.graceful_shutdown_timeout)
+        .map_err(|e| anyhow::anyhow!("--graceful-shutdown-timeout: {e}"))?;
 
     let config = kube::Config::infer()
         .await
@@ -263,6 +294,11 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
         .with_state(shared.clone());
 
     let mut tasks = tokio::task::JoinSet::new();
+    // The Kustomization controller runs apart: on SIGTERM it is asked to
+    // drain (in-flight applies and prunes finish) and waited for.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut kustomization_task: tokio::task::JoinHandle<Result<()>> =
+        tokio::spawn(std::future::pending());
     tasks.spawn(async move {
         axum::serve(metrics_listener, metrics_app)
             .await
@@ -318,11 +354,23 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
                 .source_enabled
                 .then(|| args.source.storage_path.clone()),
             requeue_dependency,
+            default_service_account: args
+                .kustomization
+                .default_service_account
+                .clone()
+                .filter(|s| !s.is_empty()),
+            no_cross_namespace_refs: args.kustomization.no_cross_namespace_refs,
+            no_remote_bases: args.kustomization.no_remote_bases,
             ..sluice_kustomization::Options::default()
         };
         let config = config.clone();
-        tasks.spawn(async move {
-            sluice_kustomization::run(config, opts, kustomization_metrics)
+        kustomization_task = tokio::spawn(async move {
+            let stop = async move {
+                if stop_rx.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            sluice_kustomization::run_until(config, opts, kustomization_metrics, stop)
                 .await
                 .context("Kustomization controller")
         });
@@ -337,16 +385,36 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
     }
     shared.ready.store(true, Ordering::SeqCst);
 
-    tokio::select! {
-        finished = tasks.join_next() => match finished {
-            Some(Ok(Ok(()))) => bail!("a controller task ended unexpectedly"),
-            Some(Ok(Err(e))) => Err(e),
-            Some(Err(join)) => Err(anyhow::anyhow!("a controller task panicked: {join}")),
-            None => Ok(()),
-        },
-        signal = shutdown_signal() => {
+    enum Exit {
+        Task(Option<std::result::Result<Result<()>, tokio::task::JoinError>>),
+        Signal(Result<()>),
+    }
+    let exit = tokio::select! {
+        finished = tasks.join_next() => Exit::Task(finished),
+        finished = &mut kustomization_task => Exit::Task(Some(finished)),
+        signal = shutdown_signal() => Exit::Signal(signal),
+    };
+    match exit {
+        Exit::Task(Some(Ok(Ok(())))) => bail!("a controller task ended unexpectedly"),
+        Exit::Task(Some(Ok(Err(e)))) => Err(e),
+        Exit::Task(Some(Err(join))) => Err(anyhow::anyhow!("a controller task panicked: {join}")),
+        Exit::Task(None) => Ok(()),
+        Exit::Signal(signal) => {
             signal?;
-            tracing::info!("shutting down");
+            shared.ready.store(false, Ordering::SeqCst);
+            tracing::info!(
+                grace = ?grace,
+                "shutting down: no new reconciliations; waiting for those in flight"
+            );
+            let _ = stop_tx.send(());
+            match tokio::time::timeout(grace, kustomization_task).await {
+                Ok(Ok(Ok(()))) => tracing::info!("in-flight reconciliations finished"),
+                Ok(Ok(Err(e))) => tracing::warn!("Kustomization controller: {e:#}"),
+                Ok(Err(join)) => tracing::warn!("Kustomization controller panicked: {join}"),
+                Err(_) => tracing::warn!(
+                    "graceful shutdown timeout of {grace:?} reached; exiting with reconciliations in flight"
+                ),
+            }
             Ok(())
         }
     }
@@ -437,6 +505,31 @@ mod tests {
             w.args.source.storage_path,
             std::path::PathBuf::from("/tmp/s")
         );
+    }
+
+    #[test]
+    fn lockdown_flags_parse_as_fluxs_bool_flags() {
+        use clap::Parser;
+        let w = Wrapper::try_parse_from(["x"]).unwrap();
+        let k = &w.args.kustomization;
+        assert!(!k.no_cross_namespace_refs && !k.no_remote_bases);
+        assert_eq!(k.default_service_account, None);
+        assert_eq!(k.graceful_shutdown_timeout, "25s");
+        let w = Wrapper::try_parse_from([
+            "x",
+            "--no-cross-namespace-refs",
+            "--no-remote-bases=true",
+            "--default-service-account",
+            "reconciler",
+            "--graceful-shutdown-timeout=10s",
+        ])
+        .unwrap();
+        let k = &w.args.kustomization;
+        assert!(k.no_cross_namespace_refs && k.no_remote_bases);
+        assert_eq!(k.default_service_account.as_deref(), Some("reconciler"));
+        assert_eq!(k.graceful_shutdown_timeout, "10s");
+        let w = Wrapper::try_parse_from(["x", "--no-cross-namespace-refs=false"]).unwrap();
+        assert!(!w.args.kustomization.no_cross_namespace_refs);
     }
 
     #[test]

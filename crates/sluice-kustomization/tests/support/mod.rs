@@ -189,14 +189,24 @@ impl Env {
 
     /// `local`: read artifacts from the storage on disk, else download them.
     pub async fn start_kustomization(&mut self, local: bool) {
-        let opts = sluice_kustomization::Options {
+        let opts = self.kustomization_options(local);
+        self.start_kustomization_with(opts).await;
+    }
+
+    /// The options [`Env::start_kustomization`] runs the controller with.
+    pub fn kustomization_options(&self, local: bool) -> sluice_kustomization::Options {
+        sluice_kustomization::Options {
             namespace: Some(self.ns.name().to_string()),
             storage_path: local.then(|| self.storage.path().to_path_buf()),
             requeue_dependency: Duration::from_secs(60),
             health_poll: Duration::from_millis(500),
             concurrency: 4,
             ..Default::default()
-        };
+        }
+    }
+
+    /// Starts the Kustomization controller with `opts`.
+    pub async fn start_kustomization_with(&mut self, opts: sluice_kustomization::Options) {
         let config = kube_config().await;
         let metrics = self.metrics.clone();
         self.tasks.push(tokio::spawn(async move {
