@@ -247,7 +247,11 @@ pub fn run(args: ControllerArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run_async(args))
+    let result = runtime.block_on(run_async(args));
+    // After a shutdown whose grace period ran out, a build may still run on a
+    // blocking thread: do not wait for it (dropping the runtime would).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 async fn run_async(args: ControllerArgs) -> Result<()> {
