@@ -34,7 +34,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -66,18 +67,36 @@ fn faults() {
         for crd in sluice_api::crds() {
             sluice_testsupport::apply_crd(&client, &crd, "sluice-faults").await;
         }
-        let t = Instant::now();
-        api_server_restart(&env).await;
-        timings.push(("API server and etcd restarts", t.elapsed()));
-        let t = Instant::now();
-        git_server_down_and_back(&env).await;
-        timings.push(("Git server down and back", t.elapsed()));
-        let t = Instant::now();
-        kill_during_apply_and_prune(&env).await;
-        timings.push(("kill -9 during apply and prune", t.elapsed()));
-        let t = Instant::now();
-        sigterm_during_apply(&env).await;
-        timings.push(("SIGTERM during a long apply", t.elapsed()));
+        // SLUICE_FAULTS=git,kill runs only those (api, git, kill, term,
+        // term-health).
+        let only = std::env::var("SLUICE_FAULTS").unwrap_or_default();
+        let run = |name: &str| only.is_empty() || only.split(',').any(|s| s.trim() == name);
+        if run("api") {
+            let t = Instant::now();
+            api_server_restart(&env).await;
+            timings.push(("API server and etcd restarts", t.elapsed()));
+        }
+        if run("git") {
+            let t = Instant::now();
+            git_server_down_and_back(&env).await;
+            timings.push(("Git server down and back", t.elapsed()));
+        }
+        if run("kill") {
+            let t = Instant::now();
+            kill_during_apply_and_prune(&env).await;
+            timings.push(("kill -9 during apply and prune", t.elapsed()));
+        }
+        if run("term") {
+            let t = Instant::now();
+            sigterm_during_apply(&env).await;
+            sigterm_outlasting_grace(&env).await;
+            timings.push(("SIGTERM during applies", t.elapsed()));
+        }
+        if run("term") || run("term-health") {
+            let t = Instant::now();
+            sigterm_during_health_checks(&env).await;
+            timings.push(("SIGTERM during health checks", t.elapsed()));
+        }
     });
     drop(runtime);
     for (what, took) in timings {
@@ -91,44 +110,51 @@ fn faults() {
 
 // ------------------------------------------------------------ scenarios ---
 
-/// (1) The API server restarted (SIGTERM) while a Kustomization of 260
-/// objects is applying a commit that changes 240, adds 20 and prunes 20;
+/// (1) The API server restarted (SIGTERM) while a Kustomization of 500
+/// objects is applying a commit that changes 460, adds 40 and prunes 40;
 /// then etcd killed and restarted while the next commit is applied.
 async fn api_server_restart(env: &Testenv) {
     let scn = "API server restart";
     let site = Site::new(env, "faults-api", scn).await;
     let _controller = site.controller();
-    let rev1_objects = objects(&[("cm", 0..240)], "1");
+    let rev1_objects = objects(&[("cm", 0..500)], "1");
     let rev1 = site.push(&rev1_objects, "rev1");
     site.git_repository(&site.server.url("repo"), "10m").await;
     site.kustomization().await;
     let uids = site.converged(&rev1, &rev1_objects, &BTreeMap::new()).await;
 
-    // rev2: cm-000..219 change, cm-220..239 leave Git, cm-240..259 arrive.
-    let rev2_objects = objects(&[("cm", 0..220), ("cm", 240..260)], "2");
+    // rev2: cm-000..459 change, cm-460..499 leave Git, cm-500..539 arrive.
+    let rev2_objects = objects(&[("cm", 0..460), ("cm", 500..540)], "2");
     let rev2 = site.push(&rev2_objects, "rev2");
     site.request_fetch().await;
     let seen = site
-        .wait_in_flight("the apply of rev2", |cms| count_value(cms, "2") >= 20)
+        .wait_in_flight("the apply of rev2", |cms| count_value(cms, "2") >= 10)
         .await;
     let restart = env.restart("apiserver", &[]).await;
+    let after = site.configmaps().await;
     site.note(&format!(
-        "API server restarted ({restart:.1}s) with {}/240 objects of rev2 applied when it was stopped",
-        count_value(&seen, "2")
+        "API server restarted ({restart:.1}s): {}/500 objects of rev2 applied when the restart began, {} once it was back{}",
+        count_value(&seen, "2"),
+        count_value(&after, "2"),
+        if count_value(&after, "2") == 500 {
+            " (the apply may have finished before the API server stopped)"
+        } else {
+            ""
+        }
     ));
     site.converged(&rev2, &rev2_objects, &uids).await;
 
     // rev3: every object changes; etcd is killed in the middle.
     let scn3 = "etcd restart";
-    let rev3_objects = objects(&[("cm", 0..220), ("cm", 240..260)], "3");
+    let rev3_objects = objects(&[("cm", 0..460), ("cm", 500..540)], "3");
     let rev3 = site.push(&rev3_objects, "rev3");
     site.request_fetch().await;
     let seen = site
-        .wait_in_flight("the apply of rev3", |cms| count_value(cms, "3") >= 20)
+        .wait_in_flight("the apply of rev3", |cms| count_value(cms, "3") >= 10)
         .await;
     let restart = env.restart("etcd", &["--kill"]).await;
     site.note(&format!(
-        "{scn3}: etcd killed and restarted ({restart:.1}s) with {}/240 objects of rev3 applied",
+        "{scn3}: etcd killed and restarted ({restart:.1}s) with {}/500 objects of rev3 applied",
         count_value(&seen, "3")
     ));
     site.converged(&rev3, &rev3_objects, &uids).await;
@@ -350,12 +376,169 @@ async fn sigterm_during_apply(env: &Testenv) {
     site.converged(&rev1, &rev1_objects, &uids).await;
 }
 
+/// (4b) SIGTERM when the apply in flight (1000 objects) outlasts a 1 s
+/// grace period: the process exits at the end of it; what the cut-off apply
+/// created is in the inventory, and a restart completes the apply without
+/// re-creating anything.
+async fn sigterm_outlasting_grace(env: &Testenv) {
+    let scn = "SIGTERM, apply longer than the grace period";
+    let grace = Duration::from_secs(1);
+    let site = Site::new(env, "faults-term-short", scn).await;
+    let mut controller = site.controller_with_grace(grace);
+    let rev1_objects = objects(&[("cm", 0..1000)], "1");
+    let rev1 = site.push(&rev1_objects, "rev1");
+    site.git_repository(&site.server.url("repo"), "10m").await;
+    site.kustomization().await;
+    let seen = site
+        .wait_in_flight("the apply of rev1", |cms| count_value(cms, "1") >= 20)
+        .await;
+    let (took, status) = controller.sigterm().await;
+    let after = site.configmaps().await;
+    site.note(&format!(
+        "SIGTERM with {}/1000 objects applied, grace {grace:?}: exited in {:.1}s ({status}), {}/1000 applied then{}",
+        count_value(&seen, "1"),
+        took.as_secs_f64(),
+        count_value(&after, "1"),
+        if after.len() == 1000 {
+            " (the apply finished within the grace period: the cut-off was not exercised)"
+        } else {
+            ""
+        }
+    ));
+    assert!(
+        took <= grace + Duration::from_secs(3),
+        "[{scn}] the controller took {took:?} to exit after SIGTERM (grace period {grace:?})"
+    );
+    assert!(
+        status.success(),
+        "[{scn}] the controller exited with {status} after SIGTERM"
+    );
+    let ks = site.kustomization_now().await;
+    let inventory = inventory_names(&ks);
+    let unrecorded: Vec<&String> = after.keys().filter(|n| !inventory.contains(*n)).collect();
+    assert!(
+        unrecorded.is_empty(),
+        "[{scn}] after the apply was cut off by the grace period, {} ConfigMaps exist that status.inventory lacks: {:?}",
+        unrecorded.len(),
+        unrecorded.iter().take(10).collect::<Vec<_>>()
+    );
+    let uids = after
+        .iter()
+        .map(|(n, (uid, _))| (n.clone(), uid.clone()))
+        .collect();
+    let _controller = site.controller();
+    site.converged(&rev1, &rev1_objects, &uids).await;
+}
+
+/// (4c) SIGTERM while the health checks of an apply run (`wait: true`, a
+/// Deployment that does not become available): the process exits without
+/// waiting for them, the Kustomization says `HealthCheckCanceled` and its
+/// inventory is recorded; after a restart the checks run again and it
+/// becomes Ready once the Deployment is available.
+async fn sigterm_during_health_checks(env: &Testenv) {
+    let scn = "SIGTERM during health checks";
+    let mut site = Site::new(env, "faults-term-health", scn).await;
+    let deployment_id = format!("{}_web_apps_Deployment", site.ns.name());
+    site.other_ids.insert(deployment_id.clone());
+    let mut controller = site.controller();
+    let cms = objects(&[("cm", 0..10)], "1");
+    let rev1 = site.push_with(&cms, &unready_deployment(), "rev1");
+    site.git_repository(&site.server.url("repo"), "10m").await;
+    site.kustomization_with(json!({"wait": true})).await;
+    let deployments = site.ns.api::<Deployment>();
+    let deadline = Instant::now() + IN_FLIGHT;
+    let web_uid = loop {
+        let applied = site.try_configmaps().await.map(|c| c.len()).unwrap_or(0);
+        if applied == 10
+            && let Ok(Some(d)) = deployments.get_opt("web").await
+        {
+            break d.metadata.uid.unwrap_or_default();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "[{scn}] rev1 was never applied; Kustomization status: {}",
+            site.kustomization_now().await["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The health checks now poll a Deployment that stays unavailable.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (took, status) = controller.sigterm().await;
+    let ks = site.kustomization_now().await;
+    let (ready, reason, message) = ready_of(&ks);
+    site.note(&format!(
+        "exited in {:.1}s ({status}); Ready={ready} {reason}: {message}",
+        took.as_secs_f64()
+    ));
+    assert!(
+        took <= GRACE + Duration::from_secs(3),
+        "[{scn}] the controller took {took:?} to exit after SIGTERM (grace period {GRACE:?})"
+    );
+    assert!(
+        status.success(),
+        "[{scn}] the controller exited with {status} after SIGTERM"
+    );
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "HealthCheckCanceled"),
+        "[{scn}] the Kustomization's Ready condition after a SIGTERM during health checks: {message}"
+    );
+    let inventory = inventory_names(&ks);
+    assert!(
+        cms.keys().all(|n| inventory.contains(n)) && inventory.contains(&deployment_id),
+        "[{scn}] the inventory was not recorded before the health checks: {inventory:?}"
+    );
+
+    // After the restart the health checks run again; the application
+    // becomes healthy (its Pod turns Ready) and the Kustomization Ready.
+    // (Not a new commit: a reconcile in its health checks holds a new
+    // revision back until they end or time out, as in Flux.)
+    let _controller = site.controller();
+    let pods = site.ns.api::<Pod>();
+    let unready = json!({"metadata": {"annotations": {"sim.sluice.dev/ready": null}}});
+    for pod in pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items
+    {
+        pods.patch(
+            pod.metadata.name.as_deref().unwrap(),
+            &PatchParams::default(),
+            &Patch::Merge(&unready),
+        )
+        .await
+        .unwrap();
+    }
+    site.converged(&rev1, &cms, &BTreeMap::new()).await;
+    let now = deployments.get("web").await.unwrap().metadata.uid;
+    assert_eq!(
+        now.as_deref(),
+        Some(web_uid.as_str()),
+        "[{scn}] the Deployment was deleted and re-created"
+    );
+}
+
+/// A one-replica Deployment `web` whose Pods are not Ready (nodesim's
+/// `sim.sluice.dev/ready: "false"`) until the annotation is removed from
+/// them.
+fn unready_deployment() -> String {
+    let annotations = "      annotations:\n        sim.sluice.dev/ready: \"false\"\n";
+    format!(
+        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n{annotations}    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n"
+    )
+}
+
 // --------------------------------------------------------- the cluster ---
 
 /// The testenv instance of this test binary; `down` on drop.
 struct Testenv {
     name: String,
     kubeconfig: PathBuf,
+    /// The sluice-testenv binary (`scripts/testenv build`), called directly
+    /// for restarts: the script hashes testenv's sources on every call, and
+    /// a restart must land while an apply is in flight.
+    bin: PathBuf,
 }
 
 impl Testenv {
@@ -373,6 +556,7 @@ impl Testenv {
         let mut env = Testenv {
             name,
             kubeconfig: PathBuf::new(),
+            bin: PathBuf::new(),
         };
         assert!(
             out.status.success(),
@@ -382,6 +566,13 @@ impl Testenv {
         );
         env.kubeconfig =
             sluice_testsupport::parse_export_line(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        let out = Command::new(&script)
+            .arg("build")
+            .stdin(Stdio::null())
+            .output()
+            .expect("running scripts/testenv build");
+        assert!(out.status.success(), "`scripts/testenv build` failed");
+        env.bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         env
     }
 
@@ -393,22 +584,22 @@ impl Testenv {
         Client::try_from(config).unwrap()
     }
 
-    /// `scripts/testenv restart --component <component>`; returns how long
+    /// `sluice-testenv restart --component <component>`; returns how long
     /// it took (stop, start, ready).
     async fn restart(&self, component: &str, extra: &[&str]) -> f64 {
         let t = Instant::now();
-        let out = tokio::process::Command::new(repo_root().join("scripts/testenv"))
+        let out = tokio::process::Command::new(&self.bin)
             .args(["restart", "--name", &self.name, "--component", component])
             .args(extra)
             .stdin(Stdio::null())
             .output();
         let out = tokio::time::timeout(Duration::from_secs(90), out)
             .await
-            .unwrap_or_else(|_| panic!("`scripts/testenv restart --component {component}` hung"))
-            .expect("running scripts/testenv restart");
+            .unwrap_or_else(|_| panic!("`sluice-testenv restart --component {component}` hung"))
+            .expect("running sluice-testenv restart");
         assert!(
             out.status.success(),
-            "`scripts/testenv restart --name {} --component {component}` failed ({}):\n{}",
+            "`sluice-testenv restart --name {} --component {component}` failed ({}):\n{}",
             self.name,
             out.status,
             String::from_utf8_lossy(&out.stderr)
@@ -441,6 +632,8 @@ struct Site {
     storage_port: u16,
     log: PathBuf,
     started: Instant,
+    /// Inventory ids of the objects in Git that are not ConfigMaps.
+    other_ids: BTreeSet<String>,
 }
 
 impl Site {
@@ -464,6 +657,7 @@ impl Site {
             storage,
             log,
             started: Instant::now(),
+            other_ids: BTreeSet::new(),
         }
     }
 
@@ -478,12 +672,16 @@ impl Site {
     /// Starts `sluice controller` for this namespace (the same storage and
     /// artifact address across restarts).
     fn controller(&self) -> Controller {
+        self.controller_with_grace(GRACE)
+    }
+
+    fn controller_with_grace(&self, grace: Duration) -> Controller {
         let log = File::options()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let child = Command::new(sluice_bin())
             .args([
                 "controller",
                 "--watch-namespace",
@@ -498,7 +696,7 @@ impl Site {
                 self.storage.path().join("artifacts").to_str().unwrap(),
                 "--reloader=false",
                 "--graceful-shutdown-timeout",
-                &format!("{}s", GRACE.as_secs()),
+                &format!("{}ms", grace.as_millis()),
             ])
             .env("KUBECONFIG", &self.kubeconfig)
             .env("NO_COLOR", "1")
@@ -511,13 +709,20 @@ impl Site {
             child: Some(child),
             scn: self.scn,
             log: self.log.clone(),
+            grace,
         }
     }
 
     /// Writes `objects` as Git's content, commits and pushes; returns the
     /// revision (`main@sha1:…`).
     fn push(&self, objects: &BTreeMap<String, String>, msg: &str) -> String {
-        self.repo.commit(objects, msg)
+        self.repo.commit(objects, "", msg)
+    }
+
+    /// [`Site::push`] with more YAML documents in Git, whose inventory ids
+    /// must be in [`Site::other_ids`].
+    fn push_with(&self, objects: &BTreeMap<String, String>, extra: &str, msg: &str) -> String {
+        self.repo.commit(objects, extra, msg)
     }
 
     async fn git_repository(&self, url: &str, interval: &str) {
@@ -536,7 +741,12 @@ impl Site {
     }
 
     async fn kustomization(&self) {
-        let obj: Kustomization = serde_json::from_value(json!({
+        self.kustomization_with(json!({})).await
+    }
+
+    /// The Kustomization `apps`, with `spec` fields added or replaced.
+    async fn kustomization_with(&self, spec: Value) {
+        let mut obj = json!({
             "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
             "kind": "Kustomization",
             "metadata": {"name": "apps"},
@@ -549,8 +759,11 @@ impl Site {
                 "targetNamespace": self.ns.name(),
                 "sourceRef": {"kind": "GitRepository", "name": "repo"},
             },
-        }))
-        .unwrap();
+        });
+        for (k, v) in spec.as_object().unwrap() {
+            obj["spec"][k] = v.clone();
+        }
+        let obj: Kustomization = serde_json::from_value(obj).unwrap();
         self.ns
             .api::<Kustomization>()
             .create(&PostParams::default(), &obj)
@@ -650,6 +863,29 @@ impl Site {
         );
     }
 
+    /// The Deployments of the namespace and their status, for a failure
+    /// message.
+    async fn workloads(&self) -> String {
+        let Ok(list) = self
+            .ns
+            .api::<Deployment>()
+            .list(&ListParams::default())
+            .await
+        else {
+            return String::new();
+        };
+        list.items
+            .iter()
+            .map(|d| {
+                format!(
+                    "\nDeployment {} status: {}",
+                    d.metadata.name.as_deref().unwrap_or_default(),
+                    json!(d.status)
+                )
+            })
+            .collect()
+    }
+
     async fn kustomization_now(&self) -> Value {
         match self.ns.api::<Kustomization>().get_opt("apps").await {
             Ok(Some(k)) => serde_json::to_value(k).unwrap(),
@@ -699,10 +935,11 @@ impl Site {
             }
             if Instant::now() > deadline {
                 panic!(
-                    "[{}] the cluster did not converge to {revision} within {CONVERGE:?}:\n  - {}\nKustomization status: {}",
+                    "[{}] the cluster did not converge to {revision} within {CONVERGE:?}:\n  - {}\nKustomization status: {}{}",
                     self.scn,
                     problems.join("\n  - "),
-                    serde_json::to_string_pretty(&ks["status"]).unwrap_or_default()
+                    serde_json::to_string_pretty(&ks["status"]).unwrap_or_default(),
+                    self.workloads().await
                 );
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -793,6 +1030,7 @@ impl Site {
         );
         let lacking: Vec<&str> = objects
             .keys()
+            .chain(&self.other_ids)
             .filter(|n| !inventory.contains(*n))
             .map(String::as_str)
             .collect();
@@ -803,7 +1041,7 @@ impl Site {
         );
         let extra: Vec<&str> = inventory
             .iter()
-            .filter(|n| !objects.contains_key(*n))
+            .filter(|n| !objects.contains_key(*n) && !self.other_ids.contains(*n))
             .map(String::as_str)
             .collect();
         summarize(&mut problems, "inventory entries are not in Git", &extra);
@@ -888,6 +1126,14 @@ fn count_prefix(cms: &BTreeMap<String, (String, String)>, prefix: &str) -> usize
     cms.keys().filter(|n| n.starts_with(prefix)).count()
 }
 
+/// The binary under test: `$SLUICE_BIN` (to run the suite against another
+/// build), else the one cargo built with this test.
+fn sluice_bin() -> PathBuf {
+    std::env::var_os("SLUICE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sluice")))
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -904,6 +1150,7 @@ struct Controller {
     child: Option<Child>,
     scn: &'static str,
     log: PathBuf,
+    grace: Duration,
 }
 
 impl Controller {
@@ -916,7 +1163,7 @@ impl Controller {
     }
 
     /// SIGTERM; returns how long the process took to exit (bounded: it is
-    /// killed after twice the grace period) and its status.
+    /// killed after twice its grace period and 5 s) and its status.
     async fn sigterm(&mut self) -> (Duration, ExitStatus) {
         let mut child = self.child.take().expect("a running controller");
         let t = Instant::now();
@@ -928,13 +1175,14 @@ impl Controller {
             if let Some(status) = child.try_wait().unwrap() {
                 return (t.elapsed(), status);
             }
-            if t.elapsed() > GRACE * 2 {
+            if t.elapsed() > self.grace * 2 + Duration::from_secs(5) {
                 child.kill().ok();
                 child.wait().ok();
                 panic!(
-                    "[{}] sluice controller still running {:?} after SIGTERM (grace period {GRACE:?}); killed",
+                    "[{}] sluice controller still running {:?} after SIGTERM (grace period {:?}); killed",
                     self.scn,
-                    t.elapsed()
+                    t.elapsed(),
+                    self.grace
                 );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -990,8 +1238,8 @@ impl Repo {
         self.dir.path()
     }
 
-    fn commit(&self, objects: &BTreeMap<String, String>, msg: &str) -> String {
-        let mut yaml = String::new();
+    fn commit(&self, objects: &BTreeMap<String, String>, extra: &str, msg: &str) -> String {
+        let mut yaml = extra.to_string();
         for (name, v) in objects {
             yaml.push_str(&format!(
                 "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  v: \"{v}\"\n"
