@@ -3,10 +3,10 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test deps fmt-check lint testenv-build unit integration conformance bench build release testenv-up testenv-down clean demo
+.PHONY: test deps fmt-check lint testenv-build unit integration fuzz conformance bench build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing)
-test: deps fmt-check lint testenv-build integration
+test: deps fmt-check lint testenv-build integration fuzz
 
 deps:
 	scripts/install-deps
@@ -27,6 +27,11 @@ unit:
 ## integration: unit and integration tests, with one local control plane for the run
 integration:
 	scripts/with-testenv $(CARGO) test --workspace --no-fail-fast
+
+## fuzz: every fuzz target for FUZZ_SECONDS (default 20) each, plus the
+## fixed findings in fuzz/regressions/ (scripts/fuzz, fuzz/README.md)
+fuzz:
+	scripts/fuzz
 
 ## conformance: the kustomize corpus in ../shared (skips cleanly when absent).
 ## `make test` runs it too, as crates/sluice/tests/kustomize_conformance.rs.
