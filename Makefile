@@ -3,10 +3,10 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test deps fmt-check lint testenv-build unit integration fuzz conformance bench build release testenv-up testenv-down clean demo
+.PHONY: test deps fmt-check lint deny testenv-build unit integration fuzz conformance bench build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing)
-test: deps fmt-check lint testenv-build integration fuzz
+test: deps fmt-check lint deny testenv-build integration fuzz
 
 deps:
 	scripts/install-deps
@@ -16,6 +16,11 @@ fmt-check:
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## deny: cargo-deny's licenses, bans and sources checks (deny.toml); advisories
+## only with a local RustSec copy (scripts/deny says when it skips them)
+deny:
+	scripts/deny
 
 testenv-build:
 	scripts/testenv build
