@@ -33,7 +33,7 @@ unit:
 integration:
 	scripts/with-testenv $(CARGO) test --workspace --no-fail-fast
 
-## fuzz: every fuzz target for FUZZ_SECONDS (default 20) each, plus the
+## fuzz: every fuzz target for FUZZ_SECONDS (default 15) each, plus the
 ## fixed findings in fuzz/regressions/ (scripts/fuzz, fuzz/README.md)
 fuzz:
 	scripts/fuzz
