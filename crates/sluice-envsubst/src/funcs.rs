@@ -21,6 +21,33 @@ pub(crate) fn is_default_op(op: &str) -> bool {
     matches!(op, "-" | "+" | "=" | "?" | ":-" | ":+" | ":=" | ":?")
 }
 
+/// An upper bound of the length of `apply(op, s, args)`, computed without
+/// building it: only a replace-all (`//`) can multiply its input, once per
+/// match (an empty pattern matches at every character boundary).
+pub(crate) fn output_bound(op: &str, s: &str, args: &[String]) -> usize {
+    let arg_len = args
+        .iter()
+        .map(String::len)
+        .fold(0usize, usize::saturating_add);
+    match op {
+        "//" => {
+            let (from, to) = match args {
+                [] => return s.len(),
+                [from] => (from.as_str(), ""),
+                [from, to, ..] => (from.as_str(), to.as_str()),
+            };
+            let hits = if from.is_empty() {
+                s.chars().count() + 1
+            } else {
+                s.matches(from).count()
+            };
+            s.len().saturating_add(hits.saturating_mul(to.len()))
+        }
+        // One replacement at most, or a default: the value plus the arguments.
+        _ => s.len().saturating_add(arg_len).max(20),
+    }
+}
+
 /// Applies operator `op` to value `s` with evaluated `args`.
 pub(crate) fn apply<'a>(op: &str, s: &'a str, args: &[String]) -> Cow<'a, str> {
     match op {

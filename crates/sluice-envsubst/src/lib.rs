@@ -142,6 +142,14 @@ pub enum Error {
     /// fallback. The text before the position mirrors Flux's message.
     #[error("variable not set (strict mode): \"{name}\" at {position}")]
     VariableNotSet { name: String, position: Position },
+    /// Evaluating the expression would produce more than
+    /// [`MAX_OUTPUT_BYTES`] (nested replace-all expressions grow
+    /// exponentially).
+    #[error(
+        "substitution of \"{name}\" at {position} would produce more than {limit} bytes",
+        limit = MAX_OUTPUT_BYTES
+    )]
+    TooLarge { name: String, position: Position },
     /// The input is not a valid template.
     #[error("{}", describe_parse(kind, variable.as_deref(), position))]
     Parse {
@@ -164,7 +172,7 @@ impl Error {
     /// The variable the error is about, if known.
     pub fn variable(&self) -> Option<&str> {
         match self {
-            Error::VariableNotSet { name, .. } => Some(name),
+            Error::VariableNotSet { name, .. } | Error::TooLarge { name, .. } => Some(name),
             Error::Parse { variable, .. } => variable.as_deref(),
         }
     }
@@ -172,10 +180,16 @@ impl Error {
     /// Where in the input the error is.
     pub fn position(&self) -> Position {
         match self {
-            Error::VariableNotSet { position, .. } | Error::Parse { position, .. } => *position,
+            Error::VariableNotSet { position, .. }
+            | Error::TooLarge { position, .. }
+            | Error::Parse { position, .. } => *position,
         }
     }
 }
+
+/// The most the expressions of one substitution may produce together,
+/// nested ones included: 32 MiB, twice the largest manifest a build reads.
+pub const MAX_OUTPUT_BYTES: usize = 32 << 20;
 
 /// Expands every `${...}` expression in `input` using `vars`.
 ///
@@ -191,7 +205,12 @@ pub fn substitute<L: Lookup + ?Sized>(
         variable: f.variable,
         position: Position::locate(input, f.offset),
     })?;
-    let ev = Evaluator { input, vars, opts };
+    let ev = Evaluator {
+        input,
+        vars,
+        opts,
+        produced: std::cell::Cell::new(0),
+    };
     let mut out = String::with_capacity(input.len());
     for node in &nodes {
         ev.node(node, &mut out)?;
@@ -203,6 +222,9 @@ struct Evaluator<'a, L: ?Sized> {
     input: &'a str,
     vars: &'a L,
     opts: Options,
+    /// Bytes every expression evaluated so far produced (nested ones
+    /// included): bounded by [`MAX_OUTPUT_BYTES`].
+    produced: std::cell::Cell<usize>,
 }
 
 impl<L: Lookup + ?Sized> Evaluator<'_, L> {
@@ -232,6 +254,17 @@ impl<L: Lookup + ?Sized> Evaluator<'_, L> {
         };
         if !exists && !funcs::is_default_op(&f.op) {
             return Err(Error::VariableNotSet {
+                name: f.param.clone(),
+                position: Position::locate(self.input, f.start),
+            });
+        }
+        // Bounded before anything is built: ten nested `${v//x/...}` of a
+        // short value would otherwise take gigabytes.
+        let bound = funcs::output_bound(&f.op, &value, &args);
+        let produced = self.produced.get().saturating_add(bound);
+        self.produced.set(produced);
+        if produced > MAX_OUTPUT_BYTES || out.len().saturating_add(bound) > MAX_OUTPUT_BYTES {
+            return Err(Error::TooLarge {
                 name: f.param.clone(),
                 position: Position::locate(self.input, f.start),
             });

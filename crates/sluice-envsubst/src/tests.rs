@@ -520,3 +520,31 @@ fn structured_fuzz_properties() {
         );
     }
 }
+
+#[test]
+fn nested_replace_all_cannot_grow_without_bound() {
+    // Each level multiplies by len(value) + 1: 2 * 5^13 - 1 bytes (2.4 GB).
+    let mut text = String::from("X");
+    for _ in 0..13 {
+        text = format!("${{cluster///{text}}}");
+    }
+    let started = std::time::Instant::now();
+    let e = run(&text, &[("cluster", "qzx9")], false).unwrap_err();
+    assert!(matches!(e, Error::TooLarge { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with("substitution of \"cluster\" at line 1, column "),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("qzx9"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Eight levels (2 * 5^8 - 1 = 781,249 bytes) are fine and exact.
+    let mut text = String::from("X");
+    for _ in 0..8 {
+        text = format!("${{cluster///{text}}}");
+    }
+    assert_eq!(
+        run(&text, &[("cluster", "qzx9")], false).unwrap().len(),
+        781_249
+    );
+}
