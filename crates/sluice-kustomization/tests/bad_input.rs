@@ -41,11 +41,11 @@ async fn bad_inputs_fail_cleanly_and_never_hold_up_a_healthy_kustomization() {
     env.wait_ready("good", &rev).await;
     let started = Instant::now();
     for c in &cases {
-        env.kustomization(
-            &format!("bad-{}", c.name),
-            json!({"path": format!("./cases/{}", c.name), "timeout": "30s"}),
-        )
-        .await;
+        let mut spec = json!({"path": format!("./cases/{}", c.name), "timeout": "30s"});
+        if let Some(vars) = &c.substitute {
+            spec["postBuild"] = json!({ "substitute": vars });
+        }
+        env.kustomization(&format!("bad-{}", c.name), spec).await;
     }
 
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();

@@ -40,6 +40,10 @@ fn every_bad_input_fails_cleanly_through_sluice_build() {
     let first_passwd_line = passwd.lines().next().unwrap_or("root:x:0:0").to_string();
     let mut failures = Vec::new();
     for case in cases() {
+        let Some(want) = case.cli_error() else {
+            eprintln!("{}: controller only (postBuild)", case.name);
+            continue;
+        };
         let dir = tempfile::tempdir().unwrap();
         case.write(dir.path(), &tarpit.addr());
         let out = tempfile::NamedTempFile::new().unwrap();
@@ -78,12 +82,8 @@ fn every_bad_input_fails_cleanly_through_sluice_build() {
                 "{}: expected a clean failure, got status {status}\n{stderr}",
                 case.name
             ));
-        } else if !stderr.contains(case.cli_error()) {
-            failures.push(format!(
-                "{}: stderr lacks {:?}:\n{stderr}",
-                case.name,
-                case.cli_error()
-            ));
+        } else if !stderr.contains(want) {
+            failures.push(format!("{}: stderr lacks {want:?}:\n{stderr}", case.name));
         }
         if rss_kib / 1024 > case.mib as i64 {
             failures.push(format!(
