@@ -258,6 +258,27 @@ pub async fn run_until(
     .touched_objects()
     .for_each(|_| futures::future::ready(()));
     let git_task = tokio::spawn(git_reflector);
+    // The GitRepository cache is complete before any reconciliation starts,
+    // and it is waited for here, once: kube-runtime's readiness future wakes
+    // only the last of several concurrent waiters, so reconciliations each
+    // waiting for it hung for good when several started before the first
+    // list was in (seen with three Kustomizations at start-up).
+    tracing::debug!("waiting for the GitRepository cache");
+    let mut stop_waiting = stop_rx.clone();
+    tokio::select! {
+        ready = git_reader.wait_until_ready() => {
+            if ready.is_err() {
+                git_task.abort();
+                stop_task.abort();
+                anyhow::bail!("the GitRepository watch ended before its first list");
+            }
+        }
+        _ = stop_waiting.wait_for(|s| *s) => {
+            git_task.abort();
+            stop_task.abort();
+            return Ok(());
+        }
+    }
 
     let controller = Controller::new(ks_api.clone(), watcher::Config::default());
     let ks_reader = controller.store();
@@ -370,7 +391,6 @@ struct Outcome {
 
 async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let key = key_of(&ks);
-    let _ = ctx.git_store.wait_until_ready().await;
     if ks.meta().deletion_timestamp.is_some() {
         return finalize(&ks, &ctx).await;
     }
