@@ -1040,3 +1040,72 @@ async fn diff_reports_without_writing() {
         .await;
     let _ = namespaces.delete(&name, &DeleteParams::background()).await;
 }
+
+/// An apply abandoned mid-way (its future dropped at a timeout) leaves in its
+/// `ApplyProgress` every object it created: here a Namespace and a CRD whose
+/// kind clashes with another CRD's, so it is never Established and the apply
+/// waits in its first stage until it is dropped.
+#[tokio::test]
+async fn an_abandoned_apply_leaves_what_it_created_in_its_progress() {
+    let client = client().await;
+    let tag = unique_name("p").replace('-', "");
+    let crd = |plural: &str| -> Value {
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("{plural}.progress.sluice.dev")},
+            "spec": {"group": "progress.sluice.dev", "scope": "Namespaced",
+                "names": {"plural": plural, "singular": format!("{plural}s"),
+                    "kind": format!("P{tag}"), "listKind": format!("P{tag}List")},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object",
+                        "x-kubernetes-preserve-unknown-fields": true}}}]}})
+    };
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let owner_crd: CustomResourceDefinition =
+        serde_json::from_value(crd(&format!("owners{tag}"))).unwrap();
+    crds.create(&PostParams::default(), &owner_crd)
+        .await
+        .unwrap();
+    let ns_name = format!("sluice-t-progress-{tag}");
+    let objects = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns_name}}),
+        crd(&format!("clashes{tag}")),
+        configmap(&ns_name, "later", json!({"k": "v"})),
+    ];
+
+    let applier = Applier::new(client.clone());
+    let mut o = opts();
+    let progress = sluice_apply::ApplyProgress::new();
+    o.progress = Some(progress.clone());
+    let outcome = tokio::time::timeout(Duration::from_secs(5), applier.apply(objects, &o)).await;
+    assert!(outcome.is_err(), "the apply should still be waiting");
+    let mut ids: Vec<String> = progress
+        .inventory()
+        .entries
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            format!(
+                "_clashes{tag}.progress.sluice.dev_apiextensions.k8s.io_CustomResourceDefinition"
+            ),
+            format!("_{ns_name}__Namespace"),
+        ]
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(&ns_name).await.unwrap().is_some());
+
+    let _ = namespaces
+        .delete(&ns_name, &DeleteParams::background())
+        .await;
+    for plural in [format!("owners{tag}"), format!("clashes{tag}")] {
+        let _ = crds
+            .delete(
+                &format!("{plural}.progress.sluice.dev"),
+                &DeleteParams::background(),
+            )
+            .await;
+    }
+}
