@@ -302,6 +302,9 @@ pub fn substitute(
     vars: Option<&BTreeMap<String, String>>,
 ) -> Result<Vec<Value>, String> {
     let mut out = Vec::with_capacity(objects.len());
+    // Each object's substitution is bounded by sluice-envsubst; this bounds
+    // what they add together.
+    let mut growth = 0usize;
     for obj in objects {
         let Some(vars) = vars else {
             out.push(to_json(&obj));
@@ -324,12 +327,22 @@ pub fn substitute(
         let replaced =
             sluice_envsubst::substitute(&text, vars, sluice_envsubst::Options::default())
                 .map_err(|e| format!("{subject} var substitution failed: {e}"))?;
+        growth = growth.saturating_add(replaced.len().saturating_sub(text.len()));
+        if growth > MAX_SUBSTITUTION_GROWTH {
+            return Err(format!(
+                "{subject} var substitution failed: the build's substitutions add more than {MAX_SUBSTITUTION_GROWTH} bytes"
+            ));
+        }
         let doc = yaml::parse_one(&replaced)
             .map_err(|e| format!("{subject} var substitution produced invalid YAML: {e}"))?;
         out.push(to_json(&doc));
     }
     Ok(out)
 }
+
+/// What `postBuild` substitution may add to a build's objects together:
+/// 64 MiB (the engine's limit on what a build reads).
+pub const MAX_SUBSTITUTION_GROWTH: usize = sluice_kustomize::guard::MAX_TOTAL_BYTES as usize;
 
 /// The annotation that turns decryption off for one object (Flux's).
 pub const DECRYPT_ANNOTATION: &str = "kustomize.toolkit.fluxcd.io/decrypt";
@@ -719,6 +732,31 @@ mod tests {
         symlink(outer.path(), root.join("out")).unwrap();
         let e = resolve_path(&root, Some("./out")).unwrap_err();
         assert!(e.contains("leaves the artifact root"), "{e}");
+    }
+
+    #[test]
+    fn substitutions_are_bounded_together() {
+        // Each object grows by 2 * 5^8 - 1 bytes (0.75 MiB): fine alone,
+        // over the build's bound at about 86 objects.
+        let mut bomb = String::from("X");
+        for _ in 0..8 {
+            bomb = format!("${{cluster///{bomb}}}");
+        }
+        let mut docs = String::new();
+        for i in 0..100 {
+            docs.push_str(&format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\ndata:\n  v: {bomb}\n---\n"
+            ));
+        }
+        let objects = yaml::parse_all(&docs).unwrap();
+        let objects: Vec<Yaml> = objects.into_iter().filter(|o| !o.is_null()).collect();
+        let vars: BTreeMap<String, String> = [("cluster".into(), "prod".into())].into();
+        assert!(substitute(objects[..10].to_vec(), Some(&vars)).is_ok());
+        let e = substitute(objects, Some(&vars)).unwrap_err();
+        assert!(
+            e.contains("substitutions add more than 67108864 bytes"),
+            "{e}"
+        );
     }
 
     #[test]
