@@ -1045,35 +1045,35 @@ async fn reconcile_inner(
     // Prune
     let mut inv = new_inventory.clone();
     if ks.spec.prune {
-        let stale = match result.stale(&old_inventory) {
-            Ok(s) => s,
-            Err(e) => {
+        // The stale set, then the empty-build and mass-deletion guards:
+        // nothing is pruned, and nothing leaves the inventory, until the
+        // revision is confirmed.
+        let checked = result
+            .stale(&old_inventory)
+            .map_err(|e| e.to_string())
+            .and_then(|stale| {
+                check_prune(
+                    &old_inventory,
+                    count,
+                    &stale,
+                    &revision,
+                    prune_empty_override(Some(ks.annotations())),
+                )
+                .map(|()| stale)
+                .map_err(|e| e.to_string())
+            });
+        let stale = match checked {
+            Ok(stale) => stale,
+            Err(message) => {
                 status.inventory = Some(inventory::union(&old_inventory, &new_inventory));
                 return Ok(fail(
                     status,
-                    Failure::new(meta::PRUNE_FAILED_REASON, e.to_string()),
+                    Failure::new(meta::PRUNE_FAILED_REASON, message),
                     Some(&revision),
                     events,
                 ));
             }
         };
-        // The empty-build and mass-deletion guards: nothing is pruned, and
-        // nothing leaves the inventory, until the revision is confirmed.
-        if let Err(e) = check_prune(
-            &old_inventory,
-            count,
-            &stale,
-            &revision,
-            prune_empty_override(Some(ks.annotations())),
-        ) {
-            status.inventory = Some(inventory::union(&old_inventory, &new_inventory));
-            return Ok(fail(
-                status,
-                Failure::new(meta::PRUNE_FAILED_REASON, e.to_string()),
-                Some(&revision),
-                events,
-            ));
-        }
         if !stale.is_empty() {
             match applier
                 .prune(&stale, &PruneOptions::new(owner.clone()))

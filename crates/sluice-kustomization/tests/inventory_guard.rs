@@ -163,18 +163,7 @@ async fn timed_out_apply_keeps_what_it_created_and_a_later_prune_removes_it() {
     let ks = env.wait_ready("apps", &rev2).await;
     let ids = inventory_ids(&ks);
     assert_eq!(ids, [format!("{}_later__ConfigMap", env.name())]);
-    let namespaces: Api<Namespace> = Api::all(env.client.clone());
-    let ns = namespaces.get_opt(&extra_ns).await.unwrap();
-    assert!(
-        ns.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
-        "namespace {extra_ns} was not pruned"
-    );
-    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
-    env.eventually("the CRD is pruned", Duration::from_secs(30), || async {
-        crds.get_opt(&clash_crd).await.is_ok_and(|c| c.is_none())
-    })
-    .await;
-    delete_crds(&env.client, &[&owner_crd, &clash_crd]).await;
+    assert_pruned_and_clean(&env, &extra_ns, &owner_crd, &clash_crd).await;
 }
 
 #[tokio::test]
@@ -232,17 +221,7 @@ async fn a_controller_killed_mid_apply_left_a_write_ahead_inventory() {
         inventory_ids(&ks),
         [format!("{}_later__ConfigMap", env.name())]
     );
-    let ns = namespaces.get_opt(&extra_ns).await.unwrap();
-    assert!(
-        ns.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
-        "namespace {extra_ns} was not pruned"
-    );
-    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
-    env.eventually("the CRD is pruned", Duration::from_secs(30), || async {
-        crds.get_opt(&clash_crd).await.is_ok_and(|c| c.is_none())
-    })
-    .await;
-    delete_crds(&env.client, &[&owner_crd, &clash_crd]).await;
+    assert_pruned_and_clean(&env, &extra_ns, &owner_crd, &clash_crd).await;
 }
 
 #[tokio::test]
@@ -371,4 +350,21 @@ async fn a_build_that_loses_most_objects_is_not_pruned_until_confirmed() {
         assert!(cms.get_opt(&format!("cm{i:02}")).await.unwrap().is_none());
     }
     assert!(cms.get_opt("cm00").await.unwrap().is_some());
+}
+
+/// The extra Namespace and the clashing CRD were pruned; the test's CRDs
+/// are then removed.
+async fn assert_pruned_and_clean(env: &Env, extra_ns: &str, owner_crd: &str, clash_crd: &str) {
+    let namespaces: Api<Namespace> = Api::all(env.client.clone());
+    let ns = namespaces.get_opt(extra_ns).await.unwrap();
+    assert!(
+        ns.is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "namespace {extra_ns} was not pruned"
+    );
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    env.eventually("the CRD is pruned", Duration::from_secs(30), || async {
+        crds.get_opt(clash_crd).await.is_ok_and(|c| c.is_none())
+    })
+    .await;
+    delete_crds(&env.client, &[owner_crd, clash_crd]).await;
 }

@@ -351,24 +351,11 @@ async fn sigterm_during_apply(env: &Testenv) {
         took.as_secs_f64(),
         count_value(&after, "1"),
     ));
-    assert!(
-        took <= GRACE + Duration::from_secs(3),
-        "[{scn}] the controller took {took:?} to exit after SIGTERM (grace period {GRACE:?})"
-    );
-    assert!(
-        status.success(),
-        "[{scn}] the controller exited with {status} after SIGTERM"
-    );
+    assert_clean_exit(scn, took, &status, GRACE);
     // Whatever exists is recorded: nothing is orphaned by the shutdown.
     let ks = site.kustomization_now().await;
     let inventory = inventory_names(&ks);
-    let unrecorded: Vec<&String> = after.keys().filter(|n| !inventory.contains(*n)).collect();
-    assert!(
-        unrecorded.is_empty(),
-        "[{scn}] after the SIGTERM shutdown, {} ConfigMaps exist that status.inventory lacks: {:?}",
-        unrecorded.len(),
-        unrecorded.iter().take(10).collect::<Vec<_>>()
-    );
+    assert_all_recorded(scn, "after the SIGTERM shutdown", &after, &inventory);
     // The drain lets the apply finish and writes its result.
     assert_eq!(
         count_value(&after, "1"),
@@ -381,10 +368,7 @@ async fn sigterm_during_apply(env: &Testenv) {
         "[{scn}] the drained apply's status was not written: {}",
         ks["status"]
     );
-    let uids = after
-        .iter()
-        .map(|(n, (uid, _))| (n.clone(), uid.clone()))
-        .collect();
+    let uids = uids_of(&after);
     let _controller = site.controller();
     site.converged(&rev1, &rev1_objects, &uids).await;
 }
@@ -418,27 +402,16 @@ async fn sigterm_outlasting_grace(env: &Testenv) {
             ""
         }
     ));
-    assert!(
-        took <= grace + Duration::from_secs(3),
-        "[{scn}] the controller took {took:?} to exit after SIGTERM (grace period {grace:?})"
-    );
-    assert!(
-        status.success(),
-        "[{scn}] the controller exited with {status} after SIGTERM"
-    );
+    assert_clean_exit(scn, took, &status, grace);
     let ks = site.kustomization_now().await;
     let inventory = inventory_names(&ks);
-    let unrecorded: Vec<&String> = after.keys().filter(|n| !inventory.contains(*n)).collect();
-    assert!(
-        unrecorded.is_empty(),
-        "[{scn}] after the apply was cut off by the grace period, {} ConfigMaps exist that status.inventory lacks: {:?}",
-        unrecorded.len(),
-        unrecorded.iter().take(10).collect::<Vec<_>>()
+    assert_all_recorded(
+        scn,
+        "after the apply was cut off by the grace period",
+        &after,
+        &inventory,
     );
-    let uids = after
-        .iter()
-        .map(|(n, (uid, _))| (n.clone(), uid.clone()))
-        .collect();
+    let uids = uids_of(&after);
     let _controller = site.controller();
     site.converged(&rev1, &rev1_objects, &uids).await;
 }
@@ -483,14 +456,7 @@ async fn sigterm_during_health_checks(env: &Testenv) {
         "exited in {:.1}s ({status}); Ready={ready} {reason}: {message}",
         took.as_secs_f64()
     ));
-    assert!(
-        took <= GRACE + Duration::from_secs(3),
-        "[{scn}] the controller took {took:?} to exit after SIGTERM (grace period {GRACE:?})"
-    );
-    assert!(
-        status.success(),
-        "[{scn}] the controller exited with {status} after SIGTERM"
-    );
+    assert_clean_exit(scn, took, &status, GRACE);
     assert_eq!(
         (ready.as_str(), reason.as_str()),
         ("False", "HealthCheckCanceled"),
@@ -1081,6 +1047,46 @@ fn summarize(problems: &mut Vec<String>, what: &str, names: &[&str]) {
 
 /// The ConfigMap names of `status.inventory` (entries of other kinds are
 /// kept whole, so that they show up as not in Git).
+/// The controller exited cleanly within `grace` (plus scheduling slack).
+fn assert_clean_exit(
+    scn: &str,
+    took: Duration,
+    status: &std::process::ExitStatus,
+    grace: Duration,
+) {
+    assert!(
+        took <= grace + Duration::from_secs(3),
+        "[{scn}] the controller took {took:?} to exit after SIGTERM (grace period {grace:?})"
+    );
+    assert!(
+        status.success(),
+        "[{scn}] the controller exited with {status} after SIGTERM"
+    );
+}
+
+/// Every ConfigMap in `cms` is in the inventory: nothing was orphaned.
+fn assert_all_recorded(
+    scn: &str,
+    when: &str,
+    cms: &BTreeMap<String, (String, String)>,
+    inventory: &BTreeSet<String>,
+) {
+    let unrecorded: Vec<&String> = cms.keys().filter(|n| !inventory.contains(*n)).collect();
+    assert!(
+        unrecorded.is_empty(),
+        "[{scn}] {when}, {} ConfigMaps exist that status.inventory lacks: {:?}",
+        unrecorded.len(),
+        unrecorded.iter().take(10).collect::<Vec<_>>()
+    );
+}
+
+/// Name to UID of `cms`.
+fn uids_of(cms: &BTreeMap<String, (String, String)>) -> BTreeMap<String, String> {
+    cms.iter()
+        .map(|(n, (uid, _))| (n.clone(), uid.clone()))
+        .collect()
+}
+
 fn inventory_names(ks: &Value) -> BTreeSet<String> {
     ks["status"]["inventory"]["entries"]
         .as_array()
