@@ -15,6 +15,7 @@
 //! - [`metrics`]: Flux's `gotk_*` metrics for every kind;
 //! - [`readiness`]: `/readyz` only once every watch has synced;
 //! - [`leader`]: leader election on a `coordination.k8s.io` Lease.
+pub mod leader;
 
 pub mod conditions;
 pub mod events;
