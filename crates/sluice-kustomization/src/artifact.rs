@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sluice_api::meta::Artifact;
-use sluice_source::Storage;
+use sluice_git::archive;
 
 /// Unpacks `artifact` into `dest` (blocking; run it off the async runtime).
 pub fn fetch_and_unpack(
@@ -16,9 +16,8 @@ pub fn fetch_and_unpack(
     http_timeout: Duration,
 ) -> Result<(), String> {
     if let Some(root) = storage_root {
-        let storage = Storage::new(root, "localhost");
-        if storage.exists(artifact) {
-            return sluice_source::unpack_artifact(&storage, artifact, dest)
+        if let Some(path) = archive::safe_join(root, &artifact.path).filter(|p| p.is_file()) {
+            return archive::unpack_file(&path, &artifact.digest, dest)
                 .map_err(|e| format!("{e:#}"));
         }
     }
@@ -28,7 +27,7 @@ pub fn fetch_and_unpack(
 fn download(artifact: &Artifact, dest: &Path, timeout: Duration) -> Result<(), String> {
     // reqwest's rustls needs a process-wide provider: without the
     // in-process source controller nothing else has installed it.
-    sluice_source::install_crypto_provider();
+    sluice_git::install_crypto_provider();
     let client = reqwest::blocking::Client::builder()
         .timeout(timeout)
         .build()
@@ -46,7 +45,7 @@ fn download(artifact: &Artifact, dest: &Path, timeout: Duration) -> Result<(), S
     }
     // Streamed to a file (never held whole), bounded, digest on the way.
     let mut file = tempfile::tempfile().map_err(|e| format!("creating a temporary file: {e}"))?;
-    let mut hasher = sluice_source::storage::Sha256Writer::new(&mut file);
+    let mut hasher = archive::Sha256Writer::new(&mut file);
     let copied = std::io::copy(
         &mut std::io::Read::take(resp, MAX_DOWNLOAD_BYTES + 1),
         &mut hasher,
@@ -68,7 +67,7 @@ fn download(artifact: &Artifact, dest: &Path, timeout: Duration) -> Result<(), S
     use std::io::Seek as _;
     file.rewind()
         .map_err(|e| format!("failed to extract artifact: {e}"))?;
-    sluice_source::unpack_tar_gz(file, dest, &sluice_source::UnpackLimits::default())
+    archive::unpack_tar_gz(file, dest, &archive::UnpackLimits::default())
         .map_err(|e| format!("failed to extract artifact: {e:#}"))
 }
 
@@ -196,7 +195,7 @@ mod tests {
             "path": rel,
             "url": "http://127.0.0.1:1/none",
             "revision": format!("main@sha1:{name}"),
-            "digest": sluice_source::storage::digest_bytes(&buf),
+            "digest": archive::digest_bytes(&buf),
             "lastUpdateTime": "2026-01-01T00:00:00Z",
         }))
         .unwrap()

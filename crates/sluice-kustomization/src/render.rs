@@ -256,7 +256,9 @@ pub fn build(dir: &Path, bopts: &BuildOptions) -> Result<Vec<Yaml>, String> {
     if bopts.no_remote_bases {
         opts.remote = None;
     } else {
-        opts.remote = Some(sluice_source::remote::shared_loader());
+        // Constructed per build (the cache it fills is on disk and shared
+        // by content address), not held process-wide.
+        opts.remote = Some(std::sync::Arc::new(sluice_git::GitRemoteLoader::from_env()));
     }
     sluice_kustomize::build(dir, &opts)
         .map(|o| {

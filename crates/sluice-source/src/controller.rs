@@ -22,9 +22,9 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{self, Artifact, GitRepository, GitRepositoryStatus, meta};
-use crate::git::{self, Auth, FetchTarget, GitErrorKind, Scheme};
-use crate::refs::{self, Selected, Wanted};
 use crate::storage::Storage;
+use sluice_git::fetch::{self as git, Auth, FetchTarget, GitErrorKind, Scheme};
+use sluice_git::refs::{self, Selected, Wanted};
 
 /// The field manager status is written with (Flux compatibility).
 pub const FIELD_MANAGER: &str = "source-controller";

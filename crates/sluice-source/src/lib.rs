@@ -9,20 +9,20 @@
 //!   `status.artifact.url`.
 //! - [`Storage::local_path`] and [`unpack_artifact`] let in-process
 //!   consumers read artifacts from disk.
-//! - [`remote::GitRemoteLoader`] fetches kustomize remote bases (and plain
-//!   HTTP(S) files) for the kustomize engine, into a content-addressed cache.
+//!
+//! Git itself (fetch, auth, refs, the remote-base loader, the archive
+//! format) is in `sluice-git`.
 
 pub mod api;
 pub mod controller;
-pub mod git;
-pub mod refs;
-pub mod remote;
 pub mod server;
-pub mod sourceignore;
 pub mod storage;
+
+// Git (gix transport, ref selection, ignore rules) lives in sluice-git.
+pub use sluice_git::{fetch as git, refs, sourceignore};
 
 pub use api::{Artifact, GitRepository, GitRepositorySpec, GitRepositoryStatus};
 pub use controller::{FIELD_MANAGER, Options, run};
-pub use git::install_crypto_provider;
 pub use server::artifact_router;
+pub use sluice_git::install_crypto_provider;
 pub use storage::{Storage, UnpackLimits, digest_file, unpack_artifact, unpack_tar_gz};

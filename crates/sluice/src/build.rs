@@ -65,8 +65,8 @@ pub fn run(args: BuildArgs) -> Result<()> {
         // Remote bases and HTTP(S) files, cached under $SLUICE_REMOTE_CACHE;
         // ssh with the user's known_hosts and default key.
         remote: Some(std::sync::Arc::new(
-            sluice_source::remote::GitRemoteLoader::from_env()
-                .with_auth(sluice_source::remote::user_ssh_auth()),
+            sluice_git::remote::GitRemoteLoader::from_env()
+                .with_auth(sluice_git::remote::user_ssh_auth()),
         )),
         // No jail (kustomize's load restriction decides), the default limits.
         ..Options::new()

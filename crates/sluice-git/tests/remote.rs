@@ -9,8 +9,8 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 
+use sluice_git::remote::GitRemoteLoader;
 use sluice_kustomize::{Options, Reorder};
-use sluice_source::remote::GitRemoteLoader;
 use support::*;
 
 fn configmap(version: &str) -> String {
@@ -417,7 +417,7 @@ fn remote_bases_over_ssh() {
     let (repo, _) = app_repo();
     let url = server.url(&repo.bare);
     let cache = tempfile::tempdir().unwrap();
-    let auth = sluice_source::git::Auth {
+    let auth = sluice_git::fetch::Auth {
         ssh_identity: Some(server.identity().into()),
         known_hosts: Some(server.known_hosts().into()),
         ..Default::default()

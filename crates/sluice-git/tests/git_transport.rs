@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use sluice_source::git::{self, Auth, FetchTarget, GitErrorKind};
+use sluice_git::fetch::{self as git, Auth, FetchTarget, GitErrorKind};
 use support::*;
 
 const T: Duration = Duration::from_secs(30);

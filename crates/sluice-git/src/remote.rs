@@ -1,7 +1,7 @@
 //! Remote kustomize resources: the [`RemoteLoader`] that `sluice build` and
 //! the Kustomization controller give the kustomize engine.
 //!
-//! Git repositories are fetched with gix ([`crate::git`]) into a
+//! Git repositories are fetched with gix ([`crate::fetch`]) into a
 //! content-addressed cache:
 //!
 //! ```text
@@ -27,18 +27,17 @@
 //! [`MAX_FILE_BYTES`], the whole download within the loader's HTTP timeout).
 //!
 //! Every error names the URL with its credentials hidden
-//! ([`git::redact_url`]).
+//! ([`crate::fetch::redact_url`]).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use sluice_kustomize::remote::{RemoteLoader, RepoSpec};
 
-use crate::git::{self, Auth, FetchTarget, GitError};
+use crate::fetch::{self as git, Auth, FetchTarget, GitError};
 
 /// The environment variable that overrides the cache directory.
 pub const CACHE_ENV: &str = "SLUICE_REMOTE_CACHE";
@@ -70,15 +69,6 @@ impl std::fmt::Debug for GitRemoteLoader {
             .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
-}
-
-/// The process-wide loader (cache from [`CACHE_ENV`] or the default), for
-/// `sluice_kustomize::Options::remote`.
-pub fn shared_loader() -> Arc<GitRemoteLoader> {
-    static LOADER: OnceLock<Arc<GitRemoteLoader>> = OnceLock::new();
-    LOADER
-        .get_or_init(|| Arc::new(GitRemoteLoader::from_env()))
-        .clone()
 }
 
 impl GitRemoteLoader {

@@ -11,9 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice_git::fetch::{self as git, Auth, FetchTarget, GitError, GitErrorKind};
+use sluice_git::remote::{GitRemoteLoader, MAX_FILE_BYTES};
 use sluice_kustomize::remote::RemoteLoader;
-use sluice_source::git::{self, Auth, FetchTarget, GitError, GitErrorKind};
-use sluice_source::remote::{GitRemoteLoader, MAX_FILE_BYTES};
 
 /// The timeout given to each operation.
 const T: Duration = Duration::from_secs(3);
@@ -125,13 +125,7 @@ fn timed<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> (R, Durat
     }
 }
 
-fn ls(
-    url: String,
-    auth: Auth,
-) -> (
-    Result<Vec<sluice_source::refs::RemoteRef>, GitError>,
-    Duration,
-) {
+fn ls(url: String, auth: Auth) -> (Result<Vec<sluice_git::refs::RemoteRef>, GitError>, Duration) {
     let work = tempfile::tempdir().expect("tempdir");
     timed(move || {
         let r = git::ls_refs(

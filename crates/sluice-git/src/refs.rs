@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::api::GitRepositoryRef;
+use sluice_api::source::GitRepositoryRef;
 
 /// The branch Flux uses when `spec.ref` is absent or empty.
 pub const DEFAULT_BRANCH: &str = "master";
