@@ -616,6 +616,13 @@ where
     tokio::select! {
         () = &mut shutdown => {
             tracing::info!("shutting down before acquiring the leader election Lease");
+            // An attempt cut short may still have written the Lease: give it
+            // back (a no-op unless this candidate is named in it).
+            if elector.config.release_on_cancel
+                && let Err(e) = elector.release().await
+            {
+                tracing::warn!("releasing the leader election Lease: {e}");
+            }
             return Ok(None);
         }
         () = elector.acquire() => {}
