@@ -1,54 +1,32 @@
-//! The reconciler: watches Kustomizations and GitRepositories, and for each
-//! Kustomization fetches the artifact, builds, substitutes, applies, prunes,
-//! health-checks and writes status and events as Flux's kustomize-controller.
+//! The Kustomization controller's wiring: watches (Kustomizations, their
+//! sources, their dependencies), the reconcile entry point (finalizer,
+//! suspend, schedule), status writes and events. What a run does is in
+//! [`crate::phases`]; how it ends becomes status in [`crate::outcome`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef as KubeRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Client, Config, Resource, ResourceExt};
+use kube::{Client, Config, Resource, ResourceExt};
 use sluice_api::kustomization::{
-    DecryptionProvider, DeletionPolicy, FIELD_MANAGER, KUSTOMIZATION_KIND, KustomizationStatus,
-    SourceKind, SubstituteKind, SubstituteStrategy,
+    DeletionPolicy, FIELD_MANAGER, KUSTOMIZATION_KIND, KustomizationStatus, SourceKind,
 };
-use sluice_api::meta::{
-    self, CONDITION_FALSE, CONDITION_TRUE, CONDITION_UNKNOWN, FluxObject, HEALTHY_CONDITION,
-    READY_CONDITION, RECONCILING_CONDITION, STALLED_CONDITION,
-};
+use sluice_api::meta::{self, FluxObject};
 use sluice_api::{GitRepository, Kustomization};
-use sluice_apply::{
-    Applier, ApplyOptions, ObjectRef, Owner, PruneOptions, check_prune, inventory,
-    prune_empty_override,
-};
-use sluice_kstatus::cel::{CustomHealthCheck, Expression};
+use sluice_apply::{Applier, ObjectRef, Owner, PruneOptions, inventory, prune_empty_override};
+use sluice_runtime::{Event, Failure, History, Policy, Recorder, Schedules, finalizers};
 
-use crate::graph::{self, Key, NodeState, ReverseIndex};
-use crate::health::{self, ResourceCache};
-use crate::metrics::{Metrics, ObjectLabels};
-use crate::{artifact, render};
-
-/// Reason for fields sluice accepts but does not implement yet.
-pub const UNSUPPORTED_REASON: &str = "UnsupportedField";
-/// Flux's reason for a CEL expression that does not compile.
-pub const INVALID_CEL_REASON: &str = "InvalidCELExpression";
-/// Flux's reason (`acl.AccessDeniedReason`) for a reference refused by
-/// `--no-cross-namespace-refs`.
-pub const ACCESS_DENIED_REASON: &str = "AccessDenied";
-/// Flux's reason for health checks cut short (here: by a shutdown).
-pub const HEALTH_CHECK_CANCELED_REASON: &str = "HealthCheckCanceled";
-
-/// How long after the Kustomization's timeout a build that has not
-/// stopped by itself is given up on.
-const BUILD_GRACE: Duration = Duration::from_secs(5);
+use crate::artifact;
+use crate::graph::{Key, ReverseIndex};
+use crate::health::ResourceCache;
+use crate::metrics::Metrics;
+use crate::outcome::{self, Ended, HEALTH_CHECK_CANCELED_REASON};
+use crate::phases::{self, Run, Stop, Wait, applier_for, deps_of, source_key};
 
 /// How the controller runs.
 #[derive(Clone, Debug)]
@@ -81,6 +59,11 @@ pub struct Options {
     /// the Kustomization's (Flux's `--no-cross-namespace-refs`): Ready=False
     /// and Stalled=True with reason `AccessDenied`.
     pub no_cross_namespace_refs: bool,
+    /// Reconcile only Kustomizations matching this label selector (Flux's
+    /// `--watch-label-selector`, for sharding).
+    pub label_selector: Option<String>,
+    /// What the process's controllers share (metrics, readiness, events).
+    pub runtime: sluice_runtime::Runtime,
 }
 
 impl Default for Options {
@@ -96,6 +79,8 @@ impl Default for Options {
             no_remote_bases: false,
             default_service_account: None,
             no_cross_namespace_refs: false,
+            label_selector: None,
+            runtime: sluice_runtime::Runtime::default(),
         }
     }
 }
@@ -104,110 +89,53 @@ impl Default for Options {
 pub enum Error {
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// Deletion with `deletionPolicy: WaitForTermination`: objects of the
+    /// inventory still exist.
+    #[error("waiting for the termination of {0}")]
+    Terminating(String),
+    /// Deleting the inventory of a Kustomization being deleted failed.
+    #[error("{0}")]
+    Cleanup(String),
 }
 
-#[derive(Clone)]
-struct Memo {
-    fingerprint: String,
-    next_due: Instant,
-    blocked: bool,
+impl Error {
+    /// The label of the failure metric.
+    fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubernetesAPI",
+            Error::Terminating(_) => "Terminating",
+            Error::Cleanup(_) => meta::PRUNE_FAILED_REASON,
+        }
+    }
 }
 
 /// A build's objects and the hash of what it was built from.
 type Rendered = (u64, Arc<Vec<serde_json::Value>>);
 
-struct Ctx {
-    client: Client,
-    config: Config,
-    applier: Applier,
-    opts: Options,
-    recorder: Recorder,
-    ks_store: Store<Kustomization>,
-    git_store: Store<GitRepository>,
-    index: Arc<Mutex<ReverseIndex>>,
-    memo: Mutex<HashMap<Key, Memo>>,
-    metrics: Metrics,
-    resources: ResourceCache,
-    artifacts: Arc<artifact::ArtifactCache>,
-    rendered: Mutex<HashMap<Key, Rendered>>,
-    /// Becomes true when the controller is asked to stop.
-    shutdown: tokio::sync::watch::Receiver<bool>,
+pub(crate) struct Ctx {
+    pub client: Client,
+    pub config: Config,
+    pub applier: Applier,
+    pub opts: Options,
+    pub recorder: Recorder,
+    pub ks_store: Store<Kustomization>,
+    pub git_store: Store<GitRepository>,
+    pub index: Arc<Mutex<ReverseIndex>>,
+    pub schedules: Schedules,
+    /// Health checks in progress, by Kustomization.
+    pub waits: Mutex<HashMap<Key, Wait>>,
+    pub metrics: Metrics,
+    pub resources: ResourceCache,
+    pub artifacts: Arc<artifact::ArtifactCache>,
+    pub rendered: Mutex<HashMap<Key, Rendered>>,
 }
 
 fn key_of(ks: &Kustomization) -> Key {
     Key::new(ks.namespace().unwrap_or_default(), ks.name_any())
 }
 
-fn deps_of(ks: &Kustomization) -> Vec<Key> {
-    let ns = ks.namespace().unwrap_or_default();
-    ks.spec
-        .depends_on
-        .iter()
-        .flatten()
-        .map(|d| Key::new(d.namespace_or(&ns), d.name.clone()))
-        .collect()
-}
-
-fn source_key(ks: &Kustomization) -> (String, String, String) {
-    let ns = ks.namespace().unwrap_or_default();
-    let r = &ks.spec.source_ref;
-    (
-        r.kind.to_string(),
-        r.namespace_or(&ns).to_string(),
-        r.name.clone(),
-    )
-}
-
-/// The service account a Kustomization acts as (in its own namespace) for
-/// every read and write done on its behalf: `spec.serviceAccountName`, else
-/// the controller's default (`--default-service-account`), else none (the
-/// controller's own identity). As in Flux.
-fn service_account_of(ks: &Kustomization, opts: &Options) -> Option<String> {
-    ks.spec
-        .service_account_name
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .or(opts
-            .default_service_account
-            .as_deref()
-            .filter(|s| !s.is_empty()))
-        .map(str::to_owned)
-}
-
-/// The applier acting for `ks`: impersonating its service account, if it has
-/// one (see [`service_account_of`]).
-fn applier_for(ctx: &Ctx, ks: &Kustomization) -> Result<Applier, String> {
-    let ns = ks.namespace().unwrap_or_default();
-    match service_account_of(ks, &ctx.opts) {
-        Some(sa) => ctx
-            .applier
-            .impersonate(&ctx.config, &ns, &sa)
-            .map_err(|e| format!("impersonating service account {ns}/{sa}: {e}")),
-        None => Ok(ctx.applier.clone()),
-    }
-}
-
-/// With `--no-cross-namespace-refs`, the message for the first reference of
-/// `ks` into another namespace (its `sourceRef`, then its `dependsOn`), as
-/// Flux words it.
-fn cross_namespace_ref(ks: &Kustomization, opts: &Options) -> Option<String> {
-    if !opts.no_cross_namespace_refs {
-        return None;
-    }
-    let ns = ks.namespace().unwrap_or_default();
-    let blocked = |kind: &str, other_ns: &str, name: &str| {
-        format!(
-            "can't access '{kind}/{other_ns}/{name}', cross-namespace references have been blocked"
-        )
-    };
-    let (kind, sns, sname) = source_key(ks);
-    if sns != ns {
-        return Some(blocked(&kind, &sns, &sname));
-    }
-    deps_of(ks)
-        .into_iter()
-        .find(|d| d.namespace != ns)
-        .map(|d| blocked(KUSTOMIZATION_KIND, &d.namespace, &d.name))
+fn schedule_key(key: &Key) -> sluice_runtime::ObjectKey {
+    (key.namespace.clone(), key.name.clone())
 }
 
 /// Runs the controller until its watches end.
@@ -216,16 +144,17 @@ pub async fn run(config: Config, opts: Options, metrics: Metrics) -> anyhow::Res
 }
 
 /// Runs the controller until `shutdown` resolves, then drains: no new
-/// reconciliation starts, those in flight finish their applies and prunes
-/// (health checks in progress are cut short, with Ready=False
-/// `HealthCheckCanceled`), and it returns once they are done. The caller
-/// bounds how long it waits for that (the pod's grace period).
+/// reconciliation starts, those in flight finish their applies and prunes,
+/// and Kustomizations whose health checks were still waiting say so
+/// (Ready=False `HealthCheckCanceled`). The caller bounds how long it waits
+/// for that (the pod's grace period).
 pub async fn run_until(
     config: Config,
     opts: Options,
     metrics: Metrics,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let gate = opts.runtime.readiness.gate("kustomization-controller");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_task = tokio::spawn(async move {
         shutdown.await;
@@ -240,17 +169,17 @@ pub async fn run_until(
         }
     };
     let client = Client::try_from(config.clone())?;
-    let (ks_api, git_api): (Api<Kustomization>, Api<GitRepository>) = match &opts.namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
+    let scope = sluice_runtime::WatchScope {
+        namespace: opts.namespace.clone(),
+        label_selector: opts.label_selector.clone(),
     };
+    let ks_api = scope.api::<Kustomization>(&client);
+    let git_api = scope.api::<GitRepository>(&client);
     let (git_reader, git_writer) = reflector::store();
     let index = Arc::new(Mutex::new(ReverseIndex::default()));
 
-    // The GitRepository cache the reconciler reads artifacts from.
+    // The GitRepository cache the reconciler reads artifacts from (all of
+    // them: a Kustomization of this shard may use any source).
     let git_reflector = reflector::reflector(
         git_writer,
         watcher(git_api.clone(), watcher::Config::default()).default_backoff(),
@@ -280,7 +209,7 @@ pub async fn run_until(
         }
     }
 
-    let controller = Controller::new(ks_api.clone(), watcher::Config::default());
+    let controller = Controller::new(ks_api.clone(), scope.watcher_config());
     let ks_reader = controller.store();
 
     // Kustomizations: keep the reverse index current, and wake the
@@ -318,19 +247,16 @@ pub async fn run_until(
             .collect::<Vec<_>>()
     };
 
-    let reporter = Reporter {
-        controller: opts.event_reporter.clone(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         config,
         applier: Applier::new(client.clone()),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: Recorder::new(client.clone(), &opts.event_reporter, &opts.runtime.events),
         ks_store: ks_reader.clone(),
         git_store: git_reader,
         index,
-        memo: Mutex::new(HashMap::new()),
+        schedules: Schedules::default(),
+        waits: Mutex::new(HashMap::new()),
         metrics,
         resources: ResourceCache::default(),
         artifacts: Arc::new(
@@ -341,16 +267,22 @@ pub async fn run_until(
             .map_err(|e| anyhow::anyhow!(e))?,
         ),
         rendered: Mutex::new(HashMap::new()),
-        shutdown: stop_rx,
         opts: opts.clone(),
     });
-    tracing::info!(namespace = ?opts.namespace, storage = ?opts.storage_path, "starting Kustomization controller");
+    tracing::info!(namespace = ?opts.namespace, selector = ?opts.label_selector, storage = ?opts.storage_path, "starting Kustomization controller");
+    // Ready once the Kustomization cache has its first list.
+    let ready_store = ks_reader.clone();
+    let ready_task = tokio::spawn(async move {
+        if ready_store.wait_until_ready().await.is_ok() {
+            gate.open();
+        }
+    });
     controller
         .watches(git_api, watcher::Config::default(), git_mapper)
-        .watches(ks_api, watcher::Config::default(), dep_mapper)
+        .watches(ks_api, scope.watcher_config(), dep_mapper)
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
         .graceful_shutdown_on(stop_trigger)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {
             match res {
                 Ok((obj, _)) => tracing::trace!(object = %obj, "reconciled"),
@@ -358,1074 +290,251 @@ pub async fn run_until(
             }
         })
         .await;
+    cancel_waits(&ctx).await;
+    ready_task.abort();
     git_task.abort();
     stop_task.abort();
     tracing::info!("Kustomization controller stopped");
     Ok(())
 }
 
-fn error_policy(_obj: Arc<Kustomization>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!("Kustomization reconcile error: {err}");
-    Action::requeue(Duration::from_secs(5))
+fn error_policy(ks: Arc<Kustomization>, err: &finalizers::Error<Error>, ctx: Arc<Ctx>) -> Action {
+    let (kind, requeue) = match err {
+        finalizers::Error::ApplyFailed(e) | finalizers::Error::CleanupFailed(e) => (
+            e.kind(),
+            match e {
+                Error::Terminating(_) => Duration::from_secs(2),
+                Error::Cleanup(_) => ks.spec.retry_interval().unwrap_or(Duration::from_secs(60)),
+                Error::Kube(_) => Duration::from_secs(5),
+            },
+        ),
+        _ => ("Finalizer", Duration::from_secs(5)),
+    };
+    if !matches!(err, finalizers::Error::CleanupFailed(Error::Terminating(_))) {
+        tracing::warn!(kustomization = %key_of(&ks), "reconcile error: {err}");
+    }
+    ctx.opts.runtime.metrics.failure(KUSTOMIZATION_KIND, kind);
+    Action::requeue(requeue)
 }
 
-fn fingerprint(ks: &Kustomization, revision: &str) -> String {
-    let ann = ks.annotations();
-    format!(
-        "{:?}|{}|{}|{}",
-        ks.meta().generation,
-        meta::reconcile_request(Some(ann)).unwrap_or(""),
-        revision,
-        prune_empty_override(Some(ann)).unwrap_or(""),
+async fn reconcile(
+    ks: Arc<Kustomization>,
+    ctx: Arc<Ctx>,
+) -> Result<Action, finalizers::Error<Error>> {
+    let (a, c) = (ctx.clone(), ctx.clone());
+    finalizers::reconcile(
+        &ctx.client,
+        ks,
+        |ks| async move { reconcile_live(&ks, &a).await },
+        |ks| async move { cleanup(&ks, &c).await },
     )
+    .await
 }
 
-/// The outcome of one reconciliation, before it is written.
-struct Outcome {
-    status: KustomizationStatus,
-    events: Vec<(EventType, String, String)>,
-    requeue: Duration,
-    blocked: bool,
-    result: &'static str,
+/// The scheduling and condition policy of `ks`.
+fn policy(ks: &Kustomization, opts: &Options) -> Policy {
+    let interval = ks.spec.interval().unwrap_or(Duration::from_secs(600));
+    let retry = ks.spec.retry_interval().unwrap_or(interval);
+    Policy {
+        dependency_requeue: opts.requeue_dependency,
+        progress_poll: opts.health_poll,
+        ..Policy::new(interval, retry)
+    }
 }
 
-async fn reconcile(ks: Arc<Kustomization>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let key = key_of(&ks);
-    if ks.meta().deletion_timestamp.is_some() {
-        return finalize(&ks, &ctx).await;
-    }
-    if !ks.finalizers().iter().any(|f| f == meta::FINALIZER) {
-        let mut finalizers = ks.finalizers().to_vec();
-        finalizers.push(meta::FINALIZER.to_string());
-        let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &key.namespace);
-        api.patch(
-            &key.name,
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"metadata": {"finalizers": finalizers}})),
-        )
-        .await?;
-        ctx.metrics.writes.inc();
-    }
+async fn reconcile_live(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> {
+    let key = key_of(ks);
+    let skey = schedule_key(&key);
     if ks.spec.is_suspended() {
-        if let Ok(mut m) = ctx.memo.lock() {
-            m.remove(&key);
-        }
+        ctx.schedules.remove(&skey);
+        forget_wait(ctx, &key);
         ctx.metrics.count("skipped");
+        observe(ctx, ks, ks.status.as_ref());
         return Ok(Action::await_change());
     }
     if let Ok(mut idx) = ctx.index.lock() {
-        idx.set(&key, deps_of(&ks));
+        idx.set(&key, deps_of(ks));
     }
 
-    let source = fresh_source(&ctx, &ks).await;
+    let source = phases::fresh_source(ctx, ks).await;
     let revision = source
         .as_ref()
         .and_then(|g| g.status.as_ref())
         .and_then(|s| s.artifact.as_ref())
         .map(|a| a.revision.clone())
         .unwrap_or_default();
-    let fp = fingerprint(&ks, &revision);
-    let now = Instant::now();
-    let memo = ctx.memo.lock().ok().and_then(|m| m.get(&key).cloned());
-    if let Some(m) = memo
-        && !m.blocked
-        && m.fingerprint == fp
-        && now < m.next_due
-    {
-        return Ok(Action::requeue(m.next_due - now));
+    let fp = sluice_runtime::schedule::fingerprint(
+        ks,
+        &[
+            &revision,
+            prune_empty_override(Some(ks.annotations())).unwrap_or(""),
+        ],
+    );
+    if let Some(wait) = ctx.schedules.wait(&skey, &fp, Instant::now()) {
+        return Ok(Action::requeue(wait));
     }
 
-    let start = Instant::now();
-    let old_status = ks.status.clone().unwrap_or_default();
-    let mut written = old_status.clone();
-    let outcome = reconcile_inner(&ks, &ctx, source, &mut written).await?;
-    let mut status = outcome.status;
-    sort_conditions(status.conditions_mut());
-    if status != written {
-        patch_status(&ctx, &key, &status).await?;
-    }
-    if !outcome.events.is_empty() {
-        publish(&ctx, &ks, outcome.events).await;
-    }
-    ctx.metrics
-        .duration
-        .get_or_create(&ObjectLabels {
-            kind: KUSTOMIZATION_KIND.into(),
-            name: key.name.clone(),
-            namespace: key.namespace.clone(),
-        })
-        .observe(start.elapsed().as_secs_f64());
-    ctx.metrics.count(outcome.result);
-    if let Ok(mut m) = ctx.memo.lock() {
-        m.insert(
-            key,
-            Memo {
-                fingerprint: fp,
-                next_due: Instant::now() + outcome.requeue,
-                blocked: outcome.blocked,
-            },
-        );
-    }
-    Ok(Action::requeue(outcome.requeue))
-}
-
-fn lookup_source(ctx: &Ctx, ks: &Kustomization) -> Option<Arc<GitRepository>> {
-    let (kind, ns, name) = source_key(ks);
-    if kind != SourceKind::GitRepository.to_string() {
-        return None;
-    }
-    ctx.git_store.get(&KubeRef::new(&name).within(&ns))
-}
-
-/// The source as the API server has it now, for the start of a reconcile.
-///
-/// The GitRepository event that wakes a Kustomization comes from the
-/// controller's own watch, which can be ahead of the reflector store behind
-/// [`lookup_source`]. Read from that store, a new artifact could look like the
-/// old one (or like none), and the unchanged-fingerprint fast path would then
-/// sleep until the next interval. One GET per reconcile (a read, never a write)
-/// closes that race; the store is the fallback when the GET fails.
-async fn fresh_source(ctx: &Ctx, ks: &Kustomization) -> Option<Arc<GitRepository>> {
-    let (kind, ns, name) = source_key(ks);
-    if kind != SourceKind::GitRepository.to_string() || cross_namespace_ref(ks, &ctx.opts).is_some()
-    {
-        return None;
-    }
-    let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
-    match api.get_opt(&name).await {
-        Ok(found) => found.map(Arc::new),
-        Err(e) => {
-            tracing::debug!(source = %format!("{ns}/{name}"), "reading the source, using the cache: {e}");
-            lookup_source(ctx, ks)
+    let started = Instant::now();
+    let policy = policy(ks, &ctx.opts);
+    let history = History {
+        consecutive_failures: ctx.schedules.get(&skey).map_or(0, |d| d.failures),
+    };
+    // A health check in progress for the same spec and revision resumes;
+    // anything new starts over.
+    let waiting = ctx
+        .waits
+        .lock()
+        .ok()
+        .and_then(|mut w| w.remove(&key))
+        .filter(|w| w.fingerprint == fp);
+    let mut run = Run::new(ks, ctx, key.clone(), fp.clone());
+    let result = match waiting {
+        Some(wait) => run.resume_health(wait).await,
+        None => run.execute(source).await,
+    };
+    let ended = match result {
+        Ok(done) => Ended::Done {
+            revision: done.revision,
+            changed: done.changed,
+            elapsed: done.started.elapsed(),
+        },
+        Err(Stop::Failed(failure)) => Ended::Failed {
+            failure,
+            revision: run.revision.clone(),
+        },
+        Err(Stop::Blocked { message, cycle }) => Ended::Blocked { message, cycle },
+        Err(Stop::Waiting(wait)) => {
+            let ended = Ended::Waiting {
+                revision: wait.revision.clone(),
+                message: wait.message(),
+            };
+            if let Ok(mut w) = ctx.waits.lock() {
+                w.insert(key.clone(), *wait);
+            }
+            ended
         }
+        Err(Stop::Api(e)) => return Err(e.into()),
+    };
+    let failed = matches!(&ended, Ended::Failed { .. });
+    if let Ended::Failed { failure, .. } = &ended {
+        ctx.opts
+            .runtime
+            .metrics
+            .failure(KUSTOMIZATION_KIND, &failure.reason);
     }
+    let blocked = matches!(&ended, Ended::Blocked { .. });
+    let concluded = outcome::conclude(ks, run.status, ended, run.events, &policy, history);
+    if Some(&concluded.status) != Some(&run.written) {
+        write_status(ctx, ks, &concluded.status).await?;
+    }
+    publish(ctx, ks, Some(&revision), &concluded.decision.events).await;
+    ctx.opts.runtime.metrics.observe_duration(
+        KUSTOMIZATION_KIND,
+        &key.namespace,
+        &key.name,
+        started.elapsed(),
+    );
+    observe(ctx, ks, Some(&concluded.status));
+    ctx.metrics.count(concluded.result);
+    let requeue = concluded.decision.requeue;
+    ctx.schedules.set(
+        skey,
+        sluice_runtime::Due {
+            fingerprint: fp,
+            next: Some(Instant::now() + requeue),
+            failures: if failed {
+                history.consecutive_failures + 1
+            } else {
+                0
+            },
+            // A blocked Kustomization looks at its dependencies at every
+            // wake-up (a dependency turning ready wakes it).
+            eager: blocked,
+        },
+    );
+    Ok(Action::requeue(requeue))
 }
 
-async fn patch_status(ctx: &Ctx, key: &Key, status: &KustomizationStatus) -> Result<(), Error> {
-    let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let patch = serde_json::json!({
-        "apiVersion": format!("{}/{}", sluice_api::kustomization::GROUP, sluice_api::kustomization::VERSION),
-        "kind": KUSTOMIZATION_KIND,
-        "status": status,
-    });
-    api.patch_status(
-        &key.name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+/// Records the metrics of `ks` with `status`.
+fn observe(ctx: &Ctx, ks: &Kustomization, status: Option<&KustomizationStatus>) {
+    let key = key_of(ks);
+    ctx.opts
+        .runtime
+        .metrics
+        .observe(&sluice_runtime::metrics::Observation {
+            kind: KUSTOMIZATION_KIND,
+            namespace: &key.namespace,
+            name: &key.name,
+            conditions: status
+                .and_then(|s| s.conditions.as_deref())
+                .unwrap_or_default(),
+            suspended: ks.spec.is_suspended(),
+            revision: status
+                .and_then(|s| s.last_applied_revision.as_deref())
+                .unwrap_or_default(),
+        });
+}
+
+/// Writes the status of `ks` (every status write of this controller goes
+/// through here).
+pub(crate) async fn write_status(
+    ctx: &Ctx,
+    ks: &Kustomization,
+    status: &KustomizationStatus,
+) -> Result<(), kube::Error> {
+    sluice_runtime::status::patch(&ctx.client, ks, status, FIELD_MANAGER).await?;
     ctx.metrics.writes.inc();
     Ok(())
 }
 
-async fn publish(ctx: &Ctx, ks: &Kustomization, events: Vec<(EventType, String, String)>) {
-    let reference = ks.object_ref(&());
-    for (type_, reason, note) in events {
-        let mut note = note;
-        if note.len() > 1024 {
-            let mut end = 1000;
-            while !note.is_char_boundary(end) {
-                end -= 1;
-            }
-            note.truncate(end);
-            note.push_str(" ...");
-        }
-        let digest = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            note.hash(&mut h);
-            h.finish()
-        };
-        let ev = KubeEvent {
-            type_,
-            reason,
-            note: Some(note),
-            action: format!("Reconcile-{:08x}", digest as u32),
-            secondary: None,
-        };
-        match ctx.recorder.publish(&ev, &reference).await {
-            Ok(()) => {
-                ctx.metrics.writes.inc();
-            }
-            Err(e) => tracing::warn!("publishing event: {e}"),
-        }
+async fn publish(ctx: &Ctx, ks: &Kustomization, revision: Option<&str>, events: &[Event]) {
+    let written = ctx.recorder.publish(ks, revision, events).await;
+    ctx.metrics.writes.inc_by(written as u64);
+}
+
+fn forget_wait(ctx: &Ctx, key: &Key) {
+    if let Ok(mut w) = ctx.waits.lock() {
+        w.remove(key);
     }
 }
 
-fn sort_conditions(conditions: &mut [Condition]) {
-    let rank = |t: &str| match t {
-        READY_CONDITION => 0,
-        RECONCILING_CONDITION => 1,
-        STALLED_CONDITION => 2,
-        HEALTHY_CONDITION => 3,
-        _ => 4,
-    };
-    conditions.sort_by(|a, b| {
-        rank(&a.type_)
-            .cmp(&rank(&b.type_))
-            .then(a.type_.cmp(&b.type_))
-    });
-}
-
-fn set(
-    status: &mut KustomizationStatus,
-    type_: &str,
-    value: &str,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-) {
-    meta::set_condition(
-        status.conditions_mut(),
-        meta::new_condition(type_, value, reason, message, generation),
-    );
-}
-
-fn remove(status: &mut KustomizationStatus, type_: &str) {
-    if let Some(c) = status.conditions.as_mut() {
-        meta::remove_condition(c, type_);
-    }
-}
-
-/// A failed step: its reason and message.
-struct Failure {
-    reason: &'static str,
-    message: String,
-    stalled: bool,
-}
-
-impl Failure {
-    fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Failure {
-            reason,
-            message: message.into(),
-            stalled: false,
-        }
-    }
-}
-
-async fn reconcile_inner(
-    ks: &Kustomization,
-    ctx: &Ctx,
-    source: Option<Arc<GitRepository>>,
-    written: &mut KustomizationStatus,
-) -> Result<Outcome, Error> {
-    let key = key_of(ks);
-    let generation = ks.meta().generation;
-    let interval = ks.spec.interval().unwrap_or(Duration::from_secs(600));
-    let retry = ks.spec.retry_interval().unwrap_or(interval);
-    let mut status = written.clone();
-    if let Some(token) = meta::reconcile_request(Some(ks.annotations())) {
-        status.last_handled_reconcile_at = Some(token.to_string());
-    }
-    let previous_ready_message =
-        meta::find_condition(ks.conditions(), READY_CONDITION).map(|c| c.message.clone());
-
-    let fail = |mut status: KustomizationStatus,
-                f: Failure,
-                revision: Option<&str>,
-                events: Vec<(EventType, String, String)>| {
-        set(
-            &mut status,
-            READY_CONDITION,
-            CONDITION_FALSE,
-            f.reason,
-            &f.message,
-            generation,
-        );
-        if f.stalled {
-            set(
-                &mut status,
-                STALLED_CONDITION,
-                CONDITION_TRUE,
-                f.reason,
-                &f.message,
-                generation,
-            );
-            remove(&mut status, RECONCILING_CONDITION);
-        } else {
-            set(
-                &mut status,
-                RECONCILING_CONDITION,
-                CONDITION_TRUE,
-                meta::PROGRESSING_WITH_RETRY_REASON,
-                &f.message,
-                generation,
-            );
-            remove(&mut status, STALLED_CONDITION);
-        }
-        if let Some(rev) = revision {
-            status.last_attempted_revision = Some(rev.to_string());
-        }
-        status.observed_generation = generation;
-        let mut events = events;
-        if previous_ready_message.as_deref() != Some(f.message.as_str()) {
-            events.push((EventType::Warning, f.reason.to_string(), f.message.clone()));
-        }
-        Outcome {
-            status,
-            events,
-            requeue: if f.stalled { interval } else { retry },
-            blocked: false,
-            result: "failed",
-        }
-    };
-
-    // Fields accepted by the schema but not implemented: applying without
-    // them would be wrong (the wrong cluster).
-    for (set_, field) in [(ks.spec.kube_config.is_some(), "spec.kubeConfig")] {
-        if set_ {
-            let f = Failure {
-                reason: UNSUPPORTED_REASON,
-                message: format!("{field} is not supported by sluice yet; nothing was applied"),
-                stalled: true,
-            };
-            return Ok(fail(status, f, None, vec![]));
-        }
-    }
-
-    // CEL: spec.healthCheckExprs and dependsOn[].readyExpr compile before
-    // anything runs; a bad expression stops the run naming its field.
-    let mut custom_checks = Vec::new();
-    let mut bad_expr = None;
-    for (i, h) in ks.spec.health_check_exprs.iter().flatten().enumerate() {
-        match CustomHealthCheck::new(
-            &format!("spec.healthCheckExprs[{i}]"),
-            &h.api_version,
-            h.kind.as_deref().unwrap_or_default(),
-            &h.current,
-            h.in_progress.as_deref(),
-            h.failed.as_deref(),
-        ) {
-            Ok(c) => custom_checks.push(c),
-            Err(m) => bad_expr = bad_expr.or(Some(m)),
-        }
-    }
-    for (i, d) in ks.spec.depends_on.iter().flatten().enumerate() {
-        if let Some(Err(m)) = d.ready_expr.as_deref().map(Expression::compile) {
-            bad_expr = bad_expr.or(Some(format!("spec.dependsOn[{i}].readyExpr: {m}")));
-        }
-    }
-    if let Some(m) = bad_expr {
-        let f = Failure {
-            reason: INVALID_CEL_REASON,
-            message: m,
-            stalled: true,
-        };
-        return Ok(fail(status, f, None, vec![]));
-    }
-
-    // --no-cross-namespace-refs: refused before anything is read from the
-    // other namespace (Flux: AccessDenied, stalled until the spec changes).
-    if let Some(m) = cross_namespace_ref(ks, &ctx.opts) {
-        let f = Failure {
-            reason: ACCESS_DENIED_REASON,
-            message: m,
-            stalled: true,
-        };
-        return Ok(fail(status, f, None, vec![]));
-    }
-
-    // dependsOn
-    let deps = deps_of(ks);
-    if !deps.is_empty() {
-        let root_source = source_key(ks);
-        let check = graph::check(&key, |k| node_state(ctx, k, &key, ks, &root_source));
-        if !check.is_ready() {
-            let msg = check.message();
-            let cycle = matches!(check, graph::DepCheck::Cycle { .. });
-            set(
-                &mut status,
-                READY_CONDITION,
-                CONDITION_FALSE,
-                meta::DEPENDENCY_NOT_READY_REASON,
-                &msg,
-                generation,
-            );
-            if cycle {
-                set(
-                    &mut status,
-                    STALLED_CONDITION,
-                    CONDITION_TRUE,
-                    meta::DEPENDENCY_NOT_READY_REASON,
-                    &msg,
-                    generation,
-                );
-            }
-            let mut events = vec![];
-            if previous_ready_message.as_deref() != Some(msg.as_str()) {
-                events.push((
-                    EventType::Normal,
-                    meta::DEPENDENCY_NOT_READY_REASON.to_string(),
-                    msg,
-                ));
-            }
-            return Ok(Outcome {
-                status,
-                events,
-                requeue: ctx.opts.requeue_dependency.min(retry),
-                blocked: true,
-                result: "blocked",
-            });
-        }
-        remove(&mut status, STALLED_CONDITION);
-    }
-
-    // Source
-    let (skind, sns, sname) = source_key(ks);
-    if ks.spec.source_ref.kind != SourceKind::GitRepository {
-        let f = Failure {
-            reason: UNSUPPORTED_REASON,
-            message: format!("source kind {skind} is not supported by sluice yet"),
-            stalled: true,
-        };
-        return Ok(fail(status, f, None, vec![]));
-    }
-    let Some(source) = source else {
-        let f = Failure::new(
-            meta::ARTIFACT_FAILED_REASON,
-            format!("Source '{skind}/{sns}/{sname}' not found"),
-        );
-        return Ok(fail(status, f, None, vec![]));
-    };
-    let Some(artifact) = source.status.as_ref().and_then(|s| s.artifact.clone()) else {
-        let f = Failure::new(
-            meta::ARTIFACT_FAILED_REASON,
-            format!("Source '{skind}/{sns}/{sname}' is not ready, artifact not found"),
-        );
-        return Ok(fail(status, f, None, vec![]));
-    };
-    let revision = artifact.revision.clone();
-    let timeout = ks.spec.timeout().unwrap_or(Duration::from_secs(300));
-
-    // Progress, written only when something new is being applied.
-    if status.last_attempted_revision.as_deref() != Some(revision.as_str())
-        || status.observed_generation != generation
-    {
-        let msg = format!(
-            "Fetching manifests for revision {revision} with a timeout of {}",
-            meta::format_duration(timeout)
-        );
-        set(
-            &mut status,
-            RECONCILING_CONDITION,
-            CONDITION_TRUE,
-            meta::PROGRESSING_REASON,
-            &msg,
-            generation,
-        );
-        set(
-            &mut status,
-            READY_CONDITION,
-            CONDITION_UNKNOWN,
-            meta::PROGRESSING_REASON,
-            "Reconciliation in progress",
-            generation,
-        );
-        let mut progress = status.clone();
-        // The request counts as handled once the run is over.
-        progress
-            .last_handled_reconcile_at
-            .clone_from(&written.last_handled_reconcile_at);
-        sort_conditions(progress.conditions_mut());
-        if progress != *written {
-            patch_status(ctx, &key, &progress).await?;
-            *written = progress;
-        }
-    }
-
-    let phase = Instant::now();
-    // postBuild variables, and for spec.decryption the age identities of
-    // the decryption Secret.
-    let inputs = match substitution_vars(ctx, ks).await {
-        Ok(vars) => decryption_keys(ctx, ks).await.map(|d| (vars, d)),
-        Err(m) => Err(m),
-    };
-    let (vars, decryption) = match inputs {
-        Ok(v) => v,
-        Err(m) => {
-            return Ok(fail(
-                status,
-                Failure::new(meta::BUILD_FAILED_REASON, m),
-                Some(&revision),
-                vec![],
-            ));
-        }
-    };
-
-    // Fetch, build, decrypt, substitute (blocking work off the runtime).
-    // The result is kept per Kustomization and reused while the artifact,
-    // the spec, the decryption Secret and the variables are the same
-    // (interval runs only re-apply).
-    let render_key = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        artifact.digest.hash(&mut h);
-        artifact.revision.hash(&mut h);
-        serde_json::to_string(&ks.spec)
-            .unwrap_or_default()
-            .hash(&mut h);
-        vars.hash(&mut h);
-        decryption.as_ref().map(|(_, v)| v).hash(&mut h);
-        h.finish()
-    };
-    let cached = ctx.rendered.lock().ok().and_then(|m| {
-        m.get(&key)
-            .filter(|(k, _)| *k == render_key)
-            .map(|(_, o)| o.clone())
-    });
-    let built: Result<Arc<Vec<serde_json::Value>>, Failure> = match cached {
-        Some(objects) => Ok(objects),
-        None => {
-            let spec = ks.spec.clone();
-            let storage = ctx.opts.storage_path.clone();
-            let http_timeout = ctx.opts.http_timeout;
-            let art = artifact.clone();
-            let cache = ctx.artifacts.clone();
-            // The whole fetch and build runs within the Kustomization's
-            // timeout: the engine stops itself at the deadline (remote
-            // fetches get the time left), and the await below gives up
-            // shortly after it whatever the blocking task does.
-            let deadline = Instant::now() + timeout;
-            let no_remote_bases = ctx.opts.no_remote_bases;
-            let task =
-                tokio::task::spawn_blocking(move || -> Result<Vec<serde_json::Value>, Failure> {
-                    let (_tmp, dir) = cache
-                        .checkout(storage.as_deref(), &art, http_timeout)
-                        .map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
-                    let path = render::resolve_path(&dir, spec.path.as_deref())
-                        .map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
-                    let failed = |m: String| {
-                        Failure::new(
-                            meta::BUILD_FAILED_REASON,
-                            render::relative_to_root(&m, &dir),
-                        )
-                    };
-                    render::write_kustomization(&path, &spec).map_err(failed)?;
-                    if let Some((ids, _)) = &decryption {
-                        render::decrypt_sources(&dir, &path, ids)
-                            .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
-                    }
-                    let bopts = render::BuildOptions {
-                        root: Some(dir.clone()),
-                        deadline: Some(deadline),
-                        no_remote_bases,
-                    };
-                    let mut objects = render::build(&path, &bopts).map_err(failed)?;
-                    if let Some((ids, _)) = &decryption {
-                        objects = render::decrypt(objects, ids)
-                            .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
-                    }
-                    render::substitute(objects, vars.as_ref())
-                        .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))
-                });
-            let built = match tokio::time::timeout(timeout + BUILD_GRACE, task).await {
-                Ok(joined) => joined.unwrap_or_else(|e| {
-                    Err(Failure::new(
-                        meta::BUILD_FAILED_REASON,
-                        format!("build panicked: {e}"),
-                    ))
-                }),
-                Err(_) => Err(Failure::new(
-                    meta::BUILD_FAILED_REASON,
-                    format!(
-                        "build did not finish within the timeout of {}",
-                        meta::format_duration(timeout)
-                    ),
-                )),
-            }
-            .map(Arc::new);
-            if let (Ok(objects), Ok(mut m)) = (&built, ctx.rendered.lock()) {
-                m.insert(key.clone(), (render_key, objects.clone()));
-            }
-            built
-        }
-    };
-    tracing::debug!(kustomization = %key, elapsed = ?phase.elapsed(), "fetched and built");
-    let objects = match built {
-        Ok(o) => (*o).clone(),
-        Err(f) => return Ok(fail(status, f, Some(&revision), vec![])),
-    };
-
-    // Apply, prune and health checks all act as the Kustomization's service
-    // account, when it has one.
-    let ns = key.namespace.clone();
-    let service_account = service_account_of(ks, &ctx.opts);
-    let applier = match applier_for(ctx, ks) {
-        Ok(a) => a,
-        Err(m) => {
-            let f = Failure::new(meta::RECONCILIATION_FAILED_REASON, m);
-            return Ok(fail(status, f, Some(&revision), vec![]));
-        }
-    };
-    let owner = Owner::new(&key.name, &key.namespace);
-    let mut opts = ApplyOptions::new(owner.clone());
-    opts.force = ks.spec.is_force();
-    if let Some(cm) = &ks.spec.common_metadata {
-        opts.common_labels = cm.labels.clone().unwrap_or_default();
-        opts.common_annotations = cm.annotations.clone().unwrap_or_default();
-    }
-    for (i, rule) in ks.spec.ignore.iter().flatten().enumerate() {
-        match sluice_apply::IgnoreRule::new(i, &rule.paths, rule.target.as_ref()) {
-            Ok(r) => opts.ignore.push(r),
-            Err(m) => {
-                let f = Failure {
-                    reason: meta::RECONCILIATION_FAILED_REASON,
-                    message: m,
-                    stalled: true,
-                };
-                return Ok(fail(status, f, Some(&revision), vec![]));
-            }
-        }
-    }
-    let count = objects.len();
-    let old_inventory = status.inventory.clone().unwrap_or_default();
-    let mut events = Vec::new();
-    let started = Instant::now();
-    // Write-ahead: the objects this apply may create go into the recorded
-    // inventory before it starts, so a controller killed in the middle of it
-    // still prunes them once they leave Git (one status write, only when the
-    // build has objects the inventory lacks).
-    let ahead = inventory::union(&old_inventory, &inventory::intended(&objects));
-    if ahead.entries.len() != old_inventory.entries.len()
-        && written.inventory.as_ref() != Some(&ahead)
-    {
-        let mut progress = written.clone();
-        progress.inventory = Some(ahead);
-        patch_status(ctx, &key, &progress).await?;
-        *written = progress;
-    }
-    let progress = sluice_apply::ApplyProgress::new();
-    opts.progress = Some(progress.clone());
-    let result = match tokio::time::timeout(timeout, applier.apply(objects, &opts)).await {
-        Err(_) => {
-            // What the abandoned apply wrote (or was writing) stays in the
-            // inventory, so a later prune can still remove it.
-            status.inventory = Some(inventory::union(&old_inventory, &progress.inventory()));
-            let f = Failure::new(
-                meta::RECONCILIATION_FAILED_REASON,
-                format!("apply timed out after {}", meta::format_duration(timeout)),
-            );
-            return Ok(fail(status, f, Some(&revision), events));
-        }
-        Ok(Err(e)) => {
-            ctx.metrics.record(&e.requests);
-            status.inventory = Some(inventory::union(
-                &old_inventory,
-                &e.change_set.to_inventory(),
-            ));
-            let log = e.change_set.change_log();
-            if !log.is_empty() {
-                events.push((EventType::Normal, meta::PROGRESSING_REASON.to_string(), log));
-            }
-            let mut message = e.to_string();
-            if let Some(sa) = &service_account
-                && e.errors.iter().any(|x| x.is_forbidden())
-            {
-                message =
-                    format!("apply forbidden by RBAC for service account {ns}/{sa}: {message}");
-            }
-            let f = Failure::new(meta::RECONCILIATION_FAILED_REASON, message);
-            return Ok(fail(status, f, Some(&revision), events));
-        }
-        Ok(Ok(r)) => r,
-    };
-    ctx.metrics.record(&result.requests);
-    tracing::debug!(kustomization = %key, elapsed = ?started.elapsed(), requests = ?result.requests, "applied");
-    let changed = result.change_set.has_changes();
-    if changed {
-        events.push((
-            EventType::Normal,
-            meta::PROGRESSING_REASON.to_string(),
-            result.change_set.change_log(),
-        ));
-    }
-    let new_inventory = result.inventory();
-
-    // Prune
-    let mut inv = new_inventory.clone();
-    if ks.spec.prune {
-        // The stale set, then the empty-build and mass-deletion guards:
-        // nothing is pruned, and nothing leaves the inventory, until the
-        // revision is confirmed.
-        let checked = result
-            .stale(&old_inventory)
-            .map_err(|e| e.to_string())
-            .and_then(|stale| {
-                check_prune(
-                    &old_inventory,
-                    count,
-                    &stale,
-                    &revision,
-                    prune_empty_override(Some(ks.annotations())),
-                )
-                .map(|()| stale)
-                .map_err(|e| e.to_string())
-            });
-        let stale = match checked {
-            Ok(stale) => stale,
-            Err(message) => {
-                status.inventory = Some(inventory::union(&old_inventory, &new_inventory));
-                return Ok(fail(
-                    status,
-                    Failure::new(meta::PRUNE_FAILED_REASON, message),
-                    Some(&revision),
-                    events,
-                ));
-            }
-        };
-        if !stale.is_empty() {
-            match applier
-                .prune(&stale, &PruneOptions::new(owner.clone()))
-                .await
-            {
-                Ok(p) => {
-                    ctx.metrics.record(&p.requests);
-                    let log = p.change_set.change_log();
-                    if !log.is_empty() {
-                        events.push((EventType::Normal, meta::PROGRESSING_REASON.to_string(), log));
-                    }
-                }
-                Err(e) => {
-                    ctx.metrics.record(&e.requests);
-                    inv = inventory::union(&new_inventory, &inventory::from_objects(&e.failed));
-                    status.inventory = Some(inv);
-                    return Ok(fail(
-                        status,
-                        Failure::new(meta::PRUNE_FAILED_REASON, e.to_string()),
-                        Some(&revision),
-                        events,
-                    ));
-                }
-            }
-        }
-    }
-    status.inventory = Some(inv);
-    // The inventory is written before the health checks, which can last up
-    // to the timeout: a controller stopped during them (a restart, a kill)
-    // still knows what it applied and prunes it when it leaves Git.
-    if status.inventory != written.inventory {
-        let mut progress = written.clone();
-        progress.inventory.clone_from(&status.inventory);
-        patch_status(ctx, &key, &progress).await?;
-        *written = progress;
-    }
-
-    // Health
-    let to_check: Vec<ObjectRef> = if ks.spec.is_wait() {
-        result.applied()
-    } else {
-        ks.spec
-            .health_checks
-            .iter()
-            .flatten()
-            .map(|h| {
-                ObjectRef::from_api_version(
-                    h.api_version.as_deref().unwrap_or("v1"),
-                    &h.kind,
-                    h.namespace.as_deref().unwrap_or(""),
-                    &h.name,
-                )
-            })
-            .collect()
-    };
-    if to_check.is_empty() {
-        remove(&mut status, HEALTHY_CONDITION);
-    } else {
-        let remaining = timeout
-            .saturating_sub(started.elapsed())
-            .max(Duration::from_secs(1));
-        let hstart = Instant::now();
-        let acting_as = service_account.as_ref().map(|sa| format!("{ns}/{sa}"));
-        let checks = health::wait_for(
-            applier.client(),
-            acting_as.as_deref(),
-            &ctx.resources,
-            &to_check,
-            &custom_checks,
-            remaining,
-            ctx.opts.health_poll,
-        );
-        // Health checks only read: a shutdown cuts them short (applies and
-        // prunes, which write, are always finished).
-        let mut shutdown = ctx.shutdown.clone();
-        let checked = tokio::select! {
-            r = checks => Some(r),
-            () = async move {
-                if shutdown.wait_for(|s| *s).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            } => None,
-        };
-        let Some(checked) = checked else {
-            let m =
-                "Health check canceled: the controller is shutting down; the next run checks again";
-            let f = Failure::new(HEALTH_CHECK_CANCELED_REASON, m);
-            return Ok(fail(status, f, Some(&revision), events));
-        };
-        match checked {
-            Ok(()) => {
-                let msg = format!(
-                    "Health check passed in {}",
-                    meta::format_duration(Duration::from_millis(
-                        hstart.elapsed().as_millis() as u64
-                    ))
-                );
-                let was_healthy = meta::is_condition_true(ks.conditions(), HEALTHY_CONDITION);
-                if was_healthy && !changed {
-                    // Keep the old message: no status write for a no-op run.
-                } else {
-                    set(
-                        &mut status,
-                        HEALTHY_CONDITION,
-                        CONDITION_TRUE,
-                        meta::SUCCEEDED_REASON,
-                        &msg,
-                        generation,
-                    );
-                }
-            }
-            Err(m) => {
-                set(
-                    &mut status,
-                    HEALTHY_CONDITION,
-                    CONDITION_FALSE,
-                    meta::HEALTH_CHECK_FAILED_REASON,
-                    &m,
-                    generation,
-                );
-                return Ok(fail(
-                    status,
-                    Failure::new(meta::HEALTH_CHECK_FAILED_REASON, m),
-                    Some(&revision),
-                    events,
-                ));
-            }
-        }
-    }
-
-    let message = format!("Applied revision: {revision}");
-    let was_ready =
-        ks.is_ready() && status.last_applied_revision.as_deref() == Some(revision.as_str());
-    set(
-        &mut status,
-        READY_CONDITION,
-        CONDITION_TRUE,
-        meta::RECONCILIATION_SUCCEEDED_REASON,
-        &message,
-        generation,
-    );
-    remove(&mut status, RECONCILING_CONDITION);
-    remove(&mut status, STALLED_CONDITION);
-    status.last_applied_revision = Some(revision.clone());
-    status.last_attempted_revision = Some(revision.clone());
-    status.observed_generation = generation;
-    if !was_ready || changed {
-        events.push((
-            EventType::Normal,
-            meta::RECONCILIATION_SUCCEEDED_REASON.to_string(),
-            format!(
-                "Reconciliation finished in {}, next run in {}",
-                meta::format_duration(Duration::from_millis(started.elapsed().as_millis() as u64)),
-                meta::format_duration(interval)
-            ),
-        ));
-    }
-    Ok(Outcome {
-        status,
-        events,
-        requeue: interval,
-        blocked: false,
-        result: if changed { "applied" } else { "unchanged" },
-    })
-}
-
-/// A Kustomization as the dependsOn graph sees it. `root` is the one being
-/// reconciled: a dependency that shares its source must have applied the
-/// source's current revision (Flux's rule).
-fn node_state(
-    ctx: &Ctx,
-    k: &Key,
-    root: &Key,
-    root_ks: &Kustomization,
-    root_source: &(String, String, String),
-) -> Option<NodeState> {
-    if k == root {
-        return Some(NodeState {
-            deps: deps_of(root_ks),
-            ready: Err(String::new()),
-        });
-    }
-    let ks = ctx
-        .ks_store
-        .get(&KubeRef::new(&k.name).within(&k.namespace))?;
-    let deps = deps_of(&ks);
-    // A direct dependency with `readyExpr`: the expression replaces the
-    // built-in check (Flux's default), with `dep` and `self` bound.
-    let ready_expr = root_ks
-        .spec
-        .depends_on
-        .iter()
-        .flatten()
-        .find(|d| d.name == k.name && d.namespace_or(&root.namespace) == k.namespace)
-        .and_then(|d| d.ready_expr.as_deref())
-        .filter(|e| !e.trim().is_empty());
-    let ready = if ks.meta().deletion_timestamp.is_some() {
-        Err("it is being deleted".to_string())
-    } else if let Some(text) = ready_expr {
-        let dep = serde_json::to_value(&*ks).unwrap_or_default();
-        let me = serde_json::to_value(root_ks).unwrap_or_default();
-        match Expression::compile(text).and_then(|e| e.eval_bool(&[("dep", &dep), ("self", &me)])) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(format!("readyExpr {text:?} is false")),
-            Err(e) => Err(format!("readyExpr: {e}")),
-        }
-    } else if !ks.is_ready() {
-        let msg = meta::find_condition(ks.conditions(), READY_CONDITION)
-            .map(|c| c.message.clone())
-            .unwrap_or_default();
-        Err(msg)
-    } else if source_key(&ks) == *root_source {
-        let current = lookup_source(ctx, &ks)
-            .and_then(|g| g.status.clone())
-            .and_then(|s| s.artifact)
-            .map(|a| a.revision);
-        let applied = ks
-            .status
-            .as_ref()
-            .and_then(|s| s.last_applied_revision.clone());
-        match current {
-            Some(cur) if applied.as_deref() != Some(cur.as_str()) => Err(format!(
-                "it has not applied the source's revision {cur} yet"
-            )),
-            _ => Ok(()),
-        }
-    } else {
-        Ok(())
-    };
-    Some(NodeState { deps, ready })
-}
-
-/// `spec.decryption` as Flux's decryptor imports keys: the Secret
-/// `secretRef` in the Kustomization's namespace, every key ending in
-/// `.agekey` holding age identities. Returns them with the Secret's
-/// resourceVersion (for the render cache: a rotated key re-renders).
-/// Other key kinds (`.asc`, `sops.vault-token`, cloud KMS credentials) are
-/// not used; a document encrypted only for them fails naming the method.
-async fn decryption_keys(
-    ctx: &Ctx,
-    ks: &Kustomization,
-) -> Result<Option<(Arc<sluice_sops::Identities>, String)>, String> {
-    let Some(d) = &ks.spec.decryption else {
-        return Ok(None);
-    };
-    if d.provider != DecryptionProvider::Sops {
-        return Err(format!(
-            "decryption provider '{}' is not supported (only 'sops')",
-            d.provider
-        ));
-    }
-    let mut ids = sluice_sops::Identities::new();
-    let Some(r) = &d.secret_ref else {
-        return Ok(Some((Arc::new(ids), String::new())));
-    };
-    let ns = ks.namespace().unwrap_or_default();
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let secret = api
-        .get_opt(&r.name)
-        .await
-        .map_err(|e| format!("cannot get sops decryption Secret '{ns}/{}': {e}", r.name))?
-        .ok_or_else(|| format!("sops decryption Secret '{ns}/{}' not found", r.name))?;
-    for (k, v) in secret.data.iter().flatten() {
-        if !k.ends_with(".agekey") {
+/// At shutdown: the Kustomizations whose health checks were still waiting
+/// are told so (Ready=False `HealthCheckCanceled`); the next controller
+/// checks again.
+async fn cancel_waits(ctx: &Ctx) {
+    let waits: Vec<(Key, Wait)> = ctx
+        .waits
+        .lock()
+        .map(|mut w| w.drain().collect())
+        .unwrap_or_default();
+    for (key, wait) in waits {
+        let Some(ks) = ctx
+            .ks_store
+            .get(&KubeRef::new(&key.name).within(&key.namespace))
+        else {
             continue;
-        }
-        let text = std::str::from_utf8(&v.0).map_err(|_| {
-            format!(
-                "failed to import '{k}' data from sops decryption Secret '{ns}/{}': not UTF-8",
-                r.name
-            )
-        })?;
-        ids.import(text).map_err(|e| {
-            format!(
-                "failed to import '{k}' data from sops decryption Secret '{ns}/{}': {e}",
-                r.name
-            )
-        })?;
-    }
-    let version = format!(
-        "{}/{}",
-        secret.metadata.uid.unwrap_or_default(),
-        secret.metadata.resource_version.unwrap_or_default()
-    );
-    Ok(Some((Arc::new(ids), version)))
-}
-
-async fn substitution_vars(
-    ctx: &Ctx,
-    ks: &Kustomization,
-) -> Result<Option<BTreeMap<String, String>>, String> {
-    let Some(pb) = &ks.spec.post_build else {
-        return Ok(None);
-    };
-    let ns = ks.namespace().unwrap_or_default();
-    let mut vars = BTreeMap::new();
-    for r in pb.substitute_from.iter().flatten() {
-        let kind = r.kind.to_string();
-        let data: Option<BTreeMap<String, String>> = match r.kind {
-            SubstituteKind::ConfigMap => {
-                let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-                api.get_opt(&r.name)
-                    .await
-                    .map_err(|e| format!("substitute from '{kind}/{}' failed: {e}", r.name))?
-                    .map(|cm| cm.data.unwrap_or_default())
-            }
-            SubstituteKind::Secret => {
-                let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-                api.get_opt(&r.name)
-                    .await
-                    .map_err(|e| format!("substitute from '{kind}/{}' failed: {e}", r.name))?
-                    .map(|s| {
-                        let mut m: BTreeMap<String, String> = s
-                            .data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                            .collect();
-                        m.extend(s.string_data.unwrap_or_default());
-                        m
-                    })
-            }
-            _ => {
-                return Err(format!(
-                    "substitute from '{kind}/{}': unsupported kind",
-                    r.name
-                ));
-            }
         };
-        match data {
-            Some(d) => vars.extend(d),
-            None if r.is_optional() => {}
-            None => {
-                return Err(format!(
-                    "substitute from '{kind}/{}' failed: {kind} {ns}/{} not found",
-                    r.name, r.name
-                ));
-            }
+        let failure = Failure::new(
+            HEALTH_CHECK_CANCELED_REASON,
+            "Health check canceled: the controller is shutting down; the next run checks again",
+        );
+        let status = ks.status.clone().unwrap_or_default();
+        let concluded = outcome::conclude(
+            &ks,
+            status,
+            Ended::Failed {
+                failure,
+                revision: Some(wait.revision.clone()),
+            },
+            vec![],
+            &policy(&ks, &ctx.opts),
+            History::default(),
+        );
+        if let Err(e) = write_status(ctx, &ks, &concluded.status).await {
+            tracing::warn!(kustomization = %key, "recording the canceled health check: {e}");
         }
+        publish(ctx, &ks, Some(&wait.revision), &concluded.decision.events).await;
     }
-    if let Some(s) = &pb.substitute {
-        vars.extend(s.clone());
-    }
-    // Flux substitutes only when some variable or some source of variables
-    // is defined, unless `substituteStrategy: Always` (then `${x:=default}`
-    // applies even without either).
-    let declared = pb.substitute.as_ref().is_some_and(|m| !m.is_empty())
-        || pb.substitute_from.as_ref().is_some_and(|l| !l.is_empty());
-    if !declared && pb.substitute_strategy != Some(SubstituteStrategy::Always) {
-        return Ok(None);
-    }
-    Ok(Some(vars))
 }
 
 /// `deletionPolicy: WaitForTermination`: while objects of the inventory still
@@ -1437,7 +546,7 @@ async fn wait_for_termination(
     ctx: &Ctx,
     applier: &Applier,
     objects: &[ObjectRef],
-) -> Option<Action> {
+) -> Result<(), Error> {
     let mut remaining = Vec::new();
     for o in objects {
         match applier.get(o).await {
@@ -1447,7 +556,7 @@ async fn wait_for_termination(
         }
     }
     if remaining.is_empty() {
-        return None;
+        return Ok(());
     }
     let timeout = ks.spec.timeout().unwrap_or(Duration::from_secs(300));
     let since = ks
@@ -1458,30 +567,27 @@ async fn wait_for_termination(
         .map(|secs| Duration::from_secs(secs.max(0) as u64))
         .unwrap_or_default();
     if since < timeout {
-        return Some(Action::requeue(Duration::from_secs(2)));
+        return Err(Error::Terminating(remaining.join(", ")));
     }
+    let message = format!(
+        "timed out after {} waiting for termination of {}; removing the finalizer",
+        meta::format_duration(timeout),
+        remaining.join(", ")
+    );
     publish(
         ctx,
         ks,
-        vec![(
-            EventType::Warning,
-            meta::PRUNE_FAILED_REASON.to_string(),
-            format!(
-                "timed out after {} waiting for termination of {}; removing the finalizer",
-                meta::format_duration(timeout),
-                remaining.join(", ")
-            ),
-        )],
+        None,
+        &[Event::warning(meta::PRUNE_FAILED_REASON, message)],
     )
     .await;
-    None
+    Ok(())
 }
 
-async fn finalize(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> {
+/// A Kustomization being deleted: its inventory is deleted (unless it is
+/// suspended or `deletionPolicy` keeps it); then the finalizer goes.
+async fn cleanup(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> {
     let key = key_of(ks);
-    if !ks.finalizers().iter().any(|f| f == meta::FINALIZER) {
-        return Ok(Action::await_change());
-    }
     if ks.spec.deletes_on_finalize() && !ks.spec.is_suspended() {
         let objects = inventory::list(
             &ks.status
@@ -1498,12 +604,11 @@ async fn finalize(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> {
                     publish(
                         ctx,
                         ks,
-                        vec![(EventType::Warning, meta::PRUNE_FAILED_REASON.to_string(), m)],
+                        None,
+                        &[Event::warning(meta::PRUNE_FAILED_REASON, m.clone())],
                     )
                     .await;
-                    return Ok(Action::requeue(
-                        ks.spec.retry_interval().unwrap_or(Duration::from_secs(60)),
-                    ));
+                    return Err(Error::Cleanup(m));
                 }
             };
             let owner = Owner::new(&key.name, &key.namespace);
@@ -1515,56 +620,40 @@ async fn finalize(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> {
                         publish(
                             ctx,
                             ks,
-                            vec![(EventType::Normal, meta::PROGRESSING_REASON.to_string(), log)],
+                            None,
+                            &[Event::normal(meta::PROGRESSING_REASON, log)],
                         )
                         .await;
                     }
-                    if ks.spec.deletion_policy() == DeletionPolicy::WaitForTermination
-                        && let Some(wait) = wait_for_termination(ks, ctx, &applier, &objects).await
-                    {
-                        return Ok(wait);
+                    if ks.spec.deletion_policy() == DeletionPolicy::WaitForTermination {
+                        wait_for_termination(ks, ctx, &applier, &objects).await?;
                     }
                 }
                 Err(e) => {
+                    let m = e.to_string();
                     publish(
                         ctx,
                         ks,
-                        vec![(
-                            EventType::Warning,
-                            meta::PRUNE_FAILED_REASON.to_string(),
-                            e.to_string(),
-                        )],
+                        None,
+                        &[Event::warning(meta::PRUNE_FAILED_REASON, m.clone())],
                     )
                     .await;
-                    return Ok(Action::requeue(
-                        ks.spec.retry_interval().unwrap_or(Duration::from_secs(60)),
-                    ));
+                    return Err(Error::Cleanup(m));
                 }
             }
         }
     }
-    let finalizers: Vec<String> = ks
-        .finalizers()
-        .iter()
-        .filter(|f| *f != meta::FINALIZER)
-        .cloned()
-        .collect();
-    let api: Api<Kustomization> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    api.patch(
-        &key.name,
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"metadata": {"finalizers": finalizers}})),
-    )
-    .await?;
-    ctx.metrics.writes.inc();
     if let Ok(mut idx) = ctx.index.lock() {
         idx.remove(&key);
     }
-    if let Ok(mut m) = ctx.memo.lock() {
-        m.remove(&key);
-    }
+    ctx.schedules.remove(&schedule_key(&key));
+    forget_wait(ctx, &key);
     if let Ok(mut m) = ctx.rendered.lock() {
         m.remove(&key);
     }
+    ctx.opts
+        .runtime
+        .metrics
+        .deleted(KUSTOMIZATION_KIND, &key.namespace, &key.name);
     Ok(Action::await_change())
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
@@ -96,110 +96,124 @@ async fn get(
     }
 }
 
-/// Waits until every object is Current, polling every `interval`, for at
-/// most `timeout`. Fails early when an object is Failed. The error message
-/// follows Flux (`timeout waiting for: [Kind/ns/name status: 'InProgress']`)
-/// and adds the cause chain of each object that is not ready.
-///
-/// Objects that an entry of `custom` (`spec.healthCheckExprs`) applies to
-/// are judged by its CEL expressions instead of the built-in rules.
+/// The verdict of one look at the objects a Kustomization waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Every object is Current.
+    Ready,
+    /// Some are not ready yet; looking again later may help.
+    Pending {
+        /// The objects still not ready.
+        waiting: Vec<ObjectRef>,
+        /// `[Kind/ns/name status: 'InProgress', ...]`.
+        summary: String,
+    },
+    /// An object Failed, may not be read, or time ran out: the message says
+    /// which and why (cause chains included).
+    Failed(String),
+}
+
+/// Looks once at `objects` (kstatus rules, or the CEL checks of `custom`
+/// for the objects one of them applies to) and says whether they are ready.
+/// `elapsed` is how long the health check has been running; when `last` is
+/// true, objects still not ready fail it with Flux's timeout message
+/// (`health check failed after 5m0s: timeout waiting for: [Kind/ns/name
+/// status: 'InProgress']`) and the cause chain of each.
 ///
 /// Every read (the objects, and the Pods, claims and classes of the cause
 /// chains) is made with `client`: for a Kustomization with a service account,
 /// the impersonating client, so a check never sees more than the tenant may.
 /// An object that client may not read fails the check at once, naming
 /// `service_account` (`namespace/name`).
-pub async fn wait_for(
+pub async fn check(
     client: &Client,
     service_account: Option<&str>,
     cache: &ResourceCache,
     objects: &[ObjectRef],
     custom: &[CustomHealthCheck],
-    timeout: Duration,
-    interval: Duration,
-) -> Result<(), String> {
+    elapsed: Duration,
+    last: bool,
+) -> Health {
     let opts = ComputeOptions::flux();
-    let start = Instant::now();
-    let mut pending: Vec<ObjectRef> = objects.to_vec();
-    loop {
-        let mut still = Vec::new();
-        let mut last: Vec<(ObjectRef, Status, Option<Value>, Option<String>)> = Vec::new();
-        let mut failed = false;
-        let mut forbidden = Vec::new();
-        for obj in &pending {
-            let (live, read_error) = match get(client, cache, obj).await {
-                Ok(live) => (live, None),
-                Err(e) if e.forbidden => {
-                    forbidden.push(format!("{}: {}", obj.subject(), e.message));
-                    continue;
-                }
-                Err(e) => (None, Some(e.message)),
-            };
-            let (status, why) = match &live {
-                Some(v) => match custom.iter().find(|c| c.applies_to(v)) {
-                    Some(c) => {
-                        let r = c.evaluate(v);
-                        (r.status, Some(r.message))
-                    }
-                    None => (sluice_kstatus::compute_or_unknown(v, &opts).status, None),
-                },
-                None if read_error.is_some() => (Status::Unknown, read_error),
-                None => (Status::NotFound, None),
-            };
-            if status != Status::Current {
-                failed |= status == Status::Failed;
-                still.push(obj.clone());
-                last.push((obj.clone(), status, live, why));
+    let mut still = Vec::new();
+    let mut failed = false;
+    let mut forbidden = Vec::new();
+    for obj in objects {
+        let (live, read_error) = match get(client, cache, obj).await {
+            Ok(live) => (live, None),
+            Err(e) if e.forbidden => {
+                forbidden.push(format!("{}: {}", obj.subject(), e.message));
+                continue;
             }
-        }
-        if !forbidden.is_empty() {
-            let who = service_account
-                .map(|sa| format!(" for service account {sa}"))
-                .unwrap_or_default();
-            return Err(format!(
-                "health check forbidden by RBAC{who}: [{}]",
-                forbidden.join(", ")
-            ));
-        }
-        if still.is_empty() {
-            return Ok(());
-        }
-        let expired = start.elapsed() + interval > timeout;
-        if failed || expired {
-            let list: Vec<String> = last
-                .iter()
-                .map(|(o, s, _, _)| format!("{} status: '{}'", o.subject(), s))
-                .collect();
-            let mut msg = if failed && !expired {
-                format!("health check failed: [{}]", list.join(", "))
-            } else {
-                format!(
-                    "health check failed after {}: timeout waiting for: [{}]",
-                    sluice_api::meta::format_duration(Duration::from_secs(
-                        start.elapsed().as_secs_f64().round() as u64
-                    )),
-                    list.join(", ")
-                )
-            };
-            for (o, _, live, why) in &last {
-                if let Some(why) = why {
-                    // A custom health check: its own verdict is the cause.
-                    msg.push_str(&format!("; {}: {why}", o.subject()));
-                    continue;
+            Err(e) => (None, Some(e.message)),
+        };
+        let (status, why) = match &live {
+            Some(v) => match custom.iter().find(|c| c.applies_to(v)) {
+                Some(c) => {
+                    let r = c.evaluate(v);
+                    (r.status, Some(r.message))
                 }
-                if let Some(live) = live {
-                    let chain = cause_chain(client, &o.namespace, live).await;
-                    if !chain.is_empty() {
-                        msg.push_str("; ");
-                        msg.push_str(&chain);
-                    }
-                }
-            }
-            return Err(msg);
+                None => (sluice_kstatus::compute_or_unknown(v, &opts).status, None),
+            },
+            None if read_error.is_some() => (Status::Unknown, read_error),
+            None => (Status::NotFound, None),
+        };
+        if status != Status::Current {
+            failed |= status == Status::Failed;
+            still.push((obj.clone(), status, live, why));
         }
-        pending = still;
-        tokio::time::sleep(interval).await;
     }
+    if !forbidden.is_empty() {
+        let who = service_account
+            .map(|sa| format!(" for service account {sa}"))
+            .unwrap_or_default();
+        return Health::Failed(format!(
+            "health check forbidden by RBAC{who}: [{}]",
+            forbidden.join(", ")
+        ));
+    }
+    if still.is_empty() {
+        return Health::Ready;
+    }
+    let summary = format!(
+        "[{}]",
+        still
+            .iter()
+            .map(|(o, s, _, _)| format!("{} status: '{}'", o.subject(), s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !failed && !last {
+        return Health::Pending {
+            waiting: still.into_iter().map(|(o, ..)| o).collect(),
+            summary,
+        };
+    }
+    let mut msg = if failed && !last {
+        format!("health check failed: {summary}")
+    } else {
+        format!(
+            "health check failed after {}: timeout waiting for: {summary}",
+            sluice_api::meta::format_duration(Duration::from_secs(
+                elapsed.as_secs_f64().round() as u64
+            )),
+        )
+    };
+    for (o, _, live, why) in &still {
+        if let Some(why) = why {
+            // A custom health check: its own verdict is the cause.
+            msg.push_str(&format!("; {}: {why}", o.subject()));
+            continue;
+        }
+        if let Some(live) = live {
+            let chain = cause_chain(client, &o.namespace, live).await;
+            if !chain.is_empty() {
+                msg.push_str("; ");
+                msg.push_str(&chain);
+            }
+        }
+    }
+    Health::Failed(msg)
 }
 
 /// `explain()` for one object: its Pods (by `spec.selector.matchLabels`),

@@ -14,6 +14,8 @@ pub mod controller;
 pub mod graph;
 pub mod health;
 pub mod metrics;
+pub mod outcome;
+mod phases;
 pub mod render;
 
 pub use controller::{Options, run, run_until};

@@ -168,3 +168,86 @@ async fn impersonation_denied_by_rbac_gives_a_clear_condition() {
     );
     assert!(env.configmaps().get_opt("a").await.unwrap().is_none());
 }
+
+/// More Kustomizations waiting for health than the controller has workers:
+/// the waits release their workers, so every other Kustomization is still
+/// reconciled within seconds, and the waiting ones say what they wait for
+/// (Ready=Unknown, Progressing, naming the object) instead of no status.
+#[tokio::test]
+async fn waiting_kustomizations_do_not_hold_the_workers() {
+    let mut env = Env::without_controllers("ks-waits").await;
+    env.start_source("127.0.0.1:1").await;
+    let opts = sluice_kustomization::Options {
+        concurrency: 2,
+        ..env.kustomization_options(true)
+    };
+    env.start_kustomization_with(opts).await;
+    let mut repo = Repo::new();
+    // A PVC whose StorageClass does not exist: its Deployment never becomes
+    // available.
+    for i in 0..4 {
+        repo.write(
+            &format!("stuck{i}/deploy.yaml"),
+            &deployment(&format!("db{i}"), &format!("db{i}"), Some("data")),
+        );
+        repo.write(&format!("stuck{i}/pvc.yaml"), PVC);
+    }
+    for i in 0..3 {
+        repo.write(
+            &format!("quick{i}/cm.yaml"),
+            &configmap(&format!("quick{i}"), &[("n", "1")]),
+        );
+    }
+    let rev = repo.commit("apps");
+    env.git_repository("repo", &mut repo).await;
+    for i in 0..4 {
+        env.kustomization(
+            &format!("stuck{i}"),
+            json!({"path": format!("./stuck{i}"), "wait": true, "timeout": "10m",
+                   "targetNamespace": format!("{}", env.name())}),
+        )
+        .await;
+    }
+    // Everything stuck is applied and waiting before the others arrive.
+    for i in 0..4 {
+        let ks = env
+            .wait_ks(&format!("stuck{i}"), |k| {
+                ready(k).is_some_and(|c| c.0 == "Unknown" && c.2.contains("waiting for"))
+            })
+            .await;
+        let (_, reason, message) = ready(&ks).unwrap();
+        assert_eq!(reason, "Progressing", "{message}");
+        assert!(
+            message.contains(&format!(
+                "Deployment/{}/db{i} status: 'InProgress'",
+                env.name()
+            )),
+            "{message}"
+        );
+    }
+    let start = std::time::Instant::now();
+    for i in 0..3 {
+        env.kustomization(&format!("quick{i}"), json!({"path": format!("./quick{i}")}))
+            .await;
+    }
+    for i in 0..3 {
+        sluice_testsupport::wait_for(
+            &env.ks_api(),
+            &format!("quick{i}"),
+            std::time::Duration::from_secs(15),
+            |k| {
+                k.status
+                    .as_ref()
+                    .and_then(|s| s.last_applied_revision.as_deref())
+                    == Some(rev.as_str())
+            },
+        )
+        .await;
+    }
+    let took = start.elapsed();
+    eprintln!("3 Kustomizations reconciled in {took:?} beside 4 waiting ones with 2 workers");
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+    // Still waiting, not failed.
+    let ks = env.ks_api().get("stuck0").await.unwrap();
+    assert_eq!(ready(&ks).map(|c| c.0), Some("Unknown".to_string()));
+}

@@ -132,6 +132,24 @@ impl Recorder {
         K: Resource<DynamicType = ()>,
     {
         let reference = obj.object_ref(&());
+        if let Some(forward) = &self.forward {
+            for event in events {
+                forward.send(self.payload(obj, &reference, revision, event));
+            }
+        }
+        self.publish_ref(&reference, None, None, events).await
+    }
+
+    /// Publishes `events` as Kubernetes Events only (not forwarded): about
+    /// `reference`, with an optional related object and `action` (default:
+    /// `Reconcile-<digest of the note>`).
+    pub async fn publish_ref(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        related: Option<&k8s_openapi::api::core::v1::ObjectReference>,
+        action: Option<&str>,
+        events: &[Event],
+    ) -> usize {
         let key = reference.uid.clone().unwrap_or_else(|| {
             format!(
                 "{}/{}/{}",
@@ -142,15 +160,11 @@ impl Recorder {
         });
         let mut written = 0;
         for event in events {
-            let note = truncate(&event.message, MAX_NOTE_BYTES);
-            if let Some(forward) = &self.forward {
-                let payload = self.payload(obj, &reference, revision, event);
-                forward.send(payload);
-            }
             if !self.allow(&key, Instant::now()) {
                 tracing::debug!(object = %key, reason = %event.reason, "event dropped by the spam filter");
                 continue;
             }
+            let note = truncate(&event.message, MAX_NOTE_BYTES);
             let ev = KubeEvent {
                 type_: match event.type_ {
                     EventType::Normal => KubeEventType::Normal,
@@ -161,11 +175,13 @@ impl Recorder {
                 // action) into one series and keeps the first note; a digest
                 // of the note in `action` keeps distinct messages distinct,
                 // while exact repeats still fold into a series.
-                action: format!("Reconcile-{:016x}", fnv64(&note)),
+                action: action
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("Reconcile-{:016x}", fnv64(&note))),
                 note: Some(note),
-                secondary: None,
+                secondary: related.cloned(),
             };
-            match self.kube.publish(&ev, &reference).await {
+            match self.kube.publish(&ev, reference).await {
                 Ok(()) => written += 1,
                 Err(e) => tracing::warn!(object = %key, "publishing event: {e}"),
             }

@@ -45,6 +45,15 @@ pub struct Runtime {
     pub scope: WatchScope,
 }
 
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("scope", &self.scope)
+            .field("events_addr", &self.events.events_addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for EventSettings {
     fn default() -> Self {
         EventSettings::from_env(None)
@@ -75,7 +84,11 @@ impl WatchScope {
     /// The watcher configuration for the controller's own kind (with the
     /// sharding selector).
     pub fn watcher_config(&self) -> watcher::Config {
-        match self.label_selector.as_deref().filter(|s| !s.trim().is_empty()) {
+        match self
+            .label_selector
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+        {
             Some(sel) => watcher::Config::default().labels(sel),
             None => watcher::Config::default(),
         }

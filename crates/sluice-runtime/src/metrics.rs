@@ -56,6 +56,9 @@ pub struct FailureLabels {
     pub reason: String,
 }
 
+/// (kind, namespace, name).
+type ObjectId = (String, String, String);
+
 type HistogramFamily = Family<ObjectLabels, Histogram, fn() -> Histogram>;
 
 const STATUSES: [&str; 4] = ["True", "False", "Unknown", "Deleted"];
@@ -69,7 +72,7 @@ pub struct ReconcileMetrics {
     pub info: Family<InfoLabels, Gauge>,
     pub failures: Family<FailureLabels, Counter>,
     /// The labels of each object's info series, to remove it when they change.
-    info_labels: Arc<Mutex<HashMap<(String, String, String), InfoLabels>>>,
+    info_labels: Arc<Mutex<HashMap<ObjectId, InfoLabels>>>,
 }
 
 impl Default for ReconcileMetrics {
