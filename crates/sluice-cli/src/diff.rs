@@ -1,28 +1,35 @@
 //! `sluice build kustomization NAME --path DIR` and
 //! `sluice diff kustomization NAME --path DIR`.
 //!
-//! Both build local files the way the controller builds the artifact: the
-//! Kustomization's own overlays (`sluice_kustomization::render::
-//! write_kustomization`), the kustomize build (`render::build`) and the
-//! `postBuild` substitutions (`render::substitute`, with the variables read
-//! from the cluster), then the owner labels and `commonMetadata`. `diff`
-//! then asks the API server what applying would change (server-side apply,
-//! dry run, field manager `kustomize-controller`) and prints the difference
-//! per object, Secret values masked. Exit 0: no difference, 1: differences,
-//! 2: error.
+//! Both render local files with the controller's own pipeline
+//! (`sluice_render::render`): a private copy of the work tree, the
+//! Kustomization's overlays, SOPS decryption with the Kustomization's
+//! decryption Secret, the kustomize build, `postBuild` substitution (Flux's
+//! rule: only when something is declared, unless `substituteStrategy:
+//! Always`) with the variables read from the cluster, then the owner labels
+//! and `commonMetadata`, as `flux build kustomization` prints them.
+//!
+//! The Kustomization comes from the cluster, or from `--kustomization-file`.
+//! With `--dry-run` (which needs `--kustomization-file`, as in Flux) nothing
+//! is read from the cluster: `substituteFrom` is skipped and nothing is
+//! decrypted. `build` masks Secret values (`**SOPS**`, as Flux) when they
+//! are or were SOPS-encrypted.
+//!
+//! `diff` then asks the API server what applying would change (server-side
+//! apply, dry run, field manager `kustomize-controller`) and prints the
+//! difference per object, Secret values masked. Exit 0: no difference, 1:
+//! differences, 2: error.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::{Api, Client};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sluice_api::Kustomization;
-use sluice_api::kustomization::{FIELD_MANAGER, NAME_LABEL, NAMESPACE_LABEL, SubstituteKind};
+use sluice_api::kustomization::FIELD_MANAGER;
 use sluice_api::meta::ObjectId;
-use sluice_kustomization::render;
 
 use crate::kube_util::{self, FluxKind, Resolver, not_found_or};
 use crate::output::{Color, Log};
@@ -46,7 +53,7 @@ pub enum DiffWhat {
 /// A Kustomization and the local directory of its `spec.path`.
 #[derive(Debug, Args)]
 pub struct BuildKustomizationArgs {
-    /// The Kustomization in the cluster (its overlays and substitutions are
+    /// The Kustomization (its overlays, substitutions and decryption are
     /// used).
     pub name: String,
 
@@ -54,179 +61,176 @@ pub struct BuildKustomizationArgs {
     /// `spec.path`.
     #[arg(long, value_name = "DIR")]
     pub path: PathBuf,
+
+    /// Read the Kustomization from this YAML file instead of the cluster
+    /// (the document of that kind with NAME, in the namespace or without
+    /// one).
+    #[arg(long, value_name = "FILE")]
+    pub kustomization_file: Option<PathBuf>,
+
+    /// Do not talk to the cluster for the build: `substituteFrom` is
+    /// skipped and SOPS is not decrypted (needs --kustomization-file).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name == ".git" {
+/// The Kustomization `name` in `ns` from a YAML file of one or more
+/// documents, as `flux build --kustomization-file` finds it.
+pub fn kustomization_from_file(file: &Path, ns: &str, name: &str) -> Result<Kustomization> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| UserError::new(format!("reading {}: {e}", file.display())))?;
+    let docs = sluice_kustomize::yaml::parse_all(&text)
+        .map_err(|e| UserError::new(format!("{}: {e}", file.display())))?;
+    for (i, doc) in docs.iter().enumerate() {
+        let v = sluice_render::to_json(doc);
+        let api_version = v["apiVersion"].as_str().unwrap_or_default();
+        if !api_version.starts_with("kustomize.toolkit.fluxcd.io/")
+            || v["kind"] != "Kustomization"
+            || v["metadata"]["name"] != name
+        {
             continue;
         }
-        let src = entry.path();
-        let dst = to.join(&name);
-        let ft = entry.file_type()?;
-        if ft.is_dir() {
-            copy_dir(&src, &dst)?;
-        } else if ft.is_file() || (ft.is_symlink() && src.is_file()) {
-            std::fs::copy(&src, &dst)?;
+        let doc_ns = v["metadata"]["namespace"].as_str().unwrap_or_default();
+        if !doc_ns.is_empty() && doc_ns != ns {
+            continue;
         }
+        let mut ks: Kustomization = serde_json::from_value(v).map_err(|e| {
+            UserError::new(format!(
+                "{} (document {}): Kustomization {name}: {e}",
+                file.display(),
+                i + 1
+            ))
+        })?;
+        ks.metadata.namespace = Some(ns.to_string());
+        return Ok(ks);
     }
-    Ok(())
+    Err(UserError::new(format!(
+        "failed to find Kustomization with name '{name}' and namespace '{ns}' in file '{}'",
+        file.display()
+    ))
+    .into())
 }
 
-/// The variables of `spec.postBuild` (`None` without postBuild), read from
-/// the cluster as the controller reads them.
-pub async fn substitution_vars(
-    client: &Client,
-    ks: &Kustomization,
-) -> Result<Option<BTreeMap<String, String>>> {
-    let Some(pb) = &ks.spec.post_build else {
-        return Ok(None);
-    };
-    let ns = ks.metadata.namespace.clone().unwrap_or_default();
-    let mut vars = BTreeMap::new();
-    for r in pb.substitute_from.iter().flatten() {
-        let kind = r.kind.to_string();
-        let data = match r.kind {
-            SubstituteKind::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), &ns)
-                .get_opt(&r.name)
-                .await
-                .map_err(|e| {
-                    kube_util::user_kube_error(e, &format!("substitute from {kind}/{}", r.name))
-                })?
-                .map(|cm| cm.data.unwrap_or_default()),
-            SubstituteKind::Secret => Api::<Secret>::namespaced(client.clone(), &ns)
-                .get_opt(&r.name)
-                .await
-                .map_err(|e| {
-                    kube_util::user_kube_error(e, &format!("substitute from {kind}/{}", r.name))
-                })?
-                .map(|s| {
-                    s.data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                        .collect()
-                }),
-            _ => {
-                return Err(UserError::new(format!(
-                    "substitute from {kind}/{}: unsupported kind",
-                    r.name
-                ))
-                .into());
-            }
-        };
-        match data {
-            Some(d) => vars.extend(d),
-            None if r.is_optional() => {}
-            None => {
-                return Err(UserError::new(format!(
-                    "substitute from {kind}/{}: {kind} {ns}/{} not found",
-                    r.name, r.name
-                ))
-                .into());
-            }
-        }
-    }
-    if let Some(s) = &pb.substitute {
-        vars.extend(s.clone());
-    }
-    Ok(Some(vars))
-}
-
-fn git_root(dir: &Path) -> Option<PathBuf> {
-    dir.ancestors()
-        .find(|d| d.join(".git").exists())
-        .map(Path::to_path_buf)
-}
-
-/// Builds the Kustomization `ns`/`name` from the local `path`: what the
-/// controller would apply for those files.
-pub async fn build_local(
-    client: &Client,
+/// The Kustomization to build: from `--kustomization-file` (with the live
+/// object's status, for diff's prune view, when there is a cluster) or
+/// from the cluster.
+async fn kustomization_for(
+    client: Option<&Client>,
     ns: &str,
-    name: &str,
-    path: &Path,
-) -> Result<(Kustomization, Vec<Value>)> {
-    let api: Api<Kustomization> = Api::namespaced(client.clone(), ns);
-    let ks = api.get(name).await.map_err(|e| {
-        not_found_or(
-            e,
-            "Kustomization",
-            ns,
-            name,
-            FluxKind::Kustomization.list_command(),
-        )
-    })?;
-    if !path.is_dir() {
-        return Err(UserError::new(format!("--path {}: no such directory", path.display())).into());
-    }
-    let vars = substitution_vars(client, &ks).await?;
-    let spec = ks.spec.clone();
-    let path = path.canonicalize()?;
-    let objects = tokio::task::spawn_blocking(move || -> Result<Vec<Value>> {
-        let tmp = tempfile::tempdir()?;
-        // Copy the whole repository when there is one, so `../base`
-        // references resolve as they do in the artifact.
-        let (root, rel) = match git_root(&path) {
-            Some(root) => {
-                let rel = path
-                    .strip_prefix(&root)
-                    .unwrap_or(Path::new(""))
-                    .to_path_buf();
-                (root, rel)
+    args: &BuildKustomizationArgs,
+) -> Result<Kustomization> {
+    let name = args.name.as_str();
+    let live = |client: &Client| {
+        let api: Api<Kustomization> = Api::namespaced(client.clone(), ns);
+        async move { api.get_opt(name).await }
+    };
+    match (&args.kustomization_file, client) {
+        (Some(file), client) => {
+            let mut ks = kustomization_from_file(file, ns, name)?;
+            if let Some(c) = client
+                && let Ok(Some(l)) = live(c).await
+            {
+                ks.status = l.status;
             }
-            None => (path.clone(), PathBuf::new()),
-        };
-        copy_dir(&root, tmp.path())
-            .map_err(|e| UserError::new(format!("copying {}: {e}", root.display())))?;
-        let dir = tmp.path().join(rel);
-        render::write_kustomization(&dir, &spec)
-            .map_err(|e| UserError::new(format!("kustomization {}: {e}", path.display())))?;
-        let built = render::build(&dir, &render::BuildOptions::default())
-            .map_err(|e| UserError::new(format!("build failed: {e}")))?;
-        Ok(render::substitute(built, vars.as_ref()).map_err(UserError::new)?)
+            Ok(ks)
+        }
+        (None, Some(client)) => Api::<Kustomization>::namespaced(client.clone(), ns)
+            .get(name)
+            .await
+            .map_err(|e| {
+                not_found_or(
+                    e,
+                    "Kustomization",
+                    ns,
+                    name,
+                    FluxKind::Kustomization.list_command(),
+                )
+            }),
+        (None, None) => Err(UserError::new("--dry-run needs --kustomization-file").into()),
+    }
+}
+
+/// A local render of a Kustomization.
+pub struct Built {
+    pub kustomization: Kustomization,
+    pub objects: Vec<Value>,
+    /// Whether SOPS decryption ran (Secret values are then plaintext).
+    pub decrypted: bool,
+}
+
+/// Renders the Kustomization `args.name` in `ns` from the local
+/// `args.path` with the controller's pipeline: what the controller would
+/// apply for those files. `client` is `None` for `--dry-run`.
+pub async fn build_local(
+    client: Option<&Client>,
+    ns: &str,
+    args: &BuildKustomizationArgs,
+) -> Result<Built> {
+    let ks = kustomization_for(client, ns, args).await?;
+    if !args.path.is_dir() {
+        return Err(
+            UserError::new(format!("--path {}: no such directory", args.path.display())).into(),
+        );
+    }
+    let inputs = match client {
+        Some(client) if !args.dry_run => sluice_render::inputs::read(client, &ks)
+            .await
+            .map_err(|m| UserError::new(format!("Kustomization {ns}/{}: {m}", args.name)))?,
+        _ => sluice_render::inputs::offline(&ks.spec),
+    };
+    let decrypted = inputs.decryption.is_some();
+    let mut spec = ks.spec.clone();
+    let path = args.path.clone();
+    let opts = sluice_render::RenderOptions {
+        owner: Some(sluice_render::Owner {
+            name: args.name.clone(),
+            namespace: ns.to_string(),
+        }),
+        // Remote bases and HTTP(S) files, cached under $SLUICE_REMOTE_CACHE;
+        // ssh with the user's known_hosts and default key.
+        remote_loader: Some(std::sync::Arc::new(
+            sluice_git::GitRemoteLoader::from_env().with_auth(sluice_git::remote::user_ssh_auth()),
+        )),
+        ..Default::default()
+    };
+    let objects = tokio::task::spawn_blocking(move || -> Result<Vec<Value>> {
+        // A private copy (the whole Git work tree, so `../base` resolves as
+        // in the artifact): the render writes into it, never into the
+        // user's files.
+        let (_tmp, root, rel) = sluice_render::checkout_local(&path)
+            .map_err(|e| UserError::new(format!("--path {}: {e}", path.display())))?;
+        spec.path = Some(rel);
+        sluice_render::render(&root, &spec, &inputs, &opts).map_err(|e| {
+            UserError::new(format!("{} ({}): {}", path.display(), e.reason, e.message)).into()
+        })
     })
     .await??;
-    let mut out = Vec::with_capacity(objects.len());
-    for mut o in objects {
-        let labels = o["metadata"].as_object_mut().map(|m| {
-            m.entry("labels")
-                .or_insert_with(|| Value::Object(Map::new()))
-        });
-        if let Some(Value::Object(labels)) = labels {
-            labels.insert(NAME_LABEL.into(), Value::String(name.into()));
-            labels.insert(NAMESPACE_LABEL.into(), Value::String(ns.into()));
-            if let Some(cm) = &ks.spec.common_metadata {
-                for (k, v) in cm.labels.iter().flatten() {
-                    labels.insert(k.clone(), Value::String(v.clone()));
-                }
-            }
-        }
-        if let Some(cm) = &ks.spec.common_metadata
-            && let Some(extra) = &cm.annotations
-            && let Some(meta) = o["metadata"].as_object_mut()
-        {
-            let annotations = meta
-                .entry("annotations")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Some(a) = annotations.as_object_mut() {
-                for (k, v) in extra {
-                    a.insert(k.clone(), Value::String(v.clone()));
-                }
-            }
-        }
-        out.push(o);
-    }
-    Ok((ks, out))
+    Ok(Built {
+        kustomization: ks,
+        objects,
+        decrypted,
+    })
 }
 
 /// Runs `sluice build kustomization`.
 pub async fn run_build(g: &GlobalArgs, args: BuildKustomizationArgs) -> Result<Outcome> {
-    let client = kube_util::client(g).await?;
-    let (_, objects) = build_local(&client, &g.namespace, &args.name, &args.path).await?;
+    if args.dry_run && args.kustomization_file.is_none() {
+        return Err(UserError::new("--dry-run needs --kustomization-file").into());
+    }
+    let client = if args.dry_run {
+        None
+    } else {
+        Some(kube_util::client(g).await?)
+    };
+    let built = build_local(client.as_ref(), &g.namespace, &args).await?;
+    let mut objects = built.objects;
+    for o in &mut objects {
+        // Secret values are never printed: masked when SOPS was decrypted
+        // for this build, or when they are still encrypted (as flux build).
+        if built.decrypted || o.get("sops").is_some() {
+            sluice_render::mask_secret(o);
+        }
+    }
     print!("{}", crate::export::to_stream(&objects)?);
     Ok(Outcome::Ok)
 }
@@ -357,7 +361,11 @@ pub async fn run_diff(g: &GlobalArgs, args: DiffArgs) -> Result<Outcome> {
         args.name,
         args.path.display()
     ));
-    let (ks, objects) = build_local(&client, ns, &args.name, &args.path).await?;
+    let Built {
+        kustomization: ks,
+        objects,
+        ..
+    } = build_local(Some(&client), ns, &args).await?;
     let color = Color::stdout();
     let mut resolver = Resolver::default();
     let mut differs = false;

@@ -244,14 +244,15 @@ pub async fn dispatch(globals: GlobalArgs, command: Command) -> anyhow::Result<O
     }
 }
 
-/// `sluice build kustomization NAME --path DIR`, the cluster-aware form of
-/// `sluice build` (the binary keeps `sluice build DIR` for plain kustomize
-/// builds).
+/// `sluice build kustomization NAME --path DIR`, the Kustomization-aware
+/// form of `sluice build` (the binary keeps `sluice build DIR` for plain
+/// kustomize builds), rendered with the controller's pipeline
+/// (`sluice-render`).
 #[derive(Debug, Subcommand)]
 pub enum BuildTarget {
-    /// Build a Kustomization's manifests from a local directory, with the
-    /// Kustomization's overlays and substitutions from the cluster: what
-    /// would be applied.
+    /// Build a Kustomization's manifests from a local directory as the
+    /// controller would (overlays, SOPS decryption, substitutions): what
+    /// would be applied. Offline with --kustomization-file --dry-run.
     #[command(visible_alias = "ks")]
     Kustomization(diff::BuildKustomizationArgs),
 }

@@ -26,8 +26,8 @@ pub enum LoadRestrictor {
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct BuildArgs {
-    /// `sluice build kustomization NAME --path DIR`: build with a
-    /// Kustomization's overlays and substitutions from the cluster.
+    /// `sluice build kustomization NAME --path DIR`: build as the controller
+    /// would, with the Kustomization from the cluster or a file.
     #[command(subcommand)]
     pub target: Option<sluice_cli::BuildTarget>,
     /// Directory containing a kustomization (default: current directory).
