@@ -220,6 +220,10 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
                             "--storage-path=/data",
                             format!("--storage-addr=:{ARTIFACT_PORT}"),
                             "--storage-adv-addr=source-controller.$(RUNTIME_NAMESPACE).svc.cluster.local.",
+                            // As Flux's manifests: safe to scale, hands over
+                            // on a roll-out (Lease sluice-leader-election in
+                            // this namespace).
+                            "--enable-leader-election",
                         ],
                         "env": [
                             {"name": "RUNTIME_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -745,6 +749,38 @@ mod tests {
             "controller"
         );
         assert!(default_image().starts_with("ghcr.io/sluice-gitops/sluice:v"));
+    }
+
+    #[test]
+    fn leader_election_is_on_and_its_lease_allowed() {
+        let objects = manifests(&InstallOptions {
+            namespace: "flux-system".into(),
+            image: default_image(),
+        });
+        let find = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap();
+        let args = &find("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"];
+        assert!(
+            args.as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "--enable-leader-election"),
+            "{args}"
+        );
+        let rules = find("ClusterRole")["rules"].as_array().unwrap();
+        let leases = rules
+            .iter()
+            .find(|r| r["apiGroups"][0] == "coordination.k8s.io" && r["resources"][0] == "leases")
+            .expect("a rule for Leases");
+        for verb in ["get", "create", "update"] {
+            assert!(
+                leases["verbs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|v| v == verb),
+                "{verb}"
+            );
+        }
     }
 
     #[test]

@@ -48,7 +48,7 @@ use tokio::sync::watch;
 
 /// The Lease sluice's controllers elect their leader on.
 pub const DEFAULT_LEASE_NAME: &str = "sluice-leader-election";
-/// The Lease's namespace when `POD_NAMESPACE` is not set.
+/// The Lease's namespace when nothing names one ([`default_namespace`]).
 pub const DEFAULT_NAMESPACE: &str = "flux-system";
 /// Flux's default `--leader-election-lease-duration`.
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(35);
@@ -168,12 +168,24 @@ pub fn default_identity() -> String {
     format!("{}_{:016x}", base.trim(), random_u64())
 }
 
-/// The Lease's namespace: `$POD_NAMESPACE`, else `flux-system`.
+/// The Lease's namespace: `$POD_NAMESPACE`, else `$RUNTIME_NAMESPACE`
+/// (what Flux's manifests and `sluice install` set), else the namespace of
+/// the pod's service account (as controller-runtime does in a cluster),
+/// else `flux-system`.
 pub fn default_namespace() -> String {
-    std::env::var("POD_NAMESPACE")
-        .ok()
+    namespace_from(
+        |name| std::env::var(name).ok(),
+        std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok(),
+    )
+}
+
+fn namespace_from(env: impl Fn(&str) -> Option<String>, in_cluster: Option<String>) -> String {
+    ["POD_NAMESPACE", "RUNTIME_NAMESPACE"]
+        .into_iter()
+        .filter_map(env)
+        .chain(in_cluster)
         .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
+        .find(|s| !s.is_empty())
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
 }
 
@@ -852,6 +864,35 @@ mod tests {
         let (base, suffix) = a.rsplit_once('_').unwrap();
         assert!(!base.is_empty());
         assert_eq!(suffix.len(), 16);
+    }
+
+    #[test]
+    fn lease_namespace_falls_back_as_documented() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let sa = || Some("from-sa\n".to_string());
+        assert_eq!(
+            namespace_from(
+                env(&[("POD_NAMESPACE", "p"), ("RUNTIME_NAMESPACE", "r")]),
+                sa()
+            ),
+            "p"
+        );
+        assert_eq!(
+            namespace_from(
+                env(&[("POD_NAMESPACE", " "), ("RUNTIME_NAMESPACE", "r")]),
+                sa()
+            ),
+            "r"
+        );
+        assert_eq!(namespace_from(env(&[]), sa()), "from-sa");
+        assert_eq!(namespace_from(env(&[]), None), "flux-system");
     }
 
     #[test]

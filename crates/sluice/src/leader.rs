@@ -3,7 +3,8 @@
 //!
 //! With `--enable-leader-election`, each `sluice controller` process is a
 //! candidate for the Lease `sluice-leader-election`
-//! (`coordination.k8s.io/v1`) in the namespace `$POD_NAMESPACE` (else
+//! (`coordination.k8s.io/v1`) in the pod's namespace (`$POD_NAMESPACE`,
+//! else `$RUNTIME_NAMESPACE`, else the service account's, else
 //! `flux-system`), as `$POD_NAME` (else the host name) with a random suffix.
 //! Only the holder runs the controllers; the others wait, touching nothing
 //! but the Lease. See [`sluice_runtime::leader`] for the rules.
@@ -21,7 +22,9 @@ use sluice_runtime::leader::{self, Config, LeaderElector, Leadership};
 pub struct LeaderArgs {
     /// Enable leader election for controller manager. Enabling this will
     /// ensure there is only one active controller manager (Lease
-    /// `sluice-leader-election` in `$POD_NAMESPACE`, else `flux-system`).
+    /// `sluice-leader-election` in `$POD_NAMESPACE`, else
+    /// `$RUNTIME_NAMESPACE`, else the service account's namespace, else
+    /// `flux-system`).
     #[arg(long = "enable-leader-election", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
     pub enable_leader_election: bool,
 

@@ -85,6 +85,12 @@ async fn one_leader_takeover_after_kill_and_handover_on_sigterm() {
             .any(|u| u.contains("kustomize.toolkit.fluxcd.io")),
         "the leader made no Kustomization request: {leader_urls:?}"
     );
+    // Let the standby wait a few more retries while the objects exist.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api_requests(&standby.log_text()).len() < 5 {
+        assert!(Instant::now() < deadline, "the standby stopped trying");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let standby_log = standby.log_text();
     assert!(
         standby_log.contains("waiting for the leader election Lease"),
