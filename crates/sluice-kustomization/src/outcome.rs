@@ -13,7 +13,7 @@ use sluice_api::meta::{self, FluxObject};
 use sluice_runtime::{Decision, Event, Failure, History, Outcome, Policy, decide};
 
 /// Reason for fields sluice accepts but does not implement yet.
-pub const UNSUPPORTED_REASON: &str = "UnsupportedField";
+pub const UNSUPPORTED_REASON: &str = meta::UNSUPPORTED_FIELD_REASON;
 /// Flux's reason for a CEL expression that does not compile.
 pub const INVALID_CEL_REASON: &str = "InvalidCELExpression";
 /// Flux's reason (`acl.AccessDeniedReason`) for a reference refused by

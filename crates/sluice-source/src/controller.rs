@@ -8,20 +8,25 @@
 //! ref listing; a fetch happens only when the wanted ref moved; status is
 //! written only when it changed.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
+use sluice_api::meta::{
+    self as flux, ARTIFACT_IN_STORAGE_CONDITION, ARTIFACT_OUTDATED_CONDITION,
+    AUTHENTICATION_FAILED_REASON, FETCH_FAILED_CONDITION, GIT_OPERATION_FAILED_REASON,
+    STORAGE_OPERATION_FAILED_CONDITION, STORAGE_OPERATION_FAILED_REASON, SUCCEEDED_REASON,
+    URL_INVALID_REASON,
+};
+use sluice_runtime::{
+    Failure, History, Outcome, Policy, Recorder, Repeat, Retry, Schedules, decide, finalizers,
+    schedule,
+};
 
-use crate::api::{self, Artifact, GitRepository, GitRepositoryStatus, meta};
+use crate::api::{self, Artifact, GitRepository, GitRepositoryStatus};
 use crate::storage::Storage;
 use sluice_git::fetch::{self as git, Auth, FetchTarget, GitErrorKind, Scheme};
 use sluice_git::refs::{self, Selected, Wanted};
@@ -54,6 +59,11 @@ pub struct Options {
     pub interval_jitter: f64,
     /// Reporting controller name on Events.
     pub event_reporter: String,
+    /// Reconcile only GitRepositories matching this label selector (Flux's
+    /// `--watch-label-selector`, for sharding).
+    pub label_selector: Option<String>,
+    /// What the process's controllers share (metrics, readiness, events).
+    pub runtime: sluice_runtime::Runtime,
 }
 
 impl Default for Options {
@@ -66,6 +76,8 @@ impl Default for Options {
             namespace: None,
             interval_jitter: 0.05,
             event_reporter: "source-controller".into(),
+            label_selector: None,
+            runtime: sluice_runtime::Runtime::default(),
         }
     }
 }
@@ -76,20 +88,12 @@ pub enum Error {
     Kube(#[from] kube::Error),
 }
 
-#[derive(Default, Clone, Copy)]
-struct Schedule {
-    next_due: Option<Instant>,
-    failures: u32,
-    /// The generation the last attempt worked on.
-    generation: Option<i64>,
-}
-
 struct Ctx {
     client: Client,
     storage: Storage,
     recorder: Recorder,
     opts: Options,
-    schedule: Mutex<HashMap<(String, String), Schedule>>,
+    schedules: Schedules,
 }
 
 /// Runs the controller until its watch ends.
@@ -98,33 +102,28 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.storage_path).map_err(|e| {
         anyhow::anyhow!("creating storage dir {}: {e}", opts.storage_path.display())
     })?;
-    let api: Api<GitRepository> = match &opts.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+    let gate = opts.runtime.readiness.gate("source-controller");
+    let scope = sluice_runtime::WatchScope {
+        namespace: opts.namespace.clone(),
+        label_selector: opts.label_selector.clone(),
     };
-    // events.k8s.io/v1 requires a reporting instance.
-    let instance = std::env::var("POD_NAME")
-        .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| opts.event_reporter.clone());
-    let reporter = Reporter {
-        controller: opts.event_reporter.clone(),
-        instance: Some(instance),
-    };
+    let api = scope.api::<GitRepository>(&client);
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         storage: Storage::new(&opts.storage_path, &opts.storage_adv_addr),
-        recorder: Recorder::new(client.clone(), reporter),
-        schedule: Mutex::new(HashMap::new()),
+        recorder: Recorder::new(client.clone(), &opts.event_reporter, &opts.runtime.events),
+        schedules: Schedules::default(),
         opts: opts.clone(),
     });
-    tracing::info!(storage = %opts.storage_path.display(), namespace = ?opts.namespace, "starting GitRepository controller");
-    Controller::new(api, watcher::Config::default())
+    tracing::info!(storage = %opts.storage_path.display(), namespace = ?opts.namespace, selector = ?opts.label_selector, "starting GitRepository controller");
+    let controller = Controller::new(api, scope.watcher_config());
+    let store = controller.store();
+    let ready_task = tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            gate.open();
+        }
+    });
+    controller
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -134,30 +133,27 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
             }
         })
         .await;
+    ready_task.abort();
     Ok(())
 }
 
-fn error_policy(
-    _obj: Arc<GitRepository>,
-    err: &kube::runtime::finalizer::Error<Error>,
-    _ctx: Arc<Ctx>,
-) -> Action {
+fn error_policy(_obj: Arc<GitRepository>, err: &finalizers::Error<Error>, ctx: Arc<Ctx>) -> Action {
     tracing::warn!("GitRepository reconcile error: {err}");
+    ctx.opts.runtime.metrics.failure(api::KIND, "KubernetesAPI");
     Action::requeue(Duration::from_secs(5))
 }
 
 async fn reconcile(
     obj: Arc<GitRepository>,
     ctx: Arc<Ctx>,
-) -> Result<Action, kube::runtime::finalizer::Error<Error>> {
-    let ns = obj.namespace().unwrap_or_default();
-    let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, meta::FINALIZER, obj, |event| async {
-        match event {
-            FinalizerEvent::Apply(o) => apply(o, ctx.clone()).await,
-            FinalizerEvent::Cleanup(o) => cleanup(o, ctx.clone()).await,
-        }
-    })
+) -> Result<Action, finalizers::Error<Error>> {
+    let (a, c) = (ctx.clone(), ctx.clone());
+    finalizers::reconcile(
+        &ctx.client,
+        obj,
+        |o| async move { apply(o, a).await },
+        |o| async move { cleanup(o, c).await },
+    )
     .await
 }
 
@@ -167,48 +163,20 @@ async fn cleanup(obj: Arc<GitRepository>, ctx: Arc<Ctx>) -> Result<Action, Error
     if let Err(e) = ctx.storage.remove_object(&ns, &name) {
         tracing::warn!(namespace = %ns, name = %name, "removing artifacts: {e}");
     }
-    if let Ok(mut s) = ctx.schedule.lock() {
-        s.remove(&(ns, name));
-    }
+    ctx.opts.runtime.metrics.deleted(api::KIND, &ns, &name);
+    ctx.schedules.remove(&(ns, name));
     Ok(Action::await_change())
 }
 
-/// A reconcile failure as Flux reports it.
-#[derive(Debug, Clone)]
-struct Failure {
-    reason: &'static str,
-    message: String,
-    /// Retrying cannot help until the spec changes.
-    stalled: bool,
-    /// The condition type set to True besides Ready=False.
-    condition: &'static str,
+/// A failure worth retrying that also sets `FetchFailed`.
+fn fetch_failure(reason: &'static str, message: String) -> Failure {
+    Failure::new(reason, message).with_condition(FETCH_FAILED_CONDITION)
 }
 
-impl Failure {
-    fn fetch(reason: &'static str, message: String) -> Failure {
-        Failure {
-            reason,
-            message,
-            stalled: false,
-            condition: meta::FETCH_FAILED,
-        }
-    }
-    fn stalled(reason: &'static str, message: String) -> Failure {
-        Failure {
-            reason,
-            message,
-            stalled: true,
-            condition: meta::STALLED,
-        }
-    }
-    fn storage(message: String) -> Failure {
-        Failure {
-            reason: meta::STORAGE_OPERATION_FAILED_REASON,
-            message,
-            stalled: false,
-            condition: meta::STORAGE_OPERATION_FAILED,
-        }
-    }
+/// A failure of the artifact storage (`StorageOperationFailed`).
+fn storage_failure(message: String) -> Failure {
+    Failure::new(STORAGE_OPERATION_FAILED_REASON, message)
+        .with_condition(STORAGE_OPERATION_FAILED_CONDITION)
 }
 
 struct Success {
@@ -217,14 +185,97 @@ struct Success {
     new_artifact: Option<String>,
 }
 
-fn jittered(interval: Duration, fraction: f64) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    // A cheap uniform-ish sample in [-1, 1).
-    let r = (nanos.wrapping_mul(2_654_435_761) % 2_000_000) as f64 / 1_000_000.0 - 1.0;
-    interval.mul_f64((1.0 + r * fraction.clamp(0.0, 0.5)).max(0.0))
+/// The conditions a success clears besides Reconciling and Stalled.
+const CLEARED_ON_SUCCESS: &[&str] = &[
+    FETCH_FAILED_CONDITION,
+    ARTIFACT_OUTDATED_CONDITION,
+    STORAGE_OPERATION_FAILED_CONDITION,
+];
+
+/// The scheduling and condition policy of a GitRepository: failures are
+/// retried with a doubling backoff capped by the interval, and each is
+/// announced (the recorder folds repeats).
+fn policy(interval: Duration) -> Policy {
+    Policy {
+        retry: Retry::Exponential {
+            base: Duration::from_millis(750),
+            cap: interval,
+        },
+        failure_events: Repeat::Always,
+        cleared_on_success: CLEARED_ON_SUCCESS,
+        ..Policy::new(interval, interval)
+    }
+}
+
+/// The new status of a GitRepository from its old one and the run's
+/// result, with the events to publish and the next run (pure).
+fn conclude(
+    obj: &GitRepository,
+    old: &GitRepositoryStatus,
+    result: &Result<Success, Failure>,
+    policy: &Policy,
+    history: History,
+) -> (GitRepositoryStatus, sluice_runtime::Decision) {
+    let generation = obj.meta().generation;
+    let mut new = old.clone();
+    if let Some(requested) = flux::reconcile_request(Some(obj.annotations())) {
+        new.last_handled_reconcile_at = Some(requested.to_string());
+    }
+    let mut conditions = new.conditions.take().unwrap_or_default();
+    let outcome = match result {
+        Ok(ok) => {
+            let msg = format!("stored artifact for revision '{}'", ok.artifact.revision);
+            flux::set_condition(
+                &mut conditions,
+                flux::new_condition(
+                    ARTIFACT_IN_STORAGE_CONDITION,
+                    flux::CONDITION_TRUE,
+                    SUCCEEDED_REASON,
+                    &msg,
+                    generation,
+                ),
+            );
+            new.artifact = Some(ok.artifact.clone());
+            new.observed_generation = generation;
+            new.observed_ignore = obj.spec.ignore.clone();
+            new.observed_sparse_checkout =
+                obj.spec.sparse_checkout.clone().filter(|v| !v.is_empty());
+            Outcome::Succeeded {
+                reason: SUCCEEDED_REASON,
+                message: msg,
+                event: ok.new_artifact.as_ref().map(|subject| {
+                    (
+                        api::NEW_ARTIFACT_REASON,
+                        format!("stored artifact for commit '{subject}'"),
+                    )
+                }),
+            }
+        }
+        Err(f) => {
+            if f.stalled {
+                new.observed_generation = generation;
+            }
+            if f.condition != Some(FETCH_FAILED_CONDITION) {
+                flux::remove_condition(&mut conditions, FETCH_FAILED_CONDITION);
+            }
+            if new.artifact.is_none() {
+                flux::remove_condition(&mut conditions, ARTIFACT_IN_STORAGE_CONDITION);
+            }
+            Outcome::Failed(f.clone())
+        }
+    };
+    let previous_ready =
+        flux::find_condition(&conditions, flux::READY_CONDITION).map(|c| c.message.clone());
+    let decision = decide(
+        &mut conditions,
+        generation,
+        previous_ready.as_deref(),
+        &outcome,
+        policy,
+        history,
+    );
+    new.conditions = (!conditions.is_empty()).then_some(conditions);
+    (new, decision)
 }
 
 async fn apply(obj: Arc<GitRepository>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -232,49 +283,47 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Ctx>) -> Result<Action, Error> 
     let name = obj.name_any();
     let key = (ns.clone(), name.clone());
     let old = obj.status.clone().unwrap_or_default();
-    let generation = obj.meta().generation;
+    let metrics = &ctx.opts.runtime.metrics;
+    let observe = |status: &GitRepositoryStatus| {
+        metrics.observe(&sluice_runtime::metrics::Observation {
+            kind: api::KIND,
+            namespace: &ns,
+            name: &name,
+            conditions: status.conditions.as_deref().unwrap_or_default(),
+            suspended: obj.spec.is_suspended(),
+            revision: status
+                .artifact
+                .as_ref()
+                .map(|a| a.revision.as_str())
+                .unwrap_or_default(),
+        })
+    };
 
     if obj.spec.is_suspended() {
         tracing::debug!(namespace = %ns, name = %name, "reconciliation is suspended");
+        observe(&old);
         return Ok(Action::await_change());
     }
 
-    let requested = obj
-        .annotations()
-        .get(meta::RECONCILE_REQUEST_ANNOTATION)
-        .cloned();
     let interval = obj.spec.interval().ok().filter(|d| !d.is_zero());
-    let requested_new = requested.is_some() && requested != old.last_handled_reconcile_at;
     // An artifact recorded in status whose file is gone (storage wiped).
     let artifact_missing = old
         .artifact
         .as_ref()
         .is_some_and(|a| !ctx.storage.exists(a));
-    let sched = ctx
-        .schedule
-        .lock()
-        .ok()
-        .and_then(|s| s.get(&key).copied())
-        .unwrap_or_default();
-    // Spec changes are noticed against the last attempt, not the status:
-    // a failing object does not advance `observedGeneration`, and its own
-    // status writes must not bypass the retry backoff.
-    let spec_changed = sched.generation != generation || sched.next_due.is_none();
-    if !spec_changed
-        && !requested_new
-        && !artifact_missing
-        && let Some(due) = sched.next_due
+    // Spec changes and requests are noticed against the last attempt, not
+    // the status: a failing object does not advance `observedGeneration`,
+    // and its own status writes must not bypass the retry backoff.
+    let fingerprint = schedule::fingerprint(&*obj, &[]);
+    if !artifact_missing && let Some(wait) = ctx.schedules.wait(&key, &fingerprint, Instant::now())
     {
-        let now = Instant::now();
-        if due > now {
-            return Ok(Action::requeue(due - now));
-        }
+        return Ok(Action::requeue(wait));
     }
 
     let started = Instant::now();
     let result = match interval {
         None => Err(Failure::stalled(
-            "InvalidInterval",
+            api::INVALID_INTERVAL_REASON,
             format!(
                 "invalid interval '{}': expected a Go duration such as 1m or 10m0s",
                 obj.spec.interval
@@ -282,173 +331,55 @@ async fn apply(obj: Arc<GitRepository>, ctx: Arc<Ctx>) -> Result<Action, Error> 
         )),
         Some(_) => sync(&obj, &ctx, &old).await,
     };
-
-    // Compose the new status from the old one.
-    let mut new = old.clone();
-    if requested.is_some() {
-        new.last_handled_reconcile_at = requested.clone();
-    }
-    let mut conditions = new.conditions.take().unwrap_or_default();
-    let conds = &mut conditions;
-    let mut events: Vec<(EventType, String, String)> = Vec::new();
-    let next: Duration;
-    match &result {
+    let policy = policy(interval.unwrap_or(Duration::from_secs(600)));
+    let failures = ctx.schedules.get(&key).map_or(0, |d| {
+        if d.fingerprint == fingerprint {
+            d.failures
+        } else {
+            0
+        }
+    });
+    let (new, decision) = conclude(
+        &obj,
+        &old,
+        &result,
+        &policy,
+        History {
+            consecutive_failures: failures,
+        },
+    );
+    let next = match &result {
         Ok(ok) => {
-            let msg = format!("stored artifact for revision '{}'", ok.artifact.revision);
-            api::set_condition(conds, meta::READY, true, meta::SUCCEEDED, &msg, generation);
-            api::set_condition(
-                conds,
-                meta::ARTIFACT_IN_STORAGE,
-                true,
-                meta::SUCCEEDED,
-                &msg,
-                generation,
-            );
-            for t in [
-                meta::RECONCILING,
-                meta::STALLED,
-                meta::FETCH_FAILED,
-                meta::ARTIFACT_OUTDATED,
-                meta::STORAGE_OPERATION_FAILED,
-            ] {
-                api::remove_condition(conds, t);
-            }
-            if let Some(subject) = &ok.new_artifact {
-                events.push((
-                    EventType::Normal,
-                    meta::NEW_ARTIFACT.into(),
-                    format!("stored artifact for commit '{subject}'"),
-                ));
-            }
-            new.artifact = Some(ok.artifact.clone());
-            new.observed_generation = generation;
-            new.observed_ignore = obj.spec.ignore.clone();
-            new.observed_sparse_checkout =
-                obj.spec.sparse_checkout.clone().filter(|v| !v.is_empty());
-            next = jittered(
-                interval.unwrap_or(Duration::from_secs(60)),
-                ctx.opts.interval_jitter,
-            );
-            if let Ok(mut s) = ctx.schedule.lock() {
-                s.insert(
-                    key.clone(),
-                    Schedule {
-                        next_due: Some(Instant::now() + next),
-                        failures: 0,
-                        generation,
-                    },
-                );
-            }
             tracing::info!(namespace = %ns, name = %name, revision = %ok.artifact.revision, fetched = ok.new_artifact.is_some(),
                 elapsed_ms = started.elapsed().as_millis() as u64, "reconciled");
+            schedule::jittered(decision.requeue, ctx.opts.interval_jitter)
         }
         Err(f) => {
-            api::set_condition(conds, meta::READY, false, f.reason, &f.message, generation);
-            if f.stalled {
-                api::set_condition(conds, meta::STALLED, true, f.reason, &f.message, generation);
-                api::remove_condition(conds, meta::RECONCILING);
-                new.observed_generation = generation;
-            } else {
-                api::set_condition(conds, f.condition, true, f.reason, &f.message, generation);
-                api::set_condition(
-                    conds,
-                    meta::RECONCILING,
-                    true,
-                    meta::PROGRESSING_WITH_RETRY,
-                    &f.message,
-                    generation,
-                );
-                api::remove_condition(conds, meta::STALLED);
-            }
-            if f.condition != meta::FETCH_FAILED {
-                api::remove_condition(conds, meta::FETCH_FAILED);
-            }
-            if new.artifact.is_none() {
-                api::remove_condition(conds, meta::ARTIFACT_IN_STORAGE);
-            }
-            events.push((EventType::Warning, f.reason.to_string(), f.message.clone()));
-            let failures = if sched.generation == generation {
-                sched.failures.saturating_add(1)
-            } else {
-                1
-            };
-            let cap = interval.unwrap_or(Duration::from_secs(600));
-            next = if f.stalled {
-                cap
-            } else {
-                Duration::from_millis(750)
-                    .saturating_mul(1u32 << failures.min(20))
-                    .min(cap)
-            };
-            if let Ok(mut s) = ctx.schedule.lock() {
-                s.insert(
-                    key.clone(),
-                    Schedule {
-                        next_due: Some(Instant::now() + next),
-                        failures,
-                        generation,
-                    },
-                );
-            }
-            tracing::warn!(namespace = %ns, name = %name, reason = f.reason, "{}", f.message);
+            tracing::warn!(namespace = %ns, name = %name, reason = %f.reason, "{}", f.message);
+            metrics.failure(api::KIND, &f.reason);
+            decision.requeue
         }
-    }
-    api::sort_conditions(&mut conditions);
-    new.conditions = (!conditions.is_empty()).then_some(conditions);
+    };
+    ctx.schedules.set(
+        key.clone(),
+        sluice_runtime::Due {
+            fingerprint,
+            next: Some(Instant::now() + next),
+            failures: if result.is_err() { failures + 1 } else { 0 },
+            eager: false,
+        },
+    );
 
     if new != old {
-        let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = serde_json::json!({
-            "apiVersion": format!("{}/{}", api::GROUP, api::VERSION),
-            "kind": api::KIND,
-            "status": new,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        sluice_runtime::status::patch(&ctx.client, &*obj, &new, FIELD_MANAGER).await?;
     }
-    let reference = obj.object_ref(&());
-    for (type_, reason, note) in events {
-        let ev = KubeEvent {
-            type_,
-            reason,
-            note: Some(truncate(&note, 1024)),
-            // kube's recorder folds events with the same (type, reason,
-            // action) into one series and keeps the first note; a digest of
-            // the note in `action` keeps distinct messages (each new
-            // revision) as distinct events, while repeats still fold.
-            action: format!("Reconcile-{}", short_digest(&note)),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
-            tracing::warn!("publishing event: {e}");
-        }
-    }
+    let revision = new.artifact.as_ref().map(|a| a.revision.clone());
+    ctx.recorder
+        .publish(&*obj, revision.as_deref(), &decision.events)
+        .await;
+    metrics.observe_duration(api::KIND, &ns, &name, started.elapsed());
+    observe(&new);
     Ok(Action::requeue(next))
-}
-
-fn short_digest(s: &str) -> String {
-    // FNV-1a, 64 bit: stable and dependency free.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
 }
 
 /// Reads the auth Secret the way Flux does.
@@ -462,16 +393,16 @@ async fn read_auth(
     let secret = match secrets.get_opt(secret_name).await {
         Ok(Some(s)) => s,
         Ok(None) => {
-            return Err(Failure::fetch(
-                meta::AUTHENTICATION_FAILED,
+            return Err(fetch_failure(
+                AUTHENTICATION_FAILED_REASON,
                 format!(
                     "failed to get secret '{ns}/{secret_name}': secrets \"{secret_name}\" not found"
                 ),
             ));
         }
         Err(e) => {
-            return Err(Failure::fetch(
-                meta::AUTHENTICATION_FAILED,
+            return Err(fetch_failure(
+                AUTHENTICATION_FAILED_REASON,
                 format!("failed to get secret '{ns}/{secret_name}': {e}"),
             ));
         }
@@ -488,16 +419,16 @@ async fn read_auth(
             auth.ssh_identity = get("identity");
             auth.known_hosts = get("known_hosts");
             if auth.ssh_identity.is_none() {
-                return Err(Failure::fetch(
-                    meta::AUTHENTICATION_FAILED,
+                return Err(fetch_failure(
+                    AUTHENTICATION_FAILED_REASON,
                     format!(
                         "invalid 'ssh' auth option in secret '{ns}/{secret_name}': 'identity' is required"
                     ),
                 ));
             }
             if auth.known_hosts.is_none() {
-                return Err(Failure::fetch(
-                    meta::AUTHENTICATION_FAILED,
+                return Err(fetch_failure(
+                    AUTHENTICATION_FAILED_REASON,
                     format!(
                         "invalid 'ssh' auth option in secret '{ns}/{secret_name}': 'known_hosts' is required"
                     ),
@@ -505,7 +436,7 @@ async fn read_auth(
             }
             if get("password").is_some() {
                 return Err(Failure::stalled(
-                    meta::UNSUPPORTED,
+                    flux::UNSUPPORTED_FIELD_REASON,
                     format!(
                         "secret '{ns}/{secret_name}': passphrase-protected ssh identities are not supported by sluice"
                     ),
@@ -520,8 +451,8 @@ async fn read_auth(
                 (Some(u), Some(p)) => auth.basic = Some((u, p)),
                 (Some(u), None) => auth.basic = Some((u, String::new())),
                 (None, Some(_)) => {
-                    return Err(Failure::fetch(
-                        meta::AUTHENTICATION_FAILED,
+                    return Err(fetch_failure(
+                        AUTHENTICATION_FAILED_REASON,
                         format!(
                             "invalid 'http' auth option in secret '{ns}/{secret_name}': 'password' requires 'username' to be set"
                         ),
@@ -546,35 +477,35 @@ async fn sync(
     let spec = &obj.spec;
 
     // Spec checks that no retry can fix.
-    let scheme = git::parse_url(&spec.url).map_err(|m| Failure::stalled(meta::URL_INVALID, m))?;
+    let scheme = git::parse_url(&spec.url).map_err(|m| Failure::stalled(URL_INVALID_REASON, m))?;
     if spec.include.as_ref().is_some_and(|v| !v.is_empty()) {
         return Err(Failure::stalled(
-            meta::UNSUPPORTED,
-            "spec.include is not supported by sluice".into(),
+            flux::UNSUPPORTED_FIELD_REASON,
+            "spec.include is not supported by sluice",
         ));
     }
     if spec.recurse_submodules.unwrap_or(false) {
         return Err(Failure::stalled(
-            meta::UNSUPPORTED,
-            "spec.recurseSubmodules is not supported by sluice".into(),
+            flux::UNSUPPORTED_FIELD_REASON,
+            "spec.recurseSubmodules is not supported by sluice",
         ));
     }
     if spec.verification.is_some() {
         return Err(Failure::stalled(
-            meta::UNSUPPORTED,
-            "spec.verify (commit signature verification) is not supported by sluice".into(),
+            flux::UNSUPPORTED_FIELD_REASON,
+            "spec.verify (commit signature verification) is not supported by sluice",
         ));
     }
     if spec.proxy_secret_ref.is_some() {
         return Err(Failure::stalled(
-            meta::UNSUPPORTED,
-            "spec.proxySecretRef is not supported by sluice".into(),
+            flux::UNSUPPORTED_FIELD_REASON,
+            "spec.proxySecretRef is not supported by sluice",
         ));
     }
     let provider = spec.provider();
     if provider != api::GitProvider::Generic {
         return Err(Failure::stalled(
-            meta::UNSUPPORTED,
+            flux::UNSUPPORTED_FIELD_REASON,
             format!(
                 "spec.provider '{}' is not supported by sluice (only 'generic')",
                 provider.as_str()
@@ -587,19 +518,24 @@ async fn sync(
             .timeout()
             .ok()
             .filter(|d| !d.is_zero())
-            .ok_or_else(|| Failure::stalled("InvalidTimeout", format!("invalid timeout '{t}'")))?
+            .ok_or_else(|| {
+                Failure::stalled(
+                    api::INVALID_TIMEOUT_REASON,
+                    format!("invalid timeout '{t}'"),
+                )
+            })?
             .min(MAX_TIMEOUT),
     };
     let wanted = Wanted::from_ref(spec.reference.as_ref());
     wanted
         .validate()
-        .map_err(|m| Failure::stalled(meta::INVALID_REF, m))?;
+        .map_err(|m| Failure::stalled(api::INVALID_REF_REASON, m))?;
 
     let auth = match &spec.secret_ref {
         Some(r) => read_auth(&ctx.client, &ns, &r.name, scheme).await?,
         None if scheme == Scheme::Ssh => {
-            return Err(Failure::fetch(
-                meta::AUTHENTICATION_FAILED,
+            return Err(fetch_failure(
+                AUTHENTICATION_FAILED_REASON,
                 "ssh URLs need spec.secretRef with 'identity' and 'known_hosts'".into(),
             ));
         }
@@ -611,8 +547,8 @@ async fn sync(
     // 1. The cheap remote listing.
     let selected: Selected = match &wanted {
         Wanted::Commit { branch: None, sha } => refs::select(&wanted, &[]).map_err(|e| {
-            Failure::fetch(
-                meta::GIT_OPERATION_FAILED,
+            fetch_failure(
+                GIT_OPERATION_FAILED_REASON,
                 format!("invalid commit '{sha}': {e}"),
             )
         })?,
@@ -625,8 +561,8 @@ async fn sync(
             .await;
             let remote_refs = listed.map_err(|e| git_failure(e, &auth))?;
             refs::select(&wanted, &remote_refs).map_err(|e| {
-                Failure::fetch(
-                    meta::GIT_OPERATION_FAILED,
+                fetch_failure(
+                    GIT_OPERATION_FAILED_REASON,
                     format!("failed to checkout and determine revision: unable to clone '{url_shown}': {e}"),
                 )
             })?
@@ -654,8 +590,8 @@ async fn sync(
         },
         (_, Some(r)) => FetchTarget::Ref(r.clone()),
         (_, None) => {
-            return Err(Failure::fetch(
-                meta::GIT_OPERATION_FAILED,
+            return Err(fetch_failure(
+                GIT_OPERATION_FAILED_REASON,
                 "no ref to fetch".into(),
             ));
         }
@@ -704,7 +640,7 @@ async fn sync(
         Ok(v) => v,
         Err(StoreError::Git(e)) => return Err(git_failure(e, &auth)),
         Err(StoreError::Io(e)) => {
-            return Err(Failure::storage(format!("failed to store artifact: {e}")));
+            return Err(storage_failure(format!("failed to store artifact: {e}")));
         }
     };
     let artifact = Artifact {
@@ -757,8 +693,8 @@ impl From<git::GitError> for StoreError {
 fn git_failure(e: git::GitError, auth: &Auth) -> Failure {
     let message = git::redact_url(&auth.scrub(&e.message));
     match e.kind {
-        GitErrorKind::Auth => Failure::fetch(meta::AUTHENTICATION_FAILED, message),
-        GitErrorKind::Operation => Failure::fetch(meta::GIT_OPERATION_FAILED, message),
+        GitErrorKind::Auth => fetch_failure(AUTHENTICATION_FAILED_REASON, message),
+        GitErrorKind::Operation => fetch_failure(GIT_OPERATION_FAILED_REASON, message),
     }
 }
 
@@ -782,5 +718,141 @@ where
             kind: GitErrorKind::Operation,
             message: format!("git operation timed out after {}s", timeout.as_secs()),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_api::meta::{find_condition, is_condition_true};
+
+    fn repo() -> GitRepository {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "GitRepository",
+            "metadata": {"name": "repo", "namespace": "flux-system", "generation": 2},
+            "spec": {"url": "https://git.example/repo.git", "interval": "1m"},
+        }))
+        .unwrap()
+    }
+
+    fn artifact(rev: &str) -> Artifact {
+        serde_json::from_value(serde_json::json!({
+            "path": "gitrepository/flux-system/repo/a.tar.gz",
+            "url": "http://x/a.tar.gz",
+            "revision": rev,
+            "digest": "sha256:0",
+            "lastUpdateTime": "2026-12-02T00:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    fn types(s: &GitRepositoryStatus) -> Vec<&str> {
+        s.conditions
+            .iter()
+            .flatten()
+            .map(|c| c.type_.as_str())
+            .collect()
+    }
+
+    fn run(
+        old: &GitRepositoryStatus,
+        r: Result<Success, Failure>,
+        failures: u32,
+    ) -> (GitRepositoryStatus, sluice_runtime::Decision) {
+        conclude(
+            &repo(),
+            old,
+            &r,
+            &policy(Duration::from_secs(60)),
+            History {
+                consecutive_failures: failures,
+            },
+        )
+    }
+
+    #[test]
+    fn fetch_failures_set_fetch_failed_and_back_off_then_a_success_clears_them() {
+        let (failed, d) = run(
+            &GitRepositoryStatus::default(),
+            Err(fetch_failure(AUTHENTICATION_FAILED_REASON, "denied".into())),
+            0,
+        );
+        assert_eq!(
+            types(&failed),
+            [
+                flux::READY_CONDITION,
+                flux::RECONCILING_CONDITION,
+                FETCH_FAILED_CONDITION
+            ]
+        );
+        assert_eq!(d.requeue, Duration::from_millis(1500));
+        assert_eq!(d.events[0].reason, AUTHENTICATION_FAILED_REASON);
+        let (_, d) = run(
+            &failed,
+            Err(fetch_failure(AUTHENTICATION_FAILED_REASON, "denied".into())),
+            3,
+        );
+        assert_eq!(d.requeue, Duration::from_secs(12));
+        assert_eq!(
+            d.events.len(),
+            1,
+            "every failure is told (the recorder folds them)"
+        );
+
+        let ok = Success {
+            artifact: artifact("main@sha1:abc"),
+            new_artifact: Some("first commit".into()),
+        };
+        let (stored, d) = run(&failed, Ok(ok), 0);
+        assert_eq!(
+            types(&stored),
+            [flux::READY_CONDITION, ARTIFACT_IN_STORAGE_CONDITION]
+        );
+        let ready =
+            find_condition(stored.conditions.as_deref().unwrap(), flux::READY_CONDITION).unwrap();
+        assert_eq!(
+            ready.message,
+            "stored artifact for revision 'main@sha1:abc'"
+        );
+        assert_eq!(stored.observed_generation, Some(2));
+        assert_eq!(d.events[0].reason, api::NEW_ARTIFACT_REASON);
+        assert_eq!(
+            d.events[0].message,
+            "stored artifact for commit 'first commit'"
+        );
+        assert_eq!(d.requeue, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_storage_failure_replaces_fetch_failed_and_keeps_the_artifact() {
+        let old = GitRepositoryStatus {
+            artifact: Some(artifact("main@sha1:abc")),
+            conditions: Some(vec![flux::new_condition(
+                FETCH_FAILED_CONDITION,
+                "True",
+                GIT_OPERATION_FAILED_REASON,
+                "x",
+                Some(2),
+            )]),
+            ..Default::default()
+        };
+        let (s, _) = run(&old, Err(storage_failure("disk full".into())), 0);
+        let c = s.conditions.clone().unwrap();
+        assert!(is_condition_true(&c, STORAGE_OPERATION_FAILED_CONDITION));
+        assert!(find_condition(&c, FETCH_FAILED_CONDITION).is_none());
+        assert!(s.artifact.is_some());
+    }
+
+    #[test]
+    fn stalled_failures_record_the_generation_and_wait_an_interval() {
+        let (s, d) = run(
+            &GitRepositoryStatus::default(),
+            Err(Failure::stalled(URL_INVALID_REASON, "bad url")),
+            5,
+        );
+        assert_eq!(types(&s), [flux::READY_CONDITION, flux::STALLED_CONDITION]);
+        assert_eq!(s.observed_generation, Some(2));
+        assert_eq!(d.requeue, Duration::from_secs(60));
     }
 }

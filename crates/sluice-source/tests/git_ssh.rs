@@ -13,7 +13,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use serde_json::json;
-use sluice_source::api::{GitRepository, meta};
+use sluice_api::meta;
+use sluice_source::api::GitRepository;
 use sluice_source::git::{self, Auth, FetchTarget, GitError, GitErrorKind};
 use sluice_testsupport::ssh_server::{SshServer, keygen, known_hosts_line};
 use sluice_testsupport::{TestNamespace, client, wait_for};
@@ -251,10 +252,10 @@ async fn setup(prefix: &str) -> (TestNamespace, Api<GitRepository>, Harness) {
 /// Waits for Ready=False and returns `(reason, message)`.
 async fn wait_failed(api: &Api<GitRepository>, name: &str) -> (String, String, GitRepository) {
     let gr = wait_for(api, name, WAIT, |g| {
-        condition(g, meta::READY).is_some_and(|c| c.0 == "False")
+        condition(g, meta::READY_CONDITION).is_some_and(|c| c.0 == "False")
     })
     .await;
-    let (_, reason, message) = condition(&gr, meta::READY).unwrap();
+    let (_, reason, message) = condition(&gr, meta::READY_CONDITION).unwrap();
     (reason, message, gr)
 }
 
@@ -347,7 +348,7 @@ async fn gitrepository_over_ssh_refuses_wrong_host_key_and_identity_and_needs_kn
     let (reason, msg, gr) = wait_failed(&api, "wrong-host").await;
     eprintln!("wrong host key: {reason}: {msg}");
     assert!(
-        reason == meta::GIT_OPERATION_FAILED || reason == meta::AUTHENTICATION_FAILED,
+        reason == meta::GIT_OPERATION_FAILED_REASON || reason == meta::AUTHENTICATION_FAILED_REASON,
         "{reason}: {msg}"
     );
     assert!(msg.contains("Host key verification failed"), "{msg}");
@@ -362,7 +363,7 @@ async fn gitrepository_over_ssh_refuses_wrong_host_key_and_identity_and_needs_kn
     // A key the server does not accept.
     let (reason, msg, gr) = wait_failed(&api, "wrong-id").await;
     eprintln!("wrong identity: {reason}: {msg}");
-    assert_eq!(reason, meta::AUTHENTICATION_FAILED, "{msg}");
+    assert_eq!(reason, meta::AUTHENTICATION_FAILED_REASON, "{msg}");
     assert!(msg.contains("Permission denied (publickey)"), "{msg}");
     let whole = serde_json::to_string(&gr).unwrap();
     assert_no_key_material(&whole, &other_id);
@@ -371,7 +372,7 @@ async fn gitrepository_over_ssh_refuses_wrong_host_key_and_identity_and_needs_kn
     // known_hosts is required (as Flux: no connection is even tried).
     let (reason, msg, _) = wait_failed(&api, "no-known-hosts").await;
     eprintln!("no known_hosts: {reason}: {msg}");
-    assert_eq!(reason, meta::AUTHENTICATION_FAILED, "{msg}");
+    assert_eq!(reason, meta::AUTHENTICATION_FAILED_REASON, "{msg}");
     assert!(msg.contains("'known_hosts' is required"), "{msg}");
     assert!(!msg.contains(&identity), "{msg}");
     ns.delete().await;

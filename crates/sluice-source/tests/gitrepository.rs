@@ -12,7 +12,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use serde_json::json;
-use sluice_source::api::{GitRepository, meta};
+use sluice_api::meta;
+use sluice_source::api::GitRepository;
 use sluice_testsupport::{TestNamespace, client, wait_for};
 use support::*;
 
@@ -133,7 +134,7 @@ async fn branch_tag_semver_commit_and_name_are_selected() {
             "{name}: {}",
             a.path
         );
-        let (s, reason, msg) = condition(&gr, meta::ARTIFACT_IN_STORAGE).unwrap();
+        let (s, reason, msg) = condition(&gr, meta::ARTIFACT_IN_STORAGE_CONDITION).unwrap();
         assert_eq!((s.as_str(), reason.as_str()), ("True", "Succeeded"));
         assert_eq!(msg, format!("stored artifact for revision '{want}'"));
         assert!(
@@ -406,26 +407,26 @@ async fn wrong_password_is_authentication_failed_without_the_password() {
     create(&api, "good", json!({"url": server.url("private"), "interval": "10m", "ref": {"branch": "main"}, "secretRef": {"name": "good-auth"}})).await;
 
     let gr = wait_for(&api, "bad", WAIT, |g| {
-        condition(g, meta::READY).is_some_and(|c| c.0 == "False")
+        condition(g, meta::READY_CONDITION).is_some_and(|c| c.0 == "False")
     })
     .await;
-    let (_, reason, msg) = condition(&gr, meta::READY).unwrap();
+    let (_, reason, msg) = condition(&gr, meta::READY_CONDITION).unwrap();
     assert_eq!(reason, "AuthenticationFailed", "{msg}");
     assert!(
         !msg.contains(wrong),
         "the password leaked into the message: {msg}"
     );
-    let (s, r, _) = condition(&gr, meta::FETCH_FAILED).unwrap();
+    let (s, r, _) = condition(&gr, meta::FETCH_FAILED_CONDITION).unwrap();
     assert_eq!((s.as_str(), r.as_str()), ("True", "AuthenticationFailed"));
     let yaml = serde_json::to_string(&gr).unwrap();
     assert!(!yaml.contains(wrong));
 
     let gr = wait_for(&api, "none", WAIT, |g| {
-        condition(g, meta::READY).is_some_and(|c| c.0 == "False")
+        condition(g, meta::READY_CONDITION).is_some_and(|c| c.0 == "False")
     })
     .await;
     assert_eq!(
-        condition(&gr, meta::READY).unwrap().1,
+        condition(&gr, meta::READY_CONDITION).unwrap().1,
         "AuthenticationFailed"
     );
 
@@ -464,10 +465,10 @@ async fn missing_secret_invalid_url_and_deleted_branch() {
     .await;
 
     let gr = wait_for(&api, "nosecret", WAIT, |g| {
-        condition(g, meta::READY).is_some_and(|c| c.0 == "False")
+        condition(g, meta::READY_CONDITION).is_some_and(|c| c.0 == "False")
     })
     .await;
-    let (_, reason, msg) = condition(&gr, meta::READY).unwrap();
+    let (_, reason, msg) = condition(&gr, meta::READY_CONDITION).unwrap();
     assert_eq!(reason, "AuthenticationFailed");
     assert!(
         msg.contains(&format!("'{}/does-not-exist'", ns.name())),
@@ -479,18 +480,21 @@ async fn missing_secret_invalid_url_and_deleted_branch() {
     );
 
     let gr = wait_for(&api, "badurl", WAIT, |g| {
-        condition(g, meta::STALLED).is_some()
+        condition(g, meta::STALLED_CONDITION).is_some()
     })
     .await;
-    let (s, reason, _) = condition(&gr, meta::STALLED).unwrap();
+    let (s, reason, _) = condition(&gr, meta::STALLED_CONDITION).unwrap();
     assert_eq!((s.as_str(), reason.as_str()), ("True", "URLInvalid"));
-    assert_eq!(condition(&gr, meta::READY).unwrap().1, "URLInvalid");
+    assert_eq!(
+        condition(&gr, meta::READY_CONDITION).unwrap().1,
+        "URLInvalid"
+    );
 
     let gr = wait_for(&api, "unknown", WAIT, |g| {
-        condition(g, meta::READY).is_some_and(|c| c.0 == "False")
+        condition(g, meta::READY_CONDITION).is_some_and(|c| c.0 == "False")
     })
     .await;
-    let (_, reason, msg) = condition(&gr, meta::READY).unwrap();
+    let (_, reason, msg) = condition(&gr, meta::READY_CONDITION).unwrap();
     assert_eq!(reason, "GitOperationFailed");
     assert!(msg.contains("refs/tags/v9.9.9"), "{msg}");
 
@@ -501,10 +505,10 @@ async fn missing_secret_invalid_url_and_deleted_branch() {
     git(&repo.work, &["push", "-q", "origin", "--delete", "feature"]);
     request_reconcile(&api, "feature").await;
     let gr = wait_for(&api, "feature", WAIT, |g| {
-        condition(g, meta::READY).is_some_and(|c| c.0 == "False")
+        condition(g, meta::READY_CONDITION).is_some_and(|c| c.0 == "False")
     })
     .await;
-    let (_, reason, msg) = condition(&gr, meta::READY).unwrap();
+    let (_, reason, msg) = condition(&gr, meta::READY_CONDITION).unwrap();
     assert_eq!(reason, "GitOperationFailed");
     assert!(msg.contains("refs/heads/feature"), "{msg}");
     let st = gr.status.unwrap();
@@ -514,7 +518,7 @@ async fn missing_secret_invalid_url_and_deleted_branch() {
         "the last good artifact is kept"
     );
     assert_eq!(
-        condition_of(&st, meta::ARTIFACT_IN_STORAGE),
+        condition_of(&st, meta::ARTIFACT_IN_STORAGE_CONDITION),
         Some("True".into())
     );
     let (code, _) = http_get(&artifact.url).await;
@@ -683,11 +687,11 @@ async fn a_stalling_remote_fails_at_the_timeout_without_showing_the_token() {
     )
     .await;
     let gr = wait_for(&api, "tarpit", WAIT, |g| {
-        condition(g, meta::READY).is_some_and(|c| c.0 == "False")
+        condition(g, meta::READY_CONDITION).is_some_and(|c| c.0 == "False")
     })
     .await;
     let took = started.elapsed();
-    let (_, reason, msg) = condition(&gr, meta::READY).unwrap();
+    let (_, reason, msg) = condition(&gr, meta::READY_CONDITION).unwrap();
     eprintln!("tarpit GitRepository failed after {took:?}: {reason}: {msg}");
     assert_eq!(reason, "GitOperationFailed");
     assert!(msg.contains("timed out"), "{msg}");

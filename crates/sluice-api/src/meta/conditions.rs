@@ -96,6 +96,9 @@ pub const GIT_OPERATION_SUCCEEDED_REASON: &str = "GitOperationSucceeded";
 pub const GIT_OPERATION_FAILED_REASON: &str = "GitOperationFailed";
 /// A storage operation failed (the reason that goes with [`STORAGE_OPERATION_FAILED_CONDITION`]).
 pub const STORAGE_OPERATION_FAILED_REASON: &str = "StorageOperationFailed";
+/// sluice's reason for a field it accepts (Flux's schema) but does not
+/// implement: refused by a Stalled condition, never silently ignored.
+pub const UNSUPPORTED_FIELD_REASON: &str = "UnsupportedField";
 
 /// Condition status `True`.
 pub const CONDITION_TRUE: &str = "True";

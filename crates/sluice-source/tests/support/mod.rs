@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
-use sluice_source::api::{GitRepository, meta};
+use sluice_api::meta;
+use sluice_source::api::GitRepository;
 #[allow(unused_imports)] // not every test binary serves over HTTP
 pub use sluice_testsupport::git_server::{GitServer, git};
 use tokio::io::AsyncWriteExt;
@@ -146,7 +147,7 @@ pub fn condition(gr: &GitRepository, type_: &str) -> Option<(String, String, Str
 }
 
 pub fn is_ready(gr: &GitRepository) -> bool {
-    condition(gr, meta::READY).is_some_and(|c| c.0 == "True")
+    condition(gr, meta::READY_CONDITION).is_some_and(|c| c.0 == "True")
         && gr.status.as_ref().and_then(|s| s.observed_generation) == gr.metadata.generation
 }
 
