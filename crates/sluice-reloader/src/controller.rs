@@ -13,7 +13,6 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference, PodTempl
 use k8s_openapi::{NamespaceResourceScope, serde::de::DeserializeOwned};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
@@ -30,16 +29,16 @@ pub(crate) struct Context {
     pub client: Client,
     pub options: Options,
     pub metrics: Metrics,
-    pub recorder: Recorder,
+    pub recorder: sluice_runtime::Recorder,
 }
 
 impl Context {
     pub fn new(client: Client, options: Options, metrics: Metrics) -> Self {
-        let reporter = Reporter {
-            controller: options.field_manager.clone(),
-            instance: None,
-        };
-        let recorder = Recorder::new(client.clone(), reporter);
+        let recorder = sluice_runtime::Recorder::new(
+            client.clone(),
+            &options.field_manager,
+            &options.runtime.events,
+        );
         Context {
             client,
             options,
@@ -103,6 +102,12 @@ pub(crate) async fn watch<K: Watched>(
     if let Some(selector) = &ctx.options.resource_label_selector {
         config = config.labels(selector);
     }
+    // Ready once this kind has been listed.
+    let gate = ctx
+        .options
+        .runtime
+        .readiness
+        .gate(&format!("reloader/{}", K::KIND.as_str()));
     let mut stream = watcher::watcher(api, config).default_backoff().boxed();
     while let Some(event) = stream.try_next().await? {
         let changes = {
@@ -119,11 +124,13 @@ pub(crate) async fn watch<K: Watched>(
                         .into_iter()
                         .collect()
                 }
-                Event::InitDone => t
-                    .init_done()
-                    .into_iter()
-                    .map(|(key, entry)| (key, entry, Change::Deleted))
-                    .collect(),
+                Event::InitDone => {
+                    gate.open();
+                    t.init_done()
+                        .into_iter()
+                        .map(|(key, entry)| (key, entry, Change::Deleted))
+                        .collect()
+                }
                 Event::Apply(obj) => {
                     let (key, entry) = (key_of(&obj), entry_of(&obj));
                     t.apply(key.clone(), entry)
@@ -376,7 +383,7 @@ async fn reload_one<W: Workload>(
         Ok(_) => {
             tracing::info!(workload = %format!("{}/{}/{}", kind.as_str(), cause.namespace, name), source = %source_desc, ?verdict, "reloader: rolled workload");
             (
-                EventType::Normal,
+                sluice_runtime::EventType::Normal,
                 "Reloaded",
                 format!(
                     "{source_desc} changed; rolling {} {}/{name}",
@@ -388,7 +395,7 @@ async fn reload_one<W: Workload>(
         Err(e) => {
             tracing::warn!(workload = %name, source = %source_desc, "reloader: rolling workload failed: {e}");
             (
-                EventType::Warning,
+                sluice_runtime::EventType::Warning,
                 "ReloadFailed",
                 format!(
                     "{source_desc} changed, but rolling {} {}/{name} failed: {e}",
@@ -409,16 +416,14 @@ async fn reload_one<W: Workload>(
         namespace: Some(cause.namespace.to_string()),
         ..ObjectReference::default()
     };
-    let event = KubeEvent {
+    let event = sluice_runtime::Event {
         type_: event_type,
-        reason: reason.to_string(),
-        note: Some(note),
-        action: "Reload".to_string(),
-        secondary: Some(secondary),
+        reason: reason.into(),
+        message: note,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-        tracing::warn!(workload = %name, "reloader: recording event: {e}");
-    }
+    ctx.recorder
+        .publish_ref(&reference, Some(&secondary), Some("Reload"), &[event])
+        .await;
 }
 
 #[cfg(test)]

@@ -112,6 +112,8 @@ pub struct Options {
     pub auto_reload_all: bool,
     /// The field manager of the annotation (default [`FIELD_MANAGER`]).
     pub field_manager: String,
+    /// What the process's controllers share (readiness, events).
+    pub runtime: sluice_runtime::Runtime,
 }
 
 impl Default for Options {
@@ -128,6 +130,7 @@ impl Default for Options {
             ignore_secrets: false,
             auto_reload_all: false,
             field_manager: FIELD_MANAGER.to_string(),
+            runtime: sluice_runtime::Runtime::default(),
         }
     }
 }
