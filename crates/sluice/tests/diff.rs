@@ -154,6 +154,35 @@ async fn build_and_diff_a_kustomization() {
         out.stdout
     );
 
+    // A Kustomization that is only in a file: its objects are new.
+    let ks_file = dir.path().join("ks.yaml");
+    write(
+        dir.path(),
+        "ks.yaml",
+        &format!(
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: local\nspec:\n  interval: 10m\n  prune: true\n  targetNamespace: {n}\n  nameSuffix: -local\n  sourceRef:\n    kind: GitRepository\n    name: repo\n  postBuild:\n    substitute:\n      GREETING: hi\n"
+        ),
+    );
+    let file = ks_file.to_str().unwrap();
+    let out = sluice(&[
+        "diff",
+        "ks",
+        "local",
+        "--path",
+        path,
+        "--kustomization-file",
+        file,
+        "-n",
+        n,
+    ])
+    .expect(1);
+    assert!(
+        out.stdout
+            .contains(&format!("► ConfigMap/{n}/settings-local created")),
+        "{}",
+        out.stdout
+    );
+
     // Errors exit 2.
     let out = sluice(&["diff", "ks", "apps", "--path", "/nonexistent/dir", "-n", n]).expect(2);
     assert!(out.stderr.contains("no such directory"), "{}", out.stderr);
