@@ -419,10 +419,13 @@ impl LeaderElector {
     }
 
     /// Tries every retry period (jittered) until this candidate holds the
-    /// Lease. Errors are logged and retried.
-    pub async fn acquire(&mut self) {
+    /// Lease; returns when the successful attempt started (what
+    /// [`LeaderElector::hold`] counts the renew deadline from). Errors are
+    /// logged and retried.
+    pub async fn acquire(&mut self) -> Instant {
         let mut last_holder: Option<String> = None;
         loop {
+            let started = Instant::now();
             let attempt =
                 tokio::time::timeout(self.config.renew_deadline, self.try_acquire_or_renew()).await;
             match attempt {
@@ -432,7 +435,7 @@ impl LeaderElector {
                         identity = %self.config.identity,
                         "acquired the leader election Lease"
                     );
-                    return;
+                    return started;
                 }
                 Ok(Ok(Attempt::HeldBy(holder))) => {
                     if holder.is_some() && holder != last_holder {
@@ -456,11 +459,15 @@ impl LeaderElector {
     }
 
     /// Renews the Lease every retry period for as long as it can; returns
-    /// why leadership was lost (client-go's `renew`). Each renewal round
-    /// retries until the renew deadline; a Lease found held by someone else
-    /// ends leadership at once.
-    pub async fn hold(&mut self) -> LeaderError {
-        let mut last_renewed = Instant::now();
+    /// why leadership was lost (client-go's `renew`). Leadership ends once
+    /// no renewal has succeeded for the renew deadline, counted from the
+    /// *start* of the last successful attempt (`renewed_at` at first): the
+    /// Lease was written after that, so the others, who wait a lease
+    /// duration from when they saw that write, cannot start before this
+    /// leader has stopped. A Lease found held by someone else ends
+    /// leadership at once.
+    pub async fn hold(&mut self, renewed_at: Instant) -> LeaderError {
+        let mut last_renewed = renewed_at;
         loop {
             tokio::time::sleep(self.config.retry_period).await;
             loop {
@@ -475,19 +482,23 @@ impl LeaderElector {
                 let left = self.config.renew_deadline - now.duration_since(last_renewed);
                 match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
                     Ok(Ok(Attempt::Held)) => {
-                        last_renewed = Instant::now();
+                        last_renewed = now;
                         tracing::debug!(lease = %self.lease_ref(), "renewed the Lease");
                         break;
                     }
-                    Ok(Ok(Attempt::HeldBy(holder))) => {
+                    Ok(Ok(Attempt::HeldBy(Some(holder)))) => {
                         return LeaderError::Lost(format!(
-                            "Lease {} is now held by {}",
-                            self.lease_ref(),
-                            holder
-                                .as_deref()
-                                .unwrap_or("another candidate (write conflict)")
+                            "Lease {} is now held by {holder}",
+                            self.lease_ref()
                         ));
                     }
+                    // Someone wrote the Lease between our read and write
+                    // (another candidate, or a person): read it again; if it
+                    // names someone else now, the arm above ends leadership.
+                    Ok(Ok(Attempt::HeldBy(None))) => tracing::info!(
+                        lease = %self.lease_ref(),
+                        "renewing the leader election Lease: it changed meanwhile; retrying"
+                    ),
                     Ok(Err(e)) => tracing::warn!("renewing the leader election Lease: {e}"),
                     Err(_) => continue,
                 }
@@ -625,7 +636,7 @@ where
     Fut: Future<Output = T>,
 {
     tokio::pin!(shutdown);
-    tokio::select! {
+    let acquired_at = tokio::select! {
         () = &mut shutdown => {
             tracing::info!("shutting down before acquiring the leader election Lease");
             // An attempt cut short may still have written the Lease: give it
@@ -637,8 +648,8 @@ where
             }
             return Ok(None);
         }
-        () = elector.acquire() => {}
-    }
+        at = elector.acquire() => at,
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (lost_tx, lost_rx) = watch::channel(false);
     let fut = work(Leadership {
@@ -647,7 +658,7 @@ where
     });
     tokio::pin!(fut);
     let outcome = {
-        let hold = elector.hold();
+        let hold = elector.hold(acquired_at);
         tokio::pin!(hold);
         let mut shutting_down = false;
         loop {
