@@ -324,10 +324,13 @@ pub enum Attempt {
 
 /// A candidate for one Lease.
 pub struct LeaderElector {
+    client: Client,
     api: Api<Lease>,
     config: Config,
     /// The Lease spec last seen or written, and when it was first seen.
     observed: Option<(LeaseSpec, Instant)>,
+    /// The UID of the Lease last written (for the Event).
+    uid: Option<String>,
 }
 
 impl LeaderElector {
@@ -335,9 +338,11 @@ impl LeaderElector {
     pub fn new(client: Client, config: Config) -> Result<LeaderElector, LeaderError> {
         config.validate()?;
         Ok(LeaderElector {
-            api: Api::namespaced(client, &config.namespace),
+            api: Api::namespaced(client.clone(), &config.namespace),
+            client,
             config,
             observed: None,
+            uid: None,
         })
     }
 
@@ -409,7 +414,8 @@ impl LeaderElector {
             }
         };
         match written {
-            Ok(_) => {
+            Ok(lease) => {
+                self.uid = lease.metadata.uid;
                 self.observed = Some((desired, Instant::now()));
                 Ok(Attempt::Held)
             }
@@ -510,6 +516,43 @@ impl LeaderElector {
                 tokio::time::sleep(self.config.retry_period.min(left)).await;
             }
         }
+    }
+
+    /// Records `<identity> became leader` (reason `LeaderElection`, as
+    /// client-go does) as an Event on the Lease, in the background: a failure
+    /// is only logged.
+    pub fn announce(&self) {
+        use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+        let recorder = Recorder::new(
+            self.client.clone(),
+            Reporter {
+                controller: "sluice".into(),
+                instance: Some(self.config.identity.clone()),
+            },
+        );
+        let reference = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("coordination.k8s.io/v1".into()),
+            kind: Some("Lease".into()),
+            name: Some(self.config.name.clone()),
+            namespace: Some(self.config.namespace.clone()),
+            uid: self.uid.clone(),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "LeaderElection".into(),
+            note: Some(format!("{} became leader", self.config.identity)),
+            action: "Acquire".into(),
+            secondary: None,
+        };
+        let timeout = self.config.renew_deadline;
+        tokio::spawn(async move {
+            match tokio::time::timeout(timeout, recorder.publish(&event, &reference)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!("recording the leader election Event: {e}"),
+                Err(_) => tracing::debug!("recording the leader election Event: timed out"),
+            }
+        });
     }
 
     /// Releases the Lease if this candidate still holds it: no holder, a
@@ -650,6 +693,7 @@ where
         }
         at = elector.acquire() => at,
     };
+    elector.announce();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (lost_tx, lost_rx) = watch::channel(false);
     let fut = work(Leadership {

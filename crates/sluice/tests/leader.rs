@@ -3,10 +3,11 @@
 //! Lease `sluice-leader-election` in a test namespace (`POD_NAMESPACE`), with
 //! short durations (lease 5 s, renew deadline 4 s, retry period 1 s).
 //!
-//! 1. Two processes started together: the Lease names exactly one; that one
-//!    reconciles a GitRepository and a Kustomization; the other, in the
-//!    meantime, sends the API server nothing but Lease requests (and the
-//!    start-up `/version`): every request a process makes is in its log
+//! 1. Two processes started together: the Lease names exactly one (and an
+//!    Event on it says `<identity> became leader`); that one reconciles a
+//!    GitRepository and a Kustomization; the other, in the meantime, sends
+//!    the API server nothing but Lease requests (and the start-up
+//!    `/version`): every request a process makes is in its log
 //!    (`kube_client=debug`), and the standby's are checked.
 //! 2. `kill -9` of the leader, and a Kustomization created while no one
 //!    leads: the standby takes the Lease within the lease duration (plus
@@ -113,6 +114,7 @@ async fn one_leader_takeover_after_kill_and_handover_on_sigterm() {
         standby_urls.len()
     ));
     assert!(standby.is_running() && leader.is_running());
+    wait_event(&ns, &format!("{first} became leader")).await;
 
     // 2. kill -9 the leader; work arriving meanwhile is done by the standby.
     let transitions_before = lease_transitions(&leases).await;
@@ -285,6 +287,25 @@ async fn wait_holder(
             "the Lease never named {what} (holder: {h:?})"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for the Event client-go's election records on the Lease.
+async fn wait_event(ns: &TestNamespace, note: &str) {
+    use k8s_openapi::api::events::v1::Event;
+    let api = ns.api::<Event>();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let events = api.list(&Default::default()).await.unwrap();
+        if events.items.iter().any(|e| {
+            e.reason.as_deref() == Some("LeaderElection")
+                && e.note.as_deref() == Some(note)
+                && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Lease")
+        }) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no Event {note:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
