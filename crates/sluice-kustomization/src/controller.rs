@@ -154,7 +154,7 @@ pub async fn run_until(
     metrics: Metrics,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let gate = opts.runtime.readiness.gate("kustomization-controller");
+    let gate = opts.runtime.readiness.gate(crate::READINESS_GATE);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_task = tokio::spawn(async move {
         shutdown.await;

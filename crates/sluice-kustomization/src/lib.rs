@@ -20,3 +20,6 @@ pub mod render;
 
 pub use controller::{Options, run, run_until};
 pub use metrics::{Metrics, register_metrics};
+
+/// The name of this controller's gate in the process's readiness.
+pub const READINESS_GATE: &str = "kustomization-controller";

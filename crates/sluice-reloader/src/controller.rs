@@ -107,7 +107,7 @@ pub(crate) async fn watch<K: Watched>(
         .options
         .runtime
         .readiness
-        .gate(&format!("reloader/{}", K::KIND.as_str()));
+        .gate(&crate::readiness_gate(K::KIND));
     let mut stream = watcher::watcher(api, config).default_backoff().boxed();
     while let Some(event) = stream.try_next().await? {
         let changes = {

@@ -135,6 +135,23 @@ impl Default for Options {
     }
 }
 
+/// The gates of the process's readiness the reloader opens (one per kind it
+/// watches, after that kind's first list).
+pub fn readiness_gates(options: &Options) -> Vec<String> {
+    let mut gates = Vec::new();
+    if !options.ignore_configmaps {
+        gates.push(readiness_gate(rules::SourceKind::ConfigMap));
+    }
+    if !options.ignore_secrets {
+        gates.push(readiness_gate(rules::SourceKind::Secret));
+    }
+    gates
+}
+
+pub(crate) fn readiness_gate(kind: rules::SourceKind) -> String {
+    format!("reloader/{}", kind.as_str())
+}
+
 /// Registers the reloader's metrics. Call before [`run`].
 pub fn register_metrics(registry: &mut Registry) -> Metrics {
     Metrics::register(registry)

@@ -102,7 +102,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.storage_path).map_err(|e| {
         anyhow::anyhow!("creating storage dir {}: {e}", opts.storage_path.display())
     })?;
-    let gate = opts.runtime.readiness.gate("source-controller");
+    let gate = opts.runtime.readiness.gate(crate::READINESS_GATE);
     let scope = sluice_runtime::WatchScope {
         namespace: opts.namespace.clone(),
         label_selector: opts.label_selector.clone(),

@@ -26,3 +26,6 @@ pub use controller::{FIELD_MANAGER, Options, run};
 pub use server::artifact_router;
 pub use sluice_git::install_crypto_provider;
 pub use storage::{Storage, UnpackLimits, digest_file, unpack_artifact, unpack_tar_gz};
+
+/// The name of this controller's gate in the process's readiness.
+pub const READINESS_GATE: &str = "source-controller";

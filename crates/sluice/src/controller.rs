@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use axum::Router;
@@ -33,6 +32,18 @@ pub struct ControllerArgs {
     #[arg(long)]
     watch_namespace: Option<String>,
 
+    /// Reconcile only the Flux objects matching this label selector (Flux's
+    /// sharding: `sharding.fluxcd.io/key notin (shard1, shard2)` here,
+    /// `sharding.fluxcd.io/key in (shard1)` in a second sluice Deployment).
+    #[arg(long, value_name = "SELECTOR")]
+    watch_label_selector: Option<String>,
+
+    /// Also send every event, in Flux's event format, to this URL (for
+    /// example Flux's notification-controller,
+    /// `http://notification-controller.flux-system.svc.cluster.local./`).
+    #[arg(long, value_name = "URL", env = "SLUICE_EVENTS_ADDR")]
+    events_addr: Option<String>,
+
     #[command(flatten)]
     source: SourceArgs,
 
@@ -41,6 +52,9 @@ pub struct ControllerArgs {
 
     #[command(flatten)]
     reloader: ReloaderArgs,
+
+    #[command(flatten)]
+    leader: crate::leader::LeaderArgs,
 }
 
 /// Source controller options (Flux's source-controller flags).
@@ -225,17 +239,19 @@ fn metrics_registry() -> (
     Registry,
     sluice_reloader::Metrics,
     sluice_kustomization::Metrics,
+    sluice_runtime::ReconcileMetrics,
 ) {
     let mut registry = Registry::default();
     let reloader = sluice_reloader::register_metrics(&mut registry);
     let kustomization = sluice_kustomization::register_metrics(&mut registry);
-    (registry, reloader, kustomization)
+    let reconcile = sluice_runtime::ReconcileMetrics::register(&mut registry);
+    (registry, reloader, kustomization, reconcile)
 }
 
 #[derive(Clone)]
 struct Shared {
     registry: Arc<Registry>,
-    ready: Arc<AtomicBool>,
+    readiness: sluice_runtime::Readiness,
 }
 
 pub fn run(args: ControllerArgs) -> Result<()> {
@@ -276,10 +292,22 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
         .context("asking the API server for its version")?;
     tracing::info!(server = %version.git_version, "connected to Kubernetes");
 
-    let (registry, reloader_metrics, kustomization_metrics) = metrics_registry();
+    let (registry, reloader_metrics, kustomization_metrics, reconcile_metrics) = metrics_registry();
+    let runtime = sluice_runtime::Runtime {
+        metrics: reconcile_metrics,
+        readiness: sluice_runtime::Readiness::default(),
+        events: sluice_runtime::EventSettings::from_env(args.events_addr.clone()),
+        scope: sluice_runtime::WatchScope {
+            namespace: args.watch_namespace.clone(),
+            label_selector: args
+                .watch_label_selector
+                .clone()
+                .filter(|s| !s.trim().is_empty()),
+        },
+    };
     let shared = Shared {
         registry: Arc::new(registry),
-        ready: Arc::new(AtomicBool::new(false)),
+        readiness: runtime.readiness.clone(),
     };
 
     let metrics_listener = TcpListener::bind(metrics_addr)
@@ -296,141 +324,207 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(shared.clone());
-
-    let mut tasks = tokio::task::JoinSet::new();
-    // The Kustomization controller runs apart: on SIGTERM it is asked to
-    // drain (in-flight applies and prunes finish) and waited for.
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut kustomization_task: tokio::task::JoinHandle<Result<()>> =
-        tokio::spawn(std::future::pending());
-    tasks.spawn(async move {
-        axum::serve(metrics_listener, metrics_app)
-            .await
-            .context("metrics server")
-    });
-    tasks.spawn(async move {
-        axum::serve(health_listener, health_app)
-            .await
-            .context("health server")
-    });
-    if args.source.source_enabled {
-        let listener = TcpListener::bind(storage_addr)
-            .await
-            .with_context(|| format!("binding {storage_addr}"))?;
-        let bound = listener.local_addr()?;
-        let adv = args.source.storage_adv_addr.clone().unwrap_or_else(|| {
-            if bound.ip().is_unspecified() {
-                format!("localhost:{}", bound.port())
-            } else {
-                bound.to_string()
-            }
-        });
-        tracing::info!(artifacts = %bound, advertised = %adv, "serving artifacts");
-        let router = sluice_source::artifact_router(&args.source.storage_path);
-        tasks.spawn(async move {
-            axum::serve(listener, router)
-                .await
-                .context("artifact server")
-        });
-        let opts = sluice_source::Options {
-            storage_path: args.source.storage_path.clone(),
-            storage_adv_addr: adv,
-            artifact_retention: args.source.artifact_retention,
-            concurrency: args.source.source_concurrency,
-            namespace: args.watch_namespace.clone(),
-            ..sluice_source::Options::default()
-        };
-        let client = client.clone();
-        tasks.spawn(async move {
-            sluice_source::run(client, opts)
-                .await
-                .context("source controller")
-        });
-    }
-    if args.kustomization.kustomization_enabled {
-        let opts = sluice_kustomization::Options {
-            namespace: args.watch_namespace.clone(),
-            concurrency: args.kustomization.concurrency,
-            // Artifacts of the in-process source controller are read from
-            // disk; others are downloaded.
-            storage_path: args
-                .source
-                .source_enabled
-                .then(|| args.source.storage_path.clone()),
-            requeue_dependency,
-            default_service_account: args
-                .kustomization
-                .default_service_account
-                .clone()
-                .filter(|s| !s.is_empty()),
-            no_cross_namespace_refs: args.kustomization.no_cross_namespace_refs,
-            no_remote_bases: args.kustomization.no_remote_bases,
-            ..sluice_kustomization::Options::default()
-        };
-        let config = config.clone();
-        kustomization_task = tokio::spawn(async move {
-            let stop = async move {
-                if stop_rx.await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            };
-            sluice_kustomization::run_until(config, opts, kustomization_metrics, stop)
-                .await
-                .context("Kustomization controller")
-        });
-    }
-    if args.reloader.enabled {
-        let client = client.clone();
-        tasks.spawn(async move {
-            sluice_reloader::run(client, reloader_options, reloader_metrics)
-                .await
-                .context("reloader")
-        });
-    }
-    shared.ready.store(true, Ordering::SeqCst);
-
-    enum Exit {
-        Task(Option<std::result::Result<Result<()>, tokio::task::JoinError>>),
-        Signal(Result<()>),
-    }
-    let exit = tokio::select! {
-        finished = tasks.join_next() => Exit::Task(finished),
-        finished = &mut kustomization_task => Exit::Task(Some(finished)),
-        signal = shutdown_signal() => Exit::Signal(signal),
+    let servers = async move {
+        tokio::try_join!(
+            async {
+                axum::serve(metrics_listener, metrics_app)
+                    .await
+                    .context("metrics server")
+            },
+            async {
+                axum::serve(health_listener, health_app)
+                    .await
+                    .context("health server")
+            },
+        )
     };
-    match exit {
-        Exit::Task(Some(Ok(Ok(())))) => bail!("a controller task ended unexpectedly"),
-        Exit::Task(Some(Ok(Err(e)))) => Err(e),
-        Exit::Task(Some(Err(join))) => Err(anyhow::anyhow!("a controller task panicked: {join}")),
-        Exit::Task(None) => Ok(()),
-        Exit::Signal(signal) => {
-            signal?;
-            shared.ready.store(false, Ordering::SeqCst);
-            tracing::info!(
-                grace = ?grace,
-                "shutting down: no new reconciliations; waiting for those in flight"
-            );
-            let _ = stop_tx.send(());
-            match tokio::time::timeout(grace, kustomization_task).await {
-                Ok(Ok(Ok(()))) => tracing::info!("in-flight reconciliations finished"),
-                Ok(Ok(Err(e))) => tracing::warn!("Kustomization controller: {e:#}"),
-                Ok(Err(join)) => tracing::warn!("Kustomization controller panicked: {join}"),
-                Err(_) => tracing::warn!(
-                    "graceful shutdown timeout of {grace:?} reached; exiting with reconciliations in flight"
-                ),
-            }
-            Ok(())
+    let controllers = Controllers {
+        args: &args,
+        client,
+        config,
+        runtime,
+        reloader_options,
+        reloader_metrics,
+        kustomization_metrics,
+        requeue_dependency,
+        grace,
+        storage_addr,
+    };
+    // SIGTERM is caught from here on, also while waiting for the Lease.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
         }
+    };
+    let client = controllers.client.clone();
+    let work = crate::leader::run_as_leader(&args.leader, client, shutdown, |leadership| {
+        controllers.run(leadership)
+    });
+    tokio::select! {
+        done = work => done,
+        served = servers => match served {
+            Ok(_) => bail!("the metrics and health servers ended"),
+            Err(e) => Err(e),
+        },
     }
 }
 
-async fn shutdown_signal() -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
+/// Everything the controllers are started with, once this process may run
+/// them (at once, or once it holds the Lease).
+struct Controllers<'a> {
+    args: &'a ControllerArgs,
+    client: kube::Client,
+    config: kube::Config,
+    runtime: sluice_runtime::Runtime,
+    reloader_options: sluice_reloader::Options,
+    reloader_metrics: sluice_reloader::Metrics,
+    kustomization_metrics: sluice_kustomization::Metrics,
+    requeue_dependency: std::time::Duration,
+    grace: std::time::Duration,
+    storage_addr: SocketAddr,
+}
+
+impl Controllers<'_> {
+    /// Runs the enabled controllers until one ends or the process is asked
+    /// to stop; then drains the Kustomization controller within the grace
+    /// period.
+    async fn run(self, leadership: sluice_runtime::leader::Leadership) -> Result<()> {
+        let args = self.args;
+        let runtime = self.runtime;
+        let mut tasks = tokio::task::JoinSet::new();
+        // The Kustomization controller runs apart: on SIGTERM it is asked to
+        // drain (in-flight applies and prunes finish) and waited for.
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut kustomization_task: tokio::task::JoinHandle<Result<()>> =
+            tokio::spawn(std::future::pending());
+        if args.source.source_enabled {
+            // Not ready until its first list (the gate is opened by it).
+            runtime.readiness.gate(sluice_source::READINESS_GATE);
+            let listener = TcpListener::bind(self.storage_addr)
+                .await
+                .with_context(|| format!("binding {}", self.storage_addr))?;
+            let bound = listener.local_addr()?;
+            let adv = args.source.storage_adv_addr.clone().unwrap_or_else(|| {
+                if bound.ip().is_unspecified() {
+                    format!("localhost:{}", bound.port())
+                } else {
+                    bound.to_string()
+                }
+            });
+            tracing::info!(artifacts = %bound, advertised = %adv, "serving artifacts");
+            let router = sluice_source::artifact_router(&args.source.storage_path);
+            tasks.spawn(async move {
+                axum::serve(listener, router)
+                    .await
+                    .context("artifact server")
+            });
+            let opts = sluice_source::Options {
+                storage_path: args.source.storage_path.clone(),
+                storage_adv_addr: adv,
+                artifact_retention: args.source.artifact_retention,
+                concurrency: args.source.source_concurrency,
+                namespace: args.watch_namespace.clone(),
+                label_selector: runtime.scope.label_selector.clone(),
+                runtime: runtime.clone(),
+                ..sluice_source::Options::default()
+            };
+            let client = self.client.clone();
+            tasks.spawn(async move {
+                sluice_source::run(client, opts)
+                    .await
+                    .context("source controller")
+            });
+        }
+        if args.kustomization.kustomization_enabled {
+            runtime.readiness.gate(sluice_kustomization::READINESS_GATE);
+            let opts = sluice_kustomization::Options {
+                namespace: args.watch_namespace.clone(),
+                label_selector: runtime.scope.label_selector.clone(),
+                concurrency: args.kustomization.concurrency,
+                // Artifacts of the in-process source controller are read from
+                // disk; others are downloaded.
+                storage_path: args
+                    .source
+                    .source_enabled
+                    .then(|| args.source.storage_path.clone()),
+                requeue_dependency: self.requeue_dependency,
+                default_service_account: args
+                    .kustomization
+                    .default_service_account
+                    .clone()
+                    .filter(|s| !s.is_empty()),
+                no_cross_namespace_refs: args.kustomization.no_cross_namespace_refs,
+                no_remote_bases: args.kustomization.no_remote_bases,
+                runtime: runtime.clone(),
+                ..sluice_kustomization::Options::default()
+            };
+            let config = self.config.clone();
+            let metrics = self.kustomization_metrics;
+            kustomization_task = tokio::spawn(async move {
+                let stop = async move {
+                    if stop_rx.await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                sluice_kustomization::run_until(config, opts, metrics, stop)
+                    .await
+                    .context("Kustomization controller")
+            });
+        }
+        if args.reloader.enabled {
+            let mut options = self.reloader_options;
+            options.runtime = runtime.clone();
+            for gate in sluice_reloader::readiness_gates(&options) {
+                runtime.readiness.gate(&gate);
+            }
+            let client = self.client.clone();
+            let metrics = self.reloader_metrics;
+            tasks.spawn(async move {
+                sluice_reloader::run(client, options, metrics)
+                    .await
+                    .context("reloader")
+            });
+        }
+
+        enum Exit {
+            Task(Option<std::result::Result<Result<()>, tokio::task::JoinError>>),
+            Shutdown,
+        }
+        let exit = tokio::select! {
+            finished = tasks.join_next() => Exit::Task(finished),
+            finished = &mut kustomization_task => Exit::Task(Some(finished)),
+            () = leadership.shutdown() => Exit::Shutdown,
+        };
+        match exit {
+            Exit::Task(Some(Ok(Ok(())))) => bail!("a controller task ended unexpectedly"),
+            Exit::Task(Some(Ok(Err(e)))) => Err(e),
+            Exit::Task(Some(Err(join))) => {
+                Err(anyhow::anyhow!("a controller task panicked: {join}"))
+            }
+            Exit::Task(None) => Ok(()),
+            Exit::Shutdown => {
+                runtime.readiness.stop();
+                let grace = self.grace;
+                tracing::info!(
+                    grace = ?grace,
+                    "shutting down: no new reconciliations; waiting for those in flight"
+                );
+                let _ = stop_tx.send(());
+                match tokio::time::timeout(grace, kustomization_task).await {
+                    Ok(Ok(Ok(()))) => tracing::info!("in-flight reconciliations finished"),
+                    Ok(Ok(Err(e))) => tracing::warn!("Kustomization controller: {e:#}"),
+                    Ok(Err(join)) => tracing::warn!("Kustomization controller panicked: {join}"),
+                    Err(_) => tracing::warn!(
+                        "graceful shutdown timeout of {grace:?} reached; exiting with reconciliations in flight"
+                    ),
+                }
+                Ok(())
+            }
+        }
     }
-    Ok(())
 }
 
 async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
@@ -452,11 +546,19 @@ async fn metrics(State(shared): State<Shared>) -> impl IntoResponse {
     }
 }
 
+/// Ready once every running controller has listed what it watches; not
+/// ready from the moment a shutdown starts.
 async fn readyz(State(shared): State<Shared>) -> impl IntoResponse {
-    if shared.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ok")
+    if shared.readiness.is_ready() {
+        (StatusCode::OK, "ok".to_string())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+        let pending = shared.readiness.pending();
+        let body = if pending.is_empty() {
+            "shutting down".to_string()
+        } else {
+            format!("waiting for: {}", pending.join(", "))
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, body)
     }
 }
 
@@ -538,7 +640,7 @@ mod tests {
 
     #[test]
     fn metric_names_have_no_stray_prefix() {
-        let (registry, metrics, _) = metrics_registry();
+        let (registry, metrics, _, _) = metrics_registry();
         metrics.tracked_objects(sluice_reloader::rules::SourceKind::Secret);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();

@@ -2,6 +2,7 @@
 
 mod build;
 mod controller;
+mod leader;
 mod logging;
 
 use std::process::ExitCode;
