@@ -200,6 +200,60 @@ mod tests {
         .unwrap()
     }
 
+    /// An artifact renders through its checkout; the generated
+    /// kustomization lands in the private checkout only, never in the cache.
+    #[test]
+    fn artifacts_render_in_private_checkouts() {
+        let storage = tempfile::tempdir().unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::new(cache_dir.path().join("c"), 2).unwrap();
+        let a = artifact(
+            storage.path(),
+            "ccc",
+            &[(
+                "apps/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+            )],
+        );
+        let spec: sluice_api::KustomizationSpec = serde_json::from_value(serde_json::json!({
+            "interval": "1m", "prune": false, "path": "./apps", "namePrefix": "p-",
+            "sourceRef": {"kind": "GitRepository", "name": "repo"}
+        }))
+        .unwrap();
+        let objs = crate::render_artifact(
+            &cache,
+            Some(storage.path()),
+            &a,
+            Duration::from_secs(1),
+            &spec,
+            &crate::Inputs::default(),
+            &crate::RenderOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(objs[0]["metadata"]["name"], "p-c");
+        let generated = std::fs::read_dir(cache_dir.path().join("c"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| e.path().join("apps/kustomization.yaml").exists());
+        assert!(!generated, "the shared unpack was written to");
+
+        let mut missing = a.clone();
+        missing.path = "gitrepository/ns/repo/none.tar.gz".into();
+        missing.revision = "main@sha1:none".into();
+        missing.digest = "sha256:none".into();
+        let e = crate::render_artifact(
+            &cache,
+            Some(storage.path()),
+            &missing,
+            Duration::from_millis(200),
+            &spec,
+            &crate::Inputs::default(),
+            &crate::RenderOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.reason, sluice_api::meta::ARTIFACT_FAILED_REASON);
+    }
+
     #[test]
     fn checkouts_share_one_unpack_and_stay_private() {
         let storage = tempfile::tempdir().unwrap();

@@ -138,6 +138,26 @@ pub fn render(
     Ok(out)
 }
 
+/// [`render`] of a source artifact, as the controller does it: a private
+/// checkout from `cache` (read from the source controller's storage at
+/// `storage_root` when the file is there, else downloaded from
+/// `artifact.url` within `http_timeout`; the digest verified), rendered,
+/// and removed. A checkout failure is `ArtifactFailed`.
+pub fn render_artifact(
+    cache: &artifact::ArtifactCache,
+    storage_root: Option<&Path>,
+    artifact: &sluice_api::meta::Artifact,
+    http_timeout: std::time::Duration,
+    spec: &KustomizationSpec,
+    inputs: &Inputs,
+    opts: &RenderOptions,
+) -> Result<Vec<Value>, RenderError> {
+    let (_tmp, dir) = cache
+        .checkout(storage_root, artifact, http_timeout)
+        .map_err(RenderError::artifact)?;
+    render(&dir, spec, inputs, opts)
+}
+
 /// Owner labels, then `commonMetadata` labels and annotations, as Flux's
 /// `flux build` (`setOwnerLabels`, `SetCommonMetadata`) and sluice-apply do.
 fn set_owner_metadata(o: &mut Value, owner: &Owner, spec: &KustomizationSpec) {
