@@ -21,12 +21,12 @@ use sluice_api::{GitRepository, Kustomization};
 use sluice_apply::{Applier, ObjectRef, Owner, PruneOptions, inventory, prune_empty_override};
 use sluice_runtime::{Event, Failure, History, Policy, Recorder, Schedules, finalizers};
 
-use crate::artifact;
 use crate::graph::{Key, ReverseIndex};
 use crate::health::ResourceCache;
 use crate::metrics::Metrics;
 use crate::outcome::{self, Ended, HEALTH_CHECK_CANCELED_REASON};
 use crate::phases::{self, Run, Stop, Wait, applier_for, deps_of, source_key};
+use sluice_render::artifact::ArtifactCache;
 
 /// How the controller runs.
 #[derive(Clone, Debug)]
@@ -126,7 +126,10 @@ pub(crate) struct Ctx {
     pub waits: Mutex<HashMap<Key, Wait>>,
     pub metrics: Metrics,
     pub resources: ResourceCache,
-    pub artifacts: Arc<artifact::ArtifactCache>,
+    pub artifacts: Arc<ArtifactCache>,
+    /// Fetches remote kustomize bases for every build (none with
+    /// `--no-remote-bases`).
+    pub remote_loader: Option<Arc<dyn sluice_kustomize::remote::RemoteLoader>>,
     pub rendered: Mutex<HashMap<Key, Rendered>>,
 }
 
@@ -259,8 +262,12 @@ pub async fn run_until(
         waits: Mutex::new(HashMap::new()),
         metrics,
         resources: ResourceCache::default(),
+        remote_loader: (!opts.no_remote_bases).then(|| {
+            Arc::new(sluice_git::GitRemoteLoader::from_env())
+                as Arc<dyn sluice_kustomize::remote::RemoteLoader>
+        }),
         artifacts: Arc::new(
-            artifact::ArtifactCache::new(
+            ArtifactCache::new(
                 std::env::temp_dir().join(format!("sluice-artifacts-{}", std::process::id())),
                 8,
             )
@@ -270,13 +277,13 @@ pub async fn run_until(
         opts: opts.clone(),
     });
     tracing::info!(namespace = ?opts.namespace, selector = ?opts.label_selector, storage = ?opts.storage_path, "starting Kustomization controller");
-    // Ready once the Kustomization cache has its first list.
-    let ready_store = ks_reader.clone();
-    let ready_task = tokio::spawn(async move {
-        if ready_store.wait_until_ready().await.is_ok() {
-            gate.open();
-        }
-    });
+    // Ready once Kustomizations can be listed (the GitRepository cache is
+    // complete already).
+    let ready_task = sluice_runtime::readiness::open_when_listable(
+        gate,
+        ks_api.clone(),
+        opts.label_selector.clone(),
+    );
     controller
         .watches(git_api, watcher::Config::default(), git_mapper)
         .watches(ks_api, scope.watcher_config(), dep_mapper)

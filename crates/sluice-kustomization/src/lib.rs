@@ -7,16 +7,15 @@
 //!   checks with cause chains → Flux's status and events.
 //! - [`graph`] is the pure `dependsOn` logic: chains to the root cause,
 //!   cycles, and the reverse index that wakes dependents at once.
-//! - [`render`] is the pure build step.
+//! - the build itself is `sluice-render`'s pipeline, shared with
+//!   `sluice build kustomization`.
 
-pub mod artifact;
 pub mod controller;
 pub mod graph;
 pub mod health;
 pub mod metrics;
 pub mod outcome;
 mod phases;
-pub mod render;
 
 pub use controller::{Options, run, run_until};
 pub use metrics::{Metrics, register_metrics};

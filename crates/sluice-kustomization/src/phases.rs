@@ -8,17 +8,12 @@
 //! at the objects again shortly ([`Run::resume_health`]), so one slow
 //! application never holds back another Kustomization.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::runtime::reflector::ObjectRef as KubeRef;
 use kube::{Api, Resource, ResourceExt};
-use sluice_api::kustomization::{
-    DecryptionProvider, KUSTOMIZATION_KIND, KustomizationStatus, SourceKind, SubstituteKind,
-    SubstituteStrategy,
-};
+use sluice_api::kustomization::{KUSTOMIZATION_KIND, KustomizationStatus, SourceKind};
 use sluice_api::meta::{self, Artifact, CONDITION_TRUE, CONDITION_UNKNOWN, FluxObject};
 use sluice_api::{GitRepository, Kustomization};
 use sluice_apply::{
@@ -26,13 +21,13 @@ use sluice_apply::{
     prune_empty_override,
 };
 use sluice_kstatus::cel::{CustomHealthCheck, Expression};
+use sluice_render::{Inputs, RenderOptions};
 use sluice_runtime::{Event, Failure};
 
 use crate::controller::{Ctx, Options};
 use crate::graph::{self, Key, NodeState};
 use crate::health::{self, Health};
 use crate::outcome::{ACCESS_DENIED_REASON, INVALID_CEL_REASON, UNSUPPORTED_REASON};
-use crate::render;
 
 /// How long after the Kustomization's timeout a build that has not
 /// stopped by itself is given up on.
@@ -315,21 +310,19 @@ impl<'a> Run<'a> {
         self.write(progress).await
     }
 
-    /// postBuild variables, and for `spec.decryption` the age identities.
+    /// postBuild variables, and for `spec.decryption` the age identities
+    /// (sluice-render reads them as `sluice build kustomization` does).
     async fn inputs(&self) -> Result<Inputs, Stop> {
-        let vars = substitution_vars(self.ctx, self.ks)
+        sluice_render::inputs::read(&self.ctx.client, self.ks)
             .await
-            .map_err(|m| self.failure(meta::BUILD_FAILED_REASON, m))?;
-        let decryption = decryption_keys(self.ctx, self.ks)
-            .await
-            .map_err(|m| self.failure(meta::BUILD_FAILED_REASON, m))?;
-        Ok(Inputs { vars, decryption })
+            .map_err(|m| self.failure(meta::BUILD_FAILED_REASON, m))
     }
 
-    /// Fetch, build, decrypt, substitute, off the async runtime and within
-    /// the timeout. The result is kept per Kustomization and reused while
-    /// the artifact, the spec, the decryption Secret and the variables are
-    /// the same (interval runs only re-apply).
+    /// Checkout, build, decrypt, substitute (sluice-render's pipeline, the
+    /// one the CLI uses), off the async runtime and within the timeout.
+    /// The result is kept per Kustomization and reused while the artifact,
+    /// the spec, the decryption Secret and the variables are the same
+    /// (interval runs only re-apply).
     async fn render(
         &self,
         artifact: &Artifact,
@@ -345,7 +338,7 @@ impl<'a> Run<'a> {
                 .unwrap_or_default()
                 .hash(&mut h);
             inputs.vars.hash(&mut h);
-            inputs.decryption.as_ref().map(|(_, v)| v).hash(&mut h);
+            inputs.decryption.as_ref().map(|d| &d.version).hash(&mut h);
             h.finish()
         };
         let cached = self.ctx.rendered.lock().ok().and_then(|m| {
@@ -365,40 +358,25 @@ impl<'a> Run<'a> {
         // The engine stops itself at the deadline (remote fetches get the
         // time left); the await below gives up shortly after it whatever the
         // blocking task does.
-        let deadline = Instant::now() + timeout;
-        let no_remote_bases = self.ctx.opts.no_remote_bases;
-        let Inputs { vars, decryption } = inputs;
-        let task =
-            tokio::task::spawn_blocking(move || -> Result<Vec<serde_json::Value>, Failure> {
-                let (_tmp, dir) = cache
-                    .checkout(storage.as_deref(), &art, http_timeout)
-                    .map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
-                let path = render::resolve_path(&dir, spec.path.as_deref())
-                    .map_err(|m| Failure::new(meta::ARTIFACT_FAILED_REASON, m))?;
-                let failed = |m: String| {
-                    Failure::new(
-                        meta::BUILD_FAILED_REASON,
-                        render::relative_to_root(&m, &dir),
-                    )
-                };
-                render::write_kustomization(&path, &spec).map_err(failed)?;
-                if let Some((ids, _)) = &decryption {
-                    render::decrypt_sources(&dir, &path, ids)
-                        .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
-                }
-                let bopts = render::BuildOptions {
-                    root: Some(dir.clone()),
-                    deadline: Some(deadline),
-                    no_remote_bases,
-                };
-                let mut objects = render::build(&path, &bopts).map_err(failed)?;
-                if let Some((ids, _)) = &decryption {
-                    objects = render::decrypt(objects, ids)
-                        .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))?;
-                }
-                render::substitute(objects, vars.as_ref())
-                    .map_err(|m| Failure::new(meta::BUILD_FAILED_REASON, m))
-            });
+        let opts = RenderOptions {
+            deadline: Some(Instant::now() + timeout),
+            no_remote_bases: self.ctx.opts.no_remote_bases,
+            remote_loader: self.ctx.remote_loader.clone(),
+            // The applier sets the owner labels and commonMetadata.
+            owner: None,
+        };
+        let task = tokio::task::spawn_blocking(move || {
+            sluice_render::render_artifact(
+                &cache,
+                storage.as_deref(),
+                &art,
+                http_timeout,
+                &spec,
+                &inputs,
+                &opts,
+            )
+            .map_err(|e| Failure::new(e.reason, e.message))
+        });
         let built = match tokio::time::timeout(timeout + BUILD_GRACE, task).await {
             Ok(joined) => joined.unwrap_or_else(|e| {
                 Err(Failure::new(
@@ -700,12 +678,6 @@ impl<'a> Run<'a> {
     }
 }
 
-/// What a build needs from the cluster besides the artifact.
-pub(crate) struct Inputs {
-    vars: Option<BTreeMap<String, String>>,
-    decryption: Option<(Arc<sluice_sops::Identities>, String)>,
-}
-
 pub(crate) fn deps_of(ks: &Kustomization) -> Vec<Key> {
     let ns = ks.namespace().unwrap_or_default();
     ks.spec
@@ -874,126 +846,4 @@ fn node_state(
         Ok(())
     };
     Some(NodeState { deps, ready })
-}
-
-/// `spec.decryption` as Flux's decryptor imports keys: the Secret
-/// `secretRef` in the Kustomization's namespace, every key ending in
-/// `.agekey` holding age identities. Returns them with the Secret's
-/// resourceVersion (for the render cache: a rotated key re-renders).
-/// Other key kinds (`.asc`, `sops.vault-token`, cloud KMS credentials) are
-/// not used; a document encrypted only for them fails naming the method.
-async fn decryption_keys(
-    ctx: &Ctx,
-    ks: &Kustomization,
-) -> Result<Option<(Arc<sluice_sops::Identities>, String)>, String> {
-    let Some(d) = &ks.spec.decryption else {
-        return Ok(None);
-    };
-    if d.provider != DecryptionProvider::Sops {
-        return Err(format!(
-            "decryption provider '{}' is not supported (only 'sops')",
-            d.provider
-        ));
-    }
-    let mut ids = sluice_sops::Identities::new();
-    let Some(r) = &d.secret_ref else {
-        return Ok(Some((Arc::new(ids), String::new())));
-    };
-    let ns = ks.namespace().unwrap_or_default();
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let secret = api
-        .get_opt(&r.name)
-        .await
-        .map_err(|e| format!("cannot get sops decryption Secret '{ns}/{}': {e}", r.name))?
-        .ok_or_else(|| format!("sops decryption Secret '{ns}/{}' not found", r.name))?;
-    for (k, v) in secret.data.iter().flatten() {
-        if !k.ends_with(".agekey") {
-            continue;
-        }
-        let text = std::str::from_utf8(&v.0).map_err(|_| {
-            format!(
-                "failed to import '{k}' data from sops decryption Secret '{ns}/{}': not UTF-8",
-                r.name
-            )
-        })?;
-        ids.import(text).map_err(|e| {
-            format!(
-                "failed to import '{k}' data from sops decryption Secret '{ns}/{}': {e}",
-                r.name
-            )
-        })?;
-    }
-    let version = format!(
-        "{}/{}",
-        secret.metadata.uid.unwrap_or_default(),
-        secret.metadata.resource_version.unwrap_or_default()
-    );
-    Ok(Some((Arc::new(ids), version)))
-}
-
-async fn substitution_vars(
-    ctx: &Ctx,
-    ks: &Kustomization,
-) -> Result<Option<BTreeMap<String, String>>, String> {
-    let Some(pb) = &ks.spec.post_build else {
-        return Ok(None);
-    };
-    let ns = ks.namespace().unwrap_or_default();
-    let mut vars = BTreeMap::new();
-    for r in pb.substitute_from.iter().flatten() {
-        let kind = r.kind.to_string();
-        let data: Option<BTreeMap<String, String>> = match r.kind {
-            SubstituteKind::ConfigMap => {
-                let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
-                api.get_opt(&r.name)
-                    .await
-                    .map_err(|e| format!("substitute from '{kind}/{}' failed: {e}", r.name))?
-                    .map(|cm| cm.data.unwrap_or_default())
-            }
-            SubstituteKind::Secret => {
-                let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-                api.get_opt(&r.name)
-                    .await
-                    .map_err(|e| format!("substitute from '{kind}/{}' failed: {e}", r.name))?
-                    .map(|s| {
-                        let mut m: BTreeMap<String, String> = s
-                            .data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                            .collect();
-                        m.extend(s.string_data.unwrap_or_default());
-                        m
-                    })
-            }
-            _ => {
-                return Err(format!(
-                    "substitute from '{kind}/{}': unsupported kind",
-                    r.name
-                ));
-            }
-        };
-        match data {
-            Some(d) => vars.extend(d),
-            None if r.is_optional() => {}
-            None => {
-                return Err(format!(
-                    "substitute from '{kind}/{}' failed: {kind} {ns}/{} not found",
-                    r.name, r.name
-                ));
-            }
-        }
-    }
-    if let Some(s) = &pb.substitute {
-        vars.extend(s.clone());
-    }
-    // Flux substitutes only when some variable or some source of variables
-    // is defined, unless `substituteStrategy: Always` (then `${x:=default}`
-    // applies even without either).
-    let declared = pb.substitute.as_ref().is_some_and(|m| !m.is_empty())
-        || pb.substitute_from.as_ref().is_some_and(|l| !l.is_empty());
-    if !declared && pb.substitute_strategy != Some(SubstituteStrategy::Always) {
-        return Ok(None);
-    }
-    Ok(Some(vars))
 }

@@ -65,6 +65,40 @@ impl Gate {
     }
 }
 
+/// Opens `gate` once `api` answers a list of what the controller watches
+/// (in its scope, with its selector): the kind is served, the controller may
+/// read it, and its watch can sync. Retries every second until then.
+///
+/// kube-runtime's `Store::wait_until_ready` is not used for this: it wakes
+/// only the last of several concurrent waiters, and the `Controller` itself
+/// waits on its store before it starts reconciling, so a second waiter
+/// could leave the controller asleep for good.
+pub fn open_when_listable<K>(
+    gate: Gate,
+    api: kube::Api<K>,
+    label_selector: Option<String>,
+) -> tokio::task::JoinHandle<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut params = kube::api::ListParams::default().limit(1);
+        if let Some(sel) = label_selector.as_deref().filter(|s| !s.trim().is_empty()) {
+            params = params.labels(sel);
+        }
+        loop {
+            match api.list_metadata(&params).await {
+                Ok(_) => {
+                    gate.open();
+                    return;
+                }
+                Err(e) => tracing::debug!(gate = %gate.name, "not ready yet: {e}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -116,13 +116,12 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         opts: opts.clone(),
     });
     tracing::info!(storage = %opts.storage_path.display(), namespace = ?opts.namespace, selector = ?opts.label_selector, "starting GitRepository controller");
+    let ready_task = sluice_runtime::readiness::open_when_listable(
+        gate,
+        api.clone(),
+        opts.label_selector.clone(),
+    );
     let controller = Controller::new(api, scope.watcher_config());
-    let store = controller.store();
-    let ready_task = tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            gate.open();
-        }
-    });
     controller
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
         .run(reconcile, error_policy, ctx)

@@ -494,7 +494,7 @@ impl Controllers<'_> {
             Shutdown,
         }
         let exit = tokio::select! {
-            finished = tasks.join_next() => Exit::Task(finished),
+            finished = tasks.join_next(), if !tasks.is_empty() => Exit::Task(finished),
             finished = &mut kustomization_task => Exit::Task(Some(finished)),
             () = leadership.shutdown() => Exit::Shutdown,
         };
