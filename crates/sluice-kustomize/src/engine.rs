@@ -148,7 +148,7 @@ fn load_kustomization(dir: &Path, guard: &Guard, jailed: bool) -> Result<(Kustom
 
 /// Parses a YAML stream of resources, flattening `List` kinds.
 pub fn resources_from_text(text: &str, file: &str) -> Result<Vec<Resource>> {
-    let docs = crate::yaml::parse_all(text).map_err(|e| Error::yaml(file, e))?;
+    let docs = crate::yaml::parse_resources(text).map_err(|e| Error::yaml(file, e))?;
     let mut out = Vec::new();
     for d in docs {
         push_resource_value(d, file, &mut out)?;

@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod fieldspec;
+pub(crate) mod folded;
 pub mod generators;
 pub mod gosort;
 pub mod guard;

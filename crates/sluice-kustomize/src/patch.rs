@@ -159,7 +159,7 @@ pub fn apply_patch_entry(
     schema: Option<&CustomSchema>,
 ) -> Result<()> {
     let text = load_patch_text(ldr, entry)?;
-    let docs = crate::yaml::parse_all(&text).map_err(|e| Error::yaml("patch", e))?;
+    let docs = crate::yaml::parse_resources(&text).map_err(|e| Error::yaml("patch", e))?;
     let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
     let opts = entry.get("options");
     let allow_name = matches!(

@@ -259,6 +259,32 @@ pub fn parse_all(text: &str) -> Result<Vec<Value>, YamlError> {
 /// Like [`parse_all`]; with `allow_duplicate_keys` a repeated key replaces
 /// the earlier one (what kustomize's kustomization-file reader does).
 pub fn parse_all_opts(text: &str, allow_duplicate_keys: bool) -> Result<Vec<Value>, YamlError> {
+    parse_docs(text, allow_duplicate_keys, false)
+}
+
+/// Parses resources or patches: like [`parse_all`], and every folded
+/// scalar becomes what kustomize's write-and-read-again of each resource
+/// makes of it (see [`crate::folded`]).
+pub fn parse_resources(text: &str) -> Result<Vec<Value>, YamlError> {
+    parse_docs(text, false, true)
+}
+
+/// Whether `text` ends in a line go-yaml may read as the last line of a
+/// block scalar's content: no final line break, and neither blank nor a
+/// comment nor a document marker.
+fn ends_inside_content_line(text: &str) -> bool {
+    if text.ends_with(['\n', '\r']) {
+        return false;
+    }
+    let last = text.rsplit(['\n', '\r']).next().unwrap_or(text);
+    let body = last.trim_start_matches(' ');
+    !(body.trim().is_empty()
+        || body.starts_with('#')
+        || last.starts_with("---")
+        || last.starts_with("..."))
+}
+
+fn parse_docs(text: &str, allow_duplicate_keys: bool, folded_roundtrip: bool) -> Result<Vec<Value>, YamlError> {
     let mut p = DocParser {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
@@ -266,13 +292,34 @@ pub fn parse_all_opts(text: &str, allow_duplicate_keys: bool) -> Result<Vec<Valu
         path: Vec::new(),
         depth: 0,
         alias_budget: ALIAS_BUDGET,
+        folded_roundtrip,
+        eof_in_line: ends_inside_content_line(text),
+        last_block: None,
+        last_was_block: false,
     };
     let mut docs = Vec::new();
     loop {
         let (ev, m) = p.next()?;
         match ev {
             Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
-            Event::StreamEnd => break,
+            Event::StreamEnd => {
+                // go-yaml ends a block scalar cut off by the end of the
+                // text without the line break yaml-rust2 adds.
+                if let (true, Some((raw, folded, indent)), Some(doc)) =
+                    (p.last_was_block, p.last_block.take(), docs.last_mut())
+                {
+                    if let (Some(stripped), Some(Value::Str(last))) =
+                        (raw.strip_suffix('\n'), last_scalar_mut(doc))
+                    {
+                        *last = if folded && p.folded_roundtrip {
+                            crate::folded::roundtrip(stripped, indent).into()
+                        } else {
+                            stripped.into()
+                        };
+                    }
+                }
+                break;
+            }
             Event::DocumentStart => {
                 let (ev, m) = p.next()?;
                 if matches!(ev, Event::DocumentEnd) {
@@ -288,6 +335,15 @@ pub fn parse_all_opts(text: &str, allow_duplicate_keys: bool) -> Result<Vec<Valu
         }
     }
     Ok(docs)
+}
+
+/// The last scalar of `v` in document order.
+fn last_scalar_mut(v: &mut Value) -> Option<&mut Value> {
+    match v {
+        Value::Map(m) => m.0.last_mut().and_then(|(_, v)| last_scalar_mut(v)),
+        Value::Seq(items) => items.last_mut().and_then(last_scalar_mut),
+        other => Some(other),
+    }
 }
 
 /// Parses a single-document text (an empty text gives `Null`).
@@ -319,6 +375,19 @@ struct DocParser<'a> {
     /// Bytes alias expansion may still copy (guards against exponential
     /// alias bombs and large anchors aliased many times).
     alias_budget: usize,
+    /// Folded scalars take what go-yaml v3 writing and reading them back
+    /// makes of them (see [`crate::folded`]): kustomize does that to
+    /// every resource and patch it reads.
+    folded_roundtrip: bool,
+    /// The text ends inside a line that may be a block scalar's last:
+    /// then go-yaml reads no final line break there.
+    eof_in_line: bool,
+    /// The last scalar read, when it was a block scalar and
+    /// `eof_in_line` is set: its text as read, whether it is folded and
+    /// its indentation.
+    last_block: Option<(String, bool, usize)>,
+    /// Whether the last scalar read was a block scalar.
+    last_was_block: bool,
 }
 
 impl DocParser<'_> {
@@ -358,7 +427,17 @@ impl DocParser<'_> {
 
     fn node_inner(&mut self, ev: Event, m: Marker) -> Result<Value, YamlError> {
         match ev {
-            Event::Scalar(text, style, anchor, tag) => {
+            Event::Scalar(mut text, style, anchor, tag) => {
+                let block = matches!(style, TScalarStyle::Literal | TScalarStyle::Folded);
+                let folded = style == TScalarStyle::Folded;
+                let indent = 2 * self.path.len();
+                self.last_was_block = block;
+                if block && self.eof_in_line {
+                    self.last_block = Some((text.clone(), folded, indent));
+                }
+                if folded && self.folded_roundtrip {
+                    text = crate::folded::roundtrip(&text, indent);
+                }
                 let mut v = resolve_scalar(
                     text,
                     style,
@@ -373,6 +452,7 @@ impl DocParser<'_> {
                 Ok(v)
             }
             Event::Alias(id) => {
+                self.last_was_block = false;
                 let (v, w) = self
                     .anchors
                     .get(&id)
