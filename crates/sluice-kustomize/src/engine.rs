@@ -345,6 +345,13 @@ impl Builder {
                     );
                 }
             }
+            // kustomize drops an `annotations:` with no value, as it does
+            // an empty one.
+            if let Some(md) = r.obj.get_mut("metadata").and_then(Value::as_map_mut)
+                && md.get("annotations").is_some_and(Value::is_null)
+            {
+                md.remove("annotations");
+            }
             if let Some(Value::Map(ann)) = r
                 .obj
                 .get_mut("metadata")
