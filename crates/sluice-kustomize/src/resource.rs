@@ -185,6 +185,8 @@ pub enum Behavior {
 }
 
 impl Behavior {
+    /// A behavior kustomize names; `None` for any other word (which
+    /// kustomize reads as [`Behavior::Unspecified`]).
     pub fn parse(s: &str) -> Option<Behavior> {
         match s {
             "" => Some(Behavior::Unspecified),
