@@ -505,7 +505,13 @@ pub fn legacy_sort(list: &mut Vec<Resource>, custom: Option<&LegacySort>) {
 
 /// kustomize's `legacyGVKSortString`.
 fn legacy_gvk_string(gvk: &crate::resource::Gvk) -> String {
-    let or = |s: &str, d: &'static str| if s.is_empty() { d.to_string() } else { s.to_string() };
+    let or = |s: &str, d: &'static str| {
+        if s.is_empty() {
+            d.to_string()
+        } else {
+            s.to_string()
+        }
+    };
     format!(
         "{}_{}_{}",
         or(&gvk.group, "~G"),
@@ -517,7 +523,11 @@ fn legacy_gvk_string(gvk: &crate::resource::Gvk) -> String {
 /// kustomize's `legacyResIDSortString` without its GVK part (equal
 /// wherever it is compared).
 fn legacy_id_string(namespace: &str, name: &str) -> String {
-    let ns = if namespace.is_empty() { "~X" } else { namespace };
+    let ns = if namespace.is_empty() {
+        "~X"
+    } else {
+        namespace
+    };
     let nm = if name.is_empty() { "~N" } else { name };
     format!("{ns}|{nm}")
 }

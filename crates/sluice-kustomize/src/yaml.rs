@@ -284,7 +284,11 @@ fn ends_inside_content_line(text: &str) -> bool {
         || last.starts_with("..."))
 }
 
-fn parse_docs(text: &str, allow_duplicate_keys: bool, folded_roundtrip: bool) -> Result<Vec<Value>, YamlError> {
+fn parse_docs(
+    text: &str,
+    allow_duplicate_keys: bool,
+    folded_roundtrip: bool,
+) -> Result<Vec<Value>, YamlError> {
     let mut p = DocParser {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
@@ -305,18 +309,16 @@ fn parse_docs(text: &str, allow_duplicate_keys: bool, folded_roundtrip: bool) ->
             Event::StreamEnd => {
                 // go-yaml ends a block scalar cut off by the end of the
                 // text without the line break yaml-rust2 adds.
-                if let (true, Some((raw, folded, indent)), Some(doc)) =
+                if let (true, Some((raw, folded)), Some(doc)) =
                     (p.last_was_block, p.last_block.take(), docs.last_mut())
-                {
-                    if let (Some(stripped), Some(Value::Str(last))) =
+                    && let (Some(stripped), Some(Value::Str(last))) =
                         (raw.strip_suffix('\n'), last_scalar_mut(doc))
-                    {
-                        *last = if folded && p.folded_roundtrip {
-                            crate::folded::roundtrip(stripped, indent).into()
-                        } else {
-                            stripped.into()
-                        };
-                    }
+                {
+                    *last = if folded && p.folded_roundtrip {
+                        crate::folded::roundtrip(stripped).into()
+                    } else {
+                        stripped.into()
+                    };
                 }
                 break;
             }
@@ -383,9 +385,8 @@ struct DocParser<'a> {
     /// then go-yaml reads no final line break there.
     eof_in_line: bool,
     /// The last scalar read, when it was a block scalar and
-    /// `eof_in_line` is set: its text as read, whether it is folded and
-    /// its indentation.
-    last_block: Option<(String, bool, usize)>,
+    /// `eof_in_line` is set: its text as read and whether it is folded.
+    last_block: Option<(String, bool)>,
     /// Whether the last scalar read was a block scalar.
     last_was_block: bool,
 }
@@ -430,13 +431,12 @@ impl DocParser<'_> {
             Event::Scalar(mut text, style, anchor, tag) => {
                 let block = matches!(style, TScalarStyle::Literal | TScalarStyle::Folded);
                 let folded = style == TScalarStyle::Folded;
-                let indent = 2 * self.path.len();
                 self.last_was_block = block;
                 if block && self.eof_in_line {
-                    self.last_block = Some((text.clone(), folded, indent));
+                    self.last_block = Some((text.clone(), folded));
                 }
                 if folded && self.folded_roundtrip {
-                    text = crate::folded::roundtrip(&text, indent);
+                    text = crate::folded::roundtrip(&text);
                 }
                 let mut v = resolve_scalar(
                     text,
