@@ -245,9 +245,9 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
             };
             data.0.push((k.into(), Value::str(encode_base64(&b))));
         }
-        if !data.is_empty() {
-            obj.insert("data", Value::Map(data));
-        }
+        // kustomize gives a Secret a `data` map even when it is empty (a
+        // ConfigMap only gets one with keys).
+        obj.insert("data", Value::Map(data));
         obj.insert("type", Value::str(ty));
     } else {
         let mut data = Map::new();
