@@ -148,15 +148,20 @@ fn load_kustomization(dir: &Path, guard: &Guard, jailed: bool) -> Result<(Kustom
 
 /// Parses a YAML stream of resources, flattening `List` kinds.
 pub fn resources_from_text(text: &str, file: &str) -> Result<Vec<Resource>> {
-    let docs = crate::yaml::parse_resources(text).map_err(|e| Error::yaml(file, e))?;
+    let docs = crate::yaml::parse_resources_noting_empty(text).map_err(|e| Error::yaml(file, e))?;
     let mut out = Vec::new();
-    for d in docs {
-        push_resource_value(d, file, &mut out)?;
+    for (d, empty) in docs {
+        push_resource_value(d, empty, file, &mut out)?;
     }
     Ok(out)
 }
 
-fn push_resource_value(d: Value, file: &str, out: &mut Vec<Resource>) -> Result<()> {
+fn push_resource_value(
+    d: Value,
+    empty: crate::yaml::EmptyNulls,
+    file: &str,
+    out: &mut Vec<Resource>,
+) -> Result<()> {
     match d {
         Value::Null => Ok(()),
         Value::Map(m) if m.is_empty() => Ok(()),
@@ -166,8 +171,10 @@ fn push_resource_value(d: Value, file: &str, out: &mut Vec<Resource>) -> Result<
                 && matches!(m.get("items"), Some(Value::Seq(_)) | Some(Value::Null))
             {
                 if let Some(Value::Seq(items)) = m.get("items") {
+                    // kustomize reads a List's items through JSON: a field
+                    // with no value is an explicit null there.
                     for it in items.clone() {
-                        push_resource_value(it, file, out)?;
+                        push_resource_value(it, Vec::new(), file, out)?;
                     }
                 }
                 return Ok(());
@@ -187,7 +194,9 @@ fn push_resource_value(d: Value, file: &str, out: &mut Vec<Resource>) -> Result<
                     go_object_dump(&m)
                 )));
             }
-            out.push(Resource::new(Value::Map(m)));
+            let mut r = Resource::new(Value::Map(m));
+            r.empty_nulls = empty;
+            out.push(r);
             Ok(())
         }
         other => Err(Error::msg(format!(

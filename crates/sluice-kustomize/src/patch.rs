@@ -89,6 +89,7 @@ pub fn apply_smp(
         None if smp::is_builtin_group(&gvk.group) => Keys::Builtin,
         None => Keys::None,
     };
+    smp::drop_empty_nulls(&mut r.obj, &mut r.empty_nulls, keys);
     let merged = smp::merge_with(&r.obj, &p, keys).map_err(Error::msg)?;
     match merged {
         None => {

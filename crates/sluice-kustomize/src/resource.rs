@@ -214,6 +214,8 @@ pub struct Resource {
     pub generated: bool,
     /// Names of vars whose object reference points at this resource.
     pub ref_vars: Vec<String>,
+    /// Fields of the object as read that have no value at all (`key:`).
+    pub(crate) empty_nulls: crate::yaml::EmptyNulls,
 }
 
 impl Resource {
@@ -227,6 +229,7 @@ impl Resource {
             needs_hash: false,
             generated: false,
             ref_vars: Vec::new(),
+            empty_nulls: Vec::new(),
         }
     }
     pub fn map(&self) -> Option<&Map> {

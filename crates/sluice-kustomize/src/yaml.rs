@@ -259,14 +259,28 @@ pub fn parse_all(text: &str) -> Result<Vec<Value>, YamlError> {
 /// Like [`parse_all`]; with `allow_duplicate_keys` a repeated key replaces
 /// the earlier one (what kustomize's kustomization-file reader does).
 pub fn parse_all_opts(text: &str, allow_duplicate_keys: bool) -> Result<Vec<Value>, YamlError> {
-    parse_docs(text, allow_duplicate_keys, false)
+    Ok(parse_docs(text, allow_duplicate_keys, false, false)?
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect())
 }
 
 /// Parses resources or patches: like [`parse_all`], and every folded
 /// scalar becomes what kustomize's write-and-read-again of each resource
 /// makes of it (see [`crate::folded`]).
 pub fn parse_resources(text: &str) -> Result<Vec<Value>, YamlError> {
-    parse_docs(text, false, true)
+    Ok(parse_docs(text, false, true, false)?
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect())
+}
+
+/// [`parse_resources`], with the paths of each document's fields that have
+/// no value at all (`key:`).
+pub(crate) fn parse_resources_noting_empty(
+    text: &str,
+) -> Result<Vec<(Value, EmptyNulls)>, YamlError> {
+    parse_docs(text, false, true, true)
 }
 
 /// Whether `text` ends in a line go-yaml may read as the last line of a
@@ -288,7 +302,8 @@ fn parse_docs(
     text: &str,
     allow_duplicate_keys: bool,
     folded_roundtrip: bool,
-) -> Result<Vec<Value>, YamlError> {
+    record_empty: bool,
+) -> Result<Vec<(Value, EmptyNulls)>, YamlError> {
     let mut p = DocParser {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
@@ -300,6 +315,9 @@ fn parse_docs(
         eof_in_line: ends_inside_content_line(text),
         last_block: None,
         last_was_block: false,
+        record_empty,
+        ipath: Vec::new(),
+        empty_nulls: Vec::new(),
     };
     let mut docs = Vec::new();
     loop {
@@ -309,10 +327,12 @@ fn parse_docs(
             Event::StreamEnd => {
                 // go-yaml ends a block scalar cut off by the end of the
                 // text without the line break yaml-rust2 adds.
-                if let (true, Some((raw, folded)), Some(doc)) =
-                    (p.last_was_block, p.last_block.take(), docs.last_mut())
-                    && let (Some(stripped), Some(Value::Str(last))) =
-                        (raw.strip_suffix('\n'), last_scalar_mut(doc))
+                if let (true, Some((raw, folded)), Some(doc)) = (
+                    p.last_was_block,
+                    p.last_block.take(),
+                    docs.last_mut().map(|(d, _)| d),
+                ) && let (Some(stripped), Some(Value::Str(last))) =
+                    (raw.strip_suffix('\n'), last_scalar_mut(doc))
                 {
                     *last = if folded && p.folded_roundtrip {
                         crate::folded::roundtrip(stripped).into()
@@ -325,11 +345,11 @@ fn parse_docs(
             Event::DocumentStart => {
                 let (ev, m) = p.next()?;
                 if matches!(ev, Event::DocumentEnd) {
-                    docs.push(Value::Null);
+                    docs.push((Value::Null, Vec::new()));
                     continue;
                 }
                 let v = p.node(ev, m)?;
-                docs.push(v);
+                docs.push((v, std::mem::take(&mut p.empty_nulls)));
             }
             other => {
                 return Err(err_at(&m, format!("unexpected event {other:?}")));
@@ -365,6 +385,18 @@ const MAX_DEPTH: usize = 256;
 /// nested or large anchors is refused before it is copied.
 pub const ALIAS_BUDGET: usize = 16 << 20;
 
+/// One step of a path into a document: a mapping key or a sequence index.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum PathSeg {
+    Key(CompactString),
+    Index(usize),
+}
+
+/// Where a document has fields with no value at all (`key:`), which
+/// kyaml's merge walker tells apart from an explicit `null` (see
+/// [`crate::smp`]).
+pub(crate) type EmptyNulls = Vec<Vec<PathSeg>>;
+
 struct DocParser<'a> {
     parser: Parser<std::str::Chars<'a>>,
     /// Anchored nodes and their [`weight`].
@@ -389,6 +421,11 @@ struct DocParser<'a> {
     last_block: Option<(String, bool)>,
     /// Whether the last scalar read was a block scalar.
     last_was_block: bool,
+    /// Whether to note the fields with no value (`key:`) in
+    /// `empty_nulls`, with the path to the node being read in `ipath`.
+    record_empty: bool,
+    ipath: Vec<PathSeg>,
+    empty_nulls: EmptyNulls,
 }
 
 impl DocParser<'_> {
@@ -476,7 +513,13 @@ impl DocParser<'_> {
                         break;
                     }
                     self.path.push(None);
+                    if self.record_empty {
+                        self.ipath.push(PathSeg::Index(items.len()));
+                    }
                     let item = self.node(ev, m);
+                    if self.record_empty {
+                        self.ipath.pop();
+                    }
                     self.path.pop();
                     items.push(item?);
                 }
@@ -507,9 +550,22 @@ impl DocParser<'_> {
                         other => other.scalar_text(),
                     };
                     let (vev, vm) = self.next()?;
+                    let noted = self.record_empty
+                        && key_str.is_some()
+                        && matches!(&vev, Event::Scalar(t, TScalarStyle::Plain, _, None) if t.is_empty());
+                    if self.record_empty {
+                        self.ipath
+                            .push(PathSeg::Key(key_str.clone().unwrap_or_default()));
+                        if noted {
+                            self.empty_nulls.push(self.ipath.clone());
+                        }
+                    }
                     self.path.push(key_str);
                     let val = self.node(vev, vm);
                     self.path.pop();
+                    if self.record_empty {
+                        self.ipath.pop();
+                    }
                     let val = val?;
                     if is_merge {
                         match val {
