@@ -318,6 +318,7 @@ fn parse_docs(
         record_empty,
         ipath: Vec::new(),
         empty_nulls: Vec::new(),
+        src: text,
     };
     let mut docs = Vec::new();
     loop {
@@ -426,6 +427,8 @@ struct DocParser<'a> {
     record_empty: bool,
     ipath: Vec<PathSeg>,
     empty_nulls: EmptyNulls,
+    /// The text being read, for what yaml-rust2's events do not say.
+    src: &'a str,
 }
 
 impl DocParser<'_> {
@@ -450,6 +453,35 @@ impl DocParser<'_> {
                 .all(|(p, k)| p.as_deref() == Some(*k))
     }
 
+    /// yaml-rust2 reads a block scalar with no content line that the end
+    /// of the text ends as one line break (`|` or `|+`) where go-yaml
+    /// reads none (`""`) and, under `+`, only the empty lines after the
+    /// header. `m` is where the event starts: the `|` or `>` indicator in
+    /// exactly that case (the first content line otherwise). `None` when
+    /// this is not that case.
+    fn empty_block_at_end(&self, m: &Marker) -> Option<String> {
+        let at = if self.src.is_ascii() {
+            m.index()
+        } else {
+            self.src.char_indices().nth(m.index())?.0
+        };
+        let rest = self.src.get(at..)?;
+        let mut chars = rest.chars();
+        if !matches!(chars.next(), Some('|' | '>')) {
+            return None;
+        }
+        let (header, after) = rest.split_once('\n')?;
+        if !after.chars().all(|c| c == ' ' || c == '\n' || c == '\r') {
+            return None;
+        }
+        let keep = header.chars().skip(1).take(2).any(|c| c == '+');
+        Some(if keep {
+            "\n".repeat(after.matches('\n').count())
+        } else {
+            String::new()
+        })
+    }
+
     fn node(&mut self, ev: Event, m: Marker) -> Result<Value, YamlError> {
         if self.depth >= MAX_DEPTH {
             return Err(err_at(
@@ -469,6 +501,9 @@ impl DocParser<'_> {
                 let block = matches!(style, TScalarStyle::Literal | TScalarStyle::Folded);
                 let folded = style == TScalarStyle::Folded;
                 self.last_was_block = block;
+                if block && !text.is_empty() && text.chars().all(|c| c == '\n') {
+                    text = self.empty_block_at_end(&m).unwrap_or(text);
+                }
                 if block && self.eof_in_line {
                     self.last_block = Some((text.clone(), folded));
                 }
