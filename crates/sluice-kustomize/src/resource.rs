@@ -64,10 +64,6 @@ impl fmt::Display for Gvk {
     }
 }
 
-pub fn is_cluster_scoped_kind(kind: &str) -> bool {
-    CLUSTER_SCOPED.iter().any(|(k, _)| *k == kind)
-}
-
 /// Cluster-scoped kinds of the Kubernetes API, with their group. Like
 /// kustomize (which asks its OpenAPI schema), a kind is cluster-scoped only
 /// when both kind and group match; anything unknown is namespaced.

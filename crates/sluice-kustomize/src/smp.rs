@@ -151,8 +151,9 @@ impl CustomSchema {
     }
 }
 
-/// Applies `patch` to `dest`. Returns `None` when the patch deletes the
-/// whole object.
+/// Applies `patch` to `dest` with the built-in kinds' merge keys. Returns
+/// `None` when the patch deletes the whole object.
+#[cfg(test)]
 pub fn merge(dest: &Value, patch: &Value) -> Result<Option<Value>, String> {
     merge_with(dest, patch, Keys::Builtin)
 }
