@@ -63,6 +63,13 @@ fn unique_target(rm: &ResMap, patch: &Resource) -> Result<usize> {
     }
 }
 
+/// A strategic merge of `patch` onto `dest` with the built-in kinds' list
+/// merge keys (the fuzz targets' entry to the merge). `None`: the patch
+/// deletes the object.
+pub fn strategic_merge(dest: &Value, patch: &Value) -> Result<Option<Value>, String> {
+    smp::merge_with(dest, patch, Keys::Builtin)
+}
+
 /// Applies a strategic merge patch to one resource, keeping its name, kind
 /// and namespace unless the patch may change them.
 pub fn apply_smp(
