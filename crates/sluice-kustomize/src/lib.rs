@@ -12,7 +12,6 @@
 
 pub(crate) mod engine;
 pub(crate) mod fieldspec;
-pub(crate) mod folded;
 pub(crate) mod generators;
 pub(crate) mod gosort;
 pub mod guard;
