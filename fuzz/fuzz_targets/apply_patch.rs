@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sluice_kustomize::{patch, smp, yaml};
+use sluice_kustomize::{patch, yaml};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     else {
         return;
     };
-    if let Ok(Some(merged)) = smp::merge(&object, &patch_value) {
+    if let Ok(Some(merged)) = patch::strategic_merge(&object, &patch_value) {
         // Whatever a merge produces must print.
         let _ = yaml::to_yaml(&merged);
     }

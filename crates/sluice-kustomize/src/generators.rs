@@ -22,11 +22,49 @@ fn merge_pairs(local: &mut Vec<(String, String)>, global: &[(String, String)]) {
     }
 }
 
-fn is_valid_configmap_key(k: &str) -> bool {
-    !k.is_empty()
-        && k.len() <= 253
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+/// kustomize's `parseLiteralSource`: `key=value`, the value unquoted.
+fn parse_literal_source(source: &str) -> Result<(String, String), String> {
+    match source.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), strip_quotes(v).to_string())),
+        _ => Err(format!(
+            "invalid literal source {source}, expected key=value"
+        )),
+    }
+}
+
+/// kustomize's `ParseFileSource`: `path` (keyed by its base name) or
+/// `key=path`.
+fn parse_file_source(source: &str) -> Result<(String, String), String> {
+    match source.matches('=').count() {
+        0 => Ok((go_path_base(source), source.to_string())),
+        1 if source.starts_with('=') => Err(format!(
+            "missing key name for file path {:?} in source {source:?}",
+            &source[1..]
+        )),
+        1 if source.ends_with('=') => Err(format!(
+            "missing file path for key name {:?} in source {source:?}",
+            &source[..source.len() - 1]
+        )),
+        1 => {
+            let (k, p) = source.split_once('=').unwrap_or((source, ""));
+            Ok((k.to_string(), p.to_string()))
+        }
+        _ => Err(format!(
+            "source {source:?} key name or file path contains '='"
+        )),
+    }
+}
+
+/// Go's `path.Base`.
+fn go_path_base(p: &str) -> String {
+    if p.is_empty() {
+        return ".".to_string();
+    }
+    let trimmed = p.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return "/".to_string();
+    }
+    trimmed.rsplit('/').next().unwrap_or(trimmed).to_string()
 }
 
 /// Parses `KEY=VALUE` env-file lines the way kustomize does.
@@ -43,17 +81,10 @@ fn env_file_pairs(content: &[u8], file: &str) -> Result<Vec<(String, String)>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (k, v) = match line.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (line.to_string(), std::env::var(line).unwrap_or_default()),
-        };
-        if k.is_empty()
-            || k.chars().next().is_some_and(|c| c.is_ascii_digit())
-            || k.contains(char::is_whitespace)
-        {
-            return Err(Error::msg(format!("invalid env var name {k:?} in {file}")));
-        }
-        out.push((k, v));
+        // A line without `=` is a key with an empty value; kustomize's
+        // validator accepts any name (`1X`, `a b`).
+        let (k, v) = line.split_once('=').unwrap_or((line, ""));
+        out.push((k.to_string(), v.to_string()));
     }
     Ok(out)
 }
@@ -86,31 +117,24 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
         .get("behavior")
         .and_then(Value::scalar_string)
         .unwrap_or_default();
-    let behavior = Behavior::parse(&behavior_s).ok_or_else(|| {
-        Error::msg(format!(
-            "invalid generator behavior {behavior_s:?} for {kind} {name}"
-        ))
-    })?;
+    // kustomize reads any other word (`add`, ...) as no behavior: the
+    // generated object is created.
+    let behavior = Behavior::parse(&behavior_s).unwrap_or_default();
     // The keys so far, and a set of them: an env file may have thousands.
     let mut pairs: (Vec<(String, Datum)>, HashSet<String>) = Default::default();
-    let add = |k: String,
-               d: Datum,
-               pairs: &mut (Vec<(String, Datum)>, HashSet<String>)|
-     -> Result<()> {
-        if !is_valid_configmap_key(&k) {
-            return Err(Error::msg(format!(
-                "\"{k}\" is not a valid key name for a {kind}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
-            )));
-        }
-        if !pairs.1.insert(k.clone()) {
-            // kustomize's words, "configmap" for Secrets too.
-            return Err(Error::msg(format!(
-                "configmap {name} illegally repeats the key `{k}`"
-            )));
-        }
-        pairs.0.push((k, d));
-        Ok(())
-    };
+    let add =
+        |k: String, d: Datum, pairs: &mut (Vec<(String, Datum)>, HashSet<String>)| -> Result<()> {
+            // kustomize's validator accepts any key (`a b`, `x/y`): so does
+            // this, the API server judges.
+            if !pairs.1.insert(k.clone()) {
+                // kustomize's words, "configmap" for Secrets too.
+                return Err(Error::msg(format!(
+                    "configmap {name} illegally repeats the key `{k}`"
+                )));
+            }
+            pairs.0.push((k, d));
+            Ok(())
+        };
     let strings = |k: &str| -> Vec<String> {
         match g.get(k) {
             Some(Value::Seq(items)) => items.iter().filter_map(Value::scalar_string).collect(),
@@ -118,46 +142,42 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
             _ => Vec::new(),
         }
     };
+    // kustomize loads every source (env files, then literals, then files)
+    // before it checks the keys.
+    let list = |k: &str| format!("[{}]", strings(k).join(" "));
+    let mut loaded: Vec<(String, Datum)> = Vec::new();
     let mut envs = strings("envs");
     envs.extend(strings("env"));
-    for e in envs {
-        let content = ldr.read_bytes(&e)?;
-        for (k, v) in env_file_pairs(&content, &e)? {
-            add(k, Datum::Text(v), &mut pairs)?;
+    for e in &envs {
+        let content = ldr.read_bytes(e)?;
+        for (k, v) in env_file_pairs(&content, e)? {
+            loaded.push((k, Datum::Text(v)));
         }
     }
     for lit in strings("literals") {
-        let (k, v) = match lit.split_once('=') {
-            Some((k, v)) => (k.to_string(), strip_quotes(v).to_string()),
-            None => {
-                return Err(Error::msg(format!(
-                    "invalid literal source {lit}, expected key=value"
-                )));
-            }
-        };
-        add(k, Datum::Text(v), &mut pairs)?;
+        let (k, v) = parse_literal_source(&lit).map_err(|e| {
+            Error::msg(format!(
+                "loading KV pairs: literal sources {}: {e}",
+                list("literals")
+            ))
+        })?;
+        loaded.push((k, Datum::Text(v)));
     }
     for f in strings("files") {
-        let (k, path) = match f.split_once('=') {
-            Some((k, p)) => {
-                if k.is_empty() {
-                    return Err(Error::msg(format!("key name for file path {p} missing")));
-                }
-                (k.to_string(), p.to_string())
-            }
-            None => {
-                let base = std::path::Path::new(&f)
-                    .file_name()
-                    .map(|s| s.to_string_lossy().to_string())
-                    .unwrap_or_else(|| f.clone());
-                (base, f.clone())
-            }
-        };
+        let (k, path) = parse_file_source(&f).map_err(|e| {
+            Error::msg(format!(
+                "loading KV pairs: file sources: {}: {e}",
+                list("files")
+            ))
+        })?;
         let bytes = ldr.read_bytes(&path)?;
         let d = match String::from_utf8(bytes) {
             Ok(s) => Datum::Text(s),
             Err(e) => Datum::Bytes(e.into_bytes()),
         };
+        loaded.push((k, d));
+    }
+    for (k, d) in loaded {
         add(k, d, &mut pairs)?;
     }
 
@@ -225,9 +245,9 @@ pub fn generate(ldr: &Loader, g: &Value, global: Option<&Value>, kind: &str) -> 
             };
             data.0.push((k.into(), Value::str(encode_base64(&b))));
         }
-        if !data.is_empty() {
-            obj.insert("data", Value::Map(data));
-        }
+        // kustomize gives a Secret a `data` map even when it is empty (a
+        // ConfigMap only gets one with keys).
+        obj.insert("data", Value::Map(data));
         obj.insert("type", Value::str(ty));
     } else {
         let mut data = Map::new();

@@ -3,22 +3,28 @@
 //!
 //! Entry point: [`build`]. The output of [`BuildOutput::to_yaml`] is what
 //! `kustomize build` prints.
+//!
+//! The facade other crates use is this root ([`build`], [`Options`],
+//! [`Error`], ...) and four modules: [`yaml`] (the document model, its
+//! reader and emitter), [`remote`] (remote resources), [`guard`] (read
+//! bounds) and [`patch`] (label selectors). Every other module is private
+//! to the crate.
 
-pub mod engine;
-pub mod fieldspec;
-pub mod generators;
-pub mod gosort;
+pub(crate) mod engine;
+pub(crate) mod fieldspec;
+pub(crate) mod generators;
+pub(crate) mod gosort;
 pub mod guard;
-pub mod kustomization;
-pub mod nameref;
+pub(crate) mod kustomization;
+pub(crate) mod nameref;
 pub mod patch;
 pub mod remote;
-pub mod replacements;
-pub mod resource;
-pub mod smp;
-pub mod smp_table;
-pub mod transformers;
-pub mod vars;
+pub(crate) mod replacements;
+pub(crate) mod resource;
+pub(crate) mod smp;
+pub(crate) mod smp_table;
+pub(crate) mod transformers;
+pub(crate) mod vars;
 pub mod yaml;
 
 use std::path::Path;

@@ -63,6 +63,13 @@ fn unique_target(rm: &ResMap, patch: &Resource) -> Result<usize> {
     }
 }
 
+/// A strategic merge of `patch` onto `dest` with the built-in kinds' list
+/// merge keys (the fuzz targets' entry to the merge). `None`: the patch
+/// deletes the object.
+pub fn strategic_merge(dest: &Value, patch: &Value) -> Result<Option<Value>, String> {
+    smp::merge_with(dest, patch, Keys::Builtin)
+}
+
 /// Applies a strategic merge patch to one resource, keeping its name, kind
 /// and namespace unless the patch may change them.
 pub fn apply_smp(
@@ -89,6 +96,7 @@ pub fn apply_smp(
         None if smp::is_builtin_group(&gvk.group) => Keys::Builtin,
         None => Keys::None,
     };
+    smp::drop_empty_nulls(&mut r.obj, &mut r.empty_nulls, keys);
     let merged = smp::merge_with(&r.obj, &p, keys).map_err(Error::msg)?;
     match merged {
         None => {
@@ -159,7 +167,7 @@ pub fn apply_patch_entry(
     schema: Option<&CustomSchema>,
 ) -> Result<()> {
     let text = load_patch_text(ldr, entry)?;
-    let docs = crate::yaml::parse_all(&text).map_err(|e| Error::yaml("patch", e))?;
+    let docs = crate::yaml::parse_resources(&text).map_err(|e| Error::yaml("patch", e))?;
     let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
     let opts = entry.get("options");
     let allow_name = matches!(
@@ -438,12 +446,21 @@ fn pointer(p: &str) -> Result<Vec<String>> {
         .collect())
 }
 
+/// An array index as kustomize's JSON patch library (evanphx/json-patch
+/// v4) reads one: Go's `Atoi`, negative indices counting from the end.
+fn array_index(key: &str, len: usize) -> Option<usize> {
+    let i: i64 = key.parse().ok()?;
+    let len = i64::try_from(len).ok()?;
+    let i = if i < 0 { i + len } else { i };
+    (0..len).contains(&i).then_some(i as usize)
+}
+
 fn get_ptr<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
     let mut cur = v;
     for s in path {
         cur = match cur {
             Value::Map(m) => m.get(s)?,
-            Value::Seq(items) => items.get(s.parse::<usize>().ok()?)?,
+            Value::Seq(items) => items.get(array_index(s, items.len())?)?,
             _ => return None,
         };
     }
@@ -455,11 +472,51 @@ fn get_ptr_mut<'a>(v: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
     for s in path {
         cur = match cur {
             Value::Map(m) => m.get_mut(s)?,
-            Value::Seq(items) => items.get_mut(s.parse::<usize>().ok()?)?,
+            Value::Seq(items) => {
+                let i = array_index(s, items.len())?;
+                items.get_mut(i)?
+            }
             _ => return None,
         };
     }
     Some(cur)
+}
+
+/// `replace` as kustomize's JSON patch library does it: a missing last
+/// key of an object is added, a missing array index or parent is an error.
+fn op_replace(doc: &mut Value, path: &[String], val: Value, p: &str) -> Result<()> {
+    let Some((last, parent)) = path.split_last() else {
+        if !matches!(val, Value::Map(_) | Value::Seq(_)) {
+            return Err(Error::msg(
+                "replace operation value must be object or array: %!w(<nil>)",
+            ));
+        }
+        *doc = val;
+        return Ok(());
+    };
+    let parent = match get_ptr_mut(doc, parent) {
+        Some(v @ (Value::Map(_) | Value::Seq(_))) => v,
+        _ => {
+            return Err(Error::msg(format!(
+                "replace operation does not apply: doc is missing path: {p}: missing value"
+            )));
+        }
+    };
+    match parent {
+        Value::Map(m) => m.insert(last.clone(), val),
+        Value::Seq(items) => {
+            let slot = array_index(last, items.len())
+                .and_then(|i| items.get_mut(i))
+                .ok_or_else(|| {
+                    Error::msg(format!(
+                        "replace operation does not apply: doc is missing key: {p}: missing value"
+                    ))
+                })?;
+            *slot = val;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn op_add(doc: &mut Value, path: &[String], val: Value, p: &str) -> Result<()> {
@@ -543,12 +600,7 @@ pub fn json6902(doc: &mut Value, ops: &[Value]) -> Result<()> {
             }
             "replace" => {
                 let v = op.get("value").cloned().unwrap_or(Value::Null);
-                let slot = get_ptr_mut(doc, &path).ok_or_else(|| {
-                    Error::msg(format!(
-                        "replace operation does not apply: doc is missing key: {p}"
-                    ))
-                })?;
-                *slot = v;
+                op_replace(doc, &path, v, &p)?;
             }
             "move" => {
                 let from = op
@@ -591,4 +643,49 @@ pub fn json6902(doc: &mut Value, ops: &[Value]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json6902;
+    use crate::yaml::parse_one;
+
+    fn patched(doc: &str, ops: &str) -> crate::Result<String> {
+        let mut d = parse_one(doc).unwrap();
+        let ops = parse_one(ops).unwrap();
+        json6902(&mut d, ops.as_seq().unwrap())?;
+        Ok(crate::yaml::to_yaml(&d))
+    }
+
+    // Expectations: kustomize v5.8.1 (evanphx/json-patch v4.13.0).
+    #[test]
+    fn replace_adds_a_missing_object_key() {
+        let out = patched("a:\n  b: 1\n", "[{op: replace, path: /a/c, value: 2}]").unwrap();
+        assert_eq!(out, "a:\n  b: 1\n  c: 2\n");
+    }
+
+    #[test]
+    fn replace_counts_negative_indices_from_the_end() {
+        let out = patched("a: [1, 2]\n", "[{op: replace, path: /a/-1, value: 3}]").unwrap();
+        assert_eq!(out, "a:\n- 1\n- 3\n");
+    }
+
+    #[test]
+    fn replace_refuses_missing_parents_and_indices() {
+        let e = patched("a: {}\n", "[{op: replace, path: /b/c, value: 1}]").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "replace operation does not apply: doc is missing path: /b/c: missing value"
+        );
+        let e = patched("a: [1]\n", "[{op: replace, path: /a/1, value: 1}]").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "replace operation does not apply: doc is missing key: /a/1: missing value"
+        );
+        let e = patched("a: [1]\n", "[{op: replace, path: \"\", value: s}]").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("replace operation value must be object or array")
+        );
+    }
 }

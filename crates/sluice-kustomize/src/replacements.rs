@@ -181,10 +181,58 @@ fn ids(r: &Resource) -> Vec<ResId> {
     v
 }
 
-/// Splits a field path on dots, keeping `[...]` groups whole and splitting
-/// `a[k=v]` into `a`, `[k=v]`.
+/// Splits a replacement's field path as kustomize (kyaml's
+/// `SmarterPathSplitter`) does: on dots, `\.` escaping one; a bracketed
+/// group with dots inside stays whole, keeping its brackets when it is a
+/// `[k=v]` matcher and losing them when it names a key
+/// (`metadata.annotations.[cert-manager.io/inject-ca-from]`). `a[k=v]`
+/// is further split into `a`, `[k=v]`.
 pub fn split(p: &str) -> Vec<String> {
-    crate::vars::split_field_path(p)
+    // PathSplitter: a leading dot is dropped, `\.` joins.
+    let mut parts: Vec<&str> = p.split('.').collect();
+    if parts.len() > 1 && parts[0].is_empty() {
+        parts.remove(0);
+    }
+    let mut split: Vec<String> = Vec::with_capacity(parts.len());
+    for part in parts {
+        match split.last_mut() {
+            Some(last) if last.ends_with('\\') => {
+                last.pop();
+                last.push('.');
+                last.push_str(part);
+            }
+            _ => split.push(part.to_string()),
+        }
+    }
+    let mut out = Vec::with_capacity(split.len());
+    let mut i = 0;
+    while i < split.len() {
+        let elem = &split[i];
+        if elem.starts_with('[') && !elem.ends_with(']') {
+            let mut bracketed = vec![elem.as_str()];
+            while i + 1 < split.len() {
+                i += 1;
+                bracketed.push(&split[i]);
+                if split[i].ends_with(']') {
+                    break;
+                }
+            }
+            let joined = bracketed.join(".");
+            if joined.contains('=') {
+                out.push(joined);
+            } else {
+                out.push(joined.trim_matches(|c| c == '[' || c == ']').to_string());
+            }
+        } else if let Some(open) = elem.find('[').filter(|&o| o > 0 && elem.ends_with(']')) {
+            out.push(elem[..open].to_string());
+            out.push(elem[open..].to_string());
+        } else {
+            out.push(elem.clone());
+        }
+        i += 1;
+    }
+    out.retain(|s| !s.is_empty());
+    out
 }
 
 fn lookup<'a>(v: &'a Value, segs: &[String]) -> Option<&'a Value> {
@@ -446,4 +494,27 @@ fn regex_match(pat: &str, s: &str) -> bool {
 
 fn field_match(sel: &str, v: &str) -> bool {
     sel.is_empty() || sel == v || regex_match(sel, v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+
+    #[test]
+    fn splits_field_paths_like_kyaml() {
+        assert_eq!(
+            split("metadata.annotations.[cert-manager.io/inject-ca-from]"),
+            ["metadata", "annotations", "cert-manager.io/inject-ca-from"]
+        );
+        assert_eq!(
+            split("spec.containers.[name=a.b].image"),
+            ["spec", "containers", "[name=a.b]", "image"]
+        );
+        assert_eq!(
+            split("spec.containers[name=x].image"),
+            ["spec", "containers", "[name=x]", "image"]
+        );
+        assert_eq!(split("data.a\\.b"), ["data", "a.b"]);
+        assert_eq!(split(".spec.replicas"), ["spec", "replicas"]);
+    }
 }

@@ -64,10 +64,6 @@ impl fmt::Display for Gvk {
     }
 }
 
-pub fn is_cluster_scoped_kind(kind: &str) -> bool {
-    CLUSTER_SCOPED.iter().any(|(k, _)| *k == kind)
-}
-
 /// Cluster-scoped kinds of the Kubernetes API, with their group. Like
 /// kustomize (which asks its OpenAPI schema), a kind is cluster-scoped only
 /// when both kind and group match; anything unknown is namespaced.
@@ -185,6 +181,8 @@ pub enum Behavior {
 }
 
 impl Behavior {
+    /// A behavior kustomize names; `None` for any other word (which
+    /// kustomize reads as [`Behavior::Unspecified`]).
     pub fn parse(s: &str) -> Option<Behavior> {
         match s {
             "" => Some(Behavior::Unspecified),
@@ -212,6 +210,8 @@ pub struct Resource {
     pub generated: bool,
     /// Names of vars whose object reference points at this resource.
     pub ref_vars: Vec<String>,
+    /// Fields of the object as read that have no value at all (`key:`).
+    pub(crate) empty_nulls: crate::yaml::EmptyNulls,
 }
 
 impl Resource {
@@ -225,6 +225,7 @@ impl Resource {
             needs_hash: false,
             generated: false,
             ref_vars: Vec::new(),
+            empty_nulls: Vec::new(),
         }
     }
     pub fn map(&self) -> Option<&Map> {

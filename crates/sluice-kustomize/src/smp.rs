@@ -151,8 +151,9 @@ impl CustomSchema {
     }
 }
 
-/// Applies `patch` to `dest`. Returns `None` when the patch deletes the
-/// whole object.
+/// Applies `patch` to `dest` with the built-in kinds' merge keys. Returns
+/// `None` when the patch deletes the whole object.
+#[cfg(test)]
 pub fn merge(dest: &Value, patch: &Value) -> Result<Option<Value>, String> {
     merge_with(dest, patch, Keys::Builtin)
 }
@@ -161,6 +162,58 @@ pub fn merge(dest: &Value, patch: &Value) -> Result<Option<Value>, String> {
 pub fn merge_with(dest: &Value, patch: &Value, keys: Keys<'_>) -> Result<Option<Value>, String> {
     let mut path = Vec::new();
     merge_value(Some(dest), patch, &mut path, keys)
+}
+
+/// kyaml's merge walks every field of the target, not only the patched
+/// ones, and a field with no value at all (`key:`, not an explicit `null`)
+/// that the patch does not set does not survive the walk. The walk goes
+/// through maps and the elements of lists whose patch strategy is `merge`;
+/// other lists are kept as they are. Drops those fields from `obj` (before
+/// it is merged) and forgets their paths.
+pub(crate) fn drop_empty_nulls(
+    obj: &mut Value,
+    paths: &mut crate::yaml::EmptyNulls,
+    keys: Keys<'_>,
+) {
+    paths.retain(|p| !drop_empty_null(obj, p, keys));
+}
+
+fn drop_empty_null(obj: &mut Value, path: &[crate::yaml::PathSeg], keys: Keys<'_>) -> bool {
+    use crate::yaml::PathSeg;
+    let Some((PathSeg::Key(last), parents)) = path.split_last() else {
+        return false;
+    };
+    let mut cur = obj;
+    let mut fields: Vec<String> = Vec::new();
+    for seg in parents {
+        cur = match (seg, cur) {
+            (PathSeg::Key(k), Value::Map(m)) => {
+                fields.push(k.to_string());
+                match m.get_mut(k) {
+                    Some(v) => v,
+                    None => return false,
+                }
+            }
+            (PathSeg::Index(i), Value::Seq(items)) => {
+                let (_, strategy) = keys.lookup(&fields);
+                if !strategy.is_some_and(|s| s.split(',').any(|x| x == "merge")) {
+                    return false;
+                }
+                match items.get_mut(*i) {
+                    Some(v) => v,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        };
+    }
+    match cur {
+        Value::Map(m) if m.get(last).is_some_and(Value::is_null) => {
+            m.remove(last);
+            true
+        }
+        _ => false,
+    }
 }
 
 fn directive(m: &Map) -> Option<&str> {

@@ -435,48 +435,65 @@ const ORDER_LAST: &[&str] = &[
     "ValidatingWebhookConfiguration",
 ];
 
-/// kustomize's legacy order: by kind priority, then gvk string, then name
-/// and namespace. Stable.
+/// kustomize's legacy order (`SortOrderTransformer`'s `legacyIDSorter`):
+/// by kind rank (the `orderFirst` kinds, then unlisted ones, then the
+/// `orderLast` kinds), then by the GVK as `group_version_kind`, then by
+/// `namespace|name` (`~X` for no namespace) compared as one string, so a
+/// namespace sorts before a name and `a-b` before `a`.
 pub fn legacy_sort(list: &mut Vec<Resource>, custom: Option<&LegacySort>) {
-    let (first, last): (Vec<String>, Vec<String>) = match custom {
-        Some(c) => (c.first.clone(), c.last.clone()),
-        None => (
-            ORDER_FIRST.iter().map(|s| s.to_string()).collect(),
-            ORDER_LAST.iter().map(|s| s.to_string()).collect(),
+    let (first, last): (Vec<&str>, Vec<&str>) = match custom {
+        Some(c) => (
+            c.first.iter().map(String::as_str).collect(),
+            c.last.iter().map(String::as_str).collect(),
         ),
+        None => (ORDER_FIRST.to_vec(), ORDER_LAST.to_vec()),
     };
-    let rank = |kind: &str| -> i64 {
-        if let Some(i) = first.iter().position(|k| k == kind) {
-            return i as i64 - first.len() as i64;
-        }
-        if let Some(i) = last.iter().position(|k| k == kind) {
-            return i as i64 + 1;
-        }
-        0
-    };
-    let mut keyed: Vec<(i64, String, (String, String), usize)> = list
+    // Like kustomize's map: a kind listed twice takes its last place, and
+    // `orderLast` wins over `orderFirst`.
+    let mut ranks: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for (i, k) in first.iter().enumerate() {
+        ranks.insert(k, i as i64 - first.len() as i64);
+    }
+    for (i, k) in last.iter().enumerate() {
+        ranks.insert(k, i as i64 + 1);
+    }
+    struct Key {
+        rank: i64,
+        namespace_kind: bool,
+        no_group: bool,
+        gvk: String,
+        id: String,
+        index: usize,
+    }
+    let mut keyed: Vec<Key> = list
         .iter()
         .enumerate()
-        .map(|(i, r)| {
+        .map(|(index, r)| {
             let id = r.cur_id();
-            (
-                rank(&id.gvk.kind),
-                id.gvk.to_string(),
-                (id.name.clone(), id.namespace.clone()),
-                i,
-            )
+            Key {
+                rank: ranks.get(id.gvk.kind.as_str()).copied().unwrap_or(0),
+                namespace_kind: id.gvk.kind == "Namespace",
+                no_group: id.gvk.group.is_empty(),
+                gvk: legacy_gvk_string(&id.gvk),
+                id: legacy_id_string(&id.namespace, &id.name),
+                index,
+            }
         })
         .collect();
     keyed.sort_by(|a, b| {
-        if a.0 != b.0 {
-            return a.0.cmp(&b.0);
+        if a.gvk != b.gvk {
+            if a.rank != b.rank {
+                return a.rank.cmp(&b.rank);
+            }
+            // kustomize puts a core Namespace after other groups' ones.
+            if a.namespace_kind && b.namespace_kind && (a.no_group || b.no_group) {
+                return b.gvk.cmp(&a.gvk);
+            }
+            return a.gvk.cmp(&b.gvk);
         }
-        if a.1 != b.1 {
-            return a.1.cmp(&b.1);
-        }
-        a.2.cmp(&b.2)
+        a.id.cmp(&b.id)
     });
-    let order: Vec<usize> = keyed.into_iter().map(|k| k.3).collect();
+    let order: Vec<usize> = keyed.into_iter().map(|k| k.index).collect();
     // Move the resources into their places: no copies (the resources are
     // the bulk of a build's memory).
     let mut slots: Vec<Option<Resource>> = std::mem::take(list).into_iter().map(Some).collect();
@@ -484,6 +501,35 @@ pub fn legacy_sort(list: &mut Vec<Resource>, custom: Option<&LegacySort>) {
         .into_iter()
         .filter_map(|src| slots.get_mut(src).and_then(Option::take))
         .collect();
+}
+
+/// kustomize's `legacyGVKSortString`.
+fn legacy_gvk_string(gvk: &crate::resource::Gvk) -> String {
+    let or = |s: &str, d: &'static str| {
+        if s.is_empty() {
+            d.to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    format!(
+        "{}_{}_{}",
+        or(&gvk.group, "~G"),
+        or(&gvk.version, "~V"),
+        or(&gvk.kind, "~K")
+    )
+}
+
+/// kustomize's `legacyResIDSortString` without its GVK part (equal
+/// wherever it is compared).
+fn legacy_id_string(namespace: &str, name: &str) -> String {
+    let ns = if namespace.is_empty() {
+        "~X"
+    } else {
+        namespace
+    };
+    let nm = if name.is_empty() { "~N" } else { name };
+    format!("{ns}|{nm}")
 }
 
 /// Name-reference configuration from CRD OpenAPI definitions (`crds:`): a

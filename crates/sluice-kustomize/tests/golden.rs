@@ -70,7 +70,7 @@ fn golden_outputs_match_byte_for_byte() {
 fn refused_inputs_name_their_cause() {
     // (what, files, what the error must say)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
         (
             "empty kustomization",
             &[(
@@ -119,6 +119,20 @@ fn refused_inputs_name_their_cause() {
                 ("x.env", "A=1\nB=2\n"),
             ],
             "kustomization.yaml: configmap s illegally repeats the key `B`",
+        ),
+        (
+            "json 6902 replace below a missing field",
+            &[
+                (
+                    "kustomization.yaml",
+                    "resources:\n- cm.yaml\npatches:\n- target:\n    kind: ConfigMap\n  patch: '[{\"op\": \"replace\", \"path\": \"/data/x/y\", \"value\": 1}]'\n",
+                ),
+                (
+                    "cm.yaml",
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+                ),
+            ],
+            "replace operation does not apply: doc is missing path: /data/x/y: missing value",
         ),
         (
             "generator key twice",
