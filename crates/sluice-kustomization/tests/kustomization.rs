@@ -417,3 +417,129 @@ async fn deleting_a_kustomization_follows_its_deletion_policy() {
     .await;
     assert!(cms.get_opt("orphaned").await.unwrap().is_some());
 }
+
+/// Flux's sharding (`--watch-label-selector`) and event forwarding
+/// (`--events-addr`): only the Kustomization of this shard is reconciled,
+/// and its events reach the receiver in Flux's event format (what Flux's
+/// notification-controller accepts), with the revision in the metadata.
+#[tokio::test]
+async fn a_shard_reconciles_only_its_own_and_forwards_events_in_fluxs_format() {
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |body: String| {
+            let sink = sink.clone();
+            async move {
+                if let Ok(v) = serde_json::from_str(&body) {
+                    sink.lock().unwrap().push(v);
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    let mut env = Env::without_controllers("ks-shard").await;
+    env.start_source("127.0.0.1:1").await;
+    let runtime = sluice_runtime::Runtime {
+        events: sluice_runtime::EventSettings {
+            events_addr: Some(format!("http://{addr}/")),
+            instance: "shard1-pod".into(),
+        },
+        ..Default::default()
+    };
+    let opts = sluice_kustomization::Options {
+        label_selector: Some("sharding.fluxcd.io/key=shard1".into()),
+        runtime,
+        ..env.kustomization_options(true)
+    };
+    env.start_kustomization_with(opts).await;
+    let mut repo = Repo::new();
+    repo.write("mine/a.yaml", &configmap("mine", &[("v", "1")]));
+    repo.write("other/a.yaml", &configmap("other", &[("v", "1")]));
+    let rev = repo.commit("shards");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization_labelled(
+        "other",
+        json!({"sharding.fluxcd.io/key": "shard2"}),
+        json!({"path": "./other"}),
+    )
+    .await;
+    env.kustomization_labelled(
+        "mine",
+        json!({"sharding.fluxcd.io/key": "shard1"}),
+        json!({"path": "./mine"}),
+    )
+    .await;
+    env.wait_ready("mine", &rev).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let other = env.ks_api().get("other").await.unwrap();
+    // (The CRD defaults status.observedGeneration to -1 on create.)
+    let touched = other
+        .status
+        .as_ref()
+        .is_some_and(|s| s.conditions.is_some() || s.inventory.is_some());
+    assert!(
+        !touched && other.finalizers().is_empty(),
+        "another shard's Kustomization was touched: {:?} {:?}",
+        other.status,
+        other.finalizers()
+    );
+    assert!(env.configmaps().get_opt("other").await.unwrap().is_none());
+
+    let start = Instant::now();
+    let event = loop {
+        let found = received
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["reason"] == "ReconciliationSucceeded" && e["involvedObject"]["name"] == "mine"
+            })
+            .cloned();
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no ReconciliationSucceeded event forwarded; got {:?}",
+            received.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(event["involvedObject"]["kind"], "Kustomization");
+    assert_eq!(event["involvedObject"]["namespace"], env.name());
+    assert_eq!(
+        event["involvedObject"]["apiVersion"],
+        "kustomize.toolkit.fluxcd.io/v1"
+    );
+    assert_eq!(event["severity"], "info");
+    assert_eq!(event["reportingController"], "kustomize-controller");
+    assert_eq!(event["reportingInstance"], "shard1-pod");
+    assert_eq!(
+        event["metadata"]["kustomize.toolkit.fluxcd.io/revision"],
+        rev.as_str()
+    );
+    assert!(
+        event["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Reconciliation finished in"),
+        "{event}"
+    );
+    assert!(
+        !received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e["involvedObject"]["name"] == "other"),
+        "events about another shard's object"
+    );
+    server.abort();
+}
