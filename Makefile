@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test deps fmt-check lint deny testenv-build unit integration fuzz conformance bench build release testenv-up testenv-down clean demo
+.PHONY: test deps fmt-check lint deny testenv-build unit integration fuzz conformance realworld bench build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing)
 test: deps fmt-check lint deny testenv-build integration fuzz
@@ -43,6 +43,14 @@ fuzz:
 conformance:
 	$(CARGO) build -p sluice
 	SLUICE_BIN=$(CURDIR)/target/debug/sluice scripts/conformance-kustomize
+
+## realworld: every kustomization directory of the public repositories cached
+## in ~/.cache/sluice/realworld (or given as git dirs: make realworld
+## REPOS="..."), built by Go kustomize v5.8.1 and sluice; prints exact /
+## order-only / content / error counts (scripts/realworld-kustomize)
+realworld:
+	$(CARGO) build -p sluice
+	SLUICE_BIN=$(CURDIR)/target/debug/sluice scripts/realworld-kustomize $(REPOS)
 
 ## bench: performance benchmarks against their reference tools (see bench/)
 bench:
