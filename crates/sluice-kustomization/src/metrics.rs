@@ -1,17 +1,10 @@
-//! Prometheus metrics, named like Flux's where Flux has one.
+//! The Kustomization controller's own Prometheus metrics (Flux's `gotk_*`
+//! ones, shared by every controller, are in `sluice_runtime::metrics`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ObjectLabels {
-    pub kind: String,
-    pub name: String,
-    pub namespace: String,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -23,15 +16,13 @@ pub struct VerbLabels {
     pub verb: String,
 }
 
-type HistogramFamily = Family<ObjectLabels, Histogram, fn() -> Histogram>;
-
 /// The Kustomization controller's metrics.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Metrics {
-    /// `gotk_reconcile_duration_seconds{kind,name,namespace}` (Flux's name).
-    pub duration: HistogramFamily,
     /// `sluice_kustomization_reconciles_total{result}`: result is `applied`,
-    /// `unchanged`, `skipped` (not due), `blocked` (dependsOn) or `failed`.
+    /// `unchanged`, `skipped` (suspended), `blocked` (dependsOn), `waiting`
+    /// (health checks not done) or `failed`. Flux's `gotk_*` metrics are
+    /// `sluice_runtime::ReconcileMetrics`'.
     pub reconciles: Family<ResultLabels, Counter>,
     /// `sluice_kustomization_api_writes_total`: write requests (applies,
     /// deletions, status patches, events, finalizers) made by reconciles.
@@ -39,20 +30,6 @@ pub struct Metrics {
     /// `sluice_kustomization_api_requests_total{verb}`: requests made by
     /// apply and prune (`discovery`, `read`, `dry_run`, `write`).
     pub requests: Family<VerbLabels, Counter>,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        fn histogram() -> Histogram {
-            Histogram::new(exponential_buckets(0.01, 2.0, 14))
-        }
-        Metrics {
-            duration: Family::new_with_constructor(histogram as fn() -> Histogram),
-            reconciles: Family::default(),
-            writes: Counter::default(),
-            requests: Family::default(),
-        }
-    }
 }
 
 impl Metrics {
@@ -101,11 +78,6 @@ impl Metrics {
 /// Creates the metrics and registers them.
 pub fn register_metrics(registry: &mut Registry) -> Metrics {
     let m = Metrics::default();
-    registry.register(
-        "gotk_reconcile_duration_seconds",
-        "The duration in seconds of a GitOps Toolkit resource reconciliation.",
-        m.duration.clone(),
-    );
     registry.register(
         "sluice_kustomization_reconciles",
         "Kustomization reconciliations by result.",

@@ -640,8 +640,15 @@ mod tests {
 
     #[test]
     fn metric_names_have_no_stray_prefix() {
-        let (registry, metrics, _, _) = metrics_registry();
+        let (registry, metrics, kustomization, reconcile) = metrics_registry();
         metrics.tracked_objects(sluice_reloader::rules::SourceKind::Secret);
+        kustomization.reconciles("applied");
+        reconcile.observe_duration(
+            "Kustomization",
+            "flux-system",
+            "apps",
+            std::time::Duration::from_millis(5),
+        );
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(
@@ -650,6 +657,19 @@ mod tests {
             "{text}"
         );
         assert!(!text.lines().any(|l| l.starts_with('_')), "{text}");
+        // Every metric family is registered once (a repeated HELP line makes
+        // Prometheus refuse the whole scrape).
+        let mut helps: Vec<&str> = text.lines().filter(|l| l.starts_with("# HELP ")).collect();
+        let all = helps.len();
+        helps.sort();
+        helps.dedup();
+        assert_eq!(helps.len(), all, "{text}");
+        assert!(
+            helps
+                .iter()
+                .any(|h| h.starts_with("# HELP gotk_reconcile_duration_seconds ")),
+            "{text}"
+        );
     }
 
     #[test]
