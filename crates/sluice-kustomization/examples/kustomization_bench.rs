@@ -7,7 +7,7 @@
 //! Usage: kustomization_bench [KUSTOMIZATIONS=100] [OBJECTS_EACH=20]
 //! (`SLUICE_BIN` names the binary; `SLUICE_TEST_KUBECONFIG` the cluster).
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::process::{Child, Command, Stdio};

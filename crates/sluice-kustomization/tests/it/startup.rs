@@ -3,10 +3,8 @@
 //! waiting for the GitRepository cache when several started before its
 //! first list was in).
 
-mod support;
-
+use crate::support::*;
 use serde_json::json;
-use support::*;
 
 #[tokio::test]
 async fn kustomizations_present_at_start_up_are_all_reconciled() {

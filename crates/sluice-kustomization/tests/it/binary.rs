@@ -6,14 +6,12 @@
 //! The binary is `target/debug/sluice` (or `$SLUICE_BIN`); `cargo test
 //! --workspace` builds it, `cargo build -p sluice` otherwise.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::json;
-use support::*;
 
 struct Process(Child);
 

@@ -1,10 +1,8 @@
 //! Health checks with cause chains, forced recreation and impersonation,
 //! end to end through Git against the local control plane.
 
-mod support;
-
+use crate::support::*;
 use serde_json::json;
-use support::*;
 
 fn deployment(name: &str, label: &str, volume_claim: Option<&str>) -> String {
     let mut s = format!(

@@ -2,14 +2,12 @@
 //! control plane: both controllers run in-process, scoped to the test's
 //! namespace.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use kube::ResourceExt;
 use serde_json::json;
 use sluice_api::meta::FluxObject;
-use support::*;
 
 #[tokio::test]
 async fn commit_is_applied_changed_reapplied_removed_pruned_and_empty_build_guarded() {

@@ -2,17 +2,15 @@
 //! local control plane, with fixtures encrypted by the real sops
 //! (crates/sluice-sops/testdata).
 
-mod support;
-
+use crate::support::*;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
-use support::*;
 
-const ENCRYPTED: &str = include_str!("../../sluice-sops/testdata/secret-regex.sops.yaml");
-const TEST_KEY: &str = include_str!("../../sluice-sops/testdata/test.agekey");
-const OTHER_KEY: &str = include_str!("../../sluice-sops/testdata/other.agekey");
+const ENCRYPTED: &str = include_str!("../../../sluice-sops/testdata/secret-regex.sops.yaml");
+const TEST_KEY: &str = include_str!("../../../sluice-sops/testdata/test.agekey");
+const OTHER_KEY: &str = include_str!("../../../sluice-sops/testdata/other.agekey");
 
 async fn key_secret(env: &Env, name: &str, key: &str) {
     let api: Api<Secret> = Api::namespaced(env.client.clone(), env.name());
@@ -109,11 +107,11 @@ async fn secret_generator_sources_are_decrypted_before_the_build() {
     let mut repo = Repo::new();
     repo.write(
         "apps/base/app.sops.env",
-        include_str!("../../sluice-sops/testdata/app.sops.env"),
+        include_str!("../../../sluice-sops/testdata/app.sops.env"),
     );
     repo.write(
         "apps/base/cert.sops.txt",
-        include_str!("../../sluice-sops/testdata/cert.sops.txt"),
+        include_str!("../../../sluice-sops/testdata/cert.sops.txt"),
     );
     repo.write(
         "apps/base/kustomization.yaml",
@@ -133,7 +131,7 @@ async fn secret_generator_sources_are_decrypted_before_the_build() {
     assert_eq!(data["MULTI"].0, b"line one\\nline two");
     assert_eq!(
         data["tls.crt"].0,
-        include_bytes!("../../sluice-sops/testdata/cert.plain.txt")
+        include_bytes!("../../../sluice-sops/testdata/cert.plain.txt")
     );
     assert!(!data.contains_key("sops_mac"), "{:?}", data.keys());
 

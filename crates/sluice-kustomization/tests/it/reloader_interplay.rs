@@ -5,17 +5,15 @@
 //! the next reconcile of the Kustomization neither reverts that roll-out nor
 //! causes another one.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::ResourceExt;
 use kube::api::ListParams;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use sluice_reloader::rules::{LAST_RELOADED_FROM, SourceKind};
-use support::*;
 
 const KUSTOMIZATION: &str = "\
 resources:

@@ -5,17 +5,15 @@
 //! is created but never Established, so the apply waits in its first stage
 //! (after creating it and a Namespace) until the Kustomization's timeout.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use sluice_api::Kustomization;
-use support::*;
 
 const GROUP: &str = "tests.sluice.dev";
 

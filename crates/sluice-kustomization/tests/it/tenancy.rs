@@ -5,8 +5,7 @@
 //! without `serviceAccountName`; `--no-cross-namespace-refs` refuses
 //! references into other namespaces.
 
-mod support;
-
+use crate::support::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -14,7 +13,6 @@ use kube::api::PostParams;
 use serde_json::json;
 use sluice_api::meta::{FluxObject, STALLED_CONDITION};
 use sluice_testsupport::TestNamespace;
-use support::*;
 
 /// A service account that may manage ConfigMaps in `ns`, and nothing else.
 async fn configmap_deployer(env: &Env, name: &str) {

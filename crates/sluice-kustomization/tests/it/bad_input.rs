@@ -5,13 +5,11 @@
 //! reach the cluster, no message may carry a host file, and a healthy
 //! Kustomization beside them must still apply a new commit within seconds.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::json;
 use sluice_testsupport::bad_input::{Tarpit, cases};
-use support::*;
 
 /// Peak resident size of this process (the controllers run in it), MiB.
 fn peak_rss_mib() -> u64 {

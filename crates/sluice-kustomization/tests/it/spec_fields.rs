@@ -3,14 +3,12 @@
 //! `postBuild.substituteStrategy`, `buildMetadata` and
 //! `deletionPolicy: WaitForTermination`.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use sluice_api::meta::FluxObject;
-use support::*;
 
 /// Another field manager's force-apply of `data` on ConfigMap `name`.
 async fn tamper(env: &Env, name: &str, data: serde_json::Value) {
