@@ -62,6 +62,9 @@ pub struct Options {
     /// Reconcile only Kustomizations matching this label selector (Flux's
     /// `--watch-label-selector`, for sharding).
     pub label_selector: Option<String>,
+    /// Fraction of the interval a successful run's next run moves by, either
+    /// way (Flux's `--interval-jitter-percentage` / 100).
+    pub interval_jitter: f64,
     /// What the process's controllers share (metrics, readiness, events).
     pub runtime: sluice_runtime::Runtime,
 }
@@ -80,6 +83,7 @@ impl Default for Options {
             default_service_account: None,
             no_cross_namespace_refs: false,
             label_selector: None,
+            interval_jitter: 0.05,
             runtime: sluice_runtime::Runtime::default(),
         }
     }
@@ -443,7 +447,13 @@ async fn reconcile_live(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> 
     );
     observe(ctx, ks, Some(&concluded.status));
     ctx.metrics.count(concluded.result);
-    let requeue = concluded.decision.requeue;
+    let requeue = match concluded.result {
+        // Kustomizations created together do not stay in step.
+        "applied" | "unchanged" => {
+            sluice_runtime::schedule::jittered(concluded.decision.requeue, ctx.opts.interval_jitter)
+        }
+        _ => concluded.decision.requeue,
+    };
     ctx.schedules.set(
         skey,
         sluice_runtime::Due {

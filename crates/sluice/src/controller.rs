@@ -38,6 +38,12 @@ pub struct ControllerArgs {
     #[arg(long, value_name = "SELECTOR")]
     watch_label_selector: Option<String>,
 
+    /// Move each object's next scheduled run by up to this percentage of
+    /// its interval, either way, so objects created together do not stay
+    /// in step.
+    #[arg(long, default_value_t = 5, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    interval_jitter_percentage: u8,
+
     /// Also send every event, in Flux's event format, to this URL (for
     /// example Flux's notification-controller,
     /// `http://notification-controller.flux-system.svc.cluster.local./`).
@@ -428,6 +434,7 @@ impl Controllers<'_> {
                 concurrency: args.source.source_concurrency,
                 namespace: args.watch_namespace.clone(),
                 label_selector: runtime.scope.label_selector.clone(),
+                interval_jitter: f64::from(args.interval_jitter_percentage) / 100.0,
                 runtime: runtime.clone(),
                 ..sluice_source::Options::default()
             };
@@ -443,6 +450,7 @@ impl Controllers<'_> {
             let opts = sluice_kustomization::Options {
                 namespace: args.watch_namespace.clone(),
                 label_selector: runtime.scope.label_selector.clone(),
+                interval_jitter: f64::from(args.interval_jitter_percentage) / 100.0,
                 concurrency: args.kustomization.concurrency,
                 // Artifacts of the in-process source controller are read from
                 // disk; others are downloaded.
