@@ -12,6 +12,9 @@
 
 pub(crate) mod engine;
 pub(crate) mod fieldspec;
+// Generated, one entry a line: see `scripts/gen-fieldspec-tables`.
+#[rustfmt::skip]
+pub(crate) mod fieldspec_table;
 pub(crate) mod generators;
 pub(crate) mod gosort;
 pub mod guard;
