@@ -475,11 +475,11 @@ fn merge_list(
 
 /// A list whose elements match on several keys (container ports:
 /// containerPort and protocol). kyaml merges a matched element in its
-/// place and puts new elements first. A patch element missing a key value
-/// that an original element agreeing on the others has (port 9443 without
-/// protocol, 9443/TCP in the list) is completed to that element's values,
-/// then found nowhere in the patch: it is ignored, `$patch: delete`
-/// included.
+/// place and puts new elements first. A patch element whose key values are
+/// distinct from an original element's but compatible with them (port 9443
+/// without protocol and 9443/TCP in the list, or the other way round) is
+/// completed to the same values, then found nowhere: it is ignored,
+/// `$patch: delete` included, and the original element is kept as it is.
 fn merge_multi_key_list(
     dest: &[Value],
     patch: &[Value],
@@ -505,8 +505,7 @@ fn merge_multi_key_list(
                 }
             }
             None => {
-                let ignored = pv.iter().any(String::is_empty)
-                    && dest.iter().any(|d| completes(&pv, &key_values(d, ks)));
+                let ignored = dest.iter().any(|d| completes(&pv, &key_values(d, ks)));
                 if ignored || directive(pm) == Some("delete") {
                     continue;
                 }
@@ -520,21 +519,19 @@ fn merge_multi_key_list(
     Ok(out)
 }
 
-/// Whether `other` agrees with `partial` on at least one of its non-empty
-/// key values and fills in one of its empty ones, without contradicting it.
-fn completes(partial: &[String], other: &[String]) -> bool {
+/// Whether two elements' key values are distinct but compatible: equal on
+/// at least one key, and wherever they differ one of them has no value
+/// (9443 and 9443/TCP). kyaml completes each from the other.
+fn completes(a: &[String], b: &[String]) -> bool {
     let mut common = false;
-    let mut fills = false;
-    for (p, o) in partial.iter().zip(other) {
-        if p.is_empty() {
-            fills |= !o.is_empty();
-        } else if p == o {
-            common = true;
-        } else if !o.is_empty() {
+    for (x, y) in a.iter().zip(b) {
+        if x == y {
+            common |= !x.is_empty();
+        } else if !x.is_empty() && !y.is_empty() {
             return false;
         }
     }
-    common && fills
+    common && a != b
 }
 
 fn reorder(items: &mut Vec<Value>, order: &[Value], key: Option<&str>) {
