@@ -1,47 +1,69 @@
 //! The kustomization file: loading and field validation.
 
 use crate::Error;
+use crate::kustomization_schema::{TYPES, Ty};
 use crate::yaml::{Map, Value};
 
 pub const KUSTOMIZATION_FILE_NAMES: [&str; 3] =
     ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
-const KNOWN_FIELDS: &[&str] = &[
-    "apiVersion",
-    "kind",
-    "metadata",
-    "openapi",
-    "namePrefix",
-    "nameSuffix",
-    "namespace",
-    "commonLabels",
-    "labels",
-    "commonAnnotations",
-    "patchesStrategicMerge",
-    "patchesJson6902",
-    "patches",
-    "images",
-    "imageTags",
-    "replacements",
-    "replicas",
-    "vars",
-    "sortOptions",
-    "resources",
-    "bases",
-    "components",
-    "crds",
-    "configMapGenerator",
-    "secretGenerator",
-    "helmGlobals",
-    "helmCharts",
-    "helmChartInflationGenerator",
-    "generatorOptions",
-    "configurations",
-    "generators",
-    "transformers",
-    "validators",
-    "buildMetadata",
-];
+/// Fields of a kustomize later than v5.8.1 that sluice accepts although
+/// v5.8.1 refuses them (the shared conformance corpus, taken from a later
+/// kustomize, uses them): (type, field). Written out, they take the later
+/// kustomize's meaning; absent, the build is v5.8.1's.
+pub(crate) const LATER_FIELDS: &[(&str, &str)] = &[("Label", "includeVolumeClaimTemplates")];
+
+/// The fields `ty` declares (see `kustomization_schema`).
+fn fields_of(ty: &str) -> &'static [(&'static str, Ty)] {
+    TYPES
+        .iter()
+        .find(|(t, _)| *t == ty)
+        .map(|(_, f)| *f)
+        .unwrap_or(&[])
+}
+
+/// Refuses the field names kustomize's types do not declare, at any depth
+/// (kustomize decodes the file with encoding/json's
+/// `DisallowUnknownFields`), and renames a name written in another case to
+/// the declared one (encoding/json matches names case-insensitively, an
+/// exact match first). Maps of user keys (labels, annotations, `openapi`)
+/// are not fields and are left alone.
+fn check_fields(m: &mut Map, ty: &str, path: &str) -> Result<(), Error> {
+    let fields = fields_of(ty);
+    for (k, v) in m.0.iter_mut() {
+        let found = fields
+            .iter()
+            .find(|(f, _)| *f == k.as_str())
+            .or_else(|| fields.iter().find(|(f, _)| f.eq_ignore_ascii_case(k)));
+        let Some((name, t)) = found else {
+            let later = LATER_FIELDS
+                .iter()
+                .find(|(t, f)| *t == ty && f.eq_ignore_ascii_case(k));
+            if let Some((_, f)) = later {
+                *k = (*f).into();
+                continue;
+            }
+            return Err(Error::msg(format!(
+                "invalid Kustomization: json: unknown field \"{k}\" (in {path})"
+            )));
+        };
+        if k.as_str() != *name {
+            *k = (*name).into();
+        }
+        match (t, v) {
+            (Ty::Struct(s), Value::Map(cm)) => check_fields(cm, s, path)?,
+            (Ty::List(s), Value::Seq(items)) => {
+                for it in items.iter_mut() {
+                    if let Value::Map(cm) = it {
+                        check_fields(cm, s, path)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
 
 /// A parsed kustomization. Structured sections stay as values and are
 /// interpreted by the build steps that use them.
@@ -80,21 +102,8 @@ impl Kustomization {
                 )));
             }
         };
-        // Field names match case-insensitively, as with Go's encoding/json.
         let mut raw = raw;
-        for (k, _) in raw.0.iter_mut() {
-            if KNOWN_FIELDS.contains(&k.as_str()) {
-                continue;
-            }
-            match KNOWN_FIELDS.iter().find(|f| f.eq_ignore_ascii_case(k)) {
-                Some(f) => *k = (*f).into(),
-                None => {
-                    return Err(Error::msg(format!(
-                        "invalid Kustomization: json: unknown field \"{k}\" (in {path})"
-                    )));
-                }
-            }
-        }
+        check_fields(&mut raw, TYPES[0].0, path)?;
         let kind = raw
             .get("kind")
             .and_then(Value::scalar_string)

@@ -241,21 +241,30 @@ impl Builder {
                     .map_err(Error::msg)?,
                 _ => Vec::new(),
             };
-            let include_vct = matches!(
-                l.get("includeVolumeClaimTemplates"),
-                Some(Value::Bool(true))
-            );
+            // kustomize v5.8.1's templateLabels field specs include a
+            // StatefulSet's volumeClaimTemplates. `includeVolumeClaimTemplates`
+            // (a later kustomize's field, which v5.8.1 refuses; see
+            // `kustomization::LATER_FIELDS`) separates them when written.
+            let include_vct = match l.get("includeVolumeClaimTemplates") {
+                Some(Value::Bool(b)) => Some(*b),
+                _ => None,
+            };
             let is_vct = |f: &FieldSpec| f.path.starts_with("spec/volumeClaimTemplates");
             if include_selectors {
                 fss.extend(tc.common_labels.iter().cloned());
             } else {
-                fss.push(FieldSpec::any("metadata/labels", true));
                 if include_templates {
-                    fss.extend(tc.template_labels.iter().filter(|f| !is_vct(f)).cloned());
+                    fss.extend(
+                        tc.template_labels
+                            .iter()
+                            .filter(|f| include_vct.is_none() || !is_vct(f))
+                            .cloned(),
+                    );
                 }
-                if include_vct {
+                if include_vct == Some(true) {
                     fss.extend(tc.template_labels.iter().filter(|f| is_vct(f)).cloned());
                 }
+                fss.push(FieldSpec::any("metadata/labels", true));
             }
             fss.extend(tc.labels.iter().cloned());
             transformers::set_map_fields(&mut acc.rm, &pairs, &fss)?;
