@@ -12,10 +12,16 @@
 
 pub(crate) mod engine;
 pub(crate) mod fieldspec;
+// Generated, one entry a line: see `scripts/gen-fieldspec-tables`.
+#[rustfmt::skip]
+pub(crate) mod fieldspec_table;
 pub(crate) mod generators;
 pub(crate) mod gosort;
 pub mod guard;
 pub(crate) mod kustomization;
+// Generated, one entry a line: see `scripts/gen-kustomization-schema`.
+#[rustfmt::skip]
+pub(crate) mod kustomization_schema;
 pub(crate) mod nameref;
 pub mod patch;
 pub mod remote;

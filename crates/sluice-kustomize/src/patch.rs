@@ -97,6 +97,7 @@ pub fn apply_smp(
         None => Keys::None,
     };
     smp::drop_empty_nulls(&mut r.obj, &mut r.empty_nulls, keys);
+    smp::collapse_duplicates(&mut r.obj, keys);
     let merged = smp::merge_with(&r.obj, &p, keys).map_err(Error::msg)?;
     match merged {
         None => {

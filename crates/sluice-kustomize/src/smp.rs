@@ -35,6 +35,82 @@ impl Keys<'_> {
             Keys::None => (None, None),
         }
     }
+
+    /// The fields kyaml matches the elements of the associative list at
+    /// `path` on: the list-map keys when a built-in list has several (a
+    /// container port is its containerPort and protocol), else the merge
+    /// key.
+    fn element_keys(&self, path: &[String]) -> Option<Vec<String>> {
+        let key = self.lookup(path).0?;
+        if let Keys::Builtin = self
+            && let Some(ks) = smp_table::map_keys(path)
+        {
+            return Some(ks.iter().map(|k| k.to_string()).collect());
+        }
+        Some(vec![key])
+    }
+}
+
+/// The values of an element's key fields (`""` for a missing one).
+fn key_values(e: &Value, keys: &[String]) -> Vec<String> {
+    keys.iter()
+        .map(|k| e.get(k).and_then(Value::scalar_string).unwrap_or_default())
+        .collect()
+}
+
+/// kyaml's merge rebuilds every associative list of the target it walks
+/// (all of them: it walks the whole object, not only the patched fields)
+/// with one element per key: two `env` entries named `A` become one, in
+/// the first one's place with the last one's content. Elements without any
+/// key value are kept as they are. Applied to the target before a
+/// strategic merge.
+pub(crate) fn collapse_duplicates(obj: &mut Value, keys: Keys<'_>) {
+    let mut path = Vec::new();
+    collapse(obj, &mut path, keys);
+}
+
+fn collapse(v: &mut Value, path: &mut Vec<String>, keys: Keys<'_>) {
+    match v {
+        Value::Map(m) => {
+            for (k, child) in m.0.iter_mut() {
+                if matches!(child, Value::Map(_) | Value::Seq(_)) {
+                    path.push(k.to_string());
+                    collapse(child, path, keys);
+                    path.pop();
+                }
+            }
+        }
+        Value::Seq(items) => {
+            if path.is_empty() || !items.iter().all(|e| matches!(e, Value::Map(_))) {
+                return;
+            }
+            let Some(ks) = keys.element_keys(path) else {
+                return;
+            };
+            let mut seen: std::collections::HashMap<Vec<String>, usize> =
+                std::collections::HashMap::new();
+            let mut out: Vec<Value> = Vec::with_capacity(items.len());
+            for e in std::mem::take(items) {
+                let kv = key_values(&e, &ks);
+                if kv.iter().all(String::is_empty) {
+                    out.push(e);
+                    continue;
+                }
+                match seen.get(&kv) {
+                    Some(&i) => out[i] = e,
+                    None => {
+                        seen.insert(kv, out.len());
+                        out.push(e);
+                    }
+                }
+            }
+            *items = out;
+            for e in items.iter_mut() {
+                collapse(e, path, keys);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// API groups of built-in Kubernetes kinds (their merge keys are in
@@ -347,6 +423,9 @@ fn merge_list(
         None
     };
     if let Some(key) = key {
+        if let Some(ks) = keys.element_keys(path).filter(|ks| ks.len() > 1) {
+            return merge_multi_key_list(dest, patch, &ks, path, keys);
+        }
         // kyaml's order: the patch's elements first (merged with their
         // match), then the remaining elements of the original list.
         let mut rest: Vec<Option<Value>> = dest.iter().cloned().map(Some).collect();
@@ -392,6 +471,67 @@ fn merge_list(
         }
     }
     Ok(out)
+}
+
+/// A list whose elements match on several keys (container ports:
+/// containerPort and protocol). kyaml merges a matched element in its
+/// place and puts new elements first. A patch element whose key values are
+/// distinct from an original element's but compatible with them (port 9443
+/// without protocol and 9443/TCP in the list, or the other way round) is
+/// completed to the same values, then found nowhere: it is ignored,
+/// `$patch: delete` included, and the original element is kept as it is.
+fn merge_multi_key_list(
+    dest: &[Value],
+    patch: &[Value],
+    ks: &[String],
+    path: &mut Vec<String>,
+    keys: Keys<'_>,
+) -> Result<Vec<Value>, String> {
+    let mut merged: Vec<Option<Value>> = dest.iter().cloned().map(Some).collect();
+    let mut out = Vec::new();
+    for pe in patch {
+        let Some(pm) = pe.as_map() else { continue };
+        let pv = key_values(pe, ks);
+        let pos = if pv.iter().all(String::is_empty) {
+            None
+        } else {
+            dest.iter().position(|d| key_values(d, ks) == pv)
+        };
+        match pos {
+            Some(i) => {
+                let prior = merged[i].take();
+                if directive(pm) != Some("delete") {
+                    merged[i] = merge_value(prior.as_ref(), pe, path, keys)?;
+                }
+            }
+            None => {
+                let ignored = dest.iter().any(|d| completes(&pv, &key_values(d, ks)));
+                if ignored || directive(pm) == Some("delete") {
+                    continue;
+                }
+                if let Some(v) = merge_value(None, pe, path, keys)? {
+                    out.push(v);
+                }
+            }
+        }
+    }
+    out.extend(merged.into_iter().flatten());
+    Ok(out)
+}
+
+/// Whether two elements' key values are distinct but compatible: equal on
+/// at least one key, and wherever they differ one of them has no value
+/// (9443 and 9443/TCP). kyaml completes each from the other.
+fn completes(a: &[String], b: &[String]) -> bool {
+    let mut common = false;
+    for (x, y) in a.iter().zip(b) {
+        if x == y {
+            common |= !x.is_empty();
+        } else if !x.is_empty() && !y.is_empty() {
+            return false;
+        }
+    }
+    common && a != b
 }
 
 fn reorder(items: &mut Vec<Value>, order: &[Value], key: Option<&str>) {

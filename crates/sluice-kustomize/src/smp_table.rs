@@ -5,7 +5,7 @@
 //! Entries are keyed by the last one or two field names of the list's path
 //! (`parent.field`); two-segment entries win over one-segment ones.
 //! Do not edit by hand; regenerate with `scripts/gen-smp-table`.
-//! Source: Kubernetes 1.36.
+//! Source: Kubernetes 1.36.3 (k8s.io/kubernetes api/openapi-spec/swagger.json).
 
 /// (path suffix, merge key ("" for primitive lists), strategy)
 pub const TABLE: &[(&str, &str, &str)] = &[
@@ -68,6 +68,11 @@ pub const TABLE: &[(&str, &str, &str)] = &[
     ("openAPIV3Schema.x-kubernetes-validations", "rule", "merge"),
     ("ownerReferences", "uid", "merge"),
     ("podCIDRs", "", "merge"),
+    (
+        "podGroupTemplates.resourceClaims",
+        "name",
+        "merge,retainKeys",
+    ),
     ("podIPs", "ip", "merge"),
     ("reservedFor", "uid", "merge"),
     ("resourceClaimStatuses", "name", "merge,retainKeys"),
@@ -104,6 +109,23 @@ pub const TABLE: &[(&str, &str, &str)] = &[
     ("x-kubernetes-validations", "rule", "merge"),
 ];
 
+/// (path suffix, `x-kubernetes-list-map-keys`) of the lists above that
+/// have a patch strategy and more than one list-map key.
+pub const MAP_KEYS: &[(&str, &[&str])] = &[
+    ("containers.ports", &["containerPort", "protocol"]),
+    ("ephemeralContainers.ports", &["containerPort", "protocol"]),
+    ("initContainers.ports", &["containerPort", "protocol"]),
+    ("spec.ports", &["port", "protocol"]),
+    (
+        "spec.topologySpreadConstraints",
+        &["topologyKey", "whenUnsatisfiable"],
+    ),
+    (
+        "topologySpreadConstraints",
+        &["topologyKey", "whenUnsatisfiable"],
+    ),
+];
+
 /// Looks up the merge key and strategy for the list at `path`.
 pub fn lookup(path: &[String]) -> (Option<&'static str>, Option<&'static str>) {
     let n = path.len();
@@ -127,4 +149,25 @@ pub fn lookup(path: &[String]) -> (Option<&'static str>, Option<&'static str>) {
         }
         None => (None, None),
     }
+}
+
+/// The list-map keys of the list at `path` when it has more than one
+/// (resolved like [`lookup`]: the two-segment suffix first).
+pub fn map_keys(path: &[String]) -> Option<&'static [&'static str]> {
+    let n = path.len();
+    if n >= 2 {
+        let two = format!("{}.{}", path[n - 2], path[n - 1]);
+        if let Some((_, keys)) = MAP_KEYS.iter().find(|(p, _)| *p == two) {
+            return Some(keys);
+        }
+        // A two-segment entry of the main table decides alone.
+        if TABLE.iter().any(|(p, _, _)| *p == two) {
+            return None;
+        }
+    }
+    let last = path.last()?;
+    MAP_KEYS
+        .iter()
+        .find(|(p, _)| p == last)
+        .map(|(_, keys)| *keys)
 }

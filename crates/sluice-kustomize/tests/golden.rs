@@ -70,7 +70,20 @@ fn golden_outputs_match_byte_for_byte() {
 fn refused_inputs_name_their_cause() {
     // (what, files, what the error must say)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 7] = [
+    let cases: [Case; 9] = [
+        (
+            "misspelled field",
+            &[("kustomization.yaml", "resourcs:\n- cm.yaml\n")],
+            "invalid Kustomization: json: unknown field \"resourcs\"",
+        ),
+        (
+            "misspelled field of an image",
+            &[(
+                "kustomization.yaml",
+                "resources: []\nimages:\n- name: x\n  newTg: v2\n",
+            )],
+            "invalid Kustomization: json: unknown field \"newTg\"",
+        ),
         (
             "empty kustomization",
             &[(

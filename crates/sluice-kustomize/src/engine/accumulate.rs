@@ -99,27 +99,18 @@ impl Builder {
         k: &Kustomization,
         acc: &mut Acc,
     ) -> Result<()> {
-        for (field, instead) in [
-            ("commonLabels", "labels"),
-            ("patchesStrategicMerge", "patches"),
-            ("patchesJson6902", "patches"),
-            ("imageTags", "images"),
-            ("bases", "resources"),
-            ("vars", "replacements"),
-        ] {
-            if k.get(field).is_some() {
-                let w = format!(
-                    "'{field}' is deprecated. Please use '{instead}' instead. Run 'kustomize edit fix' to update your Kustomization automatically."
-                );
-                if !self.warnings.contains(&w) {
-                    self.warnings.push(w);
-                }
+        for (field, instead) in &k.deprecated {
+            let w = format!(
+                "'{field}' is deprecated. Please use '{instead}' instead. Run 'kustomize edit fix' to update your Kustomization automatically."
+            );
+            if !self.warnings.contains(&w) {
+                self.warnings.push(w);
             }
         }
         let ldr = self.loader(dir);
         check_openapi(&ldr, k)?;
         if !self.openapi_set
-            && let Some(o) = k.get("openapi")
+            && let Some(o) = &k.openapi
         {
             self.openapi_set = true;
             if let Some(path) = o.get_str("path") {
@@ -129,23 +120,23 @@ impl Builder {
                 self.schema = Some(std::rc::Rc::new(schema));
             }
         }
-        let mut res = k.strings("resources")?;
-        res.extend(k.strings("bases")?);
+        let mut res = k.resources.clone();
+        res.extend(k.bases.iter().cloned());
         self.accumulate_resources(&ldr, &res, acc)
             .map_err(|e| e.context("accumulating resources"))?;
 
         // Transformer configuration: defaults plus `configurations:` files.
         let mut tc = TransformerConfig::defaults();
-        for c in k.strings("configurations")? {
-            let text = ldr.read_string(&c)?;
-            let v = crate::yaml::parse_one(&text).map_err(|e| Error::yaml(&c, e))?;
+        for c in &k.configurations {
+            let text = ldr.read_string(c)?;
+            let v = crate::yaml::parse_one(&text).map_err(|e| Error::yaml(c, e))?;
             let ctc = TransformerConfig::from_value(&v).map_err(Error::msg)?;
             tc.merge(&ctc);
         }
         acc.merge_config(&tc);
-        for c in k.strings("crds")? {
-            let text = ldr.read_string(&c)?;
-            let ctc = crate::transformers::config_from_crds(&text, &c)?;
+        for c in &k.crds {
+            let text = ldr.read_string(c)?;
+            let ctc = crate::transformers::config_from_crds(&text, c)?;
             acc.merge_config(&ctc);
         }
 
@@ -153,8 +144,8 @@ impl Builder {
 
         // Components apply on top of what was accumulated and generated so
         // far, before this kustomization's transformers.
-        for c in k.strings("components")? {
-            let p = ldr.resolve(&c);
+        for c in &k.components {
+            let p = ldr.resolve(c);
             if !p.is_dir() {
                 return Err(
                     Error::msg(format!("must build at directory: '{}'", p.display()))
@@ -162,7 +153,7 @@ impl Builder {
                 );
             }
             let p = std::fs::canonicalize(&p).map_err(|e| Error::msg(e.to_string()))?;
-            self.check_dir(&p, &c)?;
+            self.check_dir(&p, c)?;
             let (ck, _) = self.load_kustomization(&p)?;
             if !ck.is_component() {
                 return Err(Error::msg(format!(
@@ -177,7 +168,7 @@ impl Builder {
 
         self.run_transformers(&ldr, k, acc)?;
 
-        let new_vars = vars::parse_vars(&k.list("vars"))?;
+        let new_vars = vars::parse_vars(&k.vars)?;
         vars::merge_vars(acc, new_vars)?;
         Ok(())
     }

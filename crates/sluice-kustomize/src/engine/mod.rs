@@ -105,7 +105,7 @@ impl Builder {
         self.guard.contain(&dir, &dir.display().to_string())?;
         self.build_root = dir.clone();
         let (k, _) = self.load_kustomization(&dir)?;
-        self.build_metadata = k.build_metadata();
+        self.build_metadata = k.build_metadata.clone();
         let mut acc = Acc::default();
         self.accumulate_target(&dir, &k, &mut acc)?;
 
@@ -196,7 +196,7 @@ impl Builder {
     /// Returns `None` for input order, `Some(None)` for the default legacy
     /// order, `Some(Some(cfg))` for legacy with custom kind lists.
     fn sort_order(&self, k: &Kustomization) -> Result<Option<Option<transformers::LegacySort>>> {
-        let so = k.get("sortOptions");
+        let so = k.sort_options.as_ref();
         if let Some(so) = so {
             let order = so.get_str("order").unwrap_or("");
             let legacy_opts = so.get("legacySortOptions");

@@ -7,7 +7,7 @@ use super::*;
 /// Validates the `openapi:` field. The schema itself only refines merge keys
 /// of custom types; built-in merge keys come from `smp_table`.
 pub(super) fn check_openapi(ldr: &Loader, k: &Kustomization) -> Result<()> {
-    let Some(o) = k.get("openapi") else {
+    let Some(o) = &k.openapi else {
         return Ok(());
     };
     let path = o.get_str("path").unwrap_or("");
@@ -65,10 +65,10 @@ impl Builder {
         k: &Kustomization,
         acc: &mut Acc,
     ) -> Result<()> {
-        let global = k.get("generatorOptions").cloned();
+        let global = k.generator_options.clone();
         let kust_file = kustomization_file_name(&ldr.root);
-        for g in k.list("configMapGenerator") {
-            let r = generators::generate(ldr, &g, global.as_ref(), "ConfigMap").map_err(|e| {
+        for g in &k.config_map_generator {
+            let r = generators::generate(ldr, g, global.as_ref(), "ConfigMap").map_err(|e| {
                 e.context(format!(
                     "configMapGenerator '{}' in {}",
                     g.get_str("name").unwrap_or(""),
@@ -79,8 +79,8 @@ impl Builder {
             self.note_produced(1)?;
             absorb(acc, r, origin)?;
         }
-        for g in k.list("secretGenerator") {
-            let r = generators::generate(ldr, &g, global.as_ref(), "Secret").map_err(|e| {
+        for g in &k.secret_generator {
+            let r = generators::generate(ldr, g, global.as_ref(), "Secret").map_err(|e| {
                 e.context(format!(
                     "secretGenerator '{}' in {}",
                     g.get_str("name").unwrap_or(""),
@@ -91,9 +91,9 @@ impl Builder {
             self.note_produced(1)?;
             absorb(acc, r, origin)?;
         }
-        for entry in k.strings("generators")? {
-            let configured_in = self.configured_in(ldr, &entry, &kust_file);
-            for cfg in self.load_plugin_configs(ldr, &entry)? {
+        for entry in &k.generators {
+            let configured_in = self.configured_in(ldr, entry, &kust_file);
+            for cfg in self.load_plugin_configs(ldr, entry)? {
                 let produced = self.run_generator_config(ldr, &cfg, global.as_ref())?;
                 self.note_produced(produced.len())?;
                 let origin = self
@@ -194,23 +194,23 @@ impl Builder {
     ) -> Result<()> {
         let tc = acc.tc.clone();
         // 1. patchesStrategicMerge
-        let psm = k.list("patchesStrategicMerge");
+        let psm = &k.patches_strategic_merge;
         if !psm.is_empty() {
-            let patches = patch::load_smp_patches(ldr, &psm)?;
+            let patches = patch::load_smp_patches(ldr, psm)?;
             patch::apply_smp_patches(&mut acc.rm, &patches, self.schema.as_deref())?;
             self.note_builtin(acc, ldr, "PatchStrategicMergeTransformer");
         }
         // 2. patches
-        for p in k.list("patches") {
-            patch::apply_patch_entry(ldr, &mut acc.rm, &p, self.schema.as_deref())?;
+        for p in &k.patches {
+            patch::apply_patch_entry(ldr, &mut acc.rm, p, self.schema.as_deref())?;
             self.note_builtin(acc, ldr, "PatchTransformer");
         }
         // 3. namespace
-        let ns = k.string("namespace");
+        let ns = &k.namespace;
         if !ns.is_empty() {
             transformers::namespace(
                 &mut acc.rm,
-                &ns,
+                ns,
                 &tc.namespace,
                 false,
                 transformers::RoleBindingSubjects::DefaultOnly,
@@ -218,18 +218,18 @@ impl Builder {
             self.note_builtin(acc, ldr, "NamespaceTransformer");
         }
         // 4/5. prefix, suffix
-        let prefix = k.string("namePrefix");
-        transformers::prefix_suffix(&mut acc.rm, Some(&prefix), None, &tc.name_prefix)?;
+        let prefix = &k.name_prefix;
+        transformers::prefix_suffix(&mut acc.rm, Some(prefix), None, &tc.name_prefix)?;
         if !prefix.is_empty() {
             self.note_builtin(acc, ldr, "PrefixTransformer");
         }
-        let suffix = k.string("nameSuffix");
-        transformers::prefix_suffix(&mut acc.rm, None, Some(&suffix), &tc.name_suffix)?;
+        let suffix = &k.name_suffix;
+        transformers::prefix_suffix(&mut acc.rm, None, Some(suffix), &tc.name_suffix)?;
         if !suffix.is_empty() {
             self.note_builtin(acc, ldr, "SuffixTransformer");
         }
         // 6. labels
-        for l in k.list("labels") {
+        for l in &k.labels {
             let pairs = crate::resource::string_map(l.get("pairs"));
             let include_selectors = matches!(l.get("includeSelectors"), Some(Value::Bool(true)));
             let include_templates = matches!(l.get("includeTemplates"), Some(Value::Bool(true)));
@@ -241,67 +241,76 @@ impl Builder {
                     .map_err(Error::msg)?,
                 _ => Vec::new(),
             };
-            let include_vct = matches!(
-                l.get("includeVolumeClaimTemplates"),
-                Some(Value::Bool(true))
-            );
+            // kustomize v5.8.1's templateLabels field specs include a
+            // StatefulSet's volumeClaimTemplates. `includeVolumeClaimTemplates`
+            // (a later kustomize's field, which v5.8.1 refuses; see
+            // `kustomization::LATER_FIELDS`) separates them when written.
+            let include_vct = match l.get("includeVolumeClaimTemplates") {
+                Some(Value::Bool(b)) => Some(*b),
+                _ => None,
+            };
             let is_vct = |f: &FieldSpec| f.path.starts_with("spec/volumeClaimTemplates");
             if include_selectors {
                 fss.extend(tc.common_labels.iter().cloned());
             } else {
-                fss.push(FieldSpec::any("metadata/labels", true));
                 if include_templates {
-                    fss.extend(tc.template_labels.iter().filter(|f| !is_vct(f)).cloned());
+                    fss.extend(
+                        tc.template_labels
+                            .iter()
+                            .filter(|f| include_vct.is_none() || !is_vct(f))
+                            .cloned(),
+                    );
                 }
-                if include_vct {
+                if include_vct == Some(true) {
                     fss.extend(tc.template_labels.iter().filter(|f| is_vct(f)).cloned());
                 }
+                fss.push(FieldSpec::any("metadata/labels", true));
             }
             fss.extend(tc.labels.iter().cloned());
             transformers::set_map_fields(&mut acc.rm, &pairs, &fss)?;
             self.note_builtin(acc, ldr, "LabelTransformer");
         }
-        let cl = k.string_map("commonLabels");
+        let cl = &k.common_labels;
         if !cl.is_empty() {
-            transformers::set_map_fields(&mut acc.rm, &cl, &tc.common_labels)?;
+            transformers::set_map_fields(&mut acc.rm, cl, &tc.common_labels)?;
             self.note_builtin(acc, ldr, "LabelTransformer");
         }
         // 7. annotations
-        let ca = k.string_map("commonAnnotations");
+        let ca = &k.common_annotations;
         if !ca.is_empty() {
-            transformers::set_map_fields(&mut acc.rm, &ca, &tc.common_annotations)?;
+            transformers::set_map_fields(&mut acc.rm, ca, &tc.common_annotations)?;
             self.note_builtin(acc, ldr, "AnnotationsTransformer");
         }
         // 8. patchesJson6902
-        for p in k.list("patchesJson6902") {
-            patch::apply_json6902_entry(ldr, &mut acc.rm, &p)?;
+        for p in &k.patches_json6902 {
+            patch::apply_json6902_entry(ldr, &mut acc.rm, p)?;
             self.note_builtin(acc, ldr, "PatchJson6902Transformer");
         }
         // 9. replicas
-        let reps = k.list("replicas");
+        let reps = &k.replicas;
         if !reps.is_empty() {
-            transformers::replicas(&mut acc.rm, &reps, &tc.replicas)?;
+            transformers::replicas(&mut acc.rm, reps, &tc.replicas)?;
             self.note_builtin(acc, ldr, "ReplicaCountTransformer");
         }
         // 10. images
-        let mut images = k.list("images");
-        images.extend(k.list("imageTags"));
+        let mut images = k.images.clone();
+        images.extend(k.image_tags.iter().cloned());
         if !images.is_empty() {
             transformers::images(&mut acc.rm, &images, &tc.images)?;
             self.note_builtin(acc, ldr, "ImageTagTransformer");
         }
         // 11. replacements
-        let reps = k.list("replacements");
+        let reps = &k.replacements;
         if !reps.is_empty() {
-            let list = replacements::load(ldr, &reps)?;
+            let list = replacements::load(ldr, reps)?;
             replacements::apply(&mut acc.rm, &list)?;
             self.note_builtin(acc, ldr, "ReplacementTransformer");
         }
         // `transformers:` field.
         let kust_file = kustomization_file_name(&ldr.root);
-        for entry in k.strings("transformers")? {
-            let configured_in = self.configured_in(ldr, &entry, &kust_file);
-            for cfg in self.load_plugin_configs(ldr, &entry)? {
+        for entry in &k.transformers {
+            let configured_in = self.configured_in(ldr, entry, &kust_file);
+            for cfg in self.load_plugin_configs(ldr, entry)? {
                 self.run_transformer_config(ldr, &cfg, acc)?;
                 if self.transformer_annotations() {
                     annotate_transformation(acc, &plugin_origin(&configured_in, &cfg, "  "));
