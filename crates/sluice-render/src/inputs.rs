@@ -65,11 +65,23 @@ pub fn offline(spec: &KustomizationSpec) -> Inputs {
     let Some(pb) = &spec.post_build else {
         return Inputs::default();
     };
-    let vars = pb.substitute.clone().unwrap_or_default();
+    let vars = pb
+        .substitute
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), without_newlines(v)))
+        .collect();
     Inputs {
         vars: declared(spec).then_some(vars),
         decryption: None,
     }
+}
+
+/// A variable's value as Flux uses it: every line break removed (values
+/// from `substitute`, ConfigMaps and Secrets alike, so a Secret written
+/// with a trailing newline substitutes without it).
+fn without_newlines(v: &str) -> String {
+    v.replace('\n', "")
 }
 
 /// Flux substitutes only when some variable or some source of variables is
@@ -164,7 +176,13 @@ pub async fn substitution_vars(
                 api.get_opt(&r.name)
                     .await
                     .map_err(|e| format!("substitute from '{kind}/{}' failed: {e}", r.name))?
-                    .map(|cm| cm.data.unwrap_or_default())
+                    .map(|cm| {
+                        cm.data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, without_newlines(&v)))
+                            .collect()
+                    })
             }
             SubstituteKind::Secret => {
                 let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -172,14 +190,11 @@ pub async fn substitution_vars(
                     .await
                     .map_err(|e| format!("substitute from '{kind}/{}' failed: {e}", r.name))?
                     .map(|s| {
-                        let mut m: BTreeMap<String, String> = s
-                            .data
+                        s.data
                             .unwrap_or_default()
                             .into_iter()
-                            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                            .collect();
-                        m.extend(s.string_data.unwrap_or_default());
-                        m
+                            .map(|(k, v)| (k, without_newlines(&String::from_utf8_lossy(&v.0))))
+                            .collect()
                     })
             }
             _ => {
@@ -200,8 +215,8 @@ pub async fn substitution_vars(
             }
         }
     }
-    if let Some(s) = &pb.substitute {
-        vars.extend(s.clone());
+    for (k, v) in pb.substitute.iter().flatten() {
+        vars.insert(k.clone(), without_newlines(v));
     }
     if !declared(&ks.spec) {
         return Ok(None);
@@ -223,6 +238,18 @@ mod tests {
         .expect("spec");
         s.post_build = pb;
         s
+    }
+
+    #[test]
+    fn values_lose_their_line_breaks_as_in_flux() {
+        let pb: PostBuild = serde_json::from_value(serde_json::json!({
+            "substitute": {"token": "abc\n", "multi": "a\nb\n"}
+        }))
+        .expect("pb");
+        let vars = offline(&spec(Some(pb))).vars.expect("vars");
+        assert_eq!(vars["token"], "abc");
+        assert_eq!(vars["multi"], "ab");
+        assert_eq!(without_newlines("x\r\n"), "x\r");
     }
 
     #[test]

@@ -232,15 +232,31 @@ async fn substitute_from_optional_missing_passes_required_missing_blocks() {
     let mut repo = Repo::new();
     repo.write(
         "apps/a.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  greeting: ${greeting:=hello}\n  who: ${who}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  greeting: ${greeting:=hello}\n  who: ${who}\n  token: ${token:=none}@example.org\n",
     );
     let rev = repo.commit("vars");
+    // A Secret value written with a trailing newline (`echo x > file`):
+    // Flux substitutes it without its line breaks.
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = env.ns.api();
+    secrets
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "creds"},
+                "stringData": {"token": "s3cret\n"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
     env.git_repository("repo", &mut repo).await;
     env.kustomization(
         "optional",
         json!({"path": "./apps", "targetNamespace": env.name(), "namePrefix": "opt-",
                "postBuild": {"substitute": {"who": "world"},
-                             "substituteFrom": [{"kind": "Secret", "name": "absent", "optional": true}]}}),
+                             "substituteFrom": [{"kind": "Secret", "name": "absent", "optional": true},
+                                                {"kind": "Secret", "name": "creds"}]}}),
     )
     .await;
     env.kustomization(
@@ -254,6 +270,7 @@ async fn substitute_from_optional_missing_passes_required_missing_blocks() {
     let data = cm.data.unwrap();
     assert_eq!(data["greeting"], "hello");
     assert_eq!(data["who"], "world");
+    assert_eq!(data["token"], "s3cret@example.org");
 
     let ks = env.wait_reason("required", "BuildFailed").await;
     let msg = ready_message(&ks);
