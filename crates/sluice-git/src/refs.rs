@@ -9,6 +9,7 @@
 use std::fmt;
 
 use sluice_api::source::GitRepositoryRef;
+pub use sluice_semver::{Constraint, ConstraintError, parse_lenient};
 
 /// The branch Flux uses when `spec.ref` is absent or empty.
 pub const DEFAULT_BRANCH: &str = "master";
@@ -211,7 +212,7 @@ pub fn select(wanted: &Wanted, refs: &[RemoteRef]) -> Result<Selected, SelectErr
         Wanted::Semver(c) => {
             let constraint =
                 Constraint::parse(c).map_err(|e| SelectError::InvalidConstraint(e.to_string()))?;
-            let mut best: Option<(semver::Version, &RemoteRef)> = None;
+            let mut best: Option<(sluice_semver::Version, &RemoteRef)> = None;
             for r in refs {
                 let Some(tag) = r.name.strip_prefix("refs/tags/") else {
                     continue;
@@ -239,155 +240,6 @@ pub fn select(wanted: &Wanted, refs: &[RemoteRef]) -> Result<Selected, SelectErr
                 revision: revision_of(wanted, Some(&r.name), &r.commit),
             })
         }
-    }
-}
-
-/// Parses a tag as a version the way Masterminds' `NewVersion` does: an
-/// optional `v`, and missing minor/patch default to 0.
-pub fn parse_lenient(tag: &str) -> Option<semver::Version> {
-    let s = tag.strip_prefix('v').unwrap_or(tag);
-    if let Ok(v) = semver::Version::parse(s) {
-        return Some(v);
-    }
-    // Pad `1` and `1.2` (keeping any -pre/+build suffix).
-    let split = s.find(['-', '+']).unwrap_or(s.len());
-    let (core, rest) = s.split_at(split);
-    let parts: Vec<&str> = core.split('.').collect();
-    if parts.is_empty()
-        || parts.len() > 2
-        || !parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-    {
-        return None;
-    }
-    let padded = match parts.len() {
-        1 => format!("{}.0.0{rest}", parts[0]),
-        _ => format!("{}.{}.0{rest}", parts[0], parts[1]),
-    };
-    semver::Version::parse(&padded).ok()
-}
-
-/// A Masterminds-style semver constraint, mapped onto the `semver` crate.
-///
-/// Supported: `||` alternatives; comparators separated by spaces or commas
-/// (all must hold); `=`, `!=`, `>`, `>=`, `<`, `<=`, `~`, `^`; wildcards
-/// `1.x`, `1.2.*`, `*`; hyphen ranges `1.2 - 1.4.5`; a leading `v`.
-/// A bare version means *exactly* that version (Masterminds), not Cargo's
-/// caret. Differences from Masterminds are documented in the README.
-#[derive(Clone, Debug)]
-pub struct Constraint {
-    alternatives: Vec<Vec<Comparator>>,
-}
-
-#[derive(Clone, Debug)]
-enum Comparator {
-    Req(semver::VersionReq),
-    NotEqual(semver::Version),
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("improper constraint: {0}")]
-pub struct ConstraintError(String);
-
-impl Constraint {
-    pub fn parse(input: &str) -> Result<Constraint, ConstraintError> {
-        let err = || ConstraintError(input.to_string());
-        let mut alternatives = Vec::new();
-        for alt in input.split("||") {
-            let alt = alt.trim();
-            if alt.is_empty() {
-                return Err(err());
-            }
-            let tokens = tokenize(alt);
-            let mut comparators = Vec::new();
-            let mut i = 0;
-            while i < tokens.len() {
-                // Hyphen range: `a - b`.
-                if i + 2 < tokens.len() && tokens[i + 1] == "-" {
-                    let lo = strip_v(&tokens[i]);
-                    let hi = strip_v(&tokens[i + 2]);
-                    let req =
-                        semver::VersionReq::parse(&format!(">={lo}, <={hi}")).map_err(|_| err())?;
-                    comparators.push(Comparator::Req(req));
-                    i += 3;
-                    continue;
-                }
-                comparators.push(parse_comparator(&tokens[i]).ok_or_else(err)?);
-                i += 1;
-            }
-            if comparators.is_empty() {
-                return Err(err());
-            }
-            alternatives.push(comparators);
-        }
-        Ok(Constraint { alternatives })
-    }
-
-    pub fn matches(&self, v: &semver::Version) -> bool {
-        self.alternatives.iter().any(|all| {
-            all.iter().all(|c| match c {
-                Comparator::Req(r) => r.matches(v),
-                Comparator::NotEqual(n) => v != n,
-            })
-        })
-    }
-}
-
-/// Splits `>= 1.0, <2` into `[">=1.0", "<2"]`: operators glue to the version
-/// that follows them.
-fn tokenize(s: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut pending_op = String::new();
-    for raw in s.split([' ', ',', '\t']).filter(|t| !t.is_empty()) {
-        if raw.chars().all(|c| "=!<>~^".contains(c)) {
-            pending_op.push_str(raw);
-            continue;
-        }
-        out.push(format!("{pending_op}{raw}"));
-        pending_op.clear();
-    }
-    if !pending_op.is_empty() {
-        out.push(pending_op);
-    }
-    out
-}
-
-fn strip_v(s: &str) -> &str {
-    s.strip_prefix('v').unwrap_or(s)
-}
-
-fn parse_comparator(tok: &str) -> Option<Comparator> {
-    let op_len = tok
-        .find(|c: char| !"=!<>~^".contains(c))
-        .unwrap_or(tok.len());
-    let (op, ver) = tok.split_at(op_len);
-    let ver = strip_v(ver);
-    if ver.is_empty() {
-        return None;
-    }
-    let op = match op {
-        "~>" => "~",
-        "==" => "=",
-        other => other,
-    };
-    match op {
-        "!=" => {
-            let v = parse_lenient(ver)?;
-            Some(Comparator::NotEqual(v))
-        }
-        // A bare version is an exact match in Masterminds; with wildcards or
-        // missing parts `=` in the `semver` crate already means a range.
-        "" | "=" if ver.split('.').any(|p| p == "*" || p == "x" || p == "X") => {
-            semver::VersionReq::parse(ver).ok().map(Comparator::Req)
-        }
-        "" | "=" => semver::VersionReq::parse(&format!("={ver}"))
-            .ok()
-            .map(Comparator::Req),
-        "~" | "^" | ">" | ">=" | "<" | "<=" => semver::VersionReq::parse(&format!("{op}{ver}"))
-            .ok()
-            .map(Comparator::Req),
-        _ => None,
     }
 }
 
@@ -532,44 +384,6 @@ mod tests {
     }
 
     #[test]
-    fn semver_constraints_map_masterminds_forms() {
-        let m = |c: &str, v: &str| {
-            Constraint::parse(c)
-                .unwrap()
-                .matches(&parse_lenient(v).unwrap())
-        };
-        assert!(m(">=1.0.0 <2.0.0", "1.5.0"));
-        assert!(!m(">=1.0.0 <2.0.0", "2.0.0"));
-        assert!(m(">= 1.0.0, < 2.0.0", "1.0.0"));
-        assert!(m("1.x", "1.9.3"));
-        assert!(!m("1.x", "2.0.0"));
-        assert!(m("1.2.*", "1.2.7"));
-        assert!(m("~1.2", "1.2.9"));
-        assert!(!m("~1.2", "1.3.0"));
-        assert!(m("^1.2", "1.9.0"));
-        assert!(!m("^1.2", "2.0.0"));
-        assert!(m("1.2.3", "1.2.3"));
-        assert!(
-            !m("1.2.3", "1.2.4"),
-            "a bare version is exact in Masterminds"
-        );
-        assert!(m("v1.2.3", "1.2.3"));
-        assert!(m("1.2 - 1.4.5", "1.4.5"));
-        assert!(!m("1.2 - 1.4.5", "1.4.6"));
-        assert!(m("<1.0.0 || >=3.0.0", "3.1.0"));
-        assert!(!m("<1.0.0 || >=3.0.0", "2.1.0"));
-        assert!(m(">=1.0.0 != 1.5.0", "1.4.0"));
-        assert!(!m(">=1.0.0 != 1.5.0", "1.5.0"));
-        assert!(m("*", "7.0.0"));
-        assert!(
-            !m(">=1.0.0", "1.5.0-rc.1"),
-            "prereleases need a prerelease constraint"
-        );
-        assert!(Constraint::parse("not a version").is_err());
-        assert!(Constraint::parse("").is_err());
-    }
-
-    #[test]
     fn semver_picks_the_highest_matching_tag() {
         let refs = vec![
             r("refs/tags/v1.0.0", A),
@@ -582,17 +396,6 @@ mod tests {
         let s = select(&Wanted::Semver("<2.0.0".into()), &refs).unwrap();
         assert_eq!(s.revision, format!("v1.10.0@sha1:{C}"));
         assert_eq!(s.ref_name.as_deref(), Some("refs/tags/v1.10.0"));
-    }
-
-    #[test]
-    fn lenient_versions() {
-        assert_eq!(parse_lenient("v1").unwrap().to_string(), "1.0.0");
-        assert_eq!(parse_lenient("1.2").unwrap().to_string(), "1.2.0");
-        assert_eq!(
-            parse_lenient("v1.2-rc.1").unwrap().to_string(),
-            "1.2.0-rc.1"
-        );
-        assert!(parse_lenient("release").is_none());
     }
 
     #[test]
