@@ -58,16 +58,27 @@ use kube::CustomResourceExt;
 
 pub use kustomization::{Kustomization, KustomizationSpec, KustomizationStatus};
 pub use meta::FluxObject;
-pub use source::{GitRepository, GitRepositorySpec, GitRepositoryStatus};
+pub use source::{
+    GitRepository, GitRepositorySpec, GitRepositoryStatus, HelmChart, HelmChartSpec,
+    HelmChartStatus, HelmRepository, HelmRepositorySpec, HelmRepositoryStatus, OCIRepository,
+    OCIRepositorySpec, OCIRepositoryStatus,
+};
 
-/// The CustomResourceDefinitions of the kinds sluice serves: GitRepository, then Kustomization.
+/// The CustomResourceDefinitions of the kinds sluice serves: GitRepository, Kustomization,
+/// OCIRepository, HelmRepository, then HelmChart.
 ///
 /// These are [`CustomResourceExt::crd`] of each kind, completed as Flux's CRDs are: `listKind`
 /// is filled in, and the annotation `kustomize.toolkit.fluxcd.io/substitute: disabled` keeps a
 /// Kustomization that applies them from substituting the `${...}` in their descriptions. (kube's
 /// derive would also put that annotation on every object made with `new`, so it is added here.)
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    let mut crds = vec![GitRepository::crd(), Kustomization::crd()];
+    let mut crds = vec![
+        GitRepository::crd(),
+        Kustomization::crd(),
+        OCIRepository::crd(),
+        HelmRepository::crd(),
+        HelmChart::crd(),
+    ];
     for crd in &mut crds {
         let names = &mut crd.spec.names;
         names

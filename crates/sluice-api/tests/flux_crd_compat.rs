@@ -19,6 +19,26 @@ const KUSTOMIZATION: (&str, &str) = (
     "kustomize.toolkit.fluxcd.io_kustomizations.yaml",
     "kustomizations.kustomize.toolkit.fluxcd.io",
 );
+const OCI_REPOSITORY: (&str, &str) = (
+    "source.toolkit.fluxcd.io_ocirepositories.yaml",
+    "ocirepositories.source.toolkit.fluxcd.io",
+);
+const HELM_REPOSITORY: (&str, &str) = (
+    "source.toolkit.fluxcd.io_helmrepositories.yaml",
+    "helmrepositories.source.toolkit.fluxcd.io",
+);
+const HELM_CHART: (&str, &str) = (
+    "source.toolkit.fluxcd.io_helmcharts.yaml",
+    "helmcharts.source.toolkit.fluxcd.io",
+);
+/// Every kind sluice serves, in the order of `sluice_api::crds()`.
+const ALL: [(&str, &str); 5] = [
+    GIT_REPOSITORY,
+    KUSTOMIZATION,
+    OCI_REPOSITORY,
+    HELM_REPOSITORY,
+    HELM_CHART,
+];
 
 /// Validation keywords that must be equal wherever Flux sets them: a looser value would let
 /// sluice store what Flux's CRD refuses (and so fail on a cluster with Flux's CRDs), a stricter
@@ -244,6 +264,21 @@ fn kustomization_schema_matches_flux() {
 }
 
 #[test]
+fn oci_repository_schema_matches_flux() {
+    compare_schemas(OCI_REPOSITORY.0, OCI_REPOSITORY.1);
+}
+
+#[test]
+fn helm_repository_schema_matches_flux() {
+    compare_schemas(HELM_REPOSITORY.0, HELM_REPOSITORY.1);
+}
+
+#[test]
+fn helm_chart_schema_matches_flux() {
+    compare_schemas(HELM_CHART.0, HELM_CHART.1);
+}
+
+#[test]
 fn git_repository_definition_matches_flux() {
     compare_definitions(GIT_REPOSITORY.0, GIT_REPOSITORY.1);
 }
@@ -251,6 +286,21 @@ fn git_repository_definition_matches_flux() {
 #[test]
 fn kustomization_definition_matches_flux() {
     compare_definitions(KUSTOMIZATION.0, KUSTOMIZATION.1);
+}
+
+#[test]
+fn oci_repository_definition_matches_flux() {
+    compare_definitions(OCI_REPOSITORY.0, OCI_REPOSITORY.1);
+}
+
+#[test]
+fn helm_repository_definition_matches_flux() {
+    compare_definitions(HELM_REPOSITORY.0, HELM_REPOSITORY.1);
+}
+
+#[test]
+fn helm_chart_definition_matches_flux() {
+    compare_definitions(HELM_CHART.0, HELM_CHART.1);
 }
 
 /// Where Flux's schema keeps unknown fields (`x-kubernetes-preserve-unknown-fields`), ours must
@@ -277,7 +327,7 @@ fn preserve_unknown_fields_where_flux_has_it() {
             }
         }
     }
-    for (file, name) in [GIT_REPOSITORY, KUSTOMIZATION] {
+    for (file, name) in ALL {
         let ours = sluice_crd(name);
         let mut our_paths = vec![];
         preserving(v1_schema(&ours), "", &mut our_paths);
@@ -326,7 +376,7 @@ fn schemas_are_structural() {
             }
         }
     }
-    for (_, name) in [GIT_REPOSITORY, KUSTOMIZATION] {
+    for (_, name) in ALL {
         let crd = sluice_crd(name);
         let mut problems = vec![];
         check(v1_schema(&crd), "", &mut problems);
@@ -338,14 +388,22 @@ fn schemas_are_structural() {
 #[test]
 fn crds_are_the_derived_crds() {
     use kube::CustomResourceExt;
-    use sluice_api::{GitRepository, Kustomization};
+    use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
 
     let crds = sluice_api::crds();
-    assert_eq!(crds.len(), 2);
-    for (crd, derived) in crds
+    assert_eq!(crds.len(), ALL.len());
+    for ((crd, derived), (_, name)) in crds
         .iter()
-        .zip([GitRepository::crd(), Kustomization::crd()])
+        .zip([
+            GitRepository::crd(),
+            Kustomization::crd(),
+            OCIRepository::crd(),
+            HelmRepository::crd(),
+            HelmChart::crd(),
+        ])
+        .zip(ALL)
     {
+        assert_eq!(crd.metadata.name.as_deref(), Some(name));
         assert_eq!(crd.metadata.name, derived.metadata.name);
         assert_eq!(crd.spec.versions, derived.spec.versions);
         assert_eq!(

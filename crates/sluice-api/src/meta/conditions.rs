@@ -50,6 +50,8 @@ pub const DEPENDENCY_NOT_READY_REASON: &str = "DependencyNotReady";
 pub const RECONCILIATION_SUCCEEDED_REASON: &str = "ReconciliationSucceeded";
 /// The reconciliation failed.
 pub const RECONCILIATION_FAILED_REASON: &str = "ReconciliationFailed";
+/// A field needs a feature gate that is disabled.
+pub const FEATURE_GATE_DISABLED_REASON: &str = "FeatureGateDisabled";
 
 // --- Kustomization reasons (kustomize-controller api/v1).
 
@@ -94,6 +96,10 @@ pub const PATCH_OPERATION_FAILED_REASON: &str = "PatchOperationFailed";
 pub const GIT_OPERATION_SUCCEEDED_REASON: &str = "GitOperationSucceeded";
 /// A Git operation (clone, checkout, ...) failed.
 pub const GIT_OPERATION_FAILED_REASON: &str = "GitOperationFailed";
+/// The STS (security token service) configuration of a source is invalid.
+pub const INVALID_STS_CONFIGURATION_REASON: &str = "InvalidSTSConfiguration";
+/// The provider configuration of a source (`spec.provider` and what goes with it) is invalid.
+pub const INVALID_PROVIDER_CONFIGURATION_REASON: &str = "InvalidProviderConfiguration";
 /// A storage operation failed (the reason that goes with [`STORAGE_OPERATION_FAILED_CONDITION`]).
 pub const STORAGE_OPERATION_FAILED_REASON: &str = "StorageOperationFailed";
 /// sluice's reason for a field it accepts (Flux's schema) but does not

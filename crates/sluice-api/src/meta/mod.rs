@@ -215,6 +215,27 @@ pub struct KubeConfigReference {
     pub secret_ref: Option<SecretKeyReference>,
 }
 
+/// An access control list for cross-namespace references to an object (`acl.AccessFrom`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessFrom {
+    /// NamespaceSelectors is the list of namespace selectors to which this ACL applies. Items in
+    /// this list are evaluated using a logical OR operation.
+    pub namespace_selectors: Vec<NamespaceSelector>,
+}
+
+/// NamespaceSelector selects the namespaces to which this ACL applies. An empty map of
+/// MatchLabels matches all namespaces in a cluster (`acl.NamespaceSelector`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceSelector {
+    /// MatchLabels is a map of {key,value} pairs. A single {key,value} in the matchLabels map is
+    /// equivalent to an element of matchExpressions, whose key field is "key", the operator is
+    /// "In", and the values array contains only "value". The requirements are ANDed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_labels: Option<BTreeMap<String, String>>,
+}
+
 /// The output of a source reconciliation: an archive in the source controller's storage
 /// (`meta.Artifact`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -1,4 +1,7 @@
-//! `GitRepository`, `source.toolkit.fluxcd.io/v1` (source-controller `api/v1`).
+//! Flux's sources, `source.toolkit.fluxcd.io/v1` (source-controller `api/v1`):
+//! [`GitRepository`] (here), [`OCIRepository`] ([`oci`]), [`HelmRepository`] and [`HelmChart`]
+//! ([`helm`]). Everything in [`oci`] and [`helm`] is also re-exported here, so
+//! `sluice_api::source::OCIRepository` and `sluice_api::source::oci::OCIRepository` are the same.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -11,9 +14,15 @@ use serde::{Deserialize, Serialize};
 use crate::meta::{self, Artifact, DurationError, LocalObjectReference};
 use crate::string_enum::string_enum;
 
+pub mod helm;
+pub mod oci;
+
+pub use helm::*;
+pub use oci::*;
+
 /// The API group of Flux's sources.
 pub const GROUP: &str = "source.toolkit.fluxcd.io";
-/// The API version of [`GitRepository`].
+/// The API version of the sources.
 pub const VERSION: &str = "v1";
 /// The kind of [`GitRepository`].
 pub const GIT_REPOSITORY_KIND: &str = "GitRepository";
