@@ -31,3 +31,6 @@ pub use client::{Client, ClientOptions, PulledManifest, Scope, TlsConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Descriptor, Manifest};
 pub use reference::{ArtifactUrl, Reference, Target};
+/// Makes ring the process's rustls provider (idempotent); `Client::new`
+/// calls it.
+pub use sluice_git::install_crypto_provider;

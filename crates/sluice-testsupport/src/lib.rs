@@ -15,7 +15,10 @@
 //!
 //! For tests of Git sources it also has [`git_server`], a smart-HTTP Git
 //! server (`git http-backend`) with optional basic auth and request counters,
-//! and [`ssh_server`], a private `sshd` serving Git over ssh.
+//! and [`ssh_server`], a private `sshd` serving Git over ssh. For OCI and
+//! Helm sources, [`oci_registry`] starts a real registry (anonymous, basic
+//! auth, TLS/mTLS or a Bearer token flow, with request counting) and a local
+//! HTTP Helm repository.
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -33,6 +36,7 @@ use serde_json::json;
 
 pub mod bad_input;
 pub mod git_server;
+pub mod oci_registry;
 pub mod ssh_server;
 
 /// Names the kubeconfig of an already running control plane to use.
