@@ -13,6 +13,7 @@
 //! - progress goes to stderr, results to stdout;
 //! - colour only when the stream is a terminal (and `NO_COLOR` is unset).
 
+pub mod artifact;
 pub mod bootstrap;
 pub mod check;
 pub mod diff;
@@ -106,6 +107,12 @@ pub enum Command {
     Bootstrap(bootstrap::BootstrapArgs),
     /// Show the sluice controller's logs.
     Logs(logs::LogsArgs),
+    /// Push a directory of manifests to an OCI registry as an artifact.
+    #[command(subcommand)]
+    Push(artifact::PushTarget),
+    /// Pull an OCI artifact and extract its content.
+    #[command(subcommand)]
+    Pull(artifact::PullTarget),
     /// Print a shell completion script.
     Completion(CompletionArgs),
 }
@@ -240,6 +247,8 @@ pub async fn dispatch(globals: GlobalArgs, command: Command) -> anyhow::Result<O
         Command::Diff(args) => diff::run_diff(&globals, args).await,
         Command::Bootstrap(args) => bootstrap::run(&globals, args).await,
         Command::Logs(args) => logs::run(&globals, args).await,
+        Command::Push(target) => artifact::run_push(target).await,
+        Command::Pull(target) => artifact::run_pull(target).await,
         Command::Completion(_) => Ok(Outcome::Ok),
     }
 }

@@ -212,8 +212,8 @@ impl Req<'_> {
 
 impl Client {
     /// Builds the HTTP client (certificates are checked here: a bad
-    /// `ca.crt` or key is an `Invalid` error). Needs a rustls crypto
-    /// provider installed in the process (`install_crypto_provider`).
+    /// `ca.crt` or key is an `Invalid` error). Callable from async code;
+    /// the operations block and must run in `spawn_blocking` there.
     pub fn new(options: ClientOptions) -> Result<Client> {
         sluice_git::install_crypto_provider();
         let timeout = options.timeout.max(Duration::from_millis(1));
@@ -247,9 +247,16 @@ impl Client {
             })?;
             builder = builder.identity(id);
         }
-        let http = builder
-            .build()
-            .map_err(|e| Error::invalid(format!("building the HTTP client: {e}")))?;
+        // reqwest's blocking client refuses to be built on an async
+        // runtime's thread; building it on a thread of its own makes
+        // `Client::new` callable from anywhere (requests still block).
+        let http = std::thread::scope(|scope| {
+            scope
+                .spawn(move || builder.build())
+                .join()
+                .map_err(|_| Error::invalid("building the HTTP client panicked"))
+        })?
+        .map_err(|e| Error::invalid(format!("building the HTTP client: {e}")))?;
         let secrets = options
             .keychain
             .secrets()

@@ -38,6 +38,10 @@ const COMMANDS: &[&[&str]] = &[
     &["bootstrap"],
     &["bootstrap", "git"],
     &["logs"],
+    &["push"],
+    &["push", "artifact"],
+    &["pull"],
+    &["pull", "artifact"],
     &["completion"],
 ];
 
