@@ -1,0 +1,350 @@
+//! Loading charts: what is read, what is ignored, and what is refused.
+
+use std::os::unix::fs::symlink;
+
+use sluice_helm::chart::{ChartError, Limits, load_archive, load_dir, load_in};
+
+use crate::support::{demo_chart, write_tree};
+
+fn tgz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut b = tar::Builder::new(gz);
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        // set_path refuses `..`; write the raw name as a hostile archive would.
+        let bytes = name.as_bytes();
+        h.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+#[test]
+fn a_directory_loads_by_role_with_helmignore() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_chart(dir.path());
+    write_tree(
+        dir.path(),
+        &[
+            (".helmignore", "# comment\n*.bak\nci/\n"),
+            ("notes.bak", "x"),
+            ("ci/values.yaml", "x: 1\n"),
+            ("templates/.hidden", "x"),
+            ("values.schema.json", "{}"),
+            ("files/\u{feff}bom.txt", "\u{feff}with bom"),
+        ],
+    );
+    let c = load_dir(dir.path(), &Limits::default()).unwrap();
+    assert_eq!(c.name(), "demo");
+    assert_eq!(c.version(), "1.2.3");
+    let templates: Vec<&str> = c.templates.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        templates,
+        vec!["templates/_helpers.tpl", "templates/deployment.yaml"]
+    );
+    let files: Vec<&str> = c.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        files,
+        vec![".helmignore", "README.md", "files/\u{feff}bom.txt"]
+    );
+    assert_eq!(c.files[2].data, b"with bom");
+    assert_eq!(c.schema.as_deref(), Some(&b"{}"[..]));
+    assert_eq!(
+        c.values_yaml.as_deref(),
+        Some(&b"replicas: 1\nimage:\n  tag: latest\n"[..])
+    );
+}
+
+#[test]
+fn subcharts_from_directories_and_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_chart(dir.path());
+    write_tree(
+        dir.path(),
+        &[
+            (
+                "charts/sub/Chart.yaml",
+                "apiVersion: v2\nname: sub\nversion: 0.1.0\n",
+            ),
+            ("charts/sub/templates/a.yaml", "a"),
+            ("charts/_skipped/Chart.yaml", "not: [valid"),
+            ("charts/.hidden/Chart.yaml", "not: [valid"),
+        ],
+    );
+    let archive = tgz(&[
+        (
+            "packed/Chart.yaml",
+            b"apiVersion: v2\nname: packed\nversion: 2.0.0\n",
+        ),
+        ("packed/values.yaml", b"x: 1\n"),
+    ]);
+    std::fs::write(dir.path().join("charts/packed-2.0.0.tgz"), archive).unwrap();
+    std::fs::write(dir.path().join("charts/packed-2.0.0.tgz.prov"), "sig").unwrap();
+    let c = load_dir(dir.path(), &Limits::default()).unwrap();
+    let subs: Vec<&str> = c.dependencies.iter().map(|d| d.name()).collect();
+    assert_eq!(subs, vec!["packed", "sub"]);
+    assert!(
+        c.files
+            .iter()
+            .any(|f| f.name == "charts/packed-2.0.0.tgz.prov")
+    );
+
+    // A stray file directly in charts/ is a broken subchart, as in Helm.
+    write_tree(dir.path(), &[("charts/README.md", "x")]);
+    let e = load_dir(dir.path(), &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "error unpacking subchart README.md in demo: Chart.yaml file is missing"
+    );
+}
+
+#[test]
+fn chart_yaml_errors_name_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_chart(dir.path());
+    write_tree(
+        dir.path(),
+        &[("Chart.yaml", "apiVersion: v2\nname: demo\nversion: 1.x\n")],
+    );
+    let e = load_dir(dir.path(), &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "Chart.yaml: validation: chart.metadata.version \"1.x\" is invalid"
+    );
+    write_tree(
+        dir.path(),
+        &[(
+            "Chart.yaml",
+            "apiVersion: v2\nname: demo\nversion: {a: 1}\n",
+        )],
+    );
+    let e = load_dir(dir.path(), &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("cannot load Chart.yaml: json: cannot unmarshal object into Go struct field Metadata.version"), "{e}");
+    write_tree(
+        dir.path(),
+        &[("Chart.yaml", "apiVersion: v2\nname: demo\nversion: [\n")],
+    );
+    let e = load_dir(dir.path(), &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("cannot load Chart.yaml: error converting YAML to JSON: yaml: line "),
+        "{e}"
+    );
+    write_tree(
+        dir.path(),
+        &[("Chart.yaml", "apiVersion: v3\nname: demo\nversion: 1.0.0\n")],
+    );
+    let e = load_dir(dir.path(), &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("apiVersion \"v3\" is not supported"), "{e}");
+    write_tree(
+        dir.path(),
+        &[
+            ("Chart.yaml", "apiVersion: v2\nname: demo\nversion: 1.0.0\n"),
+            ("values.yaml", "- a\n"),
+        ],
+    );
+    let e = load_dir(dir.path(), &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("cannot load values.yaml: "), "{e}");
+    std::fs::remove_file(dir.path().join("Chart.yaml")).unwrap();
+    let e = load_dir(dir.path(), &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Chart.yaml"), "{e}");
+}
+
+#[test]
+fn symlinks_stay_inside_the_root() {
+    let root = tempfile::tempdir().unwrap();
+    let chart = root.path().join("chart");
+    demo_chart(&chart);
+    write_tree(root.path(), &[("shared/_common.tpl", "{{/* shared */}}\n")]);
+    // Inside the root (outside the chart): allowed when the root is the
+    // artifact, as Flux allows.
+    symlink(
+        "../../shared/_common.tpl",
+        chart.join("templates/_common.tpl"),
+    )
+    .unwrap();
+    let c = load_in(root.path(), "chart", &Limits::default()).unwrap();
+    assert!(
+        c.templates
+            .iter()
+            .any(|t| t.name == "templates/_common.tpl" && t.data == b"{{/* shared */}}\n")
+    );
+    // ...but not when the chart itself is the root.
+    let e = load_dir(&chart, &Limits::default()).unwrap_err();
+    assert!(matches!(e, ChartError::Unsafe(_)), "{e}");
+    assert!(e.to_string().contains("'templates/_common.tpl'"), "{e}");
+
+    // Out of the root: refused, naming the file and the target relative
+    // to the root.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "s").unwrap();
+    std::fs::remove_file(chart.join("templates/_common.tpl")).unwrap();
+    symlink(
+        outside.path().join("secret"),
+        chart.join("templates/secret.yaml"),
+    )
+    .unwrap();
+    let e = load_in(root.path(), "chart", &Limits::default()).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, ChartError::Unsafe(_)), "{msg}");
+    assert!(
+        msg.contains("cannot load 'chart/templates/secret.yaml' file"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains(&*root.path().to_string_lossy()),
+        "no host path: {msg}"
+    );
+
+    // An ignored link is not looked at (Flux's opt-out).
+    std::fs::write(chart.join(".helmignore"), "secret.yaml\n").unwrap();
+    assert!(load_in(root.path(), "chart", &Limits::default()).is_ok());
+    std::fs::remove_file(chart.join(".helmignore")).unwrap();
+    std::fs::remove_file(chart.join("templates/secret.yaml")).unwrap();
+
+    // A dangling link, a loop.
+    symlink("nowhere", chart.join("templates/dangling.yaml")).unwrap();
+    let e = load_in(root.path(), "chart", &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("error evaluating symlink chart/templates/dangling.yaml"),
+        "{e}"
+    );
+    std::fs::remove_file(chart.join("templates/dangling.yaml")).unwrap();
+    symlink("..", chart.join("templates/loop")).unwrap();
+    let e = load_in(root.path(), "chart", &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("symlink loop"), "{e}");
+}
+
+#[test]
+fn paths_must_stay_in_the_root() {
+    let root = tempfile::tempdir().unwrap();
+    demo_chart(&root.path().join("chart"));
+    for bad in ["../chart", "/etc", "chart/../../x"] {
+        let e = load_in(root.path(), bad, &Limits::default()).unwrap_err();
+        assert!(matches!(e, ChartError::Unsafe(_)), "{bad}: {e}");
+    }
+    assert!(load_in(root.path(), "./chart/../chart", &Limits::default()).is_ok());
+    let e = load_in(root.path(), "missing", &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("error reading missing: "), "{e}");
+}
+
+#[test]
+fn limits_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_chart(dir.path());
+    write_tree(dir.path(), &[("files/big.bin", &"x".repeat(2000))]);
+    let small = Limits {
+        max_file_size: 1000,
+        ..Limits::default()
+    };
+    let e = load_dir(dir.path(), &small).unwrap_err();
+    assert!(matches!(e, ChartError::Limit(_)));
+    assert_eq!(
+        e.to_string(),
+        "cannot load file files/big.bin as file size (2000) exceeds limit (1000)"
+    );
+    let few = Limits {
+        max_files: 3,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        load_dir(dir.path(), &few),
+        Err(ChartError::Limit(_))
+    ));
+    let total = Limits {
+        max_total_size: 1500,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        load_dir(dir.path(), &total),
+        Err(ChartError::Limit(_))
+    ));
+}
+
+#[test]
+fn hostile_archives_are_refused() {
+    let ok = |entries: &[(&str, &[u8])]| load_archive(&tgz(entries)[..], &Limits::default());
+    let chart_yaml: &[u8] = b"apiVersion: v2\nname: a\nversion: 1.0.0\n";
+    assert!(ok(&[("a/Chart.yaml", chart_yaml)]).is_ok());
+    let e = ok(&[("a/Chart.yaml", chart_yaml), ("a/../../etc/x", b"x")]).unwrap_err();
+    assert!(matches!(e, ChartError::Unsafe(_)), "{e}");
+    assert!(e.to_string().contains("parent directory"), "{e}");
+    let e = ok(&[("a/Chart.yaml", chart_yaml), ("a//etc/passwd", b"x")]).unwrap_err();
+    assert!(e.to_string().contains("absolute paths"), "{e}");
+    let e = ok(&[("Chart.yaml", chart_yaml)]).unwrap_err();
+    assert!(e.to_string().contains("outside the base directory"), "{e}");
+    let e = load_archive(&b"not gzip at all"[..], &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("stream does not appear to be a valid chart file"),
+        "{e}"
+    );
+    let e = ok(&[]).unwrap_err().to_string();
+    assert_eq!(e, "no files in chart archive");
+
+    // A gzip bomb stops at the total limit.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut b = tar::Builder::new(&mut gz);
+    let mut h = tar::Header::new_gnu();
+    h.set_path("a/files/zeros").unwrap();
+    h.set_size(64 << 20);
+    h.set_cksum();
+    b.append(&h, std::io::Read::take(std::io::repeat(0), 64 << 20))
+        .unwrap();
+    b.finish().unwrap();
+    drop(b);
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 1 << 20);
+    let small = Limits {
+        max_total_size: 8 << 20,
+        max_file_size: 100 << 20,
+        ..Limits::default()
+    };
+    let e = load_archive(&bomb[..], &small).unwrap_err();
+    assert!(matches!(e, ChartError::Limit(_)), "{e}");
+
+    // A link entry out of the chart.
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut b = tar::Builder::new(gz);
+    let mut h = tar::Header::new_gnu();
+    h.set_size(chart_yaml.len() as u64);
+    h.set_path("a/Chart.yaml").unwrap();
+    h.set_cksum();
+    b.append(&h, chart_yaml).unwrap();
+    let mut l = tar::Header::new_gnu();
+    l.set_entry_type(tar::EntryType::Symlink);
+    l.set_size(0);
+    b.append_link(&mut l, "a/templates/x.yaml", "/etc/passwd")
+        .unwrap();
+    let bytes = b.into_inner().unwrap().finish().unwrap();
+    let e = load_archive(&bytes[..], &Limits::default()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("\"a/templates/x.yaml\" links to \"/etc/passwd\""),
+        "{e}"
+    );
+}
