@@ -1,12 +1,13 @@
-//! Flux's APIs as Rust types: `GitRepository` (`source.toolkit.fluxcd.io/v1`) and
-//! `Kustomization` (`kustomize.toolkit.fluxcd.io/v1`), field for field, with the CRDs that serve
-//! them.
+//! Flux's APIs as Rust types: `GitRepository`, `OCIRepository`, `HelmRepository` and `HelmChart`
+//! (`source.toolkit.fluxcd.io/v1`) and `Kustomization` (`kustomize.toolkit.fluxcd.io/v1`), field
+//! for field, with the CRDs that serve them.
 //!
 //! The types read and write exactly what Flux's controllers read and write, so a repository
 //! written for Flux reconciles unchanged, the `flux` CLI works against a cluster run by sluice,
 //! and sluice runs on Flux's own CRDs as well as on the ones [`crds`] returns.
 //!
-//! - [`source`]: [`GitRepository`] and its parts.
+//! - [`source`]: [`GitRepository`] and its parts; [`OCIRepository`] ([`source::oci`]),
+//!   [`HelmRepository`] and [`HelmChart`] ([`source::helm`]), all re-exported from [`source`].
 //! - [`kustomization`]: [`Kustomization`] and its parts.
 //! - [`kustomize`]: the kustomize settings both share (patches, selectors, images).
 //! - [`meta`]: what all Flux objects share: condition types and reasons, labels and annotations,

@@ -1,10 +1,10 @@
-//! Schema plumbing shared by the two kinds.
+//! Schema plumbing shared by the kinds.
 //!
 //! kube's derive wraps optional fields in `nullable: true` and always requires `spec`; Flux's
-//! CRDs (made by controller-gen) do neither. The root schemas of [`crate::GitRepository`] and
-//! [`crate::Kustomization`] are therefore written here: `apiVersion`, `kind`, `metadata`, `spec`
-//! and `status` as controller-gen lays them out, with the `null` alternatives that schemars adds
-//! for `Option` removed. An API server prunes a `null` field of a non-nullable schema instead of
+//! CRDs (made by controller-gen) do neither. The root schemas of every kind
+//! ([`crate::GitRepository`], [`crate::Kustomization`], ...) are therefore written here:
+//! `apiVersion`, `kind`, `metadata`, `spec` and `status` as controller-gen lays them out, with the
+//! `null` alternatives that schemars adds for `Option` removed. An API server prunes a `null` field of a non-nullable schema instead of
 //! rejecting it, so this admits what Flux's CRDs admit, and nothing sluice writes is ever `null`.
 
 use schemars::transform::{Transform, transform_subschemas};

@@ -23,7 +23,7 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
-use sluice_api::{GitRepository, Kustomization};
+use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
 use sluice_testsupport::TestNamespace;
 
 const FIELD_MANAGER: &str = "sluice-api-tests";
@@ -172,23 +172,29 @@ fn contains(got: &Value, want: &Value, path: &str, problems: &mut Vec<String>) {
     }
 }
 
+/// `object` read into `T` and written back.
+fn through<T: serde::de::DeserializeOwned + serde::Serialize>(
+    object: &Value,
+    fixture_name: &str,
+) -> Value {
+    let typed: T = serde_json::from_value(object.clone())
+        .unwrap_or_else(|e| panic!("{fixture_name} as stored: {e}"));
+    serde_json::to_value(typed).unwrap()
+}
+
 /// The stored object read into sluice's type and written back: must give the same spec and
 /// status.
 fn typed_round_trip(stored: &Value, installed: &Installed, fixture_name: &str) {
     let mut object = stored.clone();
     object["apiVersion"] = format!("{}/v1", installed.real_group).into();
     let back = match installed.kind.as_str() {
-        "GitRepository" => serde_json::to_value(
-            serde_json::from_value::<GitRepository>(object.clone())
-                .unwrap_or_else(|e| panic!("{fixture_name} as stored: {e}")),
-        ),
-        "Kustomization" => serde_json::to_value(
-            serde_json::from_value::<Kustomization>(object.clone())
-                .unwrap_or_else(|e| panic!("{fixture_name} as stored: {e}")),
-        ),
+        "GitRepository" => through::<GitRepository>(&object, fixture_name),
+        "Kustomization" => through::<Kustomization>(&object, fixture_name),
+        "OCIRepository" => through::<OCIRepository>(&object, fixture_name),
+        "HelmRepository" => through::<HelmRepository>(&object, fixture_name),
+        "HelmChart" => through::<HelmChart>(&object, fixture_name),
         other => panic!("unexpected kind {other}"),
-    }
-    .unwrap();
+    };
     for part in ["spec", "status"] {
         assert_eq!(
             back[part], object[part],
@@ -222,6 +228,9 @@ async fn crds_store_fixtures_as_flux_does() {
     for file in [
         "source.toolkit.fluxcd.io_gitrepositories.yaml",
         "kustomize.toolkit.fluxcd.io_kustomizations.yaml",
+        "source.toolkit.fluxcd.io_ocirepositories.yaml",
+        "source.toolkit.fluxcd.io_helmrepositories.yaml",
+        "source.toolkit.fluxcd.io_helmcharts.yaml",
     ] {
         if let Some(crd) = flux_crd(file) {
             installed.push(install(&client, crd, "flux").await);
@@ -281,12 +290,75 @@ async fn crds_store_fixtures_as_flux_does() {
     );
     let stored = serde_json::to_value(kss.get("gke-apps").await.unwrap()).unwrap();
     assert_eq!(stored["spec"]["force"], false);
+    let ocis = ours("OCIRepository").api(&client, &ns);
+    let stored = serde_json::to_value(ocis.get("podinfo-manifests").await.unwrap()).unwrap();
+    assert_eq!(stored["spec"]["timeout"], "60s");
+    assert_eq!(stored["spec"]["provider"], "aws");
+    assert_eq!(stored["spec"]["verify"]["provider"], "cosign");
+    let helm_repos = ours("HelmRepository").api(&client, &ns);
+    let stored = serde_json::to_value(helm_repos.get("podinfo").await.unwrap()).unwrap();
+    assert_eq!(stored["spec"]["provider"], "generic");
+    assert!(stored["spec"].get("timeout").is_none(), "{stored}");
+    assert_eq!(stored["status"]["observedGeneration"], -1);
+
+    // Defaults of objects written without them, as they read through sluice's types.
+    let written = |target: &Installed, name: &str, spec: Value| {
+        json!({
+            "apiVersion": format!("{}/v1", target.group),
+            "kind": target.kind,
+            "metadata": { "name": name, "namespace": ns },
+            "spec": spec,
+        })
+    };
+    let target = ours("OCIRepository");
+    let stored = store(
+        &target.api(&client, &ns),
+        written(
+            target,
+            "bare",
+            json!({
+                "url": "oci://ghcr.io/stefanprodan/manifests/podinfo",
+                "interval": "5m",
+                "verify": {},
+            }),
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(stored["spec"]["provider"], "generic");
+    assert_eq!(stored["spec"]["timeout"], "60s");
+    assert_eq!(stored["spec"]["verify"]["provider"], "cosign");
+    let mut object = stored.clone();
+    object["apiVersion"] = "source.toolkit.fluxcd.io/v1".into();
+    let repo: OCIRepository = serde_json::from_value(object).unwrap();
+    assert_eq!(repo.spec.layer_operation().as_str(), "extract");
+    let target = ours("HelmChart");
+    let stored = store(
+        &target.api(&client, &ns),
+        written(
+            target,
+            "bare",
+            json!({
+                "chart": "redis",
+                "interval": "10m",
+                "sourceRef": { "kind": "HelmRepository", "name": "bitnami" },
+            }),
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(stored["spec"]["version"], "*");
+    assert_eq!(stored["spec"]["reconcileStrategy"], "ChartVersion");
+    assert_eq!(stored["status"]["observedGeneration"], -1);
 
     // Invalid objects are refused by both CRDs.
     for target in &installed {
         let api = target.api(&client, &ns);
         let base = match target.kind.as_str() {
             "GitRepository" => fixture("gitrepository-semver.yaml"),
+            "OCIRepository" => fixture("ocirepository-helm-chart.yaml"),
+            "HelmRepository" => fixture("helmrepository-bitnami.yaml"),
+            "HelmChart" => fixture("helmchart-from-helmrepository.yaml"),
             _ => fixture("kustomization-apps.yaml"),
         };
         let mut cases: Vec<(&str, Value)> = vec![];
@@ -296,7 +368,63 @@ async fn crds_store_fixtures_as_flux_does() {
             edit(&mut object);
             cases.push((what, object));
         };
-        if target.kind == "GitRepository" {
+        if target.kind == "OCIRepository" {
+            case("an https URL", &|o| {
+                o["spec"]["url"] = "https://ghcr.io/x/y".into()
+            });
+            case("a timeout in hours", &|o| {
+                o["spec"]["timeout"] = "1h".into()
+            });
+            case("an unknown layer operation", &|o| {
+                o["spec"]["layerSelector"]["operation"] = "move".into()
+            });
+            case("an unknown provider", &|o| {
+                o["spec"]["provider"] = "github".into()
+            });
+            case("an unknown verification provider", &|o| {
+                o["spec"]["verify"] = json!({ "provider": "gpg" });
+            });
+            case("an OIDC identity without subject", &|o| {
+                o["spec"]["verify"] = json!({ "matchOIDCIdentity": [{ "issuer": ".*" }] });
+            });
+            case("no interval", &|o| {
+                o["spec"].as_object_mut().unwrap().remove("interval");
+            });
+        } else if target.kind == "HelmRepository" {
+            case("a git URL", &|o| {
+                o["spec"]["url"] = "git://example.com/charts".into()
+            });
+            case("an unknown type", &|o| o["spec"]["type"] = "git".into());
+            case("an interval without unit", &|o| {
+                o["spec"]["interval"] = "60".into()
+            });
+            case("an unknown provider", &|o| {
+                o["spec"]["provider"] = "github".into()
+            });
+            case("accessFrom without namespaceSelectors", &|o| {
+                o["spec"]["accessFrom"] = json!({})
+            });
+            case("no url", &|o| {
+                o["spec"].as_object_mut().unwrap().remove("url");
+            });
+        } else if target.kind == "HelmChart" {
+            case("verify with a GitRepository source", &|o| {
+                o["spec"]["sourceRef"] = json!({ "kind": "GitRepository", "name": "podinfo" });
+                o["spec"]["verify"] = json!({ "provider": "cosign" });
+            });
+            case("an OCIRepository source", &|o| {
+                o["spec"]["sourceRef"]["kind"] = "OCIRepository".into()
+            });
+            case("an unknown reconcile strategy", &|o| {
+                o["spec"]["reconcileStrategy"] = "Always".into()
+            });
+            case("no chart", &|o| {
+                o["spec"].as_object_mut().unwrap().remove("chart");
+            });
+            case("a sourceRef without name", &|o| {
+                o["spec"]["sourceRef"] = json!({ "kind": "HelmRepository" });
+            });
+        } else if target.kind == "GitRepository" {
             case("an scp-style URL", &|o| {
                 o["spec"]["url"] = "git@github.com:x/y".into()
             });

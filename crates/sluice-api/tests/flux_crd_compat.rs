@@ -75,14 +75,20 @@ fn sorted_strings(value: Option<&Value>) -> BTreeSet<String> {
 
 /// Walks Flux's schema and ours side by side, recording every difference: property paths
 /// missing on either side, and differing keywords, `enum` sets and `required` sets.
-/// Deliberate differences: `(path, keyword, sluice's value)`. sluice's
+/// Deliberate differences: `(CRD, path, keyword, sluice's value)`. sluice's
 /// GitRepository also admits `file://` URLs (a repository on the
 /// controller's disk, for local use); every URL Flux admits is still
 /// admitted, and on Flux's own CRDs `file://` is refused as before.
-const LOOSER_ON_PURPOSE: &[(&str, &str, &str)] =
-    &[("spec.url", "pattern", "^(http|https|ssh|file)://.*$")];
+/// The OCIRepository, HelmRepository and HelmChart schemas have none.
+const LOOSER_ON_PURPOSE: &[(&str, &str, &str, &str)] = &[(
+    GIT_REPOSITORY.1,
+    "spec.url",
+    "pattern",
+    "^(http|https|ssh|file)://.*$",
+)];
 
 fn compare(
+    crd: &str,
     flux: &Value,
     ours: &Value,
     path: &str,
@@ -95,9 +101,9 @@ fn compare(
         let (f, o) = (flux.get(*keyword), ours.get(*keyword));
         // Numbers compare by value: k8s-openapi holds `minimum` as a float (`0.0`).
         let same_number = matches!((f.and_then(Value::as_f64), o.and_then(Value::as_f64)), (Some(a), Some(b)) if a == b);
-        let on_purpose = LOOSER_ON_PURPOSE
-            .iter()
-            .any(|(p, k, v)| *p == path && k == keyword && o.and_then(Value::as_str) == Some(*v));
+        let on_purpose = LOOSER_ON_PURPOSE.iter().any(|(c, p, k, v)| {
+            *c == crd && *p == path && k == keyword && o.and_then(Value::as_str) == Some(*v)
+        });
         if f != o && !same_number && !on_purpose {
             differ.push(format!(
                 "{at}: {keyword} is {} in Flux's CRD but {} in sluice's",
@@ -141,9 +147,15 @@ fn compare(
             format!("{path}.{name}")
         };
         match our_properties.get(name) {
-            Some(our_property) => {
-                compare(flux_property, our_property, &child, missing, extra, differ)
-            }
+            Some(our_property) => compare(
+                crd,
+                flux_property,
+                our_property,
+                &child,
+                missing,
+                extra,
+                differ,
+            ),
             None => missing.push(child),
         }
     }
@@ -162,7 +174,7 @@ fn compare(
         let child = format!("{path}{suffix}");
         match (flux.get(keyword), ours.get(keyword)) {
             (Some(f), Some(o)) if f.is_object() && o.is_object() => {
-                compare(f, o, &child, missing, extra, differ)
+                compare(crd, f, o, &child, missing, extra, differ)
             }
             (Some(f), Some(o)) if f == o => {}
             (Some(_), None) => missing.push(child),
@@ -180,6 +192,7 @@ fn compare_schemas(file: &str, name: &str) {
     let ours = sluice_crd(name);
     let (mut missing, mut extra, mut differ) = (vec![], vec![], vec![]);
     compare(
+        name,
         v1_schema(&flux),
         v1_schema(&ours),
         "",
@@ -304,7 +317,8 @@ fn helm_chart_definition_matches_flux() {
 }
 
 /// Where Flux's schema keeps unknown fields (`x-kubernetes-preserve-unknown-fields`), ours must
-/// too. In Flux's v1 GitRepository and Kustomization no node does: patches are strings
+/// too. In Flux's v1 GitRepository, Kustomization, OCIRepository, HelmRepository and HelmChart no
+/// node does (HelmChart has no inline values, only values files): patches are strings
 /// (`patches[].patch`), not embedded objects. The keyword comparison above checks this node by
 /// node; this test states the finding and checks the patch field directly.
 #[test]

@@ -10,8 +10,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sluice_api::kustomization::{DeletionPolicy, SourceKind, SubstituteKind};
 use sluice_api::meta::{self, ObjectId, Revision};
-use sluice_api::source::{GitProvider, GitVerificationMode};
-use sluice_api::{FluxObject, GitRepository, Kustomization};
+use sluice_api::source::{
+    GitProvider, GitVerificationMode, HelmChartSourceKind, HelmRepositoryType, OCILayerOperation,
+    OCIProvider, OCIVerificationProvider, ReconcileStrategy,
+};
+use sluice_api::{
+    FluxObject, GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository,
+};
 
 fn round_trip<T: DeserializeOwned + Serialize>(name: &str, original: &Value) -> T {
     let typed: T = serde_json::from_value(original.clone())
@@ -37,6 +42,15 @@ fn fixtures_round_trip_unchanged() {
             Some("Kustomization") => {
                 round_trip::<Kustomization>(&name, &object);
             }
+            Some("OCIRepository") => {
+                round_trip::<OCIRepository>(&name, &object);
+            }
+            Some("HelmRepository") => {
+                round_trip::<HelmRepository>(&name, &object);
+            }
+            Some("HelmChart") => {
+                round_trip::<HelmChart>(&name, &object);
+            }
             other => panic!("{name}: unexpected kind {other:?}"),
         }
     }
@@ -51,6 +65,18 @@ fn crd_file_and_name(kind: &str) -> (&'static str, &'static str) {
         "Kustomization" => (
             "kustomize.toolkit.fluxcd.io_kustomizations.yaml",
             "kustomizations.kustomize.toolkit.fluxcd.io",
+        ),
+        "OCIRepository" => (
+            "source.toolkit.fluxcd.io_ocirepositories.yaml",
+            "ocirepositories.source.toolkit.fluxcd.io",
+        ),
+        "HelmRepository" => (
+            "source.toolkit.fluxcd.io_helmrepositories.yaml",
+            "helmrepositories.source.toolkit.fluxcd.io",
+        ),
+        "HelmChart" => (
+            "source.toolkit.fluxcd.io_helmcharts.yaml",
+            "helmcharts.source.toolkit.fluxcd.io",
         ),
         other => panic!("unexpected kind {other}"),
     }
@@ -214,6 +240,139 @@ fn kustomization_fields_are_typed() {
     assert_eq!(ks.spec.source_ref.kind, SourceKind::Bucket);
 }
 
+#[test]
+fn oci_repository_fields_are_typed() {
+    use sluice_api::source::{FLUX_CONTENT_MEDIA_TYPE, HELM_CHART_LAYER_MEDIA_TYPE};
+
+    let repo: OCIRepository =
+        serde_json::from_value(fixture("ocirepository-helm-chart.yaml")).unwrap();
+    let spec = &repo.spec;
+    assert_eq!(
+        spec.repository(),
+        Some("ghcr.io/actions/actions-runner-controller-charts/gha-runner-scale-set-controller")
+    );
+    assert_eq!(
+        spec.reference.as_ref().unwrap().tag.as_deref(),
+        Some("0.14.2")
+    );
+    assert_eq!(spec.layer_media_type(), Some(HELM_CHART_LAYER_MEDIA_TYPE));
+    assert_eq!(spec.layer_operation(), OCILayerOperation::Copy);
+    assert_eq!(spec.interval().unwrap().as_secs(), 900);
+    assert_eq!(spec.timeout().unwrap().as_secs(), 60);
+    assert_eq!(spec.provider(), OCIProvider::Generic);
+    assert!(!spec.is_insecure() && !spec.is_suspended());
+    assert!(repo.is_ready());
+    let status = repo.status.as_ref().unwrap();
+    assert_eq!(
+        status.observed_layer_selector.as_ref(),
+        spec.layer_selector.as_ref()
+    );
+    let artifact = repo.artifact().unwrap();
+    assert!(artifact.revision.starts_with("0.14.2@sha256:"));
+    assert_eq!(
+        artifact.metadata.as_ref().unwrap()["org.opencontainers.image.version"],
+        "0.14.2"
+    );
+
+    let repo: OCIRepository =
+        serde_json::from_value(fixture("ocirepository-verified-manifests.yaml")).unwrap();
+    let spec = &repo.spec;
+    assert_eq!(spec.provider(), OCIProvider::Aws);
+    // Neither timeout nor layer selector written: Flux's defaults.
+    assert_eq!(spec.timeout().unwrap().as_secs(), 60);
+    assert_eq!(spec.layer_media_type(), None);
+    assert_eq!(spec.layer_operation(), OCILayerOperation::Extract);
+    assert_ne!(spec.layer_media_type(), Some(FLUX_CONTENT_MEDIA_TYPE));
+    let verify = spec.verification.as_ref().unwrap();
+    assert_eq!(verify.provider, OCIVerificationProvider::Cosign);
+    assert_eq!(verify.match_oidc_identity.as_ref().unwrap().len(), 1);
+    assert!(verify.secret_ref.is_none());
+    assert_eq!(spec.service_account_name.as_deref(), Some("podinfo-puller"));
+    assert!(!repo.is_ready());
+    assert!(meta::is_condition_false(
+        repo.conditions(),
+        meta::SOURCE_VERIFIED_CONDITION
+    ));
+}
+
+#[test]
+fn helm_repository_fields_are_typed() {
+    let repo: HelmRepository =
+        serde_json::from_value(fixture("helmrepository-bitnami.yaml")).unwrap();
+    let spec = &repo.spec;
+    assert_eq!(spec.type_(), HelmRepositoryType::Default);
+    assert!(!spec.is_oci());
+    assert_eq!(spec.secret_ref.as_ref().unwrap().name, "bitnami-auth");
+    assert_eq!(spec.interval().unwrap().as_secs(), 3600);
+    assert_eq!(spec.timeout().unwrap().as_secs(), 180);
+    assert!(!spec.pass_credentials());
+    assert!(repo.is_ready());
+    assert!(repo.artifact().unwrap().path.ends_with(".yaml"));
+
+    let repo: HelmRepository = serde_json::from_value(fixture("helmrepository-oci.yaml")).unwrap();
+    let spec = &repo.spec;
+    assert_eq!(spec.type_(), HelmRepositoryType::Oci);
+    assert!(spec.is_oci());
+    assert_eq!(spec.provider(), OCIProvider::Generic);
+    assert_eq!(spec.timeout().unwrap().as_secs(), 60);
+    assert_eq!(spec.interval().unwrap().as_secs(), 300);
+    let acl = spec.access_from.as_ref().unwrap();
+    assert_eq!(
+        acl.namespace_selectors[0].match_labels.as_ref().unwrap()["kubernetes.io/metadata.name"],
+        "flux-system"
+    );
+    assert!(repo.status.is_none() && !repo.is_ready());
+}
+
+#[test]
+fn helm_chart_fields_are_typed() {
+    let chart: HelmChart =
+        serde_json::from_value(fixture("helmchart-from-helmrepository.yaml")).unwrap();
+    let spec = &chart.spec;
+    assert_eq!(spec.source_ref.kind, HelmChartSourceKind::HelmRepository);
+    assert_eq!(spec.source_ref.name, "jetstack");
+    assert_eq!(spec.version(), "1.x");
+    assert_eq!(spec.reconcile_strategy(), ReconcileStrategy::ChartVersion);
+    assert!(spec.values_files().is_empty());
+    assert_eq!(spec.interval().unwrap().as_secs(), 12 * 3600);
+    assert!(chart.is_ready());
+    let status = chart.status.as_ref().unwrap();
+    assert_eq!(status.observed_chart_name.as_deref(), Some("cert-manager"));
+    assert_eq!(
+        meta::find_condition(chart.conditions(), meta::READY_CONDITION)
+            .unwrap()
+            .reason,
+        sluice_api::source::CHART_PULL_SUCCEEDED_REASON
+    );
+
+    let chart: HelmChart =
+        serde_json::from_value(fixture("helmchart-from-gitrepository.yaml")).unwrap();
+    let spec = &chart.spec;
+    assert_eq!(spec.source_ref.kind, HelmChartSourceKind::GitRepository);
+    assert_eq!(
+        spec.source_ref.api_version.as_deref(),
+        Some("source.toolkit.fluxcd.io/v1")
+    );
+    assert_eq!(spec.reconcile_strategy(), ReconcileStrategy::Revision);
+    assert_eq!(spec.version(), "*");
+    assert_eq!(spec.values_files().len(), 3);
+    assert!(spec.ignore_missing_values_files());
+    assert!(!spec.is_suspended());
+    assert!(chart.is_ready());
+    assert!(!chart.has_unhandled_reconcile_request());
+    assert_eq!(
+        chart
+            .status
+            .as_ref()
+            .unwrap()
+            .observed_values_files
+            .as_ref()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
 /// A value a newer Flux CRD might admit is kept, not refused: sluice reads and writes back
 /// objects that its own enumerations do not know.
 #[test]
@@ -235,6 +394,28 @@ fn unknown_enum_values_survive() {
     let mode = repo.spec.verification.unwrap().mode.unwrap();
     assert_eq!(mode, GitVerificationMode::HeadLegacy);
     assert_eq!(mode.effective(), GitVerificationMode::Head);
+
+    let mut object = fixture("ocirepository-helm-chart.yaml");
+    object["spec"]["layerSelector"]["operation"] = "stream".into();
+    object["spec"]["provider"] = "oracle".into();
+    let repo = round_trip::<OCIRepository>("modified ocirepository-helm-chart.yaml", &object);
+    assert_eq!(
+        repo.spec.layer_operation(),
+        OCILayerOperation::Unknown("stream".into())
+    );
+    assert_eq!(repo.spec.provider(), OCIProvider::Unknown("oracle".into()));
+
+    let mut object = fixture("helmchart-from-helmrepository.yaml");
+    object["spec"]["sourceRef"]["kind"] = "ExternalArtifact".into();
+    object["spec"]["reconcileStrategy"] = "Digest".into();
+    let chart = round_trip::<HelmChart>("modified helmchart-from-helmrepository.yaml", &object);
+    assert!(!chart.spec.source_ref.kind.is_known());
+    assert!(!chart.spec.reconcile_strategy().is_known());
+
+    let mut object = fixture("helmrepository-oci.yaml");
+    object["spec"]["type"] = "git".into();
+    let repo = round_trip::<HelmRepository>("modified helmrepository-oci.yaml", &object);
+    assert!(!repo.spec.is_oci());
 }
 
 /// Objects built in Rust serialize without `null`s and with Flux's field names.
@@ -280,4 +461,60 @@ fn built_objects_serialize_like_flux() {
         })
     );
     assert_eq!(json["apiVersion"], "kustomize.toolkit.fluxcd.io/v1");
+
+    use sluice_api::source::{LocalHelmChartSourceReference, OCILayerSelector};
+    use sluice_api::{HelmChartSpec, HelmRepositorySpec, OCIRepositorySpec};
+
+    let mut spec = OCIRepositorySpec::new("oci://ghcr.io/stefanprodan/manifests/podinfo", "5m");
+    spec.layer_selector = Some(OCILayerSelector {
+        media_type: Some(sluice_api::source::FLUX_CONTENT_MEDIA_TYPE.into()),
+        operation: Some(OCILayerOperation::Extract),
+    });
+    let json = serde_json::to_value(OCIRepository::new("podinfo", spec)).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "OCIRepository",
+            "metadata": { "name": "podinfo" },
+            "spec": {
+                "url": "oci://ghcr.io/stefanprodan/manifests/podinfo",
+                "interval": "5m",
+                "layerSelector": {
+                    "mediaType": "application/vnd.cncf.flux.content.v1.tar+gzip",
+                    "operation": "extract"
+                }
+            }
+        })
+    );
+
+    let json = serde_json::to_value(HelmRepository::new(
+        "bitnami",
+        HelmRepositorySpec::new("https://charts.bitnami.com/bitnami"),
+    ))
+    .unwrap();
+    assert_eq!(
+        json["spec"],
+        serde_json::json!({ "url": "https://charts.bitnami.com/bitnami" })
+    );
+    assert_eq!(json["kind"], "HelmRepository");
+
+    let json = serde_json::to_value(HelmChart::new(
+        "redis",
+        HelmChartSpec::new(
+            "redis",
+            LocalHelmChartSourceReference::helm_repository("bitnami"),
+            "10m",
+        ),
+    ))
+    .unwrap();
+    assert_eq!(
+        json["spec"],
+        serde_json::json!({
+            "chart": "redis",
+            "sourceRef": { "kind": "HelmRepository", "name": "bitnami" },
+            "interval": "10m"
+        })
+    );
+    assert_eq!(json["kind"], "HelmChart");
 }

@@ -623,3 +623,103 @@ impl meta::FluxObject for HelmChart {
         self.spec.interval()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helm_repository_defaults_are_flux_s() {
+        let mut spec = HelmRepositorySpec::new("https://charts.example.com");
+        assert_eq!(spec.interval(), Ok(Duration::from_secs(60)));
+        assert_eq!(spec.timeout(), Ok(Duration::from_secs(60)));
+        assert_eq!(spec.type_(), HelmRepositoryType::Default);
+        assert!(!spec.is_oci());
+        assert_eq!(spec.provider(), OCIProvider::Generic);
+        assert!(!spec.is_suspended() && !spec.is_insecure() && !spec.pass_credentials());
+
+        // A zero interval is one minute too (Flux's GetRequeueAfter).
+        spec.interval = Some("0s".into());
+        assert_eq!(spec.interval(), Ok(Duration::from_secs(60)));
+        spec.interval = Some("10m".into());
+        assert_eq!(spec.interval(), Ok(Duration::from_secs(600)));
+        spec.interval = Some("ten".into());
+        assert!(spec.interval().is_err());
+
+        spec.type_ = Some(HelmRepositoryType::Oci);
+        spec.provider = Some(OCIProvider::Azure);
+        spec.timeout = Some("3m".into());
+        assert!(spec.is_oci());
+        assert_eq!(spec.provider(), OCIProvider::Azure);
+        assert_eq!(spec.timeout(), Ok(Duration::from_secs(180)));
+    }
+
+    #[test]
+    fn helm_chart_defaults_are_flux_s() {
+        let mut spec = HelmChartSpec::new(
+            "podinfo",
+            LocalHelmChartSourceReference::helm_repository("podinfo"),
+            "5m",
+        );
+        assert_eq!(spec.interval(), Ok(Duration::from_secs(300)));
+        assert_eq!(spec.version(), DEFAULT_HELM_CHART_VERSION);
+        assert_eq!(spec.reconcile_strategy(), ReconcileStrategy::ChartVersion);
+        assert!(spec.values_files().is_empty());
+        assert!(!spec.ignore_missing_values_files() && !spec.is_suspended());
+        assert_eq!(spec.source_ref.kind, HelmChartSourceKind::HelmRepository);
+
+        spec.version = Some(String::new());
+        assert_eq!(spec.version(), "*");
+        spec.version = Some("1.x".into());
+        assert_eq!(spec.version(), "1.x");
+        spec.reconcile_strategy = Some(ReconcileStrategy::Revision);
+        assert_eq!(spec.reconcile_strategy().as_str(), "Revision");
+        spec.values_files = Some(vec!["values-prod.yaml".into()]);
+        assert_eq!(spec.values_files(), ["values-prod.yaml"]);
+    }
+
+    #[test]
+    fn source_kinds_are_flux_s() {
+        assert_eq!(
+            HelmChartSourceKind::VALUES,
+            ["HelmRepository", "GitRepository", "Bucket"]
+        );
+        let git = LocalHelmChartSourceReference::git_repository("podinfo");
+        assert_eq!(git.kind.as_str(), crate::source::GIT_REPOSITORY_KIND);
+        assert_eq!(
+            HelmChartSourceKind::from(HELM_REPOSITORY_KIND),
+            HelmChartSourceKind::HelmRepository
+        );
+        assert_eq!(HelmRepositoryType::VALUES, ["default", "oci"]);
+        assert_eq!(ReconcileStrategy::VALUES, ["ChartVersion", "Revision"]);
+    }
+
+    #[test]
+    fn chart_verification_provider_defaults_when_absent() {
+        let verify: HelmChartVerification = serde_json::from_value(serde_json::json!({
+            "matchOIDCIdentity": [{ "issuer": "^https://token.actions.githubusercontent.com$", "subject": ".*" }]
+        }))
+        .unwrap();
+        assert_eq!(verify.provider, OCIVerificationProvider::Cosign);
+        assert_eq!(verify.match_oidc_identity.as_ref().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn flux_object_reads_status() {
+        use crate::meta::FluxObject;
+        let chart = HelmChart::new(
+            "podinfo",
+            HelmChartSpec::new(
+                "podinfo",
+                LocalHelmChartSourceReference::helm_repository("podinfo"),
+                "1m",
+            ),
+        );
+        assert!(chart.conditions().is_empty());
+        assert!(!FluxObject::is_suspended(&chart));
+        assert_eq!(FluxObject::interval(&chart), Ok(Duration::from_secs(60)));
+        let repo = HelmRepository::new("podinfo", HelmRepositorySpec::new("oci://ghcr.io/x"));
+        assert_eq!(repo.observed_generation(), None);
+        assert_eq!(FluxObject::interval(&repo), Ok(Duration::from_secs(60)));
+    }
+}

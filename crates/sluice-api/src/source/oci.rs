@@ -428,3 +428,98 @@ impl meta::FluxObject for OCIRepository {
         self.spec.interval()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_flux_s() {
+        let spec = OCIRepositorySpec::new("oci://ghcr.io/org/app", "10m");
+        assert_eq!(spec.interval(), Ok(Duration::from_secs(600)));
+        assert_eq!(spec.timeout(), Ok(Duration::from_secs(60)));
+        assert_eq!(spec.provider(), OCIProvider::Generic);
+        assert!(!spec.is_suspended());
+        assert!(!spec.is_insecure());
+        assert_eq!(spec.layer_media_type(), None);
+        assert_eq!(spec.layer_operation(), OCILayerOperation::Extract);
+        assert_eq!(spec.repository(), Some("ghcr.io/org/app"));
+        assert_eq!(
+            OCIRepositoryVerification::default().provider,
+            OCIVerificationProvider::Cosign
+        );
+    }
+
+    #[test]
+    fn layer_selector_accessors() {
+        let mut spec = OCIRepositorySpec::new("oci://ghcr.io/org/chart", "1h");
+        spec.layer_selector = Some(OCILayerSelector {
+            media_type: Some(HELM_CHART_LAYER_MEDIA_TYPE.into()),
+            operation: Some(OCILayerOperation::Copy),
+        });
+        assert_eq!(spec.layer_media_type(), Some(HELM_CHART_LAYER_MEDIA_TYPE));
+        assert_eq!(spec.layer_operation(), OCILayerOperation::Copy);
+        assert_eq!(spec.layer_operation().as_str(), OCI_LAYER_COPY);
+
+        // An empty selector selects the first layer and extracts it, as Flux's.
+        spec.layer_selector = Some(OCILayerSelector {
+            media_type: Some(String::new()),
+            operation: None,
+        });
+        assert_eq!(spec.layer_media_type(), None);
+        assert_eq!(spec.layer_operation().as_str(), OCI_LAYER_EXTRACT);
+    }
+
+    #[test]
+    fn explicit_values_win() {
+        let mut spec = OCIRepositorySpec::new("https://not-oci", "1m30s");
+        spec.timeout = Some("2m".into());
+        spec.provider = Some(OCIProvider::Gcp);
+        spec.suspend = Some(true);
+        spec.insecure = Some(true);
+        assert_eq!(spec.interval(), Ok(Duration::from_secs(90)));
+        assert_eq!(spec.timeout(), Ok(Duration::from_secs(120)));
+        assert_eq!(spec.provider(), OCIProvider::Gcp);
+        assert!(spec.is_suspended() && spec.is_insecure());
+        assert_eq!(spec.repository(), None);
+        spec.timeout = Some("1h".into());
+        assert!(
+            spec.timeout().is_ok(),
+            "parsed even where the CRD refuses hours"
+        );
+        spec.interval = "soon".into();
+        assert!(spec.interval().is_err());
+    }
+
+    #[test]
+    fn verification_provider_defaults_when_absent() {
+        let verify: OCIRepositoryVerification =
+            serde_json::from_value(serde_json::json!({ "secretRef": { "name": "keys" } })).unwrap();
+        assert_eq!(verify.provider, OCIVerificationProvider::Cosign);
+        let json = serde_json::to_value(&verify).unwrap();
+        assert_eq!(json["provider"], "cosign");
+    }
+
+    #[test]
+    fn flux_object_reads_status() {
+        use crate::meta::FluxObject;
+        let mut repo = OCIRepository::new("app", OCIRepositorySpec::new("oci://r/app", "5m"));
+        assert!(repo.conditions().is_empty());
+        assert_eq!(repo.artifact(), None);
+        let status = repo.status.get_or_insert_with(Default::default);
+        meta::set_condition(
+            status.conditions_mut(),
+            meta::new_condition(
+                meta::READY_CONDITION,
+                meta::CONDITION_TRUE,
+                meta::SUCCEEDED_REASON,
+                "stored artifact",
+                None,
+            ),
+        );
+        status.last_handled_reconcile_at = Some("now".into());
+        assert!(repo.is_ready());
+        assert_eq!(repo.last_handled_reconcile_at(), Some("now"));
+        assert_eq!(FluxObject::interval(&repo), Ok(Duration::from_secs(300)));
+    }
+}
