@@ -1,5 +1,5 @@
 //! The Kustomization controller's wiring: watches (Kustomizations, their
-//! sources, their dependencies), the reconcile entry point (finalizer,
+//! sources of either kind, their dependencies), the reconcile entry point (finalizer,
 //! suspend, schedule), status writes and events. What a run does is in
 //! [`crate::phases`]; how it ends becomes status in [`crate::outcome`].
 
@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::{self, ObjectRef as KubeRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef as KubeRef, Store};
+use kube::runtime::{Controller, watcher};
 use kube::{Client, Config, Resource, ResourceExt};
 use sluice_api::kustomization::{
-    DeletionPolicy, FIELD_MANAGER, KUSTOMIZATION_KIND, KustomizationStatus, SourceKind,
+    DeletionPolicy, FIELD_MANAGER, KUSTOMIZATION_KIND, KustomizationStatus,
 };
 use sluice_api::meta::{self, FluxObject};
-use sluice_api::{GitRepository, Kustomization};
+use sluice_api::{GitRepository, Kustomization, OCIRepository};
 use sluice_apply::{Applier, ObjectRef, Owner, PruneOptions, inventory, prune_empty_override};
 use sluice_runtime::{Event, Failure, History, Policy, Recorder, Schedules, finalizers};
 
@@ -25,7 +25,8 @@ use crate::graph::{Key, ReverseIndex};
 use crate::health::ResourceCache;
 use crate::metrics::Metrics;
 use crate::outcome::{self, Ended, HEALTH_CHECK_CANCELED_REASON};
-use crate::phases::{self, Run, Stop, Wait, applier_for, deps_of, source_key};
+use crate::phases::{self, Run, Stop, Wait, applier_for, deps_of};
+use crate::source::{SourceReflectors, SourceStores, wake_users};
 use sluice_render::artifact::ArtifactCache;
 
 /// How the controller runs.
@@ -123,7 +124,8 @@ pub(crate) struct Ctx {
     pub opts: Options,
     pub recorder: Recorder,
     pub ks_store: Store<Kustomization>,
-    pub git_store: Store<GitRepository>,
+    /// The caches of the sources (GitRepositories, OCIRepositories).
+    pub sources: SourceStores,
     pub index: Arc<Mutex<ReverseIndex>>,
     pub schedules: Schedules,
     /// Health checks in progress, by Kustomization.
@@ -181,36 +183,28 @@ pub async fn run_until(
         label_selector: opts.label_selector.clone(),
     };
     let ks_api = scope.api::<Kustomization>(&client);
-    let git_api = scope.api::<GitRepository>(&client);
-    let (git_reader, git_writer) = reflector::store();
     let index = Arc::new(Mutex::new(ReverseIndex::default()));
 
-    // The GitRepository cache the reconciler reads artifacts from (all of
-    // them: a Kustomization of this shard may use any source).
-    let git_reflector = reflector::reflector(
-        git_writer,
-        watcher(git_api.clone(), watcher::Config::default()).default_backoff(),
-    )
-    .touched_objects()
-    .for_each(|_| futures::future::ready(()));
-    let git_task = tokio::spawn(git_reflector);
-    // The GitRepository cache is complete before any reconciliation starts,
-    // and it is waited for here, once: kube-runtime's readiness future wakes
+    // The source caches the reconciler reads artifacts from (all of them:
+    // a Kustomization of this shard may use any source).
+    let reflectors = SourceReflectors::start(&client, &scope);
+    // The source caches are complete before any reconciliation starts, and
+    // they are waited for here, once: kube-runtime's readiness future wakes
     // only the last of several concurrent waiters, so reconciliations each
     // waiting for it hung for good when several started before the first
     // list was in (seen with three Kustomizations at start-up).
-    tracing::debug!("waiting for the GitRepository cache");
+    tracing::debug!("waiting for the source caches");
     let mut stop_waiting = stop_rx.clone();
     tokio::select! {
-        ready = git_reader.wait_until_ready() => {
-            if ready.is_err() {
-                git_task.abort();
+        ready = reflectors.stores.wait_until_ready() => {
+            if let Err(e) = ready {
+                reflectors.abort();
                 stop_task.abort();
-                anyhow::bail!("the GitRepository watch ended before its first list");
+                anyhow::bail!(e);
             }
         }
         _ = stop_waiting.wait_for(|s| *s) => {
-            git_task.abort();
+            reflectors.abort();
             stop_task.abort();
             return Ok(());
         }
@@ -238,29 +232,13 @@ pub async fn run_until(
         wake
     };
 
-    // GitRepositories: a new artifact wakes the Kustomizations using it.
-    let ks_for_git = ks_reader.clone();
-    let git_mapper = move |git: GitRepository| {
-        let ns = git.namespace().unwrap_or_default();
-        let name = git.name_any();
-        ks_for_git
-            .state()
-            .into_iter()
-            .filter(|ks| {
-                let (kind, sns, sname) = source_key(ks);
-                kind == SourceKind::GitRepository.to_string() && sns == ns && sname == name
-            })
-            .map(|ks| KubeRef::from_obj(&*ks))
-            .collect::<Vec<_>>()
-    };
-
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         config,
         applier: Applier::new(client.clone()),
         recorder: Recorder::new(client.clone(), &opts.event_reporter, &opts.runtime.events),
         ks_store: ks_reader.clone(),
-        git_store: git_reader,
+        sources: reflectors.stores.clone(),
         index,
         schedules: Schedules::default(),
         waits: Mutex::new(HashMap::new()),
@@ -281,15 +259,25 @@ pub async fn run_until(
         opts: opts.clone(),
     });
     tracing::info!(namespace = ?opts.namespace, selector = ?opts.label_selector, storage = ?opts.storage_path, "starting Kustomization controller");
-    // Ready once Kustomizations can be listed (the GitRepository cache is
+    // Ready once Kustomizations can be listed (the source caches are
     // complete already).
     let ready_task = sluice_runtime::readiness::open_when_listable(
         gate,
         ks_api.clone(),
         opts.label_selector.clone(),
     );
+    // Sources: a new artifact wakes the Kustomizations using it.
     controller
-        .watches(git_api, watcher::Config::default(), git_mapper)
+        .watches(
+            scope.api::<GitRepository>(&client),
+            watcher::Config::default(),
+            wake_users::<GitRepository>(ks_reader.clone()),
+        )
+        .watches(
+            scope.api::<OCIRepository>(&client),
+            watcher::Config::default(),
+            wake_users::<OCIRepository>(ks_reader.clone()),
+        )
         .watches(ks_api, scope.watcher_config(), dep_mapper)
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
         .graceful_shutdown_on(stop_trigger)
@@ -303,7 +291,7 @@ pub async fn run_until(
         .await;
     cancel_waits(&ctx).await;
     ready_task.abort();
-    git_task.abort();
+    reflectors.abort();
     stop_task.abort();
     tracing::info!("Kustomization controller stopped");
     Ok(())
@@ -370,10 +358,9 @@ async fn reconcile_live(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> 
     let source = phases::fresh_source(ctx, ks).await;
     let revision = source
         .as_ref()
-        .and_then(|g| g.status.as_ref())
-        .and_then(|s| s.artifact.as_ref())
-        .map(|a| a.revision.clone())
-        .unwrap_or_default();
+        .and_then(|s| s.revision())
+        .unwrap_or_default()
+        .to_string();
     let fp = sluice_runtime::schedule::fingerprint(
         ks,
         &[

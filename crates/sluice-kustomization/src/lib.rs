@@ -16,6 +16,7 @@ pub mod health;
 pub mod metrics;
 pub mod outcome;
 mod phases;
+mod source;
 
 pub use controller::{Options, run, run_until};
 pub use metrics::{Metrics, register_metrics};

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::runtime::reflector::ObjectRef as KubeRef;
-use kube::{Api, Resource, ResourceExt};
-use sluice_api::kustomization::{KUSTOMIZATION_KIND, KustomizationStatus, SourceKind};
+use kube::{Resource, ResourceExt};
+use sluice_api::Kustomization;
+use sluice_api::kustomization::{KUSTOMIZATION_KIND, KustomizationStatus};
 use sluice_api::meta::{self, Artifact, CONDITION_TRUE, CONDITION_UNKNOWN, FluxObject};
-use sluice_api::{GitRepository, Kustomization};
 use sluice_apply::{
     Applier, ApplyOptions, ApplyResult, ObjectRef, Owner, PruneOptions, check_prune, inventory,
     prune_empty_override,
@@ -28,6 +28,7 @@ use crate::controller::{Ctx, Options};
 use crate::graph::{self, Key, NodeState};
 use crate::health::{self, Health};
 use crate::outcome::{ACCESS_DENIED_REASON, INVALID_CEL_REASON, UNSUPPORTED_REASON};
+use crate::source::{self, Source, SourceRef};
 
 /// How long after the Kustomization's timeout a build that has not
 /// stopped by itself is given up on.
@@ -144,7 +145,7 @@ impl<'a> Run<'a> {
     }
 
     /// The phases, in order.
-    pub async fn execute(&mut self, source: Option<Arc<GitRepository>>) -> Result<Done, Stop> {
+    pub async fn execute(&mut self, source: Option<Source>) -> Result<Done, Stop> {
         let started = Instant::now();
         let checks = self.validate()?;
         self.dependencies()?;
@@ -222,7 +223,7 @@ impl<'a> Run<'a> {
         if let Some(m) = cross_namespace_ref(self.ks, &self.ctx.opts) {
             return Err(Failure::stalled(ACCESS_DENIED_REASON, m).into());
         }
-        if spec.source_ref.kind != SourceKind::GitRepository {
+        if !source::is_supported(&spec.source_ref.kind) {
             let m = format!(
                 "source kind {} is not supported by sluice yet",
                 spec.source_ref.kind
@@ -238,7 +239,7 @@ impl<'a> Run<'a> {
         if deps_of(self.ks).is_empty() {
             return Ok(());
         }
-        let root_source = source_key(self.ks);
+        let root_source = SourceRef::of(self.ks);
         let check = graph::check(&self.key, |k| {
             node_state(self.ctx, k, &self.key, self.ks, &root_source)
         });
@@ -251,19 +252,19 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// The source's artifact.
-    fn source(&mut self, source: Option<Arc<GitRepository>>) -> Result<Artifact, Stop> {
-        let (kind, ns, name) = source_key(self.ks);
+    /// The source's artifact (a GitRepository's or an OCIRepository's).
+    fn source(&mut self, source: Option<Source>) -> Result<Artifact, Stop> {
+        let r = SourceRef::of(self.ks);
         let Some(source) = source else {
             return Err(self.failure(
                 meta::ARTIFACT_FAILED_REASON,
-                format!("Source '{kind}/{ns}/{name}' not found"),
+                format!("Source '{r}' not found"),
             ));
         };
-        let Some(artifact) = source.status.as_ref().and_then(|s| s.artifact.clone()) else {
+        let Some(artifact) = source.artifact().cloned() else {
             return Err(self.failure(
                 meta::ARTIFACT_FAILED_REASON,
-                format!("Source '{kind}/{ns}/{name}' is not ready, artifact not found"),
+                format!("Source '{r}' is not ready, artifact not found"),
             ));
         };
         self.revision = Some(artifact.revision.clone());
@@ -688,16 +689,6 @@ pub(crate) fn deps_of(ks: &Kustomization) -> Vec<Key> {
         .collect()
 }
 
-pub(crate) fn source_key(ks: &Kustomization) -> (String, String, String) {
-    let ns = ks.namespace().unwrap_or_default();
-    let r = &ks.spec.source_ref;
-    (
-        r.kind.to_string(),
-        r.namespace_or(&ns).to_string(),
-        r.name.clone(),
-    )
-}
-
 /// The service account a Kustomization acts as (in its own namespace) for
 /// every read and write done on its behalf: `spec.serviceAccountName`, else
 /// the controller's default (`--default-service-account`), else none (the
@@ -740,9 +731,13 @@ pub(crate) fn cross_namespace_ref(ks: &Kustomization, opts: &Options) -> Option<
             "can't access '{kind}/{other_ns}/{name}', cross-namespace references have been blocked"
         )
     };
-    let (kind, sns, sname) = source_key(ks);
-    if sns != ns {
-        return Some(blocked(&kind, &sns, &sname));
+    let source = SourceRef::of(ks);
+    if source.namespace != ns {
+        return Some(blocked(
+            &source.kind.to_string(),
+            &source.namespace,
+            &source.name,
+        ));
     }
     deps_of(ks)
         .into_iter()
@@ -750,33 +745,28 @@ pub(crate) fn cross_namespace_ref(ks: &Kustomization, opts: &Options) -> Option<
         .map(|d| blocked(KUSTOMIZATION_KIND, &d.namespace, &d.name))
 }
 
-pub(crate) fn lookup_source(ctx: &Ctx, ks: &Kustomization) -> Option<Arc<GitRepository>> {
-    let (kind, ns, name) = source_key(ks);
-    if kind != SourceKind::GitRepository.to_string() {
-        return None;
-    }
-    ctx.git_store.get(&KubeRef::new(&name).within(&ns))
+/// The source of `ks` from the controller's caches.
+pub(crate) fn lookup_source(ctx: &Ctx, ks: &Kustomization) -> Option<Source> {
+    ctx.sources.get(&SourceRef::of(ks))
 }
 
 /// The source as the API server has it now, for the start of a reconcile.
 ///
-/// The GitRepository event that wakes a Kustomization comes from the
+/// The source event that wakes a Kustomization comes from the
 /// controller's own watch, which can be ahead of the reflector store behind
 /// [`lookup_source`]. Read from that store, a new artifact could look like the
 /// old one (or like none), and the unchanged-fingerprint fast path would then
 /// sleep until the next interval. One GET per reconcile (a read, never a write)
 /// closes that race; the store is the fallback when the GET fails.
-pub(crate) async fn fresh_source(ctx: &Ctx, ks: &Kustomization) -> Option<Arc<GitRepository>> {
-    let (kind, ns, name) = source_key(ks);
-    if kind != SourceKind::GitRepository.to_string() || cross_namespace_ref(ks, &ctx.opts).is_some()
-    {
+pub(crate) async fn fresh_source(ctx: &Ctx, ks: &Kustomization) -> Option<Source> {
+    let r = SourceRef::of(ks);
+    if !source::is_supported(&r.kind) || cross_namespace_ref(ks, &ctx.opts).is_some() {
         return None;
     }
-    let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
-    match api.get_opt(&name).await {
-        Ok(found) => found.map(Arc::new),
+    match source::get(&ctx.client, &r).await {
+        Ok(found) => found,
         Err(e) => {
-            tracing::debug!(source = %format!("{ns}/{name}"), "reading the source, using the cache: {e}");
+            tracing::debug!(source = %r, "reading the source, using the cache: {e}");
             lookup_source(ctx, ks)
         }
     }
@@ -790,7 +780,7 @@ fn node_state(
     k: &Key,
     root: &Key,
     root_ks: &Kustomization,
-    root_source: &(String, String, String),
+    root_source: &SourceRef,
 ) -> Option<NodeState> {
     if k == root {
         return Some(NodeState {
@@ -827,11 +817,8 @@ fn node_state(
             .map(|c| c.message.clone())
             .unwrap_or_default();
         Err(msg)
-    } else if source_key(&ks) == *root_source {
-        let current = lookup_source(ctx, &ks)
-            .and_then(|g| g.status.clone())
-            .and_then(|s| s.artifact)
-            .map(|a| a.revision);
+    } else if SourceRef::of(&ks) == *root_source {
+        let current = lookup_source(ctx, &ks).and_then(|s| s.revision().map(str::to_owned));
         let applied = ks
             .status
             .as_ref()
