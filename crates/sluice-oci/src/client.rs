@@ -705,6 +705,9 @@ impl Client {
                 };
                 self.lock().schemes.insert(registry.to_string(), scheme);
             }
+            if resp.status() == reqwest::StatusCode::UNAUTHORIZED && challenged {
+                return Err(self.unauthorized(reference, req.method.as_str(), &url));
+            }
             if resp.status() == reqwest::StatusCode::UNAUTHORIZED && !challenged {
                 challenged = true;
                 let challenge = resp
@@ -714,7 +717,7 @@ impl Client {
                     .filter_map(|v| v.to_str().ok())
                     .find_map(Challenge::parse);
                 let Some(challenge) = challenge else {
-                    return Ok(resp);
+                    return Err(self.unauthorized(reference, req.method.as_str(), &url));
                 };
                 self.lock()
                     .challenges
@@ -724,11 +727,28 @@ impl Client {
                         auth = Some(a);
                         continue;
                     }
-                    None => return Ok(resp),
+                    None => {
+                        return Err(self.unauthorized(reference, req.method.as_str(), &url));
+                    }
                 }
             }
             return Ok(resp);
         }
+    }
+
+    /// The error for a request the registry still refuses after its
+    /// challenge was answered (or could not be).
+    fn unauthorized(&self, reference: &Reference, method: &str, url: &str) -> Error {
+        let creds = self.inner.options.keychain.resolve(reference.registry());
+        let why = if creds.is_anonymous() {
+            "authentication required, and no credentials were given for this registry"
+        } else {
+            "the credentials were refused"
+        };
+        Error::new(
+            ErrorKind::Auth,
+            self.scrub(&format!("{method} {url}: 401 Unauthorized: {why}")),
+        )
     }
 
     fn may_fall_back(&self, registry: &str, e: &reqwest::Error) -> bool {
@@ -820,12 +840,14 @@ impl Client {
                 reference.registry()
             ))
         })?;
-        let realm_shown = format!(
-            "{}://{}{}",
-            realm_url.scheme(),
-            realm_url.host_str().unwrap_or(""),
-            realm_url.path()
-        );
+        let realm_shown = {
+            let mut u = realm_url.clone();
+            u.set_query(None);
+            u.set_fragment(None);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        };
         let mut get_url = realm_url.clone();
         {
             let mut q = get_url.query_pairs_mut();

@@ -397,23 +397,35 @@ impl OciRegistry {
 /// Pushes `dir` as a Flux artifact (revision `source`/`revision`
 /// annotations set to test values); returns `<tag>@sha256:<hex>`.
 pub fn push_artifact(registry: &OciRegistry, repo: &str, tag: &str, dir: &Path) -> String {
-    let meta = sluice_oci::artifact::Metadata {
-        source: Some("https://example.com/sluice-test.git".into()),
-        revision: Some(format!(
-            "{tag}@sha1:0000000000000000000000000000000000000000"
-        )),
-        ..Default::default()
-    };
-    sluice_oci::artifact::push_artifact(
-        &registry.client(),
-        &registry.reference(repo),
-        tag,
-        dir,
-        &meta,
-        &[],
-    )
-    .unwrap_or_else(|e| panic!("pushing {dir:?} to {repo}:{tag}: {e}"))
-    .revision()
+    off_runtime(|| {
+        let meta = sluice_oci::artifact::Metadata {
+            source: Some("https://example.com/sluice-test.git".into()),
+            revision: Some(format!(
+                "{tag}@sha1:0000000000000000000000000000000000000000"
+            )),
+            ..Default::default()
+        };
+        sluice_oci::artifact::push_artifact(
+            &registry.client(),
+            &registry.reference(repo),
+            tag,
+            dir,
+            &meta,
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("pushing {dir:?} to {repo}:{tag}: {e}"))
+        .revision()
+    })
+}
+
+/// Runs blocking client work on a thread of its own: the blocking HTTP
+/// client may not be created or dropped on an async runtime's thread, and
+/// these helpers are called from async tests too.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 /// Pushes a chart archive as `helm push <tgz> oci://host/<base_repo>`.
@@ -422,12 +434,14 @@ pub fn push_chart(
     base_repo: &str,
     chart_tgz: &[u8],
 ) -> sluice_oci::artifact::Pushed {
-    sluice_oci::helm::push_chart(
-        &registry.client(),
-        &registry.reference(base_repo),
-        chart_tgz,
-    )
-    .unwrap_or_else(|e| panic!("pushing a chart to {base_repo}: {e}"))
+    off_runtime(|| {
+        sluice_oci::helm::push_chart(
+            &registry.client(),
+            &registry.reference(base_repo),
+            chart_tgz,
+        )
+        .unwrap_or_else(|e| panic!("pushing a chart to {base_repo}: {e}"))
+    })
 }
 
 fn make_tls(dir: &Path) -> TlsMaterial {

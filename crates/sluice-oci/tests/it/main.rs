@@ -209,6 +209,7 @@ fn resolve_by_tag_and_digest_and_a_no_change_poll_is_one_head() {
     assert_eq!(m.descriptor.digest, pushed.digest);
 
     let e = client.resolve(&r, &tag("v9")).unwrap_err();
+    eprintln!("missing tag: {e}");
     assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     assert!(e.to_string().contains("tag 'v9' not found in"), "{e}");
     let e = client
@@ -278,6 +279,7 @@ fn basic_auth_right_and_wrong() {
     })
     .unwrap();
     let e = wrong.resolve(&r, &tag("v1")).unwrap_err();
+    eprintln!("wrong basic credentials: {e}");
     assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
     assert!(!e.to_string().contains("wrong-password"), "{e}");
     assert!(e.to_string().contains("401"), "{e}");
@@ -324,6 +326,7 @@ fn tls_with_the_ca_and_not_without() {
     })
     .unwrap();
     let e = no_ca.resolve(&r, &tag("v1")).unwrap_err();
+    eprintln!("TLS without the CA: {e}");
     assert_eq!(e.kind(), ErrorKind::Network, "{e}");
     assert!(e.to_string().contains("https://127.0.0.1"), "{e}");
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
@@ -376,6 +379,7 @@ fn unreachable_registry_is_a_network_error() {
     .unwrap();
     let r = sluice_oci::Reference::new(&format!("127.0.0.1:{port}"), "app").unwrap();
     let e = client.resolve(&r, &tag("v1")).unwrap_err();
+    eprintln!("unreachable: {e}");
     assert_eq!(e.kind(), ErrorKind::Network, "{e}");
     assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
 }
@@ -416,6 +420,7 @@ fn blobs_are_size_capped_and_digest_checked() {
         .fetch_blob(&r, &layer.digest, &mut Vec::new(), u64::MAX)
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Protocol, "{e}");
+    eprintln!("digest mismatch: {e}");
     assert!(e.to_string().contains("digest mismatch"), "{e}");
     let e = artifact::pull_artifact(&client, &r, &tag("v1"), out.path(), &PullOptions::default())
         .unwrap_err();
@@ -469,6 +474,7 @@ fn bearer_tokens_with_credentials() {
     })
     .unwrap();
     let e = wrong.resolve(&r, &tag("v2")).unwrap_err();
+    eprintln!("wrong bearer credentials: {e}");
     assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
     assert!(
         e.to_string().contains("the credentials were refused"),
