@@ -523,3 +523,49 @@ fn helm_charts_as_helm_pushes_them() {
         Ok("6.5.0_build.1")
     );
 }
+
+#[test]
+fn the_local_helm_repository_serves_an_index_and_charts() {
+    use sluice_testsupport::oci_registry::HelmRepoServer;
+    sluice_oci::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let server = HelmRepoServer::start(dir.path(), Some(("helm", "repo-pass")));
+    let tgz = sluice_oci::helm::build_chart_tgz("podinfo", "1.2.0", &[]).unwrap();
+    assert_eq!(server.add_chart(&tgz), "podinfo-1.2.0.tgz");
+    server.add_chart(&sluice_oci::helm::build_chart_tgz("podinfo", "1.10.0", &[]).unwrap());
+    let http = reqwest::blocking::Client::new();
+    let denied = http
+        .get(format!("{}/index.yaml", server.url()))
+        .send()
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+    let index = http
+        .get(format!("{}/index.yaml", server.url()))
+        .basic_auth("helm", Some("repo-pass"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let index: serde_json::Value = serde_norway::from_str(&index).unwrap();
+    let versions: Vec<&str> = index["entries"]["podinfo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["1.10.0", "1.2.0"]);
+    assert_eq!(
+        index["entries"]["podinfo"][1]["urls"][0],
+        "podinfo-1.2.0.tgz"
+    );
+    let chart = http
+        .get(format!("{}/podinfo-1.2.0.tgz", server.url()))
+        .basic_auth("helm", Some("repo-pass"))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert_eq!(&chart[..], &tgz[..]);
+    assert_eq!(server.count("/index.yaml"), 2);
+    assert_eq!(server.total(), 3);
+}
