@@ -19,7 +19,7 @@ use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use sluice_api::meta::ObjectId;
-use sluice_api::{GitRepository, Kustomization};
+use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
 
 use crate::kube_util::{self, FIELD_MANAGER, Resolver, typed_json};
 use crate::output::{Log, Spinner};
@@ -83,8 +83,9 @@ pub struct UninstallArgs {
     #[arg(long)]
     pub keep_namespace: bool,
 
-    /// Keep the CustomResourceDefinitions, and the GitRepositories and
-    /// Kustomizations outside the installation's namespace.
+    /// Keep the CustomResourceDefinitions, and the Kustomizations and sources
+    /// (GitRepositories, OCIRepositories, HelmRepositories, HelmCharts) outside
+    /// the installation's namespace.
     #[arg(long)]
     pub keep_crds: bool,
 
@@ -152,10 +153,16 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         "kind": "ClusterRole",
         "metadata": {"name": format!("sluice-controller-{ns}"), "labels": labels(ns, "sluice")},
         "rules": [
+            // Every kind of sluice_api::crds(), with status and finalizers.
             {"apiGroups": ["source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io"], "resources": ["*"], "verbs": ["*"]},
             {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
             {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-            {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["get", "list", "watch"]},
+            // Credentials, and (as Flux's source-controller) the image pull
+            // secrets of an OCIRepository's spec.serviceAccountName.
+            {"apiGroups": [""], "resources": ["configmaps", "secrets", "serviceaccounts"], "verbs": ["get", "list", "watch"]},
+            // Workload identity of a ServiceAccount (OCI providers aws, azure,
+            // gcp with spec.serviceAccountName), as Flux's source-controller.
+            {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
             {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]},
             {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["get", "list", "watch", "patch"]},
@@ -595,31 +602,12 @@ pub async fn run_uninstall(g: &GlobalArgs, args: UninstallArgs) -> Result<Outcom
         .await?;
         log.success(&format!("{what} deleted"));
     }
-    let git_api: Api<GitRepository> = if args.keep_crds {
-        Api::namespaced(client.clone(), ns)
-    } else {
-        Api::all(client.clone())
-    };
-    let repos = match git_api.list(&ListParams::default()).await {
-        Ok(l) => l.items,
-        Err(e) if kube_util::api_missing(&e) => vec![],
-        Err(e) => return Err(kube_util::user_kube_error(e, "listing GitRepositories")),
-    };
-    for git in &repos {
-        let gns = git.namespace().unwrap_or_default();
-        let name = git.name_any();
-        let what = format!("GitRepository/{gns}/{name}");
-        if args.dry_run {
-            would(&what);
-            continue;
-        }
-        remove_finalizers_and_delete(
-            &Api::<GitRepository>::namespaced(client.clone(), &gns),
-            &name,
-        )
-        .await?;
-        log.success(&format!("{what} deleted"));
-    }
+    // The sources, HelmCharts first (they refer to the repositories).
+    let mut sources = 0;
+    sources += delete_sources::<HelmChart>(&client, ns, &args, &log).await?;
+    sources += delete_sources::<GitRepository>(&client, ns, &args, &log).await?;
+    sources += delete_sources::<OCIRepository>(&client, ns, &args, &log).await?;
+    sources += delete_sources::<HelmRepository>(&client, ns, &args, &log).await?;
 
     // What install created, found by its labels.
     let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={ns}");
@@ -669,12 +657,58 @@ pub async fn run_uninstall(g: &GlobalArgs, args: UninstallArgs) -> Result<Outcom
     }
     if args.dry_run {
         log.success("dry run: nothing was deleted");
-    } else if deleted == 0 && kustomizations.is_empty() && repos.is_empty() {
+    } else if deleted == 0 && kustomizations.is_empty() && sources == 0 {
         log.warning(&format!("nothing to uninstall in {ns} namespace"));
     } else {
         log.success("uninstall finished");
     }
     Ok(Outcome::Ok)
+}
+
+/// Deletes the objects of one source kind, finalizers removed first (in every
+/// namespace, or with `--keep-crds` in `ns` only); with `--dry-run` only says
+/// which. Only their metadata is read, so an object sluice's types cannot
+/// read is deleted too. Returns how many there were.
+async fn delete_sources<K>(
+    client: &Client,
+    ns: &str,
+    args: &UninstallArgs,
+    log: &Log,
+) -> Result<usize>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let kind = K::kind(&());
+    let api: Api<K> = if args.keep_crds {
+        Api::namespaced(client.clone(), ns)
+    } else {
+        Api::all(client.clone())
+    };
+    let objects = match api.list_metadata(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(e) if kube_util::api_missing(&e) => vec![],
+        Err(e) => {
+            return Err(kube_util::user_kube_error(
+                e,
+                &format!("listing {}", K::plural(&())),
+            ));
+        }
+    };
+    for object in &objects {
+        let ons = object.namespace().unwrap_or_default();
+        let name = object.name_any();
+        let what = format!("{kind}/{ons}/{name}");
+        if args.dry_run {
+            log.action(&format!("would delete {what}"));
+            continue;
+        }
+        remove_finalizers_and_delete(&Api::<K>::namespaced(client.clone(), &ons), &name).await?;
+        log.success(&format!("{what} deleted"));
+    }
+    Ok(objects.len())
 }
 
 async fn remove_finalizers_and_delete<K>(api: &Api<K>, name: &str) -> Result<()>
@@ -721,6 +755,9 @@ mod tests {
             [
                 "CustomResourceDefinition",
                 "CustomResourceDefinition",
+                "CustomResourceDefinition",
+                "CustomResourceDefinition",
+                "CustomResourceDefinition",
                 "Namespace",
                 "ServiceAccount",
                 "ClusterRole",
@@ -740,10 +777,10 @@ mod tests {
                 "{o}"
             );
         }
-        let svc = &objects[7];
+        let svc = &objects[10];
         assert_eq!(svc["metadata"]["name"], "source-controller");
         assert_eq!(svc["spec"]["ports"][0]["port"], 80);
-        let deploy = &objects[8];
+        let deploy = &objects[11];
         assert_eq!(
             deploy["spec"]["template"]["spec"]["containers"][0]["args"][0],
             "controller"
@@ -781,6 +818,77 @@ mod tests {
                 "{verb}"
             );
         }
+    }
+
+    /// Whether an RBAC rule allows `verb` on `resource` (`plural` or
+    /// `plural/subresource`) of `group`, as the API server's authorizer
+    /// matches rules (`*` matches any group, resource or verb, and any
+    /// resource with its subresources).
+    fn allows(rule: &Value, group: &str, resource: &str, verb: &str) -> bool {
+        let has = |key: &str, want: &str| {
+            rule[key]
+                .as_array()
+                .is_some_and(|values| values.iter().any(|v| v == "*" || v == want))
+        };
+        let resource_matches = rule["resources"].as_array().is_some_and(|values| {
+            values.iter().any(|v| {
+                v == "*"
+                    || v == resource
+                    // `*/sub` matches the subresource `sub` of every resource.
+                    || resource
+                        .split_once('/')
+                        .is_some_and(|(_, sub)| *v == format!("*/{sub}"))
+            })
+        });
+        has("apiGroups", group) && resource_matches && has("verbs", verb)
+    }
+
+    /// The controller may read, watch and update every kind it serves, its
+    /// status and its finalizers (as Flux's controllers' roles allow), and
+    /// what the sources read: Secrets, ConfigMaps, ServiceAccounts (image
+    /// pull secrets) and their tokens (workload identity).
+    #[test]
+    fn cluster_role_covers_every_served_kind() {
+        let objects = manifests(&InstallOptions {
+            namespace: "flux-system".into(),
+            image: default_image(),
+        });
+        let role = objects
+            .iter()
+            .find(|o| o["kind"] == "ClusterRole")
+            .expect("a ClusterRole");
+        let rules = role["rules"].as_array().unwrap();
+        let allowed = |group: &str, resource: &str, verb: &str| {
+            rules.iter().any(|r| allows(r, group, resource, verb))
+        };
+        let crds = sluice_api::crds();
+        let plurals: Vec<&str> = crds.iter().map(|c| c.spec.names.plural.as_str()).collect();
+        for kind in ["ocirepositories", "helmrepositories", "helmcharts"] {
+            assert!(plurals.contains(&kind), "{kind} is not served");
+        }
+        for crd in &crds {
+            let group = crd.spec.group.as_str();
+            let plural = crd.spec.names.plural.as_str();
+            for verb in ["get", "list", "watch", "patch", "update"] {
+                assert!(allowed(group, plural, verb), "{verb} {plural}.{group}");
+            }
+            for sub in ["status", "finalizers"] {
+                for verb in ["get", "patch", "update"] {
+                    assert!(
+                        allowed(group, &format!("{plural}/{sub}"), verb),
+                        "{verb} {plural}/{sub}.{group}"
+                    );
+                }
+            }
+        }
+        for resource in ["secrets", "configmaps", "serviceaccounts"] {
+            for verb in ["get", "list", "watch"] {
+                assert!(allowed("", resource, verb), "{verb} {resource}");
+            }
+        }
+        assert!(allowed("", "serviceaccounts/token", "create"));
+        assert!(allowed("", "serviceaccounts", "impersonate"));
+        assert!(!allowed("", "secrets", "delete"));
     }
 
     #[test]

@@ -42,11 +42,26 @@ fn install_export_prints_the_manifests() {
             .collect::<Vec<_>>()
     };
     let crds = find("CustomResourceDefinition");
-    assert_eq!(crds.len(), 2);
+    let names: Vec<&str> = crds
+        .iter()
+        .filter_map(|c| c["metadata"]["name"].as_str())
+        .collect();
     assert_eq!(
-        crds[0]["metadata"]["name"],
-        "gitrepositories.source.toolkit.fluxcd.io"
+        names,
+        [
+            "gitrepositories.source.toolkit.fluxcd.io",
+            "kustomizations.kustomize.toolkit.fluxcd.io",
+            "ocirepositories.source.toolkit.fluxcd.io",
+            "helmrepositories.source.toolkit.fluxcd.io",
+            "helmcharts.source.toolkit.fluxcd.io",
+        ]
     );
+    for crd in &crds[2..] {
+        assert_eq!(
+            crd["metadata"]["labels"]["app.kubernetes.io/component"],
+            "source-controller"
+        );
+    }
     assert_eq!(
         crds[0]["metadata"]["labels"]["app.kubernetes.io/part-of"],
         "flux"
@@ -122,7 +137,7 @@ async fn install_applies_is_idempotent_repairs_and_uninstalls() {
     let out = sluice(&["install", "-n", &ns, "--wait=false"]).expect(0);
     assert!(
         out.stderr
-            .contains("all 12 components are installed and up to date"),
+            .contains("all 15 components are installed and up to date"),
         "{}",
         out.stderr
     );
@@ -289,5 +304,113 @@ async fn uninstall_removes_finalizers_and_keeps_workloads_unless_asked() {
     );
     assert!(configmaps.get_opt("app-config").await.unwrap().is_none());
     assert!(kustomizations.get_opt("apps2").await.unwrap().is_none());
+    ns.delete().await;
+}
+
+/// Every source kind is deleted by `uninstall`, finalizers first: with the
+/// controller gone, deletion would otherwise wait forever.
+#[tokio::test]
+async fn uninstall_deletes_every_source_kind() {
+    use kube::api::{DynamicObject, Patch, PatchParams};
+    use kube::core::{ApiResource, GroupVersionKind};
+    use serde_json::json;
+
+    let (client, ns) = setup("uninstall-sources").await;
+    let n = ns.name();
+    let objects = [
+        (
+            "ocirepositories",
+            "OCIRepository",
+            "podinfo",
+            json!({
+                "url": "oci://ghcr.io/stefanprodan/charts/podinfo",
+                "interval": "10m",
+                "ref": {"tag": "6.7.1"},
+                "layerSelector": {
+                    "mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                    "operation": "copy",
+                },
+            }),
+        ),
+        (
+            "helmrepositories",
+            "HelmRepository",
+            "bitnami",
+            json!({"url": "https://charts.bitnami.com/bitnami", "interval": "1h"}),
+        ),
+        (
+            "helmcharts",
+            "HelmChart",
+            "redis",
+            json!({
+                "chart": "redis",
+                "version": "1.x",
+                "interval": "10m",
+                "sourceRef": {"kind": "HelmRepository", "name": "bitnami"},
+            }),
+        ),
+    ];
+    for (plural, kind, name, spec) in &objects {
+        let gvk = GroupVersionKind::gvk("source.toolkit.fluxcd.io", "v1", kind);
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            n,
+            &ApiResource::from_gvk_with_plural(&gvk, plural),
+        );
+        let obj = json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": n, "finalizers": ["finalizers.fluxcd.io"]},
+            "spec": spec,
+        });
+        api.patch(
+            name,
+            &PatchParams::apply("sluice-test").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap();
+    }
+
+    let out = sluice(&[
+        "uninstall",
+        "-n",
+        n,
+        "--keep-crds",
+        "--keep-namespace",
+        "--dry-run",
+    ])
+    .expect(0);
+    for (_, kind, name, _) in &objects {
+        assert!(
+            out.stderr
+                .contains(&format!("would delete {kind}/{n}/{name}")),
+            "{}",
+            out.stderr
+        );
+    }
+
+    let out = sluice(&["uninstall", "-n", n, "--keep-crds", "--keep-namespace"]).expect(0);
+    for (plural, kind, name, _) in &objects {
+        assert!(
+            out.stderr.contains(&format!("{kind}/{n}/{name} deleted")),
+            "{}",
+            out.stderr
+        );
+        let gvk = GroupVersionKind::gvk("source.toolkit.fluxcd.io", "v1", kind);
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client.clone(),
+            n,
+            &ApiResource::from_gvk_with_plural(&gvk, plural),
+        );
+        assert!(
+            api.get_opt(name).await.unwrap().is_none(),
+            "{kind}/{name}: deletion hung on the finalizer"
+        );
+    }
+    // HelmCharts go before the repositories they refer to.
+    let chart = out.stderr.find("HelmChart/").unwrap();
+    let repo = out.stderr.find("HelmRepository/").unwrap();
+    assert!(chart < repo, "{}", out.stderr);
     ns.delete().await;
 }
