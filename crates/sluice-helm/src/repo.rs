@@ -520,8 +520,9 @@ pub fn validate(index: impl Read) -> Result<IndexSummary, IndexError> {
 /// * anything else is a Masterminds semver constraint (`5.x`, `>=1.0 <2`,
 ///   `~1.2`, `^1`, `1.2 - 1.4`, `||`); a pre-release matches only a
 ///   constraint that names one;
-/// * versions are read strictly (`X.Y.Z`, optional `v`), build metadata
-///   does not order them, and between equal versions the later `created`
+/// * versions are read as Flux reads them (`X.Y.Z[-pre][+build]`, an
+///   optional `v`; others are passed over), build metadata does not order
+///   them, and between equal versions the later `created`
 ///   wins.
 pub fn resolve(index: impl Read, chart: &str, version: &str) -> Result<ChartVersion, IndexError> {
     resolve_limited(index, chart, version, MAX_INDEX_SIZE)
@@ -560,7 +561,7 @@ pub fn select(
         .map_err(|e| IndexError::Constraint(e.to_string()))?;
     let mut best: Option<(sluice_semver::Version, (i64, u32), ChartVersion)> = None;
     for cv in versions {
-        let Some(v) = sluice_semver::parse_strict(&cv.metadata.version) else {
+        let Some(v) = flux_version(&cv.metadata.version) else {
             continue;
         };
         if !constraint.matches(&v) {
@@ -584,6 +585,23 @@ pub fn select(
             name: chart.to_string(),
             version: version.to_string(),
         })
+}
+
+/// fluxcd/pkg `version.ParseVersion`: three dot-separated parts, then
+/// Masterminds `NewVersion` (a `v` and leading zeros tolerated).
+fn flux_version(v: &str) -> Option<sluice_semver::Version> {
+    if v.splitn(3, '.').count() != 3 {
+        return None;
+    }
+    let p = crate::values::parse_version(v)?;
+    let mut out = sluice_semver::Version::new(p.major, p.minor, p.patch);
+    if !p.pre.is_empty() {
+        out.pre = semver::Prerelease::new(&p.pre).ok()?;
+    }
+    if !p.metadata.is_empty() {
+        out.build = semver::BuildMetadata::new(&p.metadata).ok()?;
+    }
+    Some(out)
 }
 
 /// Helm's `ResolveReferenceURL`: a chart URL from the index resolved
