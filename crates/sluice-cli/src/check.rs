@@ -4,8 +4,10 @@
 //! - the API server's version (`--pre` stops here);
 //! - Flux's CRDs present and serving `v1`;
 //! - the sluice controller Deployment ready;
-//! - Flux's own controllers running beside sluice (a conflict: both would
-//!   reconcile the same objects);
+//! - Flux's source-controller or kustomize-controller running beside sluice
+//!   (a conflict: both would reconcile the same objects); Flux's other
+//!   controllers (helm-controller, notification-controller, the image
+//!   automation ones) work beside sluice, which serves their sources;
 //! - k3s packaged add-ons (objects annotated `objectset.rio.cattle.io/*`)
 //!   that a Kustomization also manages: k3s re-applies its manifests and the
 //!   two fight; the k3s flag that disables the add-on is named.
@@ -73,9 +75,13 @@ impl Finding {
     }
 }
 
-const FLUX_CONTROLLERS: [&str; 6] = [
-    "source-controller",
-    "kustomize-controller",
+/// Flux's controllers that reconcile what sluice reconciles (every source
+/// kind sluice serves, Kustomizations).
+const CONFLICTING_FLUX_CONTROLLERS: [&str; 2] = ["source-controller", "kustomize-controller"];
+
+/// Flux's controllers that work beside sluice: they reconcile kinds sluice
+/// does not, from the sources sluice serves.
+const COMPATIBLE_FLUX_CONTROLLERS: [&str; 4] = [
     "helm-controller",
     "notification-controller",
     "image-reflector-controller",
@@ -140,6 +146,9 @@ pub async fn findings(client: &Client, ns: &str, pre: bool) -> Result<Vec<Findin
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for (name, version) in [
         ("gitrepositories.source.toolkit.fluxcd.io", "v1"),
+        ("ocirepositories.source.toolkit.fluxcd.io", "v1"),
+        ("helmrepositories.source.toolkit.fluxcd.io", "v1"),
+        ("helmcharts.source.toolkit.fluxcd.io", "v1"),
         ("kustomizations.kustomize.toolkit.fluxcd.io", "v1"),
     ] {
         match crds
@@ -216,7 +225,8 @@ pub async fn findings(client: &Client, ns: &str, pre: bool) -> Result<Vec<Findin
         .map_err(|e| kube_util::user_kube_error(e, "listing Deployments"))?;
     for d in &list.items {
         let name = d.name_any();
-        if !FLUX_CONTROLLERS.contains(&name.as_str()) {
+        let conflicting = CONFLICTING_FLUX_CONTROLLERS.contains(&name.as_str());
+        if !conflicting && !COMPATIBLE_FLUX_CONTROLLERS.contains(&name.as_str()) {
             continue;
         }
         let image = d
@@ -226,14 +236,21 @@ pub async fn findings(client: &Client, ns: &str, pre: bool) -> Result<Vec<Findin
             .and_then(|s| s.containers.first())
             .and_then(|c| c.image.clone())
             .unwrap_or_default();
-        if image.contains("fluxcd/") {
-            let dns = d.namespace().unwrap_or_default();
+        if !image.contains("fluxcd/") {
+            continue;
+        }
+        let dns = d.namespace().unwrap_or_default();
+        if conflicting {
             out.push(Finding::bad(
                 format!(
                     "Flux's {name} is running in {dns} ({image}): it reconciles the same objects as sluice"
                 ),
-                "run one of them: `flux uninstall` or `sluice uninstall`",
+                format!("run one of them: delete Deployment {dns}/{name} or `sluice uninstall`"),
             ));
+        } else {
+            out.push(Finding::ok(format!(
+                "Flux's {name} is running in {dns} ({image}) beside sluice"
+            )));
         }
     }
 

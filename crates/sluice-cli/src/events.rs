@@ -47,6 +47,9 @@ pub fn canonical_kind(kind: &str) -> String {
     match kind.to_ascii_lowercase().as_str() {
         "ks" | "kustomization" | "kustomizations" => "Kustomization".into(),
         "gitrepo" | "gitrepository" | "gitrepositories" | "git" => "GitRepository".into(),
+        "ocirepo" | "ocirepository" | "ocirepositories" | "oci" => "OCIRepository".into(),
+        "helmrepo" | "helmrepository" | "helmrepositories" | "helm" => "HelmRepository".into(),
+        "hc" | "helmchart" | "helmcharts" | "chart" => "HelmChart".into(),
         "deploy" | "deployment" | "deployments" => "Deployment".into(),
         "sts" | "statefulset" | "statefulsets" => "StatefulSet".into(),
         "ds" | "daemonset" | "daemonsets" => "DaemonSet".into(),

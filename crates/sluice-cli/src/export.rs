@@ -1,4 +1,4 @@
-//! `sluice export source git | kustomization [NAME | --all]`: clean YAML as
+//! `sluice export source git|oci|helm|chart | kustomization [NAME | --all]`: clean YAML as
 //! `flux export` prints it (`---`, apiVersion, kind, metadata with name,
 //! namespace, labels and annotations, spec; no status, no server fields).
 
@@ -11,7 +11,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sluice_api::meta::RECONCILE_REQUEST_ANNOTATION;
-use sluice_api::{GitRepository, Kustomization};
+use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
 
 use crate::kube_util::{self, FluxKind, not_found_or};
 use crate::{GlobalArgs, Outcome, UserError};
@@ -43,6 +43,12 @@ pub enum ExportWhat {
 pub enum ExportSource {
     /// GitRepositories.
     Git(OptName),
+    /// OCIRepositories.
+    Oci(OptName),
+    /// HelmRepositories.
+    Helm(OptName),
+    /// HelmCharts.
+    Chart(OptName),
 }
 
 /// An optional name.
@@ -95,13 +101,55 @@ pub fn to_stream(objects: &[Value]) -> Result<String> {
     Ok(out)
 }
 
-async fn fetch<K>(client: &Client, ns: &str, kind: FluxKind, name: Option<&str>) -> Result<Vec<K>>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
+/// A kind `sluice export` prints: its spec.
+pub trait Exported:
+    Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
 {
+    /// What is exported of the object besides its metadata.
+    fn spec(&self) -> &impl Serialize;
+}
+
+macro_rules! exported {
+    ($($kind:ty),*) => {$(
+        impl Exported for $kind {
+            fn spec(&self) -> &impl Serialize {
+                &self.spec
+            }
+        }
+    )*};
+}
+
+exported!(
+    GitRepository,
+    OCIRepository,
+    HelmRepository,
+    HelmChart,
+    Kustomization
+);
+
+/// The clean objects of kind `K` (one, or all in the namespace).
+async fn export<K: Exported>(
+    client: &Client,
+    ns: &str,
+    kind: FluxKind,
+    name: Option<&str>,
+) -> Result<Vec<Value>> {
+    Ok(fetch::<K>(client, ns, kind, name)
+        .await?
+        .iter()
+        .map(|o| clean(o, o.spec()))
+        .collect())
+}
+
+async fn fetch<K: Exported>(
+    client: &Client,
+    ns: &str,
+    kind: FluxKind,
+    name: Option<&str>,
+) -> Result<Vec<K>> {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     match name {
         Some(n) => Ok(vec![api.get(n).await.map_err(|e| {
@@ -121,9 +169,14 @@ where
 
 /// Runs `sluice export`.
 pub async fn run(g: &GlobalArgs, args: ExportArgs) -> Result<Outcome> {
-    let name = match &args.what {
-        ExportWhat::Source(ExportSource::Git(n)) | ExportWhat::Kustomization(n) => n.name.clone(),
+    let (kind, name) = match &args.what {
+        ExportWhat::Source(ExportSource::Git(n)) => (FluxKind::GitRepository, n),
+        ExportWhat::Source(ExportSource::Oci(n)) => (FluxKind::OCIRepository, n),
+        ExportWhat::Source(ExportSource::Helm(n)) => (FluxKind::HelmRepository, n),
+        ExportWhat::Source(ExportSource::Chart(n)) => (FluxKind::HelmChart, n),
+        ExportWhat::Kustomization(n) => (FluxKind::Kustomization, n),
     };
+    let name = name.name.clone();
     if name.is_none() && !args.all {
         return Err(UserError::new("name is required")
             .hint("pass a NAME or --all")
@@ -134,21 +187,13 @@ pub async fn run(g: &GlobalArgs, args: ExportArgs) -> Result<Outcome> {
     }
     let client = kube_util::client(g).await?;
     let ns = g.namespace.as_str();
-    let objects: Vec<Value> = match args.what {
-        ExportWhat::Source(ExportSource::Git(_)) => {
-            fetch::<GitRepository>(&client, ns, FluxKind::GitRepository, name.as_deref())
-                .await?
-                .iter()
-                .map(|o| clean(o, &o.spec))
-                .collect()
-        }
-        ExportWhat::Kustomization(_) => {
-            fetch::<Kustomization>(&client, ns, FluxKind::Kustomization, name.as_deref())
-                .await?
-                .iter()
-                .map(|o| clean(o, &o.spec))
-                .collect()
-        }
+    let name = name.as_deref();
+    let objects = match kind {
+        FluxKind::GitRepository => export::<GitRepository>(&client, ns, kind, name).await?,
+        FluxKind::OCIRepository => export::<OCIRepository>(&client, ns, kind, name).await?,
+        FluxKind::HelmRepository => export::<HelmRepository>(&client, ns, kind, name).await?,
+        FluxKind::HelmChart => export::<HelmChart>(&client, ns, kind, name).await?,
+        FluxKind::Kustomization => export::<Kustomization>(&client, ns, kind, name).await?,
     };
     print!("{}", to_stream(&objects)?);
     Ok(Outcome::Ok)

@@ -1,15 +1,19 @@
-//! `sluice get sources git | kustomizations | all [--watch]`: flux's tables
-//! (NAME, REVISION, SUSPENDED, READY, MESSAGE).
+//! `sluice get sources git|oci|helm|chart|all | kustomizations | all
+//! [--watch]`: flux's tables (NAME, REVISION, SUSPENDED, READY, MESSAGE).
+
+use std::fmt::Debug;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
-use sluice_api::meta::{CONDITION_FALSE, FluxObject};
-use sluice_api::{GitRepository, Kustomization};
+use serde::de::DeserializeOwned;
+use sluice_api::meta::{CONDITION_FALSE, CONDITION_TRUE, FluxObject};
+use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
 
 use crate::kube_util::{self, not_found_or};
 use crate::output::{Color, OutputFormat, Table, print_data};
@@ -33,8 +37,8 @@ pub struct GetArgs {
 /// What to get.
 #[derive(Debug, Subcommand)]
 pub enum GetWhat {
-    /// Sources (GitRepository).
-    #[command(subcommand)]
+    /// Sources (GitRepository, OCIRepository, HelmRepository, HelmChart).
+    #[command(subcommand, visible_alias = "source")]
     Sources(SourceKindArg),
     /// Kustomizations.
     #[command(visible_aliases = ["kustomization", "ks"])]
@@ -48,6 +52,28 @@ pub enum GetWhat {
 pub enum SourceKindArg {
     /// GitRepository sources.
     Git(NameArg),
+    /// OCIRepository sources.
+    Oci(NameArg),
+    /// HelmRepository sources.
+    Helm(NameArg),
+    /// HelmChart sources.
+    Chart(NameArg),
+    /// Every source kind.
+    All,
+}
+
+impl SourceKindArg {
+    /// The kinds to list and the name asked for.
+    fn kinds(&self) -> (Vec<kube_util::FluxKind>, Option<&str>) {
+        use kube_util::FluxKind as K;
+        match self {
+            SourceKindArg::Git(n) => (vec![K::GitRepository], n.name.as_deref()),
+            SourceKindArg::Oci(n) => (vec![K::OCIRepository], n.name.as_deref()),
+            SourceKindArg::Helm(n) => (vec![K::HelmRepository], n.name.as_deref()),
+            SourceKindArg::Chart(n) => (vec![K::HelmChart], n.name.as_deref()),
+            SourceKindArg::All => (K::SOURCES.to_vec(), None),
+        }
+    }
 }
 
 /// An optional object name.
@@ -94,18 +120,78 @@ fn ready_and_message<K: FluxObject>(obj: &K) -> (String, String) {
     }
 }
 
-/// The row of a GitRepository.
-pub fn git_row(g: &GitRepository) -> Row {
-    let (ready, message) = ready_and_message(g);
+/// A kind `sluice get` lists: how its object becomes a row.
+pub trait Listed:
+    FluxObject
+    + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + 'static
+{
+    /// The row of `self`.
+    fn row(&self) -> Row;
+}
+
+/// The row of a source: its Artifact's revision.
+fn source_row<K: FluxObject>(
+    obj: &K,
+    kind: &str,
+    artifact: Option<&sluice_api::meta::Artifact>,
+) -> Row {
+    let (ready, message) = ready_and_message(obj);
     Row {
-        kind: "GitRepository".into(),
-        namespace: g.namespace().unwrap_or_default(),
-        name: g.name_any(),
-        revision: g.artifact().map(|a| a.revision.clone()).unwrap_or_default(),
-        suspended: g.is_suspended(),
+        kind: kind.into(),
+        namespace: obj.namespace().unwrap_or_default(),
+        name: obj.name_any(),
+        revision: artifact.map(|a| a.revision.clone()).unwrap_or_default(),
+        suspended: obj.is_suspended(),
         ready,
         message,
     }
+}
+
+impl Listed for GitRepository {
+    fn row(&self) -> Row {
+        source_row(self, "GitRepository", self.artifact())
+    }
+}
+
+impl Listed for OCIRepository {
+    fn row(&self) -> Row {
+        source_row(self, "OCIRepository", self.artifact())
+    }
+}
+
+impl Listed for HelmRepository {
+    /// A HelmRepository of `type: oci` has no reconciler (no Artifact, no
+    /// conditions): flux prints it ready.
+    fn row(&self) -> Row {
+        let mut row = source_row(self, "HelmRepository", self.artifact());
+        if self.spec.is_oci() {
+            row.ready = CONDITION_TRUE.into();
+            row.message = "Helm repository is Ready".into();
+        }
+        row
+    }
+}
+
+impl Listed for HelmChart {
+    fn row(&self) -> Row {
+        source_row(self, "HelmChart", self.artifact())
+    }
+}
+
+impl Listed for Kustomization {
+    fn row(&self) -> Row {
+        ks_row(self)
+    }
+}
+
+/// The row of a GitRepository.
+pub fn git_row(g: &GitRepository) -> Row {
+    g.row()
 }
 
 /// The row of a Kustomization.
@@ -168,6 +254,34 @@ where
     }
 }
 
+/// The rows of kind `K` (optionally one object). With `skip_missing`, a
+/// kind the cluster does not serve (no CRD) is `None` instead of an error.
+async fn rows_of<K: Listed>(
+    client: &Client,
+    g: &GlobalArgs,
+    kind: kube_util::FluxKind,
+    name: Option<&str>,
+    skip_missing: bool,
+) -> Result<Option<Vec<Row>>> {
+    let api: Api<K> = api(client, g);
+    match name {
+        Some(n) => Ok(Some(vec![
+            api.get(n)
+                .await
+                .map_err(|e| not_found_or(e, kind.kind(), &g.namespace, n, kind.list_command()))?
+                .row(),
+        ])),
+        None => match api.list(&ListParams::default()).await {
+            Ok(list) => Ok(Some(list.items.iter().map(Listed::row).collect())),
+            Err(e) if skip_missing && kube_util::api_missing(&e) => Ok(None),
+            Err(e) => Err(kube_util::user_kube_error(
+                e,
+                &format!("listing {}s", kind.kind()),
+            )),
+        },
+    }
+}
+
 /// Lists the rows of one kind (optionally one object).
 pub async fn list_rows(
     client: &Client,
@@ -175,53 +289,47 @@ pub async fn list_rows(
     kind: kube_util::FluxKind,
     name: Option<&str>,
 ) -> Result<Vec<Row>> {
-    let mut rows = match kind {
-        kube_util::FluxKind::GitRepository => {
-            let api: Api<GitRepository> = api(client, g);
-            match name {
-                Some(n) => vec![git_row(&api.get(n).await.map_err(|e| {
-                    not_found_or(e, "GitRepository", &g.namespace, n, kind.list_command())
-                })?)],
-                None => api
-                    .list(&ListParams::default())
-                    .await
-                    .map_err(|e| kube_util::user_kube_error(e, "listing GitRepositories"))?
-                    .items
-                    .iter()
-                    .map(git_row)
-                    .collect(),
-            }
-        }
-        kube_util::FluxKind::Kustomization => {
-            let api: Api<Kustomization> = api(client, g);
-            match name {
-                Some(n) => vec![ks_row(&api.get(n).await.map_err(|e| {
-                    not_found_or(e, "Kustomization", &g.namespace, n, kind.list_command())
-                })?)],
-                None => api
-                    .list(&ListParams::default())
-                    .await
-                    .map_err(|e| kube_util::user_kube_error(e, "listing Kustomizations"))?
-                    .items
-                    .iter()
-                    .map(ks_row)
-                    .collect(),
-            }
-        }
+    Ok(list_rows_of(client, g, kind, name, false)
+        .await?
+        .unwrap_or_default())
+}
+
+async fn list_rows_of(
+    client: &Client,
+    g: &GlobalArgs,
+    kind: kube_util::FluxKind,
+    name: Option<&str>,
+    skip_missing: bool,
+) -> Result<Option<Vec<Row>>> {
+    use kube_util::FluxKind as K;
+    let rows = match kind {
+        K::GitRepository => rows_of::<GitRepository>(client, g, kind, name, skip_missing).await?,
+        K::OCIRepository => rows_of::<OCIRepository>(client, g, kind, name, skip_missing).await?,
+        K::HelmRepository => rows_of::<HelmRepository>(client, g, kind, name, skip_missing).await?,
+        K::HelmChart => rows_of::<HelmChart>(client, g, kind, name, skip_missing).await?,
+        K::Kustomization => rows_of::<Kustomization>(client, g, kind, name, skip_missing).await?,
     };
-    rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    Ok(rows)
+    Ok(rows.map(|mut rows| {
+        rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        rows
+    }))
 }
 
 /// Runs `sluice get`.
 pub async fn run(g: &GlobalArgs, args: GetArgs) -> Result<Outcome> {
-    if g.all_namespaces
-        && matches!(
-            &args.what,
-            GetWhat::Kustomizations(NameArg { name: Some(_) })
-                | GetWhat::Sources(SourceKindArg::Git(NameArg { name: Some(_) }))
-        )
-    {
+    let (kinds, name): (Vec<kube_util::FluxKind>, Option<String>) = match &args.what {
+        GetWhat::Sources(what) => {
+            let (kinds, name) = what.kinds();
+            (kinds, name.map(str::to_owned))
+        }
+        GetWhat::Kustomizations(n) => (vec![kube_util::FluxKind::Kustomization], n.name.clone()),
+        GetWhat::All => {
+            let mut kinds = kube_util::FluxKind::SOURCES.to_vec();
+            kinds.push(kube_util::FluxKind::Kustomization);
+            (kinds, None)
+        }
+    };
+    if g.all_namespaces && name.is_some() {
         return Err(
             UserError::new("a NAME cannot be combined with --all-namespaces")
                 .hint("pass -n NAMESPACE instead")
@@ -229,25 +337,18 @@ pub async fn run(g: &GlobalArgs, args: GetArgs) -> Result<Outcome> {
         );
     }
     let client = kube_util::client(g).await?;
-    let (kinds, name): (Vec<kube_util::FluxKind>, Option<String>) = match &args.what {
-        GetWhat::Sources(SourceKindArg::Git(n)) => {
-            (vec![kube_util::FluxKind::GitRepository], n.name.clone())
-        }
-        GetWhat::Kustomizations(n) => (vec![kube_util::FluxKind::Kustomization], n.name.clone()),
-        GetWhat::All => (
-            vec![
-                kube_util::FluxKind::GitRepository,
-                kube_util::FluxKind::Kustomization,
-            ],
-            None,
-        ),
-    };
-    let all = matches!(args.what, GetWhat::All);
+    // Several kinds: each table is prefixed by its kind, and a kind the
+    // cluster does not serve is left out (as flux does).
+    let all = kinds.len() > 1;
     let color = Color::stdout();
     let mut every = Vec::new();
     let mut printed_any = false;
+    let mut served = Vec::new();
     for kind in &kinds {
-        let rows = list_rows(&client, g, *kind, name.as_deref()).await?;
+        let Some(rows) = list_rows_of(&client, g, *kind, name.as_deref(), all).await? else {
+            continue;
+        };
+        served.push(*kind);
         if args.output == OutputFormat::Table {
             if rows.is_empty() {
                 continue;
@@ -265,10 +366,10 @@ pub async fn run(g: &GlobalArgs, args: GetArgs) -> Result<Outcome> {
             if !printed_any && args.watch {
                 print!("{}", table(&[], g.all_namespaces, all).render(color));
             } else if !printed_any {
-                let what = match args.what {
-                    GetWhat::Sources(_) => "GitRepository",
-                    GetWhat::Kustomizations(_) => "Kustomization",
-                    GetWhat::All => "Flux",
+                let what = match kinds.as_slice() {
+                    [kind] => kind.kind(),
+                    _ if matches!(args.what, GetWhat::Sources(_)) => "source",
+                    _ => "Flux",
                 };
                 let scope = if g.all_namespaces {
                     "any namespace".to_string()
@@ -281,7 +382,16 @@ pub async fn run(g: &GlobalArgs, args: GetArgs) -> Result<Outcome> {
         format => print_data(format, &every)?,
     }
     if args.watch {
-        watch(&client, g, &kinds, name.as_deref(), args.output, all, every).await?;
+        watch(
+            &client,
+            g,
+            &served,
+            name.as_deref(),
+            args.output,
+            all,
+            every,
+        )
+        .await?;
     }
     Ok(Outcome::Ok)
 }
@@ -299,21 +409,25 @@ async fn watch(
     if let Some(n) = name {
         config = config.fields(&format!("metadata.name={n}"));
     }
+    fn rows<K: Listed>(
+        client: &Client,
+        g: &GlobalArgs,
+        config: &watcher::Config,
+    ) -> BoxStream<'static, Result<Row, watcher::Error>> {
+        watcher(api::<K>(client, g), config.clone())
+            .applied_objects()
+            .map_ok(|o| o.row())
+            .boxed()
+    }
     let mut streams = Vec::new();
     for kind in kinds {
+        use kube_util::FluxKind as K;
         let s = match kind {
-            kube_util::FluxKind::GitRepository => {
-                watcher(api::<GitRepository>(client, g), config.clone())
-                    .applied_objects()
-                    .map_ok(|o| git_row(&o))
-                    .boxed()
-            }
-            kube_util::FluxKind::Kustomization => {
-                watcher(api::<Kustomization>(client, g), config.clone())
-                    .applied_objects()
-                    .map_ok(|o| ks_row(&o))
-                    .boxed()
-            }
+            K::GitRepository => rows::<GitRepository>(client, g, &config),
+            K::OCIRepository => rows::<OCIRepository>(client, g, &config),
+            K::HelmRepository => rows::<HelmRepository>(client, g, &config),
+            K::HelmChart => rows::<HelmChart>(client, g, &config),
+            K::Kustomization => rows::<Kustomization>(client, g, &config),
         };
         streams.push(s);
     }
@@ -343,4 +457,75 @@ async fn watch(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn helm_repository(spec: serde_json::Value) -> HelmRepository {
+        serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "HelmRepository",
+            "metadata": {"name": "charts", "namespace": "flux-system", "generation": 1},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_oci_helm_repository_reads_ready_as_flux_prints_it() {
+        let oci = helm_repository(json!({"url": "oci://ghcr.io/charts", "type": "oci"}));
+        let row = oci.row();
+        assert_eq!(
+            (row.kind.as_str(), row.ready.as_str(), row.message.as_str()),
+            ("HelmRepository", "True", "Helm repository is Ready")
+        );
+        let http = helm_repository(json!({"url": "https://charts.example"}));
+        let row = http.row();
+        assert_eq!(
+            (row.ready.as_str(), row.message.as_str()),
+            ("False", "waiting to be reconciled")
+        );
+    }
+
+    #[test]
+    fn a_source_row_shows_the_artifact_revision() {
+        let oci: OCIRepository = serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "OCIRepository",
+            "metadata": {"name": "app", "namespace": "flux-system", "generation": 2},
+            "spec": {"url": "oci://registry/app", "interval": "1m", "suspend": true},
+            "status": {
+                "observedGeneration": 2,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded",
+                                "message": "stored artifact", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                "artifact": {"path": "p", "url": "u", "revision": "v1@sha256:abc", "digest": "sha256:abc",
+                             "lastUpdateTime": "2026-01-01T00:00:00Z"},
+            },
+        }))
+        .unwrap();
+        let row = oci.row();
+        assert_eq!(row.kind, "OCIRepository");
+        assert_eq!(row.revision, "v1@sha256:abc");
+        assert!(row.suspended);
+        assert_eq!(row.ready, "True");
+    }
+
+    #[test]
+    fn sources_all_lists_every_source_kind_in_flux_order() {
+        let (kinds, name) = SourceKindArg::All.kinds();
+        assert_eq!(name, None);
+        let names: Vec<&str> = kinds.iter().map(|k| k.kind()).collect();
+        assert_eq!(
+            names,
+            [
+                "OCIRepository",
+                "GitRepository",
+                "HelmRepository",
+                "HelmChart"
+            ]
+        );
+    }
 }

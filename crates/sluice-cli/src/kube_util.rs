@@ -235,16 +235,45 @@ pub fn typed_json<T: serde::Serialize>(obj: &T, api_version: &str, kind: &str) -
 pub enum FluxKind {
     /// `source.toolkit.fluxcd.io/v1` GitRepository.
     GitRepository,
+    /// `source.toolkit.fluxcd.io/v1` OCIRepository.
+    OCIRepository,
+    /// `source.toolkit.fluxcd.io/v1` HelmRepository.
+    HelmRepository,
+    /// `source.toolkit.fluxcd.io/v1` HelmChart.
+    HelmChart,
     /// `kustomize.toolkit.fluxcd.io/v1` Kustomization.
     Kustomization,
 }
 
 impl FluxKind {
+    /// The source kinds, in the order `flux get sources all` lists them.
+    pub const SOURCES: [FluxKind; 4] = [
+        FluxKind::OCIRepository,
+        FluxKind::GitRepository,
+        FluxKind::HelmRepository,
+        FluxKind::HelmChart,
+    ];
+
     /// The kind's name.
     pub fn kind(self) -> &'static str {
         match self {
             FluxKind::GitRepository => "GitRepository",
+            FluxKind::OCIRepository => "OCIRepository",
+            FluxKind::HelmRepository => "HelmRepository",
+            FluxKind::HelmChart => "HelmChart",
             FluxKind::Kustomization => "Kustomization",
+        }
+    }
+
+    /// How the command line names it after a verb (`sluice resume source
+    /// oci NAME`, `sluice resume kustomization NAME`).
+    pub fn noun(self) -> &'static str {
+        match self {
+            FluxKind::GitRepository => "source git",
+            FluxKind::OCIRepository => "source oci",
+            FluxKind::HelmRepository => "source helm",
+            FluxKind::HelmChart => "source chart",
+            FluxKind::Kustomization => "kustomization",
         }
     }
 
@@ -252,6 +281,9 @@ impl FluxKind {
     pub fn list_command(self) -> &'static str {
         match self {
             FluxKind::GitRepository => "sluice get sources git -A",
+            FluxKind::OCIRepository => "sluice get sources oci -A",
+            FluxKind::HelmRepository => "sluice get sources helm -A",
+            FluxKind::HelmChart => "sluice get sources chart -A",
             FluxKind::Kustomization => "sluice get kustomizations -A",
         }
     }

@@ -77,13 +77,13 @@ impl GlobalArgs {
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
-    /// Show GitRepositories and Kustomizations and their readiness.
+    /// Show sources and Kustomizations and their readiness.
     Get(get::GetArgs),
     /// Ask for a reconciliation now and wait for its outcome.
     Reconcile(reconcile::ReconcileArgs),
-    /// Suspend reconciliation of a Kustomization or GitRepository.
+    /// Suspend reconciliation of a Kustomization or a source.
     Suspend(reconcile::SuspendArgs),
-    /// Resume a suspended Kustomization or GitRepository, and wait for it.
+    /// Resume a suspended Kustomization or source, and wait for it.
     Resume(reconcile::SuspendArgs),
     /// Show the Kubernetes events of Flux objects.
     Events(events::EventsArgs),

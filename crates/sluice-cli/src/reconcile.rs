@@ -16,7 +16,7 @@ use sluice_api::meta::{
     CONDITION_TRUE, CONDITION_UNKNOWN, FluxObject, RECONCILE_REQUEST_ANNOTATION,
     RECONCILING_CONDITION, find_condition,
 };
-use sluice_api::{GitRepository, Kustomization};
+use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
 
 use crate::kube_util::{self, FluxKind, not_found_or};
 use crate::output::{Log, Spinner};
@@ -54,6 +54,25 @@ pub enum ReconcileTarget {
 pub enum SourceTarget {
     /// A GitRepository: fetch the latest revision.
     Git(NameArgs),
+    /// An OCIRepository: pull the artifact its reference selects.
+    Oci(NameArgs),
+    /// A HelmRepository: fetch its index (one of `type: oci` has nothing
+    /// to reconcile).
+    Helm(NameArgs),
+    /// A HelmChart: fetch or build the chart.
+    Chart(NameArgs),
+}
+
+impl SourceTarget {
+    /// The kind and the name.
+    fn split(&self) -> (FluxKind, &str) {
+        match self {
+            SourceTarget::Git(n) => (FluxKind::GitRepository, &n.name),
+            SourceTarget::Oci(n) => (FluxKind::OCIRepository, &n.name),
+            SourceTarget::Helm(n) => (FluxKind::HelmRepository, &n.name),
+            SourceTarget::Chart(n) => (FluxKind::HelmChart, &n.name),
+        }
+    }
 }
 
 /// A named object.
@@ -113,9 +132,38 @@ pub struct Reconciled {
 pub(crate) trait Revisioned {
     fn revision(&self) -> Option<String>;
     const DONE: &'static str;
+    /// An object no controller reconciles (a HelmRepository of `type:
+    /// oci`, as in Flux): there is nothing to request or wait for.
+    fn is_static(&self) -> bool {
+        false
+    }
 }
 
 impl Revisioned for GitRepository {
+    fn revision(&self) -> Option<String> {
+        self.artifact().map(|a| a.revision.clone())
+    }
+    const DONE: &'static str = "fetched revision";
+}
+
+impl Revisioned for OCIRepository {
+    fn revision(&self) -> Option<String> {
+        self.artifact().map(|a| a.revision.clone())
+    }
+    const DONE: &'static str = "fetched revision";
+}
+
+impl Revisioned for HelmRepository {
+    fn revision(&self) -> Option<String> {
+        self.artifact().map(|a| a.revision.clone())
+    }
+    const DONE: &'static str = "fetched revision";
+    fn is_static(&self) -> bool {
+        self.spec.is_oci()
+    }
+}
+
+impl Revisioned for HelmChart {
     fn revision(&self) -> Option<String> {
         self.artifact().map(|a| a.revision.clone())
     }
@@ -247,11 +295,16 @@ where
         .get(name)
         .await
         .map_err(|e| not_found_or(e, kind.kind(), ns, name, kind.list_command()))?;
+    if obj.is_static() {
+        log.success("reconciliation not supported by the object");
+        return Ok(Reconciled {
+            ready: true,
+            message: String::new(),
+            revision: None,
+        });
+    }
     if obj.is_suspended() {
-        let noun = match kind {
-            FluxKind::GitRepository => "source git",
-            FluxKind::Kustomization => "kustomization",
-        };
+        let noun = kind.noun();
         return Err(
             UserError::new(format!("{} {ns}/{name} is suspended", kind.kind()))
                 .hint(format!(
@@ -299,15 +352,9 @@ pub async fn run_reconcile(g: &GlobalArgs, args: ReconcileArgs) -> Result<Outcom
     let client = kube_util::client(g).await?;
     let ns = g.namespace.as_str();
     match args.target {
-        ReconcileTarget::Source(SourceTarget::Git(n)) => {
-            reconcile_one::<GitRepository>(
-                &client,
-                FluxKind::GitRepository,
-                ns,
-                &n.name,
-                args.timeout,
-            )
-            .await?;
+        ReconcileTarget::Source(target) => {
+            let (kind, name) = target.split();
+            reconcile_source(&client, kind, ns, name, args.timeout).await?;
         }
         ReconcileTarget::Kustomization(t) => {
             if t.with_source {
@@ -322,22 +369,19 @@ pub async fn run_reconcile(g: &GlobalArgs, args: ReconcileArgs) -> Result<Outcom
                     )
                 })?;
                 let r = &ks.spec.source_ref;
-                if r.kind != SourceKind::GitRepository {
-                    return Err(UserError::new(format!(
-                        "Kustomization {ns}/{}: source kind {} is not supported by sluice",
-                        t.name, r.kind
-                    ))
-                    .into());
-                }
+                let kind = match r.kind {
+                    SourceKind::GitRepository => FluxKind::GitRepository,
+                    SourceKind::OciRepository => FluxKind::OCIRepository,
+                    _ => {
+                        return Err(UserError::new(format!(
+                            "Kustomization {ns}/{}: source kind {} is not supported by sluice",
+                            t.name, r.kind
+                        ))
+                        .into());
+                    }
+                };
                 let sns = r.namespace_or(ns).to_string();
-                reconcile_one::<GitRepository>(
-                    &client,
-                    FluxKind::GitRepository,
-                    &sns,
-                    &r.name,
-                    args.timeout,
-                )
-                .await?;
+                reconcile_source(&client, kind, &sns, &r.name, args.timeout).await?;
             }
             reconcile_one::<Kustomization>(
                 &client,
@@ -350,6 +394,31 @@ pub async fn run_reconcile(g: &GlobalArgs, args: ReconcileArgs) -> Result<Outcom
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// Reconciles the source `kind` `ns`/`name`.
+async fn reconcile_source(
+    client: &Client,
+    kind: FluxKind,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Reconciled> {
+    match kind {
+        FluxKind::GitRepository => {
+            reconcile_one::<GitRepository>(client, kind, ns, name, timeout).await
+        }
+        FluxKind::OCIRepository => {
+            reconcile_one::<OCIRepository>(client, kind, ns, name, timeout).await
+        }
+        FluxKind::HelmRepository => {
+            reconcile_one::<HelmRepository>(client, kind, ns, name, timeout).await
+        }
+        FluxKind::HelmChart => reconcile_one::<HelmChart>(client, kind, ns, name, timeout).await,
+        FluxKind::Kustomization => {
+            reconcile_one::<Kustomization>(client, kind, ns, name, timeout).await
+        }
+    }
 }
 
 async fn suspend_one<K>(
@@ -371,10 +440,11 @@ where
 {
     let log = Log::default();
     let api: Api<K> = Api::namespaced(client.clone(), ns);
-    api.get(name)
+    let obj = api
+        .get(name)
         .await
         .map_err(|e| not_found_or(e, kind.kind(), ns, name, kind.list_command()))?;
-    let noun = kind.kind().to_lowercase();
+    let noun = kind.noun();
     if suspend {
         log.action(&format!("suspending {noun} {name} in {ns} namespace"));
         let patch = json!({"spec": {"suspend": true}});
@@ -387,7 +457,7 @@ where
     log.action(&format!("resuming {noun} {name} in {ns} namespace"));
     let token = request(&api, name, Some(json!({"suspend": null}))).await?;
     log.success(&format!("{noun} resumed"));
-    if wait {
+    if wait && !obj.is_static() {
         log.waiting(&format!("waiting for {} reconciliation", kind.kind()));
         let done = wait_handled(&api, kind, ns, name, &token, timeout).await?;
         if done.ready {
@@ -402,30 +472,26 @@ where
 pub async fn run_suspend(g: &GlobalArgs, args: SuspendArgs, suspend: bool) -> Result<Outcome> {
     let client = kube_util::client(g).await?;
     let ns = g.namespace.as_str();
-    match args.target {
-        SuspendTarget::Source(SourceTarget::Git(n)) => {
-            suspend_one::<GitRepository>(
-                &client,
-                FluxKind::GitRepository,
-                ns,
-                &n.name,
-                suspend,
-                args.wait,
-                args.timeout,
-            )
-            .await?
+    let (kind, name) = match &args.target {
+        SuspendTarget::Source(target) => target.split(),
+        SuspendTarget::Kustomization(n) => (FluxKind::Kustomization, n.name.as_str()),
+    };
+    let (wait, timeout) = (args.wait, args.timeout);
+    match kind {
+        FluxKind::GitRepository => {
+            suspend_one::<GitRepository>(&client, kind, ns, name, suspend, wait, timeout).await?
         }
-        SuspendTarget::Kustomization(n) => {
-            suspend_one::<Kustomization>(
-                &client,
-                FluxKind::Kustomization,
-                ns,
-                &n.name,
-                suspend,
-                args.wait,
-                args.timeout,
-            )
-            .await?
+        FluxKind::OCIRepository => {
+            suspend_one::<OCIRepository>(&client, kind, ns, name, suspend, wait, timeout).await?
+        }
+        FluxKind::HelmRepository => {
+            suspend_one::<HelmRepository>(&client, kind, ns, name, suspend, wait, timeout).await?
+        }
+        FluxKind::HelmChart => {
+            suspend_one::<HelmChart>(&client, kind, ns, name, suspend, wait, timeout).await?
+        }
+        FluxKind::Kustomization => {
+            suspend_one::<Kustomization>(&client, kind, ns, name, suspend, wait, timeout).await?
         }
     }
     Ok(Outcome::Ok)

@@ -1,14 +1,18 @@
 //! `sluice why KIND/NAME`: the chain from an object to the root cause of it
-//! not being ready, walking `dependsOn`, the source, health checks and
+//! not being ready, walking `dependsOn`, the source (a Kustomization's
+//! GitRepository or OCIRepository, a HelmChart's HelmRepository or
+//! GitRepository, and the Secrets a source names), health checks and
 //! conditions, down to Pods, claims and StorageClasses (with
 //! `sluice_kstatus::explain`). For example:
 //!
 //! ```text
 //! apps → core → prometheus-crds: Kustomization flux-system/prometheus-crds not found
 //! memos: Deployment apps/memos 0/1 available → Pod memos-6c… Pending → PVC memos-data unbound → StorageClass "local-hostpath" does not exist
+//! podinfo → charts: HelmRepository flux-system/charts: failed to fetch Helm repository index: … 401 Unauthorized
 //! ```
 
 use std::collections::HashSet;
+use std::fmt::Debug;
 
 use anyhow::Result;
 use clap::Args;
@@ -17,9 +21,12 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::ListParams;
 use kube::{Api, Client};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sluice_api::meta::{FluxObject, ObjectId};
-use sluice_api::{GitRepository, Kustomization};
+use sluice_api::kustomization::SourceKind;
+use sluice_api::meta::{FluxObject, LocalObjectReference, ObjectId};
+use sluice_api::source::HelmChartSourceKind;
+use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
 use sluice_kstatus::{ComputeOptions, ExplainInput, Status, explain, render_chain};
 
 use crate::events::canonical_kind;
@@ -31,7 +38,8 @@ use crate::{GlobalArgs, Outcome, UserError};
 #[derive(Debug, Args)]
 pub struct WhyArgs {
     /// The object: KIND/NAME or KIND/NAMESPACE/NAME, where KIND is
-    /// kustomization (ks), gitrepository (gitrepo), deployment, statefulset,
+    /// kustomization (ks), gitrepository (gitrepo), ocirepository (ocirepo),
+    /// helmrepository (helmrepo), helmchart (hc), deployment, statefulset,
     /// daemonset, pod or pvc.
     #[arg(value_name = "KIND/NAME")]
     pub object: String,
@@ -143,6 +151,77 @@ struct Walk {
     ready: bool,
 }
 
+/// A source kind `why` follows: the Secrets it names, and whether it has a
+/// reconciler at all.
+trait WhySource:
+    FluxObject
+    + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + Debug
+{
+    const KIND: &'static str;
+
+    /// The Secrets of its spec (credentials, certificates, proxy,
+    /// verification keys).
+    fn secret_refs(&self) -> Vec<&LocalObjectReference>;
+
+    /// An object no controller reconciles (a HelmRepository of `type: oci`,
+    /// as in Flux): it has no conditions, and counts as ready.
+    fn is_static(&self) -> bool {
+        false
+    }
+}
+
+impl WhySource for GitRepository {
+    const KIND: &'static str = "GitRepository";
+
+    fn secret_refs(&self) -> Vec<&LocalObjectReference> {
+        let s = &self.spec;
+        [
+            s.secret_ref.as_ref(),
+            s.proxy_secret_ref.as_ref(),
+            s.verification.as_ref().map(|v| &v.secret_ref),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+impl WhySource for OCIRepository {
+    const KIND: &'static str = "OCIRepository";
+
+    fn secret_refs(&self) -> Vec<&LocalObjectReference> {
+        let s = &self.spec;
+        [
+            s.secret_ref.as_ref(),
+            s.cert_secret_ref.as_ref(),
+            s.proxy_secret_ref.as_ref(),
+            s.verification.as_ref().and_then(|v| v.secret_ref.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+impl WhySource for HelmRepository {
+    const KIND: &'static str = "HelmRepository";
+
+    fn secret_refs(&self) -> Vec<&LocalObjectReference> {
+        let s = &self.spec;
+        [s.secret_ref.as_ref(), s.cert_secret_ref.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    fn is_static(&self) -> bool {
+        self.spec.is_oci()
+    }
+}
+
 fn ready_message<K: FluxObject>(obj: &K) -> String {
     match obj.ready_condition() {
         Some(c) if !c.message.is_empty() => c.message.clone(),
@@ -165,7 +244,10 @@ impl Walker {
     pub async fn explain(&mut self, kind: &str, ns: &str, name: &str) -> Result<Explanation> {
         let walk = match kind {
             "Kustomization" => self.kustomization(ns, name).await?,
-            "GitRepository" => self.git(ns, name).await?,
+            "GitRepository" => self.source::<GitRepository>(ns, name).await?,
+            "OCIRepository" => self.source::<OCIRepository>(ns, name).await?,
+            "HelmRepository" => self.source::<HelmRepository>(ns, name).await?,
+            "HelmChart" => self.chart(ns, name).await?,
             "Deployment"
             | "StatefulSet"
             | "DaemonSet"
@@ -194,7 +276,7 @@ impl Walker {
             }
             other => {
                 return Err(UserError::new(format!("sluice why does not know the kind {other}"))
-                    .hint("use kustomization, gitrepository, deployment, statefulset, daemonset, pod or pvc")
+                    .hint("use kustomization, gitrepository, ocirepository, helmrepository, helmchart, deployment, statefulset, daemonset, pod or pvc")
                     .into());
             }
         };
@@ -289,20 +371,26 @@ impl Walker {
             // The source.
             let r = &ks.spec.source_ref;
             let sns = r.namespace_or(ns).to_string();
-            if r.kind.to_string() == "GitRepository" {
-                let sub = self.git(&sns, &r.name).await?;
-                if !sub.ready {
-                    let mut steps = vec![me];
-                    steps.extend(sub.steps);
-                    let mut path = vec![name.to_string()];
-                    path.extend(sub.path);
-                    return Ok(Walk {
-                        steps,
-                        path,
-                        tail: sub.tail,
-                        ready: false,
-                    });
+            let sub = match r.kind {
+                SourceKind::GitRepository => {
+                    Some(self.source::<GitRepository>(&sns, &r.name).await?)
                 }
+                SourceKind::OciRepository => {
+                    Some(self.source::<OCIRepository>(&sns, &r.name).await?)
+                }
+                _ => None,
+            };
+            if let Some(sub) = sub.filter(|s| !s.ready) {
+                let mut steps = vec![me];
+                steps.extend(sub.steps);
+                let mut path = vec![name.to_string()];
+                path.extend(sub.path);
+                return Ok(Walk {
+                    steps,
+                    path,
+                    tail: sub.tail,
+                    ready: false,
+                });
             }
             // Health: applied workloads and health checks that are not Current.
             let mut targets: Vec<(String, String, String, String)> = Vec::new();
@@ -372,21 +460,33 @@ impl Walker {
         })
     }
 
-    async fn git(&mut self, ns: &str, name: &str) -> Result<Walk> {
-        let api: Api<GitRepository> = Api::namespaced(self.client.clone(), ns);
-        let git = api.get_opt(name).await.map_err(|e| {
-            kube_util::user_kube_error(e, &format!("getting GitRepository {ns}/{name}"))
-        })?;
-        let Some(git) = git else {
+    /// A source: its own condition, and the first Secret it names that
+    /// does not exist.
+    async fn source<K: WhySource>(&mut self, ns: &str, name: &str) -> Result<Walk> {
+        let kind = K::KIND;
+        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
+        let obj = api
+            .get_opt(name)
+            .await
+            .map_err(|e| kube_util::user_kube_error(e, &format!("getting {kind} {ns}/{name}")))?;
+        let Some(obj) = obj else {
             return Ok(Walk {
-                steps: vec![Step::missing("GitRepository", ns, name)],
+                steps: vec![Step::missing(kind, ns, name)],
                 path: vec![name.to_string()],
                 tail: None,
                 ready: false,
             });
         };
-        let mut me = Step::new("GitRepository", ns, name, ready_message(&git));
-        if git.is_ready() {
+        if obj.is_static() && obj.ready_condition().is_none() {
+            return Ok(Walk {
+                steps: vec![Step::new(kind, ns, name, "Helm repository is Ready")],
+                path: vec![name.to_string()],
+                tail: None,
+                ready: true,
+            });
+        }
+        let mut me = Step::new(kind, ns, name, ready_message(&obj));
+        if obj.is_ready() {
             return Ok(Walk {
                 steps: vec![me],
                 path: vec![name.to_string()],
@@ -395,19 +495,77 @@ impl Walker {
             });
         }
         let mut steps = vec![];
-        if git.is_suspended() {
+        if obj.is_suspended() {
             me.message = format!("suspended ({})", me.message);
         }
         steps.push(me);
-        if let Some(secret) = &git.spec.secret_ref {
-            let secrets: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        for secret in obj.secret_refs() {
             if let Ok(None) = secrets.get_metadata_opt(&secret.name).await {
                 steps.push(Step::missing("Secret", ns, &secret.name));
+                break;
             }
         }
         Ok(Walk {
             steps,
             path: vec![name.to_string()],
+            tail: None,
+            ready: false,
+        })
+    }
+
+    /// A HelmChart: its own condition, else its source's (a HelmRepository
+    /// or a GitRepository in its namespace).
+    async fn chart(&mut self, ns: &str, name: &str) -> Result<Walk> {
+        let api: Api<HelmChart> = Api::namespaced(self.client.clone(), ns);
+        let chart = api.get_opt(name).await.map_err(|e| {
+            kube_util::user_kube_error(e, &format!("getting HelmChart {ns}/{name}"))
+        })?;
+        let Some(chart) = chart else {
+            return Ok(Walk {
+                steps: vec![Step::missing("HelmChart", ns, name)],
+                path: vec![name.to_string()],
+                tail: None,
+                ready: false,
+            });
+        };
+        let mut me = Step::new("HelmChart", ns, name, ready_message(&chart));
+        if chart.is_ready() {
+            return Ok(Walk {
+                steps: vec![me],
+                path: vec![name.to_string()],
+                tail: None,
+                ready: true,
+            });
+        }
+        if chart.is_suspended() {
+            me.message = format!("suspended ({})", me.message);
+            return Ok(Walk {
+                steps: vec![me],
+                path: vec![name.to_string()],
+                tail: None,
+                ready: false,
+            });
+        }
+        let r = &chart.spec.source_ref;
+        let sub = match r.kind {
+            HelmChartSourceKind::HelmRepository => {
+                Some(self.source::<HelmRepository>(ns, &r.name).await?)
+            }
+            HelmChartSourceKind::GitRepository => {
+                Some(self.source::<GitRepository>(ns, &r.name).await?)
+            }
+            _ => None,
+        };
+        let mut steps = vec![me];
+        let mut path = vec![name.to_string()];
+        if let Some(sub) = sub.filter(|s| !s.ready) {
+            steps.extend(sub.steps);
+            path.extend(sub.path);
+        }
+        Ok(Walk {
+            steps,
+            path,
             tail: None,
             ready: false,
         })

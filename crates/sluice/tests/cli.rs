@@ -534,8 +534,54 @@ async fn check_finds_k3s_addons_and_flux_controllers() {
         .await
         .unwrap();
 
+    // Flux's helm-controller and notification-controller work beside sluice.
+    for name in ["helm-controller", "notification-controller"] {
+        let other = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": n},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "manager", "image": format!("ghcr.io/fluxcd/{name}:v1.4.0")}]}},
+            },
+        });
+        deployments
+            .patch(
+                name,
+                &PatchParams::apply("sluice-test"),
+                &Patch::Apply(&other),
+            )
+            .await
+            .unwrap();
+    }
+
     let out = sluice(&["check", "-n", n]).expect(1);
     assert!(out.stdout.contains("✔ Kubernetes v1."), "{}", out.stdout);
+    for crd in [
+        "ocirepositories.source.toolkit.fluxcd.io",
+        "helmrepositories.source.toolkit.fluxcd.io",
+        "helmcharts.source.toolkit.fluxcd.io",
+    ] {
+        assert!(
+            out.stdout.contains(&format!("✔ CRD {crd} serves v1")),
+            "{}",
+            out.stdout
+        );
+    }
+    for name in ["helm-controller", "notification-controller"] {
+        assert!(
+            out.stdout.contains(&format!(
+                "✔ Flux's {name} is running in {n} (ghcr.io/fluxcd/{name}:v1.4.0) beside sluice"
+            )),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            !out.stdout.contains(&format!("✗ Flux's {name}")),
+            "{}",
+            out.stdout
+        );
+    }
     assert!(
         out.stdout
             .contains("✔ CRD kustomizations.kustomize.toolkit.fluxcd.io serves v1"),
@@ -776,5 +822,489 @@ async fn reconcile_waits_out_a_dependency_that_is_reconciling() {
         out.stderr
     );
     controller.await.unwrap();
+    ns.delete().await;
+}
+
+/// The source kinds sluice serves beside GitRepository: a HelmRepository
+/// of each type and a HelmChart from it, an OCIRepository.
+async fn helm_and_oci_sources(client: &kube::Client, n: &str) {
+    oci_repository(client, n, "podinfo").await;
+    source_object(
+        client,
+        "HelmRepository",
+        n,
+        "charts",
+        json!({"url": "https://charts.example.invalid", "interval": "10m"}),
+    )
+    .await;
+    source_object(
+        client,
+        "HelmRepository",
+        n,
+        "ghcr",
+        json!({"url": "oci://ghcr.io/stefanprodan/charts", "type": "oci", "interval": "10m"}),
+    )
+    .await;
+    source_object(
+        client,
+        "HelmChart",
+        n,
+        "podinfo",
+        json!({"chart": "podinfo", "version": "6.x", "interval": "10m",
+               "sourceRef": {"kind": "HelmRepository", "name": "charts"}}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn get_lists_oci_helm_and_chart_sources() {
+    let (client, ns) = setup("get-sources").await;
+    let n = ns.name();
+    helm_and_oci_sources(&client, n).await;
+    git_repository(&client, n, "repo").await;
+    kustomization_from(&client, n, "apps", "OCIRepository", "podinfo", &[]).await;
+    for (kind, name, message) in [
+        (
+            "OCIRepository",
+            "podinfo",
+            "stored artifact for digest 'latest@sha256:0123'",
+        ),
+        (
+            "HelmRepository",
+            "charts",
+            "stored artifact: revision 'sha256:89ab'",
+        ),
+        (
+            "HelmChart",
+            "podinfo",
+            "pulled 'podinfo' chart with version '6.5.4'",
+        ),
+    ] {
+        set_ready(&client, kind, n, name, true, message).await;
+    }
+
+    let out = sluice(&["get", "sources", "oci", "-n", n]).expect(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    for column in ["NAME", "REVISION", "SUSPENDED", "READY", "MESSAGE"] {
+        assert!(lines[0].contains(column), "{}", lines[0]);
+    }
+    assert!(
+        lines[1].starts_with("podinfo ")
+            && lines[1].contains(revision_of("OCIRepository"))
+            && lines[1].contains("False")
+            && lines[1].contains("True")
+            && lines[1].contains("stored artifact for digest"),
+        "{}",
+        lines[1]
+    );
+
+    // A HelmRepository of type oci has no reconciler: ready, as flux prints it.
+    let out = sluice(&["get", "sources", "helm", "-n", n, "-o", "json"]).expect(0);
+    let rows: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
+    assert_eq!(rows[0]["name"], "charts");
+    assert_eq!(rows[0]["revision"], revision_of("HelmRepository"));
+    assert_eq!(rows[1]["name"], "ghcr");
+    assert_eq!(rows[1]["ready"], "True");
+    assert_eq!(rows[1]["message"], "Helm repository is Ready");
+
+    let out = sluice(&["get", "sources", "chart", "podinfo", "-n", n]).expect(0);
+    assert!(
+        out.stdout.contains("6.5.4") && out.stdout.contains("pulled 'podinfo' chart"),
+        "{}",
+        out.stdout
+    );
+    let out = sluice(&["get", "sources", "chart", "missing", "-n", n]).expect(1);
+    assert!(
+        out.stderr
+            .contains(&format!("HelmChart {n}/missing not found")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("sluice get sources chart -A"),
+        "{}",
+        out.stderr
+    );
+    sluice(&["get", "sources", "oci", "podinfo", "-A"]).expect(1);
+
+    // Every source kind, each with its own table, prefixed by the kind.
+    let out = sluice(&["get", "sources", "all", "-n", n]).expect(0);
+    for name in [
+        "ocirepository/podinfo",
+        "gitrepository/repo",
+        "helmrepository/charts",
+        "helmrepository/ghcr",
+        "helmchart/podinfo",
+    ] {
+        assert!(out.stdout.contains(name), "{name}: {}", out.stdout);
+    }
+    assert!(!out.stdout.contains("kustomization/"), "{}", out.stdout);
+    assert_eq!(
+        out.stdout.matches("NAME").count(),
+        4,
+        "a table per kind: {}",
+        out.stdout
+    );
+    let out = sluice(&["get", "all", "-n", n]).expect(0);
+    for name in [
+        "ocirepository/podinfo",
+        "helmchart/podinfo",
+        "kustomization/apps",
+    ] {
+        assert!(out.stdout.contains(name), "{name}: {}", out.stdout);
+    }
+    let out = sluice(&["get", "all", "-A", "-o", "json"]).expect(0);
+    let rows: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "OCIRepository" && r["namespace"] == n && r["name"] == "podinfo"),
+        "{rows}"
+    );
+    ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_suspend_and_resume_oci_helm_and_chart_sources() {
+    let (client, ns) = setup("reconcile-sources").await;
+    let n = ns.name().to_string();
+    helm_and_oci_sources(&client, &n).await;
+    kustomization_from(&client, &n, "apps", "OCIRepository", "podinfo", &[]).await;
+    let _controller = FakeController::start(client.clone(), n.clone());
+
+    for (what, kind) in [
+        ("oci", "OCIRepository"),
+        ("helm", "HelmRepository"),
+        ("chart", "HelmChart"),
+    ] {
+        let name = if what == "helm" { "charts" } else { "podinfo" };
+        let out = sluice(&["reconcile", "source", what, name, "-n", &n]).expect(0);
+        assert!(
+            out.stderr
+                .contains(&format!("annotating {kind} {name} in {n} namespace")),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr
+                .contains(&format!("fetched revision {}", revision_of(kind))),
+            "{}",
+            out.stderr
+        );
+        let obj = object(&client, kind, &n, name).await;
+        assert!(
+            obj["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"].is_string(),
+            "{obj}"
+        );
+
+        let out = sluice(&["suspend", "source", what, name, "-n", &n]).expect(0);
+        assert!(
+            out.stderr.contains(&format!("source {what} suspended")),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(
+            object(&client, kind, &n, name).await["spec"]["suspend"],
+            true
+        );
+        let out = sluice(&["reconcile", "source", what, name, "-n", &n]).expect(1);
+        assert!(
+            out.stderr
+                .contains(&format!("{kind} {n}/{name} is suspended")),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr
+                .contains(&format!("sluice resume source {what} {name} -n {n}")),
+            "{}",
+            out.stderr
+        );
+        let out = sluice(&["resume", "source", what, name, "-n", &n]).expect(0);
+        assert!(
+            out.stderr.contains(&format!("source {what} resumed")),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr
+                .contains(&format!("fetched revision {}", revision_of(kind))),
+            "{}",
+            out.stderr
+        );
+        assert!(object(&client, kind, &n, name).await["spec"]["suspend"].is_null());
+    }
+
+    // A HelmRepository of type oci has nothing to reconcile (as in Flux).
+    let out = sluice(&[
+        "reconcile",
+        "source",
+        "helm",
+        "ghcr",
+        "-n",
+        &n,
+        "--timeout",
+        "5s",
+    ])
+    .expect(0);
+    assert!(
+        out.stderr
+            .contains("reconciliation not supported by the object"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        object(&client, "HelmRepository", &n, "ghcr").await["metadata"]["annotations"]
+            ["reconcile.fluxcd.io/requestedAt"]
+            .is_null()
+    );
+
+    // --with-source follows a Kustomization to its OCIRepository.
+    let out = sluice(&["reconcile", "ks", "apps", "--with-source", "-n", &n]).expect(0);
+    assert!(
+        out.stderr.contains(&format!(
+            "annotating OCIRepository podinfo in {n} namespace"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("applied revision main@sha1:0123456789abcdef"),
+        "{}",
+        out.stderr
+    );
+    sluice(&["reconcile", "source", "oci", "missing", "-n", &n]).expect(1);
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn export_prints_oci_helm_and_chart_sources() {
+    let (client, ns) = setup("export-sources").await;
+    let n = ns.name();
+    helm_and_oci_sources(&client, n).await;
+    set_ready(&client, "OCIRepository", n, "podinfo", true, "stored").await;
+
+    let out = sluice(&["export", "source", "oci", "podinfo", "-n", n]).expect(0);
+    assert!(
+        out.stdout.starts_with(
+            "---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n  name: podinfo\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    for absent in ["status", "resourceVersion", "managedFields", "uid"] {
+        assert!(!out.stdout.contains(absent), "{absent}: {}", out.stdout);
+    }
+    let doc: Value = serde_norway::from_str(out.stdout.trim_start_matches("---\n")).unwrap();
+    assert_eq!(doc["spec"]["url"], "oci://registry.invalid/manifests/app");
+    assert_eq!(doc["spec"]["ref"]["tag"], "latest");
+
+    let out = sluice(&["export", "source", "helm", "--all", "-n", n]).expect(0);
+    assert_eq!(
+        out.stdout.matches("kind: HelmRepository").count(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("type: oci"), "{}", out.stdout);
+    let out = sluice(&["export", "source", "chart", "podinfo", "-n", n]).expect(0);
+    let doc: Value = serde_norway::from_str(out.stdout.trim_start_matches("---\n")).unwrap();
+    assert_eq!(doc["kind"], "HelmChart");
+    assert_eq!(doc["spec"]["sourceRef"]["kind"], "HelmRepository");
+    assert_eq!(doc["spec"]["version"], "6.x");
+    let out = sluice(&["export", "source", "oci", "nothing", "-n", n]).expect(1);
+    assert!(
+        out.stderr
+            .contains(&format!("OCIRepository {n}/nothing not found")),
+        "{}",
+        out.stderr
+    );
+    sluice(&["export", "source", "chart", "-n", n]).expect(1);
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn why_follows_oci_repositories_and_helm_charts() {
+    let (client, ns) = setup("why-sources").await;
+    let n = ns.name();
+    helm_and_oci_sources(&client, n).await;
+
+    // A Kustomization whose OCIRepository is missing.
+    kustomization_from(&client, n, "orphan", "OCIRepository", "nowhere", &[]).await;
+    set_ready(
+        &client,
+        "Kustomization",
+        n,
+        "orphan",
+        false,
+        &format!("Source 'OCIRepository/{n}/nowhere' not found"),
+    )
+    .await;
+    let out = sluice(&["why", "ks/orphan", "-n", n]).expect(1);
+    assert!(
+        out.stdout.contains(&format!(
+            "root cause: orphan → nowhere: OCIRepository {n}/nowhere not found"
+        )),
+        "{}",
+        out.stdout
+    );
+
+    // ... whose OCIRepository fails, naming its missing Secret.
+    source_object(
+        &client,
+        "OCIRepository",
+        n,
+        "podinfo",
+        json!({"url": "oci://registry.invalid/manifests/app", "interval": "1m",
+               "ref": {"tag": "latest"}, "secretRef": {"name": "registry-auth"}}),
+    )
+    .await;
+    set_ready(
+        &client,
+        "OCIRepository",
+        n,
+        "podinfo",
+        false,
+        &format!("failed to get secret '{n}/registry-auth': secrets \"registry-auth\" not found"),
+    )
+    .await;
+    kustomization_from(&client, n, "apps", "OCIRepository", "podinfo", &[]).await;
+    set_ready(
+        &client,
+        "Kustomization",
+        n,
+        "apps",
+        false,
+        &format!("Source 'OCIRepository/{n}/podinfo' is not ready, artifact not found"),
+    )
+    .await;
+    let out = sluice(&["why", "ks/apps", "-n", n]).expect(1);
+    assert!(
+        out.stdout.contains(&format!(
+            "→ OCIRepository {n}/podinfo: failed to get secret"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "root cause: apps → podinfo: Secret {n}/registry-auth not found"
+        )),
+        "{}",
+        out.stdout
+    );
+    let out = sluice(&["why", "ocirepository/podinfo", "-n", n]).expect(1);
+    assert!(
+        out.stdout.contains(&format!(
+            "✗ OCIRepository {n}/podinfo: failed to get secret"
+        )),
+        "{}",
+        out.stdout
+    );
+
+    // A HelmChart whose HelmRepository cannot fetch its index.
+    let index_failure = "failed to fetch Helm repository index: failed to cache index to temporary file: failed to fetch https://charts.example.invalid/index.yaml : 401 Unauthorized";
+    set_ready(&client, "HelmRepository", n, "charts", false, index_failure).await;
+    set_ready(
+        &client,
+        "HelmChart",
+        n,
+        "podinfo",
+        false,
+        "failed to get chart repository: no artifact",
+    )
+    .await;
+    let out = sluice(&["why", "helmchart/podinfo", "-n", n]).expect(1);
+    assert!(
+        out.stdout.contains(&format!(
+            "✗ HelmChart {n}/podinfo: failed to get chart repository: no artifact"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "root cause: podinfo → charts: HelmRepository {n}/charts: {index_failure}"
+        )),
+        "{}",
+        out.stdout
+    );
+    let out = sluice(&["why", "hc/podinfo", "-n", n, "-o", "json"]).expect(1);
+    let why: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(why["steps"].as_array().unwrap().len(), 2, "{why}");
+    assert_eq!(why["steps"][1]["kind"], "HelmRepository");
+
+    // From a GitRepository that does not exist.
+    source_object(
+        &client,
+        "HelmChart",
+        n,
+        "local",
+        json!({"chart": "./charts/app", "interval": "10m",
+               "sourceRef": {"kind": "GitRepository", "name": "monorepo"}}),
+    )
+    .await;
+    set_ready(
+        &client,
+        "HelmChart",
+        n,
+        "local",
+        false,
+        "failed to get source: GitRepository.source.toolkit.fluxcd.io \"monorepo\" not found",
+    )
+    .await;
+    let out = sluice(&["why", "helmchart/local", "-n", n]).expect(1);
+    assert!(
+        out.stdout.contains(&format!(
+            "root cause: local → monorepo: GitRepository {n}/monorepo not found"
+        )),
+        "{}",
+        out.stdout
+    );
+
+    // From a static OCI HelmRepository: the chart's own failure is the cause.
+    source_object(
+        &client,
+        "HelmChart",
+        n,
+        "from-oci",
+        json!({"chart": "podinfo", "interval": "10m",
+               "sourceRef": {"kind": "HelmRepository", "name": "ghcr"}}),
+    )
+    .await;
+    set_ready(
+        &client,
+        "HelmChart",
+        n,
+        "from-oci",
+        false,
+        "chart pull error: failed to get chart version for remote reference: not found",
+    )
+    .await;
+    let out = sluice(&["why", "helmchart/from-oci", "-n", n]).expect(1);
+    assert!(
+        out.stdout.contains(&format!(
+            "root cause: HelmChart {n}/from-oci: chart pull error"
+        )),
+        "{}",
+        out.stdout
+    );
+
+    // Ready: exit 0.
+    set_ready(
+        &client,
+        "HelmChart",
+        n,
+        "podinfo",
+        true,
+        "pulled 'podinfo' chart with version '6.5.4'",
+    )
+    .await;
+    let out = sluice(&["why", "helmchart/podinfo", "-n", n]).expect(0);
+    assert!(out.stdout.contains("is ready"), "{}", out.stdout);
     ns.delete().await;
 }

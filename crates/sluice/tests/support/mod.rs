@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use k8s_openapi::serde::de::DeserializeOwned;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use sluice_api::{GitRepository, Kustomization};
+use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
 use sluice_testsupport::{TestNamespace, kubeconfig_path};
 
 /// The result of one `sluice` run.
@@ -168,6 +169,44 @@ pub async fn git_repository(client: &Client, ns: &str, name: &str) {
     .unwrap();
 }
 
+/// Server-side applies a Flux object of the source group (`spec` as
+/// given).
+pub async fn source_object(client: &Client, kind: &str, ns: &str, name: &str, spec: Value) {
+    let obj = json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    });
+    let params = PatchParams::apply("sluice-test").force();
+    match kind {
+        "GitRepository" => apply_typed::<GitRepository>(client, ns, name, &obj, &params).await,
+        "OCIRepository" => apply_typed::<OCIRepository>(client, ns, name, &obj, &params).await,
+        "HelmRepository" => apply_typed::<HelmRepository>(client, ns, name, &obj, &params).await,
+        "HelmChart" => apply_typed::<HelmChart>(client, ns, name, &obj, &params).await,
+        other => panic!("not a source kind: {other}"),
+    }
+}
+
+async fn apply_typed<K>(client: &Client, ns: &str, name: &str, obj: &Value, params: &PatchParams)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .patch(name, params, &Patch::Apply(obj))
+        .await
+        .unwrap();
+}
+
+/// Creates an OCIRepository following the `latest` tag.
+pub async fn oci_repository(client: &Client, ns: &str, name: &str) {
+    let spec = json!({"url": "oci://registry.invalid/manifests/app", "interval": "1m", "ref": {"tag": "latest"}});
+    source_object(client, "OCIRepository", ns, name, spec).await;
+}
+
 /// Creates a Kustomization with `depends_on` (names in the same namespace).
 pub async fn kustomization(
     client: &Client,
@@ -176,12 +215,24 @@ pub async fn kustomization(
     source: &str,
     depends_on: &[&str],
 ) {
+    kustomization_from(client, ns, name, "GitRepository", source, depends_on).await;
+}
+
+/// [`kustomization`] from a source of kind `source_kind`.
+pub async fn kustomization_from(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    source_kind: &str,
+    source: &str,
+    depends_on: &[&str],
+) {
     let api: Api<Kustomization> = Api::namespaced(client.clone(), ns);
     let mut spec = json!({
         "interval": "10m",
         "path": format!("./{name}"),
         "prune": true,
-        "sourceRef": {"kind": "GitRepository", "name": source},
+        "sourceRef": {"kind": source_kind, "name": source},
     });
     if !depends_on.is_empty() {
         spec["dependsOn"] = json!(
@@ -222,21 +273,40 @@ pub fn condition(status: &str, reason: &str, message: &str, generation: i64) -> 
 /// of the status subresource).
 pub async fn write_status(client: &Client, kind: &str, ns: &str, name: &str, status: Value) {
     let patch = json!({ "status": status });
-    let params = PatchParams::default();
     match kind {
-        "Kustomization" => {
-            Api::<Kustomization>::namespaced(client.clone(), ns)
-                .patch_status(name, &params, &Patch::Merge(&patch))
-                .await
-                .unwrap();
-        }
-        "GitRepository" => {
-            Api::<GitRepository>::namespaced(client.clone(), ns)
-                .patch_status(name, &params, &Patch::Merge(&patch))
-                .await
-                .unwrap();
-        }
+        "Kustomization" => patch_status::<Kustomization>(client, ns, name, &patch).await,
+        "GitRepository" => patch_status::<GitRepository>(client, ns, name, &patch).await,
+        "OCIRepository" => patch_status::<OCIRepository>(client, ns, name, &patch).await,
+        "HelmRepository" => patch_status::<HelmRepository>(client, ns, name, &patch).await,
+        "HelmChart" => patch_status::<HelmChart>(client, ns, name, &patch).await,
         other => panic!("no status writer for {other}"),
+    }
+}
+
+async fn patch_status<K>(client: &Client, ns: &str, name: &str, patch: &Value)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), ns)
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+}
+
+/// The revision a Ready object of `kind` has in these tests.
+pub fn revision_of(kind: &str) -> &'static str {
+    match kind {
+        "OCIRepository" => {
+            "latest@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        }
+        "HelmRepository" => {
+            "sha256:89abcdef0123456789abcdef0123456789abcdef0123456789abcdef01234567"
+        }
+        "HelmChart" => "6.5.4",
+        _ => "main@sha1:0123456789abcdef0123456789abcdef01234567",
     }
 }
 
@@ -262,11 +332,12 @@ pub async fn set_ready(
     if kind == "Kustomization" && ready {
         st["lastAppliedRevision"] = json!("main@sha1:0123456789abcdef0123456789abcdef01234567");
     }
-    if kind == "GitRepository" && ready {
+    if kind != "Kustomization" && ready {
+        let path = format!("{}/x/y/0123.tar.gz", kind.to_lowercase());
         st["artifact"] = json!({
-            "path": "gitrepository/x/y/0123.tar.gz",
-            "url": "http://source-controller/gitrepository/x/y/0123.tar.gz",
-            "revision": "main@sha1:0123456789abcdef0123456789abcdef01234567",
+            "url": format!("http://source-controller/{path}"),
+            "path": path,
+            "revision": revision_of(kind),
             "digest": "sha256:0123",
             "lastUpdateTime": "2026-01-01T00:00:00Z",
         });
@@ -276,27 +347,71 @@ pub async fn set_ready(
 
 /// `metadata.generation` of a Flux object.
 pub async fn generation(client: &Client, kind: &str, ns: &str, name: &str) -> i64 {
+    object(client, kind, ns, name).await["metadata"]["generation"]
+        .as_i64()
+        .unwrap_or(1)
+}
+
+/// A Flux object as JSON.
+pub async fn object(client: &Client, kind: &str, ns: &str, name: &str) -> Value {
+    async fn get<K>(client: &Client, ns: &str, name: &str) -> Value
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + k8s_openapi::serde::Serialize
+            + std::fmt::Debug,
+    {
+        let obj = Api::<K>::namespaced(client.clone(), ns)
+            .get(name)
+            .await
+            .unwrap();
+        serde_json::to_value(obj).unwrap()
+    }
     match kind {
-        "Kustomization" => Api::<Kustomization>::namespaced(client.clone(), ns)
-            .get(name)
+        "Kustomization" => get::<Kustomization>(client, ns, name).await,
+        "GitRepository" => get::<GitRepository>(client, ns, name).await,
+        "OCIRepository" => get::<OCIRepository>(client, ns, name).await,
+        "HelmRepository" => get::<HelmRepository>(client, ns, name).await,
+        "HelmChart" => get::<HelmChart>(client, ns, name).await,
+        other => panic!("not a Flux kind: {other}"),
+    }
+}
+
+/// The Flux objects of `kind` in `ns`, as JSON.
+pub async fn objects(client: &Client, kind: &str, ns: &str) -> Vec<Value> {
+    async fn list<K>(client: &Client, ns: &str) -> Vec<Value>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + k8s_openapi::serde::Serialize
+            + std::fmt::Debug,
+    {
+        Api::<K>::namespaced(client.clone(), ns)
+            .list(&Default::default())
             .await
-            .unwrap()
-            .metadata
-            .generation
-            .unwrap_or(1),
-        _ => Api::<GitRepository>::namespaced(client.clone(), ns)
-            .get(name)
-            .await
-            .unwrap()
-            .metadata
-            .generation
-            .unwrap_or(1),
+            .map(|l| {
+                l.items
+                    .iter()
+                    .map(|o| serde_json::to_value(o).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    match kind {
+        "Kustomization" => list::<Kustomization>(client, ns).await,
+        "GitRepository" => list::<GitRepository>(client, ns).await,
+        "OCIRepository" => list::<OCIRepository>(client, ns).await,
+        "HelmRepository" => list::<HelmRepository>(client, ns).await,
+        "HelmChart" => list::<HelmChart>(client, ns).await,
+        other => panic!("not a Flux kind: {other}"),
     }
 }
 
 /// A stand-in for the controller: answers every reconcile request on
-/// Kustomizations and GitRepositories of `ns` with a Ready status (or a
-/// failure when the object is named `broken`). Stops when dropped.
+/// Kustomizations and sources of `ns` with a Ready status (or a failure
+/// when the object is named `broken`). Stops when dropped.
 pub struct FakeController(tokio::task::JoinHandle<()>);
 
 impl Drop for FakeController {
@@ -309,30 +424,14 @@ impl FakeController {
     pub fn start(client: Client, ns: String) -> Self {
         FakeController(tokio::spawn(async move {
             loop {
-                for kind in ["Kustomization", "GitRepository"] {
-                    let items: Vec<Value> = match kind {
-                        "Kustomization" => Api::<Kustomization>::namespaced(client.clone(), &ns)
-                            .list(&Default::default())
-                            .await
-                            .map(|l| {
-                                l.items
-                                    .iter()
-                                    .map(|o| serde_json::to_value(o).unwrap())
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                        _ => Api::<GitRepository>::namespaced(client.clone(), &ns)
-                            .list(&Default::default())
-                            .await
-                            .map(|l| {
-                                l.items
-                                    .iter()
-                                    .map(|o| serde_json::to_value(o).unwrap())
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                    };
-                    for o in items {
+                for kind in [
+                    "Kustomization",
+                    "GitRepository",
+                    "OCIRepository",
+                    "HelmRepository",
+                    "HelmChart",
+                ] {
+                    for o in objects(&client, kind, &ns).await {
                         let token = o["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"]
                             .as_str();
                         let handled = o["status"]["lastHandledReconcileAt"].as_str();
