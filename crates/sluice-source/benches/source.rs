@@ -9,17 +9,13 @@
 //! Environment: `SLUICE_BENCH_FILES` (default 5000), `SLUICE_BENCH_RUNS`
 //! (default 15 for listings, a third of that for fetches).
 
-#[path = "../tests/support/mod.rs"]
-#[allow(unused_imports)]
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sluice_source::git::{self, Auth, FetchTarget};
 use sluice_source::storage::Storage;
-use support::{GitServer, Repo, git as run_git};
+use sluice_testsupport::git_server::{GitServer, Repo, git as run_git};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -146,9 +142,13 @@ fn main() {
             )
             .expect("fetch");
             storage
-                .write_artifact::<git::GitError>("bench", "big", &format!("{i}.tar.gz"), |out| {
-                    git::archive_commit(&f.repo, f.commit, None, &[], out).map(|_| ())
-                })
+                .write_artifact::<git::GitError>(
+                    "GitRepository",
+                    "bench",
+                    "big",
+                    &format!("{i}.tar.gz"),
+                    |out| git::archive_commit(&f.repo, f.commit, None, &[], out).map(|_| ()),
+                )
                 .expect("artifact")
         });
         let clone = time(fetch_runs, |i| {

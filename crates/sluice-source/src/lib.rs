@@ -1,10 +1,16 @@
-//! `sluice-source`: the GitRepository source controller.
+//! `sluice-source`: Flux's source-controller.
 //!
-//! - [`run`] reconciles `source.toolkit.fluxcd.io/v1` `GitRepository`
-//!   objects: a cheap remote ref listing each interval, a shallow fetch with
-//!   gix only when the wanted ref moved, the tree archived (Flux's ignore
-//!   rules) into `<storage>/gitrepository/<ns>/<name>/<commit>.tar.gz`, and
-//!   status/conditions/events as Flux's source-controller writes them.
+//! - [`run`] reconciles the `source.toolkit.fluxcd.io/v1` kinds:
+//!   `GitRepository` (a cheap remote ref listing each interval, a shallow
+//!   fetch with gix only when the wanted ref moved, the tree archived with
+//!   Flux's ignore rules), with status, conditions and events as Flux's
+//!   source-controller writes them; `OCIRepository` (one manifest HEAD per
+//!   poll, the layer pulled only when its digest moved); `HelmRepository`
+//!   (the index streamed and digested; OCI repositories are static);
+//!   `HelmChart` (from a HelmRepository, HTTP or OCI, or packaged from a
+//!   GitRepository with its values files). Each kind is a module with its own
+//!   `sync`; the loop around it (scheduling, status, events, metrics,
+//!   finalizer, garbage collection) is [`reconciler`]'s, written once.
 //! - [`artifact_router`] serves the storage over HTTP at the URLs written to
 //!   `status.artifact.url`.
 //! - [`Storage::local_path`] and [`unpack_artifact`] let in-process
@@ -14,7 +20,14 @@
 //! format) is in `sluice-git`.
 
 pub mod api;
+mod auth;
 pub mod controller;
+mod git_repository;
+mod helm_chart;
+mod helm_repository;
+mod http;
+mod oci_repository;
+mod reconciler;
 pub mod server;
 pub mod storage;
 
@@ -22,7 +35,7 @@ pub mod storage;
 pub use sluice_git::{fetch as git, refs, sourceignore};
 
 pub use api::{Artifact, GitRepository, GitRepositorySpec, GitRepositoryStatus};
-pub use controller::{FIELD_MANAGER, Options, run};
+pub use controller::{FIELD_MANAGER, Options, readiness_gates, run};
 pub use server::artifact_router;
 pub use sluice_git::install_crypto_provider;
 pub use storage::{Storage, UnpackLimits, digest_file, unpack_artifact, unpack_tar_gz};

@@ -1,6 +1,10 @@
-//! Artifact storage: `<root>/gitrepository/<ns>/<name>/<commit>.tar.gz`,
-//! written atomically with its sha256 digest computed on the way, served by
-//! [`crate::artifact_router`], garbage-collected to the newest few.
+//! Artifact storage: `<root>/<kind>/<ns>/<name>/<file>` as Flux lays it out
+//! (`gitrepository/<ns>/<name>/<commit>.tar.gz`,
+//! `ocirepository/<ns>/<name>/sha256:<digest>.tar.gz`,
+//! `helmrepository/<ns>/<name>/index-<digest>.yaml`,
+//! `helmchart/<ns>/<name>/<chart>-<version>.tgz`), written atomically with its
+//! sha256 digest computed on the way, served by [`crate::artifact_router`],
+//! garbage-collected to the newest few.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +22,12 @@ use crate::api::Artifact;
 
 /// The storage kind directory for GitRepository artifacts.
 pub const KIND_DIR: &str = "gitrepository";
+
+/// The storage directory of a kind: its name in lower case, as Flux's
+/// `Storage.NewArtifactFor` names it.
+pub fn kind_dir(kind: &str) -> String {
+    kind.to_ascii_lowercase()
+}
 
 /// Artifacts kept per object by garbage collection (the current one included).
 pub const DEFAULT_RETENTION: usize = 2;
@@ -60,9 +70,9 @@ impl Storage {
         &self.root
     }
 
-    /// `gitrepository/<ns>/<name>`.
-    pub fn object_dir_rel(namespace: &str, name: &str) -> String {
-        format!("{KIND_DIR}/{namespace}/{name}")
+    /// `<kind dir>/<ns>/<name>`, e.g. `gitrepository/flux-system/repo`.
+    pub fn object_dir_rel(kind: &str, namespace: &str, name: &str) -> String {
+        format!("{}/{namespace}/{name}", kind_dir(kind))
     }
 
     /// The URL an artifact at `rel_path` is served at.
@@ -80,16 +90,17 @@ impl Storage {
         self.local_path(artifact).is_some_and(|p| p.is_file())
     }
 
-    /// Writes `<ns>/<name>/<file_name>` atomically through `write`, hashing on
-    /// the way.
+    /// Writes `<kind>/<ns>/<name>/<file_name>` atomically through `write`,
+    /// hashing on the way.
     pub fn write_artifact<E: From<std::io::Error>>(
         &self,
+        kind: &str,
         namespace: &str,
         name: &str,
         file_name: &str,
         write: impl FnOnce(&mut dyn Write) -> Result<(), E>,
     ) -> Result<Written, E> {
-        let rel_dir = Self::object_dir_rel(namespace, name);
+        let rel_dir = Self::object_dir_rel(kind, namespace, name);
         let dir = self.root.join(&rel_dir);
         std::fs::create_dir_all(&dir)?;
         let tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir)?;
@@ -119,12 +130,13 @@ impl Storage {
     /// (a relative path) is always kept. Returns the removed file names.
     pub fn garbage_collect(
         &self,
+        kind: &str,
         namespace: &str,
         name: &str,
         current: &str,
         keep: usize,
     ) -> std::io::Result<Vec<String>> {
-        let dir = self.root.join(Self::object_dir_rel(namespace, name));
+        let dir = self.root.join(Self::object_dir_rel(kind, namespace, name));
         let current_file = current.rsplit('/').next().unwrap_or(current);
         let mut files: Vec<(std::time::SystemTime, String)> = Vec::new();
         let rd = match std::fs::read_dir(&dir) {
@@ -151,7 +163,7 @@ impl Storage {
                 }
                 continue;
             }
-            if !fname.ends_with(".tar.gz") || fname == current_file {
+            if fname == current_file {
                 continue;
             }
             files.push((md.modified().unwrap_or(std::time::UNIX_EPOCH), fname));
@@ -166,8 +178,8 @@ impl Storage {
     }
 
     /// Removes everything stored for an object (on deletion).
-    pub fn remove_object(&self, namespace: &str, name: &str) -> std::io::Result<()> {
-        let dir = self.root.join(Self::object_dir_rel(namespace, name));
+    pub fn remove_object(&self, kind: &str, namespace: &str, name: &str) -> std::io::Result<()> {
+        let dir = self.root.join(Self::object_dir_rel(kind, namespace, name));
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -216,7 +228,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Storage::new(dir.path(), "source.example:9090");
         let w = s
-            .write_artifact::<std::io::Error>("ns", "repo", "abc.tar.gz", |out| {
+            .write_artifact::<std::io::Error>("GitRepository", "ns", "repo", "abc.tar.gz", |out| {
                 out.write_all(b"abc")
             })
             .unwrap();
@@ -235,9 +247,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Storage::new(dir.path(), "http://h");
         for (i, n) in ["a", "b", "c", "d"].iter().enumerate() {
-            s.write_artifact::<std::io::Error>("ns", "r", &format!("{n}.tar.gz"), |o| {
-                o.write_all(n.as_bytes())
-            })
+            s.write_artifact::<std::io::Error>(
+                "GitRepository",
+                "ns",
+                "r",
+                &format!("{n}.tar.gz"),
+                |o| o.write_all(n.as_bytes()),
+            )
             .unwrap();
             let p = dir.path().join(format!("gitrepository/ns/r/{n}.tar.gz"));
             let t =
@@ -250,7 +266,7 @@ mod tests {
                 .unwrap();
         }
         let mut removed = s
-            .garbage_collect("ns", "r", "gitrepository/ns/r/b.tar.gz", 2)
+            .garbage_collect("GitRepository", "ns", "r", "gitrepository/ns/r/b.tar.gz", 2)
             .unwrap();
         removed.sort();
         assert_eq!(removed, vec!["a.tar.gz", "c.tar.gz"]);

@@ -1,6 +1,7 @@
 //! `sluice controller`: the long-running process. It hosts the controllers
-//! (GitRepository source controller with its artifact server, Kustomization
-//! controller, reloader), a Prometheus endpoint and the `/healthz` and
+//! (the source controllers: GitRepository, OCIRepository, HelmRepository and
+//! HelmChart, with their artifact server; the Kustomization controller; the
+//! reloader), a Prometheus endpoint and the `/healthz` and
 //! `/readyz` probes.
 
 use std::net::SocketAddr;
@@ -67,7 +68,8 @@ pub struct ControllerArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Source controller")]
 struct SourceArgs {
-    /// Run the GitRepository controller and its artifact server.
+    /// Run the source controllers (GitRepository, OCIRepository,
+    /// HelmRepository, HelmChart) and their artifact server.
     #[arg(long = "source", default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
     source_enabled: bool,
 
@@ -84,7 +86,7 @@ struct SourceArgs {
     #[arg(long = "storage-adv-addr", value_name = "ADDR")]
     storage_adv_addr: Option<String>,
 
-    /// Artifacts kept per GitRepository.
+    /// Artifacts kept per source object.
     #[arg(
         long = "artifact-retention-records",
         default_value_t = 2,
@@ -92,7 +94,7 @@ struct SourceArgs {
     )]
     artifact_retention: usize,
 
-    /// GitRepositories reconciled in parallel.
+    /// Source objects of each kind reconciled in parallel.
     #[arg(long = "source-concurrency", default_value_t = 2, value_name = "N")]
     source_concurrency: u16,
 }
@@ -407,8 +409,10 @@ impl Controllers<'_> {
         let mut kustomization_task: tokio::task::JoinHandle<Result<()>> =
             tokio::spawn(std::future::pending());
         if args.source.source_enabled {
-            // Not ready until its first list (the gate is opened by it).
-            runtime.readiness.gate(sluice_source::READINESS_GATE);
+            // Not ready until each kind's first list (its gate is opened by it).
+            for gate in sluice_source::readiness_gates() {
+                runtime.readiness.gate(&gate);
+            }
             let listener = TcpListener::bind(self.storage_addr)
                 .await
                 .with_context(|| format!("binding {}", self.storage_addr))?;

@@ -3,11 +3,10 @@
 //! the local control plane. Every test skips, saying why, when `sshd` is not
 //! installed (`scripts/install-deps` installs it).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::*;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -18,7 +17,6 @@ use sluice_source::api::GitRepository;
 use sluice_source::git::{self, Auth, FetchTarget, GitError, GitErrorKind};
 use sluice_testsupport::ssh_server::{SshServer, keygen, known_hosts_line};
 use sluice_testsupport::{TestNamespace, client, wait_for};
-use support::*;
 
 const T: Duration = Duration::from_secs(30);
 const WAIT: Duration = Duration::from_secs(60);

@@ -2,11 +2,10 @@
 //! served over smart HTTP (`git http-backend`, optional basic auth) and over
 //! `file://`.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::*;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
@@ -15,7 +14,6 @@ use serde_json::json;
 use sluice_api::meta;
 use sluice_source::api::GitRepository;
 use sluice_testsupport::{TestNamespace, client, wait_for};
-use support::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -3,8 +3,6 @@
 //! (`git http-backend`, optional basic auth, request counters) lives in
 //! `sluice_testsupport::git_server` and is re-exported here.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -16,12 +14,16 @@ use sluice_source::api::GitRepository;
 pub use sluice_testsupport::git_server::{GitServer, Repo, git};
 use tokio::io::AsyncWriteExt;
 
-/// Installs (server-side applies, forced) the GitRepository CRD of this
-/// checkout and waits until it is established. Other test binaries may apply
-/// the same CRD at the same time; a conflict is retried.
+/// Installs (server-side applies, forced) the source CRDs of this checkout
+/// (GitRepository, OCIRepository, HelmRepository, HelmChart) and waits until
+/// they are established. Other test binaries may apply the same CRDs at the
+/// same time; a conflict is retried.
 pub async fn install_crd(client: &Client) {
-    let crd = sluice_api::crds().remove(0);
-    sluice_testsupport::apply_crd(client, &crd, "sluice-source-tests").await;
+    for crd in sluice_api::crds() {
+        if crd.spec.group == sluice_api::source::GROUP {
+            sluice_testsupport::apply_crd(client, &crd, "sluice-source-tests").await;
+        }
+    }
     // Give discovery a moment to serve the new resource.
     let api: Api<GitRepository> = Api::all(client.clone());
     for _ in 0..50 {
@@ -198,4 +200,144 @@ pub fn tar_file(data: &[u8], path: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Creates an object of any source kind from its kind and JSON spec.
+pub async fn create_source<K>(api: &Api<K>, kind: &str, name: &str, spec: serde_json::Value) -> K
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let obj: K = serde_json::from_value(serde_json::json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .unwrap();
+    api.create(&Default::default(), &obj)
+        .await
+        .unwrap_or_else(|e| panic!("creating {kind} {name}: {e}"))
+}
+
+/// Merge-patches an object's spec.
+pub async fn patch_spec<K>(api: &Api<K>, name: &str, spec: serde_json::Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({ "spec": spec })),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("patching {name}: {e}"));
+}
+
+/// Sets `reconcile.fluxcd.io/requestedAt` on an object of any kind.
+pub async fn request<K>(api: &Api<K>, name: &str) -> String
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let token = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let patch = serde_json::json!({"metadata": {"annotations": {meta::RECONCILE_REQUEST_ANNOTATION: token}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    token
+}
+
+/// An object of any kind as JSON, for status checks.
+pub fn json<K: serde::Serialize>(obj: &K) -> serde_json::Value {
+    serde_json::to_value(obj).unwrap()
+}
+
+/// `(status, reason, message)` of a condition of any kind.
+pub fn cond<K: serde::Serialize>(obj: &K, type_: &str) -> Option<(String, String, String)> {
+    let v = json(obj);
+    v["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_string(),
+                c["reason"].as_str().unwrap_or_default().to_string(),
+                c["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+}
+
+/// Ready=True at the current generation.
+pub fn ready<K: serde::Serialize>(obj: &K) -> bool {
+    let v = json(obj);
+    cond(obj, meta::READY_CONDITION).is_some_and(|c| c.0 == "True")
+        && v["status"]["observedGeneration"] == v["metadata"]["generation"]
+}
+
+/// Ready=False with this reason (at any generation).
+pub fn failed_with<K: serde::Serialize>(obj: &K, reason: &str) -> bool {
+    cond(obj, meta::READY_CONDITION).is_some_and(|c| c.0 == "False" && c.1 == reason)
+}
+
+/// `status.artifact` of any kind.
+pub fn artifact_of<K: serde::Serialize>(obj: &K) -> Option<sluice_api::meta::Artifact> {
+    serde_json::from_value(json(obj)["status"]["artifact"].clone()).ok()
+}
+
+/// A chart archive as `helm package` lays it out: `<name>/Chart.yaml`,
+/// `values.yaml` and a ConfigMap template using `.Values.greeting`.
+pub fn chart_tgz(name: &str, version: &str, greeting: &str) -> Vec<u8> {
+    let files = [
+        (
+            "Chart.yaml",
+            format!("apiVersion: v2\nname: {name}\nversion: {version}\nappVersion: \"1.0\"\n"),
+        ),
+        ("values.yaml", format!("greeting: {greeting}\n")),
+        (
+            "templates/configmap.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  greeting: {{ .Values.greeting | quote }}\n".to_string(),
+        ),
+    ];
+    tgz(&files
+        .into_iter()
+        .map(|(path, contents)| (format!("{name}/{path}"), contents.into_bytes()))
+        .collect())
+}
+
+/// A `.tar.gz` of these files (path to contents).
+pub fn tgz(files: &std::collections::BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (path, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, data.as_slice()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// The files of a `.tar.gz`, path to contents (directories left out).
+pub fn untar(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut out = std::collections::BTreeMap::new();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.header().entry_type().is_dir() {
+            continue;
+        }
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        out.insert(path, data);
+    }
+    out
 }
