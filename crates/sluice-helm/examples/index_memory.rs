@@ -1,10 +1,11 @@
 //! Peak heap while resolving a chart in a large `index.yaml`, streamed from
 //! a file: the figure in the README.
 //!
-//! `cargo run --release -p sluice-helm --example index_memory [MB]`
+//! `cargo run --release -p sluice-helm --example index_memory [MB [KEEP]]`
 //! (default 20): writes an index of about that size (Bitnami-like entries)
-//! to a temporary file, then resolves one chart and validates the whole
-//! index, printing the peak heap of each against the file size.
+//! to a temporary file (or to KEEP, left in place for other tools), then
+//! resolves one chart and validates the whole index, printing the peak heap
+//! of each against the file size.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufReader, BufWriter, Write};
@@ -68,23 +69,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(20);
     let file = tempfile::NamedTempFile::new()?;
+    let keep = std::env::args().nth(2);
+    let path = keep
+        .clone()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| file.path().to_path_buf());
     let (charts, versions) = {
-        let mut w = BufWriter::new(file.reopen()?);
+        let mut w = BufWriter::new(std::fs::File::create(&path)?);
         let counts = write_index(&mut w, mb << 20)?;
         w.flush()?;
         counts
     };
-    let size = std::fs::metadata(file.path())?.len();
+    let size = std::fs::metadata(&path)?.len();
     let wanted = format!("chart-{:05}", charts / 2);
 
     let base = CURRENT.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
     let t = Instant::now();
-    let cv = sluice_helm::resolve(
-        BufReader::new(std::fs::File::open(file.path())?),
-        &wanted,
-        "*",
-    )?;
+    let cv = sluice_helm::resolve(BufReader::new(std::fs::File::open(&path)?), &wanted, "*")?;
     let resolve_time = t.elapsed();
     let resolve_peak = PEAK.load(Ordering::Relaxed) - base;
     let after = CURRENT.load(Ordering::Relaxed) - base;
@@ -93,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = CURRENT.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
     let t = Instant::now();
-    let summary = sluice_helm::validate(BufReader::new(std::fs::File::open(file.path())?))?;
+    let summary = sluice_helm::validate(BufReader::new(std::fs::File::open(&path)?))?;
     let validate_time = t.elapsed();
     let validate_peak = PEAK.load(Ordering::Relaxed) - base;
     assert_eq!(summary.versions, versions);

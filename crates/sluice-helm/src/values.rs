@@ -16,7 +16,7 @@ pub enum ValuesError {
         "error unmarshaling JSON: json: cannot unmarshal {0} into Go value of type map[string]interface {{}}"
     )]
     NotAMap(&'static str),
-    #[error("error marshaling into JSON: json: unsupported value: {0}")]
+    #[error("error converting YAML to JSON: json: unsupported value: {0}")]
     NonFinite(String),
     #[error("invalid UTF-8")]
     Utf8,
@@ -35,8 +35,15 @@ fn kind(v: &Value) -> &'static str {
 
 fn as_values(doc: Value) -> Result<Map, ValuesError> {
     let mut doc = doc;
-    if non_finite(&doc) {
-        return Err(ValuesError::NonFinite("+Inf".into()));
+    if let Some(f) = non_finite(&doc) {
+        let shown = if f.is_nan() {
+            "NaN"
+        } else if f > 0.0 {
+            "+Inf"
+        } else {
+            "-Inf"
+        };
+        return Err(ValuesError::NonFinite(shown.into()));
     }
     numbers_as_float(&mut doc);
     match doc {

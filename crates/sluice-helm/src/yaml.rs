@@ -377,14 +377,14 @@ pub(crate) fn numbers_as_float(v: &mut Value) {
     }
 }
 
-/// Whether a document holds a value JSON cannot carry (`.inf`, `.nan`):
+/// The first value JSON cannot carry (`.inf`, `.nan`), if any:
 /// `sigs.k8s.io/yaml` fails on those.
-pub(crate) fn non_finite(v: &Value) -> bool {
+pub(crate) fn non_finite(v: &Value) -> Option<f64> {
     match v {
-        Value::Float(f) => !f.is_finite(),
-        Value::Seq(items) => items.iter().any(non_finite),
-        Value::Map(m) => m.iter().any(|(_, v)| non_finite(v)),
-        _ => false,
+        Value::Float(f) if !f.is_finite() => Some(*f),
+        Value::Seq(items) => items.iter().find_map(non_finite),
+        Value::Map(m) => m.iter().find_map(|(_, v)| non_finite(v)),
+        _ => None,
     }
 }
 
