@@ -114,6 +114,10 @@ impl Error {
     }
 }
 
+/// How long the start waits for the source caches before it warns (and
+/// again every so often).
+const SOURCE_CACHE_WARNING: Duration = Duration::from_secs(30);
+
 /// A build's objects and the hash of what it was built from.
 type Rendered = (u64, Arc<Vec<serde_json::Value>>);
 
@@ -195,18 +199,33 @@ pub async fn run_until(
     // list was in (seen with three Kustomizations at start-up).
     tracing::debug!("waiting for the source caches");
     let mut stop_waiting = stop_rx.clone();
-    tokio::select! {
-        ready = reflectors.stores.wait_until_ready() => {
-            if let Err(e) = ready {
+    let ready = reflectors.stores.wait_until_ready();
+    let stopped = stop_waiting.wait_for(|s| *s);
+    tokio::pin!(ready, stopped);
+    loop {
+        tokio::select! {
+            ready = &mut ready => {
+                if let Err(e) = ready {
+                    reflectors.abort();
+                    stop_task.abort();
+                    anyhow::bail!(e);
+                }
+                break;
+            }
+            _ = &mut stopped => {
                 reflectors.abort();
                 stop_task.abort();
-                anyhow::bail!(e);
+                return Ok(());
             }
-        }
-        _ = stop_waiting.wait_for(|s| *s) => {
-            reflectors.abort();
-            stop_task.abort();
-            return Ok(());
+            // A source kind that cannot be listed (its CRD missing, no
+            // RBAC) keeps every Kustomization waiting: say so.
+            _ = tokio::time::sleep(SOURCE_CACHE_WARNING) => {
+                tracing::warn!(
+                    "still waiting for the GitRepository and OCIRepository caches after {}s: \
+                     are their CRDs installed (sluice install) and listable?",
+                    SOURCE_CACHE_WARNING.as_secs()
+                );
+            }
         }
     }
 
