@@ -245,3 +245,4 @@ fn fixtures_package_as_helm_package() {
         }
     }
 }
+
