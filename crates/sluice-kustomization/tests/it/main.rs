@@ -10,6 +10,7 @@ mod bad_input;
 mod binary;
 mod inventory_guard;
 mod kustomization;
+mod oci_source;
 mod reloader_interplay;
 mod sops;
 mod spec_fields;

@@ -12,7 +12,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use serde_json::{Value, json};
 use sluice_api::meta::FluxObject;
-use sluice_api::{GitRepository, Kustomization};
+use sluice_api::{GitRepository, Kustomization, OCIRepository};
 use sluice_testsupport::git_server::GitServer;
 use sluice_testsupport::{TestNamespace, client};
 
@@ -242,21 +242,34 @@ impl Env {
     /// Asks the source controller to fetch now and waits for `revision`.
     pub async fn refresh_source(&self, name: &str, revision: &str) {
         let api: Api<GitRepository> = self.ns.api();
-        let token = format!("{:?}", std::time::SystemTime::now());
-        api.patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}}),
-            ),
-        )
-        .await
-        .unwrap();
+        request_reconcile(&api, name).await;
         sluice_testsupport::wait_for(&api, name, WAIT, |g| {
-            g.status
-                .as_ref()
-                .and_then(|s| s.artifact.as_ref())
-                .is_some_and(|a| a.revision == revision)
+            g.artifact().is_some_and(|a| a.revision == revision)
+        })
+        .await;
+    }
+
+    /// An OCIRepository pulling `url` (`oci://…`, plain HTTP) with `reference`
+    /// as its `spec.ref`.
+    pub async fn oci_repository(&self, name: &str, url: &str, reference: Value) {
+        let api: Api<OCIRepository> = self.ns.api();
+        let obj: OCIRepository = serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "OCIRepository",
+            "metadata": {"name": name},
+            "spec": {"url": url, "interval": "10m", "insecure": true, "ref": reference}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &obj).await.unwrap();
+    }
+
+    /// Asks the source controller to pull the OCIRepository now and waits
+    /// for `revision`.
+    pub async fn refresh_oci(&self, name: &str, revision: &str) {
+        let api: Api<OCIRepository> = self.ns.api();
+        request_reconcile(&api, name).await;
+        sluice_testsupport::wait_for(&api, name, WAIT, |o| {
+            o.artifact().is_some_and(|a| a.revision == revision)
         })
         .await;
     }
@@ -340,6 +353,23 @@ impl Env {
         }
         panic!("timed out waiting for {what}");
     }
+}
+
+/// Sets `reconcile.fluxcd.io/requestedAt` on `name`.
+async fn request_reconcile<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let token = format!("{:?}", std::time::SystemTime::now());
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}}),
+        ),
+    )
+    .await
+    .unwrap();
 }
 
 /// (status, reason, message) of the Ready condition.
