@@ -80,6 +80,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         storage: Storage::new(&opts.storage_path, &opts.storage_adv_addr),
         recorder: Recorder::new(client.clone(), &opts.event_reporter, &opts.runtime.events),
         schedules: Schedules::default(),
+        oci_clients: Default::default(),
         opts: opts.clone(),
     });
     tracing::info!(storage = %opts.storage_path.display(), namespace = ?opts.namespace, selector = ?opts.label_selector, "starting source controllers");

@@ -217,7 +217,7 @@ enum Origin {
     },
     /// An OCI repository (`oci://host/path`, the chart below it).
     Oci {
-        opts: sluice_oci::ClientOptions,
+        client: sluice_oci::Client,
         url: String,
     },
     /// A GitRepository artifact on disk.
@@ -255,7 +255,7 @@ async fn sync(
             let api: Api<HelmRepository> = Api::namespaced(ctx.client.clone(), &ns);
             let repo = get_source(&api, "helmrepositories", source_name).await?;
             if repo.spec.is_oci() {
-                let opts = crate::oci_repository::client_options(
+                let (opts, fingerprint) = crate::oci_repository::client_options(
                     ctx,
                     &ns,
                     repo.spec.secret_ref.as_ref().map(|r| r.name.as_str()),
@@ -265,9 +265,13 @@ async fn sync(
                     repo.spec.timeout().unwrap_or(TIMEOUT),
                 )
                 .await?;
+                let client = ctx
+                    .oci_clients
+                    .get(KIND, &ns, &name, &fingerprint, opts)
+                    .map_err(|e| oci_pull_error(&e))?;
                 (
                     Origin::Oci {
-                        opts,
+                        client,
                         url: repo.spec.url.clone(),
                     },
                     None,
@@ -550,7 +554,7 @@ fn build(
                 })?;
             sluice_helm::build::build_from_archive(archive, &options).map_err(chart_failure)?
         }
-        Origin::Oci { opts, url } => {
+        Origin::Oci { client, url } => {
             let chart_url = format!("{}/{}", url.trim_end_matches('/'), b.chart);
             let reference = sluice_oci::Reference::parse(&chart_url).map_err(|e| {
                 Failure::stalled(
@@ -558,7 +562,6 @@ fn build(
                     format!("invalid OCI registry URL: {}", e.message()),
                 )
             })?;
-            let client = sluice_oci::Client::new(opts).map_err(|e| oci_pull_error(&e))?;
             let tag = oci_tag(&client, &reference, b)?;
             let version = sluice_semver::TagStyle::Helm.tag_to_version(&tag);
             if let Some(same) = reuse(b, &with_metadata(&version, b.version_metadata)) {

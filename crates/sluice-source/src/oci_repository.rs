@@ -10,10 +10,12 @@
 //! (`operation: copy`). Revisions are Flux's: `<tag>@sha256:<hex>`, or the
 //! digest alone for `ref.digest`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::ResourceExt;
+use sha2::{Digest, Sha256};
 use sluice_api::meta::{
     self as flux, AUTHENTICATION_FAILED_REASON, READ_OPERATION_FAILED_REASON, SUCCEEDED_REASON,
     URL_INVALID_REASON,
@@ -163,7 +165,11 @@ pub(crate) async fn client_options(
     cert_secret_ref: Option<&str>,
     insecure: bool,
     timeout: Duration,
-) -> Result<ClientOptions, Failure> {
+) -> Result<(ClientOptions, String), Failure> {
+    // What the client is made of, hashed: a cached client is reused only
+    // while this stays the same (a rotated password makes a new one).
+    let mut inputs = Sha256::new();
+    inputs.update(format!("{insecure}|{timeout:?}|").as_bytes());
     let mut keychain = sluice_oci::Keychain::anonymous();
     let mut opts = ClientOptions {
         timeout,
@@ -180,9 +186,12 @@ pub(crate) async fn client_options(
         let secret = auth::secret(&ctx.client, ns, name).await?;
         let creds = auth::credentials(&secret, ns, name)?;
         if let Some((u, p)) = creds.basic {
+            inputs.update(format!("basic|{}|{u}|{p}|", u.len()).as_bytes());
             keychain = sluice_oci::Keychain::with_credentials(sluice_oci::Credentials::basic(u, p));
         }
         for config in creds.docker_configs {
+            inputs.update(b"config|");
+            inputs.update(&config);
             let source = format!("secret '{ns}/{name}'");
             let parsed = sluice_oci::DockerConfig::parse(&config, &source)
                 .map_err(|e| bad_config(source, e))?;
@@ -191,6 +200,8 @@ pub(crate) async fn client_options(
     }
     if let Some(sa) = service_account {
         for config in auth::service_account_configs(&ctx.client, ns, sa).await? {
+            inputs.update(b"sa-config|");
+            inputs.update(&config);
             let source = format!("the image pull secrets of service account '{ns}/{sa}'");
             let parsed = sluice_oci::DockerConfig::parse(&config, &source)
                 .map_err(|e| bad_config(source, e))?;
@@ -201,13 +212,60 @@ pub(crate) async fn client_options(
     if let Some(name) = cert_secret_ref {
         let secret = auth::secret(&ctx.client, ns, name).await?;
         let tls = auth::tls(&secret, ns, name, false)?;
+        for part in [&tls.ca_pem, &tls.cert_pem, &tls.key_pem] {
+            inputs.update(b"tls|");
+            inputs.update(part.as_deref().unwrap_or_default());
+        }
         opts.tls = sluice_oci::TlsConfig {
             ca_pem: tls.ca_pem,
             client_cert_pem: tls.cert_pem,
             client_key_pem: tls.key_pem,
         };
     }
-    Ok(opts)
+    Ok((opts, sluice_git::archive::hex(&inputs.finalize())))
+}
+
+/// Registry clients kept between polls, one per object: a client remembers
+/// the registry's auth challenge and its token, so a warm poll of a
+/// registry behind basic auth or a token service is still one manifest
+/// `HEAD`. A client is replaced when what it was made of changes.
+#[derive(Default)]
+pub(crate) struct OciClients {
+    clients: Mutex<HashMap<(String, String, String), (String, Client)>>,
+}
+
+impl OciClients {
+    /// The object's client for these options, made when missing or stale.
+    pub fn get(
+        &self,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        fingerprint: &str,
+        opts: ClientOptions,
+    ) -> Result<Client, sluice_oci::Error> {
+        let key = (kind.to_string(), ns.to_string(), name.to_string());
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((f, c)) = clients.get(&key)
+            && f == fingerprint
+        {
+            return Ok(c.clone());
+        }
+        let client = Client::new(opts)?;
+        clients.insert(key, (fingerprint.to_string(), client.clone()));
+        Ok(client)
+    }
+
+    /// Drops the object's client (on deletion).
+    pub fn forget(&self, kind: &str, ns: &str, name: &str) {
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&(kind.to_string(), ns.to_string(), name.to_string()));
+    }
 }
 
 async fn sync(
@@ -239,7 +297,7 @@ async fn sync(
             format!("URL validation failed for '{}': {}", spec.url, e.message()),
         )
     })?;
-    let opts = client_options(
+    let (opts, fingerprint) = client_options(
         ctx,
         &ns,
         spec.secret_ref.as_ref().map(|r| r.name.as_str()),
@@ -261,6 +319,16 @@ async fn sync(
     let ignore = spec.ignore.clone();
     let (ns2, name2) = (ns.clone(), name.clone());
 
+    let client = ctx
+        .oci_clients
+        .get(KIND, &ns, &name, &fingerprint, opts)
+        .map_err(|e| {
+            oci_failure(
+                AUTHENTICATION_FAILED_REASON,
+                &format!("failed to generate transport for '{}'", spec.url),
+                &e,
+            )
+        })?;
     let pulled = blocking(
         timeout,
         |m| {
@@ -270,13 +338,6 @@ async fn sync(
             )
         },
         move || -> Result<Pulled, Failure> {
-            let client = Client::new(opts).map_err(|e| {
-                oci_failure(
-                    AUTHENTICATION_FAILED_REASON,
-                    &format!("failed to generate transport for '{url}'"),
-                    &e,
-                )
-            })?;
             // 1. The wanted tag (a listing only for semver), then its digest
             //    with one HEAD.
             let resolve = |tag: &str| {

@@ -49,6 +49,9 @@ pub(crate) struct Ctx {
     pub recorder: Recorder,
     pub opts: Options,
     pub schedules: Schedules,
+    /// Registry clients kept between polls (OCIRepository, HelmChart from
+    /// an OCI HelmRepository).
+    pub oci_clients: crate::oci_repository::OciClients,
 }
 
 /// A successful run: the artifact in storage and what to say about it.
@@ -197,6 +200,7 @@ pub(crate) async fn cleanup<K: SourceKind>(obj: Arc<K>, ctx: Arc<Ctx>) -> Result
     }
     ctx.opts.runtime.metrics.deleted(K::KIND, &ns, &name);
     ctx.schedules.remove(&key::<K>(&ns, &name));
+    ctx.oci_clients.forget(K::KIND, &ns, &name);
     Ok(Action::await_change())
 }
 

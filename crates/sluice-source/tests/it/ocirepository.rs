@@ -250,6 +250,52 @@ async fn wrong_credentials_are_authentication_failed_without_the_secret() {
     let ok = wait_ready(&api, "apps").await;
     assert_eq!(artifact_of(&ok).unwrap().revision, pushed);
     assert!(cond(&ok, meta::FETCH_FAILED_CONDITION).is_none());
+
+    // The client is kept between polls: a warm poll behind basic auth is
+    // one authenticated manifest HEAD, no challenge round trip.
+    assert_one_head_poll(&reg, &api, "apps", "/manifests/v1").await;
+}
+
+/// Requests a reconcile and checks that it cost exactly one request: a
+/// manifest HEAD on `manifest_path`.
+async fn assert_one_head_poll(
+    reg: &OciRegistry,
+    api: &Api<OCIRepository>,
+    name: &str,
+    manifest_path: &str,
+) {
+    reg.reset_requests();
+    let token = request(api, name).await;
+    let polled = wait_for(api, name, WAIT, |o| {
+        json(o)["status"]["lastHandledReconcileAt"] == serde_json::Value::String(token.clone())
+    })
+    .await;
+    assert!(ready(&polled));
+    let seen = reg.requests();
+    assert_eq!(seen.len(), 1, "one request per no-change poll: {seen:?}");
+    assert_eq!(reg.count("HEAD", manifest_path), 1, "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_token_registry_is_polled_with_one_head_once_warm() {
+    // ghcr.io's shape: anonymous pulls still go through a Bearer token.
+    let Some(reg) = OciRegistry::start(RegistryConfig::bearer(None)) else {
+        return;
+    };
+    let (_ns, api, _h) = setup("oci-bearer").await;
+    let dir = tempfile::tempdir().unwrap();
+    manifests(dir.path(), "one");
+    let pushed = reg.push_artifact("apps", "v1", dir.path());
+    create_source(
+        &api,
+        KIND,
+        "apps",
+        json!({"url": reg.url("apps"), "interval": "10m", "insecure": true, "ref": {"tag": "v1"}}),
+    )
+    .await;
+    let ok = wait_ready(&api, "apps").await;
+    assert_eq!(artifact_of(&ok).unwrap().revision, pushed);
+    assert_one_head_poll(&reg, &api, "apps", "/manifests/v1").await;
 }
 
 #[tokio::test]
