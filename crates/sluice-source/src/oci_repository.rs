@@ -231,8 +231,11 @@ pub(crate) async fn client_options(
 /// `HEAD`. A client is replaced when what it was made of changes.
 #[derive(Default)]
 pub(crate) struct OciClients {
-    clients: Mutex<HashMap<(String, String, String), (String, Client)>>,
+    /// `(kind, namespace, name)` to the inputs' fingerprint and the client.
+    clients: Mutex<HashMap<ObjectKey, (String, Client)>>,
 }
+
+type ObjectKey = (String, String, String);
 
 impl OciClients {
     /// The object's client for these options, made when missing or stale.
