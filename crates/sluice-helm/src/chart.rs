@@ -713,6 +713,19 @@ impl Dependency {
 /// subcharts under `charts/` (directories and `.tgz`, but not names that
 /// start with `_` or `.`) loaded recursively.
 pub fn load_files(files: Vec<File>, limits: &Limits) -> Result<Chart, ChartError> {
+    let loaded: u64 = files.iter().map(|f| f.data.len() as u64).sum();
+    let budget = std::cell::Cell::new(limits.max_total_size.saturating_sub(loaded));
+    load_files_within(files, limits, &budget)
+}
+
+/// [`load_files`], with what subchart archives may still decompress to
+/// (all of them together, at any depth: a chart of archives of archives
+/// stays within the one total limit).
+fn load_files_within(
+    files: Vec<File>,
+    limits: &Limits,
+    budget: &std::cell::Cell<u64>,
+) -> Result<Chart, ChartError> {
     let mut c = Chart::default();
     let mut have_metadata = false;
     for f in &files {
@@ -790,7 +803,21 @@ pub fn load_files(files: Vec<File>, limits: &Limits) -> Result<Chart, ChartError
                     first.name
                 )));
             }
-            load_archive(&first.data[..], limits).map_err(unpack)?
+            let nested = Limits {
+                max_total_size: budget.get(),
+                ..*limits
+            };
+            let inner = read_archive_files(&first.data[..], &nested).map_err(|e| match e {
+                ChartError::Limit(m) => ChartError::Limit(format!(
+                    "{m} (subchart archives count towards the chart's total of {})",
+                    limits.max_total_size
+                )),
+                other => other,
+            });
+            let inner = inner.map_err(unpack)?;
+            let size: u64 = inner.iter().map(|f| f.data.len() as u64).sum();
+            budget.set(budget.get().saturating_sub(size));
+            load_files_within(inner, limits, budget).map_err(unpack)?
         } else {
             let inner: Vec<File> = files
                 .into_iter()
@@ -802,7 +829,7 @@ pub fn load_files(files: Vec<File>, limits: &Limits) -> Result<Chart, ChartError
                     })
                 })
                 .collect();
-            load_files(inner, limits).map_err(unpack)?
+            load_files_within(inner, limits, budget).map_err(unpack)?
         };
         c.dependencies.push(sc);
     }

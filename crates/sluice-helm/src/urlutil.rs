@@ -85,7 +85,8 @@ fn check_escapes(s: &str) -> Result<(), String> {
                 && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
             if !ok {
                 let end = (i + 3).min(b.len());
-                return Err(format!("invalid URL escape {:?}", &s[i..end]));
+                let shown = String::from_utf8_lossy(&b[i..end]);
+                return Err(format!("invalid URL escape {shown:?}"));
             }
             i += 3;
         } else {
@@ -317,5 +318,6 @@ mod tests {
         }
         assert!(resolve_reference_url("https://example.com", "%zz.tgz").is_err());
         assert!(resolve_reference_url("https://example.com", ":x").is_err());
+        assert!(resolve_reference_url("https://example.com", "%中.tgz").is_err());
     }
 }

@@ -348,3 +348,33 @@ fn hostile_archives_are_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn nested_archives_share_the_total_limit() {
+    // Three subchart archives of 400 KiB each (compressing to almost
+    // nothing) in a chart limited to 1 MiB in total: the third one is over.
+    let dir = tempfile::tempdir().unwrap();
+    demo_chart(dir.path());
+    std::fs::create_dir_all(dir.path().join("charts")).unwrap();
+    for i in 0..3 {
+        let name = format!("sub{i}");
+        let chart_yaml = format!("apiVersion: v2\nname: {name}\nversion: 1.0.0\n");
+        let zeros = vec![b'0'; 400 << 10];
+        let archive = tgz(&[
+            (&format!("{name}/Chart.yaml"), chart_yaml.as_bytes()),
+            (&format!("{name}/files/zeros"), &zeros),
+        ]);
+        std::fs::write(dir.path().join(format!("charts/{name}-1.0.0.tgz")), archive).unwrap();
+    }
+    let limits = Limits {
+        max_total_size: 1 << 20,
+        ..Limits::default()
+    };
+    let e = load_dir(dir.path(), &limits).unwrap_err();
+    assert!(matches!(e, ChartError::Limit(_)), "{e}");
+    assert!(
+        e.to_string().contains("subchart archives count towards"),
+        "{e}"
+    );
+    assert!(load_dir(dir.path(), &Limits::default()).is_ok());
+}

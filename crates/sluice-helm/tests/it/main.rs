@@ -7,6 +7,7 @@ mod support;
 
 mod build;
 mod corpus;
+mod garbage;
 mod load;
 mod package;
 mod repo;

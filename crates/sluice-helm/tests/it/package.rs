@@ -245,4 +245,3 @@ fn fixtures_package_as_helm_package() {
         }
     }
 }
-
