@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test deps fmt-check lint deny testenv-build unit integration fuzz conformance realworld bench build release testenv-up testenv-down clean demo
+.PHONY: test deps fmt-check lint deny testenv-build unit integration fuzz conformance realworld bench flux-reference helm-controller-check build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing)
 test: deps fmt-check lint deny testenv-build integration fuzz
@@ -55,6 +55,19 @@ realworld:
 ## bench: performance benchmarks against their reference tools (see bench/)
 bench:
 	bench/run
+
+## flux-reference: Flux's helm-controller and source-controller (the versions
+## Flux v2.9.5 ships) built from Go modules into ~/.cache/sluice/flux (once;
+## minutes cold). Not part of `make test` (scripts/flux-reference)
+flux-reference:
+	scripts/flux-reference build all
+
+## helm-controller-check: Flux's helm-controller (built, cached) beside
+## `sluice controller`: a HelmRelease from a sluice-served OCIRepository
+## installs and upgrades (crates/sluice/tests/flux_helm_controller.rs)
+helm-controller-check:
+	bin="$$(scripts/flux-reference build helm-controller)"; \
+	SLUICE_HELM_CONTROLLER_BIN="$$bin" scripts/with-testenv $(CARGO) test -p sluice --test flux_helm_controller -- --nocapture
 
 ## demo: the homelab example reconciled from Git on a local control plane (scripts/demo)
 demo:
