@@ -16,7 +16,8 @@ use sluice_runtime::Failure;
 
 use crate::api::{self, Artifact, GitRepository, GitRepositorySpec, GitRepositoryStatus};
 use crate::reconciler::{
-    self, Ctx, SourceKind, Stored, fetch_failure, garbage_collect, source_status, storage_failure,
+    self, Ctx, SourceKind, Stored, fetch_failure, new_artifact, source_status, spec_timeout,
+    storage_failure,
 };
 use sluice_git::fetch::{self as git, Auth, FetchTarget, GitErrorKind, Scheme};
 use sluice_git::refs::{self, Selected, Wanted};
@@ -220,20 +221,7 @@ async fn sync(
             ),
         ));
     }
-    let timeout = match spec.timeout.as_deref() {
-        None => DEFAULT_TIMEOUT,
-        Some(t) => spec
-            .timeout()
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                Failure::stalled(
-                    api::INVALID_TIMEOUT_REASON,
-                    format!("invalid timeout '{t}'"),
-                )
-            })?
-            .min(MAX_TIMEOUT),
-    };
+    let timeout = spec_timeout(spec.timeout.as_deref(), spec.timeout(), DEFAULT_TIMEOUT)?;
     let wanted = Wanted::from_ref(spec.reference.as_ref());
     wanted
         .validate()
@@ -349,16 +337,7 @@ async fn sync(
             return Err(storage_failure(format!("failed to store artifact: {e}")));
         }
     };
-    let artifact = Artifact {
-        url: ctx.storage.url_for(&written.path),
-        path: written.path.clone(),
-        revision,
-        digest: written.digest,
-        last_update_time: sluice_api::meta::now(),
-        size: i64::try_from(written.size).ok(),
-        metadata: None,
-    };
-    garbage_collect(ctx, api::KIND, &ns, &name, &written.path);
+    let artifact = new_artifact(ctx, api::KIND, &ns, &name, written, revision, None);
     Ok(stored(artifact, Some(subject), spec))
 }
 

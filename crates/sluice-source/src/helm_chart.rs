@@ -40,8 +40,8 @@ use sluice_runtime::Failure;
 use crate::api::{self, Artifact, GitRepository};
 use crate::http::{HttpClient, HttpError};
 use crate::reconciler::{
-    Ctx, SourceKind, Stored, blocking, fetch_failure, garbage_collect, source_status,
-    storage_failure, store,
+    Ctx, SourceKind, Stored, blocking, fetch_failure, new_artifact, source_status, storage_failure,
+    store,
 };
 
 /// The kind's name.
@@ -400,16 +400,8 @@ async fn sync(
             None => return Err(storage_failure("the stored chart disappeared")),
         },
         Some(written) => {
-            let artifact = Artifact {
-                url: ctx.storage.url_for(&written.path),
-                path: written.path.clone(),
-                revision: built.version.clone(),
-                digest: written.digest,
-                last_update_time: flux::now(),
-                size: i64::try_from(written.size).ok(),
-                metadata: None,
-            };
-            garbage_collect(ctx, KIND, &ns, &name, &written.path);
+            let artifact =
+                new_artifact(ctx, KIND, &ns, &name, written, built.version.clone(), None);
             (artifact, Some((reason, summary.clone())))
         }
     };

@@ -23,8 +23,8 @@ use sluice_api::meta::{
     self as flux, AUTHENTICATION_FAILED_REASON, FAILED_REASON, SUCCEEDED_REASON, URL_INVALID_REASON,
 };
 use sluice_api::source::helm::{
-    HELM_REPOSITORY_KIND, HelmRepository, HelmRepositorySpec, HelmRepositoryStatus,
-    INDEXATION_FAILED_REASON,
+    DEFAULT_HELM_REPOSITORY_TIMEOUT, HELM_REPOSITORY_KIND, HelmRepository, HelmRepositorySpec,
+    HelmRepositoryStatus, INDEXATION_FAILED_REASON,
 };
 use sluice_runtime::{Failure, finalizers};
 
@@ -32,12 +32,15 @@ use crate::api::{self, Artifact};
 use crate::auth::{self, Credentials, Tls};
 use crate::http::{HttpClient, HttpError, human_size, redact};
 use crate::reconciler::{
-    self, Ctx, SourceKind, Stored, blocking, fetch_failure, garbage_collect, source_status,
-    storage_failure, store,
+    self, Ctx, SourceKind, Stored, blocking, fetch_failure, new_artifact, source_status,
+    spec_timeout, storage_failure, store,
 };
 
 /// The kind's name.
 pub const KIND: &str = HELM_REPOSITORY_KIND;
+
+/// Default timeout of index downloads (`spec.timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The largest index downloaded (Flux's `--helm-index-max-size` default).
 pub const MAX_INDEX_BYTES: u64 = 50 << 20;
@@ -183,20 +186,15 @@ async fn sync(
     let name = obj.name_any();
     let spec = &obj.spec;
     validate_url(&spec.url)?;
-    let timeout = spec
-        .timeout()
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            Failure::stalled(
-                api::INVALID_TIMEOUT_REASON,
-                format!(
-                    "invalid timeout '{}'",
-                    spec.timeout.as_deref().unwrap_or_default()
-                ),
-            )
-        })?
-        .min(crate::controller::MAX_TIMEOUT);
+    let timeout = spec_timeout(
+        Some(
+            spec.timeout
+                .as_deref()
+                .unwrap_or(DEFAULT_HELM_REPOSITORY_TIMEOUT),
+        ),
+        spec.timeout(),
+        DEFAULT_TIMEOUT,
+    )?;
     let (creds, tls) = repository_auth(ctx, &ns, spec).await?;
     let url = index_url(&spec.url);
     let shown = redact(&spec.url);
@@ -285,20 +283,11 @@ async fn sync(
             charts,
         } => {
             tracing::debug!(namespace = %ns, name = %name, charts, "stored a new index");
-            let artifact = Artifact {
-                url: ctx.storage.url_for(&written.path),
-                path: written.path.clone(),
-                revision,
-                digest: written.digest,
-                last_update_time: flux::now(),
-                size: i64::try_from(written.size).ok(),
-                metadata: None,
-            };
             let message = format!(
                 "stored fetched index of size {} from '{shown}'",
                 human_size(written.size)
             );
-            garbage_collect(ctx, KIND, &ns, &name, &written.path);
+            let artifact = new_artifact(ctx, KIND, &ns, &name, written, revision, None);
             Ok(stored(artifact, Some(message)))
         }
     }

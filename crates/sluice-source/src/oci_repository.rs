@@ -30,7 +30,7 @@ use sluice_runtime::Failure;
 use crate::api::{self, Artifact};
 use crate::auth;
 use crate::reconciler::{
-    Ctx, SourceKind, Stored, blocking, fetch_failure, garbage_collect, source_status,
+    Ctx, SourceKind, Stored, blocking, fetch_failure, new_artifact, source_status, spec_timeout,
     storage_failure, store,
 };
 
@@ -280,20 +280,7 @@ async fn sync(
     let name = obj.name_any();
     let spec = &obj.spec;
     validate(spec)?;
-    let timeout = match spec.timeout.as_deref() {
-        None => DEFAULT_TIMEOUT,
-        Some(t) => spec
-            .timeout()
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                Failure::stalled(
-                    api::INVALID_TIMEOUT_REASON,
-                    format!("invalid timeout '{t}'"),
-                )
-            })?
-            .min(crate::controller::MAX_TIMEOUT),
-    };
+    let timeout = spec_timeout(spec.timeout.as_deref(), spec.timeout(), DEFAULT_TIMEOUT)?;
     let reference = sluice_oci::Reference::parse(&spec.url).map_err(|e| {
         Failure::stalled(
             URL_INVALID_REASON,
@@ -509,16 +496,15 @@ async fn sync(
                     ", origin source '{source}', origin revision '{rev}'"
                 ));
             }
-            let artifact = Artifact {
-                url: ctx.storage.url_for(&written.path),
-                path: written.path.clone(),
+            let artifact = new_artifact(
+                ctx,
+                KIND,
+                &ns,
+                &name,
+                written,
                 revision,
-                digest: written.digest,
-                last_update_time: flux::now(),
-                size: i64::try_from(written.size).ok(),
-                metadata: (!annotations.is_empty()).then(|| annotations.into_iter().collect()),
-            };
-            garbage_collect(ctx, KIND, &ns, &name, &written.path);
+                (!annotations.is_empty()).then(|| annotations.into_iter().collect()),
+            );
             Ok(stored(artifact, Some(message)))
         }
     }

@@ -432,9 +432,54 @@ pub(crate) fn store(
         .map_err(|s| s.0)
 }
 
+/// The artifact just written for an object (its URL, digest, size, now),
+/// after garbage-collecting the object's older ones.
+pub(crate) fn new_artifact(
+    ctx: &Ctx,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    written: crate::storage::Written,
+    revision: String,
+    metadata: Option<std::collections::BTreeMap<String, String>>,
+) -> Artifact {
+    garbage_collect(ctx, kind, ns, name, &written.path);
+    Artifact {
+        url: ctx.storage.url_for(&written.path),
+        path: written.path,
+        revision,
+        digest: written.digest,
+        last_update_time: flux::now(),
+        size: i64::try_from(written.size).ok(),
+        metadata,
+    }
+}
+
+/// `spec.timeout`: `default` when unset, refused (stalled) when not a
+/// positive duration, lowered to the controller's maximum.
+pub(crate) fn spec_timeout<E>(
+    written: Option<&str>,
+    parsed: Result<Duration, E>,
+    default: Duration,
+) -> Result<Duration, Failure> {
+    let Some(text) = written else {
+        return Ok(default);
+    };
+    parsed
+        .ok()
+        .filter(|d| !d.is_zero())
+        .map(|d| d.min(crate::controller::MAX_TIMEOUT))
+        .ok_or_else(|| {
+            Failure::stalled(
+                crate::api::INVALID_TIMEOUT_REASON,
+                format!("invalid timeout '{text}'"),
+            )
+        })
+}
+
 /// Keeps the newest artifacts of an object (best effort: a failure is
 /// logged, the run still succeeds).
-pub(crate) fn garbage_collect(ctx: &Ctx, kind: &str, ns: &str, name: &str, current: &str) {
+fn garbage_collect(ctx: &Ctx, kind: &str, ns: &str, name: &str, current: &str) {
     match ctx
         .storage
         .garbage_collect(kind, ns, name, current, ctx.opts.artifact_retention.max(1))
