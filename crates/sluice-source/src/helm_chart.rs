@@ -233,6 +233,8 @@ struct Built {
     name: String,
     version: String,
     packaged: bool,
+    /// The values files merged (`None` for a reused chart).
+    values_files: Option<Vec<String>>,
 }
 
 async fn sync(
@@ -325,7 +327,14 @@ async fn sync(
 
     // Build metadata Flux appends to the version, so a consumer notices a
     // new source revision (Git, `reconcileStrategy: Revision`) or new values.
-    let values_files: Vec<String> = spec.values_files().to_vec();
+    // Flux's GetValuesFiles: `["values.yaml"]` alone is the chart's own
+    // values, nothing to merge.
+    let values_files: Vec<String> = BuildOptions {
+        values_files: spec.values_files().to_vec(),
+        ..Default::default()
+    }
+    .effective_values_files()
+    .to_vec();
     let version_metadata = sluice_helm::build::version_metadata(
         spec.source_ref.kind.as_str(),
         source_revision.as_deref().unwrap_or_default(),
@@ -341,7 +350,6 @@ async fn sync(
         .clone()
         .filter(|a| ctx.storage.exists(a))
         .filter(|_| old.observed_chart_name.as_deref() == Some(spec.chart.as_str()))
-        .filter(|_| old.observed_values_files.clone().unwrap_or_default() == values_files)
         .filter(|_| old.observed_generation == obj.metadata.generation);
 
     let storage = ctx.storage.clone();
@@ -372,6 +380,12 @@ async fn sync(
     )
     .await?;
 
+    // The values files actually merged (missing ones left out when
+    // `ignoreMissingValuesFiles`); a reused chart keeps what it recorded.
+    let values_files = built
+        .values_files
+        .clone()
+        .unwrap_or_else(|| old.observed_values_files.clone().unwrap_or_default());
     let mut summary = format!(
         "{} '{}' chart with version '{}'",
         if built.packaged { "packaged" } else { "pulled" },
@@ -618,6 +632,7 @@ fn build(
         name: built.name,
         version: built.version,
         packaged: built.packaged,
+        values_files: Some(built.values_files),
     })
 }
 
@@ -629,6 +644,7 @@ fn reuse(b: &BuildSpec<'_>, version: &str) -> Option<Built> {
         name: b.chart.to_string(),
         version: version.to_string(),
         packaged: !b.values_files.is_empty(),
+        values_files: None,
     })
 }
 

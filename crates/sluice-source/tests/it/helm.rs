@@ -217,6 +217,26 @@ async fn values_files_are_merged_into_a_repackaged_chart() {
     assert!(cond(&failed, meta::BUILD_FAILED_CONDITION).is_some_and(|c| c.0 == "True"));
     assert!(cond(&failed, meta::FETCH_FAILED_CONDITION).is_none());
     assert_eq!(artifact_of(&failed), Some(a));
+
+    // Unless missing ones may be ignored: what was merged is recorded.
+    patch_spec(
+        &env.charts,
+        "hello",
+        json!({"valuesFiles": ["values-prod.yaml", "missing.yaml"], "ignoreMissingValuesFiles": true}),
+    )
+    .await;
+    let chart = wait_for(&env.charts, "hello", WAIT, ready).await;
+    assert_eq!(
+        json(&chart)["status"]["observedValuesFiles"],
+        json!(["values-prod.yaml"])
+    );
+    assert!(cond(&chart, meta::BUILD_FAILED_CONDITION).is_none());
+    assert!(
+        cond(&chart, meta::READY_CONDITION)
+            .unwrap()
+            .2
+            .ends_with("and merged values files [values-prod.yaml]")
+    );
 }
 
 #[tokio::test]
