@@ -27,6 +27,7 @@ mod gofmt;
 pub mod ignore;
 pub mod package;
 pub mod repo;
+pub mod template;
 mod urlutil;
 pub mod values;
 mod yaml;

@@ -1,0 +1,235 @@
+//! Go's `text/template`, with Go's semantics and error messages: the
+//! language Helm charts are written in.
+//!
+//! * [`value`]: [`Value`], what templates see (Go's `interface{}` as Helm
+//!   hands values over), with Go's truth, `%v` printing and `%T` names.
+//! * [`Templates`]: a set of named templates (Go's `*template.Template` and
+//!   its associated templates): [`Templates::parse`] adds a file's
+//!   templates (`define`s included), [`Templates::execute`] runs one.
+//! * [`FuncMap`] / [`Func`]: functions callable from templates. Go's
+//!   builtins (`and`, `or`, `not`, `len`, `index`, `slice`, `print`,
+//!   `printf`, `println`, `eq`, `ne`, `lt`, `le`, `gt`, `ge`, `html`, `js`,
+//!   `urlquery`, `call`) are part of the engine; a `FuncMap` entry of the
+//!   same name replaces one, as in Go.
+//!
+//! Errors read as Go's: `template: x:1: function "foo" not defined`,
+//! `template: x:1:5: executing "x" at <.a.b>: nil pointer evaluating
+//! interface {}.b`.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub mod value;
+
+pub use value::{Map, Object, Value};
+
+/// A function callable from a template. `args` are the evaluated arguments
+/// (the piped value last, as Go passes it). Literal numbers arrive as
+/// [`Value::Int`] when written as integers (`3`, `0x1F`, `'a'`) and as
+/// [`Value::Float`] otherwise (`1.5`, `1e3`); Go would convert a constant to
+/// the parameter's type, so a function taking a Go `float64` or `int` should
+/// accept both for constants.
+pub type Func = Arc<dyn Fn(&mut CallCtx<'_>, &[Value]) -> Result<Value, FuncError> + Send + Sync>;
+
+/// An error from a function call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FuncError {
+    /// The function returned a Go error: printed by the engine as
+    /// `error calling NAME: MESSAGE`.
+    #[error("{0}")]
+    Failed(String),
+    /// The arguments do not fit the function's Go signature, detected
+    /// before the call in Go (`wrong number of args for NAME: want 2 got
+    /// 1`, `wrong type for value; expected string; got int`, `invalid
+    /// value; expected string`): printed as is.
+    #[error("{0}")]
+    Args(String),
+}
+
+impl FuncError {
+    /// `wrong number of args for NAME: want WANT got GOT`.
+    pub fn arity(name: &str, want: usize, got: usize) -> Self {
+        FuncError::Args(format!(
+            "wrong number of args for {name}: want {want} got {got}"
+        ))
+    }
+    /// `wrong number of args for NAME: want at least WANT got GOT` (a
+    /// variadic Go function).
+    pub fn arity_at_least(name: &str, want: usize, got: usize) -> Self {
+        FuncError::Args(format!(
+            "wrong number of args for {name}: want at least {want} got {got}"
+        ))
+    }
+    /// Go's argument check for a parameter of type `want` (`string`,
+    /// `int`, `[]interface {}`, `map[string]interface {}`): `invalid value;
+    /// expected string` for nil, `wrong type for value; expected string;
+    /// got int` otherwise.
+    pub fn wrong_type(want: &str, got: &Value) -> Self {
+        match got {
+            Value::Nil => FuncError::Args(format!("invalid value; expected {want}")),
+            _ => FuncError::Args(format!(
+                "wrong type for value; expected {want}; got {}",
+                got.type_name()
+            )),
+        }
+    }
+}
+
+/// Functions by name (Go's `template.FuncMap`).
+#[derive(Clone, Default)]
+pub struct FuncMap {
+    funcs: HashMap<String, Func>,
+}
+
+impl FuncMap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn insert(&mut self, name: impl Into<String>, f: Func) {
+        self.funcs.insert(name.into(), f);
+    }
+    /// Adds a closure as a function.
+    pub fn add<F>(&mut self, name: impl Into<String>, f: F)
+    where
+        F: Fn(&mut CallCtx<'_>, &[Value]) -> Result<Value, FuncError> + Send + Sync + 'static,
+    {
+        self.funcs.insert(name.into(), Arc::new(f));
+    }
+    pub fn get(&self, name: &str) -> Option<&Func> {
+        self.funcs.get(name)
+    }
+    pub fn contains(&self, name: &str) -> bool {
+        self.funcs.contains_key(name)
+    }
+    pub fn remove(&mut self, name: &str) -> Option<Func> {
+        self.funcs.remove(name)
+    }
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.funcs.keys().map(String::as_str)
+    }
+    pub fn extend(&mut self, other: FuncMap) {
+        self.funcs.extend(other.funcs);
+    }
+}
+
+/// What a missing map key gives (Go's `Option("missingkey=...")`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissingKey {
+    /// `missingkey=default`/`invalid`: no value; `<no value>` when printed;
+    /// a field of it is no value again.
+    #[default]
+    Default,
+    /// `missingkey=zero`, what Helm sets: the map's zero element, a nil
+    /// `interface{}` (printed `<no value>`); a field of it is an error
+    /// (`nil pointer evaluating interface {}.b`).
+    Zero,
+    /// `missingkey=error` (Helm's `--strict`): `map has no entry for key "x"`.
+    Error,
+}
+
+/// Execution options and bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub missing_key: MissingKey,
+    /// Nesting of `template`, `include` and `tpl` calls (Go: 100000, which a
+    /// default thread stack cannot hold; see [`DEFAULT_MAX_DEPTH`]).
+    pub max_depth: usize,
+    /// Bytes of output of one top-level execution, nested ones included.
+    pub max_output: usize,
+}
+
+/// The default nesting bound: enough for Helm's own bound on `include`
+/// (1000 nested includes of one name), within an 8 MiB stack.
+pub const DEFAULT_MAX_DEPTH: usize = 2000;
+/// The default output bound: 64 MiB.
+pub const DEFAULT_MAX_OUTPUT: usize = 64 << 20;
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            missing_key: MissingKey::Default,
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_output: DEFAULT_MAX_OUTPUT,
+        }
+    }
+}
+
+/// A parse or execution error, worded as Go's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// `template: NAME:LINE: MESSAGE`.
+    #[error("{0}")]
+    Parse(String),
+    /// `template: NAME:LINE:COL: executing "NAME" at <NODE>: MESSAGE`, or
+    /// a message without location (`template: no template "x" associated
+    /// with template "y"`).
+    #[error("{0}")]
+    Exec(String),
+}
+
+/// What a function can ask of the engine running it: what Helm's
+/// `include`, `tpl`, `required` and `fail` need.
+pub struct CallCtx<'a> {
+    pub(crate) host: &'a mut dyn Host,
+}
+
+/// The executor's side of [`CallCtx`].
+pub(crate) trait Host {
+    fn execute_template(&mut self, name: &str, data: Value) -> Result<String, Error>;
+    fn parse_and_execute(&mut self, name: &str, text: &str, data: Value) -> Result<String, Error>;
+    fn depth(&self) -> usize;
+    fn root_name(&self) -> &str;
+    fn options(&self) -> Options;
+    fn state_map(&mut self) -> &mut HashMap<TypeId, Box<dyn Any + Send>>;
+}
+
+impl CallCtx<'_> {
+    /// Runs the named template of the current set with `data` as dot and
+    /// returns its output (Go's `t.ExecuteTemplate` into a buffer: Helm's
+    /// `include`). The nesting counts toward [`Options::max_depth`].
+    pub fn execute_template(&mut self, name: &str, data: Value) -> Result<String, Error> {
+        self.host.execute_template(name, data)
+    }
+    /// Helm's `tpl`: clones the current set, parses `text` into the clone as
+    /// template `name` (its `define`s go into the clone only, so that
+    /// `include`s inside see them) and executes it with `data`. A parse
+    /// error is [`Error::Parse`], an execution error [`Error::Exec`].
+    pub fn parse_and_execute(
+        &mut self,
+        name: &str,
+        text: &str,
+        data: Value,
+    ) -> Result<String, Error> {
+        self.host.parse_and_execute(name, text, data)
+    }
+    /// How many `template`/`include`/`tpl` executions are nested here.
+    pub fn depth(&self) -> usize {
+        self.host.depth()
+    }
+    /// The name of the set's first template (Go's `t.Name()` of the set's
+    /// root; Helm's `tpl` parses under it).
+    pub fn root_name(&self) -> &str {
+        self.host.root_name()
+    }
+    pub fn options(&self) -> Options {
+        self.host.options()
+    }
+    /// Per-execution state of type `T`, created on first use and shared by
+    /// every function called during one top-level execution (Helm's
+    /// `include` counts nested names in such a map).
+    pub fn state<T: Any + Send + Default>(&mut self) -> &mut T {
+        let slot = self
+            .host
+            .state_map()
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()));
+        if !slot.is::<T>() {
+            *slot = Box::new(T::default());
+        }
+        match slot.downcast_mut::<T>() {
+            Some(t) => t,
+            None => unreachable!("slot holds a T"),
+        }
+    }
+}
