@@ -23,6 +23,7 @@
 
 pub mod build;
 pub mod chart;
+pub mod funcs;
 mod gofmt;
 pub mod ignore;
 pub mod package;

@@ -1,0 +1,360 @@
+//! Go's formatting and reflection rules as sprig's functions observe them:
+//! `fmt`'s `%v` and `%q`, `reflect.DeepEqual`, sprig's `empty`, the type
+//! and kind names, `strconv` number parsing and Go's `float64 -> int64`.
+
+use std::fmt::Write as _;
+
+use crate::template::Value;
+use crate::template::value::MAX_VALUE_DEPTH;
+
+/// sprig's `strval`: strings and `[]byte` as they are, `%v` otherwise.
+pub fn strval(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        other => other.go_string(),
+    }
+}
+
+/// sprig's `empty`: nil, false, 0, 0.0, and empty strings, lists and maps
+/// (Go's falsehood; structs are never empty).
+pub fn is_empty(v: &Value) -> bool {
+    !v.truthy()
+}
+
+/// A copy sharing nothing with `v` (mitchellh/copystructure's `Copy`).
+pub fn deep_copy(v: &Value, depth: usize) -> Value {
+    if depth > MAX_VALUE_DEPTH {
+        return Value::Nil;
+    }
+    match v {
+        Value::List(l) => Value::list(l.iter().map(|x| deep_copy(x, depth + 1)).collect()),
+        Value::Map(m) => Value::map(
+            m.entries()
+                .into_iter()
+                .map(|(k, x)| (k, deep_copy(&x, depth + 1)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Go's conversion `int64(f)` on amd64: truncation, and the "integer
+/// indefinite" value for NaN and out-of-range inputs.
+pub fn f64_to_i64(f: f64) -> i64 {
+    if f.is_nan() || f >= 9.223_372_036_854_775_807e18 || f < -9.223_372_036_854_775_808e18 {
+        i64::MIN
+    } else {
+        f as i64
+    }
+}
+
+/// `strconv.ParseInt(s, base, 64)` for base 0 (prefixes, `_` separators)
+/// and explicit bases 2..=36.
+pub fn parse_int(s: &str, base: u32) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let (radix, digits, underscores) = if base == 0 {
+        let lower = body.to_ascii_lowercase();
+        if lower.starts_with("0x") {
+            (16, &body[2..], true)
+        } else if lower.starts_with("0o") {
+            (8, &body[2..], true)
+        } else if lower.starts_with("0b") {
+            (2, &body[2..], true)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..], true)
+        } else {
+            (10, body, true)
+        }
+    } else {
+        (base, body, false)
+    };
+    if underscores && base == 0 && !underscore_ok(body) {
+        return None;
+    }
+    let mut mag: u128 = 0;
+    let mut any = false;
+    for c in digits.chars() {
+        if c == '_' && underscores {
+            continue;
+        }
+        let d = c.to_digit(radix)?;
+        any = true;
+        mag = mag * u128::from(radix) + u128::from(d);
+        if mag > 1 << 63 {
+            return None;
+        }
+    }
+    if !any {
+        return None;
+    }
+    if neg {
+        if mag > 1 << 63 {
+            None
+        } else {
+            Some((mag as i128).wrapping_neg() as i64)
+        }
+    } else if mag > i64::MAX as u128 {
+        None
+    } else {
+        Some(mag as i64)
+    }
+}
+
+/// Go's rule for `_` in number literals (base 0): only between digits or
+/// after a base prefix.
+fn underscore_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    // '^' marks "after a prefix", '0' a digit, '_' an underscore.
+    let mut saw = b'^';
+    let mut i = 0;
+    let mut hex = false;
+    if b.len() >= 2 && b[0] == b'0' {
+        let p = b[1].to_ascii_lowercase();
+        if p == b'x' || p == b'o' || p == b'b' {
+            hex = p == b'x';
+            i = 2;
+            saw = b'0';
+        }
+    }
+    let mut any_underscore = false;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {
+            saw = b'0';
+        } else if c == b'_' {
+            if saw != b'0' {
+                return false;
+            }
+            any_underscore = true;
+            saw = b'_';
+        } else {
+            saw = b'!';
+        }
+        i += 1;
+    }
+    !any_underscore || saw != b'_'
+}
+
+/// `strconv.ParseFloat(s, 64)` (decimal forms, `inf`, `nan`).
+pub fn parse_float(s: &str) -> Option<f64> {
+    if s.is_empty() || s.contains('_') {
+        return None;
+    }
+    let t = s.trim_start_matches(['+', '-']);
+    let lower = t.to_ascii_lowercase();
+    if lower.starts_with("0x") {
+        return None;
+    }
+    s.parse::<f64>().ok()
+}
+
+/// `strconv.Quote` (what `%q` prints for a string).
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if is_print(c) => out.push(c),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if (c as u32) < 0x10000 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\U{:08x}", c as u32);
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// An approximation of Go's `strconv.IsPrint`: letters, marks, numbers,
+/// punctuation, symbols and the ASCII space; no control, format, surrogate,
+/// private-use or separator characters other than U+0020.
+fn is_print(c: char) -> bool {
+    let u = c as u32;
+    if u < 0x20 || (0x7f..0xa0).contains(&u) {
+        return false;
+    }
+    if u == 0x20 {
+        return true;
+    }
+    if c.is_whitespace() {
+        return false;
+    }
+    !matches!(u,
+        0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x180e | 0x200b..=0x200f
+        | 0x202a..=0x202e | 0x2060..=0x2064 | 0x2066..=0x206f | 0xfeff
+        | 0xfff9..=0xfffb | 0xe000..=0xf8ff | 0xfffe | 0xffff
+        | 0xf0000..=0x10ffff | 0xe0001 | 0xe0020..=0xe007f)
+}
+
+/// Go's `encoding/json` number form for a `float64`.
+pub fn json_float(f: f64) -> String {
+    let a = f.abs();
+    if a != 0.0 && !(1e-6..1e21).contains(&a) {
+        // 'e' format, exponent at least two digits.
+        let s = format!("{f:e}");
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let (sign, digits) = match e.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', e),
+        };
+        let digits = if digits.len() < 2 {
+            format!("0{digits}")
+        } else {
+            digits.to_string()
+        };
+        format!("{m}e{sign}{digits}")
+    } else if f.fract() == 0.0 && a < 1e21 {
+        format!("{}", f as i128)
+    } else {
+        format!("{f}")
+    }
+}
+
+/// Go's `encoding/json.Marshal` of the value; `escape_html` as the
+/// encoder's `SetEscapeHTML`. Fails on NaN and infinities as Go does.
+pub fn to_json(v: &Value, escape_html: bool, out: &mut String, depth: usize) -> Result<(), String> {
+    if depth > MAX_VALUE_DEPTH {
+        return Err("json: unsupported value: encountered a cycle".into());
+    }
+    match v {
+        Value::Nil => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Uint(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Bytes(b) => {
+            let text = Value::Bytes(b.clone()).to_json();
+            json_string(text.as_str().unwrap_or(""), escape_html, out);
+        }
+        Value::Float(f) => {
+            if !f.is_finite() {
+                return Err(format!(
+                    "json: unsupported value: {}",
+                    crate::gofmt::format_g64(*f)
+                ));
+            }
+            out.push_str(&json_float(*f));
+        }
+        Value::String(s) => json_string(s, escape_html, out),
+        Value::List(items) => {
+            out.push('[');
+            for (i, it) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                to_json(it, escape_html, out, depth + 1)?;
+            }
+            out.push(']');
+        }
+        Value::Map(m) => {
+            out.push('{');
+            for (i, (k, it)) in m.entries().iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_string(k, escape_html, out);
+                out.push(':');
+                to_json(it, escape_html, out, depth + 1)?;
+            }
+            out.push('}');
+        }
+        Value::Object(o) => match o.to_value() {
+            Some(v) => to_json(&v, escape_html, out, depth + 1)?,
+            None => out.push_str("{}"),
+        },
+    }
+    Ok(())
+}
+
+pub fn json_string(s: &str, escape_html: bool, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' if escape_html => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            '\u{2028}' | '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Bytes `[a, b)` of `s`, as Go's `s[a:b]` (which may cut a multi-byte
+/// character; the cut bytes become U+FFFD here).
+pub fn byte_slice(s: &str, a: usize, b: usize) -> String {
+    match s.get(a..b) {
+        Some(t) => t.to_string(),
+        None => String::from_utf8_lossy(&s.as_bytes()[a..b]).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_int_like_go() {
+        assert_eq!(parse_int("0x1F", 0), Some(31));
+        assert_eq!(parse_int("017", 0), Some(15));
+        assert_eq!(parse_int("1_000", 0), Some(1000));
+        assert_eq!(parse_int("_1", 0), None);
+        assert_eq!(parse_int("-9223372036854775808", 0), Some(i64::MIN));
+        assert_eq!(parse_int("9223372036854775808", 0), None);
+        assert_eq!(parse_int("0", 0), Some(0));
+        assert_eq!(parse_int("777", 8), Some(511));
+        assert_eq!(parse_int("0o7", 8), None);
+        assert_eq!(parse_int("", 0), None);
+        assert_eq!(parse_int("1.5", 0), None);
+    }
+
+    #[test]
+    fn json_floats_like_go() {
+        assert_eq!(json_float(1e6), "1000000");
+        assert_eq!(json_float(1.5), "1.5");
+        assert_eq!(json_float(1e21), "1e+21");
+        assert_eq!(json_float(1e-7), "1e-07");
+        assert_eq!(json_float(0.000001), "0.000001");
+    }
+
+    #[test]
+    fn quote_like_go() {
+        assert_eq!(quote("a\"b\n\u{1}é"), "\"a\\\"b\\n\\x01é\"");
+        assert_eq!(quote("\u{feff}"), "\"\\ufeff\"");
+    }
+}
