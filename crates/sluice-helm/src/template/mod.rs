@@ -20,7 +20,16 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod builtins;
+mod exec;
+mod gofmt;
+mod lex;
+mod parse;
+mod quote;
 pub mod value;
+
+#[cfg(test)]
+mod tests;
 
 pub use value::{Map, Object, Value};
 
@@ -232,4 +241,103 @@ impl CallCtx<'_> {
             None => unreachable!("slot holds a T"),
         }
     }
+}
+
+/// A set of named templates sharing functions and options: Go's
+/// `*template.Template` with its associated templates.
+#[derive(Clone)]
+pub struct Templates {
+    set: Arc<exec::Set>,
+}
+
+/// Stack reserved for one top-level execution: execution recurses once per
+/// nested `template`/`include`/`tpl` and per nested control structure, both
+/// bounded; the thread's stack is only committed as it is used.
+const EXEC_STACK: usize = 256 << 20;
+
+impl Templates {
+    /// An empty set named `name` (Go's `template.New(name).Funcs(funcs)`).
+    pub fn new(name: &str, funcs: FuncMap) -> Self {
+        Templates {
+            set: Arc::new(exec::Set {
+                root: name.to_string(),
+                trees: HashMap::new(),
+                funcs: Arc::new(funcs),
+                options: Options::default(),
+            }),
+        }
+    }
+
+    pub fn with_options(mut self, options: Options) -> Self {
+        Arc::make_mut(&mut self.set).options = options;
+        self
+    }
+
+    pub fn options(&self) -> Options {
+        self.set.options
+    }
+
+    /// Go's `t.New(name).Parse(text)`: parses `text` as template `name`; its
+    /// `define`s and `block`s are added too. A template of the same name
+    /// from an earlier call is replaced, unless the new body is empty
+    /// (whitespace and comments).
+    pub fn parse(&mut self, name: &str, text: &str) -> Result<(), Error> {
+        Arc::make_mut(&mut self.set).parse(name, text).map(|_| ())
+    }
+
+    /// Whether a template of that name is defined.
+    pub fn contains(&self, name: &str) -> bool {
+        self.set.trees.contains_key(name)
+    }
+
+    /// The names of the defined templates, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.set.trees.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Go's `t.ExecuteTemplate(w, name, data)` into a string. Runs on a
+    /// thread of its own with a large stack, so that the bounded recursion
+    /// cannot overflow the caller's.
+    pub fn execute(&self, name: &str, data: &Value) -> Result<String, Error> {
+        let Some(tree) = self.set.trees.get(name).cloned() else {
+            return Err(Error::Exec(format!(
+                "template: no template {} associated with template {}",
+                quote::quote(name),
+                quote::quote(&self.set.root)
+            )));
+        };
+        let set = self.set.clone();
+        let data = data.clone();
+        std::thread::scope(|s| {
+            let h = std::thread::Builder::new()
+                .name("template".into())
+                .stack_size(EXEC_STACK)
+                .spawn_scoped(s, move || exec::Engine::new(set).run(&tree, data));
+            match h {
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Exec("template: execution panicked".into()))),
+                Err(e) => Err(Error::Exec(format!(
+                    "template: cannot start execution: {e}"
+                ))),
+            }
+        })
+    }
+}
+
+/// Parses `text` as template `name` with `funcs` and executes it with
+/// `data` under `options` (bounded depth and output): an entry point for
+/// fuzzing.
+pub fn parse_and_execute_bounded(
+    name: &str,
+    text: &str,
+    funcs: FuncMap,
+    data: &Value,
+    options: Options,
+) -> Result<String, Error> {
+    let mut t = Templates::new(name, funcs).with_options(options);
+    t.parse(name, text)?;
+    t.execute(name, data)
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::FuncError;
 use crate::gofmt::format_g64;
 
 /// How deep printing and conversions descend before giving up (a map can be
@@ -43,16 +44,18 @@ pub enum Value {
 }
 
 /// A Go struct (or a named type with methods) visible to templates.
+#[allow(clippy::len_without_is_empty)]
 pub trait Object: Send + Sync {
     /// Go's `%T` of the value (`*chart.Metadata`, `chartutil.Files`).
     fn type_name(&self) -> &str;
     /// The field or map key `name` (`.Release.Name`); `None` when the type
     /// has no such field (Go: `can't evaluate field X in type T`).
     fn field(&self, name: &str) -> Option<Value>;
-    /// Calls method `name`; `None` when there is no such method. An `Err`
-    /// is the Go error the method returned (or its argument check, worded
-    /// as Go's: `wrong number of args for Has: want 1 got 0`).
-    fn call(&self, _method: &str, _args: &[Value]) -> Option<Result<Value, String>> {
+    /// Calls method `name`; `None` when there is no such method. A
+    /// [`FuncError::Failed`] is the Go error the method returned (printed
+    /// `error calling Has: ...`); [`FuncError::Args`] is Go's argument check
+    /// ([`FuncError::arity`], [`FuncError::wrong_type`]).
+    fn call(&self, _method: &str, _args: &[Value]) -> Option<Result<Value, FuncError>> {
         None
     }
     /// Whether `name` is a method (Go looks methods up before fields).
@@ -70,6 +73,17 @@ pub trait Object: Send + Sync {
     /// The value as plain data, as `encoding/json` would see it (for
     /// `toYaml`, `toJson`); `None` if it has no such form.
     fn to_value(&self) -> Option<Value> {
+        None
+    }
+    /// The entries `range` visits (index or key, element), in Go's order,
+    /// for an object that is a map or slice type (Helm's `Files`); `None`
+    /// if it cannot be ranged over.
+    fn range_entries(&self) -> Option<Vec<(Value, Value)>> {
+        None
+    }
+    /// Go's `len` of it, for a map or slice type; `None` otherwise. Also
+    /// its truth: an object with a length is true when not empty.
+    fn len(&self) -> Option<usize> {
         None
     }
     /// For downcasting by functions that know the concrete type.
@@ -250,7 +264,7 @@ impl Value {
             Value::Bytes(b) => !b.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Map(m) => !m.is_empty(),
-            Value::Object(_) => true,
+            Value::Object(o) => o.len().is_none_or(|n| n > 0),
         }
     }
 

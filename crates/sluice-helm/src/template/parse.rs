@@ -1,0 +1,1296 @@
+//! The parser of Go's `text/template/parse`: the same trees, the same
+//! checks (undefined functions and variables, `break` outside `range`,
+//! redefinitions) and the same error texts (`template: NAME:LINE: MESSAGE`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::lex::{Item, ItemType, Lexer};
+use super::quote::{UChar, quote, unquote, unquote_char};
+
+/// Nesting of parenthesized pipelines the parser accepts (Go: 10000; lower
+/// here so that a deep nesting cannot exhaust a thread's stack).
+pub(crate) const MAX_PAREN_DEPTH: usize = 1000;
+/// Nesting of `if`/`range`/`with`/`block` (Go has no bound).
+pub(crate) const MAX_CONTROL_DEPTH: usize = 1000;
+
+// Positions and lines are kept as Go's nodes have them, even where the
+// executor reads only some.
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub(crate) struct ListNode {
+    pub pos: usize,
+    pub nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub(crate) enum Node {
+    Text {
+        pos: usize,
+        text: String,
+    },
+    Comment {
+        pos: usize,
+        text: String,
+    },
+    Action {
+        pos: usize,
+        line: usize,
+        pipe: PipeNode,
+    },
+    If(Box<BranchNode>),
+    Range(Box<BranchNode>),
+    With(Box<BranchNode>),
+    Template {
+        pos: usize,
+        line: usize,
+        name: String,
+        pipe: Option<PipeNode>,
+    },
+    Break {
+        pos: usize,
+        line: usize,
+    },
+    Continue {
+        pos: usize,
+        line: usize,
+    },
+    /// `{{end}}`: only while parsing.
+    End {
+        pos: usize,
+    },
+    /// `{{else}}`: only while parsing.
+    Else {
+        pos: usize,
+        line: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub(crate) struct BranchNode {
+    pub pos: usize,
+    pub line: usize,
+    pub pipe: PipeNode,
+    pub list: ListNode,
+    pub else_list: Option<ListNode>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PipeNode {
+    pub pos: usize,
+    pub line: usize,
+    pub is_assign: bool,
+    pub decl: Vec<VarNode>,
+    pub cmds: Vec<CommandNode>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct VarNode {
+    pub pos: usize,
+    pub ident: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CommandNode {
+    pub pos: usize,
+    pub args: Vec<Arg>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct NumberNode {
+    pub pos: usize,
+    pub is_int: bool,
+    pub is_uint: bool,
+    pub is_float: bool,
+    pub is_complex: bool,
+    pub int64: i64,
+    pub uint64: u64,
+    pub float64: f64,
+    pub complex: (f64, f64),
+    pub text: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Identifier {
+        pos: usize,
+        name: String,
+    },
+    Dot {
+        pos: usize,
+    },
+    Nil {
+        pos: usize,
+    },
+    Field {
+        pos: usize,
+        ident: Vec<String>,
+    },
+    Variable(VarNode),
+    Chain {
+        pos: usize,
+        node: Box<Arg>,
+        field: Vec<String>,
+    },
+    Bool {
+        pos: usize,
+        val: bool,
+    },
+    Number(Box<NumberNode>),
+    String {
+        pos: usize,
+        quoted: String,
+        text: String,
+    },
+    Pipe(Box<PipeNode>),
+}
+
+impl Arg {
+    pub fn pos(&self) -> usize {
+        match self {
+            Arg::Identifier { pos, .. }
+            | Arg::Dot { pos }
+            | Arg::Nil { pos }
+            | Arg::Field { pos, .. }
+            | Arg::Chain { pos, .. }
+            | Arg::Bool { pos, .. }
+            | Arg::String { pos, .. } => *pos,
+            Arg::Variable(v) => v.pos,
+            Arg::Number(n) => n.pos,
+            Arg::Pipe(p) => p.pos,
+        }
+    }
+}
+
+impl Node {
+    pub fn pos(&self) -> usize {
+        match self {
+            Node::Text { pos, .. }
+            | Node::Comment { pos, .. }
+            | Node::Action { pos, .. }
+            | Node::Template { pos, .. }
+            | Node::Break { pos, .. }
+            | Node::Continue { pos, .. }
+            | Node::End { pos }
+            | Node::Else { pos, .. } => *pos,
+            Node::If(b) | Node::Range(b) | Node::With(b) => b.pos,
+        }
+    }
+}
+
+// Printing, as Go's `String()` methods. `q` quotes text nodes (Go's tests
+// switch textFormat to %q).
+
+pub(crate) fn write_list(out: &mut String, l: &ListNode, q: bool) {
+    for n in &l.nodes {
+        write_node(out, n, q);
+    }
+}
+
+pub(crate) fn write_node(out: &mut String, n: &Node, q: bool) {
+    match n {
+        Node::Text { text, .. } => {
+            if q {
+                out.push_str(&quote(text));
+            } else {
+                out.push_str(text);
+            }
+        }
+        Node::Comment { text, .. } => {
+            out.push_str("{{");
+            out.push_str(text);
+            out.push_str("}}");
+        }
+        Node::Action { pipe, .. } => {
+            out.push_str("{{");
+            write_pipe(out, pipe);
+            out.push_str("}}");
+        }
+        Node::If(b) => write_branch(out, "if", b, q),
+        Node::Range(b) => write_branch(out, "range", b, q),
+        Node::With(b) => write_branch(out, "with", b, q),
+        Node::Template { name, pipe, .. } => {
+            out.push_str("{{template ");
+            out.push_str(&quote(name));
+            if let Some(p) = pipe {
+                out.push(' ');
+                write_pipe(out, p);
+            }
+            out.push_str("}}");
+        }
+        Node::Break { .. } => out.push_str("{{break}}"),
+        Node::Continue { .. } => out.push_str("{{continue}}"),
+        Node::End { .. } => out.push_str("{{end}}"),
+        Node::Else { .. } => out.push_str("{{else}}"),
+    }
+}
+
+fn write_branch(out: &mut String, name: &str, b: &BranchNode, q: bool) {
+    out.push_str("{{");
+    out.push_str(name);
+    out.push(' ');
+    write_pipe(out, &b.pipe);
+    out.push_str("}}");
+    write_list(out, &b.list, q);
+    if let Some(e) = &b.else_list {
+        out.push_str("{{else}}");
+        write_list(out, e, q);
+    }
+    out.push_str("{{end}}");
+}
+
+pub(crate) fn write_pipe(out: &mut String, p: &PipeNode) {
+    if !p.decl.is_empty() {
+        for (i, v) in p.decl.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&v.ident.join("."));
+        }
+        out.push_str(if p.is_assign { " = " } else { " := " });
+    }
+    for (i, c) in p.cmds.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" | ");
+        }
+        write_command(out, c);
+    }
+}
+
+pub(crate) fn write_command(out: &mut String, c: &CommandNode) {
+    for (i, a) in c.args.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if let Arg::Pipe(p) = a {
+            out.push('(');
+            write_pipe(out, p);
+            out.push(')');
+            continue;
+        }
+        write_arg(out, a);
+    }
+}
+
+pub(crate) fn write_arg(out: &mut String, a: &Arg) {
+    match a {
+        Arg::Identifier { name, .. } => out.push_str(name),
+        Arg::Dot { .. } => out.push('.'),
+        Arg::Nil { .. } => out.push_str("nil"),
+        Arg::Field { ident, .. } => {
+            for id in ident {
+                out.push('.');
+                out.push_str(id);
+            }
+        }
+        Arg::Variable(v) => out.push_str(&v.ident.join(".")),
+        Arg::Chain { node, field, .. } => {
+            if let Arg::Pipe(p) = node.as_ref() {
+                out.push('(');
+                write_pipe(out, p);
+                out.push(')');
+            } else {
+                write_arg(out, node);
+            }
+            for f in field {
+                out.push('.');
+                out.push_str(f);
+            }
+        }
+        Arg::Bool { val, .. } => out.push_str(if *val { "true" } else { "false" }),
+        Arg::Number(n) => out.push_str(&n.text),
+        Arg::String { quoted, .. } => out.push_str(quoted),
+        Arg::Pipe(p) => write_pipe(out, p),
+    }
+}
+
+pub(crate) fn arg_string(a: &Arg) -> String {
+    let mut s = String::new();
+    write_arg(&mut s, a);
+    s
+}
+
+/// One parsed template.
+#[derive(Debug, Clone)]
+pub(crate) struct Tree {
+    pub name: String,
+    /// The name of the top-level template being parsed (for errors).
+    pub parse_name: String,
+    pub root: ListNode,
+    /// The whole text parsed (positions index into it).
+    pub text: Arc<str>,
+}
+
+impl Tree {
+    /// Go's `Tree.ErrorContext`: `NAME:LINE:COL` of a byte position.
+    pub fn location(&self, pos: usize) -> String {
+        let text = self.text.get(..pos).unwrap_or(&self.text);
+        let col = match text.rfind('\n') {
+            None => pos,
+            Some(i) => pos - (i + 1),
+        };
+        let line = 1 + text.matches('\n').count();
+        format!("{}:{}:{}", self.parse_name, line, col)
+    }
+}
+
+/// Go's `parse.IsEmptyTree`.
+pub(crate) fn is_empty_list(l: &ListNode) -> bool {
+    l.nodes.iter().all(|n| match n {
+        Node::Comment { .. } => true,
+        Node::Text { text, .. } => text.trim_matches(|c: char| c.is_whitespace()).is_empty(),
+        _ => false,
+    })
+}
+
+/// Whether a function name is known to the parser.
+pub(crate) trait FuncCheck {
+    fn has_function(&self, name: &str) -> bool;
+}
+
+struct Parser<'a, 'f> {
+    parse_name: String,
+    text: Arc<str>,
+    funcs: &'f dyn FuncCheck,
+    lex: Lexer<'a>,
+    token: [Item; 3],
+    peek_count: usize,
+    vars: Vec<String>,
+    action_line: usize,
+    range_depth: usize,
+    paren_depth: usize,
+    control_depth: usize,
+    tree_set: HashMap<String, Tree>,
+    /// Insertion order of `tree_set`, so that adding is deterministic.
+    order: Vec<String>,
+}
+
+type PResult<T> = Result<T, String>;
+
+fn eof_item() -> Item {
+    Item {
+        typ: ItemType::Eof,
+        pos: 0,
+        val: String::new(),
+        line: 0,
+    }
+}
+
+/// Parses `text` as template `name`: the trees defined in it (`name`
+/// itself, `define`s and `block`s), in the order they were completed.
+pub(crate) fn parse(name: &str, text: &str, funcs: &dyn FuncCheck) -> Result<Vec<Tree>, String> {
+    let arc: Arc<str> = Arc::from(text);
+    let mut lex = Lexer::new(text);
+    lex.break_ok = !funcs.has_function("break");
+    lex.continue_ok = !funcs.has_function("continue");
+    let mut p = Parser {
+        parse_name: name.to_string(),
+        text: arc,
+        funcs,
+        lex,
+        token: [eof_item(), eof_item(), eof_item()],
+        peek_count: 0,
+        vars: vec!["$".into()],
+        action_line: 0,
+        range_depth: 0,
+        paren_depth: 0,
+        control_depth: 0,
+        tree_set: HashMap::new(),
+        order: Vec::new(),
+    };
+    let root = p.parse_top()?;
+    p.add(name.to_string(), root)?;
+    let mut out = Vec::new();
+    for n in std::mem::take(&mut p.order) {
+        if let Some(t) = p.tree_set.remove(&n) {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+impl Parser<'_, '_> {
+    fn next(&mut self) -> Item {
+        if self.peek_count > 0 {
+            self.peek_count -= 1;
+        } else {
+            self.token[0] = self.lex.next_item();
+        }
+        self.token[self.peek_count].clone()
+    }
+    fn backup(&mut self) {
+        self.peek_count += 1;
+    }
+    fn backup2(&mut self, t1: Item) {
+        self.token[1] = t1;
+        self.peek_count = 2;
+    }
+    fn backup3(&mut self, t2: Item, t1: Item) {
+        self.token[1] = t1;
+        self.token[2] = t2;
+        self.peek_count = 3;
+    }
+    fn peek(&mut self) -> Item {
+        if self.peek_count > 0 {
+            return self.token[self.peek_count - 1].clone();
+        }
+        self.peek_count = 1;
+        self.token[0] = self.lex.next_item();
+        self.token[0].clone()
+    }
+    fn next_non_space(&mut self) -> Item {
+        loop {
+            let t = self.next();
+            if t.typ != ItemType::Space {
+                return t;
+            }
+        }
+    }
+    fn peek_non_space(&mut self) -> Item {
+        let t = self.next_non_space();
+        self.backup();
+        t
+    }
+
+    fn errorf<T>(&self, msg: impl std::fmt::Display) -> PResult<T> {
+        Err(format!(
+            "template: {}:{}: {}",
+            self.parse_name, self.token[0].line, msg
+        ))
+    }
+
+    fn expect(&mut self, expected: ItemType, context: &str) -> PResult<Item> {
+        let t = self.next_non_space();
+        if t.typ != expected {
+            return self.unexpected(&t, context);
+        }
+        Ok(t)
+    }
+
+    fn expect_one_of(&mut self, e1: ItemType, e2: ItemType, context: &str) -> PResult<Item> {
+        let t = self.next_non_space();
+        if t.typ != e1 && t.typ != e2 {
+            return self.unexpected(&t, context);
+        }
+        Ok(t)
+    }
+
+    fn unexpected<T>(&self, token: &Item, context: &str) -> PResult<T> {
+        if token.typ == ItemType::Error {
+            let mut extra = String::new();
+            if self.action_line != 0 && self.action_line != token.line {
+                extra = format!(
+                    " in action started at {}:{}",
+                    self.parse_name, self.action_line
+                );
+                if token.val.ends_with(" action") {
+                    extra = extra[" in action".len()..].to_string();
+                }
+            }
+            return self.errorf(format!("{token}{extra}"));
+        }
+        self.errorf(format!("unexpected {token} in {context}"))
+    }
+
+    fn add(&mut self, name: String, root: ListNode) -> PResult<()> {
+        if let Some(old) = self.tree_set.get(&name) {
+            if !is_empty_list(&old.root) {
+                if !is_empty_list(&root) {
+                    return self.errorf(format!(
+                        "template: multiple definition of template {}",
+                        quote(&name)
+                    ));
+                }
+                return Ok(());
+            }
+        } else {
+            self.order.push(name.clone());
+        }
+        self.tree_set.insert(
+            name.clone(),
+            Tree {
+                name,
+                parse_name: self.parse_name.clone(),
+                root,
+                text: self.text.clone(),
+            },
+        );
+        Ok(())
+    }
+
+    fn parse_top(&mut self) -> PResult<ListNode> {
+        let pos = self.peek().pos;
+        let mut root = ListNode { pos, nodes: vec![] };
+        while self.peek().typ != ItemType::Eof {
+            if self.peek().typ == ItemType::LeftDelim {
+                let delim = self.next();
+                if self.next_non_space().typ == ItemType::Define {
+                    self.parse_definition()?;
+                    continue;
+                }
+                self.backup2(delim);
+            }
+            let n = self.text_or_action()?;
+            match n {
+                Node::End { .. } | Node::Else { .. } => {
+                    let mut s = String::new();
+                    write_node(&mut s, &n, false);
+                    return self.errorf(format!("unexpected {s}"));
+                }
+                n => root.nodes.push(n),
+            }
+        }
+        Ok(root)
+    }
+
+    /// A `define` clause, after `{{define`: a new tree with fresh
+    /// variables.
+    fn parse_definition(&mut self) -> PResult<()> {
+        const CONTEXT: &str = "define clause";
+        let name = self.expect_one_of(ItemType::String, ItemType::RawString, CONTEXT)?;
+        let Some(name) = unquote(&name.val) else {
+            return self.errorf("invalid syntax");
+        };
+        self.expect(ItemType::RightDelim, CONTEXT)?;
+        let saved_vars = std::mem::replace(&mut self.vars, vec!["$".into()]);
+        let saved_range = std::mem::replace(&mut self.range_depth, 0);
+        let r = self.item_list();
+        self.vars = saved_vars;
+        self.range_depth = saved_range;
+        let (root, end) = r?;
+        if !matches!(end, Node::End { .. }) {
+            let mut s = String::new();
+            write_node(&mut s, &end, false);
+            return self.errorf(format!("unexpected {s} in {CONTEXT}"));
+        }
+        self.add(name, root)
+    }
+
+    fn item_list(&mut self) -> PResult<(ListNode, Node)> {
+        let pos = self.peek_non_space().pos;
+        let mut list = ListNode { pos, nodes: vec![] };
+        while self.peek_non_space().typ != ItemType::Eof {
+            let n = self.text_or_action()?;
+            match n {
+                Node::End { .. } | Node::Else { .. } => return Ok((list, n)),
+                n => list.nodes.push(n),
+            }
+        }
+        self.errorf("unexpected EOF")
+    }
+
+    fn text_or_action(&mut self) -> PResult<Node> {
+        let token = self.next_non_space();
+        match token.typ {
+            ItemType::Text => Ok(Node::Text {
+                pos: token.pos,
+                text: token.val,
+            }),
+            ItemType::LeftDelim => {
+                self.action_line = token.line;
+                let r = self.action();
+                self.action_line = 0;
+                r
+            }
+            ItemType::Comment => Ok(Node::Comment {
+                pos: token.pos,
+                text: token.val,
+            }),
+            _ => self.unexpected(&token, "input"),
+        }
+    }
+
+    fn action(&mut self) -> PResult<Node> {
+        let token = self.next_non_space();
+        match token.typ {
+            ItemType::Block => return self.block_control(),
+            ItemType::Break => return self.break_control(token.pos, token.line, true),
+            ItemType::Continue => return self.break_control(token.pos, token.line, false),
+            ItemType::Else => return self.else_control(),
+            ItemType::End => return self.end_control(),
+            ItemType::If => return self.if_control(),
+            ItemType::Range => return self.range_control(),
+            ItemType::Template => return self.template_control(),
+            ItemType::With => return self.with_control(),
+            _ => {}
+        }
+        self.backup();
+        let token = self.peek();
+        let pipe = self.pipeline("command", ItemType::RightDelim)?;
+        Ok(Node::Action {
+            pos: token.pos,
+            line: token.line,
+            pipe,
+        })
+    }
+
+    fn break_control(&mut self, pos: usize, line: usize, is_break: bool) -> PResult<Node> {
+        let word = if is_break {
+            "{{break}}"
+        } else {
+            "{{continue}}"
+        };
+        let token = self.next_non_space();
+        if token.typ != ItemType::RightDelim {
+            return self.unexpected(&token, word);
+        }
+        if self.range_depth == 0 {
+            return self.errorf(format!("{word} outside {{{{range}}}}"));
+        }
+        Ok(if is_break {
+            Node::Break { pos, line }
+        } else {
+            Node::Continue { pos, line }
+        })
+    }
+
+    fn pipeline(&mut self, context: &str, end: ItemType) -> PResult<PipeNode> {
+        let token = self.peek_non_space();
+        let mut pipe = PipeNode {
+            pos: token.pos,
+            line: token.line,
+            is_assign: false,
+            decl: vec![],
+            cmds: vec![],
+        };
+        'decls: loop {
+            let v = self.peek_non_space();
+            if v.typ == ItemType::Variable {
+                self.next();
+                let after = self.peek();
+                let next = self.peek_non_space();
+                if next.typ == ItemType::Assign || next.typ == ItemType::Declare {
+                    pipe.is_assign = next.typ == ItemType::Assign;
+                    self.next_non_space();
+                    pipe.decl.push(new_var(v.pos, &v.val));
+                    self.vars.push(v.val.clone());
+                } else if next.typ == ItemType::Char && next.val == "," {
+                    self.next_non_space();
+                    pipe.decl.push(new_var(v.pos, &v.val));
+                    self.vars.push(v.val.clone());
+                    if context == "range" && pipe.decl.len() < 2 {
+                        match self.peek_non_space().typ {
+                            ItemType::Variable | ItemType::RightDelim | ItemType::RightParen => {
+                                continue 'decls;
+                            }
+                            _ => return self.errorf("range can only initialize variables"),
+                        }
+                    }
+                    return self.errorf(format!("too many declarations in {context}"));
+                } else if after.typ == ItemType::Space {
+                    self.backup3(v, after);
+                } else {
+                    self.backup2(v);
+                }
+            }
+            break;
+        }
+        loop {
+            let token = self.next_non_space();
+            if token.typ == end {
+                self.check_pipeline(&pipe, context)?;
+                return Ok(pipe);
+            }
+            match token.typ {
+                ItemType::Bool
+                | ItemType::CharConstant
+                | ItemType::Complex
+                | ItemType::Dot
+                | ItemType::Field
+                | ItemType::Identifier
+                | ItemType::Number
+                | ItemType::Nil
+                | ItemType::RawString
+                | ItemType::String
+                | ItemType::Variable
+                | ItemType::LeftParen => {
+                    self.backup();
+                    let c = self.command()?;
+                    pipe.cmds.push(c);
+                }
+                _ => return self.unexpected(&token, context),
+            }
+        }
+    }
+
+    fn check_pipeline(&self, pipe: &PipeNode, context: &str) -> PResult<()> {
+        if pipe.cmds.is_empty() {
+            return self.errorf(format!("missing value for {context}"));
+        }
+        for (i, c) in pipe.cmds.iter().enumerate().skip(1) {
+            if let Some(
+                Arg::Bool { .. }
+                | Arg::Dot { .. }
+                | Arg::Nil { .. }
+                | Arg::Number(_)
+                | Arg::String { .. },
+            ) = c.args.first()
+            {
+                return self.errorf(format!(
+                    "non executable command in pipeline stage {}",
+                    i + 1
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn parse_control(&mut self, context: &str) -> PResult<BranchNode> {
+        if self.control_depth >= MAX_CONTROL_DEPTH {
+            return self.errorf("max nesting depth exceeded");
+        }
+        self.control_depth += 1;
+        let mark = self.vars.len();
+        let r = self.parse_control_inner(context);
+        self.vars.truncate(mark);
+        self.control_depth -= 1;
+        r
+    }
+
+    fn parse_control_inner(&mut self, context: &str) -> PResult<BranchNode> {
+        let pipe = self.pipeline(context, ItemType::RightDelim)?;
+        if context == "range" {
+            self.range_depth += 1;
+        }
+        let r = self.item_list();
+        if context == "range" {
+            self.range_depth -= 1;
+        }
+        let (list, next) = r?;
+        let mut else_list = None;
+        if let Node::Else { pos, .. } = next {
+            if context == "if" && self.peek().typ == ItemType::If {
+                self.next();
+                let n = self.if_control()?;
+                else_list = Some(ListNode {
+                    pos,
+                    nodes: vec![n],
+                });
+            } else if context == "with" && self.peek().typ == ItemType::With {
+                self.next();
+                let n = self.with_control()?;
+                else_list = Some(ListNode {
+                    pos,
+                    nodes: vec![n],
+                });
+            } else {
+                let (l, next) = self.item_list()?;
+                if !matches!(next, Node::End { .. }) {
+                    let mut s = String::new();
+                    write_node(&mut s, &next, false);
+                    return self.errorf(format!("expected end; found {s}"));
+                }
+                else_list = Some(l);
+            }
+        }
+        Ok(BranchNode {
+            pos: pipe.pos,
+            line: pipe.line,
+            pipe,
+            list,
+            else_list,
+        })
+    }
+
+    fn if_control(&mut self) -> PResult<Node> {
+        Ok(Node::If(Box::new(self.parse_control("if")?)))
+    }
+    fn range_control(&mut self) -> PResult<Node> {
+        Ok(Node::Range(Box::new(self.parse_control("range")?)))
+    }
+    fn with_control(&mut self) -> PResult<Node> {
+        Ok(Node::With(Box::new(self.parse_control("with")?)))
+    }
+
+    fn end_control(&mut self) -> PResult<Node> {
+        let t = self.expect(ItemType::RightDelim, "end")?;
+        Ok(Node::End { pos: t.pos })
+    }
+
+    fn else_control(&mut self) -> PResult<Node> {
+        let peek = self.peek_non_space();
+        if peek.typ == ItemType::If || peek.typ == ItemType::With {
+            return Ok(Node::Else {
+                pos: peek.pos,
+                line: peek.line,
+            });
+        }
+        let t = self.expect(ItemType::RightDelim, "else")?;
+        Ok(Node::Else {
+            pos: t.pos,
+            line: t.line,
+        })
+    }
+
+    fn block_control(&mut self) -> PResult<Node> {
+        const CONTEXT: &str = "block clause";
+        if self.control_depth >= MAX_CONTROL_DEPTH {
+            return self.errorf("max nesting depth exceeded");
+        }
+        let token = self.next_non_space();
+        let name = self.parse_template_name(&token, CONTEXT)?;
+        let pipe = self.pipeline(CONTEXT, ItemType::RightDelim)?;
+        let saved_vars = std::mem::replace(&mut self.vars, vec!["$".into()]);
+        let saved_range = std::mem::replace(&mut self.range_depth, 0);
+        self.control_depth += 1;
+        let r = self.item_list();
+        self.control_depth -= 1;
+        self.vars = saved_vars;
+        self.range_depth = saved_range;
+        let (root, end) = r?;
+        if !matches!(end, Node::End { .. }) {
+            let mut s = String::new();
+            write_node(&mut s, &end, false);
+            return self.errorf(format!("unexpected {s} in {CONTEXT}"));
+        }
+        self.add(name.clone(), root)?;
+        Ok(Node::Template {
+            pos: token.pos,
+            line: token.line,
+            name,
+            pipe: Some(pipe),
+        })
+    }
+
+    fn template_control(&mut self) -> PResult<Node> {
+        const CONTEXT: &str = "template clause";
+        let token = self.next_non_space();
+        let name = self.parse_template_name(&token, CONTEXT)?;
+        let mut pipe = None;
+        if self.next_non_space().typ != ItemType::RightDelim {
+            self.backup();
+            pipe = Some(self.pipeline(CONTEXT, ItemType::RightDelim)?);
+        }
+        Ok(Node::Template {
+            pos: token.pos,
+            line: token.line,
+            name,
+            pipe,
+        })
+    }
+
+    fn parse_template_name(&mut self, token: &Item, context: &str) -> PResult<String> {
+        match token.typ {
+            ItemType::String | ItemType::RawString => match unquote(&token.val) {
+                Some(s) => Ok(s),
+                None => self.errorf("invalid syntax"),
+            },
+            _ => self.unexpected(token, context),
+        }
+    }
+
+    fn command(&mut self) -> PResult<CommandNode> {
+        let pos = self.peek_non_space().pos;
+        let mut cmd = CommandNode { pos, args: vec![] };
+        loop {
+            self.peek_non_space();
+            if let Some(op) = self.operand()? {
+                cmd.args.push(op);
+            }
+            let token = self.next();
+            match token.typ {
+                ItemType::Space => continue,
+                ItemType::RightDelim | ItemType::RightParen => self.backup(),
+                ItemType::Pipe => {}
+                _ => return self.unexpected(&token, "operand"),
+            }
+            break;
+        }
+        if cmd.args.is_empty() {
+            return self.errorf("empty command");
+        }
+        Ok(cmd)
+    }
+
+    fn operand(&mut self) -> PResult<Option<Arg>> {
+        let Some(node) = self.term()? else {
+            return Ok(None);
+        };
+        if self.peek().typ == ItemType::Field {
+            let pos = self.peek().pos;
+            let mut fields = Vec::new();
+            while self.peek().typ == ItemType::Field {
+                let f = self.next().val;
+                let f = f.strip_prefix('.').unwrap_or(&f).to_string();
+                if f.is_empty() {
+                    return self.errorf("empty field");
+                }
+                fields.push(f);
+            }
+            return match node {
+                Arg::Field { ident, .. } => {
+                    let mut ident = ident;
+                    ident.extend(fields);
+                    Ok(Some(Arg::Field { pos, ident }))
+                }
+                Arg::Variable(v) => {
+                    let mut ident = v.ident;
+                    ident.extend(fields);
+                    Ok(Some(Arg::Variable(VarNode { pos, ident })))
+                }
+                Arg::Bool { .. }
+                | Arg::String { .. }
+                | Arg::Number(_)
+                | Arg::Nil { .. }
+                | Arg::Dot { .. } => self.errorf(format!(
+                    "unexpected . after term {}",
+                    quote(&arg_string(&node))
+                )),
+                node => Ok(Some(Arg::Chain {
+                    pos,
+                    node: Box::new(node),
+                    field: fields,
+                })),
+            };
+        }
+        Ok(Some(node))
+    }
+
+    fn term(&mut self) -> PResult<Option<Arg>> {
+        let token = self.next_non_space();
+        let pos = token.pos;
+        Ok(Some(match token.typ {
+            ItemType::Identifier => {
+                if !self.funcs.has_function(&token.val) {
+                    return self.errorf(format!("function {} not defined", quote(&token.val)));
+                }
+                Arg::Identifier {
+                    pos,
+                    name: token.val,
+                }
+            }
+            ItemType::Dot => Arg::Dot { pos },
+            ItemType::Nil => Arg::Nil { pos },
+            ItemType::Variable => {
+                let v = new_var(pos, &token.val);
+                if !self.vars.iter().any(|n| *n == v.ident[0]) {
+                    return self.errorf(format!("undefined variable {}", quote(&v.ident[0])));
+                }
+                Arg::Variable(v)
+            }
+            ItemType::Field => Arg::Field {
+                pos,
+                ident: token.val[1..].split('.').map(str::to_string).collect(),
+            },
+            ItemType::Bool => Arg::Bool {
+                pos,
+                val: token.val == "true",
+            },
+            ItemType::CharConstant | ItemType::Complex | ItemType::Number => {
+                match new_number(pos, &token.val, token.typ) {
+                    Ok(n) => Arg::Number(Box::new(n)),
+                    Err(e) => return self.errorf(e),
+                }
+            }
+            ItemType::LeftParen => {
+                if self.paren_depth >= MAX_PAREN_DEPTH {
+                    return self.errorf("max expression depth exceeded");
+                }
+                self.paren_depth += 1;
+                let r = self.pipeline("parenthesized pipeline", ItemType::RightParen);
+                self.paren_depth -= 1;
+                Arg::Pipe(Box::new(r?))
+            }
+            ItemType::String | ItemType::RawString => match unquote(&token.val) {
+                Some(s) => Arg::String {
+                    pos,
+                    quoted: token.val,
+                    text: s,
+                },
+                None => return self.errorf("invalid syntax"),
+            },
+            _ => {
+                self.backup();
+                return Ok(None);
+            }
+        }))
+    }
+}
+
+fn new_var(pos: usize, ident: &str) -> VarNode {
+    VarNode {
+        pos,
+        ident: ident.split('.').map(str::to_string).collect(),
+    }
+}
+
+/// Go's `newNumber`.
+pub(crate) fn new_number(pos: usize, text: &str, typ: ItemType) -> Result<NumberNode, String> {
+    let mut n = NumberNode {
+        pos,
+        is_int: false,
+        is_uint: false,
+        is_float: false,
+        is_complex: false,
+        int64: 0,
+        uint64: 0,
+        float64: 0.0,
+        complex: (0.0, 0.0),
+        text: text.to_string(),
+    };
+    match typ {
+        ItemType::CharConstant => {
+            let inner = &text[1..];
+            let Some((c, tail)) = unquote_char(inner, '\'') else {
+                return Err("invalid syntax".into());
+            };
+            if tail != "'" {
+                return Err(format!("malformed character constant: {text}"));
+            }
+            let r = match c {
+                UChar::Char(c) => c as u32,
+                UChar::Byte(b) => u32::from(b),
+            };
+            n.int64 = i64::from(r);
+            n.is_int = true;
+            n.uint64 = u64::from(r);
+            n.is_uint = true;
+            n.float64 = f64::from(r);
+            n.is_float = true;
+            return Ok(n);
+        }
+        ItemType::Complex => {
+            // "re+imi" or "re-imi".
+            let body = &text[..text.len().saturating_sub(1)];
+            let split = body
+                .char_indices()
+                .skip(1)
+                .filter(|(i, c)| {
+                    (*c == '+' || *c == '-')
+                        && !matches!(body.as_bytes().get(i - 1), Some(b'e' | b'E' | b'p' | b'P'))
+                })
+                .map(|(i, _)| i)
+                .last();
+            let parsed =
+                split.and_then(|i| Some((parse_float(&body[..i])?, parse_float(&body[i..])?)));
+            let Some((re, im)) = parsed else {
+                return Err("expected integer".into());
+            };
+            n.is_complex = true;
+            n.complex = (re, im);
+            simplify_complex(&mut n);
+            return Ok(n);
+        }
+        _ => {}
+    }
+    if let Some(body) = text.strip_suffix('i')
+        && let Some(f) = parse_float(body)
+    {
+        n.is_complex = true;
+        n.complex = (0.0, f);
+        simplify_complex(&mut n);
+        return Ok(n);
+    }
+    let u = parse_uint(text);
+    if let Some(u) = u {
+        n.is_uint = true;
+        n.uint64 = u;
+    }
+    if let Some(i) = parse_int(text) {
+        n.is_int = true;
+        n.int64 = i;
+        if i == 0 {
+            n.is_uint = true;
+            n.uint64 = u.unwrap_or(0);
+        }
+    }
+    if n.is_int {
+        n.is_float = true;
+        n.float64 = n.int64 as f64;
+    } else if n.is_uint {
+        n.is_float = true;
+        n.float64 = n.uint64 as f64;
+    } else if let Some(f) = parse_float(text) {
+        if !text.contains(['.', 'e', 'E', 'p', 'P']) {
+            return Err(format!("integer overflow: {}", quote(text)));
+        }
+        n.is_float = true;
+        n.float64 = f;
+        if !n.is_int
+            && f.fract() == 0.0
+            && (-9.223372036854776e18..9.223372036854776e18).contains(&f)
+        {
+            n.is_int = true;
+            n.int64 = f as i64;
+        }
+        if !n.is_uint && f.fract() == 0.0 && (0.0..1.8446744073709552e19).contains(&f) {
+            n.is_uint = true;
+            n.uint64 = f as u64;
+        }
+    }
+    if !n.is_int && !n.is_uint && !n.is_float {
+        return Err(format!("illegal number syntax: {}", quote(text)));
+    }
+    Ok(n)
+}
+
+fn simplify_complex(n: &mut NumberNode) {
+    n.is_float = n.complex.1 == 0.0;
+    if n.is_float {
+        let f = n.complex.0;
+        n.float64 = f;
+        n.is_int = f.fract() == 0.0 && (-9.223372036854776e18..9.223372036854776e18).contains(&f);
+        if n.is_int {
+            n.int64 = f as i64;
+        }
+        n.is_uint = f.fract() == 0.0 && (0.0..1.8446744073709552e19).contains(&f);
+        if n.is_uint {
+            n.uint64 = f as u64;
+        }
+    }
+}
+
+/// Go's underscore rule for base-prefixed literals (`strconv` with base 0):
+/// underscores only between digits or after the base prefix.
+fn underscore_ok(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let b = s.as_bytes();
+    let mut saw = '^';
+    let mut i = 0;
+    let mut hex = false;
+    if b.len() >= 2 && b[0] == b'0' && matches!(b[1] | 0x20, b'b' | b'o' | b'x') {
+        hex = (b[1] | 0x20) == b'x';
+        i = 2;
+        saw = '0';
+    }
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {
+            saw = '0';
+        } else if c == b'_' {
+            if saw != '0' {
+                return false;
+            }
+            saw = '_';
+        } else {
+            if saw == '_' {
+                return false;
+            }
+            saw = '!';
+        }
+        i += 1;
+    }
+    saw != '_'
+}
+
+/// `strconv.ParseUint(s, 0, 64)`.
+pub(crate) fn parse_uint(s: &str) -> Option<u64> {
+    if s.is_empty() || s.starts_with(['+', '-']) {
+        return None;
+    }
+    parse_base0(s)
+}
+
+fn parse_base0(s: &str) -> Option<u64> {
+    let (radix, digits, prefixed) = if let Some(r) = s.strip_prefix("0x").or(s.strip_prefix("0X")) {
+        (16, r, true)
+    } else if let Some(r) = s.strip_prefix("0b").or(s.strip_prefix("0B")) {
+        (2, r, true)
+    } else if let Some(r) = s.strip_prefix("0o").or(s.strip_prefix("0O")) {
+        (8, r, true)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (8, &s[1..], true)
+    } else {
+        (10, s, false)
+    };
+    let _ = prefixed;
+    if digits.contains('_') && !underscore_ok(s) {
+        return None;
+    }
+    let clean: String = digits.chars().filter(|c| *c != '_').collect();
+    if clean.is_empty() || clean.starts_with(['+', '-']) {
+        return None;
+    }
+    u64::from_str_radix(&clean, radix).ok()
+}
+
+/// `strconv.ParseInt(s, 0, 64)`.
+pub(crate) fn parse_int(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let u = parse_base0(body)?;
+    if neg {
+        if u <= 1u64 << 63 {
+            Some((u as i128).wrapping_neg() as i64)
+        } else {
+            None
+        }
+    } else {
+        i64::try_from(u).ok()
+    }
+}
+
+/// `strconv.ParseFloat(s, 64)` for the literals the lexer lets through
+/// (decimal and hexadecimal mantissas, underscores after a base prefix).
+pub(crate) fn parse_float(s: &str) -> Option<f64> {
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    if body.contains('_') && !underscore_ok(body) {
+        return None;
+    }
+    let clean: String = body.chars().filter(|c| *c != '_').collect();
+    let v = if let Some(h) = clean.strip_prefix("0x").or(clean.strip_prefix("0X")) {
+        parse_hex_float(h)?
+    } else {
+        if !clean
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+        {
+            return None;
+        }
+        let f: f64 = clean.parse().ok()?;
+        if f.is_infinite() {
+            return None;
+        }
+        f
+    };
+    Some(if neg { -v } else { v })
+}
+
+fn parse_hex_float(h: &str) -> Option<f64> {
+    let (mant, exp) = match h.find(['p', 'P']) {
+        Some(i) => (&h[..i], h[i + 1..].parse::<i32>().ok()?),
+        None => (h, 0),
+    };
+    let (ip, fp) = mant.split_once('.').unwrap_or((mant, ""));
+    if ip.is_empty() && fp.is_empty() {
+        return None;
+    }
+    if !h.contains(['p', 'P']) && !fp.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in ip.chars() {
+        v = v * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in fp.chars() {
+        v += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    let r = v * 2f64.powi(exp);
+    if r.is_infinite() { None } else { Some(r) }
+}
+
+/// `String()` of a list with text as Go's tests print it (`%q`).
+#[cfg(test)]
+#[allow(dead_code)]
+pub(crate) fn list_string_quoted(l: &ListNode) -> String {
+    let mut s = String::new();
+    write_list(&mut s, l, true);
+    s
+}
