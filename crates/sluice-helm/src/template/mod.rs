@@ -29,6 +29,10 @@ mod quote;
 pub mod value;
 
 #[cfg(test)]
+mod lex_tests;
+#[cfg(test)]
+mod parse_tests;
+#[cfg(test)]
 mod tests;
 
 pub use value::{Map, Object, Value};

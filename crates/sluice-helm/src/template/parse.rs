@@ -354,6 +354,7 @@ struct Parser<'a, 'f> {
     parse_name: String,
     text: Arc<str>,
     funcs: &'f dyn FuncCheck,
+    mode: Mode,
     lex: Lexer<'a>,
     token: [Item; 3],
     peek_count: usize,
@@ -378,17 +379,46 @@ fn eof_item() -> Item {
     }
 }
 
+/// Parser modes (Go's `parse.Mode` and its expression depth bound).
+#[derive(Clone, Copy)]
+pub(crate) struct Mode {
+    pub comments: bool,
+    pub skip_func_check: bool,
+    pub max_paren: usize,
+}
+
+impl Default for Mode {
+    fn default() -> Self {
+        Mode {
+            comments: false,
+            skip_func_check: false,
+            max_paren: MAX_PAREN_DEPTH,
+        }
+    }
+}
+
 /// Parses `text` as template `name`: the trees defined in it (`name`
 /// itself, `define`s and `block`s), in the order they were completed.
 pub(crate) fn parse(name: &str, text: &str, funcs: &dyn FuncCheck) -> Result<Vec<Tree>, String> {
+    parse_mode(name, text, funcs, Mode::default())
+}
+
+pub(crate) fn parse_mode(
+    name: &str,
+    text: &str,
+    funcs: &dyn FuncCheck,
+    mode: Mode,
+) -> Result<Vec<Tree>, String> {
     let arc: Arc<str> = Arc::from(text);
     let mut lex = Lexer::new(text);
     lex.break_ok = !funcs.has_function("break");
     lex.continue_ok = !funcs.has_function("continue");
+    lex.emit_comment = mode.comments;
     let mut p = Parser {
         parse_name: name.to_string(),
         text: arc,
         funcs,
+        mode,
         lex,
         token: [eof_item(), eof_item(), eof_item()],
         peek_count: 0,
@@ -953,7 +983,7 @@ impl Parser<'_, '_> {
         let pos = token.pos;
         Ok(Some(match token.typ {
             ItemType::Identifier => {
-                if !self.funcs.has_function(&token.val) {
+                if !self.mode.skip_func_check && !self.funcs.has_function(&token.val) {
                     return self.errorf(format!("function {} not defined", quote(&token.val)));
                 }
                 Arg::Identifier {
@@ -985,7 +1015,7 @@ impl Parser<'_, '_> {
                 }
             }
             ItemType::LeftParen => {
-                if self.paren_depth >= MAX_PAREN_DEPTH {
+                if self.paren_depth >= self.mode.max_paren {
                     return self.errorf("max expression depth exceeded");
                 }
                 self.paren_depth += 1;
@@ -1270,7 +1300,8 @@ fn parse_hex_float(h: &str) -> Option<f64> {
     if ip.is_empty() && fp.is_empty() {
         return None;
     }
-    if !h.contains(['p', 'P']) && !fp.is_empty() {
+    // A hexadecimal mantissa needs a 'p' exponent.
+    if !h.contains(['p', 'P']) {
         return None;
     }
     let mut v = 0f64;
@@ -1288,7 +1319,6 @@ fn parse_hex_float(h: &str) -> Option<f64> {
 
 /// `String()` of a list with text as Go's tests print it (`%q`).
 #[cfg(test)]
-#[allow(dead_code)]
 pub(crate) fn list_string_quoted(l: &ListNode) -> String {
     let mut s = String::new();
     write_list(&mut s, l, true);
