@@ -38,6 +38,7 @@ type NumCase = (
     (f64, f64),
 );
 
+#[allow(clippy::too_many_arguments)]
 const fn ok(
     t: &'static str,
     i: bool,
