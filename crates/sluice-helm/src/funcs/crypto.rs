@@ -19,13 +19,30 @@ use super::{FuncResult, Spec, Value, arg_int, arg_str, check_len, failed, s, spe
 use crate::template::FuncError;
 
 pub(super) const FUNCS: &[Spec] = &[
-    spec!("randAlphaNum", 1, Some(1), |a| rand_chars("randAlphaNum", a, ALNUM)),
-    spec!("randAlpha", 1, Some(1), |a| rand_chars("randAlpha", a, ALPHA)),
-    spec!("randNumeric", 1, Some(1), |a| rand_chars("randNumeric", a, b"0123456789")),
-    spec!("randAscii", 1, Some(1), |a| rand_chars("randAscii", a, ASCII)),
+    spec!("randAlphaNum", 1, Some(1), |a| rand_chars(
+        "randAlphaNum",
+        a,
+        ALNUM
+    )),
+    spec!("randAlpha", 1, Some(1), |a| rand_chars(
+        "randAlpha",
+        a,
+        ALPHA
+    )),
+    spec!("randNumeric", 1, Some(1), |a| rand_chars(
+        "randNumeric",
+        a,
+        b"0123456789"
+    )),
+    spec!("randAscii", 1, Some(1), |a| rand_chars(
+        "randAscii",
+        a,
+        ASCII
+    )),
     spec!("randBytes", 1, Some(1), |a| {
         let n = arg_int(a, 0)?;
-        let n = usize::try_from(n).map_err(|_| failed("runtime error: makeslice: len out of range"))?;
+        let n =
+            usize::try_from(n).map_err(|_| failed("runtime error: makeslice: len out of range"))?;
         check_len("randBytes", n as u128 * 2)?;
         let mut buf = vec![0u8; n];
         fill(&mut buf)?;
@@ -65,16 +82,28 @@ pub(super) const FUNCS: &[Spec] = &[
     spec!("derivePassword", 5, Some(5), derive_password),
     spec!("encryptAES", 2, Some(2), encrypt_aes),
     spec!("decryptAES", 2, Some(2), decrypt_aes),
-    spec!("genPrivateKey", 1, Some(1), |_| Err(no_certs("genPrivateKey"))),
+    spec!("genPrivateKey", 1, Some(1), |_| Err(no_certs(
+        "genPrivateKey"
+    ))),
     spec!("genCA", 2, Some(2), |_| Err(no_certs("genCA"))),
-    spec!("genCAWithKey", 3, Some(3), |_| Err(no_certs("genCAWithKey"))),
-    spec!("genSelfSignedCert", 4, Some(4), |_| Err(no_certs("genSelfSignedCert"))),
+    spec!("genCAWithKey", 3, Some(3), |_| Err(no_certs(
+        "genCAWithKey"
+    ))),
+    spec!("genSelfSignedCert", 4, Some(4), |_| Err(no_certs(
+        "genSelfSignedCert"
+    ))),
     spec!("genSelfSignedCertWithKey", 5, Some(5), |_| {
         Err(no_certs("genSelfSignedCertWithKey"))
     }),
-    spec!("genSignedCert", 5, Some(5), |_| Err(no_certs("genSignedCert"))),
-    spec!("genSignedCertWithKey", 6, Some(6), |_| Err(no_certs("genSignedCertWithKey"))),
-    spec!("buildCustomCert", 2, Some(2), |_| Err(no_certs("buildCustomCert"))),
+    spec!("genSignedCert", 5, Some(5), |_| Err(no_certs(
+        "genSignedCert"
+    ))),
+    spec!("genSignedCertWithKey", 6, Some(6), |_| Err(no_certs(
+        "genSignedCertWithKey"
+    ))),
+    spec!("buildCustomCert", 2, Some(2), |_| Err(no_certs(
+        "buildCustomCert"
+    ))),
 ];
 
 fn no_certs(name: &str) -> FuncError {
@@ -129,7 +158,8 @@ fn rand_chars(name: &str, a: &[Value], alphabet: &[u8]) -> FuncResult {
 /// error (a password over 72 bytes) as sprig returns it, in the result.
 fn bcrypt_hash(p: &str) -> String {
     if p.len() > 72 {
-        return "failed to encrypt string with bcrypt: bcrypt: password length exceeds 72 bytes".into();
+        return "failed to encrypt string with bcrypt: bcrypt: password length exceeds 72 bytes"
+            .into();
     }
     match bcrypt::hash_with_result(p, 10) {
         Ok(h) => h.format_for_version(bcrypt::Version::TwoA),
@@ -143,10 +173,26 @@ fn templates(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
         "maximum" => &["anoxxxxxxxxxxxxxxxxx", "axxxxxxxxxxxxxxxxxno"],
         "long" => &[
-            "CvcvnoCvcvCvcv", "CvcvCvcvnoCvcv", "CvcvCvcvCvcvno", "CvccnoCvcvCvcv", "CvccCvcvnoCvcv",
-            "CvccCvcvCvcvno", "CvcvnoCvccCvcv", "CvcvCvccnoCvcv", "CvcvCvccCvcvno", "CvcvnoCvcvCvcc",
-            "CvcvCvcvnoCvcc", "CvcvCvcvCvccno", "CvccnoCvccCvcv", "CvccCvccnoCvcv", "CvccCvccCvcvno",
-            "CvcvnoCvccCvcc", "CvcvCvccnoCvcc", "CvcvCvccCvccno", "CvccnoCvcvCvcc", "CvccCvcvnoCvcc",
+            "CvcvnoCvcvCvcv",
+            "CvcvCvcvnoCvcv",
+            "CvcvCvcvCvcvno",
+            "CvccnoCvcvCvcv",
+            "CvccCvcvnoCvcv",
+            "CvccCvcvCvcvno",
+            "CvcvnoCvccCvcv",
+            "CvcvCvccnoCvcv",
+            "CvcvCvccCvcvno",
+            "CvcvnoCvcvCvcc",
+            "CvcvCvcvnoCvcc",
+            "CvcvCvcvCvccno",
+            "CvccnoCvccCvcv",
+            "CvccCvccnoCvcv",
+            "CvccCvccCvcvno",
+            "CvcvnoCvccCvcc",
+            "CvcvCvccnoCvcc",
+            "CvcvCvccCvccno",
+            "CvccnoCvcvCvcc",
+            "CvccCvcvnoCvcc",
             "CvccCvcvCvccno",
         ],
         "medium" => &["CvcnoCvc", "CvcCvcno"],
@@ -196,7 +242,12 @@ fn derive_password(a: &[Value]) -> FuncResult {
         Value::Uint(n) => u32::try_from(*n).map_err(|_| FuncError::wrong_type("uint32", &a[0]))?,
         other => return Err(FuncError::wrong_type("uint32", other)),
     };
-    let (kind, password, user, site) = (arg_str(a, 1)?, arg_str(a, 2)?, arg_str(a, 3)?, arg_str(a, 4)?);
+    let (kind, password, user, site) = (
+        arg_str(a, 1)?,
+        arg_str(a, 2)?,
+        arg_str(a, 3)?,
+        arg_str(a, 4)?,
+    );
     let Some(temps) = templates(kind) else {
         return Ok(s(format!("cannot find password template {kind}")));
     };

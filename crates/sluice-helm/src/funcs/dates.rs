@@ -23,7 +23,9 @@ pub(super) const FUNCS: &[Spec] = &[
     }),
     spec!("dateInZone", 3, Some(3), date_in_zone),
     spec!("date_in_zone", 3, Some(3), date_in_zone),
-    spec!("htmlDate", 1, Some(1), |a| Ok(s(time_arg(&a[0]).format("2006-01-02")))),
+    spec!("htmlDate", 1, Some(1), |a| Ok(s(
+        time_arg(&a[0]).format("2006-01-02")
+    ))),
     spec!("htmlDateInZone", 2, Some(2), |a| {
         arg_str(a, 1)?;
         Ok(s(time_arg(&a[0]).format("2006-01-02")))
@@ -34,7 +36,9 @@ pub(super) const FUNCS: &[Spec] = &[
     spec!("must_date_modify", 2, Some(2), |a| date_modify(a, true)),
     spec!("toDate", 2, Some(2), |a| {
         let (layout, v) = (arg_str(a, 0)?, arg_str(a, 1)?);
-        Ok(parse(layout, v).unwrap_or_else(|_| GoTime::zero()).into_value())
+        Ok(parse(layout, v)
+            .unwrap_or_else(|_| GoTime::zero())
+            .into_value())
     }),
     spec!("mustToDate", 2, Some(2), |a| {
         let (layout, v) = (arg_str(a, 0)?, arg_str(a, 1)?);
@@ -43,8 +47,7 @@ pub(super) const FUNCS: &[Spec] = &[
     spec!("ago", 1, Some(1), |a| {
         let t = time_arg(&a[0]);
         let now = GoTime::now();
-        let d = (i128::from(now.secs) - i128::from(t.secs)) * 1_000_000_000
-            + i128::from(now.nanos)
+        let d = (i128::from(now.secs) - i128::from(t.secs)) * 1_000_000_000 + i128::from(now.nanos)
             - i128::from(t.nanos);
         let d = clamp_i64(d);
         Ok(s(fmt_duration(round_duration(d, 1_000_000_000))))
@@ -155,8 +158,20 @@ impl Object for GoTime {
     fn has_method(&self, name: &str) -> bool {
         matches!(
             name,
-            "Unix" | "UnixMilli" | "UnixNano" | "Year" | "YearDay" | "Day" | "Hour" | "Minute"
-                | "Second" | "Nanosecond" | "Format" | "UTC" | "String" | "IsZero"
+            "Unix"
+                | "UnixMilli"
+                | "UnixNano"
+                | "Year"
+                | "YearDay"
+                | "Day"
+                | "Hour"
+                | "Minute"
+                | "Second"
+                | "Nanosecond"
+                | "Format"
+                | "UTC"
+                | "String"
+                | "IsZero"
         )
     }
     fn call(&self, method: &str, args: &[Value]) -> Option<Result<Value, FuncError>> {
@@ -318,11 +333,27 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 const DAYS: [&str; 7] = [
-    "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
 ];
 
 // ---------------------------------------------------------------------------
@@ -611,7 +642,11 @@ pub(crate) fn parse(layout: &str, value: &str) -> Result<GoTime, String> {
                     v.len() >= m.len() && v[..m.len()].eq_ignore_ascii_case(m)
                 });
                 let i = idx.ok_or_else(bad)?;
-                let l = if std == Std::Month { 3 } else { MONTHS[i].len() };
+                let l = if std == Std::Month {
+                    3
+                } else {
+                    MONTHS[i].len()
+                };
                 v = &v[l..];
                 month = i as i64 + 1;
             }
@@ -621,7 +656,11 @@ pub(crate) fn parse(layout: &str, value: &str) -> Result<GoTime, String> {
                     v.len() >= d.len() && v[..d.len()].eq_ignore_ascii_case(d)
                 });
                 let i = idx.ok_or_else(bad)?;
-                v = &v[if std == Std::WeekDay { 3 } else { DAYS[i].len() }..];
+                v = &v[if std == Std::WeekDay {
+                    3
+                } else {
+                    DAYS[i].len()
+                }..];
             }
             Std::NumMonth | Std::ZeroMonth => {
                 let min = if std == Std::ZeroMonth { 2 } else { 1 };
@@ -738,7 +777,7 @@ pub(crate) fn parse(layout: &str, value: &str) -> Result<GoTime, String> {
             hour = 0;
         }
     }
-    if day < 1 || day > 31 || hour > 23 || min > 59 || sec > 59 {
+    if !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 59 {
         return Err(format!(
             "parsing time {}: day out of range",
             super::go::quote(value)
@@ -881,7 +920,11 @@ pub(crate) fn parse_duration(v: &str) -> Result<i64, String> {
     let mut total: u128 = 0;
     while !v.is_empty() {
         let n = v.bytes().take_while(u8::is_ascii_digit).count();
-        let int: u128 = if n > 0 { v[..n].parse().map_err(|_| bad())? } else { 0 };
+        let int: u128 = if n > 0 {
+            v[..n].parse().map_err(|_| bad())?
+        } else {
+            0
+        };
         v = &v[n..];
         let mut frac: u128 = 0;
         let mut scale: u128 = 1;
@@ -948,9 +991,18 @@ mod tests {
     fn layouts() {
         let t = GoTime::unix(1_560_458_379);
         assert_eq!(t.format("02 Jan 06 15:04 -0700"), "13 Jun 19 20:39 +0000");
-        assert_eq!(t.format("2006-01-02T15:04:05Z07:00"), "2019-06-13T20:39:39Z");
-        assert_eq!(t.format("Monday, January 2 3:04PM MST"), "Thursday, June 13 8:39PM UTC");
-        assert_eq!(t.format("2006-01-02 15:04:05.000"), "2019-06-13 20:39:39.000");
+        assert_eq!(
+            t.format("2006-01-02T15:04:05Z07:00"),
+            "2019-06-13T20:39:39Z"
+        );
+        assert_eq!(
+            t.format("Monday, January 2 3:04PM MST"),
+            "Thursday, June 13 8:39PM UTC"
+        );
+        assert_eq!(
+            t.format("2006-01-02 15:04:05.000"),
+            "2019-06-13 20:39:39.000"
+        );
         let p = parse("02 Jan 06 15:04:05 MST", "13 Jun 19 20:39:39 GMT").unwrap();
         assert_eq!(p.secs, 1_560_458_379);
         let p = parse("2006-01-02", "2017-12-31").unwrap();
@@ -969,7 +1021,10 @@ mod tests {
         assert_eq!(parse_duration("2h5s"), Ok(7_205_000_000_000));
         assert_eq!(parse_duration("1.5h"), Ok(5_400_000_000_000));
         assert!(parse_duration("5").is_err());
-        assert_eq!(duration_round(parse_duration("2400h5s").unwrap_or(0)), "3mo");
+        assert_eq!(
+            duration_round(parse_duration("2400h5s").unwrap_or(0)),
+            "3mo"
+        );
         assert_eq!(duration_round(parse_duration("24h5s").unwrap_or(0)), "1d");
     }
 }

@@ -51,7 +51,11 @@ pub(super) const FUNCS: &[Spec] = &[
     }),
     spec!("values", 1, Some(1), |a| {
         Ok(Value::list(
-            arg_map(a, 0)?.entries().into_iter().map(|(_, v)| v).collect(),
+            arg_map(a, 0)?
+                .entries()
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect(),
         ))
     }),
     spec!("pick", 1, None, |a| {

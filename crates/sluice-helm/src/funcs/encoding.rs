@@ -14,13 +14,21 @@ pub(super) const FUNCS: &[Spec] = &[
         check_len("b64enc", v.len() as u128 * 4 / 3 + 4)?;
         Ok(s(BASE64.encode(v.as_bytes())))
     }),
-    spec!("b64dec", 1, Some(1), |a| Ok(s(decode(&BASE64, arg_str(a, 0)?, "base64")))),
+    spec!("b64dec", 1, Some(1), |a| Ok(s(decode(
+        &BASE64,
+        arg_str(a, 0)?,
+        "base64"
+    )))),
     spec!("b32enc", 1, Some(1), |a| {
         let v = arg_str(a, 0)?;
         check_len("b32enc", v.len() as u128 * 8 / 5 + 8)?;
         Ok(s(BASE32.encode(v.as_bytes())))
     }),
-    spec!("b32dec", 1, Some(1), |a| Ok(s(decode(&BASE32, arg_str(a, 0)?, "base32")))),
+    spec!("b32dec", 1, Some(1), |a| Ok(s(decode(
+        &BASE32,
+        arg_str(a, 0)?,
+        "base32"
+    )))),
     spec!("sha1sum", 1, Some(1), |a| {
         Ok(s(hex(&sha1::Sha1::digest(arg_str(a, 0)?.as_bytes()))))
     }),

@@ -42,7 +42,9 @@ pub fn deep_copy(v: &Value, depth: usize) -> Value {
 /// Go's conversion `int64(f)` on amd64: truncation, and the "integer
 /// indefinite" value for NaN and out-of-range inputs.
 pub fn f64_to_i64(f: f64) -> i64 {
-    if f.is_nan() || f >= 9.223_372_036_854_775_807e18 || f < -9.223_372_036_854_775_808e18 {
+    // 2^63 bounds the range exactly.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if f.is_nan() || !(-LIMIT..LIMIT).contains(&f) {
         i64::MIN
     } else {
         f as i64

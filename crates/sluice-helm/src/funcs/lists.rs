@@ -120,7 +120,10 @@ fn has(a: &[Value]) -> FuncResult {
     match &a[1] {
         Value::Nil => Ok(Value::Bool(false)),
         Value::List(l) => Ok(Value::Bool(l.iter().any(|v| &a[0] == v))),
-        other => Err(failed(format!("Cannot find has on type {}", other.kind_name()))),
+        other => Err(failed(format!(
+            "Cannot find has on type {}",
+            other.kind_name()
+        ))),
     }
 }
 
@@ -184,5 +187,7 @@ fn chunk(a: &[Value]) -> FuncResult {
 
 fn compact(a: &[Value]) -> FuncResult {
     let l = list(&a[0], "Cannot compact on type")?;
-    Ok(Value::list(l.iter().filter(|v| !is_empty(v)).cloned().collect()))
+    Ok(Value::list(
+        l.iter().filter(|v| !is_empty(v)).cloned().collect(),
+    ))
 }

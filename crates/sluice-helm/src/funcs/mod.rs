@@ -191,13 +191,18 @@ pub(crate) fn arg_map(args: &[Value], i: usize) -> Result<&Map, FuncError> {
 }
 
 fn too_large(name: &str, what: String) -> FuncError {
-    FuncError::Failed(format!("{name}: result too large ({what}); sluice bounds one call"))
+    FuncError::Failed(format!(
+        "{name}: result too large ({what}); sluice bounds one call"
+    ))
 }
 
 /// Refuses a string result over the limit.
 pub(crate) fn check_len(name: &str, len: u128) -> Result<(), FuncError> {
     if len > MAX_RESULT_BYTES as u128 {
-        return Err(too_large(name, format!("{len} bytes, limit {MAX_RESULT_BYTES}")));
+        return Err(too_large(
+            name,
+            format!("{len} bytes, limit {MAX_RESULT_BYTES}"),
+        ));
     }
     Ok(())
 }
@@ -205,7 +210,10 @@ pub(crate) fn check_len(name: &str, len: u128) -> Result<(), FuncError> {
 /// Refuses a list result over the limit.
 pub(crate) fn check_items(name: &str, n: u128) -> Result<(), FuncError> {
     if n > MAX_LIST_ITEMS as u128 {
-        return Err(too_large(name, format!("{n} items, limit {MAX_LIST_ITEMS}")));
+        return Err(too_large(
+            name,
+            format!("{n} items, limit {MAX_LIST_ITEMS}"),
+        ));
     }
     Ok(())
 }
@@ -220,7 +228,9 @@ pub(crate) fn failed(msg: impl Into<String>) -> FuncError {
 
 /// A function sluice refuses, by name.
 pub(crate) fn unsupported(name: &str, why: &str) -> FuncError {
-    FuncError::Failed(format!("function {name:?} is not supported by sluice: {why}"))
+    FuncError::Failed(format!(
+        "function {name:?} is not supported by sluice: {why}"
+    ))
 }
 
 /// Shorthand for a table entry.

@@ -13,7 +13,9 @@ pub(super) const FUNCS: &[Spec] = &[
     }),
     spec!("int64", 1, Some(1), |a| Ok(Value::Int(to_int64(&a[0])))),
     spec!("int", 1, Some(1), |a| Ok(Value::Int(to_int64(&a[0])))),
-    spec!("float64", 1, Some(1), |a| Ok(Value::Float(to_float64(&a[0])))),
+    spec!("float64", 1, Some(1), |a| Ok(Value::Float(to_float64(
+        &a[0]
+    )))),
     spec!("toDecimal", 1, Some(1), |a| {
         Ok(Value::Int(parse_int(&a[0].go_string(), 8).unwrap_or(0)))
     }),
@@ -25,9 +27,13 @@ pub(super) const FUNCS: &[Spec] = &[
     spec!("untilStep", 3, Some(3), |a| {
         ints("untilStep", arg_int(a, 0)?, arg_int(a, 1)?, arg_int(a, 2)?)
     }),
-    spec!("add1", 1, Some(1), |a| Ok(Value::Int(to_int64(&a[0]).wrapping_add(1)))),
+    spec!("add1", 1, Some(1), |a| Ok(Value::Int(
+        to_int64(&a[0]).wrapping_add(1)
+    ))),
     spec!("add", 0, None, |a| {
-        Ok(Value::Int(a.iter().fold(0i64, |acc, v| acc.wrapping_add(to_int64(v)))))
+        Ok(Value::Int(
+            a.iter().fold(0i64, |acc, v| acc.wrapping_add(to_int64(v))),
+        ))
     }),
     spec!("sub", 2, Some(2), |a| {
         Ok(Value::Int(to_int64(&a[0]).wrapping_sub(to_int64(&a[1]))))
@@ -47,9 +53,9 @@ pub(super) const FUNCS: &[Spec] = &[
         Ok(Value::Int(x.wrapping_rem(y)))
     }),
     spec!("mul", 1, None, |a| {
-        Ok(Value::Int(
-            a[1..].iter().fold(to_int64(&a[0]), |acc, v| acc.wrapping_mul(to_int64(v))),
-        ))
+        Ok(Value::Int(a[1..].iter().fold(to_int64(&a[0]), |acc, v| {
+            acc.wrapping_mul(to_int64(v))
+        })))
     }),
     spec!("randInt", 2, Some(2), |a| {
         let (lo, hi) = (arg_int(a, 0)?, arg_int(a, 1)?);
@@ -60,28 +66,56 @@ pub(super) const FUNCS: &[Spec] = &[
         let r = super::crypto::random_u64()? % (n as u64);
         Ok(Value::Int(lo.wrapping_add(r as i64)))
     }),
-    spec!("add1f", 1, Some(1), |a| decimal_op(&a[0], &[Value::Int(1)], Op::Add)),
-    spec!("addf", 0, None, |a| decimal_op(&Value::Float(0.0), a, Op::Add)),
+    spec!("add1f", 1, Some(1), |a| decimal_op(
+        &a[0],
+        &[Value::Int(1)],
+        Op::Add
+    )),
+    spec!("addf", 0, None, |a| decimal_op(
+        &Value::Float(0.0),
+        a,
+        Op::Add
+    )),
     spec!("subf", 1, None, |a| decimal_op(&a[0], &a[1..], Op::Sub)),
     spec!("divf", 1, None, |a| decimal_op(&a[0], &a[1..], Op::Div)),
     spec!("mulf", 1, None, |a| decimal_op(&a[0], &a[1..], Op::Mul)),
     spec!("biggest", 1, None, |a| {
-        Ok(Value::Int(a[1..].iter().map(to_int64).fold(to_int64(&a[0]), i64::max)))
+        Ok(Value::Int(
+            a[1..].iter().map(to_int64).fold(to_int64(&a[0]), i64::max),
+        ))
     }),
     spec!("max", 1, None, |a| {
-        Ok(Value::Int(a[1..].iter().map(to_int64).fold(to_int64(&a[0]), i64::max)))
+        Ok(Value::Int(
+            a[1..].iter().map(to_int64).fold(to_int64(&a[0]), i64::max),
+        ))
     }),
     spec!("min", 1, None, |a| {
-        Ok(Value::Int(a[1..].iter().map(to_int64).fold(to_int64(&a[0]), i64::min)))
+        Ok(Value::Int(
+            a[1..].iter().map(to_int64).fold(to_int64(&a[0]), i64::min),
+        ))
     }),
     spec!("maxf", 1, None, |a| {
-        Ok(Value::Float(a[1..].iter().map(to_float64).fold(to_float64(&a[0]), go_max)))
+        Ok(Value::Float(
+            a[1..]
+                .iter()
+                .map(to_float64)
+                .fold(to_float64(&a[0]), go_max),
+        ))
     }),
     spec!("minf", 1, None, |a| {
-        Ok(Value::Float(a[1..].iter().map(to_float64).fold(to_float64(&a[0]), go_min)))
+        Ok(Value::Float(
+            a[1..]
+                .iter()
+                .map(to_float64)
+                .fold(to_float64(&a[0]), go_min),
+        ))
     }),
-    spec!("ceil", 1, Some(1), |a| Ok(Value::Float(to_float64(&a[0]).ceil()))),
-    spec!("floor", 1, Some(1), |a| Ok(Value::Float(to_float64(&a[0]).floor()))),
+    spec!("ceil", 1, Some(1), |a| Ok(Value::Float(
+        to_float64(&a[0]).ceil()
+    ))),
+    spec!("floor", 1, Some(1), |a| Ok(Value::Float(
+        to_float64(&a[0]).floor()
+    ))),
     spec!("round", 2, Some(3), round),
 ];
 
@@ -199,7 +233,9 @@ fn ints(name: &str, start: i64, stop: i64, step: i64) -> FuncResult {
 }
 
 fn seq(a: &[Value]) -> FuncResult {
-    let p: Vec<i64> = (0..a.len()).map(|i| arg_int(a, i)).collect::<Result<_, _>>()?;
+    let p: Vec<i64> = (0..a.len())
+        .map(|i| arg_int(a, i))
+        .collect::<Result<_, _>>()?;
     let list = match p.as_slice() {
         [end] => {
             let inc = if *end < 1 { -1 } else { 1 };
@@ -232,7 +268,11 @@ fn round(a: &[Value]) -> FuncResult {
     let pow = 10f64.powf(places as f64);
     let digit = pow * val;
     let frac = digit - digit.trunc();
-    let r = if frac >= round_on { digit.ceil() } else { digit.floor() };
+    let r = if frac >= round_on {
+        digit.ceil()
+    } else {
+        digit.floor()
+    };
     Ok(Value::Float(r / pow))
 }
 
@@ -338,7 +378,10 @@ fn decimal_op(first: &Value, rest: &[Value], op: Op) -> FuncResult {
         failed(if f.is_nan() {
             "Cannot create a Decimal from NaN".to_string()
         } else {
-            format!("Cannot create a Decimal from {}", crate::gofmt::format_g64(f))
+            format!(
+                "Cannot create a Decimal from {}",
+                crate::gofmt::format_g64(f)
+            )
         })
     };
     let f0 = to_float64(first);
@@ -380,7 +423,11 @@ mod tests {
             Value::Float(f) => f,
             _ => f64::NAN,
         };
-        let r = decimal_op(&Value::Float(0.0), &[Value::Float(1.1), Value::Float(2.2)], Op::Add);
+        let r = decimal_op(
+            &Value::Float(0.0),
+            &[Value::Float(1.1), Value::Float(2.2)],
+            Op::Add,
+        );
         assert_eq!(r.map(f), Ok(3.3));
         let r = decimal_op(&Value::Float(10.0), &[Value::Float(3.0)], Op::Div);
         assert_eq!(r.map(f), Ok(3.3333333333333335));

@@ -8,12 +8,16 @@ pub(super) const FUNCS: &[Spec] = &[
     spec!("dir", 1, Some(1), |a| Ok(s(dir(arg_str(a, 0)?)))),
     spec!("clean", 1, Some(1), |a| Ok(s(clean(arg_str(a, 0)?)))),
     spec!("ext", 1, Some(1), |a| Ok(s(ext(arg_str(a, 0)?)))),
-    spec!("isAbs", 1, Some(1), |a| Ok(Value::Bool(arg_str(a, 0)?.starts_with('/')))),
+    spec!("isAbs", 1, Some(1), |a| Ok(Value::Bool(
+        arg_str(a, 0)?.starts_with('/')
+    ))),
     spec!("osBase", 1, Some(1), |a| Ok(s(base(arg_str(a, 0)?)))),
     spec!("osDir", 1, Some(1), |a| Ok(s(dir(arg_str(a, 0)?)))),
     spec!("osClean", 1, Some(1), |a| Ok(s(clean(arg_str(a, 0)?)))),
     spec!("osExt", 1, Some(1), |a| Ok(s(ext(arg_str(a, 0)?)))),
-    spec!("osIsAbs", 1, Some(1), |a| Ok(Value::Bool(arg_str(a, 0)?.starts_with('/')))),
+    spec!("osIsAbs", 1, Some(1), |a| Ok(Value::Bool(
+        arg_str(a, 0)?.starts_with('/')
+    ))),
 ];
 
 /// Go's `path.Clean`.

@@ -24,10 +24,14 @@ pub(super) const FUNCS: &[Spec] = &[
     spec!("regexReplaceAll", 3, Some(3), |a| replace(a, false)),
     spec!("mustRegexReplaceAll", 3, Some(3), |a| replace(a, false)),
     spec!("regexReplaceAllLiteral", 3, Some(3), |a| replace(a, true)),
-    spec!("mustRegexReplaceAllLiteral", 3, Some(3), |a| replace(a, true)),
+    spec!("mustRegexReplaceAllLiteral", 3, Some(3), |a| replace(
+        a, true
+    )),
     spec!("regexSplit", 3, Some(3), split),
     spec!("mustRegexSplit", 3, Some(3), split),
-    spec!("regexQuoteMeta", 1, Some(1), |a| Ok(s(quote_meta(arg_str(a, 0)?)))),
+    spec!("regexQuoteMeta", 1, Some(1), |a| Ok(s(quote_meta(
+        arg_str(a, 0)?
+    )))),
 ];
 
 /// Compiles a Go regular expression; the error reads as Go's
@@ -165,7 +169,10 @@ fn replace(a: &[Value], literal: bool) -> FuncResult {
     } else {
         // Count first: a replacement per empty match can be large.
         let n = r.find_iter(v).count() as u128;
-        super::check_len("regexReplaceAll", v.len() as u128 + n * repl.len() as u128 * 2)?;
+        super::check_len(
+            "regexReplaceAll",
+            v.len() as u128 + n * repl.len() as u128 * 2,
+        )?;
         r.replace_all(v, repl).into_owned()
     };
     super::check_len("regexReplaceAll", out.len() as u128)?;

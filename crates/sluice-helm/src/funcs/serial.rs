@@ -15,25 +15,39 @@ use super::{Spec, Value, arg_str, check_len, failed, s, spec};
 use crate::template::value::MAX_VALUE_DEPTH;
 
 pub(super) const FUNCS: &[Spec] = &[
-    spec!("toYaml", 1, Some(1), |a| Ok(s(to_yaml_string(&a[0]).unwrap_or_default()))),
-    spec!("mustToYaml", 1, Some(1), |a| Ok(s(to_yaml_string(&a[0]).map_err(failed)?))),
+    spec!("toYaml", 1, Some(1), |a| Ok(s(
+        to_yaml_string(&a[0]).unwrap_or_default()
+    ))),
+    spec!("mustToYaml", 1, Some(1), |a| Ok(s(
+        to_yaml_string(&a[0]).map_err(failed)?
+    ))),
     // goyaml.v3 with a 2-space indent in Helm; sluice prints the
     // sigs.k8s.io/yaml form (see the README's differences).
     spec!("toYamlPretty", 1, Some(1), |a| {
         Ok(s(to_yaml_string(&a[0]).unwrap_or_default()))
     }),
     spec!("fromYaml", 1, Some(1), |a| Ok(from_yaml(arg_str(a, 0)?))),
-    spec!("fromYamlArray", 1, Some(1), |a| Ok(from_yaml_array(arg_str(a, 0)?))),
-    spec!("toJson", 1, Some(1), |a| Ok(s(json(&a[0], true).unwrap_or_default()))),
-    spec!("mustToJson", 1, Some(1), |a| Ok(s(json(&a[0], true).map_err(failed)?))),
+    spec!("fromYamlArray", 1, Some(1), |a| Ok(from_yaml_array(
+        arg_str(a, 0)?
+    ))),
+    spec!("toJson", 1, Some(1), |a| Ok(s(
+        json(&a[0], true).unwrap_or_default()
+    ))),
+    spec!("mustToJson", 1, Some(1), |a| Ok(s(
+        json(&a[0], true).map_err(failed)?
+    ))),
     spec!("toPrettyJson", 1, Some(1), |a| {
         Ok(s(pretty_json(&a[0]).unwrap_or_default()))
     }),
     spec!("mustToPrettyJson", 1, Some(1), |a| {
         Ok(s(pretty_json(&a[0]).map_err(failed)?))
     }),
-    spec!("toRawJson", 1, Some(1), |a| Ok(s(json(&a[0], false).map_err(failed)?))),
-    spec!("mustToRawJson", 1, Some(1), |a| Ok(s(json(&a[0], false).map_err(failed)?))),
+    spec!("toRawJson", 1, Some(1), |a| Ok(s(
+        json(&a[0], false).map_err(failed)?
+    ))),
+    spec!("mustToRawJson", 1, Some(1), |a| Ok(s(
+        json(&a[0], false).map_err(failed)?
+    ))),
     spec!("fromJson", 1, Some(1), |a| {
         let v = arg_str(a, 0)?;
         Ok(match parse_json(v) {
@@ -46,7 +60,8 @@ pub(super) const FUNCS: &[Spec] = &[
             Err(e) => error_map(e),
         })
     }),
-    spec!("mustFromJson", 1, Some(1), |a| parse_json(arg_str(a, 0)?).map_err(failed)),
+    spec!("mustFromJson", 1, Some(1), |a| parse_json(arg_str(a, 0)?)
+        .map_err(failed)),
     spec!("fromJsonArray", 1, Some(1), |a| {
         let v = arg_str(a, 0)?;
         Ok(match parse_json(v) {
@@ -59,8 +74,12 @@ pub(super) const FUNCS: &[Spec] = &[
             Err(e) => Value::list(vec![s(e)]),
         })
     }),
-    spec!("toToml", 1, Some(1), |a| Ok(s(to_toml(&a[0]).unwrap_or_else(|e| e)))),
-    spec!("mustToToml", 1, Some(1), |a| Ok(s(to_toml(&a[0]).map_err(failed)?))),
+    spec!("toToml", 1, Some(1), |a| Ok(s(
+        to_toml(&a[0]).unwrap_or_else(|e| e)
+    ))),
+    spec!("mustToToml", 1, Some(1), |a| Ok(s(
+        to_toml(&a[0]).map_err(failed)?
+    ))),
     spec!("fromToml", 1, Some(1), |a| Ok(from_toml(arg_str(a, 0)?))),
 ];
 
@@ -327,8 +346,7 @@ fn toml_quote(v: &str) -> String {
 
 fn toml_key(k: &str) -> String {
     if !k.is_empty()
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
         k.to_string()
@@ -384,7 +402,10 @@ impl Toml {
     }
 
     fn key_path(key: &[String]) -> String {
-        key.iter().map(|k| toml_key(k)).collect::<Vec<_>>().join(".")
+        key.iter()
+            .map(|k| toml_key(k))
+            .collect::<Vec<_>>()
+            .join(".")
     }
 
     fn encode(&mut self, key: &[String], v: &Value, depth: usize) -> Result<(), String> {
@@ -437,7 +458,12 @@ impl Toml {
         }
     }
 
-    fn map_body(&mut self, key: &[String], m: &crate::template::Map, depth: usize) -> Result<(), String> {
+    fn map_body(
+        &mut self,
+        key: &[String],
+        m: &crate::template::Map,
+        depth: usize,
+    ) -> Result<(), String> {
         let entries = m.entries();
         let mut direct = Vec::new();
         let mut sub = Vec::new();
@@ -539,10 +565,8 @@ fn toml_value(v: &toml::Value) -> Value {
         toml::Value::Boolean(b) => Value::Bool(*b),
         toml::Value::Datetime(d) => s(d.to_string()),
         toml::Value::Array(a) => Value::list(a.iter().map(toml_value).collect()),
-        toml::Value::Table(t) => Value::map(
-            t.iter()
-                .map(|(k, x)| (k.clone(), toml_value(x)))
-                .collect(),
-        ),
+        toml::Value::Table(t) => {
+            Value::map(t.iter().map(|(k, x)| (k.clone(), toml_value(x))).collect())
+        }
     }
 }

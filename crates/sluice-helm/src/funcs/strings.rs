@@ -34,7 +34,9 @@ pub(super) const FUNCS: &[Spec] = &[
     spec!("kebabcase", 1, Some(1), |a| {
         Ok(s(camel_to_lower(arg_str(a, 0)?, '-')))
     }),
-    spec!("camelcase", 1, Some(1), |a| Ok(s(pascal_case(arg_str(a, 0)?)))),
+    spec!("camelcase", 1, Some(1), |a| Ok(s(pascal_case(arg_str(
+        a, 0
+    )?)))),
     spec!("wrap", 2, Some(2), |a| {
         let (l, v) = (arg_int(a, 0)?, arg_str(a, 1)?);
         Ok(s(wrap_custom(v, l, "\n", false)))
@@ -75,7 +77,9 @@ pub(super) const FUNCS: &[Spec] = &[
     }),
     spec!("splitList", 2, Some(2), |a| {
         let (sep, v) = (arg_str(a, 0)?, arg_str(a, 1)?);
-        Ok(Value::list(go_split(v, sep, -1).into_iter().map(s).collect()))
+        Ok(Value::list(
+            go_split(v, sep, -1).into_iter().map(s).collect(),
+        ))
     }),
     spec!("toStrings", 1, Some(1), |a| {
         Ok(Value::list(strslice(&a[0]).into_iter().map(s).collect()))
@@ -128,7 +132,11 @@ fn title(v: &str) -> String {
     let mut prev = ' ';
     v.chars()
         .map(|c| {
-            let out = if is_separator(prev) { simple_upper(c) } else { c };
+            let out = if is_separator(prev) {
+                simple_upper(c)
+            } else {
+                c
+            };
             prev = c;
             out
         })
@@ -219,7 +227,9 @@ fn abbrevboth(a: &[Value]) -> FuncResult {
         return Ok(s(v));
     }
     let left = usize::try_from(left).unwrap_or(0);
-    Ok(s(abbreviate_full(v, left, right as usize).unwrap_or_default()))
+    Ok(s(
+        abbreviate_full(v, left, right as usize).unwrap_or_default()
+    ))
 }
 
 /// goutils `AbbreviateFull` (byte offsets, as Go's).
@@ -519,7 +529,8 @@ fn next_word(v: &str) -> (Word, usize) {
     let Some((_, c)) = it.next() else {
         return (Word::Invalid, 0);
     };
-    let end_of = |it: &mut std::iter::Peekable<std::str::CharIndices>, keep: &dyn Fn(char) -> bool| {
+    let end_of = |it: &mut std::iter::Peekable<std::str::CharIndices>,
+                  keep: &dyn Fn(char) -> bool| {
         while let Some(&(i, c)) = it.peek() {
             if !keep(c) {
                 return i;
@@ -745,7 +756,10 @@ mod tests {
                 " Mixed-hyphen case _and SENTENCE_case and UPPER-case",
                 "_mixed_hyphen_case__and_sentence_case_and_upper_case",
             ),
-            ("FROM CamelCase to snake/kebab-case", "from_camel_case_to_snake/kebab_case"),
+            (
+                "FROM CamelCase to snake/kebab-case",
+                "from_camel_case_to_snake/kebab_case",
+            ),
             ("", ""),
             ("abc_123_def", "abc_123_def"),
         ] {
@@ -763,7 +777,10 @@ mod tests {
             ("GOLANG", "Golang"),
             ("a", "A"),
             ("好", "好"),
-            ("FROM CamelCase to snake/kebab-case", "FromCamelCaseToSnake/kebabCase"),
+            (
+                "FROM CamelCase to snake/kebab-case",
+                "FromCamelCaseToSnake/kebabCase",
+            ),
             ("", ""),
         ] {
             assert_eq!(pascal_case(i), o, "{i}");

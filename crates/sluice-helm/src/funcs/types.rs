@@ -17,12 +17,23 @@ pub(super) const FUNCS: &[Spec] = &[
     }),
     spec!("empty", 1, Some(1), |a| Ok(Value::Bool(is_empty(&a[0])))),
     spec!("coalesce", 0, None, |a| {
-        Ok(a.iter().find(|v| !is_empty(v)).cloned().unwrap_or(Value::Nil))
+        Ok(a.iter()
+            .find(|v| !is_empty(v))
+            .cloned()
+            .unwrap_or(Value::Nil))
     }),
-    spec!("all", 0, None, |a| Ok(Value::Bool(a.iter().all(|v| !is_empty(v))))),
-    spec!("any", 0, None, |a| Ok(Value::Bool(a.iter().any(|v| !is_empty(v))))),
+    spec!("all", 0, None, |a| Ok(Value::Bool(
+        a.iter().all(|v| !is_empty(v))
+    ))),
+    spec!("any", 0, None, |a| Ok(Value::Bool(
+        a.iter().any(|v| !is_empty(v))
+    ))),
     spec!("ternary", 3, Some(3), |a| {
-        Ok(if arg_bool(a, 2)? { a[0].clone() } else { a[1].clone() })
+        Ok(if arg_bool(a, 2)? {
+            a[0].clone()
+        } else {
+            a[1].clone()
+        })
     }),
     spec!("typeOf", 1, Some(1), |a| Ok(s(a[0].type_name()))),
     spec!("typeIs", 2, Some(2), |a| {

@@ -73,8 +73,26 @@ fn should_escape(c: u8, mode: Mode) -> bool {
     if mode == Mode::Host {
         return !matches!(
             c,
-            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':'
-                | b'[' | b']' | b'<' | b'>' | b'"' | b'-' | b'_' | b'.' | b'~'
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'['
+                | b']'
+                | b'<'
+                | b'>'
+                | b'"'
+                | b'-'
+                | b'_'
+                | b'.'
+                | b'~'
         );
     }
     match c {
@@ -120,7 +138,8 @@ fn parse(raw: &str) -> Result<Url, String> {
     if let Some(i) = rest.find(':') {
         let cand = &rest[..i];
         let ok = cand.bytes().enumerate().all(|(j, c)| {
-            c.is_ascii_alphabetic() || (j > 0 && (c.is_ascii_digit() || matches!(c, b'+' | b'-' | b'.')))
+            c.is_ascii_alphabetic()
+                || (j > 0 && (c.is_ascii_digit() || matches!(c, b'+' | b'-' | b'.')))
         });
         if i == 0 {
             return Err("missing protocol scheme".into());
@@ -227,9 +246,10 @@ fn url_join(a: &[Value]) -> FuncResult {
     let user = if userinfo.is_empty() {
         None
     } else {
-        Some(user_string(&userinfo).map_err(|e| {
-            failed(format!("unable to parse userinfo in dict: {e}"))
-        })?)
+        Some(
+            user_string(&userinfo)
+                .map_err(|e| failed(format!("unable to parse userinfo in dict: {e}")))?,
+        )
     };
     let mut out = String::new();
     if !scheme.is_empty() {

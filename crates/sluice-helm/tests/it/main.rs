@@ -7,6 +7,7 @@ mod support;
 
 mod build;
 mod corpus;
+mod funcs;
 mod garbage;
 mod load;
 mod package;

@@ -1,0 +1,1217 @@
+//! The template functions (`sluice_helm::funcs`): sprig v3.3.0's tests and
+//! Helm v4.2.4's `pkg/engine/funcs_test.go`, ported as tables (the facts,
+//! in our words), run through the template engine with Helm's function
+//! map; and direct calls for the conversions sprig tests without a
+//! template.
+
+use std::collections::BTreeMap;
+
+use sluice_helm::funcs::{self, helm_funcs};
+use sluice_helm::template::{Templates, Value};
+
+/// Renders `tpl` with Helm's functions and `data` as dot.
+fn render(tpl: &str, data: &Value) -> Result<String, String> {
+    let mut t = Templates::new("test", helm_funcs());
+    t.parse("test", tpl).map_err(|e| e.to_string())?;
+    t.execute("test", data).map_err(|e| e.to_string())
+}
+
+fn empty() -> Value {
+    Value::map(BTreeMap::new())
+}
+
+/// Runs a table of (template, expected output) cases with an empty dot;
+/// every failure is reported at once.
+fn table(cases: &[(&str, &str)]) {
+    let mut bad = Vec::new();
+    for (tpl, want) in cases {
+        match render(tpl, &empty()) {
+            Ok(got) if got == *want => {}
+            other => bad.push(format!("{tpl}\n   want {want:?}\n   got  {other:?}")),
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} of {} failed:\n{}",
+        bad.len(),
+        cases.len(),
+        bad.join("\n")
+    );
+}
+
+fn json(v: serde_json::Value) -> Value {
+    Value::from_json(&v)
+}
+
+/// Renders with `data` and compares.
+fn with(tpl: &str, data: &Value, want: &str) {
+    assert_eq!(render(tpl, data).as_deref(), Ok(want), "{tpl}");
+}
+
+fn fails(tpl: &str, data: &Value) -> String {
+    match render(tpl, data) {
+        Ok(out) => panic!("{tpl}: expected an error, got {out:?}"),
+        Err(e) => e,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// sprig strings_test.go
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sprig_strings() {
+    table(&[
+        (r#"{{"fooo" | substr 0 3 }}"#, "foo"),
+        (r#"{{"foo" | substr 0 10 }}"#, "foo"),
+        (r#"{{ "foooooo" | trunc 3 }}"#, "foo"),
+        (r#"{{ "baaaaaar" | trunc -3 }}"#, "aar"),
+        (r#"{{ "baaaaaar" | trunc -999 }}"#, "baaaaaar"),
+        (r#"{{ "baaaaaz" | trunc 0 }}"#, ""),
+        (r#"{{quote "a" "b" "c"}}"#, r#""a" "b" "c""#),
+        (r#"{{quote "\"a\"" "b" "c"}}"#, r#""\"a\"" "b" "c""#),
+        (r#"{{quote 1 2 3 }}"#, r#""1" "2" "3""#),
+        (r#"{{squote "a" "b" "c"}}"#, "'a' 'b' 'c'"),
+        (r#"{{squote 1 2 3 }}"#, "'1' '2' '3'"),
+        (r#"{{if contains "cat" "fair catch"}}1{{end}}"#, "1"),
+        (r#"{{if hasPrefix "cat" "catch"}}1{{end}}"#, "1"),
+        (r#"{{if hasSuffix "cat" "ducat"}}1{{end}}"#, "1"),
+        (r#"{{trim "   5.00   "}}"#, "5.00"),
+        (r#"{{trimAll "$" "$5.00$"}}"#, "5.00"),
+        (r#"{{trimPrefix "$" "$5.00"}}"#, "5.00"),
+        (r#"{{trimSuffix "$" "5.00$"}}"#, "5.00"),
+        (r#"{{$v := "foo$bar$baz" | split "$"}}{{$v._0}}"#, "foo"),
+        (r#"{{$v := "foo$bar$baz" | splitn "$" 2}}{{$v._0}}"#, "foo"),
+        (r#"{{ toString 1 | kindOf }}"#, "string"),
+        (
+            r#"{{ $s := list 1 2 3 | toStrings }}{{ index $s 1 | kindOf }}"#,
+            "string",
+        ),
+        (r#"{{ tuple "a" "b" "c" | join "-" }}"#, "a-b-c"),
+        (r#"{{ tuple 1 2 3 | join "-" }}"#, "1-2-3"),
+        (r#"{{ list "c" "a" "b" | sortAlpha | join "" }}"#, "abc"),
+        (r#"{{ list 2 1 4 3 | sortAlpha | join "" }}"#, "1234"),
+        (r#"{{b64enc "coffee"}}"#, "Y29mZmVl"),
+        (r#"{{b64dec "Y29mZmVl"}}"#, "coffee"),
+        (r#"{{b32enc "coffee"}}"#, "MNXWMZTFMU======"),
+        (r#"{{b32dec "MNXWMZTFMU======"}}"#, "coffee"),
+        (r#"{{abbrev 5 "hello world"}}"#, "he..."),
+        (r#"{{abbrevboth 5 10 "1234 5678 9123"}}"#, "...5678..."),
+        (r#"{{nospace "h e l l o "}}"#, "hello"),
+        (r#"{{untitle "First Try"}}"#, "first try"),
+        (r#"{{initials "First Try"}}"#, "FT"),
+        (r#"{{wrap 5 "Hello World"}}"#, "Hello\nWorld"),
+        (r#"{{wrapWith 5 "\t" "Hello World"}}"#, "Hello\tWorld"),
+        (r#"{{$b := "b"}}{{"c" | cat "a" $b}}"#, "a b c"),
+        (r#"{{indent 4 "a\nb\nc"}}"#, "    a\n    b\n    c"),
+        (r#"{{nindent 4 "a\nb\nc"}}"#, "\n    a\n    b\n    c"),
+        (
+            r#"{{"I Am Henry VIII" | replace " " "-"}}"#,
+            "I-Am-Henry-VIII",
+        ),
+        (
+            r#"{{$num := len "two"}}{{$num}} {{$num | plural "1 char" "chars"}}"#,
+            "3 chars",
+        ),
+        (r#"{{len "t" | plural "cheese" "%d chars"}}"#, "cheese"),
+    ]);
+    let nil = json(serde_json::json!({"value": null}));
+    with(r#"{{ .value | quote }}"#, &nil, "");
+    with(r#"{{ .value | squote }}"#, &nil, "");
+    with(r#"{{ .value | cat "a" "b"}}"#, &nil, "a b");
+    with(r#"{{ list 1 .value 2 | toStrings }}"#, &nil, "[1 2]");
+    let v = json(serde_json::json!({"V": ["a", "b", "c"], "S": "abc", "N": ["1", null, "2"]}));
+    with(r#"{{ join "-" .V }}"#, &v, "a-b-c");
+    with(r#"{{ join "-" .S }}"#, &v, "abc");
+    with(r#"{{ join "-" .N }}"#, &v, "1-2");
+    // A list of ints from Go ([]int{1, 2, 3}): float64 here (values).
+    let n = Value::map(BTreeMap::from([(
+        "V".to_string(),
+        Value::list(vec![Value::Int(1), Value::Int(2), Value::Int(3)]),
+    )]));
+    with(r#"{{ join "-" .V }}"#, &n, "1-2-3");
+    for f in ["randAlphaNum", "randAlpha", "randAscii", "randNumeric"] {
+        let out = render(&format!("{{{{{f} 5}}}}"), &empty()).unwrap_or_default();
+        assert_eq!(out.chars().count(), 5, "{f}: {out:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// sprig functions_test.go (env/expandenv are not in Helm's map)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sprig_functions() {
+    table(&[
+        (r#"{{ base "foo/bar" }}"#, "bar"),
+        (r#"{{ dir "foo/bar/baz" }}"#, "foo/bar"),
+        (r#"{{ isAbs "/foo" }}"#, "true"),
+        (r#"{{ isAbs "foo" }}"#, "false"),
+        (r#"{{ clean "/foo/../foo/../bar" }}"#, "/bar"),
+        (r#"{{ ext "/foo/bar/baz.txt" }}"#, ".txt"),
+        (r#"{{ osBase "foo/bar" }}"#, "bar"),
+        (r#"{{ osDir "foo/bar/baz" }}"#, "foo/bar"),
+        (r#"{{ osIsAbs "/foo" }}"#, "true"),
+        (r#"{{ osIsAbs "foo" }}"#, "false"),
+        (r#"{{ osClean "/foo/../foo/../bar" }}"#, "/bar"),
+        (r#"{{ osExt "/foo/bar/baz.txt" }}"#, ".txt"),
+        (r#"{{ snakecase "FirstName" }}"#, "first_name"),
+        (r#"{{ snakecase "HTTPServer" }}"#, "http_server"),
+        (r#"{{ snakecase "NoHTTPS" }}"#, "no_https"),
+        (r#"{{ snakecase "GO_PATH" }}"#, "go_path"),
+        (r#"{{ snakecase "GO PATH" }}"#, "go_path"),
+        (r#"{{ snakecase "GO-PATH" }}"#, "go_path"),
+        (r#"{{ camelcase "http_server" }}"#, "HttpServer"),
+        (r#"{{ camelcase "_camel_case" }}"#, "_CamelCase"),
+        (r#"{{ camelcase "no_https" }}"#, "NoHttps"),
+        (r#"{{ camelcase "_complex__case_" }}"#, "_Complex_Case_"),
+        (r#"{{ camelcase "all" }}"#, "All"),
+        (r#"{{ kebabcase "FirstName" }}"#, "first-name"),
+        (r#"{{ kebabcase "HTTPServer" }}"#, "http-server"),
+        (r#"{{ kebabcase "NoHTTPS" }}"#, "no-https"),
+        (r#"{{ kebabcase "GO_PATH" }}"#, "go-path"),
+        (r#"{{ kebabcase "GO PATH" }}"#, "go-path"),
+        (r#"{{ kebabcase "GO-PATH" }}"#, "go-path"),
+        (r#"{{ regexQuoteMeta "1.2.3" }}"#, r"1\.2\.3"),
+        (r#"{{ regexQuoteMeta "pretzel" }}"#, "pretzel"),
+    ]);
+    // shuffle: sprig seeds math/rand to test one permutation; here the
+    // OS source is used, so only the multiset of characters is checked.
+    let out = render(r#"{{ shuffle "Hello World" }}"#, &empty()).unwrap_or_default();
+    let (mut a, mut b): (Vec<char>, Vec<char>) =
+        (out.chars().collect(), "Hello World".chars().collect());
+    a.sort_unstable();
+    b.sort_unstable();
+    assert_eq!(a, b);
+}
+
+// ---------------------------------------------------------------------------
+// sprig numeric_test.go
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sprig_numeric() {
+    table(&[
+        (
+            r#"{{range $i, $e := until 5}}{{$i}}{{$e}}{{end}}"#,
+            "0011223344",
+        ),
+        (
+            r#"{{range $i, $e := until -5}}{{$i}}{{$e}} {{end}}"#,
+            "00 1-1 2-2 3-3 4-4 ",
+        ),
+        (
+            r#"{{range $i, $e := untilStep 0 5 1}}{{$i}}{{$e}}{{end}}"#,
+            "0011223344",
+        ),
+        (
+            r#"{{range $i, $e := untilStep 3 6 1}}{{$i}}{{$e}}{{end}}"#,
+            "031425",
+        ),
+        (
+            r#"{{range $i, $e := untilStep 0 -10 -2}}{{$i}}{{$e}} {{end}}"#,
+            "00 1-2 2-4 3-6 4-8 ",
+        ),
+        (
+            r#"{{range $i, $e := untilStep 3 0 1}}{{$i}}{{$e}}{{end}}"#,
+            "",
+        ),
+        (
+            r#"{{range $i, $e := untilStep 3 99 0}}{{$i}}{{$e}}{{end}}"#,
+            "",
+        ),
+        (
+            r#"{{range $i, $e := untilStep 3 99 -1}}{{$i}}{{$e}}{{end}}"#,
+            "",
+        ),
+        (
+            r#"{{range $i, $e := untilStep 3 0 0}}{{$i}}{{$e}}{{end}}"#,
+            "",
+        ),
+        (r#"{{ biggest 1 2 3 345 5 6 7}}"#, "345"),
+        (r#"{{ max 345}}"#, "345"),
+        (r#"{{ maxf 1 2 3 345.7 5 6 7}}"#, "345.7"),
+        (r#"{{ min 1 2 3 345 5 6 7}}"#, "1"),
+        (r#"{{ min 345}}"#, "345"),
+        (r#"{{ minf 1.4 2 3 345.6 5 6 7}}"#, "1.4"),
+        (r#"{{ minf 345 }}"#, "345"),
+        (r#"{{ toDecimal "777" }}"#, "511"),
+        (r#"{{ toDecimal 777 }}"#, "511"),
+        (r#"{{ toDecimal 770 }}"#, "504"),
+        (r#"{{ toDecimal 755 }}"#, "493"),
+        (r#"{{ 3 | add1 }}"#, "4"),
+        (r#"{{ 3.4 | add1f }}"#, "4.4"),
+        (r#"{{ 3 | add 1 2}}"#, "6"),
+        (r#"{{ 3 | addf 1.5 2.2}}"#, "6.7"),
+        (r#"{{ 4 | div 5 }}"#, "1"),
+        (r#"{{ 2 | divf 5 4 }}"#, "0.625"),
+        (r#"{{ 1 | mul "2" 3 "4"}}"#, "24"),
+        (r#"{{ 1.2 | mulf "2.4" 10 "4"}}"#, "115.2"),
+        (r#"{{ 3 | sub 14 }}"#, "11"),
+        (r#"{{ 3 | subf 4.5 1 }}"#, "0.5"),
+        (r#"{{ ceil 123 }}"#, "123"),
+        (r#"{{ ceil "123" }}"#, "123"),
+        (r#"{{ ceil 123.01 }}"#, "124"),
+        (r#"{{ ceil "123.01" }}"#, "124"),
+        (r#"{{ floor 123 }}"#, "123"),
+        (r#"{{ floor "123" }}"#, "123"),
+        (r#"{{ floor 123.9999 }}"#, "123"),
+        (r#"{{ floor "123.9999" }}"#, "123"),
+        (r#"{{ round 123.5555 3 }}"#, "123.556"),
+        (r#"{{ round "123.55555" 3 }}"#, "123.556"),
+        (r#"{{ round 123.500001 0 }}"#, "124"),
+        (r#"{{ round 123.49999999 0 }}"#, "123"),
+        (r#"{{ round 123.2329999 2 .3 }}"#, "123.23"),
+        (r#"{{ round 123.233 2 .3 }}"#, "123.24"),
+        (r#"{{seq 0 1 3}}"#, "0 1 2 3"),
+        (r#"{{seq 0 3 10}}"#, "0 3 6 9"),
+        (r#"{{seq 3 3 2}}"#, ""),
+        (r#"{{seq 3 -3 2}}"#, "3"),
+        (r#"{{seq}}"#, ""),
+        (r#"{{seq 0 4}}"#, "0 1 2 3 4"),
+        (r#"{{seq 5}}"#, "1 2 3 4 5"),
+        (r#"{{seq -5}}"#, "1 0 -1 -2 -3 -4 -5"),
+        (r#"{{seq 0}}"#, "1 0"),
+        (r#"{{seq 0 1 2 3}}"#, ""),
+        (r#"{{seq 0 -4}}"#, "0 -1 -2 -3 -4"),
+    ]);
+    for (min, max) in [(10, 11), (10, 13), (0, 1), (5, 50)] {
+        let out = render(&format!("{{{{ randInt {min} {max} }}}}"), &empty()).unwrap_or_default();
+        let r: i64 = out.parse().unwrap_or(-1);
+        assert!(r >= min && r < max, "randInt {min} {max}: {out}");
+    }
+}
+
+/// sprig's TestToFloat64/TestToInt64/TestToInt: spf13/cast conversions.
+#[test]
+fn sprig_casts() {
+    let cases: &[(Value, f64, i64)] = &[
+        (Value::Int(102), 102.0, 102),
+        (Value::Uint(102), 102.0, 102),
+        (Value::String("102".into()), 102.0, 102),
+        (Value::String("frankie".into()), 0.0, 0),
+        (Value::Float(102.1234), 102.1234, 102),
+        (Value::Bool(true), 1.0, 1),
+        (Value::Nil, 0.0, 0),
+        (Value::String("0x1F".into()), 0.0, 31),
+        (Value::String("12.00".into()), 12.0, 12),
+    ];
+    for (v, f, i) in cases {
+        let args = std::slice::from_ref(v);
+        assert_eq!(
+            funcs::call("float64", args),
+            Ok(Value::Float(*f)),
+            "float64 {v:?}"
+        );
+        assert_eq!(
+            funcs::call("int64", args),
+            Ok(Value::Int(*i)),
+            "int64 {v:?}"
+        );
+        assert_eq!(funcs::call("int", args), Ok(Value::Int(*i)), "int {v:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// sprig list_test.go (the must- forms share the tables)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sprig_lists() {
+    let mut cases: Vec<(String, &str)> = vec![
+        (
+            r#"{{$t := tuple 1 "a" "foo"}}{{index $t 2}}{{index $t 0 }}{{index $t 1}}"#.into(),
+            "foo1a",
+        ),
+        (
+            r#"{{$t := list 1 "a" "foo"}}{{index $t 2}}{{index $t 0 }}{{index $t 1}}"#.into(),
+            "foo1a",
+        ),
+        (r#"{{ concat (list 1 2 3) }}"#.into(), "[1 2 3]"),
+        (
+            r#"{{ concat (list 1 2 3) (list 4 5) }}"#.into(),
+            "[1 2 3 4 5]",
+        ),
+        (
+            r#"{{ concat (list 1 2 3) (list 4 5) (list) }}"#.into(),
+            "[1 2 3 4 5]",
+        ),
+        (
+            r#"{{ concat (list 1 2 3) (list 4 5) (list nil) }}"#.into(),
+            "[1 2 3 4 5 <nil>]",
+        ),
+        (
+            r#"{{ concat (list 1 2 3) (list 4 5) (list ( list "foo" ) ) }}"#.into(),
+            "[1 2 3 4 5 [foo]]",
+        ),
+    ];
+    let shared: &[(&str, &str)] = &[
+        (r#"{{ $t := tuple 1 2 3  }}{{ APPEND $t 4 | len }}"#, "4"),
+        (
+            r#"{{ $t := tuple 1 2 3 4  }}{{ APPEND $t 5 | join "-" }}"#,
+            "1-2-3-4-5",
+        ),
+        (
+            r#"{{ $t := regexSplit "/" "foo/bar/baz" -1 }}{{ APPEND $t "qux" | join "-" }}"#,
+            "foo-bar-baz-qux",
+        ),
+        (r#"{{ tuple 1 2 3 4 5 6 7 | CHUNK 3 | len }}"#, "3"),
+        (r#"{{ tuple | CHUNK 3 | len }}"#, "0"),
+        (
+            r#"{{ range ( tuple 1 2 3 4 5 6 7 8 9 | CHUNK 3 ) }}{{. | join "-"}}|{{end}}"#,
+            "1-2-3|4-5-6|7-8-9|",
+        ),
+        (
+            r#"{{ range ( tuple 1 2 3 4 5 6 7 8 | CHUNK 3 ) }}{{. | join "-"}}|{{end}}"#,
+            "1-2-3|4-5-6|7-8|",
+        ),
+        (
+            r#"{{ range ( tuple 1 2 | CHUNK 3 ) }}{{. | join "-"}}|{{end}}"#,
+            "1-2|",
+        ),
+        (r#"{{ $t := tuple 1 2 3  }}{{ PREPEND $t 0 | len }}"#, "4"),
+        (
+            r#"{{ $t := tuple 1 2 3 4  }}{{ PREPEND $t 0 | join "-" }}"#,
+            "0-1-2-3-4",
+        ),
+        (
+            r#"{{ $t := regexSplit "/" "foo/bar/baz" -1 }}{{ PREPEND $t "qux" | join "-" }}"#,
+            "qux-foo-bar-baz",
+        ),
+        (r#"{{ list 1 2 3 | FIRST }}"#, "1"),
+        (r#"{{ list | FIRST }}"#, "<no value>"),
+        (
+            r#"{{ regexSplit "/src/" "foo/src/bar" -1 | FIRST }}"#,
+            "foo",
+        ),
+        (r#"{{ list 1 2 3 | LAST }}"#, "3"),
+        (r#"{{ list | LAST }}"#, "<no value>"),
+        (r#"{{ regexSplit "/src/" "foo/src/bar" -1 | LAST }}"#, "bar"),
+        (r#"{{ list 1 2 3 | INITIAL | len }}"#, "2"),
+        (r#"{{ list 1 2 3 | INITIAL | last }}"#, "2"),
+        (r#"{{ list 1 2 3 | INITIAL | first }}"#, "1"),
+        (r#"{{ list | INITIAL }}"#, "[]"),
+        (
+            r#"{{ regexSplit "/" "foo/bar/baz" -1 | INITIAL }}"#,
+            "[foo bar]",
+        ),
+        (r#"{{ list 1 2 3 | REST | len }}"#, "2"),
+        (r#"{{ list 1 2 3 | REST | last }}"#, "3"),
+        (r#"{{ list 1 2 3 | REST | first }}"#, "2"),
+        (r#"{{ list | REST }}"#, "[]"),
+        (
+            r#"{{ regexSplit "/" "foo/bar/baz" -1 | REST }}"#,
+            "[bar baz]",
+        ),
+        (r#"{{ list 1 2 3 | REVERSE | first }}"#, "3"),
+        (r#"{{ list 1 2 3 | REVERSE | rest | first }}"#, "2"),
+        (r#"{{ list 1 2 3 | REVERSE | last }}"#, "1"),
+        (r#"{{ list 1 2 3 4 | REVERSE }}"#, "[4 3 2 1]"),
+        (r#"{{ list 1 | REVERSE }}"#, "[1]"),
+        (r#"{{ list | REVERSE }}"#, "[]"),
+        (
+            r#"{{ regexSplit "/" "foo/bar/baz" -1 | REVERSE }}"#,
+            "[baz bar foo]",
+        ),
+        (r#"{{ list 1 0 "" "hello" | COMPACT }}"#, "[1 hello]"),
+        (r#"{{ list "" "" | COMPACT }}"#, "[]"),
+        (r#"{{ list | COMPACT }}"#, "[]"),
+        (
+            r#"{{ regexSplit "/" "foo//bar" -1 | COMPACT }}"#,
+            "[foo bar]",
+        ),
+        (r#"{{ list 1 2 3 4 | UNIQ }}"#, "[1 2 3 4]"),
+        (r#"{{ list "a" "b" "c" "d" | UNIQ }}"#, "[a b c d]"),
+        (r#"{{ list 1 1 1 1 2 2 2 2 | UNIQ }}"#, "[1 2]"),
+        (r#"{{ list "foo" 1 1 1 1 "foo" "foo" | UNIQ }}"#, "[foo 1]"),
+        (r#"{{ list | UNIQ }}"#, "[]"),
+        (
+            r#"{{ regexSplit "/" "foo/foo/bar" -1 | UNIQ }}"#,
+            "[foo bar]",
+        ),
+        (r#"{{ WITHOUT (list 1 2 3 4) 1 }}"#, "[2 3 4]"),
+        (r#"{{ WITHOUT (list "a" "b" "c" "d") "a" }}"#, "[b c d]"),
+        (r#"{{ WITHOUT (list 1 1 1 1 2) 1 }}"#, "[2]"),
+        (r#"{{ WITHOUT (list) 1 }}"#, "[]"),
+        (r#"{{ WITHOUT (list 1 2 3) }}"#, "[1 2 3]"),
+        (r#"{{ WITHOUT list }}"#, "[]"),
+        (
+            r#"{{ WITHOUT (regexSplit "/" "foo/bar/baz" -1 ) "foo" }}"#,
+            "[bar baz]",
+        ),
+        (r#"{{ list 1 2 3 | HAS 1 }}"#, "true"),
+        (r#"{{ list 1 2 3 | HAS 4 }}"#, "false"),
+        (
+            r#"{{ regexSplit "/" "foo/bar/baz" -1 | HAS "bar" }}"#,
+            "true",
+        ),
+        (r#"{{ HAS "bar" nil }}"#, "false"),
+        (r#"{{ SLICE (list 1 2 3) }}"#, "[1 2 3]"),
+        (r#"{{ SLICE (list 1 2 3) 0 1 }}"#, "[1]"),
+        (r#"{{ SLICE (list 1 2 3) 1 3 }}"#, "[2 3]"),
+        (r#"{{ SLICE (list 1 2 3) 1 }}"#, "[2 3]"),
+        (
+            r#"{{ SLICE (regexSplit "/" "foo/bar/baz" -1) 1 2 }}"#,
+            "[bar]",
+        ),
+    ];
+    let names = [
+        ("APPEND", "append", "mustAppend"),
+        ("CHUNK", "chunk", "mustChunk"),
+        ("PREPEND", "prepend", "mustPrepend"),
+        ("FIRST", "first", "mustFirst"),
+        ("LAST", "last", "mustLast"),
+        ("INITIAL", "initial", "mustInitial"),
+        ("REST", "rest", "mustRest"),
+        ("REVERSE", "reverse", "mustReverse"),
+        ("COMPACT", "compact", "mustCompact"),
+        ("UNIQ", "uniq", "mustUniq"),
+        ("WITHOUT", "without", "mustWithout"),
+        ("HAS", "has", "mustHas"),
+        ("SLICE", "slice", "mustSlice"),
+    ];
+    for (tpl, want) in shared {
+        for form in [1, 2] {
+            let mut t = tpl.to_string();
+            for (k, plain, must) in names {
+                t = t.replace(k, if form == 1 { plain } else { must });
+            }
+            cases.push((t, want));
+        }
+    }
+    // sprig's mustPush spelling.
+    cases.push((
+        r#"{{ $t := regexSplit "/" "foo/bar/baz" -1 }}{{ mustPush $t "qux" | join "-" }}"#.into(),
+        "foo-bar-baz-qux",
+    ));
+    let cases: Vec<(&str, &str)> = cases.iter().map(|(t, w)| (t.as_str(), *w)).collect();
+    table(&cases);
+}
+
+// ---------------------------------------------------------------------------
+// sprig dict_test.go
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sprig_dicts() {
+    table(&[
+        (
+            r#"{{$d := dict 1 2 "three" "four" 5}}{{range $k, $v := $d}}{{$k}}{{$v}}{{end}}"#,
+            "125threefour",
+        ),
+        (
+            r#"{{$t := dict "I" "shot" "the" "albatross"}}{{$t.the}} {{$t.I}}"#,
+            "albatross shot",
+        ),
+        (
+            "{{- $d := dict \"one\" 1 \"two\" 222222 -}}\n{{- $_ := unset $d \"two\" -}}\n{{- range $k, $v := $d}}{{$k}}{{$v}}{{- end -}}\n",
+            "one1",
+        ),
+        (
+            "{{- $d := dict \"one\" 1 \"two\" 222222 -}}\n{{- if hasKey $d \"one\" -}}1{{- end -}}\n",
+            "1",
+        ),
+        (
+            "{{- $d := dict \"one\" 1 \"two\" 222222 -}}\n{{- $d2 := dict \"one\" 1 \"two\" 33333 -}}\n{{- $d3 := dict \"one\" 1 -}}\n{{- $d4 := dict \"one\" 1 \"two\" 4444 -}}\n{{- pluck \"two\" $d $d2 $d3 $d4 -}}\n",
+            "[222222 33333 4444]",
+        ),
+        (
+            r#"{{ dict "foo" 1 "bar" 2 | keys | sortAlpha }}"#,
+            "[bar foo]",
+        ),
+        (r#"{{ dict | keys }}"#, "[]"),
+        (
+            r#"{{ keys (dict "foo" 1) (dict "bar" 2) (dict "bar" 3) | uniq | sortAlpha }}"#,
+            "[bar foo]",
+        ),
+        (
+            r#"{{- $d := dict "one" 1 "two" 222222 }}{{ pick $d "two" | len -}}"#,
+            "1",
+        ),
+        (
+            r#"{{- $d := dict "one" 1 "two" 222222 }}{{ pick $d "two" -}}"#,
+            "map[two:222222]",
+        ),
+        (
+            r#"{{- $d := dict "one" 1 "two" 222222 }}{{ pick $d "one" "two" | len -}}"#,
+            "2",
+        ),
+        (
+            r#"{{- $d := dict "one" 1 "two" 222222 }}{{ pick $d "one" "two" "three" | len -}}"#,
+            "2",
+        ),
+        (r#"{{- $d := dict }}{{ pick $d "two" | len -}}"#, "0"),
+        (
+            r#"{{- $d := dict "one" 1 "two" 222222 }}{{ omit $d "one" | len -}}"#,
+            "1",
+        ),
+        (
+            r#"{{- $d := dict "one" 1 "two" 222222 }}{{ omit $d "one" -}}"#,
+            "map[two:222222]",
+        ),
+        (
+            r#"{{- $d := dict "one" 1 "two" 222222 }}{{ omit $d "one" "two" | len -}}"#,
+            "0",
+        ),
+        (
+            r#"{{- $d := dict "one" 1 "two" 222222 }}{{ omit $d "two" "three" | len -}}"#,
+            "1",
+        ),
+        (r#"{{- $d := dict }}{{ omit $d "two" | len -}}"#, "0"),
+        (r#"{{- $d := dict "one" 1 }}{{ get $d "one" -}}"#, "1"),
+        (
+            r#"{{- $d := dict "one" 1 "two" "2" }}{{ get $d "two" -}}"#,
+            "2",
+        ),
+        (r#"{{- $d := dict }}{{ get $d "two" -}}"#, ""),
+        (
+            "{{- $d := dict \"one\" 1 \"two\" 222222 -}}\n{{- $_ := set $d \"two\" 2 -}}\n{{- $_ := set $d \"three\" 3 -}}\n{{- if hasKey $d \"one\" -}}{{$d.one}}{{- end -}}\n{{- if hasKey $d \"two\" -}}{{$d.two}}{{- end -}}\n{{- if hasKey $d \"three\" -}}{{$d.three}}{{- end -}}\n",
+            "123",
+        ),
+        (
+            r#"{{- $d := dict "a" 1 "b" 2 }}{{ values $d | sortAlpha | join "," }}"#,
+            "1,2",
+        ),
+        (
+            r#"{{- $d := dict "a" "first" "b" 2 }}{{ values $d | sortAlpha | join "," }}"#,
+            "2,first",
+        ),
+        (
+            r#"{{- $d := dict "a" 1 "b" 2 | deepCopy }}{{ values $d | sortAlpha | join "," }}"#,
+            "1,2",
+        ),
+        (
+            r#"{{- $d := dict "a" 1 "b" 2 | deepCopy }}{{ keys $d | sortAlpha | join "," }}"#,
+            "a,b",
+        ),
+        (
+            r#"{{- $one := dict "foo" (dict "bar" "baz") "qux" true -}}{{ deepCopy $one }}"#,
+            "map[foo:map[bar:baz] qux:true]",
+        ),
+        (
+            r#"{{- $d := dict "a" 1 "b" 2 | mustDeepCopy }}{{ values $d | sortAlpha | join "," }}"#,
+            "1,2",
+        ),
+        (
+            r#"{{- $d := dict "a" 1 "b" 2 | mustDeepCopy }}{{ keys $d | sortAlpha | join "," }}"#,
+            "a,b",
+        ),
+        (
+            r#"{{- $one := dict "foo" (dict "bar" "baz") "qux" true -}}{{ mustDeepCopy $one }}"#,
+            "map[foo:map[bar:baz] qux:true]",
+        ),
+        (
+            r#"{{- $d := dict "a" (dict "b" (dict "c" 1)) }}{{ dig "a" "b" "c" "" $d }}"#,
+            "1",
+        ),
+        (
+            r#"{{- $d := dict "a" (dict "b" (dict "c" 1)) }}{{ dig "a" "b" "z" "2" $d }}"#,
+            "2",
+        ),
+        (r#"{{ dict "a" 1 | dig "a" "" }}"#, "1"),
+        (r#"{{ dict "a" 1 | dig "z" "2" }}"#, "2"),
+        // sprig's issue_188_test.go: mergeOverwrite shares nested maps of
+        // its sources; deepCopy first keeps them apart.
+        (
+            "{{- $target := dict -}}\n{{- $one := dict \"foo\" (dict \"bar\" \"baz\") \"qux\" true -}}\n{{- $two := dict \"foo\" (dict \"bar\" \"baz2\") \"qux\" false -}}\n{{- mergeOverwrite $target $one | toString | trunc 0 }}{{ $__ := mergeOverwrite $target $two }}{{ $one }}",
+            "map[foo:map[bar:baz2] qux:true]",
+        ),
+        (
+            "{{- $target := dict -}}\n{{- $one := dict \"foo\" (dict \"bar\" \"baz\") \"qux\" true -}}\n{{- $two := dict \"foo\" (dict \"bar\" \"baz2\") \"qux\" false -}}\n{{- deepCopy $one | mergeOverwrite $target | toString | trunc 0 }}{{ $__ := mergeOverwrite $target $two }}{{ $one }}",
+            "map[foo:map[bar:baz] qux:true]",
+        ),
+    ]);
+}
+
+/// sprig's TestMerge/TestMergeOverwrite and Helm's TestMerge: mergo's
+/// rules, with the destination changed in place.
+#[test]
+fn sprig_merge() {
+    let data = || {
+        json(serde_json::json!({
+            "src2": {"h": 10, "i": "i", "j": "j"},
+            "src1": {"a": 1, "b": 2, "d": {"e": "four"}, "g": [6, 7], "i": "aye", "j": "jay", "k": {"l": false}},
+            "dst": {"a": "one", "c": 3, "d": {"f": 5}, "g": [8, 9], "i": "eye", "k": {"l": true}},
+        }))
+    };
+    let d = data();
+    with(
+        r#"{{ $_ := merge .dst .src1 .src2 }}{{ .dst | toJson }}"#,
+        &d,
+        r#"{"a":"one","b":2,"c":3,"d":{"e":"four","f":5},"g":[8,9],"h":10,"i":"eye","j":"jay","k":{"l":true}}"#,
+    );
+    let d = data();
+    with(
+        r#"{{ $_ := mergeOverwrite .dst .src1 .src2 }}{{ .dst | toJson }}"#,
+        &d,
+        r#"{"a":1,"b":2,"c":3,"d":{"e":"four","f":5},"g":[6,7],"h":10,"i":"i","j":"j","k":{"l":false}}"#,
+    );
+    let d = data();
+    with(
+        r#"{{ mustMerge .dst .src1 | toJson }}"#,
+        &d,
+        r#"{"a":"one","b":2,"c":3,"d":{"e":"four","f":5},"g":[8,9],"i":"eye","j":"jay","k":{"l":true}}"#,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// sprig defaults_test.go (fromJson is Helm's: a map, errors in "Error")
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sprig_defaults() {
+    table(&[
+        (r#"{{"" | default "foo"}}"#, "foo"),
+        (r#"{{default "foo" 234}}"#, "234"),
+        (r#"{{default "foo" 2.34}}"#, "2.34"),
+        (r#"{{ .Nothing | default "123" }}"#, "123"),
+        (r#"{{ default "123" }}"#, "123"),
+        (r#"{{if empty 1}}1{{else}}0{{end}}"#, "0"),
+        (r#"{{if empty 0}}1{{else}}0{{end}}"#, "1"),
+        (r#"{{if empty ""}}1{{else}}0{{end}}"#, "1"),
+        (r#"{{if empty 0.0}}1{{else}}0{{end}}"#, "1"),
+        (r#"{{if empty false}}1{{else}}0{{end}}"#, "1"),
+        (r#"{{ coalesce 1 }}"#, "1"),
+        (r#"{{ coalesce "" 0 nil 2 }}"#, "2"),
+        (r#"{{ $two := 2 }}{{ coalesce "" 0 nil $two }}"#, "2"),
+        (r#"{{ $two := 2 }}{{ coalesce "" $two 0 0 0 }}"#, "2"),
+        (r#"{{ $two := 2 }}{{ coalesce "" $two 3 4 5 }}"#, "2"),
+        (r#"{{ coalesce }}"#, "<no value>"),
+        (r#"{{ all 1 }}"#, "true"),
+        (r#"{{ all "" 0 nil 2 }}"#, "false"),
+        (r#"{{ $two := 2 }}{{ all "" 0 nil $two }}"#, "false"),
+        (r#"{{ $two := 2 }}{{ all "" $two 0 0 0 }}"#, "false"),
+        (r#"{{ $two := 2 }}{{ all "" $two 3 4 5 }}"#, "false"),
+        (r#"{{ all }}"#, "true"),
+        (r#"{{ any 1 }}"#, "true"),
+        (r#"{{ any "" 0 nil 2 }}"#, "true"),
+        (r#"{{ $two := 2 }}{{ any "" 0 nil $two }}"#, "true"),
+        (r#"{{ $two := 2 }}{{ any "" $two 3 4 5 }}"#, "true"),
+        (r#"{{ $zero := 0 }}{{ any "" $zero 0 0 0 }}"#, "false"),
+        (r#"{{ any }}"#, "false"),
+        (r#"{{true | ternary "foo" "bar"}}"#, "foo"),
+        (r#"{{ternary "foo" "bar" true}}"#, "foo"),
+        (r#"{{false | ternary "foo" "bar"}}"#, "bar"),
+        (r#"{{ternary "foo" "bar" false}}"#, "bar"),
+    ]);
+    let top = json(serde_json::json!({"top": {}}));
+    with(
+        r#"{{if empty .top.NoSuchThing}}1{{else}}0{{end}}"#,
+        &top,
+        "1",
+    );
+    with(
+        r#"{{ coalesce .top.NoSuchThing .bottom "airplane"}}"#,
+        &top,
+        "airplane",
+    );
+    with(
+        r#"{{ all .top.NoSuchThing .bottom "airplane"}}"#,
+        &top,
+        "false",
+    );
+    with(
+        r#"{{ any .top.NoSuchThing .bottom "airplane"}}"#,
+        &top,
+        "true",
+    );
+    let input = json(serde_json::json!({"Input": r#"{"foo": 55}"#}));
+    with(r#"{{.Input | fromJson}}"#, &input, "map[foo:55]");
+    with(r#"{{(.Input | fromJson).foo}}"#, &input, "55");
+    let top = Value::map(BTreeMap::from([(
+        "Top".to_string(),
+        Value::map(BTreeMap::from([
+            ("bool".to_string(), Value::Bool(true)),
+            ("string".to_string(), Value::String("test".into())),
+            ("number".to_string(), Value::Int(42)),
+            ("html".to_string(), Value::String("<HEAD>".into())),
+        ])),
+    )]));
+    with(
+        r#"{{.Top | toJson}}"#,
+        &top,
+        r#"{"bool":true,"html":"\u003cHEAD\u003e","number":42,"string":"test"}"#,
+    );
+    with(
+        r#"{{.Top | toRawJson}}"#,
+        &top,
+        r#"{"bool":true,"html":"<HEAD>","number":42,"string":"test"}"#,
+    );
+    with(
+        r#"{{.Top | toPrettyJson}}"#,
+        &top,
+        "{\n  \"bool\": true,\n  \"html\": \"\\u003cHEAD\\u003e\",\n  \"number\": 42,\n  \"string\": \"test\"\n}",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// sprig regex_test.go, semver_test.go, url_test.go, reflect_test.go
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sprig_regex() {
+    let email = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}";
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for f in ["regexMatch", "mustRegexMatch"] {
+        for (input, want) in [
+            ("test@acme.com", "true"),
+            ("Test@Acme.Com", "true"),
+            ("test", "false"),
+            ("test.com", "false"),
+            ("test@acme", "false"),
+        ] {
+            cases.push((format!(r#"{{{{ {f} "{email}" "{input}" }}}}"#), want.into()));
+        }
+    }
+    for f in ["regexFindAll", "mustRegexFindAll"] {
+        for (input, n, want) in [
+            ("aa", -1, 1),
+            ("aaaaaaaa", 1, 1),
+            ("aaaa", -1, 2),
+            ("none", -1, 0),
+        ] {
+            cases.push((
+                format!(r#"{{{{ {f} "a{{2}}" "{input}" {n} | len }}}}"#),
+                want.to_string(),
+            ));
+        }
+    }
+    for f in ["regexFind", "mustRegexFind"] {
+        for (input, want) in [("foorbar", "foo"), ("foo foe fome", "foo"), ("none", "")] {
+            cases.push((format!(r#"{{{{ {f} "fo.?" "{input}" }}}}"#), want.into()));
+        }
+    }
+    for f in ["regexReplaceAll", "mustRegexReplaceAll"] {
+        for (repl, want) in [
+            ("T", "-T-T-"),
+            ("$1", "--xx-"),
+            ("$1W", "---"),
+            ("${1}W", "-W-xxW-"),
+        ] {
+            cases.push((
+                format!(r#"{{{{ {f} "a(x*)b" "-ab-axxb-" "{repl}" }}}}"#),
+                want.into(),
+            ));
+        }
+    }
+    for f in ["regexReplaceAllLiteral", "mustRegexReplaceAllLiteral"] {
+        for (repl, want) in [("T", "-T-T-"), ("$1", "-$1-$1-"), ("${1}", "-${1}-${1}-")] {
+            cases.push((
+                format!(r#"{{{{ {f} "a(x*)b" "-ab-axxb-" "{repl}" }}}}"#),
+                want.into(),
+            ));
+        }
+    }
+    for f in ["regexSplit", "mustRegexSplit"] {
+        for (re, input, n, want) in [
+            ("a", "banana", -1, 4),
+            ("a", "banana", 0, 0),
+            ("a", "banana", 1, 1),
+            ("a", "banana", 2, 2),
+            ("z+", "pizza", -1, 2),
+            ("z+", "pizza", 0, 0),
+            ("z+", "pizza", 1, 1),
+            ("z+", "pizza", 2, 2),
+        ] {
+            cases.push((
+                format!(r#"{{{{ {f} "{re}" "{input}" {n} | len }}}}"#),
+                want.to_string(),
+            ));
+        }
+    }
+    // Go's RE2 Perl classes are ASCII; Split keeps Go's empty fields.
+    cases.push((r#"{{ regexMatch "^\\d+$" "١٢٣" }}"#.into(), "false".into()));
+    cases.push((r#"{{ regexSplit "," "a,,b" -1 }}"#.into(), "[a  b]".into()));
+    let cases: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|(t, w)| (t.as_str(), w.as_str()))
+        .collect();
+    table(&cases);
+    assert!(fails(r#"{{ mustRegexMatch "(" "x" }}"#, &empty()).contains("error parsing regexp"));
+    assert!(fails(r#"{{ regexFind "(" "x" }}"#, &empty()).contains("error parsing regexp"));
+    table(&[(r#"{{ regexMatch "(" "x" }}"#, "false")]);
+}
+
+#[test]
+fn sprig_semver() {
+    table(&[
+        (r#"{{ semverCompare "1.2.3" "1.2.3" }}"#, "true"),
+        (r#"{{ semverCompare "^1.2.0" "1.2.3" }}"#, "true"),
+        (r#"{{ semverCompare "^1.2.0" "2.2.3" }}"#, "false"),
+        (
+            r#"{{ $s := semver "1.2.3-beta.1+c0ff33" }}{{ $s.Prerelease }}"#,
+            "beta.1",
+        ),
+        (
+            r#"{{ $s := semver "1.2.3-beta.1+c0ff33" }}{{ $s.Major}}"#,
+            "1",
+        ),
+        (r#"{{ semver "1.2.3" | (semver "1.2.3").Compare }}"#, "0"),
+        (r#"{{ semver "1.2.3" | (semver "1.3.3").Compare }}"#, "1"),
+        (r#"{{ semver "1.4.3" | (semver "1.2.3").Compare }}"#, "-1"),
+        // What charts ask of .Capabilities.KubeVersion.Version.
+        (r#"{{ semverCompare ">=1.19-0" "v1.36.3" }}"#, "true"),
+        (r#"{{ semverCompare "<1.19-0" "v1.36.3" }}"#, "false"),
+        (r#"{{ semverCompare ">= 1.21.0-0" "v1.36.3" }}"#, "true"),
+        (r#"{{ semverCompare "~1.36.0" "v1.36.3" }}"#, "true"),
+    ]);
+    assert!(
+        fails(r#"{{ semverCompare "1.2.3" "not-a-version" }}"#, &empty())
+            .contains("Invalid Semantic Version")
+    );
+}
+
+#[test]
+fn sprig_urls() {
+    table(&[
+        (
+            r#"{{ index ( urlParse "proto://auth@host:80/path?query#fragment" ) "host" }}"#,
+            "host:80",
+        ),
+        (
+            r#"{{ urlJoin (dict "fragment" "fragment" "host" "host:80" "path" "/path" "query" "query" "scheme" "proto") }}"#,
+            "proto://host:80/path?query#fragment",
+        ),
+        (
+            r#"{{ urlJoin (dict "fragment" "fragment" "host" "host:80" "path" "/path" "scheme" "proto" "userinfo" "ASDJKJSD") }}"#,
+            "proto://ASDJKJSD@host:80/path#fragment",
+        ),
+    ]);
+    let fields = [
+        "fragment", "host", "hostname", "opaque", "path", "query", "scheme", "userinfo",
+    ];
+    let cases: &[(&str, [&str; 8])] = &[
+        (
+            "proto://auth@host:80/path?query#fragment",
+            [
+                "fragment", "host:80", "host", "", "/path", "query", "proto", "auth",
+            ],
+        ),
+        (
+            "proto://host:80/path",
+            ["", "host:80", "host", "", "/path", "", "proto", ""],
+        ),
+        ("something", ["", "", "", "", "something", "", "", ""]),
+        (
+            "proto://user:passwor%20d@host:80/path",
+            [
+                "",
+                "host:80",
+                "host",
+                "",
+                "/path",
+                "",
+                "proto",
+                "user:passwor%20d",
+            ],
+        ),
+        (
+            "proto://host:80/pa%20th?key=val%20ue",
+            [
+                "",
+                "host:80",
+                "host",
+                "",
+                "/pa th",
+                "key=val%20ue",
+                "proto",
+                "",
+            ],
+        ),
+    ];
+    for (url, want) in cases {
+        let got = funcs::call("urlParse", &[Value::String(url.to_string())]);
+        let Ok(Value::Map(m)) = got else {
+            panic!("urlParse {url}: {got:?}");
+        };
+        for (f, w) in fields.iter().zip(want) {
+            assert_eq!(m.get(f), Some(Value::String(w.to_string())), "{url} {f}");
+        }
+        // urlJoin of the parsed parts gives the URL back.
+        let joined = funcs::call("urlJoin", &[Value::Map(m)]);
+        assert_eq!(joined, Ok(Value::String(url.to_string())), "{url}");
+    }
+}
+
+#[test]
+fn sprig_reflect() {
+    let s = Value::String("hello".into());
+    with(r#"{{typeOf .}}"#, &s, "string");
+    with(
+        r#"{{kindOf .}}"#,
+        &json(serde_json::json!(["hello"])),
+        "slice",
+    );
+    with(r#"{{kindOf .}}"#, &json(serde_json::json!({"a": 1})), "map");
+    with(r#"{{if typeIs "string" .}}t{{else}}f{{end}}"#, &s, "t");
+    with(r#"{{if typeIsLike "string" .}}t{{else}}f{{end}}"#, &s, "t");
+    with(r#"{{if kindIs "ptr" .}}t{{else}}f{{end}}"#, &s, "f");
+    with(
+        r#"{{ kindOf .x }} {{ typeOf .x }}"#,
+        &json(serde_json::json!({"x": 1})),
+        "float64 float64",
+    );
+    table(&[
+        (
+            r#"{{ kindOf 1 }} {{ typeOf 1 }} {{ kindOf nil }} {{ typeOf nil }}"#,
+            "int int invalid <nil>",
+        ),
+        (
+            r#"{{ deepEqual (list 1 2) (list 1 2) }} {{ deepEqual 1 1.0 }}"#,
+            "true false",
+        ),
+    ]);
+}
+
+// ---------------------------------------------------------------------------
+// sprig crypto_test.go (key and certificate generators: refused, see
+// `refused_functions`)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sprig_crypto() {
+    table(&[
+        (
+            r#"{{"abc" | sha512sum}}"#,
+            "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f",
+        ),
+        (
+            r#"{{"abc" | sha256sum}}"#,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        ),
+        (
+            r#"{{"abc" | sha1sum}}"#,
+            "a9993e364706816aba3e25717850c26c9cd0d89d",
+        ),
+        (r#"{{"abc" | adler32sum}}"#, "38600999"),
+        (
+            r#"{{derivePassword 1 "long" "password" "user" "example.com"}}"#,
+            "ZedaFaxcZaso9*",
+        ),
+        (
+            r#"{{"plaintext" | encryptAES "secretkey" | decryptAES "secretkey"}}"#,
+            "plaintext",
+        ),
+    ]);
+    // bcrypt and htpasswd: Go's $2a$ format at cost 10 (60 characters);
+    // verified with the bcrypt crate.
+    let out = render(r#"{{"abc" | bcrypt}}"#, &empty()).unwrap_or_default();
+    assert!(out.starts_with("$2a$10$") && out.len() == 60, "{out}");
+    assert_eq!(bcrypt::verify("abc", &out).ok(), Some(true));
+    for (user, pass, valid) in [
+        ("myUser", "myPassword", true),
+        (
+            "special'o79Cv_*qFe,)<user",
+            "special<j7+3p#6-.Jx2U:m8G;kGypassword",
+            true,
+        ),
+        ("wrongus:er", "doesn'tmatter", false),
+    ] {
+        let d = json(serde_json::json!({"Username": user, "Password": pass}));
+        let out = render(r#"{{htpasswd .Username .Password}}"#, &d).unwrap_or_default();
+        if valid {
+            let (u, h) = out.split_once(':').unwrap_or_default();
+            assert_eq!(u, user);
+            assert_eq!(bcrypt::verify(pass, h).ok(), Some(true), "{out}");
+        } else {
+            assert_eq!(out, format!("invalid username: {user}"));
+        }
+    }
+    let a = render(r#"{{randBytes 12}}"#, &empty()).unwrap_or_default();
+    let b = render(r#"{{randBytes 12}}"#, &empty()).unwrap_or_default();
+    assert_eq!(a.len(), 16);
+    assert_ne!(a, b);
+    let a = render(r#"{{uuidv4}}"#, &empty()).unwrap_or_default();
+    let b = render(r#"{{uuidv4}}"#, &empty()).unwrap_or_default();
+    assert_eq!(a.len(), 36);
+    assert_eq!(a.as_bytes()[14], b'4');
+    assert_ne!(a, b);
+}
+
+// ---------------------------------------------------------------------------
+// sprig date_test.go
+// ---------------------------------------------------------------------------
+
+#[test]
+fn sprig_dates() {
+    table(&[
+        (
+            r#"{{toDate "2006-01-02" "2017-12-31" | date "02/01/2006"}}"#,
+            "31/12/2017",
+        ),
+        (
+            r#"{{ date_in_zone "02 Jan 06 15:04 -0700" 1560458379 "UTC" }}"#,
+            "13 Jun 19 20:39 +0000",
+        ),
+        (
+            r#"{{ dateInZone "02 Jan 06 15:04 -0700" 1560458379 "foobar" }}"#,
+            "13 Jun 19 20:39 +0000",
+        ),
+        (
+            r#"{{ unixEpoch (toDate "02 Jan 06 15:04:05 MST" "13 Jun 19 20:39:39 GMT") }}"#,
+            "1560458379",
+        ),
+        (r#"{{ htmlDate 0 }}"#, "1970-01-01"),
+        (r#"{{ duration "61" }}"#, "1m1s"),
+        (r#"{{ duration "3600" }}"#, "1h0m0s"),
+        (r#"{{ duration "93784" }}"#, "26h3m4s"),
+        (r#"{{ durationRound "2h5s" }}"#, "2h"),
+        (r#"{{ durationRound "24h5s" }}"#, "1d"),
+        (r#"{{ durationRound "2400h5s" }}"#, "3mo"),
+        (
+            r#"{{ toDate "2006-01-02" "2017-12-31" | dateModify "1.5h" | date "2006-01-02T15:04" }}"#,
+            "2017-12-31T01:30",
+        ),
+    ]);
+    // `now` and `ago` read the clock: their shape only.
+    let out = render(r#"{{ now | date "2006-01-02" }}"#, &empty()).unwrap_or_default();
+    assert_eq!(out.len(), 10, "{out}");
+    let out = render(r#"{{ ago now }}"#, &empty()).unwrap_or_default();
+    assert_eq!(out, "0s");
+    let out = render(r#"{{ now | unixEpoch }}"#, &empty()).unwrap_or_default();
+    assert!(out.parse::<i64>().is_ok_and(|t| t > 1_700_000_000), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// Helm pkg/engine/funcs_test.go
+// ---------------------------------------------------------------------------
+
+#[test]
+fn helm_funcs_table() {
+    let s = |v: &str| Value::String(v.to_string());
+    let cases: Vec<(&str, &str, Value)> = vec![
+        (
+            r#"{{ toYaml . }}"#,
+            "foo: bar",
+            json(serde_json::json!({"foo": "bar"})),
+        ),
+        (
+            r#"{{ toToml . }}"#,
+            "foo = \"bar\"\n",
+            json(serde_json::json!({"foo": "bar"})),
+        ),
+        (
+            r#"{{ fromToml . }}"#,
+            "map[hello:world]",
+            s(r#"hello = "world""#),
+        ),
+        (
+            r#"{{ fromToml . }}"#,
+            "map[table:map[keyInTable:valueInTable subtable:map[keyInSubtable:valueInSubTable]]]",
+            s(
+                "\n[table]\nkeyInTable = \"valueInTable\"\n[table.subtable]\nkeyInSubtable = \"valueInSubTable\"",
+            ),
+        ),
+        (
+            r#"{{ fromToml . }}"#,
+            "map[tableArray:[map[keyInElement0:valueInElement0] map[keyInElement1:valueInElement1]]]",
+            s(
+                "\n[[tableArray]]\nkeyInElement0 = \"valueInElement0\"\n[[tableArray]]\nkeyInElement1 = \"valueInElement1\"",
+            ),
+        ),
+        (
+            r#"{{ toJson . }}"#,
+            r#"{"foo":"bar"}"#,
+            json(serde_json::json!({"foo": "bar"})),
+        ),
+        (r#"{{ fromYaml . }}"#, "map[hello:world]", s("hello: world")),
+        (
+            r#"{{ fromYamlArray . }}"#,
+            "[one 2 map[name:helm]]",
+            s("- one\n- 2\n- name: helm\n"),
+        ),
+        (
+            r#"{{ fromYamlArray . }}"#,
+            "[one 2 map[name:helm]]",
+            s(r#"["one", 2, { "name": "helm" }]"#),
+        ),
+        (
+            r#"{{ toToml . }}"#,
+            "[mast]\n  sail = \"white\"\n",
+            json(serde_json::json!({"mast": {"sail": "white"}})),
+        ),
+        (
+            r#"{{ fromYaml . }}"#,
+            "map[Error:error unmarshaling JSON: json: cannot unmarshal array into Go value of type map[string]interface {}]",
+            s("- one\n- two\n"),
+        ),
+        (
+            r#"{{ fromJson .}}"#,
+            "map[hello:world]",
+            s(r#"{"hello":"world"}"#),
+        ),
+        (
+            r#"{{ fromJson . }}"#,
+            "map[Error:json: cannot unmarshal array into Go value of type map[string]interface {}]",
+            s(r#"["one", "two"]"#),
+        ),
+        (
+            r#"{{ fromJsonArray . }}"#,
+            "[one 2 map[name:helm]]",
+            s(r#"["one", 2, { "name": "helm" }]"#),
+        ),
+        (
+            r#"{{ fromJsonArray . }}"#,
+            "[json: cannot unmarshal object into Go value of type []interface {}]",
+            s(r#"{"hello": "world"}"#),
+        ),
+        (
+            r#"{{ merge .dict (fromYaml .yaml) }}"#,
+            "map[a:map[b:c]]",
+            json(serde_json::json!({"dict": {"a": {"b": "c"}}, "yaml": r#"{"a":{"b":"d"}}"#})),
+        ),
+        (
+            r#"{{ merge (fromYaml .yaml) .dict }}"#,
+            "map[a:map[b:d]]",
+            json(serde_json::json!({"dict": {"a": {"b": "c"}}, "yaml": r#"{"a":{"b":"d"}}"#})),
+        ),
+        (
+            r#"{{ fromYamlArray . }}"#,
+            "[error unmarshaling JSON: json: cannot unmarshal object into Go value of type []interface {}]",
+            s("hello: world"),
+        ),
+        (
+            r#"{{ lookup "v1" "Namespace" "" "unlikelynamespace99999999" }}"#,
+            "map[]",
+            s(""),
+        ),
+        (
+            r#"{{ mustToToml . }}"#,
+            "foo = \"bar\"\n",
+            json(serde_json::json!({"foo": "bar"})),
+        ),
+    ];
+    let mut bad = Vec::new();
+    for (tpl, want, data) in &cases {
+        match render(tpl, data) {
+            Ok(got) if got == *want => {}
+            other => bad.push(format!(
+                "{tpl} with {data:?}\n   want {want:?}\n   got  {other:?}"
+            )),
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} of {} failed:\n{}",
+        bad.len(),
+        cases.len(),
+        bad.join("\n")
+    );
+    // toToml's error text for a parse failure is the toml crate's, not
+    // BurntSushi's: only its presence is checked.
+    let out = render(r#"{{ fromToml . }}"#, &s("one")).unwrap_or_default();
+    assert!(out.starts_with("map[Error:toml: "), "{out}");
+    // A map holding itself: toYaml/toJson swallow the error, the must-
+    // forms fail.
+    let loop_map = json(serde_json::json!({"foo": "bar"}));
+    if let Value::Map(m) = &loop_map {
+        m.insert("loop", Value::list(vec![loop_map.clone()]));
+    }
+    with(r#"{{ toYaml . }}"#, &loop_map, "");
+    with(r#"{{ toJson . }}"#, &loop_map, "");
+    fails(r#"{{ mustToYaml . }}"#, &loop_map);
+    fails(r#"{{ mustToJson . }}"#, &loop_map);
+    if let Value::Map(m) = &loop_map {
+        m.remove("loop");
+    }
+}
