@@ -323,7 +323,7 @@ fn eq(a1: &EV, rest: &[EV]) -> Result<bool, FuncError> {
                             fmt_s(v1),
                             tname(v1),
                             tname(v2),
-                            fmt_s(v2)
+                            v2.map_or("<invalid reflect.Value>".to_string(), Value::go_string)
                         )));
                     }
                     match (v1, v2) {

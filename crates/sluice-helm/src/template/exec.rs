@@ -866,6 +866,7 @@ impl Engine {
             _ => &[],
         };
         let num_in = args.len() + usize::from(fin.is_some());
+        let arity_at = fr.at;
         if let Callee::Builtin = callee {
             if let Some(msg) = builtins::check_arity(name, num_in) {
                 return Err(self.errorf(fr, msg));
@@ -896,26 +897,15 @@ impl Engine {
             Callee::Builtin => {
                 if name == "printf" {
                     // printf's format is a Go string parameter.
-                    match argv.first() {
-                        Some(EV::Invalid) => {
-                            return Err(self.errorf(fr, "invalid value; expected string"));
+                    let bad = argv
+                        .first()
+                        .is_some_and(|x| !matches!(x.concrete(), Some(Value::String(_))));
+                    if bad {
+                        if let Some(a) = args.first() {
+                            fr.at = At::Arg(a);
                         }
-                        Some(x) => {
-                            if let Some(Value::String(_)) = x.concrete() {
-                            } else {
-                                let t = match x {
-                                    EV::Iface(Value::Nil) => "interface {}".to_string(),
-                                    x => {
-                                        x.concrete().map_or("<nil>", |v| v.type_name()).to_string()
-                                    }
-                                };
-                                return Err(self.errorf(
-                                    fr,
-                                    format!("wrong type for value; expected string; got {t}"),
-                                ));
-                            }
-                        }
-                        None => {}
+                        let msg = arg_type_message(args.first(), argv.first(), "string");
+                        return Err(self.errorf(fr, msg));
                     }
                 }
                 if name == "call" {
@@ -950,6 +940,21 @@ impl Engine {
                 Err(self.errorf(fr, format!("error calling {name}: {msg}")))
             }
             Err(FuncError::Args(msg)) => Err(self.errorf(fr, msg)),
+            Err(FuncError::Arity { want, variadic }) => {
+                fr.at = arity_at;
+                let least = if variadic { "at least " } else { "" };
+                Err(self.errorf(
+                    fr,
+                    format!("wrong number of args for {name}: want {least}{want} got {num_in}"),
+                ))
+            }
+            Err(FuncError::ArgType { index, want }) => {
+                if let Some(a) = args.get(index) {
+                    fr.at = At::Arg(a);
+                }
+                let msg = arg_type_message(args.get(index), argv.get(index), &want);
+                Err(self.errorf(fr, msg))
+            }
         }
     }
 
@@ -980,6 +985,42 @@ enum Callee<'a> {
     Builtin,
     Func(&'a super::Func),
     Method(&'a Arc<dyn super::Object>),
+}
+
+/// Go's message for an argument that does not fit its parameter type
+/// (`evalArg` for literals, `validateType` for values).
+fn arg_type_message(node: Option<&Arg>, v: Option<&EV>, want: &str) -> String {
+    match node {
+        Some(Arg::Nil { .. }) => return format!("cannot assign nil to {want}"),
+        Some(n @ (Arg::Bool { .. } | Arg::Number(_) | Arg::String { .. })) => {
+            let found = arg_string(n);
+            return match want {
+                "bool" => format!("expected bool; found {found}"),
+                "string" => format!("expected string; found {found}"),
+                "float64" | "float32" => format!("expected float; found {found}"),
+                "int" | "int8" | "int16" | "int32" | "int64" => {
+                    format!("expected integer; found {found}")
+                }
+                "uint" | "uint8" | "uint16" | "uint32" | "uint64" | "uintptr" => {
+                    format!("expected unsigned integer; found {found}")
+                }
+                _ => format!("can't handle {found} for arg of type {want}"),
+            };
+        }
+        _ => {}
+    }
+    match v {
+        None | Some(EV::Invalid) => format!("invalid value; expected {want}"),
+        Some(EV::Iface(Value::Nil) | EV::Val(Value::Nil)) => {
+            format!("wrong type for value; expected {want}; got interface {{}}")
+        }
+        Some(EV::Iface(x) | EV::Val(x)) => {
+            format!(
+                "wrong type for value; expected {want}; got {}",
+                x.type_name()
+            )
+        }
+    }
 }
 
 /// Go's `truth`: `isTrue(indirectInterface(v))`.

@@ -289,6 +289,12 @@ fn fmt_arg(out: &mut String, v: &Value, verb: char, f: Flags, depth: usize) {
         pad(out, v.type_name(), f);
         return;
     }
+    if verb == 'v' && f.sharp {
+        let mut s = String::new();
+        go_syntax(&mut s, v, depth);
+        pad(out, &s, f);
+        return;
+    }
     match v {
         Value::Nil => match verb {
             'v' => pad(out, "<nil>", f),
@@ -334,7 +340,7 @@ fn fmt_arg(out: &mut String, v: &Value, verb: char, f: Flags, depth: usize) {
                 if k > 0 {
                     out.push(' ');
                 }
-                fmt_str(out, key, &Value::Nil, verb, f);
+                fmt_str(out, key, &Value::String(key.clone()), verb, f);
                 out.push(':');
                 fmt_arg(out, x, verb, f, depth + 1);
             }
@@ -500,9 +506,16 @@ fn fmt_float(out: &mut String, x: f64, v: &Value, verb: char, f: Flags) {
                 format_g64(x)
             }
         }
+        'x' | 'X' if f.prec.is_none() => {
+            if x.is_finite() {
+                format_hex_float(x)
+            } else {
+                format_g64(x)
+            }
+        }
         _ => return bad_verb(out, v, verb),
     };
-    let body = if verb == 'G' || verb == 'E' {
+    let body = if verb == 'G' || verb == 'E' || verb == 'X' {
         body.to_uppercase()
     } else {
         body
@@ -521,6 +534,87 @@ fn fmt_float(out: &mut String, x: f64, v: &Value, verb: char, f: Flags) {
         g.zero = false;
         pad(out, &body, g);
     }
+}
+
+/// Go's `%#v`: the value in Go syntax.
+fn go_syntax(out: &mut String, v: &Value, depth: usize) {
+    if depth > MAX_VALUE_DEPTH {
+        out.push_str("...");
+        return;
+    }
+    match v {
+        Value::Nil => out.push_str("<nil>"),
+        Value::String(s) => out.push_str(&quote(s)),
+        Value::Uint(u) => out.push_str(&format!("0x{u:x}")),
+        Value::List(l) => {
+            out.push_str("[]interface {}{");
+            for (i, x) in l.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                go_syntax(out, x, depth + 1);
+            }
+            out.push('}');
+        }
+        Value::Map(m) => {
+            out.push_str("map[string]interface {}{");
+            for (i, (k, x)) in m.entries().iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&quote(k));
+                out.push(':');
+                go_syntax(out, x, depth + 1);
+            }
+            out.push('}');
+        }
+        Value::Bytes(b) => {
+            out.push_str("[]byte{");
+            for (i, x) in b.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&format!("0x{x:x}"));
+            }
+            out.push('}');
+        }
+        v => out.push_str(&v.go_string()),
+    }
+}
+
+/// Go's `%x` of a float (`strconv.FormatFloat(x, 'x', -1, 64)`):
+/// `0x1.8p+00`.
+fn format_hex_float(x: f64) -> String {
+    let neg = x.is_sign_negative();
+    let bits = x.abs().to_bits();
+    let mut exp = ((bits >> 52) & 0x7ff) as i32;
+    let mut mant = bits & ((1u64 << 52) - 1);
+    let sign = if neg { "-" } else { "" };
+    if exp == 0 && mant == 0 {
+        return format!("{sign}0x0p+00");
+    }
+    if exp == 0 {
+        // Subnormal: normalize.
+        exp = -1022;
+        while mant & (1u64 << 52) == 0 {
+            mant <<= 1;
+            exp -= 1;
+        }
+        mant &= (1u64 << 52) - 1;
+    } else {
+        exp -= 1023;
+    }
+    let mut digits = format!("{mant:013x}");
+    while digits.ends_with('0') {
+        digits.pop();
+    }
+    let frac = if digits.is_empty() {
+        String::new()
+    } else {
+        format!(".{digits}")
+    };
+    let esign = if exp < 0 { '-' } else { '+' };
+    format!("{sign}0x1{frac}p{esign}{:02}", exp.unsigned_abs())
 }
 
 /// `%.{prec}e`: Go's exponent has at least two digits.

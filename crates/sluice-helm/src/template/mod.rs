@@ -58,21 +58,46 @@ pub enum FuncError {
     /// value; expected string`): printed as is.
     #[error("{0}")]
     Args(String),
+    /// Argument `index` (0-based, the piped value last) does not fit the Go
+    /// parameter type `want` (`string`, `int`, `float64`, `bool`,
+    /// `[]interface {}`, ...). The engine words it as Go does for that
+    /// argument (`expected string; found 1` for a literal, `invalid value;
+    /// expected string` for no value, `wrong type for value; expected
+    /// string; got int` otherwise) and points at the argument.
+    #[error("argument {index}: expected {want}")]
+    ArgType { index: usize, want: String },
+    /// The number of arguments does not fit: `want` (at least `want` when
+    /// `variadic`). Printed as Go's `wrong number of args for NAME: want 1
+    /// got 2`.
+    #[error("wrong number of args: want {want}")]
+    Arity { want: usize, variadic: bool },
 }
 
 impl FuncError {
-    /// `wrong number of args for NAME: want WANT got GOT`.
-    pub fn arity(name: &str, want: usize, got: usize) -> Self {
-        FuncError::Args(format!(
-            "wrong number of args for {name}: want {want} got {got}"
-        ))
+    /// `wrong number of args for NAME: want WANT got GOT` (the engine
+    /// fills in the name and count it called with).
+    pub fn arity(_name: &str, want: usize, _got: usize) -> Self {
+        FuncError::Arity {
+            want,
+            variadic: false,
+        }
     }
     /// `wrong number of args for NAME: want at least WANT got GOT` (a
     /// variadic Go function).
-    pub fn arity_at_least(name: &str, want: usize, got: usize) -> Self {
-        FuncError::Args(format!(
-            "wrong number of args for {name}: want at least {want} got {got}"
-        ))
+    pub fn arity_at_least(_name: &str, want: usize, _got: usize) -> Self {
+        FuncError::Arity {
+            want,
+            variadic: true,
+        }
+    }
+    /// Argument `index` does not fit Go type `want`: see
+    /// [`FuncError::ArgType`]. Prefer it to [`FuncError::wrong_type`], which
+    /// cannot say which argument.
+    pub fn arg_type(index: usize, want: &str) -> Self {
+        FuncError::ArgType {
+            index,
+            want: want.to_string(),
+        }
     }
     /// Go's argument check for a parameter of type `want` (`string`,
     /// `int`, `[]interface {}`, `map[string]interface {}`): `invalid value;

@@ -226,6 +226,13 @@ fn want_str(v: &Value) -> Result<&str, FuncError> {
     v.as_str().ok_or_else(|| FuncError::wrong_type("string", v))
 }
 
+/// A Go `string` parameter: argument `i`.
+fn arg_str(args: &[Value], i: usize) -> Result<&str, FuncError> {
+    args.get(i)
+        .and_then(Value::as_str)
+        .ok_or_else(|| FuncError::arg_type(i, "string"))
+}
+
 fn test_funcs() -> FuncMap {
     let mut f = FuncMap::new();
     f.add("add", |_, args| {
@@ -1406,4 +1413,81 @@ fn run_table(cases: &[Case]) -> usize {
 #[test]
 fn go_exec_tests() {
     run_table(EXEC_TESTS);
+}
+
+// ---------------------------------------------------------------------------
+// Differential cases: templates run by Go 1.26's text/template (the
+// generator is testdata/go_differential_gen.go, the cases
+// testdata/go_differential_cases.py); output and error text must match.
+
+fn differential_funcs() -> FuncMap {
+    let mut f = FuncMap::new();
+    f.add("list", |_, args| Ok(Value::list(args.to_vec())));
+    f.add("dict", |_, args| {
+        let mut m = BTreeMap::new();
+        for p in args.chunks(2) {
+            if let [k, v] = p {
+                m.insert(want_str(k)?.to_string(), v.clone());
+            }
+        }
+        Ok(Value::map(m))
+    });
+    f.add("fail", |_, args| match args {
+        [_] => Err(FuncError::Failed(arg_str(args, 0)?.to_string())),
+        _ => Err(FuncError::arity("fail", 1, args.len())),
+    });
+    f.add("upper", |_, args| match args {
+        [_] => Ok(Value::String(arg_str(args, 0)?.to_uppercase())),
+        _ => Err(FuncError::arity("upper", 1, args.len())),
+    });
+    f
+}
+
+#[test]
+fn go_differential() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("testdata/go_differential.json")).expect("fixture");
+    let data = Value::from(&fixture["data"]);
+    let cases = fixture["cases"].as_array().expect("cases");
+    let mut failures = Vec::new();
+    for c in cases {
+        let name = c["name"].as_str().unwrap_or_default();
+        let text = c["text"].as_str().unwrap_or_default();
+        let missing_key = match c["mk"].as_str() {
+            Some("zero") => MissingKey::Zero,
+            Some("error") => MissingKey::Error,
+            _ => MissingKey::Default,
+        };
+        let opts = Options {
+            missing_key,
+            ..Options::default()
+        };
+        let mut t = Templates::new("gotpl", differential_funcs()).with_options(opts);
+        let mut r = Ok(());
+        for (j, d) in c["defs"].as_array().into_iter().flatten().enumerate() {
+            r = r.and_then(|()| t.parse(&format!("_def{j}.tpl"), d.as_str().unwrap_or_default()));
+        }
+        let got = r
+            .and_then(|()| t.parse(name, text))
+            .and_then(|()| t.execute(name, &data));
+        let want = match (c.get("out"), c.get("err")) {
+            (Some(o), _) => Ok(o.as_str().unwrap_or_default().to_string()),
+            (_, Some(e)) => Err(e.as_str().unwrap_or_default().to_string()),
+            _ => Err(String::new()),
+        };
+        let got = got.map_err(|e| e.to_string());
+        if got != want {
+            failures.push(format!(
+                "[{}] {text:?}\n   got  {got:?}\n   want {want:?}",
+                c["mk"]
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
