@@ -178,8 +178,9 @@ pub struct Options {
 }
 
 /// The default nesting bound: enough for Helm's own bound on `include`
-/// (1000 nested includes of one name), within an 8 MiB stack.
-pub const DEFAULT_MAX_DEPTH: usize = 2000;
+/// (1000 nested includes per name) to be reached first with up to ten
+/// templates including each other.
+pub const DEFAULT_MAX_DEPTH: usize = 10_000;
 /// The default output bound: 64 MiB.
 pub const DEFAULT_MAX_OUTPUT: usize = 64 << 20;
 
@@ -311,7 +312,8 @@ impl Templates {
     /// from an earlier call is replaced, unless the new body is empty
     /// (whitespace and comments).
     pub fn parse(&mut self, name: &str, text: &str) -> Result<(), Error> {
-        Arc::make_mut(&mut self.set).parse(name, text).map(|_| ())
+        let set = Arc::make_mut(&mut self.set);
+        on_big_stack(move || set.parse(name, text).map(|_| ()))
     }
 
     /// Whether a template of that name is defined.
@@ -339,21 +341,26 @@ impl Templates {
         };
         let set = self.set.clone();
         let data = data.clone();
-        std::thread::scope(|s| {
-            let h = std::thread::Builder::new()
-                .name("template".into())
-                .stack_size(EXEC_STACK)
-                .spawn_scoped(s, move || exec::Engine::new(set).run(&tree, data));
-            match h {
-                Ok(h) => h
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::Exec("template: execution panicked".into()))),
-                Err(e) => Err(Error::Exec(format!(
-                    "template: cannot start execution: {e}"
-                ))),
-            }
-        })
+        on_big_stack(move || exec::Engine::new(set).run(&tree, data))
     }
+}
+
+/// Runs `f` on a thread with [`EXEC_STACK`] bytes of stack: parsing and
+/// execution recurse once per nesting level, and their bounds are set for
+/// such a stack.
+fn on_big_stack<T: Send>(f: impl FnOnce() -> Result<T, Error> + Send) -> Result<T, Error> {
+    std::thread::scope(|s| {
+        let h = std::thread::Builder::new()
+            .name("template".into())
+            .stack_size(EXEC_STACK)
+            .spawn_scoped(s, f);
+        match h {
+            Ok(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(Error::Exec("template: execution panicked".into()))),
+            Err(e) => Err(Error::Exec(format!("template: cannot start a thread: {e}"))),
+        }
+    })
 }
 
 /// Parses `text` as template `name` with `funcs` and executes it with

@@ -1443,6 +1443,62 @@ fn differential_funcs() -> FuncMap {
     f
 }
 
+/// Helm v4.2.4's `include`, `tpl` and `required` written on [`CallCtx`],
+/// as the function library does: the interface must carry them exactly.
+fn helm_funcs(f: &mut FuncMap) {
+    /// Helm's `includedNames`: nesting per template name.
+    #[derive(Default)]
+    struct Included(std::collections::HashMap<String, usize>);
+    f.add("include", |ctx, args| {
+        if args.len() != 2 {
+            return Err(FuncError::arity("include", 2, args.len()));
+        }
+        let name = arg_str(args, 0)?.to_string();
+        let n = ctx.state::<Included>().0.entry(name.clone()).or_insert(0);
+        if *n > 1000 {
+            return Err(FuncError::Failed(format!(
+                "rendering template has a nested reference name: {name}: unable to execute template"
+            )));
+        }
+        *n += 1;
+        let r = ctx.execute_template(&name, args[1].clone());
+        if let Some(n) = ctx.state::<Included>().0.get_mut(&name) {
+            *n -= 1;
+        }
+        r.map(Value::String)
+            .map_err(|e| FuncError::Failed(e.to_string()))
+    });
+    f.add("tpl", |ctx, args| {
+        if args.len() != 2 {
+            return Err(FuncError::arity("tpl", 2, args.len()));
+        }
+        let text = arg_str(args, 0)?.to_string();
+        let root = ctx.root_name().to_string();
+        match ctx.parse_and_execute(&root, &text, args[1].clone()) {
+            Ok(out) => Ok(Value::String(out.replace("<no value>", ""))),
+            Err(Error::Parse(e)) => Err(FuncError::Failed(format!(
+                "cannot parse template {}: {e}",
+                super::quote::quote(&text)
+            ))),
+            Err(Error::Exec(e)) => Err(FuncError::Failed(format!(
+                "error during tpl function execution for {}: {e}",
+                super::quote::quote(&text)
+            ))),
+        }
+    });
+    f.add("required", |_, args| {
+        if args.len() != 2 {
+            return Err(FuncError::arity("required", 2, args.len()));
+        }
+        let warn = arg_str(args, 0)?;
+        match &args[1] {
+            Value::Nil => Err(FuncError::Failed(warn.to_string())),
+            Value::String(s) if s.is_empty() => Err(FuncError::Failed(warn.to_string())),
+            v => Ok(v.clone()),
+        }
+    });
+}
+
 #[test]
 fn go_differential() {
     let fixture: serde_json::Value =
@@ -1462,7 +1518,11 @@ fn go_differential() {
             missing_key,
             ..Options::default()
         };
-        let mut t = Templates::new("gotpl", differential_funcs()).with_options(opts);
+        let mut funcs = differential_funcs();
+        if c["helm"].as_bool() == Some(true) {
+            helm_funcs(&mut funcs);
+        }
+        let mut t = Templates::new("gotpl", funcs).with_options(opts);
         let mut r = Ok(());
         for (j, d) in c["defs"].as_array().into_iter().flatten().enumerate() {
             r = r.and_then(|()| t.parse(&format!("_def{j}.tpl"), d.as_str().unwrap_or_default()));
@@ -1475,7 +1535,23 @@ fn go_differential() {
             (_, Some(e)) => Err(e.as_str().unwrap_or_default().to_string()),
             _ => Err(String::new()),
         };
-        let got = got.map_err(|e| e.to_string());
+        let mut got = got.map_err(|e| e.to_string());
+        // A long error (nested includes) is kept as length, head and tail.
+        if let (Some(n), Err(e)) = (c["err_len"].as_u64(), &got) {
+            let (head, tail) = (
+                c["err_head"].as_str().unwrap_or_default(),
+                c["err_tail"].as_str().unwrap_or_default(),
+            );
+            if e.len() as u64 == n && e.starts_with(head) && e.ends_with(tail) {
+                continue;
+            }
+            got = Err(format!(
+                "{} bytes: {}...{}",
+                e.len(),
+                &e[..e.len().min(300)],
+                &e[e.len().saturating_sub(300)..]
+            ));
+        }
         if got != want {
             failures.push(format!(
                 "[{}] {text:?}\n   got  {got:?}\n   want {want:?}",
@@ -1489,5 +1565,71 @@ fn go_differential() {
         failures.len(),
         cases.len(),
         failures.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Bounds: nesting, recursion, output; no input panics.
+
+#[test]
+fn deep_nesting_parses_on_a_small_stack() {
+    // Test threads have 2 MiB stacks; the parser's nesting bounds must fit.
+    let ifs = "{{if 1}}".repeat(super::parse::MAX_CONTROL_DEPTH)
+        + &"{{end}}".repeat(super::parse::MAX_CONTROL_DEPTH);
+    assert_eq!(exec(&ifs, &Value::Nil), Ok(String::new()));
+    let too_deep = "{{if 1}}".repeat(super::parse::MAX_CONTROL_DEPTH + 1);
+    let e = exec(&too_deep, &Value::Nil).expect_err("too deep");
+    assert!(e.to_string().contains("max nesting depth exceeded"), "{e}");
+    let parens = "{{".to_string()
+        + &"(".repeat(super::parse::MAX_PAREN_DEPTH)
+        + "1"
+        + &")".repeat(super::parse::MAX_PAREN_DEPTH)
+        + "}}";
+    assert_eq!(exec(&parens, &Value::Nil), Ok("1".into()));
+    let parens = "{{".to_string()
+        + &"(".repeat(super::parse::MAX_PAREN_DEPTH + 1)
+        + "1"
+        + &")".repeat(super::parse::MAX_PAREN_DEPTH + 1)
+        + "}}";
+    let e = exec(&parens, &Value::Nil).expect_err("too deep");
+    assert_eq!(
+        e.to_string(),
+        "template: x:1: max expression depth exceeded"
+    );
+}
+
+#[test]
+fn template_recursion_is_bounded() {
+    let e = exec(
+        r#"{{define "a"}}{{template "a" .}}{{end}}{{template "a" .}}"#,
+        &Value::Nil,
+    )
+    .expect_err("recursion");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "template: x:1:25: executing \"a\" at <{{{{template \"a\" .}}}}>: exceeded maximum template depth ({DEFAULT_MAX_DEPTH})"
+        )
+    );
+}
+
+#[test]
+fn output_is_bounded() {
+    let opts = Options {
+        max_output: 1000,
+        ..Options::default()
+    };
+    let r = exec_with(
+        "x",
+        "{{range 2000}}x{{end}}",
+        &Value::Nil,
+        test_funcs(),
+        opts,
+    );
+    assert_eq!(
+        r,
+        Err(Error::Exec(
+            "template: output exceeds the limit of 1000 bytes".into()
+        ))
     );
 }

@@ -4,8 +4,9 @@ D = {"a": {"b": "str", "n": None, "list": [1, "x", None, {"k": "v"}]}, "big": 10
      "nullv": None, "small": 0.0001, "tiny": 1e-7, "huge": 1e21, "ten": 10, "str_num": "10", "nested": {"x": {"y": {"z": "deep"}}},
      "maplist": [{"name": "a"}, {"name": "b"}], "zero": 0, "emptylist": [], "emptymap": {}}
 cases = []
-def c(name, text, data=D, mk="zero", defs=None):
+def c(name, text, data=D, mk="zero", defs=None, helm=False):
     e = {"name": name, "text": text, "data": data, "missingkey": mk}
+    if helm: e["helm"] = True
     if defs: e["defs"] = defs
     cases.append(e)
 # printing
@@ -66,5 +67,17 @@ for t in ["{{ .a | }}", "{{ if }}", "{{ end }}", "{{ foo }}", "{{ \"x }}", "{{ d
           "{{ . | printf }}\n\n{{ bogus }}", "{{\n.a\n|\n}}", "{{ .a.b.c\n", "{{ \"\\q\" }}", "{{ 0x }}", "{{ 1_ }}", "{{ 99999999999999999999 }}", "{{ ((( 1 ))) }}",
           "{{ define \"x\" }}a{{ end }}{{ define \"x\" }}b{{ end }}", "{{ true.x }}", "{{ nil.x }}", "{{ 3 | . }}", "{{ $x := 1 | printf \"%d\" }}{{ $x }}", "{{ -}}", "{{- }}", "{{-3}}", "{{ - 3 }}", "{{3 -}}"]:
     c("parse", t)
+# Helm's include, tpl and required over the engine
+HD = ["{{ define \"lib.name\" }}{{ .s }}-name{{ end }}", "{{ define \"lib.self\" }}{{ include \"lib.self\" . }}{{ end }}",
+      "{{ define \"lib.ab\" }}a{{ include \"lib.ba\" . }}{{ end }}{{ define \"lib.ba\" }}b{{ include \"lib.ab\" . }}{{ end }}",
+      "{{ define \"lib.err\" }}\n{{ .a.b.c }}{{ end }}", "{{ define \"lib.missing\" }}[{{ .nope }}]{{ end }}"]
+for t in ["{{ include \"lib.name\" . }}", "{{ include \"lib.name\" . | upper }}", "{{ include \"nope\" . }}", "{{ include \"lib.self\" . }}",
+          "{{ include \"lib.ab\" . }}", "{{ include \"lib.err\" . }}", "{{ include \"lib.missing\" . }}", "{{ tpl \"{{ .s }}!\" . }}",
+          "{{ tpl \"{{ .nope }}|{{ .s }}\" . }}", "{{ tpl \"{{ define \\\"in\\\" }}IN{{ end }}{{ include \\\"in\\\" . }}\" . }}", "{{ tpl \"{{ .a.b.c }}\" . }}",
+          "{{ tpl \"{{ if }}\" . }}", "{{ tpl \"{{ include \\\"lib.name\\\" . }}\" . }}", "{{ tpl \"{{ tpl \\\"{{ .s }}\\\" . }}\" . }}",
+          "{{ tpl .s . }}", "{{ tpl \"\" . }}", "{{ tpl \"  \" . }}", "{{ tpl \"{{ define \\\"lib.name\\\" }}X{{ end }}\" . }}{{ include \"lib.name\" . }}",
+          "{{ required \"need it\" .nope }}", "{{ required \"need it\" .empty }}", "{{ required \"need it\" .s }}", "{{ required \"need it\" .zero }}",
+          "{{ tpl \"{{ required \\\"inner\\\" .nope }}\" . }}", "{{ tpl (toString 1) . }}", "{{ tpl \"{{ template \\\"lib.name\\\" . }}\" . }}"]:
+    c("helm", t, defs=HD, helm=True)
 json.dump(cases, open("cases.json", "w"))
 print(len(cases))
