@@ -31,6 +31,8 @@ pub mod value;
 #[cfg(test)]
 mod lex_tests;
 #[cfg(test)]
+mod multi_tests;
+#[cfg(test)]
 mod parse_tests;
 #[cfg(test)]
 mod tests;
@@ -333,6 +335,12 @@ impl Templates {
     /// cannot overflow the caller's.
     pub fn execute(&self, name: &str, data: &Value) -> Result<String, Error> {
         let Some(tree) = self.set.trees.get(name).cloned() else {
+            if name == self.set.root {
+                return Err(Error::Exec(format!(
+                    "template: {name}: {} is an incomplete or empty template",
+                    quote::quote(name)
+                )));
+            }
             return Err(Error::Exec(format!(
                 "template: no template {} associated with template {}",
                 quote::quote(name),

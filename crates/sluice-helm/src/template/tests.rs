@@ -83,7 +83,7 @@ struct T {
     full: bool,
 }
 
-fn t_val() -> Value {
+pub(super) fn t_val() -> Value {
     Value::object(T { x: "x", full: true })
 }
 
@@ -150,6 +150,9 @@ impl Object for T {
         )
     }
     fn call(&self, method: &str, args: &[Value]) -> Option<Result<Value, FuncError>> {
+        if !self.has_method(method) {
+            return None;
+        }
         let want = |n: usize| {
             if args.len() == n {
                 Ok(())
@@ -233,7 +236,7 @@ fn arg_str(args: &[Value], i: usize) -> Result<&str, FuncError> {
         .ok_or_else(|| FuncError::arg_type(i, "string"))
 }
 
-fn test_funcs() -> FuncMap {
+pub(super) fn test_funcs() -> FuncMap {
     let mut f = FuncMap::new();
     f.add("add", |_, args| {
         let mut sum = 0;
