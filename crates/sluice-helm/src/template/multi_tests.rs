@@ -19,10 +19,12 @@ fn parsed(name: &str, text: &str) -> Templates {
     t
 }
 
+/// (input, ok, defined names with their bodies)
+type MultiCase = (&'static str, bool, &'static [(&'static str, &'static str)]);
+
 #[test]
 fn go_multi_parse() {
-    // (input, ok, defined names with their bodies)
-    let cases: &[(&str, bool, &[(&str, &str)])] = &[
+    let cases: &[MultiCase] = &[
         ("", true, &[]),
         (r#"{{define "foo"}} FOO {{end}}"#, true, &[("foo", " FOO ")]),
         (
