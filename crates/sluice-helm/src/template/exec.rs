@@ -151,6 +151,7 @@ pub(crate) struct Engine {
     set: Arc<Set>,
     depth: usize,
     written: usize,
+    steps: u64,
     state: HashMap<TypeId, Box<dyn Any + Send>>,
 }
 
@@ -205,6 +206,7 @@ impl Engine {
             set,
             depth: 0,
             written: 0,
+            steps: 0,
             state: HashMap::new(),
         }
     }
@@ -248,6 +250,17 @@ impl Engine {
         }
     }
 
+    fn step(&mut self) -> R<()> {
+        self.steps += 1;
+        if self.steps > self.set.options.max_steps {
+            return Err(Error::Exec(format!(
+                "template: execution exceeds the limit of {} steps",
+                self.set.options.max_steps
+            )));
+        }
+        Ok(())
+    }
+
     fn write(&mut self, out: &mut String, s: &str) -> R<()> {
         self.written = self.written.saturating_add(s.len());
         if self.written > self.set.options.max_output {
@@ -283,6 +296,7 @@ impl Engine {
         node: &'t Node,
         out: &mut String,
     ) -> R<Flow> {
+        self.step()?;
         fr.at = At::Node(node);
         match node {
             Node::Action { pipe, .. } => {
@@ -381,6 +395,7 @@ impl Engine {
         elem: EV,
         out: &mut String,
     ) -> R<bool> {
+        self.step()?;
         let decl = &r.pipe.decl;
         if !decl.is_empty() {
             if r.pipe.is_assign {
@@ -893,6 +908,7 @@ impl Engine {
         if let Some(f) = fin {
             argv.push(f);
         }
+        self.step()?;
         let result = match callee {
             Callee::Builtin => {
                 if name == "printf" {

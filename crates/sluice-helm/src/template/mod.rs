@@ -177,6 +177,10 @@ pub struct Options {
     pub max_depth: usize,
     /// Bytes of output of one top-level execution, nested ones included.
     pub max_output: usize,
+    /// Steps of one top-level execution (nodes walked and calls made),
+    /// nested ones included. Go has no such bound (`u64::MAX` here by
+    /// default); a fuzzer or a service with a time budget sets one.
+    pub max_steps: u64,
 }
 
 /// The default nesting bound: enough for Helm's own bound on `include`
@@ -192,6 +196,7 @@ impl Default for Options {
             missing_key: MissingKey::Default,
             max_depth: DEFAULT_MAX_DEPTH,
             max_output: DEFAULT_MAX_OUTPUT,
+            max_steps: u64::MAX,
         }
     }
 }
@@ -363,9 +368,8 @@ fn on_big_stack<T: Send>(f: impl FnOnce() -> Result<T, Error> + Send) -> Result<
             .stack_size(EXEC_STACK)
             .spawn_scoped(s, f);
         match h {
-            Ok(h) => h
-                .join()
-                .unwrap_or_else(|_| Err(Error::Exec("template: execution panicked".into()))),
+            // A panic is a bug: it goes on to the caller (and a fuzzer).
+            Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
             Err(e) => Err(Error::Exec(format!("template: cannot start a thread: {e}"))),
         }
     })

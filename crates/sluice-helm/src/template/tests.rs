@@ -1636,3 +1636,81 @@ fn output_is_bounded() {
         ))
     );
 }
+
+#[test]
+fn steps_are_bounded() {
+    let opts = Options {
+        max_steps: 10_000,
+        ..Options::default()
+    };
+    let r = exec_with("x", "{{range 1000000000}}{{end}}", &Value::Nil, test_funcs(), opts);
+    assert_eq!(
+        r,
+        Err(Error::Exec("template: execution exceeds the limit of 10000 steps".into()))
+    );
+}
+
+/// Mutations of every template of the differential fixture (each prefix,
+/// and bytes swapped, dropped and doubled by a fixed pseudo-random
+/// sequence) go through parse and execution with bounds: errors are fine,
+/// panics are not (a panic would abort this test).
+#[test]
+fn mutated_templates_do_not_panic() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("testdata/go_differential.json")).expect("fixture");
+    let data = Value::from(&fixture["data"]);
+    let texts: Vec<String> = fixture["cases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["text"].as_str().map(str::to_string))
+        .chain(EXEC_TESTS.iter().map(|c| c.1.to_string()))
+        .collect();
+    let opts = Options {
+        max_steps: 100_000,
+        max_output: 1 << 20,
+        max_depth: 200,
+        ..Options::default()
+    };
+    let mut funcs = differential_funcs();
+    helm_funcs(&mut funcs);
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut inputs = Vec::new();
+    for t in &texts {
+        let chars: Vec<char> = t.chars().collect();
+        for cut in (0..chars.len()).step_by(3) {
+            inputs.push(chars[..cut].iter().collect::<String>());
+        }
+        for _ in 0..4 {
+            let mut c = chars.clone();
+            if c.is_empty() {
+                break;
+            }
+            let (i, j) = ((next() as usize) % c.len(), (next() as usize) % c.len());
+            match next() % 3 {
+                0 => c.swap(i, j),
+                1 => {
+                    c.remove(i);
+                }
+                _ => {
+                    let x = c[i];
+                    c.insert(j, x);
+                }
+            }
+            inputs.push(c.into_iter().collect());
+        }
+    }
+    let mut ok = 0;
+    for input in &inputs {
+        if parse_and_execute_bounded("fuzz", input, funcs.clone(), &data, opts).is_ok() {
+            ok += 1;
+        }
+    }
+    assert!(ok > 0 && inputs.len() > 1000, "{ok} of {}", inputs.len());
+}
