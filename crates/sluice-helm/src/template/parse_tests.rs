@@ -1004,3 +1004,57 @@ fn go_block() {
     assert_eq!(s(outer), r#"a{{template "inner" .}}b"#);
     assert_eq!(s(inner), "bar{{.}}baz");
 }
+
+/// Every template of the shared Helm corpus (`../shared/conformance/helm`,
+/// 8 real charts with their subcharts) parses, as it does in Helm. Function
+/// names are not checked here (the function library is separate). Skips
+/// when the corpus is absent.
+#[test]
+fn corpus_templates_parse() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/helm/charts");
+    if !root.is_dir() {
+        eprintln!("skipping: {} is absent", root.display());
+        return;
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.components().any(|c| c.as_os_str() == "templates")
+                && !p.extension().is_some_and(|x| x == "tgz")
+            {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let mode = Mode {
+        skip_func_check: true,
+        ..Mode::default()
+    };
+    let mut failures = Vec::new();
+    let mut bytes = 0;
+    let start = std::time::Instant::now();
+    for f in &files {
+        let Ok(text) = std::fs::read_to_string(f) else { continue };
+        bytes += text.len();
+        let name = f.strip_prefix(&root).unwrap_or(f).display().to_string();
+        let r = std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(move || parse_mode(&name, &text, &Funcs(&[]), mode).map(|t| t.len()))
+            .expect("thread")
+            .join();
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => failures.push(e),
+            Err(_) => failures.push(format!("{}: panicked", f.display())),
+        }
+    }
+    eprintln!("parsed {} files, {bytes} bytes, in {:?}", files.len(), start.elapsed());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(files.len() > 100);
+}
