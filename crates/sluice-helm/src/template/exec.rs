@@ -19,7 +19,13 @@ use super::{CallCtx, Error, FuncError, FuncMap, Host, MissingKey, Options, built
 #[derive(Clone)]
 pub(crate) struct Set {
     pub root: String,
-    pub trees: HashMap<String, Arc<Tree>>,
+    /// The templates, shared with clones until changed.
+    pub trees: Arc<HashMap<String, Arc<Tree>>>,
+    /// Templates added to a clone made for `tpl`: looked up first, so that a
+    /// clone costs nothing however many templates the set has.
+    pub overlay: HashMap<String, Arc<Tree>>,
+    /// Whether additions go to `overlay` (a `tpl` clone).
+    pub layered: bool,
     pub funcs: Arc<FuncMap>,
     pub options: Options,
 }
@@ -31,6 +37,45 @@ impl FuncCheck for Set {
 }
 
 impl Set {
+    pub fn new(root: &str, funcs: Arc<FuncMap>, options: Options) -> Self {
+        Set {
+            root: root.to_string(),
+            trees: Arc::new(HashMap::new()),
+            overlay: HashMap::new(),
+            layered: false,
+            funcs,
+            options,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Tree>> {
+        self.overlay.get(name).or_else(|| self.trees.get(name))
+    }
+
+    /// A copy whose additions stay its own (Go's `Clone` for `tpl`).
+    pub fn layered_clone(&self) -> Set {
+        Set {
+            root: self.root.clone(),
+            trees: self.trees.clone(),
+            overlay: self.overlay.clone(),
+            layered: true,
+            funcs: self.funcs.clone(),
+            options: self.options,
+        }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .trees
+            .keys()
+            .chain(self.overlay.keys())
+            .cloned()
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// Parses `text` as template `name` and adds its trees as Go's
     /// `Template.Parse` does (an empty body does not replace a template).
     /// Returns the top-level tree of `text`.
@@ -42,12 +87,13 @@ impl Set {
             if t.name == name {
                 top = Some(t.clone());
             }
-            let keep_old = self
-                .trees
-                .get(&t.name)
-                .is_some_and(|_| is_empty_list(&t.root));
+            let keep_old = self.get(&t.name).is_some() && is_empty_list(&t.root);
             if !keep_old {
-                self.trees.insert(t.name.clone(), t);
+                if self.layered {
+                    self.overlay.insert(t.name.clone(), t);
+                } else {
+                    Arc::make_mut(&mut self.trees).insert(t.name.clone(), t);
+                }
             }
         }
         match top {
@@ -157,7 +203,7 @@ pub(crate) struct Engine {
 
 impl Host for Engine {
     fn execute_template(&mut self, name: &str, data: Value) -> Result<String, Error> {
-        let Some(tree) = self.set.trees.get(name).cloned() else {
+        let Some(tree) = self.set.get(name).cloned() else {
             return Err(Error::Exec(format!(
                 "template: no template {} associated with template {}",
                 quote(name),
@@ -168,7 +214,7 @@ impl Host for Engine {
     }
 
     fn parse_and_execute(&mut self, name: &str, text: &str, data: Value) -> Result<String, Error> {
-        let mut clone = (*self.set).clone();
+        let mut clone = self.set.layered_clone();
         let tree = clone.parse(name, text)?;
         let saved = std::mem::replace(&mut self.set, Arc::new(clone));
         let r = self.run_nested(&tree, data);
@@ -560,7 +606,7 @@ impl Engine {
         pipe: Option<&'t PipeNode>,
         out: &mut String,
     ) -> R<()> {
-        let Some(tree) = self.set.trees.get(name).cloned() else {
+        let Some(tree) = self.set.get(name).cloned() else {
             return Err(self.errorf(fr, format!("template {} not defined", quote(name))));
         };
         if self.depth >= self.set.options.max_depth {

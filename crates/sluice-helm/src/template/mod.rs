@@ -296,12 +296,7 @@ impl Templates {
     /// An empty set named `name` (Go's `template.New(name).Funcs(funcs)`).
     pub fn new(name: &str, funcs: FuncMap) -> Self {
         Templates {
-            set: Arc::new(exec::Set {
-                root: name.to_string(),
-                trees: HashMap::new(),
-                funcs: Arc::new(funcs),
-                options: Options::default(),
-            }),
+            set: Arc::new(exec::Set::new(name, Arc::new(funcs), Options::default())),
         }
     }
 
@@ -325,21 +320,19 @@ impl Templates {
 
     /// Whether a template of that name is defined.
     pub fn contains(&self, name: &str) -> bool {
-        self.set.trees.contains_key(name)
+        self.set.get(name).is_some()
     }
 
     /// The names of the defined templates, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.set.trees.keys().cloned().collect();
-        v.sort();
-        v
+        self.set.names()
     }
 
     /// Go's `t.ExecuteTemplate(w, name, data)` into a string. Runs on a
     /// thread of its own with a large stack, so that the bounded recursion
     /// cannot overflow the caller's.
     pub fn execute(&self, name: &str, data: &Value) -> Result<String, Error> {
-        let Some(tree) = self.set.trees.get(name).cloned() else {
+        let Some(tree) = self.set.get(name).cloned() else {
             if name == self.set.root {
                 return Err(Error::Exec(format!(
                     "template: {name}: {} is an incomplete or empty template",

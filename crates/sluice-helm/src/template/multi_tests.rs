@@ -175,12 +175,7 @@ fn go_empty_template() {
         (&["{{.}}", ""], "twice", ""),
     ];
     for (defs, input, want) in cases {
-        let mut s = Set {
-            root: "root".into(),
-            trees: Default::default(),
-            funcs: Arc::new(FuncMap::new()),
-            options: Options::default(),
-        };
+        let mut s = Set::new("root", Arc::new(FuncMap::new()), Options::default());
         let mut last = None;
         for d in *defs {
             last = Some(s.parse(input, d).expect("parses"));

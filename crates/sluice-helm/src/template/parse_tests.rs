@@ -1011,7 +1011,8 @@ fn go_block() {
 /// when the corpus is absent.
 #[test]
 fn corpus_templates_parse() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/helm/charts");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/conformance/helm/charts");
     if !root.is_dir() {
         eprintln!("skipping: {} is absent", root.display());
         return;
@@ -1019,7 +1020,9 @@ fn corpus_templates_parse() {
     let mut files = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -1040,7 +1043,9 @@ fn corpus_templates_parse() {
     let mut bytes = 0;
     let start = std::time::Instant::now();
     for f in &files {
-        let Ok(text) = std::fs::read_to_string(f) else { continue };
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
         bytes += text.len();
         let name = f.strip_prefix(&root).unwrap_or(f).display().to_string();
         let r = std::thread::Builder::new()
@@ -1054,7 +1059,11 @@ fn corpus_templates_parse() {
             Err(_) => failures.push(format!("{}: panicked", f.display())),
         }
     }
-    eprintln!("parsed {} files, {bytes} bytes, in {:?}", files.len(), start.elapsed());
+    eprintln!(
+        "parsed {} files, {bytes} bytes, in {:?}",
+        files.len(),
+        start.elapsed()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(files.len() > 100);
 }

@@ -1643,10 +1643,18 @@ fn steps_are_bounded() {
         max_steps: 10_000,
         ..Options::default()
     };
-    let r = exec_with("x", "{{range 1000000000}}{{end}}", &Value::Nil, test_funcs(), opts);
+    let r = exec_with(
+        "x",
+        "{{range 1000000000}}{{end}}",
+        &Value::Nil,
+        test_funcs(),
+        opts,
+    );
     assert_eq!(
         r,
-        Err(Error::Exec("template: execution exceeds the limit of 10000 steps".into()))
+        Err(Error::Exec(
+            "template: execution exceeds the limit of 10000 steps".into()
+        ))
     );
 }
 
@@ -1713,4 +1721,18 @@ fn mutated_templates_do_not_panic() {
         }
     }
     assert!(ok > 0 && inputs.len() > 1000, "{ok} of {}", inputs.len());
+}
+
+#[test]
+fn deeply_nested_values_drop_and_print() {
+    let mut f = FuncMap::new();
+    f.add("list", |_, args| Ok(Value::list(args.to_vec())));
+    let r = exec_with(
+        "x",
+        "{{ $x := list }}{{ range 200000 }}{{ $x = list $x }}{{ end }}{{ len (printf \"%v\" $x) }}",
+        &Value::Nil,
+        f,
+        Options::default(),
+    );
+    assert!(r.is_ok(), "{r:?}");
 }
