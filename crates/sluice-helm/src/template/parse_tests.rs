@@ -1028,7 +1028,7 @@ fn corpus_templates_parse() {
             if p.is_dir() {
                 stack.push(p);
             } else if p.components().any(|c| c.as_os_str() == "templates")
-                && !p.extension().is_some_and(|x| x == "tgz")
+                && p.extension().is_none_or(|x| x != "tgz")
             {
                 files.push(p);
             }
