@@ -19,16 +19,16 @@ pub(super) const FUNCS: &[Spec] = &[
     spec!("now", 0, Some(0), |_| Ok(GoTime::now().into_value())),
     spec!("date", 2, Some(2), |a| {
         let layout = arg_str(a, 0)?;
-        Ok(s(time_arg(&a[1]).format(layout)))
+        Ok(s(local(time_arg(&a[1])).format(layout)))
     }),
     spec!("dateInZone", 3, Some(3), date_in_zone),
     spec!("date_in_zone", 3, Some(3), date_in_zone),
     spec!("htmlDate", 1, Some(1), |a| Ok(s(
-        time_arg(&a[0]).format("2006-01-02")
+        local(time_arg(&a[0])).format("2006-01-02")
     ))),
     spec!("htmlDateInZone", 2, Some(2), |a| {
         arg_str(a, 1)?;
-        Ok(s(time_arg(&a[0]).format("2006-01-02")))
+        Ok(s(local(time_arg(&a[0])).format("2006-01-02")))
     }),
     spec!("dateModify", 2, Some(2), |a| date_modify(a, false)),
     spec!("date_modify", 2, Some(2), |a| date_modify(a, false)),
@@ -86,6 +86,15 @@ pub(super) const FUNCS: &[Spec] = &[
         None => Err(FuncError::wrong_type("time.Time", &a[0])),
     }),
 ];
+
+/// `t.In(time.Local)` with Local being UTC (see the module comment).
+fn local(t: GoTime) -> GoTime {
+    GoTime {
+        offset: 0,
+        zone: "UTC".into(),
+        ..t
+    }
+}
 
 fn clamp_i64(v: i128) -> i64 {
     v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64

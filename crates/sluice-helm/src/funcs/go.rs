@@ -214,19 +214,14 @@ fn is_print(c: char) -> bool {
 pub fn json_float(f: f64) -> String {
     let a = f.abs();
     if a != 0.0 && !(1e-6..1e21).contains(&a) {
-        // 'e' format, exponent at least two digits.
+        // 'e' format; Go writes `e+21` and cleans `e-07` to `e-7`.
         let s = format!("{f:e}");
         let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let (sign, digits) = match e.strip_prefix('-') {
-            Some(d) => ('-', d),
-            None => ('+', e),
-        };
-        let digits = if digits.len() < 2 {
-            format!("0{digits}")
-        } else {
-            digits.to_string()
-        };
-        format!("{m}e{sign}{digits}")
+        match e.strip_prefix('-') {
+            Some(d) => format!("{m}e-{d}"),
+            None if e.len() < 2 => format!("{m}e+0{e}"),
+            None => format!("{m}e+{e}"),
+        }
     } else if f.fract() == 0.0 && a < 1e21 {
         format!("{}", f as i128)
     } else {
@@ -350,7 +345,8 @@ mod tests {
         assert_eq!(json_float(1e6), "1000000");
         assert_eq!(json_float(1.5), "1.5");
         assert_eq!(json_float(1e21), "1e+21");
-        assert_eq!(json_float(1e-7), "1e-07");
+        assert_eq!(json_float(1e-7), "1e-7");
+        assert_eq!(json_float(1.5e-10), "1.5e-10");
         assert_eq!(json_float(0.000001), "0.000001");
     }
 

@@ -142,6 +142,18 @@ pub fn call(name: &str, args: &[Value]) -> FuncResult {
 // sprig declares.
 // ---------------------------------------------------------------------------
 
+/// Go's argument check for a parameter of type `want`. A nil value (a
+/// missing key, YAML `null`) is an `interface {}` to Go; only the literal
+/// `nil` reads "invalid value", which the engine reports itself.
+fn wrong_type(want: &str, got: &Value) -> FuncError {
+    match got {
+        Value::Nil => FuncError::Args(format!(
+            "wrong type for value; expected {want}; got interface {{}}"
+        )),
+        other => FuncError::wrong_type(want, other),
+    }
+}
+
 fn nth(args: &[Value], i: usize) -> &Value {
     static NIL: Value = Value::Nil;
     args.get(i).unwrap_or(&NIL)
@@ -151,7 +163,7 @@ fn nth(args: &[Value], i: usize) -> &Value {
 pub(crate) fn arg_str(args: &[Value], i: usize) -> Result<&str, FuncError> {
     match nth(args, i) {
         Value::String(s) => Ok(s),
-        v => Err(FuncError::wrong_type("string", v)),
+        v => Err(wrong_type("string", v)),
     }
 }
 
@@ -161,7 +173,7 @@ pub(crate) fn arg_int(args: &[Value], i: usize) -> Result<i64, FuncError> {
     match nth(args, i) {
         Value::Int(n) => Ok(*n),
         Value::Uint(n) => Ok(*n as i64),
-        v => Err(FuncError::wrong_type("int", v)),
+        v => Err(wrong_type("int", v)),
     }
 }
 
@@ -170,7 +182,7 @@ pub(crate) fn arg_float(args: &[Value], i: usize) -> Result<f64, FuncError> {
     match nth(args, i) {
         Value::Float(f) => Ok(*f),
         Value::Int(n) => Ok(*n as f64),
-        v => Err(FuncError::wrong_type("float64", v)),
+        v => Err(wrong_type("float64", v)),
     }
 }
 
@@ -178,7 +190,7 @@ pub(crate) fn arg_float(args: &[Value], i: usize) -> Result<f64, FuncError> {
 pub(crate) fn arg_bool(args: &[Value], i: usize) -> Result<bool, FuncError> {
     match nth(args, i) {
         Value::Bool(b) => Ok(*b),
-        v => Err(FuncError::wrong_type("bool", v)),
+        v => Err(wrong_type("bool", v)),
     }
 }
 
@@ -186,7 +198,7 @@ pub(crate) fn arg_bool(args: &[Value], i: usize) -> Result<bool, FuncError> {
 pub(crate) fn arg_map(args: &[Value], i: usize) -> Result<&Map, FuncError> {
     match nth(args, i) {
         Value::Map(m) => Ok(m),
-        v => Err(FuncError::wrong_type("map[string]interface {}", v)),
+        v => Err(wrong_type("map[string]interface {}", v)),
     }
 }
 

@@ -21,10 +21,12 @@ pub(super) const FUNCS: &[Spec] = &[
     spec!("mustToYaml", 1, Some(1), |a| Ok(s(
         to_yaml_string(&a[0]).map_err(failed)?
     ))),
-    // goyaml.v3 with a 2-space indent in Helm; sluice prints the
-    // sigs.k8s.io/yaml form (see the README's differences).
+    // goyaml.v3 with a 2-space indent in Helm: sequences indented under
+    // their key; scalars as sigs.k8s.io/yaml prints them.
     spec!("toYamlPretty", 1, Some(1), |a| {
-        Ok(s(to_yaml_string(&a[0]).unwrap_or_default()))
+        Ok(s(to_yaml_string(&a[0])
+            .map(|t| indent_sequences(&t))
+            .unwrap_or_default()))
     }),
     spec!("fromYaml", 1, Some(1), |a| Ok(from_yaml(arg_str(a, 0)?))),
     spec!("fromYamlArray", 1, Some(1), |a| Ok(from_yaml_array(
@@ -74,9 +76,12 @@ pub(super) const FUNCS: &[Spec] = &[
             Err(e) => Value::list(vec![s(e)]),
         })
     }),
-    spec!("toToml", 1, Some(1), |a| Ok(s(
-        to_toml(&a[0]).unwrap_or_else(|e| e)
-    ))),
+    spec!("toToml", 1, Some(1), |a| {
+        if matches!(a[0], Value::Nil) {
+            return Err(failed("reflect: call of reflect.Value.Type on zero Value"));
+        }
+        Ok(s(to_toml(&a[0]).unwrap_or_else(|e| e)))
+    }),
     spec!("mustToToml", 1, Some(1), |a| Ok(s(
         to_toml(&a[0]).map_err(failed)?
     ))),
@@ -246,6 +251,75 @@ pub(crate) fn to_yaml_string(v: &Value) -> Result<String, String> {
     Ok(out.strip_suffix('\n').unwrap_or(&out).to_string())
 }
 
+/// go-yaml v3's layout with `SetIndent(2)` from go-yaml v2's: a block
+/// sequence that is the value of a mapping key is indented two columns
+/// under the key (v2 writes it at the key's column), and everything inside
+/// it moves along.
+pub(crate) fn indent_sequences(v2: &str) -> String {
+    // Open shifted sequences: (their v2 column, total shift inside them).
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    // A block scalar in progress: (its owner's v2 column, the shift).
+    let mut block: Option<(usize, usize)> = None;
+    // The column of the last key with no value on its line.
+    let mut open_key: Option<usize> = None;
+    let mut out = String::with_capacity(v2.len() + v2.len() / 8);
+    for line in v2.split('\n') {
+        let d = line.len() - line.trim_start_matches(' ').len();
+        let body = &line[d..];
+        if let Some((col, shift)) = block {
+            if body.is_empty() || d > col {
+                if !body.is_empty() {
+                    out.push_str(&" ".repeat(shift));
+                }
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            }
+            block = None;
+        }
+        let item = body == "-" || body.starts_with("- ");
+        while let Some(&(col, _)) = stack.last() {
+            if d > col || (d == col && item) {
+                break;
+            }
+            stack.pop();
+        }
+        let mut shift = stack.last().map_or(0, |&(_, s)| s);
+        if item && open_key == Some(d) && stack.last().is_none_or(|&(col, _)| col != d) {
+            shift += 2;
+            stack.push((d, shift));
+        }
+        if !line.is_empty() {
+            out.push_str(&" ".repeat(shift));
+        }
+        out.push_str(line);
+        out.push('\n');
+        // Where this line's innermost key starts, past any "- " markers.
+        let mut key_col = d;
+        let mut rest = body;
+        while let Some(r) = rest.strip_prefix("- ") {
+            key_col += 2;
+            rest = r;
+        }
+        let trimmed = rest.trim_end();
+        open_key = if trimmed.ends_with(':') {
+            Some(key_col)
+        } else {
+            None
+        };
+        let is_block = ["|", "|-", "|+", ">", ">-", ">+"]
+            .iter()
+            .any(|m| trimmed.ends_with(&format!(" {m}")) || trimmed == *m)
+            || trimmed.ends_with("|2-")
+            || trimmed.ends_with("|2");
+        if is_block {
+            block = Some((d, shift));
+        }
+    }
+    out.pop();
+    out
+}
+
 /// A YAML model as the values Helm reads (numbers already `float64`).
 pub(crate) fn from_yaml_model(v: &Y) -> Value {
     match v {
@@ -265,8 +339,12 @@ pub(crate) fn from_yaml_model(v: &Y) -> Value {
 
 /// Helm's `fromYaml`: a map, or `{Error: message}`.
 fn from_yaml(text: &str) -> Value {
+    use crate::values::ValuesError;
     match crate::values::parse_values_file(text.as_bytes()) {
         Ok(m) => from_yaml_model(&Y::Map(m)),
+        Err(ValuesError::NotAMap(kind)) => error_map(format!(
+            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
+        )),
         Err(e) => error_map(e.to_string()),
     }
 }
@@ -296,7 +374,7 @@ fn from_yaml_array(text: &str) -> Value {
                 _ => "number",
             };
             Value::list(vec![s(format!(
-                "error unmarshaling JSON: json: cannot unmarshal {kind} into Go value of type []interface {{}}"
+                "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {kind} into Go value of type []interface {{}}"
             ))])
         }
     }
@@ -308,6 +386,10 @@ fn from_yaml_array(text: &str) -> Value {
 
 /// BurntSushi/toml's `Encoder.Encode`, or its error text.
 pub(crate) fn to_toml(v: &Value) -> Result<String, String> {
+    if matches!(v, Value::Nil) {
+        // BurntSushi panics in reflect on a nil interface.
+        return Err("reflect: call of reflect.Value.Type on zero Value".into());
+    }
     let mut enc = Toml {
         out: String::new(),
         written: false,
@@ -568,5 +650,25 @@ fn toml_value(v: &toml::Value) -> Value {
         toml::Value::Table(t) => {
             Value::map(t.iter().map(|(k, x)| (k.clone(), toml_value(x))).collect())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v3_sequence_indentation() {
+        assert_eq!(indent_sequences("baz:\n- 1\n- 2"), "baz:\n  - 1\n  - 2");
+        assert_eq!(
+            indent_sequences("m:\n  l:\n  - a: 1\n    b: 2\n  k: x"),
+            "m:\n  l:\n    - a: 1\n      b: 2\n  k: x"
+        );
+        assert_eq!(indent_sequences("- a:\n  - 1\n- b"), "- a:\n    - 1\n- b");
+        assert_eq!(
+            indent_sequences("a:\n- |-\n  x\n  - y\nb: 1"),
+            "a:\n  - |-\n    x\n    - y\nb: 1"
+        );
+        assert_eq!(indent_sequences("- - 1\n  - 2"), "- - 1\n  - 2");
     }
 }

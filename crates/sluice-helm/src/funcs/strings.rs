@@ -110,6 +110,22 @@ pub(crate) fn to_lower(v: &str) -> String {
     v.chars().map(simple_lower).collect()
 }
 
+/// Go's `unicode.ToTitle`: the upper case, except for the four digraphs
+/// that have a title case of their own (ǅ ǈ ǋ ǲ).
+fn simple_title(c: char) -> char {
+    match c {
+        '\u{1c4}'..='\u{1c6}' => '\u{1c5}',
+        '\u{1c7}'..='\u{1c9}' => '\u{1c8}',
+        '\u{1ca}'..='\u{1cc}' => '\u{1cb}',
+        '\u{1f1}'..='\u{1f3}' => '\u{1f2}',
+        c => simple_upper(c),
+    }
+}
+
+fn is_title_case(c: char) -> bool {
+    matches!(c, '\u{1c5}' | '\u{1c8}' | '\u{1cb}' | '\u{1f2}' | '\u{1f88}'..='\u{1f8f}' | '\u{1f98}'..='\u{1f9f}' | '\u{1fa8}'..='\u{1faf}' | '\u{1fbc}' | '\u{1fcc}' | '\u{1ffc}')
+}
+
 fn simple_upper(c: char) -> char {
     let mut it = c.to_uppercase();
     match (it.next(), it.next()) {
@@ -133,7 +149,7 @@ fn title(v: &str) -> String {
     v.chars()
         .map(|c| {
             let out = if is_separator(prev) {
-                simple_upper(c)
+                simple_title(c)
             } else {
                 c
             };
@@ -177,11 +193,15 @@ fn swapcase(v: &str) -> String {
     let mut whitespace = true;
     v.chars()
         .map(|c| {
-            if c.is_uppercase() {
+            if c.is_uppercase() || is_title_case(c) {
                 whitespace = false;
                 simple_lower(c)
             } else if c.is_lowercase() {
-                let out = simple_upper(c);
+                let out = if whitespace {
+                    simple_title(c)
+                } else {
+                    simple_upper(c)
+                };
                 whitespace = false;
                 out
             } else {
@@ -349,7 +369,9 @@ fn cat(a: &[Value]) -> FuncResult {
 
 fn indent(name: &str, a: &[Value], newline: bool) -> FuncResult {
     let (n, v) = (arg_int(a, 0)?, arg_str(a, 1)?);
-    let pad = usize::try_from(n).unwrap_or(0);
+    let Ok(pad) = usize::try_from(n) else {
+        return Err(failed("strings: negative Repeat count"));
+    };
     let lines = v.bytes().filter(|b| *b == b'\n').count() + 1;
     let total = (v.len() as u128) + (lines as u128) * (pad as u128) + 1;
     check_len(name, total)?;

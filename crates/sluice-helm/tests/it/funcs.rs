@@ -1132,7 +1132,7 @@ fn helm_funcs_table() {
         ),
         (
             r#"{{ fromYaml . }}"#,
-            "map[Error:error unmarshaling JSON: json: cannot unmarshal array into Go value of type map[string]interface {}]",
+            "map[Error:error unmarshaling JSON: while decoding JSON: json: cannot unmarshal array into Go value of type map[string]interface {}]",
             s("- one\n- two\n"),
         ),
         (
@@ -1167,7 +1167,7 @@ fn helm_funcs_table() {
         ),
         (
             r#"{{ fromYamlArray . }}"#,
-            "[error unmarshaling JSON: json: cannot unmarshal object into Go value of type []interface {}]",
+            "[error unmarshaling JSON: while decoding JSON: json: cannot unmarshal object into Go value of type []interface {}]",
             s("hello: world"),
         ),
         (
@@ -1214,4 +1214,121 @@ fn helm_funcs_table() {
     if let Value::Map(m) = &loop_map {
         m.remove("loop");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Differential cases: `funcs_golden.jsonl` holds templates and what Go's
+// text/template printed for them with Helm v4.2.4's function map (sprig
+// v3.3.0, sigs.k8s.io/yaml v1.6.0, BurntSushi/toml v1.6.0), over one set of
+// values read as Helm reads them (numbers float64). `funcs_reference/`
+// regenerates it: `python3 cases.py > cases.jsonl`, `go build`, then the
+// program over the cases (see its README comment).
+// ---------------------------------------------------------------------------
+
+/// Outputs that differ from Go's on purpose, by template.
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
+    // One integer type: Go's int64 results (add, int64, fromToml), []int,
+    // []string and map[string]string are int, []interface {} and
+    // map[string]interface {} here.
+    (
+        r#"{{ typeOf (add 1 2) }} {{ typeOf (addf 1 2) }} {{ typeOf (until 1) }} {{ typeOf (list) }}"#,
+        "Go: int64 float64 []int []interface {}",
+    ),
+    (
+        r#"{{ kindOf (add 1 2) }} {{ kindOf (int 2) }} {{ typeOf (int 2) }} {{ typeOf (int64 2) }} {{ typeOf (float64 2) }} {{ typeOf (dict) }} {{ typeOf (splitList "," "a") }} {{ typeOf (keys (dict "a" 1)) }}"#,
+        "Go: int64 int int int64 float64 map[string]interface {} []string []string",
+    ),
+    (
+        r#"{{ typeOf (split "," "a") }} {{ typeOf .num }} {{ typeOf 1 }} {{ typeOf 1.5 }} {{ typeOf "s" }} {{ typeOf (semver "1.2.3") }} {{ typeOf now }}"#,
+        "Go: map[string]string for split",
+    ),
+    (r#"{{ (fromToml "a = 1").a | typeOf }}"#, "Go: int64"),
+    // sprig's duration/durationRound take int64 and give 0s for Go's int
+    // (a template constant); sluice cannot tell the two apart and reads
+    // every integer as int64 (what sprig's arithmetic returns).
+    (r#"{{ duration 3661 }}"#, "Go: 0s"),
+    (r#"{{ durationRound 3600000000000 }}"#, "Go: 0s"),
+    // A Go float constant converts to an int parameter; values' float64
+    // does not. sluice sees both as float64 and refuses both.
+    (r#"{{ round 1.5 1.0 }}"#, "Go: 1.5"),
+    // Strings are UTF-8 here: decoded binary is cut to U+FFFD.
+    (r#"{{ randBytes 5 | b64dec | len }}"#, "Go: 5"),
+    // Parser error texts inside fromJson's and fromYaml's "Error" entry
+    // are serde_json's and yaml-rust2's.
+    (
+        r#"{{ fromJson "nope" }}"#,
+        "Go: invalid character 'o' in literal null (expecting 'u')",
+    ),
+    (
+        r#"{{ fromJsonArray "x" }}"#,
+        "Go: invalid character 'x' looking for beginning of value",
+    ),
+    (
+        r#"{{ fromYaml "a: [" }}"#,
+        "Go: yaml: line 1: did not find expected node content",
+    ),
+    // sluice-kustomize's emitter prints non-integral floats of 1e6 and up
+    // (and integral ones past int64) without Go's %g exponent.
+    (
+        r#"{{ toYaml (dict "k" 1e21 "k2" 1e20 "k3" 0.000001 "k4" 1e-7 "k5" 123456789.123) }}"#,
+        "Go: k2: 1e+20, k5: 1.23456789123e+08",
+    ),
+    // toYamlPretty is go-yaml v3, which prints floats with %g (no JSON
+    // round trip): 1e+06.
+    (r#"{{ .num | toYamlPretty }}"#, "Go: 1e+06"),
+    (
+        r#"{{ toYamlPretty (dict "s" "yes" "n" 1.5 "i" 1000000.0) }}"#,
+        "Go: i: 1e+06",
+    ),
+];
+
+#[test]
+fn golden_against_go() {
+    let text = include_str!("funcs_golden.jsonl");
+    let mut lines = text.lines();
+    let head: serde_json::Value =
+        serde_json::from_str(lines.next().unwrap_or("{}")).unwrap_or_default();
+    let (mut total, mut same_err) = (0, 0);
+    let mut bad = Vec::new();
+    let mut err_diffs = Vec::new();
+    for line in lines {
+        let case: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        let tpl = case["tpl"].as_str().unwrap_or_default();
+        if KNOWN_DIFFERENCES.iter().any(|(t, _)| *t == tpl) {
+            continue;
+        }
+        total += 1;
+        // Fresh values per case: `set` and `merge` change maps in place.
+        let got = render(tpl, &Value::from_json(&head["data"]));
+        match (
+            case.get("out").and_then(|o| o.as_str()),
+            case.get("err").and_then(|e| e.as_str()),
+            &got,
+        ) {
+            (Some(want), _, Ok(out)) if out == want => {}
+            (None, Some(want), Err(e)) => {
+                if e == want {
+                    same_err += 1;
+                } else {
+                    err_diffs.push(format!("{tpl}\n   go:     {want}\n   sluice: {e}"));
+                }
+            }
+            (want_out, want_err, _) => bad.push(format!(
+                "{tpl}\n   go:     {:?}\n   sluice: {got:?}",
+                want_out.map(str::to_string).ok_or(want_err)
+            )),
+        }
+    }
+    eprintln!(
+        "{total} cases; {} wrong; errors worded as Go's: {same_err}, differently: {}\n{}",
+        bad.len(),
+        err_diffs.len(),
+        err_diffs.join("\n")
+    );
+    assert!(
+        bad.is_empty(),
+        "{} of {total} differ from Go:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
