@@ -1,3 +1,12 @@
+# The differential cases of ../tests.rs (go_differential).
+#
+# Regenerate (Go 1.26 at /usr/local/go; from this directory):
+#   python3 go_differential_cases.py > /tmp/cases.json
+#   mkdir -p /tmp/gotpl && cp go_differential_gen.go /tmp/gotpl/main.go && \
+#     (cd /tmp/gotpl && printf 'module gotpl\n\ngo 1.26\n' > go.mod && go build -o gotpl .)
+#   /tmp/gotpl/gotpl < /tmp/cases.json > /tmp/out.json
+#   python3 go_differential_cases.py finish /tmp/out.json > go_differential.json
+import sys
 import json
 D = {"a": {"b": "str", "n": None, "list": [1, "x", None, {"k": "v"}]}, "big": 1000000, "f": 1.5, "i": 3, "neg": -2.5,
      "s": "hello", "empty": "", "t": True, "fl": False, "list": ["x", "y"], "nums": [3, 1, 2], "m": {"z": 1, "a": 2},
@@ -67,6 +76,14 @@ for t in ["{{ .a | }}", "{{ if }}", "{{ end }}", "{{ foo }}", "{{ \"x }}", "{{ d
           "{{ . | printf }}\n\n{{ bogus }}", "{{\n.a\n|\n}}", "{{ .a.b.c\n", "{{ \"\\q\" }}", "{{ 0x }}", "{{ 1_ }}", "{{ 99999999999999999999 }}", "{{ ((( 1 ))) }}",
           "{{ define \"x\" }}a{{ end }}{{ define \"x\" }}b{{ end }}", "{{ true.x }}", "{{ nil.x }}", "{{ 3 | . }}", "{{ $x := 1 | printf \"%d\" }}{{ $x }}", "{{ -}}", "{{- }}", "{{-3}}", "{{ - 3 }}", "{{3 -}}"]:
     c("parse", t)
+# more nil and missing flows, in every mode
+for mk in ["zero", "default", "error"]:
+    for t in ["{{ index .m \"q\" \"r\" }}", "{{ index .a \"n\" \"x\" }}", "{{ index .a.list 3 \"k\" }}", "{{ index .a.list 2 \"k\" }}", "{{ len (index .m \"q\") }}",
+              "{{ not .missing }}", "{{ and .missing 1 }}", "{{ or .missing \"d\" }}", "{{ eq .a.n nil }}", "{{ slice .missing }}", "{{ index .missing 0 }}",
+              "{{ with $v := .missing }}{{ $v }}{{ else }}none{{ end }}", "{{ range $k, $v := .a }}{{ $k }}={{ $v }};{{ end }}", "{{ .a.list }}", "{{ printf \"%v|%s|%d\" .a.n .a.n .a.n }}",
+              "{{ template \"_h\" .missing }}", "{{ template \"_h\" }}", "{{ $x := .a }}{{ $x.missing.y }}", "{{ (index .a \"missing\").y }}", "{{ .a.list.x }}",
+              "{{ range .a.list }}[{{ . }}]{{ end }}", "{{ range .a.list }}{{ with . }}{{ . }}{{ end }}{{ end }}", "{{ print .missing .nullv }}", "{{ .nested.x.y.z.w }}"]:
+        c("nil_" + mk, t, mk=mk, defs=["{{ define \"_h\" }}[{{ .s }}]{{ end }}"])
 # Helm's include, tpl and required over the engine
 HD = ["{{ define \"lib.name\" }}{{ .s }}-name{{ end }}", "{{ define \"lib.self\" }}{{ include \"lib.self\" . }}{{ end }}",
       "{{ define \"lib.ab\" }}a{{ include \"lib.ba\" . }}{{ end }}{{ define \"lib.ba\" }}b{{ include \"lib.ab\" . }}{{ end }}",
@@ -79,5 +96,19 @@ for t in ["{{ include \"lib.name\" . }}", "{{ include \"lib.name\" . | upper }}"
           "{{ required \"need it\" .nope }}", "{{ required \"need it\" .empty }}", "{{ required \"need it\" .s }}", "{{ required \"need it\" .zero }}",
           "{{ tpl \"{{ required \\\"inner\\\" .nope }}\" . }}", "{{ tpl (toString 1) . }}", "{{ tpl \"{{ template \\\"lib.name\\\" . }}\" . }}"]:
     c("helm", t, defs=HD, helm=True)
-json.dump(cases, open("cases.json", "w"))
-print(len(cases))
+if len(sys.argv) > 2 and sys.argv[1] == "finish":
+    out = []
+    for c in json.load(open(sys.argv[2])):
+        e = {"name": c["name"], "text": c["text"], "mk": c["missingkey"]}
+        if c.get("helm"): e["helm"] = True
+        if "defs" in c: e["defs"] = c["defs"]
+        if "out" in c: e["out"] = c["out"]
+        if "err" in c:
+            if len(c["err"]) > 4000:
+                e["err_len"] = len(c["err"]); e["err_head"] = c["err"][:600]; e["err_tail"] = c["err"][-600:]
+            else:
+                e["err"] = c["err"]
+        out.append(e)
+    print(json.dumps({"generator": "Go 1.26.8 text/template, template set \"gotpl\" with list/dict/fail/upper (and for helm cases Helm v4.2.4's include/tpl/required); data below decoded by encoding/json; errors longer than 4000 bytes kept as length, head and tail", "data": D, "cases": out}, ensure_ascii=False, indent=0))
+else:
+    print(json.dumps(cases))

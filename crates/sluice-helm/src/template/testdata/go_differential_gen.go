@@ -1,3 +1,7 @@
+// Generator of testdata/go_differential.json: runs each case with Go's
+// text/template (and Helm v4.2.4's include/tpl/required) and records the
+// output or error. See go_differential_cases.py for how to run it.
+
 package main
 
 import (
