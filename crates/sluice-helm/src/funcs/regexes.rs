@@ -164,15 +164,18 @@ fn find_all(a: &[Value]) -> FuncResult {
 fn replace(a: &[Value], literal: bool) -> FuncResult {
     let (re, v, repl) = (arg_str(a, 0)?, arg_str(a, 1)?, arg_str(a, 2)?);
     let r = compile(re)?;
+    // Count first: a replacement per (empty) match can be large. An
+    // expanded `$1` is at most the input long.
+    let n = r.find_iter(v).count() as u128;
+    let per = if literal || !repl.contains('$') {
+        repl.len() as u128
+    } else {
+        repl.len() as u128 + v.len() as u128 * repl.matches('$').count() as u128
+    };
+    super::check_len("regexReplaceAll", v.len() as u128 + n * per)?;
     let out = if literal {
         r.replace_all(v, NoExpand(repl)).into_owned()
     } else {
-        // Count first: a replacement per empty match can be large.
-        let n = r.find_iter(v).count() as u128;
-        super::check_len(
-            "regexReplaceAll",
-            v.len() as u128 + n * repl.len() as u128 * 2,
-        )?;
         r.replace_all(v, repl).into_owned()
     };
     super::check_len("regexReplaceAll", out.len() as u128)?;

@@ -43,6 +43,11 @@ pub(super) const FUNCS: &[Spec] = &[
     }),
     spec!("wrapWith", 3, Some(3), |a| {
         let (l, sep, v) = (arg_int(a, 0)?, arg_str(a, 1)?, arg_str(a, 2)?);
+        let per = u128::try_from(l.max(1)).unwrap_or(1);
+        check_len(
+            "wrapWith",
+            v.len() as u128 + (v.len() as u128 / per + 1) * (sep.len().max(1) as u128),
+        )?;
         let out = wrap_custom(v, l, if sep.is_empty() { "\n" } else { sep }, true);
         check_len("wrapWith", out.len() as u128)?;
         Ok(s(out))
@@ -393,6 +398,12 @@ fn indent(name: &str, a: &[Value], newline: bool) -> FuncResult {
 
 fn replace(a: &[Value]) -> FuncResult {
     let (old, new, v) = (arg_str(a, 0)?, arg_str(a, 1)?, arg_str(a, 2)?);
+    let hits = if old.is_empty() {
+        v.chars().count() as u128 + 1
+    } else {
+        v.matches(old).count() as u128
+    };
+    check_len("replace", v.len() as u128 + hits * new.len() as u128)?;
     let out = go_replace_all(v, old, new);
     check_len("replace", out.len() as u128)?;
     Ok(s(out))

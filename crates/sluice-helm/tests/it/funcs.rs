@@ -50,7 +50,11 @@ fn with(tpl: &str, data: &Value, want: &str) {
 
 fn fails(tpl: &str, data: &Value) -> String {
     match render(tpl, data) {
-        Ok(out) => panic!("{tpl}: expected an error, got {out:?}"),
+        Ok(out) => panic!(
+            "{tpl}: expected an error, got {} bytes: {:?}",
+            out.len(),
+            out.chars().take(200).collect::<String>()
+        ),
         Err(e) => e,
     }
 }
@@ -1331,4 +1335,229 @@ fn golden_against_go() {
         bad.len(),
         bad.join("\n")
     );
+}
+
+// ---------------------------------------------------------------------------
+// sluice's own: the map is complete, bounds hold, Helm's bound functions
+// work through the engine, no input makes a function panic.
+// ---------------------------------------------------------------------------
+
+/// Every name of Helm v4.2.4's `funcMap()` (sprig v3.3.0's `genericMap`
+/// without env/expandenv, plus Helm's).
+const HELM_FUNCTION_NAMES: &str = "abbrev abbrevboth add add1 add1f addf adler32sum ago all any append atoi b32dec b32enc b64dec b64enc base bcrypt biggest buildCustomCert camelcase cat ceil chunk clean coalesce compact concat contains date date_in_zone date_modify dateInZone dateModify decryptAES deepCopy deepEqual default derivePassword dict dig dir div divf duration durationRound empty encryptAES ext fail first float64 floor fromJson fromJsonArray fromToml fromYaml fromYamlArray genCA genCAWithKey genPrivateKey genSelfSignedCert genSelfSignedCertWithKey genSignedCert genSignedCertWithKey get getHostByName has hasKey hasPrefix hasSuffix hello htmlDate htmlDateInZone htpasswd include indent initial initials int int64 isAbs join kebabcase keys kindIs kindOf last list lookup lower max maxf merge mergeOverwrite min minf mod mul mulf must_date_modify mustAppend mustChunk mustCompact mustDateModify mustDeepCopy mustFirst mustFromJson mustHas mustInitial mustLast mustMerge mustMergeOverwrite mustPrepend mustPush mustRegexFind mustRegexFindAll mustRegexMatch mustRegexReplaceAll mustRegexReplaceAllLiteral mustRegexSplit mustRest mustReverse mustSlice mustToDate mustToJson mustToPrettyJson mustToRawJson mustToToml mustToYaml mustUniq mustWithout nindent nospace now omit osBase osClean osDir osExt osIsAbs pick pluck plural prepend push quote randAlpha randAlphaNum randAscii randBytes randInt randNumeric regexFind regexFindAll regexMatch regexQuoteMeta regexReplaceAll regexReplaceAllLiteral regexSplit repeat replace required rest reverse round semver semverCompare seq set sha1sum sha256sum sha512sum shuffle slice snakecase sortAlpha split splitList splitn squote sub subf substr swapcase ternary title toDate toDecimal toJson toPrettyJson toRawJson toString toStrings toToml toYaml toYamlPretty tpl trim trimAll trimPrefix trimSuffix trimall trunc tuple typeIs typeIsLike typeOf uniq unixEpoch unset until untilStep untitle upper urlJoin urlParse uuidv4 values without wrap wrapWith";
+
+#[test]
+fn every_helm_function_is_registered() {
+    let map = helm_funcs();
+    let missing: Vec<&str> = HELM_FUNCTION_NAMES
+        .split(' ')
+        .filter(|n| !map.contains(n))
+        .collect();
+    assert!(missing.is_empty(), "missing: {missing:?}");
+    assert_eq!(HELM_FUNCTION_NAMES.split(' ').count(), 222);
+    assert!(!map.contains("env") && !map.contains("expandenv"));
+    let extra: Vec<&str> = map
+        .names()
+        .filter(|n| !HELM_FUNCTION_NAMES.split(' ').any(|h| h == *n))
+        .collect();
+    assert!(extra.is_empty(), "not in Helm's map: {extra:?}");
+}
+
+#[test]
+fn refused_functions_name_themselves() {
+    for tpl in [
+        r#"{{ genCA "x" 365 }}"#,
+        r#"{{ genPrivateKey "rsa" }}"#,
+        r#"{{ genSelfSignedCert "x" nil nil 365 }}"#,
+        r#"{{ $ca := genCA "x" 1 }}{{ genSignedCert "x" nil nil 365 $ca }}"#,
+        r#"{{ buildCustomCert "a" "b" }}"#,
+    ] {
+        let e = fails(tpl, &empty());
+        assert!(e.contains("is not supported by sluice"), "{tpl}: {e}");
+    }
+    let e = fails(r#"{{ genCA "x" 365 }}"#, &empty());
+    assert!(e.contains("\"genCA\""), "{e}");
+}
+
+/// Work that would exhaust memory is refused with the function's name.
+#[test]
+fn bounded_work() {
+    let big = json(serde_json::json!({"s": "x\n".repeat(1 << 19)}));
+    for (tpl, data) in [
+        (r#"{{ until 1000000000 | len }}"#, empty()),
+        (r#"{{ untilStep 0 9000000000000000000 1 | len }}"#, empty()),
+        (r#"{{ seq 1 1000000000 }}"#, empty()),
+        (r#"{{ repeat 1000000000 "abc" }}"#, empty()),
+        (r#"{{ indent 100000 .s }}"#, big.clone()),
+        (r#"{{ nindent 1000000000 "a\nb" }}"#, empty()),
+        (r#"{{ randAlphaNum 1000000000 }}"#, empty()),
+        (r#"{{ replace "x" (repeat 100 "y") .s }}"#, big.clone()),
+        (
+            r#"{{ regexReplaceAll "" .s (repeat 100 "y") }}"#,
+            big.clone(),
+        ),
+        (r#"{{ wrapWith 1 (repeat 100 "y") .s }}"#, big.clone()),
+    ] {
+        let e = fails(tpl, &data);
+        assert!(e.contains("result too large"), "{tpl}: {e}");
+    }
+    // Within the bounds, large work is done.
+    let ok = render(r#"{{ until 100000 | len }}"#, &empty());
+    assert_eq!(ok.as_deref(), Ok("100000"));
+}
+
+/// Go's argument conversion: values' float64 is not an int.
+#[test]
+fn argument_types_as_go() {
+    let v = json(serde_json::json!({"n": 4, "s": "x"}));
+    let e = fails(r#"{{ indent .n .s }}"#, &v);
+    assert!(
+        e.contains("wrong type for value; expected int; got float64"),
+        "{e}"
+    );
+    with(r#"{{ indent (int .n) .s }}"#, &v, "    x");
+    let e = fails(r#"{{ upper .missing }}"#, &v);
+    assert!(
+        e.contains("wrong type for value; expected string; got interface {}"),
+        "{e}"
+    );
+    let e = fails(r#"{{ upper "a" "b" }}"#, &v);
+    assert!(
+        e.contains("wrong number of args for upper: want 1 got 2"),
+        "{e}"
+    );
+    let e = fails(r#"{{ dict "a" 1 | dig "a" }}"#, &v);
+    assert!(e.contains("dig needs at least three arguments"), "{e}");
+}
+
+/// Helm's numbers: values are float64; toYaml goes through JSON.
+#[test]
+fn values_numbers() {
+    let v = json(
+        serde_json::json!({"x": 1000000, "y": 1.5, "port": 8080, "m": {"replicas": 3, "ratio": 0.25}}),
+    );
+    with(r#"{{ .x }}"#, &v, "1e+06");
+    with(r#"{{ toYaml .x }}"#, &v, "1000000");
+    with(r#"{{ toYaml .m }}"#, &v, "ratio: 0.25\nreplicas: 3");
+    with(r#"{{ .port | quote }}"#, &v, r#""8080""#);
+    with(r#"{{ add .x 1 }}"#, &v, "1000001");
+    with(r#"{{ .m.replicas | int }}"#, &v, "3");
+    with(r#"{{ toJson .x }}"#, &v, "1000000");
+    with(r#"{{ max .y 1 }}"#, &v, "1");
+}
+
+/// include, tpl, required, fail as Helm binds them.
+#[test]
+fn helm_bound_functions() {
+    let v = json(serde_json::json!({"name": "web", "tplText": "{{ .name }}-x", "empty": ""}));
+    with(
+        r#"{{ define "n" }}[{{ . }}]{{ end }}{{ include "n" "a" | upper }}"#,
+        &v,
+        "[A]",
+    );
+    with(
+        r#"{{ define "n" }}{{ .name }}{{ end }}{{ include "n" . | quote }}"#,
+        &v,
+        r#""web""#,
+    );
+    with(r#"{{ tpl .tplText . }}"#, &v, "web-x");
+    with(r#"{{ tpl "{{ .nothing }}" . }}"#, &v, "");
+    with(
+        r#"{{ tpl "{{ define \"d\" }}D{{ end }}{{ include \"d\" . }}" . }}"#,
+        &v,
+        "D",
+    );
+    with(r#"{{ required "need name" .name }}"#, &v, "web");
+    let e = fails(r#"{{ required "need x" .x }}"#, &v);
+    assert!(e.contains("HELM_ERR_STARTneed xHELM_ERR_END"), "{e}");
+    let e = fails(r#"{{ required "need empty" .empty }}"#, &v);
+    assert!(e.contains("HELM_ERR_STARTneed emptyHELM_ERR_END"), "{e}");
+    let e = fails(r#"{{ fail "boom" }}"#, &v);
+    assert!(
+        e.contains("error calling fail: HELM_ERR_STARTboomHELM_ERR_END"),
+        "{e}"
+    );
+    let e = fails(r#"{{ include "missing" . }}"#, &v);
+    assert!(e.contains("missing"), "{e}");
+    // A template including itself stops (Helm: 1000 nested includes of
+    // one name; the engine's depth bound may come first).
+    let e = fails(
+        r#"{{ define "r" }}{{ include "r" . }}{{ end }}{{ include "r" . }}"#,
+        &v,
+    );
+    assert!(
+        e.contains("nested reference name: r") || e.contains("depth"),
+        "{e}"
+    );
+    let e = fails(r#"{{ tpl "{{ .x" . }}"#, &v);
+    assert!(e.contains("cannot parse template"), "{e}");
+    // set changes the map everyone holds (Go's maps are references).
+    with(
+        r#"{{ $d := dict "a" 1 }}{{ $_ := set $d "b" 2 }}{{ $e := $d }}{{ $_ := unset $e "a" }}{{ keys $d }}"#,
+        &v,
+        "[b]",
+    );
+    with(r#"{{ $_ := set . "added" "yes" }}{{ .added }}"#, &v, "yes");
+}
+
+/// No argument makes a function panic: every function with up to four
+/// arguments drawn from a set of odd values returns or fails.
+#[test]
+fn no_panics_on_odd_arguments() {
+    let odd = [
+        Value::Nil,
+        Value::Bool(true),
+        Value::Int(-1),
+        Value::Int(0),
+        Value::Int(i64::MIN),
+        Value::Int(3),
+        Value::Uint(u64::MAX),
+        Value::Float(f64::NAN),
+        Value::Float(-0.5),
+        Value::Float(1e300),
+        Value::String(String::new()),
+        Value::String("é\u{0}[(*".into()),
+        Value::list(vec![Value::Nil, Value::Int(1)]),
+        Value::map(BTreeMap::from([("a".to_string(), Value::Nil)])),
+    ];
+    let slow = ["derivePassword", "bcrypt", "htpasswd", "now", "ago"];
+    let mut calls = 0;
+    for spec in funcs::specs() {
+        if slow.contains(&spec.name) || matches!(spec.func, funcs::Impl::Ctx(_)) {
+            continue;
+        }
+        let max = spec.max.unwrap_or(spec.min + 2).min(4);
+        for n in spec.min..=max {
+            // Every combination for short arities, a diagonal otherwise.
+            let combos: Vec<Vec<Value>> = if n <= 2 {
+                let mut all = vec![vec![]];
+                for _ in 0..n {
+                    all = all
+                        .into_iter()
+                        .flat_map(|c: Vec<Value>| {
+                            odd.iter().map(move |v| {
+                                let mut c = c.clone();
+                                c.push(v.clone());
+                                c
+                            })
+                        })
+                        .collect();
+                }
+                all
+            } else {
+                (0..odd.len())
+                    .map(|i| {
+                        (0..n)
+                            .map(|j| odd[(i + j * 5) % odd.len()].clone())
+                            .collect()
+                    })
+                    .collect()
+            };
+            for args in combos {
+                calls += 1;
+                let _ = funcs::call(spec.name, &args);
+            }
+        }
+    }
+    assert!(calls > 10_000, "{calls}");
 }
