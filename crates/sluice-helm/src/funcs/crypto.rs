@@ -5,17 +5,14 @@
 //! Go's `crypto/rand`), `bcrypt` and `htpasswd` (`$2a$`, cost 10, as
 //! golang.org/x/crypto), `derivePassword` (Master Password: scrypt and
 //! HMAC-SHA256, deterministic), `encryptAES`/`decryptAES` (AES-256-CBC,
-//! random IV, base64). Refused by name: the certificate and key
-//! generators (`genCA`, `genSelfSignedCert`, `genPrivateKey`, ...), which
-//! need RSA key generation and X.509 signing that sluice does not carry.
-//! Tests check the random functions' shape (length, alphabet), never
-//! their value.
+//! random IV, base64). Keys and certificates are in `certs`. Tests check
+//! the random functions' shape (length, alphabet), never their value.
 
 use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use data_encoding::BASE64;
 use sha2::Digest as _;
 
-use super::{FuncResult, Spec, Value, arg_int, arg_str, check_len, failed, s, spec, unsupported};
+use super::{FuncResult, Spec, Value, arg_int, arg_str, check_len, failed, s, spec};
 use crate::template::FuncError;
 
 pub(super) const FUNCS: &[Spec] = &[
@@ -82,36 +79,7 @@ pub(super) const FUNCS: &[Spec] = &[
     spec!("derivePassword", 5, Some(5), derive_password),
     spec!("encryptAES", 2, Some(2), encrypt_aes),
     spec!("decryptAES", 2, Some(2), decrypt_aes),
-    spec!("genPrivateKey", 1, Some(1), |_| Err(no_certs(
-        "genPrivateKey"
-    ))),
-    spec!("genCA", 2, Some(2), |_| Err(no_certs("genCA"))),
-    spec!("genCAWithKey", 3, Some(3), |_| Err(no_certs(
-        "genCAWithKey"
-    ))),
-    spec!("genSelfSignedCert", 4, Some(4), |_| Err(no_certs(
-        "genSelfSignedCert"
-    ))),
-    spec!("genSelfSignedCertWithKey", 5, Some(5), |_| {
-        Err(no_certs("genSelfSignedCertWithKey"))
-    }),
-    spec!("genSignedCert", 5, Some(5), |_| Err(no_certs(
-        "genSignedCert"
-    ))),
-    spec!("genSignedCertWithKey", 6, Some(6), |_| Err(no_certs(
-        "genSignedCertWithKey"
-    ))),
-    spec!("buildCustomCert", 2, Some(2), |_| Err(no_certs(
-        "buildCustomCert"
-    ))),
 ];
-
-fn no_certs(name: &str) -> FuncError {
-    unsupported(
-        name,
-        "generating keys and certificates is not implemented (create the Secret outside the chart, or use cert-manager)",
-    )
-}
 
 const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const ALPHA: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";

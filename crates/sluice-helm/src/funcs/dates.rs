@@ -302,6 +302,12 @@ struct Civil {
     sec: i64,
 }
 
+/// The UTC calendar date (year, month, day) of a Unix time.
+pub(crate) fn ymd(secs: i64) -> (i64, i64, i64) {
+    let c = civil(secs);
+    (c.year, c.month, c.day)
+}
+
 /// Howard Hinnant's `civil_from_days`.
 fn civil(secs: i64) -> Civil {
     let days = secs.div_euclid(86_400);

@@ -17,6 +17,7 @@
 //! ...) read the clock and the OS random source; tests check their shape
 //! (length, alphabet, PEM structure), never their value.
 
+mod certs;
 mod crypto;
 mod dates;
 mod dicts;
@@ -93,6 +94,7 @@ pub fn specs() -> Vec<Spec> {
         regexes::FUNCS,
         dates::FUNCS,
         crypto::FUNCS,
+        certs::FUNCS,
         paths::FUNCS,
         urls::FUNCS,
         serial::FUNCS,
