@@ -1707,3 +1707,51 @@ fn no_panics_on_odd_arguments() {
     }
     assert!(calls > 10_000, "{calls}");
 }
+
+/// Every template of the corpus charts (and their subcharts) parses with
+/// Helm's function map: Go's parser refuses a call to an undefined
+/// function, so each function the charts name is registered.
+#[test]
+fn corpus_templates_parse_with_helm_funcs() {
+    use sluice_helm::chart::{Chart, Limits, load_dir};
+    let Some(dir) = crate::support::corpus_charts("corpus_templates_parse_with_helm_funcs") else {
+        return;
+    };
+    fn walk(c: &Chart, out: &mut Vec<(String, String)>) {
+        for t in &c.templates {
+            out.push((
+                format!("{}/{}", c.name(), t.name),
+                String::from_utf8_lossy(&t.data).into_owned(),
+            ));
+        }
+        for d in &c.dependencies {
+            walk(d, out);
+        }
+    }
+    let mut files = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        match load_dir(&e.path(), &Limits::default()) {
+            Ok(c) => walk(&c, &mut files),
+            Err(err) => panic!("{}: {err}", e.path().display()),
+        }
+    }
+    let mut bad = Vec::new();
+    for (name, text) in &files {
+        let mut t = Templates::new(name, helm_funcs());
+        if let Err(e) = t.parse(name, text) {
+            bad.push(format!("{name}: {e}"));
+        }
+    }
+    assert!(files.len() > 500, "{} templates", files.len());
+    assert!(
+        bad.is_empty(),
+        "{} of {} do not parse:\n{}",
+        bad.len(),
+        files.len(),
+        bad.join("\n")
+    );
+}
