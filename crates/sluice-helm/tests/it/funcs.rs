@@ -1090,6 +1090,11 @@ fn helm_funcs_table() {
             json(serde_json::json!({"foo": "bar"})),
         ),
         (
+            r#"{{ toYamlPretty . }}"#,
+            "baz:\n  - 1\n  - 2\n  - 3",
+            json(serde_json::json!({"baz": [1, 2, 3]})),
+        ),
+        (
             r#"{{ toToml . }}"#,
             "foo = \"bar\"\n",
             json(serde_json::json!({"foo": "bar"})),
