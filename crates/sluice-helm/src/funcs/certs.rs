@@ -1,8 +1,9 @@
 //! sprig's certificate functions: `genCA`, `genSelfSignedCert`,
 //! `genSignedCert` (RSA 2048 keys, as sprig makes them), their `...WithKey`
-//! forms (a PEM key given: PKCS#1 `RSA PRIVATE KEY` or PKCS#8), `genPrivateKey
-//! "rsa"` (4096 bits) and `buildCustomCert`. The result is sprig's
-//! `certificate` struct: `.Cert` and `.Key`, PEM.
+//! forms (a PEM key given: PKCS#1 `RSA PRIVATE KEY`, SEC1 P-256 `EC
+//! PRIVATE KEY`, or PKCS#8), `genPrivateKey` (`rsa` 4096 bits, `ecdsa`
+//! P-256, `ed25519`, in Go's PEM forms) and `buildCustomCert`. The result
+//! is sprig's `certificate` struct: `.Cert` and `.Key`, PEM.
 //!
 //! As in sprig: a random 128-bit serial, the subject's common name, the IP
 //! and DNS alternative names, key usages key encipherment and digital
@@ -10,8 +11,8 @@
 //! server and client auth, basic constraints. The validity starts at
 //! midnight UTC of the current day and ends at midnight UTC `daysValid`
 //! days later (sprig: now and now + daysValid × 24h). Keys are random:
-//! tests check the structure, never the bytes. `genPrivateKey` of `ecdsa`,
-//! `ed25519` and `dsa` is refused by name.
+//! tests check the structure, never the bytes. `genPrivateKey "dsa"` is
+//! refused by name.
 
 use std::net::IpAddr;
 
@@ -31,9 +32,11 @@ pub(super) const FUNCS: &[Spec] = &[
     spec!("genPrivateKey", 1, Some(1), |a| {
         match arg_str(a, 0)? {
             "" | "rsa" => Ok(s(rsa_pem(&rsa_key(4096)?)?)),
-            "ecdsa" | "ed25519" | "dsa" => Err(unsupported(
+            "ecdsa" => Ok(s(ecdsa_p256_pem()?)),
+            "ed25519" => Ok(s(ed25519_pem()?)),
+            "dsa" => Err(unsupported(
                 "genPrivateKey",
-                "only RSA keys are generated (genPrivateKey \"rsa\")",
+                "DSA keys are not generated (rsa, ecdsa and ed25519 are)",
             )),
             other => Ok(s(format!("Unknown type {other}"))),
         }
@@ -121,10 +124,89 @@ fn cert_arg(v: &Value) -> Result<Certificate, FuncError> {
     }
 }
 
-/// A private key: one sluice generated, or a PKCS#8 one given as PEM.
+/// A private key: an RSA one, or another kind given as PEM (`pem`, as
+/// given) with its PKCS#8 form for signing.
 enum Key {
     Rsa(Box<RsaPrivateKey>),
-    Pkcs8Pem(String),
+    Other { pem: String, pkcs8: String },
+}
+
+/// PEM with Go's `pem.Encode` layout (64-column lines).
+fn pem_encode(label: &str, der: &[u8]) -> String {
+    let b64 = data_encoding::BASE64.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// The DER of the first PEM block labelled `label`.
+fn pem_decode(text: &str, label: &str) -> Option<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)? + begin.len();
+    let stop = start + text[start..].find(&end)?;
+    let body: String = text[start..stop]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    data_encoding::BASE64.decode(body.as_bytes()).ok()
+}
+
+// Go's encodings of P-256 keys: SEC1 `EC PRIVATE KEY` (MarshalECPrivateKey)
+// around the 32-byte scalar and the 65-byte point, and PKCS#8 for signing.
+const SEC1_P256_HEAD: [u8; 7] = [0x30, 0x77, 0x02, 0x01, 0x01, 0x04, 0x20];
+const SEC1_P256_MID: [u8; 17] = [
+    0xa0, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0xa1, 0x44, 0x03, 0x42,
+    0x00,
+];
+const PKCS8_P256_HEAD: [u8; 36] = [
+    0x30, 0x81, 0x87, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+    0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04, 0x6d, 0x30, 0x6b, 0x02,
+    0x01, 0x01, 0x04, 0x20,
+];
+const PKCS8_P256_MID: [u8; 5] = [0xa1, 0x44, 0x03, 0x42, 0x00];
+// Go's MarshalPKCS8PrivateKey of an Ed25519 key: the 32-byte seed.
+const PKCS8_ED25519_HEAD: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// `genPrivateKey "ecdsa"`: a P-256 key as Go's `EC PRIVATE KEY`.
+fn ecdsa_p256_pem() -> Result<String, FuncError> {
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+        .map_err(|_| failed("failed to generate private key: ecdsa"))?;
+    let der = pkcs8.as_ref();
+    // ring's PKCS#8 holds the scalar after `04 20` and the point after
+    // `03 42 00`.
+    let find = |pat: &[u8], len: usize| {
+        der.windows(pat.len())
+            .position(|w| w == pat)
+            .and_then(|i| der.get(i + pat.len()..i + pat.len() + len))
+    };
+    let (Some(d), Some(point)) = (find(&[0x04, 0x20], 32), find(&[0x03, 0x42, 0x00], 65)) else {
+        return Err(failed(
+            "failed to generate private key: unexpected ecdsa encoding",
+        ));
+    };
+    let mut sec1 = SEC1_P256_HEAD.to_vec();
+    sec1.extend_from_slice(d);
+    sec1.extend_from_slice(&SEC1_P256_MID);
+    sec1.extend_from_slice(point);
+    Ok(pem_encode("EC PRIVATE KEY", &sec1))
+}
+
+/// `genPrivateKey "ed25519"`: Go's PKCS#8 of a random seed.
+fn ed25519_pem() -> Result<String, FuncError> {
+    let mut der = PKCS8_ED25519_HEAD.to_vec();
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| failed(format!("reading random bytes: {e}")))?;
+    der.extend_from_slice(&seed);
+    Ok(pem_encode("PRIVATE KEY", &der))
 }
 
 fn rsa_key(bits: usize) -> Result<RsaPrivateKey, FuncError> {
@@ -138,13 +220,33 @@ fn rsa_pem(k: &RsaPrivateKey) -> Result<String, FuncError> {
         .map_err(|e| failed(format!("error encoding rsa key: {e}")))
 }
 
-/// sprig's `parsePrivateKeyPEM`: PKCS#1 RSA or PKCS#8.
+/// sprig's `parsePrivateKeyPEM`: PKCS#1 RSA, SEC1 P-256, or PKCS#8.
 fn parse_key(pem: &str) -> Result<Key, FuncError> {
     if let Ok(k) = RsaPrivateKey::from_pkcs1_pem(pem) {
         return Ok(Key::Rsa(Box::new(k)));
     }
-    if pem.contains("-----BEGIN PRIVATE KEY-----") && KeyPair::from_pem(pem).is_ok() {
-        return Ok(Key::Pkcs8Pem(pem.to_string()));
+    if let Some(der) = pem_decode(pem, "EC PRIVATE KEY")
+        && der.len() == 121
+        && der.starts_with(&SEC1_P256_HEAD)
+        && der[39..56] == SEC1_P256_MID
+    {
+        let mut pkcs8 = PKCS8_P256_HEAD.to_vec();
+        pkcs8.extend_from_slice(&der[7..39]);
+        pkcs8.extend_from_slice(&PKCS8_P256_MID);
+        pkcs8.extend_from_slice(&der[56..]);
+        return Ok(Key::Other {
+            pem: pem.to_string(),
+            pkcs8: pem_encode("PRIVATE KEY", &pkcs8),
+        });
+    }
+    if let Some(der) = pem_decode(pem, "PRIVATE KEY") {
+        let pkcs8 = pem_encode("PRIVATE KEY", &der);
+        if KeyPair::from_pem(&pkcs8).is_ok() {
+            return Ok(Key::Other {
+                pem: pem.to_string(),
+                pkcs8,
+            });
+        }
     }
     Err(failed(
         "error parsing private key: no PEM data found or unsupported key type",
@@ -162,14 +264,14 @@ impl Key {
                 KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256)
                     .map_err(|e| bad(e.to_string()))
             }
-            Key::Pkcs8Pem(p) => KeyPair::from_pem(p).map_err(|e| bad(e.to_string())),
+            Key::Other { pkcs8, .. } => KeyPair::from_pem(pkcs8).map_err(|e| bad(e.to_string())),
         }
     }
 
     fn pem(&self) -> Result<String, FuncError> {
         match self {
             Key::Rsa(k) => rsa_pem(k),
-            Key::Pkcs8Pem(p) => Ok(p.clone()),
+            Key::Other { pem, .. } => Ok(pem.clone()),
         }
     }
 }

@@ -1370,17 +1370,11 @@ fn every_helm_function_is_registered() {
 
 #[test]
 fn refused_functions_name_themselves() {
-    for tpl in [
-        r#"{{ genPrivateKey "ecdsa" }}"#,
-        r#"{{ genPrivateKey "ed25519" }}"#,
-        r#"{{ genPrivateKey "dsa" }}"#,
-    ] {
-        let e = fails(tpl, &empty());
-        assert!(
-            e.contains("\"genPrivateKey\" is not supported by sluice"),
-            "{tpl}: {e}"
-        );
-    }
+    let e = fails(r#"{{ genPrivateKey "dsa" }}"#, &empty());
+    assert!(
+        e.contains("\"genPrivateKey\" is not supported by sluice"),
+        "{e}"
+    );
     with(r#"{{ genPrivateKey "bad" }}"#, &empty(), "Unknown type bad");
 }
 
@@ -1627,6 +1621,50 @@ fn helm_bound_functions() {
         "[b]",
     );
     with(r#"{{ $_ := set . "added" "yes" }}{{ .added }}"#, &v, "yes");
+}
+
+/// genPrivateKey "ecdsa" and "ed25519" in Go's PEM forms, usable by the
+/// WithKey generators (ECDSA and Ed25519 signatures verified).
+#[test]
+fn ecdsa_and_ed25519_keys() {
+    use x509_parser::pem::parse_x509_pem;
+    for (kind, label, len) in [
+        ("ecdsa", "EC PRIVATE KEY", 121),
+        ("ed25519", "PRIVATE KEY", 48),
+    ] {
+        let tpl = format!(
+            r#"{{{{- $k := genPrivateKey "{kind}" -}}}}{{{{- $ca := genCAWithKey "ca" 2 $k -}}}}{{{{- $leaf := genSignedCertWithKey "leaf" nil (list "a.example") 1 $ca $k -}}}}{{{{ toJson (list $k $ca.Cert $ca.Key $leaf.Cert) }}}}"#
+        );
+        let out = render(&tpl, &empty()).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let parts: Vec<String> = serde_json::from_str(&out).unwrap_or_default();
+        assert_eq!(parts.len(), 4, "{out}");
+        let key = &parts[0];
+        assert!(
+            key.starts_with(&format!("-----BEGIN {label}-----\n")),
+            "{key}"
+        );
+        let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = data_encoding::BASE64
+            .decode(body.as_bytes())
+            .unwrap_or_default();
+        assert_eq!(der.len(), len, "{kind}");
+        assert_eq!(&parts[2], key, "the CA keeps the key given");
+        let (_, ca_pem) = parse_x509_pem(parts[1].as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let ca = ca_pem.parse_x509().unwrap_or_else(|e| panic!("{e}"));
+        assert!(ca.verify_signature(None).is_ok(), "{kind}");
+        let (_, leaf_pem) = parse_x509_pem(parts[3].as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let leaf = leaf_pem.parse_x509().unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            leaf.verify_signature(Some(ca.public_key())).is_ok(),
+            "{kind}"
+        );
+    }
+    // Two calls, two keys.
+    let two = render(
+        r#"{{ ne (genPrivateKey "ed25519") (genPrivateKey "ed25519") }}"#,
+        &empty(),
+    );
+    assert_eq!(two.as_deref(), Ok("true"));
 }
 
 /// The generating forms, each making its RSA key (slow in debug builds:
