@@ -356,3 +356,301 @@ mod tests {
         assert_eq!(quote("\u{feff}"), "\"\\ufeff\"");
     }
 }
+
+/// Go's `quoteChar` for scanner errors: `'x'`, `'\''`, `'"'`, `'\n'`.
+fn quote_char(c: char) -> String {
+    match c {
+        '\'' => "'\\''".into(),
+        '"' => "'\"'".into(),
+        c => {
+            let q = quote(&c.to_string());
+            format!("'{}'", &q[1..q.len() - 1])
+        }
+    }
+}
+
+/// The syntax error Go's `encoding/json` scanner reports for `text`
+/// (`invalid character 'x' looking for beginning of value`, `unexpected
+/// end of JSON input`), or `None` when the text is valid JSON.
+pub fn json_syntax_error(text: &str) -> Option<String> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Ctx {
+        Object,
+        Array,
+    }
+    let bad = |c: char, ctx: &str| Some(format!("invalid character {} {ctx}", quote_char(c)));
+    let eof = || Some("unexpected end of JSON input".to_string());
+    let mut it = text.chars().peekable();
+    let mut stack: Vec<Ctx> = Vec::new();
+    let skip = |it: &mut std::iter::Peekable<std::str::Chars>| {
+        while matches!(it.peek(), Some(' ' | '\t' | '\n' | '\r')) {
+            it.next();
+        }
+    };
+    // Reads one value; containers push a context and return.
+    'value: loop {
+        skip(&mut it);
+        let Some(c) = it.next() else {
+            return eof();
+        };
+        match c {
+            '{' => {
+                skip(&mut it);
+                match it.next() {
+                    None => return eof(),
+                    Some('}') => {}
+                    Some('"') => {
+                        if let Some(e) = json_string_rest(&mut it) {
+                            return Some(e);
+                        }
+                        skip(&mut it);
+                        match it.next() {
+                            None => return eof(),
+                            Some(':') => {}
+                            Some(c) => return bad(c, "after object key"),
+                        }
+                        stack.push(Ctx::Object);
+                        continue 'value;
+                    }
+                    Some(c) => return bad(c, "looking for beginning of object key string"),
+                }
+            }
+            '[' => {
+                skip(&mut it);
+                match it.peek() {
+                    None => return eof(),
+                    Some(']') => {
+                        it.next();
+                    }
+                    Some(_) => {
+                        stack.push(Ctx::Array);
+                        continue 'value;
+                    }
+                }
+            }
+            '"' => {
+                if let Some(e) = json_string_rest(&mut it) {
+                    return Some(e);
+                }
+            }
+            '-' | '0'..='9' => {
+                if let Some(e) = json_number_rest(c, &mut it) {
+                    return Some(e);
+                }
+            }
+            't' | 'f' | 'n' => {
+                let word = match c {
+                    't' => "true",
+                    'f' => "false",
+                    _ => "null",
+                };
+                for want in word.chars().skip(1) {
+                    match it.next() {
+                        None => return eof(),
+                        Some(got) if got == want => {}
+                        Some(got) => {
+                            return Some(format!(
+                                "invalid character {} in literal {word} (expecting {})",
+                                quote_char(got),
+                                quote_char(want)
+                            ));
+                        }
+                    }
+                }
+            }
+            c => return bad(c, "looking for beginning of value"),
+        }
+        // A value ended: continue its container.
+        loop {
+            skip(&mut it);
+            match stack.last() {
+                None => {
+                    return it.next().and_then(|c| bad(c, "after top-level value"));
+                }
+                Some(Ctx::Array) => match it.next() {
+                    None => return eof(),
+                    Some(',') => continue 'value,
+                    Some(']') => {
+                        stack.pop();
+                    }
+                    Some(c) => return bad(c, "after array element"),
+                },
+                Some(Ctx::Object) => match it.next() {
+                    None => return eof(),
+                    Some(',') => {
+                        skip(&mut it);
+                        match it.next() {
+                            None => return eof(),
+                            Some('"') => {
+                                if let Some(e) = json_string_rest(&mut it) {
+                                    return Some(e);
+                                }
+                                skip(&mut it);
+                                match it.next() {
+                                    None => return eof(),
+                                    Some(':') => continue 'value,
+                                    Some(c) => return bad(c, "after object key"),
+                                }
+                            }
+                            Some(c) => {
+                                return bad(c, "looking for beginning of object key string");
+                            }
+                        }
+                    }
+                    Some('}') => {
+                        stack.pop();
+                    }
+                    Some(c) => return bad(c, "after object key:value pair"),
+                },
+            }
+        }
+    }
+}
+
+/// The rest of a JSON string after its opening quote.
+fn json_string_rest(it: &mut std::iter::Peekable<std::str::Chars>) -> Option<String> {
+    loop {
+        match it.next() {
+            None => return Some("unexpected end of JSON input".into()),
+            Some('"') => return None,
+            Some('\\') => match it.next() {
+                None => return Some("unexpected end of JSON input".into()),
+                Some('b' | 'f' | 'n' | 'r' | 't' | '\\' | '/' | '"') => {}
+                Some('u') => {
+                    for _ in 0..4 {
+                        match it.next() {
+                            None => return Some("unexpected end of JSON input".into()),
+                            Some(h) if h.is_ascii_hexdigit() => {}
+                            Some(h) => {
+                                return Some(format!(
+                                    "invalid character {} in \\u hexadecimal character escape",
+                                    quote_char(h)
+                                ));
+                            }
+                        }
+                    }
+                }
+                Some(c) => {
+                    return Some(format!(
+                        "invalid character {} in string escape code",
+                        quote_char(c)
+                    ));
+                }
+            },
+            Some(c) if (c as u32) < 0x20 => {
+                return Some(format!(
+                    "invalid character {} in string literal",
+                    quote_char(c)
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// The rest of a JSON number after its first character.
+fn json_number_rest(first: char, it: &mut std::iter::Peekable<std::str::Chars>) -> Option<String> {
+    let digits = |it: &mut std::iter::Peekable<std::str::Chars>| {
+        while it.peek().is_some_and(char::is_ascii_digit) {
+            it.next();
+        }
+    };
+    let need_digit = |it: &mut std::iter::Peekable<std::str::Chars>, ctx: &str| match it.next() {
+        None => Some("unexpected end of JSON input".to_string()),
+        Some(c) if c.is_ascii_digit() => None,
+        Some(c) => Some(format!("invalid character {} {ctx}", quote_char(c))),
+    };
+    let lead = if first == '-' {
+        match it.next() {
+            None => return Some("unexpected end of JSON input".into()),
+            Some(c) if c.is_ascii_digit() => c,
+            Some(c) => {
+                return Some(format!(
+                    "invalid character {} in numeric literal",
+                    quote_char(c)
+                ));
+            }
+        }
+    } else {
+        first
+    };
+    if lead != '0' {
+        digits(it);
+    }
+    if it.peek() == Some(&'.') {
+        it.next();
+        if let Some(e) = need_digit(it, "after decimal point in numeric literal") {
+            return Some(e);
+        }
+        digits(it);
+    }
+    if matches!(it.peek(), Some('e' | 'E')) {
+        it.next();
+        if matches!(it.peek(), Some('+' | '-')) {
+            it.next();
+        }
+        if let Some(e) = need_digit(it, "in exponent of numeric literal") {
+            return Some(e);
+        }
+        digits(it);
+    }
+    None
+}
+
+#[cfg(test)]
+mod json_error_tests {
+    use super::json_syntax_error as e;
+
+    /// Messages as Go's encoding/json prints them.
+    #[test]
+    fn go_json_syntax_errors() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                r#"{"a": [1, 2.5, "x", true, null, {}], "b": -0.5e+3}"#,
+                None,
+            ),
+            ("", Some("unexpected end of JSON input")),
+            (
+                "nope",
+                Some("invalid character 'o' in literal null (expecting 'u')"),
+            ),
+            (
+                "x",
+                Some("invalid character 'x' looking for beginning of value"),
+            ),
+            ("{\"a\" 1}", Some("invalid character '1' after object key")),
+            (
+                "{\"a\": 1 \"b\"}",
+                Some("invalid character '\"' after object key:value pair"),
+            ),
+            ("[1 2]", Some("invalid character '2' after array element")),
+            (
+                "{1: 2}",
+                Some("invalid character '1' looking for beginning of object key string"),
+            ),
+            ("[1] x", Some("invalid character 'x' after top-level value")),
+            (
+                "\"a\\qb\"",
+                Some("invalid character 'q' in string escape code"),
+            ),
+            (
+                "\"a\nb\"",
+                Some("invalid character '\\n' in string literal"),
+            ),
+            (
+                "1.x",
+                Some("invalid character 'x' after decimal point in numeric literal"),
+            ),
+            ("-x", Some("invalid character 'x' in numeric literal")),
+            ("1e+", Some("unexpected end of JSON input")),
+            (
+                "{'a': 1}",
+                Some("invalid character '\\'' looking for beginning of object key string"),
+            ),
+            ("[1,", Some("unexpected end of JSON input")),
+        ];
+        for (text, want) in cases {
+            assert_eq!(e(text).as_deref(), *want, "{text}");
+        }
+    }
+}

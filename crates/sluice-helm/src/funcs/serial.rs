@@ -181,13 +181,11 @@ fn indent_json(c: &str) -> String {
 
 /// `json.Unmarshal` into `interface{}`: numbers as `float64`.
 fn parse_json(v: &str) -> Result<Value, String> {
-    let j: serde_json::Value = serde_json::from_str(v).map_err(|e| {
-        if v.trim().is_empty() {
-            "unexpected end of JSON input".to_string()
-        } else {
-            format!("invalid character in JSON: {e}")
-        }
-    })?;
+    if let Some(e) = super::go::json_syntax_error(v) {
+        return Err(e);
+    }
+    let j: serde_json::Value =
+        serde_json::from_str(v).map_err(|e| format!("json: cannot decode: {e}"))?;
     Ok(Value::from_json(&j))
 }
 
