@@ -1789,3 +1789,59 @@ fn corpus_templates_parse_with_helm_funcs() {
         bad.join("\n")
     );
 }
+
+/// The values files of the shared corpus (8 charts' values.yaml, 62
+/// cases') read as Helm reads them and printed whole by toYaml, toJson,
+/// toPrettyJson, toToml, toString and kindOf/empty/fromJson: each output's
+/// sha256 and length as Go printed it (`funcs_values_golden.jsonl`, made
+/// by `funcs_reference/values_cases.py` and the reference program).
+#[test]
+fn corpus_values_printed_as_go() {
+    use sha2::Digest as _;
+    let Some(charts) = crate::support::corpus_charts("corpus_values_printed_as_go") else {
+        return;
+    };
+    let root = charts.join("..");
+    let mut cache: std::collections::HashMap<String, Value> = Default::default();
+    let (mut total, mut bad) = (0, Vec::new());
+    for line in include_str!("funcs_values_golden.jsonl").lines() {
+        let case: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        let file = case["file"].as_str().unwrap_or_default().to_string();
+        let tpl = case["tpl"].as_str().unwrap_or_default();
+        let values = cache
+            .entry(file.clone())
+            .or_insert_with(|| {
+                let bytes = std::fs::read(root.join(&file)).unwrap_or_default();
+                let map = sluice_helm::values::parse_values_file(&bytes)
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+                let mut text = String::new();
+                sluice_kustomize::yaml::to_go_json(
+                    &sluice_kustomize::yaml::Value::Map(map),
+                    &mut text,
+                );
+                Value::from_json(&serde_json::from_str(&text).unwrap_or_default())
+            })
+            .clone();
+        total += 1;
+        let got =
+            render(tpl, &values).map(|out| (hex(&sha2::Sha256::digest(out.as_bytes())), out.len()));
+        let want = (
+            case["sha256"].as_str().unwrap_or_default().to_string(),
+            case["len"].as_u64().unwrap_or_default() as usize,
+        );
+        match got {
+            Ok(g) if g == want => {}
+            other => bad.push(format!("{file} {tpl}: go {want:?}, sluice {other:?}")),
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} of {total} differ:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

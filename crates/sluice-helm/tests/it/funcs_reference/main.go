@@ -131,6 +131,8 @@ func funcMap() template.FuncMap {
 type input struct {
 	Tpl  string          `json:"tpl"`
 	Data json.RawMessage `json:"data"`
+	// YAML text read as Helm reads a values file (instead of data).
+	Yaml *string `json:"yaml"`
 }
 
 type output struct {
@@ -150,7 +152,14 @@ func main() {
 			os.Exit(1)
 		}
 		var data any
-		if len(in.Data) > 0 {
+		if in.Yaml != nil {
+			m := map[string]any{}
+			if err := yaml.Unmarshal([]byte(*in.Yaml), &m); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			data = m
+		} else if len(in.Data) > 0 {
 			// Values as Helm holds them: sigs.k8s.io/yaml (numbers float64).
 			if err := yaml.Unmarshal(in.Data, &data); err != nil {
 				fmt.Fprintln(os.Stderr, err)
