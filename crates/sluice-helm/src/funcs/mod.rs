@@ -51,7 +51,7 @@ pub type RawFunc = fn(&[Value]) -> FuncResult;
 pub type CtxFunc = fn(&mut CallCtx<'_>, &[Value]) -> FuncResult;
 
 #[derive(Clone, Copy)]
-pub enum Impl {
+pub(crate) enum Impl {
     Plain(RawFunc),
     Ctx(CtxFunc),
 }
@@ -63,10 +63,17 @@ pub struct Spec {
     pub name: &'static str,
     pub min: usize,
     pub max: Option<usize>,
-    pub func: Impl,
+    /// Called only after [`Spec::check_arity`] (implementations index
+    /// their arguments by position).
+    pub(crate) func: Impl,
 }
 
 impl Spec {
+    /// Whether the function needs the running template (`include`, `tpl`).
+    pub fn needs_template(&self) -> bool {
+        matches!(self.func, Impl::Ctx(_))
+    }
+
     /// Go's arity check for this signature.
     pub fn check_arity(&self, got: usize) -> Result<(), FuncError> {
         match self.max {

@@ -1703,7 +1703,7 @@ fn no_panics_on_odd_arguments() {
     ];
     let mut calls = 0;
     for spec in funcs::specs() {
-        if slow.contains(&spec.name) || matches!(spec.func, funcs::Impl::Ctx(_)) {
+        if slow.contains(&spec.name) || spec.needs_template() {
             continue;
         }
         let max = spec.max.unwrap_or(spec.min + 2).min(4);
