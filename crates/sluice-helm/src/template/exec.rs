@@ -342,6 +342,16 @@ impl Engine {
         node: &'t Node,
         out: &mut String,
     ) -> R<Flow> {
+        super::stack::guard(|| self.walk_inner(fr, dot, node, out), Error::Exec)
+    }
+
+    fn walk_inner<'t>(
+        &mut self,
+        fr: &mut Frame<'t>,
+        dot: &EV,
+        node: &'t Node,
+        out: &mut String,
+    ) -> R<Flow> {
         self.step()?;
         fr.at = At::Node(node);
         match node {
@@ -634,6 +644,15 @@ impl Engine {
     }
 
     fn eval_pipeline<'t>(&mut self, fr: &mut Frame<'t>, dot: &EV, pipe: &'t PipeNode) -> R<EV> {
+        super::stack::guard(|| self.eval_pipeline_inner(fr, dot, pipe), Error::Exec)
+    }
+
+    fn eval_pipeline_inner<'t>(
+        &mut self,
+        fr: &mut Frame<'t>,
+        dot: &EV,
+        pipe: &'t PipeNode,
+    ) -> R<EV> {
         fr.at = At::Pipe(pipe);
         let mut value: Option<EV> = None;
         for cmd in &pipe.cmds {

@@ -15,6 +15,53 @@
 //! Errors read as Go's: `template: x:1: function "foo" not defined`,
 //! `template: x:1:5: executing "x" at <.a.b>: nil pointer evaluating
 //! interface {}.b`.
+//!
+//! ## As Helm uses it
+//!
+//! Helm parses every file of a chart into one set (`Templates::parse(path,
+//! text)`), sets `missingkey=zero` ([`MissingKey::Zero`]) and executes each
+//! non-partial file by name; it then removes every `<no value>` from the
+//! output (the renderer's job, not the engine's). `include` and `tpl` are
+//! functions written on [`CallCtx`]: [`CallCtx::execute_template`] runs a
+//! template of the current set (a `tpl` clone inside `tpl`), and
+//! [`CallCtx::parse_and_execute`] is Go's `Clone` + `New(name).Parse` +
+//! `Execute` (the `define`s of the text stay in the clone). Helm's own bound
+//! on nested `include`s (1000 per name) lives in the function, with its
+//! per-execution counts in [`CallCtx::state`]. The tests write both exactly
+//! as Helm v4.2.4 does and compare them with Helm's code run by Go.
+//!
+//! ## Go's types, as far as templates can tell
+//!
+//! Evaluation keeps what Go's reflection shows: a value read out of a map or
+//! list is of type `interface {}` (so `.a.b` on a string says `can't
+//! evaluate field b in type interface {}`, and on a missing key under
+//! `missingkey=zero` `nil pointer evaluating interface {}.b`), "no value"
+//! (Go's invalid `reflect.Value`) differs from a nil interface, and a
+//! pipeline's result is taken out of its interface, as in Go. Literal
+//! numbers are `int` or `float64` by their spelling (`3`, `1.5`, `1e3`,
+//! `'a'`). Functions receive plain [`Value`]s (no value as
+//! [`Value::Nil`]) and report argument mistakes with [`FuncError::ArgType`]
+//! and [`FuncError::Arity`], which the engine words as Go does.
+//!
+//! ## Bounds
+//!
+//! Parsing and execution recurse: they run on the caller's thread for the
+//! first 256 KiB of stack and continue on a thread with a 256 MiB stack
+//! (reserved, committed as used) where nesting goes deeper. Lists and maps
+//! are dropped without recursion, however deep. Nested
+//! `template`/`include`/`tpl`: [`Options::max_depth`] (Go: 100000); nested
+//! `if`/`range`/`with`/`block`: 1000 per template; nested parentheses: 1000
+//! (Go: 10000). Output: [`Options::max_output`], counting every byte
+//! written, nested executions included. Work: [`Options::max_steps`]
+//! (unbounded by default, as in Go). Printing and comparing values stop at
+//! [`value::MAX_VALUE_DEPTH`] levels (a map can be made to contain itself).
+//!
+//! ## Not supported
+//!
+//! Custom delimiters; complex numbers (parsed as Go does, an error when
+//! executed); Go values that have no [`Value`] form (channels, funcs,
+//! pointers: `call` always fails, as no value is a function); typed maps
+//! with non-string keys.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -26,6 +73,7 @@ mod gofmt;
 mod lex;
 mod parse;
 mod quote;
+mod stack;
 pub mod value;
 
 #[cfg(test)]
@@ -37,7 +85,7 @@ mod parse_tests;
 #[cfg(test)]
 mod tests;
 
-pub use value::{Map, Object, Value};
+pub use value::{List, Map, Object, Value};
 
 /// A function callable from a template. `args` are the evaluated arguments
 /// (the piped value last, as Go passes it). Literal numbers arrive as
@@ -287,11 +335,6 @@ pub struct Templates {
     set: Arc<exec::Set>,
 }
 
-/// Stack reserved for one top-level execution: execution recurses once per
-/// nested `template`/`include`/`tpl` and per nested control structure, both
-/// bounded; the thread's stack is only committed as it is used.
-const EXEC_STACK: usize = 256 << 20;
-
 impl Templates {
     /// An empty set named `name` (Go's `template.New(name).Funcs(funcs)`).
     pub fn new(name: &str, funcs: FuncMap) -> Self {
@@ -315,7 +358,7 @@ impl Templates {
     /// (whitespace and comments).
     pub fn parse(&mut self, name: &str, text: &str) -> Result<(), Error> {
         let set = Arc::make_mut(&mut self.set);
-        on_big_stack(move || set.parse(name, text).map(|_| ()))
+        stack::enter(|| set.parse(name, text).map(|_| ()))
     }
 
     /// Whether a template of that name is defined.
@@ -328,9 +371,10 @@ impl Templates {
         self.set.names()
     }
 
-    /// Go's `t.ExecuteTemplate(w, name, data)` into a string. Runs on a
-    /// thread of its own with a large stack, so that the bounded recursion
-    /// cannot overflow the caller's.
+    /// Go's `t.ExecuteTemplate(w, name, data)` into a string. Deep
+    /// nesting continues on a thread with a large stack (see the module
+    /// documentation), so that the bounded recursion cannot overflow the
+    /// caller's.
     pub fn execute(&self, name: &str, data: &Value) -> Result<String, Error> {
         let Some(tree) = self.set.get(name).cloned() else {
             if name == self.set.root {
@@ -346,26 +390,8 @@ impl Templates {
             )));
         };
         let set = self.set.clone();
-        let data = data.clone();
-        on_big_stack(move || exec::Engine::new(set).run(&tree, data))
+        stack::enter(|| exec::Engine::new(set).run(&tree, data.clone()))
     }
-}
-
-/// Runs `f` on a thread with [`EXEC_STACK`] bytes of stack: parsing and
-/// execution recurse once per nesting level, and their bounds are set for
-/// such a stack.
-fn on_big_stack<T: Send>(f: impl FnOnce() -> Result<T, Error> + Send) -> Result<T, Error> {
-    std::thread::scope(|s| {
-        let h = std::thread::Builder::new()
-            .name("template".into())
-            .stack_size(EXEC_STACK)
-            .spawn_scoped(s, f);
-        match h {
-            // A panic is a bug: it goes on to the caller (and a fuzzer).
-            Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            Err(e) => Err(Error::Exec(format!("template: cannot start a thread: {e}"))),
-        }
-    })
 }
 
 /// Parses `text` as template `name` with `funcs` and executes it with

@@ -346,7 +346,7 @@ pub(crate) fn is_empty_list(l: &ListNode) -> bool {
 }
 
 /// Whether a function name is known to the parser.
-pub(crate) trait FuncCheck {
+pub(crate) trait FuncCheck: Sync {
     fn has_function(&self, name: &str) -> bool;
 }
 
@@ -773,7 +773,7 @@ impl Parser<'_, '_> {
         }
         self.control_depth += 1;
         let mark = self.vars.len();
-        let r = self.parse_control_inner(context);
+        let r = super::stack::guard(|| self.parse_control_inner(context), |e| e);
         self.vars.truncate(mark);
         self.control_depth -= 1;
         r
@@ -865,7 +865,7 @@ impl Parser<'_, '_> {
         let saved_vars = std::mem::replace(&mut self.vars, vec!["$".into()]);
         let saved_range = std::mem::replace(&mut self.range_depth, 0);
         self.control_depth += 1;
-        let r = self.item_list();
+        let r = super::stack::guard(|| self.item_list(), |e| e);
         self.control_depth -= 1;
         self.vars = saved_vars;
         self.range_depth = saved_range;
@@ -1019,7 +1019,10 @@ impl Parser<'_, '_> {
                     return self.errorf("max expression depth exceeded");
                 }
                 self.paren_depth += 1;
-                let r = self.pipeline("parenthesized pipeline", ItemType::RightParen);
+                let r = super::stack::guard(
+                    || self.pipeline("parenthesized pipeline", ItemType::RightParen),
+                    |e| e,
+                );
                 self.paren_depth -= 1;
                 Arg::Pipe(Box::new(r?))
             }

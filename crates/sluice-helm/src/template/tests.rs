@@ -1736,3 +1736,82 @@ fn deeply_nested_values_drop_and_print() {
     );
     assert!(r.is_ok(), "{r:?}");
 }
+
+/// Rough speed check (run with `--release -- --ignored --nocapture`): a
+/// chart-like template with includes, ranges and printf over values.
+#[test]
+#[ignore]
+fn speed_chart_like() {
+    let mut funcs = differential_funcs();
+    helm_funcs(&mut funcs);
+    let mut t = Templates::new("gotpl", funcs).with_options(Options {
+        missing_key: MissingKey::Zero,
+        ..Options::default()
+    });
+    t.parse(
+        "_helpers.tpl",
+        r#"{{- define "name" -}}{{ or .Values.name "app" }}{{- end -}}
+{{- define "labels" -}}
+app: {{ include "name" . }}
+release: {{ .Release.Name }}
+{{- end -}}"#,
+    )
+    .expect("helpers");
+    t.parse(
+        "deployment.yaml",
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "name" . }}
+  labels:
+{{ include "labels" . | upper }}
+spec:
+  replicas: {{ .Values.replicas }}
+  template:
+    spec:
+      containers:
+      {{- range $i, $c := .Values.containers }}
+      - name: {{ $c.name }}
+        image: "{{ $c.image.repository }}:{{ $c.image.tag }}"
+        {{- with $c.env }}
+        env:
+        {{- range $k, $v := . }}
+        - name: {{ $k }}
+          value: {{ printf "%v" $v | printf "%q" }}
+        {{- end }}
+        {{- end }}
+        {{- if and $c.ports (gt (len $c.ports) 0) }}
+        ports:
+        {{- range $c.ports }}
+        - containerPort: {{ .port }}
+        {{- end }}
+        {{- end }}
+      {{- end }}
+"#,
+    )
+    .expect("deployment");
+    let containers: Vec<serde_json::Value> = (0..20)
+        .map(|i| {
+            serde_json::json!({"name": format!("c{i}"), "image": {"repository": "repo/x", "tag": "1.0"},
+                "env": {"A": 1, "B": "two", "C": true, "D": 1.5}, "ports": [{"port": 80}, {"port": 443}]})
+        })
+        .collect();
+    let data = Value::from(serde_json::json!({
+        "Values": {"replicas": 3, "containers": containers},
+        "Release": {"Name": "rel"}
+    }));
+    let n = 200;
+    let start = std::time::Instant::now();
+    let mut bytes = 0;
+    for _ in 0..n {
+        bytes += t.execute("deployment.yaml", &data).expect("runs").len();
+    }
+    let el = start.elapsed();
+    eprintln!("{n} executions, {bytes} bytes, {:?} each", el / n);
+    t.parse("empty", "x").expect("empty");
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        t.execute("empty", &data).expect("runs");
+    }
+    eprintln!("empty template: {:?} each", start.elapsed() / n);
+}

@@ -36,7 +36,7 @@ pub enum Value {
     /// Go's `[]byte` (`.Files.GetBytes`).
     Bytes(Arc<[u8]>),
     /// Go's `[]interface{}`.
-    List(Arc<Vec<Value>>),
+    List(List),
     /// Go's `map[string]interface{}`.
     Map(Map),
     /// One of Helm's structs (`.Release`, `.Capabilities`, `.Files`, ...).
@@ -88,6 +88,87 @@ pub trait Object: Send + Sync {
     }
     /// For downcasting by functions that know the concrete type.
     fn as_any(&self) -> &dyn Any;
+}
+
+/// A shared, immutable `[]interface{}` (Go's slices are not changed in
+/// place by templates). Derefs to the `Vec`.
+#[derive(Clone, Default)]
+pub struct List(Arc<Vec<Value>>);
+
+impl List {
+    pub fn new(v: Vec<Value>) -> Self {
+        List(Arc::new(v))
+    }
+    /// Whether both refer to the same slice.
+    pub fn ptr_eq(&self, other: &List) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::ops::Deref for List {
+    type Target = Vec<Value>;
+    fn deref(&self) -> &Vec<Value> {
+        &self.0
+    }
+}
+
+impl From<Vec<Value>> for List {
+    fn from(v: Vec<Value>) -> Self {
+        List(Arc::new(v))
+    }
+}
+
+impl fmt::Debug for List {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "List({})", Value::List(self.clone()).go_string())
+    }
+}
+
+/// Values nested a million deep (a template can build them, `list` in a
+/// loop) would overflow the stack when dropped recursively: the last owner
+/// of a list or map takes its contents apart with a heap stack instead.
+fn drop_iteratively(mut stack: Vec<Value>) {
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::List(mut l) => {
+                if let Some(inner) = Arc::get_mut(&mut l.0) {
+                    stack.append(inner);
+                }
+            }
+            Value::Map(m) if Arc::strong_count(&m.0) == 1 => {
+                let taken = std::mem::take(&mut *m.write());
+                stack.extend(taken.into_values());
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_container(v: &Value) -> bool {
+    matches!(v, Value::List(_) | Value::Map(_))
+}
+
+impl Drop for List {
+    fn drop(&mut self) {
+        if let Some(inner) = Arc::get_mut(&mut self.0)
+            && inner.iter().any(is_container)
+        {
+            drop_iteratively(std::mem::take(inner));
+        }
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.0) == 1 {
+            let mut m = self.write();
+            if m.values().any(is_container) {
+                let taken = std::mem::take(&mut *m);
+                drop(m);
+                drop_iteratively(taken.into_values().collect());
+            }
+        }
+    }
 }
 
 /// A shared `map[string]interface{}`: clones refer to the same map.
@@ -230,7 +311,7 @@ impl Value {
         Value::String(s.into())
     }
     pub fn list(v: Vec<Value>) -> Value {
-        Value::List(Arc::new(v))
+        Value::List(List::from(v))
     }
     pub fn map(m: BTreeMap<String, Value>) -> Value {
         Value::Map(Map::from_btree(m))
@@ -476,6 +557,11 @@ impl From<String> for Value {
 impl From<Vec<Value>> for Value {
     fn from(v: Vec<Value>) -> Self {
         Value::list(v)
+    }
+}
+impl From<List> for Value {
+    fn from(l: List) -> Self {
+        Value::List(l)
     }
 }
 impl From<BTreeMap<String, Value>> for Value {
