@@ -187,7 +187,7 @@ enum Flow {
 
 struct Frame<'t> {
     tree: &'t Tree,
-    vars: Vec<(String, EV)>,
+    vars: Vec<(&'t str, EV)>,
     at: At<'t>,
 }
 
@@ -262,7 +262,7 @@ impl Engine {
         let dot = data_ev(data);
         let mut fr = Frame {
             tree,
-            vars: vec![("$".into(), dot.clone())],
+            vars: vec![("$", dot.clone())],
             at: At::None,
         };
         let mut out = String::new();
@@ -359,8 +359,13 @@ impl Engine {
                 let v = self.eval_pipeline(fr, dot, pipe)?;
                 if pipe.decl.is_empty() {
                     fr.at = At::Node(node);
-                    let s = print_value(&v);
-                    self.write(out, &s)?;
+                    match v.concrete() {
+                        Some(Value::String(s)) => self.write(out, s)?,
+                        _ => {
+                            let s = print_value(&v);
+                            self.write(out, &s)?;
+                        }
+                    }
                 }
                 Ok(Flow::Normal)
             }
@@ -635,7 +640,7 @@ impl Engine {
         self.depth += 1;
         let mut nf = Frame {
             tree: &tree,
-            vars: vec![("$".into(), dot.clone())],
+            vars: vec![("$", dot.clone())],
             at: At::None,
         };
         let r = self.walk_list(&mut nf, &dot, &tree.root, out);
@@ -669,7 +674,7 @@ impl Engine {
             if pipe.is_assign {
                 self.set_var(fr, &v.ident[0], value.clone())?;
             } else {
-                fr.vars.push((v.ident[0].clone(), value.clone()));
+                fr.vars.push((&v.ident[0], value.clone()));
             }
         }
         Ok(value)
