@@ -156,7 +156,7 @@ pub(crate) enum UChar {
 /// result invalid UTF-8; Go keeps such bytes, here they become U+FFFD.
 pub(crate) fn unquote(s: &str) -> Option<String> {
     let q = s.chars().next()?;
-    if s.len() < 2 || !s.ends_with(q) {
+    if !matches!(q, '"' | '`' | '\'') || s.len() < 2 || !s.ends_with(q) {
         return None;
     }
     let body = &s[1..s.len() - 1];

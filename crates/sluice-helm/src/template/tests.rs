@@ -1815,3 +1815,25 @@ spec:
     }
     eprintln!("empty template: {:?} each", start.elapsed() / n);
 }
+
+#[test]
+fn sets_and_values_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Templates>();
+    send_sync::<Value>();
+    send_sync::<FuncMap>();
+    send_sync::<Error>();
+    // One set executed from several threads at once (Go's TestIssue39807).
+    let mut t = Templates::new("foo", FuncMap::new());
+    t.parse("foo", r#"{{ template "bar" . }}"#).expect("foo");
+    t.parse("bar", "bar").expect("bar");
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..10 {
+                    assert_eq!(t.execute("foo", &Value::Nil).as_deref(), Ok("bar"));
+                }
+            });
+        }
+    });
+}
