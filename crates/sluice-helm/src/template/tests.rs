@@ -1664,6 +1664,19 @@ fn steps_are_bounded() {
 /// panics are not (a panic would abort this test).
 #[test]
 fn mutated_templates_do_not_panic() {
+    mutate_and_run(0x2545_F491_4F6C_DD1D, 4);
+}
+
+/// More rounds of the same (run with `--release -- --ignored`).
+#[test]
+#[ignore]
+fn mutated_templates_do_not_panic_long() {
+    for round in 1..=40u64 {
+        mutate_and_run(round.wrapping_mul(0x9E37_79B9_7F4A_7C15), 16);
+    }
+}
+
+fn mutate_and_run(seed: u64, per_text: usize) {
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("testdata/go_differential.json")).expect("fixture");
     let data = Value::from(&fixture["data"]);
@@ -1682,7 +1695,7 @@ fn mutated_templates_do_not_panic() {
     };
     let mut funcs = differential_funcs();
     helm_funcs(&mut funcs);
-    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut seed = seed | 1;
     let mut next = move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
@@ -1695,7 +1708,7 @@ fn mutated_templates_do_not_panic() {
         for cut in (0..chars.len()).step_by(3) {
             inputs.push(chars[..cut].iter().collect::<String>());
         }
-        for _ in 0..4 {
+        for _ in 0..per_text {
             let mut c = chars.clone();
             if c.is_empty() {
                 break;
