@@ -51,10 +51,11 @@ pub trait Object: Send + Sync {
     /// The field or map key `name` (`.Release.Name`); `None` when the type
     /// has no such field (Go: `can't evaluate field X in type T`).
     fn field(&self, name: &str) -> Option<Value>;
-    /// Calls method `name`; `None` when there is no such method. A
-    /// [`FuncError::Failed`] is the Go error the method returned (printed
-    /// `error calling Has: ...`); [`FuncError::Args`] is Go's argument check
-    /// ([`FuncError::arity`], [`FuncError::wrong_type`]).
+    /// Calls method `name`; `None` when there is no such method (declare
+    /// each method in [`Object::has_method`] too: Go looks methods up before
+    /// fields). A [`FuncError::Failed`] is the Go error the method returned
+    /// (printed `error calling Has: ...`); Go's argument checks are
+    /// [`FuncError::arity`] and [`FuncError::arg_type`].
     fn call(&self, _method: &str, _args: &[Value]) -> Option<Result<Value, FuncError>> {
         None
     }
