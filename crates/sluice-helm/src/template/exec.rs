@@ -868,10 +868,10 @@ impl Engine {
             }
             EV::Iface(v) | EV::Val(v) => v,
         };
-        let typ = receiver.type_name().to_string();
+        let typ = || receiver.type_name().to_string();
         let has_args = args.is_some_and(|a| a.len() > 1) || fin.is_some();
         match v {
-            Value::Nil => Err(self.errorf(fr, format!("nil pointer evaluating {typ}.{name}"))),
+            Value::Nil => Err(self.errorf(fr, format!("nil pointer evaluating {}.{name}", typ()))),
             Value::Object(o) => {
                 let o = o.clone();
                 if o.has_method(name) {
@@ -890,7 +890,7 @@ impl Engine {
                 if o.call(name, &[]).is_some() || has_args {
                     return self.eval_call(fr, dot, Callee::Method(&o), node, name, args, fin);
                 }
-                Err(self.errorf(fr, format!("can't evaluate field {name} in type {typ}")))
+                Err(self.errorf(fr, format!("can't evaluate field {name} in type {}", typ())))
             }
             Value::Map(m) => {
                 if has_args {
@@ -910,7 +910,7 @@ impl Engine {
                     }
                 }
             }
-            _ => Err(self.errorf(fr, format!("can't evaluate field {name} in type {typ}"))),
+            _ => Err(self.errorf(fr, format!("can't evaluate field {name} in type {}", typ()))),
         }
     }
 
