@@ -1813,7 +1813,10 @@ spec:
         "Values": {"replicas": 3, "containers": containers},
         "Release": {"Name": "rel"}
     }));
-    let n = 200;
+    let n: u32 = std::env::var("SPEED_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let start = std::time::Instant::now();
     let mut bytes = 0;
     for _ in 0..n {
