@@ -298,6 +298,7 @@ pub async fn run_until(
             wake_users::<OCIRepository>(ks_reader.clone()),
         )
         .watches(ks_api, scope.watcher_config(), dep_mapper)
+        .trigger_backoff(sluice_runtime::TriggerBackoff::default())
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
         .graceful_shutdown_on(stop_trigger)
         .run(reconcile, error_policy, ctx.clone())

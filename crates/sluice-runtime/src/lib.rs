@@ -30,7 +30,7 @@ pub use events::{Event, EventSettings, EventType, Recorder};
 pub use metrics::ReconcileMetrics;
 pub use outcome::{Decision, Failure, History, Outcome, Policy, Repeat, Retry, decide};
 pub use readiness::{Gate, Readiness};
-pub use schedule::{Due, ObjectKey, Schedules};
+pub use schedule::{Due, ObjectKey, Schedules, TriggerBackoff};
 
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};

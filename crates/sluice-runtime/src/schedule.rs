@@ -157,3 +157,64 @@ mod tests {
         assert!(samples.iter().any(|d| *d != samples[0]), "not constant");
     }
 }
+
+/// The backoff of a controller's trigger watches (its own kind and the
+/// kinds it watches for changes: sources, dependencies).
+///
+/// kube-runtime pauses *all* of a controller's trigger watches together
+/// when any one of them fails, by its default backoff: up to 30 s a pause,
+/// growing while failures keep coming within two minutes. After an API
+/// server restart, every watch of the controller fails a few times while it
+/// reconnects, so the pauses grow with the number of watched kinds, and a
+/// new source revision can wait a minute or more to be noticed (seen with
+/// a Kustomization controller watching GitRepositories and OCIRepositories).
+/// This backoff starts at 100 ms and never pauses the watches for more than
+/// 2 s; any event received starts it over.
+#[derive(Clone, Debug)]
+pub struct TriggerBackoff {
+    next: Duration,
+}
+
+impl TriggerBackoff {
+    /// The first pause.
+    pub const FIRST: Duration = Duration::from_millis(100);
+    /// The longest pause.
+    pub const MAX: Duration = Duration::from_secs(2);
+}
+
+impl Default for TriggerBackoff {
+    fn default() -> Self {
+        TriggerBackoff { next: Self::FIRST }
+    }
+}
+
+impl Iterator for TriggerBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let now = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        Some(now)
+    }
+}
+
+impl kube::runtime::utils::Backoff for TriggerBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+#[cfg(test)]
+mod trigger_backoff_tests {
+    use super::*;
+
+    #[test]
+    fn trigger_pauses_double_up_to_two_seconds_and_start_over_on_reset() {
+        use kube::runtime::utils::Backoff;
+        let mut b = TriggerBackoff::default();
+        let first: Vec<u128> = (0..7).map(|_| b.next().unwrap().as_millis()).collect();
+        assert_eq!(first, [100, 200, 400, 800, 1600, 2000, 2000]);
+        b.reset();
+        assert_eq!(b.next(), Some(Duration::from_millis(100)));
+    }
+}
