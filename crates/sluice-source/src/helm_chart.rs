@@ -269,7 +269,7 @@ async fn sync(
                 .await?;
                 let client = ctx
                     .oci_clients
-                    .get(KIND, &ns, &name, &fingerprint, opts)
+                    .get(&fingerprint, opts)
                     .map_err(|e| oci_pull_error(&e))?;
                 (
                     Origin::Oci {

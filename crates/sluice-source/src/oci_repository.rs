@@ -225,49 +225,38 @@ pub(crate) async fn client_options(
     Ok((opts, sluice_git::archive::hex(&inputs.finalize())))
 }
 
-/// Registry clients kept between polls, one per object: a client remembers
-/// the registry's auth challenge and its token, so a warm poll of a
-/// registry behind basic auth or a token service is still one manifest
-/// `HEAD`. A client is replaced when what it was made of changes.
+/// Registry clients kept between polls, one per set of credentials, CA and
+/// flags (objects that share them share a client, whatever the registry):
+/// a client remembers each registry's auth challenge and tokens, so a warm
+/// poll of a registry behind basic auth or a token service is still one
+/// manifest `HEAD`. A blocking client holds a thread, so 150 anonymous
+/// OCIRepositories share one client rather than own 150 threads.
 #[derive(Default)]
 pub(crate) struct OciClients {
-    /// `(kind, namespace, name)` to the inputs' fingerprint and the client.
-    clients: Mutex<HashMap<ObjectKey, (String, Client)>>,
+    /// The inputs' fingerprint to the client.
+    clients: Mutex<HashMap<String, Client>>,
 }
 
-type ObjectKey = (String, String, String);
+/// Distinct credential sets kept; past it the cache starts over (clients
+/// are cheap to make again: one auth round trip).
+const MAX_CLIENTS: usize = 512;
 
 impl OciClients {
-    /// The object's client for these options, made when missing or stale.
-    pub fn get(
-        &self,
-        kind: &str,
-        ns: &str,
-        name: &str,
-        fingerprint: &str,
-        opts: ClientOptions,
-    ) -> Result<Client, sluice_oci::Error> {
-        let key = (kind.to_string(), ns.to_string(), name.to_string());
+    /// The client for these options, made when missing.
+    pub fn get(&self, fingerprint: &str, opts: ClientOptions) -> Result<Client, sluice_oci::Error> {
         let mut clients = self
             .clients
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((f, c)) = clients.get(&key)
-            && f == fingerprint
-        {
+        if let Some(c) = clients.get(fingerprint) {
             return Ok(c.clone());
         }
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
         let client = Client::new(opts)?;
-        clients.insert(key, (fingerprint.to_string(), client.clone()));
+        clients.insert(fingerprint.to_string(), client.clone());
         Ok(client)
-    }
-
-    /// Drops the object's client (on deletion).
-    pub fn forget(&self, kind: &str, ns: &str, name: &str) {
-        self.clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&(kind.to_string(), ns.to_string(), name.to_string()));
     }
 }
 
@@ -309,16 +298,13 @@ async fn sync(
     let ignore = spec.ignore.clone();
     let (ns2, name2) = (ns.clone(), name.clone());
 
-    let client = ctx
-        .oci_clients
-        .get(KIND, &ns, &name, &fingerprint, opts)
-        .map_err(|e| {
-            oci_failure(
-                AUTHENTICATION_FAILED_REASON,
-                &format!("failed to generate transport for '{}'", spec.url),
-                &e,
-            )
-        })?;
+    let client = ctx.oci_clients.get(&fingerprint, opts).map_err(|e| {
+        oci_failure(
+            AUTHENTICATION_FAILED_REASON,
+            &format!("failed to generate transport for '{}'", spec.url),
+            &e,
+        )
+    })?;
     let pulled = blocking(
         timeout,
         |m| {

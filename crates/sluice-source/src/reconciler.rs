@@ -49,8 +49,8 @@ pub(crate) struct Ctx {
     pub recorder: Recorder,
     pub opts: Options,
     pub schedules: Schedules,
-    /// Registry clients kept between polls (OCIRepository, HelmChart from
-    /// an OCI HelmRepository).
+    /// Registry clients kept between polls, shared by the objects with the
+    /// same credentials (OCIRepository, HelmChart from an OCI HelmRepository).
     pub oci_clients: crate::oci_repository::OciClients,
 }
 
@@ -200,7 +200,6 @@ pub(crate) async fn cleanup<K: SourceKind>(obj: Arc<K>, ctx: Arc<Ctx>) -> Result
     }
     ctx.opts.runtime.metrics.deleted(K::KIND, &ns, &name);
     ctx.schedules.remove(&key::<K>(&ns, &name));
-    ctx.oci_clients.forget(K::KIND, &ns, &name);
     Ok(Action::await_change())
 }
 
