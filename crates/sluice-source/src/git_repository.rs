@@ -16,8 +16,8 @@ use sluice_runtime::Failure;
 
 use crate::api::{self, Artifact, GitRepository, GitRepositorySpec, GitRepositoryStatus};
 use crate::reconciler::{
-    self, Ctx, SourceKind, Stored, fetch_failure, new_artifact, source_status, spec_timeout,
-    storage_failure,
+    self, Ctx, SourceKind, Stored, fetch_failure, new_artifact, source_status, spec_accessors,
+    spec_timeout, storage_failure,
 };
 use sluice_git::fetch::{self as git, Auth, FetchTarget, GitErrorKind, Scheme};
 use sluice_git::refs::{self, Selected, Wanted};
@@ -43,18 +43,7 @@ impl SourceKind for GitRepository {
     type Observed = Observed;
     const KIND: &'static str = api::KIND;
 
-    fn status(&self) -> Option<&GitRepositoryStatus> {
-        self.status.as_ref()
-    }
-    fn interval_text(&self) -> &str {
-        &self.spec.interval
-    }
-    fn interval(&self) -> Option<Duration> {
-        self.spec.interval().ok()
-    }
-    fn suspended(&self) -> bool {
-        self.spec.is_suspended()
-    }
+    spec_accessors!(GitRepositoryStatus);
     fn record(&self, status: &mut GitRepositoryStatus, observed: &Observed) {
         status.observed_ignore = observed.ignore.clone();
         status.observed_sparse_checkout = observed.sparse_checkout.clone();

@@ -40,8 +40,8 @@ use sluice_runtime::Failure;
 use crate::api::{self, Artifact, GitRepository};
 use crate::http::{HttpClient, HttpError};
 use crate::reconciler::{
-    Ctx, SourceKind, Stored, blocking, fetch_failure, new_artifact, source_status, storage_failure,
-    store,
+    Ctx, SourceKind, Stored, blocking, fetch_failure, new_artifact, source_status, spec_accessors,
+    storage_failure, store,
 };
 
 /// The kind's name.
@@ -75,18 +75,7 @@ impl SourceKind for HelmChart {
         flux::STORAGE_OPERATION_FAILED_CONDITION,
     ];
 
-    fn status(&self) -> Option<&HelmChartStatus> {
-        self.status.as_ref()
-    }
-    fn interval_text(&self) -> &str {
-        &self.spec.interval
-    }
-    fn interval(&self) -> Option<Duration> {
-        self.spec.interval().ok()
-    }
-    fn suspended(&self) -> bool {
-        self.spec.is_suspended()
-    }
+    spec_accessors!(HelmChartStatus);
     fn record(&self, status: &mut HelmChartStatus, observed: &Observed) {
         status.observed_chart_name = Some(observed.chart_name.clone());
         status.observed_source_artifact_revision = observed.source_revision.clone();

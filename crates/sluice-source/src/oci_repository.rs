@@ -30,8 +30,8 @@ use sluice_runtime::Failure;
 use crate::api::{self, Artifact};
 use crate::auth;
 use crate::reconciler::{
-    Ctx, SourceKind, Stored, blocking, fetch_failure, new_artifact, source_status, spec_timeout,
-    storage_failure, store,
+    Ctx, SourceKind, Stored, blocking, fetch_failure, new_artifact, source_status, spec_accessors,
+    spec_timeout, storage_failure, store,
 };
 
 /// The kind's name.
@@ -57,18 +57,7 @@ impl SourceKind for OCIRepository {
     type Observed = Observed;
     const KIND: &'static str = KIND;
 
-    fn status(&self) -> Option<&OCIRepositoryStatus> {
-        self.status.as_ref()
-    }
-    fn interval_text(&self) -> &str {
-        &self.spec.interval
-    }
-    fn interval(&self) -> Option<Duration> {
-        self.spec.interval().ok()
-    }
-    fn suspended(&self) -> bool {
-        self.spec.is_suspended()
-    }
+    spec_accessors!(OCIRepositoryStatus);
     fn record(&self, status: &mut OCIRepositoryStatus, observed: &Observed) {
         status.observed_ignore = observed.spec.ignore.clone();
         status.observed_layer_selector = observed.spec.layer_selector.clone();

@@ -107,6 +107,27 @@ macro_rules! source_status {
 }
 pub(crate) use source_status;
 
+/// The [`SourceKind`] accessors of a kind whose spec has a required
+/// `interval` and a `suspend` (every kind but HelmRepository, whose
+/// interval is optional).
+macro_rules! spec_accessors {
+    ($status:ty) => {
+        fn status(&self) -> Option<&$status> {
+            self.status.as_ref()
+        }
+        fn interval_text(&self) -> &str {
+            &self.spec.interval
+        }
+        fn interval(&self) -> Option<std::time::Duration> {
+            self.spec.interval().ok()
+        }
+        fn suspended(&self) -> bool {
+            self.spec.is_suspended()
+        }
+    };
+}
+pub(crate) use spec_accessors;
+
 /// A source kind: what [`run`] needs to know of it.
 pub(crate) trait SourceKind:
     Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
