@@ -7,7 +7,7 @@
 //! Usage: reloader_bench [OBJECTS] [LATENCY_SAMPLES]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -209,7 +209,7 @@ fn filler(seed: usize) -> String {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(sluice_testsupport::free_port())
 }
 
 struct Controller {

@@ -37,7 +37,10 @@ use serde_json::json;
 pub mod bad_input;
 pub mod git_server;
 pub mod oci_registry;
+mod ports;
 pub mod ssh_server;
+
+pub use ports::free_port;
 
 /// Names the kubeconfig of an already running control plane to use.
 pub const KUBECONFIG_ENV: &str = "SLUICE_TEST_KUBECONFIG";

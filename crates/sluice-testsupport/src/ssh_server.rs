@@ -133,12 +133,6 @@ fn effective_uid() -> Option<u32> {
     line.split_whitespace().nth(2)?.parse().ok()
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 impl SshServer {
     /// Starts `sshd` on a free port of 127.0.0.1 and waits until it listens.
     ///
@@ -191,7 +185,7 @@ impl SshServer {
 
         let mut last_log = String::new();
         for _ in 0..5 {
-            let port = free_port().expect("finding a free port");
+            let port = crate::free_port();
             let config = d.join("sshd_config");
             std::fs::write(&config, sshd_config(d, port)).expect("writing sshd_config");
             let mut child = Command::new(&sshd)

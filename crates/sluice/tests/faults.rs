@@ -38,6 +38,7 @@
 //!   ConfigMaps orphaned after `kill -9`, unrecorded after SIGTERM);
 //! - the controllers' logs stay in `target/tmp/faults-<pid>/`.
 
+use sluice_testsupport::free_port;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::net::SocketAddr;
@@ -1168,14 +1169,6 @@ fn sluice_bin() -> PathBuf {
     std::env::var_os("SLUICE_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sluice")))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 // ----------------------------------------------------------- processes ---

@@ -27,6 +27,7 @@
 //! `target/tmp/flux-helm-controller-<pid>/`. `make helm-controller-check`
 //! builds helm-controller (cached) and runs this test.
 
+use sluice_testsupport::free_port;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -415,13 +416,6 @@ fn sluice_bin() -> PathBuf {
     std::env::var_os("SLUICE_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sluice")))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn path_str(p: &Path) -> &str {

@@ -24,6 +24,7 @@
 //! `SLUICE_BIN=/path/to/sluice` runs it against another build; the logs stay
 //! in `target/tmp/leader-<pid>/`. Timings are printed (`-- --nocapture`).
 
+use sluice_testsupport::free_port;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -428,14 +429,6 @@ fn sluice_bin() -> PathBuf {
     std::env::var_os("SLUICE_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sluice")))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A `sluice controller` candidate named `name` (its `POD_NAME`), with

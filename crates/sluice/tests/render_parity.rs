@@ -10,6 +10,7 @@
 
 mod support;
 
+use sluice_testsupport::free_port;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,14 +47,6 @@ impl Drop for Controller {
         self.child.kill().ok();
         self.child.wait().ok();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_controller(ns: &str, dir: &Path) -> Controller {

@@ -6,6 +6,7 @@
 //! The binary is `target/debug/sluice` (or `$SLUICE_BIN`); `cargo test
 //! --workspace` builds it, `cargo build -p sluice` otherwise.
 
+use sluice_testsupport::free_port;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,14 +37,6 @@ fn sluice_bin() -> PathBuf {
         bin.display()
     );
     bin
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn http_get(url: &str) -> Option<(u16, String)> {
