@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test deps fmt-check lint deny testenv-build unit integration fuzz conformance realworld bench flux-reference helm-controller-check build release testenv-up testenv-down clean demo
+.PHONY: test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance realworld bench flux-reference helm-controller-check build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing)
 test: deps fmt-check lint deny testenv-build integration fuzz
@@ -43,6 +43,13 @@ fuzz:
 conformance:
 	$(CARGO) build -p sluice
 	SLUICE_BIN=$(CURDIR)/target/debug/sluice scripts/conformance-kustomize
+
+## helm-conformance: the Helm chart corpus in ../shared against `sluice helm
+## template` (skips cleanly when absent). `make test` runs it too, as
+## crates/sluice/tests/helm_conformance.rs.
+helm-conformance:
+	$(CARGO) build -p sluice
+	SLUICE_BIN=$(CURDIR)/target/debug/sluice scripts/conformance-helm
 
 ## realworld: every kustomization directory of the public repositories cached
 ## in ~/.cache/sluice/realworld (or given as git dirs: make realworld

@@ -13,6 +13,9 @@
 //!   artifact (a directory or a `.tgz`), `valuesFiles` merged into its
 //!   `values.yaml`, the version's build metadata, local `file://`
 //!   dependencies put into `charts/`.
+//! * [`render`]: a chart rendered as `helm template` renders it (values
+//!   coalesced, subcharts, `Files`, `Capabilities`, hooks and install
+//!   order), on the [`template`] engine and Helm's function map ([`funcs`]).
 //! * [`repo`]: a Helm repository `index.yaml` read as a stream, keeping
 //!   only the entries of the one chart asked for; the version resolved as
 //!   Flux does; chart URLs resolved against the repository URL.
@@ -27,6 +30,7 @@ pub mod funcs;
 mod gofmt;
 pub mod ignore;
 pub mod package;
+pub mod render;
 pub mod repo;
 pub mod template;
 mod urlutil;

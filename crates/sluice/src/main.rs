@@ -2,6 +2,7 @@
 
 mod build;
 mod controller;
+mod helm;
 mod leader;
 mod logging;
 
@@ -44,6 +45,8 @@ enum Command {
     Version,
     /// Render a kustomization directory, like `kustomize build`.
     Build(build::BuildArgs),
+    /// Render Helm charts locally (`sluice helm template`, as `helm template`).
+    Helm(helm::HelmArgs),
     #[command(flatten)]
     Cli(sluice_cli::Command),
 }
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
             Some(target) => return sluice_cli::run_build(cli.globals, target),
             None => build::run(args),
         },
+        Command::Helm(args) => helm::run(args),
         Command::Cli(command) => return sluice_cli::run(cli.globals, command, Cli::command),
     };
     match result {

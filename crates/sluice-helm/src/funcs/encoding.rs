@@ -6,13 +6,13 @@
 use data_encoding::{BASE32, BASE64};
 use sha1::Digest as _;
 
-use super::{Spec, arg_str, check_len, s, spec};
+use super::{Spec, Value, arg_str, check_len, s, spec};
 
 pub(super) const FUNCS: &[Spec] = &[
     spec!("b64enc", 1, Some(1), |a| {
-        let v = arg_str(a, 0)?;
+        let v = arg_text(a, 0)?;
         check_len("b64enc", v.len() as u128 * 4 / 3 + 4)?;
-        Ok(s(BASE64.encode(v.as_bytes())))
+        Ok(s(BASE64.encode(v)))
     }),
     spec!("b64dec", 1, Some(1), |a| Ok(s(decode(
         &BASE64,
@@ -20,9 +20,9 @@ pub(super) const FUNCS: &[Spec] = &[
         "base64"
     )))),
     spec!("b32enc", 1, Some(1), |a| {
-        let v = arg_str(a, 0)?;
+        let v = arg_text(a, 0)?;
         check_len("b32enc", v.len() as u128 * 8 / 5 + 8)?;
-        Ok(s(BASE32.encode(v.as_bytes())))
+        Ok(s(BASE32.encode(v)))
     }),
     spec!("b32dec", 1, Some(1), |a| Ok(s(decode(
         &BASE32,
@@ -30,18 +30,29 @@ pub(super) const FUNCS: &[Spec] = &[
         "base32"
     )))),
     spec!("sha1sum", 1, Some(1), |a| {
-        Ok(s(hex(&sha1::Sha1::digest(arg_str(a, 0)?.as_bytes()))))
+        Ok(s(hex(&sha1::Sha1::digest(arg_text(a, 0)?))))
     }),
     spec!("sha256sum", 1, Some(1), |a| {
-        Ok(s(hex(&sha2::Sha256::digest(arg_str(a, 0)?.as_bytes()))))
+        Ok(s(hex(&sha2::Sha256::digest(arg_text(a, 0)?))))
     }),
     spec!("sha512sum", 1, Some(1), |a| {
-        Ok(s(hex(&sha2::Sha512::digest(arg_str(a, 0)?.as_bytes()))))
+        Ok(s(hex(&sha2::Sha512::digest(arg_text(a, 0)?))))
     }),
     spec!("adler32sum", 1, Some(1), |a| {
-        Ok(s(adler32(arg_str(a, 0)?.as_bytes()).to_string()))
+        Ok(s(adler32(arg_text(a, 0)?).to_string()))
     }),
 ];
+
+/// A Go `string` parameter as bytes. A string that is not UTF-8 (a
+/// binary chart file read with `.Files.Get`) reaches functions as
+/// [`Value::Bytes`]; the encoders and digests take it as Go takes the
+/// string's bytes.
+fn arg_text(a: &[Value], i: usize) -> Result<&[u8], crate::template::FuncError> {
+    match a.get(i) {
+        Some(Value::Bytes(b)) => Ok(b),
+        _ => arg_str(a, i).map(str::as_bytes),
+    }
+}
 
 pub(crate) fn hex(b: &[u8]) -> String {
     const H: &[u8; 16] = b"0123456789abcdef";

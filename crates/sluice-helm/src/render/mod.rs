@@ -1,0 +1,623 @@
+//! A chart rendered as `helm template` renders it (Helm v4.2.4's
+//! `action.Install` in client-only dry-run mode): dependencies processed,
+//! values coalesced, every template of the chart and its subcharts parsed
+//! into one set and executed with its chart's scope, then the output split,
+//! hooks separated and everything put in Helm's install order.
+//!
+//! * [`render`] takes a loaded [`Chart`] and the user's values and gives a
+//!   [`Release`]: manifests, hooks, CRDs and notes, each named by its
+//!   template path;
+//! * [`Release::template_output`] prints what `helm template` prints.
+//!
+//! No cluster and no network: `lookup` is empty, `getHostByName` empty, the
+//! capabilities are the caller's (Helm's defaults otherwise).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sluice_kustomize::yaml::{Map as YMap, Value as Y};
+
+use crate::chart::Chart;
+use crate::template::{self, MissingKey, Templates, Value};
+
+mod api_versions;
+mod coalesce;
+mod manifests;
+mod objects;
+pub mod schema;
+pub mod strvals;
+
+pub use manifests::{Hook, Manifest};
+use objects::{Capabilities, Files, KubeVersion, VersionSet};
+
+/// The Helm version templates see in `.Capabilities.HelmVersion`.
+pub const HELM_VERSION: &str = "v4.2.4";
+/// The Kubernetes version Helm v4.2.4 assumes without `--kube-version` (its
+/// client-go minor, v0.36 → v1.36.0).
+pub const DEFAULT_KUBE_VERSION: &str = "v1.36.0";
+/// The `KubeClientVersion` of Helm v4.2.4's build info.
+const KUBE_CLIENT_VERSION: &str = "v1.36";
+
+/// What `helm template` is told.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub release_name: String,
+    pub namespace: String,
+    /// `.Release.Revision` (1 for an install).
+    pub revision: i64,
+    /// `.Release.IsUpgrade` (and not `IsInstall`).
+    pub is_upgrade: bool,
+    /// `--kube-version`; Helm's default when `None`.
+    pub kube_version: Option<String>,
+    /// `--api-versions`, added to Helm's default set.
+    pub api_versions: Vec<String>,
+    /// `--skip-schema-validation`.
+    pub skip_schema_validation: bool,
+    /// `--render-subchart-notes`.
+    pub subchart_notes: bool,
+    /// `--strict` of `helm lint` (missing keys are errors); false for
+    /// `helm template`.
+    pub strict: bool,
+    /// Bounds for each template's execution.
+    pub template: template::Options,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            release_name: "release-name".into(),
+            namespace: "default".into(),
+            revision: 1,
+            is_upgrade: false,
+            kube_version: None,
+            api_versions: Vec::new(),
+            skip_schema_validation: false,
+            subchart_notes: false,
+            strict: false,
+            template: template::Options::default(),
+        }
+    }
+}
+
+/// A rendered chart (Helm's release, before anything is applied).
+#[derive(Clone, Debug, Default)]
+pub struct Release {
+    /// `crds/` files of the chart and its enabled subcharts: (path, text).
+    pub crds: Vec<(String, String)>,
+    /// The manifests, in Helm's install order.
+    pub manifests: Vec<Manifest>,
+    /// The hooks, ordered by kind as Helm keeps them.
+    pub hooks: Vec<Hook>,
+    /// The rendered `NOTES.txt` of the chart (and of subcharts when asked).
+    pub notes: String,
+}
+
+/// Why a chart could not be rendered, worded as Helm words it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RenderError {
+    #[error("chart dependencies processing failed: {0}")]
+    Dependencies(String),
+    #[error("{0}")]
+    Values(String),
+    #[error(
+        "values don't meet the specifications of the schema(s) in the following chart(s):\n{0}"
+    )]
+    Schema(String),
+    #[error(
+        "chart requires kubeVersion: {constraint} which is incompatible with Kubernetes {version}"
+    )]
+    KubeVersion { constraint: String, version: String },
+    #[error("invalid kube version '{0}': {1}")]
+    BadKubeVersion(String, String),
+    /// A template failed to parse or execute (Helm's reformatted message).
+    #[error("{0}")]
+    Template(String),
+    /// The rendered output is not what Helm can split into objects.
+    #[error("{0}")]
+    Manifest(String),
+}
+
+impl RenderError {
+    /// Whether Helm would have a (failed) release to show: its CLI then
+    /// adds "Use --debug flag to render out invalid YAML".
+    pub fn after_render(&self) -> bool {
+        matches!(self, RenderError::Template(_) | RenderError::Manifest(_))
+    }
+}
+
+/// Renders `chart` with the user's `values` (already merged from `-f` and
+/// `--set`), as `helm template` does.
+pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, RenderError> {
+    let kube = match &opts.kube_version {
+        Some(v) => KubeVersion::parse(v).map_err(|e| RenderError::BadKubeVersion(v.clone(), e))?,
+        None => KubeVersion::parse(DEFAULT_KUBE_VERSION)
+            .map_err(|e| RenderError::BadKubeVersion(DEFAULT_KUBE_VERSION.into(), e))?,
+    };
+    let root = coalesce::process_dependencies(chart, values).map_err(RenderError::Dependencies)?;
+    let vals = coalesce::coalesce_values(&root, values).map_err(RenderError::Values)?;
+    if !opts.skip_schema_validation {
+        schema::validate_tree(&root, &vals).map_err(RenderError::Schema)?;
+    }
+    if !chart.metadata.kube_version.is_empty()
+        && !kube_compatible(&chart.metadata.kube_version, &kube.normalized)
+    {
+        return Err(RenderError::KubeVersion {
+            constraint: chart.metadata.kube_version.clone(),
+            version: kube.version.clone(),
+        });
+    }
+    let mut api = api_versions::DEFAULT
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>();
+    api.extend(opts.api_versions.iter().cloned());
+    let caps = Value::object(Capabilities {
+        kube_version: Value::object(kube),
+        api_versions: Value::object(VersionSet(api)),
+        helm_version: helm_version(),
+    });
+    let release = Value::map(BTreeMap::from([
+        (
+            "Name".to_string(),
+            Value::string(opts.release_name.as_str()),
+        ),
+        (
+            "Namespace".to_string(),
+            Value::string(opts.namespace.as_str()),
+        ),
+        ("IsUpgrade".to_string(), Value::Bool(opts.is_upgrade)),
+        ("IsInstall".to_string(), Value::Bool(!opts.is_upgrade)),
+        ("Revision".to_string(), Value::Int(opts.revision)),
+        ("Service".to_string(), Value::string("Helm")),
+    ]));
+    let top = Top {
+        release,
+        caps,
+        values: to_value(&Y::Map(vals)),
+    };
+
+    let mut tpls: BTreeMap<String, Renderable> = BTreeMap::new();
+    collect(&root, "", &top, None, &mut tpls);
+    let files = execute(&tpls, opts)?;
+
+    let mut notes = String::new();
+    let root_notes = format!("{}/templates/NOTES.txt", root.name);
+    let mut rest = BTreeMap::new();
+    for (k, v) in files {
+        if k.ends_with("NOTES.txt") {
+            if opts.subchart_notes || k == root_notes {
+                if !notes.is_empty() {
+                    notes.push('\n');
+                }
+                notes.push_str(&v);
+            }
+        } else {
+            rest.insert(k, v);
+        }
+    }
+    let (hooks, manifests) = manifests::sort_manifests(&rest).map_err(RenderError::Manifest)?;
+    let mut crds = Vec::new();
+    collect_crds(&root, "", &mut crds);
+    Ok(Release {
+        crds,
+        manifests,
+        hooks,
+        notes,
+    })
+}
+
+fn kube_compatible(constraint: &str, version: &str) -> bool {
+    let Ok(c) = sluice_semver::Constraint::parse(constraint) else {
+        return false;
+    };
+    sluice_semver::parse_lenient(version).is_some_and(|v| c.matches(&v))
+}
+
+fn helm_version() -> Value {
+    Value::map(BTreeMap::from([
+        ("Version".to_string(), Value::string(HELM_VERSION)),
+        ("GitCommit".to_string(), Value::string("")),
+        ("GitTreeState".to_string(), Value::string("")),
+        ("GoVersion".to_string(), Value::string("go1.26")),
+        (
+            "KubeClientVersion".to_string(),
+            Value::string(KUBE_CLIENT_VERSION),
+        ),
+    ]))
+}
+
+/// A values tree as templates see it. Numbers from YAML are already
+/// float64 ([`crate::values::load_values`]); `--set` integers stay int64.
+pub(crate) fn to_value(v: &Y) -> Value {
+    match v {
+        Y::Null => Value::Nil,
+        Y::Bool(b) => Value::Bool(*b),
+        Y::Int(i) => Value::Int(*i),
+        Y::Float(f) => Value::Float(*f),
+        Y::Str(s) => Value::String(s.to_string()),
+        Y::Seq(items) => Value::list(items.iter().map(to_value).collect()),
+        Y::Map(m) => Value::map(
+            m.iter()
+                .map(|(k, x)| (k.to_string(), to_value(x)))
+                .collect(),
+        ),
+    }
+}
+
+struct Top {
+    release: Value,
+    caps: Value,
+    values: Value,
+}
+
+/// One template to execute: its text, its chart's scope (a map shared by the
+/// chart's templates, as Helm shares it) and its base path.
+struct Renderable<'a> {
+    text: &'a str,
+    scope: template::Map,
+    base_path: String,
+}
+
+/// Helm's `recAllTpls`: each chart's scope (`Chart`, `Files`, `Release`,
+/// `Capabilities`, `Values`, `Subcharts`) and its templates by full path.
+fn collect<'a>(
+    node: &coalesce::Node<'a>,
+    parent_path: &str,
+    top: &Top,
+    parent_values: Option<&Value>,
+    out: &mut BTreeMap<String, Renderable<'a>>,
+) -> template::Map {
+    let chart = node.chart;
+    let is_root = parent_values.is_none();
+    let values = match parent_values {
+        None => top.values.clone(),
+        Some(Value::Map(pv)) => match pv.get(&node.name) {
+            Some(v @ Value::Map(_)) => v,
+            _ => Value::map(BTreeMap::new()),
+        },
+        Some(_) => Value::map(BTreeMap::new()),
+    };
+    let subcharts = template::Map::new();
+    let mut chart_map = metadata_map(node);
+    chart_map.insert("IsRoot".into(), Value::Bool(is_root));
+    let files: BTreeMap<String, Arc<[u8]>> = chart
+        .files
+        .iter()
+        .map(|f| (f.name.clone(), Arc::from(f.data.as_slice())))
+        .collect();
+    let scope = template::Map::from_btree(BTreeMap::from([
+        ("Chart".to_string(), Value::map(chart_map)),
+        ("Files".to_string(), Value::object(Files(files))),
+        ("Release".to_string(), top.release.clone()),
+        ("Capabilities".to_string(), top.caps.clone()),
+        ("Values".to_string(), values.clone()),
+        ("Subcharts".to_string(), Value::Map(subcharts.clone())),
+    ]));
+    let full_path = if is_root {
+        node.name.clone()
+    } else {
+        format!("{parent_path}/charts/{}", node.name)
+    };
+    for child in &node.children {
+        let sub = collect(child, &full_path, top, Some(&values), out);
+        subcharts.insert(child.name.clone(), Value::Map(sub));
+    }
+    let library = chart.metadata.chart_type.eq_ignore_ascii_case("library");
+    for t in &chart.templates {
+        let base = t.name.rsplit('/').next().unwrap_or(&t.name);
+        if library && !base.starts_with('_') {
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(&t.data) else {
+            continue;
+        };
+        out.insert(
+            format!("{full_path}/{}", t.name),
+            Renderable {
+                text,
+                scope: scope.clone(),
+                base_path: format!("{full_path}/templates"),
+            },
+        );
+    }
+    scope
+}
+
+/// Helm's `structToMap(chart.Metadata)`: Go's field names.
+fn metadata_map(node: &coalesce::Node<'_>) -> BTreeMap<String, Value> {
+    let md = &node.chart.metadata;
+    let s = |v: &str| Value::string(v);
+    let strings = |v: &[String]| Value::list(v.iter().map(|x| Value::string(x.as_str())).collect());
+    let maintainers = md
+        .maintainers
+        .iter()
+        .map(|m| match m {
+            None => Value::Nil,
+            Some(m) => Value::map(BTreeMap::from([
+                ("Name".to_string(), s(&m.name)),
+                ("Email".to_string(), s(&m.email)),
+                ("URL".to_string(), s(&m.url)),
+            ])),
+        })
+        .collect();
+    let deps = node
+        .deps
+        .iter()
+        .flatten()
+        .map(|d| {
+            Value::map(BTreeMap::from([
+                ("Name".to_string(), s(&d.name)),
+                ("Version".to_string(), s(&d.version)),
+                ("Repository".to_string(), s(&d.repository)),
+                ("Condition".to_string(), s(&d.condition)),
+                ("Tags".to_string(), strings(&d.tags)),
+                ("Enabled".to_string(), Value::Bool(d.enabled)),
+                (
+                    "ImportValues".to_string(),
+                    Value::list(d.import_values.iter().map(to_value).collect()),
+                ),
+                ("Alias".to_string(), s(&d.alias)),
+            ]))
+        })
+        .collect();
+    BTreeMap::from([
+        ("Name".to_string(), s(&node.name)),
+        ("Home".to_string(), s(&md.home)),
+        ("Sources".to_string(), strings(&md.sources)),
+        ("Version".to_string(), s(&md.version)),
+        ("Description".to_string(), s(&md.description)),
+        ("Keywords".to_string(), strings(&md.keywords)),
+        ("Maintainers".to_string(), Value::list(maintainers)),
+        ("Icon".to_string(), s(&md.icon)),
+        ("APIVersion".to_string(), s(&md.api_version)),
+        ("Condition".to_string(), s(&md.condition)),
+        ("Tags".to_string(), s(&md.tags)),
+        ("AppVersion".to_string(), s(&md.app_version)),
+        ("Deprecated".to_string(), Value::Bool(md.deprecated)),
+        (
+            "Annotations".to_string(),
+            Value::map(
+                md.annotations
+                    .iter()
+                    .map(|(k, v)| (k.clone(), s(v)))
+                    .collect(),
+            ),
+        ),
+        ("KubeVersion".to_string(), s(&md.kube_version)),
+        ("Dependencies".to_string(), Value::list(deps)),
+        ("Type".to_string(), s(&md.chart_type)),
+    ])
+}
+
+/// Helm's `sortTemplates`: deepest paths first, then reverse lexical order
+/// (so a parent's `define`s, parsed last, win).
+fn sorted_names(tpls: &BTreeMap<String, Renderable<'_>>) -> Vec<String> {
+    let mut keys: Vec<String> = tpls.keys().cloned().collect();
+    keys.sort_by(|a, b| {
+        let (ca, cb) = (a.matches('/').count(), b.matches('/').count());
+        cb.cmp(&ca).then_with(|| b.cmp(a))
+    });
+    keys
+}
+
+fn execute(
+    tpls: &BTreeMap<String, Renderable<'_>>,
+    opts: &Options,
+) -> Result<BTreeMap<String, String>, RenderError> {
+    let mut topts = opts.template;
+    topts.missing_key = if opts.strict {
+        MissingKey::Error
+    } else {
+        MissingKey::Zero
+    };
+    let mut set = Templates::new("gotpl", crate::funcs::helm_funcs()).with_options(topts);
+    let keys = sorted_names(tpls);
+    for name in &keys {
+        if let Err(e) = set.parse(name, tpls[name].text) {
+            return Err(RenderError::Template(cleanup_parse_error(
+                name,
+                &e.to_string(),
+            )));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for name in &keys {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        if base.starts_with('_') {
+            continue;
+        }
+        let r = &tpls[name];
+        r.scope.insert(
+            "Template",
+            Value::map(BTreeMap::from([
+                ("Name".to_string(), Value::string(name.as_str())),
+                ("BasePath".to_string(), Value::string(r.base_path.as_str())),
+            ])),
+        );
+        match set.execute(name, &Value::Map(r.scope.clone())) {
+            Ok(text) => {
+                out.insert(name.clone(), text.replace("<no value>", ""));
+            }
+            Err(e) => {
+                return Err(RenderError::Template(reformat_exec_error(
+                    name,
+                    &e.to_string(),
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Helm's `cleanupParseError`.
+fn cleanup_parse_error(filename: &str, err: &str) -> String {
+    let tokens: Vec<&str> = err.split(": ").collect();
+    if tokens.len() == 1 {
+        return format!("parse error in ({filename}): {err}");
+    }
+    format!(
+        "parse error at ({}): {}",
+        tokens[1],
+        tokens[tokens.len() - 1]
+    )
+}
+
+/// Helm's `reformatExecErrorMsg`: a `fail`/`required` message as
+/// `execution error at (LOCATION): MESSAGE`; otherwise each nested template
+/// error on its own lines (location, what was executing, the message).
+fn reformat_exec_error(filename: &str, err: &str) -> String {
+    const WARN_START: &str = crate::funcs::WARN_START;
+    const WARN_END: &str = crate::funcs::WARN_END;
+    let tokens: Vec<&str> = err.splitn(3, ": ").collect();
+    if tokens.len() != 3 {
+        return format!("execution error in ({filename}): {err}");
+    }
+    if let Some(start) = tokens[2].find(WARN_START)
+        && let Some(end) = tokens[2].rfind(WARN_END)
+        && end >= start + WARN_START.len()
+    {
+        return format!(
+            "execution error at ({}): {}",
+            tokens[1],
+            &tokens[2][start + WARN_START.len()..end]
+        );
+    }
+    // The chain of wrapped errors, each a "template: ..." string.
+    let mut out = String::new();
+    let mut rest = err;
+    while let Some(remainder) = rest.strip_prefix("template: ") {
+        if remainder.starts_with("no template ") {
+            out.push_str(rest);
+            out.push('\n');
+            break;
+        }
+        let next = remainder.find(" template: ").map(|i| &remainder[i + 1..]);
+        if let Some((name, after)) = remainder.split_once(": executing ")
+            && let Some(after) = after.strip_prefix('"')
+            && let Some(q) = after.find('"')
+            && let Some(at) = after[q + 1..].strip_prefix(" at <")
+            && let Some((loc, msg)) = at.split_once(">: ")
+        {
+            let msg = msg.find(" template:").map_or(msg, |i| &msg[..i]);
+            out.push_str(&format!(
+                "{name}\n  executing \"{}\" at <{loc}>:\n    {msg}\n",
+                &after[..q]
+            ));
+        } else if let Some(sep) = remainder.rfind(": ") {
+            let msg = &remainder[sep + 2..];
+            let msg = msg.find(" template:").map_or(msg, |i| &msg[..i]);
+            out.push_str(&format!("{}\n  {msg}\n", &remainder[..sep]));
+        } else {
+            return err.to_string();
+        }
+        match next {
+            Some(n) => rest = n,
+            None => break,
+        }
+    }
+    if out.is_empty() {
+        return err.to_string();
+    }
+    out.trim().to_string()
+}
+
+/// Helm's `CRDObjects`: `crds/*.{yaml,yml,json}` of the chart, then of each
+/// subchart.
+fn collect_crds(node: &coalesce::Node<'_>, parent_path: &str, out: &mut Vec<(String, String)>) {
+    let full = if parent_path.is_empty() {
+        node.name.clone()
+    } else {
+        format!("{parent_path}/charts/{}", node.name)
+    };
+    for f in &node.chart.files {
+        let ext = f.name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        if f.name.starts_with("crds/") && matches!(ext.as_deref(), Some("yaml" | "yml" | "json")) {
+            out.push((
+                format!("{full}/{}", f.name),
+                String::from_utf8_lossy(&f.data).into_owned(),
+            ));
+        }
+    }
+    for c in &node.children {
+        collect_crds(c, &full, out);
+    }
+}
+
+/// What `helm template` prints.
+#[derive(Clone, Debug, Default)]
+pub struct PrintOptions {
+    pub include_crds: bool,
+    /// `--no-hooks`.
+    pub no_hooks: bool,
+    /// `--skip-tests`.
+    pub skip_tests: bool,
+    /// `--show-only` patterns (paths under the chart's directory, globs).
+    pub show_only: Vec<String>,
+}
+
+impl Release {
+    /// The release manifest as Helm stores it (CRDs when asked, then every
+    /// manifest with its `# Source:` comment).
+    pub fn manifest(&self, include_crds: bool) -> String {
+        let mut b = String::new();
+        if include_crds {
+            for (name, text) in &self.crds {
+                b.push_str(&format!("---\n# Source: {name}\n{text}\n"));
+            }
+        }
+        for m in &self.manifests {
+            b.push_str(&format!("---\n# Source: {}\n{}\n", m.name, m.content));
+        }
+        b
+    }
+
+    /// `helm template`'s standard output; an error names a `--show-only`
+    /// template that rendered nothing.
+    pub fn template_output(&self, p: &PrintOptions) -> Result<String, String> {
+        let mut out = String::new();
+        out.push_str(self.manifest(p.include_crds).trim());
+        out.push('\n');
+        if !p.no_hooks {
+            for h in &self.hooks {
+                if p.skip_tests && h.events.iter().any(|e| e == "test") {
+                    continue;
+                }
+                out.push_str(&format!("---\n# Source: {}\n{}\n", h.path, h.manifest));
+            }
+        }
+        if p.show_only.is_empty() {
+            return Ok(out);
+        }
+        let docs = manifests::split_manifests(&out);
+        let mut picked = Vec::new();
+        for f in &p.show_only {
+            let f = f.replace('\\', "/");
+            let mut missing = true;
+            for d in &docs {
+                let Some(name) = source_after_chart(d) else {
+                    continue;
+                };
+                if manifests::path_match(&f, name) {
+                    picked.push(d.as_str());
+                    missing = false;
+                }
+            }
+            if missing {
+                return Err(format!("could not find template {f} in chart"));
+            }
+        }
+        Ok(picked.iter().map(|d| format!("---\n{d}\n")).collect())
+    }
+}
+
+/// `# Source: CHART/PATH` → PATH (Helm's `# Source: [^/]+/(.+)`).
+fn source_after_chart(doc: &str) -> Option<&str> {
+    let i = doc.find("# Source: ")?;
+    let rest = &doc[i + "# Source: ".len()..];
+    let line = rest.split('\n').next()?;
+    let slash = line.find('/')?;
+    if slash == 0 {
+        return None;
+    }
+    Some(&line[slash + 1..]).filter(|s| !s.is_empty())
+}
