@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance realworld bench flux-reference helm-controller-check build release testenv-up testenv-down clean demo
+.PHONY: test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld bench flux-reference helm-controller-check build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing)
 test: deps fmt-check lint deny testenv-build integration fuzz
@@ -50,6 +50,12 @@ conformance:
 helm-conformance:
 	$(CARGO) build -p sluice
 	SLUICE_BIN=$(CURDIR)/target/debug/sluice scripts/conformance-helm
+
+## helm-testcharts: Helm's own test charts (from the Go module cache)
+## rendered by the real helm (built once, scripts/build-helm) and by sluice
+helm-testcharts:
+	$(CARGO) build -p sluice
+	SLUICE_BIN=$(CURDIR)/target/debug/sluice scripts/helm-testcharts
 
 ## realworld: every kustomization directory of the public repositories cached
 ## in ~/.cache/sluice/realworld (or given as git dirs: make realworld

@@ -270,7 +270,7 @@ fn fields<'a>(m: &'a Map, known: &[&'static str]) -> Vec<(&'static str, &'a Valu
 /// A value decoded into a Go `string` field: numbers and booleans become
 /// their text as `sigs.k8s.io/yaml` writes it for a string target
 /// (`1.10` → "1.1"), `null` leaves the field alone.
-fn go_string(v: &Value, strukt: &str, field: &str) -> Result<Option<String>, String> {
+pub(crate) fn go_string(v: &Value, strukt: &str, field: &str) -> Result<Option<String>, String> {
     Ok(Some(match v {
         Value::Null => return Ok(None),
         Value::Str(s) => s.to_string(),

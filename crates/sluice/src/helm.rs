@@ -96,6 +96,13 @@ fn template(a: TemplateArgs) -> Result<()> {
     }
     .with_context(|| format!("loading chart {chart_path}"))?;
 
+    render::check_dependencies(&chart).map_err(|e| {
+        anyhow::anyhow!(
+            "an error occurred while checking for chart dependencies. You may need to run \
+             'helm dependency build' to fetch missing dependencies: {e}"
+        )
+    })?;
+
     let mut values = YMap::new();
     for f in &a.values {
         let data = if f.as_os_str() == "-" {

@@ -163,28 +163,28 @@ fn head(doc: &str) -> Result<Head, String> {
             ));
         }
     };
+    // sigs.k8s.io/yaml turns numbers and booleans into their text for a
+    // string field (`name: off` is "false").
     let string = |v: Option<&Y>, field: &str| -> Result<String, String> {
         match v {
-            None | Some(Y::Null) => Ok(String::new()),
-            Some(Y::Str(s)) => Ok(s.to_string()),
-            Some(other) => Err(unmarshal(other, field, "string")),
+            None => Ok(String::new()),
+            Some(v) => crate::chart::go_string(v, "SimpleHead", field)
+                .map(Option::unwrap_or_default)
+                .map_err(|e| format!("error unmarshaling JSON: while decoding JSON: {e}")),
         }
     };
-    h.api_version = string(m.get("apiVersion"), "SimpleHead.apiVersion")?;
-    h.kind = string(m.get("kind"), "SimpleHead.kind")?;
+    h.api_version = string(m.get("apiVersion"), "apiVersion")?;
+    h.kind = string(m.get("kind"), "kind")?;
     match m.get("metadata") {
         None | Some(Y::Null) => {}
         Some(Y::Map(md)) => {
-            h.name = string(md.get("name"), "SimpleHead.metadata.name")?;
+            h.name = string(md.get("name"), "metadata.name")?;
             match md.get("annotations") {
                 None | Some(Y::Null) => {}
                 Some(Y::Map(a)) => {
                     let mut out = BTreeMap::new();
                     for (k, v) in a.iter() {
-                        out.insert(
-                            k.to_string(),
-                            string(Some(v), "SimpleHead.metadata.annotations")?,
-                        );
+                        out.insert(k.to_string(), string(Some(v), "metadata.annotations")?);
                     }
                     h.annotations = Some(out);
                 }

@@ -206,6 +206,25 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
     })
 }
 
+/// Helm's `CheckDependencies` (run by `helm install` and `helm template`
+/// before rendering): every dependency of `Chart.yaml` must be a subchart
+/// under `charts/` (by name; aliases do not count).
+pub fn check_dependencies(chart: &Chart) -> Result<(), String> {
+    let missing: Vec<&str> = chart
+        .metadata
+        .deps()
+        .filter(|d| !chart.dependencies.iter().any(|c| c.name() == d.name))
+        .map(|d| d.name.as_str())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "found in Chart.yaml, but missing in charts/ directory: {}",
+        missing.join(", ")
+    ))
+}
+
 fn kube_compatible(constraint: &str, version: &str) -> bool {
     let Ok(c) = sluice_semver::Constraint::parse(constraint) else {
         return false;
@@ -483,12 +502,11 @@ fn reformat_exec_error(filename: &str, err: &str) -> String {
         );
     }
     // The chain of wrapped errors, each a "template: ..." string.
-    let mut out = String::new();
+    let mut frames: Vec<String> = Vec::new();
     let mut rest = err;
     while let Some(remainder) = rest.strip_prefix("template: ") {
         if remainder.starts_with("no template ") {
-            out.push_str(rest);
-            out.push('\n');
+            frames.push(format!("{rest}\n"));
             break;
         }
         let next = remainder.find(" template: ").map(|i| &remainder[i + 1..]);
@@ -499,14 +517,14 @@ fn reformat_exec_error(filename: &str, err: &str) -> String {
             && let Some((loc, msg)) = at.split_once(">: ")
         {
             let msg = msg.find(" template:").map_or(msg, |i| &msg[..i]);
-            out.push_str(&format!(
+            frames.push(format!(
                 "{name}\n  executing \"{}\" at <{loc}>:\n    {msg}\n",
                 &after[..q]
             ));
         } else if let Some(sep) = remainder.rfind(": ") {
             let msg = &remainder[sep + 2..];
             let msg = msg.find(" template:").map_or(msg, |i| &msg[..i]);
-            out.push_str(&format!("{}\n  {msg}\n", &remainder[..sep]));
+            frames.push(format!("{}\n  {msg}\n", &remainder[..sep]));
         } else {
             return err.to_string();
         }
@@ -515,11 +533,23 @@ fn reformat_exec_error(filename: &str, err: &str) -> String {
             None => break,
         }
     }
-    if out.is_empty() {
+    if frames.is_empty() {
         return err.to_string();
     }
-    out.trim().to_string()
+    // A runaway recursion nests a thousand frames (Helm prints them all, or
+    // overflows its stack on `tpl`): keep the outermost and innermost ones.
+    if frames.len() > 2 * KEPT_FRAMES + 1 {
+        let omitted = frames.len() - 2 * KEPT_FRAMES;
+        frames.splice(
+            KEPT_FRAMES..frames.len() - KEPT_FRAMES,
+            [format!("... {omitted} nested calls omitted ...\n")],
+        );
+    }
+    frames.concat().trim().to_string()
 }
+
+/// Frames kept at each end of a long chain of nested template errors.
+const KEPT_FRAMES: usize = 6;
 
 /// Helm's `CRDObjects`: `crds/*.{yaml,yml,json}` of the chart, then of each
 /// subchart.

@@ -11,4 +11,5 @@ mod funcs;
 mod garbage;
 mod load;
 mod package;
+mod render;
 mod repo;

@@ -1,0 +1,238 @@
+//! The renderer on a chart made to exercise Helm's semantics (aliases used
+//! twice, `condition`, `tags`, both forms of `import-values`, a library
+//! chart, globals merged down, `null` deleting defaults, `.Files`,
+//! `.Capabilities`, hooks, comment-only documents, NOTES, `--show-only`),
+//! against goldens printed by the real `helm template` v4.2.4 (the commands
+//! are in each test), and Helm's error messages.
+
+use std::path::{Path, PathBuf};
+
+use sluice_helm::Limits;
+use sluice_helm::chart::load_dir;
+use sluice_helm::render::{self, Options, PrintOptions, strvals};
+use sluice_helm::values::{load_values, merge_maps};
+
+use crate::support::write_tree;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/render")
+}
+
+fn opts(kube: &str) -> Options {
+    Options {
+        release_name: "rel".into(),
+        namespace: "apps".into(),
+        kube_version: Some(kube.into()),
+        ..Options::default()
+    }
+}
+
+fn golden(name: &str) -> String {
+    std::fs::read_to_string(dir().join(name)).expect("golden file")
+}
+
+// helm template rel features -n apps --kube-version 1.31.2 --include-crds
+#[test]
+fn features_with_defaults_match_helm() {
+    let chart = load_dir(&dir().join("features"), &Limits::default()).unwrap();
+    render::check_dependencies(&chart).unwrap();
+    let r = render::render(&chart, &Default::default(), &opts("1.31.2")).unwrap();
+    let out = r
+        .template_output(&PrintOptions {
+            include_crds: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(out, golden("features.golden"));
+    assert_eq!(r.notes, "Thank you for installing features.\n");
+    let weights: Vec<i64> = r.hooks.iter().map(|h| h.weight).collect();
+    assert_eq!(weights, [-5, 0, 5]);
+    assert_eq!(r.hooks[2].events, ["post-install", "post-upgrade"]);
+    assert_eq!(r.hooks[2].delete_policies, ["before-hook-creation"]);
+}
+
+// helm template rel features -n apps --kube-version 1.31.2 -f set-values.yaml
+//   --set 'list={a,b},first.name=set\,escaped' --api-versions example.com/v1 --is-upgrade
+#[test]
+fn features_with_values_and_set_match_helm() {
+    let chart = load_dir(&dir().join("features"), &Limits::default()).unwrap();
+    let file = std::fs::read(dir().join("set-values.yaml")).unwrap();
+    let mut values = merge_maps(Default::default(), load_values(&file).unwrap());
+    strvals::parse_into(
+        r"list={a,b},first.name=set\,escaped",
+        &mut values,
+        strvals::Kind::Typed,
+    )
+    .unwrap();
+    let o = Options {
+        api_versions: vec!["example.com/v1".into()],
+        is_upgrade: true,
+        ..opts("1.31.2")
+    };
+    let out = render::render(&chart, &values, &o)
+        .unwrap()
+        .template_output(&PrintOptions::default())
+        .unwrap();
+    assert_eq!(out, golden("features-values.golden"));
+}
+
+// helm template rel features -n apps --kube-version 1.31.2
+//   --show-only templates/hooks.yaml --show-only 'charts/*/templates/cm.yaml'
+#[test]
+fn show_only_matches_helm() {
+    let chart = load_dir(&dir().join("features"), &Limits::default()).unwrap();
+    let r = render::render(&chart, &Default::default(), &opts("1.31.2")).unwrap();
+    let p = PrintOptions {
+        show_only: vec![
+            "templates/hooks.yaml".into(),
+            "charts/*/templates/cm.yaml".into(),
+        ],
+        ..Default::default()
+    };
+    assert_eq!(
+        r.template_output(&p).unwrap(),
+        golden("features-show-only.golden")
+    );
+    let p = PrintOptions {
+        show_only: vec!["templates/nope.yaml".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        r.template_output(&p).unwrap_err(),
+        "could not find template templates/nope.yaml in chart"
+    );
+}
+
+fn render_err(templates: &[(&str, &str)], values: &str, kube: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut files = vec![(
+        "Chart.yaml",
+        "apiVersion: v2\nname: c\nversion: 0.1.0\nkubeVersion: '>=1.25.0-0'\n",
+    )];
+    files.push(("values.yaml", values));
+    files.extend_from_slice(templates);
+    write_tree(tmp.path(), &files);
+    let chart = load_dir(tmp.path(), &Limits::default()).unwrap();
+    render::render(&chart, &Default::default(), &opts(kube))
+        .map(|_| String::new())
+        .unwrap_err()
+        .to_string()
+}
+
+/// Each message is what `helm template` v4.2.4 prints after `Error: `,
+/// except the YAML parser's own words (Helm: `yaml: line 1: did not find
+/// expected ',' or ']'`).
+#[test]
+fn errors_read_as_helms() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "x: {{ required \"set .Values.host, please\" .Values.host }}",
+            "",
+            "execution error at (c/templates/a.yaml:1:6): set .Values.host, please",
+        ),
+        (
+            "x: {{ fail \"this chart is not for you\" }}",
+            "",
+            "execution error at (c/templates/a.yaml:1:6): this chart is not for you",
+        ),
+        (
+            "x: {{ .Values.a ",
+            "",
+            "parse error at (c/templates/a.yaml:1): unclosed action",
+        ),
+        (
+            "x: {{ .Values.a.b.c }}",
+            "",
+            "c/templates/a.yaml:1:13\n  executing \"c/templates/a.yaml\" at <.Values.a.b.c>:\n    nil pointer evaluating interface {}.b",
+        ),
+        (
+            "a: [1",
+            "",
+            "YAML parse error on c/templates/a.yaml: error converting YAML to JSON: yaml: line 2: while parsing a flow sequence, expected ',' or ']'",
+        ),
+    ];
+    for (tpl, values, want) in cases {
+        assert_eq!(
+            render_err(&[("templates/a.yaml", tpl)], values, "1.31.0"),
+            *want,
+            "{tpl}"
+        );
+    }
+    assert_eq!(
+        render_err(&[("templates/a.yaml", "a: 1")], "", "1.24.0"),
+        "chart requires kubeVersion: >=1.25.0-0 which is incompatible with Kubernetes v1.24.0"
+    );
+}
+
+/// An `include` of itself stops at Helm's bound with Helm's message; a
+/// `tpl` that calls itself (Helm overflows its stack and crashes) stops at
+/// the depth bound. Long chains keep their ends only.
+#[test]
+fn recursion_is_bounded_and_reported() {
+    let e = render_err(
+        &[(
+            "templates/a.yaml",
+            "{{- define \"loop\" -}}{{ include \"loop\" . }}{{- end -}}\nx: {{ include \"loop\" . }}",
+        )],
+        "",
+        "1.31.0",
+    );
+    assert!(
+        e.ends_with(
+            "rendering template has a nested reference name: loop: unable to execute template"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("nested calls omitted"), "{e}");
+    assert!(e.len() < 4096, "{} bytes", e.len());
+    let e = render_err(
+        &[(
+            "templates/a.yaml",
+            "x: {{ tpl \"{{ tpl .Values.t . }}\" . }}",
+        )],
+        "t: \"{{ tpl .Values.t . }}\"\n",
+        "1.31.0",
+    );
+    assert!(
+        e.ends_with("exceeded maximum template depth (10000)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_dependencies_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_tree(
+        tmp.path(),
+        &[(
+            "Chart.yaml",
+            "apiVersion: v2\nname: c\nversion: 0.1.0\ndependencies:\n- name: a\n  version: 1.0.0\n- name: b\n  version: 1.0.0\n",
+        )],
+    );
+    let chart = load_dir(tmp.path(), &Limits::default()).unwrap();
+    assert_eq!(
+        render::check_dependencies(&chart).unwrap_err(),
+        "found in Chart.yaml, but missing in charts/ directory: a, b"
+    );
+}
+
+/// The goldens were printed by the real Helm; where it is built, check that
+/// they still are what it prints.
+#[test]
+fn goldens_are_helms_output() {
+    let Some(helm) = crate::support::helm_bin("goldens_are_helms_output") else {
+        return;
+    };
+    let chart = dir().join("features");
+    let out = std::process::Command::new(helm)
+        .args(["template", "rel"])
+        .arg(&chart)
+        .args(["-n", "apps", "--kube-version", "1.31.2", "--include-crds"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        golden("features.golden")
+    );
+}
