@@ -39,14 +39,14 @@ fuzz:
 	scripts/fuzz
 
 ## conformance: the kustomize corpus in ../shared (skips cleanly when absent).
-## `make test` runs it too, as crates/sluice/tests/kustomize_conformance.rs.
+## `make test` runs it too, as crates/sluice/tests/conformance.rs.
 conformance:
 	$(CARGO) build -p sluice
 	SLUICE_BIN=$(CURDIR)/target/debug/sluice scripts/conformance-kustomize
 
 ## helm-conformance: the Helm chart corpus in ../shared against `sluice helm
 ## template` (skips cleanly when absent). `make test` runs it too, as
-## crates/sluice/tests/helm_conformance.rs.
+## crates/sluice/tests/conformance.rs.
 helm-conformance:
 	$(CARGO) build -p sluice
 	SLUICE_BIN=$(CURDIR)/target/debug/sluice scripts/conformance-helm

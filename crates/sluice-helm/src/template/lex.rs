@@ -82,7 +82,9 @@ fn keyword(word: &str) -> Option<ItemType> {
 pub(crate) struct Item {
     pub typ: ItemType,
     pub pos: usize,
-    pub val: String,
+    /// Shared: the parser's look-ahead hands items out by clone, and a text
+    /// item can be a large part of a template.
+    pub val: std::sync::Arc<str>,
     pub line: usize,
 }
 
@@ -232,7 +234,7 @@ impl<'a> Lexer<'a> {
         let i = Item {
             typ,
             pos: self.start,
-            val: self.input[self.start..self.pos].to_string(),
+            val: self.input[self.start..self.pos].into(),
             line: self.start_line,
         };
         self.start = self.pos;
@@ -280,7 +282,7 @@ impl<'a> Lexer<'a> {
         self.item = Some(Item {
             typ: ItemType::Error,
             pos: self.start,
-            val: msg,
+            val: msg.into(),
             line: self.start_line,
         });
         self.start = 0;

@@ -10,7 +10,7 @@ fn collect(input: &str) -> Vec<(I, String, usize, usize)> {
     loop {
         let it = l.next_item();
         let stop = it.typ == I::Eof || it.typ == I::Error;
-        out.push((it.typ, it.val, it.pos, it.line));
+        out.push((it.typ, it.val.to_string(), it.pos, it.line));
         if stop || out.len() > 10_000 {
             return out;
         }

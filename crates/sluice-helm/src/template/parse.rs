@@ -374,7 +374,7 @@ fn eof_item() -> Item {
     Item {
         typ: ItemType::Eof,
         pos: 0,
-        val: String::new(),
+        val: "".into(),
         line: 0,
     }
 }
@@ -616,7 +616,7 @@ impl Parser<'_, '_> {
         match token.typ {
             ItemType::Text => Ok(Node::Text {
                 pos: token.pos,
-                text: token.val,
+                text: token.val.to_string(),
             }),
             ItemType::LeftDelim => {
                 self.action_line = token.line;
@@ -626,7 +626,7 @@ impl Parser<'_, '_> {
             }
             ItemType::Comment => Ok(Node::Comment {
                 pos: token.pos,
-                text: token.val,
+                text: token.val.to_string(),
             }),
             _ => self.unexpected(&token, "input"),
         }
@@ -695,11 +695,11 @@ impl Parser<'_, '_> {
                     pipe.is_assign = next.typ == ItemType::Assign;
                     self.next_non_space();
                     pipe.decl.push(new_var(v.pos, &v.val));
-                    self.vars.push(v.val.clone());
-                } else if next.typ == ItemType::Char && next.val == "," {
+                    self.vars.push(v.val.to_string());
+                } else if next.typ == ItemType::Char && &*next.val == "," {
                     self.next_non_space();
                     pipe.decl.push(new_var(v.pos, &v.val));
-                    self.vars.push(v.val.clone());
+                    self.vars.push(v.val.to_string());
                     if context == "range" && pipe.decl.len() < 2 {
                         match self.peek_non_space().typ {
                             ItemType::Variable | ItemType::RightDelim | ItemType::RightParen => {
@@ -988,7 +988,7 @@ impl Parser<'_, '_> {
                 }
                 Arg::Identifier {
                     pos,
-                    name: token.val,
+                    name: token.val.to_string(),
                 }
             }
             ItemType::Dot => Arg::Dot { pos },
@@ -1006,7 +1006,7 @@ impl Parser<'_, '_> {
             },
             ItemType::Bool => Arg::Bool {
                 pos,
-                val: token.val == "true",
+                val: &*token.val == "true",
             },
             ItemType::CharConstant | ItemType::Complex | ItemType::Number => {
                 match new_number(pos, &token.val, token.typ) {
@@ -1029,7 +1029,7 @@ impl Parser<'_, '_> {
             ItemType::String | ItemType::RawString => match unquote(&token.val) {
                 Some(s) => Arg::String {
                     pos,
-                    quoted: token.val,
+                    quoted: token.val.to_string(),
                     text: s,
                 },
                 None => return self.errorf("invalid syntax"),

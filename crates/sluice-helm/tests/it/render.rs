@@ -236,3 +236,102 @@ fn goldens_are_helms_output() {
         golden("features.golden")
     );
 }
+
+/// Helm's own test charts (`pkg/cmd/testdata/testcharts` of the Helm module,
+/// downloaded into the Go module cache: source only, nothing is built)
+/// against what `helm template rel CHART --include-crds [flags]` printed for
+/// each (written by `scripts/helm-testcharts --write-goldens`).
+#[test]
+fn helms_own_test_charts_match_helm() {
+    let Some(charts) = helm_module_testcharts() else {
+        return;
+    };
+    let goldens = dir().join("testcharts");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&charts).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.ends_with(".prov") || name.ends_with(".tar.gz") {
+            continue;
+        }
+        for upgrade in [false, true] {
+            let golden = goldens.join(format!(
+                "{name}{}.out",
+                if upgrade { ".upgrade" } else { "" }
+            ));
+            let want = std::fs::read_to_string(&golden).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (scripts/helm-testcharts --write-goldens)",
+                    golden.display()
+                )
+            });
+            let opts = if upgrade {
+                Options {
+                    release_name: "rel".into(),
+                    namespace: "other".into(),
+                    is_upgrade: true,
+                    kube_version: Some("1.30.2".into()),
+                    api_versions: vec!["example.com/v1".into()],
+                    ..Options::default()
+                }
+            } else {
+                Options {
+                    release_name: "rel".into(),
+                    ..Options::default()
+                }
+            };
+            let got = template(&path, &opts).unwrap_or_else(|_| "error\n".into());
+            assert_eq!(got, want, "{name} (upgrade: {upgrade})");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 80, "only {checked} test chart renders");
+}
+
+/// `helm template` as the CLI runs it: load, check dependencies, render, print.
+fn template(path: &Path, opts: &Options) -> Result<String, String> {
+    let limits = Limits::default();
+    let chart = if path.is_dir() {
+        load_dir(path, &limits)
+    } else {
+        let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        sluice_helm::chart::load_archive(std::io::BufReader::new(f), &limits)
+    }
+    .map_err(|e| e.to_string())?;
+    render::check_dependencies(&chart)?;
+    let r = render::render(&chart, &Default::default(), opts).map_err(|e| e.to_string())?;
+    r.template_output(&PrintOptions {
+        include_crds: true,
+        ..Default::default()
+    })
+}
+
+/// The test charts of the Helm module (`go mod download`), or `None` with a
+/// message when Go or the module proxy is not available.
+fn helm_module_testcharts() -> Option<PathBuf> {
+    let skip = |why: String| {
+        eprintln!("helms_own_test_charts_match_helm: skipped, {why}");
+        None
+    };
+    let out = match std::process::Command::new("go")
+        .args(["mod", "download", "-json", "helm.sh/helm/v4@v4.2.4"])
+        .current_dir(std::env::temp_dir())
+        .output()
+    {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            return skip(format!(
+                "go mod download failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+        Err(e) => return skip(format!("go is not available: {e}")),
+    };
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let dir = PathBuf::from(json.get("Dir")?.as_str()?).join("pkg/cmd/testdata/testcharts");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        skip(format!("{} is absent", dir.display()))
+    }
+}
