@@ -60,7 +60,13 @@ pub struct Options {
     pub strict: bool,
     /// Bounds for each template's execution.
     pub template: template::Options,
+    /// Bytes of rendered output of all templates together (each one is
+    /// also bounded by `template.max_output`).
+    pub max_total_output: usize,
 }
+
+/// The default bound on a chart's whole rendered output: 256 MiB.
+pub const DEFAULT_MAX_TOTAL_OUTPUT: usize = 256 << 20;
 
 impl Default for Options {
     fn default() -> Self {
@@ -75,6 +81,7 @@ impl Default for Options {
             subchart_notes: false,
             strict: false,
             template: template::Options::default(),
+            max_total_output: DEFAULT_MAX_TOTAL_OUTPUT,
         }
     }
 }
@@ -440,6 +447,7 @@ fn execute(
         }
     }
     let mut out = BTreeMap::new();
+    let mut total = 0usize;
     for name in &keys {
         let base = name.rsplit('/').next().unwrap_or(name);
         if base.starts_with('_') {
@@ -455,6 +463,13 @@ fn execute(
         );
         match set.execute(name, &Value::Map(r.scope.clone())) {
             Ok(text) => {
+                total += text.len();
+                if total > opts.max_total_output {
+                    return Err(RenderError::Template(format!(
+                        "rendering {name}: the chart's output exceeds {} bytes",
+                        opts.max_total_output
+                    )));
+                }
                 out.insert(name.clone(), text.replace("<no value>", ""));
             }
             Err(e) => {

@@ -199,6 +199,38 @@ fn recursion_is_bounded_and_reported() {
     );
 }
 
+/// Each template's output and the chart's whole output are bounded.
+#[test]
+fn huge_outputs_are_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_tree(
+        tmp.path(),
+        &[
+            ("Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n"),
+            (
+                "templates/a.yaml",
+                "{{ range until 100000 }}{{ repeat 1000 \"x\" }}{{ end }}",
+            ),
+            ("templates/b.yaml", "{{ repeat 600 \"y\" }}"),
+            ("templates/c.yaml", "{{ repeat 600 \"z\" }}"),
+        ],
+    );
+    let chart = load_dir(tmp.path(), &Limits::default()).unwrap();
+    let mut o = opts("1.31.0");
+    o.template.max_output = 1 << 20;
+    let e = render::render(&chart, &Default::default(), &o)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("c/templates/a.yaml"), "{e}");
+    std::fs::remove_file(tmp.path().join("templates/a.yaml")).unwrap();
+    let chart = load_dir(tmp.path(), &Limits::default()).unwrap();
+    o.max_total_output = 1000;
+    let e = render::render(&chart, &Default::default(), &o)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the chart's output exceeds 1000 bytes"), "{e}");
+}
+
 #[test]
 fn missing_dependencies_are_named() {
     let tmp = tempfile::tempdir().unwrap();
