@@ -25,7 +25,8 @@ use crate::yaml::{YamlError, parse_first};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct File {
     pub name: String,
-    pub data: Vec<u8>,
+    /// Shared with the rendered chart's `.Files`, never copied.
+    pub data: std::sync::Arc<[u8]>,
 }
 
 /// A maintainer entry of `Chart.yaml`.
@@ -752,9 +753,9 @@ fn load_files_within(
             "values.yaml" => {
                 crate::values::load_values(&f.data)
                     .map_err(|e| ChartError::invalid(format!("cannot load values.yaml: {e}")))?;
-                c.values_yaml = Some(f.data);
+                c.values_yaml = Some(f.data.to_vec());
             }
-            "values.schema.json" => c.schema = Some(f.data),
+            "values.schema.json" => c.schema = Some(f.data.to_vec()),
             "requirements.yaml" => {
                 decode_onto(&mut c.metadata, &f.data, "requirements.yaml")?;
                 if c.metadata.api_version == "v1" {
@@ -920,7 +921,7 @@ pub fn read_archive_files(input: impl Read, limits: &Limits) -> Result<Vec<File>
         remaining -= data.len() as u64;
         files.push(File {
             name: n,
-            data: trim_bom(data),
+            data: trim_bom(data).into(),
         });
     }
     if files.is_empty() {
@@ -1275,7 +1276,7 @@ impl Walk<'_> {
             }
             self.files.push(File {
                 name: n,
-                data: trim_bom(data),
+                data: trim_bom(data).into(),
             });
         }
         Ok(())

@@ -30,6 +30,7 @@ pub mod funcs;
 mod gofmt;
 pub mod ignore;
 pub mod package;
+mod par;
 pub mod render;
 pub mod repo;
 pub mod template;

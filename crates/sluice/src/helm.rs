@@ -144,16 +144,23 @@ fn template(a: TemplateArgs) -> Result<()> {
             anyhow::anyhow!("{e}")
         }
     })?;
-    let out = release
-        .template_output(&PrintOptions {
-            include_crds: a.include_crds,
-            no_hooks: a.no_hooks,
-            skip_tests: a.skip_tests,
-            show_only: a.show_only,
-        })
-        .map_err(anyhow::Error::msg)?;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(out.as_bytes())?;
-    stdout.flush()?;
+    let print = PrintOptions {
+        include_crds: a.include_crds,
+        no_hooks: a.no_hooks,
+        skip_tests: a.skip_tests,
+        show_only: a.show_only,
+    };
+    let mut stdout = std::io::BufWriter::with_capacity(256 << 10, std::io::stdout().lock());
+    release
+        .write_template_output(&print, &mut stdout)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => anyhow::anyhow!("{e}"),
+            _ => anyhow::anyhow!("writing the output: {e}"),
+        })?;
+    // The command ends here: freeing the chart and the release would only
+    // cost time.
+    std::mem::forget(release);
+    std::mem::forget(chart);
     Ok(())
 }

@@ -213,18 +213,27 @@ fn split_list(s: &str) -> Vec<String> {
 }
 
 /// Sorts rendered files (by path) into hooks and manifests, as Helm does.
+/// The heads are read on up to `threads` threads.
 pub(crate) fn sort_manifests(
     files: &BTreeMap<String, String>,
+    threads: usize,
 ) -> Result<(Vec<Hook>, Vec<Manifest>), String> {
-    let mut hooks = Vec::new();
-    let mut generic = Vec::new();
+    let mut docs = Vec::new();
     for (path, content) in files {
         let base = path.rsplit('/').next().unwrap_or(path);
         if base.starts_with('_') || content.trim().is_empty() {
             continue;
         }
         for doc in split_manifests(content) {
-            let h = head(&doc).map_err(|e| format!("YAML parse error on {path}: {e}"))?;
+            docs.push((path, doc));
+        }
+    }
+    let heads = crate::par::map(&docs, threads, |(_, doc)| head(doc));
+    let mut hooks = Vec::new();
+    let mut generic = Vec::new();
+    for ((path, doc), h) in docs.into_iter().zip(heads) {
+        {
+            let h = h.map_err(|e| format!("YAML parse error on {path}: {e}"))?;
             let hook_types = h
                 .annotations
                 .as_ref()
@@ -376,7 +385,7 @@ mod tests {
             "c/templates/a.yaml".to_string(),
             "kind: Deployment\n---\nkind: Service\n---\nkind: Job\nmetadata:\n  name: j\n  annotations:\n    helm.sh/hook: pre-install, post-upgrade\n    helm.sh/hook-weight: \"-5\"\n---\nkind: Foo\n---\nkind: Bar\n".to_string(),
         );
-        let (hooks, manifests) = sort_manifests(&files).unwrap();
+        let (hooks, manifests) = sort_manifests(&files, 2).unwrap();
         let kinds: Vec<&str> = manifests.iter().map(|m| m.kind.as_str()).collect();
         assert_eq!(kinds, ["Service", "Deployment", "Bar", "Foo"]);
         assert_eq!(hooks.len(), 1);
@@ -388,7 +397,7 @@ mod tests {
     fn bad_heads_name_the_template() {
         let mut files = BTreeMap::new();
         files.insert("c/templates/a.yaml".to_string(), "- a\n".to_string());
-        let e = sort_manifests(&files).unwrap_err();
+        let e = sort_manifests(&files, 2).unwrap_err();
         assert!(
             e.starts_with("YAML parse error on c/templates/a.yaml:"),
             "{e}"

@@ -63,6 +63,15 @@ pub struct Options {
     /// Bytes of rendered output of all templates together (each one is
     /// also bounded by `template.max_output`).
     pub max_total_output: usize,
+    /// Threads that parse templates and read rendered documents (execution
+    /// is sequential, as Helm's: templates may change shared values). The
+    /// machine's parallelism, at most 4, by default.
+    pub threads: usize,
+}
+
+/// The default for [`Options::threads`].
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 /// The default bound on a chart's whole rendered output: 256 MiB.
@@ -82,6 +91,7 @@ impl Default for Options {
             strict: false,
             template: template::Options::default(),
             max_total_output: DEFAULT_MAX_TOTAL_OUTPUT,
+            threads: default_threads(),
         }
     }
 }
@@ -89,8 +99,9 @@ impl Default for Options {
 /// A rendered chart (Helm's release, before anything is applied).
 #[derive(Clone, Debug, Default)]
 pub struct Release {
-    /// `crds/` files of the chart and its enabled subcharts: (path, text).
-    pub crds: Vec<(String, String)>,
+    /// `crds/` files of the chart and its enabled subcharts: (path, bytes
+    /// as in the chart, shared with it).
+    pub crds: Vec<(String, Arc<[u8]>)>,
     /// The manifests, in Helm's install order.
     pub manifests: Vec<Manifest>,
     /// The hooks, ordered by kind as Helm keeps them.
@@ -202,7 +213,8 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
             rest.insert(k, v);
         }
     }
-    let (hooks, manifests) = manifests::sort_manifests(&rest).map_err(RenderError::Manifest)?;
+    let (hooks, manifests) =
+        manifests::sort_manifests(&rest, opts.threads).map_err(RenderError::Manifest)?;
     let mut crds = Vec::new();
     collect_crds(&root, "", &mut crds);
     Ok(Release {
@@ -309,7 +321,7 @@ fn collect<'a>(
     let files: BTreeMap<String, Arc<[u8]>> = chart
         .files
         .iter()
-        .map(|f| (f.name.clone(), Arc::from(f.data.as_slice())))
+        .map(|f| (f.name.clone(), f.data.clone()))
         .collect();
     let scope = template::Map::from_btree(BTreeMap::from([
         ("Chart".to_string(), Value::map(chart_map)),
@@ -438,13 +450,12 @@ fn execute(
     };
     let mut set = Templates::new("gotpl", crate::funcs::helm_funcs()).with_options(topts);
     let keys = sorted_names(tpls);
-    for name in &keys {
-        if let Err(e) = set.parse(name, tpls[name].text) {
-            return Err(RenderError::Template(cleanup_parse_error(
-                name,
-                &e.to_string(),
-            )));
-        }
+    let texts: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), tpls[k].text)).collect();
+    if let Err((i, e)) = set.parse_all(&texts, opts.threads) {
+        return Err(RenderError::Template(cleanup_parse_error(
+            &keys[i],
+            &e.to_string(),
+        )));
     }
     let mut out = BTreeMap::new();
     let mut total = 0usize;
@@ -470,7 +481,12 @@ fn execute(
                         opts.max_total_output
                     )));
                 }
-                out.insert(name.clone(), text.replace("<no value>", ""));
+                let text = if text.contains("<no value>") {
+                    text.replace("<no value>", "")
+                } else {
+                    text
+                };
+                out.insert(name.clone(), text);
             }
             Err(e) => {
                 return Err(RenderError::Template(reformat_exec_error(
@@ -480,6 +496,12 @@ fn execute(
             }
         }
     }
+    // Freeing the parsed templates (tens of thousands of nodes in a large
+    // chart) is left to a thread of its own, off the render's path (inline
+    // if no thread can be started).
+    let _ = std::thread::Builder::new()
+        .name("sluice-helm-free".into())
+        .spawn(move || drop(set));
     Ok(out)
 }
 
@@ -568,7 +590,7 @@ const KEPT_FRAMES: usize = 6;
 
 /// Helm's `CRDObjects`: `crds/*.{yaml,yml,json}` of the chart, then of each
 /// subchart.
-fn collect_crds(node: &coalesce::Node<'_>, parent_path: &str, out: &mut Vec<(String, String)>) {
+fn collect_crds(node: &coalesce::Node<'_>, parent_path: &str, out: &mut Vec<(String, Arc<[u8]>)>) {
     let full = if parent_path.is_empty() {
         node.name.clone()
     } else {
@@ -577,10 +599,7 @@ fn collect_crds(node: &coalesce::Node<'_>, parent_path: &str, out: &mut Vec<(Str
     for f in &node.chart.files {
         let ext = f.name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
         if f.name.starts_with("crds/") && matches!(ext.as_deref(), Some("yaml" | "yml" | "json")) {
-            out.push((
-                format!("{full}/{}", f.name),
-                String::from_utf8_lossy(&f.data).into_owned(),
-            ));
+            out.push((format!("{full}/{}", f.name), f.data.clone()));
         }
     }
     for c in &node.children {
@@ -604,54 +623,133 @@ impl Release {
     /// The release manifest as Helm stores it (CRDs when asked, then every
     /// manifest with its `# Source:` comment).
     pub fn manifest(&self, include_crds: bool) -> String {
-        let mut b = String::new();
+        let mut b = Vec::new();
+        for piece in self.manifest_pieces(include_crds) {
+            b.extend_from_slice(piece.as_bytes());
+        }
+        // The pieces are UTF-8 (CRDs are read lossily), so is their
+        // concatenation.
+        String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    fn manifest_pieces(&self, include_crds: bool) -> Vec<std::borrow::Cow<'_, str>> {
+        let mut v: Vec<std::borrow::Cow<'_, str>> = Vec::new();
         if include_crds {
-            for (name, text) in &self.crds {
-                b.push_str(&format!("---\n# Source: {name}\n{text}\n"));
+            for (name, data) in &self.crds {
+                v.push("---\n# Source: ".into());
+                v.push(name.as_str().into());
+                v.push("\n".into());
+                v.push(String::from_utf8_lossy(data));
+                v.push("\n".into());
             }
         }
         for m in &self.manifests {
-            b.push_str(&format!("---\n# Source: {}\n{}\n", m.name, m.content));
+            v.push("---\n# Source: ".into());
+            v.push(m.name.as_str().into());
+            v.push("\n".into());
+            v.push(m.content.as_str().into());
+            v.push("\n".into());
         }
-        b
+        v
     }
 
     /// `helm template`'s standard output; an error names a `--show-only`
     /// template that rendered nothing.
     pub fn template_output(&self, p: &PrintOptions) -> Result<String, String> {
-        let mut out = String::new();
-        out.push_str(self.manifest(p.include_crds).trim());
-        out.push('\n');
+        let mut out = Vec::new();
+        self.write_template_output(p, &mut out)
+            .map_err(|e| e.to_string())?;
+        Ok(String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    }
+
+    /// [`Release::template_output`] written to `w` as it is assembled,
+    /// without building it in memory first (unless `--show-only` picks
+    /// documents out of it). A `--show-only` template that rendered
+    /// nothing is an [`std::io::ErrorKind::NotFound`] error, written
+    /// before anything else.
+    pub fn write_template_output(
+        &self,
+        p: &PrintOptions,
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        if !p.show_only.is_empty() {
+            let mut all = Vec::new();
+            self.write_all_documents(p, &mut all)?;
+            let all = String::from_utf8_lossy(&all);
+            let docs = manifests::split_manifests(&all);
+            let mut picked = Vec::new();
+            for f in &p.show_only {
+                let f = f.replace('\\', "/");
+                let mut missing = true;
+                for d in &docs {
+                    let Some(name) = source_after_chart(d) else {
+                        continue;
+                    };
+                    if manifests::path_match(&f, name) {
+                        picked.push(d.as_str());
+                        missing = false;
+                    }
+                }
+                if missing {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("could not find template {f} in chart"),
+                    ));
+                }
+            }
+            for d in picked {
+                w.write_all(b"---\n")?;
+                w.write_all(d.as_bytes())?;
+                w.write_all(b"\n")?;
+            }
+            return Ok(());
+        }
+        self.write_all_documents(p, w)
+    }
+
+    fn write_all_documents(
+        &self,
+        p: &PrintOptions,
+        w: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        // Helm prints the manifest trimmed of surrounding whitespace, then
+        // a newline: the pieces are written as they are, except for
+        // whitespace at the very start and end.
+        let pieces = self.manifest_pieces(p.include_crds);
+        let last = pieces.iter().rposition(|s| !s.trim().is_empty());
+        let mut started = false;
+        for (i, piece) in pieces.iter().enumerate() {
+            if Some(i) > last || last.is_none() {
+                break;
+            }
+            let mut s: &str = piece;
+            if !started {
+                s = s.trim_start();
+                if s.is_empty() {
+                    continue;
+                }
+                started = true;
+            }
+            if Some(i) == last {
+                s = s.trim_end();
+            }
+            w.write_all(s.as_bytes())?;
+        }
+        w.write_all(b"\n")?;
         if !p.no_hooks {
             for h in &self.hooks {
                 if p.skip_tests && h.events.iter().any(|e| e == "test") {
                     continue;
                 }
-                out.push_str(&format!("---\n# Source: {}\n{}\n", h.path, h.manifest));
+                w.write_all(b"---\n# Source: ")?;
+                w.write_all(h.path.as_bytes())?;
+                w.write_all(b"\n")?;
+                w.write_all(h.manifest.as_bytes())?;
+                w.write_all(b"\n")?;
             }
         }
-        if p.show_only.is_empty() {
-            return Ok(out);
-        }
-        let docs = manifests::split_manifests(&out);
-        let mut picked = Vec::new();
-        for f in &p.show_only {
-            let f = f.replace('\\', "/");
-            let mut missing = true;
-            for d in &docs {
-                let Some(name) = source_after_chart(d) else {
-                    continue;
-                };
-                if manifests::path_match(&f, name) {
-                    picked.push(d.as_str());
-                    missing = false;
-                }
-            }
-            if missing {
-                return Err(format!("could not find template {f} in chart"));
-            }
-        }
-        Ok(picked.iter().map(|d| format!("---\n{d}\n")).collect())
+        Ok(())
     }
 }
 

@@ -81,6 +81,34 @@ impl Set {
     /// Returns the top-level tree of `text`.
     pub fn parse(&mut self, name: &str, text: &str) -> Result<Arc<Tree>, Error> {
         let trees = super::parse::parse(name, text, self).map_err(Error::Parse)?;
+        self.add_parsed(name, trees)
+    }
+
+    /// Parses each `(name, text)` as [`Set::parse`] would, one after the
+    /// other, but on up to `threads` threads: parsing one text does not
+    /// depend on the others, only adding the trees does, and that is done
+    /// in order. On failure, the index of the first text (in order) that
+    /// failed and its error; the texts before it are added, as they would
+    /// have been one by one.
+    pub fn parse_all(
+        &mut self,
+        texts: &[(&str, &str)],
+        threads: usize,
+    ) -> Result<(), (usize, Error)> {
+        let parsed = {
+            let this: &Set = self;
+            crate::par::map(texts, threads, |(name, text)| {
+                super::stack::enter(|| super::parse::parse(name, text, this))
+            })
+        };
+        for (i, (r, (name, _))) in parsed.into_iter().zip(texts).enumerate() {
+            let trees = r.map_err(|e| (i, Error::Parse(e)))?;
+            self.add_parsed(name, trees).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
+    fn add_parsed(&mut self, name: &str, trees: Vec<Tree>) -> Result<Arc<Tree>, Error> {
         let mut top = None;
         for t in trees {
             let t = Arc::new(t);

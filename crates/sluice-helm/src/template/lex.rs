@@ -79,16 +79,17 @@ fn keyword(word: &str) -> Option<ItemType> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Item {
+pub(crate) struct Item<'a> {
     pub typ: ItemType,
     pub pos: usize,
-    /// Shared: the parser's look-ahead hands items out by clone, and a text
-    /// item can be a large part of a template.
-    pub val: std::sync::Arc<str>,
+    /// A slice of the input (owned only for an error's message): the
+    /// parser's look-ahead hands items out by clone, so a clone must not
+    /// allocate.
+    pub val: std::borrow::Cow<'a, str>,
     pub line: usize,
 }
 
-impl std::fmt::Display for Item {
+impl std::fmt::Display for Item<'_> {
     /// As Go's `item.String()`, used in parse errors.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.typ {
@@ -143,7 +144,7 @@ pub(crate) struct Lexer<'a> {
     pub emit_comment: bool,
     pub break_ok: bool,
     pub continue_ok: bool,
-    item: Option<Item>,
+    item: Option<Item<'a>>,
 }
 
 fn is_space(r: Option<char>) -> bool {
@@ -199,6 +200,16 @@ impl<'a> Lexer<'a> {
     }
 
     fn next(&mut self) -> Option<char> {
+        // ASCII, nearly all of a template, without decoding.
+        if let Some(&b) = self.input.as_bytes().get(self.pos)
+            && b.is_ascii()
+        {
+            self.pos += 1;
+            if b == b'\n' {
+                self.line += 1;
+            }
+            return Some(b as char);
+        }
         match self.rest().chars().next() {
             None => {
                 self.at_eof = true;
@@ -215,13 +226,19 @@ impl<'a> Lexer<'a> {
     }
 
     fn peek(&mut self) -> Option<char> {
-        self.rest().chars().next()
+        match self.input.as_bytes().get(self.pos) {
+            Some(&b) if b.is_ascii() => Some(b as char),
+            _ => self.rest().chars().next(),
+        }
     }
 
     fn backup(&mut self) {
         if !self.at_eof
             && self.pos > 0
-            && let Some(c) = self.input[..self.pos].chars().next_back()
+            && let Some(c) = match self.input.as_bytes()[self.pos - 1] {
+                b if b.is_ascii() => Some(b as char),
+                _ => self.input[..self.pos].chars().next_back(),
+            }
         {
             self.pos -= c.len_utf8();
             if c == '\n' {
@@ -230,11 +247,12 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn this_item(&mut self, typ: ItemType) -> Item {
+    fn this_item(&mut self, typ: ItemType) -> Item<'a> {
+        let input: &'a str = self.input;
         let i = Item {
             typ,
             pos: self.start,
-            val: self.input[self.start..self.pos].into(),
+            val: std::borrow::Cow::Borrowed(&input[self.start..self.pos]),
             line: self.start_line,
         };
         self.start = self.pos;
@@ -248,7 +266,7 @@ impl<'a> Lexer<'a> {
         None
     }
 
-    fn emit_item(&mut self, i: Item) -> Option<State> {
+    fn emit_item(&mut self, i: Item<'a>) -> Option<State> {
         self.item = Some(i);
         None
     }
@@ -292,7 +310,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// The next item (Go's `nextItem`).
-    pub fn next_item(&mut self) -> Item {
+    pub fn next_item(&mut self) -> Item<'a> {
         self.item = None;
         let mut state = if self.inside_action {
             State::InsideAction

@@ -361,6 +361,17 @@ impl Templates {
         stack::enter(|| set.parse(name, text).map(|_| ()))
     }
 
+    /// Parses each `(name, text)` as [`Templates::parse`] would, in order,
+    /// with the parsing itself spread over up to `threads` threads. On
+    /// failure, the index of the first text that failed and its error.
+    pub fn parse_all(
+        &mut self,
+        texts: &[(&str, &str)],
+        threads: usize,
+    ) -> Result<(), (usize, Error)> {
+        Arc::make_mut(&mut self.set).parse_all(texts, threads)
+    }
+
     /// Whether a template of that name is defined.
     pub fn contains(&self, name: &str) -> bool {
         self.set.get(name).is_some()

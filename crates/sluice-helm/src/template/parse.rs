@@ -356,7 +356,7 @@ struct Parser<'a, 'f> {
     funcs: &'f dyn FuncCheck,
     mode: Mode,
     lex: Lexer<'a>,
-    token: [Item; 3],
+    token: [Item<'a>; 3],
     peek_count: usize,
     vars: Vec<String>,
     action_line: usize,
@@ -370,7 +370,7 @@ struct Parser<'a, 'f> {
 
 type PResult<T> = Result<T, String>;
 
-fn eof_item() -> Item {
+fn eof_item() -> Item<'static> {
     Item {
         typ: ItemType::Eof,
         pos: 0,
@@ -441,8 +441,8 @@ pub(crate) fn parse_mode(
     Ok(out)
 }
 
-impl Parser<'_, '_> {
-    fn next(&mut self) -> Item {
+impl<'a> Parser<'a, '_> {
+    fn next(&mut self) -> Item<'a> {
         if self.peek_count > 0 {
             self.peek_count -= 1;
         } else {
@@ -453,16 +453,16 @@ impl Parser<'_, '_> {
     fn backup(&mut self) {
         self.peek_count += 1;
     }
-    fn backup2(&mut self, t1: Item) {
+    fn backup2(&mut self, t1: Item<'a>) {
         self.token[1] = t1;
         self.peek_count = 2;
     }
-    fn backup3(&mut self, t2: Item, t1: Item) {
+    fn backup3(&mut self, t2: Item<'a>, t1: Item<'a>) {
         self.token[1] = t1;
         self.token[2] = t2;
         self.peek_count = 3;
     }
-    fn peek(&mut self) -> Item {
+    fn peek(&mut self) -> Item<'a> {
         if self.peek_count > 0 {
             return self.token[self.peek_count - 1].clone();
         }
@@ -470,7 +470,7 @@ impl Parser<'_, '_> {
         self.token[0] = self.lex.next_item();
         self.token[0].clone()
     }
-    fn next_non_space(&mut self) -> Item {
+    fn next_non_space(&mut self) -> Item<'a> {
         loop {
             let t = self.next();
             if t.typ != ItemType::Space {
@@ -478,7 +478,7 @@ impl Parser<'_, '_> {
             }
         }
     }
-    fn peek_non_space(&mut self) -> Item {
+    fn peek_non_space(&mut self) -> Item<'a> {
         let t = self.next_non_space();
         self.backup();
         t
@@ -491,7 +491,7 @@ impl Parser<'_, '_> {
         ))
     }
 
-    fn expect(&mut self, expected: ItemType, context: &str) -> PResult<Item> {
+    fn expect(&mut self, expected: ItemType, context: &str) -> PResult<Item<'a>> {
         let t = self.next_non_space();
         if t.typ != expected {
             return self.unexpected(&t, context);
@@ -499,7 +499,7 @@ impl Parser<'_, '_> {
         Ok(t)
     }
 
-    fn expect_one_of(&mut self, e1: ItemType, e2: ItemType, context: &str) -> PResult<Item> {
+    fn expect_one_of(&mut self, e1: ItemType, e2: ItemType, context: &str) -> PResult<Item<'a>> {
         let t = self.next_non_space();
         if t.typ != e1 && t.typ != e2 {
             return self.unexpected(&t, context);
@@ -507,7 +507,7 @@ impl Parser<'_, '_> {
         Ok(t)
     }
 
-    fn unexpected<T>(&self, token: &Item, context: &str) -> PResult<T> {
+    fn unexpected<T>(&self, token: &Item<'_>, context: &str) -> PResult<T> {
         if token.typ == ItemType::Error {
             let mut extra = String::new();
             if self.action_line != 0 && self.action_line != token.line {
@@ -901,7 +901,7 @@ impl Parser<'_, '_> {
         })
     }
 
-    fn parse_template_name(&mut self, token: &Item, context: &str) -> PResult<String> {
+    fn parse_template_name(&mut self, token: &Item<'_>, context: &str) -> PResult<String> {
         match token.typ {
             ItemType::String | ItemType::RawString => match unquote(&token.val) {
                 Some(s) => Ok(s),
