@@ -45,11 +45,49 @@ pub(crate) fn to_json(v: &Y) -> serde_json::Value {
     }
 }
 
+/// The `$ref`s of a schema that name an `http(s)` or `file` URL, sorted and
+/// without repeats. They are reported all at once, before the validator is
+/// built: the validator resolves references in no fixed order, so the one
+/// it would fail on first differs from run to run.
+fn external_refs(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                if k == "$ref"
+                    && let serde_json::Value::String(r) = x
+                {
+                    let lower = r.to_ascii_lowercase();
+                    if ["http://", "https://", "file:"]
+                        .iter()
+                        .any(|p| lower.starts_with(p))
+                    {
+                        out.insert(r.split('#').next().unwrap_or(r).to_string());
+                    }
+                }
+                external_refs(x, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| external_refs(x, out)),
+        _ => {}
+    }
+}
+
 /// Validates `values` against one schema; the violations, one per line, as
 /// `- at 'PATH': MESSAGE`.
 pub fn validate_one(schema: &[u8], values: &YMap) -> Result<(), String> {
     let schema: serde_json::Value =
         serde_json::from_slice(schema).map_err(|e| format!("values.schema.json: {e}\n"))?;
+    let mut refs = std::collections::BTreeSet::new();
+    external_refs(&schema, &mut refs);
+    if !refs.is_empty() {
+        let list: Vec<&str> = refs.iter().map(String::as_str).collect();
+        return Err(format!(
+            "values.schema.json: the schema refers to {}, which sluice does not fetch (rendering \
+             is offline); vendor {} into values.schema.json or use --skip-schema-validation\n",
+            list.join(", "),
+            if list.len() == 1 { "it" } else { "them" }
+        ));
+    }
     let validator = jsonschema::options()
         .with_retriever(Offline)
         .build(&schema)
@@ -117,5 +155,23 @@ mod tests {
         let schema = br#"{"$ref":"file:///etc/passwd"}"#;
         let e = validate_one(schema, &vals("a: 1\n")).unwrap_err();
         assert!(e.contains("file:///etc/passwd"), "{e}");
+    }
+
+    #[test]
+    fn every_remote_ref_is_named_in_a_fixed_order() {
+        let schema = br##"{"properties":{
+            "b":{"$ref":"https://example.com/b.json#/x"},
+            "a":{"allOf":[{"$ref":"https://example.com/a.json"},{"$ref":"#/definitions/d"}]},
+            "c":{"$ref":"https://example.com/a.json#/y"}},
+            "definitions":{"d":{"type":"string"}}}"##;
+        for _ in 0..5 {
+            let e = validate_one(schema, &vals("a: 1\n")).unwrap_err();
+            assert_eq!(
+                e,
+                "values.schema.json: the schema refers to https://example.com/a.json, \
+                 https://example.com/b.json, which sluice does not fetch (rendering is offline); \
+                 vendor them into values.schema.json or use --skip-schema-validation\n"
+            );
+        }
     }
 }
