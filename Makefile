@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld bench flux-reference helm-controller-check build release testenv-up testenv-down clean demo
+.PHONY: test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld bench flux-reference helm-controller-check helm-storage-check build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing)
 test: deps fmt-check lint deny testenv-build integration fuzz
@@ -81,6 +81,13 @@ flux-reference:
 helm-controller-check:
 	bin="$$(scripts/flux-reference build helm-controller)"; \
 	SLUICE_HELM_CONTROLLER_BIN="$$bin" scripts/with-testenv $(CARGO) test -p sluice --test flux_helm_controller -- --nocapture
+
+## helm-storage-check: the real helm (built once, scripts/build-helm) lists,
+## reads and rolls back releases that sluice stored, on the test control
+## plane (crates/sluice/tests/helm_storage.rs)
+helm-storage-check:
+	bin="$$(scripts/build-helm)"; \
+	SLUICE_HELM_BIN="$$bin" scripts/with-testenv $(CARGO) test -p sluice --test helm_storage -- --nocapture
 
 ## demo: the homelab example reconciled from Git on a local control plane (scripts/demo)
 demo:

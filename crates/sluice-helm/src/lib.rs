@@ -31,6 +31,7 @@ mod gofmt;
 pub mod ignore;
 pub mod package;
 mod par;
+pub mod release;
 pub mod render;
 pub mod repo;
 pub mod template;

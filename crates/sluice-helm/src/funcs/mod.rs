@@ -22,7 +22,7 @@ mod crypto;
 mod dates;
 mod dicts;
 mod encoding;
-mod go;
+pub(crate) mod go;
 mod helm;
 pub use helm::{WARN_END, WARN_START};
 mod lists;

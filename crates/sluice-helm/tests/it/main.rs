@@ -11,5 +11,6 @@ mod funcs;
 mod garbage;
 mod load;
 mod package;
+mod release;
 mod render;
 mod repo;
