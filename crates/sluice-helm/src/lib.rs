@@ -26,6 +26,7 @@
 
 pub mod build;
 pub mod chart;
+pub mod flux;
 pub mod funcs;
 mod gofmt;
 pub mod ignore;

@@ -433,7 +433,7 @@ fn write_strs(out: &mut String, v: &[String]) {
 }
 
 /// A values tree as Go's `json.Marshal` of `map[string]interface{}`.
-fn y_json(v: &Y, out: &mut String) -> Result<(), ReleaseError> {
+pub(crate) fn y_json(v: &Y, out: &mut String) -> Result<(), ReleaseError> {
     match v {
         Y::Null => out.push_str("null"),
         Y::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -522,7 +522,7 @@ fn write_bytes(out: &mut String, b: &Option<Vec<u8>>) {
     }
 }
 
-fn write_info(out: &mut String, i: &Info) -> Result<(), ReleaseError> {
+pub(crate) fn write_info(out: &mut String, i: &Info) -> Result<(), ReleaseError> {
     let mut w = Obj::new();
     for (k, t) in [
         ("first_deployed", &i.first_deployed),
@@ -547,7 +547,7 @@ fn write_info(out: &mut String, i: &Info) -> Result<(), ReleaseError> {
     Ok(())
 }
 
-fn write_hook(out: &mut String, h: &Hook) {
+pub(crate) fn write_hook(out: &mut String, h: &Hook) {
     let mut w = Obj::new();
     w.str_omitempty("name", &h.name);
     w.str_omitempty("kind", &h.kind);
@@ -626,7 +626,7 @@ fn write_chart(out: &mut String, c: &StoredChart) -> Result<(), ReleaseError> {
     Ok(())
 }
 
-fn write_metadata(out: &mut String, m: &Metadata) -> Result<(), ReleaseError> {
+pub(crate) fn write_metadata(out: &mut String, m: &Metadata) -> Result<(), ReleaseError> {
     let mut w = Obj::new();
     w.str_omitempty("name", &m.name);
     w.str_omitempty("home", &m.home);
