@@ -119,6 +119,38 @@ pub fn observation_json(r: &Release, oci_digest: &str) -> Result<String, Release
     Ok(out)
 }
 
+/// The Helm release name of a HelmRelease, as helm-controller derives it:
+/// `spec.releaseName`, else `<spec.targetNamespace>-<name>` when a target
+/// namespace is set, else the object's name; a name longer than 53
+/// characters (Helm's limit) becomes its first 40 characters, `-`, and the
+/// first 12 hex digits of the SHA-256 of the whole name (`ShortenName`).
+pub fn release_name(object_name: &str, release_name: &str, target_namespace: &str) -> String {
+    let name = if !release_name.is_empty() {
+        release_name.to_string()
+    } else if !target_namespace.is_empty() {
+        format!("{target_namespace}-{object_name}")
+    } else {
+        object_name.to_string()
+    };
+    shorten_name(&name)
+}
+
+/// helm-controller's `release.ShortenName`.
+pub fn shorten_name(name: &str) -> String {
+    const MAX: usize = 53;
+    const HASH: usize = 12;
+    if name.len() <= MAX {
+        return name.to_string();
+    }
+    let sum = data_encoding::HEXLOWER.encode(&Sha256::digest(name.as_bytes()));
+    // Kubernetes names are ASCII; a multi-byte character is not split.
+    let mut cut = MAX - (HASH + 1);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}-{}", &name[..cut], &sum[..HASH])
+}
+
 /// helm-controller's `release.Digest(digest.Canonical, observation)`: the
 /// `digest` of a `status.history` snapshot.
 pub fn release_digest(r: &Release, oci_digest: &str) -> Result<String, ReleaseError> {
@@ -211,6 +243,27 @@ mod tests {
             config_digest(&numeric_keys),
             "sha256:8a980fcbeadd6f05818f07e8aec14070c22250ca3d96af1fcd5f93b3e85b4d70"
         );
+    }
+
+    #[test]
+    fn long_names_are_shortened_as_flux_does() {
+        for (name, want) in [
+            ("release-name", "release-name"),
+            (
+                "release-name-with-very-long-name-which-is-longer-than-53-characters",
+                "release-name-with-very-long-name-which-i-788ca0d0d7b0",
+            ),
+            (
+                "another-release-name-with-very-long-name-which-is-longer-than-53-characters",
+                "another-release-name-with-very-long-name-7e72150d5a36",
+            ),
+            ("", ""),
+        ] {
+            assert_eq!(shorten_name(name), want);
+        }
+        assert_eq!(release_name("podinfo", "", ""), "podinfo");
+        assert_eq!(release_name("podinfo", "", "apps"), "apps-podinfo");
+        assert_eq!(release_name("podinfo", "web", "apps"), "web");
     }
 
     #[test]

@@ -67,3 +67,36 @@ fn helms_record_fields_are_read() {
     let schema = String::from_utf8(chart.schema.unwrap()).unwrap();
     assert!(schema.contains("\"$schema\""), "{schema}");
 }
+
+/// The digests Flux's helm-controller v1.6.4 computes for these records
+/// (`scripts/flux-snapshot-goldens` runs its own `ObserveRelease`,
+/// `ObservedToSnapshot` and `chartutil.DigestValues` over them).
+#[test]
+fn digests_are_what_helm_controller_computes() {
+    let table = golden("flux-digests.txt");
+    let mut checked = 0;
+    for line in table.lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let [file, digest, config] = parts[..] else {
+            panic!("flux-digests.txt: bad line {line:?}");
+        };
+        let r = Release::from_json(golden(file).as_bytes()).unwrap();
+        assert_eq!(
+            sluice_helm::flux::release_digest(&r, "").unwrap(),
+            digest,
+            "{file}"
+        );
+        assert_eq!(
+            sluice_helm::flux::config_digest(&r.config),
+            config,
+            "{file}"
+        );
+        let snap = sluice_helm::flux::snapshot(&r, "install", "").unwrap();
+        assert_eq!(
+            (snap.digest.as_str(), snap.config_digest.as_str()),
+            (digest, config)
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "one line per record");
+}
