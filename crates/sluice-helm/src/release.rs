@@ -185,9 +185,19 @@ pub struct StoredChart {
 }
 
 impl StoredChart {
+    /// The stored form of a chart as rendered: its own templates and files
+    /// (subcharts are not stored, as in Helm), and the metadata and values
+    /// after its dependencies were processed, as Helm stores them.
+    pub fn rendered(chart: &crate::chart::Chart, rendered: &crate::render::Release) -> StoredChart {
+        StoredChart {
+            metadata: Some(rendered.chart_metadata.clone()),
+            values: Some(rendered.chart_values.clone()),
+            ..StoredChart::from_chart(chart, rendered.chart_metadata.clone())
+        }
+    }
+
     /// The stored form of a loaded chart (subcharts are not stored, as in
-    /// Helm); `metadata` as the release was made with it (Helm stores the
-    /// metadata after processing dependencies, with `enabled` set).
+    /// Helm), with `metadata` and the chart's `values.yaml` as loaded.
     pub fn from_chart(chart: &crate::chart::Chart, metadata: Metadata) -> StoredChart {
         let files = |fs: &[crate::chart::File]| {
             fs.iter()
@@ -231,6 +241,74 @@ pub struct Release {
     pub labels: BTreeMap<String, String>,
     /// `ssa` or `csa` (Helm v4), or empty.
     pub apply_method: String,
+}
+
+/// What a new revision is made of (Helm's `createRelease` and what
+/// install, upgrade and rollback fill in after rendering).
+pub struct NewRevision<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub version: i64,
+    pub chart: &'a crate::chart::Chart,
+    pub rendered: &'a crate::render::Release,
+    /// The values the user gave (Helm's `config`), not the coalesced ones.
+    pub config: YMap,
+    /// When it was first deployed (the first revision's time) and when this
+    /// revision was: RFC 3339 with nanoseconds.
+    pub first_deployed: &'a str,
+    pub last_deployed: &'a str,
+    pub status: Status,
+    /// `Install complete`, `Upgrade complete`, `Rollback to 3`, ...
+    pub description: &'a str,
+    /// `ssa` (server-side apply, Helm v4's default) or `csa`.
+    pub apply_method: &'a str,
+}
+
+impl Release {
+    /// A release record as Helm makes one from a rendered chart: the
+    /// manifest without CRDs, the hooks (not yet run), the notes, the chart
+    /// as processed. Byte for byte what Helm v4.2.4 stores for the same
+    /// chart, values and times, apart from the files' modification times
+    /// (which Helm reads from the file system and sluice leaves out; Helm
+    /// reads records without them). `tests/it/release.rs` checks it.
+    pub fn new_revision(n: NewRevision<'_>) -> Release {
+        let hooks = n
+            .rendered
+            .hooks
+            .iter()
+            .map(|h| Hook {
+                name: h.name.clone(),
+                kind: h.kind.clone(),
+                path: h.path.clone(),
+                manifest: h.manifest.clone(),
+                events: h.events.clone(),
+                last_run: HookExecution::default(),
+                weight: h.weight,
+                delete_policies: h.delete_policies.clone(),
+                output_log_policies: h.output_log_policies.clone(),
+            })
+            .collect();
+        Release {
+            name: n.name.into(),
+            info: Some(Info {
+                first_deployed: Some(n.first_deployed.into()),
+                last_deployed: Some(n.last_deployed.into()),
+                deleted: None,
+                description: n.description.into(),
+                status: n.status.as_str().into(),
+                notes: n.rendered.notes.clone(),
+                resources: None,
+            }),
+            chart: Some(StoredChart::rendered(n.chart, n.rendered)),
+            config: n.config,
+            manifest: n.rendered.manifest(false),
+            hooks,
+            version: n.version,
+            namespace: n.namespace.into(),
+            labels: BTreeMap::new(),
+            apply_method: n.apply_method.into(),
+        }
+    }
 }
 
 /// The name of the Secret holding `name`'s revision `version`.

@@ -26,7 +26,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{ObjectMeta, PostParams};
 use serde_json::Value;
-use sluice_helm::release::{Info, Release, Status, StoredChart};
+use sluice_helm::release::{NewRevision, Release, Status};
 use sluice_testsupport::{TestNamespace, kubeconfig_path};
 
 const HELM_ENV: &str = "SLUICE_HELM_BIN";
@@ -84,28 +84,23 @@ fn record(
         ..Default::default()
     };
     let rendered = sluice_helm::render::render(chart, &values, &opts).expect("renders");
-    Release {
-        name: "greet".into(),
-        info: Some(Info {
-            first_deployed: Some("2026-12-01T10:00:00Z".into()),
-            last_deployed: Some(time.into()),
-            description: if version == 1 {
-                "Install complete".into()
-            } else {
-                "Upgrade complete".into()
-            },
-            status: status.as_str().into(),
-            notes: rendered.notes.clone(),
-            ..Info::default()
-        }),
-        chart: Some(StoredChart::from_chart(chart, chart.metadata.clone())),
-        config: values,
-        manifest: rendered.manifest(false),
+    Release::new_revision(NewRevision {
+        name: "greet",
+        namespace: ns,
         version,
-        namespace: ns.into(),
-        apply_method: "ssa".into(),
-        ..Release::default()
-    }
+        chart,
+        rendered: &rendered,
+        config: values,
+        first_deployed: "2026-12-01T10:00:00Z",
+        last_deployed: time,
+        status,
+        description: if version == 1 {
+            "Install complete"
+        } else {
+            "Upgrade complete"
+        },
+        apply_method: "ssa",
+    })
 }
 
 async fn store(secrets: &kube::Api<Secret>, r: &Release) {

@@ -383,28 +383,37 @@ fn process_imports(node: &mut Node<'_>) -> Result<(), String> {
     for child in node.children.iter_mut() {
         process_imports(child)?;
     }
-    let Some(deps) = node.deps.clone() else {
+    let Some(mut deps) = node.deps.clone() else {
         return Ok(());
     };
     let cvals = merge_values(node, &YMap::new())?;
     let mut b = YMap::new();
-    for r in &deps {
+    for r in deps.iter_mut() {
+        // Helm rewrites each entry as {child, parent} strings (what the
+        // release stores), dropping entries of any other type.
+        let mut normalized = Vec::new();
         for iv in &r.import_values {
             let (child, parent) = match iv {
                 Y::Map(m) => (go_v(m.get("child")), go_v(m.get("parent"))),
                 Y::Str(s) => (format!("exports.{s}"), ".".to_string()),
                 _ => continue,
             };
+            let mut entry = YMap::new();
+            entry.insert("child", Y::str(child.as_str()));
+            entry.insert("parent", Y::str(parent.as_str()));
+            normalized.push(Y::Map(entry));
             let Some(vv) = table(&cvals, &format!("{}.{child}", r.name)) else {
                 continue;
             };
             let mut add = path_to_map(&parent, vv.clone());
             coalesce_tables(&mut b, &mut add, true);
         }
+        r.import_values = normalized;
     }
     let mut values = cvals;
     coalesce_tables(&mut values, &mut b, true);
     node.values = values;
+    node.deps = Some(deps);
     Ok(())
 }
 

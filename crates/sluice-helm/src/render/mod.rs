@@ -108,6 +108,14 @@ pub struct Release {
     pub hooks: Vec<Hook>,
     /// The rendered `NOTES.txt` of the chart (and of subcharts when asked).
     pub notes: String,
+    /// The chart's metadata after its dependencies were processed, as Helm
+    /// stores it in the release: disabled dependencies removed, the others
+    /// `enabled`, aliases as names.
+    pub chart_metadata: crate::chart::Metadata,
+    /// The chart's values after its dependencies were processed (subchart
+    /// defaults and `import-values` merged in), as Helm stores them in the
+    /// release's chart.
+    pub chart_values: YMap,
 }
 
 /// Why a chart could not be rendered, worded as Helm words it.
@@ -152,6 +160,11 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
             .map_err(|e| RenderError::BadKubeVersion(DEFAULT_KUBE_VERSION.into(), e))?,
     };
     let root = coalesce::process_dependencies(chart, values).map_err(RenderError::Dependencies)?;
+    let mut chart_metadata = chart.metadata.clone();
+    if !chart_metadata.dependencies.is_empty() {
+        chart_metadata.dependencies = root.deps.iter().flatten().cloned().map(Some).collect();
+    }
+    let chart_values = root.values.clone();
     let vals = coalesce::coalesce_values(&root, values).map_err(RenderError::Values)?;
     if !opts.skip_schema_validation {
         schema::validate_tree(&root, &vals).map_err(RenderError::Schema)?;
@@ -222,6 +235,8 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
         manifests,
         hooks,
         notes,
+        chart_metadata,
+        chart_values,
     })
 }
 

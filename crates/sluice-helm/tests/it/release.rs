@@ -100,3 +100,69 @@ fn digests_are_what_helm_controller_computes() {
     }
     assert_eq!(checked, 3, "one line per record");
 }
+
+/// A record sluice makes from its own render is the record Helm made for
+/// the same chart, values and times (`features.json`: `helm install
+/// --dry-run=client` with a values file and `--set`s), apart from the
+/// files' modification times, which sluice does not keep.
+#[test]
+fn sluice_makes_the_record_helm_makes() {
+    use sluice_helm::release::NewRevision;
+    use sluice_helm::render::strvals::{Kind, parse_into};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/render");
+    let chart = sluice_helm::chart::load_dir(&dir.join("features"), &Default::default()).unwrap();
+    let mut config =
+        sluice_helm::values::load_values(&std::fs::read(dir.join("set-values.yaml")).unwrap())
+            .unwrap();
+    for (set, kind) in [
+        ("web.extra=<b>&amp;</b>", Kind::Typed),
+        ("big=12345678901", Kind::Typed),
+        ("ratio=0.25", Kind::Typed),
+        ("zip=007", Kind::String),
+    ] {
+        parse_into(set, &mut config, kind).unwrap();
+    }
+    let opts = sluice_helm::render::Options {
+        release_name: "feat".into(),
+        namespace: "apps".into(),
+        ..Default::default()
+    };
+    let rendered = sluice_helm::render::render(&chart, &config, &opts).unwrap();
+    let helms = golden("features.json");
+    let helms = helms.trim_end();
+    let time = Release::from_json(helms.as_bytes())
+        .unwrap()
+        .info
+        .unwrap()
+        .first_deployed
+        .unwrap();
+    let ours = Release::new_revision(NewRevision {
+        name: "feat",
+        namespace: "apps",
+        version: 1,
+        chart: &chart,
+        rendered: &rendered,
+        config,
+        first_deployed: &time,
+        last_deployed: &time,
+        status: Status::PendingInstall,
+        description: "Dry run complete",
+        apply_method: "ssa",
+    });
+    let no_modtimes = regex::Regex::new(r#","modtime":"[^"]*""#).unwrap();
+    let ours = ours.to_json().unwrap();
+    assert!(!no_modtimes.is_match(&ours));
+    let helms = no_modtimes.replace_all(helms, "");
+    if ours != helms {
+        let at = ours
+            .bytes()
+            .zip(helms.bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(ours.len().min(helms.len()));
+        panic!(
+            "records differ at byte {at}:\n sluice: {}\n helm:   {}",
+            &ours[at.saturating_sub(80)..(at + 120).min(ours.len())],
+            &helms[at.saturating_sub(80)..(at + 120).min(helms.len())]
+        );
+    }
+}
