@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use sluice_helm::render::{self, PrintOptions, strvals};
-use sluice_kustomize::yaml::Map as YMap;
 
 #[derive(Debug, Args)]
 pub struct HelmArgs {
@@ -39,6 +38,12 @@ pub struct TemplateArgs {
     /// Values read from files (`key=path`).
     #[arg(long = "set-file", value_name = "KEY=PATH")]
     pub set_file: Vec<String>,
+    /// JSON values (`key=JSON` pairs, or a JSON object merged over the values).
+    #[arg(long = "set-json", value_name = "KEY=JSON")]
+    pub set_json: Vec<String>,
+    /// Literal string values: everything after the first `=` is the value.
+    #[arg(long = "set-literal", value_name = "KEY=VALUE")]
+    pub set_literal: Vec<String>,
     /// The release namespace (`.Release.Namespace`).
     #[arg(short = 'n', long = "namespace", default_value = "default")]
     pub namespace: String,
@@ -103,7 +108,14 @@ fn template(a: TemplateArgs) -> Result<()> {
         )
     })?;
 
-    let mut values = YMap::new();
+    let mut flags = strvals::ValueFlags {
+        json: a.set_json,
+        set: a.set,
+        set_string: a.set_string,
+        set_file: a.set_file,
+        literal: a.set_literal,
+        ..Default::default()
+    };
     for f in &a.values {
         let data = if f.as_os_str() == "-" {
             let mut b = Vec::new();
@@ -112,20 +124,9 @@ fn template(a: TemplateArgs) -> Result<()> {
         } else {
             std::fs::read(f).with_context(|| format!("reading {}", f.display()))?
         };
-        let current = sluice_helm::values::load_values(&data)
-            .map_err(|e| anyhow::anyhow!("failed to parse {}: {e}", f.display()))?;
-        values = sluice_helm::values::merge_maps(values, current);
+        flags.files.push((f.display().to_string(), data));
     }
-    for (list, kind, flag) in [
-        (&a.set, strvals::Kind::Typed, "--set"),
-        (&a.set_string, strvals::Kind::String, "--set-string"),
-        (&a.set_file, strvals::Kind::File, "--set-file"),
-    ] {
-        for s in list {
-            strvals::parse_into(s, &mut values, kind)
-                .map_err(|e| anyhow::anyhow!("failed parsing {flag} data: {e}"))?;
-        }
-    }
+    let values = strvals::merge_flags(&flags).map_err(anyhow::Error::msg)?;
 
     let opts = render::Options {
         release_name: name,

@@ -367,3 +367,38 @@ fn helm_module_testcharts() -> Option<PathBuf> {
         skip(format!("{} is absent", dir.display()))
     }
 }
+
+// helm template rel values-echo -f set-values.yaml
+//   --set-json '{"j":{"k":[1,2.5]}}'
+//   --set-json 'a={"x":[1,"two",null]}, b[1]=true,c.d="s,t",e=,f=3'
+//   --set 'list={a,b},n=010' --set-string zip=007
+//   --set-literal 'lit.v=a,b=c\d' --set-literal 'l[1].k=v'
+// (the chart prints the values it gets as JSON)
+#[test]
+fn values_flags_merge_as_helm_merges_them() {
+    let chart = load_dir(&dir().join("values-echo"), &Limits::default()).unwrap();
+    let flags = strvals::ValueFlags {
+        files: vec![(
+            "set-values.yaml".into(),
+            std::fs::read(dir().join("set-values.yaml")).unwrap(),
+        )],
+        json: vec![
+            r#"{"j":{"k":[1,2.5]}}"#.into(),
+            r#"a={"x":[1,"two",null]}, b[1]=true,c.d="s,t",e=,f=3"#.into(),
+        ],
+        set: vec!["list={a,b},n=010".into()],
+        set_string: vec!["zip=007".into()],
+        literal: vec![r"lit.v=a,b=c\d".into(), "l[1].k=v".into()],
+        ..Default::default()
+    };
+    let values = strvals::merge_flags(&flags).unwrap();
+    let o = Options {
+        release_name: "rel".into(),
+        ..Default::default()
+    };
+    let out = render::render(&chart, &values, &o)
+        .unwrap()
+        .template_output(&PrintOptions::default())
+        .unwrap();
+    assert_eq!(out, golden("values-flags.golden"));
+}
