@@ -74,6 +74,13 @@ pub struct TemplateArgs {
     /// Render subcharts' NOTES.txt too (they are never printed by `template`).
     #[arg(long = "render-subchart-notes")]
     pub render_subchart_notes: bool,
+    /// Write each template's output to a file under this directory instead
+    /// of stdout (appended to when a template renders several documents).
+    #[arg(long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// With --output-dir: write under DIR/NAME (the release name).
+    #[arg(long = "release-name")]
+    pub use_release_name: bool,
 }
 
 pub fn run(args: HelmArgs) -> Result<()> {
@@ -82,7 +89,7 @@ pub fn run(args: HelmArgs) -> Result<()> {
     }
 }
 
-fn template(a: TemplateArgs) -> Result<()> {
+fn template(mut a: TemplateArgs) -> Result<()> {
     let (name, chart_path) = match a.args.as_slice() {
         [chart] => ("release-name".to_string(), chart.clone()),
         [name, chart] => (name.clone(), chart.clone()),
@@ -109,11 +116,11 @@ fn template(a: TemplateArgs) -> Result<()> {
     })?;
 
     let mut flags = strvals::ValueFlags {
-        json: a.set_json,
-        set: a.set,
-        set_string: a.set_string,
-        set_file: a.set_file,
-        literal: a.set_literal,
+        json: std::mem::take(&mut a.set_json),
+        set: std::mem::take(&mut a.set),
+        set_string: std::mem::take(&mut a.set_string),
+        set_file: std::mem::take(&mut a.set_file),
+        literal: std::mem::take(&mut a.set_literal),
         ..Default::default()
     };
     for f in &a.values {
@@ -129,11 +136,11 @@ fn template(a: TemplateArgs) -> Result<()> {
     let values = strvals::merge_flags(&flags).map_err(anyhow::Error::msg)?;
 
     let opts = render::Options {
-        release_name: name,
-        namespace: a.namespace,
+        release_name: name.clone(),
+        namespace: a.namespace.clone(),
         is_upgrade: a.is_upgrade,
-        kube_version: a.kube_version,
-        api_versions: a.api_versions,
+        kube_version: a.kube_version.clone(),
+        api_versions: a.api_versions.clone(),
         skip_schema_validation: a.skip_schema_validation,
         subchart_notes: a.render_subchart_notes,
         ..render::Options::default()
@@ -145,6 +152,12 @@ fn template(a: TemplateArgs) -> Result<()> {
             anyhow::anyhow!("{e}")
         }
     })?;
+    if let Some(dir) = &a.output_dir {
+        write_output_dir(&release, &a, dir, &name)?;
+        std::mem::forget(release);
+        std::mem::forget(chart);
+        return Ok(());
+    }
     let print = PrintOptions {
         include_crds: a.include_crds,
         no_hooks: a.no_hooks,
@@ -163,5 +176,73 @@ fn template(a: TemplateArgs) -> Result<()> {
     // cost time.
     std::mem::forget(release);
     std::mem::forget(chart);
+    Ok(())
+}
+
+/// `helm template --output-dir`: CRDs (with --include-crds) under DIR,
+/// manifests and hooks under DIR (or DIR/NAME with --release-name), one
+/// file per template path, each document written as `---\n# Source:
+/// PATH\nDOC\n` (appended after the first, and for hooks whenever the file
+/// exists, as Helm does), `wrote PATH` printed for each; then the empty
+/// manifest Helm prints. `--show-only` finds nothing then, as in Helm.
+fn write_output_dir(
+    release: &render::Release,
+    a: &TemplateArgs,
+    dir: &std::path::Path,
+    name: &str,
+) -> Result<()> {
+    use std::collections::HashSet;
+    let mut stdout = std::io::stdout().lock();
+    let base = dir.to_string_lossy().into_owned();
+    let release_dir = if a.use_release_name {
+        dir.join(name).to_string_lossy().into_owned()
+    } else {
+        base.clone()
+    };
+    let mut write = |root: &str, path: &str, data: &str, append: bool| -> Result<()> {
+        // Template paths come from the chart; none may climb out of DIR.
+        if path.split('/').any(|c| c == "..") || path.starts_with('/') {
+            bail!("{path}: a template path may not leave --output-dir");
+        }
+        let file = format!("{root}/{path}");
+        if let Some(parent) = std::path::Path::new(&file).parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let mut f = if append {
+            std::fs::OpenOptions::new().append(true).open(&file)
+        } else {
+            std::fs::File::create(&file)
+        }
+        .with_context(|| format!("opening {file}"))?;
+        write!(f, "---\n# Source: {path}\n{data}\n").with_context(|| format!("writing {file}"))?;
+        writeln!(stdout, "wrote {file}")?;
+        Ok(())
+    };
+    let mut written = HashSet::new();
+    if a.include_crds {
+        for (path, data) in &release.crds {
+            let append = !written.insert(path.clone());
+            write(&base, path, &String::from_utf8_lossy(data), append)?;
+        }
+    }
+    for m in &release.manifests {
+        let append = !written.insert(m.name.clone());
+        write(&release_dir, &m.name, &m.content, append)?;
+    }
+    if !a.no_hooks {
+        for h in &release.hooks {
+            if a.skip_tests && h.events.iter().any(|e| e == "test") {
+                continue;
+            }
+            let append = std::path::Path::new(&release_dir).join(&h.path).exists();
+            write(&release_dir, &h.path, &h.manifest, append)?;
+        }
+    }
+    if let Some(f) = a.show_only.first() {
+        bail!("could not find template {} in chart", f.replace('\\', "/"));
+    }
+    stdout.write_all(b"\n")?;
+    stdout.flush()?;
     Ok(())
 }

@@ -1,0 +1,58 @@
+//! `sluice helm template` as typed, against what the real Helm v4.2.4
+//! printed and wrote for the same flags (goldens in `tests/golden/`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn features() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sluice-helm/tests/it/render/features")
+}
+
+/// Every file under `dir`, by path relative to it.
+fn tree(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                out.push((rel, std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+// helm template rel features --output-dir out --include-crds --release-name -n apps
+// (run in an empty directory; stdout saved as `stdout`)
+#[test]
+fn output_dir_is_written_as_helm_writes_it() {
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["helm", "template", "rel"])
+        .arg(features())
+        .args([
+            "--output-dir",
+            "out",
+            "--include-crds",
+            "--release-name",
+            "-n",
+            "apps",
+        ])
+        .current_dir(work.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(work.path().join("stdout"), &out.stdout).unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/helm-output-dir");
+    assert_eq!(tree(work.path()), tree(&golden));
+}
