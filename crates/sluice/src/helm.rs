@@ -108,6 +108,10 @@ fn template(mut a: TemplateArgs) -> Result<()> {
     }
     .with_context(|| format!("loading chart {chart_path}"))?;
 
+    if chart.metadata.deprecated {
+        // Helm's log line (slog's text handler), on stderr.
+        eprintln!("level=WARN msg=\"this chart is deprecated\"");
+    }
     render::check_dependencies(&chart).map_err(|e| {
         anyhow::anyhow!(
             "an error occurred while checking for chart dependencies. You may need to run \

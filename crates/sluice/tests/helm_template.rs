@@ -56,3 +56,33 @@ fn output_dir_is_written_as_helm_writes_it() {
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/helm-output-dir");
     assert_eq!(tree(work.path()), tree(&golden));
 }
+
+/// A chart marked `deprecated: true` renders, with Helm's warning line on
+/// stderr (`level=WARN msg="this chart is deprecated"`).
+#[test]
+fn a_deprecated_chart_is_rendered_with_helms_warning() {
+    let chart = tempfile::tempdir().unwrap();
+    std::fs::create_dir(chart.path().join("templates")).unwrap();
+    std::fs::write(
+        chart.path().join("Chart.yaml"),
+        "apiVersion: v2\nname: old\nversion: 1.0.0\ndeprecated: true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.path().join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["helm", "template", "x"])
+        .arg(chart.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "level=WARN msg=\"this chart is deprecated\"\n"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("name: old"));
+}
