@@ -24,10 +24,10 @@ fuzz_target!(|data: &[u8]| {
         },
         values_yaml: Some(values.as_bytes().to_vec()),
         templates: vec![
-            File { name: "templates/a.yaml".into(), data: tpl.as_bytes().to_vec() },
+            File { name: "templates/a.yaml".into(), data: tpl.as_bytes().into() },
             File {
                 name: "templates/_helpers.tpl".into(),
-                data: br#"{{ define "h" }}{{ . | toYaml }}{{ end }}"#.to_vec(),
+                data: br#"{{ define "h" }}{{ . | toYaml }}{{ end }}"#[..].into(),
             },
         ],
         ..Chart::default()
