@@ -911,26 +911,8 @@ fn bytes(v: &J, field: &str) -> RResult<Option<Vec<u8>>> {
     }
 }
 
-/// JSON decoded into `interface{}` as Go does (numbers are `float64`).
-fn yval(v: &J) -> Y {
-    match v {
-        J::Null => Y::Null,
-        J::Bool(b) => Y::Bool(*b),
-        J::Number(n) => Y::Float(n.as_f64().unwrap_or(0.0)),
-        J::String(s) => Y::str(s.as_str()),
-        J::Array(a) => Y::Seq(a.iter().map(yval).collect()),
-        J::Object(m) => {
-            let mut out = YMap::new();
-            for (k, x) in m {
-                out.insert(k.as_str(), yval(x));
-            }
-            Y::Map(out)
-        }
-    }
-}
-
 fn ymap(v: &J, field: &str) -> RResult<YMap> {
-    match yval(v) {
+    match crate::values::from_json(v) {
         Y::Map(m) => Ok(m),
         _ => mismatch(v, field, "map[string]interface {}"),
     }
@@ -1012,7 +994,7 @@ fn read_chart(v: &J) -> RResult<StoredChart> {
             "metadata" => {
                 c.metadata = opt(x, |x| {
                     let mut md = Metadata::default();
-                    crate::chart::decode_metadata(&mut md, &yval(x))
+                    crate::chart::decode_metadata(&mut md, &crate::values::from_json(x))
                         .map_err(|e| bad(format!("chart metadata: {e}")))?;
                     Ok(md)
                 })?

@@ -322,6 +322,26 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// JSON decoded as Go's `encoding/json` decodes it into `interface{}`
+/// (numbers are `float64`): `--set-json` values, stored release records.
+pub fn from_json(v: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
+        J::String(s) => Value::str(s.as_str()),
+        J::Array(a) => Value::Seq(a.iter().map(from_json).collect()),
+        J::Object(m) => {
+            let mut out = Map::new();
+            for (k, x) in m {
+                out.insert(k.as_str(), from_json(x));
+            }
+            Value::Map(out)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -127,7 +127,7 @@ impl Parser {
         let used = rest[..stream.byte_offset()].chars().count();
         self.pos += used;
         self.empty_val();
-        Ok(from_json(&v))
+        Ok(crate::values::from_json(&v))
     }
 
     fn key(&mut self, data: &mut YMap, level: usize) -> Result<(), Stop> {
@@ -328,25 +328,6 @@ pub fn merge_flags(f: &ValueFlags) -> Result<YMap, String> {
     Ok(values)
 }
 
-/// JSON decoded into `interface{}` as Go does (numbers are `float64`).
-fn from_json(v: &serde_json::Value) -> Y {
-    use serde_json::Value as J;
-    match v {
-        J::Null => Y::Null,
-        J::Bool(b) => Y::Bool(*b),
-        J::Number(n) => Y::Float(n.as_f64().unwrap_or(0.0)),
-        J::String(s) => Y::str(s.as_str()),
-        J::Array(a) => Y::Seq(a.iter().map(from_json).collect()),
-        J::Object(m) => {
-            let mut out = YMap::new();
-            for (k, x) in m {
-                out.insert(k.as_str(), from_json(x));
-            }
-            Y::Map(out)
-        }
-    }
-}
-
 /// One `--set-json` flag into `values`, as Helm's `MergeValues` takes it: a
 /// JSON object merged over the values (`MergeMaps`), or `key=JSON` pairs.
 /// The error is Helm's (which does not say what is wrong, only where).
@@ -355,7 +336,7 @@ pub fn parse_json_flag(value: &str, values: YMap) -> Result<YMap, String> {
     if trimmed.starts_with('{') {
         return match serde_json::from_str::<serde_json::Value>(trimmed) {
             Ok(serde_json::Value::Object(m)) => {
-                let Y::Map(add) = from_json(&serde_json::Value::Object(m)) else {
+                let Y::Map(add) = crate::values::from_json(&serde_json::Value::Object(m)) else {
                     unreachable!("an object converts to a map")
                 };
                 Ok(crate::values::merge_maps(values, add))
