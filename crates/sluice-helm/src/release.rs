@@ -138,7 +138,7 @@ impl Info {
     }
 }
 
-/// `release.Hook`.
+/// `release.Hook` (also what the renderer gives for each hook document).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Hook {
     pub name: String,
@@ -272,22 +272,7 @@ impl Release {
     /// (which Helm reads from the file system and sluice leaves out; Helm
     /// reads records without them). `tests/it/release.rs` checks it.
     pub fn new_revision(n: NewRevision<'_>) -> Release {
-        let hooks = n
-            .rendered
-            .hooks
-            .iter()
-            .map(|h| Hook {
-                name: h.name.clone(),
-                kind: h.kind.clone(),
-                path: h.path.clone(),
-                manifest: h.manifest.clone(),
-                events: h.events.clone(),
-                last_run: HookExecution::default(),
-                weight: h.weight,
-                delete_policies: h.delete_policies.clone(),
-                output_log_policies: h.output_log_policies.clone(),
-            })
-            .collect();
+        let hooks = n.rendered.hooks.clone();
         Release {
             name: n.name.into(),
             info: Some(Info {

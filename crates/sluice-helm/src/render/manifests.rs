@@ -18,22 +18,9 @@ pub struct Manifest {
     pub kind: String,
 }
 
-/// A rendered document with a `helm.sh/hook` annotation.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Hook {
-    pub name: String,
-    pub kind: String,
-    pub path: String,
-    pub manifest: String,
-    /// `pre-install`, `post-upgrade`, `test`, ... (`test-success` is `test`).
-    pub events: Vec<String>,
-    /// `helm.sh/hook-weight` (0 when absent or not a number).
-    pub weight: i64,
-    /// `helm.sh/hook-delete-policy` entries.
-    pub delete_policies: Vec<String>,
-    /// `helm.sh/hook-output-log-policy` entries.
-    pub output_log_policies: Vec<String>,
-}
+/// A rendered document with a `helm.sh/hook` annotation: Helm's
+/// `release.Hook`, not yet run.
+pub use crate::release::Hook;
 
 /// Helm's install order of kinds; others follow, by name.
 pub const INSTALL_ORDER: &[&str] = &[
@@ -283,6 +270,7 @@ pub(crate) fn sort_manifests(
                     .unwrap_or(0),
                 delete_policies: list("helm.sh/hook-delete-policy"),
                 output_log_policies: list("helm.sh/hook-output-log-policy"),
+                last_run: Default::default(),
             });
         }
     }
