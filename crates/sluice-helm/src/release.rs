@@ -189,16 +189,6 @@ impl StoredChart {
     /// (subcharts are not stored, as in Helm), and the metadata and values
     /// after its dependencies were processed, as Helm stores them.
     pub fn rendered(chart: &crate::chart::Chart, rendered: &crate::render::Release) -> StoredChart {
-        StoredChart {
-            metadata: Some(rendered.chart_metadata.clone()),
-            values: Some(rendered.chart_values.clone()),
-            ..StoredChart::from_chart(chart, rendered.chart_metadata.clone())
-        }
-    }
-
-    /// The stored form of a loaded chart (subcharts are not stored, as in
-    /// Helm), with `metadata` and the chart's `values.yaml` as loaded.
-    pub fn from_chart(chart: &crate::chart::Chart, metadata: Metadata) -> StoredChart {
         let files = |fs: &[crate::chart::File]| {
             fs.iter()
                 .map(|f| StoredFile {
@@ -208,15 +198,11 @@ impl StoredChart {
                 })
                 .collect::<Vec<_>>()
         };
-        let values = match &chart.values_yaml {
-            Some(raw) => crate::values::load_values(raw).unwrap_or_default(),
-            None => YMap::new(),
-        };
         StoredChart {
-            metadata: Some(metadata),
+            metadata: Some(rendered.chart_metadata.clone()),
             lock: chart.lock.clone(),
             templates: Some(files(&chart.templates)),
-            values: Some(values),
+            values: Some(rendered.chart_values.clone()),
             schema: chart.schema.clone(),
             schema_mod_time: crate::values::ZERO_TIME.to_string(),
             files: Some(files(&chart.files)),
