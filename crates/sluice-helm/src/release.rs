@@ -525,41 +525,6 @@ pub(crate) fn y_json(v: &Y, out: &mut String) -> Result<(), ReleaseError> {
     Ok(())
 }
 
-/// Arbitrary JSON as Go writes it back after decoding into `interface{}`.
-fn raw_json(v: &serde_json::Value, out: &mut String) {
-    use serde_json::Value as J;
-    match v {
-        J::Null => out.push_str("null"),
-        J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        J::Number(n) => out.push_str(&json_float(n.as_f64().unwrap_or(0.0))),
-        J::String(s) => json_string(s, true, out),
-        J::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                raw_json(x, out);
-            }
-            out.push(']');
-        }
-        J::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                json_string(k, true, out);
-                out.push(':');
-                raw_json(&m[k], out);
-            }
-            out.push('}');
-        }
-    }
-}
-
 fn write_bytes(out: &mut String, b: &Option<Vec<u8>>) {
     match b {
         None => out.push_str("null"),
@@ -590,7 +555,8 @@ pub(crate) fn write_info(out: &mut String, i: &Info) -> Result<(), ReleaseError>
         && r.as_object().is_none_or(|m| !m.is_empty())
     {
         w.key("resources");
-        raw_json(r, &mut w.out);
+        // As Go writes it back after decoding it into `interface{}`.
+        y_json(&crate::values::from_json(r), &mut w.out)?;
     }
     out.push_str(&w.end());
     Ok(())

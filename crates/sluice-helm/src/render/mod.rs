@@ -638,13 +638,7 @@ impl Release {
     /// The release manifest as Helm stores it (CRDs when asked, then every
     /// manifest with its `# Source:` comment).
     pub fn manifest(&self, include_crds: bool) -> String {
-        let mut b = Vec::new();
-        for piece in self.manifest_pieces(include_crds) {
-            b.extend_from_slice(piece.as_bytes());
-        }
-        // The pieces are UTF-8 (CRDs are read lossily), so is their
-        // concatenation.
-        String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        self.manifest_pieces(include_crds).concat()
     }
 
     fn manifest_pieces(&self, include_crds: bool) -> Vec<std::borrow::Cow<'_, str>> {
@@ -732,24 +726,19 @@ impl Release {
         // a newline: the pieces are written as they are, except for
         // whitespace at the very start and end.
         let pieces = self.manifest_pieces(p.include_crds);
+        let first = pieces.iter().position(|s| !s.trim().is_empty());
         let last = pieces.iter().rposition(|s| !s.trim().is_empty());
-        let mut started = false;
-        for (i, piece) in pieces.iter().enumerate() {
-            if Some(i) > last || last.is_none() {
-                break;
-            }
-            let mut s: &str = piece;
-            if !started {
-                s = s.trim_start();
-                if s.is_empty() {
-                    continue;
+        if let (Some(first), Some(last)) = (first, last) {
+            for (i, piece) in pieces.iter().enumerate().take(last + 1).skip(first) {
+                let mut s: &str = piece;
+                if i == first {
+                    s = s.trim_start();
                 }
-                started = true;
+                if i == last {
+                    s = s.trim_end();
+                }
+                w.write_all(s.as_bytes())?;
             }
-            if Some(i) == last {
-                s = s.trim_end();
-            }
-            w.write_all(s.as_bytes())?;
         }
         w.write_all(b"\n")?;
         if !p.no_hooks {

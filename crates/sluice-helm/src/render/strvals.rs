@@ -32,8 +32,13 @@ pub fn parse_into(s: &str, dest: &mut YMap, kind: Kind) -> Result<(), String> {
         pos: 0,
         kind,
     };
+    until_eof(|| p.key(dest, 0))
+}
+
+/// Both parsers read key after key until the text ends (Helm's `parse`).
+fn until_eof(mut key: impl FnMut() -> Result<(), Stop>) -> Result<(), String> {
     loop {
-        match p.key(dest, 0) {
+        match key() {
             Ok(()) => continue,
             Err(Stop::Eof) => return Ok(()),
             Err(Stop::Err(e)) => return Err(e),
@@ -357,13 +362,7 @@ pub fn parse_literal_into(s: &str, dest: &mut YMap) -> Result<(), String> {
         chars: s.chars().collect(),
         pos: 0,
     };
-    loop {
-        match p.key(dest, 0) {
-            Ok(()) => continue,
-            Err(Stop::Eof) => return Ok(()),
-            Err(Stop::Err(e)) => return Err(e),
-        }
-    }
+    until_eof(|| p.key(dest, 0))
 }
 
 struct Literal {
