@@ -1,6 +1,6 @@
 //! Flux's APIs as Rust types: `GitRepository`, `OCIRepository`, `HelmRepository` and `HelmChart`
-//! (`source.toolkit.fluxcd.io/v1`) and `Kustomization` (`kustomize.toolkit.fluxcd.io/v1`), field
-//! for field, with the CRDs that serve them.
+//! (`source.toolkit.fluxcd.io/v1`), `Kustomization` (`kustomize.toolkit.fluxcd.io/v1`) and
+//! `HelmRelease` (`helm.toolkit.fluxcd.io/v2`), field for field, with the CRDs that serve them.
 //!
 //! The types read and write exactly what Flux's controllers read and write, so a repository
 //! written for Flux reconciles unchanged, the `flux` CLI works against a cluster run by sluice,
@@ -9,6 +9,7 @@
 //! - [`source`]: [`GitRepository`] and its parts; [`OCIRepository`] ([`source::oci`]),
 //!   [`HelmRepository`] and [`HelmChart`] ([`source::helm`]), all re-exported from [`source`].
 //! - [`kustomization`]: [`Kustomization`] and its parts.
+//! - [`helm_release`]: [`HelmRelease`] and its parts.
 //! - [`kustomize`]: the kustomize settings both share (patches, selectors, images).
 //! - [`meta`]: what all Flux objects share: condition types and reasons, labels and annotations,
 //!   references, the source artifact, and the formats of durations, revisions and inventory ids.
@@ -49,6 +50,7 @@
 mod schema;
 mod string_enum;
 
+pub mod helm_release;
 pub mod kustomization;
 pub mod kustomize;
 pub mod meta;
@@ -57,6 +59,7 @@ pub mod source;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub use helm_release::{HelmRelease, HelmReleaseSpec, HelmReleaseStatus};
 pub use kustomization::{Kustomization, KustomizationSpec, KustomizationStatus};
 pub use meta::FluxObject;
 pub use source::{
@@ -66,7 +69,7 @@ pub use source::{
 };
 
 /// The CustomResourceDefinitions of the kinds sluice serves: GitRepository, Kustomization,
-/// OCIRepository, HelmRepository, then HelmChart.
+/// OCIRepository, HelmRepository, HelmChart, then HelmRelease.
 ///
 /// These are [`CustomResourceExt::crd`] of each kind, completed as Flux's CRDs are: `listKind`
 /// is filled in, and the annotation `kustomize.toolkit.fluxcd.io/substitute: disabled` keeps a
@@ -79,6 +82,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         OCIRepository::crd(),
         HelmRepository::crd(),
         HelmChart::crd(),
+        HelmRelease::crd(),
     ];
     for crd in &mut crds {
         let names = &mut crd.spec.names;

@@ -141,3 +141,14 @@ pub(crate) fn conditions(_: &mut SchemaGenerator) -> Schema {
         }
     })
 }
+
+/// The schema of a Go `int` field as controller-gen writes it: an integer without a `format`
+/// (schemars gives `i64` the format `int64`, which only Go's `int64` fields have).
+pub(crate) fn go_int(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": "integer" })
+}
+
+/// The schema of a free-form field (`apiextensionsv1.JSON`): anything, kept as written.
+pub(crate) fn preserve_unknown(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "x-kubernetes-preserve-unknown-fields": true })
+}

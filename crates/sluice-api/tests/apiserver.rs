@@ -23,7 +23,9 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
-use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
+use sluice_api::{
+    GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
+};
 use sluice_testsupport::TestNamespace;
 
 const FIELD_MANAGER: &str = "sluice-api-tests";
@@ -36,11 +38,13 @@ struct Installed {
     group: String,
     real_group: String,
     plural: String,
+    /// The storage version (`v1`, `v2` for HelmRelease).
+    version: String,
 }
 
 impl Installed {
     fn api(&self, client: &Client, namespace: &str) -> Api<DynamicObject> {
-        let gvk = GroupVersionKind::gvk(&self.group, "v1", &self.kind);
+        let gvk = GroupVersionKind::gvk(&self.group, &self.version, &self.kind);
         let resource = ApiResource::from_gvk_with_plural(&gvk, &self.plural);
         Api::namespaced_with(client.clone(), namespace, &resource)
     }
@@ -56,6 +60,10 @@ async fn install(client: &Client, crd: Value, origin: &'static str) -> Installed
     );
     let plural = crd["spec"]["names"]["plural"].as_str().unwrap().to_owned();
     let kind = crd["spec"]["names"]["kind"].as_str().unwrap().to_owned();
+    let version = common::stored_version(&crd)["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let name = format!("{plural}.{group}");
     let mut crd = crd;
     crd["spec"]["group"] = group.clone().into();
@@ -100,6 +108,7 @@ async fn install(client: &Client, crd: Value, origin: &'static str) -> Installed
         group,
         real_group,
         plural,
+        version,
     }
 }
 
@@ -116,7 +125,7 @@ fn new_object(fixture: &Value, installed: &Installed, namespace: &str) -> Value 
         }
     }
     json!({
-        "apiVersion": format!("{}/v1", installed.group),
+        "apiVersion": format!("{}/{}", installed.group, installed.version),
         "kind": installed.kind,
         "metadata": metadata,
         "spec": fixture["spec"],
@@ -186,13 +195,14 @@ fn through<T: serde::de::DeserializeOwned + serde::Serialize>(
 /// status.
 fn typed_round_trip(stored: &Value, installed: &Installed, fixture_name: &str) {
     let mut object = stored.clone();
-    object["apiVersion"] = format!("{}/v1", installed.real_group).into();
+    object["apiVersion"] = format!("{}/{}", installed.real_group, installed.version).into();
     let back = match installed.kind.as_str() {
         "GitRepository" => through::<GitRepository>(&object, fixture_name),
         "Kustomization" => through::<Kustomization>(&object, fixture_name),
         "OCIRepository" => through::<OCIRepository>(&object, fixture_name),
         "HelmRepository" => through::<HelmRepository>(&object, fixture_name),
         "HelmChart" => through::<HelmChart>(&object, fixture_name),
+        "HelmRelease" => through::<HelmRelease>(&object, fixture_name),
         other => panic!("unexpected kind {other}"),
     };
     for part in ["spec", "status"] {
@@ -231,6 +241,7 @@ async fn crds_store_fixtures_as_flux_does() {
         "source.toolkit.fluxcd.io_ocirepositories.yaml",
         "source.toolkit.fluxcd.io_helmrepositories.yaml",
         "source.toolkit.fluxcd.io_helmcharts.yaml",
+        "helm.toolkit.fluxcd.io_helmreleases.yaml",
     ] {
         if let Some(crd) = flux_crd(file) {
             installed.push(install(&client, crd, "flux").await);
@@ -304,7 +315,7 @@ async fn crds_store_fixtures_as_flux_does() {
     // Defaults of objects written without them, as they read through sluice's types.
     let written = |target: &Installed, name: &str, spec: Value| {
         json!({
-            "apiVersion": format!("{}/v1", target.group),
+            "apiVersion": format!("{}/{}", target.group, target.version),
             "kind": target.kind,
             "metadata": { "name": name, "namespace": ns },
             "spec": spec,
@@ -350,6 +361,39 @@ async fn crds_store_fixtures_as_flux_does() {
     assert_eq!(stored["spec"]["version"], "*");
     assert_eq!(stored["spec"]["reconcileStrategy"], "ChartVersion");
     assert_eq!(stored["status"]["observedGeneration"], -1);
+    let target = ours("HelmRelease");
+    let stored = store(
+        &target.api(&client, &ns),
+        written(
+            target,
+            "bare",
+            json!({
+                "interval": "10m",
+                "chart": { "spec": {
+                    "chart": "redis",
+                    "sourceRef": { "kind": "HelmRepository", "name": "bitnami" },
+                    "verify": {},
+                }},
+                "uninstall": {},
+            }),
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(stored["spec"]["chart"]["spec"]["version"], "*");
+    assert_eq!(
+        stored["spec"]["chart"]["spec"]["reconcileStrategy"],
+        "ChartVersion"
+    );
+    assert_eq!(
+        stored["spec"]["chart"]["spec"]["verify"]["provider"],
+        "cosign"
+    );
+    assert_eq!(
+        stored["spec"]["uninstall"]["deletionPropagation"],
+        "background"
+    );
+    assert_eq!(stored["status"]["observedGeneration"], -1);
 
     // Invalid objects are refused by both CRDs.
     for target in &installed {
@@ -359,6 +403,7 @@ async fn crds_store_fixtures_as_flux_does() {
             "OCIRepository" => fixture("ocirepository-helm-chart.yaml"),
             "HelmRepository" => fixture("helmrepository-bitnami.yaml"),
             "HelmChart" => fixture("helmchart-from-helmrepository.yaml"),
+            "HelmRelease" => fixture("helmrelease-podinfo.yaml"),
             _ => fixture("kustomization-apps.yaml"),
         };
         let mut cases: Vec<(&str, Value)> = vec![];
@@ -423,6 +468,35 @@ async fn crds_store_fixtures_as_flux_does() {
             });
             case("a sourceRef without name", &|o| {
                 o["spec"]["sourceRef"] = json!({ "kind": "HelmRepository" });
+            });
+        } else if target.kind == "HelmRelease" {
+            case("both chart and chartRef", &|o| {
+                o["spec"]["chart"] = json!({ "spec": {
+                    "chart": "podinfo",
+                    "sourceRef": { "kind": "HelmRepository", "name": "podinfo" },
+                }});
+            });
+            case("neither chart nor chartRef", &|o| {
+                o["spec"].as_object_mut().unwrap().remove("chartRef");
+            });
+            case("a chartRef to a GitRepository", &|o| {
+                o["spec"]["chartRef"]["kind"] = "GitRepository".into()
+            });
+            case("a release name over 53 characters", &|o| {
+                o["spec"]["releaseName"] = "r".repeat(54).into()
+            });
+            case("a retryInterval with RemediateOnFailure", &|o| {
+                o["spec"]["install"]["strategy"] =
+                    json!({ "name": "RemediateOnFailure", "retryInterval": "1m" });
+            });
+            case("a targetPath with spaces", &|o| {
+                o["spec"]["valuesFrom"][1]["targetPath"] = "ui message".into()
+            });
+            case("an unknown drift detection mode", &|o| {
+                o["spec"]["driftDetection"]["mode"] = "strict".into()
+            });
+            case("an unknown remediation strategy", &|o| {
+                o["spec"]["upgrade"]["remediation"]["strategy"] = "reinstall".into()
             });
         } else if target.kind == "GitRepository" {
             case("an scp-style URL", &|o| {

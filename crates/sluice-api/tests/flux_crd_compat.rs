@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{flux_crd, sluice_crd, v1_schema, v1_version};
+use common::{flux_crd, sluice_crd, stored_schema, stored_version};
 use serde_json::Value;
 
 const GIT_REPOSITORY: (&str, &str) = (
@@ -31,13 +31,18 @@ const HELM_CHART: (&str, &str) = (
     "source.toolkit.fluxcd.io_helmcharts.yaml",
     "helmcharts.source.toolkit.fluxcd.io",
 );
+const HELM_RELEASE: (&str, &str) = (
+    "helm.toolkit.fluxcd.io_helmreleases.yaml",
+    "helmreleases.helm.toolkit.fluxcd.io",
+);
 /// Every kind sluice serves, in the order of `sluice_api::crds()`.
-const ALL: [(&str, &str); 5] = [
+const ALL: [(&str, &str); 6] = [
     GIT_REPOSITORY,
     KUSTOMIZATION,
     OCI_REPOSITORY,
     HELM_REPOSITORY,
     HELM_CHART,
+    HELM_RELEASE,
 ];
 
 /// Validation keywords that must be equal wherever Flux sets them: a looser value would let
@@ -193,8 +198,8 @@ fn compare_schemas(file: &str, name: &str) {
     let (mut missing, mut extra, mut differ) = (vec![], vec![], vec![]);
     compare(
         name,
-        v1_schema(&flux),
-        v1_schema(&ours),
+        stored_schema(&flux),
+        stored_schema(&ours),
         "",
         &mut missing,
         &mut extra,
@@ -248,7 +253,7 @@ fn compare_definitions(file: &str, name: &str) {
             .collect()
     };
     assert_eq!(versions(&ours), versions(&flux), "versions of {name}");
-    let (flux_v1, our_v1) = (v1_version(&flux), v1_version(&ours));
+    let (flux_v1, our_v1) = (stored_version(&flux), stored_version(&ours));
     for field in [
         "served",
         "storage",
@@ -292,6 +297,11 @@ fn helm_chart_schema_matches_flux() {
 }
 
 #[test]
+fn helm_release_schema_matches_flux() {
+    compare_schemas(HELM_RELEASE.0, HELM_RELEASE.1);
+}
+
+#[test]
 fn git_repository_definition_matches_flux() {
     compare_definitions(GIT_REPOSITORY.0, GIT_REPOSITORY.1);
 }
@@ -314,6 +324,11 @@ fn helm_repository_definition_matches_flux() {
 #[test]
 fn helm_chart_definition_matches_flux() {
     compare_definitions(HELM_CHART.0, HELM_CHART.1);
+}
+
+#[test]
+fn helm_release_definition_matches_flux() {
+    compare_definitions(HELM_RELEASE.0, HELM_RELEASE.1);
 }
 
 /// Where Flux's schema keeps unknown fields (`x-kubernetes-preserve-unknown-fields`), ours must
@@ -344,10 +359,10 @@ fn preserve_unknown_fields_where_flux_has_it() {
     for (file, name) in ALL {
         let ours = sluice_crd(name);
         let mut our_paths = vec![];
-        preserving(v1_schema(&ours), "", &mut our_paths);
+        preserving(stored_schema(&ours), "", &mut our_paths);
         if let Some(flux) = flux_crd(file) {
             let mut flux_paths = vec![];
-            preserving(v1_schema(&flux), "", &mut flux_paths);
+            preserving(stored_schema(&flux), "", &mut flux_paths);
             assert_eq!(
                 our_paths, flux_paths,
                 "x-kubernetes-preserve-unknown-fields of {name}"
@@ -355,7 +370,7 @@ fn preserve_unknown_fields_where_flux_has_it() {
         }
     }
     let ks = sluice_crd(KUSTOMIZATION.1);
-    let patch = v1_schema(&ks)
+    let patch = stored_schema(&ks)
         .pointer("/properties/spec/properties/patches/items/properties/patch")
         .expect("patches[].patch");
     assert_eq!(patch["type"], "string");
@@ -393,7 +408,7 @@ fn schemas_are_structural() {
     for (_, name) in ALL {
         let crd = sluice_crd(name);
         let mut problems = vec![];
-        check(v1_schema(&crd), "", &mut problems);
+        check(stored_schema(&crd), "", &mut problems);
         assert!(problems.is_empty(), "{name}:\n  {}", problems.join("\n  "));
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fixture, fixtures, flux_crd, sluice_crd, v1_schema, validate};
+use common::{fixture, fixtures, flux_crd, sluice_crd, stored_schema, validate};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -15,7 +15,7 @@ use sluice_api::source::{
     OCIProvider, OCIVerificationProvider, ReconcileStrategy,
 };
 use sluice_api::{
-    FluxObject, GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository,
+    FluxObject, GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
 };
 
 fn round_trip<T: DeserializeOwned + Serialize>(name: &str, original: &Value) -> T {
@@ -51,6 +51,9 @@ fn fixtures_round_trip_unchanged() {
             Some("HelmChart") => {
                 round_trip::<HelmChart>(&name, &object);
             }
+            Some("HelmRelease") => {
+                round_trip::<HelmRelease>(&name, &object);
+            }
             other => panic!("{name}: unexpected kind {other:?}"),
         }
     }
@@ -78,6 +81,10 @@ fn crd_file_and_name(kind: &str) -> (&'static str, &'static str) {
             "source.toolkit.fluxcd.io_helmcharts.yaml",
             "helmcharts.source.toolkit.fluxcd.io",
         ),
+        "HelmRelease" => (
+            "helm.toolkit.fluxcd.io_helmreleases.yaml",
+            "helmreleases.helm.toolkit.fluxcd.io",
+        ),
         other => panic!("unexpected kind {other}"),
     }
 }
@@ -90,11 +97,11 @@ fn fixtures_are_valid_for_flux_and_sluice_schemas() {
     for (name, object) in fixtures() {
         let (file, crd_name) = crd_file_and_name(object["kind"].as_str().unwrap());
         let ours = sluice_crd(crd_name);
-        for p in validate(v1_schema(&ours), &object) {
+        for p in validate(stored_schema(&ours), &object) {
             problems.push(format!("{name} (sluice's schema): {p}"));
         }
         if let Some(flux) = flux_crd(file) {
-            for p in validate(v1_schema(&flux), &object) {
+            for p in validate(stored_schema(&flux), &object) {
                 problems.push(format!("{name} (Flux's schema): {p}"));
             }
         }
@@ -106,7 +113,7 @@ fn fixtures_are_valid_for_flux_and_sluice_schemas() {
 #[test]
 fn validator_catches_invalid_objects() {
     let crd = sluice_crd("kustomizations.kustomize.toolkit.fluxcd.io");
-    let schema = v1_schema(&crd);
+    let schema = stored_schema(&crd);
     let mut object = fixture("kustomization-apps.yaml");
     object["spec"]["interval"] = "10 minutes".into();
     object["spec"]["sourceRef"]["kind"] = "HelmRepository".into();
@@ -517,4 +524,52 @@ fn built_objects_serialize_like_flux() {
         })
     );
     assert_eq!(json["kind"], "HelmChart");
+}
+
+#[test]
+fn helm_release_fields_are_typed() {
+    use sluice_api::helm_release::{
+        ActionStrategyName, ChartRefKind, CrdsPolicy, DriftDetectionMode, ReleaseAction,
+        RemediationStrategy, ValuesKind,
+    };
+    let hr: HelmRelease = serde_json::from_value(fixture("helmrelease-podinfo.yaml")).unwrap();
+    let spec = &hr.spec;
+    let chart_ref = spec.chart_ref.as_ref().unwrap();
+    assert_eq!(chart_ref.kind, ChartRefKind::OciRepository);
+    assert_eq!(chart_ref.namespace_or("apps"), "flux-system");
+    assert_eq!(hr.release_name(), "podinfo");
+    assert_eq!(hr.release_namespace(), "web");
+    assert_eq!(hr.max_history(), 3);
+    assert_eq!(hr.install().crds, Some(CrdsPolicy::CreateReplace));
+    assert_eq!(hr.drift_detection_mode(), DriftDetectionMode::Enabled);
+    let from = spec.values_from.as_ref().unwrap();
+    assert_eq!(from[0].kind, ValuesKind::ConfigMap);
+    assert_eq!(from[0].values_key(), "values.yaml");
+    assert!(!from[0].is_optional());
+    assert_eq!(from[1].values_key(), "ui.yaml");
+    assert!(from[1].is_optional());
+    assert_eq!(spec.values.as_ref().unwrap()["replicaCount"], 2);
+    let upgrade = hr.active_remediation().unwrap();
+    assert_eq!(upgrade.action, ReleaseAction::Upgrade);
+    assert_eq!(upgrade.strategy, RemediationStrategy::Rollback);
+    assert!(!upgrade.remediate_last_failure, "set false explicitly");
+    assert!(hr.is_ready());
+    let status = hr.status.as_ref().unwrap();
+    let latest = status.latest().unwrap();
+    assert_eq!(latest.full_release_name(), "web/podinfo.v2");
+    assert_eq!(latest.versioned_chart_name(), "podinfo@6.7.1+0f5d0c8e2a0c");
+    assert!(latest.has_test_hooks());
+    assert_eq!(status.previous_success().unwrap().version, 1);
+    assert_eq!(status.helm_chart(), Some(("flux-system", "apps-podinfo")));
+    assert_eq!(hr.inventory().len(), 2);
+
+    let hr: HelmRelease =
+        serde_json::from_value(fixture("helmrelease-chart-template.yaml")).unwrap();
+    let template = hr.spec.chart.as_ref().unwrap();
+    assert_eq!(template.spec.chart, "traefik");
+    assert_eq!(hr.release_name(), "traefik");
+    let install = hr.install();
+    let strategy = install.strategy.as_ref().unwrap();
+    assert_eq!(strategy.name, ActionStrategyName::RetryOnFailure);
+    assert!(!hr.is_ready());
 }

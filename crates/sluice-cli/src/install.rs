@@ -123,6 +123,12 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
     let ns = o.namespace.as_str();
     let mut out = Vec::new();
     for crd in sluice_api::crds() {
+        // HelmRelease's CRD comes with its controller: installed alone, it would admit
+        // HelmReleases that nothing reconciles, with no condition saying so (Flux's own CRD,
+        // already on a cluster moving from Flux, is left alone).
+        if crd.spec.group == sluice_api::helm_release::GROUP {
+            continue;
+        }
         let component = if crd.spec.group.starts_with("source.") {
             "source-controller"
         } else {
@@ -866,7 +872,10 @@ mod tests {
         for kind in ["ocirepositories", "helmrepositories", "helmcharts"] {
             assert!(plurals.contains(&kind), "{kind} is not served");
         }
-        for crd in &crds {
+        for crd in crds
+            .iter()
+            .filter(|c| c.spec.group != sluice_api::helm_release::GROUP)
+        {
             let group = crd.spec.group.as_str();
             let plural = crd.spec.names.plural.as_str();
             for verb in ["get", "list", "watch", "patch", "update"] {

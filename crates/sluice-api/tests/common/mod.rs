@@ -43,21 +43,21 @@ pub fn sluice_crd(name: &str) -> Value {
         .unwrap_or_else(|| panic!("sluice has no CRD {name}"))
 }
 
-/// The `openAPIV3Schema` of the `v1` version of a CRD.
-pub fn v1_schema(crd: &Value) -> &Value {
-    v1_version(crd)
+/// The `openAPIV3Schema` of the storage version of a CRD (`v1`, or `v2` for HelmRelease).
+pub fn stored_schema(crd: &Value) -> &Value {
+    stored_version(crd)
         .pointer("/schema/openAPIV3Schema")
         .expect("openAPIV3Schema")
 }
 
-/// The `v1` version of a CRD.
-pub fn v1_version(crd: &Value) -> &Value {
+/// The storage version of a CRD (`v1`, or `v2` for HelmRelease).
+pub fn stored_version(crd: &Value) -> &Value {
     crd["spec"]["versions"]
         .as_array()
         .expect("versions")
         .iter()
-        .find(|v| v["name"] == "v1")
-        .expect("version v1")
+        .find(|v| v["storage"] == true)
+        .expect("a storage version")
 }
 
 /// The fixtures of `tests/fixtures`: realistic Flux objects, by file name.
