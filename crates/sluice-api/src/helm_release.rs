@@ -1110,11 +1110,42 @@ impl Snapshot {
         format!("{}@{}", self.chart_name, self.chart_version)
     }
 
-    /// Whether the release has test hooks recorded.
-    pub fn has_test_hooks(&self) -> bool {
-        self.test_hooks.as_ref().is_some_and(|h| !h.is_empty())
+    /// Whether the release's tests ran (helm-controller's `HasBeenTested`): a recorded test hook
+    /// map, empty (no tests) or with a failure or every hook succeeded.
+    pub fn has_been_tested(&self) -> bool {
+        let Some(hooks) = &self.test_hooks else {
+            return false;
+        };
+        if hooks.is_empty() || self.has_test_in_phase(TEST_PHASE_FAILED) {
+            return true;
+        }
+        hooks
+            .values()
+            .all(|h| h.phase.as_deref() == Some(TEST_PHASE_SUCCEEDED))
+    }
+
+    /// Whether a test hook is in `phase`.
+    pub fn has_test_in_phase(&self, phase: &str) -> bool {
+        self.test_hooks
+            .iter()
+            .flat_map(BTreeMap::values)
+            .any(|h| h.phase.as_deref() == Some(phase))
+    }
+
+    /// Whether this snapshot is of a release that a rollback may return to: `deployed` or
+    /// `superseded`, and (unless test failures are ignored) without a failed test.
+    fn is_rollback_target(&self, ignore_tests: bool) -> bool {
+        (self.status == STATUS_DEPLOYED || self.status == STATUS_SUPERSEDED)
+            && (ignore_tests || !self.has_test_in_phase(TEST_PHASE_FAILED))
     }
 }
+
+/// The phase of a failed test hook.
+pub const TEST_PHASE_FAILED: &str = "Failed";
+/// The phase of a passed test hook.
+pub const TEST_PHASE_SUCCEEDED: &str = "Succeeded";
+const STATUS_DEPLOYED: &str = "deployed";
+const STATUS_SUPERSEDED: &str = "superseded";
 
 impl HelmReleaseStatus {
     /// The conditions, created empty if absent, for use with [`meta::set_condition`].
@@ -1122,19 +1153,50 @@ impl HelmReleaseStatus {
         self.conditions.get_or_insert_with(Vec::new)
     }
 
-    /// The newest snapshot of `history`.
+    /// The newest snapshot of `history` (the highest version).
     pub fn latest(&self) -> Option<&Snapshot> {
-        self.history.as_deref().and_then(<[Snapshot]>::first)
+        self.history.as_deref()?.iter().max_by_key(|s| s.version)
     }
 
-    /// The newest snapshot with status `deployed` or `superseded`: what a rollback returns to.
-    pub fn previous_success(&self) -> Option<&Snapshot> {
-        self.history
-            .as_deref()
-            .unwrap_or_default()
+    /// What a rollback returns to (helm-controller's `Previous`): below the newest, the newest
+    /// `deployed` or `superseded` snapshot, without a failed test unless tests are ignored.
+    pub fn previous(&self, ignore_tests: bool) -> Option<&Snapshot> {
+        let mut sorted: Vec<&Snapshot> = self.history.as_deref()?.iter().collect();
+        sorted.sort_by_key(|s| std::cmp::Reverse(s.version));
+        sorted
+            .into_iter()
+            .skip(1)
+            .find(|s| s.is_rollback_target(ignore_tests))
+    }
+
+    /// `history` newest first, cut after the rollback target (helm-controller's `Truncate`), or
+    /// else to 5 snapshots.
+    pub fn truncate_history(&mut self, ignore_tests: bool) {
+        let Some(history) = self.history.as_mut() else {
+            return;
+        };
+        if history.len() < 2 {
+            return;
+        }
+        history.sort_by_key(|s| std::cmp::Reverse(s.version));
+        if let Some(i) = history
             .iter()
             .skip(1)
-            .find(|s| s.status == "deployed" || s.status == "superseded")
+            .position(|s| s.is_rollback_target(ignore_tests))
+        {
+            history.truncate(i + 2);
+        } else {
+            history.truncate(DEFAULT_MAX_HISTORY as usize);
+        }
+    }
+
+    /// `history` newest first, cut to 5 snapshots (helm-controller's
+    /// `TruncateIgnoringPreviousSnapshots`).
+    pub fn truncate_history_ignoring_previous(&mut self) {
+        if let Some(history) = self.history.as_mut() {
+            history.sort_by_key(|s| std::cmp::Reverse(s.version));
+            history.truncate(DEFAULT_MAX_HISTORY as usize);
+        }
     }
 
     /// Zeroes the failure counters.
@@ -1505,5 +1567,47 @@ mod tests {
             hr.active_remediation().unwrap().action,
             ReleaseAction::Upgrade
         );
+    }
+
+    fn snapshot(version: i64, status: &str, test: Option<&str>) -> Snapshot {
+        serde_json::from_value(serde_json::json!({
+            "digest": "sha256:0", "name": "r", "namespace": "ns", "version": version,
+            "status": status, "chartName": "c", "chartVersion": "1.0.0", "configDigest": "sha256:1",
+            "firstDeployed": "2026-01-01T00:00:00Z", "lastDeployed": "2026-01-01T00:00:00Z",
+            "testHooks": test.map(|phase| serde_json::json!({"ns/t": {"phase": phase}})),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn history_as_helm_controller_reads_it() {
+        let mut status = HelmReleaseStatus {
+            history: Some(vec![
+                snapshot(2, "superseded", Some("Failed")),
+                snapshot(4, "failed", None),
+                snapshot(1, "superseded", Some("Succeeded")),
+                snapshot(3, "superseded", None),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(status.latest().unwrap().version, 4);
+        assert_eq!(status.previous(false).unwrap().version, 3);
+        status.history.as_mut().unwrap()[3] = snapshot(3, "failed", None);
+        assert_eq!(
+            status.previous(false).unwrap().version,
+            1,
+            "v2 failed its test"
+        );
+        assert_eq!(status.previous(true).unwrap().version, 2);
+        status.truncate_history(true);
+        let versions: Vec<i64> = status.history.iter().flatten().map(|s| s.version).collect();
+        assert_eq!(versions, [4, 3, 2]);
+
+        assert!(!snapshot(1, "deployed", None).has_been_tested());
+        let mut no_tests = snapshot(1, "deployed", None);
+        no_tests.test_hooks = Some(BTreeMap::new());
+        assert!(no_tests.has_been_tested());
+        assert!(snapshot(1, "deployed", Some("Failed")).has_been_tested());
+        assert!(!snapshot(1, "deployed", Some("Running")).has_been_tested());
     }
 }

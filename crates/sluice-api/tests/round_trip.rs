@@ -558,8 +558,12 @@ fn helm_release_fields_are_typed() {
     let latest = status.latest().unwrap();
     assert_eq!(latest.full_release_name(), "web/podinfo.v2");
     assert_eq!(latest.versioned_chart_name(), "podinfo@6.7.1+0f5d0c8e2a0c");
-    assert!(latest.has_test_hooks());
-    assert_eq!(status.previous_success().unwrap().version, 1);
+    assert!(latest.has_been_tested());
+    assert!(!latest.has_test_in_phase("Failed"));
+    assert_eq!(status.previous(false).unwrap().version, 1);
+    let mut truncated = status.clone();
+    truncated.truncate_history(false);
+    assert_eq!(truncated.history.as_ref().unwrap().len(), 2);
     assert_eq!(status.helm_chart(), Some(("flux-system", "apps-podinfo")));
     assert_eq!(hr.inventory().len(), 2);
 

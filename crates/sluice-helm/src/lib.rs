@@ -38,6 +38,7 @@ pub mod repo;
 pub mod template;
 mod urlutil;
 pub mod values;
+pub mod values_from;
 mod yaml;
 
 pub use build::{Build, BuildError, BuildOptions, BuildReason, RemoteDependencies};

@@ -1,0 +1,14 @@
+//! The HelmRelease controller (`helm.toolkit.fluxcd.io/v2`), as Flux's helm-controller, on
+//! sluice's native Helm engine.
+//!
+//! Built phase by phase; what is here so far is pure and tested without a cluster:
+//!
+//! - [`state`]: the state of a release against its HelmRelease (helm-controller's
+//!   `DetermineReleaseState`) and the action that state calls for (its `actionForState`:
+//!   install, upgrade, test, unlock, roll back or uninstall as remediation, correct drift, or
+//!   nothing), with Flux's retry and remediation rules;
+//! - [`digests`]: the post-renderers and common-metadata digests helm-controller records in
+//!   `status.observedPostRenderersDigest` and `status.observedCommonMetadataDigest`.
+
+pub mod digests;
+pub mod state;
