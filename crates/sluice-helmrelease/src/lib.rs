@@ -9,6 +9,12 @@
 //!   nothing), with Flux's retry and remediation rules;
 //! - [`digests`]: the post-renderers and common-metadata digests helm-controller records in
 //!   `status.observedPostRenderersDigest` and `status.observedCommonMetadataDigest`.
+//!
+//! and, against the API server:
+//!
+//! - [`storage`]: Helm's Secrets driver (history, last, create with Helm's history limit,
+//!   update, delete), refusing a record over the 1 MiB a Secret holds before writing it.
 
 pub mod digests;
 pub mod state;
+pub mod storage;
