@@ -9,9 +9,8 @@ use futures::{StreamExt, stream};
 use kube::{Client, Config};
 use serde_json::{Map, Value};
 use sluice_api::kustomization::{
-    DISABLED_VALUE, ENABLED_VALUE, FIELD_MANAGER, FORCE_ANNOTATION, NAME_LABEL, NAMESPACE_LABEL,
-    RECONCILE_ANNOTATION, ResourceInventory, SSA_ANNOTATION, SSA_IF_NOT_PRESENT_VALUE,
-    SSA_IGNORE_VALUE, SSA_MERGE_VALUE,
+    DISABLED_VALUE, ENABLED_VALUE, FIELD_MANAGER, FORCE_ANNOTATION, RECONCILE_ANNOTATION,
+    ResourceInventory, SSA_ANNOTATION, SSA_IF_NOT_PRESENT_VALUE, SSA_IGNORE_VALUE, SSA_MERGE_VALUE,
 };
 use tokio::time::Instant;
 
@@ -25,30 +24,51 @@ use crate::normalize::{
 };
 use crate::object::{ObjectRef, Stage, flux_order, has_metadata, read_ref};
 
-/// The Kustomization that owns the applied objects.
+/// The Flux object that owns the applied objects: a Kustomization, or a HelmRelease.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Owner {
-    /// The Kustomization's name.
+    /// The owner's name.
     pub name: String,
-    /// The Kustomization's namespace.
+    /// The owner's namespace.
     pub namespace: String,
+    /// The API group whose `<group>/name` and `<group>/namespace` labels name the owner.
+    pub group: &'static str,
 }
 
 impl Owner {
-    /// An owner.
+    /// A Kustomization as owner.
     pub fn new(name: impl Into<String>, namespace: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             namespace: namespace.into(),
+            group: sluice_api::kustomization::GROUP,
         }
     }
 
-    /// The labels every applied object gets: `kustomize.toolkit.fluxcd.io/name` and
-    /// `kustomize.toolkit.fluxcd.io/namespace`.
+    /// A HelmRelease as owner (labels `helm.toolkit.fluxcd.io/name` and `/namespace`, as
+    /// helm-controller's post-renderer sets them).
+    pub fn helm_release(name: impl Into<String>, namespace: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            namespace: namespace.into(),
+            group: sluice_api::helm_release::GROUP,
+        }
+    }
+
+    fn name_label(&self) -> String {
+        format!("{}/name", self.group)
+    }
+
+    fn namespace_label(&self) -> String {
+        format!("{}/namespace", self.group)
+    }
+
+    /// The labels every applied object gets: `<group>/name` and `<group>/namespace`
+    /// (`kustomize.toolkit.fluxcd.io/name`, ... for a Kustomization).
     pub fn labels(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
-            (NAME_LABEL.to_owned(), self.name.clone()),
-            (NAMESPACE_LABEL.to_owned(), self.namespace.clone()),
+            (self.name_label(), self.name.clone()),
+            (self.namespace_label(), self.namespace.clone()),
         ])
     }
 
@@ -56,8 +76,8 @@ impl Owner {
     pub fn owns(&self, live: &Value) -> bool {
         let labels = crate::object::meta_map(live, "labels");
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-        get(NAME_LABEL) == Some(self.name.as_str())
-            && get(NAMESPACE_LABEL) == Some(self.namespace.as_str())
+        get(&self.name_label()) == Some(self.name.as_str())
+            && get(&self.namespace_label()) == Some(self.namespace.as_str())
     }
 }
 

@@ -12,9 +12,12 @@
 //!
 //! and, against the API server:
 //!
+//! - [`actions`]: install, upgrade, rollback, uninstall and unlock, each writing its revision
+//!   and applying with server-side apply, completed after the caller's wait;
 //! - [`storage`]: Helm's Secrets driver (history, last, create with Helm's history limit,
 //!   update, delete), refusing a record over the 1 MiB a Secret holds before writing it.
 
+pub mod actions;
 pub mod digests;
 pub mod state;
 pub mod storage;

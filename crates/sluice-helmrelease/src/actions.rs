@@ -1,0 +1,440 @@
+//! Helm's actions on a cluster, as Helm v4 performs them with server-side apply, split where
+//! Helm waits: each action writes its new revision `pending-*`, applies, and returns; the
+//! caller waits for readiness however it likes (the controller without holding a worker) and
+//! then [`complete`]s the revision, `deployed` or `failed`, superseding the one it replaces.
+//!
+//! - [`install`]: revision 1 (or the next after an uninstalled, kept history), `pending-install`.
+//! - [`upgrade`]: the next revision, `pending-upgrade`; objects the new manifest no longer has
+//!   are deleted (not those annotated `helm.sh/resource-policy: keep`).
+//! - [`rollback`]: a new revision with an earlier revision's chart, values and manifest,
+//!   `pending-rollback`, described `Rollback to N`.
+//! - [`uninstall`]: the release's objects deleted, its records deleted or (with
+//!   `keep_history`) kept as `uninstalled`.
+//! - [`unlock`]: an interrupted revision (`pending-*` after a crash) marked `failed`, so the next
+//!   action can run: never "another operation is in progress" forever.
+//!
+//! Objects get Helm's ownership metadata (`app.kubernetes.io/managed-by: Helm`,
+//! `meta.helm.sh/release-name`, `meta.helm.sh/release-namespace`) and the HelmRelease's labels
+//! (`helm.toolkit.fluxcd.io/name`, `/namespace`), and are applied with helm-controller's field
+//! manager, so a release moves between Flux and sluice without conflicts. Hooks are not run yet:
+//! a chart whose templates carry hooks for the action is refused before anything is written,
+//! naming the hooks (test hooks are fine: they run only on test).
+
+use serde_json::Value;
+use sluice_apply::{Applier, ApplyOptions, ApplyResult, ObjectRef, Owner, PruneOptions};
+use sluice_helm::chart::Chart;
+use sluice_helm::release::{NewRevision, Release, Status};
+use sluice_kustomize::yaml::Map as YMap;
+
+use crate::storage::{Storage, StorageError};
+
+/// The field manager Flux's helm-controller applies with.
+pub const FIELD_MANAGER: &str = "helm-controller";
+/// Helm's label marking an object as a release's.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Helm's annotation naming the release of an object.
+pub const RELEASE_NAME_ANNOTATION: &str = "meta.helm.sh/release-name";
+/// Helm's annotation naming the namespace of the release of an object.
+pub const RELEASE_NAMESPACE_ANNOTATION: &str = "meta.helm.sh/release-namespace";
+/// Helm's annotation keeping an object when its release no longer has it.
+pub const RESOURCE_POLICY_ANNOTATION: &str = "helm.sh/resource-policy";
+
+/// Why an action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The records could not be read or written.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The manifest could not be read.
+    #[error("{0}")]
+    Manifest(String),
+    /// The chart has hooks for this action, which sluice does not run yet.
+    #[error(
+        "the chart has {event} hooks ({hooks}), which sluice does not run yet; nothing was applied"
+    )]
+    Hooks { event: &'static str, hooks: String },
+    /// Applying failed (the revision is recorded `failed`).
+    #[error("{0}")]
+    Apply(String),
+    /// Deleting failed.
+    #[error("{0}")]
+    Delete(String),
+    /// There is nothing to act on.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// What every action needs.
+pub struct Context<'a> {
+    pub applier: &'a Applier,
+    pub storage: &'a Storage,
+    /// The HelmRelease whose labels go on every object.
+    pub owner: Owner,
+    /// `spec.commonMetadata`.
+    pub common_labels: std::collections::BTreeMap<String, String>,
+    pub common_annotations: std::collections::BTreeMap<String, String>,
+    /// `spec.maxHistory` (0: keep all).
+    pub max_history: i64,
+    /// Now, as Go writes times in records (RFC 3339, nanoseconds) and as Unix seconds.
+    pub now: &'a str,
+    pub now_unix: i64,
+}
+
+/// A chart and its values for a release.
+pub struct Desired<'a> {
+    /// The release name (already shortened) and namespace.
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub chart: &'a Chart,
+    /// The values the user gave (recorded as the release's `config`).
+    pub values: &'a YMap,
+    /// Rendering options other than name, namespace, revision and upgrade (capabilities,
+    /// schema validation).
+    pub render: sluice_helm::render::Options,
+}
+
+/// A revision written `pending-*` and applied: [`complete`] it after the wait.
+pub struct Pending {
+    pub release: Release,
+    /// What the apply did (its inventory is the release's objects).
+    pub applied: ApplyResult,
+}
+
+/// Installs revision `version` (1, or the next after a kept, uninstalled history).
+pub async fn install(
+    ctx: &Context<'_>,
+    desired: &Desired<'_>,
+    version: i64,
+) -> Result<Pending, ActionError> {
+    let release = new_revision(
+        ctx,
+        desired,
+        version,
+        ctx.now,
+        Status::PendingInstall,
+        "Initial install underway",
+    )?;
+    refuse_hooks(&release, &["pre-install", "post-install"], "install")?;
+    ctx.storage
+        .create(&release, ctx.max_history, ctx.now_unix)
+        .await?;
+    apply_recorded(ctx, release, None).await
+}
+
+/// Upgrades from `current` (the last revision) to a new one.
+pub async fn upgrade(
+    ctx: &Context<'_>,
+    desired: &Desired<'_>,
+    current: &Release,
+) -> Result<Pending, ActionError> {
+    let first = current
+        .info
+        .as_ref()
+        .and_then(|i| i.first_deployed.clone())
+        .unwrap_or_else(|| ctx.now.to_owned());
+    let mut opts = desired.render.clone();
+    opts.is_upgrade = true;
+    let desired = Desired {
+        render: opts,
+        ..*desired
+    };
+    let release = new_revision(
+        ctx,
+        &desired,
+        current.version + 1,
+        &first,
+        Status::PendingUpgrade,
+        "Preparing upgrade",
+    )?;
+    refuse_hooks(&release, &["pre-upgrade", "post-upgrade"], "upgrade")?;
+    ctx.storage
+        .create(&release, ctx.max_history, ctx.now_unix)
+        .await?;
+    apply_recorded(ctx, release, Some(current)).await
+}
+
+/// Rolls back to `target` (an earlier revision) from `current` (the last one).
+pub async fn rollback(
+    ctx: &Context<'_>,
+    target: &Release,
+    current: &Release,
+) -> Result<Pending, ActionError> {
+    let mut release = target.clone();
+    release.version = current.version + 1;
+    release.hooks.clone_from(&target.hooks);
+    let info = release.info.get_or_insert_with(Default::default);
+    info.first_deployed = current.info.as_ref().and_then(|i| i.first_deployed.clone());
+    info.last_deployed = Some(ctx.now.to_owned());
+    info.deleted = None;
+    info.status = Status::PendingRollback.as_str().into();
+    info.description = format!("Rollback to {}", target.version);
+    refuse_hooks(&release, &["pre-rollback", "post-rollback"], "rollback")?;
+    ctx.storage
+        .create(&release, ctx.max_history, ctx.now_unix)
+        .await?;
+    apply_recorded(ctx, release, Some(current)).await
+}
+
+/// Records how a pending revision ended: `deployed` (and the revision it replaced
+/// `superseded`), or `failed` with Helm's description of the failure.
+pub async fn complete(
+    ctx: &Context<'_>,
+    mut release: Release,
+    outcome: Result<(), String>,
+) -> Result<Release, ActionError> {
+    let pending = release.status();
+    let info = release.info.get_or_insert_with(Default::default);
+    match outcome {
+        Ok(()) => {
+            // Every earlier deployed revision is superseded (Helm's upgrade and rollback).
+            for mut earlier in ctx.storage.history(&release.name).await? {
+                if earlier.version != release.version && earlier.status() == Status::Deployed {
+                    if let Some(i) = earlier.info.as_mut() {
+                        i.status = Status::Superseded.as_str().into();
+                        i.description = "Superseded".into();
+                    }
+                    ctx.storage.update(&earlier, ctx.now_unix).await?;
+                }
+            }
+            info.status = Status::Deployed.as_str().into();
+            info.description = match pending {
+                Status::PendingInstall => "Install complete".into(),
+                Status::PendingUpgrade => "Upgrade complete".into(),
+                _ => info.description.clone(),
+            };
+        }
+        Err(message) => {
+            info.status = Status::Failed.as_str().into();
+            info.description = match pending {
+                Status::PendingInstall => {
+                    format!("Release {:?} failed: {message}", release.name)
+                }
+                Status::PendingUpgrade => {
+                    format!("Upgrade {:?} failed: {message}", release.name)
+                }
+                _ => format!("Rollback {:?} failed: {message}", release.name),
+            };
+        }
+    }
+    ctx.storage.update(&release, ctx.now_unix).await?;
+    Ok(release)
+}
+
+/// Marks an interrupted (`pending-*`) revision failed, as helm-controller's unlock.
+pub async fn unlock(ctx: &Context<'_>, mut release: Release) -> Result<Release, ActionError> {
+    let status = release.status();
+    if !status.is_pending() {
+        return Ok(release);
+    }
+    let info = release.info.get_or_insert_with(Default::default);
+    info.status = Status::Failed.as_str().into();
+    info.description = format!("Release unlocked from stale '{}' state", status.as_str());
+    ctx.storage.update(&release, ctx.now_unix).await?;
+    Ok(release)
+}
+
+/// Uninstalls `release`: deletes its objects (not those Helm is told to keep), then deletes its
+/// records, or marks the last one `uninstalled` with `keep_history`.
+pub async fn uninstall(
+    ctx: &Context<'_>,
+    release: &Release,
+    keep_history: bool,
+) -> Result<Option<Release>, ActionError> {
+    let objects = manifest_objects(ctx.applier, &release.manifest, &release.namespace).await?;
+    let doomed: Vec<ObjectRef> = objects
+        .iter()
+        .filter(|o| !kept(o))
+        .filter_map(|o| object_ref(o).ok())
+        .collect();
+    ctx.applier
+        .prune(&doomed, &PruneOptions::new(ctx.owner.clone()))
+        .await
+        .map_err(|e| ActionError::Delete(e.to_string()))?;
+    let history = ctx.storage.history(&release.name).await?;
+    if keep_history {
+        let mut last = release.clone();
+        let info = last.info.get_or_insert_with(Default::default);
+        info.status = Status::Uninstalled.as_str().into();
+        info.description = "Uninstallation complete".into();
+        info.deleted = Some(ctx.now.to_owned());
+        ctx.storage.update(&last, ctx.now_unix).await?;
+        return Ok(Some(last));
+    }
+    for r in history {
+        ctx.storage.delete(&r.name, r.version).await?;
+    }
+    Ok(None)
+}
+
+fn new_revision(
+    ctx: &Context<'_>,
+    desired: &Desired<'_>,
+    version: i64,
+    first_deployed: &str,
+    status: Status,
+    description: &str,
+) -> Result<Release, ActionError> {
+    let mut opts = desired.render.clone();
+    opts.release_name = desired.name.to_owned();
+    opts.namespace = desired.namespace.to_owned();
+    opts.revision = version;
+    let rendered = sluice_helm::render::render(desired.chart, desired.values, &opts)
+        .map_err(|e| ActionError::Manifest(e.to_string()))?;
+    Ok(Release::new_revision(NewRevision {
+        name: desired.name,
+        namespace: desired.namespace,
+        version,
+        chart: desired.chart,
+        rendered: &rendered,
+        config: desired.values.clone(),
+        first_deployed,
+        last_deployed: ctx.now,
+        status,
+        description,
+        apply_method: "ssa",
+    }))
+}
+
+fn refuse_hooks(
+    release: &Release,
+    events: &[&str],
+    event: &'static str,
+) -> Result<(), ActionError> {
+    let hooks: Vec<String> = release
+        .hooks
+        .iter()
+        .filter(|h| h.events.iter().any(|e| events.contains(&e.as_str())))
+        .map(|h| format!("{} {}", h.kind, h.name))
+        .collect();
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    Err(ActionError::Hooks {
+        event,
+        hooks: hooks.join(", "),
+    })
+}
+
+/// Applies a recorded pending revision; a failed apply records the revision `failed`.
+async fn apply_recorded(
+    ctx: &Context<'_>,
+    release: Release,
+    previous: Option<&Release>,
+) -> Result<Pending, ActionError> {
+    match apply_manifest(ctx, &release, previous).await {
+        Ok(applied) => Ok(Pending { release, applied }),
+        Err(e) => {
+            let message = e.to_string();
+            complete(ctx, release, Err(message)).await?;
+            Err(e)
+        }
+    }
+}
+
+async fn apply_manifest(
+    ctx: &Context<'_>,
+    release: &Release,
+    previous: Option<&Release>,
+) -> Result<ApplyResult, ActionError> {
+    let mut objects = manifest_objects(ctx.applier, &release.manifest, &release.namespace).await?;
+    for o in &mut objects {
+        own(o, &release.name, &release.namespace);
+    }
+    let opts = ApplyOptions {
+        common_labels: ctx.common_labels.clone(),
+        common_annotations: ctx.common_annotations.clone(),
+        ..ApplyOptions::new(ctx.owner.clone())
+    };
+    let applied = ctx
+        .applier
+        .apply(objects, &opts)
+        .await
+        .map_err(|e| ActionError::Apply(e.to_string()))?;
+    if let Some(previous) = previous {
+        let wanted: std::collections::HashSet<ObjectRef> = applied.applied().into_iter().collect();
+        let old = manifest_objects(ctx.applier, &previous.manifest, &previous.namespace).await?;
+        let gone: Vec<ObjectRef> = old
+            .iter()
+            .filter(|o| !kept(o))
+            .filter_map(|o| object_ref(o).ok())
+            .filter(|r| !wanted.contains(r))
+            .collect();
+        if !gone.is_empty() {
+            ctx.applier
+                .prune(&gone, &PruneOptions::new(ctx.owner.clone()))
+                .await
+                .map_err(|e| ActionError::Delete(e.to_string()))?;
+        }
+    }
+    Ok(applied)
+}
+
+/// The objects of a manifest, each namespaced one in `namespace` unless it names its own (as
+/// Helm's client sets it).
+async fn manifest_objects(
+    applier: &Applier,
+    manifest: &str,
+    namespace: &str,
+) -> Result<Vec<Value>, ActionError> {
+    let docs = sluice_kustomize::yaml::parse_resources(manifest)
+        .map_err(|e| ActionError::Manifest(format!("reading the release manifest: {e}")))?;
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let mut v = sluice_render::pipeline::to_json(&doc);
+        if !v.is_object() {
+            continue;
+        }
+        let r = object_ref(&v).map_err(ActionError::Manifest)?;
+        if r.namespace.is_empty() {
+            let (_, scope) = applier
+                .resolve(&r)
+                .await
+                .map_err(|e| ActionError::Apply(e.to_string()))?;
+            if scope == kube::core::discovery::Scope::Namespaced {
+                v["metadata"]["namespace"] = Value::String(namespace.to_owned());
+            }
+        }
+        out.push(v);
+    }
+    Ok(out)
+}
+
+fn object_ref(v: &Value) -> Result<ObjectRef, String> {
+    let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    let r = ObjectRef::from_api_version(
+        s("/apiVersion"),
+        s("/kind"),
+        s("/metadata/namespace"),
+        s("/metadata/name"),
+    );
+    if r.kind.is_empty() || r.name.is_empty() || r.version.is_empty() {
+        return Err(format!(
+            "an object of the manifest lacks apiVersion, kind or metadata.name: {}",
+            r.subject()
+        ));
+    }
+    Ok(r)
+}
+
+/// Helm's ownership metadata.
+fn own(v: &mut Value, name: &str, namespace: &str) {
+    let meta = &mut v["metadata"];
+    if !meta["labels"].is_object() {
+        meta["labels"] = Value::Object(Default::default());
+    }
+    meta["labels"][MANAGED_BY_LABEL] = Value::String("Helm".into());
+    if !meta["annotations"].is_object() {
+        meta["annotations"] = Value::Object(Default::default());
+    }
+    meta["annotations"][RELEASE_NAME_ANNOTATION] = Value::String(name.into());
+    meta["annotations"][RELEASE_NAMESPACE_ANNOTATION] = Value::String(namespace.into());
+}
+
+fn kept(v: &Value) -> bool {
+    v.pointer(&format!(
+        "/metadata/annotations/{}",
+        RESOURCE_POLICY_ANNOTATION.replace('/', "~1")
+    ))
+    .and_then(Value::as_str)
+        == Some("keep")
+}

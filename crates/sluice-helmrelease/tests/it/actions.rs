@@ -1,0 +1,231 @@
+//! Helm's actions against the API server: install, upgrade (an object dropped from the chart is
+//! deleted), rollback, unlock, uninstall; hooks refused before anything is written.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use sluice_apply::{Applier, ObjectRef, Owner};
+use sluice_helm::release::Status;
+use sluice_helmrelease::actions::{self, ActionError, Context, Desired};
+use sluice_helmrelease::storage::Storage;
+use sluice_testsupport::TestNamespace;
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// A chart with a ConfigMap, and a Secret only while `extra` is true.
+fn chart(dir: &Path, hook: bool) -> sluice_helm::chart::Chart {
+    write(
+        dir,
+        "Chart.yaml",
+        "apiVersion: v2\nname: greet\nversion: 0.1.0\nappVersion: \"1.0\"\n",
+    );
+    write(dir, "values.yaml", "greeting: hello\nextra: true\n");
+    write(
+        dir,
+        "templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-greeting\n\
+         data:\n  greeting: {{ .Values.greeting | quote }}\n  revision: {{ .Release.Revision | quote }}\n",
+    );
+    write(
+        dir,
+        "templates/extra.yaml",
+        "{{- if .Values.extra }}\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-extra\n\
+         stringData:\n  k: v\n{{- end }}\n",
+    );
+    write(
+        dir,
+        "templates/tests/test.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-test\n  annotations:\n    helm.sh/hook: test\n\
+         spec:\n  containers: [{name: t, image: busybox}]\n",
+    );
+    if hook {
+        write(
+            dir,
+            "templates/job.yaml",
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n\
+             spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: m, image: busybox}]\n",
+        );
+    }
+    sluice_helm::chart::load_dir(dir, &Default::default()).unwrap()
+}
+
+fn values(text: &str) -> sluice_kustomize::yaml::Map {
+    sluice_helm::values::parse_values_file(text.as_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn install_upgrade_rollback_uninstall() {
+    let client = sluice_testsupport::client().await;
+    let ns = TestNamespace::create(&client, "hr-actions").await;
+    let applier = Applier::new(client.clone()).with_field_manager(actions::FIELD_MANAGER);
+    let storage = Storage::new(client.clone(), ns.name());
+    let ctx = Context {
+        applier: &applier,
+        storage: &storage,
+        owner: Owner::helm_release("greet", ns.name()),
+        common_labels: BTreeMap::new(),
+        common_annotations: BTreeMap::new(),
+        max_history: 5,
+        now: "2026-12-02T10:00:00.000000001Z",
+        now_unix: 1_764_669_600,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let greet = chart(dir.path(), false);
+    let object =
+        |kind: &str, name: &str| ObjectRef::new("", "v1", kind, ns.name(), format!("greet-{name}"));
+
+    // Install: pending-install, applied, then deployed.
+    let v = values("greeting: hi\n");
+    let desired = Desired {
+        name: "greet",
+        namespace: ns.name(),
+        chart: &greet,
+        values: &v,
+        render: Default::default(),
+    };
+    let pending = actions::install(&ctx, &desired, 1).await.unwrap();
+    assert_eq!(pending.release.status(), Status::PendingInstall);
+    assert_eq!(
+        storage.last("greet").await.unwrap().unwrap().status(),
+        Status::PendingInstall,
+        "recorded before applying, as Helm does"
+    );
+    assert_eq!(pending.applied.inventory().entries.len(), 2);
+    let cm = applier
+        .get(&object("ConfigMap", "greeting"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cm["data"]["greeting"], "hi");
+    assert_eq!(
+        cm["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "Helm"
+    );
+    assert_eq!(
+        cm["metadata"]["labels"]["helm.toolkit.fluxcd.io/name"],
+        "greet"
+    );
+    assert_eq!(
+        cm["metadata"]["annotations"]["meta.helm.sh/release-name"],
+        "greet"
+    );
+    assert!(
+        applier
+            .get(&ObjectRef::new("", "v1", "Pod", ns.name(), "greet-test"))
+            .await
+            .unwrap()
+            .is_none(),
+        "test hooks are not applied"
+    );
+    let v1 = actions::complete(&ctx, pending.release, Ok(()))
+        .await
+        .unwrap();
+    assert_eq!(v1.status(), Status::Deployed);
+    assert_eq!(v1.info.as_ref().unwrap().description, "Install complete");
+
+    // Upgrade without the Secret: it is deleted; v1 superseded, v2 deployed.
+    let v = values("greeting: hey\nextra: false\n");
+    let desired = Desired {
+        values: &v,
+        ..desired
+    };
+    let pending = actions::upgrade(&ctx, &desired, &v1).await.unwrap();
+    assert_eq!(pending.release.version, 2);
+    assert!(
+        applier
+            .get(&object("Secret", "extra"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let cm = applier
+        .get(&object("ConfigMap", "greeting"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cm["data"]["revision"], "2");
+    let v2 = actions::complete(&ctx, pending.release, Ok(()))
+        .await
+        .unwrap();
+    assert_eq!(v2.info.as_ref().unwrap().description, "Upgrade complete");
+    let history = storage.history("greet").await.unwrap();
+    let statuses: Vec<Status> = history.iter().map(|r| r.status()).collect();
+    assert_eq!(statuses, [Status::Superseded, Status::Deployed]);
+
+    // Rollback to v1: revision 3 with v1's manifest; the Secret is back.
+    let pending = actions::rollback(&ctx, &history[0], &v2).await.unwrap();
+    assert_eq!(pending.release.version, 3);
+    let cm = applier
+        .get(&object("ConfigMap", "greeting"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cm["data"]["greeting"], "hi");
+    assert!(
+        applier
+            .get(&object("Secret", "extra"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let v3 = actions::complete(&ctx, pending.release, Ok(()))
+        .await
+        .unwrap();
+    assert_eq!(v3.info.as_ref().unwrap().description, "Rollback to 1");
+    assert_eq!(v3.config, v1.config);
+
+    // A crash mid-upgrade leaves v4 pending: unlock marks it failed.
+    let pending = actions::upgrade(&ctx, &desired, &v3).await.unwrap();
+    let unlocked = actions::unlock(&ctx, pending.release).await.unwrap();
+    assert_eq!(unlocked.status(), Status::Failed);
+    assert_eq!(
+        unlocked.info.as_ref().unwrap().description,
+        "Release unlocked from stale 'pending-upgrade' state"
+    );
+
+    // Hooks are refused before anything is written.
+    let hooked_dir = tempfile::tempdir().unwrap();
+    let hooked = chart(hooked_dir.path(), true);
+    let desired_hooked = Desired {
+        chart: &hooked,
+        ..desired
+    };
+    let err = actions::upgrade(&ctx, &desired_hooked, &unlocked)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, ActionError::Hooks { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "the chart has upgrade hooks (Job migrate), which sluice does not run yet; nothing was applied"
+    );
+    assert_eq!(storage.last("greet").await.unwrap().unwrap().version, 4);
+
+    // Uninstall: objects and records gone.
+    assert!(
+        actions::uninstall(&ctx, &v3, false)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        applier
+            .get(&object("ConfigMap", "greeting"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        applier
+            .get(&object("Secret", "extra"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(storage.history("greet").await.unwrap().is_empty());
+    ns.delete().await;
+}
