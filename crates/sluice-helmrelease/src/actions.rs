@@ -16,9 +16,9 @@
 //! Objects get Helm's ownership metadata (`app.kubernetes.io/managed-by: Helm`,
 //! `meta.helm.sh/release-name`, `meta.helm.sh/release-namespace`) and the HelmRelease's labels
 //! (`helm.toolkit.fluxcd.io/name`, `/namespace`), and are applied with helm-controller's field
-//! manager, so a release moves between Flux and sluice without conflicts. Hooks are not run yet:
-//! a chart whose templates carry hooks for the action is refused before anything is written,
-//! naming the hooks (test hooks are fine: they run only on test).
+//! manager, so a release moves between Flux and sluice without conflicts. The chart's hooks run
+//! as Helm runs them ([`crate::hooks`]): `pre-*` before the apply, `post-*` in [`complete`] once
+//! the wait succeeded, unless disabled; a failed hook fails the revision with Helm's message.
 
 use serde_json::Value;
 use sluice_apply::{Applier, ApplyOptions, ApplyResult, ObjectRef, Owner, PruneOptions};
@@ -48,11 +48,9 @@ pub enum ActionError {
     /// The manifest could not be read.
     #[error("{0}")]
     Manifest(String),
-    /// The chart has hooks for this action, which sluice does not run yet.
-    #[error(
-        "the chart has {event} hooks ({hooks}), which sluice does not run yet; nothing was applied"
-    )]
-    Hooks { event: &'static str, hooks: String },
+    /// A hook failed (the revision is recorded `failed`).
+    #[error("{0}")]
+    Hook(String),
     /// Applying failed (the revision is recorded `failed`).
     #[error("{0}")]
     Apply(String),
@@ -78,6 +76,31 @@ pub struct Context<'a> {
     /// Now, as Go writes times in records (RFC 3339, nanoseconds) and as Unix seconds.
     pub now: &'a str,
     pub now_unix: i64,
+    /// Skip the chart's hooks (`disableHooks`).
+    pub disable_hooks: bool,
+    /// The time each hook may take.
+    pub hook_timeout: std::time::Duration,
+}
+
+impl Context<'_> {
+    fn hooks(&self) -> crate::hooks::Runner<'_> {
+        crate::hooks::Runner {
+            applier: self.applier,
+            storage: self.storage,
+            field_manager: FIELD_MANAGER,
+            timeout: self.hook_timeout,
+            poll: std::time::Duration::from_millis(500),
+            now_unix: self.now_unix,
+        }
+    }
+
+    /// Runs the hooks of `event` unless hooks are disabled.
+    async fn run_hooks(&self, release: &mut Release, event: &str) -> Result<(), String> {
+        if self.disable_hooks {
+            return Ok(());
+        }
+        self.hooks().run(release, event).await
+    }
 }
 
 /// A chart and its values for a release.
@@ -90,7 +113,7 @@ pub struct Desired<'a> {
     pub values: &'a YMap,
     /// Rendering options other than name, namespace, revision and upgrade (capabilities,
     /// schema validation).
-    pub render: sluice_helm::render::Options,
+    pub render: &'a sluice_helm::render::Options,
 }
 
 /// A revision written `pending-*` and applied: [`complete`] it after the wait.
@@ -114,11 +137,10 @@ pub async fn install(
         Status::PendingInstall,
         "Initial install underway",
     )?;
-    refuse_hooks(&release, &["pre-install", "post-install"], "install")?;
     ctx.storage
         .create(&release, ctx.max_history, ctx.now_unix)
         .await?;
-    apply_recorded(ctx, release, None).await
+    apply_recorded(ctx, release, None, "pre-install").await
 }
 
 /// Upgrades from `current` (the last revision) to a new one.
@@ -135,7 +157,7 @@ pub async fn upgrade(
     let mut opts = desired.render.clone();
     opts.is_upgrade = true;
     let desired = Desired {
-        render: opts,
+        render: &opts,
         ..*desired
     };
     let release = new_revision(
@@ -146,11 +168,10 @@ pub async fn upgrade(
         Status::PendingUpgrade,
         "Preparing upgrade",
     )?;
-    refuse_hooks(&release, &["pre-upgrade", "post-upgrade"], "upgrade")?;
     ctx.storage
         .create(&release, ctx.max_history, ctx.now_unix)
         .await?;
-    apply_recorded(ctx, release, Some(current)).await
+    apply_recorded(ctx, release, Some(current), "pre-upgrade").await
 }
 
 /// Rolls back to `target` (an earlier revision) from `current` (the last one).
@@ -168,21 +189,33 @@ pub async fn rollback(
     info.deleted = None;
     info.status = Status::PendingRollback.as_str().into();
     info.description = format!("Rollback to {}", target.version);
-    refuse_hooks(&release, &["pre-rollback", "post-rollback"], "rollback")?;
     ctx.storage
         .create(&release, ctx.max_history, ctx.now_unix)
         .await?;
-    apply_recorded(ctx, release, Some(current)).await
+    apply_recorded(ctx, release, Some(current), "pre-rollback").await
 }
 
-/// Records how a pending revision ended: `deployed` (and the revision it replaced
-/// `superseded`), or `failed` with Helm's description of the failure.
+/// Records how a pending revision ended: after a successful wait its `post-*` hooks run, then
+/// it is `deployed` (and the revision it replaced `superseded`); on a failure it is `failed`,
+/// described as Helm describes it.
 pub async fn complete(
     ctx: &Context<'_>,
     mut release: Release,
     outcome: Result<(), String>,
 ) -> Result<Release, ActionError> {
     let pending = release.status();
+    let post = match pending {
+        Status::PendingInstall => "post-install",
+        Status::PendingUpgrade => "post-upgrade",
+        _ => "post-rollback",
+    };
+    let outcome = match outcome {
+        Ok(()) => ctx
+            .run_hooks(&mut release, post)
+            .await
+            .map_err(|e| hook_failure(post, &e)),
+        failed => failed,
+    };
     let info = release.info.get_or_insert_with(Default::default);
     match outcome {
         Ok(()) => {
@@ -240,6 +273,10 @@ pub async fn uninstall(
     release: &Release,
     keep_history: bool,
 ) -> Result<Option<Release>, ActionError> {
+    let mut release = release.clone();
+    ctx.run_hooks(&mut release, "pre-delete")
+        .await
+        .map_err(ActionError::Hook)?;
     let objects = manifest_objects(ctx.applier, &release.manifest, &release.namespace).await?;
     let doomed: Vec<ObjectRef> = objects
         .iter()
@@ -250,9 +287,12 @@ pub async fn uninstall(
         .prune(&doomed, &PruneOptions::new(ctx.owner.clone()))
         .await
         .map_err(|e| ActionError::Delete(e.to_string()))?;
+    ctx.run_hooks(&mut release, "post-delete")
+        .await
+        .map_err(ActionError::Hook)?;
     let history = ctx.storage.history(&release.name).await?;
     if keep_history {
-        let mut last = release.clone();
+        let mut last = release;
         let info = last.info.get_or_insert_with(Default::default);
         info.status = Status::Uninstalled.as_str().into();
         info.description = "Uninstallation complete".into();
@@ -295,37 +335,31 @@ fn new_revision(
     }))
 }
 
-fn refuse_hooks(
-    release: &Release,
-    events: &[&str],
-    event: &'static str,
-) -> Result<(), ActionError> {
-    let hooks: Vec<String> = release
-        .hooks
-        .iter()
-        .filter(|h| h.events.iter().any(|e| events.contains(&e.as_str())))
-        .map(|h| format!("{} {}", h.kind, h.name))
-        .collect();
-    if hooks.is_empty() {
-        return Ok(());
+/// Helm's wording of a failed hook of `event`, as the action reports it.
+fn hook_failure(event: &str, error: &str) -> String {
+    match event {
+        "pre-install" | "post-install" => format!("failed {event}: {error}"),
+        "pre-upgrade" | "post-upgrade" => format!("{event} hooks failed: {error}"),
+        _ => error.to_owned(),
     }
-    Err(ActionError::Hooks {
-        event,
-        hooks: hooks.join(", "),
-    })
 }
 
-/// Applies a recorded pending revision; a failed apply records the revision `failed`.
+/// Runs the `pre` hooks of a recorded pending revision and applies it; a failure records the
+/// revision `failed`.
 async fn apply_recorded(
     ctx: &Context<'_>,
-    release: Release,
+    mut release: Release,
     previous: Option<&Release>,
+    pre: &str,
 ) -> Result<Pending, ActionError> {
-    match apply_manifest(ctx, &release, previous).await {
+    let outcome = match ctx.run_hooks(&mut release, pre).await {
+        Err(e) => Err(ActionError::Hook(hook_failure(pre, &e))),
+        Ok(()) => apply_manifest(ctx, &release, previous).await,
+    };
+    match outcome {
         Ok(applied) => Ok(Pending { release, applied }),
         Err(e) => {
-            let message = e.to_string();
-            complete(ctx, release, Err(message)).await?;
+            complete(ctx, release, Err(e.to_string())).await?;
             Err(e)
         }
     }
@@ -399,7 +433,7 @@ async fn manifest_objects(
     Ok(out)
 }
 
-fn object_ref(v: &Value) -> Result<ObjectRef, String> {
+pub(crate) fn object_ref(v: &Value) -> Result<ObjectRef, String> {
     let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default();
     let r = ObjectRef::from_api_version(
         s("/apiVersion"),

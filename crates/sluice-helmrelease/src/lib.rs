@@ -14,10 +14,13 @@
 //!
 //! - [`actions`]: install, upgrade, rollback, uninstall and unlock, each writing its revision
 //!   and applying with server-side apply, completed after the caller's wait;
+//! - [`hooks`]: chart hooks run as Helm runs them (weights, delete policies, Jobs and Pods
+//!   waited for, runs recorded in the release);
 //! - [`storage`]: Helm's Secrets driver (history, last, create with Helm's history limit,
 //!   update, delete), refusing a record over the 1 MiB a Secret holds before writing it.
 
 pub mod actions;
 pub mod digests;
+pub mod hooks;
 pub mod state;
 pub mod storage;

@@ -16,8 +16,10 @@ fn write(dir: &Path, rel: &str, text: &str) {
     std::fs::write(p, text).unwrap();
 }
 
-/// A chart with a ConfigMap, and a Secret only while `extra` is true.
-fn chart(dir: &Path, hook: bool) -> sluice_helm::chart::Chart {
+/// A chart with a ConfigMap, a Secret only while `extra` is true, a test hook, and with
+/// `hook_image` a pre-upgrade Job running that image (deleted once it succeeded) and a
+/// post-upgrade ConfigMap.
+fn chart(dir: &Path, hook_image: Option<&str>) -> sluice_helm::chart::Chart {
     write(
         dir,
         "Chart.yaml",
@@ -42,12 +44,21 @@ fn chart(dir: &Path, hook: bool) -> sluice_helm::chart::Chart {
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-test\n  annotations:\n    helm.sh/hook: test\n\
          spec:\n  containers: [{name: t, image: busybox}]\n",
     );
-    if hook {
+    if let Some(image) = hook_image {
         write(
             dir,
             "templates/job.yaml",
-            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n\
-             spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: m, image: busybox}]\n",
+            &format!(
+                "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-upgrade\n\
+                 \x20   helm.sh/hook-delete-policy: hook-succeeded\n\
+                 spec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{{name: m, image: {image}}}]\n"
+            ),
+        );
+        write(
+            dir,
+            "templates/done.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: upgraded\n  annotations:\n    helm.sh/hook: post-upgrade\n\
+             data:\n  revision: {{ .Release.Revision | quote }}\n",
         );
     }
     sluice_helm::chart::load_dir(dir, &Default::default()).unwrap()
@@ -72,20 +83,23 @@ async fn install_upgrade_rollback_uninstall() {
         max_history: 5,
         now: "2026-12-02T10:00:00.000000001Z",
         now_unix: 1_764_669_600,
+        disable_hooks: false,
+        hook_timeout: std::time::Duration::from_secs(60),
     };
     let dir = tempfile::tempdir().unwrap();
-    let greet = chart(dir.path(), false);
+    let greet = chart(dir.path(), None);
     let object =
         |kind: &str, name: &str| ObjectRef::new("", "v1", kind, ns.name(), format!("greet-{name}"));
 
     // Install: pending-install, applied, then deployed.
     let v = values("greeting: hi\n");
+    let render = sluice_helm::render::Options::default();
     let desired = Desired {
         name: "greet",
         namespace: ns.name(),
         chart: &greet,
         values: &v,
-        render: Default::default(),
+        render: &render,
     };
     let pending = actions::install(&ctx, &desired, 1).await.unwrap();
     assert_eq!(pending.release.status(), Status::PendingInstall);
@@ -187,23 +201,71 @@ async fn install_upgrade_rollback_uninstall() {
         "Release unlocked from stale 'pending-upgrade' state"
     );
 
-    // Hooks are refused before anything is written.
+    // Hooks: a pre-upgrade Job runs to completion and is deleted (hook-succeeded); the
+    // post-upgrade hook runs once the caller's wait is over; their runs are recorded.
     let hooked_dir = tempfile::tempdir().unwrap();
-    let hooked = chart(hooked_dir.path(), true);
+    let hooked = chart(hooked_dir.path(), Some("busybox"));
     let desired_hooked = Desired {
         chart: &hooked,
         ..desired
     };
-    let err = actions::upgrade(&ctx, &desired_hooked, &unlocked)
+    let pending = actions::upgrade(&ctx, &desired_hooked, &unlocked)
+        .await
+        .unwrap();
+    let job = ObjectRef::new("batch", "v1", "Job", ns.name(), "migrate");
+    assert!(
+        applier.get(&job).await.unwrap().is_none(),
+        "deleted after success"
+    );
+    let upgraded = ObjectRef::new("", "v1", "ConfigMap", ns.name(), "upgraded");
+    assert!(
+        applier.get(&upgraded).await.unwrap().is_none(),
+        "post-upgrade not yet"
+    );
+    let v5 = actions::complete(&ctx, pending.release, Ok(()))
+        .await
+        .unwrap();
+    assert_eq!(v5.status(), Status::Deployed);
+    let cm = applier.get(&upgraded).await.unwrap().unwrap();
+    assert_eq!(cm["data"]["revision"], "5");
+    let phases: Vec<&str> = v5.hooks.iter().map(|h| h.last_run.phase.as_str()).collect();
+    // Hooks in the order Helm keeps them (by kind): the ConfigMap, the test Pod, the Job.
+    assert_eq!(phases, ["Succeeded", "", "Succeeded"], "{:?}", v5.hooks);
+
+    // A failing pre-upgrade Job fails the revision with Helm's message, before the apply.
+    let failing_dir = tempfile::tempdir().unwrap();
+    let failing = chart(failing_dir.path(), Some("busybox-sim-crashloop"));
+    let v = values("greeting: never\n");
+    let desired_failing = Desired {
+        chart: &failing,
+        values: &v,
+        ..desired
+    };
+    let err = actions::upgrade(&ctx, &desired_failing, &v5)
         .await
         .err()
         .unwrap();
-    assert!(matches!(err, ActionError::Hooks { .. }), "{err}");
+    assert!(matches!(err, ActionError::Hook(_)), "{err}");
     assert_eq!(
         err.to_string(),
-        "the chart has upgrade hooks (Job migrate), which sluice does not run yet; nothing was applied"
+        "pre-upgrade hooks failed: job migrate failed: BackoffLimitExceeded"
     );
-    assert_eq!(storage.last("greet").await.unwrap().unwrap().version, 4);
+    let v6 = storage.last("greet").await.unwrap().unwrap();
+    assert_eq!(v6.status(), Status::Failed);
+    assert_eq!(
+        v6.info.as_ref().unwrap().description,
+        "Upgrade \"greet\" failed: pre-upgrade hooks failed: job migrate failed: BackoffLimitExceeded"
+    );
+    let cm = applier
+        .get(&object("ConfigMap", "greeting"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cm["data"]["greeting"], "hey", "nothing applied");
+    assert!(
+        applier.get(&job).await.unwrap().is_some(),
+        "kept: no hook-failed policy"
+    );
 
     // Uninstall: objects and records gone.
     assert!(
