@@ -10,7 +10,9 @@
 //!    ([`ApplyResult::applied`]) and the request counts;
 //! 3. [`ApplyResult::stale`], then [`check_prune`] (the empty-build and mass-deletion guards),
 //!    then [`Applier::prune`]; objects a prune could not delete ([`PruneError::failed`]) go back
-//!    into the inventory ([`inventory::union`]).
+//!    into the inventory ([`inventory::union`]);
+//! 4. [`health::check`] on the applied objects, until they are ready or time runs out (the
+//!    HelmRelease controller waits for a release the same way).
 //!
 //! See the crate README for what differs from Flux.
 
@@ -21,6 +23,7 @@ mod changeset;
 mod client;
 mod error;
 mod guard;
+pub mod health;
 mod ignore;
 pub mod inventory;
 mod normalize;

@@ -22,11 +22,11 @@ use sluice_apply::{Applier, ObjectRef, Owner, PruneOptions, inventory, prune_emp
 use sluice_runtime::{Event, Failure, History, Policy, Recorder, Schedules, finalizers};
 
 use crate::graph::{Key, ReverseIndex};
-use crate::health::ResourceCache;
 use crate::metrics::Metrics;
 use crate::outcome::{self, Ended, HEALTH_CHECK_CANCELED_REASON};
 use crate::phases::{self, Run, Stop, Wait, applier_for, deps_of};
 use crate::source::{SourceReflectors, SourceStores, wake_users};
+use sluice_apply::health::ResourceCache;
 use sluice_render::artifact::ArtifactCache;
 
 /// How the controller runs.

@@ -12,7 +12,6 @@
 
 pub mod controller;
 pub mod graph;
-pub mod health;
 pub mod metrics;
 pub mod outcome;
 mod phases;

@@ -26,9 +26,9 @@ use sluice_runtime::{Event, Failure};
 
 use crate::controller::{Ctx, Options};
 use crate::graph::{self, Key, NodeState};
-use crate::health::{self, Health};
 use crate::outcome::{ACCESS_DENIED_REASON, INVALID_CEL_REASON, UNSUPPORTED_REASON};
 use crate::source::{self, Source, SourceRef};
+use sluice_apply::health::{self, Health};
 
 /// How long after the Kustomization's timeout a build that has not
 /// stopped by itself is given up on.

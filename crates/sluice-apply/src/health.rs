@@ -1,17 +1,17 @@
-//! Step (6): health checks. Fetches the objects, judges them with
-//! sluice-kstatus (Flux's rules), and when one is not ready in time, explains
-//! why down to the Pod, its claim and the claim's StorageClass.
+//! Health checks, shared by the Kustomization's step (6) and the HelmRelease's wait: fetches
+//! the objects, judges them with sluice-kstatus (Flux's rules, or CEL checks), and when one is
+//! not ready in time, explains why down to the Pod, its claim and the claim's StorageClass.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::ObjectRef;
 use kube::api::{ApiResource, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::Scope;
 use kube::{Api, Client};
 use serde_json::Value;
-use sluice_apply::ObjectRef;
 use sluice_kstatus::cel::CustomHealthCheck;
 use sluice_kstatus::{ComputeOptions, Status};
 use sluice_kstatus::{ExplainInput, explain, render_chain};
