@@ -20,7 +20,11 @@
 //!   update, delete), refusing a record over the 1 MiB a Secret holds before writing it.
 
 pub mod actions;
+pub mod controller;
 pub mod digests;
 pub mod hooks;
+pub mod outcome;
 pub mod state;
 pub mod storage;
+
+pub use controller::{Options, READINESS_GATE, run_until, unsupported};

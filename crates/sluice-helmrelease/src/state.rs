@@ -240,7 +240,7 @@ pub struct Decide<'a> {
     pub force_requested: bool,
     /// Looks up the release a snapshot describes in storage and checks it against the snapshot
     /// ([`verify_snapshot`]).
-    pub rollback_target: &'a dyn Fn(&Snapshot) -> RollbackTarget,
+    pub rollback_target: &'a (dyn Fn(&Snapshot) -> RollbackTarget + Sync),
 }
 
 /// What storage says of a rollback target.

@@ -24,6 +24,51 @@ pub fn fetch_and_unpack(
 }
 
 fn download(artifact: &Artifact, dest: &Path, timeout: Duration) -> Result<(), String> {
+    let file = download_verified(artifact, timeout)?;
+    archive::unpack_tar_gz(file, dest, &archive::UnpackLimits::default())
+        .map_err(|e| format!("failed to extract artifact: {e:#}"))
+}
+
+/// The bytes of `artifact` (a Helm chart archive, for the HelmRelease controller), its digest
+/// verified: read from the source controller's storage when reachable, else downloaded
+/// (bounded, blocking; run it off the async runtime).
+pub fn fetch_bytes(
+    storage_root: Option<&Path>,
+    artifact: &Artifact,
+    http_timeout: Duration,
+) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    if let Some(root) = storage_root
+        && let Some(path) = archive::safe_join(root, &artifact.path).filter(|p| p.is_file())
+    {
+        std::fs::File::open(&path)
+            .and_then(|f| f.take(MAX_DOWNLOAD_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| format!("failed to read artifact {}: {e}", path.display()))?;
+        if bytes.len() as u64 > MAX_DOWNLOAD_BYTES {
+            return Err(format!(
+                "artifact {} is larger than {MAX_DOWNLOAD_BYTES} bytes",
+                path.display()
+            ));
+        }
+        let got = archive::digest_bytes(&bytes);
+        if !artifact.digest.is_empty() && got != artifact.digest {
+            return Err(format!(
+                "failed to verify artifact: computed digest doesn't match '{}'",
+                artifact.digest
+            ));
+        }
+        return Ok(bytes);
+    }
+    download_verified(artifact, http_timeout)?
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("failed to read the downloaded artifact: {e}"))?;
+    Ok(bytes)
+}
+
+/// Downloads `artifact` into a temporary file (never held whole, bounded), checks its digest,
+/// and returns the file rewound.
+fn download_verified(artifact: &Artifact, timeout: Duration) -> Result<std::fs::File, String> {
     // reqwest's rustls needs a process-wide provider: without the
     // in-process source controller nothing else has installed it.
     sluice_git::install_crypto_provider();
@@ -42,7 +87,6 @@ fn download(artifact: &Artifact, dest: &Path, timeout: Duration) -> Result<(), S
             resp.status()
         ));
     }
-    // Streamed to a file (never held whole), bounded, digest on the way.
     let mut file = tempfile::tempfile().map_err(|e| format!("creating a temporary file: {e}"))?;
     let mut hasher = archive::Sha256Writer::new(&mut file);
     let copied = std::io::copy(
@@ -66,8 +110,7 @@ fn download(artifact: &Artifact, dest: &Path, timeout: Duration) -> Result<(), S
     use std::io::Seek as _;
     file.rewind()
         .map_err(|e| format!("failed to extract artifact: {e}"))?;
-    archive::unpack_tar_gz(file, dest, &archive::UnpackLimits::default())
-        .map_err(|e| format!("failed to extract artifact: {e:#}"))
+    Ok(file)
 }
 
 /// Largest artifact downloaded (compressed).

@@ -125,11 +125,21 @@ pub async fn client() -> Client {
 }
 
 async fn try_client() -> Result<Client> {
+    Ok(Client::try_from(try_config().await?)?)
+}
+
+/// The client configuration of the test control plane (for controllers run in a test).
+pub async fn config() -> Config {
+    try_config()
+        .await
+        .unwrap_or_else(|e| panic!("reading the test control plane's kubeconfig: {e:#}"))
+}
+
+async fn try_config() -> Result<Config> {
     let path = kubeconfig_path();
     let kubeconfig =
         Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-    Ok(Client::try_from(config)?)
+    Ok(Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?)
 }
 
 /// A namespace that belongs to one test.

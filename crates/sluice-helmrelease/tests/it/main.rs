@@ -2,4 +2,5 @@
 //! `sluice-testsupport`): one binary, a module per part.
 
 mod actions;
+mod controller;
 mod storage;

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use serde_json::{Value, json};
 use sluice_api::meta::FluxObject;
@@ -95,11 +94,7 @@ pub fn configmap(name: &str, data: &[(&str, &str)]) -> String {
 }
 
 pub async fn kube_config() -> Config {
-    let path = sluice_testsupport::kubeconfig_path();
-    let kubeconfig = Kubeconfig::read_from(&path).unwrap();
-    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap()
+    sluice_testsupport::config().await
 }
 
 /// Installs sluice's CRDs (server-side apply, idempotent; other tests may

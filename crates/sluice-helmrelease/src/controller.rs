@@ -1,0 +1,1170 @@
+//! The HelmRelease controller's wiring: the watches (HelmReleases, and the OCIRepositories and
+//! HelmCharts they take charts from), the reconcile entry point (finalizer, suspend, status
+//! write, events) and the run's phases, each a short step that returns how the run ends:
+//!
+//! ```text
+//! validate()   -> Stalled UnsupportedField: what sluice does not do yet, named
+//! depends_on() -> DependencyNotReady, naming the dependency
+//! chart()      -> ArtifactFailed (the source, its artifact, the chart archive)
+//! values()     -> ValuesError (Flux's chartutil semantics, crate sluice-helm)
+//! release()    -> state (crate::state) → one action at a time (crate::actions), each
+//!                 waited for (sluice_apply::health, with cause chains) and completed;
+//!                 Released / Remediated, history snapshots as helm-controller writes them
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{ObjectMeta, Patch, PatchParams};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::reflector::{ObjectRef as KubeRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, Config, Resource, ResourceExt};
+use sluice_api::helm_release::{
+    self as api, ChartRefKind, HelmReleaseStatus, ReleaseAction, Snapshot,
+};
+use sluice_api::meta::{self, Artifact, FluxObject};
+use sluice_api::{HelmChart, HelmRelease, OCIRepository};
+use sluice_apply::health::{self, Health, ResourceCache};
+use sluice_apply::{Applier, ObjectRef, Owner};
+use sluice_helm::release::Release;
+use sluice_helm::values_from::{self, Fetched, ValuesReference};
+use sluice_kustomize::yaml::Map as YMap;
+use sluice_runtime::{Failure, History, Recorder, Schedules, finalizers};
+
+use crate::actions::{self, Context, Desired, FIELD_MANAGER};
+use crate::outcome::{self, Ended};
+use crate::state::{self, Action, Decide, Facts, RollbackTarget, State};
+use crate::storage::Storage;
+
+/// The readiness gate of the controller.
+pub const READINESS_GATE: &str = "helmrelease";
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Watch only this namespace (all namespaces when `None`).
+    pub namespace: Option<String>,
+    /// Reconcile only HelmReleases matching this label selector.
+    pub label_selector: Option<String>,
+    /// HelmReleases reconciled in parallel.
+    pub concurrency: u16,
+    /// The source controller's storage root when reachable on disk (artifacts are read there
+    /// instead of downloaded).
+    pub storage_path: Option<PathBuf>,
+    /// Timeout of artifact downloads.
+    pub http_timeout: Duration,
+    /// How long a HelmRelease waiting for a dependency waits before looking again.
+    pub requeue_dependency: Duration,
+    /// How often a wait looks at the release's objects.
+    pub health_poll: Duration,
+    /// What the process's controllers share.
+    pub runtime: sluice_runtime::Runtime,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            namespace: None,
+            label_selector: None,
+            concurrency: 4,
+            storage_path: None,
+            http_timeout: Duration::from_secs(60),
+            requeue_dependency: Duration::from_secs(30),
+            health_poll: Duration::from_secs(2),
+            runtime: sluice_runtime::Runtime::default(),
+        }
+    }
+}
+
+/// A failure of the controller itself (not of a release: those are conditions).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Uninstalling a HelmRelease being deleted failed.
+    #[error("{0}")]
+    Cleanup(String),
+}
+
+struct Ctx {
+    client: Client,
+    config: Config,
+    applier: Applier,
+    recorder: Recorder,
+    opts: Options,
+    schedules: Schedules,
+    resources: ResourceCache,
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run_until(
+    config: Config,
+    opts: Options,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let gate = opts.runtime.readiness.gate(READINESS_GATE);
+    // The controller wants a shutdown signal it can share between threads.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let stop_task = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        std::future::pending::<()>().await;
+    });
+    let stop = async move {
+        if stop_rx.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let client = Client::try_from(config.clone())?;
+    let scope = sluice_runtime::WatchScope {
+        namespace: opts.namespace.clone(),
+        label_selector: opts.label_selector.clone(),
+    };
+    let api = scope.api::<HelmRelease>(&client);
+    let controller = Controller::new(api.clone(), scope.watcher_config());
+    let store = controller.store();
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        config,
+        applier: Applier::new(client.clone()).with_field_manager(FIELD_MANAGER),
+        recorder: Recorder::new(client.clone(), FIELD_MANAGER, &opts.runtime.events),
+        schedules: Schedules::default(),
+        resources: ResourceCache::default(),
+        opts: opts.clone(),
+    });
+    let ready_task =
+        sluice_runtime::readiness::open_when_listable(gate, api, opts.label_selector.clone());
+    tracing::info!(namespace = ?opts.namespace, "starting HelmRelease controller");
+    controller
+        .watches(
+            scope.api::<OCIRepository>(&client),
+            watcher::Config::default(),
+            users_of(store.clone(), ChartRefKind::OciRepository),
+        )
+        .watches(
+            scope.api::<HelmChart>(&client),
+            watcher::Config::default(),
+            users_of(store.clone(), ChartRefKind::HelmChart),
+        )
+        .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!("reconcile: {e}");
+            }
+        })
+        .await;
+    ready_task.abort();
+    stop_task.abort();
+    tracing::info!("HelmRelease controller stopped");
+    Ok(())
+}
+
+/// The HelmReleases whose `chartRef` names a changed source.
+fn users_of<K: Resource<DynamicType = ()>>(
+    store: Store<HelmRelease>,
+    kind: ChartRefKind,
+) -> impl Fn(K) -> Vec<KubeRef<HelmRelease>> + Send + Sync + Clone + 'static {
+    move |source: K| {
+        let (name, ns) = (source.name_any(), source.namespace().unwrap_or_default());
+        store
+            .state()
+            .iter()
+            .filter(|hr| {
+                let own_ns = hr.namespace().unwrap_or_default();
+                hr.spec.chart_ref.as_ref().is_some_and(|r| {
+                    r.kind == kind && r.name == name && r.namespace_or(&own_ns) == ns
+                })
+            })
+            .map(|hr| KubeRef::from_obj(hr.as_ref()))
+            .collect()
+    }
+}
+
+fn error_policy(hr: Arc<HelmRelease>, err: &finalizers::Error<Error>, ctx: Arc<Ctx>) -> Requeue {
+    tracing::warn!(helmrelease = %hr.name_any(), "reconcile error: {err}");
+    ctx.opts
+        .runtime
+        .metrics
+        .failure(api::HELM_RELEASE_KIND, "Reconcile");
+    Requeue::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile(
+    hr: Arc<HelmRelease>,
+    ctx: Arc<Ctx>,
+) -> Result<Requeue, finalizers::Error<Error>> {
+    let (a, c) = (ctx.clone(), ctx.clone());
+    finalizers::reconcile(
+        &ctx.client,
+        hr,
+        |hr| async move { reconcile_live(&hr, &a).await },
+        |hr| async move { cleanup(&hr, &c).await },
+    )
+    .await
+}
+
+async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
+    let key = sluice_runtime::schedule::key_of(hr);
+    if hr.is_suspended() {
+        ctx.schedules.remove(&key);
+        return Ok(Requeue::await_change());
+    }
+    // Runs woken by nothing new (this controller's own status writes) wait for their time.
+    let fingerprint = sluice_runtime::schedule::fingerprint(hr, &[&source_digest(hr, ctx).await]);
+    if let Some(wait) = ctx.schedules.wait(&key, &fingerprint, Instant::now()) {
+        return Ok(Requeue::requeue(wait));
+    }
+    let mut status = hr.status.clone().unwrap_or_default();
+    if let Some(token) = meta::reconcile_request(hr.meta().annotations.as_ref()) {
+        status.last_handled_reconcile_at = Some(token.to_owned());
+    }
+    let started = Instant::now();
+    let mut run = Run {
+        hr,
+        ctx,
+        status: &mut status,
+        changed: false,
+    };
+    let ended = run.execute().await;
+    let changed = run.changed;
+    let ended = match ended {
+        Ended::Released { .. } => Ended::Released { changed },
+        other => other,
+    };
+    let history = History {
+        consecutive_failures: ctx.schedules.get(&key).map_or(0, |d| d.failures),
+    };
+    let policy = outcome::policy(hr, ctx.opts.requeue_dependency);
+    let decision = outcome::conclude(hr, &mut status, &ended, &policy, history);
+    if hr.status.as_ref() != Some(&status) {
+        sluice_runtime::status::patch(&ctx.client, hr, &status, FIELD_MANAGER).await?;
+    }
+    let revision = status.last_attempted_revision.clone();
+    ctx.recorder
+        .publish(hr, revision.as_deref(), &decision.events)
+        .await;
+    let failures = if matches!(ended, Ended::Released { .. }) {
+        0
+    } else {
+        history.consecutive_failures + 1
+    };
+    ctx.schedules.set(
+        key,
+        sluice_runtime::Due {
+            fingerprint,
+            next: Some(Instant::now() + decision.requeue),
+            failures,
+            eager: matches!(ended, Ended::Blocked(_)),
+        },
+    );
+    ctx.opts.runtime.metrics.observe_duration(
+        api::HELM_RELEASE_KIND,
+        &hr.namespace().unwrap_or_default(),
+        &hr.name_any(),
+        started.elapsed(),
+    );
+    Ok(Requeue::requeue(decision.requeue))
+}
+
+/// Uninstalls the release of a HelmRelease being deleted (not when suspended, as Flux).
+async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
+    if hr.is_suspended() {
+        return Ok(Requeue::await_change());
+    }
+    let storage = Storage::new(ctx.client.clone(), &hr.storage_namespace());
+    let name = release_name(hr);
+    let last = storage
+        .last(&name)
+        .await
+        .map_err(|e| Error::Cleanup(e.to_string()))?;
+    let Some(last) = last else {
+        return Ok(Requeue::await_change());
+    };
+    if last.status() == sluice_helm::release::Status::Uninstalled {
+        return Ok(Requeue::await_change());
+    }
+    let applier = applier_for(hr, ctx).map_err(|f| Error::Cleanup(f.message))?;
+    let now = Now::new();
+    let action_ctx = action_context(hr, &applier, &storage, &now);
+    let keep = hr.uninstall().keep_history.unwrap_or(false);
+    actions::uninstall(&action_ctx, &last, keep)
+        .await
+        .map_err(|e| {
+            Error::Cleanup(format!(
+                "Helm uninstall failed for release {}/{}: {e}",
+                last.namespace, last.name
+            ))
+        })?;
+    Ok(Requeue::await_change())
+}
+
+/// The digest of the chart source's artifact (empty when there is none): what wakes a
+/// HelmRelease when its source moves.
+async fn source_digest(hr: &HelmRelease, ctx: &Ctx) -> String {
+    let Some(r) = hr.spec.chart_ref.as_ref() else {
+        return String::new();
+    };
+    let ns = r
+        .namespace_or(&hr.namespace().unwrap_or_default())
+        .to_owned();
+    let artifact = match r.kind {
+        ChartRefKind::OciRepository => Api::<OCIRepository>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&r.name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|o| o.artifact().cloned()),
+        ChartRefKind::HelmChart => Api::<HelmChart>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&r.name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|o| o.artifact().cloned()),
+        _ => None,
+    };
+    artifact.map(|a| a.digest).unwrap_or_default()
+}
+
+fn release_name(hr: &HelmRelease) -> String {
+    sluice_helm::flux::shorten_name(&hr.release_name())
+}
+
+fn applier_for(hr: &HelmRelease, ctx: &Ctx) -> Result<Applier, Failure> {
+    match hr.spec.service_account_name.as_deref() {
+        Some(sa) if !sa.is_empty() => {
+            let ns = hr.namespace().unwrap_or_default();
+            ctx.applier
+                .impersonate(&ctx.config, &ns, sa)
+                .map_err(|e| Failure::new("ImpersonationFailed", e.to_string()))
+        }
+        _ => Ok(ctx.applier.clone()),
+    }
+}
+
+/// The time of an action, in the two forms records keep.
+struct Now {
+    rfc3339: String,
+    unix: i64,
+}
+
+impl Now {
+    fn new() -> Self {
+        let t = jiff::Timestamp::now();
+        Now {
+            rfc3339: t.to_string(),
+            unix: t.as_second(),
+        }
+    }
+}
+
+fn action_context<'a>(
+    hr: &HelmRelease,
+    applier: &'a Applier,
+    storage: &'a Storage,
+    now: &'a Now,
+) -> Context<'a> {
+    let common = hr.spec.common_metadata.clone().unwrap_or_default();
+    Context {
+        applier,
+        storage,
+        owner: Owner::helm_release(hr.name_any(), hr.namespace().unwrap_or_default()),
+        common_labels: common.labels.unwrap_or_default(),
+        common_annotations: common.annotations.unwrap_or_default(),
+        max_history: hr.max_history(),
+        now: &now.rfc3339,
+        now_unix: now.unix,
+        disable_hooks: false,
+        hook_timeout: hr.timeout().unwrap_or(api::DEFAULT_TIMEOUT),
+    }
+}
+
+/// The fields sluice does not implement yet, as Flux's paths: refused, never ignored.
+pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
+    let s = &hr.spec;
+    let on = |b: Option<bool>| b.unwrap_or(false);
+    let mut out = Vec::new();
+    let mut refuse = |cond: bool, field: &'static str| {
+        if cond {
+            out.push(field);
+        }
+    };
+    refuse(s.chart.is_some(), "spec.chart (use spec.chartRef)");
+    refuse(s.kube_config.is_some(), "spec.kubeConfig");
+    refuse(
+        s.post_renderers.as_ref().is_some_and(|p| !p.is_empty()),
+        "spec.postRenderers",
+    );
+    refuse(
+        s.health_check_exprs.as_ref().is_some_and(|h| !h.is_empty()),
+        "spec.healthCheckExprs",
+    );
+    refuse(
+        hr.drift_detection_mode() != api::DriftDetectionMode::Disabled,
+        "spec.driftDetection.mode",
+    );
+    refuse(hr.test_enabled(), "spec.test.enable");
+    refuse(
+        s.depends_on
+            .iter()
+            .flatten()
+            .any(|d| d.ready_expr.is_some()),
+        "spec.dependsOn[].readyExpr",
+    );
+    let install = hr.install();
+    refuse(on(install.replace), "spec.install.replace");
+    refuse(
+        on(install.disable_take_ownership),
+        "spec.install.disableTakeOwnership",
+    );
+    refuse(
+        install.server_side_apply == Some(false),
+        "spec.install.serverSideApply: false",
+    );
+    let upgrade = hr.upgrade();
+    refuse(on(upgrade.force), "spec.upgrade.force");
+    refuse(on(upgrade.preserve_values), "spec.upgrade.preserveValues");
+    refuse(on(upgrade.cleanup_on_fail), "spec.upgrade.cleanupOnFail");
+    refuse(
+        on(upgrade.disable_take_ownership),
+        "spec.upgrade.disableTakeOwnership",
+    );
+    refuse(
+        upgrade.server_side_apply == Some(api::ServerSideApplyMode::Disabled),
+        "spec.upgrade.serverSideApply: disabled",
+    );
+    let rollback = hr.rollback();
+    refuse(on(rollback.force), "spec.rollback.force");
+    refuse(on(rollback.recreate), "spec.rollback.recreate");
+    refuse(on(rollback.cleanup_on_fail), "spec.rollback.cleanupOnFail");
+    refuse(
+        rollback.server_side_apply == Some(api::ServerSideApplyMode::Disabled),
+        "spec.rollback.serverSideApply: disabled",
+    );
+    out
+}
+
+/// One run of one HelmRelease.
+struct Run<'a> {
+    hr: &'a HelmRelease,
+    ctx: &'a Ctx,
+    status: &'a mut HelmReleaseStatus,
+    /// Whether an action ran.
+    changed: bool,
+}
+
+/// A loaded chart and where it came from.
+struct Chart {
+    chart: sluice_helm::chart::Chart,
+    artifact: Artifact,
+    /// The OCI digest of an OCIRepository's chart (for the snapshots).
+    oci_digest: String,
+}
+
+impl Run<'_> {
+    async fn execute(&mut self) -> Ended {
+        if let Err(ended) = self.validate() {
+            return ended;
+        }
+        if let Err(ended) = self.depends_on().await {
+            return ended;
+        }
+        let chart = match self.chart().await {
+            Ok(c) => c,
+            Err(f) => return Ended::Failed(f),
+        };
+        let values = match self.values().await {
+            Ok(v) => v,
+            Err(f) => return Ended::Failed(f),
+        };
+        self.release(&chart, &values).await
+    }
+
+    fn validate(&self) -> Result<(), Ended> {
+        let fields = unsupported(self.hr);
+        if fields.is_empty() {
+            return Ok(());
+        }
+        Err(Ended::Failed(Failure::stalled(
+            meta::UNSUPPORTED_FIELD_REASON,
+            format!("not supported by sluice yet: {}", fields.join(", ")),
+        )))
+    }
+
+    async fn depends_on(&self) -> Result<(), Ended> {
+        let own_ns = self.hr.namespace().unwrap_or_default();
+        for dep in self.hr.spec.depends_on.iter().flatten() {
+            let ns = dep.namespace_or(&own_ns);
+            let api: Api<HelmRelease> = Api::namespaced(self.ctx.client.clone(), ns);
+            let ready = match api.get_opt(&dep.name).await {
+                Ok(Some(d)) => d.is_ready() && d.observed_generation() == d.metadata.generation,
+                Ok(None) => false,
+                Err(e) => {
+                    return Err(Ended::Failed(Failure::new(
+                        api::DEPENDENCY_NOT_READY_REASON,
+                        format!("unable to get '{ns}/{}' dependency: {e}", dep.name),
+                    )));
+                }
+            };
+            if !ready {
+                return Err(Ended::Blocked(format!(
+                    "dependency '{ns}/{}' is not ready",
+                    dep.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn chart(&self) -> Result<Chart, Failure> {
+        let own_ns = self.hr.namespace().unwrap_or_default();
+        let Some(r) = self.hr.spec.chart_ref.as_ref() else {
+            return Err(Failure::stalled(
+                api::ARTIFACT_FAILED_REASON,
+                "spec.chartRef is not set",
+            ));
+        };
+        let ns = r.namespace_or(&own_ns).to_owned();
+        let failed = |m: String| Failure::new(api::ARTIFACT_FAILED_REASON, m);
+        let (artifact, oci_digest) = match &r.kind {
+            ChartRefKind::OciRepository => {
+                let api: Api<OCIRepository> = Api::namespaced(self.ctx.client.clone(), &ns);
+                let repo = api
+                    .get_opt(&r.name)
+                    .await
+                    .map_err(|e| failed(format!("could not get Source object: {e}")))?;
+                let Some(repo) = repo else {
+                    return Err(failed(format!(
+                        "could not get Source object: OCIRepository '{ns}/{}' not found",
+                        r.name
+                    )));
+                };
+                let artifact = repo.artifact().cloned();
+                let digest = artifact
+                    .as_ref()
+                    .and_then(|a| a.revision.split_once('@'))
+                    .map(|(_, d)| d.to_owned())
+                    .unwrap_or_default();
+                (artifact, digest)
+            }
+            ChartRefKind::HelmChart => {
+                let api: Api<HelmChart> = Api::namespaced(self.ctx.client.clone(), &ns);
+                let chart = api
+                    .get_opt(&r.name)
+                    .await
+                    .map_err(|e| failed(format!("could not get Source object: {e}")))?;
+                let Some(chart) = chart else {
+                    return Err(failed(format!(
+                        "could not get Source object: HelmChart '{ns}/{}' not found",
+                        r.name
+                    )));
+                };
+                (chart.artifact().cloned(), String::new())
+            }
+            other => {
+                return Err(Failure::stalled(
+                    meta::UNSUPPORTED_FIELD_REASON,
+                    format!("spec.chartRef.kind {other} is not supported by sluice yet"),
+                ));
+            }
+        };
+        let Some(artifact) = artifact else {
+            return Err(Failure::new(
+                "SourceNotReady",
+                format!("HelmChart source '{ns}/{}' has no artifact yet", r.name),
+            ));
+        };
+        let root = self.ctx.opts.storage_path.clone();
+        let timeout = self.ctx.opts.http_timeout;
+        let fetched = artifact.clone();
+        let chart = tokio::task::spawn_blocking(move || {
+            let bytes = sluice_render::artifact::fetch_bytes(root.as_deref(), &fetched, timeout)?;
+            sluice_helm::chart::load_archive(&bytes[..], &Default::default())
+                .map_err(|e| format!("Could not load chart: {e}"))
+        })
+        .await
+        .map_err(|e| failed(format!("loading the chart: {e}")))?
+        .map_err(failed)?;
+        Ok(Chart {
+            chart,
+            artifact,
+            oci_digest,
+        })
+    }
+
+    async fn values(&self) -> Result<YMap, Failure> {
+        let ns = self.hr.namespace().unwrap_or_default();
+        let inline = self
+            .hr
+            .spec
+            .values
+            .as_ref()
+            .filter(|v| !v.is_null())
+            .map(|v| match sluice_helm::values::from_json(v) {
+                sluice_kustomize::yaml::Value::Map(m) => Ok(m),
+                _ => Err(Failure::stalled(
+                    "ValuesError",
+                    "spec.values is not a map of values",
+                )),
+            })
+            .transpose()?;
+        let refs: Vec<ValuesReference> = self
+            .hr
+            .spec
+            .values_from
+            .iter()
+            .flatten()
+            .map(|r| ValuesReference {
+                kind: r.kind.to_string(),
+                name: r.name.clone(),
+                values_key: r.values_key.clone(),
+                target_path: r.target_path.clone(),
+                optional: r.is_optional(),
+                literal: r.literal.unwrap_or(false),
+            })
+            .collect();
+        // Every referenced object, read once, before composing (which is pure).
+        let mut fetched = std::collections::BTreeMap::new();
+        for r in &refs {
+            let key = (r.kind.clone(), r.name.clone());
+            if fetched.contains_key(&key) {
+                continue;
+            }
+            let result = match r.kind.as_str() {
+                "ConfigMap" => {
+                    let api: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &ns);
+                    data_of(api.get_opt(&r.name).await, "configmaps", &r.name, |cm| {
+                        cm.data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, v.into_bytes()))
+                            .collect()
+                    })
+                }
+                "Secret" => {
+                    let api: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &ns);
+                    data_of(api.get_opt(&r.name).await, "secrets", &r.name, |s| {
+                        s.data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, v.0))
+                            .collect()
+                    })
+                }
+                _ => continue,
+            };
+            fetched.insert(key, result);
+        }
+        values_from::compose(&ns, inline, &refs, |kind, name| {
+            fetched
+                .get(&(kind.to_owned(), name.to_owned()))
+                .cloned()
+                .unwrap_or_else(|| Fetched::NotFound(format!("{kind} {name:?} not found")))
+        })
+        .map_err(|e| Failure::new("ValuesError", e.to_string()))
+    }
+
+    /// Decides and runs actions until the release is as wanted, an action fails, or a
+    /// remediation ran (at most a few per run, as helm-controller's atomic release).
+    async fn release(&mut self, chart: &Chart, values: &YMap) -> Ended {
+        let hr = self.hr;
+        let storage_ns = hr.storage_namespace();
+        let storage = Storage::new(self.ctx.client.clone(), &storage_ns);
+        let name = release_name(hr);
+        let namespace = hr.release_namespace();
+        let md = chart.chart.metadata.clone();
+        let config_digest = sluice_helm::flux::config_digest(values);
+        // A new generation, chart or values: the failure counters start over.
+        if self.status.last_attempted_generation != hr.metadata.generation
+            || self.status.last_attempted_revision.as_deref() != Some(md.version.as_str())
+            || self.status.last_attempted_config_digest.as_deref() != Some(config_digest.as_str())
+        {
+            self.status.clear_failures();
+        }
+        self.status.last_attempted_generation = hr.metadata.generation;
+        self.status.last_attempted_revision = Some(md.version.clone());
+        self.status.last_attempted_revision_digest = Some(chart.artifact.digest.clone());
+        self.status.last_attempted_config_digest = Some(config_digest);
+        self.status.storage_namespace = Some(storage_ns.clone());
+        let applier = match applier_for(hr, self.ctx) {
+            Ok(a) => a,
+            Err(f) => return Ended::Failed(f),
+        };
+        let render = sluice_helm::render::Options {
+            skip_schema_validation: hr.install().disable_schema_validation.unwrap_or(false),
+            kube_version: self.kube_version().await,
+            ..Default::default()
+        };
+        let force = hr
+            .meta()
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(api::FORCE_REQUEST_ANNOTATION))
+            .filter(|v| self.status.last_handled_force_at.as_deref() != Some(v.as_str()))
+            .cloned();
+        for _ in 0..8 {
+            let last = match storage.last(&name).await {
+                Ok(l) => l,
+                Err(e) => return Ended::Failed(Failure::new("StorageError", e.to_string())),
+            };
+            let mut view = hr.clone();
+            view.status = Some(self.status.clone());
+            let facts = Facts {
+                last: last.as_ref(),
+                chart_name: &md.name,
+                chart_version: &md.version,
+                values,
+            };
+            let state = match state::determine(&view, facts) {
+                Ok(s) => s,
+                Err(e) => return Ended::Failed(Failure::new("StateError", e.to_string())),
+            };
+            // A rollback target is checked against what storage holds (gone or rewritten:
+            // helm-controller upgrades instead).
+            let stored = if matches!(state, State::Failed(_)) {
+                storage.history(&name).await.unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let target = |s: &Snapshot| -> RollbackTarget {
+                let verified = stored
+                    .iter()
+                    .find(|r| r.version == s.version)
+                    .is_some_and(|r| state::verify_snapshot(s, r).is_ok());
+                if verified {
+                    RollbackTarget::Verified
+                } else {
+                    RollbackTarget::Unverified
+                }
+            };
+            let decide = Decide {
+                force_requested: force.is_some(),
+                rollback_target: &target,
+            };
+            let action = match state::next_action(&view, self.status, &state, &decide) {
+                Ok(a) => a,
+                Err(e) => {
+                    let reason = meta::find_condition(
+                        self.status.conditions.as_deref().unwrap_or_default(),
+                        api::RELEASED_CONDITION,
+                    )
+                    .map_or_else(|| "RetriesExceeded".to_owned(), |c| c.reason.clone());
+                    let f = Failure::new(reason, e.to_string());
+                    return Ended::Failed(if e.is_terminal() {
+                        Failure { stalled: true, ..f }
+                    } else {
+                        f
+                    });
+                }
+            };
+            if force.is_some() && matches!(action, Action::Install | Action::Upgrade) {
+                self.status.last_handled_force_at = force.clone();
+            }
+            let now = Now::new();
+            let ctx = action_context(hr, &applier, &storage, &now);
+            let desired = Desired {
+                name: &name,
+                namespace: &namespace,
+                chart: &chart.chart,
+                values,
+                render: &render,
+            };
+            match action {
+                Action::Nothing => return Ended::Released { changed: false },
+                Action::Unlock => {
+                    let Some(last) = last else { continue };
+                    if let Err(e) = actions::unlock(&ctx, last).await {
+                        return Ended::Failed(Failure::new("PendingRelease", e.to_string()));
+                    }
+                    self.changed = true;
+                }
+                Action::Install | Action::Upgrade => {
+                    let install = matches!(action, Action::Install) || last.is_none();
+                    return self
+                        .install_or_upgrade(&ctx, &desired, last.as_ref(), install, chart)
+                        .await;
+                }
+                Action::RollbackTo(snapshot) => {
+                    return self
+                        .rollback(&ctx, &storage, &name, &snapshot, last, chart)
+                        .await;
+                }
+                Action::UninstallRemediation => {
+                    let Some(last) = last else { continue };
+                    return self.uninstall_remediation(&ctx, &last).await;
+                }
+                Action::Test | Action::CorrectDrift => {
+                    // Refused by validate(): test and drift detection are not implemented.
+                    return Ended::Released { changed: false };
+                }
+            }
+        }
+        Ended::Failed(Failure::new(
+            "ReconciliationFailed",
+            "the release did not settle after 8 actions in one run",
+        ))
+    }
+
+    async fn kube_version(&self) -> Option<String> {
+        self.ctx
+            .client
+            .apiserver_version()
+            .await
+            .ok()
+            .map(|v| v.git_version)
+    }
+
+    async fn install_or_upgrade(
+        &mut self,
+        ctx: &Context<'_>,
+        desired: &Desired<'_>,
+        last: Option<&Release>,
+        install: bool,
+        chart: &Chart,
+    ) -> Ended {
+        let hr = self.hr;
+        let action = if install {
+            ReleaseAction::Install
+        } else {
+            ReleaseAction::Upgrade
+        };
+        self.status.last_attempted_release_action = Some(action.clone());
+        self.changed = true;
+        let started = Instant::now();
+        if install
+            && hr.install().create_namespace.unwrap_or(false)
+            && let Err(e) = self.create_namespace(desired.namespace).await
+        {
+            return self.action_failed(install, desired, &chart.chart, e);
+        }
+        let pending = match (install, last) {
+            (true, last) => {
+                let version = last.map_or(1, |l| l.version + 1);
+                actions::install(ctx, desired, version).await
+            }
+            (false, Some(current)) => actions::upgrade(ctx, desired, current).await,
+            (false, None) => unreachable_upgrade(),
+        };
+        let pending = match pending {
+            Ok(p) => p,
+            Err(e) => return self.action_failed(install, desired, &chart.chart, e.to_string()),
+        };
+        let wait_disabled = if install {
+            hr.install().disable_wait.unwrap_or(false)
+        } else {
+            hr.upgrade().disable_wait.unwrap_or(false)
+        };
+        let timeout = if install {
+            hr.action_timeout(hr.install().timeout.as_deref())
+        } else {
+            hr.action_timeout(hr.upgrade().timeout.as_deref())
+        }
+        .unwrap_or(api::DEFAULT_TIMEOUT);
+        let waited = if wait_disabled {
+            Ok(())
+        } else {
+            self.wait(ctx.applier, &pending.applied.applied(), timeout)
+                .await
+        };
+        self.status.inventory = Some(pending.applied.inventory());
+        let release = match actions::complete(ctx, pending.release, waited).await {
+            Ok(r) => r,
+            Err(e) => return self.action_failed(install, desired, &chart.chart, e.to_string()),
+        };
+        self.status.last_attempted_release_action_duration = Some(meta::format_duration(
+            Duration::from_millis(started.elapsed().as_millis() as u64),
+        ));
+        self.record(&release, action.as_str(), &chart.oci_digest);
+        if release.status() != sluice_helm::release::Status::Deployed {
+            let message = release
+                .info
+                .as_ref()
+                .map(|i| i.description.clone())
+                .unwrap_or_default();
+            return self.action_failed(install, desired, &chart.chart, message);
+        }
+        let snapshot = self.status.latest().cloned();
+        let (reason, verb) = if install {
+            (api::INSTALL_SUCCEEDED_REASON, "install")
+        } else {
+            (api::UPGRADE_SUCCEEDED_REASON, "upgrade")
+        };
+        let message = snapshot.map_or_else(String::new, |s| {
+            format!(
+                "Helm {verb} succeeded for release {} with chart {}",
+                s.full_release_name(),
+                s.versioned_chart_name()
+            )
+        });
+        self.set(api::RELEASED_CONDITION, "True", reason, &message);
+        meta::remove_condition(self.status.conditions_mut(), api::REMEDIATED_CONDITION);
+        self.status.clear_failures();
+        self.status.observed_post_renderers_digest = nonempty(crate::digests::post_renderers(
+            hr.spec.post_renderers.as_deref(),
+        ));
+        self.status.observed_common_metadata_digest = nonempty(crate::digests::common_metadata(
+            hr.spec.common_metadata.as_ref(),
+        ));
+        Ended::Released { changed: true }
+    }
+
+    fn action_failed(
+        &mut self,
+        install: bool,
+        desired: &Desired<'_>,
+        chart: &sluice_helm::chart::Chart,
+        error: String,
+    ) -> Ended {
+        let (reason, verb) = if install {
+            (api::INSTALL_FAILED_REASON, "install")
+        } else {
+            (api::UPGRADE_FAILED_REASON, "upgrade")
+        };
+        let message = format!(
+            "Helm {verb} failed for release {}/{} with chart {}@{}: {}",
+            desired.namespace,
+            desired.name,
+            chart.metadata.name,
+            chart.metadata.version,
+            error.trim()
+        );
+        self.set(api::RELEASED_CONDITION, "False", reason, &message);
+        let counter = if install {
+            &mut self.status.install_failures
+        } else {
+            &mut self.status.upgrade_failures
+        };
+        *counter = Some(counter.unwrap_or(0) + 1);
+        self.status.failures = Some(self.status.failures.unwrap_or(0) + 1);
+        Ended::Failed(Failure::new(reason, message))
+    }
+
+    async fn rollback(
+        &mut self,
+        ctx: &Context<'_>,
+        storage: &Storage,
+        name: &str,
+        snapshot: &Snapshot,
+        last: Option<Release>,
+        chart: &Chart,
+    ) -> Ended {
+        self.changed = true;
+        let target = match storage.get(name, snapshot.version).await {
+            Ok(Some(t)) if state::verify_snapshot(snapshot, &t).is_ok() => t,
+            Ok(_) => {
+                return Ended::Failed(Failure::new(
+                    api::ROLLBACK_FAILED_REASON,
+                    format!(
+                        "missing target release for rollback: {} is not in storage as recorded",
+                        snapshot.full_release_name()
+                    ),
+                ));
+            }
+            Err(e) => return Ended::Failed(Failure::new("StorageError", e.to_string())),
+        };
+        let Some(current) = last else {
+            return Ended::Failed(Failure::new(
+                api::ROLLBACK_FAILED_REASON,
+                "no release in storage to roll back from",
+            ));
+        };
+        let timeout = self
+            .hr
+            .action_timeout(self.hr.rollback().timeout.as_deref())
+            .unwrap_or(api::DEFAULT_TIMEOUT);
+        let result = match actions::rollback(ctx, &target, &current).await {
+            Ok(pending) => {
+                let waited = if self.hr.rollback().disable_wait.unwrap_or(false) {
+                    Ok(())
+                } else {
+                    self.wait(ctx.applier, &pending.applied.applied(), timeout)
+                        .await
+                };
+                self.status.inventory = Some(pending.applied.inventory());
+                actions::complete(ctx, pending.release, waited)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let described = format!(
+            "{} with chart {}",
+            snapshot.full_release_name(),
+            snapshot.versioned_chart_name()
+        );
+        match result {
+            Ok(release) if release.status() == sluice_helm::release::Status::Deployed => {
+                self.record(&release, "rollback", &chart.oci_digest);
+                let message = format!("Helm rollback to previous release {described} succeeded");
+                self.set(
+                    api::REMEDIATED_CONDITION,
+                    "True",
+                    api::ROLLBACK_SUCCEEDED_REASON,
+                    &message,
+                );
+                Ended::Remediated
+            }
+            other => {
+                let error = match other {
+                    Ok(r) => r.info.map(|i| i.description).unwrap_or_default(),
+                    Err(e) => e,
+                };
+                let message =
+                    format!("Helm rollback to previous release {described} failed: {error}");
+                self.set(
+                    api::REMEDIATED_CONDITION,
+                    "False",
+                    api::ROLLBACK_FAILED_REASON,
+                    &message,
+                );
+                Ended::Failed(Failure::new(api::ROLLBACK_FAILED_REASON, message))
+            }
+        }
+    }
+
+    async fn uninstall_remediation(&mut self, ctx: &Context<'_>, last: &Release) -> Ended {
+        self.changed = true;
+        let keep = self.hr.uninstall().keep_history.unwrap_or(false);
+        let described = format!(
+            "{}/{}.v{} with chart {}",
+            last.namespace,
+            last.name,
+            last.version,
+            last.chart
+                .as_ref()
+                .and_then(|c| c.metadata.as_ref())
+                .map(|m| format!("{}@{}", m.name, m.version))
+                .unwrap_or_default()
+        );
+        match actions::uninstall(ctx, last, keep).await {
+            Ok(_) => {
+                let message =
+                    format!("Helm uninstall remediation for release {described} succeeded");
+                self.set(
+                    api::REMEDIATED_CONDITION,
+                    "True",
+                    api::UNINSTALL_SUCCEEDED_REASON,
+                    &message,
+                );
+                self.status.history = None;
+                self.status.inventory = None;
+                Ended::Remediated
+            }
+            Err(e) => {
+                let message =
+                    format!("Helm uninstall remediation for release {described} failed: {e}");
+                self.set(
+                    api::REMEDIATED_CONDITION,
+                    "False",
+                    api::UNINSTALL_FAILED_REASON,
+                    &message,
+                );
+                Ended::Failed(Failure::new(api::UNINSTALL_FAILED_REASON, message))
+            }
+        }
+    }
+
+    /// Waits, within `timeout`, for the objects to become ready (kstatus rules, cause chains
+    /// on failure).
+    async fn wait(
+        &self,
+        applier: &Applier,
+        objects: &[ObjectRef],
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let started = Instant::now();
+        let acting_as = self
+            .hr
+            .spec
+            .service_account_name
+            .as_deref()
+            .map(|sa| format!("{}/{sa}", self.hr.namespace().unwrap_or_default()));
+        loop {
+            let last = started.elapsed() + self.ctx.opts.health_poll >= timeout;
+            let verdict = health::check(
+                applier.client(),
+                acting_as.as_deref(),
+                &self.ctx.resources,
+                objects,
+                &[],
+                started.elapsed(),
+                last,
+            )
+            .await;
+            match verdict {
+                Health::Ready => return Ok(()),
+                Health::Failed(message) => return Err(message),
+                Health::Pending { .. } => tokio::time::sleep(self.ctx.opts.health_poll).await,
+            }
+        }
+    }
+
+    async fn create_namespace(&self, name: &str) -> Result<(), String> {
+        let api: Api<Namespace> = Api::all(self.ctx.client.clone());
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
+            .await
+            .map(drop)
+            .map_err(|e| format!("failed to create namespace {name}: {e}"))
+    }
+
+    /// Adds (or replaces) the snapshot of `release` at the head of the history.
+    fn record(&mut self, release: &Release, action: &str, oci_digest: &str) {
+        let Ok(snapshot) = state::snapshot_of(release, action, oci_digest) else {
+            return;
+        };
+        let history = self.status.history.get_or_insert_with(Vec::new);
+        history.retain(|s| s.version != snapshot.version || s.name != snapshot.name);
+        history.insert(0, snapshot);
+        history.sort_by_key(|s| std::cmp::Reverse(s.version));
+        let max = usize::try_from(self.hr.max_history()).unwrap_or(0);
+        if max > 0 {
+            history.truncate(max);
+        }
+        self.status.last_release_revision = Some(release.version);
+    }
+
+    fn set(&mut self, type_: &str, value: &str, reason: &str, message: &str) {
+        let generation = self.hr.metadata.generation;
+        meta::set_condition(
+            self.status.conditions_mut(),
+            meta::new_condition(type_, value, reason, message, generation),
+        );
+    }
+}
+
+fn nonempty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn unreachable_upgrade() -> Result<actions::Pending, actions::ActionError> {
+    Err(actions::ActionError::NotFound(
+        "no release in storage to upgrade".into(),
+    ))
+}
+
+/// What a GET of a ConfigMap or Secret says, for the values.
+fn data_of<T>(
+    got: Result<Option<T>, kube::Error>,
+    resource: &str,
+    name: &str,
+    data: impl FnOnce(T) -> values_from::Data,
+) -> Fetched {
+    match got {
+        Ok(Some(obj)) => Fetched::Found(data(obj)),
+        Ok(None) => Fetched::NotFound(format!("{resource} \"{name}\" not found")),
+        Err(kube::Error::Api(s)) if s.code == 404 => Fetched::NotFound(s.message),
+        Err(e) => Fetched::Failed(e.to_string()),
+    }
+}

@@ -1,0 +1,252 @@
+//! The HelmRelease controller on the control plane: a chart from an OCIRepository's artifact
+//! (served from the source storage on disk, as the in-process source controller serves it) is
+//! installed, upgraded when its values change, remediated by rollback when an upgrade's wait
+//! fails (the cause named), stalled once retries are spent, uninstalled when the HelmRelease
+//! is deleted; fields sluice does not implement are refused by name.
+
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use sluice_api::meta::{self, FluxObject};
+use sluice_api::{HelmRelease, OCIRepository};
+use sluice_testsupport::{TestNamespace, wait_for};
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// A chart with a ConfigMap and a Deployment whose pods are not Ready while
+/// `values.stuck` is true (the test control plane's nodes honour
+/// `sim.sluice.dev/ready: "false"`).
+fn chart_archive(dir: &Path) -> Vec<u8> {
+    write(
+        dir,
+        "Chart.yaml",
+        "apiVersion: v2\nname: greet\nversion: 0.1.0\nappVersion: \"1.0\"\n",
+    );
+    write(dir, "values.yaml", "greeting: hello\nstuck: false\n");
+    write(
+        dir,
+        "templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-greeting\n\
+         data:\n  greeting: {{ .Values.greeting | quote }}\n",
+    );
+    write(
+        dir,
+        "templates/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n\
+         spec:\n  replicas: 1\n  selector:\n    matchLabels: {app: greet}\n  template:\n\
+         \x20   metadata:\n      labels: {app: greet}\n\
+         {{- if .Values.stuck }}\n      annotations: {sim.sluice.dev/ready: \"false\"}\n{{- end }}\n\
+         \x20   spec:\n      containers: [{name: web, image: \"nginx:{{ .Values.greeting }}\"}]\n",
+    );
+    let chart = sluice_helm::chart::load_dir(dir, &Default::default()).unwrap();
+    sluice_helm::package::package(&chart).unwrap()
+}
+
+fn ready_message(hr: &HelmRelease) -> String {
+    meta::find_condition(hr.conditions(), meta::READY_CONDITION)
+        .map(|c| format!("{} {}: {}", c.status, c.reason, c.message))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
+    let client = sluice_testsupport::client().await;
+    for crd in sluice_api::crds() {
+        sluice_testsupport::apply_crd(&client, &crd, "sluice-helmrelease-tests").await;
+    }
+    let ns = TestNamespace::create(&client, "hr-ctl").await;
+    let name = ns.name().to_owned();
+
+    // The chart as an OCIRepository's artifact in the source storage.
+    let storage = tempfile::tempdir().unwrap();
+    let chart_dir = tempfile::tempdir().unwrap();
+    let archive = chart_archive(chart_dir.path());
+    let rel = format!("ocirepository/{name}/greet/chart.tgz");
+    write(storage.path(), &rel, "");
+    std::fs::write(storage.path().join(&rel), &archive).unwrap();
+    let digest = sluice_git::archive::digest_bytes(&archive);
+    let repos: Api<OCIRepository> = Api::namespaced(client.clone(), &name);
+    let repo: OCIRepository = serde_json::from_value(json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+        "metadata": {"name": "greet", "namespace": name},
+        "spec": {"url": "oci://registry.example/charts/greet", "interval": "10m", "ref": {"tag": "0.1.0"}},
+    }))
+    .unwrap();
+    repos.create(&PostParams::default(), &repo).await.unwrap();
+    repos
+        .patch_status(
+            "greet",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"artifact": {
+                "path": rel, "url": format!("http://source.invalid/{rel}"),
+                "revision": format!("0.1.0@{digest}"), "digest": digest,
+                "lastUpdateTime": "2026-12-02T10:00:00Z",
+            }}})),
+        )
+        .await
+        .unwrap();
+
+    let config = sluice_testsupport::config().await;
+    let opts = sluice_helmrelease::Options {
+        namespace: Some(name.clone()),
+        storage_path: Some(storage.path().to_path_buf()),
+        health_poll: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let controller = tokio::spawn(sluice_helmrelease::run_until(config, opts, async move {
+        let _ = stop_rx.await;
+    }));
+
+    let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
+    let hr: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "greet", "namespace": name},
+        "spec": {
+            "interval": "10m",
+            "timeout": "6s",
+            "chartRef": {"kind": "OCIRepository", "name": "greet"},
+            "values": {"greeting": "hi"},
+            "upgrade": {"remediation": {"retries": 1}},
+        },
+    }))
+    .unwrap();
+    hrs.create(&PostParams::default(), &hr).await.unwrap();
+
+    // Installed: Ready with Flux's message, history, the release Secret, the objects labelled.
+    let installed = wait_for(&hrs, "greet", Duration::from_secs(60), |hr| hr.is_ready()).await;
+    assert_eq!(
+        ready_message(&installed),
+        format!(
+            "True InstallSucceeded: Helm install succeeded for release {name}/greet.v1 with chart greet@0.1.0"
+        )
+    );
+    let status = installed.status.clone().unwrap();
+    let latest = status.latest().unwrap();
+    assert_eq!((latest.version, latest.status.as_str()), (1, "deployed"));
+    assert_eq!(latest.oci_digest.as_deref(), Some(digest.as_str()));
+    assert_eq!(status.last_attempted_revision.as_deref(), Some("0.1.0"));
+    assert_eq!(status.inventory.as_ref().unwrap().entries.len(), 2);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
+    secrets.get("sh.helm.release.v1.greet.v1").await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    let cm = cms.get("greet-greeting").await.unwrap();
+    assert_eq!(cm.data.unwrap()["greeting"], "hi");
+    let labels = cm.metadata.labels.unwrap();
+    assert_eq!(labels["helm.toolkit.fluxcd.io/name"], "greet");
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "Helm");
+
+    // New values: upgraded to v2.
+    hrs.patch(
+        "greet",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"values": {"greeting": "hey"}}})),
+    )
+    .await
+    .unwrap();
+    let upgraded = wait_for(&hrs, "greet", Duration::from_secs(60), |hr| {
+        hr.is_ready()
+            && hr
+                .status
+                .as_ref()
+                .and_then(|s| s.latest())
+                .is_some_and(|s| s.version == 2)
+    })
+    .await;
+    assert!(
+        ready_message(&upgraded).contains("Helm upgrade succeeded for release"),
+        "{}",
+        ready_message(&upgraded)
+    );
+    assert_eq!(
+        cms.get("greet-greeting").await.unwrap().data.unwrap()["greeting"],
+        "hey"
+    );
+
+    // An upgrade whose pods never become Ready: the wait fails naming the Deployment, the
+    // release is rolled back, retried once, rolled back again, and then stalled.
+    hrs.patch(
+        "greet",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"values": {"greeting": "stuck", "stuck": true}}})),
+    )
+    .await
+    .unwrap();
+    let stalled = wait_for(&hrs, "greet", Duration::from_secs(120), |hr| {
+        meta::is_condition_true(hr.conditions(), meta::STALLED_CONDITION)
+    })
+    .await;
+    let ready = ready_message(&stalled);
+    assert!(ready.contains("exceeded maximum retries"), "{ready}");
+    let status = stalled.status.clone().unwrap();
+    assert_eq!(status.upgrade_failures, Some(2));
+    let remediated = meta::find_condition(stalled.conditions(), "Remediated").unwrap();
+    assert_eq!(remediated.reason, "RollbackSucceeded");
+    let released = meta::find_condition(stalled.conditions(), "Released").unwrap();
+    assert_eq!(released.reason, "UpgradeFailed");
+    assert!(
+        released.message.contains("timeout waiting for")
+            && released
+                .message
+                .contains(&format!("Deployment/{name}/greet")),
+        "{}",
+        released.message
+    );
+    // Rolled back: the v2 values are live again.
+    assert_eq!(
+        cms.get("greet-greeting").await.unwrap().data.unwrap()["greeting"],
+        "hey"
+    );
+
+    // A field sluice does not implement is refused by name.
+    let refused: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "refused", "namespace": name},
+        "spec": {
+            "interval": "10m",
+            "chartRef": {"kind": "OCIRepository", "name": "greet"},
+            "postRenderers": [{"kustomize": {"images": [{"name": "nginx", "newTag": "1"}]}}],
+        },
+    }))
+    .unwrap();
+    hrs.create(&PostParams::default(), &refused).await.unwrap();
+    let refused = wait_for(&hrs, "refused", Duration::from_secs(30), |hr| {
+        meta::is_condition_true(hr.conditions(), meta::STALLED_CONDITION)
+    })
+    .await;
+    assert_eq!(
+        ready_message(&refused),
+        "False UnsupportedField: not supported by sluice yet: spec.postRenderers"
+    );
+
+    // Deleted: uninstalled, records and objects gone.
+    hrs.delete("greet", &DeleteParams::default()).await.unwrap();
+    for _ in 0..100 {
+        if hrs.get_opt("greet").await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        hrs.get_opt("greet").await.unwrap().is_none(),
+        "finalizer not removed"
+    );
+    assert!(cms.get_opt("greet-greeting").await.unwrap().is_none());
+    let left = secrets
+        .list(&ListParams::default().labels("owner=helm,name=greet"))
+        .await
+        .unwrap();
+    assert!(left.items.is_empty());
+
+    let _ = stop_tx.send(());
+    let _ = controller.await;
+    ns.delete().await;
+}
