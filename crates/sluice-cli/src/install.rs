@@ -123,7 +123,8 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
     let ns = o.namespace.as_str();
     let mut out = Vec::new();
     for crd in sluice_api::crds() {
-        // HelmRelease's CRD comes with its controller: installed alone, it would admit
+        // HelmRelease's CRD comes with its controller, a preview that `sluice controller`
+        // runs only with `--helmrelease`: installed by default, the CRD would admit
         // HelmReleases that nothing reconciles, with no condition saying so (Flux's own CRD,
         // already on a cluster moving from Flux, is left alone).
         if crd.spec.group == sluice_api::helm_release::GROUP {
@@ -160,7 +161,8 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         "metadata": {"name": format!("sluice-controller-{ns}"), "labels": labels(ns, "sluice")},
         "rules": [
             // Every kind of sluice_api::crds(), with status and finalizers.
-            {"apiGroups": ["source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io"], "resources": ["*"], "verbs": ["*"]},
+            // (helm.toolkit.fluxcd.io for the HelmRelease controller, when enabled.)
+            {"apiGroups": ["source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io"], "resources": ["*"], "verbs": ["*"]},
             {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
             {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
             // Credentials, and (as Flux's source-controller) the image pull

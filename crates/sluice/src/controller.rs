@@ -61,7 +61,25 @@ pub struct ControllerArgs {
     reloader: ReloaderArgs,
 
     #[command(flatten)]
+    helmrelease: HelmReleaseArgs,
+
+    #[command(flatten)]
     leader: crate::leader::LeaderArgs,
+}
+
+/// HelmRelease controller options (Flux's helm-controller).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "HelmRelease controller (preview)")]
+struct HelmReleaseArgs {
+    /// Run the HelmRelease controller (a preview, off by default: it refuses the fields it
+    /// does not implement yet by name; do not run it beside Flux's helm-controller). Needs
+    /// the HelmRelease CRD (Flux's).
+    #[arg(long = "helmrelease", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
+    helmrelease_enabled: bool,
+
+    /// HelmReleases reconciled in parallel.
+    #[arg(long = "helmrelease-concurrency", default_value_t = 2, value_name = "N")]
+    helmrelease_concurrency: u16,
 }
 
 /// Source controller options (Flux's source-controller flags).
@@ -484,6 +502,27 @@ impl Controllers<'_> {
                 sluice_kustomization::run_until(config, opts, metrics, stop)
                     .await
                     .context("Kustomization controller")
+            });
+        }
+        if args.helmrelease.helmrelease_enabled {
+            runtime.readiness.gate(sluice_helmrelease::READINESS_GATE);
+            let opts = sluice_helmrelease::Options {
+                namespace: args.watch_namespace.clone(),
+                label_selector: runtime.scope.label_selector.clone(),
+                concurrency: args.helmrelease.helmrelease_concurrency,
+                storage_path: args
+                    .source
+                    .source_enabled
+                    .then(|| args.source.storage_path.clone()),
+                requeue_dependency: self.requeue_dependency,
+                runtime: runtime.clone(),
+                ..sluice_helmrelease::Options::default()
+            };
+            let config = self.config.clone();
+            tasks.spawn(async move {
+                sluice_helmrelease::run_until(config, opts, std::future::pending())
+                    .await
+                    .context("HelmRelease controller")
             });
         }
         if args.reloader.enabled {
