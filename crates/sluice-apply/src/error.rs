@@ -245,10 +245,10 @@ fn no_match_hint(api_version: &str) -> &'static str {
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     match group {
         "helm.toolkit.fluxcd.io" => {
-            " (HelmReleases are served by Flux's helm-controller, which sluice does not replace: install it and its CRDs beside sluice)"
+            " (HelmReleases are served by Flux's helm-controller beside sluice, with its CRDs; or by sluice's own HelmRelease controller, a preview: `sluice controller --helmrelease` with Flux's HelmRelease CRD)"
         }
         "source.toolkit.fluxcd.io" => {
-            " (sluice serves GitRepository only; HelmRepository, HelmChart, OCIRepository and Bucket need Flux's source-controller)"
+            " (sluice serves GitRepository, OCIRepository, HelmRepository and HelmChart; Bucket and ExternalArtifact need Flux's source-controller)"
         }
         "notification.toolkit.fluxcd.io" | "image.toolkit.fluxcd.io" => {
             " (served by a Flux controller that sluice does not replace)"

@@ -114,6 +114,19 @@ pub struct Desired<'a> {
     /// Rendering options other than name, namespace, revision and upgrade (capabilities,
     /// schema validation).
     pub render: &'a sluice_helm::render::Options,
+    /// What to do with the chart's `crds/` (Flux: `Create` on install, `Skip` on upgrade).
+    pub crds: CrdsPolicy,
+}
+
+/// What an install or upgrade does with the chart's `crds/` directory (Flux's `crds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrdsPolicy {
+    /// Leave them.
+    Skip,
+    /// Create the missing ones, never change existing ones.
+    Create,
+    /// Create the missing ones and update existing ones.
+    CreateReplace,
 }
 
 /// A revision written `pending-*` and applied: [`complete`] it after the wait.
@@ -129,7 +142,7 @@ pub async fn install(
     desired: &Desired<'_>,
     version: i64,
 ) -> Result<Pending, ActionError> {
-    let release = new_revision(
+    let (release, crds) = new_revision(
         ctx,
         desired,
         version,
@@ -140,7 +153,8 @@ pub async fn install(
     ctx.storage
         .create(&release, ctx.max_history, ctx.now_unix)
         .await?;
-    apply_recorded(ctx, release, None, "pre-install").await
+    let crds = (crds, desired.crds);
+    apply_recorded(ctx, release, None, &crds, "pre-install").await
 }
 
 /// Upgrades from `current` (the last revision) to a new one.
@@ -160,7 +174,7 @@ pub async fn upgrade(
         render: &opts,
         ..*desired
     };
-    let release = new_revision(
+    let (release, crds) = new_revision(
         ctx,
         &desired,
         current.version + 1,
@@ -171,7 +185,8 @@ pub async fn upgrade(
     ctx.storage
         .create(&release, ctx.max_history, ctx.now_unix)
         .await?;
-    apply_recorded(ctx, release, Some(current), "pre-upgrade").await
+    let crds = (crds, desired.crds);
+    apply_recorded(ctx, release, Some(current), &crds, "pre-upgrade").await
 }
 
 /// Rolls back to `target` (an earlier revision) from `current` (the last one).
@@ -192,7 +207,14 @@ pub async fn rollback(
     ctx.storage
         .create(&release, ctx.max_history, ctx.now_unix)
         .await?;
-    apply_recorded(ctx, release, Some(current), "pre-rollback").await
+    apply_recorded(
+        ctx,
+        release,
+        Some(current),
+        &(Vec::new(), CrdsPolicy::Skip),
+        "pre-rollback",
+    )
+    .await
 }
 
 /// Records how a pending revision ended: after a successful wait its `post-*` hooks run, then
@@ -313,14 +335,27 @@ fn new_revision(
     first_deployed: &str,
     status: Status,
     description: &str,
-) -> Result<Release, ActionError> {
+) -> Result<(Release, Vec<Value>), ActionError> {
     let mut opts = desired.render.clone();
     opts.release_name = desired.name.to_owned();
     opts.namespace = desired.namespace.to_owned();
     opts.revision = version;
     let rendered = sluice_helm::render::render(desired.chart, desired.values, &opts)
         .map_err(|e| ActionError::Manifest(e.to_string()))?;
-    Ok(Release::new_revision(NewRevision {
+    let mut crds = Vec::new();
+    if desired.crds != CrdsPolicy::Skip {
+        for (path, data) in &rendered.crds {
+            let text = String::from_utf8_lossy(data);
+            let docs = sluice_kustomize::yaml::parse_resources(&text)
+                .map_err(|e| ActionError::Manifest(format!("failed to install CRD {path}: {e}")))?;
+            crds.extend(
+                docs.iter()
+                    .map(sluice_render::pipeline::to_json)
+                    .filter(Value::is_object),
+            );
+        }
+    }
+    let release = Release::new_revision(NewRevision {
         name: desired.name,
         namespace: desired.namespace,
         version,
@@ -332,7 +367,8 @@ fn new_revision(
         status,
         description,
         apply_method: "ssa",
-    }))
+    });
+    Ok((release, crds))
 }
 
 /// Helm's wording of a failed hook of `event`, as the action reports it.
@@ -344,17 +380,21 @@ fn hook_failure(event: &str, error: &str) -> String {
     }
 }
 
-/// Runs the `pre` hooks of a recorded pending revision and applies it; a failure records the
-/// revision `failed`.
+/// Applies the chart's CRDs as the policy says, runs the `pre` hooks of a recorded pending
+/// revision and applies it; a failure records the revision `failed`.
 async fn apply_recorded(
     ctx: &Context<'_>,
     mut release: Release,
     previous: Option<&Release>,
+    crds: &(Vec<Value>, CrdsPolicy),
     pre: &str,
 ) -> Result<Pending, ActionError> {
-    let outcome = match ctx.run_hooks(&mut release, pre).await {
-        Err(e) => Err(ActionError::Hook(hook_failure(pre, &e))),
-        Ok(()) => apply_manifest(ctx, &release, previous).await,
+    let outcome = match apply_crds(ctx, &crds.0, crds.1).await {
+        Err(e) => Err(e),
+        Ok(()) => match ctx.run_hooks(&mut release, pre).await {
+            Err(e) => Err(ActionError::Hook(hook_failure(pre, &e))),
+            Ok(()) => apply_manifest(ctx, &release, previous).await,
+        },
     };
     match outcome {
         Ok(applied) => Ok(Pending { release, applied }),
@@ -363,6 +403,39 @@ async fn apply_recorded(
             Err(e)
         }
     }
+}
+
+/// The chart's `crds/`: created when missing; with `CreateReplace` updated too (Helm never
+/// deletes them).
+async fn apply_crds(
+    ctx: &Context<'_>,
+    crds: &[Value],
+    policy: CrdsPolicy,
+) -> Result<(), ActionError> {
+    let mut wanted = Vec::new();
+    for crd in crds {
+        if policy == CrdsPolicy::Create {
+            let r = object_ref(crd).map_err(ActionError::Manifest)?;
+            if ctx
+                .applier
+                .get(&r)
+                .await
+                .map_err(|e| ActionError::Apply(e.to_string()))?
+                .is_some()
+            {
+                continue;
+            }
+        }
+        wanted.push(crd.clone());
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    ctx.applier
+        .apply(wanted, &ApplyOptions::new(ctx.owner.clone()))
+        .await
+        .map(drop)
+        .map_err(|e| ActionError::Apply(format!("failed to install CRDs: {e}")))
 }
 
 async fn apply_manifest(

@@ -773,6 +773,7 @@ impl Run<'_> {
                 chart: &chart.chart,
                 values,
                 render: &render,
+                crds: crds_policy(hr, matches!(action, Action::Upgrade) && last.is_some()),
             };
             match action {
                 Action::Nothing => return Ended::Released { changed: false },
@@ -1141,6 +1142,25 @@ impl Run<'_> {
             self.status.conditions_mut(),
             meta::new_condition(type_, value, reason, message, generation),
         );
+    }
+}
+
+/// The `crds/` policy of an install (`Create` unless `Skip` or the deprecated `skipCRDs`) or
+/// an upgrade (`Skip` unless set), as Flux.
+fn crds_policy(hr: &HelmRelease, upgrade: bool) -> actions::CrdsPolicy {
+    use actions::CrdsPolicy as P;
+    let (set, default) = if upgrade {
+        (hr.upgrade().crds.clone(), P::Skip)
+    } else if hr.install().skip_crds.unwrap_or(false) {
+        (None, P::Skip)
+    } else {
+        (hr.install().crds.clone(), P::Create)
+    };
+    match set {
+        Some(api::CrdsPolicy::Skip) => P::Skip,
+        Some(api::CrdsPolicy::Create) => P::Create,
+        Some(api::CrdsPolicy::CreateReplace) => P::CreateReplace,
+        _ => default,
     }
 }
 

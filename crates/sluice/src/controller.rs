@@ -78,7 +78,11 @@ struct HelmReleaseArgs {
     helmrelease_enabled: bool,
 
     /// HelmReleases reconciled in parallel.
-    #[arg(long = "helmrelease-concurrency", default_value_t = 2, value_name = "N")]
+    #[arg(
+        long = "helmrelease-concurrency",
+        default_value_t = 2,
+        value_name = "N"
+    )]
     helmrelease_concurrency: u16,
 }
 

@@ -28,6 +28,13 @@ fn chart(dir: &Path, hook_image: Option<&str>) -> sluice_helm::chart::Chart {
     write(dir, "values.yaml", "greeting: hello\nextra: true\n");
     write(
         dir,
+        "crds/widget.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.hr-actions.sluice.test\n\
+         spec:\n  group: hr-actions.sluice.test\n  scope: Namespaced\n  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}\n\
+         \x20 versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}\n",
+    );
+    write(
+        dir,
         "templates/configmap.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-greeting\n\
          data:\n  greeting: {{ .Values.greeting | quote }}\n  revision: {{ .Release.Revision | quote }}\n",
@@ -100,6 +107,7 @@ async fn install_upgrade_rollback_uninstall() {
         chart: &greet,
         values: &v,
         render: &render,
+        crds: actions::CrdsPolicy::Create,
     };
     let pending = actions::install(&ctx, &desired, 1).await.unwrap();
     assert_eq!(pending.release.status(), Status::PendingInstall);
