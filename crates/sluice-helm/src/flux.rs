@@ -208,6 +208,48 @@ pub fn snapshot(r: &Release, action: &str, oci_digest: &str) -> Result<Snapshot,
     })
 }
 
+/// The chart version helm-controller installs from an OCIRepository (or an ExternalArtifact
+/// whose revision has a digest): the chart's version with the first 12 hex digits of the
+/// artifact's digest as build metadata (`6.7.1+0f5d0c8e2a0c`), and the digest it records
+/// (`ociDigest`). A semver tag must name the chart's version. helm-controller's
+/// `mutateChartWithSourceRevision`, with its error messages.
+pub fn oci_chart_version(chart_version: &str, revision: &str) -> Result<(String, String), String> {
+    use crate::values::parse_version;
+    let mut version = parse_version(chart_version)
+        .ok_or_else(|| format!("invalid chart version {chart_version}"))?;
+    let digest_of = |rev: &str| -> Result<String, String> {
+        let pair: Vec<&str> = rev.split(':').collect();
+        match pair.as_slice() {
+            [_, sha] if sha.len() >= 12 => Ok(sha[..12].to_owned()),
+            _ => Err(format!("invalid artifact revision {rev}")),
+        }
+    };
+    let tag = revision.split_once('@').map_or(revision, |(t, _)| t);
+    let tag_version = parse_version(&tag.replace('_', "+"));
+    let recorded = match tag_version {
+        Some(tv) => {
+            let pair: Vec<&str> = revision.split('@').collect();
+            let same = tv.major == version.major
+                && tv.minor == version.minor
+                && tv.patch == version.patch
+                && tv.pre == version.pre;
+            if pair.len() != 2 || !same {
+                return Err(format!(
+                    "artifact revision {} does not match chart version {chart_version}",
+                    pair[0]
+                ));
+            }
+            version.metadata = digest_of(pair[1])?;
+            pair[1].to_owned()
+        }
+        None => {
+            version.metadata = digest_of(revision)?;
+            revision.to_owned()
+        }
+    };
+    Ok((version.to_string(), recorded))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +353,41 @@ mod tests {
         assert!(
             with_pre.contains("\"hooks\":[{\"name\":\"pre\",\"kind\":\"Pod\",\"events\":[\"pre-install\"],\"last_run\":{\"phase\":\"\"}}]"),
             "{with_pre}"
+        );
+    }
+
+    #[test]
+    fn oci_chart_versions_carry_the_digest_as_helm_controller_sets_it() {
+        let digest = "sha256:0f5d0c8e2a0c9b2a5f6fd8a0c1a6e5b1c4d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6";
+        assert_eq!(
+            oci_chart_version("6.7.1", &format!("6.7.1@{digest}")).unwrap(),
+            ("6.7.1+0f5d0c8e2a0c".to_owned(), digest.to_owned())
+        );
+        // A chart's own metadata is replaced; a `_` in the tag is Helm's `+`.
+        assert_eq!(
+            oci_chart_version("1.0+build.1", &format!("1.0.0_build.1@{digest}"))
+                .unwrap()
+                .0,
+            "1.0.0+0f5d0c8e2a0c"
+        );
+        // A non-semver tag (latest, a branch) or a bare digest.
+        assert_eq!(
+            oci_chart_version("2.0.0", &format!("latest@{digest}"))
+                .unwrap()
+                .1,
+            format!("latest@{digest}")
+        );
+        assert_eq!(
+            oci_chart_version("2.0.0", digest).unwrap().0,
+            "2.0.0+0f5d0c8e2a0c"
+        );
+        assert_eq!(
+            oci_chart_version("2.0.0", &format!("1.0.0@{digest}")).unwrap_err(),
+            "artifact revision 1.0.0 does not match chart version 2.0.0"
+        );
+        assert_eq!(
+            oci_chart_version("x", digest).unwrap_err(),
+            "invalid chart version x"
         );
     }
 }

@@ -26,7 +26,7 @@ use kube::{Api, Client, Config, Resource, ResourceExt};
 use sluice_api::helm_release::{
     self as api, ChartRefKind, HelmReleaseStatus, ReleaseAction, Snapshot,
 };
-use sluice_api::meta::{self, Artifact, FluxObject};
+use sluice_api::meta::{self, FluxObject};
 use sluice_api::{HelmChart, HelmRelease, OCIRepository};
 use sluice_apply::health::{self, Health, ResourceCache};
 use sluice_apply::{Applier, ObjectRef, Owner};
@@ -461,7 +461,6 @@ struct Run<'a> {
 /// A loaded chart and where it came from.
 struct Chart {
     chart: sluice_helm::chart::Chart,
-    artifact: Artifact,
     /// The OCI digest of an OCIRepository's chart (for the snapshots).
     oci_digest: String,
 }
@@ -531,7 +530,7 @@ impl Run<'_> {
         };
         let ns = r.namespace_or(&own_ns).to_owned();
         let failed = |m: String| Failure::new(api::ARTIFACT_FAILED_REASON, m);
-        let (artifact, oci_digest) = match &r.kind {
+        let (artifact, oci) = match &r.kind {
             ChartRefKind::OciRepository => {
                 let api: Api<OCIRepository> = Api::namespaced(self.ctx.client.clone(), &ns);
                 let repo = api
@@ -544,13 +543,7 @@ impl Run<'_> {
                         r.name
                     )));
                 };
-                let artifact = repo.artifact().cloned();
-                let digest = artifact
-                    .as_ref()
-                    .and_then(|a| a.revision.split_once('@'))
-                    .map(|(_, d)| d.to_owned())
-                    .unwrap_or_default();
-                (artifact, digest)
+                (repo.artifact().cloned(), true)
             }
             ChartRefKind::HelmChart => {
                 let api: Api<HelmChart> = Api::namespaced(self.ctx.client.clone(), &ns);
@@ -564,7 +557,7 @@ impl Run<'_> {
                         r.name
                     )));
                 };
-                (chart.artifact().cloned(), String::new())
+                (chart.artifact().cloned(), false)
             }
             other => {
                 return Err(Failure::stalled(
@@ -576,13 +569,13 @@ impl Run<'_> {
         let Some(artifact) = artifact else {
             return Err(Failure::new(
                 "SourceNotReady",
-                format!("HelmChart source '{ns}/{}' has no artifact yet", r.name),
+                format!("{} source '{ns}/{}' has no artifact yet", r.kind, r.name),
             ));
         };
         let root = self.ctx.opts.storage_path.clone();
         let timeout = self.ctx.opts.http_timeout;
         let fetched = artifact.clone();
-        let chart = tokio::task::spawn_blocking(move || {
+        let mut chart = tokio::task::spawn_blocking(move || {
             let bytes = sluice_render::artifact::fetch_bytes(root.as_deref(), &fetched, timeout)?;
             sluice_helm::chart::load_archive(&bytes[..], &Default::default())
                 .map_err(|e| format!("Could not load chart: {e}"))
@@ -590,11 +583,16 @@ impl Run<'_> {
         .await
         .map_err(|e| failed(format!("loading the chart: {e}")))?
         .map_err(failed)?;
-        Ok(Chart {
-            chart,
-            artifact,
-            oci_digest,
-        })
+        // As helm-controller: a chart from an OCIRepository carries its digest in its version.
+        let mut oci_digest = String::new();
+        if oci {
+            let (version, digest) =
+                sluice_helm::flux::oci_chart_version(&chart.metadata.version, &artifact.revision)
+                    .map_err(|e| Failure::new("ChartMutateError", e))?;
+            chart.metadata.version = version;
+            oci_digest = digest;
+        }
+        Ok(Chart { chart, oci_digest })
     }
 
     async fn values(&self) -> Result<YMap, Failure> {
@@ -688,7 +686,8 @@ impl Run<'_> {
         }
         self.status.last_attempted_generation = hr.metadata.generation;
         self.status.last_attempted_revision = Some(md.version.clone());
-        self.status.last_attempted_revision_digest = Some(chart.artifact.digest.clone());
+        // Set for OCIRepository sources only, as helm-controller.
+        self.status.last_attempted_revision_digest = nonempty(chart.oci_digest.clone());
         self.status.last_attempted_config_digest = Some(config_digest);
         self.status.storage_namespace = Some(storage_ns.clone());
         let applier = match applier_for(hr, self.ctx) {
