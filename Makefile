@@ -77,7 +77,9 @@ flux-reference:
 
 ## helm-controller-check: Flux's helm-controller (built, cached) beside
 ## `sluice controller`: a HelmRelease from a sluice-served OCIRepository
-## installs and upgrades (crates/sluice/tests/flux_helm_controller.rs)
+## installs and upgrades, is taken over by `sluice controller --helmrelease`
+## with no new revision, upgraded by it, and handed back to helm-controller
+## with no new revision (crates/sluice/tests/flux_helm_controller.rs)
 helm-controller-check:
 	bin="$$(scripts/flux-reference build helm-controller)"; \
 	SLUICE_HELM_CONTROLLER_BIN="$$bin" scripts/with-testenv $(CARGO) test -p sluice --test flux_helm_controller -- --nocapture

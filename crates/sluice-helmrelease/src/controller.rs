@@ -7,13 +7,17 @@
 //! depends_on() -> DependencyNotReady, naming the dependency
 //! chart()      -> ArtifactFailed (the source, its artifact, the chart archive)
 //! values()     -> ValuesError (Flux's chartutil semantics, crate sluice-helm)
-//! release()    -> state (crate::state) → one action at a time (crate::actions), each
-//!                 waited for (sluice_apply::health, with cause chains) and completed;
-//!                 Released / Remediated, history snapshots as helm-controller writes them
+//! release()    -> state (crate::state) → one action at a time (crate::actions);
+//!                 its wait (sluice_apply::health, with cause chains) does not hold the
+//!                 worker: Ready=Unknown "waiting for 2 objects …", looked at again every
+//!                 health poll, completed when ready or out of time; anything new (spec,
+//!                 chart, reconcile request) cancels it; Released / Remediated, history
+//!                 snapshots as helm-controller writes them
 //! ```
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -98,6 +102,39 @@ struct Ctx {
     opts: Options,
     schedules: Schedules,
     resources: ResourceCache,
+    /// Revisions applied and waited for, by HelmRelease (the worker is not held while waiting).
+    waits: Mutex<HashMap<sluice_runtime::ObjectKey, Waiting>>,
+}
+
+/// A revision applied and waited for across runs.
+struct Waiting {
+    /// What the run that applied it saw (generation, source, reconcile request): anything new
+    /// cancels the wait.
+    fingerprint: String,
+    step: Step,
+    about: About,
+    /// The revision, `pending-*` in storage.
+    release: Release,
+    objects: Vec<ObjectRef>,
+    started: Instant,
+    wait_started: Instant,
+    deadline: Instant,
+}
+
+/// Which action a wait is part of.
+enum Step {
+    Install,
+    Upgrade,
+    Rollback(Box<Snapshot>),
+}
+
+/// What the messages of an action name.
+struct About {
+    name: String,
+    namespace: String,
+    /// `<chart>@<version>`.
+    chart: String,
+    oci_digest: String,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -134,6 +171,7 @@ pub async fn run_until(
         recorder: Recorder::new(client.clone(), FIELD_MANAGER, &opts.runtime.events),
         schedules: Schedules::default(),
         resources: ResourceCache::default(),
+        waits: Mutex::new(HashMap::new()),
         opts: opts.clone(),
     });
     let ready_task =
@@ -213,6 +251,9 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     let key = sluice_runtime::schedule::key_of(hr);
     if hr.is_suspended() {
         ctx.schedules.remove(&key);
+        if let Ok(mut waits) = ctx.waits.lock() {
+            waits.remove(&key);
+        }
         return Ok(Requeue::await_change());
     }
     // Runs woken by nothing new (this controller's own status writes) wait for their time.
@@ -228,6 +269,8 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     let mut run = Run {
         hr,
         ctx,
+        key: key.clone(),
+        fingerprint: fingerprint.clone(),
         status: &mut status,
         changed: false,
     };
@@ -240,7 +283,7 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     let history = History {
         consecutive_failures: ctx.schedules.get(&key).map_or(0, |d| d.failures),
     };
-    let policy = outcome::policy(hr, ctx.opts.requeue_dependency);
+    let policy = outcome::policy(hr, ctx.opts.requeue_dependency, ctx.opts.health_poll);
     let decision = outcome::conclude(hr, &mut status, &ended, &policy, history);
     if hr.status.as_ref() != Some(&status) {
         sluice_runtime::status::patch(&ctx.client, hr, &status, FIELD_MANAGER).await?;
@@ -249,10 +292,10 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     ctx.recorder
         .publish(hr, revision.as_deref(), &decision.events)
         .await;
-    let failures = if matches!(ended, Ended::Released { .. }) {
-        0
-    } else {
-        history.consecutive_failures + 1
+    let failures = match ended {
+        Ended::Released { .. } => 0,
+        Ended::Progressing(_) => history.consecutive_failures,
+        _ => history.consecutive_failures + 1,
     };
     ctx.schedules.set(
         key,
@@ -260,7 +303,7 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
             fingerprint,
             next: Some(Instant::now() + decision.requeue),
             failures,
-            eager: matches!(ended, Ended::Blocked(_)),
+            eager: matches!(ended, Ended::Blocked(_) | Ended::Progressing(_)),
         },
     );
     ctx.opts.runtime.metrics.observe_duration(
@@ -274,6 +317,11 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
 
 /// Uninstalls the release of a HelmRelease being deleted (not when suspended, as Flux).
 async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
+    let key = sluice_runtime::schedule::key_of(hr);
+    if let Ok(mut waits) = ctx.waits.lock() {
+        waits.remove(&key);
+    }
+    ctx.schedules.remove(&key);
     if hr.is_suspended() {
         return Ok(Requeue::await_change());
     }
@@ -453,6 +501,8 @@ pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
 struct Run<'a> {
     hr: &'a HelmRelease,
     ctx: &'a Ctx,
+    key: sluice_runtime::ObjectKey,
+    fingerprint: String,
     status: &'a mut HelmReleaseStatus,
     /// Whether an action ran.
     changed: bool,
@@ -467,6 +517,20 @@ struct Chart {
 
 impl Run<'_> {
     async fn execute(&mut self) -> Ended {
+        // A wait in progress resumes when nothing changed; anything new cancels it, the
+        // revision failing with the reason (and the failure counters untouched).
+        let waiting = self
+            .ctx
+            .waits
+            .lock()
+            .ok()
+            .and_then(|mut w| w.remove(&self.key));
+        if let Some(w) = waiting {
+            if w.fingerprint == self.fingerprint {
+                return self.resume(w).await;
+            }
+            self.cancel(w).await;
+        }
         if let Err(ended) = self.validate() {
             return ended;
         }
@@ -790,9 +854,7 @@ impl Run<'_> {
                         .await;
                 }
                 Action::RollbackTo(snapshot) => {
-                    return self
-                        .rollback(&ctx, &storage, &name, &snapshot, last, chart)
-                        .await;
+                    return self.rollback(&ctx, &storage, &snapshot, last, chart).await;
                 }
                 Action::UninstallRemediation => {
                     let Some(last) = last else { continue };
@@ -819,6 +881,43 @@ impl Run<'_> {
             .map(|v| v.git_version)
     }
 
+    /// The action context of this HelmRelease for a revision in `storage_ns`.
+    fn with_action_context<'b>(
+        &self,
+        applier: &'b Applier,
+        storage: &'b Storage,
+        now: &'b Now,
+    ) -> Context<'b> {
+        action_context(self.hr, applier, storage, now)
+    }
+
+    async fn resume(&mut self, w: Waiting) -> Ended {
+        let applier = match applier_for(self.hr, self.ctx) {
+            Ok(a) => a,
+            Err(f) => return Ended::Failed(f),
+        };
+        let storage = Storage::new(self.ctx.client.clone(), &self.hr.storage_namespace());
+        let now = Now::new();
+        let ctx = self.with_action_context(&applier, &storage, &now);
+        self.look(&ctx, w).await
+    }
+
+    /// Ends a wait that something new made moot: its revision is recorded failed, as Flux's
+    /// canceled health checks leave it.
+    async fn cancel(&mut self, w: Waiting) {
+        let Ok(applier) = applier_for(self.hr, self.ctx) else {
+            return;
+        };
+        let storage = Storage::new(self.ctx.client.clone(), &self.hr.storage_namespace());
+        let now = Now::new();
+        let ctx = self.with_action_context(&applier, &storage, &now);
+        let reason = "the wait was canceled: the HelmRelease, its chart or a reconcile request \
+                      changed while it ran";
+        if let Err(e) = actions::complete(&ctx, w.release, Err(reason.into())).await {
+            tracing::warn!(helmrelease = %self.hr.name_any(), "canceling a wait: {e}");
+        }
+    }
+
     async fn install_or_upgrade(
         &mut self,
         ctx: &Context<'_>,
@@ -828,19 +927,28 @@ impl Run<'_> {
         chart: &Chart,
     ) -> Ended {
         let hr = self.hr;
-        let action = if install {
-            ReleaseAction::Install
+        let (action, step) = if install {
+            (ReleaseAction::Install, Step::Install)
         } else {
-            ReleaseAction::Upgrade
+            (ReleaseAction::Upgrade, Step::Upgrade)
         };
-        self.status.last_attempted_release_action = Some(action.clone());
+        self.status.last_attempted_release_action = Some(action);
         self.changed = true;
+        let about = About {
+            name: desired.name.to_owned(),
+            namespace: desired.namespace.to_owned(),
+            chart: format!(
+                "{}@{}",
+                chart.chart.metadata.name, chart.chart.metadata.version
+            ),
+            oci_digest: chart.oci_digest.clone(),
+        };
         let started = Instant::now();
         if install
             && hr.install().create_namespace.unwrap_or(false)
             && let Err(e) = self.create_namespace(desired.namespace).await
         {
-            return self.action_failed(install, desired, &chart.chart, e);
+            return self.action_failed(install, &about, e);
         }
         let pending = match (install, last) {
             (true, last) => {
@@ -852,85 +960,188 @@ impl Run<'_> {
         };
         let pending = match pending {
             Ok(p) => p,
-            Err(e) => return self.action_failed(install, desired, &chart.chart, e.to_string()),
+            Err(e) => return self.action_failed(install, &about, e.to_string()),
         };
-        let wait_disabled = if install {
-            hr.install().disable_wait.unwrap_or(false)
-        } else {
-            hr.upgrade().disable_wait.unwrap_or(false)
-        };
-        let timeout = if install {
-            hr.action_timeout(hr.install().timeout.as_deref())
-        } else {
-            hr.action_timeout(hr.upgrade().timeout.as_deref())
-        }
-        .unwrap_or(api::DEFAULT_TIMEOUT);
-        let waited = if wait_disabled {
-            Ok(())
-        } else {
-            self.wait(ctx.applier, &pending.applied.applied(), timeout)
-                .await
-        };
-        self.status.inventory = Some(pending.applied.inventory());
-        let release = match actions::complete(ctx, pending.release, waited).await {
-            Ok(r) => r,
-            Err(e) => return self.action_failed(install, desired, &chart.chart, e.to_string()),
-        };
-        self.status.last_attempted_release_action_duration = Some(meta::format_duration(
-            Duration::from_millis(started.elapsed().as_millis() as u64),
-        ));
-        self.record(&release, action.as_str(), &chart.oci_digest);
-        if release.status() != sluice_helm::release::Status::Deployed {
-            let message = release
-                .info
-                .as_ref()
-                .map(|i| i.description.clone())
-                .unwrap_or_default();
-            return self.action_failed(install, desired, &chart.chart, message);
-        }
-        let snapshot = self.status.latest().cloned();
-        let (reason, verb) = if install {
-            (api::INSTALL_SUCCEEDED_REASON, "install")
-        } else {
-            (api::UPGRADE_SUCCEEDED_REASON, "upgrade")
-        };
-        let message = snapshot.map_or_else(String::new, |s| {
-            format!(
-                "Helm {verb} succeeded for release {} with chart {}",
-                s.full_release_name(),
-                s.versioned_chart_name()
+        let (wait_disabled, timeout) = if install {
+            let i = hr.install();
+            (
+                i.disable_wait.unwrap_or(false),
+                hr.action_timeout(i.timeout.as_deref()),
             )
-        });
-        self.set(api::RELEASED_CONDITION, "True", reason, &message);
-        meta::remove_condition(self.status.conditions_mut(), api::REMEDIATED_CONDITION);
-        self.status.clear_failures();
-        self.status.observed_post_renderers_digest = nonempty(crate::digests::post_renderers(
-            hr.spec.post_renderers.as_deref(),
-        ));
-        self.status.observed_common_metadata_digest = nonempty(crate::digests::common_metadata(
-            hr.spec.common_metadata.as_ref(),
-        ));
-        Ended::Released { changed: true }
+        } else {
+            let u = hr.upgrade();
+            (
+                u.disable_wait.unwrap_or(false),
+                hr.action_timeout(u.timeout.as_deref()),
+            )
+        };
+        self.await_ready(ctx, step, about, pending, started, wait_disabled, timeout)
+            .await
     }
 
-    fn action_failed(
+    /// Starts waiting for an applied revision (or completes it at once without a wait).
+    #[allow(clippy::too_many_arguments)]
+    async fn await_ready(
         &mut self,
-        install: bool,
-        desired: &Desired<'_>,
-        chart: &sluice_helm::chart::Chart,
-        error: String,
+        ctx: &Context<'_>,
+        step: Step,
+        about: About,
+        pending: actions::Pending,
+        started: Instant,
+        wait_disabled: bool,
+        timeout: Result<Duration, meta::DurationError>,
     ) -> Ended {
+        self.status.inventory = Some(pending.applied.inventory());
+        let waiting = Waiting {
+            fingerprint: self.fingerprint.clone(),
+            step,
+            about,
+            release: pending.release,
+            objects: pending.applied.applied(),
+            started,
+            wait_started: Instant::now(),
+            deadline: Instant::now() + timeout.unwrap_or(api::DEFAULT_TIMEOUT),
+        };
+        if wait_disabled {
+            return self.finish(ctx, waiting, Ok(())).await;
+        }
+        self.look(ctx, waiting).await
+    }
+
+    /// Looks once at the objects of a revision being waited for: ready completes it, failed or
+    /// out of time fails it, anything else leaves it waiting (the worker is released; the next
+    /// run looks again).
+    async fn look(&mut self, ctx: &Context<'_>, waiting: Waiting) -> Ended {
+        let poll = self.ctx.opts.health_poll;
+        let last = Instant::now() + poll >= waiting.deadline;
+        let acting_as = self
+            .hr
+            .spec
+            .service_account_name
+            .as_deref()
+            .map(|sa| format!("{}/{sa}", self.hr.namespace().unwrap_or_default()));
+        let verdict = health::check(
+            ctx.applier.client(),
+            acting_as.as_deref(),
+            &self.ctx.resources,
+            &waiting.objects,
+            &[],
+            waiting.wait_started.elapsed(),
+            last,
+        )
+        .await;
+        match verdict {
+            Health::Ready => self.finish(ctx, waiting, Ok(())).await,
+            Health::Failed(message) => self.finish(ctx, waiting, Err(message)).await,
+            Health::Pending {
+                waiting: still,
+                summary,
+            } => {
+                let message = format!(
+                    "waiting for {} object{} to become ready: {summary}",
+                    still.len(),
+                    if still.len() == 1 { "" } else { "s" }
+                );
+                if let Ok(mut waits) = self.ctx.waits.lock() {
+                    waits.insert(self.key.clone(), waiting);
+                }
+                Ended::Progressing(message)
+            }
+        }
+    }
+
+    /// Completes a revision after its wait and records how the action ended.
+    async fn finish(
+        &mut self,
+        ctx: &Context<'_>,
+        w: Waiting,
+        outcome: Result<(), String>,
+    ) -> Ended {
+        let completed = actions::complete(ctx, w.release, outcome).await;
+        self.status.last_attempted_release_action_duration = Some(meta::format_duration(
+            Duration::from_millis(w.started.elapsed().as_millis() as u64),
+        ));
+        let release = match completed {
+            Ok(r) => r,
+            Err(e) => {
+                return match w.step {
+                    Step::Rollback(s) => self.rollback_failed(&s, e.to_string()),
+                    step => {
+                        self.action_failed(matches!(step, Step::Install), &w.about, e.to_string())
+                    }
+                };
+            }
+        };
+        let deployed = release.status() == sluice_helm::release::Status::Deployed;
+        let description = release
+            .info
+            .as_ref()
+            .map(|i| i.description.clone())
+            .unwrap_or_default();
+        match w.step {
+            Step::Rollback(snapshot) => {
+                self.record(&release, "rollback", &w.about.oci_digest);
+                if !deployed {
+                    return self.rollback_failed(&snapshot, description);
+                }
+                let message = format!(
+                    "Helm rollback to previous release {} with chart {} succeeded",
+                    snapshot.full_release_name(),
+                    snapshot.versioned_chart_name()
+                );
+                self.set(
+                    api::REMEDIATED_CONDITION,
+                    "True",
+                    api::ROLLBACK_SUCCEEDED_REASON,
+                    &message,
+                );
+                Ended::Remediated
+            }
+            step => {
+                let install = matches!(step, Step::Install);
+                let action = if install { "install" } else { "upgrade" };
+                self.record(&release, action, &w.about.oci_digest);
+                if !deployed {
+                    return self.action_failed(install, &w.about, description);
+                }
+                let (reason, verb) = if install {
+                    (api::INSTALL_SUCCEEDED_REASON, "install")
+                } else {
+                    (api::UPGRADE_SUCCEEDED_REASON, "upgrade")
+                };
+                let message = self.status.latest().map_or_else(String::new, |s| {
+                    format!(
+                        "Helm {verb} succeeded for release {} with chart {}",
+                        s.full_release_name(),
+                        s.versioned_chart_name()
+                    )
+                });
+                self.set(api::RELEASED_CONDITION, "True", reason, &message);
+                meta::remove_condition(self.status.conditions_mut(), api::REMEDIATED_CONDITION);
+                self.status.clear_failures();
+                let hr = self.hr;
+                self.status.observed_post_renderers_digest = nonempty(
+                    crate::digests::post_renderers(hr.spec.post_renderers.as_deref()),
+                );
+                self.status.observed_common_metadata_digest = nonempty(
+                    crate::digests::common_metadata(hr.spec.common_metadata.as_ref()),
+                );
+                Ended::Released { changed: true }
+            }
+        }
+    }
+
+    fn action_failed(&mut self, install: bool, about: &About, error: String) -> Ended {
         let (reason, verb) = if install {
             (api::INSTALL_FAILED_REASON, "install")
         } else {
             (api::UPGRADE_FAILED_REASON, "upgrade")
         };
         let message = format!(
-            "Helm {verb} failed for release {}/{} with chart {}@{}: {}",
-            desired.namespace,
-            desired.name,
-            chart.metadata.name,
-            chart.metadata.version,
+            "Helm {verb} failed for release {}/{} with chart {}: {}",
+            about.namespace,
+            about.name,
+            about.chart,
             error.trim()
         );
         self.set(api::RELEASED_CONDITION, "False", reason, &message);
@@ -944,87 +1155,70 @@ impl Run<'_> {
         Ended::Failed(Failure::new(reason, message))
     }
 
+    fn rollback_failed(&mut self, snapshot: &Snapshot, error: String) -> Ended {
+        let message = format!(
+            "Helm rollback to previous release {} with chart {} failed: {error}",
+            snapshot.full_release_name(),
+            snapshot.versioned_chart_name()
+        );
+        self.set(
+            api::REMEDIATED_CONDITION,
+            "False",
+            api::ROLLBACK_FAILED_REASON,
+            &message,
+        );
+        Ended::Failed(Failure::new(api::ROLLBACK_FAILED_REASON, message))
+    }
+
     async fn rollback(
         &mut self,
         ctx: &Context<'_>,
         storage: &Storage,
-        name: &str,
         snapshot: &Snapshot,
         last: Option<Release>,
         chart: &Chart,
     ) -> Ended {
         self.changed = true;
-        let target = match storage.get(name, snapshot.version).await {
+        let target = match storage.get(&snapshot.name, snapshot.version).await {
             Ok(Some(t)) if state::verify_snapshot(snapshot, &t).is_ok() => t,
             Ok(_) => {
-                return Ended::Failed(Failure::new(
-                    api::ROLLBACK_FAILED_REASON,
-                    format!(
-                        "missing target release for rollback: {} is not in storage as recorded",
-                        snapshot.full_release_name()
-                    ),
-                ));
+                return self.rollback_failed(
+                    snapshot,
+                    "the target release is not in storage as recorded".into(),
+                );
             }
             Err(e) => return Ended::Failed(Failure::new("StorageError", e.to_string())),
         };
         let Some(current) = last else {
-            return Ended::Failed(Failure::new(
-                api::ROLLBACK_FAILED_REASON,
-                "no release in storage to roll back from",
-            ));
+            return self
+                .rollback_failed(snapshot, "no release in storage to roll back from".into());
         };
-        let timeout = self
-            .hr
-            .action_timeout(self.hr.rollback().timeout.as_deref())
-            .unwrap_or(api::DEFAULT_TIMEOUT);
-        let result = match actions::rollback(ctx, &target, &current).await {
-            Ok(pending) => {
-                let waited = if self.hr.rollback().disable_wait.unwrap_or(false) {
-                    Ok(())
-                } else {
-                    self.wait(ctx.applier, &pending.applied.applied(), timeout)
-                        .await
-                };
-                self.status.inventory = Some(pending.applied.inventory());
-                actions::complete(ctx, pending.release, waited)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e.to_string()),
+        let started = Instant::now();
+        let pending = match actions::rollback(ctx, &target, &current).await {
+            Ok(p) => p,
+            Err(e) => return self.rollback_failed(snapshot, e.to_string()),
         };
-        let described = format!(
-            "{} with chart {}",
-            snapshot.full_release_name(),
-            snapshot.versioned_chart_name()
+        let about = About {
+            name: current.name.clone(),
+            namespace: current.namespace.clone(),
+            chart: snapshot.versioned_chart_name(),
+            oci_digest: chart.oci_digest.clone(),
+        };
+        let rollback = self.hr.rollback();
+        let (disabled, timeout) = (
+            rollback.disable_wait.unwrap_or(false),
+            self.hr.action_timeout(rollback.timeout.as_deref()),
         );
-        match result {
-            Ok(release) if release.status() == sluice_helm::release::Status::Deployed => {
-                self.record(&release, "rollback", &chart.oci_digest);
-                let message = format!("Helm rollback to previous release {described} succeeded");
-                self.set(
-                    api::REMEDIATED_CONDITION,
-                    "True",
-                    api::ROLLBACK_SUCCEEDED_REASON,
-                    &message,
-                );
-                Ended::Remediated
-            }
-            other => {
-                let error = match other {
-                    Ok(r) => r.info.map(|i| i.description).unwrap_or_default(),
-                    Err(e) => e,
-                };
-                let message =
-                    format!("Helm rollback to previous release {described} failed: {error}");
-                self.set(
-                    api::REMEDIATED_CONDITION,
-                    "False",
-                    api::ROLLBACK_FAILED_REASON,
-                    &message,
-                );
-                Ended::Failed(Failure::new(api::ROLLBACK_FAILED_REASON, message))
-            }
-        }
+        self.await_ready(
+            ctx,
+            Step::Rollback(Box::new(snapshot.clone())),
+            about,
+            pending,
+            started,
+            disabled,
+            timeout,
+        )
+        .await
     }
 
     async fn uninstall_remediation(&mut self, ctx: &Context<'_>, last: &Release) -> Ended {
@@ -1071,39 +1265,6 @@ impl Run<'_> {
 
     /// Waits, within `timeout`, for the objects to become ready (kstatus rules, cause chains
     /// on failure).
-    async fn wait(
-        &self,
-        applier: &Applier,
-        objects: &[ObjectRef],
-        timeout: Duration,
-    ) -> Result<(), String> {
-        let started = Instant::now();
-        let acting_as = self
-            .hr
-            .spec
-            .service_account_name
-            .as_deref()
-            .map(|sa| format!("{}/{sa}", self.hr.namespace().unwrap_or_default()));
-        loop {
-            let last = started.elapsed() + self.ctx.opts.health_poll >= timeout;
-            let verdict = health::check(
-                applier.client(),
-                acting_as.as_deref(),
-                &self.ctx.resources,
-                objects,
-                &[],
-                started.elapsed(),
-                last,
-            )
-            .await;
-            match verdict {
-                Health::Ready => return Ok(()),
-                Health::Failed(message) => return Err(message),
-                Health::Pending { .. } => tokio::time::sleep(self.ctx.opts.health_poll).await,
-            }
-        }
-    }
-
     async fn create_namespace(&self, name: &str) -> Result<(), String> {
         let api: Api<Namespace> = Api::all(self.ctx.client.clone());
         let ns = Namespace {

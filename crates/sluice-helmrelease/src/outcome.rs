@@ -24,11 +24,14 @@ pub enum Ended {
     Failed(Failure),
     /// A dependency is not ready.
     Blocked(String),
+    /// A revision was applied and is being waited for (the worker is released): Ready=Unknown,
+    /// Reconciling=True, looked at again soon.
+    Progressing(String),
 }
 
 /// The scheduling policy of a HelmRelease: its interval; failures retried from 5s, doubling,
 /// up to the interval (helm-controller leaves retries to controller-runtime's backoff).
-pub fn policy(hr: &HelmRelease, dependency_requeue: Duration) -> Policy {
+pub fn policy(hr: &HelmRelease, dependency_requeue: Duration, progress_poll: Duration) -> Policy {
     let interval = hr.interval().unwrap_or(Duration::from_secs(600));
     Policy {
         retry: Retry::Exponential {
@@ -36,6 +39,7 @@ pub fn policy(hr: &HelmRelease, dependency_requeue: Duration) -> Policy {
             cap: interval,
         },
         dependency_requeue,
+        progress_poll,
         ..Policy::new(interval, interval)
     }
 }
@@ -83,6 +87,10 @@ pub fn conclude(
             message: message.clone(),
             stalled: false,
         },
+        Ended::Progressing(message) => Outcome::Progressing {
+            reason: meta::PROGRESSING_REASON,
+            message: message.clone(),
+        },
     };
     decide(
         status.conditions_mut(),
@@ -128,7 +136,7 @@ mod tests {
     #[test]
     fn ready_follows_released_and_remediated() {
         let hr = hr();
-        let policy = policy(&hr, Duration::from_secs(30));
+        let policy = policy(&hr, Duration::from_secs(30), Duration::from_secs(2));
         let mut status = HelmReleaseStatus::default();
         let msg = "Helm install succeeded for release apps/podinfo.v1 with chart podinfo@6.7.1";
         set(

@@ -17,6 +17,12 @@
 //! 4. The OCIRepository's tag changed to 1.1.0: sluice serves the new chart
 //!    and helm-controller upgrades the release (revision 2, the new
 //!    template's key appears).
+//! 5. Takeover: helm-controller stops, `sluice controller --helmrelease`
+//!    starts; asked to reconcile, it finds Flux's release in sync (the
+//!    snapshot digests and values digest match): no revision 3.
+//! 6. New values: sluice upgrades to revision 3.
+//! 7. And back: sluice stops, helm-controller starts again and finds
+//!    sluice's release in sync: no revision 4.
 //!
 //! Skipped, with a message, where the helm-controller binary is not built
 //! (`make flux-reference`; `make test` never builds it), where Flux's
@@ -280,7 +286,142 @@ async fn helm_release_from_a_sluice_oci_repository_installs_and_upgrades() {
     assert_eq!(data["chartVersion"], version2.as_str(), "{data:#}");
     assert_eq!(data["added"], "in 1.1.0", "{data:#}");
     assert_eq!(data["greeting"], "hello from sluice", "{data:#}");
+
+    // 5. Takeover: helm-controller stops, sluice's HelmRelease controller starts and, asked to
+    //    reconcile, finds the release in sync: no new revision.
+    drop(_helm);
+    let digest2 = hr["status"]["history"][0]["digest"].clone();
+    let sluice_helm = Proc::start(
+        "sluice-helmrelease",
+        Command::new(sluice_bin()).args([
+            "--log-level",
+            "debug",
+            "controller",
+            "--watch-namespace",
+            ns.name(),
+            "--source=false",
+            "--kustomization=false",
+            "--reloader=false",
+            "--helmrelease",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+        ]),
+        &logs,
+    );
+    let handled = |token: &'static str| {
+        move |o: &Value| o["status"]["lastHandledReconcileAt"] == token && ready(o)
+    };
+    request_reconcile(&releases, "takeover-1").await;
+    let hr = wait_until(
+        &releases,
+        "demo",
+        "taken over by sluice",
+        handled("takeover-1"),
+    )
+    .await;
+    note("taken over by sluice's HelmRelease controller");
+    assert_eq!(
+        hr["status"]["history"][0]["version"], 2,
+        "{:#}",
+        hr["status"]
+    );
+    assert_eq!(hr["status"]["history"][0]["digest"], digest2);
+    assert_eq!(
+        revisions(&secrets).await,
+        [1, 2],
+        "no new revision on takeover"
+    );
+
+    // 6. New values: sluice upgrades (revision 3), as helm-controller would.
+    releases
+        .patch(
+            "demo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"values": {"greeting": "upgraded by sluice"}}})),
+        )
+        .await
+        .expect("changing the values");
+    let hr = wait_until(&releases, "demo", "upgraded by sluice", |o| {
+        ready(o) && o["status"]["history"][0]["version"] == 3
+    })
+    .await;
+    let data = configmap_data(&cms, "demo-settings").await;
+    assert_eq!(data["greeting"], "upgraded by sluice", "{data:#}");
+    assert_eq!(
+        hr["status"]["history"][0]["chartVersion"],
+        version2.as_str()
+    );
+    let digest3 = hr["status"]["history"][0]["digest"].clone();
+
+    // 7. And back: sluice stops, helm-controller starts and finds sluice's release in sync.
+    drop(sluice_helm);
+    let _helm_again = Proc::start(
+        "helm-controller-again",
+        Command::new(&helm_controller)
+            .args([
+                "--watch-all-namespaces=false",
+                "--enable-leader-election=false",
+                "--metrics-addr",
+                &format!("127.0.0.1:{}", free_port()),
+                "--health-addr",
+                &format!("127.0.0.1:{}", free_port()),
+                "--log-encoding",
+                "console",
+            ])
+            .env("RUNTIME_NAMESPACE", ns.name()),
+        &logs,
+    );
+    request_reconcile(&releases, "back-1").await;
+    let hr = wait_until(
+        &releases,
+        "demo",
+        "handed back to helm-controller",
+        handled("back-1"),
+    )
+    .await;
+    note("handed back to Flux's helm-controller");
+    assert_eq!(
+        hr["status"]["history"][0]["version"], 3,
+        "{:#}",
+        hr["status"]
+    );
+    assert_eq!(hr["status"]["history"][0]["digest"], digest3);
+    assert_eq!(
+        revisions(&secrets).await,
+        [1, 2, 3],
+        "no new revision on the way back"
+    );
     ns.delete().await;
+}
+
+/// Asks for a reconciliation as `flux reconcile` does.
+async fn request_reconcile(api: &Api<DynamicObject>, token: &str) {
+    api.patch(
+        "demo",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": token}}}),
+        ),
+    )
+    .await
+    .expect("requesting a reconciliation");
+}
+
+/// The revisions of release `demo` in storage.
+async fn revisions(secrets: &Api<Secret>) -> Vec<i64> {
+    let list = secrets
+        .list(&kube::api::ListParams::default().labels("owner=helm,name=demo"))
+        .await
+        .expect("listing the release Secrets");
+    let mut v: Vec<i64> = list
+        .items
+        .iter()
+        .filter_map(|s| s.metadata.labels.as_ref()?.get("version")?.parse().ok())
+        .collect();
+    v.sort_unstable();
+    v
 }
 
 /// The chart version helm-controller installs from an OCIRepository at

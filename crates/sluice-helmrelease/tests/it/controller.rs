@@ -1,8 +1,9 @@
 //! The HelmRelease controller on the control plane: a chart from an OCIRepository's artifact
 //! (served from the source storage on disk, as the in-process source controller serves it) is
-//! installed, upgraded when its values change, remediated by rollback when an upgrade's wait
-//! fails (the cause named), stalled once retries are spent, uninstalled when the HelmRelease
-//! is deleted; fields sluice does not implement are refused by name.
+//! installed, upgraded when its values change, its wait seen without holding the worker and
+//! canceled by newer values, remediated by rollback when an upgrade's wait fails (the cause
+//! named), stalled once retries are spent, uninstalled when the HelmRelease is deleted; fields
+//! sluice does not implement are refused by name.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use sluice_api::meta::{self, FluxObject};
 use sluice_api::{HelmRelease, OCIRepository};
+use sluice_helmrelease::storage::Storage;
 use sluice_testsupport::{TestNamespace, wait_for};
 
 fn write(dir: &Path, rel: &str, text: &str) {
@@ -180,6 +182,53 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
         "hey"
     );
 
+    // A wait does not hold the worker (Ready=Unknown, "waiting for ..."), and new values
+    // cancel it: the waiting revision is recorded failed, the new one installed at once.
+    hrs.patch(
+        "greet",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"values": {"greeting": "slow", "stuck": true}}})),
+    )
+    .await
+    .unwrap();
+    let waiting = wait_for(&hrs, "greet", Duration::from_secs(30), |hr| {
+        ready_message(hr).starts_with("Unknown Progressing: waiting for 1 object to become ready")
+    })
+    .await;
+    assert!(ready_message(&waiting).contains(&format!("Deployment/{name}/greet")));
+    hrs.patch(
+        "greet",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"values": {"greeting": "fixed", "stuck": false}}})),
+    )
+    .await
+    .unwrap();
+    let fixed = wait_for(&hrs, "greet", Duration::from_secs(60), |hr| {
+        hr.is_ready()
+            && hr
+                .status
+                .as_ref()
+                .and_then(|s| s.latest())
+                .is_some_and(|s| s.version == 4)
+    })
+    .await;
+    assert_eq!(fixed.status.as_ref().unwrap().upgrade_failures, None);
+    let canceled = Storage::new(client.clone(), &name)
+        .get("greet", 3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(canceled.status(), sluice_helm::release::Status::Failed);
+    let description = canceled.info.unwrap().description;
+    assert!(
+        description.contains("the wait was canceled"),
+        "{description}"
+    );
+    assert_eq!(
+        cms.get("greet-greeting").await.unwrap().data.unwrap()["greeting"],
+        "fixed"
+    );
+
     // An upgrade whose pods never become Ready: the wait fails naming the Deployment, the
     // release is rolled back, retried once, rolled back again, and then stalled.
     hrs.patch(
@@ -209,10 +258,10 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
         "{}",
         released.message
     );
-    // Rolled back: the v2 values are live again.
+    // Rolled back: the values of the last good revision are live again.
     assert_eq!(
         cms.get("greet-greeting").await.unwrap().data.unwrap()["greeting"],
-        "hey"
+        "fixed"
     );
 
     // A field sluice does not implement is refused by name.
