@@ -11,7 +11,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sluice_api::meta::RECONCILE_REQUEST_ANNOTATION;
-use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
+use sluice_api::{
+    GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
+};
 
 use crate::kube_util::{self, FluxKind, not_found_or};
 use crate::{GlobalArgs, Outcome, UserError};
@@ -36,6 +38,9 @@ pub enum ExportWhat {
     /// Kustomizations.
     #[command(visible_alias = "ks")]
     Kustomization(OptName),
+    /// HelmReleases.
+    #[command(visible_alias = "hr")]
+    Helmrelease(OptName),
 }
 
 /// A source kind.
@@ -127,7 +132,8 @@ exported!(
     OCIRepository,
     HelmRepository,
     HelmChart,
-    Kustomization
+    Kustomization,
+    HelmRelease
 );
 
 /// The clean objects of kind `K` (one, or all in the namespace).
@@ -175,6 +181,7 @@ pub async fn run(g: &GlobalArgs, args: ExportArgs) -> Result<Outcome> {
         ExportWhat::Source(ExportSource::Helm(n)) => (FluxKind::HelmRepository, n),
         ExportWhat::Source(ExportSource::Chart(n)) => (FluxKind::HelmChart, n),
         ExportWhat::Kustomization(n) => (FluxKind::Kustomization, n),
+        ExportWhat::Helmrelease(n) => (FluxKind::HelmRelease, n),
     };
     let name = name.name.clone();
     if name.is_none() && !args.all {
@@ -194,6 +201,7 @@ pub async fn run(g: &GlobalArgs, args: ExportArgs) -> Result<Outcome> {
         FluxKind::HelmRepository => export::<HelmRepository>(&client, ns, kind, name).await?,
         FluxKind::HelmChart => export::<HelmChart>(&client, ns, kind, name).await?,
         FluxKind::Kustomization => export::<Kustomization>(&client, ns, kind, name).await?,
+        FluxKind::HelmRelease => export::<HelmRelease>(&client, ns, kind, name).await?,
     };
     print!("{}", to_stream(&objects)?);
     Ok(Outcome::Ok)

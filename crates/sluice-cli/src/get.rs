@@ -13,7 +13,9 @@ use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluice_api::meta::{CONDITION_FALSE, CONDITION_TRUE, FluxObject};
-use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
+use sluice_api::{
+    GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
+};
 
 use crate::kube_util::{self, not_found_or};
 use crate::output::{Color, OutputFormat, Table, print_data};
@@ -43,7 +45,10 @@ pub enum GetWhat {
     /// Kustomizations.
     #[command(visible_aliases = ["kustomization", "ks"])]
     Kustomizations(NameArg),
-    /// Every Flux object: sources, then Kustomizations.
+    /// HelmReleases (REVISION: the chart version of the latest release).
+    #[command(visible_aliases = ["helmrelease", "hr"])]
+    Helmreleases(NameArg),
+    /// Every Flux object: sources, then Kustomizations, then HelmReleases.
     All,
 }
 
@@ -189,6 +194,27 @@ impl Listed for Kustomization {
     }
 }
 
+impl Listed for HelmRelease {
+    /// flux's revision column: the chart version of the newest release, else the last
+    /// attempted revision.
+    fn row(&self) -> Row {
+        let (ready, message) = ready_and_message(self);
+        let status = self.status.as_ref();
+        Row {
+            kind: "HelmRelease".into(),
+            namespace: self.namespace().unwrap_or_default(),
+            name: self.name_any(),
+            revision: status
+                .and_then(|s| s.history.as_ref()?.first().map(|h| h.chart_version.clone()))
+                .or_else(|| status.and_then(|s| s.last_attempted_revision.clone()))
+                .unwrap_or_default(),
+            suspended: self.is_suspended(),
+            ready,
+            message,
+        }
+    }
+}
+
 /// The row of a GitRepository.
 pub fn git_row(g: &GitRepository) -> Row {
     g.row()
@@ -308,6 +334,7 @@ async fn list_rows_of(
         K::HelmRepository => rows_of::<HelmRepository>(client, g, kind, name, skip_missing).await?,
         K::HelmChart => rows_of::<HelmChart>(client, g, kind, name, skip_missing).await?,
         K::Kustomization => rows_of::<Kustomization>(client, g, kind, name, skip_missing).await?,
+        K::HelmRelease => rows_of::<HelmRelease>(client, g, kind, name, skip_missing).await?,
     };
     Ok(rows.map(|mut rows| {
         rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -323,9 +350,11 @@ pub async fn run(g: &GlobalArgs, args: GetArgs) -> Result<Outcome> {
             (kinds, name.map(str::to_owned))
         }
         GetWhat::Kustomizations(n) => (vec![kube_util::FluxKind::Kustomization], n.name.clone()),
+        GetWhat::Helmreleases(n) => (vec![kube_util::FluxKind::HelmRelease], n.name.clone()),
         GetWhat::All => {
             let mut kinds = kube_util::FluxKind::SOURCES.to_vec();
             kinds.push(kube_util::FluxKind::Kustomization);
+            kinds.push(kube_util::FluxKind::HelmRelease);
             (kinds, None)
         }
     };
@@ -428,6 +457,7 @@ async fn watch(
             K::HelmRepository => rows::<HelmRepository>(client, g, &config),
             K::HelmChart => rows::<HelmChart>(client, g, &config),
             K::Kustomization => rows::<Kustomization>(client, g, &config),
+            K::HelmRelease => rows::<HelmRelease>(client, g, &config),
         };
         streams.push(s);
     }

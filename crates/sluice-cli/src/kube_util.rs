@@ -243,6 +243,8 @@ pub enum FluxKind {
     HelmChart,
     /// `kustomize.toolkit.fluxcd.io/v1` Kustomization.
     Kustomization,
+    /// `helm.toolkit.fluxcd.io/v2` HelmRelease.
+    HelmRelease,
 }
 
 impl FluxKind {
@@ -262,6 +264,7 @@ impl FluxKind {
             FluxKind::HelmRepository => "HelmRepository",
             FluxKind::HelmChart => "HelmChart",
             FluxKind::Kustomization => "Kustomization",
+            FluxKind::HelmRelease => "HelmRelease",
         }
     }
 
@@ -274,6 +277,7 @@ impl FluxKind {
             FluxKind::HelmRepository => "source helm",
             FluxKind::HelmChart => "source chart",
             FluxKind::Kustomization => "kustomization",
+            FluxKind::HelmRelease => "helmrelease",
         }
     }
 
@@ -285,6 +289,7 @@ impl FluxKind {
             FluxKind::HelmRepository => "sluice get sources helm -A",
             FluxKind::HelmChart => "sluice get sources chart -A",
             FluxKind::Kustomization => "sluice get kustomizations -A",
+            FluxKind::HelmRelease => "sluice get helmreleases -A",
         }
     }
 }

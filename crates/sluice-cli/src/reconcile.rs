@@ -11,12 +11,15 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use sluice_api::helm_release::{ChartRefKind, FORCE_REQUEST_ANNOTATION, RESET_REQUEST_ANNOTATION};
 use sluice_api::kustomization::SourceKind;
 use sluice_api::meta::{
     CONDITION_TRUE, CONDITION_UNKNOWN, FluxObject, RECONCILE_REQUEST_ANNOTATION,
     RECONCILING_CONDITION, find_condition,
 };
-use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
+use sluice_api::{
+    GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
+};
 
 use crate::kube_util::{self, FluxKind, not_found_or};
 use crate::output::{Log, Spinner};
@@ -47,6 +50,26 @@ pub enum ReconcileTarget {
     /// Reconcile a Kustomization now (with --with-source, its source first).
     #[command(visible_alias = "ks")]
     Kustomization(KustomizationTarget),
+    /// Reconcile a HelmRelease now (with --with-source, its chart source first; --force for
+    /// a one-off install or upgrade, --reset to zero its failure counts).
+    #[command(visible_alias = "hr")]
+    Helmrelease(HelmReleaseTarget),
+}
+
+/// `reconcile helmrelease`.
+#[derive(Debug, Args)]
+pub struct HelmReleaseTarget {
+    /// The HelmRelease's name.
+    pub name: String,
+    /// Reconcile its chart source first.
+    #[arg(long)]
+    pub with_source: bool,
+    /// Force a one-off install or upgrade (`reconcile.fluxcd.io/forceAt`).
+    #[arg(long)]
+    pub force: bool,
+    /// Reset the failure counts (`reconcile.fluxcd.io/resetAt`).
+    #[arg(long)]
+    pub reset: bool,
 }
 
 /// A source by kind.
@@ -116,6 +139,9 @@ pub enum SuspendTarget {
     /// A Kustomization.
     #[command(visible_alias = "ks")]
     Kustomization(NameArgs),
+    /// A HelmRelease.
+    #[command(visible_alias = "hr")]
+    Helmrelease(NameArgs),
 }
 
 /// The outcome of a finished reconciliation.
@@ -168,6 +194,19 @@ impl Revisioned for HelmChart {
         self.artifact().map(|a| a.revision.clone())
     }
     const DONE: &'static str = "fetched revision";
+}
+
+impl Revisioned for HelmRelease {
+    /// The chart version of the newest release.
+    fn revision(&self) -> Option<String> {
+        let status = self.status.as_ref()?;
+        status
+            .history
+            .as_ref()
+            .and_then(|h| h.first().map(|s| s.chart_version.clone()))
+            .or_else(|| status.last_attempted_revision.clone())
+    }
+    const DONE: &'static str = "applied revision";
 }
 
 impl Revisioned for Kustomization {
@@ -392,8 +431,65 @@ pub async fn run_reconcile(g: &GlobalArgs, args: ReconcileArgs) -> Result<Outcom
             )
             .await?;
         }
+        ReconcileTarget::Helmrelease(t) => {
+            reconcile_helm_release(&client, ns, &t, args.timeout).await?
+        }
     }
     Ok(Outcome::Ok)
+}
+
+/// `sluice reconcile helmrelease`: its chart source first with `--with-source`; the force
+/// and reset requests set beside the reconcile request, as `flux reconcile hr` does.
+async fn reconcile_helm_release(
+    client: &Client,
+    ns: &str,
+    t: &HelmReleaseTarget,
+    timeout: Duration,
+) -> Result<()> {
+    let kind = FluxKind::HelmRelease;
+    let api: Api<HelmRelease> = Api::namespaced(client.clone(), ns);
+    let hr = api
+        .get(&t.name)
+        .await
+        .map_err(|e| not_found_or(e, "HelmRelease", ns, &t.name, kind.list_command()))?;
+    if t.with_source {
+        let Some(r) = hr.spec.chart_ref.as_ref() else {
+            return Err(UserError::new(format!(
+                "HelmRelease {ns}/{}: --with-source needs spec.chartRef",
+                t.name
+            ))
+            .into());
+        };
+        let source = match r.kind {
+            ChartRefKind::OciRepository => FluxKind::OCIRepository,
+            ChartRefKind::HelmChart => FluxKind::HelmChart,
+            _ => {
+                return Err(UserError::new(format!(
+                    "HelmRelease {ns}/{}: source kind {} is not supported by sluice",
+                    t.name, r.kind
+                ))
+                .into());
+            }
+        };
+        let sns = r.namespace_or(ns).to_string();
+        reconcile_source(client, source, &sns, &r.name, timeout).await?;
+    }
+    if t.force || t.reset {
+        let token = kube_util::request_token();
+        let mut annotations = serde_json::Map::new();
+        if t.force {
+            annotations.insert(FORCE_REQUEST_ANNOTATION.into(), token.clone().into());
+        }
+        if t.reset {
+            annotations.insert(RESET_REQUEST_ANNOTATION.into(), token.into());
+        }
+        let patch = json!({"metadata": {"annotations": annotations}});
+        api.patch(&t.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| kube_util::user_kube_error(e, &format!("annotating {}", t.name)))?;
+    }
+    reconcile_one::<HelmRelease>(client, kind, ns, &t.name, timeout).await?;
+    Ok(())
 }
 
 /// Reconciles the source `kind` `ns`/`name`.
@@ -417,6 +513,9 @@ async fn reconcile_source(
         FluxKind::HelmChart => reconcile_one::<HelmChart>(client, kind, ns, name, timeout).await,
         FluxKind::Kustomization => {
             reconcile_one::<Kustomization>(client, kind, ns, name, timeout).await
+        }
+        FluxKind::HelmRelease => {
+            reconcile_one::<HelmRelease>(client, kind, ns, name, timeout).await
         }
     }
 }
@@ -475,6 +574,7 @@ pub async fn run_suspend(g: &GlobalArgs, args: SuspendArgs, suspend: bool) -> Re
     let (kind, name) = match &args.target {
         SuspendTarget::Source(target) => target.split(),
         SuspendTarget::Kustomization(n) => (FluxKind::Kustomization, n.name.as_str()),
+        SuspendTarget::Helmrelease(n) => (FluxKind::HelmRelease, n.name.as_str()),
     };
     let (wait, timeout) = (args.wait, args.timeout);
     match kind {
@@ -492,6 +592,9 @@ pub async fn run_suspend(g: &GlobalArgs, args: SuspendArgs, suspend: bool) -> Re
         }
         FluxKind::Kustomization => {
             suspend_one::<Kustomization>(&client, kind, ns, name, suspend, wait, timeout).await?
+        }
+        FluxKind::HelmRelease => {
+            suspend_one::<HelmRelease>(&client, kind, ns, name, suspend, wait, timeout).await?
         }
     }
     Ok(Outcome::Ok)

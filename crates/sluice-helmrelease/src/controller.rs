@@ -741,6 +741,17 @@ impl Run<'_> {
         let namespace = hr.release_namespace();
         let md = chart.chart.metadata.clone();
         let config_digest = sluice_helm::flux::config_digest(values);
+        // A reset request (`flux reconcile hr --reset`) zeroes the failure counters once.
+        if let Some(token) = hr
+            .meta()
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(api::RESET_REQUEST_ANNOTATION))
+            && self.status.last_handled_reset_at.as_deref() != Some(token.as_str())
+        {
+            self.status.clear_failures();
+            self.status.last_handled_reset_at = Some(token.clone());
+        }
         // A new generation, chart or values: the failure counters start over.
         if self.status.last_attempted_generation != hr.metadata.generation
             || self.status.last_attempted_revision.as_deref() != Some(md.version.as_str())

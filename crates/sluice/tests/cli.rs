@@ -1308,3 +1308,100 @@ async fn why_follows_oci_repositories_and_helm_charts() {
     assert!(out.stdout.contains("is ready"), "{}", out.stdout);
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn helm_release_verbs() {
+    use sluice_api::HelmRelease;
+    let (client, ns) = setup("hr").await;
+    let n = ns.name().to_string();
+    let api = Api::<HelmRelease>::namespaced(client.clone(), &n);
+    let hr: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "podinfo", "namespace": n},
+        "spec": {"interval": "10m", "chartRef": {"kind": "OCIRepository", "name": "podinfo"}},
+    }))
+    .unwrap();
+    api.create(&Default::default(), &hr).await.unwrap();
+    api.patch_status(
+        "podinfo",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {
+            "observedGeneration": 1,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "InstallSucceeded",
+                "message": "Helm install succeeded for release x/podinfo.v1 with chart podinfo@6.7.1+0f5d0c8e2a0c",
+                "lastTransitionTime": "2026-12-02T10:00:00Z"}],
+            "history": [{"name": "podinfo", "namespace": n, "version": 1, "status": "deployed",
+                "chartName": "podinfo", "chartVersion": "6.7.1+0f5d0c8e2a0c", "configDigest": "sha256:0",
+                "digest": "sha256:1", "firstDeployed": "2026-12-02T10:00:00Z",
+                "lastDeployed": "2026-12-02T10:00:00Z"}],
+        }})),
+    )
+    .await
+    .unwrap();
+
+    let out = sluice(&["get", "hr", "-n", &n]).expect(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    assert!(
+        lines[1].starts_with("podinfo ")
+            && lines[1].contains("6.7.1+0f5d0c8e2a0c")
+            && lines[1].contains("True")
+            && lines[1].contains("Helm install succeeded"),
+        "{}",
+        lines[1]
+    );
+    let out = sluice(&["get", "all", "-n", &n]).expect(0);
+    assert!(out.stdout.contains("helmrelease/podinfo"), "{}", out.stdout);
+
+    let out = sluice(&["export", "hr", "podinfo", "-n", &n]).expect(0);
+    assert!(
+        out.stdout.starts_with(
+            "---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: podinfo\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("status"), "{}", out.stdout);
+
+    sluice(&["suspend", "hr", "podinfo", "-n", &n]).expect(0);
+    assert_eq!(api.get("podinfo").await.unwrap().spec.suspend, Some(true));
+    let out = sluice(&["reconcile", "hr", "podinfo", "-n", &n]).expect(1);
+    assert!(
+        out.stderr.contains("sluice resume helmrelease podinfo"),
+        "{}",
+        out.stderr
+    );
+    sluice(&["resume", "hr", "podinfo", "-n", &n, "--wait=false"]).expect(0);
+    assert_eq!(api.get("podinfo").await.unwrap().spec.suspend, None);
+
+    // --force and --reset set Flux's request annotations (no controller runs here: the wait
+    // times out, naming what it waited for).
+    let out = sluice(&[
+        "reconcile",
+        "hr",
+        "podinfo",
+        "-n",
+        &n,
+        "--force",
+        "--reset",
+        "--timeout",
+        "1s",
+    ])
+    .expect(1);
+    assert!(out.stderr.contains("timed out after 1s"), "{}", out.stderr);
+    let annotations = api
+        .get("podinfo")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap();
+    for key in [
+        "reconcile.fluxcd.io/requestedAt",
+        "reconcile.fluxcd.io/forceAt",
+        "reconcile.fluxcd.io/resetAt",
+    ] {
+        assert!(annotations.contains_key(key), "{key}: {annotations:?}");
+    }
+    ns.delete().await;
+}
