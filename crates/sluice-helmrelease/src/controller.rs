@@ -174,8 +174,11 @@ pub async fn run_until(
         waits: Mutex::new(HashMap::new()),
         opts: opts.clone(),
     });
-    let ready_task =
-        sluice_runtime::readiness::open_when_listable(gate, api, opts.label_selector.clone());
+    let ready_task = sluice_runtime::readiness::open_when_listable(
+        gate,
+        api.clone(),
+        opts.label_selector.clone(),
+    );
     tracing::info!(namespace = ?opts.namespace, "starting HelmRelease controller");
     controller
         .watches(
@@ -187,6 +190,11 @@ pub async fn run_until(
             scope.api::<HelmChart>(&client),
             watcher::Config::default(),
             users_of(store.clone(), ChartRefKind::HelmChart),
+        )
+        .watches(
+            api.clone(),
+            scope.watcher_config(),
+            dependents_of(store.clone()),
         )
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency))
         .graceful_shutdown_on(stop)
@@ -201,6 +209,34 @@ pub async fn run_until(
     stop_task.abort();
     tracing::info!("HelmRelease controller stopped");
     Ok(())
+}
+
+/// The HelmReleases that depend on `dependency`, woken as soon as it is ready (no polling).
+fn dependents_of(
+    store: Store<HelmRelease>,
+) -> impl Fn(HelmRelease) -> Vec<KubeRef<HelmRelease>> + Send + Sync + Clone + 'static {
+    move |dependency: HelmRelease| {
+        if !dependency.is_ready() || dependency.metadata.deletion_timestamp.is_some() {
+            return Vec::new();
+        }
+        let (name, ns) = (
+            dependency.name_any(),
+            dependency.namespace().unwrap_or_default(),
+        );
+        store
+            .state()
+            .iter()
+            .filter(|hr| {
+                let own_ns = hr.namespace().unwrap_or_default();
+                hr.spec
+                    .depends_on
+                    .iter()
+                    .flatten()
+                    .any(|d| d.name == name && d.namespace_or(&own_ns) == ns)
+            })
+            .map(|hr| KubeRef::from_obj(hr.as_ref()))
+            .collect()
+    }
 }
 
 /// The HelmReleases whose `chartRef` names a changed source.
@@ -254,6 +290,7 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
         if let Ok(mut waits) = ctx.waits.lock() {
             waits.remove(&key);
         }
+        observe(ctx, hr, hr.status.as_ref());
         return Ok(Requeue::await_change());
     }
     // Runs woken by nothing new (this controller's own status writes) wait for their time.
@@ -312,12 +349,38 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
         &hr.name_any(),
         started.elapsed(),
     );
+    observe(ctx, hr, Some(&status));
     Ok(Requeue::requeue(decision.requeue))
+}
+
+/// Flux's `gotk_*` gauges of `hr` (conditions, suspension, the newest chart version).
+fn observe(ctx: &Ctx, hr: &HelmRelease, status: Option<&HelmReleaseStatus>) {
+    let (namespace, name) = (hr.namespace().unwrap_or_default(), hr.name_any());
+    ctx.opts
+        .runtime
+        .metrics
+        .observe(&sluice_runtime::metrics::Observation {
+            kind: api::HELM_RELEASE_KIND,
+            namespace: &namespace,
+            name: &name,
+            conditions: status
+                .and_then(|s| s.conditions.as_deref())
+                .unwrap_or_default(),
+            suspended: hr.is_suspended(),
+            revision: status
+                .and_then(|s| s.latest())
+                .map_or("", |s| s.chart_version.as_str()),
+        });
 }
 
 /// Uninstalls the release of a HelmRelease being deleted (not when suspended, as Flux).
 async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     let key = sluice_runtime::schedule::key_of(hr);
+    ctx.opts.runtime.metrics.deleted(
+        api::HELM_RELEASE_KIND,
+        &hr.namespace().unwrap_or_default(),
+        &hr.name_any(),
+    );
     if let Ok(mut waits) = ctx.waits.lock() {
         waits.remove(&key);
     }

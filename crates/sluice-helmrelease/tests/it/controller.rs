@@ -101,6 +101,9 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
         namespace: Some(name.clone()),
         storage_path: Some(storage.path().to_path_buf()),
         health_poll: Duration::from_millis(500),
+        // Long enough that only the event of a dependency turning ready can wake a dependent
+        // in time.
+        requeue_dependency: Duration::from_secs(300),
         ..Default::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -121,6 +124,26 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
         },
     }))
     .unwrap();
+    // A HelmRelease that depends on it, created first: blocked, naming the dependency.
+    let after: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "after", "namespace": name},
+        "spec": {
+            "interval": "10m",
+            "chartRef": {"kind": "OCIRepository", "name": "greet"},
+            "dependsOn": [{"name": "greet"}],
+        },
+    }))
+    .unwrap();
+    hrs.create(&PostParams::default(), &after).await.unwrap();
+    let blocked = wait_for(&hrs, "after", Duration::from_secs(30), |hr| {
+        ready_message(hr).starts_with("False DependencyNotReady")
+    })
+    .await;
+    assert_eq!(
+        ready_message(&blocked),
+        format!("False DependencyNotReady: dependency '{name}/greet' is not ready")
+    );
     hrs.create(&PostParams::default(), &hr).await.unwrap();
 
     // Installed: Ready with Flux's message, history, the release Secret, the objects labelled.
@@ -154,6 +177,10 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
     let labels = cm.metadata.labels.unwrap();
     assert_eq!(labels["helm.toolkit.fluxcd.io/name"], "greet");
     assert_eq!(labels["app.kubernetes.io/managed-by"], "Helm");
+
+    // The dependent is woken by its dependency turning ready (not by the 5 minute requeue).
+    wait_for(&hrs, "after", Duration::from_secs(60), |hr| hr.is_ready()).await;
+    hrs.delete("after", &DeleteParams::default()).await.unwrap();
 
     // New values: upgraded to v2.
     hrs.patch(
