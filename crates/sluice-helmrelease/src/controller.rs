@@ -104,6 +104,16 @@ struct Ctx {
     resources: ResourceCache,
     /// Revisions applied and waited for, by HelmRelease (the worker is not held while waiting).
     waits: Mutex<HashMap<sluice_runtime::ObjectKey, Waiting>>,
+    /// The environmental cause of each HelmRelease's last failed action, how many actions in a
+    /// row it failed, and what the HelmRelease looked like then.
+    environment: Mutex<HashMap<sluice_runtime::ObjectKey, Recurring>>,
+}
+
+/// An environmental cause that failed a release's actions.
+struct Recurring {
+    cause: crate::environment::Cause,
+    failures: u32,
+    fingerprint: String,
 }
 
 /// A revision applied and waited for across runs.
@@ -172,6 +182,7 @@ pub async fn run_until(
         schedules: Schedules::default(),
         resources: ResourceCache::default(),
         waits: Mutex::new(HashMap::new()),
+        environment: Mutex::new(HashMap::new()),
         opts: opts.clone(),
     });
     let ready_task = sluice_runtime::readiness::open_when_listable(
@@ -385,6 +396,9 @@ async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
         waits.remove(&key);
     }
     ctx.schedules.remove(&key);
+    if let Ok(mut env) = ctx.environment.lock() {
+        env.remove(&key);
+    }
     if hr.is_suspended() {
         return Ok(Requeue::await_change());
     }
@@ -520,6 +534,12 @@ pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
         "spec.driftDetection.mode",
     );
     refuse(hr.test_enabled(), "spec.test.enable");
+    refuse(
+        s.wait_strategy
+            .as_ref()
+            .is_some_and(|w| w.name != api::WaitStrategyName::Poller),
+        "spec.waitStrategy.name: legacy",
+    );
     refuse(
         s.depends_on
             .iter()
@@ -922,6 +942,11 @@ impl Run<'_> {
                     self.changed = true;
                 }
                 Action::Install | Action::Upgrade => {
+                    if force.is_none()
+                        && let Some(stalled) = self.recurring_environment()
+                    {
+                        return stalled;
+                    }
                     let install = matches!(action, Action::Install) || last.is_none();
                     return self
                         .install_or_upgrade(&ctx, &desired, last.as_ref(), install, chart)
@@ -1193,6 +1218,9 @@ impl Run<'_> {
                 self.set(api::RELEASED_CONDITION, "True", reason, &message);
                 meta::remove_condition(self.status.conditions_mut(), api::REMEDIATED_CONDITION);
                 self.status.clear_failures();
+                if let Ok(mut env) = self.ctx.environment.lock() {
+                    env.remove(&self.key);
+                }
                 let hr = self.hr;
                 self.status.observed_post_renderers_digest = nonempty(
                     crate::digests::post_renderers(hr.spec.post_renderers.as_deref()),
@@ -1219,6 +1247,7 @@ impl Run<'_> {
             error.trim()
         );
         self.set(api::RELEASED_CONDITION, "False", reason, &message);
+        self.note_environment(&message);
         let counter = if install {
             &mut self.status.install_failures
         } else {
@@ -1227,6 +1256,62 @@ impl Run<'_> {
         *counter = Some(counter.unwrap_or(0) + 1);
         self.status.failures = Some(self.status.failures.unwrap_or(0) + 1);
         Ended::Failed(Failure::new(reason, message))
+    }
+
+    /// Remembers the environmental cause of a failed action (and how often in a row it failed
+    /// the release with nothing changed in between).
+    fn note_environment(&self, message: &str) {
+        let Ok(mut env) = self.ctx.environment.lock() else {
+            return;
+        };
+        let Some(cause) = crate::environment::cause(message) else {
+            env.remove(&self.key);
+            return;
+        };
+        let failures = match env.get(&self.key) {
+            Some(r) if r.cause == cause && r.fingerprint == self.fingerprint => r.failures + 1,
+            _ => 1,
+        };
+        env.insert(
+            self.key.clone(),
+            Recurring {
+                cause,
+                failures,
+                fingerprint: self.fingerprint.clone(),
+            },
+        );
+    }
+
+    /// Stalled instead of another install or upgrade, when the same environmental cause failed
+    /// the last two and nothing changed since (a new spec, chart or reconcile request tries
+    /// again).
+    fn recurring_environment(&self) -> Option<Ended> {
+        let env = self.ctx.environment.lock().ok()?;
+        let r = env.get(&self.key)?;
+        if r.failures < 2 || r.fingerprint != self.fingerprint {
+            return None;
+        }
+        let released = meta::find_condition(
+            self.status.conditions.as_deref().unwrap_or_default(),
+            api::RELEASED_CONDITION,
+        );
+        let reason = released.map_or_else(
+            || api::UPGRADE_FAILED_REASON.to_owned(),
+            |c| c.reason.clone(),
+        );
+        Some(Ended::Failed(Failure::stalled(
+            reason,
+            format!(
+                "stopped retrying: {} failed the release {} times in a row, remediation in \
+                 between; that is the cluster, not the release ({}); sluice tries again when \
+                 the HelmRelease or its chart changes, or on `sluice reconcile helmrelease {} -n {}`",
+                r.cause.summary,
+                r.failures,
+                r.cause.hint,
+                self.hr.name_any(),
+                self.hr.namespace().unwrap_or_default()
+            ),
+        )))
     }
 
     fn rollback_failed(&mut self, snapshot: &Snapshot, error: String) -> Ended {

@@ -7,6 +7,8 @@
 //!   `DetermineReleaseState`) and the action that state calls for (its `actionForState`:
 //!   install, upgrade, test, unlock, roll back or uninstall as remediation, correct drift, or
 //!   nothing), with Flux's retry and remediation rules;
+//! - [`environment`]: failures whose cause is the cluster (a missing StorageClass or CRD, a
+//!   port held, no room), which the controller stops retrying after the second one;
 //! - [`digests`]: the post-renderers and common-metadata digests helm-controller records in
 //!   `status.observedPostRenderersDigest` and `status.observedCommonMetadataDigest`.
 //!
@@ -22,6 +24,7 @@
 pub mod actions;
 pub mod controller;
 pub mod digests;
+pub mod environment;
 pub mod hooks;
 pub mod outcome;
 pub mod state;

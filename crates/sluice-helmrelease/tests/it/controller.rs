@@ -3,7 +3,8 @@
 //! installed, upgraded when its values change, its wait seen without holding the worker and
 //! canceled by newer values, remediated by rollback when an upgrade's wait fails (the cause
 //! named), stalled once retries are spent, uninstalled when the HelmRelease is deleted; fields
-//! sluice does not implement are refused by name.
+//! sluice does not implement are refused by name. A cause in the cluster (a StorageClass that
+//! does not exist) stalls the release after it failed twice, instead of retrying forever.
 
 use std::path::Path;
 use std::time::Duration;
@@ -25,14 +26,26 @@ fn write(dir: &Path, rel: &str, text: &str) {
 
 /// A chart with a ConfigMap and a Deployment whose pods are not Ready while
 /// `values.stuck` is true (the test control plane's nodes honour
-/// `sim.sluice.dev/ready: "false"`).
+/// `sim.sluice.dev/ready: "false"`), and with `values.storageClass` a claim of that class
+/// mounted by the pods.
 fn chart_archive(dir: &Path) -> Vec<u8> {
     write(
         dir,
         "Chart.yaml",
         "apiVersion: v2\nname: greet\nversion: 0.1.0\nappVersion: \"1.0\"\n",
     );
-    write(dir, "values.yaml", "greeting: hello\nstuck: false\n");
+    write(
+        dir,
+        "values.yaml",
+        "greeting: hello\nstuck: false\nstorageClass: \"\"\n",
+    );
+    write(
+        dir,
+        "templates/pvc.yaml",
+        "{{- if .Values.storageClass }}\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {{ .Release.Name }}-data\n\
+         spec:\n  storageClassName: {{ .Values.storageClass }}\n  accessModes: [ReadWriteOnce]\n\
+         \x20 resources: {requests: {storage: 1Gi}}\n{{- end }}\n",
+    );
     write(
         dir,
         "templates/configmap.yaml",
@@ -46,7 +59,8 @@ fn chart_archive(dir: &Path) -> Vec<u8> {
          spec:\n  replicas: 1\n  selector:\n    matchLabels: {app: greet}\n  template:\n\
          \x20   metadata:\n      labels: {app: greet}\n\
          {{- if .Values.stuck }}\n      annotations: {sim.sluice.dev/ready: \"false\"}\n{{- end }}\n\
-         \x20   spec:\n      containers: [{name: web, image: \"nginx:{{ .Values.greeting }}\"}]\n",
+         \x20   spec:\n      containers: [{name: web, image: \"nginx:{{ .Values.greeting }}\"}]\n\
+         {{- if .Values.storageClass }}\n      volumes: [{name: data, persistentVolumeClaim: {claimName: {{ .Release.Name }}-data}}]\n{{- end }}\n",
     );
     let chart = sluice_helm::chart::load_dir(dir, &Default::default()).unwrap();
     sluice_helm::package::package(&chart).unwrap()
@@ -58,58 +72,89 @@ fn ready_message(hr: &HelmRelease) -> String {
         .unwrap_or_default()
 }
 
+/// A namespace with the chart as an OCIRepository's artifact in a source storage on disk, and
+/// the controller running for that namespace.
+struct Fixture {
+    client: kube::Client,
+    ns: TestNamespace,
+    name: String,
+    digest: String,
+    _storage: tempfile::TempDir,
+    stop: tokio::sync::oneshot::Sender<()>,
+    controller: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Fixture {
+    async fn start(prefix: &str) -> Fixture {
+        let client = sluice_testsupport::client().await;
+        for crd in sluice_api::crds() {
+            sluice_testsupport::apply_crd(&client, &crd, "sluice-helmrelease-tests").await;
+        }
+        let ns = TestNamespace::create(&client, prefix).await;
+        let name = ns.name().to_owned();
+        let storage = tempfile::tempdir().unwrap();
+        let chart_dir = tempfile::tempdir().unwrap();
+        let archive = chart_archive(chart_dir.path());
+        let rel = format!("ocirepository/{name}/greet/chart.tgz");
+        write(storage.path(), &rel, "");
+        std::fs::write(storage.path().join(&rel), &archive).unwrap();
+        let digest = sluice_git::archive::digest_bytes(&archive);
+        let repos: Api<OCIRepository> = Api::namespaced(client.clone(), &name);
+        let repo: OCIRepository = serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+            "metadata": {"name": "greet", "namespace": name},
+            "spec": {"url": "oci://registry.example/charts/greet", "interval": "10m", "ref": {"tag": "0.1.0"}},
+        }))
+        .unwrap();
+        repos.create(&PostParams::default(), &repo).await.unwrap();
+        repos
+            .patch_status(
+                "greet",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"artifact": {
+                    "path": rel, "url": format!("http://source.invalid/{rel}"),
+                    "revision": format!("0.1.0@{digest}"), "digest": digest,
+                    "lastUpdateTime": "2026-12-02T10:00:00Z",
+                }}})),
+            )
+            .await
+            .unwrap();
+        let config = sluice_testsupport::config().await;
+        let opts = sluice_helmrelease::Options {
+            namespace: Some(name.clone()),
+            storage_path: Some(storage.path().to_path_buf()),
+            health_poll: Duration::from_millis(500),
+            // Long enough that only the event of a dependency turning ready can wake a
+            // dependent in time.
+            requeue_dependency: Duration::from_secs(300),
+            ..Default::default()
+        };
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let controller = tokio::spawn(sluice_helmrelease::run_until(config, opts, async move {
+            let _ = stop_rx.await;
+        }));
+        Fixture {
+            client,
+            ns,
+            name,
+            digest,
+            _storage: storage,
+            stop,
+            controller,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.controller.await;
+        self.ns.delete().await;
+    }
+}
+
 #[tokio::test]
 async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
-    let client = sluice_testsupport::client().await;
-    for crd in sluice_api::crds() {
-        sluice_testsupport::apply_crd(&client, &crd, "sluice-helmrelease-tests").await;
-    }
-    let ns = TestNamespace::create(&client, "hr-ctl").await;
-    let name = ns.name().to_owned();
-
-    // The chart as an OCIRepository's artifact in the source storage.
-    let storage = tempfile::tempdir().unwrap();
-    let chart_dir = tempfile::tempdir().unwrap();
-    let archive = chart_archive(chart_dir.path());
-    let rel = format!("ocirepository/{name}/greet/chart.tgz");
-    write(storage.path(), &rel, "");
-    std::fs::write(storage.path().join(&rel), &archive).unwrap();
-    let digest = sluice_git::archive::digest_bytes(&archive);
-    let repos: Api<OCIRepository> = Api::namespaced(client.clone(), &name);
-    let repo: OCIRepository = serde_json::from_value(json!({
-        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
-        "metadata": {"name": "greet", "namespace": name},
-        "spec": {"url": "oci://registry.example/charts/greet", "interval": "10m", "ref": {"tag": "0.1.0"}},
-    }))
-    .unwrap();
-    repos.create(&PostParams::default(), &repo).await.unwrap();
-    repos
-        .patch_status(
-            "greet",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"artifact": {
-                "path": rel, "url": format!("http://source.invalid/{rel}"),
-                "revision": format!("0.1.0@{digest}"), "digest": digest,
-                "lastUpdateTime": "2026-12-02T10:00:00Z",
-            }}})),
-        )
-        .await
-        .unwrap();
-
-    let config = sluice_testsupport::config().await;
-    let opts = sluice_helmrelease::Options {
-        namespace: Some(name.clone()),
-        storage_path: Some(storage.path().to_path_buf()),
-        health_poll: Duration::from_millis(500),
-        // Long enough that only the event of a dependency turning ready can wake a dependent
-        // in time.
-        requeue_dependency: Duration::from_secs(300),
-        ..Default::default()
-    };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(sluice_helmrelease::run_until(config, opts, async move {
-        let _ = stop_rx.await;
-    }));
+    let f = Fixture::start("hr-ctl").await;
+    let (client, name, digest) = (f.client.clone(), f.name.clone(), f.digest.clone());
 
     let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
     let hr: HelmRelease = serde_json::from_value(json!({
@@ -331,7 +376,70 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
         .unwrap();
     assert!(left.items.is_empty());
 
-    let _ = stop_tx.send(());
-    let _ = controller.await;
-    ns.delete().await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_cause_in_the_cluster_stalls_the_release_instead_of_looping() {
+    let f = Fixture::start("hr-env").await;
+    let name = f.name.clone();
+    let hrs: Api<HelmRelease> = Api::namespaced(f.client.clone(), &name);
+    let hr: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "greet", "namespace": name},
+        "spec": {
+            "interval": "10m",
+            "timeout": "5s",
+            "chartRef": {"kind": "OCIRepository", "name": "greet"},
+            // Retried forever by Flux's helm-controller.
+            "upgrade": {"remediation": {"retries": -1}},
+        },
+    }))
+    .unwrap();
+    hrs.create(&PostParams::default(), &hr).await.unwrap();
+    wait_for(&hrs, "greet", Duration::from_secs(60), |hr| hr.is_ready()).await;
+
+    // An upgrade whose claim names a StorageClass that does not exist: failed, rolled back,
+    // retried, failed again with the same cause, rolled back, and then stalled naming it.
+    hrs.patch(
+        "greet",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"values": {"storageClass": "missing"}}})),
+    )
+    .await
+    .unwrap();
+    let stalled = wait_for(&hrs, "greet", Duration::from_secs(120), |hr| {
+        meta::is_condition_true(hr.conditions(), meta::STALLED_CONDITION)
+    })
+    .await;
+    let ready = ready_message(&stalled);
+    assert!(
+        ready.contains(
+            "stopped retrying: StorageClass \"missing\" does not exist failed the release 2 times"
+        ),
+        "{ready}"
+    );
+    let status = stalled.status.clone().unwrap();
+    assert_eq!(status.upgrade_failures, Some(2));
+    let remediated = meta::find_condition(stalled.conditions(), "Remediated").unwrap();
+    assert_eq!(remediated.reason, "RollbackSucceeded");
+    // And it stays stalled: no new revision while nothing changes.
+    let revision = status.latest().unwrap().version;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let still = hrs.get("greet").await.unwrap();
+    assert_eq!(still.status.unwrap().latest().unwrap().version, revision);
+
+    // The cause fixed in the values: the next upgrade goes ahead at once.
+    hrs.patch(
+        "greet",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"values": {"storageClass": ""}}})),
+    )
+    .await
+    .unwrap();
+    wait_for(&hrs, "greet", Duration::from_secs(60), |hr| {
+        hr.is_ready() && !meta::is_condition_true(hr.conditions(), meta::STALLED_CONDITION)
+    })
+    .await;
+    f.stop().await;
 }
