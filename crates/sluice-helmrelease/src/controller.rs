@@ -1507,3 +1507,65 @@ fn data_of<T>(
         Err(e) => Fetched::Failed(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unimplemented_fields_are_named() {
+        let hr: HelmRelease = serde_json::from_value(serde_json::json!({
+            "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": {"name": "r", "namespace": "n"},
+            "spec": {
+                "interval": "5m",
+                "chartRef": {"kind": "OCIRepository", "name": "c"},
+                "test": {"enable": true},
+                "driftDetection": {"mode": "warn"},
+                "waitStrategy": {"name": "legacy"},
+                "upgrade": {"force": true, "serverSideApply": "disabled"},
+                "install": {"crds": "CreateReplace", "createNamespace": true},
+            },
+        }))
+        .unwrap();
+        assert_eq!(
+            unsupported(&hr),
+            [
+                "spec.driftDetection.mode",
+                "spec.test.enable",
+                "spec.waitStrategy.name: legacy",
+                "spec.upgrade.force",
+                "spec.upgrade.serverSideApply: disabled",
+            ]
+        );
+        let mut plain = hr.clone();
+        plain.spec.test = None;
+        plain.spec.drift_detection = None;
+        plain.spec.wait_strategy = None;
+        plain.spec.upgrade = None;
+        assert!(unsupported(&plain).is_empty(), "{:?}", unsupported(&plain));
+    }
+
+    #[test]
+    fn crds_policies_default_as_flux() {
+        let hr = |spec: serde_json::Value| -> HelmRelease {
+            let mut base = serde_json::json!({"interval": "5m", "chartRef": {"kind": "HelmChart", "name": "c"}});
+            for (k, v) in spec.as_object().unwrap() {
+                base[k] = v.clone();
+            }
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+                "metadata": {"name": "r", "namespace": "n"}, "spec": base,
+            }))
+            .unwrap()
+        };
+        use actions::CrdsPolicy as P;
+        let plain = hr(serde_json::json!({}));
+        assert_eq!(crds_policy(&plain, false), P::Create);
+        assert_eq!(crds_policy(&plain, true), P::Skip);
+        let skip = hr(serde_json::json!({"install": {"skipCRDs": true}}));
+        assert_eq!(crds_policy(&skip, false), P::Skip);
+        let replace = hr(serde_json::json!({"upgrade": {"crds": "CreateReplace"}}));
+        assert_eq!(crds_policy(&replace, true), P::CreateReplace);
+    }
+}
