@@ -74,6 +74,11 @@ pub struct InstallArgs {
     /// How long to wait.
     #[arg(long, default_value = "5m", value_parser = parse_timeout)]
     pub timeout: Duration,
+
+    /// Also run the HelmRelease controller (a preview: it refuses by name the fields it does
+    /// not implement yet) and install its CRD. Not beside Flux's helm-controller.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
+    pub helmrelease: bool,
 }
 
 /// `sluice uninstall`.
@@ -106,6 +111,8 @@ pub struct InstallOptions {
     pub namespace: String,
     /// Controller image.
     pub image: String,
+    /// Also run the HelmRelease controller (a preview) and install its CRD.
+    pub helmrelease: bool,
 }
 
 fn labels(ns: &str, component: &str) -> Value {
@@ -123,14 +130,17 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
     let ns = o.namespace.as_str();
     let mut out = Vec::new();
     for crd in sluice_api::crds() {
-        // HelmRelease's CRD comes with its controller, a preview that `sluice controller`
-        // runs only with `--helmrelease`: installed by default, the CRD would admit
-        // HelmReleases that nothing reconciles, with no condition saying so (Flux's own CRD,
-        // already on a cluster moving from Flux, is left alone).
-        if crd.spec.group == sluice_api::helm_release::GROUP {
+        // HelmRelease's CRD comes with its controller, a preview that runs only with
+        // `--helmrelease`: installed without it, the CRD would admit HelmReleases that nothing
+        // reconciles, with no condition saying so (Flux's own CRD, already on a cluster moving
+        // from Flux, is left alone).
+        let helm = crd.spec.group == sluice_api::helm_release::GROUP;
+        if helm && !o.helmrelease {
             continue;
         }
-        let component = if crd.spec.group.starts_with("source.") {
+        let component = if helm {
+            "helm-controller"
+        } else if crd.spec.group.starts_with("source.") {
             "source-controller"
         } else {
             "kustomize-controller"
@@ -277,6 +287,16 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         },
     }));
     out.extend(network_policies(ns));
+    if o.helmrelease {
+        let args = out
+            .iter_mut()
+            .find(|v| v["kind"] == "Deployment")
+            .and_then(|d| d.pointer_mut("/spec/template/spec/containers/0/args"))
+            .and_then(Value::as_array_mut);
+        if let Some(args) = args {
+            args.push("--helmrelease".into());
+        }
+    }
     out
 }
 
@@ -504,6 +524,7 @@ pub async fn run_install(g: &GlobalArgs, args: InstallArgs) -> Result<Outcome> {
     let objects = manifests(&InstallOptions {
         namespace: g.namespace.clone(),
         image: args.image.clone(),
+        helmrelease: args.helmrelease,
     });
     if args.export {
         print!("{}", to_yaml_stream(&objects)?);
@@ -610,8 +631,10 @@ pub async fn run_uninstall(g: &GlobalArgs, args: UninstallArgs) -> Result<Outcom
         .await?;
         log.success(&format!("{what} deleted"));
     }
-    // The sources, HelmCharts first (they refer to the repositories).
+    // HelmReleases (with the preview controller, or Flux's), then the sources, HelmCharts
+    // first (they refer to the repositories).
     let mut sources = 0;
+    sources += delete_sources::<sluice_api::HelmRelease>(&client, ns, &args, &log).await?;
     sources += delete_sources::<HelmChart>(&client, ns, &args, &log).await?;
     sources += delete_sources::<GitRepository>(&client, ns, &args, &log).await?;
     sources += delete_sources::<OCIRepository>(&client, ns, &args, &log).await?;
@@ -753,6 +776,7 @@ mod tests {
         let objects = manifests(&InstallOptions {
             namespace: "flux-system".into(),
             image: default_image(),
+            helmrelease: false,
         });
         let kinds: Vec<&str> = objects
             .iter()
@@ -801,6 +825,7 @@ mod tests {
         let objects = manifests(&InstallOptions {
             namespace: "flux-system".into(),
             image: default_image(),
+            helmrelease: false,
         });
         let find = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap();
         let args = &find("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"];
@@ -860,6 +885,7 @@ mod tests {
         let objects = manifests(&InstallOptions {
             namespace: "flux-system".into(),
             image: default_image(),
+            helmrelease: false,
         });
         let role = objects
             .iter()
@@ -909,6 +935,7 @@ mod tests {
         let objects = manifests(&InstallOptions {
             namespace: "flux-system".into(),
             image: default_image(),
+            helmrelease: false,
         });
         let deploy = objects
             .iter()
@@ -996,5 +1023,29 @@ mod tests {
         );
         let webhooks = &policies[2];
         assert!(!selects_controller(webhooks));
+    }
+
+    #[test]
+    fn the_helmrelease_preview_comes_with_its_crd_and_flag() {
+        let find = |helmrelease: bool| {
+            let objects = manifests(&InstallOptions {
+                namespace: "flux-system".into(),
+                image: default_image(),
+                helmrelease,
+            });
+            let crd = objects.iter().any(|o| {
+                o["kind"] == "CustomResourceDefinition"
+                    && o["metadata"]["name"] == "helmreleases.helm.toolkit.fluxcd.io"
+            });
+            let flag = objects.iter().any(|o| {
+                o["kind"] == "Deployment"
+                    && o["spec"]["template"]["spec"]["containers"][0]["args"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x == "--helmrelease"))
+            });
+            (crd, flag)
+        };
+        assert_eq!(find(false), (false, false));
+        assert_eq!(find(true), (true, true));
     }
 }
