@@ -30,7 +30,7 @@ use kube::{Api, Client, Config, Resource, ResourceExt};
 use sluice_api::helm_release::{
     self as api, ChartRefKind, HelmReleaseStatus, ReleaseAction, Snapshot,
 };
-use sluice_api::meta::{self, FluxObject};
+use sluice_api::meta::{self, Artifact, FluxObject};
 use sluice_api::{HelmChart, HelmRelease, OCIRepository};
 use sluice_apply::health::{self, Health, ResourceCache};
 use sluice_apply::{Applier, ObjectRef, Owner};
@@ -305,7 +305,9 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
         return Ok(Requeue::await_change());
     }
     // Runs woken by nothing new (this controller's own status writes) wait for their time.
-    let fingerprint = sluice_runtime::schedule::fingerprint(hr, &[&source_digest(hr, ctx).await]);
+    let source = source_artifact(hr, ctx).await;
+    let digest = source.as_ref().map_or("", |(a, _)| a.digest.as_str());
+    let fingerprint = sluice_runtime::schedule::fingerprint(hr, &[digest]);
     if let Some(wait) = ctx.schedules.wait(&key, &fingerprint, Instant::now()) {
         return Ok(Requeue::requeue(wait));
     }
@@ -319,6 +321,7 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
         ctx,
         key: key.clone(),
         fingerprint: fingerprint.clone(),
+        source,
         status: &mut status,
         changed: false,
     };
@@ -429,31 +432,54 @@ async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     Ok(Requeue::await_change())
 }
 
-/// The digest of the chart source's artifact (empty when there is none): what wakes a
-/// HelmRelease when its source moves.
-async fn source_digest(hr: &HelmRelease, ctx: &Ctx) -> String {
+/// The chart source's artifact, and whether the source is an OCIRepository (whose charts
+/// carry the artifact digest in their version). Read once per run: its digest is part of the
+/// run's fingerprint, and the chart is loaded from it.
+async fn source_artifact(hr: &HelmRelease, ctx: &Ctx) -> Result<(Artifact, bool), Failure> {
     let Some(r) = hr.spec.chart_ref.as_ref() else {
-        return String::new();
+        return Err(Failure::stalled(
+            api::ARTIFACT_FAILED_REASON,
+            "spec.chartRef is not set",
+        ));
     };
     let ns = r
         .namespace_or(&hr.namespace().unwrap_or_default())
         .to_owned();
-    let artifact = match r.kind {
-        ChartRefKind::OciRepository => Api::<OCIRepository>::namespaced(ctx.client.clone(), &ns)
-            .get_opt(&r.name)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|o| o.artifact().cloned()),
-        ChartRefKind::HelmChart => Api::<HelmChart>::namespaced(ctx.client.clone(), &ns)
-            .get_opt(&r.name)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|o| o.artifact().cloned()),
-        _ => None,
+    let failed = |m: String| Failure::new(api::ARTIFACT_FAILED_REASON, m);
+    let (found, oci) = match &r.kind {
+        ChartRefKind::OciRepository => (
+            Api::<OCIRepository>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&r.name)
+                .await
+                .map(|o| o.map(|o| o.artifact().cloned())),
+            true,
+        ),
+        ChartRefKind::HelmChart => (
+            Api::<HelmChart>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&r.name)
+                .await
+                .map(|o| o.map(|o| o.artifact().cloned())),
+            false,
+        ),
+        other => {
+            return Err(Failure::stalled(
+                meta::UNSUPPORTED_FIELD_REASON,
+                format!("spec.chartRef.kind {other} is not supported by sluice yet"),
+            ));
+        }
     };
-    artifact.map(|a| a.digest).unwrap_or_default()
+    match found {
+        Err(e) => Err(failed(format!("could not get Source object: {e}"))),
+        Ok(None) => Err(failed(format!(
+            "could not get Source object: {} '{ns}/{}' not found",
+            r.kind, r.name
+        ))),
+        Ok(Some(None)) => Err(Failure::new(
+            "SourceNotReady",
+            format!("{} source '{ns}/{}' has no artifact yet", r.kind, r.name),
+        )),
+        Ok(Some(Some(artifact))) => Ok((artifact, oci)),
+    }
 }
 
 fn release_name(hr: &HelmRelease) -> String {
@@ -586,6 +612,8 @@ struct Run<'a> {
     ctx: &'a Ctx,
     key: sluice_runtime::ObjectKey,
     fingerprint: String,
+    /// The chart source's artifact, read once at the start of the run.
+    source: Result<(Artifact, bool), Failure>,
     status: &'a mut HelmReleaseStatus,
     /// Whether an action ran.
     changed: bool,
@@ -668,57 +696,8 @@ impl Run<'_> {
     }
 
     async fn chart(&self) -> Result<Chart, Failure> {
-        let own_ns = self.hr.namespace().unwrap_or_default();
-        let Some(r) = self.hr.spec.chart_ref.as_ref() else {
-            return Err(Failure::stalled(
-                api::ARTIFACT_FAILED_REASON,
-                "spec.chartRef is not set",
-            ));
-        };
-        let ns = r.namespace_or(&own_ns).to_owned();
+        let (artifact, oci) = self.source.clone()?;
         let failed = |m: String| Failure::new(api::ARTIFACT_FAILED_REASON, m);
-        let (artifact, oci) = match &r.kind {
-            ChartRefKind::OciRepository => {
-                let api: Api<OCIRepository> = Api::namespaced(self.ctx.client.clone(), &ns);
-                let repo = api
-                    .get_opt(&r.name)
-                    .await
-                    .map_err(|e| failed(format!("could not get Source object: {e}")))?;
-                let Some(repo) = repo else {
-                    return Err(failed(format!(
-                        "could not get Source object: OCIRepository '{ns}/{}' not found",
-                        r.name
-                    )));
-                };
-                (repo.artifact().cloned(), true)
-            }
-            ChartRefKind::HelmChart => {
-                let api: Api<HelmChart> = Api::namespaced(self.ctx.client.clone(), &ns);
-                let chart = api
-                    .get_opt(&r.name)
-                    .await
-                    .map_err(|e| failed(format!("could not get Source object: {e}")))?;
-                let Some(chart) = chart else {
-                    return Err(failed(format!(
-                        "could not get Source object: HelmChart '{ns}/{}' not found",
-                        r.name
-                    )));
-                };
-                (chart.artifact().cloned(), false)
-            }
-            other => {
-                return Err(Failure::stalled(
-                    meta::UNSUPPORTED_FIELD_REASON,
-                    format!("spec.chartRef.kind {other} is not supported by sluice yet"),
-                ));
-            }
-        };
-        let Some(artifact) = artifact else {
-            return Err(Failure::new(
-                "SourceNotReady",
-                format!("{} source '{ns}/{}' has no artifact yet", r.kind, r.name),
-            ));
-        };
         let root = self.ctx.opts.storage_path.clone();
         let timeout = self.ctx.opts.http_timeout;
         let fetched = artifact.clone();
