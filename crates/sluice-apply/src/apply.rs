@@ -724,6 +724,13 @@ fn flatten(objects: Vec<Value>) -> Vec<Value> {
 }
 
 /// Validates, labels and normalizes one rendered object.
+/// An object as [`Applier::apply`] would send it: the owner's labels, sluice's normalization
+/// (such as Secret `stringData`), the common labels and annotations. For callers that compare
+/// or dry-run objects themselves (a HelmRelease's drift detection).
+pub fn prepared(value: Value, opts: &ApplyOptions) -> Result<Value, ObjectError> {
+    prepare(0, value, opts).map(|d| d.obj)
+}
+
 fn prepare(index: usize, value: Value, opts: &ApplyOptions) -> Result<Desired, ObjectError> {
     let Value::Object(mut obj) = value else {
         return Err(ObjectError {

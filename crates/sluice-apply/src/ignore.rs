@@ -22,6 +22,9 @@ use sluice_api::kustomize::Selector;
 #[derive(Clone, Debug)]
 pub struct IgnoreRule {
     paths: Vec<String>,
+    /// The rule lists the empty path: the whole object (a HelmRelease's drift detection
+    /// leaves such objects out).
+    root: bool,
     target: Option<Target>,
 }
 
@@ -40,20 +43,24 @@ impl IgnoreRule {
     /// Compiles a rule. Errors name the offending path or target field; `index` is the
     /// rule's position in `spec.ignore`, for those messages.
     pub fn new(index: usize, paths: &[String], target: Option<&Selector>) -> Result<Self, String> {
+        Self::at(&format!("spec.ignore[{index}]"), paths, target)
+    }
+
+    /// Compiles a rule found at `field` (`spec.driftDetection.ignore[0]`), named in errors.
+    pub fn at(field: &str, paths: &[String], target: Option<&Selector>) -> Result<Self, String> {
         for p in paths {
             if !p.is_empty() && !p.starts_with('/') {
                 return Err(format!(
-                    "spec.ignore[{index}].paths: {p:?} is not a JSON pointer (it must start with '/')"
+                    "{field}.paths: {p:?} is not a JSON pointer (it must start with '/')"
                 ));
             }
         }
+        let at = field;
         let regex = |field: &str, v: &Option<String>| -> Result<Option<Regex>, String> {
             match v.as_deref().filter(|s| !s.is_empty()) {
                 None => Ok(None),
                 Some(s) => Regex::new(&format!("^(?:{s})$")).map(Some).map_err(|e| {
-                    format!(
-                        "spec.ignore[{index}].target.{field}: invalid regular expression {s:?}: {e}"
-                    )
+                    format!("{at}.target.{field}: invalid regular expression {s:?}: {e}")
                 }),
             }
         };
@@ -67,7 +74,7 @@ impl IgnoreRule {
                         };
                         // Parse once now so a bad expression fails here, not per object.
                         sluice_kustomize::patch::label_selector_matches(s, &[])
-                            .map_err(|e| format!("spec.ignore[{index}].target.{field}: {e}"))?;
+                            .map_err(|e| format!("{at}.target.{field}: {e}"))?;
                         Ok(Some(s.to_owned()))
                     };
                 Some(Target {
@@ -83,11 +90,18 @@ impl IgnoreRule {
         };
         Ok(Self {
             paths: paths.iter().filter(|p| !p.is_empty()).cloned().collect(),
+            root: paths.iter().any(String::is_empty),
             target,
         })
     }
 
-    fn matches(&self, obj: &Value) -> bool {
+    /// Whether the rule ignores the whole object it selects (its paths include `""`).
+    pub fn ignores_root(&self) -> bool {
+        self.root
+    }
+
+    /// Whether the rule's target selects `obj` (a rule without a target selects everything).
+    pub fn matches(&self, obj: &Value) -> bool {
         let Some(t) = &self.target else {
             return true;
         };
@@ -123,7 +137,7 @@ impl IgnoreRule {
 }
 
 /// The paths of `rules` that apply to `obj`, in rule order, without repeats.
-pub(crate) fn paths_for<'a>(rules: &'a [IgnoreRule], obj: &Value) -> Vec<&'a str> {
+pub fn paths_for<'a>(rules: &'a [IgnoreRule], obj: &Value) -> Vec<&'a str> {
     let mut out: Vec<&str> = Vec::new();
     for r in rules.iter().filter(|r| r.matches(obj)) {
         for p in &r.paths {
@@ -136,7 +150,7 @@ pub(crate) fn paths_for<'a>(rules: &'a [IgnoreRule], obj: &Value) -> Vec<&'a str
 }
 
 /// Removes the value at each JSON pointer of `paths` from `obj`; absent paths are fine.
-pub(crate) fn strip(obj: &mut Value, paths: &[&str]) {
+pub fn strip(obj: &mut Value, paths: &[&str]) {
     for p in paths {
         let Some((parent, last)) = p.rsplit_once('/') else {
             continue;

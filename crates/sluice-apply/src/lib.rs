@@ -24,13 +24,13 @@ mod client;
 mod error;
 mod guard;
 pub mod health;
-mod ignore;
+pub mod ignore;
 pub mod inventory;
 mod normalize;
 mod object;
 mod prune;
 
-pub use apply::{Applier, ApplyOptions, ApplyProgress, ApplyResult, Owner};
+pub use apply::{Applier, ApplyOptions, ApplyProgress, ApplyResult, Owner, prepared};
 pub use changeset::{Action, ChangeSet, ChangeSetEntry, MAX_DRIFT_PATHS, SkipReason};
 pub use client::RequestCounts;
 pub use error::{ApiFailure, ApplyError, ObjectError, ObjectErrorKind, PruneError};

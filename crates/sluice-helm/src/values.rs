@@ -87,6 +87,15 @@ pub fn merge_maps(a: Map, b: Map) -> Map {
     out
 }
 
+/// Helm's `chartutil.CoalesceTables(dst, src)`: `src` fills in what `dst` lacks, maps
+/// coalescing key by key; a `null` in `dst` deletes that key from the result (Helm's upgrade
+/// with `--reuse-values`, Flux's `upgrade.preserveValues`, uses it).
+pub fn coalesce_tables(dst: Map, src: Map) -> Map {
+    let (mut dst, mut src) = (dst, src);
+    crate::render::coalesce::coalesce_tables(&mut dst, &mut src, false);
+    dst
+}
+
 /// Values written as `sigs.k8s.io/yaml.Marshal` writes a
 /// `map[string]interface{}` (sorted keys, go-yaml v2 quoting and folding).
 pub fn encode_values(values: &Map) -> String {
@@ -345,6 +354,19 @@ pub fn from_json(v: &serde_json::Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn coalesce_tables_fills_in_and_null_deletes() {
+        let map = |t: &str| parse_values_file(t.as_bytes()).unwrap();
+        let out = coalesce_tables(
+            map("a: 1\nb: {x: 1}\nc: null\ne: [1]\n"),
+            map("a: 2\nb: {z: 2}\nc: 3\nd: 4\ne: [2, 3]\n"),
+        );
+        assert_eq!(
+            encode_values(&out),
+            "a: 1\nb:\n  x: 1\n  z: 2\nd: 4\ne:\n- 1\n"
+        );
+    }
 
     #[test]
     fn masterminds_new_version() {

@@ -21,7 +21,7 @@ use crate::chart::Chart;
 use crate::template::{self, MissingKey, Templates, Value};
 
 mod api_versions;
-mod coalesce;
+pub(crate) mod coalesce;
 mod manifests;
 mod objects;
 pub mod schema;
