@@ -19,6 +19,11 @@
 //! manager, so a release moves between Flux and sluice without conflicts. The chart's hooks run
 //! as Helm runs them ([`crate::hooks`]): `pre-*` before the apply, `post-*` in [`complete`] once
 //! the wait succeeded, unless disabled; a failed hook fails the revision with Helm's message.
+//!
+//! Objects that exist in the cluster without being the release's are adopted (Helm's
+//! `TakeOwnership`, helm-controller's default) unless `take_ownership` is off: then Helm's
+//! ownership check refuses them before anything is recorded. With `cleanup_on_fail` a failed
+//! upgrade or rollback deletes the objects it created ([`cleanup`]), as Helm's `--cleanup-on-fail`.
 
 use serde_json::Value;
 use sluice_apply::{Applier, ApplyOptions, ApplyResult, ObjectRef, Owner, PruneOptions};
@@ -60,6 +65,9 @@ pub enum ActionError {
     /// There is nothing to act on.
     #[error("{0}")]
     NotFound(String),
+    /// The release name or an object is taken (nothing was recorded).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// What every action needs.
@@ -116,6 +124,12 @@ pub struct Desired<'a> {
     pub render: &'a sluice_helm::render::Options,
     /// What to do with the chart's `crds/` (Flux: `Create` on install, `Skip` on upgrade).
     pub crds: CrdsPolicy,
+    /// Adopt objects that exist without Helm's ownership metadata (`!disableTakeOwnership`).
+    pub take_ownership: bool,
+    /// Install over a kept history whose last revision is uninstalled or failed (`replace`).
+    pub replace: bool,
+    /// Delete what a failed apply created (`upgrade.cleanupOnFail`).
+    pub cleanup_on_fail: bool,
 }
 
 /// What an install or upgrade does with the chart's `crds/` directory (Flux's `crds`).
@@ -136,12 +150,39 @@ pub struct Pending {
     pub applied: ApplyResult,
 }
 
-/// Installs revision `version` (1, or the next after a kept, uninstalled history).
-pub async fn install(
-    ctx: &Context<'_>,
-    desired: &Desired<'_>,
-    version: i64,
-) -> Result<Pending, ActionError> {
+impl Pending {
+    /// The objects the apply created (what `cleanup_on_fail` deletes when the revision fails).
+    pub fn created(&self) -> Vec<ObjectRef> {
+        created(&self.applied.change_set)
+    }
+}
+
+fn created(change_set: &sluice_apply::ChangeSet) -> Vec<ObjectRef> {
+    change_set
+        .entries
+        .iter()
+        .filter(|e| e.action == sluice_apply::Action::Created)
+        .map(|e| e.object.clone())
+        .collect()
+}
+
+/// Installs the release: revision 1, or with `replace` the next after a kept history whose last
+/// revision is uninstalled or failed (an uninstalled one is marked superseded, as Helm does).
+pub async fn install(ctx: &Context<'_>, desired: &Desired<'_>) -> Result<Pending, ActionError> {
+    let last = ctx.storage.last(desired.name).await?;
+    let version = match &last {
+        None => 1,
+        Some(l)
+            if desired.replace && matches!(l.status(), Status::Uninstalled | Status::Failed) =>
+        {
+            l.version + 1
+        }
+        Some(_) => {
+            return Err(ActionError::Conflict(
+                "cannot reuse a name that is still in use".into(),
+            ));
+        }
+    };
     let (release, crds) = new_revision(
         ctx,
         desired,
@@ -150,11 +191,24 @@ pub async fn install(
         Status::PendingInstall,
         "Initial install underway",
     )?;
+    if !desired.take_ownership {
+        let objects = manifest_objects(ctx.applier, &release.manifest, &release.namespace).await?;
+        ownership_conflicts(ctx, &objects, &release)
+            .await
+            .map_err(|e| ActionError::Conflict(format!("unable to continue with install: {e}")))?;
+    }
+    if let Some(mut last) = last.filter(|l| l.status() != Status::Failed) {
+        if let Some(i) = last.info.as_mut() {
+            i.status = Status::Superseded.as_str().into();
+            i.description = "superseded by new release".into();
+        }
+        ctx.storage.update(&last, ctx.now_unix).await?;
+    }
     ctx.storage
         .create(&release, ctx.max_history, ctx.now_unix)
         .await?;
     let crds = (crds, desired.crds);
-    apply_recorded(ctx, release, None, &crds, "pre-install").await
+    apply_recorded(ctx, release, None, &crds, "pre-install", false).await
 }
 
 /// Upgrades from `current` (the last revision) to a new one.
@@ -182,18 +236,39 @@ pub async fn upgrade(
         Status::PendingUpgrade,
         "Preparing upgrade",
     )?;
+    if !desired.take_ownership {
+        // Only what the current revision does not have yet is checked, as Helm does.
+        let old = manifest_objects(ctx.applier, &current.manifest, &current.namespace).await?;
+        let old: std::collections::HashSet<ObjectRef> =
+            old.iter().filter_map(|o| object_ref(o).ok()).collect();
+        let mut new = manifest_objects(ctx.applier, &release.manifest, &release.namespace).await?;
+        new.retain(|o| object_ref(o).is_ok_and(|r| !old.contains(&r)));
+        ownership_conflicts(ctx, &new, &release)
+            .await
+            .map_err(|e| ActionError::Conflict(format!("unable to continue with update: {e}")))?;
+    }
     ctx.storage
         .create(&release, ctx.max_history, ctx.now_unix)
         .await?;
     let crds = (crds, desired.crds);
-    apply_recorded(ctx, release, Some(current), &crds, "pre-upgrade").await
+    apply_recorded(
+        ctx,
+        release,
+        Some(current),
+        &crds,
+        "pre-upgrade",
+        desired.cleanup_on_fail,
+    )
+    .await
 }
 
-/// Rolls back to `target` (an earlier revision) from `current` (the last one).
+/// Rolls back to `target` (an earlier revision) from `current` (the last one); with
+/// `cleanup_on_fail` a failed apply deletes what it created.
 pub async fn rollback(
     ctx: &Context<'_>,
     target: &Release,
     current: &Release,
+    cleanup_on_fail: bool,
 ) -> Result<Pending, ActionError> {
     let mut release = target.clone();
     release.version = current.version + 1;
@@ -213,8 +288,52 @@ pub async fn rollback(
         Some(current),
         &(Vec::new(), CrdsPolicy::Skip),
         "pre-rollback",
+        cleanup_on_fail,
     )
     .await
+}
+
+/// Helm's upgrade with `ReuseValues` (Flux's `upgrade.preserveValues`): the values given
+/// coalesced over `current`'s config, and the chart's defaults replaced by `current`'s chart
+/// values coalesced with its config (Helm stores charts without their subcharts, so that is
+/// the top level only).
+pub fn preserve_values(current: &Release, chart: &Chart, values: &YMap) -> (Chart, YMap) {
+    let old_defaults = current
+        .chart
+        .as_ref()
+        .and_then(|c| c.values.clone())
+        .unwrap_or_default();
+    let old = sluice_helm::values::coalesce_tables(current.config.clone(), old_defaults);
+    let values = sluice_helm::values::coalesce_tables(values.clone(), current.config.clone());
+    let mut chart = chart.clone();
+    chart.values_yaml = Some(sluice_helm::values::encode_values(&old).into_bytes());
+    (chart, values)
+}
+
+/// Deletes what a failed action created (Helm's cleanup on fail, background propagation); the
+/// error names what could not be deleted.
+pub async fn cleanup(ctx: &Context<'_>, created: &[ObjectRef]) -> Result<(), String> {
+    if created.is_empty() {
+        return Ok(());
+    }
+    ctx.applier
+        .prune(created, &PruneOptions::new(ctx.owner.clone()))
+        .await
+        .map(drop)
+        .map_err(|e| format!("unable to cleanup resources: {e}"))
+}
+
+/// Helm's wording when the cleanup after a failed `action` failed too.
+pub fn cleanup_failure(action: &str, original: &str, cleanup: &str) -> String {
+    match action {
+        "rollback" => format!(
+            "an error occurred while cleaning up resources. original rollback error: {cleanup}"
+        ),
+        _ => format!(
+            "an error occurred while cleaning up resources. original upgrade error: {original}: \
+             {cleanup}"
+        ),
+    }
 }
 
 /// Records how a pending revision ended: after a successful wait its `post-*` hooks run, then
@@ -388,21 +507,101 @@ async fn apply_recorded(
     previous: Option<&Release>,
     crds: &(Vec<Value>, CrdsPolicy),
     pre: &str,
+    cleanup_on_fail: bool,
 ) -> Result<Pending, ActionError> {
     let outcome = match apply_crds(ctx, &crds.0, crds.1).await {
-        Err(e) => Err(e),
+        Err(e) => Err((e, Vec::new())),
         Ok(()) => match ctx.run_hooks(&mut release, pre).await {
-            Err(e) => Err(ActionError::Hook(hook_failure(pre, &e))),
+            Err(e) => Err((ActionError::Hook(hook_failure(pre, &e)), Vec::new())),
             Ok(()) => apply_manifest(ctx, &release, previous).await,
         },
     };
     match outcome {
         Ok(applied) => Ok(Pending { release, applied }),
-        Err(e) => {
+        Err((e, created)) => {
             complete(ctx, release, Err(e.to_string())).await?;
+            if cleanup_on_fail && let Err(c) = cleanup(ctx, &created).await {
+                let action = if pre == "pre-rollback" {
+                    "rollback"
+                } else {
+                    "upgrade"
+                };
+                return Err(ActionError::Apply(cleanup_failure(
+                    action,
+                    &e.to_string(),
+                    &c,
+                )));
+            }
             Err(e)
         }
     }
+}
+
+/// Helm's ownership check of objects a revision would create: one that exists without this
+/// release's `managed-by` label and release annotations is refused, each problem named.
+async fn ownership_conflicts(
+    ctx: &Context<'_>,
+    objects: &[Value],
+    release: &Release,
+) -> Result<(), String> {
+    for o in objects {
+        let r = object_ref(o)?;
+        let Some(live) = ctx.applier.get(&r).await.map_err(|e| {
+            format!(
+                "could not get information about the resource {}: {e}",
+                resource_string(&r)
+            )
+        })?
+        else {
+            continue;
+        };
+        let meta = |field: &str, key: &str| {
+            live.pointer(&format!("/metadata/{field}/{}", key.replace('/', "~1")))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let mut problems = Vec::new();
+        let checks = [
+            ("labels", "label", MANAGED_BY_LABEL, "Helm"),
+            (
+                "annotations",
+                "annotation",
+                RELEASE_NAME_ANNOTATION,
+                release.name.as_str(),
+            ),
+            (
+                "annotations",
+                "annotation",
+                RELEASE_NAMESPACE_ANNOTATION,
+                release.namespace.as_str(),
+            ),
+        ];
+        for (field, what, key, want) in checks {
+            match meta(field, key) {
+                None => problems.push(format!(
+                    "{what} validation error: missing key {key:?}: must be set to {want:?}"
+                )),
+                Some(v) if v != want => problems.push(format!(
+                    "{what} validation error: key {key:?} must equal {want:?}: current value is {v:?}"
+                )),
+                Some(_) => {}
+            }
+        }
+        if !problems.is_empty() {
+            return Err(format!(
+                "{} exists and cannot be imported into the current release: invalid ownership \
+                 metadata; {}",
+                resource_string(&r),
+                problems.join("; ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Helm's `resourceString`: `Kind "name" in namespace "ns"`.
+fn resource_string(r: &ObjectRef) -> String {
+    format!("{} {:?} in namespace {:?}", r.kind, r.name, r.namespace)
 }
 
 /// The chart's `crds/`: created when missing; with `CreateReplace` updated too (Helm never
@@ -438,28 +637,30 @@ async fn apply_crds(
         .map_err(|e| ActionError::Apply(format!("failed to install CRDs: {e}")))
 }
 
+/// Applies a revision's manifest and deletes what the previous one had and it has not; a
+/// failure comes with what was created before it.
 async fn apply_manifest(
     ctx: &Context<'_>,
     release: &Release,
     previous: Option<&Release>,
-) -> Result<ApplyResult, ActionError> {
-    let mut objects = manifest_objects(ctx.applier, &release.manifest, &release.namespace).await?;
+) -> Result<ApplyResult, (ActionError, Vec<ObjectRef>)> {
+    let mut objects = manifest_objects(ctx.applier, &release.manifest, &release.namespace)
+        .await
+        .map_err(|e| (e, Vec::new()))?;
     for o in &mut objects {
         own(o, &release.name, &release.namespace);
     }
-    let opts = ApplyOptions {
-        common_labels: ctx.common_labels.clone(),
-        common_annotations: ctx.common_annotations.clone(),
-        ..ApplyOptions::new(ctx.owner.clone())
-    };
+    let opts = apply_options(ctx);
     let applied = ctx
         .applier
         .apply(objects, &opts)
         .await
-        .map_err(|e| ActionError::Apply(e.to_string()))?;
+        .map_err(|e| (ActionError::Apply(e.to_string()), created(&e.change_set)))?;
     if let Some(previous) = previous {
         let wanted: std::collections::HashSet<ObjectRef> = applied.applied().into_iter().collect();
-        let old = manifest_objects(ctx.applier, &previous.manifest, &previous.namespace).await?;
+        let old = manifest_objects(ctx.applier, &previous.manifest, &previous.namespace)
+            .await
+            .map_err(|e| (e, created(&applied.change_set)))?;
         let gone: Vec<ObjectRef> = old
             .iter()
             .filter(|o| !kept(o))
@@ -470,10 +671,36 @@ async fn apply_manifest(
             ctx.applier
                 .prune(&gone, &PruneOptions::new(ctx.owner.clone()))
                 .await
-                .map_err(|e| ActionError::Delete(e.to_string()))?;
+                .map_err(|e| {
+                    (
+                        ActionError::Delete(e.to_string()),
+                        created(&applied.change_set),
+                    )
+                })?;
         }
     }
     Ok(applied)
+}
+
+fn apply_options(ctx: &Context<'_>) -> ApplyOptions {
+    ApplyOptions {
+        common_labels: ctx.common_labels.clone(),
+        common_annotations: ctx.common_annotations.clone(),
+        ..ApplyOptions::new(ctx.owner.clone())
+    }
+}
+
+/// The objects of `release` as they are applied (Helm's ownership metadata, the owner's labels,
+/// the common metadata): what drift detection compares with the cluster.
+pub async fn applied_objects(
+    ctx: &Context<'_>,
+    release: &Release,
+) -> Result<Vec<Value>, ActionError> {
+    let mut objects = manifest_objects(ctx.applier, &release.manifest, &release.namespace).await?;
+    for o in &mut objects {
+        own(o, &release.name, &release.namespace);
+    }
+    crate::drift::desired_objects(objects, &apply_options(ctx)).map_err(ActionError::Manifest)
 }
 
 /// The objects of a manifest, each namespaced one in `namespace` unless it names its own (as
@@ -544,4 +771,39 @@ fn kept(v: &Value) -> bool {
     ))
     .and_then(Value::as_str)
         == Some("keep")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(text: &str) -> YMap {
+        sluice_helm::values::parse_values_file(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn preserved_values_are_helms_reuse_values() {
+        let mut current = Release {
+            config: map("a: 1\nnested: {x: 1}\n"),
+            ..Default::default()
+        };
+        current.chart = Some(sluice_helm::release::StoredChart {
+            values: Some(map("a: 0\nb: 2\n")),
+            ..Default::default()
+        });
+        let chart = Chart {
+            values_yaml: Some(b"b: 3\nc: 4\n".to_vec()),
+            ..Default::default()
+        };
+        let (chart, values) = preserve_values(&current, &chart, &map("nested: {z: 2}\n"));
+        assert_eq!(
+            sluice_helm::values::encode_values(&values),
+            "a: 1\nnested:\n  x: 1\n  z: 2\n"
+        );
+        // The new chart's own defaults give way to the old release's.
+        assert_eq!(
+            sluice_helm::values::encode_values(&chart.values().unwrap()),
+            "a: 1\nb: 2\nnested:\n  x: 1\n"
+        );
+    }
 }

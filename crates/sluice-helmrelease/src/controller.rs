@@ -40,6 +40,7 @@ use sluice_kustomize::yaml::Map as YMap;
 use sluice_runtime::{Failure, History, Recorder, Schedules, finalizers};
 
 use crate::actions::{self, Context, Desired, FIELD_MANAGER};
+use crate::drift;
 use crate::outcome::{self, Ended};
 use crate::state::{self, Action, Decide, Facts, RollbackTarget, State};
 use crate::storage::Storage;
@@ -126,6 +127,8 @@ struct Waiting {
     /// The revision, `pending-*` in storage.
     release: Release,
     objects: Vec<ObjectRef>,
+    /// What the apply created, deleted if the revision fails (`upgrade.cleanupOnFail`).
+    cleanup: Vec<ObjectRef>,
     started: Instant,
     wait_started: Instant,
     deadline: Instant,
@@ -324,9 +327,11 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
         source,
         status: &mut status,
         changed: false,
+        events: Vec::new(),
     };
     let ended = run.execute().await;
     let changed = run.changed;
+    let extra_events = std::mem::take(&mut run.events);
     let ended = match ended {
         Ended::Released { .. } => Ended::Released { changed },
         other => other,
@@ -335,7 +340,8 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
         consecutive_failures: ctx.schedules.get(&key).map_or(0, |d| d.failures),
     };
     let policy = outcome::policy(hr, ctx.opts.requeue_dependency, ctx.opts.health_poll);
-    let decision = outcome::conclude(hr, &mut status, &ended, &policy, history);
+    let mut decision = outcome::conclude(hr, &mut status, &ended, &policy, history);
+    decision.events.splice(0..0, extra_events);
     if hr.status.as_ref() != Some(&status) {
         sluice_runtime::status::patch(&ctx.client, hr, &status, FIELD_MANAGER).await?;
     }
@@ -535,10 +541,30 @@ fn action_context<'a>(
     }
 }
 
+/// The chart and values of an upgrade with `upgrade.preserveValues`, from the release Helm
+/// upgrades from: the last deployed one, else the last.
+async fn preserved(
+    ctx: &Context<'_>,
+    desired: &Desired<'_>,
+    last: &Release,
+) -> Result<(sluice_helm::chart::Chart, YMap), actions::ActionError> {
+    use sluice_helm::release::Status;
+    let history = ctx.storage.history(desired.name).await?;
+    let current = history
+        .iter()
+        .filter(|r| r.status() == Status::Deployed)
+        .max_by_key(|r| r.version)
+        .unwrap_or(last);
+    Ok(actions::preserve_values(
+        current,
+        desired.chart,
+        desired.values,
+    ))
+}
+
 /// The fields sluice does not implement yet, as Flux's paths: refused, never ignored.
 pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
     let s = &hr.spec;
-    let on = |b: Option<bool>| b.unwrap_or(false);
     let mut out = Vec::new();
     let mut refuse = |cond: bool, field: &'static str| {
         if cond {
@@ -555,10 +581,6 @@ pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
         s.health_check_exprs.as_ref().is_some_and(|h| !h.is_empty()),
         "spec.healthCheckExprs",
     );
-    refuse(
-        hr.drift_detection_mode() != api::DriftDetectionMode::Disabled,
-        "spec.driftDetection.mode",
-    );
     refuse(hr.test_enabled(), "spec.test.enable");
     refuse(
         s.wait_strategy
@@ -574,33 +596,16 @@ pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
         "spec.dependsOn[].readyExpr",
     );
     let install = hr.install();
-    refuse(on(install.replace), "spec.install.replace");
-    refuse(
-        on(install.disable_take_ownership),
-        "spec.install.disableTakeOwnership",
-    );
     refuse(
         install.server_side_apply == Some(false),
         "spec.install.serverSideApply: false",
     );
-    let upgrade = hr.upgrade();
-    refuse(on(upgrade.force), "spec.upgrade.force");
-    refuse(on(upgrade.preserve_values), "spec.upgrade.preserveValues");
-    refuse(on(upgrade.cleanup_on_fail), "spec.upgrade.cleanupOnFail");
     refuse(
-        on(upgrade.disable_take_ownership),
-        "spec.upgrade.disableTakeOwnership",
-    );
-    refuse(
-        upgrade.server_side_apply == Some(api::ServerSideApplyMode::Disabled),
+        hr.upgrade().server_side_apply == Some(api::ServerSideApplyMode::Disabled),
         "spec.upgrade.serverSideApply: disabled",
     );
-    let rollback = hr.rollback();
-    refuse(on(rollback.force), "spec.rollback.force");
-    refuse(on(rollback.recreate), "spec.rollback.recreate");
-    refuse(on(rollback.cleanup_on_fail), "spec.rollback.cleanupOnFail");
     refuse(
-        rollback.server_side_apply == Some(api::ServerSideApplyMode::Disabled),
+        hr.rollback().server_side_apply == Some(api::ServerSideApplyMode::Disabled),
         "spec.rollback.serverSideApply: disabled",
     );
     out
@@ -617,6 +622,8 @@ struct Run<'a> {
     status: &'a mut HelmReleaseStatus,
     /// Whether an action ran.
     changed: bool,
+    /// Events of the run beyond the outcome's (drift detected or corrected).
+    events: Vec<sluice_runtime::Event>,
 }
 
 /// A loaded chart and where it came from.
@@ -660,6 +667,13 @@ impl Run<'_> {
     }
 
     fn validate(&self) -> Result<(), Ended> {
+        if self.hr.rollback().recreate.unwrap_or(false) {
+            // As helm-controller: Helm v4 dropped it.
+            tracing::warn!(
+                helmrelease = %format!("{}/{}", self.key.0, self.key.1),
+                "spec.rollback.recreate is deprecated and has no effect (Helm v4 removed it)"
+            );
+        }
         let fields = unsupported(self.hr);
         if fields.is_empty() {
             return Ok(());
@@ -843,6 +857,8 @@ impl Run<'_> {
             .and_then(|a| a.get(api::FORCE_REQUEST_ANNOTATION))
             .filter(|v| self.status.last_handled_force_at.as_deref() != Some(v.as_str()))
             .cloned();
+        let mut drift = Vec::new();
+        let mut corrected = false;
         for _ in 0..8 {
             let last = match storage.last(&name).await {
                 Ok(l) => l,
@@ -859,6 +875,36 @@ impl Run<'_> {
             let state = match state::determine(&view, facts) {
                 Ok(s) => s,
                 Err(e) => return Ended::Failed(Failure::new("StateError", e.to_string())),
+            };
+            // In sync as far as storage tells: compare the release with the cluster.
+            let state = match (state, last.as_ref()) {
+                (State::InSync, Some(current))
+                    if hr.drift_detection_mode() != api::DriftDetectionMode::Disabled =>
+                {
+                    let now = Now::new();
+                    let ctx = action_context(hr, &applier, &storage, &now);
+                    match self.detect_drift(&ctx, current).await {
+                        Err(ended) => return ended,
+                        Ok(None) => State::InSync,
+                        Ok(Some((message, set))) => {
+                            if corrected {
+                                // Corrected once in this run and drifted again at once:
+                                // something else in the cluster writes these objects.
+                                return Ended::Failed(Failure::new(
+                                    api::DRIFT_DETECTED_REASON,
+                                    format!(
+                                        "{message}\nthe drift came back right after it was \
+                                         corrected: another controller or tool (such as k3s's \
+                                         packaged add-ons) writes these objects"
+                                    ),
+                                ));
+                            }
+                            drift = set;
+                            State::Drifted(message)
+                        }
+                    }
+                }
+                (state, _) => state,
             };
             // A rollback target is checked against what storage holds (gone or rewritten:
             // helm-controller upgrades instead).
@@ -910,6 +956,13 @@ impl Run<'_> {
                 values,
                 render: &render,
                 crds: crds_policy(hr, matches!(action, Action::Upgrade) && last.is_some()),
+                take_ownership: if matches!(action, Action::Upgrade) {
+                    !hr.upgrade().disable_take_ownership.unwrap_or(false)
+                } else {
+                    !hr.install().disable_take_ownership.unwrap_or(false)
+                },
+                replace: hr.install().replace.unwrap_or(false),
+                cleanup_on_fail: hr.upgrade().cleanup_on_fail.unwrap_or(false),
             };
             match action {
                 Action::Nothing => return Ended::Released { changed: false },
@@ -938,8 +991,14 @@ impl Run<'_> {
                     let Some(last) = last else { continue };
                     return self.uninstall_remediation(&ctx, &last).await;
                 }
-                Action::Test | Action::CorrectDrift => {
-                    // Refused by validate(): test and drift detection are not implemented.
+                Action::CorrectDrift => {
+                    if let Err(ended) = self.correct_drift(&ctx, &drift).await {
+                        return ended;
+                    }
+                    corrected = true;
+                }
+                Action::Test => {
+                    // Refused by validate(): tests are not implemented.
                     return Ended::Released { changed: false };
                 }
             }
@@ -948,6 +1007,118 @@ impl Run<'_> {
             "ReconciliationFailed",
             "the release did not settle after 8 actions in one run",
         ))
+    }
+
+    /// Drift detection: `None` when the cluster matches the release, else the `Drifted`
+    /// message and what differs (a Warning event `DriftDetected` is recorded).
+    async fn detect_drift(
+        &mut self,
+        ctx: &Context<'_>,
+        current: &Release,
+    ) -> Result<Option<(String, Vec<drift::Diff>)>, Ended> {
+        let hr = self.hr;
+        let mut rules = Vec::new();
+        for (i, r) in hr
+            .spec
+            .drift_detection
+            .as_ref()
+            .and_then(|d| d.ignore.as_ref())
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let at = format!("spec.driftDetection.ignore[{i}]");
+            match sluice_apply::IgnoreRule::at(&at, &r.paths, r.target.as_ref()) {
+                Ok(rule) => rules.push(rule),
+                Err(e) => {
+                    return Err(Ended::Failed(Failure::stalled("InvalidIgnoreRule", e)));
+                }
+            }
+        }
+        let objects = match actions::applied_objects(ctx, current).await {
+            Ok(o) => o,
+            Err(e) => {
+                return Err(Ended::Failed(Failure::new(
+                    api::DRIFT_DETECTED_REASON,
+                    format!("unable to determine cluster state: {e}"),
+                )));
+            }
+        };
+        let (set, errors) = drift::detect(ctx.applier, objects, &rules).await;
+        if !drift::has_changes(&set) {
+            if errors.is_empty() {
+                return Ok(None);
+            }
+            return Err(Ended::Failed(Failure::new(
+                api::DRIFT_DETECTED_REASON,
+                format!("unable to determine cluster state: {}", errors.join("; ")),
+            )));
+        }
+        for e in &errors {
+            tracing::warn!(helmrelease = %hr.name_any(), "diff of release against cluster state: {e}");
+        }
+        let full_name = self
+            .status
+            .latest()
+            .map_or_else(|| current.name.clone(), |s| s.full_release_name());
+        let message = format!(
+            "Cluster state of release {full_name} has drifted from the desired state:\n{}",
+            drift::summarize(&set)
+        );
+        tracing::info!(
+            helmrelease = %hr.name_any(),
+            "detected changes in cluster state ({})",
+            drift::summarize_brief(&set)
+        );
+        self.events.push(sluice_runtime::Event::warning(
+            api::DRIFT_DETECTED_REASON,
+            message.clone(),
+        ));
+        Ok(Some((message, set)))
+    }
+
+    /// Corrects drift (`driftDetection.mode: enabled`): an event tells what was corrected or
+    /// why it could not be.
+    async fn correct_drift(&mut self, ctx: &Context<'_>, set: &[drift::Diff]) -> Result<(), Ended> {
+        let done = drift::correct(ctx.applier, set).await;
+        let full_name = self
+            .status
+            .latest()
+            .map_or_else(String::new, |s| s.full_release_name());
+        if done.errors.is_empty() {
+            if !done.entries.is_empty() {
+                self.changed = true;
+                self.events.push(sluice_runtime::Event::normal(
+                    "DriftCorrected",
+                    format!(
+                        "Cluster state of release {full_name} has been corrected:\n{}",
+                        done.entries.join("\n")
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        let mut message = format!(
+            "Failed to {}correct cluster state of release {full_name}:\n{}",
+            if done.entries.is_empty() {
+                ""
+            } else {
+                "partially "
+            },
+            done.errors.join("\n")
+        );
+        if !done.entries.is_empty() {
+            message.push_str("\n\nSuccessful corrections:\n");
+            message.push_str(&done.entries.join("\n"));
+        }
+        self.events.push(sluice_runtime::Event::warning(
+            "DriftCorrectionFailed",
+            message.clone(),
+        ));
+        Err(Ended::Failed(Failure::new(
+            "DriftCorrectionFailed",
+            message,
+        )))
     }
 
     async fn kube_version(&self) -> Option<String> {
@@ -1029,9 +1200,19 @@ impl Run<'_> {
             return self.action_failed(install, &about, e);
         }
         let pending = match (install, last) {
-            (true, last) => {
-                let version = last.map_or(1, |l| l.version + 1);
-                actions::install(ctx, desired, version).await
+            (true, _) => actions::install(ctx, desired).await,
+            (false, Some(current)) if hr.upgrade().preserve_values.unwrap_or(false) => {
+                match preserved(ctx, desired, current).await {
+                    Ok((chart, values)) => {
+                        let desired = Desired {
+                            chart: &chart,
+                            values: &values,
+                            ..*desired
+                        };
+                        actions::upgrade(ctx, &desired, current).await
+                    }
+                    Err(e) => Err(e),
+                }
             }
             (false, Some(current)) => actions::upgrade(ctx, desired, current).await,
             (false, None) => unreachable_upgrade(),
@@ -1070,12 +1251,22 @@ impl Run<'_> {
         timeout: Result<Duration, meta::DurationError>,
     ) -> Ended {
         self.status.inventory = Some(pending.applied.inventory());
+        // Helm's upgrade deletes what it created when its wait or post-upgrade hooks fail too;
+        // its rollback only when the apply fails.
+        let cleanup = if matches!(step, Step::Upgrade)
+            && self.hr.upgrade().cleanup_on_fail.unwrap_or(false)
+        {
+            pending.created()
+        } else {
+            Vec::new()
+        };
         let waiting = Waiting {
             fingerprint: self.fingerprint.clone(),
             step,
             about,
             release: pending.release,
             objects: pending.applied.applied(),
+            cleanup,
             started,
             wait_started: Instant::now(),
             deadline: Instant::now() + timeout.unwrap_or(api::DEFAULT_TIMEOUT),
@@ -1151,11 +1342,14 @@ impl Run<'_> {
             }
         };
         let deployed = release.status() == sluice_helm::release::Status::Deployed;
-        let description = release
+        let mut description = release
             .info
             .as_ref()
             .map(|i| i.description.clone())
             .unwrap_or_default();
+        if !deployed && let Err(e) = actions::cleanup(ctx, &w.cleanup).await {
+            description = actions::cleanup_failure("upgrade", &description, &e);
+        }
         match w.step {
             Step::Rollback(snapshot) => {
                 self.record(&release, "rollback", &w.about.oci_digest);
@@ -1207,6 +1401,25 @@ impl Run<'_> {
                 self.status.observed_common_metadata_digest = nonempty(
                     crate::digests::common_metadata(hr.spec.common_metadata.as_ref()),
                 );
+                // As helm-controller's next step after a release: compare it with the cluster
+                // (a drift found is corrected by the next run).
+                if hr.drift_detection_mode() != api::DriftDetectionMode::Disabled {
+                    match self.detect_drift(ctx, &release).await {
+                        Ok(None) => self.set(
+                            api::DRIFTED_CONDITION,
+                            "False",
+                            api::NO_DRIFT_DETECTED_REASON,
+                            "No drift detected against the cluster state",
+                        ),
+                        Ok(Some((message, _))) => self.set(
+                            api::DRIFTED_CONDITION,
+                            "True",
+                            api::DRIFT_DETECTED_REASON,
+                            &message,
+                        ),
+                        Err(ended) => return ended,
+                    }
+                }
                 Ended::Released { changed: true }
             }
         }
@@ -1332,7 +1545,8 @@ impl Run<'_> {
                 .rollback_failed(snapshot, "no release in storage to roll back from".into());
         };
         let started = Instant::now();
-        let pending = match actions::rollback(ctx, &target, &current).await {
+        let cleanup = self.hr.rollback().cleanup_on_fail.unwrap_or(false);
+        let pending = match actions::rollback(ctx, &target, &current, cleanup).await {
             Ok(p) => p,
             Err(e) => return self.rollback_failed(snapshot, e.to_string()),
         };
@@ -1502,24 +1716,24 @@ mod tests {
                 "test": {"enable": true},
                 "driftDetection": {"mode": "warn"},
                 "waitStrategy": {"name": "legacy"},
-                "upgrade": {"force": true, "serverSideApply": "disabled"},
-                "install": {"crds": "CreateReplace", "createNamespace": true},
+                "upgrade": {"force": true, "cleanupOnFail": true, "preserveValues": true,
+                            "disableTakeOwnership": true, "serverSideApply": "disabled"},
+                "rollback": {"force": true, "recreate": true, "cleanupOnFail": true},
+                "install": {"crds": "CreateReplace", "createNamespace": true, "replace": true,
+                            "disableTakeOwnership": true},
             },
         }))
         .unwrap();
         assert_eq!(
             unsupported(&hr),
             [
-                "spec.driftDetection.mode",
                 "spec.test.enable",
                 "spec.waitStrategy.name: legacy",
-                "spec.upgrade.force",
                 "spec.upgrade.serverSideApply: disabled",
             ]
         );
         let mut plain = hr.clone();
         plain.spec.test = None;
-        plain.spec.drift_detection = None;
         plain.spec.wait_strategy = None;
         plain.spec.upgrade = None;
         assert!(unsupported(&plain).is_empty(), "{:?}", unsupported(&plain));

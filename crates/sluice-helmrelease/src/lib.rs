@@ -24,6 +24,7 @@
 pub mod actions;
 pub mod controller;
 pub mod digests;
+pub mod drift;
 pub mod environment;
 pub mod hooks;
 pub mod outcome;

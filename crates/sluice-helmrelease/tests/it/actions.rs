@@ -51,6 +51,12 @@ fn chart(dir: &Path, hook_image: Option<&str>) -> sluice_helm::chart::Chart {
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-test\n  annotations:\n    helm.sh/hook: test\n\
          spec:\n  containers: [{name: t, image: busybox}]\n",
     );
+    write(
+        dir,
+        "templates/broken.yaml",
+        "{{- if .Values.broken }}\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {{ .Release.Namespace }}-reader\n\
+         rules: []\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-broken\ndata:\n  n: {a: b}\n{{- end }}\n",
+    );
     if let Some(image) = hook_image {
         write(
             dir,
@@ -108,8 +114,11 @@ async fn install_upgrade_rollback_uninstall() {
         values: &v,
         render: &render,
         crds: actions::CrdsPolicy::Create,
+        take_ownership: true,
+        replace: false,
+        cleanup_on_fail: false,
     };
-    let pending = actions::install(&ctx, &desired, 1).await.unwrap();
+    let pending = actions::install(&ctx, &desired).await.unwrap();
     assert_eq!(pending.release.status(), Status::PendingInstall);
     assert_eq!(
         storage.last("greet").await.unwrap().unwrap().status(),
@@ -179,7 +188,9 @@ async fn install_upgrade_rollback_uninstall() {
     assert_eq!(statuses, [Status::Superseded, Status::Deployed]);
 
     // Rollback to v1: revision 3 with v1's manifest; the Secret is back.
-    let pending = actions::rollback(&ctx, &history[0], &v2).await.unwrap();
+    let pending = actions::rollback(&ctx, &history[0], &v2, false)
+        .await
+        .unwrap();
     assert_eq!(pending.release.version, 3);
     let cm = applier
         .get(&object("ConfigMap", "greeting"))
@@ -297,5 +308,173 @@ async fn install_upgrade_rollback_uninstall() {
             .is_none()
     );
     assert!(storage.history("greet").await.unwrap().is_empty());
+    ns.delete().await;
+}
+
+/// A context for release `greet` in `ns`.
+fn context<'a>(applier: &'a Applier, storage: &'a Storage, ns: &str) -> Context<'a> {
+    Context {
+        applier,
+        storage,
+        owner: Owner::helm_release("greet", ns),
+        common_labels: BTreeMap::new(),
+        common_annotations: BTreeMap::new(),
+        max_history: 5,
+        now: "2026-12-02T10:00:00.000000001Z",
+        now_unix: 1_764_669_600,
+        disable_hooks: false,
+        hook_timeout: std::time::Duration::from_secs(60),
+    }
+}
+
+#[tokio::test]
+async fn ownership_replace_and_cleanup_on_fail_as_helm() {
+    let client = sluice_testsupport::client().await;
+    let ns = TestNamespace::create(&client, "hr-own").await;
+    let applier = Applier::new(client.clone()).with_field_manager(actions::FIELD_MANAGER);
+    let storage = Storage::new(client.clone(), ns.name());
+    let ctx = context(&applier, &storage, ns.name());
+    let dir = tempfile::tempdir().unwrap();
+    let greet = chart(dir.path(), None);
+    let object =
+        |kind: &str, name: &str| ObjectRef::new("", "v1", kind, ns.name(), format!("greet-{name}"));
+    let render = sluice_helm::render::Options::default();
+    let v = values("extra: false\n");
+    let desired = Desired {
+        name: "greet",
+        namespace: ns.name(),
+        chart: &greet,
+        values: &v,
+        render: &render,
+        crds: actions::CrdsPolicy::Skip,
+        take_ownership: false,
+        replace: false,
+        cleanup_on_fail: true,
+    };
+
+    // A ConfigMap of the chart exists, made by someone else: with disableTakeOwnership the
+    // install is refused as Helm refuses it, and nothing is recorded.
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), ns.name());
+    let foreign: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "greet-greeting", "labels": {"app.kubernetes.io/managed-by": "Kustomize"}},
+        "data": {"greeting": "mine"},
+    }))
+    .unwrap();
+    cms.create(&Default::default(), &foreign).await.unwrap();
+    let err = actions::install(&ctx, &desired).await.err().unwrap();
+    assert!(matches!(err, ActionError::Conflict(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "unable to continue with install: ConfigMap \"greet-greeting\" in namespace \"{ns}\" exists and \
+             cannot be imported into the current release: invalid ownership metadata; label \
+             validation error: key \"app.kubernetes.io/managed-by\" must equal \"Helm\": current value \
+             is \"Kustomize\"; annotation validation error: missing key \"meta.helm.sh/release-name\": \
+             must be set to \"greet\"; annotation validation error: missing key \
+             \"meta.helm.sh/release-namespace\": must be set to \"{ns}\"",
+            ns = ns.name()
+        )
+    );
+    assert!(storage.last("greet").await.unwrap().is_none());
+    // Taking ownership (helm-controller's default) adopts it.
+    let adopting = Desired {
+        take_ownership: true,
+        ..desired
+    };
+    let v1 = actions::install(&ctx, &adopting).await.unwrap();
+    let v1 = actions::complete(&ctx, v1.release, Ok(())).await.unwrap();
+    let cm = applier
+        .get(&object("ConfigMap", "greeting"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cm["data"]["greeting"], "hello");
+
+    // An upgrade whose apply fails after creating a ClusterRole (an earlier stage): the
+    // revision is failed and, with cleanupOnFail, the ClusterRole is deleted again; the
+    // ConfigMap it only changed stays.
+    let broken = values("broken: true\nextra: false\ngreeting: broken\n");
+    let failing = Desired {
+        values: &broken,
+        ..desired
+    };
+    let role = ObjectRef::new(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "",
+        format!("{}-reader", ns.name()),
+    );
+    let err = actions::upgrade(&ctx, &failing, &v1).await.err().unwrap();
+    assert!(matches!(err, ActionError::Apply(_)), "{err}");
+    assert!(err.to_string().contains("greet-broken"), "{err}");
+    let v2 = storage.last("greet").await.unwrap().unwrap();
+    assert_eq!((v2.version, v2.status()), (2, Status::Failed));
+    assert!(applier.get(&role).await.unwrap().is_none(), "cleaned up");
+    // Without cleanupOnFail it stays.
+    let keeping = Desired {
+        cleanup_on_fail: false,
+        ..failing
+    };
+    actions::upgrade(&ctx, &keeping, &v2).await.err().unwrap();
+    assert!(
+        applier.get(&role).await.unwrap().is_some(),
+        "left as Helm leaves it"
+    );
+    applier
+        .prune(
+            std::slice::from_ref(&role),
+            &sluice_apply::PruneOptions::new(ctx.owner.clone()),
+        )
+        .await
+        .unwrap();
+
+    // A successful upgrade's created objects are what a failed wait would clean up.
+    let extra = values("extra: true\n");
+    let with_extra = Desired {
+        values: &extra,
+        ..adopting
+    };
+    let v3 = storage.last("greet").await.unwrap().unwrap();
+    let pending = actions::upgrade(&ctx, &with_extra, &v3).await.unwrap();
+    let created = pending.created();
+    assert_eq!(created, [object("Secret", "extra")]);
+    actions::complete(&ctx, pending.release, Err("timed out".into()))
+        .await
+        .unwrap();
+    actions::cleanup(&ctx, &created).await.unwrap();
+    assert!(
+        applier
+            .get(&object("Secret", "extra"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Uninstalled with its history kept: installing again needs `replace`.
+    let v4 = storage.last("greet").await.unwrap().unwrap();
+    actions::uninstall(&ctx, &v4, true).await.unwrap();
+    let err = actions::install(&ctx, &adopting).await.err().unwrap();
+    assert_eq!(err.to_string(), "cannot reuse a name that is still in use");
+    let replacing = Desired {
+        replace: true,
+        ..adopting
+    };
+    let v5 = actions::install(&ctx, &replacing).await.unwrap();
+    assert_eq!(v5.release.version, 5);
+    actions::complete(&ctx, v5.release, Ok(())).await.unwrap();
+    let history = storage.history("greet").await.unwrap();
+    let statuses: Vec<(i64, Status)> = history.iter().map(|r| (r.version, r.status())).collect();
+    assert_eq!(
+        statuses,
+        [
+            (1, Status::Superseded),
+            (2, Status::Failed),
+            (3, Status::Failed),
+            (4, Status::Superseded),
+            (5, Status::Deployed)
+        ]
+    );
     ns.delete().await;
 }

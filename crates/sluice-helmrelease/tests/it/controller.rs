@@ -443,3 +443,165 @@ async fn a_cause_in_the_cluster_stalls_the_release_instead_of_looping() {
     .await;
     f.stop().await;
 }
+
+fn condition(hr: &HelmRelease, kind: &str) -> String {
+    meta::find_condition(hr.conditions(), kind)
+        .map(|c| format!("{} {}: {}", c.status, c.reason, c.message))
+        .unwrap_or_default()
+}
+
+async fn request_reconcile(hrs: &Api<HelmRelease>, token: &str) {
+    hrs.patch(
+        "greet",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {meta::RECONCILE_REQUEST_ANNOTATION: token}}}),
+        ),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn drift_is_reported_corrected_and_ignored_where_told_and_a_failed_upgrade_cleans_up() {
+    let f = Fixture::start("hr-drift").await;
+    let (client, name) = (f.client.clone(), f.name.clone());
+    let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
+    let hr: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "greet", "namespace": name},
+        "spec": {
+            "interval": "10m",
+            "timeout": "5s",
+            "chartRef": {"kind": "OCIRepository", "name": "greet"},
+            "values": {"greeting": "hi"},
+            "driftDetection": {
+                "mode": "warn",
+                "ignore": [{"paths": ["/spec/replicas"], "target": {"kind": "Deployment"}}],
+            },
+            "upgrade": {"cleanupOnFail": true},
+        },
+    }))
+    .unwrap();
+    hrs.create(&PostParams::default(), &hr).await.unwrap();
+    let installed = wait_for(&hrs, "greet", Duration::from_secs(60), |hr| hr.is_ready()).await;
+    assert_eq!(
+        condition(&installed, "Drifted"),
+        "False NoDriftDetected: No drift detected against the cluster state"
+    );
+
+    // Someone edits the ConfigMap and scales the Deployment (an ignored path): warn mode
+    // reports the ConfigMap, counted as Flux counts it, and changes nothing.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    let edit = PatchParams {
+        field_manager: Some("kubectl-edit".into()),
+        ..Default::default()
+    };
+    cms.patch(
+        "greet-greeting",
+        &edit,
+        &Patch::Merge(json!({"data": {"greeting": "edited"}})),
+    )
+    .await
+    .unwrap();
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), &name);
+    deployments
+        .patch(
+            "greet",
+            &edit,
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    request_reconcile(&hrs, "drift-1").await;
+    let drifted = wait_for(&hrs, "greet", Duration::from_secs(30), |hr| {
+        condition(hr, "Drifted").starts_with("True")
+    })
+    .await;
+    assert_eq!(
+        condition(&drifted, "Drifted"),
+        format!(
+            "True DriftDetected: Cluster state of release {name}/greet.v1 has drifted from the desired \
+             state:\nConfigMap/{name}/greet-greeting changed (0 additions, 1 changes, 0 removals)"
+        )
+    );
+    assert!(drifted.is_ready(), "{}", ready_message(&drifted));
+    assert_eq!(
+        cms.get("greet-greeting").await.unwrap().data.unwrap()["greeting"],
+        "edited"
+    );
+
+    // Enabled, and the ConfigMap deleted too: both corrected, the ignored replicas left alone,
+    // no new revision.
+    cms.delete("greet-greeting", &DeleteParams::default())
+        .await
+        .unwrap();
+    hrs.patch(
+        "greet",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"driftDetection": {"mode": "enabled"}}})),
+    )
+    .await
+    .unwrap();
+    let corrected = wait_for(&hrs, "greet", Duration::from_secs(30), |hr| {
+        condition(hr, "Drifted").starts_with("False") && hr.is_ready()
+    })
+    .await;
+    assert_eq!(corrected.status.unwrap().latest().unwrap().version, 1);
+    let cm = cms.get("greet-greeting").await.unwrap();
+    assert_eq!(cm.data.unwrap()["greeting"], "hi");
+    assert_eq!(
+        cm.metadata.labels.unwrap()["helm.toolkit.fluxcd.io/name"],
+        "greet"
+    );
+    let deployment = deployments.get("greet").await.unwrap();
+    assert_eq!(deployment.spec.unwrap().replicas, Some(3));
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &name);
+    let reasons: Vec<(String, String)> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect();
+    let corrected_event = reasons
+        .iter()
+        .find(|(r, _)| r == "DriftCorrected")
+        .unwrap_or_else(|| panic!("no DriftCorrected event: {reasons:?}"));
+    assert_eq!(
+        corrected_event.1,
+        format!(
+            "Cluster state of release {name}/greet.v1 has been corrected:\nConfigMap/{name}/greet-greeting created"
+        )
+    );
+
+    // An upgrade whose claim cannot bind fails its wait; cleanupOnFail deletes the claim it
+    // created.
+    hrs.patch(
+        "greet",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"values": {"storageClass": "missing"}}})),
+    )
+    .await
+    .unwrap();
+    let failed = wait_for(&hrs, "greet", Duration::from_secs(60), |hr| {
+        condition(hr, "Released").starts_with("False UpgradeFailed")
+    })
+    .await;
+    assert!(
+        condition(&failed, "Released").contains("StorageClass \"missing\""),
+        "{}",
+        condition(&failed, "Released")
+    );
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), &name);
+    let gone = claims
+        .get_opt("greet-data")
+        .await
+        .unwrap()
+        .is_none_or(|c| c.metadata.deletion_timestamp.is_some());
+    assert!(gone, "the claim the failed upgrade created is deleted");
+    f.stop().await;
+}
