@@ -36,6 +36,7 @@ use sluice_apply::health::{self, Health, ResourceCache};
 use sluice_apply::{Applier, ObjectRef, Owner};
 use sluice_helm::release::Release;
 use sluice_helm::values_from::{self, Fetched, ValuesReference};
+use sluice_kstatus::cel::{CustomHealthCheck, Expression};
 use sluice_kustomize::yaml::Map as YMap;
 use sluice_runtime::{Failure, History, Recorder, Schedules, finalizers};
 
@@ -562,6 +563,44 @@ async fn preserved(
     ))
 }
 
+/// Flux's reason for a CEL expression that does not compile.
+const INVALID_CEL_REASON: &str = "InvalidCELExpression";
+
+/// `spec.healthCheckExprs`, compiled (the wait judges objects of those kinds by them).
+fn health_checks(hr: &HelmRelease) -> Result<Vec<CustomHealthCheck>, String> {
+    hr.spec
+        .health_check_exprs
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, h)| {
+            CustomHealthCheck::new(
+                &format!("spec.healthCheckExprs[{i}]"),
+                &h.api_version,
+                h.kind.as_deref().unwrap_or_default(),
+                &h.current,
+                h.in_progress.as_deref(),
+                h.failed.as_deref(),
+            )
+        })
+        .collect()
+}
+
+/// Checks that every `spec.dependsOn[].readyExpr` compiles.
+fn ready_exprs(hr: &HelmRelease) -> Result<(), String> {
+    for (i, d) in hr.spec.depends_on.iter().flatten().enumerate() {
+        if let Some(Err(m)) = d
+            .ready_expr
+            .as_deref()
+            .filter(|e| !e.trim().is_empty())
+            .map(Expression::compile)
+        {
+            return Err(format!("spec.dependsOn[{i}].readyExpr: {m}"));
+        }
+    }
+    Ok(())
+}
+
 /// The fields sluice does not implement yet, as Flux's paths: refused, never ignored.
 pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
     let s = &hr.spec;
@@ -577,23 +616,12 @@ pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
         s.post_renderers.as_ref().is_some_and(|p| !p.is_empty()),
         "spec.postRenderers",
     );
-    refuse(
-        s.health_check_exprs.as_ref().is_some_and(|h| !h.is_empty()),
-        "spec.healthCheckExprs",
-    );
     refuse(hr.test_enabled(), "spec.test.enable");
     refuse(
         s.wait_strategy
             .as_ref()
             .is_some_and(|w| w.name != api::WaitStrategyName::Poller),
         "spec.waitStrategy.name: legacy",
-    );
-    refuse(
-        s.depends_on
-            .iter()
-            .flatten()
-            .any(|d| d.ready_expr.is_some()),
-        "spec.dependsOn[].readyExpr",
     );
     let install = hr.install();
     refuse(
@@ -674,6 +702,9 @@ impl Run<'_> {
                 "spec.rollback.recreate is deprecated and has no effect (Helm v4 removed it)"
             );
         }
+        if let Err(m) = health_checks(self.hr).and(ready_exprs(self.hr)) {
+            return Err(Ended::Failed(Failure::stalled(INVALID_CEL_REASON, m)));
+        }
         let fields = unsupported(self.hr);
         if fields.is_empty() {
             return Ok(());
@@ -689,7 +720,34 @@ impl Run<'_> {
         for dep in self.hr.spec.depends_on.iter().flatten() {
             let ns = dep.namespace_or(&own_ns);
             let api: Api<HelmRelease> = Api::namespaced(self.ctx.client.clone(), ns);
+            let ready_expr = dep.ready_expr.as_deref().filter(|e| !e.trim().is_empty());
             let ready = match api.get_opt(&dep.name).await {
+                // As helm-controller: the expression, with `self` and `dep` bound, replaces
+                // the built-in check.
+                Ok(Some(d)) if ready_expr.is_some() => {
+                    let text = ready_expr.unwrap_or_default();
+                    let me = serde_json::to_value(self.hr).unwrap_or_default();
+                    let them = serde_json::to_value(&d).unwrap_or_default();
+                    match Expression::compile(text)
+                        .and_then(|e| e.eval_bool(&[("self", &me), ("dep", &them)]))
+                    {
+                        Ok(true) => true,
+                        Ok(false) => {
+                            return Err(Ended::Blocked(format!(
+                                "dependency '{ns}/{}' is not ready according to readyExpr eval",
+                                dep.name
+                            )));
+                        }
+                        // As helm-controller: an evaluation error (a missing key) is a
+                        // dependency not ready yet, named with the error.
+                        Err(e) => {
+                            return Err(Ended::Blocked(format!(
+                                "dependency '{ns}/{}': readyExpr: {e}",
+                                dep.name
+                            )));
+                        }
+                    }
+                }
                 Ok(Some(d)) => d.is_ready() && d.observed_generation() == d.metadata.generation,
                 Ok(None) => false,
                 Err(e) => {
@@ -1289,12 +1347,13 @@ impl Run<'_> {
             .service_account_name
             .as_deref()
             .map(|sa| format!("{}/{sa}", self.hr.namespace().unwrap_or_default()));
+        let checks = health_checks(self.hr).unwrap_or_default();
         let verdict = health::check(
             ctx.applier.client(),
             acting_as.as_deref(),
             &self.ctx.resources,
             &waiting.objects,
-            &[],
+            &checks,
             waiting.wait_started.elapsed(),
             last,
         )

@@ -605,3 +605,88 @@ async fn drift_is_reported_corrected_and_ignored_where_told_and_a_failed_upgrade
     assert!(gone, "the claim the failed upgrade created is deleted");
     f.stop().await;
 }
+
+#[tokio::test]
+async fn cel_expressions_gate_dependencies_and_judge_the_wait() {
+    let f = Fixture::start("hr-cel").await;
+    let (client, name) = (f.client.clone(), f.name.clone());
+    let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
+    let make = |release: &str, spec: serde_json::Value| -> HelmRelease {
+        let mut base = json!({
+            "interval": "10m",
+            "timeout": "5s",
+            "chartRef": {"kind": "OCIRepository", "name": "greet"},
+        });
+        for (k, v) in spec.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": {"name": release, "namespace": name}, "spec": base,
+        }))
+        .unwrap()
+    };
+    // A dependent whose readyExpr asks for a label the dependency does not have yet.
+    let after = make(
+        "after",
+        json!({
+            "releaseName": "after",
+            "dependsOn": [{"name": "greet", "readyExpr": "has(dep.metadata.labels) && has(dep.metadata.labels.tier) && dep.metadata.labels.tier == 'db'"}],
+        }),
+    );
+    hrs.create(&PostParams::default(), &after).await.unwrap();
+    // A custom health check that fails ConfigMaps greeting "bad".
+    let greet = make(
+        "greet",
+        json!({
+            "values": {"greeting": "bad"},
+            "healthCheckExprs": [{
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "current": "data.greeting != 'bad'", "failed": "data.greeting == 'bad'",
+            }],
+        }),
+    );
+    hrs.create(&PostParams::default(), &greet).await.unwrap();
+    let failed = wait_for(&hrs, "greet", Duration::from_secs(60), |hr| {
+        condition(hr, "Released").starts_with("False InstallFailed")
+    })
+    .await;
+    let released = condition(&failed, "Released");
+    assert!(released.contains("greet-greeting"), "{released}");
+    let blocked = wait_for(&hrs, "after", Duration::from_secs(30), |hr| {
+        ready_message(hr).starts_with("False DependencyNotReady")
+    })
+    .await;
+    assert_eq!(
+        ready_message(&blocked),
+        format!(
+            "False DependencyNotReady: dependency '{name}/greet' is not ready according to readyExpr eval"
+        )
+    );
+    // The expression holds once the label is there, whatever greet's own readiness.
+    hrs.patch(
+        "greet",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"tier": "db"}}})),
+    )
+    .await
+    .unwrap();
+    wait_for(&hrs, "after", Duration::from_secs(60), |hr| hr.is_ready()).await;
+
+    // An expression that does not compile stalls, naming the field.
+    let broken = make(
+        "broken",
+        json!({"dependsOn": [{"name": "greet", "readyExpr": "dep.metadata.("}]}),
+    );
+    hrs.create(&PostParams::default(), &broken).await.unwrap();
+    let stalled = wait_for(&hrs, "broken", Duration::from_secs(30), |hr| {
+        meta::is_condition_true(hr.conditions(), meta::STALLED_CONDITION)
+    })
+    .await;
+    let ready = ready_message(&stalled);
+    assert!(
+        ready.starts_with("False InvalidCELExpression: spec.dependsOn[0].readyExpr:"),
+        "{ready}"
+    );
+    f.stop().await;
+}
