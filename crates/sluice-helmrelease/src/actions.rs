@@ -293,6 +293,51 @@ pub async fn rollback(
     .await
 }
 
+/// Runs the release's `test` hooks, as Helm's `ReleaseTesting` (`helm test`): `filters` name
+/// the tests to run (`exclude`: to skip); each hook's run is recorded in the release (the skipped
+/// hooks first, as Helm leaves them). The error is the first failed test's, in Helm's words.
+pub async fn test(
+    ctx: &Context<'_>,
+    release: &mut Release,
+    filters: &[(String, bool)],
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    let excluded: Vec<&str> = filters
+        .iter()
+        .filter(|(_, exclude)| *exclude)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let included: Vec<&str> = filters
+        .iter()
+        .filter(|(_, exclude)| !*exclude)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let mut skipped = Vec::new();
+    let mut running = Vec::new();
+    for h in std::mem::take(&mut release.hooks) {
+        if excluded.contains(&h.name.as_str())
+            || (!included.is_empty() && !included.contains(&h.name.as_str()))
+        {
+            skipped.push(h);
+        } else {
+            running.push(h);
+        }
+    }
+    release.hooks = running;
+    let runner = crate::hooks::Runner {
+        timeout,
+        ..ctx.hooks()
+    };
+    let outcome = runner.run(release, "test").await;
+    skipped.append(&mut release.hooks);
+    release.hooks = skipped;
+    ctx.storage
+        .update(release, ctx.now_unix)
+        .await
+        .map_err(|e| e.to_string())?;
+    outcome
+}
+
 /// Helm's upgrade with `ReuseValues` (Flux's `upgrade.preserveValues`): the values given
 /// coalesced over `current`'s config, and the chart's defaults replaced by `current`'s chart
 /// values coalesced with its config (Helm stores charts without their subcharts, so that is

@@ -15,7 +15,7 @@
 //!                 snapshots as helm-controller writes them
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -563,6 +563,55 @@ async fn preserved(
     ))
 }
 
+/// Whether `snapshot` is of `release` (helm-controller's `Snapshot.Targets`).
+fn targets(snapshot: &Snapshot, release: &Release) -> bool {
+    snapshot.name == release.name
+        && snapshot.namespace == release.namespace
+        && snapshot.version == release.version
+}
+
+/// The test hooks of `release` the filters select, as helm-controller records them in the
+/// snapshot (`TestHooksFromRelease`).
+fn test_hooks(
+    release: &Release,
+    filters: &[(String, bool)],
+) -> BTreeMap<String, api::TestHookStatus> {
+    let selected = |name: &str| {
+        let mut has_include = false;
+        let mut included = false;
+        for (f, exclude) in filters {
+            if *exclude {
+                if f == name {
+                    return false;
+                }
+                continue;
+            }
+            has_include = true;
+            included |= f == name;
+        }
+        !has_include || included
+    };
+    let time =
+        |t: &Option<String>| -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
+            serde_json::from_value(serde_json::Value::String(t.clone()?)).ok()
+        };
+    release
+        .hooks
+        .iter()
+        .filter(|h| h.events.iter().any(|e| e == "test") && selected(&h.name))
+        .map(|h| {
+            (
+                h.name.clone(),
+                api::TestHookStatus {
+                    last_started: time(&h.last_run.started_at),
+                    last_completed: time(&h.last_run.completed_at),
+                    phase: Some(h.last_run.phase.clone()).filter(|p| !p.is_empty()),
+                },
+            )
+        })
+        .collect()
+}
+
 /// Flux's reason for a CEL expression that does not compile.
 const INVALID_CEL_REASON: &str = "InvalidCELExpression";
 
@@ -616,7 +665,6 @@ pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
         s.post_renderers.as_ref().is_some_and(|p| !p.is_empty()),
         "spec.postRenderers",
     );
-    refuse(hr.test_enabled(), "spec.test.enable");
     refuse(
         s.wait_strategy
             .as_ref()
@@ -875,6 +923,10 @@ impl Run<'_> {
         let namespace = hr.release_namespace();
         let md = chart.chart.metadata.clone();
         let config_digest = sluice_helm::flux::config_digest(values);
+        // A stale TestSuccess goes as soon as tests are disabled, as helm-controller.
+        if !hr.test_enabled() {
+            meta::remove_condition(self.status.conditions_mut(), api::TEST_SUCCESS_CONDITION);
+        }
         // A reset request (`flux reconcile hr --reset`) zeroes the failure counters once.
         if let Some(token) = hr
             .meta()
@@ -989,11 +1041,12 @@ impl Run<'_> {
             let action = match state::next_action(&view, self.status, &state, &decide) {
                 Ok(a) => a,
                 Err(e) => {
-                    let reason = meta::find_condition(
-                        self.status.conditions.as_deref().unwrap_or_default(),
-                        api::RELEASED_CONDITION,
-                    )
-                    .map_or_else(|| "RetriesExceeded".to_owned(), |c| c.reason.clone());
+                    let conditions = self.status.conditions.as_deref().unwrap_or_default();
+                    let failed_test = meta::find_condition(conditions, api::TEST_SUCCESS_CONDITION)
+                        .filter(|c| c.status == "False" && outcome::tests_count(hr));
+                    let reason = failed_test
+                        .or_else(|| meta::find_condition(conditions, api::RELEASED_CONDITION))
+                        .map_or_else(|| "RetriesExceeded".to_owned(), |c| c.reason.clone());
                     let f = Failure::new(reason, e.to_string());
                     return Ended::Failed(if e.is_terminal() {
                         Failure { stalled: true, ..f }
@@ -1056,8 +1109,9 @@ impl Run<'_> {
                     corrected = true;
                 }
                 Action::Test => {
-                    // Refused by validate(): tests are not implemented.
-                    return Ended::Released { changed: false };
+                    if let Err(ended) = self.test(&ctx, &name).await {
+                        return ended;
+                    }
                 }
             }
         }
@@ -1065,6 +1119,120 @@ impl Run<'_> {
             "ReconciliationFailed",
             "the release did not settle after 8 actions in one run",
         ))
+    }
+
+    /// Runs the release's tests (`spec.test`), as helm-controller's Test: `TestSuccess` and an
+    /// event tell how they went; a failure counts against the active remediation (unless test
+    /// failures are ignored) and the loop goes on to remediate it.
+    async fn test(&mut self, ctx: &Context<'_>, name: &str) -> Result<(), Ended> {
+        let hr = self.hr;
+        let Some(cur) = self.status.latest().cloned() else {
+            return Err(Ended::Failed(Failure::new(
+                api::TEST_FAILED_REASON,
+                "no latest release in the status history: required for test",
+            )));
+        };
+        let mut release = match ctx.storage.last(name).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return Err(Ended::Failed(Failure::new(
+                    api::TEST_FAILED_REASON,
+                    format!("release: not found: {name}"),
+                )));
+            }
+            Err(e) => return Err(Ended::Failed(Failure::new("StorageError", e.to_string()))),
+        };
+        let test = hr.test();
+        let filters: Vec<(String, bool)> = test
+            .filters
+            .iter()
+            .flatten()
+            .map(|f| (f.name.clone(), f.exclude.unwrap_or(false)))
+            .collect();
+        let timeout = hr
+            .action_timeout(test.timeout.as_deref())
+            .unwrap_or(api::DEFAULT_TIMEOUT);
+        self.changed = true;
+        let mut outcome = actions::test(ctx, &mut release, &filters, timeout).await;
+        if outcome.is_ok() && !targets(&cur, &release) {
+            outcome = Err(format!(
+                "tested release {}/{}.v{} != current release {}",
+                release.namespace,
+                release.name,
+                release.version,
+                cur.full_release_name()
+            ));
+        }
+        // The tested release's snapshot, with its test hooks (those the filters select).
+        if targets(&cur, &release)
+            && let Ok(mut tested) = state::snapshot_of(
+                &release,
+                cur.action.as_deref().unwrap_or_default(),
+                cur.oci_digest.as_deref().unwrap_or_default(),
+            )
+        {
+            tested.test_hooks = Some(test_hooks(&release, &filters));
+            if let Some(h) = self.status.history.as_mut().and_then(|h| h.first_mut()) {
+                *h = tested;
+            }
+        }
+        let latest = self.status.latest().cloned().unwrap_or(cur);
+        match outcome {
+            Ok(()) => {
+                let hooks = latest.test_hooks.as_ref().map_or(0, BTreeMap::len);
+                let what = match hooks {
+                    0 => "no test hooks".to_owned(),
+                    1 => "1 test hook completed successfully".to_owned(),
+                    n => format!("{n} test hooks completed successfully"),
+                };
+                let message = format!(
+                    "Helm test succeeded for release {} with chart {}: {what}",
+                    latest.full_release_name(),
+                    latest.versioned_chart_name()
+                );
+                // (Its event is the run's: the Ready condition then tells this success.)
+                self.set(
+                    api::TEST_SUCCESS_CONDITION,
+                    "True",
+                    api::TEST_SUCCEEDED_REASON,
+                    &message,
+                );
+                Ok(())
+            }
+            Err(e) => {
+                let message = format!(
+                    "Helm test failed for release {} with chart {}: {}",
+                    latest.full_release_name(),
+                    latest.versioned_chart_name(),
+                    e.trim()
+                );
+                self.status.failures = Some(self.status.failures.unwrap_or(0) + 1);
+                self.set(
+                    api::TEST_SUCCESS_CONDITION,
+                    "False",
+                    api::TEST_FAILED_REASON,
+                    &message,
+                );
+                self.events.push(sluice_runtime::Event::warning(
+                    api::TEST_FAILED_REASON,
+                    message.clone(),
+                ));
+                if !latest.has_been_tested() {
+                    return Err(Ended::Failed(Failure::new(
+                        api::TEST_FAILED_REASON,
+                        message,
+                    )));
+                }
+                let mut view = hr.clone();
+                view.status = Some(self.status.clone());
+                if let Some(r) = view.active_remediation()
+                    && !r.ignore_test_failures
+                {
+                    r.increment_failure_count(self.status);
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Drift detection: `None` when the cluster matches the release, else the `Drifted`
@@ -1401,6 +1569,9 @@ impl Run<'_> {
             }
         };
         let deployed = release.status() == sluice_helm::release::Status::Deployed;
+        if deployed {
+            self.observe_superseded(ctx, &release).await;
+        }
         let mut description = release
             .info
             .as_ref()
@@ -1460,6 +1631,29 @@ impl Run<'_> {
                 self.status.observed_common_metadata_digest = nonempty(
                     crate::digests::common_metadata(hr.spec.common_metadata.as_ref()),
                 );
+                // With tests enabled the release is tested next, at once (the next run), as
+                // helm-controller does within the same reconcile.
+                if hr.test_enabled()
+                    && let Some(cur) = self.status.latest().cloned()
+                    && !cur.has_been_tested()
+                {
+                    let awaiting = format!(
+                        "Helm release {} with chart {} is awaiting tests",
+                        cur.full_release_name(),
+                        cur.versioned_chart_name()
+                    );
+                    self.set(
+                        api::TEST_SUCCESS_CONDITION,
+                        "Unknown",
+                        "AwaitingTests",
+                        &awaiting,
+                    );
+                    self.events.push(sluice_runtime::Event::normal(
+                        outcome::static_reason(reason),
+                        message,
+                    ));
+                    return Ended::Progressing(awaiting);
+                }
                 // As helm-controller's next step after a release: compare it with the cluster
                 // (a drift found is corrected by the next run).
                 if hr.drift_detection_mode() != api::DriftDetectionMode::Disabled {
@@ -1691,6 +1885,35 @@ impl Run<'_> {
             .map_err(|e| format!("failed to create namespace {name}: {e}"))
     }
 
+    /// Brings the snapshots of the revisions a deployed `release` superseded up to date, as
+    /// helm-controller's storage observer does when Helm rewrites them: their status and digest
+    /// follow the record (their action, OCI digest and test hooks stay), so a rollback target
+    /// is still verified against storage.
+    async fn observe_superseded(&mut self, ctx: &Context<'_>, release: &Release) {
+        let Ok(stored) = ctx.storage.history(&release.name).await else {
+            return;
+        };
+        for s in self.status.history.iter_mut().flatten() {
+            if s.version == release.version || s.name != release.name {
+                continue;
+            }
+            let Some(r) = stored.iter().find(|r| r.version == s.version) else {
+                continue;
+            };
+            if r.status().as_str() == s.status {
+                continue;
+            }
+            if let Ok(mut fresh) = state::snapshot_of(
+                r,
+                s.action.as_deref().unwrap_or_default(),
+                s.oci_digest.as_deref().unwrap_or_default(),
+            ) {
+                fresh.test_hooks = s.test_hooks.take();
+                *s = fresh;
+            }
+        }
+    }
+
     /// Adds (or replaces) the snapshot of `release` at the head of the history.
     fn record(&mut self, release: &Release, action: &str, oci_digest: &str) {
         let Ok(snapshot) = state::snapshot_of(release, action, oci_digest) else {
@@ -1772,7 +1995,6 @@ mod tests {
             "spec": {
                 "interval": "5m",
                 "chartRef": {"kind": "OCIRepository", "name": "c"},
-                "test": {"enable": true},
                 "driftDetection": {"mode": "warn"},
                 "waitStrategy": {"name": "legacy"},
                 "upgrade": {"force": true, "cleanupOnFail": true, "preserveValues": true,
@@ -1786,13 +2008,11 @@ mod tests {
         assert_eq!(
             unsupported(&hr),
             [
-                "spec.test.enable",
                 "spec.waitStrategy.name: legacy",
                 "spec.upgrade.serverSideApply: disabled",
             ]
         );
         let mut plain = hr.clone();
-        plain.spec.test = None;
         plain.spec.wait_strategy = None;
         plain.spec.upgrade = None;
         assert!(unsupported(&plain).is_empty(), "{:?}", unsupported(&plain));

@@ -60,15 +60,39 @@ pub fn conclude(
         meta::find_condition(status.conditions.as_deref().unwrap_or_default(), type_)
             .map(|c| (c.reason.clone(), c.message.clone()))
     };
+    let test = tests_count(hr)
+        .then(|| {
+            meta::find_condition(
+                status.conditions.as_deref().unwrap_or_default(),
+                api::TEST_SUCCESS_CONDITION,
+            )
+            .cloned()
+        })
+        .flatten();
     let outcome = match ended {
+        // A failed test that counts makes the release not Ready (helm-controller's summary puts
+        // TestSuccess before Released).
+        Ended::Released { .. } if test.as_ref().is_some_and(|c| c.status == "False") => {
+            let (reason, message) = test
+                .as_ref()
+                .map(|c| (c.reason.clone(), c.message.clone()))
+                .unwrap_or_default();
+            Outcome::Failed(Failure::new(reason, message))
+        }
         Ended::Released { changed } => {
             status.observed_generation = generation;
-            let (reason, message) = from(status, api::RELEASED_CONDITION).unwrap_or_else(|| {
-                (
-                    meta::RECONCILIATION_SUCCEEDED_REASON.into(),
-                    "Release reconciliation succeeded".into(),
-                )
-            });
+            let tested = test
+                .as_ref()
+                .filter(|c| c.status == "True")
+                .map(|c| (c.reason.clone(), c.message.clone()));
+            let (reason, message) = tested
+                .or_else(|| from(status, api::RELEASED_CONDITION))
+                .unwrap_or_else(|| {
+                    (
+                        meta::RECONCILIATION_SUCCEEDED_REASON.into(),
+                        "Release reconciliation succeeded".into(),
+                    )
+                });
             let reason = static_reason(&reason);
             Outcome::Succeeded {
                 reason,
@@ -102,8 +126,14 @@ pub fn conclude(
     )
 }
 
+/// Whether the TestSuccess condition speaks for the release (tests enabled, failures not
+/// ignored), as in helm-controller's summary.
+pub fn tests_count(hr: &HelmRelease) -> bool {
+    hr.test_enabled() && !hr.test().ignore_failures.unwrap_or(false)
+}
+
 /// The success reasons as the `&'static str` events take.
-fn static_reason(reason: &str) -> &'static str {
+pub fn static_reason(reason: &str) -> &'static str {
     match reason {
         api::INSTALL_SUCCEEDED_REASON => api::INSTALL_SUCCEEDED_REASON,
         api::UPGRADE_SUCCEEDED_REASON => api::UPGRADE_SUCCEEDED_REASON,

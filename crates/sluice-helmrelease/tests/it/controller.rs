@@ -37,7 +37,7 @@ fn chart_archive(dir: &Path) -> Vec<u8> {
     write(
         dir,
         "values.yaml",
-        "greeting: hello\nstuck: false\nstorageClass: \"\"\n",
+        "greeting: hello\nstuck: false\nstorageClass: \"\"\ntestImage: busybox\n",
     );
     write(
         dir,
@@ -45,6 +45,12 @@ fn chart_archive(dir: &Path) -> Vec<u8> {
         "{{- if .Values.storageClass }}\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {{ .Release.Name }}-data\n\
          spec:\n  storageClassName: {{ .Values.storageClass }}\n  accessModes: [ReadWriteOnce]\n\
          \x20 resources: {requests: {storage: 1Gi}}\n{{- end }}\n",
+    );
+    write(
+        dir,
+        "templates/tests/test.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-test\n  annotations:\n    helm.sh/hook: test\n\
+         spec:\n  restartPolicy: Never\n  containers: [{name: t, image: {{ .Values.testImage | quote }}}]\n",
     );
     write(
         dir,
@@ -687,6 +693,89 @@ async fn cel_expressions_gate_dependencies_and_judge_the_wait() {
     assert!(
         ready.starts_with("False InvalidCELExpression: spec.dependsOn[0].readyExpr:"),
         "{ready}"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn tests_run_after_a_release_and_a_failed_test_is_remediated() {
+    let f = Fixture::start("hr-test").await;
+    let (client, name) = (f.client.clone(), f.name.clone());
+    let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
+    let hr: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "greet", "namespace": name},
+        "spec": {
+            "interval": "10m",
+            "timeout": "20s",
+            "chartRef": {"kind": "OCIRepository", "name": "greet"},
+            "test": {"enable": true},
+            "upgrade": {"remediation": {"retries": 1}},
+        },
+    }))
+    .unwrap();
+    hrs.create(&PostParams::default(), &hr).await.unwrap();
+    // Installed, then tested at once: Ready tells the test's success, the snapshot its hook.
+    let tested = wait_for(&hrs, "greet", Duration::from_secs(90), |hr| {
+        hr.is_ready() && condition(hr, "TestSuccess").starts_with("True")
+    })
+    .await;
+    let ready = ready_message(&tested);
+    assert!(
+        ready.starts_with(&format!(
+            "True TestSucceeded: Helm test succeeded for release {name}/greet.v1 with chart greet@"
+        )) && ready.ends_with(": 1 test hook completed successfully"),
+        "{ready}"
+    );
+    let latest = tested.status.clone().unwrap().latest().cloned().unwrap();
+    let hooks = latest.test_hooks.clone().unwrap();
+    assert_eq!(hooks["greet-test"].phase.as_deref(), Some("Succeeded"));
+    assert!(latest.has_been_tested());
+    let stored = Storage::new(client.clone(), &name)
+        .get("greet", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    let hook = stored
+        .hooks
+        .iter()
+        .find(|h| h.name == "greet-test")
+        .unwrap();
+    assert_eq!(hook.last_run.phase, "Succeeded");
+
+    // An upgrade whose test fails: TestSuccess=False names the hook, the failure counts
+    // against the upgrade's remediation, and the release is rolled back.
+    hrs.patch(
+        "greet",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"values": {"testImage": "busybox-sim-crashloop"}}})),
+    )
+    .await
+    .unwrap();
+    let remediated = wait_for(&hrs, "greet", Duration::from_secs(120), |hr| {
+        condition(hr, "Remediated").starts_with("True RollbackSucceeded")
+    })
+    .await;
+    let test = condition(&remediated, "TestSuccess");
+    assert!(
+        test.starts_with(&format!(
+            "False TestFailed: Helm test failed for release {name}/greet.v2 with chart greet@"
+        )) && test.contains("greet-test"),
+        "{test}"
+    );
+    let status = remediated.status.clone().unwrap();
+    assert!(status.upgrade_failures.unwrap_or(0) >= 1, "{status:?}");
+    let failed = status
+        .history
+        .iter()
+        .flatten()
+        .find(|s| s.version == 2)
+        .unwrap();
+    assert_eq!(
+        failed.test_hooks.as_ref().unwrap()["greet-test"]
+            .phase
+            .as_deref(),
+        Some("Failed")
     );
     f.stop().await;
 }
