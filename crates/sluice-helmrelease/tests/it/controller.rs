@@ -46,6 +46,17 @@ fn chart_archive(dir: &Path) -> Vec<u8> {
          spec:\n  storageClassName: {{ .Values.storageClass }}\n  accessModes: [ReadWriteOnce]\n\
          \x20 resources: {requests: {storage: 1Gi}}\n{{- end }}\n",
     );
+    // Bad input on demand: a `fail`, a document that is not YAML, a template that calls itself
+    // forever, an object the API server refuses.
+    write(
+        dir,
+        "templates/bad.yaml",
+        "{{- define \"loop\" }}{{ template \"loop\" . }}{{ end }}\n\
+         {{- if .Values.failWith }}{{ fail .Values.failWith }}{{ end }}\n\
+         {{- if .Values.badYaml }}\nkind: ConfigMap\nmetadata: [unclosed\n{{- end }}\n\
+         {{- if .Values.recurse }}{{ template \"loop\" . }}{{ end }}\n\
+         {{- if .Values.badName }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Name\n{{- end }}\n",
+    );
     write(
         dir,
         "templates/tests/test.yaml",
@@ -148,6 +159,34 @@ impl Fixture {
             stop,
             controller,
         }
+    }
+
+    /// Serves `archive` as the artifact of another OCIRepository, `repo`.
+    async fn serve(&self, repo: &str, archive: &[u8]) {
+        let rel = format!("ocirepository/{}/{repo}/chart.tgz", self.name);
+        write(self._storage.path(), &rel, "");
+        std::fs::write(self._storage.path().join(&rel), archive).unwrap();
+        let digest = sluice_git::archive::digest_bytes(archive);
+        let repos: Api<OCIRepository> = Api::namespaced(self.client.clone(), &self.name);
+        let object: OCIRepository = serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+            "metadata": {"name": repo, "namespace": self.name},
+            "spec": {"url": "oci://registry.example/charts/x", "interval": "10m", "ref": {"tag": "1.0.0"}},
+        }))
+        .unwrap();
+        repos.create(&PostParams::default(), &object).await.unwrap();
+        repos
+            .patch_status(
+                repo,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"artifact": {
+                    "path": rel, "url": format!("http://source.invalid/{rel}"),
+                    "revision": format!("1.0.0@{digest}"), "digest": digest,
+                    "lastUpdateTime": "2026-12-02T10:00:00Z",
+                }}})),
+            )
+            .await
+            .unwrap();
     }
 
     async fn stop(self) {
@@ -777,5 +816,93 @@ async fn tests_run_after_a_release_and_a_failed_test_is_remediated() {
             .as_deref(),
         Some("Failed")
     );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_fails_a_release_with_its_cause_and_nothing_else() {
+    let f = Fixture::start("hr-bad").await;
+    let (client, name) = (f.client.clone(), f.name.clone());
+    let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
+    f.serve("garbage", b"this is not a gzipped tar archive")
+        .await;
+    let make = |release: &str, spec: serde_json::Value| -> HelmRelease {
+        let mut base = json!({
+            "interval": "10m",
+            "timeout": "10s",
+            "chartRef": {"kind": "OCIRepository", "name": "greet"},
+        });
+        for (k, v) in spec.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": {"name": release, "namespace": name}, "spec": base,
+        }))
+        .unwrap()
+    };
+    let cases = [
+        (
+            "garbage",
+            json!({"chartRef": {"kind": "OCIRepository", "name": "garbage"}}),
+            "Could not load chart",
+        ),
+        (
+            "fails",
+            json!({"values": {"failWith": "the database password is not set"}}),
+            "the database password is not set",
+        ),
+        (
+            "badyaml",
+            json!({"values": {"badYaml": true}}),
+            "YAML parse error on greet/templates/bad.yaml",
+        ),
+        (
+            "recurse",
+            json!({"values": {"recurse": true}}),
+            "exceeded maximum template depth",
+        ),
+        (
+            "badname",
+            json!({"values": {"badName": true}}),
+            "Not_A_Name",
+        ),
+        (
+            "nosecret",
+            json!({"valuesFrom": [{"kind": "Secret", "name": "absent"}]}),
+            "secrets \"absent\" not found",
+        ),
+    ];
+    for (release, spec, _) in &cases {
+        let mut spec = spec.clone();
+        spec["releaseName"] = json!(release);
+        hrs.create(&PostParams::default(), &make(release, spec))
+            .await
+            .unwrap();
+    }
+    // A good one beside them is installed all the same.
+    hrs.create(
+        &PostParams::default(),
+        &make("good", json!({"releaseName": "good"})),
+    )
+    .await
+    .unwrap();
+    wait_for(&hrs, "good", Duration::from_secs(90), |hr| hr.is_ready()).await;
+    for (release, _, cause) in cases {
+        let failed = wait_for(&hrs, release, Duration::from_secs(60), |hr| {
+            ready_message(hr).starts_with("False")
+        })
+        .await;
+        let ready = ready_message(&failed);
+        assert!(ready.contains(cause), "{release}: {ready}");
+    }
+    // Nothing was left half-made: no release record for those that failed before applying.
+    let storage = Storage::new(client.clone(), &name);
+    for release in ["garbage", "nosecret"] {
+        assert!(
+            storage.history(release).await.unwrap().is_empty(),
+            "{release}"
+        );
+    }
     f.stop().await;
 }
