@@ -247,19 +247,9 @@ impl Differ {
 /// Go's compact `json.Marshal` of a value (sorted keys, HTML characters escaped), for the
 /// lengths jsondiff measures.
 fn go_json(v: &Value) -> String {
-    let text = serde_json::to_string(v).unwrap_or_default();
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out
+    let mut text = crate::digests::go_json(v);
+    text.pop();
+    text
 }
 
 /// The text of the value of `key` in the compact JSON object `json` (jsondiff's `findKey`).

@@ -87,18 +87,7 @@ async fn install_upgrade_rollback_uninstall() {
     let ns = TestNamespace::create(&client, "hr-actions").await;
     let applier = Applier::new(client.clone()).with_field_manager(actions::FIELD_MANAGER);
     let storage = Storage::new(client.clone(), ns.name());
-    let ctx = Context {
-        applier: &applier,
-        storage: &storage,
-        owner: Owner::helm_release("greet", ns.name()),
-        common_labels: BTreeMap::new(),
-        common_annotations: BTreeMap::new(),
-        max_history: 5,
-        now: "2026-12-02T10:00:00.000000001Z",
-        now_unix: 1_764_669_600,
-        disable_hooks: false,
-        hook_timeout: std::time::Duration::from_secs(60),
-    };
+    let ctx = context(&applier, &storage, ns.name());
     let dir = tempfile::tempdir().unwrap();
     let greet = chart(dir.path(), None);
     let object =

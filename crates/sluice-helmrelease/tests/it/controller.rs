@@ -273,13 +273,12 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
     hrs.delete("after", &DeleteParams::default()).await.unwrap();
 
     // New values: upgraded to v2.
-    hrs.patch(
+    merge(
+        &hrs,
         "greet",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"values": {"greeting": "hey"}}})),
+        json!({"spec": {"values": {"greeting": "hey"}}}),
     )
-    .await
-    .unwrap();
+    .await;
     let upgraded = wait_for(&hrs, "greet", Duration::from_secs(60), |hr| {
         hr.is_ready()
             && hr
@@ -301,25 +300,23 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
 
     // A wait does not hold the worker (Ready=Unknown, "waiting for ..."), and new values
     // cancel it: the waiting revision is recorded failed, the new one installed at once.
-    hrs.patch(
+    merge(
+        &hrs,
         "greet",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"values": {"greeting": "slow", "stuck": true}}})),
+        json!({"spec": {"values": {"greeting": "slow", "stuck": true}}}),
     )
-    .await
-    .unwrap();
+    .await;
     let waiting = wait_for(&hrs, "greet", Duration::from_secs(30), |hr| {
         ready_message(hr).starts_with("Unknown Progressing: waiting for 1 object to become ready")
     })
     .await;
     assert!(ready_message(&waiting).contains(&format!("Deployment/{name}/greet")));
-    hrs.patch(
+    merge(
+        &hrs,
         "greet",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"values": {"greeting": "fixed", "stuck": false}}})),
+        json!({"spec": {"values": {"greeting": "fixed", "stuck": false}}}),
     )
-    .await
-    .unwrap();
+    .await;
     let fixed = wait_for(&hrs, "greet", Duration::from_secs(60), |hr| {
         hr.is_ready()
             && hr
@@ -348,13 +345,12 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
 
     // An upgrade whose pods never become Ready: the wait fails naming the Deployment, the
     // release is rolled back, retried once, rolled back again, and then stalled.
-    hrs.patch(
+    merge(
+        &hrs,
         "greet",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"values": {"greeting": "stuck", "stuck": true}}})),
+        json!({"spec": {"values": {"greeting": "stuck", "stuck": true}}}),
     )
-    .await
-    .unwrap();
+    .await;
     let stalled = wait_for(&hrs, "greet", Duration::from_secs(120), |hr| {
         meta::is_condition_true(hr.conditions(), meta::STALLED_CONDITION)
     })
@@ -446,13 +442,12 @@ async fn a_cause_in_the_cluster_stalls_the_release_instead_of_looping() {
 
     // An upgrade whose claim names a StorageClass that does not exist: failed, rolled back,
     // retried, failed again with the same cause, rolled back, and then stalled naming it.
-    hrs.patch(
+    merge(
+        &hrs,
         "greet",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"values": {"storageClass": "missing"}}})),
+        json!({"spec": {"values": {"storageClass": "missing"}}}),
     )
-    .await
-    .unwrap();
+    .await;
     let stalled = wait_for(&hrs, "greet", Duration::from_secs(120), |hr| {
         meta::is_condition_true(hr.conditions(), meta::STALLED_CONDITION)
     })
@@ -475,13 +470,12 @@ async fn a_cause_in_the_cluster_stalls_the_release_instead_of_looping() {
     assert_eq!(still.status.unwrap().latest().unwrap().version, revision);
 
     // The cause fixed in the values: the next upgrade goes ahead at once.
-    hrs.patch(
+    merge(
+        &hrs,
         "greet",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"values": {"storageClass": ""}}})),
+        json!({"spec": {"values": {"storageClass": ""}}}),
     )
-    .await
-    .unwrap();
+    .await;
     wait_for(&hrs, "greet", Duration::from_secs(60), |hr| {
         hr.is_ready() && !meta::is_condition_true(hr.conditions(), meta::STALLED_CONDITION)
     })
@@ -493,6 +487,31 @@ fn condition(hr: &HelmRelease, kind: &str) -> String {
     meta::find_condition(hr.conditions(), kind)
         .map(|c| format!("{} {}: {}", c.status, c.reason, c.message))
         .unwrap_or_default()
+}
+
+/// HelmRelease `release` in `ns` of the fixture's chart, with `timeout`, its spec merged with
+/// `spec`.
+fn helm_release(ns: &str, release: &str, timeout: &str, spec: serde_json::Value) -> HelmRelease {
+    let mut base = json!({
+        "interval": "10m",
+        "timeout": timeout,
+        "chartRef": {"kind": "OCIRepository", "name": "greet"},
+    });
+    for (k, v) in spec.as_object().unwrap() {
+        base[k] = v.clone();
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": release, "namespace": ns}, "spec": base,
+    }))
+    .unwrap()
+}
+
+/// Merges `patch` into HelmRelease `name`.
+async fn merge(hrs: &Api<HelmRelease>, name: &str, patch: serde_json::Value) {
+    hrs.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
 }
 
 async fn request_reconcile(hrs: &Api<HelmRelease>, token: &str) {
@@ -512,22 +531,19 @@ async fn drift_is_reported_corrected_and_ignored_where_told_and_a_failed_upgrade
     let f = Fixture::start("hr-drift").await;
     let (client, name) = (f.client.clone(), f.name.clone());
     let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
-    let hr: HelmRelease = serde_json::from_value(json!({
-        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
-        "metadata": {"name": "greet", "namespace": name},
-        "spec": {
-            "interval": "10m",
-            "timeout": "5s",
-            "chartRef": {"kind": "OCIRepository", "name": "greet"},
+    let hr = helm_release(
+        &name,
+        "greet",
+        "5s",
+        json!({
             "values": {"greeting": "hi"},
             "driftDetection": {
                 "mode": "warn",
                 "ignore": [{"paths": ["/spec/replicas"], "target": {"kind": "Deployment"}}],
             },
             "upgrade": {"cleanupOnFail": true},
-        },
-    }))
-    .unwrap();
+        }),
+    );
     hrs.create(&PostParams::default(), &hr).await.unwrap();
     let installed = wait_for(&hrs, "greet", Duration::from_secs(60), |hr| hr.is_ready()).await;
     assert_eq!(
@@ -582,13 +598,12 @@ async fn drift_is_reported_corrected_and_ignored_where_told_and_a_failed_upgrade
     cms.delete("greet-greeting", &DeleteParams::default())
         .await
         .unwrap();
-    hrs.patch(
+    merge(
+        &hrs,
         "greet",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"driftDetection": {"mode": "enabled"}}})),
+        json!({"spec": {"driftDetection": {"mode": "enabled"}}}),
     )
-    .await
-    .unwrap();
+    .await;
     let corrected = wait_for(&hrs, "greet", Duration::from_secs(30), |hr| {
         condition(hr, "Drifted").starts_with("False") && hr.is_ready()
     })
@@ -624,13 +639,12 @@ async fn drift_is_reported_corrected_and_ignored_where_told_and_a_failed_upgrade
 
     // An upgrade whose claim cannot bind fails its wait; cleanupOnFail deletes the claim it
     // created.
-    hrs.patch(
+    merge(
+        &hrs,
         "greet",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"values": {"storageClass": "missing"}}})),
+        json!({"spec": {"values": {"storageClass": "missing"}}}),
     )
-    .await
-    .unwrap();
+    .await;
     let failed = wait_for(&hrs, "greet", Duration::from_secs(60), |hr| {
         condition(hr, "Released").starts_with("False UpgradeFailed")
     })
@@ -656,21 +670,7 @@ async fn cel_expressions_gate_dependencies_and_judge_the_wait() {
     let f = Fixture::start("hr-cel").await;
     let (client, name) = (f.client.clone(), f.name.clone());
     let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
-    let make = |release: &str, spec: serde_json::Value| -> HelmRelease {
-        let mut base = json!({
-            "interval": "10m",
-            "timeout": "5s",
-            "chartRef": {"kind": "OCIRepository", "name": "greet"},
-        });
-        for (k, v) in spec.as_object().unwrap() {
-            base[k] = v.clone();
-        }
-        serde_json::from_value(json!({
-            "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
-            "metadata": {"name": release, "namespace": name}, "spec": base,
-        }))
-        .unwrap()
-    };
+    let make = |release: &str, spec: serde_json::Value| helm_release(&name, release, "5s", spec);
     // A dependent whose readyExpr asks for a label the dependency does not have yet.
     let after = make(
         "after",
@@ -709,13 +709,12 @@ async fn cel_expressions_gate_dependencies_and_judge_the_wait() {
         )
     );
     // The expression holds once the label is there, whatever greet's own readiness.
-    hrs.patch(
+    merge(
+        &hrs,
         "greet",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"tier": "db"}}})),
+        json!({"metadata": {"labels": {"tier": "db"}}}),
     )
-    .await
-    .unwrap();
+    .await;
     wait_for(&hrs, "after", Duration::from_secs(60), |hr| hr.is_ready()).await;
 
     // An expression that does not compile stalls, naming the field.
@@ -741,18 +740,12 @@ async fn tests_run_after_a_release_and_a_failed_test_is_remediated() {
     let f = Fixture::start("hr-test").await;
     let (client, name) = (f.client.clone(), f.name.clone());
     let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
-    let hr: HelmRelease = serde_json::from_value(json!({
-        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
-        "metadata": {"name": "greet", "namespace": name},
-        "spec": {
-            "interval": "10m",
-            "timeout": "20s",
-            "chartRef": {"kind": "OCIRepository", "name": "greet"},
-            "test": {"enable": true},
-            "upgrade": {"remediation": {"retries": 1}},
-        },
-    }))
-    .unwrap();
+    let hr = helm_release(
+        &name,
+        "greet",
+        "20s",
+        json!({"test": {"enable": true}, "upgrade": {"remediation": {"retries": 1}}}),
+    );
     hrs.create(&PostParams::default(), &hr).await.unwrap();
     // Installed, then tested at once: Ready tells the test's success, the snapshot its hook.
     let tested = wait_for(&hrs, "greet", Duration::from_secs(90), |hr| {
@@ -784,13 +777,12 @@ async fn tests_run_after_a_release_and_a_failed_test_is_remediated() {
 
     // An upgrade whose test fails: TestSuccess=False names the hook, the failure counts
     // against the upgrade's remediation, and the release is rolled back.
-    hrs.patch(
+    merge(
+        &hrs,
         "greet",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"values": {"testImage": "busybox-sim-crashloop"}}})),
+        json!({"spec": {"values": {"testImage": "busybox-sim-crashloop"}}}),
     )
-    .await
-    .unwrap();
+    .await;
     let remediated = wait_for(&hrs, "greet", Duration::from_secs(120), |hr| {
         condition(hr, "Remediated").starts_with("True RollbackSucceeded")
     })
@@ -826,21 +818,7 @@ async fn bad_input_fails_a_release_with_its_cause_and_nothing_else() {
     let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
     f.serve("garbage", b"this is not a gzipped tar archive")
         .await;
-    let make = |release: &str, spec: serde_json::Value| -> HelmRelease {
-        let mut base = json!({
-            "interval": "10m",
-            "timeout": "10s",
-            "chartRef": {"kind": "OCIRepository", "name": "greet"},
-        });
-        for (k, v) in spec.as_object().unwrap() {
-            base[k] = v.clone();
-        }
-        serde_json::from_value(json!({
-            "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
-            "metadata": {"name": release, "namespace": name}, "spec": base,
-        }))
-        .unwrap()
-    };
+    let make = |release: &str, spec: serde_json::Value| helm_release(&name, release, "10s", spec);
     let cases = [
         (
             "garbage",
