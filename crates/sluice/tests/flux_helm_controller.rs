@@ -19,10 +19,15 @@
 //!    template's key appears).
 //! 5. Takeover: helm-controller stops, `sluice controller --helmrelease`
 //!    starts; asked to reconcile, it finds Flux's release in sync (the
-//!    snapshot digests and values digest match): no revision 3.
-//! 6. New values: sluice upgrades to revision 3.
+//!    snapshot digests and values digest match), tested (Flux's `testHooks`)
+//!    and without drift: no revision 3, no test run again, `Drifted=False`.
+//! 6. New values: sluice upgrades to revision 3 and runs its test.
 //! 7. And back: sluice stops, helm-controller starts again and finds
-//!    sluice's release in sync: no revision 4.
+//!    sluice's release in sync, tested and without drift: no revision 4.
+//!
+//! The HelmRelease has `test.enable` (the chart has a test Pod) and
+//! `driftDetection.mode: enabled`, so the snapshots' `testHooks` and each
+//! side's drift detection against the other's release are checked too.
 //!
 //! Skipped, with a message, where the helm-controller binary is not built
 //! (`make flux-reference`; `make test` never builds it), where Flux's
@@ -199,6 +204,8 @@ async fn helm_release_from_a_sluice_oci_repository_installs_and_upgrades() {
             "timeout": "1m",
             "chartRef": {"kind": "OCIRepository", "name": "demo"},
             "values": {"greeting": "hello from sluice", "replicas": 3},
+            "test": {"enable": true},
+            "driftDetection": {"mode": "enabled"},
         },
     });
     create(&releases, release_obj).await;
@@ -333,6 +340,8 @@ async fn helm_release_from_a_sluice_oci_repository_installs_and_upgrades() {
         [1, 2],
         "no new revision on takeover"
     );
+    assert_tested_without_drift(&hr, "Flux's release, taken over");
+    let flux_test_run = hr["status"]["history"][0]["testHooks"].clone();
 
     // 6. New values: sluice upgrades (revision 3), as helm-controller would.
     releases
@@ -353,6 +362,17 @@ async fn helm_release_from_a_sluice_oci_repository_installs_and_upgrades() {
         hr["status"]["history"][0]["chartVersion"],
         version2.as_str()
     );
+    let hr = wait_until(&releases, "demo", "tested by sluice", |o| {
+        condition(o, "TestSuccess")["status"] == "True" && o["status"]["history"][0]["version"] == 3
+    })
+    .await;
+    assert_tested_without_drift(&hr, "sluice's upgrade");
+    assert_ne!(
+        hr["status"]["history"][1]["testHooks"],
+        Value::Null,
+        "revision 2's test run (Flux's) is kept in its snapshot"
+    );
+    assert_eq!(hr["status"]["history"][1]["testHooks"], flux_test_run);
     let digest3 = hr["status"]["history"][0]["digest"].clone();
 
     // 7. And back: sluice stops, helm-controller starts and finds sluice's release in sync.
@@ -393,7 +413,38 @@ async fn helm_release_from_a_sluice_oci_repository_installs_and_upgrades() {
         [1, 2, 3],
         "no new revision on the way back"
     );
+    assert_tested_without_drift(&hr, "sluice's release, handed back");
     ns.delete().await;
+}
+
+fn condition<'a>(o: &'a Value, kind: &str) -> &'a Value {
+    o["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == kind))
+        .unwrap_or(&Value::Null)
+}
+
+/// The latest revision's test ran and succeeded (its hook recorded in the snapshot), and the
+/// release's drift detection found nothing.
+fn assert_tested_without_drift(hr: &Value, what: &str) {
+    let hooks = &hr["status"]["history"][0]["testHooks"];
+    assert_eq!(
+        hooks["demo-test"]["phase"], "Succeeded",
+        "{what}: {:#}",
+        hr["status"]
+    );
+    assert_eq!(
+        condition(hr, "TestSuccess")["status"],
+        "True",
+        "{what}: {:#}",
+        hr["status"]
+    );
+    assert_eq!(
+        condition(hr, "Drifted")["reason"],
+        "NoDriftDetected",
+        "{what}: {:#}",
+        hr["status"]
+    );
 }
 
 /// Asks for a reconciliation as `flux reconcile` does.
@@ -454,6 +505,13 @@ fn chart_tgz(work: &Path, version: &str, extra: bool) -> Vec<u8> {
         template.push_str("  added: \"in 1.1.0\"\n");
     }
     std::fs::write(dir.join("templates/configmap.yaml"), template).expect("writing the template");
+    std::fs::create_dir_all(dir.join("templates/tests")).expect("creating templates/tests");
+    std::fs::write(
+        dir.join("templates/tests/test.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-test\n  annotations:\n    \
+         helm.sh/hook: test\nspec:\n  restartPolicy: Never\n  containers:\n  - name: t\n    image: busybox\n",
+    )
+    .expect("writing the test hook");
     let out = root.join("demo.tgz");
     let status = Command::new("tar")
         .arg("-czf")
