@@ -265,10 +265,7 @@ fn users_of<K: Resource<DynamicType = ()>>(
             .state()
             .iter()
             .filter(|hr| {
-                let own_ns = hr.namespace().unwrap_or_default();
-                hr.spec.chart_ref.as_ref().is_some_and(|r| {
-                    r.kind == kind && r.name == name && r.namespace_or(&own_ns) == ns
-                })
+                chart_source(hr).is_some_and(|(k, n, m)| k == kind && n == ns && m == name)
             })
             .map(|hr| KubeRef::from_obj(hr.as_ref()))
             .collect()
@@ -412,6 +409,11 @@ async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     if hr.is_suspended() {
         return Ok(Requeue::await_change());
     }
+    if let Some((ns, name)) = hr.status.as_ref().and_then(|s| s.helm_chart()) {
+        delete_helm_chart(ctx, ns, name)
+            .await
+            .map_err(Error::Cleanup)?;
+    }
     let storage = Storage::new(ctx.client.clone(), &hr.storage_namespace());
     let name = release_name(hr);
     let last = storage
@@ -439,19 +441,99 @@ async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     Ok(Requeue::await_change())
 }
 
+/// Deletes HelmChart `ns/name` (made from `spec.chart`), as helm-controller's `reconcileDelete`.
+async fn delete_helm_chart(ctx: &Ctx, ns: &str, name: &str) -> Result<(), String> {
+    let api: Api<HelmChart> = Api::namespaced(ctx.client.clone(), ns);
+    match api.delete(name, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(format!("failed to delete HelmChart '{ns}/{name}': {e}")),
+    }
+}
+
+/// The HelmChart `spec.chart` describes, as helm-controller builds it from the template.
+fn helm_chart_from_template(hr: &HelmRelease) -> Option<serde_json::Value> {
+    let template = hr.spec.chart.as_ref()?;
+    let (_, ns, name) = chart_source(hr)?;
+    let t = &template.spec;
+    let mut spec = serde_json::json!({
+        "chart": t.chart,
+        "sourceRef": {"kind": t.source_ref.kind, "name": t.source_ref.name},
+        "interval": t.interval.clone().unwrap_or_else(|| hr.spec.interval.clone()),
+    });
+    let set = |spec: &mut serde_json::Value, key: &str, v: serde_json::Value| {
+        if !v.is_null() {
+            spec[key] = v;
+        }
+    };
+    set(&mut spec, "version", serde_json::json!(t.version));
+    set(
+        &mut spec,
+        "reconcileStrategy",
+        serde_json::json!(t.reconcile_strategy),
+    );
+    set(&mut spec, "valuesFiles", serde_json::json!(t.values_files));
+    set(
+        &mut spec,
+        "ignoreMissingValuesFiles",
+        serde_json::json!(t.ignore_missing_values_files),
+    );
+    set(&mut spec, "verify", serde_json::json!(t.verify));
+    let mut metadata = serde_json::json!({"name": name, "namespace": ns});
+    if let Some(m) = template.metadata.as_ref() {
+        set(&mut metadata, "labels", serde_json::json!(m.labels));
+        set(
+            &mut metadata,
+            "annotations",
+            serde_json::json!(m.annotations),
+        );
+    }
+    Some(serde_json::json!({
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "HelmChart",
+        "metadata": metadata,
+        "spec": spec,
+    }))
+}
+
+/// Where the chart comes from: `spec.chartRef`, or the HelmChart made from `spec.chart`
+/// (`<namespace>-<name>` in the source's namespace, as helm-controller names it).
+fn chart_source(hr: &HelmRelease) -> Option<(ChartRefKind, String, String)> {
+    let own_ns = hr.namespace().unwrap_or_default();
+    if let Some(r) = hr.spec.chart_ref.as_ref() {
+        return Some((
+            r.kind.clone(),
+            r.namespace_or(&own_ns).to_owned(),
+            r.name.clone(),
+        ));
+    }
+    let template = hr.spec.chart.as_ref()?;
+    let ns = template
+        .spec
+        .source_ref
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(own_ns);
+    Some((ChartRefKind::HelmChart, ns, hr.helm_chart_name()))
+}
+
 /// The chart source's artifact, and whether the source is an OCIRepository (whose charts
 /// carry the artifact digest in their version). Read once per run: its digest is part of the
 /// run's fingerprint, and the chart is loaded from it.
 async fn source_artifact(hr: &HelmRelease, ctx: &Ctx) -> Result<(Artifact, bool), Failure> {
-    let Some(r) = hr.spec.chart_ref.as_ref() else {
+    let Some((kind, ns, name)) = chart_source(hr) else {
         return Err(Failure::stalled(
             api::ARTIFACT_FAILED_REASON,
-            "spec.chartRef is not set",
+            "neither spec.chartRef nor spec.chart is set",
         ));
     };
-    let ns = r
-        .namespace_or(&hr.namespace().unwrap_or_default())
-        .to_owned();
+    let r = sluice_api::helm_release::CrossNamespaceSourceReference {
+        api_version: None,
+        kind,
+        name,
+        namespace: Some(ns.clone()),
+    };
     let failed = |m: String| Failure::new(api::ARTIFACT_FAILED_REASON, m);
     let (found, oci) = match &r.kind {
         ChartRefKind::OciRepository => (
@@ -659,7 +741,6 @@ pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
             out.push(field);
         }
     };
-    refuse(s.chart.is_some(), "spec.chart (use spec.chartRef)");
     refuse(s.kube_config.is_some(), "spec.kubeConfig");
     refuse(
         s.post_renderers.as_ref().is_some_and(|p| !p.is_empty()),
@@ -728,6 +809,9 @@ impl Run<'_> {
         if let Err(ended) = self.validate() {
             return ended;
         }
+        if let Err(ended) = self.chart_template().await {
+            return ended;
+        }
         if let Err(ended) = self.depends_on().await {
             return ended;
         }
@@ -761,6 +845,49 @@ impl Run<'_> {
             meta::UNSUPPORTED_FIELD_REASON,
             format!("not supported by sluice yet: {}", fields.join(", ")),
         )))
+    }
+
+    /// `spec.chart`: the HelmChart it describes applied (server-side, helm-controller's field
+    /// manager and owner labels; nothing written when unchanged) and named in
+    /// `status.helmChart`; one made before under another name, or no longer wanted
+    /// (`chartRef` now), deleted, as helm-controller's HelmChartTemplate.
+    async fn chart_template(&mut self) -> Result<(), Ended> {
+        let hr = self.hr;
+        let wanted = helm_chart_from_template(hr).filter(|_| hr.spec.chart_ref.is_none());
+        let wanted_ref = wanted
+            .as_ref()
+            .and_then(|_| chart_source(hr))
+            .map(|(_, ns, name)| format!("{ns}/{name}"));
+        if let Some(old) = self.status.helm_chart.clone()
+            && Some(&old) != wanted_ref.as_ref()
+        {
+            if let Some((ns, name)) = old.split_once('/') {
+                delete_helm_chart(self.ctx, ns, name)
+                    .await
+                    .map_err(|e| Ended::Failed(Failure::new(api::ARTIFACT_FAILED_REASON, e)))?;
+            }
+            self.status.helm_chart = None;
+        }
+        let Some(object) = wanted else {
+            return Ok(());
+        };
+        let applier = Applier::new(self.ctx.client.clone()).with_field_manager(FIELD_MANAGER);
+        let owner = Owner::helm_release(hr.name_any(), hr.namespace().unwrap_or_default());
+        applier
+            .apply(vec![object], &sluice_apply::ApplyOptions::new(owner))
+            .await
+            .map_err(|e| {
+                Ended::Failed(Failure::new(
+                    "HelmChartSyncErr",
+                    format!("failed to run server-side apply: {e}"),
+                ))
+            })?;
+        self.status.helm_chart = wanted_ref;
+        // The first run made the HelmChart: its artifact is looked for again.
+        if self.source.is_err() {
+            self.source = source_artifact(hr, self.ctx).await;
+        }
+        Ok(())
     }
 
     async fn depends_on(&self) -> Result<(), Ended> {

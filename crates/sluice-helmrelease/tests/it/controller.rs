@@ -96,7 +96,7 @@ struct Fixture {
     ns: TestNamespace,
     name: String,
     digest: String,
-    _storage: tempfile::TempDir,
+    storage: tempfile::TempDir,
     stop: tokio::sync::oneshot::Sender<()>,
     controller: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -155,7 +155,7 @@ impl Fixture {
             ns,
             name,
             digest,
-            _storage: storage,
+            storage,
             stop,
             controller,
         }
@@ -164,8 +164,8 @@ impl Fixture {
     /// Serves `archive` as the artifact of another OCIRepository, `repo`.
     async fn serve(&self, repo: &str, archive: &[u8]) {
         let rel = format!("ocirepository/{}/{repo}/chart.tgz", self.name);
-        write(self._storage.path(), &rel, "");
-        std::fs::write(self._storage.path().join(&rel), archive).unwrap();
+        write(self.storage.path(), &rel, "");
+        std::fs::write(self.storage.path().join(&rel), archive).unwrap();
         let digest = sluice_git::archive::digest_bytes(archive);
         let repos: Api<OCIRepository> = Api::namespaced(self.client.clone(), &self.name);
         let object: OCIRepository = serde_json::from_value(json!({
@@ -882,5 +882,115 @@ async fn bad_input_fails_a_release_with_its_cause_and_nothing_else() {
             "{release}"
         );
     }
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn a_chart_template_makes_a_helm_chart_that_goes_when_it_is_no_longer_wanted() {
+    let f = Fixture::start("hr-tpl").await;
+    let (client, name) = (f.client.clone(), f.name.clone());
+    let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
+    let hr: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "templated", "namespace": name},
+        "spec": {
+            "interval": "10m",
+            "timeout": "30s",
+            "releaseName": "greet",
+            "chart": {
+                "metadata": {"labels": {"team": "a"}},
+                "spec": {
+                    "chart": "greet",
+                    "version": "0.1.x",
+                    "sourceRef": {"kind": "HelmRepository", "name": "charts"},
+                    "valuesFiles": ["values.yaml"],
+                },
+            },
+        },
+    }))
+    .unwrap();
+    hrs.create(&PostParams::default(), &hr).await.unwrap();
+
+    // The HelmChart is made as helm-controller makes it; the release waits for its artifact.
+    let chart_name = format!("{name}-templated");
+    let charts: Api<sluice_api::HelmChart> = Api::namespaced(client.clone(), &name);
+    let mut made = None;
+    for _ in 0..100 {
+        if let Some(c) = charts.get_opt(&chart_name).await.unwrap() {
+            made = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let made = serde_json::to_value(made.expect("the HelmChart is made")).unwrap();
+    assert_eq!(
+        made["spec"],
+        json!({
+            "chart": "greet", "version": "0.1.x", "interval": "10m",
+            "sourceRef": {"kind": "HelmRepository", "name": "charts"},
+            "valuesFiles": ["values.yaml"],
+            // Defaults the CRD fills in.
+            "reconcileStrategy": "ChartVersion",
+        }),
+        "{made:#}"
+    );
+    assert_eq!(made["metadata"]["labels"]["team"], "a");
+    assert_eq!(
+        made["metadata"]["labels"]["helm.toolkit.fluxcd.io/name"],
+        "templated"
+    );
+    let waiting = wait_for(&hrs, "templated", Duration::from_secs(30), |hr| {
+        ready_message(hr).contains("has no artifact yet")
+    })
+    .await;
+    assert_eq!(
+        waiting.status.unwrap().helm_chart.as_deref(),
+        Some(format!("{name}/{chart_name}").as_str())
+    );
+
+    // The source controller's part: the chart as the HelmChart's artifact. The release is
+    // woken by it and installed.
+    let chart_dir = tempfile::tempdir().unwrap();
+    let archive = chart_archive(chart_dir.path());
+    let rel = format!("helmchart/{name}/{chart_name}/greet-0.1.0.tgz");
+    write(f.storage.path(), &rel, "");
+    std::fs::write(f.storage.path().join(&rel), &archive).unwrap();
+    let digest = sluice_git::archive::digest_bytes(&archive);
+    charts
+        .patch_status(
+            &chart_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"artifact": {
+                "path": rel, "url": format!("http://source.invalid/{rel}"),
+                "revision": "0.1.0", "digest": digest,
+                "lastUpdateTime": "2026-12-02T10:00:00Z",
+            }}})),
+        )
+        .await
+        .unwrap();
+    let installed = wait_for(&hrs, "templated", Duration::from_secs(60), |hr| {
+        hr.is_ready()
+    })
+    .await;
+    assert_eq!(
+        ready_message(&installed),
+        format!(
+            "True InstallSucceeded: Helm install succeeded for release {name}/greet.v1 with chart greet@0.1.0"
+        )
+    );
+
+    // Moved to a chartRef: the HelmChart is deleted and the status no longer names it.
+    merge(
+        &hrs,
+        "templated",
+        json!({"spec": {"chart": null, "chartRef": {"kind": "OCIRepository", "name": "greet"}}}),
+    )
+    .await;
+    let moved = wait_for(&hrs, "templated", Duration::from_secs(60), |hr| {
+        hr.is_ready() && hr.status.as_ref().is_some_and(|s| s.helm_chart.is_none())
+    })
+    .await;
+    assert!(ready_message(&moved).contains("Helm upgrade succeeded"));
+    assert!(charts.get_opt(&chart_name).await.unwrap().is_none());
     f.stop().await;
 }
