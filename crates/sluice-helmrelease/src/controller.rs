@@ -428,7 +428,8 @@ async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     }
     let applier = applier_for(hr, ctx).map_err(|f| Error::Cleanup(f.message))?;
     let now = Now::new();
-    let action_ctx = action_context(hr, &applier, &storage, &now);
+    let disable_hooks = hr.uninstall().disable_hooks.unwrap_or(false);
+    let action_ctx = action_context(hr, &applier, &storage, &now, disable_hooks);
     let keep = hr.uninstall().keep_history.unwrap_or(false);
     actions::uninstall(&action_ctx, &last, keep)
         .await
@@ -608,6 +609,7 @@ fn action_context<'a>(
     applier: &'a Applier,
     storage: &'a Storage,
     now: &'a Now,
+    disable_hooks: bool,
 ) -> Context<'a> {
     let common = hr.spec.common_metadata.clone().unwrap_or_default();
     Context {
@@ -619,7 +621,7 @@ fn action_context<'a>(
         max_history: hr.max_history(),
         now: &now.rfc3339,
         now_unix: now.unix,
-        disable_hooks: false,
+        disable_hooks,
         hook_timeout: hr.timeout().unwrap_or(api::DEFAULT_TIMEOUT),
     }
 }
@@ -751,6 +753,13 @@ pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
             .as_ref()
             .is_some_and(|w| w.name != api::WaitStrategyName::Poller),
         "spec.waitStrategy.name: legacy",
+    );
+    refuse(
+        hr.uninstall()
+            .deletion_propagation
+            .as_ref()
+            .is_some_and(|p| *p != api::DeletionPropagation::Background),
+        "spec.uninstall.deletionPropagation: foreground/orphan",
     );
     let install = hr.install();
     refuse(
@@ -1119,7 +1128,7 @@ impl Run<'_> {
                     if hr.drift_detection_mode() != api::DriftDetectionMode::Disabled =>
                 {
                     let now = Now::new();
-                    let ctx = action_context(hr, &applier, &storage, &now);
+                    let ctx = action_context(hr, &applier, &storage, &now, false);
                     match self.detect_drift(&ctx, current).await {
                         Err(ended) => return ended,
                         Ok(None) => State::InSync,
@@ -1186,7 +1195,15 @@ impl Run<'_> {
                 self.status.last_handled_force_at = force.clone();
             }
             let now = Now::new();
-            let ctx = action_context(hr, &applier, &storage, &now);
+            // The `disableHooks` of the action about to run.
+            let disable_hooks = match &action {
+                Action::Install => hr.install().disable_hooks,
+                Action::Upgrade => hr.upgrade().disable_hooks,
+                Action::RollbackTo(_) => hr.rollback().disable_hooks,
+                Action::UninstallRemediation => hr.uninstall().disable_hooks,
+                _ => None,
+            };
+            let ctx = action_context(hr, &applier, &storage, &now, disable_hooks.unwrap_or(false));
             let desired = Desired {
                 name: &name,
                 namespace: &namespace,
@@ -1483,14 +1500,22 @@ impl Run<'_> {
             .map(|v| v.git_version)
     }
 
-    /// The action context of this HelmRelease for a revision in `storage_ns`.
+    /// The action context of this HelmRelease for the revision a wait is about (its action's
+    /// `disableHooks`).
     fn with_action_context<'b>(
         &self,
         applier: &'b Applier,
         storage: &'b Storage,
         now: &'b Now,
+        step: &Step,
     ) -> Context<'b> {
-        action_context(self.hr, applier, storage, now)
+        let hr = self.hr;
+        let disable_hooks = match step {
+            Step::Install => hr.install().disable_hooks,
+            Step::Upgrade => hr.upgrade().disable_hooks,
+            Step::Rollback(_) => hr.rollback().disable_hooks,
+        };
+        action_context(hr, applier, storage, now, disable_hooks.unwrap_or(false))
     }
 
     async fn resume(&mut self, w: Waiting) -> Ended {
@@ -1500,7 +1525,7 @@ impl Run<'_> {
         };
         let storage = Storage::new(self.ctx.client.clone(), &self.hr.storage_namespace());
         let now = Now::new();
-        let ctx = self.with_action_context(&applier, &storage, &now);
+        let ctx = self.with_action_context(&applier, &storage, &now, &w.step);
         self.look(&ctx, w).await
     }
 
@@ -1512,7 +1537,7 @@ impl Run<'_> {
         };
         let storage = Storage::new(self.ctx.client.clone(), &self.hr.storage_namespace());
         let now = Now::new();
-        let ctx = self.with_action_context(&applier, &storage, &now);
+        let ctx = self.with_action_context(&applier, &storage, &now, &w.step);
         let reason = "the wait was canceled: the HelmRelease, its chart or a reconcile request \
                       changed while it ran";
         if let Err(e) = actions::complete(&ctx, w.release, Err(reason.into())).await {
@@ -2129,6 +2154,7 @@ mod tests {
                 "rollback": {"force": true, "recreate": true, "cleanupOnFail": true},
                 "install": {"crds": "CreateReplace", "createNamespace": true, "replace": true,
                             "disableTakeOwnership": true},
+                "uninstall": {"deletionPropagation": "orphan"},
             },
         }))
         .unwrap();
@@ -2136,12 +2162,14 @@ mod tests {
             unsupported(&hr),
             [
                 "spec.waitStrategy.name: legacy",
+                "spec.uninstall.deletionPropagation: foreground/orphan",
                 "spec.upgrade.serverSideApply: disabled",
             ]
         );
         let mut plain = hr.clone();
         plain.spec.wait_strategy = None;
         plain.spec.upgrade = None;
+        plain.spec.uninstall = None;
         assert!(unsupported(&plain).is_empty(), "{:?}", unsupported(&plain));
     }
 

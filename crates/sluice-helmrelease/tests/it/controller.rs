@@ -59,6 +59,12 @@ fn chart_archive(dir: &Path) -> Vec<u8> {
     );
     write(
         dir,
+        "templates/hook.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-hooked\n  annotations:\n    \
+         helm.sh/hook: post-install\ndata:\n  revision: {{ .Release.Revision | quote }}\n",
+    );
+    write(
+        dir,
         "templates/tests/test.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-test\n  annotations:\n    helm.sh/hook: test\n\
          spec:\n  restartPolicy: Never\n  containers: [{name: t, image: {{ .Values.testImage | quote }}}]\n",
@@ -267,6 +273,10 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
     let labels = cm.metadata.labels.unwrap();
     assert_eq!(labels["helm.toolkit.fluxcd.io/name"], "greet");
     assert_eq!(labels["app.kubernetes.io/managed-by"], "Helm");
+    assert!(
+        cms.get_opt("greet-hooked").await.unwrap().is_some(),
+        "the post-install hook ran"
+    );
 
     // The dependent is woken by its dependency turning ready (not by the 5 minute requeue).
     wait_for(&hrs, "after", Duration::from_secs(60), |hr| hr.is_ready()).await;
@@ -541,6 +551,7 @@ async fn drift_is_reported_corrected_and_ignored_where_told_and_a_failed_upgrade
                 "mode": "warn",
                 "ignore": [{"paths": ["/spec/replicas"], "target": {"kind": "Deployment"}}],
             },
+            "install": {"disableHooks": true},
             "upgrade": {"cleanupOnFail": true},
         }),
     );
@@ -550,10 +561,14 @@ async fn drift_is_reported_corrected_and_ignored_where_told_and_a_failed_upgrade
         condition(&installed, "Drifted"),
         "False NoDriftDetected: No drift detected against the cluster state"
     );
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    assert!(
+        cms.get_opt("greet-hooked").await.unwrap().is_none(),
+        "install.disableHooks: the post-install hook did not run"
+    );
 
     // Someone edits the ConfigMap and scales the Deployment (an ignored path): warn mode
     // reports the ConfigMap, counted as Flux counts it, and changes nothing.
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
     let edit = PatchParams {
         field_manager: Some("kubectl-edit".into()),
         ..Default::default()
