@@ -19,7 +19,6 @@ import io
 import json
 import os
 import random
-import signal
 import socketserver
 import subprocess
 import sys
@@ -31,7 +30,9 @@ import time
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ocirepository"))
-from bench import Kube, Sampler, free_port, log, proc_cpu, proc_mem, wait_http  # noqa: E402
+from bench import (  # noqa: E402
+    Kube, Sampler, delete_all, free_port, log, proc_cpu, proc_mem, stop_run, wait_http,
+)
 
 HR_PATH = "/apis/helm.toolkit.fluxcd.io/v2/namespaces/{ns}/helmreleases"
 OCI_PATH = "/apis/source.toolkit.fluxcd.io/v1/namespaces/{ns}/ocirepositories"
@@ -207,25 +208,9 @@ def run_one(tool, args, kube, charts_url, sources, mix):
         result["rss"] = proc_mem(proc.pid)[0]
 
         # Clean up while the controller runs: it uninstalls the releases.
-        kube.request("DELETE", HR_PATH.format(ns=ns), ok=(200, 202))
-        deadline = time.time() + 180
-        while kube.request("GET", HR_PATH.format(ns=ns))["items"] and time.time() < deadline:
-            time.sleep(0.5)
+        delete_all(kube, HR_PATH.format(ns=ns), 180)
     finally:
-        if sampler:
-            sampler.stop()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        logf.close()
-        try:
-            kube.delete_namespace(ns)
-        except Exception as e:  # noqa: BLE001 - cleanup must not hide the result
-            log(f"deleting namespace {ns}: {e}")
+        stop_run(kube, ns, proc, sampler, logf)
     return result
 
 

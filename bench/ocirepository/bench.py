@@ -471,6 +471,34 @@ def wait_http(port, path, proc, timeout=60):
 # --------------------------------------------------------------------- a run
 
 
+def delete_all(kube, path, timeout):
+    """Deletes every object of a collection and waits (up to timeout seconds) for them to go,
+    while the controller under test still runs (it removes its finalizers)."""
+    kube.request("DELETE", path, ok=(200, 202))
+    deadline = time.time() + timeout
+    while kube.request("GET", path)["items"] and time.time() < deadline:
+        time.sleep(0.5)
+
+
+def stop_run(kube, ns, proc, sampler, logf):
+    """The end of a run, whatever happened: sampling stopped, the controller terminated
+    (killed after 30 s), its log closed, the namespace deleted."""
+    if sampler:
+        sampler.stop()
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    logf.close()
+    try:
+        kube.delete_namespace(ns)
+    except Exception as e:  # noqa: BLE001 - cleanup must not hide the result
+        log(f"deleting namespace {ns}: {e}")
+
+
 def run_one(tool, args, kube, registry, proxy, counter, revisions, workdir):
     ns = f"bench-oci-{tool}-{os.getpid()}-{random.randrange(1 << 16):04x}"
     log(f"{tool}: namespace {ns}")
@@ -588,25 +616,9 @@ def run_one(tool, args, kube, registry, proxy, counter, revisions, workdir):
         result["still_ready"] = still
 
         # Clean up while the controller runs (it removes its finalizers).
-        kube.request("DELETE", OCI_PATH.format(ns=ns), ok=(200, 202))
-        deadline = time.time() + 120
-        while kube.request("GET", OCI_PATH.format(ns=ns))["items"] and time.time() < deadline:
-            time.sleep(0.5)
+        delete_all(kube, OCI_PATH.format(ns=ns), 120)
     finally:
-        if sampler:
-            sampler.stop()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        logf.close()
-        try:
-            kube.delete_namespace(ns)
-        except Exception as e:  # noqa: BLE001 - cleanup must not hide the result
-            log(f"deleting namespace {ns}: {e}")
+        stop_run(kube, ns, proc, sampler, logf)
     return result
 
 

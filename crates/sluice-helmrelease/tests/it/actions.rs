@@ -83,10 +83,12 @@ fn values(text: &str) -> sluice_kustomize::yaml::Map {
 
 #[tokio::test]
 async fn install_upgrade_rollback_uninstall() {
-    let client = sluice_testsupport::client().await;
-    let ns = TestNamespace::create(&client, "hr-actions").await;
-    let applier = Applier::new(client.clone()).with_field_manager(actions::FIELD_MANAGER);
-    let storage = Storage::new(client.clone(), ns.name());
+    let Env {
+        ns,
+        applier,
+        storage,
+        ..
+    } = Env::start("hr-actions").await;
     let ctx = context(&applier, &storage, ns.name());
     let dir = tempfile::tempdir().unwrap();
     let greet = chart(dir.path(), None);
@@ -300,6 +302,29 @@ async fn install_upgrade_rollback_uninstall() {
     ns.delete().await;
 }
 
+/// A test namespace, with an applier acting as helm-controller and Helm's storage in it.
+struct Env {
+    client: kube::Client,
+    ns: TestNamespace,
+    applier: Applier,
+    storage: Storage,
+}
+
+impl Env {
+    async fn start(prefix: &str) -> Env {
+        let client = sluice_testsupport::client().await;
+        let ns = TestNamespace::create(&client, prefix).await;
+        let applier = Applier::new(client.clone()).with_field_manager(actions::FIELD_MANAGER);
+        let storage = Storage::new(client.clone(), ns.name());
+        Env {
+            client,
+            ns,
+            applier,
+            storage,
+        }
+    }
+}
+
 /// A context for release `greet` in `ns`.
 fn context<'a>(applier: &'a Applier, storage: &'a Storage, ns: &str) -> Context<'a> {
     Context {
@@ -318,10 +343,12 @@ fn context<'a>(applier: &'a Applier, storage: &'a Storage, ns: &str) -> Context<
 
 #[tokio::test]
 async fn ownership_replace_and_cleanup_on_fail_as_helm() {
-    let client = sluice_testsupport::client().await;
-    let ns = TestNamespace::create(&client, "hr-own").await;
-    let applier = Applier::new(client.clone()).with_field_manager(actions::FIELD_MANAGER);
-    let storage = Storage::new(client.clone(), ns.name());
+    let Env {
+        client,
+        ns,
+        applier,
+        storage,
+    } = Env::start("hr-own").await;
     let ctx = context(&applier, &storage, ns.name());
     let dir = tempfile::tempdir().unwrap();
     let greet = chart(dir.path(), None);
