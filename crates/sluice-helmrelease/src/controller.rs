@@ -745,8 +745,11 @@ pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
     };
     refuse(s.kube_config.is_some(), "spec.kubeConfig");
     refuse(
-        s.post_renderers.as_ref().is_some_and(|p| !p.is_empty()),
-        "spec.postRenderers",
+        matches!(
+            s.post_render_strategy,
+            Some(api::PostRenderStrategy::Unknown(_))
+        ),
+        "spec.postRenderStrategy: not one of nohooks, combined, separate",
     );
     refuse(
         s.wait_strategy
@@ -1094,6 +1097,7 @@ impl Run<'_> {
         let render = sluice_helm::render::Options {
             skip_schema_validation: hr.install().disable_schema_validation.unwrap_or(false),
             kube_version: self.kube_version().await,
+            post_render: Some(crate::postrender::for_release(hr)),
             ..Default::default()
         };
         let force = hr

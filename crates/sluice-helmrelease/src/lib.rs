@@ -10,7 +10,9 @@
 //! - [`environment`]: failures whose cause is the cluster (a missing StorageClass or CRD, a
 //!   port held, no room), which the controller stops retrying after the second one;
 //! - [`digests`]: the post-renderers and common-metadata digests helm-controller records in
-//!   `status.observedPostRenderersDigest` and `status.observedCommonMetadataDigest`.
+//!   `status.observedPostRenderersDigest` and `status.observedCommonMetadataDigest`;
+//! - [`postrender`]: helm-controller's post-renderer chain (kustomize patches and images, common
+//!   metadata, origin labels), run by the native kustomize engine on every render.
 //!
 //! and, against the API server:
 //!
@@ -28,6 +30,7 @@ pub mod drift;
 pub mod environment;
 pub mod hooks;
 pub mod outcome;
+pub mod postrender;
 pub mod state;
 pub mod storage;
 

@@ -231,7 +231,7 @@ mod tests {
         let mut status = HelmReleaseStatus::default();
         let f = Failure::stalled(
             meta::UNSUPPORTED_FIELD_REASON,
-            "spec.postRenderers is not supported by sluice yet",
+            "spec.kubeConfig is not supported by sluice yet",
         );
         conclude(
             &hr,

@@ -173,3 +173,30 @@ impl BuildOutput {
 pub fn build(dir: &Path, opts: &Options) -> Result<BuildOutput> {
     engine::Builder::new(opts.clone()).build(dir)
 }
+
+/// Reads `docs` as kustomize reads a stream of resources (`List`s unwrapped,
+/// every object needs a kind and a name, ids unique) and sets `labels` at
+/// `metadata/labels` and `annotations` at `metadata/annotations`, creating
+/// the maps where missing: kustomize's label and annotation transformers
+/// with only those field specs, as Flux's helm-controller runs them on a
+/// release's manifests (its common metadata and origin labels). `file` names
+/// the stream in errors.
+pub fn set_metadata(
+    docs: Vec<yaml::Value>,
+    labels: &[(String, String)],
+    annotations: &[(String, String)],
+    file: &str,
+) -> Result<Vec<yaml::Value>> {
+    let mut rm = ResMap::new();
+    for d in docs {
+        let mut read = Vec::new();
+        engine::push_resource_value(d, Vec::new(), file, &mut read)?;
+        for r in read {
+            rm.append(r).map_err(Error::msg)?;
+        }
+    }
+    let spec = |path: &str| [fieldspec::FieldSpec::new("", "", "", path, true)];
+    transformers::set_map_fields(&mut rm, labels, &spec("metadata/labels"))?;
+    transformers::set_map_fields(&mut rm, annotations, &spec("metadata/annotations"))?;
+    Ok(rm.list.into_iter().map(|r| r.obj).collect())
+}

@@ -215,7 +215,14 @@ pub fn apply_patch_entry(
     match target {
         None => {
             for p in &patches {
-                let i = unique_target(rm, p)?;
+                // kustomize's PatchTransformer names the patch (its
+                // patchesStrategicMerge does not).
+                let i = unique_target(rm, p).map_err(|e| {
+                    Error::msg(format!(
+                        "no resource matches strategic merge patch \"{}\": {e}",
+                        p.org_id()
+                    ))
+                })?;
                 apply_smp(&mut rm.list[i], &p.obj, allow_name, allow_kind, schema)?;
             }
         }

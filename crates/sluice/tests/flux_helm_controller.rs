@@ -206,6 +206,11 @@ async fn helm_release_from_a_sluice_oci_repository_installs_and_upgrades() {
             "values": {"greeting": "hello from sluice", "replicas": 3},
             "test": {"enable": true},
             "driftDetection": {"mode": "enabled"},
+            "commonMetadata": {"labels": {"team": "demo"}},
+            "postRenderers": [{"kustomize": {"patches": [{
+                "target": {"kind": "ConfigMap"},
+                "patch": "- op: add\n  path: /data/postRendered\n  value: \"yes\"\n",
+            }]}}],
         },
     });
     create(&releases, release_obj).await;
@@ -374,6 +379,28 @@ async fn helm_release_from_a_sluice_oci_repository_installs_and_upgrades() {
     );
     assert_eq!(hr["status"]["history"][1]["testHooks"], flux_test_run);
     let digest3 = hr["status"]["history"][0]["digest"].clone();
+    // The post-renderers ran on both sides, and sluice recorded the manifest and hooks Flux
+    // would have: Flux's revision 2 with the new greeting is sluice's revision 3, byte for byte.
+    assert_eq!(data["postRendered"], "yes", "{data:#}");
+    let (flux2, sluice3) = (stored(&secrets, 2).await, stored(&secrets, 3).await);
+    assert!(
+        flux2.manifest.contains("    team: demo\n"),
+        "{}",
+        flux2.manifest
+    );
+    assert_eq!(
+        flux2
+            .manifest
+            .replace("hello from sluice", "upgraded by sluice"),
+        sluice3.manifest
+    );
+    let hooks = |r: &sluice_helm::release::Release| {
+        r.hooks
+            .iter()
+            .map(|h| (h.path.clone(), h.manifest.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hooks(&flux2), hooks(&sluice3));
 
     // 7. And back: sluice stops, helm-controller starts and finds sluice's release in sync.
     drop(sluice_helm);
@@ -461,6 +488,21 @@ async fn request_reconcile(api: &Api<DynamicObject>, token: &str) {
 }
 
 /// The revisions of release `demo` in storage.
+/// Revision `version` of release `demo` as stored.
+async fn stored(secrets: &Api<Secret>, version: i64) -> sluice_helm::release::Release {
+    let name = format!("sh.helm.release.v1.demo.v{version}");
+    let secret = secrets
+        .get(&name)
+        .await
+        .unwrap_or_else(|e| panic!("reading {name}: {e}"));
+    let data = secret.data.unwrap_or_default();
+    let record = data
+        .get("release")
+        .unwrap_or_else(|| panic!("{name} has no release"));
+    sluice_helm::release::Release::decode(&record.0)
+        .unwrap_or_else(|e| panic!("decoding {name}: {e}"))
+}
+
 async fn revisions(secrets: &Api<Secret>) -> Vec<i64> {
     let list = secrets
         .list(&kube::api::ListParams::default().labels("owner=helm,name=demo"))

@@ -24,6 +24,7 @@ mod api_versions;
 pub(crate) mod coalesce;
 mod manifests;
 mod objects;
+pub mod postrender;
 pub mod schema;
 pub mod strvals;
 
@@ -67,6 +68,9 @@ pub struct Options {
     /// is sequential, as Helm's: templates may change shared values). The
     /// machine's parallelism, at most 4, by default.
     pub threads: usize,
+    /// A post-renderer run over the rendered documents before hooks and
+    /// manifests are sorted ([`postrender`]); none for `helm template`.
+    pub post_render: Option<postrender::PostRender>,
 }
 
 /// The default for [`Options::threads`].
@@ -92,6 +96,7 @@ impl Default for Options {
             template: template::Options::default(),
             max_total_output: DEFAULT_MAX_TOTAL_OUTPUT,
             threads: default_threads(),
+            post_render: None,
         }
     }
 }
@@ -141,13 +146,19 @@ pub enum RenderError {
     /// The rendered output is not what Helm can split into objects.
     #[error("{0}")]
     Manifest(String),
+    /// The post-renderer failed, or what it gave could not be read.
+    #[error("{0}")]
+    PostRender(String),
 }
 
 impl RenderError {
     /// Whether Helm would have a (failed) release to show: its CLI then
     /// adds "Use --debug flag to render out invalid YAML".
     pub fn after_render(&self) -> bool {
-        matches!(self, RenderError::Template(_) | RenderError::Manifest(_))
+        matches!(
+            self,
+            RenderError::Template(_) | RenderError::Manifest(_) | RenderError::PostRender(_)
+        )
     }
 }
 
@@ -225,6 +236,9 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
         } else {
             rest.insert(k, v);
         }
+    }
+    if let Some(pr) = &opts.post_render {
+        rest = postrender::run(rest, pr, opts.threads)?;
     }
     let (hooks, manifests) =
         manifests::sort_manifests(&rest, opts.threads).map_err(RenderError::Manifest)?;

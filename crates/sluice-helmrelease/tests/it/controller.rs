@@ -394,7 +394,7 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
         "spec": {
             "interval": "10m",
             "chartRef": {"kind": "OCIRepository", "name": "greet"},
-            "postRenderers": [{"kustomize": {"images": [{"name": "nginx", "newTag": "1"}]}}],
+            "waitStrategy": {"name": "legacy"},
         },
     }))
     .unwrap();
@@ -405,7 +405,7 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
     .await;
     assert_eq!(
         ready_message(&refused),
-        "False UnsupportedField: not supported by sluice yet: spec.postRenderers"
+        "False UnsupportedField: not supported by sluice yet: spec.waitStrategy.name: legacy"
     );
 
     // Deleted: uninstalled, records and objects gone.
@@ -848,7 +848,9 @@ async fn bad_input_fails_a_release_with_its_cause_and_nothing_else() {
         (
             "badyaml",
             json!({"values": {"badYaml": true}}),
-            "YAML parse error on greet/templates/bad.yaml",
+            // Helm v4 reads the documents first for the post-renderers (helm-controller
+            // always has its origin labels), hence its post-render wording.
+            "error merging manifests: parsing greet/templates/bad.yaml: MalformedYAMLError: yaml: line 3",
         ),
         (
             "recurse",
@@ -1007,5 +1009,119 @@ async fn a_chart_template_makes_a_helm_chart_that_goes_when_it_is_no_longer_want
     .await;
     assert!(ready_message(&moved).contains("Helm upgrade succeeded"));
     assert!(charts.get_opt(&chart_name).await.unwrap().is_none());
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn post_renderers_shape_the_release_and_a_change_of_them_upgrades() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let f = Fixture::start("hr-postrender").await;
+    let (client, name) = (f.client.clone(), f.name.clone());
+    let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &name);
+    let renderers = |extra: &str| {
+        json!([{"kustomize": {
+            "images": [{"name": "nginx", "newName": "mirror.local/nginx"}],
+            "patches": [
+                {"target": {"kind": "ConfigMap", "name": ".*-greeting"},
+                 "patch": format!("- op: add\n  path: /data/extra\n  value: \"{extra}\"\n")},
+                {"target": {"kind": "Deployment"},
+                 "patch": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: any\n  annotations:\n    patched: \"yes\"\n"},
+            ],
+        }}])
+    };
+    let hr = helm_release(
+        &name,
+        "greet",
+        "60s",
+        json!({"postRenderers": renderers("1"), "commonMetadata": {"labels": {"team": "web"}}}),
+    );
+    hrs.create(&PostParams::default(), &hr).await.unwrap();
+    let ready = wait_for(&hrs, "greet", Duration::from_secs(90), |hr| hr.is_ready()).await;
+    let status = ready.status.clone().unwrap();
+    assert_eq!(
+        status.observed_post_renderers_digest,
+        Some(sluice_helmrelease::digests::post_renderers(
+            ready.spec.post_renderers.as_deref()
+        ))
+    );
+
+    // What is applied is what the post-renderers made, hooks included (Helm v4's combined
+    // strategy): the patches, the image, the common and origin labels.
+    let greeting = cms.get("greet-greeting").await.unwrap();
+    assert_eq!(greeting.data.as_ref().unwrap()["extra"], "1");
+    let labels = greeting.metadata.labels.clone().unwrap();
+    assert_eq!(labels["team"], "web");
+    assert_eq!(labels["helm.toolkit.fluxcd.io/name"], "greet");
+    assert_eq!(labels["helm.toolkit.fluxcd.io/namespace"], name);
+    let hooked = cms.get("greet-hooked").await.unwrap();
+    assert_eq!(hooked.metadata.labels.unwrap()["team"], "web");
+    let web = deployments.get("greet").await.unwrap();
+    assert_eq!(web.metadata.annotations.unwrap()["patched"], "yes");
+    let image = web.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap();
+    assert_eq!(image, "mirror.local/nginx:hello");
+    // And it is what the release records, as Flux records it.
+    let storage = Storage::new(client.clone(), &name);
+    let stored = storage.last("greet").await.unwrap().unwrap();
+    assert!(
+        stored.manifest.contains("  extra: \"1\"\n")
+            && stored
+                .manifest
+                .contains("    helm.toolkit.fluxcd.io/name: greet\n")
+            && stored
+                .manifest
+                .contains("image: mirror.local/nginx:hello\n"),
+        "{}",
+        stored.manifest
+    );
+
+    // New post-renderers are a new revision.
+    merge(
+        &hrs,
+        "greet",
+        json!({"spec": {"postRenderers": renderers("2")}}),
+    )
+    .await;
+    wait_for(&hrs, "greet", Duration::from_secs(90), |hr| {
+        hr.is_ready()
+            && hr
+                .status
+                .as_ref()
+                .and_then(|s| s.latest())
+                .map(|s| s.version)
+                == Some(2)
+    })
+    .await;
+    assert_eq!(
+        cms.get("greet-greeting").await.unwrap().data.unwrap()["extra"],
+        "2"
+    );
+
+    // A post-renderer that fails names its cause; nothing is recorded.
+    let broken = helm_release(
+        &name,
+        "broken",
+        "60s",
+        json!({"releaseName": "broken", "postRenderers": [{"kustomize": {"patches": [{
+            "patch": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: absent\ndata:\n  a: b\n",
+        }]}}]}),
+    );
+    hrs.create(&PostParams::default(), &broken).await.unwrap();
+    let failed = wait_for(&hrs, "broken", Duration::from_secs(60), |hr| {
+        ready_message(hr).starts_with("False")
+    })
+    .await;
+    let message = ready_message(&failed);
+    assert!(
+        message.contains(
+            "error while running post render on files: no resource matches strategic merge patch \"ConfigMap.v1.[noGrp]/absent.[noNs]\""
+        ),
+        "{message}"
+    );
+    assert!(storage.history("broken").await.unwrap().is_empty());
     f.stop().await;
 }

@@ -130,7 +130,7 @@ pub fn resources_from_text(text: &str, file: &str) -> Result<Vec<Resource>> {
     Ok(out)
 }
 
-pub(super) fn push_resource_value(
+pub(crate) fn push_resource_value(
     d: Value,
     empty: crate::yaml::EmptyNulls,
     file: &str,

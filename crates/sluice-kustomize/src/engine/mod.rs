@@ -32,6 +32,7 @@ use origin::*;
 use plugins::*;
 
 pub use accumulate::{Acc, absorb};
+pub(crate) use loader::push_resource_value;
 pub use loader::{Loader, resources_from_text};
 pub use origin::{ORIGIN_ANNOTATION, TRANSFORMATIONS_ANNOTATION, relative_path, set_annotation};
 

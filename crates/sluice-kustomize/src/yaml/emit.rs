@@ -66,6 +66,9 @@ const BEST_WIDTH: usize = 80;
 struct Emitter {
     out: String,
     column: usize,
+    /// Whether long scalars are folded at [`BEST_WIDTH`] (go-yaml v2 folds;
+    /// kyaml's go-yaml v3 encoder does not).
+    fold: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -190,7 +193,7 @@ impl Emitter {
         if style == Style::Literal && (!a.block_allowed || simple_key) {
             style = Style::Double;
         }
-        let allow_breaks = !simple_key;
+        let allow_breaks = !simple_key && self.fold;
         match style {
             Style::Plain => self.write_plain(s, indent, allow_breaks),
             Style::Single => self.write_single(s, indent, allow_breaks),
@@ -511,9 +514,14 @@ fn v2_float(f: f64) -> String {
 
 /// Renders one document the way kustomize prints a resource.
 pub fn to_yaml(v: &Value) -> String {
+    emit(v, true)
+}
+
+fn emit(v: &Value, fold: bool) -> String {
     let mut e = Emitter {
         out: String::new(),
         column: 0,
+        fold,
     };
     e.node(v, 0, Ctx::Doc);
     e.out
@@ -521,12 +529,24 @@ pub fn to_yaml(v: &Value) -> String {
 
 /// Renders documents separated by `---`.
 pub fn to_yaml_docs<'a>(docs: impl IntoIterator<Item = &'a Value>) -> String {
+    join_docs(docs, true)
+}
+
+/// What kyaml's `kio.StringAll` writes for documents it read from
+/// kustomize's output (Helm v4 does this after post-rendering): go-yaml v3
+/// keeps each scalar's style as go-yaml v2 chose it and the order of keys,
+/// but does not fold long scalars.
+pub fn to_yaml_docs_unfolded<'a>(docs: impl IntoIterator<Item = &'a Value>) -> String {
+    join_docs(docs, false)
+}
+
+fn join_docs<'a>(docs: impl IntoIterator<Item = &'a Value>, fold: bool) -> String {
     let mut out = String::new();
     for (i, d) in docs.into_iter().enumerate() {
         if i > 0 {
             out.push_str("---\n");
         }
-        out.push_str(&to_yaml(d));
+        out.push_str(&emit(d, fold));
     }
     out
 }

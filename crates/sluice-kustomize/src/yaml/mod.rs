@@ -35,7 +35,7 @@ mod resolve;
 
 pub use compact_str::CompactString;
 
-pub use emit::{to_yaml, to_yaml_docs, v2_key_less};
+pub use emit::{to_yaml, to_yaml_docs, to_yaml_docs_unfolded, v2_key_less};
 pub use json::{go_json_string, to_go_json};
 pub use parse::{ALIAS_BUDGET, YamlError, parse_all, parse_all_opts, parse_one, parse_resources};
 pub(crate) use parse::{EmptyNulls, PathSeg, parse_resources_noting_empty, weight};
