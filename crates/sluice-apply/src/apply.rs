@@ -981,7 +981,7 @@ async fn finish(
                 .as_ref()
                 .and_then(|l| l.pointer("/metadata/uid"))
                 .and_then(Value::as_str);
-            kube.delete(&res, ns, name, uid)
+            kube.delete(&res, ns, name, uid, crate::prune::Propagation::Background)
                 .await
                 .map_err(|f| err(ObjectErrorKind::Recreate(f)))?;
             wait_gone(kube, &res, object, opts).await?;

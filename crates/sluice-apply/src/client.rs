@@ -300,7 +300,7 @@ impl Kube {
             .map_err(|e| self.failure(e))
     }
 
-    /// Deletes an object with background propagation; `Ok(false)` if it was already gone.
+    /// Deletes an object with the given propagation; `Ok(false)` if it was already gone.
     ///
     /// With `uid`, the API server deletes the object only if it is still the one with that
     /// uid (a precondition): an object deleted and re-created under the same name since it
@@ -311,9 +311,13 @@ impl Kube {
         namespace: &str,
         name: &str,
         uid: Option<&str>,
+        propagation: crate::prune::Propagation,
     ) -> Result<bool, ApiFailure> {
         self.counters.writes.fetch_add(1, Ordering::Relaxed);
-        let mut params = DeleteParams::background();
+        let mut params = DeleteParams {
+            propagation_policy: Some(propagation.policy()),
+            ..Default::default()
+        };
         if let Some(uid) = uid.filter(|u| !u.is_empty()) {
             params.preconditions = Some(Preconditions {
                 uid: Some(uid.to_owned()),

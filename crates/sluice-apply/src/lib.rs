@@ -41,7 +41,7 @@ pub use guard::{
 pub use ignore::IgnoreRule;
 pub use inventory::InventoryError;
 pub use object::{ObjectRef, Stage, flux_order, sort_objects, split_api_version};
-pub use prune::{PruneOptions, PruneResult};
+pub use prune::{Propagation, PruneOptions, PruneResult};
 
 /// Labels, annotations and values shared with Flux (re-exported from `sluice-api`).
 pub use sluice_api::kustomization::{

@@ -17,14 +17,40 @@ pub struct PruneOptions {
     pub owner: Owner,
     /// How many objects of one stage are deleted at once.
     pub concurrency: usize,
+    /// What happens to the dependents of a deleted object (its Pods, ReplicaSets, ...).
+    pub propagation: Propagation,
 }
 
 impl PruneOptions {
-    /// Defaults for the given owner (8 at once).
+    /// Defaults for the given owner (8 at once, background propagation).
     pub fn new(owner: Owner) -> Self {
         Self {
             owner,
             concurrency: 8,
+            propagation: Propagation::Background,
+        }
+    }
+}
+
+/// A delete's propagation policy (the API's `propagationPolicy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Propagation {
+    /// The object goes at once; the garbage collector deletes its dependents after.
+    #[default]
+    Background,
+    /// The object stays (with the `foregroundDeletion` finalizer) until its dependents are
+    /// gone.
+    Foreground,
+    /// The object goes; its dependents stay, without the owner reference.
+    Orphan,
+}
+
+impl Propagation {
+    pub(crate) fn policy(self) -> kube::api::PropagationPolicy {
+        match self {
+            Propagation::Background => kube::api::PropagationPolicy::Background,
+            Propagation::Foreground => kube::api::PropagationPolicy::Foreground,
+            Propagation::Orphan => kube::api::PropagationPolicy::Orphan,
         }
     }
 }
@@ -65,11 +91,11 @@ impl Applier {
                 .cloned()
                 .collect();
             objects.sort_by(|a, b| flux_order(b, a));
-            let (kube, owner) = (&kube, &opts.owner);
+            let (kube, owner, propagation) = (&kube, &opts.owner, opts.propagation);
             let outcomes: Vec<(ObjectRef, Result<ChangeSetEntry, ObjectError>)> =
                 stream::iter(objects)
                     .map(|o| async move {
-                        let outcome = delete_one(kube, &o, owner).await;
+                        let outcome = delete_one(kube, &o, owner, propagation).await;
                         (o, outcome)
                     })
                     .buffered(opts.concurrency.max(1))
@@ -107,6 +133,7 @@ async fn delete_one(
     kube: &Kube,
     object: &ObjectRef,
     owner: &Owner,
+    propagation: Propagation,
 ) -> Result<ChangeSetEntry, ObjectError> {
     match judge(kube, object, owner).await? {
         Verdict::Gone => Ok(ChangeSetEntry::new(object.clone(), Action::Deleted)),
@@ -114,7 +141,9 @@ async fn delete_one(
             tracing::debug!(object = %object, %reason, "not pruned");
             Ok(ChangeSetEntry::skipped(object.clone(), reason))
         }
-        Verdict::Delete { res, uid } => delete_judged(kube, object, &res, uid.as_deref()).await,
+        Verdict::Delete { res, uid } => {
+            delete_judged(kube, object, &res, uid.as_deref(), propagation).await
+        }
     }
 }
 
@@ -173,9 +202,13 @@ pub(crate) async fn delete_judged(
     object: &ObjectRef,
     res: &Resource,
     uid: Option<&str>,
+    propagation: Propagation,
 ) -> Result<ChangeSetEntry, ObjectError> {
     let err = |kind| ObjectError::new(object, kind);
-    match kube.delete(res, &object.namespace, &object.name, uid).await {
+    match kube
+        .delete(res, &object.namespace, &object.name, uid, propagation)
+        .await
+    {
         Ok(_) => Ok(ChangeSetEntry::new(object.clone(), Action::Deleted)),
         Err(f) => match uid {
             Some(uid) if f.code == Some(409) => Err(err(ObjectErrorKind::Replaced {
@@ -259,9 +292,15 @@ mod tests {
             .expect("re-create");
         assert_ne!(second.metadata.uid, first.metadata.uid);
 
-        let err = delete_judged(&kube, &object, &res, uid.as_deref())
-            .await
-            .expect_err("the precondition must fail");
+        let err = delete_judged(
+            &kube,
+            &object,
+            &res,
+            uid.as_deref(),
+            Propagation::Background,
+        )
+        .await
+        .expect_err("the precondition must fail");
         assert!(
             matches!(err.kind, ObjectErrorKind::Replaced { .. }),
             "{err:?}"
@@ -279,9 +318,15 @@ mod tests {
             panic!("still ours");
         };
         assert_eq!(uid, second.metadata.uid);
-        delete_judged(&kube, &object, &res, uid.as_deref())
-            .await
-            .expect("delete with the right uid");
+        delete_judged(
+            &kube,
+            &object,
+            &res,
+            uid.as_deref(),
+            Propagation::Background,
+        )
+        .await
+        .expect("delete with the right uid");
         assert!(api.get_opt("cm").await.expect("get").is_none());
         ns.delete().await;
     }

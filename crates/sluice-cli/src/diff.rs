@@ -48,6 +48,9 @@ pub enum DiffWhat {
     /// A Kustomization built from local files, against the cluster.
     #[command(visible_alias = "ks")]
     Kustomization(BuildKustomizationArgs),
+    /// A HelmRelease rendered from a local chart, against the cluster.
+    #[command(name = "helmrelease", visible_alias = "hr")]
+    HelmRelease(crate::helmrelease::BuildHelmReleaseArgs),
 }
 
 /// A Kustomization and the local directory of its `spec.path`.
@@ -77,6 +80,24 @@ pub struct BuildKustomizationArgs {
 /// The Kustomization `name` in `ns` from a YAML file of one or more
 /// documents, as `flux build --kustomization-file` finds it.
 pub fn kustomization_from_file(file: &Path, ns: &str, name: &str) -> Result<Kustomization> {
+    object_from_file(
+        file,
+        ns,
+        name,
+        "kustomize.toolkit.fluxcd.io/",
+        "Kustomization",
+    )
+}
+
+/// The object of `kind` (its apiVersion in the group `group_prefix` starts) named `name` in
+/// `ns` (or without a namespace) from a YAML file of one or more documents.
+pub fn object_from_file<T: serde::de::DeserializeOwned + kube::Resource>(
+    file: &Path,
+    ns: &str,
+    name: &str,
+    group_prefix: &str,
+    kind: &str,
+) -> Result<T> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| UserError::new(format!("reading {}: {e}", file.display())))?;
     let docs = sluice_kustomize::yaml::parse_all(&text)
@@ -84,8 +105,8 @@ pub fn kustomization_from_file(file: &Path, ns: &str, name: &str) -> Result<Kust
     for (i, doc) in docs.iter().enumerate() {
         let v = sluice_render::to_json(doc);
         let api_version = v["apiVersion"].as_str().unwrap_or_default();
-        if !api_version.starts_with("kustomize.toolkit.fluxcd.io/")
-            || v["kind"] != "Kustomization"
+        if !api_version.starts_with(group_prefix)
+            || v["kind"] != kind
             || v["metadata"]["name"] != name
         {
             continue;
@@ -94,18 +115,18 @@ pub fn kustomization_from_file(file: &Path, ns: &str, name: &str) -> Result<Kust
         if !doc_ns.is_empty() && doc_ns != ns {
             continue;
         }
-        let mut ks: Kustomization = serde_json::from_value(v).map_err(|e| {
+        let mut obj: T = serde_json::from_value(v).map_err(|e| {
             UserError::new(format!(
-                "{} (document {}): Kustomization {name}: {e}",
+                "{} (document {}): {kind} {name}: {e}",
                 file.display(),
                 i + 1
             ))
         })?;
-        ks.metadata.namespace = Some(ns.to_string());
-        return Ok(ks);
+        obj.meta_mut().namespace = Some(ns.to_string());
+        return Ok(obj);
     }
     Err(UserError::new(format!(
-        "failed to find Kustomization with name '{name}' and namespace '{ns}' in file '{}'",
+        "failed to find {kind} with name '{name}' and namespace '{ns}' in file '{}'",
         file.display()
     ))
     .into())
@@ -352,7 +373,10 @@ pub fn unified_diff(before: &str, after: &str) -> String {
 
 /// Runs `sluice diff`.
 pub async fn run_diff(g: &GlobalArgs, args: DiffArgs) -> Result<Outcome> {
-    let DiffWhat::Kustomization(args) = args.what;
+    let args = match args.what {
+        DiffWhat::Kustomization(args) => args,
+        DiffWhat::HelmRelease(args) => return crate::helmrelease::run_diff(g, args).await,
+    };
     let client = kube_util::client(g).await?;
     let ns = g.namespace.as_str();
     let log = Log::default();
@@ -367,21 +391,62 @@ pub async fn run_diff(g: &GlobalArgs, args: DiffArgs) -> Result<Outcome> {
         ..
     } = build_local(Some(&client), ns, &args).await?;
     let color = Color::stdout();
+    let (mut differs, built_ids) =
+        diff_objects(&client, &objects, FIELD_MANAGER, "default").await?;
+    if ks.spec.prune {
+        for entry in ks.inventory() {
+            if built_ids.contains(&entry.id) {
+                continue;
+            }
+            if let Ok(id) = ObjectId::parse(&entry.id) {
+                differs = true;
+                println!("{} {} deleted", color.red("►"), id_subject(&id));
+            }
+        }
+    }
+    if differs {
+        Ok(Outcome::Failed)
+    } else {
+        log.success("no changes");
+        Ok(Outcome::Ok)
+    }
+}
+
+/// `Kind/namespace/name` (`Kind/name` when cluster-scoped).
+pub(crate) fn id_subject(id: &ObjectId) -> String {
+    if id.namespace.is_empty() {
+        format!("{}/{}", id.kind, id.name)
+    } else {
+        format!("{}/{}/{}", id.kind, id.namespace, id.name)
+    }
+}
+
+/// Prints, for each object, whether applying it (server-side, dry run, as `field_manager`)
+/// would create it or change the live one, with the changed lines (Secret values masked).
+/// Namespaced objects without a namespace go to `default_ns`. Gives whether anything would
+/// change and the ids (`ObjectId` strings) of the objects.
+pub(crate) async fn diff_objects(
+    client: &Client,
+    objects: &[Value],
+    field_manager: &str,
+    default_ns: &str,
+) -> Result<(bool, HashSet<String>)> {
+    let color = Color::stdout();
     let mut resolver = Resolver::default();
     let mut differs = false;
     let mut built_ids = HashSet::new();
-    for o in &objects {
+    for o in objects {
         let api_version = o["apiVersion"].as_str().unwrap_or_default();
         let kind = o["kind"].as_str().unwrap_or_default();
         let name = o["metadata"]["name"].as_str().unwrap_or_default();
-        let (_, namespaced) = resolver.resolve(&client, api_version, kind).await?;
+        let (_, namespaced) = resolver.resolve(client, api_version, kind).await?;
         let mut o = o.clone();
         if namespaced
             && o["metadata"]["namespace"]
                 .as_str()
                 .is_none_or(str::is_empty)
         {
-            o["metadata"]["namespace"] = Value::String("default".into());
+            o["metadata"]["namespace"] = Value::String(default_ns.into());
         }
         let ons = if namespaced {
             o["metadata"]["namespace"]
@@ -393,7 +458,7 @@ pub async fn run_diff(g: &GlobalArgs, args: DiffArgs) -> Result<Outcome> {
         };
         let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
         built_ids.insert(ObjectId::new(ons.clone(), name, group, kind).to_string());
-        let live = resolver.get(&client, api_version, kind, &ons, name).await?;
+        let live = resolver.get(client, api_version, kind, &ons, name).await?;
         let s = subject(&o);
         match live {
             None => {
@@ -401,7 +466,7 @@ pub async fn run_diff(g: &GlobalArgs, args: DiffArgs) -> Result<Outcome> {
                 println!("{} {s} created", color.green("►"));
             }
             Some(live) => {
-                let merged = resolver.apply(&client, &o, FIELD_MANAGER, true).await?;
+                let merged = resolver.apply(client, &o, field_manager, true).await?;
                 let mut before = normalize(live);
                 let mut after = normalize(merged);
                 if before == after {
@@ -425,28 +490,7 @@ pub async fn run_diff(g: &GlobalArgs, args: DiffArgs) -> Result<Outcome> {
             }
         }
     }
-    if ks.spec.prune {
-        for entry in ks.inventory() {
-            if built_ids.contains(&entry.id) {
-                continue;
-            }
-            if let Ok(id) = ObjectId::parse(&entry.id) {
-                differs = true;
-                let s = if id.namespace.is_empty() {
-                    format!("{}/{}", id.kind, id.name)
-                } else {
-                    format!("{}/{}/{}", id.kind, id.namespace, id.name)
-                };
-                println!("{} {s} deleted", color.red("►"));
-            }
-        }
-    }
-    if differs {
-        Ok(Outcome::Failed)
-    } else {
-        log.success("no changes");
-        Ok(Outcome::Ok)
-    }
+    Ok((differs, built_ids))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod diff;
 pub mod events;
 pub mod export;
 pub mod get;
+pub mod helmrelease;
 pub mod install;
 pub mod kube_util;
 pub mod logs;
@@ -264,6 +265,12 @@ pub enum BuildTarget {
     /// would be applied. Offline with --kustomization-file --dry-run.
     #[command(visible_alias = "ks")]
     Kustomization(diff::BuildKustomizationArgs),
+    /// Render a HelmRelease from a local chart as the controller would
+    /// (values and valuesFrom, release name and namespace, post-renderers):
+    /// what would be installed, hooks included. Offline with
+    /// --helmrelease-file --dry-run.
+    #[command(name = "helmrelease", visible_alias = "hr")]
+    HelmRelease(helmrelease::BuildHelmReleaseArgs),
 }
 
 /// Runs `sluice build kustomization`.
@@ -278,8 +285,11 @@ pub fn run_build(globals: GlobalArgs, target: BuildTarget) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let BuildTarget::Kustomization(args) = target;
-    match runtime.block_on(diff::run_build(&globals, args)) {
+    let result = match target {
+        BuildTarget::Kustomization(args) => runtime.block_on(diff::run_build(&globals, args)),
+        BuildTarget::HelmRelease(args) => runtime.block_on(helmrelease::run_build(&globals, args)),
+    };
+    match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
             print_error(&err);

@@ -452,12 +452,27 @@ pub async fn unlock(ctx: &Context<'_>, mut release: Release) -> Result<Release, 
     Ok(release)
 }
 
-/// Uninstalls `release`: deletes its objects (not those Helm is told to keep), then deletes its
-/// records, or marks the last one `uninstalled` with `keep_history`.
+/// How an uninstall goes (`spec.uninstall`).
+#[derive(Clone, Debug, Default)]
+pub struct UninstallOptions {
+    /// Keep the records, the last marked `uninstalled` (`keepHistory`).
+    pub keep_history: bool,
+    /// The deletes' propagation policy (`deletionPropagation`).
+    pub propagation: sluice_apply::Propagation,
+    /// Wait this long for the deleted objects to be gone (Helm's default; `None` with
+    /// `disableWait`).
+    pub wait: Option<std::time::Duration>,
+}
+
+/// Uninstalls `release` as Helm does: `pre-delete` hooks, its objects deleted (not those Helm
+/// is told to keep) with the propagation asked for, the wait for them to be gone, `post-delete`
+/// hooks, then its records deleted or (with `keep_history`) the last one marked
+/// `uninstalled`. A failed wait or `post-delete` hook does not stop the uninstall; it is
+/// reported after it, in Helm's words (`uninstallation completed with 1 error(s): …`).
 pub async fn uninstall(
     ctx: &Context<'_>,
     release: &Release,
-    keep_history: bool,
+    opts: &UninstallOptions,
 ) -> Result<Option<Release>, ActionError> {
     let mut release = release.clone();
     ctx.run_hooks(&mut release, "pre-delete")
@@ -469,27 +484,81 @@ pub async fn uninstall(
         .filter(|o| !kept(o))
         .filter_map(|o| object_ref(o).ok())
         .collect();
-    ctx.applier
-        .prune(&doomed, &PruneOptions::new(ctx.owner.clone()))
+    let prune = PruneOptions {
+        propagation: opts.propagation,
+        ..PruneOptions::new(ctx.owner.clone())
+    };
+    let deleted = ctx
+        .applier
+        .prune(&doomed, &prune)
         .await
         .map_err(|e| ActionError::Delete(e.to_string()))?;
-    ctx.run_hooks(&mut release, "post-delete")
-        .await
-        .map_err(ActionError::Hook)?;
+    let mut errors = Vec::new();
+    if let Some(timeout) = opts.wait {
+        let gone: Vec<ObjectRef> = deleted
+            .change_set
+            .entries
+            .iter()
+            .filter(|e| e.action == sluice_apply::Action::Deleted)
+            .map(|e| e.object.clone())
+            .collect();
+        if let Err(e) = wait_deleted(ctx, &gone, timeout).await {
+            errors.push(e);
+        }
+    }
+    if let Err(e) = ctx.run_hooks(&mut release, "post-delete").await {
+        errors.push(e);
+    }
     let history = ctx.storage.history(&release.name).await?;
-    if keep_history {
+    let kept_record = if opts.keep_history {
         let mut last = release;
         let info = last.info.get_or_insert_with(Default::default);
         info.status = Status::Uninstalled.as_str().into();
         info.description = "Uninstallation complete".into();
         info.deleted = Some(ctx.now.to_owned());
         ctx.storage.update(&last, ctx.now_unix).await?;
-        return Ok(Some(last));
+        Some(last)
+    } else {
+        for r in history {
+            ctx.storage.delete(&r.name, r.version).await?;
+        }
+        None
+    };
+    if !errors.is_empty() {
+        return Err(ActionError::Delete(format!(
+            "uninstallation completed with {} error(s): {}",
+            errors.len(),
+            errors.join("; ")
+        )));
     }
-    for r in history {
-        ctx.storage.delete(&r.name, r.version).await?;
+    Ok(kept_record)
+}
+
+/// Waits until every object is gone (helm-controller's `WaitForTermination`, polled every
+/// half second instead of every two), worded as it words a timeout.
+async fn wait_deleted(
+    ctx: &Context<'_>,
+    objects: &[ObjectRef],
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for o in objects {
+        loop {
+            match ctx.applier.get(o).await {
+                Ok(None) => break,
+                Ok(Some(_)) => {}
+                Err(e) => return Err(format!("{} termination timeout: {e}", o.subject())),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "{} termination timeout: context deadline exceeded",
+                    o.subject()
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
     }
-    Ok(None)
+    Ok(())
 }
 
 fn new_revision(
@@ -796,7 +865,7 @@ pub(crate) fn object_ref(v: &Value) -> Result<ObjectRef, String> {
 }
 
 /// Helm's ownership metadata.
-fn own(v: &mut Value, name: &str, namespace: &str) {
+pub fn own(v: &mut Value, name: &str, namespace: &str) {
     let meta = &mut v["metadata"];
     if !meta["labels"].is_object() {
         meta["labels"] = Value::Object(Default::default());

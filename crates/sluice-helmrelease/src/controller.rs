@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{ObjectRef as KubeRef, Store};
@@ -35,7 +35,6 @@ use sluice_api::{HelmChart, HelmRelease, OCIRepository};
 use sluice_apply::health::{self, Health, ResourceCache};
 use sluice_apply::{Applier, ObjectRef, Owner};
 use sluice_helm::release::Release;
-use sluice_helm::values_from::{self, Fetched, ValuesReference};
 use sluice_kstatus::cel::{CustomHealthCheck, Expression};
 use sluice_kustomize::yaml::Map as YMap;
 use sluice_runtime::{Failure, History, Recorder, Schedules, finalizers};
@@ -430,8 +429,7 @@ async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     let now = Now::new();
     let disable_hooks = hr.uninstall().disable_hooks.unwrap_or(false);
     let action_ctx = action_context(hr, &applier, &storage, &now, disable_hooks);
-    let keep = hr.uninstall().keep_history.unwrap_or(false);
-    actions::uninstall(&action_ctx, &last, keep)
+    actions::uninstall(&action_ctx, &last, &uninstall_options(hr))
         .await
         .map_err(|e| {
             Error::Cleanup(format!(
@@ -440,6 +438,24 @@ async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
             ))
         })?;
     Ok(Requeue::await_change())
+}
+
+/// `spec.uninstall` as the uninstall action takes it: Helm waits for the deleted objects
+/// (within `uninstall.timeout`, else `spec.timeout`) unless `disableWait`.
+fn uninstall_options(hr: &HelmRelease) -> actions::UninstallOptions {
+    let u = hr.uninstall();
+    actions::UninstallOptions {
+        keep_history: u.keep_history.unwrap_or(false),
+        propagation: match u.deletion_propagation {
+            Some(api::DeletionPropagation::Foreground) => sluice_apply::Propagation::Foreground,
+            Some(api::DeletionPropagation::Orphan) => sluice_apply::Propagation::Orphan,
+            _ => sluice_apply::Propagation::Background,
+        },
+        wait: (!u.disable_wait.unwrap_or(false)).then(|| {
+            hr.action_timeout(u.timeout.as_deref())
+                .unwrap_or(api::DEFAULT_TIMEOUT)
+        }),
+    }
 }
 
 /// Deletes HelmChart `ns/name` (made from `spec.chart`), as helm-controller's `reconcileDelete`.
@@ -573,7 +589,7 @@ async fn source_artifact(hr: &HelmRelease, ctx: &Ctx) -> Result<(Artifact, bool)
 }
 
 fn release_name(hr: &HelmRelease) -> String {
-    sluice_helm::flux::shorten_name(&hr.release_name())
+    crate::build::release_name(hr)
 }
 
 fn applier_for(hr: &HelmRelease, ctx: &Ctx) -> Result<Applier, Failure> {
@@ -758,11 +774,11 @@ pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
         "spec.waitStrategy.name: legacy",
     );
     refuse(
-        hr.uninstall()
-            .deletion_propagation
-            .as_ref()
-            .is_some_and(|p| *p != api::DeletionPropagation::Background),
-        "spec.uninstall.deletionPropagation: foreground/orphan",
+        matches!(
+            hr.uninstall().deletion_propagation,
+            Some(api::DeletionPropagation::Unknown(_))
+        ),
+        "spec.uninstall.deletionPropagation: not one of background, foreground, orphan",
     );
     let install = hr.install();
     refuse(
@@ -981,75 +997,14 @@ impl Run<'_> {
     }
 
     async fn values(&self) -> Result<YMap, Failure> {
-        let ns = self.hr.namespace().unwrap_or_default();
-        let inline = self
-            .hr
-            .spec
-            .values
-            .as_ref()
-            .filter(|v| !v.is_null())
-            .map(|v| match sluice_helm::values::from_json(v) {
-                sluice_kustomize::yaml::Value::Map(m) => Ok(m),
-                _ => Err(Failure::stalled(
-                    "ValuesError",
-                    "spec.values is not a map of values",
-                )),
-            })
-            .transpose()?;
-        let refs: Vec<ValuesReference> = self
-            .hr
-            .spec
-            .values_from
-            .iter()
-            .flatten()
-            .map(|r| ValuesReference {
-                kind: r.kind.to_string(),
-                name: r.name.clone(),
-                values_key: r.values_key.clone(),
-                target_path: r.target_path.clone(),
-                optional: r.is_optional(),
-                literal: r.literal.unwrap_or(false),
-            })
-            .collect();
-        // Every referenced object, read once, before composing (which is pure).
-        let mut fetched = std::collections::BTreeMap::new();
-        for r in &refs {
-            let key = (r.kind.clone(), r.name.clone());
-            if fetched.contains_key(&key) {
-                continue;
-            }
-            let result = match r.kind.as_str() {
-                "ConfigMap" => {
-                    let api: Api<ConfigMap> = Api::namespaced(self.ctx.client.clone(), &ns);
-                    data_of(api.get_opt(&r.name).await, "configmaps", &r.name, |cm| {
-                        cm.data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.into_bytes()))
-                            .collect()
-                    })
+        crate::build::values(Some(&self.ctx.client), self.hr)
+            .await
+            .map_err(|e| match e {
+                crate::build::ValuesError::NotAMap => {
+                    Failure::stalled("ValuesError", e.to_string())
                 }
-                "Secret" => {
-                    let api: Api<Secret> = Api::namespaced(self.ctx.client.clone(), &ns);
-                    data_of(api.get_opt(&r.name).await, "secrets", &r.name, |s| {
-                        s.data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.0))
-                            .collect()
-                    })
-                }
-                _ => continue,
-            };
-            fetched.insert(key, result);
-        }
-        values_from::compose(&ns, inline, &refs, |kind, name| {
-            fetched
-                .get(&(kind.to_owned(), name.to_owned()))
-                .cloned()
-                .unwrap_or_else(|| Fetched::NotFound(format!("{kind} {name:?} not found")))
-        })
-        .map_err(|e| Failure::new("ValuesError", e.to_string()))
+                crate::build::ValuesError::Compose(_) => Failure::new("ValuesError", e.to_string()),
+            })
     }
 
     /// Decides and runs actions until the release is as wanted, an action fails, or a
@@ -1094,12 +1049,7 @@ impl Run<'_> {
             Ok(a) => a,
             Err(f) => return Ended::Failed(f),
         };
-        let render = sluice_helm::render::Options {
-            skip_schema_validation: hr.install().disable_schema_validation.unwrap_or(false),
-            kube_version: self.kube_version().await,
-            post_render: Some(crate::postrender::for_release(hr)),
-            ..Default::default()
-        };
+        let render = crate::build::render_options(hr, self.kube_version().await);
         let force = hr
             .meta()
             .annotations
@@ -1984,7 +1934,6 @@ impl Run<'_> {
 
     async fn uninstall_remediation(&mut self, ctx: &Context<'_>, last: &Release) -> Ended {
         self.changed = true;
-        let keep = self.hr.uninstall().keep_history.unwrap_or(false);
         let described = format!(
             "{}/{}.v{} with chart {}",
             last.namespace,
@@ -1996,7 +1945,7 @@ impl Run<'_> {
                 .map(|m| format!("{}@{}", m.name, m.version))
                 .unwrap_or_default()
         );
-        match actions::uninstall(ctx, last, keep).await {
+        match actions::uninstall(ctx, last, &uninstall_options(self.hr)).await {
             Ok(_) => {
                 let message =
                     format!("Helm uninstall remediation for release {described} succeeded");
@@ -2122,21 +2071,6 @@ fn unreachable_upgrade() -> Result<actions::Pending, actions::ActionError> {
     Err(actions::ActionError::NotFound(
         "no release in storage to upgrade".into(),
     ))
-}
-
-/// What a GET of a ConfigMap or Secret says, for the values.
-fn data_of<T>(
-    got: Result<Option<T>, kube::Error>,
-    resource: &str,
-    name: &str,
-    data: impl FnOnce(T) -> values_from::Data,
-) -> Fetched {
-    match got {
-        Ok(Some(obj)) => Fetched::Found(data(obj)),
-        Ok(None) => Fetched::NotFound(format!("{resource} \"{name}\" not found")),
-        Err(kube::Error::Api(s)) if s.code == 404 => Fetched::NotFound(s.message),
-        Err(e) => Fetched::Failed(e.to_string()),
-    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 //!   port held, no room), which the controller stops retrying after the second one;
 //! - [`digests`]: the post-renderers and common-metadata digests helm-controller records in
 //!   `status.observedPostRenderersDigest` and `status.observedCommonMetadataDigest`;
+//! - [`build`]: what a HelmRelease renders to (values, release name, render options), shared
+//!   by the controller and `sluice build/diff helmrelease`;
 //! - [`postrender`]: helm-controller's post-renderer chain (kustomize patches and images, common
 //!   metadata, origin labels), run by the native kustomize engine on every render.
 //!
@@ -24,6 +26,7 @@
 //!   update, delete), refusing a record over the 1 MiB a Secret holds before writing it.
 
 pub mod actions;
+pub mod build;
 pub mod controller;
 pub mod digests;
 pub mod drift;

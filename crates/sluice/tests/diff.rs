@@ -231,3 +231,214 @@ async fn tree_expands_nested_kustomizations() {
     sluice(&["tree", "ks", "nothing", "-n", n]).expect(1);
     ns.delete().await;
 }
+
+/// A chart (directory) with a ConfigMap from `.Values.greeting` and, when
+/// `old`, a second ConfigMap only the old version has.
+fn greet_chart(dir: &std::path::Path, old: bool) {
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    write(
+        dir,
+        "Chart.yaml",
+        "apiVersion: v2\nname: greet\nversion: 0.1.0\n",
+    );
+    write(dir, "values.yaml", "greeting: default\n");
+    write(
+        dir,
+        "templates/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\ndata:\n  greeting: {{ .Values.greeting | quote }}\n",
+    );
+    if old {
+        write(
+            dir,
+            "templates/old.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-old\ndata: {}\n",
+        );
+    }
+}
+
+/// Applies the objects of a `sluice build helmrelease` output as helm-controller applies a
+/// release (its field manager, Helm's ownership metadata).
+async fn apply_release(client: &kube::Client, ns: &str, stream: &str) {
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), ns);
+    for doc in stream.split("---\n").filter(|d| d.contains("kind:")) {
+        let mut obj: Value = serde_norway::from_str(doc).unwrap();
+        sluice_helmrelease::actions::own(&mut obj, "greet", ns);
+        obj["metadata"]["namespace"] = json!(ns);
+        api.patch(
+            obj["metadata"]["name"].as_str().unwrap(),
+            &PatchParams::apply("helm-controller").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn build_and_diff_a_helm_release() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let (client, ns) = setup("diff-hr").await;
+    let n = ns.name();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), n);
+    let values_cm = |greeting: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "greet-values", "namespace": n},
+            "data": {"values.yaml": format!("greeting: {greeting}\n")},
+        })
+    };
+    cms.patch(
+        "greet-values",
+        &PatchParams::apply("sluice-test"),
+        &Patch::Apply(&values_cm("from a ConfigMap")),
+    )
+    .await
+    .unwrap();
+    let hr = json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2",
+        "kind": "HelmRelease",
+        "metadata": {"name": "greet", "namespace": n},
+        "spec": {
+            "interval": "10m",
+            "chartRef": {"kind": "OCIRepository", "name": "greet"},
+            "valuesFrom": [{"kind": "ConfigMap", "name": "greet-values"}],
+            "postRenderers": [{"kustomize": {"patches": [{
+                "target": {"kind": "ConfigMap"},
+                "patch": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: any\n  labels:\n    patched: \"yes\"\n",
+            }]}}],
+        },
+    });
+    Api::<sluice_api::HelmRelease>::namespaced(client.clone(), n)
+        .patch(
+            "greet",
+            &PatchParams::apply("sluice-test"),
+            &Patch::Apply(&hr),
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("chart");
+    greet_chart(&chart, false);
+    let path = chart.to_str().unwrap();
+
+    // The values from the cluster, the post-renderers and the origin labels.
+    let built = sluice(&["build", "helmrelease", "greet", "--path", path, "-n", n]).expect(0);
+    for want in [
+        "# Source: greet/templates/settings.yaml\n",
+        "greeting: from a ConfigMap\n",
+        "patched: \"yes\"\n",
+        "helm.toolkit.fluxcd.io/name: greet\n",
+        "name: greet-settings\n",
+    ] {
+        assert!(built.stdout.contains(want), "{want}: {}", built.stdout);
+    }
+
+    // Nothing installed: created. Installed as helm-controller would: no changes.
+    let out = sluice(&["diff", "helmrelease", "greet", "--path", path, "-n", n]).expect(1);
+    assert!(
+        out.stdout
+            .contains(&format!("► ConfigMap/{n}/greet-settings created")),
+        "{}",
+        out.stdout
+    );
+    apply_release(&client, n, &built.stdout).await;
+    let out = sluice(&["diff", "hr", "greet", "--path", path, "-n", n]).expect(0);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(out.stderr.contains("no changes"), "{}", out.stderr);
+
+    // New values in the cluster drift the release.
+    cms.patch(
+        "greet-values",
+        &PatchParams::apply("sluice-test"),
+        &Patch::Apply(&values_cm("changed")),
+    )
+    .await
+    .unwrap();
+    let out = sluice(&["diff", "hr", "greet", "--path", path, "-n", n]).expect(1);
+    assert!(
+        out.stdout
+            .contains(&format!("► ConfigMap/{n}/greet-settings drifted"))
+            && out.stdout.contains("-   greeting: from a ConfigMap\n")
+            && out.stdout.contains("+   greeting: changed\n"),
+        "{}",
+        out.stdout
+    );
+
+    // The deployed release has an object the new chart drops: an upgrade deletes it.
+    let old_chart = dir.path().join("old");
+    greet_chart(&old_chart, true);
+    let old = sluice_helm::chart::load_dir(&old_chart, &Default::default()).unwrap();
+    let rendered = sluice_helm::render::render(
+        &old,
+        &Default::default(),
+        &sluice_helm::render::Options {
+            release_name: "greet".into(),
+            namespace: n.into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let record = sluice_helm::release::Release::new_revision(sluice_helm::release::NewRevision {
+        name: "greet",
+        namespace: n,
+        version: 1,
+        chart: &old,
+        rendered: &rendered,
+        config: Default::default(),
+        first_deployed: "2026-12-03T10:00:00Z",
+        last_deployed: "2026-12-03T10:00:00Z",
+        status: sluice_helm::release::Status::Deployed,
+        description: "Install complete",
+        apply_method: "ssa",
+    });
+    sluice_helmrelease::storage::Storage::new(client.clone(), n)
+        .create(&record, 0, 1_796_000_000)
+        .await
+        .unwrap();
+    let out = sluice(&["diff", "hr", "greet", "--path", path, "-n", n]).expect(1);
+    assert!(
+        out.stdout
+            .contains(&format!("► ConfigMap/{n}/greet-old deleted"))
+            && !out.stdout.contains("greet-settings deleted"),
+        "{}",
+        out.stdout
+    );
+
+    // Offline, from a file: valuesFrom is left out, and said so.
+    let file = dir.path().join("hr.yaml");
+    std::fs::write(&file, serde_norway::to_string(&hr).unwrap()).unwrap();
+    let out = sluice_offline(
+        &[
+            "build",
+            "hr",
+            "greet",
+            "--path",
+            path,
+            "--helmrelease-file",
+            file.to_str().unwrap(),
+            "--dry-run",
+            "-n",
+            n,
+        ],
+        &[],
+    )
+    .expect(0);
+    assert!(out.stdout.contains("greeting: default\n"), "{}", out.stdout);
+    assert!(out.stderr.contains("valuesFrom left out"), "{}", out.stderr);
+
+    // Errors name their cause.
+    let out = sluice(&[
+        "diff",
+        "hr",
+        "greet",
+        "--path",
+        "/nonexistent/chart",
+        "-n",
+        n,
+    ])
+    .expect(2);
+    assert!(out.stderr.contains("/nonexistent/chart"), "{}", out.stderr);
+    let out = sluice(&["build", "hr", "missing", "--path", path, "-n", n]).expect(1);
+    assert!(out.stderr.contains("missing"), "{}", out.stderr);
+    ns.delete().await;
+}

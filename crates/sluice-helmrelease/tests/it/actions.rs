@@ -279,7 +279,7 @@ async fn install_upgrade_rollback_uninstall() {
 
     // Uninstall: objects and records gone.
     assert!(
-        actions::uninstall(&ctx, &v3, false)
+        actions::uninstall(&ctx, &v3, &Default::default())
             .await
             .unwrap()
             .is_none()
@@ -470,7 +470,16 @@ async fn ownership_replace_and_cleanup_on_fail_as_helm() {
 
     // Uninstalled with its history kept: installing again needs `replace`.
     let v4 = storage.last("greet").await.unwrap().unwrap();
-    actions::uninstall(&ctx, &v4, true).await.unwrap();
+    actions::uninstall(
+        &ctx,
+        &v4,
+        &actions::UninstallOptions {
+            keep_history: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let err = actions::install(&ctx, &adopting).await.err().unwrap();
     assert_eq!(err.to_string(), "cannot reuse a name that is still in use");
     let replacing = Desired {

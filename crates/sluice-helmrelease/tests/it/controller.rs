@@ -1125,3 +1125,93 @@ async fn post_renderers_shape_the_release_and_a_change_of_them_upgrades() {
     assert!(storage.history("broken").await.unwrap().is_empty());
     f.stop().await;
 }
+
+#[tokio::test]
+async fn uninstall_waits_for_what_it_deleted_with_the_propagation_asked_for() {
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    let f = Fixture::start("hr-uninstall").await;
+    let (client, name) = (f.client.clone(), f.name.clone());
+    let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &name);
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &name);
+    let owned_by = |rs: &ReplicaSet, deployment: &str| {
+        rs.metadata
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with(&format!("{deployment}-"))
+    };
+    for (release, propagation) in [("fore", "foreground"), ("orphan", "orphan")] {
+        let hr = helm_release(
+            &name,
+            release,
+            "60s",
+            json!({"releaseName": release, "uninstall": {"deletionPropagation": propagation}}),
+        );
+        hrs.create(&PostParams::default(), &hr).await.unwrap();
+    }
+    for release in ["fore", "orphan"] {
+        wait_for(&hrs, release, Duration::from_secs(90), |hr| hr.is_ready()).await;
+    }
+    for release in ["fore", "orphan"] {
+        let rs = replica_sets.list(&ListParams::default()).await.unwrap();
+        assert!(
+            rs.items.iter().any(|r| owned_by(r, release)),
+            "{release}: no ReplicaSet yet"
+        );
+    }
+
+    // Foreground: the HelmRelease goes only once the Deployment and its ReplicaSets are gone
+    // (the uninstall waited for the Deployment, which the API server keeps until its
+    // dependents are deleted).
+    hrs.delete("fore", &DeleteParams::default()).await.unwrap();
+    for _ in 0..300 {
+        if hrs.get_opt("fore").await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        hrs.get_opt("fore").await.unwrap().is_none(),
+        "finalizer not removed"
+    );
+    assert!(deployments.get_opt("fore").await.unwrap().is_none());
+    let rs = replica_sets.list(&ListParams::default()).await.unwrap();
+    assert!(
+        !rs.items.iter().any(|r| owned_by(r, "fore")),
+        "ReplicaSets of the foreground-deleted Deployment are left: {:?}",
+        rs.items
+            .iter()
+            .map(|r| r.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
+
+    // Orphan: the Deployment goes, its ReplicaSet stays, without the owner.
+    hrs.delete("orphan", &DeleteParams::default())
+        .await
+        .unwrap();
+    for _ in 0..300 {
+        if hrs.get_opt("orphan").await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        hrs.get_opt("orphan").await.unwrap().is_none(),
+        "finalizer not removed"
+    );
+    assert!(deployments.get_opt("orphan").await.unwrap().is_none());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rs = replica_sets.list(&ListParams::default()).await.unwrap();
+    let orphaned: Vec<&ReplicaSet> = rs.items.iter().filter(|r| owned_by(r, "orphan")).collect();
+    assert!(!orphaned.is_empty(), "the orphaned ReplicaSet was deleted");
+    assert!(
+        orphaned.iter().all(|r| r
+            .metadata
+            .owner_references
+            .as_ref()
+            .is_none_or(|o| o.is_empty())),
+        "still owned"
+    );
+    f.stop().await;
+}
