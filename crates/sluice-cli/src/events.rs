@@ -50,6 +50,7 @@ pub fn canonical_kind(kind: &str) -> String {
         "ocirepo" | "ocirepository" | "ocirepositories" | "oci" => "OCIRepository".into(),
         "helmrepo" | "helmrepository" | "helmrepositories" | "helm" => "HelmRepository".into(),
         "hc" | "helmchart" | "helmcharts" | "chart" => "HelmChart".into(),
+        "hr" | "helmrelease" | "helmreleases" => "HelmRelease".into(),
         "deploy" | "deployment" | "deployments" => "Deployment".into(),
         "sts" | "statefulset" | "statefulsets" => "StatefulSet".into(),
         "ds" | "daemonset" | "daemonsets" => "DaemonSet".into(),

@@ -1,5 +1,6 @@
-//! `sluice tree kustomization NAME`: the inventory as a tree, Kustomizations
-//! in it expanded (as `flux tree`).
+//! `sluice tree kustomization NAME` and `sluice tree helmrelease NAME`: the
+//! inventory as a tree, the Kustomizations and HelmReleases in it expanded
+//! into what they applied (as `flux tree`).
 
 use std::collections::HashSet;
 
@@ -7,8 +8,8 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use kube::Api;
 use serde::Serialize;
-use sluice_api::Kustomization;
 use sluice_api::meta::ObjectId;
+use sluice_api::{HelmRelease, Kustomization};
 
 use crate::kube_util::{self, FluxKind, not_found_or};
 use crate::output::{OutputFormat, print_data};
@@ -31,9 +32,12 @@ pub enum TreeWhat {
     /// A Kustomization's inventory.
     #[command(visible_alias = "ks")]
     Kustomization(TreeName),
+    /// What a HelmRelease installed (its inventory).
+    #[command(name = "helmrelease", visible_alias = "hr")]
+    HelmRelease(TreeName),
 }
 
-/// The Kustomization.
+/// The Kustomization or HelmRelease.
 #[derive(Debug, Args)]
 pub struct TreeName {
     /// Its name.
@@ -45,7 +49,7 @@ pub struct TreeName {
 pub struct Node {
     /// `Kind/namespace/name` (or `Kind/name`).
     pub resource: String,
-    /// Its children (for Kustomizations).
+    /// Its children (for Kustomizations and HelmReleases).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<Node>,
 }
@@ -58,55 +62,110 @@ fn label(id: &ObjectId) -> String {
     }
 }
 
-/// Builds the tree of a Kustomization.
-pub async fn build(client: &kube::Client, ns: &str, name: &str) -> Result<Node> {
+/// A kind whose inventory the tree expands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Owner {
+    Kustomization,
+    HelmRelease,
+}
+
+impl Owner {
+    fn of(id: &ObjectId) -> Option<Owner> {
+        match (id.group.as_str(), id.kind.as_str()) {
+            (sluice_api::kustomization::GROUP, "Kustomization") => Some(Owner::Kustomization),
+            (sluice_api::helm_release::GROUP, "HelmRelease") => Some(Owner::HelmRelease),
+            _ => None,
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Owner::Kustomization => "Kustomization",
+            Owner::HelmRelease => "HelmRelease",
+        }
+    }
+
+    fn flux_kind(self) -> FluxKind {
+        match self {
+            Owner::Kustomization => FluxKind::Kustomization,
+            Owner::HelmRelease => FluxKind::HelmRelease,
+        }
+    }
+}
+
+/// Builds the tree of a Kustomization or a HelmRelease.
+pub async fn build(client: &kube::Client, owner: Owner, ns: &str, name: &str) -> Result<Node> {
     let mut seen = HashSet::new();
-    expand(client, ns, name, &mut seen, true).await
+    expand(client, owner, ns, name, &mut seen, true).await
+}
+
+/// The inventory of `owner` `ns/name`; `None` when it does not exist (and is not the root).
+async fn inventory(
+    client: &kube::Client,
+    owner: Owner,
+    ns: &str,
+    name: &str,
+    root: bool,
+) -> Result<Option<Vec<sluice_api::kustomization::ResourceRef>>> {
+    let got = match owner {
+        Owner::Kustomization => Api::<Kustomization>::namespaced(client.clone(), ns)
+            .get(name)
+            .await
+            .map(|k| k.inventory().to_vec()),
+        Owner::HelmRelease => Api::<HelmRelease>::namespaced(client.clone(), ns)
+            .get(name)
+            .await
+            .map(|h| h.inventory().to_vec()),
+    };
+    match got {
+        Ok(entries) => Ok(Some(entries)),
+        Err(e) if root => Err(not_found_or(
+            e,
+            owner.kind(),
+            ns,
+            name,
+            owner.flux_kind().list_command(),
+        )),
+        Err(e) if kube_util::is_not_found(&e) => Ok(None),
+        Err(e) => Err(kube_util::user_kube_error(
+            e,
+            &format!("getting {}", owner.kind()),
+        )),
+    }
 }
 
 fn expand<'a>(
     client: &'a kube::Client,
+    owner: Owner,
     ns: &'a str,
     name: &'a str,
-    seen: &'a mut HashSet<(String, String)>,
+    seen: &'a mut HashSet<(Owner, String, String)>,
     root: bool,
 ) -> futures::future::BoxFuture<'a, Result<Node>> {
     Box::pin(async move {
-        let resource = format!("Kustomization/{ns}/{name}");
+        let resource = format!("{}/{ns}/{name}", owner.kind());
         let mut node = Node {
             resource,
             resources: vec![],
         };
-        if !seen.insert((ns.to_string(), name.to_string())) {
+        if !seen.insert((owner, ns.to_string(), name.to_string())) {
             return Ok(node);
         }
-        let api: Api<Kustomization> = Api::namespaced(client.clone(), ns);
-        let ks = match api.get(name).await {
-            Ok(ks) => ks,
-            Err(e) if root => {
-                return Err(not_found_or(
-                    e,
-                    "Kustomization",
-                    ns,
-                    name,
-                    FluxKind::Kustomization.list_command(),
-                ));
-            }
-            Err(e) if kube_util::is_not_found(&e) => return Ok(node),
-            Err(e) => return Err(kube_util::user_kube_error(e, "getting Kustomization")),
+        let Some(entries) = inventory(client, owner, ns, name, root).await? else {
+            return Ok(node);
         };
-        for entry in ks.inventory() {
+        for entry in entries {
             let Ok(id) = ObjectId::parse(&entry.id) else {
                 continue;
             };
-            if id.kind == "Kustomization" && id.group == sluice_api::kustomization::GROUP {
-                node.resources
-                    .push(expand(client, &id.namespace, &id.name, seen, false).await?);
-            } else {
-                node.resources.push(Node {
+            match Owner::of(&id) {
+                Some(inner) => node
+                    .resources
+                    .push(expand(client, inner, &id.namespace, &id.name, seen, false).await?),
+                None => node.resources.push(Node {
                     resource: label(&id),
                     resources: vec![],
-                });
+                }),
             }
         }
         Ok(node)
@@ -135,8 +194,11 @@ fn draw(children: &[Node], prefix: &str, out: &mut String) {
 /// Runs `sluice tree`.
 pub async fn run(g: &GlobalArgs, args: TreeArgs) -> Result<Outcome> {
     let client = kube_util::client(g).await?;
-    let TreeWhat::Kustomization(t) = args.what;
-    let tree = build(&client, &g.namespace, &t.name).await?;
+    let (owner, t) = match args.what {
+        TreeWhat::Kustomization(t) => (Owner::Kustomization, t),
+        TreeWhat::HelmRelease(t) => (Owner::HelmRelease, t),
+    };
+    let tree = build(&client, owner, &g.namespace, &t.name).await?;
     match args.output {
         OutputFormat::Table => print!("{}", render(&tree)),
         format => print_data(format, &tree)?,

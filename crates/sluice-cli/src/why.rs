@@ -1,9 +1,10 @@
 //! `sluice why KIND/NAME`: the chain from an object to the root cause of it
 //! not being ready, walking `dependsOn`, the source (a Kustomization's
-//! GitRepository or OCIRepository, a HelmChart's HelmRepository or
-//! GitRepository, and the Secrets a source names), health checks and
-//! conditions, down to Pods, claims and StorageClasses (with
-//! `sluice_kstatus::explain`). For example:
+//! GitRepository or OCIRepository, a HelmRelease's OCIRepository or HelmChart,
+//! a HelmChart's HelmRepository or GitRepository, and the Secrets a source
+//! names), a HelmRelease's missing `valuesFrom` objects, the HelmReleases a
+//! Kustomization applied, health checks and conditions, down to Pods, claims
+//! and StorageClasses (with `sluice_kstatus::explain`). For example:
 //!
 //! ```text
 //! apps → core → prometheus-crds: Kustomization flux-system/prometheus-crds not found
@@ -16,17 +17,20 @@ use std::fmt::Debug;
 
 use anyhow::Result;
 use clap::Args;
-use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::ListParams;
 use kube::{Api, Client};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sluice_api::helm_release::ChartRefKind;
 use sluice_api::kustomization::SourceKind;
 use sluice_api::meta::{FluxObject, LocalObjectReference, ObjectId};
 use sluice_api::source::HelmChartSourceKind;
-use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
+use sluice_api::{
+    GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
+};
 use sluice_kstatus::{ComputeOptions, ExplainInput, Status, explain, render_chain};
 
 use crate::events::canonical_kind;
@@ -38,7 +42,7 @@ use crate::{GlobalArgs, Outcome, UserError};
 #[derive(Debug, Args)]
 pub struct WhyArgs {
     /// The object: KIND/NAME or KIND/NAMESPACE/NAME, where KIND is
-    /// kustomization (ks), gitrepository (gitrepo), ocirepository (ocirepo),
+    /// kustomization (ks), helmrelease (hr), gitrepository (gitrepo), ocirepository (ocirepo),
     /// helmrepository (helmrepo), helmchart (hc), deployment, statefulset,
     /// daemonset, pod or pvc.
     #[arg(value_name = "KIND/NAME")]
@@ -248,6 +252,7 @@ impl Walker {
             "OCIRepository" => self.source::<OCIRepository>(ns, name).await?,
             "HelmRepository" => self.source::<HelmRepository>(ns, name).await?,
             "HelmChart" => self.chart(ns, name).await?,
+            "HelmRelease" => self.helm_release(ns, name).await?,
             "Deployment"
             | "StatefulSet"
             | "DaemonSet"
@@ -276,7 +281,7 @@ impl Walker {
             }
             other => {
                 return Err(UserError::new(format!("sluice why does not know the kind {other}"))
-                    .hint("use kustomization, gitrepository, ocirepository, helmrepository, helmchart, deployment, statefulset, daemonset, pod or pvc")
+                    .hint("use kustomization, helmrelease, gitrepository, ocirepository, helmrepository, helmchart, deployment, statefulset, daemonset, pod or pvc")
                     .into());
             }
         };
@@ -392,63 +397,33 @@ impl Walker {
                     ready: false,
                 });
             }
-            // Health: applied workloads and health checks that are not Current.
-            let mut targets: Vec<(String, String, String, String)> = Vec::new();
-            for entry in ks.inventory() {
-                let Ok(id) = ObjectId::parse(&entry.id) else {
-                    continue;
-                };
-                if matches!(
-                    (id.group.as_str(), id.kind.as_str()),
-                    ("apps", "Deployment" | "StatefulSet" | "DaemonSet")
-                        | ("batch", "Job")
-                        | ("", "PersistentVolumeClaim")
-                ) {
-                    let api_version = entry.api_version().unwrap_or_default();
-                    targets.push((api_version, id.kind, id.namespace, id.name));
-                }
-            }
-            for hc in ks.spec.health_checks.iter().flatten() {
-                let api_version = hc.api_version.clone().unwrap_or_else(|| "apps/v1".into());
-                let hns = hc.namespace.clone().unwrap_or_else(|| ns.to_string());
-                let t = (api_version, hc.kind.clone(), hns, hc.name.clone());
-                if !targets.contains(&t) {
-                    targets.push(t);
-                }
-            }
-            let opts = ComputeOptions::flux();
-            for (api_version, kind, tns, tname) in targets {
-                let live = self
-                    .resolver
-                    .get(&self.client, &api_version, &kind, &tns, &tname)
-                    .await
-                    .unwrap_or(None);
-                match live {
-                    None => {
-                        let mut steps = vec![me];
-                        steps.push(Step::missing(&kind, &tns, &tname));
-                        return Ok(Walk {
-                            steps,
-                            path: vec![name.to_string()],
-                            tail: None,
-                            ready: false,
-                        });
-                    }
-                    Some(live) => {
-                        let status = sluice_kstatus::compute_or_unknown(&live, &opts).status;
-                        if status != Status::Current {
-                            let sub = self.workload(&live).await?;
-                            let mut steps = vec![me];
-                            steps.extend(sub.steps);
-                            return Ok(Walk {
-                                steps,
-                                path: vec![name.to_string()],
-                                tail: sub.tail,
-                                ready: false,
-                            });
-                        }
-                    }
-                }
+            // Health: HelmReleases it applied that are not ready, then applied workloads and
+            // health checks that are not Current.
+            let checks: Vec<(String, String, String, String)> = ks
+                .spec
+                .health_checks
+                .iter()
+                .flatten()
+                .map(|hc| {
+                    (
+                        hc.api_version.clone().unwrap_or_else(|| "apps/v1".into()),
+                        hc.kind.clone(),
+                        hc.namespace.clone().unwrap_or_else(|| ns.to_string()),
+                        hc.name.clone(),
+                    )
+                })
+                .collect();
+            if let Some(sub) = self.unhealthy(ks.inventory(), checks).await? {
+                let mut steps = vec![me];
+                steps.extend(sub.steps);
+                let mut path = vec![name.to_string()];
+                path.extend(sub.path);
+                return Ok(Walk {
+                    steps,
+                    path,
+                    tail: sub.tail,
+                    ready: false,
+                });
             }
             // Nothing below it: its own condition is the root cause.
             Ok(Walk {
@@ -457,6 +432,194 @@ impl Walker {
                 tail: None,
                 ready: false,
             })
+        })
+    }
+
+    /// The first of what an inventory holds (and of `checks`) that is not ready: a
+    /// HelmRelease (walked), else a workload or claim that is not Current (its cause chain)
+    /// or does not exist.
+    async fn unhealthy(
+        &mut self,
+        inventory: &[sluice_api::kustomization::ResourceRef],
+        checks: Vec<(String, String, String, String)>,
+    ) -> Result<Option<Walk>> {
+        let mut targets: Vec<(String, String, String, String)> = Vec::new();
+        for entry in inventory {
+            let Ok(id) = ObjectId::parse(&entry.id) else {
+                continue;
+            };
+            if id.kind == "HelmRelease" && id.group == sluice_api::helm_release::GROUP {
+                let sub = self.helm_release(&id.namespace, &id.name).await?;
+                if !sub.ready {
+                    return Ok(Some(sub));
+                }
+                continue;
+            }
+            if matches!(
+                (id.group.as_str(), id.kind.as_str()),
+                ("apps", "Deployment" | "StatefulSet" | "DaemonSet")
+                    | ("batch", "Job")
+                    | ("", "PersistentVolumeClaim")
+            ) {
+                let api_version = entry.api_version().unwrap_or_default();
+                targets.push((api_version, id.kind, id.namespace, id.name));
+            }
+        }
+        for t in checks {
+            if !targets.contains(&t) {
+                targets.push(t);
+            }
+        }
+        let opts = ComputeOptions::flux();
+        for (api_version, kind, tns, tname) in targets {
+            let live = self
+                .resolver
+                .get(&self.client, &api_version, &kind, &tns, &tname)
+                .await
+                .unwrap_or(None);
+            match live {
+                None => {
+                    return Ok(Some(Walk {
+                        steps: vec![Step::missing(&kind, &tns, &tname)],
+                        path: vec![],
+                        tail: None,
+                        ready: false,
+                    }));
+                }
+                Some(live) => {
+                    let status = sluice_kstatus::compute_or_unknown(&live, &opts).status;
+                    if status != Status::Current {
+                        let mut sub = self.workload(&live).await?;
+                        sub.ready = false;
+                        return Ok(Some(sub));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A HelmRelease: its own condition, else the first dependency that is not ready, its
+    /// chart's source, a `valuesFrom` object that does not exist, or what it installed that
+    /// is not ready.
+    fn helm_release<'a>(
+        &'a mut self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Walk>> {
+        Box::pin(async move {
+            let api: Api<HelmRelease> = Api::namespaced(self.client.clone(), ns);
+            let hr = api.get_opt(name).await.map_err(|e| {
+                kube_util::user_kube_error(e, &format!("getting HelmRelease {ns}/{name}"))
+            })?;
+            let alone = |step: Step, ready: bool| Walk {
+                steps: vec![step],
+                path: vec![name.to_string()],
+                tail: None,
+                ready,
+            };
+            let Some(hr) = hr else {
+                return Ok(alone(Step::missing("HelmRelease", ns, name), false));
+            };
+            let key = ("HelmRelease".to_string(), ns.to_string(), name.to_string());
+            if !self.visited.insert(key) {
+                let step = Step::new("HelmRelease", ns, name, "dependency cycle: reached again");
+                return Ok(alone(step, false));
+            }
+            let mut me = Step::new("HelmRelease", ns, name, ready_message(&hr));
+            if hr.is_ready() {
+                return Ok(alone(me, true));
+            }
+            if hr.is_suspended() {
+                me.message = format!("suspended ({})", me.message);
+                return Ok(alone(me, false));
+            }
+            let below = |me: Step, sub: Walk| {
+                let mut steps = vec![me];
+                steps.extend(sub.steps);
+                let mut path = vec![name.to_string()];
+                path.extend(sub.path);
+                Walk {
+                    steps,
+                    path,
+                    tail: sub.tail,
+                    ready: false,
+                }
+            };
+            for dep in hr.spec.depends_on.iter().flatten() {
+                let dns = dep.namespace_or(ns).to_string();
+                let sub = self.helm_release(&dns, &dep.name).await?;
+                if !sub.ready {
+                    return Ok(below(me, sub));
+                }
+            }
+            // The chart's source: chartRef, or the HelmChart made from spec.chart.
+            let source = if let Some(r) = &hr.spec.chart_ref {
+                let sns = r.namespace_or(ns).to_string();
+                match r.kind {
+                    ChartRefKind::OciRepository => {
+                        Some(self.source::<OCIRepository>(&sns, &r.name).await?)
+                    }
+                    ChartRefKind::HelmChart => Some(self.chart(&sns, &r.name).await?),
+                    _ => None,
+                }
+            } else if let Some(t) = &hr.spec.chart {
+                let (cns, cname) = match hr.status.as_ref().and_then(|s| s.helm_chart()) {
+                    Some((cns, cname)) => (cns.to_string(), cname.to_string()),
+                    None => (
+                        t.spec
+                            .source_ref
+                            .namespace
+                            .clone()
+                            .unwrap_or_else(|| ns.to_string()),
+                        format!("{ns}-{name}"),
+                    ),
+                };
+                Some(self.chart(&cns, &cname).await?)
+            } else {
+                None
+            };
+            if let Some(sub) = source.filter(|s| !s.ready) {
+                return Ok(below(me, sub));
+            }
+            // valuesFrom: the first required object that does not exist.
+            for r in hr.spec.values_from.iter().flatten() {
+                if r.is_optional() {
+                    continue;
+                }
+                let kind = r.kind.to_string();
+                let missing = match kind.as_str() {
+                    "ConfigMap" => matches!(
+                        Api::<ConfigMap>::namespaced(self.client.clone(), ns)
+                            .get_metadata_opt(&r.name)
+                            .await,
+                        Ok(None)
+                    ),
+                    "Secret" => matches!(
+                        Api::<Secret>::namespaced(self.client.clone(), ns)
+                            .get_metadata_opt(&r.name)
+                            .await,
+                        Ok(None)
+                    ),
+                    _ => false,
+                };
+                if missing {
+                    return Ok(below(
+                        me,
+                        Walk {
+                            steps: vec![Step::missing(&kind, ns, &r.name)],
+                            path: vec![],
+                            tail: None,
+                            ready: false,
+                        },
+                    ));
+                }
+            }
+            // What the release installed.
+            if let Some(sub) = self.unhealthy(hr.inventory(), Vec::new()).await? {
+                return Ok(below(me, sub));
+            }
+            Ok(alone(me, false))
         })
     }
 

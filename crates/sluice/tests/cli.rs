@@ -455,6 +455,110 @@ async fn why_explains_a_pending_pod() {
         "{}",
         out.stdout
     );
+
+    // Through a HelmRelease that installed it, itself applied by a Kustomization.
+    source_object(
+        &client,
+        "OCIRepository",
+        n,
+        "charts",
+        json!({"url": "oci://registry.example/memos", "interval": "10m"}),
+    )
+    .await;
+    set_ready(
+        &client,
+        "OCIRepository",
+        n,
+        "charts",
+        true,
+        "stored artifact",
+    )
+    .await;
+    helm_release(&client, n, "memos", "charts", json!({})).await;
+    let hr_generation = support::generation(&client, "HelmRelease", n, "memos").await;
+    write_status(&client, "HelmRelease", n, "memos", json!({
+        "observedGeneration": hr_generation,
+        "conditions": [condition("False", "InstallFailed", "Helm install failed for release memos/memos with chart memos@1.0.0: timeout waiting for: [Deployment/memos status: 'InProgress']", hr_generation)],
+        "inventory": {"entries": [
+            {"id": format!("{n}_memos-data__PersistentVolumeClaim"), "v": "v1"},
+            {"id": format!("{n}_memos_apps_Deployment"), "v": "v1"},
+        ]},
+    })).await;
+    kustomization(&client, n, "platform", "repo", &[]).await;
+    let ks_generation = support::generation(&client, "Kustomization", n, "platform").await;
+    write_status(&client, "Kustomization", n, "platform", json!({
+        "observedGeneration": ks_generation,
+        "conditions": [condition("False", "HealthCheckFailed", "health check failed: [HelmRelease/memos status: 'Failed']", ks_generation)],
+        "inventory": {"entries": [
+            {"id": format!("{n}_memos_helm.toolkit.fluxcd.io_HelmRelease"), "v": "v2"},
+        ]},
+    })).await;
+    let out = sluice(&["why", "ks/platform", "-n", n]).expect(1);
+    assert!(
+        out.stdout
+            .contains("root cause: platform → memos → memos-data: PVC"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("→ HelmRelease {n}/memos: Helm install failed")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("StorageClass \"local-hostpath-missing\" does not exist"),
+        "{}",
+        out.stdout
+    );
+
+    // A HelmRelease's own causes: its chart source, a valuesFrom object.
+    helm_release(&client, n, "nochart", "absent", json!({})).await;
+    set_ready(
+        &client,
+        "HelmRelease",
+        n,
+        "nochart",
+        false,
+        "could not get Source object",
+    )
+    .await;
+    let out = sluice(&["why", "hr/nochart", "-n", n]).expect(1);
+    assert!(
+        out.stdout.contains(&format!(
+            "root cause: nochart → absent: OCIRepository {n}/absent not found"
+        )),
+        "{}",
+        out.stdout
+    );
+    helm_release(
+        &client,
+        n,
+        "novalues",
+        "charts",
+        json!({"valuesFrom": [
+            {"kind": "ConfigMap", "name": "maybe", "optional": true},
+            {"kind": "Secret", "name": "memos-values"},
+        ]}),
+    )
+    .await;
+    set_ready(
+        &client,
+        "HelmRelease",
+        n,
+        "novalues",
+        false,
+        "could not get values",
+    )
+    .await;
+    let out = sluice(&["why", "helmrelease/novalues", "-n", n]).expect(1);
+    assert!(
+        out.stdout
+            .contains(&format!("Secret {n}/memos-values not found")),
+        "{}",
+        out.stdout
+    );
     ns.delete().await;
 }
 

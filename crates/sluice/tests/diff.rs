@@ -202,6 +202,20 @@ async fn tree_expands_nested_kustomizations() {
             {"id": format!("{n}_flux-system_source.toolkit.fluxcd.io_GitRepository"), "v": "v1"},
         ]},
     })).await;
+    helm_release(&client, n, "traefik", "charts", json!({})).await;
+    write_status(
+        &client,
+        "HelmRelease",
+        n,
+        "traefik",
+        json!({
+            "inventory": {"entries": [
+                {"id": "traefik_traefik_apps_Deployment", "v": "v1"},
+                {"id": "traefik_traefik__Service", "v": "v1"},
+            ]},
+        }),
+    )
+    .await;
     write_status(
         &client,
         "Kustomization",
@@ -211,6 +225,7 @@ async fn tree_expands_nested_kustomizations() {
             "inventory": {"entries": [
                 {"id": "_memos__Namespace", "v": "v1"},
                 {"id": "memos_memos_apps_Deployment", "v": "v1"},
+                {"id": format!("{n}_traefik_helm.toolkit.fluxcd.io_HelmRelease"), "v": "v2"},
             ]},
         }),
     )
@@ -219,9 +234,17 @@ async fn tree_expands_nested_kustomizations() {
     assert_eq!(
         out.stdout,
         format!(
-            "Kustomization/{n}/flux-system\n├── Kustomization/{n}/apps\n│   ├── Namespace/memos\n│   └── Deployment/memos/memos\n└── GitRepository/{n}/flux-system\n"
+            "Kustomization/{n}/flux-system\n├── Kustomization/{n}/apps\n│   ├── Namespace/memos\n│   ├── Deployment/memos/memos\n│   └── HelmRelease/{n}/traefik\n│       ├── Deployment/traefik/traefik\n│       └── Service/traefik/traefik\n└── GitRepository/{n}/flux-system\n"
         )
     );
+    let out = sluice(&["tree", "helmrelease", "traefik", "-n", n]).expect(0);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "HelmRelease/{n}/traefik\n├── Deployment/traefik/traefik\n└── Service/traefik/traefik\n"
+        )
+    );
+    sluice(&["tree", "hr", "nothing", "-n", n]).expect(1);
     let out = sluice(&["tree", "ks", "flux-system", "-n", n, "-o", "json"]).expect(0);
     let tree: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(

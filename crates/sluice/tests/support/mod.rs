@@ -12,7 +12,9 @@ use k8s_openapi::serde::de::DeserializeOwned;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
+use sluice_api::{
+    GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
+};
 use sluice_testsupport::{TestNamespace, kubeconfig_path};
 
 /// The result of one `sluice` run.
@@ -218,6 +220,31 @@ pub async fn kustomization(
     kustomization_from(client, ns, name, "GitRepository", source, depends_on).await;
 }
 
+/// Creates a HelmRelease of the chart in OCIRepository `source`, its spec merged with `extra`.
+pub async fn helm_release(client: &Client, ns: &str, name: &str, source: &str, extra: Value) {
+    let mut spec = json!({
+        "interval": "10m",
+        "chartRef": {"kind": "OCIRepository", "name": source},
+    });
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        spec[k] = v.clone();
+    }
+    let obj = json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2",
+        "kind": "HelmRelease",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    });
+    Api::<HelmRelease>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &PatchParams::apply("sluice-test").force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap();
+}
+
 /// [`kustomization`] from a source of kind `source_kind`.
 pub async fn kustomization_from(
     client: &Client,
@@ -279,6 +306,7 @@ pub async fn write_status(client: &Client, kind: &str, ns: &str, name: &str, sta
         "OCIRepository" => patch_status::<OCIRepository>(client, ns, name, &patch).await,
         "HelmRepository" => patch_status::<HelmRepository>(client, ns, name, &patch).await,
         "HelmChart" => patch_status::<HelmChart>(client, ns, name, &patch).await,
+        "HelmRelease" => patch_status::<HelmRelease>(client, ns, name, &patch).await,
         other => panic!("no status writer for {other}"),
     }
 }
@@ -332,7 +360,7 @@ pub async fn set_ready(
     if kind == "Kustomization" && ready {
         st["lastAppliedRevision"] = json!("main@sha1:0123456789abcdef0123456789abcdef01234567");
     }
-    if kind != "Kustomization" && ready {
+    if !matches!(kind, "Kustomization" | "HelmRelease") && ready {
         let path = format!("{}/x/y/0123.tar.gz", kind.to_lowercase());
         st["artifact"] = json!({
             "url": format!("http://source-controller/{path}"),
@@ -374,6 +402,7 @@ pub async fn object(client: &Client, kind: &str, ns: &str, name: &str) -> Value 
         "OCIRepository" => get::<OCIRepository>(client, ns, name).await,
         "HelmRepository" => get::<HelmRepository>(client, ns, name).await,
         "HelmChart" => get::<HelmChart>(client, ns, name).await,
+        "HelmRelease" => get::<HelmRelease>(client, ns, name).await,
         other => panic!("not a Flux kind: {other}"),
     }
 }
