@@ -113,6 +113,60 @@ pub enum Health {
     Failed(String),
 }
 
+/// The rules an object is judged by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rules {
+    /// kstatus with Flux's Job rule (a Job is ready once complete), or a matching CEL check:
+    /// the Kustomization's health checks and a HelmRelease's wait (Helm's `WaitWithJobs`).
+    #[default]
+    Flux,
+    /// Plain kstatus (a Job is ready once started), or a matching CEL check: a HelmRelease's
+    /// wait with `disableWaitForJobs` (Helm's `Wait`).
+    Kstatus,
+    /// Helm's legacy readiness (`waitStrategy: legacy`, [`sluice_kstatus::legacy`]). CEL
+    /// checks do not apply, as in helm-controller.
+    HelmLegacy {
+        /// Jobs are waited for (Helm's `WaitWithJobs`).
+        check_jobs: bool,
+    },
+}
+
+/// What [`sluice_kstatus::legacy::ready`] needs besides the object: its ReplicaSets or Pods.
+async fn legacy_related(client: &Client, live: &Value) -> Vec<Value> {
+    use sluice_kstatus::legacy::{Needs, needs, selector};
+    let ns = live
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(sel) = selector(live) else {
+        return Vec::new();
+    };
+    let lp = ListParams::default().labels(&sel);
+    let listed = match needs(live) {
+        Needs::Nothing => return Vec::new(),
+        Needs::ReplicaSets => {
+            let api: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+                Api::namespaced(client.clone(), ns);
+            api.list(&lp).await.map(|l| {
+                l.items
+                    .iter()
+                    .filter_map(|o| serde_json::to_value(o).ok())
+                    .collect()
+            })
+        }
+        Needs::Pods => {
+            let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), ns);
+            api.list(&lp).await.map(|l| {
+                l.items
+                    .iter()
+                    .filter_map(|o| serde_json::to_value(o).ok())
+                    .collect()
+            })
+        }
+    };
+    listed.unwrap_or_default()
+}
+
 /// Looks once at `objects` (kstatus rules, or the CEL checks of `custom`
 /// for the objects one of them applies to) and says whether they are ready.
 /// `elapsed` is how long the health check has been running; when `last` is
@@ -134,7 +188,36 @@ pub async fn check(
     elapsed: Duration,
     last: bool,
 ) -> Health {
-    let opts = ComputeOptions::flux();
+    check_by(
+        client,
+        service_account,
+        cache,
+        objects,
+        custom,
+        elapsed,
+        last,
+        Rules::Flux,
+    )
+    .await
+}
+
+/// [`check`] by the given rules. Under [`Rules::HelmLegacy`] the reason an object is not
+/// ready (`no load balancer assigned an address …`) is named, with its cause chain.
+#[allow(clippy::too_many_arguments)]
+pub async fn check_by(
+    client: &Client,
+    service_account: Option<&str>,
+    cache: &ResourceCache,
+    objects: &[ObjectRef],
+    custom: &[CustomHealthCheck],
+    elapsed: Duration,
+    last: bool,
+    rules: Rules,
+) -> Health {
+    let opts = match rules {
+        Rules::Kstatus => ComputeOptions::default(),
+        _ => ComputeOptions::flux(),
+    };
     let mut still = Vec::new();
     let mut failed = false;
     let mut forbidden = Vec::new();
@@ -147,16 +230,24 @@ pub async fn check(
             }
             Err(e) => (None, Some(e.message)),
         };
-        let (status, why) = match &live {
-            Some(v) => match custom.iter().find(|c| c.applies_to(v)) {
+        let (status, why) = match (&live, rules) {
+            (Some(v), Rules::HelmLegacy { check_jobs }) => {
+                use sluice_kstatus::legacy::{Verdict, ready};
+                match ready(v, &legacy_related(client, v).await, check_jobs) {
+                    Verdict::Ready => (Status::Current, None),
+                    Verdict::NotReady(m) => (Status::InProgress, Some(m)),
+                    Verdict::Failed(m) => (Status::Failed, Some(m)),
+                }
+            }
+            (Some(v), _) => match custom.iter().find(|c| c.applies_to(v)) {
                 Some(c) => {
                     let r = c.evaluate(v);
                     (r.status, Some(r.message))
                 }
                 None => (sluice_kstatus::compute_or_unknown(v, &opts).status, None),
             },
-            None if read_error.is_some() => (Status::Unknown, read_error),
-            None => (Status::NotFound, None),
+            (None, _) if read_error.is_some() => (Status::Unknown, read_error),
+            (None, _) => (Status::NotFound, None),
         };
         if status != Status::Current {
             failed |= status == Status::Failed;
@@ -201,9 +292,12 @@ pub async fn check(
     };
     for (o, _, live, why) in &still {
         if let Some(why) = why {
-            // A custom health check: its own verdict is the cause.
+            // A custom health check or Helm's legacy rules: their own verdict is the cause
+            // (with the cause chain below it for the legacy rules).
             msg.push_str(&format!("; {}: {why}", o.subject()));
-            continue;
+            if !matches!(rules, Rules::HelmLegacy { .. }) {
+                continue;
+            }
         }
         if let Some(live) = live {
             let chain = cause_chain(client, &o.namespace, live).await;

@@ -440,6 +440,28 @@ async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     Ok(Requeue::await_change())
 }
 
+/// The rules a wait judges the release's objects by: Helm's legacy readiness with
+/// `waitStrategy: legacy`, else kstatus (helm-controller's poller); Jobs waited for until
+/// complete unless the action's `disableWaitForJobs` (Helm's `Wait` instead of `WaitWithJobs`).
+fn wait_rules(hr: &HelmRelease, step: &Step) -> health::Rules {
+    let disabled = match step {
+        Step::Install => hr.install().disable_wait_for_jobs,
+        Step::Upgrade => hr.upgrade().disable_wait_for_jobs,
+        Step::Rollback(_) => hr.rollback().disable_wait_for_jobs,
+    };
+    let jobs = !disabled.unwrap_or(false);
+    let legacy = hr
+        .spec
+        .wait_strategy
+        .as_ref()
+        .is_some_and(|w| w.name == api::WaitStrategyName::Legacy);
+    match (legacy, jobs) {
+        (true, check_jobs) => health::Rules::HelmLegacy { check_jobs },
+        (false, true) => health::Rules::Flux,
+        (false, false) => health::Rules::Kstatus,
+    }
+}
+
 /// `spec.uninstall` as the uninstall action takes it: Helm waits for the deleted objects
 /// (within `uninstall.timeout`, else `spec.timeout`) unless `disableWait`.
 fn uninstall_options(hr: &HelmRelease) -> actions::UninstallOptions {
@@ -770,8 +792,8 @@ pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
     refuse(
         s.wait_strategy
             .as_ref()
-            .is_some_and(|w| w.name != api::WaitStrategyName::Poller),
-        "spec.waitStrategy.name: legacy",
+            .is_some_and(|w| matches!(w.name, api::WaitStrategyName::Unknown(_))),
+        "spec.waitStrategy.name: not one of poller, legacy",
     );
     refuse(
         matches!(
@@ -1622,7 +1644,7 @@ impl Run<'_> {
             .as_deref()
             .map(|sa| format!("{}/{sa}", self.hr.namespace().unwrap_or_default()));
         let checks = health_checks(self.hr).unwrap_or_default();
-        let verdict = health::check(
+        let verdict = health::check_by(
             ctx.applier.client(),
             acting_as.as_deref(),
             &self.ctx.resources,
@@ -1630,6 +1652,7 @@ impl Run<'_> {
             &checks,
             waiting.wait_started.elapsed(),
             last,
+            wait_rules(self.hr, &waiting.step),
         )
         .await;
         match verdict {
@@ -2093,22 +2116,63 @@ mod tests {
                 "install": {"crds": "CreateReplace", "createNamespace": true, "replace": true,
                             "disableTakeOwnership": true},
                 "uninstall": {"deletionPropagation": "orphan"},
+                "postRenderStrategy": "separate",
+                "kubeConfig": {"secretRef": {"name": "remote"}},
             },
         }))
         .unwrap();
         assert_eq!(
             unsupported(&hr),
+            ["spec.kubeConfig", "spec.upgrade.serverSideApply: disabled"]
+        );
+        let mut unknown = hr.clone();
+        unknown.spec.kube_config = None;
+        unknown.spec.upgrade = None;
+        let strange = serde_json::json!({"name": "other"});
+        unknown.spec.wait_strategy = Some(serde_json::from_value(strange).unwrap());
+        unknown.spec.post_render_strategy = Some(serde_json::from_value("both".into()).unwrap());
+        assert_eq!(
+            unsupported(&unknown),
             [
-                "spec.waitStrategy.name: legacy",
-                "spec.uninstall.deletionPropagation: foreground/orphan",
-                "spec.upgrade.serverSideApply: disabled",
+                "spec.postRenderStrategy: not one of nohooks, combined, separate",
+                "spec.waitStrategy.name: not one of poller, legacy",
             ]
         );
         let mut plain = hr.clone();
-        plain.spec.wait_strategy = None;
+        plain.spec.kube_config = None;
         plain.spec.upgrade = None;
-        plain.spec.uninstall = None;
         assert!(unsupported(&plain).is_empty(), "{:?}", unsupported(&plain));
+    }
+
+    #[test]
+    fn waits_judge_by_the_strategy_and_the_actions_jobs_setting() {
+        let hr = |spec: serde_json::Value| -> HelmRelease {
+            let mut base = serde_json::json!({"interval": "5m", "chartRef": {"kind": "HelmChart", "name": "c"}});
+            for (k, v) in spec.as_object().unwrap() {
+                base[k] = v.clone();
+            }
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+                "metadata": {"name": "r", "namespace": "n"}, "spec": base,
+            }))
+            .unwrap()
+        };
+        use health::Rules;
+        let plain = hr(serde_json::json!({}));
+        assert_eq!(wait_rules(&plain, &Step::Install), Rules::Flux);
+        let no_jobs = hr(serde_json::json!({"upgrade": {"disableWaitForJobs": true}}));
+        assert_eq!(wait_rules(&no_jobs, &Step::Install), Rules::Flux);
+        assert_eq!(wait_rules(&no_jobs, &Step::Upgrade), Rules::Kstatus);
+        let legacy = hr(serde_json::json!({"waitStrategy": {"name": "legacy"},
+            "install": {"disableWaitForJobs": true}}));
+        assert_eq!(
+            wait_rules(&legacy, &Step::Install),
+            Rules::HelmLegacy { check_jobs: false }
+        );
+        assert_eq!(
+            wait_rules(&legacy, &Step::Upgrade),
+            Rules::HelmLegacy { check_jobs: true }
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Failures whose cause is the cluster, not the release: a StorageClass that does not exist, a
 //! CRD that is not installed, a port already held (on k3s, often by its bundled Traefik and
-//! servicelb), nodes without room. Retrying or rolling back does not change them, so the
+//! servicelb), a LoadBalancer Service no load balancer gives an address (what Helm's legacy
+//! wait waits for), nodes without room. Retrying or rolling back does not change them, so the
 //! controller stops retrying once the same one has failed the release twice (with a
 //! remediation between), names it, and tries again when something changes (the HelmRelease,
 //! its chart, a reconcile request). Flux's helm-controller retries such releases until its
@@ -23,6 +24,9 @@ const HINT_CRD: &str = "install the CRD first (a HelmRelease or Kustomization it
 const HINT_PORT: &str = "free the port or pick another; on k3s, the bundled Traefik (and its \
                          servicelb pods) hold 80 and 443 unless k3s runs with --disable=traefik";
 const HINT_ROOM: &str = "add capacity or lower the release's requests";
+const HINT_LOAD_BALANCER: &str = "give the cluster a load balancer (k3s's servicelb, unless k3s \
+                                  runs with --disable=servicelb; MetalLB; kube-vip) or make the \
+                                  Service a NodePort or ClusterIP one";
 
 /// The environmental cause named in `message`, if any.
 pub fn cause(message: &str) -> Option<Cause> {
@@ -53,6 +57,23 @@ pub fn cause(message: &str) -> Option<Cause> {
                 hint: HINT_PORT,
             });
         }
+    }
+    if let Some(start) = message.find("no load balancer assigned an address") {
+        let rest = &message[start..];
+        let end = rest.find(':').unwrap_or(rest.len());
+        // The Service, as the wait names it: `…; Service/ns/name: no load balancer …`.
+        let service = message[..start]
+            .strip_suffix(": ")
+            .and_then(|before| before.rsplit("; ").next())
+            .filter(|s| s.starts_with("Service/"));
+        let summary = match service {
+            Some(svc) => format!("{svc}: {}", &rest[..end]),
+            None => rest[..end].to_owned(),
+        };
+        return Some(Cause {
+            summary,
+            hint: HINT_LOAD_BALANCER,
+        });
     }
     for needle in ["Insufficient cpu", "Insufficient memory"] {
         if message.contains(needle) {
@@ -103,6 +124,18 @@ mod tests {
             cause(m).unwrap().summary,
             "no node has room: Insufficient memory"
         );
+        let m = format!(
+            "timeout waiting for: [Service/kube-system/traefik status: 'InProgress']; \
+             Service/kube-system/traefik: {}",
+            sluice_kstatus::legacy::LOAD_BALANCER_MISSING
+        );
+        let c = cause(&m).unwrap();
+        assert_eq!(
+            c.summary,
+            "Service/kube-system/traefik: no load balancer assigned an address to this \
+             LoadBalancer Service"
+        );
+        assert!(c.hint.contains("servicelb"));
         assert_eq!(cause("job migrate failed: BackoffLimitExceeded"), None);
         assert_eq!(cause("StorageClass \"fast\" is ready"), None);
     }

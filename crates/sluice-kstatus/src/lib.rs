@@ -39,6 +39,7 @@
 pub mod cel;
 mod explain;
 mod fields;
+pub mod legacy;
 mod polling;
 mod rules;
 

@@ -69,6 +69,14 @@ fn chart_archive(dir: &Path) -> Vec<u8> {
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-test\n  annotations:\n    helm.sh/hook: test\n\
          spec:\n  restartPolicy: Never\n  containers: [{name: t, image: {{ .Values.testImage | quote }}}]\n",
     );
+    // A LoadBalancer Service, on demand (no load balancer gives the test control plane's an
+    // address).
+    write(
+        dir,
+        "templates/lb.yaml",
+        "{{- if .Values.loadBalancer }}\napiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}-lb\n\
+         spec:\n  type: LoadBalancer\n  selector: {app: greet}\n  ports: [{port: 80, targetPort: 8080}]\n{{- end }}\n",
+    );
     write(
         dir,
         "templates/configmap.yaml",
@@ -167,8 +175,14 @@ impl Fixture {
         }
     }
 
-    /// Serves `archive` as the artifact of another OCIRepository, `repo`.
+    /// Serves `archive` as the artifact of another OCIRepository, `repo`, at tag 1.0.0.
     async fn serve(&self, repo: &str, archive: &[u8]) {
+        self.serve_tag(repo, archive, "1.0.0").await
+    }
+
+    /// Serves `archive` as the artifact of another OCIRepository, `repo`, at `tag` (the
+    /// chart's version).
+    async fn serve_tag(&self, repo: &str, archive: &[u8], tag: &str) {
         let rel = format!("ocirepository/{}/{repo}/chart.tgz", self.name);
         write(self.storage.path(), &rel, "");
         std::fs::write(self.storage.path().join(&rel), archive).unwrap();
@@ -177,7 +191,7 @@ impl Fixture {
         let object: OCIRepository = serde_json::from_value(json!({
             "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
             "metadata": {"name": repo, "namespace": self.name},
-            "spec": {"url": "oci://registry.example/charts/x", "interval": "10m", "ref": {"tag": "1.0.0"}},
+            "spec": {"url": "oci://registry.example/charts/x", "interval": "10m", "ref": {"tag": tag}},
         }))
         .unwrap();
         repos.create(&PostParams::default(), &object).await.unwrap();
@@ -187,7 +201,7 @@ impl Fixture {
                 &PatchParams::default(),
                 &Patch::Merge(json!({"status": {"artifact": {
                     "path": rel, "url": format!("http://source.invalid/{rel}"),
-                    "revision": format!("1.0.0@{digest}"), "digest": digest,
+                    "revision": format!("{tag}@{digest}"), "digest": digest,
                     "lastUpdateTime": "2026-12-02T10:00:00Z",
                 }}})),
             )
@@ -394,7 +408,7 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
         "spec": {
             "interval": "10m",
             "chartRef": {"kind": "OCIRepository", "name": "greet"},
-            "waitStrategy": {"name": "legacy"},
+            "kubeConfig": {"secretRef": {"name": "remote-cluster"}},
         },
     }))
     .unwrap();
@@ -405,7 +419,7 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
     .await;
     assert_eq!(
         ready_message(&refused),
-        "False UnsupportedField: not supported by sluice yet: spec.waitStrategy.name: legacy"
+        "False UnsupportedField: not supported by sluice yet: spec.kubeConfig"
     );
 
     // Deleted: uninstalled, records and objects gone.
@@ -1212,6 +1226,111 @@ async fn uninstall_waits_for_what_it_deleted_with_the_propagation_asked_for() {
             .as_ref()
             .is_none_or(|o| o.is_empty())),
         "still owned"
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn the_legacy_wait_waits_for_a_load_balancer_and_stalls_naming_it() {
+    let f = Fixture::start("hr-legacy").await;
+    let name = f.name.clone();
+    let hrs: Api<HelmRelease> = Api::namespaced(f.client.clone(), &name);
+    // Helm 3's wait (waitStrategy: legacy) and a LoadBalancer Service on a cluster without a
+    // load balancer: the k3s-with-servicelb-disabled Traefik case.
+    let hr = helm_release(
+        &name,
+        "greet",
+        "4s",
+        json!({
+            "waitStrategy": {"name": "legacy"},
+            "install": {"remediation": {"retries": -1}},
+            "values": {"loadBalancer": true},
+        }),
+    );
+    hrs.create(&PostParams::default(), &hr).await.unwrap();
+    let waiting = wait_for(&hrs, "greet", Duration::from_secs(30), |hr| {
+        ready_message(hr).contains("waiting for")
+    })
+    .await;
+    let ready = ready_message(&waiting);
+    assert!(
+        ready.contains(&format!("Service/{name}/greet-lb status: 'InProgress'")),
+        "{ready}"
+    );
+    let stalled = wait_for(&hrs, "greet", Duration::from_secs(120), |hr| {
+        meta::is_condition_true(hr.conditions(), meta::STALLED_CONDITION)
+    })
+    .await;
+    let ready = ready_message(&stalled);
+    assert!(
+        ready.contains(&format!(
+            "stopped retrying: Service/{name}/greet-lb: no load balancer assigned an address to this LoadBalancer Service failed the release 2 times"
+        )) && ready.contains("servicelb"),
+        "{ready}"
+    );
+    // The same chart without the LoadBalancer is ready under the same rules (Deployment,
+    // ConfigMap by Helm's legacy readiness).
+    merge(
+        &hrs,
+        "greet",
+        json!({"spec": {"values": {"loadBalancer": false}}}),
+    )
+    .await;
+    wait_for(&hrs, "greet", Duration::from_secs(60), |hr| {
+        hr.is_ready() && !meta::is_condition_true(hr.conditions(), meta::STALLED_CONDITION)
+    })
+    .await;
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn the_traefik_chart_under_the_legacy_wait_stalls_on_its_load_balancer() {
+    // The k3s homelab case: Traefik's chart (its LoadBalancer Service) on a cluster without a
+    // load balancer (k3s with --disable=servicelb), Helm 3's wait, retried forever by Flux.
+    let charts =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/helm/charts");
+    if !charts.is_dir() {
+        eprintln!(
+            "the_traefik_chart_under_the_legacy_wait_stalls_on_its_load_balancer: skipped, ../shared/conformance/helm/charts is absent"
+        );
+        return;
+    }
+    let chart = sluice_helm::chart::load_dir(&charts.join("traefik"), &Default::default()).unwrap();
+    let archive = sluice_helm::package::package(&chart).unwrap();
+    let f = Fixture::start("hr-traefik").await;
+    let name = f.name.clone();
+    f.serve_tag("traefik", &archive, &chart.metadata.version)
+        .await;
+    let hrs: Api<HelmRelease> = Api::namespaced(f.client.clone(), &name);
+    let hr: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "traefik", "namespace": name},
+        "spec": {
+            "interval": "10m",
+            "timeout": "8s",
+            "chartRef": {"kind": "OCIRepository", "name": "traefik"},
+            "waitStrategy": {"name": "legacy"},
+            "install": {"remediation": {"retries": -1}},
+        },
+    }))
+    .unwrap();
+    hrs.create(&PostParams::default(), &hr).await.unwrap();
+    let stalled = wait_for(&hrs, "traefik", Duration::from_secs(180), |hr| {
+        meta::is_condition_true(hr.conditions(), meta::STALLED_CONDITION)
+    })
+    .await;
+    let ready = ready_message(&stalled);
+    assert!(
+        ready.contains(&format!(
+            "stopped retrying: Service/{name}/traefik: no load balancer assigned an address"
+        )) && ready.contains("--disable=servicelb"),
+        "{ready}"
+    );
+    let released = condition(&stalled, "Released");
+    assert!(
+        released.contains("timeout waiting for")
+            && released.contains(&format!("Service/{name}/traefik")),
+        "{released}"
     );
     f.stop().await;
 }
