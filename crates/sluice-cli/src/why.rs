@@ -44,7 +44,7 @@ pub struct WhyArgs {
     /// The object: KIND/NAME or KIND/NAMESPACE/NAME, where KIND is
     /// kustomization (ks), helmrelease (hr), gitrepository (gitrepo), ocirepository (ocirepo),
     /// helmrepository (helmrepo), helmchart (hc), deployment, statefulset,
-    /// daemonset, pod or pvc.
+    /// daemonset, pod, pvc or service (svc).
     #[arg(value_name = "KIND/NAME")]
     pub object: String,
 
@@ -259,9 +259,10 @@ impl Walker {
             | "ReplicaSet"
             | "Pod"
             | "PersistentVolumeClaim"
+            | "Service"
             | "Job" => {
                 let api_version = match kind {
-                    "Pod" | "PersistentVolumeClaim" => "v1",
+                    "Pod" | "PersistentVolumeClaim" | "Service" => "v1",
                     "Job" => "batch/v1",
                     _ => "apps/v1",
                 };
@@ -281,7 +282,7 @@ impl Walker {
             }
             other => {
                 return Err(UserError::new(format!("sluice why does not know the kind {other}"))
-                    .hint("use kustomization, helmrelease, gitrepository, ocirepository, helmrepository, helmchart, deployment, statefulset, daemonset, pod or pvc")
+                    .hint("use kustomization, helmrelease, gitrepository, ocirepository, helmrepository, helmchart, deployment, statefulset, daemonset, pod, pvc or service")
                     .into());
             }
         };
@@ -803,7 +804,12 @@ impl Walker {
         input.events = &events;
         let chain = explain(&input);
         let status = sluice_kstatus::compute_or_unknown(live, &ComputeOptions::flux()).status;
-        let ready = status == Status::Current;
+        // A LoadBalancer Service nothing gave an address is Current to kstatus, but not what
+        // its user waits for.
+        let unaddressed = live["kind"] == "Service"
+            && sluice_kstatus::legacy::ready(live, &[], false)
+                != sluice_kstatus::legacy::Verdict::Ready;
+        let ready = status == Status::Current && !unaddressed;
         let steps = chain
             .iter()
             .map(|c| Step {

@@ -172,7 +172,8 @@ pub fn explain(input: &ExplainInput<'_>) -> Vec<CauseStep> {
                     .is_none_or(Vec::is_empty)
             {
                 // kstatus does not wait for this; the user usually does.
-                message.push_str("; no LoadBalancer ingress assigned yet");
+                message.push_str("; ");
+                message.push_str(crate::legacy::LOAD_BALANCER_MISSING);
             }
             chain.push(CauseStep::new(ObjectRef::of(w), message));
             return chain;

@@ -563,6 +563,47 @@ async fn why_explains_a_pending_pod() {
 }
 
 #[tokio::test]
+async fn why_names_what_should_give_a_load_balancer_its_address() {
+    let (client, ns) = setup("why-lb").await;
+    let n = ns.name();
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), n);
+    let svc = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "traefik", "namespace": n},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "traefik"}, "ports": [{"port": 80}]},
+    });
+    services
+        .patch(
+            "traefik",
+            &PatchParams::apply("sluice-test"),
+            &Patch::Apply(&svc),
+        )
+        .await
+        .unwrap();
+    // No load balancer on the test control plane: not ready, and why.
+    let out = sluice(&["why", "svc/traefik", "-n", n]).expect(1);
+    assert!(
+        out.stdout.contains("no load balancer assigned an address")
+            && out.stdout.contains("servicelb"),
+        "{}",
+        out.stdout
+    );
+    // Given an address, it is.
+    services
+        .patch_status(
+            "traefik",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.168.1.240"}]}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    sluice(&["why", "service/traefik", "-n", n]).expect(0);
+    ns.delete().await;
+}
+
+#[tokio::test]
 async fn errors_are_one_line_with_a_hint() {
     let out = sluice(&["why", "nonsense", "-n", "x"]).expect(1);
     assert!(

@@ -424,7 +424,7 @@ fn other_workloads_and_ready_objects() {
     let cases: Vec<(&Value, &str)> = vec![
         (
             &lb,
-            "Service edge/ingress Service is ready; no LoadBalancer ingress assigned yet",
+            "Service edge/ingress Service is ready; no load balancer assigned an address to this LoadBalancer Service: is k3s's servicelb disabled, or no load balancer (MetalLB, kube-vip, a cloud's) installed?",
         ),
         (&lb_ok, "Service edge/ingress Service is ready"),
         (&sts, "StatefulSet data/db 1/3 ready"),
