@@ -10,6 +10,7 @@
 //!   [`HelmRepository`] and [`HelmChart`] ([`source::helm`]), all re-exported from [`source`].
 //! - [`kustomization`]: [`Kustomization`] and its parts.
 //! - [`helm_release`]: [`HelmRelease`] and its parts.
+//! - [`notification`]: [`Receiver`] (`notification.toolkit.fluxcd.io/v1`) and its parts.
 //! - [`kustomize`]: the kustomize settings both share (patches, selectors, images).
 //! - [`meta`]: what all Flux objects share: condition types and reasons, labels and annotations,
 //!   references, the source artifact, and the formats of durations, revisions and inventory ids.
@@ -54,6 +55,7 @@ pub mod helm_release;
 pub mod kustomization;
 pub mod kustomize;
 pub mod meta;
+pub mod notification;
 pub mod source;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -62,6 +64,7 @@ use kube::CustomResourceExt;
 pub use helm_release::{HelmRelease, HelmReleaseSpec, HelmReleaseStatus};
 pub use kustomization::{Kustomization, KustomizationSpec, KustomizationStatus};
 pub use meta::FluxObject;
+pub use notification::{Receiver, ReceiverSpec, ReceiverStatus};
 pub use source::{
     GitRepository, GitRepositorySpec, GitRepositoryStatus, HelmChart, HelmChartSpec,
     HelmChartStatus, HelmRepository, HelmRepositorySpec, HelmRepositoryStatus, OCIRepository,
@@ -69,7 +72,7 @@ pub use source::{
 };
 
 /// The CustomResourceDefinitions of the kinds sluice serves: GitRepository, Kustomization,
-/// OCIRepository, HelmRepository, HelmChart, then HelmRelease.
+/// OCIRepository, HelmRepository, HelmChart, HelmRelease, then Receiver.
 ///
 /// These are [`CustomResourceExt::crd`] of each kind, completed as Flux's CRDs are: `listKind`
 /// is filled in, and the annotation `kustomize.toolkit.fluxcd.io/substitute: disabled` keeps a
@@ -83,6 +86,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         HelmRepository::crd(),
         HelmChart::crd(),
         HelmRelease::crd(),
+        Receiver::crd(),
     ];
     for crd in &mut crds {
         let names = &mut crd.spec.names;

@@ -35,14 +35,19 @@ const HELM_RELEASE: (&str, &str) = (
     "helm.toolkit.fluxcd.io_helmreleases.yaml",
     "helmreleases.helm.toolkit.fluxcd.io",
 );
+const RECEIVER: (&str, &str) = (
+    "notification.toolkit.fluxcd.io_receivers.yaml",
+    "receivers.notification.toolkit.fluxcd.io",
+);
 /// Every kind sluice serves, in the order of `sluice_api::crds()`.
-const ALL: [(&str, &str); 6] = [
+const ALL: [(&str, &str); 7] = [
     GIT_REPOSITORY,
     KUSTOMIZATION,
     OCI_REPOSITORY,
     HELM_REPOSITORY,
     HELM_CHART,
     HELM_RELEASE,
+    RECEIVER,
 ];
 
 /// Validation keywords that must be equal wherever Flux sets them: a looser value would let
@@ -299,6 +304,16 @@ fn helm_chart_schema_matches_flux() {
 #[test]
 fn helm_release_schema_matches_flux() {
     compare_schemas(HELM_RELEASE.0, HELM_RELEASE.1);
+}
+
+#[test]
+fn receiver_schema_matches_flux() {
+    compare_schemas(RECEIVER.0, RECEIVER.1);
+}
+
+#[test]
+fn receiver_definition_matches_flux() {
+    compare_definitions(RECEIVER.0, RECEIVER.1);
 }
 
 #[test]

@@ -376,6 +376,7 @@ pub async fn run(g: &GlobalArgs, args: BootstrapArgs) -> Result<Outcome> {
         namespace: ns.to_string(),
         image: a.image.clone(),
         helmrelease: false,
+        notification: false,
     });
     let secret = a.username.is_some() || a.private_key_file.is_some();
     let sync = sync_manifests(ns, &sync_url, &a.branch, &path, &a.interval, secret);

@@ -79,6 +79,12 @@ pub struct InstallArgs {
     /// not implement yet) and install its CRD. Not beside Flux's helm-controller.
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
     pub helmrelease: bool,
+
+    /// Also serve Receivers (a preview: webhooks that request reconciles, on port 9292
+    /// behind the `webhook-receiver` Service, as Flux's) and install their CRD. Not beside
+    /// Flux's notification-controller.
+    #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
+    pub notification: bool,
 }
 
 /// `sluice uninstall`.
@@ -113,7 +119,15 @@ pub struct InstallOptions {
     pub image: String,
     /// Also run the HelmRelease controller (a preview) and install its CRD.
     pub helmrelease: bool,
+    /// Also serve Receivers (a preview) and install their CRD, Service and NetworkPolicy.
+    pub notification: bool,
 }
+
+/// The port the Receiver webhooks are served on, and the Service that maps port 80 to it
+/// (Flux's notification-controller: `webhook-receiver`, `http-webhook`).
+pub const WEBHOOK_PORT: u16 = 9292;
+/// The webhook Service's name.
+pub const WEBHOOK_SERVICE: &str = "webhook-receiver";
 
 fn labels(ns: &str, component: &str) -> Value {
     json!({
@@ -138,8 +152,15 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         if helm && !o.helmrelease {
             continue;
         }
+        // The same for the Receiver's CRD and `--notification`.
+        let notification = crd.spec.group == sluice_api::notification::GROUP;
+        if notification && !o.notification {
+            continue;
+        }
         let component = if helm {
             "helm-controller"
+        } else if notification {
+            "notification-controller"
         } else if crd.spec.group.starts_with("source.") {
             "source-controller"
         } else {
@@ -172,7 +193,7 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         "rules": [
             // Every kind of sluice_api::crds(), with status and finalizers.
             // (helm.toolkit.fluxcd.io for the HelmRelease controller, when enabled.)
-            {"apiGroups": ["source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io"], "resources": ["*"], "verbs": ["*"]},
+            {"apiGroups": ["source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io", "notification.toolkit.fluxcd.io"], "resources": ["*"], "verbs": ["*"]},
             {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
             {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
             // Credentials, and (as Flux's source-controller) the image pull
@@ -287,15 +308,52 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         },
     }));
     out.extend(network_policies(ns));
-    if o.helmrelease {
-        let args = out
-            .iter_mut()
+    fn container<'a>(out: &'a mut [Value], field: &str) -> Option<&'a mut Vec<Value>> {
+        out.iter_mut()
             .find(|v| v["kind"] == "Deployment")
-            .and_then(|d| d.pointer_mut("/spec/template/spec/containers/0/args"))
-            .and_then(Value::as_array_mut);
-        if let Some(args) = args {
-            args.push("--helmrelease".into());
+            .and_then(|d| d.pointer_mut(&format!("/spec/template/spec/containers/0/{field}")))
+            .and_then(Value::as_array_mut)
+    }
+    if o.helmrelease
+        && let Some(args) = container(&mut out, "args")
+    {
+        args.push("--helmrelease".into());
+    }
+    if o.notification {
+        if let Some(args) = container(&mut out, "args") {
+            args.push("--notification".into());
+            args.push(format!("--receiver-addr=:{WEBHOOK_PORT}").into());
         }
+        if let Some(ports) = container(&mut out, "ports") {
+            ports.push(
+                json!({"name": "http-webhook", "containerPort": WEBHOOK_PORT, "protocol": "TCP"}),
+            );
+        }
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": WEBHOOK_SERVICE, "namespace": ns, "labels": labels(ns, "notification-controller")},
+            "spec": {
+                "type": "ClusterIP",
+                "selector": {"app": CONTROLLER_NAME},
+                "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http-webhook"}],
+            },
+        }));
+        // Webhooks come from everywhere (an Ingress controller, Gitea in another namespace):
+        // the receiver's port only, not the artifact server's.
+        out.push(json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "allow-webhooks-sluice", "namespace": ns, "labels": labels(ns, "sluice")},
+            "spec": {
+                "podSelector": {"matchLabels": {"app": CONTROLLER_NAME}},
+                "policyTypes": ["Ingress"],
+                "ingress": [{
+                    "from": [{"namespaceSelector": {}}],
+                    "ports": [{"protocol": "TCP", "port": WEBHOOK_PORT}],
+                }],
+            },
+        }));
     }
     out
 }
@@ -525,6 +583,7 @@ pub async fn run_install(g: &GlobalArgs, args: InstallArgs) -> Result<Outcome> {
         namespace: g.namespace.clone(),
         image: args.image.clone(),
         helmrelease: args.helmrelease,
+        notification: args.notification,
     });
     if args.export {
         print!("{}", to_yaml_stream(&objects)?);
@@ -777,6 +836,7 @@ mod tests {
             namespace: "flux-system".into(),
             image: default_image(),
             helmrelease: false,
+            notification: false,
         });
         let kinds: Vec<&str> = objects
             .iter()
@@ -826,6 +886,7 @@ mod tests {
             namespace: "flux-system".into(),
             image: default_image(),
             helmrelease: false,
+            notification: false,
         });
         let find = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap();
         let args = &find("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"];
@@ -886,6 +947,7 @@ mod tests {
             namespace: "flux-system".into(),
             image: default_image(),
             helmrelease: false,
+            notification: false,
         });
         let role = objects
             .iter()
@@ -936,6 +998,7 @@ mod tests {
             namespace: "flux-system".into(),
             image: default_image(),
             helmrelease: false,
+            notification: false,
         });
         let deploy = objects
             .iter()
@@ -1032,6 +1095,7 @@ mod tests {
                 namespace: "flux-system".into(),
                 image: default_image(),
                 helmrelease,
+                notification: false,
             });
             let crd = objects.iter().any(|o| {
                 o["kind"] == "CustomResourceDefinition"
@@ -1047,5 +1111,51 @@ mod tests {
         };
         assert_eq!(find(false), (false, false));
         assert_eq!(find(true), (true, true));
+    }
+
+    #[test]
+    fn the_receiver_preview_comes_with_its_crd_flag_service_and_policy() {
+        let objects = |notification: bool| {
+            manifests(&InstallOptions {
+                namespace: "flux-system".into(),
+                image: default_image(),
+                helmrelease: false,
+                notification,
+            })
+        };
+        let has = |objects: &[Value], kind: &str, name: &str| {
+            objects
+                .iter()
+                .any(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        };
+        let off = objects(false);
+        assert!(!has(
+            &off,
+            "CustomResourceDefinition",
+            "receivers.notification.toolkit.fluxcd.io"
+        ));
+        assert!(!has(&off, "Service", WEBHOOK_SERVICE));
+        let on = objects(true);
+        assert!(has(
+            &on,
+            "CustomResourceDefinition",
+            "receivers.notification.toolkit.fluxcd.io"
+        ));
+        assert!(has(&on, "Service", WEBHOOK_SERVICE));
+        assert!(has(&on, "NetworkPolicy", "allow-webhooks-sluice"));
+        let deployment = on.iter().find(|o| o["kind"] == "Deployment").unwrap();
+        let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+        assert!(
+            args.as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "--notification")
+        );
+        assert!(
+            args.as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "--receiver-addr=:9292")
+        );
     }
 }

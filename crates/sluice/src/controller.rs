@@ -64,6 +64,9 @@ pub struct ControllerArgs {
     helmrelease: HelmReleaseArgs,
 
     #[command(flatten)]
+    notification: NotificationArgs,
+
+    #[command(flatten)]
     leader: crate::leader::LeaderArgs,
 }
 
@@ -84,6 +87,26 @@ struct HelmReleaseArgs {
         value_name = "N"
     )]
     helmrelease_concurrency: u16,
+}
+
+/// Notification options (Flux's notification-controller).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Notifications (preview)")]
+struct NotificationArgs {
+    /// Serve Receivers: webhooks (GitHub, Gitea, GitLab, Bitbucket, Harbor, Docker Hub, Quay,
+    /// Nexus, ACR, generic) that request reconciles (a preview, off by default; do not run it
+    /// beside Flux's notification-controller). Needs the Receiver CRD (Flux's).
+    #[arg(long = "notification", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
+    notification_enabled: bool,
+
+    /// Address the Receiver webhooks are served on (`/hook/<digest>`).
+    #[arg(long = "receiver-addr", default_value = sluice_notify::DEFAULT_ADDR, value_name = "ADDR")]
+    receiver_addr: String,
+
+    /// Webhook requests accepted per second (bursts of ten times as many); more are refused
+    /// with 429.
+    #[arg(long = "receiver-rate", default_value_t = 10, value_name = "N")]
+    receiver_rate: u32,
 }
 
 /// Source controller options (Flux's source-controller flags).
@@ -527,6 +550,27 @@ impl Controllers<'_> {
                 sluice_helmrelease::run_until(config, opts, std::future::pending())
                     .await
                     .context("HelmRelease controller")
+            });
+        }
+        if args.notification.notification_enabled {
+            let addr =
+                parse_listen_addr(&args.notification.receiver_addr).context("--receiver-addr")?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
+            let opts = sluice_notify::Options {
+                namespace: args.watch_namespace.clone(),
+                label_selector: runtime.scope.label_selector.clone(),
+                requests_per_second: args.notification.receiver_rate,
+                no_cross_namespace_refs: args.kustomization.no_cross_namespace_refs,
+                runtime: runtime.clone(),
+                ..sluice_notify::Options::default()
+            };
+            let client = self.client.clone();
+            tasks.spawn(async move {
+                sluice_notify::run_until(client, opts, listener, std::future::pending())
+                    .await
+                    .context("Receiver controller")
             });
         }
         if args.reloader.enabled {
