@@ -155,6 +155,20 @@ struct Walk {
     ready: bool,
 }
 
+/// `me` (named `name`), not ready because of what `sub` found below it.
+fn below(me: Step, name: &str, sub: Walk) -> Walk {
+    let mut steps = vec![me];
+    steps.extend(sub.steps);
+    let mut path = vec![name.to_string()];
+    path.extend(sub.path);
+    Walk {
+        steps,
+        path,
+        tail: sub.tail,
+        ready: false,
+    }
+}
+
 /// A source kind `why` follows: the Secrets it names, and whether it has a
 /// reconciler at all.
 trait WhySource:
@@ -362,16 +376,7 @@ impl Walker {
                 let dns = dep.namespace_or(ns).to_string();
                 let sub = self.kustomization(&dns, &dep.name).await?;
                 if !sub.ready {
-                    let mut steps = vec![me];
-                    steps.extend(sub.steps);
-                    let mut path = vec![name.to_string()];
-                    path.extend(sub.path);
-                    return Ok(Walk {
-                        steps,
-                        path,
-                        tail: sub.tail,
-                        ready: false,
-                    });
+                    return Ok(below(me, name, sub));
                 }
             }
             // The source.
@@ -387,16 +392,7 @@ impl Walker {
                 _ => None,
             };
             if let Some(sub) = sub.filter(|s| !s.ready) {
-                let mut steps = vec![me];
-                steps.extend(sub.steps);
-                let mut path = vec![name.to_string()];
-                path.extend(sub.path);
-                return Ok(Walk {
-                    steps,
-                    path,
-                    tail: sub.tail,
-                    ready: false,
-                });
+                return Ok(below(me, name, sub));
             }
             // Health: HelmReleases it applied that are not ready, then applied workloads and
             // health checks that are not Current.
@@ -415,16 +411,7 @@ impl Walker {
                 })
                 .collect();
             if let Some(sub) = self.unhealthy(ks.inventory(), checks).await? {
-                let mut steps = vec![me];
-                steps.extend(sub.steps);
-                let mut path = vec![name.to_string()];
-                path.extend(sub.path);
-                return Ok(Walk {
-                    steps,
-                    path,
-                    tail: sub.tail,
-                    ready: false,
-                });
+                return Ok(below(me, name, sub));
             }
             // Nothing below it: its own condition is the root cause.
             Ok(Walk {
@@ -535,23 +522,11 @@ impl Walker {
                 me.message = format!("suspended ({})", me.message);
                 return Ok(alone(me, false));
             }
-            let below = |me: Step, sub: Walk| {
-                let mut steps = vec![me];
-                steps.extend(sub.steps);
-                let mut path = vec![name.to_string()];
-                path.extend(sub.path);
-                Walk {
-                    steps,
-                    path,
-                    tail: sub.tail,
-                    ready: false,
-                }
-            };
             for dep in hr.spec.depends_on.iter().flatten() {
                 let dns = dep.namespace_or(ns).to_string();
                 let sub = self.helm_release(&dns, &dep.name).await?;
                 if !sub.ready {
-                    return Ok(below(me, sub));
+                    return Ok(below(me, name, sub));
                 }
             }
             // The chart's source: chartRef, or the HelmChart made from spec.chart.
@@ -581,7 +556,7 @@ impl Walker {
                 None
             };
             if let Some(sub) = source.filter(|s| !s.ready) {
-                return Ok(below(me, sub));
+                return Ok(below(me, name, sub));
             }
             // valuesFrom: the first required object that does not exist.
             for r in hr.spec.values_from.iter().flatten() {
@@ -607,6 +582,7 @@ impl Walker {
                 if missing {
                     return Ok(below(
                         me,
+                        name,
                         Walk {
                             steps: vec![Step::missing(&kind, ns, &r.name)],
                             path: vec![],
@@ -618,7 +594,7 @@ impl Walker {
             }
             // What the release installed.
             if let Some(sub) = self.unhealthy(hr.inventory(), Vec::new()).await? {
-                return Ok(below(me, sub));
+                return Ok(below(me, name, sub));
             }
             Ok(alone(me, false))
         })

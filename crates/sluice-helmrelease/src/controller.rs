@@ -2144,19 +2144,22 @@ mod tests {
         assert!(unsupported(&plain).is_empty(), "{:?}", unsupported(&plain));
     }
 
+    /// A HelmRelease of a HelmChart with `spec` merged in.
+    fn hr(spec: serde_json::Value) -> HelmRelease {
+        let mut base =
+            serde_json::json!({"interval": "5m", "chartRef": {"kind": "HelmChart", "name": "c"}});
+        for (k, v) in spec.as_object().unwrap() {
+            base[k] = v.clone();
+        }
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": {"name": "r", "namespace": "n"}, "spec": base,
+        }))
+        .unwrap()
+    }
+
     #[test]
     fn waits_judge_by_the_strategy_and_the_actions_jobs_setting() {
-        let hr = |spec: serde_json::Value| -> HelmRelease {
-            let mut base = serde_json::json!({"interval": "5m", "chartRef": {"kind": "HelmChart", "name": "c"}});
-            for (k, v) in spec.as_object().unwrap() {
-                base[k] = v.clone();
-            }
-            serde_json::from_value(serde_json::json!({
-                "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
-                "metadata": {"name": "r", "namespace": "n"}, "spec": base,
-            }))
-            .unwrap()
-        };
         use health::Rules;
         let plain = hr(serde_json::json!({}));
         assert_eq!(wait_rules(&plain, &Step::Install), Rules::Flux);
@@ -2177,17 +2180,6 @@ mod tests {
 
     #[test]
     fn crds_policies_default_as_flux() {
-        let hr = |spec: serde_json::Value| -> HelmRelease {
-            let mut base = serde_json::json!({"interval": "5m", "chartRef": {"kind": "HelmChart", "name": "c"}});
-            for (k, v) in spec.as_object().unwrap() {
-                base[k] = v.clone();
-            }
-            serde_json::from_value(serde_json::json!({
-                "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
-                "metadata": {"name": "r", "namespace": "n"}, "spec": base,
-            }))
-            .unwrap()
-        };
         use actions::CrdsPolicy as P;
         let plain = hr(serde_json::json!({}));
         assert_eq!(crds_policy(&plain, false), P::Create);
