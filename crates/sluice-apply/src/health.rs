@@ -179,32 +179,12 @@ async fn legacy_related(client: &Client, live: &Value) -> Vec<Value> {
 /// the impersonating client, so a check never sees more than the tenant may.
 /// An object that client may not read fails the check at once, naming
 /// `service_account` (`namespace/name`).
-pub async fn check(
-    client: &Client,
-    service_account: Option<&str>,
-    cache: &ResourceCache,
-    objects: &[ObjectRef],
-    custom: &[CustomHealthCheck],
-    elapsed: Duration,
-    last: bool,
-) -> Health {
-    check_by(
-        client,
-        service_account,
-        cache,
-        objects,
-        custom,
-        elapsed,
-        last,
-        Rules::Flux,
-    )
-    .await
-}
-
-/// [`check`] by the given rules. Under [`Rules::HelmLegacy`] the reason an object is not
-/// ready (`no load balancer assigned an address …`) is named, with its cause chain.
+///
+/// `rules` says how objects are judged ([`Rules::Flux`] for the Kustomization). Under
+/// [`Rules::HelmLegacy`] the reason an object is not ready (`no load balancer assigned an
+/// address …`) is named, with its cause chain.
 #[allow(clippy::too_many_arguments)]
-pub async fn check_by(
+pub async fn check(
     client: &Client,
     service_account: Option<&str>,
     cache: &ResourceCache,

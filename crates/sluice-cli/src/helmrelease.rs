@@ -188,7 +188,7 @@ pub async fn run_diff(g: &GlobalArgs, args: BuildHelmReleaseArgs) -> Result<Outc
     {
         for o in objects_of(&current.manifest, &release_name, &release_ns)? {
             let id = object_id(&o, &release_ns);
-            if ids.contains(&id.to_string()) || kept(&o) {
+            if ids.contains(&id.to_string()) || sluice_helmrelease::actions::kept(&o) {
                 continue;
             }
             // Only namespaced kinds carry the release namespace; a cluster-scoped object
@@ -235,10 +235,4 @@ fn object_id(o: &Value, default_ns: &str) -> ObjectId {
     };
     let group = s("/apiVersion").rsplit_once('/').map_or("", |(g, _)| g);
     ObjectId::new(ns.to_owned(), s("/metadata/name"), group, s("/kind"))
-}
-
-fn kept(o: &Value) -> bool {
-    o.pointer("/metadata/annotations/helm.sh~1resource-policy")
-        .and_then(Value::as_str)
-        == Some("keep")
 }

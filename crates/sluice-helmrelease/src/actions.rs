@@ -878,7 +878,9 @@ pub fn own(v: &mut Value, name: &str, namespace: &str) {
     meta["annotations"][RELEASE_NAMESPACE_ANNOTATION] = Value::String(namespace.into());
 }
 
-fn kept(v: &Value) -> bool {
+/// Whether Helm keeps the object when its release no longer has it
+/// (`helm.sh/resource-policy: keep`).
+pub fn kept(v: &Value) -> bool {
     v.pointer(&format!(
         "/metadata/annotations/{}",
         RESOURCE_POLICY_ANNOTATION.replace('/', "~1")

@@ -1644,7 +1644,7 @@ impl Run<'_> {
             .as_deref()
             .map(|sa| format!("{}/{sa}", self.hr.namespace().unwrap_or_default()));
         let checks = health_checks(self.hr).unwrap_or_default();
-        let verdict = health::check_by(
+        let verdict = health::check(
             ctx.applier.client(),
             acting_as.as_deref(),
             &self.ctx.resources,

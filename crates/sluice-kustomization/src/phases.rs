@@ -617,6 +617,7 @@ impl<'a> Run<'a> {
             checks,
             wait.health_started.elapsed(),
             last,
+            health::Rules::Flux,
         )
         .await;
         let generation = self.generation;
