@@ -10,7 +10,8 @@
 //!   [`HelmRepository`] and [`HelmChart`] ([`source::helm`]), all re-exported from [`source`].
 //! - [`kustomization`]: [`Kustomization`] and its parts.
 //! - [`helm_release`]: [`HelmRelease`] and its parts.
-//! - [`notification`]: [`Receiver`] (`notification.toolkit.fluxcd.io/v1`) and its parts.
+//! - [`notification`]: [`Receiver`] (`notification.toolkit.fluxcd.io/v1`), [`Provider`] and
+//!   [`Alert`] (`v1beta3`) and their parts.
 //! - [`kustomize`]: the kustomize settings both share (patches, selectors, images).
 //! - [`meta`]: what all Flux objects share: condition types and reasons, labels and annotations,
 //!   references, the source artifact, and the formats of durations, revisions and inventory ids.
@@ -51,6 +52,7 @@
 mod schema;
 mod string_enum;
 
+pub mod go_json;
 pub mod helm_release;
 pub mod kustomization;
 pub mod kustomize;
@@ -64,7 +66,9 @@ use kube::CustomResourceExt;
 pub use helm_release::{HelmRelease, HelmReleaseSpec, HelmReleaseStatus};
 pub use kustomization::{Kustomization, KustomizationSpec, KustomizationStatus};
 pub use meta::FluxObject;
-pub use notification::{Receiver, ReceiverSpec, ReceiverStatus};
+pub use notification::{
+    Alert, AlertSpec, Provider, ProviderSpec, Receiver, ReceiverSpec, ReceiverStatus,
+};
 pub use source::{
     GitRepository, GitRepositorySpec, GitRepositoryStatus, HelmChart, HelmChartSpec,
     HelmChartStatus, HelmRepository, HelmRepositorySpec, HelmRepositoryStatus, OCIRepository,
@@ -72,7 +76,7 @@ pub use source::{
 };
 
 /// The CustomResourceDefinitions of the kinds sluice serves: GitRepository, Kustomization,
-/// OCIRepository, HelmRepository, HelmChart, HelmRelease, then Receiver.
+/// OCIRepository, HelmRepository, HelmChart, HelmRelease, then Receiver, Provider, Alert.
 ///
 /// These are [`CustomResourceExt::crd`] of each kind, completed as Flux's CRDs are: `listKind`
 /// is filled in, and the annotation `kustomize.toolkit.fluxcd.io/substitute: disabled` keeps a
@@ -87,8 +91,14 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         HelmChart::crd(),
         HelmRelease::crd(),
         Receiver::crd(),
+        Provider::crd(),
+        Alert::crd(),
     ];
     for crd in &mut crds {
+        // controller-gen writes `subresources: {}` for a kind without status (Provider, Alert).
+        for version in &mut crd.spec.versions {
+            version.subresources.get_or_insert_with(Default::default);
+        }
         let names = &mut crd.spec.names;
         names
             .list_kind

@@ -1,5 +1,6 @@
 //! `notification.toolkit.fluxcd.io`: [`Receiver`] (`v1`), a webhook that asks Flux objects to
-//! reconcile when a Git server, a registry or anything else posts to it.
+//! reconcile when a Git server, a registry or anything else posts to it; [`Provider`] and
+//! [`Alert`] (`v1beta3`): where events about Flux objects are sent, and which.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -17,6 +18,13 @@ use crate::string_enum::string_enum;
 pub const GROUP: &str = "notification.toolkit.fluxcd.io";
 /// The kind.
 pub const RECEIVER_KIND: &str = "Receiver";
+/// The kind.
+pub const PROVIDER_KIND: &str = "Provider";
+/// The kind.
+pub const ALERT_KIND: &str = "Alert";
+/// On a Provider of `type: generic` (Flux's CRD has no `dingtalk` or `wecom`), the format sluice
+/// sends in instead of Flux's generic JSON: `dingtalk` or `wecom`.
+pub const FORMAT_ANNOTATION: &str = "notification.sluice.dev/format";
 /// The path every Receiver's webhook is served under: `/hook/<sha256(token+name+namespace)>`.
 pub const WEBHOOK_PATH_PREFIX: &str = "/hook/";
 /// Ready=False: the Secret with the token could not be read or has no `token`.
@@ -309,6 +317,332 @@ impl Receiver {
             out.push_str(&format!("{b:02x}"));
         }
         out
+    }
+}
+
+string_enum! {
+    /// Where a Provider sends (`spec.type`): Flux's types, and sluice's `dingtalk` and `wecom`.
+    pub enum ProviderType {
+        /// Slack (incoming webhook, or chat.postMessage with a token).
+        Slack = "slack",
+        /// Discord (its Slack-compatible webhook).
+        Discord = "discord",
+        /// Microsoft Teams.
+        Msteams = "msteams",
+        /// Rocket.Chat.
+        Rocket = "rocket",
+        /// Flux's event as JSON.
+        Generic = "generic",
+        /// Flux's event as JSON, signed with the token.
+        GenericHmac = "generic-hmac",
+        /// GitHub commit statuses.
+        Github = "github",
+        /// GitLab commit statuses.
+        Gitlab = "gitlab",
+        /// Gitea (and Forgejo) commit statuses.
+        Gitea = "gitea",
+        /// Gitea pull request comments.
+        GiteaPullRequestComment = "giteapullrequestcomment",
+        /// Bitbucket Server commit statuses.
+        BitbucketServer = "bitbucketserver",
+        /// Bitbucket Cloud commit statuses.
+        Bitbucket = "bitbucket",
+        /// Azure DevOps commit statuses.
+        AzureDevops = "azuredevops",
+        /// Google Chat.
+        GoogleChat = "googlechat",
+        /// Google Pub/Sub.
+        GooglePubsub = "googlepubsub",
+        /// Webex.
+        Webex = "webex",
+        /// Sentry.
+        Sentry = "sentry",
+        /// Azure Event Hub.
+        AzureEventHub = "azureeventhub",
+        /// Telegram.
+        Telegram = "telegram",
+        /// Lark (Feishu).
+        Lark = "lark",
+        /// Matrix.
+        Matrix = "matrix",
+        /// Opsgenie.
+        Opsgenie = "opsgenie",
+        /// Prometheus Alertmanager.
+        Alertmanager = "alertmanager",
+        /// Grafana annotations.
+        Grafana = "grafana",
+        /// GitHub repository dispatch.
+        GithubDispatch = "githubdispatch",
+        /// GitHub pull request comments.
+        GithubPullRequestComment = "githubpullrequestcomment",
+        /// GitLab merge request comments.
+        GitlabMergeRequestComment = "gitlabmergerequestcomment",
+        /// PagerDuty.
+        Pagerduty = "pagerduty",
+        /// Datadog.
+        Datadog = "datadog",
+        /// NATS.
+        Nats = "nats",
+        /// Zulip.
+        Zulip = "zulip",
+        /// OpenTelemetry.
+        Otel = "otel",
+        /// Zoom.
+        Zoom = "zoom",
+        /// incident.io.
+        IncidentIo = "incident.io",
+        /// DingTalk custom robot (sluice; not in Flux's CRD).
+        Dingtalk = "dingtalk",
+        /// WeCom group robot (sluice; not in Flux's CRD).
+        Wecom = "wecom",
+    }
+}
+
+// The enum is made by `string_enum!`, which cannot take `#[default]`.
+#[allow(clippy::derivable_impls)]
+impl Default for ProviderType {
+    fn default() -> Self {
+        ProviderType::Generic
+    }
+}
+
+impl ProviderType {
+    /// The types sluice adds to Flux's enumeration (its own CRD admits them; on Flux's CRD use
+    /// `type: generic` with [`FORMAT_ANNOTATION`]).
+    pub const SLUICE_ONLY: &'static [&'static str] = &["dingtalk", "wecom"];
+}
+
+/// ProviderSpec defines the desired state of the Provider.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "notification.toolkit.fluxcd.io",
+    version = "v1beta3",
+    kind = "Provider",
+    plural = "providers",
+    singular = "provider",
+    namespaced,
+    schema = "manual",
+    derive = "PartialEq",
+    category = "all",
+    category = "fluxcd",
+    category = "fluxcd-notifications",
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "message": "spec.commitStatusExpr is only supported for the 'github', 'gitlab', 'gitea', 'bitbucketserver', 'bitbucket', 'azuredevops' provider types",
+        "rule": "self.type == 'github' || self.type == 'gitlab' || self.type == 'gitea' || self.type == 'bitbucketserver' || self.type == 'bitbucket' || self.type == 'azuredevops' || !has(self.commitStatusExpr)"
+    }
+]))]
+pub struct ProviderSpec {
+    /// Type specifies which Provider implementation to use.
+    #[serde(rename = "type")]
+    pub type_: ProviderType,
+
+    /// Interval at which to reconcile the Provider with its Secret references. Deprecated and
+    /// not used in v1beta3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub interval: Option<String>,
+
+    /// Channel specifies the destination channel where events should be posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub channel: Option<String>,
+
+    /// Username specifies the name under which events are posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub username: Option<String>,
+
+    /// Address specifies the endpoint, in a generic sense, to where alerts are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub address: Option<String>,
+
+    /// Timeout for sending alerts to the Provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^([0-9]+(\.[0-9]+)?(ms|s|m))+$"))]
+    pub timeout: Option<String>,
+
+    /// Proxy the HTTP/S address of the proxy server. Deprecated: use ProxySecretRef.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), pattern(r"^(http|https)://.*$"))]
+    pub proxy: Option<String>,
+
+    /// ProxySecretRef specifies the Secret containing the proxy configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_secret_ref: Option<LocalObjectReference>,
+
+    /// SecretRef specifies the Secret containing the authentication credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<LocalObjectReference>,
+
+    /// CertSecretRef specifies the Secret containing TLS certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_secret_ref: Option<LocalObjectReference>,
+
+    /// CommitStatusExpr is a CEL expression computing the commit status of git providers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_status_expr: Option<String>,
+
+    /// ServiceAccountName for workload identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+
+    /// Suspend tells the controller to suspend subsequent events handling for this Provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+}
+
+impl JsonSchema for Provider {
+    fn schema_name() -> Cow<'static, str> {
+        PROVIDER_KIND.into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        crate::schema::root_without_status::<ProviderSpec>(
+            generator,
+            "Provider is the Schema for the providers API",
+        )
+    }
+}
+
+impl Provider {
+    /// `spec.timeout`, 15 s when unset (Flux's `GetTimeout`, which also falls back on a
+    /// duration it cannot parse).
+    pub fn timeout(&self) -> Duration {
+        self.spec
+            .timeout
+            .as_deref()
+            .and_then(|t| meta::parse_duration(t).ok())
+            .unwrap_or(Duration::from_secs(15))
+    }
+
+    /// Whether `spec.suspend` is true.
+    pub fn is_suspended(&self) -> bool {
+        self.spec.suspend.unwrap_or(false)
+    }
+}
+
+string_enum! {
+    /// The severity an Alert passes on (`spec.eventSeverity`).
+    pub enum EventSeverity {
+        /// Every event.
+        Info = "info",
+        /// Only errors.
+        Error = "error",
+    }
+}
+
+/// An event source of an Alert: a kind, a name (or `*`), a namespace and labels.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventSource {
+    /// API version of the referent
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+
+    /// Kind of the referent
+    pub kind: ReceiverResourceKind,
+
+    /// Name of the referent. If multiple resources are targeted `*` may be set.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+
+    /// Namespace of the referent
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub namespace: Option<String>,
+
+    /// MatchLabels requires the name to be set to `*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_labels: Option<BTreeMap<String, String>>,
+}
+
+/// AlertSpec defines an alerting rule for events involving a list of objects.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "notification.toolkit.fluxcd.io",
+    version = "v1beta3",
+    kind = "Alert",
+    plural = "alerts",
+    singular = "alert",
+    namespaced,
+    schema = "manual",
+    derive = "PartialEq",
+    category = "all",
+    category = "fluxcd",
+    category = "fluxcd-notifications",
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertSpec {
+    /// ProviderRef specifies which Provider this Alert should use.
+    pub provider_ref: LocalObjectReference,
+
+    /// EventSeverity specifies how to filter events based on severity. If set to 'info' no
+    /// events will be filtered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "info"))]
+    pub event_severity: Option<EventSeverity>,
+
+    /// EventSources specifies how to filter events based on the involved object kind, name
+    /// and namespace.
+    pub event_sources: Vec<EventSource>,
+
+    /// InclusionList specifies a list of Golang regular expressions to be used for including
+    /// messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion_list: Option<Vec<String>>,
+
+    /// EventMetadata is an optional field for adding metadata to events dispatched by the
+    /// controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_metadata: Option<BTreeMap<String, String>>,
+
+    /// ExclusionList specifies a list of Golang regular expressions to be used for excluding
+    /// messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclusion_list: Option<Vec<String>>,
+
+    /// Summary holds a short description of the impact and affected cluster. Deprecated: use
+    /// EventMetadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub summary: Option<String>,
+
+    /// Suspend tells the controller to suspend subsequent events handling for this Alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+}
+
+impl JsonSchema for Alert {
+    fn schema_name() -> Cow<'static, str> {
+        ALERT_KIND.into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        crate::schema::root_without_status::<AlertSpec>(
+            generator,
+            "Alert is the Schema for the alerts API",
+        )
+    }
+}
+
+impl Alert {
+    /// `spec.eventSeverity`, `info` when unset.
+    pub fn severity(&self) -> EventSeverity {
+        self.spec
+            .event_severity
+            .clone()
+            .unwrap_or(EventSeverity::Info)
+    }
+
+    /// Whether `spec.suspend` is true.
+    pub fn is_suspended(&self) -> bool {
+        self.spec.suspend.unwrap_or(false)
     }
 }
 

@@ -16,9 +16,21 @@ pub(crate) fn root<Spec: JsonSchema, Status: JsonSchema>(
     generator: &mut SchemaGenerator,
     description: &str,
 ) -> Schema {
-    let spec = generator.subschema_for::<Spec>();
     let mut status = generator.subschema_for::<Status>();
     status.insert("default".into(), json!({ "observedGeneration": -1 }));
+    root_with(generator.subschema_for::<Spec>(), Some(status), description)
+}
+
+/// The root schema of a Flux kind without a status (notification-controller's `v1beta3`
+/// Provider and Alert).
+pub(crate) fn root_without_status<Spec: JsonSchema>(
+    generator: &mut SchemaGenerator,
+    description: &str,
+) -> Schema {
+    root_with(generator.subschema_for::<Spec>(), None, description)
+}
+
+fn root_with(spec: Schema, status: Option<Schema>, description: &str) -> Schema {
     let mut schema = json_schema!({
         "description": description,
         "type": "object",
@@ -33,9 +45,14 @@ pub(crate) fn root<Spec: JsonSchema, Status: JsonSchema>(
             },
             "metadata": { "type": "object" },
             "spec": spec,
-            "status": status,
         }
     });
+    if let (Some(status), Some(properties)) = (
+        status,
+        schema.get_mut("properties").and_then(Value::as_object_mut),
+    ) {
+        properties.insert("status".into(), status.to_value());
+    }
     NotNullable.transform(&mut schema);
     schema
 }

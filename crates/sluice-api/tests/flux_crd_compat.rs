@@ -39,8 +39,16 @@ const RECEIVER: (&str, &str) = (
     "notification.toolkit.fluxcd.io_receivers.yaml",
     "receivers.notification.toolkit.fluxcd.io",
 );
+const PROVIDER: (&str, &str) = (
+    "notification.toolkit.fluxcd.io_providers.yaml",
+    "providers.notification.toolkit.fluxcd.io",
+);
+const ALERT: (&str, &str) = (
+    "notification.toolkit.fluxcd.io_alerts.yaml",
+    "alerts.notification.toolkit.fluxcd.io",
+);
 /// Every kind sluice serves, in the order of `sluice_api::crds()`.
-const ALL: [(&str, &str); 7] = [
+const ALL: [(&str, &str); 9] = [
     GIT_REPOSITORY,
     KUSTOMIZATION,
     OCI_REPOSITORY,
@@ -48,6 +56,8 @@ const ALL: [(&str, &str); 7] = [
     HELM_CHART,
     HELM_RELEASE,
     RECEIVER,
+    PROVIDER,
+    ALERT,
 ];
 
 /// Validation keywords that must be equal wherever Flux sets them: a looser value would let
@@ -122,10 +132,19 @@ fn compare(
             ));
         }
     }
-    let (flux_enum, our_enum) = (
+    let (mut flux_enum, our_enum) = (
         sorted_strings(flux.get("enum")),
         sorted_strings(ours.get("enum")),
     );
+    // sluice's Provider admits two more types (DingTalk and WeCom robots); on Flux's CRD they
+    // are `type: generic` with sluice's format annotation.
+    if crd == PROVIDER.1 && path == "spec.type" {
+        flux_enum.extend(
+            sluice_api::notification::ProviderType::SLUICE_ONLY
+                .iter()
+                .map(|t| t.to_string()),
+        );
+    }
     if flux_enum != our_enum {
         differ.push(format!(
             "{at}: enum {flux_enum:?} in Flux's CRD but {our_enum:?} in sluice's"
@@ -309,6 +328,26 @@ fn helm_release_schema_matches_flux() {
 #[test]
 fn receiver_schema_matches_flux() {
     compare_schemas(RECEIVER.0, RECEIVER.1);
+}
+
+#[test]
+fn provider_schema_matches_flux() {
+    compare_schemas(PROVIDER.0, PROVIDER.1);
+}
+
+#[test]
+fn alert_schema_matches_flux() {
+    compare_schemas(ALERT.0, ALERT.1);
+}
+
+#[test]
+fn provider_definition_matches_flux() {
+    compare_definitions(PROVIDER.0, PROVIDER.1);
+}
+
+#[test]
+fn alert_definition_matches_flux() {
+    compare_definitions(ALERT.0, ALERT.1);
 }
 
 #[test]

@@ -110,18 +110,7 @@ fn string_map(
 /// What `json.NewEncoder(w).Encode(v)` writes for `value`: compact JSON,
 /// Go's HTML-safe escapes, then a newline.
 pub fn go_json(value: &Value) -> String {
-    let text = value.to_string();
-    let mut out = String::with_capacity(text.len() + 1);
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
+    let mut out = sluice_api::go_json::marshal(value);
     out.push('\n');
     out
 }

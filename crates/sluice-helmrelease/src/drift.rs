@@ -247,9 +247,7 @@ impl Differ {
 /// Go's compact `json.Marshal` of a value (sorted keys, HTML characters escaped), for the
 /// lengths jsondiff measures.
 fn go_json(v: &Value) -> String {
-    let mut text = crate::digests::go_json(v);
-    text.pop();
-    text
+    sluice_api::go_json::marshal(v)
 }
 
 /// The text of the value of `key` in the compact JSON object `json` (jsondiff's `findKey`).
