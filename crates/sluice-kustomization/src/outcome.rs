@@ -130,6 +130,15 @@ pub fn conclude(
     if status.conditions.as_ref().is_some_and(Vec::is_empty) {
         status.conditions = None;
     }
+    // As kustomize-controller, the "Reconciliation finished" event is the one that sets commit
+    // statuses.
+    for e in &mut decision.events {
+        if e.reason == meta::RECONCILIATION_SUCCEEDED_REASON
+            && e.message.starts_with("Reconciliation finished")
+        {
+            *e = e.clone().commit_status_update();
+        }
+    }
     let mut all = events;
     all.append(&mut decision.events);
     decision.events = all;
@@ -223,7 +232,8 @@ mod tests {
             [Event::normal(
                 RECONCILIATION_SUCCEEDED_REASON,
                 "Reconciliation finished in 1.5s, next run in 10m0s"
-            )]
+            )
+            .commit_status_update()]
         );
         assert_eq!(c.decision.requeue, Duration::from_secs(600));
         // Already ready at this revision, nothing changed: no event.

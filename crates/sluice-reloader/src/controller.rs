@@ -420,6 +420,7 @@ async fn reload_one<W: Workload>(
         type_: event_type,
         reason: reason.into(),
         message: note,
+        metadata: Default::default(),
     };
     ctx.recorder
         .publish_ref(&reference, Some(&secondary), Some("Reload"), &[event])

@@ -3,7 +3,7 @@
 //! filter like client-go's), and the same event forwarded in Flux's event
 //! format (`event.toolkit.fluxcd.io` `Event`, JSON over HTTP POST) to the
 //! `--events-addr` URL, so Flux's notification-controller can run beside
-//! sluice.
+//! sluice, and to an in-process [`EventSink`] (sluice's own Alerts).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -47,6 +47,9 @@ pub struct Event {
     pub type_: EventType,
     pub reason: Cow<'static, str>,
     pub message: String,
+    /// Metadata of the forwarded event, under the object's group (`commit_status` →
+    /// `kustomize.toolkit.fluxcd.io/commit_status`); not part of the Kubernetes Event.
+    pub metadata: BTreeMap<&'static str, &'static str>,
 }
 
 impl Event {
@@ -55,6 +58,7 @@ impl Event {
             type_: EventType::Normal,
             reason: reason.into(),
             message: message.into(),
+            metadata: BTreeMap::new(),
         }
     }
 
@@ -63,9 +67,21 @@ impl Event {
             type_: EventType::Warning,
             reason: reason.into(),
             message: message.into(),
+            metadata: BTreeMap::new(),
         }
     }
+
+    /// Marks the event as the one that sets commit statuses (Flux's `commit_status: update`,
+    /// which notification-controller sends to commit status and generic Providers only).
+    pub fn commit_status_update(mut self) -> Self {
+        self.metadata.insert("commit_status", "update");
+        self
+    }
 }
+
+/// Takes every event in Flux's format in the same process (sluice's
+/// notification dispatcher). It must not block: it is called from reconciles.
+pub type EventSink = std::sync::Arc<dyn Fn(FluxEvent) + Send + Sync>;
 
 /// Where events go, shared by a process's controllers.
 #[derive(Clone)]
@@ -75,6 +91,8 @@ pub struct EventSettings {
     pub events_addr: Option<String>,
     /// The reporting instance (`POD_NAME`, else the host name).
     pub instance: String,
+    /// Also handed every event, in process (sluice's Alerts).
+    pub sink: Option<EventSink>,
 }
 
 impl EventSettings {
@@ -92,6 +110,7 @@ impl EventSettings {
         EventSettings {
             events_addr: events_addr.filter(|s| !s.is_empty()),
             instance,
+            sink: None,
         }
     }
 }
@@ -103,6 +122,7 @@ pub struct Recorder {
     controller: String,
     instance: String,
     forward: Option<Forwarder>,
+    sink: Option<EventSink>,
     spam: Arc<Mutex<HashMap<String, Bucket>>>,
 }
 
@@ -119,6 +139,7 @@ impl Recorder {
             controller: controller.to_string(),
             instance: settings.instance.clone(),
             forward: settings.events_addr.as_deref().map(Forwarder::new),
+            sink: settings.sink.clone(),
             spam: Arc::default(),
         }
     }
@@ -132,9 +153,15 @@ impl Recorder {
         K: Resource<DynamicType = ()>,
     {
         let reference = obj.object_ref(&());
-        if let Some(forward) = &self.forward {
+        if self.forward.is_some() || self.sink.is_some() {
             for event in events {
-                forward.send(self.payload(obj, &reference, revision, event));
+                let payload = self.payload(obj, &reference, revision, event);
+                if let Some(sink) = &self.sink {
+                    sink(payload.clone());
+                }
+                if let Some(forward) = &self.forward {
+                    forward.send(payload);
+                }
             }
         }
         self.publish_ref(&reference, None, None, events).await
@@ -218,6 +245,9 @@ impl Recorder {
             .collect();
         if let Some(rev) = revision.filter(|r| !r.is_empty()) {
             metadata.insert(format!("{}/revision", K::group(&())), rev.to_string());
+        }
+        for (k, v) in &event.metadata {
+            metadata.insert(format!("{}/{k}", K::group(&())), v.to_string());
         }
         FluxEvent {
             involved_object: reference.clone(),

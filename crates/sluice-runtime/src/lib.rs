@@ -26,7 +26,7 @@ pub mod readiness;
 pub mod schedule;
 pub mod status;
 
-pub use events::{Event, EventSettings, EventType, Recorder};
+pub use events::{Event, EventSettings, EventSink, EventType, FluxEvent, Recorder};
 pub use metrics::ReconcileMetrics;
 pub use outcome::{Decision, Failure, History, Outcome, Policy, Repeat, Retry, decide};
 pub use readiness::{Gate, Readiness};

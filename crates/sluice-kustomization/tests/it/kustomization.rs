@@ -466,6 +466,7 @@ async fn a_shard_reconciles_only_its_own_and_forwards_events_in_fluxs_format() {
         events: sluice_runtime::EventSettings {
             events_addr: Some(format!("http://{addr}/")),
             instance: "shard1-pod".into(),
+            sink: None,
         },
         ..Default::default()
     };
