@@ -80,8 +80,10 @@ pub struct InstallArgs {
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
     pub helmrelease: bool,
 
-    /// Also serve Receivers (a preview: webhooks that request reconciles, on port 9292
-    /// behind the `webhook-receiver` Service, as Flux's) and install their CRD. Not beside
+    /// Also serve notifications (a preview): Alerts and Providers (events to chats, webhooks
+    /// and commit statuses; the event endpoint behind the `notification-controller` Service
+    /// for Flux's own controllers) and Receivers (webhooks that request reconciles, on port
+    /// 9292 behind the `webhook-receiver` Service, as Flux's), with their CRDs. Not beside
     /// Flux's notification-controller.
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
     pub notification: bool,
@@ -119,7 +121,8 @@ pub struct InstallOptions {
     pub image: String,
     /// Also run the HelmRelease controller (a preview) and install its CRD.
     pub helmrelease: bool,
-    /// Also serve Receivers (a preview) and install their CRD, Service and NetworkPolicy.
+    /// Also serve notifications (a preview) and install their CRDs, Services and
+    /// NetworkPolicy.
     pub notification: bool,
 }
 
@@ -128,6 +131,11 @@ pub struct InstallOptions {
 pub const WEBHOOK_PORT: u16 = 9292;
 /// The webhook Service's name.
 pub const WEBHOOK_SERVICE: &str = "webhook-receiver";
+/// The port of the event endpoint, and the Service Flux's controllers post events to
+/// (`--events-addr=http://notification-controller.<namespace>.svc.cluster.local./`).
+pub const EVENTS_PORT: u16 = 9490;
+/// The event endpoint's Service name (Flux's).
+pub const EVENTS_SERVICE: &str = "notification-controller";
 
 fn labels(ns: &str, component: &str) -> Value {
     json!({
@@ -323,12 +331,28 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         if let Some(args) = container(&mut out, "args") {
             args.push("--notification".into());
             args.push(format!("--receiver-addr=:{WEBHOOK_PORT}").into());
+            args.push(format!("--notification-events-addr=:{EVENTS_PORT}").into());
         }
         if let Some(ports) = container(&mut out, "ports") {
             ports.push(
                 json!({"name": "http-webhook", "containerPort": WEBHOOK_PORT, "protocol": "TCP"}),
             );
+            ports.push(
+                json!({"name": "http-events", "containerPort": EVENTS_PORT, "protocol": "TCP"}),
+            );
         }
+        // Flux's controllers (image automation, say) post their events here, as to Flux's
+        // notification-controller; the namespace's `allow-egress` policy admits them.
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": EVENTS_SERVICE, "namespace": ns, "labels": labels(ns, "notification-controller")},
+            "spec": {
+                "type": "ClusterIP",
+                "selector": {"app": CONTROLLER_NAME},
+                "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http-events"}],
+            },
+        }));
         out.push(json!({
             "apiVersion": "v1",
             "kind": "Service",
@@ -1142,6 +1166,14 @@ mod tests {
             "receivers.notification.toolkit.fluxcd.io"
         ));
         assert!(has(&on, "Service", WEBHOOK_SERVICE));
+        assert!(has(&on, "Service", EVENTS_SERVICE));
+        for crd in [
+            "providers.notification.toolkit.fluxcd.io",
+            "alerts.notification.toolkit.fluxcd.io",
+        ] {
+            assert!(has(&on, "CustomResourceDefinition", crd), "{crd}");
+            assert!(!has(&off, "CustomResourceDefinition", crd), "{crd}");
+        }
         assert!(has(&on, "NetworkPolicy", "allow-webhooks-sluice"));
         let deployment = on.iter().find(|o| o["kind"] == "Deployment").unwrap();
         let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
@@ -1156,6 +1188,12 @@ mod tests {
                 .unwrap()
                 .iter()
                 .any(|a| a == "--receiver-addr=:9292")
+        );
+        assert!(
+            args.as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "--notification-events-addr=:9490")
         );
     }
 }

@@ -212,3 +212,31 @@ async fn request_reconcile(
     }
     Ok(())
 }
+
+/// The event endpoint (`--events-addr` of Flux's controllers: any path, any method), as
+/// notification-controller's event server answers: 413 for a body over 3 MiB, 400 for one
+/// that is not an event, 429 for an event already seen within the rate-limit interval, else
+/// 202 (sending happens after the answer). Beyond Flux: 503 when the queue is full.
+pub fn events_router(dispatcher: crate::dispatch::Dispatcher) -> Router {
+    Router::new()
+        .fallback(move |body: Bytes| {
+            let dispatcher = dispatcher.clone();
+            async move { accept_event(&dispatcher, &body) }
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+fn accept_event(dispatcher: &crate::dispatch::Dispatcher, body: &[u8]) -> StatusCode {
+    let event: crate::event::Event = match serde_json::from_slice(body) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!("decoding the request body failed: {e}");
+            return StatusCode::BAD_REQUEST;
+        }
+    };
+    match dispatcher.accept(event) {
+        crate::dispatch::Accepted::Queued => StatusCode::ACCEPTED,
+        crate::dispatch::Accepted::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        crate::dispatch::Accepted::Overflowed => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}

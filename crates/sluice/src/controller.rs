@@ -93,9 +93,11 @@ struct HelmReleaseArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Notifications (preview)")]
 struct NotificationArgs {
-    /// Serve Receivers: webhooks (GitHub, Gitea, GitLab, Bitbucket, Harbor, Docker Hub, Quay,
-    /// Nexus, ACR, generic) that request reconciles (a preview, off by default; do not run it
-    /// beside Flux's notification-controller). Needs the Receiver CRD (Flux's).
+    /// Serve Flux's notification APIs: Alerts and Providers (events of every controller to
+    /// Slack, Discord, Teams, Telegram, Matrix, Lark, Google Chat, Alertmanager, DingTalk,
+    /// WeCom, webhooks, and commit statuses on GitHub, Gitea, GitLab) and Receivers (webhooks
+    /// that request reconciles). A preview, off by default; do not run it beside Flux's
+    /// notification-controller. Needs the Receiver, Provider and Alert CRDs (Flux's).
     #[arg(long = "notification", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
     notification_enabled: bool,
 
@@ -107,6 +109,20 @@ struct NotificationArgs {
     /// with 429.
     #[arg(long = "receiver-rate", default_value_t = 10, value_name = "N")]
     receiver_rate: u32,
+
+    /// Address the event endpoint is served on, for Flux's controllers (image automation, for
+    /// example) sending events to `http://notification-controller.<namespace>.svc/`. sluice's own
+    /// controllers hand their events over in process.
+    #[arg(long = "notification-events-addr", default_value = sluice_notify::DEFAULT_EVENTS_ADDR, value_name = "ADDR")]
+    events_listen_addr: String,
+
+    /// The same event (object, message, revision) is sent at most once in this interval.
+    #[arg(
+        long = "rate-limit-interval",
+        default_value = "5m",
+        value_name = "DURATION"
+    )]
+    rate_limit_interval: String,
 }
 
 /// Source controller options (Flux's source-controller flags).
@@ -346,10 +362,20 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
     tracing::info!(server = %version.git_version, "connected to Kubernetes");
 
     let (registry, reloader_metrics, kustomization_metrics, reconcile_metrics) = metrics_registry();
+    // The notification dispatcher exists before the controllers, which hand it their events.
+    let notify = if args.notification.notification_enabled {
+        let interval = sluice_api::meta::parse_duration(&args.notification.rate_limit_interval)
+            .map_err(|e| anyhow::anyhow!("--rate-limit-interval: {e}"))?;
+        Some(sluice_notify::dispatch::Dispatcher::new(interval))
+    } else {
+        None
+    };
+    let mut events = sluice_runtime::EventSettings::from_env(args.events_addr.clone());
+    events.sink = notify.as_ref().map(|(d, _)| d.sink());
     let runtime = sluice_runtime::Runtime {
         metrics: reconcile_metrics,
         readiness: sluice_runtime::Readiness::default(),
-        events: sluice_runtime::EventSettings::from_env(args.events_addr.clone()),
+        events,
         scope: sluice_runtime::WatchScope {
             namespace: args.watch_namespace.clone(),
             label_selector: args
@@ -396,6 +422,7 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
         client,
         config,
         runtime,
+        notify,
         reloader_options,
         reloader_metrics,
         kustomization_metrics,
@@ -432,6 +459,10 @@ struct Controllers<'a> {
     client: kube::Client,
     config: kube::Config,
     runtime: sluice_runtime::Runtime,
+    notify: Option<(
+        sluice_notify::dispatch::Dispatcher,
+        sluice_notify::dispatch::Queue,
+    )>,
     reloader_options: sluice_reloader::Options,
     reloader_metrics: sluice_reloader::Metrics,
     kustomization_metrics: sluice_kustomization::Metrics,
@@ -552,12 +583,23 @@ impl Controllers<'_> {
                     .context("HelmRelease controller")
             });
         }
-        if args.notification.notification_enabled {
+        if let Some((dispatcher, queue)) = self.notify {
             let addr =
                 parse_listen_addr(&args.notification.receiver_addr).context("--receiver-addr")?;
             let listener = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
+            let events_addr = parse_listen_addr(&args.notification.events_listen_addr)
+                .context("--notification-events-addr")?;
+            let events = TcpListener::bind(events_addr)
+                .await
+                .with_context(|| format!("binding {events_addr}"))?;
+            let serve = sluice_notify::Serve {
+                receiver: listener,
+                events,
+                dispatcher,
+                queue,
+            };
             let opts = sluice_notify::Options {
                 namespace: args.watch_namespace.clone(),
                 label_selector: runtime.scope.label_selector.clone(),
@@ -568,9 +610,9 @@ impl Controllers<'_> {
             };
             let client = self.client.clone();
             tasks.spawn(async move {
-                sluice_notify::run_until(client, opts, listener, std::future::pending())
+                sluice_notify::run_until(client, opts, serve, std::future::pending())
                     .await
-                    .context("Receiver controller")
+                    .context("notifications")
             });
         }
         if args.reloader.enabled {

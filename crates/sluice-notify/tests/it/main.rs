@@ -1,7 +1,11 @@
+//! Notifications on the control plane ([`alerts`]: Alerts and Providers).
+//!
 //! Receivers on the control plane: the controller gives each its webhook path (or names why
 //! it cannot), and signed GitHub/Gitea and GitLab payloads posted to the endpoint request a
 //! reconcile of the Receiver's resources within a second; bad signatures, unknown paths,
 //! oversized bodies, suspended Receivers and floods are refused and change nothing.
+
+mod alerts;
 
 use std::time::Duration;
 
@@ -142,10 +146,17 @@ async fn signed_payloads_request_reconciles_and_bad_ones_change_nothing() {
         ..Default::default()
     };
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (dispatcher, queue) = sluice_notify::dispatch::Dispatcher::new(opts.rate_limit_interval);
+    let serve = sluice_notify::Serve {
+        receiver: listener,
+        events: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        dispatcher,
+        queue,
+    };
     let task = tokio::spawn(sluice_notify::run_until(
         client.clone(),
         opts,
-        listener,
+        serve,
         async move {
             let _ = stop_rx.await;
         },
