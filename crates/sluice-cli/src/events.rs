@@ -31,8 +31,9 @@ pub struct EventsArgs {
     pub output: OutputFormat,
 }
 
-/// The kinds `sluice events` shows without `--for`.
-const FLUX_KINDS: [&str; 7] = [
+/// The kinds `sluice events` shows without `--for` (with the notification kinds: what was
+/// sent where, and what could not be).
+const FLUX_KINDS: [&str; 10] = [
     "GitRepository",
     "Kustomization",
     "OCIRepository",
@@ -40,6 +41,9 @@ const FLUX_KINDS: [&str; 7] = [
     "HelmRepository",
     "HelmChart",
     "HelmRelease",
+    "Alert",
+    "Provider",
+    "Receiver",
 ];
 
 /// Expands the short names people type (`ks`, `gitrepo`, `deploy`, …).
@@ -51,6 +55,9 @@ pub fn canonical_kind(kind: &str) -> String {
         "helmrepo" | "helmrepository" | "helmrepositories" | "helm" => "HelmRepository".into(),
         "hc" | "helmchart" | "helmcharts" | "chart" => "HelmChart".into(),
         "hr" | "helmrelease" | "helmreleases" => "HelmRelease".into(),
+        "alert" | "alerts" => "Alert".into(),
+        "provider" | "providers" | "alert-provider" | "alert-providers" => "Provider".into(),
+        "receiver" | "receivers" => "Receiver".into(),
         "deploy" | "deployment" | "deployments" => "Deployment".into(),
         "sts" | "statefulset" | "statefulsets" => "StatefulSet".into(),
         "ds" | "daemonset" | "daemonsets" => "DaemonSet".into(),
@@ -87,7 +94,7 @@ pub struct EventRow {
     pub message: String,
 }
 
-fn last_seen(e: &Event) -> String {
+pub(crate) fn last_seen(e: &Event) -> String {
     e.last_timestamp
         .as_ref()
         .map(|t| t.0.to_string())

@@ -50,6 +50,15 @@ pub enum GetWhat {
     Helmreleases(NameArg),
     /// Every Flux object: sources, then Kustomizations, then HelmReleases.
     All,
+    /// Alerts (DELIVERED: the outcome of the last notification sent for it).
+    #[command(visible_alias = "alert")]
+    Alerts(NameArg),
+    /// Alert Providers (DELIVERED: the outcome of the last notification sent to it).
+    #[command(visible_alias = "alert-provider")]
+    AlertProviders(NameArg),
+    /// Receivers (webhooks that request reconciles).
+    #[command(visible_alias = "receiver")]
+    Receivers(NameArg),
 }
 
 /// A source kind.
@@ -344,6 +353,17 @@ async fn list_rows_of(
 
 /// Runs `sluice get`.
 pub async fn run(g: &GlobalArgs, args: GetArgs) -> Result<Outcome> {
+    use crate::notification::{Kind, run_get};
+    match &args.what {
+        GetWhat::Alerts(n) => return run_get(g, Kind::Alert, n.name.as_deref(), args.output).await,
+        GetWhat::AlertProviders(n) => {
+            return run_get(g, Kind::Provider, n.name.as_deref(), args.output).await;
+        }
+        GetWhat::Receivers(n) => {
+            return run_get(g, Kind::Receiver, n.name.as_deref(), args.output).await;
+        }
+        _ => {}
+    }
     let (kinds, name): (Vec<kube_util::FluxKind>, Option<String>) = match &args.what {
         GetWhat::Sources(what) => {
             let (kinds, name) = what.kinds();
@@ -351,6 +371,9 @@ pub async fn run(g: &GlobalArgs, args: GetArgs) -> Result<Outcome> {
         }
         GetWhat::Kustomizations(n) => (vec![kube_util::FluxKind::Kustomization], n.name.clone()),
         GetWhat::Helmreleases(n) => (vec![kube_util::FluxKind::HelmRelease], n.name.clone()),
+        GetWhat::Alerts(_) | GetWhat::AlertProviders(_) | GetWhat::Receivers(_) => {
+            unreachable!("served above")
+        }
         GetWhat::All => {
             let mut kinds = kube_util::FluxKind::SOURCES.to_vec();
             kinds.push(kube_util::FluxKind::Kustomization);

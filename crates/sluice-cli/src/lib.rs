@@ -24,6 +24,7 @@ pub mod helmrelease;
 pub mod install;
 pub mod kube_util;
 pub mod logs;
+pub mod notification;
 pub mod output;
 pub mod reconcile;
 pub mod tree;
@@ -86,8 +87,10 @@ pub enum Command {
     Suspend(reconcile::SuspendArgs),
     /// Resume a suspended Kustomization or source, and wait for it.
     Resume(reconcile::SuspendArgs),
-    /// Show the Kubernetes events of Flux objects.
+    /// Show the Kubernetes events of Flux objects (and what Alerts sent where).
     Events(events::EventsArgs),
+    /// Create an Alert, an alert Provider or a Receiver (or print it with --export).
+    Create(notification::CreateArgs),
     /// Print objects as clean YAML, ready to commit to Git.
     Export(export::ExportArgs),
     /// Explain why an object is not ready, down to the root cause.
@@ -239,6 +242,7 @@ pub async fn dispatch(globals: GlobalArgs, command: Command) -> anyhow::Result<O
         Command::Suspend(args) => reconcile::run_suspend(&globals, args, true).await,
         Command::Resume(args) => reconcile::run_suspend(&globals, args, false).await,
         Command::Events(args) => events::run(&globals, args).await,
+        Command::Create(args) => notification::run_create(&globals, args).await,
         Command::Export(args) => export::run(&globals, args).await,
         Command::Why(args) => why::run(&globals, args).await,
         Command::Install(args) => install::run_install(&globals, args).await,

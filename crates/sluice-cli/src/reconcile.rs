@@ -142,6 +142,12 @@ pub enum SuspendTarget {
     /// A HelmRelease.
     #[command(visible_alias = "hr")]
     Helmrelease(NameArgs),
+    /// An Alert (suspended, it sends nothing).
+    Alert(NameArgs),
+    /// An alert Provider (suspended, nothing is sent to it).
+    AlertProvider(NameArgs),
+    /// A Receiver (suspended, its webhook answers 503).
+    Receiver(NameArgs),
 }
 
 /// The outcome of a finished reconciliation.
@@ -571,8 +577,21 @@ where
 pub async fn run_suspend(g: &GlobalArgs, args: SuspendArgs, suspend: bool) -> Result<Outcome> {
     let client = kube_util::client(g).await?;
     let ns = g.namespace.as_str();
+    use crate::notification::Kind as N;
+    let notification = match &args.target {
+        SuspendTarget::Alert(n) => Some((N::Alert, n)),
+        SuspendTarget::AlertProvider(n) => Some((N::Provider, n)),
+        SuspendTarget::Receiver(n) => Some((N::Receiver, n)),
+        _ => None,
+    };
+    if let Some((kind, n)) = notification {
+        return crate::notification::run_suspend(g, kind, &n.name, suspend).await;
+    }
     let (kind, name) = match &args.target {
         SuspendTarget::Source(target) => target.split(),
+        SuspendTarget::Alert(_) | SuspendTarget::AlertProvider(_) | SuspendTarget::Receiver(_) => {
+            unreachable!("served above")
+        }
         SuspendTarget::Kustomization(n) => (FluxKind::Kustomization, n.name.as_str()),
         SuspendTarget::Helmrelease(n) => (FluxKind::HelmRelease, n.name.as_str()),
     };

@@ -377,33 +377,38 @@ impl Ctx {
             target.kind.as_str(),
             provider.name_any()
         );
+        // Recorded on the Alert (as Flux) and on the Provider (sluice: Flux's v1beta3 Provider
+        // has no status, so this is where `sluice get alert-providers` reads how it is doing).
+        let refs = [alert.object_ref(&()), provider.object_ref(&())];
         tokio::spawn(async move {
             let _permit = permit;
-            match send(&target, delivery).await {
+            let (recorder, event) = match send(&target, delivery).await {
                 Ok(()) => {
                     this.stats.sent.fetch_add(1, Ordering::Relaxed);
-                    this.deliveries
-                        .publish_ref(
-                            &alert.object_ref(&()),
-                            None,
-                            Some("Notify"),
-                            &[KubeEvent::normal(
-                                "NotificationSent",
-                                format!("sent {reason} of {object} to {provider_desc}"),
-                            )],
-                        )
-                        .await;
+                    (
+                        &this.deliveries,
+                        KubeEvent::normal(
+                            "NotificationSent",
+                            format!("sent {reason} of {object} to {provider_desc}"),
+                        ),
+                    )
                 }
                 Err(e) => {
                     this.stats.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(alert = %alert.name_any(), namespace = ?alert.namespace(), "failed to send notification: {e}");
-                    this.warn(
-                        &alert,
-                        "NotificationDispatchFailed",
-                        format!("failed to send notification for {object}: {e}"),
+                    (
+                        &this.failures,
+                        KubeEvent::warning(
+                            "NotificationDispatchFailed",
+                            format!("failed to send notification for {object}: {e}"),
+                        ),
                     )
-                    .await;
                 }
+            };
+            for r in &refs {
+                recorder
+                    .publish_ref(r, None, None, std::slice::from_ref(&event))
+                    .await;
             }
         });
         Ok(())

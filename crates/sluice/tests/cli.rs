@@ -1550,3 +1550,181 @@ async fn helm_release_verbs() {
     }
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn notification_verbs() {
+    let (client, ns) = setup("notify-cli").await;
+    let n = ns.name();
+    let out = sluice(&[
+        "create",
+        "alert-provider",
+        "chat",
+        "--type",
+        "slack",
+        "--channel",
+        "#flux",
+        "--address",
+        "https://hooks.slack.com/services/T/B/x",
+        "-n",
+        n,
+    ])
+    .expect(0);
+    assert!(out.stderr.contains("Provider created"), "{}", out.stderr);
+    let out = sluice(&[
+        "create",
+        "alert",
+        "on-call",
+        "--provider-ref",
+        "chat",
+        "--event-severity",
+        "error",
+        "--event-source",
+        "Kustomization/*",
+        "--event-source",
+        "HelmRelease/kube-system/traefik",
+        "-n",
+        n,
+    ])
+    .expect(0);
+    assert!(out.stderr.contains("Alert created"), "{}", out.stderr);
+    let alert = Api::<sluice_api::Alert>::namespaced(client.clone(), n)
+        .get("on-call")
+        .await
+        .unwrap();
+    assert_eq!(alert.spec.event_sources.len(), 2);
+    assert_eq!(
+        alert.spec.event_sources[1].namespace.as_deref(),
+        Some("kube-system")
+    );
+
+    // --export prints the object instead.
+    let out = sluice(&[
+        "create",
+        "alert",
+        "x",
+        "--provider-ref",
+        "chat",
+        "--event-source",
+        "ks/apps",
+        "--export",
+        "-n",
+        n,
+    ])
+    .expect(0);
+    assert!(
+        out.stdout
+            .starts_with("---\napiVersion: notification.toolkit.fluxcd.io/v1beta3\nkind: Alert\n"),
+        "{}",
+        out.stdout
+    );
+    // Bad flags name the flag and change nothing.
+    let out = sluice(&[
+        "create",
+        "alert",
+        "y",
+        "--provider-ref",
+        "chat",
+        "--event-source",
+        "Pod/web",
+        "-n",
+        n,
+    ])
+    .expect(1);
+    assert!(
+        out.stderr.contains("--event-source \"Pod/web\""),
+        "{}",
+        out.stderr
+    );
+
+    // Without a notification yet; then with a failure recorded on the Alert.
+    let out = sluice(&["get", "alerts", "-n", n]).expect(0);
+    assert!(
+        out.stdout.contains("NAME") && out.stdout.contains("PROVIDER"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("no notification recorded"),
+        "{}",
+        out.stdout
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), n);
+    let failed = json!({
+        "metadata": {"name": "on-call.1", "namespace": n},
+        "involvedObject": {"kind": "Alert", "name": "on-call", "namespace": n,
+                           "apiVersion": "notification.toolkit.fluxcd.io/v1beta3"},
+        "reason": "NotificationDispatchFailed",
+        "message": "failed to send notification for Kustomization/flux-system/apps: request failed with status code 404: no_team",
+        "type": "Warning",
+        "lastTimestamp": "2026-01-01T00:00:00Z",
+        "source": {"component": "notification-controller"},
+    });
+    events
+        .create(
+            &Default::default(),
+            &serde_json::from_value(failed).unwrap(),
+        )
+        .await
+        .unwrap();
+    let out = sluice(&["get", "alerts", "-n", n, "-o", "json"]).expect(0);
+    let rows: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(rows[0]["name"], "on-call");
+    assert_eq!(rows[0]["detail"], "chat");
+    assert_eq!(rows[0]["ready"], "False");
+    assert!(
+        rows[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("status code 404"),
+        "{rows}"
+    );
+    let out = sluice(&["get", "alert-providers", "-n", n]).expect(0);
+    assert!(
+        out.stdout.contains("chat") && out.stdout.contains("slack"),
+        "{}",
+        out.stdout
+    );
+    let out = sluice(&["events", "-n", n]).expect(0);
+    assert!(out.stdout.contains("Alert/on-call"), "{}", out.stdout);
+
+    // Suspend and resume.
+    sluice(&["suspend", "alert", "on-call", "-n", n]).expect(0);
+    let out = sluice(&["get", "alerts", "on-call", "-n", n, "-o", "json"]).expect(0);
+    assert!(out.stdout.contains("\"suspended\": true"), "{}", out.stdout);
+    sluice(&["resume", "alert", "on-call", "-n", n]).expect(0);
+    let alert = Api::<sluice_api::Alert>::namespaced(client.clone(), n)
+        .get("on-call")
+        .await
+        .unwrap();
+    assert_eq!(alert.spec.suspend, None);
+    sluice(&["suspend", "alert-provider", "absent", "-n", n]).expect(1);
+
+    // A Receiver nothing serves: created, then the wait says why it is not ready.
+    let out = sluice(&[
+        "create",
+        "receiver",
+        "gitea",
+        "--type",
+        "github",
+        "--event",
+        "push",
+        "--resource",
+        "GitRepository/flux-system",
+        "--secret-ref",
+        "token",
+        "--timeout",
+        "2s",
+        "-n",
+        n,
+    ])
+    .expect(1);
+    assert!(out.stderr.contains("Receiver created"), "{}", out.stderr);
+    assert!(out.stderr.contains("--notification"), "{}", out.stderr);
+    let out = sluice(&["get", "receivers", "-n", n]).expect(0);
+    assert!(
+        out.stdout.contains("gitea") && out.stdout.contains("github"),
+        "{}",
+        out.stdout
+    );
+    ns.delete().await;
+}

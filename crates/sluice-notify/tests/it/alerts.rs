@@ -685,6 +685,21 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
             .any(|m| m.contains("sent HealthCheckFailed of Kustomization")),
         "{all_events:?}"
     );
+    // And on the Providers (Flux's v1beta3 Provider has no status).
+    let on_provider = events
+        .list(
+            &ListParams::default().fields("involvedObject.kind=Provider,involvedObject.name=slack"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        on_provider
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("NotificationSent")),
+        "{:?}",
+        on_provider.items
+    );
 
     // A suspended Provider sends nothing; resumed, it does.
     providers
