@@ -197,6 +197,8 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         ("telegram", json!({"token": "123456:telegram-bot-token"})),
         ("dingtalk", json!({"token": "SECdingtalk-signing-secret"})),
         ("gitea", json!({"token": "gitea-api-token"})),
+        ("github", json!({"token": "github-api-token"})),
+        ("gitlab", json!({"token": "gitlab-api-token"})),
         (
             "failing",
             json!({"token": "failing-provider-token", "address": format!("{base}/fail?key=failing-address-key")}),
@@ -273,6 +275,16 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
             json!({}),
         ),
         (
+            "github",
+            json!({"type": "github", "address": format!("{base}/home/ops"), "secretRef": {"name": "github"}}),
+            json!({}),
+        ),
+        (
+            "gitlab",
+            json!({"type": "gitlab", "address": format!("{base}/home/infra/ops.git"), "secretRef": {"name": "gitlab"}}),
+            json!({}),
+        ),
+        (
             "failing",
             json!({"type": "generic", "timeout": "5s", "secretRef": {"name": "failing"}}),
             json!({}),
@@ -346,6 +358,14 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         (
             "gitea",
             json!({"providerRef": {"name": "gitea"}, "eventSources": all}),
+        ),
+        (
+            "github",
+            json!({"providerRef": {"name": "github"}, "eventSources": all}),
+        ),
+        (
+            "gitlab",
+            json!({"providerRef": {"name": "gitlab"}, "eventSources": all}),
         ),
         (
             "failing",
@@ -512,6 +532,21 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         "FluxKustomizationHealthcheckfailed"
     );
     let statuses = sink.wait("/api/v1/repos/home/ops/statuses", 1).await;
+    // GitHub (an Enterprise address: `/api/v3`) and GitLab (the project path encoded).
+    let gh = sink.wait("/api/v3/repos/home/ops/statuses", 1).await;
+    assert_eq!(gh.len(), 1, "{:?}", sink.to("/api/v3"));
+    assert_eq!(gh[0].headers["authorization"], "Bearer github-api-token");
+    assert_eq!(gh[0].json()["state"], "failure");
+    assert_eq!(
+        sink.to("/api/v3/repos/home/ops/commits")[0].query,
+        "per_page=50"
+    );
+    let gl = sink
+        .wait("/api/v4/projects/home%2Finfra%2Fops/statuses", 1)
+        .await;
+    assert_eq!(gl.len(), 1, "{:?}", sink.to("/api/v4"));
+    assert_eq!(gl[0].headers["private-token"], "gitlab-api-token");
+    assert_eq!(gl[0].json()["state"], "failed");
     let provider_uid = providers.get("gitea").await.unwrap().metadata.uid.unwrap();
     let context = format!(
         "kustomization/web/{}",
@@ -671,6 +706,8 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         "SECdingtalk",
         "gitea-api-token",
         "failing-provider-token",
+        "github-api-token",
+        "gitlab-api-token",
         "failing-address-key",
     ] {
         assert!(
