@@ -7,7 +7,9 @@
 //! - Flux's source-controller or kustomize-controller running beside sluice
 //!   (a conflict: both would reconcile the same objects); Flux's other
 //!   controllers (helm-controller, notification-controller, the image
-//!   automation ones) work beside sluice, which serves their sources;
+//!   automation ones) work beside sluice, which serves their sources, unless
+//!   sluice runs its own HelmRelease controller (`--helmrelease`) or
+//!   notifications (`--notification`): then the Flux twin is a conflict too;
 //! - k3s packaged add-ons (objects annotated `objectset.rio.cattle.io/*`)
 //!   that a Kustomization also manages: k3s re-applies its manifests and the
 //!   two fight; the k3s flag that disables the add-on is named.
@@ -184,6 +186,7 @@ pub async fn findings(client: &Client, ns: &str, pre: bool) -> Result<Vec<Findin
     }
 
     // The controller.
+    let mut sluice_args: Vec<String> = vec![];
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     match deployments
         .get_opt(CONTROLLER_NAME)
@@ -195,6 +198,13 @@ pub async fn findings(client: &Client, ns: &str, pre: bool) -> Result<Vec<Findin
             format!("install it with `sluice install -n {ns}`"),
         )),
         Some(d) => {
+            sluice_args = d
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .and_then(|s| s.containers.first())
+                .and_then(|c| c.args.clone())
+                .unwrap_or_default();
             let v = typed_json(&d, "apps/v1", "Deployment");
             let r = sluice_kstatus::compute_or_unknown(&v, &sluice_kstatus::ComputeOptions::flux());
             let image = d
@@ -240,7 +250,27 @@ pub async fn findings(client: &Client, ns: &str, pre: bool) -> Result<Vec<Findin
             continue;
         }
         let dns = d.namespace().unwrap_or_default();
-        if conflicting {
+        // sluice's own twin of this controller, when its flag is on.
+        let twin = match name.as_str() {
+            "helm-controller" => Some("--helmrelease"),
+            "notification-controller" => Some("--notification"),
+            _ => None,
+        }
+        .filter(|flag| {
+            sluice_args
+                .iter()
+                .any(|a| a == flag || *a == format!("{flag}=true"))
+        });
+        if let Some(flag) = twin {
+            out.push(Finding::bad(
+                format!(
+                    "Flux's {name} is running in {dns} ({image}) and sluice runs its own ({flag}): both would act on the same objects"
+                ),
+                format!(
+                    "run one of them: delete Deployment {dns}/{name}, or reinstall sluice without {flag}"
+                ),
+            ));
+        } else if conflicting {
             out.push(Finding::bad(
                 format!(
                     "Flux's {name} is running in {dns} ({image}): it reconciles the same objects as sluice"

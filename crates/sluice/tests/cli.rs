@@ -745,6 +745,36 @@ async fn check_finds_k3s_addons_and_flux_controllers() {
     );
     assert!(out.stdout.contains(&k3s), "{}", out.stdout);
 
+    // With sluice's own notifications on, Flux's notification-controller is a conflict; its
+    // helm-controller still is not (sluice's HelmRelease controller is off).
+    let sluice_deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "sluice", "namespace": n},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "sluice"}},
+            "template": {"metadata": {"labels": {"app": "sluice"}}, "spec": {"containers": [{
+                "name": "manager", "image": "ghcr.io/sluice/sluice:test",
+                "args": ["controller", "--notification", "--receiver-addr=:9292"]}]}},
+        },
+    });
+    deployments
+        .patch(
+            "sluice",
+            &PatchParams::apply("sluice-test"),
+            &Patch::Apply(&sluice_deployment),
+        )
+        .await
+        .unwrap();
+    let out = sluice(&["check", "-n", n]).expect(1);
+    assert!(out.stdout.contains(&format!("✗ Flux's notification-controller is running in {n} (ghcr.io/fluxcd/notification-controller:v1.4.0) and sluice runs its own (--notification)")), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("✔ Flux's helm-controller is running in {n}")),
+        "{}",
+        out.stdout
+    );
+
     let out = sluice(&["check", "--pre"]).expect(0);
     assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
     ns.delete().await;
