@@ -245,6 +245,7 @@ pub async fn run(client: Client, settings: Settings, queue: Queue) {
         deliveries: Recorder::new(client, crate::FIELD_MANAGER, &recorder_settings),
         in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
         stats: queue.stats.clone(),
+        clients: Clients::default(),
     });
     let mut rx = queue.rx;
     while let Some(event) = rx.recv().await {
@@ -261,6 +262,35 @@ struct Ctx {
     deliveries: Recorder,
     in_flight: Arc<Semaphore>,
     stats: Arc<Stats>,
+    clients: Clients,
+}
+
+/// HTTP clients by what makes them differ (proxy, TLS material, timeout), so a burst to one
+/// Provider reuses one client and its connections instead of setting up TLS per notification.
+#[derive(Default)]
+struct Clients(Mutex<HashMap<u64, reqwest::Client>>);
+
+impl Clients {
+    /// At most this many are kept (then the cache starts over).
+    const MAX: usize = 64;
+
+    fn get(&self, t: &provider::Target) -> Result<reqwest::Client, String> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&t.proxy, &t.ca_pem, &t.cert_pem, &t.key_pem, t.timeout).hash(&mut h);
+        let key = h.finish();
+        if let Some(c) = self.0.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(c);
+        }
+        let client = t.http_client()?;
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= Self::MAX {
+                m.clear();
+            }
+            m.insert(key, client.clone());
+        }
+        Ok(client)
+    }
 }
 
 impl Ctx {
@@ -382,7 +412,7 @@ impl Ctx {
         let refs = [alert.object_ref(&()), provider.object_ref(&())];
         tokio::spawn(async move {
             let _permit = permit;
-            let (recorder, event) = match send(&target, delivery).await {
+            let (recorder, event) = match send(&this.clients, &target, delivery).await {
                 Ok(()) => {
                     this.stats.sent.fetch_add(1, Ordering::Relaxed);
                     (
@@ -442,8 +472,12 @@ impl Ctx {
 /// Sends `delivery`, retrying what may pass later (connection errors, 429, 5xx but 501) with
 /// Flux's back-off (2 s, 4 s, 8 s, 16 s: at most five attempts) within the Provider's
 /// timeout; errors have secrets masked.
-async fn send(target: &provider::Target, delivery: Delivery) -> Result<(), String> {
-    let client = target.http_client()?;
+async fn send(
+    clients: &Clients,
+    target: &provider::Target,
+    delivery: Delivery,
+) -> Result<(), String> {
+    let client = clients.get(target)?;
     let deadline = Instant::now() + target.timeout;
     let mut delay = Duration::from_secs(2);
     let mut attempt = 0;

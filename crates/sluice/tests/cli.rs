@@ -1758,3 +1758,80 @@ async fn notification_verbs() {
     );
     ns.delete().await;
 }
+
+/// The binary as it runs: `sluice controller --notification` hands the source controller's
+/// events to the Alerts in process; a failing GitRepository reaches a `generic` Provider.
+#[tokio::test]
+async fn the_controllers_events_reach_an_alerts_provider() {
+    let (client, ns) = setup("notify-e2e").await;
+    let n = ns.name().to_string();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = {
+        let got = got.clone();
+        axum::Router::new().fallback(move |body: String| {
+            let got = got.clone();
+            async move {
+                got.lock().unwrap().push(body);
+                "ok"
+            }
+        })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, sink).await });
+    for obj in [
+        json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
+               "metadata": {"name": "sink", "namespace": n},
+               "spec": {"type": "generic", "address": format!("http://{addr}/flux")}}),
+        json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert",
+               "metadata": {"name": "sources", "namespace": n},
+               "spec": {"providerRef": {"name": "sink"}, "eventSeverity": "error",
+                        "eventSources": [{"kind": "GitRepository", "name": "*"}]}}),
+        json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+               "metadata": {"name": "unreachable", "namespace": n},
+               "spec": {"url": "http://127.0.0.1:9/nothing.git", "interval": "1h", "timeout": "5s",
+                        "ref": {"branch": "main"}}}),
+    ] {
+        let kind = obj["kind"].as_str().unwrap();
+        let (group, version) = obj["apiVersion"].as_str().unwrap().rsplit_once('/').unwrap();
+        let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(group, version, kind));
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), &n, &ar);
+        api.create(&Default::default(), &serde_json::from_value(obj.clone()).unwrap())
+            .await
+            .unwrap();
+    }
+    let storage = tempfile::tempdir().unwrap();
+    let mut controller = std::process::Command::new(bin())
+        .args([
+            "controller", "--watch-namespace", &n, "--kustomization=false", "--reloader=false",
+            "--notification", "--receiver-addr", "127.0.0.1:0",
+            "--notification-events-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
+            "--health-addr", "127.0.0.1:0", "--storage-addr", "127.0.0.1:0",
+            "--enable-leader-election=false",
+            "--storage-path", storage.path().to_str().unwrap(),
+        ])
+        .env("KUBECONFIG", sluice_testsupport::kubeconfig_path())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting sluice controller");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        if let Some(b) = got.lock().unwrap().first().cloned() {
+            break b;
+        }
+        assert!(std::time::Instant::now() < deadline, "no notification within 60s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = controller.kill();
+    let _ = controller.wait();
+    let event: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["involvedObject"]["kind"], "GitRepository");
+    assert_eq!(event["involvedObject"]["name"], "unreachable");
+    assert_eq!(event["severity"], "error");
+    assert_eq!(event["reportingController"], "source-controller");
+    assert!(event["message"].as_str().unwrap().contains("127.0.0.1:9"), "{event}");
+    ns.delete().await;
+}
