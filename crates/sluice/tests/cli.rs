@@ -1793,22 +1793,44 @@ async fn the_controllers_events_reach_an_alerts_provider() {
                         "ref": {"branch": "main"}}}),
     ] {
         let kind = obj["kind"].as_str().unwrap();
-        let (group, version) = obj["apiVersion"].as_str().unwrap().rsplit_once('/').unwrap();
-        let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(group, version, kind));
-        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), &n, &ar);
-        api.create(&Default::default(), &serde_json::from_value(obj.clone()).unwrap())
-            .await
+        let (group, version) = obj["apiVersion"]
+            .as_str()
+            .unwrap()
+            .rsplit_once('/')
             .unwrap();
+        let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            group, version, kind,
+        ));
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), &n, &ar);
+        api.create(
+            &Default::default(),
+            &serde_json::from_value(obj.clone()).unwrap(),
+        )
+        .await
+        .unwrap();
     }
     let storage = tempfile::tempdir().unwrap();
     let mut controller = std::process::Command::new(bin())
         .args([
-            "controller", "--watch-namespace", &n, "--kustomization=false", "--reloader=false",
-            "--notification", "--receiver-addr", "127.0.0.1:0",
-            "--notification-events-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
-            "--health-addr", "127.0.0.1:0", "--storage-addr", "127.0.0.1:0",
+            "controller",
+            "--watch-namespace",
+            &n,
+            "--kustomization=false",
+            "--reloader=false",
+            "--notification",
+            "--receiver-addr",
+            "127.0.0.1:0",
+            "--notification-events-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+            "--storage-addr",
+            "127.0.0.1:0",
             "--enable-leader-election=false",
-            "--storage-path", storage.path().to_str().unwrap(),
+            "--storage-path",
+            storage.path().to_str().unwrap(),
         ])
         .env("KUBECONFIG", sluice_testsupport::kubeconfig_path())
         .env("NO_COLOR", "1")
@@ -1822,7 +1844,10 @@ async fn the_controllers_events_reach_an_alerts_provider() {
         if let Some(b) = got.lock().unwrap().first().cloned() {
             break b;
         }
-        assert!(std::time::Instant::now() < deadline, "no notification within 60s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no notification within 60s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let _ = controller.kill();
@@ -1832,6 +1857,9 @@ async fn the_controllers_events_reach_an_alerts_provider() {
     assert_eq!(event["involvedObject"]["name"], "unreachable");
     assert_eq!(event["severity"], "error");
     assert_eq!(event["reportingController"], "source-controller");
-    assert!(event["message"].as_str().unwrap().contains("127.0.0.1:9"), "{event}");
+    assert!(
+        event["message"].as_str().unwrap().contains("127.0.0.1:9"),
+        "{event}"
+    );
     ns.delete().await;
 }
