@@ -16,6 +16,7 @@
 pub mod artifact;
 pub mod bootstrap;
 pub mod check;
+pub mod delete;
 pub mod diff;
 pub mod events;
 pub mod export;
@@ -27,6 +28,7 @@ pub mod logs;
 pub mod notification;
 pub mod output;
 pub mod reconcile;
+pub mod stats;
 pub mod tree;
 pub mod why;
 
@@ -91,6 +93,14 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Create an Alert, an alert Provider or a Receiver (or print it with --export).
     Create(notification::CreateArgs),
+    /// Delete a Flux object (after asking, unless --silent).
+    Delete(delete::DeleteArgs),
+    /// Count the Flux objects by kind: running, failing, suspended, artifact storage.
+    Stats(stats::StatsArgs),
+    /// Substitute ${VAR} from the environment in standard input, as Flux's postBuild does.
+    Envsubst(stats::EnvsubstArgs),
+    /// Print the version of this binary and of the controller in the cluster.
+    Version(stats::VersionArgs),
     /// Print objects as clean YAML, ready to commit to Git.
     Export(export::ExportArgs),
     /// Explain why an object is not ready, down to the root cause.
@@ -243,6 +253,10 @@ pub async fn dispatch(globals: GlobalArgs, command: Command) -> anyhow::Result<O
         Command::Resume(args) => reconcile::run_suspend(&globals, args, false).await,
         Command::Events(args) => events::run(&globals, args).await,
         Command::Create(args) => notification::run_create(&globals, args).await,
+        Command::Delete(args) => delete::run(&globals, args).await,
+        Command::Stats(args) => stats::run(&globals, args).await,
+        Command::Envsubst(args) => stats::envsubst(&args),
+        Command::Version(args) => stats::version(&globals, &args).await,
         Command::Export(args) => export::run(&globals, args).await,
         Command::Why(args) => why::run(&globals, args).await,
         Command::Install(args) => install::run_install(&globals, args).await,

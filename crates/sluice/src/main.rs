@@ -41,8 +41,6 @@ enum Command {
     /// Run the controllers (GitRepository, Kustomization, reloader), with
     /// Prometheus metrics and health probes.
     Controller(controller::ControllerArgs),
-    /// Print the version of this binary.
-    Version,
     /// Render a kustomization directory, like `kustomize build`.
     Build(build::BuildArgs),
     /// Render Helm charts locally (`sluice helm template`, as `helm template`).
@@ -59,10 +57,6 @@ fn main() -> ExitCode {
     }
     let result: anyhow::Result<()> = match cli.command {
         Command::Controller(args) => controller::run(args),
-        Command::Version => {
-            println!("sluice {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
         Command::Build(args) => match args.target {
             Some(target) => return sluice_cli::run_build(cli.globals, target),
             None => build::run(args),

@@ -1863,3 +1863,117 @@ async fn the_controllers_events_reach_an_alerts_provider() {
     );
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn delete_stats_and_envsubst() {
+    let (client, ns) = setup("delete").await;
+    let n = ns.name();
+    git_repository(&client, n, "repo").await;
+    kustomization(&client, n, "apps", "repo", &[]).await;
+    kustomization(&client, n, "infra", "repo", &[]).await;
+    set_ready(
+        &client,
+        "Kustomization",
+        n,
+        "apps",
+        false,
+        "kustomization path not found",
+    )
+    .await;
+
+    let out = sluice(&["stats", "-n", n, "-o", "json"]).expect(0);
+    let rows: Value = serde_json::from_str(&out.stdout).unwrap();
+    let row = |kind: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["reconcilers"] == kind)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row("Kustomization")["running"], 2);
+    assert_eq!(row("Kustomization")["failing"], 1);
+    assert_eq!(row("GitRepository")["running"], 1);
+    assert_eq!(row("GitRepository")["storage"], 0);
+    let out = sluice(&["stats", "-n", n]).expect(0);
+    assert!(out.stdout.starts_with("RECONCILERS"), "{}", out.stdout);
+
+    // No answer is no; `y` deletes; --silent does not ask.
+    let out = sluice_stdin(&["delete", "kustomization", "apps", "-n", n], &[], "").expect(1);
+    assert!(
+        out.stderr
+            .contains("Are you sure you want to delete this kustomization"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("aborted: Kustomization {n}/apps was not deleted")),
+        "{}",
+        out.stderr
+    );
+    let api = Api::<Kustomization>::namespaced(client.clone(), n);
+    assert!(api.get_opt("apps").await.unwrap().is_some());
+    let out = sluice_stdin(&["delete", "ks", "apps", "-n", n], &[], "y\n").expect(0);
+    assert!(
+        out.stderr.contains("kustomization deleted"),
+        "{}",
+        out.stderr
+    );
+    assert!(api.get_opt("apps").await.unwrap().is_none());
+    sluice(&["delete", "source", "git", "repo", "--silent", "-n", n]).expect(0);
+    let out = sluice(&["delete", "ks", "absent", "-s", "-n", n]).expect(1);
+    assert!(
+        out.stderr.contains("sluice get kustomizations -A"),
+        "{}",
+        out.stderr
+    );
+
+    // envsubst: Flux's dialect from the environment; strict mode names the variable.
+    let out = sluice_stdin(
+        &["envsubst"],
+        &[("CLUSTER", "edge-1")],
+        "name: ${CLUSTER}\nreplicas: ${REPLICAS:=2}\n",
+    )
+    .expect(0);
+    assert_eq!(out.stdout, "name: edge-1\nreplicas: 2\n");
+    let out = sluice_stdin(&["envsubst", "--strict"], &[], "name: ${MISSING_VAR}\n").expect(1);
+    assert!(out.stderr.contains("MISSING_VAR"), "{}", out.stderr);
+
+    // version: the client always; the controller by its Deployment's image.
+    let out = sluice(&["version", "--client"]).expect(0);
+    assert_eq!(
+        out.stdout,
+        format!("sluice: v{}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let out = sluice(&["version", "-n", n]).expect(1);
+    assert!(
+        out.stderr.contains("no sluice controller in"),
+        "{}",
+        out.stderr
+    );
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "sluice", "namespace": n},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "sluice"}},
+            "template": {"metadata": {"labels": {"app": "sluice"}},
+                "spec": {"containers": [{"name": "manager", "image": "ghcr.io/sluice/sluice:v0.1.0"}]}}},
+    });
+    Api::<Deployment>::namespaced(client.clone(), n)
+        .patch(
+            "sluice",
+            &PatchParams::apply("sluice-test"),
+            &Patch::Apply(&deployment),
+        )
+        .await
+        .unwrap();
+    let out = sluice(&["version", "-n", n]).expect(0);
+    assert!(
+        out.stdout.contains(&format!(
+            "controller: v0.1.0 (ghcr.io/sluice/sluice:v0.1.0, {n}/sluice)"
+        )),
+        "{}",
+        out.stdout
+    );
+    ns.delete().await;
+}

@@ -127,6 +127,29 @@ impl Drop for Streaming {
     }
 }
 
+/// Runs `sluice --kubeconfig <test control plane> args…` with `input` on standard input and
+/// `env` set (`delete` confirmations, `envsubst`).
+pub fn sluice_stdin(args: &[&str], env: &[(&str, &str)], input: &str) -> Run {
+    use std::io::Write;
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("running sluice");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    Run::from(child.wait_with_output().expect("running sluice"))
+}
+
 /// Runs the binary without a kubeconfig flag (help, completion, export).
 pub fn sluice_offline(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(bin());
