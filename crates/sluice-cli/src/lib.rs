@@ -16,6 +16,7 @@
 pub mod artifact;
 pub mod bootstrap;
 pub mod check;
+pub mod create;
 pub mod delete;
 pub mod diff;
 pub mod events;
@@ -91,8 +92,9 @@ pub enum Command {
     Resume(reconcile::SuspendArgs),
     /// Show the Kubernetes events of Flux objects (and what Alerts sent where).
     Events(events::EventsArgs),
-    /// Create an Alert, an alert Provider or a Receiver (or print it with --export).
-    Create(notification::CreateArgs),
+    /// Create sources, Kustomizations, Secrets, Alerts, alert Providers and Receivers (or
+    /// print them with --export).
+    Create(create::CreateArgs),
     /// Delete a Flux object (after asking, unless --silent).
     Delete(delete::DeleteArgs),
     /// Count the Flux objects by kind: running, failing, suspended, artifact storage.
@@ -252,7 +254,7 @@ pub async fn dispatch(globals: GlobalArgs, command: Command) -> anyhow::Result<O
         Command::Suspend(args) => reconcile::run_suspend(&globals, args, true).await,
         Command::Resume(args) => reconcile::run_suspend(&globals, args, false).await,
         Command::Events(args) => events::run(&globals, args).await,
-        Command::Create(args) => notification::run_create(&globals, args).await,
+        Command::Create(args) => create::run(&globals, args).await,
         Command::Delete(args) => delete::run(&globals, args).await,
         Command::Stats(args) => stats::run(&globals, args).await,
         Command::Envsubst(args) => stats::envsubst(&args),

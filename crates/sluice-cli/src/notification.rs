@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Result;
-use clap::{Args, Subcommand};
+use clap::Args;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
@@ -58,32 +58,6 @@ impl Kind {
             Kind::Receiver => "sluice get receivers -A",
         }
     }
-}
-
-/// `sluice create`.
-#[derive(Debug, Args)]
-pub struct CreateArgs {
-    #[command(subcommand)]
-    pub what: CreateWhat,
-
-    /// Print the object as YAML instead of applying it.
-    #[arg(long, global = true)]
-    pub export: bool,
-
-    /// A label of the object, KEY=VALUE (repeatable).
-    #[arg(long = "label", global = true, value_name = "KEY=VALUE")]
-    pub labels: Vec<String>,
-}
-
-/// What to create.
-#[derive(Debug, Subcommand)]
-pub enum CreateWhat {
-    /// An Alert: which events go to a Provider.
-    Alert(AlertArgs),
-    /// A Provider: where Alerts send (a chat, a webhook, commit statuses).
-    AlertProvider(ProviderArgs),
-    /// A Receiver: a webhook that asks Flux objects to reconcile.
-    Receiver(ReceiverArgs),
 }
 
 /// `sluice create alert NAME`.
@@ -196,166 +170,128 @@ fn reference(flag: &str, s: &str) -> Result<Value> {
     Ok(r)
 }
 
-fn labels(list: &[String]) -> Result<BTreeMap<String, String>> {
-    list.iter()
-        .map(|l| match l.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(UserError::new(format!("--label {l:?}: expected KEY=VALUE")).into()),
-        })
-        .collect()
+fn metadata(ns: &str, name: &str, labels: &BTreeMap<String, String>) -> Value {
+    let mut m = json!({"name": name, "namespace": ns});
+    if !labels.is_empty() {
+        m["labels"] = json!(labels);
+    }
+    m
 }
 
-/// The object `sluice create` makes (pure, so it is tested without a cluster).
-pub fn object(ns: &str, args: &CreateArgs) -> Result<(Kind, Value)> {
-    let labels = labels(&args.labels)?;
-    let metadata = |name: &str| {
-        let mut m = json!({"name": name, "namespace": ns});
-        if !labels.is_empty() {
-            m["labels"] = json!(labels);
-        }
-        m
-    };
+/// The Alert of `sluice create alert` (pure).
+pub fn alert(ns: &str, a: &AlertArgs, labels: &BTreeMap<String, String>) -> Result<Value> {
     let group = sluice_api::notification::GROUP;
-    Ok(match &args.what {
-        CreateWhat::Alert(a) => {
-            let sources = a
-                .event_sources
-                .iter()
-                .map(|s| reference("--event-source", s))
-                .collect::<Result<Vec<_>>>()?;
-            let mut spec =
-                json!({"providerRef": {"name": a.provider_ref}, "eventSources": sources});
-            if let Some(sev) = &a.event_severity {
-                if sev != "info" && sev != "error" {
-                    return Err(UserError::new(format!(
-                        "--event-severity {sev:?}: expected info or error"
-                    ))
-                    .into());
-                }
-                spec["eventSeverity"] = sev.as_str().into();
-            }
-            for (field, list) in [
-                ("inclusionList", &a.inclusion_list),
-                ("exclusionList", &a.exclusion_list),
-            ] {
-                for re in list {
-                    regex::Regex::new(re).map_err(|e| {
-                        UserError::new(format!("{field} {re:?} is not a regular expression: {e}"))
-                    })?;
-                }
-                if !list.is_empty() {
-                    spec[field] = json!(list);
-                }
-            }
-            (
-                Kind::Alert,
-                json!({"apiVersion": format!("{group}/v1beta3"), "kind": ALERT_KIND,
-                       "metadata": metadata(&a.name), "spec": spec}),
-            )
+    let sources = a
+        .event_sources
+        .iter()
+        .map(|s| reference("--event-source", s))
+        .collect::<Result<Vec<_>>>()?;
+    let mut spec = json!({"providerRef": {"name": a.provider_ref}, "eventSources": sources});
+    if let Some(sev) = &a.event_severity {
+        if sev != "info" && sev != "error" {
+            return Err(UserError::new(format!(
+                "--event-severity {sev:?}: expected info or error"
+            ))
+            .into());
         }
-        CreateWhat::AlertProvider(p) => {
-            let t = ProviderType::from(p.type_.as_str());
-            if !t.is_known() {
-                return Err(UserError::new(format!(
-                    "--type {:?} is not a Provider type ({})",
-                    p.type_,
-                    ProviderType::VALUES.join(", ")
-                ))
-                .into());
-            }
-            let mut spec = json!({"type": t.as_str()});
-            for (field, value) in [
-                ("channel", &p.channel),
-                ("username", &p.username),
-                ("address", &p.address),
-            ] {
-                if let Some(v) = value {
-                    spec[field] = v.as_str().into();
-                }
-            }
-            if let Some(s) = &p.secret_ref {
-                spec["secretRef"] = json!({"name": s});
-            }
-            (
-                Kind::Provider,
-                json!({"apiVersion": format!("{group}/v1beta3"), "kind": PROVIDER_KIND,
-                       "metadata": metadata(&p.name), "spec": spec}),
-            )
+        spec["eventSeverity"] = sev.as_str().into();
+    }
+    for (field, list) in [
+        ("inclusionList", &a.inclusion_list),
+        ("exclusionList", &a.exclusion_list),
+    ] {
+        for re in list {
+            regex::Regex::new(re).map_err(|e| {
+                UserError::new(format!("{field} {re:?} is not a regular expression: {e}"))
+            })?;
         }
-        CreateWhat::Receiver(r) => {
-            let t = ReceiverType::from(r.type_.as_str());
-            if !t.is_known() {
-                return Err(UserError::new(format!(
-                    "--type {:?} is not a Receiver type ({})",
-                    r.type_,
-                    ReceiverType::VALUES.join(", ")
-                ))
-                .into());
-            }
-            let resources = r
-                .resources
-                .iter()
-                .map(|s| reference("--resource", s))
-                .collect::<Result<Vec<_>>>()?;
-            let mut spec = json!({"type": t.as_str(), "resources": resources,
-                                  "secretRef": {"name": r.secret_ref}});
-            if !r.events.is_empty() {
-                spec["events"] = json!(r.events);
-            }
-            (
-                Kind::Receiver,
-                json!({"apiVersion": format!("{group}/v1"), "kind": RECEIVER_KIND,
-                       "metadata": metadata(&r.name), "spec": spec}),
-            )
+        if !list.is_empty() {
+            spec[field] = json!(list);
         }
-    })
+    }
+    Ok(
+        json!({"apiVersion": format!("{group}/v1beta3"), "kind": ALERT_KIND,
+              "metadata": metadata(ns, &a.name, labels), "spec": spec}),
+    )
 }
 
-/// Runs `sluice create`.
-pub async fn run_create(g: &GlobalArgs, args: CreateArgs) -> Result<Outcome> {
-    let (kind, obj) = object(&g.namespace, &args)?;
-    if args.export {
-        print!("{}", crate::export::to_stream(&[obj])?);
-        return Ok(Outcome::Ok);
+/// The Provider of `sluice create alert-provider` (pure).
+pub fn provider(ns: &str, p: &ProviderArgs, labels: &BTreeMap<String, String>) -> Result<Value> {
+    let group = sluice_api::notification::GROUP;
+    let t = ProviderType::from(p.type_.as_str());
+    if !t.is_known() {
+        return Err(UserError::new(format!(
+            "--type {:?} is not a Provider type ({})",
+            p.type_,
+            ProviderType::VALUES.join(", ")
+        ))
+        .into());
     }
-    let client = kube_util::client(g).await?;
-    let log = Log::default();
-    let name = obj["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let ns = g.namespace.as_str();
-    log.action(&format!("applying {}", kind.kind()));
-    let pp = PatchParams::apply("sluice").force();
-    let applied = match kind {
-        Kind::Alert => Api::<Alert>::namespaced(client.clone(), ns)
-            .patch(&name, &pp, &Patch::Apply(&obj))
-            .await
-            .map(drop),
-        Kind::Provider => Api::<Provider>::namespaced(client.clone(), ns)
-            .patch(&name, &pp, &Patch::Apply(&obj))
-            .await
-            .map(drop),
-        Kind::Receiver => Api::<Receiver>::namespaced(client.clone(), ns)
-            .patch(&name, &pp, &Patch::Apply(&obj))
-            .await
-            .map(drop),
-    };
-    applied
-        .map_err(|e| kube_util::user_kube_error(e, &format!("applying {} {name}", kind.kind())))?;
-    log.success(&format!("{} created", kind.kind()));
-    if let CreateWhat::Receiver(r) = &args.what {
-        log.waiting("waiting for Receiver reconciliation");
-        let receiver = wait_receiver(&client, ns, &name, r.timeout).await?;
-        let path = receiver
-            .status
-            .as_ref()
-            .and_then(|s| s.webhook_path.clone())
-            .unwrap_or_default();
-        log.success(&format!("Receiver {name} is ready"));
-        log.success(&format!("generated webhook URL {path}"));
+    let mut spec = json!({"type": t.as_str()});
+    for (field, value) in [
+        ("channel", &p.channel),
+        ("username", &p.username),
+        ("address", &p.address),
+    ] {
+        if let Some(v) = value {
+            spec[field] = v.as_str().into();
+        }
     }
-    Ok(Outcome::Ok)
+    if let Some(s) = &p.secret_ref {
+        spec["secretRef"] = json!({"name": s});
+    }
+    Ok(
+        json!({"apiVersion": format!("{group}/v1beta3"), "kind": PROVIDER_KIND,
+              "metadata": metadata(ns, &p.name, labels), "spec": spec}),
+    )
+}
+
+/// The Receiver of `sluice create receiver` (pure).
+pub fn receiver(ns: &str, r: &ReceiverArgs, labels: &BTreeMap<String, String>) -> Result<Value> {
+    let group = sluice_api::notification::GROUP;
+    let t = ReceiverType::from(r.type_.as_str());
+    if !t.is_known() {
+        return Err(UserError::new(format!(
+            "--type {:?} is not a Receiver type ({})",
+            r.type_,
+            ReceiverType::VALUES.join(", ")
+        ))
+        .into());
+    }
+    let resources = r
+        .resources
+        .iter()
+        .map(|s| reference("--resource", s))
+        .collect::<Result<Vec<_>>>()?;
+    let mut spec =
+        json!({"type": t.as_str(), "resources": resources, "secretRef": {"name": r.secret_ref}});
+    if !r.events.is_empty() {
+        spec["events"] = json!(r.events);
+    }
+    Ok(
+        json!({"apiVersion": format!("{group}/v1"), "kind": RECEIVER_KIND,
+              "metadata": metadata(ns, &r.name, labels), "spec": spec}),
+    )
+}
+
+/// After `sluice create receiver`: waits for the Receiver and prints its webhook path.
+pub async fn wait_and_print(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+    log: &Log,
+) -> Result<()> {
+    log.waiting("waiting for Receiver reconciliation");
+    let receiver = wait_receiver(client, ns, name, timeout).await?;
+    let path = receiver
+        .status
+        .as_ref()
+        .and_then(|s| s.webhook_path.clone())
+        .unwrap_or_default();
+    log.success(&format!("Receiver {name} is ready"));
+    log.success(&format!("generated webhook URL {path}"));
+    Ok(())
 }
 
 /// Waits until the Receiver is Ready at its generation; its Ready message when it is not.
@@ -604,12 +540,18 @@ mod tests {
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
-        create: CreateArgs,
+        create: crate::create::CreateArgs,
     }
 
     fn create(args: &[&str]) -> Result<(Kind, Value)> {
         let cli = Cli::try_parse_from(std::iter::once("create").chain(args.iter().copied()))?;
-        object("flux-system", &cli.create)
+        let obj = crate::create::objects("flux-system", &cli.create)?.remove(0);
+        let kind = match obj["kind"].as_str() {
+            Some(ALERT_KIND) => Kind::Alert,
+            Some(PROVIDER_KIND) => Kind::Provider,
+            _ => Kind::Receiver,
+        };
+        Ok((kind, obj))
     }
 
     #[test]

@@ -1977,3 +1977,115 @@ async fn delete_stats_and_envsubst() {
     );
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn create_sources_kustomizations_and_secrets() {
+    let (client, ns) = setup("create").await;
+    let n = ns.name();
+    let out = sluice(&[
+        "create",
+        "source",
+        "git",
+        "ops",
+        "--url",
+        "https://gitea.lan/home/ops.git",
+        "--branch",
+        "main",
+        "-u",
+        "me",
+        "-p",
+        "s3cr3t-pat",
+        "-n",
+        n,
+    ])
+    .expect(0);
+    assert!(
+        out.stderr.contains("GitRepository created"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("s3cr3t-pat") && !out.stdout.contains("s3cr3t-pat"));
+    let repo = Api::<sluice_api::GitRepository>::namespaced(client.clone(), n)
+        .get("ops")
+        .await
+        .unwrap();
+    assert_eq!(repo.spec.secret_ref.as_ref().unwrap().name, "ops");
+    let secret = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), n)
+        .get("ops")
+        .await
+        .unwrap();
+    assert_eq!(secret.data.unwrap()["password"].0, b"s3cr3t-pat");
+
+    sluice(&[
+        "create",
+        "ks",
+        "apps",
+        "--source",
+        "ops",
+        "--path",
+        "./apps",
+        "--prune",
+        "--depends-on",
+        "infra",
+        "--interval",
+        "10m",
+        "-n",
+        n,
+    ])
+    .expect(0);
+    let ks = Api::<Kustomization>::namespaced(client.clone(), n)
+        .get("apps")
+        .await
+        .unwrap();
+    assert!(ks.spec.prune);
+    assert_eq!(ks.spec.path.as_deref(), Some("./apps"));
+    assert_eq!(ks.spec.depends_on.as_ref().unwrap()[0].name, "infra");
+
+    // --export prints and applies nothing; bad input names the flag.
+    let out = sluice(&[
+        "create",
+        "secret",
+        "git",
+        "tok",
+        "--url",
+        "https://h/r",
+        "--bearer-token",
+        "t0k",
+        "--export",
+        "-n",
+        n,
+    ])
+    .expect(0);
+    assert!(
+        out.stdout
+            .starts_with("---\napiVersion: v1\nkind: Secret\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), n)
+            .get_opt("tok")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let out = sluice(&[
+        "create",
+        "source",
+        "git",
+        "x",
+        "--url",
+        "gitea.lan/ops",
+        "--branch",
+        "main",
+        "-n",
+        n,
+    ])
+    .expect(1);
+    assert!(
+        out.stderr.contains("--url \"gitea.lan/ops\""),
+        "{}",
+        out.stderr
+    );
+    ns.delete().await;
+}

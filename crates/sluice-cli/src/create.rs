@@ -1,0 +1,626 @@
+//! `sluice create …` as `flux create`: the object built from flags (pure, [`objects`]), then
+//! server-side applied, or printed as YAML with `--export`. Sources, Kustomizations, Git and
+//! TLS Secrets here; Alerts, Providers and Receivers in [`crate::notification`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::kube_util::{self, Resolver};
+use crate::notification;
+use crate::output::Log;
+use crate::{GlobalArgs, Outcome, UserError};
+
+/// `sluice create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(subcommand)]
+    pub what: CreateWhat,
+
+    /// Print the objects as YAML instead of applying them.
+    #[arg(long, global = true)]
+    pub export: bool,
+
+    /// A label of the object, KEY=VALUE (repeatable).
+    #[arg(long = "label", global = true, value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// How often the object is reconciled (sources, Kustomizations).
+    #[arg(long, global = true, default_value = "1m", value_name = "DURATION")]
+    pub interval: String,
+}
+
+/// What to create.
+#[derive(Debug, Subcommand)]
+pub enum CreateWhat {
+    /// A source.
+    #[command(subcommand)]
+    Source(SourceWhat),
+    /// A Kustomization.
+    #[command(visible_alias = "ks")]
+    Kustomization(KustomizationArgs),
+    /// A Secret for a source.
+    #[command(subcommand)]
+    Secret(SecretWhat),
+    /// An Alert: which events go to a Provider.
+    Alert(notification::AlertArgs),
+    /// A Provider: where Alerts send (a chat, a webhook, commit statuses).
+    AlertProvider(notification::ProviderArgs),
+    /// A Receiver: a webhook that asks Flux objects to reconcile.
+    Receiver(notification::ReceiverArgs),
+}
+
+/// A source kind.
+#[derive(Debug, Subcommand)]
+pub enum SourceWhat {
+    /// A GitRepository.
+    Git(SourceGitArgs),
+}
+
+/// `sluice create source git NAME`.
+#[derive(Debug, Args)]
+pub struct SourceGitArgs {
+    /// The GitRepository's name.
+    pub name: String,
+    /// The repository, e.g. https://gitea.lan/home/ops.git or ssh://git@gitea.lan/home/ops.
+    #[arg(long)]
+    pub url: String,
+    /// A branch.
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// A tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// A semver range of tags.
+    #[arg(long = "tag-semver", value_name = "RANGE")]
+    pub tag_semver: Option<String>,
+    /// A reference name (refs/heads/main, refs/pull/1/head).
+    #[arg(long = "ref-name", value_name = "REF")]
+    pub ref_name: Option<String>,
+    /// A commit SHA.
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// An existing Secret with the credentials.
+    #[arg(long = "secret-ref", value_name = "NAME")]
+    pub secret_ref: Option<String>,
+    /// Basic auth username (a Secret named as the source is created with it).
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Basic auth password or token.
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Paths to ignore, in .gitignore format (repeatable, or comma-separated).
+    #[arg(long = "ignore-paths", value_delimiter = ',', value_name = "PATH")]
+    pub ignore_paths: Vec<String>,
+}
+
+/// `sluice create kustomization NAME`.
+#[derive(Debug, Args)]
+pub struct KustomizationArgs {
+    /// The Kustomization's name.
+    pub name: String,
+    /// The source: NAME, KIND/NAME or KIND/NAME.NAMESPACE (GitRepository, OCIRepository).
+    #[arg(long)]
+    pub source: String,
+    /// The path in the source.
+    #[arg(long, default_value = "./")]
+    pub path: String,
+    /// Delete what leaves the source.
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", require_equals = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub prune: bool,
+    /// Kustomizations applied first: NAME or NAMESPACE/NAME (repeatable, or comma-separated).
+    #[arg(long = "depends-on", value_delimiter = ',', value_name = "NAME")]
+    pub depends_on: Vec<String>,
+    /// The namespace of the objects that have none.
+    #[arg(long = "target-namespace", value_name = "NAMESPACE")]
+    pub target_namespace: Option<String>,
+    /// Wait for the applied objects to be ready.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long apply and health checks may take.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// `sops` to decrypt SOPS-encrypted files.
+    #[arg(long = "decryption-provider", value_name = "PROVIDER")]
+    pub decryption_provider: Option<String>,
+    /// The Secret with the decryption keys (age).
+    #[arg(long = "decryption-secret", value_name = "NAME")]
+    pub decryption_secret: Option<String>,
+    /// Variables for ${VAR} substitution: ConfigMap/NAME or Secret/NAME (repeatable, or
+    /// comma-separated; `:optional` after the name allows it to be absent).
+    #[arg(
+        long = "substitute-from",
+        value_delimiter = ',',
+        value_name = "KIND/NAME"
+    )]
+    pub substitute_from: Vec<String>,
+}
+
+/// A Secret kind.
+#[derive(Debug, Subcommand)]
+pub enum SecretWhat {
+    /// Git credentials: basic auth, a bearer token, an SSH key; a CA.
+    Git(SecretGitArgs),
+    /// A TLS client certificate and/or CA (for sources and Providers).
+    Tls(SecretTlsArgs),
+}
+
+/// `sluice create secret git NAME`.
+#[derive(Debug, Args)]
+pub struct SecretGitArgs {
+    /// The Secret's name.
+    pub name: String,
+    /// The repository (its scheme decides: https takes basic or bearer, ssh a private key).
+    #[arg(long)]
+    pub url: String,
+    /// Basic auth username.
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Basic auth password or token.
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// A bearer token.
+    #[arg(long = "bearer-token", value_name = "TOKEN")]
+    pub bearer_token: Option<String>,
+    /// A CA certificate file (PEM).
+    #[arg(long = "ca-crt-file", value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+    /// An SSH private key file (ssh URLs).
+    #[arg(long = "private-key-file", value_name = "PATH")]
+    pub private_key_file: Option<PathBuf>,
+    /// An SSH known_hosts file (ssh URLs).
+    #[arg(long = "known-hosts-file", value_name = "PATH")]
+    pub known_hosts_file: Option<PathBuf>,
+}
+
+/// `sluice create secret tls NAME`.
+#[derive(Debug, Args)]
+pub struct SecretTlsArgs {
+    /// The Secret's name.
+    pub name: String,
+    /// The client certificate (PEM).
+    #[arg(long = "tls-crt-file", value_name = "PATH")]
+    pub cert: Option<PathBuf>,
+    /// The client key (PEM).
+    #[arg(long = "tls-key-file", value_name = "PATH")]
+    pub key: Option<PathBuf>,
+    /// The CA certificate (PEM).
+    #[arg(long = "ca-crt-file", value_name = "PATH")]
+    pub ca: Option<PathBuf>,
+}
+
+fn labels(list: &[String]) -> Result<BTreeMap<String, String>> {
+    list.iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(UserError::new(format!("--label {l:?}: expected KEY=VALUE")).into()),
+        })
+        .collect()
+}
+
+fn metadata(ns: &str, name: &str, labels: &BTreeMap<String, String>) -> Value {
+    let mut m = json!({"name": name, "namespace": ns});
+    if !labels.is_empty() {
+        m["labels"] = json!(labels);
+    }
+    m
+}
+
+fn read(flag: &str, path: &PathBuf) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| UserError::new(format!("{flag} {}: {e}", path.display())).into())
+}
+
+fn secret(
+    ns: &str,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    data: BTreeMap<&str, String>,
+) -> Value {
+    // `stringData`, as `flux create secret --export` writes it.
+    let data: serde_json::Map<String, Value> = data
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v)))
+        .collect();
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": metadata(ns, name, labels),
+           "stringData": data})
+}
+
+fn check_interval(interval: &str) -> Result<()> {
+    sluice_api::meta::parse_duration(interval)
+        .map(drop)
+        .map_err(|e| UserError::new(format!("--interval {interval:?}: {e}")).into())
+}
+
+/// The objects `sluice create` makes, in the order they are applied (pure: tested without a
+/// cluster).
+pub fn objects(ns: &str, args: &CreateArgs) -> Result<Vec<Value>> {
+    let labels = labels(&args.labels)?;
+    Ok(match &args.what {
+        CreateWhat::Source(SourceWhat::Git(g)) => {
+            check_interval(&args.interval)?;
+            let refs = [
+                ("branch", &g.branch),
+                ("tag", &g.tag),
+                ("semver", &g.tag_semver),
+                ("name", &g.ref_name),
+                ("commit", &g.commit),
+            ];
+            let mut reference = serde_json::Map::new();
+            for (k, v) in refs {
+                if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+                    reference.insert(k.into(), v.clone().into());
+                }
+            }
+            if reference.is_empty() {
+                return Err(UserError::new("a Git reference is required")
+                    .hint("pass --branch, --tag, --tag-semver, --ref-name or --commit")
+                    .into());
+            }
+            let scheme = g.url.split("://").next().unwrap_or_default();
+            if !matches!(scheme, "http" | "https" | "ssh") || !g.url.contains("://") {
+                return Err(UserError::new(format!(
+                    "--url {:?}: expected an http, https or ssh URL",
+                    g.url
+                ))
+                .into());
+            }
+            let mut out = vec![];
+            let mut spec = json!({"interval": args.interval, "ref": reference, "url": g.url});
+            match (&g.username, &g.password, &g.secret_ref) {
+                (Some(u), Some(p), None) => {
+                    out.push(secret(
+                        ns,
+                        &g.name,
+                        &labels,
+                        BTreeMap::from([("username", u.clone()), ("password", p.clone())]),
+                    ));
+                    spec["secretRef"] = json!({"name": g.name});
+                }
+                (None, None, Some(s)) => spec["secretRef"] = json!({"name": s}),
+                (None, None, None) => {}
+                _ => {
+                    return Err(UserError::new(
+                        "--username and --password go together, and not with --secret-ref",
+                    )
+                    .into());
+                }
+            }
+            if !g.ignore_paths.is_empty() {
+                spec["ignore"] = format!("{}\n", g.ignore_paths.join("\n")).into();
+            }
+            out.push(
+                json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                            "metadata": metadata(ns, &g.name, &labels), "spec": spec}),
+            );
+            out
+        }
+        CreateWhat::Kustomization(k) => {
+            check_interval(&args.interval)?;
+            let (kind, rest) = match k.source.split_once('/') {
+                Some((kind, rest)) => (crate::events::canonical_kind(kind), rest),
+                None => ("GitRepository".to_string(), k.source.as_str()),
+            };
+            if !matches!(kind.as_str(), "GitRepository" | "OCIRepository" | "Bucket") {
+                return Err(UserError::new(format!(
+                    "--source {:?}: a Kustomization's source is a GitRepository, OCIRepository or Bucket",
+                    k.source
+                ))
+                .into());
+            }
+            let mut source_ref = json!({"kind": kind});
+            match rest.split_once('.') {
+                Some((name, namespace)) => {
+                    source_ref["name"] = name.into();
+                    source_ref["namespace"] = namespace.into();
+                }
+                None => source_ref["name"] = rest.into(),
+            }
+            let mut spec = json!({"interval": args.interval, "path": k.path, "prune": k.prune,
+                                  "sourceRef": source_ref});
+            if !k.depends_on.is_empty() {
+                spec["dependsOn"] = k
+                    .depends_on
+                    .iter()
+                    .map(|d| match d.split_once('/') {
+                        Some((ns, name)) => json!({"name": name, "namespace": ns}),
+                        None => json!({"name": d}),
+                    })
+                    .collect();
+            }
+            if let Some(t) = &k.target_namespace {
+                spec["targetNamespace"] = t.as_str().into();
+            }
+            if k.wait {
+                spec["wait"] = true.into();
+            }
+            if let Some(t) = &k.timeout {
+                sluice_api::meta::parse_duration(t)
+                    .map_err(|e| UserError::new(format!("--timeout {t:?}: {e}")))?;
+                spec["timeout"] = t.as_str().into();
+            }
+            match (&k.decryption_provider, &k.decryption_secret) {
+                (Some(p), secret) if p == "sops" => {
+                    spec["decryption"] = json!({"provider": "sops"});
+                    if let Some(s) = secret {
+                        spec["decryption"]["secretRef"] = json!({"name": s});
+                    }
+                }
+                (Some(p), _) => {
+                    return Err(UserError::new(format!(
+                        "--decryption-provider {p:?}: the provider is sops"
+                    ))
+                    .into());
+                }
+                (None, Some(_)) => {
+                    return Err(UserError::new(
+                        "--decryption-secret needs --decryption-provider sops",
+                    )
+                    .into());
+                }
+                (None, None) => {}
+            }
+            if !k.substitute_from.is_empty() {
+                let from = k
+                    .substitute_from
+                    .iter()
+                    .map(|s| {
+                        let (kind, name) = s.split_once('/').ok_or_else(|| {
+                            UserError::new(format!(
+                                "--substitute-from {s:?}: expected ConfigMap/NAME or Secret/NAME"
+                            ))
+                        })?;
+                        let (name, optional) = match name.strip_suffix(":optional") {
+                            Some(n) => (n, true),
+                            None => (name, false),
+                        };
+                        let kind = match kind.to_ascii_lowercase().as_str() {
+                            "configmap" | "cm" => "ConfigMap",
+                            "secret" => "Secret",
+                            _ => {
+                                return Err(UserError::new(format!(
+                                    "--substitute-from {s:?}: expected ConfigMap/NAME or Secret/NAME"
+                                )));
+                            }
+                        };
+                        let mut r = json!({"kind": kind, "name": name});
+                        if optional {
+                            r["optional"] = true.into();
+                        }
+                        Ok(r)
+                    })
+                    .collect::<std::result::Result<Vec<_>, UserError>>()?;
+                spec["postBuild"] = json!({"substituteFrom": from});
+            }
+            vec![
+                json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                        "metadata": metadata(ns, &k.name, &labels), "spec": spec}),
+            ]
+        }
+        CreateWhat::Secret(SecretWhat::Git(s)) => {
+            let ssh = s.url.starts_with("ssh://");
+            let mut data = BTreeMap::new();
+            if ssh {
+                let Some(key) = &s.private_key_file else {
+                    return Err(UserError::new(format!(
+                        "--url {:?} is ssh: --private-key-file is required",
+                        s.url
+                    ))
+                    .hint("sluice does not generate keys yet: `ssh-keygen -t ed25519 -f ./identity`, then add identity.pub as a deploy key")
+                    .into());
+                };
+                data.insert("identity", read("--private-key-file", key)?);
+                if let Some(kh) = &s.known_hosts_file {
+                    data.insert("known_hosts", read("--known-hosts-file", kh)?);
+                }
+                if let Some(p) = &s.password {
+                    data.insert("password", p.clone());
+                }
+            } else {
+                match (&s.username, &s.password, &s.bearer_token) {
+                    (Some(u), Some(p), None) => {
+                        data.insert("username", u.clone());
+                        data.insert("password", p.clone());
+                    }
+                    (None, None, Some(t)) => {
+                        data.insert("bearerToken", t.clone());
+                    }
+                    (None, None, None) if s.ca_file.is_some() => {}
+                    _ => {
+                        return Err(UserError::new(
+                            "give --username and --password, or --bearer-token",
+                        )
+                        .into());
+                    }
+                }
+            }
+            if let Some(ca) = &s.ca_file {
+                data.insert("ca.crt", read("--ca-crt-file", ca)?);
+            }
+            vec![secret(ns, &s.name, &labels, data)]
+        }
+        CreateWhat::Secret(SecretWhat::Tls(s)) => {
+            let mut data = BTreeMap::new();
+            if s.cert.is_some() != s.key.is_some() {
+                return Err(UserError::new("--tls-crt-file and --tls-key-file go together").into());
+            }
+            if let (Some(c), Some(k)) = (&s.cert, &s.key) {
+                data.insert("tls.crt", read("--tls-crt-file", c)?);
+                data.insert("tls.key", read("--tls-key-file", k)?);
+            }
+            if let Some(ca) = &s.ca {
+                data.insert("ca.crt", read("--ca-crt-file", ca)?);
+            }
+            if data.is_empty() {
+                return Err(UserError::new(
+                    "give --tls-crt-file and --tls-key-file, or --ca-crt-file",
+                )
+                .into());
+            }
+            vec![secret(ns, &s.name, &labels, data)]
+        }
+        CreateWhat::Alert(a) => vec![notification::alert(ns, a, &labels)?],
+        CreateWhat::AlertProvider(p) => vec![notification::provider(ns, p, &labels)?],
+        CreateWhat::Receiver(r) => vec![notification::receiver(ns, r, &labels)?],
+    })
+}
+
+/// Runs `sluice create`.
+pub async fn run(g: &GlobalArgs, args: CreateArgs) -> Result<Outcome> {
+    let objs = objects(&g.namespace, &args)?;
+    if args.export {
+        print!("{}", crate::export::to_stream(&objs)?);
+        return Ok(Outcome::Ok);
+    }
+    let client = kube_util::client(g).await?;
+    let log = Log::default();
+    let mut resolver = Resolver::default();
+    for obj in &objs {
+        let kind = obj["kind"].as_str().unwrap_or_default();
+        log.action(&format!("applying {kind}"));
+        resolver.apply(&client, obj, "sluice", false).await?;
+        log.success(&format!("{kind} created"));
+    }
+    if let CreateWhat::Receiver(r) = &args.what {
+        notification::wait_and_print(&client, &g.namespace, &r.name, r.timeout, &log).await?;
+    }
+    Ok(Outcome::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        create: CreateArgs,
+    }
+
+    fn create(args: &[&str]) -> Result<Vec<Value>> {
+        let cli = Cli::try_parse_from(std::iter::once("create").chain(args.iter().copied()))?;
+        objects("flux-system", &cli.create)
+    }
+
+    #[test]
+    fn sources_and_kustomizations_as_flux_create_makes_them() {
+        let objs = create(&[
+            "source",
+            "git",
+            "ops",
+            "--url",
+            "https://gitea.lan/home/ops.git",
+            "--branch",
+            "main",
+            "-u",
+            "me",
+            "-p",
+            "pat",
+            "--ignore-paths",
+            "docs/,*.md",
+        ])
+        .unwrap();
+        assert_eq!(objs.len(), 2);
+        assert_eq!(objs[0]["kind"], "Secret");
+        assert_eq!(objs[0]["stringData"]["username"], "me");
+        assert_eq!(
+            objs[1]["spec"],
+            json!({"interval": "1m", "ref": {"branch": "main"}, "url": "https://gitea.lan/home/ops.git",
+                   "secretRef": {"name": "ops"}, "ignore": "docs/\n*.md\n"})
+        );
+        let _: sluice_api::GitRepository = serde_json::from_value(objs[1].clone()).unwrap();
+        let e = create(&["source", "git", "ops", "--url", "https://x/y.git"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a Git reference is required"), "{e}");
+
+        let objs = create(&[
+            "kustomization",
+            "apps",
+            "--source",
+            "GitRepository/ops.flux-system",
+            "--path",
+            "./apps",
+            "--prune",
+            "--depends-on",
+            "infra,flux-system/crds",
+            "--decryption-provider",
+            "sops",
+            "--decryption-secret",
+            "sops-age",
+            "--substitute-from",
+            "ConfigMap/vars,Secret/secret-vars:optional",
+            "--interval",
+            "10m",
+        ])
+        .unwrap();
+        assert_eq!(
+            objs[0]["spec"],
+            json!({"interval": "10m", "path": "./apps", "prune": true,
+                   "sourceRef": {"kind": "GitRepository", "name": "ops", "namespace": "flux-system"},
+                   "dependsOn": [{"name": "infra"}, {"name": "crds", "namespace": "flux-system"}],
+                   "decryption": {"provider": "sops", "secretRef": {"name": "sops-age"}},
+                   "postBuild": {"substituteFrom": [{"kind": "ConfigMap", "name": "vars"},
+                                                    {"kind": "Secret", "name": "secret-vars", "optional": true}]}})
+        );
+        let _: sluice_api::Kustomization = serde_json::from_value(objs[0].clone()).unwrap();
+        let e = create(&["ks", "a", "--source", "HelmRepository/x"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--source \"HelmRepository/x\""), "{e}");
+    }
+
+    #[test]
+    fn secrets_from_flags_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("identity");
+        std::fs::write(&key, "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n").unwrap();
+        let objs = create(&[
+            "secret",
+            "git",
+            "ops-ssh",
+            "--url",
+            "ssh://git@gitea.lan/home/ops",
+            "--private-key-file",
+            key.to_str().unwrap(),
+        ])
+        .unwrap();
+        assert!(
+            objs[0]["stringData"]["identity"]
+                .as_str()
+                .unwrap()
+                .starts_with("-----BEGIN")
+        );
+        let e = create(&["secret", "git", "s", "--url", "ssh://git@h/r"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--private-key-file is required"), "{e}");
+        let objs = create(&[
+            "secret",
+            "git",
+            "tok",
+            "--url",
+            "https://h/r",
+            "--bearer-token",
+            "t",
+        ])
+        .unwrap();
+        assert_eq!(objs[0]["stringData"], json!({"bearerToken": "t"}));
+        let e = create(&[
+            "secret",
+            "tls",
+            "t",
+            "--tls-crt-file",
+            "/nonexistent/crt",
+            "--tls-key-file",
+            "/nonexistent/key",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--tls-crt-file /nonexistent/crt"), "{e}");
+    }
+}
