@@ -42,6 +42,9 @@ pub enum CreateWhat {
     /// A Kustomization.
     #[command(visible_alias = "ks")]
     Kustomization(KustomizationArgs),
+    /// A HelmRelease.
+    #[command(visible_alias = "hr")]
+    Helmrelease(HelmReleaseArgs),
     /// A Secret for a source.
     #[command(subcommand)]
     Secret(SecretWhat),
@@ -58,6 +61,83 @@ pub enum CreateWhat {
 pub enum SourceWhat {
     /// A GitRepository.
     Git(SourceGitArgs),
+    /// An OCIRepository.
+    Oci(SourceOciArgs),
+    /// A HelmRepository (`oci://` URLs make one of type oci).
+    Helm(SourceHelmArgs),
+}
+
+/// `sluice create source oci NAME`.
+#[derive(Debug, Args)]
+pub struct SourceOciArgs {
+    /// The OCIRepository's name.
+    pub name: String,
+    /// The repository, e.g. oci://ghcr.io/stefanprodan/manifests/podinfo.
+    #[arg(long)]
+    pub url: String,
+    /// A tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// A semver range of tags.
+    #[arg(long = "tag-semver", value_name = "RANGE")]
+    pub tag_semver: Option<String>,
+    /// A digest (sha256:…).
+    #[arg(long)]
+    pub digest: Option<String>,
+    /// An existing docker-registry Secret.
+    #[arg(long = "secret-ref", value_name = "NAME")]
+    pub secret_ref: Option<String>,
+    /// Plain HTTP.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// `sluice create source helm NAME`.
+#[derive(Debug, Args)]
+pub struct SourceHelmArgs {
+    /// The HelmRepository's name.
+    pub name: String,
+    /// The repository: https://… (an index) or oci://… (a registry).
+    #[arg(long)]
+    pub url: String,
+    /// An existing Secret with the credentials.
+    #[arg(long = "secret-ref", value_name = "NAME")]
+    pub secret_ref: Option<String>,
+    /// Send the credentials to chart URLs on other hosts too.
+    #[arg(long = "pass-credentials")]
+    pub pass_credentials: bool,
+}
+
+/// `sluice create helmrelease NAME`.
+#[derive(Debug, Args)]
+pub struct HelmReleaseArgs {
+    /// The HelmRelease's name.
+    pub name: String,
+    /// The chart's source: HelmRepository/NAME, GitRepository/NAME (with .NAMESPACE), or
+    /// OCIRepository/NAME for a chart artifact.
+    #[arg(long)]
+    pub source: String,
+    /// The chart's name (HelmRepository) or path (GitRepository).
+    #[arg(long)]
+    pub chart: Option<String>,
+    /// The chart's version or semver range.
+    #[arg(long = "chart-version", value_name = "VERSION")]
+    pub chart_version: Option<String>,
+    /// The release's namespace.
+    #[arg(long = "target-namespace", value_name = "NAMESPACE")]
+    pub target_namespace: Option<String>,
+    /// Create the target namespace if absent.
+    #[arg(long = "create-target-namespace")]
+    pub create_target_namespace: bool,
+    /// The release's name (default: [target namespace-]name).
+    #[arg(long = "release-name", value_name = "NAME")]
+    pub release_name: Option<String>,
+    /// A values file (repeatable; later files win).
+    #[arg(long = "values", value_name = "PATH")]
+    pub values: Vec<PathBuf>,
+    /// HelmReleases installed first: NAME or NAMESPACE/NAME (repeatable).
+    #[arg(long = "depends-on", value_delimiter = ',', value_name = "NAME")]
+    pub depends_on: Vec<String>,
 }
 
 /// `sluice create source git NAME`.
@@ -146,6 +226,54 @@ pub enum SecretWhat {
     Git(SecretGitArgs),
     /// A TLS client certificate and/or CA (for sources and Providers).
     Tls(SecretTlsArgs),
+    /// Registry credentials (a docker config) for OCIRepositories and OCI HelmRepositories.
+    Oci(SecretOciArgs),
+    /// Helm repository credentials: basic auth, a CA.
+    Helm(SecretHelmArgs),
+    /// An age key for SOPS decryption (`spec.decryption.secretRef`).
+    Age(SecretAgeArgs),
+}
+
+/// `sluice create secret oci NAME`.
+#[derive(Debug, Args)]
+pub struct SecretOciArgs {
+    /// The Secret's name.
+    pub name: String,
+    /// The registry host, e.g. ghcr.io.
+    #[arg(long)]
+    pub url: String,
+    /// The user.
+    #[arg(short = 'u', long)]
+    pub username: String,
+    /// The password or token.
+    #[arg(short = 'p', long)]
+    pub password: String,
+}
+
+/// `sluice create secret helm NAME`.
+#[derive(Debug, Args)]
+pub struct SecretHelmArgs {
+    /// The Secret's name.
+    pub name: String,
+    /// Basic auth username.
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Basic auth password.
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// A CA certificate file (PEM).
+    #[arg(long = "ca-crt-file", value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `sluice create secret age NAME`.
+#[derive(Debug, Args)]
+pub struct SecretAgeArgs {
+    /// The Secret's name.
+    pub name: String,
+    /// The age identity file (`AGE-SECRET-KEY-1…`, as `age-keygen` writes it).
+    #[arg(long = "age-key-file", value_name = "PATH")]
+    pub age_key_file: PathBuf,
 }
 
 /// `sluice create secret git NAME`.
@@ -462,10 +590,231 @@ pub fn objects(ns: &str, args: &CreateArgs) -> Result<Vec<Value>> {
             }
             vec![secret(ns, &s.name, &labels, data)]
         }
+        CreateWhat::Source(SourceWhat::Oci(o)) => {
+            check_interval(&args.interval)?;
+            if !o.url.starts_with("oci://") {
+                return Err(UserError::new(format!(
+                    "--url {:?}: expected oci://HOST/REPOSITORY",
+                    o.url
+                ))
+                .into());
+            }
+            let mut reference = serde_json::Map::new();
+            for (k, v) in [
+                ("tag", &o.tag),
+                ("semver", &o.tag_semver),
+                ("digest", &o.digest),
+            ] {
+                if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+                    reference.insert(k.into(), v.clone().into());
+                }
+            }
+            if reference.is_empty() {
+                return Err(UserError::new("an OCI reference is required")
+                    .hint("pass --tag, --tag-semver or --digest")
+                    .into());
+            }
+            let mut spec = json!({"interval": args.interval, "url": o.url, "ref": reference});
+            if let Some(s) = &o.secret_ref {
+                spec["secretRef"] = json!({"name": s});
+            }
+            if o.insecure {
+                spec["insecure"] = true.into();
+            }
+            vec![
+                json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+                        "metadata": metadata(ns, &o.name, &labels), "spec": spec}),
+            ]
+        }
+        CreateWhat::Source(SourceWhat::Helm(h)) => {
+            check_interval(&args.interval)?;
+            let mut spec = json!({"interval": args.interval, "url": h.url});
+            if h.url.starts_with("oci://") {
+                spec["type"] = "oci".into();
+            } else if !h.url.starts_with("http://") && !h.url.starts_with("https://") {
+                return Err(UserError::new(format!(
+                    "--url {:?}: expected https://… or oci://…",
+                    h.url
+                ))
+                .into());
+            }
+            if let Some(s) = &h.secret_ref {
+                spec["secretRef"] = json!({"name": s});
+            }
+            if h.pass_credentials {
+                spec["passCredentials"] = true.into();
+            }
+            vec![
+                json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+                        "metadata": metadata(ns, &h.name, &labels), "spec": spec}),
+            ]
+        }
+        CreateWhat::Helmrelease(h) => vec![helm_release(ns, &args.interval, h, &labels)?],
+        CreateWhat::Secret(SecretWhat::Oci(o)) => {
+            use base64::Engine;
+            let auth = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", o.username, o.password));
+            let config = json!({"auths": {o.url.trim_start_matches("oci://"): {
+                "username": o.username, "password": o.password, "auth": auth}}});
+            let mut s = secret(
+                ns,
+                &o.name,
+                &labels,
+                BTreeMap::from([(".dockerconfigjson", config.to_string())]),
+            );
+            s["type"] = "kubernetes.io/dockerconfigjson".into();
+            vec![s]
+        }
+        CreateWhat::Secret(SecretWhat::Helm(h)) => {
+            let mut data = BTreeMap::new();
+            match (&h.username, &h.password) {
+                (Some(u), Some(p)) => {
+                    data.insert("username", u.clone());
+                    data.insert("password", p.clone());
+                }
+                (None, None) => {}
+                _ => return Err(UserError::new("--username and --password go together").into()),
+            }
+            if let Some(ca) = &h.ca_file {
+                data.insert("ca.crt", read("--ca-crt-file", ca)?);
+            }
+            if data.is_empty() {
+                return Err(
+                    UserError::new("give --username and --password, or --ca-crt-file").into(),
+                );
+            }
+            vec![secret(ns, &h.name, &labels, data)]
+        }
+        CreateWhat::Secret(SecretWhat::Age(a)) => {
+            let key = read("--age-key-file", &a.age_key_file)?;
+            if !key
+                .lines()
+                .any(|l| l.trim().starts_with("AGE-SECRET-KEY-1"))
+            {
+                return Err(UserError::new(format!(
+                    "--age-key-file {}: no AGE-SECRET-KEY-1… line",
+                    a.age_key_file.display()
+                ))
+                .hint("make one with `age-keygen -o age.agekey`")
+                .into());
+            }
+            // Flux takes every key ending in `.agekey`.
+            vec![secret(
+                ns,
+                &a.name,
+                &labels,
+                BTreeMap::from([("age.agekey", key)]),
+            )]
+        }
         CreateWhat::Alert(a) => vec![notification::alert(ns, a, &labels)?],
         CreateWhat::AlertProvider(p) => vec![notification::provider(ns, p, &labels)?],
         CreateWhat::Receiver(r) => vec![notification::receiver(ns, r, &labels)?],
     })
+}
+
+/// The HelmRelease of `sluice create helmrelease` (pure).
+fn helm_release(
+    ns: &str,
+    interval: &str,
+    h: &HelmReleaseArgs,
+    labels: &BTreeMap<String, String>,
+) -> Result<Value> {
+    check_interval(interval)?;
+    let (kind, rest) = h.source.split_once('/').ok_or_else(|| {
+        UserError::new(format!(
+            "--source {:?}: expected KIND/NAME (HelmRepository, GitRepository, OCIRepository)",
+            h.source
+        ))
+    })?;
+    let kind = match kind.to_ascii_lowercase().as_str() {
+        "helmrepository" | "helm" => "HelmRepository",
+        "gitrepository" | "git" => "GitRepository",
+        "ocirepository" | "oci" => "OCIRepository",
+        "bucket" => "Bucket",
+        _ => {
+            return Err(UserError::new(format!(
+                "--source {:?}: a chart comes from a HelmRepository, GitRepository, OCIRepository or Bucket",
+                h.source
+            ))
+            .into());
+        }
+    };
+    let mut source_ref = json!({"kind": kind});
+    match rest.split_once('.') {
+        Some((name, namespace)) => {
+            source_ref["name"] = name.into();
+            source_ref["namespace"] = namespace.into();
+        }
+        None => source_ref["name"] = rest.into(),
+    }
+    let mut spec = json!({"interval": interval});
+    if kind == "OCIRepository" {
+        spec["chartRef"] = source_ref;
+    } else {
+        let Some(chart) = &h.chart else {
+            return Err(UserError::new(format!("--chart is required with a {kind}")).into());
+        };
+        let mut template = json!({"chart": chart, "sourceRef": source_ref});
+        if let Some(v) = &h.chart_version {
+            template["version"] = v.as_str().into();
+        }
+        spec["chart"] = json!({"spec": template});
+    }
+    if let Some(t) = &h.target_namespace {
+        spec["targetNamespace"] = t.as_str().into();
+    }
+    if h.create_target_namespace {
+        spec["install"] = json!({"createNamespace": true});
+    }
+    if let Some(r) = &h.release_name {
+        spec["releaseName"] = r.as_str().into();
+    }
+    if !h.depends_on.is_empty() {
+        spec["dependsOn"] = h
+            .depends_on
+            .iter()
+            .map(|d| match d.split_once('/') {
+                Some((ns, name)) => json!({"name": name, "namespace": ns}),
+                None => json!({"name": d}),
+            })
+            .collect();
+    }
+    let mut values = serde_json::Map::new();
+    for path in &h.values {
+        let text = read("--values", path)?;
+        let v: Value = serde_norway::from_str(&text)
+            .map_err(|e| UserError::new(format!("--values {}: {e}", path.display())))?;
+        match v {
+            Value::Object(m) => merge(&mut values, m),
+            Value::Null => {}
+            _ => {
+                return Err(UserError::new(format!(
+                    "--values {}: not a map of values",
+                    path.display()
+                ))
+                .into());
+            }
+        }
+    }
+    if !values.is_empty() {
+        spec["values"] = Value::Object(values);
+    }
+    Ok(
+        json!({"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+              "metadata": metadata(ns, &h.name, labels), "spec": spec}),
+    )
+}
+
+/// Later values files win, maps merged key by key (as `helm -f a -f b`).
+fn merge(into: &mut serde_json::Map<String, Value>, from: serde_json::Map<String, Value>) {
+    for (k, v) in from {
+        match (into.get_mut(&k), v) {
+            (Some(Value::Object(a)), Value::Object(b)) => merge(a, b),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
 }
 
 /// Runs `sluice create`.

@@ -2041,6 +2041,55 @@ async fn create_sources_kustomizations_and_secrets() {
     assert_eq!(ks.spec.path.as_deref(), Some("./apps"));
     assert_eq!(ks.spec.depends_on.as_ref().unwrap()[0].name, "infra");
 
+    // The other kinds, applied: the API server's schema (Flux's CRDs) takes them.
+    sluice(&[
+        "create",
+        "source",
+        "helm",
+        "charts",
+        "--url",
+        "oci://ghcr.io/stefanprodan/charts",
+        "-n",
+        n,
+    ])
+    .expect(0);
+    sluice(&[
+        "create",
+        "source",
+        "oci",
+        "manifests",
+        "--url",
+        "oci://ghcr.io/stefanprodan/manifests/podinfo",
+        "--tag",
+        "6.9.0",
+        "-n",
+        n,
+    ])
+    .expect(0);
+    sluice(&[
+        "create",
+        "hr",
+        "podinfo",
+        "--source",
+        "HelmRepository/charts",
+        "--chart",
+        "podinfo",
+        "--chart-version",
+        "6.x",
+        "-n",
+        n,
+    ])
+    .expect(0);
+    sluice(&[
+        "create", "secret", "oci", "ghcr", "--url", "ghcr.io", "-u", "me", "-p", "pat", "-n", n,
+    ])
+    .expect(0);
+    let hr = Api::<sluice_api::HelmRelease>::namespaced(client.clone(), n)
+        .get("podinfo")
+        .await
+        .unwrap();
+    assert_eq!(hr.spec.interval, "1m");
+
     // --export prints and applies nothing; bad input names the flag.
     let out = sluice(&[
         "create",
