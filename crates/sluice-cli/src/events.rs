@@ -66,6 +66,7 @@ pub fn canonical_kind(kind: &str) -> String {
             "PersistentVolumeClaim".into()
         }
         "svc" | "service" | "services" => "Service".into(),
+        "cert" | "certs" | "certificate" | "certificates" => "Certificate".into(),
         _ => {
             let mut c = kind.chars();
             match c.next() {

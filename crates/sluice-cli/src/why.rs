@@ -44,7 +44,7 @@ pub struct WhyArgs {
     /// The object: KIND/NAME or KIND/NAMESPACE/NAME, where KIND is
     /// kustomization (ks), helmrelease (hr), gitrepository (gitrepo), ocirepository (ocirepo),
     /// helmrepository (helmrepo), helmchart (hc), deployment, statefulset,
-    /// daemonset, pod, pvc or service (svc).
+    /// daemonset, pod, pvc, service (svc) or certificate (cert, cert-manager's).
     #[arg(value_name = "KIND/NAME")]
     pub object: String,
 
@@ -267,6 +267,7 @@ impl Walker {
             "HelmRepository" => self.source::<HelmRepository>(ns, name).await?,
             "HelmChart" => self.chart(ns, name).await?,
             "HelmRelease" => self.helm_release(ns, name).await?,
+            "Certificate" => self.certificate(ns, name).await?,
             "Deployment"
             | "StatefulSet"
             | "DaemonSet"
@@ -296,7 +297,7 @@ impl Walker {
             }
             other => {
                 return Err(UserError::new(format!("sluice why does not know the kind {other}"))
-                    .hint("use kustomization, helmrelease, gitrepository, ocirepository, helmrepository, helmchart, deployment, statefulset, daemonset, pod, pvc or service")
+                    .hint("use kustomization, helmrelease, gitrepository, ocirepository, helmrepository, helmchart, deployment, statefulset, daemonset, pod, pvc, service or certificate")
                     .into());
             }
         };
@@ -713,6 +714,70 @@ impl Walker {
 
     /// A workload's cause chain with its Pods, the namespace's PVCs and
     /// Events, and the StorageClasses.
+    /// A cert-manager Certificate, down its CertificateRequest, Order and Challenges.
+    async fn certificate(&mut self, ns: &str, name: &str) -> Result<Walk> {
+        let Some(cert) = self
+            .resolver
+            .get(&self.client, "cert-manager.io/v1", "Certificate", ns, name)
+            .await
+            .map_err(|_| {
+                UserError::new("this cluster does not serve cert-manager's Certificate")
+                    .hint("is cert-manager installed?")
+            })?
+        else {
+            return Ok(Walk {
+                steps: vec![Step::missing("Certificate", ns, name)],
+                path: vec![],
+                tail: None,
+                ready: false,
+            });
+        };
+        let mut lists = vec![];
+        for (api_version, kind) in [
+            ("cert-manager.io/v1", "CertificateRequest"),
+            ("acme.cert-manager.io/v1", "Order"),
+            ("acme.cert-manager.io/v1", "Challenge"),
+        ] {
+            let items = match self
+                .resolver
+                .api_for(&self.client, api_version, kind, ns)
+                .await
+            {
+                Ok((api, _)) => api
+                    .list(&ListParams::default())
+                    .await
+                    .map(|l| {
+                        l.items
+                            .into_iter()
+                            .map(|o| kube_util::to_json(o, api_version, kind))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                // ACME kinds are absent without an ACME issuer.
+                Err(_) => vec![],
+            };
+            lists.push(items);
+        }
+        let chain =
+            sluice_kstatus::certmanager::certificate_chain(&cert, &lists[0], &lists[1], &lists[2]);
+        let steps: Vec<Step> = chain
+            .hops
+            .iter()
+            .map(|h| Step::new(&h.kind, &h.namespace, &h.name, h.message.clone()))
+            .collect();
+        let last = steps.last().map(Step::describe).unwrap_or_default();
+        let tail = match &chain.hint {
+            Some(hint) => format!("{name}: {last}; {hint}"),
+            None => format!("{name}: {last}"),
+        };
+        Ok(Walk {
+            steps,
+            path: vec![],
+            tail: Some(tail),
+            ready: chain.ready,
+        })
+    }
+
     async fn workload(&mut self, live: &Value) -> Result<Walk> {
         let ns = live["metadata"]["namespace"]
             .as_str()

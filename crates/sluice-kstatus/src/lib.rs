@@ -37,6 +37,7 @@
 //! that is not ready.
 
 pub mod cel;
+pub mod certmanager;
 mod explain;
 mod fields;
 pub mod legacy;

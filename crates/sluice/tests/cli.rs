@@ -2138,3 +2138,130 @@ async fn create_sources_kustomizations_and_secrets() {
     );
     ns.delete().await;
 }
+
+/// A minimal CRD (any fields kept) for cert-manager's kinds.
+fn loose_crd(group: &str, kind: &str, plural: &str) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]},
+    })
+}
+
+#[tokio::test]
+async fn why_follows_a_certificate_to_its_challenge() {
+    let (client, ns) = setup("why-cert").await;
+    let n = ns.name().to_string();
+    for (group, kind, plural) in [
+        ("cert-manager.io", "Certificate", "certificates"),
+        (
+            "cert-manager.io",
+            "CertificateRequest",
+            "certificaterequests",
+        ),
+        ("acme.cert-manager.io", "Order", "orders"),
+        ("acme.cert-manager.io", "Challenge", "challenges"),
+    ] {
+        sluice_testsupport::apply_crd(&client, &loose_crd(group, kind, plural), "sluice-test")
+            .await;
+    }
+    // Each object created with the status cert-manager gives it, owned by the one above.
+    let mut owner: Option<(String, String, String, String)> = None;
+    for (api_version, kind, name, extra) in [
+        (
+            "cert-manager.io/v1",
+            "Certificate",
+            "web-tls",
+            json!({
+            "spec": {"secretName": "web-tls", "dnsNames": ["memos.example.org"], "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer"}},
+            "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "DoesNotExist", "message": "Issuing certificate as Secret does not exist"}]}}),
+        ),
+        (
+            "cert-manager.io/v1",
+            "CertificateRequest",
+            "web-tls-1",
+            json!({
+            "metadata": {"annotations": {"cert-manager.io/certificate-revision": "1"}},
+            "spec": {"issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer"}},
+            "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Pending", "message": "Waiting on certificate issuance from order"}]}}),
+        ),
+        (
+            "acme.cert-manager.io/v1",
+            "Order",
+            "web-tls-1-123",
+            json!({"status": {"state": "pending"}}),
+        ),
+        (
+            "acme.cert-manager.io/v1",
+            "Challenge",
+            "web-tls-1-123-456",
+            json!({
+            "spec": {"type": "HTTP-01", "dnsName": "memos.example.org"},
+            "status": {"state": "pending", "presented": true, "reason": "Waiting for HTTP-01 challenge propagation: wrong status code '521', expected '200'"}}),
+        ),
+    ] {
+        let mut obj = json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "namespace": n}});
+        if let Some(extra_meta) = extra.get("metadata") {
+            obj["metadata"]["annotations"] = extra_meta["annotations"].clone();
+        }
+        for field in ["spec", "status"] {
+            if let Some(v) = extra.get(field) {
+                obj[field] = v.clone();
+            }
+        }
+        if let Some((av, k, nm, uid)) = &owner {
+            obj["metadata"]["ownerReferences"] =
+                json!([{"apiVersion": av, "kind": k, "name": nm, "uid": uid}]);
+        }
+        let (group, version) = api_version.rsplit_once('/').unwrap();
+        let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            group, version, kind,
+        ));
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), &n, &ar);
+        let created = api
+            .create(&Default::default(), &serde_json::from_value(obj).unwrap())
+            .await
+            .unwrap();
+        owner = Some((
+            api_version.into(),
+            kind.into(),
+            name.into(),
+            created.metadata.uid.unwrap(),
+        ));
+    }
+    let out = sluice(&["why", "certificate/web-tls", "-n", &n]).expect(1);
+    assert!(
+        out.stdout
+            .contains(&format!("✗ Certificate {n}/web-tls: DoesNotExist")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("→ CertificateRequest {n}/web-tls-1: Pending")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("→ Order {n}/web-tls-1-123: state pending")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("→ Challenge") && out.stdout.contains("wrong status code '521'"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("root cause:") && out.stdout.contains("Use a DNS-01 solver"),
+        "{}",
+        out.stdout
+    );
+    let out = sluice(&["why", "cert/absent", "-n", &n]).expect(1);
+    assert!(out.stdout.contains("not found"), "{}", out.stdout);
+    ns.delete().await;
+}
