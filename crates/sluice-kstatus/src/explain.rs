@@ -379,6 +379,9 @@ fn diagnose_pod(p: &Value, input: &ExplainInput<'_>) -> Option<PodDiagnosis> {
             let mut msg = format!("Pending: {waiting}");
             if let Some(ev) = latest_warning(input.events, "Pod", p) {
                 msg.push_str(&format!(" ({ev})"));
+                if let Some(cni) = cni_cause(&ev) {
+                    msg.push_str(&format!(": {cni}"));
+                }
             }
             diag(2, msg, false)
         }
@@ -398,6 +401,49 @@ fn diagnose_pod(p: &Value, input: &ExplainInput<'_>) -> Option<PodDiagnosis> {
         "" => diag(1, "phase not yet reported".to_owned(), false),
         other => diag(1, format!("phase {other}"), false),
     }
+}
+
+/// A Pod's sandbox that cannot get a network because the CNI plugin is not ready on its node
+/// (the event is `FailedCreatePodSandBox` or `NetworkNotReady`): named, with where to look.
+fn cni_cause(event: &str) -> Option<String> {
+    let lower = event.to_ascii_lowercase();
+    let sandbox =
+        lower.starts_with("failedcreatepodsandbox") || lower.starts_with("networknotready");
+    if !sandbox || !(lower.contains("cni") || lower.contains("network")) {
+        return None;
+    }
+    // The plugin, by the names their errors carry.
+    let plugin = [
+        (
+            "cilium",
+            "Cilium",
+            "kubectl -n kube-system get pods -l k8s-app=cilium",
+        ),
+        (
+            "multus",
+            "Multus",
+            "kubectl -n kube-system get pods -l app=multus",
+        ),
+        (
+            "calico",
+            "Calico",
+            "kubectl get pods -A -l k8s-app=calico-node",
+        ),
+        ("flannel", "flannel", "kubectl get pods -A -l app=flannel"),
+        (
+            "weave",
+            "Weave Net",
+            "kubectl -n kube-system get pods -l name=weave-net",
+        ),
+    ]
+    .into_iter()
+    .find(|(needle, _, _)| lower.contains(needle));
+    Some(match plugin {
+        Some((_, name, look)) => format!(
+            "the CNI plugin ({name}) is not ready on the Pod's node, so no Pod there gets a network; see `{look}`"
+        ),
+        None => "the node's CNI plugin is not ready (no network configuration or its agent is down), so no Pod there gets a network; see the CNI's Pods in kube-system".to_string(),
+    })
 }
 
 fn container_statuses(p: &Value) -> impl Iterator<Item = &Value> {

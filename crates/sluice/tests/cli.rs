@@ -2265,3 +2265,35 @@ async fn why_follows_a_certificate_to_its_challenge() {
     assert!(out.stdout.contains("not found"), "{}", out.stdout);
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn why_names_a_cni_that_is_not_ready() {
+    let (client, ns) = setup("why-cni").await;
+    let n = ns.name();
+    // Bound to a node no kubelet runs: it stays Pending, as behind a broken CNI.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": n},
+        "spec": {"nodeName": "edge-1-cni-broken", "containers": [{"name": "web", "image": "nginx"}]}});
+    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), n)
+        .create(&Default::default(), &serde_json::from_value(pod).unwrap())
+        .await
+        .unwrap();
+    let event = json!({
+        "metadata": {"name": "web.1", "namespace": n},
+        "involvedObject": {"kind": "Pod", "name": "web", "namespace": n, "apiVersion": "v1"},
+        "reason": "FailedCreatePodSandBox", "type": "Warning",
+        "message": "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox \"4f2\": plugin type=\"cilium-cni\" failed (add): unable to connect to Cilium daemon: failed to create cilium agent client",
+        "lastTimestamp": "2026-12-03T07:00:00Z", "source": {"component": "kubelet"},
+    });
+    Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), n)
+        .create(&Default::default(), &serde_json::from_value(event).unwrap())
+        .await
+        .unwrap();
+    let out = sluice(&["why", "pod/web", "-n", n]).expect(1);
+    assert!(
+        out.stdout
+            .contains("the CNI plugin (Cilium) is not ready on the Pod's node"),
+        "{}",
+        out.stdout
+    );
+    ns.delete().await;
+}

@@ -508,3 +508,47 @@ fn garbage_input_does_not_panic() {
         let _ = render_chain(&chain);
     }
 }
+
+#[test]
+fn a_pod_without_a_network_names_the_cni() {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "ns"},
+        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}],
+                   "containerStatuses": [{"name": "app", "state": {"waiting": {"reason": "ContainerCreating"}}}]}});
+    let event = |note: &str| {
+        vec![json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event", "type": "Warning", "reason": "FailedCreatePodSandBox",
+            "note": note, "regarding": {"kind": "Pod", "name": "p", "namespace": "ns"},
+            "eventTime": "2026-11-21T21:00:05.000000Z"})]
+    };
+    let cilium = event(
+        "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox \"abc\": plugin type=\"cilium-cni\" failed (add): unable to connect to Cilium daemon",
+    );
+    let input = ExplainInput {
+        events: &cilium,
+        now: Some(NOW),
+        ..ExplainInput::new(&pod)
+    };
+    let message = &explain(&input)[0].message;
+    assert!(message.ends_with(": the CNI plugin (Cilium) is not ready on the Pod's node, so no Pod there gets a network; see `kubectl -n kube-system get pods -l k8s-app=cilium`"), "{message}");
+    let multus = event(
+        "Failed to create pod sandbox: plugin type=\"multus\" name=\"multus-cni-network\" failed (add): Multus: [ns/p]: error waiting for pod: context deadline exceeded",
+    );
+    let input = ExplainInput {
+        events: &multus,
+        now: Some(NOW),
+        ..ExplainInput::new(&pod)
+    };
+    assert!(
+        explain(&input)[0]
+            .message
+            .contains("the CNI plugin (Multus)")
+    );
+    let mount = event("MountVolume.SetUp failed");
+    let input = ExplainInput {
+        events: &mount,
+        now: Some(NOW),
+        ..ExplainInput::new(&pod)
+    };
+    assert!(!explain(&input)[0].message.contains("CNI"));
+}
