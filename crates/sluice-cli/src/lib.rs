@@ -16,6 +16,7 @@
 pub mod artifact;
 pub mod bootstrap;
 pub mod check;
+pub mod cluster;
 pub mod create;
 pub mod delete;
 pub mod diff;
@@ -291,6 +292,10 @@ pub enum BuildTarget {
     /// --helmrelease-file --dry-run.
     #[command(name = "helmrelease", visible_alias = "hr")]
     HelmRelease(helmrelease::BuildHelmReleaseArgs),
+    /// Render a whole Flux repository offline from its clusters/NAME entry point: every
+    /// Kustomization found, in dependsOn order, with the repository's ConfigMaps and Secrets
+    /// as postBuild variables (and SOPS with --age-key-file).
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Runs `sluice build kustomization`.
@@ -308,8 +313,10 @@ pub fn run_build(globals: GlobalArgs, target: BuildTarget) -> ExitCode {
     let result = match target {
         BuildTarget::Kustomization(args) => runtime.block_on(diff::run_build(&globals, args)),
         BuildTarget::HelmRelease(args) => runtime.block_on(helmrelease::run_build(&globals, args)),
+        BuildTarget::Cluster(args) => runtime.block_on(cluster::run(&globals, args)),
     };
     match result {
+        Ok(Outcome::Failed) => ExitCode::FAILURE,
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
             print_error(&err);

@@ -167,7 +167,7 @@ pub async fn substitution_vars(
         return Ok(None);
     };
     let ns = ks.namespace().unwrap_or_default();
-    let mut vars = BTreeMap::new();
+    let mut found = Found::new();
     for r in pb.substitute_from.iter().flatten() {
         let kind = r.kind.to_string();
         let data: Option<BTreeMap<String, String>> = match r.kind {
@@ -176,13 +176,7 @@ pub async fn substitution_vars(
                 api.get_opt(&r.name)
                     .await
                     .map_err(|e| format!("substitute from '{kind}/{}' failed: {e}", r.name))?
-                    .map(|cm| {
-                        cm.data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, without_newlines(&v)))
-                            .collect()
-                    })
+                    .map(|cm| cm.data.unwrap_or_default().into_iter().collect())
             }
             SubstituteKind::Secret => {
                 let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -193,19 +187,49 @@ pub async fn substitution_vars(
                         s.data
                             .unwrap_or_default()
                             .into_iter()
-                            .map(|(k, v)| (k, without_newlines(&String::from_utf8_lossy(&v.0))))
+                            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
                             .collect()
                     })
             }
-            _ => {
-                return Err(format!(
-                    "substitute from '{kind}/{}': unsupported kind",
-                    r.name
-                ));
-            }
+            _ => None,
         };
-        match data {
-            Some(d) => vars.extend(d),
+        found.insert((kind, r.name.clone()), data);
+    }
+    combine_vars(&ks.spec, &ns, &found)
+}
+
+/// The data of the ConfigMaps and Secrets a Kustomization's `substituteFrom` names, by
+/// (kind, name): `None` when the object does not exist.
+pub type Found = BTreeMap<(String, String), Option<BTreeMap<String, String>>>;
+
+/// The variables of `spec` from what its `substituteFrom` found (pure; the controller reads the
+/// objects from the cluster, `sluice build cluster` from the repository): sources in order
+/// (later ones override earlier ones; a missing optional source is skipped), then
+/// `substitute`; line breaks removed from every value. `None` when nothing is to be
+/// substituted (see [`Inputs::vars`]).
+pub fn combine_vars(
+    spec: &KustomizationSpec,
+    ns: &str,
+    found: &Found,
+) -> Result<Option<BTreeMap<String, String>>, String> {
+    let Some(pb) = &spec.post_build else {
+        return Ok(None);
+    };
+    let mut vars = BTreeMap::new();
+    for r in pb.substitute_from.iter().flatten() {
+        let kind = r.kind.to_string();
+        if !matches!(r.kind, SubstituteKind::ConfigMap | SubstituteKind::Secret) {
+            return Err(format!(
+                "substitute from '{kind}/{}': unsupported kind",
+                r.name
+            ));
+        }
+        match found
+            .get(&(kind.clone(), r.name.clone()))
+            .cloned()
+            .flatten()
+        {
+            Some(d) => vars.extend(d.into_iter().map(|(k, v)| (k, without_newlines(&v)))),
             None if r.is_optional() => {}
             None => {
                 return Err(format!(
@@ -218,7 +242,7 @@ pub async fn substitution_vars(
     for (k, v) in pb.substitute.iter().flatten() {
         vars.insert(k.clone(), without_newlines(v));
     }
-    if !declared(&ks.spec) {
+    if !declared(spec) {
         return Ok(None);
     }
     Ok(Some(vars))

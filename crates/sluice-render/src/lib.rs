@@ -23,6 +23,7 @@
 //! `--dry-run` (no cluster).
 
 pub mod artifact;
+pub mod cluster;
 pub mod inputs;
 pub mod pipeline;
 

@@ -2297,3 +2297,124 @@ async fn why_names_a_cni_that_is_not_ready() {
     );
     ns.delete().await;
 }
+
+/// A homelab-shaped repository: the bootstrap's sync files, infrastructure and apps with
+/// variables from a ConfigMap of the repository, one Kustomization waiting on nothing that
+/// exists, one on another repository.
+fn homelab_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let files: &[(&str, &str)] = &[
+        (".git/HEAD", "ref: refs/heads/main\n"),
+        (
+            "clusters/home/kustomization.yaml",
+            "resources:\n- flux-system.yaml\n- vars.yaml\n- infrastructure.yaml\n- apps.yaml\n- extras.yaml\n",
+        ),
+        (
+            "clusters/home/flux-system.yaml",
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: flux-system\n  namespace: flux-system\nspec:\n  interval: 1m\n  url: ssh://git@gitea.lan/home/ops\n  ref:\n    branch: main\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: flux-system\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./clusters/home\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n",
+        ),
+        (
+            "clusters/home/vars.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cluster-vars\n  namespace: flux-system\ndata:\n  CLUSTER_NAME: home\n  DOMAIN: lab.example.org\n",
+        ),
+        (
+            "clusters/home/infrastructure.yaml",
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: infrastructure\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./infrastructure\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n  postBuild:\n    substituteFrom:\n    - kind: ConfigMap\n      name: cluster-vars\n",
+        ),
+        (
+            "clusters/home/apps.yaml",
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n  namespace: flux-system\nspec:\n  dependsOn:\n  - name: infrastructure\n  interval: 10m\n  path: ./apps\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n  postBuild:\n    substitute:\n      REPLICAS: \"2\"\n    substituteFrom:\n    - kind: ConfigMap\n      name: cluster-vars\n",
+        ),
+        (
+            "clusters/home/extras.yaml",
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: monitoring\n  namespace: flux-system\nspec:\n  dependsOn:\n  - name: crds-never-deployed\n  interval: 10m\n  path: ./monitoring\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: charts\n  namespace: flux-system\nspec:\n  interval: 1h\n  url: https://github.com/example/charts\n  ref:\n    branch: main\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: external\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./deploy\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: charts\n",
+        ),
+        (
+            "infrastructure/kustomization.yaml",
+            "resources:\n- namespace.yaml\n",
+        ),
+        (
+            "infrastructure/namespace.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n  labels:\n    cluster: ${CLUSTER_NAME}\n",
+        ),
+        ("apps/kustomization.yaml", "resources:\n- web.yaml\n"),
+        (
+            "apps/web.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: apps\n  annotations:\n    url: https://web.${DOMAIN}\nspec:\n  replicas: ${REPLICAS}\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: nginx\n",
+        ),
+    ];
+    for (path, text) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn build_cluster_renders_a_repository_from_its_entry_point() {
+    let repo = homelab_repo();
+    let entry = repo.path().join("clusters/home");
+    let out = sluice_offline(&["build", "cluster", entry.to_str().unwrap()], &[]).expect(0);
+    // Substituted from the repository's ConfigMap (and the inline variable).
+    assert!(
+        out.stdout
+            .contains("# Kustomization flux-system/infrastructure (./infrastructure)\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("cluster: home"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("url: https://web.lab.example.org"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("replicas: 2"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("kustomize.toolkit.fluxcd.io/name: apps"),
+        "{}",
+        out.stdout
+    );
+    // apps after infrastructure (dependsOn); the entry point first.
+    let (entry_at, infra_at, apps_at) = (
+        out.stdout
+            .find("# Kustomization flux-system/flux-system")
+            .unwrap(),
+        out.stdout
+            .find("# Kustomization flux-system/infrastructure")
+            .unwrap(),
+        out.stdout.find("# Kustomization flux-system/apps").unwrap(),
+    );
+    assert!(entry_at < infra_at && infra_at < apps_at);
+    // What could not be rendered says why.
+    assert!(out.stderr.contains("Kustomization flux-system/monitoring not rendered: it depends on flux-system/crds-never-deployed (not defined in the repository)"), "{}", out.stderr);
+    assert!(out.stderr.contains("Kustomization flux-system/external not rendered: its source GitRepository flux-system/charts is not this repository"), "{}", out.stderr);
+
+    // One file per Kustomization.
+    let dest = tempfile::tempdir().unwrap();
+    sluice_offline(
+        &[
+            "build",
+            "cluster",
+            entry.to_str().unwrap(),
+            "--output-dir",
+            dest.path().to_str().unwrap(),
+        ],
+        &[],
+    )
+    .expect(0);
+    let apps = std::fs::read_to_string(dest.path().join("flux-system/apps.yaml")).unwrap();
+    assert!(apps.contains("kind: Deployment"), "{apps}");
+
+    // A failing one: exit 1, the others still rendered.
+    std::fs::write(repo.path().join("apps/web.yaml"), "kind: [broken").unwrap();
+    let out = sluice_offline(&["build", "cluster", entry.to_str().unwrap()], &[]).expect(1);
+    assert!(
+        out.stderr
+            .contains("✗ Kustomization flux-system/apps (./apps):"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("cluster: home"), "{}", out.stdout);
+}

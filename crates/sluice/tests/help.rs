@@ -12,6 +12,7 @@ const COMMANDS: &[&[&str]] = &[
     &["version"],
     &["build"],
     &["build", "kustomization"],
+    &["build", "cluster"],
     &["get"],
     &["get", "sources"],
     &["get", "sources", "git"],
