@@ -26,9 +26,8 @@ pub struct ClusterArgs {
     pub age_key_file: Option<PathBuf>,
 }
 
-/// Runs `sluice build cluster`.
-pub async fn run(_g: &GlobalArgs, args: ClusterArgs) -> Result<Outcome> {
-    let identities = match &args.age_key_file {
+fn identities(age_key_file: &Option<PathBuf>) -> Result<Option<Arc<sluice_sops::Identities>>> {
+    Ok(match age_key_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| UserError::new(format!("--age-key-file {}: {e}", path.display())))?;
@@ -37,19 +36,32 @@ pub async fn run(_g: &GlobalArgs, args: ClusterArgs) -> Result<Outcome> {
             Some(Arc::new(ids))
         }
         None => None,
-    };
+    })
+}
+
+/// The cluster build of the entry point `dir`, off the async runtime.
+async fn build(
+    dir: PathBuf,
+    age_key_file: &Option<PathBuf>,
+) -> Result<sluice_render::cluster::ClusterBuild> {
+    let identities = identities(age_key_file)?;
     let opts = sluice_render::RenderOptions {
         remote_loader: Some(Arc::new(
             sluice_git::GitRemoteLoader::from_env().with_auth(sluice_git::remote::user_ssh_auth()),
         )),
         ..Default::default()
     };
-    let dir = args.dir.clone();
-    let build = tokio::task::spawn_blocking(move || {
+    let shown = dir.display().to_string();
+    tokio::task::spawn_blocking(move || {
         sluice_render::cluster::build_cluster(&dir, identities, &opts)
     })
     .await?
-    .map_err(|e| UserError::new(format!("{}: {e}", args.dir.display())))?;
+    .map_err(|e| UserError::new(format!("{shown}: {e}")).into())
+}
+
+/// Runs `sluice build cluster`.
+pub async fn run(_g: &GlobalArgs, args: ClusterArgs) -> Result<Outcome> {
+    let build = build(args.dir.clone(), &args.age_key_file).await?;
 
     let log = Log::default();
     let color = Color::stderr();
@@ -119,4 +131,123 @@ pub async fn run(_g: &GlobalArgs, args: ClusterArgs) -> Result<Outcome> {
     }
     print!("{stream}");
     Ok(if failed { Outcome::Failed } else { Outcome::Ok })
+}
+
+/// `sluice diff cluster DIR --against REF`.
+#[derive(Debug, Args)]
+pub struct DiffClusterArgs {
+    /// The entry point in the work tree, e.g. ./clusters/home.
+    pub dir: PathBuf,
+    /// The Git ref to compare with (a branch, tag or commit; read with `git archive`).
+    #[arg(long, value_name = "REF")]
+    pub against: String,
+    /// age identities for Kustomizations with `decryption`.
+    #[arg(long = "age-key-file", value_name = "PATH")]
+    pub age_key_file: Option<PathBuf>,
+}
+
+/// `KIND namespace/name` of a rendered object.
+fn object_id(o: &serde_json::Value) -> String {
+    let ns = o["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = o["metadata"]["name"].as_str().unwrap_or_default();
+    let kind = o["kind"].as_str().unwrap_or_default();
+    if ns.is_empty() {
+        format!("{kind} {name}")
+    } else {
+        format!("{kind} {ns}/{name}")
+    }
+}
+
+/// Every rendered object, by Kustomization then object id, as masked YAML.
+fn by_object(
+    build: &sluice_render::cluster::ClusterBuild,
+) -> Result<std::collections::BTreeMap<(String, String), String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in &build.rendered {
+        let ks = format!("{}/{}", r.namespace, r.name);
+        for o in r.result.as_ref().into_iter().flatten() {
+            let mut o = o.clone();
+            sluice_render::mask_secret(&mut o);
+            out.insert((ks.clone(), object_id(&o)), serde_norway::to_string(&o)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `sluice diff cluster`: exit 0 when the renders are the same, 1 when they differ.
+pub async fn run_diff(_g: &GlobalArgs, args: DiffClusterArgs) -> Result<Outcome> {
+    let entry = args
+        .dir
+        .canonicalize()
+        .map_err(|e| UserError::new(format!("{}: {e}", args.dir.display())))?;
+    let root = entry
+        .ancestors()
+        .find(|d| d.join(".git").exists())
+        .ok_or_else(|| UserError::new(format!("{}: not in a Git work tree", args.dir.display())))?
+        .to_path_buf();
+    let rel = entry.strip_prefix(&root).unwrap_or(&entry).to_path_buf();
+    // The tree at REF, as `git archive` gives it.
+    let then = tempfile::tempdir()?;
+    let archive = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&root)
+        .args(["archive", "--format=tar", &args.against])
+        .output()
+        .map_err(|e| {
+            UserError::new(format!("running git: {e}")).hint("sluice diff cluster needs git")
+        })?;
+    if !archive.status.success() {
+        return Err(UserError::new(format!(
+            "--against {}: {}",
+            args.against,
+            String::from_utf8_lossy(&archive.stderr).trim()
+        ))
+        .into());
+    }
+    let mut untar = std::process::Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(then.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| UserError::new(format!("running tar: {e}")))?;
+    if let Some(mut stdin) = untar.stdin.take() {
+        use std::io::Write;
+        stdin.write_all(&archive.stdout)?;
+    }
+    if !untar.wait()?.success() {
+        return Err(UserError::new(format!(
+            "--against {}: extracting the tree failed",
+            args.against
+        ))
+        .into());
+    }
+    std::fs::create_dir_all(then.path().join(".git"))?;
+    let before = build(then.path().join(&rel), &args.age_key_file).await?;
+    let after = build(entry.clone(), &args.age_key_file).await?;
+    let (before, after) = (by_object(&before)?, by_object(&after)?);
+    let color = Color::stdout();
+    let mut differ = false;
+    let keys: std::collections::BTreeSet<_> = before.keys().chain(after.keys()).collect();
+    for key in keys {
+        let (ks, id) = key;
+        match (before.get(key), after.get(key)) {
+            (Some(b), Some(a)) if a == b => {}
+            (Some(b), Some(a)) => {
+                differ = true;
+                println!("{} {id} (Kustomization {ks}) changed", color.yellow("►"));
+                print!("{}", crate::diff::unified_diff(b, a));
+            }
+            (None, Some(_)) => {
+                differ = true;
+                println!("{} {id} (Kustomization {ks}) added", color.green("+"));
+            }
+            (Some(_), None) => {
+                differ = true;
+                println!("{} {id} (Kustomization {ks}) removed", color.red("-"));
+            }
+            (None, None) => {}
+        }
+    }
+    Ok(if differ { Outcome::Failed } else { Outcome::Ok })
 }

@@ -51,6 +51,9 @@ pub enum DiffWhat {
     /// A HelmRelease rendered from a local chart, against the cluster.
     #[command(name = "helmrelease", visible_alias = "hr")]
     HelmRelease(crate::helmrelease::BuildHelmReleaseArgs),
+    /// A whole repository rendered offline (as `sluice build cluster`), against the same
+    /// repository at a Git ref: what a branch changes, for a pull request check.
+    Cluster(crate::cluster::DiffClusterArgs),
 }
 
 /// A Kustomization and the local directory of its `spec.path`.
@@ -376,6 +379,7 @@ pub async fn run_diff(g: &GlobalArgs, args: DiffArgs) -> Result<Outcome> {
     let args = match args.what {
         DiffWhat::Kustomization(args) => args,
         DiffWhat::HelmRelease(args) => return crate::helmrelease::run_diff(g, args).await,
+        DiffWhat::Cluster(args) => return crate::cluster::run_diff(g, args).await,
     };
     let client = kube_util::client(g).await?;
     let ns = g.namespace.as_str();

@@ -2418,3 +2418,71 @@ fn build_cluster_renders_a_repository_from_its_entry_point() {
     );
     assert!(out.stdout.contains("cluster: home"), "{}", out.stdout);
 }
+
+#[test]
+fn diff_cluster_shows_what_a_branch_changes() {
+    let repo = homelab_repo();
+    std::fs::remove_dir_all(repo.path().join(".git")).unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "init"]);
+    let entry = repo.path().join("clusters/home");
+    let entry = entry.to_str().unwrap();
+    sluice_offline(&["diff", "cluster", entry, "--against", "main"], &[]).expect(0);
+
+    let web = repo.path().join("apps/web.yaml");
+    let text = std::fs::read_to_string(&web)
+        .unwrap()
+        .replace("image: nginx", "image: nginx:1.27");
+    std::fs::write(&web, text).unwrap();
+    std::fs::write(
+        repo.path().join("apps/kustomization.yaml"),
+        "resources:\n- web.yaml\n- config.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.path().join("apps/config.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n  namespace: apps\ndata:\n  domain: ${DOMAIN}\n",
+    )
+    .unwrap();
+    let out = sluice_offline(&["diff", "cluster", entry, "--against", "main"], &[]).expect(1);
+    assert!(
+        out.stdout
+            .contains("► Deployment apps/web (Kustomization flux-system/apps) changed"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("-       - image: nginx\n")
+            && out.stdout.contains("+       - image: nginx:1.27\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("+ ConfigMap apps/web-config (Kustomization flux-system/apps) added"),
+        "{}",
+        out.stdout
+    );
+    let out =
+        sluice_offline(&["diff", "cluster", entry, "--against", "no-such-ref"], &[]).expect(2);
+    assert!(
+        out.stderr.contains("--against no-such-ref"),
+        "{}",
+        out.stderr
+    );
+}

@@ -13,6 +13,7 @@ const COMMANDS: &[&[&str]] = &[
     &["build"],
     &["build", "kustomization"],
     &["build", "cluster"],
+    &["diff", "cluster"],
     &["get"],
     &["get", "sources"],
     &["get", "sources", "git"],
