@@ -329,7 +329,27 @@ fn labels(list: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
-fn metadata(ns: &str, name: &str, labels: &BTreeMap<String, String>) -> Value {
+/// `{kind, name[, namespace]}` from `NAME` or `NAME.NAMESPACE`.
+fn source_ref(kind: &str, name: &str) -> Value {
+    match name.split_once('.') {
+        Some((name, namespace)) => json!({"kind": kind, "name": name, "namespace": namespace}),
+        None => json!({"kind": kind, "name": name}),
+    }
+}
+
+/// `dependsOn` from `NAME` or `NAMESPACE/NAME` items.
+fn depends_on(items: &[String]) -> Value {
+    items
+        .iter()
+        .map(|d| match d.split_once('/') {
+            Some((ns, name)) => json!({"name": name, "namespace": ns}),
+            None => json!({"name": d}),
+        })
+        .collect()
+}
+
+/// The metadata of a created object.
+pub(crate) fn metadata(ns: &str, name: &str, labels: &BTreeMap<String, String>) -> Value {
     let mut m = json!({"name": name, "namespace": ns});
     if !labels.is_empty() {
         m["labels"] = json!(labels);
@@ -439,25 +459,11 @@ pub fn objects(ns: &str, args: &CreateArgs) -> Result<Vec<Value>> {
                 ))
                 .into());
             }
-            let mut source_ref = json!({"kind": kind});
-            match rest.split_once('.') {
-                Some((name, namespace)) => {
-                    source_ref["name"] = name.into();
-                    source_ref["namespace"] = namespace.into();
-                }
-                None => source_ref["name"] = rest.into(),
-            }
+            let source_ref = source_ref(&kind, rest);
             let mut spec = json!({"interval": args.interval, "path": k.path, "prune": k.prune,
                                   "sourceRef": source_ref});
             if !k.depends_on.is_empty() {
-                spec["dependsOn"] = k
-                    .depends_on
-                    .iter()
-                    .map(|d| match d.split_once('/') {
-                        Some((ns, name)) => json!({"name": name, "namespace": ns}),
-                        None => json!({"name": d}),
-                    })
-                    .collect();
+                spec["dependsOn"] = depends_on(&k.depends_on);
             }
             if let Some(t) = &k.target_namespace {
                 spec["targetNamespace"] = t.as_str().into();
@@ -739,14 +745,7 @@ fn helm_release(
             .into());
         }
     };
-    let mut source_ref = json!({"kind": kind});
-    match rest.split_once('.') {
-        Some((name, namespace)) => {
-            source_ref["name"] = name.into();
-            source_ref["namespace"] = namespace.into();
-        }
-        None => source_ref["name"] = rest.into(),
-    }
+    let source_ref = source_ref(kind, rest);
     let mut spec = json!({"interval": interval});
     if kind == "OCIRepository" {
         spec["chartRef"] = source_ref;
@@ -770,14 +769,7 @@ fn helm_release(
         spec["releaseName"] = r.as_str().into();
     }
     if !h.depends_on.is_empty() {
-        spec["dependsOn"] = h
-            .depends_on
-            .iter()
-            .map(|d| match d.split_once('/') {
-                Some((ns, name)) => json!({"name": name, "namespace": ns}),
-                None => json!({"name": d}),
-            })
-            .collect();
+        spec["dependsOn"] = depends_on(&h.depends_on);
     }
     let mut values = serde_json::Map::new();
     for path in &h.values {

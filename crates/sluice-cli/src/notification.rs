@@ -22,6 +22,7 @@ use sluice_api::notification::{
 };
 use sluice_api::{Alert, Provider, Receiver};
 
+use crate::create::metadata;
 use crate::kube_util::{self, not_found_or};
 use crate::output::{Color, Log, OutputFormat, Table, age, print_data};
 use crate::{GlobalArgs, Outcome, UserError};
@@ -168,14 +169,6 @@ fn reference(flag: &str, s: &str) -> Result<Value> {
         r["namespace"] = ns.into();
     }
     Ok(r)
-}
-
-fn metadata(ns: &str, name: &str, labels: &BTreeMap<String, String>) -> Value {
-    let mut m = json!({"name": name, "namespace": ns});
-    if !labels.is_empty() {
-        m["labels"] = json!(labels);
-    }
-    m
 }
 
 /// The Alert of `sluice create alert` (pure).
