@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld bench flux-reference helm-controller-check helm-storage-check build release testenv-up testenv-down clean demo
+.PHONY: test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld bench bench-vs-flux flux-reference helm-controller-check helm-storage-check build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing)
 test: deps fmt-check lint deny testenv-build integration fuzz
@@ -69,7 +69,14 @@ realworld:
 bench:
 	bench/run
 
-## flux-reference: Flux's helm-controller and source-controller (the versions
+## bench-vs-flux: Flux's source- and kustomize-controller (defaults, and as
+## Flux's docs tune them) and sluice, each on a fresh control plane with the
+## same generated repository; one table with ratios (bench/vs-flux/README.md,
+## docs/performance.md). Part of `make bench`; ~25 minutes plus the Go builds.
+bench-vs-flux:
+	bench/vs-flux/run
+
+## flux-reference: Flux's helm-, source-, kustomize- and notification-controller (the versions
 ## Flux v2.9.5 ships) built from Go modules into ~/.cache/sluice/flux (once;
 ## minutes cold). Not part of `make test` (scripts/flux-reference)
 flux-reference:

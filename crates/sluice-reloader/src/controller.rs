@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference, PodTemplateSpec, Secret};
@@ -109,7 +109,17 @@ pub(crate) async fn watch<K: Watched>(
         .readiness
         .gate(&crate::readiness_gate(K::KIND));
     let mut stream = watcher::watcher(api, config).default_backoff().boxed();
-    while let Some(event) = stream.try_next().await? {
+    // The watcher re-lists and re-watches by itself after an error (with
+    // backoff); an error is reported and the stream polled on, never ended:
+    // an API server restart must not stop the Reloader (or the process).
+    while let Some(item) = stream.next().await {
+        let event = match item {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!(kind = K::KIND.as_str(), "reloader: watching: {e}");
+                continue;
+            }
+        };
         let changes = {
             let mut t = tracker.lock().await;
             let changes = match event {

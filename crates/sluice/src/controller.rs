@@ -18,6 +18,9 @@ use prometheus_client::registry::Registry;
 use sluice_reloader::WorkloadKind;
 use tokio::net::TcpListener;
 
+/// The controller's `User-Agent` towards the Kubernetes API.
+const USER_AGENT: &str = concat!("sluice-controller/", env!("CARGO_PKG_VERSION"));
+
 #[derive(Debug, Args)]
 pub struct ControllerArgs {
     /// Address of the Prometheus metrics endpoint (`:8080` listens on all
@@ -350,9 +353,17 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
     let grace = sluice_api::meta::parse_duration(&args.kustomization.graceful_shutdown_timeout)
         .map_err(|e| anyhow::anyhow!("--graceful-shutdown-timeout: {e}"))?;
 
-    let config = kube::Config::infer()
+    let mut config = kube::Config::infer()
         .await
         .context("loading the Kubernetes configuration (in-cluster config or KUBECONFIG)")?;
+    // Named in the API server's audit log and request logs as Flux's
+    // controllers are (`<name>/<version>`); every client made from this
+    // configuration (impersonation, the Kustomization and HelmRelease
+    // controllers) inherits it.
+    config.headers.push((
+        axum::http::header::USER_AGENT,
+        axum::http::HeaderValue::from_static(USER_AGENT),
+    ));
     let client = kube::Client::try_from(config.clone())
         .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
     let version = client

@@ -125,11 +125,13 @@ fn faults() {
 
 /// (1) The API server restarted (SIGTERM) while a Kustomization of 500
 /// objects is applying a commit that changes 460, adds 40 and prunes 40;
-/// then etcd killed and restarted while the next commit is applied.
+/// then etcd killed and restarted while the next commit is applied. The
+/// Reloader runs too: its watches must survive both, as the controllers' do
+/// (it once ended the process when its watch could not be re-established).
 async fn api_server_restart(env: &Testenv) {
     let scn = "API server restart";
     let site = Site::new(env, "faults-api", scn).await;
-    let _controller = site.controller();
+    let _controller = site.controller_with_reloader();
     let rev1_objects = objects(&[("cm", 0..500)], "1");
     let rev1 = site.push(&rev1_objects, "rev1");
     site.git_repository(&site.server.url("repo"), "10m").await;
@@ -656,6 +658,16 @@ impl Site {
     }
 
     fn controller_with_grace(&self, grace: Duration) -> Controller {
+        self.spawn_controller(grace, false)
+    }
+
+    /// The controller with the Reloader running too: its watches must
+    /// outlive an API server restart as the controllers' do.
+    fn controller_with_reloader(&self) -> Controller {
+        self.spawn_controller(GRACE, true)
+    }
+
+    fn spawn_controller(&self, grace: Duration, reloader: bool) -> Controller {
         let log = File::options()
             .create(true)
             .append(true)
@@ -674,7 +686,7 @@ impl Site {
                 &format!("127.0.0.1:{}", self.storage_port),
                 "--storage-path",
                 self.storage.path().join("artifacts").to_str().unwrap(),
-                "--reloader=false",
+                &format!("--reloader={reloader}"),
                 "--graceful-shutdown-timeout",
                 &format!("{}ms", grace.as_millis()),
             ])

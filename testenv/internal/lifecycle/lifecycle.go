@@ -197,12 +197,22 @@ func parseCommon(fs *flag.FlagSet, args []string) (*instance, error) {
 
 // ------------------------------------------------------------------ up ---
 
+// auditPolicy records every request at level Metadata (verb, user, user
+// agent, object reference, response code; no bodies).
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+`
+
 // Up implements "up".
 func Up(args []string) int {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	nodes := fs.Int("nodes", 2, "number of simulated nodes")
 	ownerPid := fs.Int("owner-pid", 0, "tear the instance down when this process exits")
 	timeout := fs.Duration("timeout", 90*time.Second, "readiness timeout")
+	audit := fs.Bool("audit-log", false, "write the apiserver's audit log (one JSON line per request, level Metadata) to <dir>/logs/audit.log")
 	in, err := parseCommon(fs, args)
 	if err != nil {
 		logf("%v", err)
@@ -244,7 +254,7 @@ func Up(args []string) int {
 	var lastErr error
 	for attempt := 1; attempt <= 3; attempt++ {
 		start := time.Now()
-		st, retry, err := in.start(*nodes, *ownerPid, *timeout)
+		st, retry, err := in.start(*nodes, *ownerPid, *timeout, *audit)
 		if err == nil {
 			logf("instance %q ready in %.1fs (apiserver %s, %d nodes)", in.name, time.Since(start).Seconds(), st.Server, *nodes)
 			fmt.Println(in.exportLine())
@@ -346,7 +356,7 @@ func (s *starter) waitFor(component, what string, deadline time.Time, check func
 
 // start brings up a fresh instance. retry reports whether a failure looks
 // like a port race worth retrying.
-func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state, retry bool, err error) {
+func (in *instance) start(nodes, ownerPid int, timeout time.Duration, audit bool) (_ *state, retry bool, err error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, false, err
@@ -432,7 +442,7 @@ func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state,
 	progress("etcd is healthy")
 	// kube-apiserver
 	progress("starting kube-apiserver on %s", server)
-	if err := s.spawn("apiserver",
+	apiserverArgs := []string{
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1",
 		"--advertise-address", "127.0.0.1",
@@ -459,7 +469,24 @@ func (in *instance) start(nodes, ownerPid int, timeout time.Duration) (_ *state,
 		"--requestheader-extra-headers-prefix", "X-Remote-Extra-",
 		"--proxy-client-cert-file", pki("front-proxy-client.crt"),
 		"--proxy-client-key-file", pki("front-proxy-client.key"),
-	); err != nil {
+	}
+	if audit {
+		// Who asked for what, for benchmarks (bench/vs-flux counts requests
+		// by user agent): the apiserver's own request metrics have no
+		// client label. One line per request and stage; RequestReceived is
+		// left out, so a request is its ResponseComplete line (a watch also
+		// its ResponseStarted line).
+		policy := in.path("audit-policy.yaml")
+		if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+			return fail(err)
+		}
+		apiserverArgs = append(apiserverArgs,
+			"--audit-policy-file", policy,
+			"--audit-log-path", in.path("logs", "audit.log"),
+			"--audit-log-format", "json",
+			"--audit-log-maxsize", "0")
+	}
+	if err := s.spawn("apiserver", apiserverArgs...); err != nil {
 		return fail(err)
 	}
 	if err := s.waitFor("apiserver", "apiserver /readyz", deadline, func() error { return in.readyz(server) }); err != nil {

@@ -1,0 +1,337 @@
+"""What the benchmark observes: the stack's processes (/proc), the Kustomizations (one watch),
+the API server (its audit log and its request metrics) and the Git server."""
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from datetime import datetime, timezone
+
+# The helpers bench/ocirepository already has (its module is named `bench` too).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ocirepository"))
+from bench import proc_cpu, proc_mem  # noqa: E402,F401
+
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+
+class Stack:
+    """The processes of one stack, sampled together: RSS summed every `period` seconds."""
+
+    def __init__(self, procs, period=0.5):
+        self.procs = procs  # name -> Popen
+        self.period = period
+        self.samples = []  # (time, total RSS MiB)
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop_ev.is_set():
+            try:
+                total = sum(proc_mem(p.pid)[0] for p in self.procs.values())
+                self.samples.append((time.time(), total))
+            except OSError:
+                pass
+            self.stop_ev.wait(self.period)
+
+    def cpu(self):
+        return sum(proc_cpu(p.pid) for p in self.procs.values())
+
+    def rss(self):
+        return sum(proc_mem(p.pid)[0] for p in self.procs.values())
+
+    def hwm(self):
+        """Sum of each process's own peak (an upper bound of the stack's peak)."""
+        return sum(proc_mem(p.pid)[1] for p in self.procs.values())
+
+    def peak(self):
+        return max((r for _, r in self.samples), default=float("nan"))
+
+    def between(self, t0, t1):
+        return [r for t, r in self.samples if t0 <= t <= t1]
+
+    def dead(self):
+        return [n for n, p in self.procs.items() if p.poll() is not None]
+
+    def stop(self):
+        self.stop_ev.set()
+        self.thread.join()
+
+
+# ------------------------------------------------------------- Kustomizations
+
+KS_PATH = "/apis/kustomize.toolkit.fluxcd.io/v1/kustomizations"
+
+
+def ready_revision(obj):
+    """The revision a Kustomization is Ready at, or None."""
+    st = obj.get("status") or {}
+    for c in st.get("conditions") or []:
+        if c.get("type") == "Ready" and c.get("status") == "True":
+            return st.get("lastAppliedRevision")
+    return None
+
+
+class Watcher:
+    """Watches every Kustomization and records, to the tenth of a millisecond, when each
+    was first seen Ready at each revision: the harness's clock, not the seconds the objects'
+    conditions carry."""
+
+    def __init__(self, kube):
+        self.kube = kube
+        self.lock = threading.Condition()
+        self.first_ready = {}  # (name, revision) -> time
+        self.latest = {}  # name -> object
+        self.stop_ev = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _record(self, obj, now):
+        name = obj["metadata"]["name"]
+        rev = ready_revision(obj)
+        with self.lock:
+            self.latest[name] = obj
+            if rev and (name, rev) not in self.first_ready:
+                self.first_ready[(name, rev)] = now
+            self.lock.notify_all()
+
+    def _run(self):
+        while not self.stop_ev.is_set():
+            try:
+                lst = self.kube.request("GET", KS_PATH)
+                now = time.time()
+                for o in lst["items"]:
+                    self._record(o, now)
+                rv = lst["metadata"]["resourceVersion"]
+                conn = http.client.HTTPSConnection(self.kube.host, self.kube.port,
+                                                   context=self.kube.ctx, timeout=30)
+                conn.request("GET", f"{KS_PATH}?watch=1&allowWatchBookmarks=true"
+                             f"&timeoutSeconds=120&resourceVersion={rv}",
+                             headers={"Accept": "application/json", "User-Agent": "bench-vs-flux"})
+                r = conn.getresponse()
+                if r.status != 200:
+                    raise RuntimeError(f"watch: {r.status}")
+                while not self.stop_ev.is_set():
+                    line = r.readline()
+                    if not line:
+                        break
+                    ev = json.loads(line)
+                    if ev.get("type") in ("ADDED", "MODIFIED"):
+                        self._record(ev["object"], time.time())
+                conn.close()
+            except Exception:  # noqa: BLE001 - a watch is re-established, whatever ended it
+                if self.stop_ev.wait(0.5):
+                    return
+
+    def wait(self, names, rev, timeout, check=None):
+        """Waits until every name was seen Ready at `rev`; returns the time the last one was.
+        `check()` raises when the run must end (a process died)."""
+        deadline = time.time() + timeout
+        with self.lock:
+            while True:
+                missing = [n for n in names if (n, rev) not in self.first_ready]
+                if not missing:
+                    return max(self.first_ready[(n, rev)] for n in names)
+                left = deadline - time.time()
+                if left <= 0:
+                    sample = {n: (self.latest.get(n, {}).get("status") or {}).get("conditions")
+                              for n in missing[:3]}
+                    raise TimeoutError(f"{len(missing)}/{len(names)} not Ready at {rev} after "
+                                       f"{timeout:.0f}s, e.g. {json.dumps(sample)[:1500]}")
+                self.lock.wait(min(1.0, left))
+                if check:
+                    self.lock.release()
+                    try:
+                        check()
+                    finally:
+                        self.lock.acquire()
+
+    def ready_at(self, name, rev):
+        with self.lock:
+            return self.first_ready.get((name, rev))
+
+    def stop(self):
+        self.stop_ev.set()
+
+
+# ------------------------------------------------------------------ API server
+
+
+def _ts(s):
+    # 2026-12-03T09:41:07.123456Z
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def who(user_agent):
+    """The component a request came from, by its user agent: `sluice-controller/…`,
+    `source-controller/…`, `kustomize-controller/…`; the local control plane's own
+    components (kube-controller-manager, scheduler, node simulator) run inside one binary
+    and all say `sluice-testenv/…`; the harness says `bench-vs-flux` or nothing."""
+    ua = (user_agent or "").lower()
+    for prefix, name in (("sluice-controller/", "sluice"), ("sluice-testenv", "control plane"),
+                         ("kustomize-controller/", "kustomize-controller"),
+                         ("source-controller/", "source-controller"),
+                         ("kube-apiserver", "kube-apiserver"), ("bench-vs-flux", "harness"),
+                         ("python", "harness")):
+        if ua.startswith(prefix):
+            return name
+    return ua.split("/")[0] or "harness"
+
+
+class Audit:
+    """The API server's audit log (scripts/testenv up --audit-log), read incrementally:
+    one record per request (by audit id), with its time, verb (`dry-run patch` for a
+    server-side dry run: not a write), resource and user agent."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = 0
+        self.requests = {}  # auditID -> (time, verb, resource, component, code)
+
+    def read(self):
+        if not os.path.exists(self.path):
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        for line in data[:end].splitlines():
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            aid = ev.get("auditID")
+            if aid in self.requests:
+                continue
+            ref = ev.get("objectRef") or {}
+            res = ref.get("resource", "")
+            if ref.get("subresource"):
+                res += "/" + ref["subresource"]
+            if ref.get("apiGroup"):
+                res += "." + ref["apiGroup"]
+            verb = ev.get("verb", "")
+            if "dryRun=" in ev.get("requestURI", ""):
+                # A server-side dry run (what both stacks diff with) changes nothing.
+                verb = "dry-run " + verb
+            code = (ev.get("responseStatus") or {}).get("code", 0)
+            self.requests[aid] = (_ts(ev["requestReceivedTimestamp"]), verb, res,
+                                  who(ev.get("userAgent")), code)
+
+    def window(self, t0, t1, components):
+        self.read()
+        return [r for r in self.requests.values() if t0 <= r[0] <= t1 and r[3] in components]
+
+    def agents(self, t0, t1):
+        self.read()
+        out = {}
+        for r in self.requests.values():
+            if t0 <= r[0] <= t1:
+                out[r[3]] = out.get(r[3], 0) + 1
+        return out
+
+
+def summarize(requests):
+    by_verb = {}
+    by_resource = {}
+    for _, verb, res, _, _ in requests:
+        by_verb[verb] = by_verb.get(verb, 0) + 1
+        if verb in WRITE_VERBS:
+            key = f"{verb} {res}"
+            by_resource[key] = by_resource.get(key, 0) + 1
+    writes = sum(n for v, n in by_verb.items() if v in WRITE_VERBS)
+    dry_runs = sum(n for v, n in by_verb.items() if v.startswith("dry-run "))
+    return {"total": len(requests), "writes": writes, "dry_runs": dry_runs, "by_verb": by_verb,
+            "writes_by_resource": by_resource}
+
+
+METRIC = re.compile(r'^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$')
+
+
+def request_totals(kube):
+    """apiserver_request_total summed by verb (the API server's own counter, all clients)."""
+    conn = http.client.HTTPSConnection(kube.host, kube.port, context=kube.ctx, timeout=30)
+    conn.request("GET", "/metrics", headers={"User-Agent": "bench-vs-flux"})
+    body = conn.getresponse().read().decode()
+    conn.close()
+    out = {}
+    for line in body.splitlines():
+        m = METRIC.match(line)
+        if not m:
+            continue
+        labels = dict(kv.split("=", 1) for kv in re.findall(r'\w+="[^"]*"', m.group(1)))
+        verb = labels.get("verb", '""').strip('"')
+        out[verb] = out.get(verb, 0) + float(m.group(2))
+    return out
+
+
+def delta(a, b):
+    return {k: int(b.get(k, 0) - a.get(k, 0)) for k in set(a) | set(b) if b.get(k, 0) != a.get(k, 0)}
+
+
+# ------------------------------------------------------------------ Git server
+
+
+def serve_git(project_root):
+    """Smart HTTP for the bare repositories under `project_root`, through `git http-backend`
+    (read-only), on 127.0.0.1; returns (server, port). Every request is counted."""
+    import http.server
+    import socketserver
+
+    backend = "/usr/lib/git-core/git-http-backend"
+    counts = {"requests": 0}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+
+        def log_message(self, *args):
+            pass
+
+        def _cgi(self):
+            counts["requests"] += 1
+            url = urllib.parse.urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            env = {
+                "GIT_PROJECT_ROOT": project_root, "GIT_HTTP_EXPORT_ALL": "1",
+                "PATH_INFO": urllib.parse.unquote(url.path), "QUERY_STRING": url.query,
+                "REQUEST_METHOD": self.command, "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                "CONTENT_LENGTH": str(len(body)), "REMOTE_ADDR": "127.0.0.1",
+                "HTTP_GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            }
+            if self.headers.get("Content-Encoding"):
+                env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
+            out = subprocess.run([backend], input=body, env=env, capture_output=True).stdout
+            head, _, payload = out.partition(b"\r\n\r\n")
+            if not _:
+                head, _, payload = out.partition(b"\n\n")
+            status = 200
+            headers = []
+            for line in head.decode("latin-1").splitlines():
+                k, _, v = line.partition(":")
+                if k.lower() == "status":
+                    status = int(v.strip().split()[0])
+                elif k:
+                    headers.append((k, v.strip()))
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = _cgi
+        do_POST = _cgi
+
+    class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+        daemon_threads = True
+
+    srv = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv.counts = counts
+    return srv, srv.server_address[1]
