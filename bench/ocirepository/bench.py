@@ -436,10 +436,13 @@ class Sampler:
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
+    def _sample(self):
+        return proc_mem(self.pid)[0]
+
     def _run(self):
         while not self.stop_ev.is_set():
             try:
-                self.samples.append((time.time(), proc_mem(self.pid)[0]))
+                self.samples.append((time.time(), self._sample()))
             except OSError:
                 return
             self.stop_ev.wait(self.period)

@@ -132,8 +132,8 @@ def quantiles(xs):
     if not xs:
         return {}
     xs = sorted(xs)
-    return {"median": statistics.median(xs), "p90": xs[min(len(xs) - 1, int(0.9 * len(xs)))],
-            "max": xs[-1]}
+    return {"min": xs[0], "median": statistics.median(xs),
+            "p90": xs[min(len(xs) - 1, int(0.9 * len(xs)))], "max": xs[-1]}
 
 
 def unblock_latencies(watcher, parents, rev):
@@ -143,6 +143,33 @@ def unblock_latencies(watcher, parents, rev):
         if c is not None and p is not None:
             out.append(c - p)
     return out
+
+
+def start_latencies(requests, watcher, parents, rev):
+    """For each dependant: from its dependency Ready at `rev` (the stack's status write) to
+    the stack's first request
+    for the dependant's Deployment (`<name>-web`) after it: the controller's own share of
+    the unblock, without the apply and the health checks (which the cluster's speed
+    decides, the same for both stacks). Also how many dependants were touched before
+    their dependency was Ready (an ordering fault; meaningful on the first sync, when
+    nothing exists yet)."""
+    touches = measure.first_touches(requests, "deployments.apps", "-web")
+    statuses = measure.first_touches(requests, "kustomizations/status.kustomize.toolkit.fluxcd.io", "")
+    starts, early = [], 0
+    for child, parent in parents.items():
+        p = watcher.ready_at(parent, rev)
+        ts = touches.get(child, [])
+        if p is None or not ts:
+            continue
+        # The dependency became Ready when the stack wrote that status, a moment before
+        # the harness's watch saw it: the last status write up to then.
+        p = max([t for t in statuses.get(parent, []) if t <= p], default=p)
+        if ts[0] < p:
+            early += 1
+        after = [t for t in ts if t >= p]
+        if after:
+            starts.append(after[0] - p)
+    return starts, early
 
 
 def check_objects(kube, rg, leaf, mark):
@@ -204,8 +231,12 @@ def run_stack(stack, args, rg, revs, git_port):
         t_ready = watcher.wait(names, revs[0], args.timeout, alive)
         result["ready_s"] = t_ready - t0
         result["sync_cpu"] = sampler.cpu() - cpu0
-        result["sync_requests"] = measure.summarize(audit.window(t0, t_ready, comps))
+        sync = audit.window(t0, t_ready, comps)
+        result["sync_requests"] = measure.summarize(sync)
         result["unblock"] = quantiles(unblock_latencies(watcher, parents, revs[0]))
+        starts, early = start_latencies(sync, watcher, parents, revs[0])
+        result["unblock_start"] = quantiles(starts)
+        result["applied_before_dependency_ready"] = early
         check_objects(kube, rg, leaf, "initial")
         log(f"{stack}: {len(names)} Kustomizations Ready in {result['ready_s']:.1f}s "
             f"(unblock median {result['unblock']['median']:.2f}s)")
@@ -219,8 +250,10 @@ def run_stack(stack, args, rg, revs, git_port):
         t_all = watcher.wait(names, revs[1], args.timeout, alive)
         result["leaf_all_s"] = t_all - t1
         result["leaf_cpu"] = sampler.cpu() - cpu1
-        result["leaf_requests"] = measure.summarize(audit.window(t1, t_all, comps))
+        leaf_reqs = audit.window(t1, t_all, comps)
+        result["leaf_requests"] = measure.summarize(leaf_reqs)
         result["leaf_unblock"] = quantiles(unblock_latencies(watcher, parents, revs[1]))
+        result["leaf_unblock_start"] = quantiles(start_latencies(leaf_reqs, watcher, parents, revs[1])[0])
         check_objects(kube, rg, leaf, "leaf-1")
         log(f"{stack}: leaf Ready at the new commit in {result['leaf_s']:.1f}s, "
             f"everything in {result['leaf_all_s']:.1f}s")
@@ -297,6 +330,9 @@ ROWS = [
     ("dependency unblock, median (s)", ("unblock", "median"), 2),
     ("dependency unblock, p90 (s)", ("unblock", "p90"), 2),
     ("dependency unblock, max (s)", ("unblock", "max"), 2),
+    ("dependency Ready -> dependant started, median (s)", ("unblock_start", "median"), 2),
+    ("dependency Ready -> dependant started, p90 (s)", ("unblock_start", "p90"), 2),
+    ("dependants applied before their dependency was Ready", ("applied_before_dependency_ready",), 0),
     ("leaf commit -> leaf Ready (s)", ("leaf_s",), 1),
     ("leaf commit -> all Ready at it (s)", ("leaf_all_s",), 1),
     ("API requests: first sync", ("sync_requests", "total"), 0),
@@ -399,16 +435,29 @@ def main():
     print(f"{args.kustomizations} Kustomizations (plus the entry point) in a dependsOn tree 4 deep, "
           f"{objects:,} objects, interval {args.interval}; revisions {', '.join(r[-12:] for r in revs)}")
     srv, git_port = measure.serve_git(rg.bare_root)
-    results = []
+    results, failed = [], []
     try:
         for s in stacks:
             log(f"== {s}")
-            results.append(run_stack(s, args, rg, revs, git_port))
+            try:
+                results.append(run_stack(s, args, rg, revs, git_port))
+            except Exception as e:  # noqa: BLE001 - the other stacks still run; the exit code says it
+                log(f"{s}: FAILED: {e}")
+                failed.append({"stack": s, "error": str(e)})
+            write_json(args, objects, results, failed)
     finally:
         srv.shutdown()
         subprocess.run(["rm", "-rf", args.workdir])
     print()
     report(results, args)
+    for f in failed:
+        print(f"\n{f['stack']}: FAILED: {f['error']}")
+    print(f"\nJSON: {args.json}")
+    if failed:
+        sys.exit(1)
+
+
+def write_json(args, objects, results, failed):
     doc = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
@@ -417,10 +466,10 @@ def main():
                      "interval": args.interval, "steady_s": args.steady},
         "flux_tuned_flags": FLUX_TUNED,
         "results": results,
+        "failed": failed,
     }
     with open(args.json, "w") as f:
         json.dump(doc, f, indent=2, sort_keys=True)
-    print(f"\nJSON: {args.json}")
 
 
 if __name__ == "__main__":

@@ -14,35 +14,26 @@ from datetime import datetime, timezone
 
 # The helpers bench/ocirepository already has (its module is named `bench` too).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ocirepository"))
-from bench import proc_cpu, proc_mem  # noqa: E402,F401
+from bench import Sampler, proc_cpu, proc_mem  # noqa: E402
 
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
-class Stack:
+
+class Stack(Sampler):
     """The processes of one stack, sampled together: RSS summed every `period` seconds."""
 
     def __init__(self, procs, period=0.5):
         self.procs = procs  # name -> Popen
-        self.period = period
-        self.samples = []  # (time, total RSS MiB)
-        self.stop_ev = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(None, period)
 
-    def _run(self):
-        while not self.stop_ev.is_set():
-            try:
-                total = sum(proc_mem(p.pid)[0] for p in self.procs.values())
-                self.samples.append((time.time(), total))
-            except OSError:
-                pass
-            self.stop_ev.wait(self.period)
+    def _sample(self):
+        return sum(proc_mem(p.pid)[0] for p in self.procs.values())
 
     def cpu(self):
         return sum(proc_cpu(p.pid) for p in self.procs.values())
 
     def rss(self):
-        return sum(proc_mem(p.pid)[0] for p in self.procs.values())
+        return self._sample()
 
     def hwm(self):
         """Sum of each process's own peak (an upper bound of the stack's peak)."""
@@ -51,15 +42,8 @@ class Stack:
     def peak(self):
         return max((r for _, r in self.samples), default=float("nan"))
 
-    def between(self, t0, t1):
-        return [r for t, r in self.samples if t0 <= t <= t1]
-
     def dead(self):
         return [n for n, p in self.procs.items() if p.poll() is not None]
-
-    def stop(self):
-        self.stop_ev.set()
-        self.thread.join()
 
 
 # ------------------------------------------------------------- Kustomizations
@@ -184,8 +168,8 @@ def who(user_agent):
 
 class Audit:
     """The API server's audit log (scripts/testenv up --audit-log), read incrementally:
-    one record per request (by audit id), with its time, verb (`dry-run patch` for a
-    server-side dry run: not a write), resource and user agent."""
+    one record per request (by audit id): time, verb (`dry-run patch` for a server-side
+    dry run: not a write), resource, component (by user agent), response code, object name."""
 
     def __init__(self, path):
         self.path = path
@@ -220,7 +204,7 @@ class Audit:
                 verb = "dry-run " + verb
             code = (ev.get("responseStatus") or {}).get("code", 0)
             self.requests[aid] = (_ts(ev["requestReceivedTimestamp"]), verb, res,
-                                  who(ev.get("userAgent")), code)
+                                  who(ev.get("userAgent")), code, ref.get("name", ""))
 
     def window(self, t0, t1, components):
         self.read()
@@ -235,10 +219,22 @@ class Audit:
         return out
 
 
+def first_touches(requests, resource, suffix):
+    """name -> sorted times at which the stack touched the object `<name><suffix>` of
+    `resource` (any verb)."""
+    out = {}
+    for t, _, res, _, _, name in requests:
+        if res == resource and name.endswith(suffix):
+            out.setdefault(name[: len(name) - len(suffix)], []).append(t)
+    for ts in out.values():
+        ts.sort()
+    return out
+
+
 def summarize(requests):
     by_verb = {}
     by_resource = {}
-    for _, verb, res, _, _ in requests:
+    for _, verb, res, _, _, _ in requests:
         by_verb[verb] = by_verb.get(verb, 0) + 1
         if verb in WRITE_VERBS:
             key = f"{verb} {res}"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,7 +30,12 @@ func cacheRoot() string {
 
 func defaultDir(name string) string { return filepath.Join(cacheRoot(), "run", name) }
 
-// freePorts reserves n distinct free TCP ports on 127.0.0.1.
+// freePorts reserves n distinct free TCP ports on 127.0.0.1, outside the
+// kernel's ephemeral range. A port from that range (what ":0" hands out)
+// can be taken, while its server is down for a restart, by an outgoing
+// connection, or by a client's TCP self-connect as it retries towards the
+// dead port; the restarted apiserver then fails with "address already in
+// use". Ports below (or above) the range are never handed out implicitly.
 func freePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
@@ -37,8 +43,28 @@ func freePorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
+	lo, hi := ephemeralRange()
+	var candidates []int
+	for p := 10000; p < 65536; p++ {
+		if p < lo || p > hi {
+			candidates = append(candidates, p)
+		}
+	}
+	rand.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
 	var ports []int
-	for i := 0; i < n; i++ {
+	for _, p := range candidates {
+		if len(ports) == n {
+			break
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		ls = append(ls, l)
+		ports = append(ports, p)
+	}
+	// Only on a machine whose ephemeral range covers everything: the old way.
+	for len(ports) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
@@ -47,6 +73,26 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// ephemeralRange is net.ipv4.ip_local_port_range (Linux's default when it
+// cannot be read).
+func ephemeralRange() (int, int) {
+	lo, hi := 32768, 60999
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return lo, hi
+	}
+	l, err1 := strconv.Atoi(f[0])
+	h, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil || l > h {
+		return lo, hi
+	}
+	return l, h
 }
 
 // procCmdline returns the NUL-separated command line of pid, or nil.

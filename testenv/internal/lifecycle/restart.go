@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -74,6 +75,13 @@ func (in *instance) restart(component string, downFor time.Duration, kill bool, 
 	if alive(pid) {
 		return fmt.Errorf("pid %d did not stop", pid)
 	}
+	// A SIGKILLed process shows as a zombie as soon as its main thread is
+	// gone, while its other threads may still be exiting with its sockets
+	// open: wait until its ports can be bound again, or the new one fails
+	// with "address already in use".
+	if busy := waitPortsFree(componentPorts(component, st.Ports), 30*time.Second); len(busy) > 0 {
+		return fmt.Errorf("%s stopped but its ports %v are still in use", component, busy)
+	}
 	logf("%s stopped (pid %d) in %.1fs", component, pid, time.Since(t0).Seconds())
 	time.Sleep(downFor)
 
@@ -120,4 +128,37 @@ func etcdHealth(c *http.Client, url string) error {
 		return fmt.Errorf("%d %s", resp.StatusCode, b)
 	}
 	return nil
+}
+
+// componentPorts are the ports a component listens on (state.Ports keys).
+func componentPorts(component string, ports map[string]int) []int {
+	var out []int
+	for name, p := range ports {
+		if name == component || strings.HasPrefix(name, component+"-") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// waitPortsFree waits until every port can be bound on 127.0.0.1; it
+// returns those still taken at the deadline.
+func waitPortsFree(ports []int, timeout time.Duration) []int {
+	deadline := time.Now().Add(timeout)
+	for {
+		var busy []int
+		for _, p := range ports {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				busy = append(busy, p)
+				continue
+			}
+			l.Close()
+		}
+		if len(busy) == 0 || time.Now().After(deadline) {
+			return busy
+		}
+		ports = busy
+		time.Sleep(50 * time.Millisecond)
+	}
 }
