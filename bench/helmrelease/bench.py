@@ -63,6 +63,26 @@ def chart_tgz(directory):
     return name, version, buf.getvalue()
 
 
+def podinfo_values(name, i):
+    """Values of the i-th podinfo release (replicas and message vary)."""
+    return {"replicaCount": 1 + i % 2, "ui": {"message": f"bench {name}"},
+            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}
+
+
+def app_template_values(real, controller):
+    """A real repository's app-template values (`real`), its one controller named
+    `controller`, without what the test control plane cannot have: its HTTPRoute (no Gateway
+    API CRDs) and its existing claim (an emptyDir instead)."""
+    v = json.loads(json.dumps(real))
+    v["controllers"] = {controller: v["controllers"].popitem()[1]} if v.get("controllers") else {}
+    v.pop("route", None)
+    for p in (v.get("persistence") or {}).values():
+        if isinstance(p, dict) and "existingClaim" in p:
+            p.pop("existingClaim")
+            p["type"] = "emptyDir"
+    return v
+
+
 class Charts(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
@@ -279,23 +299,10 @@ def main():
     with open(args.app_values) as f:
         app_values = yaml.safe_load(f)
 
-    def podinfo(name, i):
-        return {"replicaCount": 1 + i % 2, "ui": {"message": f"bench {name}"},
-                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}
-
     def app(name, i):
-        # The repository's values, without what the test control plane cannot have: its
-        # HTTPRoute (no Gateway API CRDs) and its existing claim (an emptyDir instead).
-        v = json.loads(json.dumps(app_values))
-        v["controllers"] = {name: v["controllers"].popitem()[1]} if v.get("controllers") else {}
-        v.pop("route", None)
-        for p in (v.get("persistence") or {}).values():
-            if isinstance(p, dict) and "existingClaim" in p:
-                p.pop("existingClaim")
-                p["type"] = "emptyDir"
-        return v
+        return app_template_values(app_values, name)
 
-    mix = [("podinfo", podinfo)] * args.podinfo + [("app-template", app)] * args.app_template
+    mix = [("podinfo", podinfo_values)] * args.podinfo + [("app-template", app)] * args.app_template
     results = []
     for tool in args.tools.split(","):
         if tool == "helm-controller" and not args.helm_controller:

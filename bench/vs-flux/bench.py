@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Side by side: Flux's source- and kustomize-controller against `sluice controller`.
+"""Side by side: Flux's controllers against `sluice controller`.
 
 One generated homelab-shaped Flux repository (repo.py) served over smart HTTP by
-`git http-backend`; for each stack in turn, a fresh local control plane (scripts/testenv,
+`git http-backend` (with 30 HelmReleases whose charts a local registry serves, and an Alert to a
+local webhook, when the Helm corpus is there); for each stack in turn, a fresh local control plane (scripts/testenv,
 with the API server's audit log on), Flux's CRDs, the stack's processes, and then:
 
   1. sync      a GitRepository and the entry-point Kustomization `flux-system` are created;
@@ -26,6 +27,7 @@ Only the Python standard library and PyYAML.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -39,7 +41,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "ocirepository"))
-from bench import Kube, free_port, log, wait_http  # noqa: E402
+from bench import Kube, Registry, free_port, log, wait_http  # noqa: E402
+
+# bench/helmrelease's chart packing and release values (its module is named `bench` too).
+_spec = importlib.util.spec_from_file_location(
+    "bench_helmrelease", os.path.join(HERE, "..", "helmrelease", "bench.py"))
+helmbench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(helmbench)
 
 sys.path.insert(1, HERE)
 import measure  # noqa: E402
@@ -49,14 +57,21 @@ import yaml  # noqa: E402
 NS = repogen.NAMESPACE
 GIT_PATH = f"/apis/source.toolkit.fluxcd.io/v1/namespaces/{NS}/gitrepositories"
 KS_NS_PATH = f"/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/{NS}/kustomizations"
-COMPONENTS = {
-    "sluice": {"sluice"},
-    "flux": {"source-controller", "kustomize-controller"},
-    "flux-tuned": {"source-controller", "kustomize-controller"},
-}
+STACKS = ("flux", "flux-tuned", "sluice")
 # Flux's own advice for many applications (fluxcd.io/flux/installation/configuration/
-# vertical-scaling): more workers and a 5 s dependency requeue.
+# vertical-scaling): more workers and a 5 s dependency requeue (source-, kustomize- and
+# helm-controller; notification-controller keeps its defaults).
 FLUX_TUNED = ["--concurrent=10", "--requeue-dependency=5s"]
+
+
+def components(stack, args):
+    """The processes of a stack (as the audit log names them)."""
+    if stack == "sluice":
+        return {"sluice"}
+    out = {"source-controller", "kustomize-controller"}
+    if args.helm_releases:
+        out |= {"helm-controller", "notification-controller"}
+    return out
 
 
 def testenv(args, *argv):
@@ -74,14 +89,30 @@ def start_stack(stack, args, kubeconfig, workdir):
     storage_flags = ["--storage-path", storage, "--storage-addr", f"127.0.0.1:{sport}",
                      "--storage-adv-addr", f"127.0.0.1:{sport}"]
     commands = {}
+    helm = bool(args.helm_releases)
     if stack == "sluice":
         commands["sluice"] = [args.sluice, "controller", *storage_flags]
+        if helm:
+            commands["sluice"] += ["--helmrelease", "--notification",
+                                   f"--notification-events-addr=127.0.0.1:{free_port()}",
+                                   f"--receiver-addr=127.0.0.1:{free_port()}"]
     else:
         tuned = FLUX_TUNED if stack == "flux-tuned" else []
+        # As Flux installs them: every controller posts its events to notification-controller.
+        events = []
+        if helm:
+            eport = free_port()
+            events = [f"--events-addr=http://127.0.0.1:{eport}/"]
+            commands["notification-controller"] = [
+                args.notification_controller, "--enable-leader-election=false",
+                f"--events-addr=127.0.0.1:{eport}", f"--receiverAddr=127.0.0.1:{free_port()}"]
         commands["source-controller"] = [args.source_controller, "--enable-leader-election=false",
-                                         *storage_flags, *tuned]
+                                         *storage_flags, *tuned, *events]
         commands["kustomize-controller"] = [args.kustomize_controller,
-                                            "--enable-leader-election=false", *tuned]
+                                            "--enable-leader-election=false", *tuned, *events]
+        if helm:
+            commands["helm-controller"] = [args.helm_controller, "--enable-leader-election=false",
+                                           *tuned, *events]
     procs, health = {}, {}
     for name, cmd in commands.items():
         hport, mport = free_port(), free_port()
@@ -172,9 +203,31 @@ def start_latencies(requests, watcher, parents, rev):
     return starts, early
 
 
+def check_releases(kube, rg):
+    """Every HelmRelease's Helm release is deployed, in Helm's own storage (a Secret per
+    revision, `owner=helm`), at revision 1: nothing was installed twice or upgraded for
+    nothing."""
+    want = {(ns, name) for ns, name, _ in rg.helm_releases()}
+    if not want:
+        return
+    got = {}
+    for s in kube.request("GET", "/api/v1/secrets?labelSelector=owner%3Dhelm")["items"]:
+        labels = s["metadata"].get("labels") or {}
+        key = (s["metadata"]["namespace"], labels.get("name"))
+        if key in want:
+            got.setdefault(key, []).append((labels.get("version"), labels.get("status")))
+    missing = sorted(want - set(got))
+    if missing:
+        raise RuntimeError(f"no Helm release for {len(missing)} HelmReleases, e.g. {missing[:3]}")
+    bad = {k: v for k, v in got.items() if v != [("1", "deployed")]}
+    if bad:
+        raise RuntimeError(f"{len(bad)} Helm releases not at exactly revision 1 deployed, "
+                           f"e.g. {list(bad.items())[:3]}")
+
+
 def check_objects(kube, rg, leaf, mark):
-    """What the stack applied is what the repository says: every Widget is there, and the
-    leaf's changed ConfigMap carries the new mark."""
+    """What the stack applied is what the repository says: every Widget is there, the
+    leaf's changed ConfigMap carries the new mark, every Helm release is deployed once."""
     widgets = kube.request("GET", f"/apis/{repogen.GROUP}/v1/widgets")["items"]
     want = 3 * sum(1 for n in rg.nodes if n[1] > 0)
     if len(widgets) != want:
@@ -183,16 +236,17 @@ def check_objects(kube, rg, leaf, mark):
     cm = kube.request("GET", f"/api/v1/namespaces/team-{team}/configmaps/{leaf}-settings-0")
     if cm["data"].get("mark") != mark or cm["data"].get("app") != leaf:
         raise RuntimeError(f"ConfigMap {leaf}-settings-0 has {cm['data']}, mark {mark} expected")
+    check_releases(kube, rg)
 
 
-def run_stack(stack, args, rg, revs, git_port):
+def run_stack(stack, args, rg, revs, git_port, webhook):
     name = f"vsflux-{stack}"
     out = testenv(args, "up", "--name", name, "--nodes", "3", "--audit-log",
                   "--owner-pid", str(os.getpid())).stdout
     kubeconfig = out.strip().split("=", 1)[1]
     workdir = tempfile.mkdtemp(prefix=f"{stack}-", dir=args.workdir)
     result = {"stack": stack}
-    procs, sampler, watcher, audit = {}, None, None, None
+    procs, sampler, watcher, hr_watcher, audit = {}, None, None, None, None
     try:
         kube = Kube(kubeconfig, workdir)
         audit = measure.Audit(os.path.join(os.path.dirname(kubeconfig), "logs", "audit.log"))
@@ -219,8 +273,12 @@ def run_stack(stack, args, rg, revs, git_port):
                 raise RuntimeError(f"{stack}: {', '.join(dead)} exited; see {args.logs}")
 
         watcher = measure.Watcher(kube)
-        comps = COMPONENTS[stack]
+        hr_watcher = measure.Watcher(kube, measure.HR_PATH, measure.ready_generation)
+        if webhook:
+            webhook.reset()
+        comps = components(stack, args)
         names = ["flux-system"] + [n[0] for n in rg.nodes]
+        releases = [name for _, name, _ in rg.helm_releases()]
         parents = rg.parents()
         leaf = rg.leaves()[-1]
         metrics0 = measure.request_totals(kube)
@@ -230,6 +288,9 @@ def run_stack(stack, args, rg, revs, git_port):
         create_sync(kube, git_port)
         t_ready = watcher.wait(names, revs[0], args.timeout, alive)
         result["ready_s"] = t_ready - t0
+        if releases:
+            result["helmreleases"] = len(releases)
+            result["hr_ready_s"] = hr_watcher.wait(releases, "ready", args.timeout, alive) - t0
         result["sync_cpu"] = sampler.cpu() - cpu0
         sync = audit.window(t0, t_ready, comps)
         result["sync_requests"] = measure.summarize(sync)
@@ -270,12 +331,16 @@ def run_stack(stack, args, rg, revs, git_port):
         result["steady_cpu"] = sampler.cpu() - cpu2
         rss = sampler.between(t2, t3)
         result["steady_rss"] = statistics.median(rss) if rss else float("nan")
+        anon = sampler.anon_between(t2, t3)
+        result["steady_anon"] = statistics.median(anon) if anon else float("nan")
         steady = measure.summarize(audit.window(t2, t3, comps))
         result["steady_requests"] = steady
         rounds = args.steady / args.interval_s
         result["steady_rounds"] = rounds
         result["writes_per_round"] = steady["writes"] / rounds
-        result["requests_per_reconcile"] = steady["total"] / (rounds * len(names))
+        # The objects reconciled on the interval: Kustomizations, and each Helm
+        # application's OCIRepository and HelmRelease.
+        result["requests_per_reconcile"] = steady["total"] / (rounds * (len(names) + 2 * len(releases)))
         log(f"{stack}: steady {result['steady_s']:.0f}s: {steady['total']} requests, "
             f"{steady['writes']} writes")
 
@@ -296,12 +361,18 @@ def run_stack(stack, args, rg, revs, git_port):
         result["total_cpu"] = sampler.cpu()
         result["peak_rss"] = sampler.peak()
         result["peak_rss_hwm_sum"] = sampler.hwm()
+        result["peak_anon"] = sampler.anon_peak()
         result["all_requests"] = measure.summarize(audit.window(t0, t_end, comps))
         result["agents"] = audit.agents(t0, t_end)
         result["apiserver_request_total"] = measure.delta(metrics0, measure.request_totals(kube))
+        if webhook:
+            result["notifications_sync"] = webhook.summary(t0, t_ready)
+            result["notifications_steady"] = webhook.summary(t2, t3)
+            result["notifications"] = webhook.summary(detail=True)
     finally:
-        if watcher:
-            watcher.stop()
+        for w in (watcher, hr_watcher):
+            if w:
+                w.stop()
         if sampler:
             sampler.stop()
         stop_stack(procs)
@@ -322,11 +393,14 @@ ROWS = [
     ("memory: peak RSS, sampled sum (MiB)", ("peak_rss",), 0),
     ("memory: peak RSS, sum of each process's peak (MiB)", ("peak_rss_hwm_sum",), 0),
     ("memory: steady RSS, median (MiB)", ("steady_rss",), 0),
+    ("memory: peak private RSS (RssAnon), sampled sum (MiB)", ("peak_anon",), 0),
+    ("memory: steady private RSS (RssAnon), median (MiB)", ("steady_anon",), 0),
     ("CPU: first sync (s)", ("sync_cpu",), 1),
     ("CPU: leaf commit (s)", ("leaf_cpu",), 1),
     ("CPU: steady window (s)", ("steady_cpu",), 1),
     ("CPU: whole run (s)", ("total_cpu",), 1),
     ("first commit -> all Ready (s)", ("ready_s",), 1),
+    ("first commit -> all HelmReleases Ready (s)", ("hr_ready_s",), 1),
     ("dependency unblock, median (s)", ("unblock", "median"), 2),
     ("dependency unblock, p90 (s)", ("unblock", "p90"), 2),
     ("dependency unblock, max (s)", ("unblock", "max"), 2),
@@ -342,9 +416,12 @@ ROWS = [
     ("API requests: steady window", ("steady_requests", "total"), 0),
     ("API dry-run applies: steady window", ("steady_requests", "dry_runs"), 0),
     ("API writes per no-change round", ("writes_per_round",), 1),
-    ("API requests per Kustomization reconcile (steady)", ("requests_per_reconcile",), 2),
+    ("API requests per object reconcile (steady)", ("requests_per_reconcile",), 2),
     ("API requests: whole run", ("all_requests", "total"), 0),
     ("API server restart -> leaf Ready at new commit (s)", ("recover_s",), 1),
+    ("notifications delivered: first sync", ("notifications_sync", "total"), 0),
+    ("notifications delivered: steady window", ("notifications_steady", "total"), 0),
+    ("notifications delivered: whole run", ("notifications", "total"), 0),
 ]
 
 
@@ -389,6 +466,10 @@ def report(results, args):
         verbs = get(r, ("all_requests", "by_verb")) or {}
         print(f"{r['stack']}: requests by verb (whole run): "
               + ", ".join(f"{k} {v}" for k, v in sorted(verbs.items())))
+        notes = get(r, ("notifications", "by_kind")) or {}
+        if notes:
+            print(f"{r['stack']}: notifications by object kind (whole run): "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(notes.items())))
         agents = r.get("agents") or {}
         print(f"{r['stack']}: all requests by user agent (whole run): "
               + ", ".join(f"{k} {v}" for k, v in sorted(agents.items(), key=lambda kv: -kv[1])))
@@ -404,6 +485,12 @@ def main():
     p.add_argument("--sluice", required=True)
     p.add_argument("--source-controller")
     p.add_argument("--kustomize-controller")
+    p.add_argument("--helm-controller")
+    p.add_argument("--notification-controller")
+    p.add_argument("--charts", help="directory holding podinfo/ and app-template/ (the Helm corpus)")
+    p.add_argument("--app-values", help="real values for app-template")
+    p.add_argument("--registry", default="/usr/bin/docker-registry")
+    p.add_argument("--helm-releases", type=int, default=30)
     p.add_argument("--testenv", required=True)
     p.add_argument("--flux-crds", required=True)
     p.add_argument("--logs", required=True)
@@ -420,33 +507,58 @@ def main():
     os.makedirs(args.logs, exist_ok=True)
     args.workdir = tempfile.mkdtemp(prefix="bench-vs-flux-")
     stacks = [s for s in args.stacks.split(",") if s]
+    if args.helm_releases and not (args.charts and args.app_values):
+        p.error("--helm-releases needs --charts and --app-values (or --helm-releases 0)")
     for s in stacks:
-        if s not in COMPONENTS:
+        if s not in STACKS:
             p.error(f"unknown stack {s!r} (flux, flux-tuned, sluice)")
         if s != "sluice" and not (args.source_controller and args.kustomize_controller):
             p.error(f"stack {s} needs --source-controller and --kustomize-controller")
+        if s != "sluice" and args.helm_releases and not (args.helm_controller and args.notification_controller):
+            p.error(f"stack {s} with HelmReleases needs --helm-controller and --notification-controller")
 
-    rg = repogen.Repo(args.workdir, args.kustomizations, args.objects_each, args.interval)
-    revs = [rg.init()]
-    leaf = rg.leaves()[-1]
-    revs.append(rg.touch_leaf(leaf, "leaf-1"))
-    revs.append(rg.touch_leaf(leaf, "leaf-2"))
     objects = args.kustomizations * args.objects_each
-    print(f"{args.kustomizations} Kustomizations (plus the entry point) in a dependsOn tree 4 deep, "
-          f"{objects:,} objects, interval {args.interval}; revisions {', '.join(r[-12:] for r in revs)}")
-    srv, git_port = measure.serve_git(rg.bare_root)
+    registry, webhook, srv = None, None, None
     results, failed = [], []
     try:
+        helm = None
+        if args.helm_releases:
+            registry = Registry(args.registry, args.workdir)
+            versions = {}
+            for chart in ("podinfo", "app-template"):
+                name, version, data = helmbench.chart_tgz(os.path.join(args.charts, chart))
+                registry.push_chart(f"charts/{name}", name, version, data)
+                versions[chart] = version
+            with open(args.app_values) as f:
+                real = yaml.safe_load(f)
+            values = {"podinfo": helmbench.podinfo_values,
+                      "app-template": lambda name, i: helmbench.app_template_values(real, "app")}
+            webhook = measure.Webhook()
+            helm = repogen.Helm(args.helm_releases, f"127.0.0.1:{registry.port}", versions, values,
+                                f"http://127.0.0.1:{webhook.port}/hook")
+        rg = repogen.Repo(args.workdir, args.kustomizations, args.objects_each, args.interval, helm)
+        revs = [rg.init()]
+        leaf = rg.leaves()[-1]
+        revs.append(rg.touch_leaf(leaf, "leaf-1"))
+        revs.append(rg.touch_leaf(leaf, "leaf-2"))
+        print(f"{args.kustomizations} Kustomizations (plus the entry point) in a dependsOn tree 4 deep, "
+              f"{objects:,} objects, {args.helm_releases} HelmReleases, interval {args.interval}; "
+              f"revisions {', '.join(r[-12:] for r in revs)}")
+        srv, git_port = measure.serve_git(rg.bare_root)
         for s in stacks:
             log(f"== {s}")
             try:
-                results.append(run_stack(s, args, rg, revs, git_port))
+                results.append(run_stack(s, args, rg, revs, git_port, webhook))
             except Exception as e:  # noqa: BLE001 - the other stacks still run; the exit code says it
                 log(f"{s}: FAILED: {e}")
                 failed.append({"stack": s, "error": str(e)})
             write_json(args, objects, results, failed)
     finally:
-        srv.shutdown()
+        if srv:
+            srv.shutdown()
+        for server in (webhook, registry):
+            if server:
+                server.stop()
         subprocess.run(["rm", "-rf", args.workdir])
     print()
     report(results, args)
@@ -463,6 +575,7 @@ def write_json(args, objects, results, failed):
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "loadavg": open("/proc/loadavg").read().split()[:3]},
         "workload": {"kustomizations": args.kustomizations, "objects": objects,
+                     "helmreleases": args.helm_releases,
                      "interval": args.interval, "steady_s": args.steady},
         "flux_tuned_flags": FLUX_TUNED,
         "results": results,

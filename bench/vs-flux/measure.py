@@ -1,10 +1,13 @@
-"""What the benchmark observes: the stack's processes (/proc), the Kustomizations (one watch),
-the API server (its audit log and its request metrics) and the Git server."""
+"""What the benchmark observes: the stack's processes (/proc), the Kustomizations and
+HelmReleases (one watch each), the API server (its audit log and its request metrics), the Git
+server and the webhook the Alert posts to."""
 
 import http.client
+import http.server
 import json
 import os
 import re
+import socketserver
 import subprocess
 import sys
 import threading
@@ -19,15 +22,36 @@ from bench import Sampler, proc_cpu, proc_mem  # noqa: E402
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
 
+def proc_anon(pid):
+    """RssAnon in MiB: the process's private memory (heap, stacks), without the pages of its
+    executable and libraries that RSS also counts (file-backed, shared, dropped by the kernel
+    under pressure)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 class Stack(Sampler):
-    """The processes of one stack, sampled together: RSS summed every `period` seconds."""
+    """The processes of one stack, sampled together: RSS summed every `period` seconds (and
+    their private memory, RssAnon, beside it)."""
 
     def __init__(self, procs, period=0.5):
         self.procs = procs  # name -> Popen
+        self.anon = []  # (time, summed RssAnon MiB)
         super().__init__(None, period)
 
     def _sample(self):
+        now = time.time()
+        self.anon.append((now, sum(proc_anon(p.pid) for p in self.procs.values())))
         return sum(proc_mem(p.pid)[0] for p in self.procs.values())
+
+    def anon_peak(self):
+        return max((r for _, r in self.anon), default=float("nan"))
+
+    def anon_between(self, t0, t1):
+        return [r for t, r in self.anon if t0 <= t <= t1]
 
     def cpu(self):
         return sum(proc_cpu(p.pid) for p in self.procs.values())
@@ -46,9 +70,10 @@ class Stack(Sampler):
         return [n for n, p in self.procs.items() if p.poll() is not None]
 
 
-# ------------------------------------------------------------- Kustomizations
+# ------------------------------------------------- Kustomizations, HelmReleases
 
 KS_PATH = "/apis/kustomize.toolkit.fluxcd.io/v1/kustomizations"
+HR_PATH = "/apis/helm.toolkit.fluxcd.io/v2/helmreleases"
 
 
 def ready_revision(obj):
@@ -60,13 +85,28 @@ def ready_revision(obj):
     return None
 
 
-class Watcher:
-    """Watches every Kustomization and records, to the tenth of a millisecond, when each
-    was first seen Ready at each revision: the harness's clock, not the seconds the objects'
-    conditions carry."""
+def ready_generation(obj):
+    """`"ready"` when the object is Ready for its current generation (a HelmRelease), else
+    None."""
+    st = obj.get("status") or {}
+    if st.get("observedGeneration") != obj["metadata"].get("generation"):
+        return None
+    for c in st.get("conditions") or []:
+        if c.get("type") == "Ready" and c.get("status") == "True":
+            return "ready"
+    return None
 
-    def __init__(self, kube):
+
+class Watcher:
+    """Watches every object of `path` (the Kustomizations by default) and records, to the
+    tenth of a millisecond, when each was first seen Ready at each revision (`revision(obj)`):
+    the harness's clock, not the seconds the objects' conditions carry. Objects are known by
+    name (unique in this benchmark)."""
+
+    def __init__(self, kube, path=KS_PATH, revision=ready_revision):
         self.kube = kube
+        self.path = path
+        self.revision = revision
         self.lock = threading.Condition()
         self.first_ready = {}  # (name, revision) -> time
         self.latest = {}  # name -> object
@@ -76,7 +116,7 @@ class Watcher:
 
     def _record(self, obj, now):
         name = obj["metadata"]["name"]
-        rev = ready_revision(obj)
+        rev = self.revision(obj)
         with self.lock:
             self.latest[name] = obj
             if rev and (name, rev) not in self.first_ready:
@@ -86,14 +126,14 @@ class Watcher:
     def _run(self):
         while not self.stop_ev.is_set():
             try:
-                lst = self.kube.request("GET", KS_PATH)
+                lst = self.kube.request("GET", self.path)
                 now = time.time()
                 for o in lst["items"]:
                     self._record(o, now)
                 rv = lst["metadata"]["resourceVersion"]
                 conn = http.client.HTTPSConnection(self.kube.host, self.kube.port,
                                                    context=self.kube.ctx, timeout=30)
-                conn.request("GET", f"{KS_PATH}?watch=1&allowWatchBookmarks=true"
+                conn.request("GET", f"{self.path}?watch=1&allowWatchBookmarks=true"
                              f"&timeoutSeconds=120&resourceVersion={rv}",
                              headers={"Accept": "application/json", "User-Agent": "bench-vs-flux"})
                 r = conn.getresponse()
@@ -152,13 +192,16 @@ def _ts(s):
 
 def who(user_agent):
     """The component a request came from, by its user agent: `sluice-controller/…`,
-    `source-controller/…`, `kustomize-controller/…`; the local control plane's own
+    `source-controller/…`, `kustomize-controller/…`, `helm-controller/…`,
+    `notification-controller/…`; the local control plane's own
     components (kube-controller-manager, scheduler, node simulator) run inside one binary
     and all say `sluice-testenv/…`; the harness says `bench-vs-flux` or nothing."""
     ua = (user_agent or "").lower()
     for prefix, name in (("sluice-controller/", "sluice"), ("sluice-testenv", "control plane"),
                          ("kustomize-controller/", "kustomize-controller"),
                          ("source-controller/", "source-controller"),
+                         ("helm-controller/", "helm-controller"),
+                         ("notification-controller/", "notification-controller"),
                          ("kube-apiserver", "kube-apiserver"), ("bench-vs-flux", "harness"),
                          ("python", "harness")):
         if ua.startswith(prefix):
@@ -275,8 +318,6 @@ def delta(a, b):
 def serve_git(project_root):
     """Smart HTTP for the bare repositories under `project_root`, through `git http-backend`
     (read-only), on 127.0.0.1; returns (server, port). Every request is counted."""
-    import http.server
-    import socketserver
 
     backend = "/usr/lib/git-core/git-http-backend"
     counts = {"requests": 0}
@@ -331,3 +372,62 @@ def serve_git(project_root):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     srv.counts = counts
     return srv, srv.server_address[1]
+
+
+# ------------------------------------------------------------------- webhook
+
+
+class Webhook:
+    """Where the Alert's generic Provider posts: every event is kept as (time, involved
+    object's kind, reason, name); answers 200."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.events = []
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    ev = json.loads(body)
+                    obj = ev.get("involvedObject") or {}
+                    kind, name = obj.get("kind", "?"), obj.get("name", "?")
+                    reason = ev.get("reason", "?")
+                except ValueError:
+                    kind, reason, name = "?", "not JSON", "?"
+                with hook.lock:
+                    hook.events.append((time.time(), kind, reason, name))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self):
+        with self.lock:
+            self.events = []
+
+    def summary(self, t0=0.0, t1=float("inf"), detail=False):
+        """Counts by kind and by kind and reason; with `detail`, every event too."""
+        with self.lock:
+            evs = [e for e in self.events if t0 <= e[0] <= t1]
+        by_kind, by_reason = {}, {}
+        for _, kind, reason, _ in evs:
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+            by_reason[f"{kind} {reason}"] = by_reason.get(f"{kind} {reason}", 0) + 1
+        out = {"total": len(evs), "by_kind": by_kind, "by_reason": by_reason}
+        if detail:
+            out["events"] = [list(e) for e in evs]
+        return out
+
+    def stop(self):
+        self.server.shutdown()

@@ -11,12 +11,22 @@ a ConfigMap and a Secret generator, Services, Ingresses, custom resources of the
 `infrastructure` installs, and plain ConfigMaps; names, labels and hosts come from
 `postBuild.substitute` and from `substituteFrom` the ConfigMap `cluster-vars`.
 
+With charts (`Helm`), the first leaves also carry one HelmRelease each, as a homelab's apps
+do: an OCIRepository pointing at the chart in a local registry (Helm's OCI layout) and a
+HelmRelease with `chartRef` to it, in the application's namespace; the leaf's `wait: true`
+makes its Kustomization Ready only once the release is. Four in five are podinfo with varied
+values, one in five bjw-s app-template with a real repository's values. `infrastructure` then
+also holds a generic Provider (a local webhook) and an Alert for every Kustomization,
+GitRepository, OCIRepository and HelmRelease.
+
 Commits are made with fixed dates and identities, so the same inputs give the same commit
 ids: both stacks reconcile exactly the same revisions.
 """
 
 import os
 import subprocess
+
+import yaml
 
 GROUP = "bench.sluice.dev"
 NAMESPACE = "flux-system"
@@ -129,7 +139,66 @@ spec:
 """
 
 
-def infrastructure_files(teams, each):
+class Helm:
+    """What the HelmReleases need: how many, the registry (`host:port`) holding the charts
+    at `charts/<chart>:<version>`, the charts' versions, the values function per chart
+    (`values[chart](release, i)`), and the webhook the Alert's Provider posts to."""
+
+    def __init__(self, count, registry, versions, values, webhook):
+        self.count = count
+        self.registry = registry
+        self.versions = versions
+        self.values = values
+        self.webhook = webhook
+
+    def chart_of(self, i):
+        return "app-template" if i % 5 == 4 else "podinfo"
+
+
+def helm_file(helm, i, interval):
+    """`helm.yaml` of the i-th Helm application: its OCIRepository and HelmRelease. The
+    names get the Kustomization's namePrefix; `chartRef` (which kustomize does not know)
+    names the prefixed OCIRepository through the `APP` substitution."""
+    chart = helm.chart_of(i)
+    oci = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+        "metadata": {"name": "chart"},
+        "spec": {"interval": interval, "url": f"oci://{helm.registry}/charts/{chart}",
+                 "ref": {"tag": helm.versions[chart]}, "insecure": True,
+                 "layerSelector": {"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                                   "operation": "copy"}},
+    }
+    spec = {"interval": interval, "timeout": "5m",
+            "chartRef": {"kind": "OCIRepository", "name": "${APP}-chart"},
+            "install": {"remediation": {"retries": 3}},
+            "upgrade": {"remediation": {"retries": 3}},
+            "values": helm.values[chart]("release", i)}
+    if chart == "app-template":
+        # As in the repository the values come from: the chart's schema is stricter than
+        # the values it renders.
+        spec["install"]["disableSchemaValidation"] = True
+        spec["upgrade"]["disableSchemaValidation"] = True
+    hr = {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+          "metadata": {"name": "release"}, "spec": spec}
+    return yaml.safe_dump_all([oci, hr], sort_keys=False)
+
+
+def notification_file(helm, teams):
+    """A generic Provider (the harness's webhook) and an Alert on everything."""
+    provider = {"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
+                "metadata": {"name": "chat", "namespace": NAMESPACE},
+                "spec": {"type": "generic", "address": helm.webhook}}
+    sources = [{"kind": k, "name": "*"} for k in ("GitRepository", "Kustomization")]
+    sources += [{"kind": k, "name": "*", "namespace": f"team-{t}"}
+                for t in range(teams) for k in ("OCIRepository", "HelmRelease")]
+    alert = {"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert",
+             "metadata": {"name": "chat", "namespace": NAMESPACE},
+             "spec": {"providerRef": {"name": "chat"}, "eventSeverity": "info",
+                      "eventSources": sources}}
+    return yaml.safe_dump_all([provider, alert], sort_keys=False)
+
+
+def infrastructure_files(teams, each, helm=None):
     files = {}
     docs = [f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-{t}\n" for t in range(teams)]
     files["infrastructure/namespaces.yaml"] = "---\n".join(docs)
@@ -142,14 +211,19 @@ def infrastructure_files(teams, each):
     docs = [f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: infra-settings-{i}\n"
             f"  namespace: {NAMESPACE}\ndata:\n  index: \"{i}\"\n" for i in range(extra)]
     files["infrastructure/settings.yaml"] = "---\n".join(docs)
+    resources = ["namespaces.yaml", "crd.yaml", "cluster-vars.yaml", "settings.yaml"]
+    if helm:
+        files["infrastructure/notifications.yaml"] = notification_file(helm, teams)
+        resources.append("notifications.yaml")
     files["infrastructure/kustomization.yaml"] = (
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
-        "- namespaces.yaml\n- crd.yaml\n- cluster-vars.yaml\n- settings.yaml\n")
+        + "".join(f"- {r}\n" for r in resources))
     return files
 
 
-def app_files(name, team, each, revision_mark):
-    """The files of one application: `each` objects once built (at least 10)."""
+def app_files(name, team, each, revision_mark, helm_yaml=None):
+    """The files of one application: `each` objects once built (at least 10), and its
+    OCIRepository and HelmRelease when `helm_yaml` is given."""
     d = f"apps/{name}"
     files = {}
     files[f"{d}/deployment.yaml"] = """apiVersion: apps/v1
@@ -244,6 +318,7 @@ resources:
 - ingresses.yaml
 - widgets.yaml
 {"- configmaps.yaml" if cms else ""}
+{"- helm.yaml" if helm_yaml else ""}
 configMapGenerator:
 - name: app-env
   literals:
@@ -254,13 +329,15 @@ secretGenerator:
   literals:
   - TOKEN=not-a-real-token
 """
+    if helm_yaml:
+        files[f"{d}/helm.yaml"] = helm_yaml
     return files
 
 
 class Repo:
     """A work tree and the bare repository served to the stacks."""
 
-    def __init__(self, workdir, total, each, interval):
+    def __init__(self, workdir, total, each, interval, helm=None):
         self.work = os.path.join(workdir, "src")
         self.bare_root = os.path.join(workdir, "git")
         self.bare = os.path.join(self.bare_root, "bench.git")
@@ -269,6 +346,12 @@ class Repo:
         self.interval = interval
         self.commits = 0
         self.marks = {}
+        self.helm = helm
+        leaves = self.leaves()
+        if helm and helm.count > len(leaves):
+            raise ValueError(f"{helm.count} HelmReleases need as many leaves; there are {len(leaves)}")
+        # leaf name -> its index among the Helm applications
+        self.helm_apps = {n: i for i, n in enumerate(leaves[: helm.count])} if helm else {}
 
     def git(self, *args, cwd=None):
         env = dict(os.environ, GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@example.com",
@@ -285,9 +368,11 @@ class Repo:
             obj = kustomization_object(node, self.interval)
             files[f"clusters/bench/{node[0]}.yaml"] = _yaml(obj) + "\n"
             if node[1] > 0:
-                files.update(app_files(node[0], node[3], self.each, self.marks.get(node[0], "initial")))
+                i = self.helm_apps.get(node[0])
+                hy = helm_file(self.helm, i, self.interval) if i is not None else None
+                files.update(app_files(node[0], node[3], self.each, self.marks.get(node[0], "initial"), hy))
         teams = len([n for n in self.nodes if n[1] == 1])
-        files.update(infrastructure_files(teams, self.each))
+        files.update(infrastructure_files(teams, self.each, self.helm))
         for path, text in files.items():
             full = os.path.join(self.work, path)
             os.makedirs(os.path.dirname(full), exist_ok=True)
@@ -329,6 +414,12 @@ class Repo:
 
     def leaves(self):
         return [n[0] for n in self.nodes if n[1] == 3]
+
+    def helm_releases(self):
+        """[(namespace, HelmRelease name, chart)] of the Helm applications."""
+        team = {n[0]: n[3] for n in self.nodes}
+        return [(f"team-{team[n]}", f"{n}-release", self.helm.chart_of(i))
+                for n, i in self.helm_apps.items()]
 
     def parents(self):
         return {n[0]: n[2] for n in self.nodes if n[2]}

@@ -357,7 +357,10 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
             fingerprint,
             next: Some(Instant::now() + decision.requeue),
             failures,
-            eager: matches!(ended, Ended::Blocked(_) | Ended::Progressing(_)),
+            eager: matches!(
+                ended,
+                Ended::Blocked(_) | Ended::Progressing(_) | Ended::WaitingForSource(_)
+            ),
         },
     );
     ctx.opts.runtime.metrics.observe_duration(
@@ -560,12 +563,12 @@ fn chart_source(hr: &HelmRelease) -> Option<(ChartRefKind, String, String)> {
 /// The chart source's artifact, and whether the source is an OCIRepository (whose charts
 /// carry the artifact digest in their version). Read once per run: its digest is part of the
 /// run's fingerprint, and the chart is loaded from it.
-async fn source_artifact(hr: &HelmRelease, ctx: &Ctx) -> Result<(Artifact, bool), Failure> {
+async fn source_artifact(hr: &HelmRelease, ctx: &Ctx) -> Result<(Artifact, bool), SourceError> {
     let Some((kind, ns, name)) = chart_source(hr) else {
-        return Err(Failure::stalled(
+        return Err(SourceError::Failed(Failure::stalled(
             api::ARTIFACT_FAILED_REASON,
             "neither spec.chartRef nor spec.chart is set",
-        ));
+        )));
     };
     let r = sluice_api::helm_release::CrossNamespaceSourceReference {
         api_version: None,
@@ -573,7 +576,7 @@ async fn source_artifact(hr: &HelmRelease, ctx: &Ctx) -> Result<(Artifact, bool)
         name,
         namespace: Some(ns.clone()),
     };
-    let failed = |m: String| Failure::new(api::ARTIFACT_FAILED_REASON, m);
+    let pending = |m: String| SourceError::Pending(Failure::new(api::ARTIFACT_FAILED_REASON, m));
     let (found, oci) = match &r.kind {
         ChartRefKind::OciRepository => (
             Api::<OCIRepository>::namespaced(ctx.client.clone(), &ns)
@@ -590,23 +593,45 @@ async fn source_artifact(hr: &HelmRelease, ctx: &Ctx) -> Result<(Artifact, bool)
             false,
         ),
         other => {
-            return Err(Failure::stalled(
+            return Err(SourceError::Failed(Failure::stalled(
                 meta::UNSUPPORTED_FIELD_REASON,
                 format!("spec.chartRef.kind {other} is not supported by sluice yet"),
-            ));
+            )));
         }
     };
     match found {
-        Err(e) => Err(failed(format!("could not get Source object: {e}"))),
-        Ok(None) => Err(failed(format!(
+        Err(e) => Err(pending(format!("could not get Source object: {e}"))),
+        Ok(None) => Err(pending(format!(
             "could not get Source object: {} '{ns}/{}' not found",
             r.kind, r.name
         ))),
-        Ok(Some(None)) => Err(Failure::new(
-            "SourceNotReady",
+        Ok(Some(None)) => Err(SourceError::Pending(Failure::new(
+            SOURCE_NOT_READY_REASON,
             format!("{} source '{ns}/{}' has no artifact yet", r.kind, r.name),
-        )),
+        ))),
         Ok(Some(Some(artifact))) => Ok((artifact, oci)),
+    }
+}
+
+/// Helm-controller's Ready reason while the chart source has no artifact.
+const SOURCE_NOT_READY_REASON: &str = "SourceNotReady";
+
+/// Why the chart source's artifact could not be had.
+#[derive(Clone, Debug)]
+enum SourceError {
+    /// The source is not there yet, or has no artifact yet (a Kustomization applies the
+    /// OCIRepository and the HelmRelease together): waited for, without an event, as
+    /// helm-controller only logs it; its watch wakes the HelmRelease.
+    Pending(Failure),
+    /// The HelmRelease itself is wrong.
+    Failed(Failure),
+}
+
+impl SourceError {
+    fn into_failure(self) -> Failure {
+        match self {
+            SourceError::Pending(f) | SourceError::Failed(f) => f,
+        }
     }
 }
 
@@ -825,7 +850,7 @@ struct Run<'a> {
     key: sluice_runtime::ObjectKey,
     fingerprint: String,
     /// The chart source's artifact, read once at the start of the run.
-    source: Result<(Artifact, bool), Failure>,
+    source: Result<(Artifact, bool), SourceError>,
     status: &'a mut HelmReleaseStatus,
     /// Whether an action ran.
     changed: bool,
@@ -864,6 +889,9 @@ impl Run<'_> {
         }
         if let Err(ended) = self.depends_on().await {
             return ended;
+        }
+        if let Err(SourceError::Pending(f)) = &self.source {
+            return Ended::WaitingForSource(f.clone());
         }
         let chart = match self.chart().await {
             Ok(c) => c,
@@ -993,7 +1021,7 @@ impl Run<'_> {
     }
 
     async fn chart(&self) -> Result<Chart, Failure> {
-        let (artifact, oci) = self.source.clone()?;
+        let (artifact, oci) = self.source.clone().map_err(SourceError::into_failure)?;
         let failed = |m: String| Failure::new(api::ARTIFACT_FAILED_REASON, m);
         let root = self.ctx.opts.storage_path.clone();
         let timeout = self.ctx.opts.http_timeout;
@@ -1682,6 +1710,9 @@ impl Run<'_> {
         w: Waiting,
         outcome: Result<(), String>,
     ) -> Ended {
+        // The action completes in this run (its wait may have begun in an earlier one): its
+        // success or failure is told now, as helm-controller tells it after its wait.
+        self.changed = true;
         let completed = actions::complete(ctx, w.release, outcome).await;
         self.status.last_attempted_release_action_duration = Some(meta::format_duration(
             Duration::from_millis(w.started.elapsed().as_millis() as u64),

@@ -22,6 +22,10 @@ pub enum Ended {
     Remediated,
     /// A phase or an action failed.
     Failed(Failure),
+    /// The chart source is missing or has no artifact yet: Ready=False with the failure's
+    /// reason, retried, and no event (helm-controller only logs it: a Kustomization
+    /// applying a HelmRelease and its OCIRepository together always passes through this).
+    WaitingForSource(Failure),
     /// A dependency is not ready.
     Blocked(String),
     /// A revision was applied and is being waited for (the worker is released): Ready=Unknown,
@@ -105,7 +109,7 @@ pub fn conclude(
                 .unwrap_or_else(|| ("Remediated".into(), "the release was remediated".into()));
             Outcome::Failed(Failure::new(reason, message))
         }
-        Ended::Failed(f) => Outcome::Failed(f.clone()),
+        Ended::Failed(f) | Ended::WaitingForSource(f) => Outcome::Failed(f.clone()),
         Ended::Blocked(message) => Outcome::Blocked {
             reason: meta::DEPENDENCY_NOT_READY_REASON,
             message: message.clone(),
@@ -116,14 +120,18 @@ pub fn conclude(
             message: message.clone(),
         },
     };
-    decide(
+    let mut decision = decide(
         status.conditions_mut(),
         generation,
         previous_ready.as_deref(),
         &outcome,
         policy,
         history,
-    )
+    );
+    if matches!(ended, Ended::WaitingForSource(_)) {
+        decision.events.clear();
+    }
+    decision
 }
 
 /// Whether the TestSuccess condition speaks for the release (tests enabled, failures not
@@ -258,5 +266,38 @@ mod tests {
                 .unwrap();
         assert_eq!(ready.reason, "DependencyNotReady");
         assert_eq!(d.requeue, Duration::from_secs(4));
+
+        // A source not there yet: Ready=False with its reason, retried, and no event; the
+        // same failure from a phase is told.
+        let missing = Failure::new(
+            "SourceNotReady",
+            "OCIRepository source 'apps/podinfo' has no artifact yet",
+        );
+        let mut status = HelmReleaseStatus::default();
+        let d = conclude(
+            &hr,
+            &mut status,
+            &Ended::WaitingForSource(missing.clone()),
+            &policy,
+            History::default(),
+        );
+        let ready =
+            meta::find_condition(status.conditions.as_deref().unwrap(), meta::READY_CONDITION)
+                .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "SourceNotReady")
+        );
+        assert!(d.events.is_empty(), "{:?}", d.events);
+        assert_eq!(d.requeue, Duration::from_secs(4));
+        let mut status = HelmReleaseStatus::default();
+        let d = conclude(
+            &hr,
+            &mut status,
+            &Ended::Failed(missing),
+            &policy,
+            History::default(),
+        );
+        assert_eq!(d.events.len(), 1);
     }
 }

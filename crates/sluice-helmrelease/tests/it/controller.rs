@@ -97,6 +97,20 @@ fn chart_archive(dir: &Path) -> Vec<u8> {
     sluice_helm::package::package(&chart).unwrap()
 }
 
+/// (reason, message) of every Event about the object `name` in `ns`.
+async fn events_about(client: &kube::Client, ns: &str, name: &str) -> Vec<(String, String)> {
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
+    events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(name))
+        .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+        .collect()
+}
+
 fn ready_message(hr: &HelmRelease) -> String {
     meta::find_condition(hr.conditions(), meta::READY_CONDITION)
         .map(|c| format!("{} {}: {}", c.status, c.reason, c.message))
@@ -246,6 +260,25 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
     }))
     .unwrap();
     hrs.create(&PostParams::default(), &after).await.unwrap();
+    // One whose source is not there yet (a Kustomization applying both at once): waited
+    // for, without an event, as helm-controller only logs it.
+    let early: HelmRelease = serde_json::from_value(json!({
+        "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+        "metadata": {"name": "early", "namespace": name},
+        "spec": {"interval": "10m", "chartRef": {"kind": "OCIRepository", "name": "late"}},
+    }))
+    .unwrap();
+    hrs.create(&PostParams::default(), &early).await.unwrap();
+    let waiting = wait_for(&hrs, "early", Duration::from_secs(30), |hr| {
+        ready_message(hr).starts_with("False ArtifactFailed")
+    })
+    .await;
+    assert_eq!(
+        ready_message(&waiting),
+        format!(
+            "False ArtifactFailed: could not get Source object: OCIRepository '{name}/late' not found"
+        )
+    );
     let blocked = wait_for(&hrs, "after", Duration::from_secs(30), |hr| {
         ready_message(hr).starts_with("False DependencyNotReady")
     })
@@ -281,6 +314,29 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
     assert_eq!(status.inventory.as_ref().unwrap().entries.len(), 2);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &name);
     secrets.get("sh.helm.release.v1.greet.v1").await.unwrap();
+    // The install is told once, after its wait (which may end in a later run), as
+    // helm-controller tells it: what an Alert forwards to a chat.
+    let told = events_about(&client, &name, "greet").await;
+    let installs: Vec<_> = told
+        .iter()
+        .filter(|(r, _)| r == "InstallSucceeded")
+        .collect();
+    assert_eq!(
+        installs,
+        [&(
+            "InstallSucceeded".to_string(),
+            format!(
+                "Helm install succeeded for release {name}/greet.v1 with chart greet@{version}"
+            )
+        )],
+        "{told:?}"
+    );
+    let quiet = events_about(&client, &name, "early").await;
+    assert!(
+        quiet.is_empty(),
+        "a missing source is not an event: {quiet:?}"
+    );
+    hrs.delete("early", &DeleteParams::default()).await.unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
     let cm = cms.get("greet-greeting").await.unwrap();
     assert_eq!(cm.data.unwrap()["greeting"], "hi");
