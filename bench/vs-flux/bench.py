@@ -203,6 +203,30 @@ def start_latencies(requests, watcher, parents, rev):
     return starts, early
 
 
+def statuses(kube):
+    """(kind, namespace/name) -> status of every Kustomization and HelmRelease."""
+    out = {}
+    for kind, path in (("Kustomization", measure.KS_PATH), ("HelmRelease", measure.HR_PATH)):
+        for o in kube.request("GET", path)["items"]:
+            out[(kind, f"{o['metadata']['namespace']}/{o['metadata']['name']}")] = o.get("status") or {}
+    return out
+
+
+def status_changes(a, b):
+    """What a no-change window changed in the objects' statuses: for each object whose status
+    differs, the top-level fields that do (old and new, cut short), so a write the window
+    should not have made says what it wrote."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key, {}), b.get(key, {})
+        if x == y:
+            continue
+        fields = {f: [json.dumps(x.get(f))[:300], json.dumps(y.get(f))[:300]]
+                  for f in sorted(set(x) | set(y)) if x.get(f) != y.get(f)}
+        out.append({"kind": key[0], "object": key[1], "fields": fields})
+    return out
+
+
 def check_releases(kube, rg):
     """Every HelmRelease's Helm release is deployed, in Helm's own storage (a Secret per
     revision, `owner=helm`), at revision 1: nothing was installed twice or upgraded for
@@ -321,6 +345,7 @@ def run_stack(stack, args, rg, revs, git_port, webhook):
         time.sleep(args.settle)
 
         # 3. steady
+        before = statuses(kube)
         cpu2, t2 = sampler.cpu(), time.time()
         end = t2 + args.steady
         while time.time() < end:
@@ -334,6 +359,7 @@ def run_stack(stack, args, rg, revs, git_port, webhook):
         anon = sampler.anon_between(t2, t3)
         result["steady_anon"] = statistics.median(anon) if anon else float("nan")
         steady = measure.summarize(audit.window(t2, t3, comps))
+        result["steady_status_changes"] = status_changes(before, statuses(kube))
         result["steady_requests"] = steady
         rounds = args.steady / args.interval_s
         result["steady_rounds"] = rounds
@@ -342,7 +368,7 @@ def run_stack(stack, args, rg, revs, git_port, webhook):
         # application's OCIRepository and HelmRelease.
         result["requests_per_reconcile"] = steady["total"] / (rounds * (len(names) + 2 * len(releases)))
         log(f"{stack}: steady {result['steady_s']:.0f}s: {steady['total']} requests, "
-            f"{steady['writes']} writes")
+            f"{steady['writes']} writes, {len(result['steady_status_changes'])} statuses changed")
 
         # 4. restart
         rg.publish(revs[2])
@@ -439,7 +465,7 @@ def fmt(v, digits):
     return f"{v:,.{digits}f}"
 
 
-def report(results, args):
+def report(results):
     stacks = [r["stack"] for r in results]
     by = {r["stack"]: r for r in results}
     head = ["", *stacks]
@@ -480,7 +506,25 @@ def parse_duration(s):
     return float(s[:-1]) * units[s[-1]]
 
 
+def report_saved(paths):
+    """`bench.py report A.json [B.json ...]`: the table of saved runs, stacks in the order
+    first seen, a later file's stack replacing an earlier one's (to combine a run of the
+    Flux stacks with a later run of sluice alone, say so where the table is shown)."""
+    by = {}
+    for path in paths:
+        with open(path) as f:
+            doc = json.load(f)
+        for r in doc["results"]:
+            by[r["stack"]] = r
+            print(f"{r['stack']}: from {path} ({doc['date']})")
+    print()
+    report(list(by.values()))
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "report":
+        report_saved(sys.argv[2:])
+        return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sluice", required=True)
     p.add_argument("--source-controller")
@@ -561,7 +605,7 @@ def main():
                 server.stop()
         subprocess.run(["rm", "-rf", args.workdir])
     print()
-    report(results, args)
+    report(results)
     for f in failed:
         print(f"\n{f['stack']}: FAILED: {f['error']}")
     print(f"\nJSON: {args.json}")

@@ -379,7 +379,7 @@ def serve_git(project_root):
 
 class Webhook:
     """Where the Alert's generic Provider posts: every event is kept as (time, involved
-    object's kind, reason, name); answers 200."""
+    object's kind, reason, name, metadata keys); answers 200."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -394,10 +394,11 @@ class Webhook:
                     obj = ev.get("involvedObject") or {}
                     kind, name = obj.get("kind", "?"), obj.get("name", "?")
                     reason = ev.get("reason", "?")
+                    keys = sorted(ev.get("metadata") or {})
                 except ValueError:
-                    kind, reason, name = "?", "not JSON", "?"
+                    kind, reason, name, keys = "?", "not JSON", "?", []
                 with hook.lock:
-                    hook.events.append((time.time(), kind, reason, name))
+                    hook.events.append((time.time(), kind, reason, name, keys))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -421,7 +422,7 @@ class Webhook:
         with self.lock:
             evs = [e for e in self.events if t0 <= e[0] <= t1]
         by_kind, by_reason = {}, {}
-        for _, kind, reason, _ in evs:
+        for _, kind, reason, _, _ in evs:
             by_kind[kind] = by_kind.get(kind, 0) + 1
             by_reason[f"{kind} {reason}"] = by_reason.get(f"{kind} {reason}", 0) + 1
         out = {"total": len(evs), "by_kind": by_kind, "by_reason": by_reason}

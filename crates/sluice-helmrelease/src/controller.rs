@@ -304,6 +304,24 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
         observe(ctx, hr, hr.status.as_ref());
         return Ok(Requeue::await_change());
     }
+    // A run that resumes a wait reads the object from the API server: the cached copy may
+    // predate the status the run that began the wait wrote (its watch event not seen yet
+    // when a child object's readiness wakes this run), and writing the status on top of
+    // that copy would drop what it recorded (lastAttemptedRevision and the rest).
+    let fresh;
+    let waiting = ctx.waits.lock().is_ok_and(|w| w.contains_key(&key));
+    let hr = if waiting {
+        let api: Api<HelmRelease> = Api::namespaced(ctx.client.clone(), &key.0);
+        match api.get_opt(&key.1).await? {
+            Some(o) => {
+                fresh = o;
+                &fresh
+            }
+            None => return Ok(Requeue::await_change()),
+        }
+    } else {
+        hr
+    };
     // Runs woken by nothing new (this controller's own status writes) wait for their time.
     let source = source_artifact(hr, ctx).await;
     let digest = source.as_ref().map_or("", |(a, _)| a.digest.as_str());
@@ -339,6 +357,11 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     let policy = outcome::policy(hr, ctx.opts.requeue_dependency, ctx.opts.health_poll);
     let mut decision = outcome::conclude(hr, &mut status, &ended, &policy, history);
     decision.events.splice(0..0, extra_events);
+    if let Some(cur) = status.latest() {
+        for event in &mut decision.events {
+            release_event_metadata(event, cur);
+        }
+    }
     if hr.status.as_ref() != Some(&status) {
         sluice_runtime::status::patch(&ctx.client, hr, &status, FIELD_MANAGER).await?;
     }
@@ -610,6 +633,50 @@ async fn source_artifact(hr: &HelmRelease, ctx: &Ctx) -> Result<(Artifact, bool)
             format!("{} source '{ns}/{}' has no artifact yet", r.kind, r.name),
         ))),
         Ok(Some(Some(artifact))) => Ok((artifact, oci)),
+    }
+}
+
+/// The metadata helm-controller puts on the events of its release actions (its `eventMeta`),
+/// beyond the revision (the chart version) every event carries: the values' digest as
+/// `token` (part of notification-controller's duplicate key) and, on the events about a
+/// release that was made or acted on, the chart's `appVersion` and OCI digest (which chat
+/// Providers show). Other events (a chart that failed to load, a dependency) have none.
+fn release_event_metadata(event: &mut sluice_runtime::Event, cur: &api::Snapshot) {
+    let reason: &str = &event.reason;
+    let full = [
+        api::INSTALL_SUCCEEDED_REASON,
+        api::UPGRADE_SUCCEEDED_REASON,
+        api::TEST_SUCCEEDED_REASON,
+        api::TEST_FAILED_REASON,
+        api::UNINSTALL_SUCCEEDED_REASON,
+        api::UNINSTALL_FAILED_REASON,
+        "DriftCorrected",
+        "DriftCorrectionFailed",
+    ]
+    .contains(&reason);
+    let token_only = [
+        api::INSTALL_FAILED_REASON,
+        api::UPGRADE_FAILED_REASON,
+        api::ROLLBACK_SUCCEEDED_REASON,
+        api::ROLLBACK_FAILED_REASON,
+    ]
+    .contains(&reason);
+    if !(full || token_only) {
+        return;
+    }
+    let metadata = &mut event.metadata;
+    if !cur.config_digest.is_empty() {
+        metadata.insert("token", cur.config_digest.clone());
+    }
+    if full {
+        for (key, value) in [
+            ("appVersion", &cur.app_version),
+            ("ociDigest", &cur.oci_digest),
+        ] {
+            if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
+                metadata.insert(key, v.clone());
+            }
+        }
     }
 }
 
@@ -2130,6 +2197,48 @@ fn unreachable_upgrade() -> Result<actions::Pending, actions::ActionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_events_carry_helm_controllers_metadata() {
+        let cur: api::Snapshot = serde_json::from_value(serde_json::json!({
+            "digest": "sha256:5eed", "name": "podinfo", "namespace": "apps", "version": 1,
+            "status": "deployed",
+            "chartName": "podinfo", "chartVersion": "6.7.1+0123456789ab", "appVersion": "6.7.1",
+            "configDigest": "sha256:c0ffee", "ociDigest": "sha256:0123456789abcdef",
+            "firstDeployed": "2026-12-03T10:00:00Z", "lastDeployed": "2026-12-03T10:00:00Z",
+        }))
+        .unwrap();
+        let tagged = |event: sluice_runtime::Event| {
+            let mut event = event;
+            release_event_metadata(&mut event, &cur);
+            event.metadata
+        };
+        let installed = tagged(sluice_runtime::Event::normal(
+            api::INSTALL_SUCCEEDED_REASON,
+            "Helm install succeeded",
+        ));
+        assert_eq!(
+            installed.into_iter().collect::<Vec<_>>(),
+            [
+                ("appVersion", "6.7.1".to_string()),
+                ("ociDigest", "sha256:0123456789abcdef".to_string()),
+                ("token", "sha256:c0ffee".to_string()),
+            ]
+        );
+        let failed = tagged(sluice_runtime::Event::warning(
+            api::UPGRADE_FAILED_REASON,
+            "Helm upgrade failed",
+        ));
+        assert_eq!(
+            failed.into_iter().collect::<Vec<_>>(),
+            [("token", "sha256:c0ffee".to_string())]
+        );
+        let other = tagged(sluice_runtime::Event::warning(
+            api::ARTIFACT_FAILED_REASON,
+            "Could not load chart",
+        ));
+        assert!(other.is_empty());
+    }
 
     #[test]
     fn unimplemented_fields_are_named() {

@@ -49,7 +49,7 @@ pub struct Event {
     pub message: String,
     /// Metadata of the forwarded event, under the object's group (`commit_status` →
     /// `kustomize.toolkit.fluxcd.io/commit_status`); not part of the Kubernetes Event.
-    pub metadata: BTreeMap<&'static str, &'static str>,
+    pub metadata: BTreeMap<&'static str, String>,
 }
 
 impl Event {
@@ -73,8 +73,17 @@ impl Event {
 
     /// Marks the event as the one that sets commit statuses (Flux's `commit_status: update`,
     /// which notification-controller sends to commit status and generic Providers only).
-    pub fn commit_status_update(mut self) -> Self {
-        self.metadata.insert("commit_status", "update");
+    pub fn commit_status_update(self) -> Self {
+        self.with_metadata("commit_status", "update")
+    }
+
+    /// Adds `key` (under the object's group) to the forwarded event's metadata; an empty
+    /// value is left out, as Flux's controllers leave it out.
+    pub fn with_metadata(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        let value = value.into();
+        if !value.is_empty() {
+            self.metadata.insert(key, value);
+        }
         self
     }
 }
@@ -247,7 +256,7 @@ impl Recorder {
             metadata.insert(format!("{}/revision", K::group(&())), rev.to_string());
         }
         for (k, v) in &event.metadata {
-            metadata.insert(format!("{}/{k}", K::group(&())), v.to_string());
+            metadata.insert(format!("{}/{k}", K::group(&())), v.clone());
         }
         FluxEvent {
             involved_object: reference.clone(),
