@@ -164,6 +164,23 @@ mod tests {
         .unwrap()
     }
 
+    /// Concludes a run of `hr` that `ended` so, from an empty status.
+    fn concluded(
+        hr: &HelmRelease,
+        ended: &Ended,
+        policy: &Policy,
+    ) -> (HelmReleaseStatus, Decision) {
+        let mut status = HelmReleaseStatus::default();
+        let d = conclude(hr, &mut status, ended, policy, History::default());
+        (status, d)
+    }
+
+    fn ready_of(
+        status: &HelmReleaseStatus,
+    ) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        meta::find_condition(status.conditions.as_deref().unwrap(), meta::READY_CONDITION).unwrap()
+    }
+
     fn set(status: &mut HelmReleaseStatus, type_: &str, value: &str, reason: &str, msg: &str) {
         meta::set_condition(
             status.conditions_mut(),
@@ -191,9 +208,7 @@ mod tests {
             &policy,
             History::default(),
         );
-        let ready =
-            meta::find_condition(status.conditions.as_deref().unwrap(), meta::READY_CONDITION)
-                .unwrap();
+        let ready = ready_of(&status);
         assert_eq!(
             (
                 ready.status.as_str(),
@@ -253,18 +268,12 @@ mod tests {
             meta::STALLED_CONDITION
         ));
 
-        let mut status = HelmReleaseStatus::default();
-        let d = conclude(
+        let (status, d) = concluded(
             &hr,
-            &mut status,
             &Ended::Blocked("dependency 'infra/cert-manager' is not ready".into()),
             &policy,
-            History::default(),
         );
-        let ready =
-            meta::find_condition(status.conditions.as_deref().unwrap(), meta::READY_CONDITION)
-                .unwrap();
-        assert_eq!(ready.reason, "DependencyNotReady");
+        assert_eq!(ready_of(&status).reason, "DependencyNotReady");
         assert_eq!(d.requeue, Duration::from_secs(4));
 
         // A source not there yet: Ready=False with its reason, retried, and no event; the
@@ -273,31 +282,15 @@ mod tests {
             "SourceNotReady",
             "OCIRepository source 'apps/podinfo' has no artifact yet",
         );
-        let mut status = HelmReleaseStatus::default();
-        let d = conclude(
-            &hr,
-            &mut status,
-            &Ended::WaitingForSource(missing.clone()),
-            &policy,
-            History::default(),
-        );
-        let ready =
-            meta::find_condition(status.conditions.as_deref().unwrap(), meta::READY_CONDITION)
-                .unwrap();
+        let (status, d) = concluded(&hr, &Ended::WaitingForSource(missing.clone()), &policy);
+        let r = ready_of(&status);
         assert_eq!(
-            (ready.status.as_str(), ready.reason.as_str()),
+            (r.status.as_str(), r.reason.as_str()),
             ("False", "SourceNotReady")
         );
         assert!(d.events.is_empty(), "{:?}", d.events);
         assert_eq!(d.requeue, Duration::from_secs(4));
-        let mut status = HelmReleaseStatus::default();
-        let d = conclude(
-            &hr,
-            &mut status,
-            &Ended::Failed(missing),
-            &policy,
-            History::default(),
-        );
+        let (_, d) = concluded(&hr, &Ended::Failed(missing), &policy);
         assert_eq!(d.events.len(), 1);
     }
 }
