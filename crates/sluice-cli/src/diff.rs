@@ -197,7 +197,7 @@ pub async fn build_local(
         );
     }
     let inputs = match client {
-        Some(client) if !args.dry_run => sluice_render::inputs::read(client, &ks)
+        Some(client) if !args.dry_run => sluice_render::inputs::read(client, &ks, None)
             .await
             .map_err(|m| UserError::new(format!("Kustomization {ns}/{}: {m}", args.name)))?,
         _ => sluice_render::inputs::offline(&ks.spec),

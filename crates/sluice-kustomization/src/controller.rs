@@ -60,6 +60,9 @@ pub struct Options {
     /// the Kustomization's (Flux's `--no-cross-namespace-refs`): Ready=False
     /// and Stalled=True with reason `AccessDenied`.
     pub no_cross_namespace_refs: bool,
+    /// The controller-wide age keys (Flux's `--sops-age-secret`): used by
+    /// Kustomizations with `spec.decryption` and no `secretRef`.
+    pub sops_age_secret: Option<sluice_render::inputs::AgeSecret>,
     /// Reconcile only Kustomizations matching this label selector (Flux's
     /// `--watch-label-selector`, for sharding).
     pub label_selector: Option<String>,
@@ -83,6 +86,7 @@ impl Default for Options {
             no_remote_bases: false,
             default_service_account: None,
             no_cross_namespace_refs: false,
+            sops_age_secret: None,
             label_selector: None,
             interval_jitter: 0.05,
             runtime: sluice_runtime::Runtime::default(),

@@ -19,6 +19,7 @@ mod source;
 
 pub use controller::{Options, run, run_until};
 pub use metrics::{Metrics, register_metrics};
+pub use sluice_render::inputs::AgeSecret;
 
 /// The name of this controller's gate in the process's readiness.
 pub const READINESS_GATE: &str = "kustomization-controller";

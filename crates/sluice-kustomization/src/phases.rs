@@ -197,6 +197,22 @@ impl<'a> Run<'a> {
             )
             .into());
         }
+        // Flux uses it only to authenticate to cloud KMS (workload
+        // identity); sluice decrypts with age keys alone, so a Kustomization
+        // relying on it would fail later, less clearly.
+        if spec.decryption.as_ref().is_some_and(|d| {
+            d.service_account_name
+                .as_deref()
+                .is_some_and(|s| !s.is_empty())
+        }) {
+            return Err(Failure::stalled(
+                UNSUPPORTED_REASON,
+                "spec.decryption.serviceAccountName is not supported by sluice: it authenticates to \
+                 cloud KMS, and sluice decrypts SOPS with age keys only (spec.decryption.secretRef \
+                 or the controller's --sops-age-secret); nothing was applied",
+            )
+            .into());
+        }
         let mut checks = Vec::new();
         let mut bad = None;
         for (i, h) in spec.health_check_exprs.iter().flatten().enumerate() {
@@ -314,9 +330,13 @@ impl<'a> Run<'a> {
     /// postBuild variables, and for `spec.decryption` the age identities
     /// (sluice-render reads them as `sluice build kustomization` does).
     async fn inputs(&self) -> Result<Inputs, Stop> {
-        sluice_render::inputs::read(&self.ctx.client, self.ks)
-            .await
-            .map_err(|m| self.failure(meta::BUILD_FAILED_REASON, m))
+        sluice_render::inputs::read(
+            &self.ctx.client,
+            self.ks,
+            self.ctx.opts.sops_age_secret.as_ref(),
+        )
+        .await
+        .map_err(|m| self.failure(meta::BUILD_FAILED_REASON, m))
     }
 
     /// Checkout, build, decrypt, substitute (sluice-render's pipeline, the
@@ -415,6 +435,9 @@ impl<'a> Run<'a> {
         applier: &Applier,
         objects: Vec<serde_json::Value>,
     ) -> Result<ApplyResult, Stop> {
+        // Nothing is applied when a Secret is still encrypted (Flux's check).
+        sluice_render::refuse_encrypted_secrets(&objects)
+            .map_err(|m| self.failure(meta::RECONCILIATION_FAILED_REASON, m))?;
         let spec = &self.ks.spec;
         let mut opts = ApplyOptions::new(self.owner());
         opts.force = spec.is_force();

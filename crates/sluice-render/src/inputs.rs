@@ -52,9 +52,14 @@ impl std::fmt::Debug for Inputs {
 
 /// Reads the inputs of `ks` from the cluster (in the Kustomization's
 /// namespace, with `client`'s rights). Errors name the object, never a value.
-pub async fn read(client: &Client, ks: &Kustomization) -> Result<Inputs, String> {
+/// `age_secret` is the controller's `--sops-age-secret` (none for the CLI).
+pub async fn read(
+    client: &Client,
+    ks: &Kustomization,
+    age_secret: Option<&AgeSecret>,
+) -> Result<Inputs, String> {
     let vars = substitution_vars(client, ks).await?;
-    let decryption = decryption_keys(client, ks).await?;
+    let decryption = decryption_keys(client, ks, age_secret).await?;
     Ok(Inputs { vars, decryption })
 }
 
@@ -96,14 +101,24 @@ fn declared(spec: &KustomizationSpec) -> bool {
         || pb.substitute_strategy == Some(SubstituteStrategy::Always)
 }
 
+/// The controller-wide age keys (`--sops-age-secret`, Flux 2.7): a Secret
+/// in the controller's namespace whose `*.agekey` entries decrypt for every
+/// Kustomization with `spec.decryption` but no `secretRef`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgeSecret {
+    pub namespace: String,
+    pub name: String,
+}
+
 /// `spec.decryption` as Flux's decryptor imports keys: the Secret
-/// `secretRef` in the Kustomization's namespace, every key ending in
-/// `.agekey` holding age identities. Other key kinds (`.asc`,
-/// `sops.vault-token`, cloud KMS credentials) are not used; a document
-/// encrypted only for them fails naming the method.
+/// `secretRef` in the Kustomization's namespace, else the controller-wide
+/// `age_secret`, every key ending in `.agekey` holding age identities.
+/// Other key kinds (`.asc`, `sops.vault-token`, cloud KMS credentials) are
+/// not used; a document encrypted only for them fails naming the method.
 pub async fn decryption_keys(
     client: &Client,
     ks: &Kustomization,
+    age_secret: Option<&AgeSecret>,
 ) -> Result<Option<Decryption>, String> {
     let Some(d) = &ks.spec.decryption else {
         return Ok(None);
@@ -114,36 +129,44 @@ pub async fn decryption_keys(
             d.provider
         ));
     }
-    let mut ids = sluice_sops::Identities::new();
-    let Some(r) = &d.secret_ref else {
-        return Ok(Some(Decryption {
-            identities: Arc::new(ids),
-            version: String::new(),
-        }));
+    // Flux's words for each; the controller-wide one also names its flag
+    // when it is missing.
+    let (ns, name, what, hint) = match (&d.secret_ref, age_secret) {
+        (Some(r), _) => (
+            ks.namespace().unwrap_or_default(),
+            r.name.clone(),
+            "sops decryption Secret",
+            "",
+        ),
+        (None, Some(g)) => (
+            g.namespace.clone(),
+            g.name.clone(),
+            "sops SOPS age decryption Secret",
+            " (the controller's --sops-age-secret)",
+        ),
+        (None, None) => {
+            return Ok(Some(Decryption {
+                identities: Arc::new(sluice_sops::Identities::new()),
+                version: String::new(),
+            }));
+        }
     };
-    let ns = ks.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let secret = api
-        .get_opt(&r.name)
+        .get_opt(&name)
         .await
-        .map_err(|e| format!("cannot get sops decryption Secret '{ns}/{}': {e}", r.name))?
-        .ok_or_else(|| format!("sops decryption Secret '{ns}/{}' not found", r.name))?;
+        .map_err(|e| format!("cannot get {what} '{ns}/{name}': {e}"))?
+        .ok_or_else(|| format!("{what} '{ns}/{name}' not found{hint}"))?;
+    let mut ids = sluice_sops::Identities::new();
     for (k, v) in secret.data.iter().flatten() {
         if !k.ends_with(".agekey") {
             continue;
         }
-        let text = std::str::from_utf8(&v.0).map_err(|_| {
-            format!(
-                "failed to import '{k}' data from sops decryption Secret '{ns}/{}': not UTF-8",
-                r.name
-            )
-        })?;
-        ids.import(text).map_err(|e| {
-            format!(
-                "failed to import '{k}' data from sops decryption Secret '{ns}/{}': {e}",
-                r.name
-            )
-        })?;
+        let failed = |e: &dyn std::fmt::Display| {
+            format!("failed to import '{k}' data from {what} '{ns}/{name}': {e}")
+        };
+        let text = std::str::from_utf8(&v.0).map_err(|_| failed(&"not UTF-8"))?;
+        ids.import(text).map_err(|e| failed(&e))?;
     }
     let version = format!(
         "{}/{}",

@@ -38,8 +38,8 @@ use sluice_kustomize::remote::RemoteLoader;
 
 pub use inputs::{Decryption, Inputs};
 pub use pipeline::{
-    BuildOptions, build, decrypt, decrypt_sources, relative_to_root, resolve_path, substitute,
-    to_json, write_kustomization,
+    BuildOptions, build, decrypt, decrypt_sources, refuse_encrypted_secrets, relative_to_root,
+    resolve_path, substitute, to_json, write_kustomization,
 };
 
 /// How to render.

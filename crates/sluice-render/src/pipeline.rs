@@ -399,6 +399,31 @@ pub fn decrypt(objects: Vec<Yaml>, ids: &sluice_sops::Identities) -> Result<Vec<
     Ok(out)
 }
 
+/// Flux's last guard before applying: a `v1` Secret that still carries a
+/// top-level `sops` block (none of the Kustomization's keys decrypted it, or
+/// it has no `spec.decryption` at all) is refused, naming the Secret, unless
+/// it is annotated `kustomize.toolkit.fluxcd.io/decrypt: disabled`. Sending
+/// it would store the ciphertext as the Secret's values.
+pub fn refuse_encrypted_secrets(objects: &[Value]) -> Result<(), String> {
+    let encrypted = objects.iter().find(|o| {
+        o.get("kind").and_then(Value::as_str) == Some("Secret")
+            && o.get("apiVersion").and_then(Value::as_str) == Some("v1")
+            && o.get("sops").is_some()
+            && !o
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(DECRYPT_ANNOTATION))
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.eq_ignore_ascii_case(DISABLED_VALUE))
+    });
+    match encrypted {
+        Some(o) => Err(format!(
+            "{} is SOPS encrypted, configuring decryption is required for this secret to be reconciled",
+            sluice_sops::object_name(o)
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Largest encrypted source file decrypted in place (Flux's limit).
 const MAX_ENCRYPTED_FILE: u64 = 5 << 20;
 
@@ -839,5 +864,36 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_secret_still_encrypted_is_refused_before_apply() {
+        let secret = |sops: bool, annotations: Value| {
+            let mut o = serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "db", "namespace": "apps", "annotations": annotations},
+                "data": {"password": "ENC[AES256_GCM,data:xx,type:str]"},
+            });
+            if sops {
+                o["sops"] = serde_json::json!({"mac": "ENC[...]", "age": []});
+            }
+            o
+        };
+        let none = serde_json::json!({});
+        let err =
+            refuse_encrypted_secrets(&[secret(false, none.clone()), secret(true, none.clone())])
+                .unwrap_err();
+        assert_eq!(
+            err,
+            "Secret/apps/db is SOPS encrypted, configuring decryption is required for this secret to be reconciled"
+        );
+        // Decrypted (no sops block), or decryption turned off for it: applied.
+        assert!(refuse_encrypted_secrets(&[secret(false, none)]).is_ok());
+        let off = serde_json::json!({DECRYPT_ANNOTATION: "Disabled"});
+        assert!(refuse_encrypted_secrets(&[secret(true, off)]).is_ok());
+        // Only v1 Secrets, as Flux: another kind with a sops block is applied.
+        let mut cm = secret(true, serde_json::json!({}));
+        cm["kind"] = "ConfigMap".into();
+        assert!(refuse_encrypted_secrets(&[cm]).is_ok());
     }
 }

@@ -195,6 +195,12 @@ struct KustomizationArgs {
     #[arg(long = "no-cross-namespace-refs", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
     no_cross_namespace_refs: bool,
 
+    /// A Secret in the controller's namespace whose `*.agekey` entries
+    /// decrypt SOPS for Kustomizations with `spec.decryption` and no
+    /// `secretRef` (Flux's flag).
+    #[arg(long = "sops-age-secret", value_name = "NAME")]
+    sops_age_secret: Option<String>,
+
     /// Refuse remote kustomize bases and resources: build only what is in
     /// the source artifact.
     #[arg(long = "no-remote-bases", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
@@ -556,6 +562,15 @@ impl Controllers<'_> {
                     .clone()
                     .filter(|s| !s.is_empty()),
                 no_cross_namespace_refs: args.kustomization.no_cross_namespace_refs,
+                sops_age_secret: args
+                    .kustomization
+                    .sops_age_secret
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .map(|name| sluice_kustomization::AgeSecret {
+                        namespace: sluice_runtime::leader::default_namespace(),
+                        name,
+                    }),
                 no_remote_bases: args.kustomization.no_remote_bases,
                 runtime: runtime.clone(),
                 ..sluice_kustomization::Options::default()

@@ -146,3 +146,100 @@ async fn secret_generator_sources_are_decrypted_before_the_build() {
     );
     assert!(!msg.contains("s3cr3t"), "{msg}");
 }
+
+/// Flux 2.7's `--sops-age-secret`: a Kustomization with `spec.decryption`
+/// and no `secretRef` decrypts with the controller's own age keys; without
+/// that Secret the failure names it and the flag.
+#[tokio::test]
+async fn the_controller_wide_age_secret_decrypts_without_a_secret_ref() {
+    let mut env = Env::without_controllers("ks-sops-global").await;
+    env.start_source("127.0.0.1:1").await;
+    let mut opts = env.kustomization_options(true);
+    // The controller's namespace is the test's (RUNTIME_NAMESPACE in a pod).
+    opts.sops_age_secret = Some(sluice_kustomization::AgeSecret {
+        namespace: env.name().to_string(),
+        name: "global-age".into(),
+    });
+    env.start_kustomization_with(opts).await;
+    let mut repo = Repo::new();
+    repo.write("apps/secret.yaml", ENCRYPTED);
+    let rev = repo.commit("encrypted secret");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization(
+        "apps",
+        json!({"path": "./apps", "decryption": {"provider": "sops"}}),
+    )
+    .await;
+    let k = env.wait_reason("apps", "BuildFailed").await;
+    assert_eq!(
+        ready_message(&k),
+        format!(
+            "sops SOPS age decryption Secret '{}/global-age' not found (the controller's --sops-age-secret)",
+            env.name()
+        )
+    );
+
+    key_secret(&env, "global-age", TEST_KEY).await;
+    env.patch_ks(
+        "apps",
+        json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": "key-added"}}}),
+    )
+    .await;
+    env.wait_ready("apps", &rev).await;
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), env.name());
+    let data = secrets.get("api-key").await.unwrap().data.unwrap();
+    assert_eq!(data["key"].0, b"abc123");
+}
+
+/// A Secret that still carries its `sops` block is never sent to the API
+/// server (it would store the ciphertext as the Secret's values): Flux's
+/// message, nothing applied. (`decrypt: disabled` lets it through: unit
+/// test in sluice-render.)
+#[tokio::test]
+async fn an_encrypted_secret_without_decryption_is_refused_with_fluxs_message() {
+    let env = Env::start("ks-sops-none").await;
+    let mut repo = Repo::new();
+    repo.write("apps/secret.yaml", ENCRYPTED);
+    repo.write("apps/cm.yaml", &configmap("plain", &[("k", "v")]));
+    repo.commit("encrypted secret, no decryption");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization("apps", json!({"path": "./apps"})).await;
+    let k = env.wait_reason("apps", "ReconciliationFailed").await;
+    assert_eq!(
+        ready_message(&k),
+        format!(
+            "Secret/{}/api-key is SOPS encrypted, configuring decryption is required for this secret to be reconciled",
+            env.name()
+        )
+    );
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), env.name());
+    assert!(secrets.get_opt("api-key").await.unwrap().is_none());
+    assert!(env.configmaps().get_opt("plain").await.unwrap().is_none());
+}
+
+/// `spec.decryption.serviceAccountName` authenticates to cloud KMS in Flux;
+/// sluice has no KMS, so it is refused by name instead of ignored.
+#[tokio::test]
+async fn a_decryption_service_account_is_refused_not_ignored() {
+    let env = Env::start("ks-sops-sa").await;
+    key_secret(&env, "sops-age", TEST_KEY).await;
+    let mut repo = Repo::new();
+    repo.write("apps/secret.yaml", ENCRYPTED);
+    repo.commit("encrypted secret");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization(
+        "apps",
+        json!({"path": "./apps",
+               "decryption": {"provider": "sops", "secretRef": {"name": "sops-age"},
+                              "serviceAccountName": "kms"}}),
+    )
+    .await;
+    let k = env.wait_reason("apps", "UnsupportedField").await;
+    let msg = ready_message(&k);
+    assert!(
+        msg.starts_with("spec.decryption.serviceAccountName is not supported by sluice"),
+        "{msg}"
+    );
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), env.name());
+    assert!(secrets.get_opt("api-key").await.unwrap().is_none());
+}
