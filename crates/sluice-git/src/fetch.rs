@@ -11,7 +11,7 @@ use std::io::Write;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gix::bstr::ByteSlice;
@@ -31,6 +31,8 @@ pub struct Auth {
     pub ca_pem: Option<Vec<u8>>,
     /// `identity` (private key, PEM/OpenSSH) for ssh.
     pub ssh_identity: Option<Vec<u8>>,
+    /// `password` of a passphrase-protected `identity`.
+    pub ssh_passphrase: Option<String>,
     /// `known_hosts` for ssh; host keys are always verified.
     pub known_hosts: Option<Vec<u8>>,
 }
@@ -51,6 +53,10 @@ impl std::fmt::Debug for Auth {
                 "ssh_identity",
                 &self.ssh_identity.as_ref().map(|_| "<redacted>"),
             )
+            .field(
+                "ssh_passphrase",
+                &self.ssh_passphrase.as_ref().map(|_| "<redacted>"),
+            )
             .field("known_hosts", &self.known_hosts.is_some())
             .finish()
     }
@@ -69,6 +75,11 @@ impl Auth {
             && !t.is_empty()
         {
             v.push(t.clone());
+        }
+        if let Some(p) = &self.ssh_passphrase
+            && !p.is_empty()
+        {
+            v.push(p.clone());
         }
         v
     }
@@ -158,12 +169,7 @@ pub fn redact_url(text: &str) -> String {
     sluice_kustomize::remote::redact_url(text)
 }
 
-/// The longest an ssh connection may take to be established (TCP and the
-/// ssh handshake), whatever the operation's timeout.
-pub const MAX_SSH_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long after the deadline's TERM a stalled ssh gets KILL.
-const SSH_KILL_AFTER_SECS: u64 = 2;
+pub use crate::ssh::MAX_SSH_CONNECT_TIMEOUT;
 
 /// The transport a URL uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,209 +204,6 @@ pub fn parse_url(url: &str) -> Result<Scheme, String> {
     Ok(scheme)
 }
 
-/// Per-operation material that must live on disk (ssh key and known_hosts),
-/// and the file that collects the ssh program's stderr.
-struct SshFiles {
-    dir: tempfile::TempDir,
-    /// `ssh` and the options from the Secret, without time limits.
-    ssh: String,
-    log: PathBuf,
-    /// When the whole operation must be over.
-    deadline: Instant,
-}
-
-impl SshFiles {
-    /// The `core.sshCommand` for a connection made now: the ssh program
-    /// with a connect timeout and keep-alives derived from the time left,
-    /// run under `timeout` (when the host has it) so that it is terminated
-    /// at the deadline even if the server stalls after connecting, and its
-    /// stderr sent to the log.
-    fn command(&self) -> String {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-        let secs = secs.max(1);
-        let connect = secs.min(MAX_SSH_CONNECT_TIMEOUT.as_secs());
-        // A silent server is noticed after about a third of the time left
-        // (at most 30 s) even where no `timeout` program can end ssh.
-        let alive = (secs / 9).clamp(1, 10);
-        let mut command = String::new();
-        if let Some(timeout) = timeout_program() {
-            command.push_str(&format!(
-                "{} -k {SSH_KILL_AFTER_SECS} {secs} ",
-                shell_quote(timeout)
-            ));
-        }
-        command.push_str(&self.ssh);
-        command.push_str(&format!(
-            " -o ConnectTimeout={connect} -o ServerAliveInterval={alive} -o ServerAliveCountMax=3"
-        ));
-        // gix runs the command with `sh -c '<command> "$@"'`: ssh's stderr
-        // (its own diagnostics and the remote command's) goes to a file that
-        // errors are explained from, instead of to the controller's stderr.
-        command.push_str(&format!(" 2>>{}", shell_quote(&self.log)));
-        command
-    }
-
-    /// What ssh (and the remote command) wrote to stderr since the last call,
-    /// as one line, without ssh's warning banners and with the temporary
-    /// paths replaced by the Secret's key names. Empties the log.
-    fn take_log(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let _ = std::fs::write(&self.log, b"");
-        let dir = self.dir.path().display().to_string();
-        let lines: Vec<String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('@'))
-            // The advice around a changed host key names our temporary files.
-            .filter(|l| !l.contains(&format!("{dir}/known_hosts")) || l.starts_with("Host key"))
-            .filter(|l| {
-                ![
-                    "IT IS POSSIBLE THAT",
-                    "Someone could be eavesdropping",
-                    "It is also possible that",
-                    "Please contact your system administrator",
-                    "remove with:",
-                    "The fingerprint for the",
-                    "SHA256:",
-                ]
-                .iter()
-                .any(|p| l.starts_with(p))
-            })
-            .map(|l| {
-                l.replace(&format!("{dir}/identity"), "identity")
-                    .replace(&format!("{dir}/known_hosts"), "known_hosts")
-            })
-            .collect();
-        lines.join(" ")
-    }
-
-    /// Puts what ssh said into `err`: its diagnostics explain what the
-    /// transport only sees as a closed pipe (a refused host key, a refused
-    /// key). A refused key (`Permission denied`) is an authentication
-    /// failure.
-    fn explain(&self, mut err: GitError, auth: &Auth) -> GitError {
-        let said = self.take_log();
-        if said.is_empty() {
-            return err;
-        }
-        if said.contains("Permission denied") {
-            err.kind = GitErrorKind::Auth;
-        }
-        let said = auth.scrub(&said);
-        let said = if said.len() > 1000 {
-            format!("{}...", truncate_at_char(&said, 1000))
-        } else {
-            said
-        };
-        // `unable to ... '<url>': <transport error>` becomes
-        // `unable to ... '<url>': ssh: <what ssh said> (<transport error>)`:
-        // the transport only saw the pipe close.
-        err.message = match err.message.split_once("': ") {
-            Some((context, transport)) => format!("{context}': ssh: {said} ({transport})"),
-            None => format!("{}: ssh: {said}", err.message),
-        };
-        err
-    }
-}
-
-fn truncate_at_char(s: &str, max: usize) -> &str {
-    let mut end = max.min(s.len());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(data)?;
-    if !data.ends_with(b"\n") {
-        f.write_all(b"\n")?;
-    }
-    Ok(())
-}
-
-fn shell_quote(p: &Path) -> String {
-    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
-}
-
-fn ssh_files(work: &Path, auth: &Auth, deadline: Instant) -> Result<SshFiles, GitError> {
-    let dir = tempfile::Builder::new()
-        .prefix("ssh-")
-        .tempdir_in(work)
-        .map_err(|e| GitError::op(format!("creating ssh temp dir: {e}")))?;
-    // Only the Secret counts: no ssh_config of the host (`-F /dev/null`), no
-    // agent, no default key files, no host keys but `known_hosts`; never a
-    // prompt, and a host key that is not in `known_hosts` is refused.
-    let mut command = String::from(
-        "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes \
-         -o IdentitiesOnly=yes -o IdentityAgent=none -o GlobalKnownHostsFile=/dev/null",
-    );
-    match &auth.ssh_identity {
-        Some(id) => {
-            let p = dir.path().join("identity");
-            write_private(&p, id)
-                .map_err(|e| GitError::op(format!("writing ssh identity: {e}")))?;
-            command.push_str(&format!(" -i {}", shell_quote(&p)));
-        }
-        None => command.push_str(" -o IdentityFile=none"),
-    }
-    match &auth.known_hosts {
-        Some(kh) => {
-            let p = dir.path().join("known_hosts");
-            write_private(&p, kh).map_err(|e| GitError::op(format!("writing known_hosts: {e}")))?;
-            // Double quotes for ssh's option parser, single ones for sh.
-            let option = format!("UserKnownHostsFile=\"{}\"", p.display());
-            command.push_str(&format!(" -o {}", shell_quote(Path::new(&option))));
-        }
-        None => command.push_str(" -o UserKnownHostsFile=/dev/null"),
-    }
-    let log = dir.path().join("stderr");
-    Ok(SshFiles {
-        dir,
-        ssh: command,
-        log,
-        deadline,
-    })
-}
-
-/// The `timeout` program (coreutils or a compatible one) if the host has
-/// one that understands `timeout -k <secs> <secs> <program>`; looked up
-/// once. Without it an ssh connection is still bounded by `ConnectTimeout`
-/// and the keep-alives, but a server that keeps the connection alive
-/// without ever finishing can hold it until then.
-fn timeout_program() -> Option<&'static Path> {
-    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
-    FOUND
-        .get_or_init(|| {
-            let path = std::env::var_os("PATH")?;
-            let program = std::env::split_paths(&path)
-                .map(|d| d.join("timeout"))
-                .find(|p| p.is_file())?;
-            let works = std::process::Command::new(&program)
-                .args(["-k", "1", "5", "sh", "-c", "exit 0"])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !works {
-                tracing::warn!(
-                    program = %program.display(),
-                    "this `timeout` program does not take `-k`; ssh connections are bounded by ConnectTimeout and keep-alives only"
-                );
-            }
-            works.then_some(program)
-        })
-        .as_deref()
-}
-
 /// The URL gix connects to: an ssh URL without a user logs in as `git`, as
 /// Flux does (the conventional user of Git hosts).
 fn connect_url(url: &str) -> String {
@@ -416,25 +219,17 @@ fn connect_url(url: &str) -> String {
     }
 }
 
-fn open_options(ssh: Option<&SshFiles>) -> gix::open::Options {
-    let mut overrides: Vec<String> = vec![
-        "protocol.version=2".into(),
-        "gitoxide.userAgent=sluice-source".into(),
-    ];
-    if let Some(s) = ssh {
-        overrides.push(format!("core.sshCommand={}", s.command()));
-        // OpenSSH: no `ssh -G` probe to find out, and `-p <port>`.
-        overrides.push("ssh.variant=ssh".into());
-    }
-    gix::open::Options::isolated().config_overrides(overrides)
+fn open_options() -> gix::open::Options {
+    gix::open::Options::isolated()
+        .config_overrides(["protocol.version=2", "gitoxide.userAgent=sluice-source"])
 }
 
-fn init_bare(path: &Path, ssh: Option<&SshFiles>) -> Result<gix::Repository, GitError> {
+fn init_bare(path: &Path) -> Result<gix::Repository, GitError> {
     gix::ThreadSafeRepository::init_opts(
         path,
         gix::create::Kind::Bare,
         gix::create::Options::default(),
-        open_options(ssh),
+        open_options(),
     )
     .map(|r| r.to_thread_local())
     .map_err(|e| {
@@ -447,10 +242,10 @@ fn init_bare(path: &Path, ssh: Option<&SshFiles>) -> Result<gix::Repository, Git
 }
 
 /// Opens (creating on first use) the scratch repository used for listings.
-fn scratch_repo(work: &Path, ssh: Option<&SshFiles>) -> Result<gix::Repository, GitError> {
+fn scratch_repo(work: &Path) -> Result<gix::Repository, GitError> {
     let path = work.join("scratch.git");
     if path.join("HEAD").is_file() {
-        return gix::open_opts(&path, open_options(ssh)).map_err(|e| {
+        return gix::open_opts(&path, open_options()).map_err(|e| {
             GitError::op(format!("opening {}: {}", path.display(), render_chain(&e)))
         });
     }
@@ -462,12 +257,12 @@ fn scratch_repo(work: &Path, ssh: Option<&SshFiles>) -> Result<gix::Repository, 
         .prefix("scratch-")
         .tempdir_in(work)
         .map_err(|e| GitError::op(format!("creating scratch dir: {e}")))?;
-    init_bare(tmp.path(), ssh)?;
+    init_bare(tmp.path())?;
     let made = tmp.keep();
     if std::fs::rename(&made, &path).is_err() {
         let _ = std::fs::remove_dir_all(&made);
     }
-    gix::open_opts(&path, open_options(ssh))
+    gix::open_opts(&path, open_options())
         .map_err(|e| GitError::op(format!("opening {}: {}", path.display(), render_chain(&e))))
 }
 
@@ -490,7 +285,7 @@ pub fn install_crypto_provider() {
 
 /// Connects to `remote` with our credentials and transport options; the
 /// connection ends with an error at `deadline` at the latest (ssh: the
-/// program is terminated; http: every request, its body included, is
+/// session thread ends it; http: every request, its body included, is
 /// bounded by the time left).
 fn connect<'r>(
     repo: &gix::Repository,
@@ -499,8 +294,28 @@ fn connect<'r>(
     auth: &Auth,
     deadline: Instant,
 ) -> Result<Connection<'r>, GitError> {
-    let is_http = matches!(parse_url(url), Ok(Scheme::Http | Scheme::Https));
-    let conn: Connection<'r> = if is_http {
+    let scheme = parse_url(url);
+    let is_http = matches!(scheme, Ok(Scheme::Http | Scheme::Https));
+    let conn: Connection<'r> = if matches!(scheme, Ok(Scheme::Ssh)) {
+        let parsed = gix::url::parse(url.as_bytes().as_bstr()).map_err(|e| {
+            GitError::op(format!(
+                "invalid URL '{}': {}",
+                redact_url(url),
+                render_chain(&e)
+            ))
+        })?;
+        let transport = crate::ssh::connect(&parsed, auth, deadline).map_err(|mut e| {
+            e.message = auth.scrub(&format!(
+                "unable to connect to '{}': {}",
+                redact_url(url),
+                e.message
+            ));
+            e
+        })?;
+        let boxed: Box<dyn gix::protocol::transport::client::blocking_io::Transport + Send> =
+            Box::new(transport);
+        remote.to_connection_with_transport(boxed)
+    } else if is_http {
         let parsed = gix::url::parse(url.as_bytes().as_bstr()).map_err(|e| {
             GitError::op(format!(
                 "invalid URL '{}': {}",
@@ -706,17 +521,7 @@ pub fn ls_refs(
     let deadline = deadline_after(timeout);
     std::fs::create_dir_all(work)
         .map_err(|e| GitError::op(format!("creating {}: {e}", work.display())))?;
-    let ssh = if matches!(parse_url(url), Ok(Scheme::Ssh)) {
-        Some(ssh_files(work, auth, deadline)?)
-    } else {
-        None
-    };
-    list(work, url, auth, prefixes, deadline, ssh.as_ref())
-        .map_err(|e| match &ssh {
-            Some(s) => s.explain(e, auth),
-            None => e,
-        })
-        .map_err(|e| finish_error(e, url, timeout, deadline))
+    list(work, url, auth, prefixes, deadline).map_err(|e| finish_error(e, url, timeout, deadline))
 }
 
 /// `now + timeout`, or far ahead for a timeout too large to add.
@@ -768,12 +573,11 @@ fn list(
     auth: &Auth,
     prefixes: &[String],
     deadline: Instant,
-    ssh: Option<&SshFiles>,
 ) -> Result<Vec<RemoteRef>, GitError> {
     let shown = redact_url(url);
     let url = connect_url(url);
     let url = url.as_str();
-    let repo = scratch_repo(work, ssh)?;
+    let repo = scratch_repo(work)?;
     // A trailing `/` lists everything below it.
     let specs: Vec<String> = prefixes
         .iter()
@@ -860,11 +664,6 @@ fn fetch_until(
 ) -> Result<Fetched, GitError> {
     std::fs::create_dir_all(work)
         .map_err(|e| GitError::op(format!("creating {}: {e}", work.display())))?;
-    let ssh = if matches!(parse_url(url), Ok(Scheme::Ssh)) {
-        Some(ssh_files(work, auth, deadline)?)
-    } else {
-        None
-    };
     let mut last_err = None;
     let attempts: Vec<(String, bool)> = match target {
         FetchTarget::Ref(name) => vec![
@@ -889,12 +688,8 @@ fn fetch_until(
             .prefix("fetch-")
             .tempdir_in(work)
             .map_err(|e| GitError::op(format!("creating fetch dir: {e}")))?;
-        let repo = init_bare(dir.path(), ssh.as_ref())?;
+        let repo = init_bare(dir.path())?;
         let fetched = fetch_once(&repo, url, auth, &spec, shallow, deadline);
-        let fetched = fetched.map_err(|e| match &ssh {
-            Some(s) => s.explain(e, auth),
-            None => e,
-        });
         match fetched {
             Ok(()) => {
                 let commit = match target {
@@ -1248,39 +1043,6 @@ mod tests {
         );
         assert_eq!(redact_url("ssh://git@host/r"), "ssh://git@host/r");
         assert_eq!(redact_url("https://host/r"), "https://host/r");
-    }
-
-    #[test]
-    fn ssh_commands_are_bounded_by_the_deadline() {
-        let work = tempfile::tempdir().unwrap();
-        let auth = Auth::default();
-        let soon = ssh_files(work.path(), &auth, Instant::now() + Duration::from_secs(3)).unwrap();
-        let cmd = soon.command();
-        assert!(cmd.contains(" -o ConnectTimeout=3 "), "{cmd}");
-        assert!(
-            cmd.contains(" -o ServerAliveInterval=1 -o ServerAliveCountMax=3"),
-            "{cmd}"
-        );
-        if timeout_program().is_some() {
-            assert!(cmd.contains("timeout' -k 2 3 ssh "), "{cmd}");
-        }
-        assert!(
-            cmd.ends_with(&format!(" 2>>{}", shell_quote(&soon.log))),
-            "{cmd}"
-        );
-        let later = ssh_files(
-            work.path(),
-            &auth,
-            Instant::now() + Duration::from_secs(3600),
-        )
-        .unwrap();
-        let cmd = later.command();
-        assert!(cmd.contains(" -o ConnectTimeout=30 "), "{cmd}");
-        assert!(cmd.contains(" -o ServerAliveInterval=10 "), "{cmd}");
-        // A deadline already passed still gives a valid, minimal command.
-        let past = ssh_files(work.path(), &auth, Instant::now()).unwrap();
-        assert!(past.command().contains(" -o ConnectTimeout=1 "));
-        assert!(deadline_after(Duration::MAX) > Instant::now());
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod fetch;
 pub mod refs;
 pub mod remote;
 pub mod sourceignore;
+mod ssh;
 
 pub use fetch::install_crypto_provider;
 pub use remote::GitRemoteLoader;

@@ -132,14 +132,8 @@ async fn read_auth(
                     ),
                 ));
             }
-            if get("password").is_some() {
-                return Err(Failure::stalled(
-                    flux::UNSUPPORTED_FIELD_REASON,
-                    format!(
-                        "secret '{ns}/{secret_name}': passphrase-protected ssh identities are not supported by sluice"
-                    ),
-                ));
-            }
+            // A passphrase-protected identity is opened with it (Flux's key).
+            auth.ssh_passphrase = get_s("password");
         }
         _ => {
             auth.bearer_token = get_s("bearerToken");

@@ -113,18 +113,43 @@ fn run(cmd: &mut Command) -> Result<String, String> {
 
 /// Generates an ed25519 key pair without passphrase at `path`(`.pub`).
 pub fn keygen(path: &Path) -> Result<(), String> {
+    keygen_typed(path, "ed25519", "")
+}
+
+/// Generates a key pair of `kind` (`ed25519`, `ecdsa`, `rsa`; ssh-keygen's
+/// `-t`) at `path`(`.pub`), protected by `passphrase` unless it is empty.
+pub fn keygen_typed(path: &Path, kind: &str, passphrase: &str) -> Result<(), String> {
     run(Command::new("ssh-keygen").args([
         "-q",
         "-t",
-        "ed25519",
+        kind,
         "-N",
-        "",
+        passphrase,
         "-C",
         "sluice-test",
         "-f",
         path.to_str().ok_or("non-UTF-8 path")?,
     ]))
     .map(drop)
+}
+
+/// The keys a server starts with: its host key's type, the client key's
+/// type and the client key's passphrase (empty: none).
+#[derive(Clone, Copy, Debug)]
+pub struct Keys<'a> {
+    pub host: &'a str,
+    pub client: &'a str,
+    pub passphrase: &'a str,
+}
+
+impl Default for Keys<'_> {
+    fn default() -> Self {
+        Keys {
+            host: "ed25519",
+            client: "ed25519",
+            passphrase: "",
+        }
+    }
 }
 
 fn effective_uid() -> Option<u32> {
@@ -139,6 +164,11 @@ impl SshServer {
     /// Errors other than [`Unavailable`] panic: a machine with `sshd` that
     /// cannot run it is a broken test environment, not a reason to skip.
     pub fn start() -> Result<SshServer, Unavailable> {
+        SshServer::start_with(Keys::default())
+    }
+
+    /// [`SshServer::start`] with host and client keys of the given types.
+    pub fn start_with(keys: Keys<'_>) -> Result<SshServer, Unavailable> {
         let Some(sshd) = sshd_path() else {
             return Err(Unavailable(match std::env::var(SSHD_ENV) {
                 Ok(p) if !p.is_empty() => {
@@ -178,8 +208,9 @@ impl SshServer {
             .tempdir()
             .expect("temp dir for sshd");
         let d = dir.path();
-        keygen(&d.join("host_key")).unwrap_or_else(|e| panic!("{e}"));
-        keygen(&d.join("client_key")).unwrap_or_else(|e| panic!("{e}"));
+        keygen_typed(&d.join("host_key"), keys.host, "").unwrap_or_else(|e| panic!("{e}"));
+        keygen_typed(&d.join("client_key"), keys.client, keys.passphrase)
+            .unwrap_or_else(|e| panic!("{e}"));
         std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys"))
             .expect("writing authorized_keys");
 

@@ -1,5 +1,5 @@
 //! Git over ssh against a real, private `sshd` (openssh-server): the gix
-//! transport with our `core.sshCommand`, and the GitRepository controller on
+//! transport over our russh client (no `ssh` program), and the GitRepository controller on
 //! the local control plane. Every test skips, saying why, when `sshd` is not
 //! installed (`scripts/install-deps` installs it).
 
@@ -15,7 +15,7 @@ use serde_json::json;
 use sluice_api::meta;
 use sluice_source::api::GitRepository;
 use sluice_source::git::{self, Auth, FetchTarget, GitError, GitErrorKind};
-use sluice_testsupport::ssh_server::{SshServer, keygen, known_hosts_line};
+use sluice_testsupport::ssh_server::{Keys, SshServer, keygen, known_hosts_line};
 use sluice_testsupport::{TestNamespace, client, wait_for};
 
 const T: Duration = Duration::from_secs(30);
@@ -117,6 +117,59 @@ async fn transport_lists_and_fetches_over_ssh() {
     assert_eq!(listed, commit);
     let fetched = fetch_main(work.path(), &url, auth).await.unwrap();
     assert_eq!(fetched, commit);
+}
+
+/// RSA, ECDSA and ed25519, as host keys and as identities, and identities
+/// protected by a passphrase (the Secret's `password`, as Flux reads it).
+#[tokio::test]
+async fn transport_speaks_every_key_type_and_opens_protected_identities() {
+    let (repo, commit) = repo_with_a_commit();
+    for (host, client, passphrase) in [
+        ("rsa", "ecdsa", ""),
+        ("ecdsa", "rsa", ""),
+        ("ed25519", "rsa", "rsa pass"),
+        ("rsa", "ed25519", "ed pass"),
+    ] {
+        let keys = Keys {
+            host,
+            client,
+            passphrase,
+        };
+        let server = match SshServer::start_with(keys) {
+            Ok(s) => s,
+            Err(reason) => return eprintln!("SKIPPED: {reason}"),
+        };
+        let url = server.url(&repo.bare);
+        let work = tempfile::tempdir().unwrap();
+        let mut auth = Auth {
+            ssh_identity: Some(server.identity().into_bytes()),
+            known_hosts: Some(server.known_hosts().into_bytes()),
+            ssh_passphrase: Some(passphrase.to_string()).filter(|p| !p.is_empty()),
+            ..Auth::default()
+        };
+        let listed = ls_main(work.path(), &url, auth.clone()).await;
+        let listed =
+            listed.unwrap_or_else(|e| panic!("{keys:?}: {e:?}\nsshd log:\n{}", server.log()));
+        assert_eq!(listed, commit, "{keys:?}");
+        assert_eq!(
+            fetch_main(work.path(), &url, auth.clone()).await.unwrap(),
+            commit
+        );
+        if !passphrase.is_empty() {
+            auth.ssh_passphrase = None;
+            let err = ls_main(work.path(), &url, auth.clone()).await.unwrap_err();
+            assert_eq!(err.kind, GitErrorKind::Auth, "{}", err.message);
+            assert!(
+                err.message.contains("passphrase-protected"),
+                "{}",
+                err.message
+            );
+            auth.ssh_passphrase = Some("wrong".into());
+            let err = ls_main(work.path(), &url, auth).await.unwrap_err();
+            assert_eq!(err.kind, GitErrorKind::Auth, "{}", err.message);
+            assert!(!err.message.contains("wrong"), "{}", err.message);
+        }
+    }
 }
 
 #[tokio::test]
