@@ -23,9 +23,7 @@ use hmac::{KeyInit, Mac};
 use russh::ChannelMsg;
 use russh::client;
 use russh::keys::ssh_key::known_hosts::{HostPatterns, KnownHosts, Marker};
-use russh::keys::{
-    self, Algorithm, HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate,
-};
+use russh::keys::{self, Algorithm, HashAlg, PrivateKeyWithHashAlg, PublicKey};
 use tokio::sync::mpsc;
 
 use crate::fetch::{Auth, GitError, GitErrorKind};
@@ -150,13 +148,7 @@ struct Verifier {
 impl client::Handler for Verifier {
     type Error = russh::Error;
 
-    async fn check_server_key(
-        &mut self,
-        key: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            return Ok(false);
-        };
+    async fn check_server_key(&mut self, key: &PublicKey) -> Result<bool, Self::Error> {
         let ok = self.keys.accepts(key);
         if !ok && let Ok(mut r) = self.refused.lock() {
             *r = Some(format!(
@@ -454,7 +446,7 @@ impl Session {
         // gix → remote stdin; EOF once gix is done writing.
         let writer = tokio::spawn(async move {
             while let Some(data) = input.recv().await {
-                if write.data_bytes(data).await.is_err() {
+                if write.data(&data[..]).await.is_err() {
                     return;
                 }
             }
