@@ -212,6 +212,9 @@ pub(crate) struct Reader {
     pos: usize,
 }
 
+/// Blocking, as gix's transport is: called on a blocking thread (the
+/// controller runs Git operations with `spawn_blocking`), never on an async
+/// worker.
 impl io::Read for Reader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.buf.len() {
@@ -474,6 +477,8 @@ impl Session {
                     Some(ChannelMsg::Close) | None => break,
                     Some(_) => {}
                 },
+                // gix is done with the connection (it dropped the reader).
+                () = out.closed() => break,
                 () = &mut deadline => {
                     let _ = out
                         .send(Err(io::Error::new(io::ErrorKind::TimedOut, "ssh: the operation's deadline passed (timed out)")))
