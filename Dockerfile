@@ -9,6 +9,10 @@
 # This file is not built in the development sandbox (it has no Docker
 # engine); keep it in step with the workspace: Rust version from
 # rust-toolchain / Cargo.toml (1.95), the `sluice` package, the lock file.
+# `make image` (scripts/image, scripts/oci-image.py) builds the same image
+# without Docker: the binary at /usr/local/bin/sluice, a CA bundle, user
+# 65532, entrypoint `sluice`, command `controller`, the same ports; that
+# one is the image the tests run (crates/sluice/tests/image.rs).
 
 FROM docker.io/library/rust:1.95-alpine AS build
 # ring (TLS) needs a C compiler and the musl headers; everything else is Rust.

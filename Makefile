@@ -3,10 +3,18 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld bench bench-vs-flux flux-reference helm-controller-check helm-storage-check build release testenv-up testenv-down clean demo
+.PHONY: image test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld bench bench-vs-flux flux-reference helm-controller-check helm-storage-check build release testenv-up testenv-down clean demo
 
-## test: everything CI checks, on a fresh machine too (installs what is missing)
-test: deps fmt-check lint deny testenv-build integration fuzz
+## test: everything CI checks, on a fresh machine too (installs what is missing);
+## the image is built first, and its kubelet-style test may not skip
+test: REQUIRE_IMAGE = 1
+test: deps fmt-check lint deny testenv-build image integration fuzz
+
+## image: the controller image as an OCI archive, target/image/sluice.oci.tar
+## (a static release build plus scripts/oci-image.py; no Docker daemon).
+## crates/sluice/tests/image.rs runs it as a kubelet would.
+image:
+	scripts/image
 
 deps:
 	scripts/install-deps
@@ -31,7 +39,7 @@ unit:
 
 ## integration: unit and integration tests, with one local control plane for the run
 integration:
-	scripts/with-testenv $(CARGO) test --workspace --no-fail-fast
+	SLUICE_REQUIRE_IMAGE=$(REQUIRE_IMAGE) scripts/with-testenv $(CARGO) test --workspace --no-fail-fast
 
 ## fuzz: every fuzz target for FUZZ_SECONDS (default 15) each, plus the
 ## fixed findings in fuzz/regressions/ (scripts/fuzz, fuzz/README.md)

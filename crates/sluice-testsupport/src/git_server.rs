@@ -96,11 +96,16 @@ pub struct GitServer {
     pub addr: SocketAddr,
     pub counters: Arc<Counters>,
     task: tokio::task::JoinHandle<()>,
+    /// With [`GitServer::start_tls`]: the HTTPS front and its CA (PEM).
+    tls: Option<(SocketAddr, String, tokio::task::JoinHandle<()>)>,
 }
 
 impl Drop for GitServer {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some((_, _, t)) = &self.tls {
+            t.abort();
+        }
     }
 }
 
@@ -132,17 +137,67 @@ impl GitServer {
             addr,
             counters,
             task,
+            tls: None,
         }
     }
 
-    /// `http://ADDR`, without a trailing slash.
+    /// [`GitServer::start`] served over HTTPS only (a TLS front on its own
+    /// port, with a certificate for 127.0.0.1 from a CA made for it: see
+    /// [`GitServer::ca_pem`]); [`GitServer::url`] gives `https://` URLs.
+    pub async fn start_tls(root: &Path, basic: Option<(&str, &str)>) -> GitServer {
+        use tokio_rustls::rustls;
+        let mut server = GitServer::start(root, basic).await;
+        let (ca, cert) = crate::certs::ca_and_server();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.cert.der().clone()],
+                rustls::pki_types::PrivatePkcs8KeyDer::from(cert.key.serialize_der()).into(),
+            )
+            .expect("TLS server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the test HTTPS front");
+        let front = listener.local_addr().unwrap();
+        let plain = server.addr;
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    if let Ok(mut backend) = tokio::net::TcpStream::connect(plain).await {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut backend).await;
+                    }
+                });
+            }
+        });
+        server.tls = Some((front, ca.pem, task));
+        server
+    }
+
+    /// The CA that signed the HTTPS certificate (a Secret's `ca.crt`), with
+    /// [`GitServer::start_tls`].
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|(_, pem, _)| pem.as_str())
+    }
+
+    /// `http://ADDR` (`https://` with TLS), without a trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        match &self.tls {
+            Some((front, _, _)) => format!("https://{front}"),
+            None => format!("http://{}", self.addr),
+        }
     }
 
     /// The URL of `<root>/<repo>.git`.
     pub fn url(&self, repo: &str) -> String {
-        format!("http://{}/{repo}.git", self.addr)
+        format!("{}/{repo}.git", self.base_url())
     }
 }
 

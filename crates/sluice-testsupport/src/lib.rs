@@ -35,6 +35,7 @@ use kube::{Api, Client, Config, Resource};
 use serde_json::json;
 
 pub mod bad_input;
+mod certs;
 pub mod git_server;
 pub mod oci_registry;
 mod ports;

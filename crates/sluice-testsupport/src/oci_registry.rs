@@ -439,42 +439,23 @@ pub fn push_chart(
 }
 
 fn make_tls(dir: &Path) -> TlsMaterial {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "sluice test CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate().expect("CA key");
-    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let mut server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .expect("server params");
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_key = KeyPair::generate().expect("server key");
-    let server_cert = server.signed_by(&server_key, &issuer).expect("server cert");
-
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+    let (ca, server) = crate::certs::ca_and_server();
     let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
     client
         .distinguished_name
         .push(DnType::CommonName, "sluice test client");
     client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let client_key = KeyPair::generate().expect("client key");
-    let client_cert = client.signed_by(&client_key, &issuer).expect("client cert");
+    let client_cert = client
+        .signed_by(&client_key, &ca.issuer)
+        .expect("client cert");
 
-    std::fs::write(dir.join("ca.crt"), ca_cert.pem()).expect("writing ca.crt");
-    std::fs::write(dir.join("server.crt"), server_cert.pem()).expect("writing server.crt");
-    std::fs::write(dir.join("server.key"), server_key.serialize_pem()).expect("server.key");
+    std::fs::write(dir.join("ca.crt"), &ca.pem).expect("writing ca.crt");
+    std::fs::write(dir.join("server.crt"), server.cert.pem()).expect("writing server.crt");
+    std::fs::write(dir.join("server.key"), server.key.serialize_pem()).expect("server.key");
     TlsMaterial {
-        ca_pem: ca_cert.pem(),
+        ca_pem: ca.pem,
         client_cert_pem: client_cert.pem(),
         client_key_pem: client_key.serialize_pem(),
     }

@@ -1,0 +1,596 @@
+//! The image as a kubelet runs it: `make image`'s OCI archive
+//! (target/image/sluice.oci.tar) is unpacked the way a container runtime
+//! unpacks it, and its entrypoint is run with the arguments, environment,
+//! user and volumes of the Deployment that `sluice install` writes, inside
+//! bubblewrap: the image's root filesystem read-only and nothing of the
+//! host's (no shell, no `ssh`, no `git`), uid 65532 in a user namespace with
+//! no capabilities, emptyDirs at /data and /tmp, the ServiceAccount's token,
+//! CA and namespace at /var/run/secrets/kubernetes.io/serviceaccount and
+//! `KUBERNETES_SERVICE_HOST/PORT` set, so it finds the API server as a pod
+//! does. It acts with the RBAC `sluice install` creates (its own
+//! ServiceAccount, not an admin's kubeconfig).
+//!
+//! In it, the controller reconciles a GitRepository over HTTPS (a CA from
+//! the Secret's `ca.crt`) and one over SSH (the test `sshd`, through the
+//! Rust ssh client), applies a Kustomization from each, and serves the
+//! artifacts over HTTP.
+//!
+//! The host shares its network with the sandbox (the API server and the Git
+//! servers listen on 127.0.0.1), so the Deployment's fixed ports are moved
+//! to free ones, as a pod's own network namespace would leave them free.
+//!
+//! Needs the image (`make image`, which `make test` runs first) and
+//! bubblewrap (`scripts/install-deps`): without either the test says so and
+//! is skipped, unless `SLUICE_REQUIRE_IMAGE=1` (set by `make test`), which
+//! makes a missing piece a failure.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use sluice_api::{GitRepository, Kustomization};
+use sluice_testsupport::git_server::{GitServer, Repo};
+use sluice_testsupport::ssh_server::SshServer;
+use sluice_testsupport::{free_port, kubeconfig_path, repo_root};
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// What the test needs that may be missing, or `None` to skip.
+fn prerequisites() -> Option<(PathBuf, PathBuf)> {
+    let require = std::env::var("SLUICE_REQUIRE_IMAGE").is_ok_and(|v| v == "1");
+    let archive = std::env::var_os("SLUICE_IMAGE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/image/sluice.oci.tar"));
+    let bwrap = ["/usr/bin/bwrap", "/usr/local/bin/bwrap"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+    let missing = match (&bwrap, archive.is_file()) {
+        (None, _) => {
+            Some("bubblewrap is not installed (scripts/install-deps installs it)".to_string())
+        }
+        (_, false) => Some(format!(
+            "no image at {} (run `make image`)",
+            archive.display()
+        )),
+        _ => None,
+    };
+    if let Some(why) = missing {
+        assert!(!require, "SLUICE_REQUIRE_IMAGE=1 but {why}");
+        eprintln!("SKIPPED: {why}");
+        return None;
+    }
+    Some((archive, bwrap?))
+}
+
+fn oci_image(args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg(repo_root().join("scripts/oci-image.py"))
+        .args(args)
+        .output()
+        .expect("running scripts/oci-image.py");
+    assert!(
+        out.status.success(),
+        "oci-image.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every file and directory under `root`, relative, sorted.
+fn tree(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(root).unwrap().display().to_string());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The API server's address and CA (PEM) from the test kubeconfig.
+fn api_server() -> (String, u16, Vec<u8>) {
+    use base64::Engine as _;
+    let kc: Value =
+        serde_norway::from_str(&std::fs::read_to_string(kubeconfig_path()).unwrap()).unwrap();
+    let cluster = &kc["clusters"][0]["cluster"];
+    let server = cluster["server"].as_str().unwrap();
+    let hostport = server.trim_start_matches("https://").trim_end_matches('/');
+    let (host, port) = hostport.rsplit_once(':').unwrap();
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(cluster["certificate-authority-data"].as_str().unwrap())
+        .unwrap();
+    (host.to_string(), port.parse().unwrap(), ca)
+}
+
+/// `sluice install --export -n NS`: the objects, by kind.
+fn install_objects(ns: &str) -> Vec<Value> {
+    let out = sluice_offline(&["install", "--export", "-n", ns], &[]).expect(0);
+    out.stdout
+        .split("\n---\n")
+        .map(|d| d.trim_start_matches("---\n"))
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_norway::from_str(d).unwrap())
+        .collect()
+}
+
+async fn apply(client: &Client, obj: &Value) {
+    let kind = obj["kind"].as_str().unwrap();
+    let name = obj["metadata"]["name"].as_str().unwrap();
+    let (group, version) = match obj["apiVersion"].as_str().unwrap().rsplit_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (
+            String::new(),
+            obj["apiVersion"].as_str().unwrap().to_string(),
+        ),
+    };
+    let gvk = kube::api::GroupVersionKind::gvk(&group, &version, kind);
+    let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
+    let api: Api<kube::api::DynamicObject> =
+        match (caps.scope, obj["metadata"]["namespace"].as_str()) {
+            (kube::discovery::Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(client.clone(), ns, &ar)
+            }
+            _ => Api::all_with(client.clone(), &ar),
+        };
+    api.patch(
+        name,
+        &PatchParams::apply("sluice-install").force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("applying {kind}/{name}: {e}"));
+}
+
+/// Runs the container of `deployment` from the unpacked image `rootfs` as
+/// a kubelet would, with `sa` mounted as the ServiceAccount's files.
+struct Pod {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Pod {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Panics with the log if the container has exited.
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("the container exited ({status}):\n{}", self.log());
+        }
+    }
+}
+
+struct Sandbox<'a> {
+    bwrap: &'a Path,
+    rootfs: &'a Path,
+    config: &'a Value,
+    sa: &'a Path,
+    data: &'a Path,
+    tmp: &'a Path,
+    api: (&'a str, u16),
+}
+
+impl Sandbox<'_> {
+    fn run(&self, deployment: &Value, ns: &str, ports: &BTreeMap<&str, u16>, log: PathBuf) -> Pod {
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        let image = &self.config["config"];
+        let mut env: BTreeMap<String, String> = image["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e.as_str()?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for e in container["env"].as_array().unwrap() {
+            let name = e["name"].as_str().unwrap().to_string();
+            let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.namespace") => ns.to_string(),
+                Some("metadata.name") => "sluice-controller-image-test".to_string(),
+                Some(other) => panic!("fieldRef {other} not known to the test"),
+                None => e["value"].as_str().unwrap().to_string(),
+            };
+            env.insert(name, value);
+        }
+        env.insert("KUBERNETES_SERVICE_HOST".into(), self.api.0.to_string());
+        env.insert("KUBERNETES_SERVICE_PORT".into(), self.api.1.to_string());
+        // The kubelet expands $(VAR) in args from the container's env.
+        let expand = |s: &str| {
+            env.iter()
+                .fold(s.to_string(), |s, (k, v)| s.replace(&format!("$({k})"), v))
+        };
+        let mut argv: Vec<String> = image["Entrypoint"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        for a in container["args"].as_array().unwrap() {
+            let a = expand(a.as_str().unwrap());
+            let a = match a.split_once('=') {
+                Some((flag, _)) if ports.contains_key(flag) => {
+                    format!("{flag}=127.0.0.1:{}", ports[flag])
+                }
+                _ => a,
+            };
+            argv.push(a);
+        }
+        let sc = &deployment["spec"]["template"]["spec"]["securityContext"];
+        let uid = sc["runAsUser"].as_i64().unwrap().to_string();
+        let gid = sc["fsGroup"].as_i64().unwrap().to_string();
+        let mut cmd = Command::new(self.bwrap);
+        cmd.args(["--unshare-user", "--uid", &uid, "--gid", &gid])
+            .args([
+                "--unshare-pid",
+                "--unshare-ipc",
+                "--unshare-uts",
+                "--hostname",
+                "sluice",
+            ])
+            .args([
+                "--die-with-parent",
+                "--new-session",
+                "--cap-drop",
+                "ALL",
+                "--clearenv",
+            ])
+            .arg("--ro-bind")
+            .args([self.rootfs, Path::new("/")])
+            .args(["--proc", "/proc", "--dev", "/dev"])
+            .arg("--bind")
+            .args([self.data, Path::new("/data")])
+            .arg("--bind")
+            .args([self.tmp, Path::new("/tmp")])
+            .arg("--ro-bind")
+            .args([
+                self.sa,
+                Path::new("/var/run/secrets/kubernetes.io/serviceaccount"),
+            ])
+            // What a kubelet mounts into every container.
+            .args(["--ro-bind", "/etc/hosts", "/etc/hosts"])
+            .args(["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]);
+        for (k, v) in &env {
+            cmd.args(["--setenv", k, v]);
+        }
+        let file = std::fs::File::create(&log).unwrap();
+        let child = cmd
+            .arg("--")
+            .args(&argv)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("running bwrap");
+        Pod { child, log }
+    }
+}
+
+async fn wait_ready<K>(api: &Api<K>, name: &str, pod: &mut Pod) -> K
+where
+    K: kube::Resource + Clone + k8s_openapi::serde::de::DeserializeOwned + std::fmt::Debug,
+    K: k8s_openapi::serde::Serialize,
+{
+    let start = Instant::now();
+    loop {
+        pod.assert_running();
+        let obj = api.get(name).await.unwrap();
+        let v = serde_json::to_value(&obj).unwrap();
+        let ready = v["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        if ready {
+            return obj;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{name} not Ready: {}\ncontroller log:\n{}",
+            v["status"],
+            pod.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
+    let Some((archive, bwrap)) = prerequisites() else {
+        return;
+    };
+    let Ok(sshd) = SshServer::start() else {
+        return eprintln!("SKIPPED: sshd is not installed (scripts/install-deps installs it)");
+    };
+    let work = tempfile::tempdir().unwrap();
+    let rootfs = work.path().join("rootfs");
+    oci_image(&[
+        "unpack",
+        archive.to_str().unwrap(),
+        rootfs.to_str().unwrap(),
+    ]);
+    let config: Value =
+        serde_json::from_str(&oci_image(&["config", archive.to_str().unwrap()])).unwrap();
+    // The image holds sluice, CA certificates and the user database: no
+    // shell, no ssh, no git, no shared library.
+    assert_eq!(
+        tree(&rootfs),
+        [
+            "etc",
+            "etc/group",
+            "etc/nsswitch.conf",
+            "etc/passwd",
+            "etc/ssl",
+            "etc/ssl/certs",
+            "etc/ssl/certs/ca-certificates.crt",
+            "home",
+            "home/nonroot",
+            "tmp",
+            "usr",
+            "usr/local",
+            "usr/local/bin",
+            "usr/local/bin/sluice",
+        ]
+    );
+    assert_eq!(config["config"]["User"], "65532:65532");
+    // Reproducible: the same binary and CA bundle give the same archive.
+    let built: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let out = work.path().join(format!("again-{i}.tar"));
+            oci_image(&[
+                "build",
+                "--binary",
+                rootfs.join("usr/local/bin/sluice").to_str().unwrap(),
+                "--ca-bundle",
+                rootfs
+                    .join("etc/ssl/certs/ca-certificates.crt")
+                    .to_str()
+                    .unwrap(),
+                "--name",
+                "registry.test/sluice:v1",
+                "--epoch",
+                "1700000000",
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            out
+        })
+        .collect();
+    assert!(
+        std::fs::read(&built[0]).unwrap() == std::fs::read(&built[1]).unwrap(),
+        "two builds from the same inputs differ"
+    );
+
+    // Mount points, as a container runtime makes them in the container's
+    // own layer before it mounts the volumes over them.
+    for d in [
+        "proc",
+        "dev",
+        "data",
+        "var/run/secrets/kubernetes.io/serviceaccount",
+    ] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    for f in ["etc/hosts", "etc/resolv.conf"] {
+        std::fs::write(rootfs.join(f), "").unwrap();
+    }
+
+    let (client, ns) = setup("image").await;
+    let ns = ns.name().to_string();
+    // RBAC and the rest of what `sluice install` creates (the CRDs are
+    // there already; the Deployment is what this test runs).
+    let objects = install_objects(&ns);
+    let deployment = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap()
+        .clone();
+    let mut cluster_scoped = Vec::new();
+    for o in &objects {
+        let kind = o["kind"].as_str().unwrap();
+        if ["CustomResourceDefinition", "Namespace", "Deployment"].contains(&kind) {
+            continue;
+        }
+        if o["metadata"]["namespace"].is_null() {
+            cluster_scoped.push(o.clone());
+        }
+        apply(&client, o).await;
+    }
+    let sa_name = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .unwrap();
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let token = sas
+        .create_token_request(
+            sa_name,
+            &PostParams::default(),
+            &TokenRequest {
+                spec: Some(TokenRequestSpec {
+                    expiration_seconds: Some(3600),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.token)
+        .expect("a token for the controller's ServiceAccount");
+    let (host, port, ca) = api_server();
+    let sa = work.path().join("serviceaccount");
+    std::fs::create_dir_all(&sa).unwrap();
+    std::fs::write(sa.join("token"), token).unwrap();
+    std::fs::write(sa.join("ca.crt"), &ca).unwrap();
+    std::fs::write(sa.join("namespace"), &ns).unwrap();
+    let (data, tmp) = (work.path().join("data"), work.path().join("tmp"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&tmp).unwrap();
+
+    // Two repositories: one served over HTTPS, one over SSH.
+    let https_repo = Repo::new("web");
+    https_repo.write("deploy/cm.yaml", &configmap_yaml("from-https"));
+    let https_commit = https_repo.commit("web");
+    https_repo.push("main");
+    let git = GitServer::start_tls(&https_repo.served_root(), Some(("flux", "s3cret"))).await;
+    let ssh_repo = Repo::new("infra");
+    ssh_repo.write("deploy/cm.yaml", &configmap_yaml("from-ssh"));
+    let ssh_commit = ssh_repo.commit("infra");
+    ssh_repo.push("main");
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    for (name, data) in [
+        (
+            "https-auth",
+            json!({"username": "flux", "password": "s3cret", "ca.crt": git.ca_pem().unwrap()}),
+        ),
+        (
+            "ssh-auth",
+            json!({"identity": sshd.identity(), "known_hosts": sshd.known_hosts()}),
+        ),
+    ] {
+        secrets
+            .patch(
+                name,
+                &PatchParams::apply("sluice-test").force(),
+                &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret",
+                                     "metadata": {"name": name}, "stringData": data})),
+            )
+            .await
+            .unwrap();
+    }
+    let gitrepos: Api<GitRepository> = Api::namespaced(client.clone(), &ns);
+    let kss: Api<Kustomization> = Api::namespaced(client.clone(), &ns);
+    for (name, url, secret) in [
+        ("web", git.url("web"), "https-auth"),
+        ("infra", sshd.url(&ssh_repo.bare), "ssh-auth"),
+    ] {
+        gitrepos
+            .patch(
+                name,
+                &PatchParams::apply("sluice-test").force(),
+                &Patch::Apply(json!({
+                    "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                    "metadata": {"name": name},
+                    "spec": {"url": url, "interval": "1m", "ref": {"branch": "main"},
+                             "secretRef": {"name": secret}},
+                })),
+            )
+            .await
+            .unwrap();
+        kss.patch(
+            name,
+            &PatchParams::apply("sluice-test").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                "metadata": {"name": name},
+                "spec": {"interval": "10m", "path": "./deploy", "prune": true,
+                         "targetNamespace": ns,
+                         "sourceRef": {"kind": "GitRepository", "name": name}},
+            })),
+        )
+        .await
+        .unwrap();
+    }
+
+    let ports: BTreeMap<&str, u16> = [
+        ("--metrics-addr", free_port()),
+        ("--health-addr", free_port()),
+        ("--storage-addr", free_port()),
+    ]
+    .into_iter()
+    .collect();
+    let sandbox = Sandbox {
+        bwrap: &bwrap,
+        rootfs: &rootfs,
+        config: &config,
+        sa: &sa,
+        data: &data,
+        tmp: &tmp,
+        api: (&host, port),
+    };
+    let log = repo_root().join(format!("target/tmp/image-test-{}.log", std::process::id()));
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let mut pod = sandbox.run(&deployment, &ns, &ports, log);
+
+    for (name, commit) in [("web", &https_commit), ("infra", &ssh_commit)] {
+        let gr = wait_ready(&gitrepos, name, &mut pod).await;
+        let artifact = gr.status.unwrap().artifact.unwrap();
+        assert_eq!(artifact.revision, format!("main@sha1:{commit}"));
+        // Served by the container, at the path of its advertised URL.
+        let path = artifact.url.splitn(4, '/').nth(3).unwrap().to_string();
+        let url = format!("http://127.0.0.1:{}/{path}", ports["--storage-addr"]);
+        let body = reqwest_get(&url).await;
+        assert!(body.starts_with(&[0x1f, 0x8b]), "{url}: not a tar.gz");
+        wait_ready(&kss, name, &mut pod).await;
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    for name in ["from-https", "from-ssh"] {
+        assert!(
+            cms.get_opt(name).await.unwrap().is_some(),
+            "{name} not applied"
+        );
+    }
+    // It really is the controller in the sandbox that did it.
+    let log = pod.log();
+    assert!(!log.contains("panicked"), "{log}");
+    drop(pod);
+    for o in cluster_scoped {
+        let name = o["metadata"]["name"].as_str().unwrap();
+        let api: Api<kube::api::DynamicObject> = Api::all_with(
+            client.clone(),
+            &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+                "rbac.authorization.k8s.io",
+                "v1",
+                o["kind"].as_str().unwrap(),
+            )),
+        );
+        let _ = api.delete(name, &DeleteParams::default()).await;
+    }
+}
+
+fn configmap_yaml(name: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: v\n")
+}
+
+/// A plain HTTP GET (the artifact server), without an HTTP client crate.
+async fn reqwest_get(url: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.trim_start_matches("http://");
+    let (hostport, path) = rest.split_once('/').unwrap();
+    let mut s = tokio::net::TcpStream::connect(hostport).await.unwrap();
+    s.write_all(format!("GET /{path} HTTP/1.0\r\nHost: {hostport}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..head_end]);
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{url}: {head}"
+    );
+    raw[head_end + 4..].to_vec()
+}
