@@ -296,14 +296,17 @@ fn connect<'r>(
 ) -> Result<Connection<'r>, GitError> {
     let scheme = parse_url(url);
     let is_http = matches!(scheme, Ok(Scheme::Http | Scheme::Https));
-    let conn: Connection<'r> = if matches!(scheme, Ok(Scheme::Ssh)) {
-        let parsed = gix::url::parse(url.as_bytes().as_bstr()).map_err(|e| {
+    let parsed = || {
+        gix::url::parse(url.as_bytes().as_bstr()).map_err(|e| {
             GitError::op(format!(
                 "invalid URL '{}': {}",
                 redact_url(url),
                 render_chain(&e)
             ))
-        })?;
+        })
+    };
+    let conn: Connection<'r> = if matches!(scheme, Ok(Scheme::Ssh)) {
+        let parsed = parsed()?;
         let transport = crate::ssh::connect(&parsed, auth, deadline).map_err(|mut e| {
             e.message = auth.scrub(&format!(
                 "unable to connect to '{}': {}",
@@ -316,13 +319,7 @@ fn connect<'r>(
             Box::new(transport);
         remote.to_connection_with_transport(boxed)
     } else if is_http {
-        let parsed = gix::url::parse(url.as_bytes().as_bstr()).map_err(|e| {
-            GitError::op(format!(
-                "invalid URL '{}': {}",
-                redact_url(url),
-                render_chain(&e)
-            ))
-        })?;
+        let parsed = parsed()?;
         let transport = http_transport::Transport::new_http(
             DeadlineHttp::new(deadline),
             parsed,
