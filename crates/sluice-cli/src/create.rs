@@ -299,9 +299,80 @@ pub struct SecretGitArgs {
     /// An SSH private key file (ssh URLs).
     #[arg(long = "private-key-file", value_name = "PATH")]
     pub private_key_file: Option<PathBuf>,
-    /// An SSH known_hosts file (ssh URLs).
+    /// An SSH known_hosts file (ssh URLs; default: the server's host key,
+    /// scanned).
     #[arg(long = "known-hosts-file", value_name = "PATH")]
     pub known_hosts_file: Option<PathBuf>,
+    /// The type of the key pair generated without --private-key-file.
+    #[arg(long = "ssh-key-algorithm", value_name = "ALGORITHM", default_value = "ecdsa", value_parser = ["rsa", "ecdsa", "ed25519"])]
+    pub ssh_key_algorithm: String,
+    /// The curve of a generated ecdsa key.
+    #[arg(long = "ssh-ecdsa-curve", value_name = "CURVE", default_value = "p384", value_parser = ["p256", "p384", "p521"])]
+    pub ssh_ecdsa_curve: String,
+    /// The size of a generated rsa key.
+    #[arg(long = "ssh-rsa-bits", value_name = "BITS", default_value_t = 2048)]
+    pub ssh_rsa_bits: usize,
+    /// What [`prepare_ssh`] generated and scanned (the network part, kept
+    /// out of [`objects`]).
+    #[arg(skip)]
+    pub ssh: Option<Box<SshMaterial>>,
+}
+
+/// A generated key pair and a scanned known_hosts line.
+#[derive(Clone, Debug, Default)]
+pub struct SshMaterial {
+    /// Private key and public key line, when generated.
+    pub identity: Option<(String, String)>,
+    /// The server's host key, when scanned.
+    pub known_hosts: Option<String>,
+}
+
+/// How long a host key scan may take.
+const SCAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// For `create secret git` with an ssh URL, as `flux create secret git`
+/// does: a key pair is generated unless --private-key-file is given (its
+/// public half goes into `identity.pub` and is printed: add it as a deploy
+/// key), and the server's host key is scanned unless --known-hosts-file is
+/// given (its fingerprint is printed, to be checked).
+pub async fn prepare_ssh(args: &mut CreateArgs, log: &Log) -> Result<()> {
+    let CreateWhat::Secret(SecretWhat::Git(s)) = &mut args.what else {
+        return Ok(());
+    };
+    if !s.url.starts_with("ssh://") {
+        return Ok(());
+    }
+    let mut material = SshMaterial::default();
+    if s.private_key_file.is_none() {
+        let kind = match s.ssh_key_algorithm.as_str() {
+            "rsa" => sluice_git::KeyKind::Rsa(s.ssh_rsa_bits),
+            "ed25519" => sluice_git::KeyKind::Ed25519,
+            _ => sluice_git::KeyKind::Ecdsa(match s.ssh_ecdsa_curve.as_str() {
+                "p256" => sluice_git::EcdsaCurveName::P256,
+                "p521" => sluice_git::EcdsaCurveName::P521,
+                _ => sluice_git::EcdsaCurveName::P384,
+            }),
+        };
+        let (private, public) = sluice_git::generate_identity(kind, "")
+            .map_err(|e| UserError::new(e).hint("--private-key-file uses a key of your own"))?;
+        log.success(&format!("deploy key: {}", public.trim()));
+        material.identity = Some((private, public));
+    }
+    if s.known_hosts_file.is_none() {
+        let url = s.url.clone();
+        // The scan runs its own ssh session (blocking).
+        let scanned =
+            tokio::task::spawn_blocking(move || sluice_git::scan_known_hosts(&url, SCAN_TIMEOUT))
+                .await?;
+        let line = scanned.map_err(|e| {
+            UserError::new(e)
+                .hint("--known-hosts-file gives the host keys without asking the server")
+        })?;
+        log.success(&format!("host key: {}", line.trim()));
+        material.known_hosts = Some(line);
+    }
+    s.ssh = Some(Box::new(material));
+    Ok(())
 }
 
 /// `sluice create secret tls NAME`.
@@ -538,17 +609,31 @@ pub fn objects(ns: &str, args: &CreateArgs) -> Result<Vec<Value>> {
             let ssh = s.url.starts_with("ssh://");
             let mut data = BTreeMap::new();
             if ssh {
-                let Some(key) = &s.private_key_file else {
-                    return Err(UserError::new(format!(
-                        "--url {:?} is ssh: --private-key-file is required",
-                        s.url
-                    ))
-                    .hint("sluice does not generate keys yet: `ssh-keygen -t ed25519 -f ./identity`, then add identity.pub as a deploy key")
-                    .into());
-                };
-                data.insert("identity", read("--private-key-file", key)?);
-                if let Some(kh) = &s.known_hosts_file {
-                    data.insert("known_hosts", read("--known-hosts-file", kh)?);
+                let made = s.ssh.as_deref().cloned().unwrap_or_default();
+                match (&s.private_key_file, made.identity) {
+                    (Some(key), _) => {
+                        data.insert("identity", read("--private-key-file", key)?);
+                    }
+                    (None, Some((private, public))) => {
+                        data.insert("identity", private);
+                        data.insert("identity.pub", public);
+                    }
+                    (None, None) => {
+                        return Err(UserError::new(format!(
+                            "--url {:?} is ssh: --private-key-file is required",
+                            s.url
+                        ))
+                        .into());
+                    }
+                }
+                match (&s.known_hosts_file, made.known_hosts) {
+                    (Some(kh), _) => {
+                        data.insert("known_hosts", read("--known-hosts-file", kh)?);
+                    }
+                    (None, Some(line)) => {
+                        data.insert("known_hosts", line);
+                    }
+                    (None, None) => {}
                 }
                 if let Some(p) = &s.password {
                     data.insert("password", p.clone());
@@ -810,14 +895,15 @@ fn merge(into: &mut serde_json::Map<String, Value>, from: serde_json::Map<String
 }
 
 /// Runs `sluice create`.
-pub async fn run(g: &GlobalArgs, args: CreateArgs) -> Result<Outcome> {
+pub async fn run(g: &GlobalArgs, mut args: CreateArgs) -> Result<Outcome> {
+    let log = Log::default();
+    prepare_ssh(&mut args, &log).await?;
     let objs = objects(&g.namespace, &args)?;
     if args.export {
         print!("{}", crate::export::to_stream(&objs)?);
         return Ok(Outcome::Ok);
     }
     let client = kube_util::client(g).await?;
-    let log = Log::default();
     let mut resolver = Resolver::default();
     for obj in &objs {
         let kind = obj["kind"].as_str().unwrap_or_default();

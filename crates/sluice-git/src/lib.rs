@@ -21,6 +21,7 @@ pub mod refs;
 pub mod remote;
 pub mod sourceignore;
 mod ssh;
+pub use ssh::{EcdsaCurveName, KeyKind, generate_identity, scan_known_hosts};
 
 pub use fetch::install_crypto_provider;
 pub use remote::GitRemoteLoader;

@@ -573,6 +573,115 @@ impl Session {
     }
 }
 
+/// The key types `sluice create secret git` generates (Flux's
+/// `--ssh-key-algorithm`, `--ssh-ecdsa-curve`, `--ssh-rsa-bits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    Ed25519,
+    Ecdsa(EcdsaCurveName),
+    Rsa(usize),
+}
+
+/// An ECDSA curve by its Flux name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EcdsaCurveName {
+    P256,
+    P384,
+    P521,
+}
+
+/// A new key pair: the private key in OpenSSH format (what a Secret's
+/// `identity` holds) and the public key line (`identity.pub`, the deploy
+/// key to add on the Git server).
+pub fn generate_identity(kind: KeyKind, comment: &str) -> Result<(String, String), String> {
+    use keys::ssh_key::private::{KeypairData, RsaKeypair};
+    use keys::ssh_key::{EcdsaCurve, LineEnding};
+    let mut rng = rand_core::OsRng;
+    let key = match kind {
+        KeyKind::Ed25519 => keys::PrivateKey::random(&mut rng, Algorithm::Ed25519),
+        KeyKind::Ecdsa(c) => {
+            let curve = match c {
+                EcdsaCurveName::P256 => EcdsaCurve::NistP256,
+                EcdsaCurveName::P384 => EcdsaCurve::NistP384,
+                EcdsaCurveName::P521 => EcdsaCurve::NistP521,
+            };
+            keys::PrivateKey::random(&mut rng, Algorithm::Ecdsa { curve })
+        }
+        KeyKind::Rsa(bits) => RsaKeypair::random(&mut rng, bits)
+            .and_then(|k| keys::PrivateKey::new(KeypairData::from(k), "")),
+    };
+    let mut key = key.map_err(|e| format!("generating the ssh key: {e}"))?;
+    key.set_comment(comment);
+    let private = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| format!("encoding the ssh key: {e}"))?;
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| format!("encoding the ssh public key: {e}"))?;
+    Ok((private.to_string(), public))
+}
+
+/// Asks the server of an ssh `url` for its host key, as `ssh-keyscan`
+/// does, and returns it as a known_hosts line (`host` or `[host]:port`,
+/// the key type and the key). The key is whatever the server offers first
+/// of the types sluice speaks; the caller prints its fingerprint so it can
+/// be checked.
+pub fn scan_known_hosts(url: &str, timeout: Duration) -> Result<String, String> {
+    let parsed = gix::url::parse(url.as_bytes().as_bstr())
+        .map_err(|e| format!("invalid URL '{url}': {e}"))?;
+    let target = Target::of(&parsed)?;
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let scanner = Scanner { seen: seen.clone() };
+    let config = Arc::new(client::Config::default());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the ssh client: {e}"))?;
+    let addr = (target.host.clone(), target.port);
+    let outcome = runtime.block_on(tokio::time::timeout(
+        timeout,
+        client::connect(config, addr, scanner),
+    ));
+    let key: Option<PublicKey> = seen.lock().ok().and_then(|k| k.clone());
+    match (key, outcome) {
+        (Some(key), _) => {
+            let mut key = key;
+            key.set_comment("");
+            let text = key
+                .to_openssh()
+                .map_err(|e| format!("encoding the host key: {e}"))?;
+            Ok(format!("{} {}\n", target.display(), text.trim()))
+        }
+        (None, Err(_)) => Err(format!(
+            "scanning the host key of {}: timed out after {}s",
+            target.display(),
+            timeout.as_secs()
+        )),
+        (None, Ok(Err(e))) => Err(format!(
+            "scanning the host key of {}: {e}",
+            target.display()
+        )),
+        (None, Ok(Ok(_))) => Err(format!("{} showed no host key", target.display())),
+    }
+}
+
+/// Records the server's host key and ends the handshake.
+struct Scanner {
+    seen: Arc<std::sync::Mutex<Option<PublicKey>>>,
+}
+
+impl client::Handler for Scanner {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKey) -> Result<bool, Self::Error> {
+        if let Ok(mut s) = self.seen.lock() {
+            *s = Some(key.clone());
+        }
+        Ok(false)
+    }
+}
+
 /// The remote's stderr as one line.
 fn stderr_line(stderr: &[u8]) -> String {
     String::from_utf8_lossy(stderr)

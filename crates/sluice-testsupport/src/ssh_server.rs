@@ -293,6 +293,17 @@ impl SshServer {
         std::fs::read_to_string(self.dir.path().join("client_key")).unwrap()
     }
 
+    /// Adds a public key line (`ssh-ed25519 AAAA… comment`) to the keys
+    /// the server accepts for the user.
+    pub fn authorize(&self, public_key: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("authorized_keys"))
+            .expect("opening authorized_keys");
+        writeln!(f, "{}", public_key.trim()).expect("writing authorized_keys");
+    }
+
     /// The client's private key file.
     pub fn identity_path(&self) -> PathBuf {
         self.dir.path().join("client_key")

@@ -2486,3 +2486,74 @@ fn diff_cluster_shows_what_a_branch_changes() {
         out.stderr
     );
 }
+
+/// `sluice create secret git` for an ssh URL, as typed: without
+/// --private-key-file a key pair is generated (its public half printed, as
+/// the deploy key to add, and kept in `identity.pub`), and without
+/// --known-hosts-file the server's host key is scanned, as flux does.
+#[test]
+fn create_secret_git_generates_a_key_pair_and_scans_the_host_key() {
+    let server = match sluice_testsupport::ssh_server::SshServer::start() {
+        Ok(s) => s,
+        Err(skip) => return eprintln!("SKIPPED: {skip}"),
+    };
+    let url = server.url(std::path::Path::new("/srv/fleet.git"));
+    let out = sluice_offline(
+        &[
+            "create",
+            "secret",
+            "git",
+            "fleet-ssh",
+            "--url",
+            &url,
+            "--ssh-key-algorithm",
+            "ed25519",
+            "--export",
+        ],
+        &[],
+    )
+    .expect(0);
+    let secret: Value = serde_norway::from_str(&out.stdout).unwrap();
+    let data = &secret["stringData"];
+    assert!(
+        data["identity"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"),
+        "{}",
+        out.stdout
+    );
+    let public = data["identity.pub"].as_str().unwrap();
+    assert!(public.starts_with("ssh-ed25519 "), "{public}");
+    assert!(
+        out.stderr
+            .contains(&format!("deploy key: {}", public.trim())),
+        "{}",
+        out.stderr
+    );
+    let fields = |l: &str| {
+        l.split_whitespace()
+            .take(3)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        fields(data["known_hosts"].as_str().unwrap()),
+        fields(&server.known_hosts())
+    );
+    // Flux's default: ECDSA on P-384.
+    let out = sluice_offline(
+        &["create", "secret", "git", "s", "--url", &url, "--export"],
+        &[],
+    )
+    .expect(0);
+    let secret: Value = serde_norway::from_str(&out.stdout).unwrap();
+    assert!(
+        secret["stringData"]["identity.pub"]
+            .as_str()
+            .unwrap()
+            .starts_with("ecdsa-sha2-nistp384 "),
+        "{}",
+        out.stdout
+    );
+}

@@ -172,6 +172,61 @@ async fn transport_speaks_every_key_type_and_opens_protected_identities() {
     }
 }
 
+/// What `sluice create secret git` makes for an ssh URL: the server's host
+/// key, scanned, and generated key pairs of each type (once authorized on
+/// the server, as a deploy key would be) list the repository.
+#[tokio::test]
+async fn generated_identities_and_a_scanned_host_key_log_in() {
+    let Some(server) = sshd() else { return };
+    let (repo, commit) = repo_with_a_commit();
+    let url = server.url(&repo.bare);
+    let scan_url = url.clone();
+    let known_hosts =
+        tokio::task::spawn_blocking(move || sluice_git::scan_known_hosts(&scan_url, T))
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{e}\nsshd log:\n{}", server.log()));
+    let fields = |l: &str| {
+        l.split_whitespace()
+            .take(3)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fields(&known_hosts), fields(&server.known_hosts()));
+    for kind in [
+        sluice_git::KeyKind::Ed25519,
+        sluice_git::KeyKind::Ecdsa(sluice_git::EcdsaCurveName::P384),
+        sluice_git::KeyKind::Ecdsa(sluice_git::EcdsaCurveName::P256),
+        sluice_git::KeyKind::Rsa(2048),
+    ] {
+        let (private, public) = sluice_git::generate_identity(kind, "sluice").unwrap();
+        server.authorize(&public);
+        let work = tempfile::tempdir().unwrap();
+        let auth = Auth {
+            ssh_identity: Some(private.into_bytes()),
+            known_hosts: Some(known_hosts.clone().into_bytes()),
+            ..Auth::default()
+        };
+        let listed = ls_main(work.path(), &url, auth).await;
+        let listed =
+            listed.unwrap_or_else(|e| panic!("{kind:?}: {e:?}\nsshd log:\n{}", server.log()));
+        assert_eq!(listed, commit, "{kind:?}");
+    }
+    // Nobody listening: the scan says so, within its timeout.
+    let closed = format!(
+        "ssh://git@127.0.0.1:{}/r.git",
+        sluice_testsupport::free_port()
+    );
+    let err = tokio::task::spawn_blocking(move || sluice_git::scan_known_hosts(&closed, T))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.starts_with("scanning the host key of [127.0.0.1]:"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn transport_refuses_an_unknown_host_key() {
     let Some(server) = sshd() else { return };
