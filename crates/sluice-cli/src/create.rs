@@ -344,6 +344,13 @@ pub async fn prepare_ssh(args: &mut CreateArgs, log: &Log) -> Result<()> {
     }
     let mut material = SshMaterial::default();
     if s.private_key_file.is_none() {
+        if s.ssh_key_algorithm == "rsa" && !(2048..=16384).contains(&s.ssh_rsa_bits) {
+            return Err(UserError::new(format!(
+                "--ssh-rsa-bits {}: an RSA key has 2048 to 16384 bits",
+                s.ssh_rsa_bits
+            ))
+            .into());
+        }
         let kind = match s.ssh_key_algorithm.as_str() {
             "rsa" => sluice_git::KeyKind::Rsa(s.ssh_rsa_bits),
             "ed25519" => sluice_git::KeyKind::Ed25519,
