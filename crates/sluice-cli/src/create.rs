@@ -334,7 +334,7 @@ const SCAN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// does: a key pair is generated unless --private-key-file is given (its
 /// public half goes into `identity.pub` and is printed: add it as a deploy
 /// key), and the server's host key is scanned unless --known-hosts-file is
-/// given (its fingerprint is printed, to be checked).
+/// given (the key is printed, to be checked against the server's).
 pub async fn prepare_ssh(args: &mut CreateArgs, log: &Log) -> Result<()> {
     let CreateWhat::Secret(SecretWhat::Git(s)) = &mut args.what else {
         return Ok(());

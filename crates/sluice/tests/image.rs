@@ -542,7 +542,7 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
         // Served by the container, at the path of its advertised URL.
         let path = artifact.url.splitn(4, '/').nth(3).unwrap().to_string();
         let url = format!("http://127.0.0.1:{}/{path}", ports["--storage-addr"]);
-        let body = reqwest_get(&url).await;
+        let body = http_get(&url).await;
         assert!(body.starts_with(&[0x1f, 0x8b]), "{url}: not a tar.gz");
         wait_ready(&kss, name, &mut pod).await;
     }
@@ -576,7 +576,7 @@ fn configmap_yaml(name: &str) -> String {
 }
 
 /// A plain HTTP GET (the artifact server), without an HTTP client crate.
-async fn reqwest_get(url: &str) -> Vec<u8> {
+async fn http_get(url: &str) -> Vec<u8> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.trim_start_matches("http://");
     let (hostport, path) = rest.split_once('/').unwrap();
