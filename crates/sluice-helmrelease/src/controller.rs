@@ -37,7 +37,8 @@ use sluice_apply::{Applier, ObjectRef, Owner};
 use sluice_helm::release::Release;
 use sluice_kstatus::cel::{CustomHealthCheck, Expression};
 use sluice_kustomize::yaml::Map as YMap;
-use sluice_runtime::{Failure, History, Recorder, Schedules, finalizers};
+use sluice_runtime::tenancy::ACCESS_DENIED_REASON;
+use sluice_runtime::{Failure, History, Recorder, Schedules, ServiceAccountRef, finalizers};
 
 use crate::actions::{self, Context, Desired, FIELD_MANAGER};
 use crate::drift;
@@ -439,7 +440,8 @@ async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
             .await
             .map_err(Error::Cleanup)?;
     }
-    let storage = Storage::new(ctx.client.clone(), &hr.storage_namespace());
+    let applier = applier_for(hr, ctx).map_err(|f| Error::Cleanup(f.message))?;
+    let storage = storage_for(hr, &applier);
     let name = release_name(hr);
     let last = storage
         .last(&name)
@@ -451,7 +453,6 @@ async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     if last.status() == sluice_helm::release::Status::Uninstalled {
         return Ok(Requeue::await_change());
     }
-    let applier = applier_for(hr, ctx).map_err(|f| Error::Cleanup(f.message))?;
     let now = Now::new();
     let disable_hooks = hr.uninstall().disable_hooks.unwrap_or(false);
     let action_ctx = action_context(hr, &applier, &storage, &now, disable_hooks);
@@ -583,6 +584,25 @@ fn chart_source(hr: &HelmRelease) -> Option<(ChartRefKind, String, String)> {
     Some((ChartRefKind::HelmChart, ns, hr.helm_chart_name()))
 }
 
+/// With `--no-cross-namespace-refs`, the refusal of a chart source in another namespace than
+/// the HelmRelease's (a `chartRef`, or the HelmChart `spec.chart` makes there), in
+/// helm-controller's words: Stalled, reason `AccessDenied`, nothing created or read.
+fn cross_namespace_source(hr: &HelmRelease, ctx: &Ctx) -> Option<Failure> {
+    let (kind, ns, name) = chart_source(hr)?;
+    if ctx
+        .opts
+        .runtime
+        .tenancy
+        .allows(&hr.namespace().unwrap_or_default(), &ns)
+    {
+        return None;
+    }
+    Some(Failure::stalled(
+        ACCESS_DENIED_REASON,
+        format!("cross-namespace references are not allowed: cannot access {kind} {ns}/{name}"),
+    ))
+}
+
 /// The chart source's artifact, and whether the source is an OCIRepository (whose charts
 /// carry the artifact digest in their version). Read once per run: its digest is part of the
 /// run's fingerprint, and the chart is loaded from it.
@@ -593,6 +613,9 @@ async fn source_artifact(hr: &HelmRelease, ctx: &Ctx) -> Result<(Artifact, bool)
             "neither spec.chartRef nor spec.chart is set",
         )));
     };
+    if let Some(denied) = cross_namespace_source(hr, ctx) {
+        return Err(SourceError::Failed(denied));
+    }
     let r = sluice_api::helm_release::CrossNamespaceSourceReference {
         api_version: None,
         kind,
@@ -706,16 +729,46 @@ fn release_name(hr: &HelmRelease) -> String {
     crate::build::release_name(hr)
 }
 
+/// The service account every Helm action of `hr` acts as, its storage included, as
+/// helm-controller's impersonating client: `spec.serviceAccountName`, else
+/// `--default-service-account` (both in the HelmRelease's namespace), else the reconciler
+/// (`--reconciler-service-account`), else none (the controller's own identity).
+fn acting_as(hr: &HelmRelease, ctx: &Ctx) -> Option<ServiceAccountRef> {
+    ctx.opts.runtime.tenancy.acting_as(
+        &hr.namespace().unwrap_or_default(),
+        hr.spec.service_account_name.as_deref(),
+    )
+}
+
 fn applier_for(hr: &HelmRelease, ctx: &Ctx) -> Result<Applier, Failure> {
-    match hr.spec.service_account_name.as_deref() {
-        Some(sa) if !sa.is_empty() => {
-            let ns = hr.namespace().unwrap_or_default();
-            ctx.applier
-                .impersonate(&ctx.config, &ns, sa)
-                .map_err(|e| Failure::new("ImpersonationFailed", e.to_string()))
-        }
-        _ => Ok(ctx.applier.clone()),
+    match acting_as(hr, ctx) {
+        Some(sa) => ctx
+            .applier
+            .impersonate(&ctx.config, &sa.namespace, &sa.name)
+            .map_err(|e| Failure::new("ImpersonationFailed", e.to_string())),
+        None => Ok(ctx.applier.clone()),
     }
+}
+
+/// The release storage (Secrets in the storage namespace), read and written as `applier` acts.
+fn storage_for(hr: &HelmRelease, applier: &Applier) -> Storage {
+    Storage::new(applier.client().clone(), &hr.storage_namespace())
+}
+
+/// `install.createNamespace`: the release namespace, created as the release acts.
+async fn create_namespace(client: &Client, name: &str) -> Result<(), String> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
+        .await
+        .map(drop)
+        .map_err(|e| format!("failed to create namespace {name}: {e}"))
 }
 
 /// The time of an action, in the two forms records keep.
@@ -982,6 +1035,9 @@ impl Run<'_> {
         if let Err(m) = health_checks(self.hr).and(ready_exprs(self.hr)) {
             return Err(Ended::Failed(Failure::stalled(INVALID_CEL_REASON, m)));
         }
+        if let Some(denied) = cross_namespace_source(self.hr, self.ctx) {
+            return Err(Ended::Failed(denied));
+        }
         let fields = unsupported(self.hr);
         if fields.is_empty() {
             return Ok(());
@@ -1129,7 +1185,11 @@ impl Run<'_> {
     async fn release(&mut self, chart: &Chart, values: &YMap) -> Ended {
         let hr = self.hr;
         let storage_ns = hr.storage_namespace();
-        let storage = Storage::new(self.ctx.client.clone(), &storage_ns);
+        let applier = match applier_for(hr, self.ctx) {
+            Ok(a) => a,
+            Err(f) => return Ended::Failed(f),
+        };
+        let storage = storage_for(hr, &applier);
         let name = release_name(hr);
         let namespace = hr.release_namespace();
         let md = chart.chart.metadata.clone();
@@ -1162,10 +1222,6 @@ impl Run<'_> {
         self.status.last_attempted_revision_digest = nonempty(chart.oci_digest.clone());
         self.status.last_attempted_config_digest = Some(config_digest);
         self.status.storage_namespace = Some(storage_ns.clone());
-        let applier = match applier_for(hr, self.ctx) {
-            Ok(a) => a,
-            Err(f) => return Ended::Failed(f),
-        };
         let render = crate::build::render_options(hr, self.kube_version().await);
         let force = hr
             .meta()
@@ -1594,7 +1650,7 @@ impl Run<'_> {
             Ok(a) => a,
             Err(f) => return Ended::Failed(f),
         };
-        let storage = Storage::new(self.ctx.client.clone(), &self.hr.storage_namespace());
+        let storage = storage_for(self.hr, &applier);
         let now = Now::new();
         let ctx = self.with_action_context(&applier, &storage, &now, &w.step);
         self.look(&ctx, w).await
@@ -1606,7 +1662,7 @@ impl Run<'_> {
         let Ok(applier) = applier_for(self.hr, self.ctx) else {
             return;
         };
-        let storage = Storage::new(self.ctx.client.clone(), &self.hr.storage_namespace());
+        let storage = storage_for(self.hr, &applier);
         let now = Now::new();
         let ctx = self.with_action_context(&applier, &storage, &now, &w.step);
         let reason = "the wait was canceled: the HelmRelease, its chart or a reconcile request \
@@ -1644,7 +1700,7 @@ impl Run<'_> {
         let started = Instant::now();
         if install
             && hr.install().create_namespace.unwrap_or(false)
-            && let Err(e) = self.create_namespace(desired.namespace).await
+            && let Err(e) = create_namespace(ctx.applier.client(), desired.namespace).await
         {
             return self.action_failed(install, &about, e);
         }
@@ -1732,12 +1788,7 @@ impl Run<'_> {
     async fn look(&mut self, ctx: &Context<'_>, waiting: Waiting) -> Ended {
         let poll = self.ctx.opts.health_poll;
         let last = Instant::now() + poll >= waiting.deadline;
-        let acting_as = self
-            .hr
-            .spec
-            .service_account_name
-            .as_deref()
-            .map(|sa| format!("{}/{sa}", self.hr.namespace().unwrap_or_default()));
+        let acting_as = acting_as(self.hr, self.ctx).map(|sa| sa.to_string());
         let checks = health_checks(self.hr).unwrap_or_default();
         let verdict = health::check(
             ctx.applier.client(),
@@ -2092,23 +2143,6 @@ impl Run<'_> {
                 Ended::Failed(Failure::new(api::UNINSTALL_FAILED_REASON, message))
             }
         }
-    }
-
-    /// Waits, within `timeout`, for the objects to become ready (kstatus rules, cause chains
-    /// on failure).
-    async fn create_namespace(&self, name: &str) -> Result<(), String> {
-        let api: Api<Namespace> = Api::all(self.ctx.client.clone());
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
-            .await
-            .map(drop)
-            .map_err(|e| format!("failed to create namespace {name}: {e}"))
     }
 
     /// Brings the snapshots of the revisions a deployed `release` superseded up to date, as

@@ -52,14 +52,6 @@ pub struct Options {
     /// Refuse remote kustomize bases and resources (Flux's
     /// `--no-remote-bases`): only what is in the source artifact is built.
     pub no_remote_bases: bool,
-    /// The service account (in the Kustomization's namespace) impersonated
-    /// for Kustomizations without `spec.serviceAccountName` (Flux's
-    /// `--default-service-account`). `None`: those act as the controller.
-    pub default_service_account: Option<String>,
-    /// Refuse a `sourceRef` or `dependsOn` entry in another namespace than
-    /// the Kustomization's (Flux's `--no-cross-namespace-refs`): Ready=False
-    /// and Stalled=True with reason `AccessDenied`.
-    pub no_cross_namespace_refs: bool,
     /// The controller-wide age keys (Flux's `--sops-age-secret`): used by
     /// Kustomizations with `spec.decryption` and no `secretRef`.
     pub sops_age_secret: Option<sluice_render::inputs::AgeSecret>,
@@ -69,7 +61,10 @@ pub struct Options {
     /// Fraction of the interval a successful run's next run moves by, either
     /// way (Flux's `--interval-jitter-percentage` / 100).
     pub interval_jitter: f64,
-    /// What the process's controllers share (metrics, readiness, events).
+    /// What the process's controllers share (metrics, readiness, events, and
+    /// `runtime.tenancy`: whom a Kustomization acts as, and whether a
+    /// `sourceRef` or `dependsOn` entry in another namespace is refused with
+    /// Ready=False and Stalled=True, reason `AccessDenied`).
     pub runtime: sluice_runtime::Runtime,
 }
 
@@ -84,8 +79,6 @@ impl Default for Options {
             http_timeout: Duration::from_secs(60),
             event_reporter: FIELD_MANAGER.to_string(),
             no_remote_bases: false,
-            default_service_account: None,
-            no_cross_namespace_refs: false,
             sops_age_secret: None,
             label_selector: None,
             interval_jitter: 0.05,

@@ -16,9 +16,7 @@ use sluice_runtime::{Decision, Event, Failure, History, Outcome, Policy, decide}
 pub const UNSUPPORTED_REASON: &str = meta::UNSUPPORTED_FIELD_REASON;
 /// Flux's reason for a CEL expression that does not compile.
 pub const INVALID_CEL_REASON: &str = "InvalidCELExpression";
-/// Flux's reason (`acl.AccessDeniedReason`) for a reference refused by
-/// `--no-cross-namespace-refs`.
-pub const ACCESS_DENIED_REASON: &str = "AccessDenied";
+pub use sluice_runtime::tenancy::ACCESS_DENIED_REASON;
 /// Flux's reason for health checks cut short (here: by a shutdown).
 pub const HEALTH_CHECK_CANCELED_REASON: &str = "HealthCheckCanceled";
 

@@ -22,7 +22,7 @@ use sluice_apply::{
 };
 use sluice_kstatus::cel::{CustomHealthCheck, Expression};
 use sluice_render::{Inputs, RenderOptions};
-use sluice_runtime::{Event, Failure};
+use sluice_runtime::{Event, Failure, ServiceAccountRef};
 
 use crate::controller::{Ctx, Options};
 use crate::graph::{self, Key, NodeState};
@@ -482,13 +482,11 @@ impl<'a> Run<'a> {
                 self.status.inventory = Some(inventory::union(&old, &e.change_set.to_inventory()));
                 self.change_log(e.change_set.change_log());
                 let mut message = e.to_string();
-                if let Some(sa) = service_account_of(self.ks, &self.ctx.opts)
+                if let Some(sa) = acting_as(self.ks, &self.ctx.opts)
                     && e.errors.iter().any(|x| x.is_forbidden())
                 {
-                    message = format!(
-                        "apply forbidden by RBAC for service account {}/{sa}: {message}",
-                        self.key.namespace
-                    );
+                    message =
+                        format!("apply forbidden by RBAC for service account {sa}: {message}");
                 }
                 return Err(self.failure(meta::RECONCILIATION_FAILED_REASON, message));
             }
@@ -629,8 +627,7 @@ impl<'a> Run<'a> {
         checks: &[CustomHealthCheck],
         mut wait: Wait,
     ) -> Result<Done, Stop> {
-        let acting_as = service_account_of(self.ks, &self.ctx.opts)
-            .map(|sa| format!("{}/{sa}", self.key.namespace));
+        let acting_as = acting_as(self.ks, &self.ctx.opts).map(|sa| sa.to_string());
         let last = Instant::now() + self.ctx.opts.health_poll >= wait.deadline;
         let verdict = health::check(
             applier.client(),
@@ -713,31 +710,26 @@ pub(crate) fn deps_of(ks: &Kustomization) -> Vec<Key> {
         .collect()
 }
 
-/// The service account a Kustomization acts as (in its own namespace) for
-/// every read and write done on its behalf: `spec.serviceAccountName`, else
-/// the controller's default (`--default-service-account`), else none (the
-/// controller's own identity). As in Flux.
-pub(crate) fn service_account_of(ks: &Kustomization, opts: &Options) -> Option<String> {
-    ks.spec
-        .service_account_name
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .or(opts
-            .default_service_account
-            .as_deref()
-            .filter(|s| !s.is_empty()))
-        .map(str::to_owned)
+/// The service account a Kustomization acts as for every read and write
+/// done on its behalf: `spec.serviceAccountName`, else the controller's
+/// default (`--default-service-account`), both in its own namespace, as in
+/// Flux; else the reconciler (`--reconciler-service-account`), else none
+/// (the controller's own identity).
+pub(crate) fn acting_as(ks: &Kustomization, opts: &Options) -> Option<ServiceAccountRef> {
+    opts.runtime.tenancy.acting_as(
+        &ks.namespace().unwrap_or_default(),
+        ks.spec.service_account_name.as_deref(),
+    )
 }
 
 /// The applier acting for `ks`: impersonating its service account, if it has
-/// one (see [`service_account_of`]).
+/// one (see [`acting_as`]).
 pub(crate) fn applier_for(ctx: &Ctx, ks: &Kustomization) -> Result<Applier, String> {
-    let ns = ks.namespace().unwrap_or_default();
-    match service_account_of(ks, &ctx.opts) {
+    match acting_as(ks, &ctx.opts) {
         Some(sa) => ctx
             .applier
-            .impersonate(&ctx.config, &ns, &sa)
-            .map_err(|e| format!("impersonating service account {ns}/{sa}: {e}")),
+            .impersonate(&ctx.config, &sa.namespace, &sa.name)
+            .map_err(|e| format!("impersonating service account {sa}: {e}")),
         None => Ok(ctx.applier.clone()),
     }
 }
@@ -746,7 +738,7 @@ pub(crate) fn applier_for(ctx: &Ctx, ks: &Kustomization) -> Result<Applier, Stri
 /// `ks` into another namespace (its `sourceRef`, then its `dependsOn`), as
 /// Flux words it.
 pub(crate) fn cross_namespace_ref(ks: &Kustomization, opts: &Options) -> Option<String> {
-    if !opts.no_cross_namespace_refs {
+    if !opts.runtime.tenancy.no_cross_namespace_refs {
         return None;
     }
     let ns = ks.namespace().unwrap_or_default();

@@ -54,8 +54,6 @@ pub struct Options {
     pub label_selector: Option<String>,
     /// Requests accepted per second (a burst of ten times as many).
     pub requests_per_second: u32,
-    /// Refuse `resources` in another namespace (`--no-cross-namespace-refs`).
-    pub no_cross_namespace_refs: bool,
     /// What all controllers share.
     pub runtime: sluice_runtime::Runtime,
     /// How soon a failed reconcile is retried.
@@ -70,7 +68,6 @@ impl Default for Options {
             namespace: None,
             label_selector: None,
             requests_per_second: 10,
-            no_cross_namespace_refs: false,
             runtime: sluice_runtime::Runtime::default(),
             retry: Duration::from_secs(10),
             rate_limit_interval: dispatch::DEFAULT_RATE_LIMIT_INTERVAL,
@@ -105,7 +102,7 @@ pub async fn run_until(
     let events = server::events_router(serve.dispatcher);
     let settings = dispatch::Settings {
         namespace: opts.namespace.clone(),
-        no_cross_namespace_refs: opts.no_cross_namespace_refs,
+        no_cross_namespace_refs: opts.runtime.tenancy.no_cross_namespace_refs,
         events: opts.runtime.events.clone(),
     };
     let dispatcher = dispatch::run(client, settings, serve.queue);

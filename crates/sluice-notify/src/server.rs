@@ -40,7 +40,7 @@ impl State {
         State {
             client,
             receivers,
-            no_cross_namespace_refs: opts.no_cross_namespace_refs,
+            no_cross_namespace_refs: opts.runtime.tenancy.no_cross_namespace_refs,
             limiter: Arc::new(Mutex::new(Bucket {
                 tokens: rate * 10.0,
                 capacity: rate * 10.0,

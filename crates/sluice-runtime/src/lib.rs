@@ -14,7 +14,8 @@
 //! - [`finalizers`]: Flux's finalizer through `kube::runtime::finalizer`;
 //! - [`metrics`]: Flux's `gotk_*` metrics for every kind;
 //! - [`readiness`]: `/readyz` only once every watch has synced;
-//! - [`leader`]: leader election on a `coordination.k8s.io` Lease.
+//! - [`leader`]: leader election on a `coordination.k8s.io` Lease;
+//! - [`tenancy`]: whom a reconciler acts as, which references it may follow.
 pub mod leader;
 
 pub mod conditions;
@@ -25,30 +26,34 @@ pub mod outcome;
 pub mod readiness;
 pub mod schedule;
 pub mod status;
+pub mod tenancy;
 
 pub use events::{Event, EventSettings, EventSink, EventType, FluxEvent, Recorder};
 pub use metrics::ReconcileMetrics;
 pub use outcome::{Decision, Failure, History, Outcome, Policy, Repeat, Retry, decide};
 pub use readiness::{Gate, Readiness};
 pub use schedule::{Due, ObjectKey, Schedules, TriggerBackoff};
+pub use tenancy::{ServiceAccountRef, Tenancy};
 
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 
 /// What every controller of a process shares: metrics, readiness, where
-/// events go, and which objects this process watches.
+/// events go, which objects this process watches, and whom it acts as.
 #[derive(Clone, Default)]
 pub struct Runtime {
     pub metrics: ReconcileMetrics,
     pub readiness: Readiness,
     pub events: EventSettings,
     pub scope: WatchScope,
+    pub tenancy: Tenancy,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("scope", &self.scope)
+            .field("tenancy", &self.tenancy)
             .field("events_addr", &self.events.events_addr)
             .finish_non_exhaustive()
     }

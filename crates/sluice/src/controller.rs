@@ -184,14 +184,22 @@ struct KustomizationArgs {
     )]
     requeue_dependency: String,
 
-    /// Service account impersonated, in each Kustomization's namespace, by
-    /// Kustomizations without `spec.serviceAccountName` (default: none, they
-    /// act as the controller).
+    /// Service account impersonated, in each object's own namespace, by
+    /// Kustomizations and HelmReleases without `spec.serviceAccountName`
+    /// (default: none; see --reconciler-service-account).
     #[arg(long = "default-service-account", value_name = "NAME")]
     default_service_account: Option<String>,
 
-    /// Refuse a Kustomization's `sourceRef` or `dependsOn` in another
-    /// namespace (reason AccessDenied).
+    /// Service account, in the controller's namespace, impersonated by
+    /// Kustomizations and HelmReleases without `spec.serviceAccountName`
+    /// when there is no --default-service-account (`sluice install` binds
+    /// cluster-admin to it). Default: none, they act as the controller.
+    #[arg(long = "reconciler-service-account", value_name = "NAME")]
+    reconciler_service_account: Option<String>,
+
+    /// Refuse a reference to another namespace: a Kustomization's
+    /// `sourceRef` or `dependsOn`, a HelmRelease's chart source, an Alert's
+    /// event source or a Receiver's resource (reason AccessDenied).
     #[arg(long = "no-cross-namespace-refs", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
     no_cross_namespace_refs: bool,
 
@@ -313,6 +321,21 @@ pub fn parse_listen_addr(addr: &str) -> Result<SocketAddr> {
 }
 
 /// The process's metrics registry, with every controller's metrics in it.
+/// Whom the controllers act as, and which references they follow.
+fn tenancy(args: &KustomizationArgs) -> sluice_runtime::Tenancy {
+    let named = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    sluice_runtime::Tenancy {
+        default_service_account: named(&args.default_service_account),
+        reconciler: named(&args.reconciler_service_account).map(|name| {
+            sluice_runtime::ServiceAccountRef {
+                namespace: sluice_runtime::leader::default_namespace(),
+                name,
+            }
+        }),
+        no_cross_namespace_refs: args.no_cross_namespace_refs,
+    }
+}
+
 fn metrics_registry() -> (
     Registry,
     sluice_reloader::Metrics,
@@ -400,6 +423,7 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
                 .clone()
                 .filter(|s| !s.trim().is_empty()),
         },
+        tenancy: tenancy(&args.kustomization),
     };
     let shared = Shared {
         registry: Arc::new(registry),
@@ -556,12 +580,6 @@ impl Controllers<'_> {
                     .source_enabled
                     .then(|| args.source.storage_path.clone()),
                 requeue_dependency: self.requeue_dependency,
-                default_service_account: args
-                    .kustomization
-                    .default_service_account
-                    .clone()
-                    .filter(|s| !s.is_empty()),
-                no_cross_namespace_refs: args.kustomization.no_cross_namespace_refs,
                 sops_age_secret: args
                     .kustomization
                     .sops_age_secret
@@ -630,7 +648,6 @@ impl Controllers<'_> {
                 namespace: args.watch_namespace.clone(),
                 label_selector: runtime.scope.label_selector.clone(),
                 requests_per_second: args.notification.receiver_rate,
-                no_cross_namespace_refs: args.kustomization.no_cross_namespace_refs,
                 runtime: runtime.clone(),
                 ..sluice_notify::Options::default()
             };
@@ -803,6 +820,30 @@ mod tests {
         assert_eq!(k.graceful_shutdown_timeout, "10s");
         let w = Wrapper::try_parse_from(["x", "--no-cross-namespace-refs=false"]).unwrap();
         assert!(!w.args.kustomization.no_cross_namespace_refs);
+    }
+
+    #[test]
+    fn tenancy_comes_from_the_lockdown_and_reconciler_flags() {
+        use clap::Parser;
+        let t = |argv: &[&str]| tenancy(&Wrapper::try_parse_from(argv).unwrap().args.kustomization);
+        assert_eq!(t(&["x"]), sluice_runtime::Tenancy::default());
+        let both = t(&[
+            "x",
+            "--reconciler-service-account=sluice-reconciler",
+            "--default-service-account=",
+            "--no-cross-namespace-refs",
+        ]);
+        assert_eq!(
+            both.reconciler.as_ref().map(|sa| sa.name.as_str()),
+            Some("sluice-reconciler")
+        );
+        assert_eq!(
+            both.reconciler.map(|sa| sa.namespace),
+            Some(sluice_runtime::leader::default_namespace())
+        );
+        // An empty flag is no account, as in Flux.
+        assert_eq!(both.default_service_account, None);
+        assert!(both.no_cross_namespace_refs);
     }
 
     #[test]

@@ -131,6 +131,15 @@ struct Fixture {
 
 impl Fixture {
     async fn start(prefix: &str) -> Fixture {
+        Self::start_with(prefix, |_| sluice_runtime::Tenancy::default()).await
+    }
+
+    /// As [`Fixture::start`], the controller with the tenancy `tenancy` makes from the
+    /// namespace's name.
+    async fn start_with(
+        prefix: &str,
+        tenancy: impl FnOnce(&str) -> sluice_runtime::Tenancy,
+    ) -> Fixture {
         let client = sluice_testsupport::client().await;
         for crd in sluice_api::crds() {
             sluice_testsupport::apply_crd(&client, &crd, "sluice-helmrelease-tests").await;
@@ -172,6 +181,10 @@ impl Fixture {
             // Long enough that only the event of a dependency turning ready can wake a
             // dependent in time.
             requeue_dependency: Duration::from_secs(300),
+            runtime: sluice_runtime::Runtime {
+                tenancy: tenancy(&name),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -969,6 +982,101 @@ async fn bad_input_fails_a_release_with_its_cause_and_nothing_else() {
             "{release}"
         );
     }
+    f.stop().await;
+}
+
+/// A HelmRelease without `serviceAccountName` acts as the reconciler (`sluice install`'s
+/// `--reconciler-service-account`) in everything, its release storage included, as
+/// helm-controller's impersonating client does; `--no-cross-namespace-refs` refuses a chart
+/// source in another namespace before anything is read or made.
+#[tokio::test]
+async fn releases_act_as_the_reconciler_and_foreign_chart_sources_are_refused() {
+    let f = Fixture::start_with("hr-tenancy", |ns| sluice_runtime::Tenancy {
+        reconciler: Some(sluice_runtime::ServiceAccountRef {
+            namespace: ns.to_owned(),
+            name: "reconciler".into(),
+        }),
+        no_cross_namespace_refs: true,
+        ..Default::default()
+    })
+    .await;
+    let (client, name) = (f.client.clone(), f.name.clone());
+    let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
+    hrs.create(
+        &PostParams::default(),
+        &helm_release(&name, "greet", "30s", json!({})),
+    )
+    .await
+    .unwrap();
+    // The reconciler has no rights yet: refused as it, nothing written as the controller.
+    let refused = wait_for(&hrs, "greet", Duration::from_secs(60), |hr| {
+        ready_message(hr).starts_with("False")
+    })
+    .await;
+    let message = ready_message(&refused);
+    assert!(
+        message.contains(&format!("system:serviceaccount:{name}:reconciler")),
+        "{message}"
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    assert!(cms.get_opt("greet-greeting").await.unwrap().is_none());
+
+    // Given them (its storage's Secrets, what the chart makes), it releases.
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let meta = json!({"name": "reconciler", "namespace": name});
+    let pp = PostParams::default();
+    Api::<ServiceAccount>::namespaced(client.clone(), &name)
+        .create(
+            &pp,
+            &serde_json::from_value(json!({"metadata": meta})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let role = json!({"metadata": meta,
+        "rules": [{"apiGroups": ["", "apps"], "resources": ["*"], "verbs": ["*"]}]});
+    Api::<Role>::namespaced(client.clone(), &name)
+        .create(&pp, &serde_json::from_value(role).unwrap())
+        .await
+        .unwrap();
+    let binding = json!({"metadata": meta,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reconciler"},
+        "subjects": [{"kind": "ServiceAccount", "name": "reconciler", "namespace": name}]});
+    Api::<RoleBinding>::namespaced(client.clone(), &name)
+        .create(&pp, &serde_json::from_value(binding).unwrap())
+        .await
+        .unwrap();
+    request_reconcile(&hrs, "granted").await;
+    wait_for(&hrs, "greet", Duration::from_secs(90), |hr| hr.is_ready()).await;
+    assert!(cms.get_opt("greet-greeting").await.unwrap().is_some());
+    let stored = Storage::new(client.clone(), &name)
+        .history("greet")
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+
+    // A chart source in another namespace is refused, with helm-controller's words.
+    hrs.create(
+        &PostParams::default(),
+        &helm_release(
+            &name,
+            "foreign",
+            "30s",
+            json!({"chartRef": {"kind": "OCIRepository", "name": "greet", "namespace": "default"}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let denied = wait_for(&hrs, "foreign", Duration::from_secs(60), |hr| {
+        ready_message(hr).starts_with("False AccessDenied")
+    })
+    .await;
+    assert_eq!(
+        ready_message(&denied),
+        "False AccessDenied: cross-namespace references are not allowed: cannot access \
+         OCIRepository default/greet"
+    );
+    assert!(condition(&denied, "Stalled").starts_with("True AccessDenied"));
     f.stop().await;
 }
 

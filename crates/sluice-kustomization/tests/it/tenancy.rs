@@ -117,7 +117,7 @@ async fn default_service_account_impersonates_kustomizations_without_one() {
     let mut env = Env::without_controllers("ks-defsa").await;
     env.start_source("127.0.0.1:1").await;
     let mut opts = env.kustomization_options(true);
-    opts.default_service_account = Some("fallback".into());
+    opts.runtime.tenancy.default_service_account = Some("fallback".into());
     env.start_kustomization_with(opts).await;
 
     let mut repo = Repo::new();
@@ -164,7 +164,7 @@ async fn cross_namespace_references_are_refused_when_locked_down() {
     let mut env = Env::without_controllers("ks-xns").await;
     env.start_source("127.0.0.1:1").await;
     let mut opts = env.kustomization_options(true);
-    opts.no_cross_namespace_refs = true;
+    opts.runtime.tenancy.no_cross_namespace_refs = true;
     env.start_kustomization_with(opts).await;
     let ns = env.name().to_string();
 
