@@ -44,6 +44,12 @@ pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
 /// The name of the controller Deployment and ServiceAccount.
 pub const CONTROLLER_NAME: &str = "sluice";
+/// The ServiceAccount that applies: Kustomizations and HelmReleases without
+/// `spec.serviceAccountName` impersonate it (`--reconciler-service-account`),
+/// and the cluster-reconciler binding gives it cluster-admin, as Flux gives it
+/// to its controllers. The controller's own ServiceAccount has only what the
+/// controller itself needs.
+pub const RECONCILER_NAME: &str = "sluice-reconciler";
 /// The artifact server's Service, named as Flux's source-controller.
 pub const ARTIFACT_SERVICE: &str = "source-controller";
 /// The controller's metrics port (`--metrics-addr`), open to scrapers in
@@ -87,6 +93,43 @@ pub struct InstallArgs {
     /// Flux's notification-controller.
     #[arg(long, default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
     pub notification: bool,
+
+    /// With --export: a manifest for k3s's auto-deploy folder
+    /// (/var/lib/rancher/k3s/server/manifests/sluice.yaml), the controller a cluster-critical
+    /// add-on that tolerates k3s's CriticalAddonsOnly and control-plane taints, as k3s's
+    /// packaged components do.
+    #[arg(long, requires = "export")]
+    pub k3s: bool,
+}
+
+/// Where k3s's deploy controller finds the manifest `install --export --k3s` writes.
+pub const K3S_MANIFEST: &str = "/var/lib/rancher/k3s/server/manifests/sluice.yaml";
+
+/// The install manifests as k3s's auto-deploy folder takes them: the controller runs as a
+/// cluster-critical add-on, on server nodes tainted `CriticalAddonsOnly` (k3s's way of keeping
+/// workloads off servers) or `control-plane` too, as k3s's packaged CoreDNS does; it is the
+/// component that deploys everything else.
+pub fn for_k3s(objects: &mut [Value]) {
+    for d in objects.iter_mut().filter(|o| o["kind"] == "Deployment") {
+        let spec = &mut d["spec"]["template"]["spec"];
+        spec["priorityClassName"] = json!("system-cluster-critical");
+        spec["tolerations"] = json!([
+            {"key": "CriticalAddonsOnly", "operator": "Exists"},
+            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+            {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
+        ]);
+    }
+}
+
+/// The comment `install --export --k3s` starts with.
+fn k3s_header() -> String {
+    format!(
+        "# sluice v{VERSION} for k3s: save as {K3S_MANIFEST} on a server node.\n\
+         # k3s applies it at start and whenever the file changes: upgrade or change the\n\
+         # installation by replacing this file, not with `sluice install` or a Kustomization\n\
+         # (k3s would put its version back). Deleting the file does not uninstall: run\n\
+         # `sluice uninstall`.\n"
+    )
 }
 
 /// `sluice uninstall`.
@@ -189,11 +232,16 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         "kind": "Namespace",
         "metadata": {"name": ns, "labels": labels(ns, "sluice")},
     }));
-    out.push(json!({
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": CONTROLLER_NAME, "namespace": ns, "labels": labels(ns, "sluice")},
-    }));
+    for sa in [CONTROLLER_NAME, RECONCILER_NAME] {
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": sa, "namespace": ns, "labels": labels(ns, "sluice")},
+        }));
+    }
+    // The controller's own identity: its kinds, what it reads, Events,
+    // Leases, the Reloader's roll-outs, and impersonation. Nothing it applies
+    // is written as it.
     out.push(json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRole",
@@ -211,7 +259,11 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
             // gcp with spec.serviceAccountName), as Flux's source-controller.
             {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+            // Every apply, prune, health check and Helm action acts as a
+            // ServiceAccount: the object's own, --default-service-account's,
+            // or sluice-reconciler.
             {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]},
+            // The Reloader's roll-outs.
             {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["get", "list", "watch", "patch"]},
             {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get", "list", "watch", "patch"]},
             {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
@@ -225,14 +277,15 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
         "subjects": [{"kind": "ServiceAccount", "name": CONTROLLER_NAME, "namespace": ns}],
     }));
     // Applying arbitrary manifests needs cluster-admin, as Flux's
-    // kustomize-controller has (cluster-reconciler-<ns>); Kustomizations with
-    // spec.serviceAccountName are applied by impersonation instead.
+    // cluster-reconciler-<ns> gives its controllers; here it goes to the
+    // reconciler the controller impersonates. Narrow this binding, or lock
+    // tenants down with --default-service-account, to apply with less.
     out.push(json!({
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
         "metadata": {"name": format!("sluice-cluster-reconciler-{ns}"), "labels": labels(ns, "sluice")},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-        "subjects": [{"kind": "ServiceAccount", "name": CONTROLLER_NAME, "namespace": ns}],
+        "subjects": [{"kind": "ServiceAccount", "name": RECONCILER_NAME, "namespace": ns}],
     }));
     out.push(json!({
         "apiVersion": "v1",
@@ -278,6 +331,7 @@ pub fn manifests(o: &InstallOptions) -> Vec<Value> {
                             // on a roll-out (Lease sluice-leader-election in
                             // this namespace).
                             "--enable-leader-election",
+                            format!("--reconciler-service-account={RECONCILER_NAME}"),
                         ],
                         "env": [
                             {"name": "RUNTIME_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -603,12 +657,16 @@ pub fn to_yaml_stream(objects: &[Value]) -> Result<String> {
 
 /// Runs `sluice install`.
 pub async fn run_install(g: &GlobalArgs, args: InstallArgs) -> Result<Outcome> {
-    let objects = manifests(&InstallOptions {
+    let mut objects = manifests(&InstallOptions {
         namespace: g.namespace.clone(),
         image: args.image.clone(),
         helmrelease: args.helmrelease,
         notification: args.notification,
     });
+    if args.k3s {
+        for_k3s(&mut objects);
+        print!("{}", k3s_header());
+    }
     if args.export {
         print!("{}", to_yaml_stream(&objects)?);
         return Ok(Outcome::Ok);
@@ -876,6 +934,7 @@ mod tests {
                 "CustomResourceDefinition",
                 "Namespace",
                 "ServiceAccount",
+                "ServiceAccount",
                 "ClusterRole",
                 "ClusterRoleBinding",
                 "ClusterRoleBinding",
@@ -893,10 +952,10 @@ mod tests {
                 "{o}"
             );
         }
-        let svc = &objects[10];
+        let svc = &objects[11];
         assert_eq!(svc["metadata"]["name"], "source-controller");
         assert_eq!(svc["spec"]["ports"][0]["port"], 80);
-        let deploy = &objects[11];
+        let deploy = &objects[12];
         assert_eq!(
             deploy["spec"]["template"]["spec"]["containers"][0]["args"][0],
             "controller"
@@ -1012,6 +1071,87 @@ mod tests {
         assert!(allowed("", "serviceaccounts/token", "create"));
         assert!(allowed("", "serviceaccounts", "impersonate"));
         assert!(!allowed("", "secrets", "delete"));
+    }
+
+    /// The controller's own ServiceAccount writes nothing it applies: only
+    /// the reconciler it impersonates is bound to cluster-admin, and the
+    /// Deployment says so with --reconciler-service-account.
+    #[test]
+    fn only_the_reconciler_is_cluster_admin() {
+        let objects = manifests(&InstallOptions {
+            namespace: "flux-system".into(),
+            image: default_image(),
+            helmrelease: true,
+            notification: true,
+        });
+        let of_kind = |kind: &'static str| objects.iter().filter(move |o| o["kind"] == kind);
+        let bound: Vec<(String, String)> = of_kind("ClusterRoleBinding")
+            .flat_map(|b| {
+                let role = b["roleRef"]["name"].as_str().unwrap_or_default().to_owned();
+                b["subjects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |s| {
+                        (
+                            role.clone(),
+                            s["name"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+            })
+            .collect();
+        assert_eq!(
+            bound,
+            [
+                (
+                    "sluice-controller-flux-system".to_owned(),
+                    CONTROLLER_NAME.to_owned()
+                ),
+                ("cluster-admin".to_owned(), RECONCILER_NAME.to_owned()),
+            ]
+        );
+        let accounts: Vec<&str> = of_kind("ServiceAccount")
+            .filter_map(|o| o["metadata"]["name"].as_str())
+            .collect();
+        assert_eq!(accounts, [CONTROLLER_NAME, RECONCILER_NAME]);
+        let role = of_kind("ClusterRole").next().expect("a ClusterRole");
+        let writes_outside_its_kinds = role["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| {
+                !r["apiGroups"].as_array().into_iter().flatten().any(|g| {
+                    g.as_str()
+                        .is_some_and(|g| g.ends_with(".toolkit.fluxcd.io"))
+                })
+            })
+            .filter(|r| {
+                r["verbs"].as_array().into_iter().flatten().any(|v| {
+                    ["*", "create", "update", "delete", "deletecollection"]
+                        .contains(&v.as_str().unwrap_or(""))
+                })
+            })
+            .map(|r| r["resources"].clone())
+            .collect::<Vec<_>>();
+        // Events, serviceaccounts/token (workload identity) and its Lease.
+        assert_eq!(
+            writes_outside_its_kinds,
+            [
+                json!(["events"]),
+                json!(["events"]),
+                json!(["serviceaccounts/token"]),
+                json!(["leases"]),
+            ]
+        );
+        let deploy = of_kind("Deployment").next().expect("a Deployment");
+        let args = &deploy["spec"]["template"]["spec"]["containers"][0]["args"];
+        assert!(
+            args.as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| *a == format!("--reconciler-service-account={RECONCILER_NAME}")),
+            "{args}"
+        );
     }
 
     #[test]

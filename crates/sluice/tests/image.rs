@@ -12,8 +12,10 @@
 //!
 //! In it, the controller reconciles a GitRepository over HTTPS (a CA from
 //! the Secret's `ca.crt`) and one over SSH (the test `sshd`, through the
-//! Rust ssh client), applies a Kustomization from each, and serves the
-//! artifacts over HTTP.
+//! Rust ssh client), applies a Kustomization from each, installs a
+//! HelmRelease from a chart in the HTTPS repository, and serves the
+//! artifacts over HTTP. Its own ServiceAccount may not write what it applies:
+//! that is done as `sluice-reconciler`, which it impersonates.
 //!
 //! The host shares its network with the sandbox (the API server and the Git
 //! servers listen on 127.0.0.1), so the Deployment's fixed ports are moved
@@ -36,7 +38,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use sluice_api::{GitRepository, Kustomization};
+use sluice_api::{GitRepository, HelmRelease, Kustomization};
 use sluice_testsupport::git_server::{GitServer, Repo};
 use sluice_testsupport::ssh_server::SshServer;
 use sluice_testsupport::{free_port, kubeconfig_path, repo_root};
@@ -118,43 +120,15 @@ fn api_server() -> (String, u16, Vec<u8>) {
     (host.to_string(), port.parse().unwrap(), ca)
 }
 
-/// `sluice install --export -n NS`: the objects, by kind.
+/// `sluice install --export --helmrelease -n NS`: the objects.
 fn install_objects(ns: &str) -> Vec<Value> {
-    let out = sluice_offline(&["install", "--export", "-n", ns], &[]).expect(0);
+    let out = sluice_offline(&["install", "--export", "--helmrelease", "-n", ns], &[]).expect(0);
     out.stdout
         .split("\n---\n")
         .map(|d| d.trim_start_matches("---\n"))
         .filter(|d| !d.trim().is_empty())
         .map(|d| serde_norway::from_str(d).unwrap())
         .collect()
-}
-
-async fn apply(client: &Client, obj: &Value) {
-    let kind = obj["kind"].as_str().unwrap();
-    let name = obj["metadata"]["name"].as_str().unwrap();
-    let (group, version) = match obj["apiVersion"].as_str().unwrap().rsplit_once('/') {
-        Some((g, v)) => (g.to_string(), v.to_string()),
-        None => (
-            String::new(),
-            obj["apiVersion"].as_str().unwrap().to_string(),
-        ),
-    };
-    let gvk = kube::api::GroupVersionKind::gvk(&group, &version, kind);
-    let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
-    let api: Api<kube::api::DynamicObject> =
-        match (caps.scope, obj["metadata"]["namespace"].as_str()) {
-            (kube::discovery::Scope::Namespaced, Some(ns)) => {
-                Api::namespaced_with(client.clone(), ns, &ar)
-            }
-            _ => Api::all_with(client.clone(), &ar),
-        };
-    api.patch(
-        name,
-        &PatchParams::apply("sluice-install").force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("applying {kind}/{name}: {e}"));
 }
 
 /// Runs the container of `deployment` from the unpacked image `rootfs` as
@@ -416,7 +390,7 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
         if o["metadata"]["namespace"].is_null() {
             cluster_scoped.push(o.clone());
         }
-        apply(&client, o).await;
+        apply_object(&client, o).await;
     }
     let sa_name = deployment["spec"]["template"]["spec"]["serviceAccountName"]
         .as_str()
@@ -452,6 +426,16 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
     // Two repositories: one served over HTTPS, one over SSH.
     let https_repo = Repo::new("web");
     https_repo.write("deploy/cm.yaml", &configmap_yaml("from-https"));
+    https_repo.write(
+        "charts/demo/Chart.yaml",
+        "apiVersion: v2\nname: demo\nversion: 0.1.0\n",
+    );
+    https_repo.write("charts/demo/values.yaml", "greeting: hello\n");
+    https_repo.write(
+        "charts/demo/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-values\n\
+         data:\n  greeting: {{ .Values.greeting | quote }}\n",
+    );
     let https_commit = https_repo.commit("web");
     https_repo.push("main");
     let git = GitServer::start_tls(&https_repo.served_root(), Some(("flux", "s3cret"))).await;
@@ -515,6 +499,21 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
         .unwrap();
     }
 
+    let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &ns);
+    hrs.patch(
+        "demo",
+        &PatchParams::apply("sluice-test").force(),
+        &Patch::Apply(json!({
+            "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": {"name": "demo"},
+            "spec": {"interval": "10m", "values": {"greeting": "from-helm"},
+                     "chart": {"spec": {"chart": "./charts/demo",
+                               "sourceRef": {"kind": "GitRepository", "name": "web"}}}},
+        })),
+    )
+    .await
+    .unwrap();
+
     let ports: BTreeMap<&str, u16> = [
         ("--metrics-addr", free_port()),
         ("--health-addr", free_port()),
@@ -546,12 +545,48 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
         assert!(body.starts_with(&[0x1f, 0x8b]), "{url}: not a tar.gz");
         wait_ready(&kss, name, &mut pod).await;
     }
+    wait_ready(&hrs, "demo", &mut pod).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    for name in ["from-https", "from-ssh"] {
+    for name in ["from-https", "from-ssh", "demo-values"] {
         assert!(
             cms.get_opt(name).await.unwrap().is_some(),
             "{name} not applied"
         );
+    }
+    let released = cms
+        .get("demo-values")
+        .await
+        .unwrap()
+        .data
+        .unwrap_or_default();
+    assert_eq!(
+        released.get("greeting").map(String::as_str),
+        Some("from-helm")
+    );
+    assert!(
+        secrets
+            .get_opt("sh.helm.release.v1.demo.v1")
+            .await
+            .unwrap()
+            .is_some(),
+        "the release is stored as Helm stores it"
+    );
+    // What the controller applied it could not have written as itself: its
+    // own account may not create ConfigMaps or Secrets, the reconciler may.
+    for (account, allowed) in [(sa_name, false), ("sluice-reconciler", true)] {
+        for resource in ["configmaps", "secrets"] {
+            assert_eq!(
+                may(
+                    &client,
+                    &format!("system:serviceaccount:{ns}:{account}"),
+                    &ns,
+                    resource
+                )
+                .await,
+                allowed,
+                "{account} create {resource}"
+            );
+        }
     }
     // It really is the controller in the sandbox that did it.
     let log = pod.log();
@@ -569,6 +604,38 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
         );
         let _ = api.delete(name, &DeleteParams::default()).await;
     }
+}
+
+/// Whether `user` may create `resource` in `ns` (a SubjectAccessReview).
+async fn may(client: &Client, user: &str, ns: &str, resource: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let groups = vec![
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{ns}"),
+        "system:authenticated".to_string(),
+    ];
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.to_string()),
+            groups: Some(groups),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(ns.to_string()),
+                verb: Some("create".into()),
+                resource: Some(resource.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap()
+        .status
+        .is_some_and(|s| s.allowed)
 }
 
 fn configmap_yaml(name: &str) -> String {

@@ -162,6 +162,35 @@ pub fn sluice_offline(args: &[&str], env: &[(&str, &str)]) -> Run {
 
 /// Installs the CRDs of `sluice_api::crds()` (server-side apply) and waits
 /// until they are established.
+/// Server-side applies `obj` (any kind), forcing conflicts, as an installer would.
+pub async fn apply_object(client: &Client, obj: &Value) {
+    let kind = obj["kind"].as_str().unwrap();
+    let name = obj["metadata"]["name"].as_str().unwrap();
+    let (group, version) = match obj["apiVersion"].as_str().unwrap().rsplit_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (
+            String::new(),
+            obj["apiVersion"].as_str().unwrap().to_string(),
+        ),
+    };
+    let gvk = kube::api::GroupVersionKind::gvk(&group, &version, kind);
+    let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
+    let api: Api<kube::api::DynamicObject> =
+        match (caps.scope, obj["metadata"]["namespace"].as_str()) {
+            (kube::discovery::Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(client.clone(), ns, &ar)
+            }
+            _ => Api::all_with(client.clone(), &ar),
+        };
+    api.patch(
+        name,
+        &PatchParams::apply("sluice-install").force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("applying {kind}/{name}: {e}"));
+}
+
 pub async fn install_crds(client: &Client) {
     for crd in sluice_api::crds() {
         sluice_testsupport::apply_crd(client, &crd, "sluice-test").await;
