@@ -42,6 +42,15 @@ pub struct CheckArgs {
     #[arg(long)]
     pub pre: bool,
 
+    /// First wait for the controller Deployment to be ready (after an install k3s applies
+    /// from its manifests folder, say), for at most --timeout.
+    #[arg(long, conflicts_with = "pre")]
+    pub wait: bool,
+
+    /// How long --wait waits.
+    #[arg(long, default_value = "5m", value_parser = crate::reconcile::parse_timeout)]
+    pub timeout: std::time::Duration,
+
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -364,6 +373,12 @@ pub async fn run(g: &GlobalArgs, args: CheckArgs) -> Result<Outcome> {
         } else {
             "checking sluice"
         });
+    }
+    if args.wait
+        && let Err(e) = crate::install::wait_controller(&client, &g.namespace, args.timeout).await
+    {
+        // The findings say what is wrong; this says what the wait saw last.
+        log.warning(&format!("{e:#}"));
     }
     let all = findings(&client, &g.namespace, args.pre).await?;
     let failed = all.iter().any(|f| !f.ok);

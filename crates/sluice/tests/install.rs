@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::process::{Command, Stdio};
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -10,6 +12,10 @@ use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::Api;
 use serde_json::Value;
 use support::*;
+
+/// The tests that install label the shared CRDs with their own namespace:
+/// one at a time, so "nothing changed" holds.
+static INSTALLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn docs(stream: &str) -> Vec<Value> {
     stream
@@ -107,6 +113,7 @@ fn install_export_prints_the_manifests() {
 
 #[tokio::test]
 async fn install_applies_is_idempotent_repairs_and_uninstalls() {
+    let _serial = INSTALLS.lock().await;
     let client = sluice_testsupport::client().await;
     let ns = sluice_testsupport::unique_name("sluice-t-install");
 
@@ -137,7 +144,7 @@ async fn install_applies_is_idempotent_repairs_and_uninstalls() {
     let out = sluice(&["install", "-n", &ns, "--wait=false"]).expect(0);
     assert!(
         out.stderr
-            .contains("all 15 components are installed and up to date"),
+            .contains("all 16 components are installed and up to date"),
         "{}",
         out.stderr
     );
@@ -413,4 +420,147 @@ async fn uninstall_deletes_every_source_kind() {
     let repo = out.stderr.find("HelmRepository/").unwrap();
     assert!(chart < repo, "{}", out.stderr);
     ns.delete().await;
+}
+
+/// The commands of docs/k3s.md, as written, from a fresh node to a synced
+/// repository: the exported manifest is applied as k3s's deploy controller
+/// applies its manifests folder (the simulated nodes report the Deployment
+/// ready), and `sluice controller` runs on the host in its place, impersonating
+/// the installed `sluice-reconciler` as the Deployment's does. Only the host
+/// specifics change: the manifests folder is a temporary one, `sudo` runs its
+/// command, the Gitea URL is a test Git server's, and `-n` puts every command
+/// in the test's namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k3s_md_runs_as_written() {
+    use sluice_testsupport::git_server::{GitServer, Repo};
+    let doc = std::fs::read_to_string(repo_root().join("docs/k3s.md")).unwrap();
+    let block = doc
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("docs/k3s.md has a sh block");
+    let commands: Vec<&str> = block
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(commands.len(), 5, "five commands: {commands:?}");
+    let _serial = INSTALLS.lock().await;
+
+    let client = sluice_testsupport::client().await;
+    let ns = sluice_testsupport::unique_name("sluice-t-k3s");
+    let tmp = tempfile::tempdir().unwrap();
+    let manifests = tmp.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    let repo = Repo::new("homelab");
+    repo.write(
+        "clusters/home/hello.yaml",
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello\n  namespace: {ns}\n\
+             data:\n  from: gitea\n"
+        ),
+    );
+    let commit = repo.commit("home");
+    repo.push("main");
+    let git = GitServer::start(&repo.served_root(), Some(("me", "gitea-token"))).await;
+    let run = |command: &str| {
+        let command = command
+            .replace(
+                "/var/lib/rancher/k3s/server/manifests",
+                manifests.to_str().unwrap(),
+            )
+            .replace("http://gitea.lan:3000/me/homelab.git", &git.url("homelab"));
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "set -euo pipefail\nsluice() {{ \"$SLUICE_BIN\" \"$@\" -n \"$NS\"; }}\n\
+                 sudo() {{ \"$@\"; }}\n{command}"
+            ))
+            .env("SLUICE_BIN", bin())
+            .env("NS", &ns)
+            .env("GITEA_TOKEN", "gitea-token")
+            .env("KUBECONFIG", sluice_testsupport::kubeconfig_path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{command}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    };
+
+    // 1. The manifest lands in the folder; k3s applies what it finds there.
+    run(commands[0]);
+    let written = std::fs::read_to_string(manifests.join("sluice.yaml")).unwrap();
+    assert!(written.starts_with("# sluice v"), "{written}");
+    // The header is a comment, not an object.
+    for object in docs(&written).iter().filter(|o| o.is_object()) {
+        apply_object(&client, object).await;
+    }
+    let storage = tmp.path().join("storage");
+    let mut controller = Command::new(bin())
+        .args(["controller", "--watch-namespace", &ns, "--reloader=false"])
+        .args(["--reconciler-service-account=sluice-reconciler"])
+        .args([
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--storage-addr",
+            "127.0.0.1:0",
+            "--enable-leader-election=false",
+        ])
+        .arg("--storage-path")
+        .arg(&storage)
+        .env("KUBECONFIG", sluice_testsupport::kubeconfig_path())
+        .env("RUNTIME_NAMESPACE", &ns)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("controller.log")).unwrap())
+        .spawn()
+        .expect("starting sluice controller");
+
+    // 2-5.
+    let checked = run(commands[1]);
+    assert!(
+        checked.contains(&format!("controller {ns}/sluice ready")),
+        "{checked}"
+    );
+    for command in &commands[2..] {
+        run(command);
+    }
+    // "Within seconds": the list, as a user would look again.
+    let applied = format!("main@sha1:{commit}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let listed = loop {
+        let listed = run("sluice get kustomizations");
+        if listed.contains(&applied) || std::time::Instant::now() > deadline {
+            break listed;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
+    let _ = controller.kill();
+    let _ = controller.wait();
+    assert!(
+        listed.contains("homelab") && listed.contains(&applied) && listed.contains("True"),
+        "{listed}\ncontroller log:\n{}",
+        std::fs::read_to_string(tmp.path().join("controller.log")).unwrap_or_default()
+    );
+    let hello = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &ns)
+        .get("hello")
+        .await
+        .unwrap();
+    assert_eq!(
+        hello
+            .data
+            .unwrap_or_default()
+            .get("from")
+            .map(String::as_str),
+        Some("gitea")
+    );
+    run("sluice uninstall --keep-crds");
 }
