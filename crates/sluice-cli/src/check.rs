@@ -10,6 +10,8 @@
 //!   automation ones) work beside sluice, which serves their sources, unless
 //!   sluice runs its own HelmRelease controller (`--helmrelease`) or
 //!   notifications (`--notification`): then the Flux twin is a conflict too;
+//!   one scaled to zero (as `sluice install` leaves those it takes over) is
+//!   fine;
 //! - k3s packaged add-ons (objects annotated `objectset.rio.cattle.io/*`)
 //!   that a Kustomization also manages: k3s re-applies its manifests and the
 //!   two fight; the k3s flag that disables the add-on is named.
@@ -30,6 +32,7 @@ use sluice_api::meta::ObjectId;
 use crate::install::CONTROLLER_NAME;
 use crate::kube_util::{self, Resolver, typed_json};
 use crate::output::{Color, OutputFormat, print_data};
+use crate::takeover::FluxController;
 use crate::{GlobalArgs, Outcome};
 
 /// The oldest Kubernetes minor version sluice supports.
@@ -85,19 +88,6 @@ impl Finding {
         }
     }
 }
-
-/// Flux's controllers that reconcile what sluice reconciles (every source
-/// kind sluice serves, Kustomizations).
-const CONFLICTING_FLUX_CONTROLLERS: [&str; 2] = ["source-controller", "kustomize-controller"];
-
-/// Flux's controllers that work beside sluice: they reconcile kinds sluice
-/// does not, from the sources sluice serves.
-const COMPATIBLE_FLUX_CONTROLLERS: [&str; 4] = [
-    "helm-controller",
-    "notification-controller",
-    "image-reflector-controller",
-    "image-automation-controller",
-];
 
 /// The k3s `--disable` flag for an add-on, from its owner name or the
 /// object's name.
@@ -242,34 +232,35 @@ pub async fn findings(client: &Client, ns: &str, pre: bool) -> Result<Vec<Findin
         .list(&ListParams::default())
         .await
         .map_err(|e| kube_util::user_kube_error(e, "listing Deployments"))?;
-    for d in &list.items {
-        let name = d.name_any();
-        let conflicting = CONFLICTING_FLUX_CONTROLLERS.contains(&name.as_str());
-        if !conflicting && !COMPATIBLE_FLUX_CONTROLLERS.contains(&name.as_str()) {
+    let flux: Vec<FluxController> = list.items.iter().filter_map(FluxController::of).collect();
+    let flag_on = |flag: &str| {
+        sluice_args
+            .iter()
+            .any(|a| a == flag || *a == format!("{flag}=true"))
+    };
+    for c in flux.iter().cloned() {
+        let (name, dns, image) = (c.name, c.namespace, c.image);
+        if c.replicas == 0 {
+            out.push(Finding::ok(match c.taken_over {
+                Some(r) => format!(
+                    "Flux's {name} in {dns} is scaled to zero: sluice took over \
+                     (`sluice uninstall --restore-flux` scales it back to {r})"
+                ),
+                None => format!("Flux's {name} in {dns} is scaled to zero"),
+            }));
             continue;
         }
-        let image = d
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|s| s.containers.first())
-            .and_then(|c| c.image.clone())
-            .unwrap_or_default();
-        if !image.contains("fluxcd/") {
-            continue;
-        }
-        let dns = d.namespace().unwrap_or_default();
+        // Those that reconcile what sluice always does (every source kind it
+        // serves, Kustomizations); the others work beside it, from the
+        // sources it serves, unless its own twin runs.
+        let conflicting = crate::takeover::replaces(&name, false, false);
         // sluice's own twin of this controller, when its flag is on.
         let twin = match name.as_str() {
             "helm-controller" => Some("--helmrelease"),
             "notification-controller" => Some("--notification"),
             _ => None,
         }
-        .filter(|flag| {
-            sluice_args
-                .iter()
-                .any(|a| a == flag || *a == format!("{flag}=true"))
-        });
+        .filter(|flag| flag_on(flag));
         if let Some(flag) = twin {
             out.push(Finding::bad(
                 format!(
@@ -290,6 +281,22 @@ pub async fn findings(client: &Client, ns: &str, pre: bool) -> Result<Vec<Findin
             out.push(Finding::ok(format!(
                 "Flux's {name} is running in {dns} ({image}) beside sluice"
             )));
+        }
+    }
+    // A Kustomization that would bring back a Flux controller sluice replaces.
+    if !flux.is_empty() {
+        let kustomizations = crate::takeover::kustomizations(client).await?;
+        let plan = crate::takeover::plan(
+            flux,
+            &kustomizations,
+            flag_on("--helmrelease"),
+            flag_on("--notification"),
+        );
+        for blocker in plan.blockers {
+            out.push(Finding::bad(
+                blocker,
+                "see docs/operations.md, \"Moving from Flux, and back\"",
+            ));
         }
     }
 

@@ -100,6 +100,11 @@ pub struct InstallArgs {
     /// packaged components do.
     #[arg(long, requires = "export")]
     pub k3s: bool,
+
+    /// Print what the install would do (on a cluster where Flux runs: which of Flux's
+    /// controllers it scales to zero, which stay, what stops it) and change nothing.
+    #[arg(long, conflicts_with = "export")]
+    pub dry_run: bool,
 }
 
 /// Where k3s's deploy controller finds the manifest `install --export --k3s` writes.
@@ -153,6 +158,13 @@ pub struct UninstallArgs {
     /// Only print what would be deleted.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Hand the cluster back to Flux after `sluice install` took it over: Flux's controllers
+    /// scaled back to their replicas, Flux's Services and NetworkPolicies given their spec
+    /// back; only sluice's own objects are deleted (the CRDs, the namespace and every Flux
+    /// object stay, with their finalizers, for Flux).
+    #[arg(long, conflicts_with = "delete_workloads")]
+    pub restore_flux: bool,
 }
 
 /// What the install manifests are made from.
@@ -673,6 +685,40 @@ pub async fn run_install(g: &GlobalArgs, args: InstallArgs) -> Result<Outcome> {
     }
     let client = kube_util::client(g).await?;
     let log = Log::default();
+    let flux = crate::takeover::find(&client).await?;
+    let plan = if flux.is_empty() {
+        crate::takeover::Plan::default()
+    } else {
+        let kustomizations = crate::takeover::kustomizations(&client).await?;
+        crate::takeover::plan(flux, &kustomizations, args.helmrelease, args.notification)
+    };
+    if args.dry_run {
+        crate::takeover::print(&plan, &log);
+        for m in missing(&client, &objects).await? {
+            log.action(&format!("would create {m}"));
+        }
+        log.success("dry run: nothing was changed");
+        return Ok(if plan.blockers.is_empty() {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        });
+    }
+    if let Some(first) = plan.blockers.first() {
+        let mut err = UserError::new(first.clone());
+        if plan.blockers.len() > 1 {
+            err = err.hint(format!(
+                "and {} more: see `sluice install --dry-run`",
+                plan.blockers.len() - 1
+            ));
+        }
+        return Err(err.into());
+    }
+    if !plan.scale_down.is_empty() {
+        log.action("taking over from Flux");
+        crate::takeover::keep_flux_specs(&client, &objects, &log).await?;
+        crate::takeover::scale_down(&client, &plan.scale_down, &log).await?;
+    }
     log.action(&format!(
         "installing components in {} namespace",
         g.namespace
@@ -702,10 +748,16 @@ pub async fn run_install(g: &GlobalArgs, args: InstallArgs) -> Result<Outcome> {
 }
 
 /// Runs `sluice uninstall`.
-pub async fn run_uninstall(g: &GlobalArgs, args: UninstallArgs) -> Result<Outcome> {
+pub async fn run_uninstall(g: &GlobalArgs, mut args: UninstallArgs) -> Result<Outcome> {
     let client = kube_util::client(g).await?;
     let log = Log::default();
     let ns = g.namespace.as_str();
+    if args.restore_flux {
+        // Flux's again: its CRDs, namespace and objects stay.
+        args.keep_crds = true;
+        args.keep_namespace = true;
+        crate::takeover::restore(&client, ns, args.dry_run, &log).await?;
+    }
     let would = |what: &str| {
         if args.dry_run {
             log.action(&format!("would delete {what}"));
@@ -723,10 +775,14 @@ pub async fn run_uninstall(g: &GlobalArgs, args: UninstallArgs) -> Result<Outcom
     } else {
         Api::all(client.clone())
     };
-    let kustomizations = match ks_api.list(&ListParams::default()).await {
-        Ok(l) => l.items,
-        Err(e) if kube_util::api_missing(&e) => vec![],
-        Err(e) => return Err(kube_util::user_kube_error(e, "listing Kustomizations")),
+    let kustomizations = if args.restore_flux {
+        vec![]
+    } else {
+        match ks_api.list(&ListParams::default()).await {
+            Ok(l) => l.items,
+            Err(e) if kube_util::api_missing(&e) => vec![],
+            Err(e) => return Err(kube_util::user_kube_error(e, "listing Kustomizations")),
+        }
     };
     if args.delete_workloads {
         for ks in &kustomizations {
@@ -775,11 +831,13 @@ pub async fn run_uninstall(g: &GlobalArgs, args: UninstallArgs) -> Result<Outcom
     // HelmReleases (with the preview controller, or Flux's), then the sources, HelmCharts
     // first (they refer to the repositories).
     let mut sources = 0;
-    sources += delete_sources::<sluice_api::HelmRelease>(&client, ns, &args, &log).await?;
-    sources += delete_sources::<HelmChart>(&client, ns, &args, &log).await?;
-    sources += delete_sources::<GitRepository>(&client, ns, &args, &log).await?;
-    sources += delete_sources::<OCIRepository>(&client, ns, &args, &log).await?;
-    sources += delete_sources::<HelmRepository>(&client, ns, &args, &log).await?;
+    if !args.restore_flux {
+        sources += delete_sources::<sluice_api::HelmRelease>(&client, ns, &args, &log).await?;
+        sources += delete_sources::<HelmChart>(&client, ns, &args, &log).await?;
+        sources += delete_sources::<GitRepository>(&client, ns, &args, &log).await?;
+        sources += delete_sources::<OCIRepository>(&client, ns, &args, &log).await?;
+        sources += delete_sources::<HelmRepository>(&client, ns, &args, &log).await?;
+    }
 
     // What install created, found by its labels.
     let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{INSTANCE_LABEL}={ns}");

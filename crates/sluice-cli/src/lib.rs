@@ -31,6 +31,7 @@ pub mod notification;
 pub mod output;
 pub mod reconcile;
 pub mod stats;
+pub mod takeover;
 pub mod tree;
 pub mod why;
 

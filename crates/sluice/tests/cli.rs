@@ -665,7 +665,7 @@ async fn check_finds_k3s_addons_and_flux_controllers() {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "kustomize-controller", "namespace": n},
         "spec": {
-            "replicas": 0,
+            "replicas": 1,
             "selector": {"matchLabels": {"app": "kustomize-controller"}},
             "template": {"metadata": {"labels": {"app": "kustomize-controller"}}, "spec": {"containers": [{"name": "manager", "image": "ghcr.io/fluxcd/kustomize-controller:v1.5.1"}]}},
         },
@@ -685,7 +685,7 @@ async fn check_finds_k3s_addons_and_flux_controllers() {
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "namespace": n},
             "spec": {
-                "replicas": 0,
+                "replicas": 1,
                 "selector": {"matchLabels": {"app": name}},
                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "manager", "image": format!("ghcr.io/fluxcd/{name}:v1.4.0")}]}},
             },

@@ -462,7 +462,8 @@ async fn k3s_md_runs_as_written() {
     let commit = repo.commit("home");
     repo.push("main");
     let git = GitServer::start(&repo.served_root(), Some(("me", "gitea-token"))).await;
-    let run = |command: &str| {
+    // Runs `command`; a failure is one unless `tolerated` accepts the output.
+    let run_tolerating = |command: &str, tolerated: &dyn Fn(&str) -> bool| {
         let command = command
             .replace(
                 "/var/lib/rancher/k3s/server/manifests",
@@ -487,9 +488,10 @@ async fn k3s_md_runs_as_written() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(out.status.success(), "{text}");
+        assert!(out.status.success() || tolerated(&text), "{text}");
         text
     };
+    let run = |command: &str| run_tolerating(command, &|_| false);
 
     // 1. The manifest lands in the folder; k3s applies what it finds there.
     run(commands[0]);
@@ -525,7 +527,13 @@ async fn k3s_md_runs_as_written() {
         .expect("starting sluice controller");
 
     // 2-5.
-    let checked = run(commands[1]);
+    // `check` looks at the whole cluster, which other tests share: only what it finds wrong
+    // in this test's namespace counts.
+    let checked = run_tolerating(commands[1], &|text| {
+        text.lines()
+            .filter(|l| l.starts_with('✗') && *l != "✗ check failed")
+            .all(|l| !l.contains(ns.as_str()))
+    });
     assert!(
         checked.contains(&format!("controller {ns}/sluice ready")),
         "{checked}"
@@ -563,4 +571,336 @@ async fn k3s_md_runs_as_written() {
         Some("gitea")
     );
     run("sluice uninstall --keep-crds");
+}
+
+/// A Flux controller's Deployment as `flux install` makes it.
+fn flux_deployment(ns: &str, name: &str) -> Value {
+    serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns, "labels": {
+            "app.kubernetes.io/component": name, "app.kubernetes.io/instance": ns,
+            "app.kubernetes.io/part-of": "flux", "app.kubernetes.io/version": "v2.7.5",
+            "control-plane": "controller"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "manager",
+                                  "image": format!("ghcr.io/fluxcd/{name}:v1.9.5")}]}}},
+    })
+}
+
+/// A cluster run by Flux (its controllers' Deployments, its `source-controller` Service and
+/// `allow-egress` NetworkPolicy, a Kustomization with the status and inventory Flux wrote and
+/// the object it applied, with Flux's field manager and labels) moves to sluice and back:
+/// `install` refuses while a Kustomization deploys Flux's controllers, `--dry-run` says what it
+/// would do and does nothing, the install scales down what sluice replaces and keeps the rest,
+/// sluice then reconciles the Kustomization over Flux's object without re-creating it, `check`
+/// says who runs what, and `uninstall --restore-flux` hands everything back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_moves_from_flux_to_sluice_and_back() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use kube::ResourceExt;
+    use kube::api::{Patch, PatchParams};
+    use sluice_api::Kustomization;
+    use sluice_testsupport::git_server::{GitServer, Repo};
+    let _serial = INSTALLS.lock().await;
+    let (client, namespace) = setup("migrate").await;
+    let ns = namespace.name().to_string();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let kustomizations: Api<Kustomization> = Api::namespaced(client.clone(), &ns);
+
+    // Flux, as `flux install` left it.
+    for name in [
+        "source-controller",
+        "kustomize-controller",
+        "helm-controller",
+    ] {
+        apply_object(&client, &flux_deployment(&ns, name)).await;
+    }
+    let flux_labels = serde_json::json!({"app.kubernetes.io/part-of": "flux",
+        "app.kubernetes.io/instance": ns, "app.kubernetes.io/component": "source-controller"});
+    apply_object(&client, &serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "source-controller", "namespace": ns, "labels": flux_labels},
+        "spec": {"type": "ClusterIP", "selector": {"app": "source-controller"},
+                 "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http"}]},
+    }))
+    .await;
+    apply_object(
+        &client,
+        &serde_json::json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "allow-egress", "namespace": ns, "labels": flux_labels},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                     "ingress": [{"from": [{"podSelector": {}}]}], "egress": [{}]},
+        }),
+    )
+    .await;
+    // Its repository, the object it applied (Flux's field manager and labels) and the
+    // Kustomization's status as Flux wrote it.
+    let repo = Repo::new("fleet");
+    repo.write(
+        "apps/kept.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\ndata:\n  v: \"2\"\n",
+    );
+    let commit = repo.commit("v2");
+    repo.push("main");
+    let git = GitServer::start(&repo.served_root(), None).await;
+    configmaps
+        .patch(
+            "kept",
+            &PatchParams::apply("kustomize-controller").force(),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "kept", "namespace": ns, "labels": {
+                    "kustomize.toolkit.fluxcd.io/name": "flux-system",
+                    "kustomize.toolkit.fluxcd.io/namespace": ns}},
+                "data": {"v": "1"},
+            })),
+        )
+        .await
+        .unwrap();
+    let kept_uid = configmaps.get("kept").await.unwrap().metadata.uid;
+    apply_object(
+        &client,
+        &serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": "flux-system", "namespace": ns},
+            "spec": {"url": git.url("fleet"), "interval": "1m", "ref": {"branch": "main"}},
+        }),
+    )
+    .await;
+    for (name, inventory) in [
+        ("flux-system", format!("{ns}_kept__ConfigMap")),
+        ("gotk", format!("{ns}_kustomize-controller_apps_Deployment")),
+    ] {
+        apply_object(
+            &client,
+            &serde_json::json!({
+                "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                "metadata": {"name": name, "namespace": ns, "finalizers": ["finalizers.fluxcd.io"]},
+                "spec": {"interval": "10m", "path": "./apps", "prune": true, "targetNamespace": ns,
+                         "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
+            }),
+        )
+        .await;
+        write_status(
+            &client,
+            "Kustomization",
+            &ns,
+            name,
+            serde_json::json!({
+                "inventory": {"entries": [{"id": inventory, "v": "v1"}]},
+                "lastAppliedRevision": "main@sha1:0123456789abcdef0123456789abcdef01234567",
+                "observedGeneration": 1,
+                "conditions": [condition("True", "ReconciliationSucceeded",
+                    "Applied revision: main@sha1:0123456789abcdef0123456789abcdef01234567", 1)],
+            }),
+        )
+        .await;
+    }
+    let replicas = |d: &Deployment| d.spec.as_ref().and_then(|s| s.replicas);
+
+    // A Kustomization that deploys Flux's kustomize-controller: refused, nothing touched.
+    let out = sluice(&["install", "-n", &ns, "--timeout", "2m"]).expect(1);
+    assert!(
+        out.stderr.contains(&format!(
+            "Kustomization {ns}/gotk deploys Flux's kustomize-controller"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        replicas(&deployments.get("kustomize-controller").await.unwrap()),
+        Some(1)
+    );
+    assert!(deployments.get_opt("sluice").await.unwrap().is_none());
+    // Without it: the plan, and still nothing touched.
+    let mut gotk = kustomizations.get("gotk").await.unwrap();
+    gotk.metadata.finalizers = None;
+    kustomizations
+        .replace("gotk", &Default::default(), &gotk)
+        .await
+        .unwrap();
+    kustomizations
+        .delete("gotk", &Default::default())
+        .await
+        .unwrap();
+    let out = sluice(&["install", "-n", &ns, "--dry-run"]).expect(0);
+    for line in [
+        format!("would scale Flux's source-controller (Deployment {ns}/source-controller"),
+        format!("would scale Flux's kustomize-controller (Deployment {ns}/kustomize-controller"),
+        format!("Flux's helm-controller ({ns}/helm-controller) keeps running beside sluice"),
+        format!("would create Deployment/{ns}/sluice"),
+    ] {
+        assert!(out.stderr.contains(&line), "{line}\n{}", out.stderr);
+    }
+    assert_eq!(
+        replicas(&deployments.get("source-controller").await.unwrap()),
+        Some(1)
+    );
+
+    // The take-over.
+    let out = sluice(&["install", "-n", &ns, "--timeout", "2m"]).expect(0);
+    assert!(
+        out.stderr.contains("taking over from Flux"),
+        "{}",
+        out.stderr
+    );
+    for (name, expected) in [
+        ("source-controller", Some(0)),
+        ("kustomize-controller", Some(0)),
+        ("helm-controller", Some(1)),
+    ] {
+        let d = deployments.get(name).await.unwrap();
+        assert_eq!(replicas(&d), expected, "{name}");
+        let kept = d.annotations().get("sluice.dev/flux-replicas").cloned();
+        assert_eq!(kept.is_some(), expected == Some(0), "{name}: {kept:?}");
+    }
+    let selector = |s: &Service| {
+        s.spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .unwrap_or_default()
+    };
+    let svc = services.get("source-controller").await.unwrap();
+    assert_eq!(
+        selector(&svc).get("app").map(String::as_str),
+        Some("sluice")
+    );
+
+    // sluice reconciles Flux's Kustomization over what Flux applied: the same object, with
+    // Flux's field manager, at the new commit.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut controller = Command::new(bin())
+        .args(["controller", "--watch-namespace", &ns, "--reloader=false"])
+        .args(["--reconciler-service-account=sluice-reconciler"])
+        .args([
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--storage-addr",
+            "127.0.0.1:0",
+            "--enable-leader-election=false",
+        ])
+        .arg("--storage-path")
+        .arg(tmp.path())
+        .env("KUBECONFIG", sluice_testsupport::kubeconfig_path())
+        .env("RUNTIME_NAMESPACE", &ns)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting sluice controller");
+    let applied = format!("main@sha1:{commit}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let ks = kustomizations.get("flux-system").await.unwrap();
+        let revision = ks
+            .status
+            .as_ref()
+            .and_then(|s| s.last_applied_revision.clone());
+        if revision.as_deref() == Some(applied.as_str()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not applied: {:?}",
+            ks.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let _ = controller.kill();
+    let _ = controller.wait();
+    let kept = configmaps.get("kept").await.unwrap();
+    assert_eq!(kept.metadata.uid, kept_uid, "re-created");
+    assert_eq!(
+        kept.data.unwrap_or_default().get("v").map(String::as_str),
+        Some("2")
+    );
+    let managers: Vec<String> = kept
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert_eq!(managers, ["kustomize-controller"]);
+    let out = sluice(&["check", "-n", &ns]);
+    assert!(
+        out.stdout.contains(&format!(
+            "Flux's kustomize-controller in {ns} is scaled to zero: sluice took over"
+        )),
+        "{}",
+        out.stdout
+    );
+
+    // And back.
+    let out = sluice(&["uninstall", "-n", &ns, "--restore-flux"]).expect(0);
+    for name in [
+        "source-controller",
+        "kustomize-controller",
+        "helm-controller",
+    ] {
+        let d = deployments.get(name).await.unwrap();
+        assert_eq!(replicas(&d), Some(1), "{name}\n{}", out.stderr);
+        assert!(!d.annotations().contains_key("sluice.dev/flux-replicas"));
+    }
+    let svc = services.get("source-controller").await.unwrap();
+    assert_eq!(
+        selector(&svc).get("app").map(String::as_str),
+        Some("source-controller"),
+        "{}",
+        out.stderr
+    );
+    let egress = policies.get("allow-egress").await.unwrap();
+    assert_eq!(
+        serde_json::to_value(egress.spec.unwrap().pod_selector).unwrap(),
+        serde_json::json!({})
+    );
+    assert!(
+        deployments
+            .get_opt("sluice")
+            .await
+            .unwrap()
+            .is_none_or(|d| d.metadata.deletion_timestamp.is_some())
+    );
+    let ks = kustomizations.get("flux-system").await.unwrap();
+    assert_eq!(
+        ks.metadata.finalizers.as_deref(),
+        Some(&["finalizers.fluxcd.io".to_string()][..])
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(
+        namespaces
+            .get(&ns)
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none(),
+        "the namespace is Flux's"
+    );
+    // Clean up: Flux's Deployments at once (`check` in the other tests looks at every
+    // namespace), and the finalizer no controller is left to remove.
+    for name in [
+        "source-controller",
+        "kustomize-controller",
+        "helm-controller",
+    ] {
+        deployments.delete(name, &Default::default()).await.unwrap();
+    }
+    let mut ks = ks;
+    ks.metadata.finalizers = None;
+    kustomizations
+        .replace("flux-system", &Default::default(), &ks)
+        .await
+        .unwrap();
+    namespace.delete().await;
 }
