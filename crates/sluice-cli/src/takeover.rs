@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use sluice_api::Kustomization;
 use sluice_api::meta::ObjectId;
 
-use crate::kube_util::{self, FIELD_MANAGER, Resolver};
+use crate::kube_util::{self, Resolver};
 use crate::output::Log;
 
 /// On a Flux controller's Deployment that sluice scaled to zero: the replicas
@@ -342,13 +342,11 @@ pub async fn restore(client: &Client, ns: &str, dry_run: bool, log: &Log) -> Res
                 continue;
             }
             let patch = json!({"metadata": {"labels": {crate::install::MANAGED_BY_LABEL: null}}});
-            api.patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER),
-                &Patch::Merge(&patch),
-            )
-            .await
-            .map_err(|e| kube_util::user_kube_error(e, &format!("relabelling {kind}/{name}")))?;
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| {
+                    kube_util::user_kube_error(e, &format!("relabelling {kind}/{name}"))
+                })?;
         }
     }
     Ok(())
