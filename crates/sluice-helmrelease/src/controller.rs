@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{ObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::reflector::{ObjectRef as KubeRef, Store};
@@ -439,6 +439,18 @@ async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
         delete_helm_chart(ctx, ns, name)
             .await
             .map_err(Error::Cleanup)?;
+    }
+    // As helm-controller: without the account it acts as (its namespace being deleted, say),
+    // the release is left where it is rather than the HelmRelease kept forever.
+    if let Some(sa) = acting_as(hr, ctx) {
+        let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &sa.namespace);
+        if accounts.get_opt(&sa.name).await?.is_none() {
+            tracing::info!(
+                helmrelease = %format!("{}/{}", key.0, key.1),
+                "service account {sa} not found: the release is not uninstalled"
+            );
+            return Ok(Requeue::await_change());
+        }
     }
     let applier = applier_for(hr, ctx).map_err(|f| Error::Cleanup(f.message))?;
     let storage = storage_for(hr, &applier);

@@ -502,7 +502,7 @@ async fn k3s_md_runs_as_written() {
         apply_object(&client, object).await;
     }
     let storage = tmp.path().join("storage");
-    let mut controller = Command::new(bin())
+    let controller = Command::new(bin())
         .args(["controller", "--watch-namespace", &ns, "--reloader=false"])
         .args(["--reconciler-service-account=sluice-reconciler"])
         .args([
@@ -524,6 +524,7 @@ async fn k3s_md_runs_as_written() {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(tmp.path().join("controller.log")).unwrap())
         .spawn()
+        .map(KillOnDrop)
         .expect("starting sluice controller");
 
     // 2-5.
@@ -551,8 +552,7 @@ async fn k3s_md_runs_as_written() {
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     };
-    let _ = controller.kill();
-    let _ = controller.wait();
+    drop(controller);
     assert!(
         listed.contains("homelab") && listed.contains(&applied) && listed.contains("True"),
         "{listed}\ncontroller log:\n{}",
@@ -775,7 +775,7 @@ async fn a_cluster_moves_from_flux_to_sluice_and_back() {
     // sluice reconciles Flux's Kustomization over what Flux applied: the same object, with
     // Flux's field manager, at the new commit.
     let tmp = tempfile::tempdir().unwrap();
-    let mut controller = Command::new(bin())
+    let controller = Command::new(bin())
         .args(["controller", "--watch-namespace", &ns, "--reloader=false"])
         .args(["--reconciler-service-account=sluice-reconciler"])
         .args([
@@ -797,6 +797,7 @@ async fn a_cluster_moves_from_flux_to_sluice_and_back() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(KillOnDrop)
         .expect("starting sluice controller");
     let applied = format!("main@sha1:{commit}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -816,8 +817,7 @@ async fn a_cluster_moves_from_flux_to_sluice_and_back() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    let _ = controller.kill();
-    let _ = controller.wait();
+    drop(controller);
     let kept = configmaps.get("kept").await.unwrap();
     assert_eq!(kept.metadata.uid, kept_uid, "re-created");
     assert_eq!(

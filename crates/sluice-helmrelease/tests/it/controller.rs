@@ -1077,6 +1077,20 @@ async fn releases_act_as_the_reconciler_and_foreign_chart_sources_are_refused() 
          OCIRepository default/greet"
     );
     assert!(condition(&denied, "Stalled").starts_with("True AccessDenied"));
+
+    // Deleted after the account it acts as (a namespace going away): the HelmRelease goes, the
+    // release is left, as helm-controller does, instead of a finalizer that never clears.
+    Api::<ServiceAccount>::namespaced(client.clone(), &name)
+        .delete("reconciler", &DeleteParams::default())
+        .await
+        .unwrap();
+    hrs.delete("greet", &DeleteParams::default()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while hrs.get_opt("greet").await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "greet is still there");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(cms.get_opt("greet-greeting").await.unwrap().is_some());
     f.stop().await;
 }
 

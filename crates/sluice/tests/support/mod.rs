@@ -540,6 +540,16 @@ impl FakeController {
     }
 }
 
+/// A child process killed when dropped, so a failed assertion does not leave it running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     sluice_testsupport::repo_root()
