@@ -235,24 +235,32 @@ pub async fn keep_flux_specs(client: &Client, objects: &[Value], log: &Log) -> R
 /// Scales each controller to zero, keeping its replicas on it.
 pub async fn scale_down(client: &Client, controllers: &[FluxController], log: &Log) -> Result<()> {
     for c in controllers {
-        let patch = json!({
-            "metadata": {"annotations": {FLUX_REPLICAS_ANNOTATION: c.replicas.to_string()}},
-            "spec": {"replicas": 0},
-        });
-        Api::<Deployment>::namespaced(client.clone(), &c.namespace)
-            .patch(&c.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| {
-                kube_util::user_kube_error(
-                    e,
-                    &format!("scaling Deployment {}/{}", c.namespace, c.name),
-                )
-            })?;
+        scale(client, c, 0, Some(c.replicas.to_string())).await?;
         log.success(&format!(
             "Flux's {} ({}/{}) scaled from {} to 0 replicas",
             c.name, c.namespace, c.name, c.replicas
         ));
     }
+    Ok(())
+}
+
+/// Sets `c`'s replicas, and the annotation that keeps its own (`None` removes it).
+async fn scale(
+    client: &Client,
+    c: &FluxController,
+    replicas: i32,
+    kept: Option<String>,
+) -> Result<()> {
+    let patch = json!({
+        "metadata": {"annotations": {FLUX_REPLICAS_ANNOTATION: kept}},
+        "spec": {"replicas": replicas},
+    });
+    Api::<Deployment>::namespaced(client.clone(), &c.namespace)
+        .patch(&c.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| {
+            kube_util::user_kube_error(e, &format!("scaling Deployment {}/{}", c.namespace, c.name))
+        })?;
     Ok(())
 }
 
@@ -271,19 +279,7 @@ pub async fn restore(client: &Client, ns: &str, dry_run: bool, log: &Log) -> Res
             ));
             continue;
         }
-        let patch = json!({
-            "metadata": {"annotations": {FLUX_REPLICAS_ANNOTATION: null}},
-            "spec": {"replicas": replicas},
-        });
-        Api::<Deployment>::namespaced(client.clone(), &c.namespace)
-            .patch(&c.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| {
-                kube_util::user_kube_error(
-                    e,
-                    &format!("scaling Deployment {}/{}", c.namespace, c.name),
-                )
-            })?;
+        scale(client, &c, replicas, None).await?;
         log.success(&format!(
             "Flux's {} ({}/{}) scaled back to {replicas} replicas",
             c.name, c.namespace, c.name

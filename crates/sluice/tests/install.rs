@@ -501,31 +501,7 @@ async fn k3s_md_runs_as_written() {
     for object in docs(&written).iter().filter(|o| o.is_object()) {
         apply_object(&client, object).await;
     }
-    let storage = tmp.path().join("storage");
-    let controller = Command::new(bin())
-        .args(["controller", "--watch-namespace", &ns, "--reloader=false"])
-        .args(["--reconciler-service-account=sluice-reconciler"])
-        .args([
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--health-addr",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--storage-addr",
-            "127.0.0.1:0",
-            "--enable-leader-election=false",
-        ])
-        .arg("--storage-path")
-        .arg(&storage)
-        .env("KUBECONFIG", sluice_testsupport::kubeconfig_path())
-        .env("RUNTIME_NAMESPACE", &ns)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(tmp.path().join("controller.log")).unwrap())
-        .spawn()
-        .map(KillOnDrop)
-        .expect("starting sluice controller");
+    let controller = host_controller(&ns, tmp.path());
 
     // 2-5.
     // `check` looks at the whole cluster, which other tests share: only what it finds wrong
@@ -571,6 +547,36 @@ async fn k3s_md_runs_as_written() {
         Some("gitea")
     );
     run("sluice uninstall --keep-crds");
+}
+
+/// `sluice controller` on the host in the place of the installed Deployment's pod: watching
+/// `ns`, impersonating the installed `sluice-reconciler` as the Deployment's does, its
+/// artifacts in `dir/storage` and its log in `dir/controller.log`.
+fn host_controller(ns: &str, dir: &std::path::Path) -> KillOnDrop {
+    Command::new(bin())
+        .args(["controller", "--watch-namespace", ns, "--reloader=false"])
+        .args(["--reconciler-service-account=sluice-reconciler"])
+        .args([
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--storage-addr",
+            "127.0.0.1:0",
+            "--enable-leader-election=false",
+        ])
+        .arg("--storage-path")
+        .arg(dir.join("storage"))
+        .env("KUBECONFIG", sluice_testsupport::kubeconfig_path())
+        .env("RUNTIME_NAMESPACE", ns)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("controller.log")).unwrap())
+        .spawn()
+        .map(KillOnDrop)
+        .expect("starting sluice controller")
 }
 
 /// A Flux controller's Deployment as `flux install` makes it.
@@ -775,30 +781,7 @@ async fn a_cluster_moves_from_flux_to_sluice_and_back() {
     // sluice reconciles Flux's Kustomization over what Flux applied: the same object, with
     // Flux's field manager, at the new commit.
     let tmp = tempfile::tempdir().unwrap();
-    let controller = Command::new(bin())
-        .args(["controller", "--watch-namespace", &ns, "--reloader=false"])
-        .args(["--reconciler-service-account=sluice-reconciler"])
-        .args([
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--health-addr",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--storage-addr",
-            "127.0.0.1:0",
-            "--enable-leader-election=false",
-        ])
-        .arg("--storage-path")
-        .arg(tmp.path())
-        .env("KUBECONFIG", sluice_testsupport::kubeconfig_path())
-        .env("RUNTIME_NAMESPACE", &ns)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(KillOnDrop)
-        .expect("starting sluice controller");
+    let controller = host_controller(&ns, tmp.path());
     let applied = format!("main@sha1:{commit}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
