@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: image test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld bench bench-vs-flux flux-reference helm-controller-check helm-storage-check build release testenv-up testenv-down clean demo
+.PHONY: image test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld bench bench-vs-flux flux-reference helm-controller-check helm-storage-check gitea-check build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing);
 ## the image is built first, and its kubelet-style test may not skip
@@ -38,7 +38,10 @@ unit:
 	$(CARGO) test --workspace --lib --bins
 
 ## integration: unit and integration tests, with one local control plane for the run
+## (the real-Gitea tests of `bootstrap gitea` run only when scripts/gitea has
+## built Gitea; this target says when they are skipped: see gitea-check)
 integration:
+	@scripts/gitea path >/dev/null 2>&1 || echo "NOTE: the real-Gitea tests of 'sluice bootstrap gitea' will be SKIPPED: Gitea is not built (make gitea-check builds it, ~6 min cold, and runs them)"
 	SLUICE_REQUIRE_IMAGE=$(REQUIRE_IMAGE) scripts/with-testenv $(CARGO) test --workspace --no-fail-fast
 
 ## fuzz: every fuzz target for FUZZ_SECONDS (default 15) each, plus the
@@ -105,6 +108,14 @@ helm-controller-check:
 helm-storage-check:
 	bin="$$(scripts/build-helm)"; \
 	SLUICE_HELM_BIN="$$bin" scripts/with-testenv $(CARGO) test -p sluice --test helm_storage -- --nocapture
+
+## gitea-check: a real Gitea (code.gitea.io/gitea built from the Go module
+## proxy once by scripts/gitea, cached) for `sluice bootstrap gitea`: the
+## repository created, the deploy key added, the push over HTTPS, the
+## controller syncing over Gitea's SSH server (crates/sluice/tests/bootstrap.rs)
+gitea-check:
+	scripts/gitea build >/dev/null
+	SLUICE_REQUIRE_GITEA=1 scripts/with-testenv $(CARGO) test -p sluice --test bootstrap gitea -- --nocapture
 
 ## demo: the homelab example reconciled from Git on a local control plane (scripts/demo)
 demo:

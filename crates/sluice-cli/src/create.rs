@@ -351,15 +351,7 @@ pub async fn prepare_ssh(args: &mut CreateArgs, log: &Log) -> Result<()> {
             ))
             .into());
         }
-        let kind = match s.ssh_key_algorithm.as_str() {
-            "rsa" => sluice_git::KeyKind::Rsa(s.ssh_rsa_bits),
-            "ed25519" => sluice_git::KeyKind::Ed25519,
-            _ => sluice_git::KeyKind::Ecdsa(match s.ssh_ecdsa_curve.as_str() {
-                "p256" => sluice_git::EcdsaCurveName::P256,
-                "p521" => sluice_git::EcdsaCurveName::P521,
-                _ => sluice_git::EcdsaCurveName::P384,
-            }),
-        };
+        let kind = key_kind(&s.ssh_key_algorithm, &s.ssh_ecdsa_curve, s.ssh_rsa_bits);
         let (private, public) = sluice_git::generate_identity(kind, "")
             .map_err(|e| UserError::new(e).hint("--private-key-file uses a key of your own"))?;
         log.success(&format!("deploy key: {}", public.trim()));
@@ -380,6 +372,20 @@ pub async fn prepare_ssh(args: &mut CreateArgs, log: &Log) -> Result<()> {
     }
     s.ssh = Some(Box::new(material));
     Ok(())
+}
+
+/// The key a `--ssh-key-algorithm`, `--ssh-ecdsa-curve` and RSA size ask
+/// for (the flags' parsers admit only the names matched here).
+pub(crate) fn key_kind(algorithm: &str, curve: &str, rsa_bits: usize) -> sluice_git::KeyKind {
+    match algorithm {
+        "rsa" => sluice_git::KeyKind::Rsa(rsa_bits),
+        "ed25519" => sluice_git::KeyKind::Ed25519,
+        _ => sluice_git::KeyKind::Ecdsa(match curve {
+            "p256" => sluice_git::EcdsaCurveName::P256,
+            "p521" => sluice_git::EcdsaCurveName::P521,
+            _ => sluice_git::EcdsaCurveName::P384,
+        }),
+    }
 }
 
 /// `sluice create secret tls NAME`.

@@ -585,9 +585,7 @@ pub async fn apply_all(
         let after = resolver.apply(client, o, FIELD_MANAGER, false).await?;
         let change = match before {
             None => Change::Created,
-            Some(b) if b["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"] => {
-                Change::Unchanged
-            }
+            Some(b) if same_content(&b, &after) => Change::Unchanged,
             Some(_) => Change::Configured,
         };
         let s = subject(o);
@@ -600,6 +598,26 @@ pub async fn apply_all(
         }
     }
     Ok(out)
+}
+
+/// Whether two versions of an object differ only in what others write
+/// beside an apply: status, field ownership and the resource version. (A
+/// Deployment's status moves while its pods start; that is no change made
+/// by the install.)
+fn same_content(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("status");
+        }
+        if let Some(m) = v["metadata"].as_object_mut() {
+            for k in ["resourceVersion", "managedFields"] {
+                m.remove(k);
+            }
+        }
+        v
+    };
+    strip(a) == strip(b)
 }
 
 async fn wait_established(client: &Client, name: &str) {
@@ -969,6 +987,22 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_and_ownership_are_no_change() {
+        let before = serde_json::json!({
+            "metadata": {"name": "sluice", "resourceVersion": "1", "managedFields": [{"manager": "a"}]},
+            "spec": {"replicas": 1},
+            "status": {"readyReplicas": 0},
+        });
+        let mut after = before.clone();
+        after["metadata"]["resourceVersion"] = "2".into();
+        after["metadata"]["managedFields"] = serde_json::json!([{"manager": "b"}]);
+        after["status"]["readyReplicas"] = 1.into();
+        assert!(same_content(&before, &after));
+        after["spec"]["replicas"] = 2.into();
+        assert!(!same_content(&before, &after));
+    }
 
     #[test]
     fn manifests_hold_what_flux_expects() {

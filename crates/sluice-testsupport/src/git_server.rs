@@ -113,6 +113,20 @@ impl GitServer {
     /// Serves the bare repositories under `root`; with `basic`, only to
     /// requests carrying that user name and password.
     pub async fn start(root: &Path, basic: Option<(&str, &str)>) -> GitServer {
+        GitServer::start_with(root, basic, Router::new()).await
+    }
+
+    /// [`GitServer::start_tls`] with `api`'s routes answered before Git's (a
+    /// Git hosting service's REST API beside its repositories).
+    pub async fn start_tls_with(
+        root: &Path,
+        basic: Option<(&str, &str)>,
+        api: Router,
+    ) -> GitServer {
+        GitServer::tls_front(GitServer::start_with(root, basic, api).await).await
+    }
+
+    async fn start_with(root: &Path, basic: Option<(&str, &str)>, api: Router) -> GitServer {
         use base64::Engine;
         let counters = Arc::new(Counters::default());
         let state = Arc::new(ServerState {
@@ -125,7 +139,7 @@ impl GitServer {
             }),
             counters: counters.clone(),
         });
-        let app = Router::new().fallback(cgi).with_state(state);
+        let app = Router::new().fallback(cgi).with_state(state).merge(api);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding the test Git server");
@@ -145,8 +159,11 @@ impl GitServer {
     /// port, with a certificate for 127.0.0.1 from a CA made for it: see
     /// [`GitServer::ca_pem`]); [`GitServer::url`] gives `https://` URLs.
     pub async fn start_tls(root: &Path, basic: Option<(&str, &str)>) -> GitServer {
+        GitServer::tls_front(GitServer::start(root, basic).await).await
+    }
+
+    async fn tls_front(mut server: GitServer) -> GitServer {
         use tokio_rustls::rustls;
-        let mut server = GitServer::start(root, basic).await;
         let (ca, cert) = crate::certs::ca_and_server();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)

@@ -37,6 +37,7 @@ use serde_json::json;
 pub mod bad_input;
 mod certs;
 pub mod git_server;
+pub mod gitea;
 pub mod oci_registry;
 mod ports;
 pub mod ssh_server;

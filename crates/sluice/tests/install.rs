@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service};
@@ -547,36 +547,6 @@ async fn k3s_md_runs_as_written() {
         Some("gitea")
     );
     run("sluice uninstall --keep-crds");
-}
-
-/// `sluice controller` on the host in the place of the installed Deployment's pod: watching
-/// `ns`, impersonating the installed `sluice-reconciler` as the Deployment's does, its
-/// artifacts in `dir/storage` and its log in `dir/controller.log`.
-fn host_controller(ns: &str, dir: &std::path::Path) -> KillOnDrop {
-    Command::new(bin())
-        .args(["controller", "--watch-namespace", ns, "--reloader=false"])
-        .args(["--reconciler-service-account=sluice-reconciler"])
-        .args([
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--health-addr",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--storage-addr",
-            "127.0.0.1:0",
-            "--enable-leader-election=false",
-        ])
-        .arg("--storage-path")
-        .arg(dir.join("storage"))
-        .env("KUBECONFIG", sluice_testsupport::kubeconfig_path())
-        .env("RUNTIME_NAMESPACE", ns)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("controller.log")).unwrap())
-        .spawn()
-        .map(KillOnDrop)
-        .expect("starting sluice controller")
 }
 
 /// A Flux controller's Deployment as `flux install` makes it.

@@ -550,6 +550,36 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `sluice controller` on the host in the place of the installed Deployment's pod: watching
+/// `ns`, impersonating the installed `sluice-reconciler` as the Deployment's does, its
+/// artifacts in `dir/storage` and its log in `dir/controller.log`.
+pub fn host_controller(ns: &str, dir: &std::path::Path) -> KillOnDrop {
+    std::process::Command::new(bin())
+        .args(["controller", "--watch-namespace", ns, "--reloader=false"])
+        .args(["--reconciler-service-account=sluice-reconciler"])
+        .args([
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--storage-addr",
+            "127.0.0.1:0",
+            "--enable-leader-election=false",
+        ])
+        .arg("--storage-path")
+        .arg(dir.join("storage"))
+        .env("KUBECONFIG", sluice_testsupport::kubeconfig_path())
+        .env("RUNTIME_NAMESPACE", ns)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("controller.log")).unwrap())
+        .spawn()
+        .map(KillOnDrop)
+        .expect("starting sluice controller")
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     sluice_testsupport::repo_root()

@@ -25,6 +25,11 @@ use crate::output::Log;
 use crate::reconcile::{parse_timeout, request, wait_handled};
 use crate::{GlobalArgs, Outcome, UserError};
 
+mod hosted;
+mod provider;
+
+use provider::Kind;
+
 /// The name of the sync GitRepository, Kustomization and Secret.
 pub const SYNC_NAME: &str = "flux-system";
 
@@ -41,6 +46,15 @@ pub enum BootstrapProvider {
     /// Any Git server (or a local bare repository), through the `git`
     /// program.
     Git(BootstrapGitArgs),
+    /// A Gitea server: the repository is created if absent and
+    /// given a deploy key; the token is read from GITEA_TOKEN.
+    Gitea(HostedArgs),
+    /// GitHub or GitHub Enterprise Server: the repository is created if
+    /// absent and given a deploy key; the token is read from GITHUB_TOKEN.
+    Github(HostedArgs),
+    /// GitLab (gitlab.com or self-managed): the project is created if absent
+    /// and given a deploy key; the token is read from GITLAB_TOKEN.
+    Gitlab(HostedArgs),
 }
 
 /// `sluice bootstrap git`.
@@ -54,15 +68,6 @@ pub struct BootstrapGitArgs {
     /// be http(s):// or ssh://).
     #[arg(long, value_name = "URL")]
     pub sync_url: Option<String>,
-
-    /// The branch.
-    #[arg(long, default_value = "main")]
-    pub branch: String,
-
-    /// The cluster's directory in the repository (for example
-    /// clusters/homelab).
-    #[arg(long)]
-    pub path: String,
 
     /// Basic-auth user name (https).
     #[arg(long, requires = "password")]
@@ -80,6 +85,81 @@ pub struct BootstrapGitArgs {
     /// SSH private key (ssh).
     #[arg(long, value_name = "FILE", conflicts_with = "username")]
     pub private_key_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
+/// `sluice bootstrap gitea|github|gitlab`.
+#[derive(Debug, Args)]
+pub struct HostedArgs {
+    /// The user or organization (GitLab: group) that owns the repository.
+    #[arg(long)]
+    pub owner: String,
+
+    /// The repository's name.
+    #[arg(long)]
+    pub repository: String,
+
+    /// The server's host name, with a port if it is not 443 (default: the
+    /// public service).
+    #[arg(long)]
+    pub hostname: Option<String>,
+
+    /// The owner is the token's own user, not an organization.
+    #[arg(long)]
+    pub personal: bool,
+
+    /// Create the repository as private.
+    #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    pub private: bool,
+
+    /// The description of a repository created here.
+    #[arg(long, default_value = "")]
+    pub description: String,
+
+    /// Let the deploy key push (it is read-only otherwise).
+    #[arg(long)]
+    pub read_write_key: bool,
+
+    /// Sync over HTTPS with the token instead of SSH with a deploy key.
+    #[arg(long)]
+    pub token_auth: bool,
+
+    /// A CA certificate (PEM) the server's HTTPS certificate is checked
+    /// against; it is also stored for the cluster with --token-auth.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// The host (and port) the cluster reaches SSH at, when it differs from
+    /// the clone URL the server reports.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub ssh_hostname: Option<String>,
+
+    /// The algorithm of a generated deploy key.
+    #[arg(long = "ssh-key-algorithm", value_name = "ALGORITHM", default_value = "ecdsa", value_parser = ["rsa", "ecdsa", "ed25519"])]
+    pub ssh_key_algorithm: String,
+
+    /// The curve of a generated ecdsa deploy key.
+    #[arg(long = "ssh-ecdsa-curve", value_name = "CURVE", default_value = "p384", value_parser = ["p256", "p384", "p521"])]
+    pub ssh_ecdsa_curve: String,
+
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
+/// What every `sluice bootstrap` shares: where the sync manifests go, what
+/// is installed, and the wait.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The branch.
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+
+    /// The cluster's directory in the repository (for example
+    /// clusters/homelab).
+    #[arg(long)]
+    pub path: String,
 
     /// How often the GitRepository checks for new commits.
     #[arg(long, default_value = "1m0s")]
@@ -278,47 +358,69 @@ fn fingerprints(file: &Path) -> Vec<String> {
         .collect()
 }
 
+/// What the Git and cluster steps need, however the repository was found.
+struct Plan {
+    /// Where the manifests are pushed.
+    push_url: String,
+    /// Where the cluster fetches from.
+    sync_url: String,
+    /// `git` with the push's credentials.
+    git: Git,
+    /// The data of the `flux-system` Secret; `None` for a public repository.
+    secret: Option<serde_json::Map<String, Value>>,
+}
+
+/// The cluster's directory in the repository, without `./` or a trailing
+/// `/`.
+fn cluster_path(path: &str) -> Result<String> {
+    let p = path.trim_start_matches("./").trim_end_matches('/');
+    if p.is_empty() || p.split('/').any(|p| p == "..") {
+        return Err(UserError::new(format!("invalid --path {path:?}")).into());
+    }
+    Ok(p.to_string())
+}
+
 /// Runs `sluice bootstrap`.
 pub async fn run(g: &GlobalArgs, args: BootstrapArgs) -> Result<Outcome> {
-    let BootstrapProvider::Git(a) = args.provider;
-    let ns = g.namespace.as_str();
     let log = Log::default();
-    let sync_url = a.sync_url.clone().unwrap_or_else(|| a.url.clone());
-    if !["http://", "https://", "ssh://"]
-        .iter()
-        .any(|p| sync_url.starts_with(p))
-    {
-        return Err(UserError::new(format!(
-            "the cluster cannot fetch {sync_url}: a GitRepository URL must be http(s):// or ssh://"
-        ))
-        .hint("pass --sync-url with the URL the cluster reaches the repository at")
-        .into());
-    }
-    let path = a
-        .path
-        .trim_start_matches("./")
-        .trim_end_matches('/')
-        .to_string();
-    if path.is_empty() || path.split('/').any(|p| p == "..") {
-        return Err(UserError::new(format!("invalid --path {:?}", a.path)).into());
-    }
+    let tmp = tempfile::tempdir()?;
+    let (plan, sync) = match args.provider {
+        BootstrapProvider::Git(a) => (git_plan(&a, tmp.path(), &log)?, a.sync),
+        BootstrapProvider::Gitea(a) => (
+            hosted::plan(g, Kind::Gitea, &a, tmp.path(), &log).await?,
+            a.sync,
+        ),
+        BootstrapProvider::Github(a) => (
+            hosted::plan(g, Kind::GitHub, &a, tmp.path(), &log).await?,
+            a.sync,
+        ),
+        BootstrapProvider::Gitlab(a) => (
+            hosted::plan(g, Kind::GitLab, &a, tmp.path(), &log).await?,
+            a.sync,
+        ),
+    };
+    push_and_sync(g, plan, &sync, tmp.path(), &log).await
+}
 
+/// `bootstrap git`: the URLs and credentials as given.
+fn git_plan(a: &BootstrapGitArgs, tmp: &Path, log: &Log) -> Result<Plan> {
+    let sync_url = a.sync_url.clone().unwrap_or_else(|| a.url.clone());
     let mut git = Git {
         auth: vec![],
         env: vec![],
     };
+    let mut data = serde_json::Map::new();
     if let (Some(u), Some(p)) = (&a.username, &a.password) {
         git.auth.push(format!(
             "http.extraHeader=Authorization: Basic {}",
             base64(format!("{u}:{p}").as_bytes())
         ));
+        data.insert("username".into(), Value::String(base64(u.as_bytes())));
+        data.insert("password".into(), Value::String(base64(p.as_bytes())));
     }
-    // 1. Git: clone (or start the branch), write, commit, push.
-    let tmp = tempfile::tempdir()?;
     // SSH: the host keys are scanned once and trusted by both the push here
     // and the GitRepository (its Secret's `known_hosts`), as Flux does; the
     // fingerprints are printed so they can be checked.
-    let mut known_hosts = None;
     if let Some(key) = &a.private_key_file {
         let mut hosts = Vec::new();
         for u in [&a.url, &sync_url] {
@@ -326,7 +428,7 @@ pub async fn run(g: &GlobalArgs, args: BootstrapArgs) -> Result<Outcome> {
                 hosts.push(h);
             }
         }
-        let file = tmp.path().join("known_hosts");
+        let file = tmp.join("known_hosts");
         let scanned = scan_host_keys(&hosts)?;
         std::fs::write(&file, &scanned)?;
         for line in fingerprints(&file) {
@@ -340,19 +442,64 @@ pub async fn run(g: &GlobalArgs, args: BootstrapArgs) -> Result<Outcome> {
                 file.display()
             ),
         ));
-        known_hosts = Some(scanned).filter(|k| !k.is_empty());
+        let bytes = std::fs::read(key)
+            .map_err(|e| UserError::new(format!("reading {}: {e}", key.display())))?;
+        data.insert("identity".into(), Value::String(base64(&bytes)));
+        if !scanned.is_empty() {
+            data.insert(
+                "known_hosts".into(),
+                Value::String(base64(scanned.as_bytes())),
+            );
+        }
     }
-    let repo = tmp.path().join("repo");
+    Ok(Plan {
+        push_url: a.url.clone(),
+        sync_url,
+        git,
+        secret: Some(data).filter(|d| !d.is_empty()),
+    })
+}
+
+/// Writes the sync manifests to Git, installs, applies the sync
+/// configuration and waits: the part every `sluice bootstrap` shares.
+async fn push_and_sync(
+    g: &GlobalArgs,
+    plan: Plan,
+    a: &SyncArgs,
+    tmp: &Path,
+    log: &Log,
+) -> Result<Outcome> {
+    let ns = g.namespace.as_str();
+    let Plan {
+        push_url,
+        sync_url,
+        git,
+        secret,
+    } = plan;
+    if !["http://", "https://", "ssh://"]
+        .iter()
+        .any(|p| sync_url.starts_with(p))
+    {
+        return Err(UserError::new(format!(
+            "the cluster cannot fetch {sync_url}: a GitRepository URL must be http(s):// or ssh://"
+        ))
+        .hint("pass --sync-url with the URL the cluster reaches the repository at")
+        .into());
+    }
+    let path = cluster_path(&a.path)?;
+
+    // 1. Git: clone (or start the branch), write, commit, push.
+    let repo = tmp.join("repo");
     log.action(&format!(
-        "cloning branch \"{}\" from Git repository {}",
-        a.branch, a.url
+        "cloning branch \"{}\" from Git repository {push_url}",
+        a.branch
     ));
-    let heads = git.run(None, &["ls-remote", "--heads", &a.url, &a.branch])?;
+    let heads = git.run(None, &["ls-remote", "--heads", &push_url, &a.branch])?;
     if heads.trim().is_empty() {
         std::fs::create_dir_all(&repo)?;
         git.run(Some(&repo), &["init", "-q"])?;
         git.run(Some(&repo), &["checkout", "-q", "-b", &a.branch])?;
-        git.run(Some(&repo), &["remote", "add", "origin", &a.url])?;
+        git.run(Some(&repo), &["remote", "add", "origin", &push_url])?;
         log.success(&format!(
             "branch \"{}\" does not exist yet: it will be created",
             a.branch
@@ -366,7 +513,7 @@ pub async fn run(g: &GlobalArgs, args: BootstrapArgs) -> Result<Outcome> {
                 "--branch",
                 &a.branch,
                 "--single-branch",
-                &a.url,
+                &push_url,
                 repo.to_str().unwrap_or_default(),
             ],
         )?;
@@ -378,8 +525,14 @@ pub async fn run(g: &GlobalArgs, args: BootstrapArgs) -> Result<Outcome> {
         helmrelease: false,
         notification: false,
     });
-    let secret = a.username.is_some() || a.private_key_file.is_some();
-    let sync = sync_manifests(ns, &sync_url, &a.branch, &path, &a.interval, secret);
+    let sync = sync_manifests(
+        ns,
+        &sync_url,
+        &a.branch,
+        &path,
+        &a.interval,
+        secret.is_some(),
+    );
     let dir = repo.join(&path).join("flux-system");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(
@@ -444,27 +597,14 @@ pub async fn run(g: &GlobalArgs, args: BootstrapArgs) -> Result<Outcome> {
             missing.join(", ")
         ));
     }
-    let changes = install::apply_all(&client, &components, &log).await?;
+    let changes = install::apply_all(&client, &components, log).await?;
     if changes.iter().all(|(_, c)| *c == Change::Unchanged) {
         log.success("components are already installed and up to date");
     } else {
         changed_anything = true;
     }
     let mut rest = Vec::new();
-    if secret {
-        let mut data = serde_json::Map::new();
-        if let (Some(u), Some(p)) = (&a.username, &a.password) {
-            data.insert("username".into(), Value::String(base64(u.as_bytes())));
-            data.insert("password".into(), Value::String(base64(p.as_bytes())));
-        }
-        if let Some(key) = &a.private_key_file {
-            let bytes = std::fs::read(key)
-                .map_err(|e| UserError::new(format!("reading {}: {e}", key.display())))?;
-            data.insert("identity".into(), Value::String(base64(&bytes)));
-        }
-        if let Some(k) = &known_hosts {
-            data.insert("known_hosts".into(), Value::String(base64(k.as_bytes())));
-        }
+    if let Some(data) = secret {
         rest.push(json!({
             "apiVersion": "v1",
             "kind": "Secret",
@@ -474,7 +614,7 @@ pub async fn run(g: &GlobalArgs, args: BootstrapArgs) -> Result<Outcome> {
         }));
     }
     rest.extend(sync);
-    let changes = install::apply_all(&client, &rest, &log).await?;
+    let changes = install::apply_all(&client, &rest, log).await?;
     if changes.iter().any(|(_, c)| *c != Change::Unchanged) {
         changed_anything = true;
     } else {
