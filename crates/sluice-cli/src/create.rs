@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::kube_util::{self, Resolver};
+use crate::kube_util::{self, FluxKind, Resolver};
 use crate::notification;
 use crate::output::Log;
 use crate::{GlobalArgs, Outcome, UserError};
@@ -907,6 +907,26 @@ fn merge(into: &mut serde_json::Map<String, Value>, from: serde_json::Map<String
     }
 }
 
+/// How long `create` waits for the new object's reconciliation (flux's
+/// default `--timeout`).
+const WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The object whose reconciliation `create` waits for: the last one made (a
+/// Secret comes before the source that uses it), when a controller
+/// reconciles its kind.
+fn awaited(objs: &[Value]) -> Option<(FluxKind, String)> {
+    let last = objs.last()?;
+    let kind = match last["kind"].as_str()? {
+        "GitRepository" => FluxKind::GitRepository,
+        "OCIRepository" => FluxKind::OCIRepository,
+        "HelmRepository" => FluxKind::HelmRepository,
+        "Kustomization" => FluxKind::Kustomization,
+        "HelmRelease" => FluxKind::HelmRelease,
+        _ => return None,
+    };
+    Some((kind, last["metadata"]["name"].as_str()?.to_string()))
+}
+
 /// Runs `sluice create`.
 pub async fn run(g: &GlobalArgs, mut args: CreateArgs) -> Result<Outcome> {
     let log = Log::default();
@@ -926,6 +946,11 @@ pub async fn run(g: &GlobalArgs, mut args: CreateArgs) -> Result<Outcome> {
     }
     if let CreateWhat::Receiver(r) = &args.what {
         notification::wait_and_print(&client, &g.namespace, &r.name, r.timeout, &log).await?;
+    }
+    // As `flux create`: the new object's first reconciliation is awaited and
+    // its outcome reported (a failure is exit 1 with the cause).
+    if let Some((kind, name)) = awaited(&objs) {
+        crate::reconcile::reconcile_kind(&client, kind, &g.namespace, &name, WAIT, false).await?;
     }
     Ok(Outcome::Ok)
 }

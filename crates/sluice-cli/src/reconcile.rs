@@ -319,12 +319,16 @@ where
     }
 }
 
+/// Requests a reconciliation of `kind` `ns/name` and waits for its outcome,
+/// reported as `flux reconcile` reports it; `announce`: say that the object
+/// is annotated (not after `create`, whose object is new).
 async fn reconcile_one<K>(
     client: &Client,
     kind: FluxKind,
     ns: &str,
     name: &str,
     timeout: Duration,
+    announce: bool,
 ) -> Result<Reconciled>
 where
     K: FluxObject
@@ -341,7 +345,9 @@ where
         .await
         .map_err(|e| not_found_or(e, kind.kind(), ns, name, kind.list_command()))?;
     if obj.is_static() {
-        log.success("reconciliation not supported by the object");
+        if announce {
+            log.success("reconciliation not supported by the object");
+        }
         return Ok(Reconciled {
             ready: true,
             message: String::new(),
@@ -358,12 +364,16 @@ where
                 .into(),
         );
     }
-    log.action(&format!(
-        "annotating {} {name} in {ns} namespace",
-        kind.kind()
-    ));
+    if announce {
+        log.action(&format!(
+            "annotating {} {name} in {ns} namespace",
+            kind.kind()
+        ));
+    }
     let token = request(&api, name, None).await?;
-    log.success(&format!("{} annotated", kind.kind()));
+    if announce {
+        log.success(&format!("{} annotated", kind.kind()));
+    }
     log.waiting(&format!("waiting for {} reconciliation", kind.kind()));
     let done = wait_handled(&api, kind, ns, name, &token, timeout).await?;
     report::<K>(kind, ns, name, &done)?;
@@ -434,6 +444,7 @@ pub async fn run_reconcile(g: &GlobalArgs, args: ReconcileArgs) -> Result<Outcom
                 ns,
                 &t.name,
                 args.timeout,
+                true,
             )
             .await?;
         }
@@ -494,7 +505,7 @@ async fn reconcile_helm_release(
             .await
             .map_err(|e| kube_util::user_kube_error(e, &format!("annotating {}", t.name)))?;
     }
-    reconcile_one::<HelmRelease>(client, kind, ns, &t.name, timeout).await?;
+    reconcile_one::<HelmRelease>(client, kind, ns, &t.name, timeout, true).await?;
     Ok(())
 }
 
@@ -506,23 +517,26 @@ async fn reconcile_source(
     name: &str,
     timeout: Duration,
 ) -> Result<Reconciled> {
+    reconcile_kind(client, kind, ns, name, timeout, true).await
+}
+
+/// Reconciles `kind` `ns`/`name` and waits for the outcome (see [`reconcile_one`]).
+pub(crate) async fn reconcile_kind(
+    client: &Client,
+    kind: FluxKind,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+    announce: bool,
+) -> Result<Reconciled> {
+    let (c, t, a) = (client, timeout, announce);
     match kind {
-        FluxKind::GitRepository => {
-            reconcile_one::<GitRepository>(client, kind, ns, name, timeout).await
-        }
-        FluxKind::OCIRepository => {
-            reconcile_one::<OCIRepository>(client, kind, ns, name, timeout).await
-        }
-        FluxKind::HelmRepository => {
-            reconcile_one::<HelmRepository>(client, kind, ns, name, timeout).await
-        }
-        FluxKind::HelmChart => reconcile_one::<HelmChart>(client, kind, ns, name, timeout).await,
-        FluxKind::Kustomization => {
-            reconcile_one::<Kustomization>(client, kind, ns, name, timeout).await
-        }
-        FluxKind::HelmRelease => {
-            reconcile_one::<HelmRelease>(client, kind, ns, name, timeout).await
-        }
+        FluxKind::GitRepository => reconcile_one::<GitRepository>(c, kind, ns, name, t, a).await,
+        FluxKind::OCIRepository => reconcile_one::<OCIRepository>(c, kind, ns, name, t, a).await,
+        FluxKind::HelmRepository => reconcile_one::<HelmRepository>(c, kind, ns, name, t, a).await,
+        FluxKind::HelmChart => reconcile_one::<HelmChart>(c, kind, ns, name, t, a).await,
+        FluxKind::Kustomization => reconcile_one::<Kustomization>(c, kind, ns, name, t, a).await,
+        FluxKind::HelmRelease => reconcile_one::<HelmRelease>(c, kind, ns, name, t, a).await,
     }
 }
 

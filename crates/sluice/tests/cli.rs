@@ -1978,10 +1978,12 @@ async fn delete_stats_and_envsubst() {
     ns.delete().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_sources_kustomizations_and_secrets() {
     let (client, ns) = setup("create").await;
     let n = ns.name();
+    // `create` waits for the new object's first reconciliation, as flux does.
+    let _controller = FakeController::start(client.clone(), n.to_string());
     let out = sluice(&[
         "create",
         "source",
@@ -1999,11 +2001,14 @@ async fn create_sources_kustomizations_and_secrets() {
         n,
     ])
     .expect(0);
-    assert!(
-        out.stderr.contains("GitRepository created"),
-        "{}",
-        out.stderr
-    );
+    for said in [
+        "GitRepository created",
+        "waiting for GitRepository reconciliation",
+        "fetched revision main@sha1:",
+    ] {
+        assert!(out.stderr.contains(said), "{said:?} in {}", out.stderr);
+    }
+    assert!(!out.stderr.contains("annotat"), "{}", out.stderr);
     assert!(!out.stderr.contains("s3cr3t-pat") && !out.stdout.contains("s3cr3t-pat"));
     let repo = Api::<sluice_api::GitRepository>::namespaced(client.clone(), n)
         .get("ops")
@@ -2117,6 +2122,32 @@ async fn create_sources_kustomizations_and_secrets() {
             .await
             .unwrap()
             .is_none()
+    );
+    // A first reconciliation that fails: created, and exit 1 with the cause.
+    let out = sluice(&[
+        "create",
+        "source",
+        "git",
+        "broken",
+        "--url",
+        "https://h/r",
+        "--branch",
+        "main",
+        "-n",
+        n,
+    ])
+    .expect(1);
+    assert!(
+        out.stderr.contains("GitRepository created"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "GitRepository {n}/broken reconciliation failed: kustomize build failed"
+        )),
+        "{}",
+        out.stderr
     );
     let out = sluice(&[
         "create",

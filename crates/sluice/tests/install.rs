@@ -515,11 +515,21 @@ async fn k3s_md_runs_as_written() {
         checked.contains(&format!("controller {ns}/sluice ready")),
         "{checked}"
     );
-    for command in &commands[2..] {
-        run(command);
-    }
-    // "Within seconds": the list, as a user would look again.
+    // The Secret, then the source and the Kustomization, each waited for
+    // (as `flux create` waits) until the controller fetched or applied.
     let applied = format!("main@sha1:{commit}");
+    let said: Vec<String> = commands[2..].iter().map(|c| run(c)).collect();
+    assert!(
+        said[1].contains(&format!("fetched revision {applied}")),
+        "{}",
+        said[1]
+    );
+    assert!(
+        said[2].contains(&format!("applied revision {applied}")),
+        "{}",
+        said[2]
+    );
+    // "Within seconds": the list, as a user would look again.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let listed = loop {
         let listed = run("sluice get kustomizations");

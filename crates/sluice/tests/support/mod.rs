@@ -486,12 +486,13 @@ pub async fn objects(client: &Client, kind: &str, ns: &str) -> Vec<Value> {
         "OCIRepository" => list::<OCIRepository>(client, ns).await,
         "HelmRepository" => list::<HelmRepository>(client, ns).await,
         "HelmChart" => list::<HelmChart>(client, ns).await,
+        "HelmRelease" => list::<HelmRelease>(client, ns).await,
         other => panic!("not a Flux kind: {other}"),
     }
 }
 
 /// A stand-in for the controller: answers every reconcile request on
-/// Kustomizations and sources of `ns` with a Ready status (or a failure
+/// Kustomizations, HelmReleases and sources of `ns` with a Ready status (or a failure
 /// when the object is named `broken`). Stops when dropped.
 pub struct FakeController(tokio::task::JoinHandle<()>);
 
@@ -511,6 +512,7 @@ impl FakeController {
                     "OCIRepository",
                     "HelmRepository",
                     "HelmChart",
+                    "HelmRelease",
                 ] {
                     for o in objects(&client, kind, &ns).await {
                         let token = o["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"]
