@@ -295,3 +295,84 @@ mod tests {
         assert_eq!(prune_empty_override(None), None);
     }
 }
+
+/// Flux's own controllers among the objects a Kustomization would apply: the
+/// Deployments named as one of `replaced` (the Flux controllers this process
+/// does the work of) that run a `fluxcd/` image, as `flux bootstrap`'s
+/// `gotk-components.yaml` brings them. Applying them would start Flux's
+/// controllers beside sluice, both reconciling the same objects; the caller
+/// refuses the apply with [`flux_controllers_message`].
+pub fn flux_controllers(objects: &[serde_json::Value], replaced: &[String]) -> Vec<String> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "Deployment" && o["apiVersion"] == "apps/v1")
+        .filter(|o| {
+            o["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| replaced.iter().any(|r| r == n))
+        })
+        .filter(|o| {
+            o["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["image"].as_str().is_some_and(|i| i.contains("fluxcd/")))
+        })
+        .map(|o| {
+            format!(
+                "Deployment/{}/{}",
+                o["metadata"]["namespace"].as_str().unwrap_or("default"),
+                o["metadata"]["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// Why an apply holding Flux's controllers (see [`flux_controllers`]) is refused, and what to
+/// change.
+pub fn flux_controllers_message(found: &[String]) -> String {
+    format!(
+        "refusing to apply Flux's controllers that sluice replaces ({}): both would reconcile \
+         the same objects; remove Flux's components from this Kustomization's path (a \
+         `flux bootstrap` repository has them in flux-system/gotk-components.yaml: put the \
+         output of `sluice install --export` there instead), or uninstall sluice with \
+         `sluice uninstall --restore-flux` to go back to Flux",
+        found.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod flux_controller_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(name: &str, image: &str) -> serde_json::Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": name, "namespace": "flux-system"},
+               "spec": {"template": {"spec": {"containers": [{"name": "manager", "image": image}]}}}})
+    }
+
+    #[test]
+    fn flux_controllers_are_found_by_name_and_image() {
+        let replaced = vec![
+            "source-controller".to_string(),
+            "kustomize-controller".to_string(),
+        ];
+        let objects = vec![
+            deployment(
+                "source-controller",
+                "ghcr.io/fluxcd/source-controller:v1.7.4",
+            ),
+            // Not replaced by this process (no --helmrelease): Flux's stays welcome.
+            deployment("helm-controller", "ghcr.io/fluxcd/helm-controller:v1.4.4"),
+            // A workload that happens to share the name.
+            deployment("kustomize-controller", "registry.lan/me/kc:1"),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "source-controller"}}),
+        ];
+        let found = flux_controllers(&objects, &replaced);
+        assert_eq!(found, vec!["Deployment/flux-system/source-controller"]);
+        let message = flux_controllers_message(&found);
+        assert!(message.contains("gotk-components.yaml"), "{message}");
+        assert!(flux_controllers(&objects[1..], &replaced).is_empty());
+    }
+}

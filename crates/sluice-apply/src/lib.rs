@@ -36,7 +36,8 @@ pub use client::RequestCounts;
 pub use error::{ApiFailure, ApplyError, ObjectError, ObjectErrorKind, PruneError};
 pub use guard::{
     EmptyBuildError, MASS_PRUNE_MIN_OBJECTS, MassPruneError, PRUNE_EMPTY_ANNOTATION,
-    PruneGuardError, check_empty_build, check_prune, is_mass_prune, prune_empty_override,
+    PruneGuardError, check_empty_build, check_prune, flux_controllers, flux_controllers_message,
+    is_mass_prune, prune_empty_override,
 };
 pub use ignore::IgnoreRule;
 pub use inventory::InventoryError;

@@ -61,6 +61,11 @@ pub struct Options {
     /// Fraction of the interval a successful run's next run moves by, either
     /// way (Flux's `--interval-jitter-percentage` / 100).
     pub interval_jitter: f64,
+    /// The Flux controllers this process does the work of (Deployment names,
+    /// e.g. `source-controller`): a Kustomization whose build holds one of
+    /// them, running a Flux image, is refused instead of starting Flux beside
+    /// sluice (`sluice_apply::flux_controllers`).
+    pub replaces_flux: Vec<String>,
     /// What the process's controllers share (metrics, readiness, events, and
     /// `runtime.tenancy`: whom a Kustomization acts as, and whether a
     /// `sourceRef` or `dependsOn` entry in another namespace is refused with
@@ -82,6 +87,7 @@ impl Default for Options {
             sops_age_secret: None,
             label_selector: None,
             interval_jitter: 0.05,
+            replaces_flux: Vec::new(),
             runtime: sluice_runtime::Runtime::default(),
         }
     }

@@ -438,6 +438,15 @@ impl<'a> Run<'a> {
         // Nothing is applied when a Secret is still encrypted (Flux's check).
         sluice_render::refuse_encrypted_secrets(&objects)
             .map_err(|m| self.failure(meta::RECONCILIATION_FAILED_REASON, m))?;
+        // Nor when it would start Flux's controllers beside sluice.
+        let flux = sluice_apply::flux_controllers(&objects, &self.ctx.opts.replaces_flux);
+        if !flux.is_empty() {
+            return Err(Failure::stalled(
+                meta::RECONCILIATION_FAILED_REASON,
+                sluice_apply::flux_controllers_message(&flux),
+            )
+            .into());
+        }
         let spec = &self.ks.spec;
         let mut opts = ApplyOptions::new(self.owner());
         opts.force = spec.is_force();

@@ -590,6 +590,17 @@ impl Controllers<'_> {
                         name,
                     }),
                 no_remote_bases: args.kustomization.no_remote_bases,
+                replaces_flux: sluice_cli::takeover::FLUX_CONTROLLERS
+                    .iter()
+                    .filter(|name| {
+                        sluice_cli::takeover::replaces(
+                            name,
+                            args.helmrelease.helmrelease_enabled,
+                            args.notification.notification_enabled,
+                        )
+                    })
+                    .map(|name| name.to_string())
+                    .collect(),
                 runtime: runtime.clone(),
                 ..sluice_kustomization::Options::default()
             };

@@ -1,5 +1,6 @@
-//! Inventory, shutdown and the mass-deletion guard (issue 12, defects 6 and
-//! 7), end to end through Git against the local control plane.
+//! Inventory, shutdown, the mass-deletion guard (issue 12, defects 6 and
+//! 7) and the guard against Flux's own controllers, end to end through Git
+//! against the local control plane.
 //!
 //! A long apply is made with a CRD whose kind clashes with another CRD's: it
 //! is created but never Established, so the apply waits in its first stage
@@ -365,4 +366,98 @@ async fn assert_pruned_and_clean(env: &Env, extra_ns: &str, owner_crd: &str, cla
     })
     .await;
     delete_crds(&env.client, &[owner_crd, clash_crd]).await;
+}
+
+/// A Flux-bootstrapped repository's `gotk-components.yaml` left in the path
+/// (Flux's source-controller Deployment): nothing is applied, Flux is not
+/// started beside sluice, and the message says what to change; with the
+/// components replaced by sluice's own, the next revision applies.
+#[tokio::test]
+async fn flux_controllers_in_a_build_are_refused_not_started_beside_sluice() {
+    let mut env = Env::without_controllers("ks-fluxguard").await;
+    env.start_source("127.0.0.1:1").await;
+    let mut opts = env.kustomization_options(true);
+    opts.replaces_flux = vec!["source-controller".into(), "kustomize-controller".into()];
+    env.start_kustomization_with(opts).await;
+    let ns = env.name().to_string();
+
+    let mut repo = Repo::new();
+    repo.write(
+        "flux-system/gotk-components.yaml",
+        &format!(
+            "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: source-controller
+  namespace: {ns}
+  labels:
+    app.kubernetes.io/part-of: flux
+spec:
+  selector:
+    matchLabels:
+      app: source-controller
+  template:
+    metadata:
+      labels:
+        app: source-controller
+    spec:
+      containers:
+      - name: manager
+        image: ghcr.io/fluxcd/source-controller:v1.7.4
+"
+        ),
+    );
+    repo.write(
+        "flux-system/cm.yaml",
+        &configmap_in(&ns, "cluster-settings"),
+    );
+    repo.write(
+        "flux-system/kustomization.yaml",
+        "resources:\n- gotk-components.yaml\n- cm.yaml\n",
+    );
+    repo.commit("flux bootstrap's components");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization(
+        "flux-system",
+        json!({"path": "./flux-system", "targetNamespace": null}),
+    )
+    .await;
+
+    let ks = env.wait_reason("flux-system", "ReconciliationFailed").await;
+    let msg = ready_message(&ks);
+    assert!(
+        msg.contains(&format!(
+            "refusing to apply Flux's controllers that sluice replaces (Deployment/{ns}/source-controller)"
+        )) && msg.contains("gotk-components.yaml"),
+        "{msg}"
+    );
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(env.client.clone(), &ns);
+    assert!(
+        deployments
+            .get_opt("source-controller")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        env.configmaps()
+            .get_opt("cluster-settings")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    repo.remove("flux-system/gotk-components.yaml");
+    repo.write("flux-system/kustomization.yaml", "resources:\n- cm.yaml\n");
+    let rev = repo.commit("sluice's components instead");
+    env.refresh_source("repo", &rev).await;
+    env.wait_ready("flux-system", &rev).await;
+    assert!(
+        env.configmaps()
+            .get_opt("cluster-settings")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
