@@ -126,7 +126,7 @@ async fn render_local(
 }
 
 /// Whether the chart's `crds/` go with an install (`install.crds`, Flux's default `Create`).
-fn installs_crds(hr: &HelmRelease) -> bool {
+pub(crate) fn installs_crds(hr: &HelmRelease) -> bool {
     !matches!(
         hr.install().crds,
         Some(sluice_api::helm_release::CrdsPolicy::Skip)

@@ -48,24 +48,16 @@ pub fn references(hr: &HelmRelease) -> Vec<ValuesReference> {
 /// The values of `hr`: `spec.values` with `spec.valuesFrom` read from the cluster and merged
 /// in Flux's order. Without a client (an offline build) the references are left out.
 pub async fn values(client: Option<&kube::Client>, hr: &HelmRelease) -> Result<YMap, ValuesError> {
-    let ns = hr.namespace().unwrap_or_default();
-    let inline = hr
-        .spec
-        .values
-        .as_ref()
-        .filter(|v| !v.is_null())
-        .map(|v| match sluice_helm::values::from_json(v) {
-            sluice_kustomize::yaml::Value::Map(m) => Ok(m),
-            _ => Err(ValuesError::NotAMap),
-        })
-        .transpose()?;
-    let refs = match client {
-        Some(_) => references(hr),
-        None => Vec::new(),
+    let Some(client) = client else {
+        return values_with(hr, false, |kind, name| {
+            Fetched::NotFound(format!("{kind} {name:?} not found"))
+        });
     };
+    let refs = references(hr);
+    let ns = hr.namespace().unwrap_or_default();
     // Every referenced object, read once, before composing (which is pure).
     let mut fetched = std::collections::BTreeMap::new();
-    if let Some(client) = client {
+    {
         for r in &refs {
             let key = (r.kind.clone(), r.name.clone());
             if fetched.contains_key(&key) {
@@ -97,13 +89,40 @@ pub async fn values(client: Option<&kube::Client>, hr: &HelmRelease) -> Result<Y
             fetched.insert(key, result);
         }
     }
-    values_from::compose(&ns, inline, &refs, |kind, name| {
+    values_with(hr, true, |kind, name| {
         fetched
             .get(&(kind.to_owned(), name.to_owned()))
             .cloned()
             .unwrap_or_else(|| Fetched::NotFound(format!("{kind} {name:?} not found")))
     })
-    .map_err(|e| ValuesError::Compose(e.to_string()))
+}
+
+/// The values of `hr` with `spec.valuesFrom` (when `with_refs`) looked up by `lookup(kind,
+/// name)` in the HelmRelease's namespace: for renders whose ConfigMaps and Secrets come from
+/// somewhere else than the API server (a repository checkout, for `sluice build cluster`).
+pub fn values_with(
+    hr: &HelmRelease,
+    with_refs: bool,
+    lookup: impl Fn(&str, &str) -> Fetched,
+) -> Result<YMap, ValuesError> {
+    let ns = hr.namespace().unwrap_or_default();
+    let inline = hr
+        .spec
+        .values
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .map(|v| match sluice_helm::values::from_json(v) {
+            sluice_kustomize::yaml::Value::Map(m) => Ok(m),
+            _ => Err(ValuesError::NotAMap),
+        })
+        .transpose()?;
+    let refs = if with_refs {
+        references(hr)
+    } else {
+        Vec::new()
+    };
+    values_from::compose(&ns, inline, &refs, lookup)
+        .map_err(|e| ValuesError::Compose(e.to_string()))
 }
 
 /// What a GET of a ConfigMap or Secret says, for the values.

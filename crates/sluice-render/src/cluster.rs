@@ -38,9 +38,16 @@ pub struct ClusterBuild {
     pub rendered: Vec<Rendered>,
     /// Kustomizations not rendered: `namespace/name` and why.
     pub skipped: Vec<(String, String)>,
-    /// HelmReleases found (`namespace/name`): their charts come from repositories, not
-    /// rendered offline here.
-    pub helm_releases: Vec<String>,
+    /// HelmReleases found, as rendered (variables substituted), for the caller to render
+    /// with their charts.
+    pub helm_releases: Vec<Value>,
+    /// HelmRepositories and OCIRepositories found (where HelmReleases' charts come from).
+    pub helm_sources: Vec<Value>,
+    /// The data of the ConfigMaps and Secrets the repository defines (Secrets decoded), by
+    /// (namespace, kind, name): what `valuesFrom` reads.
+    pub data: BTreeMap<(String, String, String), BTreeMap<String, String>>,
+    /// The repository's work tree (where a chart from the repository itself is).
+    pub root: std::path::PathBuf,
 }
 
 /// The name the bootstrap gives the GitRepository of the repository itself.
@@ -137,6 +144,9 @@ pub fn build_cluster(
     }
     out.skipped.append(&mut state.invalid);
     out.helm_releases = std::mem::take(&mut state.helm);
+    out.helm_sources = std::mem::take(&mut state.helm_sources);
+    out.data = std::mem::take(&mut state.data);
+    out.root = crate::repository_root(entry);
     // What is left waits on something not rendered (missing, failed, skipped, or a cycle).
     for ks in std::mem::take(&mut state.pending) {
         let ns = ks.metadata.namespace.clone().unwrap_or_default();
@@ -179,7 +189,9 @@ struct State {
     /// Kustomizations that are not valid objects, with why.
     invalid: Vec<(String, String)>,
     /// HelmReleases found.
-    helm: Vec<String>,
+    helm: Vec<Value>,
+    /// HelmRepositories and OCIRepositories found.
+    helm_sources: Vec<Value>,
 }
 
 impl State {
@@ -224,7 +236,16 @@ impl State {
                 ("GitRepository", "source.toolkit.fluxcd.io") if name != BOOTSTRAP_SOURCE => {
                     self.other_sources.insert(id(&ns, &name));
                 }
-                ("HelmRelease", "helm.toolkit.fluxcd.io") => self.helm.push(id(&ns, &name)),
+                ("HelmRelease", "helm.toolkit.fluxcd.io") => {
+                    let mut hr = o.clone();
+                    hr["metadata"]["namespace"] = ns.into();
+                    self.helm.push(hr);
+                }
+                ("HelmRepository" | "OCIRepository", "source.toolkit.fluxcd.io") => {
+                    let mut src = o.clone();
+                    src["metadata"]["namespace"] = ns.into();
+                    self.helm_sources.push(src);
+                }
                 ("Kustomization", "kustomize.toolkit.fluxcd.io") => {
                     let key = id(&ns, &name);
                     if !self.seen.insert(key.clone()) {

@@ -196,6 +196,15 @@ fn insert_all(
     }
 }
 
+/// The work tree holding `dir`: the nearest ancestor with a `.git`, or `dir` itself.
+pub fn repository_root(dir: &Path) -> PathBuf {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    dir.ancestors()
+        .find(|d| d.join(".git").exists())
+        .unwrap_or(&dir)
+        .to_path_buf()
+}
+
 /// A private checkout of a local directory for [`render`], as the source
 /// controller would archive it: the whole Git work tree around `dir` when
 /// there is one (so `../base` resolves as in the artifact; `.git` left
@@ -209,11 +218,7 @@ pub fn checkout_local(dir: &Path) -> Result<(tempfile::TempDir, PathBuf, String)
     if !dir.is_dir() {
         return Err(format!("{}: not a directory", dir.display()));
     }
-    let root = dir
-        .ancestors()
-        .find(|d| d.join(".git").exists())
-        .unwrap_or(&dir)
-        .to_path_buf();
+    let root = repository_root(&dir);
     let rel = dir
         .strip_prefix(&root)
         .map(|p| p.display().to_string())

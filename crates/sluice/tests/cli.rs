@@ -2450,6 +2450,93 @@ fn build_cluster_renders_a_repository_from_its_entry_point() {
     assert!(out.stdout.contains("cluster: home"), "{}", out.stdout);
 }
 
+/// HelmReleases in `build cluster`: a chart of the repository itself and one from an HTTP
+/// Helm repository (a real server) render with values from `spec.values` and a `valuesFrom`
+/// ConfigMap of the repository; an OCI chart is named as not rendered, with why.
+#[test]
+fn build_cluster_renders_helm_releases_with_their_charts() {
+    use sluice_testsupport::oci_registry::HelmRepoServer;
+    let repo = homelab_repo();
+    let chart = |dir: &std::path::Path, name: &str, version: &str| {
+        let files: &[(&str, String)] = &[
+            ("Chart.yaml", format!("apiVersion: v2\nname: {name}\nversion: {version}\n")),
+            ("values.yaml", "greeting: hello\ndomain: none\n".to_string()),
+            (
+                "templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-{{ .Chart.Name }}\ndata:\n  greeting: {{ .Values.greeting }}\n  domain: {{ .Values.domain }}\n  namespace: {{ .Release.Namespace }}\n".to_string(),
+            ),
+        ];
+        for (path, text) in files {
+            let p = dir.join(name).join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+    };
+    chart(&repo.path().join("charts"), "hello", "0.1.0");
+    let served = tempfile::tempdir().unwrap();
+    let build = tempfile::tempdir().unwrap();
+    chart(build.path(), "remote", "0.2.0");
+    let tgz = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(build.path())
+        .args(["-czf", "-", "remote"])
+        .output()
+        .unwrap();
+    assert!(tgz.status.success());
+    let server = HelmRepoServer::start(served.path(), None);
+    server.add_chart(&tgz.stdout);
+    std::fs::write(
+        repo.path().join("clusters/home/kustomization.yaml"),
+        "resources:\n- flux-system.yaml\n- vars.yaml\n- helm.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.path().join("clusters/home/helm.yaml"),
+        format!(
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: hello\n  namespace: flux-system\nspec:\n  interval: 10m\n  targetNamespace: apps\n  chart:\n    spec:\n      chart: ./charts/hello\n      sourceRef:\n        kind: GitRepository\n        name: flux-system\n  values:\n    greeting: hi\n  valuesFrom:\n  - kind: ConfigMap\n    name: cluster-vars\n    valuesKey: DOMAIN\n    targetPath: domain\n\
+---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: lab\n  namespace: flux-system\nspec:\n  interval: 1h\n  url: {url}\n\
+---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: remote\n  namespace: flux-system\nspec:\n  interval: 10m\n  chart:\n    spec:\n      chart: remote\n      version: 0.x\n      sourceRef:\n        kind: HelmRepository\n        name: lab\n\
+---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: ghcr\n  namespace: flux-system\nspec:\n  type: oci\n  interval: 1h\n  url: oci://ghcr.io/example/charts\n\
+---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: from-oci\n  namespace: flux-system\nspec:\n  interval: 10m\n  chart:\n    spec:\n      chart: app\n      sourceRef:\n        kind: HelmRepository\n        name: ghcr\n",
+            url = server.url()
+        ),
+    )
+    .unwrap();
+    let entry = repo.path().join("clusters/home");
+    let out = sluice_offline(&["build", "cluster", entry.to_str().unwrap()], &[]).expect(0);
+    for said in [
+        "# HelmRelease flux-system/hello (hello@0.1.0)\n",
+        "name: apps-hello-hello\n",
+        "greeting: hi\n",
+        "domain: lab.example.org\n",
+        "namespace: apps\n",
+        "# HelmRelease flux-system/remote (remote@0.2.0)\n",
+        "name: remote-remote\n",
+    ] {
+        assert!(out.stdout.contains(said), "{said:?} in:\n{}", out.stdout);
+    }
+    assert!(
+        out.stderr.contains("HelmRelease flux-system/from-oci not rendered: its HelmRepository flux-system/ghcr is of type oci"),
+        "{}",
+        out.stderr
+    );
+    assert!(server.count("/index.yaml") >= 1);
+
+    // A valuesFrom the repository does not define fails that HelmRelease (exit 1), naming it.
+    std::fs::write(
+        repo.path().join("clusters/home/vars.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n  namespace: flux-system\n",
+    )
+    .unwrap();
+    let out = sluice_offline(&["build", "cluster", entry.to_str().unwrap()], &[]).expect(1);
+    assert!(
+        out.stderr.contains("✗ HelmRelease flux-system/hello:")
+            && out.stderr.contains("cluster-vars"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn diff_cluster_shows_what_a_branch_changes() {
     let repo = homelab_repo();

@@ -1,6 +1,7 @@
 //! `sluice build cluster DIR`: a whole Flux repository rendered offline from its
 //! `clusters/NAME` entry point (see `sluice_render::cluster`): every Kustomization found, in
-//! `dependsOn` order, printed as one stream or written one file per Kustomization. Secret
+//! `dependsOn` order, then every HelmRelease whose chart is in the repository or in an HTTP(S)
+//! HelmRepository (`helm`), printed as one stream or written one file per object. Secret
 //! values are masked in what is printed. Exit 1 when a Kustomization fails to render.
 
 use std::path::PathBuf;
@@ -12,13 +13,16 @@ use clap::Args;
 use crate::output::{Color, Log};
 use crate::{GlobalArgs, Outcome, UserError};
 
+mod helm;
+
 /// `sluice build cluster DIR`.
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
     /// The entry point: the directory the bootstrap's `flux-system` Kustomization applies,
     /// e.g. ./clusters/home (its Git work tree is the repository).
     pub dir: PathBuf,
-    /// Write one file per Kustomization, DIR/NAMESPACE/NAME.yaml, instead of printing.
+    /// Write one file per Kustomization, DIR/NAMESPACE/NAME.yaml (HelmReleases:
+    /// NAME.helmrelease.yaml), instead of printing.
     #[arg(long = "output-dir", value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
     /// age identities for Kustomizations with `decryption` (as `age-keygen` writes them).
@@ -123,11 +127,47 @@ pub async fn run(_g: &GlobalArgs, args: ClusterArgs) -> Result<Outcome> {
     for (id, why) in &build.skipped {
         log.warning(&format!("Kustomization {id} not rendered: {why}"));
     }
-    if !build.helm_releases.is_empty() {
-        log.warning(&format!(
-            "HelmReleases not rendered (their charts come from their repositories; see `sluice build helmrelease`): {}",
-            build.helm_releases.join(", ")
-        ));
+    for outcome in helm::render_all(&build).await {
+        match outcome {
+            helm::HelmOutcome::Rendered {
+                id,
+                chart,
+                mut objects,
+            } => {
+                for o in &mut objects {
+                    sluice_render::mask_secret(o);
+                }
+                let text = crate::export::to_stream(&objects)?;
+                let what = format!("HelmRelease {id} ({chart})");
+                match &args.output_dir {
+                    Some(out) => {
+                        let (ns, name) = id.split_once('/').unwrap_or(("", &id));
+                        let dir = out.join(ns);
+                        std::fs::create_dir_all(&dir)
+                            .map_err(|e| UserError::new(format!("{}: {e}", dir.display())))?;
+                        let file = dir.join(format!("{name}.helmrelease.yaml"));
+                        std::fs::write(&file, &text)
+                            .map_err(|e| UserError::new(format!("{}: {e}", file.display())))?;
+                        log.success(&format!(
+                            "{what}: {} objects → {}",
+                            objects.len(),
+                            file.display()
+                        ));
+                    }
+                    None => {
+                        stream.push_str(&format!("# {what}\n{text}"));
+                        log.success(&format!("{what}: {} objects", objects.len()));
+                    }
+                }
+            }
+            helm::HelmOutcome::Failed { id, error } => {
+                failed = true;
+                eprintln!("{} HelmRelease {id}: {error}", color.red("✗"));
+            }
+            helm::HelmOutcome::Skipped { id, why } => {
+                log.warning(&format!("HelmRelease {id} not rendered: {why}"));
+            }
+        }
     }
     print!("{stream}");
     Ok(if failed { Outcome::Failed } else { Outcome::Ok })
