@@ -443,6 +443,22 @@ async fn bootstrap_gitea_creates_the_repository_and_syncs_over_ssh() {
     // The controller fetches from Gitea's SSH server with the deploy key; the
     // second run waits for it, keeps the key, and changes nothing.
     let _controller = host_controller(&ns, tmp.path());
+    // The controller's first sync applies the components too: let it finish,
+    // as a second bootstrap comes later, so "nothing changed" is about the
+    // bootstrap and not a race with that apply.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let ks = object(&client, "Kustomization", &ns, "flux-system").await;
+        if ks["status"]["lastAppliedRevision"].is_string() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync was not applied: {ks}\n{}",
+            std::fs::read_to_string(tmp.path().join("controller.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
     let out = sluice_stdin(&args, &env, "").expect(0);
     for said in [
         format!("repository \"{ADMIN}/fleet\" exists"),

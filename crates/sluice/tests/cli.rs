@@ -2450,6 +2450,23 @@ fn build_cluster_renders_a_repository_from_its_entry_point() {
     assert!(out.stdout.contains("cluster: home"), "{}", out.stdout);
 }
 
+/// A chart `dir/name` of one ConfigMap showing `greeting`, `domain` and the release namespace.
+fn write_chart(dir: &std::path::Path, name: &str, version: &str) {
+    let files: &[(&str, String)] = &[
+        ("Chart.yaml", format!("apiVersion: v2\nname: {name}\nversion: {version}\n")),
+        ("values.yaml", "greeting: hello\ndomain: none\n".to_string()),
+        (
+            "templates/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-{{ .Chart.Name }}\ndata:\n  greeting: {{ .Values.greeting }}\n  domain: {{ .Values.domain }}\n  namespace: {{ .Release.Namespace }}\n".to_string(),
+        ),
+    ];
+    for (path, text) in files {
+        let p = dir.join(name).join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
 /// HelmReleases in `build cluster`: a chart of the repository itself and one from an HTTP
 /// Helm repository (a real server) render with values from `spec.values` and a `valuesFrom`
 /// ConfigMap of the repository; an OCI chart is named as not rendered, with why.
@@ -2457,25 +2474,10 @@ fn build_cluster_renders_a_repository_from_its_entry_point() {
 fn build_cluster_renders_helm_releases_with_their_charts() {
     use sluice_testsupport::oci_registry::HelmRepoServer;
     let repo = homelab_repo();
-    let chart = |dir: &std::path::Path, name: &str, version: &str| {
-        let files: &[(&str, String)] = &[
-            ("Chart.yaml", format!("apiVersion: v2\nname: {name}\nversion: {version}\n")),
-            ("values.yaml", "greeting: hello\ndomain: none\n".to_string()),
-            (
-                "templates/cm.yaml",
-                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-{{ .Chart.Name }}\ndata:\n  greeting: {{ .Values.greeting }}\n  domain: {{ .Values.domain }}\n  namespace: {{ .Release.Namespace }}\n".to_string(),
-            ),
-        ];
-        for (path, text) in files {
-            let p = dir.join(name).join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-    };
-    chart(&repo.path().join("charts"), "hello", "0.1.0");
+    write_chart(&repo.path().join("charts"), "hello", "0.1.0");
     let served = tempfile::tempdir().unwrap();
     let build = tempfile::tempdir().unwrap();
-    chart(build.path(), "remote", "0.2.0");
+    write_chart(build.path(), "remote", "0.2.0");
     let tgz = std::process::Command::new("tar")
         .arg("-C")
         .arg(build.path())
@@ -2561,6 +2563,40 @@ fn diff_cluster_shows_what_a_branch_changes() {
     let entry = repo.path().join("clusters/home");
     let entry = entry.to_str().unwrap();
     sluice_offline(&["diff", "cluster", entry, "--against", "main"], &[]).expect(0);
+
+    // A HelmRelease's values change: its chart's objects are compared too.
+    let helm_release = |greeting: &str| {
+        format!(
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: hello\n  namespace: flux-system\nspec:\n  interval: 10m\n  chart:\n    spec:\n      chart: ./charts/hello\n      sourceRef:\n        kind: GitRepository\n        name: flux-system\n  values:\n    greeting: {greeting}\n"
+        )
+    };
+    write_chart(&repo.path().join("charts"), "hello", "0.1.0");
+    std::fs::write(
+        repo.path().join("clusters/home/hello.yaml"),
+        helm_release("hi"),
+    )
+    .unwrap();
+    std::fs::write(
+        repo.path().join("clusters/home/kustomization.yaml"),
+        "resources:\n- flux-system.yaml\n- vars.yaml\n- infrastructure.yaml\n- apps.yaml\n- extras.yaml\n- hello.yaml\n",
+    )
+    .unwrap();
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "hello"]);
+    std::fs::write(
+        repo.path().join("clusters/home/hello.yaml"),
+        helm_release("hey"),
+    )
+    .unwrap();
+    let out = sluice_offline(&["diff", "cluster", entry, "--against", "main"], &[]).expect(1);
+    assert!(
+        out.stdout
+            .contains("► ConfigMap hello-hello (HelmRelease flux-system/hello) changed"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("+   greeting: hey\n"), "{}", out.stdout);
+    git(&["commit", "-qam", "hey"]);
 
     let web = repo.path().join("apps/web.yaml");
     let text = std::fs::read_to_string(&web)

@@ -199,16 +199,30 @@ fn object_id(o: &serde_json::Value) -> String {
 }
 
 /// Every rendered object, by Kustomization then object id, as masked YAML.
-fn by_object(
+/// Every rendered object as YAML, by (what rendered it, its id): the Kustomizations' and the
+/// HelmReleases' (see [`helm`]).
+async fn by_object(
     build: &sluice_render::cluster::ClusterBuild,
 ) -> Result<std::collections::BTreeMap<(String, String), String>> {
-    let mut out = std::collections::BTreeMap::new();
+    let mut owned: Vec<(String, Vec<serde_json::Value>)> = Vec::new();
     for r in &build.rendered {
-        let ks = format!("{}/{}", r.namespace, r.name);
-        for o in r.result.as_ref().into_iter().flatten() {
-            let mut o = o.clone();
+        if let Ok(objects) = &r.result {
+            owned.push((
+                format!("Kustomization {}/{}", r.namespace, r.name),
+                objects.clone(),
+            ));
+        }
+    }
+    for h in helm::render_all(build).await {
+        if let helm::HelmOutcome::Rendered { id, objects, .. } = h {
+            owned.push((format!("HelmRelease {id}"), objects));
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for (owner, objects) in owned {
+        for mut o in objects {
             sluice_render::mask_secret(&mut o);
-            out.insert((ks.clone(), object_id(&o)), serde_norway::to_string(&o)?);
+            out.insert((owner.clone(), object_id(&o)), serde_norway::to_string(&o)?);
         }
     }
     Ok(out)
@@ -265,26 +279,26 @@ pub async fn run_diff(_g: &GlobalArgs, args: DiffClusterArgs) -> Result<Outcome>
     std::fs::create_dir_all(then.path().join(".git"))?;
     let before = build(then.path().join(&rel), &args.age_key_file).await?;
     let after = build(entry.clone(), &args.age_key_file).await?;
-    let (before, after) = (by_object(&before)?, by_object(&after)?);
+    let (before, after) = (by_object(&before).await?, by_object(&after).await?);
     let color = Color::stdout();
     let mut differ = false;
     let keys: std::collections::BTreeSet<_> = before.keys().chain(after.keys()).collect();
     for key in keys {
-        let (ks, id) = key;
+        let (owner, id) = key;
         match (before.get(key), after.get(key)) {
             (Some(b), Some(a)) if a == b => {}
             (Some(b), Some(a)) => {
                 differ = true;
-                println!("{} {id} (Kustomization {ks}) changed", color.yellow("►"));
+                println!("{} {id} ({owner}) changed", color.yellow("►"));
                 print!("{}", crate::diff::unified_diff(b, a));
             }
             (None, Some(_)) => {
                 differ = true;
-                println!("{} {id} (Kustomization {ks}) added", color.green("+"));
+                println!("{} {id} ({owner}) added", color.green("+"));
             }
             (Some(_), None) => {
                 differ = true;
-                println!("{} {id} (Kustomization {ks}) removed", color.red("-"));
+                println!("{} {id} ({owner}) removed", color.red("-"));
             }
             (None, None) => {}
         }
