@@ -1,8 +1,10 @@
-//! `sluice bootstrap git`: writes the install manifests and the sync
-//! configuration into a Git repository in Flux's layout
+//! `sluice bootstrap git|gitea|github|gitlab`: writes the install manifests
+//! and the sync configuration into a Git repository in Flux's layout
 //! (`<path>/flux-system/{gotk-components.yaml,gotk-sync.yaml,kustomization.yaml}`),
 //! commits and pushes them with the `git` program, installs what the
-//! cluster lacks, and waits until the sync Kustomization is Ready.
+//! cluster lacks, and waits until the sync Kustomization is Ready. The
+//! hosted providers first find or create the repository and its deploy key
+//! through their APIs (`hosted`, `provider`).
 //!
 //! Every step decides from the actual state: files are committed only when
 //! they differ, components are applied only as needed (a partial
@@ -230,6 +232,7 @@ const KUSTOMIZATION_YAML: &str = "apiVersion: kustomize.config.k8s.io/v1beta1\nk
 
 /// A git invocation with authentication applied.
 struct Git {
+    /// `KEY=VALUE` settings carrying credentials.
     auth: Vec<String>,
     env: Vec<(String, String)>,
 }
@@ -237,8 +240,13 @@ struct Git {
 impl Git {
     fn command(&self, dir: Option<&Path>) -> Command {
         let mut cmd = Command::new("git");
-        for a in &self.auth {
-            cmd.arg("-c").arg(a);
+        // Through the environment (GIT_CONFIG_COUNT, git 2.31+), not `-c`:
+        // a token on the command line is readable by every local user.
+        cmd.env("GIT_CONFIG_COUNT", self.auth.len().to_string());
+        for (i, a) in self.auth.iter().enumerate() {
+            let (key, value) = a.split_once('=').unwrap_or((a.as_str(), ""));
+            cmd.env(format!("GIT_CONFIG_KEY_{i}"), key)
+                .env(format!("GIT_CONFIG_VALUE_{i}"), value);
         }
         if let Some(d) = dir {
             cmd.current_dir(d);
@@ -717,6 +725,28 @@ mod tests {
         assert_eq!(s[0]["spec"]["secretRef"]["name"], "flux-system");
         assert_eq!(s[1]["spec"]["path"], "./clusters/home");
         assert_eq!(s[1]["spec"]["sourceRef"]["name"], "flux-system");
+    }
+
+    #[test]
+    fn credentials_stay_off_the_command_line() {
+        let git = Git {
+            auth: vec!["http.extraHeader=Authorization: Basic c2VjcmV0".into()],
+            env: vec![],
+        };
+        let cmd = git.command(None);
+        assert!(
+            cmd.get_args()
+                .all(|a| !a.to_string_lossy().contains("c2VjcmV0"))
+        );
+        let envs: Vec<_> = cmd.get_envs().collect();
+        assert!(envs.contains(&(
+            std::ffi::OsStr::new("GIT_CONFIG_KEY_0"),
+            Some(std::ffi::OsStr::new("http.extraHeader"))
+        )));
+        assert!(envs.contains(&(
+            std::ffi::OsStr::new("GIT_CONFIG_VALUE_0"),
+            Some(std::ffi::OsStr::new("Authorization: Basic c2VjcmV0"))
+        )));
     }
 
     #[test]
