@@ -24,6 +24,7 @@ pub mod events;
 pub mod export;
 pub mod get;
 pub mod helmrelease;
+mod http;
 pub mod install;
 pub mod kube_util;
 pub mod logs;

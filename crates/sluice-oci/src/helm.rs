@@ -130,6 +130,24 @@ pub fn push_chart(client: &Client, base: &Reference, tgz: &[u8]) -> Result<Pushe
     })
 }
 
+/// The tag holding chart `version` in the chart repository `reference`, as
+/// Helm's and Flux's OCI chart pulls pick it: an exact version is its own tag
+/// ([`chart_tag`], nothing listed); a constraint (empty: any version) is
+/// the highest tag matching it. The outer error is the registry's (listing
+/// the tags); the inner one says why no tag was chosen (Flux's messages).
+pub fn version_tag(
+    client: &Client,
+    reference: &Reference,
+    version: &str,
+) -> Result<std::result::Result<String, sluice_semver::SelectError>> {
+    if sluice_semver::parse_strict(version).is_some() {
+        return Ok(Ok(chart_tag(version)));
+    }
+    let tags = client.list_tags(reference)?;
+    let constraint = if version.is_empty() { "*" } else { version };
+    Ok(sluice_semver::latest_matching(&tags, constraint, None, TagStyle::Helm).map(str::to_string))
+}
+
 /// A chart pulled from a registry: its manifest and archive bytes.
 #[derive(Clone, Debug)]
 pub struct PulledChart {

@@ -41,7 +41,8 @@ pub struct ClusterBuild {
     /// HelmReleases found, as rendered (variables substituted), for the caller to render
     /// with their charts.
     pub helm_releases: Vec<Value>,
-    /// HelmRepositories and OCIRepositories found (where HelmReleases' charts come from).
+    /// HelmRepositories, OCIRepositories and HelmCharts found (where HelmReleases' charts come
+    /// from).
     pub helm_sources: Vec<Value>,
     /// The data of the ConfigMaps and Secrets the repository defines (Secrets decoded), by
     /// (namespace, kind, name): what `valuesFrom` reads.
@@ -190,7 +191,7 @@ struct State {
     invalid: Vec<(String, String)>,
     /// HelmReleases found.
     helm: Vec<Value>,
-    /// HelmRepositories and OCIRepositories found.
+    /// HelmRepositories, OCIRepositories and HelmCharts found.
     helm_sources: Vec<Value>,
 }
 
@@ -241,7 +242,7 @@ impl State {
                     hr["metadata"]["namespace"] = ns.into();
                     self.helm.push(hr);
                 }
-                ("HelmRepository" | "OCIRepository", "source.toolkit.fluxcd.io") => {
+                ("HelmRepository" | "OCIRepository" | "HelmChart", "source.toolkit.fluxcd.io") => {
                     let mut src = o.clone();
                     src["metadata"]["namespace"] = ns.into();
                     self.helm_sources.push(src);

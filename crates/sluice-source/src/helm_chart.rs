@@ -656,16 +656,8 @@ fn oci_tag(
     reference: &sluice_oci::Reference,
     b: &BuildSpec<'_>,
 ) -> Result<String, Failure> {
-    let style = sluice_semver::TagStyle::Helm;
-    if sluice_semver::parse_strict(b.version).is_some() {
-        return Ok(style.version_to_tag(b.version));
-    }
-    let tags = client
-        .list_tags(reference)
-        .map_err(|e| oci_pull_error(&e))?;
-    let constraint = if b.version.is_empty() { "*" } else { b.version };
-    sluice_semver::latest_matching(&tags, constraint, None, style)
-        .map(str::to_string)
+    sluice_oci::helm::version_tag(client, reference, b.version)
+        .map_err(|e| oci_pull_error(&e))?
         .map_err(|e| {
             build_failure(
                 BuildReason::ChartReference,

@@ -22,7 +22,7 @@ use sluice_api::meta::{
 };
 use sluice_api::source::oci::{
     OCI_LAYER_OPERATION_FAILED_REASON, OCI_PULL_FAILED_REASON, OCILayerOperation, OCIProvider,
-    OCIRepository, OCIRepositorySpec, OCIRepositoryStatus,
+    OCIRepository, OCIRepositorySpec, OCIRepositoryStatus, Wanted,
 };
 use sluice_oci::{Client, ClientOptions, ErrorKind, Target};
 use sluice_runtime::Failure;
@@ -101,36 +101,6 @@ fn validate(spec: &OCIRepositorySpec) -> Result<(), Failure> {
         ));
     }
     Ok(())
-}
-
-/// What to resolve: Flux's precedence digest > semver > tag > `latest`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Wanted {
-    Digest(String),
-    Semver {
-        constraint: String,
-        filter: Option<String>,
-    },
-    Tag(String),
-}
-
-pub(crate) fn wanted(spec: &OCIRepositorySpec) -> Wanted {
-    let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
-    if let Some(r) = &spec.reference {
-        if let Some(d) = nonempty(&r.digest) {
-            return Wanted::Digest(d);
-        }
-        if let Some(c) = nonempty(&r.semver) {
-            return Wanted::Semver {
-                constraint: c,
-                filter: nonempty(&r.semver_filter),
-            };
-        }
-        if let Some(t) = nonempty(&r.tag) {
-            return Wanted::Tag(t);
-        }
-    }
-    Wanted::Tag(sluice_api::source::oci::DEFAULT_OCI_TAG.into())
 }
 
 /// Maps a client error to Flux's reason: refused credentials are
@@ -275,7 +245,7 @@ async fn sync(
         timeout,
     )
     .await?;
-    let wanted = wanted(spec);
+    let wanted = spec.wanted();
     let media_type = spec.layer_media_type().map(str::to_string);
     let operation = spec.layer_operation();
     let url = spec.url.clone();
@@ -525,27 +495,6 @@ mod tests {
 
     fn spec(v: serde_json::Value) -> OCIRepositorySpec {
         serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn precedence_is_digest_then_semver_then_tag_then_latest() {
-        let s = spec(serde_json::json!({"url": "oci://r/x", "interval": "1m",
-            "ref": {"digest": "sha256:ab", "semver": "1.x", "tag": "v1"}}));
-        assert_eq!(wanted(&s), Wanted::Digest("sha256:ab".into()));
-        let s = spec(serde_json::json!({"url": "oci://r/x", "interval": "1m",
-            "ref": {"semver": "1.x", "semverFilter": ".*-rc", "tag": "v1"}}));
-        assert_eq!(
-            wanted(&s),
-            Wanted::Semver {
-                constraint: "1.x".into(),
-                filter: Some(".*-rc".into())
-            }
-        );
-        let s =
-            spec(serde_json::json!({"url": "oci://r/x", "interval": "1m", "ref": {"tag": "v1"}}));
-        assert_eq!(wanted(&s), Wanted::Tag("v1".into()));
-        let s = spec(serde_json::json!({"url": "oci://r/x", "interval": "1m"}));
-        assert_eq!(wanted(&s), Wanted::Tag("latest".into()));
     }
 
     #[test]

@@ -674,6 +674,11 @@ async fn replay_api(
     if want["method"] != method.as_str() || want["path"] != uri.path() {
         wrong.push(format!("expected {} {}", want["method"], want["path"]));
     }
+    if let Some(q) = want["query"].as_str()
+        && uri.query() != Some(q)
+    {
+        wrong.push(format!("expected query {q:?}, got {:?}", uri.query()));
+    }
     for (h, v) in want["headers"].as_object().into_iter().flatten() {
         let got = headers.get(h).and_then(|g| g.to_str().ok());
         if Some(v.as_str().unwrap_or_default()) != got {
@@ -696,11 +701,20 @@ async fn replay_api(
     let resp = replay.fill(&exchange["response"]);
     let status = axum::http::StatusCode::from_u16(resp["status"].as_u64().unwrap_or(500) as u16)
         .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-    if resp["body"].is_null() {
+    let mut out = if resp["body"].is_null() {
         status.into_response()
     } else {
         (status, axum::Json(resp["body"].clone())).into_response()
+    };
+    for (h, v) in resp["headers"].as_object().into_iter().flatten() {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(h.as_bytes()),
+            axum::http::HeaderValue::from_str(v.as_str().unwrap_or_default()),
+        ) {
+            out.headers_mut().insert(name, value);
+        }
     }
+    out
 }
 
 /// `sluice bootstrap github` and `gitlab` share Gitea's code path; here they

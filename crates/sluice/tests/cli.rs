@@ -2469,7 +2469,10 @@ fn write_chart(dir: &std::path::Path, name: &str, version: &str) {
 
 /// HelmReleases in `build cluster`: a chart of the repository itself and one from an HTTP
 /// Helm repository (a real server) render with values from `spec.values` and a `valuesFrom`
-/// ConfigMap of the repository; an OCI chart is named as not rendered, with why.
+/// ConfigMap of the repository; OCI charts come from a real registry behind basic auth (an
+/// OCI HelmRepository with a semver range, an OCIRepository named by `chartRef`), with the
+/// credentials of a Secret the repository defines; a `chartRef` to a HelmChart is followed to
+/// its source, with its `valuesFiles`; what cannot be fetched is named, with why.
 #[test]
 fn build_cluster_renders_helm_releases_with_their_charts() {
     use sluice_testsupport::oci_registry::HelmRepoServer;
@@ -2489,7 +2492,7 @@ fn build_cluster_renders_helm_releases_with_their_charts() {
     server.add_chart(&tgz.stdout);
     std::fs::write(
         repo.path().join("clusters/home/kustomization.yaml"),
-        "resources:\n- flux-system.yaml\n- vars.yaml\n- helm.yaml\n",
+        "resources:\n- flux-system.yaml\n- vars.yaml\n- helm.yaml\n- oci.yaml\n",
     )
     .unwrap();
     std::fs::write(
@@ -2498,9 +2501,51 @@ fn build_cluster_renders_helm_releases_with_their_charts() {
             "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: hello\n  namespace: flux-system\nspec:\n  interval: 10m\n  targetNamespace: apps\n  chart:\n    spec:\n      chart: ./charts/hello\n      sourceRef:\n        kind: GitRepository\n        name: flux-system\n  values:\n    greeting: hi\n  valuesFrom:\n  - kind: ConfigMap\n    name: cluster-vars\n    valuesKey: DOMAIN\n    targetPath: domain\n\
 ---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: lab\n  namespace: flux-system\nspec:\n  interval: 1h\n  url: {url}\n\
 ---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: remote\n  namespace: flux-system\nspec:\n  interval: 10m\n  chart:\n    spec:\n      chart: remote\n      version: 0.x\n      sourceRef:\n        kind: HelmRepository\n        name: lab\n\
----\napiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: ghcr\n  namespace: flux-system\nspec:\n  type: oci\n  interval: 1h\n  url: oci://ghcr.io/example/charts\n\
----\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: from-oci\n  namespace: flux-system\nspec:\n  interval: 10m\n  chart:\n    spec:\n      chart: app\n      sourceRef:\n        kind: HelmRepository\n        name: ghcr\n",
+---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmChart\nmetadata:\n  name: hello-prod\n  namespace: flux-system\nspec:\n  interval: 1h\n  chart: ./charts/hello\n  valuesFiles:\n  - ./charts/hello/values.yaml\n  - ./charts/hello/values-prod.yaml\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n\
+---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: hello-prod\n  namespace: flux-system\nspec:\n  interval: 10m\n  chartRef:\n    kind: HelmChart\n    name: hello-prod\n",
             url = server.url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        repo.path().join("charts/hello/values-prod.yaml"),
+        "greeting: production\n",
+    )
+    .unwrap();
+
+    // Charts in a registry behind basic auth, at 1.2.0 and 1.10.0 (semver, not text, orders
+    // them).
+    let Some(registry) = sluice_testsupport::oci_registry::OciRegistry::start(
+        sluice_testsupport::oci_registry::RegistryConfig::basic("robot", "s3cret"),
+    ) else {
+        panic!("the test registry (docker-registry, scripts/install-deps) is not installed");
+    };
+    for version in ["1.2.0", "1.10.0"] {
+        let tgz = sluice_oci::helm::build_chart_tgz(
+            "app",
+            version,
+            &[
+                ("values.yaml", "tier: default\n"),
+                (
+                    "templates/cm.yaml",
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-app\ndata:\n  tier: {{ .Values.tier }}\n  version: {{ .Chart.Version }}\n",
+                ),
+            ],
+        )
+        .unwrap();
+        registry.push_chart("charts", &tgz);
+    }
+    let host = registry.host().to_string();
+    std::fs::write(
+        repo.path().join("clusters/home/oci.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: registry-auth\n  namespace: flux-system\nstringData:\n  username: robot\n  password: s3cret\n\
+---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: lab-oci\n  namespace: flux-system\nspec:\n  type: oci\n  insecure: true\n  interval: 1h\n  url: oci://{host}/charts\n  secretRef:\n    name: registry-auth\n\
+---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: from-oci\n  namespace: flux-system\nspec:\n  interval: 10m\n  chart:\n    spec:\n      chart: app\n      version: 1.x\n      sourceRef:\n        kind: HelmRepository\n        name: lab-oci\n  values:\n    tier: oci\n\
+---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n  name: app\n  namespace: flux-system\nspec:\n  interval: 1h\n  insecure: true\n  url: oci://{host}/charts/app\n  ref:\n    tag: 1.2.0\n  layerSelector:\n    mediaType: application/vnd.cncf.helm.chart.content.v1.tar+gzip\n    operation: copy\n  secretRef:\n    name: registry-auth\n\
+---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: from-ref\n  namespace: flux-system\nspec:\n  interval: 10m\n  chartRef:\n    kind: OCIRepository\n    name: app\n\
+---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n  name: locked\n  namespace: flux-system\nspec:\n  interval: 1h\n  insecure: true\n  url: oci://{host}/charts/app\n  secretRef:\n    name: elsewhere\n\
+---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: locked\n  namespace: flux-system\nspec:\n  interval: 10m\n  chartRef:\n    kind: OCIRepository\n    name: locked\n"
         ),
     )
     .unwrap();
@@ -2514,14 +2559,45 @@ fn build_cluster_renders_helm_releases_with_their_charts() {
         "namespace: apps\n",
         "# HelmRelease flux-system/remote (remote@0.2.0)\n",
         "name: remote-remote\n",
+        "# HelmRelease flux-system/hello-prod (hello@0.1.0)\n",
+        "greeting: production\n",
+        "# HelmRelease flux-system/from-oci (app@1.10.0)\n",
+        "name: from-oci-app\n",
+        "tier: oci\n",
+        "version: 1.10.0\n",
+        "# HelmRelease flux-system/from-ref (app@1.2.0)\n",
+        "name: from-ref-app\n",
+        "version: 1.2.0\n",
     ] {
         assert!(out.stdout.contains(said), "{said:?} in:\n{}", out.stdout);
     }
     assert!(
-        out.stderr.contains("HelmRelease flux-system/from-oci not rendered: its HelmRepository flux-system/ghcr is of type oci"),
+        out.stderr.contains("HelmRelease flux-system/locked not rendered: its OCIRepository flux-system/locked needs Secret flux-system/elsewhere (spec.secretRef), which the repository does not define"),
         "{}",
         out.stderr
     );
+    // The credentials were needed, and are not printed.
+    assert!(!out.stdout.contains("s3cret") && !out.stderr.contains("s3cret"));
+    std::fs::write(
+        repo.path().join("clusters/home/oci.yaml"),
+        std::fs::read_to_string(repo.path().join("clusters/home/oci.yaml"))
+            .unwrap()
+            .replace("password: s3cret", "password: wrong"),
+    )
+    .unwrap();
+    let out = sluice_offline(&["build", "cluster", entry.to_str().unwrap()], &[]).expect(1);
+    assert!(
+        out.stderr
+            .contains("✗ HelmRelease flux-system/from-oci: HelmRepository flux-system/lab-oci:"),
+        "{}",
+        out.stderr
+    );
+    std::fs::remove_file(repo.path().join("clusters/home/oci.yaml")).unwrap();
+    std::fs::write(
+        repo.path().join("clusters/home/kustomization.yaml"),
+        "resources:\n- flux-system.yaml\n- vars.yaml\n- helm.yaml\n",
+    )
+    .unwrap();
     assert!(server.count("/index.yaml") >= 1);
 
     // A valuesFrom the repository does not define fails that HelmRelease (exit 1), naming it.

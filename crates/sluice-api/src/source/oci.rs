@@ -250,11 +250,49 @@ impl OCIRepositorySpec {
             .map_or(OCILayerOperation::Extract, OCILayerSelector::operation)
     }
 
+    /// What to resolve, by Flux's precedence: `ref.digest`, then `ref.semver` (with
+    /// `ref.semverFilter`), then `ref.tag`, then the tag `latest`. Empty strings count as unset.
+    pub fn wanted(&self) -> Wanted {
+        let nonempty = |s: &Option<String>| s.clone().filter(|v| !v.is_empty());
+        if let Some(r) = &self.reference {
+            if let Some(d) = nonempty(&r.digest) {
+                return Wanted::Digest(d);
+            }
+            if let Some(c) = nonempty(&r.semver) {
+                return Wanted::Semver {
+                    constraint: c,
+                    filter: nonempty(&r.semver_filter),
+                };
+            }
+            if let Some(t) = nonempty(&r.tag) {
+                return Wanted::Tag(t);
+            }
+        }
+        Wanted::Tag(DEFAULT_OCI_TAG.into())
+    }
+
     /// The URL without its `oci://` scheme (the repository address as registries name it), or
     /// `None` if it does not start with `oci://`.
     pub fn repository(&self) -> Option<&str> {
         self.url.strip_prefix(OCI_REPOSITORY_PREFIX)
     }
+}
+
+/// The artifact an OCIRepository asks for ([`OCIRepositorySpec::wanted`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wanted {
+    /// A manifest digest (`sha256:...`).
+    Digest(String),
+    /// The highest tag matching a semver constraint, among the tags `filter` (a regular
+    /// expression) keeps.
+    Semver {
+        /// `ref.semver`.
+        constraint: String,
+        /// `ref.semverFilter`.
+        filter: Option<String>,
+    },
+    /// A tag.
+    Tag(String),
 }
 
 /// OCIRepositoryRef defines the image reference for the OCIRepository's URL.
@@ -448,6 +486,29 @@ mod tests {
             OCIRepositoryVerification::default().provider,
             OCIVerificationProvider::Cosign
         );
+    }
+
+    #[test]
+    fn wanted_is_digest_then_semver_then_tag_then_latest() {
+        let spec =
+            |v: serde_json::Value| -> OCIRepositorySpec { serde_json::from_value(v).unwrap() };
+        let s = spec(serde_json::json!({"url": "oci://r/x", "interval": "1m",
+            "ref": {"digest": "sha256:ab", "semver": "1.x", "tag": "v1"}}));
+        assert_eq!(s.wanted(), Wanted::Digest("sha256:ab".into()));
+        let s = spec(serde_json::json!({"url": "oci://r/x", "interval": "1m",
+            "ref": {"semver": "1.x", "semverFilter": ".*-rc", "tag": "v1"}}));
+        assert_eq!(
+            s.wanted(),
+            Wanted::Semver {
+                constraint: "1.x".into(),
+                filter: Some(".*-rc".into())
+            }
+        );
+        let s = spec(serde_json::json!({"url": "oci://r/x", "interval": "1m",
+            "ref": {"digest": "", "tag": "v1"}}));
+        assert_eq!(s.wanted(), Wanted::Tag("v1".into()));
+        let s = spec(serde_json::json!({"url": "oci://r/x", "interval": "1m"}));
+        assert_eq!(s.wanted(), Wanted::Tag("latest".into()));
     }
 
     #[test]

@@ -114,6 +114,34 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// The most pages of a listing followed.
+const MAX_PAGES: usize = 100;
+
+/// The `rel="next"` URL of a `Link` header (RFC 8288), as GitHub, GitLab
+/// and Gitea paginate.
+fn next_link(header: &str) -> Option<&str> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim();
+            p == "rel=\"next\"" || p == "rel=next"
+        });
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then_some(target)
+    })
+}
+
+/// Whether `url` is on the server of `base` (scheme, host and port): the
+/// token is never sent elsewhere.
+fn same_origin(url: &str, base: &str) -> bool {
+    let origin = |u: &str| {
+        let (scheme, rest) = u.split_once("://")?;
+        let authority = rest.split('/').next()?;
+        Some((scheme.to_ascii_lowercase(), authority.to_ascii_lowercase()))
+    };
+    origin(url).is_some() && origin(url) == origin(base)
+}
+
 /// `TYPE BASE64` of an authorized_keys line.
 pub fn key_material(line: &str) -> String {
     line.split_whitespace()
@@ -145,31 +173,32 @@ fn str_field(v: &Value, field: &str) -> String {
 impl Client {
     /// A client for `hostname`, trusting `ca_pem` besides the system's roots.
     pub fn new(kind: Kind, hostname: &str, token: String, ca_pem: Option<&[u8]>) -> Result<Self> {
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let mut b = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
-            .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| UserError::new(format!("--ca-file: not a PEM certificate: {e}")))?;
-            for c in certs {
-                b = b.add_root_certificate(c);
-            }
-        }
+        let http =
+            crate::http::client(ca_pem).map_err(|e| UserError::new(format!("--ca-file: {e}")))?;
         Ok(Client {
             kind,
             base: kind.api_base(hostname),
             token,
-            http: b.build()?,
+            http,
         })
     }
 
     /// One API call; `Ok(None)` for 404, an error naming the call otherwise.
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Option<Value>> {
         let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method.clone(), &url);
+        Ok(self.call_url(method, &url, body).await?.map(|(v, _)| v))
+    }
+
+    /// One API call to `url`: the answer and the next page's URL (the
+    /// `Link` header's `rel="next"`, which GitHub, GitLab and Gitea send),
+    /// `Ok(None)` for 404.
+    async fn call_url(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Value>,
+    ) -> Result<Option<(Value, Option<String>)>> {
+        let mut req = self.http.request(method.clone(), url);
         req = match self.kind {
             Kind::Gitea => req.header("Authorization", format!("token {}", self.token)),
             Kind::GitHub => req
@@ -187,6 +216,12 @@ impl Client {
                 .hint("check --hostname, and --ca-file for a server with its own CA")
         })?;
         let status = resp.status();
+        let next = resp
+            .headers()
+            .get(reqwest::header::LINK)
+            .and_then(|v| v.to_str().ok())
+            .and_then(next_link)
+            .map(str::to_string);
         let text = resp.text().await.unwrap_or_default();
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -211,11 +246,11 @@ impl Client {
             .into());
         }
         if text.trim().is_empty() {
-            return Ok(Some(Value::Null));
+            return Ok(Some((Value::Null, next)));
         }
-        Ok(Some(serde_json::from_str(&text).map_err(|e| {
-            UserError::new(format!("{what}: the answer is not JSON: {e}"))
-        })?))
+        let v = serde_json::from_str(&text)
+            .map_err(|e| UserError::new(format!("{what}: the answer is not JSON: {e}")))?;
+        Ok(Some((v, next)))
     }
 
     async fn must(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
@@ -333,15 +368,25 @@ impl Client {
         }
     }
 
-    /// The repository's deploy keys.
+    /// The repository's deploy keys, every page of them (GitHub lists 30 a
+    /// page unless asked for more, Gitea and GitLab 20 or 50): the `Link`
+    /// header's next page is followed while it stays on the API's server.
     pub async fn deploy_keys(&self, repo: &Repository) -> Result<Vec<DeployKey>> {
-        let list = self.must(Method::GET, &self.keys_path(repo), None).await?;
-        Ok(list
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .map(|k| DeployKey {
+        let first = match self.kind {
+            Kind::Gitea => "?limit=50",
+            _ => "?per_page=100",
+        };
+        let mut url = format!("{}{}{first}", self.base, self.keys_path(repo));
+        let mut keys = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let Some((list, next)) = self.call_url(Method::GET, &url, None).await? else {
+                return Err(UserError::new(format!(
+                    "{} GET {url}: 404 Not Found",
+                    self.kind.name()
+                ))
+                .into());
+            };
+            keys.extend(list.as_array().into_iter().flatten().map(|k| DeployKey {
                 id: str_field(k, "id"),
                 title: str_field(k, "title"),
                 key: key_material(&str_field(k, "key")),
@@ -349,8 +394,13 @@ impl Client {
                     Kind::GitLab => k["can_push"] != Value::Bool(true),
                     _ => k["read_only"] != Value::Bool(false),
                 },
-            })
-            .collect())
+            }));
+            match next {
+                Some(n) if same_origin(&n, &self.base) => url = n,
+                _ => break,
+            }
+        }
+        Ok(keys)
     }
 
     /// Makes `title` the deploy key `public` (an authorized_keys line) with
@@ -434,6 +484,37 @@ mod tests {
         );
         assert!(ssh_sync_url("", None).is_err());
         assert!(ssh_sync_url("https://x/y", None).is_err());
+    }
+
+    #[test]
+    fn pages_are_followed_on_the_same_server_only() {
+        let h = r#"<https://api.github.com/repositories/1/keys?per_page=100&page=2>; rel="next", <https://api.github.com/repositories/1/keys?per_page=100&page=3>; rel="last""#;
+        assert_eq!(
+            next_link(h),
+            Some("https://api.github.com/repositories/1/keys?per_page=100&page=2")
+        );
+        assert_eq!(next_link(r#"<https://x/a?page=1>; rel="prev""#), None);
+        assert_eq!(next_link(""), None);
+        assert!(same_origin(
+            "https://api.github.com/repositories/1/keys?page=2",
+            "https://api.github.com"
+        ));
+        assert!(same_origin(
+            "https://GIT.lab:3000/api/v1/repos/a/b/keys",
+            "https://git.lab:3000/api/v1"
+        ));
+        assert!(!same_origin(
+            "https://evil.example/keys",
+            "https://api.github.com"
+        ));
+        assert!(!same_origin(
+            "http://api.github.com/keys",
+            "https://api.github.com"
+        ));
+        assert!(!same_origin(
+            "https://git.lab:3001/keys",
+            "https://git.lab:3000/api/v1"
+        ));
     }
 
     #[test]

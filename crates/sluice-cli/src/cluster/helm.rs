@@ -4,19 +4,31 @@
 //! defines, the release name and namespace helm-controller derives, its
 //! post-renderers, and the chart's CRDs unless `install.crds: Skip`.
 //!
-//! Charts come from the repository itself (a `spec.chart` whose source is
-//! the bootstrap's `flux-system` GitRepository) or from an HTTP(S)
-//! HelmRepository the repository defines (its `index.yaml` and the archive
-//! are downloaded). Any other source (OCI, credentials, another Git
-//! repository, `chartRef`) is reported as not rendered, with why.
+//! Charts come from the repository itself (a chart path in the bootstrap's
+//! `flux-system` GitRepository), from a HelmRepository the repository
+//! defines (HTTP(S): `index.yaml`, then the archive; `type: oci`: the
+//! registry's tags, then the chart layer), or from an OCIRepository named by
+//! `spec.chartRef`; a `chartRef` to a HelmChart is followed to its source.
+//! Charts are built as the source controller builds them (`valuesFiles`
+//! merged, local dependencies packaged). Credentials and CAs come from the
+//! Secrets the repository defines (SOPS-decrypted when a key is given).
+//! What cannot be fetched from here (another Git repository, a cloud
+//! provider's login, a ServiceAccount's pull secrets, a Secret the
+//! repository lacks) is reported as not rendered, with why.
 
+use std::collections::BTreeMap;
 use std::io::Cursor;
 
 use serde_json::Value;
 use sluice_api::HelmRelease;
+use sluice_api::source::helm::{HelmChartSpec, HelmRepositorySpec};
+use sluice_api::source::oci::{HELM_CHART_LAYER_MEDIA_TYPE, OCIRepositorySpec, Wanted};
+use sluice_helm::build::BuildOptions;
 use sluice_helm::chart::{Chart, Limits};
 use sluice_helm::values_from::Fetched;
+use sluice_oci::{ClientOptions, Keychain, Reference, Target};
 use sluice_render::cluster::{BOOTSTRAP_SOURCE, ClusterBuild};
+use sluice_semver::TagStyle;
 
 /// What became of one HelmRelease.
 pub(super) enum HelmOutcome {
@@ -74,87 +86,385 @@ pub(super) async fn render_all(build: &ClusterBuild) -> Vec<HelmOutcome> {
     out
 }
 
+/// Where a chart is, once `chartRef` to a HelmChart is followed: Flux's
+/// HelmChart spec, from a HelmRelease's `spec.chart` or a HelmChart object.
+struct ChartSpec {
+    chart: String,
+    version: String,
+    values_files: Vec<String>,
+    ignore_missing_values_files: bool,
+    /// The source: kind, namespace, name.
+    kind: String,
+    ns: String,
+    name: String,
+}
+
 /// The chart of `hr` (in namespace `ns`).
 async fn chart_of(hr: &HelmRelease, ns: &str, build: &ClusterBuild) -> Result<Chart, NoChart> {
-    let Some(template) = &hr.spec.chart else {
-        return Err(NoChart::Skip(
-            "its chart comes from spec.chartRef (an OCIRepository or HelmChart), which build cluster does not fetch"
-                .into(),
-        ));
-    };
-    let spec = &template.spec;
-    let src = &spec.source_ref;
-    let src_ns = src.namespace.as_deref().unwrap_or(ns);
-    let kind = src.kind.to_string();
-    let limits = Limits::default();
-    match kind.as_str() {
-        "GitRepository" if src.name == BOOTSTRAP_SOURCE => {
-            let rel = spec.chart.trim_start_matches("./");
-            if rel.split('/').any(|p| p == "..") {
-                return Err(NoChart::Fail(format!(
-                    "chart {:?} is outside the repository",
-                    spec.chart
-                )));
+    let spec = match (&hr.spec.chart_ref, &hr.spec.chart) {
+        (Some(r), _) => {
+            let ref_ns = r.namespace.as_deref().unwrap_or(ns);
+            let kind = r.kind.to_string();
+            let obj = source(build, &kind, ref_ns, &r.name)?;
+            match kind.as_str() {
+                "OCIRepository" => return oci_repository_chart(obj, ref_ns, build).await,
+                "HelmChart" => {
+                    let hc: HelmChartSpec =
+                        serde_json::from_value(obj["spec"].clone()).map_err(|e| {
+                            NoChart::Fail(format!("HelmChart {ref_ns}/{}: {e}", r.name))
+                        })?;
+                    ChartSpec {
+                        chart: hc.chart,
+                        version: hc.version.unwrap_or_default(),
+                        values_files: hc.values_files.unwrap_or_default(),
+                        ignore_missing_values_files: hc
+                            .ignore_missing_values_files
+                            .unwrap_or(false),
+                        kind: hc.source_ref.kind.to_string(),
+                        ns: ref_ns.to_string(),
+                        name: hc.source_ref.name,
+                    }
+                }
+                other => {
+                    return Err(NoChart::Skip(format!(
+                        "its spec.chartRef names a {other}, which is not a chart source"
+                    )));
+                }
             }
-            let dir = build.root.join(rel);
-            sluice_helm::chart::load_dir(&dir, &limits)
-                .map_err(|e| NoChart::Fail(format!("chart {}: {e}", spec.chart)))
+        }
+        (None, Some(template)) => {
+            let t = &template.spec;
+            ChartSpec {
+                chart: t.chart.clone(),
+                version: t.version.clone().unwrap_or_default(),
+                values_files: t.values_files.clone().unwrap_or_default(),
+                ignore_missing_values_files: t.ignore_missing_values_files.unwrap_or(false),
+                kind: t.source_ref.kind.to_string(),
+                ns: t
+                    .source_ref
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| ns.to_string()),
+                name: t.source_ref.name.clone(),
+            }
+        }
+        (None, None) => {
+            return Err(NoChart::Fail(
+                "it has neither spec.chart nor spec.chartRef".into(),
+            ));
+        }
+    };
+    let (values_files, ignore_missing) =
+        (spec.values_files.clone(), spec.ignore_missing_values_files);
+    let options = move || BuildOptions {
+        values_files,
+        ignore_missing_values_files: ignore_missing,
+        ..Default::default()
+    };
+    let built = match spec.kind.as_str() {
+        "GitRepository" if spec.name == BOOTSTRAP_SOURCE => {
+            let root = build.root.clone();
+            let chart = spec.chart.clone();
+            blocking(move || sluice_helm::build::build_local(&root, &chart, &options()))
+                .await
+                .map_err(|e| NoChart::Fail(format!("chart {}: {e}", spec.chart)))?
         }
         "HelmRepository" => {
-            let repo = build
-                .helm_sources
-                .iter()
-                .find(|s| {
-                    s["kind"] == "HelmRepository"
-                        && s["metadata"]["namespace"] == src_ns
-                        && s["metadata"]["name"] == src.name.as_str()
-                })
-                .ok_or_else(|| {
-                    NoChart::Skip(format!(
-                        "its HelmRepository {src_ns}/{} is not defined in the repository",
-                        src.name
-                    ))
-                })?;
-            let repo_id = format!("HelmRepository {src_ns}/{}", src.name);
-            if repo["spec"]["type"] == "oci" {
-                return Err(NoChart::Skip(format!(
-                    "its {repo_id} is of type oci: build cluster does not pull OCI charts"
-                )));
-            }
-            if !repo["spec"]["secretRef"].is_null() {
-                return Err(NoChart::Skip(format!(
-                    "its {repo_id} needs credentials (spec.secretRef)"
-                )));
-            }
-            let url = repo["spec"]["url"].as_str().unwrap_or_default();
-            let version = spec.version.as_deref().unwrap_or("*");
-            download(url, &spec.chart, version, &limits)
+            let obj = source(build, "HelmRepository", &spec.ns, &spec.name)?;
+            let repo_id = format!("HelmRepository {}/{}", spec.ns, spec.name);
+            let repo: HelmRepositorySpec = serde_json::from_value(obj["spec"].clone())
+                .map_err(|e| NoChart::Fail(format!("{repo_id}: {e}")))?;
+            let archive = if repo.is_oci() {
+                oci_chart(&repo, &spec, &repo_id, build).await?
+            } else {
+                http_chart(&repo, &spec, &repo_id, build).await?
+            };
+            blocking(move || sluice_helm::build::build_from_archive(archive, &options()))
                 .await
-                .map_err(|e| NoChart::Fail(format!("{repo_id} ({url}): {e}")))
+                .map_err(|e| NoChart::Fail(format!("{repo_id}: chart {}: {e}", spec.chart)))?
         }
-        _ => Err(NoChart::Skip(format!(
-            "its chart source {kind} {src_ns}/{} is not this repository",
-            src.name
-        ))),
+        kind => {
+            return Err(NoChart::Skip(format!(
+                "its chart source {kind} {}/{} is not this repository",
+                spec.ns, spec.name
+            )));
+        }
+    };
+    sluice_helm::chart::load_archive(Cursor::new(&built.archive[..]), &Limits::default())
+        .map_err(|e| NoChart::Fail(format!("chart {}: {e}", spec.chart)))
+}
+
+/// The source object `kind` `ns/name` the repository defines.
+fn source<'b>(
+    build: &'b ClusterBuild,
+    kind: &str,
+    ns: &str,
+    name: &str,
+) -> Result<&'b Value, NoChart> {
+    build
+        .helm_sources
+        .iter()
+        .find(|s| {
+            s["kind"] == kind && s["metadata"]["namespace"] == ns && s["metadata"]["name"] == name
+        })
+        .ok_or_else(|| {
+            NoChart::Skip(format!(
+                "its {kind} {ns}/{name} is not defined in the repository"
+            ))
+        })
+}
+
+/// Runs blocking work (registry clients, chart packaging) off the runtime.
+async fn blocking<T: Send + 'static, E: std::fmt::Display>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(move || f().map_err(|e| e.to_string())).await {
+        Ok(r) => r,
+        Err(e) => Err(e.to_string()),
     }
 }
 
-/// `chart` at the newest `version` match from the HTTP(S) Helm repository
-/// at `url`.
-async fn download(url: &str, chart: &str, version: &str, limits: &Limits) -> Result<Chart, String> {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+/// The data of Secret `ns/name` as the repository defines it (SOPS decrypted
+/// when a key was given), for a source's `field` (`spec.secretRef`...).
+fn secret_data<'b>(
+    build: &'b ClusterBuild,
+    ns: &str,
+    name: &str,
+    source_id: &str,
+    field: &str,
+) -> Result<&'b BTreeMap<String, String>, NoChart> {
+    build
+        .data
+        .get(&(ns.to_string(), "Secret".to_string(), name.to_string()))
+        .ok_or_else(|| {
+            NoChart::Skip(format!(
+                "its {source_id} needs Secret {ns}/{name} ({field}), which the repository does not define (or which could not be decrypted)"
+            ))
+        })
+}
+
+/// Registry credentials from a `secretRef`: a `.dockerconfigjson`, or
+/// `username` and `password`, as the source controller reads them.
+fn keychain(data: &BTreeMap<String, String>, source: &str) -> Result<Keychain, NoChart> {
+    let text = |k: &str| data.get(k).filter(|v| !v.is_empty());
+    if let Some(config) = text(".dockerconfigjson") {
+        let parsed = sluice_oci::DockerConfig::parse(config.as_bytes(), source)
+            .map_err(|e| NoChart::Fail(e.message().to_string()))?;
+        return Ok(Keychain::anonymous().with_config(parsed));
     }
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
-        .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let get = |u: String| {
-        let http = http.clone();
+    match (text("username"), text("password")) {
+        (Some(u), p) => Ok(Keychain::with_credentials(sluice_oci::Credentials::basic(
+            u.clone(),
+            p.cloned().unwrap_or_default(),
+        ))),
+        (None, Some(_)) => Err(NoChart::Fail(format!(
+            "invalid auth option in {source}: 'password' requires 'username' to be set"
+        ))),
+        (None, None) => Ok(Keychain::anonymous()),
+    }
+}
+
+/// TLS material from a `certSecretRef`: `ca.crt`, `tls.crt`, `tls.key`.
+fn tls(data: &BTreeMap<String, String>) -> sluice_oci::TlsConfig {
+    let bytes = |k: &str| {
+        data.get(k)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.clone().into_bytes())
+    };
+    sluice_oci::TlsConfig {
+        ca_pem: bytes("ca.crt"),
+        client_cert_pem: bytes("tls.crt"),
+        client_key_pem: bytes("tls.key"),
+    }
+}
+
+/// A registry client with a source's credentials and TLS.
+fn registry_client(
+    build: &ClusterBuild,
+    ns: &str,
+    source_id: &str,
+    secret_ref: Option<&str>,
+    cert_secret_ref: Option<&str>,
+    insecure: bool,
+) -> Result<ClientOptions, NoChart> {
+    let mut opts = ClientOptions {
+        insecure,
+        timeout: std::time::Duration::from_secs(60),
+        ..ClientOptions::default()
+    };
+    if let Some(name) = secret_ref {
+        let data = secret_data(build, ns, name, source_id, "spec.secretRef")?;
+        opts.keychain = keychain(data, &format!("Secret {ns}/{name}"))?;
+    }
+    if let Some(name) = cert_secret_ref {
+        opts.tls = tls(secret_data(
+            build,
+            ns,
+            name,
+            source_id,
+            "spec.certSecretRef",
+        )?);
+    }
+    Ok(opts)
+}
+
+/// A chart from an OCI HelmRepository: `<url>/<chart>` at the version's tag.
+async fn oci_chart(
+    repo: &HelmRepositorySpec,
+    spec: &ChartSpec,
+    repo_id: &str,
+    build: &ClusterBuild,
+) -> Result<Vec<u8>, NoChart> {
+    if repo
+        .provider
+        .as_ref()
+        .is_some_and(|p| p.as_str() != "generic")
+    {
+        return Err(NoChart::Skip(format!(
+            "its {repo_id} authenticates with a cloud provider (spec.provider), which build cluster does not"
+        )));
+    }
+    let opts = registry_client(
+        build,
+        &spec.ns,
+        repo_id,
+        repo.secret_ref.as_ref().map(|r| r.name.as_str()),
+        repo.cert_secret_ref.as_ref().map(|r| r.name.as_str()),
+        repo.is_insecure(),
+    )?;
+    let url = format!("{}/{}", repo.url.trim_end_matches('/'), spec.chart);
+    let version = spec.version.clone();
+    blocking(move || -> Result<Vec<u8>, String> {
+        let reference = Reference::parse(&url).map_err(|e| format!("{url}: {}", e.message()))?;
+        let client = sluice_oci::Client::new(opts).map_err(|e| e.message().to_string())?;
+        let tag = sluice_oci::helm::version_tag(&client, &reference, &version)
+            .map_err(|e| format!("{url}: {}", e.message()))?
+            .map_err(|e| format!("{url}: {e}"))?;
+        let pulled = sluice_oci::helm::pull_chart(
+            &client,
+            &reference,
+            &Target::Tag(tag),
+            sluice_oci::helm::DEFAULT_MAX_CHART_BYTES,
+        )
+        .map_err(|e| e.message().to_string())?;
+        Ok(pulled.tgz)
+    })
+    .await
+    .map_err(|e| NoChart::Fail(format!("{repo_id}: {e}")))
+}
+
+/// The chart an OCIRepository (`chartRef`) points at: the layer its
+/// `layerSelector` picks (a chart pushed by `helm push` has one).
+async fn oci_repository_chart(
+    obj: &Value,
+    ns: &str,
+    build: &ClusterBuild,
+) -> Result<Chart, NoChart> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let id = format!("OCIRepository {ns}/{name}");
+    let spec: OCIRepositorySpec = serde_json::from_value(obj["spec"].clone())
+        .map_err(|e| NoChart::Fail(format!("{id}: {e}")))?;
+    if spec.provider().as_str() != "generic" {
+        return Err(NoChart::Skip(format!(
+            "its {id} authenticates with a cloud provider (spec.provider), which build cluster does not"
+        )));
+    }
+    if let Some(sa) = &spec.service_account_name {
+        return Err(NoChart::Skip(format!(
+            "its {id} pulls with the image pull secrets of ServiceAccount {ns}/{sa}, which build cluster does not read"
+        )));
+    }
+    let opts = registry_client(
+        build,
+        ns,
+        &id,
+        spec.secret_ref.as_ref().map(|r| r.name.as_str()),
+        spec.cert_secret_ref.as_ref().map(|r| r.name.as_str()),
+        spec.is_insecure(),
+    )?;
+    let url = spec.url.clone();
+    let wanted = spec.wanted();
+    let media_type = spec.layer_media_type().map(str::to_string);
+    let archive = blocking(move || -> Result<Vec<u8>, String> {
+        let reference = Reference::parse(&url).map_err(|e| format!("{url}: {}", e.message()))?;
+        let client = sluice_oci::Client::new(opts).map_err(|e| e.message().to_string())?;
+        let registry = |e: sluice_oci::Error| format!("{url}: {}", e.message());
+        let target = match wanted {
+            Wanted::Digest(d) => Target::Digest(d),
+            Wanted::Tag(t) => Target::Tag(t),
+            Wanted::Semver { constraint, filter } => {
+                let tags = client.list_tags(&reference).map_err(registry)?;
+                let style = if media_type.as_deref() == Some(HELM_CHART_LAYER_MEDIA_TYPE) {
+                    TagStyle::Helm
+                } else {
+                    TagStyle::Plain
+                };
+                let tag =
+                    sluice_semver::latest_matching(&tags, &constraint, filter.as_deref(), style)
+                        .map_err(|e| format!("{url}: {e}"))?;
+                Target::Tag(tag.to_string())
+            }
+        };
+        let pulled = client.manifest(&reference, &target).map_err(registry)?;
+        let layer = sluice_oci::artifact::select_layer(&pulled.manifest, media_type.as_deref())
+            .map_err(registry)?;
+        client
+            .fetch_blob_bytes(
+                &reference,
+                &layer.digest,
+                sluice_oci::helm::DEFAULT_MAX_CHART_BYTES,
+            )
+            .map_err(registry)
+    })
+    .await
+    .map_err(|e| NoChart::Fail(format!("{id}: {e}")))?;
+    sluice_helm::chart::load_archive(Cursor::new(&archive[..]), &Limits::default())
+        .map_err(|e| NoChart::Fail(format!("{id}: {e}")))
+}
+
+/// A chart from an HTTP(S) Helm repository: the newest `version` match in
+/// its `index.yaml`, then the archive. Credentials go to the repository's
+/// host, and to another host only with `passCredentials`, as Flux sends them.
+async fn http_chart(
+    repo: &HelmRepositorySpec,
+    spec: &ChartSpec,
+    repo_id: &str,
+    build: &ClusterBuild,
+) -> Result<Vec<u8>, NoChart> {
+    let url = repo.url.trim_end_matches('/');
+    let mut basic = None;
+    if let Some(r) = &repo.secret_ref {
+        let data = secret_data(build, &spec.ns, &r.name, repo_id, "spec.secretRef")?;
+        match (data.get("username"), data.get("password")) {
+            (Some(u), p) => basic = Some((u.clone(), p.cloned().unwrap_or_default())),
+            (None, Some(_)) => {
+                return Err(NoChart::Fail(format!(
+                    "invalid auth option in Secret {}/{}: 'password' requires 'username' to be set",
+                    spec.ns, r.name
+                )));
+            }
+            (None, None) => {}
+        }
+    }
+    let mut ca = None;
+    if let Some(r) = &repo.cert_secret_ref {
+        let data = secret_data(build, &spec.ns, &r.name, repo_id, "spec.certSecretRef")?;
+        if data.contains_key("tls.crt") {
+            return Err(NoChart::Skip(format!(
+                "its {repo_id} uses a client certificate (spec.certSecretRef), which build cluster does not send"
+            )));
+        }
+        ca = data.get("ca.crt").cloned();
+    }
+    let http = crate::http::client(ca.as_deref().map(str::as_bytes))
+        .map_err(|e| NoChart::Fail(format!("{repo_id}: {e}")))?;
+    let get = |u: String, auth: bool| {
+        let mut req = http.get(&u);
+        if let (true, Some((user, pass))) = (auth, &basic) {
+            req = req.basic_auth(user, Some(pass));
+        }
         async move {
-            let resp = http
-                .get(&u)
+            let resp = req
                 .send()
                 .await
                 .map_err(|e| format!("GET {u}: {}", e.without_url()))?;
@@ -166,17 +476,34 @@ async fn download(url: &str, chart: &str, version: &str, limits: &Limits) -> Res
                 .map_err(|e| format!("GET {u}: {}", e.without_url()))
         }
     };
-    let index = get(format!("{}/index.yaml", url.trim_end_matches('/'))).await?;
-    let found = sluice_helm::repo::resolve(Cursor::new(&index[..]), chart, version)
-        .map_err(|e| e.to_string())?;
-    let first = found
-        .urls
-        .first()
-        .ok_or_else(|| format!("chart {chart} {} has no URL", found.version()))?;
-    let archive_url = sluice_helm::repo::resolve_reference_url(url, first)?;
-    let archive = get(archive_url.clone()).await?;
-    sluice_helm::chart::load_archive(Cursor::new(&archive[..]), limits)
-        .map_err(|e| format!("{archive_url}: {e}"))
+    let fail = |e: String| NoChart::Fail(format!("{repo_id} ({url}): {e}"));
+    let index = get(format!("{url}/index.yaml"), true).await.map_err(fail)?;
+    let version = if spec.version.is_empty() {
+        "*"
+    } else {
+        &spec.version
+    };
+    let found = sluice_helm::repo::resolve(Cursor::new(&index[..]), &spec.chart, version)
+        .map_err(|e| fail(e.to_string()))?;
+    let first = found.urls.first().ok_or_else(|| {
+        fail(format!(
+            "chart {} {} has no URL",
+            spec.chart,
+            found.version()
+        ))
+    })?;
+    let archive_url = sluice_helm::repo::resolve_reference_url(url, first).map_err(fail)?;
+    let same_host = host_of(&archive_url) == host_of(url);
+    let pass = same_host || repo.pass_credentials.unwrap_or(false);
+    let archive = get(archive_url, pass).await.map_err(fail)?;
+    Ok(archive.to_vec())
+}
+
+/// The `host[:port]` of a URL.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    authority.rsplit('@').next().unwrap_or(authority)
 }
 
 /// `hr` rendered with `chart`, values from the repository's objects.
