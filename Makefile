@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: image test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld bench bench-vs-flux flux-reference helm-controller-check helm-storage-check gitea-check build release testenv-up testenv-down clean demo
+.PHONY: image test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld bench bench-vs-flux flux-reference helm-controller-check helm-storage-check gitea-check flux-migration-check build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing);
 ## the image is built first, and its kubelet-style test may not skip
@@ -39,9 +39,12 @@ unit:
 
 ## integration: unit and integration tests, with one local control plane for the run
 ## (the real-Gitea tests of `bootstrap gitea` run only when scripts/gitea has
-## built Gitea; this target says when they are skipped: see gitea-check)
+## built Gitea, the migration test with Flux's own controllers only when
+## scripts/flux-reference has built them; this target says when they are
+## skipped: see gitea-check and flux-migration-check)
 integration:
 	@scripts/gitea path >/dev/null 2>&1 || echo "NOTE: the real-Gitea tests of 'sluice bootstrap gitea' will be SKIPPED: Gitea is not built (make gitea-check builds it, ~6 min cold, and runs them)"
+	@{ scripts/flux-reference path source-controller && scripts/flux-reference path kustomize-controller; } >/dev/null 2>&1 || echo "NOTE: the migration test with Flux's own source- and kustomize-controller will be SKIPPED: they are not built (make flux-migration-check builds them, ~15 min cold, and runs it)"
 	SLUICE_REQUIRE_IMAGE=$(REQUIRE_IMAGE) scripts/with-testenv $(CARGO) test --workspace --no-fail-fast
 
 ## fuzz: every fuzz target for FUZZ_SECONDS (default 15) each, plus the
@@ -101,6 +104,18 @@ flux-reference:
 helm-controller-check:
 	bin="$$(scripts/flux-reference build helm-controller)"; \
 	SLUICE_HELM_CONTROLLER_BIN="$$bin" scripts/with-testenv $(CARGO) test -p sluice --test flux_helm_controller -- --nocapture
+
+## flux-migration-check: Flux's own source- and kustomize-controller (built,
+## cached) reconcile a repository; `sluice install` takes over (no object
+## changed at the same revision, the next commit applied and pruned in place),
+## `sluice uninstall --restore-flux` hands back and Flux carries on from
+## sluice's status and inventory (crates/sluice/tests/install.rs,
+## flux_s_own_controllers_hand_over_to_sluice_and_take_back)
+flux-migration-check:
+	sc="$$(scripts/flux-reference build source-controller)"; \
+	kc="$$(scripts/flux-reference build kustomize-controller)"; \
+	SLUICE_FLUX_SOURCE_CONTROLLER_BIN="$$sc" SLUICE_FLUX_KUSTOMIZE_CONTROLLER_BIN="$$kc" \
+	scripts/with-testenv $(CARGO) test -p sluice --test install flux_s_own -- --nocapture
 
 ## helm-storage-check: the real helm (built once, scripts/build-helm) lists,
 ## reads and rolls back releases that sluice stored, on the test control

@@ -325,8 +325,12 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     };
     // Runs woken by nothing new (this controller's own status writes) wait for their time.
     let source = source_artifact(hr, ctx).await;
-    let digest = source.as_ref().map_or("", |(a, _)| a.digest.as_str());
-    let fingerprint = sluice_runtime::schedule::fingerprint(hr, &[digest]);
+    // The chart's artifact as stored, not only its digest (`Artifact::identity`).
+    let artifact = source
+        .as_ref()
+        .map(|(a, _)| a.identity())
+        .unwrap_or_default();
+    let fingerprint = sluice_runtime::schedule::fingerprint(hr, &[&artifact]);
     if let Some(wait) = ctx.schedules.wait(&key, &fingerprint, Instant::now()) {
         return Ok(Requeue::requeue(wait));
     }

@@ -379,15 +379,15 @@ async fn reconcile_live(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> 
     }
 
     let source = phases::fresh_source(ctx, ks).await;
-    let revision = source
-        .as_ref()
-        .and_then(|s| s.revision())
-        .unwrap_or_default()
-        .to_string();
+    // The artifact as stored, not only its revision (`Artifact::identity`).
+    let artifact = source.as_ref().and_then(|s| s.artifact());
+    let revision = artifact.map(|a| a.revision.clone()).unwrap_or_default();
     let fp = sluice_runtime::schedule::fingerprint(
         ks,
         &[
-            &revision,
+            &artifact
+                .map(sluice_api::meta::Artifact::identity)
+                .unwrap_or_default(),
             prune_empty_override(Some(ks.annotations())).unwrap_or(""),
         ],
     );

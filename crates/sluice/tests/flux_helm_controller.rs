@@ -38,18 +38,20 @@
 //! `target/tmp/flux-helm-controller-<pid>/`. `make helm-controller-check`
 //! builds helm-controller (cached) and runs this test.
 
+mod support;
+
 use sluice_testsupport::free_port;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::Proc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use sluice_testsupport::oci_registry::{OciRegistry, RegistryConfig};
-use sluice_testsupport::{TestNamespace, kubeconfig_path, repo_root};
+use sluice_testsupport::{TestNamespace, repo_root};
 
 const CHART_MEDIA_TYPE: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
 const CONVERGE: Duration = Duration::from_secs(120);
@@ -631,26 +633,7 @@ async fn configmap_data(api: &Api<ConfigMap>, name: &str) -> Value {
 /// The helm-controller to run: `SLUICE_HELM_CONTROLLER_BIN`, else the build
 /// `scripts/flux-reference` has cached (never built here).
 fn helm_controller_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(HELM_CONTROLLER_ENV).filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "{HELM_CONTROLLER_ENV}={} is not a file",
-            p.display()
-        );
-        return Some(p);
-    }
-    let out = Command::new(repo_root().join("scripts/flux-reference"))
-        .args(["path", "helm-controller"])
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    path.is_file().then_some(path)
+    support::flux_controller_bin("helm-controller", HELM_CONTROLLER_ENV)
 }
 
 fn sluice_bin() -> PathBuf {
@@ -661,48 +644,4 @@ fn sluice_bin() -> PathBuf {
 
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 temporary path")
-}
-
-/// A controller process with its log in a file; killed on drop, the end of
-/// its log printed when the test fails.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn start(name: &'static str, cmd: &mut Command, logs: &Path) -> Proc {
-        let log = logs.join(format!("{name}.log"));
-        let file = File::create(&log).expect("creating the log file");
-        let child = cmd
-            .env("KUBECONFIG", kubeconfig_path())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("the log file"))
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Proc { name, child, log }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let exited = self.child.try_wait().ok().flatten();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() || exited.is_some() {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(60).collect();
-            eprintln!(
-                "--- {} ({}; exited early: {exited:?}), last lines:",
-                self.name,
-                self.log.display()
-            );
-            for line in tail.iter().rev() {
-                eprintln!("{line}");
-            }
-        }
-    }
 }

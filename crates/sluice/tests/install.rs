@@ -867,3 +867,356 @@ async fn a_cluster_moves_from_flux_to_sluice_and_back() {
         .unwrap();
     namespace.delete().await;
 }
+
+/// Flux's source-controller and kustomize-controller themselves (v1.9.5 and what Flux v2.9.5
+/// ships, built from Go modules by `scripts/flux-reference`), run on the host in the place of
+/// their Deployments' pods, as a kubelet would run them while the Deployments have replicas:
+///
+/// 1. Flux reconciles a repository: its GitRepository, its Kustomization's status and
+///    inventory, the objects it applied are Flux's own.
+/// 2. `sluice install` scales Flux's controllers to zero (they stop) and sluice's controller
+///    starts: asked to reconcile the same revision, it changes nothing in the cluster; at the
+///    next commit it updates an object in place (same uid, Flux's field manager), prunes one
+///    by Flux's inventory and adds one.
+/// 3. `sluice uninstall --restore-flux` scales Flux back (its controllers start again, with
+///    empty storage as a new pod has): Flux accepts sluice's status and inventory, changes
+///    nothing at the same revision, and applies and prunes the next commit itself.
+///
+/// Skipped, with a message, where the controllers are not built (`make flux-reference`;
+/// `make test` never builds them) or Flux's CRDs (`../shared/flux-crds`) are absent.
+/// `SLUICE_FLUX_SOURCE_CONTROLLER_BIN` and `SLUICE_FLUX_KUSTOMIZE_CONTROLLER_BIN` name the
+/// binaries, and then nothing may skip the test; `make flux-migration-check` builds them and
+/// runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_s_own_controllers_hand_over_to_sluice_and_take_back() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Patch, PatchParams};
+    use sluice_api::Kustomization;
+    use sluice_testsupport::free_port;
+    use sluice_testsupport::git_server::{GitServer, Repo};
+    use std::time::{Duration, Instant};
+    const SC_ENV: &str = "SLUICE_FLUX_SOURCE_CONTROLLER_BIN";
+    const KC_ENV: &str = "SLUICE_FLUX_KUSTOMIZE_CONTROLLER_BIN";
+    let strict = [SC_ENV, KC_ENV]
+        .iter()
+        .any(|e| std::env::var_os(e).is_some_and(|v| !v.is_empty()));
+    let skip = |why: &str| {
+        assert!(!strict, "{SC_ENV}/{KC_ENV} are set, but {why}");
+        eprintln!("SKIPPED: {why}");
+    };
+    let (Some(sc_bin), Some(kc_bin)) = (
+        flux_controller_bin("source-controller", SC_ENV),
+        flux_controller_bin("kustomize-controller", KC_ENV),
+    ) else {
+        skip("Flux's source- and kustomize-controller are not built (make flux-migration-check)");
+        return;
+    };
+    let crds_dir = repo_root().join("../shared/flux-crds");
+    if !crds_dir.is_dir() {
+        skip("Flux's CRDs (../shared/flux-crds) are absent; ../shared is not part of the project");
+        return;
+    }
+    let started = Instant::now();
+    let note = |what: &str| {
+        eprintln!(
+            "[flux-migration] [{:6.1}s] {what}",
+            started.elapsed().as_secs_f64()
+        )
+    };
+    let _serial = INSTALLS.lock().await;
+    let (client, namespace) = setup("fluxreal").await;
+    let ns = namespace.name().to_string();
+    // The kinds Flux's controllers watch that sluice does not serve: Flux's own CRDs.
+    for file in [
+        "source.toolkit.fluxcd.io_buckets.yaml",
+        "source.toolkit.fluxcd.io_externalartifacts.yaml",
+    ] {
+        let text = std::fs::read_to_string(crds_dir.join(file)).unwrap();
+        let crd: Value = serde_norway::from_str(&text).unwrap();
+        sluice_testsupport::apply_crd(&client, &crd, "flux-install").await;
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let kustomizations: Api<Kustomization> = Api::namespaced(client.clone(), &ns);
+    for name in ["source-controller", "kustomize-controller"] {
+        apply_object(&client, &flux_deployment(&ns, name)).await;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let logs = work.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    // Flux's two controllers as their pods run them: scoped to the namespace, the artifact
+    // storage empty at each start, served at the address that stands for the
+    // `source-controller` Service (sluice's controller serves there too while it runs).
+    let service = format!("127.0.0.1:{}", free_port());
+    let start_flux = |round: u32| {
+        let storage = work.path().join(format!("flux-storage-{round}"));
+        std::fs::create_dir_all(&storage).unwrap();
+        let addr = service.clone();
+        let common = |cmd: &mut Command| {
+            cmd.args([
+                "--watch-all-namespaces=false",
+                "--enable-leader-election=false",
+            ])
+            .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--health-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--log-encoding", "console"])
+            .env("RUNTIME_NAMESPACE", &ns);
+        };
+        let mut sc = Command::new(&sc_bin);
+        common(&mut sc);
+        sc.arg("--storage-path").arg(&storage).args([
+            "--storage-addr",
+            &addr,
+            "--storage-adv-addr",
+            &addr,
+        ]);
+        let mut kc = Command::new(&kc_bin);
+        common(&mut kc);
+        let dir = logs.join(format!("round-{round}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        (
+            Proc::start("source-controller", &mut sc, &dir),
+            Proc::start("kustomize-controller", &mut kc, &dir),
+        )
+    };
+
+    // The repository: two ConfigMaps at the first commit.
+    let repo = Repo::new("fleet");
+    let configmap = |name: &str, v: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  v: \"{v}\"\n")
+    };
+    repo.write("apps/kept.yaml", &configmap("kept", "1"));
+    repo.write("apps/gone.yaml", &configmap("gone", "1"));
+    let c1 = repo.commit("c1");
+    repo.push("main");
+    let git = GitServer::start(&repo.served_root(), None).await;
+    apply_object(
+        &client,
+        &serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": "flux-system", "namespace": ns},
+            "spec": {"url": git.url("fleet"), "interval": "5s", "ref": {"branch": "main"}},
+        }),
+    )
+    .await;
+    apply_object(
+        &client,
+        &serde_json::json!({
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "apps", "namespace": ns},
+            "spec": {"interval": "10m", "path": "./apps", "prune": true, "targetNamespace": ns,
+                     "sourceRef": {"kind": "GitRepository", "name": "flux-system"}},
+        }),
+    )
+    .await;
+    let status = |ks: &Kustomization| ks.status.clone().unwrap_or_default();
+    let ready_at = |ks: &Kustomization, revision: &str| {
+        let st = status(ks);
+        st.last_applied_revision.as_deref() == Some(revision)
+            && st.conditions.iter().flatten().any(|c| {
+                c.type_ == "Ready"
+                    && c.status == "True"
+                    && c.observed_generation == ks.metadata.generation
+            })
+    };
+    // Waits until the Kustomization is Ready at `revision`, having handled the reconcile
+    // request `token` when one is given.
+    let wait = |revision: String, token: Option<String>, what: &'static str| {
+        let kustomizations = kustomizations.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(180);
+            loop {
+                let ks = kustomizations.get("apps").await.unwrap();
+                let handled = token
+                    .as_deref()
+                    .is_none_or(|t| status(&ks).last_handled_reconcile_at.as_deref() == Some(t));
+                if handled && ready_at(&ks, &revision) {
+                    return ks;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{what}: not Ready at {revision}: {:#?}",
+                    ks.status
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let request = |token: &'static str| {
+        let kustomizations = kustomizations.clone();
+        async move {
+            kustomizations
+                .patch(
+                    "apps",
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                        "reconcile.fluxcd.io/requestedAt": token}}})),
+                )
+                .await
+                .unwrap();
+            token.to_string()
+        }
+    };
+    let managers = |cm: &ConfigMap| -> Vec<String> {
+        cm.metadata
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter_map(|m| m.manager.clone())
+            .collect()
+    };
+
+    // 1. Flux.
+    let flux = start_flux(1);
+    let rev1 = format!("main@sha1:{c1}");
+    let ks = wait(rev1.clone(), None, "Flux's first sync").await;
+    note(&format!("Flux applied {rev1}"));
+    let flux_inventory = serde_json::to_value(&status(&ks).inventory).unwrap();
+    assert_eq!(
+        flux_inventory["entries"].as_array().map(Vec::len),
+        Some(2),
+        "{flux_inventory}"
+    );
+    let kept = configmaps.get("kept").await.unwrap();
+    assert_eq!(managers(&kept), ["kustomize-controller"]);
+    let kept_uid = kept.metadata.uid.clone();
+
+    // 2. sluice takes over.
+    let out = sluice(&["install", "-n", &ns, "--timeout", "2m"]).expect(0);
+    assert!(
+        out.stderr.contains("taking over from Flux"),
+        "{}",
+        out.stderr
+    );
+    for name in ["source-controller", "kustomize-controller"] {
+        let d = deployments.get(name).await.unwrap();
+        assert_eq!(d.spec.and_then(|s| s.replicas), Some(0), "{name}");
+    }
+    drop(flux); // scaled to zero: the kubelet stops the pods
+    let sluice_dir = work.path().join("sluice");
+    std::fs::create_dir_all(&sluice_dir).unwrap();
+    let controller = host_controller_at(&ns, &sluice_dir, &service);
+    let version_before = configmaps
+        .get("kept")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    let token = request("sluice-same-revision").await;
+    let ks = wait(rev1.clone(), Some(token), "sluice at Flux's revision").await;
+    note("sluice reconciled Flux's revision");
+    let kept = configmaps.get("kept").await.unwrap();
+    assert_eq!(
+        kept.metadata.resource_version, version_before,
+        "sluice changed an object Flux had applied at the same revision: {:?}",
+        kept.metadata.managed_fields
+    );
+    assert_eq!(
+        serde_json::to_value(&status(&ks).inventory).unwrap(),
+        flux_inventory,
+        "sluice's inventory differs from Flux's"
+    );
+    // The next commit: one changed, one removed, one added.
+    repo.write("apps/kept.yaml", &configmap("kept", "2"));
+    std::fs::remove_file(repo.work.join("apps/gone.yaml")).unwrap();
+    repo.write("apps/added.yaml", &configmap("added", "2"));
+    let c2 = repo.commit("c2");
+    repo.push("main");
+    let rev2 = format!("main@sha1:{c2}");
+    wait(rev2.clone(), None, "sluice at the next commit").await;
+    note(&format!("sluice applied {rev2}"));
+    let kept = configmaps.get("kept").await.unwrap();
+    assert_eq!(kept.metadata.uid, kept_uid, "re-created");
+    assert_eq!(
+        kept.data
+            .as_ref()
+            .and_then(|d| d.get("v"))
+            .map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(managers(&kept), ["kustomize-controller"]);
+    assert!(
+        configmaps.get_opt("gone").await.unwrap().is_none(),
+        "not pruned"
+    );
+    assert!(configmaps.get_opt("added").await.unwrap().is_some());
+    let sluice_inventory =
+        serde_json::to_value(&status(&kustomizations.get("apps").await.unwrap()).inventory)
+            .unwrap();
+
+    // 3. And back to Flux.
+    drop(controller);
+    let out = sluice(&["uninstall", "-n", &ns, "--restore-flux"]).expect(0);
+    for name in ["source-controller", "kustomize-controller"] {
+        let d = deployments.get(name).await.unwrap();
+        assert_eq!(
+            d.spec.and_then(|s| s.replicas),
+            Some(1),
+            "{name}\n{}",
+            out.stderr
+        );
+    }
+    let flux = start_flux(2);
+    let versions = |cms: Vec<ConfigMap>| -> Vec<(String, Option<String>)> {
+        let mut v: Vec<_> = cms
+            .into_iter()
+            .map(|c| {
+                (
+                    c.metadata.name.unwrap_or_default(),
+                    c.metadata.resource_version,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = versions(configmaps.list(&Default::default()).await.unwrap().items);
+    let token = request("flux-same-revision").await;
+    let ks = wait(rev2.clone(), Some(token), "Flux back at sluice's revision").await;
+    note("Flux reconciled sluice's revision");
+    let after = versions(configmaps.list(&Default::default()).await.unwrap().items);
+    assert_eq!(
+        after, before,
+        "Flux changed objects sluice had applied at the same revision"
+    );
+    assert_eq!(
+        serde_json::to_value(&status(&ks).inventory).unwrap(),
+        sluice_inventory
+    );
+    repo.write("apps/kept.yaml", &configmap("kept", "3"));
+    std::fs::remove_file(repo.work.join("apps/added.yaml")).unwrap();
+    let c3 = repo.commit("c3");
+    repo.push("main");
+    let rev3 = format!("main@sha1:{c3}");
+    wait(rev3.clone(), None, "Flux at the next commit").await;
+    note(&format!("Flux applied {rev3}"));
+    let kept = configmaps.get("kept").await.unwrap();
+    assert_eq!(kept.metadata.uid, kept_uid, "re-created");
+    assert_eq!(
+        kept.data
+            .as_ref()
+            .and_then(|d| d.get("v"))
+            .map(String::as_str),
+        Some("3")
+    );
+    assert!(
+        configmaps.get_opt("added").await.unwrap().is_none(),
+        "Flux did not prune what sluice added"
+    );
+
+    // Clean up: Flux's Deployments at once (`check` in the other tests looks at every
+    // namespace), then the Kustomization with Flux still running to finalize it.
+    for name in ["source-controller", "kustomize-controller"] {
+        deployments.delete(name, &Default::default()).await.unwrap();
+    }
+    kustomizations
+        .delete("apps", &Default::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while kustomizations.get_opt("apps").await.unwrap().is_some() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(flux);
+    namespace.delete().await;
+}

@@ -269,6 +269,18 @@ pub struct Artifact {
 }
 
 impl Artifact {
+    /// What identifies this copy of the artifact for its users: revision, digest, URL and
+    /// time of storing. The same revision stored again (a source controller that restarted or
+    /// took over with empty storage) or with other content (a changed `spec.ignore`) differs,
+    /// so a consumer that failed to download it tries again at once instead of waiting out
+    /// its retry interval.
+    pub fn identity(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.revision, self.digest, self.url, self.last_update_time.0
+        )
+    }
+
     /// Whether this artifact has the given revision. Legacy (`main/<sha>`) and current
     /// (`main@sha1:<sha>`) forms of the same revision are equal.
     pub fn has_revision(&self, revision: &str) -> bool {

@@ -556,6 +556,12 @@ impl Drop for KillOnDrop {
 /// `ns`, impersonating the installed `sluice-reconciler` as the Deployment's does, its
 /// artifacts in `dir/storage` and its log in `dir/controller.log`.
 pub fn host_controller(ns: &str, dir: &std::path::Path) -> KillOnDrop {
+    host_controller_at(ns, dir, "127.0.0.1:0")
+}
+
+/// [`host_controller`] serving artifacts at `storage_addr` (what the `source-controller`
+/// Service gives every source controller in a cluster: one address, whichever runs).
+pub fn host_controller_at(ns: &str, dir: &std::path::Path, storage_addr: &str) -> KillOnDrop {
     std::process::Command::new(bin())
         .args(["controller", "--watch-namespace", ns, "--reloader=false"])
         .args(["--reconciler-service-account=sluice-reconciler"])
@@ -567,7 +573,7 @@ pub fn host_controller(ns: &str, dir: &std::path::Path) -> KillOnDrop {
         ])
         .args([
             "--storage-addr",
-            "127.0.0.1:0",
+            storage_addr,
             "--enable-leader-election=false",
         ])
         .arg("--storage-path")
@@ -585,4 +591,75 @@ pub fn host_controller(ns: &str, dir: &std::path::Path) -> KillOnDrop {
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     sluice_testsupport::repo_root()
+}
+
+/// One of Flux's controllers to run (`helm-controller`, `source-controller`,
+/// ...): the binary `env` names, else the build `scripts/flux-reference` has
+/// cached (never built here); `None` when there is neither.
+pub fn flux_controller_bin(component: &str, env: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env).filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "{env}={} is not a file", p.display());
+        return Some(p);
+    }
+    let out = Command::new(repo_root().join("scripts/flux-reference"))
+        .args(["path", component])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    path.is_file().then_some(path)
+}
+
+/// A controller process with its log in a file; killed on drop, the end of
+/// its log printed when the test fails.
+pub struct Proc {
+    name: &'static str,
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    pub fn start(name: &'static str, cmd: &mut Command, logs: &Path) -> Proc {
+        let log = logs.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("creating the log file");
+        let child = cmd
+            .env("KUBECONFIG", kubeconfig_path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("the log file"))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Proc { name, child, log }
+    }
+
+    /// Whether it has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_some()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let exited = self.child.try_wait().ok().flatten();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() || exited.is_some() {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            eprintln!(
+                "--- {} ({}; exited early: {exited:?}), last lines:",
+                self.name,
+                self.log.display()
+            );
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
 }
