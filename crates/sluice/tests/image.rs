@@ -1,11 +1,14 @@
 //! The image as a kubelet runs it: `make image`'s OCI archive
 //! (target/image/sluice.oci.tar) is unpacked the way a container runtime
-//! unpacks it, and its entrypoint is run with the arguments, environment,
-//! user and volumes of the Deployment that `sluice install` writes, inside
-//! bubblewrap: the image's root filesystem read-only and nothing of the
+//! unpacks it. `sluice install --image` creates its Deployment in the
+//! cluster; the real controllers make the Pod and the real scheduler puts it
+//! on a simulated node, and the test, as that node's kubelet, runs the
+//! Pod's entrypoint with the Pod's arguments, environment, user and volumes
+//! inside bubblewrap: the image's root filesystem read-only and nothing of the
 //! host's (no shell, no `ssh`, no `git`), uid 65532 in a user namespace with
 //! no capabilities, emptyDirs at /data and /tmp, the ServiceAccount's token,
-//! CA and namespace at /var/run/secrets/kubernetes.io/serviceaccount and
+//! CA and namespace (a token bound to the Pod, as a kubelet projects it) at
+//! /var/run/secrets/kubernetes.io/serviceaccount and
 //! `KUBERNETES_SERVICE_HOST/PORT` set, so it finds the API server as a pod
 //! does. It acts with the RBAC `sluice install` creates (its own
 //! ServiceAccount, not an admin's kubeconfig).
@@ -35,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use sluice_api::{GitRepository, HelmRelease, Kustomization};
@@ -120,19 +123,8 @@ fn api_server() -> (String, u16, Vec<u8>) {
     (host.to_string(), port.parse().unwrap(), ca)
 }
 
-/// `sluice install --export --helmrelease -n NS`: the objects.
-fn install_objects(ns: &str) -> Vec<Value> {
-    let out = sluice_offline(&["install", "--export", "--helmrelease", "-n", ns], &[]).expect(0);
-    out.stdout
-        .split("\n---\n")
-        .map(|d| d.trim_start_matches("---\n"))
-        .filter(|d| !d.trim().is_empty())
-        .map(|d| serde_norway::from_str(d).unwrap())
-        .collect()
-}
-
-/// Runs the container of `deployment` from the unpacked image `rootfs` as
-/// a kubelet would, with `sa` mounted as the ServiceAccount's files.
+/// A container of a Pod run from the unpacked image as a kubelet would
+/// ([`Sandbox::run`]).
 struct Pod {
     child: Child,
     log: PathBuf,
@@ -169,8 +161,12 @@ struct Sandbox<'a> {
 }
 
 impl Sandbox<'_> {
-    fn run(&self, deployment: &Value, ns: &str, ports: &BTreeMap<&str, u16>, log: PathBuf) -> Pod {
-        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    /// Runs the first container of `pod` (the Pod object, as the API server
+    /// has it) as the kubelet of its node would.
+    fn run(&self, pod: &Value, ports: &BTreeMap<&str, u16>, log: PathBuf) -> Pod {
+        let ns = pod["metadata"]["namespace"].as_str().unwrap();
+        let pod_name = pod["metadata"]["name"].as_str().unwrap();
+        let container = &pod["spec"]["containers"][0];
         let image = &self.config["config"];
         let mut env: BTreeMap<String, String> = image["Env"]
             .as_array()
@@ -183,7 +179,7 @@ impl Sandbox<'_> {
             let name = e["name"].as_str().unwrap().to_string();
             let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
                 Some("metadata.namespace") => ns.to_string(),
-                Some("metadata.name") => "sluice-controller-image-test".to_string(),
+                Some("metadata.name") => pod_name.to_string(),
                 Some(other) => panic!("fieldRef {other} not known to the test"),
                 None => e["value"].as_str().unwrap().to_string(),
             };
@@ -212,7 +208,7 @@ impl Sandbox<'_> {
             };
             argv.push(a);
         }
-        let sc = &deployment["spec"]["template"]["spec"]["securityContext"];
+        let sc = &pod["spec"]["securityContext"];
         let uid = sc["runAsUser"].as_i64().unwrap().to_string();
         let gid = sc["fsGroup"].as_i64().unwrap().to_string();
         let mut cmd = Command::new(self.bwrap);
@@ -373,28 +369,51 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
 
     let (client, ns) = setup("image").await;
     let ns = ns.name().to_string();
-    // RBAC and the rest of what `sluice install` creates (the CRDs are
-    // there already; the Deployment is what this test runs).
-    let objects = install_objects(&ns);
-    let deployment = objects
-        .iter()
-        .find(|o| o["kind"] == "Deployment")
-        .unwrap()
-        .clone();
-    let mut cluster_scoped = Vec::new();
-    for o in &objects {
-        let kind = o["kind"].as_str().unwrap();
-        if ["CustomResourceDefinition", "Namespace", "Deployment"].contains(&kind) {
-            continue;
+    // `sluice install` as a user types it: RBAC, the Deployment with this
+    // image. The real controllers make its ReplicaSet and Pod, the real
+    // scheduler puts the Pod on a simulated node; this test is that node's
+    // kubelet for it: it runs the Pod the API server holds.
+    let image_ref = "registry.test/sluice:image-test";
+    let out = sluice(&[
+        "install",
+        "-n",
+        &ns,
+        "--helmrelease",
+        "--image",
+        image_ref,
+        "--timeout",
+        "2m",
+    ])
+    .expect(0);
+    assert!(out.stderr.contains("Deployment"), "{}", out.stderr);
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
+    let start = Instant::now();
+    let pod_object = loop {
+        let list = pods
+            .list(&kube::api::ListParams::default().labels("app=sluice"))
+            .await
+            .unwrap();
+        let scheduled = list.items.into_iter().find(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+        });
+        if let Some(p) = scheduled {
+            break p;
         }
-        if o["metadata"]["namespace"].is_null() {
-            cluster_scoped.push(o.clone());
-        }
-        apply_object(&client, o).await;
-    }
-    let sa_name = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        assert!(
+            start.elapsed() < WAIT,
+            "no Pod of the sluice Deployment was scheduled"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let pod_value = serde_json::to_value(&pod_object).unwrap();
+    assert_eq!(pod_value["spec"]["containers"][0]["image"], image_ref);
+    let sa_name = pod_value["spec"]["serviceAccountName"]
         .as_str()
-        .unwrap();
+        .unwrap()
+        .to_string();
+    let sa_name = sa_name.as_str();
+    // The token a kubelet projects: bound to the Pod.
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     let token = sas
         .create_token_request(
@@ -403,6 +422,14 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
             &TokenRequest {
                 spec: Some(TokenRequestSpec {
                     expiration_seconds: Some(3600),
+                    bound_object_ref: Some(
+                        k8s_openapi::api::authentication::v1::BoundObjectReference {
+                            api_version: Some("v1".into()),
+                            kind: Some("Pod".into()),
+                            name: pod_object.metadata.name.clone(),
+                            uid: pod_object.metadata.uid.clone(),
+                        },
+                    ),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -532,7 +559,7 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
     };
     let log = repo_root().join(format!("target/tmp/image-test-{}.log", std::process::id()));
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
-    let mut pod = sandbox.run(&deployment, &ns, &ports, log);
+    let mut pod = sandbox.run(&pod_value, &ports, log);
 
     for (name, commit) in [("web", &https_commit), ("infra", &ssh_commit)] {
         let gr = wait_ready(&gitrepos, name, &mut pod).await;
@@ -592,18 +619,7 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
     let log = pod.log();
     assert!(!log.contains("panicked"), "{log}");
     drop(pod);
-    for o in cluster_scoped {
-        let name = o["metadata"]["name"].as_str().unwrap();
-        let api: Api<kube::api::DynamicObject> = Api::all_with(
-            client.clone(),
-            &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-                "rbac.authorization.k8s.io",
-                "v1",
-                o["kind"].as_str().unwrap(),
-            )),
-        );
-        let _ = api.delete(name, &DeleteParams::default()).await;
-    }
+    sluice(&["uninstall", "-n", &ns, "--keep-crds"]).expect(0);
 }
 
 /// Whether `user` may create `resource` in `ns` (a SubjectAccessReview).
