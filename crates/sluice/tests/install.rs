@@ -1080,6 +1080,29 @@ async fn flux_s_own_controllers_hand_over_to_sluice_and_take_back() {
     let kept = configmaps.get("kept").await.unwrap();
     assert_eq!(managers(&kept), ["kustomize-controller"]);
     let kept_uid = kept.metadata.uid.clone();
+    // Commits what the test wrote, and waits for `who` to apply it.
+    let next_commit = |message: &str, who: &'static str| {
+        let commit = repo.commit(message);
+        repo.push("main");
+        let revision = format!("main@sha1:{commit}");
+        let applied = wait(revision.clone(), None, who);
+        async move {
+            applied.await;
+            note(&format!("{who} applied {revision}"));
+            revision
+        }
+    };
+    // The object Flux first applied, updated in place to `v`.
+    let kept_at = |v: &'static str| {
+        let (configmaps, kept_uid) = (configmaps.clone(), kept_uid.clone());
+        async move {
+            let kept = configmaps.get("kept").await.unwrap();
+            assert_eq!(kept.metadata.uid, kept_uid, "re-created");
+            let data = kept.data.clone().unwrap_or_default();
+            assert_eq!(data.get("v").map(String::as_str), Some(v));
+            kept
+        }
+    };
 
     // 2. sluice takes over.
     let out = sluice(&["install", "-n", &ns, "--timeout", "2m"]).expect(0);
@@ -1120,20 +1143,8 @@ async fn flux_s_own_controllers_hand_over_to_sluice_and_take_back() {
     repo.write("apps/kept.yaml", &configmap("kept", "2"));
     std::fs::remove_file(repo.work.join("apps/gone.yaml")).unwrap();
     repo.write("apps/added.yaml", &configmap("added", "2"));
-    let c2 = repo.commit("c2");
-    repo.push("main");
-    let rev2 = format!("main@sha1:{c2}");
-    wait(rev2.clone(), None, "sluice at the next commit").await;
-    note(&format!("sluice applied {rev2}"));
-    let kept = configmaps.get("kept").await.unwrap();
-    assert_eq!(kept.metadata.uid, kept_uid, "re-created");
-    assert_eq!(
-        kept.data
-            .as_ref()
-            .and_then(|d| d.get("v"))
-            .map(String::as_str),
-        Some("2")
-    );
+    let rev2 = next_commit("c2", "sluice").await;
+    let kept = kept_at("2").await;
     assert_eq!(managers(&kept), ["kustomize-controller"]);
     assert!(
         configmaps.get_opt("gone").await.unwrap().is_none(),
@@ -1185,20 +1196,8 @@ async fn flux_s_own_controllers_hand_over_to_sluice_and_take_back() {
     );
     repo.write("apps/kept.yaml", &configmap("kept", "3"));
     std::fs::remove_file(repo.work.join("apps/added.yaml")).unwrap();
-    let c3 = repo.commit("c3");
-    repo.push("main");
-    let rev3 = format!("main@sha1:{c3}");
-    wait(rev3.clone(), None, "Flux at the next commit").await;
-    note(&format!("Flux applied {rev3}"));
-    let kept = configmaps.get("kept").await.unwrap();
-    assert_eq!(kept.metadata.uid, kept_uid, "re-created");
-    assert_eq!(
-        kept.data
-            .as_ref()
-            .and_then(|d| d.get("v"))
-            .map(String::as_str),
-        Some("3")
-    );
+    next_commit("c3", "Flux").await;
+    kept_at("3").await;
     assert!(
         configmaps.get_opt("added").await.unwrap().is_none(),
         "Flux did not prune what sluice added"
