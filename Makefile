@@ -132,7 +132,8 @@ gitea-check:
 	scripts/gitea build >/dev/null
 	SLUICE_REQUIRE_GITEA=1 scripts/with-testenv $(CARGO) test -p sluice --test bootstrap gitea -- --nocapture
 
-## demo: the homelab example reconciled from Git on a local control plane (scripts/demo)
+## demo: the homelab example reconciled from Git on a local control plane, sluice
+## running in it from the image (scripts/demo; DEMO_IN_CLUSTER=0: beside it)
 demo:
 	scripts/demo
 

@@ -38,6 +38,7 @@ pub mod bad_input;
 mod certs;
 pub mod git_server;
 pub mod gitea;
+pub mod kubelet;
 pub mod oci_registry;
 mod ports;
 pub mod ssh_server;

@@ -33,18 +33,17 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use serde_json::{Value, json};
+use serde_json::json;
 use sluice_api::{GitRepository, HelmRelease, Kustomization};
 use sluice_testsupport::git_server::{GitServer, Repo};
+use sluice_testsupport::kubelet::{self, Container, Image, Kubelet};
 use sluice_testsupport::ssh_server::SshServer;
-use sluice_testsupport::{free_port, kubeconfig_path, repo_root};
+use sluice_testsupport::{free_port, repo_root};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -55,10 +54,7 @@ fn prerequisites() -> Option<(PathBuf, PathBuf)> {
     let archive = std::env::var_os("SLUICE_IMAGE")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target/image/sluice.oci.tar"));
-    let bwrap = ["/usr/bin/bwrap", "/usr/local/bin/bwrap"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file());
+    let bwrap = kubelet::bwrap();
     let missing = match (&bwrap, archive.is_file()) {
         (None, _) => {
             Some("bubblewrap is not installed (scripts/install-deps installs it)".to_string())
@@ -78,17 +74,7 @@ fn prerequisites() -> Option<(PathBuf, PathBuf)> {
 }
 
 fn oci_image(args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg(repo_root().join("scripts/oci-image.py"))
-        .args(args)
-        .output()
-        .expect("running scripts/oci-image.py");
-    assert!(
-        out.status.success(),
-        "oci-image.py {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    kubelet::oci_image(args).unwrap()
 }
 
 /// Every file and directory under `root`, relative, sorted.
@@ -108,157 +94,7 @@ fn tree(root: &Path) -> Vec<String> {
     out
 }
 
-/// The API server's address and CA (PEM) from the test kubeconfig.
-fn api_server() -> (String, u16, Vec<u8>) {
-    use base64::Engine as _;
-    let kc: Value =
-        serde_norway::from_str(&std::fs::read_to_string(kubeconfig_path()).unwrap()).unwrap();
-    let cluster = &kc["clusters"][0]["cluster"];
-    let server = cluster["server"].as_str().unwrap();
-    let hostport = server.trim_start_matches("https://").trim_end_matches('/');
-    let (host, port) = hostport.rsplit_once(':').unwrap();
-    let ca = base64::engine::general_purpose::STANDARD
-        .decode(cluster["certificate-authority-data"].as_str().unwrap())
-        .unwrap();
-    (host.to_string(), port.parse().unwrap(), ca)
-}
-
-/// A container of a Pod run from the unpacked image as a kubelet would
-/// ([`Sandbox::run`]).
-struct Pod {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Pod {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Pod {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Panics with the log if the container has exited.
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("the container exited ({status}):\n{}", self.log());
-        }
-    }
-}
-
-struct Sandbox<'a> {
-    bwrap: &'a Path,
-    rootfs: &'a Path,
-    config: &'a Value,
-    sa: &'a Path,
-    data: &'a Path,
-    tmp: &'a Path,
-    api: (&'a str, u16),
-}
-
-impl Sandbox<'_> {
-    /// Runs the first container of `pod` (the Pod object, as the API server
-    /// has it) as the kubelet of its node would.
-    fn run(&self, pod: &Value, ports: &BTreeMap<&str, u16>, log: PathBuf) -> Pod {
-        let ns = pod["metadata"]["namespace"].as_str().unwrap();
-        let pod_name = pod["metadata"]["name"].as_str().unwrap();
-        let container = &pod["spec"]["containers"][0];
-        let image = &self.config["config"];
-        let mut env: BTreeMap<String, String> = image["Env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|e| e.as_str()?.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        for e in container["env"].as_array().unwrap() {
-            let name = e["name"].as_str().unwrap().to_string();
-            let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
-                Some("metadata.namespace") => ns.to_string(),
-                Some("metadata.name") => pod_name.to_string(),
-                Some(other) => panic!("fieldRef {other} not known to the test"),
-                None => e["value"].as_str().unwrap().to_string(),
-            };
-            env.insert(name, value);
-        }
-        env.insert("KUBERNETES_SERVICE_HOST".into(), self.api.0.to_string());
-        env.insert("KUBERNETES_SERVICE_PORT".into(), self.api.1.to_string());
-        // The kubelet expands $(VAR) in args from the container's env.
-        let expand = |s: &str| {
-            env.iter()
-                .fold(s.to_string(), |s, (k, v)| s.replace(&format!("$({k})"), v))
-        };
-        let mut argv: Vec<String> = image["Entrypoint"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_string())
-            .collect();
-        for a in container["args"].as_array().unwrap() {
-            let a = expand(a.as_str().unwrap());
-            let a = match a.split_once('=') {
-                Some((flag, _)) if ports.contains_key(flag) => {
-                    format!("{flag}=127.0.0.1:{}", ports[flag])
-                }
-                _ => a,
-            };
-            argv.push(a);
-        }
-        let sc = &pod["spec"]["securityContext"];
-        let uid = sc["runAsUser"].as_i64().unwrap().to_string();
-        let gid = sc["fsGroup"].as_i64().unwrap().to_string();
-        let mut cmd = Command::new(self.bwrap);
-        cmd.args(["--unshare-user", "--uid", &uid, "--gid", &gid])
-            .args([
-                "--unshare-pid",
-                "--unshare-ipc",
-                "--unshare-uts",
-                "--hostname",
-                "sluice",
-            ])
-            .args([
-                "--die-with-parent",
-                "--new-session",
-                "--cap-drop",
-                "ALL",
-                "--clearenv",
-            ])
-            .arg("--ro-bind")
-            .args([self.rootfs, Path::new("/")])
-            .args(["--proc", "/proc", "--dev", "/dev"])
-            .arg("--bind")
-            .args([self.data, Path::new("/data")])
-            .arg("--bind")
-            .args([self.tmp, Path::new("/tmp")])
-            .arg("--ro-bind")
-            .args([
-                self.sa,
-                Path::new("/var/run/secrets/kubernetes.io/serviceaccount"),
-            ])
-            // What a kubelet mounts into every container.
-            .args(["--ro-bind", "/etc/hosts", "/etc/hosts"])
-            .args(["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]);
-        for (k, v) in &env {
-            cmd.args(["--setenv", k, v]);
-        }
-        let file = std::fs::File::create(&log).unwrap();
-        let child = cmd
-            .arg("--")
-            .args(&argv)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("running bwrap");
-        Pod { child, log }
-    }
-}
-
-async fn wait_ready<K>(api: &Api<K>, name: &str, pod: &mut Pod) -> K
+async fn wait_ready<K>(api: &Api<K>, name: &str, pod: &mut Container) -> K
 where
     K: kube::Resource + Clone + k8s_openapi::serde::de::DeserializeOwned + std::fmt::Debug,
     K: k8s_openapi::serde::Serialize,
@@ -295,14 +131,8 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
         return eprintln!("SKIPPED: sshd is not installed (scripts/install-deps installs it)");
     };
     let work = tempfile::tempdir().unwrap();
-    let rootfs = work.path().join("rootfs");
-    oci_image(&[
-        "unpack",
-        archive.to_str().unwrap(),
-        rootfs.to_str().unwrap(),
-    ]);
-    let config: Value =
-        serde_json::from_str(&oci_image(&["config", archive.to_str().unwrap()])).unwrap();
+    let image = Image::unpack(&archive, work.path()).unwrap();
+    let (rootfs, config) = (image.rootfs.clone(), image.config.clone());
     // The image holds sluice, CA certificates and the user database: no
     // shell, no ssh, no git, no shared library.
     assert_eq!(
@@ -353,19 +183,7 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
         "two builds from the same inputs differ"
     );
 
-    // Mount points, as a container runtime makes them in the container's
-    // own layer before it mounts the volumes over them.
-    for d in [
-        "proc",
-        "dev",
-        "data",
-        "var/run/secrets/kubernetes.io/serviceaccount",
-    ] {
-        std::fs::create_dir_all(rootfs.join(d)).unwrap();
-    }
-    for f in ["etc/hosts", "etc/resolv.conf"] {
-        std::fs::write(rootfs.join(f), "").unwrap();
-    }
+    let node = Kubelet::new(bwrap, image, work.path().join("pods")).unwrap();
 
     let (client, ns) = setup("image").await;
     let ns = ns.name().to_string();
@@ -386,18 +204,12 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
     ])
     .expect(0);
     assert!(out.stderr.contains("Deployment"), "{}", out.stderr);
-    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), &ns);
     let start = Instant::now();
     let pod_object = loop {
-        let list = pods
-            .list(&kube::api::ListParams::default().labels("app=sluice"))
+        let scheduled = kubelet::scheduled_pods(&client, &ns, "app=sluice")
             .await
             .unwrap();
-        let scheduled = list.items.into_iter().find(|p| {
-            p.metadata.deletion_timestamp.is_none()
-                && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
-        });
-        if let Some(p) = scheduled {
+        if let Some(p) = scheduled.into_iter().next() {
             break p;
         }
         assert!(
@@ -408,47 +220,7 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
     };
     let pod_value = serde_json::to_value(&pod_object).unwrap();
     assert_eq!(pod_value["spec"]["containers"][0]["image"], image_ref);
-    let sa_name = pod_value["spec"]["serviceAccountName"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let sa_name = sa_name.as_str();
-    // The token a kubelet projects: bound to the Pod.
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
-    let token = sas
-        .create_token_request(
-            sa_name,
-            &PostParams::default(),
-            &TokenRequest {
-                spec: Some(TokenRequestSpec {
-                    expiration_seconds: Some(3600),
-                    bound_object_ref: Some(
-                        k8s_openapi::api::authentication::v1::BoundObjectReference {
-                            api_version: Some("v1".into()),
-                            kind: Some("Pod".into()),
-                            name: pod_object.metadata.name.clone(),
-                            uid: pod_object.metadata.uid.clone(),
-                        },
-                    ),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .status
-        .and_then(|s| s.token)
-        .expect("a token for the controller's ServiceAccount");
-    let (host, port, ca) = api_server();
-    let sa = work.path().join("serviceaccount");
-    std::fs::create_dir_all(&sa).unwrap();
-    std::fs::write(sa.join("token"), token).unwrap();
-    std::fs::write(sa.join("ca.crt"), &ca).unwrap();
-    std::fs::write(sa.join("namespace"), &ns).unwrap();
-    let (data, tmp) = (work.path().join("data"), work.path().join("tmp"));
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::create_dir_all(&tmp).unwrap();
+    let sa_name = pod_value["spec"]["serviceAccountName"].as_str().unwrap();
 
     // Two repositories: one served over HTTPS, one over SSH.
     let https_repo = Repo::new("web");
@@ -541,25 +313,14 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
     .await
     .unwrap();
 
-    let ports: BTreeMap<&str, u16> = [
-        ("--metrics-addr", free_port()),
-        ("--health-addr", free_port()),
-        ("--storage-addr", free_port()),
-    ]
-    .into_iter()
-    .collect();
-    let sandbox = Sandbox {
-        bwrap: &bwrap,
-        rootfs: &rootfs,
-        config: &config,
-        sa: &sa,
-        data: &data,
-        tmp: &tmp,
-        api: (&host, port),
-    };
+    let ports: BTreeMap<String, u16> = ["--metrics-addr", "--health-addr", "--storage-addr"]
+        .into_iter()
+        .map(|f| (f.to_string(), free_port()))
+        .collect();
     let log = repo_root().join(format!("target/tmp/image-test-{}.log", std::process::id()));
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
-    let mut pod = sandbox.run(&pod_value, &ports, log);
+    // This test is the kubelet of the Pod's node: it runs the Pod.
+    let mut pod = node.run(&client, &pod_object, &ports, log).await.unwrap();
 
     for (name, commit) in [("web", &https_commit), ("infra", &ssh_commit)] {
         let gr = wait_ready(&gitrepos, name, &mut pod).await;
