@@ -3,18 +3,29 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: image test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld bench bench-vs-flux flux-reference helm-controller-check helm-storage-check gitea-check flux-migration-check build release testenv-up testenv-down clean demo
+.PHONY: image test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld bench bench-vs-flux flux-reference helm-controller-check helm-storage-check gitea-check flux-migration-check image-import-tool image-import-check build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing);
-## the image is built first, and its kubelet-style test may not skip
+## the image and containerd's importer are built first, and the image's
+## kubelet-style test (with the import) may not skip
 test: REQUIRE_IMAGE = 1
-test: deps fmt-check lint deny testenv-build image integration fuzz
+test: deps fmt-check lint deny testenv-build image image-import-tool integration fuzz
 
 ## image: the controller image as an OCI archive, target/image/sluice.oci.tar
 ## (a static release build plus scripts/oci-image.py; no Docker daemon).
 ## crates/sluice/tests/image.rs runs it as a kubelet would.
 image:
 	scripts/image
+
+## image-import-tool: containerd's own image importer (tools/containerd-import,
+## built from Go modules and cached by scripts/containerd-import; ~3 min cold),
+## with which the image test shows that k3s imports the archive as it is
+image-import-tool:
+	scripts/containerd-import build >/dev/null
+
+## image-import-check: the image, the importer, and the image test alone
+image-import-check: image image-import-tool
+	SLUICE_REQUIRE_IMAGE=1 scripts/with-testenv $(CARGO) test -p sluice --test image -- --nocapture
 
 deps:
 	scripts/install-deps

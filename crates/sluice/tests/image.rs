@@ -73,6 +73,29 @@ fn prerequisites() -> Option<(PathBuf, PathBuf)> {
     Some((archive, bwrap?))
 }
 
+/// containerd's importer (`scripts/containerd-import`): the binary
+/// `SLUICE_CONTAINERD_IMPORT` names, else the cached build. Where the image
+/// is required (`SLUICE_REQUIRE_IMAGE=1`, `make test`), so is the importer.
+fn containerd_import() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SLUICE_CONTAINERD_IMPORT").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let out = std::process::Command::new(repo_root().join("scripts/containerd-import"))
+        .arg("path")
+        .output()
+        .ok()?;
+    let found = out
+        .status
+        .success()
+        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    let require = std::env::var("SLUICE_REQUIRE_IMAGE").is_ok_and(|v| v == "1");
+    assert!(
+        found.is_some() || !require,
+        "SLUICE_REQUIRE_IMAGE=1 but containerd's importer is not built (scripts/containerd-import build)"
+    );
+    found
+}
+
 fn oci_image(args: &[&str]) -> String {
     kubelet::oci_image(args).unwrap()
 }
@@ -182,6 +205,35 @@ async fn the_image_runs_as_a_kubelet_runs_it_over_https_and_ssh() {
         std::fs::read(&built[0]).unwrap() == std::fs::read(&built[1]).unwrap(),
         "two builds from the same inputs differ"
     );
+    // k3s imports it as it is: containerd's own importer (what `k3s ctr
+    // images import` and k3s's air-gap import run) takes the archive, names
+    // the image as `sluice install` expects it, and finds every blob.
+    match containerd_import() {
+        Some(import) => {
+            let out = std::process::Command::new(import)
+                .arg(&archive)
+                .arg(work.path().join("containerd-store"))
+                .output()
+                .expect("running containerd-import");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "containerd refused the archive: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let expected = format!(
+                "imported ghcr.io/sluice-gitops/sluice:v{} sha256:",
+                env!("CARGO_PKG_VERSION")
+            );
+            assert!(
+                stdout.starts_with(&expected) && stdout.trim_end().ends_with("(1 layers)"),
+                "{stdout}"
+            );
+        }
+        None => eprintln!(
+            "SKIPPED (the import part only): containerd's importer is not built (make image-import-check)"
+        ),
+    }
 
     let node = Kubelet::new(bwrap, image, work.path().join("pods")).unwrap();
 
