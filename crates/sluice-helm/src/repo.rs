@@ -611,6 +611,21 @@ pub fn resolve_reference_url(repository_url: &str, chart_url: &str) -> Result<St
     crate::urlutil::resolve_reference_url(repository_url, chart_url)
 }
 
+/// Whether Helm sends a repository's credentials with the download of
+/// `chart_url`: when it is on the repository's host (`host:port`, any user
+/// info ignored), or when `pass_credentials` (Flux's `passCredentials`)
+/// allows every host.
+pub fn sends_credentials(repository_url: &str, chart_url: &str, pass_credentials: bool) -> bool {
+    pass_credentials || host_of(repository_url) == host_of(chart_url)
+}
+
+/// The `host[:port]` of a URL, without user info.
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    authority.rsplit('@').next().unwrap_or(authority)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -749,5 +764,22 @@ generated: "2024-03-01T00:00:00Z"
         let idx = "apiVersion: v1\nentries:\n  é:\n  - {name: é, version: 1.0.0, description: 'ünïcode', urls: [x]}\n";
         let cv = resolve(Trickle(idx.as_bytes()), "é", "").unwrap();
         assert_eq!(cv.metadata.description, "ünïcode");
+    }
+
+    #[test]
+    fn credentials_go_to_the_repository_s_host_only_unless_passed() {
+        let repo = "https://charts.example:8443/stable";
+        assert!(sends_credentials(
+            repo,
+            "https://u:p@charts.example:8443/x/y.tgz",
+            false
+        ));
+        assert!(!sends_credentials(repo, "https://cdn.example/y.tgz", false));
+        assert!(!sends_credentials(
+            repo,
+            "https://charts.example/y.tgz",
+            false
+        ));
+        assert!(sends_credentials(repo, "https://cdn.example/y.tgz", true));
     }
 }

@@ -525,13 +525,12 @@ fn build(
             })?;
             let url = sluice_helm::repo::resolve_reference_url(&repo_url, url)
                 .map_err(|e| pull(format!("invalid chart URL '{url}': {e}")))?;
-            let same_host = host_of(&url) == host_of(&repo_url);
             let client = HttpClient::new(&creds, &tls, TIMEOUT).map_err(|e| pull(e.to_string()))?;
             let mut archive = Vec::new();
             client
                 .download(
                     &url,
-                    same_host || pass_credentials,
+                    sluice_helm::repo::sends_credentials(&repo_url, &url, pass_credentials),
                     MAX_CHART_BYTES,
                     &mut archive,
                 )
@@ -684,12 +683,6 @@ fn oci_pull_error(e: &sluice_oci::Error) -> Failure {
     }
 }
 
-fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    authority.rsplit('@').next().unwrap_or(authority)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -721,9 +714,5 @@ mod tests {
         assert_eq!(f.reason, "ChartPullError");
         assert_eq!(f.condition, Some(flux::FETCH_FAILED_CONDITION));
         assert!(!f.stalled);
-        assert_eq!(
-            host_of("https://u:p@charts.example:8443/x/y.tgz"),
-            "charts.example:8443"
-        );
     }
 }

@@ -493,17 +493,13 @@ async fn http_chart(
         ))
     })?;
     let archive_url = sluice_helm::repo::resolve_reference_url(url, first).map_err(fail)?;
-    let same_host = host_of(&archive_url) == host_of(url);
-    let pass = same_host || repo.pass_credentials.unwrap_or(false);
+    let pass = sluice_helm::repo::sends_credentials(
+        url,
+        &archive_url,
+        repo.pass_credentials.unwrap_or(false),
+    );
     let archive = get(archive_url, pass).await.map_err(fail)?;
     Ok(archive.to_vec())
-}
-
-/// The `host[:port]` of a URL.
-fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    authority.rsplit('@').next().unwrap_or(authority)
 }
 
 /// `hr` rendered with `chart`, values from the repository's objects.
