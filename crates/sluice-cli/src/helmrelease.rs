@@ -117,7 +117,8 @@ async fn render_local(
         Some(c) => c.apiserver_version().await.ok().map(|v| v.git_version),
         None => None,
     };
-    let opts = sluice_helmrelease::build::render_options(&hr, kube_version);
+    let mut opts = sluice_helmrelease::build::render_options(&hr, kube_version);
+    sluice_helmrelease::schemas::attach(&mut opts, &chart).await;
     let release =
         tokio::task::spawn_blocking(move || sluice_helm::render::render(&chart, &values, &opts))
             .await?

@@ -2,6 +2,8 @@
 //! profiling the renderer without the whole `sluice` binary:
 //!
 //!     cargo run --release -p sluice-helm --example render_phases -- CHART [VALUES...]
+//!
+//! `SKIP_SCHEMA=1` skips `values.schema.json` (`--skip-schema-validation`).
 use std::time::Instant;
 
 fn main() {
@@ -24,6 +26,7 @@ fn main() {
     }
     let opts = sluice_helm::render::Options {
         kube_version: Some("1.36.3".into()),
+        skip_schema_validation: std::env::var_os("SKIP_SCHEMA").is_some(),
         ..Default::default()
     };
     let r = sluice_helm::render::render(&chart, &values, &opts).expect("renders");

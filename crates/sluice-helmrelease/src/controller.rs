@@ -1238,7 +1238,12 @@ impl Run<'_> {
         self.status.last_attempted_revision_digest = nonempty(chart.oci_digest.clone());
         self.status.last_attempted_config_digest = Some(config_digest);
         self.status.storage_namespace = Some(storage_ns.clone());
-        let render = crate::build::render_options(hr, self.kube_version().await);
+        let mut render = crate::build::render_options(hr, self.kube_version().await);
+        if !hr.install().disable_schema_validation.unwrap_or(false)
+            || !hr.upgrade().disable_schema_validation.unwrap_or(false)
+        {
+            render.schema_documents = crate::schemas::documents(&chart.chart).await;
+        }
         let force = hr
             .meta()
             .annotations
@@ -1347,12 +1352,19 @@ impl Run<'_> {
                 _ => None,
             };
             let ctx = action_context(hr, &applier, &storage, &now, disable_hooks.unwrap_or(false));
+            // Schema validation as the action about to run says (`upgrade.disableSchemaValidation`
+            // for an upgrade, `install`'s otherwise).
+            let mut action_render = render.clone();
+            if matches!(action, Action::Upgrade) {
+                action_render.skip_schema_validation =
+                    hr.upgrade().disable_schema_validation.unwrap_or(false);
+            }
             let desired = Desired {
                 name: &name,
                 namespace: &namespace,
                 chart: &chart.chart,
                 values,
-                render: &render,
+                render: &action_render,
                 crds: crds_policy(hr, matches!(action, Action::Upgrade) && last.is_some()),
                 take_ownership: if matches!(action, Action::Upgrade) {
                     !hr.upgrade().disable_take_ownership.unwrap_or(false)

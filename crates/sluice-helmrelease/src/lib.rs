@@ -34,6 +34,7 @@ pub mod environment;
 pub mod hooks;
 pub mod outcome;
 pub mod postrender;
+pub mod schemas;
 pub mod state;
 pub mod storage;
 

@@ -139,7 +139,7 @@ fn template(mut a: TemplateArgs) -> Result<()> {
     }
     let values = strvals::merge_flags(&flags).map_err(anyhow::Error::msg)?;
 
-    let opts = render::Options {
+    let mut opts = render::Options {
         release_name: name.clone(),
         namespace: a.namespace.clone(),
         is_upgrade: a.is_upgrade,
@@ -149,6 +149,10 @@ fn template(mut a: TemplateArgs) -> Result<()> {
         subchart_notes: a.render_subchart_notes,
         ..render::Options::default()
     };
+    // As Helm: the documents the schemas refer to by URL are fetched.
+    if !opts.skip_schema_validation {
+        opts.schema_documents = sluice_helmrelease::schemas::documents_blocking(&chart);
+    }
     let release = render::render(&chart, &values, &opts).map_err(|e| {
         if e.after_render() {
             anyhow::anyhow!("{e}\n\nUse --debug flag to render out invalid YAML")

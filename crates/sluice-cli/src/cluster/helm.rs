@@ -525,7 +525,8 @@ async fn render(
         }
     })
     .map_err(|e| e.to_string())?;
-    let opts = sluice_helmrelease::build::render_options(hr, None);
+    let mut opts = sluice_helmrelease::build::render_options(hr, None);
+    sluice_helmrelease::schemas::attach(&mut opts, &chart).await;
     let include_crds = crate::helmrelease::installs_crds(hr);
     let text = tokio::task::spawn_blocking(move || {
         let release =

@@ -54,6 +54,11 @@ pub struct Options {
     pub api_versions: Vec<String>,
     /// `--skip-schema-validation`.
     pub skip_schema_validation: bool,
+    /// The documents `values.schema.json` files refer to by `http(s)` URL,
+    /// fetched by the caller ([`schema::external_documents`] lists them):
+    /// Helm fetches them while it validates; this crate never reaches the
+    /// network. A reference missing here fails validation, naming it.
+    pub schema_documents: schema::Documents,
     /// `--render-subchart-notes`.
     pub subchart_notes: bool,
     /// `--strict` of `helm lint` (missing keys are errors); false for
@@ -91,6 +96,7 @@ impl Default for Options {
             kube_version: None,
             api_versions: Vec::new(),
             skip_schema_validation: false,
+            schema_documents: Default::default(),
             subchart_notes: false,
             strict: false,
             template: template::Options::default(),
@@ -178,7 +184,7 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
     let chart_values = root.values.clone();
     let vals = coalesce::coalesce_values(&root, values).map_err(RenderError::Values)?;
     if !opts.skip_schema_validation {
-        schema::validate_tree(&root, &vals).map_err(RenderError::Schema)?;
+        schema::validate_tree(&root, &vals, &opts.schema_documents).map_err(RenderError::Schema)?;
     }
     if !chart.metadata.kube_version.is_empty()
         && !kube_compatible(&chart.metadata.kube_version, &kube.normalized)

@@ -4,29 +4,44 @@
 //! chart's name.
 //!
 //! Validation is the `jsonschema` crate's (drafts 4, 6, 7, 2019-09 and
-//! 2020-12, chosen by `$schema`). Helm would fetch a `$ref` to an `http(s)`
-//! or `file` URL; sluice never does (rendering is offline and must not read
-//! the controller's files): such a schema fails with a message naming the
-//! reference, and `--skip-schema-validation` renders without it.
+//! 2020-12, chosen by `$schema`). Helm fetches a `$ref` to an `http(s)` URL
+//! (bjw-s's app-template refers to its schemas on GitHub) or reads a `file`
+//! one while it validates. This crate reaches neither network nor disk: the
+//! caller fetches the `http(s)` documents [`external_documents`] lists and
+//! hands them over in [`Documents`]; a `file` reference (the controller's own
+//! files) is never read. A reference without its document fails with a
+//! message naming it, and `--skip-schema-validation` renders without it.
 
 use sluice_kustomize::yaml::{Map as YMap, Value as Y};
 
 use super::coalesce::Node;
 
-/// Refuses every external reference, naming it.
-struct Offline;
+/// The documents schemas refer to by URL (without fragment): each one as
+/// fetched, or why it could not be.
+pub type Documents =
+    std::sync::Arc<std::collections::BTreeMap<String, Result<serde_json::Value, String>>>;
 
-impl jsonschema::Retrieve for Offline {
+/// Serves the fetched documents, refuses every other external reference.
+struct Fetched(Documents);
+
+impl jsonschema::Retrieve for Fetched {
     fn retrieve(
         &self,
         uri: &jsonschema::Uri<String>,
     ) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
-        Err(format!(
-            "the schema refers to {}, which sluice does not fetch (rendering is offline); \
-             vendor it into values.schema.json or use --skip-schema-validation",
-            uri.as_str()
-        )
-        .into())
+        let url = uri.as_str();
+        let url = url.split('#').next().unwrap_or(url);
+        match self.0.get(url) {
+            Some(Ok(doc)) => Ok(doc.clone()),
+            Some(Err(why)) => {
+                Err(format!("the schema refers to {url}, which could not be fetched: {why}").into())
+            }
+            None => Err(format!(
+                "the schema refers to {url}, which was not fetched; \
+                 vendor it into values.schema.json or use --skip-schema-validation"
+            )
+            .into()),
+        }
     }
 }
 
@@ -45,51 +60,107 @@ pub(crate) fn to_json(v: &Y) -> serde_json::Value {
     }
 }
 
-/// The `$ref`s of a schema that name an `http(s)` or `file` URL, sorted and
-/// without repeats. They are reported all at once, before the validator is
-/// built: the validator resolves references in no fixed order, so the one
-/// it would fail on first differs from run to run.
-fn external_refs(v: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+/// Whether `uri` names something outside the schema: an `http(s)` or `file`
+/// URL.
+fn is_external(uri: &str) -> bool {
+    let lower = uri.to_ascii_lowercase();
+    ["http://", "https://", "file:"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+}
+
+/// `reference` resolved against the document URL `base` (its directory), or
+/// `None` when it cannot be.
+fn resolve(base: &str, reference: &str) -> Option<String> {
+    let base = base.split(['#', '?']).next().unwrap_or(base);
+    let dir = &base[..base.rfind('/').map_or(base.len(), |i| i + 1)];
+    crate::urlutil::resolve_reference_url(dir, reference).ok()
+}
+
+/// The `$ref`s of a schema that name an `http(s)` or `file` URL, directly or
+/// relative to an enclosing `$id` that is one (`"$id": "https://.../values.schema.json"`
+/// with `"$ref": "schemas/pod.json"`), sorted and without repeats. They are
+/// reported all at once, before the validator is built: the validator
+/// resolves references in no fixed order, so the one it would fail on first
+/// differs from run to run.
+fn external_refs(
+    v: &serde_json::Value,
+    base: Option<&str>,
+    out: &mut std::collections::BTreeSet<String>,
+) {
     match v {
         serde_json::Value::Object(m) => {
+            // Draft 4 spells `$id` as `id`; only a URL there is taken as one
+            // (a property may be called `id`).
+            let id = match (m.get("$id"), m.get("id")) {
+                (Some(serde_json::Value::String(id)), _) => Some(id.as_str()),
+                (_, Some(serde_json::Value::String(id))) if is_external(id) => Some(id.as_str()),
+                _ => None,
+            };
+            let scoped = match id {
+                Some(id) if is_external(id) => Some(id.to_string()),
+                Some(id) if !id.starts_with('#') => base.and_then(|b| resolve(b, id)),
+                _ => base.map(str::to_string),
+            };
+            let base = scoped.as_deref();
             for (k, x) in m {
                 if k == "$ref"
                     && let serde_json::Value::String(r) = x
                 {
-                    let lower = r.to_ascii_lowercase();
-                    if ["http://", "https://", "file:"]
-                        .iter()
-                        .any(|p| lower.starts_with(p))
-                    {
-                        out.insert(r.split('#').next().unwrap_or(r).to_string());
+                    let target = if is_external(r) {
+                        Some(r.clone())
+                    } else if r.starts_with('#') {
+                        None
+                    } else {
+                        base.and_then(|b| resolve(b, r))
+                    };
+                    if let Some(t) = target {
+                        out.insert(t.split('#').next().unwrap_or(&t).to_string());
                     }
                 }
-                external_refs(x, out);
+                external_refs(x, base, out);
             }
         }
-        serde_json::Value::Array(a) => a.iter().for_each(|x| external_refs(x, out)),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| external_refs(x, base, out)),
         _ => {}
     }
 }
 
 /// Validates `values` against one schema; the violations, one per line, as
 /// `- at 'PATH': MESSAGE`.
-pub fn validate_one(schema: &[u8], values: &YMap) -> Result<(), String> {
+pub fn validate_one(schema: &[u8], values: &YMap, docs: &Documents) -> Result<(), String> {
     let schema: serde_json::Value =
         serde_json::from_slice(schema).map_err(|e| format!("values.schema.json: {e}\n"))?;
     let mut refs = std::collections::BTreeSet::new();
-    external_refs(&schema, &mut refs);
-    if !refs.is_empty() {
-        let list: Vec<&str> = refs.iter().map(String::as_str).collect();
+    closure(&schema, docs, &mut refs);
+    let mut failed = Vec::new();
+    let mut missing = Vec::new();
+    for r in &refs {
+        match docs.get(r) {
+            Some(Ok(_)) => {}
+            Some(Err(why)) => failed.push(format!("{r} ({why})")),
+            None => missing.push(r.as_str()),
+        }
+    }
+    if !failed.is_empty() {
         return Err(format!(
-            "values.schema.json: the schema refers to {}, which sluice does not fetch (rendering \
-             is offline); vendor {} into values.schema.json or use --skip-schema-validation\n",
-            list.join(", "),
-            if list.len() == 1 { "it" } else { "them" }
+            "values.schema.json: the schema refers to {}, which could not be fetched; \
+             vendor {} into values.schema.json or use --skip-schema-validation\n",
+            failed.join(", "),
+            if failed.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "values.schema.json: the schema refers to {}, which sluice does not fetch here \
+             (rendering is offline); vendor {} into values.schema.json or use \
+             --skip-schema-validation\n",
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" }
         ));
     }
     let validator = jsonschema::options()
-        .with_retriever(Offline)
+        .with_retriever(Fetched(docs.clone()))
         .build(&schema)
         .map_err(|e| format!("values.schema.json: {e}\n"))?;
     let instance = to_json(&Y::Map(values.clone()));
@@ -100,23 +171,78 @@ pub fn validate_one(schema: &[u8], values: &YMap) -> Result<(), String> {
     if out.is_empty() { Ok(()) } else { Err(out) }
 }
 
+/// The external references of `schema` and, through the documents already
+/// fetched, of theirs (each document's references are relative to its own
+/// URL, or its `$id`).
+fn closure(
+    schema: &serde_json::Value,
+    docs: &Documents,
+    out: &mut std::collections::BTreeSet<String>,
+) {
+    external_refs(schema, None, out);
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(url) = out.iter().find(|u| !seen.contains(*u)).cloned() {
+        seen.insert(url.clone());
+        if let Some(Ok(doc)) = docs.get(&url) {
+            external_refs(doc, Some(&url), out);
+        }
+    }
+}
+
+/// The `http(s)` documents the schemas of `chart` and its subcharts refer
+/// to, directly or through the documents in `docs`, that are not in `docs`
+/// yet: what a caller fetches (and calls again with them, until none is
+/// left) before rendering with [`super::Options::schema_documents`]. `file`
+/// references are never listed: they stay refused.
+pub fn external_documents(
+    chart: &crate::chart::Chart,
+    docs: &Documents,
+) -> std::collections::BTreeSet<String> {
+    fn each(
+        chart: &crate::chart::Chart,
+        docs: &Documents,
+        out: &mut std::collections::BTreeSet<String>,
+    ) {
+        if let Some(schema) = &chart.schema
+            && let Ok(schema) = serde_json::from_slice::<serde_json::Value>(schema)
+        {
+            closure(&schema, docs, out);
+        }
+        for sub in &chart.dependencies {
+            each(sub, docs, out);
+        }
+    }
+    let mut all = std::collections::BTreeSet::new();
+    each(chart, docs, &mut all);
+    all.into_iter()
+        .filter(|u| {
+            let lower = u.to_ascii_lowercase();
+            (lower.starts_with("http://") || lower.starts_with("https://")) && !docs.contains_key(u)
+        })
+        .collect()
+}
+
 /// Helm's `ValidateAgainstSchema` over the processed chart tree.
-pub(crate) fn validate_tree(node: &Node<'_>, values: &YMap) -> Result<(), String> {
+pub(crate) fn validate_tree(
+    node: &Node<'_>,
+    values: &YMap,
+    docs: &Documents,
+) -> Result<(), String> {
     let mut out = String::new();
-    walk(node, values, &mut out);
+    walk(node, values, docs, &mut out);
     if out.is_empty() { Ok(()) } else { Err(out) }
 }
 
-fn walk(node: &Node<'_>, values: &YMap, out: &mut String) {
+fn walk(node: &Node<'_>, values: &YMap, docs: &Documents, out: &mut String) {
     if let Some(schema) = &node.chart.schema
-        && let Err(e) = validate_one(schema, values)
+        && let Err(e) = validate_one(schema, values, docs)
     {
         out.push_str(&format!("{}:\n{e}", node.name));
     }
     for child in &node.children {
         match values.get(&child.name) {
             None | Some(Y::Null) => {}
-            Some(Y::Map(sub)) => walk(child, sub, out),
+            Some(Y::Map(sub)) => walk(child, sub, docs, out),
             Some(other) => out.push_str(&format!(
                 "{}:\ninvalid type for values: expected object (map), got {}\n",
                 child.name,
@@ -142,18 +268,18 @@ mod tests {
     #[test]
     fn violations_name_the_path() {
         let schema = br#"{"type":"object","properties":{"port":{"type":"integer"}}}"#;
-        assert!(validate_one(schema, &vals("port: 80\n")).is_ok());
-        let e = validate_one(schema, &vals("port: http\n")).unwrap_err();
+        assert!(validate_one(schema, &vals("port: 80\n"), &Default::default()).is_ok());
+        let e = validate_one(schema, &vals("port: http\n"), &Default::default()).unwrap_err();
         assert!(e.starts_with("- at '/port': "), "{e}");
     }
 
     #[test]
     fn remote_refs_are_reported_not_fetched() {
         let schema = br#"{"$ref":"https://example.com/s.json"}"#;
-        let e = validate_one(schema, &vals("a: 1\n")).unwrap_err();
+        let e = validate_one(schema, &vals("a: 1\n"), &Default::default()).unwrap_err();
         assert!(e.contains("https://example.com/s.json"), "{e}");
         let schema = br#"{"$ref":"file:///etc/passwd"}"#;
-        let e = validate_one(schema, &vals("a: 1\n")).unwrap_err();
+        let e = validate_one(schema, &vals("a: 1\n"), &Default::default()).unwrap_err();
         assert!(e.contains("file:///etc/passwd"), "{e}");
     }
 
@@ -165,13 +291,98 @@ mod tests {
             "c":{"$ref":"https://example.com/a.json#/y"}},
             "definitions":{"d":{"type":"string"}}}"##;
         for _ in 0..5 {
-            let e = validate_one(schema, &vals("a: 1\n")).unwrap_err();
+            let e = validate_one(schema, &vals("a: 1\n"), &Default::default()).unwrap_err();
             assert_eq!(
                 e,
                 "values.schema.json: the schema refers to https://example.com/a.json, \
-                 https://example.com/b.json, which sluice does not fetch (rendering is offline); \
+                 https://example.com/b.json, which sluice does not fetch here (rendering is offline); \
                  vendor them into values.schema.json or use --skip-schema-validation\n"
             );
         }
+    }
+
+    #[test]
+    fn refs_relative_to_a_remote_id_are_named_too() {
+        // bjw-s's common library: `$id` on raw.githubusercontent.com and
+        // `$ref`s relative to it, which the validator would fetch.
+        let schema = br##"{"$id":"https://example.com/charts/common/values.schema.json",
+            "properties":{
+              "pod":{"$ref":"schemas/pod.json#/options"},
+              "svc":{"$ref":"./schemas/service.json"},
+              "up":{"$ref":"../other.json"},
+              "local":{"$ref":"#/definitions/d"},
+              "id":{"type":"string"}},
+            "definitions":{"d":{"type":"string"}}}"##;
+        for _ in 0..5 {
+            let e = validate_one(schema, &vals("a: 1\n"), &Default::default()).unwrap_err();
+            assert_eq!(
+                e,
+                "values.schema.json: the schema refers to \
+                 https://example.com/charts/common/schemas/pod.json, \
+                 https://example.com/charts/common/schemas/service.json, \
+                 https://example.com/charts/other.json, which sluice does not \
+                 fetch here (rendering is offline); vendor them into values.schema.json or use \
+                 --skip-schema-validation\n"
+            );
+        }
+        // A relative `$ref` without a remote base stays the validator's.
+        let schema = br##"{"properties":{"a":{"$ref":"#/definitions/d"}},
+            "definitions":{"d":{"type":"integer"}}}"##;
+        assert!(validate_one(schema, &vals("a: 1\n"), &Default::default()).is_ok());
+    }
+
+    #[test]
+    fn fetched_documents_are_used_and_their_own_references_listed() {
+        let root = br##"{"$id":"https://example.com/c/values.schema.json",
+            "properties":{"pod":{"$ref":"schemas/pod.json#/options"}}}"##;
+        let chart = crate::chart::Chart {
+            schema: Some(root.to_vec()),
+            ..Default::default()
+        };
+        let mut docs = std::collections::BTreeMap::new();
+        let wanted = external_documents(&chart, &std::sync::Arc::new(docs.clone()));
+        assert_eq!(
+            wanted.into_iter().collect::<Vec<_>>(),
+            ["https://example.com/c/schemas/pod.json"]
+        );
+        // pod.json refers on, relative to its own URL.
+        docs.insert(
+            "https://example.com/c/schemas/pod.json".to_string(),
+            Ok(serde_json::json!({"options": {"type": "object",
+                "properties": {"port": {"$ref": "defs.json#/port"}}}})),
+        );
+        let wanted = external_documents(&chart, &std::sync::Arc::new(docs.clone()));
+        assert_eq!(
+            wanted.into_iter().collect::<Vec<_>>(),
+            ["https://example.com/c/schemas/defs.json"]
+        );
+        let partial = std::sync::Arc::new(docs.clone());
+        let e = validate_one(root, &vals("pod: {port: 1}\n"), &partial).unwrap_err();
+        assert!(
+            e.contains("https://example.com/c/schemas/defs.json, which sluice does not fetch here"),
+            "{e}"
+        );
+        docs.insert(
+            "https://example.com/c/schemas/defs.json".to_string(),
+            Ok(serde_json::json!({"port": {"type": "integer"}})),
+        );
+        let all = std::sync::Arc::new(docs.clone());
+        assert!(external_documents(&chart, &all).is_empty());
+        assert!(validate_one(root, &vals("pod: {port: 80}\n"), &all).is_ok());
+        let e = validate_one(root, &vals("pod: {port: http}\n"), &all).unwrap_err();
+        assert!(e.starts_with("- at '/pod/port': "), "{e}");
+        // A document that could not be fetched is named with the reason.
+        docs.insert(
+            "https://example.com/c/schemas/defs.json".to_string(),
+            Err("HTTP 404".to_string()),
+        );
+        let e =
+            validate_one(root, &vals("pod: {port: 80}\n"), &std::sync::Arc::new(docs)).unwrap_err();
+        assert!(
+            e.contains(
+                "https://example.com/c/schemas/defs.json (HTTP 404), which could not be fetched"
+            ),
+            "{e}"
+        );
     }
 }
