@@ -158,42 +158,7 @@ fn fetch(url: &str) -> Fetched {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Write};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A local HTTP server for `files` (path → body); others are 404. Counts requests.
-    fn serve(files: &'static [(&'static str, &'static str)]) -> (String, Arc<AtomicUsize>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = format!("http://{}", listener.local_addr().unwrap());
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counted = hits.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                counted.fetch_add(1, Ordering::SeqCst);
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut line = String::new();
-                let _ = reader.read_line(&mut line);
-                let path = line.split(' ').nth(1).unwrap_or("").to_string();
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                }
-                let (status, body) = match files.iter().find(|(p, _)| *p == path) {
-                    Some((_, b)) => ("200 OK", *b),
-                    None => ("404 Not Found", ""),
-                };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        (addr, hits)
-    }
+    use sluice_testsupport::static_http::StaticServer;
 
     fn chart_with_schema(schema: String) -> Chart {
         Chart {
@@ -210,13 +175,14 @@ mod tests {
 
     #[test]
     fn referenced_schemas_are_fetched_once_and_validate() {
-        let (addr, hits) = serve(&[
+        let server = StaticServer::start([
             (
                 "/c/schemas/pod.json",
                 r#"{"options":{"type":"object","properties":{"port":{"$ref":"defs.json#/port"}}}}"#,
             ),
             ("/c/schemas/defs.json", r#"{"port":{"type":"integer"}}"#),
         ]);
+        let addr = &server.url;
         // As bjw-s's common library: `$id` on the server, `$ref`s relative to it.
         let chart = chart_with_schema(format!(
             r#"{{"$id":"{addr}/c/values.schema.json",
@@ -230,10 +196,10 @@ mod tests {
             docs[&format!("{addr}/c/schemas/missing.json")],
             Err("HTTP status 404 Not Found".to_string())
         );
-        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        assert_eq!(server.hits(), 3);
         // A second render asks the server for nothing (the failure is kept a minute too).
         let again = documents_blocking(&chart);
-        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        assert_eq!(server.hits(), 3);
         assert_eq!(again, docs);
 
         let values = |t: &str| sluice_helm::values::load_values(t.as_bytes()).unwrap();
@@ -262,7 +228,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("- at '/pod/port': "), "{e}");
-        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        assert_eq!(server.hits(), 3);
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub mod kubelet;
 pub mod oci_registry;
 mod ports;
 pub mod ssh_server;
+pub mod static_http;
 
 pub use ports::free_port;
 

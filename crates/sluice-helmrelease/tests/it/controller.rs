@@ -985,6 +985,100 @@ async fn bad_input_fails_a_release_with_its_cause_and_nothing_else() {
     f.stop().await;
 }
 
+/// A chart whose `values.schema.json` refers to its documents by URL, relative to its `$id`
+/// (as bjw-s's app-template does with GitHub): the documents are fetched as Helm fetches them and
+/// validate the values; a violation fails the upgrade naming the value, before anything is
+/// written; `upgrade.disableSchemaValidation` lets the upgrade through.
+#[tokio::test]
+async fn schemas_that_refer_to_documents_by_url_validate_as_helms() {
+    let f = Fixture::start("hr-schema").await;
+    let (client, name) = (f.client.clone(), f.name.clone());
+    let server = sluice_testsupport::static_http::StaticServer::start([(
+        "/greet/schemas/port.json",
+        r#"{"port": {"type": "integer", "minimum": 1}}"#,
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "Chart.yaml",
+        "apiVersion: v2\nname: schemed\nversion: 1.0.0\n",
+    );
+    write(dir.path(), "values.yaml", "port: 80\n");
+    write(
+        dir.path(),
+        "values.schema.json",
+        &format!(
+            r#"{{"$id": "{}/greet/values.schema.json", "type": "object",
+                "properties": {{"port": {{"$ref": "schemas/port.json#/port"}}}}}}"#,
+            server.url
+        ),
+    );
+    write(
+        dir.path(),
+        "templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-port\n\
+         data:\n  port: {{ .Values.port | quote }}\n",
+    );
+    let chart = sluice_helm::chart::load_dir(dir.path(), &Default::default()).unwrap();
+    f.serve("schemed", &sluice_helm::package::package(&chart).unwrap())
+        .await;
+    let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
+    let spec = json!({"releaseName": "schemed",
+        "chartRef": {"kind": "OCIRepository", "name": "schemed"}});
+    hrs.create(
+        &PostParams::default(),
+        &helm_release(&name, "schemed", "20s", spec),
+    )
+    .await
+    .unwrap();
+    wait_for(&hrs, "schemed", Duration::from_secs(90), |hr| hr.is_ready()).await;
+    assert_eq!(server.hits(), 1, "the document is fetched once");
+
+    merge(
+        &hrs,
+        "schemed",
+        json!({"spec": {"values": {"port": "http"}}}),
+    )
+    .await;
+    let failed = wait_for(&hrs, "schemed", Duration::from_secs(60), |hr| {
+        ready_message(hr).starts_with("False")
+    })
+    .await;
+    let ready = ready_message(&failed);
+    assert!(
+        ready.contains("values don't meet the specifications of the schema(s)")
+            && ready.contains("- at '/port'"),
+        "{ready}"
+    );
+    let storage = Storage::new(client.clone(), &name);
+    assert_eq!(
+        storage.history("schemed").await.unwrap().len(),
+        1,
+        "nothing written"
+    );
+
+    merge(
+        &hrs,
+        "schemed",
+        json!({"spec": {"upgrade": {"disableSchemaValidation": true}}}),
+    )
+    .await;
+    wait_for(&hrs, "schemed", Duration::from_secs(90), |hr| {
+        hr.is_ready()
+            && hr
+                .status
+                .as_ref()
+                .and_then(|s| s.history.as_ref())
+                .is_some_and(|h| h[0].version == 2)
+    })
+    .await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    let cm = cms.get("schemed-port").await.unwrap();
+    assert_eq!(cm.data.unwrap()["port"], "http");
+    assert_eq!(server.hits(), 1, "kept, not fetched again");
+    f.stop().await;
+}
+
 /// A HelmRelease without `serviceAccountName` acts as the reconciler (`sluice install`'s
 /// `--reconciler-service-account`) in everything, its release storage included, as
 /// helm-controller's impersonating client does; `--no-cross-namespace-refs` refuses a chart
