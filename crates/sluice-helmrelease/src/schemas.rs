@@ -93,11 +93,26 @@ fn next_wanted(chart: &Chart, docs: &mut BTreeMap<String, Fetched>) -> Vec<Strin
     wanted
 }
 
+/// Fetches `urls` one after the other. Once a server cannot be reached, the
+/// rest of its documents fail with the same error without another try: an
+/// unreachable GitHub in an air-gapped cluster costs one timeout, not one per
+/// document.
 fn fetch_all(urls: Vec<String>) -> BTreeMap<String, Fetched> {
+    let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
     urls.into_iter()
         .map(|u| {
             let doc = cached(&u).unwrap_or_else(|| {
-                let got = fetch(&u);
+                let server = server_of(&u);
+                if let Some(why) = unreachable.get(&server) {
+                    return Err(why.clone());
+                }
+                let got = match fetch(&u) {
+                    Ok(got) => got,
+                    Err(Unreachable(why)) => {
+                        unreachable.insert(server, why.clone());
+                        Err(why)
+                    }
+                };
                 remember(&u, &got);
                 got
             });
@@ -105,6 +120,17 @@ fn fetch_all(urls: Vec<String>) -> BTreeMap<String, Fetched> {
         })
         .collect()
 }
+
+/// `scheme://host:port` of a URL.
+fn server_of(url: &str) -> String {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after..].find('/').map_or(url.len(), |i| after + i);
+    url[..end].to_ascii_lowercase()
+}
+
+/// Why a document could not be had; `Unreachable` when the server could not
+/// be reached at all (no answer, not an HTTP error).
+struct Unreachable(String);
 
 fn cached(url: &str) -> Option<Fetched> {
     let cache = CACHE.lock().ok()?;
@@ -128,31 +154,37 @@ fn remember(url: &str, doc: &Fetched) {
 }
 
 /// One document: GET with Helm's timeout, at most [`MAX_DOCUMENT_SIZE`]
-/// bytes, JSON.
-fn fetch(url: &str) -> Fetched {
+/// bytes, JSON. The outer error is a server that could not be reached.
+fn fetch(url: &str) -> Result<Fetched, Unreachable> {
     use std::io::Read;
     sluice_git::install_crypto_provider();
-    let client = reqwest::blocking::Client::builder()
+    let client = match reqwest::blocking::Client::builder()
         .timeout(FETCH_TIMEOUT)
         .redirect(reqwest::redirect::Policy::limited(5))
         .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("HTTP client: {e}"))?;
-    let resp = client
-        .get(url)
-        .send()
-        .map_err(|e| format!("HTTP request failed: {e}"))?;
+    {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(format!("HTTP client: {e}"))),
+    };
+    let resp = match client.get(url).send() {
+        Ok(r) => r,
+        Err(e) if e.is_connect() || e.is_timeout() => {
+            return Err(Unreachable(format!("HTTP request failed: {e}")));
+        }
+        Err(e) => return Ok(Err(format!("HTTP request failed: {e}"))),
+    };
     if !resp.status().is_success() {
-        return Err(format!("HTTP status {}", resp.status()));
+        return Ok(Err(format!("HTTP status {}", resp.status())));
     }
     let mut body = Vec::new();
-    resp.take(MAX_DOCUMENT_SIZE + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| format!("reading the response: {e}"))?;
-    if body.len() as u64 > MAX_DOCUMENT_SIZE {
-        return Err(format!("larger than {MAX_DOCUMENT_SIZE} bytes"));
+    if let Err(e) = resp.take(MAX_DOCUMENT_SIZE + 1).read_to_end(&mut body) {
+        return Ok(Err(format!("reading the response: {e}")));
     }
-    serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
+    if body.len() as u64 > MAX_DOCUMENT_SIZE {
+        return Ok(Err(format!("larger than {MAX_DOCUMENT_SIZE} bytes")));
+    }
+    Ok(serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}")))
 }
 
 #[cfg(test)]
@@ -229,6 +261,36 @@ mod tests {
             .to_string();
         assert!(e.contains("- at '/pod/port': "), "{e}");
         assert_eq!(server.hits(), 3);
+    }
+
+    #[test]
+    fn an_unreachable_server_costs_one_try_not_one_per_document() {
+        // A port nothing listens on: the first document's connection is refused, the
+        // other two are not tried.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let chart = chart_with_schema(format!(
+            r#"{{"$id":"http://127.0.0.1:{port}/c/values.schema.json",
+                "properties":{{"a":{{"$ref":"a.json"}},"b":{{"$ref":"b.json"}},"c":{{"$ref":"c.json"}}}}}}"#
+        ));
+        let started = std::time::Instant::now();
+        let docs = documents_blocking(&chart);
+        assert_eq!(docs.len(), 3);
+        let errors: Vec<&String> = docs.values().map(|d| d.as_ref().unwrap_err()).collect();
+        assert!(errors.iter().all(|e| *e == errors[0]), "{errors:?}");
+        assert!(
+            errors[0].starts_with("HTTP request failed"),
+            "{}",
+            errors[0]
+        );
+        assert!(started.elapsed() < FETCH_TIMEOUT);
+        assert_eq!(
+            server_of("HTTPS://Example.com:8443/a/b.json"),
+            "https://example.com:8443"
+        );
     }
 
     #[test]
