@@ -3,8 +3,19 @@
 //!
 //!     cargo run --release -p sluice-helm --example render_phases -- CHART [VALUES...]
 //!
+//! It prints the heap in use after each phase and its peak.
 //! `SKIP_SCHEMA=1` skips `values.schema.json` (`--skip-schema-validation`).
+use std::sync::atomic::Ordering;
 use std::time::Instant;
+
+#[path = "support/counting.rs"]
+mod counting;
+use counting::{CURRENT, PEAK};
+
+/// MiB, for the heap figures.
+fn mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -16,6 +27,7 @@ fn main() {
     let chart = sluice_helm::chart::load_dir(std::path::Path::new(chart_dir), &Default::default())
         .expect("chart loads");
     let t1 = Instant::now();
+    let loaded = CURRENT.load(Ordering::Relaxed);
     let mut values = Default::default();
     for f in &args[1..] {
         let data = std::fs::read(f).expect("values file");
@@ -31,6 +43,10 @@ fn main() {
     };
     let r = sluice_helm::render::render(&chart, &values, &opts).expect("renders");
     let t2 = Instant::now();
+    let (render_peak, rendered) = (
+        PEAK.load(Ordering::Relaxed),
+        CURRENT.load(Ordering::Relaxed),
+    );
     let out = r
         .template_output(&sluice_helm::render::PrintOptions {
             include_crds: true,
@@ -44,5 +60,12 @@ fn main() {
         t2 - t1,
         t3 - t2,
         out.len()
+    );
+    eprintln!(
+        "heap: chart loaded {}, peak while rendering {}, after rendering {}, peak {}",
+        mib(loaded),
+        mib(render_peak),
+        mib(rendered),
+        mib(PEAK.load(Ordering::Relaxed))
     );
 }

@@ -1174,18 +1174,22 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    /// Walks `dir` (its contents named `rel/...`), in Go's sorted order.
+    /// Walks `dir` (its contents named `rel/...`), in Go's sorted order. The
+    /// top of `stack` is `dir`'s canonical path.
     fn dir(&mut self, dir: &Path, rel: &str) -> Result<(), ChartError> {
         let prefix = self.prefix;
         let root = self.root;
         let shown = |n: &str| format!("{prefix}{n}");
-        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
+        // The entry types come with the directory listing (no `lstat` per
+        // entry), and a directory that is not a symlink is canonical under
+        // its parent (no `realpath` per directory).
+        let mut entries: Vec<(std::ffi::OsString, std::fs::FileType)> = std::fs::read_dir(dir)
             .map_err(|e| ChartError::io(shown(rel), e))?
-            .map(|e| e.map(|e| e.file_name()))
+            .map(|e| e.and_then(|e| Ok((e.file_name(), e.file_type()?))))
             .collect::<Result<_, _>>()
             .map_err(|e| ChartError::io(shown(rel), e))?;
-        names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
-        for name in names {
+        entries.sort_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
+        for (name, ftype) in entries {
             let name_str = name.to_string_lossy().into_owned();
             let n = if rel.is_empty() {
                 name_str
@@ -1193,15 +1197,14 @@ impl Walk<'_> {
                 format!("{rel}/{name_str}")
             };
             let p = dir.join(&name);
-            let lmeta = std::fs::symlink_metadata(&p).map_err(|e| ChartError::io(shown(&n), e))?;
-            let (meta, real) = if lmeta.file_type().is_symlink() {
+            let (is_dir, is_file, real) = if ftype.is_symlink() {
                 let real = std::fs::canonicalize(&p).map_err(|e| {
                     ChartError::invalid(format!("error evaluating symlink {}: {e}", shown(&n)))
                 })?;
                 let meta = std::fs::metadata(&real).map_err(|e| ChartError::io(shown(&n), e))?;
-                (meta, Some(real))
+                (meta.is_dir(), meta.is_file(), Some(real))
             } else {
-                (lmeta, None)
+                (ftype.is_dir(), ftype.is_file(), None)
             };
             let check_inside = |what: &str| -> Result<(), ChartError> {
                 if let Some(real) = &real
@@ -1215,14 +1218,19 @@ impl Walk<'_> {
                 }
                 Ok(())
             };
-            if meta.is_dir() {
+            if is_dir {
                 if self.rules.ignore(&n, true) {
                     continue;
                 }
                 check_inside("directory")?;
                 let real_dir = match &real {
                     Some(r) => r.clone(),
-                    None => std::fs::canonicalize(&p).map_err(|e| ChartError::io(shown(&n), e))?,
+                    None => match self.stack.last() {
+                        Some(parent) => parent.join(&name),
+                        None => {
+                            std::fs::canonicalize(&p).map_err(|e| ChartError::io(shown(&n), e))?
+                        }
+                    },
                 };
                 if self.stack.contains(&real_dir) {
                     return Err(ChartError::Unsafe(format!(
@@ -1240,12 +1248,14 @@ impl Walk<'_> {
                 continue;
             }
             check_inside("file")?;
-            if !meta.is_file() {
+            if !is_file {
                 return Err(ChartError::invalid(format!(
                     "cannot load irregular file {} as it has file mode type bits set",
                     shown(&n)
                 )));
             }
+            let mut file = std::fs::File::open(&p).map_err(|e| ChartError::io(shown(&n), e))?;
+            let meta = file.metadata().map_err(|e| ChartError::io(shown(&n), e))?;
             if meta.len() > self.limits.max_file_size {
                 return Err(ChartError::Limit(format!(
                     "cannot load file {} as file size ({}) exceeds limit ({})",
@@ -1265,7 +1275,21 @@ impl Walk<'_> {
                     self.limits.max_files
                 )));
             }
-            let data = std::fs::read(&p).map_err(|e| ChartError::io(shown(&n), e))?;
+            let mut data = Vec::with_capacity(meta.len() as usize);
+            // Bounded again while reading: the file may grow after the check.
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(&mut file, self.limits.max_file_size + 1),
+                &mut data,
+            )
+            .map_err(|e| ChartError::io(shown(&n), e))?;
+            if data.len() as u64 > self.limits.max_file_size {
+                return Err(ChartError::Limit(format!(
+                    "cannot load file {} as file size ({}) exceeds limit ({})",
+                    shown(&n),
+                    data.len(),
+                    self.limits.max_file_size
+                )));
+            }
             self.total += data.len() as u64;
             if self.total > self.limits.max_total_size {
                 return Err(ChartError::Limit(format!(

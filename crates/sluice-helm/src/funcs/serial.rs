@@ -335,11 +335,41 @@ pub(crate) fn from_yaml_model(v: &Y) -> Value {
     }
 }
 
+/// Parsed `fromYaml` texts, by text, per thread: library charts (bjw-s's
+/// common) turn the same `include` into a map again and again (98 calls on
+/// 19 texts for one app-template release). The parse is a pure function of
+/// the text; each call still gets maps of its own.
+const FROM_YAML_MEMO_ENTRIES: usize = 64;
+/// Texts longer than this are parsed every time (the memo stays small).
+const FROM_YAML_MEMO_TEXT: usize = 64 << 10;
+
+thread_local! {
+    static FROM_YAML_MEMO: std::cell::RefCell<std::collections::HashMap<String, Y>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// Helm's `fromYaml`: a map, or `{Error: message}`.
 fn from_yaml(text: &str) -> Value {
     use crate::values::ValuesError;
+    let memoized = FROM_YAML_MEMO.with(|m| m.borrow().get(text).map(from_yaml_model));
+    if let Some(v) = memoized {
+        return v;
+    }
     match crate::values::parse_values_file(text.as_bytes()) {
-        Ok(m) => from_yaml_model(&Y::Map(m)),
+        Ok(m) => {
+            let model = Y::Map(m);
+            let v = from_yaml_model(&model);
+            if text.len() <= FROM_YAML_MEMO_TEXT {
+                FROM_YAML_MEMO.with(|memo| {
+                    let mut memo = memo.borrow_mut();
+                    if memo.len() >= FROM_YAML_MEMO_ENTRIES {
+                        memo.clear();
+                    }
+                    memo.insert(text.to_string(), model);
+                });
+            }
+            v
+        }
         Err(ValuesError::NotAMap(kind)) => error_map(format!(
             "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
         )),
