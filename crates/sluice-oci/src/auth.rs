@@ -365,6 +365,92 @@ fn parse_params(s: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// The type of a Secret holding a Docker config.
+pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
+/// The key of its Docker config.
+pub const DOCKER_CONFIG_JSON_KEY: &str = ".dockerconfigjson";
+
+/// What a source's `secretRef` Secret authenticates with, as Flux reads it:
+/// its `.dockerconfigjson`, or `username`/`password`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretAuth {
+    /// `username`/`password` (the password may be empty).
+    pub basic: Option<(String, String)>,
+    /// The Docker config, as stored.
+    pub docker_config: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for SecretAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretAuth")
+            .field(
+                "basic",
+                &self.basic.as_ref().map(|(u, _)| (u, "<redacted>")),
+            )
+            .field("docker_config", &self.docker_config.is_some())
+            .finish()
+    }
+}
+
+/// Reads a `secretRef` Secret's credentials: `value` gives a key's bytes (an
+/// empty value counts as absent), `secret_type` is its `type`, `subject`
+/// names it in errors (`secret 'ns/name'`). A dockerconfigjson Secret
+/// without its key, and a `password` without a `username`, are refused as
+/// Flux refuses them.
+pub fn secret_auth(
+    value: &dyn Fn(&str) -> Option<Vec<u8>>,
+    secret_type: Option<&str>,
+    subject: &str,
+) -> std::result::Result<SecretAuth, String> {
+    let value = |k: &str| value(k).filter(|v| !v.is_empty());
+    if let Some(config) = value(DOCKER_CONFIG_JSON_KEY) {
+        return Ok(SecretAuth {
+            docker_config: Some(config),
+            ..SecretAuth::default()
+        });
+    }
+    if secret_type == Some(DOCKER_CONFIG_JSON_TYPE) {
+        return Err(format!(
+            "{subject} of type '{DOCKER_CONFIG_JSON_TYPE}' has no '{DOCKER_CONFIG_JSON_KEY}' key"
+        ));
+    }
+    let text = |k: &str| value(k).map(|b| String::from_utf8_lossy(&b).into_owned());
+    match (text("username"), text("password")) {
+        (Some(u), p) => Ok(SecretAuth {
+            basic: Some((u, p.unwrap_or_default())),
+            ..SecretAuth::default()
+        }),
+        (None, Some(_)) => Err(format!(
+            "invalid auth option in {subject}: 'password' requires 'username' to be set"
+        )),
+        (None, None) => Ok(SecretAuth::default()),
+    }
+}
+
+/// Reads a `certSecretRef` Secret's TLS material: `ca.crt`, `tls.crt`,
+/// `tls.key` (and, with `legacy`, a HelmRepository `secretRef`'s deprecated
+/// `caFile`, `certFile`, `keyFile`). A certificate without its key, or the
+/// reverse, is an error naming `subject`.
+pub fn secret_tls(
+    value: &dyn Fn(&str) -> Option<Vec<u8>>,
+    legacy: bool,
+    subject: &str,
+) -> std::result::Result<crate::TlsConfig, String> {
+    let value = |k: &str| value(k).filter(|v| !v.is_empty());
+    let pick = |new: &str, old: &str| value(new).or_else(|| legacy.then(|| value(old)).flatten());
+    let tls = crate::TlsConfig {
+        ca_pem: pick("ca.crt", "caFile"),
+        client_cert_pem: pick("tls.crt", "certFile"),
+        client_key_pem: pick("tls.key", "keyFile"),
+    };
+    if tls.client_cert_pem.is_some() != tls.client_key_pem.is_some() {
+        return Err(format!(
+            "invalid TLS {subject}: 'tls.crt' and 'tls.key' must be set together"
+        ));
+    }
+    Ok(tls)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,5 +573,67 @@ mod tests {
         );
         assert_eq!(Challenge::parse("Bearer service=x"), None);
         assert_eq!(Challenge::parse("Negotiate"), None);
+    }
+
+    #[test]
+    fn secrets_are_read_as_flux_reads_them() {
+        let secret = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.as_bytes().to_vec())
+            }
+        };
+        let s = "secret 'ns/creds'";
+        let basic = secret_auth(&secret(&[("username", "u"), ("password", "p")]), None, s).unwrap();
+        assert_eq!(basic.basic, Some(("u".into(), "p".into())));
+        assert!(
+            !format!("{basic:?}").contains("\"p\""),
+            "no password in Debug"
+        );
+        let docker = secret_auth(
+            &secret(&[(".dockerconfigjson", "{}"), ("username", "u")]),
+            Some(DOCKER_CONFIG_JSON_TYPE),
+            s,
+        )
+        .unwrap();
+        assert_eq!(
+            (docker.docker_config.as_deref(), docker.basic),
+            (Some(&b"{}"[..]), None)
+        );
+        assert_eq!(
+            secret_auth(&secret(&[]), Some(DOCKER_CONFIG_JSON_TYPE), s).unwrap_err(),
+            "secret 'ns/creds' of type 'kubernetes.io/dockerconfigjson' has no '.dockerconfigjson' key"
+        );
+        assert_eq!(
+            secret_auth(&secret(&[("password", "p"), ("username", "")]), None, s).unwrap_err(),
+            "invalid auth option in secret 'ns/creds': 'password' requires 'username' to be set"
+        );
+        assert_eq!(
+            secret_auth(&secret(&[]), None, s).unwrap(),
+            SecretAuth::default()
+        );
+
+        let tls = secret_tls(
+            &secret(&[("ca.crt", "CA"), ("certFile", "C"), ("keyFile", "K")]),
+            true,
+            s,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                tls.ca_pem.as_deref(),
+                tls.client_cert_pem.as_deref(),
+                tls.client_key_pem.as_deref()
+            ),
+            (Some(&b"CA"[..]), Some(&b"C"[..]), Some(&b"K"[..]))
+        );
+        let tls = secret_tls(&secret(&[("certFile", "C"), ("keyFile", "K")]), false, s).unwrap();
+        assert!(tls.client_cert_pem.is_none() && tls.client_key_pem.is_none());
+        assert_eq!(
+            secret_tls(&secret(&[("tls.crt", "C")]), false, s).unwrap_err(),
+            "invalid TLS secret 'ns/creds': 'tls.crt' and 'tls.key' must be set together"
+        );
     }
 }

@@ -20,10 +20,7 @@ use sluice_runtime::Failure;
 
 use crate::reconciler::fetch_failure;
 
-/// The `type` of a Secret holding a Docker config.
-pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
-/// Its key.
-pub const DOCKER_CONFIG_JSON_KEY: &str = ".dockerconfigjson";
+use sluice_oci::auth::DOCKER_CONFIG_JSON_KEY;
 
 /// What a source authenticates with.
 #[derive(Clone, Default)]
@@ -88,62 +85,36 @@ fn value(secret: &Secret, key: &str) -> Option<Vec<u8>> {
         .filter(|v| !v.is_empty())
 }
 
-fn text(secret: &Secret, key: &str) -> Option<String> {
-    value(secret, key).map(|b| String::from_utf8_lossy(&b).into_owned())
-}
-
-/// Reads `secretRef` as credentials: a dockerconfigjson, or basic auth.
-/// `password` without `username` is refused as Flux refuses it.
+/// Reads `secretRef` as credentials: a dockerconfigjson, or basic auth
+/// (`sluice_oci::auth::secret_auth`, shared with `sluice build cluster`).
 pub(crate) fn credentials(secret: &Secret, ns: &str, name: &str) -> Result<Credentials, Failure> {
-    let mut creds = Credentials::default();
-    if let Some(config) = value(secret, DOCKER_CONFIG_JSON_KEY) {
-        creds.docker_configs.push(config);
-        return Ok(creds);
-    }
-    if secret.type_.as_deref() == Some(DOCKER_CONFIG_JSON_TYPE) {
-        return Err(fetch_failure(
-            AUTHENTICATION_FAILED_REASON,
-            format!(
-                "secret '{ns}/{name}' of type '{DOCKER_CONFIG_JSON_TYPE}' has no '{DOCKER_CONFIG_JSON_KEY}' key"
-            ),
-        ));
-    }
-    match (text(secret, "username"), text(secret, "password")) {
-        (Some(u), p) => creds.basic = Some((u, p.unwrap_or_default())),
-        (None, Some(_)) => {
-            return Err(fetch_failure(
-                AUTHENTICATION_FAILED_REASON,
-                format!(
-                    "invalid auth option in secret '{ns}/{name}': 'password' requires 'username' to be set"
-                ),
-            ));
-        }
-        (None, None) => {}
-    }
-    Ok(creds)
+    let auth = sluice_oci::auth::secret_auth(
+        &|k| value(secret, k),
+        secret.type_.as_deref(),
+        &format!("secret '{ns}/{name}'"),
+    )
+    .map_err(|m| fetch_failure(AUTHENTICATION_FAILED_REASON, m))?;
+    Ok(Credentials {
+        basic: auth.basic,
+        docker_configs: auth.docker_config.into_iter().collect(),
+    })
 }
 
 /// Reads TLS material from a Secret: `ca.crt`, `tls.crt`, `tls.key` (and,
 /// with `legacy`, the deprecated `caFile`, `certFile`, `keyFile`). A
 /// certificate without its key (or the reverse) is an error.
 pub(crate) fn tls(secret: &Secret, ns: &str, name: &str, legacy: bool) -> Result<Tls, Failure> {
-    let pick = |new: &str, old: &str| {
-        value(secret, new).or_else(|| legacy.then(|| value(secret, old)).flatten())
-    };
-    let tls = Tls {
-        ca_pem: pick("ca.crt", "caFile"),
-        cert_pem: pick("tls.crt", "certFile"),
-        key_pem: pick("tls.key", "keyFile"),
-    };
-    if tls.cert_pem.is_some() != tls.key_pem.is_some() {
-        return Err(fetch_failure(
-            AUTHENTICATION_FAILED_REASON,
-            format!(
-                "invalid TLS secret '{ns}/{name}': 'tls.crt' and 'tls.key' must be set together"
-            ),
-        ));
-    }
-    Ok(tls)
+    let tls = sluice_oci::auth::secret_tls(
+        &|k| value(secret, k),
+        legacy,
+        &format!("secret '{ns}/{name}'"),
+    )
+    .map_err(|m| fetch_failure(AUTHENTICATION_FAILED_REASON, m))?;
+    Ok(Tls {
+        ca_pem: tls.ca_pem,
+        cert_pem: tls.client_cert_pem,
+        key_pem: tls.client_key_pem,
+    })
 }
 
 /// The dockerconfigjsons of a ServiceAccount's `imagePullSecrets`.
@@ -202,6 +173,7 @@ pub(crate) async fn service_account_configs(
 mod tests {
     use super::*;
     use k8s_openapi::ByteString;
+    use sluice_oci::auth::DOCKER_CONFIG_JSON_TYPE;
 
     fn secret(type_: Option<&str>, data: &[(&str, &str)]) -> Secret {
         Secret {

@@ -245,37 +245,33 @@ fn secret_data<'b>(
 
 /// Registry credentials from a `secretRef`: a `.dockerconfigjson`, or
 /// `username` and `password`, as the source controller reads them.
-fn keychain(data: &BTreeMap<String, String>, source: &str) -> Result<Keychain, NoChart> {
-    let text = |k: &str| data.get(k).filter(|v| !v.is_empty());
-    if let Some(config) = text(".dockerconfigjson") {
-        let parsed = sluice_oci::DockerConfig::parse(config.as_bytes(), source)
+fn keychain(data: &BTreeMap<String, String>, subject: &str) -> Result<Keychain, NoChart> {
+    let auth = sluice_oci::auth::secret_auth(
+        &|k| data.get(k).map(|v| v.clone().into_bytes()),
+        // The repository's data alone: a Secret's `type` is not kept.
+        None,
+        subject,
+    )
+    .map_err(NoChart::Fail)?;
+    if let Some(config) = auth.docker_config {
+        let parsed = sluice_oci::DockerConfig::parse(&config, subject)
             .map_err(|e| NoChart::Fail(e.message().to_string()))?;
         return Ok(Keychain::anonymous().with_config(parsed));
     }
-    match (text("username"), text("password")) {
-        (Some(u), p) => Ok(Keychain::with_credentials(sluice_oci::Credentials::basic(
-            u.clone(),
-            p.cloned().unwrap_or_default(),
-        ))),
-        (None, Some(_)) => Err(NoChart::Fail(format!(
-            "invalid auth option in {source}: 'password' requires 'username' to be set"
-        ))),
-        (None, None) => Ok(Keychain::anonymous()),
-    }
+    Ok(match auth.basic {
+        Some((u, p)) => Keychain::with_credentials(sluice_oci::Credentials::basic(u, p)),
+        None => Keychain::anonymous(),
+    })
 }
 
 /// TLS material from a `certSecretRef`: `ca.crt`, `tls.crt`, `tls.key`.
-fn tls(data: &BTreeMap<String, String>) -> sluice_oci::TlsConfig {
-    let bytes = |k: &str| {
-        data.get(k)
-            .filter(|v| !v.is_empty())
-            .map(|v| v.clone().into_bytes())
-    };
-    sluice_oci::TlsConfig {
-        ca_pem: bytes("ca.crt"),
-        client_cert_pem: bytes("tls.crt"),
-        client_key_pem: bytes("tls.key"),
-    }
+fn tls(data: &BTreeMap<String, String>, subject: &str) -> Result<sluice_oci::TlsConfig, NoChart> {
+    sluice_oci::auth::secret_tls(
+        &|k| data.get(k).map(|v| v.clone().into_bytes()),
+        false,
+        subject,
+    )
+    .map_err(NoChart::Fail)
 }
 
 /// A registry client with a source's credentials and TLS.
@@ -294,16 +290,11 @@ fn registry_client(
     };
     if let Some(name) = secret_ref {
         let data = secret_data(build, ns, name, source_id, "spec.secretRef")?;
-        opts.keychain = keychain(data, &format!("Secret {ns}/{name}"))?;
+        opts.keychain = keychain(data, &format!("secret '{ns}/{name}'"))?;
     }
     if let Some(name) = cert_secret_ref {
-        opts.tls = tls(secret_data(
-            build,
-            ns,
-            name,
-            source_id,
-            "spec.certSecretRef",
-        )?);
+        let data = secret_data(build, ns, name, source_id, "spec.certSecretRef")?;
+        opts.tls = tls(data, &format!("secret '{ns}/{name}'"))?;
     }
     Ok(opts)
 }
