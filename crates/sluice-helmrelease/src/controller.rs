@@ -286,13 +286,16 @@ async fn reconcile(
     ctx: Arc<Ctx>,
 ) -> Result<Requeue, finalizers::Error<Error>> {
     let (a, c) = (ctx.clone(), ctx.clone());
-    finalizers::reconcile(
+    let result = finalizers::reconcile(
         &ctx.client,
         hr,
         |hr| async move { reconcile_live(&hr, &a).await },
         |hr| async move { cleanup(&hr, &c).await },
     )
-    .await
+    .await;
+    // What the run allocated is free now: trimmed once the burst settles.
+    ctx.opts.runtime.memory.work_done();
+    result
 }
 
 async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {

@@ -344,13 +344,16 @@ async fn reconcile(
     ctx: Arc<Ctx>,
 ) -> Result<Action, finalizers::Error<Error>> {
     let (a, c) = (ctx.clone(), ctx.clone());
-    finalizers::reconcile(
+    let result = finalizers::reconcile(
         &ctx.client,
         ks,
         |ks| async move { reconcile_live(&ks, &a).await },
         |ks| async move { cleanup(&ks, &c).await },
     )
-    .await
+    .await;
+    // What the run allocated is free now: trimmed once the burst settles.
+    ctx.opts.runtime.memory.work_done();
+    result
 }
 
 /// The scheduling and condition policy of `ks`.

@@ -15,12 +15,14 @@
 //! - [`metrics`]: Flux's `gotk_*` metrics for every kind;
 //! - [`readiness`]: `/readyz` only once every watch has synced;
 //! - [`leader`]: leader election on a `coordination.k8s.io` Lease;
+//! - [`memory`]: freed memory handed back to the system once a burst of work settles;
 //! - [`tenancy`]: whom a reconciler acts as, which references it may follow.
 pub mod leader;
 
 pub mod conditions;
 pub mod events;
 pub mod finalizers;
+pub mod memory;
 pub mod metrics;
 pub mod outcome;
 pub mod readiness;
@@ -47,6 +49,8 @@ pub struct Runtime {
     pub events: EventSettings,
     pub scope: WatchScope,
     pub tenancy: Tenancy,
+    /// Told when a reconcile finishes; trims the allocator once work settles.
+    pub memory: memory::Trimmer,
 }
 
 impl std::fmt::Debug for Runtime {

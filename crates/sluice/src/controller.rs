@@ -356,6 +356,9 @@ struct Shared {
 }
 
 pub fn run(args: ControllerArgs) -> Result<()> {
+    // Two malloc arenas for the two workers and the blocking threads that render: less free
+    // memory stranded in one thread's arena (sluice_runtime::memory).
+    sluice_runtime::memory::limit_arenas(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         // Builds run on blocking threads: their nesting is bounded to fit
@@ -424,7 +427,15 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
                 .filter(|s| !s.trim().is_empty()),
         },
         tenancy: tenancy(&args.kustomization),
+        memory: sluice_runtime::memory::Trimmer::default(),
     };
+    // Freed memory goes back to the system a second after a burst of reconciles.
+    tokio::spawn(
+        runtime
+            .memory
+            .clone()
+            .run(std::time::Duration::from_secs(1)),
+    );
     let shared = Shared {
         registry: Arc::new(registry),
         readiness: runtime.readiness.clone(),
