@@ -668,7 +668,12 @@ impl Release {
                 v.push("---\n# Source: ".into());
                 v.push(name.as_str().into());
                 v.push("\n".into());
-                v.push(String::from_utf8_lossy(data));
+                // Checked the fast way first: the CRDs of a large chart
+                // are megabytes of ASCII.
+                v.push(match std::str::from_utf8(data) {
+                    Ok(s) => s.into(),
+                    Err(_) => String::from_utf8_lossy(data),
+                });
                 v.push("\n".into());
             }
         }

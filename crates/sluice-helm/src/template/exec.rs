@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::parse::{
-    Arg, BranchNode, CommandNode, FuncCheck, ListNode, Node, NumberNode, PipeNode, Tree, VarNode,
-    arg_string, is_empty_list, write_command, write_node, write_pipe,
+    Arg, BranchNode, CommandNode, FuncCheck, ListNode, Name, Node, NumberNode, PipeNode, Tree,
+    VarNode, arg_string, is_empty_list, write_command, write_node, write_pipe,
 };
 use super::quote::quote;
 use super::value::Value;
@@ -403,8 +403,8 @@ impl Engine {
             Node::If(b) => self.walk_if_or_with(fr, dot, b, false, out),
             Node::With(b) => self.walk_if_or_with(fr, dot, b, true, out),
             Node::Range(b) => self.walk_range(fr, dot, node, b, out),
-            Node::Template { name, pipe, .. } => {
-                self.walk_template(fr, dot, name, pipe.as_ref(), out)?;
+            Node::Template(t) => {
+                self.walk_template(fr, dot, &t.name, t.pipe.as_ref(), out)?;
                 Ok(Flow::Normal)
             }
             Node::Text { text, .. } => {
@@ -758,7 +758,7 @@ impl Engine {
             Arg::Dot { .. } => Ok(dot.clone()),
             Arg::Nil { .. } => Err(self.errorf(fr, "nil is not a command")),
             Arg::Number(n) => self.ideal_constant(fr, first, n),
-            Arg::String { text, .. } => Ok(EV::Val(Value::String(text.clone()))),
+            Arg::String { text, .. } => Ok(EV::Val(Value::String(text.to_string()))),
             _ => Err(self.errorf(
                 fr,
                 format!("can't evaluate command {}", quote(&arg_string(first))),
@@ -794,7 +794,7 @@ impl Engine {
         fr: &mut Frame<'t>,
         dot: &EV,
         node: &'t Arg,
-        ident: &'t [String],
+        ident: &'t [Name],
         args: Option<&'t [Arg]>,
         fin: Option<EV>,
     ) -> R<EV> {
@@ -809,7 +809,7 @@ impl Engine {
         dot: &EV,
         chain: &'t Arg,
         node: &'t Arg,
-        field: &'t [String],
+        field: &'t [Name],
         args: Option<&'t [Arg]>,
         fin: Option<EV>,
     ) -> R<EV> {
@@ -841,7 +841,7 @@ impl Engine {
             .vars
             .iter()
             .rev()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| *n == &**name)
             .map(|(_, v)| v.clone())
         else {
             return Err(self.errorf(fr, format!("undefined variable: {name}")));
@@ -860,7 +860,7 @@ impl Engine {
         dot: &EV,
         mut receiver: EV,
         node: At<'t>,
-        ident: &'t [String],
+        ident: &'t [Name],
         args: Option<&'t [Arg]>,
         fin: Option<EV>,
     ) -> R<EV> {
@@ -1090,7 +1090,7 @@ impl Engine {
             }
             Arg::Bool { val, .. } => Ok(EV::Val(Value::Bool(*val))),
             Arg::Number(num) => self.ideal_constant(fr, n, num),
-            Arg::String { text, .. } => Ok(EV::Val(Value::String(text.clone()))),
+            Arg::String { text, .. } => Ok(EV::Val(Value::String(text.to_string()))),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! checks (undefined functions and variables, `break` outside `range`,
 //! redefinitions) and the same error texts (`template: NAME:LINE: MESSAGE`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::lex::{Item, ItemType, Lexer};
@@ -15,12 +15,18 @@ pub(crate) const MAX_PAREN_DEPTH: usize = 1000;
 pub(crate) const MAX_CONTROL_DEPTH: usize = 1000;
 
 // Positions and lines are kept as Go's nodes have them, even where the
-// executor reads only some.
+// executor reads only some. The trees of a large chart are most of what
+// rendering holds (kube-prometheus-stack: 1.5 MB of templates), so lists are
+// boxed slices (no spare capacity), texts boxed strings, and the names of
+// fields, variables and functions shared within a template file.
+
+/// A field, variable or function name, shared by every use in one file.
+pub(crate) type Name = Arc<str>;
 #[derive(Debug, Clone)]
 #[allow(dead_code)]
 pub(crate) struct ListNode {
     pub pos: usize,
-    pub nodes: Vec<Node>,
+    pub nodes: Box<[Node]>,
 }
 
 #[derive(Debug, Clone)]
@@ -28,11 +34,11 @@ pub(crate) struct ListNode {
 pub(crate) enum Node {
     Text {
         pos: usize,
-        text: String,
+        text: Box<str>,
     },
     Comment {
         pos: usize,
-        text: String,
+        text: Box<str>,
     },
     Action {
         pos: usize,
@@ -42,12 +48,7 @@ pub(crate) enum Node {
     If(Box<BranchNode>),
     Range(Box<BranchNode>),
     With(Box<BranchNode>),
-    Template {
-        pos: usize,
-        line: usize,
-        name: String,
-        pipe: Option<PipeNode>,
-    },
+    Template(Box<TemplateNode>),
     Break {
         pos: usize,
         line: usize,
@@ -69,6 +70,15 @@ pub(crate) enum Node {
 
 #[derive(Debug, Clone)]
 #[allow(dead_code)]
+pub(crate) struct TemplateNode {
+    pub pos: usize,
+    pub line: usize,
+    pub name: String,
+    pub pipe: Option<PipeNode>,
+}
+
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
 pub(crate) struct BranchNode {
     pub pos: usize,
     pub line: usize,
@@ -82,20 +92,20 @@ pub(crate) struct PipeNode {
     pub pos: usize,
     pub line: usize,
     pub is_assign: bool,
-    pub decl: Vec<VarNode>,
-    pub cmds: Vec<CommandNode>,
+    pub decl: Box<[VarNode]>,
+    pub cmds: Box<[CommandNode]>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct VarNode {
     pub pos: usize,
-    pub ident: Vec<String>,
+    pub ident: Box<[Name]>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct CommandNode {
     pub pos: usize,
-    pub args: Vec<Arg>,
+    pub args: Box<[Arg]>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,7 +126,7 @@ pub(crate) struct NumberNode {
 pub(crate) enum Arg {
     Identifier {
         pos: usize,
-        name: String,
+        name: Name,
     },
     Dot {
         pos: usize,
@@ -126,13 +136,13 @@ pub(crate) enum Arg {
     },
     Field {
         pos: usize,
-        ident: Vec<String>,
+        ident: Box<[Name]>,
     },
     Variable(VarNode),
     Chain {
         pos: usize,
         node: Box<Arg>,
-        field: Vec<String>,
+        field: Box<[Name]>,
     },
     Bool {
         pos: usize,
@@ -141,8 +151,8 @@ pub(crate) enum Arg {
     Number(Box<NumberNode>),
     String {
         pos: usize,
-        quoted: String,
-        text: String,
+        quoted: Box<str>,
+        text: Box<str>,
     },
     Pipe(Box<PipeNode>),
 }
@@ -170,12 +180,12 @@ impl Node {
             Node::Text { pos, .. }
             | Node::Comment { pos, .. }
             | Node::Action { pos, .. }
-            | Node::Template { pos, .. }
             | Node::Break { pos, .. }
             | Node::Continue { pos, .. }
             | Node::End { pos }
             | Node::Else { pos, .. } => *pos,
             Node::If(b) | Node::Range(b) | Node::With(b) => b.pos,
+            Node::Template(t) => t.pos,
         }
     }
 }
@@ -211,10 +221,10 @@ pub(crate) fn write_node(out: &mut String, n: &Node, q: bool) {
         Node::If(b) => write_branch(out, "if", b, q),
         Node::Range(b) => write_branch(out, "range", b, q),
         Node::With(b) => write_branch(out, "with", b, q),
-        Node::Template { name, pipe, .. } => {
+        Node::Template(t) => {
             out.push_str("{{template ");
-            out.push_str(&quote(name));
-            if let Some(p) = pipe {
+            out.push_str(&quote(&t.name));
+            if let Some(p) = &t.pipe {
                 out.push(' ');
                 write_pipe(out, p);
             }
@@ -319,20 +329,21 @@ pub(crate) struct Tree {
     /// The name of the top-level template being parsed (for errors).
     pub parse_name: String,
     pub root: ListNode,
-    /// The whole text parsed (positions index into it).
-    pub text: Arc<str>,
+    /// Where the newlines of the whole text parsed are (positions index
+    /// into that text): enough to name a line and column, without keeping
+    /// a copy of the text.
+    pub newlines: Arc<[usize]>,
 }
 
 impl Tree {
     /// Go's `Tree.ErrorContext`: `NAME:LINE:COL` of a byte position.
     pub fn location(&self, pos: usize) -> String {
-        let text = self.text.get(..pos).unwrap_or(&self.text);
-        let col = match text.rfind('\n') {
+        let before = self.newlines.partition_point(|&nl| nl < pos);
+        let col = match before.checked_sub(1) {
             None => pos,
-            Some(i) => pos - (i + 1),
+            Some(i) => pos - (self.newlines[i] + 1),
         };
-        let line = 1 + text.matches('\n').count();
-        format!("{}:{}:{}", self.parse_name, line, col)
+        format!("{}:{}:{}", self.parse_name, before + 1, col)
     }
 }
 
@@ -352,7 +363,7 @@ pub(crate) trait FuncCheck: Sync {
 
 struct Parser<'a, 'f> {
     parse_name: String,
-    text: Arc<str>,
+    newlines: Arc<[usize]>,
     funcs: &'f dyn FuncCheck,
     mode: Mode,
     lex: Lexer<'a>,
@@ -366,6 +377,8 @@ struct Parser<'a, 'f> {
     tree_set: HashMap<String, Tree>,
     /// Insertion order of `tree_set`, so that adding is deterministic.
     order: Vec<String>,
+    /// The names used so far in this file, each stored once.
+    names: HashSet<Name>,
 }
 
 type PResult<T> = Result<T, String>;
@@ -409,14 +422,18 @@ pub(crate) fn parse_mode(
     funcs: &dyn FuncCheck,
     mode: Mode,
 ) -> Result<Vec<Tree>, String> {
-    let arc: Arc<str> = Arc::from(text);
+    let newlines: Arc<[usize]> = text
+        .bytes()
+        .enumerate()
+        .filter_map(|(i, b)| (b == b'\n').then_some(i))
+        .collect();
     let mut lex = Lexer::new(text);
     lex.break_ok = !funcs.has_function("break");
     lex.continue_ok = !funcs.has_function("continue");
     lex.emit_comment = mode.comments;
     let mut p = Parser {
         parse_name: name.to_string(),
-        text: arc,
+        newlines,
         funcs,
         mode,
         lex,
@@ -429,6 +446,7 @@ pub(crate) fn parse_mode(
         control_depth: 0,
         tree_set: HashMap::new(),
         order: Vec::new(),
+        names: HashSet::new(),
     };
     let root = p.parse_top()?;
     p.add(name.to_string(), root)?;
@@ -442,6 +460,24 @@ pub(crate) fn parse_mode(
 }
 
 impl<'a> Parser<'a, '_> {
+    /// `s` as a shared name: the same allocation for every use in the file.
+    fn name(&mut self, s: &str) -> Name {
+        if let Some(n) = self.names.get(s) {
+            return n.clone();
+        }
+        let n: Name = Arc::from(s);
+        self.names.insert(n.clone());
+        n
+    }
+
+    /// A variable (`$x`, `$x.a.b`) at `pos`.
+    fn new_var(&mut self, pos: usize, ident: &str) -> VarNode {
+        VarNode {
+            pos,
+            ident: ident.split('.').map(|s| self.name(s)).collect(),
+        }
+    }
+
     fn next(&mut self) -> Item<'a> {
         if self.peek_count > 0 {
             self.peek_count -= 1;
@@ -544,7 +580,7 @@ impl<'a> Parser<'a, '_> {
                 name,
                 parse_name: self.parse_name.clone(),
                 root,
-                text: self.text.clone(),
+                newlines: self.newlines.clone(),
             },
         );
         Ok(())
@@ -552,7 +588,7 @@ impl<'a> Parser<'a, '_> {
 
     fn parse_top(&mut self) -> PResult<ListNode> {
         let pos = self.peek().pos;
-        let mut root = ListNode { pos, nodes: vec![] };
+        let mut nodes = vec![];
         while self.peek().typ != ItemType::Eof {
             if self.peek().typ == ItemType::LeftDelim {
                 let delim = self.next();
@@ -569,10 +605,13 @@ impl<'a> Parser<'a, '_> {
                     write_node(&mut s, &n, false);
                     return self.errorf(format!("unexpected {s}"));
                 }
-                n => root.nodes.push(n),
+                n => nodes.push(n),
             }
         }
-        Ok(root)
+        Ok(ListNode {
+            pos,
+            nodes: nodes.into_boxed_slice(),
+        })
     }
 
     /// A `define` clause, after `{{define`: a new tree with fresh
@@ -600,12 +639,18 @@ impl<'a> Parser<'a, '_> {
 
     fn item_list(&mut self) -> PResult<(ListNode, Node)> {
         let pos = self.peek_non_space().pos;
-        let mut list = ListNode { pos, nodes: vec![] };
+        let mut nodes = vec![];
         while self.peek_non_space().typ != ItemType::Eof {
             let n = self.text_or_action()?;
             match n {
-                Node::End { .. } | Node::Else { .. } => return Ok((list, n)),
-                n => list.nodes.push(n),
+                Node::End { .. } | Node::Else { .. } => {
+                    let list = ListNode {
+                        pos,
+                        nodes: nodes.into_boxed_slice(),
+                    };
+                    return Ok((list, n));
+                }
+                n => nodes.push(n),
             }
         }
         self.errorf("unexpected EOF")
@@ -616,7 +661,7 @@ impl<'a> Parser<'a, '_> {
         match token.typ {
             ItemType::Text => Ok(Node::Text {
                 pos: token.pos,
-                text: token.val.to_string(),
+                text: Box::from(&*token.val),
             }),
             ItemType::LeftDelim => {
                 self.action_line = token.line;
@@ -626,7 +671,7 @@ impl<'a> Parser<'a, '_> {
             }
             ItemType::Comment => Ok(Node::Comment {
                 pos: token.pos,
-                text: token.val.to_string(),
+                text: Box::from(&*token.val),
             }),
             _ => self.unexpected(&token, "input"),
         }
@@ -678,13 +723,10 @@ impl<'a> Parser<'a, '_> {
 
     fn pipeline(&mut self, context: &str, end: ItemType) -> PResult<PipeNode> {
         let token = self.peek_non_space();
-        let mut pipe = PipeNode {
-            pos: token.pos,
-            line: token.line,
-            is_assign: false,
-            decl: vec![],
-            cmds: vec![],
-        };
+        let (pos, line) = (token.pos, token.line);
+        let mut is_assign = false;
+        let mut decl = vec![];
+        let mut cmds = vec![];
         'decls: loop {
             let v = self.peek_non_space();
             if v.typ == ItemType::Variable {
@@ -692,15 +734,15 @@ impl<'a> Parser<'a, '_> {
                 let after = self.peek();
                 let next = self.peek_non_space();
                 if next.typ == ItemType::Assign || next.typ == ItemType::Declare {
-                    pipe.is_assign = next.typ == ItemType::Assign;
+                    is_assign = next.typ == ItemType::Assign;
                     self.next_non_space();
-                    pipe.decl.push(new_var(v.pos, &v.val));
+                    decl.push(self.new_var(v.pos, &v.val));
                     self.vars.push(v.val.to_string());
                 } else if next.typ == ItemType::Char && &*next.val == "," {
                     self.next_non_space();
-                    pipe.decl.push(new_var(v.pos, &v.val));
+                    decl.push(self.new_var(v.pos, &v.val));
                     self.vars.push(v.val.to_string());
-                    if context == "range" && pipe.decl.len() < 2 {
+                    if context == "range" && decl.len() < 2 {
                         match self.peek_non_space().typ {
                             ItemType::Variable | ItemType::RightDelim | ItemType::RightParen => {
                                 continue 'decls;
@@ -720,6 +762,13 @@ impl<'a> Parser<'a, '_> {
         loop {
             let token = self.next_non_space();
             if token.typ == end {
+                let pipe = PipeNode {
+                    pos,
+                    line,
+                    is_assign,
+                    decl: decl.into_boxed_slice(),
+                    cmds: cmds.into_boxed_slice(),
+                };
                 self.check_pipeline(&pipe, context)?;
                 return Ok(pipe);
             }
@@ -738,7 +787,7 @@ impl<'a> Parser<'a, '_> {
                 | ItemType::LeftParen => {
                     self.backup();
                     let c = self.command()?;
-                    pipe.cmds.push(c);
+                    cmds.push(c);
                 }
                 _ => return self.unexpected(&token, context),
             }
@@ -796,14 +845,14 @@ impl<'a> Parser<'a, '_> {
                 let n = self.if_control()?;
                 else_list = Some(ListNode {
                     pos,
-                    nodes: vec![n],
+                    nodes: Box::new([n]),
                 });
             } else if context == "with" && self.peek().typ == ItemType::With {
                 self.next();
                 let n = self.with_control()?;
                 else_list = Some(ListNode {
                     pos,
-                    nodes: vec![n],
+                    nodes: Box::new([n]),
                 });
             } else {
                 let (l, next) = self.item_list()?;
@@ -876,12 +925,12 @@ impl<'a> Parser<'a, '_> {
             return self.errorf(format!("unexpected {s} in {CONTEXT}"));
         }
         self.add(name.clone(), root)?;
-        Ok(Node::Template {
+        Ok(Node::Template(Box::new(TemplateNode {
             pos: token.pos,
             line: token.line,
             name,
             pipe: Some(pipe),
-        })
+        })))
     }
 
     fn template_control(&mut self) -> PResult<Node> {
@@ -893,12 +942,12 @@ impl<'a> Parser<'a, '_> {
             self.backup();
             pipe = Some(self.pipeline(CONTEXT, ItemType::RightDelim)?);
         }
-        Ok(Node::Template {
+        Ok(Node::Template(Box::new(TemplateNode {
             pos: token.pos,
             line: token.line,
             name,
             pipe,
-        })
+        })))
     }
 
     fn parse_template_name(&mut self, token: &Item<'_>, context: &str) -> PResult<String> {
@@ -913,11 +962,11 @@ impl<'a> Parser<'a, '_> {
 
     fn command(&mut self) -> PResult<CommandNode> {
         let pos = self.peek_non_space().pos;
-        let mut cmd = CommandNode { pos, args: vec![] };
+        let mut args = vec![];
         loop {
             self.peek_non_space();
             if let Some(op) = self.operand()? {
-                cmd.args.push(op);
+                args.push(op);
             }
             let token = self.next();
             match token.typ {
@@ -928,10 +977,13 @@ impl<'a> Parser<'a, '_> {
             }
             break;
         }
-        if cmd.args.is_empty() {
+        if args.is_empty() {
             return self.errorf("empty command");
         }
-        Ok(cmd)
+        Ok(CommandNode {
+            pos,
+            args: args.into_boxed_slice(),
+        })
     }
 
     fn operand(&mut self) -> PResult<Option<Arg>> {
@@ -943,22 +995,28 @@ impl<'a> Parser<'a, '_> {
             let mut fields = Vec::new();
             while self.peek().typ == ItemType::Field {
                 let f = self.next().val;
-                let f = f.strip_prefix('.').unwrap_or(&f).to_string();
+                let f = f.strip_prefix('.').unwrap_or(&f);
                 if f.is_empty() {
                     return self.errorf("empty field");
                 }
-                fields.push(f);
+                fields.push(self.name(f));
             }
             return match node {
                 Arg::Field { ident, .. } => {
-                    let mut ident = ident;
+                    let mut ident = ident.into_vec();
                     ident.extend(fields);
-                    Ok(Some(Arg::Field { pos, ident }))
+                    Ok(Some(Arg::Field {
+                        pos,
+                        ident: ident.into_boxed_slice(),
+                    }))
                 }
                 Arg::Variable(v) => {
-                    let mut ident = v.ident;
+                    let mut ident = v.ident.into_vec();
                     ident.extend(fields);
-                    Ok(Some(Arg::Variable(VarNode { pos, ident })))
+                    Ok(Some(Arg::Variable(VarNode {
+                        pos,
+                        ident: ident.into_boxed_slice(),
+                    })))
                 }
                 Arg::Bool { .. }
                 | Arg::String { .. }
@@ -971,7 +1029,7 @@ impl<'a> Parser<'a, '_> {
                 node => Ok(Some(Arg::Chain {
                     pos,
                     node: Box::new(node),
-                    field: fields,
+                    field: fields.into_boxed_slice(),
                 })),
             };
         }
@@ -988,21 +1046,21 @@ impl<'a> Parser<'a, '_> {
                 }
                 Arg::Identifier {
                     pos,
-                    name: token.val.to_string(),
+                    name: self.name(&token.val),
                 }
             }
             ItemType::Dot => Arg::Dot { pos },
             ItemType::Nil => Arg::Nil { pos },
             ItemType::Variable => {
-                let v = new_var(pos, &token.val);
-                if !self.vars.iter().any(|n| *n == v.ident[0]) {
+                let v = self.new_var(pos, &token.val);
+                if !self.vars.iter().any(|n| **n == *v.ident[0]) {
                     return self.errorf(format!("undefined variable {}", quote(&v.ident[0])));
                 }
                 Arg::Variable(v)
             }
             ItemType::Field => Arg::Field {
                 pos,
-                ident: token.val[1..].split('.').map(str::to_string).collect(),
+                ident: token.val[1..].split('.').map(|f| self.name(f)).collect(),
             },
             ItemType::Bool => Arg::Bool {
                 pos,
@@ -1029,8 +1087,8 @@ impl<'a> Parser<'a, '_> {
             ItemType::String | ItemType::RawString => match unquote(&token.val) {
                 Some(s) => Arg::String {
                     pos,
-                    quoted: token.val.to_string(),
-                    text: s,
+                    quoted: Box::from(&*token.val),
+                    text: s.into_boxed_str(),
                 },
                 None => return self.errorf("invalid syntax"),
             },
@@ -1039,13 +1097,6 @@ impl<'a> Parser<'a, '_> {
                 return Ok(None);
             }
         }))
-    }
-}
-
-fn new_var(pos: usize, ident: &str) -> VarNode {
-    VarNode {
-        pos,
-        ident: ident.split('.').map(str::to_string).collect(),
     }
 }
 
