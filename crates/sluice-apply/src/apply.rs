@@ -563,7 +563,7 @@ impl Applier {
 
         if mode == Mode::Diff {
             for c in checked {
-                change_set.add(preview(kube, c, opts));
+                change_set.add(preview(c));
             }
             return StageOutcome {
                 change_set,
@@ -835,28 +835,44 @@ fn is_immutable(f: &ApiFailure) -> bool {
 }
 
 /// What the read-only checks found for one object.
+// What the read-only phase learnt of an object is kept until the whole stage is
+// checked: its verdict, not the live object and the dry-run result. A stage of large
+// CRDs (kube-prometheus-stack, traefik) held both copies of every object until then.
 enum Check {
     Skip(SkipReason),
-    /// The dry-run result.
-    DryRun(Value),
+    /// The dry-run passed.
+    DryRun(Verdict),
     /// The dry-run failed on an immutable field and the object is to be recreated.
-    Recreate(ApiFailure),
+    Recreate {
+        failure: ApiFailure,
+        /// The live object's, so that only that object is deleted.
+        uid: Option<String>,
+    },
     /// Diff only: the object cannot be dry-run because its namespace would be created by
     /// the same set.
     WouldCreate,
 }
 
+/// A dry-run compared with the live object.
+struct Verdict {
+    /// The dry-run result has no `resourceVersion`: the object would be created.
+    created: bool,
+    /// The live object differs from the dry-run result.
+    drifted: bool,
+    /// What differs (at most `MAX_DRIFT_PATHS`), when the object exists and either
+    /// drifted or its managed fields are to be cleaned up.
+    drift: Vec<String>,
+    /// The merge patch that takes other managers' fields over (none with the
+    /// server-side apply `Merge` annotation).
+    cleanup: Option<Value>,
+}
+
 struct Checked {
     desired: Desired,
     res: Resource,
-    live: Option<Value>,
+    /// Whether the object exists.
+    exists: bool,
     check: Check,
-}
-
-impl Checked {
-    fn on_either(&self, key: &str, value: &str) -> bool {
-        on_either(&self.desired.obj, self.live.as_ref(), key, value)
-    }
 }
 
 /// The read-only phase for one object: GET, skip rules, dry-run.
@@ -906,14 +922,27 @@ async fn check(
         {
             Ok(mut result) => {
                 crate::ignore::strip(&mut result, &ignored);
-                Check::DryRun(result)
+                let cleanup = match &live {
+                    Some(l) if !either(SSA_ANNOTATION, SSA_MERGE_VALUE) => {
+                        let managers =
+                            cleanup_managers(&kube.field_manager, &opts.disallowed_field_managers);
+                        cleanup_patch(l, &kube.field_manager, &managers)
+                    }
+                    _ => None,
+                };
+                Check::DryRun(verdict(live.as_ref(), &result, cleanup))
             }
             Err(f)
                 if live.is_some()
                     && is_immutable(&f)
                     && (opts.force || either(FORCE_ANNOTATION, ENABLED_VALUE)) =>
             {
-                Check::Recreate(f)
+                let uid = live
+                    .as_ref()
+                    .and_then(|l| l.pointer("/metadata/uid"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                Check::Recreate { failure: f, uid }
             }
             Err(f)
                 if mode == Mode::Diff
@@ -929,9 +958,31 @@ async fn check(
     Ok(Checked {
         desired,
         res,
-        live,
+        exists: live.is_some(),
         check,
     })
+}
+
+/// The verdict on a dry-run result against the live object, with the cleanup patch
+/// the object would get.
+fn verdict(live: Option<&Value>, dry_run: &Value, cleanup: Option<Value>) -> Verdict {
+    let created = dry_run
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    let drifted = live.is_some_and(|l| has_drifted(l, dry_run));
+    let drift = match live {
+        Some(l) if !created && (drifted || cleanup.is_some()) => {
+            drift_paths(l, dry_run, MAX_DRIFT_PATHS)
+        }
+        _ => Vec::new(),
+    };
+    Verdict {
+        created,
+        drifted,
+        drift,
+        cleanup,
+    }
 }
 
 /// Flux's `AnyInMetadata` on the rendered or the live object.
@@ -946,17 +997,16 @@ async fn finish(
     checked: Checked,
     opts: &ApplyOptions,
 ) -> Result<Planned, ObjectError> {
-    let merge = checked.on_either(SSA_ANNOTATION, SSA_MERGE_VALUE);
     let Checked {
         desired,
         res,
-        mut live,
+        exists,
         check,
     } = checked;
     let object = &desired.object;
     let err = |kind| ObjectError::new(object, kind);
     let (ns, name) = (object.namespace.as_str(), object.name.as_str());
-    let dry_run = match check {
+    let verdict = match check {
         Check::Skip(reason) => {
             return Ok(Planned {
                 desired,
@@ -964,7 +1014,7 @@ async fn finish(
                 plan: Plan::Skip(reason),
             });
         }
-        Check::DryRun(result) => result,
+        Check::DryRun(verdict) => verdict,
         Check::WouldCreate => {
             return Ok(Planned {
                 desired,
@@ -975,56 +1025,60 @@ async fn finish(
                 },
             });
         }
-        Check::Recreate(f) => {
-            tracing::info!(object = %object, "immutable field changed, recreating: {}", f.message);
-            let uid = live
-                .as_ref()
-                .and_then(|l| l.pointer("/metadata/uid"))
-                .and_then(Value::as_str);
-            kube.delete(&res, ns, name, uid, crate::prune::Propagation::Background)
-                .await
-                .map_err(|f| err(ObjectErrorKind::Recreate(f)))?;
+        Check::Recreate { failure, uid } => {
+            tracing::info!(object = %object, "immutable field changed, recreating: {}", failure.message);
+            kube.delete(
+                &res,
+                ns,
+                name,
+                uid.as_deref(),
+                crate::prune::Propagation::Background,
+            )
+            .await
+            .map_err(|f| err(ObjectErrorKind::Recreate(f)))?;
             wait_gone(kube, &res, object, opts).await?;
-            live = None;
-            kube.apply(&res, ns, name, &desired.obj, true)
+            let dry_run = kube
+                .apply(&res, ns, name, &desired.obj, true)
                 .await
-                .map_err(|f| err(ObjectErrorKind::DryRun(f)))?
+                .map_err(|f| err(ObjectErrorKind::DryRun(f)))?;
+            // Gone, so compared with nothing and with nothing to clean up.
+            let plan = decide(false, verdict(None, &dry_run, None), false);
+            return Ok(Planned { desired, res, plan });
         }
     };
 
     let mut patched = false;
-    if let Some(l) = &live
-        && !merge
-    {
-        let managers = cleanup_managers(&kube.field_manager, &opts.disallowed_field_managers);
-        if let Some(patch) = cleanup_patch(l, &kube.field_manager, &managers) {
-            kube.merge_patch(&res, ns, name, &patch)
-                .await
-                .map_err(|f| err(ObjectErrorKind::Cleanup(f)))?;
-            patched = true;
-        }
+    if let Some(patch) = &verdict.cleanup {
+        kube.merge_patch(&res, ns, name, patch)
+            .await
+            .map_err(|f| err(ObjectErrorKind::Cleanup(f)))?;
+        patched = true;
     }
-
-    let plan = decide(live.as_ref(), &dry_run, patched);
+    let plan = decide(exists, verdict, patched);
     Ok(Planned { desired, res, plan })
 }
 
-/// Created, configured (with what drifted) or unchanged, from the live object, the dry-run
-/// result and whether other managers' fields are (to be) taken over.
-fn decide(live: Option<&Value>, dry_run: &Value, patched: bool) -> Plan {
-    let created = dry_run
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty);
-    match live {
-        Some(l) if !patched && !has_drifted(l, dry_run) => Plan::Unchanged,
-        Some(l) if !created => {
-            let mut drift = Vec::new();
+/// Created, configured (with what drifted) or unchanged, from whether the object exists,
+/// the verdict on its dry-run and whether other managers' fields are (to be) taken over.
+fn decide(exists: bool, verdict: Verdict, patched: bool) -> Plan {
+    let Verdict {
+        created,
+        drifted,
+        drift,
+        ..
+    } = verdict;
+    match exists {
+        true if !patched && !drifted => Plan::Unchanged,
+        true if !created => {
+            let mut all = Vec::with_capacity(drift.len() + 1);
             if patched {
-                drift.push("metadata.managedFields".to_owned());
+                all.push("metadata.managedFields".to_owned());
             }
-            drift.extend(drift_paths(l, dry_run, MAX_DRIFT_PATHS));
-            Plan::Apply { created, drift }
+            all.extend(drift);
+            Plan::Apply {
+                created,
+                drift: all,
+            }
         }
         _ => Plan::Apply {
             created,
@@ -1034,26 +1088,21 @@ fn decide(live: Option<&Value>, dry_run: &Value, patched: bool) -> Plan {
 }
 
 /// Diff: the entry an object would get, without any write.
-fn preview(kube: &Kube, checked: Checked, opts: &ApplyOptions) -> ChangeSetEntry {
-    let merge = checked.on_either(SSA_ANNOTATION, SSA_MERGE_VALUE);
+fn preview(checked: Checked) -> ChangeSetEntry {
     let Checked {
         desired,
-        live,
+        exists,
         check,
         ..
     } = checked;
     let plan = match check {
         Check::Skip(reason) => return ChangeSetEntry::skipped(desired.object, reason),
-        Check::Recreate(_) | Check::WouldCreate => {
+        Check::Recreate { .. } | Check::WouldCreate => {
             return ChangeSetEntry::new(desired.object, Action::Created);
         }
-        Check::DryRun(dry_run) => {
-            let managers = cleanup_managers(&kube.field_manager, &opts.disallowed_field_managers);
-            let cleanup = !merge
-                && live
-                    .as_ref()
-                    .is_some_and(|l| cleanup_patch(l, &kube.field_manager, &managers).is_some());
-            decide(live.as_ref(), &dry_run, cleanup)
+        Check::DryRun(verdict) => {
+            let cleanup = verdict.cleanup.is_some();
+            decide(exists, verdict, cleanup)
         }
     };
     match plan {
