@@ -5,7 +5,7 @@
 
 Each command runs --repeat times (median wall time, highest peak RSS from
 GNU time or wait4), after both binaries were dropped from the page cache
-(see evict()). Both get the same arguments: the corpus case's release,
+(see bench/pagecache.py). Both get the same arguments: the corpus case's release,
 chart, namespace, kube version, values files, --include-crds and, where the
 case says so, --skip-schema-validation. Exits 1 when an output differs from
 Helm's (apart from documents of templates that call random functions, and
@@ -21,6 +21,9 @@ import tempfile
 import time
 
 import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+import pagecache  # noqa: E402
 
 TARGET_SPEEDUP, TARGET_MEMORY = 20, 0.25
 GNU_TIME = '/usr/bin/time' if os.access('/usr/bin/time', os.X_OK) else None
@@ -38,20 +41,6 @@ def run(cmd):
         words = rss.read().split() if GNU_TIME else []
         kib = int(words[-1]) if words and words[-1].isdigit() else ru.ru_maxrss
     return os.waitstatus_to_exitcode(status), wall, kib / 1024, out
-
-
-def evict(path):
-    """Drops `path` from the page cache. A binary just built or copied is wholly cached,
-    and the kernel then maps up to 64 KiB of cached pages around each page a process
-    touches (fault-around), all counted in its RSS: for sluice's 75 MiB binary that
-    adds about 3 MiB that an installed binary, cached only as far as it has been
-    read, does not have. Both binaries start from that state."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def measure(cmd, repeat):
@@ -98,7 +87,7 @@ def main():
     ap.add_argument('--repeat', type=int, default=5)
     a = ap.parse_args()
     for binary in (a.helm, a.sluice):
-        evict(os.path.realpath(binary))
+        pagecache.evict(binary)
     cases = sorted(os.listdir(os.path.join(a.corpus, 'cases')))
     bad = 0
     rows = []

@@ -38,6 +38,8 @@ from bench import (  # noqa: E402
 )
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vs-flux"))
 import measure  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pagecache  # noqa: E402
 
 HR_PATH = "/apis/helm.toolkit.fluxcd.io/v2/namespaces/{ns}/helmreleases"
 OCI_PATH = "/apis/source.toolkit.fluxcd.io/v1/namespaces/{ns}/ocirepositories"
@@ -264,6 +266,7 @@ def run_one(tool, args, kube, charts_url, sources, mix, audit):
                "--enable-leader-election=false", "--log-level", "info",
                "--concurrent", str(args.concurrency),
                "--metrics-addr", f"127.0.0.1:{mport}", "--health-addr", f"127.0.0.1:{hport}"]
+    pagecache.evict(cmd[0])
     logf = open(os.path.join(args.logs, f"{tool}.log"), "wb")
     proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)
     result = {"tool": tool}
