@@ -834,10 +834,11 @@ fn is_immutable(f: &ApiFailure) -> bool {
     is_immutable_message(&f.message)
 }
 
-/// What the read-only checks found for one object.
 // What the read-only phase learnt of an object is kept until the whole stage is
 // checked: its verdict, not the live object and the dry-run result. A stage of large
 // CRDs (kube-prometheus-stack, traefik) held both copies of every object until then.
+
+/// What the read-only checks found for one object.
 enum Check {
     Skip(SkipReason),
     /// The dry-run passed.
