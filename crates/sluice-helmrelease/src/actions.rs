@@ -208,7 +208,7 @@ pub async fn install(ctx: &Context<'_>, desired: &Desired<'_>) -> Result<Pending
         .create(&release, ctx.max_history, ctx.now_unix)
         .await?;
     let crds = (crds, desired.crds);
-    apply_recorded(ctx, release, None, &crds, "pre-install", false).await
+    apply_recorded(ctx, release, None, crds, "pre-install", false).await
 }
 
 /// Upgrades from `current` (the last revision) to a new one.
@@ -255,7 +255,7 @@ pub async fn upgrade(
         ctx,
         release,
         Some(current),
-        &crds,
+        crds,
         "pre-upgrade",
         desired.cleanup_on_fail,
     )
@@ -286,7 +286,7 @@ pub async fn rollback(
         ctx,
         release,
         Some(current),
-        &(Vec::new(), CrdsPolicy::Skip),
+        (Vec::new(), CrdsPolicy::Skip),
         "pre-rollback",
         cleanup_on_fail,
     )
@@ -568,7 +568,7 @@ fn new_revision(
     first_deployed: &str,
     status: Status,
     description: &str,
-) -> Result<(Release, Vec<Value>), ActionError> {
+) -> Result<(Release, Vec<CrdFile>), ActionError> {
     let mut opts = desired.render.clone();
     opts.release_name = desired.name.to_owned();
     opts.namespace = desired.namespace.to_owned();
@@ -578,14 +578,7 @@ fn new_revision(
     let mut crds = Vec::new();
     if desired.crds != CrdsPolicy::Skip {
         for (path, data) in &rendered.crds {
-            let text = String::from_utf8_lossy(data);
-            let docs = sluice_kustomize::yaml::parse_resources(&text)
-                .map_err(|e| ActionError::Manifest(format!("failed to install CRD {path}: {e}")))?;
-            crds.extend(
-                docs.iter()
-                    .map(sluice_render::pipeline::to_json)
-                    .filter(Value::is_object),
-            );
+            crds.push(CrdFile::read(path, data)?);
         }
     }
     let release = Release::new_revision(NewRevision {
@@ -604,6 +597,40 @@ fn new_revision(
     Ok((release, crds))
 }
 
+/// One file of a chart's `crds/`, read and checked when the revision is made, kept as compact
+/// JSON until it is applied: parsed objects take several times the room of their text, and a
+/// chart's CRDs can be megabytes (kube-prometheus-stack's 10 are 8 MiB as parsed JSON).
+#[derive(Debug)]
+struct CrdFile {
+    path: String,
+    json: Vec<u8>,
+}
+
+impl CrdFile {
+    fn read(path: &str, data: &[u8]) -> Result<Self, ActionError> {
+        let invalid =
+            |e: String| ActionError::Manifest(format!("failed to install CRD {path}: {e}"));
+        let text = String::from_utf8_lossy(data);
+        let docs =
+            sluice_kustomize::yaml::parse_resources(&text).map_err(|e| invalid(e.to_string()))?;
+        let objects: Vec<Value> = docs
+            .iter()
+            .map(sluice_render::pipeline::to_json)
+            .filter(Value::is_object)
+            .collect();
+        let json = serde_json::to_vec(&objects).map_err(|e| invalid(e.to_string()))?;
+        Ok(Self {
+            path: path.to_owned(),
+            json,
+        })
+    }
+
+    fn objects(&self) -> Result<Vec<Value>, ActionError> {
+        serde_json::from_slice(&self.json)
+            .map_err(|e| ActionError::Manifest(format!("failed to install CRD {}: {e}", self.path)))
+    }
+}
+
 /// Helm's wording of a failed hook of `event`, as the action reports it.
 fn hook_failure(event: &str, error: &str) -> String {
     match event {
@@ -619,11 +646,11 @@ async fn apply_recorded(
     ctx: &Context<'_>,
     mut release: Release,
     previous: Option<&Release>,
-    crds: &(Vec<Value>, CrdsPolicy),
+    crds: (Vec<CrdFile>, CrdsPolicy),
     pre: &str,
     cleanup_on_fail: bool,
 ) -> Result<Pending, ActionError> {
-    let outcome = match apply_crds(ctx, &crds.0, crds.1).await {
+    let outcome = match apply_crds(ctx, crds.0, crds.1).await {
         Err(e) => Err((e, Vec::new())),
         Ok(()) => match ctx.run_hooks(&mut release, pre).await {
             Err(e) => Err((ActionError::Hook(hook_failure(pre, &e)), Vec::new())),
@@ -719,36 +746,39 @@ fn resource_string(r: &ObjectRef) -> String {
 }
 
 /// The chart's `crds/`: created when missing; with `CreateReplace` updated too (Helm never
-/// deletes them).
+/// deletes them). One file at a time, as Helm creates them, so that only one file's objects
+/// are held parsed; a failure names the file, and what earlier files created stays.
 async fn apply_crds(
     ctx: &Context<'_>,
-    crds: &[Value],
+    files: Vec<CrdFile>,
     policy: CrdsPolicy,
 ) -> Result<(), ActionError> {
-    let mut wanted = Vec::new();
-    for crd in crds {
-        if policy == CrdsPolicy::Create {
-            let r = object_ref(crd).map_err(ActionError::Manifest)?;
-            if ctx
-                .applier
-                .get(&r)
-                .await
-                .map_err(|e| ActionError::Apply(e.to_string()))?
-                .is_some()
-            {
-                continue;
+    for file in files {
+        let mut wanted = Vec::new();
+        for crd in file.objects()? {
+            if policy == CrdsPolicy::Create {
+                let r = object_ref(&crd).map_err(ActionError::Manifest)?;
+                if ctx
+                    .applier
+                    .get(&r)
+                    .await
+                    .map_err(|e| ActionError::Apply(e.to_string()))?
+                    .is_some()
+                {
+                    continue;
+                }
             }
+            wanted.push(crd);
         }
-        wanted.push(crd.clone());
+        if wanted.is_empty() {
+            continue;
+        }
+        ctx.applier
+            .apply(wanted, &ApplyOptions::new(ctx.owner.clone()))
+            .await
+            .map_err(|e| ActionError::Apply(format!("failed to install CRD {}: {e}", file.path)))?;
     }
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    ctx.applier
-        .apply(wanted, &ApplyOptions::new(ctx.owner.clone()))
-        .await
-        .map(drop)
-        .map_err(|e| ActionError::Apply(format!("failed to install CRDs: {e}")))
+    Ok(())
 }
 
 /// Applies a revision's manifest and deletes what the previous one had and it has not; a

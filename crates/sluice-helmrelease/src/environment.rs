@@ -112,7 +112,7 @@ mod tests {
         let c = cause(m).unwrap();
         assert_eq!(c.summary, "StorageClass \"fast\" does not exist");
         assert!(c.hint.contains("local-path"));
-        let m = "failed to install CRDs: Widget/apps/w: no matches for kind \"Widget\" in version \"example.com/v1\" (install the CRD)";
+        let m = "failed to install CRD app/crds/widgets.yaml: Widget/apps/w: no matches for kind \"Widget\" in version \"example.com/v1\" (install the CRD)";
         assert_eq!(
             cause(m).unwrap().summary,
             "no matches for kind \"Widget\" in version \"example.com/v1\""

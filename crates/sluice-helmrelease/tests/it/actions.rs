@@ -503,3 +503,88 @@ async fn ownership_replace_and_cleanup_on_fail_as_helm() {
     );
     ns.delete().await;
 }
+
+/// A chart's `crds/` files are created one after the other, as Helm does: a file the API
+/// server refuses fails the install with its path, the revision is recorded failed, and what
+/// the files before it created stays (Helm never deletes CRDs).
+#[tokio::test]
+async fn a_refused_crd_file_is_named_and_earlier_files_stay() {
+    let Env {
+        client,
+        ns,
+        applier,
+        storage,
+    } = Env::start("hr-crd-files").await;
+    let ctx = context(&applier, &storage, ns.name());
+    let dir = tempfile::tempdir().unwrap();
+    let group = format!("{}.sluice.test", ns.name());
+    let crd = |plural: &str, kind: &str, scope: &str| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {plural}.{group}\n\
+             spec:\n  group: {group}\n  scope: {scope}\n  names: {{kind: {kind}, plural: {plural}}}\n\
+             \x20 versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema: {{type: object}}\n"
+        )
+    };
+    write(
+        dir.path(),
+        "Chart.yaml",
+        "apiVersion: v2\nname: greet\nversion: 0.1.0\n",
+    );
+    write(
+        dir.path(),
+        "crds/a.yaml",
+        &crd("gadgets", "Gadget", "Namespaced"),
+    );
+    write(
+        dir.path(),
+        "crds/b.yaml",
+        &crd("gizmos", "Gizmo", "Nowhere"),
+    );
+    write(
+        dir.path(),
+        "templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greet\n",
+    );
+    let chart = sluice_helm::chart::load_dir(dir.path(), &Default::default()).unwrap();
+    let v = values("{}\n");
+    let render = sluice_helm::render::Options::default();
+    let desired = Desired {
+        name: "greet",
+        namespace: ns.name(),
+        chart: &chart,
+        values: &v,
+        render: &render,
+        crds: actions::CrdsPolicy::Create,
+        take_ownership: true,
+        replace: false,
+        cleanup_on_fail: false,
+    };
+    let Err(err) = actions::install(&ctx, &desired).await else {
+        panic!("the install passed with a refused CRD");
+    };
+    let crds: kube::Api<
+        k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    > = kube::Api::all(client);
+    let created = crds.get_opt(&format!("gadgets.{group}")).await.unwrap();
+    let _ = crds
+        .delete(&format!("gadgets.{group}"), &Default::default())
+        .await;
+    let message = err.to_string();
+    assert!(
+        message.contains("failed to install CRD greet/crds/b.yaml:") && message.contains("Nowhere"),
+        "{message}"
+    );
+    assert!(created.is_some(), "the file before the refused one stays");
+    assert_eq!(
+        storage.last("greet").await.unwrap().unwrap().status(),
+        Status::Failed
+    );
+    assert!(
+        applier
+            .get(&ObjectRef::new("", "v1", "ConfigMap", ns.name(), "greet"))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing of the manifest is applied after a refused CRD"
+    );
+}
