@@ -224,6 +224,7 @@ impl Applier {
                 discovery: Arc::new(DiscoveryCache::default()),
                 service_account: None,
                 field_manager: FIELD_MANAGER.to_owned(),
+                cluster: None,
             },
         }
     }
@@ -239,6 +240,19 @@ impl Applier {
         let client = crate::client::impersonating_client(config, namespace, name)?;
         let mut applier = Self::new(client);
         applier.kube.service_account = Some(format!("{namespace}/{name}"));
+        Ok(applier)
+    }
+
+    /// An applier for another cluster (`spec.kubeConfig`), with its own discovery cache,
+    /// impersonating the service account `(namespace, name)` there if given.
+    /// Failures to reach it name its server.
+    pub fn remote(config: Config, account: Option<(&str, &str)>) -> Result<Self, kube::Error> {
+        let server = config.cluster_url.to_string();
+        let mut applier = match account {
+            Some((namespace, name)) => Self::impersonating(&config, namespace, name)?,
+            None => Self::new(Client::try_from(config)?),
+        };
+        applier.kube.cluster = Some(server);
         Ok(applier)
     }
 

@@ -119,6 +119,8 @@ pub(crate) struct Kube {
     /// `namespace/name` of the impersonated service account.
     pub service_account: Option<String>,
     pub field_manager: String,
+    /// The server of a remote cluster (`spec.kubeConfig`), named in failures to reach it.
+    pub cluster: Option<String>,
 }
 
 /// What resolving a kind found.
@@ -130,7 +132,11 @@ pub(crate) enum Resolution {
 
 impl Kube {
     fn failure(&self, err: kube::Error) -> ApiFailure {
-        ApiFailure::from_kube(err, self.service_account.as_deref())
+        ApiFailure::from_kube(
+            err,
+            self.service_account.as_deref(),
+            self.cluster.as_deref(),
+        )
     }
 
     /// The failure of a request about an object. A 404 that is not about the object means

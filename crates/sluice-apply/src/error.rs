@@ -7,6 +7,23 @@ use crate::changeset::ChangeSet;
 use crate::client::RequestCounts;
 use crate::object::{ObjectRef, Stage};
 
+/// An error with the causes beneath it, each once: `client error (Connect): tcp connect
+/// error: Connection refused (os error 111)` where the error alone says `client error
+/// (Connect)`.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
 /// A failed Kubernetes API request, reduced to what callers and humans need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiFailure {
@@ -21,7 +38,13 @@ pub struct ApiFailure {
 }
 
 impl ApiFailure {
-    pub(crate) fn from_kube(err: kube::Error, service_account: Option<&str>) -> Self {
+    /// `cluster` is the server of a remote cluster: a failure to reach it names it, with the
+    /// causes beneath (`client error (Connect)` alone says nothing of where or why).
+    pub(crate) fn from_kube(
+        err: kube::Error,
+        service_account: Option<&str>,
+        cluster: Option<&str>,
+    ) -> Self {
         let (code, reason, message) = match err {
             kube::Error::Api(status) => (
                 Some(status.code),
@@ -32,7 +55,13 @@ impl ApiFailure {
                     status.message.clone()
                 },
             ),
-            other => (None, String::new(), other.to_string()),
+            other => {
+                let mut message = error_chain(&other);
+                if let Some(c) = cluster {
+                    message.push_str(&format!(" (cluster {c})"));
+                }
+                (None, String::new(), message)
+            }
         };
         Self {
             code,

@@ -29,11 +29,12 @@ pub mod inventory;
 mod normalize;
 mod object;
 mod prune;
+pub mod remote;
 
 pub use apply::{Applier, ApplyOptions, ApplyProgress, ApplyResult, Owner, prepared};
 pub use changeset::{Action, ChangeSet, ChangeSetEntry, MAX_DRIFT_PATHS, SkipReason};
 pub use client::RequestCounts;
-pub use error::{ApiFailure, ApplyError, ObjectError, ObjectErrorKind, PruneError};
+pub use error::{ApiFailure, ApplyError, ObjectError, ObjectErrorKind, PruneError, error_chain};
 pub use guard::{
     EmptyBuildError, MASS_PRUNE_MIN_OBJECTS, MassPruneError, PRUNE_EMPTY_ANNOTATION,
     PruneGuardError, check_empty_build, check_prune, flux_controllers, flux_controllers_message,
@@ -43,6 +44,7 @@ pub use ignore::IgnoreRule;
 pub use inventory::InventoryError;
 pub use object::{ObjectRef, Stage, flux_order, sort_objects, split_api_version};
 pub use prune::{Propagation, PruneOptions, PruneResult};
+pub use remote::{KubeConfigPolicy, RemoteAppliers, RemoteError};
 
 /// Labels, annotations and values shared with Flux (re-exported from `sluice-api`).
 pub use sluice_api::kustomization::{

@@ -109,6 +109,8 @@ struct Ctx {
     /// The environmental cause of each HelmRelease's last failed action, how many actions in a
     /// row it failed, and what the HelmRelease looked like then.
     environment: Mutex<HashMap<sluice_runtime::ObjectKey, Recurring>>,
+    /// Appliers for the clusters of `spec.kubeConfig`.
+    remote: sluice_apply::RemoteAppliers,
 }
 
 /// An environmental cause that failed a release's actions.
@@ -187,6 +189,7 @@ pub async fn run_until(
         resources: ResourceCache::default(),
         waits: Mutex::new(HashMap::new()),
         environment: Mutex::new(HashMap::new()),
+        remote: sluice_apply::RemoteAppliers::default(),
         opts: opts.clone(),
     });
     let ready_task = sluice_runtime::readiness::open_when_listable(
@@ -459,7 +462,9 @@ async fn cleanup(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
             return Ok(Requeue::await_change());
         }
     }
-    let applier = applier_for(hr, ctx).map_err(|f| Error::Cleanup(f.message))?;
+    let applier = applier_for(hr, ctx)
+        .await
+        .map_err(|f| Error::Cleanup(f.message))?;
     let storage = storage_for(hr, &applier);
     let name = release_name(hr);
     let last = storage
@@ -752,15 +757,52 @@ fn release_name(hr: &HelmRelease) -> String {
 /// helm-controller's impersonating client: `spec.serviceAccountName`, else
 /// `--default-service-account` (both in the HelmRelease's namespace), else the reconciler
 /// (`--reconciler-service-account`), else none (the controller's own identity).
+///
+/// With `spec.kubeConfig` the actions happen on that cluster, as the HelmRelease's own account
+/// or the default one there (the reconciler is an account of this cluster).
 fn acting_as(hr: &HelmRelease, ctx: &Ctx) -> Option<ServiceAccountRef> {
-    ctx.opts.runtime.tenancy.acting_as(
-        &hr.namespace().unwrap_or_default(),
-        hr.spec.service_account_name.as_deref(),
-    )
+    let tenancy = &ctx.opts.runtime.tenancy;
+    let ns = hr.namespace().unwrap_or_default();
+    let spec = hr.spec.service_account_name.as_deref();
+    if hr.spec.kube_config.is_some() {
+        tenancy.acting_as_remote(&ns, spec)
+    } else {
+        tenancy.acting_as(&ns, spec)
+    }
 }
 
-fn applier_for(hr: &HelmRelease, ctx: &Ctx) -> Result<Applier, Failure> {
-    match acting_as(hr, ctx) {
+/// The applier every Helm action of `hr` acts with: on the cluster of its `spec.kubeConfig`,
+/// if any, as [`acting_as`] says.
+async fn applier_for(hr: &HelmRelease, ctx: &Ctx) -> Result<Applier, Failure> {
+    let sa = acting_as(hr, ctx);
+    if let Some(kube_config) = &hr.spec.kube_config {
+        let tenancy = &ctx.opts.runtime.tenancy;
+        let policy = sluice_apply::KubeConfigPolicy {
+            insecure_tls: tenancy.insecure_kubeconfig_tls,
+            insecure_exec: tenancy.insecure_kubeconfig_exec,
+        };
+        return ctx
+            .remote
+            .applier(
+                &ctx.client,
+                &hr.namespace().unwrap_or_default(),
+                kube_config,
+                sa.as_ref()
+                    .map(|sa| (sa.namespace.as_str(), sa.name.as_str())),
+                policy,
+                FIELD_MANAGER,
+            )
+            .await
+            .map_err(|e| match e {
+                sluice_apply::RemoteError::Unsupported(m) => {
+                    Failure::stalled(meta::UNSUPPORTED_FIELD_REASON, m)
+                }
+                sluice_apply::RemoteError::Invalid(m) => {
+                    Failure::new(meta::RECONCILIATION_FAILED_REASON, m)
+                }
+            });
+    }
+    match sa {
         Some(sa) => ctx
             .applier
             .impersonate(&ctx.config, &sa.namespace, &sa.name)
@@ -945,7 +987,12 @@ pub fn unsupported(hr: &HelmRelease) -> Vec<&'static str> {
             out.push(field);
         }
     };
-    refuse(s.kube_config.is_some(), "spec.kubeConfig");
+    refuse(
+        s.kube_config
+            .as_ref()
+            .is_some_and(|k| k.secret_ref.is_none() && k.config_map_ref.is_some()),
+        "spec.kubeConfig.configMapRef (workload identity; use spec.kubeConfig.secretRef)",
+    );
     refuse(
         matches!(
             s.post_render_strategy,
@@ -1204,7 +1251,7 @@ impl Run<'_> {
     async fn release(&mut self, chart: &Chart, values: &YMap) -> Ended {
         let hr = self.hr;
         let storage_ns = hr.storage_namespace();
-        let applier = match applier_for(hr, self.ctx) {
+        let applier = match applier_for(hr, self.ctx).await {
             Ok(a) => a,
             Err(f) => return Ended::Failed(f),
         };
@@ -1677,7 +1724,7 @@ impl Run<'_> {
     }
 
     async fn resume(&mut self, w: Waiting) -> Ended {
-        let applier = match applier_for(self.hr, self.ctx) {
+        let applier = match applier_for(self.hr, self.ctx).await {
             Ok(a) => a,
             Err(f) => return Ended::Failed(f),
         };
@@ -1690,7 +1737,7 @@ impl Run<'_> {
     /// Ends a wait that something new made moot: its revision is recorded failed, as Flux's
     /// canceled health checks leave it.
     async fn cancel(&mut self, w: Waiting) {
-        let Ok(applier) = applier_for(self.hr, self.ctx) else {
+        let Ok(applier) = applier_for(self.hr, self.ctx).await else {
             return;
         };
         let storage = storage_for(self.hr, &applier);
@@ -2326,9 +2373,15 @@ mod tests {
             },
         }))
         .unwrap();
+        assert_eq!(unsupported(&hr), ["spec.upgrade.serverSideApply: disabled"]);
+        let mut identity = hr.clone();
+        identity.spec.upgrade = None;
+        identity.spec.kube_config = Some(
+            serde_json::from_value(serde_json::json!({"configMapRef": {"name": "aws"}})).unwrap(),
+        );
         assert_eq!(
-            unsupported(&hr),
-            ["spec.kubeConfig", "spec.upgrade.serverSideApply: disabled"]
+            unsupported(&identity),
+            ["spec.kubeConfig.configMapRef (workload identity; use spec.kubeConfig.secretRef)"]
         );
         let mut unknown = hr.clone();
         unknown.spec.kube_config = None;

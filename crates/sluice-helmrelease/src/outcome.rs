@@ -254,7 +254,7 @@ mod tests {
         let mut status = HelmReleaseStatus::default();
         let f = Failure::stalled(
             meta::UNSUPPORTED_FIELD_REASON,
-            "spec.kubeConfig is not supported by sluice yet",
+            "spec.install.serverSideApply: false is not supported by sluice yet",
         );
         conclude(
             &hr,

@@ -23,7 +23,7 @@ pub const MAX_SECRET_DATA: usize = 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The API server failed or refused.
-    #[error("{action} {key}: {source}")]
+    #[error("{action} {key}: {}", sluice_apply::error_chain(source))]
     Kube {
         action: &'static str,
         key: String,

@@ -18,7 +18,9 @@ use sluice_api::kustomization::{
 };
 use sluice_api::meta::{self, FluxObject};
 use sluice_api::{GitRepository, Kustomization, OCIRepository};
-use sluice_apply::{Applier, ObjectRef, Owner, PruneOptions, inventory, prune_empty_override};
+use sluice_apply::{
+    Applier, ObjectRef, Owner, PruneOptions, RemoteAppliers, inventory, prune_empty_override,
+};
 use sluice_runtime::{Event, Failure, History, Policy, Recorder, Schedules, finalizers};
 
 use crate::graph::{Key, ReverseIndex};
@@ -144,6 +146,8 @@ pub(crate) struct Ctx {
     /// `--no-remote-bases`).
     pub remote_loader: Option<Arc<dyn sluice_kustomize::remote::RemoteLoader>>,
     pub rendered: Mutex<HashMap<Key, Rendered>>,
+    /// Appliers for the clusters of `spec.kubeConfig`.
+    pub remote: RemoteAppliers,
 }
 
 fn key_of(ks: &Kustomization) -> Key {
@@ -278,6 +282,7 @@ pub async fn run_until(
             .map_err(|e| anyhow::anyhow!(e))?,
         ),
         rendered: Mutex::new(HashMap::new()),
+        remote: RemoteAppliers::default(),
         opts: opts.clone(),
     });
     tracing::info!(namespace = ?opts.namespace, selector = ?opts.label_selector, storage = ?opts.storage_path, "starting Kustomization controller");
@@ -628,9 +633,10 @@ async fn cleanup(ks: &Kustomization, ctx: &Ctx) -> Result<Action, Error> {
         )
         .unwrap_or_default();
         if !objects.is_empty() {
-            let applier = match applier_for(ctx, ks) {
+            let applier = match applier_for(ctx, ks).await {
                 Ok(a) => a,
-                Err(m) => {
+                Err(e) => {
+                    let m = e.to_string();
                     publish(
                         ctx,
                         ks,

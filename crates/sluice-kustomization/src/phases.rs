@@ -17,8 +17,8 @@ use sluice_api::Kustomization;
 use sluice_api::kustomization::{KUSTOMIZATION_KIND, KustomizationStatus};
 use sluice_api::meta::{self, Artifact, CONDITION_TRUE, CONDITION_UNKNOWN, FluxObject};
 use sluice_apply::{
-    Applier, ApplyOptions, ApplyResult, ObjectRef, Owner, PruneOptions, check_prune, inventory,
-    prune_empty_override,
+    Applier, ApplyOptions, ApplyResult, KubeConfigPolicy, ObjectRef, Owner, PruneOptions,
+    RemoteError, check_prune, inventory, prune_empty_override,
 };
 use sluice_kstatus::cel::{CustomHealthCheck, Expression};
 use sluice_render::{Inputs, RenderOptions};
@@ -153,7 +153,7 @@ impl<'a> Run<'a> {
         self.announce_progress(&artifact).await?;
         let inputs = self.inputs().await?;
         let objects = self.render(&artifact, inputs).await?;
-        let applier = self.applier()?;
+        let applier = self.applier().await?;
         let applied = self.apply(&applier, objects).await?;
         let changed = self.prune(&applier, &applied).await? || applied.change_set.has_changes();
         self.record_inventory().await?;
@@ -170,7 +170,7 @@ impl<'a> Run<'a> {
     pub async fn resume_health(&mut self, wait: Wait) -> Result<Done, Stop> {
         self.revision = Some(wait.revision.clone());
         let checks = self.validate()?;
-        let applier = self.applier()?;
+        let applier = self.applier().await?;
         let done = Done {
             revision: wait.revision.clone(),
             changed: wait.changed,
@@ -190,10 +190,16 @@ impl<'a> Run<'a> {
         let spec = &self.ks.spec;
         // Accepted by the schema, not implemented: applying without it would
         // be wrong (the wrong cluster).
-        if spec.kube_config.is_some() {
+        if spec
+            .kube_config
+            .as_ref()
+            .is_some_and(|k| k.secret_ref.is_none() && k.config_map_ref.is_some())
+        {
             return Err(Failure::stalled(
                 UNSUPPORTED_REASON,
-                "spec.kubeConfig is not supported by sluice yet; nothing was applied",
+                "spec.kubeConfig.configMapRef (a cloud provider's workload identity) is not \
+                 supported by sluice: use spec.kubeConfig.secretRef with a kubeconfig; nothing \
+                 was applied",
             )
             .into());
         }
@@ -421,11 +427,16 @@ impl<'a> Run<'a> {
         Ok((*built).clone())
     }
 
-    /// The applier acting for this Kustomization: impersonating its service
-    /// account, if it has one.
-    fn applier(&self) -> Result<Applier, Stop> {
-        applier_for(self.ctx, self.ks)
-            .map_err(|m| self.failure(meta::RECONCILIATION_FAILED_REASON, m))
+    /// The applier acting for this Kustomization: on the cluster of its
+    /// `spec.kubeConfig`, if any, impersonating its service account, if it
+    /// has one.
+    async fn applier(&self) -> Result<Applier, Stop> {
+        applier_for(self.ctx, self.ks).await.map_err(|e| match e {
+            RemoteError::Unsupported(m) => {
+                Failure::stalled(UNSUPPORTED_REASON, format!("{m}; nothing was applied")).into()
+            }
+            RemoteError::Invalid(m) => self.failure(meta::RECONCILIATION_FAILED_REASON, m),
+        })
     }
 
     /// Staged server-side apply, within the timeout. The inventory grows
@@ -732,13 +743,35 @@ pub(crate) fn acting_as(ks: &Kustomization, opts: &Options) -> Option<ServiceAcc
 }
 
 /// The applier acting for `ks`: impersonating its service account, if it has
-/// one (see [`acting_as`]).
-pub(crate) fn applier_for(ctx: &Ctx, ks: &Kustomization) -> Result<Applier, String> {
+/// one (see [`acting_as`]); with `spec.kubeConfig`, on that cluster, as its
+/// own account or the default one there.
+pub(crate) async fn applier_for(ctx: &Ctx, ks: &Kustomization) -> Result<Applier, RemoteError> {
+    let tenancy = &ctx.opts.runtime.tenancy;
+    if let Some(kube_config) = &ks.spec.kube_config {
+        let ns = ks.namespace().unwrap_or_default();
+        let sa = tenancy.acting_as_remote(&ns, ks.spec.service_account_name.as_deref());
+        let policy = KubeConfigPolicy {
+            insecure_tls: tenancy.insecure_kubeconfig_tls,
+            insecure_exec: tenancy.insecure_kubeconfig_exec,
+        };
+        return ctx
+            .remote
+            .applier(
+                &ctx.client,
+                &ns,
+                kube_config,
+                sa.as_ref()
+                    .map(|sa| (sa.namespace.as_str(), sa.name.as_str())),
+                policy,
+                ctx.applier.field_manager(),
+            )
+            .await;
+    }
     match acting_as(ks, &ctx.opts) {
         Some(sa) => ctx
             .applier
             .impersonate(&ctx.config, &sa.namespace, &sa.name)
-            .map_err(|e| format!("impersonating service account {sa}: {e}")),
+            .map_err(|e| RemoteError::Invalid(format!("impersonating service account {sa}: {e}"))),
         None => Ok(ctx.applier.clone()),
     }
 }

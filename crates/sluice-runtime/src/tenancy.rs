@@ -39,6 +39,10 @@ pub struct Tenancy {
     pub reconciler: Option<ServiceAccountRef>,
     /// Flux's `--no-cross-namespace-refs`.
     pub no_cross_namespace_refs: bool,
+    /// Flux's `--insecure-kubeconfig-tls`: a `spec.kubeConfig` may skip TLS verification.
+    pub insecure_kubeconfig_tls: bool,
+    /// Flux's `--insecure-kubeconfig-exec`: a `spec.kubeConfig` may run an `exec` plugin.
+    pub insecure_kubeconfig_exec: bool,
 }
 
 impl Tenancy {
@@ -46,17 +50,31 @@ impl Tenancy {
     /// `spec` acts as: its own, else the default one (in its namespace), else
     /// the reconciler, else `None` (the controller's own identity).
     pub fn acting_as(&self, namespace: &str, spec: Option<&str>) -> Option<ServiceAccountRef> {
-        let named = spec.filter(|s| !s.is_empty()).or(self
+        self.named(namespace, spec)
+            .or_else(|| self.reconciler.clone())
+    }
+
+    /// The account an object with `spec.kubeConfig` acts as on the remote cluster: its own,
+    /// else the default one, both in its namespace, as Flux impersonates them there. The
+    /// reconciler is an account of this cluster and is never assumed on another one.
+    pub fn acting_as_remote(
+        &self,
+        namespace: &str,
+        spec: Option<&str>,
+    ) -> Option<ServiceAccountRef> {
+        self.named(namespace, spec)
+    }
+
+    /// The object's own account, else the default one, in `namespace`.
+    fn named(&self, namespace: &str, spec: Option<&str>) -> Option<ServiceAccountRef> {
+        let name = spec.filter(|s| !s.is_empty()).or(self
             .default_service_account
             .as_deref()
-            .filter(|s| !s.is_empty()));
-        match named {
-            Some(name) => Some(ServiceAccountRef {
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-            }),
-            None => self.reconciler.clone(),
-        }
+            .filter(|s| !s.is_empty()))?;
+        Some(ServiceAccountRef {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })
     }
 
     /// Whether an object in `namespace` may refer to one in `other`.
@@ -90,6 +108,15 @@ mod tests {
             reconciler: sa("flux-system", "sluice-reconciler"),
             ..Tenancy::default()
         };
+        assert_eq!(
+            reconciler.acting_as_remote("apps", None),
+            None,
+            "the reconciler is not assumed on a remote cluster"
+        );
+        assert_eq!(
+            reconciler.acting_as_remote("apps", Some("deployer")),
+            sa("apps", "deployer")
+        );
         assert_eq!(
             reconciler.acting_as("apps", None),
             sa("flux-system", "sluice-reconciler")

@@ -139,6 +139,25 @@ pub async fn config() -> Config {
         .unwrap_or_else(|e| panic!("reading the test control plane's kubeconfig: {e:#}"))
 }
 
+/// The text of the control plane's kubeconfig (self-contained: its certificates are inline),
+/// with its server replaced by `server` when given: what a test puts in a Secret for
+/// `spec.kubeConfig`.
+pub fn kubeconfig_text(server: Option<&str>) -> String {
+    let path = kubeconfig_path();
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    match server {
+        None => text,
+        Some(s) => text
+            .lines()
+            .map(|l| match l.find("server:") {
+                Some(i) => format!("{}server: {s}\n", &l[..i]),
+                None => format!("{l}\n"),
+            })
+            .collect(),
+    }
+}
+
 async fn try_config() -> Result<Config> {
     let path = kubeconfig_path();
     let kubeconfig =

@@ -203,6 +203,16 @@ struct KustomizationArgs {
     #[arg(long = "no-cross-namespace-refs", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
     no_cross_namespace_refs: bool,
 
+    /// Let a `spec.kubeConfig` kubeconfig skip TLS verification
+    /// (`insecure-skip-tls-verify`); refused without it.
+    #[arg(long = "insecure-kubeconfig-tls", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
+    insecure_kubeconfig_tls: bool,
+
+    /// Let a `spec.kubeConfig` kubeconfig run its `user.exec` credential
+    /// plugin inside the controller; refused without it.
+    #[arg(long = "insecure-kubeconfig-exec", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
+    insecure_kubeconfig_exec: bool,
+
     /// A Secret in the controller's namespace whose `*.agekey` entries
     /// decrypt SOPS for Kustomizations with `spec.decryption` and no
     /// `secretRef` (Flux's flag).
@@ -333,6 +343,8 @@ fn tenancy(args: &KustomizationArgs) -> sluice_runtime::Tenancy {
             }
         }),
         no_cross_namespace_refs: args.no_cross_namespace_refs,
+        insecure_kubeconfig_tls: args.insecure_kubeconfig_tls,
+        insecure_kubeconfig_exec: args.insecure_kubeconfig_exec,
     }
 }
 

@@ -477,7 +477,7 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
         "spec": {
             "interval": "10m",
             "chartRef": {"kind": "OCIRepository", "name": "greet"},
-            "kubeConfig": {"secretRef": {"name": "remote-cluster"}},
+            "install": {"serverSideApply": false},
         },
     }))
     .unwrap();
@@ -488,7 +488,7 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
     .await;
     assert_eq!(
         ready_message(&refused),
-        "False UnsupportedField: not supported by sluice yet: spec.kubeConfig"
+        "False UnsupportedField: not supported by sluice yet: spec.install.serverSideApply: false"
     );
 
     // Deleted: uninstalled, records and objects gone.
@@ -988,7 +988,9 @@ async fn bad_input_fails_a_release_with_its_cause_and_nothing_else() {
 /// A chart whose `values.schema.json` refers to its documents by URL, relative to its `$id`
 /// (as bjw-s's app-template does with GitHub): the documents are fetched as Helm fetches them and
 /// validate the values; a violation fails the upgrade naming the value, before anything is
-/// written; `upgrade.disableSchemaValidation` lets the upgrade through.
+/// written; `upgrade.disableSchemaValidation` lets the upgrade through. A document on a server
+/// that cannot be reached fails the install naming it; `install.disableSchemaValidation` lets
+/// it through.
 #[tokio::test]
 async fn schemas_that_refer_to_documents_by_url_validate_as_helms() {
     let f = Fixture::start("hr-schema").await;
@@ -1076,6 +1078,60 @@ async fn schemas_that_refer_to_documents_by_url_validate_as_helms() {
     let cm = cms.get("schemed-port").await.unwrap();
     assert_eq!(cm.data.unwrap()["port"], "http");
     assert_eq!(server.hits(), 1, "kept, not fetched again");
+
+    // A schema server that cannot be reached (an air-gapped cluster): the install fails
+    // naming the document and why, nothing is written; without schema validation it installs.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreached = format!("http://127.0.0.1:{port}/greet/schemas/port.json");
+    write(
+        dir.path(),
+        "values.schema.json",
+        &format!(
+            r#"{{"type": "object", "properties": {{"port": {{"$ref": "{unreached}#/port"}}}}}}"#
+        ),
+    );
+    write(
+        dir.path(),
+        "Chart.yaml",
+        "apiVersion: v2\nname: unreached\nversion: 1.0.0\n",
+    );
+    let chart = sluice_helm::chart::load_dir(dir.path(), &Default::default()).unwrap();
+    f.serve("unreached", &sluice_helm::package::package(&chart).unwrap())
+        .await;
+    let spec = json!({"releaseName": "unreached",
+        "chartRef": {"kind": "OCIRepository", "name": "unreached"}});
+    hrs.create(
+        &PostParams::default(),
+        &helm_release(&name, "unreached", "20s", spec),
+    )
+    .await
+    .unwrap();
+    let failed = wait_for(&hrs, "unreached", Duration::from_secs(60), |hr| {
+        ready_message(hr).starts_with("False")
+    })
+    .await;
+    let ready = ready_message(&failed);
+    assert!(
+        ready.contains(&format!("{unreached} (HTTP request failed"))
+            && ready.contains("which could not be fetched"),
+        "{ready}"
+    );
+    assert!(storage.history("unreached").await.unwrap().is_empty());
+    merge(
+        &hrs,
+        "unreached",
+        json!({"spec": {"install": {"disableSchemaValidation": true}}}),
+    )
+    .await;
+    wait_for(&hrs, "unreached", Duration::from_secs(90), |hr| {
+        hr.is_ready()
+    })
+    .await;
+    assert!(cms.get_opt("unreached-port").await.unwrap().is_some());
     f.stop().await;
 }
 
@@ -1603,6 +1659,88 @@ async fn the_traefik_chart_under_the_legacy_wait_stalls_on_its_load_balancer() {
         released.contains("timeout waiting for")
             && released.contains(&format!("Service/{name}/traefik")),
         "{released}"
+    );
+    f.stop().await;
+}
+
+/// Puts `kubeconfig` in Secret `name` under `value`.
+async fn kubeconfig_secret(client: &kube::Client, ns: &str, name: &str, kubeconfig: &str) {
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name}, "stringData": {"value": kubeconfig}});
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .unwrap();
+}
+
+/// `spec.kubeConfig`: every action, the release storage included, happens on the cluster the
+/// Secret's kubeconfig names, with its identity (here the test control plane again, as its
+/// admin: the reconciler this controller would otherwise act as has no rights and is never
+/// assumed on another cluster); a wrong server in it fails the run, naming it; uninstall goes
+/// there too.
+#[tokio::test]
+async fn a_kube_config_releases_on_the_cluster_it_names() {
+    let f = Fixture::start_with("hr-remote", |ns| sluice_runtime::Tenancy {
+        reconciler: Some(sluice_runtime::ServiceAccountRef {
+            namespace: ns.to_owned(),
+            name: "reconciler".into(),
+        }),
+        ..Default::default()
+    })
+    .await;
+    let (client, name) = (f.client.clone(), f.name.clone());
+    let unreachable = sluice_testsupport::kubeconfig_text(Some("https://127.0.0.1:1"));
+    kubeconfig_secret(&client, &name, "remote", &unreachable).await;
+    let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
+    hrs.create(
+        &PostParams::default(),
+        &helm_release(
+            &name,
+            "greet",
+            "30s",
+            json!({"kubeConfig": {"secretRef": {"name": "remote"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let failed = wait_for(&hrs, "greet", Duration::from_secs(60), |hr| {
+        ready_message(hr).starts_with("False")
+    })
+    .await;
+    let message = ready_message(&failed);
+    assert!(message.contains("127.0.0.1:1"), "{message}");
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    assert!(cms.get_opt("greet-greeting").await.unwrap().is_none());
+
+    kubeconfig_secret(
+        &client,
+        &name,
+        "remote",
+        &sluice_testsupport::kubeconfig_text(None),
+    )
+    .await;
+    request_reconcile(&hrs, "fixed").await;
+    wait_for(&hrs, "greet", Duration::from_secs(90), |hr| hr.is_ready()).await;
+    assert!(cms.get_opt("greet-greeting").await.unwrap().is_some());
+    let stored = Storage::new(client.clone(), &name)
+        .history("greet")
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+
+    hrs.delete("greet", &DeleteParams::default()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while hrs.get_opt("greet").await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "greet is still there");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        cms.get_opt("greet-greeting").await.unwrap().is_none(),
+        "uninstalled on the cluster of the kubeconfig"
     );
     f.stop().await;
 }

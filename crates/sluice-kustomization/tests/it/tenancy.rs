@@ -207,3 +207,122 @@ async fn cross_namespace_references_are_refused_when_locked_down() {
     let ks = env.wait_reason("own-namespace", "ArtifactFailed").await;
     assert!(!stalled(&ks), "{:?}", ready(&ks));
 }
+
+async fn kubeconfig_secret(env: &Env, name: &str, key: &str, kubeconfig: &str) {
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = env.ns.api();
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "stringData": {key: kubeconfig},
+    }))
+    .expect("Secret");
+    secrets
+        .patch(
+            name,
+            &kube::api::PatchParams::apply("test").force(),
+            &kube::api::Patch::Apply(&secret),
+        )
+        .await
+        .expect("apply Secret");
+}
+
+/// `spec.kubeConfig`: the apply, prune and health checks happen on the cluster the Secret's
+/// kubeconfig names (here the test control plane again, reached through the kubeconfig: a
+/// wrong server in it fails the run, the right one applies); a kubeconfig that would make the
+/// controller read its own files is refused, and so is a missing Secret, each named.
+#[tokio::test]
+async fn kube_config_applies_on_the_cluster_it_names() {
+    let env = Env::start("ks-remote").await;
+    let ns = env.name().to_string();
+    let mut repo = Repo::new();
+    repo.write("apps/a.yaml", &configmap("a", &[("v", "1")]));
+    let rev = repo.commit("one");
+    env.git_repository("repo", &mut repo).await;
+
+    kubeconfig_secret(
+        &env,
+        "remote",
+        "value",
+        &sluice_testsupport::kubeconfig_text(Some("https://127.0.0.1:1")),
+    )
+    .await;
+    env.kustomization(
+        "remote",
+        json!({"path": "./apps", "retryInterval": "2s",
+               "kubeConfig": {"secretRef": {"name": "remote"}}}),
+    )
+    .await;
+    let ks = env.wait_reason("remote", "ReconciliationFailed").await;
+    assert!(
+        ready_message(&ks).contains("127.0.0.1:1"),
+        "{}",
+        ready_message(&ks)
+    );
+    assert!(env.configmaps().get_opt("a").await.unwrap().is_none());
+
+    // The Secret fixed: a new version of it, a new client.
+    kubeconfig_secret(
+        &env,
+        "remote",
+        "value",
+        &sluice_testsupport::kubeconfig_text(None),
+    )
+    .await;
+    env.wait_ready("remote", &rev).await;
+    let cm = env
+        .configmaps()
+        .get_opt("a")
+        .await
+        .unwrap()
+        .expect("applied");
+    assert_eq!(
+        cm.metadata.labels.unwrap_or_default()["kustomize.toolkit.fluxcd.io/name"],
+        "remote"
+    );
+
+    // `key` picks the entry; a file reference in the kubeconfig is refused.
+    let sneaky = sluice_testsupport::kubeconfig_text(None).replace(
+        "client-key-data:",
+        "client-key: /var/run/secrets/kubernetes.io/serviceaccount/token\n    x-was:",
+    );
+    kubeconfig_secret(&env, "sneaky", "config", &sneaky).await;
+    env.kustomization(
+        "sneaky",
+        json!({"path": "./apps", "retryInterval": "2s",
+               "kubeConfig": {"secretRef": {"name": "sneaky", "key": "config"}}}),
+    )
+    .await;
+    let ks = env.wait_reason("sneaky", "ReconciliationFailed").await;
+    let msg = ready_message(&ks);
+    assert!(
+        msg.contains(&format!(
+            "invalid KubeConfig in secret '{ns}/sneaky': user '"
+        )) && msg.contains("references a client-key file, only client-key-data is supported"),
+        "{msg}"
+    );
+
+    env.kustomization(
+        "absent",
+        json!({"path": "./apps", "retryInterval": "2s",
+               "kubeConfig": {"secretRef": {"name": "absent"}}}),
+    )
+    .await;
+    let ks = env.wait_reason("absent", "ReconciliationFailed").await;
+    assert!(
+        ready_message(&ks).starts_with(&format!("unable to read KubeConfig secret '{ns}/absent'")),
+        "{}",
+        ready_message(&ks)
+    );
+
+    // Workload identity is not implemented: refused before anything is built.
+    env.kustomization(
+        "identity",
+        json!({"path": "./apps", "kubeConfig": {"configMapRef": {"name": "aws"}}}),
+    )
+    .await;
+    let ks = env.wait_reason("identity", "UnsupportedField").await;
+    assert!(
+        ready_message(&ks).contains("configMapRef"),
+        "{}",
+        ready_message(&ks)
+    );
+}
