@@ -53,10 +53,19 @@ const MAX_CACHED: usize = 32;
 /// new entry.
 #[derive(Default)]
 pub struct RemoteAppliers {
+    policy: KubeConfigPolicy,
     cached: Mutex<HashMap<String, Applier>>,
 }
 
 impl RemoteAppliers {
+    /// Appliers for kubeconfigs that `policy` allows.
+    pub fn new(policy: KubeConfigPolicy) -> Self {
+        Self {
+            policy,
+            cached: Mutex::default(),
+        }
+    }
+
     /// The applier for the cluster that `reference` (in `namespace`) names, impersonating
     /// `account` (`namespace`, `name`) there if given, under `field_manager`.
     pub async fn applier(
@@ -65,9 +74,9 @@ impl RemoteAppliers {
         namespace: &str,
         reference: &KubeConfigReference,
         account: Option<(&str, &str)>,
-        policy: KubeConfigPolicy,
         field_manager: &str,
     ) -> Result<Applier, RemoteError> {
+        let policy = self.policy;
         let Some(secret_ref) = &reference.secret_ref else {
             return Err(if reference.config_map_ref.is_some() {
                 RemoteError::Unsupported(

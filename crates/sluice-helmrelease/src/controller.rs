@@ -189,7 +189,10 @@ pub async fn run_until(
         resources: ResourceCache::default(),
         waits: Mutex::new(HashMap::new()),
         environment: Mutex::new(HashMap::new()),
-        remote: sluice_apply::RemoteAppliers::default(),
+        remote: sluice_apply::RemoteAppliers::new(sluice_apply::KubeConfigPolicy {
+            insecure_tls: opts.runtime.tenancy.insecure_kubeconfig_tls,
+            insecure_exec: opts.runtime.tenancy.insecure_kubeconfig_exec,
+        }),
         opts: opts.clone(),
     });
     let ready_task = sluice_runtime::readiness::open_when_listable(
@@ -776,22 +779,11 @@ fn acting_as(hr: &HelmRelease, ctx: &Ctx) -> Option<ServiceAccountRef> {
 async fn applier_for(hr: &HelmRelease, ctx: &Ctx) -> Result<Applier, Failure> {
     let sa = acting_as(hr, ctx);
     if let Some(kube_config) = &hr.spec.kube_config {
-        let tenancy = &ctx.opts.runtime.tenancy;
-        let policy = sluice_apply::KubeConfigPolicy {
-            insecure_tls: tenancy.insecure_kubeconfig_tls,
-            insecure_exec: tenancy.insecure_kubeconfig_exec,
-        };
+        let account = sa.as_ref().map(|a| (a.namespace.as_str(), a.name.as_str()));
+        let ns = hr.namespace().unwrap_or_default();
         return ctx
             .remote
-            .applier(
-                &ctx.client,
-                &hr.namespace().unwrap_or_default(),
-                kube_config,
-                sa.as_ref()
-                    .map(|sa| (sa.namespace.as_str(), sa.name.as_str())),
-                policy,
-                FIELD_MANAGER,
-            )
+            .applier(&ctx.client, &ns, kube_config, account, FIELD_MANAGER)
             .await
             .map_err(|e| match e {
                 sluice_apply::RemoteError::Unsupported(m) => {

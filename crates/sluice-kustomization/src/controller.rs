@@ -282,7 +282,10 @@ pub async fn run_until(
             .map_err(|e| anyhow::anyhow!(e))?,
         ),
         rendered: Mutex::new(HashMap::new()),
-        remote: RemoteAppliers::default(),
+        remote: RemoteAppliers::new(sluice_apply::KubeConfigPolicy {
+            insecure_tls: opts.runtime.tenancy.insecure_kubeconfig_tls,
+            insecure_exec: opts.runtime.tenancy.insecure_kubeconfig_exec,
+        }),
         opts: opts.clone(),
     });
     tracing::info!(namespace = ?opts.namespace, selector = ?opts.label_selector, storage = ?opts.storage_path, "starting Kustomization controller");

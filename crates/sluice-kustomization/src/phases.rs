@@ -17,8 +17,8 @@ use sluice_api::Kustomization;
 use sluice_api::kustomization::{KUSTOMIZATION_KIND, KustomizationStatus};
 use sluice_api::meta::{self, Artifact, CONDITION_TRUE, CONDITION_UNKNOWN, FluxObject};
 use sluice_apply::{
-    Applier, ApplyOptions, ApplyResult, KubeConfigPolicy, ObjectRef, Owner, PruneOptions,
-    RemoteError, check_prune, inventory, prune_empty_override,
+    Applier, ApplyOptions, ApplyResult, ObjectRef, Owner, PruneOptions, RemoteError, check_prune,
+    inventory, prune_empty_override,
 };
 use sluice_kstatus::cel::{CustomHealthCheck, Expression};
 use sluice_render::{Inputs, RenderOptions};
@@ -746,25 +746,15 @@ pub(crate) fn acting_as(ks: &Kustomization, opts: &Options) -> Option<ServiceAcc
 /// one (see [`acting_as`]); with `spec.kubeConfig`, on that cluster, as its
 /// own account or the default one there.
 pub(crate) async fn applier_for(ctx: &Ctx, ks: &Kustomization) -> Result<Applier, RemoteError> {
-    let tenancy = &ctx.opts.runtime.tenancy;
     if let Some(kube_config) = &ks.spec.kube_config {
         let ns = ks.namespace().unwrap_or_default();
+        let tenancy = &ctx.opts.runtime.tenancy;
         let sa = tenancy.acting_as_remote(&ns, ks.spec.service_account_name.as_deref());
-        let policy = KubeConfigPolicy {
-            insecure_tls: tenancy.insecure_kubeconfig_tls,
-            insecure_exec: tenancy.insecure_kubeconfig_exec,
-        };
+        let account = sa.as_ref().map(|a| (a.namespace.as_str(), a.name.as_str()));
+        let field_manager = ctx.applier.field_manager();
         return ctx
             .remote
-            .applier(
-                &ctx.client,
-                &ns,
-                kube_config,
-                sa.as_ref()
-                    .map(|sa| (sa.namespace.as_str(), sa.name.as_str())),
-                policy,
-                ctx.applier.field_manager(),
-            )
+            .applier(&ctx.client, &ns, kube_config, account, field_manager)
             .await;
     }
     match acting_as(ks, &ctx.opts) {

@@ -236,6 +236,23 @@ impl Fixture {
             .unwrap();
     }
 
+    /// Serves the chart in `dir` from OCIRepository `name` and creates HelmRelease `name` of
+    /// it (release `name`, timeout 20s).
+    async fn release_dir(&self, name: &str, dir: &Path) {
+        let chart = sluice_helm::chart::load_dir(dir, &Default::default()).unwrap();
+        self.serve(name, &sluice_helm::package::package(&chart).unwrap())
+            .await;
+        let spec = json!({"releaseName": name,
+            "chartRef": {"kind": "OCIRepository", "name": name}});
+        Api::<HelmRelease>::namespaced(self.client.clone(), &self.name)
+            .create(
+                &PostParams::default(),
+                &helm_release(&self.name, name, "20s", spec),
+            )
+            .await
+            .unwrap();
+    }
+
     async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.controller.await;
@@ -1021,18 +1038,8 @@ async fn schemas_that_refer_to_documents_by_url_validate_as_helms() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-port\n\
          data:\n  port: {{ .Values.port | quote }}\n",
     );
-    let chart = sluice_helm::chart::load_dir(dir.path(), &Default::default()).unwrap();
-    f.serve("schemed", &sluice_helm::package::package(&chart).unwrap())
-        .await;
+    f.release_dir("schemed", dir.path()).await;
     let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
-    let spec = json!({"releaseName": "schemed",
-        "chartRef": {"kind": "OCIRepository", "name": "schemed"}});
-    hrs.create(
-        &PostParams::default(),
-        &helm_release(&name, "schemed", "20s", spec),
-    )
-    .await
-    .unwrap();
     wait_for(&hrs, "schemed", Duration::from_secs(90), |hr| hr.is_ready()).await;
     assert_eq!(server.hits(), 1, "the document is fetched once");
 
@@ -1099,17 +1106,7 @@ async fn schemas_that_refer_to_documents_by_url_validate_as_helms() {
         "Chart.yaml",
         "apiVersion: v2\nname: unreached\nversion: 1.0.0\n",
     );
-    let chart = sluice_helm::chart::load_dir(dir.path(), &Default::default()).unwrap();
-    f.serve("unreached", &sluice_helm::package::package(&chart).unwrap())
-        .await;
-    let spec = json!({"releaseName": "unreached",
-        "chartRef": {"kind": "OCIRepository", "name": "unreached"}});
-    hrs.create(
-        &PostParams::default(),
-        &helm_release(&name, "unreached", "20s", spec),
-    )
-    .await
-    .unwrap();
+    f.release_dir("unreached", dir.path()).await;
     let failed = wait_for(&hrs, "unreached", Duration::from_secs(60), |hr| {
         ready_message(hr).starts_with("False")
     })
