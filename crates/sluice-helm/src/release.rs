@@ -315,21 +315,40 @@ impl Release {
         l
     }
 
+    /// About how long the record's JSON is: the chart's files in base64 and the manifest and
+    /// hooks with some room for escapes, so that the text is allocated once rather than
+    /// regrown (kube-prometheus-stack's record is 8 MB of JSON before gzip).
+    fn json_size_hint(&self) -> usize {
+        let files = |f: &Option<Vec<StoredFile>>| {
+            f.iter()
+                .flatten()
+                .map(|f| f.name.len() + f.data.as_ref().map_or(0, |d| d.len() * 4 / 3) + 64)
+                .sum::<usize>()
+        };
+        let chart = self.chart.as_ref().map_or(0, |c| {
+            files(&c.templates) + files(&c.files) + c.schema.as_ref().map_or(0, |s| s.len() * 4 / 3)
+        });
+        let hooks: usize = self.hooks.iter().map(|h| h.manifest.len()).sum();
+        let text = self.manifest.len() + hooks;
+        chart + text + text / 8 + 64 * 1024
+    }
+
     /// The record's JSON as Go's `json.Marshal(release)` writes it.
     pub fn to_json(&self) -> Result<String, ReleaseError> {
-        let mut w = Obj::new();
+        let mut text = String::with_capacity(self.json_size_hint());
+        let mut w = Obj::new(&mut text);
         w.str_omitempty("name", &self.name);
         if let Some(info) = &self.info {
             w.key("info");
-            write_info(&mut w.out, info)?;
+            write_info(w.out, info)?;
         }
         if let Some(c) = &self.chart {
             w.key("chart");
-            write_chart(&mut w.out, c)?;
+            write_chart(w.out, c)?;
         }
         if !self.config.is_empty() {
             w.key("config");
-            y_json(&Y::Map(self.config.clone()), &mut w.out)?;
+            y_json(&Y::Map(self.config.clone()), w.out)?;
         }
         w.str_omitempty("manifest", &self.manifest);
         if !self.hooks.is_empty() {
@@ -339,7 +358,7 @@ impl Release {
                 if i > 0 {
                     w.out.push(',');
                 }
-                write_hook(&mut w.out, h);
+                write_hook(w.out, h);
             }
             w.out.push(']');
         }
@@ -349,7 +368,8 @@ impl Release {
         }
         w.str_omitempty("namespace", &self.namespace);
         w.str_omitempty("apply_method", &self.apply_method);
-        Ok(w.end())
+        w.end();
+        Ok(text)
     }
 
     /// Reads a record's JSON as Go's `json.Unmarshal` into Helm's structs
@@ -428,30 +448,29 @@ pub fn record_json(data: &[u8]) -> Result<Vec<u8>, ReleaseError> {
 // Writing
 // ---------------------------------------------------------------------------
 
-/// A JSON object being written field by field.
-struct Obj {
-    out: String,
+/// A JSON object being written field by field, straight into its parent's text: nested
+/// objects are not built apart and copied in (a chart's files make a record megabytes long).
+struct Obj<'a> {
+    out: &'a mut String,
     first: bool,
 }
 
-impl Obj {
-    fn new() -> Obj {
-        Obj {
-            out: String::from("{"),
-            first: true,
-        }
+impl<'a> Obj<'a> {
+    fn new(out: &'a mut String) -> Obj<'a> {
+        out.push('{');
+        Obj { out, first: true }
     }
     fn key(&mut self, k: &str) {
         if !self.first {
             self.out.push(',');
         }
         self.first = false;
-        json_string(k, true, &mut self.out);
+        json_string(k, true, self.out);
         self.out.push(':');
     }
     fn str(&mut self, k: &str, v: &str) {
         self.key(k);
-        json_string(v, true, &mut self.out);
+        json_string(v, true, self.out);
     }
     fn str_omitempty(&mut self, k: &str, v: &str) {
         if !v.is_empty() {
@@ -461,12 +480,11 @@ impl Obj {
     fn strs_omitempty(&mut self, k: &str, v: &[String]) {
         if !v.is_empty() {
             self.key(k);
-            write_strs(&mut self.out, v);
+            write_strs(self.out, v);
         }
     }
-    fn end(mut self) -> String {
+    fn end(self) {
         self.out.push('}');
-        self.out
     }
 }
 
@@ -530,14 +548,14 @@ fn write_bytes(out: &mut String, b: &Option<Vec<u8>>) {
         None => out.push_str("null"),
         Some(b) => {
             out.push('"');
-            out.push_str(&data_encoding::BASE64.encode(b));
+            data_encoding::BASE64.encode_append(b, out);
             out.push('"');
         }
     }
 }
 
 pub(crate) fn write_info(out: &mut String, i: &Info) -> Result<(), ReleaseError> {
-    let mut w = Obj::new();
+    let mut w = Obj::new(out);
     for (k, t) in [
         ("first_deployed", &i.first_deployed),
         ("last_deployed", &i.last_deployed),
@@ -556,21 +574,21 @@ pub(crate) fn write_info(out: &mut String, i: &Info) -> Result<(), ReleaseError>
     {
         w.key("resources");
         // As Go writes it back after decoding it into `interface{}`.
-        y_json(&crate::values::from_json(r), &mut w.out)?;
+        y_json(&crate::values::from_json(r), w.out)?;
     }
-    out.push_str(&w.end());
+    w.end();
     Ok(())
 }
 
 pub(crate) fn write_hook(out: &mut String, h: &Hook) {
-    let mut w = Obj::new();
+    let mut w = Obj::new(out);
     w.str_omitempty("name", &h.name);
     w.str_omitempty("kind", &h.kind);
     w.str_omitempty("path", &h.path);
     w.str_omitempty("manifest", &h.manifest);
     w.strs_omitempty("events", &h.events);
     w.key("last_run");
-    let mut r = Obj::new();
+    let mut r = Obj::new(&mut *w.out);
     if let Some(t) = &h.last_run.started_at {
         r.str("started_at", t);
     }
@@ -578,14 +596,14 @@ pub(crate) fn write_hook(out: &mut String, h: &Hook) {
         r.str("completed_at", t);
     }
     r.str("phase", &h.last_run.phase);
-    w.out.push_str(&r.end());
+    r.end();
     if h.weight != 0 {
         w.key("weight");
         w.out.push_str(&h.weight.to_string());
     }
     w.strs_omitempty("delete_policies", &h.delete_policies);
     w.strs_omitempty("output_log_policies", &h.output_log_policies);
-    out.push_str(&w.end());
+    w.end();
 }
 
 fn write_files(out: &mut String, files: &Option<Vec<StoredFile>>) {
@@ -598,51 +616,51 @@ fn write_files(out: &mut String, files: &Option<Vec<StoredFile>>) {
         if i > 0 {
             out.push(',');
         }
-        let mut w = Obj::new();
+        let mut w = Obj::new(out);
         w.str("name", &f.name);
         w.key("data");
-        write_bytes(&mut w.out, &f.data);
+        write_bytes(w.out, &f.data);
         if let Some(t) = &f.mod_time {
             w.str("modtime", t);
         }
-        out.push_str(&w.end());
+        w.end();
     }
     out.push(']');
 }
 
 fn write_chart(out: &mut String, c: &StoredChart) -> Result<(), ReleaseError> {
-    let mut w = Obj::new();
+    let mut w = Obj::new(out);
     w.key("metadata");
     match &c.metadata {
         None => w.out.push_str("null"),
-        Some(m) => write_metadata(&mut w.out, m)?,
+        Some(m) => write_metadata(w.out, m)?,
     }
     w.key("lock");
     match &c.lock {
         None => w.out.push_str("null"),
-        Some(l) => write_lock(&mut w.out, l)?,
+        Some(l) => write_lock(w.out, l)?,
     }
     w.key("templates");
-    write_files(&mut w.out, &c.templates);
+    write_files(w.out, &c.templates);
     w.key("values");
     match &c.values {
         None => w.out.push_str("null"),
-        Some(v) => y_json(&Y::Map(v.clone()), &mut w.out)?,
+        Some(v) => y_json(&Y::Map(v.clone()), w.out)?,
     }
     w.key("schema");
-    write_bytes(&mut w.out, &c.schema);
+    write_bytes(w.out, &c.schema);
     w.str("schemamodtime", &c.schema_mod_time);
     w.key("files");
-    write_files(&mut w.out, &c.files);
+    write_files(w.out, &c.files);
     if let Some(t) = &c.mod_time {
         w.str("modtime", t);
     }
-    out.push_str(&w.end());
+    w.end();
     Ok(())
 }
 
 pub(crate) fn write_metadata(out: &mut String, m: &Metadata) -> Result<(), ReleaseError> {
-    let mut w = Obj::new();
+    let mut w = Obj::new(out);
     w.str_omitempty("name", &m.name);
     w.str_omitempty("home", &m.home);
     w.strs_omitempty("sources", &m.sources);
@@ -659,11 +677,11 @@ pub(crate) fn write_metadata(out: &mut String, m: &Metadata) -> Result<(), Relea
             match x {
                 None => w.out.push_str("null"),
                 Some(x) => {
-                    let mut o = Obj::new();
+                    let mut o = Obj::new(&mut *w.out);
                     o.str_omitempty("name", &x.name);
                     o.str_omitempty("email", &x.email);
                     o.str_omitempty("url", &x.url);
-                    w.out.push_str(&o.end());
+                    o.end();
                 }
             }
         }
@@ -680,19 +698,19 @@ pub(crate) fn write_metadata(out: &mut String, m: &Metadata) -> Result<(), Relea
     }
     if !m.annotations.is_empty() {
         w.key("annotations");
-        let mut o = Obj::new();
+        let mut o = Obj::new(&mut *w.out);
         for (k, v) in &m.annotations {
             o.str(k, v);
         }
-        w.out.push_str(&o.end());
+        o.end();
     }
     w.str_omitempty("kubeVersion", &m.kube_version);
     if !m.dependencies.is_empty() {
         w.key("dependencies");
-        write_deps(&mut w.out, &m.dependencies)?;
+        write_deps(w.out, &m.dependencies)?;
     }
     w.str_omitempty("type", &m.chart_type);
-    out.push_str(&w.end());
+    w.end();
     Ok(())
 }
 
@@ -706,7 +724,7 @@ fn write_deps(out: &mut String, deps: &[Option<Dependency>]) -> Result<(), Relea
             out.push_str("null");
             continue;
         };
-        let mut o = Obj::new();
+        let mut o = Obj::new(out);
         o.str("name", &d.name);
         o.str_omitempty("version", &d.version);
         o.str("repository", &d.repository);
@@ -718,25 +736,25 @@ fn write_deps(out: &mut String, deps: &[Option<Dependency>]) -> Result<(), Relea
         }
         if !d.import_values.is_empty() {
             o.key("import-values");
-            y_json(&Y::Seq(d.import_values.clone()), &mut o.out)?;
+            y_json(&Y::Seq(d.import_values.clone()), o.out)?;
         }
         o.str_omitempty("alias", &d.alias);
-        out.push_str(&o.end());
+        o.end();
     }
     out.push(']');
     Ok(())
 }
 
 fn write_lock(out: &mut String, l: &Lock) -> Result<(), ReleaseError> {
-    let mut o = Obj::new();
+    let mut o = Obj::new(out);
     o.str("generated", &l.generated);
     o.str("digest", &l.digest);
     o.key("dependencies");
     match &l.dependencies {
         None => o.out.push_str("null"),
-        Some(d) => write_deps(&mut o.out, d)?,
+        Some(d) => write_deps(o.out, d)?,
     }
-    out.push_str(&o.end());
+    o.end();
     Ok(())
 }
 
