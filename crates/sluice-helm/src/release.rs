@@ -165,8 +165,8 @@ pub struct HookExecution {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StoredFile {
     pub name: String,
-    /// `None` is Go's nil slice (`null`).
-    pub data: Option<Vec<u8>>,
+    /// `None` is Go's nil slice (`null`). Shared with the chart it was made from.
+    pub data: Option<std::sync::Arc<[u8]>>,
     pub mod_time: Option<String>,
 }
 
@@ -193,7 +193,7 @@ impl StoredChart {
             fs.iter()
                 .map(|f| StoredFile {
                     name: f.name.clone(),
-                    data: Some(f.data.to_vec()),
+                    data: Some(f.data.clone()),
                     mod_time: None,
                 })
                 .collect::<Vec<_>>()
@@ -543,7 +543,7 @@ pub(crate) fn y_json(v: &Y, out: &mut String) -> Result<(), ReleaseError> {
     Ok(())
 }
 
-fn write_bytes(out: &mut String, b: &Option<Vec<u8>>) {
+fn write_bytes(out: &mut String, b: Option<&[u8]>) {
     match b {
         None => out.push_str("null"),
         Some(b) => {
@@ -619,7 +619,7 @@ fn write_files(out: &mut String, files: &Option<Vec<StoredFile>>) {
         let mut w = Obj::new(out);
         w.str("name", &f.name);
         w.key("data");
-        write_bytes(w.out, &f.data);
+        write_bytes(w.out, f.data.as_deref());
         if let Some(t) = &f.mod_time {
             w.str("modtime", t);
         }
@@ -648,7 +648,7 @@ fn write_chart(out: &mut String, c: &StoredChart) -> Result<(), ReleaseError> {
         Some(v) => y_json(&Y::Map(v.clone()), w.out)?,
     }
     w.key("schema");
-    write_bytes(w.out, &c.schema);
+    write_bytes(w.out, c.schema.as_deref());
     w.str("schemamodtime", &c.schema_mod_time);
     w.key("files");
     write_files(w.out, &c.files);
@@ -928,7 +928,7 @@ fn read_files(v: &J, field: &str) -> RResult<Option<Vec<StoredFile>>> {
                 for (k, x) in m {
                     match k.as_str() {
                         "name" => out.name = string(x, k)?,
-                        "data" => out.data = bytes(x, k)?,
+                        "data" => out.data = bytes(x, k)?.map(Into::into),
                         "modtime" => out.mod_time = time(x, k)?,
                         _ => {}
                     }
