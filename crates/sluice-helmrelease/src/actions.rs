@@ -597,37 +597,35 @@ fn new_revision(
     Ok((release, crds))
 }
 
-/// One file of a chart's `crds/`, read and checked when the revision is made, kept as compact
-/// JSON until it is applied: parsed objects take several times the room of their text, and a
-/// chart's CRDs can be megabytes (kube-prometheus-stack's 10 are 8 MiB as parsed JSON).
+/// One file of a chart's `crds/`, checked when the revision is made and parsed again only when
+/// it is applied: its bytes are the chart's own, shared, and parsed objects take several times
+/// the room of their text (kube-prometheus-stack's 4.3 MB of CRDs are 8 MiB parsed).
 #[derive(Debug)]
 struct CrdFile {
     path: String,
-    json: Vec<u8>,
+    data: std::sync::Arc<[u8]>,
 }
 
 impl CrdFile {
-    fn read(path: &str, data: &[u8]) -> Result<Self, ActionError> {
-        let invalid =
-            |e: String| ActionError::Manifest(format!("failed to install CRD {path}: {e}"));
-        let text = String::from_utf8_lossy(data);
-        let docs =
-            sluice_kustomize::yaml::parse_resources(&text).map_err(|e| invalid(e.to_string()))?;
-        let objects: Vec<Value> = docs
-            .iter()
-            .map(sluice_render::pipeline::to_json)
-            .filter(Value::is_object)
-            .collect();
-        let json = serde_json::to_vec(&objects).map_err(|e| invalid(e.to_string()))?;
-        Ok(Self {
+    fn read(path: &str, data: &std::sync::Arc<[u8]>) -> Result<Self, ActionError> {
+        let file = Self {
             path: path.to_owned(),
-            json,
-        })
+            data: data.clone(),
+        };
+        file.objects()?;
+        Ok(file)
     }
 
     fn objects(&self) -> Result<Vec<Value>, ActionError> {
-        serde_json::from_slice(&self.json)
-            .map_err(|e| ActionError::Manifest(format!("failed to install CRD {}: {e}", self.path)))
+        let text = String::from_utf8_lossy(&self.data);
+        let docs = sluice_kustomize::yaml::parse_resources(&text).map_err(|e| {
+            ActionError::Manifest(format!("failed to install CRD {}: {e}", self.path))
+        })?;
+        Ok(docs
+            .iter()
+            .map(sluice_render::pipeline::to_json)
+            .filter(Value::is_object)
+            .collect())
     }
 }
 
