@@ -46,12 +46,22 @@ impl Harness {
             namespace: Some(self.ns.name().to_string()),
             ..options
         };
+        // Each watch's first listing must be over before the test changes anything: an object
+        // created during it is part of the starting state, not a creation (reload-on-create).
+        // The gates are registered here, closed, so that none can look open before the
+        // reloader has made it.
+        let readiness = options.runtime.readiness.clone();
+        let gates = sluice_reloader::readiness_gates(&options);
+        for g in &gates {
+            drop(readiness.gate(g));
+        }
         let client = self.client.clone();
         let metrics = self.metrics.clone();
         self.task = tokio::spawn(sluice_reloader::run(client, options, metrics));
         let start = Instant::now();
         while self.metrics.tracked_objects(SourceKind::ConfigMap) < configmaps
             || self.metrics.tracked_objects(SourceKind::Secret) < secrets
+            || readiness.pending().iter().any(|p| gates.contains(p))
         {
             assert!(
                 !self.task.is_finished(),
