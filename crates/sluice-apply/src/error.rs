@@ -7,22 +7,7 @@ use crate::changeset::ChangeSet;
 use crate::client::RequestCounts;
 use crate::object::{ObjectRef, Stage};
 
-/// An error with the causes beneath it, each once: `client error (Connect): tcp connect
-/// error: Connection refused (os error 111)` where the error alone says `client error
-/// (Connect)`.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
-}
+pub use sluice_api::meta::error_chain;
 
 /// A failed Kubernetes API request, reduced to what callers and humans need.
 #[derive(Debug, Clone, PartialEq, Eq)]

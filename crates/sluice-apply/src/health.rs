@@ -2,51 +2,16 @@
 //! the objects, judges them with sluice-kstatus (Flux's rules, or CEL checks), and when one is
 //! not ready in time, explains why down to the Pod, its claim and the claim's StorageClass.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::ObjectRef;
-use kube::api::{ApiResource, DynamicObject, ListParams};
-use kube::core::GroupVersionKind;
+use crate::{Applier, ObjectRef};
+use kube::api::{DynamicObject, ListParams};
 use kube::discovery::Scope;
 use kube::{Api, Client};
 use serde_json::Value;
 use sluice_kstatus::cel::CustomHealthCheck;
 use sluice_kstatus::{ComputeOptions, Status};
 use sluice_kstatus::{ExplainInput, explain, render_chain};
-
-/// (group, version, kind).
-type Gvk = (String, String, String);
-
-/// Discovery results shared across reconciliations: the resource and
-/// whether it is namespaced.
-#[derive(Default)]
-pub struct ResourceCache {
-    map: Mutex<HashMap<Gvk, (ApiResource, bool)>>,
-}
-
-impl ResourceCache {
-    async fn resolve(
-        &self,
-        client: &Client,
-        obj: &ObjectRef,
-    ) -> Result<(ApiResource, bool), String> {
-        let key = (obj.group.clone(), obj.version.clone(), obj.kind.clone());
-        if let Some(hit) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(hit);
-        }
-        let gvk = GroupVersionKind::gvk(&obj.group, &obj.version, &obj.kind);
-        let (ar, caps) = kube::discovery::pinned_kind(client, &gvk)
-            .await
-            .map_err(|e| format!("{}: {e}", obj.subject()))?;
-        let namespaced = caps.scope == Scope::Namespaced;
-        if let Ok(mut m) = self.map.lock() {
-            m.insert(key, (ar.clone(), namespaced));
-        }
-        Ok((ar, namespaced))
-    }
-}
 
 /// Why an object could not be read.
 struct ReadError {
@@ -56,22 +21,18 @@ struct ReadError {
     forbidden: bool,
 }
 
-async fn get(
-    client: &Client,
-    cache: &ResourceCache,
-    obj: &ObjectRef,
-) -> Result<Option<Value>, ReadError> {
-    let (ar, namespaced) = cache
-        .resolve(client, obj)
-        .await
-        .map_err(|message| ReadError {
-            forbidden: false,
-            message,
-        })?;
-    let api: Api<DynamicObject> = if namespaced {
-        Api::namespaced_with(client.clone(), &obj.namespace, &ar)
-    } else {
-        Api::all_with(client.clone(), &ar)
+/// Reads an object through the applier's client, its kind resolved by the applier's
+/// discovery cache (each cluster has its own: a remote cluster serves kinds of its own).
+async fn get(applier: &Applier, obj: &ObjectRef) -> Result<Option<Value>, ReadError> {
+    let (ar, scope) = applier.resolve(obj).await.map_err(|e| ReadError {
+        forbidden: false,
+        // The caller names the object.
+        message: e.kind.to_string(),
+    })?;
+    let client = applier.client().clone();
+    let api: Api<DynamicObject> = match scope {
+        Scope::Namespaced => Api::namespaced_with(client, &obj.namespace, &ar),
+        Scope::Cluster => Api::all_with(client, &ar),
     };
     match api.get_opt(&obj.name).await {
         Ok(Some(o)) => {
@@ -185,9 +146,8 @@ async fn legacy_related(client: &Client, live: &Value) -> Vec<Value> {
 /// address …`) is named, with its cause chain.
 #[allow(clippy::too_many_arguments)]
 pub async fn check(
-    client: &Client,
+    applier: &Applier,
     service_account: Option<&str>,
-    cache: &ResourceCache,
     objects: &[ObjectRef],
     custom: &[CustomHealthCheck],
     elapsed: Duration,
@@ -202,7 +162,7 @@ pub async fn check(
     let mut failed = false;
     let mut forbidden = Vec::new();
     for obj in objects {
-        let (live, read_error) = match get(client, cache, obj).await {
+        let (live, read_error) = match get(applier, obj).await {
             Ok(live) => (live, None),
             Err(e) if e.forbidden => {
                 forbidden.push(format!("{}: {}", obj.subject(), e.message));
@@ -213,7 +173,7 @@ pub async fn check(
         let (status, why) = match (&live, rules) {
             (Some(v), Rules::HelmLegacy { check_jobs }) => {
                 use sluice_kstatus::legacy::{Verdict, ready};
-                match ready(v, &legacy_related(client, v).await, check_jobs) {
+                match ready(v, &legacy_related(applier.client(), v).await, check_jobs) {
                     Verdict::Ready => (Status::Current, None),
                     Verdict::NotReady(m) => (Status::InProgress, Some(m)),
                     Verdict::Failed(m) => (Status::Failed, Some(m)),
@@ -280,7 +240,7 @@ pub async fn check(
             }
         }
         if let Some(live) = live {
-            let chain = cause_chain(client, &o.namespace, live).await;
+            let chain = cause_chain(applier.client(), &o.namespace, live).await;
             if !chain.is_empty() {
                 msg.push_str("; ");
                 msg.push_str(&chain);

@@ -1109,3 +1109,62 @@ async fn an_abandoned_apply_leaves_what_it_created_in_its_progress() {
             .await;
     }
 }
+
+#[tokio::test]
+async fn health_checks_resolve_kinds_through_the_appliers_discovery() {
+    use sluice_apply::health::{self, Health, Rules};
+    let client = client().await;
+    let ns = TestNamespace::create(&client, "apply-health").await;
+    let group = format!("{}.example.com", unique_name("h"));
+    let crd_name = format!("gizmos.{group}");
+    let applier = Applier::new(client.clone());
+    let gizmo = sluice_apply::ObjectRef::new(&group, "v1", "Gizmo", ns.name(), "g1");
+    let look = |last: bool| {
+        health::check(
+            &applier,
+            None,
+            std::slice::from_ref(&gizmo),
+            &[],
+            Duration::from_secs(3),
+            last,
+            Rules::Flux,
+        )
+    };
+
+    // A kind the cluster does not serve: unknown while waiting, then named at the end.
+    match look(false).await {
+        Health::Pending { summary, .. } => assert_eq!(
+            summary,
+            format!("[Gizmo/{}/g1 status: 'Unknown']", ns.name())
+        ),
+        other => panic!("{other:?}"),
+    }
+    match look(true).await {
+        Health::Failed(msg) => assert!(
+            msg.contains(&format!(
+                "Gizmo/{}/g1: no matches for kind \"Gizmo\" in version \"{group}/v1\"",
+                ns.name()
+            )),
+            "{msg}"
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    // Once its CRD is installed, the same applier (whose discovery saw the kind missing)
+    // finds it, and then the object.
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": crd_name},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo", "listKind": "GizmoList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let cr = json!({"apiVersion": format!("{group}/v1"), "kind": "Gizmo",
+        "metadata": {"name": "g1", "namespace": ns.name()}});
+    apply_ok(&applier, vec![crd, cr], &opts()).await;
+    assert_eq!(look(true).await, Health::Ready);
+
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let _ = crds.delete(&crd_name, &DeleteParams::background()).await;
+    ns.delete().await;
+}

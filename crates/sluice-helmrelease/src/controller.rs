@@ -32,7 +32,7 @@ use sluice_api::helm_release::{
 };
 use sluice_api::meta::{self, Artifact, FluxObject};
 use sluice_api::{HelmChart, HelmRelease, OCIRepository};
-use sluice_apply::health::{self, Health, ResourceCache};
+use sluice_apply::health::{self, Health};
 use sluice_apply::{Applier, ObjectRef, Owner};
 use sluice_helm::release::Release;
 use sluice_kstatus::cel::{CustomHealthCheck, Expression};
@@ -103,7 +103,6 @@ struct Ctx {
     recorder: Recorder,
     opts: Options,
     schedules: Schedules,
-    resources: ResourceCache,
     /// Revisions applied and waited for, by HelmRelease (the worker is not held while waiting).
     waits: Mutex<HashMap<sluice_runtime::ObjectKey, Waiting>>,
     /// The environmental cause of each HelmRelease's last failed action, how many actions in a
@@ -186,7 +185,6 @@ pub async fn run_until(
         applier: Applier::new(client.clone()).with_field_manager(FIELD_MANAGER),
         recorder: Recorder::new(client.clone(), FIELD_MANAGER, &opts.runtime.events),
         schedules: Schedules::default(),
-        resources: ResourceCache::default(),
         waits: Mutex::new(HashMap::new()),
         environment: Mutex::new(HashMap::new()),
         remote: sluice_apply::RemoteAppliers::new(sluice_apply::KubeConfigPolicy {
@@ -1861,9 +1859,8 @@ impl Run<'_> {
         let acting_as = acting_as(self.hr, self.ctx).map(|sa| sa.to_string());
         let checks = health_checks(self.hr).unwrap_or_default();
         let verdict = health::check(
-            ctx.applier.client(),
+            ctx.applier,
             acting_as.as_deref(),
-            &self.ctx.resources,
             &waiting.objects,
             &checks,
             waiting.wait_started.elapsed(),

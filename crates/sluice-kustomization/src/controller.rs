@@ -28,7 +28,6 @@ use crate::metrics::Metrics;
 use crate::outcome::{self, Ended, HEALTH_CHECK_CANCELED_REASON};
 use crate::phases::{self, Run, Stop, Wait, applier_for, deps_of};
 use crate::source::{SourceReflectors, SourceStores, wake_users};
-use sluice_apply::health::ResourceCache;
 use sluice_render::artifact::ArtifactCache;
 
 /// How the controller runs.
@@ -140,7 +139,6 @@ pub(crate) struct Ctx {
     /// Health checks in progress, by Kustomization.
     pub waits: Mutex<HashMap<Key, Wait>>,
     pub metrics: Metrics,
-    pub resources: ResourceCache,
     pub artifacts: Arc<ArtifactCache>,
     /// Fetches remote kustomize bases for every build (none with
     /// `--no-remote-bases`).
@@ -269,7 +267,6 @@ pub async fn run_until(
         schedules: Schedules::default(),
         waits: Mutex::new(HashMap::new()),
         metrics,
-        resources: ResourceCache::default(),
         remote_loader: (!opts.no_remote_bases).then(|| {
             Arc::new(sluice_git::GitRemoteLoader::from_env())
                 as Arc<dyn sluice_kustomize::remote::RemoteLoader>

@@ -650,9 +650,8 @@ impl<'a> Run<'a> {
         let acting_as = acting_as(self.ks, &self.ctx.opts).map(|sa| sa.to_string());
         let last = Instant::now() + self.ctx.opts.health_poll >= wait.deadline;
         let verdict = health::check(
-            applier.client(),
+            applier,
             acting_as.as_deref(),
-            &self.ctx.resources,
             &wait.objects,
             checks,
             wait.health_started.elapsed(),
