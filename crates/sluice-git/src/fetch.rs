@@ -125,23 +125,11 @@ impl GitError {
     }
 }
 
-/// Renders an error with its whole source chain (`a: b: c`), skipping
-/// repeats.
-pub fn render_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !s.is_empty() && !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-        cur = e.source();
-    }
-    parts.join(": ")
-}
+/// Renders an error with its whole source chain (`a: b: c`), skipping repeats.
+pub use sluice_api::meta::error_chain;
 
 fn classify(err: &gix::Error, auth: &Auth, context: &str) -> GitError {
-    let text = render_chain(err);
+    let text = error_chain(err);
     let lower = text.to_ascii_lowercase();
     let is_auth = err.is_unauthenticated()
         || lower.contains("were not accepted by the remote")
@@ -236,7 +224,7 @@ fn init_bare(path: &Path) -> Result<gix::Repository, GitError> {
         GitError::op(format!(
             "initializing repository at {}: {}",
             path.display(),
-            render_chain(&e)
+            error_chain(&e)
         ))
     })
 }
@@ -245,9 +233,8 @@ fn init_bare(path: &Path) -> Result<gix::Repository, GitError> {
 fn scratch_repo(work: &Path) -> Result<gix::Repository, GitError> {
     let path = work.join("scratch.git");
     if path.join("HEAD").is_file() {
-        return gix::open_opts(&path, open_options()).map_err(|e| {
-            GitError::op(format!("opening {}: {}", path.display(), render_chain(&e)))
-        });
+        return gix::open_opts(&path, open_options())
+            .map_err(|e| GitError::op(format!("opening {}: {}", path.display(), error_chain(&e))));
     }
     std::fs::create_dir_all(work)
         .map_err(|e| GitError::op(format!("creating {}: {e}", work.display())))?;
@@ -263,7 +250,7 @@ fn scratch_repo(work: &Path) -> Result<gix::Repository, GitError> {
         let _ = std::fs::remove_dir_all(&made);
     }
     gix::open_opts(&path, open_options())
-        .map_err(|e| GitError::op(format!("opening {}: {}", path.display(), render_chain(&e))))
+        .map_err(|e| GitError::op(format!("opening {}: {}", path.display(), error_chain(&e))))
 }
 
 type Connection<'r> = gix::remote::Connection<
@@ -301,7 +288,7 @@ fn connect<'r>(
             GitError::op(format!(
                 "invalid URL '{}': {}",
                 redact_url(url),
-                render_chain(&e)
+                error_chain(&e)
             ))
         })
     };
@@ -358,7 +345,7 @@ fn connect<'r>(
         install_crypto_provider();
         let base = repo
             .transport_options(url.as_bytes().as_bstr(), None)
-            .map_err(|e| GitError::op(format!("configuring transport: {}", render_chain(&e))))?;
+            .map_err(|e| GitError::op(format!("configuring transport: {}", error_chain(&e))))?;
         let mut opts: http_transport::Options = base
             .and_then(|b| b.downcast::<http_transport::Options>().ok())
             .map(|b| *b)
@@ -592,12 +579,12 @@ fn list(
             GitError::op(format!(
                 "invalid URL '{}': {}",
                 redact_url(url),
-                render_chain(&e)
+                error_chain(&e)
             ))
         })?
         .with_fetch_tags(gix::remote::fetch::Tags::None)
         .with_refspecs(specs.iter().map(String::as_str), Direction::Fetch)
-        .map_err(|e| GitError::op(format!("invalid ref: {}", render_chain(&e))))?;
+        .map_err(|e| GitError::op(format!("invalid ref: {}", error_chain(&e))))?;
     let conn = connect(&repo, &remote, url, auth, deadline)?;
     let (map, _handshake) = conn
         .ref_map(
@@ -692,10 +679,10 @@ fn fetch_until(
                 let commit = match target {
                     FetchTarget::Ref(_) => {
                         let mut r = repo.find_reference(LOCAL_REF).map_err(|e| {
-                            GitError::op(format!("fetched ref missing: {}", render_chain(&e)))
+                            GitError::op(format!("fetched ref missing: {}", error_chain(&e)))
                         })?;
                         let id = r.peel_to_id().map_err(|e| {
-                            GitError::op(format!("peeling fetched ref: {}", render_chain(&e)))
+                            GitError::op(format!("peeling fetched ref: {}", error_chain(&e)))
                         })?;
                         peel_to_commit(&repo, id.detach())?
                     }
@@ -732,10 +719,10 @@ fn fetch_until(
 fn peel_to_commit(repo: &gix::Repository, id: gix::ObjectId) -> Result<gix::ObjectId, GitError> {
     let obj = repo
         .find_object(id)
-        .map_err(|e| GitError::op(format!("object {id} missing: {}", render_chain(&e))))?;
+        .map_err(|e| GitError::op(format!("object {id} missing: {}", error_chain(&e))))?;
     let commit = obj
         .peel_to_commit()
-        .map_err(|e| GitError::op(format!("{id} is not a commit: {}", render_chain(&e))))?;
+        .map_err(|e| GitError::op(format!("{id} is not a commit: {}", error_chain(&e))))?;
     Ok(commit.id)
 }
 
@@ -756,12 +743,12 @@ fn fetch_once(
             GitError::op(format!(
                 "invalid URL '{}': {}",
                 redact_url(url),
-                render_chain(&e)
+                error_chain(&e)
             ))
         })?
         .with_fetch_tags(gix::remote::fetch::Tags::None)
         .with_refspecs([spec], Direction::Fetch)
-        .map_err(|e| GitError::op(format!("invalid refspec '{spec}': {}", render_chain(&e))))?;
+        .map_err(|e| GitError::op(format!("invalid refspec '{spec}': {}", error_chain(&e))))?;
     let conn = connect(repo, &remote, url, auth, deadline)?;
     let mut prepare = conn
         .prepare_fetch(
@@ -801,7 +788,7 @@ pub fn archive_commit(
     let tree = repo
         .find_commit(commit)
         .and_then(|c| c.tree_id().map(|t| t.detach()))
-        .map_err(|e| GitError::op(format!("reading commit {commit}: {}", render_chain(&e))))?;
+        .map_err(|e| GitError::op(format!("reading commit {commit}: {}", error_chain(&e))))?;
     let entries = list_tree(repo, tree)?;
     let mut sourceignores: Vec<(String, String)> = entries
         .iter()
@@ -874,7 +861,7 @@ pub fn archive_commit(
             }
             EntryKind::File | EntryKind::Executable => {
                 let obj = repo.find_object(e.id).map_err(|err| {
-                    GitError::op(format!("reading {}: {}", e.path, render_chain(&err)))
+                    GitError::op(format!("reading {}: {}", e.path, error_chain(&err)))
                 })?;
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(if e.kind == EntryKind::Executable {
@@ -943,7 +930,7 @@ fn walk(
     let tree = repo
         .find_object(id)
         .and_then(|o| o.try_into_tree())
-        .map_err(|e| GitError::op(format!("reading tree {id}: {}", render_chain(&e))))?;
+        .map_err(|e| GitError::op(format!("reading tree {id}: {}", error_chain(&e))))?;
     let decoded = tree
         .decode()
         .map_err(|e| GitError::op(format!("decoding tree {id}: {e}")))?;

@@ -314,12 +314,12 @@ impl GitRemoteLoader {
             .connect_timeout(timeout.min(git::MAX_HTTP_CONNECT_TIMEOUT))
             .user_agent("sluice")
             .build()
-            .map_err(|e| format!("HTTP client: {}", git::render_chain(&e)))?;
+            .map_err(|e| format!("HTTP client: {}", git::error_chain(&e)))?;
         let resp = client.get(url).timeout(timeout).send().map_err(|e| {
             if e.is_timeout() {
                 timed_out()
             } else {
-                format!("GET {shown}: {}", git::render_chain(&e))
+                format!("GET {shown}: {}", git::error_chain(&e))
             }
         })?;
         let status = resp.status();
@@ -347,7 +347,7 @@ impl GitRemoteLoader {
                 Ok(n) => body.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let text = git::render_chain(&e);
+                    let text = git::error_chain(&e);
                     return Err(
                         if Instant::now() >= deadline || text.contains("timed out") {
                             timed_out()
@@ -416,19 +416,14 @@ fn checkout_commit(
     let entries = repo
         .find_commit(commit)
         .and_then(|c| c.tree())
-        .map_err(|e| {
-            git_error(format!(
-                "reading commit {commit}: {}",
-                git::render_chain(&e)
-            ))
-        })?
+        .map_err(|e| git_error(format!("reading commit {commit}: {}", git::error_chain(&e))))?
         .traverse()
         .breadthfirst
         .files()
         .map_err(|e| {
             git_error(format!(
                 "reading the tree of {commit}: {}",
-                git::render_chain(&e)
+                git::error_chain(&e)
             ))
         })?;
     let mut submodules = Vec::new();
@@ -455,7 +450,7 @@ fn checkout_commit(
         } else {
             let obj = repo
                 .find_object(e.oid)
-                .map_err(|err| git_error(format!("reading {rel}: {}", git::render_chain(&err))))?;
+                .map_err(|err| git_error(format!("reading {rel}: {}", git::error_chain(&err))))?;
             if mode.is_link() {
                 let target = String::from_utf8_lossy(&obj.data).into_owned();
                 std::os::unix::fs::symlink(target, &p).map_err(io)?;

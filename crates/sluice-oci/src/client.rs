@@ -761,7 +761,7 @@ impl Client {
         }
         // A certificate problem is a TLS server with a certificate we do not
         // trust: report it, do not downgrade.
-        let chain = sluice_git::fetch::render_chain(e).to_ascii_lowercase();
+        let chain = sluice_git::fetch::error_chain(e).to_ascii_lowercase();
         !chain.contains("certificate") && !chain.contains("refused")
     }
 
@@ -967,7 +967,7 @@ impl Client {
         } else {
             ErrorKind::Network
         };
-        let chain = sluice_git::fetch::render_chain(e);
+        let chain = sluice_git::fetch::error_chain(e);
         let msg = if e.is_timeout() {
             format!(
                 "{method} {url}: timed out after {:?}: {chain}",
@@ -1067,7 +1067,7 @@ fn read_limited(resp: Response, max: u64, shown: &str) -> Result<Vec<u8>> {
 
 fn read_error(e: std::io::Error, what: &str) -> Error {
     let timed_out = e.kind() == std::io::ErrorKind::TimedOut
-        || sluice_git::fetch::render_chain(&e)
+        || sluice_git::fetch::error_chain(&e)
             .to_ascii_lowercase()
             .contains("timed out");
     let kind = if timed_out {

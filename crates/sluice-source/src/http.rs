@@ -134,19 +134,7 @@ pub(crate) fn redact(url: &str) -> String {
     sluice_git::fetch::redact_url(url)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let m = inner.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        source = inner.source();
-    }
-    s
-}
+use sluice_api::meta::error_chain;
 
 /// Go's `units.HumanSize` (4 significant digits, decimal units), as Flux
 /// words the size of an index in its event.

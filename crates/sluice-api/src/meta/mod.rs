@@ -1,7 +1,7 @@
 //! What Flux's controllers share (`github.com/fluxcd/pkg/apis/meta` and friends): condition types
 //! and reasons, labels and annotations, object references, the source artifact, reconcile
-//! requests, and the string formats Flux writes into its objects (durations, revisions and
-//! inventory ids).
+//! requests, and the string formats Flux writes into its objects (durations, revisions,
+//! inventory ids, and errors with their causes in condition messages).
 
 mod conditions;
 mod duration;
@@ -20,6 +20,26 @@ pub use duration::{
 };
 pub use inventory::{ObjectId, ObjectIdError};
 pub use revision::{Revision, RevisionError};
+
+/// An error with the causes beneath it, each once, as a condition or event message:
+/// `client error (Connect): tcp connect error: Connection refused (os error 111)` where the
+/// error alone says `client error (Connect)`. A cause whose text is already in the message
+/// (many errors print their source) or is empty is left out.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.is_empty() && !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
 
 /// The finalizer Flux's controllers put on the objects they reconcile.
 pub const FINALIZER: &str = "finalizers.fluxcd.io";
@@ -321,4 +341,49 @@ pub struct Snapshot {
     /// TotalReconciliations is the total number of reconciliations that have occurred for this
     /// snapshot.
     pub total_reconciliations: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    fn chain(texts: &[&'static str]) -> Layer {
+        texts
+            .iter()
+            .rev()
+            .fold(None, |below, t| Some(Layer(t, below.map(Box::new))))
+            .expect("one layer at least")
+    }
+
+    #[test]
+    fn causes_follow_the_error_once_each() {
+        let e = chain(&[
+            "client error (Connect)",
+            "tcp connect error",
+            "Connection refused (os error 111)",
+        ]);
+        assert_eq!(
+            error_chain(&e),
+            "client error (Connect): tcp connect error: Connection refused (os error 111)"
+        );
+        // A cause the error already prints, or an empty one, is not repeated.
+        let e = chain(&["fetching: timed out", "", "timed out"]);
+        assert_eq!(error_chain(&e), "fetching: timed out");
+        assert_eq!(error_chain(&chain(&["alone"])), "alone");
+    }
 }

@@ -252,16 +252,7 @@ async fn one(client: &reqwest::Client, r: &Request) -> Result<Vec<u8>, SendError
     Ok(body)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+use sluice_api::meta::error_chain;
 
 #[cfg(test)]
 mod tests {
