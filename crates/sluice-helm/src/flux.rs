@@ -18,6 +18,7 @@
 use sha2::{Digest as _, Sha256};
 use sluice_kustomize::yaml::{Map as YMap, Value as Y};
 
+use crate::jsonw::{Hashing, JsonOut, Streamed};
 use crate::release::{Release, ReleaseError};
 
 /// `status.history[].apiVersion` of the snapshots helm-controller v1.5 and
@@ -69,28 +70,39 @@ pub fn config_digest(values: &YMap) -> String {
 /// it (ending in a newline). `oci_digest` is the digest of the chart's OCI
 /// artifact when the chart came from one (empty otherwise).
 pub fn observation_json(r: &Release, oci_digest: &str) -> Result<String, ReleaseError> {
+    let mut out = String::new();
+    write_observation(r, oci_digest, &mut out)?;
+    Ok(out)
+}
+
+/// [`observation_json`], written to `out`.
+fn write_observation<O: JsonOut + ?Sized>(
+    r: &Release,
+    oci_digest: &str,
+    out: &mut O,
+) -> Result<(), ReleaseError> {
     use crate::funcs::go::json_string;
     use crate::release::{write_hook, write_info, write_metadata, y_json};
-    let mut out = String::from("{\"name\":");
-    json_string(&r.name, true, &mut out);
+    out.push_str("{\"name\":");
+    json_string(&r.name, true, out);
     out.push_str(&format!(",\"version\":{}", r.version));
     out.push_str(",\"info\":");
-    write_info(&mut out, &r.info.clone().unwrap_or_default())?;
+    write_info(out, &r.info.clone().unwrap_or_default())?;
     out.push_str(",\"chartMetadata\":");
     let metadata = r
         .chart
         .as_ref()
         .and_then(|c| c.metadata.clone())
         .unwrap_or_default();
-    write_metadata(&mut out, &metadata)?;
+    write_metadata(out, &metadata)?;
     out.push_str(",\"config\":");
     if r.config.is_empty() {
         out.push_str("null");
     } else {
-        y_json(&Y::Map(r.config.clone()), &mut out)?;
+        y_json(&Y::Map(r.config.clone()), out)?;
     }
     out.push_str(",\"manifest\":");
-    json_string(&r.manifest, true, &mut out);
+    json_string(&r.manifest, true, out);
     out.push_str(",\"hooks\":");
     let hooks: Vec<_> = r
         .hooks
@@ -105,18 +117,18 @@ pub fn observation_json(r: &Release, oci_digest: &str) -> Result<String, Release
             if i > 0 {
                 out.push(',');
             }
-            write_hook(&mut out, h);
+            write_hook(out, h);
         }
         out.push(']');
     }
     out.push_str(",\"namespace\":");
-    json_string(&r.namespace, true, &mut out);
+    json_string(&r.namespace, true, out);
     if !oci_digest.is_empty() {
         out.push_str(",\"ociDigest\":");
-        json_string(oci_digest, true, &mut out);
+        json_string(oci_digest, true, out);
     }
     out.push_str("}\n");
-    Ok(out)
+    Ok(())
 }
 
 /// The Helm release name of a HelmRelease, as helm-controller derives it:
@@ -153,8 +165,19 @@ pub fn shorten_name(name: &str) -> String {
 
 /// helm-controller's `release.Digest(digest.Canonical, observation)`: the
 /// `digest` of a `status.history` snapshot.
+///
+/// The observation is hashed as it is written, never held whole (its manifest alone is
+/// megabytes for a large chart).
 pub fn release_digest(r: &Release, oci_digest: &str) -> Result<String, ReleaseError> {
-    Ok(sha256(observation_json(r, oci_digest)?.as_bytes()))
+    let mut out = Streamed::new(Hashing::default());
+    write_observation(r, oci_digest, &mut out)?;
+    let hashed = out
+        .finish()
+        .map_err(|e| ReleaseError::Encode(format!("digest: {e}")))?;
+    Ok(format!(
+        "sha256:{}",
+        data_encoding::HEXLOWER.encode(&hashed.0.finalize())
+    ))
 }
 
 /// A `status.history` entry as helm-controller writes it

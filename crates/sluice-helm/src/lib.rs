@@ -30,6 +30,7 @@ pub mod flux;
 pub mod funcs;
 mod gofmt;
 pub mod ignore;
+mod jsonw;
 pub mod package;
 mod par;
 pub mod release;

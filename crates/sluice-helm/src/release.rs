@@ -19,12 +19,13 @@
 //! files.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 
 use sluice_kustomize::yaml::{Map as YMap, Value as Y};
 
 use crate::chart::{Dependency, Lock, Metadata};
 use crate::funcs::go::{json_float, json_string};
+use crate::jsonw::{JsonOut, Streamed};
 
 /// The Secret type Helm gives release records.
 pub const SECRET_TYPE: &str = "helm.sh/release.v1";
@@ -336,7 +337,13 @@ impl Release {
     /// The record's JSON as Go's `json.Marshal(release)` writes it.
     pub fn to_json(&self) -> Result<String, ReleaseError> {
         let mut text = String::with_capacity(self.json_size_hint());
-        let mut w = Obj::new(&mut text);
+        self.write_json(&mut text)?;
+        Ok(text)
+    }
+
+    /// [`Release::to_json`], written to `out`.
+    fn write_json<O: JsonOut + ?Sized>(&self, out: &mut O) -> Result<(), ReleaseError> {
+        let mut w = Obj::new(out);
         w.str_omitempty("name", &self.name);
         if let Some(info) = &self.info {
             w.key("info");
@@ -369,7 +376,7 @@ impl Release {
         w.str_omitempty("namespace", &self.namespace);
         w.str_omitempty("apply_method", &self.apply_method);
         w.end();
-        Ok(text)
+        Ok(())
     }
 
     /// Reads a record's JSON as Go's `json.Unmarshal` into Helm's structs
@@ -404,11 +411,15 @@ impl Release {
     }
 
     /// The Secret data Helm stores: base64 of the gzip of the JSON.
+    ///
+    /// The JSON is compressed as it is written, never held whole (kube-prometheus-stack's is
+    /// 8 MB before gzip).
     pub fn encode(&self) -> Result<String, ReleaseError> {
-        let json = self.to_json()?;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        gz.write_all(json.as_bytes())
-            .and_then(|()| gz.finish())
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let mut out = Streamed::new(gz);
+        self.write_json(&mut out)?;
+        out.finish()
+            .and_then(flate2::write::GzEncoder::finish)
             .map(|b| data_encoding::BASE64.encode(&b))
             .map_err(|e| ReleaseError::Encode(format!("gzip: {e}")))
     }
@@ -450,13 +461,13 @@ pub fn record_json(data: &[u8]) -> Result<Vec<u8>, ReleaseError> {
 
 /// A JSON object being written field by field, straight into its parent's text: nested
 /// objects are not built apart and copied in (a chart's files make a record megabytes long).
-struct Obj<'a> {
-    out: &'a mut String,
+struct Obj<'a, O: JsonOut + ?Sized> {
+    out: &'a mut O,
     first: bool,
 }
 
-impl<'a> Obj<'a> {
-    fn new(out: &'a mut String) -> Obj<'a> {
+impl<'a, O: JsonOut + ?Sized> Obj<'a, O> {
+    fn new(out: &'a mut O) -> Obj<'a, O> {
         out.push('{');
         Obj { out, first: true }
     }
@@ -488,7 +499,7 @@ impl<'a> Obj<'a> {
     }
 }
 
-fn write_strs(out: &mut String, v: &[String]) {
+fn write_strs<O: JsonOut + ?Sized>(out: &mut O, v: &[String]) {
     out.push('[');
     for (i, s) in v.iter().enumerate() {
         if i > 0 {
@@ -500,7 +511,7 @@ fn write_strs(out: &mut String, v: &[String]) {
 }
 
 /// A values tree as Go's `json.Marshal` of `map[string]interface{}`.
-pub(crate) fn y_json(v: &Y, out: &mut String) -> Result<(), ReleaseError> {
+pub(crate) fn y_json<O: JsonOut + ?Sized>(v: &Y, out: &mut O) -> Result<(), ReleaseError> {
     match v {
         Y::Null => out.push_str("null"),
         Y::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -543,18 +554,18 @@ pub(crate) fn y_json(v: &Y, out: &mut String) -> Result<(), ReleaseError> {
     Ok(())
 }
 
-fn write_bytes(out: &mut String, b: Option<&[u8]>) {
+fn write_bytes<O: JsonOut + ?Sized>(out: &mut O, b: Option<&[u8]>) {
     match b {
         None => out.push_str("null"),
         Some(b) => {
             out.push('"');
-            data_encoding::BASE64.encode_append(b, out);
+            out.base64(b);
             out.push('"');
         }
     }
 }
 
-pub(crate) fn write_info(out: &mut String, i: &Info) -> Result<(), ReleaseError> {
+pub(crate) fn write_info<O: JsonOut + ?Sized>(out: &mut O, i: &Info) -> Result<(), ReleaseError> {
     let mut w = Obj::new(out);
     for (k, t) in [
         ("first_deployed", &i.first_deployed),
@@ -580,7 +591,7 @@ pub(crate) fn write_info(out: &mut String, i: &Info) -> Result<(), ReleaseError>
     Ok(())
 }
 
-pub(crate) fn write_hook(out: &mut String, h: &Hook) {
+pub(crate) fn write_hook<O: JsonOut + ?Sized>(out: &mut O, h: &Hook) {
     let mut w = Obj::new(out);
     w.str_omitempty("name", &h.name);
     w.str_omitempty("kind", &h.kind);
@@ -606,7 +617,7 @@ pub(crate) fn write_hook(out: &mut String, h: &Hook) {
     w.end();
 }
 
-fn write_files(out: &mut String, files: &Option<Vec<StoredFile>>) {
+fn write_files<O: JsonOut + ?Sized>(out: &mut O, files: &Option<Vec<StoredFile>>) {
     let Some(files) = files else {
         out.push_str("null");
         return;
@@ -628,7 +639,7 @@ fn write_files(out: &mut String, files: &Option<Vec<StoredFile>>) {
     out.push(']');
 }
 
-fn write_chart(out: &mut String, c: &StoredChart) -> Result<(), ReleaseError> {
+fn write_chart<O: JsonOut + ?Sized>(out: &mut O, c: &StoredChart) -> Result<(), ReleaseError> {
     let mut w = Obj::new(out);
     w.key("metadata");
     match &c.metadata {
@@ -659,7 +670,10 @@ fn write_chart(out: &mut String, c: &StoredChart) -> Result<(), ReleaseError> {
     Ok(())
 }
 
-pub(crate) fn write_metadata(out: &mut String, m: &Metadata) -> Result<(), ReleaseError> {
+pub(crate) fn write_metadata<O: JsonOut + ?Sized>(
+    out: &mut O,
+    m: &Metadata,
+) -> Result<(), ReleaseError> {
     let mut w = Obj::new(out);
     w.str_omitempty("name", &m.name);
     w.str_omitempty("home", &m.home);
@@ -714,7 +728,10 @@ pub(crate) fn write_metadata(out: &mut String, m: &Metadata) -> Result<(), Relea
     Ok(())
 }
 
-fn write_deps(out: &mut String, deps: &[Option<Dependency>]) -> Result<(), ReleaseError> {
+fn write_deps<O: JsonOut + ?Sized>(
+    out: &mut O,
+    deps: &[Option<Dependency>],
+) -> Result<(), ReleaseError> {
     out.push('[');
     for (i, d) in deps.iter().enumerate() {
         if i > 0 {
@@ -745,7 +762,7 @@ fn write_deps(out: &mut String, deps: &[Option<Dependency>]) -> Result<(), Relea
     Ok(())
 }
 
-fn write_lock(out: &mut String, l: &Lock) -> Result<(), ReleaseError> {
+fn write_lock<O: JsonOut + ?Sized>(out: &mut O, l: &Lock) -> Result<(), ReleaseError> {
     let mut o = Obj::new(out);
     o.str("generated", &l.generated);
     o.str("digest", &l.digest);
@@ -1011,6 +1028,38 @@ mod tests {
         assert_eq!(Release::default().to_json().unwrap(), "{}");
     }
 
+    /// A record much longer than the stream's chunks (a large chart's) is stored as its
+    /// JSON, and hashed as its observation.
+    #[test]
+    fn a_long_record_is_streamed_whole() {
+        let mut r = sample();
+        r.manifest = "kind: ConfigMap\ndata:\n  html: \"<b>&amp;</b>\"\t\u{2028}\n".repeat(20_000);
+        r.chart = Some(StoredChart {
+            templates: Some(vec![StoredFile {
+                name: "templates/big.yaml".into(),
+                data: Some((0..300_000u32).map(|i| i as u8).collect::<Vec<_>>().into()),
+                mod_time: None,
+            }]),
+            ..StoredChart::default()
+        });
+        let json = r.to_json().unwrap();
+        assert!(json.len() > 1 << 20, "{}", json.len());
+        assert_eq!(
+            record_json(r.encode().unwrap().as_bytes()).unwrap(),
+            json.into_bytes()
+        );
+        let observation = crate::flux::observation_json(&r, "sha256:abc").unwrap();
+        assert_eq!(
+            crate::flux::release_digest(&r, "sha256:abc").unwrap(),
+            format!(
+                "sha256:{}",
+                data_encoding::HEXLOWER.encode(&<sha2::Sha256 as sha2::Digest>::digest(
+                    observation.as_bytes()
+                ))
+            )
+        );
+    }
+
     #[test]
     fn storage_round_trips() {
         let r = sample();
@@ -1067,7 +1116,7 @@ mod tests {
     fn a_gzip_bomb_is_refused() {
         let zeros = vec![b' '; MAX_DECODED + 10];
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        gz.write_all(&zeros).unwrap();
+        std::io::Write::write_all(&mut gz, &zeros).unwrap();
         let data = data_encoding::BASE64.encode(&gz.finish().unwrap());
         let e = Release::decode(data.as_bytes()).unwrap_err();
         assert!(e.to_string().contains("more than"), "{e}");

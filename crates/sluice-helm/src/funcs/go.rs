@@ -288,27 +288,45 @@ pub fn to_json(v: &Value, escape_html: bool, out: &mut String, depth: usize) -> 
     Ok(())
 }
 
-pub fn json_string(s: &str, escape_html: bool, out: &mut String) {
+/// A JSON string as Go's `encoding/json` writes it: `\"`, `\\`, `\n`, `\r`, `\t`, other
+/// control characters and U+2028/U+2029 as `\u` escapes, and `<`, `>`, `&` too when
+/// `escape_html` (as `json.Marshal` does).
+pub fn json_string<O: crate::jsonw::JsonOut + ?Sized>(s: &str, escape_html: bool, out: &mut O) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' if escape_html => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+    // Runs of characters that need no escape are copied whole.
+    let mut run = 0;
+    for (i, c) in s.char_indices() {
+        let short = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            _ => "",
+        };
+        let unicode = short.is_empty()
+            && ((escape_html && matches!(c, '<' | '>' | '&'))
+                || matches!(c, '\u{2028}' | '\u{2029}')
+                || (c as u32) < 0x20);
+        if short.is_empty() && !unicode {
+            continue;
+        }
+        out.push_str(&s[run..i]);
+        run = i + c.len_utf8();
+        if unicode {
+            // `\u00XX`, `\u2028` or `\u2029`: four hex digits.
+            let n = c as u32;
+            let mut u = *b"\\u0000";
+            for (k, shift) in [12, 8, 4, 0].into_iter().enumerate() {
+                u[2 + k] = HEX[((n >> shift) & 0xf) as usize];
             }
-            '\u{2028}' | '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+            out.push_str(std::str::from_utf8(&u).unwrap_or_default());
+        } else {
+            out.push_str(short);
         }
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 
