@@ -119,6 +119,35 @@ async fn records_are_stored_as_helms_secrets_driver_stores_them() {
     assert_eq!(versions, [3, 5], "v3 is deployed: kept");
     assert_eq!(storage.last("podinfo").await.unwrap().unwrap().version, 5);
 
+    // The newest record is the only one decoded to find it: an unreadable older one does not
+    // hide it (the whole history still names it).
+    let broken: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "sh.helm.release.v1.podinfo.v1",
+            "labels": {"owner": "helm", "name": "podinfo", "version": "1", "status": "superseded"}},
+        "type": "helm.sh/release.v1",
+        "data": {"release": "bm90IGEgcmVjb3Jk"}}))
+    .unwrap();
+    secrets.create(&Default::default(), &broken).await.unwrap();
+    assert_eq!(storage.last("podinfo").await.unwrap().unwrap().version, 5);
+    let err = storage.history("podinfo").await.unwrap_err().to_string();
+    assert!(err.contains("sh.helm.release.v1.podinfo.v1"), "{err}");
+    secrets
+        .delete("sh.helm.release.v1.podinfo.v1", &Default::default())
+        .await
+        .unwrap();
+    // Without a readable version label on every record, all are decoded, as Helm does.
+    secrets
+        .patch(
+            "sh.helm.release.v1.podinfo.v5",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                serde_json::json!({"metadata": {"labels": {"version": "five"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(storage.last("podinfo").await.unwrap().unwrap().version, 5);
+
     // A record over 1 MiB is refused before anything is written, naming its size.
     let mut noise = String::new();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
