@@ -187,20 +187,28 @@ async fn rvs(ns: &TestNamespace) -> Vec<String> {
     out
 }
 
+/// A namespaced CRD of `kind` in `group` (version v1, plural `<kind>s` in lower case), whose
+/// objects have a free-form `spec`.
+fn namespaced_crd(group: &str, kind: &str) -> Value {
+    let singular = kind.to_lowercase();
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{singular}s.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"plural": format!("{singular}s"), "singular": singular, "kind": kind,
+                "listKind": format!("{kind}List")},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}})
+}
+
 #[tokio::test]
 async fn crd_and_its_custom_resource_in_one_set() {
     let client = client().await;
     let ns = TestNamespace::create(&client, "apply-crd").await;
     let group = format!("{}.example.com", unique_name("w"));
     let crd_name = format!("widgets.{group}");
-    let crd = json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": crd_name},
-        "spec": {"group": group, "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}});
+    let crd = namespaced_crd(&group, "Widget");
     let cr = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
         "metadata": {"name": "w1", "namespace": ns.name()}, "spec": {"size": 1}});
     let applier = Applier::new(client.clone());
@@ -1152,13 +1160,7 @@ async fn health_checks_resolve_kinds_through_the_appliers_discovery() {
 
     // Once its CRD is installed, the same applier (whose discovery saw the kind missing)
     // finds it, and then the object.
-    let crd = json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": crd_name},
-        "spec": {"group": group, "scope": "Namespaced",
-            "names": {"plural": "gizmos", "singular": "gizmo", "kind": "Gizmo", "listKind": "GizmoList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let crd = namespaced_crd(&group, "Gizmo");
     let cr = json!({"apiVersion": format!("{group}/v1"), "kind": "Gizmo",
         "metadata": {"name": "g1", "namespace": ns.name()}});
     apply_ok(&applier, vec![crd, cr], &opts()).await;
