@@ -8,6 +8,7 @@
 //! syntax (`status.?conditions`); such an expression is refused when
 //! compiled, naming itself.
 
+use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use serde_json::Value;
 
 use crate::{Status, StatusResult};
@@ -41,6 +42,38 @@ impl Expression {
         })
     }
 
+    /// Compiles `text`, refusing a reference to any variable but `variables` (as cel-go's
+    /// checker does with declared variables), so that a misspelt name fails when the
+    /// expression is read rather than when it is first evaluated.
+    pub fn compile_with_variables(text: &str, variables: &[&str]) -> Result<Expression, String> {
+        let expression = Expression::compile(text)?;
+        let mut free = Vec::new();
+        free_variables(expression.program.expression(), &mut Vec::new(), &mut free);
+        // CEL's type names read as identifiers (`type(x) == string`).
+        const TYPES: &[&str] = &[
+            "bool",
+            "bytes",
+            "double",
+            "dyn",
+            "int",
+            "list",
+            "map",
+            "null_type",
+            "string",
+            "type",
+            "uint",
+        ];
+        if let Some(unknown) = free
+            .iter()
+            .find(|v| !variables.contains(v) && !TYPES.contains(v))
+        {
+            return Err(format!(
+                "invalid CEL expression {text:?}: undeclared reference to '{unknown}'"
+            ));
+        }
+        Ok(expression)
+    }
+
     /// The expression as written.
     pub fn text(&self) -> &str {
         &self.text
@@ -70,6 +103,69 @@ impl Expression {
             .map(|m| m.iter().map(|(k, v)| (k.as_str(), v)).collect())
             .unwrap_or_default();
         self.eval_bool(&vars)
+    }
+}
+
+/// The variables `e` reads that no comprehension around them binds (`c` in
+/// `req.commits.exists(c, c.added.size() > 0)` is bound; `req` is free), in order of reading.
+fn free_variables<'a>(e: &'a IdedExpr, bound: &mut Vec<&'a str>, free: &mut Vec<&'a str>) {
+    match &e.expr {
+        Expr::Ident(name) => {
+            // `@`-names are the parser's own (a comprehension's result, ...).
+            if !name.starts_with('@')
+                && !bound.contains(&name.as_str())
+                && !free.contains(&name.as_str())
+            {
+                free.push(name);
+            }
+        }
+        Expr::Call(call) => {
+            if let Some(target) = &call.target {
+                free_variables(target, bound, free);
+            }
+            for arg in &call.args {
+                free_variables(arg, bound, free);
+            }
+        }
+        Expr::Comprehension(c) => {
+            free_variables(&c.iter_range, bound, free);
+            free_variables(&c.accu_init, bound, free);
+            let depth = bound.len();
+            bound.push(&c.iter_var);
+            if let Some(second) = &c.iter_var2 {
+                bound.push(second);
+            }
+            bound.push(&c.accu_var);
+            for inner in [&c.loop_cond, &c.loop_step, &c.result] {
+                free_variables(inner, bound, free);
+            }
+            bound.truncate(depth);
+        }
+        Expr::List(list) => {
+            for item in &list.elements {
+                free_variables(item, bound, free);
+            }
+        }
+        Expr::Map(map) => {
+            for entry in &map.entries {
+                match &entry.expr {
+                    EntryExpr::StructField(field) => free_variables(&field.value, bound, free),
+                    EntryExpr::MapEntry(entry) => {
+                        free_variables(&entry.key, bound, free);
+                        free_variables(&entry.value, bound, free);
+                    }
+                }
+            }
+        }
+        Expr::Select(select) => free_variables(&select.operand, bound, free),
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                if let EntryExpr::StructField(field) = &entry.expr {
+                    free_variables(&field.value, bound, free);
+                }
+            }
+        }
+        Expr::Literal(_) | Expr::Unspecified => {}
     }
 }
 
@@ -164,6 +260,31 @@ impl CustomHealthCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_variables_are_the_only_ones_read() {
+        let vars = ["res", "req"];
+        for ok in [
+            "res.metadata.name == req.repository.name",
+            "req.commits.exists(c, c.added.exists(f, f.startsWith(res.metadata.name)))",
+            "[1, 2].map(x, x * 2).size() == 2 && type(req) == map",
+            "has(res.metadata.labels) && {'a': req}.size() == 1",
+        ] {
+            let e = Expression::compile_with_variables(ok, &vars);
+            assert!(e.is_ok(), "{ok}: {e:?}");
+        }
+        let err = Expression::compile_with_variables("res.metadata.name == request.name", &vars)
+            .unwrap_err();
+        assert!(err.ends_with("undeclared reference to 'request'"), "{err}");
+        // A comprehension's variable is bound only inside it.
+        let err = Expression::compile_with_variables("req.items.exists(c, c > 1) && c == 2", &vars)
+            .unwrap_err();
+        assert!(err.ends_with("undeclared reference to 'c'"), "{err}");
+        let e = Expression::compile_with_variables("res.metadata.name == req.name", &vars).unwrap();
+        let res = serde_json::json!({"metadata": {"name": "app"}});
+        let req = serde_json::json!({"name": "app"});
+        assert_eq!(e.eval_bool(&[("res", &res), ("req", &req)]), Ok(true));
+    }
     use serde_json::json;
 
     fn certificate(ready: &str, issuing: &str, generation: i64, observed: i64) -> Value {

@@ -18,11 +18,14 @@
 //!   (429), unknown paths 404, suspended or not-ready Receivers 503, rejected payloads 400
 //!   (nothing changed), then the reconcile requests; and the event endpoint.
 //! - [`payload`]: signature, token and event checks per Receiver type (pure).
+//! - [`filter`]: the CEL filters (`spec.resourceFilter`, `spec.resources[].filter`) that
+//!   decide which resources a request asks to reconcile (pure).
 //!
 //! [`Receiver`]: sluice_api::Receiver
 
 pub mod dispatch;
 pub mod event;
+pub mod filter;
 pub mod matching;
 pub mod notifier;
 pub mod payload;

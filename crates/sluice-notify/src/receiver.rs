@@ -1,5 +1,6 @@
 //! The Receiver controller, as notification-controller's: what sluice does not serve is
-//! refused by name (Stalled), the token is read from `spec.secretRef` (`token` key), and the
+//! refused by name (Stalled), and so is a filter expression that does not compile
+//! (`InvalidCELExpression`); the token is read from `spec.secretRef` (`token` key), and the
 //! Receiver is Ready with its webhook path (`Receiver initialized for path: /hook/…`), or not
 //! Ready with `TokenNotFound` and no path. Status is written once per change, with
 //! notification-controller's field manager, so a cluster can move between the two.
@@ -27,6 +28,10 @@ pub enum Error {
     Status(#[source] kube::Error),
 }
 
+/// The reason of a Receiver whose filter expression is refused (Flux's
+/// `meta.InvalidCELExpressionReason`).
+pub const INVALID_CEL_EXPRESSION_REASON: &str = "InvalidCELExpression";
+
 struct Ctx {
     client: Client,
     opts: Options,
@@ -34,21 +39,7 @@ struct Ctx {
 
 /// What a Receiver's spec asks that sluice does not do, by field path.
 pub fn unsupported(r: &Receiver) -> Option<String> {
-    if let Err(m) = crate::payload::supported(&r.spec.type_) {
-        return Some(m);
-    }
-    if r.spec
-        .resource_filter
-        .as_deref()
-        .is_some_and(|f| !f.is_empty())
-    {
-        return Some("spec.resourceFilter is not supported by sluice yet".into());
-    }
-    r.spec
-        .resources
-        .iter()
-        .position(|res| res.filter.as_deref().is_some_and(|f| !f.is_empty()))
-        .map(|i| format!("spec.resources[{i}].filter is not supported by sluice yet"))
+    crate::payload::supported(&r.spec.type_).err()
 }
 
 /// The token in the Receiver's Secret, worded as Flux words a failure.
@@ -84,14 +75,24 @@ pub fn status_for(r: &Receiver, token: Result<&str, &str>) -> ReceiverStatus {
     }
     let conditions = status.conditions_mut();
     meta::remove_condition(conditions, meta::RECONCILING_CONDITION);
-    let ready = match (unsupported(r), token) {
-        (Some(m), _) => {
+    let refused = unsupported(r)
+        .map(|m| (meta::UNSUPPORTED_FIELD_REASON, m))
+        .or_else(|| {
+            crate::filter::invalid(r).map(|m| {
+                (
+                    INVALID_CEL_EXPRESSION_REASON,
+                    format!("Reconciliation failed terminally due to configuration error: {m}"),
+                )
+            })
+        });
+    let ready = match (refused, token) {
+        (Some((reason, m)), _) => {
             meta::set_condition(
                 conditions,
                 meta::new_condition(
                     meta::STALLED_CONDITION,
                     meta::CONDITION_TRUE,
-                    meta::UNSUPPORTED_FIELD_REASON,
+                    reason,
                     &m,
                     generation,
                 ),
@@ -100,7 +101,7 @@ pub fn status_for(r: &Receiver, token: Result<&str, &str>) -> ReceiverStatus {
             meta::new_condition(
                 meta::READY_CONDITION,
                 meta::CONDITION_FALSE,
-                meta::UNSUPPORTED_FIELD_REASON,
+                reason,
                 &m,
                 generation,
             )
@@ -135,7 +136,7 @@ pub fn status_for(r: &Receiver, token: Result<&str, &str>) -> ReceiverStatus {
 }
 
 async fn reconcile(r: Arc<Receiver>, ctx: Arc<Ctx>) -> Result<Action, Error> {
-    let token = if unsupported(&r).is_none() {
+    let token = if unsupported(&r).is_none() && crate::filter::invalid(&r).is_none() {
         token(&ctx.client, &r).await
     } else {
         Ok(String::new())
@@ -274,11 +275,33 @@ mod tests {
         ));
         let filtered = receiver(
             serde_json::json!({"type": "generic", "secretRef": {"name": "t"},
+            "resourceFilter": "res.metadata.name == req.nme.first",
             "resources": [{"kind": "GitRepository", "name": "x", "filter": "true"}]}),
         );
-        assert_eq!(
-            unsupported(&filtered).as_deref(),
-            Some("spec.resources[0].filter is not supported by sluice yet")
+        assert_eq!(unsupported(&filtered), None);
+        assert_eq!(crate::filter::invalid(&filtered), None);
+        let bad = receiver(
+            serde_json::json!({"type": "generic", "secretRef": {"name": "t"},
+            "resources": [{"kind": "GitRepository", "name": "x", "filter": "ref == 'main'"}]}),
         );
+        let s = status_for(&bad, Ok("s3cr3t"));
+        assert_eq!(s.webhook_path, None);
+        let conditions = s.conditions.as_deref().unwrap();
+        let ready = meta::find_condition(conditions, "Ready").unwrap();
+        assert_eq!(
+            (
+                ready.status.as_str(),
+                ready.reason.as_str(),
+                ready.message.as_str()
+            ),
+            (
+                "False",
+                "InvalidCELExpression",
+                "Reconciliation failed terminally due to configuration error: invalid filter \
+                 expression for resources[0] (kind=\"GitRepository\", name=\"x\"): invalid CEL \
+                 expression \"ref == 'main'\": undeclared reference to 'ref'"
+            )
+        );
+        assert!(meta::is_condition_true(conditions, "Stalled"));
     }
 }

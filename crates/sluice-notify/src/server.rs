@@ -1,7 +1,8 @@
 //! The webhook endpoint (`/hook/<digest>`), as notification-controller's webhook-receiver
 //! answers: 413 for a body over 3 MiB, 404 for a path no Receiver has, 503 for a suspended or
 //! not-ready Receiver, 400 for a payload its type refuses (nothing is changed), 500 when a
-//! reconcile could not be requested, else 200. Beyond Flux: 429 past a request rate (a
+//! reconcile could not be requested (or the Receiver's filters could not read the body or
+//! be evaluated), else 200. Resources the filters turn down are left alone. Beyond Flux: 429 past a request rate (a
 //! token bucket), so a flood of requests cannot keep the controller busy.
 
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::any;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::reflector::Store;
@@ -128,9 +130,17 @@ async fn handle(state: &State, digest: &str, headers: &HeaderMap, body: &[u8]) -
             return StatusCode::BAD_REQUEST;
         }
     }
+    let filters = match crate::filter::Filters::new(&receiver, headers, body) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(receiver = %name, namespace = %ns, "unable to create resource filters: {e}");
+            return StatusCode::INTERNAL_SERVER_ERROR;
+        }
+    };
     let mut failed = false;
-    for resource in &receiver.spec.resources {
-        if let Err(e) = request_reconcile(state, resource, &ns).await {
+    for (index, resource) in receiver.spec.resources.iter().enumerate() {
+        let filter = filters.as_ref().map(|f| (f, index));
+        if let Err(e) = request_reconcile(state, resource, &ns, filter).await {
             tracing::warn!(receiver = %name, namespace = %ns, "unable to request reconciliation: {e}");
             failed = true;
         }
@@ -155,11 +165,13 @@ fn default_api_version(kind: &str) -> Option<&'static str> {
 }
 
 /// Annotates the resource (or, with name `*`, those matching its labels) with a new
-/// `reconcile.fluxcd.io/requestedAt`.
+/// `reconcile.fluxcd.io/requestedAt`; with filters, only those they accept (each is read
+/// first, its metadata being what the filters see).
 async fn request_reconcile(
     state: &State,
     resource: &CrossNamespaceObjectReference,
     receiver_ns: &str,
+    filter: Option<(&crate::filter::Filters, usize)>,
 ) -> Result<(), String> {
     let ns = match resource.namespace.as_deref().filter(|n| !n.is_empty()) {
         Some(n) if state.no_cross_namespace_refs && n != receiver_ns => {
@@ -177,7 +189,7 @@ async fn request_reconcile(
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
     let api: Api<DynamicObject> = Api::namespaced_with(state.client.clone(), ns, &ar);
-    let names: Vec<String> = if resource.name == "*" {
+    let candidates: Vec<(String, Option<ObjectMeta>)> = if resource.name == "*" {
         let Some(labels) = resource.match_labels.as_ref() else {
             return Err("matchLabels field not set when using wildcard '*' as name".into());
         };
@@ -197,10 +209,39 @@ async fn request_reconcile(
                 "no {kind:?} resources found with matching labels {selector:?} in {ns:?} namespace"
             );
         }
-        list.items.into_iter().map(|o| o.name_any()).collect()
+        list.items
+            .into_iter()
+            .map(|o| (o.name_any(), Some(o.metadata)))
+            .collect()
+    } else if filter.is_some() {
+        let object = api.get_metadata(&resource.name).await.map_err(|e| {
+            format!(
+                "unable to read {kind} \"{ns}/{}\" error: {e}",
+                resource.name
+            )
+        })?;
+        vec![(resource.name.clone(), Some(object.metadata))]
     } else {
-        vec![resource.name.clone()]
+        vec![(resource.name.clone(), None)]
     };
+    let mut names = Vec::with_capacity(candidates.len());
+    for (name, metadata) in candidates {
+        if let (Some((filters, index)), Some(metadata)) = (filter, metadata) {
+            let res = serde_json::json!({
+                "apiVersion": api_version, "kind": kind, "metadata": metadata,
+            });
+            let accepted = filters
+                .accepts(index, &res)
+                .map_err(|e| format!("evaluating the filter of {kind} \"{ns}/{name}\": {e}"))?;
+            if !accepted {
+                tracing::debug!(
+                    "resource '{kind}/{name}.{ns}' NOT annotated because CEL expression returned false"
+                );
+                continue;
+            }
+        }
+        names.push(name);
+    }
     let now = jiff::Timestamp::now().to_string();
     let patch =
         serde_json::json!({"metadata": {"annotations": {meta::RECONCILE_REQUEST_ANNOTATION: now}}});

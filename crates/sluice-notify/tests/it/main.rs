@@ -2,7 +2,8 @@
 //!
 //! Receivers on the control plane: the controller gives each its webhook path (or names why
 //! it cannot), and signed GitHub/Gitea and GitLab payloads posted to the endpoint request a
-//! reconcile of the Receiver's resources within a second; bad signatures, unknown paths,
+//! reconcile of the Receiver's resources within a second (only those its CEL filters accept);
+//! bad signatures, unknown paths,
 //! oversized bodies, suspended Receivers and floods are refused and change nothing.
 
 mod alerts;
@@ -130,6 +131,30 @@ async fn signed_payloads_request_reconciles_and_bad_ones_change_nothing() {
         "metadata": {"name": "gitlab", "namespace": n},
         "spec": {"type": "gitlab", "secretRef": {"name": "webhook-token"}, "resources": [{"kind": "GitRepository", "name": "repo"}]},
     }))
+    .await;
+    // CEL filters: the top-level one over every resource, a resource's own beside it.
+    apply(&client, &n, json!({
+        "apiVersion": "notification.toolkit.fluxcd.io/v1", "kind": "Receiver",
+        "metadata": {"name": "filtered", "namespace": n},
+        "spec": {"type": "generic", "secretRef": {"name": "webhook-token"},
+            "resourceFilter": "req.app == 'repo' || res.metadata.name == req.app",
+            "resources": [
+                {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "name": "*", "matchLabels": {}},
+                {"kind": "GitRepository", "name": "repo", "filter": "res.metadata.name == 'repo' && req.app == 'repo'"},
+            ]},
+    }))
+    .await;
+    apply(
+        &client,
+        &n,
+        json!({
+            "apiVersion": "notification.toolkit.fluxcd.io/v1", "kind": "Receiver",
+            "metadata": {"name": "misspelt", "namespace": n},
+            "spec": {"type": "generic", "secretRef": {"name": "webhook-token"},
+                "resourceFilter": "resource.metadata.name == 'web'",
+                "resources": [{"kind": "GitRepository", "name": "repo"}]},
+        }),
+    )
     .await;
     apply(&client, &n, json!({
         "apiVersion": "notification.toolkit.fluxcd.io/v1", "kind": "Receiver",
@@ -275,6 +300,50 @@ async fn signed_payloads_request_reconciles_and_bad_ones_change_nothing() {
     );
     let second = requested_at(&repos.get("repo").await.unwrap()).unwrap();
     assert_ne!(first, second);
+
+    // Filters: `db` alone is asked to reconcile; then the GitRepository and, by the top-level
+    // filter, every Kustomization; a body that is not JSON fails the filters (500).
+    let filtered = wait_for(&receivers, "filtered", Duration::from_secs(30), |r| {
+        r.is_ready()
+    })
+    .await;
+    let filtered_path = filtered.status.unwrap().webhook_path.unwrap();
+    let web_before = requested_at(&kss.get("web").await.unwrap());
+    assert_eq!(
+        post(addr, &filtered_path, &[], br#"{"app":"db"}"#).await,
+        200
+    );
+    assert!(requested_at(&kss.get("db").await.unwrap()).is_some());
+    assert_eq!(requested_at(&kss.get("web").await.unwrap()), web_before);
+    assert_eq!(
+        requested_at(&repos.get("repo").await.unwrap()).as_ref(),
+        Some(&second)
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        post(addr, &filtered_path, &[], br#"{"app":"repo"}"#).await,
+        200
+    );
+    assert_ne!(
+        requested_at(&repos.get("repo").await.unwrap()).as_ref(),
+        Some(&second)
+    );
+    assert_ne!(requested_at(&kss.get("web").await.unwrap()), web_before);
+    assert_eq!(post(addr, &filtered_path, &[], b"not json").await, 500);
+    let misspelt = wait_for(&receivers, "misspelt", Duration::from_secs(30), |r| {
+        !r.conditions().is_empty()
+    })
+    .await;
+    let ready = meta::find_condition(misspelt.conditions(), "Ready").unwrap();
+    assert_eq!(ready.reason, "InvalidCELExpression");
+    assert!(
+        ready
+            .message
+            .ends_with("undeclared reference to 'resource'"),
+        "{}",
+        ready.message
+    );
+    assert!(meta::is_condition_true(misspelt.conditions(), "Stalled"));
 
     // Unknown paths and oversized bodies.
     assert_eq!(post(addr, "/hook/0000", &[], b"{}").await, 404);
