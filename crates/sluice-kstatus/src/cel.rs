@@ -1,19 +1,35 @@
 //! CEL expressions over objects, for Flux's `spec.healthCheckExprs` (custom
 //! health checks of custom resources) and `spec.dependsOn[].readyExpr`.
 //!
-//! Evaluation uses the `cel` crate (cel-rust). An object's top-level fields
+//! Evaluation uses the `cel` crate (cel-rust), in Flux's environment: the
+//! standard library, optional types (`status.?conditions.orValue([])`) and the
+//! strings and encoders extensions. An object's top-level fields
 //! (`apiVersion`, `kind`, `metadata`, `spec`, `status`, ...) are the
 //! variables of a health-check expression, as in Flux; `readyExpr` gets
-//! `self` and `dep`. Not supported by the interpreter: the optional-field
-//! syntax (`status.?conditions`); such an expression is refused when
-//! compiled, naming itself.
+//! `self` and `dep`; a Receiver's filters get `res` and `req`.
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use serde_json::Value;
 
 use crate::{Status, StatusResult};
 
-/// A compiled boolean expression and its text (for messages).
+/// The environment Flux's expressions are compiled in (`fluxcd/pkg/runtime/cel`): the
+/// standard library with the strings and encoders extensions (`'A-b'.lowerAscii()`,
+/// `uid.split('-')`, `base64.decode(...)`), optional types parsed. Flux's sets extension
+/// (`sets.contains`) has no counterpart in the interpreter.
+fn env() -> std::sync::Arc<cel::Env> {
+    static ENV: std::sync::LazyLock<std::sync::Arc<cel::Env>> = std::sync::LazyLock::new(|| {
+        let mut env = cel::Env::stdlib();
+        // Registering an extension on the standard library cannot clash with it; were it
+        // ever to, the expressions would simply not find those functions.
+        let _ = env.add_extension(cel::extensions::strings);
+        let _ = env.add_extension(cel::extensions::encoders);
+        std::sync::Arc::new(env)
+    });
+    ENV.clone()
+}
+
+/// A compiled expression and its text (for messages).
 pub struct Expression {
     text: String,
     program: cel::Program,
@@ -28,7 +44,7 @@ impl std::fmt::Debug for Expression {
 impl Expression {
     /// Compiles `text`; the error is the parser's, on one line.
     pub fn compile(text: &str) -> Result<Expression, String> {
-        let program = cel::Program::compile(text).map_err(|e| {
+        let program = env().compile(text).map_err(|e| {
             let errors: Vec<String> = e
                 .errors
                 .iter()
@@ -79,20 +95,37 @@ impl Expression {
         &self.text
     }
 
-    /// Evaluates with `vars` bound; anything but a boolean result is an error.
-    pub fn eval_bool(&self, vars: &[(&str, &Value)]) -> Result<bool, String> {
-        let mut ctx = cel::Context::default();
+    /// Evaluates with `vars` bound.
+    fn eval(&self, vars: &[(&str, &Value)]) -> Result<cel::Value, String> {
+        let mut ctx = cel::Context::with_env(env());
         for (name, value) in vars {
             ctx.add_variable(*name, *value)
                 .map_err(|e| format!("binding {name}: {e}"))?;
         }
-        match self.program.execute(&ctx) {
-            Ok(cel::Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!(
+        self.program
+            .execute(&ctx)
+            .map_err(|e| format!("evaluating {:?}: {e}", self.text))
+    }
+
+    /// Evaluates with `vars` bound; anything but a string result is an error.
+    pub fn eval_string(&self, vars: &[(&str, &Value)]) -> Result<String, String> {
+        match self.eval(vars)? {
+            cel::Value::String(s) => Ok(s.to_string()),
+            other => Err(format!(
+                "{:?} evaluated to {other:?}, not a string",
+                self.text
+            )),
+        }
+    }
+
+    /// Evaluates with `vars` bound; anything but a boolean result is an error.
+    pub fn eval_bool(&self, vars: &[(&str, &Value)]) -> Result<bool, String> {
+        match self.eval(vars)? {
+            cel::Value::Bool(b) => Ok(b),
+            other => Err(format!(
                 "{:?} evaluated to {other:?}, not a boolean",
                 self.text
             )),
-            Err(e) => Err(format!("evaluating {:?}: {e}", self.text)),
         }
     }
 
@@ -262,6 +295,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fluxs_extensions_are_there() {
+        let e = Expression::compile(
+            "(obj.kind + '/' + obj.uid.split('-')[0]).lowerAscii() + '/' + base64.encode(b'hi')",
+        )
+        .unwrap();
+        let obj = serde_json::json!({"kind": "Kustomization", "uid": "7B1A-44-x"});
+        assert_eq!(
+            e.eval_string(&[("obj", &obj)]),
+            Ok("kustomization/7b1a/aGk=".to_string())
+        );
+        let err = e.eval_bool(&[("obj", &obj)]).unwrap_err();
+        assert!(err.ends_with("not a boolean"), "{err}");
+    }
+
+    #[test]
     fn declared_variables_are_the_only_ones_read() {
         let vars = ["res", "req"];
         for ok in [
@@ -361,8 +409,12 @@ mod tests {
             e.starts_with("spec.healthCheckExprs[2].current: invalid CEL expression"),
             "{e}"
         );
-        let e = Expression::compile("status.?phase").unwrap_err();
-        assert!(e.contains("status.?phase"), "{e}");
+        // Flux's optional types: `.?` and `orValue`.
+        let e = Expression::compile("status.?phase.orValue('none') == 'none'").unwrap();
+        let obj = json!({"status": {}});
+        assert_eq!(e.eval_bool(&[("status", &obj["status"])]), Ok(true));
+        let obj = json!({"status": {"phase": "Ready"}});
+        assert_eq!(e.eval_bool(&[("status", &obj["status"])]), Ok(false));
     }
 
     #[test]
