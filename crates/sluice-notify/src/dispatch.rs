@@ -387,7 +387,8 @@ impl Ctx {
                 return Ok(());
             }
         }
-        let target = provider::resolve(&self.client, &provider, kind, &notification).await?;
+        let mut target = provider::resolve(&self.client, &provider, kind, &notification).await?;
+        target.commit_status = provider::commit_status(&provider, alert, &notification)?;
         let now_ms = jiff::Timestamp::now().as_millisecond();
         let delivery = notifier::prepare(&target, &notification, now_ms).map_err(|e| {
             format!("failed to initialize notifier for provider '{provider_name}': {e}")

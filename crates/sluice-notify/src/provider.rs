@@ -11,8 +11,9 @@
 //!   `certFile`, `keyFile`);
 //! - `spec.timeout` (15 s by default), `spec.channel`, `spec.username`.
 //!
-//! Types sluice does not send to, `spec.serviceAccountName` and `spec.commitStatusExpr` are
-//! refused by name on the Alert, never ignored.
+//! `spec.commitStatusExpr` names the commit status (CEL over `event`, `alert`, `provider`).
+//! Types sluice does not send to and `spec.serviceAccountName` are refused by name on the
+//! Alert, never ignored.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,7 +21,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
-use sluice_api::notification::{FORMAT_ANNOTATION, Provider, ProviderType};
+use sluice_api::notification::{Alert, FORMAT_ANNOTATION, Provider, ProviderType};
+use sluice_kstatus::cel::Expression;
 
 use crate::event::Event;
 use crate::notifier;
@@ -54,6 +56,8 @@ pub struct Target {
     pub timeout: Duration,
     /// The Provider's uid (commit status names).
     pub provider_uid: String,
+    /// The commit status name `spec.commitStatusExpr` gave (else the default, from the uid).
+    pub commit_status: Option<String>,
     /// Whether `address` came from a Secret (then it is masked in errors).
     pub secret_address: bool,
 }
@@ -92,14 +96,44 @@ pub fn kind(p: &Provider) -> Result<ProviderType, String> {
             "spec.serviceAccountName (workload identity) is not supported by sluice".into(),
         );
     }
-    if p.spec
+    Ok(kind)
+}
+
+/// The commit status name `spec.commitStatusExpr` gives for `event` sent by `alert` (a CEL
+/// expression over `event`, `alert` and `provider`, which must give a string), as
+/// notification-controller computes it; `None` without an expression (the default name) or
+/// for a Provider that does not write commit statuses.
+pub fn commit_status(p: &Provider, alert: &Alert, event: &Event) -> Result<Option<String>, String> {
+    let Some(text) = p
+        .spec
         .commit_status_expr
         .as_deref()
-        .is_some_and(|s| !s.is_empty())
-    {
-        return Err("spec.commitStatusExpr (CEL) is not supported by sluice yet".into());
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(None);
+    };
+    if !notifier::is_commit_status(&p.spec.type_) {
+        return Ok(None);
     }
-    Ok(kind)
+    let failed = |e: String| {
+        format!("failed to evaluate the spec.commitStatusExpr CEL expression for the event: {e}")
+    };
+    let expression = Expression::compile_with_variables(text, &["event", "alert", "provider"])
+        .map_err(failed)?;
+    let json = |v: serde_json::Result<serde_json::Value>| v.map_err(|e| failed(e.to_string()));
+    let (event, alert, provider) = (
+        json(serde_json::to_value(event))?,
+        json(serde_json::to_value(alert))?,
+        json(serde_json::to_value(p))?,
+    );
+    expression
+        .eval_string(&[
+            ("event", &event),
+            ("alert", &alert),
+            ("provider", &provider),
+        ])
+        .map(Some)
+        .map_err(failed)
 }
 
 async fn secret(
@@ -328,15 +362,56 @@ mod tests {
                 .starts_with("provider type 'pagerduty' is not supported by sluice yet")
         );
         let p = provider(
-            serde_json::json!({"type": "github", "commitStatusExpr": "'x'"}),
-            serde_json::json!({}),
-        );
-        assert!(kind(&p).unwrap_err().contains("spec.commitStatusExpr"));
-        let p = provider(
             serde_json::json!({"type": "slack", "serviceAccountName": "sa"}),
             serde_json::json!({}),
         );
         assert!(kind(&p).unwrap_err().contains("spec.serviceAccountName"));
+    }
+
+    #[test]
+    fn the_commit_status_expression_names_the_status() {
+        let mut p = provider(
+            serde_json::json!({"type": "gitea", "commitStatusExpr":
+                "(event.involvedObject.kind + '/' + event.involvedObject.name + '/' \
+                 + event.metadata.env + '/' + provider.metadata.uid.split('-')[0] + '/' \
+                 + alert.metadata.name).lowerAscii()"}),
+            serde_json::json!({}),
+        );
+        p.metadata.uid = Some("0C9C2E41-d2f9".into());
+        let alert: Alert = serde_json::from_value(serde_json::json!({
+            "apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert",
+            "metadata": {"name": "On-Call", "namespace": "flux-system"},
+            "spec": {"providerRef": {"name": "p"}, "eventSources": [{"kind": "Kustomization", "name": "*"}]},
+        }))
+        .unwrap();
+        let mut event = Event {
+            severity: "info".into(),
+            reason: "ReconciliationSucceeded".into(),
+            ..Event::default()
+        };
+        event.involved_object.kind = "Kustomization".into();
+        event.involved_object.name = "Apps".into();
+        event.metadata.insert("env".into(), "Home".into());
+        assert_eq!(kind(&p), Ok(ProviderType::Gitea));
+        assert_eq!(
+            commit_status(&p, &alert, &event),
+            Ok(Some("kustomization/apps/home/0c9c2e41/on-call".to_string()))
+        );
+        // Not a string, or a variable Flux does not declare: the event is not sent.
+        p.spec.commit_status_expr = Some("event.involvedObject.name.size()".into());
+        let err = commit_status(&p, &alert, &event).unwrap_err();
+        assert!(
+            err.starts_with(
+                "failed to evaluate the spec.commitStatusExpr CEL expression for the event:"
+            ) && err.ends_with("not a string"),
+            "{err}"
+        );
+        p.spec.commit_status_expr = Some("object.metadata.name".into());
+        let err = commit_status(&p, &alert, &event).unwrap_err();
+        assert!(err.ends_with("undeclared reference to 'object'"), "{err}");
+        // No expression, or a chat Provider: the default name.
+        p.spec.commit_status_expr = None;
+        assert_eq!(commit_status(&p, &alert, &event), Ok(None));
     }
 
     #[test]

@@ -222,7 +222,10 @@ pub fn prepare(t: &Target, e: &Event) -> Result<Delivery, String> {
     } else {
         t.token.as_str()
     };
-    let name = status_name(&t.provider_uid, e);
+    let name = t
+        .commit_status
+        .clone()
+        .unwrap_or_else(|| status_name(&t.provider_uid, e));
     let (host, id) = parse_address(&t.address)?;
     let rev = revision(e).ok_or("missing revision metadata")?;
     let sha = parse_revision(rev)?;
@@ -395,6 +398,22 @@ mod tests {
         assert_eq!(
             parse_address("http://gitea.lan:3000/home/ops").unwrap(),
             ("http://gitea.lan:3000".into(), "home/ops".into())
+        );
+    }
+
+    #[test]
+    fn a_named_status_replaces_the_default_name() {
+        let mut t = target(ProviderType::Github, "https://github.com/home/ops");
+        t.commit_status = Some("edge/apps".into());
+        let Delivery::CommitStatus { create, .. } =
+            prepare(&t, &event("ReconciliationSucceeded", "info")).unwrap()
+        else {
+            panic!()
+        };
+        assert!(
+            create.body_text().ends_with(r#""context":"edge/apps"}"#),
+            "{}",
+            create.body_text()
         );
     }
 

@@ -276,7 +276,8 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         ),
         (
             "github",
-            json!({"type": "github", "address": format!("{base}/home/ops"), "secretRef": {"name": "github"}}),
+            json!({"type": "github", "address": format!("{base}/home/ops"), "secretRef": {"name": "github"},
+                "commitStatusExpr": "'flux/' + event.involvedObject.name.upperAscii() + '/' + alert.metadata.name"}),
             json!({}),
         ),
         (
@@ -537,6 +538,8 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
     assert_eq!(gh.len(), 1, "{:?}", sink.to("/api/v3"));
     assert_eq!(gh[0].headers["authorization"], "Bearer github-api-token");
     assert_eq!(gh[0].json()["state"], "failure");
+    // Named by the Provider's spec.commitStatusExpr.
+    assert_eq!(gh[0].json()["context"], "flux/WEB/github");
     assert_eq!(
         sink.to("/api/v3/repos/home/ops/commits")[0].query,
         "per_page=50"
