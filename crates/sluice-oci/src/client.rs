@@ -109,6 +109,9 @@ pub struct ClientOptions {
     /// `n` of a tags listing page (the registry may return fewer and a
     /// `Link` to the next page).
     pub tags_page_size: u32,
+    /// A proxy for every request (`spec.proxySecretRef`); without one, the process's
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`, as Go's default transport.
+    pub proxy: Option<crate::auth::Proxy>,
 }
 
 impl Default for ClientOptions {
@@ -120,6 +123,7 @@ impl Default for ClientOptions {
             keychain: Keychain::anonymous(),
             user_agent: format!("sluice/{}", env!("CARGO_PKG_VERSION")),
             tags_page_size: 1000,
+            proxy: None,
         }
     }
 }
@@ -247,6 +251,14 @@ impl Client {
             })?;
             builder = builder.identity(id);
         }
+        if let Some(p) = &options.proxy {
+            let mut proxy = reqwest::Proxy::all(p.url.as_str())
+                .map_err(|e| Error::invalid(format!("invalid proxy address: {e}")))?;
+            if let Some(user) = &p.username {
+                proxy = proxy.basic_auth(user, p.password.as_deref().unwrap_or_default());
+            }
+            builder = builder.proxy(proxy);
+        }
         // reqwest's blocking client refuses to be built on an async
         // runtime's thread; building it on a thread of its own makes
         // `Client::new` callable from anywhere (requests still block).
@@ -257,10 +269,12 @@ impl Client {
                 .map_err(|_| Error::invalid("building the HTTP client panicked"))
         })?
         .map_err(|e| Error::invalid(format!("building the HTTP client: {e}")))?;
+        let proxy_password = options.proxy.as_ref().and_then(|p| p.password.clone());
         let secrets = options
             .keychain
             .secrets()
             .into_iter()
+            .chain(proxy_password)
             .filter(|s| s.len() >= 3)
             .collect();
         Ok(Client {

@@ -26,7 +26,7 @@ pub mod helm;
 pub mod manifest;
 pub mod reference;
 
-pub use auth::{Credentials, DockerConfig, Keychain};
+pub use auth::{Credentials, DockerConfig, Keychain, Proxy};
 pub use client::{Client, ClientOptions, PulledManifest, Scope, TlsConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::{Descriptor, Manifest};

@@ -95,11 +95,6 @@ fn validate(spec: &OCIRepositorySpec) -> Result<(), Failure> {
                 .into(),
         ));
     }
-    if spec.proxy_secret_ref.is_some() {
-        return Err(unsupported(
-            "spec.proxySecretRef is not supported by sluice".into(),
-        ));
-    }
     Ok(())
 }
 
@@ -184,6 +179,26 @@ pub(crate) async fn client_options(
     Ok((opts, sluice_git::archive::hex(&inputs.finalize())))
 }
 
+/// `spec.proxySecretRef` read as source-controller reads it (`address`, optional
+/// `username` and `password`); a failure is `AuthenticationFailed`, as Flux's.
+async fn proxy(ctx: &Ctx, ns: &str, name: &str) -> Result<sluice_oci::Proxy, Failure> {
+    let failed = |m: String| {
+        fetch_failure(
+            AUTHENTICATION_FAILED_REASON,
+            format!("failed to get proxy address: {m}"),
+        )
+    };
+    let secret = auth::secret(&ctx.client, ns, name)
+        .await
+        .map_err(|f| failed(f.message))?;
+    let data = secret.data.unwrap_or_default();
+    sluice_oci::auth::secret_proxy(
+        &|k| data.get(k).map(|b| b.0.clone()),
+        &format!("secret '{ns}/{name}'"),
+    )
+    .map_err(failed)
+}
+
 /// Registry clients kept between polls, one per set of credentials, CA and
 /// flags (objects that share them share a client, whatever the registry):
 /// a client remembers each registry's auth challenge and tokens, so a warm
@@ -235,7 +250,7 @@ async fn sync(
             format!("URL validation failed for '{}': {}", spec.url, e.message()),
         )
     })?;
-    let (opts, fingerprint) = client_options(
+    let (mut opts, mut fingerprint) = client_options(
         ctx,
         &ns,
         spec.secret_ref.as_ref().map(|r| r.name.as_str()),
@@ -245,6 +260,20 @@ async fn sync(
         timeout,
     )
     .await?;
+    if let Some(r) = &spec.proxy_secret_ref {
+        let proxy = proxy(ctx, &ns, &r.name).await?;
+        let mut inputs = Sha256::new();
+        for part in [
+            fingerprint.as_str(),
+            &proxy.url,
+            proxy.username.as_deref().unwrap_or_default(),
+            proxy.password.as_deref().unwrap_or_default(),
+        ] {
+            inputs.update(format!("{}|{part}|", part.len()).as_bytes());
+        }
+        fingerprint = sluice_git::archive::hex(&inputs.finalize());
+        opts.proxy = Some(proxy);
+    }
     let wanted = spec.wanted();
     let media_type = spec.layer_media_type().map(str::to_string);
     let operation = spec.layer_operation();

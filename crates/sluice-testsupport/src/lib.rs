@@ -36,6 +36,7 @@ use serde_json::json;
 
 pub mod bad_input;
 mod certs;
+pub mod forward_proxy;
 pub mod git_server;
 pub mod gitea;
 pub mod kubelet;

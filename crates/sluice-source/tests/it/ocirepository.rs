@@ -14,6 +14,7 @@ use kube::api::{ObjectMeta, PostParams};
 use serde_json::json;
 use sluice_api::meta;
 use sluice_api::source::oci::OCIRepository;
+use sluice_testsupport::forward_proxy::ForwardProxy;
 use sluice_testsupport::oci_registry::{OciRegistry, RegistryConfig};
 use sluice_testsupport::{TestNamespace, client, wait_for};
 
@@ -254,6 +255,88 @@ async fn wrong_credentials_are_authentication_failed_without_the_secret() {
     // The client is kept between polls: a warm poll behind basic auth is
     // one authenticated manifest HEAD, no challenge round trip.
     assert_one_head_poll(&reg, &api, "apps", "/manifests/v1").await;
+}
+
+#[tokio::test]
+async fn a_proxy_secret_sends_every_request_through_the_proxy() {
+    let Some(reg) = OciRegistry::start(RegistryConfig::anonymous()) else {
+        return;
+    };
+    let proxy = ForwardProxy::start(Some(("px", "px-s3cret")));
+    let (ns, api, _h) = setup("oci-proxy").await;
+    let dir = tempfile::tempdir().unwrap();
+    manifests(dir.path(), "one");
+    let pushed = reg.push_artifact("apps", "v1", dir.path());
+    let spec = json!({"url": reg.url("apps"), "interval": "10m", "insecure": true,
+        "ref": {"tag": "v1"}, "proxySecretRef": {"name": "proxy"}});
+
+    // The Secret is missing: named, as Flux names it.
+    create_source(&api, KIND, "apps", spec).await;
+    let failed = wait_failed(&api, "apps", meta::AUTHENTICATION_FAILED_REASON).await;
+    let (_, _, message) = cond(&failed, meta::FETCH_FAILED_CONDITION).unwrap();
+    assert_eq!(
+        message,
+        format!(
+            "failed to get proxy address: failed to get secret '{}/proxy': secrets \"proxy\" not found",
+            ns.name()
+        )
+    );
+
+    // A wrong password: the proxy refuses (407), the registry is never reached, and the
+    // password is nowhere in the status.
+    secret(
+        &ns,
+        "proxy",
+        None,
+        &[
+            ("address", &proxy.url()),
+            ("username", "px"),
+            ("password", "wrong-pw-42"),
+        ],
+    )
+    .await;
+    reg.reset_requests();
+    request(&api, "apps").await;
+    let failed = wait_for(&api, "apps", WAIT, |o| {
+        cond(o, meta::FETCH_FAILED_CONDITION).is_some_and(|(_, _, m)| m.contains("407"))
+    })
+    .await;
+    assert!(
+        !serde_json::to_string(&json(&failed))
+            .unwrap()
+            .contains("wrong-pw-42")
+    );
+    assert!(reg.requests().is_empty(), "{:?}", reg.requests());
+    assert!(
+        proxy.seen().iter().all(|f| !f.forwarded),
+        "{:?}",
+        proxy.seen()
+    );
+
+    // The right one: every request goes through the proxy, and the artifact is pulled.
+    secret(
+        &ns,
+        "proxy",
+        None,
+        &[
+            ("address", &proxy.url()),
+            ("username", "px"),
+            ("password", "px-s3cret"),
+        ],
+    )
+    .await;
+    request(&api, "apps").await;
+    let ok = wait_ready(&api, "apps").await;
+    assert_eq!(artifact_of(&ok).unwrap().revision, pushed);
+    let through: Vec<_> = proxy.seen().into_iter().filter(|f| f.forwarded).collect();
+    assert!(!through.is_empty());
+    assert!(
+        through
+            .iter()
+            .all(|f| f.url.starts_with(&format!("http://{}/v2/", reg.host()))),
+        "{through:?}"
+    );
+    assert_eq!(reg.requests().len(), through.len(), "{:?}", reg.requests());
 }
 
 /// Requests a reconcile and checks that it cost exactly one request: a
