@@ -35,6 +35,9 @@ pub struct Auth {
     pub ssh_passphrase: Option<String>,
     /// `known_hosts` for ssh; host keys are always verified.
     pub known_hosts: Option<Vec<u8>>,
+    /// `spec.proxySecretRef`'s proxy for http(s) remotes (otherwise the process's
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` apply).
+    pub proxy: Option<crate::proxy::Proxy>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -58,6 +61,7 @@ impl std::fmt::Debug for Auth {
                 &self.ssh_passphrase.as_ref().map(|_| "<redacted>"),
             )
             .field("known_hosts", &self.known_hosts.is_some())
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -77,6 +81,11 @@ impl Auth {
             v.push(t.clone());
         }
         if let Some(p) = &self.ssh_passphrase
+            && !p.is_empty()
+        {
+            v.push(p.clone());
+        }
+        if let Some(p) = self.proxy.as_ref().and_then(|p| p.password.as_ref())
             && !p.is_empty()
         {
             v.push(p.clone());
@@ -357,6 +366,7 @@ fn connect<'r>(
         let left = deadline.saturating_duration_since(Instant::now());
         opts.connect_timeout = Some(left.min(MAX_HTTP_CONNECT_TIMEOUT));
         let ca = auth.ca_pem.clone();
+        let proxy = auth.proxy.clone();
         let backend = http_transport::reqwest::Options {
             // The client is made just before the first request. Its time
             // limit covers each whole request, the response body included
@@ -381,6 +391,11 @@ fn connect<'r>(
                         for c in certs {
                             builder = builder.add_root_certificate(c);
                         }
+                    }
+                    if let Some(p) = &proxy {
+                        builder = p.apply(builder).map_err(|e| {
+                            gix::error::ErrorExt::raise(gix::error::message!("{e}"))
+                        })?;
                     }
                     Ok(builder)
                 },

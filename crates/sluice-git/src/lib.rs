@@ -17,6 +17,7 @@
 
 pub mod archive;
 pub mod fetch;
+pub mod proxy;
 pub mod refs;
 pub mod remote;
 pub mod sourceignore;

@@ -252,12 +252,7 @@ impl Client {
             builder = builder.identity(id);
         }
         if let Some(p) = &options.proxy {
-            let mut proxy = reqwest::Proxy::all(p.url.as_str())
-                .map_err(|e| Error::invalid(format!("invalid proxy address: {e}")))?;
-            if let Some(user) = &p.username {
-                proxy = proxy.basic_auth(user, p.password.as_deref().unwrap_or_default());
-            }
-            builder = builder.proxy(proxy);
+            builder = p.apply(builder).map_err(Error::invalid)?;
         }
         // reqwest's blocking client refuses to be built on an async
         // runtime's thread; building it on a thread of its own makes

@@ -169,6 +169,28 @@ pub(crate) async fn service_account_configs(
     Ok(configs)
 }
 
+/// `spec.proxySecretRef` read as source-controller reads it (`address`, optional `username`
+/// and `password`); a failure is `AuthenticationFailed`, its message after `context` (Flux
+/// words it per kind: `failed to get proxy address` for an OCIRepository, `failed to
+/// configure proxy options` for a GitRepository).
+pub(crate) async fn proxy(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    context: &str,
+) -> Result<sluice_oci::Proxy, Failure> {
+    let failed = |m: String| fetch_failure(AUTHENTICATION_FAILED_REASON, format!("{context}: {m}"));
+    let secret = secret(client, ns, name)
+        .await
+        .map_err(|f| failed(f.message))?;
+    let data = secret.data.unwrap_or_default();
+    sluice_oci::auth::secret_proxy(
+        &|k| data.get(k).map(|b| b.0.clone()),
+        &format!("secret '{ns}/{name}'"),
+    )
+    .map_err(failed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -188,10 +188,10 @@ async fn sync(
             "spec.verify (commit signature verification) is not supported by sluice",
         ));
     }
-    if spec.proxy_secret_ref.is_some() {
+    if spec.proxy_secret_ref.is_some() && scheme == Scheme::Ssh {
         return Err(Failure::stalled(
             flux::UNSUPPORTED_FIELD_REASON,
-            "spec.proxySecretRef is not supported by sluice",
+            "spec.proxySecretRef is not supported by sluice for ssh:// URLs (only http and https)",
         ));
     }
     let provider = spec.provider();
@@ -210,7 +210,7 @@ async fn sync(
         .validate()
         .map_err(|m| Failure::stalled(api::INVALID_REF_REASON, m))?;
 
-    let auth = match &spec.secret_ref {
+    let mut auth = match &spec.secret_ref {
         Some(r) => read_auth(&ctx.client, &ns, &r.name, scheme).await?,
         None if scheme == Scheme::Ssh => {
             return Err(fetch_failure(
@@ -220,6 +220,17 @@ async fn sync(
         }
         None => Auth::default(),
     };
+    if let Some(r) = &spec.proxy_secret_ref {
+        auth.proxy = Some(
+            crate::auth::proxy(
+                &ctx.client,
+                &ns,
+                &r.name,
+                "failed to configure proxy options",
+            )
+            .await?,
+        );
+    }
     let url_shown = git::redact_url(&spec.url);
     let work = git::work_dir(ctx.storage.root());
 

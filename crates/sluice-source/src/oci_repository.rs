@@ -179,26 +179,6 @@ pub(crate) async fn client_options(
     Ok((opts, sluice_git::archive::hex(&inputs.finalize())))
 }
 
-/// `spec.proxySecretRef` read as source-controller reads it (`address`, optional
-/// `username` and `password`); a failure is `AuthenticationFailed`, as Flux's.
-async fn proxy(ctx: &Ctx, ns: &str, name: &str) -> Result<sluice_oci::Proxy, Failure> {
-    let failed = |m: String| {
-        fetch_failure(
-            AUTHENTICATION_FAILED_REASON,
-            format!("failed to get proxy address: {m}"),
-        )
-    };
-    let secret = auth::secret(&ctx.client, ns, name)
-        .await
-        .map_err(|f| failed(f.message))?;
-    let data = secret.data.unwrap_or_default();
-    sluice_oci::auth::secret_proxy(
-        &|k| data.get(k).map(|b| b.0.clone()),
-        &format!("secret '{ns}/{name}'"),
-    )
-    .map_err(failed)
-}
-
 /// Registry clients kept between polls, one per set of credentials, CA and
 /// flags (objects that share them share a client, whatever the registry):
 /// a client remembers each registry's auth challenge and tokens, so a warm
@@ -261,7 +241,7 @@ async fn sync(
     )
     .await?;
     if let Some(r) = &spec.proxy_secret_ref {
-        let proxy = proxy(ctx, &ns, &r.name).await?;
+        let proxy = auth::proxy(&ctx.client, &ns, &r.name, "failed to get proxy address").await?;
         let mut inputs = Sha256::new();
         for part in [
             fingerprint.as_str(),

@@ -1,6 +1,6 @@
 //! A forward HTTP proxy for tests of `spec.proxySecretRef`: plain-HTTP requests in absolute
 //! form (`GET http://host:port/path HTTP/1.1`) are sent on to their host, one connection per
-//! request, and recorded; with credentials set, a request without the right
+//! request (the body, sized or chunked, copied as it comes), and recorded; with credentials set, a request without the right
 //! `Proxy-Authorization: Basic …` is answered 407 and goes nowhere. `CONNECT` (HTTPS through
 //! the proxy) is not served: the tests' registries speak plain HTTP.
 //!
@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 /// One request the proxy saw.
@@ -123,7 +123,6 @@ async fn handle(
     );
     let mut headers = Vec::new();
     let mut authorization = None;
-    let mut length = 0usize;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).await? == 0 || line == "\r\n" || line == "\n" {
@@ -134,15 +133,12 @@ async fn handle(
         match name.to_ascii_lowercase().as_str() {
             "proxy-authorization" => authorization = Some(value.to_owned()),
             "proxy-connection" | "connection" => {}
-            "content-length" => {
-                length = value.parse().unwrap_or(0);
-                headers.push(line.clone());
-            }
             _ => headers.push(line.clone()),
         }
     }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await?;
+    // Whatever of the body was read with the head goes first; the rest (sized or chunked)
+    // is copied as it comes.
+    let early = reader.buffer().to_vec();
     let mut conn = reader.into_inner();
     let allowed = expected.is_none_or(|e| authorization.as_deref() == Some(e));
     let target = url
@@ -179,7 +175,7 @@ async fn handle(
     }
     head.push_str("Connection: close\r\n\r\n");
     upstream.write_all(head.as_bytes()).await?;
-    upstream.write_all(&body).await?;
-    tokio::io::copy(&mut upstream, &mut conn).await?;
-    conn.shutdown().await
+    upstream.write_all(&early).await?;
+    tokio::io::copy_bidirectional(&mut conn, &mut upstream).await?;
+    Ok(())
 }

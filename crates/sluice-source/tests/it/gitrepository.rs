@@ -13,6 +13,7 @@ use kube::api::{ObjectMeta, PostParams};
 use serde_json::json;
 use sluice_api::meta;
 use sluice_source::api::GitRepository;
+use sluice_testsupport::forward_proxy::ForwardProxy;
 use sluice_testsupport::{TestNamespace, client, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -430,6 +431,85 @@ async fn wrong_password_is_authentication_failed_without_the_password() {
 
     let gr = wait_for(&api, "good", WAIT, is_ready).await;
     assert_eq!(revision(&gr), Some(format!("main@sha1:{c1}")));
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_proxy_secret_sends_the_fetch_through_the_proxy() {
+    let (_c, ns, api, _h) = setup("src-proxy").await;
+    let repo = Repo::new("private");
+    repo.write("a.yaml", "a: 1\n");
+    let c1 = repo.commit("one");
+    repo.push("main");
+    let server = GitServer::start(&repo.served_root(), Some(("flux", "s3cr3t-right"))).await;
+    let proxy = ForwardProxy::start(Some(("px", "px-pa55")));
+    secret(
+        &ns,
+        "auth",
+        &[("username", "flux"), ("password", "s3cr3t-right")],
+    )
+    .await;
+    secret(
+        &ns,
+        "proxy",
+        &[
+            ("address", &proxy.url()),
+            ("username", "px"),
+            ("password", "px-pa55"),
+        ],
+    )
+    .await;
+    secret(&ns, "bad-proxy", &[("address", "socks5://127.0.0.1:1080")]).await;
+    create(&api, "via-proxy", json!({"url": server.url("private"), "interval": "10m",
+        "ref": {"branch": "main"}, "secretRef": {"name": "auth"}, "proxySecretRef": {"name": "proxy"}}))
+    .await;
+    create(
+        &api,
+        "bad-proxy",
+        json!({"url": server.url("private"), "interval": "10m",
+        "ref": {"branch": "main"}, "proxySecretRef": {"name": "bad-proxy"}}),
+    )
+    .await;
+    create(
+        &api,
+        "ssh-proxy",
+        json!({"url": "ssh://git@127.0.0.1:2222/private.git", "interval": "10m",
+        "ref": {"branch": "main"}, "proxySecretRef": {"name": "proxy"}}),
+    )
+    .await;
+
+    let gr = wait_for(&api, "via-proxy", WAIT, is_ready).await;
+    assert_eq!(revision(&gr), Some(format!("main@sha1:{c1}")));
+    let seen = proxy.seen();
+    let prefix = server.url("private");
+    assert!(
+        seen.iter()
+            .any(|f| f.forwarded && f.url.starts_with(&prefix) && f.method == "POST"),
+        "the fetch went through the proxy: {seen:?}"
+    );
+    assert!(seen.iter().all(|f| f.forwarded), "{seen:?}");
+
+    // A proxy Flux would not take either, named; ssh remotes are refused by name.
+    let gr = wait_for(&api, "bad-proxy", WAIT, |g| {
+        condition(g, meta::READY_CONDITION).is_some_and(|c| c.0 == "False")
+    })
+    .await;
+    let (_, reason, msg) = condition(&gr, meta::READY_CONDITION).unwrap();
+    assert_eq!(reason, "AuthenticationFailed", "{msg}");
+    assert_eq!(
+        msg,
+        format!(
+            "failed to configure proxy options: secret '{}/bad-proxy': proxy URL must use http or https scheme, got 'socks5'",
+            ns.name()
+        )
+    );
+    let gr = wait_for(&api, "ssh-proxy", WAIT, |g| {
+        condition(g, meta::STALLED_CONDITION).is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    let (_, reason, msg) = condition(&gr, meta::STALLED_CONDITION).unwrap();
+    assert_eq!(reason, "UnsupportedField");
+    assert!(msg.contains("spec.proxySecretRef"), "{msg}");
     ns.delete().await;
 }
 
