@@ -87,6 +87,10 @@ pub struct SourceOciArgs {
     /// An existing docker-registry Secret.
     #[arg(long = "secret-ref", value_name = "NAME")]
     pub secret_ref: Option<String>,
+    /// An existing Secret with the proxy's address and credentials (`sluice create secret
+    /// proxy`).
+    #[arg(long = "proxy-secret-ref", value_name = "NAME")]
+    pub proxy_secret_ref: Option<String>,
     /// Plain HTTP.
     #[arg(long)]
     pub insecure: bool,
@@ -175,6 +179,10 @@ pub struct SourceGitArgs {
     /// Paths to ignore, in .gitignore format (repeatable, or comma-separated).
     #[arg(long = "ignore-paths", value_delimiter = ',', value_name = "PATH")]
     pub ignore_paths: Vec<String>,
+    /// An existing Secret with the proxy's address and credentials (`sluice create secret
+    /// proxy`; http and https URLs only).
+    #[arg(long = "proxy-secret-ref", value_name = "NAME")]
+    pub proxy_secret_ref: Option<String>,
 }
 
 /// `sluice create kustomization NAME`.
@@ -232,6 +240,24 @@ pub enum SecretWhat {
     Helm(SecretHelmArgs),
     /// An age key for SOPS decryption (`spec.decryption.secretRef`).
     Age(SecretAgeArgs),
+    /// A proxy's address and credentials, for sources' `spec.proxySecretRef`.
+    Proxy(SecretProxyArgs),
+}
+
+/// `sluice create secret proxy NAME`.
+#[derive(Debug, Args)]
+pub struct SecretProxyArgs {
+    /// The Secret's name.
+    pub name: String,
+    /// The proxy's URL, e.g. http://squid.lan:3128.
+    #[arg(long)]
+    pub address: String,
+    /// The proxy's user.
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// The proxy's password.
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
 }
 
 /// `sluice create secret oci NAME`.
@@ -524,6 +550,15 @@ pub fn objects(ns: &str, args: &CreateArgs) -> Result<Vec<Value>> {
             if !g.ignore_paths.is_empty() {
                 spec["ignore"] = format!("{}\n", g.ignore_paths.join("\n")).into();
             }
+            if let Some(p) = &g.proxy_secret_ref {
+                if scheme == "ssh" {
+                    return Err(UserError::new(
+                        "--proxy-secret-ref: sluice proxies http and https remotes only",
+                    )
+                    .into());
+                }
+                spec["proxySecretRef"] = json!({"name": p});
+            }
             out.push(
                 json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
                             "metadata": metadata(ns, &g.name, &labels), "spec": spec}),
@@ -722,6 +757,9 @@ pub fn objects(ns: &str, args: &CreateArgs) -> Result<Vec<Value>> {
             if let Some(s) = &o.secret_ref {
                 spec["secretRef"] = json!({"name": s});
             }
+            if let Some(p) = &o.proxy_secret_ref {
+                spec["proxySecretRef"] = json!({"name": p});
+            }
             if o.insecure {
                 spec["insecure"] = true.into();
             }
@@ -768,6 +806,27 @@ pub fn objects(ns: &str, args: &CreateArgs) -> Result<Vec<Value>> {
             );
             s["type"] = "kubernetes.io/dockerconfigjson".into();
             vec![s]
+        }
+        CreateWhat::Secret(SecretWhat::Proxy(p)) => {
+            // Read as the controllers will read it, so a bad address fails here.
+            let probe = BTreeMap::from([
+                ("address", Some(p.address.clone())),
+                ("username", p.username.clone()),
+                ("password", p.password.clone()),
+            ]);
+            sluice_git::proxy::secret_proxy(
+                &|k| probe.get(k).cloned().flatten().map(String::into_bytes),
+                "--address",
+            )
+            .map_err(UserError::new)?;
+            if p.password.is_some() && p.username.is_none() {
+                return Err(UserError::new("--password needs --username").into());
+            }
+            let data = probe
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect();
+            vec![secret(ns, &p.name, &labels, data)]
         }
         CreateWhat::Secret(SecretWhat::Helm(h)) => {
             let mut data = BTreeMap::new();
@@ -1037,6 +1096,73 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("--source \"HelmRepository/x\""), "{e}");
+    }
+
+    #[test]
+    fn proxies_as_flux_create_makes_them() {
+        let objs = create(&[
+            "secret",
+            "proxy",
+            "squid",
+            "--address",
+            "http://squid.lan:3128",
+            "-u",
+            "me",
+            "-p",
+            "pw",
+        ])
+        .unwrap();
+        assert_eq!(
+            objs[0]["stringData"],
+            json!({"address": "http://squid.lan:3128", "username": "me", "password": "pw"})
+        );
+        let e = create(&["secret", "proxy", "p", "--address", "socks5://p:1080"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("must use http or https scheme, got 'socks5'"),
+            "{e}"
+        );
+        let objs = create(&[
+            "source",
+            "oci",
+            "apps",
+            "--url",
+            "oci://ghcr.io/home/apps",
+            "--tag",
+            "v1",
+            "--proxy-secret-ref",
+            "squid",
+        ])
+        .unwrap();
+        assert_eq!(objs[0]["spec"]["proxySecretRef"], json!({"name": "squid"}));
+        let objs = create(&[
+            "source",
+            "git",
+            "ops",
+            "--url",
+            "https://gitea.lan/home/ops.git",
+            "--branch",
+            "main",
+            "--proxy-secret-ref",
+            "squid",
+        ])
+        .unwrap();
+        assert_eq!(objs[0]["spec"]["proxySecretRef"], json!({"name": "squid"}));
+        let e = create(&[
+            "source",
+            "git",
+            "ops",
+            "--url",
+            "ssh://git@gitea.lan/home/ops",
+            "--branch",
+            "main",
+            "--proxy-secret-ref",
+            "squid",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("http and https remotes only"), "{e}");
     }
 
     #[test]
