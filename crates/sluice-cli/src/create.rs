@@ -1123,42 +1123,40 @@ mod tests {
             e.contains("must use http or https scheme, got 'socks5'"),
             "{e}"
         );
-        let objs = create(&[
-            "source",
-            "oci",
-            "apps",
-            "--url",
-            "oci://ghcr.io/home/apps",
-            "--tag",
-            "v1",
-            "--proxy-secret-ref",
-            "squid",
-        ])
-        .unwrap();
-        assert_eq!(objs[0]["spec"]["proxySecretRef"], json!({"name": "squid"}));
-        let objs = create(&[
-            "source",
-            "git",
-            "ops",
-            "--url",
-            "https://gitea.lan/home/ops.git",
-            "--branch",
-            "main",
-            "--proxy-secret-ref",
-            "squid",
-        ])
-        .unwrap();
-        assert_eq!(objs[0]["spec"]["proxySecretRef"], json!({"name": "squid"}));
-        let e = create(&[
-            "source",
+        let proxied = |source: &[&str]| {
+            let mut args = vec!["source"];
+            args.extend_from_slice(source);
+            args.extend(["--proxy-secret-ref", "squid"]);
+            create(&args)
+        };
+        for source in [
+            &[
+                "oci",
+                "apps",
+                "--url",
+                "oci://ghcr.io/home/apps",
+                "--tag",
+                "v1",
+            ][..],
+            &[
+                "git",
+                "ops",
+                "--url",
+                "https://gitea.lan/home/ops.git",
+                "--branch",
+                "main",
+            ],
+        ] {
+            let objs = proxied(source).unwrap();
+            assert_eq!(objs[0]["spec"]["proxySecretRef"], json!({"name": "squid"}));
+        }
+        let e = proxied(&[
             "git",
             "ops",
             "--url",
             "ssh://git@gitea.lan/home/ops",
             "--branch",
             "main",
-            "--proxy-secret-ref",
-            "squid",
         ])
         .unwrap_err()
         .to_string();

@@ -284,17 +284,19 @@ async fn a_proxy_secret_sends_every_request_through_the_proxy() {
 
     // A wrong password: the proxy refuses (407), the registry is never reached, and the
     // password is nowhere in the status.
-    secret(
-        &ns,
-        "proxy",
-        None,
-        &[
-            ("address", &proxy.url()),
-            ("username", "px"),
-            ("password", "wrong-pw-42"),
-        ],
-    )
-    .await;
+    let proxy_secret = |password: &'static str| {
+        let address = proxy.url();
+        let ns = &ns;
+        async move {
+            let data = [
+                ("address", address.as_str()),
+                ("username", "px"),
+                ("password", password),
+            ];
+            secret(ns, "proxy", None, &data).await;
+        }
+    };
+    proxy_secret("wrong-pw-42").await;
     reg.reset_requests();
     request(&api, "apps").await;
     let failed = wait_for(&api, "apps", WAIT, |o| {
@@ -314,17 +316,7 @@ async fn a_proxy_secret_sends_every_request_through_the_proxy() {
     );
 
     // The right one: every request goes through the proxy, and the artifact is pulled.
-    secret(
-        &ns,
-        "proxy",
-        None,
-        &[
-            ("address", &proxy.url()),
-            ("username", "px"),
-            ("password", "px-s3cret"),
-        ],
-    )
-    .await;
+    proxy_secret("px-s3cret").await;
     request(&api, "apps").await;
     let ok = wait_ready(&api, "apps").await;
     assert_eq!(artifact_of(&ok).unwrap().revision, pushed);
