@@ -59,8 +59,13 @@ pub fn secret_proxy(
             "{subject}: proxy URL exceeds maximum length of {MAX_PROXY_ADDRESS} characters"
         ));
     }
-    let url = reqwest::Url::parse(&address)
-        .map_err(|e| format!("{subject}: failed to parse proxy address '{address}': {e}"))?;
+    // The address is shown without any password it carries.
+    let url = reqwest::Url::parse(&address).map_err(|e| {
+        format!(
+            "{subject}: failed to parse proxy address '{}': {e}",
+            crate::fetch::redact_url(&address)
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
             "{subject}: proxy URL must use http or https scheme, got '{}'",
