@@ -139,6 +139,10 @@ impl Expression {
     }
 }
 
+/// The namespaces of functions in Flux's environment (`base64.encode`, `strings.quote`,
+/// `optional.of`; `sets.contains` is Flux's too, and fails when evaluated here).
+const FUNCTION_NAMESPACES: &[&str] = &["base64", "optional", "sets", "strings"];
+
 /// The variables `e` reads that no comprehension around them binds (`c` in
 /// `req.commits.exists(c, c.added.size() > 0)` is bound; `req` is free), in order of reading.
 fn free_variables<'a>(e: &'a IdedExpr, bound: &mut Vec<&'a str>, free: &mut Vec<&'a str>) {
@@ -153,7 +157,13 @@ fn free_variables<'a>(e: &'a IdedExpr, bound: &mut Vec<&'a str>, free: &mut Vec<
             }
         }
         Expr::Call(call) => {
-            if let Some(target) = &call.target {
+            // `base64.encode(x)` parses as a call on `base64`: a function's namespace, not a
+            // variable.
+            let namespaced = call.target.as_deref().is_some_and(|t| {
+                matches!(&t.expr, Expr::Ident(n) if FUNCTION_NAMESPACES.contains(&n.as_str())
+                    && !bound.contains(&n.as_str()))
+            });
+            if let Some(target) = call.target.as_deref().filter(|_| !namespaced) {
                 free_variables(target, bound, free);
             }
             for arg in &call.args {
@@ -317,6 +327,8 @@ mod tests {
             "req.commits.exists(c, c.added.exists(f, f.startsWith(res.metadata.name)))",
             "[1, 2].map(x, x * 2).size() == 2 && type(req) == map",
             "has(res.metadata.labels) && {'a': req}.size() == 1",
+            "base64.encode(b'x') == req.token && strings.quote(res.metadata.name) != ''",
+            "optional.of(req).hasValue()",
         ] {
             let e = Expression::compile_with_variables(ok, &vars);
             assert!(e.is_ok(), "{ok}: {e:?}");
@@ -324,6 +336,9 @@ mod tests {
         let err = Expression::compile_with_variables("res.metadata.name == request.name", &vars)
             .unwrap_err();
         assert!(err.ends_with("undeclared reference to 'request'"), "{err}");
+        // A function's namespace is not a variable anywhere else.
+        let err = Expression::compile_with_variables("base64 == req", &vars).unwrap_err();
+        assert!(err.ends_with("undeclared reference to 'base64'"), "{err}");
         // A comprehension's variable is bound only inside it.
         let err = Expression::compile_with_variables("req.items.exists(c, c > 1) && c == 2", &vars)
             .unwrap_err();
