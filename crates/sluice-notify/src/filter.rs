@@ -76,6 +76,12 @@ impl Filters {
         }))
     }
 
+    /// Whether any expression applies to resource `index` of the Receiver's list (when none
+    /// does, it is accepted without being read).
+    pub fn apply_to(&self, index: usize) -> bool {
+        self.top.is_some() || self.per_resource.get(index).is_some_and(Option::is_some)
+    }
+
     /// Whether resource `index` of the Receiver's list accepts `res` (its `apiVersion`, `kind`
     /// and `metadata`); an expression that fails to evaluate is an error.
     pub fn accepts(&self, index: usize, res: &Value) -> Result<bool, String> {
@@ -154,6 +160,7 @@ mod tests {
         assert_eq!(f.accepts(0, &db), Ok(false));
         assert_eq!(f.accepts(1, &web), Ok(true));
         assert_eq!(f.accepts(1, &core), Ok(false));
+        assert!(f.apply_to(0) && f.apply_to(1));
         // An expression that cannot be evaluated is an error, not a silent no.
         let unlabelled = serde_json::json!({"metadata": {"name": "web"}});
         let top_only = receiver(serde_json::json!({
@@ -192,6 +199,15 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        // A resource without an expression of its own, and no top-level one: not read.
+        let second_only = receiver(serde_json::json!({
+            "type": "generic", "secretRef": {"name": "t"},
+            "resources": [{"kind": "GitRepository", "name": "x"},
+                {"kind": "GitRepository", "name": "y", "filter": "true"}]}));
+        let f = Filters::new(&second_only, &json_headers(), b"{}")
+            .unwrap()
+            .unwrap();
+        assert!(!f.apply_to(0) && f.apply_to(1));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! answers: 413 for a body over 3 MiB, 404 for a path no Receiver has, 503 for a suspended or
 //! not-ready Receiver, 400 for a payload its type refuses (nothing is changed), 500 when a
 //! reconcile could not be requested (or the Receiver's filters could not read the body or
-//! be evaluated), else 200. Resources the filters turn down are left alone. Beyond Flux: 429 past a request rate (a
-//! token bucket), so a flood of requests cannot keep the controller busy.
+//! be evaluated), else 200. Resources the filters turn down are left alone. Beyond Flux:
+//! 429 past a request rate (a token bucket), so a flood of requests cannot keep the
+//! controller busy.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -139,7 +140,10 @@ async fn handle(state: &State, digest: &str, headers: &HeaderMap, body: &[u8]) -
     };
     let mut failed = false;
     for (index, resource) in receiver.spec.resources.iter().enumerate() {
-        let filter = filters.as_ref().map(|f| (f, index));
+        let filter = filters
+            .as_ref()
+            .filter(|f| f.apply_to(index))
+            .map(|f| (f, index));
         if let Err(e) = request_reconcile(state, resource, &ns, filter).await {
             tracing::warn!(receiver = %name, namespace = %ns, "unable to request reconciliation: {e}");
             failed = true;
