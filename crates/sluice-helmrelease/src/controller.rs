@@ -931,7 +931,7 @@ fn test_hooks(
 }
 
 /// Flux's reason for a CEL expression that does not compile.
-const INVALID_CEL_REASON: &str = "InvalidCELExpression";
+const INVALID_CEL_REASON: &str = meta::INVALID_CEL_EXPRESSION_REASON;
 
 /// `spec.healthCheckExprs`, compiled (the wait judges objects of those kinds by them).
 fn health_checks(hr: &HelmRelease) -> Result<Vec<CustomHealthCheck>, String> {

@@ -412,6 +412,9 @@ mod tests {
         // No expression, or a chat Provider: the default name.
         p.spec.commit_status_expr = None;
         assert_eq!(commit_status(&p, &alert, &event), Ok(None));
+        p.spec.commit_status_expr = Some("'named'".into());
+        p.spec.type_ = ProviderType::Slack;
+        assert_eq!(commit_status(&p, &alert, &event), Ok(None));
     }
 
     #[test]

@@ -28,10 +28,6 @@ pub enum Error {
     Status(#[source] kube::Error),
 }
 
-/// The reason of a Receiver whose filter expression is refused (Flux's
-/// `meta.InvalidCELExpressionReason`).
-pub const INVALID_CEL_EXPRESSION_REASON: &str = "InvalidCELExpression";
-
 struct Ctx {
     client: Client,
     opts: Options,
@@ -80,7 +76,7 @@ pub fn status_for(r: &Receiver, token: Result<&str, &str>) -> ReceiverStatus {
         .or_else(|| {
             crate::filter::invalid(r).map(|m| {
                 (
-                    INVALID_CEL_EXPRESSION_REASON,
+                    meta::INVALID_CEL_EXPRESSION_REASON,
                     format!("Reconciliation failed terminally due to configuration error: {m}"),
                 )
             })

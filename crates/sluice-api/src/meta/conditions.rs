@@ -102,6 +102,9 @@ pub const INVALID_STS_CONFIGURATION_REASON: &str = "InvalidSTSConfiguration";
 pub const INVALID_PROVIDER_CONFIGURATION_REASON: &str = "InvalidProviderConfiguration";
 /// A storage operation failed (the reason that goes with [`STORAGE_OPERATION_FAILED_CONDITION`]).
 pub const STORAGE_OPERATION_FAILED_REASON: &str = "StorageOperationFailed";
+/// A CEL expression of the spec does not compile, reads what it may not, or does not give
+/// the type asked (Flux's `meta.InvalidCELExpressionReason`).
+pub const INVALID_CEL_EXPRESSION_REASON: &str = "InvalidCELExpression";
 /// sluice's reason for a field it accepts (Flux's schema) but does not
 /// implement: refused by a Stalled condition, never silently ignored.
 pub const UNSUPPORTED_FIELD_REASON: &str = "UnsupportedField";
