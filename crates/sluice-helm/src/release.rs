@@ -316,27 +316,9 @@ impl Release {
         l
     }
 
-    /// About how long the record's JSON is: the chart's files in base64 and the manifest and
-    /// hooks with some room for escapes, so that the text is allocated once rather than
-    /// regrown (kube-prometheus-stack's record is 8 MB of JSON before gzip).
-    fn json_size_hint(&self) -> usize {
-        let files = |f: &Option<Vec<StoredFile>>| {
-            f.iter()
-                .flatten()
-                .map(|f| f.name.len() + f.data.as_ref().map_or(0, |d| d.len() * 4 / 3) + 64)
-                .sum::<usize>()
-        };
-        let chart = self.chart.as_ref().map_or(0, |c| {
-            files(&c.templates) + files(&c.files) + c.schema.as_ref().map_or(0, |s| s.len() * 4 / 3)
-        });
-        let hooks: usize = self.hooks.iter().map(|h| h.manifest.len()).sum();
-        let text = self.manifest.len() + hooks;
-        chart + text + text / 8 + 64 * 1024
-    }
-
     /// The record's JSON as Go's `json.Marshal(release)` writes it.
     pub fn to_json(&self) -> Result<String, ReleaseError> {
-        let mut text = String::with_capacity(self.json_size_hint());
+        let mut text = String::new();
         self.write_json(&mut text)?;
         Ok(text)
     }
