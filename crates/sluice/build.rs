@@ -19,13 +19,14 @@
 //! 64 KiB around each (fault-around), so a small chart's render touched 11.7
 //! MiB of code for the little it ran. `symbol-order.txt` lists the functions
 //! sluice runs (`scripts/symbol-order` writes it from callgrind profiles of
-//! `helm template` and `build` over the Helm and kustomize corpora; the
-//! controller's own code is not in it yet), and the linker (LLD, the
+//! `helm template` and `build` over the Helm and kustomize corpora and of the
+//! controller in a small `bench/vs-flux` run), and the linker (LLD, the
 //! toolchain's default linker here) places them first, in that order: the
 //! render of traefik with a homelab's values measured 21.2 MiB of RSS before,
 //! 12.3 after; podinfo 12.9 and 7.0. Names the binary no longer has (symbol
 //! names carry hashes that change with dependency or toolchain updates) are
-//! skipped, silently; `bench/helm/run` reports how many still match.
+//! skipped, silently; `scripts/image` and `bench/helm/run` report how many
+//! the binary has.
 //! `SLUICE_SYMBOL_ORDER=0` turns it off, and it is off when another linker
 //! is configured (`RUSTC_LINKER`, or `linker` flags in `RUSTFLAGS`).
 fn main() {
