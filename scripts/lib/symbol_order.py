@@ -88,8 +88,9 @@ def check(binary, path):
         names = [line.strip() for line in f if line.strip() and not line.startswith("#")]
     have = defined_text_symbols(binary)
     found = sum(name in have for name in names)
-    print(f"symbol order: {binary} has {found} of the {len(names)} functions of {path}"
-          + ("" if found else " (none: is it stale? scripts/symbol-order writes it anew)"))
+    print(f"symbol order: {binary} has {found} of the {len(names)} names of {path}"
+          " (it lists the release and the image builds' names; each has its own)"
+          + ("" if found else ": none, so the list is stale (scripts/symbol-order writes it anew)"))
 
 
 def main():
