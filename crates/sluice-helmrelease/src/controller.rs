@@ -930,9 +930,6 @@ fn test_hooks(
         .collect()
 }
 
-/// Flux's reason for a CEL expression that does not compile.
-const INVALID_CEL_REASON: &str = meta::INVALID_CEL_EXPRESSION_REASON;
-
 /// `spec.healthCheckExprs`, compiled (the wait judges objects of those kinds by them).
 fn health_checks(hr: &HelmRelease) -> Result<Vec<CustomHealthCheck>, String> {
     hr.spec
@@ -1089,7 +1086,10 @@ impl Run<'_> {
             );
         }
         if let Err(m) = health_checks(self.hr).and(ready_exprs(self.hr)) {
-            return Err(Ended::Failed(Failure::stalled(INVALID_CEL_REASON, m)));
+            return Err(Ended::Failed(Failure::stalled(
+                meta::INVALID_CEL_EXPRESSION_REASON,
+                m,
+            )));
         }
         if let Some(denied) = cross_namespace_source(self.hr, self.ctx) {
             return Err(Ended::Failed(denied));

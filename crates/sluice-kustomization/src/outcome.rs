@@ -14,8 +14,6 @@ use sluice_runtime::{Decision, Event, Failure, History, Outcome, Policy, decide}
 
 /// Reason for fields sluice accepts but does not implement yet.
 pub const UNSUPPORTED_REASON: &str = meta::UNSUPPORTED_FIELD_REASON;
-/// Flux's reason for a CEL expression that does not compile.
-pub const INVALID_CEL_REASON: &str = meta::INVALID_CEL_EXPRESSION_REASON;
 pub use sluice_runtime::tenancy::ACCESS_DENIED_REASON;
 /// Flux's reason for health checks cut short (here: by a shutdown).
 pub const HEALTH_CHECK_CANCELED_REASON: &str = "HealthCheckCanceled";
@@ -257,7 +255,7 @@ mod tests {
             (HEALTH_CHECK_FAILED_REASON, false),
             (HEALTH_CHECK_CANCELED_REASON, false),
             (UNSUPPORTED_REASON, true),
-            (INVALID_CEL_REASON, true),
+            (meta::INVALID_CEL_EXPRESSION_REASON, true),
             (ACCESS_DENIED_REASON, true),
         ] {
             let failure = if stalled {

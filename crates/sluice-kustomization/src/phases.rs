@@ -26,7 +26,7 @@ use sluice_runtime::{Event, Failure, ServiceAccountRef};
 
 use crate::controller::{Ctx, Options};
 use crate::graph::{self, Key, NodeState};
-use crate::outcome::{ACCESS_DENIED_REASON, INVALID_CEL_REASON, UNSUPPORTED_REASON};
+use crate::outcome::{ACCESS_DENIED_REASON, UNSUPPORTED_REASON};
 use crate::source::{self, Source, SourceRef};
 use sluice_apply::health::{self, Health};
 
@@ -240,7 +240,7 @@ impl<'a> Run<'a> {
             }
         }
         if let Some(m) = bad {
-            return Err(Failure::stalled(INVALID_CEL_REASON, m).into());
+            return Err(Failure::stalled(meta::INVALID_CEL_EXPRESSION_REASON, m).into());
         }
         if let Some(m) = cross_namespace_ref(self.ks, &self.ctx.opts) {
             return Err(Failure::stalled(ACCESS_DENIED_REASON, m).into());
