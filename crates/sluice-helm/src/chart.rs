@@ -96,6 +96,9 @@ pub struct Chart {
     /// `values.yaml` exactly as read (Helm packages these bytes, not a
     /// re-encoding), `None` when the chart has none.
     pub values_yaml: Option<Vec<u8>>,
+    /// `values.yaml` as the load parsed it (Helm's loader parses it to
+    /// refuse a bad one), so that a render does not parse it again.
+    pub values_parsed: ParsedValues,
     /// `values.schema.json`.
     pub schema: Option<Vec<u8>>,
     /// Files under `templates/`, in load order.
@@ -123,9 +126,39 @@ impl Chart {
     pub fn values(&self) -> Result<Map, ChartError> {
         match &self.values_yaml {
             None => Ok(Map::new()),
-            Some(data) => crate::values::load_values(data)
-                .map_err(|e| ChartError::invalid(format!("cannot load values.yaml: {e}"))),
+            Some(data) => match self.values_parsed.of(data) {
+                Some(parsed) => Ok(parsed.clone()),
+                None => crate::values::load_values(data)
+                    .map_err(|e| ChartError::invalid(format!("cannot load values.yaml: {e}"))),
+            },
         }
+    }
+}
+
+/// A chart's `values.yaml` as parsed at load, with the bytes it was parsed
+/// from: [`Chart::values`] uses it only while `values_yaml` still holds
+/// exactly those bytes (a build or an upgrade may replace them). Equal to
+/// any other: it is a cache, not part of the chart.
+#[derive(Clone, Debug, Default)]
+pub struct ParsedValues(Option<std::sync::Arc<(Vec<u8>, Map)>>);
+
+impl ParsedValues {
+    fn new(data: &[u8], values: Map) -> ParsedValues {
+        ParsedValues(Some(std::sync::Arc::new((data.to_vec(), values))))
+    }
+
+    /// The parsed values, if they were parsed from `data`.
+    fn of(&self, data: &[u8]) -> Option<&Map> {
+        self.0
+            .as_deref()
+            .filter(|(from, _)| from.as_slice() == data)
+            .map(|(_, values)| values)
+    }
+}
+
+impl PartialEq for ParsedValues {
+    fn eq(&self, _: &ParsedValues) -> bool {
+        true
     }
 }
 
@@ -751,8 +784,9 @@ fn load_files_within(
             "Chart.yaml" => {}
             "Chart.lock" => c.lock = Some(parse_lock(&f.data, "Chart.lock")?),
             "values.yaml" => {
-                crate::values::load_values(&f.data)
+                let parsed = crate::values::load_values(&f.data)
                     .map_err(|e| ChartError::invalid(format!("cannot load values.yaml: {e}")))?;
+                c.values_parsed = ParsedValues::new(&f.data, parsed);
                 c.values_yaml = Some(f.data.to_vec());
             }
             "values.schema.json" => c.schema = Some(f.data.to_vec()),
@@ -1310,6 +1344,44 @@ impl Walk<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_parsed_at_load_are_used_until_the_bytes_change() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Chart.yaml"),
+            "apiVersion: v2\nname: a\nversion: 1.0.0\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("values.yaml"), "a: 1\n---\nb: {c: yes}\n").unwrap();
+        let chart = load_dir(dir.path(), &Limits::default()).unwrap();
+        let reparsed = crate::values::load_values(b"a: 1\n---\nb: {c: yes}\n").unwrap();
+        let kept = chart.values_parsed.of(b"a: 1\n---\nb: {c: yes}\n").cloned();
+        assert_eq!(
+            kept.as_ref(),
+            Some(&reparsed),
+            "the load keeps what it parsed"
+        );
+        assert_eq!(chart.values().unwrap(), reparsed);
+        assert_eq!(
+            crate::values::encode_values(&chart.values().unwrap()),
+            "a: 1\nb:\n  c: true\n"
+        );
+        // A build or an upgrade replaces the bytes before a render: what the
+        // load parsed no longer applies.
+        let mut chart = load_dir(dir.path(), &Limits::default()).unwrap();
+        chart.values_yaml = Some(b"a: 2\n".to_vec());
+        assert_eq!(
+            crate::values::encode_values(&chart.values().unwrap()),
+            "a: 2\n"
+        );
+        chart.values_yaml = Some(b"a: [\n".to_vec());
+        assert!(chart.values().is_err());
+        // Not part of the chart's equality.
+        let mut other = chart.clone();
+        other.values_parsed = ParsedValues::default();
+        assert_eq!(chart, other);
+    }
 
     #[test]
     fn chart_yaml_decodes_as_helm() {

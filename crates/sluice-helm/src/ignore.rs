@@ -18,10 +18,64 @@ pub struct Rules {
 struct Pattern {
     /// The glob, without `!`, trailing `/` or leading `/`.
     glob: String,
+    /// How `glob` is matched: most rules are a name or a `*.ext`, checked
+    /// without the general matcher (which every file of a chart meets once
+    /// per rule).
+    shape: Shape,
     /// Matched against the whole path (the rule had a `/`), or the base name.
     whole_path: bool,
     negate: bool,
     must_dir: bool,
+}
+
+/// A glob's shape, for [`Pattern::matches`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Shape {
+    /// No `*`, `?`, `[` or `\\`: the name itself.
+    Literal,
+    /// `*` and then a literal: that ending, after no `/`.
+    Suffix(String),
+    /// A literal and then `*`: that beginning, then no `/`.
+    Prefix(String),
+    /// Anything else: Go's `filepath.Match`.
+    General,
+}
+
+impl Shape {
+    fn of(glob: &str) -> Shape {
+        let special = |s: &str| s.contains(['*', '?', '[', '\\']);
+        if !special(glob) {
+            Shape::Literal
+        } else if let Some(rest) = glob.strip_prefix('*')
+            && !rest.is_empty()
+            && !special(rest)
+        {
+            Shape::Suffix(rest.to_string())
+        } else if let Some(rest) = glob.strip_suffix('*')
+            && !special(rest)
+        {
+            Shape::Prefix(rest.to_string())
+        } else {
+            Shape::General
+        }
+    }
+}
+
+impl Pattern {
+    /// `glob_match(&self.glob, name)`, with a malformed pattern (refused
+    /// when the rule was added) as no match.
+    fn matches(&self, name: &str) -> bool {
+        match &self.shape {
+            Shape::Literal => name == self.glob,
+            Shape::Suffix(end) => name
+                .strip_suffix(end.as_str())
+                .is_some_and(|head| !head.contains('/')),
+            Shape::Prefix(start) => name
+                .strip_prefix(start.as_str())
+                .is_some_and(|tail| !tail.contains('/')),
+            Shape::General => glob_match(&self.glob, name).unwrap_or(false),
+        }
+    }
 }
 
 /// A line of `.helmignore` Helm refuses.
@@ -95,6 +149,7 @@ impl Rules {
             (rule, rule.contains('/'))
         };
         self.patterns.push(Pattern {
+            shape: Shape::of(glob),
             glob: glob.to_string(),
             whole_path,
             negate,
@@ -114,7 +169,7 @@ impl Rules {
             } else {
                 path.rsplit('/').next().unwrap_or(path)
             };
-            let matched = glob_match(&p.glob, subject).unwrap_or(false);
+            let matched = p.matches(subject);
             if p.negate {
                 if p.must_dir && !is_dir {
                     return true;
@@ -336,6 +391,74 @@ fn get_esc(chunk: &[u8]) -> Result<(char, &[u8]), RuleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shapes_match_as_the_general_matcher_does() {
+        let globs = [
+            "*.orig",
+            "*",
+            "foo",
+            ".git",
+            "*.tgz",
+            "README*",
+            "templates/*",
+            "a/*.txt",
+            "*/b",
+            "x*",
+            "*.",
+            "*.?",
+            "[ab]*",
+            "a\\*",
+            "*.tar.gz",
+        ];
+        let names = [
+            "foo",
+            "foo.orig",
+            "a/foo.orig",
+            "a.orig/b",
+            ".orig",
+            "",
+            "templates/x.yaml",
+            "templates/a/x.yaml",
+            "a/b.txt",
+            "a/c/b.txt",
+            "x/b",
+            "x/y/b",
+            "xa",
+            "x/a",
+            "README.md",
+            "README",
+            "docs/README",
+            "a.",
+            "a.b",
+            "ab",
+            "a*",
+            "a.tar.gz",
+            "tar.gz",
+            "é.orig",
+        ];
+        for g in globs {
+            let p = Pattern {
+                shape: Shape::of(g),
+                glob: g.to_string(),
+                whole_path: false,
+                negate: false,
+                must_dir: false,
+            };
+            for n in names {
+                assert_eq!(
+                    p.matches(n),
+                    glob_match(g, n).unwrap_or(false),
+                    "{g:?} on {n:?} ({:?})",
+                    p.shape
+                );
+            }
+        }
+        assert_eq!(Shape::of("*.orig"), Shape::Suffix(".orig".into()));
+        assert_eq!(Shape::of("README*"), Shape::Prefix("README".into()));
+        assert_eq!(Shape::of(".git"), Shape::Literal);
+        assert_eq!(Shape::of("[ab]*"), Shape::General);
+    }
 
     #[test]
     fn go_filepath_match() {

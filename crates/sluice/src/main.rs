@@ -8,7 +8,7 @@ mod logging;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::logging::LogFormat;
 
@@ -49,8 +49,25 @@ enum Command {
     Cli(sluice_cli::Command),
 }
 
+/// `Cli::parse()`, less the freeing of clap's command tree and matches
+/// afterwards: for a short command (`sluice helm template` of a small chart)
+/// that freeing was a twentieth of the whole run, and the process needs
+/// neither again (`Cli::command` builds a new tree where one is wanted).
+fn parse_cli() -> Cli {
+    let mut command = Cli::command();
+    let mut matches = command.get_matches_mut();
+    match Cli::from_arg_matches_mut(&mut matches) {
+        Ok(cli) => {
+            std::mem::forget(matches);
+            std::mem::forget(command);
+            cli
+        }
+        Err(e) => e.format(&mut command).exit(),
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     if let Err(err) = logging::init(cli.log_format, cli.log_level.as_deref()) {
         eprintln!("error: {err:#}");
         return ExitCode::from(2);

@@ -44,7 +44,7 @@ fn warn_wrap(msg: &str) -> FuncError {
 /// Counts of the `include`s of each name in progress (Helm's
 /// `includedNames`), per top-level execution.
 #[derive(Default)]
-struct Included(std::collections::HashMap<String, usize>);
+struct Included(crate::template::FastMap<String, usize>);
 
 fn exec_error(e: Error) -> FuncError {
     match e {

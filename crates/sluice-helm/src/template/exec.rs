@@ -4,7 +4,6 @@
 //! (`template: NAME:LINE:COL: executing "NAME" at <NODE>: MESSAGE`).
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::parse::{
@@ -20,10 +19,10 @@ use super::{CallCtx, Error, FuncError, FuncMap, Host, MissingKey, Options, built
 pub(crate) struct Set {
     pub root: String,
     /// The templates, shared with clones until changed.
-    pub trees: Arc<HashMap<String, Arc<Tree>>>,
+    pub trees: Arc<super::FastMap<String, Arc<Tree>>>,
     /// Templates added to a clone made for `tpl`: looked up first, so that a
     /// clone costs nothing however many templates the set has.
-    pub overlay: HashMap<String, Arc<Tree>>,
+    pub overlay: super::FastMap<String, Arc<Tree>>,
     /// Whether additions go to `overlay` (a `tpl` clone).
     pub layered: bool,
     pub funcs: Arc<FuncMap>,
@@ -40,8 +39,8 @@ impl Set {
     pub fn new(root: &str, funcs: Arc<FuncMap>, options: Options) -> Self {
         Set {
             root: root.to_string(),
-            trees: Arc::new(HashMap::new()),
-            overlay: HashMap::new(),
+            trees: Default::default(),
+            overlay: Default::default(),
             layered: false,
             funcs,
             options,
@@ -226,7 +225,7 @@ pub(crate) struct Engine {
     depth: usize,
     written: usize,
     steps: u64,
-    state: HashMap<TypeId, Box<dyn Any + Send>>,
+    state: super::FastMap<TypeId, Box<dyn Any + Send>>,
 }
 
 impl Host for Engine {
@@ -262,7 +261,7 @@ impl Host for Engine {
         self.set.options
     }
 
-    fn state_map(&mut self) -> &mut HashMap<TypeId, Box<dyn Any + Send>> {
+    fn state_map(&mut self) -> &mut super::FastMap<TypeId, Box<dyn Any + Send>> {
         &mut self.state
     }
 }
@@ -281,7 +280,7 @@ impl Engine {
             depth: 0,
             written: 0,
             steps: 0,
-            state: HashMap::new(),
+            state: Default::default(),
         }
     }
 

@@ -348,7 +348,9 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_text(&mut self) -> Option<State> {
-        if let Some(x) = self.rest().find(LEFT) {
+        // memmem's vectorized search: `str::find` sets up a two-way
+        // searcher on every call, which cost as much as the search.
+        if let Some(x) = memchr::memmem::find(self.rest().as_bytes(), LEFT.as_bytes()) {
             if x > 0 {
                 self.pos += x;
                 let delim_end = self.pos + LEFT.len();
@@ -702,8 +704,8 @@ fn bad_char(r: Option<char>) -> String {
     }
 }
 
-/// The `\n`s in `s`, counted a byte at a time (the compiler vectorizes it;
-/// a `char` search stops at each one).
+/// The `\n`s in `s` (memchr's vectorized search; most texts between
+/// actions have few).
 fn newlines(s: &str) -> usize {
-    s.bytes().filter(|&b| b == b'\n').count()
+    memchr::memchr_iter(b'\n', s.as_bytes()).count()
 }

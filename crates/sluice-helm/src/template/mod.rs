@@ -64,8 +64,16 @@
 //! with non-string keys.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+/// The maps of names the engine looks up on every parse and call (function
+/// names, template names, interned identifiers): foldhash, randomly seeded
+/// like std's SipHash but several times cheaper on short keys. SipHash was
+/// a twentieth of a render's instructions.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// The set counterpart of [`FastMap`].
+pub(crate) type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 mod builtins;
 mod exec;
@@ -167,7 +175,7 @@ impl FuncError {
 /// Functions by name (Go's `template.FuncMap`).
 #[derive(Clone, Default)]
 pub struct FuncMap {
-    funcs: HashMap<String, Func>,
+    funcs: FastMap<String, Func>,
 }
 
 impl FuncMap {
@@ -275,7 +283,7 @@ pub(crate) trait Host {
     fn depth(&self) -> usize;
     fn root_name(&self) -> &str;
     fn options(&self) -> Options;
-    fn state_map(&mut self) -> &mut HashMap<TypeId, Box<dyn Any + Send>>;
+    fn state_map(&mut self) -> &mut FastMap<TypeId, Box<dyn Any + Send>>;
 }
 
 impl CallCtx<'_> {

@@ -2,7 +2,6 @@
 //! checks (undefined functions and variables, `break` outside `range`,
 //! redefinitions) and the same error texts (`template: NAME:LINE: MESSAGE`).
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::lex::{Item, ItemType, Lexer};
@@ -374,11 +373,11 @@ struct Parser<'a, 'f> {
     range_depth: usize,
     paren_depth: usize,
     control_depth: usize,
-    tree_set: HashMap<String, Tree>,
+    tree_set: super::FastMap<String, Tree>,
     /// Insertion order of `tree_set`, so that adding is deterministic.
     order: Vec<String>,
     /// The names used so far in this file, each stored once.
-    names: HashSet<Name>,
+    names: super::FastSet<Name>,
 }
 
 type PResult<T> = Result<T, String>;
@@ -422,11 +421,7 @@ pub(crate) fn parse_mode(
     funcs: &dyn FuncCheck,
     mode: Mode,
 ) -> Result<Vec<Tree>, String> {
-    let newlines: Arc<[usize]> = text
-        .bytes()
-        .enumerate()
-        .filter_map(|(i, b)| (b == b'\n').then_some(i))
-        .collect();
+    let newlines: Arc<[usize]> = memchr::memchr_iter(b'\n', text.as_bytes()).collect();
     let mut lex = Lexer::new(text);
     lex.break_ok = !funcs.has_function("break");
     lex.continue_ok = !funcs.has_function("continue");
@@ -444,9 +439,9 @@ pub(crate) fn parse_mode(
         range_depth: 0,
         paren_depth: 0,
         control_depth: 0,
-        tree_set: HashMap::new(),
+        tree_set: Default::default(),
         order: Vec::new(),
-        names: HashSet::new(),
+        names: Default::default(),
     };
     let root = p.parse_top()?;
     p.add(name.to_string(), root)?;

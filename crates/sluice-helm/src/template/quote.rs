@@ -167,6 +167,8 @@ pub(crate) fn unquote(s: &str) -> Option<String> {
             }
             Some(body.replace('\r', ""))
         }
+        // Nearly every literal: no escape, nothing to refuse.
+        '"' if !body.contains(['\\', '"', '\n']) => Some(body.to_string()),
         '"' | '\'' => {
             let mut bytes = Vec::with_capacity(body.len());
             let mut rest = body;
