@@ -405,9 +405,16 @@ pub async fn complete(
     let info = release.info.get_or_insert_with(Default::default);
     match outcome {
         Ok(()) => {
-            // Every earlier deployed revision is superseded (Helm's upgrade and rollback).
-            for mut earlier in ctx.storage.history(&release.name).await? {
-                if earlier.version != release.version && earlier.status() == Status::Deployed {
+            // Every earlier deployed revision is superseded (Helm's upgrade and rollback). The
+            // records' labels say which those are: only they are read and rewritten.
+            for entry in ctx.storage.entries(&release.name).await? {
+                if entry.version == release.version || entry.status != Status::Deployed {
+                    continue;
+                }
+                let Some(mut earlier) = ctx.storage.get(&release.name, entry.version).await? else {
+                    continue;
+                };
+                if earlier.status() == Status::Deployed {
                     if let Some(i) = earlier.info.as_mut() {
                         i.status = Status::Superseded.as_str().into();
                         i.description = "Superseded".into();
@@ -509,7 +516,7 @@ pub async fn uninstall(
     if let Err(e) = ctx.run_hooks(&mut release, "post-delete").await {
         errors.push(e);
     }
-    let history = ctx.storage.history(&release.name).await?;
+    let history = ctx.storage.entries(&release.name).await?;
     let kept_record = if opts.keep_history {
         let mut last = release;
         let info = last.info.get_or_insert_with(Default::default);
@@ -520,7 +527,7 @@ pub async fn uninstall(
         Some(last)
     } else {
         for r in history {
-            ctx.storage.delete(&r.name, r.version).await?;
+            ctx.storage.delete(&release.name, r.version).await?;
         }
         None
     };

@@ -2217,21 +2217,25 @@ impl Run<'_> {
     /// follow the record (their action, OCI digest and test hooks stay), so a rollback target
     /// is still verified against storage.
     async fn observe_superseded(&mut self, ctx: &Context<'_>, release: &Release) {
-        let Ok(stored) = ctx.storage.history(&release.name).await else {
+        // The records' labels say which changed: only those are read.
+        let Ok(stored) = ctx.storage.entries(&release.name).await else {
             return;
         };
         for s in self.status.history.iter_mut().flatten() {
             if s.version == release.version || s.name != release.name {
                 continue;
             }
-            let Some(r) = stored.iter().find(|r| r.version == s.version) else {
+            let Some(e) = stored.iter().find(|e| e.version == s.version) else {
                 continue;
             };
-            if r.status().as_str() == s.status {
+            if e.status.as_str() == s.status {
                 continue;
             }
+            let Ok(Some(r)) = ctx.storage.get(&release.name, e.version).await else {
+                continue;
+            };
             if let Ok(mut fresh) = state::snapshot_of(
-                r,
+                &r,
                 s.action.as_deref().unwrap_or_default(),
                 s.oci_digest.as_deref().unwrap_or_default(),
             ) {

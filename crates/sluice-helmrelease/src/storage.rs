@@ -14,7 +14,9 @@
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
-use sluice_helm::release::{DATA_KEY, OWNER, Release, ReleaseError, SECRET_TYPE, storage_key};
+use sluice_helm::release::{
+    DATA_KEY, OWNER, Release, ReleaseError, SECRET_TYPE, Status, storage_key,
+};
 
 /// The most data a Secret may hold (the API server's limit on the sum of `data`).
 pub const MAX_SECRET_DATA: usize = 1024 * 1024;
@@ -74,6 +76,36 @@ impl Storage {
             .collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|r| r.version);
         Ok(out)
+    }
+
+    /// The revisions of `name` with their status, oldest first, for deciding which records to
+    /// touch: read from the labels Helm's Secrets driver puts on every record (`version`,
+    /// `status`) with a metadata-only list, so no record is transferred or decoded (Helm decodes
+    /// every one: kube-prometheus-stack's are 8 MB of JSON each). When a record lacks those
+    /// labels (written by something else), every record is decoded instead, as Helm does.
+    pub async fn entries(&self, name: &str) -> Result<Vec<Entry>, StorageError> {
+        let selector = format!("owner={OWNER},name={name}");
+        let list = self
+            .secrets
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|source| StorageError::Kube {
+                action: "listing the records of release",
+                key: name.into(),
+                source,
+            })?;
+        if let Some(entries) = entries_of(list.items.iter().map(|m| m.metadata.labels.as_ref())) {
+            return Ok(entries);
+        }
+        Ok(self
+            .history(name)
+            .await?
+            .iter()
+            .map(|r| Entry {
+                version: r.version,
+                status: r.status(),
+            })
+            .collect())
     }
 
     /// The Secrets holding the records of `name`.
@@ -193,7 +225,7 @@ impl Storage {
     /// Helm's `removeLeastRecent`: oldest first, down to `keep` revisions, sparing the newest
     /// deployed one.
     async fn remove_least_recent(&self, name: &str, keep: i64) -> Result<(), StorageError> {
-        let history = self.history(name).await?;
+        let history = self.entries(name).await?;
         let keep = usize::try_from(keep).unwrap_or(0);
         if history.len() <= keep {
             return Ok(());
@@ -201,7 +233,7 @@ impl Storage {
         let deployed = history
             .iter()
             .rev()
-            .find(|r| r.status() == sluice_helm::release::Status::Deployed)
+            .find(|r| r.status == Status::Deployed)
             .map(|r| r.version);
         let mut doomed = Vec::new();
         for r in &history {
@@ -217,6 +249,31 @@ impl Storage {
         }
         Ok(())
     }
+}
+
+/// A stored revision as its record's labels describe it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub version: i64,
+    pub status: Status,
+}
+
+/// The entries the records' labels describe, oldest first; `None` when a record's `version`
+/// or `status` label is missing or not Helm's.
+fn entries_of<'a>(
+    labels: impl Iterator<Item = Option<&'a std::collections::BTreeMap<String, String>>>,
+) -> Option<Vec<Entry>> {
+    let mut out = labels
+        .map(|l| {
+            let l = l?;
+            Some(Entry {
+                version: l.get("version")?.parse().ok()?,
+                status: Status::parse(l.get("status")?)?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    out.sort_by_key(|e| e.version);
+    Some(out)
 }
 
 fn read(secret: &Secret) -> Result<Release, StorageError> {
@@ -273,4 +330,51 @@ pub fn secret_of(
         data: Some([(DATA_KEY.to_string(), ByteString(data.into_bytes()))].into()),
         ..Secret::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn entries_come_from_the_labels_oldest_first() {
+        let v3 = labels(&[("version", "3"), ("status", "deployed")]);
+        let v1 = labels(&[("version", "1"), ("status", "superseded")]);
+        let v2 = labels(&[("version", "2"), ("status", "failed")]);
+        let got = entries_of([Some(&v3), Some(&v1), Some(&v2)].into_iter()).unwrap();
+        let want = [
+            (1, Status::Superseded),
+            (2, Status::Failed),
+            (3, Status::Deployed),
+        ]
+        .map(|(version, status)| Entry { version, status });
+        assert_eq!(got, want);
+        assert_eq!(entries_of(std::iter::empty()), Some(vec![]));
+    }
+
+    #[test]
+    fn a_record_without_helms_labels_asks_for_decoding() {
+        let good = labels(&[("version", "1"), ("status", "deployed")]);
+        for bad in [
+            labels(&[("status", "deployed")]),
+            labels(&[("version", "two"), ("status", "deployed")]),
+            labels(&[("version", "2")]),
+            labels(&[("version", "2"), ("status", "half-done")]),
+        ] {
+            assert_eq!(
+                entries_of([Some(&good), Some(&bad)].into_iter()),
+                None,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(entries_of([Some(&good), None].into_iter()), None);
+    }
 }

@@ -371,6 +371,9 @@ pub fn run(args: ControllerArgs) -> Result<()> {
     // Two malloc arenas for the two workers and the blocking threads that render: less free
     // memory stranded in one thread's arena (sluice_runtime::memory).
     sluice_runtime::memory::limit_arenas(2);
+    // Large blocks mapped on their own and unmapped when freed, at glibc's initial threshold
+    // (sluice_runtime::memory).
+    sluice_runtime::memory::fix_mmap_threshold(128 << 10);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         // Builds run on blocking threads: their nesting is bounded to fit

@@ -50,16 +50,19 @@ enum Command {
 }
 
 /// `Cli::parse()`, less the freeing of clap's command tree and matches
-/// afterwards: for a short command (`sluice helm template` of a small chart)
+/// afterwards for a short command: for `sluice helm template` of a small chart
 /// that freeing was a twentieth of the whole run, and the process needs
-/// neither again (`Cli::command` builds a new tree where one is wanted).
+/// neither again (`Cli::command` builds a new tree where one is wanted). The
+/// controller, which runs for days, frees them.
 fn parse_cli() -> Cli {
     let mut command = Cli::command();
     let mut matches = command.get_matches_mut();
     match Cli::from_arg_matches_mut(&mut matches) {
         Ok(cli) => {
-            std::mem::forget(matches);
-            std::mem::forget(command);
+            if !matches!(cli.command, Command::Controller(_)) {
+                std::mem::forget(matches);
+                std::mem::forget(command);
+            }
             cli
         }
         Err(e) => e.format(&mut command).exit(),

@@ -118,6 +118,9 @@ async fn records_are_stored_as_helms_secrets_driver_stores_them() {
         .collect();
     assert_eq!(versions, [3, 5], "v3 is deployed: kept");
     assert_eq!(storage.last("podinfo").await.unwrap().unwrap().version, 5);
+    let entries = [(3, Status::Deployed), (5, Status::Failed)]
+        .map(|(version, status)| sluice_helmrelease::storage::Entry { version, status });
+    assert_eq!(storage.entries("podinfo").await.unwrap(), entries);
 
     // The newest record is the only one decoded to find it: an unreadable older one does not
     // hide it (the whole history still names it).
@@ -147,6 +150,8 @@ async fn records_are_stored_as_helms_secrets_driver_stores_them() {
         .await
         .unwrap();
     assert_eq!(storage.last("podinfo").await.unwrap().unwrap().version, 5);
+    // The entries too: from the records themselves.
+    assert_eq!(storage.entries("podinfo").await.unwrap(), entries);
 
     // A record over 1 MiB is refused before anything is written, naming its size.
     let mut noise = String::new();
