@@ -1341,12 +1341,23 @@ impl Run<'_> {
                 (state, _) => state,
             };
             // A rollback target is checked against what storage holds (gone or rewritten:
-            // helm-controller upgrades instead).
-            let stored = if matches!(state, State::Failed(_)) {
-                storage.history(&name).await.unwrap_or_default()
-            } else {
-                Vec::new()
-            };
+            // helm-controller upgrades instead). Only the revisions that can be the target (the
+            // previous snapshot, failed tests ignored or not) are read, not the whole history:
+            // a failing kube-prometheus-stack would decode 8 MB of JSON per revision each run.
+            let mut stored = Vec::new();
+            if matches!(state, State::Failed(_)) {
+                let mut versions: Vec<i64> = [true, false]
+                    .into_iter()
+                    .filter_map(|ignore_tests| self.status.previous(ignore_tests))
+                    .map(|s| s.version)
+                    .collect();
+                versions.dedup();
+                for version in versions {
+                    if let Ok(Some(r)) = storage.get(&name, version).await {
+                        stored.push(r);
+                    }
+                }
+            }
             let target = |s: &Snapshot| -> RollbackTarget {
                 let verified = stored
                     .iter()
