@@ -364,11 +364,18 @@ impl Release {
     /// Reads a record's JSON as Go's `json.Unmarshal` into Helm's structs
     /// (unknown fields ignored, as Go does).
     pub fn from_json(data: &[u8]) -> Result<Release, ReleaseError> {
-        let v: serde_json::Value =
-            serde_json::from_slice(data).map_err(|e| bad(format!("invalid JSON: {e}")))?;
-        let m = obj(&v, "release")?;
+        Release::from_value(parse_json(data)?)
+    }
+
+    /// [`Release::from_json`] of parsed JSON, consumed field by field: what a field held is
+    /// freed once it is read (kube-prometheus-stack's chart is 8 MB of base64 in the JSON).
+    fn from_value(v: J) -> Result<Release, ReleaseError> {
+        let J::Object(m) = v else {
+            return mismatch(&v, "release", "object");
+        };
         let mut r = Release::default();
         for (k, x) in m {
+            let x = &x;
             match k.as_str() {
                 "name" => r.name = string(x, "name")?,
                 "info" => r.info = opt(x, read_info)?,
@@ -409,8 +416,14 @@ impl Release {
     /// Reads the Secret data Helm stores (base64, then gzip when the bytes
     /// start with gzip's magic, then JSON), as Helm's `decodeRelease`.
     pub fn decode(data: &[u8]) -> Result<Release, ReleaseError> {
-        Release::from_json(&record_json(data)?)
+        // The JSON text is freed once parsed, before the record is read from it.
+        let parsed = parse_json(&record_json(data)?)?;
+        Release::from_value(parsed)
     }
+}
+
+fn parse_json(data: &[u8]) -> Result<J, ReleaseError> {
+    serde_json::from_slice(data).map_err(|e| bad(format!("invalid JSON: {e}")))
 }
 
 /// The JSON inside a record's Secret data (base64, then gunzip when the
@@ -854,10 +867,14 @@ fn bytes(v: &J, field: &str) -> RResult<Option<Vec<u8>>> {
     match v {
         J::Null => Ok(None),
         J::String(s) => {
-            // Go's decoder skips newlines inside base64.
-            let clean: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-            data_encoding::BASE64
-                .decode(clean.as_bytes())
+            // Go's decoder skips newlines inside base64 (which Go's encoder never writes).
+            let decoded = if memchr::memchr2(b'\r', b'\n', s.as_bytes()).is_some() {
+                let clean: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+                data_encoding::BASE64.decode(clean.as_bytes())
+            } else {
+                data_encoding::BASE64.decode(s.as_bytes())
+            };
+            decoded
                 .map(Some)
                 .map_err(|e| bad(format!("field {field}: illegal base64 data: {e}")))
         }
@@ -1078,6 +1095,24 @@ mod tests {
             ]
             .map(|(a, b)| (a.to_string(), b.to_string()))
         );
+    }
+
+    #[test]
+    fn file_data_is_base64_with_newlines_skipped_as_go_does() {
+        let record = |data: &str| {
+            let json = format!(
+                r#"{{"chart":{{"files":[{{"name":"a.txt","data":"{data}"}}]}},"version":1}}"#
+            );
+            let r = Release::from_json(json.as_bytes()).map_err(|e| e.to_string())?;
+            let files = r.chart.and_then(|c| c.files).unwrap_or_default();
+            Ok::<_, String>(files.into_iter().next().and_then(|f| f.data))
+        };
+        let want: Option<std::sync::Arc<[u8]>> = Some(b"hello, world".to_vec().into());
+        assert_eq!(record("aGVsbG8sIHdvcmxk"), Ok(want.clone()));
+        assert_eq!(record(r"aGVsbG8s\nIHdv\r\ncmxk"), Ok(want));
+        let e = record("aGVsbG8*").unwrap_err();
+        assert!(e.contains("field data: illegal base64 data"), "{e}");
+        assert!(Release::from_json(b"[1]").is_err());
     }
 
     #[test]
