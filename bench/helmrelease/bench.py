@@ -34,7 +34,8 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ocirepository"))
 from bench import (  # noqa: E402
-    Kube, Sampler, delete_all, free_port, log, proc_cpu, proc_mem, stop_run, wait_http,
+    Kube, Sampler, delete_all, free_port, log, proc_cpu, proc_mem, proc_status_mib, stop_run,
+    wait_http,
 )
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vs-flux"))
 import measure  # noqa: E402
@@ -46,14 +47,7 @@ import pagecache  # noqa: E402
 def proc_rss_split(pid):
     """(RssAnon, RssFile) in MiB: memory only the process has (heap, stacks) and pages of its
     binary and libraries mapped from files, which the kernel can drop and read again."""
-    anon = mapped = 0.0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                anon = int(line.split()[1]) / 1024
-            elif line.startswith("RssFile:"):
-                mapped = int(line.split()[1]) / 1024
-    return anon, mapped
+    return proc_status_mib(pid, "RssAnon", "RssFile")
 
 
 class SplitSampler(Sampler):

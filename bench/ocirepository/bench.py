@@ -406,16 +406,20 @@ def proc_cpu(pid):
     return sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLK_TCK
 
 
-def proc_mem(pid):
-    """(VmRSS, VmHWM) in MiB."""
-    rss = hwm = 0.0
+def proc_status_mib(pid, *keys):
+    """The kB fields `keys` of /proc/PID/status (such as "VmRSS"), in MiB; 0 when absent."""
+    found = dict.fromkeys(keys, 0.0)
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) / 1024
-            elif line.startswith("VmHWM:"):
-                hwm = int(line.split()[1]) / 1024
-    return rss, hwm
+            key, _, value = line.partition(":")
+            if key in found:
+                found[key] = int(value.split()[0]) / 1024
+    return tuple(found[k] for k in keys)
+
+
+def proc_mem(pid):
+    """(VmRSS, VmHWM) in MiB."""
+    return proc_status_mib(pid, "VmRSS", "VmHWM")
 
 
 def proc_threads(pid):

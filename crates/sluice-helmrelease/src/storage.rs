@@ -84,16 +84,11 @@ impl Storage {
     /// every one: kube-prometheus-stack's are 8 MB of JSON each). When a record lacks those
     /// labels (written by something else), every record is decoded instead, as Helm does.
     pub async fn entries(&self, name: &str) -> Result<Vec<Entry>, StorageError> {
-        let selector = format!("owner={OWNER},name={name}");
         let list = self
             .secrets
-            .list_metadata(&ListParams::default().labels(&selector))
+            .list_metadata(&records_of(name))
             .await
-            .map_err(|source| StorageError::Kube {
-                action: "listing the records of release",
-                key: name.into(),
-                source,
-            })?;
+            .map_err(listing(name))?;
         if let Some(entries) = entries_of(list.items.iter().map(|m| m.metadata.labels.as_ref())) {
             return Ok(entries);
         }
@@ -110,16 +105,11 @@ impl Storage {
 
     /// The Secrets holding the records of `name`.
     async fn records(&self, name: &str) -> Result<Vec<Secret>, StorageError> {
-        let selector = format!("owner={OWNER},name={name}");
         let list = self
             .secrets
-            .list(&ListParams::default().labels(&selector))
+            .list(&records_of(name))
             .await
-            .map_err(|source| StorageError::Kube {
-                action: "listing the records of release",
-                key: name.into(),
-                source,
-            })?;
+            .map_err(listing(name))?;
         Ok(list.items)
     }
 
@@ -248,6 +238,20 @@ impl Storage {
             self.delete(name, version).await?;
         }
         Ok(())
+    }
+}
+
+/// The list of the records of release `name`.
+fn records_of(name: &str) -> ListParams {
+    ListParams::default().labels(&format!("owner={OWNER},name={name}"))
+}
+
+/// The error of listing the records of release `name`.
+fn listing(name: &str) -> impl FnOnce(kube::Error) -> StorageError + '_ {
+    move |source| StorageError::Kube {
+        action: "listing the records of release",
+        key: name.into(),
+        source,
     }
 }
 
