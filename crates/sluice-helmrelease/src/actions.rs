@@ -148,6 +148,9 @@ pub struct Pending {
     pub release: Release,
     /// What the apply did (its inventory is the release's objects).
     pub applied: ApplyResult,
+    /// Earlier revisions the action marked superseded (an uninstalled one replaced by an
+    /// install), as stored now.
+    pub superseded: Vec<Release>,
 }
 
 impl Pending {
@@ -197,18 +200,22 @@ pub async fn install(ctx: &Context<'_>, desired: &Desired<'_>) -> Result<Pending
             .await
             .map_err(|e| ActionError::Conflict(format!("unable to continue with install: {e}")))?;
     }
+    let mut superseded = Vec::new();
     if let Some(mut last) = last.filter(|l| l.status() != Status::Failed) {
         if let Some(i) = last.info.as_mut() {
             i.status = Status::Superseded.as_str().into();
             i.description = "superseded by new release".into();
         }
         ctx.storage.update(&last, ctx.now_unix).await?;
+        superseded.push(last);
     }
     ctx.storage
         .create(&release, ctx.max_history, ctx.now_unix)
         .await?;
     let crds = (crds, desired.crds);
-    apply_recorded(ctx, release, None, crds, "pre-install", false).await
+    let mut pending = apply_recorded(ctx, release, None, crds, "pre-install", false).await?;
+    pending.superseded = superseded;
+    Ok(pending)
 }
 
 /// Upgrades from `current` (the last revision) to a new one.
@@ -388,7 +395,8 @@ pub async fn complete(
     ctx: &Context<'_>,
     mut release: Release,
     outcome: Result<(), String>,
-) -> Result<Release, ActionError> {
+) -> Result<Completed, ActionError> {
+    let mut superseded = Vec::new();
     let pending = release.status();
     let post = match pending {
         Status::PendingInstall => "post-install",
@@ -420,6 +428,7 @@ pub async fn complete(
                         i.description = "Superseded".into();
                     }
                     ctx.storage.update(&earlier, ctx.now_unix).await?;
+                    superseded.push(earlier);
                 }
             }
             info.status = Status::Deployed.as_str().into();
@@ -443,7 +452,16 @@ pub async fn complete(
         }
     }
     ctx.storage.update(&release, ctx.now_unix).await?;
-    Ok(release)
+    Ok(Completed {
+        release,
+        superseded,
+    })
+}
+
+/// A revision completed, and the earlier revisions it superseded (as stored now).
+pub struct Completed {
+    pub release: Release,
+    pub superseded: Vec<Release>,
 }
 
 /// Marks an interrupted (`pending-*`) revision failed, as helm-controller's unlock.
@@ -663,7 +681,11 @@ async fn apply_recorded(
         },
     };
     match outcome {
-        Ok(applied) => Ok(Pending { release, applied }),
+        Ok(applied) => Ok(Pending {
+            release,
+            applied,
+            superseded: Vec::new(),
+        }),
         Err((e, created)) => {
             complete(ctx, release, Err(e.to_string())).await?;
             if cleanup_on_fail && let Err(c) = cleanup(ctx, &created).await {

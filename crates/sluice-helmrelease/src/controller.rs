@@ -1835,6 +1835,7 @@ impl Run<'_> {
         timeout: Result<Duration, meta::DurationError>,
     ) -> Ended {
         self.status.inventory = Some(pending.applied.inventory());
+        self.observe_superseded(&pending.superseded);
         // Helm's upgrade deletes what it created when its wait or post-upgrade hooks fail too;
         // its rollback only when the apply fails.
         let cleanup = if matches!(step, Step::Upgrade)
@@ -1914,7 +1915,10 @@ impl Run<'_> {
             Duration::from_millis(w.started.elapsed().as_millis() as u64),
         ));
         let release = match completed {
-            Ok(r) => r,
+            Ok(c) => {
+                self.observe_superseded(&c.superseded);
+                c.release
+            }
             Err(e) => {
                 return match w.step {
                     Step::Rollback(s) => self.rollback_failed(&s, e.to_string()),
@@ -1925,9 +1929,6 @@ impl Run<'_> {
             }
         };
         let deployed = release.status() == sluice_helm::release::Status::Deployed;
-        if deployed {
-            self.observe_superseded(ctx, &release).await;
-        }
         let mut description = release
             .info
             .as_ref()
@@ -2223,35 +2224,25 @@ impl Run<'_> {
         }
     }
 
-    /// Brings the snapshots of the revisions a deployed `release` superseded up to date, as
-    /// helm-controller's storage observer does when Helm rewrites them: their status and digest
-    /// follow the record (their action, OCI digest and test hooks stay), so a rollback target
-    /// is still verified against storage.
-    async fn observe_superseded(&mut self, ctx: &Context<'_>, release: &Release) {
-        // The records' labels say which changed: only those are read.
-        let Ok(stored) = ctx.storage.entries(&release.name).await else {
-            return;
-        };
-        for s in self.status.history.iter_mut().flatten() {
-            if s.version == release.version || s.name != release.name {
-                continue;
-            }
-            let Some(e) = stored.iter().find(|e| e.version == s.version) else {
-                continue;
-            };
-            if e.status.as_str() == s.status {
-                continue;
-            }
-            let Ok(Some(r)) = ctx.storage.get(&release.name, e.version).await else {
-                continue;
-            };
-            if let Ok(mut fresh) = state::snapshot_of(
-                &r,
-                s.action.as_deref().unwrap_or_default(),
-                s.oci_digest.as_deref().unwrap_or_default(),
-            ) {
-                fresh.test_hooks = s.test_hooks.take();
-                *s = fresh;
+    /// Updates the history's snapshots of the revisions this action superseded, as
+    /// helm-controller's storage observer does for the records Helm rewrites: their status and
+    /// digest follow the record (their action, OCI digest and test hooks stay), so a rollback
+    /// target is still verified against storage. Only the records written are observed: no
+    /// record is read again.
+    fn observe_superseded(&mut self, superseded: &[Release]) {
+        for r in superseded {
+            for s in self.status.history.iter_mut().flatten() {
+                if s.version != r.version || s.name != r.name {
+                    continue;
+                }
+                if let Ok(mut fresh) = state::snapshot_of(
+                    r,
+                    s.action.as_deref().unwrap_or_default(),
+                    s.oci_digest.as_deref().unwrap_or_default(),
+                ) {
+                    fresh.test_hooks = s.test_hooks.take();
+                    *s = fresh;
+                }
             }
         }
     }

@@ -145,7 +145,8 @@ async fn install_upgrade_rollback_uninstall() {
     );
     let v1 = actions::complete(&ctx, pending.release, Ok(()))
         .await
-        .unwrap();
+        .unwrap()
+        .release;
     assert_eq!(v1.status(), Status::Deployed);
     assert_eq!(v1.info.as_ref().unwrap().description, "Install complete");
 
@@ -170,9 +171,17 @@ async fn install_upgrade_rollback_uninstall() {
         .unwrap()
         .unwrap();
     assert_eq!(cm["data"]["revision"], "2");
-    let v2 = actions::complete(&ctx, pending.release, Ok(()))
+    let done = actions::complete(&ctx, pending.release, Ok(()))
         .await
         .unwrap();
+    // The completion tells the caller which records it rewrote: v1, now superseded.
+    let superseded: Vec<(i64, Status)> = done
+        .superseded
+        .iter()
+        .map(|r| (r.version, r.status()))
+        .collect();
+    assert_eq!(superseded, [(1, Status::Superseded)]);
+    let v2 = done.release;
     assert_eq!(v2.info.as_ref().unwrap().description, "Upgrade complete");
     let history = storage.history("greet").await.unwrap();
     let statuses: Vec<Status> = history.iter().map(|r| r.status()).collect();
@@ -198,7 +207,8 @@ async fn install_upgrade_rollback_uninstall() {
     );
     let v3 = actions::complete(&ctx, pending.release, Ok(()))
         .await
-        .unwrap();
+        .unwrap()
+        .release;
     assert_eq!(v3.info.as_ref().unwrap().description, "Rollback to 1");
     assert_eq!(v3.config, v1.config);
 
@@ -234,7 +244,8 @@ async fn install_upgrade_rollback_uninstall() {
     );
     let v5 = actions::complete(&ctx, pending.release, Ok(()))
         .await
-        .unwrap();
+        .unwrap()
+        .release;
     assert_eq!(v5.status(), Status::Deployed);
     let cm = applier.get(&upgraded).await.unwrap().unwrap();
     assert_eq!(cm["data"]["revision"], "5");
@@ -399,7 +410,10 @@ async fn ownership_replace_and_cleanup_on_fail_as_helm() {
         ..desired
     };
     let v1 = actions::install(&ctx, &adopting).await.unwrap();
-    let v1 = actions::complete(&ctx, v1.release, Ok(())).await.unwrap();
+    let v1 = actions::complete(&ctx, v1.release, Ok(()))
+        .await
+        .unwrap()
+        .release;
     let cm = applier
         .get(&object("ConfigMap", "greeting"))
         .await

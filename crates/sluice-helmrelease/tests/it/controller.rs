@@ -403,6 +403,16 @@ async fn a_release_is_installed_upgraded_remediated_and_uninstalled() {
         "{}",
         ready_message(&upgraded)
     );
+    // The revision it superseded is told so in the history, from the record the upgrade
+    // rewrote (as helm-controller's storage observer), and its digest follows the record.
+    let history = upgraded.status.as_ref().and_then(|s| s.history.clone());
+    let v1 = history
+        .iter()
+        .flatten()
+        .find(|s| s.version == 1)
+        .expect("v1 in the history");
+    assert_eq!(v1.status, "superseded", "{history:?}");
+    assert_ne!(v1.digest, latest.digest, "{history:?}");
     assert_eq!(
         cms.get("greet-greeting").await.unwrap().data.unwrap()["greeting"],
         "hey"
