@@ -110,6 +110,8 @@ struct Ctx {
     environment: Mutex<HashMap<sluice_runtime::ObjectKey, Recurring>>,
     /// Appliers for the clusters of `spec.kubeConfig`.
     remote: sluice_apply::RemoteAppliers,
+    /// Charts loaded from artifacts, shared by the reconciles that hold them at once.
+    charts: crate::shared::Shared<Chart>,
 }
 
 /// An environmental cause that failed a release's actions.
@@ -192,6 +194,7 @@ pub async fn run_until(
             insecure_exec: opts.runtime.tenancy.insecure_kubeconfig_exec,
         }),
         opts: opts.clone(),
+        charts: Default::default(),
     });
     let ready_task = sluice_runtime::readiness::open_when_listable(
         gate,
@@ -1199,8 +1202,19 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn chart(&self) -> Result<Chart, Failure> {
+    /// The chart of the source's artifact: the one another reconcile holds if it loaded the
+    /// same artifact (releases of one chart share its files, through their waits too).
+    async fn chart(&self) -> Result<Arc<Chart>, Failure> {
         let (artifact, oci) = self.source.clone().map_err(SourceError::into_failure)?;
+        let key = (!artifact.digest.is_empty()).then(|| {
+            format!(
+                "{}\n{}\n{}",
+                artifact.url, artifact.revision, artifact.digest
+            )
+        });
+        if let Some(shared) = key.as_deref().and_then(|k| self.ctx.charts.get(k)) {
+            return Ok(shared);
+        }
         let failed = |m: String| Failure::new(api::ARTIFACT_FAILED_REASON, m);
         let root = self.ctx.opts.storage_path.clone();
         let timeout = self.ctx.opts.http_timeout;
@@ -1222,7 +1236,11 @@ impl Run<'_> {
             chart.metadata.version = version;
             oci_digest = digest;
         }
-        Ok(Chart { chart, oci_digest })
+        let chart = Chart { chart, oci_digest };
+        Ok(match key {
+            Some(key) => self.ctx.charts.share(key, chart),
+            None => Arc::new(chart),
+        })
     }
 
     async fn values(&self) -> Result<YMap, Failure> {

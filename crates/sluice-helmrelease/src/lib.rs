@@ -35,6 +35,7 @@ pub mod hooks;
 pub mod outcome;
 pub mod postrender;
 pub mod schemas;
+pub mod shared;
 pub mod state;
 pub mod storage;
 
