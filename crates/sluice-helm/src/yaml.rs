@@ -68,6 +68,58 @@ pub(crate) fn parse_first(text: &str) -> Result<Value, YamlError> {
     Ok(parse_docs(text)?.into_iter().next().unwrap_or(Value::Null))
 }
 
+/// Keys of a document's head to keep: each a top-level key, with `Some`
+/// of the keys to keep inside it when it is a map (`None`: all of it).
+pub(crate) type HeadKeys<'k> = &'k [(&'k str, Option<&'k [&'k str]>)];
+
+/// The first document of `text` as [`parse_first`] reads it, but holding
+/// only the keys `keep` names (what Helm's `SimpleHead` reads of a rendered
+/// manifest): the rest of the stream is still read, so a syntax error
+/// anywhere is found, but not built, which in a large chart was most of
+/// the cost of sorting its manifests. Whatever only building would judge
+/// (an alias, a `<<` merge key, a collection as a key) or any error sends
+/// the text through [`parse_first`], so the outcome is always its outcome
+/// with the other keys left out.
+pub(crate) fn parse_first_head(text: &str, keep: HeadKeys<'_>) -> Result<Value, YamlError> {
+    match read_head(text, keep) {
+        Ok(Some(v)) => Ok(v),
+        _ => parse_first(text),
+    }
+}
+
+/// [`parse_first_head`] without its fallback: `None` when the text holds
+/// something only the full reading can judge.
+fn read_head(text: &str, keep: HeadKeys<'_>) -> Result<Option<Value>, YamlError> {
+    let mut b = Builder::new(Parser::new_from_str(text));
+    let mut first = None;
+    loop {
+        let (ev, mark) = b.next()?;
+        match ev {
+            Event::StreamStart | Event::DocumentEnd => {}
+            Event::DocumentStart => {
+                let (ev, mark) = b.next()?;
+                if first.is_some() {
+                    if !b.skip_plain(ev)? {
+                        return Ok(None);
+                    }
+                    continue;
+                }
+                let v = match ev {
+                    Event::MappingStart(..) => match b.head_map(keep)? {
+                        Some(v) => v,
+                        None => return Ok(None),
+                    },
+                    ev => b.node(ev, mark)?,
+                };
+                first = Some(v);
+                b.anchors.clear();
+            }
+            Event::StreamEnd => return Ok(Some(first.unwrap_or(Value::Null))),
+            _ => return Err(YamlError::at_marker(&mark, "unexpected event")),
+        }
+    }
+}
+
 pub(crate) struct Builder<I: Iterator<Item = char>> {
     pub(crate) parser: Parser<I>,
     anchors: HashMap<usize, Value>,
@@ -162,6 +214,91 @@ impl<I: Iterator<Item = char>> Builder<I> {
     fn remember(&mut self, anchor: usize, v: &Value) {
         if anchor != 0 {
             self.anchors.insert(anchor, v.clone());
+        }
+    }
+
+    /// A map (its `MappingStart` read) with only the keys `keep` names;
+    /// `None` when a key is not an untagged scalar without an anchor, is a
+    /// `<<` merge key, or a skipped value holds what only building judges.
+    fn head_map(&mut self, keep: HeadKeys<'_>) -> Result<Option<Value>, YamlError> {
+        let mut map = Map::new();
+        loop {
+            let (ev, _) = self.next()?;
+            let key = match ev {
+                Event::MappingEnd => return Ok(Some(Value::Map(map))),
+                Event::Scalar(text, style, 0, None)
+                    if !(style == TScalarStyle::Plain && text == "<<") =>
+                {
+                    resolve(text, style, None)
+                }
+                _ => return Ok(None),
+            };
+            let Some(key) = key_string(&key) else {
+                return Ok(None);
+            };
+            let (ev, vmark) = self.next()?;
+            let Some(&(_, inner)) = keep.iter().find(|(k, _)| **k == *key) else {
+                if !self.skip_plain(ev)? {
+                    return Ok(None);
+                }
+                continue;
+            };
+            let value = match (inner, ev) {
+                (Some(inner), Event::MappingStart(..)) => {
+                    let inner: Vec<(&str, Option<&[&str]>)> =
+                        inner.iter().map(|k| (*k, None)).collect();
+                    match self.head_map(&inner)? {
+                        Some(v) => v,
+                        None => return Ok(None),
+                    }
+                }
+                (_, ev) => self.node(ev, vmark)?,
+            };
+            map.insert(key, value);
+        }
+    }
+
+    /// Skips the node that starts with `ev` without building it: `false`
+    /// when it holds an alias, a `<<` merge key or a collection as a map
+    /// key, which only building judges.
+    fn skip_plain(&mut self, mut ev: Event) -> Result<bool, YamlError> {
+        // Each open collection: `Some(next is a key)` for a map, `None` for
+        // a sequence.
+        let mut open: Vec<Option<bool>> = Vec::new();
+        loop {
+            let at_key = matches!(open.last(), Some(Some(true)));
+            let done = match ev {
+                Event::Alias(_) => return Ok(false),
+                Event::SequenceStart(..) | Event::MappingStart(..) if at_key => return Ok(false),
+                Event::Scalar(ref t, TScalarStyle::Plain, _, None) if at_key && t == "<<" => {
+                    return Ok(false);
+                }
+                Event::SequenceStart(..) => {
+                    open.push(None);
+                    false
+                }
+                Event::MappingStart(..) => {
+                    open.push(Some(true));
+                    false
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    open.pop();
+                    true
+                }
+                Event::Scalar(..) => true,
+                // The parser gives nothing else inside a node.
+                _ => return Ok(false),
+            };
+            if done {
+                // A node is complete: the next in its map is a value after a
+                // key, a key after a value.
+                match open.last_mut() {
+                    None => return Ok(true),
+                    Some(Some(next_is_key)) => *next_is_key = !*next_is_key,
+                    Some(None) => {}
+                }
+            }
+            ev = self.next()?.0;
         }
     }
 
@@ -451,6 +588,79 @@ mod tests {
         }
         let e = parse_docs(&doc).unwrap_err();
         assert!(e.message.contains("excessive aliasing"), "{e}");
+    }
+
+    /// `parse_first_head` is `parse_first` with only the head's keys,
+    /// however the document is written, and fails where it fails.
+    #[test]
+    fn a_head_is_the_full_reading_with_only_its_keys() {
+        const KEEP: HeadKeys<'static> = &[
+            ("apiVersion", None),
+            ("kind", None),
+            ("metadata", Some(&["name", "annotations"])),
+        ];
+        fn project(v: Value) -> Value {
+            let Value::Map(m) = v else { return v };
+            let mut out = Map::new();
+            for (k, v) in m.0 {
+                let v = match (k.as_str(), v) {
+                    ("apiVersion" | "kind", v) => v,
+                    ("metadata", Value::Map(md)) => Value::Map(Map(md
+                        .0
+                        .into_iter()
+                        .filter(|(k, _)| k == "name" || k == "annotations")
+                        .collect())),
+                    ("metadata", v) => v,
+                    _ => continue,
+                };
+                out.insert(k, v);
+            }
+            Value::Map(out)
+        }
+        let docs = [
+            "",
+            "# only a comment\n",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: {x: y}\n  annotations:\n    helm.sh/hook: pre-install\n    w: 5\ndata:\n  big: |\n    text\n  list: [1, 2, {a: b}]\n",
+            "{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {\"name\": \"s\"}, \"data\": {\"k\": \"dg==\"}}\n",
+            "kind: A\nkind: B\nmetadata: {name: x}\nmetadata: {name: y}\n",
+            "metadata: [a, b]\nkind: 5\n",
+            "metadata:\n  name: yes\n  annotations: [x]\n",
+            "- a\n- b\n",
+            "plain scalar\n",
+            "kind: A\n---\nkind: B\nspec: {x: *nope}\n",
+            "kind: A\nspec:\n  base: &b {x: 1}\n  other: *b\n",
+            "kind: A\nspec:\n  <<: {x: 1}\n",
+            "kind: A\nspec:\n  ? [a, b]\n  : c\n",
+            "kind: A\nspec:\n  x: [1, 2\n",
+            "kind: A\nspec:\n  x: *missing\n",
+            "kind: &k A\nmetadata:\n  name: *k\n",
+            "<<: {kind: A}\n",
+            "\"kind\": A\n'metadata': {'name': n, other: [1]}\nspec: {a: [{b: c}, [d]]}\n",
+            "kind: A\nspec: !!map {a: b}\ndata: !!binary aGk=\n",
+            "kind: A\n...\n---\nkind: B\n",
+        ];
+        for doc in docs {
+            let full = parse_first(doc).map(project);
+            let head = parse_first_head(doc, KEEP).map(project);
+            assert_eq!(head, full, "{doc:?}");
+        }
+        // Skipped parts are read, not built: a plain document goes without
+        // the fallback.
+        let plain = "kind: A\nmetadata:\n  name: n\n  labels: {a: b}\nspec:\n  x: [1, {y: z}]\n";
+        let fast = read_head(plain, KEEP).unwrap().unwrap();
+        assert_eq!(fast.as_map().unwrap().get("spec"), None);
+        assert_eq!(project(parse_first(plain).unwrap()), fast);
+        for needs_building in [
+            "kind: A\nspec:\n  base: &b {x: 1}\n  other: *b\n",
+            "kind: A\nspec:\n  <<: {x: 1}\n",
+            "kind: A\nspec:\n  ? [a, b]\n  : c\n",
+        ] {
+            assert_eq!(
+                read_head(needs_building, KEEP).unwrap(),
+                None,
+                "{needs_building:?}"
+            );
+        }
     }
 
     #[test]

@@ -124,10 +124,18 @@ fn json_kind(v: &Y) -> &'static str {
     }
 }
 
-/// `yaml.Unmarshal` into Helm's `SimpleHead`.
+/// What `SimpleHead` reads of a document.
+const HEAD_KEYS: crate::yaml::HeadKeys<'static> = &[
+    ("apiVersion", None),
+    ("kind", None),
+    ("metadata", Some(&["name", "annotations"])),
+];
+
+/// `yaml.Unmarshal` into Helm's `SimpleHead`: the whole document is read,
+/// only its head built.
 fn head(doc: &str) -> Result<Head, String> {
-    let v =
-        crate::yaml::parse_first(doc).map_err(|e| format!("error converting YAML to JSON: {e}"))?;
+    let v = crate::yaml::parse_first_head(doc, HEAD_KEYS)
+        .map_err(|e| format!("error converting YAML to JSON: {e}"))?;
     let unmarshal = |what: &Y, field: &str, want: &str| {
         format!(
             "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go struct field {field} of type {want}",

@@ -115,6 +115,9 @@ const LEFT_COMMENT: &str = "/*";
 const RIGHT_COMMENT: &str = "*/";
 const TRIM_MARKER_LEN: usize = 2;
 
+static LEFT_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(LEFT));
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
     Text,
@@ -348,9 +351,10 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_text(&mut self) -> Option<State> {
-        // memmem's vectorized search: `str::find` sets up a two-way
-        // searcher on every call, which cost as much as the search.
-        if let Some(x) = memchr::memmem::find(self.rest().as_bytes(), LEFT.as_bytes()) {
+        // memmem's vectorized search, its searcher built once: `str::find`
+        // (or `memmem::find`) sets one up on every call, which cost as much
+        // as the search.
+        if let Some(x) = LEFT_FINDER.find(self.rest().as_bytes()) {
             if x > 0 {
                 self.pos += x;
                 let delim_end = self.pos + LEFT.len();
@@ -532,7 +536,19 @@ impl<'a> Lexer<'a> {
         self.emit(ItemType::Space)
     }
 
+    /// Moves over ASCII letters, digits and `_` (no newline among them), the
+    /// bulk of a word; `next` then takes any other letter one at a time.
+    fn skip_ascii_word(&mut self) {
+        let rest = &self.input.as_bytes()[self.pos..];
+        let n = rest
+            .iter()
+            .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+            .unwrap_or(rest.len());
+        self.pos += n;
+    }
+
     fn lex_identifier(&mut self) -> Option<State> {
+        self.skip_ascii_word();
         loop {
             let r = self.next();
             if is_alnum(r) {
@@ -576,6 +592,7 @@ impl<'a> Lexer<'a> {
             return self.emit(ItemType::Dot);
         }
         let mut r;
+        self.skip_ascii_word();
         loop {
             r = self.next();
             if !is_alnum(r) {
@@ -666,6 +683,9 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_quote(&mut self) -> Option<State> {
+        // Straight to the first byte that matters (no newline is skipped).
+        let rest = &self.input.as_bytes()[self.pos..];
+        self.pos += memchr::memchr3(b'\\', b'"', b'\n', rest).unwrap_or(rest.len());
         loop {
             match self.next() {
                 Some('\\') => {
