@@ -416,10 +416,73 @@ impl Release {
     /// Reads the Secret data Helm stores (base64, then gzip when the bytes
     /// start with gzip's magic, then JSON), as Helm's `decodeRelease`.
     pub fn decode(data: &[u8]) -> Result<Release, ReleaseError> {
-        // The JSON text is freed once parsed, before the record is read from it.
-        let parsed = parse_json(&record_json(data)?)?;
+        // The JSON is parsed as it is unzipped, never held as text (kube-prometheus-stack's is
+        // megabytes), and the zipped bytes freed before the record is read from the parse.
+        let raw = record_bytes(data)?;
+        let parsed = if is_gzip(&raw) {
+            let mut unzipped = Bounded {
+                inner: flate2::read::GzDecoder::new(&raw[..]),
+                left: MAX_DECODED as u64 + 1,
+                failed: None,
+            };
+            let parsed =
+                serde_json::from_reader(std::io::BufReader::with_capacity(64 << 10, &mut unzipped));
+            if unzipped.left == 0 {
+                return Err(bad(format!(
+                    "decompresses to more than {MAX_DECODED} bytes"
+                )));
+            }
+            if let Some(e) = unzipped.failed {
+                return Err(bad(format!("gzip: {e}")));
+            }
+            parsed.map_err(|e| bad(format!("invalid JSON: {e}")))?
+        } else {
+            parse_json(&raw)?
+        };
+        drop(raw);
         Release::from_value(parsed)
     }
+}
+
+/// A reader of at most `left` bytes (`left` is 0 once that many were read), keeping the
+/// first error of `inner` (the JSON parser reports only that reading failed).
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    failed: Option<std::io::Error>,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        match self.inner.read(&mut buf[..max]) {
+            Ok(n) => {
+                self.left -= n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                let again = std::io::Error::new(e.kind(), e.to_string());
+                self.failed.get_or_insert(e);
+                Err(again)
+            }
+        }
+    }
+}
+
+/// The bytes of a record's Secret data, base64-decoded (gzip or JSON).
+fn record_bytes(data: &[u8]) -> Result<Vec<u8>, ReleaseError> {
+    data_encoding::BASE64
+        .decode(data)
+        .map_err(|e| bad(format!("illegal base64 data: {e}")))
+}
+
+fn is_gzip(raw: &[u8]) -> bool {
+    raw.len() > 3 && raw[..3] == [0x1f, 0x8b, 0x08]
 }
 
 fn parse_json(data: &[u8]) -> Result<J, ReleaseError> {
@@ -429,10 +492,8 @@ fn parse_json(data: &[u8]) -> Result<J, ReleaseError> {
 /// The JSON inside a record's Secret data (base64, then gunzip when the
 /// bytes start with gzip's magic), bounded by [`MAX_DECODED`].
 pub fn record_json(data: &[u8]) -> Result<Vec<u8>, ReleaseError> {
-    let raw = data_encoding::BASE64
-        .decode(data)
-        .map_err(|e| bad(format!("illegal base64 data: {e}")))?;
-    let json = if raw.len() > 3 && raw[..3] == [0x1f, 0x8b, 0x08] {
+    let raw = record_bytes(data)?;
+    let json = if is_gzip(&raw) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..])
             .take(MAX_DECODED as u64 + 1)
@@ -1120,6 +1181,15 @@ mod tests {
         for data in ["%%%", "aGVsbG8=", "H4sIAAAAAAAA", ""] {
             assert!(Release::decode(data.as_bytes()).is_err(), "{data}");
         }
+        // A record cut short is told as gzip's error, not as the JSON's end.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, br#"{"name":"web","version":1}"#).unwrap();
+        let zipped = gz.finish().unwrap();
+        let whole = data_encoding::BASE64.encode(&zipped);
+        assert_eq!(Release::decode(whole.as_bytes()).unwrap().name, "web");
+        let cut = data_encoding::BASE64.encode(&zipped[..zipped.len() - 9]);
+        let e = Release::decode(cut.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("gzip: "), "{e}");
         let e = Release::from_json(br#"{"version":"3"}"#).unwrap_err();
         assert_eq!(
             e.to_string(),
