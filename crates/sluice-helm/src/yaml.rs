@@ -47,16 +47,31 @@ const ALIAS_BUDGET: usize = 4 << 20;
 pub(crate) fn parse_docs(text: &str) -> Result<Vec<Value>, YamlError> {
     let mut b = Builder::new(Parser::new_from_str(text));
     let mut docs = Vec::new();
+    documents(&mut b, |b, ev, mark| {
+        docs.push(b.node(ev, mark)?);
+        Ok(true)
+    })?;
+    Ok(docs)
+}
+
+/// Goes through the documents of a stream, handing the first event of each to `doc`, which
+/// reads the rest of it and says whether to go on; `false` when it stopped.
+fn documents<I: Iterator<Item = char>>(
+    b: &mut Builder<I>,
+    mut doc: impl FnMut(&mut Builder<I>, Event, Marker) -> Result<bool, YamlError>,
+) -> Result<bool, YamlError> {
     loop {
         let (ev, mark) = b.next()?;
         match ev {
             Event::StreamStart | Event::DocumentEnd => {}
             Event::DocumentStart => {
                 let (ev, mark) = b.next()?;
-                docs.push(b.node(ev, mark)?);
+                if !doc(b, ev, mark)? {
+                    return Ok(false);
+                }
                 b.anchors.clear();
             }
-            Event::StreamEnd => return Ok(docs),
+            Event::StreamEnd => return Ok(true),
             _ => return Err(YamlError::at_marker(&mark, "unexpected event")),
         }
     }
@@ -92,32 +107,20 @@ pub(crate) fn parse_first_head(text: &str, keep: HeadKeys<'_>) -> Result<Value, 
 fn read_head(text: &str, keep: HeadKeys<'_>) -> Result<Option<Value>, YamlError> {
     let mut b = Builder::new(Parser::new_from_str(text));
     let mut first = None;
-    loop {
-        let (ev, mark) = b.next()?;
-        match ev {
-            Event::StreamStart | Event::DocumentEnd => {}
-            Event::DocumentStart => {
-                let (ev, mark) = b.next()?;
-                if first.is_some() {
-                    if !b.skip_plain(ev)? {
-                        return Ok(None);
-                    }
-                    continue;
-                }
-                let v = match ev {
-                    Event::MappingStart(..) => match b.head_map(keep)? {
-                        Some(v) => v,
-                        None => return Ok(None),
-                    },
-                    ev => b.node(ev, mark)?,
-                };
-                first = Some(v);
-                b.anchors.clear();
-            }
-            Event::StreamEnd => return Ok(Some(first.unwrap_or(Value::Null))),
-            _ => return Err(YamlError::at_marker(&mark, "unexpected event")),
+    let read = documents(&mut b, |b, ev, mark| {
+        if first.is_some() {
+            return b.skip_plain(ev);
         }
-    }
+        first = Some(match ev {
+            Event::MappingStart(..) => match b.head_map(keep)? {
+                Some(v) => v,
+                None => return Ok(false),
+            },
+            ev => b.node(ev, mark)?,
+        });
+        Ok(true)
+    })?;
+    Ok(read.then(|| first.unwrap_or(Value::Null)))
 }
 
 pub(crate) struct Builder<I: Iterator<Item = char>> {
