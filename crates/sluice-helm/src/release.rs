@@ -420,21 +420,10 @@ impl Release {
         // megabytes), and the zipped bytes freed before the record is read from the parse.
         let raw = record_bytes(data)?;
         let parsed = if is_gzip(&raw) {
-            let mut unzipped = Bounded {
-                inner: flate2::read::GzDecoder::new(&raw[..]),
-                left: MAX_DECODED as u64 + 1,
-                failed: None,
-            };
+            let mut unzipped = Gunzip::new(&raw);
             let parsed =
                 serde_json::from_reader(std::io::BufReader::with_capacity(64 << 10, &mut unzipped));
-            if unzipped.left == 0 {
-                return Err(bad(format!(
-                    "decompresses to more than {MAX_DECODED} bytes"
-                )));
-            }
-            if let Some(e) = unzipped.failed {
-                return Err(bad(format!("gzip: {e}")));
-            }
+            unzipped.check()?;
             parsed.map_err(|e| bad(format!("invalid JSON: {e}")))?
         } else {
             parse_json(&raw)?
@@ -444,15 +433,39 @@ impl Release {
     }
 }
 
-/// A reader of at most `left` bytes (`left` is 0 once that many were read), keeping the
-/// first error of `inner` (the JSON parser reports only that reading failed).
-struct Bounded<R> {
-    inner: R,
+/// A record's gzip stream, unzipped to at most [`MAX_DECODED`] bytes, keeping the first error
+/// of the decoder (a JSON parser reading it reports only that reading failed).
+struct Gunzip<'a> {
+    inner: flate2::read::GzDecoder<&'a [u8]>,
+    /// Bytes still allowed, one more than the bound: 0 once the bound was passed.
     left: u64,
     failed: Option<std::io::Error>,
 }
 
-impl<R: Read> Read for Bounded<R> {
+impl<'a> Gunzip<'a> {
+    fn new(raw: &'a [u8]) -> Self {
+        Gunzip {
+            inner: flate2::read::GzDecoder::new(raw),
+            left: MAX_DECODED as u64 + 1,
+            failed: None,
+        }
+    }
+
+    /// The bound passed, or the decoder's error, as errors of the record.
+    fn check(self) -> Result<(), ReleaseError> {
+        if self.left == 0 {
+            return Err(bad(format!(
+                "decompresses to more than {MAX_DECODED} bytes"
+            )));
+        }
+        match self.failed {
+            Some(e) => Err(bad(format!("gzip: {e}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Read for Gunzip<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.left == 0 {
             return Ok(0);
@@ -495,15 +508,10 @@ pub fn record_json(data: &[u8]) -> Result<Vec<u8>, ReleaseError> {
     let raw = record_bytes(data)?;
     let json = if is_gzip(&raw) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .take(MAX_DECODED as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| bad(format!("gzip: {e}")))?;
-        if out.len() > MAX_DECODED {
-            return Err(bad(format!(
-                "decompresses to more than {MAX_DECODED} bytes"
-            )));
-        }
+        let mut unzipped = Gunzip::new(&raw);
+        let read = unzipped.read_to_end(&mut out);
+        unzipped.check()?;
+        read.map_err(|e| bad(format!("gzip: {e}")))?;
         out
     } else {
         raw

@@ -44,12 +44,9 @@ impl<T> Shared<T> {
     }
 
     /// How many keys are remembered (live or not yet forgotten).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<T>>> {
