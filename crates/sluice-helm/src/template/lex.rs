@@ -162,6 +162,18 @@ fn is_alnum(r: Option<char>) -> bool {
     }
 }
 
+/// ASCII letters, digits and `_`, by byte (one load a byte where the
+/// range tests took several).
+static ASCII_WORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).is_ascii_alphanumeric() || b == b'_' as usize;
+        b += 1;
+    }
+    t
+};
+
 fn has_left_trim_marker(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() >= 2 && b[0] == b'-' && is_space(Some(b[1] as char))
@@ -542,7 +554,7 @@ impl<'a> Lexer<'a> {
         let rest = &self.input.as_bytes()[self.pos..];
         let n = rest
             .iter()
-            .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+            .position(|&b| !ASCII_WORD[b as usize])
             .unwrap_or(rest.len());
         self.pos += n;
     }
@@ -550,11 +562,14 @@ impl<'a> Lexer<'a> {
     fn lex_identifier(&mut self) -> Option<State> {
         self.skip_ascii_word();
         loop {
-            let r = self.next();
+            // Looking ahead, not reading and backing up: the same end, and
+            // at the end of input `next` would mark it read (Go's `atEOF`),
+            // which only its `backup` looks at.
+            let r = self.peek();
             if is_alnum(r) {
+                self.next();
                 continue;
             }
-            self.backup();
             let word = &self.input[self.start..self.pos];
             if !self.at_terminator() {
                 return self.errorf(format!("bad character {}", bad_char(r)));
@@ -594,11 +609,11 @@ impl<'a> Lexer<'a> {
         let mut r;
         self.skip_ascii_word();
         loop {
-            r = self.next();
+            r = self.peek();
             if !is_alnum(r) {
-                self.backup();
                 break;
             }
+            self.next();
         }
         if !self.at_terminator() {
             return self.errorf(format!("bad character {}", bad_char(r)));
@@ -704,13 +719,14 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_raw_quote(&mut self) -> Option<State> {
-        loop {
-            match self.next() {
-                None => return self.errorf("unterminated raw quoted string".into()),
-                Some('`') => break,
-                _ => {}
-            }
-        }
+        // A raw string ends at the next backquote, whatever is between
+        // (charts keep whole YAML or JSON documents in them).
+        let rest = &self.input.as_bytes()[self.pos..];
+        let Some(n) = memchr::memchr(b'`', rest) else {
+            return self.errorf("unterminated raw quoted string".into());
+        };
+        self.line += newlines(&self.input[self.pos..self.pos + n]);
+        self.pos += n + 1;
         self.emit(ItemType::RawString)
     }
 }

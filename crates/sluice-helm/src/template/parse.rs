@@ -378,6 +378,31 @@ struct Parser<'a, 'f> {
     order: Vec<String>,
     /// The names used so far in this file, each stored once.
     names: super::FastSet<Name>,
+    /// Scratch stacks for the lists being parsed, shared by every level of
+    /// nesting: a list's items are pushed above the ones of the lists that
+    /// enclose it and moved into an exact-size slice when it ends, so a
+    /// list costs one allocation (a `Vec` per list grew two or three times
+    /// and was shrunk by `into_boxed_slice`: a tenth of a large chart's
+    /// parse went to `realloc`). An error abandons the parse, and with it
+    /// whatever a stack holds.
+    node_stack: Vec<Node>,
+    cmd_stack: Vec<CommandNode>,
+    arg_stack: Vec<Arg>,
+    name_stack: Vec<Name>,
+}
+
+/// The items of `stack` from `base` on, moved into a slice of their size.
+fn take_from<T>(stack: &mut Vec<T>, base: usize) -> Box<[T]> {
+    // `Drain` knows its length: the collected Vec has exactly that
+    // capacity, and the conversion to a boxed slice does not reallocate.
+    stack.drain(base..).collect()
+}
+
+/// Names of a dotted path (`a.b.c`) in a slice of their size.
+fn split_names(path: &str, mut name: impl FnMut(&str) -> Name) -> Box<[Name]> {
+    let mut out = Vec::with_capacity(memchr::memchr_iter(b'.', path.as_bytes()).count() + 1);
+    out.extend(path.split('.').map(&mut name));
+    out.into_boxed_slice()
 }
 
 type PResult<T> = Result<T, String>;
@@ -442,6 +467,10 @@ pub(crate) fn parse_mode(
         tree_set: Default::default(),
         order: Vec::new(),
         names: Default::default(),
+        node_stack: Vec::with_capacity(64),
+        cmd_stack: Vec::with_capacity(16),
+        arg_stack: Vec::with_capacity(32),
+        name_stack: Vec::with_capacity(8),
     };
     let root = p.parse_top()?;
     p.add(name.to_string(), root)?;
@@ -465,11 +494,20 @@ impl<'a> Parser<'a, '_> {
         n
     }
 
+    /// `head` followed by the names on the name stack from `base` on (a
+    /// path whose later fields were lexed apart: `.Values.a.b`).
+    fn joined(&mut self, head: Box<[Name]>, base: usize) -> Box<[Name]> {
+        let mut out = Vec::with_capacity(head.len() + self.name_stack.len() - base);
+        out.extend(head.into_vec());
+        out.extend(self.name_stack.drain(base..));
+        out.into_boxed_slice()
+    }
+
     /// A variable (`$x`, `$x.a.b`) at `pos`.
     fn new_var(&mut self, pos: usize, ident: &str) -> VarNode {
         VarNode {
             pos,
-            ident: ident.split('.').map(|s| self.name(s)).collect(),
+            ident: split_names(ident, |s| self.name(s)),
         }
     }
 
@@ -583,7 +621,7 @@ impl<'a> Parser<'a, '_> {
 
     fn parse_top(&mut self) -> PResult<ListNode> {
         let pos = self.peek().pos;
-        let mut nodes = vec![];
+        let base = self.node_stack.len();
         while self.peek().typ != ItemType::Eof {
             if self.peek().typ == ItemType::LeftDelim {
                 let delim = self.next();
@@ -600,12 +638,12 @@ impl<'a> Parser<'a, '_> {
                     write_node(&mut s, &n, false);
                     return self.errorf(format!("unexpected {s}"));
                 }
-                n => nodes.push(n),
+                n => self.node_stack.push(n),
             }
         }
         Ok(ListNode {
             pos,
-            nodes: nodes.into_boxed_slice(),
+            nodes: take_from(&mut self.node_stack, base),
         })
     }
 
@@ -634,18 +672,18 @@ impl<'a> Parser<'a, '_> {
 
     fn item_list(&mut self) -> PResult<(ListNode, Node)> {
         let pos = self.peek_non_space().pos;
-        let mut nodes = vec![];
+        let base = self.node_stack.len();
         while self.peek_non_space().typ != ItemType::Eof {
             let n = self.text_or_action()?;
             match n {
                 Node::End { .. } | Node::Else { .. } => {
                     let list = ListNode {
                         pos,
-                        nodes: nodes.into_boxed_slice(),
+                        nodes: take_from(&mut self.node_stack, base),
                     };
                     return Ok((list, n));
                 }
-                n => nodes.push(n),
+                n => self.node_stack.push(n),
             }
         }
         self.errorf("unexpected EOF")
@@ -721,7 +759,7 @@ impl<'a> Parser<'a, '_> {
         let (pos, line) = (token.pos, token.line);
         let mut is_assign = false;
         let mut decl = vec![];
-        let mut cmds = vec![];
+        let base = self.cmd_stack.len();
         'decls: loop {
             let v = self.peek_non_space();
             if v.typ == ItemType::Variable {
@@ -762,7 +800,7 @@ impl<'a> Parser<'a, '_> {
                     line,
                     is_assign,
                     decl: decl.into_boxed_slice(),
-                    cmds: cmds.into_boxed_slice(),
+                    cmds: take_from(&mut self.cmd_stack, base),
                 };
                 self.check_pipeline(&pipe, context)?;
                 return Ok(pipe);
@@ -782,7 +820,7 @@ impl<'a> Parser<'a, '_> {
                 | ItemType::LeftParen => {
                     self.backup();
                     let c = self.command()?;
-                    cmds.push(c);
+                    self.cmd_stack.push(c);
                 }
                 _ => return self.unexpected(&token, context),
             }
@@ -957,11 +995,11 @@ impl<'a> Parser<'a, '_> {
 
     fn command(&mut self) -> PResult<CommandNode> {
         let pos = self.peek_non_space().pos;
-        let mut args = vec![];
+        let base = self.arg_stack.len();
         loop {
             self.peek_non_space();
             if let Some(op) = self.operand()? {
-                args.push(op);
+                self.arg_stack.push(op);
             }
             let token = self.next();
             match token.typ {
@@ -972,12 +1010,12 @@ impl<'a> Parser<'a, '_> {
             }
             break;
         }
-        if args.is_empty() {
+        if self.arg_stack.len() == base {
             return self.errorf("empty command");
         }
         Ok(CommandNode {
             pos,
-            args: args.into_boxed_slice(),
+            args: take_from(&mut self.arg_stack, base),
         })
     }
 
@@ -987,32 +1025,25 @@ impl<'a> Parser<'a, '_> {
         };
         if self.peek().typ == ItemType::Field {
             let pos = self.peek().pos;
-            let mut fields = Vec::new();
+            let base = self.name_stack.len();
             while self.peek().typ == ItemType::Field {
                 let f = self.next().val;
                 let f = f.strip_prefix('.').unwrap_or(&f);
                 if f.is_empty() {
                     return self.errorf("empty field");
                 }
-                fields.push(self.name(f));
+                let n = self.name(f);
+                self.name_stack.push(n);
             }
             return match node {
-                Arg::Field { ident, .. } => {
-                    let mut ident = ident.into_vec();
-                    ident.extend(fields);
-                    Ok(Some(Arg::Field {
-                        pos,
-                        ident: ident.into_boxed_slice(),
-                    }))
-                }
-                Arg::Variable(v) => {
-                    let mut ident = v.ident.into_vec();
-                    ident.extend(fields);
-                    Ok(Some(Arg::Variable(VarNode {
-                        pos,
-                        ident: ident.into_boxed_slice(),
-                    })))
-                }
+                Arg::Field { ident, .. } => Ok(Some(Arg::Field {
+                    pos,
+                    ident: self.joined(ident, base),
+                })),
+                Arg::Variable(v) => Ok(Some(Arg::Variable(VarNode {
+                    pos,
+                    ident: self.joined(v.ident, base),
+                }))),
                 Arg::Bool { .. }
                 | Arg::String { .. }
                 | Arg::Number(_)
@@ -1024,7 +1055,7 @@ impl<'a> Parser<'a, '_> {
                 node => Ok(Some(Arg::Chain {
                     pos,
                     node: Box::new(node),
-                    field: fields.into_boxed_slice(),
+                    field: take_from(&mut self.name_stack, base),
                 })),
             };
         }
@@ -1055,7 +1086,7 @@ impl<'a> Parser<'a, '_> {
             }
             ItemType::Field => Arg::Field {
                 pos,
-                ident: token.val[1..].split('.').map(|f| self.name(f)).collect(),
+                ident: split_names(&token.val[1..], |f| self.name(f)),
             },
             ItemType::Bool => Arg::Bool {
                 pos,
