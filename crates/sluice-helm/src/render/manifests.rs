@@ -106,7 +106,7 @@ pub fn split_manifests(big: &str) -> Vec<String> {
         .collect()
 }
 
-struct Head {
+pub(crate) struct Head {
     api_version: String,
     kind: String,
     name: String,
@@ -207,6 +207,33 @@ fn split_list(s: &str) -> Vec<String> {
     s.split(',').map(|p| p.trim().to_lowercase()).collect()
 }
 
+/// Whether `sort_manifests` reads a rendered file at all: partials and
+/// blank files have no documents.
+fn has_documents(path: &str, content: &str) -> bool {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    !(base.starts_with('_') || content.trim().is_empty())
+}
+
+/// A rendered file's documents, each with its head (or why it could not
+/// be read).
+pub(crate) type ReadDocs = Vec<(String, Result<Head, String>)>;
+
+/// Splits one rendered file into documents and reads their heads: what
+/// [`sort_manifests`] does to each file, for a caller that reads files as
+/// they are rendered.
+pub(crate) fn read_documents(path: &str, content: &str) -> ReadDocs {
+    if !has_documents(path, content) {
+        return Vec::new();
+    }
+    split_manifests(content)
+        .into_iter()
+        .map(|doc| {
+            let h = head(&doc);
+            (doc, h)
+        })
+        .collect()
+}
+
 /// Sorts rendered files (by path) into hooks and manifests, as Helm does.
 /// The heads are read on up to `threads` threads.
 pub(crate) fn sort_manifests(
@@ -215,8 +242,7 @@ pub(crate) fn sort_manifests(
 ) -> Result<(Vec<Hook>, Vec<Manifest>), String> {
     let mut docs = Vec::new();
     for (path, content) in files {
-        let base = path.rsplit('/').next().unwrap_or(path);
-        if base.starts_with('_') || content.trim().is_empty() {
+        if !has_documents(path, content) {
             continue;
         }
         for doc in split_manifests(content) {
@@ -224,9 +250,21 @@ pub(crate) fn sort_manifests(
         }
     }
     let heads = crate::par::map(&docs, threads, |(_, doc)| head(doc));
+    sort_read(
+        docs.into_iter()
+            .zip(heads)
+            .map(|((path, doc), h)| (path.as_str(), doc, h)),
+    )
+}
+
+/// [`sort_manifests`] of documents already read, in the order of their
+/// files' paths and, within a file, as they appear.
+pub(crate) fn sort_read<'a>(
+    docs: impl IntoIterator<Item = (&'a str, String, Result<Head, String>)>,
+) -> Result<(Vec<Hook>, Vec<Manifest>), String> {
     let mut hooks = Vec::new();
     let mut generic = Vec::new();
-    for ((path, doc), h) in docs.into_iter().zip(heads) {
+    for (path, doc, h) in docs {
         {
             let h = h.map_err(|e| format!("YAML parse error on {path}: {e}"))?;
             let hook_types = h
@@ -236,7 +274,7 @@ pub(crate) fn sort_manifests(
                 .and_then(|a| a.get("helm.sh/hook"));
             let Some(hook_types) = hook_types else {
                 generic.push(Manifest {
-                    name: path.clone(),
+                    name: path.to_string(),
                     content: doc,
                     api_version: h.api_version,
                     kind: h.kind,
@@ -269,7 +307,7 @@ pub(crate) fn sort_manifests(
             hooks.push(Hook {
                 name: h.name,
                 kind: h.kind,
-                path: path.clone(),
+                path: path.to_string(),
                 manifest: doc,
                 events,
                 weight: ann

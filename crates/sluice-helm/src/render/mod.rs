@@ -226,13 +226,44 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
 
     let mut tpls: BTreeMap<String, Renderable> = BTreeMap::new();
     collect(&root, "", &top, None, &mut tpls);
-    let files = execute(&tpls, opts)?;
+    let is_notes = |name: &str| name.ends_with("NOTES.txt");
+    // Without a post-renderer, the documents are final as each template
+    // is executed: they are split and their heads read on the other
+    // threads while the next templates execute.
+    let mut read = None;
+    let files = if opts.post_render.is_some() {
+        let mut files = BTreeMap::new();
+        execute(&tpls, opts, &mut |name, text| {
+            files.insert(name, text);
+        })?;
+        files
+    } else {
+        let done = crate::par::map_while_producing(
+            opts.threads,
+            |emit| execute(&tpls, opts, &mut |name, text| emit((name, text))),
+            |(name, text)| {
+                if is_notes(name) {
+                    Vec::new()
+                } else {
+                    manifests::read_documents(name, text)
+                }
+            },
+        )?;
+        let mut files = BTreeMap::new();
+        let mut docs = BTreeMap::new();
+        for ((name, text), d) in done {
+            docs.insert(name.clone(), d);
+            files.insert(name, text);
+        }
+        read = Some(docs);
+        files
+    };
 
     let mut notes = String::new();
     let root_notes = format!("{}/templates/NOTES.txt", root.name);
     let mut rest = BTreeMap::new();
     for (k, v) in files {
-        if k.ends_with("NOTES.txt") {
+        if is_notes(&k) {
             if opts.subchart_notes || k == root_notes {
                 if !notes.is_empty() {
                     notes.push('\n');
@@ -246,8 +277,20 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
     if let Some(pr) = &opts.post_render {
         rest = postrender::run(rest, pr, opts.threads)?;
     }
-    let (hooks, manifests) =
-        manifests::sort_manifests(&rest, opts.threads).map_err(RenderError::Manifest)?;
+    let (hooks, manifests) = match read {
+        // In the order of the files' paths, as sort_manifests reads them.
+        Some(mut read) => manifests::sort_read(
+            read.iter_mut()
+                .filter(|(name, _)| !is_notes(name))
+                .flat_map(|(name, docs)| {
+                    std::mem::take(docs)
+                        .into_iter()
+                        .map(move |(doc, h)| (name.as_str(), doc, h))
+                }),
+        ),
+        None => manifests::sort_manifests(&rest, opts.threads),
+    }
+    .map_err(RenderError::Manifest)?;
     let mut crds = Vec::new();
     collect_crds(&root, "", &mut crds);
     Ok(Release {
@@ -473,10 +516,13 @@ fn sorted_names(tpls: &BTreeMap<String, Renderable<'_>>) -> Vec<String> {
     keys
 }
 
+/// Executes the templates (partials aside) in Helm's order, handing each
+/// one's output to `emit` with its name.
 fn execute(
     tpls: &BTreeMap<String, Renderable<'_>>,
     opts: &Options,
-) -> Result<BTreeMap<String, String>, RenderError> {
+    emit: &mut dyn FnMut(String, String),
+) -> Result<(), RenderError> {
     let mut topts = opts.template;
     topts.missing_key = if opts.strict {
         MissingKey::Error
@@ -492,7 +538,6 @@ fn execute(
             &e.to_string(),
         )));
     }
-    let mut out = BTreeMap::new();
     let mut total = 0usize;
     for name in &keys {
         let base = name.rsplit('/').next().unwrap_or(name);
@@ -521,7 +566,7 @@ fn execute(
                 } else {
                     text
                 };
-                out.insert(name.clone(), text);
+                emit(name.clone(), text);
             }
             Err(e) => {
                 return Err(RenderError::Template(reformat_exec_error(
@@ -537,7 +582,7 @@ fn execute(
     let _ = std::thread::Builder::new()
         .name("sluice-helm-free".into())
         .spawn(move || drop(set));
-    Ok(out)
+    Ok(())
 }
 
 /// Helm's `cleanupParseError`.
