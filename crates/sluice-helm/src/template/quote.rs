@@ -168,7 +168,9 @@ pub(crate) fn unquote(s: &str) -> Option<String> {
             Some(body.replace('\r', ""))
         }
         // Nearly every literal: no escape, nothing to refuse.
-        '"' if !body.contains(['\\', '"', '\n']) => Some(body.to_string()),
+        '"' if memchr::memchr3(b'\\', b'"', b'\n', body.as_bytes()).is_none() => {
+            Some(body.to_string())
+        }
         '"' | '\'' => {
             let mut bytes = Vec::with_capacity(body.len());
             let mut rest = body;
