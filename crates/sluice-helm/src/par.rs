@@ -115,6 +115,24 @@ pub(crate) fn map_while_producing<T: Send + Sync, R: Send, E>(
             lock().results[i] = Some(r);
         }
     };
+    // Closes the queue however the producer ends: a panic in it must not
+    // leave the other threads waiting for items (the scope would wait for
+    // them, and the panic would become a hang).
+    struct CloseOnDrop<'a, F: Fn()>(&'a F);
+    impl<F: Fn()> Drop for CloseOnDrop<'_, F> {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+    let close = || {
+        let mut st = lock();
+        if !st.closed {
+            st.closed = true;
+            st.failed = true;
+        }
+        drop(st);
+        ready.notify_all();
+    };
     let produced = std::thread::scope(|s| {
         for _ in 1..threads {
             let _ = std::thread::Builder::new()
@@ -122,6 +140,7 @@ pub(crate) fn map_while_producing<T: Send + Sync, R: Send, E>(
                 .stack_size(8 << 20)
                 .spawn_scoped(s, || work(true));
         }
+        let _close = CloseOnDrop(&close);
         let produced = produce(&mut |item| {
             let mut st = lock();
             st.items.push(Arc::new(item));
@@ -129,12 +148,11 @@ pub(crate) fn map_while_producing<T: Send + Sync, R: Send, E>(
             drop(st);
             ready.notify_one();
         });
-        {
-            let mut st = lock();
-            st.closed = true;
-            st.failed = produced.is_err();
+        if produced.is_ok() {
+            lock().closed = true;
         }
-        ready.notify_all();
+        // Closed, and as failed if the producer failed.
+        close();
         if produced.is_ok() {
             work(false);
         }
@@ -183,6 +201,23 @@ mod tests {
             .unwrap_or_default();
             let want: Vec<(u32, u32)> = (0..500).map(|i| (i, i * 3)).collect();
             assert_eq!(out, want, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn a_panicking_producer_panics_instead_of_waiting_forever() {
+        for threads in [1, 2, 4] {
+            let r = std::panic::catch_unwind(|| {
+                super::map_while_producing::<_, _, ()>(
+                    threads,
+                    |emit| {
+                        emit(1u32);
+                        panic!("template engine bug");
+                    },
+                    |x| x + 1,
+                )
+            });
+            assert!(r.is_err(), "{threads} threads");
         }
     }
 
