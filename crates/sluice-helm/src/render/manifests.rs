@@ -80,7 +80,16 @@ const HOOK_EVENTS: &[&str] = &[
 /// `---` (and spaces or tabs after it), blank ones dropped, leading
 /// whitespace trimmed, in order.
 pub fn split_manifests(big: &str) -> Vec<String> {
-    let big = big.trim_start();
+    split_ranges(big)
+        .into_iter()
+        .map(|r| big[r].to_string())
+        .collect()
+}
+
+/// Where [`split_manifests`]' documents are in `big`.
+fn split_ranges(big: &str) -> Vec<std::ops::Range<usize>> {
+    let offset = big.len() - big.trim_start().len();
+    let big = &big[offset..];
     let mut docs = Vec::new();
     let mut start = 0;
     let mut line_start = 0;
@@ -102,7 +111,12 @@ pub fn split_manifests(big: &str) -> Vec<String> {
     docs.push(&big[start..]);
     docs.into_iter()
         .filter(|d| !d.trim().is_empty())
-        .map(|d| d.trim_start().to_string())
+        .map(|d| {
+            let d = d.trim_start();
+            // `d` is a slice of `big`: its place is its address's distance.
+            let at = offset + (d.as_ptr() as usize - big.as_ptr() as usize);
+            at..at + d.len()
+        })
         .collect()
 }
 
@@ -214,9 +228,11 @@ fn has_documents(path: &str, content: &str) -> bool {
     !(base.starts_with('_') || content.trim().is_empty())
 }
 
-/// A rendered file's documents, each with its head (or why it could not
-/// be read).
-pub(crate) type ReadDocs = Vec<(String, Result<Head, String>)>;
+/// Where a rendered file's documents are in it, each with its head (or why
+/// it could not be read). Places, not copies: the copies are made when the
+/// documents are sorted, after the parsed templates are gone (made while
+/// later templates still executed, they raised a release's peak memory).
+pub(crate) type ReadDocs = Vec<(std::ops::Range<usize>, Result<Head, String>)>;
 
 /// Splits one rendered file into documents and reads their heads: what
 /// [`sort_manifests`] does to each file, for a caller that reads files as
@@ -225,11 +241,11 @@ pub(crate) fn read_documents(path: &str, content: &str) -> ReadDocs {
     if !has_documents(path, content) {
         return Vec::new();
     }
-    split_manifests(content)
+    split_ranges(content)
         .into_iter()
-        .map(|doc| {
-            let h = head(&doc);
-            (doc, h)
+        .map(|r| {
+            let h = head(&content[r.clone()]);
+            (r, h)
         })
         .collect()
 }

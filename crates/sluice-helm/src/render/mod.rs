@@ -283,9 +283,10 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
             read.iter_mut()
                 .filter(|(name, _)| !is_notes(name))
                 .flat_map(|(name, docs)| {
-                    std::mem::take(docs)
-                        .into_iter()
-                        .map(move |(doc, h)| (name.as_str(), doc, h))
+                    let text = rest.get(name).map_or("", String::as_str);
+                    std::mem::take(docs).into_iter().map(move |(r, h)| {
+                        (name.as_str(), text.get(r).unwrap_or("").to_string(), h)
+                    })
                 }),
         ),
         None => manifests::sort_manifests(&rest, opts.threads),
