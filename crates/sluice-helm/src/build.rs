@@ -614,7 +614,7 @@ pub fn build_from_archive(archive: Vec<u8>, opts: &BuildOptions<'_>) -> Result<B
                 }
                 return Err(err(format!("no values file found at path '{p}'")));
             };
-            parse_values_file(&f.data)
+            parse_values_file(&f.data.bytes())
                 .map_err(|e| err(format!("unmarshaling values from '{p}' failed: {e}")))?
         };
         merged = merge_maps(merged, values);

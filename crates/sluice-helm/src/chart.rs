@@ -18,6 +18,7 @@ use sluice_kustomize::yaml::{Map, Value};
 
 use crate::gofmt::format_g32;
 use crate::ignore::Rules;
+pub use crate::packed::Data;
 use crate::yaml::{YamlError, parse_first};
 
 /// A chart file: its path relative to the chart (`/`-separated) and its
@@ -25,8 +26,9 @@ use crate::yaml::{YamlError, parse_first};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct File {
     pub name: String,
-    /// Shared with the rendered chart's `.Files`, never copied.
-    pub data: std::sync::Arc<[u8]>,
+    /// Shared with the rendered chart's `.Files` and the release record, never copied;
+    /// plain as loaded, deflated after [`Chart::pack`].
+    pub data: Data,
 }
 
 /// A maintainer entry of `Chart.yaml`.
@@ -132,6 +134,31 @@ impl Chart {
                     .map_err(|e| ChartError::invalid(format!("cannot load values.yaml: {e}"))),
             },
         }
+    }
+
+    /// Deflates the templates and files of the chart and its subcharts (those that gain from
+    /// it), for a chart kept loaded between the moments it is read: see [`Data`]. Renders and
+    /// records read a packed chart as they read the chart it was packed from.
+    pub fn pack(&mut self) {
+        for f in self.templates.iter_mut().chain(self.files.iter_mut()) {
+            f.data = f.data.packed();
+        }
+        for c in &mut self.dependencies {
+            c.pack();
+        }
+    }
+
+    /// The bytes the chart's templates and files hold in memory (packed or not), with its
+    /// subcharts'.
+    pub fn held_bytes(&self) -> usize {
+        let own: usize = (self.templates.iter().chain(self.files.iter()))
+            .map(|f| f.data.held())
+            .sum();
+        own + self
+            .dependencies
+            .iter()
+            .map(Chart::held_bytes)
+            .sum::<usize>()
     }
 }
 
@@ -747,9 +774,21 @@ impl Dependency {
 /// subcharts under `charts/` (directories and `.tgz`, but not names that
 /// start with `_` or `.`) loaded recursively.
 pub fn load_files(files: Vec<File>, limits: &Limits) -> Result<Chart, ChartError> {
+    load_files_keeping(files, limits, Keep::Plain)
+}
+
+/// How a load keeps the files it reads: as read, or each packed as soon as it is read
+/// ([`load_archive_packed`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Plain,
+    Packed,
+}
+
+fn load_files_keeping(files: Vec<File>, limits: &Limits, keep: Keep) -> Result<Chart, ChartError> {
     let loaded: u64 = files.iter().map(|f| f.data.len() as u64).sum();
     let budget = std::cell::Cell::new(limits.max_total_size.saturating_sub(loaded));
-    load_files_within(files, limits, &budget)
+    load_files_within(files, limits, &budget, keep)
 }
 
 /// [`load_files`], with what subchart archives may still decompress to
@@ -759,12 +798,13 @@ fn load_files_within(
     files: Vec<File>,
     limits: &Limits,
     budget: &std::cell::Cell<u64>,
+    keep: Keep,
 ) -> Result<Chart, ChartError> {
     let mut c = Chart::default();
     let mut have_metadata = false;
     for f in &files {
         if f.name == "Chart.yaml" {
-            decode_onto(&mut c.metadata, &f.data, "Chart.yaml")?;
+            decode_onto(&mut c.metadata, &f.data.bytes(), "Chart.yaml")?;
             if c.metadata.api_version.is_empty() {
                 c.metadata.api_version = "v1".into();
             }
@@ -782,22 +822,22 @@ fn load_files_within(
         let name = f.name.as_str();
         match name {
             "Chart.yaml" => {}
-            "Chart.lock" => c.lock = Some(parse_lock(&f.data, "Chart.lock")?),
+            "Chart.lock" => c.lock = Some(parse_lock(&f.data.bytes(), "Chart.lock")?),
             "values.yaml" => {
-                let parsed = crate::values::load_values(&f.data)
+                let parsed = crate::values::load_values(&f.data.bytes())
                     .map_err(|e| ChartError::invalid(format!("cannot load values.yaml: {e}")))?;
-                c.values_parsed = ParsedValues::new(&f.data, parsed);
-                c.values_yaml = Some(f.data.to_vec());
+                c.values_parsed = ParsedValues::new(&f.data.bytes(), parsed);
+                c.values_yaml = Some(f.data.bytes().into_owned());
             }
-            "values.schema.json" => c.schema = Some(f.data.to_vec()),
+            "values.schema.json" => c.schema = Some(f.data.bytes().into_owned()),
             "requirements.yaml" => {
-                decode_onto(&mut c.metadata, &f.data, "requirements.yaml")?;
+                decode_onto(&mut c.metadata, &f.data.bytes(), "requirements.yaml")?;
                 if c.metadata.api_version == "v1" {
                     c.files.push(f);
                 }
             }
             "requirements.lock" => {
-                c.lock = Some(parse_lock(&f.data, "requirements.lock")?);
+                c.lock = Some(parse_lock(&f.data.bytes(), "requirements.lock")?);
                 if c.metadata.api_version == "v1" {
                     c.files.push(f);
                 }
@@ -842,7 +882,7 @@ fn load_files_within(
                 max_total_size: budget.get(),
                 ..*limits
             };
-            let inner = read_archive_files(&first.data[..], &nested).map_err(|e| match e {
+            let inner = read_archive(&first.data.bytes()[..], &nested, keep).map_err(|e| match e {
                 ChartError::Limit(m) => ChartError::Limit(format!(
                     "{m} (subchart archives count towards the chart's total of {})",
                     limits.max_total_size
@@ -852,7 +892,7 @@ fn load_files_within(
             let inner = inner.map_err(unpack)?;
             let size: u64 = inner.iter().map(|f| f.data.len() as u64).sum();
             budget.set(budget.get().saturating_sub(size));
-            load_files_within(inner, limits, budget).map_err(unpack)?
+            load_files_within(inner, limits, budget, keep).map_err(unpack)?
         } else {
             let inner: Vec<File> = files
                 .into_iter()
@@ -864,7 +904,7 @@ fn load_files_within(
                     })
                 })
                 .collect();
-            load_files_within(inner, limits, budget).map_err(unpack)?
+            load_files_within(inner, limits, budget, keep).map_err(unpack)?
         };
         c.dependencies.push(sc);
     }
@@ -919,6 +959,26 @@ fn shared_data(buf: std::sync::Arc<[u8]>, n: usize) -> std::sync::Arc<[u8]> {
 /// to the chart: the first path element of each entry (the chart's
 /// directory) is dropped, as Helm does.
 pub fn read_archive_files(input: impl Read, limits: &Limits) -> Result<Vec<File>, ChartError> {
+    read_archive(input, limits, Keep::Plain)
+}
+
+/// Whether a file read to be kept packed is packed: not the files the load parses and drops
+/// (`Chart.yaml`, `values.yaml`, ... at any depth), nor subchart archives (already compressed).
+fn worth_packing(name: &str) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    !(name.ends_with(".tgz")
+        || matches!(
+            base,
+            "Chart.yaml"
+                | "Chart.lock"
+                | "values.yaml"
+                | "values.schema.json"
+                | "requirements.yaml"
+                | "requirements.lock"
+        ))
+}
+
+fn read_archive(input: impl Read, limits: &Limits, keep: Keep) -> Result<Vec<File>, ChartError> {
     let gz = flate2::read::GzDecoder::new(input);
     // Never decompress much beyond the total limit (a gzip bomb stops here).
     let bounded = gz.take(limits.max_total_size.saturating_add(1 << 20));
@@ -981,10 +1041,13 @@ pub fn read_archive_files(input: impl Read, limits: &Limits) -> Result<Vec<File>
             )));
         }
         remaining -= len as u64;
-        files.push(File {
-            name: n,
-            data: shared_data(data, len),
-        });
+        let data = Data::from(shared_data(data, len));
+        let data = if keep == Keep::Packed && worth_packing(&n) {
+            data.packed()
+        } else {
+            data
+        };
+        files.push(File { name: n, data });
     }
     if files.is_empty() {
         return Err(ChartError::invalid("no files in chart archive"));
@@ -1094,6 +1157,16 @@ pub fn load_archive(input: impl Read, limits: &Limits) -> Result<Chart, ChartErr
     load_files(read_archive_files(input, limits)?, limits)
 }
 
+/// [`load_archive`] followed by [`Chart::pack`], without ever holding the whole chart
+/// unpacked: each file is packed as it is read (for a controller that keeps charts loaded).
+pub fn load_archive_packed(input: impl Read, limits: &Limits) -> Result<Chart, ChartError> {
+    load_files_keeping(
+        read_archive(input, limits, Keep::Packed)?,
+        limits,
+        Keep::Packed,
+    )
+}
+
 /// The metadata of a chart archive, reading only its top-level
 /// `Chart.yaml` and `requirements.yaml` (Flux's
 /// `LoadChartMetadataFromArchive`, used to compare with a cached chart).
@@ -1103,7 +1176,7 @@ pub fn archive_metadata(input: impl Read, limits: &Limits) -> Result<Metadata, C
     for f in &files {
         if f.name == "Chart.yaml" || f.name == "requirements.yaml" {
             let m = md.get_or_insert_with(Metadata::default);
-            decode_onto(m, &f.data, &f.name)?;
+            decode_onto(m, &f.data.bytes(), &f.name)?;
             if m.api_version.is_empty() {
                 m.api_version = "v1".into();
             }
@@ -1372,7 +1445,10 @@ impl Walk<'_> {
                     shown(&n)
                 )));
             }
-            self.files.push(File { name: n, data });
+            self.files.push(File {
+                name: n,
+                data: data.into(),
+            });
         }
         Ok(())
     }

@@ -32,6 +32,7 @@ mod gofmt;
 pub mod ignore;
 mod jsonw;
 pub mod package;
+mod packed;
 mod par;
 pub mod release;
 pub mod render;

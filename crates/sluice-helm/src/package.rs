@@ -109,7 +109,7 @@ fn write_chart(
     for f in c.templates.iter().chain(c.files.iter()) {
         out.push((
             format!("{base}/{}", crate::chart::clean_path(&f.name)),
-            f.data.to_vec(),
+            f.data.bytes().into_owned(),
         ));
     }
     for dep in &mut c.dependencies {

@@ -166,8 +166,9 @@ pub struct HookExecution {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StoredFile {
     pub name: String,
-    /// `None` is Go's nil slice (`null`). Shared with the chart it was made from.
-    pub data: Option<std::sync::Arc<[u8]>>,
+    /// `None` is Go's nil slice (`null`). Shared with the chart it was made from (packed
+    /// when it is).
+    pub data: Option<crate::chart::Data>,
     pub mod_time: Option<String>,
 }
 
@@ -694,7 +695,7 @@ fn write_files<O: JsonOut + ?Sized>(out: &mut O, files: &Option<Vec<StoredFile>>
         let mut w = Obj::new(out);
         w.str("name", &f.name);
         w.key("data");
-        write_bytes(w.out, f.data.as_deref());
+        write_bytes(w.out, f.data.as_ref().map(|d| d.bytes()).as_deref());
         if let Some(t) = &f.mod_time {
             w.str("modtime", t);
         }
@@ -1176,7 +1177,7 @@ mod tests {
             let files = r.chart.and_then(|c| c.files).unwrap_or_default();
             Ok::<_, String>(files.into_iter().next().and_then(|f| f.data))
         };
-        let want: Option<std::sync::Arc<[u8]>> = Some(b"hello, world".to_vec().into());
+        let want: Option<crate::chart::Data> = Some(b"hello, world".to_vec().into());
         assert_eq!(record("aGVsbG8sIHdvcmxk"), Ok(want.clone()));
         assert_eq!(record(r"aGVsbG8s\nIHdv\r\ncmxk"), Ok(want));
         let e = record("aGVsbG8*").unwrap_err();

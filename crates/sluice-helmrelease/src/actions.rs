@@ -628,11 +628,11 @@ fn new_revision(
 #[derive(Debug)]
 struct CrdFile {
     path: String,
-    data: std::sync::Arc<[u8]>,
+    data: sluice_helm::chart::Data,
 }
 
 impl CrdFile {
-    fn read(path: &str, data: &std::sync::Arc<[u8]>) -> Result<Self, ActionError> {
+    fn read(path: &str, data: &sluice_helm::chart::Data) -> Result<Self, ActionError> {
         let file = Self {
             path: path.to_owned(),
             data: data.clone(),
@@ -642,7 +642,8 @@ impl CrdFile {
     }
 
     fn objects(&self) -> Result<Vec<Value>, ActionError> {
-        let text = String::from_utf8_lossy(&self.data);
+        let bytes = self.data.bytes();
+        let text = String::from_utf8_lossy(&bytes);
         let docs = sluice_kustomize::yaml::parse_resources(&text).map_err(|e| {
             ActionError::Manifest(format!("failed to install CRD {}: {e}", self.path))
         })?;

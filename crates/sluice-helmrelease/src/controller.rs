@@ -1221,7 +1221,8 @@ impl Run<'_> {
         let fetched = artifact.clone();
         let mut chart = tokio::task::spawn_blocking(move || {
             let bytes = sluice_render::artifact::fetch_bytes(root.as_deref(), &fetched, timeout)?;
-            sluice_helm::chart::load_archive(&bytes[..], &Default::default())
+            // Kept through waits and read at few moments: its files are held deflated.
+            sluice_helm::chart::load_archive_packed(&bytes[..], &Default::default())
                 .map_err(|e| format!("Could not load chart: {e}"))
         })
         .await

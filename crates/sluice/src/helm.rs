@@ -231,7 +231,7 @@ fn write_output_dir(
     if a.include_crds {
         for (path, data) in &release.crds {
             let append = !written.insert(path.clone());
-            write(&base, path, &String::from_utf8_lossy(data), append)?;
+            write(&base, path, &String::from_utf8_lossy(&data.bytes()), append)?;
         }
     }
     for m in &release.manifests {

@@ -281,60 +281,58 @@ pub(crate) fn sort_read<'a>(
     let mut hooks = Vec::new();
     let mut generic = Vec::new();
     for (path, doc, h) in docs {
-        {
-            let h = h.map_err(|e| format!("YAML parse error on {path}: {e}"))?;
-            let hook_types = h
-                .annotations
-                .as_ref()
-                .filter(|a| !a.is_empty())
-                .and_then(|a| a.get("helm.sh/hook"));
-            let Some(hook_types) = hook_types else {
-                generic.push(Manifest {
-                    name: path.to_string(),
-                    content: doc,
-                    api_version: h.api_version,
-                    kind: h.kind,
-                });
-                continue;
-            };
-            let mut events = Vec::new();
-            let mut unknown = false;
-            for t in split_list(hook_types) {
-                let t = if t == "test-success" {
-                    "test".to_string()
-                } else {
-                    t
-                };
-                if !HOOK_EVENTS.contains(&t.as_str()) {
-                    unknown = true;
-                    break;
-                }
-                events.push(t);
-            }
-            if unknown {
-                continue;
-            }
-            let ann = h.annotations.as_ref();
-            let list = |key: &str| {
-                ann.and_then(|a| a.get(key))
-                    .map(|v| split_list(v))
-                    .unwrap_or_default()
-            };
-            hooks.push(Hook {
-                name: h.name,
+        let h = h.map_err(|e| format!("YAML parse error on {path}: {e}"))?;
+        let hook_types = h
+            .annotations
+            .as_ref()
+            .filter(|a| !a.is_empty())
+            .and_then(|a| a.get("helm.sh/hook"));
+        let Some(hook_types) = hook_types else {
+            generic.push(Manifest {
+                name: path.to_string(),
+                content: doc,
+                api_version: h.api_version,
                 kind: h.kind,
-                path: path.to_string(),
-                manifest: doc,
-                events,
-                weight: ann
-                    .and_then(|a| a.get("helm.sh/hook-weight"))
-                    .and_then(|w| go_atoi(w))
-                    .unwrap_or(0),
-                delete_policies: list("helm.sh/hook-delete-policy"),
-                output_log_policies: list("helm.sh/hook-output-log-policy"),
-                last_run: Default::default(),
             });
+            continue;
+        };
+        let mut events = Vec::new();
+        let mut unknown = false;
+        for t in split_list(hook_types) {
+            let t = if t == "test-success" {
+                "test".to_string()
+            } else {
+                t
+            };
+            if !HOOK_EVENTS.contains(&t.as_str()) {
+                unknown = true;
+                break;
+            }
+            events.push(t);
         }
+        if unknown {
+            continue;
+        }
+        let ann = h.annotations.as_ref();
+        let list = |key: &str| {
+            ann.and_then(|a| a.get(key))
+                .map(|v| split_list(v))
+                .unwrap_or_default()
+        };
+        hooks.push(Hook {
+            name: h.name,
+            kind: h.kind,
+            path: path.to_string(),
+            manifest: doc,
+            events,
+            weight: ann
+                .and_then(|a| a.get("helm.sh/hook-weight"))
+                .and_then(|w| go_atoi(w))
+                .unwrap_or(0),
+            delete_policies: list("helm.sh/hook-delete-policy"),
+            output_log_policies: list("helm.sh/hook-output-log-policy"),
+            last_run: Default::default(),
+        });
     }
     generic.sort_by(|a, b| kind_order(&a.kind, &b.kind));
     hooks.sort_by(|a, b| kind_order(&a.kind, &b.kind));

@@ -12,8 +12,8 @@
 //! No cluster and no network: `lookup` is empty, `getHostByName` empty, the
 //! capabilities are the caller's (Helm's defaults otherwise).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use sluice_kustomize::yaml::{Map as YMap, Value as Y};
 
@@ -112,7 +112,7 @@ impl Default for Options {
 pub struct Release {
     /// `crds/` files of the chart and its enabled subcharts: (path, bytes
     /// as in the chart, shared with it).
-    pub crds: Vec<(String, Arc<[u8]>)>,
+    pub crds: Vec<(String, crate::chart::Data)>,
     /// The manifests, in Helm's install order.
     pub manifests: Vec<Manifest>,
     /// The hooks, ordered by kind as Helm keeps them.
@@ -370,7 +370,7 @@ struct Top {
 /// One template to execute: its text, its chart's scope (a map shared by the
 /// chart's templates, as Helm shares it) and its base path.
 struct Renderable<'a> {
-    text: &'a str,
+    text: Cow<'a, str>,
     scope: template::Map,
     base_path: String,
 }
@@ -397,7 +397,7 @@ fn collect<'a>(
     let subcharts = template::Map::new();
     let mut chart_map = metadata_map(node);
     chart_map.insert("IsRoot".into(), Value::Bool(is_root));
-    let files: BTreeMap<String, Arc<[u8]>> = chart
+    let files: BTreeMap<String, crate::chart::Data> = chart
         .files
         .iter()
         .map(|f| (f.name.clone(), f.data.clone()))
@@ -425,7 +425,12 @@ fn collect<'a>(
         if library && !base.starts_with('_') {
             continue;
         }
-        let Ok(text) = std::str::from_utf8(&t.data) else {
+        // A packed chart's templates are inflated for the render and dropped after it.
+        let text = match t.data.bytes() {
+            Cow::Borrowed(b) => std::str::from_utf8(b).ok().map(Cow::Borrowed),
+            Cow::Owned(b) => String::from_utf8(b).ok().map(Cow::Owned),
+        };
+        let Some(text) = text else {
             continue;
         };
         out.insert(
@@ -532,7 +537,7 @@ fn execute(
     };
     let mut set = Templates::new("gotpl", crate::funcs::helm_funcs()).with_options(topts);
     let keys = sorted_names(tpls);
-    let texts: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), tpls[k].text)).collect();
+    let texts: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), &*tpls[k].text)).collect();
     if let Err((i, e)) = set.parse_all(&texts, opts.threads) {
         return Err(RenderError::Template(cleanup_parse_error(
             &keys[i],
@@ -671,7 +676,11 @@ const KEPT_FRAMES: usize = 6;
 
 /// Helm's `CRDObjects`: `crds/*.{yaml,yml,json}` of the chart, then of each
 /// subchart.
-fn collect_crds(node: &coalesce::Node<'_>, parent_path: &str, out: &mut Vec<(String, Arc<[u8]>)>) {
+fn collect_crds(
+    node: &coalesce::Node<'_>,
+    parent_path: &str,
+    out: &mut Vec<(String, crate::chart::Data)>,
+) {
     let full = if parent_path.is_empty() {
         node.name.clone()
     } else {
@@ -716,9 +725,12 @@ impl Release {
                 v.push("\n".into());
                 // Checked the fast way first: the CRDs of a large chart
                 // are megabytes of ASCII.
-                v.push(match std::str::from_utf8(data) {
-                    Ok(s) => s.into(),
-                    Err(_) => String::from_utf8_lossy(data),
+                v.push(match data.bytes() {
+                    Cow::Borrowed(b) => match std::str::from_utf8(b) {
+                        Ok(s) => s.into(),
+                        Err(_) => String::from_utf8_lossy(b),
+                    },
+                    Cow::Owned(b) => String::from_utf8_lossy(&b).into_owned().into(),
                 });
                 v.push("\n".into());
             }

@@ -8,17 +8,19 @@ use std::sync::Arc;
 
 use data_encoding::BASE64;
 
+use crate::chart::Data;
 use crate::template::{FuncError, Object, Value};
 
 /// Helm's `files`: chart files by path, with `Get`, `GetBytes`, `Glob`,
-/// `Lines`, `AsConfig`, `AsSecrets`.
-pub(crate) struct Files(pub BTreeMap<String, Arc<[u8]>>);
+/// `Lines`, `AsConfig`, `AsSecrets`. A packed chart's file is inflated each
+/// time a template reads it.
+pub(crate) struct Files(pub BTreeMap<String, Data>);
 
 impl Files {
     fn get_bytes(&self, name: &str) -> Arc<[u8]> {
         self.0
             .get(name)
-            .cloned()
+            .map(Data::shared)
             .unwrap_or_else(|| Arc::from(&[][..]))
     }
     fn yaml_of(&self, f: impl Fn(&[u8]) -> String) -> Value {
@@ -26,7 +28,7 @@ impl Files {
         let mut m = BTreeMap::new();
         for (k, v) in &self.0 {
             let base = k.rsplit('/').next().unwrap_or(k).to_string();
-            m.insert(base, Value::String(f(v)));
+            m.insert(base, Value::String(f(&v.bytes())));
         }
         if m.is_empty() {
             return Value::string("{}");
@@ -55,7 +57,7 @@ impl Object for Files {
         Some(
             self.0
                 .get(name)
-                .map(|b| Value::Bytes(b.clone()))
+                .map(|b| Value::Bytes(b.shared()))
                 .unwrap_or(Value::Nil),
         )
     }
@@ -90,7 +92,8 @@ impl Object for Files {
             "Lines" => str_arg(method, args).map(|n| match self.0.get(n) {
                 None => Value::list(Vec::new()),
                 Some(b) => {
-                    let s = String::from_utf8_lossy(b);
+                    let b = b.bytes();
+                    let s = String::from_utf8_lossy(&b);
                     let s = s.strip_suffix('\n').unwrap_or(&s);
                     Value::list(s.split('\n').map(Value::string).collect())
                 }
@@ -109,7 +112,7 @@ impl Object for Files {
             .0
             .iter()
             .map(|(k, v)| {
-                let bytes: Vec<String> = v.iter().map(|b| b.to_string()).collect();
+                let bytes: Vec<String> = v.bytes().iter().map(|b| b.to_string()).collect();
                 format!("{k}:[{}]", bytes.join(" "))
             })
             .collect();
@@ -119,7 +122,7 @@ impl Object for Files {
         Some(Value::map(
             self.0
                 .iter()
-                .map(|(k, v)| (k.clone(), Value::Bytes(v.clone())))
+                .map(|(k, v)| (k.clone(), Value::Bytes(v.shared())))
                 .collect(),
         ))
     }
@@ -127,7 +130,7 @@ impl Object for Files {
         Some(
             self.0
                 .iter()
-                .map(|(k, v)| (Value::string(k.as_str()), Value::Bytes(v.clone())))
+                .map(|(k, v)| (Value::string(k.as_str()), Value::Bytes(v.shared())))
                 .collect(),
         )
     }

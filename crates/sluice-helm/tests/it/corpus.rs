@@ -104,3 +104,104 @@ fn packages_as_helm_package() {
     }
     assert!(compared >= 7, "compared {compared} charts");
 }
+
+/// Every corpus chart, packed as the HelmRelease controller keeps it
+/// (`Chart::pack`), renders with its defaults (CRDs included) and makes its
+/// release record byte for byte as the chart it was packed from, or fails
+/// with the same error. Charts whose templates draw random values
+/// (podinfo's test Pod names) are compared on their CRDs and the record's
+/// chart (manifest and hooks set aside).
+#[test]
+fn packed_corpus_charts_render_as_loaded() {
+    use sluice_helm::release::{NewRevision, Release, Status};
+    let Some(dir) = corpus_charts("packed_corpus_charts_render_as_loaded") else {
+        return;
+    };
+    let opts = sluice_helm::render::Options {
+        release_name: "rel".into(),
+        namespace: "default".into(),
+        kube_version: Some("1.36.3".into()),
+        ..Default::default()
+    };
+    let print = sluice_helm::render::PrintOptions {
+        include_crds: true,
+        ..Default::default()
+    };
+    // (whole output, CRDs and the record without manifest and hooks)
+    let render = |c: &sluice_helm::chart::Chart| -> Result<(String, String), String> {
+        let r = sluice_helm::render::render(c, &Default::default(), &opts)
+            .map_err(|e| e.to_string())?;
+        let mut record = Release::new_revision(NewRevision {
+            name: "rel",
+            namespace: "default",
+            version: 1,
+            chart: c,
+            rendered: &r,
+            config: Default::default(),
+            first_deployed: "2026-12-05T00:00:00Z",
+            last_deployed: "2026-12-05T00:00:00Z",
+            status: Status::PendingInstall,
+            description: "Install complete",
+            apply_method: "ssa",
+        });
+        let whole = r.template_output(&print).map_err(|e| e.to_string())?
+            + &record.to_json().map_err(|e| e.to_string())?;
+        record.manifest.clear();
+        record.hooks.clear();
+        let mut fixed = record.to_json().map_err(|e| e.to_string())?;
+        for (name, data) in &r.crds {
+            fixed.push_str(name);
+            fixed.push_str(&String::from_utf8_lossy(&data.bytes()));
+        }
+        Ok((whole, fixed))
+    };
+    let (mut whole, mut fixed) = (0, 0);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let chart = load_dir(&path, &Limits::default()).unwrap();
+        let mut packed = chart.clone();
+        packed.pack();
+        assert!(
+            packed.held_bytes() < chart.held_bytes(),
+            "{}",
+            path.display()
+        );
+        let (a, again, b) = (render(&chart), render(&chart), render(&packed));
+        let (a, again, b) = match (a, again, b) {
+            (Err(a), _, b) => {
+                eprintln!("{}: not rendered: {a}", path.display());
+                assert_eq!(b, Err(a), "{}", path.display());
+                continue;
+            }
+            (_, _, Err(b)) => panic!("{}: packed fails: {b}", path.display()),
+            (Ok(a), Ok(again), Ok(b)) => (a, again, b),
+            (Ok(_), Err(e), _) => panic!("{}: {e}", path.display()),
+        };
+        let compared = if a.0 == again.0 {
+            whole += 1;
+            (&a.0, &b.0)
+        } else {
+            fixed += 1;
+            (&a.1, &b.1)
+        };
+        if compared.0 != compared.1 {
+            let (a, b) = compared;
+            let at = a
+                .bytes()
+                .zip(b.bytes())
+                .position(|(x, y)| x != y)
+                .unwrap_or(a.len().min(b.len()));
+            panic!(
+                "{}: packed differs at byte {at}:\n loaded: {}\n packed: {}",
+                path.display(),
+                &a[at.saturating_sub(100)..(at + 100).min(a.len())],
+                &b[at.saturating_sub(100)..(at + 100).min(b.len())]
+            );
+        }
+    }
+    eprintln!("packed corpus charts: {whole} compared whole, {fixed} on CRDs and record");
+    assert!(
+        whole + fixed >= 5 && whole >= 3,
+        "{whole} whole, {fixed} in part"
+    );
+}

@@ -1755,7 +1755,7 @@ fn corpus_templates_parse_with_helm_funcs() {
         for t in &c.templates {
             out.push((
                 format!("{}/{}", c.name(), t.name),
-                String::from_utf8_lossy(&t.data).into_owned(),
+                String::from_utf8_lossy(&t.data.bytes()).into_owned(),
             ));
         }
         for d in &c.dependencies {

@@ -51,7 +51,7 @@ fn a_directory_loads_by_role_with_helmignore() {
         files,
         vec![".helmignore", "README.md", "files/\u{feff}bom.txt"]
     );
-    assert_eq!(&c.files[2].data[..], b"with bom");
+    assert_eq!(&c.files[2].data.bytes()[..], b"with bom");
     assert_eq!(c.schema.as_deref(), Some(&b"{}"[..]));
     assert_eq!(
         c.values_yaml.as_deref(),
@@ -184,7 +184,8 @@ fn symlinks_stay_inside_the_root() {
     assert!(
         c.templates
             .iter()
-            .any(|t| t.name == "templates/_common.tpl" && &t.data[..] == b"{{/* shared */}}\n")
+            .any(|t| t.name == "templates/_common.tpl"
+                && &t.data.bytes()[..] == b"{{/* shared */}}\n")
     );
     // ...but not when the chart itself is the root.
     let e = load_dir(&chart, &Limits::default()).unwrap_err();

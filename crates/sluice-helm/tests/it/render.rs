@@ -402,3 +402,112 @@ fn values_flags_merge_as_helm_merges_them() {
         .unwrap();
     assert_eq!(out, golden("values-flags.golden"));
 }
+
+/// A packed chart (`Chart::pack`: what the HelmRelease controller keeps
+/// loaded) renders, prints its CRDs, answers `.Files` and makes its release
+/// record exactly as the chart it was packed from.
+#[test]
+fn a_packed_chart_renders_and_records_as_loaded() {
+    use sluice_helm::release::{NewRevision, Release, Status};
+    let tmp = tempfile::tempdir().unwrap();
+    let crd = |kind: &str| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {kind}s.example.com\nspec:\n  group: example.com\n{}",
+            "  # padding so that the file is worth packing\n".repeat(40)
+        )
+    };
+    let template = format!(
+        "{}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{{{ .Release.Name }}}}\ndata:\n  get: {{{{ .Files.Get \"files/conf/a.txt\" | sha256sum }}}}\n  bytes: {{{{ .Files.GetBytes \"files/conf/a.txt\" | b64enc | len }}}}\n  lines: {{{{ .Files.Lines \"files/conf/a.txt\" | len }}}}\n  field: {{{{ index .Files \"files/conf/a.txt\" | len }}}}\n  globbed: {{{{ range $p, $b := .Files.Glob \"files/**\" }}}}{{{{ $p }}}}={{{{ len $b }}}};{{{{ end }}}}\n  secrets: {{{{ (.Files.Glob \"files/conf/*\").AsSecrets | sha256sum }}}}\n{{{{- (.Files.Glob \"files/conf/*\").AsConfig | nindent 2 }}}}\n",
+        "{{/* a comment long enough to pack the template */}}\n".repeat(20)
+    );
+    let a = "alpha beta gamma delta\n".repeat(60);
+    write_tree(
+        tmp.path(),
+        &[
+            (
+                "Chart.yaml",
+                "apiVersion: v2\nname: packed\nversion: 1.0.0\ndependencies:\n- name: sub\n  version: 0.1.0\n",
+            ),
+            ("values.yaml", "n: 3\n"),
+            ("crds/widgets.yaml", &crd("widget")),
+            ("files/conf/a.txt", &a),
+            ("files/conf/b.txt", "short\n"),
+            ("templates/cm.yaml", &template),
+            (
+                "charts/sub/Chart.yaml",
+                "apiVersion: v2\nname: sub\nversion: 0.1.0\n",
+            ),
+            ("charts/sub/crds/gadgets.yaml", &crd("gadget")),
+            (
+                "charts/sub/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sub\n",
+            ),
+        ],
+    );
+    let chart = load_dir(tmp.path(), &Limits::default()).unwrap();
+    let mut packed = chart.clone();
+    packed.pack();
+    assert!(
+        packed.held_bytes() * 3 < chart.held_bytes(),
+        "{} of {} bytes held",
+        packed.held_bytes(),
+        chart.held_bytes()
+    );
+    assert!(packed.dependencies[0].files[0].data.is_packed());
+    assert!(
+        !packed
+            .files
+            .iter()
+            .any(|f| f.name == "files/conf/b.txt" && f.data.is_packed())
+    );
+    assert_eq!(packed, chart);
+    let print = PrintOptions {
+        include_crds: true,
+        ..Default::default()
+    };
+    let mut outs = Vec::new();
+    for c in [&chart, &packed] {
+        let r = render::render(c, &Default::default(), &opts("1.31.2")).unwrap();
+        let record = Release::new_revision(NewRevision {
+            name: "rel",
+            namespace: "apps",
+            version: 1,
+            chart: c,
+            rendered: &r,
+            config: Default::default(),
+            first_deployed: "2026-12-05T00:00:00Z",
+            last_deployed: "2026-12-05T00:00:00Z",
+            status: Status::PendingInstall,
+            description: "Install complete",
+            apply_method: "ssa",
+        });
+        let json = record.to_json().unwrap();
+        let back = Release::decode(record.encode().unwrap().as_bytes()).unwrap();
+        assert_eq!(back.to_json().unwrap(), json);
+        outs.push((r.template_output(&print).unwrap(), json));
+    }
+    let out = &outs[0].0;
+    assert!(out.contains("name: widgets.example.com") && out.contains("name: gadgets.example.com"));
+    assert!(
+        out.contains("lines: 60") && out.contains("files/conf/a.txt=1380;"),
+        "{out}"
+    );
+    assert!(outs[0].1.contains("\"name\":\"crds/widgets.yaml\""));
+    assert_eq!(outs[1], outs[0]);
+
+    // From an archive, its subchart an archive inside it: packed as it is
+    // read, the chart is what loading it whole and packing it gives.
+    use sluice_helm::chart::{load_archive, load_archive_packed};
+    use sluice_helm::package::package;
+    let sub = package(&chart.dependencies[0]).unwrap();
+    std::fs::remove_dir_all(tmp.path().join("charts/sub")).unwrap();
+    std::fs::write(tmp.path().join("charts/sub-0.1.0.tgz"), sub).unwrap();
+    let archive = package(&load_dir(tmp.path(), &Limits::default()).unwrap()).unwrap();
+    let mut want = load_archive(&archive[..], &Limits::default()).unwrap();
+    want.pack();
+    let got = load_archive_packed(&archive[..], &Limits::default()).unwrap();
+    assert_eq!(got, want);
+    assert_eq!(got.held_bytes(), want.held_bytes());
+    assert_eq!(got, packed);
+    assert!(got.dependencies[0].files[0].data.is_packed());
+}
