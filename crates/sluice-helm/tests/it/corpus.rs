@@ -6,7 +6,7 @@ use std::process::Command;
 use sluice_helm::chart::{Limits, load_dir};
 use sluice_helm::package::tar_entries;
 
-use crate::support::{corpus_charts, helm_bin, tar_view};
+use crate::support::{assert_same_text, corpus_charts, helm_bin, install_record, tar_view};
 
 #[test]
 fn every_corpus_chart_loads() {
@@ -113,7 +113,6 @@ fn packages_as_helm_package() {
 /// chart (manifest and hooks set aside).
 #[test]
 fn packed_corpus_charts_render_as_loaded() {
-    use sluice_helm::release::{NewRevision, Release, Status};
     let Some(dir) = corpus_charts("packed_corpus_charts_render_as_loaded") else {
         return;
     };
@@ -131,19 +130,7 @@ fn packed_corpus_charts_render_as_loaded() {
     let render = |c: &sluice_helm::chart::Chart| -> Result<(String, String), String> {
         let r = sluice_helm::render::render(c, &Default::default(), &opts)
             .map_err(|e| e.to_string())?;
-        let mut record = Release::new_revision(NewRevision {
-            name: "rel",
-            namespace: "default",
-            version: 1,
-            chart: c,
-            rendered: &r,
-            config: Default::default(),
-            first_deployed: "2026-12-05T00:00:00Z",
-            last_deployed: "2026-12-05T00:00:00Z",
-            status: Status::PendingInstall,
-            description: "Install complete",
-            apply_method: "ssa",
-        });
+        let mut record = install_record(c, &r, "default");
         let whole = r.template_output(&print).map_err(|e| e.to_string())?
             + &record.to_json().map_err(|e| e.to_string())?;
         record.manifest.clear();
@@ -184,20 +171,8 @@ fn packed_corpus_charts_render_as_loaded() {
             fixed += 1;
             (&a.1, &b.1)
         };
-        if compared.0 != compared.1 {
-            let (a, b) = compared;
-            let at = a
-                .bytes()
-                .zip(b.bytes())
-                .position(|(x, y)| x != y)
-                .unwrap_or(a.len().min(b.len()));
-            panic!(
-                "{}: packed differs at byte {at}:\n loaded: {}\n packed: {}",
-                path.display(),
-                &a[at.saturating_sub(100)..(at + 100).min(a.len())],
-                &b[at.saturating_sub(100)..(at + 100).min(b.len())]
-            );
-        }
+        let what = format!("{}: outputs", path.display());
+        assert_same_text(&what, ("loaded", "packed"), compared.0, compared.1);
     }
     eprintln!("packed corpus charts: {whole} compared whole, {fixed} on CRDs and record");
     assert!(

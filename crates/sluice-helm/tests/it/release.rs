@@ -153,16 +153,5 @@ fn sluice_makes_the_record_helm_makes() {
     let ours = ours.to_json().unwrap();
     assert!(!no_modtimes.is_match(&ours));
     let helms = no_modtimes.replace_all(helms, "");
-    if ours != helms {
-        let at = ours
-            .bytes()
-            .zip(helms.bytes())
-            .position(|(a, b)| a != b)
-            .unwrap_or(ours.len().min(helms.len()));
-        panic!(
-            "records differ at byte {at}:\n sluice: {}\n helm:   {}",
-            &ours[at.saturating_sub(80)..(at + 120).min(ours.len())],
-            &helms[at.saturating_sub(80)..(at + 120).min(helms.len())]
-        );
-    }
+    crate::support::assert_same_text("records", ("sluice", "helm"), &ours, &helms);
 }

@@ -12,7 +12,7 @@ use sluice_helm::chart::load_dir;
 use sluice_helm::render::{self, Options, PrintOptions, strvals};
 use sluice_helm::values::{load_values, merge_maps};
 
-use crate::support::write_tree;
+use crate::support::{install_record, write_tree};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/render")
@@ -408,7 +408,7 @@ fn values_flags_merge_as_helm_merges_them() {
 /// record exactly as the chart it was packed from.
 #[test]
 fn a_packed_chart_renders_and_records_as_loaded() {
-    use sluice_helm::release::{NewRevision, Release, Status};
+    use sluice_helm::release::Release;
     let tmp = tempfile::tempdir().unwrap();
     let crd = |kind: &str| {
         format!(
@@ -468,19 +468,7 @@ fn a_packed_chart_renders_and_records_as_loaded() {
     let mut outs = Vec::new();
     for c in [&chart, &packed] {
         let r = render::render(c, &Default::default(), &opts("1.31.2")).unwrap();
-        let record = Release::new_revision(NewRevision {
-            name: "rel",
-            namespace: "apps",
-            version: 1,
-            chart: c,
-            rendered: &r,
-            config: Default::default(),
-            first_deployed: "2026-12-05T00:00:00Z",
-            last_deployed: "2026-12-05T00:00:00Z",
-            status: Status::PendingInstall,
-            description: "Install complete",
-            apply_method: "ssa",
-        });
+        let record = install_record(c, &r, "apps");
         let json = record.to_json().unwrap();
         let back = Release::decode(record.encode().unwrap().as_bytes()).unwrap();
         assert_eq!(back.to_json().unwrap(), json);

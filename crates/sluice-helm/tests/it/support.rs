@@ -102,3 +102,56 @@ pub fn tar_view(tgz: &[u8]) -> Vec<(String, Vec<u8>, Vec<u8>)> {
     }
     out
 }
+
+/// A revision-1 install record of `rendered` (release `rel` in `namespace`),
+/// at a fixed time.
+pub fn install_record(
+    chart: &sluice_helm::chart::Chart,
+    rendered: &sluice_helm::render::Release,
+    namespace: &str,
+) -> sluice_helm::release::Release {
+    use sluice_helm::release::{NewRevision, Release, Status};
+    Release::new_revision(NewRevision {
+        name: "rel",
+        namespace,
+        version: 1,
+        chart,
+        rendered,
+        config: Default::default(),
+        first_deployed: "2026-12-05T00:00:00Z",
+        last_deployed: "2026-12-05T00:00:00Z",
+        status: Status::PendingInstall,
+        description: "Install complete",
+        apply_method: "ssa",
+    })
+}
+
+/// Panics where `a` and `b` first differ, showing both around that byte
+/// under their `names`.
+pub fn assert_same_text(what: &str, names: (&str, &str), a: &str, b: &str) {
+    if a == b {
+        return;
+    }
+    let at = a
+        .bytes()
+        .zip(b.bytes())
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    let around = |s: &str| {
+        let (mut from, mut to) = (at.saturating_sub(80), (at + 120).min(s.len()));
+        while !s.is_char_boundary(from) {
+            from -= 1;
+        }
+        while !s.is_char_boundary(to) {
+            to += 1;
+        }
+        s[from..to].to_string()
+    };
+    panic!(
+        "{what} differ at byte {at}:\n {}: {}\n {}: {}",
+        names.0,
+        around(a),
+        names.1,
+        around(b)
+    );
+}
