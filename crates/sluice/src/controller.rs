@@ -444,13 +444,12 @@ async fn run_async(args: ControllerArgs) -> Result<()> {
         tenancy: tenancy(&args.kustomization),
         memory: sluice_runtime::memory::Trimmer::default(),
     };
-    // Freed memory goes back to the system a second after a burst of reconciles.
-    tokio::spawn(
-        runtime
-            .memory
-            .clone()
-            .run(std::time::Duration::from_secs(1)),
-    );
+    // Freed memory goes back to the system a second after a burst of reconciles, and every
+    // two seconds during a long one.
+    tokio::spawn(runtime.memory.clone().run(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(2),
+    ));
     let shared = Shared {
         registry: Arc::new(registry),
         readiness: runtime.readiness.clone(),
