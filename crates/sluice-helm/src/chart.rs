@@ -785,6 +785,37 @@ enum Keep {
     Packed,
 }
 
+impl Keep {
+    /// `f` as this load keeps it.
+    fn keep(self, f: File) -> File {
+        match self {
+            Keep::Plain => f,
+            Keep::Packed => File {
+                data: f.data.packed(),
+                name: f.name,
+            },
+        }
+    }
+}
+
+// The files a load reads into the chart itself (metadata, lock, values, schema), at the top of
+// the chart or of a subchart: not kept as the chart's files (but a v1 chart's `requirements.*`
+// are kept too), and not packed as they are read.
+const CHART_YAML: &str = "Chart.yaml";
+const CHART_LOCK: &str = "Chart.lock";
+const VALUES_YAML: &str = "values.yaml";
+const VALUES_SCHEMA: &str = "values.schema.json";
+const REQUIREMENTS_YAML: &str = "requirements.yaml";
+const REQUIREMENTS_LOCK: &str = "requirements.lock";
+const LOADED_FILES: [&str; 6] = [
+    CHART_YAML,
+    CHART_LOCK,
+    VALUES_YAML,
+    VALUES_SCHEMA,
+    REQUIREMENTS_YAML,
+    REQUIREMENTS_LOCK,
+];
+
 fn load_files_keeping(files: Vec<File>, limits: &Limits, keep: Keep) -> Result<Chart, ChartError> {
     let loaded: u64 = files.iter().map(|f| f.data.len() as u64).sum();
     let budget = std::cell::Cell::new(limits.max_total_size.saturating_sub(loaded));
@@ -803,8 +834,8 @@ fn load_files_within(
     let mut c = Chart::default();
     let mut have_metadata = false;
     for f in &files {
-        if f.name == "Chart.yaml" {
-            decode_onto(&mut c.metadata, &f.data.bytes(), "Chart.yaml")?;
+        if f.name == CHART_YAML {
+            decode_onto(&mut c.metadata, &f.data.bytes(), CHART_YAML)?;
             if c.metadata.api_version.is_empty() {
                 c.metadata.api_version = "v1".into();
             }
@@ -821,25 +852,25 @@ fn load_files_within(
     for f in files {
         let name = f.name.as_str();
         match name {
-            "Chart.yaml" => {}
-            "Chart.lock" => c.lock = Some(parse_lock(&f.data.bytes(), "Chart.lock")?),
-            "values.yaml" => {
+            CHART_YAML => {}
+            CHART_LOCK => c.lock = Some(parse_lock(&f.data.bytes(), CHART_LOCK)?),
+            VALUES_YAML => {
                 let parsed = crate::values::load_values(&f.data.bytes())
                     .map_err(|e| ChartError::invalid(format!("cannot load values.yaml: {e}")))?;
                 c.values_parsed = ParsedValues::new(&f.data.bytes(), parsed);
                 c.values_yaml = Some(f.data.bytes().into_owned());
             }
-            "values.schema.json" => c.schema = Some(f.data.bytes().into_owned()),
-            "requirements.yaml" => {
-                decode_onto(&mut c.metadata, &f.data.bytes(), "requirements.yaml")?;
+            VALUES_SCHEMA => c.schema = Some(f.data.bytes().into_owned()),
+            REQUIREMENTS_YAML => {
+                decode_onto(&mut c.metadata, &f.data.bytes(), REQUIREMENTS_YAML)?;
                 if c.metadata.api_version == "v1" {
-                    c.files.push(f);
+                    c.files.push(keep.keep(f));
                 }
             }
-            "requirements.lock" => {
-                c.lock = Some(parse_lock(&f.data.bytes(), "requirements.lock")?);
+            REQUIREMENTS_LOCK => {
+                c.lock = Some(parse_lock(&f.data.bytes(), REQUIREMENTS_LOCK)?);
                 if c.metadata.api_version == "v1" {
-                    c.files.push(f);
+                    c.files.push(keep.keep(f));
                 }
             }
             _ if name.starts_with("templates/") => c.templates.push(f),
@@ -962,20 +993,11 @@ pub fn read_archive_files(input: impl Read, limits: &Limits) -> Result<Vec<File>
     read_archive(input, limits, Keep::Plain)
 }
 
-/// Whether a file read to be kept packed is packed: not the files the load parses and drops
-/// (`Chart.yaml`, `values.yaml`, ... at any depth), nor subchart archives (already compressed).
+/// Whether a file read to be kept packed is packed as it is read: not the files the load reads
+/// into the chart ([`LOADED_FILES`], at any depth), nor subchart archives (already compressed).
 fn worth_packing(name: &str) -> bool {
     let base = name.rsplit('/').next().unwrap_or(name);
-    !(name.ends_with(".tgz")
-        || matches!(
-            base,
-            "Chart.yaml"
-                | "Chart.lock"
-                | "values.yaml"
-                | "values.schema.json"
-                | "requirements.yaml"
-                | "requirements.lock"
-        ))
+    !(name.ends_with(".tgz") || LOADED_FILES.contains(&base))
 }
 
 fn read_archive(input: impl Read, limits: &Limits, keep: Keep) -> Result<Vec<File>, ChartError> {
@@ -1491,6 +1513,49 @@ mod tests {
         assert_eq!(&shared_data(buf, n)[..], b"abcd");
         let (buf, n) = read_shared(&mut Trickle(b"", 8), 0).unwrap();
         assert!(shared_data(buf, n).is_empty());
+    }
+
+    #[test]
+    fn the_files_read_into_the_chart_are_those_never_packed_as_read() {
+        // Every name of LOADED_FILES (and no other) is read into a v2 chart rather than kept
+        // as one of its files, at the top and in a subchart; a v1 chart also keeps its
+        // `requirements.*` as files.
+        let body = |name: &str| match name {
+            CHART_YAML => "apiVersion: v2\nname: a\nversion: 1.0.0\n",
+            VALUES_YAML => "a: 1\n",
+            VALUES_SCHEMA => "{}",
+            REQUIREMENTS_YAML => "dependencies: []\n",
+            _ => "{}\n",
+        };
+        let file = |name: String, text: &str| File {
+            name,
+            data: Data::from(text),
+        };
+        let mut files = Vec::new();
+        for dir in ["", "charts/sub/"] {
+            for name in LOADED_FILES
+                .iter()
+                .chain(&["notes.txt", "templates/a.yaml"])
+            {
+                files.push(file(format!("{dir}{name}"), body(name)));
+                assert_eq!(
+                    worth_packing(&format!("{dir}{name}")),
+                    !LOADED_FILES.contains(name),
+                    "{dir}{name}"
+                );
+            }
+        }
+        let chart = load_files(files.clone(), &Limits::default()).unwrap();
+        for c in [&chart, &chart.dependencies[0]] {
+            let kept: Vec<&str> = c.files.iter().map(|f| f.name.as_str()).collect();
+            assert_eq!(kept, ["notes.txt"]);
+            assert!(c.values_yaml.is_some() && c.schema.is_some() && c.lock.is_some());
+        }
+        let v1 = "apiVersion: v1\nname: a\nversion: 1.0.0\n";
+        files[0] = file(CHART_YAML.into(), v1);
+        let chart = load_files(files, &Limits::default()).unwrap();
+        let kept: Vec<&str> = chart.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(kept, [REQUIREMENTS_YAML, REQUIREMENTS_LOCK, "notes.txt"]);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sluice_kustomize::yaml::{Map as YMap, Value as Y};
 
@@ -227,16 +228,14 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
     let mut tpls: BTreeMap<String, Renderable> = BTreeMap::new();
     collect(&root, "", &top, None, &mut tpls);
     let is_notes = |name: &str| name.ends_with("NOTES.txt");
-    // Without a post-renderer, the documents are final as each template
-    // is executed: they are split and their heads read on the other
-    // threads while the next templates execute.
-    let mut read = None;
-    let files = if opts.post_render.is_some() {
-        let mut files = BTreeMap::new();
+    // Each template's output with its documents. Without a post-renderer the
+    // documents are final as each template is executed: they are split and
+    // their heads read on the other threads while the next templates execute.
+    let mut outputs: BTreeMap<String, (String, manifests::ReadDocs)> = BTreeMap::new();
+    if opts.post_render.is_some() {
         execute(&tpls, opts, &mut |name, text| {
-            files.insert(name, text);
+            outputs.insert(name, (text, Vec::new()));
         })?;
-        files
     } else {
         let done = crate::par::map_while_producing(
             opts.threads,
@@ -249,47 +248,41 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
                 }
             },
         )?;
-        let mut files = BTreeMap::new();
-        let mut docs = BTreeMap::new();
-        for ((name, text), d) in done {
-            docs.insert(name.clone(), d);
-            files.insert(name, text);
-        }
-        read = Some(docs);
-        files
-    };
+        outputs = done
+            .into_iter()
+            .map(|((name, text), docs)| (name, (text, docs)))
+            .collect();
+    }
+    // The templates' texts (copies, which their parsed trees shared) are done with.
+    drop(tpls);
 
     let mut notes = String::new();
     let root_notes = format!("{}/templates/NOTES.txt", root.name);
-    let mut rest = BTreeMap::new();
-    for (k, v) in files {
-        if is_notes(&k) {
-            if opts.subchart_notes || k == root_notes {
-                if !notes.is_empty() {
-                    notes.push('\n');
-                }
-                notes.push_str(&v);
-            }
-        } else {
-            rest.insert(k, v);
+    outputs.retain(|name, (text, _)| {
+        if !is_notes(name) {
+            return true;
         }
-    }
-    if let Some(pr) = &opts.post_render {
-        rest = postrender::run(rest, pr, opts.threads)?;
-    }
-    let (hooks, manifests) = match read {
+        if opts.subchart_notes || *name == root_notes {
+            if !notes.is_empty() {
+                notes.push('\n');
+            }
+            notes.push_str(text);
+        }
+        false
+    });
+    let (hooks, manifests) = match &opts.post_render {
+        Some(pr) => {
+            let texts = outputs.into_iter().map(|(k, (text, _))| (k, text));
+            let rendered = postrender::run(texts.collect(), pr, opts.threads)?;
+            manifests::sort_manifests(&rendered, opts.threads)
+        }
         // In the order of the files' paths, as sort_manifests reads them.
-        Some(mut read) => manifests::sort_read(
-            read.iter_mut()
-                .filter(|(name, _)| !is_notes(name))
-                .flat_map(|(name, docs)| {
-                    let text = rest.get(name).map_or("", String::as_str);
-                    std::mem::take(docs).into_iter().map(move |(r, h)| {
-                        (name.as_str(), text.get(r).unwrap_or("").to_string(), h)
-                    })
-                }),
-        ),
-        None => manifests::sort_manifests(&rest, opts.threads),
+        None => manifests::sort_read(outputs.iter_mut().flat_map(|(name, (text, docs))| {
+            let text = text.as_str();
+            std::mem::take(docs)
+                .into_iter()
+                .map(move |(r, h)| (name.as_str(), text.get(r).unwrap_or("").to_string(), h))
+        })),
     }
     .map_err(RenderError::Manifest)?;
     let mut crds = Vec::new();
@@ -369,8 +362,9 @@ struct Top {
 
 /// One template to execute: its text, its chart's scope (a map shared by the
 /// chart's templates, as Helm shares it) and its base path.
-struct Renderable<'a> {
-    text: Cow<'a, str>,
+struct Renderable {
+    /// Shared with the parsed templates, whose texts lie in it.
+    text: Arc<str>,
     scope: template::Map,
     base_path: String,
 }
@@ -382,7 +376,7 @@ fn collect<'a>(
     parent_path: &str,
     top: &Top,
     parent_values: Option<&Value>,
-    out: &mut BTreeMap<String, Renderable<'a>>,
+    out: &mut BTreeMap<String, Renderable>,
 ) -> template::Map {
     let chart = node.chart;
     let is_root = parent_values.is_none();
@@ -426,11 +420,7 @@ fn collect<'a>(
             continue;
         }
         // A packed chart's templates are inflated for the render and dropped after it.
-        let text = match t.data.bytes() {
-            Cow::Borrowed(b) => std::str::from_utf8(b).ok().map(Cow::Borrowed),
-            Cow::Owned(b) => String::from_utf8(b).ok().map(Cow::Owned),
-        };
-        let Some(text) = text else {
+        let Some(text) = t.data.text() else {
             continue;
         };
         out.insert(
@@ -513,7 +503,7 @@ fn metadata_map(node: &coalesce::Node<'_>) -> BTreeMap<String, Value> {
 
 /// Helm's `sortTemplates`: deepest paths first, then reverse lexical order
 /// (so a parent's `define`s, parsed last, win).
-fn sorted_names(tpls: &BTreeMap<String, Renderable<'_>>) -> Vec<String> {
+fn sorted_names(tpls: &BTreeMap<String, Renderable>) -> Vec<String> {
     let mut keys: Vec<String> = tpls.keys().cloned().collect();
     keys.sort_by(|a, b| {
         let (ca, cb) = (a.matches('/').count(), b.matches('/').count());
@@ -525,7 +515,7 @@ fn sorted_names(tpls: &BTreeMap<String, Renderable<'_>>) -> Vec<String> {
 /// Executes the templates (partials aside) in Helm's order, handing each
 /// one's output to `emit` with its name.
 fn execute(
-    tpls: &BTreeMap<String, Renderable<'_>>,
+    tpls: &BTreeMap<String, Renderable>,
     opts: &Options,
     emit: &mut dyn FnMut(String, String),
 ) -> Result<(), RenderError> {
@@ -537,7 +527,10 @@ fn execute(
     };
     let mut set = Templates::new("gotpl", crate::funcs::helm_funcs()).with_options(topts);
     let keys = sorted_names(tpls);
-    let texts: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), &*tpls[k].text)).collect();
+    let texts: Vec<(&str, Arc<str>)> = keys
+        .iter()
+        .map(|k| (k.as_str(), tpls[k].text.clone()))
+        .collect();
     if let Err((i, e)) = set.parse_all(&texts, opts.threads) {
         return Err(RenderError::Template(cleanup_parse_error(
             &keys[i],

@@ -78,7 +78,7 @@ impl Set {
     /// Parses `text` as template `name` and adds its trees as Go's
     /// `Template.Parse` does (an empty body does not replace a template).
     /// Returns the top-level tree of `text`.
-    pub fn parse(&mut self, name: &str, text: &str) -> Result<Arc<Tree>, Error> {
+    pub fn parse(&mut self, name: &str, text: &Arc<str>) -> Result<Arc<Tree>, Error> {
         let trees = super::parse::parse(name, text, self).map_err(Error::Parse)?;
         self.add_parsed(name, trees)
     }
@@ -91,7 +91,7 @@ impl Set {
     /// have been one by one.
     pub fn parse_all(
         &mut self,
-        texts: &[(&str, &str)],
+        texts: &[(&str, Arc<str>)],
         threads: usize,
     ) -> Result<(), (usize, Error)> {
         let parsed = {
@@ -114,7 +114,7 @@ impl Set {
             if t.name == name {
                 top = Some(t.clone());
             }
-            let keep_old = self.get(&t.name).is_some() && is_empty_list(&t.root);
+            let keep_old = self.get(&t.name).is_some() && is_empty_list(&t.root, &t.source);
             if !keep_old {
                 if self.layered {
                     self.overlay.insert(t.name.clone(), t);
@@ -191,11 +191,11 @@ impl At<'_> {
             At::Var(v) => v.pos,
         }
     }
-    fn context(&self) -> String {
+    fn context(&self, src: &str) -> String {
         let mut s = String::new();
         match self {
             At::None => {}
-            At::Node(n) => write_node(&mut s, n, false),
+            At::Node(n) => write_node(&mut s, n, src, false),
             At::Pipe(p) => write_pipe(&mut s, p),
             At::Cmd(c) => write_command(&mut s, c),
             At::Arg(a) => s = arg_string(a),
@@ -242,7 +242,7 @@ impl Host for Engine {
 
     fn parse_and_execute(&mut self, name: &str, text: &str, data: Value) -> Result<String, Error> {
         let mut clone = self.set.layered_clone();
-        let tree = clone.parse(name, text)?;
+        let tree = clone.parse(name, &Arc::from(text))?;
         let saved = std::mem::replace(&mut self.set, Arc::new(clone));
         let r = self.run_nested(&tree, data);
         self.set = saved;
@@ -318,7 +318,7 @@ impl Engine {
                 "template: {}: executing {} at <{}>: {msg}",
                 fr.tree.location(at.pos()),
                 quote(name),
-                at.context()
+                at.context(&fr.tree.source)
             )),
         }
     }
@@ -406,8 +406,8 @@ impl Engine {
                 self.walk_template(fr, dot, &t.name, t.pipe.as_ref(), out)?;
                 Ok(Flow::Normal)
             }
-            Node::Text { text, .. } => {
-                self.write(out, text)?;
+            &Node::Text { pos, len } => {
+                self.write(out, fr.tree.text(pos, len))?;
                 Ok(Flow::Normal)
             }
             Node::End { .. } | Node::Else { .. } => Err(self.errorf(fr, "unknown node")),

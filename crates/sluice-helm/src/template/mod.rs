@@ -363,18 +363,20 @@ impl Templates {
     /// Go's `t.New(name).Parse(text)`: parses `text` as template `name`; its
     /// `define`s and `block`s are added too. A template of the same name
     /// from an earlier call is replaced, unless the new body is empty
-    /// (whitespace and comments).
+    /// (whitespace and comments). The templates keep a copy of `text`.
     pub fn parse(&mut self, name: &str, text: &str) -> Result<(), Error> {
         let set = Arc::make_mut(&mut self.set);
-        stack::enter(|| set.parse(name, text).map(|_| ()))
+        let text = Arc::from(text);
+        stack::enter(|| set.parse(name, &text).map(|_| ()))
     }
 
     /// Parses each `(name, text)` as [`Templates::parse`] would, in order,
     /// with the parsing itself spread over up to `threads` threads. On
-    /// failure, the index of the first text that failed and its error.
+    /// failure, the index of the first text that failed and its error. The
+    /// templates share the texts (their plain parts are not copied).
     pub fn parse_all(
         &mut self,
-        texts: &[(&str, &str)],
+        texts: &[(&str, Arc<str>)],
         threads: usize,
     ) -> Result<(), (usize, Error)> {
         Arc::make_mut(&mut self.set).parse_all(texts, threads)

@@ -178,7 +178,7 @@ fn go_empty_template() {
         let mut s = Set::new("root", Arc::new(FuncMap::new()), Options::default());
         let mut last = None;
         for d in *defs {
-            last = Some(s.parse(input, d).expect("parses"));
+            last = Some(s.parse(input, &std::sync::Arc::from(*d)).expect("parses"));
         }
         let tree = last.expect("a tree");
         let got = Engine::new(Arc::new(s)).run(&tree, Value::string(*input));

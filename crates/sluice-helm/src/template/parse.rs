@@ -16,8 +16,10 @@ pub(crate) const MAX_CONTROL_DEPTH: usize = 1000;
 // Positions and lines are kept as Go's nodes have them, even where the
 // executor reads only some. The trees of a large chart are most of what
 // rendering holds (kube-prometheus-stack: 1.5 MB of templates), so lists are
-// boxed slices (no spare capacity), texts boxed strings, and the names of
-// fields, variables and functions shared within a template file.
+// boxed slices (no spare capacity), the names of fields, variables and
+// functions are shared within a template file, and a text is where it lies in
+// the file's source, which its trees share (copies of the texts were about as
+// large as the sources, and 18,000 allocations for kube-prometheus-stack).
 
 /// A field, variable or function name, shared by every use in one file.
 pub(crate) type Name = Arc<str>;
@@ -31,9 +33,10 @@ pub(crate) struct ListNode {
 #[derive(Debug, Clone)]
 #[allow(dead_code)]
 pub(crate) enum Node {
+    /// The text `source[pos..pos + len]` of the tree's file.
     Text {
         pos: usize,
-        text: Box<str>,
+        len: usize,
     },
     Comment {
         pos: usize,
@@ -192,15 +195,18 @@ impl Node {
 // Printing, as Go's `String()` methods. `q` quotes text nodes (Go's tests
 // switch textFormat to %q).
 
-pub(crate) fn write_list(out: &mut String, l: &ListNode, q: bool) {
+// `src` is the source of the tree the nodes belong to, where texts lie.
+
+pub(crate) fn write_list(out: &mut String, l: &ListNode, src: &str, q: bool) {
     for n in &l.nodes {
-        write_node(out, n, q);
+        write_node(out, n, src, q);
     }
 }
 
-pub(crate) fn write_node(out: &mut String, n: &Node, q: bool) {
+pub(crate) fn write_node(out: &mut String, n: &Node, src: &str, q: bool) {
     match n {
-        Node::Text { text, .. } => {
+        &Node::Text { pos, len } => {
+            let text = text_at(src, pos, len);
             if q {
                 out.push_str(&quote(text));
             } else {
@@ -217,9 +223,9 @@ pub(crate) fn write_node(out: &mut String, n: &Node, q: bool) {
             write_pipe(out, pipe);
             out.push_str("}}");
         }
-        Node::If(b) => write_branch(out, "if", b, q),
-        Node::Range(b) => write_branch(out, "range", b, q),
-        Node::With(b) => write_branch(out, "with", b, q),
+        Node::If(b) => write_branch(out, "if", b, src, q),
+        Node::Range(b) => write_branch(out, "range", b, src, q),
+        Node::With(b) => write_branch(out, "with", b, src, q),
         Node::Template(t) => {
             out.push_str("{{template ");
             out.push_str(&quote(&t.name));
@@ -236,16 +242,16 @@ pub(crate) fn write_node(out: &mut String, n: &Node, q: bool) {
     }
 }
 
-fn write_branch(out: &mut String, name: &str, b: &BranchNode, q: bool) {
+fn write_branch(out: &mut String, name: &str, b: &BranchNode, src: &str, q: bool) {
     out.push_str("{{");
     out.push_str(name);
     out.push(' ');
     write_pipe(out, &b.pipe);
     out.push_str("}}");
-    write_list(out, &b.list, q);
+    write_list(out, &b.list, src, q);
     if let Some(e) = &b.else_list {
         out.push_str("{{else}}");
-        write_list(out, e, q);
+        write_list(out, e, src, q);
     }
     out.push_str("{{end}}");
 }
@@ -328,29 +334,38 @@ pub(crate) struct Tree {
     /// The name of the top-level template being parsed (for errors).
     pub parse_name: String,
     pub root: ListNode,
-    /// Where the newlines of the whole text parsed are (positions index
-    /// into that text): enough to name a line and column, without keeping
-    /// a copy of the text.
-    pub newlines: Arc<[usize]>,
+    /// The whole text parsed (shared by the trees of its `define`s): where
+    /// its texts lie, and what positions index into.
+    pub source: Arc<str>,
 }
 
 impl Tree {
     /// Go's `Tree.ErrorContext`: `NAME:LINE:COL` of a byte position.
     pub fn location(&self, pos: usize) -> String {
-        let before = self.newlines.partition_point(|&nl| nl < pos);
-        let col = match before.checked_sub(1) {
-            None => pos,
-            Some(i) => pos - (self.newlines[i] + 1),
-        };
-        format!("{}:{}:{}", self.parse_name, before + 1, col)
+        let before = &self.source.as_bytes()[..pos.min(self.source.len())];
+        let line = memchr::memchr_iter(b'\n', before).count() + 1;
+        let col = memchr::memrchr(b'\n', before).map_or(pos, |nl| pos - (nl + 1));
+        format!("{}:{}:{}", self.parse_name, line, col)
+    }
+
+    /// The text of a [`Node::Text`] of this tree.
+    pub fn text(&self, pos: usize, len: usize) -> &str {
+        text_at(&self.source, pos, len)
     }
 }
 
-/// Go's `parse.IsEmptyTree`.
-pub(crate) fn is_empty_list(l: &ListNode) -> bool {
-    l.nodes.iter().all(|n| match n {
+/// The text `src[pos..pos + len]` of a [`Node::Text`] parsed from `src`.
+fn text_at(src: &str, pos: usize, len: usize) -> &str {
+    &src[pos..pos + len]
+}
+
+/// Go's `parse.IsEmptyTree`, of a list parsed from `src`.
+pub(crate) fn is_empty_list(l: &ListNode, src: &str) -> bool {
+    l.nodes.iter().all(|n| match *n {
         Node::Comment { .. } => true,
-        Node::Text { text, .. } => text.trim_matches(|c: char| c.is_whitespace()).is_empty(),
+        Node::Text { pos, len } => text_at(src, pos, len)
+            .trim_matches(|c: char| c.is_whitespace())
+            .is_empty(),
         _ => false,
     })
 }
@@ -362,7 +377,7 @@ pub(crate) trait FuncCheck: Sync {
 
 struct Parser<'a, 'f> {
     parse_name: String,
-    newlines: Arc<[usize]>,
+    source: &'a Arc<str>,
     funcs: &'f dyn FuncCheck,
     mode: Mode,
     lex: Lexer<'a>,
@@ -435,25 +450,29 @@ impl Default for Mode {
 }
 
 /// Parses `text` as template `name`: the trees defined in it (`name`
-/// itself, `define`s and `block`s), in the order they were completed.
-pub(crate) fn parse(name: &str, text: &str, funcs: &dyn FuncCheck) -> Result<Vec<Tree>, String> {
+/// itself, `define`s and `block`s), in the order they were completed. The
+/// trees share `text`.
+pub(crate) fn parse(
+    name: &str,
+    text: &Arc<str>,
+    funcs: &dyn FuncCheck,
+) -> Result<Vec<Tree>, String> {
     parse_mode(name, text, funcs, Mode::default())
 }
 
 pub(crate) fn parse_mode(
     name: &str,
-    text: &str,
+    text: &Arc<str>,
     funcs: &dyn FuncCheck,
     mode: Mode,
 ) -> Result<Vec<Tree>, String> {
-    let newlines: Arc<[usize]> = memchr::memchr_iter(b'\n', text.as_bytes()).collect();
     let mut lex = Lexer::new(text);
     lex.break_ok = !funcs.has_function("break");
     lex.continue_ok = !funcs.has_function("continue");
     lex.emit_comment = mode.comments;
     let mut p = Parser {
         parse_name: name.to_string(),
-        newlines,
+        source: text,
         funcs,
         mode,
         lex,
@@ -595,8 +614,8 @@ impl<'a> Parser<'a, '_> {
 
     fn add(&mut self, name: String, root: ListNode) -> PResult<()> {
         if let Some(old) = self.tree_set.get(&name) {
-            if !is_empty_list(&old.root) {
-                if !is_empty_list(&root) {
+            if !is_empty_list(&old.root, self.source) {
+                if !is_empty_list(&root, self.source) {
                     return self.errorf(format!(
                         "template: multiple definition of template {}",
                         quote(&name)
@@ -613,7 +632,7 @@ impl<'a> Parser<'a, '_> {
                 name,
                 parse_name: self.parse_name.clone(),
                 root,
-                newlines: self.newlines.clone(),
+                source: self.source.clone(),
             },
         );
         Ok(())
@@ -635,7 +654,7 @@ impl<'a> Parser<'a, '_> {
             match n {
                 Node::End { .. } | Node::Else { .. } => {
                     let mut s = String::new();
-                    write_node(&mut s, &n, false);
+                    write_node(&mut s, &n, self.source, false);
                     return self.errorf(format!("unexpected {s}"));
                 }
                 n => self.node_stack.push(n),
@@ -664,7 +683,7 @@ impl<'a> Parser<'a, '_> {
         let (root, end) = r?;
         if !matches!(end, Node::End { .. }) {
             let mut s = String::new();
-            write_node(&mut s, &end, false);
+            write_node(&mut s, &end, self.source, false);
             return self.errorf(format!("unexpected {s} in {CONTEXT}"));
         }
         self.add(name, root)
@@ -692,9 +711,10 @@ impl<'a> Parser<'a, '_> {
     fn text_or_action(&mut self) -> PResult<Node> {
         let token = self.next_non_space();
         match token.typ {
+            // The lexer's text is a slice of the source at its position.
             ItemType::Text => Ok(Node::Text {
                 pos: token.pos,
-                text: Box::from(&*token.val),
+                len: token.val.len(),
             }),
             ItemType::LeftDelim => {
                 self.action_line = token.line;
@@ -891,7 +911,7 @@ impl<'a> Parser<'a, '_> {
                 let (l, next) = self.item_list()?;
                 if !matches!(next, Node::End { .. }) {
                     let mut s = String::new();
-                    write_node(&mut s, &next, false);
+                    write_node(&mut s, &next, self.source, false);
                     return self.errorf(format!("expected end; found {s}"));
                 }
                 else_list = Some(l);
@@ -954,7 +974,7 @@ impl<'a> Parser<'a, '_> {
         let (root, end) = r?;
         if !matches!(end, Node::End { .. }) {
             let mut s = String::new();
-            write_node(&mut s, &end, false);
+            write_node(&mut s, &end, self.source, false);
             return self.errorf(format!("unexpected {s} in {CONTEXT}"));
         }
         self.add(name.clone(), root)?;
@@ -1399,8 +1419,8 @@ fn parse_hex_float(h: &str) -> Option<f64> {
 
 /// `String()` of a list with text as Go's tests print it (`%q`).
 #[cfg(test)]
-pub(crate) fn list_string_quoted(l: &ListNode) -> String {
+pub(crate) fn list_string_quoted(t: &Tree) -> String {
     let mut s = String::new();
-    write_list(&mut s, l, true);
+    write_list(&mut s, &t.root, &t.source, true);
     s
 }

@@ -18,7 +18,7 @@ impl FuncCheck for Funcs {
 const BUILTINS: Funcs = Funcs(&["printf", "contains"]);
 
 fn parse_in(name: &str, text: &str, funcs: &Funcs, mode: Mode) -> Result<Vec<Tree>, String> {
-    parse_mode(name, text, funcs, mode)
+    parse_mode(name, &std::sync::Arc::from(text), funcs, mode)
 }
 
 fn top<'a>(trees: &'a [Tree], name: &str) -> Option<&'a Tree> {
@@ -803,7 +803,7 @@ fn go_parse_tests() {
             Ok(trees) => match top(&trees, pname) {
                 None => failures.push(format!("{name}: no tree")),
                 Some(t) => {
-                    let got = list_string_quoted(&t.root);
+                    let got = list_string_quoted(t);
                     if got != *result {
                         failures.push(format!("{name}: got {got:?}, want {result:?}"));
                     }
@@ -828,7 +828,7 @@ fn go_parse_with_comments() {
     ] {
         let trees = parse_in("c", input, &Funcs(&[]), mode).expect("parses");
         let t = top(&trees, "c").expect("tree");
-        assert_eq!(list_string_quoted(&t.root), want, "{input:?}");
+        assert_eq!(list_string_quoted(t), want, "{input:?}");
     }
 }
 
@@ -847,7 +847,7 @@ fn go_skip_func_check() {
     };
     let trees = parse_in("s", "{{fn 1 2}}", &Funcs(&[]), mode).expect("parses");
     assert_eq!(
-        list_string_quoted(&top(&trees, "s").expect("tree").root),
+        list_string_quoted(top(&trees, "s").expect("tree")),
         "{{fn 1 2}}"
     );
 }
@@ -872,7 +872,7 @@ fn go_is_empty() {
     ] {
         let trees = parse_in("root", input, &Funcs(&[]), Mode::default()).expect("parses");
         let t = top(&trees, "root").expect("tree");
-        assert_eq!(is_empty_list(&t.root), empty, "{input:?}");
+        assert_eq!(is_empty_list(&t.root, &t.source), empty, "{input:?}");
     }
 }
 
@@ -998,7 +998,7 @@ fn go_block() {
     let inner = top(&trees, "inner").expect("inner");
     let s = |t: &Tree| {
         let mut s = String::new();
-        super::parse::write_list(&mut s, &t.root, false);
+        super::parse::write_list(&mut s, &t.root, &t.source, false);
         s
     };
     assert_eq!(s(outer), r#"a{{template "inner" .}}b"#);
@@ -1050,7 +1050,7 @@ fn corpus_templates_parse() {
         let name = f.strip_prefix(&root).unwrap_or(f).display().to_string();
         let r = std::thread::Builder::new()
             .stack_size(64 << 20)
-            .spawn(move || parse_mode(&name, &text, &Funcs(&[]), mode).map(|t| t.len()))
+            .spawn(move || parse_in(&name, &text, &Funcs(&[]), mode).map(|t| t.len()))
             .expect("thread")
             .join();
         match r {

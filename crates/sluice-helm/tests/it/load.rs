@@ -379,3 +379,30 @@ fn nested_archives_share_the_total_limit() {
     );
     assert!(load_dir(dir.path(), &Limits::default()).is_ok());
 }
+
+#[test]
+fn a_v1_chart_packed_as_read_is_the_chart_loaded_and_packed() {
+    // A v1 chart keeps its requirements as files: packed as they are read, as `pack` packs them.
+    use sluice_helm::chart::load_archive_packed;
+    let requirements = "dependencies:\n- name: sub\n  version: 0.1.0\n  repository: https://charts.example.com\n  condition: sub.enabled\n".repeat(12);
+    let archive = tgz(&[
+        ("a/Chart.yaml", b"apiVersion: v1\nname: a\nversion: 1.0.0\n"),
+        ("a/requirements.yaml", requirements.as_bytes()),
+        (
+            "a/templates/cm.yaml",
+            "kind: ConfigMap\n".repeat(64).as_bytes(),
+        ),
+    ]);
+    let mut want = load_archive(&archive[..], &Limits::default()).unwrap();
+    want.pack();
+    let got = load_archive_packed(&archive[..], &Limits::default()).unwrap();
+    assert_eq!(got, want);
+    assert_eq!(got.held_bytes(), want.held_bytes());
+    let req = got
+        .files
+        .iter()
+        .find(|f| f.name == "requirements.yaml")
+        .unwrap();
+    assert!(req.data.is_packed());
+    assert_eq!(&req.data.bytes()[..], requirements.as_bytes());
+}
