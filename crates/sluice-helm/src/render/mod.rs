@@ -253,7 +253,7 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
             .map(|((name, text), docs)| (name, (text, docs)))
             .collect();
     }
-    // The templates' texts (copies, which their parsed trees shared) are done with.
+    // The templates' texts are done with (a packed chart's, inflated for the render).
     drop(tpls);
 
     let mut notes = String::new();
