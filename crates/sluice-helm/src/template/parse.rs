@@ -18,8 +18,8 @@ pub(crate) const MAX_CONTROL_DEPTH: usize = 1000;
 // rendering holds (kube-prometheus-stack: 1.5 MB of templates), so lists are
 // boxed slices (no spare capacity), the names of fields, variables and
 // functions are shared within a template file, and a text is where it lies in
-// the file's source, which its trees share (copies of the texts were about as
-// large as the sources, and 18,000 allocations for kube-prometheus-stack).
+// the file's source, which its trees share (copying the texts out cost
+// kube-prometheus-stack 10,000 allocations and about 0.45 MB).
 
 /// A field, variable or function name, shared by every use in one file.
 pub(crate) type Name = Arc<str>;
