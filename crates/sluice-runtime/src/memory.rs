@@ -150,18 +150,23 @@ impl Trimmer {
 mod tests {
     use super::*;
 
+    /// Work that finishes `times` times, `every` apart, from now on.
+    fn finish_work(t: &Trimmer, every: Duration, times: usize) {
+        let t = t.clone();
+        tokio::spawn(async move {
+            for _ in 0..times {
+                tokio::time::sleep(every).await;
+                t.work_done();
+            }
+        });
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_burst_settles_only_after_its_last_piece_of_work() {
         let t = Trimmer::default();
         let settle = Duration::from_secs(1);
         let start = tokio::time::Instant::now();
-        let bursty = t.clone();
-        tokio::spawn(async move {
-            for _ in 0..5 {
-                tokio::time::sleep(Duration::from_millis(600)).await;
-                bursty.work_done();
-            }
-        });
+        finish_work(&t, Duration::from_millis(600), 5);
         t.finished.notified().await;
         t.settled(settle, Duration::from_secs(60)).await;
         // The last of five pieces of work 600 ms apart finished at 3 s; one second later.
@@ -173,14 +178,8 @@ mod tests {
         let t = Trimmer::default();
         let (settle, longest) = (Duration::from_secs(1), Duration::from_secs(3));
         let start = tokio::time::Instant::now();
-        let busy = t.clone();
-        tokio::spawn(async move {
-            // Every 400 ms for 10 s: never a settling second.
-            for _ in 0..25 {
-                tokio::time::sleep(Duration::from_millis(400)).await;
-                busy.work_done();
-            }
-        });
+        // Every 400 ms for 10 s: never a settling second.
+        finish_work(&t, Duration::from_millis(400), 25);
         t.finished.notified().await;
         let first = start.elapsed();
         t.settled(settle, longest).await;
