@@ -19,9 +19,12 @@
 //! 64 KiB around each (fault-around), so a small chart's render touched 11.7
 //! MiB of code for the little it ran. `symbol-order.txt` lists the functions
 //! sluice runs (`scripts/symbol-order` writes it from callgrind profiles of
-//! `helm template` and `build` over the Helm and kustomize corpora and of the
-//! controller in a small `bench/vs-flux` run), and the linker (LLD, the
-//! toolchain's default linker here) places them first, in that order: the
+//! `helm template` and `build` over the Helm and kustomize corpora, of the
+//! controller in a small `bench/vs-flux` run and of an idle controller, and
+//! groups them so that each of these kinds of work spans few windows of 64
+//! KiB; what an idle controller runs is one run of its own), and the linker
+//! (LLD, the toolchain's default linker here) places them first, in that
+//! order: the
 //! render of traefik with a homelab's values measured 21.2 MiB of RSS before,
 //! 12.3 after; podinfo 12.9 and 7.0. Names the binary no longer has (symbol
 //! names carry hashes that change with dependency or toolchain updates) are

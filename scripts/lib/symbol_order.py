@@ -5,14 +5,22 @@
     symbol_order.py --out FILE --check BIN
 
 Each KIND_DIR holds the callgrind profiles (`--demangle=no`) of one kind of
-work (`helm`, `kustomize`, `controller`) run by BIN. A function is kept when
-it is a symbol of BIN and some profile saw it run in BIN. The order puts the
-functions most kinds of work share first, then those of one kind together,
-each group by how many profiles ran them, so that each kind of work touches
-as few pages of the binary's code as it can. With several binaries (the
-release build and the image's, whose symbol names differ: their hashes
-depend on the build's target), their lists follow each other; the linker
-skips the names its binary does not have. See scripts/symbol-order.
+work (`helm`, `kustomize`, `controller`, `idle`, `helmrelease`) run by BIN. A
+function is kept when it is a symbol of BIN and some profile saw it run in
+BIN. The order groups the functions by the set of kinds that ran them (those
+most kinds share first), each group by how many profiles ran them: a
+process's RSS counts every 64 KiB window of code it touches (the kernel maps
+that much around each page it faults in), and a group's windows are touched
+by the kinds of its functions and no other. So what a kind of work costs is
+about the size of its functions, as long as the kinds are the right ones: a
+kind that mixes two workloads (an idle controller within a busy one) leaves
+the smaller spread over the larger's windows. The report gives, for each
+kind, its functions' size and the windows they fall in.
+
+With several binaries (the release build and the image's, whose symbol
+names differ: their hashes depend on the build's target), their lists follow
+each other; the linker skips the names its binary does not have. See
+scripts/symbol-order.
 """
 import argparse
 import os
@@ -53,13 +61,33 @@ def executed(path, binary):
 
 
 def defined_text_symbols(binary):
-    out = subprocess.run(["nm", "--defined-only", binary], check=True, capture_output=True, text=True).stdout
-    return {p[2] for p in (line.split() for line in out.splitlines()) if len(p) == 3 and p[1] in "tTwW"}
+    """The binary's functions, with their sizes."""
+    out = subprocess.run(["nm", "--defined-only", "-S", binary], check=True, capture_output=True,
+                         text=True).stdout
+    sizes = {}
+    for p in (line.split() for line in out.splitlines()):
+        if len(p) == 4 and p[2] in "tTwW":
+            sizes[p[3]] = int(p[1], 16)
+        elif len(p) == 3 and p[1] in "tTwW":  # no size known
+            sizes.setdefault(p[2], 0)
+    return sizes
+
+
+def windows(order, sizes, kinds):
+    """For each kind, how many 64 KiB windows of code its functions span when laid out in
+    `order` (an estimate: each function at the next 16-byte boundary)."""
+    spans, at = {}, 0
+    for name in order:
+        size = max(sizes[name], 1)
+        for kind in kinds[name]:
+            spans.setdefault(kind, set()).update(range(at >> 16, ((at + size - 1) >> 16) + 1))
+        at += (size + 15) & ~15
+    return {k: len(v) for k, v in spans.items()}
 
 
 def order_for(binary, kind_dirs):
     base = os.path.basename(os.path.realpath(binary))
-    symbols = defined_text_symbols(binary)
+    sizes = defined_text_symbols(binary)
     runs = {}  # name -> number of profiles that ran it
     kinds = {}  # name -> the kinds of work that ran it
     first = {}  # name -> the order it was first seen in, for a stable result
@@ -68,7 +96,7 @@ def order_for(binary, kind_dirs):
         profiles = sorted(os.path.join(cls, p) for p in os.listdir(cls))
         for path in profiles:
             for name in sorted(executed(path, base)):
-                if not SYMBOL.match(name) or name not in symbols:
+                if not SYMBOL.match(name) or name not in sizes:
                     continue
                 runs[name] = runs.get(name, 0) + 1
                 kinds.setdefault(name, set()).add(kind)
@@ -78,6 +106,12 @@ def order_for(binary, kind_dirs):
         sys.exit(f"symbol order: no profile saw a function of {binary}")
     order = sorted(runs, key=lambda n: (-len(kinds[n]), sorted(kinds[n]), -runs[n], first[n]))
     print(f"symbol order: {binary}: {len(order)} functions", file=sys.stderr)
+    spans = windows(order, sizes, kinds)
+    for kind in sorted(spans):
+        names = [n for n in order if kind in kinds[n]]
+        print(f"symbol order: {binary}: {kind}: {len(names)} functions,"
+              f" {sum(sizes[n] for n in names) / 1e6:.1f} MB, in about {spans[kind]} windows of 64 KiB",
+              file=sys.stderr)
     return order
 
 
