@@ -27,8 +27,9 @@
 //! order: the render of traefik with a homelab's values measured 21.2 MiB of
 //! RSS before, 12.3 after; podinfo 12.9 and 7.0. With the idle and
 //! HelmRelease kinds, an idle HelmRelease controller went from 17.0 to 11.8
-//! MiB and its peak in `bench/helmrelease` from about 42 to 35. Names the binary no longer has (symbol
-//! names carry hashes that change with dependency or toolchain updates) are
+//! MiB and its peak in `bench/helmrelease` from about 42 to 35. Names the
+//! binary no longer has (symbol names carry hashes that change with
+//! dependency or toolchain updates) are
 //! skipped, silently; `scripts/image` and `bench/helm/run` report how many
 //! the binary has.
 //! `SLUICE_SYMBOL_ORDER=0` turns it off, and it is off when another linker
