@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: image test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld bench bench-vs-flux flux-reference helm-controller-check helm-storage-check gitea-check flux-migration-check image-import-tool image-import-check build release testenv-up testenv-down clean demo
+.PHONY: image test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld realworld-helm bench bench-vs-flux flux-reference helm-controller-check helm-storage-check gitea-check flux-migration-check image-import-tool image-import-check build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing);
 ## the image and containerd's importer are built first, and the image's
@@ -89,6 +89,16 @@ helm-testcharts:
 realworld:
 	$(CARGO) build -p sluice
 	SLUICE_BIN=$(CURDIR)/target/debug/sluice scripts/realworld-kustomize $(REPOS)
+
+## realworld-helm: every chart (defaults and ci/ values) of the public
+## repositories cached in ~/.cache/sluice/realworld-helm (or given as git dirs:
+## make realworld-helm REPOS="..."), rendered by the real helm v4.2.4 (built
+## once, scripts/build-helm) and by sluice; prints exact / masked / content /
+## error counts (scripts/realworld-helm). A release build: charts that make
+## keys (genCA, bcrypt) take minutes in a debug one.
+realworld-helm:
+	$(CARGO) build --release -p sluice
+	SLUICE_BIN=$(CURDIR)/target/release/sluice scripts/realworld-helm $(REPOS)
 
 ## bench: performance benchmarks against their reference tools (see bench/)
 bench:
