@@ -101,8 +101,11 @@ fn dict(a: &[Value]) -> FuncResult {
 
 fn merge_all(a: &[Value], overwrite: bool) -> FuncResult {
     let dst = arg_map(a, 0)?;
-    for i in 1..a.len() {
-        let src = arg_map(a, i)?;
+    // Every argument is checked before the destination changes.
+    let srcs = (1..a.len())
+        .map(|i| arg_map(a, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    for src in srcs {
         merge_into(dst, src, overwrite, 0);
     }
     Ok(Value::Map(dst.clone()))

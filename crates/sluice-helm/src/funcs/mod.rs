@@ -204,11 +204,13 @@ pub(crate) fn arg_bool(args: &[Value], i: usize) -> Result<bool, FuncError> {
     }
 }
 
-/// A `map[string]interface{}` parameter.
+/// A `map[string]interface{}` parameter. The engine words a mismatch as Go does for the
+/// argument given, and calls again with an empty map where Go would pass a nil one (no value,
+/// or the literal `nil`).
 pub(crate) fn arg_map(args: &[Value], i: usize) -> Result<&Map, FuncError> {
     match nth(args, i) {
         Value::Map(m) => Ok(m),
-        v => Err(wrong_type("map[string]interface {}", v)),
+        _ => Err(FuncError::arg_type(i, "map[string]interface {}")),
     }
 }
 

@@ -1029,9 +1029,29 @@ impl Engine {
                 }
             }
             Callee::Func(f) => {
-                let vals: Vec<Value> = argv.iter().map(EV::to_value).collect();
-                let mut ctx = CallCtx { host: self };
-                f(&mut ctx, &vals).map(EV::Val)
+                let mut vals: Vec<Value> = argv.iter().map(EV::to_value).collect();
+                loop {
+                    let mut ctx = CallCtx { host: self };
+                    let r = f(&mut ctx, &vals);
+                    // Go passes no value (a missing key dug out of a pipeline or a variable)
+                    // or the literal `nil` to a map or slice parameter as that type's nil:
+                    // the function runs, reading an empty map or slice.
+                    if let Err(FuncError::ArgType { index, want }) = &r
+                        && (matches!(argv.get(*index), Some(EV::Invalid))
+                            || matches!(args.get(*index), Some(Arg::Nil { .. })))
+                        && let Some(zero) = typed_nil(want)
+                        && matches!(vals.get(*index), Some(Value::Nil))
+                    {
+                        if name == "set" && *index == 0 {
+                            fr.at = node;
+                            return Err(self
+                                .errorf(fr, "error calling set: assignment to entry in nil map"));
+                        }
+                        vals[*index] = zero;
+                        continue;
+                    }
+                    break r.map(EV::Val);
+                }
             }
             Callee::Method(o) => {
                 let vals: Vec<Value> = argv.iter().map(EV::to_value).collect();
@@ -1098,6 +1118,18 @@ enum Callee<'a> {
     Builtin,
     Func(&'a super::Func),
     Method(&'a Arc<dyn super::Object>),
+}
+
+/// What Go passes for no value (or `nil`) given to a parameter of type `want` that can be
+/// nil: a nil map or slice, read as an empty one; `None` for the types that cannot be nil.
+fn typed_nil(want: &str) -> Option<Value> {
+    if want.starts_with("map[") {
+        Some(Value::Map(super::Map::new()))
+    } else if want.starts_with("[]") {
+        Some(Value::list(Vec::new()))
+    } else {
+        None
+    }
 }
 
 /// Go's message for an argument that does not fit its parameter type

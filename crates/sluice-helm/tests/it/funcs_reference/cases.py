@@ -129,6 +129,22 @@ for t in ['{{ indent .i "x" }}', '{{ indent "2" "x" }}', '{{ trunc .i .s }}', '{
           '{{ plural "a" "b" .i }}', '{{ wrap .i "x" }}', '{{ chunk .i .list }}', '{{ randAlphaNum .i }}', '{{ sha256sum .i }}', '{{ join 1 .list }}', '{{ merge .list }}', '{{ merge .m 1 }}',
           ]:
     c(t)
+# no value (a missing key, dug out of a pipeline or a variable) and the literal nil given to
+# map and slice parameters: Go passes a nil map or slice; a nil interface from a field is refused
+for t in ['{{ $s := .nope }}{{ hasKey $s "a" }}', '{{ hasKey (.nope) "a" }}', '{{ hasKey nil "a" }}', '{{ get (.nope) "a" }}|',
+          '{{ keys (.nope) }}', '{{ keys .m (.nope) | sortAlpha }}', '{{ values (.nope) }}', '{{ pick (.nope) "a" }}', '{{ omit (.nope) "a" }}',
+          '{{ pluck "a" (.nope) (dict "a" 1) }}', '{{ merge (.nope) .m | toJson }}', '{{ merge .m (.nope) | toJson }}', '{{ mergeOverwrite (.nope) (dict "a" 1) | toJson }}',
+          '{{ set (.nope) "a" 1 }}', '{{ set nil "a" 1 }}', '{{ unset (.nope) "a" }}', '{{ $s := .nil }}{{ hasKey $s "a" }}', '{{ hasKey .nil "a" }}',
+          '{{ hasKey .nope "a" }}', '{{ dig "a" "d" (.nope) }}', '{{ upper (.nope) }}', '{{ $s := .nope }}{{ upper $s }}',
+          ]:
+    c(t)
+# toYaml of a string: a document that is one scalar
+for t in ['{{ .multi | toYaml }}', '{{ toYaml "a\\nb\\n" }}', '{{ toYaml "a\\nb\\n\\n" }}', '{{ toYaml " lead\\nx" }}', '{{ toYaml "a\\n  b" }}',
+          '{{ toYaml "word word word word word word word word word word word word word word word word word word word" }}',
+          '{{ toYaml "\'q\' word word word word word word word word word word word word word word word word word word: x" }}',
+          '{{ toYaml (list "a\\nb" "c") }}', '{{ toYaml (dict "k" "a\\nb\\n") }}',
+          ]:
+    c(t)
 import sys
 for x in cases:
     print(json.dumps(x))
