@@ -168,6 +168,10 @@ impl Emitter {
                 let s = v2_float(*f);
                 self.push(&s)
             }
+            // A document that is one scalar: go-yaml indents its block content and
+            // folded lines by two (libyaml's root indent for a scalar); kustomize never
+            // writes one, Helm's `toYaml` of a string does.
+            Value::Str(s) if after == Ctx::Doc => self.scalar_str(s, indent + 2, false),
             Value::Str(s) => self.scalar_str(s, indent, false),
         }
         if after == Ctx::Doc {
