@@ -45,6 +45,12 @@ const ALIAS_BUDGET: usize = 4 << 20;
 
 /// Reads every document of `text` (an empty stream has none).
 pub(crate) fn parse_docs(text: &str) -> Result<Vec<Value>, YamlError> {
+    // Lines inside flow collections and quoted scalars at an indentation go-yaml does not
+    // check (sluice_kustomize::yaml::relax).
+    sluice_kustomize::yaml::read_relaxed(text, parse_docs_once, |e: &YamlError| &e.message)
+}
+
+fn parse_docs_once(text: &str) -> Result<Vec<Value>, YamlError> {
     let mut b = Builder::new(Parser::new_from_str(text));
     let mut docs = Vec::new();
     documents(&mut b, |b, ev, mark| {

@@ -89,6 +89,21 @@ fn parse_docs(
     folded_roundtrip: bool,
     record_empty: bool,
 ) -> Result<Vec<(Value, EmptyNulls)>, YamlError> {
+    // Lines inside flow collections and quoted scalars at an indentation go-yaml does not
+    // check (super::relax).
+    super::relax::read_relaxed(
+        text,
+        |t| parse_docs_once(t, allow_duplicate_keys, folded_roundtrip, record_empty),
+        |e: &YamlError| &e.message,
+    )
+}
+
+fn parse_docs_once(
+    text: &str,
+    allow_duplicate_keys: bool,
+    folded_roundtrip: bool,
+    record_empty: bool,
+) -> Result<Vec<(Value, EmptyNulls)>, YamlError> {
     let mut p = DocParser {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
