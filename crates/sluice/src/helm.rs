@@ -108,6 +108,11 @@ fn template(mut a: TemplateArgs) -> Result<()> {
     }
     .with_context(|| format!("loading chart {chart_path}"))?;
 
+    // Helm's command line renders and installs application charts only (its SDK, and so a
+    // HelmRelease, does not check).
+    if !matches!(chart.metadata.chart_type.as_str(), "" | "application") {
+        bail!("{} charts are not installable", chart.metadata.chart_type);
+    }
     if chart.metadata.deprecated {
         // Helm's log line (slog's text handler), on stderr.
         eprintln!("level=WARN msg=\"this chart is deprecated\"");

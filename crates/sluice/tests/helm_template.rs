@@ -57,32 +57,54 @@ fn output_dir_is_written_as_helm_writes_it() {
     assert_eq!(tree(work.path()), tree(&golden));
 }
 
-/// A chart marked `deprecated: true` renders, with Helm's warning line on
-/// stderr (`level=WARN msg="this chart is deprecated"`).
-#[test]
-fn a_deprecated_chart_is_rendered_with_helms_warning() {
+/// `sluice helm template x CHART` of a chart made of `chart_yaml` and one
+/// template.
+fn template_of(chart_yaml: &str, template: (&str, &str)) -> std::process::Output {
     let chart = tempfile::tempdir().unwrap();
     std::fs::create_dir(chart.path().join("templates")).unwrap();
-    std::fs::write(
-        chart.path().join("Chart.yaml"),
-        "apiVersion: v2\nname: old\nversion: 1.0.0\ndeprecated: true\n",
-    )
-    .unwrap();
-    std::fs::write(
-        chart.path().join("templates/cm.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    std::fs::write(chart.path().join("Chart.yaml"), chart_yaml).unwrap();
+    std::fs::write(chart.path().join("templates").join(template.0), template.1).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["helm", "template", "x"])
         .arg(chart.path())
         .stdin(Stdio::null())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// A chart marked `deprecated: true` renders, with Helm's warning line on
+/// stderr (`level=WARN msg="this chart is deprecated"`).
+#[test]
+fn a_deprecated_chart_is_rendered_with_helms_warning() {
+    let out = template_of(
+        "apiVersion: v2\nname: old\nversion: 1.0.0\ndeprecated: true\n",
+        (
+            "cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\n",
+        ),
+    );
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "level=WARN msg=\"this chart is deprecated\"\n"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("name: old"));
+}
+
+/// A library chart is refused as `helm template` and `helm install` refuse it
+/// (Helm's command line checks the type; a HelmRelease's SDK does not).
+#[test]
+fn a_library_chart_is_refused_as_helm_refuses_it() {
+    let out = template_of(
+        "apiVersion: v2\nname: common\nversion: 1.0.0\ntype: library\n",
+        (
+            "_helpers.tpl",
+            "{{- define \"common.name\" -}}common{{- end -}}\n",
+        ),
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: library charts are not installable\n"
+    );
 }
