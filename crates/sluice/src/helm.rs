@@ -1,7 +1,7 @@
 //! `sluice helm template`: render a local chart as `helm template` does.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -101,7 +101,23 @@ fn template(mut a: TemplateArgs) -> Result<()> {
     let path = PathBuf::from(&chart_path);
     let limits = sluice_helm::Limits::default();
     let chart = if path.is_dir() {
-        sluice_helm::chart::load_dir(&path, &limits)
+        match sluice_helm::chart::load_dir(&path, &limits) {
+            // Helm follows a local chart's symlinks wherever they lead (k8s-at-home's test
+            // chart links its library from elsewhere in the repository): one that leaves the
+            // chart is followed from the file system's root. A chart the controllers load
+            // from a source stays inside that source.
+            Err(sluice_helm::chart::ChartError::Unsafe(_)) => {
+                let abs = std::fs::canonicalize(&path)
+                    .with_context(|| format!("opening {chart_path}"))?;
+                let rel = abs
+                    .strip_prefix("/")
+                    .unwrap_or(&abs)
+                    .to_string_lossy()
+                    .into_owned();
+                sluice_helm::chart::load_in(Path::new("/"), &rel, &limits)
+            }
+            r => r,
+        }
     } else {
         let f = std::fs::File::open(&path).with_context(|| format!("opening {chart_path}"))?;
         sluice_helm::chart::load_archive(std::io::BufReader::new(f), &limits)

@@ -108,3 +108,48 @@ fn a_library_chart_is_refused_as_helm_refuses_it() {
         "error: library charts are not installable\n"
     );
 }
+
+/// A chart whose dependency is a symlink to a chart elsewhere (k8s-at-home's
+/// library test chart) renders, as Helm follows a local chart's symlinks.
+#[test]
+fn a_local_charts_symlinks_are_followed_as_helm_follows_them() {
+    let repo = tempfile::tempdir().unwrap();
+    let lib = repo.path().join("charts/common");
+    std::fs::create_dir_all(lib.join("templates")).unwrap();
+    std::fs::write(
+        lib.join("Chart.yaml"),
+        "apiVersion: v2\nname: common\nversion: 1.0.0\ntype: library\n",
+    )
+    .unwrap();
+    std::fs::write(
+        lib.join("templates/_names.tpl"),
+        "{{- define \"common.name\" -}}from-the-library{{- end -}}\n",
+    )
+    .unwrap();
+    let app = repo.path().join("helper-charts/app");
+    std::fs::create_dir_all(app.join("templates")).unwrap();
+    std::fs::create_dir_all(app.join("charts")).unwrap();
+    std::os::unix::fs::symlink("../../../charts/common", app.join("charts/common")).unwrap();
+    std::fs::write(
+        app.join("Chart.yaml"),
+        "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n- name: common\n  version: 1.0.0\n  repository: file://../../charts/common\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ include \"common.name\" . }}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["helm", "template", "x"])
+        .arg(&app)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("name: from-the-library"));
+}
