@@ -24,6 +24,9 @@ use yaml_rust2::scanner::{Marker, Scanner, TokenType};
 
 /// At most this many refusals are put right in one text; past it, the first error stands.
 const MAX_FIXES: usize = 512;
+/// Each refusal put right costs a scan of the whole text: at most this many bytes are
+/// scanned in all, so a large text with many such lines cannot keep a reader busy.
+const MAX_SCANNED: usize = 64 << 20;
 
 /// Whether a yaml-rust2 error is one of the indentation checks libyaml does not make.
 pub fn is_indentation_error(message: &str) -> bool {
@@ -60,8 +63,15 @@ pub fn relax(text: &str) -> Option<String> {
     let mut lines = Lines::new(text);
     // Lines moved because a flow collection holds them, to be checked at the end.
     let mut flow_lines: Vec<usize> = Vec::new();
+    // Quoted scalars whose lines were moved, by their first line, and how often.
+    let mut quoted: Vec<(usize, usize)> = Vec::new();
+    let mut scanned = 0usize;
     for _ in 0..MAX_FIXES {
         let current = lines.text();
+        scanned += current.len();
+        if scanned > MAX_SCANNED {
+            return None;
+        }
         let Err((mark, message)) = scan(&current) else {
             let moved = lines.added.iter().any(|&n| n > 0);
             return (moved && flow_lines.iter().all(|&l| first_token_in_flow(&current, l)))
@@ -85,7 +95,18 @@ pub fn relax(text: &str) -> Option<String> {
                 if end == start {
                     return None;
                 }
-                let to = lines.leading_spaces(start) + 1;
+                // Past the first line's indentation, and further each time it is refused again.
+                let again = match quoted.iter_mut().find(|(l, _)| *l == start) {
+                    Some((_, n)) => {
+                        *n += 1;
+                        *n
+                    }
+                    None => {
+                        quoted.push((start, 0));
+                        0
+                    }
+                };
+                let to = lines.leading_spaces(start) + 1 + 2 * again;
                 for line in start + 1..=end {
                     lines.indent_to(line, to);
                 }
@@ -189,7 +210,7 @@ impl<'a> Lines<'a> {
     /// The line on which the quoted scalar that starts at column `col` (in characters, as the
     /// scanner counts, spaces added included) of `line` ends.
     fn quoted_scalar_end(&self, line: usize, col: usize) -> Option<usize> {
-        let added = self.added[line];
+        let added = self.added.get(line).copied()?;
         let first = self.lines.get(line)?;
         let skip = col.checked_sub(added)?;
         let start = first.char_indices().nth(skip).map(|(i, _)| i)?;
@@ -245,6 +266,7 @@ mod tests {
             "x:\n  d:\n  - {a: 1,\n  b: 2}\n",
             "x:\n  d: \"abc\ndef\"\n",
             "x:\n  d: 'it''s\nfine'\n",
+            "x:\n  - d: \"abc\ndef\"\n",
             "x:\n  d: [a, \"abc\ndef\"]\n",
             "args: [\n  \"s\",\n  \"d\"\n]\n",
         ] {
@@ -269,6 +291,19 @@ mod tests {
         // Nothing to move: nothing relaxed.
         assert_eq!(relax("a: [b,\n  c]\n"), None);
         assert_eq!(relax("a:\n    b: 1\n  c: 2\n"), None);
+    }
+
+    #[test]
+    fn relaxing_is_bounded() {
+        // Many refused lines in a large text: the scans stop at their budget, and the first
+        // error stands.
+        let mut text = String::from("a: [\n");
+        for _ in 0..2000 {
+            text.push_str("b,\n");
+        }
+        text.push_str("c]\n");
+        text.push_str(&"# padding\n".repeat(200_000));
+        assert_eq!(relax(&text), None);
     }
 
     #[test]
