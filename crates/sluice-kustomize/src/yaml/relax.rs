@@ -74,8 +74,7 @@ pub fn relax(text: &str) -> Option<String> {
         }
         let Err((mark, message)) = scan(&current) else {
             let moved = lines.added.iter().any(|&n| n > 0);
-            return (moved && flow_lines.iter().all(|&l| first_token_in_flow(&current, l)))
-                .then_some(current);
+            return (moved && first_tokens_in_flow(&current, &flow_lines)).then_some(current);
         };
         match message.as_str() {
             "invalid indentation" | "invalid indentation in flow construct" => {
@@ -130,20 +129,29 @@ fn scan(text: &str) -> Result<(), (Marker, String)> {
     }
 }
 
-/// Whether the first token on `line` (0-based) of `text` lies inside a flow collection.
-fn first_token_in_flow(text: &str, line: usize) -> bool {
+/// Whether the first token on each of `lines` (0-based) of `text` lies inside a flow
+/// collection: one scan for all of them.
+fn first_tokens_in_flow(text: &str, lines: &[usize]) -> bool {
+    let mut pending: Vec<usize> = lines.to_vec();
+    pending.sort_unstable();
+    pending.dedup();
+    let mut next = pending.iter().copied().peekable();
     let mut s = Scanner::new(text.chars());
     let mut depth = 0usize;
-    loop {
+    while let Some(&line) = next.peek() {
         let Ok(Some(t)) = s.next_token() else {
             return false;
         };
         let at = t.0.line().saturating_sub(1);
-        if at == line {
-            return depth > 0;
-        }
         if at > line || matches!(t.1, TokenType::StreamEnd) {
+            // A moved line with no token of its own.
             return false;
+        }
+        if at == line {
+            if depth == 0 {
+                return false;
+            }
+            next.next();
         }
         match t.1 {
             TokenType::FlowSequenceStart | TokenType::FlowMappingStart => depth += 1,
@@ -153,6 +161,7 @@ fn first_token_in_flow(text: &str, line: usize) -> bool {
             _ => {}
         }
     }
+    true
 }
 
 /// The text's lines, each with the spaces added before it.
