@@ -79,6 +79,9 @@ pub fn relax(text: &str) -> Option<String> {
         match message.as_str() {
             "invalid indentation" | "invalid indentation in flow construct" => {
                 let line = mark.line().checked_sub(1)?;
+                if line >= lines.lines.len() {
+                    return None;
+                }
                 // The token the check stopped at must start its line.
                 if lines.leading_spaces(line) != mark.col() {
                     return None;
@@ -171,8 +174,30 @@ struct Lines<'a> {
 }
 
 impl<'a> Lines<'a> {
+    /// Lines end where the scanner counts a line break: at `\r\n`, `\n` or a lone `\r`, so
+    /// that line numbers in its errors are indices here.
     fn new(text: &'a str) -> Self {
-        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        let mut lines: Vec<&str> = Vec::new();
+        let bytes = text.as_bytes();
+        let mut start = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            let end = match bytes[i] {
+                b'\n' => i + 1,
+                b'\r' if bytes.get(i + 1) == Some(&b'\n') => i + 2,
+                b'\r' => i + 1,
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            lines.push(&text[start..end]);
+            start = end;
+            i = end;
+        }
+        if start < text.len() {
+            lines.push(&text[start..]);
+        }
         let added = vec![0; lines.len()];
         Lines { lines, added }
     }
@@ -200,7 +225,7 @@ impl<'a> Lines<'a> {
     fn deepen(&mut self, line: usize) {
         let prev = (0..line)
             .rev()
-            .find(|&l| !self.lines[l].trim().is_empty())
+            .find(|&l| self.lines.get(l).is_some_and(|t| !t.trim().is_empty()))
             .map_or(0, |l| self.leading_spaces(l));
         let now = self.leading_spaces(line);
         let to = if now <= prev { prev + 1 } else { now + 2 };
@@ -313,6 +338,29 @@ mod tests {
         text.push_str("c]\n");
         text.push_str(&"# padding\n".repeat(200_000));
         assert_eq!(relax(&text), None);
+    }
+
+    #[test]
+    fn carriage_returns_break_lines_as_the_scanner_counts_them() {
+        // A lone `\r` ends a line for the scanner: the lines it names are the lines moved.
+        for (text, want) in [
+            ("x:\r  d: [a,\rb]\r", Some("x:\r  d: [a,\r   b]\r")),
+            (
+                "x:\r\n  d: [a,\r\nb]\r\n",
+                Some("x:\r\n  d: [a,\r\n   b]\r\n"),
+            ),
+            (
+                "a:\r\r\r\r  - [b,\r c]\r - d\r",
+                Some("a:\r\r\r\r  - [b,\r   c]\r - d\r"),
+            ),
+            (
+                "a:\r  b: [\r c,\r d]\r",
+                Some("a:\r  b: [\r   c,\r    d]\r"),
+            ),
+        ] {
+            assert!(scan(text).is_err(), "{text:?} is refused as it is");
+            assert_eq!(relax(text).as_deref(), want, "{text:?}");
+        }
     }
 
     #[test]
