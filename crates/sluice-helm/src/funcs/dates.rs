@@ -83,7 +83,7 @@ pub(super) const FUNCS: &[Spec] = &[
     }),
     spec!("unixEpoch", 1, Some(1), |a| match time_of(&a[0]) {
         Some(t) => Ok(s(t.secs.to_string())),
-        None => Err(FuncError::wrong_type("time.Time", &a[0])),
+        None => Err(FuncError::arg_type(0, "time.Time")),
     }),
 ];
 
@@ -278,7 +278,7 @@ fn date_in_zone(a: &[Value]) -> FuncResult {
 fn date_modify(a: &[Value], must: bool) -> FuncResult {
     let spec = arg_str(a, 0)?;
     let Some(t) = time_of(&a[1]) else {
-        return Err(FuncError::wrong_type("time.Time", &a[1]));
+        return Err(FuncError::arg_type(1, "time.Time"));
     };
     match parse_duration(spec) {
         Ok(d) => Ok(t.add_nanos(d).into_value()),

@@ -144,10 +144,14 @@ fn dig(a: &[Value]) -> FuncResult {
     if a.len() < 3 {
         return Err(failed("dig needs at least three arguments"));
     }
+    // Go's panic for a failed type assertion names a nil interface `nil`.
     let conv = |v: &Value, want: &str| {
+        let got = match v {
+            Value::Nil => "nil",
+            v => v.type_name(),
+        };
         failed(format!(
-            "interface conversion: interface {{}} is {}, not {want}",
-            v.type_name()
+            "interface conversion: interface {{}} is {got}, not {want}"
         ))
     };
     let last = &a[a.len() - 1];

@@ -152,17 +152,9 @@ pub fn call(name: &str, args: &[Value]) -> FuncResult {
 // sprig declares.
 // ---------------------------------------------------------------------------
 
-/// Go's argument check for a parameter of type `want`. A nil value (a
-/// missing key, YAML `null`) is an `interface {}` to Go; only the literal
-/// `nil` reads "invalid value", which the engine reports itself.
-fn wrong_type(want: &str, got: &Value) -> FuncError {
-    match got {
-        Value::Nil => FuncError::Args(format!(
-            "wrong type for value; expected {want}; got interface {{}}"
-        )),
-        other => FuncError::wrong_type(want, other),
-    }
-}
+// The parameters below report a mismatch by its index and Go type (`FuncError::arg_type`):
+// the engine words it as Go does for the argument given (a literal, `nil`, no value, or a
+// value of another type) and points at that argument.
 
 fn nth(args: &[Value], i: usize) -> &Value {
     static NIL: Value = Value::Nil;
@@ -173,7 +165,7 @@ fn nth(args: &[Value], i: usize) -> &Value {
 pub(crate) fn arg_str(args: &[Value], i: usize) -> Result<&str, FuncError> {
     match nth(args, i) {
         Value::String(s) => Ok(s),
-        v => Err(wrong_type("string", v)),
+        _ => Err(FuncError::arg_type(i, "string")),
     }
 }
 
@@ -183,7 +175,7 @@ pub(crate) fn arg_int(args: &[Value], i: usize) -> Result<i64, FuncError> {
     match nth(args, i) {
         Value::Int(n) => Ok(*n),
         Value::Uint(n) => Ok(*n as i64),
-        v => Err(wrong_type("int", v)),
+        _ => Err(FuncError::arg_type(i, "int")),
     }
 }
 
@@ -192,7 +184,7 @@ pub(crate) fn arg_float(args: &[Value], i: usize) -> Result<f64, FuncError> {
     match nth(args, i) {
         Value::Float(f) => Ok(*f),
         Value::Int(n) => Ok(*n as f64),
-        v => Err(wrong_type("float64", v)),
+        _ => Err(FuncError::arg_type(i, "float64")),
     }
 }
 
@@ -200,7 +192,7 @@ pub(crate) fn arg_float(args: &[Value], i: usize) -> Result<f64, FuncError> {
 pub(crate) fn arg_bool(args: &[Value], i: usize) -> Result<bool, FuncError> {
     match nth(args, i) {
         Value::Bool(b) => Ok(*b),
-        v => Err(wrong_type("bool", v)),
+        _ => Err(FuncError::arg_type(i, "bool")),
     }
 }
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use sluice_helm::funcs::{self, helm_funcs};
-use sluice_helm::template::{Templates, Value};
+use sluice_helm::template::{MissingKey, Options, Templates, Value};
 
 /// Renders `tpl` with Helm's functions and `data` as dot.
 fn render(tpl: &str, data: &Value) -> Result<String, String> {
@@ -1331,6 +1331,12 @@ fn golden_against_go() {
         bad.len(),
         bad.join("\n")
     );
+    // Errors are Go's, word for word: the message, the template position and the node.
+    assert!(
+        err_diffs.is_empty(),
+        "{} errors worded differently from Go's",
+        err_diffs.len()
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1530,9 +1536,28 @@ fn argument_types_as_go() {
         "{e}"
     );
     with(r#"{{ indent (int .n) .s }}"#, &v, "    x");
+    // A missing key is no value under Go's default option, and a nil `interface {}` under
+    // Helm's `missingkey=zero`: each is refused in its own words.
     let e = fails(r#"{{ upper .missing }}"#, &v);
     assert!(
-        e.contains("wrong type for value; expected string; got interface {}"),
+        e.contains("at <.missing>: invalid value; expected string"),
+        "{e}"
+    );
+    let t = Templates::new("test", helm_funcs());
+    let options = Options {
+        missing_key: MissingKey::Zero,
+        ..t.options()
+    };
+    let mut t = t.with_options(options);
+    t.parse("test", r#"{{ upper .missing }}"#).expect("parses");
+    let e = t.execute("test", &v).expect_err("refused").to_string();
+    assert!(
+        e.contains("at <.missing>: wrong type for value; expected string; got interface {}"),
+        "{e}"
+    );
+    let e = fails(r#"{{ trunc "3" .s }}"#, &v);
+    assert!(
+        e.contains("at <\"3\">: expected integer; found \"3\""),
         "{e}"
     );
     let e = fails(r#"{{ upper "a" "b" }}"#, &v);

@@ -138,6 +138,14 @@ for t in ['{{ $s := .nope }}{{ hasKey $s "a" }}', '{{ hasKey (.nope) "a" }}', '{
           '{{ hasKey .nope "a" }}', '{{ dig "a" "d" (.nope) }}', '{{ upper (.nope) }}', '{{ $s := .nope }}{{ upper $s }}',
           ]:
     c(t)
+# string, int, float64 and bool parameters given no value, nil, a literal of another kind or a
+# value of another type: Go words each differently, and points at the argument
+for t in ['{{ .nope | upper }}', '{{ .nil | upper }}', '{{ upper nil }}', '{{ upper true }}', '{{ trunc "3" .s }}', '{{ trunc 2.5 .s }}',
+          '{{ indent 2 (.nope) }}', '{{ $x := .nope }}{{ trunc $x .s }}', '{{ .nope | trunc 2 }}', '{{ .i | trunc 2 }}', '{{ .nope | b64enc }}',
+          '{{ regexMatch "a" .nope }}', '{{ regexMatch "a" (.nope) }}', '{{ .list | upper }}', '{{ .m | upper }}', '{{ randAlphaNum (.nope) }}',
+          '{{ repeat nil "x" }}', '{{ wrap "3" "x" }}', '{{ semverCompare 1 "1.0.0" }}', '{{ fail (.nope) }}', '{{ .nope | fromYaml }}',
+          ]:
+    c(t)
 # toYaml of a string: a document that is one scalar
 for t in ['{{ .multi | toYaml }}', '{{ toYaml "a\\nb\\n" }}', '{{ toYaml "a\\nb\\n\\n" }}', '{{ toYaml " lead\\nx" }}', '{{ toYaml "a\\n  b" }}',
           '{{ toYaml "word word word word word word word word word word word word word word word word word word word" }}',
