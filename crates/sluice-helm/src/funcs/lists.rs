@@ -2,6 +2,8 @@
 //! `must...` forms and the plain ones fail alike (Go's plain forms panic,
 //! which text/template reports as the call's error).
 
+use std::borrow::Cow;
+
 use super::go::is_empty;
 use super::numeric::to_int64;
 use super::{FuncResult, Spec, Value, arg_int, check_items, failed, spec};
@@ -10,36 +12,53 @@ use crate::template::FuncError;
 pub(super) const FUNCS: &[Spec] = &[
     spec!("list", 0, None, |a| Ok(Value::list(a.to_vec()))),
     spec!("tuple", 0, None, |a| Ok(Value::list(a.to_vec()))),
-    spec!("append", 2, Some(2), push),
-    spec!("push", 2, Some(2), push),
-    spec!("mustAppend", 2, Some(2), push),
-    spec!("mustPush", 2, Some(2), push),
-    spec!("prepend", 2, Some(2), prepend),
-    spec!("mustPrepend", 2, Some(2), prepend),
-    spec!("first", 1, Some(1), first),
-    spec!("mustFirst", 1, Some(1), first),
-    spec!("last", 1, Some(1), last),
-    spec!("mustLast", 1, Some(1), last),
-    spec!("rest", 1, Some(1), rest),
-    spec!("mustRest", 1, Some(1), rest),
-    spec!("initial", 1, Some(1), initial),
-    spec!("mustInitial", 1, Some(1), initial),
-    spec!("reverse", 1, Some(1), reverse),
-    spec!("mustReverse", 1, Some(1), reverse),
-    spec!("uniq", 1, Some(1), uniq),
-    spec!("mustUniq", 1, Some(1), uniq),
-    spec!("without", 1, None, without),
-    spec!("mustWithout", 1, None, without),
-    spec!("has", 2, Some(2), has),
-    spec!("mustHas", 2, Some(2), has),
-    spec!("slice", 1, None, slice),
-    spec!("mustSlice", 1, None, slice),
-    spec!("concat", 0, None, concat),
-    spec!("chunk", 2, Some(2), chunk),
-    spec!("mustChunk", 2, Some(2), chunk),
-    spec!("compact", 1, Some(1), compact),
-    spec!("mustCompact", 1, Some(1), compact),
+    spec!("append", 2, Some(2), |a| push(&slices(a))),
+    spec!("push", 2, Some(2), |a| push(&slices(a))),
+    spec!("mustAppend", 2, Some(2), |a| push(&slices(a))),
+    spec!("mustPush", 2, Some(2), |a| push(&slices(a))),
+    spec!("prepend", 2, Some(2), |a| prepend(&slices(a))),
+    spec!("mustPrepend", 2, Some(2), |a| prepend(&slices(a))),
+    spec!("first", 1, Some(1), |a| first(&slices(a))),
+    spec!("mustFirst", 1, Some(1), |a| first(&slices(a))),
+    spec!("last", 1, Some(1), |a| last(&slices(a))),
+    spec!("mustLast", 1, Some(1), |a| last(&slices(a))),
+    spec!("rest", 1, Some(1), |a| rest(&slices(a))),
+    spec!("mustRest", 1, Some(1), |a| rest(&slices(a))),
+    spec!("initial", 1, Some(1), |a| initial(&slices(a))),
+    spec!("mustInitial", 1, Some(1), |a| initial(&slices(a))),
+    spec!("reverse", 1, Some(1), |a| reverse(&slices(a))),
+    spec!("mustReverse", 1, Some(1), |a| reverse(&slices(a))),
+    spec!("uniq", 1, Some(1), |a| uniq(&slices(a))),
+    spec!("mustUniq", 1, Some(1), |a| uniq(&slices(a))),
+    spec!("without", 1, None, |a| without(&slices(a))),
+    spec!("mustWithout", 1, None, |a| without(&slices(a))),
+    spec!("has", 2, Some(2), |a| has(&slices(a))),
+    spec!("mustHas", 2, Some(2), |a| has(&slices(a))),
+    spec!("slice", 1, None, |a| slice(&slices(a))),
+    spec!("mustSlice", 1, None, |a| slice(&slices(a))),
+    spec!("concat", 0, None, |a| concat(&slices(a))),
+    spec!("chunk", 2, Some(2), |a| chunk(&slices(a))),
+    spec!("mustChunk", 2, Some(2), |a| chunk(&slices(a))),
+    spec!("compact", 1, Some(1), |a| compact(&slices(a))),
+    spec!("mustCompact", 1, Some(1), |a| compact(&slices(a))),
 ];
+
+/// The arguments, with each object of a named slice type (Helm's `VersionSet`) as the plain
+/// list it is: sprig's list functions take `interface {}` and read it through reflection.
+fn slices(a: &[Value]) -> Cow<'_, [Value]> {
+    let is_slice = |v: &Value| matches!(v, Value::Object(o) if o.kind() == "slice");
+    if !a.iter().any(is_slice) {
+        return Cow::Borrowed(a);
+    }
+    Cow::Owned(
+        a.iter()
+            .map(|v| match v {
+                Value::Object(o) if o.kind() == "slice" => o.to_value().unwrap_or(Value::Nil),
+                v => v.clone(),
+            })
+            .collect(),
+    )
+}
 
 const NIL_DEREF: &str = "runtime error: invalid memory address or nil pointer dereference";
 

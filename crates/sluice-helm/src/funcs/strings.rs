@@ -98,6 +98,7 @@ pub(super) const FUNCS: &[Spec] = &[
     spec!("sortAlpha", 1, Some(1), |a| {
         let mut v = match &a[0] {
             Value::List(_) => strslice(&a[0]),
+            Value::Object(o) if o.kind() == "slice" => strslice(&a[0]),
             other => vec![strval(other)],
         };
         v.sort();
@@ -463,6 +464,11 @@ fn indexed(parts: Vec<String>) -> Value {
 /// list; anything else a one-item list.
 pub(crate) fn strslice(v: &Value) -> Vec<String> {
     match v {
+        // A named slice type (Helm's `VersionSet`) is read as the slice it is.
+        Value::Object(o) if o.kind() == "slice" => match o.to_value() {
+            Some(list @ Value::List(_)) => strslice(&list),
+            _ => vec![strval(v)],
+        },
         Value::List(items) => items
             .iter()
             .filter(|i| !matches!(i, Value::Nil))

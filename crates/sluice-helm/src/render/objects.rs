@@ -240,6 +240,9 @@ impl Object for VersionSet {
     fn type_name(&self) -> &str {
         "common.VersionSet"
     }
+    fn kind(&self) -> &str {
+        "slice"
+    }
     fn field(&self, _: &str) -> Option<Value> {
         None
     }

@@ -87,6 +87,12 @@ pub trait Object: Send + Sync {
     fn len(&self) -> Option<usize> {
         None
     }
+    /// Go's `reflect.Kind` of its type, as `kindOf` prints it: `struct` unless the type is
+    /// a named slice or map (Helm's `VersionSet` is a `[]string`), which sprig's list
+    /// functions read through reflection like any slice.
+    fn kind(&self) -> &str {
+        "struct"
+    }
     /// For downcasting by functions that know the concrete type.
     fn as_any(&self) -> &dyn Any;
 }
@@ -378,7 +384,7 @@ impl Value {
             Value::String(_) => "string",
             Value::Bytes(_) | Value::List(_) => "slice",
             Value::Map(_) => "map",
-            Value::Object(_) => "struct",
+            Value::Object(o) => o.kind(),
         }
     }
 
