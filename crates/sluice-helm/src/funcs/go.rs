@@ -158,6 +158,15 @@ pub fn parse_float(s: &str) -> Option<f64> {
     s.parse::<f64>().ok()
 }
 
+/// `s` in backquotes when `strconv.CanBackquote` allows it (no backquote, no control
+/// character but tab, no byte order mark), else [`quote`]d: how `regexp` names an expression.
+pub fn backquote(s: &str) -> String {
+    let can = s
+        .chars()
+        .all(|c| c != '`' && c != '\u{feff}' && (c == '\t' || c >= ' '));
+    if can { format!("`{s}`") } else { quote(s) }
+}
+
 /// `strconv.Quote` (what `%q` prints for a string).
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);

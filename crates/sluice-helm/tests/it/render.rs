@@ -255,7 +255,9 @@ fn missing_dependencies_are_named() {
 /// a nil map), `toYaml` of a multi-line string (its block indented by two,
 /// as go-yaml indents a document that is one scalar), and values whose flow
 /// collections and quoted scalars have lines left of their block (which
-/// go-yaml does not check).
+/// go-yaml does not check), sprig's list functions given
+/// `.Capabilities.APIVersions` (external-secrets' `has`), and a `-` after a
+/// Perl class in a bracket expression (redis-ha's `^[\w-\.]+$`).
 #[test]
 fn realworld_patterns_match_helm() {
     let chart = load_dir(&dir().join("realworld"), &Limits::default()).unwrap();

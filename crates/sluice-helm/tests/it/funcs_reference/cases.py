@@ -146,6 +146,13 @@ for t in ['{{ .nope | upper }}', '{{ .nil | upper }}', '{{ upper nil }}', '{{ up
           '{{ repeat nil "x" }}', '{{ wrap "3" "x" }}', '{{ semverCompare 1 "1.0.0" }}', '{{ fail (.nope) }}', '{{ .nope | fromYaml }}',
           ]:
     c(t)
+# bracket expressions as Go's regexp reads them: a '-' after a class or a range is a literal
+for re_, s in [(r'^[\\w-\\.]+$', 'my-master.1'), (r'^[\\w-\\.]+$', 'a b'), (r'^[\\d-z]+$', '1-z'), (r'^[\\d-z]+$', 'y'), (r'^[a-c-e]+$', 'a-e'),
+               (r'^[a-c-e]+$', 'd'), (r'^[!--]+$', '!,-'), (r'^[!--]+$', '.'), (r'^[a--]+$', '-'), (r'^[-a]+$', '-a'), (r'^[a-]+$', 'a-'), (r'^[]a]+$', ']a'),
+               (r'^[[a]+$', '[a'), (r'^[[:alpha:]-]+$', 'ab-'), (r'^[[:^digit:]]+$', '1'), (r'^[\\D]+$', 'ab'), (r'^[\\pL-]+$', 'é-'), (r'^[~&]+$', '~&'),
+               (r'^[a&&b]+$', '&'), (r'^[\\s-x]+$', ' -x'), (r'[[:foo:]]', ':'), (r'^[\\W-]+$', '-!'), (r'^[^-a]+$', 'b'), (r'^[^-a]+$', '-')]:
+    c('{{ mustRegexMatch "%s" "%s" }}' % (re_, s))
+    c('{{ regexFindAll "%s" "%s" -1 }}' % (re_.strip('^$'), s))
 # toYaml of a string: a document that is one scalar
 for t in ['{{ .multi | toYaml }}', '{{ toYaml "a\\nb\\n" }}', '{{ toYaml "a\\nb\\n\\n" }}', '{{ toYaml " lead\\nx" }}', '{{ toYaml "a\\n  b" }}',
           '{{ toYaml "word word word word word word word word word word word word word word word word word word word" }}',
