@@ -81,7 +81,17 @@ fn main() -> ExitCode {
             Some(target) => return sluice_cli::run_build(cli.globals, target),
             None => build::run(args),
         },
-        Command::Helm(args) => helm::run(args),
+        Command::Helm(args) => {
+            // `sluice helm template` is a drop-in for `helm template`: its errors are printed
+            // as Helm prints them (`Error: ...`), so scripts that read them see Helm's text.
+            return match helm::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("Error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Cli(command) => return sluice_cli::run(cli.globals, command, Cli::command),
     };
     match result {

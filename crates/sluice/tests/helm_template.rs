@@ -92,7 +92,8 @@ fn a_deprecated_chart_is_rendered_with_helms_warning() {
 }
 
 /// A library chart is refused as `helm template` and `helm install` refuse it
-/// (Helm's command line checks the type; a HelmRelease's SDK does not).
+/// (Helm's command line checks the type; a HelmRelease's SDK does not), in
+/// Helm's words, `Error:` included.
 #[test]
 fn a_library_chart_is_refused_as_helm_refuses_it() {
     let out = template_of(
@@ -105,7 +106,7 @@ fn a_library_chart_is_refused_as_helm_refuses_it() {
     assert!(!out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "error: library charts are not installable\n"
+        "Error: library charts are not installable\n"
     );
 }
 
