@@ -18,7 +18,10 @@ Each case is classified:
   content      both render, the outputs differ
   error        Helm renders it, sluice fails
   sluice-only  sluice renders what Helm refuses
-  both-fail    neither renders it (not counted against sluice)
+  both-fail    neither renders it, and sluice's error is Helm's (stderr byte
+               for byte)
+  fail-differs neither renders it, with different errors (the texts and
+               their diff are kept)
   masked       Helm's own output differs between two runs (randAlphaNum,
                genCA, now ...) on some lines, and sluice's output is Helm's
                on every other line (the same number of lines)
@@ -42,7 +45,7 @@ import yaml
 RELEASE = "realworld"
 NAMESPACE = "realworld"
 KUBE_VERSION = "1.36.3"
-CLASSES = ["exact", "masked", "content", "error", "sluice-only", "both-fail", "random", "skipped"]
+CLASSES = ["exact", "masked", "content", "error", "sluice-only", "both-fail", "fail-differs", "random", "skipped"]
 
 
 def read_chart_yaml(d):
@@ -276,7 +279,8 @@ def main():
         src, sout, serr = run([a.sluice, "helm"] + args_for(chart, values), a.timeout)
         detail = ""
         if hrc != 0 and src != 0:
-            cls = "both-fail"
+            # Both refuse it: with Helm's words (stderr byte for byte), or not.
+            cls = "both-fail" if herr == serr else "fail-differs"
         elif hrc != 0:
             cls = "sluice-only"
             detail = herr.decode(errors="replace").strip().splitlines()[-1:] or [""]
@@ -291,14 +295,15 @@ def main():
             cls = "exact"
         else:
             cls = "content"
-        if cls in ("content", "error", "sluice-only"):
+        if cls in ("content", "error", "sluice-only", "fail-differs"):
             base = os.path.join(a.out, ckey)
             for suffix, data in ((".helm", hout), (".helm.err", herr), (".sluice", sout), (".sluice.err", serr)):
                 with open(base + suffix, "wb") as f:
                     f.write(data)
-            if cls == "content":
+            if cls in ("content", "fail-differs"):
+                ext = ".err" if cls == "fail-differs" else ""
                 diff = subprocess.run(
-                    ["diff", "-u", base + ".helm", base + ".sluice"], capture_output=True
+                    ["diff", "-u", base + ".helm" + ext, base + ".sluice" + ext], capture_output=True
                 ).stdout
                 with open(base + ".diff", "wb") as f:
                     f.write(diff)
@@ -323,6 +328,8 @@ def main():
     compared = sum(counts[c] for c in ("exact", "masked", "content", "error", "sluice-only"))
     same = counts["exact"] + counts["masked"]
     print(f"  identical: {same} of {compared} comparable cases (masked: random lines aside)")
+    failed = counts["both-fail"] + counts["fail-differs"]
+    print(f"  refused by both: {failed}, with Helm's error text byte for byte: {counts['both-fail']}")
     print(f"details: {a.out}/results.txt (outputs and diffs kept for every case that differs)")
     return 0
 
