@@ -599,7 +599,11 @@ fn cleanup_parse_error(filename: &str, err: &str) -> String {
 
 /// Helm's `reformatExecErrorMsg`: a `fail`/`required` message as
 /// `execution error at (LOCATION): MESSAGE`; otherwise each nested template
-/// error on its own lines (location, what was executing, the message).
+/// error on its own lines (location, what was executing, the message), when
+/// every error in the chain Helm unwraps is a template error. A function's
+/// own error (`error calling tpl: error during tpl function execution ...`,
+/// `error calling mustRegexMatch: error parsing regexp ...`) is not, and
+/// Helm then prints the error as it is, on one line.
 fn reformat_exec_error(filename: &str, err: &str) -> String {
     const WARN_START: &str = crate::funcs::WARN_START;
     const WARN_END: &str = crate::funcs::WARN_END;
@@ -632,12 +636,18 @@ fn reformat_exec_error(filename: &str, err: &str) -> String {
             && let Some(at) = after[q + 1..].strip_prefix(" at <")
             && let Some((loc, msg)) = at.split_once(">: ")
         {
+            if ends_in_function_error(msg) {
+                return elide_links(err);
+            }
             let msg = msg.find(" template:").map_or(msg, |i| &msg[..i]);
             frames.push(format!(
                 "{name}\n  executing \"{}\" at <{loc}>:\n    {msg}\n",
                 &after[..q]
             ));
         } else if let Some(sep) = remainder.rfind(": ") {
+            if ends_in_function_error(&remainder[sep + 2..]) {
+                return elide_links(err);
+            }
             let msg = &remainder[sep + 2..];
             let msg = msg.find(" template:").map_or(msg, |i| &msg[..i]);
             frames.push(format!("{}\n  {msg}\n", &remainder[..sep]));
@@ -662,6 +672,33 @@ fn reformat_exec_error(filename: &str, err: &str) -> String {
         );
     }
     frames.concat().trim().to_string()
+}
+
+/// Whether an executing error's message is a function's error that wraps something other
+/// than a template error: text/template wraps a function's error (`error calling NAME: %w`),
+/// so Helm's walk down the chain reaches it, cannot read it as a template error, and keeps
+/// the error as it is.
+fn ends_in_function_error(msg: &str) -> bool {
+    msg.strip_prefix("error calling ")
+        .and_then(|call| call.split_once(": "))
+        .is_some_and(|(_, inner)| !inner.starts_with("template: "))
+}
+
+/// `err` as it is, but for a runaway recursion (an `include` of itself nests a thousand
+/// template errors, which Helm prints on one line of about 100 kB): only the outermost and
+/// innermost links of the chain are kept, as for the frames of the multi-line form.
+fn elide_links(err: &str) -> String {
+    const LINK: &str = ": template: ";
+    let links: Vec<&str> = err.split(LINK).collect();
+    if links.len() <= 2 * KEPT_FRAMES + 1 {
+        return err.to_string();
+    }
+    let omitted = links.len() - 2 * KEPT_FRAMES;
+    format!(
+        "{}{LINK}... {omitted} nested calls omitted ...{LINK}{}",
+        links[..KEPT_FRAMES].join(LINK),
+        links[links.len() - KEPT_FRAMES..].join(LINK)
+    )
 }
 
 /// Frames kept at each end of a long chain of nested template errors.

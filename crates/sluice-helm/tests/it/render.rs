@@ -145,6 +145,17 @@ fn errors_read_as_helms() {
             "",
             "c/templates/a.yaml:1:13\n  executing \"c/templates/a.yaml\" at <.Values.a.b.c>:\n    nil pointer evaluating interface {}.b",
         ),
+        // A function's own error ends the chain Helm unwraps: printed as it is.
+        (
+            "x: {{ tpl \"{{ .Values.a.b.c }}\" . }}",
+            "",
+            "template: c/templates/a.yaml:1:6: executing \"c/templates/a.yaml\" at <tpl \"{{ .Values.a.b.c }}\" .>: error calling tpl: error during tpl function execution for \"{{ .Values.a.b.c }}\": template: gotpl:1:10: executing \"gotpl\" at <.Values.a.b.c>: nil pointer evaluating interface {}.b",
+        ),
+        (
+            "x: {{ include \"c.h\" . }}{{ define \"c.h\" }}{{ toString (mustRegexMatch \"[a--]\" \"x\") }}{{ end }}",
+            "",
+            "template: c/templates/a.yaml:1:6: executing \"c/templates/a.yaml\" at <include \"c.h\" .>: error calling include: template: c/templates/a.yaml:1:55: executing \"c.h\" at <mustRegexMatch \"[a--]\" \"x\">: error calling mustRegexMatch: error parsing regexp: invalid character class range: `a--`",
+        ),
         (
             "a: [1",
             "",
@@ -166,7 +177,8 @@ fn errors_read_as_helms() {
 
 /// An `include` of itself stops at Helm's bound with Helm's message; a
 /// `tpl` that calls itself (Helm overflows its stack and crashes) stops at
-/// the depth bound. Long chains keep their ends only.
+/// the depth bound. Long chains keep their ends only (Helm prints the whole
+/// chain of a thousand `include`s, on one line of about 100 kB).
 #[test]
 fn recursion_is_bounded_and_reported() {
     let e = render_err(
