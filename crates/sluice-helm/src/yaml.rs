@@ -14,14 +14,57 @@ use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
 
 use crate::gofmt::format_g64;
 
-/// A YAML syntax error, with go-yaml's `line N:` form (lines from 1).
+/// A YAML syntax error, printed as go-yaml v2 prints it: `yaml: line N: PROBLEM`, or
+/// `yaml: PROBLEM` where go-yaml names no line (see [`YamlError::from`]).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("yaml: line {line}: {message}")]
+#[error("yaml: {}{message}", where_(*line))]
 pub struct YamlError {
+    /// The line go-yaml names; 0 when it names none.
     pub line: usize,
     pub column: usize,
     pub message: String,
 }
+
+fn where_(line: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!("line {line}: ")
+    }
+}
+
+/// yaml-rust2's parser errors (its context, then libyaml's problem) and the problem go-yaml
+/// prints for each: go-yaml prints the problem only.
+const PARSER_ERRORS: &[(&str, &str)] = &[
+    (
+        "while parsing a block mapping, did not find expected key",
+        "did not find expected key",
+    ),
+    (
+        "while parsing a block collection, did not find expected '-' indicator",
+        "did not find expected '-' indicator",
+    ),
+    (
+        "while parsing a flow sequence, expected ',' or ']'",
+        "did not find expected ',' or ']'",
+    ),
+    (
+        "while parsing a flow mapping, did not find expected ',' or '}'",
+        "did not find expected ',' or '}'",
+    ),
+    (
+        "while parsing a node, did not find expected node content",
+        "did not find expected node content",
+    ),
+    (
+        "did not find expected <document start>",
+        "did not find expected <document start>",
+    ),
+    (
+        "did not find expected <document-start>",
+        "did not find expected <document start>",
+    ),
+];
 
 impl YamlError {
     pub(crate) fn at_marker(mark: &Marker, message: impl Into<String>) -> YamlError {
@@ -34,8 +77,23 @@ impl YamlError {
 }
 
 impl From<ScanError> for YamlError {
+    /// go-yaml's line: a scanner error's problem line counted from 1, a parser error's counted
+    /// from 0 (libyaml's marks are 0-based and go-yaml adds one for scanner errors only), and
+    /// no line when the problem is on the first line (mark 0, where go-yaml falls back to the
+    /// context's mark, which is never later).
     fn from(e: ScanError) -> YamlError {
-        YamlError::at_marker(e.marker(), e.info().to_string())
+        let mark = e.marker();
+        let info = e.info();
+        let (line, message) = match PARSER_ERRORS.iter().find(|(ours, _)| *ours == info) {
+            Some((_, go)) => (mark.line().saturating_sub(1), (*go).to_string()),
+            None if mark.line() <= 1 => (0, info.to_string()),
+            None => (mark.line(), info.to_string()),
+        };
+        YamlError {
+            line,
+            column: mark.col() + 1,
+            message,
+        }
     }
 }
 
