@@ -12,6 +12,7 @@
 //! files) is never read. A reference without its document fails with a
 //! message naming it, and `--skip-schema-validation` renders without it.
 
+use jsonschema::error::{TypeKind, ValidationErrorKind};
 use sluice_kustomize::yaml::{Map as YMap, Value as Y};
 
 use super::coalesce::Node;
@@ -164,11 +165,232 @@ pub fn validate_one(schema: &[u8], values: &YMap, docs: &Documents) -> Result<()
         .build(&schema)
         .map_err(|e| format!("values.schema.json: {e}\n"))?;
     let instance = to_json(&Y::Map(values.clone()));
-    let mut out = String::new();
-    for e in validator.iter_errors(&instance) {
-        out.push_str(&format!("- at '{}': {e}\n", e.instance_path()));
-    }
+    let errors: Vec<Violation> = validator
+        .iter_errors(&instance)
+        .map(|e| Violation {
+            at: e.instance_path().to_string(),
+            parent: parent_of(e.evaluation_path().as_str()).to_string(),
+            required: match e.kind() {
+                ValidationErrorKind::Required { property } => {
+                    Some(property.as_str().unwrap_or_default().to_string())
+                }
+                _ => None,
+            },
+            message: message(&e),
+        })
+        .collect();
+    let out = listing(merge_required(errors));
     if out.is_empty() { Ok(()) } else { Err(out) }
+}
+
+/// One violation, as santhosh-tekuri/jsonschema (Helm's validator) words it.
+struct Violation {
+    /// The instance location, a JSON pointer.
+    at: String,
+    /// The subschema that reported it (its evaluation path without the keyword).
+    parent: String,
+    /// For a `required` violation, the property missing.
+    required: Option<String>,
+    message: String,
+}
+
+/// `path` without its last segment.
+fn parent_of(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
+}
+
+/// The validator reports each missing property; Helm's reports the properties one
+/// subschema misses at one place together: `missing properties 'a', 'b'`.
+fn merge_required(errors: Vec<Violation>) -> Vec<Violation> {
+    let mut out: Vec<(Violation, Vec<String>)> = Vec::new();
+    for e in errors {
+        if let Some(p) = &e.required
+            && let Some((last, missing)) = out.last_mut()
+            && last.required.is_some()
+            && last.at == e.at
+            && last.parent == e.parent
+        {
+            missing.push(p.clone());
+            continue;
+        }
+        let missing = e.required.iter().cloned().collect();
+        out.push((e, missing));
+    }
+    out.into_iter()
+        .map(|(mut e, missing)| {
+            if missing.len() > 1 {
+                let names: Vec<String> = missing.iter().map(|m| go_quote(m)).collect();
+                e.message = format!("missing properties {}", names.join(", "));
+            }
+            e
+        })
+        .collect()
+}
+
+/// The violations as Helm lists them: `- at 'PATH': MESSAGE`, where several that one
+/// subschema (other than the root) reports at one place are grouped under `- at 'PATH':
+/// validation failed`, each indented below it.
+fn listing(errors: Vec<Violation>) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < errors.len() {
+        let e = &errors[i];
+        let mut j = i + 1;
+        while j < errors.len() && errors[j].at == e.at && errors[j].parent == e.parent {
+            j += 1;
+        }
+        if j - i > 1 && !e.parent.is_empty() {
+            out.push_str(&format!("- at {}: validation failed\n", go_quote(&e.at)));
+            for g in &errors[i..j] {
+                out.push_str(&format!("  - at {}: {}\n", go_quote(&g.at), g.message));
+            }
+        } else {
+            for g in &errors[i..j] {
+                out.push_str(&format!("- at {}: {}\n", go_quote(&g.at), g.message));
+            }
+        }
+        i = j;
+    }
+    out
+}
+
+/// santhosh-tekuri/jsonschema's `quote`: Go's `%q` in single quotes.
+fn go_quote(s: &str) -> String {
+    let q = crate::funcs::go::quote(s);
+    let inner = &q[1..q.len() - 1];
+    format!("'{}'", inner.replace("\\\"", "\"").replace('\'', "\\'"))
+}
+
+/// santhosh-tekuri/jsonschema's `display` of a primitive value (`%v`).
+fn go_display(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => go_quote(s),
+        serde_json::Value::Null => "<nil>".to_string(),
+        serde_json::Value::Array(_) | serde_json::Value::Object(_) => "value".to_string(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::Bool(b) => b.to_string(),
+    }
+}
+
+/// A number as Go's `%v` prints the float64 of it.
+fn go_number(v: &serde_json::Value) -> String {
+    v.as_f64()
+        .map_or_else(|| v.to_string(), crate::gofmt::format_g64)
+}
+
+/// santhosh-tekuri/jsonschema's type names.
+fn go_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// The message Helm's validator gives for a violation; the `jsonschema` crate's own words
+/// for the kinds not translated here.
+fn message(e: &jsonschema::ValidationError<'_>) -> String {
+    use jsonschema::types::JsonType;
+    use serde_json::Value as J;
+    let got = e.instance();
+    let got: &J = got.as_ref();
+    let len = |v: &J| match v {
+        J::String(s) => s.chars().count(),
+        J::Array(a) => a.len(),
+        J::Object(o) => o.len(),
+        _ => 0,
+    };
+    let primitive = |v: &J| !matches!(v, J::Array(_) | J::Object(_));
+    match e.kind() {
+        ValidationErrorKind::Required { property } => {
+            format!(
+                "missing property {}",
+                go_quote(property.as_str().unwrap_or_default())
+            )
+        }
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let names: Vec<String> = unexpected.iter().map(|u| go_quote(u)).collect();
+            format!("additional properties {} not allowed", names.join(", "))
+        }
+        ValidationErrorKind::Type { kind } => {
+            let order = [
+                JsonType::Null,
+                JsonType::Boolean,
+                JsonType::Number,
+                JsonType::Integer,
+                JsonType::String,
+                JsonType::Array,
+                JsonType::Object,
+            ];
+            let want: Vec<&str> = match kind {
+                TypeKind::Single(t) => vec![t.as_str()],
+                TypeKind::Multiple(set) => order
+                    .iter()
+                    .filter(|t| set.contains(**t))
+                    .map(|t| t.as_str())
+                    .collect(),
+            };
+            format!("got {}, want {}", go_type(got), want.join(" or "))
+        }
+        ValidationErrorKind::Enum { options } => match options.as_array() {
+            Some(opts) if opts.iter().all(primitive) => {
+                if opts.len() == 1 {
+                    format!("value must be {}", go_display(&opts[0]))
+                } else {
+                    let all: Vec<String> = opts.iter().map(go_display).collect();
+                    format!("value must be one of {}", all.join(", "))
+                }
+            }
+            _ => "'enum' failed".to_string(),
+        },
+        ValidationErrorKind::Constant { expected_value } if primitive(expected_value) => {
+            format!("value must be {}", go_display(expected_value))
+        }
+        ValidationErrorKind::Constant { .. } => "'const' failed".to_string(),
+        ValidationErrorKind::Pattern { pattern } => format!(
+            "{} does not match pattern {}",
+            go_quote(got.as_str().unwrap_or_default()),
+            go_quote(pattern)
+        ),
+        ValidationErrorKind::MinLength { limit } => {
+            format!("minLength: got {}, want {limit}", len(got))
+        }
+        ValidationErrorKind::MaxLength { limit } => {
+            format!("maxLength: got {}, want {limit}", len(got))
+        }
+        ValidationErrorKind::MinItems { limit } => {
+            format!("minItems: got {}, want {limit}", len(got))
+        }
+        ValidationErrorKind::MaxItems { limit } => {
+            format!("maxItems: got {}, want {limit}", len(got))
+        }
+        ValidationErrorKind::MinProperties { limit } => {
+            format!("minProperties: got {}, want {limit}", len(got))
+        }
+        ValidationErrorKind::MaxProperties { limit } => {
+            format!("maxProperties: got {}, want {limit}", len(got))
+        }
+        ValidationErrorKind::Minimum { limit } => {
+            format!("minimum: got {}, want {}", go_number(got), go_number(limit))
+        }
+        ValidationErrorKind::Maximum { limit } => {
+            format!("maximum: got {}, want {}", go_number(got), go_number(limit))
+        }
+        ValidationErrorKind::ExclusiveMinimum { limit } => format!(
+            "exclusiveMinimum: got {}, want {}",
+            go_number(got),
+            go_number(limit)
+        ),
+        ValidationErrorKind::ExclusiveMaximum { limit } => format!(
+            "exclusiveMaximum: got {}, want {}",
+            go_number(got),
+            go_number(limit)
+        ),
+        _ => e.to_string(),
+    }
 }
 
 /// The external references of `schema` and, through the documents already
@@ -270,7 +492,61 @@ mod tests {
         let schema = br#"{"type":"object","properties":{"port":{"type":"integer"}}}"#;
         assert!(validate_one(schema, &vals("port: 80\n"), &Default::default()).is_ok());
         let e = validate_one(schema, &vals("port: http\n"), &Default::default()).unwrap_err();
-        assert!(e.starts_with("- at '/port': "), "{e}");
+        assert_eq!(e, "- at '/port': got string, want integer\n");
+    }
+
+    /// Each line is what `helm template` v4.2.4 printed for these values (Helm lists a
+    /// schema's violations in Go's map order, which changes from run to run; sluice in the
+    /// schema's order).
+    #[test]
+    fn violations_are_worded_as_helms_validator_words_them() {
+        let schema =
+            br#"{"type":"object","required":["policy","other"],"additionalProperties":false,
+ "properties":{
+  "policy":{"type":"string"},
+  "port":{"type":"integer","minimum":1,"maximum":65535},
+  "name":{"type":"string","minLength":3,"maxLength":5,"pattern":"^[a-z]+$"},
+  "mode":{"enum":["a","b",1,null]},
+  "one":{"enum":["x"]},
+  "c":{"const":"fixed"},
+  "list":{"type":"array","minItems":2,"maxItems":3},
+  "multi":{"type":["string","integer"]},
+  "nested":{"type":"object","required":["x"],"properties":{"x":{"type":"boolean"}}},
+  "f":{"type":"number","exclusiveMinimum":1.5}
+ }}"#;
+        let bad = "port: \"80\"\nname: \"AB\"\nmode: \"c\"\none: \"y\"\nc: \"z\"\nlist: [1]\n\
+                   multi: 1.5\nnested: {}\nf: 1\nextra: 1\nextra2: 2\n";
+        let e = validate_one(schema, &vals(bad), &Default::default()).unwrap_err();
+        assert_eq!(
+            e,
+            "- at '': missing properties 'policy', 'other'\n\
+             - at '/port': got string, want integer\n\
+             - at '/name': validation failed\n\
+             \x20 - at '/name': minLength: got 2, want 3\n\
+             \x20 - at '/name': 'AB' does not match pattern '^[a-z]+$'\n\
+             - at '/mode': value must be one of 'a', 'b', 1, <nil>\n\
+             - at '/one': value must be 'x'\n\
+             - at '/c': value must be 'fixed'\n\
+             - at '/list': minItems: got 1, want 2\n\
+             - at '/multi': got number, want integer or string\n\
+             - at '/nested': missing property 'x'\n\
+             - at '/f': exclusiveMinimum: got 1, want 1.5\n\
+             - at '': additional properties 'extra', 'extra2' not allowed\n"
+        );
+        let e = validate_one(
+            schema,
+            &vals("port: 0\nname: toolong1\n"),
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "- at '': missing properties 'policy', 'other'\n\
+             - at '/port': minimum: got 0, want 1\n\
+             - at '/name': validation failed\n\
+             \x20 - at '/name': maxLength: got 8, want 5\n\
+             \x20 - at '/name': 'toolong1' does not match pattern '^[a-z]+$'\n"
+        );
     }
 
     #[test]
