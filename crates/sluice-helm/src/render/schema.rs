@@ -290,6 +290,11 @@ fn go_type(v: &serde_json::Value) -> &'static str {
     }
 }
 
+/// `KEYWORD: got GOT, want WANT`, the form of the validator's bounds.
+fn got_want(keyword: &str, got: impl std::fmt::Display, want: impl std::fmt::Display) -> String {
+    format!("{keyword}: got {got}, want {want}")
+}
+
 /// The message Helm's validator gives for a violation; the `jsonschema` crate's own words
 /// for the kinds not translated here.
 fn message(e: &jsonschema::ValidationError<'_>) -> String {
@@ -355,40 +360,24 @@ fn message(e: &jsonschema::ValidationError<'_>) -> String {
             go_quote(got.as_str().unwrap_or_default()),
             go_quote(pattern)
         ),
-        ValidationErrorKind::MinLength { limit } => {
-            format!("minLength: got {}, want {limit}", len(got))
-        }
-        ValidationErrorKind::MaxLength { limit } => {
-            format!("maxLength: got {}, want {limit}", len(got))
-        }
-        ValidationErrorKind::MinItems { limit } => {
-            format!("minItems: got {}, want {limit}", len(got))
-        }
-        ValidationErrorKind::MaxItems { limit } => {
-            format!("maxItems: got {}, want {limit}", len(got))
-        }
-        ValidationErrorKind::MinProperties { limit } => {
-            format!("minProperties: got {}, want {limit}", len(got))
-        }
-        ValidationErrorKind::MaxProperties { limit } => {
-            format!("maxProperties: got {}, want {limit}", len(got))
-        }
+        ValidationErrorKind::MinLength { limit } => got_want("minLength", len(got), limit),
+        ValidationErrorKind::MaxLength { limit } => got_want("maxLength", len(got), limit),
+        ValidationErrorKind::MinItems { limit } => got_want("minItems", len(got), limit),
+        ValidationErrorKind::MaxItems { limit } => got_want("maxItems", len(got), limit),
+        ValidationErrorKind::MinProperties { limit } => got_want("minProperties", len(got), limit),
+        ValidationErrorKind::MaxProperties { limit } => got_want("maxProperties", len(got), limit),
         ValidationErrorKind::Minimum { limit } => {
-            format!("minimum: got {}, want {}", go_number(got), go_number(limit))
+            got_want("minimum", go_number(got), go_number(limit))
         }
         ValidationErrorKind::Maximum { limit } => {
-            format!("maximum: got {}, want {}", go_number(got), go_number(limit))
+            got_want("maximum", go_number(got), go_number(limit))
         }
-        ValidationErrorKind::ExclusiveMinimum { limit } => format!(
-            "exclusiveMinimum: got {}, want {}",
-            go_number(got),
-            go_number(limit)
-        ),
-        ValidationErrorKind::ExclusiveMaximum { limit } => format!(
-            "exclusiveMaximum: got {}, want {}",
-            go_number(got),
-            go_number(limit)
-        ),
+        ValidationErrorKind::ExclusiveMinimum { limit } => {
+            got_want("exclusiveMinimum", go_number(got), go_number(limit))
+        }
+        ValidationErrorKind::ExclusiveMaximum { limit } => {
+            got_want("exclusiveMaximum", go_number(got), go_number(limit))
+        }
         _ => e.to_string(),
     }
 }
