@@ -97,8 +97,8 @@ pub(super) const FUNCS: &[Spec] = &[
     }),
     spec!("sortAlpha", 1, Some(1), |a| {
         let mut v = match &a[0] {
-            Value::List(_) => strslice(&a[0]),
-            Value::Object(o) if o.kind() == "slice" => strslice(&a[0]),
+            Value::Object(o) if o.kind() != "slice" => vec![strval(&a[0])],
+            Value::List(_) | Value::Object(_) => strslice(&a[0]),
             other => vec![strval(other)],
         };
         v.sort();

@@ -172,9 +172,9 @@ pub fn validate_one(schema: &[u8], values: &YMap, docs: &Documents) -> Result<()
             parent: parent_of(e.evaluation_path().as_str()).to_string(),
             required: match e.kind() {
                 ValidationErrorKind::Required { property } => {
-                    Some(property.as_str().unwrap_or_default().to_string())
+                    vec![property.as_str().unwrap_or_default().to_string()]
                 }
-                _ => None,
+                _ => Vec::new(),
             },
             message: message(&e),
         })
@@ -189,8 +189,8 @@ struct Violation {
     at: String,
     /// The subschema that reported it (its evaluation path without the keyword).
     parent: String,
-    /// For a `required` violation, the property missing.
-    required: Option<String>,
+    /// For a `required` violation, the properties missing.
+    required: Vec<String>,
     message: String,
 }
 
@@ -202,29 +202,22 @@ fn parent_of(path: &str) -> &str {
 /// The validator reports each missing property; Helm's reports the properties one
 /// subschema misses at one place together: `missing properties 'a', 'b'`.
 fn merge_required(errors: Vec<Violation>) -> Vec<Violation> {
-    let mut out: Vec<(Violation, Vec<String>)> = Vec::new();
+    let mut out: Vec<Violation> = Vec::new();
     for e in errors {
-        if let Some(p) = &e.required
-            && let Some((last, missing)) = out.last_mut()
-            && last.required.is_some()
+        if let Some(last) = out.last_mut()
+            && !e.required.is_empty()
+            && !last.required.is_empty()
             && last.at == e.at
             && last.parent == e.parent
         {
-            missing.push(p.clone());
+            last.required.extend(e.required);
+            let names: Vec<String> = last.required.iter().map(|m| go_quote(m)).collect();
+            last.message = format!("missing properties {}", names.join(", "));
             continue;
         }
-        let missing = e.required.iter().cloned().collect();
-        out.push((e, missing));
+        out.push(e);
     }
-    out.into_iter()
-        .map(|(mut e, missing)| {
-            if missing.len() > 1 {
-                let names: Vec<String> = missing.iter().map(|m| go_quote(m)).collect();
-                e.message = format!("missing properties {}", names.join(", "));
-            }
-            e
-        })
-        .collect()
+    out
 }
 
 /// The violations as Helm lists them: `- at 'PATH': MESSAGE`, where several that one
