@@ -15,10 +15,10 @@ use std::io::Read;
 use std::rc::Rc;
 
 use sluice_kustomize::yaml::Value;
-use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::parser::Parser;
 
 use crate::chart::{Metadata, decode_metadata};
-use crate::yaml::{Builder, YamlError};
+use crate::yaml::{Builder, Event, Source, YamlError};
 
 /// Flux's limit on an index (`MaxIndexSize`, 50 MiB).
 pub const MAX_INDEX_SIZE: u64 = 50 << 20;
@@ -253,27 +253,26 @@ fn walk(input: impl Read, want: Want<'_>, limit: u64) -> Result<Walked, IndexErr
     Ok(walked)
 }
 
-fn walk_events<I: Iterator<Item = char>>(
-    b: &mut Builder<I>,
-    want: &Want<'_>,
-) -> Result<Walked, IndexError> {
+fn walk_events<S: Source>(b: &mut Builder<S>, want: &Want<'_>) -> Result<Walked, IndexError> {
     let mut out = Walked::default();
     // Stream start, then the first document (later ones are ignored, as
     // yaml.Unmarshal ignores them).
     loop {
-        let (ev, mark) = b.next()?;
+        let (ev, _) = b.next()?;
         match ev {
             Event::StreamStart => {}
             Event::StreamEnd => return Ok(out),
             Event::DocumentStart => break,
-            _ => return Err(YamlError::at_marker(&mark, "unexpected event").into()),
+            _ => return Err(YamlError::decode("unexpected event").into()),
         }
     }
     let (ev, _) = b.next()?;
     match ev {
         Event::MappingStart(..) => {}
-        Event::Scalar(ref t, yaml_rust2::scanner::TScalarStyle::Plain, _, None)
-            if matches!(t.as_str(), "" | "~" | "null" | "Null" | "NULL") =>
+        Event::Scalar(ref sc)
+            if sc.implicit
+                && sc.props.tag.is_none()
+                && matches!(sc.value.as_str(), "" | "~" | "null" | "Null" | "NULL") =>
         {
             return Ok(out);
         }
@@ -296,16 +295,16 @@ fn walk_events<I: Iterator<Item = char>>(
         "annotations",
     ];
     loop {
-        let (ev, mark) = b.next()?;
+        let (ev, _) = b.next()?;
         if ev == Event::MappingEnd {
             break;
         }
-        let key = b.node(ev, mark)?;
+        let key = b.node(ev)?;
         let key = key.scalar_text().map(|k| k.to_string()).unwrap_or_default();
-        let (ev, mark) = b.next()?;
+        let (ev, _) = b.next()?;
         match top_key(&key, TOP) {
             Some("apiVersion") => {
-                out.api_version = match b.node(ev, mark)? {
+                out.api_version = match b.node(ev)? {
                     Value::Null => String::new(),
                     Value::Str(s) => s.to_string(),
                     Value::Int(i) => i.to_string(),
@@ -320,7 +319,7 @@ fn walk_events<I: Iterator<Item = char>>(
                 };
             }
             Some("generated") => {
-                if let Value::Str(s) = b.node(ev, mark)? {
+                if let Value::Str(s) = b.node(ev)? {
                     out.generated = Some(s.to_string());
                 }
             }
@@ -342,16 +341,18 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-fn walk_entries<I: Iterator<Item = char>>(
-    b: &mut Builder<I>,
+fn walk_entries<S: Source>(
+    b: &mut Builder<S>,
     ev: Event,
     want: &Want<'_>,
     out: &mut Walked,
 ) -> Result<(), IndexError> {
     match ev {
         Event::MappingStart(..) => {}
-        Event::Scalar(ref t, yaml_rust2::scanner::TScalarStyle::Plain, _, None)
-            if matches!(t.as_str(), "" | "~" | "null" | "Null" | "NULL") =>
+        Event::Scalar(ref sc)
+            if sc.implicit
+                && sc.props.tag.is_none()
+                && matches!(sc.value.as_str(), "" | "~" | "null" | "Null" | "NULL") =>
         {
             return Ok(());
         }
@@ -363,17 +364,17 @@ fn walk_entries<I: Iterator<Item = char>>(
         }
     }
     loop {
-        let (ev, mark) = b.next()?;
+        let (ev, _) = b.next()?;
         if ev == Event::MappingEnd {
             return Ok(());
         }
         let name = b
-            .node(ev, mark)?
+            .node(ev)?
             .scalar_text()
             .map(|k| k.to_string())
             .unwrap_or_default();
         out.charts += 1;
-        let (ev, mark) = b.next()?;
+        let (ev, _) = b.next()?;
         let keep = match want {
             Want::One(n) => *n == name,
             Want::All => true,
@@ -385,11 +386,11 @@ fn walk_entries<I: Iterator<Item = char>>(
         let mut kept = Vec::new();
         match ev {
             Event::SequenceStart(..) => loop {
-                let (ev, mark) = b.next()?;
+                let (ev, _) = b.next()?;
                 if ev == Event::SequenceEnd {
                     break;
                 }
-                let entry = b.node(ev, mark)?;
+                let entry = b.node(ev)?;
                 match decode_entry(&entry)? {
                     Some(cv) => {
                         out.valid += 1;
@@ -401,7 +402,7 @@ fn walk_entries<I: Iterator<Item = char>>(
                 }
             },
             other => {
-                let v = b.node(other, mark)?;
+                let v = b.node(other)?;
                 if !v.is_null() {
                     return Err(IndexError::Decode(format!(
                         "json: cannot unmarshal {} into Go struct field IndexFile.entries of type repo.ChartVersions",

@@ -1,6 +1,9 @@
-//! YAML as Helm reads it: `sigs.k8s.io/yaml` over go-yaml v2. Plain
-//! scalars resolve with YAML 1.1's rules (`yes`/`on` are booleans, `0777`
-//! is octal, timestamps stay strings), map keys become strings, anchors,
+//! YAML as Helm reads it: `sigs.k8s.io/yaml` over go-yaml v2. The text is
+//! read by libyaml's scanner and parser ([`events`]), of which go-yaml is a
+//! port, so the same texts are accepted and refused, with go-yaml's problem
+//! texts and lines. Plain scalars resolve with YAML 1.1's rules (`yes`/`on`
+//! are booleans, `0777` is octal, timestamps stay strings), explicit tags
+//! are checked as go-yaml checks them, map keys become strings, anchors,
 //! aliases and `<<` merge keys work, the last of duplicate keys wins.
 //!
 //! The result is the JSON-shaped [`Value`] of the kustomize engine, whose
@@ -9,20 +12,24 @@
 use std::collections::HashMap;
 
 use sluice_kustomize::yaml::{CompactString, Map, Value};
-use yaml_rust2::parser::{Event, Parser, Tag};
-use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
 
 use crate::gofmt::format_g64;
 
-/// A YAML syntax error, printed as go-yaml v2 prints it: `yaml: line N: PROBLEM`, or
-/// `yaml: PROBLEM` where go-yaml names no line (see [`YamlError::from`]).
+mod events;
+
+pub(crate) use events::{Event, Mark, Props, Scalar};
+
+/// A YAML failure, printed as `sigs.k8s.io/yaml` over go-yaml v2 prints it:
+/// `yaml: line N: PROBLEM`, or `yaml: PROBLEM` where go-yaml names no line;
+/// the failures of the conversion to JSON have no `yaml: ` (`prefixed`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("yaml: {}{message}", where_(*line))]
+#[error("{}{}{message}", if *prefixed { "yaml: " } else { "" }, where_(*line))]
 pub struct YamlError {
     /// The line go-yaml names; 0 when it names none.
     pub line: usize,
     pub column: usize,
     pub message: String,
+    pub prefixed: bool,
 }
 
 fn where_(line: usize) -> String {
@@ -33,67 +40,89 @@ fn where_(line: usize) -> String {
     }
 }
 
-/// yaml-rust2's parser errors (its context, then libyaml's problem) and the problem go-yaml
-/// prints for each: go-yaml prints the problem only.
-const PARSER_ERRORS: &[(&str, &str)] = &[
-    (
-        "while parsing a block mapping, did not find expected key",
-        "did not find expected key",
-    ),
-    (
-        "while parsing a block collection, did not find expected '-' indicator",
-        "did not find expected '-' indicator",
-    ),
-    (
-        "while parsing a flow sequence, expected ',' or ']'",
-        "did not find expected ',' or ']'",
-    ),
-    (
-        "while parsing a flow mapping, did not find expected ',' or '}'",
-        "did not find expected ',' or '}'",
-    ),
-    (
-        "while parsing a node, did not find expected node content",
-        "did not find expected node content",
-    ),
-    (
-        "did not find expected <document start>",
-        "did not find expected <document start>",
-    ),
-    (
-        "did not find expected <document-start>",
-        "did not find expected <document start>",
-    ),
-];
-
 impl YamlError {
-    pub(crate) fn at_marker(mark: &Marker, message: impl Into<String>) -> YamlError {
+    /// A failure of go-yaml's decoder (`failf`), which names no line.
+    pub(crate) fn decode(message: impl Into<String>) -> YamlError {
         YamlError {
-            line: mark.line(),
-            column: mark.col() + 1,
+            line: 0,
+            column: 0,
             message: message.into(),
+            prefixed: true,
         }
     }
 }
 
-impl From<ScanError> for YamlError {
-    /// go-yaml's line: a scanner error's problem line counted from 1, a parser error's counted
-    /// from 0 (libyaml's marks are 0-based and go-yaml adds one for scanner errors only), and
-    /// no line when the problem is on the first line (mark 0, where go-yaml falls back to the
-    /// context's mark, which is never later).
-    fn from(e: ScanError) -> YamlError {
-        let mark = e.marker();
-        let info = e.info();
-        let (line, message) = match PARSER_ERRORS.iter().find(|(ours, _)| *ours == info) {
-            Some((_, go)) => (mark.line().saturating_sub(1), (*go).to_string()),
-            None if mark.line() <= 1 => (0, info.to_string()),
-            None => (mark.line(), info.to_string()),
+/// Where events come from: libyaml's parser over a text ([`events::Events`])
+/// or, for a repository index read as a stream, yaml-rust2's
+/// (`yaml_rust2::parser::Parser`).
+pub(crate) trait Source {
+    fn next_event(&mut self) -> Result<(Event, Mark), YamlError>;
+}
+
+impl Source for events::Events<'_> {
+    fn next_event(&mut self) -> Result<(Event, Mark), YamlError> {
+        self.next()
+    }
+}
+
+impl<I: Iterator<Item = char>> Source for yaml_rust2::parser::Parser<I> {
+    fn next_event(&mut self) -> Result<(Event, Mark), YamlError> {
+        use yaml_rust2::parser::Event as E;
+        use yaml_rust2::scanner::TScalarStyle;
+        let (ev, m) = self.next_token().map_err(|e| {
+            let mark = e.marker();
+            YamlError {
+                line: mark.line(),
+                column: mark.col() + 1,
+                message: e.info().to_string(),
+                prefixed: true,
+            }
+        })?;
+        let mark = Mark {
+            line: m.line().saturating_sub(1),
+            column: m.col(),
         };
-        YamlError {
-            line,
-            column: mark.col() + 1,
-            message,
-        }
+        let anchor = |id: usize| (id != 0).then(|| id.to_string());
+        let tag = |t: Option<yaml_rust2::parser::Tag>| {
+            t.map(|t| {
+                if t.handle == "!!" {
+                    format!("tag:yaml.org,2002:{}", t.suffix)
+                } else {
+                    format!("{}{}", t.handle, t.suffix)
+                }
+            })
+        };
+        let ev = match ev {
+            E::Nothing | E::StreamStart => Event::StreamStart,
+            E::StreamEnd => Event::StreamEnd,
+            E::DocumentStart => Event::DocumentStart,
+            E::DocumentEnd => Event::DocumentEnd,
+            E::Alias(id) => Event::Alias(id.to_string()),
+            E::Scalar(value, style, id, t) => {
+                let plain = style == TScalarStyle::Plain;
+                let implicit = plain && t.is_none();
+                Event::Scalar(Scalar {
+                    value,
+                    props: Props {
+                        anchor: anchor(id),
+                        tag: tag(t),
+                    },
+                    plain,
+                    implicit,
+                })
+            }
+            E::SequenceStart(id, t) => Event::SequenceStart(Props {
+                anchor: anchor(id),
+                tag: tag(t),
+            }),
+            E::SequenceEnd => Event::SequenceEnd,
+            E::MappingStart(id, t) => Event::MappingStart(Props {
+                anchor: anchor(id),
+                tag: tag(t),
+            }),
+            E::MappingEnd => Event::MappingEnd,
+        };
+        Ok((ev, mark))
     }
 }
 
@@ -103,48 +132,59 @@ const ALIAS_BUDGET: usize = 4 << 20;
 
 /// Reads every document of `text` (an empty stream has none).
 pub(crate) fn parse_docs(text: &str) -> Result<Vec<Value>, YamlError> {
-    // Lines inside flow collections and quoted scalars at an indentation go-yaml does not
-    // check (sluice_kustomize::yaml::relax).
-    sluice_kustomize::yaml::read_relaxed(text, parse_docs_once, |e: &YamlError| &e.message)
-}
-
-fn parse_docs_once(text: &str) -> Result<Vec<Value>, YamlError> {
-    let mut b = Builder::new(Parser::new_from_str(text));
+    let mut b = Builder::new(events::Events::new(text));
     let mut docs = Vec::new();
-    documents(&mut b, |b, ev, mark| {
-        docs.push(b.node(ev, mark)?);
+    documents(&mut b, |b, ev| {
+        docs.push(b.node(ev)?);
         Ok(true)
     })?;
     Ok(docs)
 }
 
 /// Goes through the documents of a stream, handing the first event of each to `doc`, which
-/// reads the rest of it and says whether to go on; `false` when it stopped.
-fn documents<I: Iterator<Item = char>>(
-    b: &mut Builder<I>,
-    mut doc: impl FnMut(&mut Builder<I>, Event, Marker) -> Result<bool, YamlError>,
+/// reads the rest of it and says whether to go on; `false` when it stopped. As go-yaml's
+/// parser, a document is done at its end event: what follows is not read.
+fn documents<S: Source>(
+    b: &mut Builder<S>,
+    mut doc: impl FnMut(&mut Builder<S>, Event) -> Result<bool, YamlError>,
 ) -> Result<bool, YamlError> {
     loop {
-        let (ev, mark) = b.next()?;
+        let (ev, _) = b.next()?;
         match ev {
-            Event::StreamStart | Event::DocumentEnd => {}
+            Event::StreamStart => {}
             Event::DocumentStart => {
-                let (ev, mark) = b.next()?;
-                if !doc(b, ev, mark)? {
+                let (ev, _) = b.next()?;
+                if !doc(b, ev)? {
                     return Ok(false);
                 }
+                // The node is followed by the document's end.
+                b.next()?;
                 b.anchors.clear();
+                if b.stop_after_document {
+                    return Ok(false);
+                }
             }
             Event::StreamEnd => return Ok(true),
-            _ => return Err(YamlError::at_marker(&mark, "unexpected event")),
+            _ => {
+                return Err(YamlError::decode(
+                    "attempted to go past the end of stream; corrupted value?",
+                ));
+            }
         }
     }
 }
 
-/// Reads the first document of `text`, as `yaml.Unmarshal` does (`Null`
-/// for an empty one).
+/// Reads the first document of `text` as `yaml.Unmarshal` does (`Null`
+/// for an empty one): what follows its end is not read.
 pub(crate) fn parse_first(text: &str) -> Result<Value, YamlError> {
-    Ok(parse_docs(text)?.into_iter().next().unwrap_or(Value::Null))
+    let mut b = Builder::new(events::Events::new(text));
+    b.stop_after_document = true;
+    let mut first = Value::Null;
+    documents(&mut b, |b, ev| {
+        first = b.node(ev)?;
+        Ok(true)
+    })?;
+    Ok(first)
 }
 
 /// Keys of a document's head to keep: each a top-level key, with `Some`
@@ -153,12 +193,12 @@ pub(crate) type HeadKeys<'k> = &'k [(&'k str, Option<&'k [&'k str]>)];
 
 /// The first document of `text` as [`parse_first`] reads it, but holding
 /// only the keys `keep` names (what Helm's `SimpleHead` reads of a rendered
-/// manifest): the rest of the stream is still read, so a syntax error
-/// anywhere is found, but not built, which in a large chart was most of
-/// the cost of sorting its manifests. Whatever only building would judge
-/// (an alias, a `<<` merge key, a collection as a key) or any error sends
-/// the text through [`parse_first`], so the outcome is always its outcome
-/// with the other keys left out.
+/// manifest): the rest of the document is still read, so a syntax error
+/// anywhere in it is found, but not built, which in a large chart was most
+/// of the cost of sorting its manifests. Whatever only building would judge
+/// (an alias, a `<<` merge key, a tag, a collection or null as a key) or
+/// any error sends the text through [`parse_first`], so the outcome is
+/// always its outcome with the other keys left out.
 pub(crate) fn parse_first_head(text: &str, keep: HeadKeys<'_>) -> Result<Value, YamlError> {
     match read_head(text, keep) {
         Ok(Some(v)) => Ok(v),
@@ -169,149 +209,181 @@ pub(crate) fn parse_first_head(text: &str, keep: HeadKeys<'_>) -> Result<Value, 
 /// [`parse_first_head`] without its fallback: `None` when the text holds
 /// something only the full reading can judge.
 fn read_head(text: &str, keep: HeadKeys<'_>) -> Result<Option<Value>, YamlError> {
-    let mut b = Builder::new(Parser::new_from_str(text));
+    let mut b = Builder::new(events::Events::new(text));
+    b.stop_after_document = true;
     let mut first = None;
-    let read = documents(&mut b, |b, ev, mark| {
-        if first.is_some() {
-            return b.skip_plain(ev);
-        }
+    documents(&mut b, |b, ev| {
         first = Some(match ev {
-            Event::MappingStart(..) => match b.head_map(keep)? {
+            Event::MappingStart(p) if p == Props::default() => match b.head_map(keep)? {
                 Some(v) => v,
                 None => return Ok(false),
             },
-            ev => b.node(ev, mark)?,
+            Event::Scalar(s) if s.props == Props::default() => scalar(s)?,
+            _ => {
+                b.gave_up = true;
+                return Ok(false);
+            }
         });
         Ok(true)
     })?;
-    Ok(read.then(|| first.unwrap_or(Value::Null)))
+    Ok(first.or(Some(Value::Null)).filter(|_| !b.gave_up))
 }
 
-pub(crate) struct Builder<I: Iterator<Item = char>> {
-    pub(crate) parser: Parser<I>,
-    anchors: HashMap<usize, Value>,
+pub(crate) struct Builder<S> {
+    pub(crate) src: S,
+    anchors: HashMap<String, Value>,
     alias_budget: usize,
+    stop_after_document: bool,
+    gave_up: bool,
 }
 
-impl<I: Iterator<Item = char>> Builder<I> {
-    pub(crate) fn new(parser: Parser<I>) -> Self {
+/// A collection being built.
+enum Open {
+    Seq(Vec<Value>, Option<String>),
+    /// The map, its anchor, and the key read whose value comes next (with
+    /// whether it is a `<<` merge key).
+    Map(Map, Option<String>, Option<(Value, bool)>),
+}
+
+impl<S: Source> Builder<S> {
+    pub(crate) fn new(src: S) -> Self {
         Builder {
-            parser,
+            src,
             anchors: HashMap::new(),
             alias_budget: ALIAS_BUDGET,
+            stop_after_document: false,
+            gave_up: false,
         }
     }
 
-    pub(crate) fn next(&mut self) -> Result<(Event, Marker), YamlError> {
-        Ok(self.parser.next_token()?)
+    pub(crate) fn next(&mut self) -> Result<(Event, Mark), YamlError> {
+        self.src.next_event()
     }
 
-    /// Builds the node that starts with `ev`.
-    pub(crate) fn node(&mut self, ev: Event, mark: Marker) -> Result<Value, YamlError> {
-        match ev {
-            Event::Scalar(text, style, anchor, tag) => {
-                let v = resolve(text, style, tag.as_ref());
-                self.remember(anchor, &v);
-                Ok(v)
-            }
-            Event::Alias(id) => {
-                let v = self
-                    .anchors
-                    .get(&id)
-                    .cloned()
-                    .ok_or_else(|| YamlError::at_marker(&mark, "unknown anchor referenced"))?;
-                let w = weight(&v);
-                if w > self.alias_budget {
-                    return Err(YamlError::at_marker(
-                        &mark,
-                        "document contains excessive aliasing",
+    /// Builds the node that starts with `ev`, going down without recursion
+    /// (libyaml nests as deep as go-yaml's limit, 10,000).
+    pub(crate) fn node(&mut self, mut ev: Event) -> Result<Value, YamlError> {
+        let mut open: Vec<Open> = Vec::new();
+        loop {
+            let (done, merge) = match ev {
+                Event::Scalar(s) => {
+                    let merge = s.value == "<<"
+                        && (s.implicit
+                            || s.props.tag.as_deref() == Some("tag:yaml.org,2002:merge"));
+                    let anchor = s.props.anchor.clone();
+                    let v = scalar(s)?;
+                    self.remember(anchor, &v);
+                    (v, merge)
+                }
+                Event::Alias(name) => (self.alias(&name, &open)?, false),
+                Event::SequenceStart(p) => {
+                    open.push(Open::Seq(Vec::new(), p.anchor));
+                    ev = self.next()?.0;
+                    continue;
+                }
+                Event::MappingStart(p) => {
+                    open.push(Open::Map(Map::new(), p.anchor, None));
+                    ev = self.next()?.0;
+                    continue;
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    let (v, anchor) = match open.pop() {
+                        Some(Open::Seq(items, a)) => (Value::Seq(items), a),
+                        Some(Open::Map(map, a, _)) => (Value::Map(map), a),
+                        None => return Err(YamlError::decode("unexpected end of a collection")),
+                    };
+                    self.remember(anchor, &v);
+                    (v, false)
+                }
+                _ => {
+                    return Err(YamlError::decode(
+                        "attempted to go past the end of stream; corrupted value?",
                     ));
                 }
-                self.alias_budget -= w;
-                Ok(v)
-            }
-            Event::SequenceStart(anchor, _) => {
-                let mut items = Vec::new();
-                loop {
-                    let (ev, mark) = self.next()?;
-                    if ev == Event::SequenceEnd {
-                        break;
+            };
+            match open.last_mut() {
+                None => return Ok(done),
+                Some(Open::Seq(items, _)) => items.push(done),
+                Some(Open::Map(map, _, pending)) => match pending.take() {
+                    None => {
+                        if matches!(done, Value::Seq(_) | Value::Map(_)) {
+                            return Err(YamlError::decode(format!(
+                                "invalid map key: {}",
+                                go_sharp_v(&done, false)
+                            )));
+                        }
+                        *pending = Some((done, merge));
                     }
-                    items.push(self.node(ev, mark)?);
-                }
-                let v = Value::Seq(items);
-                self.remember(anchor, &v);
-                Ok(v)
-            }
-            Event::MappingStart(anchor, _) => {
-                let mut map = Map::new();
-                loop {
-                    let (ev, kmark) = self.next()?;
-                    if ev == Event::MappingEnd {
-                        break;
+                    Some((_, true)) => merge_into(map, done)?,
+                    Some((key, false)) => {
+                        let Some(key) = key_string(&key) else {
+                            return Err(null_key(&done));
+                        };
+                        map.insert(key, done);
                     }
-                    let is_merge =
-                        matches!(&ev, Event::Scalar(t, TScalarStyle::Plain, _, None) if t == "<<");
-                    let key = self.node(ev, kmark)?;
-                    let (ev, vmark) = self.next()?;
-                    let value = self.node(ev, vmark)?;
-                    if is_merge {
-                        merge_into(&mut map, value, &vmark)?;
-                        continue;
-                    }
-                    let key = key_string(&key).ok_or_else(|| {
-                        YamlError::at_marker(
-                            &kmark,
-                            format!("unsupported map key of type {}", key.kind_name()),
-                        )
-                    })?;
-                    map.insert(key, value);
-                }
-                let v = Value::Map(map);
-                self.remember(anchor, &v);
-                Ok(v)
+                },
             }
-            _ => Err(YamlError::at_marker(
-                &mark,
-                "did not find expected node content",
-            )),
+            ev = self.next()?.0;
         }
     }
 
-    fn remember(&mut self, anchor: usize, v: &Value) {
-        if anchor != 0 {
-            self.anchors.insert(anchor, v.clone());
+    fn alias(&mut self, name: &str, open: &[Open]) -> Result<Value, YamlError> {
+        let building = open.iter().any(|o| match o {
+            Open::Seq(_, a) | Open::Map(_, a, _) => a.as_deref() == Some(name),
+        });
+        if building {
+            return Err(YamlError::decode(format!(
+                "anchor '{name}' value contains itself"
+            )));
+        }
+        let v = self
+            .anchors
+            .get(name)
+            .cloned()
+            .ok_or_else(|| YamlError::decode(format!("unknown anchor '{name}' referenced")))?;
+        let w = weight(&v);
+        if w > self.alias_budget {
+            return Err(YamlError::decode("document contains excessive aliasing"));
+        }
+        self.alias_budget -= w;
+        Ok(v)
+    }
+
+    fn remember(&mut self, anchor: Option<String>, v: &Value) {
+        if let Some(a) = anchor {
+            self.anchors.insert(a, v.clone());
         }
     }
 
     /// A map (its `MappingStart` read) with only the keys `keep` names;
-    /// `None` when a key is not an untagged scalar without an anchor, is a
-    /// `<<` merge key, or a skipped value holds what only building judges.
+    /// `None` when a key is not an untagged plain or quoted scalar without
+    /// an anchor, is a `<<` merge key or null, or a skipped value holds
+    /// what only building judges.
     fn head_map(&mut self, keep: HeadKeys<'_>) -> Result<Option<Value>, YamlError> {
         let mut map = Map::new();
         loop {
             let (ev, _) = self.next()?;
             let key = match ev {
                 Event::MappingEnd => return Ok(Some(Value::Map(map))),
-                Event::Scalar(text, style, 0, None)
-                    if !(style == TScalarStyle::Plain && text == "<<") =>
+                Event::Scalar(s)
+                    if s.props == Props::default() && !(s.implicit && s.value == "<<") =>
                 {
-                    resolve(text, style, None)
+                    scalar(s)?
                 }
-                _ => return Ok(None),
+                _ => return Ok(self.give_up()),
             };
             let Some(key) = key_string(&key) else {
-                return Ok(None);
+                return Ok(self.give_up());
             };
-            let (ev, vmark) = self.next()?;
+            let (ev, _) = self.next()?;
             let Some(&(_, inner)) = keep.iter().find(|(k, _)| **k == *key) else {
                 if !self.skip_plain(ev)? {
-                    return Ok(None);
+                    return Ok(self.give_up());
                 }
                 continue;
             };
             let value = match (inner, ev) {
-                (Some(inner), Event::MappingStart(..)) => {
+                (Some(inner), Event::MappingStart(p)) if p == Props::default() => {
                     let inner: Vec<(&str, Option<&[&str]>)> =
                         inner.iter().map(|k| (*k, None)).collect();
                     match self.head_map(&inner)? {
@@ -319,25 +391,37 @@ impl<I: Iterator<Item = char>> Builder<I> {
                         None => return Ok(None),
                     }
                 }
-                (_, ev) => self.node(ev, vmark)?,
+                (_, ev) => {
+                    if !plain_node(&ev) {
+                        return Ok(self.give_up());
+                    }
+                    self.node(ev)?
+                }
             };
             map.insert(key, value);
         }
     }
 
+    fn give_up(&mut self) -> Option<Value> {
+        self.gave_up = true;
+        None
+    }
+
     /// Skips the node that starts with `ev` without building it: `false`
-    /// when it holds an alias, a `<<` merge key or a collection as a map
-    /// key, which only building judges.
+    /// when it holds what only building judges: an alias, an anchor, a tag,
+    /// a `<<` merge key, or a collection or null as a map key.
     fn skip_plain(&mut self, mut ev: Event) -> Result<bool, YamlError> {
         // Each open collection: `Some(next is a key)` for a map, `None` for
         // a sequence.
         let mut open: Vec<Option<bool>> = Vec::new();
         loop {
             let at_key = matches!(open.last(), Some(Some(true)));
+            if !plain_node(&ev) {
+                return Ok(false);
+            }
             let done = match ev {
-                Event::Alias(_) => return Ok(false),
                 Event::SequenceStart(..) | Event::MappingStart(..) if at_key => return Ok(false),
-                Event::Scalar(ref t, TScalarStyle::Plain, _, None) if at_key && t == "<<" => {
+                Event::Scalar(ref s) if at_key && s.implicit && is_null_or_merge(&s.value) => {
                     return Ok(false);
                 }
                 Event::SequenceStart(..) => {
@@ -387,9 +471,75 @@ impl<I: Iterator<Item = char>> Builder<I> {
     }
 }
 
+/// An event without what only building judges: an alias, an anchor, a tag.
+fn plain_node(ev: &Event) -> bool {
+    match ev {
+        Event::Alias(_) => false,
+        Event::Scalar(s) => s.props == Props::default(),
+        Event::SequenceStart(p) | Event::MappingStart(p) => *p == Props::default(),
+        _ => true,
+    }
+}
+
+/// A plain scalar that resolves to null or is a merge key.
+fn is_null_or_merge(s: &str) -> bool {
+    matches!(s, "" | "~" | "null" | "Null" | "NULL" | "<<")
+}
+
+/// `sigs.k8s.io/yaml`'s refusal of a null map key.
+fn null_key(value: &Value) -> YamlError {
+    YamlError {
+        line: 0,
+        column: 0,
+        message: format!(
+            "unsupported map key of type: %!s(<nil>), key: <nil>, value: {}",
+            go_sharp_v(value, true)
+        ),
+        prefixed: false,
+    }
+}
+
+/// Go's `%#v` of a decoded YAML value (`top`: the argument itself, where a
+/// nil prints `<nil>`).
+fn go_sharp_v(v: &Value, top: bool) -> String {
+    match v {
+        Value::Null if top => "<nil>".into(),
+        Value::Null => "interface {}(nil)".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => format_g64(*f),
+        Value::Str(s) => crate::funcs::go::quote(s),
+        Value::Seq(items) => format!(
+            "[]interface {{}}{{{}}}",
+            items
+                .iter()
+                .map(|i| go_sharp_v(i, false))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Map(m) => {
+            let mut entries: Vec<_> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            format!(
+                "map[interface {{}}]interface {{}}{{{}}}",
+                entries
+                    .iter()
+                    .map(|(k, v)| format!(
+                        "{}:{}",
+                        crate::funcs::go::quote(k),
+                        go_sharp_v(v, false)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    }
+}
+
 /// go-yaml v2's `<<`: the entries of a map (or of each map of a sequence,
 /// the first winning) set into `map` where it is merged.
-fn merge_into(map: &mut Map, value: Value, mark: &Marker) -> Result<(), YamlError> {
+fn merge_into(map: &mut Map, value: Value) -> Result<(), YamlError> {
+    let want_map = || YamlError::decode("map merge requires map or sequence of maps as the value");
     match value {
         Value::Map(m) => {
             for (k, v) in m.0 {
@@ -405,20 +555,12 @@ fn merge_into(map: &mut Map, value: Value, mark: &Marker) -> Result<(), YamlErro
                             map.insert(k, v);
                         }
                     }
-                    _ => {
-                        return Err(YamlError::at_marker(
-                            mark,
-                            "map merge requires map or sequence of maps as the value",
-                        ));
-                    }
+                    _ => return Err(want_map()),
                 }
             }
             Ok(())
         }
-        _ => Err(YamlError::at_marker(
-            mark,
-            "map merge requires map or sequence of maps as the value",
-        )),
+        _ => Err(want_map()),
     }
 }
 
@@ -430,39 +572,170 @@ fn weight(v: &Value) -> usize {
     }
 }
 
-/// A key as `sigs.k8s.io/yaml` turns it into a JSON object key.
+/// A key as `sigs.k8s.io/yaml` turns it into a JSON object key; `None` for
+/// null, which it refuses (collections go-yaml refused already).
 fn key_string(key: &Value) -> Option<CompactString> {
     Some(match key {
         Value::Str(s) => s.clone(),
         Value::Int(i) => i.to_string().into(),
         Value::Float(f) => format_g64(*f).into(),
         Value::Bool(b) => if *b { "true" } else { "false" }.into(),
-        Value::Null => "null".into(),
-        Value::Seq(_) | Value::Map(_) => return None,
+        Value::Null | Value::Seq(_) | Value::Map(_) => return None,
     })
 }
 
-/// A scalar's value, by go-yaml v2's rules.
-fn resolve(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
-    if let Some(tag) = tag {
-        let full = if tag.handle == "!!" {
-            format!("tag:yaml.org,2002:{}", tag.suffix)
-        } else {
-            format!("{}{}", tag.handle, tag.suffix)
-        };
-        match full.as_str() {
-            "tag:yaml.org,2002:str" | "tag:yaml.org,2002:binary" => return Value::Str(text.into()),
-            "tag:yaml.org,2002:int"
-            | "tag:yaml.org,2002:float"
-            | "tag:yaml.org,2002:bool"
-            | "tag:yaml.org,2002:null" => return resolve_plain_v2(text),
-            _ => {}
+const YAML_TAG: &str = "tag:yaml.org,2002:";
+
+/// go-yaml v2's decoding of a scalar into `interface{}`: a quoted or block
+/// scalar without a tag is a string; a plain one resolves; an explicit
+/// `!!str`, `!!int`, `!!float`, `!!bool`, `!!null` or `!!timestamp` must
+/// resolve to its kind (an integer may be a float), else "cannot decode";
+/// `!!binary` is base64; any other tag leaves the text a string.
+fn scalar(s: Scalar) -> Result<Value, YamlError> {
+    let tag = s
+        .props
+        .tag
+        .as_deref()
+        .map(|t| match t.strip_prefix(YAML_TAG) {
+            Some(rest) => format!("!!{rest}"),
+            None => t.to_string(),
+        });
+    let Some(tag) = tag else {
+        if !s.implicit {
+            return Ok(Value::Str(s.value.into()));
         }
+        return Ok(resolve_plain_v2(s.value));
+    };
+    match tag.as_str() {
+        "!!str" => Ok(Value::Str(s.value.into())),
+        "!!binary" => {
+            let clean: String = s
+                .value
+                .chars()
+                .filter(|c| *c != '\r' && *c != '\n')
+                .collect();
+            match data_encoding::BASE64.decode(clean.as_bytes()) {
+                Ok(data) => Ok(Value::Str(String::from_utf8_lossy(&data).as_ref().into())),
+                Err(_) => Err(YamlError::decode(
+                    "!!binary value contains invalid base64 data",
+                )),
+            }
+        }
+        "!!int" | "!!float" | "!!bool" | "!!null" | "!!timestamp" => {
+            let text = s.value.clone();
+            let v = resolve_plain_v2(s.value);
+            let got = match &v {
+                Value::Null => "!!null",
+                Value::Bool(_) => "!!bool",
+                Value::Int(_) => "!!int",
+                // Above i64's range, go-yaml's integer is a uint64.
+                Value::Float(_) if go_parse_uint(&text.replace('_', "")).is_some() => "!!int",
+                Value::Float(_) => "!!float",
+                _ if tag == "!!timestamp" && is_timestamp(&text) => "!!timestamp",
+                _ => "!!str",
+            };
+            if got == tag {
+                return Ok(v);
+            }
+            if tag == "!!float" && got == "!!int" {
+                return Ok(match v {
+                    Value::Int(i) => Value::Float(i as f64),
+                    v => v,
+                });
+            }
+            Err(YamlError::decode(format!(
+                "cannot decode {got} `{text}` as a {tag}"
+            )))
+        }
+        _ => Ok(Value::Str(s.value.into())),
     }
-    if style != TScalarStyle::Plain {
-        return Value::Str(text.into());
+}
+
+/// go-yaml v2's `parseTimestamp`: `2006-1-2`, optionally followed by `T`,
+/// `t` or spaces and `15:4:5` with a fraction and, after `T`/`t`, a zone
+/// (`Z` or `±07:00`).
+fn is_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let num = |min: usize, max: usize, i: &mut usize| -> Option<u32> {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() && *i - start < max {
+            *i += 1;
+        }
+        if *i - start < min {
+            return None;
+        }
+        s[start..*i].parse().ok()
+    };
+    let sep = |c: u8, i: &mut usize| -> bool {
+        if *i < b.len() && b[*i] == c {
+            *i += 1;
+            true
+        } else {
+            false
+        }
+    };
+    let Some(_year) = num(4, 4, &mut i) else {
+        return false;
+    };
+    if !sep(b'-', &mut i) {
+        return false;
     }
-    resolve_plain_v2(text)
+    let Some(month) = num(1, 2, &mut i) else {
+        return false;
+    };
+    if !sep(b'-', &mut i) {
+        return false;
+    }
+    let Some(day) = num(1, 2, &mut i) else {
+        return false;
+    };
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return false;
+    }
+    if i == b.len() {
+        return true;
+    }
+    let zoned = match b[i] {
+        b'T' | b't' => {
+            i += 1;
+            true
+        }
+        b' ' => {
+            i += 1;
+            false
+        }
+        _ => return false,
+    };
+    let (Some(h), true, Some(m), true, Some(sec)) = (
+        num(1, 2, &mut i),
+        sep(b':', &mut i),
+        num(1, 2, &mut i),
+        sep(b':', &mut i),
+        num(1, 2, &mut i),
+    ) else {
+        return false;
+    };
+    if h > 23 || m > 59 || sec > 59 {
+        return false;
+    }
+    if sep(b'.', &mut i) && num(1, 9, &mut i).is_none() {
+        return false;
+    }
+    if !zoned {
+        return i == b.len();
+    }
+    if sep(b'Z', &mut i) {
+        return i == b.len();
+    }
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+        return num(2, 2, &mut i).is_some()
+            && sep(b':', &mut i)
+            && num(2, 2, &mut i).is_some()
+            && i == b.len();
+    }
+    false
 }
 
 /// go-yaml v2's resolution of a plain scalar, as seen through an
@@ -728,6 +1001,65 @@ mod tests {
                 "{needs_building:?}"
             );
         }
+    }
+
+    /// go-yaml v2's decoding of explicit tags, keys and anchors (the
+    /// messages are those `helm template` prints for the same texts).
+    #[test]
+    fn tags_keys_and_anchors_decode_as_go_yaml_decodes_them() {
+        let m = one(
+            "a: !!binary aGVsbG8=\nb: !!float 1\nc: !!str 12\nd: !custom x\ne: !!timestamp 2001-12-14\nf: ! 12\n",
+        );
+        let m = m.as_map().unwrap();
+        assert_eq!(m.get("a"), Some(&Value::Str("hello".into())));
+        assert_eq!(m.get("b"), Some(&Value::Float(1.0)));
+        assert_eq!(m.get("c"), Some(&Value::Str("12".into())));
+        assert_eq!(m.get("d"), Some(&Value::Str("x".into())));
+        assert_eq!(m.get("e"), Some(&Value::Str("2001-12-14".into())));
+        assert_eq!(m.get("f"), Some(&Value::Str("12".into())));
+        for (text, err) in [
+            (
+                "a: !!int 1.5\n",
+                "yaml: cannot decode !!float `1.5` as a !!int",
+            ),
+            (
+                "a: !!timestamp x\n",
+                "yaml: cannot decode !!str `x` as a !!timestamp",
+            ),
+            ("a: !!null x\n", "yaml: cannot decode !!str `x` as a !!null"),
+            (
+                "a: !!binary '*'\n",
+                "yaml: !!binary value contains invalid base64 data",
+            ),
+            (
+                "? [a]\n: 1\n",
+                "yaml: invalid map key: []interface {}{\"a\"}",
+            ),
+            (
+                "~: 1\n",
+                "unsupported map key of type: %!s(<nil>), key: <nil>, value: 1",
+            ),
+            ("a: &x [*x]\n", "yaml: anchor 'x' value contains itself"),
+            ("a: *x\n", "yaml: unknown anchor 'x' referenced"),
+            (
+                "a: [1, 2]\n<<: 3\n",
+                "yaml: map merge requires map or sequence of maps as the value",
+            ),
+        ] {
+            assert_eq!(parse_first(text).unwrap_err().to_string(), err, "{text:?}");
+        }
+        assert!(is_timestamp("2001-12-14t21:59:43.10-05:00"));
+        assert!(is_timestamp("2001-12-14 21:59:43.10"));
+        assert!(!is_timestamp("2001-13-14"));
+        assert!(!is_timestamp("2001-12-14 21:59:43.10Z"));
+    }
+
+    /// Only the first document is read, as `yaml.Unmarshal` reads it: a
+    /// broken one after it is not an error; `parse_docs` reads them all.
+    #[test]
+    fn the_first_document_is_read_alone() {
+        assert_eq!(one("a: 1\n---\nb: [\n").as_map().unwrap().len(), 1);
+        assert!(parse_docs("a: 1\n---\nb: [\n").is_err());
     }
 
     #[test]

@@ -119,6 +119,70 @@ fn render_err(templates: &[(&str, &str)], values: &str, kube: &str) -> String {
         .to_string()
 }
 
+/// Rendered YAML is read as go-yaml reads it: each case of
+/// `render/yaml_cases.jsonl` (a template's text and what `helm template`
+/// v4.2.4 said: nothing when it rendered, else its error after `Error: `)
+/// is accepted or refused as Helm does, with Helm's message. The cases are
+/// the mistakes templates make (tabs, unclosed quotes and brackets, bad
+/// indentation, control characters, explicit tags, odd keys) and texts one
+/// YAML 1.2 parser refuses where libyaml does not (a tab after `:`, a
+/// quoted scalar's lines less indented). Where Helm is built, the file is
+/// checked against it too.
+#[test]
+fn yaml_is_read_as_go_yaml_reads_it() {
+    let cases: Vec<serde_json::Value> = std::fs::read_to_string(dir().join("yaml_cases.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(cases.len() >= 60);
+    let helm = crate::support::helm_bin("yaml_is_read_as_go_yaml_reads_it");
+    let tmp = tempfile::tempdir().unwrap();
+    write_tree(
+        tmp.path(),
+        &[("Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n")],
+    );
+    let mut wrong = Vec::new();
+    for case in &cases {
+        let (name, text) = (
+            case["name"].as_str().unwrap(),
+            case["text"].as_str().unwrap(),
+        );
+        let want = case["helm"].as_str().unwrap();
+        write_tree(tmp.path(), &[("templates/a.yaml", text)]);
+        let chart = load_dir(tmp.path(), &Limits::default()).unwrap();
+        let got = match render::render(&chart, &Default::default(), &opts("1.31.0")) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        if got != want {
+            wrong.push(format!("{name}: sluice {got:?}, Helm {want:?}"));
+        }
+        if let Some(helm) = &helm {
+            let out = std::process::Command::new(helm)
+                .args(["template", "r"])
+                .arg(tmp.path())
+                .output()
+                .unwrap();
+            let said = if out.status.success() {
+                String::new()
+            } else {
+                let e = String::from_utf8_lossy(&out.stderr);
+                let first = e.lines().next().unwrap_or_default();
+                first.strip_prefix("Error: ").unwrap_or(first).to_string()
+            };
+            assert_eq!(said, want, "{name}: the file no longer says what Helm says");
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {}:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
+}
+
 /// Each message is what `helm template` v4.2.4 prints after `Error: `.
 #[test]
 fn errors_read_as_helms() {
