@@ -12,10 +12,14 @@ use crate::yaml::{YamlError, non_finite, numbers_as_float, parse_docs, parse_fir
 pub enum ValuesError {
     #[error("error converting YAML to JSON: {0}")]
     Yaml(#[from] YamlError),
+    /// `sigs.k8s.io/yaml` v1.6.0's words (Helm v4.2.4's, and so Flux's).
     #[error(
-        "error unmarshaling JSON: json: cannot unmarshal {0} into Go value of type map[string]interface {{}}"
+        "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {0} into Go value of type map[string]interface {{}}"
     )]
     NotAMap(&'static str),
+    /// A document of a values file Helm's `LoadValues` reads could not be.
+    #[error("cannot unmarshal yaml document: {0}")]
+    Document(Box<ValuesError>),
     #[error("error converting YAML to JSON: json: unsupported value: {0}")]
     NonFinite(String),
     #[error("invalid UTF-8")]
@@ -65,8 +69,9 @@ pub fn parse_values_file(data: &[u8]) -> Result<Map, ValuesError> {
 pub fn load_values(data: &[u8]) -> Result<Map, ValuesError> {
     let text = std::str::from_utf8(data).map_err(|_| ValuesError::Utf8)?;
     let mut out = Map::new();
-    for doc in parse_docs(text)? {
-        out = merge_maps(out, as_values(doc)?);
+    let document = |e: ValuesError| ValuesError::Document(Box::new(e));
+    for doc in parse_docs(text).map_err(|e| document(e.into()))? {
+        out = merge_maps(out, as_values(doc).map_err(document)?);
     }
     Ok(out)
 }

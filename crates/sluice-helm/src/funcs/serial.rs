@@ -350,7 +350,6 @@ thread_local! {
 
 /// Helm's `fromYaml`: a map, or `{Error: message}`.
 fn from_yaml(text: &str) -> Value {
-    use crate::values::ValuesError;
     let memoized = FROM_YAML_MEMO.with(|m| m.borrow().get(text).map(from_yaml_model));
     if let Some(v) = memoized {
         return v;
@@ -370,9 +369,6 @@ fn from_yaml(text: &str) -> Value {
             }
             v
         }
-        Err(ValuesError::NotAMap(kind)) => error_map(format!(
-            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
-        )),
         Err(e) => error_map(e.to_string()),
     }
 }
