@@ -893,7 +893,7 @@ fn load_files_within(
     if !have_metadata {
         return Err(ChartError::invalid("Chart.yaml file is missing"));
     }
-    c.metadata.validate().map_err(|e| e.context("Chart.yaml"))?;
+    c.metadata.validate()?;
 
     for (n, files) in subcharts {
         if n.starts_with('_') || n.starts_with('.') {

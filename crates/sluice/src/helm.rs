@@ -89,6 +89,141 @@ pub fn run(args: HelmArgs) -> Result<()> {
     }
 }
 
+/// Helm's `LocateChart` for a chart that is not on disk: a path (absolute
+/// or starting with `.`) is not found; anything else would be looked up in
+/// a chart repository, which `sluice helm template` does not read (so no
+/// repository is found, as Helm finds none that is not configured).
+fn chart_not_found(name: &str) -> String {
+    if Path::new(name).is_absolute() || name.starts_with('.') {
+        return format!("path {name:?} not found");
+    }
+    match name.split_once('/') {
+        Some((repo, _)) => format!("repo {repo} not found"),
+        None => {
+            format!("non-absolute URLs should be in form of repo_name/path_to_chart, got: {name}")
+        }
+    }
+}
+
+/// Go's `filepath.Abs`: joined to the working directory and cleaned
+/// lexically (`.` and `..` resolved, no trailing `/`), symlinks kept.
+fn go_abs(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let joined = match std::env::current_dir() {
+        Ok(cwd) if path.is_relative() => cwd.join(path),
+        _ => path.to_path_buf(),
+    };
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// Helm's `ensureArchive` before it loads a chart file: a file that does
+/// not start as gzip is refused, named by its absolute path, with the type
+/// Go's `http.DetectContentType` gives its first 512 bytes (zero-padded, as
+/// Helm's buffer is), or as a YAML file by its extension.
+fn ensure_archive(path: &Path, abs: &Path) -> Result<()> {
+    let mut head = [0u8; 512];
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut n = 0;
+    while n < head.len() {
+        match std::io::Read::read(&mut f, &mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+    let kind = sniff_content_type(&head);
+    if kind == "application/x-gzip" {
+        return Ok(());
+    }
+    let name = abs.display();
+    if matches!(
+        abs.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    ) {
+        bail!("file '{name}' seems to be a YAML file, but expected a gzipped archive");
+    }
+    bail!("file '{name}' does not appear to be a gzipped archive; got '{kind}'")
+}
+
+/// Go's `net/http.DetectContentType` for the types a mistaken chart path
+/// is likely to be: HTML and XML, PDF, PostScript, text with a byte-order
+/// mark, common images, gzip, zip, RAR, WebAssembly, else plain text or,
+/// with a byte no text holds, `application/octet-stream`.
+fn sniff_content_type(data: &[u8]) -> &'static str {
+    let ws = |b: &u8| matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | b' ');
+    let start = data.iter().position(|b| !ws(b)).unwrap_or(data.len());
+    let text = &data[start..];
+    const HTML: &[&str] = &[
+        "<!DOCTYPE HTML",
+        "<HTML",
+        "<HEAD",
+        "<SCRIPT",
+        "<IFRAME",
+        "<H1",
+        "<DIV",
+        "<FONT",
+        "<TABLE",
+        "<A",
+        "<STYLE",
+        "<TITLE",
+        "<B",
+        "<BODY",
+        "<BR",
+        "<P",
+        "<!--",
+    ];
+    for sig in HTML {
+        let sig = sig.as_bytes();
+        if text.len() > sig.len()
+            && text[..sig.len()].eq_ignore_ascii_case(sig)
+            && matches!(text[sig.len()], b' ' | b'>')
+        {
+            return "text/html; charset=utf-8";
+        }
+    }
+    if text.starts_with(b"<?xml") {
+        return "text/xml; charset=utf-8";
+    }
+    const EXACT: &[(&[u8], &str)] = &[
+        (b"%PDF-", "application/pdf"),
+        (b"%!PS-Adobe-", "application/postscript"),
+        (b"\xfe\xff", "text/plain; charset=utf-16be"),
+        (b"\xff\xfe", "text/plain; charset=utf-16le"),
+        (b"\xef\xbb\xbf", "text/plain; charset=utf-8"),
+        (b"GIF87a", "image/gif"),
+        (b"GIF89a", "image/gif"),
+        (b"\x89PNG\r\n\x1a\n", "image/png"),
+        (b"\xff\xd8\xff", "image/jpeg"),
+        (b"BM", "image/bmp"),
+        (b"\x1f\x8b\x08", "application/x-gzip"),
+        (b"PK\x03\x04", "application/zip"),
+        (b"Rar!\x1a\x07\x00", "application/x-rar-compressed"),
+        (b"Rar!\x1a\x07\x01\x00", "application/x-rar-compressed"),
+        (b"\x00asm", "application/wasm"),
+    ];
+    for (sig, kind) in EXACT {
+        if data.starts_with(sig) {
+            return kind;
+        }
+    }
+    let binary = |b: &u8| matches!(b, 0x00..=0x08 | 0x0b | 0x0e..=0x1a | 0x1c..=0x1f);
+    if data.iter().any(binary) {
+        "application/octet-stream"
+    } else {
+        "text/plain; charset=utf-8"
+    }
+}
+
 fn template(mut a: TemplateArgs) -> Result<()> {
     let (name, chart_path) = match a.args.as_slice() {
         [chart] => ("release-name".to_string(), chart.clone()),
@@ -98,7 +233,21 @@ fn template(mut a: TemplateArgs) -> Result<()> {
     if chart_path.contains("://") {
         bail!("{chart_path}: only local chart directories and .tgz archives can be rendered");
     }
+    let chart_path = chart_path.trim().to_string();
     let path = PathBuf::from(&chart_path);
+    if std::fs::metadata(&path).is_err() {
+        bail!("{}", chart_not_found(&chart_path));
+    }
+    let abs = go_abs(&path);
+    if path.is_dir() {
+        let chart_yaml = abs.join("Chart.yaml");
+        if !chart_yaml.is_file() {
+            let c = chart_yaml.display();
+            bail!("unable to detect chart at {c}: open {c}: no such file or directory");
+        }
+    } else {
+        ensure_archive(&path, &abs)?;
+    }
     let limits = sluice_helm::Limits::default();
     let chart = if path.is_dir() {
         match sluice_helm::chart::load_dir(&path, &limits) {
@@ -121,8 +270,7 @@ fn template(mut a: TemplateArgs) -> Result<()> {
     } else {
         let f = std::fs::File::open(&path).with_context(|| format!("opening {chart_path}"))?;
         sluice_helm::chart::load_archive(std::io::BufReader::new(f), &limits)
-    }
-    .with_context(|| format!("loading chart {chart_path}"))?;
+    }?;
 
     // Helm's command line renders and installs application charts only (its SDK, and so a
     // HelmRelease, does not check).

@@ -154,3 +154,104 @@ fn a_local_charts_symlinks_are_followed_as_helm_follows_them() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("name: from-the-library"));
 }
+
+/// A chart that is not on disk is reported as Helm's `LocateChart` reports
+/// it (helm v4.2.4's messages, checked by hand): a path is not found, a
+/// name would be a repository's chart.
+#[test]
+fn a_chart_not_on_disk_is_reported_as_helm_reports_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (chart, want) in [
+        ("./nope", "Error: path \"./nope\" not found\n"),
+        (
+            "/nowhere/chart",
+            "Error: path \"/nowhere/chart\" not found\n",
+        ),
+        ("bitnami/redis", "Error: repo bitnami not found\n"),
+        (
+            "redis",
+            "Error: non-absolute URLs should be in form of repo_name/path_to_chart, got: redis\n",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .current_dir(tmp.path())
+            .args(["helm", "template", "rel", chart])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{chart}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), want, "{chart}");
+    }
+}
+
+/// A chart that cannot be loaded is reported with Helm's message (helm
+/// v4.2.4's, checked by hand), naming the file by its absolute path: a
+/// directory without `Chart.yaml`, and a file that is not gzip (the content
+/// type as Go's `http.DetectContentType` sniffs it, or a YAML file by its
+/// extension, the common slip of giving a values file as the chart).
+#[test]
+fn a_chart_that_cannot_be_loaded_is_reported_as_helm_reports_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let d = dir.display();
+    std::fs::create_dir(dir.join("empty")).unwrap();
+    std::fs::write(dir.join("values.yaml"), "a: 1\n").unwrap();
+    std::fs::write(dir.join("short.tgz"), "not gzip").unwrap();
+    std::fs::write(dir.join("page.tgz"), "<html><body>x</body></html>").unwrap();
+    std::fs::write(dir.join("long.txt"), "text line\n".repeat(60)).unwrap();
+    for (chart, want) in [
+        (
+            "empty",
+            format!(
+                "Error: unable to detect chart at {d}/empty/Chart.yaml: open {d}/empty/Chart.yaml: no such file or directory\n"
+            ),
+        ),
+        (
+            "./values.yaml",
+            format!(
+                "Error: file '{d}/values.yaml' seems to be a YAML file, but expected a gzipped archive\n"
+            ),
+        ),
+        (
+            "short.tgz",
+            format!(
+                "Error: file '{d}/short.tgz' does not appear to be a gzipped archive; got 'application/octet-stream'\n"
+            ),
+        ),
+        (
+            "page.tgz",
+            format!(
+                "Error: file '{d}/page.tgz' does not appear to be a gzipped archive; got 'text/html; charset=utf-8'\n"
+            ),
+        ),
+        (
+            "long.txt",
+            format!(
+                "Error: file '{d}/long.txt' does not appear to be a gzipped archive; got 'text/plain; charset=utf-8'\n"
+            ),
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .current_dir(&dir)
+            .args(["helm", "template", "rel", chart])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{chart}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), want, "{chart}");
+    }
+    // A chart's own error is Helm's too, with nothing in front of it.
+    std::fs::create_dir(dir.join("bad")).unwrap();
+    std::fs::write(
+        dir.join("bad/Chart.yaml"),
+        "apiVersion: v2\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(&dir)
+        .args(["helm", "template", "rel", "bad"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error: validation: chart.metadata.name is required\n"
+    );
+}
