@@ -156,6 +156,7 @@ fn remember(url: &str, doc: &Fetched) {
 /// One document: GET with Helm's timeout, at most [`MAX_DOCUMENT_SIZE`]
 /// bytes, JSON. The outer error is a server that could not be reached.
 fn fetch(url: &str) -> Result<Fetched, Unreachable> {
+    use std::error::Error as _;
     use std::io::Read;
     sluice_git::install_crypto_provider();
     let client = match reqwest::blocking::Client::builder()
@@ -169,8 +170,23 @@ fn fetch(url: &str) -> Result<Fetched, Unreachable> {
     };
     let resp = match client.get(url).send() {
         Ok(r) => r,
+        // The server, not this document: the reason names the server and the cause beneath
+        // reqwest's "error sending request for url (...)", and is given as it is to the
+        // server's other documents (`fetch_all`).
         Err(e) if e.is_connect() || e.is_timeout() => {
-            return Err(Unreachable(format!("HTTP request failed: {e}")));
+            let cause = e
+                .source()
+                .map(sluice_api::meta::error_chain)
+                .unwrap_or_else(|| e.to_string());
+            let what = if e.is_timeout() {
+                "timed out"
+            } else {
+                "could not be reached"
+            };
+            return Err(Unreachable(format!(
+                "HTTP request failed: {} {what}: {cause}",
+                server_of(url)
+            )));
         }
         Err(e) => return Ok(Err(format!("HTTP request failed: {e}"))),
     };
@@ -287,6 +303,31 @@ mod tests {
             errors[0]
         );
         assert!(started.elapsed() < FETCH_TIMEOUT);
+        // The reason names the server and the cause, not the first document's URL, and the
+        // validation lists the three documents once under it.
+        assert!(
+            errors[0].starts_with(&format!(
+                "HTTP request failed: http://127.0.0.1:{port} could not be reached: "
+            )) && errors[0].contains("Connection refused"),
+            "{}",
+            errors[0]
+        );
+        let opts = sluice_helm::render::Options {
+            schema_documents: docs.clone(),
+            ..Default::default()
+        };
+        let values = sluice_helm::values::load_values(b"a: 1\n").unwrap();
+        let e = sluice_helm::render::render(&chart, &values, &opts)
+            .unwrap_err()
+            .to_string();
+        let base = format!("http://127.0.0.1:{port}/c");
+        assert!(
+            e.contains(&format!(
+                "{base}/a.json, {base}/b.json, {base}/c.json ({}), which could not be fetched; vendor them",
+                errors[0]
+            )),
+            "{e}"
+        );
         assert_eq!(
             server_of("HTTPS://Example.com:8443/a/b.json"),
             "https://example.com:8443"

@@ -134,21 +134,31 @@ pub fn validate_one(schema: &[u8], values: &YMap, docs: &Documents) -> Result<()
         serde_json::from_slice(schema).map_err(|e| format!("values.schema.json: {e}\n"))?;
     let mut refs = std::collections::BTreeSet::new();
     closure(&schema, docs, &mut refs);
-    let mut failed = Vec::new();
+    // The documents that failed, grouped by why (an unreachable server's documents share
+    // one reason), each reason after its documents, in the order first met.
+    let mut failed: Vec<(&str, Vec<&str>)> = Vec::new();
     let mut missing = Vec::new();
     for r in &refs {
         match docs.get(r) {
             Some(Ok(_)) => {}
-            Some(Err(why)) => failed.push(format!("{r} ({why})")),
+            Some(Err(why)) => match failed.iter_mut().find(|(w, _)| w == why) {
+                Some((_, urls)) => urls.push(r),
+                None => failed.push((why, vec![r])),
+            },
             None => missing.push(r.as_str()),
         }
     }
     if !failed.is_empty() {
+        let count: usize = failed.iter().map(|(_, urls)| urls.len()).sum();
+        let listed: Vec<String> = failed
+            .iter()
+            .map(|(why, urls)| format!("{} ({why})", urls.join(", ")))
+            .collect();
         return Err(format!(
             "values.schema.json: the schema refers to {}, which could not be fetched; \
              vendor {} into values.schema.json or use --skip-schema-validation\n",
-            failed.join(", "),
-            if failed.len() == 1 { "it" } else { "them" }
+            listed.join(", "),
+            if count == 1 { "it" } else { "them" }
         ));
     }
     if !missing.is_empty() {
