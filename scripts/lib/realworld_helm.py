@@ -236,7 +236,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=int, default=60)
-    ap.add_argument("--only", default="", help="only charts whose path contains this")
+    ap.add_argument("--only", default="", help="only charts whose path contains one of these (comma-separated)")
     a = ap.parse_args()
 
     charts, every = find_charts(a.cache)
@@ -244,7 +244,8 @@ def main():
     for repo, d, meta in every:
         index.setdefault(meta["name"], []).append((repo, d))
     if a.only:
-        charts = [c for c in charts if a.only in c[1]]
+        wanted = [w for w in a.only.split(",") if w]
+        charts = [c for c in charts if any(w in c[1] for w in wanted)]
     work = os.path.join(a.out, "charts")
     store = os.path.join(a.cache, f".helm-{a.helm_version}")
     os.makedirs(work, exist_ok=True)
