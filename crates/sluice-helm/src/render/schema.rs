@@ -177,19 +177,9 @@ pub fn validate_one(schema: &[u8], values: &YMap, docs: &Documents) -> Result<()
     let instance = to_json(&Y::Map(values.clone()));
     let errors: Vec<Violation> = validator
         .iter_errors(&instance)
-        .map(|e| Violation {
-            at: e.instance_path().to_string(),
-            parent: parent_of(e.evaluation_path().as_str()).to_string(),
-            required: match e.kind() {
-                ValidationErrorKind::Required { property } => {
-                    vec![property.as_str().unwrap_or_default().to_string()]
-                }
-                _ => Vec::new(),
-            },
-            message: message(&e),
-        })
+        .map(|e| violation(&e, &schema))
         .collect();
-    let out = listing(merge_required(errors));
+    let out = listing(&merge_required(errors), 0);
     if out.is_empty() { Ok(()) } else { Err(out) }
 }
 
@@ -199,9 +189,119 @@ struct Violation {
     at: String,
     /// The subschema that reported it (its evaluation path without the keyword).
     parent: String,
-    /// For a `required` violation, the properties missing.
+    /// For a `required` violation, the properties missing; for `dependencies` (or
+    /// `dependentRequired`), those too, and the property that requires them.
     required: Vec<String>,
+    dependent: Option<String>,
     message: String,
+    /// What `anyOf`, `oneOf` and `propertyNames` list beneath their own line.
+    causes: Vec<Violation>,
+}
+
+fn violation(e: &jsonschema::ValidationError<'_>, root: &serde_json::Value) -> Violation {
+    let evaluation = e.evaluation_path().as_str();
+    let at = e.instance_path().to_string();
+    let parent = parent_of(evaluation).to_string();
+    // A `required` violation of `dependencies` (draft 7's array form) or
+    // `dependentRequired`: the validator's path ends at the keyword, so the property that
+    // requires the missing one is found in the schema and the instance.
+    let dependent = match e.kind() {
+        ValidationErrorKind::Required { property }
+            if evaluation.ends_with("/dependencies")
+                || evaluation.ends_with("/dependentRequired") =>
+        {
+            let missing = property.as_str().unwrap_or_default();
+            let object = e.instance();
+            root.pointer(e.schema_path().as_str())
+                .and_then(|deps| deps.as_object())
+                .and_then(|deps| {
+                    deps.iter().find_map(|(prop, needs)| {
+                        let needed = needs
+                            .as_array()
+                            .is_some_and(|n| n.iter().any(|x| x.as_str() == Some(missing)));
+                        let present = object.get(prop).is_some();
+                        (needed && present).then(|| prop.clone())
+                    })
+                })
+        }
+        _ => None,
+    };
+    let required = match e.kind() {
+        ValidationErrorKind::Required { property } => {
+            vec![property.as_str().unwrap_or_default().to_string()]
+        }
+        _ => Vec::new(),
+    };
+    // Each branch's violations, grouped as the branch's own (its `required` merged).
+    let branches = |context: &Vec<Vec<jsonschema::ValidationError<'static>>>| {
+        context
+            .iter()
+            .flat_map(|branch| merge_required(branch.iter().map(|e| violation(e, root)).collect()))
+            .collect()
+    };
+    let (message, causes) = match e.kind() {
+        ValidationErrorKind::AnyOf { context } => ("'anyOf' failed".to_string(), branches(context)),
+        ValidationErrorKind::OneOfNotValid { context } => (
+            "'oneOf' failed, none matched".to_string(),
+            branches(context),
+        ),
+        ValidationErrorKind::OneOfMultipleValid { context } => {
+            let matched: Vec<String> = context
+                .iter()
+                .enumerate()
+                .filter(|(_, errors)| errors.is_empty())
+                .map(|(i, _)| i.to_string())
+                .take(2)
+                .collect();
+            (
+                format!("'oneOf' failed, subschemas {} matched", matched.join(", ")),
+                Vec::new(),
+            )
+        }
+        // The name is validated as an instance of its own, at no location.
+        ValidationErrorKind::PropertyNames { error } => {
+            let mut cause = violation(error, root);
+            cause.at = String::new();
+            let name = error.instance().as_str().unwrap_or_default().to_string();
+            return Violation {
+                at: String::new(),
+                parent,
+                required,
+                dependent,
+                message: format!("invalid propertyName {}", go_quote(&name)),
+                causes: vec![cause],
+            };
+        }
+        _ if dependent.is_some() => (String::new(), Vec::new()),
+        _ => (message(e), Vec::new()),
+    };
+    let mut v = Violation {
+        at,
+        parent,
+        required,
+        dependent,
+        message,
+        causes,
+    };
+    if v.dependent.is_some() {
+        v.message = required_message(&v);
+    }
+    v
+}
+
+/// The message of a `required` or dependent-required violation for the properties it
+/// misses.
+fn required_message(v: &Violation) -> String {
+    let names: Vec<String> = v.required.iter().map(|m| go_quote(m)).collect();
+    match &v.dependent {
+        Some(prop) => format!(
+            "properties {} required, if {} exists",
+            names.join(", "),
+            go_quote(prop)
+        ),
+        None if names.len() == 1 => format!("missing property {}", names[0]),
+        None => format!("missing properties {}", names.join(", ")),
+    }
 }
 
 /// `path` without its last segment.
@@ -210,7 +310,8 @@ fn parent_of(path: &str) -> &str {
 }
 
 /// The validator reports each missing property; Helm's reports the properties one
-/// subschema misses at one place together: `missing properties 'a', 'b'`.
+/// subschema misses at one place together: `missing properties 'a', 'b'` (and those one
+/// property of `dependencies` requires: `properties 'b', 'c' required, if 'a' exists`).
 fn merge_required(errors: Vec<Violation>) -> Vec<Violation> {
     let mut out: Vec<Violation> = Vec::new();
     for e in errors {
@@ -219,10 +320,10 @@ fn merge_required(errors: Vec<Violation>) -> Vec<Violation> {
             && !last.required.is_empty()
             && last.at == e.at
             && last.parent == e.parent
+            && last.dependent == e.dependent
         {
             last.required.extend(e.required);
-            let names: Vec<String> = last.required.iter().map(|m| go_quote(m)).collect();
-            last.message = format!("missing properties {}", names.join(", "));
+            last.message = required_message(last);
             continue;
         }
         out.push(e);
@@ -232,9 +333,19 @@ fn merge_required(errors: Vec<Violation>) -> Vec<Violation> {
 
 /// The violations as Helm lists them: `- at 'PATH': MESSAGE`, where several that one
 /// subschema (other than the root) reports at one place are grouped under `- at 'PATH':
-/// validation failed`, each indented below it.
-fn listing(errors: Vec<Violation>) -> String {
+/// validation failed`, each indented below it, and a violation's causes are listed
+/// below it, indented one step more (`depth`: the steps of this level).
+fn listing(errors: &[Violation], depth: usize) -> String {
     let mut out = String::new();
+    let line = |out: &mut String, depth: usize, v: &Violation| {
+        out.push_str(&format!(
+            "{}- at {}: {}\n",
+            "  ".repeat(depth),
+            go_quote(&v.at),
+            v.message
+        ));
+        out.push_str(&listing(&v.causes, depth + 1));
+    };
     let mut i = 0;
     while i < errors.len() {
         let e = &errors[i];
@@ -243,13 +354,17 @@ fn listing(errors: Vec<Violation>) -> String {
             j += 1;
         }
         if j - i > 1 && !e.parent.is_empty() {
-            out.push_str(&format!("- at {}: validation failed\n", go_quote(&e.at)));
+            out.push_str(&format!(
+                "{}- at {}: validation failed\n",
+                "  ".repeat(depth),
+                go_quote(&e.at)
+            ));
             for g in &errors[i..j] {
-                out.push_str(&format!("  - at {}: {}\n", go_quote(&g.at), g.message));
+                line(&mut out, depth + 1, g);
             }
         } else {
             for g in &errors[i..j] {
-                out.push_str(&format!("- at {}: {}\n", go_quote(&g.at), g.message));
+                line(&mut out, depth, g);
             }
         }
         i = j;
@@ -381,7 +496,43 @@ fn message(e: &jsonschema::ValidationError<'_>) -> String {
         ValidationErrorKind::ExclusiveMaximum { limit } => {
             got_want("exclusiveMaximum", go_number(got), go_number(limit))
         }
+        ValidationErrorKind::MultipleOf { multiple_of } => got_want(
+            "multipleOf",
+            go_number(got),
+            crate::gofmt::format_g64(*multiple_of),
+        ),
+        ValidationErrorKind::Not { .. } => "'not' failed".to_string(),
+        ValidationErrorKind::UniqueItems => {
+            // The first pair the validator finds: each item against those before it.
+            let items = got.as_array().map(Vec::as_slice).unwrap_or_default();
+            let pair = (1..items.len()).find_map(|i| {
+                (0..i)
+                    .find(|&j| json_equal(&items[i], &items[j]))
+                    .map(|j| (j, i))
+            });
+            match pair {
+                Some((j, i)) => format!("items at {j} and {i} are equal"),
+                None => "'uniqueItems' failed".to_string(),
+            }
+        }
         _ => e.to_string(),
+    }
+}
+
+/// JSON equality as the validator compares items: numbers by value (`1` equals `1.0`).
+fn json_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match (a, b) {
+        (J::Number(x), J::Number(y)) => x.as_f64() == y.as_f64(),
+        (J::Array(x), J::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b))
+        }
+        (J::Object(x), J::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        _ => a == b,
     }
 }
 
@@ -539,6 +690,68 @@ mod tests {
              \x20 - at '/name': maxLength: got 8, want 5\n\
              \x20 - at '/name': 'toolong1' does not match pattern '^[a-z]+$'\n"
         );
+    }
+
+    /// The combining keywords and the rest, each message as `helm template` v4.2.4 printed
+    /// it for the same schema and values (checked by hand).
+    #[test]
+    fn combinators_and_other_keywords_are_worded_as_helms_validator_words_them() {
+        let schema = br#"{"type":"object","properties":{
+  "port":{"anyOf":[{"type":"integer"},{"type":"string","pattern":"^[0-9]+$"}]},
+  "mode":{"oneOf":[{"const":"a"},{"const":"b"}]},
+  "both":{"oneOf":[{"type":"string"},{"type":"string","minLength":1}]},
+  "neg":{"not":{"type":"string"}},
+  "arr":{"type":"array","items":{"type":"integer"},"uniqueItems":true},
+  "dep":{"type":"object","dependencies":{"a":["b","c"]}},
+  "mult":{"type":"number","multipleOf":3},
+  "pp":{"type":"object","propertyNames":{"pattern":"^[a-z]+$"}},
+  "group":{"anyOf":[{"type":"string","minLength":5,"pattern":"^x"},{"type":"integer"}]}
+}}"#;
+        let cases = [
+            (
+                "port: x\n",
+                "- at '/port': 'anyOf' failed\n\
+                 \x20 - at '/port': got string, want integer\n\
+                 \x20 - at '/port': 'x' does not match pattern '^[0-9]+$'\n",
+            ),
+            (
+                "mode: c\n",
+                "- at '/mode': 'oneOf' failed, none matched\n\
+                 \x20 - at '/mode': value must be 'a'\n\
+                 \x20 - at '/mode': value must be 'b'\n",
+            ),
+            (
+                "both: zz\n",
+                "- at '/both': 'oneOf' failed, subschemas 0, 1 matched\n",
+            ),
+            ("neg: s\n", "- at '/neg': 'not' failed\n"),
+            (
+                "arr: [1, 2, 1]\n",
+                "- at '/arr': items at 0 and 2 are equal\n",
+            ),
+            (
+                "dep: {a: 1}\n",
+                "- at '/dep': properties 'b', 'c' required, if 'a' exists\n",
+            ),
+            ("mult: 4\n", "- at '/mult': multipleOf: got 4, want 3\n"),
+            (
+                "pp: {ABC: 1}\n",
+                "- at '': invalid propertyName 'ABC'\n\
+                 \x20 - at '': 'ABC' does not match pattern '^[a-z]+$'\n",
+            ),
+            (
+                "group: ab\n",
+                "- at '/group': 'anyOf' failed\n\
+                 \x20 - at '/group': validation failed\n\
+                 \x20   - at '/group': minLength: got 2, want 5\n\
+                 \x20   - at '/group': 'ab' does not match pattern '^x'\n\
+                 \x20 - at '/group': got string, want integer\n",
+            ),
+        ];
+        for (values, want) in cases {
+            let e = validate_one(schema, &vals(values), &Default::default()).unwrap_err();
+            assert_eq!(e, want, "{values}");
+        }
     }
 
     #[test]
