@@ -258,7 +258,7 @@ fn walk_events<S: Source>(b: &mut Builder<S>, want: &Want<'_>) -> Result<Walked,
     // Stream start, then the first document (later ones are ignored, as
     // yaml.Unmarshal ignores them).
     loop {
-        let (ev, _) = b.next()?;
+        let ev = b.next()?;
         match ev {
             Event::StreamStart => {}
             Event::StreamEnd => return Ok(out),
@@ -266,7 +266,7 @@ fn walk_events<S: Source>(b: &mut Builder<S>, want: &Want<'_>) -> Result<Walked,
             _ => return Err(YamlError::decode("unexpected event").into()),
         }
     }
-    let (ev, _) = b.next()?;
+    let ev = b.next()?;
     match ev {
         Event::MappingStart(..) => {}
         Event::Scalar(ref sc)
@@ -295,13 +295,13 @@ fn walk_events<S: Source>(b: &mut Builder<S>, want: &Want<'_>) -> Result<Walked,
         "annotations",
     ];
     loop {
-        let (ev, _) = b.next()?;
+        let ev = b.next()?;
         if ev == Event::MappingEnd {
             break;
         }
         let key = b.node(ev)?;
         let key = key.scalar_text().map(|k| k.to_string()).unwrap_or_default();
-        let (ev, _) = b.next()?;
+        let ev = b.next()?;
         match top_key(&key, TOP) {
             Some("apiVersion") => {
                 out.api_version = match b.node(ev)? {
@@ -364,7 +364,7 @@ fn walk_entries<S: Source>(
         }
     }
     loop {
-        let (ev, _) = b.next()?;
+        let ev = b.next()?;
         if ev == Event::MappingEnd {
             return Ok(());
         }
@@ -374,7 +374,7 @@ fn walk_entries<S: Source>(
             .map(|k| k.to_string())
             .unwrap_or_default();
         out.charts += 1;
-        let (ev, _) = b.next()?;
+        let ev = b.next()?;
         let keep = match want {
             Want::One(n) => *n == name,
             Want::All => true,
@@ -386,7 +386,7 @@ fn walk_entries<S: Source>(
         let mut kept = Vec::new();
         match ev {
             Event::SequenceStart(..) => loop {
-                let (ev, _) = b.next()?;
+                let ev = b.next()?;
                 if ev == Event::SequenceEnd {
                     break;
                 }

@@ -17,7 +17,7 @@ use crate::gofmt::format_g64;
 
 mod events;
 
-pub(crate) use events::{Event, Mark, Props, Scalar};
+pub(crate) use events::{Event, Props, Scalar};
 
 /// A YAML failure, printed as `sigs.k8s.io/yaml` over go-yaml v2 prints it:
 /// `yaml: line N: PROBLEM`, or `yaml: PROBLEM` where go-yaml names no line;
@@ -56,20 +56,20 @@ impl YamlError {
 /// or, for a repository index read as a stream, yaml-rust2's
 /// (`yaml_rust2::parser::Parser`).
 pub(crate) trait Source {
-    fn next_event(&mut self) -> Result<(Event, Mark), YamlError>;
+    fn next_event(&mut self) -> Result<Event, YamlError>;
 }
 
 impl Source for events::Events<'_> {
-    fn next_event(&mut self) -> Result<(Event, Mark), YamlError> {
+    fn next_event(&mut self) -> Result<Event, YamlError> {
         self.next()
     }
 }
 
 impl<I: Iterator<Item = char>> Source for yaml_rust2::parser::Parser<I> {
-    fn next_event(&mut self) -> Result<(Event, Mark), YamlError> {
+    fn next_event(&mut self) -> Result<Event, YamlError> {
         use yaml_rust2::parser::Event as E;
         use yaml_rust2::scanner::TScalarStyle;
-        let (ev, m) = self.next_token().map_err(|e| {
+        let (ev, _) = self.next_token().map_err(|e| {
             let mark = e.marker();
             YamlError {
                 line: mark.line(),
@@ -78,10 +78,6 @@ impl<I: Iterator<Item = char>> Source for yaml_rust2::parser::Parser<I> {
                 prefixed: true,
             }
         })?;
-        let mark = Mark {
-            line: m.line().saturating_sub(1),
-            column: m.col(),
-        };
         let anchor = |id: usize| (id != 0).then(|| id.to_string());
         let tag = |t: Option<yaml_rust2::parser::Tag>| {
             t.map(|t| {
@@ -122,7 +118,7 @@ impl<I: Iterator<Item = char>> Source for yaml_rust2::parser::Parser<I> {
             }),
             E::MappingEnd => Event::MappingEnd,
         };
-        Ok((ev, mark))
+        Ok(ev)
     }
 }
 
@@ -134,37 +130,38 @@ const ALIAS_BUDGET: usize = 4 << 20;
 pub(crate) fn parse_docs(text: &str) -> Result<Vec<Value>, YamlError> {
     let mut b = Builder::new(events::Events::new(text));
     let mut docs = Vec::new();
-    documents(&mut b, |b, ev| {
+    documents(&mut b, false, |b, ev| {
         docs.push(b.node(ev)?);
         Ok(true)
     })?;
     Ok(docs)
 }
 
-/// Goes through the documents of a stream, handing the first event of each to `doc`, which
-/// reads the rest of it and says whether to go on; `false` when it stopped. As go-yaml's
-/// parser, a document is done at its end event: what follows is not read.
+/// Goes through the documents of a stream (only the first with `first_only`, as
+/// `yaml.Unmarshal` does: what follows its end event is not read), handing the first event
+/// of each to `doc`, which reads the rest of it and says whether to go on.
 fn documents<S: Source>(
     b: &mut Builder<S>,
+    first_only: bool,
     mut doc: impl FnMut(&mut Builder<S>, Event) -> Result<bool, YamlError>,
-) -> Result<bool, YamlError> {
+) -> Result<(), YamlError> {
     loop {
-        let (ev, _) = b.next()?;
+        let ev = b.next()?;
         match ev {
             Event::StreamStart => {}
             Event::DocumentStart => {
-                let (ev, _) = b.next()?;
+                let ev = b.next()?;
                 if !doc(b, ev)? {
-                    return Ok(false);
+                    return Ok(());
                 }
                 // The node is followed by the document's end.
                 b.next()?;
                 b.anchors.clear();
-                if b.stop_after_document {
-                    return Ok(false);
+                if first_only {
+                    return Ok(());
                 }
             }
-            Event::StreamEnd => return Ok(true),
+            Event::StreamEnd => return Ok(()),
             _ => {
                 return Err(YamlError::decode(
                     "attempted to go past the end of stream; corrupted value?",
@@ -178,9 +175,8 @@ fn documents<S: Source>(
 /// for an empty one): what follows its end is not read.
 pub(crate) fn parse_first(text: &str) -> Result<Value, YamlError> {
     let mut b = Builder::new(events::Events::new(text));
-    b.stop_after_document = true;
     let mut first = Value::Null;
-    documents(&mut b, |b, ev| {
+    documents(&mut b, true, |b, ev| {
         first = b.node(ev)?;
         Ok(true)
     })?;
@@ -210,9 +206,8 @@ pub(crate) fn parse_first_head(text: &str, keep: HeadKeys<'_>) -> Result<Value, 
 /// something only the full reading can judge.
 fn read_head(text: &str, keep: HeadKeys<'_>) -> Result<Option<Value>, YamlError> {
     let mut b = Builder::new(events::Events::new(text));
-    b.stop_after_document = true;
     let mut first = None;
-    documents(&mut b, |b, ev| {
+    documents(&mut b, true, |b, ev| {
         first = Some(match ev {
             Event::MappingStart(p) if p == Props::default() => match b.head_map(keep)? {
                 Some(v) => v,
@@ -226,14 +221,14 @@ fn read_head(text: &str, keep: HeadKeys<'_>) -> Result<Option<Value>, YamlError>
         });
         Ok(true)
     })?;
-    Ok(first.or(Some(Value::Null)).filter(|_| !b.gave_up))
+    Ok((!b.gave_up).then(|| first.unwrap_or(Value::Null)))
 }
 
 pub(crate) struct Builder<S> {
     pub(crate) src: S,
     anchors: HashMap<String, Value>,
     alias_budget: usize,
-    stop_after_document: bool,
+    /// The head reading met something only the full reading judges.
     gave_up: bool,
 }
 
@@ -251,12 +246,11 @@ impl<S: Source> Builder<S> {
             src,
             anchors: HashMap::new(),
             alias_budget: ALIAS_BUDGET,
-            stop_after_document: false,
             gave_up: false,
         }
     }
 
-    pub(crate) fn next(&mut self) -> Result<(Event, Mark), YamlError> {
+    pub(crate) fn next(&mut self) -> Result<Event, YamlError> {
         self.src.next_event()
     }
 
@@ -278,12 +272,12 @@ impl<S: Source> Builder<S> {
                 Event::Alias(name) => (self.alias(&name, &open)?, false),
                 Event::SequenceStart(p) => {
                     open.push(Open::Seq(Vec::new(), p.anchor));
-                    ev = self.next()?.0;
+                    ev = self.next()?;
                     continue;
                 }
                 Event::MappingStart(p) => {
                     open.push(Open::Map(Map::new(), p.anchor, None));
-                    ev = self.next()?.0;
+                    ev = self.next()?;
                     continue;
                 }
                 Event::SequenceEnd | Event::MappingEnd => {
@@ -323,7 +317,7 @@ impl<S: Source> Builder<S> {
                     }
                 },
             }
-            ev = self.next()?.0;
+            ev = self.next()?;
         }
     }
 
@@ -362,7 +356,7 @@ impl<S: Source> Builder<S> {
     fn head_map(&mut self, keep: HeadKeys<'_>) -> Result<Option<Value>, YamlError> {
         let mut map = Map::new();
         loop {
-            let (ev, _) = self.next()?;
+            let ev = self.next()?;
             let key = match ev {
                 Event::MappingEnd => return Ok(Some(Value::Map(map))),
                 Event::Scalar(s)
@@ -375,7 +369,7 @@ impl<S: Source> Builder<S> {
             let Some(key) = key_string(&key) else {
                 return Ok(self.give_up());
             };
-            let (ev, _) = self.next()?;
+            let ev = self.next()?;
             let Some(&(_, inner)) = keep.iter().find(|(k, _)| **k == *key) else {
                 if !self.skip_plain(ev)? {
                     return Ok(self.give_up());
@@ -449,7 +443,7 @@ impl<S: Source> Builder<S> {
                     Some(None) => {}
                 }
             }
-            ev = self.next()?.0;
+            ev = self.next()?;
         }
     }
 
@@ -460,7 +454,7 @@ impl<S: Source> Builder<S> {
             _ => return Ok(()),
         };
         while depth > 0 {
-            match self.next()?.0 {
+            match self.next()? {
                 Event::SequenceStart(..) | Event::MappingStart(..) => depth += 1,
                 Event::SequenceEnd | Event::MappingEnd => depth -= 1,
                 Event::StreamEnd => break,

@@ -21,7 +21,7 @@ use super::YamlError;
 
 /// A position, as libyaml counts it: line and column from 0.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Mark {
+struct Mark {
     pub line: usize,
     pub column: usize,
 }
@@ -93,8 +93,8 @@ impl<'a> Events<'a> {
         }
     }
 
-    /// The next event and where it starts; after an error, that error again.
-    pub(crate) fn next(&mut self) -> Result<(Event, Mark), YamlError> {
+    /// The next event; after an error, that error again.
+    pub(crate) fn next(&mut self) -> Result<Event, YamlError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -113,7 +113,7 @@ impl<'a> Events<'a> {
                 Ok(out)
             }
         };
-        let read = read.and_then(|(ev, mark)| self.count_depth(&ev, mark).map(|()| (ev, mark)));
+        let read = read.and_then(|(ev, mark)| self.count_depth(&ev, mark).map(|()| ev));
         if let Err(e) = &read {
             self.failed = Some(e.clone());
         }
@@ -256,7 +256,7 @@ mod tests {
         let mut e = Events::new(text);
         let mut out = Vec::new();
         loop {
-            let (ev, _) = e.next()?;
+            let ev = e.next()?;
             let end = ev == Event::StreamEnd;
             out.push(ev);
             if end {
