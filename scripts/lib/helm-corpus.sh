@@ -22,6 +22,12 @@ for dep in src.get("deps") or []:
 helm_corpus_prepare() {
     local corpus="$1" work="$2" mirrors="$3"
     local dir name missing ok dep mirror path commit git_dir strip case chart
+    # A filled WORK would have `ln -s` and `cp -r` write through its links
+    # into the corpus itself: callers give a fresh directory.
+    if [[ -e "$work/charts" || -e "$work/cases" ]]; then
+        echo "helm corpus: $work already holds a prepared corpus; give an empty directory" >&2
+        return 1
+    fi
     mkdir -p "$work/charts" "$work/cases"
     skipped_charts=()
     for dir in "$corpus"/charts/*/; do
