@@ -215,7 +215,7 @@ pub async fn run_diff(g: &GlobalArgs, args: BuildHelmReleaseArgs) -> Result<Outc
 
 /// The objects of a manifest as the controller applies them (Helm's ownership metadata).
 fn objects_of(manifest: &str, release: &str, namespace: &str) -> Result<Vec<Value>> {
-    let docs = sluice_kustomize::yaml::parse_resources(manifest)
+    let docs = sluice_kustomize::yaml::parse_manifests(manifest)
         .map_err(|e| UserError::new(format!("reading the rendered manifest: {e}")))?;
     Ok(docs
         .iter()

@@ -15,9 +15,8 @@ use sluice_kustomize::yaml::{CompactString, Map, Value};
 
 use crate::gofmt::format_g64;
 
-mod events;
-
-pub(crate) use events::{Event, Props, Scalar};
+use sluice_kustomize::yaml::events;
+pub(crate) use sluice_kustomize::yaml::events::{Event, Props, Scalar, Style};
 
 /// A YAML failure, printed as `sigs.k8s.io/yaml` over go-yaml v2 prints it:
 /// `yaml: line N: PROBLEM`, or `yaml: PROBLEM` where go-yaml names no line;
@@ -61,7 +60,15 @@ pub(crate) trait Source {
 
 impl Source for events::Events<'_> {
     fn next_event(&mut self) -> Result<Event, YamlError> {
-        self.next()
+        self.pull().map(|(ev, _)| ev).map_err(|e| {
+            let (line, column) = e.v2_line();
+            YamlError {
+                line,
+                column,
+                message: e.problem,
+                prefixed: true,
+            }
+        })
     }
 }
 
@@ -97,13 +104,20 @@ impl<I: Iterator<Item = char>> Source for yaml_rust2::parser::Parser<I> {
             E::Scalar(value, style, id, t) => {
                 let plain = style == TScalarStyle::Plain;
                 let implicit = plain && t.is_none();
+                let style = match style {
+                    TScalarStyle::Plain => Style::Plain,
+                    TScalarStyle::SingleQuoted => Style::SingleQuoted,
+                    TScalarStyle::DoubleQuoted => Style::DoubleQuoted,
+                    TScalarStyle::Literal => Style::Literal,
+                    TScalarStyle::Folded => Style::Folded,
+                };
                 Event::Scalar(Scalar {
                     value,
                     props: Props {
                         anchor: anchor(id),
                         tag: tag(t),
                     },
-                    plain,
+                    style,
                     implicit,
                 })
             }
@@ -645,91 +659,9 @@ fn scalar(s: Scalar) -> Result<Value, YamlError> {
     }
 }
 
-/// go-yaml v2's `parseTimestamp`: `2006-1-2`, optionally followed by `T`,
-/// `t` or spaces and `15:4:5` with a fraction and, after `T`/`t`, a zone
-/// (`Z` or `±07:00`).
+/// go-yaml v2's `parseTimestamp` (v3's too).
 fn is_timestamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    let num = |min: usize, max: usize, i: &mut usize| -> Option<u32> {
-        let start = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() && *i - start < max {
-            *i += 1;
-        }
-        if *i - start < min {
-            return None;
-        }
-        s[start..*i].parse().ok()
-    };
-    let sep = |c: u8, i: &mut usize| -> bool {
-        if *i < b.len() && b[*i] == c {
-            *i += 1;
-            true
-        } else {
-            false
-        }
-    };
-    let Some(_year) = num(4, 4, &mut i) else {
-        return false;
-    };
-    if !sep(b'-', &mut i) {
-        return false;
-    }
-    let Some(month) = num(1, 2, &mut i) else {
-        return false;
-    };
-    if !sep(b'-', &mut i) {
-        return false;
-    }
-    let Some(day) = num(1, 2, &mut i) else {
-        return false;
-    };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return false;
-    }
-    if i == b.len() {
-        return true;
-    }
-    let zoned = match b[i] {
-        b'T' | b't' => {
-            i += 1;
-            true
-        }
-        b' ' => {
-            i += 1;
-            false
-        }
-        _ => return false,
-    };
-    let (Some(h), true, Some(m), true, Some(sec)) = (
-        num(1, 2, &mut i),
-        sep(b':', &mut i),
-        num(1, 2, &mut i),
-        sep(b':', &mut i),
-        num(1, 2, &mut i),
-    ) else {
-        return false;
-    };
-    if h > 23 || m > 59 || sec > 59 {
-        return false;
-    }
-    if sep(b'.', &mut i) && num(1, 9, &mut i).is_none() {
-        return false;
-    }
-    if !zoned {
-        return i == b.len();
-    }
-    if sep(b'Z', &mut i) {
-        return i == b.len();
-    }
-    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-        i += 1;
-        return num(2, 2, &mut i).is_some()
-            && sep(b':', &mut i)
-            && num(2, 2, &mut i).is_some()
-            && i == b.len();
-    }
-    false
+    sluice_kustomize::yaml::go_timestamp(s).is_some()
 }
 
 /// go-yaml v2's resolution of a plain scalar, as seen through an
@@ -1046,6 +978,7 @@ mod tests {
         assert!(is_timestamp("2001-12-14 21:59:43.10"));
         assert!(!is_timestamp("2001-13-14"));
         assert!(!is_timestamp("2001-12-14 21:59:43.10Z"));
+        assert!(!is_timestamp("2001-02-30"));
     }
 
     /// Only the first document is read, as `yaml.Unmarshal` reads it: a

@@ -644,7 +644,7 @@ impl CrdFile {
     fn objects(&self) -> Result<Vec<Value>, ActionError> {
         let bytes = self.data.bytes();
         let text = String::from_utf8_lossy(&bytes);
-        let docs = sluice_kustomize::yaml::parse_resources(&text).map_err(|e| {
+        let docs = sluice_kustomize::yaml::parse_manifests(&text).map_err(|e| {
             ActionError::Manifest(format!("failed to install CRD {}: {e}", self.path))
         })?;
         Ok(docs
@@ -882,7 +882,7 @@ async fn manifest_objects(
     manifest: &str,
     namespace: &str,
 ) -> Result<Vec<Value>, ActionError> {
-    let docs = sluice_kustomize::yaml::parse_resources(manifest)
+    let docs = sluice_kustomize::yaml::parse_manifests(manifest)
         .map_err(|e| ActionError::Manifest(format!("reading the release manifest: {e}")))?;
     let mut out = Vec::with_capacity(docs.len());
     for doc in docs {

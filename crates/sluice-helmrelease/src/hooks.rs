@@ -108,7 +108,7 @@ impl Runner<'_> {
     }
 
     async fn object(&self, hook: &Hook, namespace: &str) -> Result<HookObject, String> {
-        let docs = sluice_kustomize::yaml::parse_resources(&hook.manifest).map_err(|e| {
+        let docs = sluice_kustomize::yaml::parse_manifests(&hook.manifest).map_err(|e| {
             format!(
                 "unable to build kubernetes object for hook {}: {e}",
                 hook.path

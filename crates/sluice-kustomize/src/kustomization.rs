@@ -217,8 +217,9 @@ impl Kustomization {
         // silently drops the first list.
         let repeated_key = match crate::yaml::parse_all_opts(text, false) {
             Err(e) if e.message.contains("already defined") => Some(format!(
-                "{path}: {} (line {}); the last one is used, as in kustomize",
-                e.message, e.line
+                "{path}: {}{}; the last one is used, as in kustomize",
+                e.where_(),
+                e.message
             )),
             _ => None,
         };

@@ -43,7 +43,8 @@ pub use crate::resource::{ResId, ResMap, Resource};
 pub enum Error {
     #[error("{0}")]
     Msg(String),
-    #[error("MalformedYAMLError: {message} in File: {file} (line {line}, column {column})")]
+    /// kustomize's words: `MalformedYAMLError: yaml: line N: PROBLEM in File: F`.
+    #[error("MalformedYAMLError: yaml: {}{message} in File: {file}", if *line == 0 { String::new() } else { format!("line {line}: ") })]
     Yaml {
         file: String,
         line: usize,

@@ -120,7 +120,7 @@ fn refused_inputs_name_their_cause() {
                     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\n  labels:\n    a: \"1\"\n    a: \"2\"\n",
                 ),
             ],
-            "mapping key \"a\" already defined in File: cm.yaml (line 7",
+            "MalformedYAMLError: yaml: line 7: mapping key \"a\" already defined at line 6 in File: cm.yaml",
         ),
         (
             "generator key in a literal and an env file",
@@ -170,4 +170,113 @@ fn refused_inputs_name_their_cause() {
         let msg = err.to_string();
         assert!(msg.contains(want), "{name}: {msg}");
     }
+}
+
+/// Resources whose YAML texts kustomize reads its own way (tests/yaml/:
+/// `cases.jsonl`, each text appended to a ConfigMap's head; `kustomize.jsonl`,
+/// what Go kustomize v5.8.1 printed or refused, written by
+/// `scripts/golden-from-kustomize`): sluice prints the same bytes, or refuses
+/// too, naming the same problem.
+#[test]
+fn yaml_is_read_as_kustomize_reads_it() {
+    // Read otherwise, and why.
+    const KNOWN: &[(&str, &str)] = &[
+        (
+            "bom",
+            "a byte order mark inside a document: go-yaml v3 keeps it in the key, libyaml skips it",
+        ),
+        ("deep-ok", "nesting deeper than 256 levels is refused"),
+        (
+            "set-tag",
+            "an implicit value in a flow mapping is \"\" in kustomize, null here",
+        ),
+        (
+            "flow-empty-values",
+            "an implicit value in a flow mapping is \"\" in kustomize, null here",
+        ),
+        (
+            "uint-tag-int",
+            "integers past i64 are kept as the nearest float",
+        ),
+    ];
+    // Refused by both, worded otherwise: kyaml finds a null key twice; go-yaml
+    // v3 tells a simple key's end otherwise than libyaml; kustomize
+    // overflows its stack on an anchor that contains itself.
+    const WORDED_OTHERWISE: &[&str] = &[
+        "null-key",
+        "null-key-str-value",
+        "null-key-map-value",
+        "empty-flow-key",
+        "anchor-self",
+    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/yaml");
+    let read = |f: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (cases, verdicts) = (read("cases.jsonl"), read("kustomize.jsonl"));
+    assert_eq!(cases.len(), verdicts.len(), "regenerate kustomize.jsonl");
+    let head = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n";
+    let mut failures = Vec::new();
+    for (case, verdict) in cases.iter().zip(&verdicts) {
+        let name = case["name"].as_str().unwrap();
+        assert_eq!(
+            verdict["name"].as_str(),
+            Some(name),
+            "regenerate kustomize.jsonl"
+        );
+        if KNOWN.iter().any(|(k, _)| *k == name) {
+            continue;
+        }
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(
+            t.path().join("kustomization.yaml"),
+            "resources:\n- r.yaml\n",
+        )
+        .unwrap();
+        let text = format!("{head}{}", case["text"].as_str().unwrap());
+        std::fs::write(t.path().join("r.yaml"), text).unwrap();
+        let got = sluice_kustomize::build(t.path(), &Options::new());
+        let want = verdict["kustomize"].as_str().unwrap();
+        match (want.strip_prefix("ERROR: "), got) {
+            (None, Ok(out)) if out.to_yaml() == want => {}
+            (None, Ok(out)) => failures.push(format!("{name}: printed\n{}", out.to_yaml())),
+            (None, Err(e)) => failures.push(format!("{name}: refused: {e}")),
+            (Some(k), Ok(_)) => failures.push(format!("{name}: built what kustomize refuses: {k}")),
+            (Some(k), Err(e)) => {
+                let problem = kustomize_problem(k);
+                let ours = e.to_string();
+                if !WORDED_OTHERWISE.contains(&name) && !ours.contains(&problem) {
+                    failures.push(format!("{name}: {ours}\n  kustomize: {problem}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The problem in one of kustomize's errors, without the wrapping that
+/// depends on where it stopped.
+fn kustomize_problem(e: &str) -> String {
+    if let Some((_, rest)) = e.split_once("accumulating resources from 'r.yaml': ")
+        && let Some((problem, _)) = rest.split_once("': must build at directory")
+    {
+        return problem.to_string();
+    }
+    if let Some((_, rest)) = e.split_once("MalformedYAMLError: ") {
+        return rest.split(" in File:").next().unwrap_or(rest).to_string();
+    }
+    if let Some((_, rest)) = e.split_once("yaml: unmarshal errors:\n  ") {
+        return rest.lines().next().unwrap_or(rest).to_string();
+    }
+    for start in ["invalid document separator", "json: ", "yaml: "] {
+        if let Some(i) = e.find(start) {
+            let rest = &e[i..];
+            return rest.split(['\'', '\n']).next().unwrap_or(rest).to_string();
+        }
+    }
+    e.to_string()
 }

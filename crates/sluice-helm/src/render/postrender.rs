@@ -150,8 +150,8 @@ fn annotate_and_merge(files: &BTreeMap<String, String>) -> Result<Vec<Y>, String
 /// items of a `List` (or `ResourceList`) that has `items` or
 /// `functionConfig`, else the document.
 fn parse_all(doc: &str) -> Result<Vec<Y>, String> {
-    let docs = sluice_kustomize::yaml::parse_resources(doc)
-        .map_err(|e| format!("MalformedYAMLError: {e}"))?;
+    let docs =
+        sluice_kustomize::yaml::parse_kio(doc).map_err(|e| format!("MalformedYAMLError: {e}"))?;
     let mut out = Vec::new();
     for d in docs {
         let Y::Map(m) = &d else {

@@ -959,8 +959,9 @@ async fn bad_input_fails_a_release_with_its_cause_and_nothing_else() {
             "badyaml",
             json!({"values": {"badYaml": true}}),
             // Helm v4 reads the documents first for the post-renderers (helm-controller
-            // always has its origin labels), hence its post-render wording.
-            "error merging manifests: parsing greet/templates/bad.yaml: MalformedYAMLError: yaml: line 3",
+            // always has its origin labels), hence its post-render wording; kyaml's go-yaml
+            // v3 names the line the unclosed `[` is on.
+            "error merging manifests: parsing greet/templates/bad.yaml: MalformedYAMLError: yaml: line 1: did not find expected ',' or ']'",
         ),
         (
             "recurse",

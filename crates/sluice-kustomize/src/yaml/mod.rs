@@ -28,20 +28,22 @@
 use std::collections::HashMap;
 
 mod emit;
+pub mod events;
 mod folded;
 mod json;
 mod parse;
-mod relax;
 mod resolve;
 
 pub use compact_str::CompactString;
 
 pub use emit::{to_yaml, to_yaml_docs, to_yaml_docs_unfolded, v2_key_less};
 pub use json::{go_json_string, to_go_json};
-pub use parse::{ALIAS_BUDGET, YamlError, parse_all, parse_all_opts, parse_one, parse_resources};
+pub use parse::{
+    ALIAS_BUDGET, YamlError, parse_all, parse_all_opts, parse_kio, parse_manifests, parse_one,
+    parse_resources,
+};
 pub(crate) use parse::{EmptyNulls, PathSeg, parse_resources_noting_empty, weight};
-pub use relax::{is_indentation_error, read_relaxed, relax};
-pub use resolve::{go_parse_int, resolve_plain_v3};
+pub use resolve::{GoTime, go_parse_int, go_timestamp, resolve_plain_v3};
 
 /// A YAML/JSON value.
 #[derive(Clone, Debug, PartialEq)]

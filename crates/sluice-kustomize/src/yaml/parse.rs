@@ -1,16 +1,16 @@
-//! Reading YAML into [`Value`]s: yaml-rust2's events, with what go-yaml
-//! (kustomize's reader) does differently put right, every error with its
-//! position.
+//! Reading YAML into [`Value`]s: libyaml's events ([`super::events`], the
+//! scanner and parser go-yaml v3 ports), built as kyaml builds them, every
+//! error with go-yaml's problem and line.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, Parser};
-use yaml_rust2::scanner::{Marker, TScalarStyle};
-
-use super::resolve::resolve_scalar;
+use super::events::{Event, Events, Mark, ParseError, Style};
+use super::resolve::{Decode, non_string_key, resolve_scalar};
 use super::{CompactString, Map, Value};
 
-/// A YAML syntax or structure error with its position (1-based).
+/// A YAML syntax or structure error, as go-yaml v3 words it: its problem and
+/// the line it names (from 1; 0 where it names none).
 #[derive(Clone, Debug, PartialEq)]
 pub struct YamlError {
     pub line: usize,
@@ -18,21 +18,48 @@ pub struct YamlError {
     pub message: String,
 }
 
-impl std::fmt::Display for YamlError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "yaml: line {}, column {}: {}",
-            self.line, self.column, self.message
-        )
+impl YamlError {
+    /// `line N: ` where a line is named.
+    pub fn where_(&self) -> String {
+        if self.line == 0 {
+            String::new()
+        } else {
+            format!("line {}: ", self.line)
+        }
     }
 }
 
-fn err_at(m: &Marker, msg: impl Into<String>) -> YamlError {
+impl std::fmt::Display for YamlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "yaml: {}{}", self.where_(), self.message)
+    }
+}
+
+fn err_at(m: &Mark, msg: impl Into<String>) -> YamlError {
     YamlError {
-        line: m.line(),
-        column: m.col() + 1,
+        line: m.line + 1,
+        column: m.column + 1,
         message: msg.into(),
+    }
+}
+
+/// A failure of go-yaml's decoder (`failf`), which names no line.
+fn no_line(msg: impl Into<String>) -> YamlError {
+    YamlError {
+        line: 0,
+        column: 0,
+        message: msg.into(),
+    }
+}
+
+impl From<ParseError> for YamlError {
+    fn from(e: ParseError) -> YamlError {
+        let (line, column) = e.v3_line();
+        YamlError {
+            line,
+            column,
+            message: e.problem,
+        }
     }
 }
 
@@ -44,17 +71,50 @@ pub fn parse_all(text: &str) -> Result<Vec<Value>, YamlError> {
 /// Like [`parse_all`]; with `allow_duplicate_keys` a repeated key replaces
 /// the earlier one (what kustomize's kustomization-file reader does).
 pub fn parse_all_opts(text: &str, allow_duplicate_keys: bool) -> Result<Vec<Value>, YamlError> {
-    Ok(parse_docs(text, allow_duplicate_keys, false, false)?
+    let mut p = DocParser::new(text, allow_duplicate_keys, false, false);
+    let mut docs = Vec::new();
+    while let Some((doc, _)) = p.document()? {
+        docs.push(doc);
+    }
+    Ok(docs)
+}
+
+/// Parses every document of a rendered Helm manifest, as Helm's kube client
+/// reads it (`sigs.k8s.io/yaml` over go-yaml v2): the whole stream, keys
+/// made strings, timestamps and tags kept as written; folded scalars as in
+/// [`parse_resources`]. Empty documents give no value.
+pub fn parse_manifests(text: &str) -> Result<Vec<Value>, YamlError> {
+    let mut p = DocParser::new(text, false, true, false);
+    p.decode = false;
+    let mut docs = Vec::new();
+    while let Some((doc, _)) = p.document()? {
+        if !doc.is_null() {
+            docs.push(doc);
+        }
+    }
+    Ok(docs)
+}
+
+/// Parses resources or patches as kustomize's reader (kyaml's `ByteReader`)
+/// does: the text is cut at each line that starts with `---` (anything but a
+/// comment after it is refused), and the first document of each part is
+/// read; what follows it in that part (after a `...`) is not. Every folded
+/// scalar becomes what kustomize's write-and-read-again of each resource
+/// makes of it (see [`super::folded`]). Empty parts give no value.
+pub fn parse_resources(text: &str) -> Result<Vec<Value>, YamlError> {
+    Ok(read_resources(text, false, true)?
         .into_iter()
         .map(|(d, _)| d)
         .collect())
 }
 
-/// Parses resources or patches: like [`parse_all`], and every folded
-/// scalar becomes what kustomize's write-and-read-again of each resource
-/// makes of it (see [`super::folded`]).
-pub fn parse_resources(text: &str) -> Result<Vec<Value>, YamlError> {
-    Ok(parse_docs(text, false, true, false)?
+/// Parses a stream as kyaml's `kio.ParseAll` reads it into nodes, which
+/// Helm v4 does before its post-renderers and writes back with go-yaml v3:
+/// cut and read as [`parse_resources`], with folded scalars and empty flow
+/// values as the writing makes them, but no decoding (timestamps keep their
+/// text, tags and keys are not checked).
+pub fn parse_kio(text: &str) -> Result<Vec<Value>, YamlError> {
+    Ok(read_resources(text, false, false)?
         .into_iter()
         .map(|(d, _)| d)
         .collect())
@@ -65,108 +125,64 @@ pub fn parse_resources(text: &str) -> Result<Vec<Value>, YamlError> {
 pub(crate) fn parse_resources_noting_empty(
     text: &str,
 ) -> Result<Vec<(Value, EmptyNulls)>, YamlError> {
-    parse_docs(text, false, true, true)
+    read_resources(text, true, true)
 }
 
-/// Whether `text` ends in a line go-yaml may read as the last line of a
-/// block scalar's content: no final line break, and neither blank nor a
-/// comment nor a document marker.
-fn ends_inside_content_line(text: &str) -> bool {
-    if text.ends_with(['\n', '\r']) {
-        return false;
-    }
-    let last = text.rsplit(['\n', '\r']).next().unwrap_or(text);
-    let body = last.trim_start_matches(' ');
-    !(body.trim().is_empty()
-        || body.starts_with('#')
-        || last.starts_with("---")
-        || last.starts_with("..."))
-}
-
-fn parse_docs(
+fn read_resources(
     text: &str,
-    allow_duplicate_keys: bool,
-    folded_roundtrip: bool,
     record_empty: bool,
+    decode: bool,
 ) -> Result<Vec<(Value, EmptyNulls)>, YamlError> {
-    // Lines inside flow collections and quoted scalars at an indentation go-yaml does not
-    // check (super::relax).
-    super::relax::read_relaxed(
-        text,
-        |t| parse_docs_once(t, allow_duplicate_keys, folded_roundtrip, record_empty),
-        |e: &YamlError| &e.message,
-    )
-}
-
-fn parse_docs_once(
-    text: &str,
-    allow_duplicate_keys: bool,
-    folded_roundtrip: bool,
-    record_empty: bool,
-) -> Result<Vec<(Value, EmptyNulls)>, YamlError> {
-    let mut p = DocParser {
-        parser: Parser::new_from_str(text),
-        anchors: HashMap::new(),
-        allow_dup: allow_duplicate_keys,
-        path: Vec::new(),
-        depth: 0,
-        alias_budget: ALIAS_BUDGET,
-        folded_roundtrip,
-        eof_in_line: ends_inside_content_line(text),
-        last_block: None,
-        last_was_block: false,
-        record_empty,
-        ipath: Vec::new(),
-        empty_nulls: Vec::new(),
-        src: text,
+    let text: Cow<'_, str> = if text.contains("\r\n") {
+        Cow::Owned(text.replace("\r\n", "\n"))
+    } else {
+        Cow::Borrowed(text)
     };
     let mut docs = Vec::new();
-    loop {
-        let (ev, m) = p.next()?;
-        match ev {
-            Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
-            Event::StreamEnd => {
-                // go-yaml ends a block scalar cut off by the end of the
-                // text without the line break yaml-rust2 adds.
-                if let (true, Some((raw, folded)), Some(doc)) = (
-                    p.last_was_block,
-                    p.last_block.take(),
-                    docs.last_mut().map(|(d, _)| d),
-                ) && let (Some(stripped), Some(Value::Str(last))) =
-                    (raw.strip_suffix('\n'), last_scalar_mut(doc))
-                {
-                    *last = if folded && p.folded_roundtrip {
-                        super::folded::roundtrip(stripped).into()
-                    } else {
-                        stripped.into()
-                    };
-                }
-                break;
-            }
-            Event::DocumentStart => {
-                let (ev, m) = p.next()?;
-                if matches!(ev, Event::DocumentEnd) {
-                    docs.push((Value::Null, Vec::new()));
-                    continue;
-                }
-                let v = p.node(ev, m)?;
-                docs.push((v, std::mem::take(&mut p.empty_nulls)));
-            }
-            other => {
-                return Err(err_at(&m, format!("unexpected event {other:?}")));
-            }
+    // One budget for the whole text, however many parts it is cut into.
+    let mut alias_budget = ALIAS_BUDGET;
+    for part in split_documents(&text)? {
+        let mut p = DocParser::new(part, false, true, record_empty);
+        p.decode = decode;
+        p.alias_budget = alias_budget;
+        if let Some(doc) = p.document()? {
+            docs.push(doc);
         }
+        alias_budget = p.alias_budget;
     }
     Ok(docs)
 }
 
-/// The last scalar of `v` in document order.
-fn last_scalar_mut(v: &mut Value) -> Option<&mut Value> {
-    match v {
-        Value::Map(m) => m.0.last_mut().and_then(|(_, v)| last_scalar_mut(v)),
-        Value::Seq(items) => items.last_mut().and_then(last_scalar_mut),
-        other => Some(other),
+/// kyaml's `splitDocuments`: the parts of `text` between lines that start
+/// with `---` after a line break (the first line is not one), each but the
+/// last given back the line break the cut took.
+fn split_documents(text: &str) -> Result<Vec<&str>, YamlError> {
+    let mut parts = Vec::new();
+    let mut prev = 0;
+    let mut from = 0;
+    while let Some(i) = text[from..].find("\n---").map(|i| from + i) {
+        let line_start = i + 1;
+        let Some(nl) = text[line_start..].find('\n').map(|n| line_start + n) else {
+            break;
+        };
+        let after = text[line_start + 3..nl].trim();
+        if !after.is_empty() && !after.starts_with('#') {
+            return Err(YamlError {
+                line: 0,
+                column: 0,
+                message: format!(
+                    "invalid document separator: {}",
+                    text[line_start..nl].trim()
+                ),
+            });
+        }
+        // The part and the line break before the separator.
+        parts.push(&text[prev..=i]);
+        prev = nl + 1;
+        from = nl + 1;
     }
+    parts.push(&text[prev..]);
+    Ok(parts)
 }
 
 /// Parses a single-document text (an empty text gives `Null`).
@@ -199,9 +215,9 @@ pub(crate) enum PathSeg {
 pub(crate) type EmptyNulls = Vec<Vec<PathSeg>>;
 
 struct DocParser<'a> {
-    parser: Parser<std::str::Chars<'a>>,
+    events: Events<'a>,
     /// Anchored nodes and their [`weight`].
-    anchors: HashMap<usize, (Value, usize)>,
+    anchors: HashMap<String, (Value, usize)>,
     allow_dup: bool,
     /// Keys from the document root to the mapping being read (`None` for a
     /// sequence item), for kustomize's tolerance of repeated annotations.
@@ -214,33 +230,96 @@ struct DocParser<'a> {
     /// makes of them (see [`super::folded`]): kustomize does that to
     /// every resource and patch it reads.
     folded_roundtrip: bool,
-    /// The text ends inside a line that may be a block scalar's last:
-    /// then go-yaml reads no final line break there.
-    eof_in_line: bool,
-    /// The last scalar read, when it was a block scalar and
-    /// `eof_in_line` is set: its text as read and whether it is folded.
-    last_block: Option<(String, bool)>,
-    /// Whether the last scalar read was a block scalar.
-    last_was_block: bool,
     /// Whether to note the fields with no value (`key:`) in
     /// `empty_nulls`, with the path to the node being read in `ipath`.
     record_empty: bool,
     ipath: Vec<PathSeg>,
     empty_nulls: EmptyNulls,
-    /// The text being read, for what yaml-rust2's events do not say.
-    src: &'a str,
+    /// Whether scalars and keys are decoded as go-yaml v3 decodes them into
+    /// an `interface{}` (see [`Decode`]): what kustomize does to resources.
+    decode: bool,
+    /// Whether the scalar being read is a mapping's key.
+    reading_key: bool,
+    /// Whether libyaml stopped at a syntax error.
+    syntax_failed: bool,
+    ended: bool,
 }
 
-impl DocParser<'_> {
-    fn next(&mut self) -> Result<(Event, Marker), YamlError> {
-        self.parser.next_token().map_err(|e| {
-            let m = e.marker();
-            YamlError {
-                line: m.line(),
-                column: m.col() + 1,
-                message: e.info().to_string(),
-            }
+impl<'a> DocParser<'a> {
+    fn new(
+        text: &'a str,
+        allow_dup: bool,
+        folded_roundtrip: bool,
+        record_empty: bool,
+    ) -> DocParser<'a> {
+        DocParser {
+            events: Events::new(text),
+            anchors: HashMap::new(),
+            allow_dup,
+            path: Vec::new(),
+            depth: 0,
+            alias_budget: ALIAS_BUDGET,
+            folded_roundtrip,
+            record_empty,
+            ipath: Vec::new(),
+            empty_nulls: Vec::new(),
+            decode: folded_roundtrip,
+            reading_key: false,
+            syntax_failed: false,
+            ended: false,
+        }
+    }
+
+    fn next(&mut self) -> Result<(Event, Mark), YamlError> {
+        self.events.pull().map_err(|e| {
+            self.syntax_failed = true;
+            e.into()
         })
+    }
+
+    /// The next document (`Null` when it is empty) and its fields with no
+    /// value, or `None` at the end of the stream. Nothing past the
+    /// document's end is read.
+    fn document(&mut self) -> Result<Option<(Value, EmptyNulls)>, YamlError> {
+        while !self.ended {
+            let (ev, m) = self.next()?;
+            match ev {
+                Event::StreamStart | Event::DocumentEnd => {}
+                Event::StreamEnd => self.ended = true,
+                Event::DocumentStart => {
+                    let (ev, m) = self.next()?;
+                    let v = match self.node(ev, m) {
+                        Ok(v) => v,
+                        Err(e) => return Err(self.syntax_error_first(e)),
+                    };
+                    // The document's end, which libyaml finds without
+                    // reading further.
+                    let (end, m) = self.next()?;
+                    if end != Event::DocumentEnd {
+                        return Err(err_at(&m, format!("unexpected event {end:?}")));
+                    }
+                    return Ok(Some((v, std::mem::take(&mut self.empty_nulls))));
+                }
+                other => return Err(err_at(&m, format!("unexpected event {other:?}"))),
+            }
+        }
+        Ok(None)
+    }
+
+    /// go-yaml parses a whole document before it decodes it: a problem
+    /// found while building (a repeated key, a bad tag) gives way to a
+    /// syntax error later in the same document.
+    fn syntax_error_first(&mut self, e: YamlError) -> YamlError {
+        if self.syntax_failed {
+            return e;
+        }
+        loop {
+            match self.next() {
+                Err(syntax) => return syntax,
+                Ok((Event::DocumentEnd | Event::StreamEnd, _)) => return e,
+                Ok(_) => {}
+            }
+        }
     }
 
     /// Whether the mapping being read is at `keys` from the document root.
@@ -253,36 +332,15 @@ impl DocParser<'_> {
                 .all(|(p, k)| p.as_deref() == Some(*k))
     }
 
-    /// yaml-rust2 reads a block scalar with no content line that the end
-    /// of the text ends as one line break (`|` or `|+`) where go-yaml
-    /// reads none (`""`) and, under `+`, only the empty lines after the
-    /// header. `m` is where the event starts: the `|` or `>` indicator in
-    /// exactly that case (the first content line otherwise). `None` when
-    /// this is not that case.
-    fn empty_block_at_end(&self, m: &Marker) -> Option<String> {
-        let at = if self.src.is_ascii() {
-            m.index()
-        } else {
-            self.src.char_indices().nth(m.index())?.0
-        };
-        let rest = self.src.get(at..)?;
-        let mut chars = rest.chars();
-        if !matches!(chars.next(), Some('|' | '>')) {
-            return None;
+    /// Keeps an anchored node for its aliases (a later anchor of the same
+    /// name replaces it).
+    fn remember(&mut self, anchor: Option<String>, v: &Value) {
+        if let Some(a) = anchor {
+            self.anchors.insert(a, (v.clone(), weight(v)));
         }
-        let (header, after) = rest.split_once('\n')?;
-        if !after.chars().all(|c| c == ' ' || c == '\n' || c == '\r') {
-            return None;
-        }
-        let keep = header.chars().skip(1).take(2).any(|c| c == '+');
-        Some(if keep {
-            "\n".repeat(after.matches('\n').count())
-        } else {
-            String::new()
-        })
     }
 
-    fn node(&mut self, ev: Event, m: Marker) -> Result<Value, YamlError> {
+    fn node(&mut self, ev: Event, m: Mark) -> Result<Value, YamlError> {
         if self.depth >= MAX_DEPTH {
             return Err(err_at(
                 &m,
@@ -295,40 +353,48 @@ impl DocParser<'_> {
         r
     }
 
-    fn node_inner(&mut self, ev: Event, m: Marker) -> Result<Value, YamlError> {
+    fn node_inner(&mut self, ev: Event, m: Mark) -> Result<Value, YamlError> {
         match ev {
-            Event::Scalar(mut text, style, anchor, tag) => {
-                let block = matches!(style, TScalarStyle::Literal | TScalarStyle::Folded);
-                let folded = style == TScalarStyle::Folded;
-                self.last_was_block = block;
-                if block && !text.is_empty() && text.chars().all(|c| c == '\n') {
-                    text = self.empty_block_at_end(&m).unwrap_or(text);
-                }
-                if block && self.eof_in_line {
-                    self.last_block = Some((text.clone(), folded));
-                }
-                if folded && self.folded_roundtrip {
+            Event::Scalar(sc) => {
+                let mut text = sc.value;
+                if sc.style == Style::Folded && self.folded_roundtrip {
                     text = super::folded::roundtrip(&text);
                 }
-                let mut v = resolve_scalar(
-                    text,
-                    style,
-                    tag.as_ref().map(|t| (t.handle.as_str(), t.suffix.as_str())),
-                );
+                // go-yaml v3 writes an empty plain value inside a flow
+                // collection (`{x, y}`, `{x: }`) as `''`, so kustomize's
+                // write-and-read-again makes it an empty string.
+                let empty_in_flow = self.folded_roundtrip
+                    && !self.reading_key
+                    && sc.style == Style::Plain
+                    && sc.props.tag.is_none()
+                    && text.is_empty()
+                    && self.events.in_flow();
+                let mut v = if empty_in_flow {
+                    Value::Str(CompactString::default())
+                } else {
+                    resolve_scalar(
+                        text,
+                        sc.style,
+                        sc.props.tag.as_deref(),
+                        match (self.decode, self.reading_key) {
+                            (false, _) => Decode::No,
+                            (true, false) => Decode::Value,
+                            (true, true) => Decode::Key,
+                        },
+                    )
+                    .map_err(no_line)?
+                };
                 if let Value::Str(s) = &mut v {
                     s.shrink_to_fit();
                 }
-                if anchor > 0 {
-                    self.anchors.insert(anchor, (v.clone(), weight(&v)));
-                }
+                self.remember(sc.props.anchor, &v);
                 Ok(v)
             }
-            Event::Alias(id) => {
-                self.last_was_block = false;
+            Event::Alias(name) => {
                 let (v, w) = self
                     .anchors
-                    .get(&id)
-                    .ok_or_else(|| err_at(&m, "unknown anchor referenced"))?;
+                    .get(&name)
+                    .ok_or_else(|| no_line(format!("unknown anchor '{name}' referenced")))?;
                 if *w > self.alias_budget {
                     return Err(err_at(
                         &m,
@@ -340,7 +406,7 @@ impl DocParser<'_> {
                 self.alias_budget -= *w;
                 Ok(v.clone())
             }
-            Event::SequenceStart(anchor, _) => {
+            Event::SequenceStart(props) => {
                 let mut items = Vec::new();
                 loop {
                     let (ev, m) = self.next()?;
@@ -360,26 +426,43 @@ impl DocParser<'_> {
                 }
                 items.shrink_to_fit();
                 let v = Value::Seq(items);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, (v.clone(), weight(&v)));
-                }
+                self.remember(props.anchor, &v);
                 Ok(v)
             }
-            Event::MappingStart(anchor, _) => {
+            Event::MappingStart(props) => {
                 let mut map = Map::new();
                 // Keys seen, once a map is large enough for scanning it on
                 // every key to cost more than hashing (a ConfigMap with
                 // thousands of entries would otherwise parse in square time).
-                let mut seen: Option<HashSet<CompactString>> = None;
+                let mut seen: Option<HashMap<CompactString, usize>> = None;
+                // The line of each key in `map`, for a repeated key's error.
+                let mut key_lines: Vec<usize> = Vec::new();
                 let mut merges: Vec<Map> = Vec::new();
                 loop {
                     let (ev, km) = self.next()?;
                     if matches!(ev, Event::MappingEnd) {
                         break;
                     }
-                    let is_merge =
-                        matches!(&ev, Event::Scalar(s, TScalarStyle::Plain, _, _) if s == "<<");
-                    let key = self.node(ev, km)?;
+                    let is_merge = matches!(&ev, Event::Scalar(s) if s.style == Style::Plain && s.value == "<<");
+                    // go-yaml v3 decodes a mapping with a key that is not a
+                    // string into a map Go's JSON encoder refuses, and so
+                    // does kustomize with every resource.
+                    if self.decode
+                        && let Event::Scalar(s) = &ev
+                        && let Some(tag) = non_string_key(s)
+                    {
+                        return Err(err_at(
+                            &km,
+                            format!(
+                                "mapping key {:?} is not a string but a {tag}, which kustomize refuses (json: unsupported type: map[interface {{}}]interface {{}}); quote it",
+                                s.value
+                            ),
+                        ));
+                    }
+                    self.reading_key = true;
+                    let key = self.node(ev, km);
+                    self.reading_key = false;
+                    let key = key?;
                     let key_str = match &key {
                         Value::Seq(_) | Value::Map(_) => None,
                         other => other.scalar_text(),
@@ -387,7 +470,9 @@ impl DocParser<'_> {
                     let (vev, vm) = self.next()?;
                     let noted = self.record_empty
                         && key_str.is_some()
-                        && matches!(&vev, Event::Scalar(t, TScalarStyle::Plain, _, None) if t.is_empty());
+                        && matches!(&vev, Event::Scalar(t) if t.style == Style::Plain && t.props.tag.is_none() && t.value.is_empty())
+                        // In flow style it is read again as `''` (see `node_inner`).
+                        && !self.events.in_flow();
                     if self.record_empty {
                         self.ipath
                             .push(PathSeg::Key(key_str.clone().unwrap_or_default()));
@@ -403,44 +488,37 @@ impl DocParser<'_> {
                     }
                     let val = val?;
                     if is_merge {
+                        let merge_err =
+                            || no_line("map merge requires map or sequence of maps as the value");
                         match val {
                             Value::Map(mm) => merges.push(mm),
                             Value::Seq(items) => {
                                 for it in items {
                                     match it {
                                         Value::Map(mm) => merges.push(mm),
-                                        _ => {
-                                            return Err(err_at(
-                                                &vm,
-                                                "map merge requires map or sequence of maps as the value",
-                                            ));
-                                        }
+                                        _ => return Err(merge_err()),
                                     }
                                 }
                             }
-                            _ => {
-                                return Err(err_at(
-                                    &vm,
-                                    "map merge requires map or sequence of maps as the value",
-                                ));
-                            }
+                            _ => return Err(merge_err()),
                         }
                         continue;
                     }
                     let key = match key {
-                        Value::Seq(_) | Value::Map(_) => {
-                            return Err(err_at(
-                                &km,
-                                "invalid map key: collections are not supported as keys",
-                            ));
+                        // go-yaml v3 decoding a key into a string.
+                        Value::Seq(_) => {
+                            return Err(err_at(&km, "cannot unmarshal !!seq into string"));
+                        }
+                        Value::Map(_) => {
+                            return Err(err_at(&km, "cannot unmarshal !!map into string"));
                         }
                         other => other.scalar_text().unwrap_or_default(),
                     };
                     let repeated = match &seen {
-                        Some(keys) => keys.contains(&key),
-                        None => map.contains(&key),
+                        Some(keys) => keys.get(&key).copied(),
+                        None => map.0.iter().position(|(k, _)| *k == key),
                     };
-                    if repeated {
+                    if let Some(first) = repeated {
                         // kustomize rewrites a resource's annotations before
                         // anything else reads it: a repeated annotation keeps
                         // its last value, a repeated `annotations` field its
@@ -448,24 +526,31 @@ impl DocParser<'_> {
                         if self.allow_dup || self.at(&["metadata", "annotations"]) {
                             map.insert(key, val);
                         } else if !(key == "annotations" && self.at(&["metadata"])) {
+                            let at = key_lines.get(first).copied().unwrap_or_default();
                             return Err(err_at(
                                 &km,
-                                format!("mapping key {key:?} already defined"),
+                                format!("mapping key {key:?} already defined at line {at}"),
                             ));
                         }
                         continue;
                     }
                     match &mut seen {
                         Some(keys) => {
-                            keys.insert(key.clone());
+                            keys.insert(key.clone(), map.len());
                         }
                         None if map.len() >= 32 => {
-                            let mut keys: HashSet<CompactString> = map.keys().cloned().collect();
-                            keys.insert(key.clone());
+                            let mut keys: HashMap<CompactString, usize> = map
+                                .keys()
+                                .cloned()
+                                .enumerate()
+                                .map(|(i, k)| (k, i))
+                                .collect();
+                            keys.insert(key.clone(), map.len());
                             seen = Some(keys);
                         }
                         None => {}
                     }
+                    key_lines.push(km.line + 1);
                     map.0.push((key, val));
                 }
                 for mm in merges {
@@ -479,9 +564,7 @@ impl DocParser<'_> {
                 // back the slack `push` left (up to half of each list).
                 map.0.shrink_to_fit();
                 let v = Value::Map(map);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, (v.clone(), weight(&v)));
-                }
+                self.remember(props.anchor, &v);
                 Ok(v)
             }
             other => Err(err_at(&m, format!("unexpected event {other:?}"))),

@@ -1,36 +1,143 @@
 //! Scalar resolution: the type a plain scalar has, by go-yaml v3's rules
 //! on input and by go-yaml v2's where the emitter decides on quoting.
 
-use yaml_rust2::scanner::TScalarStyle;
-
+use super::events::Style;
 use super::{CompactString, Value};
 
+/// How a scalar is decoded (see [`resolve_scalar`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Decode {
+    /// As a kustomization file is read.
+    No,
+    /// As go-yaml v3 decodes a value into an `interface{}`.
+    Value,
+    /// As it decodes a mapping's key into a `string`: tags are checked,
+    /// but a timestamp keeps its text.
+    Key,
+}
+
+/// The tag go-yaml v3 gives a mapping key that is not a string (`!!int` for
+/// a plain `1`, `!!null` for `~`, `!!timestamp` for `2001-12-14`, an
+/// explicit tag other than `!!str`), or `None` for a string or a merge key.
+pub(super) fn non_string_key(s: &super::events::Scalar) -> Option<String> {
+    if let Some(tag) = s.props.tag.as_deref().filter(|t| *t != "!") {
+        let short = match tag.strip_prefix("tag:yaml.org,2002:") {
+            Some(t) => format!("!!{t}"),
+            None => tag.to_string(),
+        };
+        return (short != "!!str" && short != "!!merge").then_some(short);
+    }
+    if s.style != Style::Plain || s.value == "<<" {
+        return None;
+    }
+    let tag = match resolved_tag(&resolve_plain_v3(s.value.as_str())) {
+        "!!str" if go_timestamp(&s.value).is_some() => "!!timestamp",
+        "!!str" => return None,
+        other => other,
+    };
+    Some(tag.to_string())
+}
+
+/// The tag of what [`resolve_plain_v3`] made of a text.
+fn resolved_tag(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "!!null",
+        Value::Bool(_) => "!!bool",
+        Value::Int(_) => "!!int",
+        Value::Float(_) => "!!float",
+        // Infinities and NaN, which the model keeps as text.
+        Value::Str(t) if t.starts_with(['.', '+', '-']) && t.ends_with(['f', 'F', 'n', 'N']) => {
+            "!!float"
+        }
+        _ => "!!str",
+    }
+}
+
+/// A scalar's value from its text, how it was written and its tag (as
+/// libyaml resolves it: `!!int` is `tag:yaml.org,2002:int`).
+///
+/// With `decode`, as go-yaml v3 decodes it into an `interface{}`, which
+/// kustomize does to every resource: a plain timestamp becomes the time
+/// `encoding/json` writes (`2001-12-14` is `2001-12-14T00:00:00Z`), and an
+/// explicit tag must fit the text (`!!int abc` is refused). Without it, as
+/// kustomization files are read (go-yaml v2 through `sigs.k8s.io/yaml`,
+/// which keeps timestamps as written).
 pub(super) fn resolve_scalar(
     text: String,
-    style: TScalarStyle,
-    tag: Option<(&str, &str)>,
-) -> Value {
-    if let Some((handle, suffix)) = tag {
-        let full = if handle == "!!" {
-            format!("tag:yaml.org,2002:{suffix}")
-        } else {
-            format!("{handle}{suffix}")
-        };
-        match full.as_str() {
-            "tag:yaml.org,2002:str" => return Value::Str(text.into()),
+    style: Style,
+    tag: Option<&str>,
+    decode: Decode,
+) -> Result<Value, String> {
+    if decode != Decode::No
+        && let Some(tag) = tag.filter(|t| *t != "!")
+    {
+        return decode_tagged(text, tag);
+    }
+    if let Some(full) = tag {
+        match full {
+            "tag:yaml.org,2002:str" => return Ok(Value::Str(text.into())),
             "tag:yaml.org,2002:int"
             | "tag:yaml.org,2002:float"
             | "tag:yaml.org,2002:bool"
             | "tag:yaml.org,2002:null" => {
-                return resolve_plain_v3(text);
+                return Ok(resolve_plain_v3(text));
             }
             _ => {}
         }
     }
-    if style != TScalarStyle::Plain {
-        return Value::Str(text.into());
+    if style != Style::Plain {
+        return Ok(Value::Str(text.into()));
     }
-    resolve_plain_v3(text)
+    if decode == Decode::Value
+        && let Some(t) = go_timestamp(&text)
+    {
+        return Ok(Value::Str(t.rfc3339_nano().into()));
+    }
+    Ok(resolve_plain_v3(text))
+}
+
+/// go-yaml v3's decoding of an explicitly tagged scalar (`resolve` and
+/// `decoder.scalar`): `!!str` is the text, `!!binary` its base64 decoded,
+/// a tag it does not resolve (`!!set`, `!custom`) the text, and `!!bool`,
+/// `!!int`, `!!float`, `!!null`, `!!timestamp` must be what the text
+/// resolves to (an integer may be a float).
+fn decode_tagged(text: String, tag: &str) -> Result<Value, String> {
+    let short = match tag.strip_prefix("tag:yaml.org,2002:") {
+        Some(t) => format!("!!{t}"),
+        None => tag.to_string(),
+    };
+    match short.as_str() {
+        "!!str" => return Ok(Value::Str(text.into())),
+        "!!binary" => {
+            use base64::Engine as _;
+            let engine = base64::engine::GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+            );
+            let clean: String = text.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+            return match engine.decode(clean) {
+                Ok(bytes) => Ok(Value::Str(String::from_utf8_lossy(&bytes).as_ref().into())),
+                Err(_) => Err("!!binary value contains invalid base64 data".to_string()),
+            };
+        }
+        "!!bool" | "!!int" | "!!float" | "!!null" | "!!timestamp" => {}
+        _ => return Ok(Value::Str(text.into())),
+    }
+    let (rtag, v) = match go_timestamp(&text).filter(|_| short == "!!timestamp") {
+        Some(t) => ("!!timestamp", Value::Str(t.rfc3339_nano().into())),
+        None => {
+            let v = resolve_plain_v3(text.clone());
+            (resolved_tag(&v), v)
+        }
+    };
+    match (short.as_str(), rtag, v) {
+        (want, got, v) if want == got => Ok(v),
+        ("!!float", "!!int", Value::Int(i)) => Ok(Value::Float(i as f64)),
+        // Past i64, Go keeps a uint64; the model holds it as the float it
+        // is nearest to.
+        ("!!int", "!!float", v) if go_parse_uint(&text.replace('_', "")) => Ok(v),
+        _ => Err(format!("cannot decode {rtag} `{text}` as a {short}")),
+    }
 }
 
 /// Resolves a plain scalar with go-yaml v3's rules (YAML 1.2 core schema plus
@@ -292,72 +399,265 @@ pub(super) fn is_base60_float(s: &str) -> bool {
 }
 
 fn is_timestamp(s: &str) -> bool {
-    // go-yaml's parseTimestamp: formats "2006-1-2T15:4:5.999999999Z07:00",
-    // "2006-1-2t15:4:5.999999999Z07:00", "2006-1-2 15:4:5.999999999", "2006-1-2".
+    go_timestamp(s).is_some()
+}
+
+/// A time as go-yaml's `parseTimestamp` reads it, in the zone it was
+/// written with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GoTime {
+    year: u32,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    nanos: u32,
+    /// Seconds east of UTC.
+    offset: i32,
+}
+
+impl GoTime {
+    /// Go's `time.RFC3339Nano`, which `encoding/json` writes a `time.Time`
+    /// with: the fraction without its trailing zeros (none when zero), `Z`
+    /// for UTC.
+    pub fn rfc3339_nano(&self) -> String {
+        let mut out = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        );
+        if self.nanos != 0 {
+            let frac = format!("{:09}", self.nanos);
+            out.push('.');
+            out.push_str(frac.trim_end_matches('0'));
+        }
+        if self.offset == 0 {
+            out.push('Z');
+        } else {
+            let (sign, off) = if self.offset < 0 {
+                ('-', -self.offset)
+            } else {
+                ('+', self.offset)
+            };
+            out.push_str(&format!("{sign}{:02}:{:02}", off / 3600, off % 3600 / 60));
+        }
+        out
+    }
+}
+
+/// go-yaml's `parseTimestamp` (the same in v2 and v3): a text that starts
+/// with four digits and `-` and that Go's `time.Parse` reads with one of
+/// `2006-1-2T15:4:5.999999999Z07:00`, the same with `t`,
+/// `2006-1-2 15:4:5.999999999` (UTC) or `2006-1-2`, field ranges checked as
+/// Go checks them (February 30 is not a date).
+pub fn go_timestamp(s: &str) -> Option<GoTime> {
     let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() && i < 4 && b[i].is_ascii_digit() {
-        i += 1;
+    if b.len() < 5 || !b[..4].iter().all(u8::is_ascii_digit) || b[4] != b'-' {
+        return None;
     }
-    if i != 4 || b.len() < 5 || b[4] != b'-' {
-        return false;
-    }
-    let num = |i: &mut usize, max: usize| {
-        let st = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() && *i - st < max {
-            *i += 1;
-        }
-        *i - st
-    };
-    let mut i = 5;
-    if num(&mut i, 2) == 0 || i >= b.len() || b[i] != b'-' {
-        return false;
-    }
-    i += 1;
-    if num(&mut i, 2) == 0 {
-        return false;
-    }
-    if i == b.len() {
-        return true;
-    }
-    let sep = b[i];
-    if sep != b'T' && sep != b't' && sep != b' ' {
-        return false;
-    }
-    i += 1;
-    for k in 0..3 {
-        if num(&mut i, 2) == 0 {
-            return false;
-        }
-        if k < 2 {
-            if i >= b.len() || b[i] != b':' {
-                return false;
+    // Go's getnum: one digit, or two when two are there.
+    let num = |i: &mut usize| -> Option<u32> {
+        let d = |k: usize| {
+            b.get(k)
+                .filter(|c| c.is_ascii_digit())
+                .map(|c| u32::from(c - b'0'))
+        };
+        let first = d(*i)?;
+        match d(*i + 1) {
+            Some(second) => {
+                *i += 2;
+                Some(first * 10 + second)
             }
+            None => {
+                *i += 1;
+                Some(first)
+            }
+        }
+    };
+    let year: u32 = s[..4].parse().ok()?;
+    let mut i = 5;
+    let month = num(&mut i)?;
+    if b.get(i) != Some(&b'-') {
+        return None;
+    }
+    i += 1;
+    let day = num(&mut i)?;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > days_in_month {
+        return None;
+    }
+    let mut t = GoTime {
+        year,
+        month,
+        day,
+        hour: 0,
+        minute: 0,
+        second: 0,
+        nanos: 0,
+        offset: 0,
+    };
+    if i == b.len() {
+        return Some(t);
+    }
+    let zoned = match b[i] {
+        b'T' | b't' => {
+            i += 1;
+            true
+        }
+        b' ' => {
+            // A space in Go's layout matches any run of them.
+            while b.get(i) == Some(&b' ') {
+                i += 1;
+            }
+            false
+        }
+        _ => return None,
+    };
+    t.hour = num(&mut i)?;
+    (b.get(i) == Some(&b':')).then_some(())?;
+    i += 1;
+    t.minute = num(&mut i)?;
+    (b.get(i) == Some(&b':')).then_some(())?;
+    i += 1;
+    t.second = num(&mut i)?;
+    if t.hour >= 24 || t.minute >= 60 || t.second >= 60 {
+        return None;
+    }
+    // A fraction: `.` or `,` and any number of digits, of which nine count.
+    if matches!(b.get(i), Some(b'.' | b',')) && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
             i += 1;
         }
+        let digits = &s[start..i.min(start + 9)];
+        t.nanos = digits.parse::<u32>().ok()? * 10u32.pow(9 - digits.len() as u32);
     }
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        if num(&mut i, 9) == 0 {
-            return false;
+    if zoned {
+        match b.get(i) {
+            Some(b'Z') => i += 1,
+            Some(&sign @ (b'+' | b'-')) => {
+                let z = b.get(i..i + 6)?;
+                if z[3] != b':' || ![1, 2, 4, 5].iter().all(|&k| z[k].is_ascii_digit()) {
+                    return None;
+                }
+                let hh = i32::from(z[1] - b'0') * 10 + i32::from(z[2] - b'0');
+                let mm = i32::from(z[4] - b'0') * 10 + i32::from(z[5] - b'0');
+                if hh > 24 || mm > 60 {
+                    return None;
+                }
+                let off = (hh * 60 + mm) * 60;
+                t.offset = if sign == b'-' { -off } else { off };
+                i += 6;
+            }
+            _ => return None,
         }
     }
-    if i == b.len() {
-        return true;
+    (i == b.len()).then_some(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rfc(s: &str) -> Option<String> {
+        go_timestamp(s).map(|t| t.rfc3339_nano())
     }
-    if sep == b' ' {
-        return false;
-    }
-    if b[i] == b'Z' && i + 1 == b.len() {
-        return true;
-    }
-    if b[i] == b'+' || b[i] == b'-' {
-        i += 1;
-        if num(&mut i, 2) != 2 || i >= b.len() || b[i] != b':' {
-            return false;
+
+    #[test]
+    fn timestamps_are_read_as_go_reads_them() {
+        assert_eq!(rfc("2001-12-14").as_deref(), Some("2001-12-14T00:00:00Z"));
+        assert_eq!(rfc("2001-1-2").as_deref(), Some("2001-01-02T00:00:00Z"));
+        assert_eq!(
+            rfc("2001-12-14t21:59:43.10-05:00").as_deref(),
+            Some("2001-12-14T21:59:43.1-05:00")
+        );
+        assert_eq!(
+            rfc("2001-12-14T21:59:43.123456789123Z").as_deref(),
+            Some("2001-12-14T21:59:43.123456789Z")
+        );
+        assert_eq!(
+            rfc("2001-12-14   21:59:43,5").as_deref(),
+            Some("2001-12-14T21:59:43.5Z")
+        );
+        assert_eq!(
+            rfc("2001-12-14T01:02:03+00:00").as_deref(),
+            Some("2001-12-14T01:02:03Z")
+        );
+        assert_eq!(rfc("2000-02-29").as_deref(), Some("2000-02-29T00:00:00Z"));
+        for no in [
+            "2001-02-29",
+            "1900-02-29",
+            "2001-04-31",
+            "2001-13-01",
+            "2001-00-10",
+            "2001-12-14 21:59:43.10Z",
+            "2001-12-14T21:59:43",
+            "2001-12-14T24:00:00Z",
+            "2001-12-14T21:60:00Z",
+            "2001-12-14T21:59:43+5:00",
+            "2001-12-14T21:59:43+25:00",
+            "2001-12-14x",
+            "20011-12-14",
+            "-2001-12-14",
+        ] {
+            assert_eq!(rfc(no), None, "{no}");
         }
-        i += 1;
-        return num(&mut i, 2) == 2 && i == b.len();
     }
-    false
+
+    #[test]
+    fn resources_decode_as_go_yaml_v3_decodes() {
+        let value = |t: &str, tag: Option<&str>| {
+            resolve_scalar(t.to_string(), Style::Plain, tag, Decode::Value)
+        };
+        assert_eq!(
+            value("2001-12-14", None),
+            Ok(Value::str("2001-12-14T00:00:00Z"))
+        );
+        // A key, a quoted text and a kustomization file keep it.
+        for (style, decode) in [
+            (Style::Plain, Decode::Key),
+            (Style::DoubleQuoted, Decode::Value),
+            (Style::Plain, Decode::No),
+        ] {
+            assert_eq!(
+                resolve_scalar("2001-12-14".into(), style, None, decode),
+                Ok(Value::str("2001-12-14"))
+            );
+        }
+        let int = Some("tag:yaml.org,2002:int");
+        let float = Some("tag:yaml.org,2002:float");
+        assert_eq!(value("12", int), Ok(Value::Int(12)));
+        assert_eq!(value("12", float), Ok(Value::Float(12.0)));
+        assert_eq!(
+            value("abc", int),
+            Err("cannot decode !!str `abc` as a !!int".to_string())
+        );
+        assert_eq!(
+            value("1.5", int),
+            Err("cannot decode !!float `1.5` as a !!int".to_string())
+        );
+        assert_eq!(
+            value("2001-12-14", Some("tag:yaml.org,2002:timestamp")),
+            Ok(Value::str("2001-12-14T00:00:00Z"))
+        );
+        assert_eq!(
+            value("aGVsbG8=", Some("tag:yaml.org,2002:binary")),
+            Ok(Value::str("hello"))
+        );
+        assert_eq!(
+            value("*", Some("tag:yaml.org,2002:binary")),
+            Err("!!binary value contains invalid base64 data".to_string())
+        );
+        assert_eq!(value("12", Some("!custom")), Ok(Value::str("12")));
+        assert_eq!(value("12", Some("!")), Ok(Value::Int(12)));
+    }
 }
