@@ -112,7 +112,7 @@ impl<I: Iterator<Item = char>> Source for yaml_rust2::parser::Parser<I> {
                     TScalarStyle::Folded => Style::Folded,
                 };
                 Event::Scalar(Scalar {
-                    value,
+                    value: value.into(),
                     props: Props {
                         anchor: anchor(id),
                         tag: tag(t),
@@ -610,12 +610,12 @@ fn scalar(s: Scalar) -> Result<Value, YamlError> {
         });
     let Some(tag) = tag else {
         if !s.implicit {
-            return Ok(Value::Str(s.value.into()));
+            return Ok(Value::Str(s.value));
         }
         return Ok(resolve_plain_v2(s.value));
     };
     match tag.as_str() {
-        "!!str" => Ok(Value::Str(s.value.into())),
+        "!!str" => Ok(Value::Str(s.value)),
         "!!binary" => {
             let clean: String = s
                 .value
@@ -655,7 +655,7 @@ fn scalar(s: Scalar) -> Result<Value, YamlError> {
                 "cannot decode {got} `{text}` as a {tag}"
             )))
         }
-        _ => Ok(Value::Str(s.value.into())),
+        _ => Ok(Value::Str(s.value)),
     }
 }
 
@@ -666,7 +666,7 @@ fn is_timestamp(s: &str) -> bool {
 
 /// go-yaml v2's resolution of a plain scalar, as seen through an
 /// `interface{}` (timestamps stay strings there).
-pub(crate) fn resolve_plain_v2(text: String) -> Value {
+pub(crate) fn resolve_plain_v2(text: CompactString) -> Value {
     match text.as_str() {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
@@ -707,7 +707,7 @@ pub(crate) fn resolve_plain_v2(text: String) -> Value {
             return Value::Int(-i);
         }
     }
-    Value::Str(text.into())
+    Value::Str(text)
 }
 
 /// Go's `strconv.ParseUint(s, 0, 64)` for the values above `i64::MAX`.

@@ -19,6 +19,7 @@
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 
+use compact_str::CompactString;
 use unsafe_libyaml_norway as unsafe_sys;
 
 /// A position, as libyaml counts it: line and column from 0.
@@ -47,7 +48,8 @@ pub struct Props {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scalar {
-    pub value: String,
+    /// Up to 24 bytes held inline: most keys and values take no allocation.
+    pub value: CompactString,
     pub props: Props,
     pub style: Style,
     /// libyaml's `plain_implicit`, which go-yaml keeps as the node's
@@ -286,7 +288,7 @@ unsafe fn copy_event(ev: &unsafe_sys::yaml_event_t) -> (Event, Mark) {
                 };
                 Event::Scalar(Scalar {
                     // libyaml's reader accepts only valid UTF-8.
-                    value: String::from_utf8_lossy(bytes).into_owned(),
+                    value: CompactString::from_utf8_lossy(bytes),
                     props: Props {
                         anchor: text(s.anchor),
                         tag: text(s.tag),
@@ -380,11 +382,11 @@ mod tests {
     #[test]
     fn scalars_know_whether_they_are_in_flow_style() {
         let mut e = Events::new("a: {x: , y: [1]}\nb:\n  c: 2\n");
-        let mut seen = Vec::new();
+        let mut seen: Vec<(String, bool)> = Vec::new();
         loop {
             let (ev, _) = e.pull().unwrap();
             match ev {
-                Event::Scalar(s) => seen.push((s.value, e.in_flow())),
+                Event::Scalar(s) => seen.push((s.value.to_string(), e.in_flow())),
                 Event::StreamEnd => break,
                 _ => {}
             }

@@ -358,7 +358,7 @@ impl<'a> DocParser<'a> {
             Event::Scalar(sc) => {
                 let mut text = sc.value;
                 if sc.style == Style::Folded && self.folded_roundtrip {
-                    text = super::folded::roundtrip(&text);
+                    text = super::folded::roundtrip(&text).into();
                 }
                 // go-yaml v3 writes an empty plain value inside a flow
                 // collection (`{x, y}`, `{x: }`) as `''`, so kustomize's

@@ -63,7 +63,7 @@ fn resolved_tag(v: &Value) -> &'static str {
 /// kustomization files are read (go-yaml v2 through `sigs.k8s.io/yaml`,
 /// which keeps timestamps as written).
 pub(super) fn resolve_scalar(
-    text: String,
+    text: CompactString,
     style: Style,
     tag: Option<&str>,
     decode: Decode,
@@ -75,7 +75,7 @@ pub(super) fn resolve_scalar(
     }
     if let Some(full) = tag {
         match full {
-            "tag:yaml.org,2002:str" => return Ok(Value::Str(text.into())),
+            "tag:yaml.org,2002:str" => return Ok(Value::Str(text)),
             "tag:yaml.org,2002:int"
             | "tag:yaml.org,2002:float"
             | "tag:yaml.org,2002:bool"
@@ -86,7 +86,7 @@ pub(super) fn resolve_scalar(
         }
     }
     if style != Style::Plain {
-        return Ok(Value::Str(text.into()));
+        return Ok(Value::Str(text));
     }
     if decode == Decode::Value
         && let Some(t) = go_timestamp(&text)
@@ -101,13 +101,13 @@ pub(super) fn resolve_scalar(
 /// a tag it does not resolve (`!!set`, `!custom`) the text, and `!!bool`,
 /// `!!int`, `!!float`, `!!null`, `!!timestamp` must be what the text
 /// resolves to (an integer may be a float).
-fn decode_tagged(text: String, tag: &str) -> Result<Value, String> {
+fn decode_tagged(text: CompactString, tag: &str) -> Result<Value, String> {
     let short = match tag.strip_prefix("tag:yaml.org,2002:") {
         Some(t) => format!("!!{t}"),
         None => tag.to_string(),
     };
     match short.as_str() {
-        "!!str" => return Ok(Value::Str(text.into())),
+        "!!str" => return Ok(Value::Str(text)),
         "!!binary" => {
             use base64::Engine as _;
             let engine = base64::engine::GeneralPurpose::new(
@@ -121,7 +121,7 @@ fn decode_tagged(text: String, tag: &str) -> Result<Value, String> {
             };
         }
         "!!bool" | "!!int" | "!!float" | "!!null" | "!!timestamp" => {}
-        _ => return Ok(Value::Str(text.into())),
+        _ => return Ok(Value::Str(text)),
     }
     let (rtag, v) = match go_timestamp(&text).filter(|_| short == "!!timestamp") {
         Some(t) => ("!!timestamp", Value::Str(t.rfc3339_nano().into())),
@@ -615,9 +615,8 @@ mod tests {
 
     #[test]
     fn resources_decode_as_go_yaml_v3_decodes() {
-        let value = |t: &str, tag: Option<&str>| {
-            resolve_scalar(t.to_string(), Style::Plain, tag, Decode::Value)
-        };
+        let value =
+            |t: &str, tag: Option<&str>| resolve_scalar(t.into(), Style::Plain, tag, Decode::Value);
         assert_eq!(
             value("2001-12-14", None),
             Ok(Value::str("2001-12-14T00:00:00Z"))
