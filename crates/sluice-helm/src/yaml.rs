@@ -592,8 +592,6 @@ fn key_string(key: &Value) -> Option<CompactString> {
     })
 }
 
-const YAML_TAG: &str = "tag:yaml.org,2002:";
-
 /// go-yaml v2's decoding of a scalar into `interface{}`: a quoted or block
 /// scalar without a tag is a string; a plain one resolves; an explicit
 /// `!!str`, `!!int`, `!!float`, `!!bool`, `!!null` or `!!timestamp` must
@@ -604,10 +602,7 @@ fn scalar(s: Scalar) -> Result<Value, YamlError> {
         .props
         .tag
         .as_deref()
-        .map(|t| match t.strip_prefix(YAML_TAG) {
-            Some(rest) => format!("!!{rest}"),
-            None => t.to_string(),
-        });
+        .map(sluice_kustomize::yaml::short_tag);
     let Some(tag) = tag else {
         if !s.implicit {
             return Ok(Value::Str(s.value));

@@ -43,7 +43,7 @@ pub use parse::{
     parse_resources,
 };
 pub(crate) use parse::{EmptyNulls, PathSeg, parse_resources_noting_empty, weight};
-pub use resolve::{GoTime, go_parse_int, go_timestamp, resolve_plain_v3};
+pub use resolve::{GoTime, go_parse_int, go_timestamp, resolve_plain_v3, short_tag};
 
 /// A YAML/JSON value.
 #[derive(Clone, Debug, PartialEq)]

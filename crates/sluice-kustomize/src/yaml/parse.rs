@@ -71,7 +71,7 @@ pub fn parse_all(text: &str) -> Result<Vec<Value>, YamlError> {
 /// Like [`parse_all`]; with `allow_duplicate_keys` a repeated key replaces
 /// the earlier one (what kustomize's kustomization-file reader does).
 pub fn parse_all_opts(text: &str, allow_duplicate_keys: bool) -> Result<Vec<Value>, YamlError> {
-    let mut p = DocParser::new(text, allow_duplicate_keys, false, false);
+    let mut p = DocParser::new(text, allow_duplicate_keys, false, false, false);
     let mut docs = Vec::new();
     while let Some((doc, _)) = p.document()? {
         docs.push(doc);
@@ -84,8 +84,7 @@ pub fn parse_all_opts(text: &str, allow_duplicate_keys: bool) -> Result<Vec<Valu
 /// made strings, timestamps and tags kept as written; folded scalars as in
 /// [`parse_resources`]. Empty documents give no value.
 pub fn parse_manifests(text: &str) -> Result<Vec<Value>, YamlError> {
-    let mut p = DocParser::new(text, false, true, false);
-    p.decode = false;
+    let mut p = DocParser::new(text, false, true, false, false);
     let mut docs = Vec::new();
     while let Some((doc, _)) = p.document()? {
         if !doc.is_null() {
@@ -142,8 +141,7 @@ fn read_resources(
     // One budget for the whole text, however many parts it is cut into.
     let mut alias_budget = ALIAS_BUDGET;
     for part in split_documents(&text)? {
-        let mut p = DocParser::new(part, false, true, record_empty);
-        p.decode = decode;
+        let mut p = DocParser::new(part, false, true, decode, record_empty);
         p.alias_budget = alias_budget;
         if let Some(doc) = p.document()? {
             docs.push(doc);
@@ -250,6 +248,7 @@ impl<'a> DocParser<'a> {
         text: &'a str,
         allow_dup: bool,
         folded_roundtrip: bool,
+        decode: bool,
         record_empty: bool,
     ) -> DocParser<'a> {
         DocParser {
@@ -263,7 +262,7 @@ impl<'a> DocParser<'a> {
             record_empty,
             ipath: Vec::new(),
             empty_nulls: Vec::new(),
-            decode: folded_roundtrip,
+            decode,
             reading_key: false,
             syntax_failed: false,
             ended: false,

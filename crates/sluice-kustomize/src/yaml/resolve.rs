@@ -4,6 +4,15 @@
 use super::events::Style;
 use super::{CompactString, Value};
 
+/// A tag as go-yaml names it in messages: `tag:yaml.org,2002:int` is
+/// `!!int`; any other tag is itself.
+pub fn short_tag(tag: &str) -> String {
+    match tag.strip_prefix("tag:yaml.org,2002:") {
+        Some(t) => format!("!!{t}"),
+        None => tag.to_string(),
+    }
+}
+
 /// How a scalar is decoded (see [`resolve_scalar`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Decode {
@@ -21,10 +30,7 @@ pub(super) enum Decode {
 /// explicit tag other than `!!str`), or `None` for a string or a merge key.
 pub(super) fn non_string_key(s: &super::events::Scalar) -> Option<String> {
     if let Some(tag) = s.props.tag.as_deref().filter(|t| *t != "!") {
-        let short = match tag.strip_prefix("tag:yaml.org,2002:") {
-            Some(t) => format!("!!{t}"),
-            None => tag.to_string(),
-        };
+        let short = short_tag(tag);
         return (short != "!!str" && short != "!!merge").then_some(short);
     }
     if s.style != Style::Plain || s.value == "<<" {
@@ -102,10 +108,7 @@ pub(super) fn resolve_scalar(
 /// `!!int`, `!!float`, `!!null`, `!!timestamp` must be what the text
 /// resolves to (an integer may be a float).
 fn decode_tagged(text: CompactString, tag: &str) -> Result<Value, String> {
-    let short = match tag.strip_prefix("tag:yaml.org,2002:") {
-        Some(t) => format!("!!{t}"),
-        None => tag.to_string(),
-    };
+    let short = short_tag(tag);
     match short.as_str() {
         "!!str" => return Ok(Value::Str(text)),
         "!!binary" => {
