@@ -3,13 +3,13 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: image test deps fmt-check lint deny testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld realworld-helm bench bench-vs-flux flux-reference helm-controller-check helm-storage-check gitea-check flux-migration-check image-import-tool image-import-check build release testenv-up testenv-down clean demo
+.PHONY: image test deps fmt-check lint deny vendor-check testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld realworld-helm bench bench-vs-flux flux-reference helm-controller-check helm-storage-check gitea-check flux-migration-check image-import-tool image-import-check build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing);
 ## the image and containerd's importer are built first, and the image's
 ## kubelet-style test (with the import) may not skip
 test: REQUIRE_IMAGE = 1
-test: deps fmt-check lint deny testenv-build image image-import-tool integration fuzz
+test: deps fmt-check lint deny vendor-check testenv-build image image-import-tool integration fuzz
 
 ## image: the controller image as an OCI archive, target/image/sluice.oci.tar
 ## (a static release build plus scripts/oci-image.py; no Docker daemon).
@@ -40,6 +40,11 @@ lint:
 ## only with a local RustSec copy (scripts/deny says when it skips them)
 deny:
 	scripts/deny
+
+## vendor-check: each crate under vendor/ is its crates.io release plus the
+## patch beside it (vendor/README.md)
+vendor-check:
+	scripts/vendor-check
 
 testenv-build:
 	scripts/testenv build

@@ -379,6 +379,46 @@ mod tests {
         assert_eq!((e.v2_line().0, e.v3_line().0), (2, 1));
     }
 
+    /// libyaml's reader (patched, vendor/README.md) copies runs of ASCII
+    /// whole and decodes the rest a character at a time; the text arrives
+    /// in chunks of 16 KiB, so characters of every width land on every
+    /// alignment against a chunk's end over a long text.
+    #[test]
+    fn the_reader_reads_every_character_across_its_chunks() {
+        let wide = ["é", "€", "😀", "\u{a0}", "\u{fffd}", "\u{10ffff}"];
+        let mut text = String::new();
+        let mut values = Vec::new();
+        for i in 0..6_000 {
+            let v = format!("{}x{}{}", "y".repeat(i % 7), wide[i % wide.len()], i);
+            text.push_str(&format!("k{i}:\t'{v}'\r\n"));
+            values.push(v);
+        }
+        assert!(text.len() > 6 * 16 * 1024);
+        let mut read = Vec::new();
+        let mut e = Events::new(&text);
+        let last = loop {
+            let (ev, mark) = e.pull().unwrap();
+            match ev {
+                Event::Scalar(s) if !s.value.starts_with('k') => read.push(s.value.to_string()),
+                Event::StreamEnd => break mark,
+                _ => {}
+            }
+        };
+        assert_eq!(read, values);
+        assert_eq!(last.line, 6_000);
+        // What the check refuses is found past any number of chunks, in
+        // either path: DEL is ASCII, U+0080 two octets, U+FFFE three.
+        for bad in ["\u{7f}", "\u{80}", "\u{fffe}"] {
+            let long = format!("{}z: a{bad}b\n", "a: b\n".repeat(20_000));
+            let e = all(&long).unwrap_err();
+            assert_eq!(
+                v2(&e),
+                "yaml: control characters are not allowed",
+                "{bad:?}"
+            );
+        }
+    }
+
     #[test]
     fn scalars_know_whether_they_are_in_flow_style() {
         let mut e = Events::new("a: {x: , y: [1]}\nb:\n  c: 2\n");
