@@ -7,17 +7,41 @@ use super::{CompactString, Value};
 /// go-yaml v2's map key order ("natural" order: digit runs compare as
 /// numbers, non-letters sort before letters).
 pub fn v2_key_less(a: &str, b: &str) -> std::cmp::Ordering {
-    use std::cmp::Ordering::*;
+    // ASCII keys (nearly all) compare as bytes, which order and classify as
+    // their characters do; others as characters.
+    if a.is_ascii() && b.is_ascii() {
+        return natural_cmp(a.as_bytes(), b.as_bytes(), |c| {
+            (
+                c.is_ascii_alphabetic(),
+                c.is_ascii_digit().then(|| c - b'0'),
+            )
+        });
+    }
     let ar: Vec<char> = a.chars().collect();
     let br: Vec<char> = b.chars().collect();
+    natural_cmp(&ar, &br, |c| {
+        let digit = c.is_ascii_digit().then(|| c as u8 - b'0');
+        (c.is_alphabetic(), digit)
+    })
+}
+
+/// go-yaml v2's `keyList.Less` over units that `class` tells apart:
+/// (is a letter, its value if an ASCII digit).
+fn natural_cmp<T: Copy + Ord>(
+    ar: &[T],
+    br: &[T],
+    class: impl Fn(T) -> (bool, Option<u8>),
+) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    let digit = |c: T| class(c).1;
     let mut i = 0;
     while i < ar.len() && i < br.len() {
         if ar[i] == br[i] {
             i += 1;
             continue;
         }
-        let al = ar[i].is_alphabetic();
-        let bl = br[i].is_alphabetic();
+        let al = class(ar[i]).0;
+        let bl = class(br[i]).0;
         if al && bl {
             return ar[i].cmp(&br[i]);
         }
@@ -26,28 +50,29 @@ pub fn v2_key_less(a: &str, b: &str) -> std::cmp::Ordering {
         }
         let mut an: i64 = 0;
         let mut bn: i64 = 0;
-        if ar[i] == '0' || br[i] == '0' {
+        if digit(ar[i]) == Some(0) || digit(br[i]) == Some(0) {
             let mut j = i;
             while j > 0 {
                 j -= 1;
-                if !ar[j].is_ascii_digit() {
-                    break;
-                }
-                if ar[j] != '0' {
-                    an = 1;
-                    bn = 1;
-                    break;
+                match digit(ar[j]) {
+                    None => break,
+                    Some(0) => {}
+                    Some(_) => {
+                        an = 1;
+                        bn = 1;
+                        break;
+                    }
                 }
             }
         }
         let mut ai = i;
-        while ai < ar.len() && ar[ai].is_ascii_digit() {
-            an = an.wrapping_mul(10).wrapping_add(ar[ai] as i64 - '0' as i64);
+        while let Some(d) = ar.get(ai).and_then(|c| digit(*c)) {
+            an = an.wrapping_mul(10).wrapping_add(i64::from(d));
             ai += 1;
         }
         let mut bi = i;
-        while bi < br.len() && br[bi].is_ascii_digit() {
-            bn = bn.wrapping_mul(10).wrapping_add(br[bi] as i64 - '0' as i64);
+        while let Some(d) = br.get(bi).and_then(|c| digit(*c)) {
+            bn = bn.wrapping_mul(10).wrapping_add(i64::from(d));
             bi += 1;
         }
         if an != bn {
@@ -81,12 +106,9 @@ enum Style {
 
 impl Emitter {
     fn push(&mut self, s: &str) {
-        for c in s.chars() {
-            if c == '\n' {
-                self.column = 0;
-            } else {
-                self.column += 1;
-            }
+        match s.rfind('\n') {
+            Some(at) => self.column = s[at + 1..].chars().count(),
+            None => self.column += s.chars().count(),
         }
         self.out.push_str(s);
     }
@@ -161,8 +183,10 @@ impl Emitter {
             Value::Null => self.push("null"),
             Value::Bool(b) => self.push(if *b { "true" } else { "false" }),
             Value::Int(i) => {
-                let s = i.to_string();
-                self.push(&s)
+                use std::fmt::Write as _;
+                let start = self.out.len();
+                let _ = write!(self.out, "{i}");
+                self.column += self.out.len() - start;
             }
             Value::Float(f) => {
                 let s = v2_float(*f);
@@ -207,15 +231,17 @@ impl Emitter {
     }
 
     fn write_plain(&mut self, s: &str, indent: usize, allow_breaks: bool) {
-        let chars: Vec<char> = s.chars().collect();
+        // A plain scalar has no line break; without a space to fold at, it
+        // is written as it is.
+        if !allow_breaks || !s.contains(' ') {
+            self.push(s);
+            return;
+        }
+        let mut chars = s.chars().peekable();
         let mut spaces = false;
-        for i in 0..chars.len() {
-            let c = chars[i];
+        while let Some(c) = chars.next() {
             if c == ' ' {
-                if allow_breaks
-                    && !spaces
-                    && self.column > BEST_WIDTH
-                    && chars.get(i + 1) != Some(&' ')
+                if allow_breaks && !spaces && self.column > BEST_WIDTH && chars.peek() != Some(&' ')
                 {
                     self.newline_indent(indent);
                 } else {
@@ -230,18 +256,24 @@ impl Emitter {
     }
 
     fn write_single(&mut self, s: &str, indent: usize, allow_breaks: bool) {
-        let chars: Vec<char> = s.chars().collect();
         self.pushc('\'');
+        if !s.contains([' ', '\'']) {
+            self.push(s);
+            self.pushc('\'');
+            return;
+        }
+        let mut chars = s.chars().peekable();
+        let mut first = true;
         let mut spaces = false;
-        for i in 0..chars.len() {
-            let c = chars[i];
+        while let Some(c) = chars.next() {
+            let next = chars.peek().copied();
+            let at_edge = std::mem::take(&mut first) || next.is_none();
             if c == ' ' {
                 if allow_breaks
                     && !spaces
                     && self.column > BEST_WIDTH
-                    && i != 0
-                    && i != chars.len() - 1
-                    && chars.get(i + 1) != Some(&' ')
+                    && !at_edge
+                    && next != Some(' ')
                 {
                     self.newline_indent(indent);
                 } else {
@@ -260,11 +292,13 @@ impl Emitter {
     }
 
     fn write_double(&mut self, s: &str, indent: usize, allow_breaks: bool) {
-        let chars: Vec<char> = s.chars().collect();
         self.pushc('"');
+        let mut chars = s.chars().peekable();
+        let mut first = true;
         let mut spaces = false;
-        for i in 0..chars.len() {
-            let c = chars[i];
+        while let Some(c) = chars.next() {
+            let next = chars.peek().copied();
+            let at_edge = std::mem::take(&mut first) || next.is_none();
             if !is_printable(c) || c == '\u{feff}' || is_break(c) || c == '"' || c == '\\' {
                 let esc = match c {
                     '\0' => "\\0".to_string(),
@@ -289,14 +323,9 @@ impl Emitter {
                 self.push(&esc);
                 spaces = false;
             } else if c == ' ' {
-                if allow_breaks
-                    && !spaces
-                    && self.column > BEST_WIDTH
-                    && i != 0
-                    && i != chars.len() - 1
-                {
+                if allow_breaks && !spaces && self.column > BEST_WIDTH && !at_edge {
                     self.newline_indent(indent);
-                    if chars.get(i + 1) == Some(&' ') {
+                    if next == Some(' ') {
                         self.pushc('\\');
                     }
                 } else {
@@ -370,6 +399,7 @@ fn is_blank_or_end(c: Option<char>) -> bool {
     }
 }
 
+#[derive(Debug, PartialEq)]
 struct Analysis {
     block_plain_allowed: bool,
     single_quoted_allowed: bool,
@@ -377,6 +407,27 @@ struct Analysis {
 }
 
 fn analyze(s: &str) -> Analysis {
+    // Most keys and values are printable ASCII without a space: nothing in
+    // them but an indicator at either end can rule out the plain style.
+    let b = s.as_bytes();
+    if !b.is_empty() && b.iter().all(|c| (0x21..=0x7e).contains(c)) {
+        let (first, last) = (b[0], b[b.len() - 1]);
+        let block_indicators = s.starts_with("---")
+            || s.starts_with("...")
+            || b"#,[]{}&*!|>'\"%@`".contains(&first)
+            || (b.len() == 1 && b"?:-".contains(&first))
+            || (b.len() > 1 && last == b':');
+        return Analysis {
+            block_plain_allowed: !block_indicators,
+            single_quoted_allowed: true,
+            block_allowed: true,
+        };
+    }
+    analyze_chars(s)
+}
+
+/// [`analyze`] a character at a time: go-yaml's `yaml_emitter_analyze_scalar`.
+fn analyze_chars(s: &str) -> Analysis {
     if s.is_empty() {
         return Analysis {
             block_plain_allowed: true,
@@ -384,8 +435,6 @@ fn analyze(s: &str) -> Analysis {
             block_allowed: false,
         };
     }
-    let chars: Vec<char> = s.chars().collect();
-    let n = chars.len();
     let mut block_indicators = false;
     let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
         (false, false, false, false);
@@ -396,10 +445,13 @@ fn analyze(s: &str) -> Analysis {
         block_indicators = true;
     }
     let mut preceded_by_ws = true;
-    let mut followed_by_ws = is_blank_or_end(chars.get(1).copied());
-    for i in 0..n {
-        let c = chars[i];
-        if i == 0 {
+    let mut chars = s.chars().peekable();
+    let mut first = true;
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied();
+        let followed_by_ws = is_blank_or_end(next);
+        let (at_start, at_end) = (std::mem::take(&mut first), next.is_none());
+        if at_start {
             if "#,[]{}&*!|>'\"%@`".contains(c) {
                 block_indicators = true;
             }
@@ -424,10 +476,10 @@ fn analyze(s: &str) -> Analysis {
             line_breaks = true;
         }
         if c == ' ' {
-            if i == 0 {
+            if at_start {
                 leading_space = true;
             }
-            if i == n - 1 {
+            if at_end {
                 trailing_space = true;
             }
             if previous_break {
@@ -436,10 +488,10 @@ fn analyze(s: &str) -> Analysis {
             previous_space = true;
             previous_break = false;
         } else if is_break(c) {
-            if i == 0 {
+            if at_start {
                 leading_break = true;
             }
-            if i == n - 1 {
+            if at_end {
                 trailing_break = true;
             }
             if previous_space {
@@ -452,7 +504,6 @@ fn analyze(s: &str) -> Analysis {
             previous_break = false;
         }
         preceded_by_ws = is_blank_or_end(Some(c));
-        followed_by_ws = is_blank_or_end(chars.get(i + 2).copied());
     }
     let mut a = Analysis {
         block_plain_allowed: true,
@@ -553,4 +604,136 @@ fn join_docs<'a>(docs: impl IntoIterator<Item = &'a Value>, fold: bool) -> Strin
         out.push_str(&emit(d, fold));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ASCII keys take the byte path; it must order as the character path.
+    #[test]
+    fn ascii_keys_order_as_characters_do() {
+        let keys = [
+            "",
+            "a",
+            "A",
+            "a1",
+            "a01",
+            "a001",
+            "a10",
+            "a2",
+            "a02",
+            "10",
+            "9",
+            "09",
+            "0",
+            "00",
+            "a0",
+            "a00b",
+            "a0b",
+            "-",
+            "_a",
+            "a_b",
+            "a-b",
+            "a.b",
+            "ab",
+            "aB",
+            "z",
+            "Z",
+            "1a",
+            "01a",
+            "x100y",
+            "x99y",
+            "x099y",
+            "x0099y",
+            "port",
+            "ports",
+            "name",
+            "namespace",
+            "99999999999999999999",
+            "999999999999999999999",
+        ];
+        for a in keys {
+            for b in keys {
+                let ca: Vec<char> = a.chars().collect();
+                let cb: Vec<char> = b.chars().collect();
+                let by_char = natural_cmp(&ca, &cb, |c| {
+                    (
+                        c.is_alphabetic(),
+                        c.is_ascii_digit().then(|| c as u8 - b'0'),
+                    )
+                });
+                assert_eq!(v2_key_less(a, b), by_char, "{a:?} vs {b:?}");
+            }
+        }
+        // go-yaml v2's order: digit runs as numbers, non-letters first.
+        let mut v = vec!["b", "a10", "a2", "_x", "A", "a"];
+        crate::gosort::sort(&mut v, |a, b| v2_key_less(a, b).is_lt());
+        assert_eq!(v, ["_x", "A", "a", "a2", "a10", "b"]);
+    }
+
+    /// The shortcut for printable ASCII judges as the character loop does:
+    /// every string of up to three characters from a set that holds each
+    /// indicator, blanks, breaks and a few others.
+    #[test]
+    fn the_ascii_analysis_is_the_full_one() {
+        let alphabet: Vec<char> = "a0-.:?#,[]{}&*!|>'\"%@` \t\n\r\u{7f}\u{85}é/_="
+            .chars()
+            .collect();
+        let mut strings = vec![String::new()];
+        for len in 1..=3 {
+            let mut idx = vec![0usize; len];
+            loop {
+                strings.push(idx.iter().map(|&i| alphabet[i]).collect());
+                let mut k = 0;
+                while k < len {
+                    idx[k] += 1;
+                    if idx[k] < alphabet.len() {
+                        break;
+                    }
+                    idx[k] = 0;
+                    k += 1;
+                }
+                if k == len {
+                    break;
+                }
+            }
+        }
+        strings.extend(
+            [
+                "---x", "...x", "--x", "..x", "a:b", "a:", "http://x", "#a", "a#",
+            ]
+            .map(String::from),
+        );
+        for s in &strings {
+            assert_eq!(analyze(s), analyze_chars(s), "{s:?}");
+        }
+    }
+
+    /// The writers' fast paths (nothing to fold or escape) print what
+    /// their character loops print.
+    #[test]
+    fn scalars_fold_and_quote_at_eighty_columns() {
+        let long = "word ".repeat(30);
+        let long = long.trim_end();
+        let doc = |s: &str| {
+            let mut m = super::super::Map::new();
+            m.insert("k", Value::Str(s.into()));
+            to_yaml(&Value::Map(m))
+        };
+        let out = doc(long);
+        assert!(out.lines().count() > 1, "{out}");
+        assert!(out.lines().all(|l| l.len() <= 84), "{out}");
+        assert_eq!(doc("plain-value:8080"), "k: plain-value:8080\n");
+        assert_eq!(doc("it's"), "k: it's\n");
+        assert_eq!(doc("'x'"), "k: '''x'''\n");
+        assert_eq!(doc("yes"), "k: \"yes\"\n");
+        assert_eq!(doc("a: b"), "k: 'a: b'\n");
+        assert_eq!(doc("tab\there"), "k: \"tab\\there\"\n");
+        assert_eq!(doc(" lead"), "k: ' lead'\n");
+        assert_eq!(doc("@x"), "k: '@x'\n");
+        assert_eq!(doc("-"), "k: '-'\n");
+        assert_eq!(doc("a:"), "k: 'a:'\n");
+        assert_eq!(doc("a#b"), "k: a#b\n");
+    }
 }
