@@ -64,6 +64,60 @@ unsafe fn READ(parser: *mut yaml_parser_t, string: *mut yaml_string_t) {
     (*parser).unread = (*parser).unread.wrapping_sub(1);
 }
 
+/// sluice patch (vendor/README.md): octets that `READ` may copy in a run,
+/// for the three loops below that read a character at a time.
+/// Plain scalars: printable ASCII except the space and the indicators the
+/// loop stops at (`:` and, in flow context, `,[]{}`).
+static PLAIN_RUN: [bool; 256] = ascii_run_table(0x21, b":,[]{}");
+/// Quoted scalars: printable ASCII except the space, quotes and backslash.
+static QUOTED_RUN: [bool; 256] = ascii_run_table(0x21, b"'\"\\");
+/// A line of a block scalar: any ASCII but NUL, CR and LF.
+static BLOCK_RUN: [bool; 256] = ascii_run_table(0x01, b"\r\n");
+
+const fn ascii_run_table(from: u8, except: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = from as usize;
+    while b < 0x7F {
+        t[b] = true;
+        b += 1;
+    }
+    let mut i = 0;
+    while i < except.len() {
+        t[except[i] as usize] = false;
+        i += 1;
+    }
+    t
+}
+
+/// sluice patch (vendor/README.md): `READ` repeated over the run of
+/// one-octet characters from the buffer's position that `run` accepts, at
+/// most the characters already decoded (`unread`): the string, buffer and
+/// mark end as that many `READ`s would leave them.
+unsafe fn READ_RUN(parser: *mut yaml_parser_t, string: *mut yaml_string_t, run: &[bool; 256]) {
+    let from = (*parser).buffer.pointer;
+    let most = (*parser).unread as usize;
+    let mut n = 0_usize;
+    while n < most && run[*from.add(n) as usize] {
+        n += 1;
+    }
+    if n == 0 {
+        return;
+    }
+    while ((*string).end.c_offset_from((*string).pointer) as usize) < n + 5 {
+        yaml_string_extend(
+            addr_of_mut!((*string).start),
+            addr_of_mut!((*string).pointer),
+            addr_of_mut!((*string).end),
+        );
+    }
+    ptr::copy_nonoverlapping(from, (*string).pointer, n);
+    (*string).pointer = (*string).pointer.add(n);
+    (*parser).buffer.pointer = from.add(n);
+    (*parser).mark.index = (*parser).mark.index.force_add(n as u64);
+    (*parser).mark.column = (*parser).mark.column.force_add(n as u64);
+    (*parser).unread = (*parser).unread.wrapping_sub(n as u64);
+}
+
 unsafe fn READ_LINE(parser: *mut yaml_parser_t, string: *mut yaml_string_t) {
     STRING_EXTEND!(*string);
     if CHECK_AT!((*parser).buffer, b'\r', 0) && CHECK_AT!((*parser).buffer, b'\n', 1) {
@@ -1976,6 +2030,7 @@ unsafe fn yaml_parser_scan_block_scalar(
                                                 IS_BLANK!((*parser).buffer) as libc::c_int;
                                             while !IS_BREAKZ!((*parser).buffer) {
                                                 READ!(parser, string);
+                                                READ_RUN(parser, addr_of_mut!(string), &BLOCK_RUN);
                                                 if CACHE(parser, 1_u64).fail {
                                                     current_block = 14984465786483313892;
                                                     break 's_281;
@@ -2411,6 +2466,7 @@ unsafe fn yaml_parser_scan_flow_scalar(
                         }
                     } else {
                         READ!(parser, string);
+                        READ_RUN(parser, addr_of_mut!(string), &QUOTED_RUN);
                     }
                 }
                 if CACHE(parser, 2_u64).fail {
@@ -2604,6 +2660,7 @@ unsafe fn yaml_parser_scan_plain_scalar(
                     }
                 }
                 READ!(parser, string);
+                READ_RUN(parser, addr_of_mut!(string), &PLAIN_RUN);
                 end_mark = (*parser).mark;
                 if CACHE(parser, 2_u64).fail {
                     current_block = 16642808987012640029;

@@ -419,6 +419,93 @@ mod tests {
         }
     }
 
+    /// The scanner copies a run of ASCII at once inside plain, quoted and
+    /// block scalars (vendor/README.md): every printable character, in every
+    /// style, in runs of every length up to 40 across the reader's chunks,
+    /// comes back as written, and the scalar after each starts at the column
+    /// the characters before it put it.
+    #[test]
+    fn scalars_read_in_runs_keep_their_values_and_marks() {
+        let ascii: Vec<char> = (0x21_u8..0x7f).map(char::from).collect();
+        let window = |i: usize, keep: &dyn Fn(char) -> bool| -> String {
+            ascii
+                .iter()
+                .cycle()
+                .skip(i % ascii.len())
+                .copied()
+                .filter(|&c| keep(c))
+                .take(i % 41)
+                .collect()
+        };
+        let mut text = String::new();
+        // (value, where the marker scalar after it starts, if on its line)
+        let mut want: Vec<(String, Option<Mark>)> = Vec::new();
+        let mut line = 0;
+        for i in 0..3_000 {
+            let (entry, value) = match i % 5 {
+                0 => {
+                    let v = format!("a{}", window(i, &|c| !":,[]{}".contains(c)));
+                    (format!("k{i}: [{v}, z{i}]"), v)
+                }
+                1 => {
+                    let v = window(i, &|_| true);
+                    (format!("k{i}: ['{}', z{i}]", v.replace('\'', "''")), v)
+                }
+                2 => {
+                    let v = window(i, &|_| true);
+                    let quoted = v.replace('\\', "\\\\").replace('"', "\\\"");
+                    (format!("k{i}: [\"{quoted}\", z{i}]"), v)
+                }
+                3 => {
+                    // In block context `,[]{}` stay in the scalar (read one
+                    // at a time), and so does a `:` not before a blank.
+                    let w = window(i, &|c| c != '#');
+                    let w = w.trim_end_matches(':');
+                    let v = format!("a{w} b{w}");
+                    (format!("k{i}: {v}"), v)
+                }
+                _ => {
+                    let v = format!("a{}\t{}", window(i, &|_| true), window(i + 7, &|_| true));
+                    (format!("k{i}: |\n  {v}"), format!("{v}\n"))
+                }
+            };
+            let marker = entry.find(", z").map(|c| Mark {
+                line,
+                column: c + 2,
+            });
+            want.push((value, marker));
+            line += entry.matches('\n').count() + 1;
+            text.push_str(&entry);
+            text.push('\n');
+        }
+        assert!(text.len() > 4 * 16 * 1024);
+        let mut scalars = Vec::new();
+        let mut e = Events::new(&text);
+        let last = loop {
+            let (ev, mark) = e.pull().unwrap();
+            match ev {
+                Event::Scalar(s) => scalars.push((s.value.to_string(), mark)),
+                Event::StreamEnd => break mark,
+                _ => {}
+            }
+        };
+        let mut scalars = scalars.into_iter();
+        for (i, (value, marker)) in want.iter().enumerate() {
+            assert_eq!(scalars.next().map(|s| s.0), Some(format!("k{i}")));
+            assert_eq!(scalars.next().map(|s| s.0).as_ref(), Some(value), "entry {i}");
+            if let Some(m) = marker {
+                assert_eq!(scalars.next(), Some((format!("z{i}"), *m)), "entry {i}");
+            }
+        }
+        assert_eq!(scalars.next(), None);
+        assert_eq!(last.line, line);
+        // A problem after a long run is found where it is.
+        let long = format!("a: [{}:,]\n", "b".repeat(70_000));
+        let err = all(&long).unwrap_err();
+        assert_eq!(err.problem, "found unexpected ':'");
+        assert_eq!(err.problem_mark.column, 70_004, "{err:?}");
+    }
+
     #[test]
     fn scalars_know_whether_they_are_in_flow_style() {
         let mut e = Events::new("a: {x: , y: [1]}\nb:\n  c: 2\n");
