@@ -64,15 +64,21 @@ unsafe fn READ(parser: *mut yaml_parser_t, string: *mut yaml_string_t) {
     (*parser).unread = (*parser).unread.wrapping_sub(1);
 }
 
-/// sluice patch (vendor/README.md): octets that `READ` may copy in a run,
-/// for the three loops below that read a character at a time.
+/// sluice patch (vendor/README.md): the octets that the loops below, which
+/// read or skip one character at a time, may take in a run instead.
 /// Plain scalars: printable ASCII except the space and the indicators the
 /// loop stops at (`:` and, in flow context, `,[]{}`).
 static PLAIN_RUN: [bool; 256] = ascii_run_table(0x21, b":,[]{}");
 /// Quoted scalars: printable ASCII except the space, quotes and backslash.
 static QUOTED_RUN: [bool; 256] = ascii_run_table(0x21, b"'\"\\");
-/// A line of a block scalar: any ASCII but NUL, CR and LF.
+/// A line of a block scalar or a comment: any ASCII but NUL, CR and LF.
 static BLOCK_RUN: [bool; 256] = ascii_run_table(0x01, b"\r\n");
+/// Indentation: spaces.
+static SPACE_RUN: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b' ' as usize] = true;
+    t
+};
 
 const fn ascii_run_table(from: u8, except: &[u8]) -> [bool; 256] {
     let mut t = [false; 256];
@@ -89,17 +95,31 @@ const fn ascii_run_table(from: u8, except: &[u8]) -> [bool; 256] {
     t
 }
 
-/// sluice patch (vendor/README.md): `READ` repeated over the run of
-/// one-octet characters from the buffer's position that `run` accepts, at
-/// most the characters already decoded (`unread`): the string, buffer and
-/// mark end as that many `READ`s would leave them.
-unsafe fn READ_RUN(parser: *mut yaml_parser_t, string: *mut yaml_string_t, run: &[bool; 256]) {
+/// sluice patch: how many octets from the buffer's position `run` accepts,
+/// at most `most` and the characters already decoded (`unread`). Each is a
+/// one-octet character.
+unsafe fn run_length(parser: *mut yaml_parser_t, run: &[bool; 256], most: usize) -> usize {
     let from = (*parser).buffer.pointer;
-    let most = (*parser).unread as usize;
+    let most = most.min((*parser).unread as usize);
     let mut n = 0_usize;
     while n < most && run[*from.add(n) as usize] {
         n += 1;
     }
+    n
+}
+
+/// sluice patch: moves the buffer and the mark over `n` one-octet
+/// characters on the line, as `n` `SKIP`s would.
+unsafe fn advance(parser: *mut yaml_parser_t, n: usize) {
+    (*parser).buffer.pointer = (*parser).buffer.pointer.add(n);
+    (*parser).mark.index = (*parser).mark.index.force_add(n as u64);
+    (*parser).mark.column = (*parser).mark.column.force_add(n as u64);
+    (*parser).unread = (*parser).unread.wrapping_sub(n as u64);
+}
+
+/// sluice patch: `READ` repeated over the run that `run` accepts.
+unsafe fn READ_RUN(parser: *mut yaml_parser_t, string: *mut yaml_string_t, run: &[bool; 256]) {
+    let n = run_length(parser, run, usize::MAX);
     if n == 0 {
         return;
     }
@@ -110,12 +130,16 @@ unsafe fn READ_RUN(parser: *mut yaml_parser_t, string: *mut yaml_string_t, run: 
             addr_of_mut!((*string).end),
         );
     }
-    ptr::copy_nonoverlapping(from, (*string).pointer, n);
+    ptr::copy_nonoverlapping((*parser).buffer.pointer, (*string).pointer, n);
     (*string).pointer = (*string).pointer.add(n);
-    (*parser).buffer.pointer = from.add(n);
-    (*parser).mark.index = (*parser).mark.index.force_add(n as u64);
-    (*parser).mark.column = (*parser).mark.column.force_add(n as u64);
-    (*parser).unread = (*parser).unread.wrapping_sub(n as u64);
+    advance(parser, n);
+}
+
+/// sluice patch: `SKIP` repeated over the run that `run` accepts, at most
+/// `most` characters.
+unsafe fn SKIP_RUN(parser: *mut yaml_parser_t, run: &[bool; 256], most: usize) {
+    let n = run_length(parser, run, most);
+    advance(parser, n);
 }
 
 unsafe fn READ_LINE(parser: *mut yaml_parser_t, string: *mut yaml_string_t) {
@@ -991,6 +1015,7 @@ unsafe fn yaml_parser_scan_to_next_token(parser: *mut yaml_parser_t) -> Success 
                 && CHECK!((*parser).buffer, b'\t')
         {
             SKIP(parser);
+            SKIP_RUN(parser, &SPACE_RUN, usize::MAX);
             if CACHE(parser, 1_u64).fail {
                 return FAIL;
             }
@@ -998,6 +1023,7 @@ unsafe fn yaml_parser_scan_to_next_token(parser: *mut yaml_parser_t) -> Success 
         if CHECK!((*parser).buffer, b'#') {
             while !IS_BREAKZ!((*parser).buffer) {
                 SKIP(parser);
+                SKIP_RUN(parser, &BLOCK_RUN, usize::MAX);
                 if CACHE(parser, 1_u64).fail {
                     return FAIL;
                 }
@@ -2121,6 +2147,12 @@ unsafe fn yaml_parser_scan_block_scalar_breaks(
             && IS_SPACE!((*parser).buffer)
         {
             SKIP(parser);
+            let most = if *indent == 0 {
+                usize::MAX
+            } else {
+                (*indent as i64 - (*parser).mark.column as i64).max(0) as usize
+            };
+            SKIP_RUN(parser, &SPACE_RUN, most);
             if CACHE(parser, 1_u64).fail {
                 return FAIL;
             }

@@ -492,7 +492,11 @@ mod tests {
         let mut scalars = scalars.into_iter();
         for (i, (value, marker)) in want.iter().enumerate() {
             assert_eq!(scalars.next().map(|s| s.0), Some(format!("k{i}")));
-            assert_eq!(scalars.next().map(|s| s.0).as_ref(), Some(value), "entry {i}");
+            assert_eq!(
+                scalars.next().map(|s| s.0).as_ref(),
+                Some(value),
+                "entry {i}"
+            );
             if let Some(m) = marker {
                 assert_eq!(scalars.next(), Some((format!("z{i}"), *m)), "entry {i}");
             }
@@ -504,6 +508,86 @@ mod tests {
         let err = all(&long).unwrap_err();
         assert_eq!(err.problem, "found unexpected ':'");
         assert_eq!(err.problem_mark.column, 70_004, "{err:?}");
+    }
+
+    /// The scanner skips indentation and comments in runs too
+    /// (vendor/README.md): keys nested nine deep with indentation steps of
+    /// one to five spaces, comments after values and on lines of their own,
+    /// across the reader's chunks, start where they were written.
+    #[test]
+    fn indentation_and_comments_skipped_in_runs_keep_marks() {
+        let mut text = String::new();
+        let mut want = Vec::new();
+        let mut line = 0;
+        for i in 0..4_000 {
+            let depth = i % 9;
+            let step = 1 + (i / 9) % 5;
+            let column = depth * step;
+            let pad = " ".repeat(column);
+            if i % 7 == 3 {
+                text.push_str(&format!(
+                    "{}# note {i}: {}\n",
+                    " ".repeat(i % 13),
+                    "x".repeat(i % 50)
+                ));
+                line += 1;
+            }
+            if depth == 8 {
+                text.push_str(&format!("{pad}k{i}: v{i}   # {}\n", "c".repeat(i % 30)));
+            } else {
+                text.push_str(&format!("{pad}k{i}:\n"));
+            }
+            want.push((format!("k{i}"), Mark { line, column }));
+            line += 1;
+        }
+        assert!(text.len() > 4 * 16 * 1024);
+        let mut got = Vec::new();
+        let mut e = Events::new(&text);
+        loop {
+            let (ev, mark) = e.pull().unwrap();
+            match ev {
+                Event::Scalar(s) if s.value.starts_with('k') => {
+                    got.push((s.value.to_string(), mark))
+                }
+                Event::StreamEnd => break,
+                _ => {}
+            }
+        }
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w);
+        }
+    }
+
+    /// A block scalar's indentation is skipped in runs only up to its
+    /// indentation: what is indented further is content.
+    #[test]
+    fn block_scalars_keep_what_is_indented_past_them() {
+        let cases = [
+            ("a: |\n    x\n      y\n    z\n", "x\n  y\nz\n"),
+            ("a: |2\n     x\n   y\n", "   x\n y\n"),
+            ("a: |\n\n   \n    x\n", "\n\nx\n"),
+            (
+                "a:\n  b: >\n        p\n          q\n        r\n",
+                "p\n  q\nr\n",
+            ),
+            ("- |1\n    x\n   y\n", "   x\n  y\n"),
+        ];
+        for (text, want) in cases {
+            let values: Vec<String> = all(text)
+                .unwrap()
+                .into_iter()
+                .filter_map(|ev| match ev {
+                    Event::Scalar(s) if s.style != Style::Plain => Some(s.value.to_string()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(values, [want], "{text:?}");
+        }
+        // Spaces where the indentation is only partly there: an error as
+        // before, at the same place.
+        let err = all("a: |\n    x\n  \ty\n").unwrap_err();
+        assert_eq!(err.problem_mark, Mark { line: 2, column: 2 }, "{err:?}");
     }
 
     #[test]
