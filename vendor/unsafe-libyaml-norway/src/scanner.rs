@@ -135,34 +135,6 @@ unsafe fn READ_RUN(parser: *mut yaml_parser_t, string: *mut yaml_string_t, run: 
     advance(parser, n);
 }
 
-/// sluice patch: `READ_RUN`, then on over each run of spaces followed by a
-/// character other than `#` that `run` accepts, to the word after it, as
-/// long as that word starts at `min_column` or past it: what a scalar's
-/// loop does with blanks between two words on a line (it keeps them, and the
-/// word after them goes on the scalar).
-unsafe fn READ_WORDS(
-    parser: *mut yaml_parser_t,
-    string: *mut yaml_string_t,
-    run: &[bool; 256],
-    min_column: u64,
-) {
-    loop {
-        READ_RUN(parser, string, run);
-        let spaces = run_length(parser, &SPACE_RUN, usize::MAX);
-        if spaces == 0 || spaces >= (*parser).unread as usize {
-            return;
-        }
-        let next = *(*parser).buffer.pointer.add(spaces);
-        if !run[next as usize]
-            || next == b'#'
-            || (*parser).mark.column.force_add(spaces as u64) < min_column
-        {
-            return;
-        }
-        READ_RUN(parser, string, &SPACE_RUN);
-    }
-}
-
 /// sluice patch: `SKIP` repeated over the run that `run` accepts, at most
 /// `most` characters.
 unsafe fn SKIP_RUN(parser: *mut yaml_parser_t, run: &[bool; 256], most: usize) {
@@ -2526,7 +2498,7 @@ unsafe fn yaml_parser_scan_flow_scalar(
                         }
                     } else {
                         READ!(parser, string);
-                        READ_WORDS(parser, addr_of_mut!(string), &QUOTED_RUN, 0);
+                        READ_RUN(parser, addr_of_mut!(string), &QUOTED_RUN);
                     }
                 }
                 if CACHE(parser, 2_u64).fail {
@@ -2720,14 +2692,7 @@ unsafe fn yaml_parser_scan_plain_scalar(
                     }
                 }
                 READ!(parser, string);
-                // Words after blanks go on the scalar in block context only
-                // at its indentation or past it.
-                let min_column = if (*parser).flow_level == 0 {
-                    indent.max(0) as u64
-                } else {
-                    0
-                };
-                READ_WORDS(parser, addr_of_mut!(string), &PLAIN_RUN, min_column);
+                READ_RUN(parser, addr_of_mut!(string), &PLAIN_RUN);
                 end_mark = (*parser).mark;
                 if CACHE(parser, 2_u64).fail {
                     current_block = 16642808987012640029;
