@@ -322,17 +322,37 @@ unsafe fn copy_event(ev: &unsafe_sys::yaml_event_t) -> (Event, Mark) {
 mod tests {
     use super::*;
 
-    fn all(text: &str) -> Result<Vec<Event>, ParseError> {
+    /// Every event of `text` with where it starts, the stream's end last.
+    fn all_marked(text: &str) -> Result<Vec<(Event, Mark)>, ParseError> {
         let mut e = Events::new(text);
         let mut out = Vec::new();
         loop {
-            let (ev, _) = e.pull()?;
+            let (ev, mark) = e.pull()?;
             let end = ev == Event::StreamEnd;
-            out.push(ev);
+            out.push((ev, mark));
             if end {
                 return Ok(out);
             }
         }
+    }
+
+    fn all(text: &str) -> Result<Vec<Event>, ParseError> {
+        Ok(all_marked(text)?.into_iter().map(|(ev, _)| ev).collect())
+    }
+
+    /// The scalars of `text` with where each starts, and where the stream
+    /// ends.
+    fn scalars_marked(text: &str) -> (Vec<(String, Mark)>, Mark) {
+        let events = all_marked(text).unwrap();
+        let end = events.last().map(|(_, m)| *m).unwrap_or_default();
+        let scalars = events
+            .into_iter()
+            .filter_map(|(ev, m)| match ev {
+                Event::Scalar(s) => Some((s.value.to_string(), m)),
+                _ => None,
+            })
+            .collect();
+        (scalars, end)
     }
 
     /// As go-yaml v2 prints it.
@@ -394,16 +414,12 @@ mod tests {
             values.push(v);
         }
         assert!(text.len() > 6 * 16 * 1024);
-        let mut read = Vec::new();
-        let mut e = Events::new(&text);
-        let last = loop {
-            let (ev, mark) = e.pull().unwrap();
-            match ev {
-                Event::Scalar(s) if !s.value.starts_with('k') => read.push(s.value.to_string()),
-                Event::StreamEnd => break mark,
-                _ => {}
-            }
-        };
+        let (scalars, last) = scalars_marked(&text);
+        let read: Vec<String> = scalars
+            .into_iter()
+            .map(|(v, _)| v)
+            .filter(|v| !v.starts_with('k'))
+            .collect();
         assert_eq!(read, values);
         assert_eq!(last.line, 6_000);
         // What the check refuses is found past any number of chunks, in
@@ -479,16 +495,7 @@ mod tests {
             text.push('\n');
         }
         assert!(text.len() > 4 * 16 * 1024);
-        let mut scalars = Vec::new();
-        let mut e = Events::new(&text);
-        let last = loop {
-            let (ev, mark) = e.pull().unwrap();
-            match ev {
-                Event::Scalar(s) => scalars.push((s.value.to_string(), mark)),
-                Event::StreamEnd => break mark,
-                _ => {}
-            }
-        };
+        let (scalars, last) = scalars_marked(&text);
         let mut scalars = scalars.into_iter();
         for (i, (value, marker)) in want.iter().enumerate() {
             assert_eq!(scalars.next().map(|s| s.0), Some(format!("k{i}")));
@@ -541,18 +548,8 @@ mod tests {
             line += 1;
         }
         assert!(text.len() > 4 * 16 * 1024);
-        let mut got = Vec::new();
-        let mut e = Events::new(&text);
-        loop {
-            let (ev, mark) = e.pull().unwrap();
-            match ev {
-                Event::Scalar(s) if s.value.starts_with('k') => {
-                    got.push((s.value.to_string(), mark))
-                }
-                Event::StreamEnd => break,
-                _ => {}
-            }
-        }
+        let (mut got, _) = scalars_marked(&text);
+        got.retain(|(v, _)| v.starts_with('k'));
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(&want) {
             assert_eq!(g, w);
