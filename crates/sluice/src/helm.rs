@@ -316,6 +316,8 @@ fn template(mut a: TemplateArgs) -> Result<()> {
         api_versions: a.api_versions.clone(),
         skip_schema_validation: a.skip_schema_validation,
         subchart_notes: a.render_subchart_notes,
+        // The process exits after this one render (as the chart, forgotten below).
+        free_templates: false,
         ..render::Options::default()
     };
     // As Helm: the documents the schemas refer to by URL are fetched.

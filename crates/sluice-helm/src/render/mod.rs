@@ -77,6 +77,12 @@ pub struct Options {
     /// A post-renderer run over the rendered documents before hooks and
     /// manifests are sorted ([`postrender`]); none for `helm template`.
     pub post_render: Option<postrender::PostRender>,
+    /// Whether the parsed templates are freed once executed (on a thread of their own, off
+    /// the render's path). A command that exits after one render (`sluice helm template`)
+    /// leaves them to the process's exit instead: freeing tens of thousands of nodes is a
+    /// core's work while the last documents are read and sorted, and the machine may have
+    /// only two (kube-prometheus-stack: 55.5 ms with the freeing, 51.3 ms without).
+    pub free_templates: bool,
 }
 
 /// The default for [`Options::threads`].
@@ -104,6 +110,7 @@ impl Default for Options {
             max_total_output: DEFAULT_MAX_TOTAL_OUTPUT,
             threads: default_threads(),
             post_render: None,
+            free_templates: true,
         }
     }
 }
@@ -577,10 +584,14 @@ fn execute(
     }
     // Freeing the parsed templates (tens of thousands of nodes in a large
     // chart) is left to a thread of its own, off the render's path (inline
-    // if no thread can be started).
-    let _ = std::thread::Builder::new()
-        .name("sluice-helm-free".into())
-        .spawn(move || drop(set));
+    // if no thread can be started), or to the process's exit.
+    if opts.free_templates {
+        let _ = std::thread::Builder::new()
+            .name("sluice-helm-free".into())
+            .spawn(move || drop(set));
+    } else {
+        std::mem::forget(set);
+    }
     Ok(())
 }
 

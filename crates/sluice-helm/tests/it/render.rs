@@ -36,13 +36,22 @@ fn golden(name: &str) -> String {
 fn features_with_defaults_match_helm() {
     let chart = load_dir(&dir().join("features"), &Limits::default()).unwrap();
     render::check_dependencies(&chart).unwrap();
-    let r = render::render(&chart, &Default::default(), &opts("1.31.2")).unwrap();
-    let out = r
-        .template_output(&PrintOptions {
-            include_crds: true,
-            ..Default::default()
-        })
+    // The parsed templates left to the process's exit, as `sluice helm template` does.
+    let kept = Options {
+        free_templates: false,
+        ..opts("1.31.2")
+    };
+    let print = PrintOptions {
+        include_crds: true,
+        ..Default::default()
+    };
+    let out = render::render(&chart, &Default::default(), &kept)
+        .unwrap()
+        .template_output(&print)
         .unwrap();
+    assert_eq!(out, golden("features.golden"));
+    let r = render::render(&chart, &Default::default(), &opts("1.31.2")).unwrap();
+    let out = r.template_output(&print).unwrap();
     assert_eq!(out, golden("features.golden"));
     assert_eq!(r.notes, "Thank you for installing features.\n");
     let weights: Vec<i64> = r.hooks.iter().map(|h| h.weight).collect();
