@@ -201,8 +201,11 @@ fn yaml_is_read_as_kustomize_reads_it() {
     ];
     // Refused by both, worded otherwise: kyaml finds a null key twice; go-yaml
     // v3 tells a simple key's end otherwise than libyaml; kustomize
-    // overflows its stack on an anchor that contains itself.
+    // overflows its stack on an anchor that contains itself; go-yaml names
+    // the line of the JSON it reads back, which sluice has no reason to write.
     const WORDED_OTHERWISE: &[&str] = &[
+        "nel-in-key",
+        "nel-then-marker",
         "null-key",
         "null-key-str-value",
         "null-key-map-value",

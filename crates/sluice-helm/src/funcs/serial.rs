@@ -8,7 +8,9 @@
 //! `1000000` prints `1000000` (JSON writes it so, and YAML reads it back as
 //! an integer) while `{{ .Values.x }}` prints Go's `%v`, `1e+06`.
 
-use sluice_kustomize::yaml::{CompactString, Map as YMap, Value as Y, to_yaml};
+use sluice_kustomize::yaml::{
+    CompactString, Map as YMap, Value as Y, go_yaml_refusal, to_yaml, to_yaml_without_json,
+};
 
 use super::go::{json_float, to_json};
 use super::{Spec, Value, arg_str, check_len, failed, s, spec};
@@ -24,7 +26,7 @@ pub(super) const FUNCS: &[Spec] = &[
     // goyaml.v3 with a 2-space indent in Helm: sequences indented under
     // their key; scalars as sigs.k8s.io/yaml prints them.
     spec!("toYamlPretty", 1, Some(1), |a| {
-        Ok(s(to_yaml_string(&a[0])
+        Ok(s(to_yaml_pretty_string(&a[0])
             .map(|t| indent_sequences(&t))
             .unwrap_or_default()))
     }),
@@ -241,10 +243,22 @@ pub(crate) fn to_yaml_model(v: &Value, depth: usize) -> Result<Y, String> {
     })
 }
 
-/// Helm's `toYaml`: `yaml.Marshal`, the final newline trimmed.
+/// Helm's `toYaml`: `yaml.Marshal` (by way of JSON, which go-yaml may
+/// refuse to read back), the final newline trimmed.
 pub(crate) fn to_yaml_string(v: &Value) -> Result<String, String> {
     let model = to_yaml_model(v, 0)?;
-    let out = to_yaml(&model);
+    if let Some(problem) = go_yaml_refusal(&model) {
+        return Err(problem.to_string());
+    }
+    trimmed(to_yaml(&model))
+}
+
+/// `toYamlPretty`'s scalars: go-yaml's encoder directly, without JSON.
+fn to_yaml_pretty_string(v: &Value) -> Result<String, String> {
+    trimmed(to_yaml_without_json(&to_yaml_model(v, 0)?))
+}
+
+fn trimmed(out: String) -> Result<String, String> {
     check_len("toYaml", out.len() as u128).map_err(|e| e.to_string())?;
     Ok(out.strip_suffix('\n').unwrap_or(&out).to_string())
 }

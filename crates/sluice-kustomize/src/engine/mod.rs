@@ -16,7 +16,7 @@ use crate::guard::Guard;
 use crate::kustomization::{KUSTOMIZATION_FILE_NAMES, Kustomization};
 use crate::resource::{Behavior, ResMap, Resource};
 use crate::vars::Var;
-use crate::yaml::{Map, Value};
+use crate::yaml::{self, Map, Value};
 use crate::{
     BuildOutput, Error, Options, Reorder, Result, generators, nameref, patch, replacements,
     transformers, vars,
@@ -185,6 +185,15 @@ impl Builder {
                 {
                     md.remove("annotations");
                 }
+            }
+            // kustomize prints each resource by way of JSON, which go-yaml
+            // reads back; what it cannot read back fails the build there.
+            if let Some(problem) = yaml::go_yaml_refusal(&r.obj) {
+                return Err(Error::msg(format!(
+                    "{}: {problem}: kustomize cannot print this resource as YAML \
+                     (a string holds a character YAML does not allow, or a key is not one line)",
+                    r.cur_id()
+                )));
             }
             resources.push(r.obj);
         }

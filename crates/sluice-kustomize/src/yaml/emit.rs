@@ -1,8 +1,10 @@
 //! Printing: go-yaml v2 over JSON-roundtripped data (sorted keys, its
 //! quoting, literal blocks, folding at 80 columns), as kustomize prints.
 
+use std::borrow::Cow;
+
+use super::Value;
 use super::resolve::{is_base60_float, v2_resolves_to_non_string};
-use super::{CompactString, Value};
 
 /// go-yaml v2's map key order ("natural" order: digit runs compare as
 /// numbers, non-letters sort before letters).
@@ -94,6 +96,13 @@ struct Emitter {
     /// Whether long scalars are folded at [`BEST_WIDTH`] (go-yaml v2 folds;
     /// kyaml's go-yaml v3 encoder does not).
     fold: bool,
+    /// The last block scalar ended with its own line break, so the cursor
+    /// is at the start of a line: go-yaml's `write_indent` then writes no
+    /// further break before what follows, only the indentation.
+    at_line_start: bool,
+    /// Whether the value is printed as Go prints it by way of JSON
+    /// (`sigs.k8s.io/yaml`), which folds a NEL (`json_nel`).
+    json: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -121,7 +130,9 @@ impl Emitter {
         self.out.push(c);
     }
     fn newline_indent(&mut self, indent: usize) {
-        self.out.push('\n');
+        if !std::mem::take(&mut self.at_line_start) {
+            self.out.push('\n');
+        }
         for _ in 0..indent {
             self.out.push(' ');
         }
@@ -134,7 +145,14 @@ impl Emitter {
     fn node(&mut self, v: &Value, indent: usize, after: Ctx) {
         match v {
             Value::Map(m) if !m.is_empty() => {
-                let mut keys: Vec<&(CompactString, Value)> = m.0.iter().collect();
+                // Keys are strings of the JSON round trip too (see `json_nel`).
+                let mut keys: Vec<(Cow<str>, &Value)> =
+                    m.0.iter()
+                        .map(|(k, v)| match self.json {
+                            true => (json_nel(k), v),
+                            false => (Cow::Borrowed(k.as_str()), v),
+                        })
+                        .collect();
                 // Go's sort, not sort_by: the key order is not a total order.
                 crate::gosort::sort(&mut keys, |a, b| v2_key_less(&a.0, &b.0).is_lt());
                 for (n, (k, val)) in keys.into_iter().enumerate() {
@@ -146,15 +164,15 @@ impl Emitter {
                     // go-yaml v2 writes a key that is longer than 128 bytes
                     // or spans lines as an explicit `? key` / `: value` pair;
                     // the value then sits as it would after `- `.
-                    if k.len() > 128 || k.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']) {
+                    if k.len() > 128 || k.contains(is_break) {
                         self.push("? ");
-                        self.scalar_str(k, indent + 2, false);
+                        self.scalar_str(&k, indent + 2, false);
                         self.newline_indent(indent);
                         self.push(": ");
                         self.node(val, indent + 2, Ctx::SeqItem);
                         continue;
                     }
-                    self.scalar_str(k, indent, true);
+                    self.scalar_str(&k, indent, true);
                     self.pushc(':');
                     match val {
                         Value::Map(mm) if !mm.is_empty() => {
@@ -198,12 +216,16 @@ impl Emitter {
             Value::Str(s) if after == Ctx::Doc => self.scalar_str(s, indent + 2, false),
             Value::Str(s) => self.scalar_str(s, indent, false),
         }
-        if after == Ctx::Doc {
+        if after == Ctx::Doc && !std::mem::take(&mut self.at_line_start) {
             self.pushc('\n');
         }
     }
 
     fn scalar_str(&mut self, s: &str, indent: usize, simple_key: bool) {
+        let a = analyze(s);
+        if a.nel && self.json {
+            return self.scalar_str(&json_nel(s), indent, simple_key);
+        }
         let mut style = if s.contains('\n') {
             Style::Literal
         } else if !v2_resolves_to_non_string(s) && !is_base60_float(s) {
@@ -211,7 +233,6 @@ impl Emitter {
         } else {
             Style::Double
         };
-        let a = analyze(s);
         if style == Style::Plain && (!a.block_plain_allowed || (s.is_empty() && simple_key)) {
             style = Style::Single;
         }
@@ -226,7 +247,7 @@ impl Emitter {
             Style::Plain => self.write_plain(s, indent, allow_breaks),
             Style::Single => self.write_single(s, indent, allow_breaks),
             Style::Double => self.write_double(s, indent, allow_breaks),
-            Style::Literal => self.write_literal(s, indent),
+            Style::Literal => self.write_literal(s, indent, a.separators),
         }
     }
 
@@ -257,7 +278,7 @@ impl Emitter {
 
     fn write_single(&mut self, s: &str, indent: usize, allow_breaks: bool) {
         self.pushc('\'');
-        if !s.contains([' ', '\'']) {
+        if !s.contains([' ', '\'', '\u{2028}', '\u{2029}']) {
             self.push(s);
             self.pushc('\'');
             return;
@@ -265,7 +286,23 @@ impl Emitter {
         let mut chars = s.chars().peekable();
         let mut first = true;
         let mut spaces = false;
+        // The only line breaks a single-quoted scalar can hold are U+2028
+        // and U+2029 (one with `\n` is a literal block, NEL and `\r` are
+        // not printable): go-yaml writes them as they are and indents what
+        // follows them, as after a line feed.
+        let mut breaks = false;
         while let Some(c) = chars.next() {
+            if is_break(c) {
+                self.out.push(c);
+                self.column = 0;
+                breaks = true;
+                std::mem::take(&mut first);
+                continue;
+            }
+            if breaks && c != ' ' {
+                breaks = false;
+                self.pad_to(indent);
+            }
             let next = chars.peek().copied();
             let at_edge = std::mem::take(&mut first) || next.is_none();
             if c == ' ' {
@@ -299,7 +336,7 @@ impl Emitter {
         while let Some(c) = chars.next() {
             let next = chars.peek().copied();
             let at_edge = std::mem::take(&mut first) || next.is_none();
-            if !is_printable(c) || c == '\u{feff}' || is_break(c) || c == '"' || c == '\\' {
+            if !is_printable(c) || is_break(c) || c == '"' || c == '\\' {
                 let esc = match c {
                     '\0' => "\\0".to_string(),
                     '\u{7}' => "\\a".to_string(),
@@ -340,35 +377,94 @@ impl Emitter {
         self.pushc('"');
     }
 
-    fn write_literal(&mut self, s: &str, indent: usize) {
-        self.pushc('|');
-        let first = s.chars().next();
-        if matches!(first, Some(' ') | Some('\n')) {
-            self.pushc('2');
-        }
-        let chars: Vec<char> = s.chars().collect();
-        let n = chars.len();
-        if n == 0 || chars[n - 1] != '\n' {
-            self.pushc('-');
-        } else if n == 1 || chars[n - 2] == '\n' {
-            self.pushc('+');
-        }
-        // Content lines, each at `indent`.
-        let body = s.strip_suffix('\n').unwrap_or(s);
-        for line in body.split('\n') {
-            self.out.push('\n');
-            if !line.is_empty() {
-                for _ in 0..indent {
-                    self.out.push(' ');
-                }
-                self.out.push_str(line);
-            }
-        }
-        self.column = 1;
-        if s.ends_with('\n') && s.len() > 1 && s[..s.len() - 1].ends_with('\n') {
-            // keep chomping: trailing empty lines are already emitted above
+    /// Spaces up to column `indent` (the cursor is at a line's start).
+    fn pad_to(&mut self, indent: usize) {
+        while self.column < indent {
+            self.out.push(' ');
+            self.column += 1;
         }
     }
+
+    /// `separators`: whether `s` holds U+2028 or U+2029.
+    fn write_literal(&mut self, s: &str, indent: usize, separators: bool) {
+        self.pushc('|');
+        if s.starts_with(|c| c == ' ' || is_break(c)) {
+            self.pushc('2');
+        }
+        let mut from_end = s.chars().rev();
+        match (from_end.next(), from_end.next()) {
+            (Some(last), _) if !is_break(last) => self.pushc('-'),
+            (None, _) => self.pushc('-'),
+            (Some(_), None) => self.pushc('+'),
+            (Some(_), Some(before)) if is_break(before) => self.pushc('+'),
+            _ => {}
+        }
+        // Each line at `indent`, empty ones without spaces. Every break is
+        // written, the last one too; U+2028 and U+2029 as they are, and
+        // what follows them on the same line of text is indented anew.
+        // (The column is not kept: a line break or a key follows.)
+        self.out.push('\n');
+        self.column = 0;
+        let mut at_start = true;
+        for line in s.split_inclusive('\n') {
+            let (text, newline) = match line.strip_suffix('\n') {
+                Some(text) => (text, true),
+                None => (line, false),
+            };
+            if !separators {
+                if !text.is_empty() {
+                    self.pad_to(indent);
+                    self.out.push_str(text);
+                }
+                at_start = false;
+            } else {
+                for piece in text.split_inclusive(['\u{2028}', '\u{2029}']) {
+                    let content = piece.trim_end_matches(['\u{2028}', '\u{2029}']);
+                    if !content.is_empty() {
+                        self.pad_to(indent);
+                        self.out.push_str(content);
+                    }
+                    at_start = content.len() < piece.len();
+                    if at_start {
+                        self.out.push_str(&piece[content.len()..]);
+                    }
+                    self.column = 0;
+                }
+            }
+            if newline {
+                self.out.push('\n');
+                at_start = true;
+            }
+            self.column = 0;
+        }
+        self.at_line_start = at_start;
+    }
+}
+
+/// What a raw NEL (U+0085) becomes on kustomize's and Helm's way to YAML:
+/// Go's `json.Marshal` leaves it unescaped, and go-yaml then reads the
+/// JSON string as a double-quoted scalar, in which NEL is a line break
+/// that folds. A run of spaces and NELs becomes one space if it holds one
+/// NEL, and n-1 line feeds if it holds n.
+fn json_nel(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() || !s.contains('\u{85}') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find([' ', '\u{85}']) {
+        out.push_str(&rest[..at]);
+        let run = &rest[at..];
+        let len = run.find(|c| c != ' ' && c != '\u{85}').unwrap_or(run.len());
+        match run[..len].matches('\u{85}').count() {
+            0 => out.push_str(&run[..len]),
+            1 => out.push(' '),
+            n => out.extend(std::iter::repeat_n('\n', n - 1)),
+        }
+        rest = &run[len..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -378,17 +474,21 @@ enum Ctx {
     SeqItem,
 }
 
-fn is_printable(c: char) -> bool {
+/// go-yaml's `is_printable` (v2 and v3 alike): a line feed, printable
+/// ASCII, and the basic plane from U+00A0 but for surrogates, U+FEFF,
+/// U+FFFE and U+FFFF. Not NEL, and nothing past the basic plane: go-yaml
+/// writes an emoji as `"\U0001F600"`, and a block scalar that holds one
+/// as a double-quoted string.
+pub(super) fn is_printable(c: char) -> bool {
     let u = c as u32;
     u == 0x0a
         || (0x20..=0x7e).contains(&u)
-        || u == 0x85
         || (0xa0..=0xd7ff).contains(&u)
         || ((0xe000..=0xfffd).contains(&u) && u != 0xfeff)
-        || (0x10000..=0x10ffff).contains(&u)
 }
 
-fn is_break(c: char) -> bool {
+/// go-yaml's line breaks (YAML 1.1's).
+pub(super) fn is_break(c: char) -> bool {
     matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
@@ -404,6 +504,10 @@ struct Analysis {
     block_plain_allowed: bool,
     single_quoted_allowed: bool,
     block_allowed: bool,
+    /// It holds a NEL, which the JSON round trip folds first (`json_nel`).
+    nel: bool,
+    /// It holds U+2028 or U+2029, line breaks printed as they are.
+    separators: bool,
 }
 
 fn analyze(s: &str) -> Analysis {
@@ -421,6 +525,8 @@ fn analyze(s: &str) -> Analysis {
             block_plain_allowed: !block_indicators,
             single_quoted_allowed: true,
             block_allowed: true,
+            nel: false,
+            separators: false,
         };
     }
     analyze_chars(s)
@@ -433,6 +539,8 @@ fn analyze_chars(s: &str) -> Analysis {
             block_plain_allowed: true,
             single_quoted_allowed: true,
             block_allowed: false,
+            nel: false,
+            separators: false,
         };
     }
     let mut block_indicators = false;
@@ -440,7 +548,7 @@ fn analyze_chars(s: &str) -> Analysis {
         (false, false, false, false);
     let (mut break_space, mut space_break, mut previous_space, mut previous_break) =
         (false, false, false, false);
-    let (mut line_breaks, mut special) = (false, false);
+    let (mut line_breaks, mut special, mut nel, mut separators) = (false, false, false, false);
     if s.starts_with("---") || s.starts_with("...") {
         block_indicators = true;
     }
@@ -469,11 +577,13 @@ fn analyze_chars(s: &str) -> Analysis {
                 block_indicators = true;
             }
         }
-        if !is_printable(c) || c == '\u{feff}' {
+        if !is_printable(c) {
             special = true;
+            nel |= c == '\u{85}';
         }
         if is_break(c) {
             line_breaks = true;
+            separators |= matches!(c, '\u{2028}' | '\u{2029}');
         }
         if c == ' ' {
             if at_start {
@@ -509,6 +619,8 @@ fn analyze_chars(s: &str) -> Analysis {
         block_plain_allowed: true,
         single_quoted_allowed: true,
         block_allowed: true,
+        nel,
+        separators,
     };
     if leading_space || leading_break || trailing_space || trailing_break {
         a.block_plain_allowed = false;
@@ -567,16 +679,26 @@ fn v2_float(f: f64) -> String {
     format!("{f}")
 }
 
-/// Renders one document the way kustomize prints a resource.
+/// Renders one document the way kustomize prints a resource
+/// (`sigs.k8s.io/yaml`: Go's JSON, read and printed by go-yaml v2). Go
+/// refuses some values on that way, which [`super::go_yaml_refusal`] tells.
 pub fn to_yaml(v: &Value) -> String {
-    emit(v, true)
+    emit(v, true, true)
 }
 
-fn emit(v: &Value, fold: bool) -> String {
+/// Renders one document as go-yaml prints it directly, not by way of JSON
+/// (Helm's `toYamlPretty`): a NEL is escaped, not folded.
+pub fn to_yaml_without_json(v: &Value) -> String {
+    emit(v, true, false)
+}
+
+fn emit(v: &Value, fold: bool, json: bool) -> String {
     let mut e = Emitter {
         out: String::new(),
         column: 0,
         fold,
+        at_line_start: false,
+        json,
     };
     e.node(v, 0, Ctx::Doc);
     e.out
@@ -601,7 +723,7 @@ fn join_docs<'a>(docs: impl IntoIterator<Item = &'a Value>, fold: bool) -> Strin
         if i > 0 {
             out.push_str("---\n");
         }
-        out.push_str(&emit(d, fold));
+        out.push_str(&emit(d, fold, true));
     }
     out
 }
@@ -735,5 +857,89 @@ mod tests {
         assert_eq!(doc("-"), "k: '-'\n");
         assert_eq!(doc("a:"), "k: 'a:'\n");
         assert_eq!(doc("a#b"), "k: a#b\n");
+    }
+
+    fn map(entries: &[(&str, Value)]) -> Value {
+        let mut m = super::super::Map::new();
+        for (k, v) in entries {
+            m.insert(*k, v.clone());
+        }
+        Value::Map(m)
+    }
+
+    fn str(s: &str) -> Value {
+        Value::Str(s.into())
+    }
+
+    /// What go-yaml v2 (sigs.k8s.io/yaml) prints for scalars outside
+    /// printable ASCII, measured with go.yaml.in/yaml/v2 v2.4.3's
+    /// `Marshal` and Go kustomize v5.8.1.
+    #[test]
+    fn characters_go_yaml_does_not_print_are_escaped() {
+        // Past the basic plane: escaped, and a block scalar becomes quoted.
+        assert_eq!(
+            to_yaml(&map(&[("a", str("smile \u{1F600}"))])),
+            "a: \"smile \\U0001F600\"\n"
+        );
+        assert_eq!(
+            to_yaml(&map(&[("b", str("multi\nline \u{1F600}\n"))])),
+            "b: \"multi\\nline \\U0001F600\\n\"\n"
+        );
+        // The rest of the basic plane is printed as it is.
+        assert_eq!(to_yaml(&map(&[("e", str("a\u{a0}b"))])), "e: a\u{a0}b\n");
+        assert_eq!(to_yaml(&map(&[("g", str("ä ö"))])), "g: ä ö\n");
+    }
+
+    /// A raw NEL folds as go-yaml reads Go's JSON (kustomize printed
+    /// `"nel\N"` as `'nel '` and `"x \N  \N\N  y"` as a two-line block).
+    #[test]
+    fn nel_folds_as_in_the_json_round_trip() {
+        assert_eq!(json_nel("plain"), "plain");
+        assert_eq!(json_nel("nel\u{85}"), "nel ");
+        assert_eq!(json_nel("\u{85}lead"), " lead");
+        assert_eq!(json_nel("x \u{85}  \u{85}\u{85}  y"), "x\n\ny");
+        assert_eq!(json_nel("a  b\u{85}c"), "a  b c");
+        assert_eq!(to_yaml(&map(&[("d", str("nel\u{85}"))])), "d: 'nel '\n");
+        assert_eq!(
+            to_yaml(&map(&[("a", str("x \u{85}  \u{85}\u{85}  y"))])),
+            "a: |-\n  x\n\n  y\n"
+        );
+        // Keys too: one NEL no longer makes a key span lines.
+        assert_eq!(to_yaml(&map(&[("k\u{85}y", str("v"))])), "k y: v\n");
+    }
+
+    /// U+2028 and U+2029 are line breaks that go-yaml writes as they are,
+    /// indenting what follows them; a block scalar that ends with one
+    /// leaves the cursor at a line's start, so no line feed follows it.
+    #[test]
+    fn unicode_line_separators_print_as_go_yaml_does() {
+        let cases: [(Value, &str); 5] = [
+            (
+                map(&[("a", str("x\n\n")), ("b", str("y"))]),
+                "a: |+\n  x\n\nb: \"y\"\n",
+            ),
+            (
+                map(&[("a", str("x\ny\u{2028}")), ("b", str("y"))]),
+                "a: |\n  x\n  y\u{2028}b: \"y\"\n",
+            ),
+            (map(&[("b", str("x\ny\u{2028}"))]), "b: |\n  x\n  y\u{2028}"),
+            (
+                map(&[
+                    ("a", str("\u{2028}x\ny\u{2029}z\n")),
+                    ("b", Value::Seq(vec![str("p\nq\u{2028}"), str("r")])),
+                ]),
+                "a: |2\n\u{2028}  x\n  y\u{2029}  z\nb:\n- |\n  p\n  q\u{2028}- r\n",
+            ),
+            (
+                map(&[
+                    ("c", str("x\u{2028}y")),
+                    ("d", str("\u{2028}\u{2028}x\u{2029}")),
+                ]),
+                "c: 'x\u{2028}  y'\nd: '\u{2028}\u{2028}  x\u{2029}'\n",
+            ),
+        ];
+        for (value, go) in cases {
+            assert_eq!(to_yaml(&value), go, "{value:?}");
+        }
     }
 }

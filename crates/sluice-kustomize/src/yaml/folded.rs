@@ -13,26 +13,13 @@
 //! lines joined, and so on. Literal, quoted and plain scalars go through
 //! the same round trip unchanged.
 
+use super::emit::{is_break, is_printable};
+
 /// go-yaml v3's indentation step (kyaml's encoder uses 2).
 const BEST_INDENT: usize = 2;
 
-fn is_break(c: char) -> bool {
-    matches!(c, '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
-}
-
 fn is_blank(c: char) -> bool {
     c == ' ' || c == '\t'
-}
-
-/// go-yaml v3's `is_printable` (its emitter writes unicode as is).
-fn is_printable(c: char) -> bool {
-    let u = c as u32;
-    u == 0x0a
-        || (0x20..=0x7e).contains(&u)
-        || u == 0x85
-        || (0xa0..=0xd7ff).contains(&u)
-        || ((0xe000..=0xfffd).contains(&u) && u != 0xfeff)
-        || (0x10000..=0x10ffff).contains(&u)
 }
 
 /// Whether go-yaml v3's emitter keeps a block style for `value`
@@ -45,7 +32,7 @@ fn block_allowed(value: &[char]) -> bool {
     let n = value.len();
     let (mut previous_space, mut space_break, mut special) = (false, false, false);
     for (i, &c) in value.iter().enumerate() {
-        if c != '\t' && (!is_printable(c) || (i == 0 && c == '\u{feff}')) {
+        if c != '\t' && !is_printable(c) {
             special = true;
         }
         if c == ' ' {

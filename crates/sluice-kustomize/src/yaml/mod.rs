@@ -36,8 +36,8 @@ mod resolve;
 
 pub use compact_str::CompactString;
 
-pub use emit::{to_yaml, to_yaml_docs, to_yaml_docs_unfolded, v2_key_less};
-pub use json::{go_json_string, to_go_json};
+pub use emit::{to_yaml, to_yaml_docs, to_yaml_docs_unfolded, to_yaml_without_json, v2_key_less};
+pub use json::{go_json_string, go_yaml_refusal, to_go_json};
 pub use parse::{
     ALIAS_BUDGET, YamlError, parse_all, parse_all_opts, parse_kio, parse_manifests, parse_one,
     parse_resources,

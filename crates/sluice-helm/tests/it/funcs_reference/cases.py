@@ -160,6 +160,16 @@ for t in ['{{ .multi | toYaml }}', '{{ toYaml "a\\nb\\n" }}', '{{ toYaml "a\\nb\
           '{{ toYaml (list "a\\nb" "c") }}', '{{ toYaml (dict "k" "a\\nb\\n") }}',
           ]:
     c(t)
+# characters go-yaml prints otherwise: past the basic plane escaped (a block
+# scalar then double-quoted), NEL folded by the JSON round trip (toYaml) or
+# escaped (toYamlPretty), U+2028 kept with an indent after it, and what
+# go-yaml refuses to read back from JSON: toYaml gives "", mustToYaml fails
+for t in ['{{ toYaml (dict "e" "Home \\U0001F3E0" "b" "a\\nb \\U0001F680\\n" "k" "\\u00e9 \\u2705") }}',
+          '{{ toYaml (dict "n" "nel\\u0085" "m" "x \\u0085 \\u0085\\u0085 y") }}', '{{ toYamlPretty (dict "n" "nel\\u0085x" "e" "\\U0001F600") }}',
+          '{{ toYaml (dict "l" "x\\ny\\u2028" "z" "s\\u2028t") }}', '{{ toYaml (dict "d" "del\\u007f") }}', '{{ mustToYaml (dict "d" "del\\u007f") }}',
+          '{{ toYaml (dict "k\\u0085y" 1) }}', '{{ toYamlPretty (dict "d" "del\\u007f") }}', '{{ toYaml "solo \\U0001F600" }}',
+          ]:
+    c(t)
 import sys
 for x in cases:
     print(json.dumps(x))
