@@ -44,6 +44,26 @@ pub(super) fn non_string_key(s: &super::events::Scalar) -> Option<String> {
     Some(tag.to_string())
 }
 
+/// YAML's infinities and NaN, which go-yaml v3 resolves to floats and the
+/// model keeps as text (JSON has no such numbers).
+fn is_inf_or_nan(t: &str) -> bool {
+    matches!(
+        t,
+        ".inf"
+            | ".Inf"
+            | ".INF"
+            | "+.inf"
+            | "+.Inf"
+            | "+.INF"
+            | "-.inf"
+            | "-.Inf"
+            | "-.INF"
+            | ".nan"
+            | ".NaN"
+            | ".NAN"
+    )
+}
+
 /// The tag of what [`resolve_plain_v3`] made of a text.
 fn resolved_tag(v: &Value) -> &'static str {
     match v {
@@ -52,9 +72,7 @@ fn resolved_tag(v: &Value) -> &'static str {
         Value::Int(_) => "!!int",
         Value::Float(_) => "!!float",
         // Infinities and NaN, which the model keeps as text.
-        Value::Str(t) if t.starts_with(['.', '+', '-']) && t.ends_with(['f', 'F', 'n', 'N']) => {
-            "!!float"
-        }
+        Value::Str(t) if is_inf_or_nan(t) => "!!float",
         _ => "!!str",
     }
 }
@@ -151,8 +169,7 @@ pub fn resolve_plain_v3(text: impl Into<CompactString>) -> Value {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
-        | ".nan" | ".NaN" | ".NAN" => return Value::Str(text),
+        t if is_inf_or_nan(t) => return Value::Str(text),
         _ => {}
     }
     let first = text.as_bytes()[0];
