@@ -39,7 +39,7 @@ impl Gvk {
             && (sel.kind.is_empty() || sel.kind == self.kind)
     }
     pub fn is_cluster_scoped(&self) -> bool {
-        is_cluster_scoped_gvk(&self.group, &self.kind)
+        is_cluster_scoped_gvk(&self.group, &self.version, &self.kind)
     }
 }
 
@@ -64,62 +64,76 @@ impl fmt::Display for Gvk {
     }
 }
 
-/// Cluster-scoped kinds of the Kubernetes API, with their group. Like
-/// kustomize (which asks its OpenAPI schema), a kind is cluster-scoped only
-/// when both kind and group match; anything unknown is namespaced.
+/// What kustomize v5.8.1 knows to be cluster-scoped, by API version and
+/// kind: what its built-in OpenAPI schema (Kubernetes v1.21.2; kyaml's
+/// `precomputedIsNamespaceScoped`) marks so. Anything else is namespaced to
+/// kustomize and gets a kustomization's `namespace`, so here too, even a
+/// kind that newer Kubernetes serves cluster-scoped (FlowSchema `v1`,
+/// ValidatingAdmissionPolicy, MutatingAdmissionPolicy, IPAddress): the API
+/// server drops that namespace, and the printed output and Flux's inventory
+/// stay kustomize's.
 const CLUSTER_SCOPED: &[(&str, &str)] = &[
-    ("APIService", "apiregistration.k8s.io"),
-    ("CSIDriver", "storage.k8s.io"),
-    ("CSINode", "storage.k8s.io"),
-    ("CertificateSigningRequest", "certificates.k8s.io"),
-    ("ClusterRole", "rbac.authorization.k8s.io"),
-    ("ClusterRoleBinding", "rbac.authorization.k8s.io"),
-    ("ClusterTrustBundle", "certificates.k8s.io"),
-    ("ComponentStatus", ""),
-    ("CustomResourceDefinition", "apiextensions.k8s.io"),
-    ("FlowSchema", "flowcontrol.apiserver.k8s.io"),
-    ("IngressClass", "networking.k8s.io"),
-    ("IPAddress", "networking.k8s.io"),
-    ("MutatingAdmissionPolicy", "admissionregistration.k8s.io"),
     (
-        "MutatingAdmissionPolicyBinding",
-        "admissionregistration.k8s.io",
-    ),
-    (
+        "admissionregistration.k8s.io/v1",
         "MutatingWebhookConfiguration",
-        "admissionregistration.k8s.io",
-    ),
-    ("Namespace", ""),
-    ("Node", ""),
-    ("PersistentVolume", ""),
-    ("PodSecurityPolicy", "policy"),
-    ("PodSecurityPolicy", "extensions"),
-    ("PriorityClass", "scheduling.k8s.io"),
-    ("PriorityLevelConfiguration", "flowcontrol.apiserver.k8s.io"),
-    ("RuntimeClass", "node.k8s.io"),
-    ("SelfSubjectAccessReview", "authorization.k8s.io"),
-    ("SelfSubjectRulesReview", "authorization.k8s.io"),
-    ("SelfSubjectReview", "authentication.k8s.io"),
-    ("ServiceCIDR", "networking.k8s.io"),
-    ("StorageClass", "storage.k8s.io"),
-    ("SubjectAccessReview", "authorization.k8s.io"),
-    ("TokenReview", "authentication.k8s.io"),
-    ("ValidatingAdmissionPolicy", "admissionregistration.k8s.io"),
-    (
-        "ValidatingAdmissionPolicyBinding",
-        "admissionregistration.k8s.io",
     ),
     (
+        "admissionregistration.k8s.io/v1",
         "ValidatingWebhookConfiguration",
-        "admissionregistration.k8s.io",
     ),
-    ("VolumeAttachment", "storage.k8s.io"),
+    (
+        "admissionregistration.k8s.io/v1beta1",
+        "MutatingWebhookConfiguration",
+    ),
+    (
+        "admissionregistration.k8s.io/v1beta1",
+        "ValidatingWebhookConfiguration",
+    ),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+    ("apiextensions.k8s.io/v1beta1", "CustomResourceDefinition"),
+    ("apiregistration.k8s.io/v1", "APIService"),
+    ("apiregistration.k8s.io/v1beta1", "APIService"),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest"),
+    ("certificates.k8s.io/v1beta1", "CertificateSigningRequest"),
+    ("flowcontrol.apiserver.k8s.io/v1beta1", "FlowSchema"),
+    (
+        "flowcontrol.apiserver.k8s.io/v1beta1",
+        "PriorityLevelConfiguration",
+    ),
+    ("networking.k8s.io/v1", "IngressClass"),
+    ("networking.k8s.io/v1beta1", "IngressClass"),
+    ("node.k8s.io/v1", "RuntimeClass"),
+    ("node.k8s.io/v1beta1", "RuntimeClass"),
+    ("policy/v1beta1", "PodSecurityPolicy"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("rbac.authorization.k8s.io/v1beta1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1beta1", "ClusterRoleBinding"),
+    ("scheduling.k8s.io/v1", "PriorityClass"),
+    ("scheduling.k8s.io/v1beta1", "PriorityClass"),
+    ("storage.k8s.io/v1", "CSIDriver"),
+    ("storage.k8s.io/v1", "CSINode"),
+    ("storage.k8s.io/v1", "StorageClass"),
+    ("storage.k8s.io/v1", "VolumeAttachment"),
+    ("storage.k8s.io/v1beta1", "CSIDriver"),
+    ("storage.k8s.io/v1beta1", "CSINode"),
+    ("storage.k8s.io/v1beta1", "StorageClass"),
+    ("storage.k8s.io/v1beta1", "VolumeAttachment"),
+    ("v1", "ComponentStatus"),
+    ("v1", "Namespace"),
+    ("v1", "Node"),
+    ("v1", "NodeProxyOptions"),
+    ("v1", "PersistentVolume"),
 ];
 
-pub fn is_cluster_scoped_gvk(group: &str, kind: &str) -> bool {
-    CLUSTER_SCOPED
-        .iter()
-        .any(|(k, g)| *k == kind && *g == group)
+pub fn is_cluster_scoped_gvk(group: &str, version: &str, kind: &str) -> bool {
+    CLUSTER_SCOPED.iter().any(|(api_version, k)| {
+        *k == kind
+            && match api_version.split_once('/') {
+                Some((g, v)) => g == group && v == version,
+                None => group.is_empty() && *api_version == version,
+            }
+    })
 }
 
 /// A resource id: gvk, name, namespace.
