@@ -66,17 +66,12 @@ pub fn go_json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
-/// The characters of `s` as Go's `json.Marshal` writes it, quotes included.
+/// The characters of `s` as Go's `json.Marshal` writes it, quotes included
+/// (written by [`go_json_string`], so that the two cannot disagree).
 fn go_json_chars(s: &str) -> usize {
-    2 + s
-        .chars()
-        .map(|c| match c {
-            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => 6,
-            c if (c as u32) < 0x20 => 6,
-            _ => 1,
-        })
-        .sum::<usize>()
+    let mut out = String::with_capacity(s.len() + 2);
+    go_json_string(s, &mut out);
+    out.chars().count()
 }
 
 /// Why Go cannot print `v` as YAML by way of JSON, as kustomize prints every
