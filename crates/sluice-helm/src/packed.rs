@@ -28,6 +28,13 @@ enum Repr {
         len: usize,
         deflated: Arc<[u8]>,
     },
+    /// Bytes another owner holds, from `start` on (a byte order mark skipped): a file
+    /// mapped into memory ([`crate::chart::Limits::map`]), read where the kernel's page
+    /// cache holds it, neither copied nor zeroed first.
+    Mapped {
+        map: Arc<dyn Bytes>,
+        start: usize,
+    },
 }
 
 impl Data {
@@ -36,6 +43,7 @@ impl Data {
         match &self.0 {
             Repr::Plain(b) => b.len(),
             Repr::Packed { len, .. } => *len,
+            Repr::Mapped { map, start } => map.bytes().len() - start,
         }
     }
 
@@ -48,6 +56,7 @@ impl Data {
         match &self.0 {
             Repr::Plain(b) => b.len(),
             Repr::Packed { deflated, .. } => deflated.len(),
+            Repr::Mapped { .. } => self.len(),
         }
     }
 
@@ -61,6 +70,7 @@ impl Data {
         match &self.0 {
             Repr::Plain(b) => Cow::Borrowed(b),
             Repr::Packed { len, deflated } => Cow::Owned(inflate(deflated, *len)),
+            Repr::Mapped { map, start } => Cow::Borrowed(&map.bytes()[*start..]),
         }
     }
 
@@ -69,6 +79,7 @@ impl Data {
         match &self.0 {
             Repr::Plain(b) => b.clone(),
             Repr::Packed { len, deflated } => inflate(deflated, *len).into(),
+            Repr::Mapped { map, start } => map.bytes()[*start..].into(),
         }
     }
 
@@ -80,14 +91,19 @@ impl Data {
             Repr::Packed { len, deflated } => String::from_utf8(inflate(deflated, *len))
                 .ok()
                 .map(Arc::from),
+            Repr::Mapped { map, start } => std::str::from_utf8(&map.bytes()[*start..])
+                .ok()
+                .map(Arc::from),
         }
     }
 
     /// The same bytes, deflated unless that gains too little (a small file, or one that is
     /// already compressed: an image, a nested archive).
     pub(crate) fn packed(&self) -> Data {
-        let Repr::Plain(b) = &self.0 else {
-            return self.clone();
+        let b: &[u8] = match &self.0 {
+            Repr::Plain(b) => b,
+            Repr::Mapped { map, start } => &map.bytes()[*start..],
+            Repr::Packed { .. } => return self.clone(),
         };
         if b.len() < PACK_AT_LEAST {
             return self.clone();
@@ -139,6 +155,24 @@ fn inflate(deflated: &[u8], len: usize) -> Vec<u8> {
     out
 }
 
+/// Bytes held by someone else for as long as the [`Data`] made of them lives: a file mapped
+/// into memory by the command that loads a chart ([`crate::chart::MapFile`]).
+pub trait Bytes: Send + Sync {
+    fn bytes(&self) -> &[u8];
+}
+
+impl Data {
+    /// `owner`'s bytes, `bom` skipped where they start with it.
+    pub(crate) fn held_by(owner: Arc<dyn Bytes>, bom: &[u8]) -> Data {
+        let start = if owner.bytes().starts_with(bom) {
+            bom.len()
+        } else {
+            0
+        };
+        Data(Repr::Mapped { map: owner, start })
+    }
+}
+
 impl From<Arc<[u8]>> for Data {
     fn from(b: Arc<[u8]>) -> Data {
         Data(Repr::Plain(b))
@@ -184,6 +218,7 @@ impl std::fmt::Debug for Data {
             Repr::Packed { len, deflated } => {
                 write!(f, "<{len} bytes, packed in {}>", deflated.len())
             }
+            Repr::Mapped { .. } => write!(f, "<{} bytes, mapped>", self.len()),
         }
     }
 }

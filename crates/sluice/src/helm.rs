@@ -248,7 +248,14 @@ fn template(mut a: TemplateArgs) -> Result<()> {
     } else {
         ensure_archive(&path, &abs)?;
     }
-    let limits = sluice_helm::Limits::default();
+    let limits = sluice_helm::Limits {
+        // Read where the page cache holds them: this command loads the chart once and exits.
+        map: Some(sluice_helm::chart::MapFile {
+            at_least: 64 << 10,
+            map: map_file,
+        }),
+        ..sluice_helm::Limits::default()
+    };
     let chart = if path.is_dir() {
         match sluice_helm::chart::load_dir(&path, &limits) {
             // Helm follows a local chart's symlinks wherever they lead (k8s-at-home's test
@@ -356,6 +363,28 @@ fn template(mut a: TemplateArgs) -> Result<()> {
     std::mem::forget(release);
     std::mem::forget(chart);
     Ok(())
+}
+
+/// A chart file mapped into memory, as `sluice_helm` reads it.
+struct Mapped(memmap2::Mmap);
+
+impl sluice_helm::chart::Bytes for Mapped {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Maps `file` read-only (`sluice_helm::chart::MapFile`): `helm template` reads a large chart
+/// file where the page cache holds it instead of copying it into fresh memory.
+fn map_file(
+    file: &std::fs::File,
+) -> std::io::Result<std::sync::Arc<dyn sluice_helm::chart::Bytes>> {
+    // SAFETY: a private read-only mapping, dropped with the chart before this command exits.
+    // A file truncated meanwhile would make reading its lost pages fail with SIGBUS: this
+    // command reads a chart directory that nothing should be writing while it renders, as
+    // `helm template` reads it once (a chart from an archive or a source is never mapped).
+    let map = unsafe { memmap2::Mmap::map(file)? };
+    Ok(std::sync::Arc::new(Mapped(map)))
 }
 
 /// `helm template --output-dir`: CRDs (with --include-crds) under DIR,

@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::symlink;
 
-use sluice_helm::chart::{ChartError, Limits, load_archive, load_dir, load_in};
+use sluice_helm::chart::{Bytes, ChartError, Limits, MapFile, load_archive, load_dir, load_in};
 
 use crate::support::{demo_chart, write_tree};
 
@@ -247,6 +247,102 @@ fn paths_must_stay_in_the_root() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("error reading missing: "), "{e}");
+}
+
+/// How many files [`held_copy`] was asked for.
+static HELD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A [`MapFile`] mapping for tests: the file's bytes read into a buffer that stands for a
+/// mapping (what a load does with a file's bytes does not depend on who holds them).
+fn held_copy(f: &std::fs::File) -> std::io::Result<std::sync::Arc<dyn Bytes>> {
+    struct Held(Vec<u8>);
+    impl Bytes for Held {
+        fn bytes(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    HELD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut b = Vec::new();
+    std::io::Read::read_to_end(&mut &*f, &mut b)?;
+    Ok(std::sync::Arc::new(Held(b)))
+}
+
+#[test]
+fn mapped_files_load_and_render_as_read_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    demo_chart(dir.path());
+    let big = "x".repeat(3000);
+    write_tree(
+        dir.path(),
+        &[
+            ("files/\u{feff}bom.txt", "\u{feff}with bom"),
+            ("files/big.txt", &big),
+            ("crds/crd.yaml", "\u{feff}kind: CustomResourceDefinition\n"),
+            (
+                "templates/cm.yaml",
+                "\u{feff}kind: ConfigMap\ndata:\n  big: {{ .Files.Get \"files/big.txt\" | len }}\n  bom: {{ .Files.Get \"files/\u{feff}bom.txt\" }}\n",
+            ),
+        ],
+    );
+    let mapped = |at_least| Limits {
+        map: Some(MapFile {
+            at_least,
+            map: held_copy,
+        }),
+        ..Limits::default()
+    };
+    let read = load_dir(dir.path(), &Limits::default()).unwrap();
+    let before = HELD.load(std::sync::atomic::Ordering::Relaxed);
+    let all = load_dir(dir.path(), &mapped(1)).unwrap();
+    let files = HELD.load(std::sync::atomic::Ordering::Relaxed) - before;
+    // Every file of the chart went through the mapping: Chart.yaml, values.yaml, README.md,
+    // two files, the CRD and three templates.
+    assert_eq!(files, 9);
+    assert_eq!(all, read);
+    assert_eq!(
+        &all.files
+            .iter()
+            .find(|f| f.name.ends_with("bom.txt"))
+            .unwrap()
+            .data
+            .bytes()[..],
+        b"with bom"
+    );
+    let render = |c: &sluice_helm::chart::Chart| {
+        let r = sluice_helm::render::render(c, &Default::default(), &Default::default()).unwrap();
+        r.manifest(true)
+    };
+    let out = render(&all);
+    assert!(out.contains("big: 3000\n  bom: with bom\n"), "{out}");
+    assert!(
+        out.contains("# Source: demo/crds/crd.yaml\nkind: CustomResourceDefinition\n"),
+        "{out}"
+    );
+    assert_eq!(out, render(&read));
+    // Only files of at least `at_least` bytes are mapped.
+    let before = HELD.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load_dir(dir.path(), &mapped(2000)).unwrap(), read);
+    assert_eq!(HELD.load(std::sync::atomic::Ordering::Relaxed) - before, 1);
+    // The limits hold for mapped files as for read ones, with the same messages.
+    for limits in [
+        Limits {
+            max_file_size: 2999,
+            ..mapped(1)
+        },
+        Limits {
+            max_total_size: 2000,
+            ..mapped(1)
+        },
+    ] {
+        let plain = Limits {
+            map: None,
+            ..limits
+        };
+        assert_eq!(
+            load_dir(dir.path(), &limits).unwrap_err().to_string(),
+            load_dir(dir.path(), &plain).unwrap_err().to_string()
+        );
+    }
 }
 
 #[test]
