@@ -35,10 +35,12 @@ import argparse
 import concurrent.futures
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
+import time
 
 import yaml
 
@@ -116,9 +118,10 @@ def vendored_names(d):
     return names
 
 
-def complete(d, repo, index, depth=0):
-    """Vendors the dependencies `d` lacks into its charts/ (recursively);
-    the first that cannot be found, or None."""
+def complete(d, repo, index, used, depth=0):
+    """Vendors the dependencies `d` lacks into its charts/ (recursively),
+    adding each chart directory taken to `used`; the first that cannot be
+    found, or None."""
     if depth > 8:
         return "dependencies nested too deep"
     have = vendored_names(d)
@@ -126,24 +129,31 @@ def complete(d, repo, index, depth=0):
         name = dep["name"]
         if name in have:
             continue
-        src = None
+        src, src_repo = None, repo
         repo_url = str(dep.get("repository") or "")
         if repo_url.startswith("file://"):
             p = os.path.normpath(os.path.join(d, repo_url[len("file://"):]))
             if os.path.isfile(os.path.join(p, "Chart.yaml")):
                 src = p
         if src is None:
+            # The same repository's chart of that name, else one of the same
+            # owner's (k8s-at-home's charts take `common` from its
+            # library-charts, not bitnami's `common`), else any.
             candidates = index.get(name, [])
-            same = [c for c in candidates if c[0] == repo]
+            owner = repo.split("+")[0]
+            same = [c for c in candidates if c[0] == repo] or [c for c in candidates if c[0].split("+")[0] == owner]
             if same or candidates:
-                src = (same or candidates)[0][1]
+                src_repo, src = (same or candidates)[0]
         if src is None:
             return f"dependency {name} ({repo_url or 'no repository'}) not found"
         target = os.path.join(d, "charts", name)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copytree(src, target, symlinks=False, ignore=shutil.ignore_patterns(".git"))
+        used.append((name, src))
         have.add(name)
-        missing = complete(target, repo, index, depth + 1)
+        # Its own dependencies are looked for beside it first (bitnami's
+        # postgresql, taken by a k8s-at-home chart, wants bitnami's common).
+        missing = complete(target, src_repo, index, used, depth + 1)
         if missing:
             return f"{name}: {missing}"
     return None
@@ -185,7 +195,9 @@ def helm_result(helm, chart, values, key, store, timeout):
     if os.path.exists(base + ".json"):
         with open(base + ".json", encoding="utf-8") as f:
             meta = json.load(f)
-        if meta.get("v") == 2:
+        # Version 2 ran the second time at once, often in the same second as
+        # the first: a random output's `now` lines were not seen to vary.
+        if meta.get("v") == 3 or (meta.get("v") == 2 and not os.path.exists(base + ".out2")):
             with open(base + ".out", "rb") as f:
                 out = f.read()
             with open(base + ".err", "rb") as f:
@@ -196,10 +208,17 @@ def helm_result(helm, chart, values, key, store, timeout):
                     out2 = f.read()
             return meta["rc"], out, err, out2
     rc, out, err = run([helm] + args_for(chart, values), timeout)
+    ended = time.time()
     out2 = None
     if rc == 0:
         _, second, _ = run([helm] + args_for(chart, values), timeout)
         if second != out:
+            # A chart with random lines may also print the time (`now`, as
+            # bitnami's argo-cd stamps its admin password): run it again in
+            # a later second than the first run, so that those lines differ
+            # too and are masked, as they will differ from sluice's run.
+            time.sleep(max(0.0, math.floor(ended) + 1.05 - time.time()))
+            _, second, _ = run([helm] + args_for(chart, values), timeout)
             out2 = second
     os.makedirs(store, exist_ok=True)
     with open(base + ".out", "wb") as f:
@@ -212,7 +231,7 @@ def helm_result(helm, chart, values, key, store, timeout):
     elif os.path.exists(base + ".out2"):
         os.remove(base + ".out2")
     with open(base + ".json", "w", encoding="utf-8") as f:
-        json.dump({"v": 2, "rc": rc}, f)
+        json.dump({"v": 3, "rc": rc}, f)
     return rc, out, err, out2
 
 
@@ -256,26 +275,31 @@ def main():
         rel = os.path.relpath(d, a.cache)
         key = rel.replace("/", "__")
         chart = d
+        used = []
         if any(x["name"] not in vendored_names(d) for x in dependencies(d)):
             chart = os.path.join(work, key)
             if os.path.exists(chart):
                 shutil.rmtree(chart)
             shutil.copytree(d, chart, symlinks=False, ignore=shutil.ignore_patterns(".git"))
-            missing = complete(chart, repo, index)
+            missing = complete(chart, repo, index, used)
             if missing:
                 results.append(("skipped", rel, "defaults", missing))
                 continue
         for case, values in cases_of(d):
             if values:
                 values = os.path.join(chart, os.path.relpath(values, d))
-            jobs.append((rel, key, chart, case, values))
+            jobs.append((rel, key, chart, case, values, used))
 
     def one(job):
-        rel, key, chart, case, values = job
-        # The cached Helm result is keyed by the case and the chart's inputs
-        # as given (dependencies completed the same way each run).
+        rel, key, chart, case, values, used = job
+        # The cached Helm result is keyed by the case and the chart's inputs:
+        # the tree as unpacked and the dependencies it was completed with.
         ckey = key + "__" + case.replace("/", "__")
-        h = hashlib.sha256(ckey.encode()).hexdigest()[:12]
+        taken = [
+            f"{n}={os.path.relpath(src, a.cache) if os.path.abspath(src).startswith(os.path.abspath(a.cache) + os.sep) else 'local'}"
+            for n, src in used
+        ]
+        h = hashlib.sha256("\n".join([ckey] + taken).encode()).hexdigest()[:12]
         hrc, hout, herr, hout2 = helm_result(a.helm, chart, values, f"{ckey[:80]}-{h}", store, a.timeout)
         src, sout, serr = run([a.sluice, "helm"] + args_for(chart, values), a.timeout)
         detail = ""
