@@ -79,7 +79,19 @@ impl Data {
         match &self.0 {
             Repr::Plain(b) => b.clone(),
             Repr::Packed { len, deflated } => inflate(deflated, *len).into(),
-            Repr::Mapped { map, start } => map.bytes()[*start..].into(),
+            Repr::Mapped { map, start } => {
+                let copy = map.bytes()[*start..].into();
+                map.release();
+                copy
+            }
+        }
+    }
+
+    /// Tells a mapped file's holder that its bytes were copied out ([`Bytes::release`]):
+    /// what a template reads from a mapped chart then lives once in memory, in its copy.
+    pub(crate) fn release(&self) {
+        if let Repr::Mapped { map, .. } = &self.0 {
+            map.release();
         }
     }
 
@@ -91,9 +103,13 @@ impl Data {
             Repr::Packed { len, deflated } => String::from_utf8(inflate(deflated, *len))
                 .ok()
                 .map(Arc::from),
-            Repr::Mapped { map, start } => std::str::from_utf8(&map.bytes()[*start..])
-                .ok()
-                .map(Arc::from),
+            Repr::Mapped { map, start } => {
+                let copy = std::str::from_utf8(&map.bytes()[*start..])
+                    .ok()
+                    .map(Arc::from);
+                map.release();
+                copy
+            }
         }
     }
 
@@ -159,6 +175,12 @@ fn inflate(deflated: &[u8], len: usize) -> Vec<u8> {
 /// into memory by the command that loads a chart ([`crate::chart::MapFile`]).
 pub trait Bytes: Send + Sync {
     fn bytes(&self) -> &[u8];
+    /// The bytes were copied out: the holder may let go of what keeps them resident (a
+    /// mapping's pages, which count in the process's memory once read). They must stay
+    /// readable: a later [`Bytes::bytes`] reads them again (kube-prometheus-stack's CRD
+    /// upgrade job reads 4.6 MB of mapped CRDs into a ConfigMap; keeping their pages too
+    /// cost 3 MiB of peak memory).
+    fn release(&self) {}
 }
 
 impl Data {

@@ -372,6 +372,12 @@ impl sluice_helm::chart::Bytes for Mapped {
     fn bytes(&self) -> &[u8] {
         &self.0
     }
+    fn release(&self) {
+        // SAFETY: the mapping is private, read-only and never written, so dropping its pages
+        // loses nothing: a later read maps them again from the file (which, as `map_file`
+        // says, nothing changes meanwhile). Failing to drop them only costs memory.
+        let _ = unsafe { self.0.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+    }
 }
 
 /// Maps `file` read-only (`sluice_helm::chart::MapFile`): `helm template` reads a large chart

@@ -3,6 +3,7 @@
 //! `KubeVersion`, `APIVersions` and `HelmVersion`).
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ impl Files {
         for (k, v) in &self.0 {
             let base = k.rsplit('/').next().unwrap_or(k).to_string();
             m.insert(base, Value::String(f(&v.bytes())));
+            v.release();
         }
         if m.is_empty() {
             return Value::string("{}");
@@ -71,11 +73,21 @@ impl Object for Files {
         let r = match method {
             // Go's string(bytes); bytes that are not UTF-8 stay bytes (the
             // encoders and digests take them as Go's string).
-            "Get" => str_arg(method, args).map(|n| {
-                let b = self.get_bytes(n);
-                match std::str::from_utf8(&b) {
-                    Ok(t) => Value::string(t),
-                    Err(_) => Value::Bytes(b),
+            "Get" => str_arg(method, args).map(|n| match self.0.get(n) {
+                None => Value::string(""),
+                Some(data) => {
+                    // Copied once, from where the bytes lie (a mapped file's pages
+                    // are let go of after).
+                    let b = data.bytes();
+                    let v = match std::str::from_utf8(&b) {
+                        Ok(t) => Value::string(t),
+                        Err(_) => Value::Bytes(match b {
+                            Cow::Owned(o) => o.into(),
+                            Cow::Borrowed(_) => data.shared(),
+                        }),
+                    };
+                    data.release();
+                    v
                 }
             }),
             "GetBytes" => str_arg(method, args).map(|n| Value::Bytes(self.get_bytes(n))),
@@ -91,11 +103,13 @@ impl Object for Files {
             }),
             "Lines" => str_arg(method, args).map(|n| match self.0.get(n) {
                 None => Value::list(Vec::new()),
-                Some(b) => {
-                    let b = b.bytes();
+                Some(data) => {
+                    let b = data.bytes();
                     let s = String::from_utf8_lossy(&b);
                     let s = s.strip_suffix('\n').unwrap_or(&s);
-                    Value::list(s.split('\n').map(Value::string).collect())
+                    let lines = Value::list(s.split('\n').map(Value::string).collect());
+                    data.release();
+                    lines
                 }
             }),
             "AsConfig" if args.is_empty() => {

@@ -251,6 +251,8 @@ fn paths_must_stay_in_the_root() {
 
 /// How many files [`held_copy`] was asked for.
 static HELD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// How many times a template's read let go of a held file's bytes after copying them.
+static RELEASED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A [`MapFile`] mapping for tests: the file's bytes read into a buffer that stands for a
 /// mapping (what a load does with a file's bytes does not depend on who holds them).
@@ -259,6 +261,9 @@ fn held_copy(f: &std::fs::File) -> std::io::Result<std::sync::Arc<dyn Bytes>> {
     impl Bytes for Held {
         fn bytes(&self) -> &[u8] {
             &self.0
+        }
+        fn release(&self) {
+            RELEASED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
     HELD.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -312,8 +317,15 @@ fn mapped_files_load_and_render_as_read_ones() {
         let r = sluice_helm::render::render(c, &Default::default(), &Default::default()).unwrap();
         r.manifest(true)
     };
+    let released = RELEASED.load(std::sync::atomic::Ordering::Relaxed);
     let out = render(&all);
     assert!(out.contains("big: 3000\n  bom: with bom\n"), "{out}");
+    // Each of the three templates was copied out as text, and each of the two `.Files.Get`
+    // copied its file: every copy let go of the held bytes.
+    assert_eq!(
+        RELEASED.load(std::sync::atomic::Ordering::Relaxed) - released,
+        5
+    );
     assert!(
         out.contains("# Source: demo/crds/crd.yaml\nkind: CustomResourceDefinition\n"),
         "{out}"
