@@ -94,8 +94,10 @@ pub struct AlertArgs {
 pub struct ProviderArgs {
     /// The Provider's name.
     pub name: String,
-    /// slack, discord, msteams, googlechat, telegram, matrix, lark, alertmanager, generic,
-    /// generic-hmac, github, gitea, gitlab, dingtalk, wecom (and Flux's other types).
+    /// slack, discord, msteams, googlechat, telegram, matrix, lark, alertmanager, rocket,
+    /// webex, zulip, zoom, grafana, opsgenie, pagerduty, incident.io, datadog, generic,
+    /// generic-hmac, github, githubdispatch, gitea, gitlab, dingtalk, wecom (and Flux's other
+    /// types).
     #[arg(long = "type", value_name = "TYPE")]
     pub type_: String,
     /// The channel (Slack, Telegram chat, Matrix room).

@@ -352,14 +352,11 @@ mod tests {
 
     #[test]
     fn what_sluice_does_not_send_is_refused_by_name() {
-        let p = provider(
-            serde_json::json!({"type": "pagerduty"}),
-            serde_json::json!({}),
-        );
+        let p = provider(serde_json::json!({"type": "sentry"}), serde_json::json!({}));
         assert!(
             kind(&p)
                 .unwrap_err()
-                .starts_with("provider type 'pagerduty' is not supported by sluice yet")
+                .starts_with("provider type 'sentry' is not supported by sluice yet")
         );
         let p = provider(
             serde_json::json!({"type": "slack", "serviceAccountName": "sa"}),

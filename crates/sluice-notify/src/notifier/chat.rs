@@ -31,6 +31,10 @@ pub fn prepare(t: &Target, e: &Event, now_ms: i64) -> Result<Request, String> {
         ProviderType::Alertmanager => alertmanager(t, e),
         ProviderType::Dingtalk => dingtalk(t, e, now_ms),
         ProviderType::Wecom => wecom(t, e),
+        ProviderType::Rocket => rocket(t, e),
+        ProviderType::Webex => webex(t, e),
+        ProviderType::Zulip => zulip(t, e),
+        ProviderType::Zoom => zoom(t, e),
         ref other => Err(format!("provider {} not supported", other.as_str())),
     }
 }
@@ -384,9 +388,7 @@ fn alertmanager(t: &Target, e: &Event) -> Result<Request, String> {
     }]);
     let mut r = Request::post_json(t.address.clone(), marshal(&payload));
     if !t.username.is_empty() && !t.password.is_empty() {
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", t.username, t.password));
-        r.set("Authorization", format!("Basic {basic}"));
+        r.set("Authorization", super::basic_auth(&t.username, &t.password));
     } else if !t.token.is_empty() {
         r.set("Authorization", format!("Bearer {}", t.token));
     }
@@ -449,6 +451,130 @@ fn wecom(t: &Target, e: &Event) -> Result<Request, String> {
     let payload = json!({"msgtype": "markdown", "markdown": {"content": content}});
     let mut r = Request::post_json(t.address.clone(), marshal(&payload));
     r.check = Check::ErrCode;
+    Ok(r)
+}
+
+/// Rocket.Chat's incoming webhook: Slack's payload with the username as given (none is
+/// none) and Rocket.Chat's colours.
+fn rocket(t: &Target, e: &Event) -> Result<Request, String> {
+    hook_url(&t.address, "Rocket hook")?;
+    let mut payload = slack_payload(e, &t.username, &t.channel, false);
+    payload["username"] = t.username.clone().into();
+    payload["attachments"][0]["color"] = if is_error(e) { "#FF0000" } else { "#0076D7" }.into();
+    Ok(Request::post_json(t.address.clone(), marshal(&payload)))
+}
+
+/// Webex's messages API: markdown to the room `spec.channel`, with the bot's token.
+fn webex(t: &Target, e: &Event) -> Result<Request, String> {
+    hook_url(&t.address, "Webex hook")?;
+    let mark = if is_error(e) { "💣" } else { "✅" };
+    let mut markdown = format!("{mark} **{}**\n{}\n", object_name(e), e.message);
+    for (k, v) in &e.metadata {
+        markdown.push_str(&format!(">**{k}**: {v}\n"));
+    }
+    let mut payload = Map::new();
+    if !t.channel.is_empty() {
+        payload.insert("roomId".into(), t.channel.clone().into());
+    }
+    payload.insert("markdown".into(), markdown.into());
+    let mut r = Request::post_json(t.address.clone(), marshal(&Value::Object(payload)));
+    r.set("Authorization", format!("Bearer {}", t.token));
+    Ok(r)
+}
+
+/// The markdown Flux posts where a renderer takes a whole post (Zulip): a heading, the object,
+/// the message, the metadata sorted (a change request's id left out).
+fn markdown_post(e: &Event) -> String {
+    let mark = if is_error(e) { "⚠️" } else { "ℹ️" };
+    let o = &e.involved_object;
+    let mut metadata = String::new();
+    for (k, v) in e.metadata.iter().filter(|(k, _)| *k != "change_request") {
+        metadata.push_str(&format!("* `{k}`: {v}\n"));
+    }
+    format!(
+        "## Flux Status\n\n{mark} {}/{}/{}\n\n{}\n\nMetadata:\n{metadata}",
+        o.kind, o.namespace, o.name, e.message
+    )
+}
+
+/// Zulip's messages API: a form posted with the bot's email and API key (`username` and
+/// `password`) to the stream and topic `spec.channel` names (`<stream>/<topic>`).
+fn zulip(t: &Target, e: &Event) -> Result<Request, String> {
+    let mut url =
+        url::Url::parse(&t.address).map_err(|err| format!("invalid Zulip endpoint URL: {err}"))?;
+    url.set_path("/api/v1/messages");
+    let (stream, topic) = t
+        .channel
+        .split_once('/')
+        .filter(|(s, topic)| !s.is_empty() && !topic.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "invalid Zulip channel format, expected <channel>/<topic>, got '{}'",
+                t.channel
+            )
+        })?;
+    let content = markdown_post(e);
+    // Go's `url.Values.Encode`: keys sorted.
+    let form = [
+        ("content", content.as_str()),
+        ("to", stream),
+        ("topic", topic),
+        ("type", "stream"),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={}", super::query_escape(v)))
+    .collect::<Vec<_>>()
+    .join("&");
+    let mut r = Request::post_json(url.to_string(), form);
+    r.set("Content-Type", "application/x-www-form-urlencoded".into());
+    if !t.username.is_empty() || !t.password.is_empty() {
+        r.set("Authorization", super::basic_auth(&t.username, &t.password));
+    }
+    Ok(r)
+}
+
+/// Zoom Team Chat's incoming webhook (`format=full`), with its verification token.
+fn zoom(t: &Target, e: &Event) -> Result<Request, String> {
+    let mut url = hook_url(&t.address, "Zoom incoming webhook")?;
+    if t.token.is_empty() {
+        return Err("empty Zoom verification token".into());
+    }
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    if !pairs.iter().any(|(k, v)| k == "format" && !v.is_empty()) {
+        // Go's `url.Values.Encode`: keys sorted (a key's values in their order), escaped.
+        let mut pairs: Vec<(String, String)> =
+            pairs.into_iter().filter(|(k, _)| k != "format").collect();
+        pairs.push(("format".into(), "full".into()));
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let query = pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", super::query_escape(k), super::query_escape(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        url.set_query(Some(&query));
+    }
+    let mut body = vec![{
+        let mut m = Map::new();
+        m.insert("type".into(), "message".into());
+        if !e.message.is_empty() {
+            m.insert("text".into(), e.message.clone().into());
+        }
+        Value::Object(m)
+    }];
+    if !e.metadata.is_empty() {
+        let items: Vec<Value> = e
+            .metadata
+            .iter()
+            .map(|(k, v)| json!({"key": k, "value": v}))
+            .collect();
+        body.push(json!({"type": "fields", "items": items}));
+    }
+    let payload = json!({"content": {
+        "head": {"text": object_name(e), "sub_head": {"text": e.severity}},
+        "body": body,
+    }});
+    let mut r = Request::post_json(url.to_string(), marshal(&payload));
+    r.set("Authorization", t.token.clone());
     Ok(r)
 }
 
@@ -706,6 +832,106 @@ mod tests {
         assert_eq!(
             title("reconciliation succeeded"),
             "Reconciliation Succeeded"
+        );
+    }
+
+    #[test]
+    fn rocket_is_slacks_payload_in_rocket_chats_colours() {
+        let mut t = target(ProviderType::Rocket, "https://chat.lan/hooks/abc/def");
+        t.channel = "#ops".into();
+        let r = prepare(&t, &event("error"), 0).unwrap();
+        assert_eq!(
+            r.body_text(),
+            r##"{"channel":"#ops","username":"","icon_url":"","icon_emoji":"","attachments":[{"fallback":"","color":"#FF0000","author_name":"kustomization/apps.flux-system","text":"Health check failed after 5m0s: \u003cDeployment/apps/web\u003e \u0026 more","mrkdwn_in":["text"],"fields":[{"title":"env","value":"home","short":false},{"title":"revision","value":"main@sha1:0123456789abcdef0123456789abcdef01234567","short":false},{"title":"summary","value":"edge-1","short":false}]}]}"##
+        );
+        t.username = "flux".into();
+        let r = prepare(&t, &event("info"), 0).unwrap();
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["username"], "flux");
+        assert_eq!(v["attachments"][0]["color"], "#0076D7");
+        t.address = "chat.lan/hooks".into();
+        assert!(
+            prepare(&t, &event("info"), 0)
+                .unwrap_err()
+                .starts_with("invalid Rocket hook URL chat.lan/hooks")
+        );
+    }
+
+    #[test]
+    fn webex_posts_markdown_to_the_room_with_the_bot_token() {
+        let mut t = target(ProviderType::Webex, "https://webexapis.com/v1/messages");
+        t.channel = "Y2lzY29zcGFyazovL3Vz".into();
+        t.token = "bot-token".into();
+        let r = prepare(&t, &event("error"), 0).unwrap();
+        assert_eq!(
+            r.body_text(),
+            r#"{"roomId":"Y2lzY29zcGFyazovL3Vz","markdown":"💣 **kustomization/apps.flux-system**\nHealth check failed after 5m0s: \u003cDeployment/apps/web\u003e \u0026 more\n\u003e**env**: home\n\u003e**revision**: main@sha1:0123456789abcdef0123456789abcdef01234567\n\u003e**summary**: edge-1\n"}"#
+        );
+        assert_eq!(r.header("Authorization"), Some("Bearer bot-token"));
+    }
+
+    #[test]
+    fn zulip_posts_a_form_to_the_stream_and_topic() {
+        let mut t = target(ProviderType::Zulip, "https://zulip.lan/some/path?x=1");
+        t.channel = "flux".into();
+        assert_eq!(
+            prepare(&t, &event("info"), 0).unwrap_err(),
+            "invalid Zulip channel format, expected <channel>/<topic>, got 'flux'"
+        );
+        t.channel = "flux/home lab".into();
+        t.username = "bot@zulip.lan".into();
+        t.password = "api-key".into();
+        let mut e = event("error");
+        e.metadata.insert("change_request".into(), "42".into());
+        let r = prepare(&t, &e, 0).unwrap();
+        assert_eq!(r.url, "https://zulip.lan/api/v1/messages?x=1");
+        assert_eq!(
+            r.header("Content-Type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        assert_eq!(
+            r.header("Authorization"),
+            Some("Basic Ym90QHp1bGlwLmxhbjphcGkta2V5")
+        );
+        let content = "## Flux Status\n\n⚠️ Kustomization/flux-system/apps\n\nHealth check failed after 5m0s: <Deployment/apps/web> & more\n\nMetadata:\n* `env`: home\n* `revision`: main@sha1:0123456789abcdef0123456789abcdef01234567\n* `summary`: edge-1\n";
+        assert_eq!(
+            r.body_text(),
+            format!(
+                "content={}&to=flux&topic=home+lab&type=stream",
+                super::super::query_escape(content)
+            )
+        );
+        assert!(
+            r.body_text()
+                .starts_with("content=%23%23+Flux+Status%0A%0A%E2%9A%A0")
+        );
+    }
+
+    #[test]
+    fn zoom_asks_for_the_full_format_with_the_verification_token() {
+        let mut t = target(
+            ProviderType::Zoom,
+            "https://integrations.zoom.us/chat/webhooks/incomingwebhook/abc?b=2&a=x y",
+        );
+        assert_eq!(
+            prepare(&t, &event("info"), 0).unwrap_err(),
+            "empty Zoom verification token"
+        );
+        t.token = "verify".into();
+        let r = prepare(&t, &event("info"), 0).unwrap();
+        assert_eq!(
+            r.url,
+            "https://integrations.zoom.us/chat/webhooks/incomingwebhook/abc?a=x+y&b=2&format=full"
+        );
+        assert_eq!(r.header("Authorization"), Some("verify"));
+        assert_eq!(
+            r.body_text(),
+            r#"{"content":{"head":{"text":"kustomization/apps.flux-system","sub_head":{"text":"info"}},"body":[{"type":"message","text":"Health check failed after 5m0s: \u003cDeployment/apps/web\u003e \u0026 more"},{"type":"fields","items":[{"key":"env","value":"home"},{"key":"revision","value":"main@sha1:0123456789abcdef0123456789abcdef01234567"},{"key":"summary","value":"edge-1"}]}]}}"#
+        );
+        t.address = "https://zoom.us/hook?format=message".into();
+        assert_eq!(
+            prepare(&t, &event("info"), 0).unwrap().url,
+            "https://zoom.us/hook?format=message"
         );
     }
 }

@@ -214,6 +214,54 @@ fn post(url: String, headers: &[(String, String)], body: Value) -> Request {
     r
 }
 
+/// GitHub's API for a repository on `host` (github.com or an Enterprise server): its base URL
+/// and the headers of a request with `token`.
+fn github_api(host: &str, token: &str) -> Result<(String, Vec<(String, String)>), String> {
+    if token.is_empty() {
+        return Err("github token or github app details must be specified".into());
+    }
+    let base = if host == "https://github.com" || host == "http://github.com" {
+        "https://api.github.com".to_string()
+    } else {
+        format!("{host}/api/v3")
+    };
+    let headers = vec![
+        ("Authorization".to_string(), format!("Bearer {token}")),
+        (
+            "Accept".to_string(),
+            "application/vnd.github.v3+json".to_string(),
+        ),
+        ("X-GitHub-Api-Version".to_string(), "2022-11-28".to_string()),
+    ];
+    Ok((base, headers))
+}
+
+/// GitHub's repository dispatch (`githubdispatch`): an event of type `Kind/name.namespace`
+/// with Flux's event as its client payload, for a workflow `on: repository_dispatch`.
+pub fn dispatch(t: &Target, e: &Event) -> Result<Request, String> {
+    let token = if t.token.is_empty() {
+        t.password.as_str()
+    } else {
+        t.token.as_str()
+    };
+    let (host, id) = parse_address(&t.address)?;
+    let (owner, repo) = owner_repo(&id)?;
+    let (base, headers) = github_api(&host, token)?;
+    let o = &e.involved_object;
+    let event_type = format!("{}/{}.{}", o.kind, o.name, o.namespace);
+    // The event as Go marshals it, embedded as it is (a `json.RawMessage`).
+    let body = format!(
+        "{{\"event_type\":{},\"client_payload\":{}}}",
+        sluice_api::go_json::marshal(&Value::String(event_type)),
+        super::chat::event_json(e)
+    );
+    let mut r = Request::post_json(format!("{base}/repos/{owner}/{repo}/dispatches"), body);
+    for (k, v) in headers {
+        r.set(&k, v);
+    }
+    Ok(r)
+}
+
 /// The requests for a commit status, or `Ok(None)`-like skip as an empty list call.
 pub fn prepare(t: &Target, e: &Event) -> Result<Delivery, String> {
     let progressing = e.reason == "Progressing";
@@ -239,23 +287,8 @@ pub fn prepare(t: &Target, e: &Event) -> Result<Delivery, String> {
     };
     match t.kind {
         ProviderType::Github => {
-            if token.is_empty() {
-                return Err("github token or github app details must be specified".into());
-            }
             let (owner, repo) = owner_repo(&id)?;
-            let base = if host == "https://github.com" || host == "http://github.com" {
-                "https://api.github.com".to_string()
-            } else {
-                format!("{host}/api/v3")
-            };
-            let headers = vec![
-                ("Authorization".to_string(), format!("Bearer {token}")),
-                (
-                    "Accept".to_string(),
-                    "application/vnd.github.v3+json".to_string(),
-                ),
-                ("X-GitHub-Api-Version".to_string(), "2022-11-28".to_string()),
-            ];
+            let (base, headers) = github_api(&host, token)?;
             Ok(Delivery::CommitStatus {
                 list: get(
                     format!("{base}/repos/{owner}/{repo}/commits/{sha}/statuses?per_page=50"),
@@ -512,6 +545,37 @@ mod tests {
                 format!(r#"[{{"sha":"{SHA}","name":"n","status":"success","description":"d"}}]"#)
                     .as_bytes()
             )
+        );
+    }
+
+    #[test]
+    fn github_dispatch_sends_the_event_as_client_payload() {
+        let mut t = target(ProviderType::GithubDispatch, "https://github.com/home/ops");
+        let mut e = event("ReconciliationSucceeded", "info");
+        e.involved_object.namespace = "flux-system".into();
+        e.message = "Applied <3 objects>".into();
+        let r = dispatch(&t, &e).unwrap();
+        assert_eq!(r.url, "https://api.github.com/repos/home/ops/dispatches");
+        assert!(
+            r.headers
+                .contains(&("Authorization".into(), "Bearer tok".into()))
+        );
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["event_type"], "Kustomization/Apps.flux-system");
+        assert_eq!(v["client_payload"]["message"], "Applied <3 objects>");
+        assert!(
+            r.body_text()
+                .contains(r#""message":"Applied \u003c3 objects\u003e""#)
+        );
+        t.address = "https://git.corp.lan/home/ops".into();
+        assert_eq!(
+            dispatch(&t, &e).unwrap().url,
+            "https://git.corp.lan/api/v3/repos/home/ops/dispatches"
+        );
+        t.token.clear();
+        assert_eq!(
+            dispatch(&t, &e).unwrap_err(),
+            "github token or github app details must be specified"
         );
     }
 }

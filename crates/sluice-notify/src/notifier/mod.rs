@@ -7,13 +7,17 @@
 //! facts, ...) the order is random in Flux; sluice sorts by key.
 //!
 //! - [`chat`]: `generic`, `generic-hmac`, `slack`, `discord`, `msteams`, `googlechat`,
-//!   `telegram`, `matrix`, `lark`, `alertmanager`, and beyond Flux `dingtalk` (signed URLs)
-//!   and `wecom`;
+//!   `telegram`, `matrix`, `lark`, `alertmanager`, `rocket`, `webex`, `zulip` and `zoom`,
+//!   and beyond Flux `dingtalk` (signed URLs) and `wecom`;
+//! - [`ops`]: incident and observability tools: `grafana` annotations, `opsgenie`,
+//!   `pagerduty` (events and change events), `incident.io` and `datadog` events;
 //! - [`commit`]: commit statuses on `github`, `gitea` (and Forgejo) and `gitlab`, with
-//!   Flux's duplicate check (a status already there is not posted again).
+//!   Flux's duplicate check (a status already there is not posted again), and GitHub's
+//!   repository dispatch (`githubdispatch`).
 
 pub mod chat;
 pub mod commit;
+pub mod ops;
 
 use sluice_api::notification::ProviderType;
 
@@ -37,6 +41,16 @@ pub const SUPPORTED: &[ProviderType] = &[
     ProviderType::Gitlab,
     ProviderType::Dingtalk,
     ProviderType::Wecom,
+    ProviderType::Rocket,
+    ProviderType::Webex,
+    ProviderType::Zulip,
+    ProviderType::Zoom,
+    ProviderType::Grafana,
+    ProviderType::Opsgenie,
+    ProviderType::Pagerduty,
+    ProviderType::IncidentIo,
+    ProviderType::Datadog,
+    ProviderType::GithubDispatch,
 ];
 
 /// Flux's commit status types (those sluice serves and those it refuses).
@@ -78,6 +92,12 @@ pub fn admits(kind: &ProviderType, event: &Event) -> Admit {
         return Admit::Skip(
             "event dropped for commit status providers due to missing commit metadata key",
         );
+    }
+    // PagerDuty and incident.io open and resolve incidents: progress is neither.
+    if matches!(kind, ProviderType::Pagerduty | ProviderType::IncidentIo)
+        && event.reason == "Progressing"
+    {
+        return Admit::Skip("progressing events open or resolve no incident");
     }
     Admit::Yes
 }
@@ -126,11 +146,25 @@ impl Request {
     }
 }
 
+#[cfg(test)]
+impl Request {
+    /// A header's value (the name in any case).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// What is sent for one notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Delivery {
     /// One request.
     Post(Request),
+    /// Requests sent one after the other, stopping at the first that fails (PagerDuty's
+    /// event, then its change event).
+    Posts(Vec<Request>),
     /// A commit status: the statuses already on the commit are listed first, and the status
     /// is not posted again if [`commit::Duplicate`] finds it there.
     CommitStatus {
@@ -147,6 +181,12 @@ pub fn prepare(target: &Target, event: &Event, now_ms: i64) -> Result<Delivery, 
         ProviderType::Github | ProviderType::Gitea | ProviderType::Gitlab => {
             commit::prepare(target, event)
         }
+        ProviderType::GithubDispatch => commit::dispatch(target, event).map(Delivery::Post),
+        ProviderType::Grafana
+        | ProviderType::Opsgenie
+        | ProviderType::Pagerduty
+        | ProviderType::IncidentIo
+        | ProviderType::Datadog => ops::prepare(target, event),
         _ => chat::prepare(target, event, now_ms).map(Delivery::Post),
     }
 }
@@ -162,6 +202,12 @@ pub struct SendError {
 pub async fn execute(client: &reqwest::Client, delivery: &Delivery) -> Result<(), SendError> {
     match delivery {
         Delivery::Post(r) => one(client, r).await.map(drop),
+        Delivery::Posts(rs) => {
+            for r in rs {
+                one(client, r).await?;
+            }
+            Ok(())
+        }
         Delivery::CommitStatus {
             list,
             duplicate,
@@ -253,6 +299,32 @@ async fn one(client: &reqwest::Client, r: &Request) -> Result<Vec<u8>, SendError
 }
 
 use sluice_api::meta::error_chain;
+
+/// Go's `url.QueryEscape`: letters, digits and `-_.~` as they are, a space as `+`, every
+/// other byte as `%XX`.
+pub(crate) fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// An `Authorization` header's value for HTTP basic authentication.
+pub(crate) fn basic_auth(username: &str, password: &str) -> String {
+    use base64::Engine;
+    let pair = format!("{username}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
 
 #[cfg(test)]
 mod tests {

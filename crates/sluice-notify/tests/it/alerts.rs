@@ -199,6 +199,11 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         ("gitea", json!({"token": "gitea-api-token"})),
         ("github", json!({"token": "github-api-token"})),
         ("gitlab", json!({"token": "gitlab-api-token"})),
+        ("grafana", json!({"token": "glsa-grafana-token"})),
+        (
+            "zulip",
+            json!({"username": "flux-bot@zulip.lan", "password": "zulip-api-key"}),
+        ),
         (
             "failing",
             json!({"token": "failing-provider-token", "address": format!("{base}/fail?key=failing-address-key")}),
@@ -297,7 +302,24 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         ),
         (
             "pager",
-            json!({"type": "pagerduty", "address": format!("{base}/pager")}),
+            json!({"type": "sentry", "address": format!("{base}/pager")}),
+            json!({}),
+        ),
+        // PagerDuty's Events API at the address's host; Grafana's annotations with a token;
+        // Zulip's messages API, a form with the bot's email and key.
+        (
+            "pagerduty",
+            json!({"type": "pagerduty", "address": format!("{base}/ignored"), "channel": "routing-key"}),
+            json!({}),
+        ),
+        (
+            "grafana",
+            json!({"type": "grafana", "address": format!("{base}/grafana/api/annotations/graphite"), "secretRef": {"name": "grafana"}}),
+            json!({}),
+        ),
+        (
+            "zulip",
+            json!({"type": "zulip", "address": base.clone(), "channel": "flux/home", "secretRef": {"name": "zulip"}}),
             json!({}),
         ),
     ] {
@@ -379,6 +401,18 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         (
             "pager",
             json!({"providerRef": {"name": "pager"}, "eventSources": all}),
+        ),
+        (
+            "pagerduty",
+            json!({"providerRef": {"name": "pagerduty"}, "eventSeverity": "error", "eventSources": all}),
+        ),
+        (
+            "grafana",
+            json!({"providerRef": {"name": "grafana"}, "eventSeverity": "error", "eventSources": all}),
+        ),
+        (
+            "zulip",
+            json!({"providerRef": {"name": "zulip"}, "eventSeverity": "error", "eventSources": all}),
         ),
         (
             "other-ns",
@@ -489,6 +523,26 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
     assert_eq!(slack[0].headers["authorization"], "Bearer xoxb-slack-token");
     assert_eq!(slack[0].json()["attachments"][0]["color"], "danger");
     assert_eq!(slack[0].json()["channel"], "#flux");
+    let pd = sink.wait("/v2/enqueue", 1).await;
+    assert_eq!(pd[0].json()["routing_key"], "routing-key");
+    assert_eq!(pd[0].json()["event_action"], "trigger");
+    assert_eq!(
+        pd[0].json()["payload"]["summary"],
+        "health check failed: kustomization/web"
+    );
+    let grafana = sink.wait("/grafana", 1).await;
+    assert_eq!(
+        grafana[0].headers["authorization"],
+        "Bearer glsa-grafana-token"
+    );
+    assert_eq!(grafana[0].json()["text"], format!("kustomization/web.{n}"));
+    let zulip = sink.wait("/api/v1/messages", 1).await;
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(zulip[0].body.as_bytes())
+        .into_owned()
+        .collect();
+    assert_eq!(form["to"], "flux");
+    assert_eq!(form["topic"], "home");
+    assert!(form["content"].contains("Health check failed after 5m0s"));
     let tg = sink.wait("/tg", 1).await;
     assert_eq!(tg[0].path, "/tg/bot123456:telegram-bot-token/sendMessage");
     assert_eq!(tg[0].json()["parse_mode"], "MarkdownV2");
@@ -637,6 +691,8 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
     assert_eq!(sink.wait("/matrix", 2).await.len(), 2);
     assert_eq!(sink.to("/muted").len(), 0);
     assert_eq!(sink.to("/pager").len(), 0);
+    // Error alerts: the later info events resolve nothing on PagerDuty.
+    assert_eq!(sink.to("/v2/").len(), 1);
     assert_eq!(sink.to("/api/v1/repos/home/ops/statuses").len(), 2);
 
     // The same status again on another revision's event but identical status: the list
@@ -697,7 +753,7 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
     assert!(failing.contains("502"), "{failing}");
     let pager = pager.expect("refused type reported on the Alert");
     assert!(
-        pager.contains("provider type 'pagerduty' is not supported by sluice yet"),
+        pager.contains("provider type 'sentry' is not supported by sluice yet"),
         "{pager}"
     );
     let all_events: Vec<String> = events
@@ -718,6 +774,8 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         "github-api-token",
         "gitlab-api-token",
         "failing-address-key",
+        "glsa-grafana-token",
+        "zulip-api-key",
     ] {
         assert!(
             !all_events.iter().any(|m| m.contains(secret)),
