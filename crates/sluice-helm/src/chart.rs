@@ -1360,6 +1360,26 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
+    /// Counts a file of `size` bytes read (or mapped) as `name` against the
+    /// bounds on one file and on the whole chart.
+    fn count(&mut self, name: &str, size: u64) -> Result<(), ChartError> {
+        let shown = format!("{}{name}", self.prefix);
+        if size > self.limits.max_file_size {
+            return Err(ChartError::Limit(format!(
+                "cannot load file {shown} as file size ({size}) exceeds limit ({})",
+                self.limits.max_file_size
+            )));
+        }
+        self.total += size;
+        if self.total > self.limits.max_total_size {
+            return Err(ChartError::Limit(format!(
+                "chart is larger than the maximum size {} (at {shown})",
+                self.limits.max_total_size
+            )));
+        }
+        Ok(())
+    }
+
     /// Walks `dir` (its contents named `rel/...`), in Go's sorted order. The
     /// top of `stack` is `dir`'s canonical path.
     fn dir(&mut self, dir: &Path, rel: &str) -> Result<(), ChartError> {
@@ -1467,23 +1487,8 @@ impl Walk<'_> {
             {
                 let owner = (m.map)(&file).map_err(io)?;
                 // The size it has when mapped (it may have grown since it was checked).
-                let size = owner.bytes().len() as u64;
+                self.count(&n, owner.bytes().len() as u64)?;
                 let data = Data::held_by(owner, UTF8_BOM);
-                if size > self.limits.max_file_size {
-                    return Err(ChartError::Limit(format!(
-                        "cannot load file {} as file size ({size}) exceeds limit ({})",
-                        shown(&n),
-                        self.limits.max_file_size
-                    )));
-                }
-                self.total += size;
-                if self.total > self.limits.max_total_size {
-                    return Err(ChartError::Limit(format!(
-                        "chart is larger than the maximum size {} (at {})",
-                        self.limits.max_total_size,
-                        shown(&n)
-                    )));
-                }
                 self.files.push(File { name: n, data });
                 continue;
             }
@@ -1497,15 +1502,7 @@ impl Walk<'_> {
                     .read_to_end(&mut more)
                     .map_err(io)?;
             }
-            let read = (len + more.len()) as u64;
-            if read > self.limits.max_file_size {
-                return Err(ChartError::Limit(format!(
-                    "cannot load file {} as file size ({}) exceeds limit ({})",
-                    shown(&n),
-                    read,
-                    self.limits.max_file_size
-                )));
-            }
+            self.count(&n, (len + more.len()) as u64)?;
             let data = if more.is_empty() {
                 shared_data(buf, len)
             } else {
@@ -1513,14 +1510,6 @@ impl Walk<'_> {
                 all.append(&mut more);
                 trim_bom(all).into()
             };
-            self.total += read;
-            if self.total > self.limits.max_total_size {
-                return Err(ChartError::Limit(format!(
-                    "chart is larger than the maximum size {} (at {})",
-                    self.limits.max_total_size,
-                    shown(&n)
-                )));
-            }
             self.files.push(File {
                 name: n,
                 data: data.into(),

@@ -191,9 +191,69 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
     }
     let chart_values = root.values.clone();
     let vals = coalesce::coalesce_values(&root, values).map_err(RenderError::Values)?;
-    if !opts.skip_schema_validation {
-        schema::validate_tree(&root, &vals, &opts.schema_documents).map_err(RenderError::Schema)?;
+    let validate =
+        || schema::validate_tree(&root, &vals, &opts.schema_documents).map_err(RenderError::Schema);
+    if opts.skip_schema_validation {
+        return render_valid(
+            chart,
+            &root,
+            &vals,
+            kube,
+            chart_metadata,
+            chart_values,
+            opts,
+        );
     }
+    if opts.threads < 2 {
+        validate()?;
+        return render_valid(
+            chart,
+            &root,
+            &vals,
+            kube,
+            chart_metadata,
+            chart_values,
+            opts,
+        );
+    }
+    // Helm validates the values before it renders, and a schema's violations are the error
+    // even where the templates would fail too. Validation does not change what is rendered,
+    // so it runs beside the render (compiling a large schema, traefik's 180 kB, costs about
+    // as much as parsing the chart's templates) and its verdict is taken first.
+    std::thread::scope(|s| {
+        let check = std::thread::Builder::new()
+            .name("sluice-helm-schema".into())
+            .stack_size(8 << 20)
+            .spawn_scoped(s, validate);
+        let rendered = render_valid(
+            chart,
+            &root,
+            &vals,
+            kube,
+            chart_metadata,
+            chart_values,
+            opts,
+        );
+        match check.map(|h| h.join()) {
+            Ok(Ok(verdict)) => verdict?,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // No thread could be started: validated here, after the render.
+            Err(_) => validate()?,
+        }
+        rendered
+    })
+}
+
+/// What [`render`] does once the values are validated (or while they are).
+fn render_valid(
+    chart: &Chart,
+    root: &coalesce::Node<'_>,
+    vals: &YMap,
+    kube: KubeVersion,
+    chart_metadata: crate::chart::Metadata,
+    chart_values: YMap,
+    opts: &Options,
+) -> Result<Release, RenderError> {
     if !chart.metadata.kube_version.is_empty()
         && !kube_compatible(&chart.metadata.kube_version, &kube.normalized)
     {
@@ -229,11 +289,11 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
     let top = Top {
         release,
         caps,
-        values: to_value(&Y::Map(vals)),
+        values: map_to_value(vals),
     };
 
     let mut tpls: BTreeMap<String, Renderable> = BTreeMap::new();
-    collect(&root, "", &top, None, &mut tpls);
+    collect(root, "", &top, None, &mut tpls);
     let is_notes = |name: &str| name.ends_with("NOTES.txt");
     // Each template's output with its documents. Without a post-renderer the
     // documents are final as each template is executed: they are split and
@@ -293,7 +353,7 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
     }
     .map_err(RenderError::Manifest)?;
     let mut crds = Vec::new();
-    collect_crds(&root, "", &mut crds);
+    collect_crds(root, "", &mut crds);
     Ok(Release {
         crds,
         manifests,
@@ -353,12 +413,17 @@ pub(crate) fn to_value(v: &Y) -> Value {
         Y::Float(f) => Value::Float(*f),
         Y::Str(s) => Value::String(s.to_string()),
         Y::Seq(items) => Value::list(items.iter().map(to_value).collect()),
-        Y::Map(m) => Value::map(
-            m.iter()
-                .map(|(k, x)| (k.to_string(), to_value(x)))
-                .collect(),
-        ),
+        Y::Map(m) => map_to_value(m),
     }
+}
+
+/// [`to_value`] of a map.
+fn map_to_value(m: &YMap) -> Value {
+    Value::map(
+        m.iter()
+            .map(|(k, x)| (k.to_string(), to_value(x)))
+            .collect(),
+    )
 }
 
 struct Top {

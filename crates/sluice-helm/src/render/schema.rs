@@ -554,6 +554,15 @@ fn closure(
     }
 }
 
+/// Whether a schema's text may have a `$ref` key, as a string's characters are written in
+/// JSON either as they are or escaped (`\u0024` is `$`, `\u0072` is `r`): `false` saves
+/// parsing a schema that refers to nothing (traefik's, 180 kB) only to find no reference.
+fn may_refer(text: &[u8]) -> bool {
+    [&b"$r"[..], b"$\\u", b"\\u0024"]
+        .iter()
+        .any(|needle| text.windows(needle.len()).any(|w| w == *needle))
+}
+
 /// The `http(s)` documents the schemas of `chart` and its subcharts refer
 /// to, directly or through the documents in `docs`, that are not in `docs`
 /// yet: what a caller fetches (and calls again with them, until none is
@@ -569,6 +578,7 @@ pub fn external_documents(
         out: &mut std::collections::BTreeSet<String>,
     ) {
         if let Some(schema) = &chart.schema
+            && may_refer(schema)
             && let Ok(schema) = serde_json::from_slice::<serde_json::Value>(schema)
         {
             closure(&schema, docs, out);
@@ -752,6 +762,29 @@ mod tests {
             let e = validate_one(schema, &vals(values), &Default::default()).unwrap_err();
             assert_eq!(e, want, "{values}");
         }
+    }
+
+    #[test]
+    fn a_ref_is_looked_for_however_it_is_written() {
+        for text in [
+            r#"{"$ref": "https://x/y.json"}"#,
+            r##"{"properties": {"a": {"$recursiveRef": "#"}}}"##,
+            r#"{"\u0024ref": "https://x/y.json"}"#,
+            r#"{"$\u0072ef": "https://x/y.json"}"#,
+        ] {
+            assert!(may_refer(text.as_bytes()), "{text}");
+        }
+        for text in [
+            r#"{"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"}"#,
+            r#"{"description": "a \u003cb\u003e ref: $x"}"#,
+        ] {
+            assert!(!may_refer(text.as_bytes()), "{text}");
+        }
+        let escaped: serde_json::Value =
+            serde_json::from_str(r#"{"\u0024ref": "https://x/y.json"}"#).unwrap();
+        let mut refs = std::collections::BTreeSet::new();
+        external_refs(&escaped, None, &mut refs);
+        assert_eq!(refs.len(), 1);
     }
 
     #[test]

@@ -128,6 +128,60 @@ fn render_err(templates: &[(&str, &str)], values: &str, kube: &str) -> String {
         .to_string()
 }
 
+/// Helm validates the values against the chart's schema before it renders: a violation is the
+/// error even where a template would fail too, whether validation runs beside the render (more
+/// than one thread) or before it.
+#[test]
+fn schema_violations_come_before_template_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_tree(
+        tmp.path(),
+        &[
+            ("Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n"),
+            ("values.yaml", "port: 80\nboom: false\n"),
+            (
+                "values.schema.json",
+                r#"{"type": "object", "properties": {"port": {"type": "integer"}}}"#,
+            ),
+            (
+                "templates/cm.yaml",
+                "{{ if .Values.boom }}{{ fail \"template failed\" }}{{ end }}\nkind: ConfigMap\nport: {{ .Values.port }}\n",
+            ),
+        ],
+    );
+    let chart = load_dir(tmp.path(), &Limits::default()).unwrap();
+    let values = |text: &str| load_values(text.as_bytes()).unwrap();
+    for threads in [1, 4] {
+        let o = Options {
+            threads,
+            ..opts("1.31.2")
+        };
+        let err = render::render(&chart, &values("port: x\nboom: true\n"), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("values don't meet the specifications of the schema(s)"),
+            "{threads} threads: {err}"
+        );
+        assert!(err.contains("/port"), "{err}");
+        assert!(!err.contains("template failed"), "{err}");
+        let err = render::render(&chart, &values("boom: true\n"), &o)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("template failed"), "{threads} threads: {err}");
+        let r = render::render(&chart, &values("port: 8080\n"), &o).unwrap();
+        assert!(
+            r.manifests[0].content.contains("port: 8080"),
+            "{threads} threads"
+        );
+        let skipped = Options {
+            skip_schema_validation: true,
+            ..o
+        };
+        render::render(&chart, &values("port: x\n"), &skipped).unwrap();
+    }
+}
+
 /// Rendered YAML is read as go-yaml reads it: each case of
 /// `render/yaml_cases.jsonl` (a template's text and what `helm template`
 /// v4.2.4 said: nothing when it rendered, else its error after `Error: `)
