@@ -96,8 +96,8 @@ pub struct ProviderArgs {
     pub name: String,
     /// slack, discord, msteams, googlechat, telegram, matrix, lark, alertmanager, rocket,
     /// webex, zulip, zoom, grafana, opsgenie, pagerduty, incident.io, datadog, generic,
-    /// generic-hmac, github, githubdispatch, gitea, gitlab, dingtalk, wecom (and Flux's other
-    /// types).
+    /// generic-hmac, github, githubdispatch, gitea, gitlab, bitbucket, bitbucketserver,
+    /// dingtalk, wecom (and Flux's other types).
     #[arg(long = "type", value_name = "TYPE")]
     pub type_: String,
     /// The channel (Slack, Telegram chat, Matrix room).

@@ -6,6 +6,7 @@
 //! description is not posted again.
 
 use serde_json::{Value, json};
+use sha1::Digest;
 use sluice_api::notification::ProviderType;
 
 use super::{Check, Delivery, Request};
@@ -30,15 +31,24 @@ pub enum Duplicate {
         status: String,
         description: String,
     },
+    /// Bitbucket (Cloud and Server): the status looked up by its key (nothing when the lookup
+    /// found none) has these fields equal.
+    Same(Vec<(&'static str, String)>),
 }
 
 impl Duplicate {
     /// Whether `listed` (the list call's JSON array) already has the status.
     pub fn found_in(&self, listed: &[u8]) -> bool {
+        let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        if let Duplicate::Same(fields) = self {
+            let Ok(found @ Value::Object(_)) = serde_json::from_slice::<Value>(listed) else {
+                return false;
+            };
+            return fields.iter().all(|(k, v)| s(&found, k).as_ref() == Some(v));
+        }
         let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(listed) else {
             return false;
         };
-        let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
         match self {
             Duplicate::FirstWithContext {
                 context,
@@ -74,6 +84,7 @@ impl Duplicate {
                     && s(item, "description").as_ref() == Some(description)
                     && s(item, "name").as_ref() == Some(name)
             }),
+            Duplicate::Same(_) => false,
         }
     }
 }
@@ -262,6 +273,147 @@ pub fn dispatch(t: &Target, e: &Event) -> Result<Request, String> {
     Ok(r)
 }
 
+/// Bitbucket's state for an event's severity.
+fn bitbucket_state(e: &Event, what: &str) -> Result<&'static str, String> {
+    match e.severity.as_str() {
+        "info" => Ok("SUCCESSFUL"),
+        "error" => Ok("FAILED"),
+        _ => Err(what.to_string()),
+    }
+}
+
+/// Bitbucket Cloud's build status (API 2.0), keyed by the SHA-1 of the status name, looked up
+/// by that key first; `token` is `<user>:<app password>`.
+fn bitbucket(
+    t: &Target,
+    e: &Event,
+    id: &str,
+    sha: &str,
+    status_name: &str,
+    description: String,
+) -> Result<Delivery, String> {
+    if t.token.is_empty() {
+        return Err("bitbucket token cannot be empty".into());
+    }
+    let (user, password) = match t.token.split(':').collect::<Vec<_>>()[..] {
+        [u, p] => (u, p),
+        _ => return Err("invalid token format, expected to be <user>:<password>".into()),
+    };
+    let (owner, repo) = match id.split('/').collect::<Vec<_>>()[..] {
+        [o, r] => (o, r),
+        _ => return Err(format!("invalid repository id {id:?}")),
+    };
+    let state = bitbucket_state(e, "can't convert to bitbucket state")?;
+    let key = crate::event::hex(&sha1::Sha1::digest(status_name.as_bytes()));
+    let o = &e.involved_object;
+    let name = format!("{}/{}", o.kind, o.name).to_lowercase();
+    let headers = vec![(
+        "Authorization".to_string(),
+        super::basic_auth(user, password),
+    )];
+    let base = format!("{BITBUCKET_API}/repositories/{owner}/{repo}/commit/{sha}/statuses/build");
+    let mut lookup = get(format!("{base}/{key}"), &headers);
+    lookup.check = Check::NotFoundIsNothing;
+    Ok(Delivery::CommitStatus {
+        list: lookup,
+        duplicate: Duplicate::Same(vec![
+            ("state", state.into()),
+            ("description", description.clone()),
+        ]),
+        create: post(
+            base,
+            &headers,
+            json!({"key": key, "url": "https://bitbucket.org", "state": state,
+                "name": name, "description": description}),
+        ),
+    })
+}
+
+/// Bitbucket Data Center's build status for a commit, at the server and context path of a
+/// `.../scm/<project>/<repo>.git` clone URL, with a token (Bearer) or `username` and
+/// `password`; looked up by its key first.
+fn bitbucket_server(
+    t: &Target,
+    e: &Event,
+    sha: &str,
+    status_name: &str,
+    description: String,
+) -> Result<Delivery, String> {
+    let bad = |why: String| format!("could not parse git address: {why}");
+    let mut url = url::Url::parse(&t.address).map_err(|err| bad(err.to_string()))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(bad(format!(
+            "unsupported scheme type in address: {}. Must be http or https",
+            url.scheme()
+        )));
+    }
+    let path = url.path().to_string();
+    let path = path.strip_suffix(".git").unwrap_or(&path);
+    let (context, id) = path
+        .rsplit_once("/scm/")
+        .ok_or_else(|| bad("supplied provider address is not http(s) git clone url".into()))?;
+    let (project, repo) = match id.split('/').collect::<Vec<_>>()[..] {
+        [p, r] => (p, r),
+        _ => return Err(bad(format!("invalid repository id {id:?}"))),
+    };
+    if t.token.is_empty() && (t.username.is_empty() || t.password.is_empty()) {
+        return Err(
+            "invalid credentials, expected to be one of username/password or API Token".into(),
+        );
+    }
+    let state = bitbucket_state(
+        e,
+        "couldn't convert to bitbucket server state: bitbucket server state generated on info or error events only",
+    )?;
+    let key = crate::event::hex(&sha1::Sha1::digest(status_name.as_bytes()));
+    let o = &e.involved_object;
+    let name = format!(
+        "{} [{description}]",
+        format!("{}/{}", o.kind, o.name).to_lowercase()
+    );
+    url.set_path(&format!(
+        "{context}/rest/api/latest/projects/{project}/repos/{repo}/commits/{sha}/builds"
+    ));
+    url.set_query(None);
+    url.set_fragment(None);
+    let auth = if t.token.is_empty() {
+        super::basic_auth(&t.username, &t.password)
+    } else {
+        format!("Bearer {}", t.token)
+    };
+    let headers = vec![
+        ("Authorization".to_string(), auth),
+        ("x-atlassian-token".to_string(), "no-check".to_string()),
+        ("x-requested-with".to_string(), "XMLHttpRequest".to_string()),
+    ];
+    let mut lookup = get(format!("{url}?key={key}"), &headers);
+    lookup.check = Check::NotFoundIsNothing;
+    let mut body = serde_json::Map::new();
+    if !description.is_empty() {
+        body.insert("description".into(), description.clone().into());
+    }
+    body.insert("key".into(), key.clone().into());
+    body.insert("name".into(), name.clone().into());
+    body.insert("state".into(), state.into());
+    body.insert("url".into(), t.address.clone().into());
+    let mut create = post(url.to_string(), &headers, Value::Object(body));
+    // Go's `json.Encoder` ends the body with a newline.
+    create.body.push(b'\n');
+    Ok(Delivery::CommitStatus {
+        list: lookup,
+        duplicate: Duplicate::Same(vec![
+            ("key", key),
+            ("state", state.into()),
+            ("description", description),
+            ("name", name),
+        ]),
+        create,
+    })
+}
+
+/// Bitbucket Cloud's API.
+const BITBUCKET_API: &str = "https://api.bitbucket.org/2.0";
+
 /// The requests for a commit status, or `Ok(None)`-like skip as an empty list call.
 pub fn prepare(t: &Target, e: &Event) -> Result<Delivery, String> {
     let progressing = e.reason == "Progressing";
@@ -278,6 +430,13 @@ pub fn prepare(t: &Target, e: &Event) -> Result<Delivery, String> {
     let rev = revision(e).ok_or("missing revision metadata")?;
     let sha = parse_revision(rev)?;
     let description = describe(&e.reason);
+    match t.kind {
+        ProviderType::Bitbucket => return bitbucket(t, e, &id, &sha, &name, description),
+        ProviderType::BitbucketServer => {
+            return bitbucket_server(t, e, &sha, &name, description);
+        }
+        _ => {}
+    }
     let state = match (&t.kind, e.severity.as_str(), progressing) {
         (ProviderType::Gitea, _, true) => "pending",
         (_, "info", _) => "success",
@@ -576,6 +735,105 @@ mod tests {
         assert_eq!(
             dispatch(&t, &e).unwrap_err(),
             "github token or github app details must be specified"
+        );
+    }
+
+    fn status_parts(d: Delivery) -> (Request, Duplicate, Request) {
+        match d {
+            Delivery::CommitStatus {
+                list,
+                duplicate,
+                create,
+            } => (list, duplicate, create),
+            other => panic!("a commit status expected: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bitbucket_cloud_looks_up_its_status_by_key_then_posts() {
+        let mut t = target(
+            ProviderType::Bitbucket,
+            "https://bitbucket.org/home/ops.git",
+        );
+        t.commit_status = Some("flux/apps".into());
+        let e = event("ReconciliationSucceeded", "info");
+        assert_eq!(
+            prepare(&t, &e).unwrap_err(),
+            "invalid token format, expected to be <user>:<password>"
+        );
+        t.token = "bot:app-password".into();
+        let (list, duplicate, create) = status_parts(prepare(&t, &e).unwrap());
+        let key = crate::event::hex(&sha1::Sha1::digest(b"flux/apps"));
+        let base = format!(
+            "https://api.bitbucket.org/2.0/repositories/home/ops/commit/{SHA}/statuses/build"
+        );
+        assert_eq!(list.url, format!("{base}/{key}"));
+        assert_eq!(list.check, Check::NotFoundIsNothing);
+        assert_eq!(create.url, base);
+        assert_eq!(
+            create.body_text(),
+            format!(
+                r#"{{"key":"{key}","url":"https://bitbucket.org","state":"SUCCESSFUL","name":"kustomization/apps","description":"reconciliation succeeded"}}"#
+            )
+        );
+        assert_eq!(
+            create.header("Authorization"),
+            Some("Basic Ym90OmFwcC1wYXNzd29yZA==")
+        );
+        assert!(duplicate.found_in(
+            br#"{"key": "x", "state": "SUCCESSFUL", "description": "reconciliation succeeded"}"#
+        ));
+        assert!(
+            !duplicate
+                .found_in(br#"{"state": "FAILED", "description": "reconciliation succeeded"}"#)
+        );
+        // The lookup found nothing (404): posted.
+        assert!(!duplicate.found_in(b""));
+    }
+
+    #[test]
+    fn bitbucket_server_posts_a_build_status_at_its_context_path() {
+        let mut t = target(
+            ProviderType::BitbucketServer,
+            "https://git.corp.lan/bitbucket/scm/HOME/ops.git",
+        );
+        t.token.clear();
+        let e = event("HealthCheckFailed", "error");
+        assert_eq!(
+            prepare(&t, &e).unwrap_err(),
+            "invalid credentials, expected to be one of username/password or API Token"
+        );
+        t.username = "bot".into();
+        t.password = "pw".into();
+        let (list, duplicate, create) = status_parts(prepare(&t, &e).unwrap());
+        let key = crate::event::hex(&sha1::Sha1::digest(
+            status_name(&t.provider_uid, &e).as_bytes(),
+        ));
+        let builds = format!(
+            "https://git.corp.lan/bitbucket/rest/api/latest/projects/HOME/repos/ops/commits/{SHA}/builds"
+        );
+        assert_eq!(list.url, format!("{builds}?key={key}"));
+        assert_eq!(create.url, builds);
+        assert_eq!(
+            create.body_text(),
+            format!(
+                "{{\"description\":\"health check failed\",\"key\":\"{key}\",\"name\":\"kustomization/apps [health check failed]\",\"state\":\"FAILED\",\"url\":\"https://git.corp.lan/bitbucket/scm/HOME/ops.git\"}}\n"
+            )
+        );
+        assert_eq!(create.header("Authorization"), Some("Basic Ym90OnB3"));
+        assert_eq!(create.header("x-atlassian-token"), Some("no-check"));
+        let same = format!(
+            r#"{{"key":"{key}","state":"FAILED","description":"health check failed","name":"kustomization/apps [health check failed]"}}"#
+        );
+        assert!(duplicate.found_in(same.as_bytes()));
+        assert!(!duplicate.found_in(same.replace("FAILED", "SUCCESSFUL").as_bytes()));
+        t.token = "pat".into();
+        let (_, _, create) = status_parts(prepare(&t, &e).unwrap());
+        assert_eq!(create.header("Authorization"), Some("Bearer pat"));
+        t.address = "https://git.corp.lan/HOME/ops.git".into();
+        assert_eq!(
+            prepare(&t, &e).unwrap_err(),
+            "could not parse git address: supplied provider address is not http(s) git clone url"
         );
     }
 }

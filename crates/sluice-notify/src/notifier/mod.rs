@@ -11,9 +11,9 @@
 //!   and beyond Flux `dingtalk` (signed URLs) and `wecom`;
 //! - [`ops`]: incident and observability tools: `grafana` annotations, `opsgenie`,
 //!   `pagerduty` (events and change events), `incident.io` and `datadog` events;
-//! - [`commit`]: commit statuses on `github`, `gitea` (and Forgejo) and `gitlab`, with
-//!   Flux's duplicate check (a status already there is not posted again), and GitHub's
-//!   repository dispatch (`githubdispatch`).
+//! - [`commit`]: commit statuses on `github`, `gitea` (and Forgejo), `gitlab`, `bitbucket`
+//!   and `bitbucketserver`, with Flux's duplicate check (a status already there is not
+//!   posted again), and GitHub's repository dispatch (`githubdispatch`).
 
 pub mod chat;
 pub mod commit;
@@ -51,6 +51,8 @@ pub const SUPPORTED: &[ProviderType] = &[
     ProviderType::IncidentIo,
     ProviderType::Datadog,
     ProviderType::GithubDispatch,
+    ProviderType::Bitbucket,
+    ProviderType::BitbucketServer,
 ];
 
 /// Flux's commit status types (those sluice serves and those it refuses).
@@ -93,11 +95,17 @@ pub fn admits(kind: &ProviderType, event: &Event) -> Admit {
             "event dropped for commit status providers due to missing commit metadata key",
         );
     }
-    // PagerDuty and incident.io open and resolve incidents: progress is neither.
-    if matches!(kind, ProviderType::Pagerduty | ProviderType::IncidentIo)
-        && event.reason == "Progressing"
+    // PagerDuty and incident.io open and resolve incidents, Bitbucket's build statuses pass or
+    // fail: progress is none of these.
+    if matches!(
+        kind,
+        ProviderType::Pagerduty
+            | ProviderType::IncidentIo
+            | ProviderType::Bitbucket
+            | ProviderType::BitbucketServer
+    ) && event.reason == "Progressing"
     {
-        return Admit::Skip("progressing events open or resolve no incident");
+        return Admit::Skip("progressing events are not sent to this provider type");
     }
     Admit::Yes
 }
@@ -111,6 +119,8 @@ pub enum Check {
     SlackOk,
     /// A 2xx status and `{"errcode": 0}` (DingTalk and WeCom robots).
     ErrCode,
+    /// A 2xx status, or 404 read as an empty body (a status looked up by its key, not there).
+    NotFoundIsNothing,
 }
 
 /// One HTTP request.
@@ -178,9 +188,11 @@ pub enum Delivery {
 /// `now_ms` signs DingTalk URLs.
 pub fn prepare(target: &Target, event: &Event, now_ms: i64) -> Result<Delivery, String> {
     match &target.kind {
-        ProviderType::Github | ProviderType::Gitea | ProviderType::Gitlab => {
-            commit::prepare(target, event)
-        }
+        ProviderType::Github
+        | ProviderType::Gitea
+        | ProviderType::Gitlab
+        | ProviderType::Bitbucket
+        | ProviderType::BitbucketServer => commit::prepare(target, event),
         ProviderType::GithubDispatch => commit::dispatch(target, event).map(Delivery::Post),
         ProviderType::Grafana
         | ProviderType::Opsgenie
@@ -252,6 +264,9 @@ async fn one(client: &reqwest::Client, r: &Request) -> Result<Vec<u8>, SendError
     })?;
     let status = resp.status();
     let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    if status == reqwest::StatusCode::NOT_FOUND && r.check == Check::NotFoundIsNothing {
+        return Ok(Vec::new());
+    }
     if !status.is_success() {
         let code = status.as_u16();
         let quoted = String::from_utf8_lossy(&body[..body.len().min(QUOTED_BODY)]).into_owned();
@@ -261,7 +276,7 @@ async fn one(client: &reqwest::Client, r: &Request) -> Result<Vec<u8>, SendError
         });
     }
     match r.check {
-        Check::Status => {}
+        Check::Status | Check::NotFoundIsNothing => {}
         Check::SlackOk => {
             let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| SendError {
                 message: format!("unable to unmarshal response body: {e}"),

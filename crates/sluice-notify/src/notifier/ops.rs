@@ -110,43 +110,6 @@ fn opsgenie(t: &Target, e: &Event) -> Result<Request, String> {
     Ok(r)
 }
 
-/// Go's `fatih/camelcase` split, as Flux words a reason (`HealthCheckFailed`: `Health`,
-/// `Check`, `Failed`; `PDFLoader`: `PDF`, `Loader`).
-fn split_camel_case(s: &str) -> Vec<String> {
-    fn class(c: char) -> u8 {
-        if c.is_lowercase() {
-            1
-        } else if c.is_uppercase() {
-            2
-        } else if c.is_numeric() {
-            3
-        } else {
-            4
-        }
-    }
-    let mut runs: Vec<Vec<char>> = Vec::new();
-    let mut last = 0;
-    for c in s.chars() {
-        let k = class(c);
-        match runs.last_mut() {
-            Some(run) if k == last => run.push(c),
-            _ => runs.push(vec![c]),
-        }
-        last = k;
-    }
-    for i in 0..runs.len().saturating_sub(1) {
-        let upper_then_lower = runs[i].first().is_some_and(|c| c.is_uppercase())
-            && runs[i + 1].first().is_some_and(|c| c.is_lowercase());
-        if upper_then_lower && let Some(c) = runs[i].pop() {
-            runs[i + 1].insert(0, c);
-        }
-    }
-    runs.into_iter()
-        .filter(|r| !r.is_empty())
-        .map(|r| r.into_iter().collect())
-        .collect()
-}
-
 /// PagerDuty's Events API v2 at the address's host, with the routing key `spec.channel`: an
 /// error triggers an incident (deduplicated on the object's uid), anything else resolves it
 /// and is also sent as a change event.
@@ -156,7 +119,7 @@ fn pagerduty(t: &Target, e: &Event) -> Result<Vec<Request>, String> {
     let endpoint = format!("{}://{}", url.scheme(), host_port(&url));
     let o = &e.involved_object;
     let name = format!("{}/{}", o.kind, o.name).to_lowercase();
-    let description = split_camel_case(&e.reason).join(" ").to_lowercase();
+    let description = super::commit::describe(&e.reason);
     let summary = format!("{description}: {name}");
     let source = format!("Flux {}", e.reporting_controller);
     let details = json!({"message": e.message, "metadata": metadata_json(e)});
@@ -329,21 +292,6 @@ mod tests {
             Delivery::Post(r) => r,
             other => panic!("one request expected: {other:?}"),
         }
-    }
-
-    #[test]
-    fn reasons_are_split_as_flux_words_them() {
-        assert_eq!(
-            split_camel_case("HealthCheckFailed"),
-            ["Health", "Check", "Failed"]
-        );
-        assert_eq!(split_camel_case("PDFLoader"), ["PDF", "Loader"]);
-        assert_eq!(
-            split_camel_case("InstallSucceeded2x"),
-            ["Install", "Succeeded", "2", "x"]
-        );
-        assert_eq!(split_camel_case("already lower"), ["already", " ", "lower"]);
-        assert!(split_camel_case("").is_empty());
     }
 
     #[test]

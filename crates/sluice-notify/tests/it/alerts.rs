@@ -104,6 +104,13 @@ impl Sink {
                 Value::Array(self.statuses.lock().unwrap().clone()).to_string(),
             );
         }
+        // Bitbucket Server: no build status with the key yet.
+        if path.starts_with("/bb/") && method == Method::GET {
+            return (
+                StatusCode::NOT_FOUND,
+                r#"{"errors":[{"message":"no such build status"}]}"#.into(),
+            );
+        }
         if path.starts_with("/robot") || path.starts_with("/cgi-bin") {
             return (StatusCode::OK, r#"{"errcode":0,"errmsg":"ok"}"#.into());
         }
@@ -200,6 +207,7 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         ("github", json!({"token": "github-api-token"})),
         ("gitlab", json!({"token": "gitlab-api-token"})),
         ("grafana", json!({"token": "glsa-grafana-token"})),
+        ("bitbucket", json!({"token": "bitbucket-server-pat"})),
         (
             "zulip",
             json!({"username": "flux-bot@zulip.lan", "password": "zulip-api-key"}),
@@ -322,6 +330,11 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
             json!({"type": "zulip", "address": base.clone(), "channel": "flux/home", "secretRef": {"name": "zulip"}}),
             json!({}),
         ),
+        (
+            "bitbucket",
+            json!({"type": "bitbucketserver", "address": format!("{base}/bb/scm/HOME/ops.git"), "secretRef": {"name": "bitbucket"}}),
+            json!({}),
+        ),
     ] {
         create(
             &providers,
@@ -413,6 +426,10 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         (
             "zulip",
             json!({"providerRef": {"name": "zulip"}, "eventSeverity": "error", "eventSources": all}),
+        ),
+        (
+            "bitbucket",
+            json!({"providerRef": {"name": "bitbucket"}, "eventSeverity": "error", "eventSources": all}),
         ),
         (
             "other-ns",
@@ -543,6 +560,25 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
     assert_eq!(form["to"], "flux");
     assert_eq!(form["topic"], "home");
     assert!(form["content"].contains("Health check failed after 5m0s"));
+    // Bitbucket Server: the status looked up by its key (404: none), then posted.
+    let bb = sink.wait("/bb/", 2).await;
+    assert_eq!(bb.len(), 2, "{bb:?}");
+    let builds = format!("/bb/rest/api/latest/projects/HOME/repos/ops/commits/{SHA}/builds");
+    assert_eq!(
+        (bb[0].method.as_str(), bb[0].path.as_str()),
+        ("GET", builds.as_str())
+    );
+    assert!(bb[0].query.starts_with("key="), "{:?}", bb[0].query);
+    assert_eq!(
+        (bb[1].method.as_str(), bb[1].path.as_str()),
+        ("POST", builds.as_str())
+    );
+    assert_eq!(bb[1].json()["state"], "FAILED");
+    assert_eq!(bb[1].json()["key"], bb[0].query["key=".len()..]);
+    assert_eq!(
+        bb[1].headers["authorization"],
+        "Bearer bitbucket-server-pat"
+    );
     let tg = sink.wait("/tg", 1).await;
     assert_eq!(tg[0].path, "/tg/bot123456:telegram-bot-token/sendMessage");
     assert_eq!(tg[0].json()["parse_mode"], "MarkdownV2");
@@ -776,6 +812,7 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         "failing-address-key",
         "glsa-grafana-token",
         "zulip-api-key",
+        "bitbucket-server-pat",
     ] {
         assert!(
             !all_events.iter().any(|m| m.contains(secret)),
