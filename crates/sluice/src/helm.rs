@@ -325,6 +325,8 @@ fn template(mut a: TemplateArgs) -> Result<()> {
         subchart_notes: a.render_subchart_notes,
         // The process exits after this one render (as the chart, forgotten below).
         free_templates: false,
+        // One render: its time counts more than the MiB a schema validated beside it holds.
+        validate_beside: true,
         ..render::Options::default()
     };
     // As Helm: the documents the schemas refer to by URL are fetched.

@@ -151,9 +151,10 @@ fn schema_violations_come_before_template_errors() {
     );
     let chart = load_dir(tmp.path(), &Limits::default()).unwrap();
     let values = |text: &str| load_values(text.as_bytes()).unwrap();
-    for threads in [1, 4] {
+    for (threads, validate_beside) in [(1, true), (4, false), (4, true)] {
         let o = Options {
             threads,
+            validate_beside,
             ..opts("1.31.2")
         };
         let err = render::render(&chart, &values("port: x\nboom: true\n"), &o)
