@@ -202,19 +202,11 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
     let vals = coalesce::coalesce_values(&root, values).map_err(RenderError::Values)?;
     let validate =
         || schema::validate_tree(&root, &vals, &opts.schema_documents).map_err(RenderError::Schema);
-    if opts.skip_schema_validation {
-        return render_valid(
-            chart,
-            &root,
-            &vals,
-            kube,
-            chart_metadata,
-            chart_values,
-            opts,
-        );
-    }
-    if opts.threads < 2 || !opts.validate_beside {
-        validate()?;
+    let beside = !opts.skip_schema_validation && opts.validate_beside && opts.threads > 1;
+    if !beside {
+        if !opts.skip_schema_validation {
+            validate()?;
+        }
         return render_valid(
             chart,
             &root,
