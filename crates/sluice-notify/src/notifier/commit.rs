@@ -200,14 +200,14 @@ pub fn status_name(provider_uid: &str, e: &Event) -> String {
     .to_lowercase()
 }
 
-fn owner_repo(id: &str) -> Result<(&str, &str), String> {
+pub(super) fn owner_repo(id: &str) -> Result<(&str, &str), String> {
     match id.split('/').collect::<Vec<_>>()[..] {
         [o, r] if !o.is_empty() && !r.is_empty() => Ok((o, r)),
         _ => Err(format!("invalid repository id: '{id}'")),
     }
 }
 
-fn get(url: String, headers: &[(String, String)]) -> Request {
+pub(super) fn get(url: String, headers: &[(String, String)]) -> Request {
     Request {
         method: "GET",
         url,
@@ -217,7 +217,7 @@ fn get(url: String, headers: &[(String, String)]) -> Request {
     }
 }
 
-fn post(url: String, headers: &[(String, String)], body: Value) -> Request {
+pub(super) fn post(url: String, headers: &[(String, String)], body: Value) -> Request {
     let mut r = Request::post_json(url, sluice_api::go_json::marshal(&body));
     for (k, v) in headers {
         r.set(k, v.clone());
@@ -227,7 +227,10 @@ fn post(url: String, headers: &[(String, String)], body: Value) -> Request {
 
 /// GitHub's API for a repository on `host` (github.com or an Enterprise server): its base URL
 /// and the headers of a request with `token`.
-fn github_api(host: &str, token: &str) -> Result<(String, Vec<(String, String)>), String> {
+pub(super) fn github_api(
+    host: &str,
+    token: &str,
+) -> Result<(String, Vec<(String, String)>), String> {
     if token.is_empty() {
         return Err("github token or github app details must be specified".into());
     }

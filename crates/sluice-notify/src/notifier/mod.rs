@@ -13,11 +13,15 @@
 //!   `pagerduty` (events and change events), `incident.io` and `datadog` events;
 //! - [`commit`]: commit statuses on `github`, `gitea` (and Forgejo), `gitlab`, `bitbucket`
 //!   and `bitbucketserver`, with Flux's duplicate check (a status already there is not
-//!   posted again), and GitHub's repository dispatch (`githubdispatch`).
+//!   posted again), and GitHub's repository dispatch (`githubdispatch`);
+//! - [`review`]: one comment per object on a pull or merge request
+//!   (`githubpullrequestcomment`, `giteapullrequestcomment`, `gitlabmergerequestcomment`),
+//!   edited as new events come.
 
 pub mod chat;
 pub mod commit;
 pub mod ops;
+pub mod review;
 
 use sluice_api::notification::ProviderType;
 
@@ -53,6 +57,9 @@ pub const SUPPORTED: &[ProviderType] = &[
     ProviderType::GithubDispatch,
     ProviderType::Bitbucket,
     ProviderType::BitbucketServer,
+    ProviderType::GithubPullRequestComment,
+    ProviderType::GiteaPullRequestComment,
+    ProviderType::GitlabMergeRequestComment,
 ];
 
 /// Flux's commit status types (those sluice serves and those it refuses).
@@ -93,6 +100,19 @@ pub fn admits(kind: &ProviderType, event: &Event) -> Admit {
     if is_commit_status(kind) && !has_commit && !update && event.severity != "error" {
         return Admit::Skip(
             "event dropped for commit status providers due to missing commit metadata key",
+        );
+    }
+    let change_request = event
+        .metadata
+        .get(&format!(
+            "{}/{}",
+            crate::event::EVENT_GROUP,
+            review::CHANGE_REQUEST_KEY
+        ))
+        .is_some_and(|c| !c.is_empty());
+    if review::is_change_request(kind) && !change_request {
+        return Admit::Skip(
+            "event dropped for change request providers due to missing change request metadata key",
         );
     }
     // PagerDuty and incident.io open and resolve incidents, Bitbucket's build statuses pass or
@@ -182,6 +202,9 @@ pub enum Delivery {
         duplicate: commit::Duplicate,
         create: Request,
     },
+    /// A comment on a change request: the token's user and the comments are read first, and
+    /// that user's comment with the object's marker is edited rather than a new one posted.
+    Comment(Box<review::Comment>),
 }
 
 /// The requests for `event` to `target` (its metadata already combined with the Alert's).
@@ -194,6 +217,9 @@ pub fn prepare(target: &Target, event: &Event, now_ms: i64) -> Result<Delivery, 
         | ProviderType::Bitbucket
         | ProviderType::BitbucketServer => commit::prepare(target, event),
         ProviderType::GithubDispatch => commit::dispatch(target, event).map(Delivery::Post),
+        ProviderType::GithubPullRequestComment
+        | ProviderType::GiteaPullRequestComment
+        | ProviderType::GitlabMergeRequestComment => review::prepare(target, event),
         ProviderType::Grafana
         | ProviderType::Opsgenie
         | ProviderType::Pagerduty
@@ -236,6 +262,34 @@ pub async fn execute(client: &reqwest::Client, delivery: &Delivery) -> Result<()
                 message: format!("could not create commit status: {}", e.message),
                 retry: e.retry,
             })
+        }
+        Delivery::Comment(c) => {
+            let failed = |what: String| {
+                move |e: SendError| SendError {
+                    message: format!("{what}: {}", e.message),
+                    retry: e.retry,
+                }
+            };
+            let answer = one(client, &c.user)
+                .await
+                .map_err(failed("failed to get authenticated user info".into()))?;
+            let login = c.login(&answer).ok_or_else(|| SendError {
+                message: "failed to get authenticated user info: the answer names no user".into(),
+                retry: false,
+            })?;
+            let listed = one(client, &c.list)
+                .await
+                .map_err(failed(format!("failed to list {}s", c.noun)))?;
+            match c.existing(&listed, &login) {
+                Some(id) => one(client, &c.edit_of(id))
+                    .await
+                    .map(drop)
+                    .map_err(failed(format!("failed to update {}", c.noun))),
+                None => one(client, &c.create)
+                    .await
+                    .map(drop)
+                    .map_err(failed(format!("failed to create {}", c.noun))),
+            }
         }
     }
 }
@@ -386,5 +440,38 @@ mod tests {
             Admit::Yes
         );
         assert_eq!(admits(&ProviderType::Slack, &info), Admit::Yes);
+    }
+
+    #[test]
+    fn change_request_types_take_only_events_that_name_one() {
+        for kind in [
+            ProviderType::GithubPullRequestComment,
+            ProviderType::GiteaPullRequestComment,
+            ProviderType::GitlabMergeRequestComment,
+        ] {
+            assert!(matches!(admits(&kind, &event("info", &[])), Admit::Skip(_)));
+            assert!(matches!(
+                admits(
+                    &kind,
+                    &event("error", &[("event.toolkit.fluxcd.io/change_request", "")])
+                ),
+                Admit::Skip(_)
+            ));
+            assert_eq!(
+                admits(
+                    &kind,
+                    &event("info", &[("event.toolkit.fluxcd.io/change_request", "7")])
+                ),
+                Admit::Yes
+            );
+        }
+        // Other types take such events as any other.
+        assert_eq!(
+            admits(
+                &ProviderType::Slack,
+                &event("info", &[("event.toolkit.fluxcd.io/change_request", "7")])
+            ),
+            Admit::Yes
+        );
     }
 }

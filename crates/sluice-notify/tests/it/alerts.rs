@@ -139,7 +139,7 @@ impl Sink {
     }
 }
 
-async fn create<K>(api: &Api<K>, obj: Value)
+pub(crate) async fn create<K>(api: &Api<K>, obj: Value)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {

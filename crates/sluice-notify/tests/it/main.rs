@@ -1,4 +1,5 @@
-//! Notifications on the control plane ([`alerts`]: Alerts and Providers).
+//! Notifications on the control plane ([`alerts`]: Alerts and Providers; [`comments`]: pull
+//! request comments against a Gitea-like API).
 //!
 //! Receivers on the control plane: the controller gives each its webhook path (or names why
 //! it cannot), and signed GitHub/Gitea and GitLab payloads posted to the endpoint request a
@@ -7,6 +8,7 @@
 //! oversized bodies, suspended Receivers and floods are refused and change nothing.
 
 mod alerts;
+mod comments;
 
 use std::time::Duration;
 
