@@ -202,12 +202,8 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
     let vals = coalesce::coalesce_values(&root, values).map_err(RenderError::Values)?;
     let validate =
         || schema::validate_tree(&root, &vals, &opts.schema_documents).map_err(RenderError::Schema);
-    let beside = !opts.skip_schema_validation && opts.validate_beside && opts.threads > 1;
-    if !beside {
-        if !opts.skip_schema_validation {
-            validate()?;
-        }
-        return render_valid(
+    let rest = || {
+        render_valid(
             chart,
             &root,
             &vals,
@@ -215,7 +211,14 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
             chart_metadata,
             chart_values,
             opts,
-        );
+        )
+    };
+    let beside = !opts.skip_schema_validation && opts.validate_beside && opts.threads > 1;
+    if !beside {
+        if !opts.skip_schema_validation {
+            validate()?;
+        }
+        return rest();
     }
     // Helm validates the values before it renders, and a schema's violations are the error
     // even where the templates would fail too. Validation does not change what is rendered,
@@ -226,15 +229,7 @@ pub fn render(chart: &Chart, values: &YMap, opts: &Options) -> Result<Release, R
             .name("sluice-helm-schema".into())
             .stack_size(8 << 20)
             .spawn_scoped(s, validate);
-        let rendered = render_valid(
-            chart,
-            &root,
-            &vals,
-            kube,
-            chart_metadata,
-            chart_values,
-            opts,
-        );
+        let rendered = rest();
         match check.map(|h| h.join()) {
             Ok(Ok(verdict)) => verdict?,
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
