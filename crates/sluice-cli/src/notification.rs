@@ -97,7 +97,7 @@ pub struct ProviderArgs {
     /// slack, discord, msteams, googlechat, telegram, matrix, lark, alertmanager, rocket,
     /// webex, zulip, zoom, grafana, opsgenie, pagerduty, incident.io, datadog, generic,
     /// generic-hmac, github, githubdispatch, gitea, gitlab, bitbucket, bitbucketserver,
-    /// githubpullrequestcomment, giteapullrequestcomment, gitlabmergerequestcomment,
+    /// azuredevops, githubpullrequestcomment, giteapullrequestcomment, gitlabmergerequestcomment,
     /// dingtalk, wecom (and Flux's other types).
     #[arg(long = "type", value_name = "TYPE")]
     pub type_: String,

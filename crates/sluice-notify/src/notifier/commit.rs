@@ -34,6 +34,14 @@ pub enum Duplicate {
     /// Bitbucket (Cloud and Server): the status looked up by its key (nothing when the lookup
     /// found none) has these fields equal.
     Same(Vec<(&'static str, String)>),
+    /// Azure DevOps (statuses listed under `value`): the first with this context name and
+    /// genre decides: a duplicate if state and description are equal.
+    FirstWithNameAndGenre {
+        name: String,
+        genre: String,
+        state: String,
+        description: String,
+    },
 }
 
 impl Duplicate {
@@ -45,6 +53,33 @@ impl Duplicate {
                 return false;
             };
             return fields.iter().all(|(k, v)| s(&found, k).as_ref() == Some(v));
+        }
+        if let Duplicate::FirstWithNameAndGenre {
+            name,
+            genre,
+            state,
+            description,
+        } = self
+        {
+            let Ok(list) = serde_json::from_slice::<Value>(listed) else {
+                return false;
+            };
+            let items = list.get("value").and_then(Value::as_array);
+            for item in items.into_iter().flatten() {
+                let fields = (
+                    item.pointer("/context/name").and_then(Value::as_str),
+                    item.pointer("/context/genre").and_then(Value::as_str),
+                    s(item, "state"),
+                    s(item, "description"),
+                );
+                let (Some(n), Some(g), Some(st), Some(d)) = fields else {
+                    continue;
+                };
+                if n == name && g == genre {
+                    return &st == state && &d == description;
+                }
+            }
+            return false;
         }
         let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(listed) else {
             return false;
@@ -84,7 +119,7 @@ impl Duplicate {
                     && s(item, "description").as_ref() == Some(description)
                     && s(item, "name").as_ref() == Some(name)
             }),
-            Duplicate::Same(_) => false,
+            Duplicate::Same(_) | Duplicate::FirstWithNameAndGenre { .. } => false,
         }
     }
 }
@@ -415,6 +450,65 @@ fn bitbucket_server(
 }
 
 /// Bitbucket Cloud's API.
+/// The API version of Flux's Azure DevOps client (azure-devops-go-api v6) for commit statuses.
+const AZURE_DEVOPS_API_VERSION: &str = "6.0-preview.1";
+
+/// Azure DevOps' commit status of `sha` in `<organization>/<project>/_git/<repository>`,
+/// with a personal access token (Basic, no user). Its context is the status name under the
+/// genre `fluxcd` (`fluxcd:<summary>` when the Alert has a summary); `succeeded` or `error`.
+/// Flux's client first asks the organization where the route is (an `OPTIONS` of `_apis`);
+/// sluice uses the route Azure DevOps has always answered there.
+fn azure_devops(
+    t: &Target,
+    e: &Event,
+    host: &str,
+    id: &str,
+    sha: &str,
+    name: String,
+    description: String,
+) -> Result<Delivery, String> {
+    if t.token.is_empty() {
+        return Err(
+            "failed to acquire azure devops token: no token in the Secret (sluice \
+             does not get tokens from a managed identity)"
+                .into(),
+        );
+    }
+    let (org, project, repo) = match id.split('/').collect::<Vec<_>>()[..] {
+        [o, p, _, r] => (o, p, r),
+        _ => return Err(format!("invalid repository id {id:?}")),
+    };
+    let state = match e.severity.as_str() {
+        "info" => "succeeded",
+        "error" => "error",
+        _ => return Err("can't convert to azure devops state".into()),
+    };
+    let genre = match e.metadata.get("summary") {
+        Some(summary) => format!("fluxcd:{summary}"),
+        None => "fluxcd".to_string(),
+    };
+    let headers = vec![("Authorization".to_string(), super::basic_auth("", &t.token))];
+    // The segments are as the address's URL encodes them (a project "Home Lab" is `Home%20Lab`).
+    let statuses = format!(
+        "{host}/{org}/{project}/_apis/git/repositories/{repo}/commits/{sha}/statuses?api-version={AZURE_DEVOPS_API_VERSION}"
+    );
+    Ok(Delivery::CommitStatus {
+        list: get(statuses.clone(), &headers),
+        duplicate: Duplicate::FirstWithNameAndGenre {
+            name: name.clone(),
+            genre: genre.clone(),
+            state: state.into(),
+            description: description.clone(),
+        },
+        create: post(
+            statuses,
+            &headers,
+            json!({"context": {"genre": genre, "name": name}, "description": description,
+                "state": state}),
+        ),
+    })
+}
+
 const BITBUCKET_API: &str = "https://api.bitbucket.org/2.0";
 
 /// The requests for a commit status, or `Ok(None)`-like skip as an empty list call.
@@ -437,6 +531,9 @@ pub fn prepare(t: &Target, e: &Event) -> Result<Delivery, String> {
         ProviderType::Bitbucket => return bitbucket(t, e, &id, &sha, &name, description),
         ProviderType::BitbucketServer => {
             return bitbucket_server(t, e, &sha, &name, description);
+        }
+        ProviderType::AzureDevops => {
+            return azure_devops(t, e, &host, &id, &sha, name, description);
         }
         _ => {}
     }
@@ -837,6 +934,61 @@ mod tests {
         assert_eq!(
             prepare(&t, &e).unwrap_err(),
             "could not parse git address: supplied provider address is not http(s) git clone url"
+        );
+    }
+
+    #[test]
+    fn azure_devops_posts_a_status_under_fluxs_genre() {
+        let mut t = target(
+            ProviderType::AzureDevops,
+            "https://dev.azure.com/home/Home Lab/_git/ops",
+        );
+        let mut e = event("HealthCheckFailed", "error");
+        let (list, duplicate, create) = status_parts(prepare(&t, &e).unwrap());
+        let statuses = format!(
+            "https://dev.azure.com/home/Home%20Lab/_apis/git/repositories/ops/commits/{SHA}/statuses?api-version=6.0-preview.1"
+        );
+        assert_eq!((list.method, list.url.as_str()), ("GET", statuses.as_str()));
+        assert_eq!(
+            (create.method, create.url.as_str()),
+            ("POST", statuses.as_str())
+        );
+        let name = status_name(&t.provider_uid, &e);
+        assert_eq!(
+            create.body_text(),
+            format!(
+                r#"{{"context":{{"genre":"fluxcd","name":"{name}"}},"description":"health check failed","state":"error"}}"#
+            )
+        );
+        // A PAT with no user.
+        assert_eq!(create.header("Authorization"), Some("Basic OnRvaw=="));
+        let listed = |genre: &str, state: &str| {
+            json!({"count": 2, "value": [
+                {"context": {"genre": "other", "name": name}, "state": "succeeded", "description": "x"},
+                {"context": {"genre": genre, "name": name}, "state": state, "description": "health check failed"},
+            ]})
+            .to_string()
+        };
+        assert!(duplicate.found_in(listed("fluxcd", "error").as_bytes()));
+        assert!(!duplicate.found_in(listed("fluxcd", "succeeded").as_bytes()));
+        assert!(!duplicate.found_in(listed("fluxcd:prod", "error").as_bytes()));
+        assert!(!duplicate.found_in(b"[]"));
+        // An Alert's summary goes into the genre; info is `succeeded`.
+        e = event("ReconciliationSucceeded", "info");
+        e.metadata.insert("summary".into(), "prod".into());
+        let (_, _, create) = status_parts(prepare(&t, &e).unwrap());
+        assert!(create.body_text().contains(r#"{"genre":"fluxcd:prod","#));
+        assert!(create.body_text().ends_with(r#""state":"succeeded"}"#));
+        t.address = "https://dev.azure.com/home/ops".into();
+        assert_eq!(
+            prepare(&t, &e).unwrap_err(),
+            r#"invalid repository id "home/ops""#
+        );
+        t.token.clear();
+        assert!(
+            prepare(&t, &e)
+                .unwrap_err()
+                .starts_with("failed to acquire azure devops token")
         );
     }
 }

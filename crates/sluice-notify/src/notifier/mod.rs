@@ -11,8 +11,8 @@
 //!   and beyond Flux `dingtalk` (signed URLs) and `wecom`;
 //! - [`ops`]: incident and observability tools: `grafana` annotations, `opsgenie`,
 //!   `pagerduty` (events and change events), `incident.io` and `datadog` events;
-//! - [`commit`]: commit statuses on `github`, `gitea` (and Forgejo), `gitlab`, `bitbucket`
-//!   and `bitbucketserver`, with Flux's duplicate check (a status already there is not
+//! - [`commit`]: commit statuses on `github`, `gitea` (and Forgejo), `gitlab`, `bitbucket`,
+//!   `bitbucketserver` and `azuredevops`, with Flux's duplicate check (a status already there is not
 //!   posted again), and GitHub's repository dispatch (`githubdispatch`);
 //! - [`review`]: one comment per object on a pull or merge request
 //!   (`githubpullrequestcomment`, `giteapullrequestcomment`, `gitlabmergerequestcomment`),
@@ -57,6 +57,7 @@ pub const SUPPORTED: &[ProviderType] = &[
     ProviderType::GithubDispatch,
     ProviderType::Bitbucket,
     ProviderType::BitbucketServer,
+    ProviderType::AzureDevops,
     ProviderType::GithubPullRequestComment,
     ProviderType::GiteaPullRequestComment,
     ProviderType::GitlabMergeRequestComment,
@@ -115,14 +116,15 @@ pub fn admits(kind: &ProviderType, event: &Event) -> Admit {
             "event dropped for change request providers due to missing change request metadata key",
         );
     }
-    // PagerDuty and incident.io open and resolve incidents, Bitbucket's build statuses pass or
-    // fail: progress is none of these.
+    // PagerDuty and incident.io open and resolve incidents, Bitbucket's and Azure DevOps'
+    // statuses pass or fail: progress is none of these.
     if matches!(
         kind,
         ProviderType::Pagerduty
             | ProviderType::IncidentIo
             | ProviderType::Bitbucket
             | ProviderType::BitbucketServer
+            | ProviderType::AzureDevops
     ) && event.reason == "Progressing"
     {
         return Admit::Skip("progressing events are not sent to this provider type");
@@ -215,7 +217,8 @@ pub fn prepare(target: &Target, event: &Event, now_ms: i64) -> Result<Delivery, 
         | ProviderType::Gitea
         | ProviderType::Gitlab
         | ProviderType::Bitbucket
-        | ProviderType::BitbucketServer => commit::prepare(target, event),
+        | ProviderType::BitbucketServer
+        | ProviderType::AzureDevops => commit::prepare(target, event),
         ProviderType::GithubDispatch => commit::dispatch(target, event).map(Delivery::Post),
         ProviderType::GithubPullRequestComment
         | ProviderType::GiteaPullRequestComment

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use k8s_openapi::api::core::v1::{Event as KubeEvent, Secret};
 use kube::Api;
@@ -208,6 +209,7 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         ("gitlab", json!({"token": "gitlab-api-token"})),
         ("grafana", json!({"token": "glsa-grafana-token"})),
         ("bitbucket", json!({"token": "bitbucket-server-pat"})),
+        ("azure", json!({"token": "azure-devops-pat"})),
         (
             "zulip",
             json!({"username": "flux-bot@zulip.lan", "password": "zulip-api-key"}),
@@ -335,6 +337,11 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
             json!({"type": "bitbucketserver", "address": format!("{base}/bb/scm/HOME/ops.git"), "secretRef": {"name": "bitbucket"}}),
             json!({}),
         ),
+        (
+            "azure",
+            json!({"type": "azuredevops", "address": format!("{base}/home/Home%20Lab/_git/ops"), "secretRef": {"name": "azure"}}),
+            json!({}),
+        ),
     ] {
         create(
             &providers,
@@ -430,6 +437,10 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         (
             "bitbucket",
             json!({"providerRef": {"name": "bitbucket"}, "eventSeverity": "error", "eventSources": all}),
+        ),
+        (
+            "azure",
+            json!({"providerRef": {"name": "azure"}, "eventSeverity": "error", "eventSources": all, "summary": "home"}),
         ),
         (
             "other-ns",
@@ -579,6 +590,29 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         bb[1].headers["authorization"],
         "Bearer bitbucket-server-pat"
     );
+    // Azure DevOps: the commit's statuses listed, then the status posted under Flux's genre
+    // (with the Alert's summary), a PAT as Basic with no user.
+    let ado = sink.wait("/home/Home%20Lab/_apis/", 2).await;
+    assert_eq!(ado.len(), 2, "{ado:?}");
+    let route = format!("/home/Home%20Lab/_apis/git/repositories/ops/commits/{SHA}/statuses");
+    assert_eq!(
+        (ado[0].method.as_str(), ado[0].path.as_str()),
+        ("GET", route.as_str())
+    );
+    assert_eq!(
+        (ado[1].method.as_str(), ado[1].path.as_str()),
+        ("POST", route.as_str())
+    );
+    assert_eq!(ado[1].query, "api-version=6.0-preview.1");
+    assert_eq!(ado[1].json()["context"]["genre"], "fluxcd:home");
+    assert_eq!(ado[1].json()["state"], "error");
+    assert_eq!(
+        ado[1].headers["authorization"],
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(":azure-devops-pat")
+        )
+    );
     let tg = sink.wait("/tg", 1).await;
     assert_eq!(tg[0].path, "/tg/bot123456:telegram-bot-token/sendMessage");
     assert_eq!(tg[0].json()["parse_mode"], "MarkdownV2");
@@ -596,7 +630,6 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
     assert_eq!(q["access_token"], "room");
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"SECdingtalk-signing-secret").unwrap();
     mac.update(format!("{}\nSECdingtalk-signing-secret", q["timestamp"]).as_bytes());
-    use base64::Engine;
     assert_eq!(
         q["sign"],
         base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
@@ -813,6 +846,7 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
         "glsa-grafana-token",
         "zulip-api-key",
         "bitbucket-server-pat",
+        "azure-devops-pat",
     ] {
         assert!(
             !all_events.iter().any(|m| m.contains(secret)),
