@@ -22,6 +22,7 @@ pub mod leader;
 pub mod conditions;
 pub mod events;
 pub mod finalizers;
+pub mod github_app;
 pub mod memory;
 pub mod metrics;
 pub mod outcome;

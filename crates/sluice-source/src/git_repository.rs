@@ -3,6 +3,7 @@
 //! rules) into `gitrepository/<ns>/<name>/<commit>.tar.gz`. Scheduling,
 //! status and events are the shared [`crate::reconciler`]'s.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,13 +81,13 @@ fn stored(
     }
 }
 
-/// Reads the auth Secret the way Flux does.
+/// Reads the auth Secret the way Flux does; also gives its data (a GitHub App's keys).
 async fn read_auth(
     client: &Client,
     ns: &str,
     secret_name: &str,
     scheme: Scheme,
-) -> Result<Auth, Failure> {
+) -> Result<(Auth, BTreeMap<String, Vec<u8>>), Failure> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let secret = match secrets.get_opt(secret_name).await {
         Ok(Some(s)) => s,
@@ -154,7 +155,55 @@ async fn read_auth(
             }
         }
     }
-    Ok(auth)
+    let data = data.into_iter().map(|(k, v)| (k, v.0)).collect();
+    Ok((auth, data))
+}
+
+/// `spec.provider: github`: the Secret's GitHub App gives an installation token, the password
+/// of user `x-access-token` (Flux's errors and reasons).
+async fn github_app_auth(
+    auth: &mut Auth,
+    data: &BTreeMap<String, Vec<u8>>,
+    timeout: std::time::Duration,
+) -> Result<(), Failure> {
+    use sluice_runtime::github_app;
+    if !github_app::has_app_data(data) {
+        return Err(fetch_failure(
+            flux::INVALID_PROVIDER_CONFIGURATION_REASON,
+            "secretRef with github app data must be specified when provider is set to github",
+        ));
+    }
+    let failed = |e: String| {
+        fetch_failure(
+            AUTHENTICATION_FAILED_REASON,
+            format!("failed to configure authentication options: {e}"),
+        )
+    };
+    let app = github_app::App::from_secret(data).map_err(failed)?;
+    sluice_git::install_crypto_provider();
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = &auth.ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| failed(format!("invalid CA certificate: {e}")))?;
+        for c in certs {
+            builder = builder.add_root_certificate(c);
+        }
+    }
+    if let Some(p) = &auth.proxy {
+        let mut proxy = reqwest::Proxy::all(p.url.as_str())
+            .map_err(|e| failed(format!("invalid proxy address: {e}")))?;
+        if let Some(user) = &p.username {
+            proxy = proxy.basic_auth(user, p.password.as_deref().unwrap_or_default());
+        }
+        builder = builder.proxy(proxy);
+    }
+    let client = builder.build().map_err(|e| failed(e.to_string()))?;
+    let token = app.token(&client, false).await.map_err(failed)?;
+    auth.bearer_token = None;
+    auth.basic = Some((github_app::ACCESS_TOKEN_USERNAME.to_string(), token.token));
+    Ok(())
 }
 
 /// Checks the spec, lists the remote, and fetches/archives when the wanted
@@ -195,14 +244,24 @@ async fn sync(
         ));
     }
     let provider = spec.provider();
-    if provider != api::GitProvider::Generic {
-        return Err(Failure::stalled(
-            flux::UNSUPPORTED_FIELD_REASON,
-            format!(
-                "spec.provider '{}' is not supported by sluice (only 'generic')",
-                provider.as_str()
-            ),
-        ));
+    match provider {
+        api::GitProvider::Generic => {}
+        api::GitProvider::Github if spec.secret_ref.is_none() => {
+            return Err(Failure::stalled(
+                flux::INVALID_PROVIDER_CONFIGURATION_REASON,
+                "secretRef with github app data must be specified when provider is set to github",
+            ));
+        }
+        api::GitProvider::Github => {}
+        _ => {
+            return Err(Failure::stalled(
+                flux::UNSUPPORTED_FIELD_REASON,
+                format!(
+                    "spec.provider '{}' is not supported by sluice (only 'generic' and 'github')",
+                    provider.as_str()
+                ),
+            ));
+        }
     }
     let timeout = spec_timeout(spec.timeout.as_deref(), spec.timeout(), DEFAULT_TIMEOUT)?;
     let wanted = Wanted::from_ref(spec.reference.as_ref());
@@ -210,7 +269,7 @@ async fn sync(
         .validate()
         .map_err(|m| Failure::stalled(api::INVALID_REF_REASON, m))?;
 
-    let mut auth = match &spec.secret_ref {
+    let (mut auth, secret_data) = match &spec.secret_ref {
         Some(r) => read_auth(&ctx.client, &ns, &r.name, scheme).await?,
         None if scheme == Scheme::Ssh => {
             return Err(fetch_failure(
@@ -218,7 +277,7 @@ async fn sync(
                 "ssh URLs need spec.secretRef with 'identity' and 'known_hosts'",
             ));
         }
-        None => Auth::default(),
+        None => (Auth::default(), BTreeMap::new()),
     };
     if let Some(r) = &spec.proxy_secret_ref {
         auth.proxy = Some(
@@ -230,6 +289,20 @@ async fn sync(
             )
             .await?,
         );
+    }
+    if provider == api::GitProvider::Github {
+        github_app_auth(&mut auth, &secret_data, timeout).await?;
+    } else if sluice_runtime::github_app::has_app_data(&secret_data) {
+        return Err(fetch_failure(
+            flux::INVALID_PROVIDER_CONFIGURATION_REASON,
+            format!(
+                "secretRef '{ns}/{}' has github app data but provider is not set to github",
+                spec.secret_ref
+                    .as_ref()
+                    .map(|r| r.name.as_str())
+                    .unwrap_or_default()
+            ),
+        ));
     }
     let url_shown = git::redact_url(&spec.url);
     let work = git::work_dir(ctx.storage.root());

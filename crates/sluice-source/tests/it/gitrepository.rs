@@ -781,3 +781,173 @@ async fn a_stalling_remote_fails_at_the_timeout_without_showing_the_token() {
     // The other GitRepository is served meanwhile.
     wait_for(&api, "healthy", WAIT, is_ready).await;
 }
+
+/// GitHub's App API as far as Flux's client uses it: the installation of owner `home` (not an
+/// organization, a user), and an installation token for it, given to a JWT issued by app 4321.
+async fn github_app_api(
+    token: &'static str,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use base64::Engine;
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = calls.clone();
+    let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
+        let seen = seen.clone();
+        async move {
+            seen.lock()
+                .unwrap()
+                .push(format!("{method} {}", uri.path()));
+            let jwt = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default()
+                .to_string();
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let claims: serde_json::Value = jwt
+                .split('.')
+                .nth(1)
+                .and_then(|c| b64.decode(c).ok())
+                .and_then(|c| serde_json::from_slice(&c).ok())
+                .unwrap_or_default();
+            let now = jiff::Timestamp::now().as_second();
+            let fresh = claims["iat"].as_i64().is_some_and(|iat| iat <= now)
+                && claims["exp"].as_i64().is_some_and(|exp| exp > now);
+            if claims["iss"] != "4321" || !fresh || jwt.split('.').count() != 3 {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    r#"{"message":"A JSON web token could not be decoded"}"#.to_string(),
+                );
+            }
+            match (method.as_str(), uri.path()) {
+                ("GET", "/orgs/home/installation") => {
+                    (StatusCode::NOT_FOUND, r#"{"message":"Not Found"}"#.into())
+                }
+                ("GET", "/users/home/installation") => (
+                    StatusCode::OK,
+                    r#"{"id": 77, "account": {"login": "home"}}"#.into(),
+                ),
+                ("POST", "/app/installations/77/access_tokens") => {
+                    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+                    (
+                        StatusCode::CREATED,
+                        json!({"token": token, "expires_at": expires.to_string()}).to_string(),
+                    )
+                }
+                _ => (StatusCode::NOT_FOUND, r#"{"message":"Not Found"}"#.into()),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, calls)
+}
+
+#[tokio::test]
+async fn a_github_app_authenticates_the_fetch_with_an_installation_token() {
+    let (_c, ns, api, _h) = setup("src-ghapp").await;
+    let repo = Repo::new("private");
+    repo.write("a.yaml", "a: 1\n");
+    let c1 = repo.commit("one");
+    repo.push("main");
+    let token = "ghs_installation-token-1234";
+    let server = GitServer::start(&repo.served_root(), Some(("x-access-token", token))).await;
+    let (api_addr, calls) = github_app_api(token).await;
+    let key = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../sluice-runtime/tests/data/github-app-test-key.pem"
+    ))
+    .unwrap();
+    let base = format!("http://{api_addr}");
+    let app = [
+        ("githubAppID", "4321"),
+        ("githubAppInstallationOwner", "home"),
+        ("githubAppPrivateKey", key.as_str()),
+        ("githubAppBaseURL", base.as_str()),
+    ];
+    secret(&ns, "app", &app).await;
+    secret(&ns, "token-only", &[("username", "git"), ("password", "x")]).await;
+    create(
+        &api,
+        "app",
+        json!({"url": server.url("private"), "interval": "10m", "provider": "github",
+        "ref": {"branch": "main"}, "secretRef": {"name": "app"}}),
+    )
+    .await;
+    create(
+        &api,
+        "no-secret",
+        json!({"url": server.url("private"), "interval": "10m", "provider": "github",
+        "ref": {"branch": "main"}}),
+    )
+    .await;
+    create(
+        &api,
+        "no-app",
+        json!({"url": server.url("private"), "interval": "10m", "provider": "github",
+        "ref": {"branch": "main"}, "secretRef": {"name": "token-only"}}),
+    )
+    .await;
+    create(
+        &api,
+        "not-github",
+        json!({"url": server.url("private"), "interval": "10m",
+        "ref": {"branch": "main"}, "secretRef": {"name": "app"}}),
+    )
+    .await;
+
+    let gr = wait_for(&api, "app", WAIT, is_ready).await;
+    assert_eq!(revision(&gr), Some(format!("main@sha1:{c1}")));
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        [
+            "GET /orgs/home/installation",
+            "GET /users/home/installation",
+            "POST /app/installations/77/access_tokens"
+        ]
+    );
+    assert!(!serde_json::to_string(&gr).unwrap().contains(token));
+
+    let failed = |name: &'static str| {
+        let api = api.clone();
+        async move {
+            let gr = wait_for(&api, name, WAIT, |g| {
+                condition(g, meta::READY_CONDITION).is_some_and(|c| c.0 == "False")
+            })
+            .await;
+            let (_, reason, msg) = condition(&gr, meta::READY_CONDITION).unwrap();
+            let stalled = condition(&gr, meta::STALLED_CONDITION).is_some_and(|c| c.0 == "True");
+            (reason, msg, stalled)
+        }
+    };
+    assert_eq!(
+        failed("no-secret").await,
+        (
+            "InvalidProviderConfiguration".into(),
+            "secretRef with github app data must be specified when provider is set to github"
+                .into(),
+            true
+        )
+    );
+    let (reason, msg, _) = failed("no-app").await;
+    assert_eq!(reason, "InvalidProviderConfiguration");
+    assert!(
+        msg.contains("secretRef with github app data must be specified"),
+        "{msg}"
+    );
+    let (reason, msg, _) = failed("not-github").await;
+    assert_eq!(reason, "InvalidProviderConfiguration");
+    assert_eq!(
+        msg,
+        format!(
+            "secretRef '{}/app' has github app data but provider is not set to github",
+            ns.name()
+        )
+    );
+    ns.delete().await;
+}
