@@ -60,6 +60,9 @@ pub struct Target {
     pub commit_status: Option<String>,
     /// Whether `address` came from a Secret (then it is masked in errors).
     pub secret_address: bool,
+    /// The GitHub App's slug, when the token is an app's installation token asked for with it
+    /// (pull request comments: the app comments as `<slug>[bot]`).
+    pub app_slug: Option<String>,
 }
 
 /// The format to send in: `spec.type`, or for `generic` the format chosen by sluice's
@@ -230,6 +233,25 @@ pub async fn resolve(
         }
         t.proxy = Some(url.to_string());
     }
+    // GitHub types without a token: a GitHub App in the Secret gets one (Flux's order: the
+    // token, else the password, else the app).
+    let github = matches!(
+        t.kind,
+        ProviderType::Github
+            | ProviderType::GithubDispatch
+            | ProviderType::GithubPullRequestComment
+    );
+    let app = match &secret_data {
+        Some(data)
+            if github
+                && t.token.is_empty()
+                && t.password.is_empty()
+                && sluice_runtime::github_app::has_app_data(data) =>
+        {
+            Some(sluice_runtime::github_app::App::from_secret(data)?)
+        }
+        _ => None,
+    };
     let tls = if let Some(r) = &p.spec.cert_secret_ref {
         Some(secret(client, &ns, &r.name).await?)
     } else if notifier::is_commit_status(&t.kind) {
@@ -244,6 +266,15 @@ pub async fn resolve(
         t.key_pem = pick("tls.key", "keyFile");
         if t.cert_pem.is_some() != t.key_pem.is_some() {
             return Err("failed to get TLS config: both tls.crt and tls.key are required for a client certificate".into());
+        }
+    }
+    if let Some(app) = app {
+        let slug = t.kind == ProviderType::GithubPullRequestComment;
+        let token = app.token(&t.http_client()?, slug).await?;
+        t.token = token.token;
+        t.app_slug = token.slug;
+        if slug && t.app_slug.as_deref().is_none_or(str::is_empty) {
+            return Err("failed to get app information: the answer has no slug".into());
         }
     }
     Ok(t)

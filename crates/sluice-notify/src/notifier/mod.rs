@@ -273,13 +273,19 @@ pub async fn execute(client: &reqwest::Client, delivery: &Delivery) -> Result<()
                     retry: e.retry,
                 }
             };
-            let answer = one(client, &c.user)
-                .await
-                .map_err(failed("failed to get authenticated user info".into()))?;
-            let login = c.login(&answer).ok_or_else(|| SendError {
-                message: "failed to get authenticated user info: the answer names no user".into(),
-                retry: false,
-            })?;
+            let login = match &c.login {
+                review::Login::Known(login) => login.clone(),
+                review::Login::Ask { request, pointer } => {
+                    let answer = one(client, request)
+                        .await
+                        .map_err(failed("failed to get authenticated user info".into()))?;
+                    review::Comment::login_in(pointer, &answer).ok_or_else(|| SendError {
+                        message: "failed to get authenticated user info: the answer names no user"
+                            .into(),
+                        retry: false,
+                    })?
+                }
+            };
             let listed = one(client, &c.list)
                 .await
                 .map_err(failed(format!("failed to list {}s", c.noun)))?;

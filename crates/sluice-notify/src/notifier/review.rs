@@ -20,13 +20,23 @@ use crate::provider::Target;
 /// The metadata key (after combination) that holds the change request's number.
 pub const CHANGE_REQUEST_KEY: &str = "change_request";
 
+/// Whose comments are this Provider's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Login {
+    /// The token's user, asked for (`GET /user`); `pointer` is where its login is in the
+    /// answer.
+    Ask {
+        request: Request,
+        pointer: &'static str,
+    },
+    /// Known without asking: a GitHub App comments as `<slug>[bot]`.
+    Known(String),
+}
+
 /// The requests of one comment; the edit's URL is completed with the found comment's id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Comment {
-    /// The token's user (`GET /user`).
-    pub user: Request,
-    /// Where the user's login is in `user`'s answer (a JSON pointer).
-    pub user_login: &'static str,
+    pub login: Login,
     /// The change request's first comments, oldest first.
     pub list: Request,
     /// Where a listed comment's author login is (a JSON pointer).
@@ -43,10 +53,10 @@ pub struct Comment {
 }
 
 impl Comment {
-    /// The login in the user call's answer.
-    pub fn login(&self, answer: &[u8]) -> Option<String> {
+    /// The login in the user call's answer (`Login::Ask`).
+    pub fn login_in(pointer: &str, answer: &[u8]) -> Option<String> {
         let v: Value = serde_json::from_slice(answer).ok()?;
-        v.pointer(self.user_login)
+        v.pointer(pointer)
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .map(str::to_string)
@@ -144,9 +154,15 @@ pub fn prepare(t: &Target, e: &Event) -> Result<Delivery, String> {
             let marker = format!("<!-- flux-pr-comment-key:{key} -->");
             let text = body(&marker, e);
             let repo = format!("{base}/repos/{owner}/{repo}/issues");
+            let login = match &t.app_slug {
+                Some(slug) => Login::Known(format!("{slug}[bot]")),
+                None => Login::Ask {
+                    request: get(format!("{base}/user"), &headers),
+                    pointer: "/login",
+                },
+            };
             Comment {
-                user: get(format!("{base}/user"), &headers),
-                user_login: "/login",
+                login,
                 list: get(
                     format!("{repo}/{n}/comments?direction=asc&per_page=100&sort=created"),
                     &headers,
@@ -171,8 +187,10 @@ pub fn prepare(t: &Target, e: &Event) -> Result<Delivery, String> {
             let text = body(&marker, e);
             let repo = format!("{base}/repos/{owner}/{repo}/issues");
             Comment {
-                user: get(format!("{base}/user"), &headers),
-                user_login: "/login",
+                login: Login::Ask {
+                    request: get(format!("{base}/user"), &headers),
+                    pointer: "/login",
+                },
                 list: get(format!("{repo}/{n}/comments?limit=100&page=1"), &headers),
                 author_login: "/user/login",
                 create: send("POST", format!("{repo}/{n}/comments"), &headers, &text),
@@ -193,8 +211,10 @@ pub fn prepare(t: &Target, e: &Event) -> Result<Delivery, String> {
             let text = body(&marker, e);
             let notes = format!("{base}/projects/{project}/merge_requests/{n}/notes");
             Comment {
-                user: get(format!("{base}/user"), &headers),
-                user_login: "/username",
+                login: Login::Ask {
+                    request: get(format!("{base}/user"), &headers),
+                    pointer: "/username",
+                },
                 list: get(
                     format!("{notes}?order_by=created_at&per_page=100&sort=asc"),
                     &headers,
@@ -243,6 +263,13 @@ mod tests {
         }
     }
 
+    fn asked(c: &Comment) -> &Request {
+        match &c.login {
+            Login::Ask { request, .. } => request,
+            Login::Known(l) => panic!("known login {l}"),
+        }
+    }
+
     fn comment(t: &Target, e: &Event) -> Comment {
         match prepare(t, e).unwrap() {
             Delivery::Comment(c) => *c,
@@ -286,7 +313,7 @@ mod tests {
             ),
             &e,
         );
-        assert_eq!(gitea.user.url, "https://git.home.arpa/api/v1/user");
+        assert_eq!(asked(&gitea).url, "https://git.home.arpa/api/v1/user");
         assert_eq!(
             gitea.list.url,
             "https://git.home.arpa/api/v1/repos/ops/apps/issues/7/comments?limit=100&page=1"
@@ -311,7 +338,7 @@ mod tests {
             ),
             &e,
         );
-        assert_eq!(github.user.url, "https://api.github.com/user");
+        assert_eq!(asked(&github).url, "https://api.github.com/user");
         assert_eq!(
             github.list.url,
             "https://api.github.com/repos/ops/apps/issues/7/comments?direction=asc&per_page=100&sort=created"
@@ -329,7 +356,7 @@ mod tests {
             ),
             &e,
         );
-        assert_eq!(gitlab.user.url, "https://gitlab.com/api/v4/user");
+        assert_eq!(asked(&gitlab).url, "https://gitlab.com/api/v4/user");
         assert_eq!(
             gitlab.list.url,
             "https://gitlab.com/api/v4/projects/home%2Fops%2Fapps/merge_requests/7/notes?order_by=created_at&per_page=100&sort=asc"
@@ -339,8 +366,19 @@ mod tests {
             gitlab.edit_of(3).url,
             "https://gitlab.com/api/v4/projects/home%2Fops%2Fapps/merge_requests/7/notes/3"
         );
-        assert_eq!(gitlab.user.header("private-token"), Some("tok"));
+        assert_eq!(asked(&gitlab).header("private-token"), Some("tok"));
         assert!(gitlab.marker.starts_with("<!-- flux-mr-comment-key:"));
+
+        // A GitHub App comments as its bot: nothing to ask.
+        let mut app = target(
+            ProviderType::GithubPullRequestComment,
+            "https://github.com/ops/apps",
+        );
+        app.app_slug = Some("home-flux".into());
+        assert_eq!(
+            comment(&app, &e).login,
+            Login::Known("home-flux[bot]".into())
+        );
     }
 
     #[test]
@@ -353,11 +391,11 @@ mod tests {
             &event("info", Some("7")),
         );
         assert_eq!(
-            c.login(br#"{"id": 1, "login": "flux-bot"}"#).as_deref(),
+            Comment::login_in("/login", br#"{"id": 1, "login": "flux-bot"}"#).as_deref(),
             Some("flux-bot")
         );
-        assert_eq!(c.login(br#"{"login": ""}"#), None);
-        assert_eq!(c.login(b"<html>"), None);
+        assert_eq!(Comment::login_in("/login", br#"{"login": ""}"#), None);
+        assert_eq!(Comment::login_in("/login", b"<html>"), None);
         let listed = json!([
             {"id": 1, "user": {"login": "someone"}, "body": c.marker},
             {"id": 2, "user": {"login": "flux-bot"}, "body": "LGTM"},

@@ -278,3 +278,175 @@ async fn a_pull_request_gets_one_comment_per_object_edited_as_events_come() {
     let _ = stop.send(());
     let _ = task.await;
 }
+
+/// A GitHub Enterprise server's API for an app installed for user `home`: the app's slug, its
+/// installation, an installation token, and the comments of pull request #7 of `home/ops`.
+async fn github_enterprise() -> (
+    std::net::SocketAddr,
+    Arc<Mutex<Vec<(String, String, String)>>>,
+) {
+    let calls: Arc<Mutex<Vec<(String, String, String)>>> = Default::default();
+    let seen = calls.clone();
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let seen = seen.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                let path = uri.path().to_string();
+                seen.lock().unwrap().push((
+                    method.to_string(),
+                    path.clone(),
+                    String::from_utf8_lossy(&body).into_owned(),
+                ));
+                let app_call = auth.starts_with("Bearer ey") && auth.matches('.').count() == 2;
+                let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+                match (method.as_str(), path.as_str(), app_call) {
+                    ("GET", "/api/v3/app", true) => (
+                        StatusCode::OK,
+                        r#"{"id": 4321, "slug": "home-flux"}"#.to_string(),
+                    ),
+                    ("GET", "/api/v3/users/home/installation", true) => {
+                        (StatusCode::OK, r#"{"id": 5}"#.into())
+                    }
+                    ("POST", "/api/v3/app/installations/5/access_tokens", true) => (
+                        StatusCode::CREATED,
+                        json!({"token": "ghs_app-token-5678", "expires_at": expires.to_string()})
+                            .to_string(),
+                    ),
+                    (_, p, false)
+                        if p.starts_with("/api/v3/repos/home/ops/issues/")
+                            && auth == "Bearer ghs_app-token-5678" =>
+                    {
+                        if method == Method::GET {
+                            (StatusCode::OK, "[]".into())
+                        } else {
+                            (StatusCode::CREATED, r#"{"id": 9}"#.into())
+                        }
+                    }
+                    _ => (StatusCode::NOT_FOUND, r#"{"message":"Not Found"}"#.into()),
+                }
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, calls)
+}
+
+#[tokio::test]
+async fn a_github_app_comments_as_its_bot_with_an_installation_token() {
+    let client = sluice_testsupport::client().await;
+    for crd in sluice_api::crds() {
+        sluice_testsupport::apply_crd(&client, &crd, "sluice-notify-tests").await;
+    }
+    let ns = TestNamespace::create(&client, "pr-app").await;
+    let n = ns.name().to_owned();
+    let (addr, calls) = github_enterprise().await;
+    let key = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../sluice-runtime/tests/data/github-app-test-key.pem"
+    ))
+    .unwrap();
+    create(
+        &Api::<Secret>::namespaced(client.clone(), &n),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app", "namespace": n},
+            "stringData": {"githubAppID": "4321", "githubAppInstallationOwner": "home",
+                "githubAppPrivateKey": key, "githubAppBaseURL": format!("http://{addr}/api/v3")}}),
+    )
+    .await;
+    create(
+        &Api::<Provider>::namespaced(client.clone(), &n),
+        json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Provider",
+        "metadata": {"name": "gh-pr", "namespace": n},
+        "spec": {"type": "githubpullrequestcomment", "address": format!("http://{addr}/home/ops"),
+            "secretRef": {"name": "app"}}}),
+    )
+    .await;
+    create(&Api::<Alert>::namespaced(client.clone(), &n), json!({"apiVersion": "notification.toolkit.fluxcd.io/v1beta3", "kind": "Alert",
+        "metadata": {"name": "preview", "namespace": n},
+        "spec": {"providerRef": {"name": "gh-pr"}, "eventSources": [{"kind": "Kustomization", "name": "*"}]}})).await;
+    let kss: Api<Kustomization> = Api::namespaced(client.clone(), &n);
+    create(&kss, json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": {"name": "app-pr-7", "namespace": n, "annotations": {"event.toolkit.fluxcd.io/change_request": "7"}},
+        "spec": {"interval": "1h", "prune": true, "sourceRef": {"kind": "GitRepository", "name": "repo"}}})).await;
+    let preview = kss.get("app-pr-7").await.unwrap();
+
+    let opts = sluice_notify::Options {
+        namespace: Some(n.clone()),
+        ..Default::default()
+    };
+    let (dispatcher, queue) = Dispatcher::new(opts.rate_limit_interval);
+    let serve = sluice_notify::Serve {
+        receiver: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        events: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        dispatcher: dispatcher.clone(),
+        queue,
+    };
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sluice_notify::run_until(
+        client.clone(),
+        opts,
+        serve,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let recorder = sluice_runtime::Recorder::new(
+        client.clone(),
+        "kustomize-controller",
+        &sluice_runtime::EventSettings {
+            events_addr: None,
+            instance: "sluice-0".into(),
+            sink: Some(dispatcher.sink()),
+        },
+    );
+    recorder
+        .publish(
+            &preview,
+            Some("pr-7@sha1:0123456789abcdef0123456789abcdef01234567"),
+            &[sluice_runtime::Event::normal(
+                "ReconciliationSucceeded".to_string(),
+                "Reconciliation finished in 1s",
+            )],
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let posted = |calls: &[(String, String, String)]| {
+        calls
+            .iter()
+            .any(|(m, p, _)| m == "POST" && p == "/api/v3/repos/home/ops/issues/7/comments")
+    };
+    while !posted(&calls.lock().unwrap()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let calls = calls.lock().unwrap().clone();
+    let paths: Vec<String> = calls.iter().map(|(m, p, _)| format!("{m} {p}")).collect();
+    // The app's slug and token first (an owner is an organization or a user), then the list
+    // and the new comment; no `GET /user` (the app is `home-flux[bot]`).
+    assert_eq!(
+        paths,
+        [
+            "GET /api/v3/app",
+            "GET /api/v3/orgs/home/installation",
+            "GET /api/v3/users/home/installation",
+            "POST /api/v3/app/installations/5/access_tokens",
+            "GET /api/v3/repos/home/ops/issues/7/comments",
+            "POST /api/v3/repos/home/ops/issues/7/comments",
+        ]
+    );
+    let body: Value = serde_json::from_str(&calls[5].2).unwrap();
+    assert!(
+        body["body"]
+            .as_str()
+            .unwrap()
+            .contains("Reconciliation finished in 1s")
+    );
+
+    let _ = stop.send(());
+    let _ = task.await;
+}
