@@ -214,7 +214,7 @@ impl<'a> Run<'a> {
             return Err(Failure::stalled(
                 UNSUPPORTED_REASON,
                 "spec.decryption.serviceAccountName is not supported by sluice: it authenticates to \
-                 cloud KMS, and sluice decrypts SOPS with age keys only (spec.decryption.secretRef \
+                 cloud KMS, and sluice decrypts SOPS with age and PGP keys only (spec.decryption.secretRef \
                  or the controller's --sops-age-secret); nothing was applied",
             )
             .into());

@@ -112,9 +112,11 @@ pub struct AgeSecret {
 
 /// `spec.decryption` as Flux's decryptor imports keys: the Secret
 /// `secretRef` in the Kustomization's namespace, else the controller-wide
-/// `age_secret`, every key ending in `.agekey` holding age identities.
-/// Other key kinds (`.asc`, `sops.vault-token`, cloud KMS credentials) are
-/// not used; a document encrypted only for them fails naming the method.
+/// `age_secret`, every key ending in `.agekey` holding age identities and
+/// every key ending in `.asc` armored PGP secret keys (without a passphrase,
+/// as Flux's SOPS guide exports them). Other key kinds (`sops.vault-token`,
+/// cloud KMS credentials) are not used; a document encrypted only for them
+/// fails naming the method.
 pub async fn decryption_keys(
     client: &Client,
     ks: &Kustomization,
@@ -159,14 +161,19 @@ pub async fn decryption_keys(
         .ok_or_else(|| format!("{what} '{ns}/{name}' not found{hint}"))?;
     let mut ids = sluice_sops::Identities::new();
     for (k, v) in secret.data.iter().flatten() {
-        if !k.ends_with(".agekey") {
+        let pgp = k.ends_with(".asc");
+        if !k.ends_with(".agekey") && !pgp {
             continue;
         }
         let failed = |e: &dyn std::fmt::Display| {
             format!("failed to import '{k}' data from {what} '{ns}/{name}': {e}")
         };
         let text = std::str::from_utf8(&v.0).map_err(|_| failed(&"not UTF-8"))?;
-        ids.import(text).map_err(|e| failed(&e))?;
+        if pgp {
+            ids.import_pgp(text).map_err(|e| failed(&e))?;
+        } else {
+            ids.import(text).map_err(|e| failed(&e))?;
+        }
     }
     let version = format!(
         "{}/{}",

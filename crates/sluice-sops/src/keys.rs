@@ -1,4 +1,4 @@
-//! age identities and the document's data key.
+//! age identities, PGP secret keys, and the document's data key.
 
 use std::io::Read;
 use std::str::FromStr;
@@ -7,11 +7,12 @@ use serde_json::Value;
 
 use crate::Cause;
 
-/// age X25519 identities (`AGE-SECRET-KEY-1...`), from one or more key
+/// age X25519 identities (`AGE-SECRET-KEY-1...`) and PGP secret keys, from one or more key
 /// files.
 #[derive(Default)]
 pub struct Identities {
     keys: Vec<age::x25519::Identity>,
+    pgp: Vec<pgp::composed::SignedSecretKey>,
 }
 
 impl std::fmt::Debug for Identities {
@@ -19,6 +20,7 @@ impl std::fmt::Debug for Identities {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Identities")
             .field("recipients", &self.recipients())
+            .field("pgp", &self.pgp_fingerprints())
             .finish()
     }
 }
@@ -75,12 +77,41 @@ impl Identities {
         Ok(n)
     }
 
+    /// Adds the PGP secret keys of one armored key file (`gpg --export-secret-keys --armor`,
+    /// a decryption Secret's `.asc` entry). Keys protected by a passphrase cannot be used (Flux
+    /// imports them without one either). Returns how many were added.
+    pub fn import_pgp(&mut self, text: &str) -> Result<usize, KeyError> {
+        use pgp::composed::{Deserializable, SignedSecretKey};
+        let (keys, _) = SignedSecretKey::from_string_many(text)
+            .map_err(|e| KeyError(format!("not an armored PGP secret key: {e}")))?;
+        let mut added = Vec::new();
+        for key in keys {
+            let key = key.map_err(|e| KeyError(format!("not a PGP secret key: {e}")))?;
+            added.push(key);
+        }
+        if added.is_empty() {
+            return Err(KeyError("no PGP secret key found".to_string()));
+        }
+        let n = added.len();
+        self.pgp.extend(added);
+        Ok(n)
+    }
+
+    /// The fingerprints (upper-case hex) of the PGP keys.
+    pub fn pgp_fingerprints(&self) -> Vec<String> {
+        use pgp::types::KeyDetails;
+        self.pgp
+            .iter()
+            .map(|k| format!("{:X}", k.fingerprint()))
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.len() + self.pgp.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.keys.is_empty() && self.pgp.is_empty()
     }
 
     /// The public keys (`age1...`) of the identities.
@@ -92,9 +123,8 @@ impl Identities {
     }
 }
 
-/// Key sources sops knows besides age, by metadata field.
-const OTHER_METHODS: [(&str, &str); 6] = [
-    ("pgp", "PGP"),
+/// Key sources sops knows besides age and PGP, by metadata field.
+const OTHER_METHODS: [(&str, &str); 5] = [
     ("kms", "AWS KMS"),
     ("gcp_kms", "GCP KMS"),
     ("azure_kv", "Azure Key Vault"),
@@ -119,44 +149,117 @@ pub(crate) fn data_key(meta: &Value, ids: &Identities) -> Result<[u8; 32], Cause
         Some(groups) if groups.len() == 1 => &groups[0],
         _ => meta,
     };
-    let entries = non_empty_list(group, "age");
-    let Some(entries) = entries else {
+    let age_entries = non_empty_list(group, "age");
+    let pgp_entries = non_empty_list(group, "pgp");
+    if age_entries.is_none() && pgp_entries.is_none() {
         let methods: Vec<&str> = OTHER_METHODS
             .iter()
             .filter(|(k, _)| non_empty_list(group, k).is_some())
             .map(|(_, name)| *name)
             .collect();
         return Err(if methods.is_empty() {
-            Cause::Metadata("no key to decrypt the data key with (no 'age' entries)".into())
+            Cause::Metadata(
+                "no key to decrypt the data key with (no 'age' or 'pgp' entries)".into(),
+            )
         } else {
             Cause::NoAgeRecipient(methods.join(", "))
         });
-    };
+    }
     if ids.is_empty() {
         return Err(Cause::NoIdentities);
     }
     let mut recipients = Vec::new();
     let mut other_error = None;
-    for e in entries {
+    for e in age_entries.into_iter().flatten() {
         let recipient = e.get("recipient").and_then(Value::as_str).unwrap_or("?");
         recipients.push(recipient.to_string());
         let Some(enc) = e.get("enc").and_then(Value::as_str) else {
             other_error = Some(format!("age entry for {recipient} has no 'enc'"));
             continue;
         };
+        if ids.keys.is_empty() {
+            continue;
+        }
         match decrypt_with(enc, ids) {
             Ok(Some(key)) => return Ok(key),
             Ok(None) => {}
             Err(m) => other_error = Some(format!("entry for {recipient}: {m}")),
         }
     }
+    for e in pgp_entries.into_iter().flatten() {
+        let fp = e.get("fp").and_then(Value::as_str).unwrap_or("?");
+        recipients.push(format!("PGP key {fp}"));
+        let Some(enc) = e.get("enc").and_then(Value::as_str) else {
+            other_error = Some(format!("pgp entry for {fp} has no 'enc'"));
+            continue;
+        };
+        if ids.pgp.is_empty() {
+            continue;
+        }
+        match decrypt_pgp(enc, ids) {
+            Ok(Some(key)) => return Ok(key),
+            Ok(None) => {}
+            Err(m) => other_error = Some(format!("pgp entry for {fp}: {m}")),
+        }
+    }
     Err(match other_error {
         Some(m) => Cause::DataKey(m),
-        None => Cause::NoMatchingIdentity {
-            recipients: recipients.join(", "),
-            have: ids.recipients().join(", "),
-        },
+        None => {
+            let mut have = ids.recipients();
+            have.extend(
+                ids.pgp_fingerprints()
+                    .into_iter()
+                    .map(|f| format!("PGP key {f}")),
+            );
+            Cause::NoMatchingIdentity {
+                recipients: recipients.join(", "),
+                have: have.join(", "),
+            }
+        }
     })
+}
+
+/// The data key from a `pgp` entry's armored message, with whichever PGP key it was encrypted
+/// for; `Ok(None)`: for none of them.
+fn decrypt_pgp(enc: &str, ids: &Identities) -> Result<Option<[u8; 32]>, String> {
+    use pgp::composed::{Esk, Message};
+    use pgp::types::Password;
+    let (msg, _) = Message::from_string(enc).map_err(|e| format!("not a PGP message: {e}"))?;
+    // Only the keys (or subkeys) the message is addressed to are tried.
+    let Message::Encrypted { esk, .. } = &msg else {
+        return Err("the PGP message is not encrypted".into());
+    };
+    let addressed = |key: &pgp::composed::SignedSecretKey| {
+        esk.iter().any(|e| match e {
+            Esk::PublicKeyEncryptedSessionKey(p) => {
+                p.match_identity(&key.primary_key.public_key())
+                    || key
+                        .secret_subkeys
+                        .iter()
+                        .any(|s| p.match_identity(&s.key.public_key()))
+            }
+            Esk::SymKeyEncryptedSessionKey(_) => false,
+        })
+    };
+    let keys: Vec<_> = ids.pgp.iter().filter(|k| addressed(k)).collect();
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let empty = Password::empty();
+    let mut msg = msg
+        .decrypt_with_keys(keys.iter().map(|_| &empty).collect(), keys)
+        .map_err(|e| format!("decrypting the PGP message: {e}"))?;
+    if msg.is_compressed() {
+        msg = msg
+            .decompress()
+            .map_err(|e| format!("decompressing the PGP message: {e}"))?;
+    }
+    let key = msg
+        .as_data_vec()
+        .map_err(|e| format!("reading the PGP message: {e}"))?;
+    <[u8; 32]>::try_from(key.as_slice())
+        .map(Some)
+        .map_err(|_| format!("the data key is {} bytes, not 32", key.len()))
 }
 
 /// `Ok(None)`: none of the identities is a recipient.

@@ -1,4 +1,4 @@
-//! Decryption of SOPS-encrypted documents with age X25519 identities, the
+//! Decryption of SOPS-encrypted documents with age X25519 identities or PGP keys, the
 //! way `sops --decrypt` and Flux's kustomize-controller do it. Pure: no
 //! Kubernetes client, no files, no environment; documents come in as
 //! [`serde_json::Value`] (in document order, which the MAC depends on) or as
@@ -57,16 +57,16 @@ pub enum Cause {
     #[error("not supported by sluice: {0}")]
     Unsupported(String),
     #[error(
-        "the data key is encrypted only for {0}; sluice decrypts with age keys only (no PGP, Vault or KMS)"
+        "the data key is encrypted only for {0}; sluice decrypts with age and PGP keys only (no Vault or KMS)"
     )]
     NoAgeRecipient(String),
-    #[error("no age identities to decrypt with")]
+    #[error("no age or PGP keys to decrypt with")]
     NoIdentities,
     #[error(
-        "no age identity matches: the data key is encrypted for {recipients}, the identities given are for {have}"
+        "no key matches: the data key is encrypted for {recipients}, the keys given are for {have}"
     )]
     NoMatchingIdentity { recipients: String, have: String },
-    #[error("decrypting the data key with age: {0}")]
+    #[error("decrypting the data key: {0}")]
     DataKey(String),
     #[error("value at '{path}': {reason}")]
     Value { path: String, reason: String },

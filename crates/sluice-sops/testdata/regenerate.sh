@@ -64,8 +64,44 @@ enc secret.plain.json secret.sops.json
 enc app.plain.env app.sops.env --input-type dotenv --output-type dotenv
 enc cert.plain.txt cert.sops.txt --input-type binary --output-type binary
 
+# PGP, as Flux's SOPS guide sets it up: TEST-ONLY keys without a passphrase (an RSA 4096 key
+# as the guide makes, and gpg's default ed25519/cv25519), exported armored as a decryption
+# Secret's `.asc` entry holds them. Kept like the age keys; sops calls gpg with this home.
+export GNUPGHOME
+GNUPGHOME=$(mktemp -d)
+trap 'rm -f "$cfg"; rm -rf "$GNUPGHOME"' EXIT
+for k in rsa ecc; do
+  if [ ! -f "test-$k.asc" ]; then
+    if [ "$k" = rsa ]; then
+      gpg --batch --full-generate-key <<KEY
+%no-protection
+Key-Type: 1
+Key-Length: 4096
+Subkey-Type: 1
+Subkey-Length: 4096
+Expire-Date: 0
+Name-Real: sluice test $k
+Name-Email: test-$k@sluice.invalid
+KEY
+    else
+      gpg --batch --passphrase '' --quick-gen-key "sluice test $k <test-$k@sluice.invalid>" default default never
+    fi
+    { echo "# TEST-ONLY PGP key for sluice-sops fixtures: public, never use it for real data."
+      gpg --export-secret-keys --armor "test-$k@sluice.invalid"; } > "test-$k.asc"
+  fi
+  gpg --batch --import "test-$k.asc" 2> /dev/null
+  fpr=$(gpg --with-colons --list-secret-keys "test-$k@sluice.invalid" | awk -F: '$1 == "fpr" {print $10; exit}')
+  pgpcfg=$(mktemp)
+  # Only data and stringData, as the guide's .sops.yaml asks.
+  printf 'creation_rules:\n  - pgp: %s\n    encrypted_regex: ^(data|stringData)$\n' "$fpr" > "$pgpcfg"
+  "$sops" --config "$pgpcfg" encrypt secret.plain.yaml > "secret.pgp-$k.sops.yaml"
+  "$sops" --config "$pgpcfg" decrypt "secret.pgp-$k.sops.yaml" > /dev/null
+  rm -f "$pgpcfg"
+done
+
 # Check: the real sops decrypts each fixture back to its original.
 for f in *.sops.*; do
+  case $f in *.pgp-*) continue ;; esac
   SOPS_AGE_KEY_FILE=test.agekey "$sops" --config "$cfg" decrypt "$f" > /dev/null
 done
 echo "fixtures regenerated with sops $SOPS_VERSION for $recipient"

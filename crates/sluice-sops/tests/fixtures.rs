@@ -219,17 +219,13 @@ fn other_methods_and_missing_identities_are_named() {
     let sops = obj["sops"].as_object_mut().unwrap();
     sops.remove("age");
     sops.insert(
-        "pgp".into(),
-        serde_json::json!([{"fp": "ABCD", "enc": "x"}]),
-    );
-    sops.insert(
         "hc_vault".into(),
         serde_json::json!([{"vault_address": "v"}]),
     );
     let err = decrypt_object(&obj, &ids(), &Options::default()).unwrap_err();
     let msg = err.to_string();
     assert!(
-        msg.contains("PGP, HashiCorp Vault") && msg.contains("age keys only"),
+        msg.contains("only for HashiCorp Vault;") && msg.contains("age and PGP keys only"),
         "{msg}"
     );
 }
@@ -354,4 +350,77 @@ fn whole_files_fail_naming_the_file_never_a_value() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("INI"), "{e}");
+}
+
+fn pgp_keys(names: &[&str]) -> Identities {
+    let mut ids = Identities::new();
+    for n in names {
+        ids.import_pgp(&read(&format!("test-{n}.asc"))).unwrap();
+    }
+    ids
+}
+
+#[test]
+fn pgp_keys_decrypt_what_sops_encrypted_for_them() {
+    // An RSA key as Flux's SOPS guide makes it, and gpg's default (ed25519, cv25519 subkey).
+    for k in ["rsa", "ecc"] {
+        let got = decrypt_one(&format!("secret.pgp-{k}.sops.yaml"), &pgp_keys(&[k]))
+            .unwrap_or_else(|e| panic!("{k}: {e}"));
+        assert_eq!(got, plain_yaml("secret.plain.yaml"), "{k}");
+    }
+    // Both keys, and age identities beside them: the one the document names is used.
+    let mut all = pgp_keys(&["ecc", "rsa"]);
+    all.import(&read("test.agekey")).unwrap();
+    for f in [
+        "secret.pgp-rsa.sops.yaml",
+        "secret.pgp-ecc.sops.yaml",
+        "secret.sops.yaml",
+    ] {
+        assert_eq!(
+            decrypt_one(f, &all).unwrap(),
+            plain_yaml("secret.plain.yaml"),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn a_pgp_document_without_its_key_names_fingerprints() {
+    let err = decrypt_one("secret.pgp-rsa.sops.yaml", &pgp_keys(&["ecc"])).unwrap_err();
+    assert!(
+        matches!(err.cause, Cause::NoMatchingIdentity { .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    let have = &pgp_keys(&["ecc"]).pgp_fingerprints()[0];
+    let want = &pgp_keys(&["rsa"]).pgp_fingerprints()[0];
+    assert!(
+        msg.contains(&format!("encrypted for PGP key {want}")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("keys given are for PGP key {have}")),
+        "{msg}"
+    );
+    // age identities only: the same, naming the age recipient.
+    let err = decrypt_one("secret.pgp-rsa.sops.yaml", &ids()).unwrap_err();
+    assert!(
+        matches!(err.cause, Cause::NoMatchingIdentity { .. }),
+        "{err}"
+    );
+    // Never any key material in messages.
+    assert!(!msg.contains("PRIVATE"));
+}
+
+#[test]
+fn pgp_key_files_are_checked() {
+    let mut ids = Identities::new();
+    assert!(ids.import_pgp("not a key").is_err());
+    // A public key is not a secret key.
+    let public = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ0AAABYJKwYBBAHaRw8BAQdA\n-----END PGP PUBLIC KEY BLOCK-----\n";
+    assert!(ids.import_pgp(public).is_err());
+    assert!(ids.is_empty());
+    assert_eq!(ids.import_pgp(&read("test-rsa.asc")).unwrap(), 1);
+    assert_eq!(ids.len(), 1);
+    assert!(!format!("{ids:?}").contains("PRIVATE"));
 }

@@ -69,7 +69,7 @@ async fn decrypts_secrets_and_a_rotated_wrong_key_fails_naming_the_object() {
     let ns = env.name();
     assert!(
         msg.starts_with(&format!(
-            "decryption failed for 'Secret/{ns}/api-key': no age identity matches"
+            "decryption failed for 'Secret/{ns}/api-key': no key matches"
         )),
         "{msg}"
     );
@@ -141,7 +141,7 @@ async fn secret_generator_sources_are_decrypted_before_the_build() {
     // decrypted file replaced its link instead of writing through it.)
     let msg = rotate_to_other_key_and_fail(&env).await;
     assert!(
-        msg.starts_with("decryption failed for apps/base/cert.sops.txt: no age identity matches"),
+        msg.starts_with("decryption failed for apps/base/cert.sops.txt: no key matches"),
         "{msg}"
     );
     assert!(!msg.contains("s3cr3t"), "{msg}");
@@ -242,4 +242,38 @@ async fn a_decryption_service_account_is_refused_not_ignored() {
     );
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), env.name());
     assert!(secrets.get_opt("api-key").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn pgp_keys_in_the_secret_decrypt_as_in_fluxs_sops_guide() {
+    let env = Env::start("ks-sops-pgp").await;
+    // The guide's Secret: `sops.asc` from `gpg --export-secret-keys --armor`.
+    let api: Api<Secret> = Api::namespaced(env.client.clone(), env.name());
+    api.patch(
+        "sops-gpg",
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "sops-gpg"},
+            "stringData": {"sops.asc": include_str!("../../../sluice-sops/testdata/test-rsa.asc")}})),
+    )
+    .await
+    .unwrap();
+    let mut repo = Repo::new();
+    repo.write(
+        "apps/secret.yaml",
+        include_str!("../../../sluice-sops/testdata/secret.pgp-rsa.sops.yaml"),
+    );
+    let rev = repo.commit("a secret encrypted for a PGP key");
+    env.git_repository("repo", &mut repo).await;
+    env.kustomization(
+        "apps",
+        json!({"path": "./apps",
+               "decryption": {"provider": "sops", "secretRef": {"name": "sops-gpg"}}}),
+    )
+    .await;
+    env.wait_ready("apps", &rev).await;
+    let s = api.get("db-credentials").await.unwrap();
+    let data = s.data.unwrap();
+    assert_eq!(data["username"].0, b"admin");
+    assert_eq!(data["token"].0, b"super-secret-token");
 }
