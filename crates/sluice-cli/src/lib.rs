@@ -296,8 +296,9 @@ pub enum BuildTarget {
     HelmRelease(helmrelease::BuildHelmReleaseArgs),
     /// Render a whole Flux repository offline from its clusters/NAME entry point: every
     /// Kustomization found, in dependsOn order, with the repository's ConfigMaps and Secrets
-    /// as postBuild variables (and SOPS with --age-key-file), then every HelmRelease whose
-    /// chart is in the repository or in an HTTP(S) HelmRepository (downloaded).
+    /// as postBuild variables (and SOPS with --age-key-file or --pgp-key-file), then every
+    /// HelmRelease whose chart is in the repository or in an HTTP(S) HelmRepository
+    /// (downloaded).
     Cluster(cluster::ClusterArgs),
 }
 

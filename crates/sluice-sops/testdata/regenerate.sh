@@ -94,8 +94,10 @@ KEY
   pgpcfg=$(mktemp)
   # Only data and stringData, as the guide's .sops.yaml asks.
   printf 'creation_rules:\n  - pgp: %s\n    encrypted_regex: ^(data|stringData)$\n' "$fpr" > "$pgpcfg"
-  "$sops" --config "$pgpcfg" encrypt secret.plain.yaml > "secret.pgp-$k.sops.yaml"
-  "$sops" --config "$pgpcfg" decrypt "secret.pgp-$k.sops.yaml" > /dev/null
+  for doc in secret configmap; do
+    "$sops" --config "$pgpcfg" encrypt "$doc.plain.yaml" > "$doc.pgp-$k.sops.yaml"
+    "$sops" --config "$pgpcfg" decrypt "$doc.pgp-$k.sops.yaml" > /dev/null
+  done
   rm -f "$pgpcfg"
 done
 

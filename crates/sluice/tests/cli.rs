@@ -2450,6 +2450,91 @@ fn build_cluster_renders_a_repository_from_its_entry_point() {
     assert!(out.stdout.contains("cluster: home"), "{}", out.stdout);
 }
 
+/// `build cluster` decrypts SOPS documents with the keys given, as the decryption Secret would
+/// hold them: a PGP key (`--pgp-key-file`); without a key it names why.
+#[test]
+fn build_cluster_decrypts_sops_with_a_pgp_key() {
+    let repo = homelab_repo();
+    let files: &[(&str, &str)] = &[
+        (
+            "clusters/home/kustomization.yaml",
+            "resources:\n- flux-system.yaml\n- secrets.yaml\n",
+        ),
+        (
+            "clusters/home/secrets.yaml",
+            "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: secrets\n  namespace: flux-system\nspec:\n  interval: 10m\n  path: ./secrets\n  prune: true\n  sourceRef:\n    kind: GitRepository\n    name: flux-system\n  decryption:\n    provider: sops\n    secretRef:\n      name: sops-gpg\n",
+        ),
+        (
+            "secrets/kustomization.yaml",
+            "resources:\n- secret.yaml\n- settings.yaml\n",
+        ),
+        (
+            "secrets/secret.yaml",
+            include_str!("../../sluice-sops/testdata/secret.pgp-rsa.sops.yaml"),
+        ),
+        (
+            "secrets/settings.yaml",
+            include_str!("../../sluice-sops/testdata/configmap.pgp-rsa.sops.yaml"),
+        ),
+    ];
+    for (path, text) in files {
+        let p = repo.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let entry = repo.path().join("clusters/home");
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../sluice-sops/testdata/test-rsa.asc"
+    );
+    let out = sluice_offline(
+        &[
+            "build",
+            "cluster",
+            entry.to_str().unwrap(),
+            "--pgp-key-file",
+            key,
+        ],
+        &[],
+    )
+    .expect(0);
+    // Decrypted (the Secret masked as `flux build` masks Secrets, the ConfigMap in clear).
+    assert!(
+        out.stdout.contains("username: '**SOPS**'"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("    multi\n    line\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("ENC[AES256_GCM"), "{}", out.stdout);
+    // Without a key, as `flux build`: the documents as they are in Git.
+    let out = sluice_offline(&["build", "cluster", entry.to_str().unwrap()], &[]).expect(0);
+    assert!(
+        out.stdout.contains("config.yaml: ENC[AES256_GCM,"),
+        "{}",
+        out.stdout
+    );
+    let out = sluice_offline(
+        &[
+            "build",
+            "cluster",
+            entry.to_str().unwrap(),
+            "--pgp-key-file",
+            "/dev/null",
+        ],
+        &[],
+    )
+    .expect(1);
+    assert!(
+        out.stderr.contains("--pgp-key-file /dev/null"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// A chart `dir/name` of one ConfigMap showing `greeting`, `domain` and the release namespace.
 fn write_chart(dir: &std::path::Path, name: &str, version: &str) {
     let files: &[(&str, String)] = &[

@@ -25,30 +25,51 @@ pub struct ClusterArgs {
     /// NAME.helmrelease.yaml), instead of printing.
     #[arg(long = "output-dir", value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// The SOPS keys of Kustomizations with `decryption`, as a decryption Secret holds them.
+#[derive(Clone, Debug, Default, Args)]
+pub struct KeyArgs {
     /// age identities for Kustomizations with `decryption` (as `age-keygen` writes them).
     #[arg(long = "age-key-file", value_name = "PATH")]
     pub age_key_file: Option<PathBuf>,
+    /// PGP secret keys for Kustomizations with `decryption` (as `gpg --export-secret-keys
+    /// --armor` writes them, without a passphrase).
+    #[arg(long = "pgp-key-file", value_name = "PATH")]
+    pub pgp_key_file: Option<PathBuf>,
 }
 
-fn identities(age_key_file: &Option<PathBuf>) -> Result<Option<Arc<sluice_sops::Identities>>> {
-    Ok(match age_key_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| UserError::new(format!("--age-key-file {}: {e}", path.display())))?;
-            let ids = sluice_sops::Identities::parse(&text)
-                .map_err(|e| UserError::new(format!("--age-key-file {}: {e}", path.display())))?;
-            Some(Arc::new(ids))
+fn identities(keys: &KeyArgs) -> Result<Option<Arc<sluice_sops::Identities>>> {
+    if keys.age_key_file.is_none() && keys.pgp_key_file.is_none() {
+        return Ok(None);
+    }
+    let mut ids = sluice_sops::Identities::new();
+    for (flag, path, pgp) in [
+        ("--age-key-file", &keys.age_key_file, false),
+        ("--pgp-key-file", &keys.pgp_key_file, true),
+    ] {
+        let Some(path) = path else { continue };
+        let failed = |e: &dyn std::fmt::Display| {
+            UserError::new(format!("{flag} {}: {e}", path.display()))
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| failed(&e))?;
+        if pgp {
+            ids.import_pgp(&text).map_err(|e| failed(&e))?;
+        } else {
+            ids.import(&text).map_err(|e| failed(&e))?;
         }
-        None => None,
-    })
+    }
+    Ok(Some(Arc::new(ids)))
 }
 
 /// The cluster build of the entry point `dir`, off the async runtime.
 async fn build(
     dir: PathBuf,
-    age_key_file: &Option<PathBuf>,
+    keys: &KeyArgs,
 ) -> Result<sluice_render::cluster::ClusterBuild> {
-    let identities = identities(age_key_file)?;
+    let identities = identities(keys)?;
     let opts = sluice_render::RenderOptions {
         remote_loader: Some(Arc::new(
             sluice_git::GitRemoteLoader::from_env().with_auth(sluice_git::remote::user_ssh_auth()),
@@ -65,7 +86,7 @@ async fn build(
 
 /// Runs `sluice build cluster`.
 pub async fn run(_g: &GlobalArgs, args: ClusterArgs) -> Result<Outcome> {
-    let build = build(args.dir.clone(), &args.age_key_file).await?;
+    let build = build(args.dir.clone(), &args.keys).await?;
 
     let log = Log::default();
     let color = Color::stderr();
@@ -181,9 +202,8 @@ pub struct DiffClusterArgs {
     /// The Git ref to compare with (a branch, tag or commit; read with `git archive`).
     #[arg(long, value_name = "REF")]
     pub against: String,
-    /// age identities for Kustomizations with `decryption`.
-    #[arg(long = "age-key-file", value_name = "PATH")]
-    pub age_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 }
 
 /// `KIND namespace/name` of a rendered object.
@@ -277,8 +297,8 @@ pub async fn run_diff(_g: &GlobalArgs, args: DiffClusterArgs) -> Result<Outcome>
         .into());
     }
     std::fs::create_dir_all(then.path().join(".git"))?;
-    let before = build(then.path().join(&rel), &args.age_key_file).await?;
-    let after = build(entry.clone(), &args.age_key_file).await?;
+    let before = build(then.path().join(&rel), &args.keys).await?;
+    let after = build(entry.clone(), &args.keys).await?;
     let (before, after) = (by_object(&before).await?, by_object(&after).await?);
     let color = Color::stdout();
     let mut differ = false;
