@@ -19,7 +19,6 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use sluice_api::{Alert, Kustomization, Provider};
 use sluice_notify::dispatch::Dispatcher;
-use sluice_testsupport::TestNamespace;
 
 /// One request a sink received.
 #[derive(Clone, Debug)]
@@ -53,10 +52,7 @@ impl Sink {
                 async move { this.answer(method, uri, headers, body) }
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        addr
+        crate::serve(app).await
     }
 
     fn answer(
@@ -182,11 +178,7 @@ const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
 #[tokio::test]
 async fn alerts_send_each_providers_payload_once_and_report_failures_without_secrets() {
-    let client = sluice_testsupport::client().await;
-    for crd in sluice_api::crds() {
-        sluice_testsupport::apply_crd(&client, &crd, "sluice-notify-tests").await;
-    }
-    let ns = TestNamespace::create(&client, "alerts").await;
+    let (client, ns) = crate::namespace("alerts").await;
     let n = ns.name().to_owned();
     let sink = Sink::default();
     let addr = sink.start().await;

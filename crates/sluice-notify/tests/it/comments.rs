@@ -13,7 +13,6 @@ use kube::Api;
 use serde_json::{Value, json};
 use sluice_api::{Alert, Kustomization, Provider};
 use sluice_notify::dispatch::Dispatcher;
-use sluice_testsupport::TestNamespace;
 
 use crate::alerts::create;
 
@@ -34,10 +33,7 @@ impl Forge {
                 async move { this.answer(method, uri, headers, body) }
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        addr
+        crate::serve(app).await
     }
 
     fn answer(
@@ -127,13 +123,51 @@ impl Forge {
     }
 }
 
+/// The notification controller of namespace `ns`, and a Recorder that hands it events in
+/// process (as sluice's controllers do); send on the sender to stop it.
+async fn notifier(
+    client: &kube::Client,
+    ns: &str,
+) -> (
+    sluice_runtime::Recorder,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let opts = sluice_notify::Options {
+        namespace: Some(ns.to_string()),
+        ..Default::default()
+    };
+    let (dispatcher, queue) = Dispatcher::new(opts.rate_limit_interval);
+    let serve = sluice_notify::Serve {
+        receiver: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        events: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        dispatcher: dispatcher.clone(),
+        queue,
+    };
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sluice_notify::run_until(
+        client.clone(),
+        opts,
+        serve,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let recorder = sluice_runtime::Recorder::new(
+        client.clone(),
+        "kustomize-controller",
+        &sluice_runtime::EventSettings {
+            events_addr: None,
+            instance: "sluice-0".into(),
+            sink: Some(dispatcher.sink()),
+        },
+    );
+    (recorder, stop, task)
+}
+
 #[tokio::test]
 async fn a_pull_request_gets_one_comment_per_object_edited_as_events_come() {
-    let client = sluice_testsupport::client().await;
-    for crd in sluice_api::crds() {
-        sluice_testsupport::apply_crd(&client, &crd, "sluice-notify-tests").await;
-    }
-    let ns = TestNamespace::create(&client, "pr-comments").await;
+    let (client, ns) = crate::namespace("pr-comments").await;
     let n = ns.name().to_owned();
     let forge = Forge::default();
     let addr = forge.start().await;
@@ -181,35 +215,7 @@ async fn a_pull_request_gets_one_comment_per_object_edited_as_events_come() {
         .unwrap()
         .push(json!({"id": 1, "user": {"login": "alice"}, "body": format!("see {marker}")}));
 
-    let opts = sluice_notify::Options {
-        namespace: Some(n.clone()),
-        ..Default::default()
-    };
-    let (dispatcher, queue) = Dispatcher::new(opts.rate_limit_interval);
-    let serve = sluice_notify::Serve {
-        receiver: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        events: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        dispatcher: dispatcher.clone(),
-        queue,
-    };
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(sluice_notify::run_until(
-        client.clone(),
-        opts,
-        serve,
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let recorder = sluice_runtime::Recorder::new(
-        client.clone(),
-        "kustomize-controller",
-        &sluice_runtime::EventSettings {
-            events_addr: None,
-            instance: "sluice-0".into(),
-            sink: Some(dispatcher.sink()),
-        },
-    );
+    let (recorder, stop, task) = notifier(&client, &n).await;
     let rev = "pr-7@sha1:0123456789abcdef0123456789abcdef01234567";
 
     // The object without a pull request first: nothing reaches the forge for it.
@@ -332,19 +338,12 @@ async fn github_enterprise() -> (
             }
         },
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (addr, calls)
+    (crate::serve(app).await, calls)
 }
 
 #[tokio::test]
 async fn a_github_app_comments_as_its_bot_with_an_installation_token() {
-    let client = sluice_testsupport::client().await;
-    for crd in sluice_api::crds() {
-        sluice_testsupport::apply_crd(&client, &crd, "sluice-notify-tests").await;
-    }
-    let ns = TestNamespace::create(&client, "pr-app").await;
+    let (client, ns) = crate::namespace("pr-app").await;
     let n = ns.name().to_owned();
     let (addr, calls) = github_enterprise().await;
     let key = std::fs::read_to_string(concat!(
@@ -376,35 +375,7 @@ async fn a_github_app_comments_as_its_bot_with_an_installation_token() {
         "spec": {"interval": "1h", "prune": true, "sourceRef": {"kind": "GitRepository", "name": "repo"}}})).await;
     let preview = kss.get("app-pr-7").await.unwrap();
 
-    let opts = sluice_notify::Options {
-        namespace: Some(n.clone()),
-        ..Default::default()
-    };
-    let (dispatcher, queue) = Dispatcher::new(opts.rate_limit_interval);
-    let serve = sluice_notify::Serve {
-        receiver: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        events: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        dispatcher: dispatcher.clone(),
-        queue,
-    };
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(sluice_notify::run_until(
-        client.clone(),
-        opts,
-        serve,
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let recorder = sluice_runtime::Recorder::new(
-        client.clone(),
-        "kustomize-controller",
-        &sluice_runtime::EventSettings {
-            events_addr: None,
-            instance: "sluice-0".into(),
-            sink: Some(dispatcher.sink()),
-        },
-    );
+    let (recorder, stop, task) = notifier(&client, &n).await;
     recorder
         .publish(
             &preview,

@@ -50,6 +50,24 @@ async fn post(
         .unwrap_or_else(|| panic!("no status in {text:?}"))
 }
 
+/// Serves `app` on a local port.
+async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// A client with Flux's CRDs applied, and a namespace of its own.
+async fn namespace(prefix: &str) -> (kube::Client, TestNamespace) {
+    let client = sluice_testsupport::client().await;
+    for crd in sluice_api::crds() {
+        sluice_testsupport::apply_crd(&client, &crd, "sluice-notify-tests").await;
+    }
+    let ns = TestNamespace::create(&client, prefix).await;
+    (client, ns)
+}
+
 fn requested_at(obj: &impl kube::Resource) -> Option<String> {
     meta::reconcile_request(obj.meta().annotations.as_ref()).map(str::to_owned)
 }
@@ -83,11 +101,7 @@ async fn apply(client: &kube::Client, ns: &str, obj: Value) {
 
 #[tokio::test]
 async fn signed_payloads_request_reconciles_and_bad_ones_change_nothing() {
-    let client = sluice_testsupport::client().await;
-    for crd in sluice_api::crds() {
-        sluice_testsupport::apply_crd(&client, &crd, "sluice-notify-tests").await;
-    }
-    let ns = TestNamespace::create(&client, "receiver").await;
+    let (client, ns) = namespace("receiver").await;
     let n = ns.name().to_owned();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &n);
     let secret: Secret = serde_json::from_value(json!({
