@@ -18,7 +18,6 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use sluice_api::{Alert, Kustomization, Provider};
-use sluice_notify::dispatch::Dispatcher;
 
 /// One request a sink received.
 #[derive(Clone, Debug)]
@@ -460,39 +459,9 @@ async fn alerts_send_each_providers_payload_once_and_report_failures_without_sec
     let web = kss.get("web").await.unwrap();
     let db = kss.get("db").await.unwrap();
 
-    let opts = sluice_notify::Options {
-        namespace: Some(n.clone()),
-        ..Default::default()
-    };
-    let (dispatcher, queue) = Dispatcher::new(opts.rate_limit_interval);
-    let events_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let events_addr = events_listener.local_addr().unwrap();
-    let serve = sluice_notify::Serve {
-        receiver: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        events: events_listener,
-        dispatcher: dispatcher.clone(),
-        queue,
-    };
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(sluice_notify::run_until(
-        client.clone(),
-        opts,
-        serve,
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
     // sluice's controllers publish through the runtime's Recorder, which hands the dispatcher
     // each event in process (and writes the Kubernetes Event).
-    let recorder = sluice_runtime::Recorder::new(
-        client.clone(),
-        "kustomize-controller",
-        &sluice_runtime::EventSettings {
-            events_addr: None,
-            instance: "sluice-0".into(),
-            sink: Some(dispatcher.sink()),
-        },
-    );
+    let (recorder, events_addr, stop, task) = crate::notifier(&client, &n).await;
     let publish = |ks: &Kustomization, severity: &'static str, reason: &str, message: &str| {
         let event = match severity {
             "error" => sluice_runtime::Event::warning(reason.to_string(), message),

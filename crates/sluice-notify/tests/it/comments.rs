@@ -12,7 +12,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use serde_json::{Value, json};
 use sluice_api::{Alert, Kustomization, Provider};
-use sluice_notify::dispatch::Dispatcher;
 
 use crate::alerts::create;
 
@@ -123,48 +122,6 @@ impl Forge {
     }
 }
 
-/// The notification controller of namespace `ns`, and a Recorder that hands it events in
-/// process (as sluice's controllers do); send on the sender to stop it.
-async fn notifier(
-    client: &kube::Client,
-    ns: &str,
-) -> (
-    sluice_runtime::Recorder,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    let opts = sluice_notify::Options {
-        namespace: Some(ns.to_string()),
-        ..Default::default()
-    };
-    let (dispatcher, queue) = Dispatcher::new(opts.rate_limit_interval);
-    let serve = sluice_notify::Serve {
-        receiver: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        events: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        dispatcher: dispatcher.clone(),
-        queue,
-    };
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(sluice_notify::run_until(
-        client.clone(),
-        opts,
-        serve,
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let recorder = sluice_runtime::Recorder::new(
-        client.clone(),
-        "kustomize-controller",
-        &sluice_runtime::EventSettings {
-            events_addr: None,
-            instance: "sluice-0".into(),
-            sink: Some(dispatcher.sink()),
-        },
-    );
-    (recorder, stop, task)
-}
-
 #[tokio::test]
 async fn a_pull_request_gets_one_comment_per_object_edited_as_events_come() {
     let (client, ns) = crate::namespace("pr-comments").await;
@@ -215,7 +172,7 @@ async fn a_pull_request_gets_one_comment_per_object_edited_as_events_come() {
         .unwrap()
         .push(json!({"id": 1, "user": {"login": "alice"}, "body": format!("see {marker}")}));
 
-    let (recorder, stop, task) = notifier(&client, &n).await;
+    let (recorder, _, stop, task) = crate::notifier(&client, &n).await;
     let rev = "pr-7@sha1:0123456789abcdef0123456789abcdef01234567";
 
     // The object without a pull request first: nothing reaches the forge for it.
@@ -375,7 +332,7 @@ async fn a_github_app_comments_as_its_bot_with_an_installation_token() {
         "spec": {"interval": "1h", "prune": true, "sourceRef": {"kind": "GitRepository", "name": "repo"}}})).await;
     let preview = kss.get("app-pr-7").await.unwrap();
 
-    let (recorder, stop, task) = notifier(&client, &n).await;
+    let (recorder, _, stop, task) = crate::notifier(&client, &n).await;
     recorder
         .publish(
             &preview,

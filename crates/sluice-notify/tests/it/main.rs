@@ -68,6 +68,52 @@ async fn namespace(prefix: &str) -> (kube::Client, TestNamespace) {
     (client, ns)
 }
 
+/// The notification controller of namespace `ns`, a Recorder that hands it events in process
+/// (as sluice's controllers do), and the address of its event endpoint (where Flux's
+/// controllers post); send on the sender to stop it.
+async fn notifier(
+    client: &kube::Client,
+    ns: &str,
+) -> (
+    sluice_runtime::Recorder,
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let opts = sluice_notify::Options {
+        namespace: Some(ns.to_string()),
+        ..Default::default()
+    };
+    let (dispatcher, queue) = sluice_notify::dispatch::Dispatcher::new(opts.rate_limit_interval);
+    let events = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let events_addr = events.local_addr().unwrap();
+    let serve = sluice_notify::Serve {
+        receiver: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        events,
+        dispatcher: dispatcher.clone(),
+        queue,
+    };
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sluice_notify::run_until(
+        client.clone(),
+        opts,
+        serve,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let recorder = sluice_runtime::Recorder::new(
+        client.clone(),
+        "kustomize-controller",
+        &sluice_runtime::EventSettings {
+            events_addr: None,
+            instance: "sluice-0".into(),
+            sink: Some(dispatcher.sink()),
+        },
+    );
+    (recorder, events_addr, stop, task)
+}
+
 fn requested_at(obj: &impl kube::Resource) -> Option<String> {
     meta::reconcile_request(obj.meta().annotations.as_ref()).map(str::to_owned)
 }
