@@ -178,14 +178,15 @@ impl App {
     ) -> Result<AppToken, String> {
         let jwt = self.jwt(now)?;
         let call = |method: reqwest::Method, path: String| {
-            client
-                .request(method, format!("{}{path}", self.api))
+            let req = client
+                .request(method.clone(), format!("{}{path}", self.api))
                 .bearer_auth(&jwt)
                 .header("Accept", "application/vnd.github.v3+json")
-                .header("X-GitHub-Api-Version", "2022-11-28")
+                .header("X-GitHub-Api-Version", "2022-11-28");
+            send(method, req)
         };
         let slug = if slug {
-            let app = send(call(reqwest::Method::GET, "app".into()))
+            let app = call(reqwest::Method::GET, "app".into())
                 .await
                 .map_err(|e| format!("failed to get app information: {e}"))?;
             app.get("slug").and_then(Value::as_str).map(str::to_string)
@@ -196,19 +197,12 @@ impl App {
             self.installation_id
         } else {
             let owner = &self.installation_owner;
-            let org = send(call(
-                reqwest::Method::GET,
-                format!("orgs/{owner}/installation"),
-            ))
-            .await;
+            let org = call(reqwest::Method::GET, format!("orgs/{owner}/installation")).await;
             match org {
                 Ok(v) => installation_id(&v)?,
                 Err(org_err) => {
-                    let user = send(call(
-                        reqwest::Method::GET,
-                        format!("users/{owner}/installation"),
-                    ))
-                    .await;
+                    let user =
+                        call(reqwest::Method::GET, format!("users/{owner}/installation")).await;
                     match user {
                         Ok(v) => installation_id(&v)?,
                         Err(user_err) => {
@@ -221,10 +215,10 @@ impl App {
                 }
             }
         };
-        let v = send(call(
+        let v = call(
             reqwest::Method::POST,
             format!("app/installations/{id}/access_tokens"),
-        ))
+        )
         .await?;
         let token = v
             .get("token")
@@ -255,12 +249,7 @@ fn installation_id(v: &Value) -> Result<i64, String> {
 
 /// Sends `req`; the JSON of a 2xx answer, else an error with the status and GitHub's message
 /// (go-github's wording: `METHOD URL: STATUS MESSAGE`).
-async fn send(req: reqwest::RequestBuilder) -> Result<Value, String> {
-    let method = req
-        .try_clone()
-        .and_then(|r| r.build().ok())
-        .map(|r| r.method().to_string())
-        .unwrap_or_default();
+async fn send(method: reqwest::Method, req: reqwest::RequestBuilder) -> Result<Value, String> {
     let resp = req.send().await.map_err(|e| {
         format!(
             "request failed: {}",
