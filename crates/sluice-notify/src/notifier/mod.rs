@@ -12,8 +12,8 @@
 //! - [`ops`]: incident and observability tools: `grafana` annotations, `opsgenie`,
 //!   `pagerduty` (events and change events), `incident.io` and `datadog` events;
 //! - [`commit`]: commit statuses on `github`, `gitea` (and Forgejo), `gitlab`, `bitbucket`,
-//!   `bitbucketserver` and `azuredevops`, with Flux's duplicate check (a status already there is not
-//!   posted again), and GitHub's repository dispatch (`githubdispatch`);
+//!   `bitbucketserver` and `azuredevops`, with Flux's duplicate check (a status already
+//!   there is not posted again), and GitHub's repository dispatch (`githubdispatch`);
 //! - [`review`]: one comment per object on a pull or merge request
 //!   (`githubpullrequestcomment`, `giteapullrequestcomment`, `gitlabmergerequestcomment`),
 //!   edited as new events come.
