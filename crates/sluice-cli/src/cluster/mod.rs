@@ -51,9 +51,8 @@ fn identities(keys: &KeyArgs) -> Result<Option<Arc<sluice_sops::Identities>>> {
         ("--pgp-key-file", &keys.pgp_key_file, true),
     ] {
         let Some(path) = path else { continue };
-        let failed = |e: &dyn std::fmt::Display| {
-            UserError::new(format!("{flag} {}: {e}", path.display()))
-        };
+        let failed =
+            |e: &dyn std::fmt::Display| UserError::new(format!("{flag} {}: {e}", path.display()));
         let text = std::fs::read_to_string(path).map_err(|e| failed(&e))?;
         if pgp {
             ids.import_pgp(&text).map_err(|e| failed(&e))?;
@@ -65,10 +64,7 @@ fn identities(keys: &KeyArgs) -> Result<Option<Arc<sluice_sops::Identities>>> {
 }
 
 /// The cluster build of the entry point `dir`, off the async runtime.
-async fn build(
-    dir: PathBuf,
-    keys: &KeyArgs,
-) -> Result<sluice_render::cluster::ClusterBuild> {
+async fn build(dir: PathBuf, keys: &KeyArgs) -> Result<sluice_render::cluster::ClusterBuild> {
     let identities = identities(keys)?;
     let opts = sluice_render::RenderOptions {
         remote_loader: Some(Arc::new(
