@@ -82,11 +82,20 @@ impl Identities {
     /// imports them without one either). Returns how many were added.
     pub fn import_pgp(&mut self, text: &str) -> Result<usize, KeyError> {
         use pgp::composed::{Deserializable, SignedSecretKey};
-        let (keys, _) = SignedSecretKey::from_string_many(text)
-            .map_err(|e| KeyError(format!("not an armored PGP secret key: {e}")))?;
+        // The parser's own errors are not passed on: they may quote what they could not read,
+        // and this is key material.
+        let (keys, _) = SignedSecretKey::from_string_many(text).map_err(|_| {
+            KeyError(
+                "not an armored PGP secret key (as `gpg --export-secret-keys --armor` writes \
+                 one)"
+                    .to_string(),
+            )
+        })?;
         let mut added = Vec::new();
-        for key in keys {
-            let key = key.map_err(|e| KeyError(format!("not a PGP secret key: {e}")))?;
+        for (i, key) in keys.enumerate() {
+            let key = key.map_err(|_| {
+                KeyError(format!("key {}: not a PGP secret key this can read", i + 1))
+            })?;
             added.push(key);
         }
         if added.is_empty() {

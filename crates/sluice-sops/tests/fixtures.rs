@@ -415,7 +415,13 @@ fn a_pgp_document_without_its_key_names_fingerprints() {
 #[test]
 fn pgp_key_files_are_checked() {
     let mut ids = Identities::new();
-    assert!(ids.import_pgp("not a key").is_err());
+    let err = ids.import_pgp("not a key").unwrap_err().to_string();
+    assert!(err.starts_with("not an armored PGP secret key"), "{err}");
+    // A damaged key: the error quotes none of it.
+    let key = read("test-rsa.asc");
+    let damaged = key.replacen("\n", "\nZZZZ", 6);
+    let err = ids.import_pgp(&damaged).unwrap_err().to_string();
+    assert!(!err.contains("ZZZZ") && err.len() < 120, "{err}");
     // A public key is not a secret key.
     let public = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ0AAABYJKwYBBAHaRw8BAQdA\n-----END PGP PUBLIC KEY BLOCK-----\n";
     assert!(ids.import_pgp(public).is_err());
