@@ -177,38 +177,40 @@ pub(crate) fn data_key(meta: &Value, ids: &Identities) -> Result<[u8; 32], Cause
     if ids.is_empty() {
         return Err(Cause::NoIdentities);
     }
+    // Each method's entries: what names its recipient, how that is shown, and how its data
+    // key is decrypted (when there is a key of that kind at all).
+    type Decrypt = fn(&str, &Identities) -> Result<Option<[u8; 32]>, String>;
+    let methods: [(&str, _, &str, bool, Decrypt); 2] = [
+        (
+            "age",
+            age_entries,
+            "recipient",
+            ids.keys.is_empty(),
+            decrypt_with,
+        ),
+        ("pgp", pgp_entries, "fp", ids.pgp.is_empty(), decrypt_pgp),
+    ];
     let mut recipients = Vec::new();
     let mut other_error = None;
-    for e in age_entries.into_iter().flatten() {
-        let recipient = e.get("recipient").and_then(Value::as_str).unwrap_or("?");
-        recipients.push(recipient.to_string());
-        let Some(enc) = e.get("enc").and_then(Value::as_str) else {
-            other_error = Some(format!("age entry for {recipient} has no 'enc'"));
-            continue;
-        };
-        if ids.keys.is_empty() {
-            continue;
-        }
-        match decrypt_with(enc, ids) {
-            Ok(Some(key)) => return Ok(key),
-            Ok(None) => {}
-            Err(m) => other_error = Some(format!("entry for {recipient}: {m}")),
-        }
-    }
-    for e in pgp_entries.into_iter().flatten() {
-        let fp = e.get("fp").and_then(Value::as_str).unwrap_or("?");
-        recipients.push(format!("PGP key {fp}"));
-        let Some(enc) = e.get("enc").and_then(Value::as_str) else {
-            other_error = Some(format!("pgp entry for {fp} has no 'enc'"));
-            continue;
-        };
-        if ids.pgp.is_empty() {
-            continue;
-        }
-        match decrypt_pgp(enc, ids) {
-            Ok(Some(key)) => return Ok(key),
-            Ok(None) => {}
-            Err(m) => other_error = Some(format!("pgp entry for {fp}: {m}")),
+    for (method, entries, id_field, no_keys, decrypt) in methods {
+        for e in entries.into_iter().flatten() {
+            let id = e.get(id_field).and_then(Value::as_str).unwrap_or("?");
+            recipients.push(match method {
+                "pgp" => format!("PGP key {id}"),
+                _ => id.to_string(),
+            });
+            let Some(enc) = e.get("enc").and_then(Value::as_str) else {
+                other_error = Some(format!("{method} entry for {id} has no 'enc'"));
+                continue;
+            };
+            if no_keys {
+                continue;
+            }
+            match decrypt(enc, ids) {
+                Ok(Some(key)) => return Ok(key),
+                Ok(None) => {}
+                Err(m) => other_error = Some(format!("{method} entry for {id}: {m}")),
+            }
         }
     }
     Err(match other_error {

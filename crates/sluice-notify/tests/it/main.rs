@@ -68,27 +68,25 @@ async fn namespace(prefix: &str) -> (kube::Client, TestNamespace) {
     (client, ns)
 }
 
-/// The notification controller of namespace `ns`, a Recorder that hands it events in process
-/// (as sluice's controllers do), and the address of its event endpoint (where Flux's
-/// controllers post); send on the sender to stop it.
-async fn notifier(
-    client: &kube::Client,
-    ns: &str,
-) -> (
-    sluice_runtime::Recorder,
-    std::net::SocketAddr,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
-    let opts = sluice_notify::Options {
-        namespace: Some(ns.to_string()),
-        ..Default::default()
-    };
+/// A running notification controller: its dispatcher, the addresses of its event endpoint
+/// (where Flux's controllers post) and its receiver endpoint; send on `stop` to stop it.
+struct Running {
+    dispatcher: sluice_notify::dispatch::Dispatcher,
+    events: std::net::SocketAddr,
+    receiver: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Runs the notification controller with `opts`.
+async fn run(client: &kube::Client, opts: sluice_notify::Options) -> Running {
     let (dispatcher, queue) = sluice_notify::dispatch::Dispatcher::new(opts.rate_limit_interval);
     let events = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let events_addr = events.local_addr().unwrap();
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (events_addr, receiver_addr) =
+        (events.local_addr().unwrap(), receiver.local_addr().unwrap());
     let serve = sluice_notify::Serve {
-        receiver: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        receiver,
         events,
         dispatcher: dispatcher.clone(),
         queue,
@@ -102,16 +100,42 @@ async fn notifier(
             let _ = stop_rx.await;
         },
     ));
+    Running {
+        dispatcher,
+        events: events_addr,
+        receiver: receiver_addr,
+        stop,
+        task,
+    }
+}
+
+/// The notification controller of namespace `ns`, a Recorder that hands it events in process
+/// (as sluice's controllers do), and the address of its event endpoint; send on the sender to
+/// stop it.
+async fn notifier(
+    client: &kube::Client,
+    ns: &str,
+) -> (
+    sluice_runtime::Recorder,
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let opts = sluice_notify::Options {
+        namespace: Some(ns.to_string()),
+        ..Default::default()
+    };
+    let r = run(client, opts).await;
     let recorder = sluice_runtime::Recorder::new(
         client.clone(),
         "kustomize-controller",
         &sluice_runtime::EventSettings {
             events_addr: None,
             instance: "sluice-0".into(),
-            sink: Some(dispatcher.sink()),
+            sink: Some(r.dispatcher.sink()),
         },
     );
-    (recorder, events_addr, stop, task)
+    (recorder, r.events, r.stop, r.task)
 }
 
 fn requested_at(obj: &impl kube::Resource) -> Option<String> {
@@ -225,29 +249,16 @@ async fn signed_payloads_request_reconciles_and_bad_ones_change_nothing() {
     }))
     .await;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let opts = sluice_notify::Options {
-        namespace: Some(n.clone()),
-        requests_per_second: 2,
-        ..Default::default()
-    };
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (dispatcher, queue) = sluice_notify::dispatch::Dispatcher::new(opts.rate_limit_interval);
-    let serve = sluice_notify::Serve {
-        receiver: listener,
-        events: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        dispatcher,
-        queue,
-    };
-    let task = tokio::spawn(sluice_notify::run_until(
-        client.clone(),
-        opts,
-        serve,
-        async move {
-            let _ = stop_rx.await;
+    let running = run(
+        &client,
+        sluice_notify::Options {
+            namespace: Some(n.clone()),
+            requests_per_second: 2,
+            ..Default::default()
         },
-    ));
+    )
+    .await;
+    let (addr, stop, task) = (running.receiver, running.stop, running.task);
 
     let receivers: Api<Receiver> = Api::namespaced(client.clone(), &n);
     let gitea = wait_for(&receivers, "gitea", Duration::from_secs(30), |r| {
