@@ -117,7 +117,7 @@ impl App {
             installation_owner,
             installation_id,
             key: std::sync::Arc::new(key),
-            key_digest: hex(digest.as_ref()),
+            key_digest: base64::engine::general_purpose::STANDARD.encode(digest.as_ref()),
             api,
         })
     }
@@ -302,10 +302,6 @@ fn parse_key(pem: &[u8]) -> Result<RsaKeyPair, String> {
         return key.map_err(|e| format!("not an RSA private key this can sign with: {e}"));
     }
     Err("invalid key: key must be a PEM encoded PKCS1 or PKCS8 key".into())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
