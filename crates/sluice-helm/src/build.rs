@@ -10,9 +10,10 @@
 //!   [`version_metadata`] for what Flux puts there);
 //! * a chart directory's missing dependencies added: local ones
 //!   (`file://…` or no repository) loaded from the artifact, remote ones
-//!   through [`RemoteDependencies`] when the caller gives one; without it a
-//!   dependency that needs a repository and is not vendored under `charts/`
-//!   is an error naming it.
+//!   through [`RemoteDependencies`], which the caller gives (the source
+//!   controller and `sluice build cluster` fetch them from their chart
+//!   repositories); without it a dependency that needs a repository and is
+//!   not vendored under `charts/` is an error naming it.
 //!
 //! Errors carry Flux's reasons and read as Flux's (`values files merge
 //! error: no values file found at path '/x.yaml' (reference 'x.yaml')`).
@@ -214,6 +215,14 @@ fn set_build_metadata(version: &str, metadata: &str) -> Result<String, BuildErro
     }
     v.metadata = metadata.to_string();
     Ok(v.to_string())
+}
+
+/// Flux's `requiresPackaging` of a local build: the chart is a directory,
+/// or the version takes build metadata, or values files are merged (a
+/// chart reused from the cache is reported as packaged by the same rule).
+pub fn local_needs_packaging(root: &Path, chart_path: &str, opts: &BuildOptions<'_>) -> bool {
+    let is_dir = crate::chart::secure_path(root, chart_path).is_ok_and(|(abs, _)| abs.is_dir());
+    is_dir || !opts.version_metadata.is_empty() || !opts.effective_values_files().is_empty()
 }
 
 /// The name and version a local build will produce, without building:
@@ -437,34 +446,11 @@ fn add_missing_dependencies(
     chart: &mut Chart,
     opts: &BuildOptions<'_>,
 ) -> Result<usize, BuildError> {
-    let reqs: Vec<Dependency> = match &chart.lock {
-        Some(lock) => lock
-            .dependencies
-            .iter()
-            .flatten()
-            .flatten()
-            .cloned()
-            .collect(),
-        None => chart.metadata.deps().cloned().collect(),
-    };
-    if chart.dependencies.len() == reqs.len() {
-        return Ok(0);
-    }
-    let mut missing: Vec<Dependency> = Vec::new();
-    for dep in reqs {
-        let name = dep.effective_name().to_string();
-        if chart.dependencies.iter().any(|c| c.metadata.name == name) {
-            continue;
-        }
-        // Keyed by name or alias: the last of a repeated one counts.
-        missing.retain(|d| d.effective_name() != name);
-        missing.push(dep);
-    }
-    missing.sort_by(|a, b| a.effective_name().cmp(b.effective_name()));
+    let missing = missing_dependencies(chart);
     let count = missing.len();
     for dep in missing {
         let name = dep.effective_name().to_string();
-        let mut sub = if dep.repository.is_empty() || dep.repository.starts_with("file://") {
+        let mut sub = if is_local_dependency(&dep) {
             add_local(root, chart_path, &dep, &opts.limits).map_err(|e| {
                 BuildError::new(
                     BuildReason::DependencyBuild,
@@ -480,7 +466,7 @@ fn add_missing_dependencies(
             };
             let Some(fetcher) = opts.remote else {
                 return Err(remote(format!(
-                    "no chart repository for URL '{}' (dependency '{}' is not vendored in charts/, and sluice packages only local and vendored dependencies)",
+                    "no chart repository for URL '{}' (dependency '{}' is not vendored in charts/)",
                     dep.repository, dep.name
                 )));
             };
@@ -498,6 +484,67 @@ fn add_missing_dependencies(
         chart.dependencies.push(sub);
     }
     Ok(count)
+}
+
+/// Flux's `collectMissing`: the dependencies `Chart.lock` (else
+/// `Chart.yaml`) lists that are not among the chart's loaded subcharts,
+/// by name or alias (the last of a repeated one counts), sorted.
+fn missing_dependencies(chart: &Chart) -> Vec<Dependency> {
+    let reqs: Vec<Dependency> = match &chart.lock {
+        Some(lock) => lock
+            .dependencies
+            .iter()
+            .flatten()
+            .flatten()
+            .cloned()
+            .collect(),
+        None => chart.metadata.deps().cloned().collect(),
+    };
+    if chart.dependencies.len() == reqs.len() {
+        return Vec::new();
+    }
+    let mut missing: Vec<Dependency> = Vec::new();
+    for dep in reqs {
+        let name = dep.effective_name().to_string();
+        if chart.dependencies.iter().any(|c| c.metadata.name == name) {
+            continue;
+        }
+        missing.retain(|d| d.effective_name() != name);
+        missing.push(dep);
+    }
+    missing.sort_by(|a, b| a.effective_name().cmp(b.effective_name()));
+    missing
+}
+
+/// Whether a dependency is in the source itself (`file://` or no
+/// repository) rather than in a chart repository.
+pub fn is_local_dependency(dep: &Dependency) -> bool {
+    dep.repository.is_empty() || dep.repository.starts_with("file://")
+}
+
+/// The dependencies [`build_local`] will ask [`RemoteDependencies`] for:
+/// those of the chart directory at `chart_path` that are neither vendored
+/// under its `charts/` nor local. Empty for a packaged chart, which is not
+/// given dependencies. For callers that fetch them ahead of the build.
+pub fn remote_dependencies(
+    root: &Path,
+    chart_path: &str,
+    limits: &Limits,
+) -> Result<Vec<Dependency>, BuildError> {
+    let (abs, shown) = crate::chart::secure_path(root, chart_path)
+        .map_err(|e| BuildError::new(BuildReason::ChartReference, e))?;
+    if !abs.is_dir() {
+        return Ok(Vec::new());
+    }
+    let chart = crate::chart::load_in(root, chart_path, limits).map_err(|e| {
+        BuildError::new(
+            BuildReason::ChartPackage,
+            format!("failed to load chart from {shown}: {e}"),
+        )
+    })?;
+    let mut missing = missing_dependencies(&chart);
+    missing.retain(|d| !is_local_dependency(d));
+    Ok(missing)
 }
 
 /// A `file://` (or repository-less) dependency, loaded from the artifact.

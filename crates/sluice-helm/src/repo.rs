@@ -620,6 +620,40 @@ pub fn sends_credentials(repository_url: &str, chart_url: &str, pass_credentials
     pass_credentials || host_of(repository_url) == host_of(chart_url)
 }
 
+/// Flux's `NormalizeURL` of a chart repository URL, the key a dependency's
+/// `repository` and a HelmRepository's `spec.url` are matched by: an
+/// `oci://` URL without trailing slashes, any other with exactly one (before
+/// a query or fragment). Empty stays empty.
+pub fn normalize_url(url: &str) -> String {
+    if url.is_empty() {
+        return String::new();
+    }
+    let cut = url.find(['?', '#']).unwrap_or(url.len());
+    let (path, rest) = url.split_at(cut);
+    let path = path.trim_end_matches('/');
+    if url.starts_with("oci://") {
+        format!("{path}{rest}")
+    } else {
+        format!("{path}/{rest}")
+    }
+}
+
+/// Flux's `ValidateDepURL`: the repositories a dependency may be fetched
+/// from (`oci://`, `http://`, `https://`). Helm's repository names
+/// (`@name`, `alias:name`) need Helm's local repository file, which a
+/// controller does not have.
+pub fn validate_dependency_url(url: &str) -> Result<(), String> {
+    if url.starts_with("oci://") || url.starts_with("https://") || url.starts_with("http://") {
+        Ok(())
+    } else if url.starts_with('@') {
+        Err(format!(
+            "aliased repository dependency is not supported: {url}"
+        ))
+    } else {
+        Err(format!("invalid dependency repository URL: {url}"))
+    }
+}
+
 /// The `host[:port]` of a URL, without user info.
 fn host_of(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
@@ -630,6 +664,35 @@ fn host_of(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repository_urls_are_normalized_as_flux_matches_them() {
+        assert_eq!(normalize_url(""), "");
+        assert_eq!(
+            normalize_url("https://charts.example.com/stable"),
+            "https://charts.example.com/stable/"
+        );
+        assert_eq!(
+            normalize_url("https://charts.example.com/stable//"),
+            "https://charts.example.com/stable/"
+        );
+        assert_eq!(normalize_url("http://h:8080"), "http://h:8080/");
+        assert_eq!(normalize_url("https://h/p?x=1"), "https://h/p/?x=1");
+        assert_eq!(
+            normalize_url("oci://ghcr.io/org/charts/"),
+            "oci://ghcr.io/org/charts"
+        );
+        assert!(validate_dependency_url("oci://r/x").is_ok());
+        assert!(validate_dependency_url("https://h/").is_ok());
+        assert_eq!(
+            validate_dependency_url("@stable").unwrap_err(),
+            "aliased repository dependency is not supported: @stable"
+        );
+        assert_eq!(
+            validate_dependency_url("alias:stable").unwrap_err(),
+            "invalid dependency repository URL: alias:stable"
+        );
+    }
 
     const INDEX: &str = r#"apiVersion: v1
 entries:

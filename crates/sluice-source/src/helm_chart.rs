@@ -9,7 +9,9 @@
 //!   registry's tags (`+` written `_`, as `helm push` does), and the chart
 //!   layer pulled;
 //! - a `GitRepository`: the chart directory at `spec.chart` in its
-//!   artifact, packaged as `helm package` does.
+//!   artifact, packaged as `helm package` does, its missing dependencies
+//!   added: local ones from the artifact, the others from their chart
+//!   repositories ([`crate::helm_dependencies`]).
 //!
 //! `valuesFiles` are merged in order into the packaged `values.yaml`; the
 //! version then gets the object's generation as build metadata (and, with
@@ -53,6 +55,10 @@ pub const MAX_CHART_BYTES: u64 = 10 << 20;
 
 /// Registry and repository operations of one chart are bounded by this.
 const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The bound of packaging a chart from Git, which may download dependencies
+/// from several repositories.
+const BUILD_WITH_DEPENDENCIES_TIMEOUT: Duration = Duration::from_secs(300);
 
 source_status!(HelmChartStatus);
 
@@ -213,6 +219,8 @@ enum Origin {
     Tarball {
         artifact_path: PathBuf,
         digest: String,
+        /// For dependencies that name a chart repository.
+        repositories: crate::helm_dependencies::Repositories,
     },
 }
 
@@ -299,6 +307,7 @@ async fn sync(
                 Origin::Tarball {
                     artifact_path: local(ctx, &artifact)?,
                     digest: artifact.digest.clone(),
+                    repositories: crate::helm_dependencies::Repositories::new(ctx.clone(), &ns),
                 },
                 Some(artifact.revision),
             )
@@ -347,8 +356,14 @@ async fn sync(
     let ignore_missing = spec.ignore_missing_values_files();
     let (ns2, name2) = (ns.clone(), name.clone());
     let values2 = values_files.clone();
+    // A chart from Git may download its dependencies, each bounded by its
+    // repository's timeout.
+    let bound = match origin {
+        Origin::Tarball { .. } => BUILD_WITH_DEPENDENCIES_TIMEOUT,
+        _ => TIMEOUT,
+    };
     let built = blocking(
-        TIMEOUT,
+        bound,
         |m| build_failure(BuildReason::ChartPull, m),
         move || {
             build(
@@ -492,6 +507,8 @@ fn build(
         ..Default::default()
     };
     let pull = |m: String| build_failure(BuildReason::ChartPull, m);
+    // Flux's `requiresPackaging` of a chart from a repository.
+    let remote_packaging = !b.values_files.is_empty() || !b.version_metadata.is_empty();
     let built = match origin {
         Origin::Index {
             index_path,
@@ -513,7 +530,12 @@ fn build(
                         format!("failed to get chart version for remote reference: {e}"),
                     )
                 })?;
-            if let Some(same) = reuse(b, &with_metadata(cv.version(), b.version_metadata)) {
+            if let Some(same) = reuse(
+                b,
+                b.chart,
+                &with_metadata(cv.version(), b.version_metadata),
+                remote_packaging,
+            ) {
                 return Ok(same);
             }
             let url = cv.urls.first().ok_or_else(|| {
@@ -558,7 +580,12 @@ fn build(
             })?;
             let tag = oci_tag(&client, &reference, b)?;
             let version = sluice_semver::TagStyle::Helm.tag_to_version(&tag);
-            if let Some(same) = reuse(b, &with_metadata(&version, b.version_metadata)) {
+            if let Some(same) = reuse(
+                b,
+                b.chart,
+                &with_metadata(&version, b.version_metadata),
+                remote_packaging,
+            ) {
                 return Ok(same);
             }
             let pulled = client
@@ -583,7 +610,12 @@ fn build(
         Origin::Tarball {
             artifact_path,
             digest,
+            repositories,
         } => {
+            let options = BuildOptions {
+                remote: Some(&repositories),
+                ..options
+            };
             let work = tempfile::Builder::new()
                 .prefix(".chart-")
                 .tempdir_in(storage.root())
@@ -594,9 +626,10 @@ fn build(
             sluice_git::archive::unpack_file(&artifact_path, &digest, src).map_err(|e| {
                 fetch_failure(flux::FAILED_REASON, format!("artifact untar error: {e:#}"))
             })?;
-            let (_, version) = sluice_helm::build::local_identity(src, b.chart, &options)
+            let (chart_name, version) = sluice_helm::build::local_identity(src, b.chart, &options)
                 .map_err(chart_failure)?;
-            if let Some(same) = reuse(b, &version) {
+            let packaging = sluice_helm::build::local_needs_packaging(src, b.chart, &options);
+            if let Some(same) = reuse(b, &chart_name, &version, packaging) {
                 return Ok(same);
             }
             sluice_helm::build::build_local(src, b.chart, &options).map_err(chart_failure)?
@@ -624,14 +657,15 @@ fn build(
     })
 }
 
-/// The stored chart when it has this version already.
-fn reuse(b: &BuildSpec<'_>, version: &str) -> Option<Built> {
+/// The stored chart when it has this version already; `packaged`: whether
+/// the build would have packaged it (Flux reports a reused chart so).
+fn reuse(b: &BuildSpec<'_>, name: &str, version: &str, packaged: bool) -> Option<Built> {
     let a = b.reusable?;
     (a.revision == version).then(|| Built {
         written: None,
-        name: b.chart.to_string(),
+        name: name.to_string(),
         version: version.to_string(),
-        packaged: !b.values_files.is_empty(),
+        packaged,
         values_files: None,
     })
 }

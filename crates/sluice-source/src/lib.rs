@@ -8,7 +8,8 @@
 //!   poll, the layer pulled only when its digest moved); `HelmRepository`
 //!   (the index streamed and digested; OCI repositories are static);
 //!   `HelmChart` (from a HelmRepository, HTTP or OCI, or packaged from a
-//!   GitRepository with its values files). Each kind is a module with its own
+//!   GitRepository with its values files and its dependencies, those in
+//!   chart repositories fetched by `helm_dependencies`). Each kind is a module with its own
 //!   `sync`; the loop around it (scheduling, status, events, metrics,
 //!   finalizer, garbage collection) is [`reconciler`]'s, written once.
 //! - [`artifact_router`] serves the storage over HTTP at the URLs written to
@@ -24,6 +25,7 @@ mod auth;
 pub mod controller;
 mod git_repository;
 mod helm_chart;
+mod helm_dependencies;
 mod helm_repository;
 mod http;
 mod oci_repository;

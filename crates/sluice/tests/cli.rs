@@ -2552,6 +2552,106 @@ fn write_chart(dir: &std::path::Path, name: &str, version: &str) {
     }
 }
 
+/// A chart of the repository whose dependencies are in chart repositories: `build cluster`
+/// fetches them as the source controller does, with the credentials of the HelmRepository
+/// the repository defines for the dependency's URL (an HTTP repository behind basic auth
+/// named without its trailing slash, a registry behind basic auth with a version range);
+/// a Helm repository name (`@stable`) is refused with Flux's message.
+#[test]
+fn build_cluster_fetches_a_repository_charts_dependencies() {
+    use sluice_testsupport::oci_registry::{HelmRepoServer, OciRegistry, RegistryConfig};
+    let Some(registry) = OciRegistry::start(RegistryConfig::basic("robot", "s3cret")) else {
+        panic!("the test registry (docker-registry, scripts/install-deps) is not installed");
+    };
+    for (version, tier) in [("1.2.0", "old"), ("1.10.0", "new")] {
+        let tgz = sluice_oci::helm::build_chart_tgz(
+            "app",
+            version,
+            &[
+                ("values.yaml", &format!("tier: {tier}\n")),
+                (
+                    "templates/cm.yaml",
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-app\ndata:\n  tier: {{ .Values.tier }}\n  version: {{ .Chart.Version }}\n",
+                ),
+            ],
+        )
+        .unwrap();
+        registry.push_chart("charts", &tgz);
+    }
+    let built = tempfile::tempdir().unwrap();
+    write_chart(built.path(), "remote", "0.2.0");
+    let tgz = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(built.path())
+        .args(["-czf", "-", "remote"])
+        .output()
+        .unwrap();
+    assert!(tgz.status.success());
+    let served = tempfile::tempdir().unwrap();
+    let server = HelmRepoServer::start(served.path(), Some(("lab", "h3lm-pass")));
+    server.add_chart(&tgz.stdout);
+
+    let repo = homelab_repo();
+    let chart_yaml = |remote_repo: &str| {
+        format!(
+            "apiVersion: v2\nname: umbrella\nversion: 1.0.0\ndependencies:\n\
+             - name: remote\n  version: 0.x\n  repository: \"{remote_repo}\"\n\
+             - name: app\n  version: \">=1.0.0\"\n  repository: oci://{}/charts\n",
+            registry.host()
+        )
+    };
+    let umbrella = repo.path().join("charts/umbrella");
+    std::fs::create_dir_all(umbrella.join("templates")).unwrap();
+    std::fs::write(umbrella.join("Chart.yaml"), chart_yaml(&server.url())).unwrap();
+    std::fs::write(
+        umbrella.join("values.yaml"),
+        "remote:\n  greeting: from-umbrella\napp:\n  tier: umbrella\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.path().join("clusters/home/kustomization.yaml"),
+        "resources:\n- flux-system.yaml\n- vars.yaml\n- umbrella.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.path().join("clusters/home/umbrella.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: lab-auth\n  namespace: flux-system\nstringData:\n  username: lab\n  password: h3lm-pass\n\
+---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: registry-auth\n  namespace: flux-system\nstringData:\n  username: robot\n  password: s3cret\n\
+---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: lab\n  namespace: flux-system\nspec:\n  interval: 1h\n  url: {url}/\n  secretRef:\n    name: lab-auth\n\
+---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: lab-oci\n  namespace: flux-system\nspec:\n  type: oci\n  insecure: true\n  interval: 1h\n  url: oci://{host}/charts/\n  secretRef:\n    name: registry-auth\n\
+---\napiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: umbrella\n  namespace: flux-system\nspec:\n  interval: 10m\n  chart:\n    spec:\n      chart: ./charts/umbrella\n      sourceRef:\n        kind: GitRepository\n        name: flux-system\n",
+            url = server.url(),
+            host = registry.host()
+        ),
+    )
+    .unwrap();
+    let entry = repo.path().join("clusters/home");
+    let out = sluice_offline(&["build", "cluster", entry.to_str().unwrap()], &[]).expect(0);
+    for said in [
+        "# HelmRelease flux-system/umbrella (umbrella@1.0.0)\n",
+        "name: umbrella-remote\n",
+        "greeting: from-umbrella\n",
+        "name: umbrella-app\n",
+        "tier: umbrella\n",
+        "version: 1.10.0\n",
+    ] {
+        assert!(out.stdout.contains(said), "{said:?} in:\n{}", out.stdout);
+    }
+    assert!(server.count("/remote-0.2.0.tgz") >= 1);
+    assert!(!out.stdout.contains("h3lm-pass") && !out.stderr.contains("h3lm-pass"));
+
+    std::fs::write(umbrella.join("Chart.yaml"), chart_yaml("@stable")).unwrap();
+    let out = sluice_offline(&["build", "cluster", entry.to_str().unwrap()], &[]).expect(1);
+    assert!(
+        out.stderr.contains(
+            "✗ HelmRelease flux-system/umbrella: chart ./charts/umbrella: dependency build error: failed to add remote dependency 'remote': aliased repository dependency is not supported: @stable/"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
 /// HelmReleases in `build cluster`: a chart of the repository itself and one from an HTTP
 /// Helm repository (a real server) render with values from `spec.values` and a `valuesFrom`
 /// ConfigMap of the repository; OCI charts come from a real registry behind basic auth (an

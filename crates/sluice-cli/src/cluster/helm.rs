@@ -10,7 +10,9 @@
 //! registry's tags, then the chart layer), or from an OCIRepository named by
 //! `spec.chartRef`; a `chartRef` to a HelmChart is followed to its source.
 //! Charts are built as the source controller builds them (`valuesFiles`
-//! merged, local dependencies packaged). Credentials and CAs come from the
+//! merged, dependencies packaged: local ones from the repository, the
+//! others from their chart repositories, with the credentials of the
+//! HelmRepository the repository defines for that URL). Credentials and CAs come from the
 //! Secrets the repository defines (SOPS-decrypted when a key is given).
 //! What cannot be fetched from here (another Git repository, a cloud
 //! provider's login, a ServiceAccount's pull secrets, a Secret the
@@ -163,11 +165,18 @@ async fn chart_of(hr: &HelmRelease, ns: &str, build: &ClusterBuild) -> Result<Ch
     };
     let built = match spec.kind.as_str() {
         "GitRepository" if spec.name == BOOTSTRAP_SOURCE => {
+            let remote = fetch_dependencies(build, &spec).await?;
             let root = build.root.clone();
             let chart = spec.chart.clone();
-            blocking(move || sluice_helm::build::build_local(&root, &chart, &options()))
-                .await
-                .map_err(|e| NoChart::Fail(format!("chart {}: {e}", spec.chart)))?
+            blocking(move || {
+                let opts = BuildOptions {
+                    remote: Some(&remote),
+                    ..options()
+                };
+                sluice_helm::build::build_local(&root, &chart, &opts)
+            })
+            .await
+            .map_err(|e| NoChart::Fail(format!("chart {}: {e}", spec.chart)))?
         }
         "HelmRepository" => {
             let obj = source(build, "HelmRepository", &spec.ns, &spec.name)?;
@@ -192,6 +201,97 @@ async fn chart_of(hr: &HelmRelease, ns: &str, build: &ClusterBuild) -> Result<Ch
     };
     sluice_helm::chart::load_archive(Cursor::new(&built.archive[..]), &Limits::default())
         .map_err(|e| NoChart::Fail(format!("chart {}: {e}", spec.chart)))
+}
+
+/// The archives of a repository chart's dependencies that name a chart
+/// repository, fetched before the build (which runs off the runtime): an
+/// error is the build's to report, with the dependency named.
+struct Prefetched(Vec<(sluice_helm::Dependency, Result<Vec<u8>, String>)>);
+
+impl sluice_helm::RemoteDependencies for Prefetched {
+    fn fetch(&self, dep: &sluice_helm::Dependency) -> Result<Vec<u8>, String> {
+        self.0
+            .iter()
+            .find(|(d, _)| d == dep)
+            .map_or_else(|| Err("not fetched".to_string()), |(_, got)| got.clone())
+    }
+}
+
+/// Fetches what [`Prefetched`] holds for the chart at `spec.chart` in the
+/// repository, as the source controller resolves it: the HelmRepository of
+/// the chart's namespace whose URL is the dependency's (normalized) gives
+/// the credentials, else the repository is read anonymously.
+async fn fetch_dependencies(build: &ClusterBuild, spec: &ChartSpec) -> Result<Prefetched, NoChart> {
+    let root = build.root.clone();
+    let chart = spec.chart.clone();
+    let deps = blocking(move || {
+        sluice_helm::build::remote_dependencies(&root, &chart, &Limits::default())
+    })
+    .await
+    .map_err(|e| NoChart::Fail(format!("chart {}: {e}", spec.chart)))?;
+    let mut out = Vec::with_capacity(deps.len());
+    for dep in deps {
+        let got = match dependency_archive(build, &spec.ns, &dep).await {
+            Ok(archive) => Ok(archive),
+            Err(NoChart::Fail(m)) => Err(m),
+            Err(NoChart::Skip(why)) => {
+                return Err(NoChart::Skip(format!(
+                    "its chart {}'s dependency '{}': {why}",
+                    spec.chart,
+                    dep.effective_name()
+                )));
+            }
+        };
+        out.push((dep, got));
+    }
+    Ok(Prefetched(out))
+}
+
+/// One dependency's archive from its chart repository.
+async fn dependency_archive(
+    build: &ClusterBuild,
+    ns: &str,
+    dep: &sluice_helm::Dependency,
+) -> Result<Vec<u8>, NoChart> {
+    let url = sluice_helm::repo::normalize_url(&dep.repository);
+    sluice_helm::repo::validate_dependency_url(&url).map_err(NoChart::Fail)?;
+    let described = build.helm_sources.iter().find(|s| {
+        s["kind"] == "HelmRepository"
+            && s["metadata"]["namespace"] == ns
+            && s["spec"]["url"]
+                .as_str()
+                .is_some_and(|u| sluice_helm::repo::normalize_url(u) == url)
+    });
+    let (repo_spec, repo_id) = match described {
+        Some(obj) => {
+            let id = format!(
+                "HelmRepository {ns}/{}",
+                obj["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            let spec = serde_json::from_value(obj["spec"].clone())
+                .map_err(|e| NoChart::Fail(format!("{id}: {e}")))?;
+            (spec, id)
+        }
+        None => {
+            let spec = serde_json::from_value(serde_json::json!({ "url": url }))
+                .map_err(|e| NoChart::Fail(format!("{url}: {e}")))?;
+            (spec, format!("chart repository {url}"))
+        }
+    };
+    let chart = ChartSpec {
+        chart: dep.name.clone(),
+        version: dep.version.clone(),
+        values_files: Vec::new(),
+        ignore_missing_values_files: false,
+        kind: "HelmRepository".into(),
+        ns: ns.to_string(),
+        name: String::new(),
+    };
+    if url.starts_with("oci://") {
+        oci_chart(&repo_spec, &chart, &repo_id, build).await
+    } else {
+        http_chart(&repo_spec, &chart, &repo_id, build).await
+    }
 }
 
 /// The source object `kind` `ns/name` the repository defines.

@@ -409,3 +409,144 @@ async fn a_chart_in_a_git_repository_is_packaged_with_the_revision() {
     let packaged = http_get(&artifact_of(&chart).unwrap().url).await.1;
     assert!(values_of(&packaged, "hello").contains("greeting: newer"));
 }
+
+#[tokio::test]
+async fn a_chart_in_git_gets_its_dependencies_from_chart_repositories() {
+    let Some(reg) = OciRegistry::start(RegistryConfig::basic("flux", "oci-pass")) else {
+        return;
+    };
+    reg.push_chart("charts", &chart_tgz("podinfo", "6.5.4", "oci-older"));
+    reg.push_chart("charts", &chart_tgz("podinfo", "6.6.0", "oci"));
+    let private_dir = tempfile::tempdir().unwrap();
+    let private = HelmRepoServer::start(private_dir.path(), Some(("flux", "r3po-pass")));
+    private.add_chart(&chart_tgz("hello", "0.1.0", "private"));
+    private.add_chart(&chart_tgz("hello", "0.1.1", "private-newer"));
+    private.add_chart(&chart_tgz("hello", "0.2.0", "out-of-range"));
+    let public_dir = tempfile::tempdir().unwrap();
+    let public = HelmRepoServer::start(public_dir.path(), None);
+    public.add_chart(&chart_tgz("greeter", "1.0.0", "public"));
+
+    // The umbrella chart names each repository by URL: the private one
+    // without the trailing slash its HelmRepository has, the public one
+    // with a slash and no HelmRepository at all.
+    let chart_yaml = |version: &str, hello_repo: &str| {
+        format!(
+            "apiVersion: v2\nname: umbrella\nversion: {version}\ndependencies:\n\
+             - name: hello\n  version: 0.1.x\n  repository: \"{hello_repo}\"\n\
+             - name: podinfo\n  alias: info\n  version: \">=6.0.0\"\n  repository: {}\n\
+             - name: greeter\n  version: 1.0.0\n  repository: {}/\n",
+            reg.url("charts"),
+            public.url()
+        )
+    };
+    let repo = Repo::new("umbrella");
+    repo.write("umbrella/Chart.yaml", &chart_yaml("1.0.0", &private.url()));
+    repo.write(
+        "umbrella/values.yaml",
+        "hello:\n  greeting: from-umbrella\n",
+    );
+    repo.commit("umbrella chart");
+    repo.push("main");
+    let server = GitServer::start(&repo.served_root(), None).await;
+    let env = setup("helm-deps").await;
+    secret(
+        &env.ns,
+        "repo-creds",
+        &[("username", "flux"), ("password", "r3po-pass")],
+    )
+    .await;
+    secret(
+        &env.ns,
+        "oci-creds",
+        &[("username", "flux"), ("password", "oci-pass")],
+    )
+    .await;
+    create_source(
+        &env.repos,
+        "HelmRepository",
+        "private",
+        json!({"url": format!("{}/", private.url()), "interval": "10m",
+        "secretRef": {"name": "repo-creds"}}),
+    )
+    .await;
+    create_source(
+        &env.repos,
+        "HelmRepository",
+        "oci",
+        json!({"url": reg.url("charts"), "type": "oci", "insecure": true,
+        "secretRef": {"name": "oci-creds"}}),
+    )
+    .await;
+    let gits: Api<GitRepository> = env.ns.api();
+    create_source(
+        &gits,
+        "GitRepository",
+        "umbrella",
+        json!({"url": server.url("umbrella"), "interval": "10m", "ref": {"branch": "main"}}),
+    )
+    .await;
+    create_source(
+        &env.charts,
+        "HelmChart",
+        "umbrella",
+        json!({"chart": "umbrella", "interval": "10m",
+        "sourceRef": {"kind": "GitRepository", "name": "umbrella"}}),
+    )
+    .await;
+
+    let chart = wait_for(&env.charts, "umbrella", WAIT, ready).await;
+    let (_, reason, message) = cond(&chart, meta::READY_CONDITION).unwrap();
+    assert_eq!(reason, "ChartPackageSucceeded");
+    assert_eq!(message, "packaged 'umbrella' chart with version '1.0.0'");
+    let a = artifact_of(&chart).unwrap();
+    let files = untar(&http_get(&a.url).await.1);
+    let text = |path: &str| {
+        String::from_utf8_lossy(
+            files
+                .get(path)
+                .unwrap_or_else(|| panic!("{path} in {:?}", files.keys())),
+        )
+        .into_owned()
+    };
+    // The highest 0.1.x, with the private repository's credentials.
+    assert!(text("umbrella/charts/hello/Chart.yaml").contains("version: 0.1.1"));
+    assert!(text("umbrella/charts/hello/values.yaml").contains("private-newer"));
+    // A range resolved among the registry's tags; the alias names it.
+    let info = text("umbrella/charts/info/Chart.yaml");
+    assert!(info.contains("name: info"), "{info}");
+    assert!(info.contains("version: 6.6.0"), "{info}");
+    // No HelmRepository: anonymous.
+    assert!(text("umbrella/charts/greeter/values.yaml").contains("public"));
+    assert!(private.count("/hello-0.1.1.tgz") >= 1);
+    assert_eq!(private.count("/hello-0.2.0.tgz"), 0);
+
+    // Reconciled again at the same version: the stored chart is kept, and
+    // still reported as packaged (Flux's wording for a chart directory).
+    let token = request(&env.charts, "umbrella").await;
+    let again = wait_for(&env.charts, "umbrella", WAIT, |o| {
+        json(o)["status"]["lastHandledReconcileAt"] == json!(token)
+    })
+    .await;
+    assert_eq!(artifact_of(&again).as_ref(), Some(&a));
+    assert_eq!(
+        cond(&again, meta::READY_CONDITION).unwrap().2,
+        "packaged 'umbrella' chart with version '1.0.0'"
+    );
+
+    // A Helm repository name (`@stable`) needs Helm's local repository
+    // file: refused with Flux's message, the last chart kept. (A new
+    // version: the default strategy rebuilds on a version change.)
+    repo.write("umbrella/Chart.yaml", &chart_yaml("1.0.1", "@stable"));
+    repo.commit("a repository name");
+    repo.push("main");
+    request(&gits, "umbrella").await;
+    let failed = wait_for(&env.charts, "umbrella", WAIT, |o| {
+        failed_with(o, "DependencyBuildError")
+    })
+    .await;
+    assert_eq!(
+        cond(&failed, meta::READY_CONDITION).unwrap().2,
+        "dependency build error: failed to add remote dependency 'hello': aliased repository dependency is not supported: @stable/"
+    );
+    assert_eq!(artifact_of(&failed), Some(a), "the last chart is kept");
+}
