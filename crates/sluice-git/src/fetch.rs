@@ -639,6 +639,15 @@ pub struct Fetched {
 
 const LOCAL_REF: &str = "refs/sluice/target";
 
+impl Fetched {
+    /// What the fetched ref points at, unpeeled: an annotated tag's object,
+    /// else the commit. `None` when a commit was fetched by id.
+    pub fn ref_target(&self) -> Option<gix::ObjectId> {
+        let r = self.repo.find_reference(LOCAL_REF).ok()?;
+        r.target().try_id().map(|id| id.to_owned())
+    }
+}
+
 /// Fetches `target` with depth 1 (full depth if the server cannot do
 /// shallow) into a fresh bare repository under `work`. All attempts
 /// together fail once `timeout` has passed, whatever the server does.

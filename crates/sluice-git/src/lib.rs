@@ -14,12 +14,15 @@
 //! - [`archive`]: the artifact format (tar.gz + sha256 digest), written by
 //!   the source controller and read by the render pipeline.
 //! - [`sourceignore`]: Flux's ignore rules applied when archiving.
+//! - [`signature`]: commit and tag signatures (OpenPGP, SSH) verified as
+//!   Flux's `spec.verify` verifies them.
 
 pub mod archive;
 pub mod fetch;
 pub mod proxy;
 pub mod refs;
 pub mod remote;
+pub mod signature;
 pub mod sourceignore;
 mod ssh;
 pub use ssh::{EcdsaCurveName, KeyKind, generate_identity, scan_known_hosts};

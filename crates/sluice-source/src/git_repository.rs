@@ -20,8 +20,10 @@ use crate::reconciler::{
     self, Ctx, SourceKind, Stored, fetch_failure, new_artifact, source_status, spec_accessors,
     spec_timeout, storage_failure,
 };
+use sluice_api::source::GitVerificationMode;
 use sluice_git::fetch::{self as git, Auth, FetchTarget, GitErrorKind, Scheme};
 use sluice_git::refs::{self, Selected, Wanted};
+use sluice_git::signature::{self, TrustedKeys};
 
 /// Default timeout for Git operations (`spec.timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,7 +39,34 @@ source_status!(GitRepositoryStatus);
 pub(crate) struct Observed {
     ignore: Option<String>,
     sparse_checkout: Option<Vec<String>>,
+    verification: Verification,
 }
+
+/// What became of `spec.verify` in a successful run.
+#[derive(Clone, Debug, Default)]
+enum Verification {
+    /// No `spec.verify`: `SourceVerified` and the observed mode are removed.
+    #[default]
+    NotConfigured,
+    /// Nothing was fetched (the revision did not move and the mode did not
+    /// widen): what was verified before stands.
+    Unchanged,
+    /// Verified now: `SourceVerified=True` with Flux's message.
+    Verified {
+        mode: GitVerificationMode,
+        message: String,
+    },
+}
+
+/// The reasons of a failed `spec.verify`, which also set
+/// `SourceVerified=False`.
+const VERIFICATION_REASONS: [&str; 5] = [
+    "VerificationError",
+    "InvalidVerificationMode",
+    "InvalidGitObject",
+    "InvalidTagSignature",
+    "InvalidCommitSignature",
+];
 
 impl SourceKind for GitRepository {
     type Status = GitRepositoryStatus;
@@ -48,6 +77,46 @@ impl SourceKind for GitRepository {
     fn record(&self, status: &mut GitRepositoryStatus, observed: &Observed) {
         status.observed_ignore = observed.ignore.clone();
         status.observed_sparse_checkout = observed.sparse_checkout.clone();
+        match &observed.verification {
+            Verification::NotConfigured => status.source_verification_mode = None,
+            Verification::Unchanged => {}
+            Verification::Verified { mode, .. } => {
+                status.source_verification_mode = Some(mode.clone());
+            }
+        }
+    }
+    fn conditions(
+        &self,
+        conditions: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+        result: &Result<Stored<Observed>, Failure>,
+        generation: Option<i64>,
+    ) {
+        let (status, reason, message) = match result {
+            Ok(ok) => match &ok.observed.verification {
+                Verification::NotConfigured => {
+                    flux::remove_condition(conditions, flux::SOURCE_VERIFIED_CONDITION);
+                    return;
+                }
+                Verification::Unchanged => return,
+                Verification::Verified { message, .. } => {
+                    (flux::CONDITION_TRUE, SUCCEEDED_REASON, message.as_str())
+                }
+            },
+            Err(f) if VERIFICATION_REASONS.contains(&f.reason.as_ref()) => {
+                (flux::CONDITION_FALSE, f.reason.as_ref(), f.message.as_str())
+            }
+            Err(_) => return,
+        };
+        flux::set_condition(
+            conditions,
+            flux::new_condition(
+                flux::SOURCE_VERIFIED_CONDITION,
+                status,
+                reason,
+                message,
+                generation,
+            ),
+        );
     }
     async fn sync(
         obj: Arc<Self>,
@@ -63,6 +132,7 @@ fn stored(
     artifact: Artifact,
     new_subject: Option<String>,
     spec: &GitRepositorySpec,
+    verification: Verification,
 ) -> Stored<Observed> {
     Stored {
         message: format!("stored artifact for revision '{}'", artifact.revision),
@@ -77,6 +147,7 @@ fn stored(
         observed: Observed {
             ignore: spec.ignore.clone(),
             sparse_checkout: spec.sparse_checkout.clone().filter(|v| !v.is_empty()),
+            verification,
         },
     }
 }
@@ -231,12 +302,6 @@ async fn sync(
             "spec.recurseSubmodules is not supported by sluice",
         ));
     }
-    if spec.verification.is_some() {
-        return Err(Failure::stalled(
-            flux::UNSUPPORTED_FIELD_REASON,
-            "spec.verify (commit signature verification) is not supported by sluice",
-        ));
-    }
     if spec.proxy_secret_ref.is_some() && scheme == Scheme::Ssh {
         return Err(Failure::stalled(
             flux::UNSUPPORTED_FIELD_REASON,
@@ -338,8 +403,35 @@ async fn sync(
         && old.observed_ignore == spec.ignore
         && old.observed_sparse_checkout == spec.sparse_checkout.clone().filter(|v| !v.is_empty())
         && ctx.storage.exists(a)
+        && !requires_verification(spec, old)
     {
-        return Ok(stored(a.clone(), None, spec));
+        let verification = match spec.verification {
+            Some(_) => Verification::Unchanged,
+            None => Verification::NotConfigured,
+        };
+        return Ok(stored(a.clone(), None, spec, verification));
+    }
+    // The trusted keys are read only when something is to be verified.
+    let verify = match &spec.verification {
+        Some(v) => Some((
+            v.mode(),
+            trusted_keys(&ctx.client, &ns, &v.secret_ref.name).await?,
+        )),
+        None => None,
+    };
+    let tag_name = selected
+        .ref_name
+        .as_deref()
+        .and_then(|r| r.strip_prefix("refs/tags/"))
+        .map(str::to_string);
+    if let Some((mode, _)) = &verify
+        && verifies_tag(mode)
+        && tag_name.is_none()
+    {
+        return Err(Failure::stalled(
+            "InvalidVerificationMode",
+            "cannot verify tag object's signature if a tag reference is not specified",
+        ));
     }
 
     // 3. Fetch, archive, store.
@@ -365,8 +457,14 @@ async fn sync(
     let selected2 = selected.clone();
     let written = blocking(
         timeout,
-        move || -> Result<(crate::storage::Written, String, String), StoreError> {
+        move || -> Result<(crate::storage::Written, String, String, Verification), StoreError> {
             let fetched = git::fetch(&w, &url, &a, &target, timeout).map_err(StoreError::Git)?;
+            // Verified before anything is stored.
+            let verification = match &verify {
+                Some((mode, keys)) => verify_signatures(&fetched, tag_name.as_deref(), mode, keys)
+                    .map_err(StoreError::Verify)?,
+                None => Verification::NotConfigured,
+            };
             let commit_hex = fetched.commit.to_hex().to_string();
             // The ref may have moved between listing and fetch: report what was fetched.
             let revision = match &wanted2 {
@@ -393,24 +491,123 @@ async fn sync(
                     .map_err(StoreError::Git)?;
                     Ok(())
                 })?;
-            Ok((written, revision, subject))
+            Ok((written, revision, subject, verification))
         },
     )
     .await;
-    let (written, revision, subject) = match written {
+    let (written, revision, subject, verification) = match written {
         Ok(v) => v,
         Err(StoreError::Git(e)) => return Err(git_failure(e, &auth)),
+        Err(StoreError::Verify(f)) => return Err(f),
         Err(StoreError::Io(e)) => {
             return Err(storage_failure(format!("failed to store artifact: {e}")));
         }
     };
     let artifact = new_artifact(ctx, api::KIND, &ns, &name, written, revision, None);
-    Ok(stored(artifact, Some(subject), spec))
+    Ok(stored(artifact, Some(subject), spec, verification))
+}
+
+/// The trusted keys of `spec.verify.secretRef` (a failure to read them is
+/// Flux's `VerificationError`, retried).
+async fn trusted_keys(client: &Client, ns: &str, name: &str) -> Result<TrustedKeys, Failure> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let failed = |m: String| {
+        Failure::new(
+            "VerificationError",
+            format!("public keys secret error: {m}"),
+        )
+    };
+    let secret = match secrets.get_opt(name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(failed(format!("secrets \"{name}\" not found"))),
+        Err(e) => return Err(failed(e.to_string())),
+    };
+    let data = secret.data.unwrap_or_default();
+    Ok(TrustedKeys::from_entries(
+        data.iter().map(|(k, v)| (k.as_str(), v.0.as_slice())),
+    ))
+}
+
+fn verifies_tag(mode: &GitVerificationMode) -> bool {
+    matches!(
+        mode,
+        GitVerificationMode::Tag | GitVerificationMode::TagAndHead
+    )
+}
+
+fn verifies_head(mode: &GitVerificationMode) -> bool {
+    !matches!(mode, GitVerificationMode::Tag)
+}
+
+/// Flux's `requiresVerification`: a fetch is needed although the revision
+/// did not move, because nothing was verified yet or the mode now covers
+/// an object it did not.
+fn requires_verification(spec: &GitRepositorySpec, old: &GitRepositoryStatus) -> bool {
+    let Some(v) = &spec.verification else {
+        return false;
+    };
+    let Some(observed) = old.source_verification_mode.as_ref().map(|m| m.effective()) else {
+        return true;
+    };
+    let mode = v.mode();
+    (verifies_tag(&mode) && !verifies_tag(&observed))
+        || (verifies_head(&mode) && !verifies_head(&observed))
+}
+
+/// Verifies the fetched tag and/or commit as `mode` asks: Flux's
+/// `verifySignature`, its reasons and messages.
+fn verify_signatures(
+    fetched: &git::Fetched,
+    tag_name: Option<&str>,
+    mode: &GitVerificationMode,
+    keys: &TrustedKeys,
+) -> Result<Verification, Failure> {
+    let mut message = String::from("verified signature of");
+    if verifies_tag(mode) {
+        let (Some(name), Some(target)) = (tag_name, fetched.ref_target()) else {
+            return Err(Failure::stalled(
+                "InvalidVerificationMode",
+                "cannot verify tag object's signature if a tag reference is not specified",
+            ));
+        };
+        let tag = signature::tag(&fetched.repo, name, target)
+            .map_err(|m| Failure::new("InvalidGitObject", m))?;
+        if tag.signed.signature.is_empty() {
+            return Err(Failure::new(
+                "InvalidGitObject",
+                format!("cannot verify signature of tag '{tag}' since it is not signed"),
+            ));
+        }
+        let key = signature::verify(&tag.signed, "tag", keys).map_err(|e| {
+            Failure::new(
+                "InvalidTagSignature",
+                format!("signature verification of tag '{tag}' failed: {e}"),
+            )
+        })?;
+        message.push_str(&format!("\n\t- tag '{tag}' with key '{key}'"));
+    }
+    if verifies_head(mode) {
+        let commit = fetched.commit;
+        let signed = signature::commit(&fetched.repo, commit)
+            .map_err(|m| Failure::new("InvalidGitObject", m))?;
+        let key = signature::verify(&signed, "commit", keys).map_err(|e| {
+            Failure::new(
+                "InvalidCommitSignature",
+                format!("signature verification of commit '{commit}' failed: {e}"),
+            )
+        })?;
+        message.push_str(&format!("\n\t- commit '{commit}' with key '{key}'"));
+    }
+    Ok(Verification::Verified {
+        mode: mode.clone(),
+        message,
+    })
 }
 
 #[derive(Debug)]
 enum StoreError {
     Git(git::GitError),
+    Verify(Failure),
     Io(std::io::Error),
 }
 
@@ -473,6 +670,106 @@ mod tests {
             "spec": {"url": "https://git.example/repo.git", "interval": "1m"},
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn an_unmoved_revision_is_fetched_again_only_when_the_mode_covers_more() {
+        let with_mode = |mode: Option<&str>| -> GitRepositorySpec {
+            let mut v = serde_json::json!({"url": "https://git.example/r", "interval": "1m"});
+            if let Some(m) = mode {
+                v["verify"] = serde_json::json!({"mode": m, "secretRef": {"name": "keys"}});
+            }
+            serde_json::from_value(v).unwrap()
+        };
+        let observed = |mode: Option<GitVerificationMode>| GitRepositoryStatus {
+            source_verification_mode: mode,
+            ..Default::default()
+        };
+        use GitVerificationMode::*;
+        assert!(!requires_verification(&with_mode(None), &observed(None)));
+        assert!(requires_verification(
+            &with_mode(Some("HEAD")),
+            &observed(None)
+        ));
+        assert!(!requires_verification(
+            &with_mode(Some("HEAD")),
+            &observed(Some(Head))
+        ));
+        assert!(!requires_verification(
+            &with_mode(Some("head")),
+            &observed(Some(Head))
+        ));
+        assert!(!requires_verification(
+            &with_mode(Some("HEAD")),
+            &observed(Some(HeadLegacy))
+        ));
+        assert!(requires_verification(
+            &with_mode(Some("Tag")),
+            &observed(Some(Head))
+        ));
+        assert!(requires_verification(
+            &with_mode(Some("TagAndHEAD")),
+            &observed(Some(Head))
+        ));
+        assert!(requires_verification(
+            &with_mode(Some("HEAD")),
+            &observed(Some(Tag))
+        ));
+        assert!(!requires_verification(
+            &with_mode(Some("Tag")),
+            &observed(Some(TagAndHead))
+        ));
+        assert!(!requires_verification(
+            &with_mode(Some("HEAD")),
+            &observed(Some(TagAndHead))
+        ));
+    }
+
+    #[test]
+    fn source_verified_follows_the_run() {
+        let gr = repo();
+        let ok = |verification: Verification| -> Result<Stored<Observed>, Failure> {
+            Ok(stored(
+                artifact("main@sha1:a"),
+                None,
+                &gr.spec,
+                verification,
+            ))
+        };
+        let mut conditions = Vec::new();
+        let verified = Verification::Verified {
+            mode: GitVerificationMode::Head,
+            message: "verified signature of\n\t- commit 'a' with key 'K'".into(),
+        };
+        gr.conditions(&mut conditions, &ok(verified), Some(2));
+        let c = flux::find_condition(&conditions, flux::SOURCE_VERIFIED_CONDITION).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "Succeeded")
+        );
+        gr.conditions(&mut conditions, &ok(Verification::Unchanged), Some(2));
+        assert!(flux::find_condition(&conditions, flux::SOURCE_VERIFIED_CONDITION).is_some());
+        let bad = Err(Failure::new("InvalidCommitSignature", "no matching key"));
+        gr.conditions(&mut conditions, &bad, Some(3));
+        let c = flux::find_condition(&conditions, flux::SOURCE_VERIFIED_CONDITION).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "InvalidCommitSignature")
+        );
+        // Another failure leaves it as it was.
+        gr.conditions(
+            &mut conditions,
+            &Err(Failure::new("GitOperationFailed", "x")),
+            Some(3),
+        );
+        assert_eq!(
+            flux::find_condition(&conditions, flux::SOURCE_VERIFIED_CONDITION)
+                .unwrap()
+                .reason,
+            "InvalidCommitSignature"
+        );
+        gr.conditions(&mut conditions, &ok(Verification::NotConfigured), Some(4));
+        assert!(flux::find_condition(&conditions, flux::SOURCE_VERIFIED_CONDITION).is_none());
     }
 
     fn artifact(rev: &str) -> Artifact {
@@ -543,6 +840,7 @@ mod tests {
             artifact("main@sha1:abc"),
             Some("first commit".into()),
             &repo().spec,
+            Verification::NotConfigured,
         );
         let (stored, d) = run(&failed, Ok(ok), 0);
         assert_eq!(

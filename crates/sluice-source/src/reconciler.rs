@@ -160,6 +160,15 @@ pub(crate) trait SourceKind:
     fn suspended(&self) -> bool;
     /// Records the run's observations on the new status.
     fn record(&self, status: &mut Self::Status, observed: &Self::Observed);
+    /// The kind's own conditions from the run's result (a GitRepository's
+    /// `SourceVerified`), beside the ones every source has.
+    fn conditions(
+        &self,
+        _conditions: &mut Vec<Condition>,
+        _result: &Result<Stored<Self::Observed>, Failure>,
+        _generation: Option<i64>,
+    ) {
+    }
     /// Values that make the object due when they change, besides its
     /// generation and reconcile requests (a HelmChart's source revision).
     fn fingerprint_extra(
@@ -308,6 +317,7 @@ pub(crate) fn conclude<K: SourceKind>(
             Outcome::Failed(f.clone())
         }
     };
+    obj.conditions(&mut conditions, result, generation);
     let previous_ready =
         flux::find_condition(&conditions, flux::READY_CONDITION).map(|c| c.message.clone());
     let decision = decide(

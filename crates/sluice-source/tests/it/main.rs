@@ -10,3 +10,4 @@ mod gitrepository;
 mod helm;
 mod ocirepository;
 mod support;
+mod verify;
