@@ -799,21 +799,24 @@ pub struct ArchiveStats {
 
 /// Writes the tree of `commit` as a tar.gz to `out`, honouring Flux's
 /// default exclusions, `.sourceignore` files and `spec.ignore`; only
-/// `sparse` directories when given. Symlinks and submodules are skipped
-/// (Flux archives regular files and directories only). The archive is
-/// deterministic: sorted entries, zero times and owners.
+/// `sparse` directories when given. Symlinks are skipped (Flux archives
+/// regular files and directories only), and so are submodules unless
+/// `submodules` has them checked out (`spec.recurseSubmodules`,
+/// [`fetch_submodules`]): their trees are archived at their paths. The
+/// archive is deterministic: sorted entries, zero times and owners.
 pub fn archive_commit(
     repo: &gix::Repository,
     commit: gix::ObjectId,
+    submodules: &[Submodule],
     spec_ignore: Option<&str>,
     sparse: &[String],
     out: impl Write,
 ) -> Result<ArchiveStats, GitError> {
-    let tree = repo
-        .find_commit(commit)
-        .and_then(|c| c.tree_id().map(|t| t.detach()))
-        .map_err(|e| GitError::op(format!("reading commit {commit}: {}", error_chain(&e))))?;
-    let entries = list_tree(repo, tree)?;
+    let tree = tree_of(repo, commit)?;
+    let mut repos: Vec<&gix::Repository> = vec![repo];
+    repos.extend(submodules.iter().map(|s| &s.fetched.repo));
+    let entries = list_tree(&repos, submodules, tree)?;
+    let repo_of = |e: &Entry| repos[e.repo];
     let mut sourceignores: Vec<(String, String)> = entries
         .iter()
         .filter(|e| {
@@ -821,7 +824,7 @@ pub fn archive_commit(
                 && (e.path == IGNORE_FILE || e.path.ends_with(&format!("/{IGNORE_FILE}")))
         })
         .filter_map(|e| {
-            let data = repo.find_object(e.id).ok()?.data.clone();
+            let data = repo_of(e).find_object(e.id).ok()?.data.clone();
             let dir = e
                 .path
                 .rsplit_once('/')
@@ -884,7 +887,7 @@ pub fn archive_commit(
                     .map_err(|err| GitError::op(format!("writing archive: {err}")))?;
             }
             EntryKind::File | EntryKind::Executable => {
-                let obj = repo.find_object(e.id).map_err(|err| {
+                let obj = repo_of(e).find_object(e.id).map_err(|err| {
                     GitError::op(format!("reading {}: {}", e.path, error_chain(&err)))
                 })?;
                 header.set_entry_type(tar::EntryType::Regular);
@@ -899,7 +902,7 @@ pub fn archive_commit(
                 tar.append_data(&mut header, &e.path, obj.data.as_slice())
                     .map_err(|err| GitError::op(format!("writing archive: {err}")))?;
             }
-            EntryKind::Other => {}
+            EntryKind::Gitlink | EntryKind::Other => {}
         }
     }
     let gz = tar
@@ -927,7 +930,9 @@ enum EntryKind {
     Dir,
     File,
     Executable,
-    /// Symlinks and submodules: not archived.
+    /// A submodule's commit: archived only when checked out.
+    Gitlink,
+    /// Symlinks: not archived.
     Other,
 }
 
@@ -935,22 +940,39 @@ struct Entry {
     path: String,
     kind: EntryKind,
     id: gix::ObjectId,
+    /// Which repository holds the object: 0 the fetched one, `n` the
+    /// `n-1`th submodule.
+    repo: usize,
+}
+
+/// The tree of `commit`.
+fn tree_of(repo: &gix::Repository, commit: gix::ObjectId) -> Result<gix::ObjectId, GitError> {
+    repo.find_commit(commit)
+        .and_then(|c| c.tree_id().map(|t| t.detach()))
+        .map_err(|e| GitError::op(format!("reading commit {commit}: {}", error_chain(&e))))
 }
 
 /// The whole tree, depth first, in Git's sorted order (parents before
-/// children).
-fn list_tree(repo: &gix::Repository, root: gix::ObjectId) -> Result<Vec<Entry>, GitError> {
+/// children), checked-out submodules walked in place of their gitlinks.
+fn list_tree(
+    repos: &[&gix::Repository],
+    submodules: &[Submodule],
+    root: gix::ObjectId,
+) -> Result<Vec<Entry>, GitError> {
     let mut out = Vec::new();
-    walk(repo, root, "", &mut out)?;
+    walk(repos, submodules, 0, root, "", &mut out)?;
     Ok(out)
 }
 
 fn walk(
-    repo: &gix::Repository,
+    repos: &[&gix::Repository],
+    submodules: &[Submodule],
+    repo_index: usize,
     id: gix::ObjectId,
     prefix: &str,
     out: &mut Vec<Entry>,
 ) -> Result<(), GitError> {
+    let repo = repos[repo_index];
     let tree = repo
         .find_object(id)
         .and_then(|o| o.try_into_tree())
@@ -969,7 +991,9 @@ fn walk(
         let mode = entry.mode;
         let kind = if mode.is_tree() {
             EntryKind::Dir
-        } else if mode.is_link() || mode.is_commit() {
+        } else if mode.is_commit() {
+            EntryKind::Gitlink
+        } else if mode.is_link() {
             EntryKind::Other
         } else if mode.is_executable() {
             EntryKind::Executable
@@ -980,16 +1004,170 @@ fn walk(
     }
     drop(decoded);
     for (path, kind, oid) in subtrees {
+        let checked_out = submodules
+            .iter()
+            .position(|s| s.path == path && s.commit == oid);
+        if let Some(n) = checked_out {
+            let sub = &submodules[n];
+            out.push(Entry {
+                path: path.clone(),
+                kind: EntryKind::Dir,
+                id: oid,
+                repo: repo_index,
+            });
+            let tree = tree_of(&sub.fetched.repo, sub.fetched.commit)?;
+            walk(repos, submodules, n + 1, tree, &path, out)?;
+            continue;
+        }
         out.push(Entry {
             path: path.clone(),
             kind,
             id: oid,
+            repo: repo_index,
         });
         if kind == EntryKind::Dir {
-            walk(repo, oid, &path, out)?;
+            walk(repos, submodules, repo_index, oid, &path, out)?;
         }
     }
     Ok(())
+}
+
+/// A submodule checked out for the archive: its path in the outermost
+/// tree, the commit its gitlink names, and that commit fetched.
+pub struct Submodule {
+    pub path: String,
+    pub commit: gix::ObjectId,
+    pub fetched: Fetched,
+}
+
+/// How deep submodules of submodules are followed (go-git's default, which
+/// Flux uses).
+pub const MAX_SUBMODULE_DEPTH: usize = 10;
+
+/// Fetches the submodules of `fetched` (a commit of `url`) and theirs, as
+/// `spec.recurseSubmodules` asks: each gitlink whose path `.gitmodules`
+/// names is fetched from its URL (relative URLs resolved against the
+/// parent's, as git does) at the commit the gitlink records, with the same
+/// credentials. Gitlinks `.gitmodules` does not name are left empty, as git
+/// leaves them. All of it within `timeout`.
+pub fn fetch_submodules(
+    work: &Path,
+    url: &str,
+    auth: &Auth,
+    fetched: &Fetched,
+    timeout: Duration,
+) -> Result<Vec<Submodule>, GitError> {
+    let deadline = deadline_after(timeout);
+    let mut out = Vec::new();
+    // (repository, commit, its URL, its path prefix, depth)
+    let mut queue: Vec<(Option<usize>, String, String, usize)> =
+        vec![(None, url.to_string(), String::new(), 1)];
+    while let Some((index, parent_url, prefix, depth)) = queue.pop() {
+        let (repo, commit) = match index {
+            None => (&fetched.repo, fetched.commit),
+            Some(i) => {
+                let s: &Submodule = &out[i];
+                (&s.fetched.repo, s.fetched.commit)
+            }
+        };
+        let wanted = gitlinks(repo, commit)?;
+        let mut found = Vec::new();
+        for (path, sub_url, commit) in wanted {
+            let sub_url = resolve_submodule_url(&parent_url, &sub_url);
+            let full = if prefix.is_empty() {
+                path.clone()
+            } else {
+                format!("{prefix}/{path}")
+            };
+            let target = FetchTarget::Commit {
+                sha: commit.to_hex().to_string(),
+                branch: None,
+            };
+            let sub = fetch_until(work, &sub_url, auth, &target, deadline)
+                .map_err(|e| finish_error(e, &sub_url, timeout, deadline))
+                .map_err(|e| GitError {
+                    message: format!("failed to fetch submodule '{full}': {}", e.message),
+                    ..e
+                })?;
+            found.push((full, sub_url, commit, sub));
+        }
+        for (full, sub_url, commit, sub) in found {
+            out.push(Submodule {
+                path: full.clone(),
+                commit,
+                fetched: sub,
+            });
+            if depth < MAX_SUBMODULE_DEPTH {
+                queue.push((Some(out.len() - 1), sub_url, full, depth + 1));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// The gitlinks of `commit` that its `.gitmodules` names: (path, URL as
+/// written, commit).
+fn gitlinks(
+    repo: &gix::Repository,
+    commit: gix::ObjectId,
+) -> Result<Vec<(String, String, gix::ObjectId)>, GitError> {
+    let tree = tree_of(repo, commit)?;
+    let entries = list_tree(&[repo], &[], tree)?;
+    let Some(modules) = entries
+        .iter()
+        .find(|e| e.path == ".gitmodules" && e.kind != EntryKind::Dir)
+    else {
+        return Ok(Vec::new());
+    };
+    let data = repo
+        .find_object(modules.id)
+        .map_err(|e| GitError::op(format!("reading .gitmodules: {}", error_chain(&e))))?
+        .data
+        .clone();
+    let text = String::from_utf8_lossy(&data);
+    let config = gix::config::File::try_from(text.as_ref())
+        .map_err(|e| GitError::op(format!("reading .gitmodules: {e}")))?;
+    let mut out = Vec::new();
+    for section in config.sections_by_name("submodule").into_iter().flatten() {
+        let (Some(path), Some(url)) = (section.value("path"), section.value("url")) else {
+            continue;
+        };
+        let path = path.to_str_lossy().trim_matches('/').to_string();
+        let gitlink = entries
+            .iter()
+            .find(|e| e.path == path && e.kind == EntryKind::Gitlink);
+        if let Some(link) = gitlink {
+            out.push((path, url.to_str_lossy().into_owned(), link.id));
+        }
+    }
+    Ok(out)
+}
+
+/// A submodule URL as git resolves it: `./x` and `../x` relative to the
+/// superproject's URL (each `../` drops one path component), anything else
+/// as written.
+pub fn resolve_submodule_url(parent: &str, url: &str) -> String {
+    if !(url.starts_with("./") || url.starts_with("../")) {
+        return url.to_string();
+    }
+    let mut base = parent.trim_end_matches('/').to_string();
+    let mut rest = url;
+    loop {
+        if let Some(r) = rest.strip_prefix("./") {
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("../") {
+            if let Some(cut) = base.rfind('/')
+                && !base[..cut].ends_with('/')
+            {
+                base.truncate(cut);
+            }
+            rest = r;
+        } else {
+            break;
+        }
+    }
+    format!("{base}/{rest}")
 }
 
 /// Where listings and fetches keep their scratch state.
@@ -1000,6 +1178,36 @@ pub fn work_dir(storage: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn submodule_urls_resolve_against_the_superprojects_as_git_does() {
+        let parent = "https://git.example/org/app.git";
+        assert_eq!(
+            resolve_submodule_url(parent, "../lib.git"),
+            "https://git.example/org/lib.git"
+        );
+        assert_eq!(
+            resolve_submodule_url(parent, "../../other/lib.git"),
+            "https://git.example/other/lib.git"
+        );
+        assert_eq!(
+            resolve_submodule_url(parent, "./sub"),
+            "https://git.example/org/app.git/sub"
+        );
+        assert_eq!(
+            resolve_submodule_url("ssh://git@host/app/", "../lib"),
+            "ssh://git@host/lib"
+        );
+        // Never past the host.
+        assert_eq!(
+            resolve_submodule_url("https://host/app", "../../../x"),
+            "https://host/x"
+        );
+        assert_eq!(
+            resolve_submodule_url(parent, "https://elsewhere/x.git"),
+            "https://elsewhere/x.git"
+        );
+    }
 
     #[test]
     fn urls_are_validated() {

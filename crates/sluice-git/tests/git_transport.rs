@@ -63,7 +63,7 @@ async fn file_url_listing_fetch_and_archive() {
         )
         .unwrap();
         let mut out = Vec::new();
-        git::archive_commit(&f.repo, f.commit, None, &[], &mut out).unwrap();
+        git::archive_commit(&f.repo, f.commit, &[], None, &[], &mut out).unwrap();
         (f.commit.to_string(), f.shallow, out)
     })
     .await;
@@ -90,7 +90,7 @@ async fn commits_are_fetched_by_id_over_http() {
         let (got, content) = in_blocking(move || {
             let f = git::fetch(&w, &url, &Auth::default(), &target, T).unwrap();
             let mut out = Vec::new();
-            git::archive_commit(&f.repo, f.commit, None, &[], &mut out).unwrap();
+            git::archive_commit(&f.repo, f.commit, &[], None, &[], &mut out).unwrap();
             (f.commit.to_string(), out)
         })
         .await;
@@ -196,7 +196,7 @@ async fn listing_a_5000_file_repo_does_not_depend_on_its_size() {
         )
         .unwrap();
         let mut out = Vec::new();
-        let stats = git::archive_commit(&f.repo, f.commit, None, &[], &mut out).unwrap();
+        let stats = git::archive_commit(&f.repo, f.commit, &[], None, &[], &mut out).unwrap();
         (stats.files, out)
     })
     .await;

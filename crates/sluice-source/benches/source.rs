@@ -147,7 +147,7 @@ fn main() {
                     "bench",
                     "big",
                     &format!("{i}.tar.gz"),
-                    |out| git::archive_commit(&f.repo, f.commit, None, &[], out).map(|_| ()),
+                    |out| git::archive_commit(&f.repo, f.commit, &[], None, &[], out).map(|_| ()),
                 )
                 .expect("artifact")
         });

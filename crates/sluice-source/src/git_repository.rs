@@ -39,6 +39,7 @@ source_status!(GitRepositoryStatus);
 pub(crate) struct Observed {
     ignore: Option<String>,
     sparse_checkout: Option<Vec<String>>,
+    recurse_submodules: bool,
     verification: Verification,
 }
 
@@ -77,6 +78,8 @@ impl SourceKind for GitRepository {
     fn record(&self, status: &mut GitRepositoryStatus, observed: &Observed) {
         status.observed_ignore = observed.ignore.clone();
         status.observed_sparse_checkout = observed.sparse_checkout.clone();
+        // Flux omits it when false.
+        status.observed_recurse_submodules = observed.recurse_submodules.then_some(true);
         match &observed.verification {
             Verification::NotConfigured => status.source_verification_mode = None,
             Verification::Unchanged => {}
@@ -147,6 +150,7 @@ fn stored(
         observed: Observed {
             ignore: spec.ignore.clone(),
             sparse_checkout: spec.sparse_checkout.clone().filter(|v| !v.is_empty()),
+            recurse_submodules: spec.recurse_submodules.unwrap_or(false),
             verification,
         },
     }
@@ -296,12 +300,6 @@ async fn sync(
             "spec.include is not supported by sluice",
         ));
     }
-    if spec.recurse_submodules.unwrap_or(false) {
-        return Err(Failure::stalled(
-            flux::UNSUPPORTED_FIELD_REASON,
-            "spec.recurseSubmodules is not supported by sluice",
-        ));
-    }
     if spec.proxy_secret_ref.is_some() && scheme == Scheme::Ssh {
         return Err(Failure::stalled(
             flux::UNSUPPORTED_FIELD_REASON,
@@ -402,6 +400,8 @@ async fn sync(
         && a.revision == selected.revision
         && old.observed_ignore == spec.ignore
         && old.observed_sparse_checkout == spec.sparse_checkout.clone().filter(|v| !v.is_empty())
+        && old.observed_recurse_submodules.unwrap_or(false)
+            == spec.recurse_submodules.unwrap_or(false)
         && ctx.storage.exists(a)
         && !requires_verification(spec, old)
     {
@@ -454,6 +454,7 @@ async fn sync(
     let ignore = spec.ignore.clone();
     let sparse = spec.sparse_checkout.clone().unwrap_or_default();
     let wanted2 = wanted.clone();
+    let recurse = spec.recurse_submodules.unwrap_or(false);
     let selected2 = selected.clone();
     let written = blocking(
         timeout,
@@ -464,6 +465,11 @@ async fn sync(
                 Some((mode, keys)) => verify_signatures(&fetched, tag_name.as_deref(), mode, keys)
                     .map_err(StoreError::Verify)?,
                 None => Verification::NotConfigured,
+            };
+            let submodules = if recurse {
+                git::fetch_submodules(&w, &url, &a, &fetched, timeout).map_err(StoreError::Git)?
+            } else {
+                Vec::new()
             };
             let commit_hex = fetched.commit.to_hex().to_string();
             // The ref may have moved between listing and fetch: report what was fetched.
@@ -484,6 +490,7 @@ async fn sync(
                     git::archive_commit(
                         &fetched.repo,
                         fetched.commit,
+                        &submodules,
                         ignore.as_deref(),
                         &sparse,
                         out,

@@ -951,3 +951,131 @@ async fn a_github_app_authenticates_the_fetch_with_an_installation_token() {
     );
     ns.delete().await;
 }
+
+/// A bare repository `<root>/srv/<name>.git` and its work tree on `main`,
+/// all repositories under one served root (submodules name each other by
+/// relative URL).
+fn served_repo(root: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let bare = root.join("srv").join(format!("{name}.git"));
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "--bare", "-q", "-b", "main"]);
+    let work = root.join("work").join(name);
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    work
+}
+
+fn commit_and_push(work: &std::path::Path, msg: &str) -> String {
+    git(work, &["add", "-A"]);
+    git(work, &["commit", "-q", "-m", msg]);
+    git(work, &["push", "-q", "origin", "main"]);
+    git(work, &["rev-parse", "HEAD"])
+}
+
+#[tokio::test]
+async fn submodules_are_archived_at_their_paths_when_recursed() {
+    let (_c, ns, api, _h) = setup("src-submodules").await;
+    let root = tempfile::tempdir().unwrap();
+    let leaf = served_repo(root.path(), "leaf");
+    std::fs::write(leaf.join("leaf.yaml"), "kind: Leaf\n").unwrap();
+    commit_and_push(&leaf, "leaf");
+    // lib has leaf at vendor/leaf, app has lib at lib: relative URLs, as
+    // repositories on one server name each other.
+    let sub_add = |work: &std::path::Path, url: &str, path: &str| {
+        git(
+            work,
+            &[
+                "-c",
+                "protocol.file.allow=always",
+                "submodule",
+                "add",
+                "-q",
+                url,
+                path,
+            ],
+        );
+    };
+    let lib = served_repo(root.path(), "lib");
+    std::fs::write(lib.join("base.yaml"), "kind: Base\n").unwrap();
+    sub_add(&lib, "../leaf.git", "vendor/leaf");
+    commit_and_push(&lib, "lib");
+    let app = served_repo(root.path(), "app");
+    std::fs::write(app.join("app.yaml"), "kind: App\n").unwrap();
+    sub_add(&app, "../lib.git", "lib");
+    let commit = commit_and_push(&app, "app");
+
+    // Behind basic auth: the submodules are fetched with the same credentials.
+    let server = GitServer::start(&root.path().join("srv"), Some(("git", "s3cret"))).await;
+    secret(&ns, "auth", &[("username", "git"), ("password", "s3cret")]).await;
+    create(
+        &api,
+        "app",
+        json!({"url": server.url("app"), "interval": "10m", "ref": {"branch": "main"},
+        "secretRef": {"name": "auth"}}),
+    )
+    .await;
+    let gr = wait_for(&api, "app", WAIT, is_ready).await;
+    let plain = gr.status.as_ref().unwrap().artifact.clone().unwrap();
+    let files = tar_listing(&http_get(&plain.url).await.1);
+    // Gitlinks left empty; `.gitmodules` is among Flux's default exclusions.
+    assert_eq!(files, vec!["app.yaml"]);
+    assert_eq!(
+        gr.status.as_ref().unwrap().observed_recurse_submodules,
+        None
+    );
+
+    // The same commit with recurseSubmodules: a new artifact.
+    let patch = json!({"spec": {"recurseSubmodules": true}});
+    api.patch(
+        "app",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    let gr = wait_for(&api, "app", WAIT, |g| {
+        is_ready(g)
+            && g.status
+                .as_ref()
+                .is_some_and(|s| s.observed_recurse_submodules == Some(true))
+    })
+    .await;
+    let a = gr.status.as_ref().unwrap().artifact.clone().unwrap();
+    assert_eq!(a.revision, format!("main@sha1:{commit}"));
+    assert_ne!(a.digest, plain.digest);
+    let body = http_get(&a.url).await.1;
+    assert_eq!(
+        tar_listing(&body),
+        vec![
+            "app.yaml",
+            "lib/",
+            "lib/base.yaml",
+            "lib/vendor/",
+            "lib/vendor/leaf/",
+            "lib/vendor/leaf/leaf.yaml",
+        ]
+    );
+    assert_eq!(
+        tar_file(&body, "lib/vendor/leaf/leaf.yaml").as_deref(),
+        Some("kind: Leaf\n")
+    );
+
+    // A submodule that cannot be fetched names its path.
+    std::fs::remove_dir_all(root.path().join("srv").join("leaf.git")).unwrap();
+    std::fs::write(app.join("app.yaml"), "kind: App\nv: 2\n").unwrap();
+    commit_and_push(&app, "app 2");
+    request_reconcile(&api, "app").await;
+    let gr = wait_for(&api, "app", WAIT, |g| {
+        condition(g, meta::READY_CONDITION).is_some_and(|c| c.0 == "False")
+    })
+    .await;
+    let (_, reason, message) = condition(&gr, meta::READY_CONDITION).unwrap();
+    assert_eq!(reason, "GitOperationFailed");
+    assert!(
+        message.contains("failed to fetch submodule 'lib/vendor/leaf'"),
+        "{message}"
+    );
+    assert!(!message.contains("s3cret"), "{message}");
+    assert_eq!(gr.status.as_ref().unwrap().artifact.as_ref(), Some(&a));
+}
