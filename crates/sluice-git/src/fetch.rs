@@ -916,6 +916,75 @@ pub fn archive_commit(
     Ok(stats)
 }
 
+/// Writes the tree of `commit` (with checked-out `submodules`) into the
+/// empty directory `dir`, only the `sparse` directories when given:
+/// regular files (executables `0755`) and directories; symlinks and empty
+/// gitlinks are left out, as the archive leaves them. For builds that add
+/// to the tree before it is archived (`spec.include`).
+pub fn checkout_commit(
+    repo: &gix::Repository,
+    commit: gix::ObjectId,
+    submodules: &[Submodule],
+    sparse: &[String],
+    dir: &Path,
+) -> Result<ArchiveStats, GitError> {
+    use std::os::unix::fs::PermissionsExt;
+    let tree = tree_of(repo, commit)?;
+    let mut repos: Vec<&gix::Repository> = vec![repo];
+    repos.extend(submodules.iter().map(|s| &s.fetched.repo));
+    let entries = list_tree(&repos, submodules, tree)?;
+    let sparse: Vec<String> = sparse
+        .iter()
+        .map(|s| s.trim_matches('/').to_string())
+        .filter(|s| !s.is_empty() && s != ".")
+        .collect();
+    let io = |path: &str, e: std::io::Error| GitError::op(format!("checking out {path}: {e}"));
+    let mut stats = ArchiveStats::default();
+    for e in &entries {
+        if !sparse.is_empty() && !in_sparse(&e.path, e.kind == EntryKind::Dir, &sparse) {
+            continue;
+        }
+        let target = tree_path(dir, &e.path)
+            .ok_or_else(|| GitError::op(format!("checking out {}: not a safe path", e.path)))?;
+        match e.kind {
+            EntryKind::Dir => std::fs::create_dir_all(&target).map_err(|err| io(&e.path, err))?,
+            EntryKind::File | EntryKind::Executable => {
+                let obj = repos[e.repo].find_object(e.id).map_err(|err| {
+                    GitError::op(format!("reading {}: {}", e.path, error_chain(&err)))
+                })?;
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(|err| io(&e.path, err))?;
+                }
+                std::fs::write(&target, &obj.data).map_err(|err| io(&e.path, err))?;
+                let mode = if e.kind == EntryKind::Executable {
+                    0o755
+                } else {
+                    0o644
+                };
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
+                    .map_err(|err| io(&e.path, err))?;
+                stats.files += 1;
+                stats.bytes += obj.data.len() as u64;
+            }
+            EntryKind::Gitlink | EntryKind::Other => {}
+        }
+    }
+    Ok(stats)
+}
+
+/// `dir/path` for a path of a tree: no empty, `.`, `..` or `.git`
+/// segment (git refuses such trees too; nothing here follows a symlink).
+fn tree_path(dir: &Path, path: &str) -> Option<PathBuf> {
+    let mut out = dir.to_path_buf();
+    for seg in path.split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." || seg.eq_ignore_ascii_case(".git") {
+            return None;
+        }
+        out.push(seg);
+    }
+    Some(out)
+}
+
 fn in_sparse(path: &str, is_dir: bool, sparse: &[String]) -> bool {
     sparse.iter().any(|s| {
         path == s

@@ -89,7 +89,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
     let git = reconciler::run(
         ctx.clone(),
         git_gate,
-        Controller::new(git_api.clone(), scope.watcher_config()),
+        crate::git_repository::controller(&scope, git_api.clone()),
         git_api,
         reconciler::reconcile::<GitRepository>,
     );

@@ -40,6 +40,9 @@ pub(crate) struct Observed {
     ignore: Option<String>,
     sparse_checkout: Option<Vec<String>>,
     recurse_submodules: bool,
+    /// `spec.include` and the artifacts it took, in its order.
+    include: Vec<api::GitRepositoryInclude>,
+    included: Vec<Artifact>,
     verification: Verification,
 }
 
@@ -80,6 +83,9 @@ impl SourceKind for GitRepository {
         status.observed_sparse_checkout = observed.sparse_checkout.clone();
         // Flux omits it when false.
         status.observed_recurse_submodules = observed.recurse_submodules.then_some(true);
+        status.observed_include = (!observed.include.is_empty()).then(|| observed.include.clone());
+        status.included_artifacts =
+            (!observed.included.is_empty()).then(|| observed.included.clone());
         match &observed.verification {
             Verification::NotConfigured => status.source_verification_mode = None,
             Verification::Unchanged => {}
@@ -94,6 +100,9 @@ impl SourceKind for GitRepository {
         result: &Result<Stored<Observed>, Failure>,
         generation: Option<i64>,
     ) {
+        if !matches!(result, Err(f) if f.condition == Some(flux::INCLUDE_UNAVAILABLE_CONDITION)) {
+            flux::remove_condition(conditions, flux::INCLUDE_UNAVAILABLE_CONDITION);
+        }
         let (status, reason, message) = match result {
             Ok(ok) => match &ok.observed.verification {
                 Verification::NotConfigured => {
@@ -121,6 +130,26 @@ impl SourceKind for GitRepository {
             ),
         );
     }
+    /// A new artifact of an included GitRepository makes the object due.
+    async fn fingerprint_extra(obj: &Arc<Self>, ctx: &Arc<Ctx>) -> Vec<String> {
+        let Some(includes) = obj.spec.include.as_ref().filter(|v| !v.is_empty()) else {
+            return Vec::new();
+        };
+        let api: Api<GitRepository> =
+            Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+        let mut out = Vec::with_capacity(includes.len());
+        for inc in includes {
+            let digest = api
+                .get_opt(&inc.repository.name)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.status.and_then(|s| s.artifact))
+                .map(|a| a.digest);
+            out.push(digest.unwrap_or_default());
+        }
+        out
+    }
     async fn sync(
         obj: Arc<Self>,
         ctx: Arc<Ctx>,
@@ -130,11 +159,42 @@ impl SourceKind for GitRepository {
     }
 }
 
+/// The GitRepository controller: its own watch, which also wakes the
+/// GitRepositories that include a changed one (`spec.include`).
+pub(crate) fn controller(
+    scope: &sluice_runtime::WatchScope,
+    api: Api<GitRepository>,
+) -> kube::runtime::Controller<GitRepository> {
+    let controller = kube::runtime::Controller::new(api.clone(), scope.watcher_config());
+    let store = controller.store();
+    controller.watches(
+        api,
+        scope.watcher_config(),
+        move |changed: GitRepository| {
+            let (ns, name) = (changed.namespace(), changed.name_any());
+            store
+                .state()
+                .into_iter()
+                .filter(|r| {
+                    r.namespace() == ns
+                        && r.spec
+                            .include
+                            .iter()
+                            .flatten()
+                            .any(|i| i.repository.name == name)
+                })
+                .map(|r| kube::runtime::reflector::ObjectRef::from_obj(&*r))
+                .collect::<Vec<_>>()
+        },
+    )
+}
+
 /// A success: the artifact, and the commit subject when it is new.
 fn stored(
     artifact: Artifact,
     new_subject: Option<String>,
     spec: &GitRepositorySpec,
+    included: Vec<Artifact>,
     verification: Verification,
 ) -> Stored<Observed> {
     Stored {
@@ -151,6 +211,8 @@ fn stored(
             ignore: spec.ignore.clone(),
             sparse_checkout: spec.sparse_checkout.clone().filter(|v| !v.is_empty()),
             recurse_submodules: spec.recurse_submodules.unwrap_or(false),
+            include: spec.include.clone().unwrap_or_default(),
+            included,
             verification,
         },
     }
@@ -294,12 +356,6 @@ async fn sync(
 
     // Spec checks that no retry can fix.
     let scheme = git::parse_url(&spec.url).map_err(|m| Failure::stalled(URL_INVALID_REASON, m))?;
-    if spec.include.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(Failure::stalled(
-            flux::UNSUPPORTED_FIELD_REASON,
-            "spec.include is not supported by sluice",
-        ));
-    }
     if spec.proxy_secret_ref.is_some() && scheme == Scheme::Ssh {
         return Err(Failure::stalled(
             flux::UNSUPPORTED_FIELD_REASON,
@@ -367,6 +423,8 @@ async fn sync(
             ),
         ));
     }
+    let includes = spec.include.clone().unwrap_or_default();
+    let included = included_artifacts(ctx, &ns, &includes).await?;
     let url_shown = git::redact_url(&spec.url);
     let work = git::work_dir(ctx.storage.root());
 
@@ -402,6 +460,11 @@ async fn sync(
         && old.observed_sparse_checkout == spec.sparse_checkout.clone().filter(|v| !v.is_empty())
         && old.observed_recurse_submodules.unwrap_or(false)
             == spec.recurse_submodules.unwrap_or(false)
+        && old.observed_include.clone().unwrap_or_default() == includes
+        && same_artifacts(
+            old.included_artifacts.as_deref().unwrap_or_default(),
+            &included,
+        )
         && ctx.storage.exists(a)
         && !requires_verification(spec, old)
     {
@@ -409,7 +472,7 @@ async fn sync(
             Some(_) => Verification::Unchanged,
             None => Verification::NotConfigured,
         };
-        return Ok(stored(a.clone(), None, spec, verification));
+        return Ok(stored(a.clone(), None, spec, included, verification));
     }
     // The trusted keys are read only when something is to be verified.
     let verify = match &spec.verification {
@@ -455,6 +518,14 @@ async fn sync(
     let sparse = spec.sparse_checkout.clone().unwrap_or_default();
     let wanted2 = wanted.clone();
     let recurse = spec.recurse_submodules.unwrap_or(false);
+    let sources: Vec<(api::GitRepositoryInclude, std::path::PathBuf, String)> = includes
+        .iter()
+        .zip(&included)
+        .map(|(inc, a)| {
+            let path = ctx.storage.local_path(a).unwrap_or_default();
+            (inc.clone(), path, a.digest.clone())
+        })
+        .collect();
     let selected2 = selected.clone();
     let written = blocking(
         timeout,
@@ -485,17 +556,42 @@ async fn sync(
                 .and_then(|c| c.message().ok().map(|m| m.summary().to_string()))
                 .unwrap_or_default();
             let file = format!("{commit_hex}.tar.gz");
+            // With includes, the tree is checked out and the included
+            // artifacts copied in before the directory is archived (Flux's
+            // order: the ignore rules apply to them too).
+            let tree = if sources.is_empty() {
+                None
+            } else {
+                Some(with_includes(
+                    &storage,
+                    &fetched,
+                    &submodules,
+                    &sparse,
+                    &sources,
+                )?)
+            };
             let written =
                 storage.write_artifact::<StoreError>(api::KIND, &ns2, &name2, &file, |out| {
-                    git::archive_commit(
-                        &fetched.repo,
-                        fetched.commit,
-                        &submodules,
-                        ignore.as_deref(),
-                        &sparse,
-                        out,
-                    )
-                    .map_err(StoreError::Git)?;
+                    match &tree {
+                        Some(dir) => {
+                            sluice_git::archive::archive_dir(
+                                &dir.path().join("tree"),
+                                ignore.as_deref(),
+                                out,
+                            )?;
+                        }
+                        None => {
+                            git::archive_commit(
+                                &fetched.repo,
+                                fetched.commit,
+                                &submodules,
+                                ignore.as_deref(),
+                                &sparse,
+                                out,
+                            )
+                            .map_err(StoreError::Git)?;
+                        }
+                    }
                     Ok(())
                 })?;
             Ok((written, revision, subject, verification))
@@ -505,13 +601,19 @@ async fn sync(
     let (written, revision, subject, verification) = match written {
         Ok(v) => v,
         Err(StoreError::Git(e)) => return Err(git_failure(e, &auth)),
-        Err(StoreError::Verify(f)) => return Err(f),
+        Err(StoreError::Verify(f)) | Err(StoreError::Include(f)) => return Err(f),
         Err(StoreError::Io(e)) => {
             return Err(storage_failure(format!("failed to store artifact: {e}")));
         }
     };
     let artifact = new_artifact(ctx, api::KIND, &ns, &name, written, revision, None);
-    Ok(stored(artifact, Some(subject), spec, verification))
+    Ok(stored(
+        artifact,
+        Some(subject),
+        spec,
+        included,
+        verification,
+    ))
 }
 
 /// The trusted keys of `spec.verify.secretRef` (a failure to read them is
@@ -615,7 +717,154 @@ fn verify_signatures(
 enum StoreError {
     Git(git::GitError),
     Verify(Failure),
+    Include(Failure),
     Io(std::io::Error),
+}
+
+/// The artifacts of `spec.include`, in its order (Flux's `fetchIncludes`):
+/// a GitRepository that is missing or has no artifact yet is waited for,
+/// with `IncludeUnavailable`.
+async fn included_artifacts(
+    ctx: &Ctx,
+    ns: &str,
+    includes: &[api::GitRepositoryInclude],
+) -> Result<Vec<Artifact>, Failure> {
+    let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), ns);
+    let mut out = Vec::with_capacity(includes.len());
+    for inc in includes {
+        let name = &inc.repository.name;
+        let unavailable = |reason: &'static str, m: String| {
+            Failure::new(reason, m).with_condition(flux::INCLUDE_UNAVAILABLE_CONDITION)
+        };
+        let repo = match api.get_opt(name).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return Err(unavailable(
+                    "NotFound",
+                    format!(
+                        "could not get resource for include '{name}': gitrepositories.{} \"{name}\" not found",
+                        api::GROUP
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(unavailable(
+                    "NotFound",
+                    format!("could not get resource for include '{name}': {e}"),
+                ));
+            }
+        };
+        match repo
+            .status
+            .and_then(|s| s.artifact)
+            .filter(|a| ctx.storage.exists(a))
+        {
+            Some(a) => out.push(a),
+            None => {
+                return Err(unavailable(
+                    "NoArtifact",
+                    format!("no artifact available for include '{name}'"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the included artifacts are those recorded (same revisions and
+/// digests, in order).
+fn same_artifacts(old: &[Artifact], new: &[Artifact]) -> bool {
+    old.len() == new.len()
+        && old
+            .iter()
+            .zip(new)
+            .all(|(a, b)| a.revision == b.revision && a.digest == b.digest)
+}
+
+/// `root/path` as Go's `securejoin` makes it: `..` never climbs above
+/// `root` (it stays there), `.` and empty segments drop out.
+fn clamped_join(root: &std::path::Path, path: &str) -> std::path::PathBuf {
+    let mut segs: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segs.pop();
+            }
+            s => segs.push(s),
+        }
+    }
+    let mut out = root.to_path_buf();
+    out.extend(segs);
+    out
+}
+
+/// The fetched tree checked out under `<work>/tree`, with each include's
+/// artifact (its `fromPath`) copied to its `toPath` over what is there
+/// (Flux's `CopyToPath`). Paths stay inside the tree and the artifact.
+fn with_includes(
+    storage: &crate::storage::Storage,
+    fetched: &git::Fetched,
+    submodules: &[git::Submodule],
+    sparse: &[String],
+    sources: &[(api::GitRepositoryInclude, std::path::PathBuf, String)],
+) -> Result<tempfile::TempDir, StoreError> {
+    let work = tempfile::Builder::new()
+        .prefix(".include-")
+        .tempdir_in(storage.root())?;
+    let tree = work.path().join("tree");
+    std::fs::create_dir(&tree)?;
+    git::checkout_commit(&fetched.repo, fetched.commit, submodules, sparse, &tree)
+        .map_err(StoreError::Git)?;
+    for (n, (inc, artifact, digest)) in sources.iter().enumerate() {
+        let name = &inc.repository.name;
+        let from_path = inc.from_path.as_deref().unwrap_or_default();
+        let to_path = inc.to_path();
+        let copy_failed = |m: String| {
+            StoreError::Include(
+                Failure::new(
+                    "CopyFailure",
+                    format!("failed to copy '{name}' include from {from_path} to {to_path}: {m}"),
+                )
+                .with_condition(flux::STORAGE_OPERATION_FAILED_CONDITION),
+            )
+        };
+        let unpacked = work.path().join(format!("include-{n}"));
+        std::fs::create_dir(&unpacked)?;
+        sluice_git::archive::unpack_file(artifact, digest, &unpacked)
+            .map_err(|e| copy_failed(format!("{e:#}")))?;
+        copy_over(
+            &clamped_join(&unpacked, from_path),
+            &clamped_join(&tree, to_path),
+        )
+        .map_err(|e| copy_failed(e.to_string()))?;
+    }
+    Ok(work)
+}
+
+/// Copies `from` (a file or a directory) to `to`, merging into an existing
+/// directory and replacing files; symlinks are not followed.
+fn copy_over(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(from)?;
+    if meta.is_dir() {
+        if std::fs::symlink_metadata(to).is_ok_and(|m| !m.is_dir()) {
+            std::fs::remove_file(to)?;
+        }
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_over(&entry.path(), &to.join(entry.file_name()))?;
+        }
+    } else if meta.is_file() {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if std::fs::symlink_metadata(to).is_ok_and(|m| m.is_dir()) {
+            std::fs::remove_dir_all(to)?;
+        }
+        std::fs::copy(from, to)?;
+    }
+    Ok(())
 }
 
 impl From<std::io::Error> for StoreError {
@@ -740,6 +989,7 @@ mod tests {
                 artifact("main@sha1:a"),
                 None,
                 &gr.spec,
+                Vec::new(),
                 verification,
             ))
         };
@@ -847,6 +1097,7 @@ mod tests {
             artifact("main@sha1:abc"),
             Some("first commit".into()),
             &repo().spec,
+            Vec::new(),
             Verification::NotConfigured,
         );
         let (stored, d) = run(&failed, Ok(ok), 0);

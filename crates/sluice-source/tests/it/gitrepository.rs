@@ -1079,3 +1079,99 @@ async fn submodules_are_archived_at_their_paths_when_recursed() {
     assert!(!message.contains("s3cret"), "{message}");
     assert_eq!(gr.status.as_ref().unwrap().artifact.as_ref(), Some(&a));
 }
+
+#[tokio::test]
+async fn included_repositories_are_copied_in_and_followed() {
+    let (_c, _ns, api, _h) = setup("src-include").await;
+    let root = tempfile::tempdir().unwrap();
+    let shared = served_repo(root.path(), "shared");
+    std::fs::create_dir_all(shared.join("base")).unwrap();
+    std::fs::write(shared.join("base/common.yaml"), "kind: Common\n").unwrap();
+    std::fs::write(shared.join("notes.txt"), "x\n").unwrap();
+    commit_and_push(&shared, "shared");
+    let app = served_repo(root.path(), "app");
+    std::fs::write(app.join("app.yaml"), "kind: App\n").unwrap();
+    std::fs::create_dir_all(app.join("vendor/shared")).unwrap();
+    std::fs::write(app.join("vendor/shared/stale.yaml"), "kind: Stale\n").unwrap();
+    let commit = commit_and_push(&app, "app");
+    let server = GitServer::start(&root.path().join("srv"), None).await;
+
+    // The included repository does not exist yet: waited for.
+    create(
+        &api,
+        "app",
+        json!({"url": server.url("app"), "interval": "10m", "ref": {"branch": "main"},
+        "include": [
+            {"repository": {"name": "shared"}, "fromPath": "base", "toPath": "vendor/shared"},
+            {"repository": {"name": "shared"}}
+        ]}),
+    )
+    .await;
+    let gr = wait_for(&api, "app", WAIT, |g| {
+        condition(g, meta::INCLUDE_UNAVAILABLE_CONDITION).is_some()
+    })
+    .await;
+    assert_eq!(
+        condition(&gr, meta::INCLUDE_UNAVAILABLE_CONDITION).unwrap(),
+        (
+            "True".into(),
+            "NotFound".into(),
+            "could not get resource for include 'shared': gitrepositories.source.toolkit.fluxcd.io \"shared\" not found".into()
+        )
+    );
+
+    create(
+        &api,
+        "shared",
+        json!({"url": server.url("shared"), "interval": "10m", "ref": {"branch": "main"}}),
+    )
+    .await;
+    let gr = wait_for(&api, "app", WAIT, is_ready).await;
+    assert!(condition(&gr, meta::INCLUDE_UNAVAILABLE_CONDITION).is_none());
+    let st = gr.status.as_ref().unwrap();
+    let a = st.artifact.clone().unwrap();
+    assert_eq!(a.revision, format!("main@sha1:{commit}"));
+    let shared_gr = api.get("shared").await.unwrap();
+    let shared_artifact = shared_gr.status.unwrap().artifact.unwrap();
+    let included = st.included_artifacts.clone().unwrap();
+    assert_eq!(included.len(), 2);
+    assert_eq!(included[0].revision, shared_artifact.revision);
+    assert_eq!(
+        json(&gr)["status"]["observedInclude"][0]["toPath"],
+        "vendor/shared"
+    );
+    let body = http_get(&a.url).await.1;
+    assert_eq!(
+        tar_listing(&body),
+        vec![
+            "app.yaml",
+            "shared/",
+            "shared/base/",
+            "shared/base/common.yaml",
+            "shared/notes.txt",
+            "vendor/",
+            "vendor/shared/",
+            "vendor/shared/common.yaml",
+            "vendor/shared/stale.yaml",
+        ]
+    );
+
+    // A new commit of the included repository: the includer is rebuilt for
+    // the same commit of its own.
+    std::fs::write(shared.join("base/common.yaml"), "kind: Common\nv: 2\n").unwrap();
+    commit_and_push(&shared, "shared 2");
+    request_reconcile(&api, "shared").await;
+    let gr = wait_for(&api, "app", WAIT, |g| {
+        g.status
+            .as_ref()
+            .and_then(|s| s.artifact.as_ref())
+            .is_some_and(|b| b.digest != a.digest)
+    })
+    .await;
+    let b = gr.status.as_ref().unwrap().artifact.clone().unwrap();
+    assert_eq!(b.revision, a.revision);
+    assert_eq!(
+        tar_file(&http_get(&b.url).await.1, "vendor/shared/common.yaml").as_deref(),
+        Some("kind: Common\nv: 2\n")
+    );
+}
