@@ -1148,6 +1148,19 @@ pub fn fetch_submodules(
             } else {
                 format!("{prefix}/{path}")
             };
+            // A repository may not make the controller read its own disk:
+            // a local submodule only under a local superproject.
+            let local_parent = matches!(parse_url(url), Ok(Scheme::File));
+            match parse_url(&sub_url) {
+                Ok(Scheme::Http | Scheme::Https | Scheme::Ssh) => {}
+                Ok(Scheme::File) if local_parent => {}
+                _ => {
+                    return Err(GitError::op(format!(
+                        "failed to fetch submodule '{full}': its URL '{}' is not an http(s) or ssh URL",
+                        redact_url(&sub_url)
+                    )));
+                }
+            }
             let target = FetchTarget::Commit {
                 sha: commit.to_hex().to_string(),
                 branch: None,

@@ -130,7 +130,9 @@ impl SourceKind for GitRepository {
             ),
         );
     }
-    /// A new artifact of an included GitRepository makes the object due.
+    /// A new revision of an included GitRepository makes the object due
+    /// (the revision, not the digest, as Flux: an includer that includes
+    /// itself, or two that include each other, do not rebuild forever).
     async fn fingerprint_extra(obj: &Arc<Self>, ctx: &Arc<Ctx>) -> Vec<String> {
         let Some(includes) = obj.spec.include.as_ref().filter(|v| !v.is_empty()) else {
             return Vec::new();
@@ -139,14 +141,14 @@ impl SourceKind for GitRepository {
             Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
         let mut out = Vec::with_capacity(includes.len());
         for inc in includes {
-            let digest = api
+            let revision = api
                 .get_opt(&inc.repository.name)
                 .await
                 .ok()
                 .flatten()
                 .and_then(|r| r.status.and_then(|s| s.artifact))
-                .map(|a| a.digest);
-            out.push(digest.unwrap_or_default());
+                .map(|a| a.revision);
+            out.push(revision.unwrap_or_default());
         }
         out
     }
@@ -771,14 +773,11 @@ async fn included_artifacts(
     Ok(out)
 }
 
-/// Whether the included artifacts are those recorded (same revisions and
-/// digests, in order).
+/// Whether the included artifacts are those recorded: Flux's
+/// `artifactSet.Diff`, by revision (a digest that moved without a new
+/// revision, as an includer's own does, is no change).
 fn same_artifacts(old: &[Artifact], new: &[Artifact]) -> bool {
-    old.len() == new.len()
-        && old
-            .iter()
-            .zip(new)
-            .all(|(a, b)| a.revision == b.revision && a.digest == b.digest)
+    old.len() == new.len() && old.iter().zip(new).all(|(a, b)| a.revision == b.revision)
 }
 
 /// `root/path` as Go's `securejoin` makes it: `..` never climbs above
@@ -979,6 +978,24 @@ mod tests {
             &with_mode(Some("HEAD")),
             &observed(Some(TagAndHead))
         ));
+    }
+
+    #[test]
+    fn included_artifacts_compare_by_revision_and_paths_stay_inside() {
+        let mut moved = artifact("main@sha1:a");
+        moved.digest = "sha256:other".into();
+        // An includer's own digest moves with every build: no change.
+        assert!(same_artifacts(&[artifact("main@sha1:a")], &[moved]));
+        assert!(!same_artifacts(
+            &[artifact("main@sha1:a")],
+            &[artifact("main@sha1:b")]
+        ));
+        assert!(!same_artifacts(&[], &[artifact("main@sha1:a")]));
+        let root = std::path::Path::new("/w/tree");
+        assert_eq!(clamped_join(root, "vendor/x"), root.join("vendor/x"));
+        assert_eq!(clamped_join(root, "../../etc"), root.join("etc"));
+        assert_eq!(clamped_join(root, "/abs/./p/"), root.join("abs/p"));
+        assert_eq!(clamped_join(root, ""), root.to_path_buf());
     }
 
     #[test]

@@ -1078,6 +1078,30 @@ async fn submodules_are_archived_at_their_paths_when_recursed() {
     );
     assert!(!message.contains("s3cret"), "{message}");
     assert_eq!(gr.status.as_ref().unwrap().artifact.as_ref(), Some(&a));
+
+    // A submodule on the controller's own disk is refused, not read.
+    git(
+        &app,
+        &[
+            "config",
+            "-f",
+            ".gitmodules",
+            "submodule.lib.url",
+            root.path().join("srv/lib.git").to_str().unwrap(),
+        ],
+    );
+    commit_and_push(&app, "a local submodule");
+    request_reconcile(&api, "app").await;
+    let gr = wait_for(&api, "app", WAIT, |g| {
+        condition(g, meta::READY_CONDITION)
+            .is_some_and(|c| c.2.contains("is not an http(s) or ssh URL"))
+    })
+    .await;
+    let message = condition(&gr, meta::READY_CONDITION).unwrap().2;
+    assert!(
+        message.contains("failed to fetch submodule 'lib': its URL"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
