@@ -98,7 +98,7 @@ pub struct ProviderArgs {
     /// webex, zulip, zoom, grafana, opsgenie, pagerduty, incident.io, datadog, generic,
     /// generic-hmac, github, githubdispatch, gitea, gitlab, bitbucket, bitbucketserver,
     /// azuredevops, githubpullrequestcomment, giteapullrequestcomment, gitlabmergerequestcomment,
-    /// dingtalk, wecom (and Flux's other types).
+    /// nats, dingtalk, wecom (and Flux's other types).
     #[arg(long = "type", value_name = "TYPE")]
     pub type_: String,
     /// The channel (Slack, Telegram chat, Matrix room).

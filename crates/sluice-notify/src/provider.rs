@@ -63,6 +63,9 @@ pub struct Target {
     /// The GitHub App's slug, when the token is an app's installation token asked for with it
     /// (pull request comments: the app comments as `<slug>[bot]`).
     pub app_slug: Option<String>,
+    /// `nats`: the Secret's `creds` (a credentials file) and `nkey` (a seed).
+    pub nats_creds: Option<Vec<u8>>,
+    pub nats_nkey: Option<Vec<u8>>,
 }
 
 /// The format to send in: `spec.type`, or for `generic` the format chosen by sluice's
@@ -214,6 +217,10 @@ pub async fn resolve(
                 t.username = u;
             }
             t.password = pw;
+        }
+        if t.kind == ProviderType::Nats {
+            t.nats_creds = data.get("creds").cloned();
+            t.nats_nkey = data.get("nkey").cloned();
         }
         secret_data = Some(data);
     }

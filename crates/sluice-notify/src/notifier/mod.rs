@@ -14,12 +14,14 @@
 //! - [`commit`]: commit statuses on `github`, `gitea` (and Forgejo), `gitlab`, `bitbucket`,
 //!   `bitbucketserver` and `azuredevops`, with Flux's duplicate check (a status already
 //!   there is not posted again), and GitHub's repository dispatch (`githubdispatch`);
+//! - [`nats`]: the event published on a NATS subject (`nats`);
 //! - [`review`]: one comment per object on a pull or merge request
 //!   (`githubpullrequestcomment`, `giteapullrequestcomment`, `gitlabmergerequestcomment`),
 //!   edited as new events come.
 
 pub mod chat;
 pub mod commit;
+pub mod nats;
 pub mod ops;
 pub mod review;
 
@@ -61,6 +63,7 @@ pub const SUPPORTED: &[ProviderType] = &[
     ProviderType::GithubPullRequestComment,
     ProviderType::GiteaPullRequestComment,
     ProviderType::GitlabMergeRequestComment,
+    ProviderType::Nats,
 ];
 
 /// Flux's commit status types (those sluice serves and those it refuses).
@@ -207,6 +210,8 @@ pub enum Delivery {
     /// A comment on a change request: the token's user and the comments are read first, and
     /// that user's comment with the object's marker is edited rather than a new one posted.
     Comment(Box<review::Comment>),
+    /// A message published on a NATS subject (not HTTP).
+    Nats(Box<nats::Publish>),
 }
 
 /// The requests for `event` to `target` (its metadata already combined with the Alert's).
@@ -228,6 +233,7 @@ pub fn prepare(target: &Target, event: &Event, now_ms: i64) -> Result<Delivery, 
         | ProviderType::Pagerduty
         | ProviderType::IncidentIo
         | ProviderType::Datadog => ops::prepare(target, event),
+        ProviderType::Nats => nats::prepare(target, event).map(|p| Delivery::Nats(Box::new(p))),
         _ => chat::prepare(target, event, now_ms).map(Delivery::Post),
     }
 }
@@ -266,6 +272,13 @@ pub async fn execute(client: &reqwest::Client, delivery: &Delivery) -> Result<()
                 retry: e.retry,
             })
         }
+        Delivery::Nats(p) => nats::publish(p).await.map_err(|e| SendError {
+            message: format!(
+                "error publishing event to subject {}: {}",
+                p.subject, e.message
+            ),
+            retry: e.retry,
+        }),
         Delivery::Comment(c) => {
             let failed = |what: String| {
                 move |e: SendError| SendError {

@@ -9,6 +9,7 @@
 
 mod alerts;
 mod comments;
+mod nats;
 
 use std::time::Duration;
 
