@@ -812,10 +812,7 @@ pub fn archive_commit(
     sparse: &[String],
     out: impl Write,
 ) -> Result<ArchiveStats, GitError> {
-    let tree = tree_of(repo, commit)?;
-    let mut repos: Vec<&gix::Repository> = vec![repo];
-    repos.extend(submodules.iter().map(|s| &s.fetched.repo));
-    let entries = list_tree(&repos, submodules, tree)?;
+    let (repos, entries) = checked_out(repo, commit, submodules)?;
     let repo_of = |e: &Entry| repos[e.repo];
     let mut sourceignores: Vec<(String, String)> = entries
         .iter()
@@ -840,11 +837,7 @@ pub fn archive_commit(
             .then(a.0.cmp(&b.0))
     });
     let rules = IgnoreRules::new(&sourceignores, spec_ignore);
-    let sparse: Vec<String> = sparse
-        .iter()
-        .map(|s| s.trim_matches('/').to_string())
-        .filter(|s| !s.is_empty() && s != ".")
-        .collect();
+    let sparse = sparse_dirs(sparse);
 
     let gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
@@ -929,15 +922,8 @@ pub fn checkout_commit(
     dir: &Path,
 ) -> Result<ArchiveStats, GitError> {
     use std::os::unix::fs::PermissionsExt;
-    let tree = tree_of(repo, commit)?;
-    let mut repos: Vec<&gix::Repository> = vec![repo];
-    repos.extend(submodules.iter().map(|s| &s.fetched.repo));
-    let entries = list_tree(&repos, submodules, tree)?;
-    let sparse: Vec<String> = sparse
-        .iter()
-        .map(|s| s.trim_matches('/').to_string())
-        .filter(|s| !s.is_empty() && s != ".")
-        .collect();
+    let (repos, entries) = checked_out(repo, commit, submodules)?;
+    let sparse = sparse_dirs(sparse);
     let io = |path: &str, e: std::io::Error| GitError::op(format!("checking out {path}: {e}"));
     let mut stats = ArchiveStats::default();
     for e in &entries {
@@ -983,6 +969,30 @@ fn tree_path(dir: &Path, path: &str) -> Option<PathBuf> {
         out.push(seg);
     }
     Some(out)
+}
+
+/// The repositories of a checkout (the fetched one, then each submodule's)
+/// and every entry of `commit`'s tree, submodules walked in place.
+fn checked_out<'r>(
+    repo: &'r gix::Repository,
+    commit: gix::ObjectId,
+    submodules: &'r [Submodule],
+) -> Result<(Vec<&'r gix::Repository>, Vec<Entry>), GitError> {
+    let tree = tree_of(repo, commit)?;
+    let mut repos: Vec<&gix::Repository> = vec![repo];
+    repos.extend(submodules.iter().map(|s| &s.fetched.repo));
+    let entries = list_tree(&repos, submodules, tree)?;
+    Ok((repos, entries))
+}
+
+/// `spec.sparseCheckout` as paths without surrounding slashes (the root,
+/// `.` or empty, means everything).
+fn sparse_dirs(sparse: &[String]) -> Vec<String> {
+    sparse
+        .iter()
+        .map(|s| s.trim_matches('/').to_string())
+        .filter(|s| !s.is_empty() && s != ".")
+        .collect()
 }
 
 fn in_sparse(path: &str, is_dir: bool, sparse: &[String]) -> bool {

@@ -373,7 +373,6 @@ async fn commits_and_tags_are_verified_with_pgp_and_ssh_keys() {
             "cannot verify tag object's signature if a tag reference is not specified".into()
         )
     );
-    let _ = first;
 }
 
 /// The public half of an armored secret key, through gpg.
