@@ -241,6 +241,7 @@ async fn crds_store_fixtures_as_flux_does() {
         "source.toolkit.fluxcd.io_ocirepositories.yaml",
         "source.toolkit.fluxcd.io_helmrepositories.yaml",
         "source.toolkit.fluxcd.io_helmcharts.yaml",
+        "source.toolkit.fluxcd.io_buckets.yaml",
         "helm.toolkit.fluxcd.io_helmreleases.yaml",
     ] {
         if let Some(crd) = flux_crd(file) {

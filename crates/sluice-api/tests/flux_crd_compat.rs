@@ -31,6 +31,10 @@ const HELM_CHART: (&str, &str) = (
     "source.toolkit.fluxcd.io_helmcharts.yaml",
     "helmcharts.source.toolkit.fluxcd.io",
 );
+const BUCKET: (&str, &str) = (
+    "source.toolkit.fluxcd.io_buckets.yaml",
+    "buckets.source.toolkit.fluxcd.io",
+);
 const HELM_RELEASE: (&str, &str) = (
     "helm.toolkit.fluxcd.io_helmreleases.yaml",
     "helmreleases.helm.toolkit.fluxcd.io",
@@ -48,12 +52,13 @@ const ALERT: (&str, &str) = (
     "alerts.notification.toolkit.fluxcd.io",
 );
 /// Every kind sluice serves, in the order of `sluice_api::crds()`.
-const ALL: [(&str, &str); 9] = [
+const ALL: [(&str, &str); 10] = [
     GIT_REPOSITORY,
     KUSTOMIZATION,
     OCI_REPOSITORY,
     HELM_REPOSITORY,
     HELM_CHART,
+    BUCKET,
     HELM_RELEASE,
     RECEIVER,
     PROVIDER,
@@ -321,6 +326,11 @@ fn helm_chart_schema_matches_flux() {
 }
 
 #[test]
+fn bucket_schema_matches_flux() {
+    compare_schemas(BUCKET.0, BUCKET.1);
+}
+
+#[test]
 fn helm_release_schema_matches_flux() {
     compare_schemas(HELM_RELEASE.0, HELM_RELEASE.1);
 }
@@ -378,6 +388,11 @@ fn helm_repository_definition_matches_flux() {
 #[test]
 fn helm_chart_definition_matches_flux() {
     compare_definitions(HELM_CHART.0, HELM_CHART.1);
+}
+
+#[test]
+fn bucket_definition_matches_flux() {
+    compare_definitions(BUCKET.0, BUCKET.1);
 }
 
 #[test]

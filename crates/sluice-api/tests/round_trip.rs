@@ -15,7 +15,8 @@ use sluice_api::source::{
     OCIProvider, OCIVerificationProvider, ReconcileStrategy,
 };
 use sluice_api::{
-    FluxObject, GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
+    Bucket, FluxObject, GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization,
+    OCIRepository,
 };
 
 fn round_trip<T: DeserializeOwned + Serialize>(name: &str, original: &Value) -> T {
@@ -51,6 +52,9 @@ fn fixtures_round_trip_unchanged() {
             Some("HelmChart") => {
                 round_trip::<HelmChart>(&name, &object);
             }
+            Some("Bucket") => {
+                round_trip::<Bucket>(&name, &object);
+            }
             Some("HelmRelease") => {
                 round_trip::<HelmRelease>(&name, &object);
             }
@@ -80,6 +84,10 @@ fn crd_file_and_name(kind: &str) -> (&'static str, &'static str) {
         "HelmChart" => (
             "source.toolkit.fluxcd.io_helmcharts.yaml",
             "helmcharts.source.toolkit.fluxcd.io",
+        ),
+        "Bucket" => (
+            "source.toolkit.fluxcd.io_buckets.yaml",
+            "buckets.source.toolkit.fluxcd.io",
         ),
         "HelmRelease" => (
             "helm.toolkit.fluxcd.io_helmreleases.yaml",

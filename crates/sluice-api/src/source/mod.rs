@@ -1,6 +1,7 @@
 //! Flux's sources, `source.toolkit.fluxcd.io/v1` (source-controller `api/v1`):
 //! [`GitRepository`] (here), [`OCIRepository`] ([`oci`]), [`HelmRepository`] and [`HelmChart`]
-//! ([`helm`]). Everything in [`oci`] and [`helm`] is also re-exported here, so
+//! ([`helm`]), [`Bucket`] ([`bucket`]). Everything in [`oci`], [`helm`] and [`bucket`] is also
+//! re-exported here, so
 //! `sluice_api::source::OCIRepository` and `sluice_api::source::oci::OCIRepository` are the same.
 
 use std::borrow::Cow;
@@ -14,9 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::meta::{self, Artifact, DurationError, LocalObjectReference};
 use crate::string_enum::string_enum;
 
+pub mod bucket;
 pub mod helm;
 pub mod oci;
 
+pub use bucket::*;
 pub use helm::*;
 pub use oci::*;
 
