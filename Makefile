@@ -3,18 +3,24 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: image test deps nats-server fmt-check lint deny vendor-check testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld realworld-helm bench bench-vs-flux flux-reference helm-controller-check helm-storage-check gitea-check flux-migration-check image-import-tool image-import-check build release testenv-up testenv-down clean demo
+.PHONY: image test deps nats-server versitygw fmt-check lint deny vendor-check testenv-build unit integration fuzz conformance helm-conformance helm-testcharts realworld realworld-helm bench bench-vs-flux flux-reference helm-controller-check helm-storage-check gitea-check flux-migration-check image-import-tool image-import-check build release testenv-up testenv-down clean demo
 
 ## test: everything CI checks, on a fresh machine too (installs what is missing);
 ## the image and containerd's importer are built first, and the image's
 ## kubelet-style test (with the import) may not skip
 test: REQUIRE_IMAGE = 1
-test: deps fmt-check lint deny vendor-check testenv-build nats-server image image-import-tool integration fuzz
+test: deps fmt-check lint deny vendor-check testenv-build nats-server versitygw image image-import-tool integration fuzz
 
 ## nats-server: the real NATS server (scripts/build-nats-server, from its Go
 ## module, cached; ~30 s cold) that the `nats` Provider test publishes through
 nats-server:
 	scripts/build-nats-server >/dev/null
+
+## versitygw: a real S3 server that checks request signatures (Versity's
+## gateway, scripts/build-versitygw, from its Go module, cached; ~2 min
+## cold) for the Bucket source tests
+versitygw:
+	scripts/build-versitygw >/dev/null
 
 ## image: the controller image as an OCI archive, target/image/sluice.oci.tar
 ## (a static release build plus scripts/oci-image.py; no Docker daemon).

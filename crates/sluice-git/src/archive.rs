@@ -281,7 +281,7 @@ mod tests {
 }
 
 /// Archives a directory in the artifact format, as Flux's storage archives
-/// an extracted OCI layer or a bucket: `.sourceignore` files found in the
+/// an extracted OCI layer: `.sourceignore` files found in the
 /// tree and `spec_ignore` applied over Flux's default exclusions, regular
 /// files and directories only (symlinks and special files are left out),
 /// entries in lexical order with zeroed owners and times, so the same tree
@@ -293,7 +293,40 @@ pub fn archive_dir(
 ) -> std::io::Result<(u64, u64)> {
     use crate::sourceignore::{IGNORE_FILE, IgnoreRules};
 
-    // Every entry, relative and `/`-separated, in lexical order.
+    let entries = walk_dir(dir)?;
+    let mut sourceignores: Vec<(String, String)> = Vec::new();
+    for (path, is_dir) in &entries {
+        if !is_dir && (path == IGNORE_FILE || path.ends_with(&format!("/{IGNORE_FILE}"))) {
+            let contents = std::fs::read_to_string(dir.join(path)).unwrap_or_default();
+            let parent = path
+                .rsplit_once('/')
+                .map(|(d, _)| d.to_string())
+                .unwrap_or_default();
+            sourceignores.push((parent, contents));
+        }
+    }
+    sourceignores.sort_by(|a, b| {
+        a.0.split('/')
+            .count()
+            .cmp(&b.0.split('/').count())
+            .then(a.0.cmp(&b.0))
+    });
+    let rules = IgnoreRules::new(&sourceignores, spec_ignore);
+    write_archive(dir, &entries, Some(&rules), out)
+}
+
+/// Archives every regular file and directory under `dir`, in the same
+/// format as [`archive_dir`] but with no ignore rules at all: a Bucket's
+/// artifact, whose objects were filtered when they were listed (Flux's
+/// storage archives a bucket's download with no filter).
+pub fn archive_all(dir: &Path, out: impl Write) -> std::io::Result<(u64, u64)> {
+    let entries = walk_dir(dir)?;
+    write_archive(dir, &entries, None, out)
+}
+
+/// Every entry under `dir`, relative and `/`-separated, in lexical order
+/// (`true` for a directory); symlinks and special files are left out.
+fn walk_dir(dir: &Path) -> std::io::Result<Vec<(String, bool)>> {
     fn walk(root: &Path, rel: &str, out: &mut Vec<(String, bool)>) -> std::io::Result<()> {
         let here = if rel.is_empty() {
             root.to_path_buf()
@@ -324,38 +357,30 @@ pub fn archive_dir(
     }
     let mut entries = Vec::new();
     walk(dir, "", &mut entries)?;
-    let mut sourceignores: Vec<(String, String)> = Vec::new();
-    for (path, is_dir) in &entries {
-        if !is_dir && (path == IGNORE_FILE || path.ends_with(&format!("/{IGNORE_FILE}"))) {
-            let contents = std::fs::read_to_string(dir.join(path)).unwrap_or_default();
-            let parent = path
-                .rsplit_once('/')
-                .map(|(d, _)| d.to_string())
-                .unwrap_or_default();
-            sourceignores.push((parent, contents));
-        }
-    }
-    sourceignores.sort_by(|a, b| {
-        a.0.split('/')
-            .count()
-            .cmp(&b.0.split('/').count())
-            .then(a.0.cmp(&b.0))
-    });
-    let rules = IgnoreRules::new(&sourceignores, spec_ignore);
+    Ok(entries)
+}
 
+/// Writes `entries` of `dir` as a deterministic tar.gz, leaving out what
+/// `rules` ignore (and everything under an ignored directory).
+fn write_archive(
+    dir: &Path,
+    entries: &[(String, bool)],
+    rules: Option<&crate::sourceignore::IgnoreRules>,
+    out: impl Write,
+) -> std::io::Result<(u64, u64)> {
     let gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
     let (mut files, mut bytes) = (0u64, 0u64);
     let mut skipped: Vec<String> = Vec::new();
-    for (path, is_dir) in &entries {
+    for (path, is_dir) in entries {
         if skipped
             .iter()
             .any(|d| path.starts_with(d.as_str()) && path.as_bytes().get(d.len()) == Some(&b'/'))
         {
             continue;
         }
-        if rules.is_ignored(path, *is_dir) {
+        if rules.is_some_and(|r| r.is_ignored(path, *is_dir)) {
             if *is_dir {
                 skipped.push(path.clone());
             }

@@ -38,6 +38,30 @@ pub struct IgnoreRules {
 }
 
 impl IgnoreRules {
+    /// No rules: nothing is ignored until lines are pushed (a Bucket's
+    /// listing, which Flux filters by its `.sourceignore` object and
+    /// `spec.ignore` only, without the defaults).
+    pub fn none() -> IgnoreRules {
+        IgnoreRules { layers: Vec::new() }
+    }
+
+    /// Whether the object `key` (`/`-separated) is excluded, or one of the
+    /// directories it is under is: a key names a file, and a rule such as
+    /// `dir/` must exclude what is under `dir` although no directory entry
+    /// is ever seen (go-git's matcher compares a rule with every prefix of
+    /// the path).
+    pub fn is_key_ignored(&self, key: &str) -> bool {
+        let mut at = 0;
+        while let Some(i) = key[at..].find('/') {
+            let end = at + i;
+            if end > 0 && self.is_ignored(&key[..end], true) {
+                return true;
+            }
+            at = end + 1;
+        }
+        self.is_ignored(key, false)
+    }
+
     /// Flux's defaults only.
     pub fn defaults() -> IgnoreRules {
         let mut rules = IgnoreRules { layers: Vec::new() };

@@ -17,7 +17,7 @@ use sluice_api::kustomization::{
     DeletionPolicy, FIELD_MANAGER, KUSTOMIZATION_KIND, KustomizationStatus,
 };
 use sluice_api::meta::{self, FluxObject};
-use sluice_api::{GitRepository, Kustomization, OCIRepository};
+use sluice_api::{Bucket, GitRepository, Kustomization, OCIRepository};
 use sluice_apply::{
     Applier, ObjectRef, Owner, PruneOptions, RemoteAppliers, inventory, prune_empty_override,
 };
@@ -226,7 +226,7 @@ pub async fn run_until(
             // RBAC) keeps every Kustomization waiting: say so.
             _ = tokio::time::sleep(SOURCE_CACHE_WARNING) => {
                 tracing::warn!(
-                    "still waiting for the GitRepository and OCIRepository caches after {}s: \
+                    "still waiting for the GitRepository, OCIRepository and Bucket caches after {}s: \
                      are their CRDs installed (sluice install) and listable?",
                     SOURCE_CACHE_WARNING.as_secs()
                 );
@@ -304,6 +304,11 @@ pub async fn run_until(
             scope.api::<OCIRepository>(&client),
             watcher::Config::default(),
             wake_users::<OCIRepository>(ks_reader.clone()),
+        )
+        .watches(
+            scope.api::<Bucket>(&client),
+            watcher::Config::default(),
+            wake_users::<Bucket>(ks_reader.clone()),
         )
         .watches(ks_api, scope.watcher_config(), dep_mapper)
         .trigger_backoff(sluice_runtime::TriggerBackoff::default())

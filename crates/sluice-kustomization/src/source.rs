@@ -1,8 +1,8 @@
-//! The sources a Kustomization can apply, GitRepository and OCIRepository,
-//! behind one code path: [`SourceObject`] says what the controller needs of
-//! a source kind (its Artifact), [`Source`] holds one of either kind, and
+//! The sources a Kustomization can apply, GitRepository, OCIRepository and
+//! Bucket, behind one code path: [`SourceObject`] says what the controller needs of
+//! a source kind (its Artifact), [`Source`] holds one of them, and
 //! [`SourceStores`] are the reflector caches the reconciler and the
-//! `dependsOn` rule read. Both kinds' Artifacts are tar.gz files the source
+//! `dependsOn` rule read. Every kind's Artifact is a tar.gz file the source
 //! controller stores and serves the same way, so the render pipeline reads
 //! them alike (from the local storage when in-process, else from
 //! `status.artifact.url`).
@@ -18,7 +18,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use sluice_api::kustomization::SourceKind;
 use sluice_api::meta::Artifact;
-use sluice_api::{GitRepository, Kustomization, OCIRepository};
+use sluice_api::{Bucket, GitRepository, Kustomization, OCIRepository};
 
 /// A source kind the controller applies from.
 pub(crate) trait SourceObject:
@@ -75,17 +75,37 @@ impl SourceObject for OCIRepository {
     }
 }
 
-/// Whether the controller applies from sources of `kind` (Bucket and
-/// ExternalArtifact are refused, naming the kind).
-pub(crate) fn is_supported(kind: &SourceKind) -> bool {
-    matches!(kind, SourceKind::GitRepository | SourceKind::OciRepository)
+impl SourceObject for Bucket {
+    const KIND: SourceKind = SourceKind::Bucket;
+
+    fn current_artifact(&self) -> Option<&Artifact> {
+        self.artifact()
+    }
+
+    fn into_source(self: Arc<Self>) -> Source {
+        Source::Bucket(self)
+    }
+
+    fn store(stores: &SourceStores) -> &Store<Self> {
+        &stores.bucket
+    }
 }
 
-/// A Kustomization's source, of either supported kind.
+/// Whether the controller applies from sources of `kind` (ExternalArtifact
+/// is refused, naming the kind).
+pub(crate) fn is_supported(kind: &SourceKind) -> bool {
+    matches!(
+        kind,
+        SourceKind::GitRepository | SourceKind::OciRepository | SourceKind::Bucket
+    )
+}
+
+/// A Kustomization's source, of any supported kind.
 #[derive(Clone, Debug)]
 pub(crate) enum Source {
     Git(Arc<GitRepository>),
     Oci(Arc<OCIRepository>),
+    Bucket(Arc<Bucket>),
 }
 
 impl Source {
@@ -94,6 +114,7 @@ impl Source {
         match self {
             Source::Git(g) => g.current_artifact(),
             Source::Oci(o) => o.current_artifact(),
+            Source::Bucket(b) => b.current_artifact(),
         }
     }
 
@@ -145,6 +166,7 @@ impl fmt::Display for SourceRef {
 pub(crate) struct SourceStores {
     git: Store<GitRepository>,
     oci: Store<OCIRepository>,
+    bucket: Store<Bucket>,
 }
 
 impl SourceStores {
@@ -158,6 +180,7 @@ impl SourceStores {
         match r.kind {
             SourceKind::GitRepository => cached::<GitRepository>(self, r),
             SourceKind::OciRepository => cached::<OCIRepository>(self, r),
+            SourceKind::Bucket => cached::<Bucket>(self, r),
             _ => None,
         }
     }
@@ -165,9 +188,14 @@ impl SourceStores {
     /// Waits until every cache has its first list. Fails when a watch ends
     /// before that.
     pub async fn wait_until_ready(&self) -> Result<(), String> {
-        let (git, oci) = futures::join!(self.git.wait_until_ready(), self.oci.wait_until_ready());
+        let (git, oci, bucket) = futures::join!(
+            self.git.wait_until_ready(),
+            self.oci.wait_until_ready(),
+            self.bucket.wait_until_ready()
+        );
         git.map_err(|_| "the GitRepository watch ended before its first list".to_string())?;
         oci.map_err(|_| "the OCIRepository watch ended before its first list".to_string())?;
+        bucket.map_err(|_| "the Bucket watch ended before its first list".to_string())?;
         Ok(())
     }
 }
@@ -185,9 +213,10 @@ impl SourceReflectors {
     pub fn start(client: &Client, scope: &sluice_runtime::WatchScope) -> Self {
         let (git, git_task) = reflect(scope.api::<GitRepository>(client));
         let (oci, oci_task) = reflect(scope.api::<OCIRepository>(client));
+        let (bucket, bucket_task) = reflect(scope.api::<Bucket>(client));
         SourceReflectors {
-            stores: SourceStores { git, oci },
-            tasks: vec![git_task, oci_task],
+            stores: SourceStores { git, oci, bucket },
+            tasks: vec![git_task, oci_task, bucket_task],
         }
     }
 
@@ -240,6 +269,7 @@ pub(crate) async fn get(client: &Client, r: &SourceRef) -> Result<Option<Source>
     match r.kind {
         SourceKind::GitRepository => fetch::<GitRepository>(client, r).await,
         SourceKind::OciRepository => fetch::<OCIRepository>(client, r).await,
+        SourceKind::Bucket => fetch::<Bucket>(client, r).await,
         _ => Ok(None),
     }
 }
@@ -288,10 +318,10 @@ mod tests {
     }
 
     #[test]
-    fn git_and_oci_are_supported_and_the_others_are_not() {
+    fn git_oci_and_bucket_are_supported_and_external_artifacts_are_not() {
         assert!(is_supported(&SourceKind::GitRepository));
         assert!(is_supported(&SourceKind::OciRepository));
-        assert!(!is_supported(&SourceKind::Bucket));
+        assert!(is_supported(&SourceKind::Bucket));
         assert!(!is_supported(&SourceKind::ExternalArtifact));
     }
 }

@@ -1,5 +1,5 @@
-//! The source controllers: GitRepository, OCIRepository, HelmRepository and
-//! HelmChart, each a kube-runtime `Controller` over the shared
+//! The source controllers: GitRepository, OCIRepository, HelmRepository,
+//! HelmChart and Bucket, each a kube-runtime `Controller` over the shared
 //! [`crate::reconciler`] loop, sharing one artifact storage, one event
 //! recorder and one schedule table.
 
@@ -12,6 +12,7 @@ use sluice_runtime::{Recorder, Schedules};
 use crate::api::GitRepository;
 use crate::reconciler::{self, Ctx};
 use crate::storage::Storage;
+use sluice_api::source::bucket::Bucket;
 use sluice_api::source::helm::{HelmChart, HelmRepository};
 use sluice_api::source::oci::OCIRepository;
 use sluice_git::fetch as git;
@@ -120,6 +121,14 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         chart_api,
         reconciler::reconcile::<HelmChart>,
     );
+    let bucket_api = scope.api::<Bucket>(&client);
+    let buckets = reconciler::run(
+        ctx.clone(),
+        gates.gate(&gate_name(crate::bucket::KIND)),
+        Controller::new(bucket_api.clone(), scope.watcher_config()),
+        bucket_api,
+        reconciler::reconcile::<Bucket>,
+    );
     // Each runs until its watch ends; the first to end ends them all (the
     // process then stops, as when the one controller ended before).
     tokio::select! {
@@ -127,6 +136,7 @@ pub async fn run(client: Client, opts: Options) -> anyhow::Result<()> {
         _ = oci => {}
         _ = repos => {}
         _ = charts => {}
+        _ = buckets => {}
     }
     Ok(())
 }
@@ -144,6 +154,7 @@ pub fn readiness_gates() -> Vec<String> {
         crate::oci_repository::KIND,
         crate::helm_repository::KIND,
         crate::helm_chart::KIND,
+        crate::bucket::KIND,
     ] {
         gates.push(gate_name(kind));
     }

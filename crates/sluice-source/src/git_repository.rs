@@ -782,7 +782,7 @@ fn same_artifacts(old: &[Artifact], new: &[Artifact]) -> bool {
 
 /// `root/path` as Go's `securejoin` makes it: `..` never climbs above
 /// `root` (it stays there), `.` and empty segments drop out.
-fn clamped_join(root: &std::path::Path, path: &str) -> std::path::PathBuf {
+pub(crate) fn clamped_join(root: &std::path::Path, path: &str) -> std::path::PathBuf {
     let mut segs: Vec<&str> = Vec::new();
     for seg in path.split('/') {
         match seg {

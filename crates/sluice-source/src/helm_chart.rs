@@ -8,10 +8,10 @@
 //! - a `HelmRepository` of type `oci`: the version is resolved among the
 //!   registry's tags (`+` written `_`, as `helm push` does), and the chart
 //!   layer pulled;
-//! - a `GitRepository`: the chart directory at `spec.chart` in its
-//!   artifact, packaged as `helm package` does, its missing dependencies
-//!   added: local ones from the artifact, the others from their chart
-//!   repositories ([`crate::helm_dependencies`]).
+//! - a `GitRepository` or a `Bucket`: the chart directory at `spec.chart`
+//!   in its artifact, packaged as `helm package` does, its missing
+//!   dependencies added: local ones from the artifact, the others from
+//!   their chart repositories ([`crate::helm_dependencies`]).
 //!
 //! `valuesFiles` are merged in order into the packaged `values.yaml`; the
 //! version then gets the object's generation as build metadata (and, with
@@ -20,8 +20,7 @@
 //! version, values files and generation) is not downloaded or packaged
 //! again.
 //!
-//! `Bucket` sources and `spec.verify` are refused by a condition that names
-//! them.
+//! `spec.verify` is refused by a condition that names it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +30,7 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use sluice_api::meta::{self as flux, BUILD_FAILED_CONDITION, URL_INVALID_REASON};
+use sluice_api::source::bucket::Bucket;
 use sluice_api::source::helm::{
     CHART_PACKAGE_SUCCEEDED_REASON, CHART_PULL_SUCCEEDED_REASON, HELM_CHART_KIND, HelmChart,
     HelmChartSourceKind, HelmChartSpec, HelmChartStatus, HelmRepository, ReconcileStrategy,
@@ -109,6 +109,14 @@ impl SourceKind for HelmChart {
                     .flatten()
                     .and_then(|r| r.status.and_then(|s| s.artifact).map(|a| a.revision))
             }
+            HelmChartSourceKind::Bucket => {
+                let api: Api<Bucket> = Api::namespaced(ctx.client.clone(), &ns);
+                api.get_opt(name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.status.and_then(|s| s.artifact).map(|a| a.revision))
+            }
             _ => None,
         };
         vec![revision.unwrap_or_default()]
@@ -122,8 +130,9 @@ impl SourceKind for HelmChart {
     }
 }
 
-/// The HelmChart controller: its own watch, plus HelmRepositories and
-/// GitRepositories, whose changes wake the charts built from them.
+/// The HelmChart controller: its own watch, plus HelmRepositories,
+/// GitRepositories and Buckets, whose changes wake the charts built from
+/// them.
 pub(crate) fn controller(
     client: &kube::Client,
     scope: &sluice_runtime::WatchScope,
@@ -144,6 +153,7 @@ pub(crate) fn controller(
             .collect::<Vec<_>>()
     };
     let by_repo = charts_of.clone();
+    let by_bucket = charts_of.clone();
     // Sources are watched without the sharding selector: a chart's source
     // need not carry the chart's shard label.
     let all = sluice_runtime::WatchScope {
@@ -170,6 +180,17 @@ pub(crate) fn controller(
                     HelmChartSourceKind::GitRepository,
                     repo.namespace(),
                     repo.name_any(),
+                )
+            },
+        )
+        .watches(
+            all.api::<Bucket>(client),
+            all.watcher_config(),
+            move |bucket: Bucket| {
+                by_bucket(
+                    HelmChartSourceKind::Bucket,
+                    bucket.namespace(),
+                    bucket.name_any(),
                 )
             },
         )
@@ -215,7 +236,7 @@ enum Origin {
         client: sluice_oci::Client,
         url: String,
     },
-    /// A GitRepository artifact on disk.
+    /// A GitRepository's or Bucket's artifact on disk.
     Tarball {
         artifact_path: PathBuf,
         digest: String,
@@ -312,11 +333,28 @@ async fn sync(
                 Some(artifact.revision),
             )
         }
+        HelmChartSourceKind::Bucket => {
+            let api: Api<Bucket> = Api::namespaced(ctx.client.clone(), &ns);
+            let bucket = get_source(&api, "buckets", source_name).await?;
+            let artifact = source_artifact(
+                ctx,
+                bucket.status.as_ref().and_then(|s| s.artifact.as_ref()),
+                spec,
+            )?;
+            (
+                Origin::Tarball {
+                    artifact_path: local(ctx, &artifact)?,
+                    digest: artifact.digest.clone(),
+                    repositories: crate::helm_dependencies::Repositories::new(ctx.clone(), &ns),
+                },
+                Some(artifact.revision),
+            )
+        }
         other => {
             return Err(Failure::stalled(
                 flux::UNSUPPORTED_FIELD_REASON,
                 format!(
-                    "spec.sourceRef.kind '{}' is not supported by sluice (only HelmRepository and GitRepository)",
+                    "spec.sourceRef.kind '{}' is not a HelmChart source (HelmRepository, GitRepository or Bucket)",
                     other.as_str()
                 ),
             ));
@@ -337,7 +375,10 @@ async fn sync(
         spec.source_ref.kind.as_str(),
         source_revision.as_deref().unwrap_or_default(),
         spec.reconcile_strategy() == ReconcileStrategy::Revision
-            && spec.source_ref.kind == HelmChartSourceKind::GitRepository,
+            && matches!(
+                spec.source_ref.kind,
+                HelmChartSourceKind::GitRepository | HelmChartSourceKind::Bucket
+            ),
         !values_files.is_empty(),
         obj.metadata.generation.unwrap_or_default(),
     );

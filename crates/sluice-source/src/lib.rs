@@ -9,7 +9,9 @@
 //!   (the index streamed and digested; OCI repositories are static);
 //!   `HelmChart` (from a HelmRepository, HTTP or OCI, or packaged from a
 //!   GitRepository with its values files and its dependencies, those in
-//!   chart repositories fetched by `helm_dependencies`). Each kind is a module with its own
+//!   chart repositories fetched by `helm_dependencies`); `Bucket` (an S3
+//!   bucket's listing digested each interval, the objects downloaded only
+//!   when it moved, by `s3`). Each kind is a module with its own
 //!   `sync`; the loop around it (scheduling, status, events, metrics,
 //!   finalizer, garbage collection) is [`reconciler`]'s, written once.
 //! - [`artifact_router`] serves the storage over HTTP at the URLs written to
@@ -22,6 +24,7 @@
 
 pub mod api;
 mod auth;
+mod bucket;
 pub mod controller;
 mod git_repository;
 mod helm_chart;
@@ -30,6 +33,7 @@ mod helm_repository;
 mod http;
 mod oci_repository;
 mod reconciler;
+mod s3;
 pub mod server;
 pub mod storage;
 

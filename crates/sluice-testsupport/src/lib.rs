@@ -18,7 +18,8 @@
 //! and [`ssh_server`], a private `sshd` serving Git over ssh. For OCI and
 //! Helm sources, [`oci_registry`] starts a real registry (anonymous, basic
 //! auth, TLS/mTLS or a Bearer token flow, with request counting) and a local
-//! HTTP Helm repository.
+//! HTTP Helm repository. For Bucket sources, [`s3_server`] starts a real S3
+//! server (Versity's gateway) that checks request signatures.
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ pub mod gitea;
 pub mod kubelet;
 pub mod oci_registry;
 mod ports;
+pub mod s3_server;
 pub mod ssh_server;
 pub mod static_http;
 

@@ -8,6 +8,7 @@ mod support;
 mod apply_health;
 mod bad_input;
 mod binary;
+mod bucket_source;
 mod inventory_guard;
 mod kustomization;
 mod oci_source;

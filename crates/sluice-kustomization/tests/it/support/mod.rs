@@ -351,7 +351,7 @@ impl Env {
 }
 
 /// Sets `reconcile.fluxcd.io/requestedAt` on `name`.
-async fn request_reconcile<K>(api: &Api<K>, name: &str)
+pub async fn request_reconcile<K>(api: &Api<K>, name: &str)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
