@@ -150,6 +150,7 @@ pub async fn findings(client: &Client, ns: &str, pre: bool) -> Result<Vec<Findin
         ("ocirepositories.source.toolkit.fluxcd.io", "v1"),
         ("helmrepositories.source.toolkit.fluxcd.io", "v1"),
         ("helmcharts.source.toolkit.fluxcd.io", "v1"),
+        ("buckets.source.toolkit.fluxcd.io", "v1"),
         ("kustomizations.kustomize.toolkit.fluxcd.io", "v1"),
     ] {
         match crds

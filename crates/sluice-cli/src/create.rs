@@ -63,6 +63,8 @@ pub enum SourceWhat {
     Git(SourceGitArgs),
     /// An OCIRepository.
     Oci(SourceOciArgs),
+    /// A Bucket: the objects of an S3 (API) compatible bucket.
+    Bucket(SourceBucketArgs),
     /// A HelmRepository (`oci://` URLs make one of type oci).
     Helm(SourceHelmArgs),
 }
@@ -96,6 +98,52 @@ pub struct SourceOciArgs {
     pub insecure: bool,
 }
 
+/// `sluice create source bucket NAME`.
+#[derive(Debug, Args)]
+pub struct SourceBucketArgs {
+    /// The Bucket's name.
+    pub name: String,
+    /// The bucket's name in the object storage.
+    #[arg(long = "bucket-name", value_name = "BUCKET")]
+    pub bucket_name: String,
+    /// The object storage's address, HOST[:PORT] (e.g. minio.minio.svc.cluster.local:9000 or
+    /// s3.amazonaws.com).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub endpoint: String,
+    /// The object storage: generic (any S3 compatible one: MinIO, Garage, Ceph…) or aws
+    /// (Amazon S3).
+    #[arg(long, default_value = "generic", value_parser = ["generic", "aws"])]
+    pub provider: String,
+    /// The bucket's region (default: the one an Amazon S3 endpoint names, else us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Plain HTTP instead of HTTPS.
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true", require_equals = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub insecure: bool,
+    /// Only the objects whose keys start with this (filtered by the server).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// An existing Secret with the keys (accesskey, secretkey).
+    #[arg(long = "secret-ref", value_name = "NAME")]
+    pub secret_ref: Option<String>,
+    /// The access key (a Secret bucket-NAME is created with it).
+    #[arg(long = "access-key", value_name = "KEY")]
+    pub access_key: Option<String>,
+    /// The secret key.
+    #[arg(long = "secret-key", value_name = "KEY")]
+    pub secret_key: Option<String>,
+    /// Paths to ignore, in .gitignore format (repeatable, or comma-separated).
+    #[arg(long = "ignore-paths", value_delimiter = ',', value_name = "PATH")]
+    pub ignore_paths: Vec<String>,
+    /// How long listing and downloading may take (default 60s).
+    #[arg(long, visible_alias = "fetch-timeout", value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// An existing Secret with the proxy's address and credentials (`sluice create secret
+    /// proxy`).
+    #[arg(long = "proxy-secret-ref", value_name = "NAME")]
+    pub proxy_secret_ref: Option<String>,
+}
+
 /// `sluice create source helm NAME`.
 #[derive(Debug, Args)]
 pub struct SourceHelmArgs {
@@ -117,11 +165,11 @@ pub struct SourceHelmArgs {
 pub struct HelmReleaseArgs {
     /// The HelmRelease's name.
     pub name: String,
-    /// The chart's source: HelmRepository/NAME, GitRepository/NAME (with .NAMESPACE), or
-    /// OCIRepository/NAME for a chart artifact.
+    /// The chart's source: HelmRepository/NAME, GitRepository/NAME, Bucket/NAME (with
+    /// .NAMESPACE), or OCIRepository/NAME for a chart artifact.
     #[arg(long)]
     pub source: String,
-    /// The chart's name (HelmRepository) or path (GitRepository).
+    /// The chart's name (HelmRepository) or path (GitRepository, Bucket).
     #[arg(long)]
     pub chart: Option<String>,
     /// The chart's version or semver range.
@@ -190,7 +238,8 @@ pub struct SourceGitArgs {
 pub struct KustomizationArgs {
     /// The Kustomization's name.
     pub name: String,
-    /// The source: NAME, KIND/NAME or KIND/NAME.NAMESPACE (GitRepository, OCIRepository).
+    /// The source: NAME, KIND/NAME or KIND/NAME.NAMESPACE (GitRepository, OCIRepository,
+    /// Bucket).
     #[arg(long)]
     pub source: String,
     /// The path in the source.
@@ -768,6 +817,7 @@ pub fn objects(ns: &str, args: &CreateArgs) -> Result<Vec<Value>> {
                         "metadata": metadata(ns, &o.name, &labels), "spec": spec}),
             ]
         }
+        CreateWhat::Source(SourceWhat::Bucket(b)) => bucket(ns, &args.interval, b, &labels)?,
         CreateWhat::Source(SourceWhat::Helm(h)) => {
             check_interval(&args.interval)?;
             let mut spec = json!({"interval": args.interval, "url": h.url});
@@ -875,6 +925,100 @@ pub fn objects(ns: &str, args: &CreateArgs) -> Result<Vec<Value>> {
     })
 }
 
+/// The Bucket of `sluice create source bucket`, after the Secret of `--access-key` and
+/// `--secret-key` (`bucket-NAME`, keys `accesskey` and `secretkey`, as `flux create source
+/// bucket` makes it) (pure).
+fn bucket(
+    ns: &str,
+    interval: &str,
+    b: &SourceBucketArgs,
+    labels: &BTreeMap<String, String>,
+) -> Result<Vec<Value>> {
+    check_interval(interval)?;
+    if b.bucket_name.is_empty() {
+        return Err(UserError::new("--bucket-name is required").into());
+    }
+    let endpoint = &b.endpoint;
+    if endpoint.is_empty() || endpoint.contains("://") || endpoint.contains('/') {
+        return Err(
+            UserError::new(format!("--endpoint {endpoint:?}: expected HOST[:PORT]"))
+                .hint("no scheme and no path: --insecure selects plain HTTP")
+                .into(),
+        );
+    }
+    let mut out = vec![];
+    let secret_ref = match (&b.access_key, &b.secret_key, &b.secret_ref) {
+        (Some(access), Some(secret_key), None) => {
+            let name = format!("bucket-{}", b.name);
+            out.push(secret(
+                ns,
+                &name,
+                labels,
+                BTreeMap::from([
+                    ("accesskey", access.clone()),
+                    ("secretkey", secret_key.clone()),
+                ]),
+            ));
+            Some(name)
+        }
+        (None, None, Some(s)) => Some(s.clone()),
+        (None, None, None) => None,
+        _ => {
+            return Err(UserError::new(
+                "--access-key and --secret-key go together, and not with --secret-ref",
+            )
+            .into());
+        }
+    };
+    if b.provider == "aws" && secret_ref.is_none() {
+        return Err(UserError::new(
+            "--provider aws needs the access keys: sluice does not take credentials from the \
+             AWS SDK's chain or a workload identity",
+        )
+        .hint("pass --access-key and --secret-key, or --secret-ref")
+        .into());
+    }
+    // In the order of Flux's BucketSpec, as `flux export` prints it.
+    let mut spec = json!({"provider": b.provider, "bucketName": b.bucket_name,
+                          "endpoint": endpoint});
+    if b.insecure {
+        spec["insecure"] = true.into();
+    }
+    if let Some(r) = &b.region {
+        spec["region"] = r.as_str().into();
+    }
+    if let Some(p) = &b.prefix {
+        spec["prefix"] = p.as_str().into();
+    }
+    if let Some(s) = &secret_ref {
+        spec["secretRef"] = json!({"name": s});
+    }
+    if let Some(p) = &b.proxy_secret_ref {
+        spec["proxySecretRef"] = json!({"name": p});
+    }
+    spec["interval"] = interval.into();
+    if let Some(t) = &b.timeout {
+        sluice_api::meta::parse_duration(t)
+            .map_err(|e| UserError::new(format!("--timeout {t:?}: {e}")))?;
+        // The CRD's pattern has no hours.
+        if t.contains('h') {
+            return Err(UserError::new(format!(
+                "--timeout {t:?}: a Bucket's timeout is in ms, s or m"
+            ))
+            .into());
+        }
+        spec["timeout"] = t.as_str().into();
+    }
+    if !b.ignore_paths.is_empty() {
+        spec["ignore"] = format!("{}\n", b.ignore_paths.join("\n")).into();
+    }
+    out.push(
+        json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "Bucket",
+               "metadata": metadata(ns, &b.name, labels), "spec": spec}),
+    );
+    Ok(out)
+}
+
 /// The HelmRelease of `sluice create helmrelease` (pure).
 fn helm_release(
     ns: &str,
@@ -885,7 +1029,7 @@ fn helm_release(
     check_interval(interval)?;
     let (kind, rest) = h.source.split_once('/').ok_or_else(|| {
         UserError::new(format!(
-            "--source {:?}: expected KIND/NAME (HelmRepository, GitRepository, OCIRepository)",
+            "--source {:?}: expected KIND/NAME (HelmRepository, GitRepository, OCIRepository, Bucket)",
             h.source
         ))
     })?;
@@ -978,6 +1122,7 @@ fn awaited(objs: &[Value]) -> Option<(FluxKind, String)> {
     let kind = match last["kind"].as_str()? {
         "GitRepository" => FluxKind::GitRepository,
         "OCIRepository" => FluxKind::OCIRepository,
+        "Bucket" => FluxKind::Bucket,
         "HelmRepository" => FluxKind::HelmRepository,
         "Kustomization" => FluxKind::Kustomization,
         "HelmRelease" => FluxKind::HelmRelease,
@@ -1096,6 +1241,87 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("--source \"HelmRepository/x\""), "{e}");
+    }
+
+    #[test]
+    fn buckets_as_flux_create_makes_them() {
+        let objs = create(&[
+            "source",
+            "bucket",
+            "podinfo",
+            "--bucket-name=podinfo",
+            "--endpoint=minio.minio.svc.cluster.local:9000",
+            "--insecure=true",
+            "--access-key=myaccesskey",
+            "--secret-key=mysecretkey",
+            "--prefix",
+            "deploy/",
+            "--ignore-paths",
+            "*.md,docs/",
+            "--fetch-timeout",
+            "30s",
+            "--interval=10m",
+        ])
+        .unwrap();
+        assert_eq!(objs.len(), 2);
+        assert_eq!(objs[0]["kind"], "Secret");
+        assert_eq!(objs[0]["metadata"]["name"], "bucket-podinfo");
+        assert_eq!(
+            objs[0]["stringData"],
+            json!({"accesskey": "myaccesskey", "secretkey": "mysecretkey"})
+        );
+        assert_eq!(
+            objs[1]["spec"],
+            json!({"provider": "generic", "bucketName": "podinfo",
+                   "endpoint": "minio.minio.svc.cluster.local:9000", "insecure": true,
+                   "prefix": "deploy/", "secretRef": {"name": "bucket-podinfo"},
+                   "interval": "10m", "timeout": "30s", "ignore": "*.md\ndocs/\n"})
+        );
+        let bucket: sluice_api::Bucket = serde_json::from_value(objs[1].clone()).unwrap();
+        assert!(bucket.spec.is_insecure());
+        assert_eq!(
+            awaited(&objs),
+            Some((FluxKind::Bucket, "podinfo".to_string()))
+        );
+
+        let objs = create(&[
+            "source",
+            "bucket",
+            "podinfo",
+            "--bucket-name",
+            "podinfo",
+            "--provider=aws",
+            "--endpoint",
+            "s3.amazonaws.com",
+            "--region=us-east-1",
+            "--secret-ref",
+            "s3-keys",
+        ])
+        .unwrap();
+        assert_eq!(
+            objs[0]["spec"],
+            json!({"provider": "aws", "bucketName": "podinfo", "endpoint": "s3.amazonaws.com",
+                   "region": "us-east-1", "secretRef": {"name": "s3-keys"}, "interval": "1m"})
+        );
+
+        let bad = |extra: &[&str]| {
+            let mut args = vec!["source", "bucket", "b", "--bucket-name", "b"];
+            args.extend_from_slice(extra);
+            create(&args).unwrap_err().to_string()
+        };
+        let e = bad(&["--endpoint", "https://minio.lan:9000"]);
+        assert!(e.contains("expected HOST[:PORT]"), "{e}");
+        let e = bad(&["--endpoint", "minio.lan", "--access-key", "a"]);
+        assert!(
+            e.contains("--access-key and --secret-key go together"),
+            "{e}"
+        );
+        let e = bad(&["--endpoint", "s3.amazonaws.com", "--provider", "aws"]);
+        assert!(e.contains("--provider aws needs the access keys"), "{e}");
+        let e = bad(&["--endpoint", "minio.lan", "--timeout", "1h"]);
+        assert!(e.contains("in ms, s or m"), "{e}");
+        let e = bad(&["--endpoint", "storage.googleapis.com", "--provider", "gcp"]);
+        assert!(e.contains("invalid value 'gcp'"), "{e}");
     }
 
     #[test]

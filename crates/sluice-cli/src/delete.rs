@@ -59,6 +59,8 @@ pub enum SourceWhat {
     Git(Name),
     /// An OCIRepository.
     Oci(Name),
+    /// A Bucket.
+    Bucket(Name),
     /// A HelmRepository.
     Helm(Name),
     /// A HelmChart.
@@ -84,6 +86,9 @@ fn target(what: &DeleteWhat) -> (&'static str, &'static str, &'static str, &'sta
             "ocirepositories",
             &n.name,
         ),
+        DeleteWhat::Source(SourceWhat::Bucket(n)) => {
+            ("source bucket", "Bucket", SOURCE, "buckets", &n.name)
+        }
         DeleteWhat::Source(SourceWhat::Helm(n)) => (
             "source helm",
             "HelmRepository",
@@ -177,4 +182,26 @@ pub async fn run(g: &GlobalArgs, args: DeleteArgs) -> Result<Outcome> {
         .map_err(|e| kube_util::user_kube_error(e, &format!("deleting {kind} {ns}/{name}")))?;
     log.success(&format!("{noun} deleted"));
     Ok(Outcome::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_is_deleted_as_flux_names_it() {
+        let what = DeleteWhat::Source(SourceWhat::Bucket(Name {
+            name: "manifests".into(),
+        }));
+        assert_eq!(
+            target(&what),
+            (
+                "source bucket",
+                "Bucket",
+                "source.toolkit.fluxcd.io/v1",
+                "buckets",
+                "manifests"
+            )
+        );
+    }
 }

@@ -52,6 +52,7 @@ pub fn canonical_kind(kind: &str) -> String {
         "ks" | "kustomization" | "kustomizations" => "Kustomization".into(),
         "gitrepo" | "gitrepository" | "gitrepositories" | "git" => "GitRepository".into(),
         "ocirepo" | "ocirepository" | "ocirepositories" | "oci" => "OCIRepository".into(),
+        "bucket" | "buckets" => "Bucket".into(),
         "helmrepo" | "helmrepository" | "helmrepositories" | "helm" => "HelmRepository".into(),
         "hc" | "helmchart" | "helmcharts" | "chart" => "HelmChart".into(),
         "hr" | "helmrelease" | "helmreleases" => "HelmRelease".into(),

@@ -1,4 +1,4 @@
-//! `sluice export source git|oci|helm|chart | kustomization [NAME | --all]`: clean YAML as
+//! `sluice export source git|oci|bucket|helm|chart | kustomization [NAME | --all]`: clean YAML as
 //! `flux export` prints it (`---`, apiVersion, kind, metadata with name,
 //! namespace, labels and annotations, spec; no status, no server fields).
 
@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sluice_api::meta::RECONCILE_REQUEST_ANNOTATION;
 use sluice_api::{
-    GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
+    Bucket, GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
 };
 
 use crate::kube_util::{self, FluxKind, not_found_or};
@@ -50,6 +50,8 @@ pub enum ExportSource {
     Git(OptName),
     /// OCIRepositories.
     Oci(OptName),
+    /// Buckets.
+    Bucket(OptName),
     /// HelmRepositories.
     Helm(OptName),
     /// HelmCharts.
@@ -130,6 +132,7 @@ macro_rules! exported {
 exported!(
     GitRepository,
     OCIRepository,
+    Bucket,
     HelmRepository,
     HelmChart,
     Kustomization,
@@ -178,6 +181,7 @@ pub async fn run(g: &GlobalArgs, args: ExportArgs) -> Result<Outcome> {
     let (kind, name) = match &args.what {
         ExportWhat::Source(ExportSource::Git(n)) => (FluxKind::GitRepository, n),
         ExportWhat::Source(ExportSource::Oci(n)) => (FluxKind::OCIRepository, n),
+        ExportWhat::Source(ExportSource::Bucket(n)) => (FluxKind::Bucket, n),
         ExportWhat::Source(ExportSource::Helm(n)) => (FluxKind::HelmRepository, n),
         ExportWhat::Source(ExportSource::Chart(n)) => (FluxKind::HelmChart, n),
         ExportWhat::Kustomization(n) => (FluxKind::Kustomization, n),
@@ -198,6 +202,7 @@ pub async fn run(g: &GlobalArgs, args: ExportArgs) -> Result<Outcome> {
     let objects = match kind {
         FluxKind::GitRepository => export::<GitRepository>(&client, ns, kind, name).await?,
         FluxKind::OCIRepository => export::<OCIRepository>(&client, ns, kind, name).await?,
+        FluxKind::Bucket => export::<Bucket>(&client, ns, kind, name).await?,
         FluxKind::HelmRepository => export::<HelmRepository>(&client, ns, kind, name).await?,
         FluxKind::HelmChart => export::<HelmChart>(&client, ns, kind, name).await?,
         FluxKind::Kustomization => export::<Kustomization>(&client, ns, kind, name).await?,

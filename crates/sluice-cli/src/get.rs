@@ -1,4 +1,4 @@
-//! `sluice get sources git|oci|helm|chart|all | kustomizations | all
+//! `sluice get sources git|oci|bucket|helm|chart|all | kustomizations | all
 //! [--watch]`: flux's tables (NAME, REVISION, SUSPENDED, READY, MESSAGE).
 
 use std::fmt::Debug;
@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluice_api::meta::{CONDITION_FALSE, CONDITION_TRUE, FluxObject};
 use sluice_api::{
-    GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
+    Bucket, GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
 };
 
 use crate::kube_util::{self, not_found_or};
@@ -39,7 +39,7 @@ pub struct GetArgs {
 /// What to get.
 #[derive(Debug, Subcommand)]
 pub enum GetWhat {
-    /// Sources (GitRepository, OCIRepository, HelmRepository, HelmChart).
+    /// Sources (GitRepository, OCIRepository, Bucket, HelmRepository, HelmChart).
     #[command(subcommand, visible_alias = "source")]
     Sources(SourceKindArg),
     /// Kustomizations.
@@ -68,6 +68,8 @@ pub enum SourceKindArg {
     Git(NameArg),
     /// OCIRepository sources.
     Oci(NameArg),
+    /// Bucket sources.
+    Bucket(NameArg),
     /// HelmRepository sources.
     Helm(NameArg),
     /// HelmChart sources.
@@ -83,6 +85,7 @@ impl SourceKindArg {
         match self {
             SourceKindArg::Git(n) => (vec![K::GitRepository], n.name.as_deref()),
             SourceKindArg::Oci(n) => (vec![K::OCIRepository], n.name.as_deref()),
+            SourceKindArg::Bucket(n) => (vec![K::Bucket], n.name.as_deref()),
             SourceKindArg::Helm(n) => (vec![K::HelmRepository], n.name.as_deref()),
             SourceKindArg::Chart(n) => (vec![K::HelmChart], n.name.as_deref()),
             SourceKindArg::All => (K::SOURCES.to_vec(), None),
@@ -175,6 +178,12 @@ impl Listed for GitRepository {
 impl Listed for OCIRepository {
     fn row(&self) -> Row {
         source_row(self, "OCIRepository", self.artifact())
+    }
+}
+
+impl Listed for Bucket {
+    fn row(&self) -> Row {
+        source_row(self, "Bucket", self.artifact())
     }
 }
 
@@ -340,6 +349,7 @@ async fn list_rows_of(
     let rows = match kind {
         K::GitRepository => rows_of::<GitRepository>(client, g, kind, name, skip_missing).await?,
         K::OCIRepository => rows_of::<OCIRepository>(client, g, kind, name, skip_missing).await?,
+        K::Bucket => rows_of::<Bucket>(client, g, kind, name, skip_missing).await?,
         K::HelmRepository => rows_of::<HelmRepository>(client, g, kind, name, skip_missing).await?,
         K::HelmChart => rows_of::<HelmChart>(client, g, kind, name, skip_missing).await?,
         K::Kustomization => rows_of::<Kustomization>(client, g, kind, name, skip_missing).await?,
@@ -477,6 +487,7 @@ async fn watch(
         let s = match kind {
             K::GitRepository => rows::<GitRepository>(client, g, &config),
             K::OCIRepository => rows::<OCIRepository>(client, g, &config),
+            K::Bucket => rows::<Bucket>(client, g, &config),
             K::HelmRepository => rows::<HelmRepository>(client, g, &config),
             K::HelmChart => rows::<HelmChart>(client, g, &config),
             K::Kustomization => rows::<Kustomization>(client, g, &config),
@@ -567,6 +578,41 @@ mod tests {
     }
 
     #[test]
+    fn a_bucket_row_shows_the_artifact_revision() {
+        let bucket: Bucket = serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "Bucket",
+            "metadata": {"name": "manifests", "namespace": "flux-system", "generation": 3},
+            "spec": {"bucketName": "manifests", "endpoint": "minio.lan:9000", "interval": "5m"},
+            "status": {
+                "observedGeneration": 3,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded",
+                                "message": "stored artifact: revision 'sha256:c3ab'",
+                                "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                "artifact": {"path": "p", "url": "u", "revision": "sha256:c3ab", "digest": "sha256:c3ab",
+                             "lastUpdateTime": "2026-01-01T00:00:00Z"},
+            },
+        }))
+        .unwrap();
+        let row = bucket.row();
+        assert_eq!(row.kind, "Bucket");
+        assert_eq!(row.revision, "sha256:c3ab");
+        assert!(!row.suspended);
+        assert_eq!(
+            (row.ready.as_str(), row.message.as_str()),
+            ("True", "stored artifact: revision 'sha256:c3ab'")
+        );
+        let arg = SourceKindArg::Bucket(NameArg {
+            name: Some("manifests".into()),
+        });
+        let (kinds, name) = arg.kinds();
+        assert_eq!(
+            (kinds, name),
+            (vec![kube_util::FluxKind::Bucket], Some("manifests"))
+        );
+    }
+
+    #[test]
     fn sources_all_lists_every_source_kind_in_flux_order() {
         let (kinds, name) = SourceKindArg::All.kinds();
         assert_eq!(name, None);
@@ -575,6 +621,7 @@ mod tests {
             names,
             [
                 "OCIRepository",
+                "Bucket",
                 "GitRepository",
                 "HelmRepository",
                 "HelmChart"

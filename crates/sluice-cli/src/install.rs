@@ -19,7 +19,7 @@ use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use sluice_api::meta::ObjectId;
-use sluice_api::{GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
+use sluice_api::{Bucket, GitRepository, HelmChart, HelmRepository, Kustomization, OCIRepository};
 
 use crate::kube_util::{self, FIELD_MANAGER, Resolver, typed_json};
 use crate::output::{Log, Spinner};
@@ -854,6 +854,7 @@ pub async fn run_uninstall(g: &GlobalArgs, mut args: UninstallArgs) -> Result<Ou
         sources += delete_sources::<HelmChart>(&client, ns, &args, &log).await?;
         sources += delete_sources::<GitRepository>(&client, ns, &args, &log).await?;
         sources += delete_sources::<OCIRepository>(&client, ns, &args, &log).await?;
+        sources += delete_sources::<Bucket>(&client, ns, &args, &log).await?;
         sources += delete_sources::<HelmRepository>(&client, ns, &args, &log).await?;
     }
 
@@ -1024,6 +1025,7 @@ mod tests {
                 "CustomResourceDefinition",
                 "CustomResourceDefinition",
                 "CustomResourceDefinition",
+                "CustomResourceDefinition",
                 "Namespace",
                 "ServiceAccount",
                 "ServiceAccount",
@@ -1044,10 +1046,10 @@ mod tests {
                 "{o}"
             );
         }
-        let svc = &objects[11];
+        let svc = &objects[12];
         assert_eq!(svc["metadata"]["name"], "source-controller");
         assert_eq!(svc["spec"]["ports"][0]["port"], 80);
-        let deploy = &objects[12];
+        let deploy = &objects[13];
         assert_eq!(
             deploy["spec"]["template"]["spec"]["containers"][0]["args"][0],
             "controller"
@@ -1134,7 +1136,12 @@ mod tests {
         };
         let crds = sluice_api::crds();
         let plurals: Vec<&str> = crds.iter().map(|c| c.spec.names.plural.as_str()).collect();
-        for kind in ["ocirepositories", "helmrepositories", "helmcharts"] {
+        for kind in [
+            "ocirepositories",
+            "helmrepositories",
+            "helmcharts",
+            "buckets",
+        ] {
             assert!(plurals.contains(&kind), "{kind} is not served");
         }
         for crd in crds

@@ -237,6 +237,8 @@ pub enum FluxKind {
     GitRepository,
     /// `source.toolkit.fluxcd.io/v1` OCIRepository.
     OCIRepository,
+    /// `source.toolkit.fluxcd.io/v1` Bucket.
+    Bucket,
     /// `source.toolkit.fluxcd.io/v1` HelmRepository.
     HelmRepository,
     /// `source.toolkit.fluxcd.io/v1` HelmChart.
@@ -249,8 +251,9 @@ pub enum FluxKind {
 
 impl FluxKind {
     /// The source kinds, in the order `flux get sources all` lists them.
-    pub const SOURCES: [FluxKind; 4] = [
+    pub const SOURCES: [FluxKind; 5] = [
         FluxKind::OCIRepository,
+        FluxKind::Bucket,
         FluxKind::GitRepository,
         FluxKind::HelmRepository,
         FluxKind::HelmChart,
@@ -261,6 +264,7 @@ impl FluxKind {
         match self {
             FluxKind::GitRepository => "GitRepository",
             FluxKind::OCIRepository => "OCIRepository",
+            FluxKind::Bucket => "Bucket",
             FluxKind::HelmRepository => "HelmRepository",
             FluxKind::HelmChart => "HelmChart",
             FluxKind::Kustomization => "Kustomization",
@@ -274,6 +278,7 @@ impl FluxKind {
         match self {
             FluxKind::GitRepository => "source git",
             FluxKind::OCIRepository => "source oci",
+            FluxKind::Bucket => "source bucket",
             FluxKind::HelmRepository => "source helm",
             FluxKind::HelmChart => "source chart",
             FluxKind::Kustomization => "kustomization",
@@ -286,6 +291,7 @@ impl FluxKind {
         match self {
             FluxKind::GitRepository => "sluice get sources git -A",
             FluxKind::OCIRepository => "sluice get sources oci -A",
+            FluxKind::Bucket => "sluice get sources bucket -A",
             FluxKind::HelmRepository => "sluice get sources helm -A",
             FluxKind::HelmChart => "sluice get sources chart -A",
             FluxKind::Kustomization => "sluice get kustomizations -A",

@@ -18,7 +18,7 @@ use sluice_api::meta::{
     RECONCILING_CONDITION, find_condition,
 };
 use sluice_api::{
-    GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
+    Bucket, GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
 };
 
 use crate::kube_util::{self, FluxKind, not_found_or};
@@ -79,6 +79,8 @@ pub enum SourceTarget {
     Git(NameArgs),
     /// An OCIRepository: pull the artifact its reference selects.
     Oci(NameArgs),
+    /// A Bucket: list its objects and download them if they changed.
+    Bucket(NameArgs),
     /// A HelmRepository: fetch its index (one of `type: oci` has nothing
     /// to reconcile).
     Helm(NameArgs),
@@ -92,6 +94,7 @@ impl SourceTarget {
         match self {
             SourceTarget::Git(n) => (FluxKind::GitRepository, &n.name),
             SourceTarget::Oci(n) => (FluxKind::OCIRepository, &n.name),
+            SourceTarget::Bucket(n) => (FluxKind::Bucket, &n.name),
             SourceTarget::Helm(n) => (FluxKind::HelmRepository, &n.name),
             SourceTarget::Chart(n) => (FluxKind::HelmChart, &n.name),
         }
@@ -179,6 +182,13 @@ impl Revisioned for GitRepository {
 }
 
 impl Revisioned for OCIRepository {
+    fn revision(&self) -> Option<String> {
+        self.artifact().map(|a| a.revision.clone())
+    }
+    const DONE: &'static str = "fetched revision";
+}
+
+impl Revisioned for Bucket {
     fn revision(&self) -> Option<String> {
         self.artifact().map(|a| a.revision.clone())
     }
@@ -424,16 +434,12 @@ pub async fn run_reconcile(g: &GlobalArgs, args: ReconcileArgs) -> Result<Outcom
                     )
                 })?;
                 let r = &ks.spec.source_ref;
-                let kind = match r.kind {
-                    SourceKind::GitRepository => FluxKind::GitRepository,
-                    SourceKind::OciRepository => FluxKind::OCIRepository,
-                    _ => {
-                        return Err(UserError::new(format!(
-                            "Kustomization {ns}/{}: source kind {} is not supported by sluice",
-                            t.name, r.kind
-                        ))
-                        .into());
-                    }
+                let Some(kind) = kustomization_source(&r.kind) else {
+                    return Err(UserError::new(format!(
+                        "Kustomization {ns}/{}: source kind {} is not supported by sluice",
+                        t.name, r.kind
+                    ))
+                    .into());
                 };
                 let sns = r.namespace_or(ns).to_string();
                 reconcile_source(&client, kind, &sns, &r.name, args.timeout).await?;
@@ -453,6 +459,17 @@ pub async fn run_reconcile(g: &GlobalArgs, args: ReconcileArgs) -> Result<Outcom
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// The kind `reconcile kustomization --with-source` reconciles for a Kustomization's
+/// `spec.sourceRef.kind` (`None`: a kind sluice does not reconcile).
+fn kustomization_source(kind: &SourceKind) -> Option<FluxKind> {
+    match kind {
+        SourceKind::GitRepository => Some(FluxKind::GitRepository),
+        SourceKind::OciRepository => Some(FluxKind::OCIRepository),
+        SourceKind::Bucket => Some(FluxKind::Bucket),
+        _ => None,
+    }
 }
 
 /// `sluice reconcile helmrelease`: its chart source first with `--with-source`; the force
@@ -533,6 +550,7 @@ pub(crate) async fn reconcile_kind(
     match kind {
         FluxKind::GitRepository => reconcile_one::<GitRepository>(c, kind, ns, name, t, a).await,
         FluxKind::OCIRepository => reconcile_one::<OCIRepository>(c, kind, ns, name, t, a).await,
+        FluxKind::Bucket => reconcile_one::<Bucket>(c, kind, ns, name, t, a).await,
         FluxKind::HelmRepository => reconcile_one::<HelmRepository>(c, kind, ns, name, t, a).await,
         FluxKind::HelmChart => reconcile_one::<HelmChart>(c, kind, ns, name, t, a).await,
         FluxKind::Kustomization => reconcile_one::<Kustomization>(c, kind, ns, name, t, a).await,
@@ -617,6 +635,9 @@ pub async fn run_suspend(g: &GlobalArgs, args: SuspendArgs, suspend: bool) -> Re
         FluxKind::OCIRepository => {
             suspend_one::<OCIRepository>(&client, kind, ns, name, suspend, wait, timeout).await?
         }
+        FluxKind::Bucket => {
+            suspend_one::<Bucket>(&client, kind, ns, name, suspend, wait, timeout).await?
+        }
         FluxKind::HelmRepository => {
             suspend_one::<HelmRepository>(&client, kind, ns, name, suspend, wait, timeout).await?
         }
@@ -631,4 +652,29 @@ pub async fn run_suspend(g: &GlobalArgs, args: SuspendArgs, suspend: bool) -> Re
         }
     }
     Ok(Outcome::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_source_reconciles_a_kustomization_s_git_oci_or_bucket_source() {
+        let kinds = [
+            SourceKind::GitRepository,
+            SourceKind::OciRepository,
+            SourceKind::Bucket,
+            SourceKind::ExternalArtifact,
+        ];
+        let reconciled: Vec<Option<FluxKind>> = kinds.iter().map(kustomization_source).collect();
+        assert_eq!(
+            reconciled,
+            [
+                Some(FluxKind::GitRepository),
+                Some(FluxKind::OCIRepository),
+                Some(FluxKind::Bucket),
+                None
+            ]
+        );
+    }
 }

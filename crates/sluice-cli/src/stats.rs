@@ -64,6 +64,7 @@ const KINDS: &[(&str, &str, &str, bool)] = &[
         "helmcharts",
         true,
     ),
+    ("Bucket", "source.toolkit.fluxcd.io/v1", "buckets", true),
     (
         "Kustomization",
         "kustomize.toolkit.fluxcd.io/v1",

@@ -1,7 +1,7 @@
 //! `sluice why KIND/NAME`: the chain from an object to the root cause of it
 //! not being ready, walking `dependsOn`, the source (a Kustomization's
-//! GitRepository or OCIRepository, a HelmRelease's OCIRepository or HelmChart,
-//! a HelmChart's HelmRepository or GitRepository, and the Secrets a source
+//! GitRepository, OCIRepository or Bucket, a HelmRelease's OCIRepository or HelmChart,
+//! a HelmChart's HelmRepository, GitRepository or Bucket, and the Secrets a source
 //! names), a HelmRelease's missing `valuesFrom` objects, the HelmReleases a
 //! Kustomization applied, health checks and conditions, down to Pods, claims
 //! and StorageClasses (with `sluice_kstatus::explain`). For example:
@@ -29,7 +29,7 @@ use sluice_api::kustomization::SourceKind;
 use sluice_api::meta::{FluxObject, LocalObjectReference, ObjectId};
 use sluice_api::source::HelmChartSourceKind;
 use sluice_api::{
-    GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
+    Bucket, GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
 };
 use sluice_kstatus::{ComputeOptions, ExplainInput, Status, explain, render_chain};
 
@@ -43,7 +43,7 @@ use crate::{GlobalArgs, Outcome, UserError};
 pub struct WhyArgs {
     /// The object: KIND/NAME or KIND/NAMESPACE/NAME, where KIND is
     /// kustomization (ks), helmrelease (hr), gitrepository (gitrepo), ocirepository (ocirepo),
-    /// helmrepository (helmrepo), helmchart (hc), deployment, statefulset,
+    /// bucket, helmrepository (helmrepo), helmchart (hc), deployment, statefulset,
     /// daemonset, pod, pvc, service (svc) or certificate (cert, cert-manager's).
     #[arg(value_name = "KIND/NAME")]
     pub object: String,
@@ -224,6 +224,25 @@ impl WhySource for OCIRepository {
     }
 }
 
+impl WhySource for Bucket {
+    const KIND: &'static str = "Bucket";
+
+    fn secret_refs(&self) -> Vec<&LocalObjectReference> {
+        let s = &self.spec;
+        let sts = s.sts.as_ref();
+        [
+            s.secret_ref.as_ref(),
+            s.cert_secret_ref.as_ref(),
+            s.proxy_secret_ref.as_ref(),
+            sts.and_then(|t| t.secret_ref.as_ref()),
+            sts.and_then(|t| t.cert_secret_ref.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
 impl WhySource for HelmRepository {
     const KIND: &'static str = "HelmRepository";
 
@@ -264,6 +283,7 @@ impl Walker {
             "Kustomization" => self.kustomization(ns, name).await?,
             "GitRepository" => self.source::<GitRepository>(ns, name).await?,
             "OCIRepository" => self.source::<OCIRepository>(ns, name).await?,
+            "Bucket" => self.source::<Bucket>(ns, name).await?,
             "HelmRepository" => self.source::<HelmRepository>(ns, name).await?,
             "HelmChart" => self.chart(ns, name).await?,
             "HelmRelease" => self.helm_release(ns, name).await?,
@@ -297,7 +317,7 @@ impl Walker {
             }
             other => {
                 return Err(UserError::new(format!("sluice why does not know the kind {other}"))
-                    .hint("use kustomization, helmrelease, gitrepository, ocirepository, helmrepository, helmchart, deployment, statefulset, daemonset, pod, pvc, service or certificate")
+                    .hint("use kustomization, helmrelease, gitrepository, ocirepository, bucket, helmrepository, helmchart, deployment, statefulset, daemonset, pod, pvc, service or certificate")
                     .into());
             }
         };
@@ -390,6 +410,7 @@ impl Walker {
                 SourceKind::OciRepository => {
                     Some(self.source::<OCIRepository>(&sns, &r.name).await?)
                 }
+                SourceKind::Bucket => Some(self.source::<Bucket>(&sns, &r.name).await?),
                 _ => None,
             };
             if let Some(sub) = sub.filter(|s| !s.ready) {
@@ -655,8 +676,8 @@ impl Walker {
         })
     }
 
-    /// A HelmChart: its own condition, else its source's (a HelmRepository
-    /// or a GitRepository in its namespace).
+    /// A HelmChart: its own condition, else its source's (a HelmRepository,
+    /// a GitRepository or a Bucket in its namespace).
     async fn chart(&mut self, ns: &str, name: &str) -> Result<Walk> {
         let api: Api<HelmChart> = Api::namespaced(self.client.clone(), ns);
         let chart = api.get_opt(name).await.map_err(|e| {
@@ -696,6 +717,7 @@ impl Walker {
             HelmChartSourceKind::GitRepository => {
                 Some(self.source::<GitRepository>(ns, &r.name).await?)
             }
+            HelmChartSourceKind::Bucket => Some(self.source::<Bucket>(ns, &r.name).await?),
             _ => None,
         };
         let mut steps = vec![me];
@@ -925,6 +947,10 @@ mod tests {
         assert_eq!(
             parse_target("deployment/apps/memos", "flux-system").unwrap(),
             ("Deployment".into(), "apps".into(), "memos".into())
+        );
+        assert_eq!(
+            parse_target("buckets/manifests", "flux-system").unwrap(),
+            ("Bucket".into(), "flux-system".into(), "manifests".into())
         );
         assert!(parse_target("apps", "flux-system").is_err());
         assert!(parse_target("a/b/c/d", "flux-system").is_err());
