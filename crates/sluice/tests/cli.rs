@@ -706,6 +706,7 @@ async fn check_finds_k3s_addons_and_flux_controllers() {
         "ocirepositories.source.toolkit.fluxcd.io",
         "helmrepositories.source.toolkit.fluxcd.io",
         "helmcharts.source.toolkit.fluxcd.io",
+        "buckets.source.toolkit.fluxcd.io",
     ] {
         assert!(
             out.stdout.contains(&format!("✔ CRD {crd} serves v1")),

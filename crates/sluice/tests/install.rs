@@ -60,6 +60,7 @@ fn install_export_prints_the_manifests() {
             "ocirepositories.source.toolkit.fluxcd.io",
             "helmrepositories.source.toolkit.fluxcd.io",
             "helmcharts.source.toolkit.fluxcd.io",
+            "buckets.source.toolkit.fluxcd.io",
         ]
     );
     for crd in &crds[2..] {
@@ -144,7 +145,7 @@ async fn install_applies_is_idempotent_repairs_and_uninstalls() {
     let out = sluice(&["install", "-n", &ns, "--wait=false"]).expect(0);
     assert!(
         out.stderr
-            .contains("all 16 components are installed and up to date"),
+            .contains("all 17 components are installed and up to date"),
         "{}",
         out.stderr
     );
