@@ -24,7 +24,7 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams}
 use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 use sluice_api::{
-    GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
+    Bucket, GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
 };
 use sluice_testsupport::TestNamespace;
 
@@ -202,6 +202,7 @@ fn typed_round_trip(stored: &Value, installed: &Installed, fixture_name: &str) {
         "OCIRepository" => through::<OCIRepository>(&object, fixture_name),
         "HelmRepository" => through::<HelmRepository>(&object, fixture_name),
         "HelmChart" => through::<HelmChart>(&object, fixture_name),
+        "Bucket" => through::<Bucket>(&object, fixture_name),
         "HelmRelease" => through::<HelmRelease>(&object, fixture_name),
         other => panic!("unexpected kind {other}"),
     };
