@@ -42,8 +42,8 @@ use sluice_runtime::Failure;
 use crate::api::{self, Artifact, GitRepository};
 use crate::http::{HttpClient, HttpError};
 use crate::reconciler::{
-    Ctx, SourceKind, Stored, blocking, fetch_failure, new_artifact, source_status, spec_accessors,
-    storage_failure, store,
+    Ctx, SourceKind, SourceStatus, Stored, blocking, fetch_failure, new_artifact, source_status,
+    spec_accessors, storage_failure, store,
 };
 
 /// The kind's name.
@@ -94,29 +94,12 @@ impl SourceKind for HelmChart {
         let name = &obj.spec.source_ref.name;
         let revision = match obj.spec.source_ref.kind {
             HelmChartSourceKind::HelmRepository => {
-                let api: Api<HelmRepository> = Api::namespaced(ctx.client.clone(), &ns);
-                api.get_opt(name)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|r| r.status.and_then(|s| s.artifact).map(|a| a.revision))
+                source_revision::<HelmRepository>(ctx, &ns, name).await
             }
             HelmChartSourceKind::GitRepository => {
-                let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
-                api.get_opt(name)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|r| r.status.and_then(|s| s.artifact).map(|a| a.revision))
+                source_revision::<GitRepository>(ctx, &ns, name).await
             }
-            HelmChartSourceKind::Bucket => {
-                let api: Api<Bucket> = Api::namespaced(ctx.client.clone(), &ns);
-                api.get_opt(name)
-                    .await
-                    .ok()
-                    .flatten()
-                    .and_then(|r| r.status.and_then(|s| s.artifact).map(|a| a.revision))
-            }
+            HelmChartSourceKind::Bucket => source_revision::<Bucket>(ctx, &ns, name).await,
             _ => None,
         };
         vec![revision.unwrap_or_default()]
@@ -317,38 +300,10 @@ async fn sync(
             }
         }
         HelmChartSourceKind::GitRepository => {
-            let api: Api<GitRepository> = Api::namespaced(ctx.client.clone(), &ns);
-            let repo = get_source(&api, "gitrepositories", source_name).await?;
-            let artifact = source_artifact(
-                ctx,
-                repo.status.as_ref().and_then(|s| s.artifact.as_ref()),
-                spec,
-            )?;
-            (
-                Origin::Tarball {
-                    artifact_path: local(ctx, &artifact)?,
-                    digest: artifact.digest.clone(),
-                    repositories: crate::helm_dependencies::Repositories::new(ctx.clone(), &ns),
-                },
-                Some(artifact.revision),
-            )
+            tarball::<GitRepository>(ctx, &ns, "gitrepositories", source_name, spec).await?
         }
         HelmChartSourceKind::Bucket => {
-            let api: Api<Bucket> = Api::namespaced(ctx.client.clone(), &ns);
-            let bucket = get_source(&api, "buckets", source_name).await?;
-            let artifact = source_artifact(
-                ctx,
-                bucket.status.as_ref().and_then(|s| s.artifact.as_ref()),
-                spec,
-            )?;
-            (
-                Origin::Tarball {
-                    artifact_path: local(ctx, &artifact)?,
-                    digest: artifact.digest.clone(),
-                    repositories: crate::helm_dependencies::Repositories::new(ctx.clone(), &ns),
-                },
-                Some(artifact.revision),
-            )
+            tarball::<Bucket>(ctx, &ns, "buckets", source_name, spec).await?
         }
         other => {
             return Err(Failure::stalled(
@@ -491,6 +446,38 @@ where
             format!("failed to get source: {e}"),
         )),
     }
+}
+
+/// The artifact revision of the source `name` of kind `K`, if it has one.
+async fn source_revision<K: SourceKind>(ctx: &Ctx, ns: &str, name: &str) -> Option<String> {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    let source = api.get_opt(name).await.ok().flatten()?;
+    source
+        .status()
+        .and_then(|s| s.artifact())
+        .map(|a| a.revision.clone())
+}
+
+/// A GitRepository's or Bucket's artifact as the chart's origin (the chart
+/// a path in it), with the artifact's revision.
+async fn tarball<K: SourceKind>(
+    ctx: &Arc<Ctx>,
+    ns: &str,
+    resource: &str,
+    name: &str,
+    spec: &HelmChartSpec,
+) -> Result<(Origin, Option<String>), Failure> {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    let source = get_source(&api, resource, name).await?;
+    let artifact = source_artifact(ctx, source.status().and_then(|s| s.artifact()), spec)?;
+    Ok((
+        Origin::Tarball {
+            artifact_path: local(ctx, &artifact)?,
+            digest: artifact.digest.clone(),
+            repositories: crate::helm_dependencies::Repositories::new(ctx.clone(), ns),
+        },
+        Some(artifact.revision),
+    ))
 }
 
 fn source_artifact(
