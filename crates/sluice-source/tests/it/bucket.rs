@@ -6,10 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sluice_api::meta;
@@ -39,23 +36,6 @@ async fn setup(prefix: &str) -> Env {
         ns,
         _h: h,
     }
-}
-
-async fn secret(ns: &TestNamespace, name: &str, data: &[(&str, &str)]) {
-    let api: Api<Secret> = ns.api();
-    let map: BTreeMap<String, ByteString> = data
-        .iter()
-        .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-        .collect();
-    let s = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(map),
-        ..Default::default()
-    };
-    api.create(&PostParams::default(), &s).await.unwrap();
 }
 
 /// The revision Flux's index digester gives these keys and ETags.

@@ -3,14 +3,10 @@
 //! the local control plane. Every test skips, saying why, when `sshd` is not
 //! installed (`scripts/install-deps` installs it).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::support::*;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
 use serde_json::json;
 use sluice_api::meta;
 use sluice_source::api::GitRepository;
@@ -327,23 +323,6 @@ async fn transport_reports_what_the_remote_said() {
         "{}",
         err.message
     );
-}
-
-async fn secret(ns: &TestNamespace, name: &str, data: &[(&str, &str)]) {
-    let api: Api<Secret> = ns.api();
-    let data: BTreeMap<String, ByteString> = data
-        .iter()
-        .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
-        .collect();
-    let s = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(data),
-        ..Default::default()
-    };
-    api.create(&PostParams::default(), &s).await.unwrap();
 }
 
 async fn setup(prefix: &str) -> (TestNamespace, Api<GitRepository>, Harness) {

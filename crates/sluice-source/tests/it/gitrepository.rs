@@ -2,14 +2,11 @@
 //! served over smart HTTP (`git http-backend`, optional basic auth) and over
 //! `file://`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::support::*;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 use sluice_api::meta;
 use sluice_source::api::GitRepository;
@@ -25,23 +22,6 @@ async fn setup(prefix: &str) -> (kube::Client, TestNamespace, Api<GitRepository>
     let api: Api<GitRepository> = ns.api();
     let harness = Harness::start(&client, ns.name()).await;
     (client, ns, api, harness)
-}
-
-async fn secret(ns: &TestNamespace, name: &str, data: &[(&str, &str)]) {
-    let api: Api<Secret> = ns.api();
-    let mut map = BTreeMap::new();
-    for (k, v) in data {
-        map.insert(k.to_string(), ByteString(v.as_bytes().to_vec()));
-    }
-    let s = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(map),
-        ..Default::default()
-    };
-    api.create(&PostParams::default(), &s).await.unwrap();
 }
 
 #[tokio::test]

@@ -3,13 +3,9 @@
 //! an `index.yaml` and chart archives, optional basic auth), a real OCI
 //! registry for `type: oci`, and a Git server for charts in a repository.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
 use serde_json::json;
 use sluice_api::meta;
 use sluice_api::source::GitRepository;
@@ -39,24 +35,6 @@ async fn setup(prefix: &str) -> Env {
         ns,
         _h: h,
     }
-}
-
-async fn secret(ns: &TestNamespace, name: &str, data: &[(&str, &str)]) {
-    let api: Api<Secret> = ns.api();
-    let mut map = BTreeMap::new();
-    for (k, v) in data {
-        map.insert(k.to_string(), ByteString(v.as_bytes().to_vec()));
-    }
-    let s = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(map),
-        ..Default::default()
-    };
-    let _ = api.delete(name, &Default::default()).await;
-    api.create(&PostParams::default(), &s).await.unwrap();
 }
 
 fn values_of(chart: &[u8], name: &str) -> String {

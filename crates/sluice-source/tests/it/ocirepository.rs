@@ -3,14 +3,10 @@
 //! `sluice_testsupport::oci_registry`). Every test skips, saying why, when
 //! the registry binary is missing (`scripts/install-deps` installs it).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{ObjectMeta, PostParams};
 use serde_json::json;
 use sluice_api::meta;
 use sluice_api::source::oci::OCIRepository;
@@ -43,25 +39,6 @@ fn manifests(dir: &std::path::Path, marker: &str) {
     )
     .unwrap();
     std::fs::write(dir.join("README.md"), "docs\n").unwrap();
-}
-
-async fn secret(ns: &TestNamespace, name: &str, type_: Option<&str>, data: &[(&str, &str)]) {
-    let api: Api<Secret> = ns.api();
-    let mut map = BTreeMap::new();
-    for (k, v) in data {
-        map.insert(k.to_string(), ByteString(v.as_bytes().to_vec()));
-    }
-    let s = Secret {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        type_: type_.map(str::to_string),
-        data: Some(map),
-        ..Default::default()
-    };
-    let _ = api.delete(name, &Default::default()).await;
-    api.create(&PostParams::default(), &s).await.unwrap();
 }
 
 async fn wait_ready(api: &Api<OCIRepository>, name: &str) -> OCIRepository {
@@ -210,7 +187,7 @@ async fn wrong_credentials_are_authentication_failed_without_the_secret() {
     manifests(dir.path(), "one");
     let pushed = reg.push_artifact("apps", "v1", dir.path());
 
-    secret(
+    secret_of_type(
         &ns,
         "creds",
         None,
@@ -240,7 +217,7 @@ async fn wrong_credentials_are_authentication_failed_without_the_secret() {
     // The right password, as a dockerconfigjson this time.
     let auth = base64::engine::general_purpose::STANDARD.encode("flux:s3cret-pw");
     let config = format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host());
-    secret(
+    secret_of_type(
         &ns,
         "creds",
         Some("kubernetes.io/dockerconfigjson"),
@@ -293,7 +270,7 @@ async fn a_proxy_secret_sends_every_request_through_the_proxy() {
                 ("username", "px"),
                 ("password", password),
             ];
-            secret(ns, "proxy", None, &data).await;
+            secret(ns, "proxy", &data).await;
         }
     };
     proxy_secret("wrong-pw-42").await;
@@ -483,7 +460,7 @@ async fn tls_with_the_ca_from_cert_secret_ref() {
     );
 
     let tls = reg.tls().unwrap();
-    secret(&ns, "ca", None, &[("ca.crt", &tls.ca_pem)]).await;
+    secret_of_type(&ns, "ca", None, &[("ca.crt", &tls.ca_pem)]).await;
     patch_spec(&api, "apps", json!({"certSecretRef": {"name": "ca"}})).await;
     let ok = wait_ready(&api, "apps").await;
     assert_eq!(artifact_of(&ok).unwrap().revision, pushed);

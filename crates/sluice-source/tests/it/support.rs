@@ -341,3 +341,37 @@ pub fn untar(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
     }
     out
 }
+
+/// Creates a Secret in `ns` with `data` (replacing one of the same name).
+pub async fn secret(ns: &sluice_testsupport::TestNamespace, name: &str, data: &[(&str, &str)]) {
+    secret_of_type(ns, name, None, data).await
+}
+
+/// [`secret`] of a given `type` (`kubernetes.io/dockerconfigjson`, ...).
+pub async fn secret_of_type(
+    ns: &sluice_testsupport::TestNamespace,
+    name: &str,
+    type_: Option<&str>,
+    data: &[(&str, &str)],
+) {
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = ns.api();
+    let data = data
+        .iter()
+        .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+        .collect();
+    let s = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        type_: type_.map(str::to_string),
+        data: Some(data),
+        ..Default::default()
+    };
+    let _ = api.delete(name, &Default::default()).await;
+    api.create(&Default::default(), &s)
+        .await
+        .unwrap_or_else(|e| panic!("creating Secret {name}: {e}"));
+}
