@@ -70,13 +70,15 @@ pub use notification::{
     Alert, AlertSpec, Provider, ProviderSpec, Receiver, ReceiverSpec, ReceiverStatus,
 };
 pub use source::{
-    Bucket, BucketSpec, BucketStatus, GitRepository, GitRepositorySpec, GitRepositoryStatus,
-    HelmChart, HelmChartSpec, HelmChartStatus, HelmRepository, HelmRepositorySpec,
-    HelmRepositoryStatus, OCIRepository, OCIRepositorySpec, OCIRepositoryStatus,
+    Bucket, BucketSpec, BucketStatus, ExternalArtifact, ExternalArtifactSpec,
+    ExternalArtifactStatus, GitRepository, GitRepositorySpec, GitRepositoryStatus, HelmChart,
+    HelmChartSpec, HelmChartStatus, HelmRepository, HelmRepositorySpec, HelmRepositoryStatus,
+    OCIRepository, OCIRepositorySpec, OCIRepositoryStatus,
 };
 
 /// The CustomResourceDefinitions of the kinds sluice serves: GitRepository, Kustomization,
-/// OCIRepository, HelmRepository, HelmChart, Bucket, HelmRelease, then Receiver, Provider, Alert.
+/// OCIRepository, HelmRepository, HelmChart, Bucket, ExternalArtifact, HelmRelease, then
+/// Receiver, Provider, Alert.
 ///
 /// These are [`CustomResourceExt::crd`] of each kind, completed as Flux's CRDs are: `listKind`
 /// is filled in, and the annotation `kustomize.toolkit.fluxcd.io/substitute: disabled` keeps a
@@ -90,6 +92,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         HelmRepository::crd(),
         HelmChart::crd(),
         Bucket::crd(),
+        ExternalArtifact::crd(),
         HelmRelease::crd(),
         Receiver::crd(),
         Provider::crd(),

@@ -21,6 +21,16 @@ pub(crate) fn root<Spec: JsonSchema, Status: JsonSchema>(
     root_with(generator.subschema_for::<Spec>(), Some(status), description)
 }
 
+/// The root schema of a Flux kind whose status has no `observedGeneration` and so no default
+/// (ExternalArtifact, whose status its producer writes).
+pub(crate) fn root_with_plain_status<Spec: JsonSchema, Status: JsonSchema>(
+    generator: &mut SchemaGenerator,
+    description: &str,
+) -> Schema {
+    let status = generator.subschema_for::<Status>();
+    root_with(generator.subschema_for::<Spec>(), Some(status), description)
+}
+
 /// The root schema of a Flux kind without a status (notification-controller's `v1beta3`
 /// Provider and Alert).
 pub(crate) fn root_without_status<Spec: JsonSchema>(

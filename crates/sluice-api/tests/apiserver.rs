@@ -24,7 +24,8 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams}
 use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 use sluice_api::{
-    Bucket, GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
+    Bucket, ExternalArtifact, GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization,
+    OCIRepository,
 };
 use sluice_testsupport::TestNamespace;
 
@@ -203,6 +204,7 @@ fn typed_round_trip(stored: &Value, installed: &Installed, fixture_name: &str) {
         "HelmRepository" => through::<HelmRepository>(&object, fixture_name),
         "HelmChart" => through::<HelmChart>(&object, fixture_name),
         "Bucket" => through::<Bucket>(&object, fixture_name),
+        "ExternalArtifact" => through::<ExternalArtifact>(&object, fixture_name),
         "HelmRelease" => through::<HelmRelease>(&object, fixture_name),
         other => panic!("unexpected kind {other}"),
     };
@@ -243,6 +245,7 @@ async fn crds_store_fixtures_as_flux_does() {
         "source.toolkit.fluxcd.io_helmrepositories.yaml",
         "source.toolkit.fluxcd.io_helmcharts.yaml",
         "source.toolkit.fluxcd.io_buckets.yaml",
+        "source.toolkit.fluxcd.io_externalartifacts.yaml",
         "helm.toolkit.fluxcd.io_helmreleases.yaml",
     ] {
         if let Some(crd) = flux_crd(file) {

@@ -35,6 +35,10 @@ const BUCKET: (&str, &str) = (
     "source.toolkit.fluxcd.io_buckets.yaml",
     "buckets.source.toolkit.fluxcd.io",
 );
+const EXTERNAL_ARTIFACT: (&str, &str) = (
+    "source.toolkit.fluxcd.io_externalartifacts.yaml",
+    "externalartifacts.source.toolkit.fluxcd.io",
+);
 const HELM_RELEASE: (&str, &str) = (
     "helm.toolkit.fluxcd.io_helmreleases.yaml",
     "helmreleases.helm.toolkit.fluxcd.io",
@@ -52,13 +56,14 @@ const ALERT: (&str, &str) = (
     "alerts.notification.toolkit.fluxcd.io",
 );
 /// Every kind sluice serves, in the order of `sluice_api::crds()`.
-const ALL: [(&str, &str); 10] = [
+const ALL: [(&str, &str); 11] = [
     GIT_REPOSITORY,
     KUSTOMIZATION,
     OCI_REPOSITORY,
     HELM_REPOSITORY,
     HELM_CHART,
     BUCKET,
+    EXTERNAL_ARTIFACT,
     HELM_RELEASE,
     RECEIVER,
     PROVIDER,
@@ -331,6 +336,11 @@ fn bucket_schema_matches_flux() {
 }
 
 #[test]
+fn external_artifact_schema_matches_flux() {
+    compare_schemas(EXTERNAL_ARTIFACT.0, EXTERNAL_ARTIFACT.1);
+}
+
+#[test]
 fn helm_release_schema_matches_flux() {
     compare_schemas(HELM_RELEASE.0, HELM_RELEASE.1);
 }
@@ -393,6 +403,11 @@ fn helm_chart_definition_matches_flux() {
 #[test]
 fn bucket_definition_matches_flux() {
     compare_definitions(BUCKET.0, BUCKET.1);
+}
+
+#[test]
+fn external_artifact_definition_matches_flux() {
+    compare_definitions(EXTERNAL_ARTIFACT.0, EXTERNAL_ARTIFACT.1);
 }
 
 #[test]

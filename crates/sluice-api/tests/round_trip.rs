@@ -15,8 +15,8 @@ use sluice_api::source::{
     OCIProvider, OCIVerificationProvider, ReconcileStrategy,
 };
 use sluice_api::{
-    Bucket, FluxObject, GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization,
-    OCIRepository,
+    Bucket, ExternalArtifact, FluxObject, GitRepository, HelmChart, HelmRelease, HelmRepository,
+    Kustomization, OCIRepository,
 };
 
 fn round_trip<T: DeserializeOwned + Serialize>(name: &str, original: &Value) -> T {
@@ -55,6 +55,9 @@ fn fixtures_round_trip_unchanged() {
             Some("Bucket") => {
                 round_trip::<Bucket>(&name, &object);
             }
+            Some("ExternalArtifact") => {
+                round_trip::<ExternalArtifact>(&name, &object);
+            }
             Some("HelmRelease") => {
                 round_trip::<HelmRelease>(&name, &object);
             }
@@ -88,6 +91,10 @@ fn crd_file_and_name(kind: &str) -> (&'static str, &'static str) {
         "Bucket" => (
             "source.toolkit.fluxcd.io_buckets.yaml",
             "buckets.source.toolkit.fluxcd.io",
+        ),
+        "ExternalArtifact" => (
+            "source.toolkit.fluxcd.io_externalartifacts.yaml",
+            "externalartifacts.source.toolkit.fluxcd.io",
         ),
         "HelmRelease" => (
             "helm.toolkit.fluxcd.io_helmreleases.yaml",

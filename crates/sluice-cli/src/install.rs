@@ -1026,6 +1026,7 @@ mod tests {
                 "CustomResourceDefinition",
                 "CustomResourceDefinition",
                 "CustomResourceDefinition",
+                "CustomResourceDefinition",
                 "Namespace",
                 "ServiceAccount",
                 "ServiceAccount",
@@ -1046,10 +1047,11 @@ mod tests {
                 "{o}"
             );
         }
-        let svc = &objects[12];
+        let find = |kind: &str| objects.iter().find(|o| o["kind"] == kind).unwrap();
+        let svc = find("Service");
         assert_eq!(svc["metadata"]["name"], "source-controller");
         assert_eq!(svc["spec"]["ports"][0]["port"], 80);
-        let deploy = &objects[13];
+        let deploy = find("Deployment");
         assert_eq!(
             deploy["spec"]["template"]["spec"]["containers"][0]["args"][0],
             "controller"

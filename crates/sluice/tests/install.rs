@@ -61,6 +61,7 @@ fn install_export_prints_the_manifests() {
             "helmrepositories.source.toolkit.fluxcd.io",
             "helmcharts.source.toolkit.fluxcd.io",
             "buckets.source.toolkit.fluxcd.io",
+            "externalartifacts.source.toolkit.fluxcd.io",
         ]
     );
     for crd in &crds[2..] {
@@ -145,7 +146,7 @@ async fn install_applies_is_idempotent_repairs_and_uninstalls() {
     let out = sluice(&["install", "-n", &ns, "--wait=false"]).expect(0);
     assert!(
         out.stderr
-            .contains("all 17 components are installed and up to date"),
+            .contains("all 18 components are installed and up to date"),
         "{}",
         out.stderr
     );

@@ -1,7 +1,7 @@
 //! Flux's sources, `source.toolkit.fluxcd.io/v1` (source-controller `api/v1`):
 //! [`GitRepository`] (here), [`OCIRepository`] ([`oci`]), [`HelmRepository`] and [`HelmChart`]
-//! ([`helm`]), [`Bucket`] ([`bucket`]). Everything in [`oci`], [`helm`] and [`bucket`] is also
-//! re-exported here, so
+//! ([`helm`]), [`Bucket`] ([`bucket`]), [`ExternalArtifact`] ([`external_artifact`]). Everything
+//! in those modules is also re-exported here, so
 //! `sluice_api::source::OCIRepository` and `sluice_api::source::oci::OCIRepository` are the same.
 
 use std::borrow::Cow;
@@ -16,10 +16,12 @@ use crate::meta::{self, Artifact, DurationError, LocalObjectReference};
 use crate::string_enum::string_enum;
 
 pub mod bucket;
+pub mod external_artifact;
 pub mod helm;
 pub mod oci;
 
 pub use bucket::*;
+pub use external_artifact::*;
 pub use helm::*;
 pub use oci::*;
 
