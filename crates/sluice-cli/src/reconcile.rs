@@ -436,8 +436,9 @@ pub async fn run_reconcile(g: &GlobalArgs, args: ReconcileArgs) -> Result<Outcom
                 let r = &ks.spec.source_ref;
                 let Some(kind) = kustomization_source(&r.kind) else {
                     return Err(UserError::new(format!(
-                        "Kustomization {ns}/{}: source kind {} is not supported by sluice",
-                        t.name, r.kind
+                        "Kustomization {ns}/{}: {}",
+                        t.name,
+                        not_reconcilable(&r.kind.to_string())
                     ))
                     .into());
                 };
@@ -472,6 +473,17 @@ fn kustomization_source(kind: &SourceKind) -> Option<FluxKind> {
     }
 }
 
+/// Why `--with-source` cannot reconcile a source of `kind` first.
+fn not_reconcilable(kind: &str) -> String {
+    if kind == "ExternalArtifact" {
+        "its source is an ExternalArtifact, which the controller that produces it reconciles; \
+         reconcile without --with-source"
+            .into()
+    } else {
+        format!("source kind {kind} is not supported by sluice")
+    }
+}
+
 /// `sluice reconcile helmrelease`: its chart source first with `--with-source`; the force
 /// and reset requests set beside the reconcile request, as `flux reconcile hr` does.
 async fn reconcile_helm_release(
@@ -499,8 +511,9 @@ async fn reconcile_helm_release(
             ChartRefKind::HelmChart => FluxKind::HelmChart,
             _ => {
                 return Err(UserError::new(format!(
-                    "HelmRelease {ns}/{}: source kind {} is not supported by sluice",
-                    t.name, r.kind
+                    "HelmRelease {ns}/{}: {}",
+                    t.name,
+                    not_reconcilable(&r.kind.to_string())
                 ))
                 .into());
             }

@@ -29,7 +29,8 @@ use sluice_api::kustomization::SourceKind;
 use sluice_api::meta::{FluxObject, LocalObjectReference, ObjectId};
 use sluice_api::source::HelmChartSourceKind;
 use sluice_api::{
-    Bucket, GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization, OCIRepository,
+    Bucket, ExternalArtifact, GitRepository, HelmChart, HelmRelease, HelmRepository, Kustomization,
+    OCIRepository,
 };
 use sluice_kstatus::{ComputeOptions, ExplainInput, Status, explain, render_chain};
 
@@ -411,7 +412,8 @@ impl Walker {
                     Some(self.source::<OCIRepository>(&sns, &r.name).await?)
                 }
                 SourceKind::Bucket => Some(self.source::<Bucket>(&sns, &r.name).await?),
-                _ => None,
+                SourceKind::ExternalArtifact => Some(self.external(&sns, &r.name).await?),
+                SourceKind::Unknown(_) => None,
             };
             if let Some(sub) = sub.filter(|s| !s.ready) {
                 return Ok(below(me, name, sub));
@@ -559,7 +561,8 @@ impl Walker {
                         Some(self.source::<OCIRepository>(&sns, &r.name).await?)
                     }
                     ChartRefKind::HelmChart => Some(self.chart(&sns, &r.name).await?),
-                    _ => None,
+                    ChartRefKind::ExternalArtifact => Some(self.external(&sns, &r.name).await?),
+                    ChartRefKind::Unknown(_) => None,
                 }
             } else if let Some(t) = &hr.spec.chart {
                 let (cns, cname) = match hr.status.as_ref().and_then(|s| s.helm_chart()) {
@@ -673,6 +676,43 @@ impl Walker {
             path: vec![name.to_string()],
             tail: None,
             ready: false,
+        })
+    }
+
+    /// An ExternalArtifact: ready when its producer has written an artifact (as Flux's
+    /// controllers judge it); its producer's Ready message otherwise, if it wrote one.
+    async fn external(&mut self, ns: &str, name: &str) -> Result<Walk> {
+        const KIND: &str = "ExternalArtifact";
+        let api: Api<ExternalArtifact> = Api::namespaced(self.client.clone(), ns);
+        let found = api
+            .get_opt(name)
+            .await
+            .map_err(|e| kube_util::user_kube_error(e, &format!("getting {KIND} {ns}/{name}")))?;
+        let step = match &found {
+            None => Step::missing(KIND, ns, name),
+            Some(ea) => match ea.artifact() {
+                Some(a) => Step::new(KIND, ns, name, format!("artifact revision {}", a.revision)),
+                None => {
+                    let producer = ea
+                        .conditions()
+                        .iter()
+                        .find(|c| c.type_ == "Ready" && !c.message.is_empty())
+                        .map(|c| format!(" ({})", c.message))
+                        .unwrap_or_default();
+                    Step::new(
+                        KIND,
+                        ns,
+                        name,
+                        format!("does not have an artifact{producer}"),
+                    )
+                }
+            },
+        };
+        Ok(Walk {
+            steps: vec![step],
+            path: vec![name.to_string()],
+            tail: None,
+            ready: found.as_ref().is_some_and(|ea| ea.artifact().is_some()),
         })
     }
 

@@ -31,7 +31,7 @@ use sluice_api::helm_release::{
     self as api, ChartRefKind, HelmReleaseStatus, ReleaseAction, Snapshot,
 };
 use sluice_api::meta::{self, Artifact, FluxObject};
-use sluice_api::{HelmChart, HelmRelease, OCIRepository};
+use sluice_api::{ExternalArtifact, HelmChart, HelmRelease, OCIRepository};
 use sluice_apply::health::{self, Health};
 use sluice_apply::{Applier, ObjectRef, Owner};
 use sluice_helm::release::Release;
@@ -202,6 +202,16 @@ pub async fn run_until(
         opts.label_selector.clone(),
     );
     tracing::info!(namespace = ?opts.namespace, "starting HelmRelease controller");
+    // ExternalArtifacts are watched only with Flux's feature gate on, as helm-controller does.
+    let controller = if opts.runtime.tenancy.external_artifacts {
+        controller.watches(
+            scope.api::<ExternalArtifact>(&client),
+            watcher::Config::default(),
+            users_of(store.clone(), ChartRefKind::ExternalArtifact),
+        )
+    } else {
+        controller
+    };
     controller
         .watches(
             scope.api::<OCIRepository>(&client),
@@ -338,7 +348,7 @@ async fn reconcile_live(hr: &HelmRelease, ctx: &Ctx) -> Result<Requeue, Error> {
     // The chart's artifact as stored, not only its digest (`Artifact::identity`).
     let artifact = source
         .as_ref()
-        .map(|(a, _)| a.identity())
+        .map(|s| s.artifact.identity())
         .unwrap_or_default();
     let fingerprint = sluice_runtime::schedule::fingerprint(hr, &[&artifact]);
     if let Some(wait) = ctx.schedules.wait(&key, &fingerprint, Instant::now()) {
@@ -631,10 +641,23 @@ fn cross_namespace_source(hr: &HelmRelease, ctx: &Ctx) -> Option<Failure> {
     ))
 }
 
-/// The chart source's artifact, and whether the source is an OCIRepository (whose charts
-/// carry the artifact digest in their version). Read once per run: its digest is part of the
-/// run's fingerprint, and the chart is loaded from it.
-async fn source_artifact(hr: &HelmRelease, ctx: &Ctx) -> Result<(Artifact, bool), SourceError> {
+/// A chart source's artifact, and how it is read.
+#[derive(Clone, Debug)]
+struct SourceArtifact {
+    artifact: Artifact,
+    /// Whether the chart's version carries the artifact's digest, as helm-controller's
+    /// `mutateChartWithSourceRevision` does: always from an OCIRepository, and from an
+    /// ExternalArtifact whose revision has a digest.
+    digest_in_version: bool,
+    /// Whether the artifact may be read from sluice's own storage by its `path`. Not an
+    /// ExternalArtifact's: its producer wrote that path (which could name another source's
+    /// artifact there); it is downloaded from its URL and checked against its digest.
+    local: bool,
+}
+
+/// The chart source's artifact. Read once per run: its digest is part of the run's
+/// fingerprint, and the chart is loaded from it.
+async fn source_artifact(hr: &HelmRelease, ctx: &Ctx) -> Result<SourceArtifact, SourceError> {
     let Some((kind, ns, name)) = chart_source(hr) else {
         return Err(SourceError::Failed(Failure::stalled(
             api::ARTIFACT_FAILED_REASON,
@@ -644,28 +667,34 @@ async fn source_artifact(hr: &HelmRelease, ctx: &Ctx) -> Result<(Artifact, bool)
     if let Some(denied) = cross_namespace_source(hr, ctx) {
         return Err(SourceError::Failed(denied));
     }
-    let r = sluice_api::helm_release::CrossNamespaceSourceReference {
-        api_version: None,
-        kind,
-        name,
-        namespace: Some(ns.clone()),
-    };
     let pending = |m: String| SourceError::Pending(Failure::new(api::ARTIFACT_FAILED_REASON, m));
-    let (found, oci) = match &r.kind {
-        ChartRefKind::OciRepository => (
-            Api::<OCIRepository>::namespaced(ctx.client.clone(), &ns)
-                .get_opt(&r.name)
+    let client = ctx.client.clone();
+    let found = match &kind {
+        ChartRefKind::OciRepository => Api::<OCIRepository>::namespaced(client, &ns)
+            .get_opt(&name)
+            .await
+            .map(|o| o.map(|o| o.artifact().cloned())),
+        ChartRefKind::HelmChart => Api::<HelmChart>::namespaced(client, &ns)
+            .get_opt(&name)
+            .await
+            .map(|o| o.map(|o| o.artifact().cloned())),
+        ChartRefKind::ExternalArtifact => {
+            if let Some(m) = ctx
+                .opts
+                .runtime
+                .tenancy
+                .external_artifact_denied(&ns, &name)
+            {
+                return Err(SourceError::Failed(Failure::stalled(
+                    ACCESS_DENIED_REASON,
+                    m,
+                )));
+            }
+            Api::<ExternalArtifact>::namespaced(client, &ns)
+                .get_opt(&name)
                 .await
-                .map(|o| o.map(|o| o.artifact().cloned())),
-            true,
-        ),
-        ChartRefKind::HelmChart => (
-            Api::<HelmChart>::namespaced(ctx.client.clone(), &ns)
-                .get_opt(&r.name)
-                .await
-                .map(|o| o.map(|o| o.artifact().cloned())),
-            false,
-        ),
+                .map(|o| o.map(|o| o.artifact().cloned()))
+        }
         other => {
             return Err(SourceError::Failed(Failure::stalled(
                 meta::UNSUPPORTED_FIELD_REASON,
@@ -676,14 +705,21 @@ async fn source_artifact(hr: &HelmRelease, ctx: &Ctx) -> Result<(Artifact, bool)
     match found {
         Err(e) => Err(pending(format!("could not get Source object: {e}"))),
         Ok(None) => Err(pending(format!(
-            "could not get Source object: {} '{ns}/{}' not found",
-            r.kind, r.name
+            "could not get Source object: {kind} '{ns}/{name}' not found"
         ))),
         Ok(Some(None)) => Err(SourceError::Pending(Failure::new(
             SOURCE_NOT_READY_REASON,
-            format!("{} source '{ns}/{}' has no artifact yet", r.kind, r.name),
+            format!("{kind} source '{ns}/{name}' has no artifact yet"),
         ))),
-        Ok(Some(Some(artifact))) => Ok((artifact, oci)),
+        Ok(Some(Some(artifact))) => Ok(SourceArtifact {
+            digest_in_version: match kind {
+                ChartRefKind::OciRepository => true,
+                ChartRefKind::ExternalArtifact => artifact.revision.contains(':'),
+                _ => false,
+            },
+            local: kind != ChartRefKind::ExternalArtifact,
+            artifact,
+        }),
     }
 }
 
@@ -1026,7 +1062,7 @@ struct Run<'a> {
     key: sluice_runtime::ObjectKey,
     fingerprint: String,
     /// The chart source's artifact, read once at the start of the run.
-    source: Result<(Artifact, bool), SourceError>,
+    source: Result<SourceArtifact, SourceError>,
     status: &'a mut HelmReleaseStatus,
     /// Whether an action ran.
     changed: bool,
@@ -1205,7 +1241,11 @@ impl Run<'_> {
     /// The chart of the source's artifact: the one another reconcile holds if it loaded the
     /// same artifact (releases of one chart share its files, through their waits too).
     async fn chart(&self) -> Result<Arc<Chart>, Failure> {
-        let (artifact, oci) = self.source.clone().map_err(SourceError::into_failure)?;
+        let SourceArtifact {
+            artifact,
+            digest_in_version,
+            local,
+        } = self.source.clone().map_err(SourceError::into_failure)?;
         let key = (!artifact.digest.is_empty()).then(|| {
             format!(
                 "{}\n{}\n{}",
@@ -1216,7 +1256,7 @@ impl Run<'_> {
             return Ok(shared);
         }
         let failed = |m: String| Failure::new(api::ARTIFACT_FAILED_REASON, m);
-        let root = self.ctx.opts.storage_path.clone();
+        let root = self.ctx.opts.storage_path.clone().filter(|_| local);
         let timeout = self.ctx.opts.http_timeout;
         let fetched = artifact.clone();
         let mut chart = tokio::task::spawn_blocking(move || {
@@ -1228,9 +1268,10 @@ impl Run<'_> {
         .await
         .map_err(|e| failed(format!("loading the chart: {e}")))?
         .map_err(failed)?;
-        // As helm-controller: a chart from an OCIRepository carries its digest in its version.
+        // As helm-controller: a chart from an OCIRepository (or an ExternalArtifact whose
+        // revision has a digest) carries that digest in its version.
         let mut oci_digest = String::new();
-        if oci {
+        if digest_in_version {
             let (version, digest) =
                 sluice_helm::flux::oci_chart_version(&chart.metadata.version, &artifact.revision)
                     .map_err(|e| Failure::new("ChartMutateError", e))?;

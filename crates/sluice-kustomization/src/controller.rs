@@ -17,7 +17,7 @@ use sluice_api::kustomization::{
     DeletionPolicy, FIELD_MANAGER, KUSTOMIZATION_KIND, KustomizationStatus,
 };
 use sluice_api::meta::{self, FluxObject};
-use sluice_api::{Bucket, GitRepository, Kustomization, OCIRepository};
+use sluice_api::{Bucket, ExternalArtifact, GitRepository, Kustomization, OCIRepository};
 use sluice_apply::{
     Applier, ObjectRef, Owner, PruneOptions, RemoteAppliers, inventory, prune_empty_override,
 };
@@ -196,7 +196,8 @@ pub async fn run_until(
 
     // The source caches the reconciler reads artifacts from (all of them:
     // a Kustomization of this shard may use any source).
-    let reflectors = SourceReflectors::start(&client, &scope);
+    let external_artifacts = opts.runtime.tenancy.external_artifacts;
+    let reflectors = SourceReflectors::start(&client, &scope, external_artifacts);
     // The source caches are complete before any reconciliation starts, and
     // they are waited for here, once: kube-runtime's readiness future wakes
     // only the last of several concurrent waiters, so reconciliations each
@@ -294,6 +295,15 @@ pub async fn run_until(
         opts.label_selector.clone(),
     );
     // Sources: a new artifact wakes the Kustomizations using it.
+    let controller = if external_artifacts {
+        controller.watches(
+            scope.api::<ExternalArtifact>(&client),
+            watcher::Config::default(),
+            wake_users::<ExternalArtifact>(ks_reader.clone()),
+        )
+    } else {
+        controller
+    };
     controller
         .watches(
             scope.api::<GitRepository>(&client),

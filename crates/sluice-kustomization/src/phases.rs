@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use kube::runtime::reflector::ObjectRef as KubeRef;
 use kube::{Resource, ResourceExt};
 use sluice_api::Kustomization;
-use sluice_api::kustomization::{KUSTOMIZATION_KIND, KustomizationStatus};
+use sluice_api::kustomization::{KUSTOMIZATION_KIND, KustomizationStatus, SourceKind};
 use sluice_api::meta::{self, Artifact, CONDITION_TRUE, CONDITION_UNKNOWN, FluxObject};
 use sluice_apply::{
     Applier, ApplyOptions, ApplyResult, ObjectRef, Owner, PruneOptions, RemoteError, check_prune,
@@ -245,6 +245,9 @@ impl<'a> Run<'a> {
         if let Some(m) = cross_namespace_ref(self.ks, &self.ctx.opts) {
             return Err(Failure::stalled(ACCESS_DENIED_REASON, m).into());
         }
+        if let Some(m) = external_artifact_denied(self.ks, &self.ctx.opts) {
+            return Err(Failure::stalled(ACCESS_DENIED_REASON, m).into());
+        }
         if !source::is_supported(&spec.source_ref.kind) {
             let m = format!(
                 "source kind {} is not supported by sluice yet",
@@ -274,7 +277,7 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// The source's artifact (a GitRepository's or an OCIRepository's).
+    /// The source's artifact.
     fn source(&mut self, source: Option<Source>) -> Result<Artifact, Stop> {
         let r = SourceRef::of(self.ks);
         let Some(source) = source else {
@@ -377,7 +380,12 @@ impl<'a> Run<'a> {
             return Ok((*objects).clone());
         }
         let spec = self.ks.spec.clone();
-        let storage = self.ctx.opts.storage_path.clone();
+        let storage = self
+            .ctx
+            .opts
+            .storage_path
+            .clone()
+            .filter(|_| source::in_local_storage(&self.ks.spec.source_ref.kind));
         let http_timeout = self.ctx.opts.http_timeout;
         let art = artifact.clone();
         let cache = self.ctx.artifacts.clone();
@@ -792,6 +800,18 @@ pub(crate) fn cross_namespace_ref(ks: &Kustomization, opts: &Options) -> Option<
         .map(|d| blocked(KUSTOMIZATION_KIND, &d.namespace, &d.name))
 }
 
+/// With Flux's `ExternalArtifact` feature gate off, the refusal of a source that is one, in
+/// kustomize-controller's words.
+fn external_artifact_denied(ks: &Kustomization, opts: &Options) -> Option<String> {
+    let r = SourceRef::of(ks);
+    if r.kind != SourceKind::ExternalArtifact {
+        return None;
+    }
+    opts.runtime
+        .tenancy
+        .external_artifact_denied(&r.namespace, &r.name)
+}
+
 /// The source of `ks` from the controller's caches.
 pub(crate) fn lookup_source(ctx: &Ctx, ks: &Kustomization) -> Option<Source> {
     ctx.sources.get(&SourceRef::of(ks))
@@ -807,7 +827,10 @@ pub(crate) fn lookup_source(ctx: &Ctx, ks: &Kustomization) -> Option<Source> {
 /// closes that race; the store is the fallback when the GET fails.
 pub(crate) async fn fresh_source(ctx: &Ctx, ks: &Kustomization) -> Option<Source> {
     let r = SourceRef::of(ks);
-    if !source::is_supported(&r.kind) || cross_namespace_ref(ks, &ctx.opts).is_some() {
+    if !source::is_supported(&r.kind)
+        || cross_namespace_ref(ks, &ctx.opts).is_some()
+        || external_artifact_denied(ks, &ctx.opts).is_some()
+    {
         return None;
     }
     match source::get(&ctx.client, &r).await {

@@ -1,11 +1,14 @@
-//! The sources a Kustomization can apply, GitRepository, OCIRepository and
-//! Bucket, behind one code path: [`SourceObject`] says what the controller needs of
+//! The sources a Kustomization can apply, GitRepository, OCIRepository,
+//! Bucket and (behind Flux's `ExternalArtifact` feature gate) ExternalArtifact,
+//! behind one code path: [`SourceObject`] says what the controller needs of
 //! a source kind (its Artifact), [`Source`] holds one of them, and
 //! [`SourceStores`] are the reflector caches the reconciler and the
 //! `dependsOn` rule read. Every kind's Artifact is a tar.gz file the source
 //! controller stores and serves the same way, so the render pipeline reads
 //! them alike (from the local storage when in-process, else from
-//! `status.artifact.url`).
+//! `status.artifact.url`). An ExternalArtifact's producer serves it: it is
+//! always downloaded, never looked up in sluice's storage by its `path`,
+//! which its producer wrote.
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use sluice_api::kustomization::SourceKind;
 use sluice_api::meta::Artifact;
-use sluice_api::{Bucket, GitRepository, Kustomization, OCIRepository};
+use sluice_api::{Bucket, ExternalArtifact, GitRepository, Kustomization, OCIRepository};
 
 /// A source kind the controller applies from.
 pub(crate) trait SourceObject:
@@ -39,8 +42,8 @@ pub(crate) trait SourceObject:
     /// Wraps the object.
     fn into_source(self: Arc<Self>) -> Source;
 
-    /// This kind's cache.
-    fn store(stores: &SourceStores) -> &Store<Self>;
+    /// This kind's cache, if it is watched.
+    fn store(stores: &SourceStores) -> Option<&Store<Self>>;
 }
 
 impl SourceObject for GitRepository {
@@ -54,8 +57,8 @@ impl SourceObject for GitRepository {
         Source::Git(self)
     }
 
-    fn store(stores: &SourceStores) -> &Store<Self> {
-        &stores.git
+    fn store(stores: &SourceStores) -> Option<&Store<Self>> {
+        Some(&stores.git)
     }
 }
 
@@ -70,8 +73,8 @@ impl SourceObject for OCIRepository {
         Source::Oci(self)
     }
 
-    fn store(stores: &SourceStores) -> &Store<Self> {
-        &stores.oci
+    fn store(stores: &SourceStores) -> Option<&Store<Self>> {
+        Some(&stores.oci)
     }
 }
 
@@ -86,18 +89,38 @@ impl SourceObject for Bucket {
         Source::Bucket(self)
     }
 
-    fn store(stores: &SourceStores) -> &Store<Self> {
-        &stores.bucket
+    fn store(stores: &SourceStores) -> Option<&Store<Self>> {
+        Some(&stores.bucket)
     }
 }
 
-/// Whether the controller applies from sources of `kind` (ExternalArtifact
-/// is refused, naming the kind).
+impl SourceObject for ExternalArtifact {
+    const KIND: SourceKind = SourceKind::ExternalArtifact;
+
+    fn current_artifact(&self) -> Option<&Artifact> {
+        self.artifact()
+    }
+
+    fn into_source(self: Arc<Self>) -> Source {
+        Source::External(self)
+    }
+
+    fn store(stores: &SourceStores) -> Option<&Store<Self>> {
+        stores.external.as_ref()
+    }
+}
+
+/// Whether the controller applies from sources of `kind`: every kind of Flux's
+/// CRD (an ExternalArtifact only with its feature gate, checked apart).
 pub(crate) fn is_supported(kind: &SourceKind) -> bool {
-    matches!(
-        kind,
-        SourceKind::GitRepository | SourceKind::OciRepository | SourceKind::Bucket
-    )
+    kind.is_known()
+}
+
+/// Whether an artifact of a source of `kind` may be read from sluice's own storage by its
+/// `path`: not an ExternalArtifact's, whose path its producer wrote (and could point at another
+/// source's artifact there); that one is downloaded from its URL and checked against its digest.
+pub(crate) fn in_local_storage(kind: &SourceKind) -> bool {
+    *kind != SourceKind::ExternalArtifact
 }
 
 /// A Kustomization's source, of any supported kind.
@@ -106,6 +129,7 @@ pub(crate) enum Source {
     Git(Arc<GitRepository>),
     Oci(Arc<OCIRepository>),
     Bucket(Arc<Bucket>),
+    External(Arc<ExternalArtifact>),
 }
 
 impl Source {
@@ -115,6 +139,7 @@ impl Source {
             Source::Git(g) => g.current_artifact(),
             Source::Oci(o) => o.current_artifact(),
             Source::Bucket(b) => b.current_artifact(),
+            Source::External(e) => e.current_artifact(),
         }
     }
 
@@ -161,19 +186,21 @@ impl fmt::Display for SourceRef {
 }
 
 /// The reflector caches of every source kind (all of them in the watched
-/// scope: a Kustomization of this shard may use any source).
+/// scope: a Kustomization of this shard may use any source). ExternalArtifacts
+/// are watched only with their feature gate on, as in Flux.
 #[derive(Clone)]
 pub(crate) struct SourceStores {
     git: Store<GitRepository>,
     oci: Store<OCIRepository>,
     bucket: Store<Bucket>,
+    external: Option<Store<ExternalArtifact>>,
 }
 
 impl SourceStores {
     /// The source `r` names, from the caches.
     pub fn get(&self, r: &SourceRef) -> Option<Source> {
         fn cached<K: SourceObject>(stores: &SourceStores, r: &SourceRef) -> Option<Source> {
-            K::store(stores)
+            K::store(stores)?
                 .get(&KubeRef::new(&r.name).within(&r.namespace))
                 .map(K::into_source)
         }
@@ -181,21 +208,31 @@ impl SourceStores {
             SourceKind::GitRepository => cached::<GitRepository>(self, r),
             SourceKind::OciRepository => cached::<OCIRepository>(self, r),
             SourceKind::Bucket => cached::<Bucket>(self, r),
-            _ => None,
+            SourceKind::ExternalArtifact => cached::<ExternalArtifact>(self, r),
+            SourceKind::Unknown(_) => None,
         }
     }
 
     /// Waits until every cache has its first list. Fails when a watch ends
     /// before that.
     pub async fn wait_until_ready(&self) -> Result<(), String> {
-        let (git, oci, bucket) = futures::join!(
+        let external = async {
+            match &self.external {
+                Some(store) => store.wait_until_ready().await.map_err(drop),
+                None => Ok(()),
+            }
+        };
+        let (git, oci, bucket, external) = futures::join!(
             self.git.wait_until_ready(),
             self.oci.wait_until_ready(),
-            self.bucket.wait_until_ready()
+            self.bucket.wait_until_ready(),
+            external
         );
         git.map_err(|_| "the GitRepository watch ended before its first list".to_string())?;
         oci.map_err(|_| "the OCIRepository watch ended before its first list".to_string())?;
         bucket.map_err(|_| "the Bucket watch ended before its first list".to_string())?;
+        external
+            .map_err(|_| "the ExternalArtifact watch ended before its first list".to_string())?;
         Ok(())
     }
 }
@@ -209,14 +246,29 @@ pub(crate) struct SourceReflectors {
 impl SourceReflectors {
     /// Starts a reflector per source kind, in the scope's namespace (all
     /// when none; never the sharding selector, which is the
-    /// Kustomizations').
-    pub fn start(client: &Client, scope: &sluice_runtime::WatchScope) -> Self {
+    /// Kustomizations'); ExternalArtifacts only when `external_artifacts`.
+    pub fn start(
+        client: &Client,
+        scope: &sluice_runtime::WatchScope,
+        external_artifacts: bool,
+    ) -> Self {
         let (git, git_task) = reflect(scope.api::<GitRepository>(client));
         let (oci, oci_task) = reflect(scope.api::<OCIRepository>(client));
         let (bucket, bucket_task) = reflect(scope.api::<Bucket>(client));
+        let mut tasks = vec![git_task, oci_task, bucket_task];
+        let external = external_artifacts.then(|| {
+            let (store, task) = reflect(scope.api::<ExternalArtifact>(client));
+            tasks.push(task);
+            store
+        });
         SourceReflectors {
-            stores: SourceStores { git, oci, bucket },
-            tasks: vec![git_task, oci_task, bucket_task],
+            stores: SourceStores {
+                git,
+                oci,
+                bucket,
+                external,
+            },
+            tasks,
         }
     }
 
@@ -270,7 +322,8 @@ pub(crate) async fn get(client: &Client, r: &SourceRef) -> Result<Option<Source>
         SourceKind::GitRepository => fetch::<GitRepository>(client, r).await,
         SourceKind::OciRepository => fetch::<OCIRepository>(client, r).await,
         SourceKind::Bucket => fetch::<Bucket>(client, r).await,
-        _ => Ok(None),
+        SourceKind::ExternalArtifact => fetch::<ExternalArtifact>(client, r).await,
+        SourceKind::Unknown(_) => Ok(None),
     }
 }
 
@@ -318,10 +371,19 @@ mod tests {
     }
 
     #[test]
-    fn git_oci_and_bucket_are_supported_and_external_artifacts_are_not() {
-        assert!(is_supported(&SourceKind::GitRepository));
-        assert!(is_supported(&SourceKind::OciRepository));
-        assert!(is_supported(&SourceKind::Bucket));
-        assert!(!is_supported(&SourceKind::ExternalArtifact));
+    fn only_an_external_artifact_is_never_read_from_local_storage() {
+        let external: ExternalArtifact = serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "ExternalArtifact",
+            "metadata": {"name": "src", "namespace": "infra"},
+            "spec": {},
+        }))
+        .unwrap();
+        let r = SourceRef::of(&ks("ExternalArtifact", Some("infra")));
+        assert!(r.is(&external));
+        assert!(!in_local_storage(&r.kind));
+        for kind in ["GitRepository", "OCIRepository", "Bucket"] {
+            assert!(in_local_storage(&SourceRef::of(&ks(kind, None)).kind));
+        }
     }
 }

@@ -43,6 +43,10 @@ pub struct Tenancy {
     pub insecure_kubeconfig_tls: bool,
     /// Flux's `--insecure-kubeconfig-exec`: a `spec.kubeConfig` may run an `exec` plugin.
     pub insecure_kubeconfig_exec: bool,
+    /// Flux's `--feature-gates=ExternalArtifact=true`: Kustomizations and HelmReleases may
+    /// consume ExternalArtifacts. Off by default, as in Flux: an ExternalArtifact's URL is
+    /// whatever whoever may write its status wrote.
+    pub external_artifacts: bool,
 }
 
 impl Tenancy {
@@ -81,11 +85,83 @@ impl Tenancy {
     pub fn allows(&self, namespace: &str, other: &str) -> bool {
         !self.no_cross_namespace_refs || namespace == other
     }
+
+    /// The refusal of the ExternalArtifact `namespace/name` while the feature gate is off, in
+    /// Flux's words (reason [`ACCESS_DENIED_REASON`]); `None` when it is on.
+    pub fn external_artifact_denied(&self, namespace: &str, name: &str) -> Option<String> {
+        (!self.external_artifacts).then(|| {
+            format!(
+                "can't access 'ExternalArtifact/{namespace}/{name}', ExternalArtifact feature gate is disabled"
+            )
+        })
+    }
+}
+
+/// The feature gates sluice knows, as Flux's controllers spell them.
+pub const FEATURE_GATES: &[&str] = &["ExternalArtifact"];
+
+/// Parses Flux's `--feature-gates` value (`Name=true,Other=false`) into the gates it turns on or
+/// off. A gate sluice does not know is an error naming it, as Flux's controllers refuse one, so
+/// that a flag copied from a Flux deployment is never silently ignored.
+pub fn parse_feature_gates(value: &str) -> Result<Vec<(String, bool)>, String> {
+    let mut gates = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, on) = item
+            .split_once('=')
+            .ok_or_else(|| format!("missing bool value for feature gate {item}"))?;
+        let (name, on) = (name.trim(), on.trim());
+        let on = match on.to_ascii_lowercase().as_str() {
+            "true" | "1" | "t" => true,
+            "false" | "0" | "f" => false,
+            _ => return Err(format!("invalid value of {name}={on}, err: not a bool")),
+        };
+        if !FEATURE_GATES.contains(&name) {
+            return Err(format!(
+                "unrecognized feature gate: {name} (sluice knows {})",
+                FEATURE_GATES.join(", ")
+            ));
+        }
+        gates.push((name.to_owned(), on));
+    }
+    Ok(gates)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feature_gates_parse_as_fluxs_and_unknown_ones_are_refused() {
+        assert_eq!(parse_feature_gates(""), Ok(vec![]));
+        assert_eq!(
+            parse_feature_gates("ExternalArtifact=true"),
+            Ok(vec![("ExternalArtifact".into(), true)])
+        );
+        assert_eq!(
+            parse_feature_gates(" ExternalArtifact = false ,"),
+            Ok(vec![("ExternalArtifact".into(), false)])
+        );
+        let unknown = parse_feature_gates("ExternalArtifact=true,OOMWatch=true").unwrap_err();
+        assert!(
+            unknown.contains("unrecognized feature gate: OOMWatch"),
+            "{unknown}"
+        );
+        assert!(parse_feature_gates("ExternalArtifact").is_err());
+        assert!(parse_feature_gates("ExternalArtifact=maybe").is_err());
+
+        let off = Tenancy::default();
+        assert_eq!(
+            off.external_artifact_denied("apps", "gen").as_deref(),
+            Some(
+                "can't access 'ExternalArtifact/apps/gen', ExternalArtifact feature gate is disabled"
+            )
+        );
+        let on = Tenancy {
+            external_artifacts: true,
+            ..Tenancy::default()
+        };
+        assert_eq!(on.external_artifact_denied("apps", "gen"), None);
+    }
 
     fn sa(ns: &str, name: &str) -> Option<ServiceAccountRef> {
         Some(ServiceAccountRef {

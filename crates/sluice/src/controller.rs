@@ -219,6 +219,13 @@ struct KustomizationArgs {
     #[arg(long = "sops-age-secret", value_name = "NAME")]
     sops_age_secret: Option<String>,
 
+    /// Flux's feature gates, `Name=true,...`. sluice knows `ExternalArtifact`
+    /// (off by default, as in Flux): Kustomizations and HelmReleases may then
+    /// apply ExternalArtifacts, whose producer serves them. Any other gate is
+    /// refused by name.
+    #[arg(long = "feature-gates", value_name = "GATES", value_parser = feature_gates)]
+    feature_gates: Vec<FeatureGates>,
+
     /// Refuse remote kustomize bases and resources: build only what is in
     /// the source artifact.
     #[arg(long = "no-remote-bases", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set, value_name = "BOOL")]
@@ -345,7 +352,23 @@ fn tenancy(args: &KustomizationArgs) -> sluice_runtime::Tenancy {
         no_cross_namespace_refs: args.no_cross_namespace_refs,
         insecure_kubeconfig_tls: args.insecure_kubeconfig_tls,
         insecure_kubeconfig_exec: args.insecure_kubeconfig_exec,
+        external_artifacts: args
+            .feature_gates
+            .iter()
+            .flat_map(|g| &g.0)
+            .rev()
+            .find(|(name, _)| name == "ExternalArtifact")
+            .is_some_and(|(_, on)| *on),
     }
+}
+
+/// One `--feature-gates` value (the flag may be repeated; the last word on a gate wins).
+#[derive(Clone, Debug)]
+struct FeatureGates(Vec<(String, bool)>);
+
+/// `--feature-gates`, checked at parse time (a typo stops the start, naming the gate).
+fn feature_gates(value: &str) -> std::result::Result<FeatureGates, String> {
+    sluice_runtime::tenancy::parse_feature_gates(value).map(FeatureGates)
 }
 
 fn metrics_registry() -> (
@@ -880,6 +903,23 @@ mod tests {
         // An empty flag is no account, as in Flux.
         assert_eq!(both.default_service_account, None);
         assert!(both.no_cross_namespace_refs);
+        assert!(!both.external_artifacts);
+        assert!(t(&["x", "--feature-gates=ExternalArtifact=true"]).external_artifacts);
+        assert!(
+            !t(&[
+                "x",
+                "--feature-gates=ExternalArtifact=true,ExternalArtifact=false"
+            ])
+            .external_artifacts
+        );
+        let unknown = Wrapper::try_parse_from(["x", "--feature-gates=GroupChangeLog=true"])
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.contains("unrecognized feature gate: GroupChangeLog"),
+            "{unknown}"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use sluice_api::meta::{self, FluxObject};
-use sluice_api::{HelmRelease, OCIRepository};
+use sluice_api::{ExternalArtifact, HelmRelease, OCIRepository};
 use sluice_helmrelease::storage::Storage;
 use sluice_testsupport::{TestNamespace, wait_for};
 
@@ -1750,5 +1750,140 @@ async fn a_kube_config_releases_on_the_cluster_it_names() {
         cms.get_opt("greet-greeting").await.unwrap().is_none(),
         "uninstalled on the cluster of the kubeconfig"
     );
+    f.stop().await;
+}
+
+/// Writes ExternalArtifact `name`'s status as its producer would: the chart served at `url`.
+async fn produce_chart(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    url: &str,
+    revision: &str,
+    digest: &str,
+) {
+    let eas: Api<ExternalArtifact> = Api::namespaced(client.clone(), ns);
+    if eas.get_opt(name).await.unwrap().is_none() {
+        let ea: ExternalArtifact = serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "ExternalArtifact",
+            "metadata": {"name": name, "namespace": ns}, "spec": {},
+        }))
+        .unwrap();
+        eas.create(&PostParams::default(), &ea).await.unwrap();
+    }
+    eas.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"artifact": {
+            // A path in sluice's storage that holds nothing: the URL is what is read.
+            "path": format!("externalartifact/{ns}/{name}/chart.tgz"), "url": url,
+            "revision": revision, "digest": digest, "lastUpdateTime": "2026-12-08T00:00:00Z",
+        }}})),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn external_artifacts_are_charts_behind_the_feature_gate() {
+    let f = Fixture::start_with("hr-ea", |_| sluice_runtime::Tenancy {
+        external_artifacts: true,
+        ..Default::default()
+    })
+    .await;
+    let (client, name) = (f.client.clone(), f.name.clone());
+    let chart_dir = tempfile::tempdir().unwrap();
+    let archive = chart_archive(chart_dir.path());
+    let digest = sluice_git::archive::digest_bytes(&archive);
+    let server = sluice_testsupport::static_http::StaticServer::start([("/greet.tgz", archive)]);
+    let url = format!("{}/greet.tgz", server.url);
+    let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
+
+    // A revision with a digest: the chart's version carries it, as from an OCIRepository.
+    produce_chart(
+        &client,
+        &name,
+        "by-digest",
+        &url,
+        &format!("latest@{digest}"),
+        &digest,
+    )
+    .await;
+    let spec = json!({"chartRef": {"kind": "ExternalArtifact", "name": "by-digest"}});
+    hrs.create(
+        &PostParams::default(),
+        &helm_release(&name, "greet", "30s", spec),
+    )
+    .await
+    .unwrap();
+    let installed = wait_for(&hrs, "greet", Duration::from_secs(60), |hr| hr.is_ready()).await;
+    let version = format!("0.1.0+{}", &digest["sha256:".len()..][..12]);
+    assert_eq!(
+        ready_message(&installed),
+        format!(
+            "True InstallSucceeded: Helm install succeeded for release {name}/greet.v1 with chart greet@{version}"
+        )
+    );
+    let latest = installed.status.clone().unwrap().latest().cloned().unwrap();
+    // helm-controller records a revision that is not `<semver>@<digest>` whole.
+    let recorded = format!("latest@{digest}");
+    assert_eq!(latest.oci_digest.as_deref(), Some(recorded.as_str()));
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
+    assert!(cms.get_opt("greet-greeting").await.unwrap().is_some());
+
+    // A plain version as the revision: the chart's version is left as it is.
+    produce_chart(&client, &name, "by-version", &url, "0.1.0", &digest).await;
+    let spec = json!({"releaseName": "plain",
+        "chartRef": {"kind": "ExternalArtifact", "name": "by-version"}});
+    hrs.create(
+        &PostParams::default(),
+        &helm_release(&name, "plain", "30s", spec),
+    )
+    .await
+    .unwrap();
+    let plain = wait_for(&hrs, "plain", Duration::from_secs(60), |hr| hr.is_ready()).await;
+    let latest = plain.status.clone().unwrap().latest().cloned().unwrap();
+    assert_eq!(latest.chart_version, "0.1.0");
+    assert_eq!(latest.oci_digest, None);
+
+    // The producer's next artifact wakes the release at once (its interval is 10 minutes),
+    // and one whose digest does not match what is served is refused.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    produce_chart(&client, &name, "by-version", &url, "0.1.1", &wrong).await;
+    let refused = wait_for(&hrs, "plain", Duration::from_secs(60), |hr| {
+        ready_message(hr).contains("computed digest doesn't match")
+    })
+    .await;
+    assert!(
+        ready_message(&refused).starts_with("False ArtifactFailed"),
+        "{}",
+        ready_message(&refused)
+    );
+    f.stop().await;
+}
+
+#[tokio::test]
+async fn without_the_feature_gate_an_external_artifact_chart_is_access_denied() {
+    let f = Fixture::start("hr-ea-gate").await;
+    let (client, name) = (f.client.clone(), f.name.clone());
+    let hrs: Api<HelmRelease> = Api::namespaced(client.clone(), &name);
+    let spec = json!({"chartRef": {"kind": "ExternalArtifact", "name": "generated"}});
+    hrs.create(
+        &PostParams::default(),
+        &helm_release(&name, "greet", "30s", spec),
+    )
+    .await
+    .unwrap();
+    let denied = wait_for(&hrs, "greet", Duration::from_secs(60), |hr| {
+        ready_message(hr).starts_with("False AccessDenied")
+    })
+    .await;
+    assert_eq!(
+        ready_message(&denied),
+        format!(
+            "False AccessDenied: can't access 'ExternalArtifact/{name}/generated', ExternalArtifact feature gate is disabled"
+        )
+    );
+    assert!(condition(&denied, "Stalled").starts_with("True AccessDenied"));
     f.stop().await;
 }

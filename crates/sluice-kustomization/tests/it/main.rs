@@ -9,6 +9,7 @@ mod apply_health;
 mod bad_input;
 mod binary;
 mod bucket_source;
+mod external_artifact;
 mod inventory_guard;
 mod kustomization;
 mod oci_source;

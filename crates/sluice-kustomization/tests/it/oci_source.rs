@@ -166,26 +166,3 @@ async fn a_missing_oci_repository_is_named_until_it_exists() {
     let ks = env.wait_ready("apps", &rev).await;
     assert!(ks.is_ready());
 }
-
-#[tokio::test]
-async fn external_artifact_sources_are_refused_by_name() {
-    let env = Env::start("ks-src-kinds").await;
-    env.kustomization(
-        "external",
-        json!({"path": "./", "sourceRef": {"kind": "ExternalArtifact", "name": "src"}}),
-    )
-    .await;
-    let ks = env
-        .wait_ks("external", |k| {
-            ready(k).is_some_and(|c| c.0 == "False" && c.2.contains("ExternalArtifact"))
-        })
-        .await;
-    assert_eq!(
-        ready_message(&ks),
-        "source kind ExternalArtifact is not supported by sluice yet"
-    );
-    assert!(sluice_api::meta::is_condition_true(
-        ks.conditions(),
-        sluice_api::meta::STALLED_CONDITION
-    ));
-}
