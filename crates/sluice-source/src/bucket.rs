@@ -56,7 +56,7 @@ const MAX_IGNORE_BYTES: u64 = 1 << 20;
 /// Objects downloaded at once.
 const PARALLEL_DOWNLOADS: usize = 4;
 
-source_status!(BucketStatus);
+source_status!(url: BucketStatus);
 
 /// What a Bucket records beside its artifact.
 #[derive(Clone, Debug, Default)]
@@ -68,6 +68,7 @@ impl SourceKind for Bucket {
     type Status = BucketStatus;
     type Observed = Observed;
     const KIND: &'static str = KIND;
+    const LATEST_LINK: Option<&'static str> = Some("latest.tar.gz");
 
     spec_accessors!(BucketStatus);
     fn record(&self, status: &mut BucketStatus, observed: &Observed) {
@@ -444,9 +445,49 @@ fn fetch_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconciler::conclude;
+    use sluice_runtime::History;
 
     fn spec(v: serde_json::Value) -> BucketSpec {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_stored_artifact_sets_the_status_url_to_its_latest_link_and_a_failure_keeps_it() {
+        let bucket = Bucket::new("fleet", BucketSpec::new("fleet", "minio:9000", "5m"));
+        let artifact: Artifact = serde_json::from_value(serde_json::json!({
+            "path": "bucket/ns/fleet/sha256:ab.tar.gz",
+            "url": "http://source.flux-system.svc/bucket/ns/fleet/sha256:ab.tar.gz",
+            "revision": "sha256:ab", "digest": "sha256:cd",
+            "lastUpdateTime": "2026-12-08T00:00:00Z",
+        }))
+        .unwrap();
+        let ok = Stored {
+            artifact,
+            reason: SUCCEEDED_REASON,
+            message: "stored artifact: revision 'sha256:ab'".into(),
+            event: None,
+            observed: Observed { ignore: None },
+        };
+        let run = |old: &BucketStatus, result: &Result<Stored<Observed>, Failure>| {
+            let policy =
+                crate::reconciler::policy(Duration::from_secs(60), Bucket::CLEARED_ON_SUCCESS);
+            conclude(
+                &bucket,
+                old,
+                result,
+                &policy,
+                History {
+                    consecutive_failures: 0,
+                },
+            )
+            .0
+        };
+        let stored = run(&BucketStatus::default(), &Ok(ok));
+        let url = "http://source.flux-system.svc/bucket/ns/fleet/latest.tar.gz";
+        assert_eq!(stored.url.as_deref(), Some(url));
+        let failed = run(&stored, &Err(Failure::new("BucketOperationFailed", "down")));
+        assert_eq!(failed.url.as_deref(), Some(url));
     }
 
     #[test]

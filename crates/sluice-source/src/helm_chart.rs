@@ -60,7 +60,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 /// from several repositories.
 const BUILD_WITH_DEPENDENCIES_TIMEOUT: Duration = Duration::from_secs(300);
 
-source_status!(HelmChartStatus);
+source_status!(url: HelmChartStatus);
 
 /// What a HelmChart records beside its artifact.
 #[derive(Clone, Debug, Default)]
@@ -74,6 +74,7 @@ impl SourceKind for HelmChart {
     type Status = HelmChartStatus;
     type Observed = Observed;
     const KIND: &'static str = KIND;
+    const LATEST_LINK: Option<&'static str> = Some("latest.tar.gz");
     const CLEARED_ON_SUCCESS: &'static [&'static str] = &[
         flux::FETCH_FAILED_CONDITION,
         BUILD_FAILED_CONDITION,

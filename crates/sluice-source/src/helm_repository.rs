@@ -45,12 +45,13 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest index downloaded (Flux's `--helm-index-max-size` default).
 pub const MAX_INDEX_BYTES: u64 = 50 << 20;
 
-source_status!(HelmRepositoryStatus);
+source_status!(url: HelmRepositoryStatus);
 
 impl SourceKind for HelmRepository {
     type Status = HelmRepositoryStatus;
     type Observed = ();
     const KIND: &'static str = KIND;
+    const LATEST_LINK: Option<&'static str> = Some("index.yaml");
 
     fn status(&self) -> Option<&HelmRepositoryStatus> {
         self.status.as_ref()

@@ -44,7 +44,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// the controller's disk.
 pub const MAX_LAYER_BYTES: u64 = 512 << 20;
 
-source_status!(OCIRepositoryStatus);
+source_status!(url: OCIRepositoryStatus);
 
 /// What an OCIRepository records beside its artifact.
 #[derive(Clone, Debug, Default)]
@@ -56,6 +56,7 @@ impl SourceKind for OCIRepository {
     type Status = OCIRepositoryStatus;
     type Observed = Observed;
     const KIND: &'static str = KIND;
+    const LATEST_LINK: Option<&'static str> = Some("latest.tar.gz");
 
     spec_accessors!(OCIRepositoryStatus);
     fn record(&self, status: &mut OCIRepositoryStatus, observed: &Observed) {

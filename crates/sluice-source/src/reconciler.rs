@@ -79,11 +79,15 @@ pub(crate) trait SourceStatus:
     fn conditions_field(&mut self) -> &mut Option<Vec<Condition>>;
     fn set_observed_generation(&mut self, generation: Option<i64>);
     fn set_last_handled_reconcile_at(&mut self, requested: String);
+    /// Sets `status.url`, the stable link to the latest artifact, on the kinds that have one
+    /// (every kind but GitRepository).
+    fn set_url(&mut self, _url: Option<String>) {}
 }
 
-/// Implements [`SourceStatus`] for a status struct with Flux's field names.
+/// Implements [`SourceStatus`] for a status struct with Flux's field names; `url:` before the
+/// types for those with a `status.url`.
 macro_rules! source_status {
-    ($($status:ty),* $(,)?) => {$(
+    (@impl $status:ty { $($extra:tt)* }) => {
         impl $crate::reconciler::SourceStatus for $status {
             fn artifact(&self) -> Option<&sluice_api::meta::Artifact> {
                 self.artifact.as_ref()
@@ -102,7 +106,18 @@ macro_rules! source_status {
             fn set_last_handled_reconcile_at(&mut self, requested: String) {
                 self.last_handled_reconcile_at = Some(requested);
             }
+            $($extra)*
         }
+    };
+    (url: $($status:ty),* $(,)?) => {$(
+        $crate::reconciler::source_status!(@impl $status {
+            fn set_url(&mut self, url: Option<String>) {
+                self.url = url;
+            }
+        });
+    )*};
+    ($($status:ty),* $(,)?) => {$(
+        $crate::reconciler::source_status!(@impl $status {});
     )*};
 }
 pub(crate) use source_status;
@@ -145,6 +160,10 @@ pub(crate) trait SourceKind:
 
     /// The kind's name (`OCIRepository`), for metrics and the storage path.
     const KIND: &'static str;
+    /// The name of the link to the latest artifact beside it in the storage, which
+    /// `status.url` points at (`latest.tar.gz`; a HelmRepository's `index.yaml`), as Flux's
+    /// storage keeps it; `None` for a kind without `status.url` (GitRepository).
+    const LATEST_LINK: Option<&'static str> = None;
     /// The conditions a success clears besides Reconciling and Stalled.
     const CLEARED_ON_SUCCESS: &'static [&'static str] = &[
         FETCH_FAILED_CONDITION,
@@ -292,6 +311,9 @@ pub(crate) fn conclude<K: SourceKind>(
                 ),
             );
             new.set_artifact(ok.artifact.clone());
+            if let Some(link) = K::LATEST_LINK {
+                new.set_url(Some(beside(&ok.artifact.url, link)));
+            }
             new.set_observed_generation(generation);
             obj.record(&mut new, &ok.observed);
             Outcome::Succeeded {
@@ -429,6 +451,12 @@ async fn apply<K: SourceKind>(obj: Arc<K>, ctx: Arc<Ctx>) -> Result<Action, Erro
         },
     );
 
+    if let (Ok(ok), Some(link)) = (&result, K::LATEST_LINK) {
+        // Best effort, as Flux's: the artifact itself is stored and served either way.
+        if let Err(e) = ctx.storage.link_latest(&ok.artifact.path, link) {
+            tracing::warn!(kind = K::KIND, namespace = %ns, name = %name, "failed to update status URL symlink: {e}");
+        }
+    }
     if new != old {
         sluice_runtime::status::patch(&ctx.client, &*obj, &new, FIELD_MANAGER).await?;
     }
@@ -439,6 +467,14 @@ async fn apply<K: SourceKind>(obj: Arc<K>, ctx: Arc<Ctx>) -> Result<Action, Erro
     metrics.observe_duration(K::KIND, &ns, &name, started.elapsed());
     observe(&new);
     Ok(Action::requeue(next))
+}
+
+/// The URL of `name` in the same directory as the artifact at `url`.
+fn beside(url: &str, name: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/{name}"),
+        None => name.to_owned(),
+    }
 }
 
 /// Writes an artifact file through `write` (see

@@ -177,6 +177,28 @@ impl Storage {
         Ok(removed)
     }
 
+    /// Points the link `link` (`latest.tar.gz`) beside the artifact at `rel_path` to it, replacing
+    /// an older link atomically, as Flux's `Storage.Symlink` does for `status.url`. The link is
+    /// relative (to the file beside it), so it never leads out of the object's directory, and
+    /// garbage collection, which keeps only regular files, leaves it alone.
+    pub fn link_latest(&self, rel_path: &str, link: &str) -> std::io::Result<()> {
+        let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidInput, rel_path.to_owned());
+        let file = safe_join(&self.root, rel_path)
+            .filter(|p| p.is_file())
+            .ok_or_else(invalid)?;
+        let (Some(dir), Some(target)) = (file.parent(), file.file_name()) else {
+            return Err(invalid());
+        };
+        let path = dir.join(link);
+        if std::fs::read_link(&path).is_ok_and(|t| t.as_os_str() == target) {
+            return Ok(());
+        }
+        let tmp = dir.join(format!(".tmp-link-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(target, &tmp)?;
+        std::fs::rename(&tmp, &path)
+    }
+
     /// Removes everything stored for an object (on deletion).
     pub fn remove_object(&self, kind: &str, namespace: &str, name: &str) -> std::io::Result<()> {
         let dir = self.root.join(Self::object_dir_rel(kind, namespace, name));
@@ -240,6 +262,49 @@ mod tests {
             s.url_for(&w.path),
             "http://source.example:9090/gitrepository/ns/repo/abc.tar.gz"
         );
+    }
+
+    #[test]
+    fn the_latest_link_follows_the_artifact_and_outlives_garbage_collection() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::new(dir.path(), "http://h");
+        let write = |name: &str, body: &[u8]| {
+            s.write_artifact::<std::io::Error>("OCIRepository", "ns", "app", name, |o| {
+                o.write_all(body)
+            })
+            .unwrap()
+        };
+        let link = dir.path().join("ocirepository/ns/app/latest.tar.gz");
+        let first = write("sha256:1.tar.gz", b"one");
+        s.link_latest(&first.path, "latest.tar.gz").unwrap();
+        assert_eq!(std::fs::read(&link).unwrap(), b"one");
+        // Relative, so it stays inside the object's directory.
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            std::path::PathBuf::from("sha256:1.tar.gz")
+        );
+        // Again: nothing to do.
+        s.link_latest(&first.path, "latest.tar.gz").unwrap();
+        let second = write("sha256:2.tar.gz", b"two");
+        s.link_latest(&second.path, "latest.tar.gz").unwrap();
+        assert_eq!(std::fs::read(&link).unwrap(), b"two");
+        let removed = s
+            .garbage_collect("OCIRepository", "ns", "app", &second.path, 1)
+            .unwrap();
+        assert_eq!(removed, vec!["sha256:1.tar.gz"]);
+        assert_eq!(std::fs::read(&link).unwrap(), b"two");
+        let mut left: Vec<String> = std::fs::read_dir(dir.path().join("ocirepository/ns/app"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["latest.tar.gz", "sha256:2.tar.gz"]);
+        // Only a stored file is linked to.
+        assert!(
+            s.link_latest("ocirepository/ns/app/none.tar.gz", "latest.tar.gz")
+                .is_err()
+        );
+        assert!(s.link_latest("../outside.tar.gz", "latest.tar.gz").is_err());
     }
 
     #[test]

@@ -173,6 +173,18 @@ async fn a_bucket_s_objects_become_an_artifact_with_flux_s_revision() {
     assert_eq!(code, 200);
     let files = untar(&body);
     assert_eq!(files.keys().cloned().collect::<Vec<_>>(), ["apps/cm.yaml"]);
+    // status.url, as Flux's: the stable link to the latest artifact, which follows it.
+    let latest = json(&moved)["status"]["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        latest,
+        format!("{}/latest.tar.gz", a.url.rsplit_once('/').unwrap().0)
+    );
+    let (code, linked) = http_get(&latest).await;
+    assert_eq!(code, 200);
+    assert_eq!(linked, body);
     assert_eq!(
         String::from_utf8_lossy(&files["apps/cm.yaml"]),
         configmap("app", "2")

@@ -87,6 +87,23 @@ async fn a_chart_from_an_http_repository_follows_new_versions_and_polls_cheaply(
     assert_eq!(reason, "ChartPullSucceeded");
     assert_eq!(message, "pulled 'hello' chart with version '0.1.0'");
     assert_eq!(http_get(&a.url).await.1, v010, "pulled as it is");
+    // status.url, as Flux's: a link beside the artifact (the repository's `index.yaml`, the
+    // chart's `latest.tar.gz`).
+    let dir_of = |url: &str| url.rsplit_once('/').unwrap().0.to_owned();
+    for (status, link, want) in [
+        (json(&repo), "index.yaml", body.clone()),
+        (json(&chart), "latest.tar.gz", v010.clone()),
+    ] {
+        let url = status["status"]["url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let artifact_url = status["status"]["artifact"]["url"]
+            .as_str()
+            .unwrap_or_default();
+        assert_eq!(url, format!("{}/{link}", dir_of(artifact_url)));
+        assert_eq!(http_get(&url).await.1, want, "{url}");
+    }
     assert_eq!(json(&chart)["status"]["observedChartName"], "hello");
     assert_eq!(
         json(&chart)["status"]["observedSourceArtifactRevision"],
