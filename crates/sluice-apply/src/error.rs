@@ -259,13 +259,16 @@ fn no_match_hint(api_version: &str) -> &'static str {
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     match group {
         "helm.toolkit.fluxcd.io" => {
-            " (HelmReleases are served by Flux's helm-controller beside sluice, with its CRDs; or by sluice's own HelmRelease controller, a preview: `sluice controller --helmrelease` with Flux's HelmRelease CRD)"
+            " (HelmReleases are served by sluice's HelmRelease controller, whose CRD `sluice install --helmrelease` installs, or by Flux's helm-controller with its CRDs)"
         }
         "source.toolkit.fluxcd.io" => {
-            " (sluice serves GitRepository, OCIRepository, HelmRepository and HelmChart; Bucket and ExternalArtifact need Flux's source-controller)"
+            " (sluice serves GitRepository, OCIRepository, HelmRepository, HelmChart and Bucket, and reads ExternalArtifact; `sluice install` installs their CRDs)"
         }
-        "notification.toolkit.fluxcd.io" | "image.toolkit.fluxcd.io" => {
-            " (served by a Flux controller that sluice does not replace)"
+        "notification.toolkit.fluxcd.io" => {
+            " (Alerts, Providers and Receivers are served by sluice with `--notification`, whose CRDs `sluice install --notification` installs, or by Flux's notification-controller)"
+        }
+        "image.toolkit.fluxcd.io" => {
+            " (served by Flux's image automation controllers, which sluice does not replace)"
         }
         _ => {
             " (is its CustomResourceDefinition installed? If another Kustomization applies it, list that one in dependsOn)"
