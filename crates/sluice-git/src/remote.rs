@@ -131,7 +131,7 @@ impl GitRemoteLoader {
 
     /// The cache directory of one repository.
     pub fn repo_dir(&self, clone_url: &str) -> PathBuf {
-        self.cache.join(hex(&Sha256::digest(clone_url.as_bytes())))
+        self.cache.join(crate::archive::hex(&Sha256::digest(clone_url.as_bytes())))
     }
 
     /// Makes `url` at `git_ref` (default: the remote's HEAD) available in
@@ -490,10 +490,6 @@ fn git_error(message: String) -> GitError {
 
 fn is_full_sha(s: &str) -> bool {
     (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `(path, url)` of each `[submodule "..."]` section of a `.gitmodules`.
