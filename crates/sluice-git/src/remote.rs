@@ -131,7 +131,8 @@ impl GitRemoteLoader {
 
     /// The cache directory of one repository.
     pub fn repo_dir(&self, clone_url: &str) -> PathBuf {
-        self.cache.join(crate::archive::hex(&Sha256::digest(clone_url.as_bytes())))
+        self.cache
+            .join(crate::archive::hex(&Sha256::digest(clone_url.as_bytes())))
     }
 
     /// Makes `url` at `git_ref` (default: the remote's HEAD) available in

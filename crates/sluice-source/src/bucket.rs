@@ -203,8 +203,10 @@ async fn sync(
     let old_artifact = old.artifact.clone().filter(|a| ctx.storage.exists(a));
     let (ns2, name2) = (ns.clone(), name.clone());
     let bucket_name = spec.bucket_name.clone();
+    // As Flux's: `spec.timeout` bounds the listing, then again the downloads. Each phase stops at
+    // its deadline, so a run that timed out leaves no download going on behind the next one.
     let fetched = blocking(
-        timeout,
+        timeout.saturating_mul(2),
         |m| {
             fetch_failure(
                 BUCKET_OPERATION_FAILED_REASON,
@@ -226,7 +228,8 @@ async fn sync(
             })
             .map_err(|m| fetch_failure(AUTHENTICATION_FAILED_REASON, m))?;
             let failed = |m: String| fetch_failure(BUCKET_OPERATION_FAILED_REASON, m);
-            let index = list(&s3, spec, bucket).map_err(failed)?;
+            let deadline = Deadline::after(timeout);
+            let index = list(&s3, spec, bucket, &deadline).map_err(failed)?;
             let revision = revision_of(&index);
             if let Some(a) = old_artifact.filter(|a| a.revision == revision) {
                 return Ok(Fetched::Unchanged(a));
@@ -237,7 +240,8 @@ async fn sync(
                 .map_err(|e| {
                     storage_failure(format!("failed to create temporary working directory: {e}"))
                 })?;
-            let index = download(&s3, bucket, index, work.path()).map_err(failed)?;
+            let deadline = Deadline::after(timeout);
+            let index = download(&s3, bucket, index, work.path(), &deadline).map_err(failed)?;
             let revision = revision_of(&index);
             let file = format!("{}.tar.gz", revision.trim_start_matches("sha256:"));
             let written = store(&storage, KIND, &ns2, &name2, &file, |out| {
@@ -293,9 +297,41 @@ enum Fetched {
     },
 }
 
+/// When a phase of a run (the listing, the downloads) must have ended: `spec.timeout` after it
+/// began.
+struct Deadline {
+    at: std::time::Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn after(timeout: Duration) -> Self {
+        Deadline {
+            at: std::time::Instant::now() + timeout,
+            timeout,
+        }
+    }
+
+    /// An error once the deadline has passed.
+    fn check(&self) -> Result<(), String> {
+        if std::time::Instant::now() < self.at {
+            return Ok(());
+        }
+        Err(format!(
+            "timed out after {} (spec.timeout)",
+            sluice_api::meta::format_duration(self.timeout)
+        ))
+    }
+}
+
 /// The bucket's keys and ETags under `spec.prefix`, less the ignored ones
 /// (Flux's `fetchEtagIndex`).
-fn list(s3: &S3, spec: &BucketSpec, bucket: &str) -> Result<BTreeMap<String, String>, String> {
+fn list(
+    s3: &S3,
+    spec: &BucketSpec,
+    bucket: &str,
+    deadline: &Deadline,
+) -> Result<BTreeMap<String, String>, String> {
     match s3.bucket_exists() {
         Ok(true) => {}
         Ok(false) => return Err(format!("bucket '{bucket}' not found")),
@@ -324,6 +360,7 @@ fn list(s3: &S3, spec: &BucketSpec, bucket: &str) -> Result<BTreeMap<String, Str
         if key.ends_with('/') || key == IGNORE_FILE || rules.is_key_ignored(key) {
             return Ok(());
         }
+        deadline.check().map_err(S3Error::Failed)?;
         if index.len() >= MAX_OBJECTS {
             return Err(S3Error::Failed(format!(
                 "more than {MAX_OBJECTS} objects, the most a Bucket's artifact holds"
@@ -346,6 +383,7 @@ fn download(
     bucket: &str,
     index: BTreeMap<String, String>,
     dir: &std::path::Path,
+    deadline: &Deadline,
 ) -> Result<BTreeMap<String, String>, String> {
     let keys: Vec<String> = index.keys().cloned().collect();
     let next = Mutex::new(keys.iter());
@@ -365,6 +403,12 @@ fn download(
                         Err(_) => None,
                     };
                     let Some(key) = key else { return };
+                    if let Err(e) = deadline.check() {
+                        if let Ok(mut first) = first_error.lock() {
+                            first.get_or_insert(e);
+                        }
+                        return;
+                    }
                     match fetch_one(s3, &key, dir, &budget) {
                         Ok(etag) => {
                             if let Ok(mut o) = outcomes.lock() {
@@ -488,6 +532,16 @@ mod tests {
         assert_eq!(stored.url.as_deref(), Some(url));
         let failed = run(&stored, &Err(Failure::new("BucketOperationFailed", "down")));
         assert_eq!(failed.url.as_deref(), Some(url));
+    }
+
+    #[test]
+    fn a_phase_stops_at_its_deadline() {
+        assert_eq!(Deadline::after(Duration::from_secs(60)).check(), Ok(()));
+        let passed = Deadline::after(Duration::ZERO);
+        assert_eq!(
+            passed.check(),
+            Err("timed out after 0s (spec.timeout)".into())
+        );
     }
 
     #[test]
